@@ -264,7 +264,9 @@ type rawMachine struct {
 // resolve turns the raw document into the model, resolving names.
 func resolve(file string, r *rawSpec) (*Spec, error) {
 	var errs []string
-	fail := func(format string, a ...any) { errs = append(errs, fmt.Sprintf("%s: %s", file, fmt.Sprintf(format, a...))) }
+	fail := func(format string, a ...any) {
+		errs = append(errs, fmt.Sprintf("%s: %s", file, fmt.Sprintf(format, a...)))
+	}
 
 	if r.Version != Version {
 		fail("version %d is not supported; set version: %d", r.Version, Version)
