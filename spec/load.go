@@ -2,9 +2,7 @@ package spec
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sort"
@@ -478,67 +476,4 @@ func resolve(file string, r *rawSpec) (*Spec, error) {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
 	}
 	return s, nil
-}
-
-// fingerprint hashes the semantic content of the spec: everything emitted
-// depends on it, nothing else (comments and formatting do not count).
-func fingerprint(s *Spec) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "v%d %s %+v %+v %+v\n", s.Version, s.Name, s.Transport, s.Tables, s.Budget)
-	if s.Target != nil {
-		fmt.Fprintf(h, "target %s %d %d %d %d %d %d %d %d %d\n", s.Target.Name, s.Target.Stages, s.Target.SRAMBlocksPerStage,
-			s.Target.SRAMBlockBits, s.Target.MapRAMBlocksPerStage, s.Target.StatefulALUsPerStage, s.Target.HashUnitsPerStage,
-			s.Target.MaxRegisterBits, s.Target.MinIndexBits, s.Target.MaxIndexBits)
-	}
-	for _, e := range s.Enums {
-		fmt.Fprintf(h, "enum %s %d", e.Name, e.Bits)
-		for _, v := range e.Values {
-			fmt.Fprintf(h, " %s=%d", v.Name, v.Value)
-		}
-		fmt.Fprintln(h)
-	}
-	for _, f := range s.Header.Fields {
-		fmt.Fprintf(h, "hf %s %s %d %d %v %v\n", f.Name, f.Type, f.Bits, f.Const, f.HasConst, f.Reserved)
-	}
-	for _, m := range s.Messages {
-		fmt.Fprintf(h, "msg %s %s %v", m.Name, m.From, m.Fragmented)
-		if m.Stage != nil {
-			fmt.Fprintf(h, " %d", m.Stage.Value)
-		}
-		if m.Fragmentation != nil {
-			fmt.Fprintf(h, " %+v", *m.Fragmentation)
-		}
-		for _, f := range m.Payload {
-			fmt.Fprintf(h, " %s:%s:%d", f.Name, f.Type, f.Bits)
-		}
-		fmt.Fprintln(h)
-	}
-	d := s.Directory
-	fmt.Fprintf(h, "dir %v %d %s %s %v\n", d.Key, d.IndexBits, d.Insert, d.OnFull, d.DeleteOn)
-	for _, l := range d.Levels {
-		fmt.Fprintf(h, "level %+v\n", *l.Hash)
-	}
-	fmt.Fprintf(h, "workload %d %s %s %s\n", s.Workload.Bits, s.Workload.Update, s.Workload.MetricField, s.Workload.Heartbeat)
-	for _, m := range s.Machines {
-		fmt.Fprintf(h, "machine %s %s\n", m.Name, m.Initial.Name)
-		for _, st := range m.States {
-			fmt.Fprintf(h, " state %s %v", st.Name, st.Final)
-			if st.Timeout != nil {
-				fmt.Fprintf(h, " %v %d", st.Timeout.After, st.Timeout.Retries)
-			}
-			fmt.Fprintln(h)
-		}
-		for _, t := range m.Transitions {
-			fmt.Fprintf(h, " %s %s %s", t.From.Name, t.On.Name, t.To.Name)
-			for _, a := range t.Actions {
-				fmt.Fprintf(h, " %s", a.Name)
-			}
-			fmt.Fprintln(h)
-		}
-		for _, ig := range m.Ignores {
-			fmt.Fprintf(h, " ignore %s %s\n", ig.State.Name, ig.On.Name)
-		}
-	}
-	sum := h.Sum(nil)
-	return hex.EncodeToString(sum[:8])
 }
