@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"math/bits"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -37,17 +37,14 @@ func Load(path string) (*Spec, error) {
 	return Parse(path, b)
 }
 
-// Parse decodes and validates a spec; name is used in diagnostics.
+// Parse decodes and validates a spec; name is used in diagnostics. Every
+// problem is reported: the error is an *ErrorList sorted by position.
 func Parse(name string, data []byte) (*Spec, error) {
-	var raw rawSpec
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	s, err := resolve(name, &raw)
-	if err != nil {
-		return nil, err
+	d := &decoder{file: name}
+	s := d.spec(data)
+	if len(d.diags) > 0 {
+		sortDiagnostics(d.diags)
+		return nil, &ErrorList{Errors: d.diags}
 	}
 	s.Fingerprint = fingerprint(s)
 	return s, nil
@@ -64,416 +61,681 @@ func TargetNames() []string {
 	return names
 }
 
-// LoadTarget returns an embedded target profile by name.
+// LoadTarget returns an embedded target profile by name. A profile that
+// does not validate is an *ErrorList positioned in spec/targets/<name>.yaml.
 func LoadTarget(name string) (*Target, error) {
+	if !contains(TargetNames(), name) {
+		return nil, fmt.Errorf("unknown target %q (known: %s): %w", name, strings.Join(TargetNames(), ", "), ErrInvalid)
+	}
 	b, err := targetFS.ReadFile("targets/" + name + ".yaml")
 	if err != nil {
-		return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
+		return nil, fmt.Errorf("read target %s: %w", name, err)
 	}
-	var raw rawTarget
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("spec/targets/%s.yaml: %w", name, err)
-	}
-	t := &Target{
-		Name: raw.Name, Arch: raw.Arch, TofinoVersion: raw.TofinoVersion,
-		Stages: raw.Stages.Value, SRAMBlocksPerStage: raw.SRAMBlocksPerStage.Value,
-		SRAMBlockBits: raw.SRAMBlockBits.Value, MapRAMBlocksPerStage: raw.MapRAMBlocksPerStage.Value,
-		StatefulALUsPerStage: raw.StatefulALUsPerStage.Value, HashUnitsPerStage: raw.HashUnitsPerStage.Value,
-		MaxRegisterBits: raw.MaxRegisterBits.Value, MinIndexBits: raw.MinIndexBits.Value,
-		MaxIndexBits: raw.MaxIndexBits.Value, PortBits: raw.PortBits.Value,
-		Sources: map[string]string{
-			"stages": raw.Stages.Source, "sram_blocks_per_stage": raw.SRAMBlocksPerStage.Source,
-			"sram_block_bits": raw.SRAMBlockBits.Source, "map_ram_blocks_per_stage": raw.MapRAMBlocksPerStage.Source,
-			"stateful_alus_per_stage": raw.StatefulALUsPerStage.Source, "hash_units_per_stage": raw.HashUnitsPerStage.Source,
-			"max_register_bits": raw.MaxRegisterBits.Source, "min_index_bits": raw.MinIndexBits.Source,
-			"max_index_bits": raw.MaxIndexBits.Source, "port_bits": raw.PortBits.Source,
-		},
+	d := &decoder{file: "spec/targets/" + name + ".yaml"}
+	t := d.target(b)
+	if len(d.diags) > 0 {
+		sortDiagnostics(d.diags)
+		return nil, &ErrorList{Errors: d.diags}
 	}
 	return t, nil
 }
 
-type sourced struct {
-	Value  int    `yaml:"value"`
-	Source string `yaml:"source"`
-}
+// targetFigures are the sourced figures of a target profile, in file order.
+var targetFigures = []string{"port_bits", "stages", "sram_blocks_per_stage", "sram_block_bits", "map_ram_blocks_per_stage",
+	"stateful_alus_per_stage", "hash_units_per_stage", "max_register_bits", "min_index_bits", "max_index_bits"}
 
-type rawTarget struct {
-	Version              int     `yaml:"version"`
-	Name                 string  `yaml:"name"`
-	Arch                 string  `yaml:"arch"`
-	TofinoVersion        int     `yaml:"tofino_version"`
-	PortBits             sourced `yaml:"port_bits"`
-	Stages               sourced `yaml:"stages"`
-	SRAMBlocksPerStage   sourced `yaml:"sram_blocks_per_stage"`
-	SRAMBlockBits        sourced `yaml:"sram_block_bits"`
-	MapRAMBlocksPerStage sourced `yaml:"map_ram_blocks_per_stage"`
-	StatefulALUsPerStage sourced `yaml:"stateful_alus_per_stage"`
-	HashUnitsPerStage    sourced `yaml:"hash_units_per_stage"`
-	MaxRegisterBits      sourced `yaml:"max_register_bits"`
-	MinIndexBits         sourced `yaml:"min_index_bits"`
-	MaxIndexBits         sourced `yaml:"max_index_bits"`
-}
-
-type rawSpec struct {
-	Version   int          `yaml:"version"`
-	Name      string       `yaml:"name"`
-	Doc       string       `yaml:"doc"`
-	Target    string       `yaml:"target"`
-	Budget    rawBudget    `yaml:"budget"`
-	Tables    rawTables    `yaml:"tables"`
-	Transport rawTransport `yaml:"transport"`
-	Enums     []rawEnum    `yaml:"enums"`
-	Header    rawHeader    `yaml:"header"`
-	Messages  []rawMessage `yaml:"messages"`
-	Directory rawDirectory `yaml:"directory"`
-	Workload  rawWorkload  `yaml:"workload"`
-	Machines  []rawMachine `yaml:"machines"`
-}
-
-type rawBudget struct {
-	SRAM         string `yaml:"sram"`
-	MapRAM       string `yaml:"map_ram"`
-	StatefulALUs string `yaml:"stateful_alus"`
-	HashUnits    string `yaml:"hash_units"`
-	Stages       int    `yaml:"stages"`
-}
-
-type rawTables struct {
-	Hosts int `yaml:"hosts"`
-	Ports int `yaml:"ports"`
-	L2    int `yaml:"l2"`
-}
-
-type rawTransport struct {
-	UDPPort  int    `yaml:"udp_port"`
-	MTU      int    `yaml:"mtu"`
-	Checksum string `yaml:"checksum"`
-}
-
-type rawEnum struct {
-	Name   string `yaml:"name"`
-	Bits   int    `yaml:"bits"`
-	Doc    string `yaml:"doc"`
-	Values []struct {
-		Name  string `yaml:"name"`
-		Value uint64 `yaml:"value"`
-		Doc   string `yaml:"doc"`
-	} `yaml:"values"`
-}
-
-type rawField struct {
-	Name     string  `yaml:"name"`
-	Type     string  `yaml:"type"`
-	Bits     int     `yaml:"bits"`
-	Enum     string  `yaml:"enum"`
-	Const    *uint64 `yaml:"const"`
-	Reserved bool    `yaml:"reserved"`
-	Doc      string  `yaml:"doc"`
-}
-
-type rawHeader struct {
-	Name       string     `yaml:"name"`
-	StageField string     `yaml:"stage_field"`
-	Fields     []rawField `yaml:"fields"`
-}
-
-type rawMessage struct {
-	Name       string     `yaml:"name"`
-	Stage      string     `yaml:"stage"`
-	From       string     `yaml:"from"`
-	Doc        string     `yaml:"doc"`
-	Payload    []rawField `yaml:"payload"`
-	Fragmented *struct {
-		IndexField string `yaml:"index_field"`
-		MoreField  string `yaml:"more_field"`
-		MaxBytes   int    `yaml:"max_bytes"`
-		MaxPending int    `yaml:"max_pending"`
-		Timeout    string `yaml:"timeout"`
-	} `yaml:"fragmented"`
-}
-
-type rawCRC struct {
-	Name     string `yaml:"name"`
-	Width    int    `yaml:"width"`
-	Poly     uint64 `yaml:"poly"`
-	Reversed bool   `yaml:"reversed"`
-	Init     uint64 `yaml:"init"`
-	XorOut   uint64 `yaml:"xor_out"`
-}
-
-type rawDirectory struct {
-	Key       []string `yaml:"key"`
-	IndexBits int      `yaml:"index_bits"`
-	Levels    []struct {
-		Hash rawCRC `yaml:"hash"`
-	} `yaml:"levels"`
-	Insert   string   `yaml:"insert"`
-	OnFull   string   `yaml:"on_full"`
-	DeleteOn []string `yaml:"delete_on"`
-}
-
-type rawWorkload struct {
-	Bits        int    `yaml:"bits"`
-	Heartbeat   string `yaml:"heartbeat"`
-	MetricField string `yaml:"metric_field"`
-	Update      string `yaml:"update"`
-}
-
-type rawMachine struct {
-	Name    string `yaml:"name"`
-	Doc     string `yaml:"doc"`
-	Initial string `yaml:"initial"`
-	States  []struct {
-		Name    string `yaml:"name"`
-		Doc     string `yaml:"doc"`
-		Final   bool   `yaml:"final"`
-		Timeout *struct {
-			After     string   `yaml:"after"`
-			Retries   int      `yaml:"retries"`
-			Resend    string   `yaml:"resend"`
-			Exhausted string   `yaml:"exhausted"`
-			GiveUp    []string `yaml:"give_up"`
-		} `yaml:"timeout"`
-	} `yaml:"states"`
-	Events []struct {
-		Name    string `yaml:"name"`
-		Message string `yaml:"message"`
-		Doc     string `yaml:"doc"`
-	} `yaml:"events"`
-	Actions []struct {
-		Name string `yaml:"name"`
-		Send string `yaml:"send"`
-		Doc  string `yaml:"doc"`
-	} `yaml:"actions"`
-	Transitions []struct {
-		From string   `yaml:"from"`
-		On   string   `yaml:"on"`
-		To   string   `yaml:"to"`
-		Do   []string `yaml:"do"`
-	} `yaml:"transitions"`
-	Ignore []struct {
-		In string `yaml:"in"`
-		On string `yaml:"on"`
-	} `yaml:"ignore"`
-}
-
-// resolve turns the raw document into the model, resolving names.
-func resolve(file string, r *rawSpec) (*Spec, error) {
-	var errs []string
-	fail := func(format string, a ...any) {
-		errs = append(errs, fmt.Sprintf("%s: %s", file, fmt.Sprintf(format, a...)))
+func (d *decoder) target(data []byte) *Target {
+	root := d.parseDocument(data)
+	if root == nil {
+		return nil
 	}
-
-	if r.Version != Version {
-		fail("version %d is not supported; set version: %d", r.Version, Version)
+	o := d.object(root, "", append([]string{"version", "name", "arch", "tofino_version"}, targetFigures...)...)
+	if v, ok := o.int("version", true); ok && v != Version {
+		d.errf(o.at("version"), "version", "%d is not supported; set version: %d", v, Version)
 	}
-	s := &Spec{Version: r.Version, Name: r.Name, Doc: r.Doc, Source: file}
-	s.Transport = Transport{UDPPort: uint16(r.Transport.UDPPort), MTU: r.Transport.MTU, Checksum: r.Transport.Checksum}
-	s.Tables = Tables{Hosts: r.Tables.Hosts, Ports: r.Tables.Ports, L2: r.Tables.L2}
-
-	t, err := LoadTarget(r.Target)
-	if err != nil {
-		fail("target: %v", err)
-	} else {
-		s.Target = t
-		pct := func(field, v string, total int) int {
-			p, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
-			if err != nil || !strings.HasSuffix(v, "%") {
-				fail("budget.%s: %q is not a percentage like 40%%", field, v)
+	t := &Target{Pos: d.pos(root), Sources: map[string]string{}}
+	t.Name, _ = o.name("name", true)
+	t.Arch, _ = o.str("arch", true)
+	if t.Arch != "" && t.Arch != "tna" && t.Arch != "t2na" {
+		d.errf(o.at("arch"), "arch", "%q is not a Tofino architecture; use tna or t2na", t.Arch)
+	}
+	t.TofinoVersion, _ = o.int("tofino_version", true)
+	if o.vals["tofino_version"] != nil && t.TofinoVersion != 1 && t.TofinoVersion != 2 {
+		d.errf(o.at("tofino_version"), "tofino_version", "%d is not 1 or 2", t.TofinoVersion)
+	}
+	figs := map[string]*int{"port_bits": &t.PortBits, "stages": &t.Stages, "sram_blocks_per_stage": &t.SRAMBlocksPerStage,
+		"sram_block_bits": &t.SRAMBlockBits, "map_ram_blocks_per_stage": &t.MapRAMBlocksPerStage,
+		"stateful_alus_per_stage": &t.StatefulALUsPerStage, "hash_units_per_stage": &t.HashUnitsPerStage,
+		"max_register_bits": &t.MaxRegisterBits, "min_index_bits": &t.MinIndexBits, "max_index_bits": &t.MaxIndexBits}
+	for _, k := range targetFigures {
+		f := o.object(k, true, "value", "source")
+		if f == nil {
+			continue
+		}
+		if v, ok := f.int("value", true); ok {
+			if v < 1 {
+				d.errf(f.at("value"), f.sub("value"), "%d must be at least 1", v)
 			}
-			return int(float64(total) * p / 100)
+			*figs[k] = v
 		}
-		s.Budget = Budget{
-			SRAMBlocks:   pct("sram", r.Budget.SRAM, t.Stages*t.SRAMBlocksPerStage),
-			MapRAMBlocks: pct("map_ram", r.Budget.MapRAM, t.Stages*t.MapRAMBlocksPerStage),
-			StatefulALUs: pct("stateful_alus", r.Budget.StatefulALUs, t.Stages*t.StatefulALUsPerStage),
-			HashUnits:    pct("hash_units", r.Budget.HashUnits, t.Stages*t.HashUnitsPerStage),
-			Stages:       r.Budget.Stages,
+		if src, ok := f.str("source", true); ok {
+			if strings.TrimSpace(src) == "" {
+				d.errf(f.at("source"), f.sub("source"), "is empty; say where the figure comes from")
+			}
+			t.Sources[k] = src
 		}
 	}
+	if t.MinIndexBits > t.MaxIndexBits {
+		d.errf(o.at("min_index_bits"), "min_index_bits", "%d is above max_index_bits %d; swap them", t.MinIndexBits, t.MaxIndexBits)
+	}
+	return t
+}
 
-	for _, re := range r.Enums {
-		e := &Enum{Name: re.Name, Bits: re.Bits, Doc: re.Doc}
-		for _, v := range re.Values {
-			e.Values = append(e.Values, &EnumValue{Name: v.Name, Value: v.Value, Doc: v.Doc})
+// spec decodes and checks the whole document. The model it returns is
+// only meaningful when no diagnostic was recorded.
+func (d *decoder) spec(data []byte) *Spec {
+	s := &Spec{Source: d.file}
+	root := d.parseDocument(data)
+	if root == nil {
+		return s
+	}
+	o := d.object(root, "", "version", "name", "doc", "target", "budget", "tables", "transport", "enums",
+		"header", "messages", "directory", "workload", "machines")
+	if o.bad {
+		return s
+	}
+	if v, ok := o.int("version", true); ok {
+		if v != Version {
+			d.errf(o.at("version"), "version", "%d is not supported; set version: %d", v, Version)
+		}
+		s.Version = v
+	}
+	s.Name, _ = o.name("name", true)
+	s.Doc, _ = o.str("doc", false)
+	d.targetAndBudget(s, o)
+	d.tables(s, o.object("tables", true, "hosts", "ports", "l2"))
+	d.transport(s, o.object("transport", true, "udp_port", "mtu", "checksum"))
+	d.enums(s, o)
+	d.header(s, o.object("header", true, "name", "stage_field", "fields"))
+	d.messages(s, o)
+	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on"))
+	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update"))
+	d.machines(s, o)
+	return s
+}
+
+func (d *decoder) targetAndBudget(s *Spec, o *obj) {
+	name, ok := o.str("target", true)
+	if ok {
+		if !contains(TargetNames(), name) {
+			d.errf(o.at("target"), "target", "unknown target %q; known targets are %s", name, strings.Join(TargetNames(), ", "))
+		} else if t, err := LoadTarget(name); err != nil {
+			if el, ok := err.(*ErrorList); ok {
+				d.diags = append(d.diags, el.Errors...)
+			} else {
+				d.errf(o.at("target"), "target", "%v", err)
+			}
+		} else {
+			s.Target = t
+		}
+	}
+	b := o.object("budget", true, "sram", "map_ram", "stateful_alus", "hash_units", "stages")
+	if b == nil {
+		return
+	}
+	s.Budget.Pos = d.pos(b.node)
+	t := s.Target
+	pct := func(key string, perStage func(*Target) int) int {
+		v, ok := b.str(key, true)
+		if !ok {
+			return 0
+		}
+		num, isPct := strings.CutSuffix(v, "%")
+		p, err := strconv.ParseFloat(num, 64)
+		if !isPct || err != nil {
+			d.errf(b.at(key), b.sub(key), "%q is not a percentage; write it like 40%%", v)
+			return 0
+		}
+		if !(p > 0 && p <= 100) {
+			d.errf(b.at(key), b.sub(key), "%s is outside (0%%, 100%%]; use a share above 0 and at most 100%%", v)
+			return 0
+		}
+		if t == nil {
+			return 0
+		}
+		return int(float64(t.Stages*perStage(t)) * p / 100)
+	}
+	s.Budget.SRAMBlocks = pct("sram", func(t *Target) int { return t.SRAMBlocksPerStage })
+	s.Budget.MapRAMBlocks = pct("map_ram", func(t *Target) int { return t.MapRAMBlocksPerStage })
+	s.Budget.StatefulALUs = pct("stateful_alus", func(t *Target) int { return t.StatefulALUsPerStage })
+	s.Budget.HashUnits = pct("hash_units", func(t *Target) int { return t.HashUnitsPerStage })
+	if v, ok := b.int("stages", true); ok {
+		s.Budget.Stages = v
+		if t != nil && (v < 1 || v > t.Stages) {
+			d.errf(b.at("stages"), b.sub("stages"), "%d is outside what %s has (1..%d); use at most %d", v, t.Name, t.Stages, t.Stages)
+		} else if t == nil && v < 1 {
+			d.errf(b.at("stages"), b.sub("stages"), "%d must be at least 1", v)
+		}
+	}
+}
+
+func (d *decoder) tables(s *Spec, o *obj) {
+	if o == nil {
+		return
+	}
+	s.Tables.Pos = d.pos(o.node)
+	for _, k := range []struct {
+		key string
+		dst *int
+	}{{"hosts", &s.Tables.Hosts}, {"ports", &s.Tables.Ports}, {"l2", &s.Tables.L2}} {
+		if v, ok := o.int(k.key, true); ok {
+			if v < 1 {
+				d.errf(o.at(k.key), o.sub(k.key), "%d entries is too small; a table needs at least 1", v)
+			}
+			*k.dst = v
+		}
+	}
+}
+
+func (d *decoder) transport(s *Spec, o *obj) {
+	if o == nil {
+		return
+	}
+	if v, ok := o.int("udp_port", true); ok {
+		if v < 1 || v > 65535 {
+			d.errf(o.at("udp_port"), o.sub("udp_port"), "%d is not a UDP port; use 1..65535", v)
+		} else {
+			s.Transport.UDPPort = uint16(v)
+		}
+	}
+	if v, ok := o.int("mtu", true); ok {
+		if v < 576 || v > 9000 {
+			d.errf(o.at("mtu"), o.sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
+		}
+		s.Transport.MTU = v
+	}
+	if v, ok := o.str("checksum", true); ok {
+		if v != "udp" && v != "wrapping16" {
+			d.errf(o.at("checksum"), o.sub("checksum"), "%q is not a checksum kind; use udp or wrapping16", v)
+		}
+		s.Transport.Checksum = v
+	}
+}
+
+func (d *decoder) enums(s *Spec, o *obj) {
+	names := map[string]*yaml.Node{}
+	for i, n := range o.list("enums", true) {
+		path := itemPath(d, "enums", i, n)
+		eo := d.object(n, path, "name", "bits", "doc", "values")
+		if eo.bad {
+			continue
+		}
+		e := &Enum{Pos: d.pos(n)}
+		e.Name, _ = eo.name("name", true)
+		if prev := names[e.Name]; prev != nil && e.Name != "" {
+			d.errf(eo.at("name"), eo.sub("name"), "enum %q is already defined at line %d; rename one", e.Name, prev.Line)
+			continue
+		}
+		names[e.Name] = eo.at("name")
+		e.Doc, _ = eo.str("doc", false)
+		bitsOK := false
+		if v, ok := eo.int("bits", true); ok {
+			if v < 1 || v > 64 {
+				d.errf(eo.at("bits"), eo.sub("bits"), "%d is outside 1..64; pick a width in that range", v)
+			} else {
+				e.Bits, bitsOK = v, true
+			}
+		}
+		vnames, vnums := map[string]*yaml.Node{}, map[uint64]*EnumValue{}
+		vals := eo.list("values", true)
+		if len(vals) == 0 && eo.vals["values"] != nil && eo.vals["values"].Kind == yaml.SequenceNode {
+			d.errf(eo.at("values"), eo.sub("values"), "is empty; an enum needs at least one value")
+		}
+		for j, vn := range vals {
+			vo := d.object(vn, itemPath(d, eo.sub("values"), j, vn), "name", "value", "doc")
+			if vo.bad {
+				continue
+			}
+			v := &EnumValue{Pos: d.pos(vn)}
+			v.Name, _ = vo.name("name", true)
+			v.Doc, _ = vo.str("doc", false)
+			num, numOK := vo.uint("value", true)
+			v.Value = num
+			if prev := vnames[v.Name]; prev != nil && v.Name != "" {
+				d.errf(vo.at("name"), vo.sub("name"), "value %q is already in enum %s at line %d; rename one", v.Name, e.Name, prev.Line)
+				continue
+			}
+			vnames[v.Name] = vo.at("name")
+			if numOK {
+				if bitsOK && !fits(num, e.Bits) {
+					d.errf(vo.at("value"), vo.sub("value"), "%d does not fit enum %s's %d bits (max %d); widen bits or pick a smaller value", num, e.Name, e.Bits, maxOf(e.Bits))
+				}
+				if prev := vnums[num]; prev != nil {
+					d.errf(vo.at("value"), vo.sub("value"), "%d is already the value of %s (line %d); pick another number", num, prev.Name, prev.Pos.Line)
+				} else {
+					vnums[num] = v
+				}
+			}
+			e.Values = append(e.Values, v)
 		}
 		s.Enums = append(s.Enums, e)
 	}
+}
 
-	fields := func(where string, rf []rawField) ([]*Field, int) {
-		var out []*Field
-		off := 0
-		for _, f := range rf {
-			fd := &Field{Name: f.Name, Type: FieldType(f.Type), Bits: f.Bits, Reserved: f.Reserved, Doc: f.Doc, Offset: off}
-			if fd.Type == "" {
-				fd.Type = TypeUint
+// fits reports whether v fits in n bits.
+func fits(v uint64, n int) bool { return n >= 64 || bits.Len64(v) <= n }
+
+func maxOf(n int) uint64 {
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return 1<<n - 1
+}
+
+// fields decodes the header's fields or a payload, computing offsets, and
+// returns them with their total width in bits.
+func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path string, payload bool) ([]*Field, int) {
+	var out []*Field
+	names := map[string]*yaml.Node{}
+	off := 0
+	for i, n := range nodes {
+		fo := d.object(n, itemPath(d, path, i, n), "name", "type", "bits", "enum", "const", "reserved", "doc")
+		if fo.bad {
+			continue
+		}
+		f := &Field{Pos: d.pos(n), Offset: off, Type: TypeUint}
+		f.Name, _ = fo.name("name", true)
+		if prev := names[f.Name]; prev != nil && f.Name != "" {
+			d.errf(fo.at("name"), fo.sub("name"), "field %q is already defined at line %d; rename one", f.Name, prev.Line)
+			continue
+		}
+		names[f.Name] = fo.at("name")
+		if payload && s.Header != nil && f.Name != "" {
+			if hf := s.HeaderField(f.Name); hf != nil {
+				d.errf(fo.at("name"), fo.sub("name"), "%q is also a header field (line %d); rename the payload field", f.Name, hf.Pos.Line)
 			}
-			switch fd.Type {
-			case TypeIPv4:
-				fd.Bits = 32
-			case TypeMAC:
-				fd.Bits = 48
-			case TypeFlag:
-				fd.Bits = 1
-			case TypeEnum:
-				fd.Enum = s.EnumByName(f.Enum)
-				if fd.Enum == nil {
-					fail("%s.%s: enum %q is not defined", where, f.Name, f.Enum)
+		}
+		f.Doc, _ = fo.str("doc", false)
+		f.Reserved = fo.bool("reserved")
+		if t, ok := fo.str("type", false); ok {
+			f.Type = FieldType(t)
+		}
+		width, hasBits := fo.int("bits", false)
+		fixed := map[FieldType]int{TypeIPv4: 32, TypeMAC: 48, TypeFlag: 1}
+		switch f.Type {
+		case TypeUint:
+			if fo.vals["bits"] == nil {
+				fo.get("bits", true)
+			} else if hasBits {
+				if width < 1 || width > 64 {
+					d.errf(fo.at("bits"), fo.sub("bits"), "%d is outside 1..64; pick a width in that range", width)
 				} else {
-					fd.Bits = fd.Enum.Bits
+					f.Bits = width
 				}
 			}
-			if f.Const != nil {
-				fd.Const, fd.HasConst = *f.Const, true
+		case TypeIPv4, TypeMAC, TypeFlag:
+			f.Bits = fixed[f.Type]
+			if hasBits && width != f.Bits {
+				d.errf(fo.at("bits"), fo.sub("bits"), "a %s is always %d bits; remove bits: %d", f.Type, f.Bits, width)
 			}
-			off += fd.Bits
-			out = append(out, fd)
+		case TypeEnum:
+			en, ok := fo.str("enum", true)
+			if ok {
+				f.Enum = s.EnumByName(en)
+				if f.Enum == nil {
+					d.errf(fo.at("enum"), fo.sub("enum"), "enum %q is not defined; define it under enums or use one of %s", en, enumNames(s))
+				} else {
+					f.Bits = f.Enum.Bits
+					if hasBits && width != f.Bits {
+						d.errf(fo.at("bits"), fo.sub("bits"), "%d does not match enum %s's %d bits; set bits: %d or remove it", width, en, f.Bits, f.Bits)
+					}
+				}
+			}
+		case TypeBytes:
+			if !payload {
+				d.errf(fo.at("type"), fo.sub("type"), "bytes fields are only allowed in a message payload; use uint")
+			} else if i != len(nodes)-1 {
+				d.errf(fo.at("type"), fo.sub("type"), "a bytes field must be the last field of the payload; move it to the end")
+			}
+			if fo.vals["bits"] == nil {
+				d.errf(fo.node, fo.path, "missing key bits (the length prefix: 8, 16 or 32); add it")
+			} else if hasBits {
+				if width != 8 && width != 16 && width != 32 {
+					d.errf(fo.at("bits"), fo.sub("bits"), "%d is not a length-prefix width; use 8, 16 or 32", width)
+				} else {
+					f.Bits = width
+				}
+			}
+		default:
+			d.errf(fo.at("type"), fo.sub("type"), "unknown type %q; use uint, ipv4, mac, flag, enum or bytes", f.Type)
 		}
-		return out, off
+		if f.Type != TypeEnum && fo.vals["enum"] != nil {
+			d.errf(fo.keys["enum"], fo.sub("enum"), "only fields of type: enum name an enum; remove it or set type: enum")
+		}
+		if fo.vals["const"] != nil {
+			c, ok := fo.uint("const", false)
+			switch {
+			case f.Type != TypeUint && f.Type != TypeFlag && f.Type != TypeEnum:
+				d.errf(fo.at("const"), fo.sub("const"), "a %s field cannot be a constant; only uint, flag and enum fields can", f.Type)
+			case f.Reserved:
+				d.errf(fo.at("const"), fo.sub("const"), "a reserved field is always zero; remove const or reserved")
+			case ok && f.Bits > 0 && !fits(c, f.Bits):
+				d.errf(fo.at("const"), fo.sub("const"), "%#x does not fit the field's %d bits; widen the field or fix the constant", c, f.Bits)
+			case ok:
+				f.Const, f.HasConst = c, true
+			}
+		}
+		if f.Reserved && f.Type != TypeUint {
+			d.errf(fo.at("reserved"), fo.sub("reserved"), "only uint fields can be reserved")
+		}
+		off += f.Bits
+		out = append(out, f)
 	}
-	s.Header = &Header{Name: r.Header.Name, StageField: r.Header.StageField}
-	var bits int
-	s.Header.Fields, bits = fields("header", r.Header.Fields)
-	s.Header.Bytes = bits / 8
-	stage := s.StageEnum()
-	if stage == nil {
-		fail("header.stage_field: %q is not an enum field of the header", r.Header.StageField)
+	if off%8 != 0 {
+		d.errf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %d bits", off, 8-off%8)
 	}
+	return out, off
+}
 
-	for _, rm := range r.Messages {
-		m := &Message{Name: rm.Name, From: rm.From, Doc: rm.Doc}
-		if m.From == "" {
-			m.From = "server"
+func enumNames(s *Spec) string {
+	var ns []string
+	for _, e := range s.Enums {
+		ns = append(ns, e.Name)
+	}
+	if len(ns) == 0 {
+		return "(none defined)"
+	}
+	return strings.Join(ns, ", ")
+}
+
+func (d *decoder) header(s *Spec, o *obj) {
+	s.Header = &Header{}
+	if o == nil {
+		return
+	}
+	s.Header.Pos = d.pos(o.node)
+	s.Header.Name, _ = o.name("name", true)
+	list := o.get("fields", true)
+	nodes := o.list("fields", false)
+	if list != nil && list.Kind == yaml.SequenceNode && len(nodes) == 0 {
+		d.errf(list, o.sub("fields"), "is empty; the header needs fields")
+	}
+	var total int
+	if list != nil && list.Kind == yaml.SequenceNode {
+		s.Header.Fields, total = d.fields(s, list, nodes, o.sub("fields"), false)
+	}
+	s.Header.Bytes = total / 8
+	if sf, ok := o.str("stage_field", true); ok {
+		s.Header.StageField = sf
+		if f := s.HeaderField(sf); f == nil || f.Type != TypeEnum {
+			d.errf(o.at("stage_field"), o.sub("stage_field"), "%q is not an enum field of the header; name the field that selects the message", sf)
 		}
-		if stage != nil {
+	}
+}
+
+func (d *decoder) messages(s *Spec, o *obj) {
+	names := map[string]*yaml.Node{}
+	stages := map[*EnumValue]*Message{}
+	stage := s.StageEnum()
+	for i, n := range o.list("messages", true) {
+		path := itemPath(d, "messages", i, n)
+		mo := d.object(n, path, "name", "stage", "from", "doc", "payload", "fragmented")
+		if mo.bad {
+			continue
+		}
+		m := &Message{Pos: d.pos(n), From: "server"}
+		m.Name, _ = mo.name("name", true)
+		if prev := names[m.Name]; prev != nil && m.Name != "" {
+			d.errf(mo.at("name"), mo.sub("name"), "message %q is already defined at line %d; rename one", m.Name, prev.Line)
+			continue
+		}
+		names[m.Name] = mo.at("name")
+		m.Doc, _ = mo.str("doc", false)
+		if f, ok := mo.str("from", false); ok {
+			if f != "server" && f != "switch" && f != "any" {
+				d.errf(mo.at("from"), mo.sub("from"), "%q is not a sender; use server, switch or any", f)
+			}
+			m.From = f
+		}
+		if sv, ok := mo.str("stage", true); ok && stage != nil {
 			for _, v := range stage.Values {
-				if v.Name == rm.Stage {
+				if v.Name == sv {
 					m.Stage = v
 				}
 			}
-		}
-		if m.Stage == nil {
-			fail("messages.%s.stage: %q is not a value of the stage enum", rm.Name, rm.Stage)
-		}
-		m.Payload, bits = fields("messages."+rm.Name+".payload", rm.Payload)
-		m.PayloadBytes = bits / 8
-		if rf := rm.Fragmented; rf != nil {
-			d, err := time.ParseDuration(rf.Timeout)
-			if err != nil {
-				fail("messages.%s.fragmented.timeout: %v", rm.Name, err)
+			switch {
+			case m.Stage == nil:
+				d.errf(mo.at("stage"), mo.sub("stage"), "%q is not a value of enum %s; use one of %s", sv, stage.Name, valueNames(stage))
+			case stages[m.Stage] != nil:
+				d.errf(mo.at("stage"), mo.sub("stage"), "stage %s already selects message %s (line %d); give each message its own stage", sv, stages[m.Stage].Name, stages[m.Stage].Pos.Line)
+			default:
+				stages[m.Stage] = m
 			}
+		}
+		if pl := mo.get("payload", false); pl != nil {
+			nodes := mo.list("payload", false)
+			var total int
+			if pl.Kind == yaml.SequenceNode {
+				m.Payload, total = d.fields(s, pl, nodes, mo.sub("payload"), true)
+			}
+			m.PayloadBytes = total / 8
+		}
+		if fo := mo.object("fragmented", false, "index_field", "more_field", "max_bytes", "max_pending", "timeout"); fo != nil && !fo.bad {
 			m.Fragmented = true
-			m.Fragmentation = &Fragmentation{
-				IndexField: rf.IndexField, MoreField: rf.MoreField, MaxBytes: rf.MaxBytes,
-				MaxPending: rf.MaxPending, Timeout: d,
-				FragmentBytes: s.Transport.MTU - 20 - 8 - s.Header.Bytes - m.PayloadBytes,
+			fr := &Fragmentation{}
+			m.Fragmentation = fr
+			if v, ok := fo.str("index_field", true); ok {
+				fr.IndexField = v
+				if f := s.HeaderField(v); f == nil || f.Type != TypeUint || f.Bits != 16 {
+					d.errf(fo.at("index_field"), fo.sub("index_field"), "%q is not a 16-bit uint header field; name the header field that carries the fragment index", v)
+				}
+			}
+			if v, ok := fo.str("more_field", true); ok {
+				fr.MoreField = v
+				if f := s.HeaderField(v); f == nil || f.Type != TypeFlag {
+					d.errf(fo.at("more_field"), fo.sub("more_field"), "%q is not a flag header field; name the flag that says another fragment follows", v)
+				}
+			}
+			for _, k := range []struct {
+				key string
+				dst *int
+			}{{"max_bytes", &fr.MaxBytes}, {"max_pending", &fr.MaxPending}} {
+				if v, ok := fo.int(k.key, true); ok {
+					if v <= 0 {
+						d.errf(fo.at(k.key), fo.sub(k.key), "%d must be above 0", v)
+					}
+					*k.dst = v
+				}
+			}
+			if v, ok := fo.duration("timeout", true); ok {
+				if v <= 0 {
+					d.errf(fo.at("timeout"), fo.sub("timeout"), "%v must be above 0", v)
+				}
+				fr.Timeout = v
+			}
+			if s.Transport.MTU > 0 && s.Header != nil {
+				fr.FragmentBytes = s.Transport.MTU - 20 - 8 - s.Header.Bytes - m.PayloadBytes
+				if fr.FragmentBytes <= 0 {
+					d.errf(fo.node, fo.path, "no room for fragment data at MTU %d (IPv4 20 + UDP 8 + header %d + payload %d bytes); raise transport.mtu or shrink the payload",
+						s.Transport.MTU, s.Header.Bytes, m.PayloadBytes)
+				}
 			}
 		}
 		s.Messages = append(s.Messages, m)
 	}
+}
 
-	s.Directory = &Directory{Key: r.Directory.Key, IndexBits: r.Directory.IndexBits, Insert: r.Directory.Insert,
-		OnFull: r.Directory.OnFull, DeleteOn: r.Directory.DeleteOn}
-	for _, l := range r.Directory.Levels {
-		h := l.Hash
-		s.Directory.Levels = append(s.Directory.Levels, &Level{Hash: &CRC{Name: h.Name, Width: h.Width, Poly: h.Poly,
-			Reversed: h.Reversed, Init: h.Init, XorOut: h.XorOut}})
+func valueNames(e *Enum) string {
+	var ns []string
+	for _, v := range e.Values {
+		ns = append(ns, v.Name)
 	}
-	s.Workload = &Workload{Bits: r.Workload.Bits, Update: r.Workload.Update, MetricField: r.Workload.MetricField,
-		Heartbeat: r.Workload.Heartbeat}
+	return strings.Join(ns, ", ")
+}
 
-	for _, rm := range r.Machines {
-		m := &Machine{Name: rm.Name, Doc: rm.Doc}
-		state := map[string]*State{}
-		for _, st := range rm.States {
-			x := &State{Name: st.Name, Doc: st.Doc, Final: st.Final}
-			state[st.Name] = x
-			m.States = append(m.States, x)
-		}
-		event := map[string]*Event{}
-		for _, ev := range rm.Events {
-			x := &Event{Name: ev.Name, Doc: ev.Doc}
-			if ev.Message != "" {
-				x.Message = s.MessageByName(ev.Message)
-				if x.Message == nil {
-					fail("machines.%s.events.%s: message %q is not defined", rm.Name, ev.Name, ev.Message)
-				}
+func (d *decoder) directory(s *Spec, o *obj) {
+	dir := &Directory{}
+	s.Directory = dir
+	if o == nil || o.bad {
+		return
+	}
+	dir.Pos = d.pos(o.node)
+	keys, knodes := o.strings("key", true)
+	dir.Key = keys
+	if o.vals["key"] != nil && o.vals["key"].Kind == yaml.SequenceNode {
+		ok := len(keys) == 2
+		for i, k := range keys {
+			f := s.HeaderField(k)
+			if f == nil {
+				d.errf(knodes[i], fmt.Sprintf("%s[%d]", o.sub("key"), i), "%q is not a header field; name the client's ipv4 field and its 16-bit port field", k)
+				ok = true // reported; do not also complain about the shape
+				continue
 			}
-			event[ev.Name] = x
-			m.Events = append(m.Events, x)
+			want := (i == 0 && f.Type == TypeIPv4) || (i == 1 && f.Type == TypeUint && f.Bits == 16)
+			ok = ok && want
 		}
-		action := map[string]*Action{}
-		for _, a := range rm.Actions {
-			x := &Action{Name: a.Name, Doc: a.Doc}
-			if a.Send != "" {
-				x.Send = s.MessageByName(a.Send)
-				if x.Send == nil {
-					fail("machines.%s.actions.%s: message %q is not defined", rm.Name, a.Name, a.Send)
-				}
-			}
-			action[a.Name] = x
-			m.Actions = append(m.Actions, x)
+		if !ok {
+			d.errf(o.at("key"), o.sub("key"), "must be [<ipv4 header field>, <16-bit port header field>], in that order; got %v", keys)
 		}
-		actions := func(names []string) []*Action {
-			var out []*Action
-			for _, n := range names {
-				if a := action[n]; a != nil {
-					out = append(out, a)
+	}
+	if v, ok := o.int("index_bits", true); ok {
+		dir.IndexBits = v
+		if t := s.Target; t != nil && (v < t.MinIndexBits || v > t.MaxIndexBits) {
+			d.errf(o.at("index_bits"), o.sub("index_bits"), "%d is outside what %s allows (%d..%d); %s", v, t.Name, t.MinIndexBits, t.MaxIndexBits, indexBitsHint(t, v))
+		}
+	}
+	lnodes := o.list("levels", true)
+	if o.vals["levels"] != nil && o.vals["levels"].Kind == yaml.SequenceNode && len(lnodes) < 1 {
+		d.errf(o.at("levels"), o.sub("levels"), "has no levels; a directory needs at least 1")
+	}
+	for i, ln := range lnodes {
+		lo := d.object(ln, fmt.Sprintf("%s[%d]", o.sub("levels"), i), "hash")
+		if lo.bad {
+			continue
+		}
+		l := &Level{Pos: d.pos(ln), Hash: &CRC{}}
+		if ho := lo.object("hash", true, "name", "width", "poly", "reversed", "init", "xor_out"); ho != nil && !ho.bad {
+			c := l.Hash
+			c.Pos = d.pos(ho.node)
+			c.Name, _ = ho.name("name", true)
+			c.Reversed = ho.bool("reversed")
+			widthOK := false
+			if w, ok := ho.int("width", true); ok {
+				if w != 16 && w != 32 {
+					d.errf(ho.at("width"), ho.sub("width"), "%d is not a CRC width Tofino hashes; use 16 or 32", w)
 				} else {
-					fail("machines.%s: action %q is not defined", rm.Name, n)
+					c.Width, widthOK = w, true
+					if dir.IndexBits > w {
+						d.errf(ho.at("width"), ho.sub("width"), "a %d-bit CRC cannot index %d bits; use width: 32 or lower index_bits", w, dir.IndexBits)
+					}
 				}
 			}
-			return out
-		}
-		hasTimeout := false
-		for i, st := range rm.States {
-			if st.Timeout == nil {
-				continue
+			for _, k := range []struct {
+				key      string
+				dst      *uint64
+				required bool
+			}{{"poly", &c.Poly, true}, {"init", &c.Init, false}, {"xor_out", &c.XorOut, false}} {
+				if v, ok := ho.uint(k.key, k.required); ok {
+					*k.dst = v
+					if widthOK && !fits(v, c.Width) {
+						d.errf(ho.at(k.key), ho.sub(k.key), "%#x is wider than the %d-bit CRC; use a value up to %#x", v, c.Width, maxOf(c.Width))
+					}
+				}
 			}
-			hasTimeout = true
-			d, err := time.ParseDuration(st.Timeout.After)
-			if err != nil {
-				fail("machines.%s.states.%s.timeout.after: %v", rm.Name, st.Name, err)
-			}
-			to := &Timeout{After: d, Retries: st.Timeout.Retries, Exhausted: state[st.Timeout.Exhausted], GiveUp: actions(st.Timeout.GiveUp)}
-			if st.Timeout.Resend != "" {
-				to.Resend = action[st.Timeout.Resend]
-			}
-			if to.Exhausted == nil {
-				fail("machines.%s.states.%s.timeout.exhausted: state %q is not defined", rm.Name, st.Name, st.Timeout.Exhausted)
-			}
-			m.States[i].Timeout = to
 		}
-		if hasTimeout {
-			m.Events = append(m.Events, &Event{Name: TimeoutEvent, Doc: "The state's timer fired."})
-			event[TimeoutEvent] = m.Events[len(m.Events)-1]
-		}
-		m.Initial = state[rm.Initial]
-		if m.Initial == nil {
-			fail("machines.%s.initial: state %q is not defined", rm.Name, rm.Initial)
-		}
-		for _, tr := range rm.Transitions {
-			x := &Transition{From: state[tr.From], On: event[tr.On], To: state[tr.To], Actions: actions(tr.Do)}
-			if x.From == nil || x.On == nil || x.To == nil {
-				fail("machines.%s.transitions: %s --%s--> %s names an undefined state or event", rm.Name, tr.From, tr.On, tr.To)
-				continue
-			}
-			m.Transitions = append(m.Transitions, x)
-		}
-		for _, ig := range rm.Ignore {
-			x := &Ignore{State: state[ig.In], On: event[ig.On]}
-			if x.State == nil || x.On == nil {
-				fail("machines.%s.ignore: (%s, %s) names an undefined state or event", rm.Name, ig.In, ig.On)
-				continue
-			}
-			m.Ignores = append(m.Ignores, x)
-		}
-		s.Machines = append(s.Machines, m)
+		dir.Levels = append(dir.Levels, l)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	if v, ok := o.str("insert", true); ok {
+		dir.Insert = v
+		if v != "write_if_empty" {
+			d.errf(o.at("insert"), o.sub("insert"), "unknown insert policy %q; use write_if_empty", v)
+		}
 	}
-	return s, nil
+	if v, ok := o.str("on_full", true); ok {
+		dir.OnFull = v
+		if v != "reject" {
+			d.errf(o.at("on_full"), o.sub("on_full"), "unknown on_full policy %q; use reject", v)
+		}
+	}
+	flags, fnodes := o.strings("delete_on", true)
+	seen := map[string]bool{}
+	for i, f := range flags {
+		switch {
+		case f != "rst" && f != "fin":
+			d.errf(fnodes[i], fmt.Sprintf("%s[%d]", o.sub("delete_on"), i), "%q is not a TCP flag that deletes entries; use rst or fin", f)
+		case seen[f]:
+			d.errf(fnodes[i], fmt.Sprintf("%s[%d]", o.sub("delete_on"), i), "%s is listed twice; remove one", f)
+		}
+		seen[f] = true
+	}
+	dir.DeleteOn = flags
+	// A directory cell is a register pair of two 32-bit halves.
+	if t := s.Target; t != nil && 64 > t.MaxRegisterBits {
+		d.errf(o.node, o.path, "a directory cell needs 64-bit registers (ip + port, origin + target) but %s's max_register_bits is %d; pick another target", t.Name, t.MaxRegisterBits)
+	}
+}
+
+// indexBitsHint says what to change when index_bits does not fit t.
+func indexBitsHint(t *Target, v int) string {
+	var ok []string
+	for _, n := range TargetNames() {
+		if n == t.Name {
+			continue
+		}
+		if o, err := LoadTarget(n); err == nil && v >= o.MinIndexBits && v <= o.MaxIndexBits {
+			ok = append(ok, n)
+		}
+	}
+	verb := "lower"
+	if v < t.MinIndexBits {
+		verb = "raise"
+	}
+	if len(ok) > 0 {
+		return verb + " it or pick target " + strings.Join(ok, " or ")
+	}
+	return fmt.Sprintf("%s it into %d..%d", verb, t.MinIndexBits, t.MaxIndexBits)
+}
+
+func (d *decoder) workload(s *Spec, o *obj) {
+	w := &Workload{}
+	s.Workload = w
+	if o == nil || o.bad {
+		return
+	}
+	w.Pos = d.pos(o.node)
+	if v, ok := o.int("bits", true); ok {
+		w.Bits = v
+		if v < 1 || v > 32 {
+			d.errf(o.at("bits"), o.sub("bits"), "%d is outside 1..32 (the register holds a 32-bit load); pick a width in that range", v)
+		} else if t := s.Target; t != nil && 32+v > t.MaxRegisterBits {
+			d.errf(o.at("bits"), o.sub("bits"), "holder ip (32) + %d bits exceeds %s's max_register_bits %d; lower bits", v, t.Name, t.MaxRegisterBits)
+		}
+	}
+	var hb *Message
+	if v, ok := o.str("heartbeat", true); ok {
+		w.Heartbeat = v
+		if hb = s.MessageByName(v); hb == nil {
+			d.errf(o.at("heartbeat"), o.sub("heartbeat"), "%q is not a message; name the message servers report their load with", v)
+		}
+	}
+	if v, ok := o.str("metric_field", true); ok {
+		w.MetricField = v
+		if hb != nil {
+			var f *Field
+			for _, pf := range hb.Payload {
+				if pf.Name == v {
+					f = pf
+				}
+			}
+			if f == nil || f.Type != TypeUint {
+				d.errf(o.at("metric_field"), o.sub("metric_field"), "%q is not a uint field of %s's payload; name the field with the load", v, hb.Name)
+			}
+		}
+	}
+	if v, ok := o.str("update", true); ok {
+		w.Update = v
+		if v != "holder_or_smaller" {
+			d.errf(o.at("update"), o.sub("update"), "unknown update rule %q; use holder_or_smaller", v)
+		}
+	}
 }

@@ -1,0 +1,329 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+func (d *decoder) machines(s *Spec, o *obj) {
+	names := map[string]*yaml.Node{}
+	for i, n := range o.list("machines", true) {
+		path := itemPath(d, "machines", i, n)
+		mo := d.object(n, path, "name", "doc", "initial", "states", "events", "actions", "transitions", "ignore")
+		if mo.bad {
+			continue
+		}
+		m := d.machine(s, mo, n)
+		if prev := names[m.Name]; prev != nil && m.Name != "" {
+			d.errf(mo.at("name"), mo.sub("name"), "machine %q is already defined at line %d; rename one", m.Name, prev.Line)
+			continue
+		}
+		names[m.Name] = mo.at("name")
+		s.Machines = append(s.Machines, m)
+	}
+}
+
+// machine decodes one state machine and checks it: names resolve, at most
+// one outcome per (state, event), every state reachable, finals stay put.
+func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
+	m := &Machine{Pos: d.pos(n)}
+	m.Name, _ = mo.name("name", true)
+	m.Doc, _ = mo.str("doc", false)
+
+	state := map[string]*State{}
+	stateNodes := mo.list("states", true)
+	timeouts := map[*State]*obj{}
+	for i, sn := range stateNodes {
+		so := d.object(sn, itemPath(d, mo.sub("states"), i, sn), "name", "doc", "final", "timeout")
+		if so.bad {
+			continue
+		}
+		st := &State{Pos: d.pos(sn)}
+		st.Name, _ = so.name("name", true)
+		st.Doc, _ = so.str("doc", false)
+		st.Final = so.bool("final")
+		if prev := state[st.Name]; prev != nil && st.Name != "" {
+			d.errf(so.at("name"), so.sub("name"), "state %q is already defined at line %d; rename one", st.Name, prev.Pos.Line)
+			continue
+		}
+		if st.Name != "" {
+			state[st.Name] = st
+		}
+		if to := so.object("timeout", false, "after", "retries", "resend", "exhausted", "give_up"); to != nil && !to.bad {
+			timeouts[st] = to
+		}
+		m.States = append(m.States, st)
+	}
+	if len(m.States) == 0 && mo.vals["states"] != nil && mo.vals["states"].Kind == yaml.SequenceNode {
+		d.errf(mo.at("states"), mo.sub("states"), "is empty; a machine needs states")
+	}
+
+	event := map[string]*Event{}
+	byMessage := map[*Message]*Event{}
+	for i, en := range mo.list("events", true) {
+		eo := d.object(en, itemPath(d, mo.sub("events"), i, en), "name", "message", "doc")
+		if eo.bad {
+			continue
+		}
+		ev := &Event{Pos: d.pos(en)}
+		ev.Name, _ = eo.name("name", true)
+		ev.Doc, _ = eo.str("doc", false)
+		if ev.Name == TimeoutEvent {
+			d.errf(eo.at("name"), eo.sub("name"), "%q is built in (raised by a state's timer); rename the event", ev.Name)
+			continue
+		}
+		if prev := event[ev.Name]; prev != nil && ev.Name != "" {
+			d.errf(eo.at("name"), eo.sub("name"), "event %q is already defined at line %d; rename one", ev.Name, prev.Pos.Line)
+			continue
+		}
+		if msg, ok := eo.str("message", false); ok {
+			ev.Message = s.MessageByName(msg)
+			switch {
+			case ev.Message == nil:
+				d.errf(eo.at("message"), eo.sub("message"), "message %q is not defined; use one of %s", msg, messageNames(s))
+			case byMessage[ev.Message] != nil:
+				d.errf(eo.at("message"), eo.sub("message"), "message %s already raises event %s; one message raises one event", msg, byMessage[ev.Message].Name)
+			default:
+				byMessage[ev.Message] = ev
+			}
+		}
+		if ev.Name != "" {
+			event[ev.Name] = ev
+		}
+		m.Events = append(m.Events, ev)
+	}
+
+	action := map[string]*Action{}
+	for i, an := range mo.list("actions", true) {
+		ao := d.object(an, itemPath(d, mo.sub("actions"), i, an), "name", "send", "doc")
+		if ao.bad {
+			continue
+		}
+		a := &Action{Pos: d.pos(an)}
+		a.Name, _ = ao.name("name", true)
+		a.Doc, _ = ao.str("doc", false)
+		if prev := action[a.Name]; prev != nil && a.Name != "" {
+			d.errf(ao.at("name"), ao.sub("name"), "action %q is already defined at line %d; rename one", a.Name, prev.Pos.Line)
+			continue
+		}
+		if msg, ok := ao.str("send", false); ok {
+			if a.Send = s.MessageByName(msg); a.Send == nil {
+				d.errf(ao.at("send"), ao.sub("send"), "message %q is not defined; use one of %s", msg, messageNames(s))
+			}
+		}
+		if a.Name != "" {
+			action[a.Name] = a
+		}
+		m.Actions = append(m.Actions, a)
+	}
+
+	lookupState := func(o *obj, key string, required bool) *State {
+		v, ok := o.str(key, required)
+		if !ok {
+			return nil
+		}
+		st := state[v]
+		if st == nil {
+			d.errf(o.at(key), o.sub(key), "state %q is not defined in machine %s; define it under states", v, m.Name)
+		}
+		return st
+	}
+	lookupActions := func(o *obj, key string) ([]*Action, bool) {
+		names, nodes := o.strings(key, false)
+		var out []*Action
+		ok := true
+		for i, an := range names {
+			a := action[an]
+			if a == nil {
+				d.errf(nodes[i], fmt.Sprintf("%s[%d]", o.sub(key), i), "action %q is not defined in machine %s; define it under actions", an, m.Name)
+				ok = false
+				continue
+			}
+			out = append(out, a)
+		}
+		return out, ok
+	}
+
+	// Timeouts, in state order so diagnostics and the model are stable.
+	for _, st := range m.States {
+		to := timeouts[st]
+		if to == nil {
+			continue
+		}
+		t := &Timeout{}
+		if v, ok := to.duration("after", true); ok {
+			if v <= 0 {
+				d.errf(to.at("after"), to.sub("after"), "%v must be above 0", v)
+			}
+			t.After = v
+		}
+		if v, ok := to.int("retries", true); ok {
+			if v < 0 {
+				d.errf(to.at("retries"), to.sub("retries"), "%d is negative; use 0 for no retries", v)
+			}
+			t.Retries = v
+		}
+		if v, ok := to.str("resend", false); ok {
+			t.Resend = action[v]
+			switch {
+			case t.Resend == nil:
+				d.errf(to.at("resend"), to.sub("resend"), "action %q is not defined in machine %s; define it under actions", v, m.Name)
+			case t.Resend.Send == nil:
+				d.errf(to.at("resend"), to.sub("resend"), "action %s sends nothing; resend names an action with send:", v)
+			}
+		}
+		t.Exhausted = lookupState(to, "exhausted", true)
+		t.GiveUp, _ = lookupActions(to, "give_up")
+		if st.Final {
+			d.errf(to.node, to.path, "final state %s cannot have a timeout; remove it or make the state non-final", st.Name)
+		}
+		st.Timeout = t
+	}
+	if anyTimeout(m) {
+		m.Events = append(m.Events, &Event{Name: TimeoutEvent, Doc: "The state's timer fired.", Pos: m.Pos})
+	}
+
+	if v, ok := mo.str("initial", true); ok {
+		if m.Initial = state[v]; m.Initial == nil {
+			d.errf(mo.at("initial"), mo.sub("initial"), "state %q is not defined in machine %s; name one of its states", v, m.Name)
+		}
+	}
+
+	lookupEvent := func(o *obj) *Event {
+		v, ok := o.str("on", true)
+		if !ok {
+			return nil
+		}
+		if v == TimeoutEvent {
+			d.errf(o.at("on"), o.sub("on"), "timeout is handled by the state's timeout (retries, exhausted); remove this entry")
+			return nil
+		}
+		ev := event[v]
+		if ev == nil {
+			d.errf(o.at("on"), o.sub("on"), "event %q is not defined in machine %s; define it under events", v, m.Name)
+		}
+		return ev
+	}
+	type key struct {
+		st *State
+		ev *Event
+	}
+	seen := map[key]*yaml.Node{}
+	for i, tn := range mo.list("transitions", false) {
+		to := d.object(tn, fmt.Sprintf("%s[%d]", mo.sub("transitions"), i), "from", "on", "to", "do")
+		if to.bad {
+			continue
+		}
+		t := &Transition{Pos: d.pos(tn)}
+		t.From = lookupState(to, "from", true)
+		t.On = lookupEvent(to)
+		t.To = lookupState(to, "to", true)
+		acts, actsOK := lookupActions(to, "do")
+		t.Actions = acts
+		if t.From == nil || t.On == nil || t.To == nil || !actsOK {
+			continue
+		}
+		k := key{t.From, t.On}
+		if prev := seen[k]; prev != nil {
+			d.errf(tn, to.path, "a second transition for (%s, %s) (first at line %d); a state handles an event once", t.From.Name, t.On.Name, prev.Line)
+			continue
+		}
+		seen[k] = tn
+		if t.From.Final && t.To != t.From {
+			d.errf(to.at("to"), to.sub("to"), "final state %s may only transition to itself, not to %s; make it non-final or change to", t.From.Name, t.To.Name)
+		}
+		m.Transitions = append(m.Transitions, t)
+	}
+	ignored := map[key]*yaml.Node{}
+	for i, in := range mo.list("ignore", false) {
+		io := d.object(in, fmt.Sprintf("%s[%d]", mo.sub("ignore"), i), "in", "on")
+		if io.bad {
+			continue
+		}
+		ig := &Ignore{Pos: d.pos(in)}
+		ig.State = lookupState(io, "in", true)
+		ig.On = lookupEvent(io)
+		if ig.State == nil || ig.On == nil {
+			continue
+		}
+		k := key{ig.State, ig.On}
+		if prev := seen[k]; prev != nil {
+			d.errf(in, io.path, "(%s, %s) has a transition at line %d; remove the ignore or the transition", ig.State.Name, ig.On.Name, prev.Line)
+			continue
+		}
+		if prev := ignored[k]; prev != nil {
+			d.errf(in, io.path, "(%s, %s) is already ignored at line %d; remove one", ig.State.Name, ig.On.Name, prev.Line)
+			continue
+		}
+		ignored[k] = in
+		m.Ignores = append(m.Ignores, ig)
+	}
+	if m.Initial != nil {
+		reached := reachable(m)
+		for _, st := range m.States {
+			if !reached[st] {
+				d.errf(nodeOf(stateNodes, st, d), fmt.Sprintf("%s.states.%s", mo.path, st.Name),
+					"unreachable from initial state %s; add a transition into it or remove it", m.Initial.Name)
+			}
+		}
+	}
+	return m
+}
+
+// nodeOf finds the YAML node a state was decoded from, for its position.
+func nodeOf(nodes []*yaml.Node, st *State, d *decoder) *yaml.Node {
+	for _, n := range nodes {
+		if d.pos(n) == st.Pos {
+			return n
+		}
+	}
+	return &yaml.Node{Line: st.Pos.Line, Column: st.Pos.Col}
+}
+
+func anyTimeout(m *Machine) bool {
+	for _, st := range m.States {
+		if st.Timeout != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// reachable walks transitions and timeout-exhausted edges from Initial.
+func reachable(m *Machine) map[*State]bool {
+	seen := map[*State]bool{m.Initial: true}
+	queue := []*State{m.Initial}
+	for len(queue) > 0 {
+		st := queue[0]
+		queue = queue[1:]
+		var next []*State
+		for _, t := range m.Transitions {
+			if t.From == st {
+				next = append(next, t.To)
+			}
+		}
+		if st.Timeout != nil && st.Timeout.Exhausted != nil {
+			next = append(next, st.Timeout.Exhausted)
+		}
+		for _, n := range next {
+			if !seen[n] {
+				seen[n] = true
+				queue = append(queue, n)
+			}
+		}
+	}
+	return seen
+}
+
+func messageNames(s *Spec) string {
+	var ns []string
+	for _, m := range s.Messages {
+		ns = append(ns, m.Name)
+	}
+	if len(ns) == 0 {
+		return "(none defined)"
+	}
+	return strings.Join(ns, ", ")
+}
