@@ -144,7 +144,9 @@ func (d *decoder) spec(data []byte) *Spec {
 	if o.bad {
 		return s
 	}
-	if v, ok := o.int("version", true); ok {
+	if o.vals["version"] == nil {
+		d.errf(root, "version", "missing; add version: %d as the first line", Version)
+	} else if v, ok := o.int("version", false); ok {
 		if v != Version {
 			d.errf(o.at("version"), "version", "%d is not supported; set version: %d", v, Version)
 		}
@@ -212,7 +214,7 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 	if v, ok := b.int("stages", true); ok {
 		s.Budget.Stages = v
 		if t != nil && (v < 1 || v > t.Stages) {
-			d.errf(b.at("stages"), b.sub("stages"), "%d is outside what %s has (1..%d); use at most %d", v, t.Name, t.Stages, t.Stages)
+			d.errf(b.at("stages"), b.sub("stages"), "%d is outside what %s has (1..%d); use a value in that range", v, t.Name, t.Stages)
 		} else if t == nil && v < 1 {
 			d.errf(b.at("stages"), b.sub("stages"), "%d must be at least 1", v)
 		}
@@ -432,9 +434,16 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		out = append(out, f)
 	}
 	if off%8 != 0 {
-		d.errf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %d bits", off, 8-off%8)
+		d.errf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %s", off, plural(8-off%8, "bit"))
 	}
 	return out, off
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 func enumNames(s *Spec) string {

@@ -119,13 +119,18 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		m.Actions = append(m.Actions, a)
 	}
 
+	// broken is set when an edge could not be resolved; the reachability
+	// check is skipped then, since it would only repeat that problem.
+	broken := false
 	lookupState := func(o *obj, key string, required bool) *State {
 		v, ok := o.str(key, required)
 		if !ok {
+			broken = true
 			return nil
 		}
 		st := state[v]
 		if st == nil {
+			broken = true
 			d.errf(o.at(key), o.sub(key), "state %q is not defined in machine %s; define it under states", v, m.Name)
 		}
 		return st
@@ -194,14 +199,17 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	lookupEvent := func(o *obj) *Event {
 		v, ok := o.str("on", true)
 		if !ok {
+			broken = true
 			return nil
 		}
 		if v == TimeoutEvent {
+			broken = true
 			d.errf(o.at("on"), o.sub("on"), "timeout is handled by the state's timeout (retries, exhausted); remove this entry")
 			return nil
 		}
 		ev := event[v]
 		if ev == nil {
+			broken = true
 			d.errf(o.at("on"), o.sub("on"), "event %q is not defined in machine %s; define it under events", v, m.Name)
 		}
 		return ev
@@ -223,6 +231,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		acts, actsOK := lookupActions(to, "do")
 		t.Actions = acts
 		if t.From == nil || t.On == nil || t.To == nil || !actsOK {
+			broken = true
 			continue
 		}
 		k := key{t.From, t.On}
@@ -260,7 +269,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		ignored[k] = in
 		m.Ignores = append(m.Ignores, ig)
 	}
-	if m.Initial != nil {
+	if m.Initial != nil && !broken {
 		reached := reachable(m)
 		for _, st := range m.States {
 			if !reached[st] {

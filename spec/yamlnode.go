@@ -22,6 +22,9 @@ func (d *decoder) pos(n *yaml.Node) Pos { return Pos{File: d.file, Line: n.Line,
 
 // errf records a problem at n; path names the key or value in dotted form.
 func (d *decoder) errf(n *yaml.Node, path, format string, a ...any) {
+	if path == "" {
+		path = "the document"
+	}
 	d.diags = append(d.diags, Diagnostic{Pos: d.pos(n), Msg: path + ": " + fmt.Sprintf(format, a...)})
 }
 

@@ -1,0 +1,285 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// editDefault returns the default spec with old replaced by new; old must
+// occur exactly once so an edit of capybara.yaml cannot make a case miss.
+func editDefault(t testing.TB, old, new string) []byte {
+	t.Helper()
+	y := string(defaultSpec)
+	if n := strings.Count(y, old); n != 1 {
+		t.Fatalf("edit %q occurs %d times in the default spec, want once", old, n)
+	}
+	return []byte(strings.Replace(y, old, new, 1))
+}
+
+// badEdits are edits of the default spec, each with every diagnostic it
+// must produce, exactly and in order.
+var badEdits = []struct {
+	name, old, new string
+	want           []string
+}{
+	{"version2", "version: 1\nname", "version: 2\nname", []string{
+		`spec/x.yaml:4:10: version: 2 is not supported; set version: 1`,
+	}},
+	{"noversion", "version: 1\nname", "name", []string{
+		`spec/x.yaml:4:1: version: missing; add version: 1 as the first line`,
+	}},
+	{"unknownkey", "target: tofino1\n", "target: tofino1\ncolour: red\n", []string{
+		`spec/x.yaml:12:1: colour: unknown key; allowed keys are version, name, doc, target, budget, tables, transport, enums, header, messages, directory, workload, machines`,
+	}},
+	{"mtutype", "mtu: 1500", "mtu: big", []string{
+		`spec/x.yaml:26:8: transport.mtu: want an integer, got "big"`,
+	}},
+	{"mturange", "mtu: 1500", "mtu: 100", []string{
+		`spec/x.yaml:26:8: transport.mtu: 100 is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range`,
+	}},
+	{"udpport0", "udp_port: 7071", "udp_port: 0", []string{
+		`spec/x.yaml:25:13: transport.udp_port: 0 is not a UDP port; use 1..65535`,
+	}},
+	{"checksum", "checksum: udp", "checksum: crc", []string{
+		`spec/x.yaml:29:13: transport.checksum: "crc" is not a checksum kind; use udp or wrapping16`,
+	}},
+	{"target", "target: tofino1", "target: tofino3", []string{
+		`spec/x.yaml:11:9: target: unknown target "tofino3"; known targets are tofino1, tofino2`,
+	}},
+	{"indexbits", "index_bits: 16", "index_bits: 24", []string{
+		`spec/x.yaml:93:15: directory.index_bits: 24 is outside what tofino1 allows (8..20); lower it into 8..20`,
+		`spec/x.yaml:95:38: directory.levels[0].hash.width: a 16-bit CRC cannot index 24 bits; use width: 32 or lower index_bits`,
+		`spec/x.yaml:96:41: directory.levels[1].hash.width: a 16-bit CRC cannot index 24 bits; use width: 32 or lower index_bits`,
+	}},
+	{"nolevels", "  levels:\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}\n    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n", "  levels: []\n", []string{
+		`spec/x.yaml:94:11: directory.levels: has no levels; a directory needs at least 1`,
+	}},
+	{"crcwidth", "name: crc16_arc, width: 16", "name: crc16_arc, width: 8", []string{
+		`spec/x.yaml:95:38: directory.levels[0].hash.width: 8 is not a CRC width Tofino hashes; use 16 or 32`,
+	}},
+	{"polywide", "poly: 0x8005", "poly: 0x18005", []string{
+		`spec/x.yaml:95:48: directory.levels[0].hash.poly: 0x18005 is wider than the 16-bit CRC; use a value up to 0xffff`,
+	}},
+	{"dupvalue", "{name: conn_state, value: 4,", "{name: prepare_mig, value: 4,", []string{
+		`spec/x.yaml:39:16: enums.stage.values.prepare_mig.name: value "prepare_mig" is already in enum stage at line 37; rename one`,
+		`spec/x.yaml:70:12: messages.conn_state.stage: "conn_state" is not a value of enum stage; use one of rejected, prepare_mig, prepare_mig_ack, conn_state_ack, heartbeat_update, heartbeat_response`,
+	}},
+	{"dupnumber", "{name: conn_state, value: 4,", "{name: conn_state, value: 3,", []string{
+		`spec/x.yaml:39:35: enums.stage.values.conn_state.value: 3 is already the value of prepare_mig_ack (line 38); pick another number`,
+	}},
+	{"valuerange", "{name: heartbeat_response, value: 13,", "{name: heartbeat_response, value: 16,", []string{
+		`spec/x.yaml:42:43: enums.stage.values.heartbeat_response.value: 16 does not fit enum stage's 4 bits (max 15); widen bits or pick a smaller value`,
+	}},
+	{"enumbits", "{name: stage, type: enum, enum: stage}", "{name: stage, type: enum, enum: stage, bits: 8}", []string{
+		`spec/x.yaml:54:52: header.fields.stage.bits: 8 does not match enum stage's 4 bits; set bits: 4 or remove it`,
+	}},
+	{"wholebytes", "{name: reserved, bits: 8, reserved: true}", "{name: reserved, bits: 7, reserved: true}", []string{
+		`spec/x.yaml:48:5: header.fields: the fields add up to 159 bits, not whole bytes; add a reserved field of 1 bit`,
+	}},
+	{"constwide", "const: 0xCAFEDEAD", "const: 0x1CAFEDEAD", []string{
+		`spec/x.yaml:48:38: header.fields.magic.const: 0x1cafedead does not fit the field's 32 bits; widen the field or fix the constant`,
+	}},
+	{"stageundef", "stage: conn_state_ack\n", "stage: conn_state_acked\n", []string{
+		`spec/x.yaml:80:12: messages.conn_state_ack.stage: "conn_state_acked" is not a value of enum stage; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+	}},
+	{"dupmessage", "  - name: conn_state_ack\n", "  - name: conn_state\n", []string{
+		`spec/x.yaml:79:11: messages.conn_state.name: message "conn_state" is already defined at line 69; rename one`,
+		`spec/x.yaml:126:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:166:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, heartbeat_update, heartbeat_response`,
+	}},
+	{"keyword", "{name: client_port, bits: 16}", "{name: func, bits: 16}", []string{
+		`spec/x.yaml:52:14: header.fields.func.name: "func" is a Go keyword; rename it`,
+		`spec/x.yaml:92:20: directory.key[1]: "client_port" is not a header field; name the client's ipv4 field and its 16-bit port field`,
+	}},
+	{"notsnake", "name: capybara", "name: Capybara", []string{
+		`spec/x.yaml:5:7: name: "Capybara" is not a lower_snake identifier (a-z, 0-9, single underscores, starting with a letter); rename it`,
+	}},
+	{"unreachable", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: limbo}\n", []string{
+		`spec/x.yaml:122:9: machines.origin.states.limbo: unreachable from initial state idle; add a transition into it or remove it`,
+	}},
+	{"undefevent", "{from: transferring, on: conn_state_ack,", "{from: transferring, on: conn_state_acked,", []string{
+		`spec/x.yaml:138:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
+	}},
+	{"duptransition", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n      - {from: preparing, on: rejected, to: failed}\n", []string{
+		`spec/x.yaml:138:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 137); a state handles an event once`,
+	}},
+	{"transignore", "      - {in: transferring, on: prepare_mig_ack}", "      - {in: preparing, on: prepare_mig_ack}", []string{
+		`spec/x.yaml:140:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 136; remove the ignore or the transition`,
+	}},
+	{"noinitial", "    initial: idle\n    states:\n      - name: idle\n      - name: preparing", "    states:\n      - name: idle\n      - name: preparing", []string{
+		`spec/x.yaml:108:5: machines.origin: missing key initial; add it`,
+	}},
+	{"finalmove", "      - {from: accepted, on: conn_state, to: accepted,", "      - {from: accepted, on: conn_state, to: abandoned,", []string{
+		`spec/x.yaml:172:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
+	}},
+	{"negretries", "retries: 3, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
+		`spec/x.yaml:115:40: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
+	}},
+	{"after0", "after: 5ms", "after: 0s", []string{
+		`spec/x.yaml:115:26: machines.origin.states.preparing.timeout.after: 0s must be above 0`,
+	}},
+	{"resendnothing", "resend: send_prepare_mig", "resend: freeze_connection", []string{
+		`spec/x.yaml:115:51: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
+	}},
+	{"keyfield", "key: [client_ip, client_port]", "key: [client_port, client_ip]", []string{
+		`spec/x.yaml:92:8: directory.key: must be [<ipv4 header field>, <16-bit port header field>], in that order; got [client_port client_ip]`,
+	}},
+	{"keynotheader", "key: [client_ip, client_port]", "key: [client_ip, port]", []string{
+		`spec/x.yaml:92:20: directory.key[1]: "port" is not a header field; name the client's ipv4 field and its 16-bit port field`,
+	}},
+	{"deleteon", "delete_on: [rst, fin]", "delete_on: [rst, syn]", []string{
+		`spec/x.yaml:99:20: directory.delete_on[1]: "syn" is not a TCP flag that deletes entries; use rst or fin`,
+	}},
+	{"insert", "insert: write_if_empty", "insert: overwrite", []string{
+		`spec/x.yaml:97:11: directory.insert: unknown insert policy "overwrite"; use write_if_empty`,
+	}},
+	{"onfull", "on_full: reject", "on_full: drop", []string{
+		`spec/x.yaml:98:12: directory.on_full: unknown on_full policy "drop"; use reject`,
+	}},
+	{"heartbeat", "heartbeat: heartbeat_update", "heartbeat: heartbeat", []string{
+		`spec/x.yaml:103:14: workload.heartbeat: "heartbeat" is not a message; name the message servers report their load with`,
+	}},
+	{"metric", "metric_field: workload", "metric_field: load", []string{
+		`spec/x.yaml:104:17: workload.metric_field: "load" is not a uint field of heartbeat_update's payload; name the field with the load`,
+	}},
+	{"fragindex", "index_field: fragment_index", "index_field: stage", []string{
+		`spec/x.yaml:74:20: messages.conn_state.fragmented.index_field: "stage" is not a 16-bit uint header field; name the header field that carries the fragment index`,
+	}},
+	{"fragmore", "more_field: next_fragment", "more_field: fragment_index", []string{
+		`spec/x.yaml:75:19: messages.conn_state.fragmented.more_field: "fragment_index" is not a flag header field; name the flag that says another fragment follows`,
+	}},
+	{"maxbytes", "max_bytes: 16777216", "max_bytes: 0", []string{
+		`spec/x.yaml:76:18: messages.conn_state.fragmented.max_bytes: 0 must be above 0`,
+	}},
+	{"fragtimeout", "timeout: 200ms", "timeout: 0s", []string{
+		`spec/x.yaml:78:16: messages.conn_state.fragmented.timeout: 0s must be above 0`,
+	}},
+	{"pct", "sram: 40%", "sram: 40", []string{
+		`spec/x.yaml:13:9: budget.sram: want a string, got the integer 40`,
+	}},
+	{"pct140", "sram: 40%", "sram: 140%", []string{
+		`spec/x.yaml:13:9: budget.sram: 140% is outside (0%, 100%]; use a share above 0 and at most 100%`,
+	}},
+	{"stages", "stages: 12 ", "stages: 13 ", []string{
+		`spec/x.yaml:17:11: budget.stages: 13 is outside what tofino1 has (1..12); use a value in that range`,
+	}},
+	{"hosts", "hosts: 1024", "hosts: 0", []string{
+		`spec/x.yaml:20:10: tables.hosts: 0 entries is too small; a table needs at least 1`,
+	}},
+	{"dupyamlkey", "  mtu: 1500\n", "  mtu: 1500\n  mtu: 9000\n", []string{
+		`spec/x.yaml:27:3: transport.mtu: duplicate key (first at line 26); remove one`,
+	}},
+	{"workloadbits", "  bits: 32\n  heartbeat", "  bits: 33\n  heartbeat", []string{
+		`spec/x.yaml:102:9: workload.bits: 33 is outside 1..32 (the register holds a 32-bit load); pick a width in that range`,
+	}},
+	{"syntax", "  mtu: 1500\n", "  mtu: [1500\n", []string{
+		`spec/x.yaml:25:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`,
+	}},
+	{"maplist", "enums:\n", "enums: {}\nxx:\n", []string{
+		`spec/x.yaml:31:8: enums: want a list, got a mapping`,
+		`spec/x.yaml:32:1: xx: unknown key; allowed keys are version, name, doc, target, budget, tables, transport, enums, header, messages, directory, workload, machines`,
+		`spec/x.yaml:49:5: header.fields: the fields add up to 156 bits, not whole bytes; add a reserved field of 4 bits`,
+		`spec/x.yaml:55:39: header.fields.stage.enum: enum "stage" is not defined; define it under enums or use one of (none defined)`,
+	}},
+	{"strlist", "delete_on: [rst, fin]", "delete_on: rst", []string{
+		`spec/x.yaml:99:14: directory.delete_on: want a list, got "rst"`,
+	}},
+	{"timeoutevent", "{name: start, doc:", "{name: timeout, doc:", []string{
+		`spec/x.yaml:123:16: machines.origin.events.timeout.name: "timeout" is built in (raised by a state's timer); rename the event`,
+		`spec/x.yaml:135:26: machines.origin.transitions[0].on: event "start" is not defined in machine origin; define it under events`,
+	}},
+	{"dupevent", "{name: conn_state_ack, message: conn_state_ack}", "{name: rejected, message: conn_state_ack}", []string{
+		`spec/x.yaml:126:16: machines.origin.events.rejected.name: event "rejected" is already defined at line 125; rename one`,
+		`spec/x.yaml:138:34: machines.origin.transitions[3].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:141:24: machines.origin.ignore[1].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:145:26: machines.origin.ignore[5].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+	}},
+	{"undefaction", "do: [release_connection]", "do: [release]", []string{
+		`spec/x.yaml:138:65: machines.origin.transitions[3].do[0]: action "release" is not defined in machine origin; define it under actions`,
+	}},
+	{"dupstate", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: failed}\n", []string{
+		`spec/x.yaml:122:16: machines.origin.states.failed.name: state "failed" is already defined at line 121; rename one`,
+	}},
+	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: abandoned},", []string{
+		`spec/x.yaml:157:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
+	}},
+	{"bytesinheader", "{name: origin_port, bits: 16,", "{name: origin_port, type: bytes, bits: 16,", []string{
+		`spec/x.yaml:50:33: header.fields.origin_port.type: bytes fields are only allowed in a message payload; use uint`,
+	}},
+	{"budgetstages0", "stages: 12 ", "stages: 0 ", []string{
+		`spec/x.yaml:17:11: budget.stages: 0 is outside what tofino1 has (1..12); use a value in that range`,
+	}},
+	{"fromtype", "from: switch", "from: client", []string{
+		`spec/x.yaml:87:11: messages.heartbeat_response.from: "client" is not a sender; use server, switch or any`,
+	}},
+	{"samemessage", "{name: conn_state_ack, message: conn_state_ack}", "{name: conn_state_ack, message: rejected}", []string{
+		`spec/x.yaml:126:41: machines.origin.events.conn_state_ack.message: message rejected already raises event rejected; one message raises one event`,
+	}},
+	{"indexbits21", "index_bits: 16", "index_bits: 21", []string{
+		`spec/x.yaml:93:15: directory.index_bits: 21 is outside what tofino1 allows (8..20); lower it or pick target tofino2`,
+		`spec/x.yaml:95:38: directory.levels[0].hash.width: a 16-bit CRC cannot index 21 bits; use width: 32 or lower index_bits`,
+		`spec/x.yaml:96:41: directory.levels[1].hash.width: a 16-bit CRC cannot index 21 bits; use width: 32 or lower index_bits`,
+	}},
+	{"transitiontimeout", "      - {from: idle, on: start,", "      - {from: preparing, on: timeout, to: failed}\n      - {from: idle, on: start,", []string{
+		`spec/x.yaml:135:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
+	}},
+	{"alias", "  udp_port: 7071\n  mtu: 1500\n", "  udp_port: &m 7071\n  mtu: *m\n", []string{
+		`spec/x.yaml:26:8: transport.mtu: YAML aliases are not supported; write the value out`,
+	}},
+}
+
+func TestParseBadEdits(t *testing.T) {
+	for _, tc := range badEdits {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("spec/x.yaml", editDefault(t, tc.old, tc.new))
+			checkDiagnostics(t, err, tc.want)
+		})
+	}
+}
+
+// badSnippets are small whole files.
+var badSnippets = []struct {
+	name, yaml string
+	want       []string
+}{
+	{"empty", "", []string{
+		"spec/x.yaml:1:1: the file is empty; it must be a mapping starting with version: 1",
+	}},
+	{"list", "- version: 1\n", []string{
+		"spec/x.yaml:1:1: the document: want a mapping of key: value, got a list",
+	}},
+	{"tab", "version: 1\n\tname: x\n", []string{
+		"spec/x.yaml:2:1: yaml: found a tab character that violates indentation; fix the YAML syntax",
+	}},
+}
+
+func TestParseBadSnippets(t *testing.T) {
+	for _, tc := range badSnippets {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("spec/x.yaml", []byte(tc.yaml))
+			checkDiagnostics(t, err, tc.want)
+		})
+	}
+}
+
+func checkDiagnostics(t *testing.T, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Parse = nil error, want\n%s", strings.Join(want, "\n"))
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("errors.Is(%v, ErrInvalid) = false, want true", err)
+	}
+	var el *ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("Parse error is %T, want *ErrorList", err)
+	}
+	got := make([]string, len(el.Errors))
+	for i, d := range el.Errors {
+		got[i] = d.String()
+	}
+	if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
+		t.Errorf("Parse diagnostics:\n%s\nwant:\n%s", g, w)
+	}
+}
