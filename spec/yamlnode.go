@@ -154,7 +154,7 @@ func (o *obj) get(key string, required bool) *yaml.Node {
 	v := o.vals[key]
 	if v == nil && required && !o.bad {
 		if o.path == "" {
-			o.d.errf(o.node, key, "missing; add %s:", key)
+			o.d.errf(o.node, key, "missing; add it")
 		} else {
 			o.d.errf(o.node, o.path, "missing key %s; add it", key)
 		}

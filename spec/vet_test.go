@@ -1,0 +1,59 @@
+package spec
+
+import (
+	"strings"
+	"testing"
+)
+
+func vetStrings(t *testing.T, y []byte) []string {
+	t.Helper()
+	s, err := Parse("spec/x.yaml", y)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	var out []string
+	for _, d := range Vet(s) {
+		out = append(out, d.String())
+	}
+	return out
+}
+
+func TestVet(t *testing.T) {
+	const finWarning = "spec/x.yaml:92:3: warning: directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes"
+	sameHash := "    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}\n    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n"
+	for _, tc := range []struct {
+		name, old, new string
+		want           []string
+	}{
+		{"default", "", "", []string{finWarning}},
+		{"rst only", "delete_on: [rst, fin]", "delete_on: [rst]", nil},
+		{"authors' scheme", sameHash,
+			"    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n",
+			[]string{
+				finWarning,
+				"spec/x.yaml:92:3: warning: directory.levels: every level uses the same hash crc16_arc, so keys that collide on one level collide on all of them and the extra levels add almost nothing; the 2 levels of 2^16 slots reach 1% rejected inserts at 17457 seeded random client keys, against 32568 with a distinct hash per level (46% of the capacity lost); give each level its own polynomial",
+			}},
+		{"two of three", sameHash,
+			sameHash + "    - hash: {name: crc16_x2, width: 16, poly: 0x1021}\n",
+			[]string{
+				finWarning,
+				"spec/x.yaml:92:3: warning: directory.levels: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots reach 1% rejected inserts at 73192 seeded random client keys, against 91475 with a distinct hash per level (20% of the capacity lost); give each level its own polynomial",
+			}},
+		{"stuck state", "      - {name: failed, final: true}\n",
+			"      - {name: failed}\n",
+			[]string{
+				finWarning,
+				"spec/x.yaml:121:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := defaultSpec
+			if tc.old != "" {
+				y = editDefault(t, tc.old, tc.new)
+			}
+			if got := vetStrings(t, y); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("Vet =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
