@@ -1,0 +1,306 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/capygen/capygen/spec"
+)
+
+func defaultSpec(t testing.TB) *spec.Spec {
+	t.Helper()
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatalf("spec.Default() = %v", err)
+	}
+	return s
+}
+
+// editSpec parses the default spec with string replacements applied.
+func editSpec(t testing.TB, pairs ...string) *spec.Spec {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(y, pairs[i]) {
+			t.Fatalf("default spec has no %q to replace", pairs[i])
+		}
+		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
+	}
+	s, err := spec.Parse("edited.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("parse edited spec: %v", err)
+	}
+	return s
+}
+
+const crc16Levels = `    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}
+    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}
+`
+
+const crc32Levels = `    - hash: {name: crc32, width: 32, poly: 0x04C11DB7, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}
+    - hash: {name: crc32c, width: 32, poly: 0x1EDC6F41, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}
+    - hash: {name: crc32k, width: 32, poly: 0x741B8CD7, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}
+`
+
+func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
+	s := defaultSpec(t)
+	if err := Check(s); err != nil {
+		t.Fatalf("Check(default) = %v, want nil", err)
+	}
+	u, err := Estimate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2^16 pairs of 64 bits = 32 blocks, plus the synthetic two-port spare.
+	for _, o := range u.Objects {
+		if strings.HasPrefix(o.Name, "dir") && o.Kind == "register" && o.SRAMBlocks != 33 {
+			t.Errorf("%s: %d SRAM blocks, want 33", o.Name, o.SRAMBlocks)
+		}
+	}
+	if u.StatefulALUs != 5 {
+		t.Errorf("StatefulALUs = %d, want 5 (2 levels x key+addr, min_workload)", u.StatefulALUs)
+	}
+	if u.Entries != 2<<16 {
+		t.Errorf("Entries = %d, want %d", u.Entries, 2<<16)
+	}
+	// The authors' layout: 2 levels x 9 registers x (16 + 1) blocks, 31.9%.
+	if u.Authors.SRAMBlocks != 306 {
+		t.Errorf("Authors.SRAMBlocks = %d, want 306", u.Authors.SRAMBlocks)
+	}
+	// A level's address register sits after its key register, and the
+	// next level's key register after this one's.
+	stage := map[string]int{}
+	for _, o := range u.Objects {
+		stage[o.Name] = o.Stage
+	}
+	if !(stage["dir0_key"] < stage["dir0_addr"] && stage["dir0_key"] < stage["dir1_key"] &&
+		stage["dir1_key"] < stage["dir1_addr"] && stage["dir1_addr"] < stage["ipv4_host"]) {
+		t.Errorf("stages %v break the dependency chain", stage)
+	}
+}
+
+func TestStagesRespectPerStageLimits(t *testing.T) {
+	s := editSpec(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 12")
+	u, err := Estimate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := s.Target
+	type room struct{ sram, mapRAM, salu, hash int }
+	per := map[int]*room{}
+	for _, o := range u.Objects {
+		r := per[o.Stage]
+		if r == nil {
+			r = &room{}
+			per[o.Stage] = r
+		}
+		r.sram += o.SRAMBlocks
+		r.mapRAM += o.MapRAMBlocks
+		r.salu += o.StatefulALUs
+		r.hash += o.HashUnits
+	}
+	for st, r := range per {
+		if r.sram > tg.SRAMBlocksPerStage || r.mapRAM > tg.MapRAMBlocksPerStage || r.salu > tg.StatefulALUsPerStage || r.hash > tg.HashUnitsPerStage {
+			t.Errorf("stage %d holds %+v, over a stage's limits", st, *r)
+		}
+	}
+}
+
+func TestCheckRefusesOverBudgetSpec(t *testing.T) {
+	s := editSpec(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 20", "sram: 40%", "sram: 10%")
+	err := Check(s)
+	if !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("Check(3 levels x 20 bits, 10%% SRAM) = %v, want ErrOverBudget", err)
+	}
+	want := `spec capybara is over its budget on tofino1:
+  sram: needs 3086 blocks, budget 96 (10% of tofino1's 960): 2990 over; lower directory.index_bits or levels, or raise budget.sram
+  map_ram: needs 3082 blocks, budget 345 (59.9% of tofino1's 576): 2737 over; lower directory.index_bits or levels, or raise budget.map_ram
+  stage_memory: dir0_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir0_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir1_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir1_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir2_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir2_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits`
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("Check error (-want +got):\n%s", diff)
+	}
+	var be *BudgetError
+	if !errors.As(err, &be) || be.Overrun[0].Resource != "sram" || be.Overrun[0].Needs-be.Overrun[0].Budget != 2990 {
+		t.Errorf("BudgetError = %+v, want sram first, 2990 over", be)
+	}
+}
+
+func TestCheckNamesStagesOverBudget(t *testing.T) {
+	s := editSpec(t, "stages: 12 ", "stages: 5 ")
+	err := Check(s)
+	if err == nil || !strings.Contains(err.Error(), "stages: needs 8 stages, budget 5 (tofino1 has 12): 3 over") {
+		t.Fatalf("Check(5 stages) = %v, want the stages overrun", err)
+	}
+}
+
+func TestCRCTableMatchesSum(t *testing.T) {
+	s := defaultSpec(t)
+	crcs := append([]*spec.CRC{}, Family...)
+	for _, l := range s.Directory.Levels {
+		crcs = append(crcs, l.Hash)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range crcs {
+		tb := newCRCTable(c)
+		for i := 0; i < 500; i++ {
+			data := make([]byte, rng.IntN(12))
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			if got, want := tb.sum(data), c.Sum(data); got != want {
+				t.Fatalf("%s table sum(%x) = %#x, want spec.CRC.Sum %#x", c.Name, data, got, want)
+			}
+		}
+	}
+}
+
+func TestPermute48IsABijectionOnASample(t *testing.T) {
+	seen := map[uint64]bool{}
+	for n := uint64(0); n < 1<<16; n++ {
+		k := permute48(n, 7)
+		if k > keyMask || seen[k] {
+			t.Fatalf("permute48(%d) = %#x repeats or leaves 48 bits", n, k)
+		}
+		seen[k] = true
+	}
+}
+
+func TestCapacityGrowsWithLevels(t *testing.T) {
+	const bits = 12
+	var prev, prevAuthors int
+	for l := 1; l <= 4; l++ {
+		crcs, err := LevelHashes(nil, l, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := MeasureCapacity(crcs, bits, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared := make([]*spec.CRC, l)
+		for i := range shared {
+			shared[i] = crcs[0]
+		}
+		authors, err := MeasureCapacity(shared, bits, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d levels x %d bits: capacity@1%% %d (%.1f%% full), authors' %d", l, bits, got, float64(got)*100/float64(l<<bits), authors)
+		if got <= prev {
+			t.Errorf("%d levels: capacity %d, not above %d levels' %d", l, got, l-1, prev)
+		}
+		if l == 1 && got != authors {
+			t.Errorf("1 level: capacity %d != authors' %d; one level is the same scheme", got, authors)
+		}
+		if l >= 2 && float64(got) < 1.5*float64(authors) {
+			t.Errorf("%d levels: capacity %d, want at least 1.5x the authors' %d", l, got, authors)
+		}
+		// Extra levels at the same index only widen one bucket: the
+		// authors' capacity grows by less than the distinct hashes'.
+		if l >= 2 && authors-prevAuthors >= got-prev {
+			t.Errorf("%d levels: authors' gain %d >= distinct hashes' gain %d", l, authors-prevAuthors, got-prev)
+		}
+		prev, prevAuthors = got, authors
+	}
+}
+
+func TestOneLevelCapacityIsOnePercentFull(t *testing.T) {
+	// With one level a key is rejected exactly when its slot is taken, so
+	// 1% of rejects is 1% of the slots filled.
+	got, err := MeasureCapacity(Family[:1], 16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got < 500 || got > 800 {
+		t.Errorf("one 16-bit level: capacity %d, want about 655 (1%% of 65536)", got)
+	}
+}
+
+func TestExploreIsDeterministicAndFits(t *testing.T) {
+	s := defaultSpec(t)
+	a, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, b, cmpopts.IgnoreUnexported(Object{})); diff != "" {
+		t.Fatalf("Explore is not deterministic for a seed:\n%s", diff)
+	}
+	c, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: 43})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Equal(a, c, cmpopts.IgnoreUnexported(Object{})) {
+		t.Errorf("seeds 42 and 43 measured identical capacities; the seed is not used")
+	}
+	if len(a) == 0 {
+		t.Fatal("Explore(default) found no choice")
+	}
+	found := false
+	for _, ch := range a {
+		if ch.Levels == 2 && ch.IndexBits == 16 {
+			found = true
+			if ch.Hashes[0] != "crc16_arc" || ch.Hashes[1] != "crc16_xmodem" {
+				t.Errorf("2x16 measured with %v, want the spec's CRCs", ch.Hashes)
+			}
+		}
+		if ch.Usage.SRAMBlocks > s.Budget.SRAMBlocks {
+			t.Errorf("choice %dx%d over the SRAM budget", ch.Levels, ch.IndexBits)
+		}
+	}
+	if !found {
+		t.Error("Explore(default) lacks the spec's own 2 levels x 16 bits")
+	}
+	var buf bytes.Buffer
+	WriteTable(&buf, a)
+	if !strings.Contains(buf.String(), "capacity@1%") || strings.Count(buf.String(), "\n") != len(a)+1 {
+		t.Errorf("WriteTable output:\n%s", buf.String())
+	}
+}
+
+func TestWriteUsage(t *testing.T) {
+	s := defaultSpec(t)
+	u, err := Estimate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	WriteUsage(&buf, s, u)
+	for _, want := range []string{"sram blocks", "dir1_addr", "authors' layout (288 bits an entry): 306 SRAM blocks, 31.9% of tofino1"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("WriteUsage lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestEstimateRejectsIncompleteSpec(t *testing.T) {
+	if _, err := Estimate(&spec.Spec{}); !errors.Is(err, ErrBadSpec) {
+		t.Errorf("Estimate(empty) = %v, want ErrBadSpec", err)
+	}
+	if _, err := MeasureCapacity([]*spec.CRC{{Name: "c8", Width: 8, Poly: 7}}, 12, 1); !errors.Is(err, ErrBadSpec) {
+		t.Errorf("MeasureCapacity(8-bit CRC, 12 bits) = %v, want ErrBadSpec", err)
+	}
+}
+
+func BenchmarkMeasureCapacity2x20(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := MeasureCapacity(Family[:2], 20, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
