@@ -201,7 +201,7 @@ var badEdits = []struct {
 	{"dupstate", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: failed}\n", []string{
 		`spec/x.yaml:122:16: machines.origin.states.failed.name: state "failed" is already defined at line 121; rename one`,
 	}},
-	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: abandoned},", []string{
+	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: accepted},", []string{
 		`spec/x.yaml:157:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
 	}},
 	{"bytesinheader", "{name: origin_port, bits: 16,", "{name: origin_port, type: bytes, bits: 16,", []string{
@@ -223,6 +223,9 @@ var badEdits = []struct {
 	}},
 	{"transitiontimeout", "      - {from: idle, on: start,", "      - {from: preparing, on: timeout, to: failed}\n      - {from: idle, on: start,", []string{
 		`spec/x.yaml:135:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
+	}},
+	{"selfexhausted", "exhausted: failed, give_up: [resume_connection]", "exhausted: preparing, give_up: [resume_connection]", []string{
+		`spec/x.yaml:115:80: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
 	}},
 	{"alias", "  udp_port: 7071\n  mtu: 1500\n", "  udp_port: &m 7071\n  mtu: *m\n", []string{
 		`spec/x.yaml:26:8: transport.mtu: YAML aliases are not supported; write the value out`,

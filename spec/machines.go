@@ -180,6 +180,9 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 			}
 		}
 		t.Exhausted = lookupState(to, "exhausted", true)
+		if t.Exhausted == st {
+			d.errf(to.at("exhausted"), to.sub("exhausted"), "%s cannot be its own exhausted state (the retries would never end); name the state to give up into", st.Name)
+		}
 		t.GiveUp, _ = lookupActions(to, "give_up")
 		if st.Final {
 			d.errf(to.node, to.path, "final state %s cannot have a timeout; remove it or make the state non-final", st.Name)
