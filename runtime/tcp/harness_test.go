@@ -1,0 +1,231 @@
+package tcp
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var (
+	addrA = netip.MustParseAddrPort("10.77.0.1:40000")
+	addrB = netip.MustParseAddrPort("10.77.0.2:80")
+)
+
+// packet is a segment in flight: its encoded bytes and arrival time.
+type packet struct {
+	at    Time
+	toB   bool
+	bytes []byte
+	order uint64
+}
+
+// net is a deterministic in-memory network between two endpoints, A and
+// B, with a virtual clock and optional seeded loss, duplication and
+// reordering. Segments travel encoded, so every test also exercises
+// AppendSegment and ParseSegment.
+type net struct {
+	t      testing.TB
+	now    Time
+	delay  Time
+	a, b   *Conn
+	q      []packet
+	rng    *rand.Rand
+	loss   float64
+	dup    float64
+	jitter Time // extra random delay, which reorders
+	seq    uint64
+	// drop, when set, decides the fate of each segment before loss.
+	drop func(fromA bool, s *Segment) bool
+	// tap sees every segment sent (after drop decisions are made).
+	tap  func(fromA bool, s *Segment)
+	sent int
+	cfgB Config
+	// app runs before every step: the applications on both ends.
+	app func()
+}
+
+func newNet(t testing.TB, seed uint64) *net {
+	return &net{t: t, delay: 5 * time.Millisecond, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// pair builds A dialing B through n: B is accepted when A's SYN arrives.
+func (n *net) dial(cfgA, cfgB Config) {
+	n.a = Dial(cfgA, ID{Local: addrA, Remote: addrB}, 1000, n.now)
+	n.cfgB = cfgB
+}
+
+func (n *net) send(fromA bool, s *Segment) {
+	n.sent++
+	if n.tap != nil {
+		n.tap(fromA, s)
+	}
+	if n.drop != nil && n.drop(fromA, s) {
+		return
+	}
+	if n.loss > 0 && n.rng.Float64() < n.loss {
+		return
+	}
+	src, dst := addrA.Addr(), addrB.Addr()
+	if !fromA {
+		src, dst = dst, src
+	}
+	b := AppendSegment(nil, src, dst, s)
+	copies := 1
+	if n.dup > 0 && n.rng.Float64() < n.dup {
+		copies = 2
+	}
+	for range copies {
+		at := n.now + n.delay
+		if n.jitter > 0 {
+			at += Time(n.rng.Int64N(int64(n.jitter)))
+		}
+		n.seq++
+		n.q = append(n.q, packet{at: at, toB: fromA, bytes: b, order: n.seq})
+	}
+}
+
+// flush runs Output on both ends.
+func (n *net) flush() {
+	if n.a != nil {
+		n.a.Output(n.now, func(s *Segment) { n.send(true, s) })
+	}
+	if n.b != nil {
+		n.b.Output(n.now, func(s *Segment) { n.send(false, s) })
+	}
+}
+
+// deliver hands p to its receiver, accepting B on A's first SYN.
+func (n *net) deliver(p packet) {
+	src, dst := addrA.Addr(), addrB.Addr()
+	if !p.toB {
+		src, dst = dst, src
+	}
+	seg, err := ParseSegment(p.bytes, src, dst)
+	if err != nil {
+		n.t.Fatalf("ParseSegment of our own segment: %v", err)
+	}
+	if !p.toB {
+		n.a.Input(n.now, &seg)
+		return
+	}
+	if n.b == nil || n.b.Done() && seg.Flags&(FlagSYN|FlagACK) == FlagSYN {
+		if seg.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
+			return
+		}
+		c, err := Accept(n.cfgB, ID{Local: addrB, Remote: addrA}, &seg, 5000, n.now)
+		if err != nil {
+			n.t.Fatalf("Accept: %v", err)
+		}
+		n.b = c
+		return
+	}
+	n.b.Input(n.now, &seg)
+}
+
+// step advances to the next event (a delivery or a deadline) and runs it.
+// It reports false when nothing is left to happen.
+func (n *net) step() bool {
+	if n.app != nil {
+		n.app()
+	}
+	n.flush()
+	next, ok := Time(0), false
+	consider := func(t Time) {
+		if !ok || t < next {
+			next, ok = t, true
+		}
+	}
+	for _, p := range n.q {
+		consider(p.at)
+	}
+	for _, c := range []*Conn{n.a, n.b} {
+		if c != nil {
+			if t, has := c.Deadline(); has {
+				consider(t)
+			}
+		}
+	}
+	if !ok {
+		return false
+	}
+	if next > n.now {
+		n.now = next
+	}
+	// Deliver every packet due now, in arrival then send order.
+	for {
+		best := -1
+		for i, p := range n.q {
+			if p.at <= n.now && (best < 0 || p.at < n.q[best].at || p.at == n.q[best].at && p.order < n.q[best].order) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		p := n.q[best]
+		n.q = append(n.q[:best], n.q[best+1:]...)
+		n.deliver(p)
+	}
+	return true
+}
+
+// run steps until cond holds or the virtual time limit passes.
+func (n *net) run(limit Time, cond func() bool) bool {
+	end := n.now + limit
+	for i := 0; i < 10_000_000; i++ {
+		if cond() {
+			return true
+		}
+		if n.now > end || !n.step() {
+			return cond()
+		}
+	}
+	n.t.Fatalf("run: step budget exhausted at %v", n.now)
+	return false
+}
+
+// transfer pushes want from src to dst, collecting everything dst reads.
+type pump struct {
+	c    *Conn
+	data []byte
+	off  int
+	got  bytes.Buffer
+	eof  bool
+	err  error
+	buf  [8192]byte
+	done bool // close after writing all
+}
+
+func (p *pump) work() {
+	if p.c == nil {
+		return
+	}
+	if p.off < len(p.data) {
+		n, err := p.c.Write(p.data[p.off:])
+		if err == nil {
+			p.off += n
+		}
+	}
+	if p.off == len(p.data) && p.done {
+		p.c.Close()
+		p.done = false
+	}
+	for {
+		n, err := p.c.Read(p.buf[:])
+		p.got.Write(p.buf[:n])
+		if err != nil {
+			if err == io.EOF {
+				p.eof = true
+			} else {
+				p.err = err
+			}
+			return
+		}
+		if n == 0 {
+			return
+		}
+	}
+}

@@ -1,0 +1,401 @@
+package tcp
+
+import "time"
+
+// Input processes one received segment addressed to this connection,
+// following RFC 9293 §3.10.7 with the RFC 5961 mitigations: an
+// acceptability test in every state, exact-sequence RSTs, challenge ACKs for
+// in-window RSTs and SYNs. Input never answers a live connection's segment
+// with a RST: unacceptable and old segments get an ACK. Call Output after.
+func (c *Conn) Input(now Time, seg *Segment) {
+	c.lastNow = now
+	c.stats.SegmentsIn++
+	if seg.Flags&FlagRST != 0 {
+		c.stats.RSTsReceived++
+	}
+	switch c.state {
+	case StateSynSent:
+		c.inputSynSent(now, seg)
+		return
+	case StateSynReceived, StateEstablished, StateFinWait1, StateFinWait2,
+		StateCloseWait, StateClosing, StateLastAck, StateTimeWait:
+	default:
+		return // CLOSED: the stack answers with ResetFor.
+	}
+
+	// A retransmitted SYN means our SYN-ACK was lost: send it again.
+	if c.state == StateSynReceived && seg.Flags&(FlagSYN|FlagACK|FlagRST) == FlagSYN && seg.Seq == c.irs {
+		c.sndNxt = c.iss
+		return
+	}
+
+	if !c.acceptable(seg) {
+		c.stats.Unacceptable++
+		if seg.Flags&FlagRST == 0 {
+			c.ackNow = true
+			if c.state == StateTimeWait && seg.Flags&FlagFIN != 0 {
+				c.closeAt = now + c.cfg.TimeWait // re-ACK the FIN and restart 2MSL
+			}
+		}
+		return
+	}
+
+	if seg.Flags&FlagRST != 0 {
+		c.inputRST(seg)
+		return
+	}
+	if seg.Flags&FlagSYN != 0 {
+		// RFC 5961 §4: any SYN on a synchronized connection gets a challenge ACK.
+		c.challengeACK()
+		return
+	}
+	if seg.Flags&FlagACK == 0 {
+		return
+	}
+	if c.state == StateSynReceived {
+		if !seqGT(seg.Ack, c.sndUna) || seqGT(seg.Ack, c.sndMax) {
+			// An ACK for another incarnation (RFC 9293 §3.10.7.4, SYN-RECEIVED).
+			c.reply = Segment{Seq: seg.Ack, Flags: FlagRST, WindowScale: -1}
+			c.replyPending = true
+			return
+		}
+		c.establish(now, seg)
+	}
+	if !c.processACK(now, seg) || c.state == StateClosed {
+		return
+	}
+	c.receive(now, seg)
+}
+
+// acceptable is the segment acceptability test of RFC 9293 §3.10.7.4. A
+// segment at rcv.nxt is let through even into a zero window so that its
+// ACK and window are processed; its data is then trimmed away.
+func (c *Conn) acceptable(seg *Segment) bool {
+	wnd := c.rcvWindow()
+	n := seg.SeqLen()
+	switch {
+	case n == 0 && wnd == 0:
+		return seg.Seq == c.rcvNxt
+	case n == 0:
+		return seqInWindow(seg.Seq, c.rcvNxt, wnd)
+	case wnd == 0:
+		return seg.Seq == c.rcvNxt
+	}
+	return seqInWindow(seg.Seq, c.rcvNxt, wnd) || seqInWindow(seg.Seq+n-1, c.rcvNxt, wnd)
+}
+
+// rcvWindow is what remains of the window we last advertised.
+func (c *Conn) rcvWindow() uint32 {
+	if seqLEQ(c.rcvAdvRight, c.rcvNxt) {
+		return 0
+	}
+	return c.rcvAdvRight - c.rcvNxt
+}
+
+func (c *Conn) challengeACK() {
+	c.ackNow = true
+	c.stats.ChallengeACKs++
+}
+
+// inputRST handles an acceptable RST (RFC 5961 §3.2): only one at exactly
+// rcv.nxt resets; any other in-window RST gets a challenge ACK.
+func (c *Conn) inputRST(seg *Segment) {
+	if seg.Seq != c.rcvNxt {
+		c.challengeACK()
+		return
+	}
+	switch c.state {
+	case StateSynReceived:
+		c.setClosed(ErrRefused)
+	case StateClosing, StateLastAck:
+		c.setClosed(nil) // we were closing anyway
+	case StateTimeWait:
+		// RFC 1337: ignore, so a stray RST cannot cut TIME-WAIT short.
+	default:
+		c.setClosed(ErrReset)
+	}
+}
+
+// inputSynSent is RFC 9293 §3.10.7.3.
+func (c *Conn) inputSynSent(now Time, seg *Segment) {
+	hasACK := seg.Flags&FlagACK != 0
+	if hasACK && (seqLEQ(seg.Ack, c.iss) || seqGT(seg.Ack, c.sndMax)) {
+		if seg.Flags&FlagRST == 0 {
+			c.reply = Segment{Seq: seg.Ack, Flags: FlagRST, WindowScale: -1}
+			c.replyPending = true
+		}
+		return
+	}
+	if seg.Flags&FlagRST != 0 {
+		if hasACK {
+			c.setClosed(ErrRefused)
+		}
+		return
+	}
+	if seg.Flags&FlagSYN == 0 {
+		return
+	}
+	c.takeSYN(seg)
+	c.rcvAdvRight = c.rcvNxt + min(uint32(c.rcvBuf.free()), 0xffff) // what our SYN offered
+	if !hasACK {
+		// Simultaneous open: answer with SYN-ACK from the same ISS.
+		c.state = StateSynReceived
+		c.sndNxt = c.iss
+		c.sndWnd = uint32(seg.Window)
+		c.maxSndWnd = c.sndWnd
+		c.sndWl1 = seg.Seq
+		return
+	}
+	c.establish(now, seg)
+	c.sndWnd = uint32(seg.Window) // SYN windows are unscaled
+	c.maxSndWnd = c.sndWnd
+	c.ackNow = true
+	if len(seg.Payload) > 0 || seg.Flags&FlagFIN != 0 {
+		rest := *seg
+		rest.Seq++
+		rest.Flags &^= FlagSYN
+		c.receive(now, &rest)
+	}
+}
+
+// establish completes the handshake on an ACK of our SYN.
+func (c *Conn) establish(now Time, seg *Segment) {
+	c.state = StateEstablished
+	if c.closeReq {
+		c.closeReq = false
+		c.state = StateFinWait1
+	}
+	c.sndUna = c.iss + 1
+	if seqLT(c.sndNxt, c.sndUna) {
+		c.sndNxt = c.sndUna
+	}
+	if c.rttTiming {
+		c.rttSample(now - c.rttStart)
+	}
+	c.retxOn, c.retries = false, 0
+	c.sndWnd = uint32(seg.Window) << c.sndShift
+	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+}
+
+// rttSample folds one measurement into SRTT/RTTVAR (RFC 6298 §2).
+func (c *Conn) rttSample(r time.Duration) {
+	c.rttTiming = false
+	c.stats.RTTSamples++
+	if r < 0 {
+		r = 0
+	}
+	if !c.hasRTT {
+		c.srtt, c.rttvar, c.hasRTT = r, r/2, true
+	} else {
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	c.rto = min(max(c.srtt+max(clockGranularity, 4*c.rttvar), c.cfg.MinRTO), c.cfg.MaxRTO)
+}
+
+// processACK is the ACK-field step of RFC 9293 §3.10.7.4 plus RFC 5681/6582
+// congestion control. It reports false when the segment must be dropped.
+func (c *Conn) processACK(now Time, seg *Segment) bool {
+	ack := seg.Ack
+	if seqGT(ack, c.sndMax) || seqLT(ack, c.sndUna-c.maxSndWnd) {
+		c.ackNow = true // RFC 5961 §5.2: ACK and drop
+		return false
+	}
+	oldWnd := c.sndWnd
+	mss := uint32(c.sndMSS)
+	switch {
+	case seqGT(ack, c.sndUna):
+		acked := ack - c.sndUna
+		finSeq := c.sndUna + uint32(c.sndBuf.len())
+		c.sndBuf.discard(min(int(acked), c.sndBuf.len()))
+		c.sndBuf.rewind()
+		finAcked := c.state.finQueued() && seqGT(ack, finSeq)
+		if c.rttTiming && seqGEQ(ack, c.rttSeq) {
+			c.rttSample(now - c.rttStart)
+		}
+		c.onNewAck(acked, ack)
+		c.sndUna = ack
+		if seqLT(c.sndNxt, ack) {
+			c.sndNxt = ack
+		}
+		c.dupAcks, c.retries = 0, 0
+		c.persist = false
+		if c.sndUna == c.sndMax {
+			c.retxOn = false
+		} else {
+			c.retxOn, c.retxAt = true, now+c.rto
+		}
+		if finAcked {
+			switch c.state {
+			case StateFinWait1:
+				c.state = StateFinWait2
+			case StateClosing:
+				c.enterTimeWait(now)
+			case StateLastAck:
+				c.setClosed(nil)
+				return false
+			}
+		}
+	case ack == c.sndUna && len(seg.Payload) == 0 && seg.Flags&(FlagSYN|FlagFIN) == 0 &&
+		c.sndMax != c.sndUna && uint32(seg.Window)<<c.sndShift == oldWnd:
+		c.dupAcks++
+		c.stats.DupAcks++
+		switch {
+		case c.dupAcks == 3 && !c.inRecovery && seqGEQ(ack, c.recover):
+			flight := c.sndMax - c.sndUna
+			c.ssthresh = max(flight/2, 2*mss)
+			c.cwnd = c.ssthresh + 3*mss
+			c.recover = c.sndMax
+			c.inRecovery = true
+			c.fastRetx = true
+			c.stats.FastRetransmits++
+		case c.inRecovery && c.dupAcks > 3:
+			c.cwnd += mss // each dup ACK means a segment left the network
+		}
+	}
+	// Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
+	if seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack)) {
+		c.sndWnd = uint32(seg.Window) << c.sndShift
+		c.sndWl1, c.sndWl2 = seg.Seq, ack
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		if c.persist && c.sndWnd > 0 {
+			c.persist, c.retxOn, c.persistExp = false, false, 0
+		}
+	}
+	return true
+}
+
+// maxCwnd keeps cwnd arithmetic far from uint32 overflow.
+const maxCwnd = 1 << 30
+
+// onNewAck grows or, in fast recovery, deflates cwnd for acked new bytes.
+func (c *Conn) onNewAck(acked, ack uint32) {
+	mss := uint32(c.sndMSS)
+	switch {
+	case c.inRecovery && seqGEQ(ack, c.recover):
+		// Full ACK (RFC 6582 §3.2 step 3): deflate to ssthresh.
+		flight := c.sndMax - ack
+		c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
+		c.inRecovery = false
+	case c.inRecovery:
+		// Partial ACK: resend the next hole, deflate by what left.
+		c.fastRetx = true
+		if c.cwnd > acked {
+			c.cwnd -= acked
+		} else {
+			c.cwnd = 0
+		}
+		c.cwnd = max(c.cwnd+mss, mss)
+	case c.cwnd < c.ssthresh:
+		c.cwnd += min(acked, mss)
+	default:
+		c.cwnd += max(mss*mss/c.cwnd, 1)
+	}
+	c.cwnd = min(c.cwnd, maxCwnd)
+}
+
+// receive handles segment text and FIN (RFC 9293 §3.10.7.4, steps 7 and 8).
+func (c *Conn) receive(now Time, seg *Segment) {
+	payload := seg.Payload
+	fin := seg.Flags&FlagFIN != 0
+	if len(payload) == 0 && !fin {
+		return
+	}
+	if !c.state.CanReceive() {
+		return // after the peer's FIN: nothing more can arrive
+	}
+	seq := seg.Seq
+	finSeq := seq + uint32(len(payload))
+	if seqLT(seq, c.rcvNxt) { // trim what we already have
+		d := c.rcvNxt - seq
+		if d > uint32(len(payload)) {
+			d = uint32(len(payload))
+		}
+		payload = payload[d:]
+		seq += d
+	}
+	readerNext := c.rcvNxt - uint32(c.rcvBuf.len())
+	limit := c.rcvAdvRight
+	if edge := readerNext + uint32(c.rcvBuf.cap()); seqLT(edge, limit) {
+		limit = edge
+	}
+	if c.rcvFinOOO && seqLT(c.rcvFinSeq, limit) {
+		limit = c.rcvFinSeq
+	}
+	if seqGEQ(seq, limit) {
+		payload = nil
+	} else if room := limit - seq; uint32(len(payload)) > room {
+		payload = payload[:room]
+	}
+	if seq+uint32(len(payload)) != finSeq {
+		fin = false // trimmed: the FIN lies beyond what we keep
+	}
+	inOrder := false
+	if len(payload) > 0 {
+		c.rcvBuf.writeAt(int(seq-readerNext), payload)
+		if seq == c.rcvNxt {
+			inOrder = true
+			c.advanceRcv(uint32(len(payload)))
+			if !c.ooo.empty() {
+				if adv := c.ooo.advance(c.rcvNxt); adv > 0 {
+					c.advanceRcv(adv)
+				}
+				c.ackNow = true // RFC 5681 §4.2: ACK at once when filling a gap
+			}
+		} else if c.ooo.add(seq, seq+uint32(len(payload))) {
+			c.stats.OutOfOrder++
+			c.ackNow = true // duplicate ACK tells the sender about the hole
+		} else {
+			c.ackNow = true
+		}
+	} else if len(seg.Payload) > 0 {
+		c.ackNow = true // all old or all beyond the window
+	}
+	if fin {
+		if finSeq == c.rcvNxt {
+			c.consumeFIN(now)
+		} else if seqGT(finSeq, c.rcvNxt) {
+			c.rcvFinOOO, c.rcvFinSeq = true, finSeq
+			c.ackNow = true
+		}
+	}
+	if c.rcvFinOOO && c.rcvNxt == c.rcvFinSeq && c.state.CanReceive() {
+		c.consumeFIN(now)
+	}
+	if inOrder && !c.ackNow {
+		c.rcvUnacked += len(payload)
+		switch {
+		case c.cfg.DelayedACK < 0 || c.rcvUnacked >= 2*int(c.sndMSS):
+			c.ackNow = true
+		case !c.ackTimer:
+			c.ackTimer, c.ackAt = true, now+c.cfg.DelayedACK
+		}
+	}
+}
+
+// advanceRcv makes n bytes after rcvNxt readable.
+func (c *Conn) advanceRcv(n uint32) {
+	c.rcvBuf.commit(int(n))
+	c.rcvNxt += n
+}
+
+// consumeFIN takes the peer's FIN at rcvNxt.
+func (c *Conn) consumeFIN(now Time) {
+	c.rcvNxt++
+	c.rcvFinOOO = false
+	c.finRcvd = true
+	c.ackNow = true
+	switch c.state {
+	case StateEstablished:
+		c.state = StateCloseWait
+	case StateFinWait1:
+		c.state = StateClosing // simultaneous close: our FIN is not yet acked
+	case StateFinWait2:
+		c.enterTimeWait(now)
+	}
+}

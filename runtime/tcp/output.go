@@ -1,0 +1,277 @@
+package tcp
+
+// Output emits every segment due at now: RSTs, the SYN or SYN-ACK, new data
+// within the congestion and peer windows, retransmissions (timeout, fast
+// retransmit, NewReno partial ACKs), zero-window probes, the FIN and ACKs,
+// delayed ones once their timer has expired. The Segment and its Payload
+// are valid only during emit; emit must not call back into c.
+func (c *Conn) Output(now Time, emit func(seg *Segment)) {
+	c.lastNow = now
+	if c.replyPending {
+		c.replyPending = false
+		c.reply.SrcPort, c.reply.DstPort = c.id.Local.Port(), c.id.Remote.Port()
+		c.out = c.reply
+		c.stats.SegmentsOut++
+		c.stats.RSTsSent++
+		emit(&c.out)
+	}
+	if c.rstPending {
+		c.rstPending = false
+		c.emitCtl(emit, c.sndNxt, FlagRST|FlagACK)
+		c.stats.RSTsSent++
+		return
+	}
+	switch c.state {
+	case StateClosed, StateInvalid, StateListen:
+		return
+	}
+	if c.closeOn && now >= c.closeAt {
+		c.setClosed(nil) // 2MSL passed
+		return
+	}
+	if c.retxOn && now >= c.retxAt {
+		if c.persist {
+			c.stats.WindowProbes++
+			// Probe below snd.una: the peer finds it unacceptable and
+			// answers with an ACK that carries its current window.
+			c.emitCtl(emit, c.sndUna-1, FlagACK)
+			c.persistExp++
+			c.retxAt = now + c.persistInterval()
+		} else if !c.onTimeout() {
+			return
+		}
+	}
+	if c.ackTimer && now >= c.ackAt {
+		c.ackNow = true
+	}
+	sent := false
+	if c.fastRetx {
+		c.fastRetx = false
+		sent = c.retransmitFirst(now, emit)
+	}
+	for {
+		n, fin, ok := c.nextSegment()
+		if !ok {
+			break
+		}
+		c.sendNext(now, emit, n, fin)
+		sent = true
+	}
+	if c.ackNow && !sent && c.state != StateSynSent {
+		c.emitCtl(emit, c.sndNxt, FlagACK)
+	}
+	// Zero window with something to send and nothing outstanding: persist.
+	if c.state.Synchronized() && !c.retxOn && c.sndNxt == c.sndUna && c.sndWnd == 0 && c.hasUnsent() {
+		c.persist, c.retxOn = true, true
+		c.retxAt = now + c.persistInterval()
+	}
+}
+
+// persistInterval is the probe interval: the RTO backed off per probe, capped.
+func (c *Conn) persistInterval() Time {
+	d := max(c.rto, c.cfg.MinRTO)
+	for i := uint8(0); i < c.persistExp && d < c.cfg.MaxRTO; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.MaxRTO)
+}
+
+// onTimeout handles an RTO expiry (RFC 6298 §5, RFC 5681 §3.1): back off,
+// collapse cwnd and go back to snd.una. It reports false when the retry
+// budget is spent and the connection failed.
+func (c *Conn) onTimeout() bool {
+	c.retxOn = false
+	c.retries++
+	limit := c.cfg.MaxRetries
+	if c.state.Handshaking() {
+		limit = c.cfg.MaxSYNRetries
+	}
+	if c.retries > limit {
+		c.setClosed(ErrTimeout)
+		return false
+	}
+	c.stats.Timeouts++
+	mss := uint32(c.sndMSS)
+	if !c.state.Handshaking() {
+		c.ssthresh = max((c.sndMax-c.sndUna)/2, 2*mss)
+	}
+	c.cwnd = mss
+	c.inRecovery, c.dupAcks, c.fastRetx = false, 0, false
+	c.recover = c.sndMax
+	c.sndNxt = c.sndUna
+	if c.state.Handshaking() {
+		c.sndNxt = c.iss
+	}
+	c.rttTiming = false // Karn: no samples from retransmitted data
+	c.rto = min(2*c.rto, c.cfg.MaxRTO)
+	return true
+}
+
+// hasUnsent reports whether data or a FIN waits at or after snd.nxt.
+func (c *Conn) hasUnsent() bool {
+	if c.state.Handshaking() {
+		return false
+	}
+	off := int(c.sndNxt - c.sndUna)
+	rem := c.sndBuf.len() - off
+	return rem > 0 || (rem == 0 && c.state.finQueued())
+}
+
+// nextSegment decides the segment at snd.nxt: its payload length and
+// whether it carries the FIN; ok is false when nothing may be sent now.
+func (c *Conn) nextSegment() (n int, fin, ok bool) {
+	switch c.state {
+	case StateSynSent, StateSynReceived:
+		return 0, false, c.sndNxt == c.iss
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+	default:
+		return 0, false, false
+	}
+	inflight := int64(c.sndNxt - c.sndUna)
+	remaining := int64(c.sndBuf.len()) - inflight
+	finPending := c.state.finQueued() && remaining >= 0
+	if remaining < 0 || (remaining == 0 && !finPending) {
+		return 0, false, false
+	}
+	usable := int64(min(c.sndWnd, c.cwnd)) - inflight
+	n64 := max(min(remaining, int64(c.sndMSS), usable), 0)
+	fin = finPending && n64 == remaining && int64(c.sndWnd)-inflight > n64
+	if n64 == 0 && !fin {
+		return 0, false, false
+	}
+	// Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no runt segments while
+	// data is outstanding, unless it is the tail of the queue.
+	if n64 < remaining && n64 < int64(c.sndMSS) && inflight > 0 && n64 < int64(c.maxSndWnd/2) {
+		return 0, false, false
+	}
+	return int(n64), fin, true
+}
+
+// sendNext emits the segment nextSegment chose and advances snd.nxt.
+func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
+	seq := c.sndNxt
+	retx := seqLT(seq, c.sndMax)
+	if c.state.Handshaking() {
+		c.out = Segment{
+			Seq:         c.iss,
+			Flags:       FlagSYN,
+			MSS:         c.cfg.MSS,
+			WindowScale: -1,
+		}
+		if c.wsOK {
+			c.out.WindowScale = int8(c.rcvShift)
+		}
+		if c.state == StateSynReceived {
+			c.out.Flags |= FlagACK
+			c.out.Ack = c.rcvNxt
+		}
+		c.fill(true)
+		c.sndNxt = c.iss + 1
+	} else {
+		flags := FlagACK
+		var payload []byte
+		if n > 0 {
+			payload = c.sndBuf.view(int(seq-c.sndUna), n, c.scratch)
+			if int(seq-c.sndUna)+n == c.sndBuf.len() {
+				flags |= FlagPSH
+			}
+		}
+		if fin {
+			flags |= FlagFIN
+		}
+		c.out = Segment{Seq: seq, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
+		c.fill(false)
+		c.sndNxt = seq + uint32(n)
+		if fin {
+			c.sndNxt++
+		}
+	}
+	c.afterSend(now, seq, retx)
+	emit(&c.out)
+}
+
+// afterSend does the bookkeeping for a segment occupying [seq, sndNxt).
+func (c *Conn) afterSend(now Time, seq uint32, retx bool) {
+	if retx {
+		c.stats.Retransmits++
+		c.rttTiming = false
+	} else if !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt, now
+	}
+	if seqGT(c.sndNxt, c.sndMax) {
+		c.sndMax = c.sndNxt
+	}
+	if !c.retxOn || c.persist {
+		c.persist = false
+		c.retxOn, c.retxAt = true, now+c.rto
+	}
+}
+
+// retransmitFirst resends the segment at snd.una without moving snd.nxt
+// (fast retransmit and NewReno partial ACKs).
+func (c *Conn) retransmitFirst(now Time, emit func(*Segment)) bool {
+	if !c.state.Synchronized() || c.sndUna == c.sndMax {
+		return false
+	}
+	out := int(c.sndMax - c.sndUna)
+	n := min(out, int(c.sndMSS), c.sndBuf.len())
+	fin := c.state.finQueued() && n == c.sndBuf.len() && out > n
+	flags := FlagACK
+	if fin {
+		flags |= FlagFIN
+	}
+	var payload []byte
+	if n > 0 {
+		payload = c.sndBuf.view(0, n, c.scratch)
+	}
+	c.out = Segment{Seq: c.sndUna, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
+	c.fill(false)
+	c.stats.Retransmits++
+	c.rttTiming = false
+	c.retxOn, c.retxAt, c.persist = true, now+c.rto, false
+	emit(&c.out)
+	return true
+}
+
+// emitCtl sends a bare control segment (ACK, RST, probe).
+func (c *Conn) emitCtl(emit func(*Segment), seq uint32, flags Flags) {
+	c.out = Segment{Seq: seq, Flags: flags, WindowScale: -1}
+	if flags&FlagACK != 0 {
+		c.out.Ack = c.rcvNxt
+	}
+	c.fill(false)
+	emit(&c.out)
+}
+
+// fill sets the ports and window of c.out and counts it. Any segment that
+// carries an ACK satisfies pending and delayed ACKs.
+func (c *Conn) fill(syn bool) {
+	c.out.SrcPort, c.out.DstPort = c.id.Local.Port(), c.id.Remote.Port()
+	c.out.Window = c.windowField(syn)
+	c.stats.SegmentsOut++
+	if c.out.Flags&FlagACK != 0 {
+		c.ackNow, c.ackTimer, c.rcvUnacked = false, false, 0
+	}
+}
+
+// windowField computes the window to advertise in 32-bit arithmetic, so no
+// scale shift can overflow into a zero window, and never lets the right
+// edge move left (RFC 9293 §3.8.6.2.2): if rounding to the scale would
+// shrink it, it rounds up instead.
+func (c *Conn) windowField(syn bool) uint16 {
+	space := uint32(c.rcvBuf.free())
+	if syn {
+		w := min(space, 0xffff)
+		c.rcvAdvRight = seqMax(c.rcvAdvRight, c.rcvNxt+w)
+		return uint16(w)
+	}
+	shift := c.rcvShift
+	w := min(space>>shift, 0xffff)
+	right := c.rcvNxt + w<<shift
+	if seqLT(right, c.rcvAdvRight) {
+		w = min((c.rcvAdvRight-c.rcvNxt+(1<<shift)-1)>>shift, 0xffff)
+		right = c.rcvNxt + w<<shift
+	}
+	c.rcvAdvRight = seqMax(c.rcvAdvRight, right)
+	return uint16(w)
+}

@@ -1,0 +1,127 @@
+package tcp
+
+// ring is a byte queue bounded by limit. Bytes [0,n) from head are queued;
+// writeAt may also place bytes beyond n (the receive side parks
+// out-of-order data there) that commit later makes part of the queue.
+// The backing array grows on demand up to limit, so an idle connection
+// (or a hostile snapshot header) does not cost the full buffer size.
+type ring struct {
+	buf   []byte
+	head  int // index of the first queued byte
+	n     int // queued bytes
+	limit int
+}
+
+// ringInitial is the first allocation of a ring that receives data.
+const ringInitial = 4096
+
+func newRing(limit int) ring { return ring{limit: limit} }
+
+func (r *ring) len() int  { return r.n }
+func (r *ring) cap() int  { return r.limit }
+func (r *ring) free() int { return r.limit - r.n }
+
+// ensure grows the backing array to hold offsets [0,size) from head,
+// keeping every byte's offset.
+func (r *ring) ensure(size int) {
+	if size <= len(r.buf) {
+		return
+	}
+	nl := max(len(r.buf)*2, ringInitial, size)
+	nl = min(nl, r.limit)
+	nb := make([]byte, nl)
+	k := copy(nb, r.buf[r.head:])
+	copy(nb[k:], r.buf[:r.head])
+	r.buf, r.head = nb, 0
+}
+
+// writeAt copies p to offset off from head, clipped to the limit, and
+// returns how many bytes it stored. It does not change the queue length.
+func (r *ring) writeAt(off int, p []byte) int {
+	if off < 0 || off >= r.limit {
+		return 0
+	}
+	if len(p) > r.limit-off {
+		p = p[:r.limit-off]
+	}
+	r.ensure(off + len(p))
+	if len(p) == 0 {
+		return 0
+	}
+	i := (r.head + off) % len(r.buf)
+	k := copy(r.buf[i:], p)
+	copy(r.buf, p[k:])
+	return len(p)
+}
+
+// write appends as much of p as fits and returns the count.
+func (r *ring) write(p []byte) int {
+	if len(p) > r.free() {
+		p = p[:r.free()]
+	}
+	r.writeAt(r.n, p)
+	r.n += len(p)
+	return len(p)
+}
+
+// commit makes n more bytes (already placed by writeAt) part of the queue.
+func (r *ring) commit(n int) { r.n += n }
+
+// read moves up to len(p) queued bytes into p.
+func (r *ring) read(p []byte) int {
+	if len(p) > r.n {
+		p = p[:r.n]
+	}
+	n := r.peekInto(0, p)
+	r.discard(n)
+	return n
+}
+
+// peekInto copies bytes starting at offset off into p without consuming
+// them; it stops at the limit, not at n.
+func (r *ring) peekInto(off int, p []byte) int {
+	if off < 0 || off >= r.limit {
+		return 0
+	}
+	if len(p) > r.limit-off {
+		p = p[:r.limit-off]
+	}
+	r.ensure(off + len(p))
+	if len(p) == 0 {
+		return 0
+	}
+	i := (r.head + off) % len(r.buf)
+	k := copy(p, r.buf[i:])
+	copy(p[k:], r.buf)
+	return len(p)
+}
+
+// view returns n bytes at offset off; it aliases the ring when they are
+// contiguous and is copied into scratch (len >= n) when they wrap.
+func (r *ring) view(off, n int, scratch []byte) []byte {
+	r.ensure(off + n)
+	i := (r.head + off) % len(r.buf)
+	if i+n <= len(r.buf) {
+		return r.buf[i : i+n]
+	}
+	r.peekInto(off, scratch[:n])
+	return scratch[:n]
+}
+
+// discard drops n queued bytes from the front.
+func (r *ring) discard(n int) {
+	if n == 0 {
+		return
+	}
+	r.head = (r.head + n) % len(r.buf)
+	r.n -= n
+}
+
+// rewind moves an empty ring's head to index 0 so that the next segments
+// are contiguous and Output can alias them without copying. Callers must not
+// rewind while bytes are parked beyond n.
+func (r *ring) rewind() {
+	if r.n == 0 {
+		r.head = 0
+	}
+}

@@ -1,0 +1,403 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+)
+
+// Snapshot format, version 1. All integers are big-endian.
+//
+//	magic "CPYT", version 1
+//	local, remote    addrport: family u8 (0 none, 4, 6), address 4|16 bytes, port u16
+//	state u8, err u8 (0 none, 1 reset, 2 timeout, 3 closed, 4 refused)
+//	flags u8         bit0 wsOK, bit1 closeReq, bit2 finRcvd, bit3 rcvFinOOO
+//	iss, irs u32
+//	sndUna, sndNxt, sndMax, sndWnd, maxSndWnd, sndWl1, sndWl2 u32
+//	sndShift, rcvShift u8, sndMSS, advMSS u16
+//	sendBuffer, recvBuffer u32 (buffer sizes)
+//	rcvNxt, rcvAdvRight, rcvFinSeq u32
+//	unacked  u32 length + bytes   (send queue up to sndMax)
+//	unsent   u32 length + bytes   (send queue after sndMax)
+//	recvq    u32 length + bytes   (received, not yet read; reader_next = rcvNxt - length)
+//	ooo      u8 count, then per range: start u32, length u32, bytes
+//	appState u32 length + bytes
+//
+// Congestion control, the RTO estimator and all timers are not moved: a
+// restored connection starts with the initial cwnd and RTO, like a fresh
+// path, and re-arms its timers from the restore time.
+const (
+	snapshotMagic   = "CPYT"
+	snapshotVersion = 1
+)
+
+const (
+	snapWsOK = 1 << iota
+	snapCloseReq
+	snapFinRcvd
+	snapFinOOO
+	snapFlagsAll = snapWsOK | snapCloseReq | snapFinRcvd | snapFinOOO
+)
+
+var snapErrors = [...]error{nil, ErrReset, ErrTimeout, ErrClosed, ErrRefused}
+
+func errCode(err error) uint8 {
+	for i, e := range snapErrors {
+		if e == err {
+			return uint8(i)
+		}
+	}
+	return uint8(len(snapErrors)) // unknown errors cannot be produced; keep the encoding total
+}
+
+// AppendSnapshot appends the connection's movable state to dst. It does not
+// change c, so a caller may snapshot, ship, and keep going on failure.
+func (c *Conn) AppendSnapshot(dst []byte) []byte {
+	dst = append(dst, snapshotMagic...)
+	dst = append(dst, snapshotVersion)
+	dst = appendAddrPort(dst, c.id.Local)
+	dst = appendAddrPort(dst, c.id.Remote)
+	var flags uint8
+	if c.wsOK {
+		flags |= snapWsOK
+	}
+	if c.closeReq {
+		flags |= snapCloseReq
+	}
+	if c.finRcvd {
+		flags |= snapFinRcvd
+	}
+	if c.rcvFinOOO {
+		flags |= snapFinOOO
+	}
+	dst = append(dst, byte(c.state), errCode(c.err), flags)
+	for _, v := range [...]uint32{c.iss, c.irs, c.sndUna, c.sndNxt, c.sndMax, c.sndWnd, c.maxSndWnd, c.sndWl1, c.sndWl2} {
+		dst = binary.BigEndian.AppendUint32(dst, v)
+	}
+	dst = append(dst, c.sndShift, c.rcvShift)
+	dst = binary.BigEndian.AppendUint16(dst, c.sndMSS)
+	dst = binary.BigEndian.AppendUint16(dst, c.cfg.MSS)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(c.sndBuf.cap()))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(c.rcvBuf.cap()))
+	dst = binary.BigEndian.AppendUint32(dst, c.rcvNxt)
+	dst = binary.BigEndian.AppendUint32(dst, c.rcvAdvRight)
+	dst = binary.BigEndian.AppendUint32(dst, c.rcvFinSeq)
+
+	unacked := c.unackedLen()
+	dst = appendRing(dst, &c.sndBuf, 0, unacked)
+	dst = appendRing(dst, &c.sndBuf, unacked, c.sndBuf.len()-unacked)
+	dst = appendRing(dst, &c.rcvBuf, 0, c.rcvBuf.len())
+
+	dst = append(dst, byte(c.ooo.n))
+	readerNext := c.rcvNxt - uint32(c.rcvBuf.len())
+	for i := 0; i < c.ooo.n; i++ {
+		r := c.ooo.r[i]
+		dst = binary.BigEndian.AppendUint32(dst, r.start)
+		dst = appendRing(dst, &c.rcvBuf, int(r.start-readerNext), int(r.end-r.start))
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(c.appState)))
+	return append(dst, c.appState...)
+}
+
+// unackedLen is how many queued data bytes have been sent at least once.
+func (c *Conn) unackedLen() int {
+	if c.state.Handshaking() {
+		return 0
+	}
+	return min(int(c.sndMax-c.sndUna), c.sndBuf.len())
+}
+
+func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
+	a := ap.Addr()
+	switch {
+	case !a.IsValid():
+		return append(dst, 0)
+	case a.Is4():
+		b := a.As4()
+		dst = append(append(dst, 4), b[:]...)
+	default:
+		b := a.As16()
+		dst = append(append(dst, 6), b[:]...)
+	}
+	return binary.BigEndian.AppendUint16(dst, ap.Port())
+}
+
+// appendRing appends a u32 length and n ring bytes from offset off.
+func appendRing(dst []byte, r *ring, off, n int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	start := len(dst)
+	dst = grow(dst, n)
+	r.peekInto(off, dst[start:])
+	return dst
+}
+
+// decoder reads a snapshot and remembers the first failure.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(err error, format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format+" (at byte %d)", append([]any{err}, append(args, d.off)...)...)
+	}
+}
+
+func (d *decoder) take(n int, what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || len(d.b)-d.off < n {
+		d.fail(ErrSnapshotTruncated, "%s needs %d bytes, %d left", what, n, len(d.b)-d.off)
+		return nil
+	}
+	p := d.b[d.off : d.off+n]
+	d.off += n
+	return p
+}
+
+func (d *decoder) u8(what string) uint8 {
+	if p := d.take(1, what); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (d *decoder) u16(what string) uint16 {
+	if p := d.take(2, what); p != nil {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (d *decoder) u32(what string) uint32 {
+	if p := d.take(4, what); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
+}
+
+// bytes reads a u32 length and that many bytes, refusing more than max.
+func (d *decoder) bytes(what string, max int) []byte {
+	n := d.u32(what + " length")
+	if d.err == nil && uint64(n) > uint64(max) {
+		d.fail(ErrSnapshotCorrupt, "%s length %d exceeds %d", what, n, max)
+		return nil
+	}
+	return d.take(int(n), what)
+}
+
+func (d *decoder) addrPort(what string) netip.AddrPort {
+	switch fam := d.u8(what + " family"); fam {
+	case 0:
+		return netip.AddrPort{}
+	case 4:
+		p := d.take(4, what)
+		port := d.u16(what + " port")
+		if p == nil {
+			return netip.AddrPort{}
+		}
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(p)), port)
+	case 6:
+		p := d.take(16, what)
+		port := d.u16(what + " port")
+		if p == nil {
+			return netip.AddrPort{}
+		}
+		a := netip.AddrFrom16([16]byte(p))
+		if a.Is4In6() {
+			// An IPv4-mapped address would re-encode as family 4.
+			d.fail(ErrSnapshotCorrupt, "%s is an IPv4-mapped IPv6 address; encode it as IPv4", what)
+		}
+		return netip.AddrPortFrom(a, port)
+	default:
+		d.fail(ErrSnapshotCorrupt, "%s family %d, want 0, 4 or 6", what, fam)
+		return netip.AddrPort{}
+	}
+}
+
+// Restore rebuilds a connection from AppendSnapshot output. cfg supplies
+// the timer and retry settings; the buffer sizes, MSS and window scales
+// come from the snapshot, since the peer already relies on them. The
+// congestion window, the RTO estimator and the timers start afresh at now;
+// an ACK carrying the current window is due at once so that the peer's view
+// of our window is refreshed after the move. Every field is validated; bad
+// input returns an error wrapping ErrSnapshotTruncated, ErrSnapshotMagic,
+// ErrSnapshotVersion or ErrSnapshotCorrupt, never a panic.
+func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
+	d := &decoder{b: b}
+	if m := d.take(len(snapshotMagic), "magic"); m != nil && string(m) != snapshotMagic {
+		return nil, fmt.Errorf("%w: magic %q, want %q", ErrSnapshotMagic, m, snapshotMagic)
+	}
+	if v := d.u8("version"); d.err == nil && v != snapshotVersion {
+		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrSnapshotVersion, v, snapshotVersion)
+	}
+	var id ID
+	id.Local = d.addrPort("local address")
+	id.Remote = d.addrPort("remote address")
+	state := State(d.u8("state"))
+	ec := d.u8("error code")
+	flags := d.u8("flags")
+	var w [9]uint32
+	for i := range w {
+		w[i] = d.u32("sequence variables")
+	}
+	sndShift, rcvShift := d.u8("send window scale"), d.u8("receive window scale")
+	sndMSS, advMSS := d.u16("send MSS"), d.u16("advertised MSS")
+	sndCap, rcvCap := d.u32("send buffer size"), d.u32("receive buffer size")
+	rcvNxt, rcvAdvRight, rcvFinSeq := d.u32("rcv.nxt"), d.u32("advertised right edge"), d.u32("FIN sequence")
+	if d.err != nil {
+		return nil, d.err
+	}
+	switch {
+	case !state.Valid() || state == StateListen:
+		d.fail(ErrSnapshotCorrupt, "state %d is not a connection state", state)
+	case int(ec) >= len(snapErrors):
+		d.fail(ErrSnapshotCorrupt, "error code %d, want < %d", ec, len(snapErrors))
+	case flags&^snapFlagsAll != 0:
+		d.fail(ErrSnapshotCorrupt, "flags %#x has unknown bits", flags)
+	case sndShift > maxWindowShift || rcvShift > maxWindowShift:
+		d.fail(ErrSnapshotCorrupt, "window scales %d/%d exceed %d", sndShift, rcvShift, maxWindowShift)
+	case sndMSS == 0 || advMSS < minMSS:
+		d.fail(ErrSnapshotCorrupt, "MSS %d/%d out of range", sndMSS, advMSS)
+	case sndCap < minBuffer || sndCap > maxBuffer || rcvCap < minBuffer || rcvCap > maxBuffer:
+		d.fail(ErrSnapshotCorrupt, "buffer sizes %d/%d outside [%d, %d]", sndCap, rcvCap, minBuffer, maxBuffer)
+	case rcvShift != windowShift(int(rcvCap)) && rcvShift != 0:
+		d.fail(ErrSnapshotCorrupt, "receive window scale %d does not fit a %d-byte buffer", rcvShift, rcvCap)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	cfg = cfg.WithDefaults()
+	cfg.MSS = advMSS
+	cfg.SendBuffer, cfg.RecvBuffer = int(sndCap), int(rcvCap)
+	c := newConn(cfg, id, w[0], now)
+	c.state = state
+	c.err = snapErrors[ec]
+	c.wsOK = flags&snapWsOK != 0
+	c.closeReq = flags&snapCloseReq != 0
+	c.finRcvd = flags&snapFinRcvd != 0
+	c.rcvFinOOO = flags&snapFinOOO != 0
+	c.irs, c.sndUna, c.sndNxt, c.sndMax = w[1], w[2], w[3], w[4]
+	c.sndWnd, c.maxSndWnd, c.sndWl1, c.sndWl2 = w[5], w[6], w[7], w[8]
+	c.sndShift, c.rcvShift, c.sndMSS = sndShift, rcvShift, sndMSS
+	c.rcvNxt, c.rcvAdvRight, c.rcvFinSeq = rcvNxt, rcvAdvRight, rcvFinSeq
+	if int(sndMSS) > len(c.scratch) {
+		c.scratch = make([]byte, sndMSS)
+	}
+	c.resetCwnd()
+
+	unacked := d.bytes("unacked queue", int(sndCap))
+	unsent := d.bytes("unsent queue", int(sndCap))
+	recvq := d.bytes("receive queue", int(rcvCap))
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(unacked)+len(unsent) > int(sndCap) {
+		return nil, fmt.Errorf("%w: %d queued send bytes exceed the %d-byte send buffer", ErrSnapshotCorrupt, len(unacked)+len(unsent), sndCap)
+	}
+	c.sndBuf.write(unacked)
+	c.sndBuf.write(unsent)
+	c.rcvBuf.write(recvq)
+	readerNext := rcvNxt - uint32(len(recvq))
+	nooo := int(d.u8("out-of-order count"))
+	if d.err == nil && nooo > maxHoles {
+		d.fail(ErrSnapshotCorrupt, "%d out-of-order ranges, at most %d", nooo, maxHoles)
+	}
+	prevEnd := rcvNxt
+	for i := 0; i < nooo && d.err == nil; i++ {
+		start := d.u32("out-of-order start")
+		data := d.bytes("out-of-order data", int(rcvCap))
+		if d.err != nil {
+			break
+		}
+		end := start + uint32(len(data))
+		off := int64(start - readerNext)
+		switch {
+		case len(data) == 0 || !seqGT(start, prevEnd):
+			d.fail(ErrSnapshotCorrupt, "out-of-order range %d [%d,%d) is empty, unsorted or touches the previous one", i, start, end)
+		case !seqGT(start, rcvNxt) || off+int64(len(data)) > int64(rcvCap) || uint64(start-readerNext) >= uint64(rcvCap):
+			d.fail(ErrSnapshotCorrupt, "out-of-order range %d [%d,%d) lies outside the receive buffer", i, start, end)
+		default:
+			c.rcvBuf.writeAt(int(off), data)
+			c.ooo.r[c.ooo.n] = seqRange{start, end}
+			c.ooo.n++
+			prevEnd = end
+		}
+	}
+	c.appState = append([]byte(nil), d.bytes("application state", len(b))...)
+	if d.err == nil && d.off != len(b) {
+		d.fail(ErrSnapshotCorrupt, "%d trailing bytes", len(b)-d.off)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if err := c.checkInvariants(len(unacked)); err != nil {
+		return nil, err
+	}
+	if len(c.appState) == 0 {
+		c.appState = nil
+	}
+	c.recover = c.sndMax
+	c.rearm(now)
+	return c, nil
+}
+
+// checkInvariants rejects sequence variables that no live connection has.
+func (c *Conn) checkInvariants(unacked int) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrSnapshotCorrupt}, args...)...)
+	}
+	hs := c.state.Handshaking()
+	switch {
+	case hs && c.sndUna != c.iss:
+		return bad("snd.una %d != iss %d during the handshake", c.sndUna, c.iss)
+	case !hs && c.state != StateClosed && c.sndUna == c.iss && c.sndMax != c.iss:
+		return bad("snd.una %d still covers the SYN in state %v", c.sndUna, c.state)
+	case seqGT(c.sndUna, c.sndNxt) || seqGT(c.sndNxt, c.sndMax):
+		return bad("need snd.una %d <= snd.nxt %d <= snd.max %d", c.sndUna, c.sndNxt, c.sndMax)
+	case int64(c.sndMax-c.sndUna) > int64(c.sndBuf.cap())+2:
+		return bad("%d bytes in flight exceed the send buffer", c.sndMax-c.sndUna)
+	case hs && c.sndBuf.len() != 0 && unacked != 0:
+		return bad("unacked data before the handshake completed")
+	case !hs && unacked != c.unackedLen():
+		return bad("unacked queue holds %d bytes, sequence numbers say %d", unacked, c.unackedLen())
+	case c.sndWnd > 0xffff<<c.sndShift || c.maxSndWnd < c.sndWnd && c.state.Synchronized():
+		return bad("send window %d (max %d) impossible with scale %d", c.sndWnd, c.maxSndWnd, c.sndShift)
+	case c.rcvShift != 0 && !c.wsOK || c.sndShift != 0 && !c.wsOK:
+		return bad("window scales set without window scaling")
+	case c.rcvFinOOO && (c.finRcvd || !seqGT(c.rcvFinSeq, c.rcvNxt)):
+		return bad("out-of-order FIN at %d with rcv.nxt %d", c.rcvFinSeq, c.rcvNxt)
+	case !c.rcvFinOOO && c.rcvFinSeq != 0:
+		return bad("FIN sequence %d without an out-of-order FIN", c.rcvFinSeq)
+	case c.rcvFinOOO && c.ooo.n > 0 && seqGT(c.ooo.r[c.ooo.n-1].end, c.rcvFinSeq):
+		return bad("out-of-order data beyond the FIN at %d", c.rcvFinSeq)
+	case c.finRcvd != finReceivedIn(c.state) && c.state != StateClosed:
+		return bad("FIN received flag %v contradicts state %v", c.finRcvd, c.state)
+	}
+	return nil
+}
+
+// finReceivedIn reports whether the peer's FIN has been taken in s.
+func finReceivedIn(s State) bool {
+	return s == StateCloseWait || s == StateClosing || s == StateLastAck || s == StateTimeWait
+}
+
+// rearm restarts the timers a restored connection needs.
+func (c *Conn) rearm(now Time) {
+	c.lastNow = now
+	switch {
+	case c.state == StateClosed:
+		return
+	case c.state == StateTimeWait:
+		c.closeOn, c.closeAt = true, now+c.cfg.TimeWait
+		return
+	}
+	if c.sndUna != c.sndMax || c.state.Handshaking() && c.sndNxt != c.iss {
+		c.retxOn, c.retxAt = true, now+c.rto
+	}
+	if c.state.Synchronized() {
+		c.ackNow = true
+	}
+}
