@@ -1,0 +1,194 @@
+package pipeline
+
+import (
+	"github.com/dave/jennifer/jen"
+)
+
+// errf is fmt.Errorf(format, args...).
+func errf(format string, args ...jen.Code) *jen.Statement {
+	return jen.Qual("fmt", "Errorf").Call(append([]jen.Code{jen.Lit(format)}, args...)...)
+}
+
+// lock is p.mu.Lock(); defer p.mu.Unlock().
+func lock() []jen.Code {
+	return []jen.Code{
+		jen.Id("p").Dot("mu").Dot("Lock").Call(),
+		jen.Defer().Id("p").Dot("mu").Dot("Unlock").Call(),
+	}
+}
+
+// method starts func (p *Pipeline) name(params) results.
+func method(f *jen.File, doc []string, name string, params, results []jen.Code, body ...jen.Code) {
+	for _, d := range doc {
+		f.Comment(d)
+	}
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id(name).Params(params...).Params(results...).Block(body...)
+	f.Line()
+}
+
+func ip4() *jen.Statement  { return jen.Index(jen.Lit(4)).Byte() }
+func mac6() *jen.Statement { return jen.Index(jen.Lit(6)).Byte() }
+
+// u32 is binary.BigEndian.Uint32(x[:]).
+func u32(x string) *jen.Statement { return be("Uint32", jen.Id(x).Index(jen.Op(":"))) }
+
+// portCheck refuses a port id the target cannot carry.
+func portCheck(what string) jen.Code {
+	return jen.If(jen.Int().Call(jen.Id("port")).Op(">=").Id("MaxPorts")).Block(
+		jen.Return(errf(what+": port %d: %w (ports are 0..%d on this target)", jen.Id("port"), jen.Id("ErrOutOfRange"), jen.Id("MaxPorts").Op("-").Lit(1))),
+	)
+}
+
+// slotCheck refuses a directory level or index outside the registers.
+func slotCheck(what string, ret ...jen.Code) jen.Code {
+	return jen.If(jen.Id("level").Op("<").Lit(0).Op("||").Id("level").Op(">=").Id("Levels").Op("||").
+		Id("index").Op("<").Lit(0).Op("||").Id("index").Op(">=").Id("Slots")).Block(
+		jen.Return(append(ret, errf(what+" level %d index %d: %w (levels 0..%d, indexes 0..%d)",
+			jen.Id("level"), jen.Id("index"), jen.Id("ErrOutOfRange"), jen.Id("Levels").Op("-").Lit(1), jen.Id("Slots").Op("-").Lit(1)))...),
+	)
+}
+
+func (m *model) emitControl(f *jen.File) {
+	errRet := []jen.Code{jen.Error()}
+	method(f, []string{"SetPortRole writes port_role: port faces clients or servers."}, "SetPortRole",
+		[]jen.Code{jen.Id("port").Id("Port"), jen.Id("role").Id("Role")}, errRet,
+		portCheck("set port role"),
+		jen.If(jen.Id("role").Op("!=").Id("RoleClient").Op("&&").Id("role").Op("!=").Id("RoleServer")).Block(
+			jen.Return(errf("set port role: port %d role %d: %w (RoleClient or RoleServer)", jen.Id("port"), jen.Id("role"), jen.Id("ErrOutOfRange"))),
+		),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.If(jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("==").Lit(0)).Block(
+			jen.If(jen.Id("p").Dot("nroles").Op(">=").Id("PortTableSize")).Block(
+				jen.Return(errf("set port role: port %d: %w: port_role holds %d entries; raise tables.ports in the spec", jen.Id("port"), jen.Id("ErrTableFull"), jen.Id("PortTableSize"))),
+			),
+			jen.Id("p").Dot("nroles").Op("++"),
+		),
+		jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("=").Id("role"),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"DeletePortRole removes port's port_role entry; its frames are then dropped."}, "DeletePortRole",
+		[]jen.Code{jen.Id("port").Id("Port")}, errRet,
+		portCheck("delete port role"),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.If(jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("==").Lit(0)).Block(
+			jen.Return(errf("delete port role: port %d: %w", jen.Id("port"), jen.Id("ErrNotFound"))),
+		),
+		jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("=").Lit(0),
+		jen.Id("p").Dot("nroles").Op("--"),
+		jen.Return(jen.Nil()),
+	)
+
+	method(f, []string{"SetHost writes ipv4_host: frames to ip leave by port with dst MAC mac."}, "SetHost",
+		[]jen.Code{jen.Id("ip").Add(ip4()), jen.Id("port").Id("Port"), jen.Id("mac").Add(mac6())}, errRet,
+		portCheck("set host"),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("k").Op(":=").Add(u32("ip")),
+		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("hosts")).Op(">=").Id("HostTableSize")).Block(
+			jen.Return(errf("set host %d.%d.%d.%d: %w: ipv4_host holds %d entries; raise tables.hosts in the spec",
+				jen.Id("ip").Index(jen.Lit(0)), jen.Id("ip").Index(jen.Lit(1)), jen.Id("ip").Index(jen.Lit(2)), jen.Id("ip").Index(jen.Lit(3)), jen.Id("ErrTableFull"), jen.Id("HostTableSize"))),
+		),
+		jen.Id("p").Dot("hosts").Index(jen.Id("k")).Op("=").Id("host").Values(jen.Id("port"), jen.Id("mac")),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"DeleteHost removes ip's ipv4_host entry."}, "DeleteHost",
+		[]jen.Code{jen.Id("ip").Add(ip4())}, errRet,
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("k").Op(":=").Add(u32("ip")),
+		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok")).Block(
+			jen.Return(errf("delete host %d.%d.%d.%d: %w",
+				jen.Id("ip").Index(jen.Lit(0)), jen.Id("ip").Index(jen.Lit(1)), jen.Id("ip").Index(jen.Lit(2)), jen.Id("ip").Index(jen.Lit(3)), jen.Id("ErrNotFound"))),
+		),
+		jen.Delete(jen.Id("p").Dot("hosts"), jen.Id("k")),
+		jen.Return(jen.Nil()),
+	)
+
+	method(f, []string{"SetL2 writes l2_forward: non-IPv4 frames to mac leave by port. Frames",
+		"to a broadcast or multicast MAC are flooded whatever the table holds."}, "SetL2",
+		[]jen.Code{jen.Id("mac").Add(mac6()), jen.Id("port").Id("Port")}, errRet,
+		portCheck("set l2"),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("l2")).Op(">=").Id("L2TableSize")).Block(
+			jen.Return(errf("set l2 %x: %w: l2_forward holds %d entries; raise tables.l2 in the spec", jen.Id("mac"), jen.Id("ErrTableFull"), jen.Id("L2TableSize"))),
+		),
+		jen.Id("p").Dot("l2").Index(jen.Id("mac")).Op("=").Id("port"),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"DeleteL2 removes mac's l2_forward entry."}, "DeleteL2",
+		[]jen.Code{jen.Id("mac").Add(mac6())}, errRet,
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok")).Block(
+			jen.Return(errf("delete l2 %x: %w", jen.Id("mac"), jen.Id("ErrNotFound"))),
+		),
+		jen.Delete(jen.Id("p").Dot("l2"), jen.Id("mac")),
+		jen.Return(jen.Nil()),
+	)
+
+	f.Comment("entry converts a directory slot's register cells.")
+	f.Func().Id("entry").Params(jen.Id("k").Id("keyCell"), jen.Id("a").Id("addrCell")).Id("Entry").Block(
+		jen.If(jen.Id("k").Op("==").Parens(jen.Id("keyCell").Values())).Block(jen.Return(jen.Id("Entry").Values())),
+		jen.Var().Id("e").Id("Entry"),
+		jen.Id("e").Dot("Valid").Op("=").Id("k").Dot("port").Op("&").Id("keyValid").Op("!=").Lit(0),
+		be("PutUint32", jen.Id("e").Dot("ClientIP").Index(jen.Op(":")), jen.Id("k").Dot("ip")),
+		jen.Id("e").Dot("ClientPort").Op("=").Uint16().Call(jen.Id("k").Dot("port")),
+		be("PutUint32", jen.Id("e").Dot("Origin").Index(jen.Op(":")), jen.Id("a").Dot("origin")),
+		be("PutUint32", jen.Id("e").Dot("Target").Index(jen.Op(":")), jen.Id("a").Dot("target")),
+		jen.Return(jen.Id("e")),
+	)
+	f.Line()
+
+	method(f, []string{"ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers."}, "ReadDirectory",
+		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int()}, []jen.Code{jen.Id("Entry"), jen.Error()},
+		slotCheck("read directory", jen.Id("Entry").Values()),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Return(jen.Id("entry").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index"))), jen.Nil()),
+	)
+	method(f, []string{"WriteDirectory writes one slot as P4Runtime writes a register cell: as",
+		"is, without checking that the key hashes to it. An Entry that is not Valid",
+		"empties the slot."}, "WriteDirectory",
+		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("e").Id("Entry")}, errRet,
+		slotCheck("write directory"),
+		jen.Var().Id("k").Id("keyCell"),
+		jen.Var().Id("a").Id("addrCell"),
+		jen.If(jen.Id("e").Dot("Valid")).Block(
+			jen.Id("k").Op("=").Id("keyCell").Values(u32("e.ClientIP"), jen.Uint32().Call(jen.Id("e").Dot("ClientPort")).Op("|").Id("keyValid")),
+			jen.Id("a").Op("=").Id("addrCell").Values(u32("e.Origin"), u32("e.Target")),
+		),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("k"),
+		jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("a"),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"ClearDirectory empties every slot of every level."}, "ClearDirectory", nil, nil,
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("p").Dot("dirKey").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell").Values(),
+		jen.Id("p").Dot("dirAddr").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell").Values(),
+	)
+	method(f, []string{"Lookup finds the client key (ip, port) as a TCP segment would: the first",
+		"level whose slot holds it."}, "Lookup",
+		[]jen.Code{jen.Id("ip").Add(ip4()), jen.Id("port").Uint16()}, []jen.Code{jen.Id("level").Int(), jen.Id("e").Id("Entry"), jen.Id("ok").Bool()},
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.List(jen.Id("level"), jen.Id("i"), jen.Id("ok")).Op(":=").Id("p").Dot("lookup").Call(u32("ip"), jen.Id("port")),
+		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(jen.Lit(-1), jen.Id("Entry").Values(), jen.False())),
+		jen.Return(jen.Id("level"), jen.Id("entry").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("i")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("i"))), jen.True()),
+	)
+
+	method(f, []string{"ReadMinWorkload reads the min_workload register; holder is zero when no",
+		"heartbeat has arrived."}, "ReadMinWorkload", nil, []jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()},
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		be("PutUint32", jen.Id("holder").Index(jen.Op(":")), jen.Id("p").Dot("holder")),
+		jen.Return(jen.Id("holder"), jen.Id("p").Dot("load")),
+	)
+	method(f, []string{"WriteMinWorkload writes the min_workload register; a zero holder empties it."}, "WriteMinWorkload",
+		[]jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()}, errRet,
+		jen.If(jen.Id("load").Op(">").Id("workloadMask")).Block(
+			jen.Return(errf("write min workload %d: %w (the register holds %d bits)", jen.Id("load"), jen.Id("ErrOutOfRange"), jen.Id("WorkloadBits"))),
+		),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.List(jen.Id("p").Dot("holder"), jen.Id("p").Dot("load")).Op("=").List(u32("holder"), jen.Id("load")),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"Counters returns a copy of the counters."}, "Counters", nil, []jen.Code{jen.Id("Counters")},
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Return(jen.Id("p").Dot("counters")),
+	)
+}

@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files and ../../generated/pipeline from the default spec")
+
+func defaultSpec(t testing.TB) *spec.Spec {
+	t.Helper()
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatalf("spec.Default() = %v", err)
+	}
+	return s
+}
+
+// TestGolden compares the output for the default spec with the golden
+// files and with the committed generated/pipeline (which -update rewrites
+// too, so the two never drift).
+func TestGolden(t *testing.T) {
+	files, err := Generate(defaultSpec(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatalf("Generate(default) = %v", err)
+	}
+	for _, name := range files.Names() {
+		golden := filepath.Join("testdata", "golden", filepath.FromSlash(name)+".golden")
+		committed := filepath.Join("..", "..", "generated", filepath.FromSlash(name))
+		if *update {
+			for _, p := range []string{golden, committed} {
+				if p == committed {
+					if old, err := os.ReadFile(p); err == nil && string(withoutVersion(old)) == string(files[name]) {
+						continue // keep the version line capygen generate wrote
+					}
+				}
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, files[name], 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, p := range []string{golden, committed} {
+			want, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatalf("%s: %v (run go test ./gen/pipeline -update)", p, err)
+			}
+			// capygen generate writes its version into the header; the
+			// golden files leave it out.
+			want = withoutVersion(want)
+			if d := cmp.Diff(string(want), string(files[name])); d != "" {
+				t.Errorf("%s differs from Generate (-want +got); run go test ./gen/pipeline -update:\n%s", p, d)
+			}
+		}
+	}
+}
+
+// withoutVersion drops the "versions:" header lines genfile.Header writes
+// when Options.Version is set.
+func withoutVersion(b []byte) []byte {
+	lines := strings.SplitAfter(string(b), "\n")
+	var out strings.Builder
+	for i := 0; i < len(lines); i++ {
+		if lines[i] == "// versions:\n" {
+			i++ // and the "//\tcapygen vX" line after it
+			continue
+		}
+		out.WriteString(lines[i])
+	}
+	return []byte(out.String())
+}

@@ -1,0 +1,355 @@
+package pipeline
+
+import (
+	"github.com/dave/jennifer/jen"
+)
+
+// p.x
+func px(names ...string) *jen.Statement {
+	s := jen.Id("p")
+	for _, n := range names {
+		s = s.Dot(n)
+	}
+	return s
+}
+
+// frameU32 is binary.BigEndian.Uint32(f[at:]).
+func frameU32(at jen.Code) *jen.Statement {
+	return be("Uint32", jen.Id("f").Index(jen.Add(at).Op(":")))
+}
+
+func result(verdict string, egress jen.Code) *jen.Statement {
+	return jen.Id("Result").Values(jen.Dict{jen.Id("Verdict"): jen.Id(verdict), jen.Id("Egress"): egress})
+}
+
+func drop(reason string) *jen.Statement { return jen.Return(jen.Id("drop").Call(jen.Id(reason))) }
+
+// setStage is setChecked(f, migOff, <stage bit>, <stage bits>, v).
+func (m *model) setStage(v string) *jen.Statement {
+	return jen.Id("setChecked").Call(jen.Id("f"), jen.Id("migOff"), jen.Lit(m.stage.Offset), jen.Lit(m.stage.Bits), jen.Id(v))
+}
+
+func (m *model) emitProcess(f *jen.File) {
+	f.Comment("Process runs the pipeline of gen/SWITCH.md on frame, which arrived on")
+	f.Comment("ingress. It rewrites frame in place, never changing its length, and says")
+	f.Comment("where it goes. It never panics and allocates nothing.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("Process").Params(jen.Id("frame").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		px("mu", "Lock").Call(),
+		jen.Id("r").Op(":=").Add(px("process")).Call(jen.Id("frame"), jen.Id("ingress")),
+		jen.If(jen.Id("r").Dot("Verdict").Op("==").Id("Drop")).Block(
+			px("counters", "Drops").Index(jen.Id("r").Dot("Drop")).Op("++"),
+		),
+		px("mu", "Unlock").Call(),
+		jen.Return(jen.Id("r")),
+	)
+	f.Line()
+
+	f.Func().Id("drop").Params(jen.Id("why").Id("DropReason")).Id("Result").Block(
+		jen.Return(jen.Id("Result").Values(jen.Dict{jen.Id("Verdict"): jen.Id("Drop"), jen.Id("Drop"): jen.Id("why")})),
+	)
+	f.Line()
+
+	fU16 := func(at jen.Code) *jen.Statement { return be("Uint16", jen.Id("f").Index(jen.Add(at).Op(":"))) }
+	f.Comment("process is steps 1 to 6 of gen/SWITCH.md.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("process").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		jen.Comment("1. Ethernet, and the ingress port's role."),
+		jen.If(jen.Len(jen.Id("f")).Op("<").Id("ethLen")).Block(drop("DropMalformed")),
+		jen.If(jen.Int().Call(jen.Id("ingress")).Op(">=").Id("MaxPorts").Op("||").Add(px("roles")).Index(jen.Id("ingress")).Op("==").Lit(0)).Block(drop("DropUnknownPort")),
+		jen.Id("role").Op(":=").Add(px("roles")).Index(jen.Id("ingress")),
+		jen.Comment("2. Not IPv4: bridged by l2_forward."),
+		jen.If(fU16(jen.Id("ethType")).Op("!=").Id("typeIPv4")).Block(jen.Return(px("bridge").Call(jen.Id("f"), jen.Id("ingress")))),
+		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off")).Block(drop("DropMalformed")),
+		jen.Comment("3. IPv4 options or a fragment: routed, nothing else."),
+		jen.If(jen.Id("f").Index(jen.Id("ipOff")).Op("&").Lit(0x0f).Op("!=").Lit(5).Op("||").Add(fU16(jen.Id("ipOff").Op("+").Lit(6))).Op("&").Lit(0x3fff).Op("!=").Lit(0)).Block(
+			jen.Return(px("route").Call(jen.Id("f"))),
+		),
+		jen.Switch(jen.Id("f").Index(jen.Id("ipOff").Op("+").Lit(9))).Block(
+			jen.Case(jen.Id("protoTCP")).Comment("5. TCP: the directory.").Line().Return(px("tcp").Call(jen.Id("f"), jen.Id("role"))),
+			jen.Case(jen.Id("protoUDP")).Block(
+				jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("udpLen")).Block(drop("DropMalformed")),
+				jen.Comment("4. TCPMig: the UDP port, a whole header, and its constants."),
+				jen.If(jen.Id("n").Op(":=").Id("migLen").Call(jen.Id("f")), jen.Add(fU16(jen.Id("l4Off").Op("+").Lit(2))).Op("==").Id("UDPPort").Op("&&").Id("n").Op(">=").Id("migHeaderLen").Op("&&").Id("migConstOK").Call(jen.Id("f").Index(jen.Id("migOff").Op(":")))).Block(
+					jen.Return(px("tcpmig").Call(jen.Id("f"), jen.Id("ingress"), jen.Id("role"), jen.Id("n"))),
+				),
+			),
+		),
+		jen.Comment("6. Everything else IPv4: routed. TTL is kept: the switch is a bump in the wire."),
+		jen.Return(px("route").Call(jen.Id("f"))),
+	)
+	f.Line()
+
+	f.Comment("migLen is the length of the TCPMig datagram: the UDP payload, cut to what")
+	f.Comment("the frame holds (the caller checked the UDP header is there).")
+	f.Func().Id("migLen").Params(jen.Id("f").Index().Byte()).Int().Block(
+		jen.Id("n").Op(":=").Int().Call(fU16(jen.Id("l4Off").Op("+").Lit(4))).Op("-").Id("udpLen"),
+		jen.If(jen.Id("avail").Op(":=").Len(jen.Id("f")).Op("-").Id("migOff"), jen.Id("avail").Op("<").Id("n")).Block(
+			jen.Id("n").Op("=").Id("avail"),
+		),
+		jen.Return(jen.Id("n")),
+	)
+	f.Line()
+
+	f.Comment("migConstOK checks the header's constant fields (the magic number).")
+	f.Func().Id("migConstOK").Params(jen.Id("h").Index().Byte()).Bool().BlockFunc(func(g *jen.Group) {
+		if len(m.consts) == 0 {
+			g.Return(jen.True())
+			return
+		}
+		var cond *jen.Statement
+		for _, c := range m.consts {
+			x := readField("h", c, "").Op("==").Add(hex(c.Const, (c.Bits+3)/4))
+			if cond == nil {
+				cond = x
+			} else {
+				cond = cond.Op("&&").Add(x)
+			}
+		}
+		g.Return(cond)
+	})
+	f.Line()
+
+	f.Comment("tcpmig is step 4: a TCPMig message of n bytes.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcpmig").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port"), jen.Id("role").Id("Role"), jen.Id("n").Int()).Id("Result").Block(
+		jen.If(jen.Id("role").Op("!=").Id("RoleServer")).Block(drop("DropSpoofedControl")),
+		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
+		jen.Id("stage").Op(":=").Add(readField("h", m.stage, "uint8")),
+		jen.List(jen.Id("need"), jen.Id("ok")).Op(":=").Id("stagePayload").Call(jen.Id("stage")),
+		jen.If(jen.Op("!").Id("ok").Op("||").Id("n").Op("<").Id("migHeaderLen").Op("+").Id("need")).Block(drop("DropBadTCPMig")),
+		jen.Switch(jen.Id("stage")).Block(
+			jen.Case(jen.Id("stageHeartbeat")).Block(jen.Return(px("heartbeat").Call(jen.Id("f"), jen.Id("ingress")))),
+			jen.Case(jen.Id("stagePrepare")).Block(jen.Return(px("prepare").Call(jen.Id("f"), jen.Id("ingress")))),
+			jen.Case(jen.Id("stageAck")).Block(
+				jen.If(readField("h", m.load, "uint8").Op("!=").Lit(0)).Block(jen.Return(px("insert").Call(jen.Id("f")))),
+			),
+		),
+		jen.Comment("Every other stage, and an ACK without LOAD, passes unchanged."),
+		jen.Return(px("route").Call(jen.Id("f"))),
+	)
+	f.Line()
+
+	f.Comment("heartbeat updates min_workload (one RegisterAction: the holder's own report")
+	f.Comment("always overwrites, so its load can rise; another server's only when")
+	f.Comment("smaller) and answers with the minimum after the update.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("heartbeat").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		jen.Id("src").Op(":=").Add(frameU32(jen.Id("ipSrc"))),
+		jen.Id("pl").Op(":=").Id("f").Index(jen.Id("migPayload").Op(":")),
+		jen.Id("w").Op(":=").Add(readField("pl", m.metric, "uint32").Op("&").Id("workloadMask")),
+		jen.If(px("holder").Op("==").Lit(0).Op("||").Add(px("holder")).Op("==").Id("src").Op("||").Id("w").Op("<").Add(px("load"))).Block(
+			jen.List(px("holder"), px("load")).Op("=").List(jen.Id("src"), jen.Id("w")),
+		),
+		px("counters", "Heartbeats").Op("++"),
+		jen.Id("swapReply").Call(jen.Id("f")),
+		m.setStage("stageResponse"),
+		jen.Id("setChecked").Call(jen.Id("f"), jen.Id("migPayload"), jen.Lit(m.reply.Offset), jen.Lit(m.reply.Bits), jen.Uint64().Call(px("load"))),
+		jen.Return(result("Reply", jen.Id("ingress"))),
+	)
+	f.Line()
+
+	f.Comment("prepare steers a PREPARE_MIG to the least-loaded server, or answers")
+	f.Comment("REJECTED when there is none or the sender is it (it would loop back).")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("prepare").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		jen.If(px("holder").Op("==").Lit(0).Op("||").Add(px("holder")).Op("==").Add(frameU32(jen.Id("ipSrc")))).Block(
+			px("counters", "PrepareRejects").Op("++"),
+			jen.Id("swapReply").Call(jen.Id("f")),
+			m.setStage("stageRejected"),
+			jen.Return(result("Reply", jen.Id("ingress"))),
+		),
+		jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), px("holder"), jen.Id("udpCsum"), jen.True()),
+		jen.Return(px("route").Call(jen.Id("f"))),
+	)
+	f.Line()
+
+	f.Comment("insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level")
+	f.Comment("whose slot is empty or holds the key wins (write-if-empty, never over")
+	f.Comment("another key). When every level is taken the ACK becomes REJECTED and")
+	f.Comment("still goes to its IPv4 destination, the origin.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("insert").Params(jen.Id("f").Index().Byte()).Id("Result").Block(
+		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
+		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(readField("h", m.clientIP, "uint32"), readField("h", m.clientPort, "uint16")),
+		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+		jen.Id("addr").Op(":=").Id("addrCell").Values(jen.Dict{
+			jen.Id("origin"): readField("h", m.originIP, "uint32"),
+			jen.Id("target"): frameU32(jen.Id("ipSrc")),
+		}),
+		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
+		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
+			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
+			jen.If(jen.Op("*").Id("c").Op("==").Parens(jen.Id("keyCell").Values()).Op("||").Op("*").Id("c").Op("==").Id("want")).Block(
+				jen.Op("*").Id("c").Op("=").Id("want"),
+				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
+				px("counters", "Inserts").Op("++"),
+				jen.Return(px("route").Call(jen.Id("f"))),
+			),
+		),
+		px("counters", "Rejects").Op("++"),
+		m.setStage("stageRejected"),
+		jen.Return(px("route").Call(jen.Id("f"))),
+	)
+	f.Line()
+
+	f.Comment("tcp is step 5: a segment of a migrated connection is rewritten, toward")
+	f.Comment("the target (client side) or back to the origin's address (server side),")
+	f.Comment("and RST or FIN (per delete_on) then removes the entry.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcp").Params(jen.Id("f").Index().Byte(), jen.Id("role").Id("Role")).Id("Result").Block(
+		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("tcpLen")).Block(drop("DropMalformed")),
+		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(frameU32(jen.Id("ipDst")), fU16(jen.Id("l4Off").Op("+").Lit(2))),
+		jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
+			jen.List(jen.Id("ip"), jen.Id("port")).Op("=").List(frameU32(jen.Id("ipSrc")), fU16(jen.Id("l4Off"))),
+		),
+		jen.If(jen.List(jen.Id("l"), jen.Id("i"), jen.Id("ok")).Op(":=").Add(px("lookup")).Call(jen.Id("ip"), jen.Id("port")), jen.Id("ok")).Block(
+			jen.Id("a").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")),
+			jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
+				jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), jen.Id("a").Dot("target"), jen.Id("tcpCsum"), jen.False()),
+			).Else().Block(
+				jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipSrc"), jen.Id("a").Dot("origin"), jen.Id("tcpCsum"), jen.False()),
+			),
+			px("counters", "Hits").Op("++"),
+			jen.If(jen.Id("f").Index(jen.Id("tcpFlags")).Op("&").Id("deleteFlags").Op("!=").Lit(0)).Block(
+				px("dirKey").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("keyCell").Values(),
+				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				px("counters", "Deletes").Op("++"),
+			),
+		),
+		jen.Return(px("route").Call(jen.Id("f"))),
+	)
+	f.Line()
+
+	f.Comment("lookup returns the first level (and its slot) holding the client key.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("lookup").Params(jen.Id("ip").Uint32(), jen.Id("port").Uint16()).Params(jen.Id("level").Int(), jen.Id("index").Uint32(), jen.Id("ok").Bool()).Block(
+		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
+		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
+			jen.If(px("dirKey").Index(jen.Id("l")).Index(jen.Id("i")).Op("==").Id("want")).Block(
+				jen.Return(jen.Id("l"), jen.Id("i"), jen.True()),
+			),
+		),
+		jen.Return(jen.Lit(0), jen.Lit(0), jen.False()),
+	)
+	f.Line()
+
+	f.Comment("route is ipv4_host on the IPv4 destination: the egress port, and the next")
+	f.Comment("hop's MAC as Ethernet destination.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("route").Params(jen.Id("f").Index().Byte()).Id("Result").Block(
+		jen.List(jen.Id("h"), jen.Id("ok")).Op(":=").Add(px("hosts")).Index(frameU32(jen.Id("ipDst"))),
+		jen.If(jen.Op("!").Id("ok")).Block(drop("DropNoRoute")),
+		jen.Copy(jen.Id("f").Index(jen.Lit(0), jen.Lit(6)), jen.Id("h").Dot("mac").Index(jen.Op(":"))),
+		jen.Return(result("Forward", jen.Id("h").Dot("port"))),
+	)
+	f.Line()
+
+	f.Comment("bridge is step 2: l2_forward for unicast destinations, flood otherwise.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("bridge").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		jen.If(jen.Id("f").Index(jen.Lit(0)).Op("&").Lit(1).Op("==").Lit(0)).Block(
+			jen.If(jen.List(jen.Id("port"), jen.Id("ok")).Op(":=").Add(px("l2")).Index(jen.Index(jen.Lit(6)).Byte().Call(jen.Id("f").Index(jen.Lit(0), jen.Lit(6)))), jen.Id("ok")).Block(
+				jen.Return(result("Forward", jen.Id("port"))),
+			),
+		),
+		jen.Return(result("Flood", jen.Id("ingress"))),
+	)
+	f.Line()
+}
+
+func (m *model) emitHelpers(f *jen.File) {
+	f.Comment("swapReply turns a datagram around: Ethernet, IPv4 and UDP sources and")
+	f.Comment("destinations swap. No checksum changes: each sum covers both halves.")
+	f.Func().Id("swapReply").Params(jen.Id("f").Index().Byte()).Block(
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(6), jen.Id("i").Op("++")).Block(
+			jen.List(jen.Id("f").Index(jen.Id("i")), jen.Id("f").Index(jen.Lit(6).Op("+").Id("i"))).Op("=").List(jen.Id("f").Index(jen.Lit(6).Op("+").Id("i")), jen.Id("f").Index(jen.Id("i"))),
+		),
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(4), jen.Id("i").Op("++")).Block(
+			jen.List(jen.Id("f").Index(jen.Id("ipSrc").Op("+").Id("i")), jen.Id("f").Index(jen.Id("ipDst").Op("+").Id("i"))).Op("=").List(jen.Id("f").Index(jen.Id("ipDst").Op("+").Id("i")), jen.Id("f").Index(jen.Id("ipSrc").Op("+").Id("i"))),
+		),
+		jen.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Lit(2), jen.Id("i").Op("++")).Block(
+			jen.List(jen.Id("f").Index(jen.Id("l4Off").Op("+").Id("i")), jen.Id("f").Index(jen.Id("l4Off").Op("+").Lit(2).Op("+").Id("i"))).Op("=").List(jen.Id("f").Index(jen.Id("l4Off").Op("+").Lit(2).Op("+").Id("i")), jen.Id("f").Index(jen.Id("l4Off").Op("+").Id("i"))),
+		),
+	)
+	f.Line()
+
+	f.Comment("setAddr rewrites the IPv4 address at offset at and updates the IPv4 header")
+	f.Comment("checksum and the TCP or UDP checksum at l4, whose pseudo header holds the")
+	f.Comment("address, incrementally (RFC 1624). A UDP datagram sent without a checksum")
+	f.Comment("(zero) keeps none.")
+	f.Func().Id("setAddr").Params(jen.Id("f").Index().Byte(), jen.Id("at").Int(), jen.Id("v").Uint32(), jen.Id("l4").Int(), jen.Id("udp").Bool()).Block(
+		jen.Id("old").Op(":=").Add(frameU32(jen.Id("at"))),
+		be("PutUint32", jen.Id("f").Index(jen.Id("at").Op(":")), jen.Id("v")),
+		be("PutUint16", jen.Id("f").Index(jen.Id("ipCsum").Op(":")), jen.Id("csumAdjust").Call(be("Uint16", jen.Id("f").Index(jen.Id("ipCsum").Op(":"))), jen.Id("old"), jen.Id("v"))),
+		jen.Id("c").Op(":=").Add(be("Uint16", jen.Id("f").Index(jen.Id("l4").Op(":")))),
+		jen.If(jen.Id("udp").Op("&&").Id("c").Op("==").Lit(0)).Block(jen.Return()),
+		jen.Id("c").Op("=").Id("csumAdjust").Call(jen.Id("c"), jen.Id("old"), jen.Id("v")),
+		jen.If(jen.Id("udp").Op("&&").Id("c").Op("==").Lit(0)).Block(
+			jen.Comment("RFC 768: a computed zero is sent as all ones."),
+			jen.Id("c").Op("=").Op("0xffff"),
+		),
+		be("PutUint16", jen.Id("f").Index(jen.Id("l4").Op(":")), jen.Id("c")),
+	)
+	f.Line()
+
+	f.Comment("csumAdjust updates the Internet checksum sum for a 32-bit word of the")
+	f.Comment("summed data changing from old to v: HC' = ~(~HC + ~m + m') (RFC 1624")
+	f.Comment("eqn. 3) on both 16-bit halves.")
+	f.Func().Id("csumAdjust").Params(jen.Id("sum").Uint16(), jen.List(jen.Id("old"), jen.Id("v")).Uint32()).Uint16().Block(
+		jen.Id("s").Op(":=").Uint32().Call(jen.Op("^").Id("sum")).Op("+").
+			Uint32().Call(jen.Op("^").Uint16().Call(jen.Id("old").Op(">>").Lit(16))).Op("+").
+			Uint32().Call(jen.Op("^").Uint16().Call(jen.Id("old"))).Op("+").
+			Id("v").Op(">>").Lit(16).Op("+").Id("v").Op("&").Op("0xffff"),
+		jen.Id("s").Op("=").Id("s").Op("&").Op("0xffff").Op("+").Id("s").Op(">>").Lit(16),
+		jen.Id("s").Op("=").Id("s").Op("&").Op("0xffff").Op("+").Id("s").Op(">>").Lit(16),
+		jen.Return(jen.Op("^").Uint16().Call(jen.Id("s"))),
+	)
+	f.Line()
+
+	f.Comment("setChecked writes v into the n bits at bit offset bit of the region of f")
+	f.Comment("starting at base (inside the TCPMig datagram) and updates the UDP checksum")
+	f.Comment("for every 16-bit word that changed. Words are aligned to the UDP header.")
+	f.Func().Id("setChecked").Params(jen.Id("f").Index().Byte(), jen.List(jen.Id("base"), jen.Id("bit"), jen.Id("n")).Int(), jen.Id("v").Uint64()).Block(
+		jen.Id("lo").Op(":=").Parens(jen.Id("base").Op("+").Id("bit").Op("/").Lit(8).Op("-").Id("l4Off")).Op("&^").Lit(1).Op("+").Id("l4Off"),
+		jen.Id("hi").Op(":=").Id("base").Op("+").Parens(jen.Id("bit").Op("+").Id("n").Op("+").Lit(7)).Op("/").Lit(8),
+		jen.Var().Id("old").Index(jen.Lit(10)).Byte(),
+		jen.Copy(jen.Id("old").Index(jen.Op(":")), jen.Id("f").Index(jen.Id("lo").Op(":").Id("hi"))),
+		jen.Id("putField").Call(jen.Id("f").Index(jen.Id("base").Op(":")), jen.Id("bit"), jen.Id("n"), jen.Id("v")),
+		jen.Id("sum").Op(":=").Add(be("Uint16", jen.Id("f").Index(jen.Id("udpCsum").Op(":")))),
+		jen.If(jen.Id("sum").Op("==").Lit(0)).Block(jen.Return()),
+		jen.For(jen.Id("i").Op(":=").Id("lo"), jen.Id("i").Op("<").Id("hi"), jen.Id("i").Op("+=").Lit(2)).Block(
+			jen.List(jen.Id("was"), jen.Id("now")).Op(":=").List(jen.Uint32().Call(jen.Id("old").Index(jen.Id("i").Op("-").Id("lo"))).Op("<<").Lit(8), jen.Uint32().Call(jen.Id("f").Index(jen.Id("i"))).Op("<<").Lit(8)),
+			jen.Comment("A field ending on an odd byte leaves the word's second byte as it was."),
+			jen.If(jen.Id("i").Op("+").Lit(1).Op("<").Id("hi")).Block(
+				jen.Id("was").Op("|=").Uint32().Call(jen.Id("old").Index(jen.Id("i").Op("+").Lit(1).Op("-").Id("lo"))),
+				jen.Id("now").Op("|=").Uint32().Call(jen.Id("f").Index(jen.Id("i").Op("+").Lit(1))),
+			),
+			jen.Id("sum").Op("=").Id("csumAdjust").Call(jen.Id("sum"), jen.Id("was"), jen.Id("now")),
+		),
+		jen.If(jen.Id("sum").Op("==").Lit(0)).Block(jen.Id("sum").Op("=").Op("0xffff")),
+		be("PutUint16", jen.Id("f").Index(jen.Id("udpCsum").Op(":")), jen.Id("sum")),
+	)
+	f.Line()
+
+	f.Comment("getField reads the n-bit big-endian field at bit offset bit of b; the")
+	f.Comment("field spans at most 8 bytes and b holds them (checked by the caller).")
+	f.Func().Id("getField").Params(jen.Id("b").Index().Byte(), jen.List(jen.Id("bit"), jen.Id("n")).Int()).Uint64().Block(
+		jen.Var().Id("v").Uint64(),
+		jen.List(jen.Id("first"), jen.Id("last")).Op(":=").List(jen.Id("bit").Op("/").Lit(8), jen.Parens(jen.Id("bit").Op("+").Id("n").Op("-").Lit(1)).Op("/").Lit(8)),
+		jen.For(jen.Id("i").Op(":=").Id("first"), jen.Id("i").Op("<=").Id("last"), jen.Id("i").Op("++")).Block(
+			jen.Id("v").Op("=").Id("v").Op("<<").Lit(8).Op("|").Uint64().Call(jen.Id("b").Index(jen.Id("i"))),
+		),
+		jen.Id("v").Op(">>=").Uint().Call(jen.Parens(jen.Id("last").Op("+").Lit(1)).Op("*").Lit(8).Op("-").Parens(jen.Id("bit").Op("+").Id("n"))),
+		jen.Return(jen.Id("v").Op("&").Parens(jen.Uint64().Call(jen.Lit(1)).Op("<<").Uint().Call(jen.Id("n")).Op("-").Lit(1))),
+	)
+	f.Line()
+
+	f.Comment("putField writes the n-bit big-endian field at bit offset bit of b,")
+	f.Comment("keeping the bits around it.")
+	f.Func().Id("putField").Params(jen.Id("b").Index().Byte(), jen.List(jen.Id("bit"), jen.Id("n")).Int(), jen.Id("v").Uint64()).Block(
+		jen.List(jen.Id("first"), jen.Id("last")).Op(":=").List(jen.Id("bit").Op("/").Lit(8), jen.Parens(jen.Id("bit").Op("+").Id("n").Op("-").Lit(1)).Op("/").Lit(8)),
+		jen.Id("shift").Op(":=").Uint().Call(jen.Parens(jen.Id("last").Op("+").Lit(1)).Op("*").Lit(8).Op("-").Parens(jen.Id("bit").Op("+").Id("n"))),
+		jen.Id("mask").Op(":=").Parens(jen.Uint64().Call(jen.Lit(1)).Op("<<").Uint().Call(jen.Id("n")).Op("-").Lit(1)).Op("<<").Id("shift"),
+		jen.Var().Id("cur").Uint64(),
+		jen.For(jen.Id("i").Op(":=").Id("first"), jen.Id("i").Op("<=").Id("last"), jen.Id("i").Op("++")).Block(
+			jen.Id("cur").Op("=").Id("cur").Op("<<").Lit(8).Op("|").Uint64().Call(jen.Id("b").Index(jen.Id("i"))),
+		),
+		jen.Id("cur").Op("=").Id("cur").Op("&^").Id("mask").Op("|").Id("v").Op("<<").Id("shift").Op("&").Id("mask"),
+		jen.For(jen.Id("i").Op(":=").Id("last"), jen.Id("i").Op(">=").Id("first"), jen.Id("i").Op("--")).Block(
+			jen.Id("b").Index(jen.Id("i")).Op("=").Byte().Call(jen.Id("cur")),
+			jen.Id("cur").Op(">>=").Lit(8),
+		),
+	)
+}

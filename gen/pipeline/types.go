@@ -1,0 +1,299 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dave/jennifer/jen"
+)
+
+// emitPipeline writes pipeline.go: the package doc, the constants, the
+// public types, the control plane and the data plane.
+func (m *model) emitPipeline(f *jen.File) {
+	s := m.s
+	f.ImportName(binaryPkg, "binary")
+	f.PackageComment(strings.Join([]string{
+		fmt.Sprintf("Package pipeline is the Go model of the %s switch program: exactly the", s.Name),
+		"semantics of gen/SWITCH.md (and of the generated P4), over packet bytes.",
+		"",
+		"Process takes an Ethernet frame and its ingress port, rewrites the frame in",
+		"place and returns the verdict (Forward, Flood, Reply or Drop) with the egress",
+		"port. It never panics and allocates nothing. The control plane (port roles,",
+		"hosts, the L2 table, the directory and workload registers) is what",
+		"P4Runtime writes and reads on the hardware switch.",
+		"",
+		"A Pipeline is safe for concurrent use: one mutex serialises Process and",
+		"the control plane, as a switch pipeline sees one packet at a time. An",
+		"uncontended lock costs a few nanoseconds per packet.",
+	}, "\n"))
+
+	m.emitConstants(f)
+	m.emitTypes(f)
+	m.emitControl(f)
+	m.emitProcess(f)
+	m.emitHelpers(f)
+}
+
+func (m *model) emitConstants(f *jen.File) {
+	s := m.s
+	f.Comment("Fingerprint is the fingerprint of the spec this model was generated from;")
+	f.Comment("a runtime refuses a P4 program or peer generated from another spec.")
+	f.Const().Id("Fingerprint").Op("=").Lit(s.Fingerprint)
+	f.Line()
+	f.Const().Defs(
+		jen.Comment("Levels is the number of directory levels; each has its own CRC."),
+		jen.Id("Levels").Op("=").Lit(len(m.levels)),
+		jen.Comment("IndexBits is the directory hash width W: each level has 2^W slots."),
+		jen.Id("IndexBits").Op("=").Lit(m.indexBits),
+		jen.Comment("Slots is the number of slots per level."),
+		jen.Id("Slots").Op("=").Lit(1).Op("<<").Id("IndexBits"),
+		jen.Comment("UDPPort is the UDP destination port that carries TCPMig."),
+		jen.Id("UDPPort").Op("=").Lit(int(m.udpPort)),
+		jen.Comment("PortBits is the width of a switch port id on the target."),
+		jen.Id("PortBits").Op("=").Lit(m.portBits),
+		jen.Comment("MaxPorts bounds port ids: valid ports are 0..MaxPorts-1."),
+		jen.Id("MaxPorts").Op("=").Lit(1).Op("<<").Id("PortBits"),
+		jen.Comment("PortTableSize, HostTableSize and L2TableSize are the sizes of the"),
+		jen.Comment("port_role, ipv4_host and l2_forward tables (spec tables.ports, tables.hosts, tables.l2)."),
+		jen.Id("PortTableSize").Op("=").Lit(m.tables.Ports),
+		jen.Id("HostTableSize").Op("=").Lit(m.tables.Hosts),
+		jen.Id("L2TableSize").Op("=").Lit(m.tables.L2),
+		jen.Comment("WorkloadBits is the width of the minimum-workload register's load."),
+		jen.Id("WorkloadBits").Op("=").Lit(m.workloadBits),
+		jen.Comment("DeleteOnRST and DeleteOnFIN say which TCP flags remove a directory"),
+		jen.Comment("entry (spec directory.delete_on)."),
+		jen.Id("DeleteOnRST").Op("=").Lit(m.deleteMask&tcpRST != 0),
+		jen.Id("DeleteOnFIN").Op("=").Lit(m.deleteMask&tcpFIN != 0),
+	)
+	f.Line()
+
+	f.Comment("Frame layout: Ethernet, then an IPv4 header without options (the only")
+	f.Comment("kind the pipeline parses past), then TCP or UDP.")
+	f.Const().Defs(
+		jen.Id("ethLen").Op("=").Lit(14),
+		jen.Id("ethType").Op("=").Lit(12),
+		jen.Id("typeIPv4").Op("=").Op("0x0800"),
+		jen.Id("ipOff").Op("=").Lit(14),
+		jen.Id("ipCsum").Op("=").Id("ipOff").Op("+").Lit(10),
+		jen.Id("ipSrc").Op("=").Id("ipOff").Op("+").Lit(12),
+		jen.Id("ipDst").Op("=").Id("ipOff").Op("+").Lit(16),
+		jen.Id("l4Off").Op("=").Id("ipOff").Op("+").Lit(20),
+		jen.Id("protoTCP").Op("=").Lit(6),
+		jen.Id("protoUDP").Op("=").Lit(17),
+		jen.Id("tcpLen").Op("=").Lit(20),
+		jen.Id("tcpFlags").Op("=").Id("l4Off").Op("+").Lit(13),
+		jen.Id("tcpCsum").Op("=").Id("l4Off").Op("+").Lit(16),
+		jen.Id("tcpFIN").Op("=").Op("0x01"),
+		jen.Id("tcpRST").Op("=").Op("0x04"),
+		jen.Id("udpLen").Op("=").Lit(8),
+		jen.Id("udpCsum").Op("=").Id("l4Off").Op("+").Lit(6),
+		jen.Comment("deleteFlags are the TCP flags that remove a directory entry."),
+		jen.Id("deleteFlags").Op("=").Add(m.deleteFlags()),
+		jen.Comment("indexMask keeps the low IndexBits bits of a CRC."),
+		jen.Id("indexMask").Op("=").Id("Slots").Op("-").Lit(1),
+		jen.Comment("keyValid marks a used directory key cell: port 0 is a legal key, so"),
+		jen.Comment("the high half of the port word holds 1 (gen/SWITCH.md)."),
+		jen.Id("keyValid").Op("=").Lit(1).Op("<<").Lit(16),
+		jen.Id("workloadMask").Op("=").Lit(1).Op("<<").Id("WorkloadBits").Op("-").Lit(1),
+	)
+	f.Line()
+
+	f.Commentf("The %s header follows UDP; these are the stages the switch acts on.", s.Header.Name)
+	defs := []jen.Code{
+		jen.Id("migOff").Op("=").Id("l4Off").Op("+").Id("udpLen"),
+		jen.Id("migHeaderLen").Op("=").Lit(m.headerBytes),
+		jen.Id("migPayload").Op("=").Id("migOff").Op("+").Id("migHeaderLen"),
+	}
+	for _, c := range []struct {
+		name string
+		v    uint64
+		doc  string
+	}{
+		{"stageRejected", m.stageRejected, "rejected"},
+		{"stagePrepare", m.stagePrepare, "prepare_mig"},
+		{"stageAck", m.stageAck, "prepare_mig_ack"},
+		{"stageHeartbeat", m.stageHeartbeat, m.s.Workload.Heartbeat},
+		{"stageResponse", m.stageResponse, "heartbeat_response"},
+	} {
+		defs = append(defs, jen.Id(c.name).Op("=").Lit(int(c.v)).Comment(c.doc))
+	}
+	f.Const().Defs(defs...)
+	f.Line()
+
+	f.Comment("stagePayload returns the fixed payload length of a stage's message, and")
+	f.Comment("whether the stage is a value of the stage enum at all.")
+	f.Func().Id("stagePayload").Params(jen.Id("stage").Uint8()).Params(jen.Int(), jen.Bool()).Block(
+		jen.Switch(jen.Id("stage")).BlockFunc(func(g *jen.Group) {
+			for _, sp := range m.stages {
+				g.Case(jen.Lit(int(sp.value.Value))).Comment(sp.value.Name).Line().Return(jen.Lit(sp.bytes), jen.True())
+			}
+		}),
+		jen.Return(jen.Lit(0), jen.False()),
+	)
+	f.Line()
+}
+
+// enum emits a small uint8 enum with names and a String method.
+func enum(f *jen.File, typ, doc string, zero string, vals [][3]string) {
+	f.Comment(doc)
+	f.Type().Id(typ).Uint8()
+	f.Line()
+	f.Const().DefsFunc(func(g *jen.Group) {
+		for i, v := range vals {
+			g.Comment(v[2])
+			if i == 0 {
+				if zero != "" {
+					// The zero value stays invalid.
+					g.Id(v[0]).Id(typ).Op("=").Iota().Op("+").Lit(1)
+				} else {
+					g.Id(v[0]).Id(typ).Op("=").Iota()
+				}
+				continue
+			}
+			g.Id(v[0])
+		}
+	})
+	f.Line()
+	f.Func().Params(jen.Id("v").Id(typ)).Id("String").Params().String().Block(
+		jen.Switch(jen.Id("v")).BlockFunc(func(g *jen.Group) {
+			for _, v := range vals {
+				g.Case(jen.Id(v[0])).Return(jen.Lit(v[1]))
+			}
+		}),
+		jen.Return(jen.Qual("fmt", "Sprintf").Call(jen.Lit(typ+"(%d)"), jen.Uint8().Call(jen.Id("v")))),
+	)
+	f.Line()
+}
+
+func (m *model) emitTypes(f *jen.File) {
+	f.Comment("Port is a switch port id, below MaxPorts.")
+	f.Type().Id("Port").Uint16()
+	f.Line()
+
+	enum(f, "Role", "Role is what a port faces; the zero Role is no role.", "x", [][3]string{
+		{"RoleClient", "client", "RoleClient ports face clients (port_role 1)."},
+		{"RoleServer", "server", "RoleServer ports face servers, the only ones that may send TCPMig (port_role 2)."},
+	})
+	// Verdict's zero value is invalid: a Result always says what happened.
+	enum(f, "Verdict", "Verdict is what happens to a frame; the zero Verdict is invalid.", "x", [][3]string{
+		{"Forward", "forward", "Forward sends the frame out of Result.Egress (which may be the ingress: hairpin)."},
+		{"Flood", "flood", "Flood sends the frame out of every port but the ingress (P4: multicast group 1)."},
+		{"Reply", "reply", "Reply sends the frame back out of the ingress port (Result.Egress)."},
+		{"Drop", "drop", "Drop discards the frame for Result.Drop."},
+	})
+	enum(f, "DropReason", "DropReason says why a frame was dropped (counted per reason).", "", [][3]string{
+		{"DropNone", "none", "DropNone is the reason of a frame that was not dropped."},
+		{"DropUnknownPort", "unknown_port", "DropUnknownPort: the ingress port has no role."},
+		{"DropNoRoute", "no_route", "DropNoRoute: the IPv4 destination is not in ipv4_host."},
+		{"DropSpoofedControl", "spoofed_control", "DropSpoofedControl: TCPMig from a port whose role is not server."},
+		{"DropBadTCPMig", "bad_tcpmig", "DropBadTCPMig: a TCPMig datagram shorter than the header plus its stage's fixed payload, or an unknown stage."},
+		{"DropMalformed", "malformed", "DropMalformed: the frame ends inside an Ethernet, IPv4, TCP or UDP header (a parser error on the switch)."},
+	})
+	f.Comment("NumDropReasons sizes Counters.Drops.")
+	f.Const().Id("NumDropReasons").Op("=").Int().Call(jen.Id("DropMalformed")).Op("+").Lit(1)
+	f.Line()
+
+	f.Comment("Result is the outcome of Process. Egress is the output port for Forward")
+	f.Comment("and Reply, and the ingress port (the one to leave out) for Flood.")
+	f.Type().Id("Result").Struct(
+		jen.Id("Verdict").Id("Verdict"),
+		jen.Id("Egress").Id("Port"),
+		jen.Id("Drop").Id("DropReason"),
+	)
+	f.Line()
+
+	f.Comment("Counters are the pipeline's counters since New.")
+	f.Type().Id("Counters").Struct(
+		jen.Comment("Drops counts dropped frames, indexed by DropReason."),
+		jen.Id("Drops").Index(jen.Id("NumDropReasons")).Uint64(),
+		jen.Comment("Hits counts TCP segments rewritten by a directory entry."),
+		jen.Id("Hits").Uint64(),
+		jen.Comment("Inserts counts entries written (or re-targeted) by a PREPARE_MIG_ACK with LOAD."),
+		jen.Id("Inserts").Uint64(),
+		jen.Comment("Rejects counts PREPARE_MIG_ACKs turned into REJECTED because every level was taken."),
+		jen.Id("Rejects").Uint64(),
+		jen.Comment("PrepareRejects counts PREPARE_MIGs answered REJECTED (no least-loaded server, or the sender is it)."),
+		jen.Id("PrepareRejects").Uint64(),
+		jen.Comment("Deletes counts entries removed by RST or FIN."),
+		jen.Id("Deletes").Uint64(),
+		jen.Comment("Heartbeats counts heartbeat updates answered."),
+		jen.Id("Heartbeats").Uint64(),
+	)
+	f.Line()
+
+	f.Comment("Entry is one directory slot as the control plane reads and writes it.")
+	f.Type().Id("Entry").Struct(
+		jen.Comment("Valid is false for an empty slot (every other field is then zero)."),
+		jen.Id("Valid").Bool(),
+		jen.Id("ClientIP").Index(jen.Lit(4)).Byte(),
+		jen.Id("ClientPort").Uint16(),
+		jen.Comment("Origin is the server the client addresses; Target serves it now."),
+		jen.Id("Origin").Index(jen.Lit(4)).Byte(),
+		jen.Id("Target").Index(jen.Lit(4)).Byte(),
+	)
+	f.Line()
+
+	f.Comment("Errors of the control plane; each call wraps one with the input it refused.")
+	f.Var().Defs(
+		jen.Comment("ErrTableFull: the table holds its spec size already."),
+		jen.Id("ErrTableFull").Op("=").Qual("errors", "New").Call(jen.Lit("table full")),
+		jen.Comment("ErrNotFound: a delete names an entry the table does not hold."),
+		jen.Id("ErrNotFound").Op("=").Qual("errors", "New").Call(jen.Lit("no such entry")),
+		jen.Comment("ErrOutOfRange: a port, role, level, index or load is outside its range."),
+		jen.Id("ErrOutOfRange").Op("=").Qual("errors", "New").Call(jen.Lit("out of range")),
+	)
+	f.Line()
+
+	f.Comment("keyCell is a dir<i>_key register cell: the client IP, and the client port")
+	f.Comment("with keyValid set. An empty cell is all zero.")
+	f.Type().Id("keyCell").Struct(jen.List(jen.Id("ip"), jen.Id("port")).Uint32())
+	f.Line()
+	f.Comment("addrCell is a dir<i>_addr register cell.")
+	f.Type().Id("addrCell").Struct(jen.List(jen.Id("origin"), jen.Id("target")).Uint32())
+	f.Line()
+	f.Comment("host is an ipv4_host action: the egress port and the next hop's MAC.")
+	f.Type().Id("host").Struct(jen.Id("port").Id("Port"), jen.Id("mac").Index(jen.Lit(6)).Byte())
+	f.Line()
+
+	f.Comment("Pipeline is the switch: its control-plane tables and its registers.")
+	f.Type().Id("Pipeline").Struct(
+		jen.Id("mu").Qual("sync", "Mutex"),
+		jen.Line().Comment("roles is port_role, indexed by port; nroles counts its entries."),
+		jen.Id("roles").Index(jen.Id("MaxPorts")).Id("Role"),
+		jen.Id("nroles").Int(),
+		jen.Comment("hosts is ipv4_host, keyed by the IPv4 destination."),
+		jen.Id("hosts").Map(jen.Uint32()).Id("host"),
+		jen.Comment("l2 is l2_forward, keyed by the Ethernet destination."),
+		jen.Id("l2").Map(jen.Index(jen.Lit(6)).Byte()).Id("Port"),
+		jen.Line().Comment("dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers."),
+		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell"),
+		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell"),
+		jen.Comment("holder and load are the min_workload register; holder 0 is empty."),
+		jen.List(jen.Id("holder"), jen.Id("load")).Uint32(),
+		jen.Line().Id("counters").Id("Counters"),
+	)
+	f.Line()
+	f.Comment("New returns a pipeline with empty tables and registers.")
+	f.Func().Id("New").Params().Op("*").Id("Pipeline").Block(
+		jen.Return(jen.Op("&").Id("Pipeline").Values(jen.Dict{
+			jen.Id("hosts"): jen.Make(jen.Map(jen.Uint32()).Id("host")),
+			jen.Id("l2"):    jen.Make(jen.Map(jen.Index(jen.Lit(6)).Byte()).Id("Port")),
+		})),
+	)
+	f.Line()
+}
+
+// deleteFlags is the constant expression of the TCP flags in delete_on.
+func (m *model) deleteFlags() *jen.Statement {
+	var parts []string
+	if m.deleteMask&tcpRST != 0 {
+		parts = append(parts, "tcpRST")
+	}
+	if m.deleteMask&tcpFIN != 0 {
+		parts = append(parts, "tcpFIN")
+	}
+	if len(parts) == 0 {
+		return jen.Lit(0)
+	}
+	return jen.Op(strings.Join(parts, " | "))
+}
