@@ -1,0 +1,165 @@
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// neighbor is one ARP cache entry: resolved (mac valid until expires) or
+// being resolved (requests sent, packets queued).
+type neighbor struct {
+	addr      netip.Addr
+	mac       [6]byte
+	resolved  bool
+	expires   tcp.Time // resolved: when the entry is forgotten
+	nextRetry tcp.Time // unresolved: when the next request goes out
+	tries     int      // requests sent so far
+	queue     [][]byte // complete frames waiting for mac
+}
+
+func (n *neighbor) deadline() tcp.Time {
+	if n.resolved {
+		return n.expires
+	}
+	return n.nextRetry
+}
+
+// Neighbor is an ARP cache entry as reported by Neighbors.
+type Neighbor struct {
+	Addr     netip.Addr
+	MAC      [6]byte
+	Resolved bool
+	Queued   int // packets waiting for resolution
+}
+
+// Neighbors lists the ARP cache in address order.
+func (s *Stack) Neighbors() []Neighbor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Neighbor, 0, len(s.neigh))
+	for _, n := range s.neigh {
+		out = append(out, Neighbor{Addr: n.addr, MAC: n.mac, Resolved: n.resolved, Queued: len(n.queue)})
+	}
+	for i := 1; i < len(out); i++ { // tiny list; insertion sort keeps it dependency-free
+		for j := i; j > 0 && out[j].Addr.Less(out[j-1].Addr); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// resolveAndSend sends frame (Ethernet header's source and type already
+// set) to hop's MAC, or queues a copy while hop is resolved.
+func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error {
+	n := s.neigh[hop]
+	if n != nil && n.resolved && now < n.expires {
+		putEthernet(frame, n.mac, s.mac, etherTypeIPv4)
+		return s.sendFrame(frame)
+	}
+	if n == nil || n.resolved { // unknown, or expired: resolve afresh
+		n = &neighbor{addr: hop}
+		s.neigh[hop] = n
+		s.neighList = append(s.neighList, n)
+		s.sendARPRequest(now, n)
+	}
+	if len(n.queue) >= s.cfg.ARPQueue {
+		s.drop(DropARPQueueFull)
+		return nil // like a full NIC queue: the sender's retransmission recovers
+	}
+	putEthernet(frame, broadcastMAC, s.mac, etherTypeIPv4)
+	n.queue = append(n.queue, append([]byte(nil), frame...))
+	return nil
+}
+
+func (s *Stack) sendARPRequest(now tcp.Time, n *neighbor) {
+	n.tries++
+	n.nextRetry = now + s.cfg.ARPRetry
+	var f [60]byte // minimum Ethernet frame; the tail is padding
+	putEthernet(f[:], broadcastMAC, s.mac, etherTypeARP)
+	putARP(f[EthernetHeaderLen:], arpOpRequest, s.mac, s.addr, [6]byte{}, n.addr)
+	if s.sendFrame(f[:]) == nil {
+		s.ctr.ARPRequestsOut++
+	}
+}
+
+// inputARP answers requests for our address and learns senders (RFC 826:
+// update an existing entry from any packet, create one when we are the
+// target).
+func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
+	if !a.valid() {
+		s.drop(DropARPMalformed)
+		return
+	}
+	op := a.op()
+	switch op {
+	case arpOpRequest:
+		s.ctr.ARPRequestsIn++
+	case arpOpReply:
+		s.ctr.ARPRepliesIn++
+	default:
+		s.drop(DropARPMalformed)
+		return
+	}
+	sha, spa, tpa := a.senderMAC(), a.senderIP(), a.targetIP()
+	if sha[0]&1 != 0 || spa == s.addr || !s.cfg.Addr.Contains(spa) || spa == s.bcast {
+		s.drop(DropARPBadSender)
+		return
+	}
+	n := s.neigh[spa]
+	if n == nil && tpa == s.addr {
+		n = &neighbor{addr: spa}
+		s.neigh[spa] = n
+		s.neighList = append(s.neighList, n)
+	}
+	if n != nil {
+		s.learn(now, n, sha)
+	}
+	if op == arpOpRequest && tpa == s.addr {
+		var f [60]byte
+		putEthernet(f[:], srcMAC, s.mac, etherTypeARP)
+		putARP(f[EthernetHeaderLen:], arpOpReply, s.mac, s.addr, sha, spa)
+		if s.sendFrame(f[:]) == nil {
+			s.ctr.ARPRepliesOut++
+		}
+	}
+}
+
+// learn records n's MAC and releases its queued frames.
+func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
+	n.mac, n.resolved, n.expires, n.tries = mac, true, now+s.cfg.ARPTimeout, 0
+	q := n.queue
+	n.queue = nil
+	for _, f := range q {
+		putEthernet(f, mac, s.mac, etherTypeIPv4)
+		s.sendFrame(f) //nolint:errcheck // counted in sendFrame; TCP retransmits
+	}
+}
+
+// advanceARP retries unresolved entries, gives up on silent ones and
+// forgets expired ones.
+func (s *Stack) advanceARP(now tcp.Time) {
+	for i := 0; i < len(s.neighList); {
+		n := s.neighList[i]
+		if n.deadline() > now {
+			i++
+			continue
+		}
+		if !n.resolved && n.tries < s.cfg.ARPRetries {
+			s.sendARPRequest(now, n)
+			i++
+			continue
+		}
+		if !n.resolved {
+			s.ctr.ARPFailures++
+			s.ctr.Drops[DropARPFailed] += uint64(len(n.queue))
+			s.failDials(n.addr, fmt.Errorf("%w: %v did not answer %d ARP requests", ErrHostUnreachable, n.addr, n.tries))
+		}
+		delete(s.neigh, n.addr)
+		last := len(s.neighList) - 1
+		s.neighList[i] = s.neighList[last]
+		s.neighList[last] = nil
+		s.neighList = s.neighList[:last]
+	}
+}

@@ -1,0 +1,553 @@
+// Package stack is capygen's userspace IPv4 stack: Ethernet, ARP, IPv4,
+// ICMP echo, UDP and TCP demultiplexing over a link.Endpoint, with the
+// connection logic in runtime/tcp.
+//
+// The core is deterministic. Input, Advance and NextDeadline take the
+// current time from the caller and never read a clock or start a
+// goroutine; frames leave through the endpoint's Send before they return.
+// The simulator (runtime/sim) drives a Stack only through those three
+// methods with virtual time.
+//
+// For real links, Run is the event loop: one goroutine that receives
+// frames, feeds Input and fires timers with a monotonic clock. Listen,
+// Dial and the Conn methods are then safe from any goroutine, and *Conn
+// and *Listener satisfy net.Conn and net.Listener, so net/http runs on the
+// stack unmodified:
+//
+//	st, _ := stack.New(stack.Config{Addr: netip.MustParsePrefix("10.77.0.2/24")}, ep)
+//	go st.Run(ctx)
+//	ln, _ := st.Listen(80)
+//	http.Serve(ln, handler)
+//
+// Hooks for the migration layer: HandleUDP claims a UDP port,
+// SetTCPInterceptor sees every TCP segment before demultiplexing, and
+// AdoptConn/DetachConn move a tcp.Conn into or out of the stack. Hooks are
+// called without the stack lock held, so they may call any Stack method.
+package stack
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// Errors returned by the stack. Wrapped errors name the input.
+var (
+	ErrConfig          = errors.New("stack: invalid config")
+	ErrNoRoute         = errors.New("stack: no route to host")
+	ErrHostUnreachable = errors.New("stack: host unreachable (no ARP reply)")
+	ErrPortInUse       = errors.New("stack: port in use")
+	ErrNoPorts         = errors.New("stack: no free ephemeral port")
+	ErrTooBig          = errors.New("stack: packet larger than the MTU")
+	ErrConnExists      = errors.New("stack: connection already exists")
+	ErrNoConn          = errors.New("stack: no such connection")
+	ErrNoListener      = errors.New("stack: no listener on port")
+	ErrDetached        = errors.New("stack: connection detached from the stack")
+	ErrBadAddr         = errors.New("stack: address not usable")
+)
+
+// Config configures a Stack. Zero durations and counts take defaults.
+type Config struct {
+	// Addr is our IPv4 address and the on-link prefix (required).
+	Addr netip.Prefix
+	// Gateway is the next hop for off-link destinations (optional; without
+	// it off-link destinations fail with ErrNoRoute).
+	Gateway netip.Addr
+	// TCP configures every connection. MSS defaults to the link MTU - 40.
+	TCP tcp.Config
+	// Seed keys the initial sequence numbers and ephemeral port choice
+	// (RFC 6528/6056). Zero draws a random key; simulations set it so that
+	// runs repeat exactly.
+	Seed uint64
+	// ARPTimeout is how long a resolved neighbour stays cached (60 s).
+	ARPTimeout time.Duration
+	// ARPRetry is the interval between ARP requests (1 s).
+	ARPRetry time.Duration
+	// ARPRetries is how many requests are sent before giving up (3).
+	ARPRetries int
+	// ARPQueue bounds the packets held per unresolved address (32).
+	ARPQueue int
+	// Backlog bounds each listener's connections not yet accepted (128).
+	Backlog int
+	// TTL for sent packets (64).
+	TTL uint8
+	// PollInterval is the longest Run waits in the endpoint's Receive
+	// before checking timers and its context (1 ms).
+	PollInterval time.Duration
+}
+
+func (c Config) withDefaults(mtu int) Config {
+	if c.ARPTimeout <= 0 {
+		c.ARPTimeout = 60 * time.Second
+	}
+	if c.ARPRetry <= 0 {
+		c.ARPRetry = time.Second
+	}
+	if c.ARPRetries <= 0 {
+		c.ARPRetries = 3
+	}
+	if c.ARPQueue <= 0 {
+		c.ARPQueue = 32
+	}
+	if c.Backlog <= 0 {
+		c.Backlog = 128
+	}
+	if c.TTL == 0 {
+		c.TTL = 64
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Millisecond
+	}
+	if max := mtu - IPv4MinHeaderLen - 20; c.TCP.MSS == 0 || int(c.TCP.MSS) > max {
+		c.TCP.MSS = uint16(max)
+	}
+	c.TCP = c.TCP.WithDefaults()
+	return c
+}
+
+// UDPHandler receives the payload of a UDP datagram addressed to a claimed
+// port. payload is valid only during the call.
+type UDPHandler func(src, dst netip.AddrPort, payload []byte)
+
+// TCPInterceptor sees each valid TCP segment addressed to us before
+// demultiplexing. raw is the whole Ethernet frame, valid only during the
+// call (copy it to keep it; Input replays it). Returning true consumes the
+// segment: the stack neither delivers it nor answers it with a RST.
+type TCPInterceptor func(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) (handled bool)
+
+// Stack is one IPv4 host on one link.Endpoint.
+type Stack struct {
+	mu    sync.Mutex
+	cfg   Config
+	ep    link.Endpoint
+	mac   [6]byte
+	addr  netip.Addr
+	bcast netip.Addr // directed broadcast of Addr's prefix
+	mtu   int
+
+	now    tcp.Time        // latest time given to the core
+	clock  func() tcp.Time // set by Run; nil means "use now"
+	closed bool
+
+	neigh     map[netip.Addr]*neighbor
+	neighList []*neighbor // iteration order for determinism
+	conns     map[tcp.ID]*Conn
+	connList  []*Conn // iteration order for determinism
+	listeners map[uint16]*Listener
+	udp       map[uint16]UDPHandler
+	intercept TCPInterceptor
+
+	ipID     uint16
+	key      [32]byte // RFC 6528 secret
+	portNext uint32
+
+	tx            []byte // frame being built; ep.Send does not keep it
+	txConn        *Conn  // connection whose Output is running
+	emit          func(*tcp.Segment)
+	ctr           Counters
+	reapedRetrans uint64 // retransmissions of connections already removed
+}
+
+// New builds a stack on ep. It validates cfg and does no I/O.
+func New(cfg Config, ep link.Endpoint) (*Stack, error) {
+	if ep == nil {
+		return nil, fmt.Errorf("%w: nil link endpoint", ErrConfig)
+	}
+	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("%w: Addr %v must be an IPv4 address with prefix, e.g. 10.77.0.2/24", ErrConfig, cfg.Addr)
+	}
+	if cfg.Addr.Bits() < 1 || cfg.Addr.Bits() > 31 {
+		return nil, fmt.Errorf("%w: Addr %v: prefix length must be 1..31", ErrConfig, cfg.Addr)
+	}
+	if cfg.Gateway.IsValid() && (!cfg.Gateway.Is4() || !cfg.Addr.Contains(cfg.Gateway)) {
+		return nil, fmt.Errorf("%w: Gateway %v must be an IPv4 address inside %v", ErrConfig, cfg.Gateway, cfg.Addr.Masked())
+	}
+	mac := ep.MAC()
+	if len(mac) != 6 {
+		return nil, fmt.Errorf("%w: endpoint MAC %v is not 6 bytes", ErrConfig, mac)
+	}
+	mtu := ep.MTU()
+	if mtu < 576 || mtu > 65535-EthernetHeaderLen {
+		return nil, fmt.Errorf("%w: endpoint MTU %d outside 576..65521", ErrConfig, mtu)
+	}
+	if cfg.TCP.MSS != 0 && cfg.TCP.MSS < 64 {
+		return nil, fmt.Errorf("%w: TCP.MSS %d below 64", ErrConfig, cfg.TCP.MSS)
+	}
+	s := &Stack{
+		cfg:       cfg.withDefaults(mtu),
+		ep:        ep,
+		mac:       [6]byte(mac),
+		addr:      cfg.Addr.Addr(),
+		mtu:       mtu,
+		neigh:     make(map[netip.Addr]*neighbor),
+		conns:     make(map[tcp.ID]*Conn),
+		listeners: make(map[uint16]*Listener),
+		udp:       make(map[uint16]UDPHandler),
+		tx:        make([]byte, 0, EthernetHeaderLen+mtu),
+	}
+	s.bcast = directedBroadcast(cfg.Addr)
+	if cfg.Seed != 0 {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], cfg.Seed)
+		s.key = sha256.Sum256(append([]byte("capygen stack key"), b[:]...))
+	} else if _, err := rand.Read(s.key[:]); err != nil {
+		return nil, fmt.Errorf("stack: drawing the ISS key: %w", err)
+	}
+	s.portNext = binary.BigEndian.Uint32(s.key[28:32])
+	s.emit = s.emitSegment
+	return s, nil
+}
+
+func directedBroadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
+}
+
+// Addr is the stack's IPv4 address.
+func (s *Stack) Addr() netip.Addr { return s.addr }
+
+// MAC is the stack's Ethernet address.
+func (s *Stack) MAC() net.HardwareAddr { return net.HardwareAddr(s.mac[:]) }
+
+// Config returns the configuration with defaults filled in.
+func (s *Stack) Config() Config { return s.cfg }
+
+// Now is the stack's current time: the clock while Run runs, otherwise the
+// latest time given to Input or Advance.
+func (s *Stack) Now() tcp.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nowLocked()
+}
+
+func (s *Stack) nowLocked() tcp.Time {
+	if s.clock != nil {
+		if t := s.clock(); t > s.now {
+			s.now = t
+		}
+	}
+	return s.now
+}
+
+// setNow moves the core clock forward; time never runs backwards for tcp.
+func (s *Stack) setNow(now tcp.Time) tcp.Time {
+	if now > s.now {
+		s.now = now
+	}
+	return s.now
+}
+
+// Input processes one received Ethernet frame. frame is not kept.
+func (s *Stack) Input(now tcp.Time, frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now = s.setNow(now)
+	s.ctr.FramesIn++
+	if len(frame) < EthernetHeaderLen {
+		s.drop(DropTruncated)
+		return
+	}
+	e := ethernet(frame)
+	if dst := e.dst(); dst != s.mac && dst != broadcastMAC {
+		s.drop(DropNotOurMAC)
+		return
+	}
+	switch e.etherType() {
+	case etherTypeARP:
+		s.inputARP(now, e.src(), arpPacket(e.payload()))
+	case etherTypeIPv4:
+		s.inputIPv4(now, frame, e.payload())
+	default:
+		s.drop(DropEtherType)
+	}
+}
+
+// Advance runs everything due at now: TCP timers, ARP retries and expiry,
+// and removal of finished connections.
+func (s *Stack) Advance(now tcp.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now = s.setNow(now)
+	s.advanceARP(now)
+	// connList, not the map, so that the order (and so the frames sent)
+	// repeats exactly under simulation.
+	for i := 0; i < len(s.connList); {
+		c := s.connList[i]
+		if d, ok := c.tc.Deadline(); ok && d <= now {
+			s.output(now, c)
+		}
+		if c.tc.Done() {
+			s.removeConn(c) // moves the last conn into i
+			continue
+		}
+		i++
+	}
+}
+
+// NextDeadline is the earliest time Advance has work to do, if any.
+func (s *Stack) NextDeadline() (tcp.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best tcp.Time
+	found := false
+	take := func(t tcp.Time) {
+		if !found || t < best {
+			best, found = t, true
+		}
+	}
+	for _, n := range s.neigh {
+		take(n.deadline())
+	}
+	for _, c := range s.conns {
+		if c.tc.Done() {
+			take(s.now) // reap it
+		} else if d, ok := c.tc.Deadline(); ok {
+			take(d)
+		}
+	}
+	return best, found
+}
+
+// Counters returns a snapshot of the stack's counters.
+func (s *Stack) Counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.ctr
+	c.TCPRetransmits = s.reapedRetrans
+	for _, cn := range s.conns {
+		c.TCPRetransmits += retransmits(cn.tc.Stats())
+	}
+	return c
+}
+
+func (s *Stack) drop(r DropReason) { s.ctr.Drops[r]++ }
+
+// inputIPv4 validates an IPv4 packet and dispatches its payload.
+func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
+	if len(b) < IPv4MinHeaderLen {
+		s.drop(DropTruncated)
+		return
+	}
+	h := IPv4(b)
+	hl := h.HeaderLen()
+	if h.Version() != 4 || hl < IPv4MinHeaderLen || h.TotalLen() < hl || h.TotalLen() > len(b) {
+		s.drop(DropIPv4Malformed)
+		return
+	}
+	s.ctr.IPv4In++
+	if !h.ChecksumValid() {
+		s.ctr.IPv4BadChecksum++
+		s.drop(DropBadChecksum)
+		return
+	}
+	if h.MoreFragments() || h.FragmentOffset() != 0 {
+		// Nothing we speak is fragmented; TCP uses the MSS and DF.
+		s.ctr.IPv4Fragments++
+		s.drop(DropFragment)
+		return
+	}
+	dst := h.Dst()
+	bcast := dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if dst != s.addr && !bcast {
+		s.ctr.IPv4NotOurs++
+		s.drop(DropNotOurAddr)
+		return
+	}
+	src := h.Src()
+	if src == s.addr || src.IsMulticast() || src == s.bcast || src.IsUnspecified() && h.Protocol() != protoUDP {
+		s.drop(DropBadSource)
+		return
+	}
+	payload := h.Payload()
+	switch h.Protocol() {
+	case protoICMP:
+		if !bcast {
+			s.inputICMP(now, src, payload)
+		} else {
+			s.drop(DropBroadcast)
+		}
+	case protoUDP:
+		s.inputUDP(now, src, dst, payload)
+	case protoTCP:
+		if bcast {
+			s.drop(DropBroadcast)
+			return
+		}
+		s.inputTCP(now, frame, src, dst, payload)
+	default:
+		s.drop(DropProtocol)
+	}
+}
+
+// sendIPv4 finishes the IPv4 and Ethernet headers of s.tx, which holds
+// room for both followed by the IP payload, and sends it toward dst.
+func (s *Stack) sendIPv4(now tcp.Time, dst netip.Addr, proto uint8) error {
+	ipLen := len(s.tx) - EthernetHeaderLen
+	if ipLen > s.mtu {
+		s.drop(DropTooBig)
+		return fmt.Errorf("%w: %d-byte IPv4 packet to %v, MTU %d", ErrTooBig, ipLen, dst, s.mtu)
+	}
+	s.ipID++
+	IPv4(s.tx[EthernetHeaderLen:]).Encode(&IPv4Fields{
+		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: proto, Src: s.addr, Dst: dst,
+	})
+	s.ctr.IPv4Out++
+	if dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		putEthernet(s.tx, broadcastMAC, s.mac, etherTypeIPv4)
+		return s.sendFrame(s.tx)
+	}
+	hop, err := s.nextHop(dst)
+	if err != nil {
+		s.drop(DropNoRoute)
+		return err
+	}
+	return s.resolveAndSend(now, hop, s.tx)
+}
+
+func (s *Stack) nextHop(dst netip.Addr) (netip.Addr, error) {
+	switch {
+	case dst == s.addr:
+		return netip.Addr{}, fmt.Errorf("%w: %v is this stack's own address (no loopback)", ErrNoRoute, dst)
+	case !dst.Is4():
+		return netip.Addr{}, fmt.Errorf("%w: %v is not IPv4", ErrNoRoute, dst)
+	case s.cfg.Addr.Contains(dst):
+		return dst, nil
+	case s.cfg.Gateway.IsValid():
+		return s.cfg.Gateway, nil
+	}
+	return netip.Addr{}, fmt.Errorf("%w: %v is outside %v and no Gateway is configured", ErrNoRoute, dst, s.cfg.Addr.Masked())
+}
+
+func (s *Stack) sendFrame(frame []byte) error {
+	if err := s.ep.Send(frame); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+		return fmt.Errorf("stack: sending a %d-byte frame: %w", len(frame), err)
+	}
+	s.ctr.FramesOut++
+	return nil
+}
+
+// startFrame resets s.tx to the Ethernet and IPv4 headers' room.
+func (s *Stack) startFrame() {
+	s.tx = s.tx[:EthernetHeaderLen+IPv4MinHeaderLen]
+}
+
+// inputICMP answers echo requests with the same id, sequence and data.
+func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
+	if len(b) < icmpHeaderLen || checksum(b, 0) != 0 {
+		s.drop(DropICMPMalformed)
+		return
+	}
+	if b[0] != icmpEchoRequest || b[1] != 0 {
+		s.drop(DropICMPType)
+		return
+	}
+	s.ctr.ICMPEchoIn++
+	s.startFrame()
+	s.tx = append(s.tx, b...)
+	m := s.tx[EthernetHeaderLen+IPv4MinHeaderLen:]
+	m[0], m[1], m[2], m[3] = icmpEchoReply, 0, 0, 0
+	binary.BigEndian.PutUint16(m[2:4], checksum(m, 0))
+	if s.sendIPv4(now, src, protoICMP) == nil {
+		s.ctr.ICMPEchoOut++
+	}
+}
+
+// inputUDP verifies a datagram and hands it to its port's handler.
+func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte) {
+	if len(b) < udpHeaderLen {
+		s.drop(DropUDPMalformed)
+		return
+	}
+	ulen := int(binary.BigEndian.Uint16(b[4:6]))
+	if ulen < udpHeaderLen || ulen > len(b) {
+		s.drop(DropUDPMalformed)
+		return
+	}
+	b = b[:ulen]
+	if binary.BigEndian.Uint16(b[6:8]) != 0 && checksum(b, pseudoSum(src, dst, protoUDP, ulen)) != 0 {
+		s.ctr.UDPBadChecksum++
+		s.drop(DropBadChecksum)
+		return
+	}
+	s.ctr.UDPIn++
+	sport, dport := binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4])
+	h := s.udp[dport]
+	if h == nil {
+		s.ctr.UDPNoPort++
+		s.drop(DropNoPort)
+		return
+	}
+	// The handler runs unlocked so that it may call SendUDP, AdoptConn or
+	// any other Stack method.
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	h(netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport), b[udpHeaderLen:])
+}
+
+// HandleUDP claims port for h; a nil h releases the port. Claiming a port
+// that is already claimed fails with ErrPortInUse.
+func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h == nil {
+		delete(s.udp, port)
+		return nil
+	}
+	if port == 0 {
+		return fmt.Errorf("%w: UDP port 0", ErrBadAddr)
+	}
+	if s.udp[port] != nil {
+		return fmt.Errorf("%w: UDP port %d already has a handler", ErrPortInUse, port)
+	}
+	s.udp[port] = h
+	return nil
+}
+
+// SendUDP sends one datagram from src (whose address must be ours or
+// unspecified) to dst. A datagram waiting for ARP is queued and counts as
+// sent; one that does not fit the MTU fails with ErrTooBig.
+func (s *Stack) SendUDP(src, dst netip.AddrPort, payload []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := src.Addr(); a.IsValid() && !a.IsUnspecified() && a != s.addr {
+		return fmt.Errorf("%w: UDP source %v is not this stack's address %v", ErrBadAddr, src, s.addr)
+	}
+	if !dst.Addr().Is4() || dst.Port() == 0 {
+		return fmt.Errorf("%w: UDP destination %v must be IPv4 with a port", ErrBadAddr, dst)
+	}
+	n := udpHeaderLen + len(payload)
+	if IPv4MinHeaderLen+n > s.mtu {
+		return fmt.Errorf("%w: %d-byte UDP payload to %v, at most %d fit", ErrTooBig, len(payload), dst, s.mtu-IPv4MinHeaderLen-udpHeaderLen)
+	}
+	s.startFrame()
+	off := len(s.tx)
+	s.tx = append(s.tx, 0, 0, 0, 0, 0, 0, 0, 0)
+	s.tx = append(s.tx, payload...)
+	u := s.tx[off:]
+	binary.BigEndian.PutUint16(u[0:2], src.Port())
+	binary.BigEndian.PutUint16(u[2:4], dst.Port())
+	binary.BigEndian.PutUint16(u[4:6], uint16(n))
+	sum := checksum(u, pseudoSum(s.addr, dst.Addr(), protoUDP, n))
+	if sum == 0 {
+		sum = 0xffff // zero means "no checksum" in UDP
+	}
+	binary.BigEndian.PutUint16(u[6:8], sum)
+	if err := s.sendIPv4(s.nowLocked(), dst.Addr(), protoUDP); err != nil {
+		return err
+	}
+	s.ctr.UDPOut++
+	return nil
+}

@@ -1,0 +1,284 @@
+package stack
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// inputTCP parses a segment and hands it to the interceptor, its
+// connection, a listener, or answers it with a RST.
+func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []byte) {
+	seg, err := tcp.ParseSegment(b, src, dst)
+	if err != nil {
+		if isChecksumErr(err) {
+			s.ctr.TCPBadChecksum++
+			s.drop(DropBadChecksum)
+		} else {
+			s.drop(DropTCPMalformed)
+		}
+		return
+	}
+	s.ctr.TCPIn++
+	if seg.Flags&tcp.FlagRST != 0 {
+		s.ctr.RSTIn++
+	}
+	id := tcp.ID{Local: netip.AddrPortFrom(dst, seg.DstPort), Remote: netip.AddrPortFrom(src, seg.SrcPort)}
+	if ic := s.intercept; ic != nil {
+		s.mu.Unlock()
+		handled := ic(now, id, &seg, frame)
+		s.mu.Lock()
+		if handled {
+			s.ctr.TCPIntercepted++
+			return
+		}
+		now = s.now // others may have moved the clock while unlocked
+	}
+	if c := s.conns[id]; c != nil {
+		c.tc.Input(now, &seg)
+		s.output(now, c)
+		return
+	}
+	if seg.Flags&tcp.FlagRST != 0 {
+		return // never answer a RST
+	}
+	if seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN {
+		if l := s.listeners[seg.DstPort]; l != nil {
+			s.acceptSYN(now, l, id, &seg)
+			return
+		}
+	}
+	s.ctr.TCPNoConn++
+	s.reset(now, id, &seg)
+}
+
+// acceptSYN starts a passive open if the listener's backlog has room.
+func (s *Stack) acceptSYN(now tcp.Time, l *Listener, id tcp.ID, seg *tcp.Segment) {
+	if l.pending >= s.cfg.Backlog {
+		s.drop(DropBacklogFull) // the client retransmits its SYN
+		return
+	}
+	tc, err := tcp.Accept(s.cfg.TCP, id, seg, s.iss(id, now), now)
+	if err != nil {
+		s.drop(DropTCPMalformed)
+		s.reset(now, id, seg)
+		return
+	}
+	c := s.newConn(tc, id)
+	c.lis = l
+	l.pending++
+	s.output(now, c)
+}
+
+// reset answers seg, which has no connection, with tcp.ResetFor's RST.
+func (s *Stack) reset(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
+	rst, ok := tcp.ResetFor(seg)
+	if !ok {
+		return
+	}
+	s.startFrame()
+	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), &rst)
+	s.ctr.TCPOut++
+	s.ctr.RSTOut++
+	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // counted as a drop
+}
+
+// output runs c's Output, sending what it emits, then updates the
+// listener queue and wakes c's waiters.
+func (s *Stack) output(now tcp.Time, c *Conn) {
+	s.txConn = c
+	c.tc.Output(now, s.emit)
+	s.txConn = nil
+	if !c.established && isEstablished(c.tc) {
+		c.established = true
+		if l := c.lis; l != nil && !c.queued {
+			c.queued = true
+			l.queue = append(l.queue, c)
+			l.wake.signal()
+		}
+	}
+	c.wake.signal()
+}
+
+// emitSegment is the tcp.Conn Output callback; s.txConn is the emitter.
+func (s *Stack) emitSegment(seg *tcp.Segment) {
+	c := s.txConn
+	s.startFrame()
+	s.tx = tcp.AppendSegment(s.tx, c.id.Local.Addr(), c.id.Remote.Addr(), seg)
+	s.ctr.TCPOut++
+	if seg.Flags&tcp.FlagRST != 0 {
+		s.ctr.RSTOut++
+	}
+	s.sendIPv4(s.now, c.id.Remote.Addr(), protoTCP) //nolint:errcheck // TCP retransmits
+}
+
+// newConn wraps tc and enters it in the demux table.
+func (s *Stack) newConn(tc *tcp.Conn, id tcp.ID) *Conn {
+	c := &Conn{s: s, tc: tc, id: id}
+	s.conns[id] = c
+	c.idx = len(s.connList)
+	s.connList = append(s.connList, c)
+	return c
+}
+
+// removeConn takes c out of the demux table, keeping its statistics.
+func (s *Stack) removeConn(c *Conn) {
+	if s.conns[c.id] != c {
+		return
+	}
+	delete(s.conns, c.id)
+	last := len(s.connList) - 1
+	s.connList[c.idx] = s.connList[last]
+	s.connList[c.idx].idx = c.idx
+	s.connList[last] = nil
+	s.connList = s.connList[:last]
+	c.idx = -1
+	s.reapedRetrans += retransmits(c.tc.Stats())
+	if l := c.lis; l != nil && !c.queued {
+		l.pending-- // died during the handshake
+		c.lis = nil
+	}
+	c.wake.signal()
+}
+
+// failDials aborts connections still opening toward hosts reached via
+// hop, so Dial reports why instead of timing out.
+func (s *Stack) failDials(hop netip.Addr, err error) {
+	for i := 0; i < len(s.connList); {
+		c := s.connList[i]
+		if !c.established {
+			if h, e := s.nextHop(c.id.Remote.Addr()); e == nil && h == hop {
+				c.err = err
+				c.tc.Abort()
+				s.removeConn(c) // swaps another conn into i
+				continue
+			}
+		}
+		i++
+	}
+}
+
+// iss is the RFC 6528 initial sequence number: a keyed hash of the
+// 4-tuple plus a 4 µs clock.
+func (s *Stack) iss(id tcp.ID, now tcp.Time) uint32 {
+	var b [32 + 12]byte
+	copy(b[:32], s.key[:])
+	l, r := id.Local.Addr().As4(), id.Remote.Addr().As4()
+	copy(b[32:36], l[:])
+	copy(b[36:40], r[:])
+	binary.BigEndian.PutUint16(b[40:42], id.Local.Port())
+	binary.BigEndian.PutUint16(b[42:44], id.Remote.Port())
+	h := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint32(h[:4]) + uint32(now/4000)
+}
+
+// Ephemeral port range (RFC 6335 dynamic ports).
+const (
+	ephemeralFirst = 49152
+	ephemeralCount = 65536 - ephemeralFirst
+)
+
+// ephemeralPort picks a local port not used toward raddr nor listened on.
+func (s *Stack) ephemeralPort(raddr netip.AddrPort) (uint16, error) {
+	for i := uint32(0); i < ephemeralCount; i++ {
+		p := uint16(ephemeralFirst + (s.portNext+i)%ephemeralCount)
+		if s.listeners[p] != nil {
+			continue
+		}
+		if s.conns[tcp.ID{Local: netip.AddrPortFrom(s.addr, p), Remote: raddr}] != nil {
+			continue
+		}
+		s.portNext += i + 1
+		return p, nil
+	}
+	return 0, fmt.Errorf("%w: all %d ports toward %v are taken", ErrNoPorts, ephemeralCount, raddr)
+}
+
+// SetTCPInterceptor installs (or with nil removes) the hook that sees
+// every TCP segment before demultiplexing. The migration layer uses it to
+// hold the segments of a connection being migrated in.
+func (s *Stack) SetTCPInterceptor(f TCPInterceptor) {
+	s.mu.Lock()
+	s.intercept = f
+	s.mu.Unlock()
+}
+
+// AdoptConn inserts a restored connection. It must be addressed to this
+// stack's address and a listener must be open on its local port: the
+// connection is queued there and returned by Accept as if it had just
+// been established.
+func (s *Stack) AdoptConn(tc *tcp.Conn) error {
+	if tc == nil {
+		return fmt.Errorf("%w: nil connection", ErrNoConn)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := tc.ID()
+	if id.Local.Addr() != s.addr {
+		return fmt.Errorf("%w: adopted connection %v-%v is not addressed to %v", ErrBadAddr, id.Local, id.Remote, s.addr)
+	}
+	if s.conns[id] != nil {
+		return fmt.Errorf("%w: %v-%v", ErrConnExists, id.Local, id.Remote)
+	}
+	l := s.listeners[id.Local.Port()]
+	if l == nil {
+		return fmt.Errorf("%w: adopting %v-%v needs a listener on port %d", ErrNoListener, id.Local, id.Remote, id.Local.Port())
+	}
+	c := s.newConn(tc, id)
+	c.lis, c.established, c.queued = l, true, true
+	l.pending++
+	l.queue = append(l.queue, c)
+	l.wake.signal()
+	s.output(s.nowLocked(), c)
+	return nil
+}
+
+// DetachConn removes a connection from the stack and returns it, for
+// migration away. Its Conn then fails with ErrDetached. Segments that
+// still arrive for it are answered with RST unless the interceptor claims
+// them.
+func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conns[id]
+	if c == nil {
+		return nil, fmt.Errorf("%w: %v-%v", ErrNoConn, id.Local, id.Remote)
+	}
+	s.removeConn(c)
+	c.detached = true
+	if l := c.lis; l != nil { // queued but never accepted
+		for i, q := range l.queue {
+			if q == c {
+				l.queue = append(l.queue[:i], l.queue[i+1:]...)
+				l.pending--
+				break
+			}
+		}
+		c.lis = nil
+	}
+	return c.tc, nil
+}
+
+// Conns lists the IDs of the connections in the demux table, in table
+// order.
+func (s *Stack) Conns() []tcp.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]tcp.ID, len(s.connList))
+	for i, c := range s.connList {
+		ids[i] = c.id
+	}
+	return ids
+}
+
+func isChecksumErr(err error) bool { return errors.Is(err, tcp.ErrBadChecksum) }
+
+// isEstablished reports whether the handshake has completed.
+func isEstablished(tc *tcp.Conn) bool { return tc.State().Synchronized() }
+
+// retransmits is the retransmission count in a connection's statistics.
+func retransmits(st tcp.Stats) uint64 { return uint64(st.Retransmits) }
