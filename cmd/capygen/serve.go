@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/testbed"
+)
+
+func init() {
+	register("serve", "run net/http on capygen's TCP/IP stack over AF_XDP (or -get a URL through it)", runServe)
+}
+
+// maxBody bounds /bytes so a typo cannot ask for a terabyte.
+const maxBody = 16 << 30
+
+type serveFlags struct {
+	addr, iface, gateway, httpAddr, mode, get string
+	size                                      int64
+	kernel                                    bool
+	frames                                    int
+}
+
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("capygen serve", flag.ContinueOnError)
+	var f serveFlags
+	fs.StringVar(&f.addr, "addr", "", "our IPv4 `prefix`, e.g. 10.77.0.2/24 (required unless -kernel)")
+	fs.StringVar(&f.iface, "iface", "veth0", "the `interface` AF_XDP takes over")
+	fs.StringVar(&f.gateway, "gateway", "", "next-hop `address` for off-link destinations")
+	fs.StringVar(&f.httpAddr, "http", ":80", "HTTP listen `address` (only the port matters on our stack)")
+	fs.Int64Var(&f.size, "size", 10<<20, "default /bytes body `length`; its sha256 is printed at start")
+	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
+	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
+	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
+	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if f.size < 0 || f.size > maxBody {
+		return fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.kernel {
+		if f.get != "" {
+			return fmt.Errorf("-get runs through our stack; drop -kernel (curl does the kernel side)")
+		}
+		return serveKernel(ctx, f)
+	}
+	return serveBypass(ctx, f)
+}
+
+// handler serves GET /bytes?n=N (deterministic body, see
+// testbed.Payload), POST /upload (answers the body's sha256) and GET /ping.
+func handler(defaultSize int64) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "pong\n")
+	})
+	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
+		n := defaultSize
+		if s := r.URL.Query().Get("n"); s != "" {
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || v < 0 || v > maxBody {
+				http.Error(w, fmt.Sprintf("n=%q: want a byte count in 0..%d", s, int64(maxBody)), http.StatusBadRequest)
+				return
+			}
+			n = v
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.Copy(w, testbed.Payload(n))
+	})
+	mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("reading the body after %d bytes: %v", n, err), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Bytes", strconv.FormatInt(n, 10))
+		fmt.Fprintf(w, "%s\n", hex.EncodeToString(h.Sum(nil)))
+	})
+	return mux
+}
+
+func serveKernel(ctx context.Context, f serveFlags) error {
+	ln, err := net.Listen("tcp4", f.httpAddr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("serving http on %s over the kernel stack\n", ln.Addr())
+	return serveHTTP(ctx, ln, f.size, func() {})
+}
+
+func serveHTTP(ctx context.Context, ln net.Listener, size int64, report func()) error {
+	fmt.Printf("bytes sha256 %d %s\n", size, testbed.PayloadSHA256(size))
+	srv := &http.Server{Handler: handler(size), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Println("ready")
+	select {
+	case err := <-errc:
+		report()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	report()
+	return nil
+}
+
+func serveBypass(ctx context.Context, f serveFlags) error {
+	if f.addr == "" {
+		return fmt.Errorf("-addr is required (our IPv4 prefix, e.g. 10.77.0.2/24)")
+	}
+	pfx, err := netip.ParsePrefix(f.addr)
+	if err != nil || !pfx.Addr().Is4() {
+		return fmt.Errorf("-addr %q: want an IPv4 prefix like 10.77.0.2/24", f.addr)
+	}
+	var gw netip.Addr
+	if f.gateway != "" {
+		if gw, err = netip.ParseAddr(f.gateway); err != nil {
+			return fmt.Errorf("-gateway %q: %v", f.gateway, err)
+		}
+	}
+	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames})
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	st, err := stack.New(stack.Config{Addr: pfx, Gateway: gw}, ep)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- st.Run(runCtx) }()
+	defer func() {
+		cancel()
+		<-runErr
+		st.Close()
+	}()
+	fmt.Printf("capygen stack %s on %s (mac %s, AF_XDP %s mode)\n", pfx, f.iface, ep.MAC(), ep.Mode())
+	report := func() {
+		fmt.Printf("xdp mode: %s\n", ep.Mode())
+		ls := ep.Stats()
+		fmt.Printf("link: rx %d frames %d bytes (dropped %d), tx %d frames %d bytes (dropped %d)\n",
+			ls.RxFrames, ls.RxBytes, ls.RxDropped, ls.TxFrames, ls.TxBytes, ls.TxDropped)
+		c := st.Counters()
+		fmt.Printf("counters:\n%s", c.String())
+		if js, err := json.Marshal(c); err == nil {
+			fmt.Printf("counters-json %s\n", js)
+		}
+	}
+
+	if f.get != "" {
+		err := fetch(ctx, st, f.get)
+		report()
+		return err
+	}
+	port, err := listenPort(f.httpAddr, pfx.Addr())
+	if err != nil {
+		return err
+	}
+	ln, err := st.Listen(port)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("serving http on %s:%d\n", pfx.Addr(), port)
+	go func() {
+		// A stack failure (the endpoint died) ends the server too.
+		select {
+		case err := <-runErr:
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "capygen serve: stack stopped: %v\n", err)
+			}
+			runErr <- err
+			ln.Close()
+		case <-runCtx.Done():
+		}
+	}()
+	return serveHTTP(ctx, ln, f.size, report)
+}
+
+// listenPort takes the port of an -http address; a host part, if any,
+// must be our address.
+func listenPort(httpAddr string, ours netip.Addr) (uint16, error) {
+	host, p, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return 0, fmt.Errorf("-http %q: %v", httpAddr, err)
+	}
+	if host != "" && host != "0.0.0.0" && host != ours.String() {
+		return 0, fmt.Errorf("-http %q: our stack only has %s", httpAddr, ours)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return 0, fmt.Errorf("-http %q: port must be 1..65535", httpAddr)
+	}
+	return uint16(port), nil
+}
+
+// fetch GETs url through the stack and prints its length and sha256.
+func fetch(ctx context.Context, st *stack.Stack, url string) error {
+	client := &http.Client{
+		Transport: &http.Transport{DialContext: st.DialContext, DisableCompression: true},
+		Timeout:   2 * time.Minute,
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("-get %q: %v", url, err)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("-get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		return fmt.Errorf("-get %s: reading body after %d bytes: %w", url, n, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("-get %s: %s", url, resp.Status)
+	}
+	d := time.Since(start)
+	fmt.Printf("get %s status %d bytes %d sha256 %s in %v (%.1f MB/s)\n", url, resp.StatusCode, n,
+		hex.EncodeToString(h.Sum(nil)), d.Round(time.Microsecond), float64(n)/d.Seconds()/1e6)
+	client.CloseIdleConnections()
+	return nil
+}
+

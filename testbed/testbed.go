@@ -1,0 +1,533 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// NamespacePrefix starts every namespace the testbed creates:
+// <NamespacePrefix><tag>-<host>.
+const NamespacePrefix = "capy-"
+
+var tagRE = regexp.MustCompile(`^[a-z0-9]{1,12}$`)
+
+// Testbed is a topology brought up. Methods are safe for concurrent use.
+type Testbed struct {
+	Topology *Topology
+	// Tag names this instance: namespaces are capy-<Tag>-<host>.
+	Tag string
+
+	mu    sync.Mutex
+	nss   []string // namespaces created, in creation order
+	procs []*Proc
+	down  bool
+}
+
+// Up brings the topology up under a fresh tag (PID plus random digits).
+// On failure everything already created is torn down before it returns.
+func (t *Topology) Up(ctx context.Context) (*Testbed, error) {
+	return t.UpTagged(ctx, fmt.Sprintf("%d%03d", os.Getpid(), rand.IntN(1000)))
+}
+
+// UpTagged is Up with a chosen tag (1-12 lower-case letters and digits;
+// no '-' so one tag's prefix never matches another's namespaces).
+func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err error) {
+	if !tagRE.MatchString(tag) {
+		return nil, fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
+	}
+	if err := CheckTools("ip"); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if needsEthtool(t) {
+		if err := CheckTools("ethtool"); err != nil {
+			return nil, err
+		}
+	}
+	existing, err := listNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	prefix := NamespacePrefix + tag + "-"
+	for _, ns := range existing {
+		if strings.HasPrefix(ns, prefix) {
+			return nil, fmt.Errorf("testbed %q is already up (namespace %s); run 'capygen testbed down -name %s' first", tag, ns, tag)
+		}
+	}
+	tb = &Testbed{Topology: t, Tag: tag}
+	defer func() {
+		// Tear down on error and on panic, so a failed bring-up leaves
+		// nothing behind.
+		if p := recover(); p != nil {
+			tb.Down()
+			panic(p)
+		}
+		if err != nil {
+			if derr := tb.Down(); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			tb = nil
+		}
+	}()
+	for _, h := range t.Hosts {
+		if err := ctx.Err(); err != nil {
+			return tb, err
+		}
+		ns := tb.Namespace(h.Name)
+		if err := ip(ctx, "netns", "add", ns); err != nil {
+			return tb, err
+		}
+		tb.mu.Lock()
+		tb.nss = append(tb.nss, ns)
+		tb.mu.Unlock()
+		if err := ip(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
+			return tb, err
+		}
+		// No IPv6: router solicitations and MLD reports would only be
+		// noise on links where the bypass stack speaks IPv4.
+		if _, err := tb.Exec(h.Name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"); err != nil {
+			return tb, err
+		}
+	}
+	for i, l := range t.Links {
+		if err := ctx.Err(); err != nil {
+			return tb, err
+		}
+		if err := tb.addLink(ctx, l); err != nil {
+			return tb, fmt.Errorf("links[%d] %s/%s-%s/%s: %w", i, l.A.Host, l.A.Iface, l.B.Host, l.B.Iface, err)
+		}
+	}
+	return tb, nil
+}
+
+func needsEthtool(t *Topology) bool {
+	for _, l := range t.Links {
+		if !l.Offloads {
+			return true
+		}
+	}
+	return false
+}
+
+func (tb *Testbed) addLink(ctx context.Context, l Link) error {
+	nsA, nsB := tb.Namespace(l.A.Host), tb.Namespace(l.B.Host)
+	// Created straight into the two namespaces: the root namespace never
+	// sees the names, so concurrent testbeds cannot collide.
+	args := []string{"-n", nsA, "link", "add", l.A.Iface}
+	if mac := tb.Topology.mac(l.A); mac != nil {
+		args = append(args, "address", mac.String())
+	}
+	args = append(args, "mtu", strconv.Itoa(l.MTU), "type", "veth", "peer", "name", l.B.Iface)
+	if mac := tb.Topology.mac(l.B); mac != nil {
+		args = append(args, "address", mac.String())
+	}
+	args = append(args, "mtu", strconv.Itoa(l.MTU), "netns", nsB)
+	if err := ip(ctx, args...); err != nil {
+		return err
+	}
+	for _, e := range []End{l.A, l.B} {
+		h, _ := tb.Topology.Host(e.Host)
+		ns := tb.Namespace(e.Host)
+		if !l.Offloads {
+			if _, err := tb.Exec(e.Host, "ethtool", "-K", e.Iface, "tx", "off", "tso", "off", "gso", "off", "gro", "off"); err != nil {
+				return err
+			}
+		}
+		if e.Addr != "" && h.Stack == StackKernel {
+			if err := ip(ctx, "-n", ns, "addr", "add", e.Addr, "dev", e.Iface); err != nil {
+				return err
+			}
+		}
+		if err := ip(ctx, "-n", ns, "link", "set", e.Iface, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Namespace is the network namespace of host.
+func (tb *Testbed) Namespace(host string) string {
+	return NamespacePrefix + tb.Tag + "-" + host
+}
+
+// Interfaces lists host's interfaces with their MACs as the kernel
+// reports them (also when the kernel picked them).
+func (tb *Testbed) Interfaces(host string) ([]Interface, error) {
+	if _, ok := tb.Topology.Host(host); !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoHost, host)
+	}
+	ifs := tb.Topology.Interfaces(host)
+	for i := range ifs {
+		out, err := tb.Exec(host, "cat", "/sys/class/net/"+ifs[i].Name+"/address")
+		if err != nil {
+			return nil, err
+		}
+		mac, err := net.ParseMAC(strings.TrimSpace(string(out)))
+		if err != nil {
+			return nil, fmt.Errorf("interface %s on %s: mac %q: %v", ifs[i].Name, host, out, err)
+		}
+		ifs[i].MAC = mac
+	}
+	return ifs, nil
+}
+
+// Command returns an unstarted command running argv inside host's
+// namespace (through 'ip netns exec', which execs argv in place: the
+// process's PID is argv's).
+func (tb *Testbed) Command(ctx context.Context, host string, argv ...string) (*exec.Cmd, error) {
+	if _, ok := tb.Topology.Host(host); !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoHost, host)
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("testbed: command for %s: empty argv", host)
+	}
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tb.Namespace(host)}, argv...)...), nil
+}
+
+// Exec runs argv inside host's namespace and returns its combined output;
+// the error includes the output.
+func (tb *Testbed) Exec(host string, argv ...string) ([]byte, error) {
+	return tb.ExecContext(context.Background(), host, argv...)
+}
+
+// ExecContext is Exec bounded by ctx.
+func (tb *Testbed) ExecContext(ctx context.Context, host string, argv ...string) ([]byte, error) {
+	cmd, err := tb.Command(ctx, host, argv...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("on %s: %s: %w\n%s", host, strings.Join(argv, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// Proc is a background process started by Start.
+type Proc struct {
+	Host string
+	Argv []string
+	Cmd  *exec.Cmd
+
+	out  lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// PID is the process ID.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// Output is everything the process wrote to stdout and stderr so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error, valid after Done.
+func (p *Proc) Err() error { <-p.done; return p.err }
+
+// WaitOutput waits up to timeout for the output to match re and returns
+// the submatches.
+func (p *Proc) WaitOutput(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.After(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m := re.FindStringSubmatch(p.Output()); m != nil {
+			return m, nil
+		}
+		select {
+		case <-p.done:
+			if m := re.FindStringSubmatch(p.Output()); m != nil {
+				return m, nil
+			}
+			return nil, fmt.Errorf("%s on %s exited (%v) before printing %q:\n%s", p.Argv[0], p.Host, p.err, re, p.Output())
+		case <-deadline:
+			return nil, fmt.Errorf("%s on %s did not print %q within %v:\n%s", p.Argv[0], p.Host, re, timeout, p.Output())
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop sends SIGTERM, waits up to grace for the exit, then SIGKILLs. It
+// returns the process's output.
+func (p *Proc) Stop(grace time.Duration) string {
+	select {
+	case <-p.done:
+		return p.Output()
+	default:
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Cmd.Process.Kill()
+		<-p.done
+	}
+	return p.Output()
+}
+
+// Start runs argv in the background inside host's namespace. Down stops
+// it by PID.
+func (tb *Testbed) Start(host string, argv ...string) (*Proc, error) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.down {
+		return nil, ErrDown
+	}
+	cmd, err := tb.Command(context.Background(), host, argv...)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{Host: host, Argv: argv, Cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s on %s: %w", argv[0], host, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	tb.procs = append(tb.procs, p)
+	return p, nil
+}
+
+// Down stops every process Start started, then deletes every namespace of
+// this testbed (which deletes the veths in them). It also works on a
+// testbed that is only half up, and a second call does nothing.
+func (tb *Testbed) Down() error {
+	tb.mu.Lock()
+	if tb.down {
+		tb.mu.Unlock()
+		return nil
+	}
+	tb.down = true
+	procs, nss := tb.procs, tb.nss
+	tb.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Stop(3 * time.Second) }()
+	}
+	wg.Wait()
+	return DownTag(tb.Tag, nss...)
+}
+
+// DownTag deletes the namespaces of the testbed tagged tag: the ones
+// listed and any other whose name starts with capy-<tag>-. Processes still
+// inside them get SIGTERM (then SIGKILL), by PID, since they would keep
+// the namespace and its veths alive.
+func DownTag(tag string, known ...string) error {
+	if !tagRE.MatchString(tag) {
+		return fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
+	}
+	all, err := listNamespaces()
+	if err != nil {
+		return err
+	}
+	prefix := NamespacePrefix + tag + "-"
+	for _, ns := range all {
+		if strings.HasPrefix(ns, prefix) && !slices.Contains(known, ns) {
+			known = append(known, ns)
+		}
+	}
+	var errs []error
+	for _, ns := range slices.Backward(known) {
+		if !slices.Contains(all, ns) {
+			continue
+		}
+		killNamespacePIDs(ns)
+		if err := ip(context.Background(), "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func killNamespacePIDs(ns string) {
+	pids := func() []int {
+		out, err := exec.Command("ip", "netns", "pids", ns).Output()
+		if err != nil {
+			return nil
+		}
+		var ps []int
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+				ps = append(ps, pid)
+			}
+		}
+		return ps
+	}
+	ps := pids()
+	if len(ps) == 0 {
+		return
+	}
+	for _, pid := range ps {
+		unix.Kill(pid, unix.SIGTERM)
+	}
+	for range 30 {
+		time.Sleep(100 * time.Millisecond)
+		if ps = pids(); len(ps) == 0 {
+			return
+		}
+	}
+	for _, pid := range ps {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// Namespaces lists the namespaces of the testbed tagged tag that exist.
+func Namespaces(tag string) ([]string, error) {
+	all, err := listNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ns := range all {
+		if strings.HasPrefix(ns, NamespacePrefix+tag+"-") {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+func listNamespaces() ([]string, error) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("ip netns list: %w", err)
+	}
+	var nss []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			nss = append(nss, f[0])
+		}
+	}
+	return nss, nil
+}
+
+// CheckTools reports ErrTool naming the first of tools not on PATH.
+func CheckTools(tools ...string) error {
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%w: %s is not installed (apt-get install %s)", ErrTool, t, debianPackage(t))
+		}
+	}
+	return nil
+}
+
+func debianPackage(tool string) string {
+	switch tool {
+	case "ip":
+		return "iproute2"
+	case "nft":
+		return "nftables"
+	case "ping":
+		return "iputils-ping"
+	}
+	return tool
+}
+
+func ip(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// InNamespace runs fn on an OS thread switched into host's namespace.
+// Sockets fn creates stay in that namespace, so a test process can be a
+// kernel-stack client or server of any host without a subprocess.
+func (tb *Testbed) InNamespace(host string, fn func() error) error {
+	if _, ok := tb.Topology.Host(host); !ok {
+		return fmt.Errorf("%w: %q", ErrNoHost, host)
+	}
+	return inNetns(tb.Namespace(host), fn)
+}
+
+func inNetns(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open own network namespace: %w", err)
+	}
+	defer unix.Close(orig)
+	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open namespace %s: %w", ns, err)
+	}
+	defer unix.Close(target)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter namespace %s: %w", ns, err)
+	}
+	defer func() {
+		// A thread that cannot switch back stays locked; Go retires it
+		// when the goroutine ends rather than reuse it elsewhere.
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return fn()
+}
+
+// DialContext returns a dial function whose sockets live in host's
+// namespace, for http.Transport.DialContext.
+func (tb *Testbed) DialContext(host string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := tb.InNamespace(host, func() (err error) {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
+// Listen opens a kernel listener inside host's namespace.
+func (tb *Testbed) Listen(host, network, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := tb.InNamespace(host, func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	return l, err
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
