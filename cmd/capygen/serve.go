@@ -250,4 +250,3 @@ func fetch(ctx context.Context, st *stack.Stack, url string) error {
 	client.CloseIdleConnections()
 	return nil
 }
-
