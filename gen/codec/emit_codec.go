@@ -173,7 +173,7 @@ func (g *gen) genEnum(f *jen.File, e *enum) {
 				sw.Case(jen.Id(v.Go)).Block(jen.Return(jen.Lit(v.Name)))
 			}
 		})
-		b.Return(jen.Lit(e.Go + "(").Op("+").Qual(pkgStrconv, "Itoa").Call(jen.Int().Call(jen.Id("v"))).Op("+").Lit(")"))
+		b.Return(jen.Lit(e.Go+"(").Op("+").Qual(pkgStrconv, "Itoa").Call(jen.Int().Call(jen.Id("v"))).Op("+").Lit(")"))
 	})
 	f.Add(doc("Valid reports whether v is a value of the enum."))
 	f.Func().Params(recv).Id("Valid").Params().Bool().BlockFunc(func(b *jen.Group) {
@@ -226,7 +226,7 @@ func (g *gen) genView(f *jen.File) {
 		f.Add(doc(fieldDoc(fd, fmt.Sprintf("%s returns the %s field.", fd.Go, fd.Name))))
 		f.Func().Params(recv()).Id(fd.Go).Params().Add(fd.GoT).Block(jen.Return(g.get("b", 0, fd)))
 		f.Add(docf("Set%s sets the %s field.", fd.Go, fd.Name))
-		f.Func().Params(recv()).Id("Set"+fd.Go).Params(jen.Id("v").Add(fd.GoT)).Block(g.set("b", 0, fd, jen.Id("v")))
+		f.Func().Params(recv()).Id("Set" + fd.Go).Params(jen.Id("v").Add(fd.GoT)).Block(g.set("b", 0, fd, jen.Id("v")))
 	}
 	f.Add(doc("Payload returns the bytes after the header."))
 	f.Func().Params(recv()).Id("Payload").Params().Index().Byte().Block(jen.Return(jen.Id("b").Index(jen.Id("HeaderLen"), jen.Empty())))

@@ -15,7 +15,7 @@ func duration(d time.Duration) *jen.Statement {
 	}{{time.Hour, "Hour"}, {time.Minute, "Minute"}, {time.Second, "Second"}, {time.Millisecond, "Millisecond"}, {time.Microsecond, "Microsecond"}}
 	for _, u := range units {
 		if d%u.d == 0 {
-			return jen.Lit(int(d / u.d)).Op("*").Qual(pkgTime, u.name)
+			return jen.Lit(int(d/u.d)).Op("*").Qual(pkgTime, u.name)
 		}
 	}
 	return jen.Qual(pkgTime, "Duration").Call(jen.Lit(int64(d)))
@@ -103,7 +103,7 @@ concurrent use.`, r, m.Name, m.total.Name))
 		jen.Id("buf").Index().Byte(),
 	)
 	f.Add(docf("New%s returns a reassembler with the spec's limits; MaxBuffered is\nset to MaxBytes.", r))
-	f.Func().Id("New"+r).Params().Op("*").Id(r).Block(
+	f.Func().Id("New" + r).Params().Op("*").Id(r).Block(
 		jen.Return(jen.Op("&").Id(r).Values(jen.Dict{
 			jen.Id("MaxBytes"):    jen.Id(maxB),
 			jen.Id("MaxPending"):  jen.Id(maxP),

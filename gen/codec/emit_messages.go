@@ -97,7 +97,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 			}
 		}
 		if m.Fragmented {
-			b.If(jen.Len(jen.Id("m").Dot(dataField)).Op(">").Id(m.Go+"FragmentBytes")).Block(
+			b.If(jen.Len(jen.Id("m").Dot(dataField)).Op(">").Id(m.Go + "FragmentBytes")).Block(
 				jen.Return(jen.Lit(0), jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: a %s fragment carries %%d bytes, at most %%d fit the MTU", m.Name)),
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("m").Dot(dataField)), jen.Id(m.Go+"FragmentBytes"))),
 			)
@@ -145,7 +145,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		hb := g.s.Header.Bytes
 		switch {
 		case m.Fragmented:
-			b.If(jen.Len(jen.Id("b")).Op("-").Id(lenC).Op(">").Id(m.Go+"FragmentBytes")).Block(
+			b.If(jen.Len(jen.Id("b")).Op("-").Id(lenC).Op(">").Id(m.Go + "FragmentBytes")).Block(
 				jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: a %s fragment carries %%d bytes, at most %%d fit the MTU", m.Name)),
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("b")).Op("-").Id(lenC), jen.Id(m.Go+"FragmentBytes"))),
 			)

@@ -3,3 +3,206 @@
 // spec fingerprint: dbb61166de483124
 
 package tcpmig
+
+import (
+	gopacket "github.com/google/gopacket"
+	layers "github.com/google/gopacket/layers"
+	"testing"
+)
+
+func BenchmarkEncodeRejected(b *testing.B) {
+	m := sampleRejected()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeRejected(b *testing.B) {
+	s := sampleRejected()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m Rejected
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodePrepareMig(b *testing.B) {
+	m := samplePrepareMig()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodePrepareMig(b *testing.B) {
+	s := samplePrepareMig()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m PrepareMig
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodePrepareMigAck(b *testing.B) {
+	m := samplePrepareMigAck()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodePrepareMigAck(b *testing.B) {
+	s := samplePrepareMigAck()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m PrepareMigAck
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeConnState(b *testing.B) {
+	m := sampleConnState()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeConnState(b *testing.B) {
+	s := sampleConnState()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m ConnState
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeConnStateAck(b *testing.B) {
+	m := sampleConnStateAck()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeConnStateAck(b *testing.B) {
+	s := sampleConnStateAck()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m ConnStateAck
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeHeartbeatUpdate(b *testing.B) {
+	m := sampleHeartbeatUpdate()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeHeartbeatUpdate(b *testing.B) {
+	s := sampleHeartbeatUpdate()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m HeartbeatUpdate
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeHeartbeatResponse(b *testing.B) {
+	m := sampleHeartbeatResponse()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeHeartbeatResponse(b *testing.B) {
+	s := sampleHeartbeatResponse()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m HeartbeatResponse
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+/*
+BenchmarkGopacketTCPDecode is the yardstick: gopacket's own TCP layer
+decoding a typical segment (20-byte header, timestamp option, 100 bytes
+of data) with DecodeFromBytes, its allocation-free path.
+*/
+func BenchmarkGopacketTCPDecode(b *testing.B) {
+	seg := &layers.TCP{
+		ACK:     true,
+		Ack:     2000,
+		DstPort: 80,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop}, {
+			OptionData:   make([]byte, 8),
+			OptionLength: 10,
+			OptionType:   layers.TCPOptionKindTimestamps,
+		}},
+		PSH:     true,
+		Seq:     1000,
+		SrcPort: 40000,
+		Window:  65535,
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, seg, gopacket.Payload(pattern(100, 1))); err != nil {
+		b.Fatal(err)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var tcp layers.TCP
+	for b.Loop() {
+		if err := tcp.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

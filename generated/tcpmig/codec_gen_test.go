@@ -3,3 +3,467 @@
 // spec fingerprint: dbb61166de483124
 
 package tcpmig
+
+import (
+	"bytes"
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+/*
+pattern returns n bytes that differ from their neighbours, so a
+misplaced copy shows.
+*/
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)*7 + seed
+	}
+	return b
+}
+
+var (
+	testSrc = netip.MustParseAddrPort("10.77.0.1:40000")
+	testDst = netip.MustParseAddrPort("10.77.0.2:7071")
+)
+
+/*
+newMessage returns an empty struct form for a stage (tests only: it
+allocates).
+*/
+func newMessage(s Stage) Message {
+	switch s {
+	case StageRejected:
+		return new(Rejected)
+	case StagePrepareMig:
+		return new(PrepareMig)
+	case StagePrepareMigAck:
+		return new(PrepareMigAck)
+	case StageConnState:
+		return new(ConnState)
+	case StageConnStateAck:
+		return new(ConnStateAck)
+	case StageHeartbeatUpdate:
+		return new(HeartbeatUpdate)
+	case StageHeartbeatResponse:
+		return new(HeartbeatResponse)
+	}
+	return nil
+}
+
+// sampleRejected returns a rejected with every field set.
+func sampleRejected() Rejected {
+	return Rejected{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripRejected(t *testing.T) {
+	want := sampleRejected()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got Rejected
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = Rejected{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// samplePrepareMig returns a prepare_mig with every field set.
+func samplePrepareMig() PrepareMig {
+	return PrepareMig{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripPrepareMig(t *testing.T) {
+	want := samplePrepareMig()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got PrepareMig
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = PrepareMig{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// samplePrepareMigAck returns a prepare_mig_ack with every field set.
+func samplePrepareMigAck() PrepareMigAck {
+	return PrepareMigAck{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripPrepareMigAck(t *testing.T) {
+	want := samplePrepareMigAck()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got PrepareMigAck
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = PrepareMigAck{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// sampleConnState returns a conn_state with every field set.
+func sampleConnState() ConnState {
+	return ConnState{
+		Data: pattern(ConnStateFragmentBytes, 3),
+		TCPMigFields: TCPMigFields{
+			ClientIP:      [4]byte{10, 77, 0, 3},
+			ClientPort:    0x3F5D,
+			FragmentIndex: 0x405E,
+			Load:          true,
+			NextFragment:  false,
+			OriginIP:      [4]byte{10, 77, 0, 1},
+			OriginPort:    0x3D5B,
+		},
+		TotalLength: 0x16254361,
+	}
+}
+func TestRoundTripConnState(t *testing.T) {
+	want := sampleConnState()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got ConnState
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = ConnState{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// sampleConnStateAck returns a conn_state_ack with every field set.
+func sampleConnStateAck() ConnStateAck {
+	return ConnStateAck{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripConnStateAck(t *testing.T) {
+	want := sampleConnStateAck()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got ConnStateAck
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = ConnStateAck{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// sampleHeartbeatUpdate returns a heartbeat_update with every field set.
+func sampleHeartbeatUpdate() HeartbeatUpdate {
+	return HeartbeatUpdate{
+		TCPMigFields: TCPMigFields{
+			ClientIP:      [4]byte{10, 77, 0, 3},
+			ClientPort:    0x3F5D,
+			FragmentIndex: 0x405E,
+			Load:          true,
+			NextFragment:  false,
+			OriginIP:      [4]byte{10, 77, 0, 1},
+			OriginPort:    0x3D5B,
+		},
+		Workload: 0x16254361,
+	}
+}
+func TestRoundTripHeartbeatUpdate(t *testing.T) {
+	want := sampleHeartbeatUpdate()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got HeartbeatUpdate
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = HeartbeatUpdate{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// sampleHeartbeatResponse returns a heartbeat_response with every field set.
+func sampleHeartbeatResponse() HeartbeatResponse {
+	return HeartbeatResponse{
+		TCPMigFields: TCPMigFields{
+			ClientIP:      [4]byte{10, 77, 0, 3},
+			ClientPort:    0x3F5D,
+			FragmentIndex: 0x405E,
+			Load:          true,
+			NextFragment:  false,
+			OriginIP:      [4]byte{10, 77, 0, 1},
+			OriginPort:    0x3D5B,
+		},
+		Workload: 0x16254361,
+	}
+}
+func TestRoundTripHeartbeatResponse(t *testing.T) {
+	want := sampleHeartbeatResponse()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got HeartbeatResponse
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = HeartbeatResponse{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := range dgram {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}

@@ -3,3 +3,344 @@
 // spec fingerprint: dbb61166de483124
 
 package tcpmig
+
+import (
+	"bytes"
+	"encoding/binary"
+	rand "math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+/*
+clearReserved zeroes the reserved bits of b, whose fixed part mask
+covers, the way Encode writes them.
+*/
+func clearReserved(b, mask []byte) []byte {
+	b = bytes.Clone(b)
+	for i := range mask {
+		if i < len(b) {
+			b[i] &^= mask[i]
+		}
+	}
+	return b
+}
+
+/*
+reservedMasks holds, per stage, the reserved bits of the message's
+fixed part.
+*/
+var reservedMasks = map[Stage][]byte{
+	StageConnState:         []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF, 0x0, 0x0, 0x0, 0x0},
+	StageConnStateAck:      []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
+	StageHeartbeatResponse: []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF, 0x0, 0x0, 0x0, 0x0},
+	StageHeartbeatUpdate:   []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF, 0x0, 0x0, 0x0, 0x0},
+	StagePrepareMig:        []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
+	StagePrepareMigAck:     []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
+	StageRejected:          []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
+}
+
+// encoded returns the encoding of m, failing the test on error.
+func encoded(t testing.TB, m Message) []byte {
+	t.Helper()
+	b := make([]byte, m.EncodedLen())
+	if _, err := m.Encode(b); err != nil {
+		t.Fatalf("Encode(%+v): %v", m, err)
+	}
+	return b
+}
+
+/*
+FuzzDecodeRejected: whatever Rejected.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeRejected(f *testing.F) {
+	s := sampleRejected()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Rejected
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageRejected]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodePrepareMig: whatever PrepareMig.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodePrepareMig(f *testing.F) {
+	s := samplePrepareMig()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m PrepareMig
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StagePrepareMig]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodePrepareMigAck: whatever PrepareMigAck.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodePrepareMigAck(f *testing.F) {
+	s := samplePrepareMigAck()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m PrepareMigAck
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StagePrepareMigAck]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeConnState: whatever ConnState.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeConnState(f *testing.F) {
+	s := sampleConnState()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m ConnState
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageConnState]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeConnStateAck: whatever ConnStateAck.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeConnStateAck(f *testing.F) {
+	s := sampleConnStateAck()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m ConnStateAck
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageConnStateAck]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeHeartbeatUpdate: whatever HeartbeatUpdate.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeHeartbeatUpdate(f *testing.F) {
+	s := sampleHeartbeatUpdate()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m HeartbeatUpdate
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageHeartbeatUpdate]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeHeartbeatResponse: whatever HeartbeatResponse.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeHeartbeatResponse(f *testing.F) {
+	s := sampleHeartbeatResponse()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m HeartbeatResponse
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageHeartbeatResponse]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeUDP: whatever DecodeUDP and the message's Decode accept
+re-encodes with EncodeUDP to the same datagram (reserved bits cleared,
+checksum recomputed); nothing panics.
+*/
+func FuzzDecodeUDP(f *testing.F) {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+		d := make([]byte, UDPHeaderLen+m.EncodedLen())
+		if _, err := m.EncodeUDP(d, testSrc, testDst); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(d)
+		f.Add(d[:len(d)-1])
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), d)
+		if err != nil {
+			return
+		}
+		m := newMessage(h.Stage())
+		if m.Decode(h) != nil {
+			return
+		}
+		src := netip.AddrPortFrom(testSrc.Addr(), binary.BigEndian.Uint16(d))
+		dst := netip.AddrPortFrom(testDst.Addr(), binary.BigEndian.Uint16(d[2:]))
+		out := make([]byte, UDPHeaderLen+m.EncodedLen())
+		if _, err := m.EncodeUDP(out, src, dst); err != nil {
+			t.Fatalf("EncodeUDP(%+v): %v", m, err)
+		}
+		want := clearReserved(h, reservedMasks[h.Stage()])
+		if !bytes.Equal(out[UDPHeaderLen:], want) {
+			t.Fatalf("EncodeUDP(Decode(%x)) carries %x", want, out[UDPHeaderLen:])
+		}
+		if bytes.Equal(want, h) && !bytes.Equal(out, d[:len(out)]) {
+			t.Fatalf("EncodeUDP(DecodeUDP(%x)) = %x", d, out)
+		}
+	})
+}
+func ptr[T any](v T) *T {
+	return &v
+}
+
+/*
+FuzzReassembler cuts a random message into fragments, delivers them in a
+random order with random duplicates, and checks that exactly the message
+comes out once and nothing stays held. The raw input is also decoded as
+fragments and fed to a reassembler, which must never panic or return a
+message of the wrong length.
+*/
+func FuzzReassembler(f *testing.F) {
+	f.Add(uint32(0), uint64(1), uint8(0), []byte{})
+	f.Add(uint32(ConnStateFragmentBytes), uint64(2), uint8(1), []byte{})
+	f.Add(uint32(5*ConnStateFragmentBytes+17), uint64(3), uint8(7), encoded(f, ptr(sampleConnState())))
+	f.Add(uint32(40*ConnStateFragmentBytes), uint64(4), uint8(255), []byte{})
+	f.Fuzz(func(t *testing.T, size uint32, seed uint64, dups uint8, raw []byte) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		// Keep a run short: at most 64 fragments.
+		n := int(size % uint32(min(64*ConnStateFragmentBytes, ConnStateMaxBytes)+1))
+		msg := pattern(n, byte(seed))
+		var frags []ConnState
+		hdr := sampleConnState()
+		err := FragmentConnState(&hdr, msg, func(fr *ConnState) error {
+			c := *fr
+			c.Data = bytes.Clone(fr.Data)
+			frags = append(frags, c)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Fragment%s(%d bytes): %v", "ConnState", n, err)
+		}
+		for i := range int(dups) {
+			frags = append(frags, frags[rng.IntN(len(frags))])
+			_ = i
+		}
+		rng.Shuffle(len(frags), func(i, j int) {
+			frags[i], frags[j] = frags[j], frags[i]
+		})
+		r := NewConnStateReassembler()
+		done := 0
+		for i, fr := range frags {
+			out, err := r.Add(time.Duration(i), &fr)
+			if err != nil {
+				t.Fatalf("Add(fragment %d of %d bytes): %v", fr.FragmentIndex, n, err)
+			}
+			if out != nil {
+				done++
+				if !bytes.Equal(out, msg) {
+					t.Fatalf("reassembled %d bytes differ from the %d sent", len(out), n)
+				}
+			}
+		}
+		if done < 1 {
+			t.Fatalf("a %d-byte message in %d deliveries never completed", n, len(frags))
+		}
+		/*
+		   A duplicate after completion starts the message again; it is held,
+		   not returned, unless the message is a single fragment.
+		*/
+		if done > 1 && ConnStateFragments(n) > 1 {
+			t.Fatalf("a %d-byte message completed %d times", n, done)
+		}
+		r.Expire(r.Timeout + time.Duration(len(frags)))
+		if r.Pending() != 0 || r.Buffered() != 0 {
+			t.Fatalf("after Expire: %d pending, %d bytes held", r.Pending(), r.Buffered())
+		}
+		// Arbitrary fragments: cut raw into datagrams at its own length bytes.
+		r = NewConnStateReassembler()
+		for now := time.Duration(0); len(raw) > 0; now += time.Millisecond {
+			k := min(int(raw[0])+ConnStateLen, len(raw))
+			d := raw[:k]
+			raw = raw[k:]
+			var fr ConnState
+			if fr.Decode(d) != nil {
+				continue
+			}
+			out, err := r.Add(now, &fr)
+			if err == nil && out != nil && len(out) != int(fr.TotalLength) {
+				t.Fatalf("reassembled %d bytes, the fragments said %d", len(out), fr.TotalLength)
+			}
+			if r.Buffered() > r.MaxBuffered || r.Pending() > r.MaxPending {
+				t.Fatalf("limits passed: %d pending, %d bytes held", r.Pending(), r.Buffered())
+			}
+		}
+	})
+}
