@@ -1,0 +1,104 @@
+package machines
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current emitter")
+
+func generateDefault(t *testing.T) genfile.Files {
+	t.Helper()
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatalf("Generate(default) = %v", err)
+	}
+	return files
+}
+
+// TestGolden compares every file with testdata/golden/<path>.golden.
+func TestGolden(t *testing.T) {
+	files := generateDefault(t)
+	golden := filepath.Join("testdata", "golden")
+	if *update {
+		if err := os.RemoveAll(golden); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range files.Names() {
+		path := filepath.Join(golden, filepath.FromSlash(name)+".golden")
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, files[name], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./gen/machines -update)", err)
+		}
+		if diff := cmp.Diff(string(want), string(files[name])); diff != "" {
+			t.Errorf("%s differs from %s (-golden +generated):\n%s", name, path, diff)
+		}
+	}
+	if !*update {
+		matches, _ := filepath.Glob(filepath.Join(golden, "*", "*.golden"))
+		if len(matches) != len(files) {
+			t.Errorf("%d golden files, %d generated; run -update", len(matches), len(files))
+		}
+	}
+}
+
+// TestCommitted keeps the committed generated/migstate in step with the
+// emitter; -update rewrites it.
+func TestCommitted(t *testing.T) {
+	files := generateDefault(t)
+	root := filepath.Join("..", "..", "generated")
+	for _, name := range files.Names() {
+		path := filepath.Join(root, filepath.FromSlash(name))
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, files[name], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./gen/machines -update)", err)
+		}
+		if diff := cmp.Diff(string(files[name]), string(got)); diff != "" {
+			t.Errorf("committed %s is stale (-emitted +committed):\n%s", path, diff)
+		}
+	}
+	// A generated file the emitter no longer produces is stale too.
+	ents, err := os.ReadDir(filepath.Join(root, Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(root, Dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := files[Dir+"/"+e.Name()]; !ok && genfile.IsGenerated(b) {
+			t.Errorf("%s/%s carries the generated header but the emitter no longer produces it; delete it", Dir, e.Name())
+		}
+	}
+}
