@@ -1,0 +1,150 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needNetns skips unless the test can create namespaces.
+func needNetns(tb testing.TB, tools ...string) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: creates network namespaces and veths")
+	}
+	if err := CheckTools(append([]string{"ip", "ethtool"}, tools...)...); err != nil {
+		tb.Skip(err)
+	}
+}
+
+// up brings topo up and registers its tear-down, which also checks that
+// nothing of it is left.
+func up(tb testing.TB, topo *Topology) *Testbed {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bed, err := topo.Up(ctx)
+	if err != nil {
+		tb.Fatalf("Up: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := bed.Down(); err != nil {
+			tb.Errorf("Down: %v", err)
+		}
+		assertGone(tb, bed.Tag)
+	})
+	return bed
+}
+
+// assertGone checks that no namespace of tag exists and that none of the
+// root namespace's links mention it.
+func assertGone(tb testing.TB, tag string) {
+	tb.Helper()
+	if nss, err := Namespaces(tag); err != nil || len(nss) > 0 {
+		tb.Errorf("after Down, namespaces %v (err %v) of testbed %s are left", nss, err, tag)
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil || strings.Contains(string(out), NamespacePrefix+tag+"-") {
+		tb.Errorf("ip netns list still shows testbed %s (err %v):\n%s", tag, err, out)
+	}
+	out, err = exec.Command("ip", "-o", "link").Output()
+	if err != nil || strings.Contains(string(out), NamespacePrefix+tag) {
+		tb.Errorf("ip link still shows testbed %s (err %v):\n%s", tag, err, out)
+	}
+}
+
+func TestUpDown(t *testing.T) {
+	needNetns(t)
+	bed := up(t, Default())
+	nss, err := Namespaces(bed.Tag)
+	if err != nil || len(nss) != 2 {
+		t.Fatalf("Namespaces(%s) = %v, %v, want client and server", bed.Tag, nss, err)
+	}
+	// The kernel host has its address; the bypass host leaves it to
+	// capygen's stack.
+	out, err := bed.Exec("client", "ip", "-o", "-4", "addr", "show", "dev", "veth0")
+	if err != nil || !strings.Contains(string(out), "10.77.0.1/24") {
+		t.Errorf("client veth0 addresses = %q, %v, want 10.77.0.1/24", out, err)
+	}
+	out, err = bed.Exec("server", "ip", "-o", "-4", "addr", "show", "dev", "veth0")
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("server (bypass) veth0 addresses = %q, %v, want none", out, err)
+	}
+	ifs, err := bed.Interfaces("server")
+	if err != nil || len(ifs) != 1 || ifs[0].MAC.String() != Default().Interfaces("server")[0].MAC.String() {
+		t.Errorf("Interfaces(server) = %+v, %v, want veth0 with the derived MAC", ifs, err)
+	}
+	out, err = bed.Exec("client", "ethtool", "-k", "veth0")
+	if err != nil || !strings.Contains(string(out), "tx-checksumming: off") || !strings.Contains(string(out), "generic-segmentation-offload: off") {
+		t.Errorf("client veth0 offloads still on (err %v):\n%s", err, out)
+	}
+	if _, err := bed.Exec("nohost", "true"); !errors.Is(err, ErrNoHost) {
+		t.Errorf("Exec on an unknown host = %v, want ErrNoHost", err)
+	}
+
+	// A background process is stopped by Down.
+	p, err := bed.Start("client", "sleep", "300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bed.Down(); err != nil {
+		t.Fatalf("Down = %v", err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Errorf("sleep (pid %d) still running after Down", p.PID())
+	}
+	if _, err := bed.Start("client", "true"); !errors.Is(err, ErrDown) {
+		t.Errorf("Start after Down = %v, want ErrDown", err)
+	}
+	if err := bed.Down(); err != nil {
+		t.Errorf("second Down = %v, want nil", err)
+	}
+	assertGone(t, bed.Tag)
+}
+
+// A bring-up that fails halfway removes what it created.
+func TestUpFailureCleansUp(t *testing.T) {
+	needNetns(t)
+	// "lo" passes validation but every namespace already has one, so the
+	// link fails after both namespaces exist.
+	topo, err := Parse("half.yaml", []byte(strings.Replace(string(DefaultYAML()), "{host: server, iface: veth0", "{host: server, iface: lo", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := "h" + strconv.Itoa(os.Getpid())
+	bed, err := topo.UpTagged(context.Background(), tag)
+	if err == nil {
+		bed.Down()
+		t.Fatal("Up with a clashing interface name succeeded")
+	}
+	if !strings.Contains(err.Error(), "links[0]") {
+		t.Errorf("Up error %v does not name the failing link", err)
+	}
+	assertGone(t, tag)
+
+	// A cancelled context stops bring-up the same way.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Default().UpTagged(ctx, tag); !errors.Is(err, context.Canceled) {
+		t.Errorf("Up with a cancelled context = %v, want context.Canceled", err)
+	}
+	assertGone(t, tag)
+}
+
+func TestUpRejectsBadTagAndDuplicates(t *testing.T) {
+	needNetns(t)
+	if _, err := Default().UpTagged(context.Background(), "Bad-Tag"); !errors.Is(err, ErrTopology) {
+		t.Errorf("UpTagged(Bad-Tag) = %v, want ErrTopology", err)
+	}
+	bed := up(t, Default())
+	if _, err := Default().UpTagged(context.Background(), bed.Tag); err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Errorf("second UpTagged(%s) = %v, want an 'already up' error", bed.Tag, err)
+	}
+}
