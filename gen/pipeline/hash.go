@@ -78,6 +78,18 @@ func (m *model) emitHash(f *jen.File) {
 	)
 	f.Line()
 
+	f.Comment("levelCRC is the full-width CRC of level on key k, before truncation to")
+	f.Comment("IndexBits: what the parity tests compare with spec.CRC.Sum.")
+	f.Func().Id("levelCRC").Params(jen.Id("level").Int(), jen.Id("k").Op("*").Index(jen.Lit(6)).Byte()).Uint64().Block(
+		jen.Switch(jen.Id("level")).BlockFunc(func(g *jen.Group) {
+			for i := range m.levels {
+				g.Case(jen.Lit(i)).Return(jen.Uint64().Call(jen.Id(fmt.Sprintf("crc%d", i)).Call(jen.Id("k"))))
+			}
+		}),
+		jen.Return(jen.Lit(0)),
+	)
+	f.Line()
+
 	f.Comment("keyBytes is what the directory hashes: the client's IPv4 address then")
 	f.Comment("its port, big-endian.")
 	f.Func().Id("keyBytes").Params(jen.Id("ip").Uint32(), jen.Id("port").Uint16()).Index(jen.Lit(6)).Byte().Block(

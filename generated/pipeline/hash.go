@@ -110,6 +110,18 @@ func levelIndexes(k *[6]byte) [Levels]uint32 {
 	}
 }
 
+// levelCRC is the full-width CRC of level on key k, before truncation to
+// IndexBits: what the parity tests compare with spec.CRC.Sum.
+func levelCRC(level int, k *[6]byte) uint64 {
+	switch level {
+	case 0:
+		return uint64(crc0(k))
+	case 1:
+		return uint64(crc1(k))
+	}
+	return 0
+}
+
 // keyBytes is what the directory hashes: the client's IPv4 address then
 // its port, big-endian.
 func keyBytes(ip uint32, port uint16) [6]byte {
