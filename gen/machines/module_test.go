@@ -1,0 +1,157 @@
+package machines
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+// edit applies string replacements to the default spec; each old must
+// occur exactly once.
+func edit(t *testing.T, pairs ...string) *spec.Spec {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if n := strings.Count(y, pairs[i]); n != 1 {
+			t.Fatalf("edit %q occurs %d times in the default spec", pairs[i], n)
+		}
+		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
+	}
+	s, err := spec.Parse("edited.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("edited spec: %v", err)
+	}
+	return s
+}
+
+// verifyingSpec adds a state, an event and an action to the origin
+// machine, and changes the switch budget and port (which the machines
+// must not care about).
+func verifyingSpec(t *testing.T) *spec.Spec {
+	return edit(t,
+		"index_bits: 16", "index_bits: 14",
+		"    - hash: {name: crc16_xmodem", "    - hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, xor_out: 0xFFFF}\n    - hash: {name: crc16_xmodem",
+		"udp_port: 7071", "udp_port: 7171",
+		"      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - name: verifying\n        doc: The target is checking the restored state.\n        timeout: {after: 20ms, retries: 1, resend: send_conn_state, exhausted: failed, give_up: [abort_connection]}\n",
+		"      - {name: conn_state_ack, message: conn_state_ack}\n", "      - {name: conn_state_ack, message: conn_state_ack}\n      - {name: verified, doc: \"The target confirmed the state.\"}\n",
+		"      - {name: abort_connection,", "      - {name: log_verified}\n      - {name: abort_connection,",
+		"{from: transferring, on: conn_state_ack, to: done, do: [release_connection]}", "{from: transferring, on: conn_state_ack, to: verifying}\n      - {from: verifying, on: verified, to: done, do: [log_verified, release_connection]}",
+	)
+}
+
+func TestEditedSpecShowsUp(t *testing.T) {
+	s := verifyingSpec(t)
+	files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dot := string(files["migstate/origin.go"]), string(files["migstate/origin.dot"])
+	for _, want := range []string{"OriginStateVerifying", "OriginEventVerified", "OriginActionLogVerified", "20 * time.Millisecond",
+		"m.enter(&step, OriginStateVerifying)", "spec fingerprint: " + s.Fingerprint} {
+		if !strings.Contains(src, want) {
+			t.Errorf("origin.go lacks %q", want)
+		}
+	}
+	for _, want := range []string{`"transferring" -> "verifying" [label="conn_state_ack"]`, `"verifying" -> "done" [label="verified / log_verified, release_connection"]`,
+		`"verifying" -> "failed" [label="timeout (exhausted) / abort_connection", style=dashed]`} {
+		if !strings.Contains(dot, want) {
+			t.Errorf("origin.dot lacks %s", want)
+		}
+	}
+}
+
+// TestBuildsInModule writes the edited spec's package into a temporary
+// module and builds, vets and runs a test of the new path there (cilium
+// bpf2go's TestRun pattern).
+func TestBuildsInModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a module with the go tool")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH")
+	}
+	files, err := Generate(verifyingSpec(t), genfile.Options{ImportRoot: "example.com/capytest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/capytest\n\ngo 1.26\n\nrequire github.com/capygen/capygen v0.0.0\n\nreplace github.com/capygen/capygen => "+repoRoot(t)+"\n")
+	for _, n := range files.Names() {
+		write(n, string(files[n]))
+	}
+	write("migstate/verify_test.go", `package migstate
+
+import "testing"
+
+func TestVerifying(t *testing.T) {
+	m := NewOrigin()
+	for _, ev := range []OriginEvent{OriginEventStart, OriginEventPrepareMigAck, OriginEventConnStateAck} {
+		if _, err := m.Handle(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step, err := m.Handle(OriginEventTimeout)
+	if err != nil || m.State() != OriginStateVerifying || step.Retry != 1 || step.Actions()[0] != OriginActionSendConnState {
+		t.Fatalf("retry in verifying = %+v, %v", step, err)
+	}
+	step, err = m.Handle(OriginEventVerified)
+	if err != nil || m.State() != OriginStateDone || !step.StopTimer || len(step.Actions()) != 2 {
+		t.Fatalf("verified = %+v, %v", step, err)
+	}
+}
+`)
+	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}, {"test", "-count=1", "./..."}} {
+		cmd := exec.Command(gobin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s in the temp module: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestRefusesCollidingNames(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pairs []string
+		want  string
+	}{
+		{"camel collision", []string{"      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: done2, final: true}\n      - {name: done_2, final: true}\n",
+			"{from: idle, on: start, to: preparing,", "{from: idle, on: rejected, to: done2}\n      - {from: idle, on: conn_state_ack, to: done_2}\n      - {from: idle, on: start, to: preparing,"},
+			"state origin.done2 and state origin.done_2 both become the Go identifier OriginStateDone2; rename one"},
+		{"doc machine", []string{"  - name: target\n", "  - name: doc\n"}, `machine "doc" would overwrite migstate/doc.go; rename it`},
+		{"shared name", []string{"  - name: target\n", "  - name: event_error\n"}, "the package's own EventError and machine event_error both become the Go identifier EventError; rename one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Generate(edit(t, tc.pairs...), genfile.Options{})
+			if err == nil || !errors.Is(err, ErrBadMachine) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Generate = %v, want an ErrBadMachine error containing %q", err, tc.want)
+			}
+		})
+	}
+}
