@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/capygen/capygen/gen"
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/plan"
+	"github.com/capygen/capygen/spec"
+)
+
+func init() {
+	register("generate", "generate every artifact from a spec into a directory", runGenerate)
+	register("diff", "show how the generated directory differs from the spec (exit 1 on drift)", runDiff)
+	register("plan", "print a spec's switch resource use and the (levels, width) choices that fit its budget", runPlan)
+	register("vet", "check a spec and warn about legal but costly choices", runVet)
+	register("version", "print the capygen version", func([]string) error { fmt.Println("capygen", gen.Version); return nil })
+}
+
+// specFlags are the flags every spec command shares.
+type specFlags struct {
+	spec, out, importRoot string
+	noVersion             bool
+	sets                  setFlags
+}
+
+func newSpecFlags(name string, withOut bool) (*flag.FlagSet, *specFlags) {
+	fs := flag.NewFlagSet("capygen "+name, flag.ContinueOnError)
+	f := &specFlags{}
+	fs.StringVar(&f.spec, "spec", "spec/capybara.yaml", "the spec `file`")
+	fs.Var(&f.sets, "set", "override a spec value, `path=value` (repeatable), e.g. -set directory.index_bits=14 -set budget.sram=20%")
+	if withOut {
+		fs.StringVar(&f.out, "out", "generated", "the output `directory`")
+		fs.StringVar(&f.importRoot, "import", genfile.DefaultImportRoot, "Go import `path` of the output directory")
+		fs.BoolVar(&f.noVersion, "no-version", false, "leave the capygen version out of file headers")
+	}
+	return fs, f
+}
+
+// load loads the spec, naming it relative to the working directory so
+// that headers (and so the drift check) do not depend on where the
+// repository is checked out, and applies the -set overrides.
+func (f *specFlags) load() (*spec.Spec, error) {
+	path := f.spec
+	if filepath.IsAbs(path) {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, path); err == nil {
+				path = rel
+			}
+		}
+	}
+	path = filepath.ToSlash(filepath.Clean(path))
+	if len(f.sets) == 0 {
+		return spec.Load(path)
+	}
+	doc, err := os.ReadFile(f.spec)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	if doc, err = applySets(doc, f.sets); err != nil {
+		return nil, err
+	}
+	// Diagnostics then point into the overridden document, so say so.
+	return spec.Parse(path+" (with -set "+f.sets.String()+")", doc)
+}
+
+func (f *specFlags) generate() (genfile.Files, error) {
+	s, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	opt := genfile.Options{Version: gen.Version, ImportRoot: f.importRoot}
+	if f.noVersion {
+		opt.Version = ""
+	}
+	return gen.Generate(s, opt)
+}
+
+func runGenerate(args []string) error {
+	fs, f := newSpecFlags("generate", true)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	files, err := f.generate()
+	if err != nil {
+		return err
+	}
+	changes, err := gen.Write(f.out, files)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		fmt.Printf("%-6s %s\n", c.Kind, filepath.Join(f.out, c.Path))
+	}
+	fmt.Printf("%d files from %s in %s, %d changed\n", len(files), f.spec, f.out, len(changes))
+	return nil
+}
+
+func runDiff(args []string) error {
+	fs, f := newSpecFlags("diff", true)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	files, err := f.generate()
+	if err != nil {
+		return err
+	}
+	d, changes, err := gen.Diff(f.out, files)
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	fmt.Print(d)
+	fmt.Fprintf(os.Stderr, "capygen diff: %d generated files in %s differ from %s; run 'make generate' (capygen generate -spec %s -out %s)\n",
+		len(changes), f.out, f.spec, f.spec, f.out)
+	return exitError{1}
+}
+
+func runVet(args []string) error {
+	fs, f := newSpecFlags("vet", false)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	s, err := f.load()
+	if err != nil {
+		return err
+	}
+	warnings := spec.Vet(s)
+	for _, w := range warnings {
+		fmt.Println(w)
+	}
+	if err := plan.Check(s); err != nil {
+		return err
+	}
+	fmt.Printf("%s: ok, %d warnings\n", f.spec, len(warnings))
+	return nil
+}
+
+func runPlan(args []string) error {
+	fs, f := newSpecFlags("plan", false)
+	asJSON := fs.Bool("json", false, "print JSON instead of tables")
+	maxLevels := fs.Int("max-levels", 4, "explore directories of 1..`n` levels")
+	seed := fs.Uint64("seed", 1, "seed of the random client addresses used to measure capacity")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	s, err := f.load()
+	if err != nil {
+		return err
+	}
+	usage, err := plan.Estimate(s)
+	if err != nil {
+		return err
+	}
+	choices, err := plan.Explore(s, plan.ExploreOptions{MaxLevels: *maxLevels, Seed: *seed})
+	if err != nil {
+		return err
+	}
+	budgetErr := plan.Check(s)
+	if *asJSON {
+		out := struct {
+			Spec    string        `json:"spec"`
+			Usage   *plan.Usage   `json:"usage"`
+			Fits    bool          `json:"fits"`
+			Choices []plan.Choice `json:"choices"`
+		}{f.spec, usage, budgetErr == nil, choices}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		plan.WriteUsage(os.Stdout, s, usage)
+		fmt.Println()
+		plan.WriteTable(os.Stdout, choices)
+	}
+	return budgetErr
+}

@@ -1,0 +1,242 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+// repoRoot is the module root, two levels above this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+// TestCommittedMatchesSpec is the drift check `make test` also runs
+// through `capygen diff`: generated/ must be exactly what the spec gives.
+func TestCommittedMatchesSpec(t *testing.T) {
+	root := repoRoot(t)
+	s, err := spec.Load("spec/capybara.yaml")
+	if err != nil {
+		// Tests run in gen/; load with the path the Makefile uses.
+		b, rerr := os.ReadFile(filepath.Join(root, "spec", "capybara.yaml"))
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if s, err = spec.Parse("spec/capybara.yaml", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := Generate(s, genfile.Options{Version: Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, changes, err := Diff(filepath.Join(root, "generated"), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) > 0 {
+		t.Errorf("generated/ drifted from spec/capybara.yaml (%d files); run make generate:\n%s", len(changes), d)
+	}
+}
+
+// TestDeterministic generates twice and compares every byte.
+func TestDeterministic(t *testing.T) {
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := spec.Default()
+	b, err := Generate(s2, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("two runs gave %d and %d files", len(a), len(b))
+	}
+	for _, n := range a.Names() {
+		if !bytes.Equal(a[n], b[n]) {
+			t.Errorf("%s differs between two runs", n)
+		}
+	}
+}
+
+// TestWriteRemovesStale checks that regenerating removes generated files a
+// spec no longer produces, and keeps hand-written ones.
+func TestWriteRemovesStale(t *testing.T) {
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "tcpmig", "old_message.go")
+	hand := filepath.Join(dir, "tcpmig", "hand_test.go")
+	os.WriteFile(stale, []byte("// "+genfile.Marker+"\npackage tcpmig\n"), 0o644)
+	os.WriteFile(hand, []byte("package tcpmig\n"), 0o644)
+	changes, err := Write(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0] != (Change{"tcpmig/old_message.go", "delete"}) {
+		t.Errorf("Write changes = %v, want only the stale file deleted", changes)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale generated file still there: %v", err)
+	}
+	if _, err := os.Stat(hand); err != nil {
+		t.Errorf("hand-written file removed: %v", err)
+	}
+	if d, changes, _ := Diff(dir, files); len(changes) != 0 {
+		t.Errorf("Diff after Write = %v\n%s", changes, d)
+	}
+}
+
+// editedSpec is the default spec with text replacements applied.
+func editedSpec(t *testing.T, edits ...string) *spec.Spec {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(y, edits[i]) {
+			t.Fatalf("edit %q not found in the default spec", edits[i])
+		}
+		y = strings.Replace(y, edits[i], edits[i+1], 1)
+	}
+	s, err := spec.Parse("edited.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// threeLevels14 is the default spec with a 3-level, 14-bit directory.
+func threeLevels14(t *testing.T) *spec.Spec {
+	return editedSpec(t,
+		"index_bits: 16", "index_bits: 14",
+		"    - hash: {name: crc16_xmodem", "    - hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, init: 0x0000, xor_out: 0xFFFF}\n    - hash: {name: crc16_xmodem",
+	)
+}
+
+// TestThreeLevels14Bits regenerates for 3 levels x 14 bits and checks that
+// the P4, the p4info and the pipeline model all show it.
+func TestThreeLevels14Bits(t *testing.T) {
+	s := threeLevels14(t)
+	files, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p4, p4info, model string
+	for _, n := range files.Names() {
+		switch {
+		case strings.HasSuffix(n, ".p4info.txtpb"):
+			p4info = string(files[n])
+		case strings.HasPrefix(n, "p4/") && strings.HasSuffix(n, ".p4") && !strings.HasSuffix(n, "headers.p4"):
+			p4 = string(files[n])
+		case strings.HasPrefix(n, "pipeline/") && strings.HasSuffix(n, ".go"):
+			model += string(files[n])
+		}
+	}
+	for i := 0; i < 3; i++ {
+		for _, reg := range []string{fmt.Sprintf("dir%d_key", i), fmt.Sprintf("dir%d_addr", i)} {
+			if !strings.Contains(p4, reg) {
+				t.Errorf("P4 lacks register %s", reg)
+			}
+			if !strings.Contains(p4info, reg) {
+				t.Errorf("p4info lacks register %s", reg)
+			}
+		}
+	}
+	if strings.Contains(p4, "dir3_key") || strings.Contains(p4info, "dir3_key") {
+		t.Errorf("P4 or p4info has a fourth level")
+	}
+	if got := len(regexp.MustCompile(`Register<[^>]*bit<14>>\(16384\)`).FindAllString(p4, -1)); got != 6 {
+		t.Errorf("P4 has %d registers of 2^14 cells indexed by bit<14>, want 6 (key and addr for 3 levels)", got)
+	}
+	if !strings.Contains(p4info, "size: 16384") {
+		t.Errorf("p4info shows no register of 16384 cells")
+	}
+	if !strings.Contains(p4, "0x3D65") && !strings.Contains(p4, "0x3d65") {
+		t.Errorf("P4 lacks the third level's CRC polynomial 0x3D65")
+	}
+	if !regexp.MustCompile(`IndexBits\s*=\s*14\b`).MatchString(model) || !regexp.MustCompile(`Levels\s*=\s*3\b`).MatchString(model) {
+		t.Errorf("pipeline model does not declare 3 levels of 14 index bits")
+	}
+	if !strings.Contains(model, "0x3d65") && !strings.Contains(model, "0x3D65") && !strings.Contains(model, "15717") {
+		t.Errorf("pipeline model lacks the third level's CRC polynomial 0x3D65")
+	}
+}
+
+// TestBuildsInTempModule generates the default spec and an edited one into a
+// temporary module that points back at this repository, and builds and
+// vets it (cilium/ebpf bpf2go's TestRun pattern).
+func TestBuildsInTempModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a module; skipped with -short")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found:", err)
+	}
+	root := repoRoot(t)
+	for name, s := range map[string]*spec.Spec{"default": mustDefault(t), "three-levels-14": threeLevels14(t)} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			const mod = "example.com/capyuser"
+			files, err := Generate(s, genfile.Options{ImportRoot: mod + "/generated"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Write(filepath.Join(dir, "generated"), files); err != nil {
+				t.Fatal(err)
+			}
+			gomod := fmt.Sprintf("module %s\n\ngo 1.26\n\nrequire github.com/capygen/capygen v0.0.0\n\nreplace github.com/capygen/capygen => %s\n", mod, root)
+			if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The generated code's own dependencies come from this repository's go.sum.
+			sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
+			for _, args := range [][]string{{"mod", "tidy"}, {"build", "./..."}, {"vet", "./..."}} {
+				cmd := exec.Command(goBin, args...)
+				cmd.Dir = dir
+				cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("go %s in the generated module: %v\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+		})
+	}
+}
+
+func mustDefault(t *testing.T) *spec.Spec {
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
