@@ -68,6 +68,7 @@ type Conn struct {
 	ackTimer   bool
 	ackAt      Time
 	rcvUnacked int // in-order bytes received since our last ACK
+	dupOwed    int // duplicate ACKs owed for out-of-order segments (RFC 5681 §4.2)
 
 	// Retransmission (RFC 6298) and persist timer: one timer, two modes.
 	rto        time.Duration
@@ -281,11 +282,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Close starts a graceful close: a FIN follows the queued data. Reading
-// stays possible until the peer's FIN.
+// stays possible until the peer's FIN. In SYN-SENT with nothing queued the
+// connection just ends; with data queued, data and FIN follow the handshake.
 func (c *Conn) Close() {
 	switch c.state {
 	case StateSynSent:
-		c.setClosed(nil)
+		if c.sndBuf.len() == 0 {
+			c.setClosed(nil) // RFC 9293 §3.10.4: nothing to deliver
+			return
+		}
+		c.closeReq = true // queued data still goes out, then the FIN
 	case StateSynReceived:
 		c.closeReq = true
 	case StateEstablished:
@@ -312,6 +318,7 @@ func (c *Conn) setClosed(err error) {
 		c.err = err
 	}
 	c.retxOn, c.persist, c.ackTimer, c.ackNow, c.closeOn, c.fastRetx = false, false, false, false, false, false
+	c.dupOwed = 0
 }
 
 func (c *Conn) enterTimeWait(now Time) {
@@ -350,7 +357,7 @@ func (c *Conn) immediate() bool {
 	if c.state == StateClosed || c.state == StateInvalid {
 		return false
 	}
-	if c.ackNow || c.fastRetx {
+	if c.ackNow || c.fastRetx || c.dupOwed > 0 {
 		return true
 	}
 	_, _, ok := c.nextSegment()

@@ -36,6 +36,8 @@ type net struct {
 	loss   float64
 	dup    float64
 	jitter Time // extra random delay, which reorders
+	gap    Time // serialization time per packet on each direction's link
+	free   [2]Time
 	seq    uint64
 	// drop, when set, decides the fate of each segment before loss.
 	drop func(fromA bool, s *Segment) bool
@@ -48,7 +50,7 @@ type net struct {
 }
 
 func newNet(t testing.TB, seed uint64) *net {
-	return &net{t: t, delay: 5 * time.Millisecond, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &net{t: t, delay: 5 * time.Millisecond, gap: 10 * time.Microsecond, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // pair builds A dialing B through n: B is accepted when A's SYN arrives.
@@ -77,8 +79,13 @@ func (n *net) send(fromA bool, s *Segment) {
 	if n.dup > 0 && n.rng.Float64() < n.dup {
 		copies = 2
 	}
+	dir := 0
+	if !fromA {
+		dir = 1
+	}
+	n.free[dir] = max(n.free[dir], n.now) + n.gap
 	for range copies {
-		at := n.now + n.delay
+		at := n.free[dir] + n.delay
 		if n.jitter > 0 {
 			at += Time(n.rng.Int64N(int64(n.jitter)))
 		}

@@ -29,6 +29,17 @@ func (c *Conn) Input(now Time, seg *Segment) {
 		return
 	}
 
+	// Simultaneous open (RFC 9293 Figure 8): the peer's SYN-ACK repeats its
+	// SYN at irs, before rcv.nxt; its ACK completes our handshake.
+	if c.state == StateSynReceived && seg.Flags&(FlagSYN|FlagACK|FlagRST) == FlagSYN|FlagACK &&
+		seg.Seq == c.irs && seqGT(seg.Ack, c.sndUna) && seqLEQ(seg.Ack, c.sndMax) {
+		c.establish(now, seg)
+		c.sndWnd = uint32(seg.Window) // SYN windows are unscaled
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		c.ackNow = true
+		return
+	}
+
 	if !c.acceptable(seg) {
 		c.stats.Unacceptable++
 		if seg.Flags&FlagRST == 0 {
@@ -349,7 +360,9 @@ func (c *Conn) receive(now Time, seg *Segment) {
 			}
 		} else if c.ooo.add(seq, seq+uint32(len(payload))) {
 			c.stats.OutOfOrder++
-			c.ackNow = true // duplicate ACK tells the sender about the hole
+			// One duplicate ACK per out-of-order segment, even when a batch
+			// arrives between two Outputs, so the sender can count to three.
+			c.dupOwed = min(c.dupOwed+1, maxDupOwed)
 		} else {
 			c.ackNow = true
 		}
@@ -377,6 +390,10 @@ func (c *Conn) receive(now Time, seg *Segment) {
 		}
 	}
 }
+
+// maxDupOwed bounds the duplicate ACKs one Output emits: three trigger
+// fast retransmit, one more keeps a margin for a lost ACK.
+const maxDupOwed = 4
 
 // advanceRcv makes n bytes after rcvNxt readable.
 func (c *Conn) advanceRcv(n uint32) {

@@ -57,9 +57,19 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		c.sendNext(now, emit, n, fin)
 		sent = true
 	}
-	if c.ackNow && !sent && c.state != StateSynSent {
-		c.emitCtl(emit, c.sndNxt, FlagACK)
+	if c.state != StateSynSent {
+		acks := c.dupOwed
+		if sent {
+			acks-- // the segments just sent carried the ACK
+		}
+		if c.ackNow {
+			acks = max(acks, 1)
+		}
+		for range acks {
+			c.emitCtl(emit, c.sndNxt, FlagACK)
+		}
 	}
+	c.dupOwed = 0
 	// Zero window with something to send and nothing outstanding: persist.
 	if c.state.Synchronized() && !c.retxOn && c.sndNxt == c.sndUna && c.sndWnd == 0 && c.hasUnsent() {
 		c.persist, c.retxOn = true, true
