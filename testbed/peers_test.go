@@ -1,0 +1,409 @@
+package testbed
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Tests of capygen's stack (capygen serve, over AF_XDP in the server
+// namespace) against real Linux peers in the client namespace: curl, a Go
+// client, a kernel HTTP server and ping.
+
+var (
+	tmpDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "capygen-testbed-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmpDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// capygen returns the capygen binary, built once per test run from this
+// checkout (CAPYGEN_BIN overrides it with a prebuilt one).
+func capygen(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		if p := os.Getenv("CAPYGEN_BIN"); p != "" {
+			binPath = p
+			return
+		}
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		}
+		binPath = filepath.Join(tmpDir, "capygen")
+		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/capygen/capygen/cmd/capygen").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/capygen: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// server is one capygen serve process in the server namespace.
+type server struct {
+	proc *Proc
+	addr string // 10.77.0.2
+}
+
+func serverAddr(tb testing.TB, bed *Testbed) (addr, iface, prefix string) {
+	tb.Helper()
+	for _, h := range bed.Topology.Hosts {
+		if h.Role == RoleServer {
+			for _, ifc := range bed.Topology.Interfaces(h.Name) {
+				return ifc.Prefix.Addr().String(), ifc.Name, ifc.Prefix.String()
+			}
+		}
+	}
+	tb.Fatal("topology has no server interface")
+	return
+}
+
+func clientAddr(tb testing.TB, bed *Testbed) string {
+	tb.Helper()
+	for _, ifc := range bed.Topology.Interfaces("client") {
+		return ifc.Prefix.Addr().String()
+	}
+	tb.Fatal("topology has no client interface")
+	return ""
+}
+
+var readyRE = regexp.MustCompile(`(?m)^ready$`)
+
+// startServe runs capygen serve (extra flags appended) in the server
+// namespace and waits until it serves.
+func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
+	tb.Helper()
+	addr, iface, prefix := serverAddr(tb, bed)
+	argv := append([]string{capygen(tb), "serve", "-addr", prefix, "-iface", iface}, extra...)
+	p, err := bed.Start("server", argv...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := p.WaitOutput(readyRE, 10*time.Second); err != nil {
+		p.Stop(time.Second)
+		tb.Fatal(err)
+	}
+	return &server{proc: p, addr: addr}
+}
+
+// counters is the part of stack.Counters the tests read, from the
+// counters-json line capygen serve prints on exit.
+type counters struct {
+	TCPIn, TCPOut, TCPRetransmits, RSTIn, RSTOut, TCPNoConn uint64
+	ICMPEchoIn, ICMPEchoOut                                 uint64
+}
+
+var countersRE = regexp.MustCompile(`(?m)^counters-json (\{.*\})$`)
+
+// stop ends the server and returns its counters.
+func (s *server) stop(tb testing.TB) counters {
+	tb.Helper()
+	out := s.proc.Stop(5 * time.Second)
+	m := countersRE.FindStringSubmatch(out)
+	if m == nil {
+		tb.Fatalf("capygen serve printed no counters on exit:\n%s", out)
+	}
+	var c counters
+	if err := json.Unmarshal([]byte(m[1]), &c); err != nil {
+		tb.Fatalf("counters %s: %v", m[1], err)
+	}
+	tb.Logf("server exit report:\n%s", out)
+	return c
+}
+
+func sha256File(tb testing.TB, path string) string {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writePayload(tb testing.TB, n int64) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), fmt.Sprintf("payload-%d", n))
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(f, Payload(n)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+const bulk = 10 << 20
+
+// curlDownload fetches n bytes with curl in the client namespace and
+// checks them against PayloadSHA256.
+func curlDownload(t *testing.T, bed *Testbed, addr string, n int64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "download")
+	url := fmt.Sprintf("http://%s/bytes?n=%d", addr, n)
+	if _, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "120", "-o", path, url); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sha256File(t, path), PayloadSHA256(n); got != want {
+		t.Fatalf("curl %s: sha256 %s, want %s", url, got, want)
+	}
+}
+
+// curlUpload posts the file with curl and checks the sha256 the server
+// computed.
+func curlUpload(t *testing.T, bed *Testbed, addr, path string) {
+	t.Helper()
+	out, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "120", "-H", "Content-Type: application/octet-stream",
+		"--data-binary", "@"+path, "http://"+addr+"/upload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(out)), sha256File(t, path); got != want {
+		t.Fatalf("server's sha256 of the upload = %q, want %s", got, want)
+	}
+}
+
+func needPeers(t *testing.T) {
+	t.Helper()
+	needNetns(t, "curl", "ping")
+}
+
+// TestBypassStackWithKernelPeers runs the whole exchange on one testbed:
+// our stack as a client of a kernel server, then as a server of curl, a
+// keep-alive Go client and ping, clean and with loss and duplication.
+// At no point may the stack send a RST.
+func TestBypassStackWithKernelPeers(t *testing.T) {
+	needPeers(t)
+	bed := up(t, Default())
+	addr, iface, prefix := serverAddr(t, bed)
+	caddr := clientAddr(t, bed)
+
+	t.Run("dial kernel server", func(t *testing.T) {
+		ln, err := bed.Listen("client", "tcp4", caddr+":8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+			io.Copy(w, Payload(n))
+		})}
+		go srv.Serve(ln)
+		defer srv.Close()
+		url := fmt.Sprintf("http://%s:8080/bytes?n=%d", caddr, bulk)
+		out, err := bed.Exec("server", capygen(t), "serve", "-addr", prefix, "-iface", iface, "-get", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("bytes %d sha256 %s", bulk, PayloadSHA256(bulk))
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("capygen serve -get printed:\n%s\nwant %q", out, want)
+		}
+		if m := countersRE.FindStringSubmatch(string(out)); m == nil || strings.Contains(m[1], `"RSTOut":0,`) == false {
+			t.Errorf("our stack sent RSTs as a client:\n%s", out)
+		}
+	})
+
+	t.Run("clean link", func(t *testing.T) {
+		s := startServe(t, bed)
+		t.Run("ping", func(t *testing.T) {
+			out, err := bed.Exec("client", "ping", "-c", "5", "-i", "0.05", "-W", "1", addr)
+			if err != nil || !strings.Contains(string(out), " 0% packet loss") {
+				t.Errorf("ping %s: %v\n%s", addr, err, out)
+			}
+		})
+		t.Run("curl download", func(t *testing.T) { curlDownload(t, bed, addr, bulk) })
+		t.Run("curl upload", func(t *testing.T) { curlUpload(t, bed, addr, writePayload(t, bulk+12345)) })
+		t.Run("keep-alive", func(t *testing.T) { keepAlive(t, bed, addr, 100, 20) })
+		c := s.stop(t)
+		if c.RSTOut != 0 {
+			t.Errorf("the stack sent %d RSTs on a clean link; it must never reset a live connection", c.RSTOut)
+		}
+		if c.ICMPEchoOut < 5 {
+			t.Errorf("ICMPEchoOut = %d, want >= 5", c.ICMPEchoOut)
+		}
+	})
+
+	t.Run("generic xdp mode", func(t *testing.T) {
+		s := startServe(t, bed, "-mode", "generic")
+		curlDownload(t, bed, addr, bulk)
+		curlUpload(t, bed, addr, writePayload(t, bulk+1))
+		if c := s.stop(t); c.RSTOut != 0 {
+			t.Errorf("the stack sent %d RSTs in generic mode", c.RSTOut)
+		}
+		if !strings.Contains(s.proc.Output(), "xdp mode: generic") {
+			t.Errorf("capygen serve -mode generic did not report generic mode:\n%s", s.proc.Output())
+		}
+	})
+
+	t.Run("1% loss and duplication", func(t *testing.T) {
+		needPeers(t)
+		if err := CheckTools("nft"); err != nil {
+			t.Skip(err)
+		}
+		rules := addLoss(t, bed, "client", "veth0", 1, 1)
+		s := startServe(t, bed)
+		curlDownload(t, bed, addr, bulk)
+		curlUpload(t, bed, addr, writePayload(t, bulk+777))
+		c := s.stop(t)
+		drops, dups := lossCounts(t, bed, "client", rules)
+		t.Logf("nftables dropped %d and duplicated %d packets; stack retransmitted %d segments", drops, dups, c.TCPRetransmits)
+		if drops == 0 || dups == 0 {
+			t.Errorf("the nftables rules dropped %d and duplicated %d packets; the test did not exercise loss", drops, dups)
+		}
+		if c.RSTOut != 0 {
+			t.Errorf("the stack sent %d RSTs under loss and duplication; it must never reset a live connection", c.RSTOut)
+		}
+	})
+}
+
+// keepAlive runs conns concurrent keep-alive connections from the client
+// namespace, each making reqs requests, and checks every body and that
+// each connection carried all of its requests.
+func keepAlive(t *testing.T, bed *Testbed, addr string, conns, reqs int) {
+	var mu sync.Mutex
+	newConns, reused := 0, 0
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	start := make(chan struct{})
+	for w := range conns {
+		// One transport per worker, limited to one connection: 100
+		// workers are 100 connections, each carrying all 20 requests.
+		tr := &http.Transport{DialContext: bed.DialContext("client"), MaxConnsPerHost: 1, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for r := range reqs {
+				n := int64(100 + (w*reqs+r)%5000)
+				trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+					mu.Lock()
+					if i.Reused {
+						reused++
+					} else {
+						newConns++
+					}
+					mu.Unlock()
+				}}
+				ctx := httptrace.WithClientTrace(context.Background(), trace)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/bytes?n=%d", addr, n), nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- fmt.Errorf("worker %d request %d: %w", w, r, err)
+					return
+				}
+				h := sha256.New()
+				got, err := io.Copy(h, resp.Body)
+				resp.Body.Close()
+				if err != nil || got != n || hex.EncodeToString(h.Sum(nil)) != PayloadSHA256(n) {
+					errs <- fmt.Errorf("worker %d request %d: %d of %d bytes (err %v) or wrong sha256", w, r, got, n, err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if total := newConns + reused; total != conns*reqs {
+		t.Errorf("%d requests completed, want %d", total, conns*reqs)
+	}
+	if newConns != conns {
+		t.Errorf("%d connections opened for %d workers, want exactly one each: keep-alive did not hold", newConns, conns)
+	}
+	t.Logf("%d connections, %d requests reused one", newConns, reused)
+}
+
+// addLoss installs nftables rules in host's namespace that drop pct% of
+// the packets leaving and entering iface and duplicate dupPct% of those
+// leaving (this kernel has no netem). Duplicates are made on egress only:
+// a netdev dup can only transmit, and egress copies are the ones that
+// reach the stack under test. It returns the table name.
+func addLoss(t *testing.T, bed *Testbed, host, iface string, pct, dupPct int) string {
+	t.Helper()
+	table := "capyloss"
+	ruleset := fmt.Sprintf(`table netdev %[1]s {
+	chain egress {
+		type filter hook egress device %[2]q priority 0; policy accept;
+		numgen random mod 100 < %[3]d counter drop
+		numgen random mod 100 < %[4]d counter dup to %[2]q
+	}
+	chain ingress {
+		type filter hook ingress device %[2]q priority 0; policy accept;
+		numgen random mod 100 < %[3]d counter drop
+	}
+}
+`, table, iface, pct, dupPct)
+	path := filepath.Join(t.TempDir(), "loss.nft")
+	if err := os.WriteFile(path, []byte(ruleset), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bed.Exec(host, "nft", "-f", path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bed.Exec(host, "nft", "delete", "table", "netdev", table) })
+	return table
+}
+
+var nftCounterRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ (drop|dup)`)
+
+// lossCounts reads how many packets the loss rules dropped and duplicated.
+func lossCounts(t *testing.T, bed *Testbed, host, table string) (drops, dups uint64) {
+	t.Helper()
+	out, err := bed.Exec(host, "nft", "list", "table", "netdev", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range nftCounterRE.FindAllStringSubmatch(string(out), -1) {
+		n, _ := strconv.ParseUint(m[1], 10, 64)
+		if m[2] == "drop" {
+			drops += n
+		} else {
+			dups += n
+		}
+	}
+	return drops, dups
+}
+
