@@ -406,4 +406,3 @@ func lossCounts(t *testing.T, bed *Testbed, host, table string) (drops, dups uin
 	}
 	return drops, dups
 }
-
