@@ -1,0 +1,584 @@
+package p4
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	p4configv1 "github.com/p4lang/p4runtime/go/p4/config/v1"
+	"google.golang.org/protobuf/encoding/prototext"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+func defaultSpec(t testing.TB) *spec.Spec {
+	t.Helper()
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatalf("spec.Default() = %v", err)
+	}
+	return s
+}
+
+// editSpec parses the default spec with string replacements applied.
+func editSpec(t testing.TB, pairs ...string) *spec.Spec {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(y, pairs[i]) {
+			t.Fatalf("default spec has no %q to replace", pairs[i])
+		}
+		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
+	}
+	s, err := spec.Parse("edited.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("parse edited spec: %v", err)
+	}
+	return s
+}
+
+func generate(t testing.TB, s *spec.Spec) genfile.Files {
+	t.Helper()
+	files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatalf("Generate(%s) = %v", s.Name, err)
+	}
+	return files
+}
+
+func TestGolden(t *testing.T) {
+	files := generate(t, defaultSpec(t))
+	if got, want := files.Names(), []string{"p4/capybara.p4", "p4/capybara.p4info.txtpb", "p4/headers.p4"}; !cmp.Equal(got, want) {
+		t.Fatalf("Generate files = %v, want %v", got, want)
+	}
+	for _, name := range files.Names() {
+		golden := filepath.Join("testdata", "golden", filepath.FromSlash(name))
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(golden, files[name], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test ./gen/p4 -update)", err)
+		}
+		if diff := cmp.Diff(string(want), string(files[name])); diff != "" {
+			t.Errorf("%s differs from %s (-want +got):\n%s", name, golden, diff)
+		}
+		if !genfile.IsGenerated(files[name]) {
+			t.Errorf("%s lacks the generated-file marker", name)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	s := defaultSpec(t)
+	a, b := generate(t, s), generate(t, s)
+	if !cmp.Equal(a, b) {
+		t.Fatal("two runs of Generate differ")
+	}
+}
+
+func TestNormalizeTextRemovesRandomSpaces(t *testing.T) {
+	in := "a:  1\nb  {\n  c:  \"x:  y\"\n  d: 2\n}\n"
+	want := "a: 1\nb {\n  c: \"x:  y\"\n  d: 2\n}\n"
+	if got := string(normalizeText([]byte(in))); got != want {
+		t.Errorf("normalizeText(%q) = %q, want %q", in, got, want)
+	}
+}
+
+func TestP4InfoParsesBack(t *testing.T) {
+	files := generate(t, defaultSpec(t))
+	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
+	if info.PkgInfo.GetName() != "capybara" || info.PkgInfo.GetArch() != "tna" || info.PkgInfo.GetVersion() != defaultSpec(t).Fingerprint {
+		t.Errorf("pkg_info = %v, want capybara, tna, the fingerprint", info.PkgInfo)
+	}
+	if strings.Contains(string(files["p4/capybara.p4info.txtpb"]), ":  ") {
+		t.Error("p4info text has a doubled space after a field name")
+	}
+}
+
+func parseP4Info(t testing.TB, b []byte) *p4configv1.P4Info {
+	t.Helper()
+	info := &p4configv1.P4Info{}
+	if err := prototext.Unmarshal(b, info); err != nil {
+		t.Fatalf("p4info does not parse: %v", err)
+	}
+	return info
+}
+
+// stripComments removes // and /* */ comments and string literals, so the
+// structural checks see only code.
+func stripComments(src string) string {
+	var b strings.Builder
+	for i := 0; i < len(src); i++ {
+		switch {
+		case strings.HasPrefix(src[i:], "//"):
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+			b.WriteByte('\n')
+		case strings.HasPrefix(src[i:], "/*"):
+			end := strings.Index(src[i+2:], "*/")
+			if end < 0 {
+				return b.String()
+			}
+			i += end + 3
+		case src[i] == '"':
+			j := strings.IndexByte(src[i+1:], '"')
+			if j < 0 {
+				return b.String()
+			}
+			b.WriteString(`""`)
+			i += j + 1
+		default:
+			b.WriteByte(src[i])
+		}
+	}
+	return b.String()
+}
+
+func checkBalanced(t *testing.T, name, src string) {
+	t.Helper()
+	code := stripComments(src)
+	var stack []rune
+	line := 1
+	pairs := map[rune]rune{')': '(', '}': '{', ']': '['}
+	for _, r := range code {
+		switch r {
+		case '\n':
+			line++
+		case '(', '{', '[':
+			stack = append(stack, r)
+		case ')', '}', ']':
+			if len(stack) == 0 || stack[len(stack)-1] != pairs[r] {
+				t.Fatalf("%s:%d: unbalanced %q", name, line, r)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) != 0 {
+		t.Fatalf("%s: %d unclosed delimiters at the end", name, len(stack))
+	}
+	// #if/#endif and include guards pair up too.
+	opens := len(regexp.MustCompile(`(?m)^#if`).FindAllString(code, -1))
+	closes := len(regexp.MustCompile(`(?m)^#endif`).FindAllString(code, -1))
+	if opens != closes {
+		t.Fatalf("%s: %d #if/#ifndef, %d #endif", name, opens, closes)
+	}
+}
+
+var (
+	declRE      = regexp.MustCompile(`(?m)\b(?:Register|RegisterAction|Counter|Hash|CRCPolynomial)<[^;=]*?>\([^;=]*?\)\s+(\w+)\s*[;=]`)
+	tableRE     = regexp.MustCompile(`\btable\s+(\w+)\s*\{`)
+	actionRE    = regexp.MustCompile(`\baction\s+(\w+)\s*\(`)
+	stateRE     = regexp.MustCompile(`\bstate\s+(\w+)\s*\{`)
+	useRE       = regexp.MustCompile(`\b(\w+)\.(execute|apply|get|count)\(`)
+	transRE     = regexp.MustCompile(`\btransition\s+(\w+)\s*;`)
+	selectRE    = regexp.MustCompile(`(?s)select\((?:[^()]|\([^()]*\))*\)\s*\{(.*?)\n\s*\}`)
+	selectArmRE = regexp.MustCompile(`(?m)^\s*[^:\n]+?\s:\s(\w+);`)
+	tableActRE  = regexp.MustCompile(`actions\s*=\s*\{([^}]*)\}`)
+	constRE     = regexp.MustCompile(`\bconst\s+[\w<>]+\s+([A-Z][A-Z0-9_]*)\s*=`)
+	upperRE     = regexp.MustCompile(`\b([A-Z][A-Z0-9_]{2,})\b`)
+	mdUseRE     = regexp.MustCompile(`\big_md\.(\w+)`)
+	hdrUseRE    = regexp.MustCompile(`\bhdr\.(\w+)\.(\w+)`)
+	structRE    = regexp.MustCompile(`(?s)\b(?:struct|header)\s+(\w+)\s*\{(.*?)\}`)
+	memberRE    = regexp.MustCompile(`(?m)^\s*[\w<>]+\s+(\w+);`)
+)
+
+// tnaNames are names the program takes from tna.p4/t2na.p4.
+var tnaNames = map[string]bool{"PORT_METADATA_SIZE": true, "PARSER_ERROR_OK": true, "CUSTOM": true, "PACKETS": true}
+
+// checkDeclared checks that every object, state, constant, metadata field
+// and header field the program uses is declared.
+func checkDeclared(t *testing.T, files genfile.Files, program string) {
+	t.Helper()
+	prog := stripComments(string(files[program]))
+	hdrs := stripComments(string(files["p4/headers.p4"]))
+	all := hdrs + prog
+	declared := map[string]bool{}
+	for _, re := range []*regexp.Regexp{declRE, tableRE, actionRE} {
+		for _, m := range re.FindAllStringSubmatch(prog, -1) {
+			if declared[m[1]] {
+				t.Errorf("%s is declared twice", m[1])
+			}
+			declared[m[1]] = true
+		}
+	}
+	for _, m := range useRE.FindAllStringSubmatch(prog, -1) {
+		if m[1] == "pkt" || m[1] == "hdr" {
+			continue
+		}
+		if !declared[m[1]] && !strings.HasSuffix(m[1], "_csum") {
+			t.Errorf("%s.%s() uses an undeclared object", m[1], m[2])
+		}
+	}
+	for _, m := range tableActRE.FindAllStringSubmatch(prog, -1) {
+		for _, a := range strings.Split(m[1], ";") {
+			f := strings.Fields(a)
+			if len(f) == 0 {
+				continue
+			}
+			if name := f[len(f)-1]; !declared[name] {
+				t.Errorf("a table lists undeclared action %s", name)
+			}
+		}
+	}
+	states := map[string]bool{"accept": true, "reject": true}
+	for _, m := range stateRE.FindAllStringSubmatch(prog, -1) {
+		states[m[1]] = true
+	}
+	targets := transRE.FindAllStringSubmatch(prog, -1)
+	for _, sel := range selectRE.FindAllStringSubmatch(prog, -1) {
+		targets = append(targets, selectArmRE.FindAllStringSubmatch(sel[1], -1)...)
+	}
+	if len(targets) < 10 {
+		t.Errorf("found only %d parser transitions", len(targets))
+	}
+	for _, m := range targets {
+		if !states[m[1]] {
+			t.Errorf("transition to undeclared state %s", m[1])
+		}
+	}
+	consts := map[string]bool{}
+	for _, m := range constRE.FindAllStringSubmatch(all, -1) {
+		consts[m[1]] = true
+	}
+	for _, m := range upperRE.FindAllStringSubmatch(all, -1) {
+		if !consts[m[1]] && !tnaNames[m[1]] && !strings.HasPrefix(m[1], "_") && !strings.HasPrefix(m[1], "__") {
+			t.Errorf("constant %s is not declared", m[1])
+		}
+	}
+	types := map[string]map[string]bool{}
+	for _, m := range structRE.FindAllStringSubmatch(all, -1) {
+		types[m[1]] = map[string]bool{}
+		for _, f := range memberRE.FindAllStringSubmatch(m[2], -1) {
+			types[m[1]][f[1]] = true
+		}
+	}
+	// header_t maps instance -> header type.
+	instType := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?s)struct header_t\s*\{(.*?)\}`).FindAllStringSubmatch(hdrs, -1) {
+		for _, f := range regexp.MustCompile(`(?m)^\s*(\w+)\s+(\w+);`).FindAllStringSubmatch(m[1], -1) {
+			instType[f[2]] = f[1]
+		}
+	}
+	for _, m := range mdUseRE.FindAllStringSubmatch(prog, -1) {
+		if !types["ingress_metadata_t"][m[1]] {
+			t.Errorf("ig_md.%s is not a field of ingress_metadata_t", m[1])
+		}
+	}
+	for _, m := range hdrUseRE.FindAllStringSubmatch(prog, -1) {
+		if m[2] == "isValid" || m[2] == "setValid" || m[2] == "setInvalid" {
+			continue
+		}
+		typ, ok := instType[m[1]]
+		if !ok || !types[typ][m[2]] {
+			t.Errorf("hdr.%s.%s is not a declared header field", m[1], m[2])
+		}
+	}
+}
+
+var idRE = regexp.MustCompile(`@id\((0x[0-9A-Fa-f]+)\)\s*(?:@\w+\s*)*(?:(?:table|action)\s+(\w+)|(?:Register|Counter)<[^;]*?>\([^;]*?\)\s+(\w+)\s*;)`)
+
+// p4IDs returns each annotated object's local name and @id value.
+func p4IDs(t *testing.T, src string) map[string]uint32 {
+	t.Helper()
+	out := map[string]uint32{}
+	for _, m := range idRE.FindAllStringSubmatch(src, -1) {
+		v, err := strconv.ParseUint(m[1][2:], 16, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := m[2] + m[3]
+		if _, dup := out[name]; dup {
+			t.Errorf("%s has two @id annotations", name)
+		}
+		out[name] = uint32(v)
+	}
+	if n := strings.Count(src, "@id("); n != len(out) {
+		t.Errorf("%d @id annotations, %d matched to a declaration", n, len(out))
+	}
+	return out
+}
+
+// checkIDs compares the P4's @ids with the p4info: every annotated object
+// is in the p4info with the same id (externs: the same low 24 bits and the
+// standard prefix) and every p4info object is annotated.
+func checkIDs(t *testing.T, src string, info *p4configv1.P4Info) {
+	t.Helper()
+	annotated := p4IDs(t, src)
+	seen := map[uint32]string{}
+	check := func(pre *p4configv1.Preamble, prefix p4configv1.P4Ids_Prefix) {
+		local := strings.TrimPrefix(pre.Name, ingress+".")
+		if pre.Id>>24 != uint32(prefix) {
+			t.Errorf("%s: p4info id %#x lacks prefix %#x", pre.Name, pre.Id, uint32(prefix))
+		}
+		if other, dup := seen[pre.Id]; dup {
+			t.Errorf("%s and %s share id %#x", pre.Name, other, pre.Id)
+		}
+		seen[pre.Id] = pre.Name
+		at, ok := annotated[local]
+		switch {
+		case !ok:
+			t.Errorf("%s is in the p4info but has no @id in the P4", pre.Name)
+		case at > 0xFFFFFF && at != pre.Id:
+			t.Errorf("%s: @id %#x, p4info id %#x", pre.Name, at, pre.Id)
+		case at <= 0xFFFFFF && at != pre.Id&0xFFFFFF:
+			t.Errorf("%s: @id %#x, p4info id %#x (low 24 bits differ)", pre.Name, at, pre.Id)
+		}
+		delete(annotated, local)
+	}
+	for _, x := range info.Tables {
+		check(x.Preamble, p4configv1.P4Ids_TABLE)
+	}
+	for _, x := range info.Actions {
+		check(x.Preamble, p4configv1.P4Ids_ACTION)
+	}
+	for _, x := range info.Registers {
+		check(x.Preamble, p4configv1.P4Ids_REGISTER)
+	}
+	for _, x := range info.Counters {
+		check(x.Preamble, p4configv1.P4Ids_COUNTER)
+	}
+	for name := range annotated {
+		t.Errorf("%s has an @id but is not in the p4info", name)
+	}
+	// Table action refs point at actions of the p4info.
+	actions := map[uint32]bool{}
+	for _, a := range info.Actions {
+		actions[a.Preamble.Id] = true
+	}
+	low := map[uint32]string{}
+	for id, name := range seen {
+		if other, dup := low[id&0xFFFFFF]; dup {
+			t.Errorf("%s and %s share the low 24 bits of their ids", name, other)
+		}
+		low[id&0xFFFFFF] = name
+	}
+	for _, tb := range info.Tables {
+		for _, r := range tb.ActionRefs {
+			if !actions[r.Id] {
+				t.Errorf("table %s refers to unknown action id %#x", tb.Preamble.Name, r.Id)
+			}
+		}
+	}
+}
+
+func TestProgramStructure(t *testing.T) {
+	files := generate(t, defaultSpec(t))
+	for _, name := range []string{"p4/capybara.p4", "p4/headers.p4"} {
+		checkBalanced(t, name, string(files[name]))
+	}
+	checkDeclared(t, files, "p4/capybara.p4")
+	prog := string(files["p4/capybara.p4"])
+	for _, want := range []string{
+		"#if __TARGET_TOFINO__ == 2\n#include <t2na.p4>\n#else\n#include <tna.p4>\n#endif",
+		"inout ingress_intrinsic_metadata_for_tm_t ig_tm_md)",
+		"Switch(pipe) main;",
+		`@pkginfo(name="capybara", version="` + defaultSpec(t).Fingerprint + `")`,
+		"min_workload_heartbeat",
+	} {
+		if !strings.Contains(prog, want) {
+			t.Errorf("program lacks %q", want)
+		}
+	}
+	if !strings.HasSuffix(strings.TrimSpace(prog), "Switch(pipe) main;") {
+		t.Error("program does not end with Switch(pipe) main;")
+	}
+	// Every RegisterAction says in one comment what it returns.
+	for _, m := range regexp.MustCompile(`RegisterAction<[^>]*>\(\w+\) (\w+) = \{\n\s*// (\w+)`).FindAllStringSubmatch(prog, -1) {
+		if m[2] != "Returns" {
+			t.Errorf("RegisterAction %s's comment does not say what it returns", m[1])
+		}
+	}
+	if n, c := strings.Count(prog, "RegisterAction<"), strings.Count(prog, "        // Returns "); n != c {
+		t.Errorf("%d RegisterActions, %d Returns comments", n, c)
+	}
+	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
+	checkIDs(t, prog, info)
+}
+
+// crcRE matches a level's polynomial: width, coefficient, reversed, init, xor.
+var crcRE = regexp.MustCompile(`CRCPolynomial<bit<(\d+)>>\((\d+)w0x([0-9A-F]+), (true|false), false, false, \d+w0x([0-9A-F]+), \d+w0x([0-9A-F]+)\) dir(\d+)_poly;`)
+
+func TestThreeLevelsFourteenBits(t *testing.T) {
+	s := editSpec(t,
+		"index_bits: 16", "index_bits: 14",
+		"    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n",
+		"    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n"+
+			"    - hash: {name: crc32c, width: 32, poly: 0x1EDC6F41, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}\n",
+		"udp_port: 7071", "udp_port: 9099",
+		"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 14, doc: \"Stop sending new connections here.\"}\n      - {name: heartbeat_response, value: 13,",
+		"  - name: heartbeat_response\n", "  - name: drain\n    stage: drain\n    payload:\n      - {name: deadline_ms, bits: 16}\n      - {name: pad, bits: 16, reserved: true}\n  - name: heartbeat_response\n",
+	)
+	files := generate(t, s)
+	prog := string(files["p4/capybara.p4"])
+	hdrs := string(files["p4/headers.p4"])
+	checkBalanced(t, "capybara.p4", prog)
+	checkDeclared(t, files, "p4/capybara.p4")
+
+	for _, reg := range []string{"dir_key_t", "dir_addr_t"} {
+		if n := strings.Count(prog, "Register<"+reg+", bit<14>>(16384)"); n != 3 {
+			t.Errorf("%d registers Register<%s, bit<14>>(16384), want 3", n, reg)
+		}
+	}
+	if n := strings.Count(prog, "Hash<bit<14>>(HashAlgorithm_t.CUSTOM"); n != 3 {
+		t.Errorf("%d 14-bit hashes, want 3", n)
+	}
+	polys := crcRE.FindAllStringSubmatch(prog, -1)
+	if len(polys) != 3 {
+		t.Fatalf("%d CRC polynomials, want 3", len(polys))
+	}
+	for _, m := range polys {
+		lvl, _ := strconv.Atoi(m[7])
+		h := s.Directory.Levels[lvl].Hash
+		got := fmt.Sprintf("%s %s %s %s %s", m[1], strings.ToLower(m[3]), m[4], strings.ToLower(m[5]), strings.ToLower(m[6]))
+		want := fmt.Sprintf("%d %0*x %t %0*x %0*x", h.Width, h.Width/4, h.Poly, h.Reversed, h.Width/4, h.Init, h.Width/4, h.XorOut)
+		if got != want || m[2] != m[1] {
+			t.Errorf("level %d CRC in P4 = %s, spec %s", lvl, got, want)
+		}
+	}
+	if !strings.Contains(hdrs, "const bit<16> TCPMIG_UDP_PORT = 16w9099;") {
+		t.Error("headers.p4 lacks the new UDP port")
+	}
+	if !strings.Contains(hdrs, "const stage_t STAGE_DRAIN = 4w14;") || !strings.Contains(hdrs, "header drain_h {\n    bit<16> deadline_ms;") {
+		t.Error("headers.p4 lacks the new stage or message payload")
+	}
+	if !strings.Contains(prog, "STAGE_DRAIN : parse_drain;") {
+		t.Error("the parser does not extract the new message's payload")
+	}
+
+	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
+	checkIDs(t, prog, info)
+	regs := 0
+	for _, r := range info.Registers {
+		if strings.HasPrefix(r.Preamble.Alias, "dir") {
+			regs++
+			if r.Size != 16384 {
+				t.Errorf("p4info register %s size %d, want 16384", r.Preamble.Name, r.Size)
+			}
+		}
+	}
+	hashTables := 0
+	for _, tb := range info.Tables {
+		if strings.HasSuffix(tb.Preamble.Alias, "_hash_tbl") {
+			hashTables++
+		}
+	}
+	if regs != 6 || hashTables != 3 {
+		t.Errorf("p4info has %d directory registers and %d hash tables, want 6 and 3", regs, hashTables)
+	}
+}
+
+func TestTofino2Arch(t *testing.T) {
+	s := editSpec(t, "target: tofino1", "target: tofino2")
+	files := generate(t, s)
+	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
+	if info.PkgInfo.Arch != "t2na" {
+		t.Errorf("arch = %q, want t2na", info.PkgInfo.Arch)
+	}
+}
+
+func TestUnsupportedSpecs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*spec.Spec)
+		want string
+	}{
+		{"wrapping checksum", func(s *spec.Spec) { s.Transport.Checksum = "wrapping16" }, `transport.checksum "wrapping16"`},
+		{"keyword name", func(s *spec.Spec) { s.Name = "table" }, `name "table" is a P4 keyword`},
+		{"narrow crc", func(s *spec.Spec) { s.Directory.Levels[0].Hash = &spec.CRC{Name: "crc8", Width: 8, Poly: 7} },
+			"directory.levels[0].hash crc8 is 8 bits, narrower than index_bits 16"},
+		{"no levels", func(s *spec.Spec) { s.Directory.Levels = nil }, "directory.levels is empty"},
+		{"wide workload", func(s *spec.Spec) { s.Workload.Bits = 48 }, "workload.bits 48"},
+		{"delete on syn", func(s *spec.Spec) { s.Directory.DeleteOn = []string{"syn"} }, `delete_on "syn"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := defaultSpec(t)
+			tc.edit(s)
+			_, err := Generate(s, genfile.Options{})
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Generate = %v, want ErrUnsupported mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAssignIDsResolvesCollisions(t *testing.T) {
+	// Find two names whose hashes collide in the low 24 bits.
+	seen := map[uint32]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		n := fmt.Sprintf("SwitchIngress.t%d", i)
+		ids, err := assignIDs([]named{{p4configv1.P4Ids_TABLE, n}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		low := ids.byName[n] & 0xFFFFFF
+		if prev, ok := seen[low]; ok {
+			a, b = prev, n
+		}
+		seen[low] = n
+	}
+	one, err := assignIDs([]named{{p4configv1.P4Ids_TABLE, a}, {p4configv1.P4Ids_ACTION, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := assignIDs([]named{{p4configv1.P4Ids_ACTION, b}, {p4configv1.P4Ids_TABLE, a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.byName[a]&0xFFFFFF == one.byName[b]&0xFFFFFF {
+		t.Errorf("%s and %s still share low bits %#x", a, b, one.byName[a]&0xFFFFFF)
+	}
+	if !cmp.Equal(one.byName, two.byName) {
+		t.Errorf("ids depend on input order: %v vs %v", one.byName, two.byName)
+	}
+	if _, err := assignIDs([]named{{p4configv1.P4Ids_TABLE, a}, {p4configv1.P4Ids_ACTION, a}}); !errors.Is(err, ErrIDs) {
+		t.Errorf("assignIDs(duplicate name) = %v, want ErrIDs", err)
+	}
+}
+
+func TestUnknownIDInTemplateFails(t *testing.T) {
+	ids, err := assignIDs([]named{{p4configv1.P4Ids_TABLE, ingress + ".known"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := funcMap(ids)["id"].(func(string) (string, error))("unknown"); !errors.Is(err, ErrIDs) {
+		t.Errorf("id(unknown) = %v, want ErrIDs", err)
+	}
+}
+
+func TestWordSpan(t *testing.T) {
+	fs := []field{
+		{Expr: "a", off: 0, Bits: 12}, {Expr: "b", off: 12, Bits: 4},
+		{Expr: "c", off: 16, Bits: 8}, {Expr: "d", off: 24, Bits: 16}, {Expr: "e", off: 40, Bits: 8},
+	}
+	got, err := wordSpan(fs, "b")
+	if err != nil || !cmp.Equal(got, []string{"a", "b"}) {
+		t.Errorf("wordSpan(b) = %v, %v, want [a b]", got, err)
+	}
+	// d straddles two words, so c and e join it.
+	got, err = wordSpan(fs, "c")
+	if err != nil || !cmp.Equal(got, []string{"c", "d", "e"}) {
+		t.Errorf("wordSpan(c) = %v, %v, want [c d e]", got, err)
+	}
+	if _, err := wordSpan(fs[:4], "d"); err == nil {
+		t.Error("wordSpan over a half-covered word succeeded")
+	}
+}
