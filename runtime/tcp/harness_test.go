@@ -114,6 +114,13 @@ func (n *net) deliver(p packet) {
 	if err != nil {
 		n.t.Fatalf("ParseSegment of our own segment: %v", err)
 	}
+	// Like the stack: a segment for a connection that is gone gets a RST.
+	if c := n.a; !p.toB && c.Done() || p.toB && n.b != nil && n.b.Done() && seg.Flags&(FlagSYN|FlagACK) != FlagSYN {
+		if rst, ok := ResetFor(&seg); ok {
+			n.send(!p.toB, &rst)
+		}
+		return
+	}
 	if !p.toB {
 		n.a.Input(n.now, &seg)
 		return

@@ -88,7 +88,9 @@ func (c *Conn) acceptable(seg *Segment) bool {
 	case n == 0 && wnd == 0:
 		return seg.Seq == c.rcvNxt
 	case n == 0:
-		return seqInWindow(seg.Seq, c.rcvNxt, wnd)
+		// Inclusive of the right edge: a peer whose window we filled
+		// sends its ACKs at exactly rcv.nxt+rcv.wnd.
+		return seqInWindow(seg.Seq, c.rcvNxt, wnd+1)
 	case wnd == 0:
 		return seg.Seq == c.rcvNxt
 	}

@@ -17,7 +17,7 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 	}
 	if c.rstPending {
 		c.rstPending = false
-		c.emitCtl(emit, c.sndNxt, FlagRST|FlagACK)
+		c.emitCtl(emit, c.sndMax, FlagRST|FlagACK)
 		c.stats.RSTsSent++
 		return
 	}
@@ -66,7 +66,10 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 			acks = max(acks, 1)
 		}
 		for range acks {
-			c.emitCtl(emit, c.sndNxt, FlagACK)
+			// snd.max is RFC 9293's SND.NXT: after a go-back-N rewind
+			// sndNxt may lie below what the peer has, and an ACK with that
+			// sequence number would be unacceptable there.
+			c.emitCtl(emit, c.sndMax, FlagACK)
 		}
 	}
 	c.dupOwed = 0
