@@ -17,7 +17,7 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 // applySets returns the spec document with each "path=value" override
 // applied. path is dotted (directory.index_bits, budget.sram, list items by
-// index: directory.levels.1.hash.poly); value is YAML, so a whole list or
+// index, one past the end to append: directory.levels.1.hash.poly); value is YAML, so a whole list or
 // map can be given in flow style. This is how `make demo` and users try
 // another switch budget without copying the spec.
 func applySets(doc []byte, sets []string) ([]byte, error) {
@@ -76,6 +76,10 @@ func setPath(n *yaml.Node, keys []string, v *yaml.Node, full string) error {
 		return fmt.Errorf("-set %s: the spec has no %q here", full, k)
 	case yaml.SequenceNode:
 		i, err := strconv.Atoi(k)
+		if err == nil && i == len(n.Content) && len(keys) == 1 { // one past the end appends
+			n.Content = append(n.Content, v)
+			return nil
+		}
 		if err != nil || i < 0 || i >= len(n.Content) {
 			return fmt.Errorf("-set %s: %q is not an index of a %d-item list", full, k, len(n.Content))
 		}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/capygen/capygen/gen"
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/plan"
+	"github.com/capygen/capygen/testbed"
+)
+
+func init() {
+	register("demo", "regenerate for three switch budgets, then serve curl from net/http on our stack in the netns testbed", runDemo)
+}
+
+// demoBudgets are the specs `make demo` regenerates: the authors' system
+// and two other switch budgets, plus one that does not fit, to show the
+// refusal.
+var demoBudgets = []struct {
+	title string
+	sets  []string
+}{
+	{"the authors' system: Tofino-1, 2 levels x 16 bits", nil},
+	{"a small budget: Tofino-1, 3 levels x 14 bits in 8% of SRAM", []string{
+		"directory.index_bits=14", "budget.sram=8%",
+		"directory.levels.2={hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, init: 0, xor_out: 0xFFFF}}",
+	}},
+	{"a large budget: Tofino-2, 4 levels x 16 bits (32-bit CRCs) in 60% of SRAM over 20 stages", []string{
+		"target=tofino2", "budget.sram=60%", "budget.stages=20",
+		"directory.levels.0.hash={name: crc32c, width: 32, poly: 0x1EDC6F41, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}",
+		"directory.levels.1.hash={name: crc32_bzip2, width: 32, poly: 0x04C11DB7, reversed: false, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}",
+		"directory.levels.2={hash: {name: crc32, width: 32, poly: 0x04C11DB7, reversed: true, init: 0xFFFFFFFF, xor_out: 0xFFFFFFFF}}",
+		"directory.levels.3={hash: {name: crc32_mpeg2, width: 32, poly: 0x04C11DB7, reversed: false, init: 0xFFFFFFFF, xor_out: 0}}",
+	}},
+	{"over budget (refused): Tofino-1, 2 levels x 16 bits in 5% of SRAM", []string{
+		"budget.sram=5%",
+	}},
+}
+
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("capygen demo", flag.ContinueOnError)
+	specPath := fs.String("spec", "spec/capybara.yaml", "the spec `file`")
+	size := fs.Int64("size", 10<<20, "bytes curl downloads and uploads")
+	skipTestbed := fs.Bool("no-testbed", false, "only the generator part (the testbed needs root)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if err := demoGenerate(*specPath); err != nil {
+		return err
+	}
+	if *skipTestbed {
+		return nil
+	}
+	return demoTestbed(*size)
+}
+
+func demoGenerate(specPath string) error {
+	fmt.Println("== 1. one spec, every artifact, three switch budgets")
+	for i, b := range demoBudgets {
+		f := &specFlags{spec: specPath, sets: b.sets}
+		fmt.Printf("\n-- %s\n", b.title)
+		if len(b.sets) > 0 {
+			fmt.Printf("   capygen generate -spec %s -set %s\n", specPath, strings.Join(b.sets, " -set "))
+		}
+		s, err := f.load()
+		if err != nil {
+			return err
+		}
+		u, err := plan.Estimate(s)
+		if err != nil {
+			return err
+		}
+		plan.WriteUsage(os.Stdout, s, u)
+		files, err := gen.Generate(s, genfile.Options{Version: gen.Version})
+		if err != nil {
+			if errors.Is(err, plan.ErrOverBudget) {
+				fmt.Printf("refused as expected:\n  %v\n", err)
+				continue
+			}
+			return err
+		}
+		dir, err := os.MkdirTemp("", fmt.Sprintf("capygen-demo-%d-", i))
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if _, err := gen.Write(dir, files); err != nil {
+			return err
+		}
+		var total int
+		for _, n := range files.Names() {
+			total += len(files[n])
+		}
+		fmt.Printf("generated %d files (%d KiB): %s\n", len(files), total>>10, strings.Join(files.Names(), " "))
+	}
+	return nil
+}
+
+func demoTestbed(size int64) error {
+	fmt.Println("\n== 2. net/http on capygen's userspace TCP/IP stack (AF_XDP) serving the Linux kernel's curl")
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the testbed creates network namespaces and attaches XDP, which needs root; run 'sudo make demo' (or 'capygen demo -no-testbed' for the generator part)")
+	}
+	if err := testbed.CheckTools("ip", "curl", "ping"); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	topo := testbed.Default()
+	tb, err := topo.Up(ctx)
+	if err != nil {
+		return err
+	}
+	// Tear-down runs on every path out, Ctrl-C included (ctx above).
+	defer func() {
+		if err := tb.Down(); err != nil {
+			fmt.Fprintf(os.Stderr, "capygen demo: tear-down: %v\n", err)
+		} else {
+			fmt.Printf("testbed %s removed\n", tb.Tag)
+		}
+	}()
+	var client, server string
+	var serverPrefix, serverIface string
+	for _, h := range topo.Hosts {
+		switch {
+		case h.Role == testbed.RoleClient && client == "":
+			client = h.Name
+		case h.Role == testbed.RoleServer && h.Stack == testbed.StackBypass && server == "":
+			ifs, err := tb.Interfaces(h.Name)
+			if err != nil {
+				return err
+			}
+			for _, ifc := range ifs {
+				if ifc.Prefix.IsValid() {
+					server, serverPrefix, serverIface = h.Name, ifc.Prefix.String(), ifc.Name
+					break
+				}
+			}
+		}
+	}
+	if client == "" || server == "" {
+		return fmt.Errorf("the default topology needs a client host and a bypass server host with an address")
+	}
+	addr := strings.Split(serverPrefix, "/")[0]
+	fmt.Printf("testbed %s up: %s (Linux kernel) <-> %s (capygen stack on %s, %s)\n", tb.Tag, client, server, serverIface, serverPrefix)
+
+	proc, err := tb.Start(server, self, "serve", "-addr", serverPrefix, "-iface", serverIface, "-size", fmt.Sprint(size))
+	if err != nil {
+		return err
+	}
+	if _, err := proc.WaitOutput(regexp.MustCompile(`(?m)^ready$`), 15*time.Second); err != nil {
+		return fmt.Errorf("capygen serve did not start: %v\n%s", err, proc.Output())
+	}
+	defer func() { fmt.Printf("\ncapygen serve's exit report:\n%s", indent(proc.Stop(5*time.Second))) }()
+	for _, l := range strings.Split(proc.Output(), "\n") {
+		if strings.Contains(l, "AF_XDP") || strings.HasPrefix(l, "serving") {
+			fmt.Println("  " + l)
+		}
+	}
+
+	steps := []struct {
+		what string
+		argv []string
+	}{
+		{"ping is answered by our ICMP", []string{"ping", "-c", "3", "-i", "0.2", "-W", "2", addr}},
+		{"GET /ping", []string{"curl", "-sS", "--max-time", "10", "http://" + addr + "/ping"}},
+		{fmt.Sprintf("download %d bytes, sha256 checked against the server's", size), []string{"sh", "-c",
+			fmt.Sprintf("curl -sS --max-time 60 http://%s/bytes?n=%d | sha256sum", addr, size)}},
+		{fmt.Sprintf("upload %d bytes; the server answers their sha256", size), []string{"sh", "-c",
+			fmt.Sprintf("head -c %d /dev/urandom > /tmp/capygen-demo-up.$$ && sha256sum < /tmp/capygen-demo-up.$$ && curl -sS --max-time 60 --data-binary @/tmp/capygen-demo-up.$$ http://%s/upload; echo; rm -f /tmp/capygen-demo-up.$$", size, addr)}},
+	}
+	want := testbed.PayloadSHA256(size)
+	for _, st := range steps {
+		shown := strings.Join(st.argv, " ")
+		if st.argv[0] == "sh" {
+			shown = st.argv[2]
+		}
+		fmt.Printf("\n[%s] $ %s\n  # %s\n", client, shown, st.what)
+		out, err := tb.ExecContext(ctx, client, st.argv...)
+		fmt.Print(indent(string(out)))
+		if err != nil {
+			return fmt.Errorf("%s: %v", st.what, err)
+		}
+		if strings.HasPrefix(st.what, "download") && !strings.Contains(string(out), want) {
+			return fmt.Errorf("download: sha256 differs from the server's %s", want)
+		}
+		if strings.HasPrefix(st.what, "upload") {
+			sums := regexp.MustCompile(`[0-9a-f]{64}`).FindAllString(string(out), -1)
+			if len(sums) != 2 || sums[0] != sums[1] {
+				return fmt.Errorf("upload: client and server sha256 differ: %v", sums)
+			}
+			fmt.Println("  sha256 equal on both sides")
+		}
+	}
+	if want != "" {
+		fmt.Printf("  download sha256 %s matches the server's\n", want)
+	}
+	return nil
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n"
+}
