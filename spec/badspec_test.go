@@ -156,7 +156,7 @@ var badEdits = []struct {
 		`spec/x.yaml:78:16: messages.conn_state.fragmented.timeout: 0s must be above 0`,
 	}},
 	{"pct", "sram: 40%", "sram: 40", []string{
-		`spec/x.yaml:13:9: budget.sram: want a string, got the integer 40`,
+		`spec/x.yaml:13:9: budget.sram: 40 is not a percentage; write it like 40%`,
 	}},
 	{"pct140", "sram: 40%", "sram: 140%", []string{
 		`spec/x.yaml:13:9: budget.sram: 140% is outside (0%, 100%]; use a share above 0 and at most 100%`,

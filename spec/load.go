@@ -188,6 +188,10 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 	s.Budget.Pos = d.pos(b.node)
 	t := s.Target
 	pct := func(key string, perStage func(*Target) int) int {
+		if n := b.vals[key]; n != nil && n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
+			d.errf(n, b.sub(key), "%s is not a percentage; write it like %s%%", n.Value, n.Value)
+			return 0
+		}
 		v, ok := b.str(key, true)
 		if !ok {
 			return 0
