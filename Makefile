@@ -56,7 +56,8 @@ bench: deps
 # plans, then run net/http on our userspace stack in the netns testbed and fetch from it
 # with the Linux kernel's curl.
 demo: deps
-	./testbed/demo.sh
+	$(GO) build -o bin/capygen ./cmd/capygen
+	./bin/capygen demo
 
 clean:
 	rm -rf bin

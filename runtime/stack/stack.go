@@ -150,8 +150,10 @@ type Stack struct {
 	key      [32]byte // RFC 6528 secret
 	portNext uint32
 
-	tx            []byte // frame being built; ep.Send does not keep it
-	txConn        *Conn  // connection whose Output is running
+	tx            []byte   // frame being built; ep.Send does not keep it
+	txConn        *Conn    // connection whose Output is running
+	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
+	dlOK          bool
 	emit          func(*tcp.Segment)
 	ctr           Counters
 	reapedRetrans uint64 // retransmissions of connections already removed
@@ -280,18 +282,35 @@ func (s *Stack) Advance(now tcp.Time) {
 	defer s.mu.Unlock()
 	now = s.setNow(now)
 	s.advanceARP(now)
+	if !s.dlOK || s.dl > now {
+		return // no connection has anything due
+	}
+	// Rescan: run what is due and recompute the earliest deadline. Walk
 	// connList, not the map, so that the order (and so the frames sent)
 	// repeats exactly under simulation.
+	s.dlOK = false
 	for i := 0; i < len(s.connList); {
 		c := s.connList[i]
 		if d, ok := c.tc.Deadline(); ok && d <= now {
-			s.output(now, c)
+			s.output(now, c) // notes c's next deadline
+		} else if ok {
+			s.noteDeadline(d)
 		}
 		if c.tc.Done() {
 			s.removeConn(c) // moves the last conn into i
 			continue
 		}
 		i++
+	}
+}
+
+// noteDeadline lowers the cached earliest connection deadline. The cache
+// is a lower bound: every change to a tcp.Conn is followed by output,
+// which notes the new deadline, so Advance scans only when something may
+// be due.
+func (s *Stack) noteDeadline(t tcp.Time) {
+	if !s.dlOK || t < s.dl {
+		s.dl, s.dlOK = t, true
 	}
 }
 
@@ -309,12 +328,8 @@ func (s *Stack) NextDeadline() (tcp.Time, bool) {
 	for _, n := range s.neigh {
 		take(n.deadline())
 	}
-	for _, c := range s.conns {
-		if c.tc.Done() {
-			take(s.now) // reap it
-		} else if d, ok := c.tc.Deadline(); ok {
-			take(d)
-		}
+	if s.dlOK {
+		take(s.dl)
 	}
 	return best, found
 }

@@ -29,8 +29,10 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 	}
 	id := tcp.ID{Local: netip.AddrPortFrom(dst, seg.DstPort), Remote: netip.AddrPortFrom(src, seg.SrcPort)}
 	if ic := s.intercept; ic != nil {
+		// A copy, so that only this path pays for seg escaping to the heap.
+		hs := seg
 		s.mu.Unlock()
-		handled := ic(now, id, &seg, frame)
+		handled := ic(now, id, &hs, frame)
 		s.mu.Lock()
 		if handled {
 			s.ctr.TCPIntercepted++
@@ -100,6 +102,11 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 			l.queue = append(l.queue, c)
 			l.wake.signal()
 		}
+	}
+	if c.tc.Done() {
+		s.noteDeadline(now) // Advance reaps it
+	} else if d, ok := c.tc.Deadline(); ok {
+		s.noteDeadline(d)
 	}
 	c.wake.signal()
 }
