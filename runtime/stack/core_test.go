@@ -1,0 +1,258 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// peerTCP is a hand-driven TCP peer for the deterministic core tests.
+type peerTCP struct {
+	t        testing.TB
+	s        *Stack
+	ep       *capture
+	src, dst netip.AddrPort
+}
+
+func (p *peerTCP) send(now tcp.Time, seg tcp.Segment) {
+	seg.SrcPort, seg.DstPort = p.src.Port(), p.dst.Port()
+	if seg.WindowScale == 0 {
+		seg.WindowScale = -1
+	}
+	p.s.Input(now, ipFrame(p.src.Addr(), p.dst.Addr(), protoTCP, nil, tcp.AppendSegment(nil, p.src.Addr(), p.dst.Addr(), &seg)))
+}
+
+// recv parses the TCP segments the stack sent since the last call.
+func (p *peerTCP) recv() []tcp.Segment {
+	var out []tcp.Segment
+	for _, f := range p.ep.take() {
+		e := ethernet(f)
+		if e.etherType() != etherTypeIPv4 {
+			continue
+		}
+		h := IPv4(e.payload())
+		if h.Protocol() != protoTCP {
+			continue
+		}
+		seg, err := tcp.ParseSegment(h.Payload(), h.Src(), h.Dst())
+		if err != nil {
+			p.t.Fatalf("stack sent a bad segment: %v", err)
+		}
+		seg.Payload = append([]byte(nil), seg.Payload...)
+		out = append(out, seg)
+	}
+	return out
+}
+
+// handshake opens a connection from the peer to the stack's listener.
+func (p *peerTCP) handshake(iss uint32) (serverISS uint32) {
+	p.t.Helper()
+	p.send(0, tcp.Segment{Seq: iss, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460, WindowScale: 7})
+	segs := p.recv()
+	if len(segs) != 1 || segs[0].Flags != tcp.FlagSYN|tcp.FlagACK || segs[0].Ack != iss+1 {
+		p.t.Fatalf("SYN answered with %v, want one SYN-ACK acking %d", segs, iss+1)
+	}
+	p.send(0, tcp.Segment{Seq: iss + 1, Ack: segs[0].Seq + 1, Flags: tcp.FlagACK, Window: 65535})
+	return segs[0].Seq
+}
+
+func newPeer(t testing.TB, s *Stack, ep *capture, port uint16) *peerTCP {
+	return &peerTCP{t: t, s: s, ep: ep, src: netip.AddrPortFrom(ipPeer, port), dst: netip.AddrPortFrom(ipUs, 80)}
+}
+
+func TestRSTForNoListener(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	p := newPeer(t, s, ep, 40000)
+	p.send(0, tcp.Segment{Seq: 5000, Flags: tcp.FlagSYN, Window: 1000})
+	segs := p.recv()
+	if len(segs) != 1 || segs[0].Flags != tcp.FlagRST|tcp.FlagACK || segs[0].Ack != 5001 || segs[0].DstPort != 40000 || segs[0].SrcPort != 80 {
+		t.Fatalf("SYN to a closed port answered with %v, want RST|ACK 80 > 40000 ack 5001", segs)
+	}
+	// A RST is never answered.
+	p.send(0, tcp.Segment{Seq: 1, Flags: tcp.FlagRST})
+	if segs := p.recv(); len(segs) != 0 {
+		t.Errorf("RST answered with %v", segs)
+	}
+	if c := s.Counters(); c.RSTOut != 1 || c.RSTIn != 1 || c.TCPNoConn != 1 {
+		t.Errorf("rst.out %d rst.in %d no_conn %d, want 1 1 1", c.RSTOut, c.RSTIn, c.TCPNoConn)
+	}
+}
+
+func TestBacklogBound(t *testing.T) {
+	s, ep := newCaptureStack(t, func(c *Config) { c.Backlog = 2 })
+	learnPeer(t, s, ep)
+	ln, err := s.Listen(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := []*peerTCP{newPeer(t, s, ep, 40000), newPeer(t, s, ep, 40001), newPeer(t, s, ep, 40002)}
+	var synack []tcp.Segment
+	for _, p := range peers {
+		p.send(0, tcp.Segment{Seq: 100, Flags: tcp.FlagSYN, Window: 1000})
+		synack = append(synack, p.recv()...)
+	}
+	if c := s.Counters(); len(synack) != 2 || c.Drops[DropBacklogFull] != 1 {
+		t.Fatalf("3 SYNs at backlog 2: %d SYN-ACKs, %d backlog drops; want 2 and 1", len(synack), c.Drops[DropBacklogFull])
+	}
+	if ln.TryAccept() != nil {
+		t.Fatal("TryAccept returned a connection that never completed its handshake")
+	}
+	// Completing and accepting one handshake makes room again.
+	peers[0].send(0, tcp.Segment{Seq: 101, Ack: synack[0].Seq + 1, Flags: tcp.FlagACK, Window: 1000})
+	if c := ln.TryAccept(); c == nil || c.ID().Remote != peers[0].src {
+		t.Fatalf("after the handshake TryAccept = %v, want the connection from %v", c, peers[0].src)
+	}
+	peers[2].send(0, tcp.Segment{Seq: 100, Flags: tcp.FlagSYN, Window: 1000})
+	if segs := peers[2].recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagSYN|tcp.FlagACK {
+		t.Errorf("retried SYN after an Accept answered with %v, want a SYN-ACK", segs)
+	}
+}
+
+func TestAcceptDeliversData(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	p := newPeer(t, s, ep, 40000)
+	siss := p.handshake(1000)
+	c := ln.TryAccept()
+	if c == nil {
+		t.Fatal("no connection after the handshake")
+	}
+	if c.ID().Remote != p.src || c.LocalAddr().String() != "10.77.0.1:80" {
+		t.Errorf("accepted %v -> %v", c.ID().Local, c.ID().Remote)
+	}
+	p.send(time.Millisecond, tcp.Segment{Seq: 1001, Ack: siss + 1, Flags: tcp.FlagACK | tcp.FlagPSH, Window: 65535, Payload: []byte("hello")})
+	buf := make([]byte, 16)
+	n, err := c.TryRead(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("TryRead = %q, %v; want hello", buf[:n], err)
+	}
+	if n, err := c.TryRead(buf); n != 0 || err != nil {
+		t.Errorf("TryRead on empty = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := c.TryWrite([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	segs := p.recv()
+	if len(segs) == 0 || !bytes.Equal(segs[len(segs)-1].Payload, []byte("world")) {
+		t.Fatalf("after TryWrite the stack sent %v, want the data", segs)
+	}
+	// The delayed ACK for "hello" (if not piggybacked) is a timer.
+	if _, ok := s.NextDeadline(); !ok {
+		t.Errorf("NextDeadline() has nothing while data is unacknowledged")
+	}
+}
+
+func TestISSAndPorts(t *testing.T) {
+	mk := func(seed uint64) *Stack {
+		s, _ := newCaptureStack(t, func(c *Config) { c.Seed = seed })
+		return s
+	}
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.77.0.1:80"), Remote: netip.MustParseAddrPort("10.77.0.2:40000")}
+	id2 := tcp.ID{Local: id.Local, Remote: netip.MustParseAddrPort("10.77.0.2:40001")}
+	a, b, c := mk(5), mk(5), mk(6)
+	if a.iss(id, 0) != b.iss(id, 0) {
+		t.Errorf("same seed, same tuple: ISS %d and %d differ", a.iss(id, 0), b.iss(id, 0))
+	}
+	if a.iss(id, 0) == c.iss(id, 0) || a.iss(id, 0) == a.iss(id2, 0) {
+		t.Errorf("ISS does not depend on the key and the tuple")
+	}
+	if d := a.iss(id, 4*time.Millisecond) - a.iss(id, 0); d != 1000 {
+		t.Errorf("ISS advanced %d in 4ms, want 1000 (4 µs clock)", d)
+	}
+	raddr := netip.MustParseAddrPort("10.77.0.2:80")
+	seen := map[uint16]bool{}
+	for range 100 {
+		conn, err := a.Connect(raddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := conn.ID().Local.Port()
+		if p < ephemeralFirst || seen[p] {
+			t.Fatalf("ephemeral port %d: out of range or reused while in use", p)
+		}
+		seen[p] = true
+	}
+	pa, _ := mk(9).Connect(raddr)
+	pb, _ := mk(9).Connect(raddr)
+	if pa.ID() != pb.ID() {
+		t.Errorf("same seed chose ports %v and %v", pa.ID().Local, pb.ID().Local)
+	}
+}
+
+func TestCloseStack(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	newPeer(t, s, ep, 40000).handshake(1)
+	c := ln.TryAccept()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after stack Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after stack Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := s.Listen(81); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Listen after stack Close = %v, want net.ErrClosed", err)
+	}
+	if n := len(s.Conns()); n != 0 {
+		t.Errorf("%d connections left after Close", n)
+	}
+}
+
+// BenchmarkInputTCPData is the per-frame cost of in-order TCP data through
+// the whole stack: Ethernet, IPv4 and TCP checks, demux, tcp.Conn.Input and
+// the ACK it sends. Reading the data out is excluded.
+func BenchmarkInputTCPData(b *testing.B) {
+	s, ep := newCaptureStack(b, nil)
+	learnPeer(b, s, ep)
+	ln, _ := s.Listen(80)
+	p := newPeer(b, s, ep, 40000)
+	siss := p.handshake(1000)
+	c := ln.TryAccept()
+	ep.discard = true
+	const batch = 128 // 128 * 1460 bytes fit the 256 KiB receive buffer
+	payload := bytes.Repeat([]byte("x"), 1460)
+	frames := make([][]byte, batch)
+	seq := uint32(1001)
+	now := tcp.Time(time.Millisecond)
+	sink := make([]byte, 256<<10)
+	build := func() {
+		for i := range frames {
+			seg := tcp.Segment{SrcPort: 40000, DstPort: 80, Seq: seq, Ack: siss + 1, Flags: tcp.FlagACK, Window: 65535, WindowScale: -1, Payload: payload}
+			seq += uint32(len(payload))
+			frames[i] = ipFrame(ipPeer, ipUs, protoTCP, nil, tcp.AppendSegment(nil, ipPeer, ipUs, &seg))
+		}
+	}
+	build()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frames[0])))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%batch == 0 {
+			b.StopTimer()
+			for {
+				if n, _ := c.TryRead(sink); n == 0 {
+					break
+				}
+			}
+			build()
+			b.StartTimer()
+		}
+		now += time.Microsecond
+		s.Input(now, frames[i%batch])
+	}
+	b.StopTimer()
+	if got := s.Counters().TCPIn; got < uint64(b.N) {
+		b.Fatalf("stack took %d segments of %d", got, b.N)
+	}
+}
