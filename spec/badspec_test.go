@@ -227,6 +227,9 @@ var badEdits = []struct {
 	{"selfexhausted", "exhausted: failed, give_up: [resume_connection]", "exhausted: preparing, give_up: [resume_connection]", []string{
 		`spec/x.yaml:115:80: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
 	}},
+	{"nullname", "name: capybara", "name:", []string{
+		`spec/x.yaml:5:6: name: has no value; set it`,
+	}},
 	{"alias", "  udp_port: 7071\n  mtu: 1500\n", "  udp_port: &m 7071\n  mtu: *m\n", []string{
 		`spec/x.yaml:26:8: transport.mtu: YAML aliases are not supported; write the value out`,
 	}},

@@ -57,6 +57,19 @@ func TestDefault(t *testing.T) {
 	}
 }
 
+// An optional key with no value reads as absent.
+func TestEmptyOptional(t *testing.T) {
+	s, err := Parse("x.yaml", editDefault(t,
+		"    ignore:\n      - {in: accepted, on: prepare_mig}\n      - {in: abandoned, on: prepare_mig}\n      - {in: abandoned, on: conn_state}\n",
+		"    ignore:\n"))
+	if err != nil {
+		t.Fatalf("Parse with an empty ignore list: %v", err)
+	}
+	if n := len(s.Machines[1].Ignores); n != 0 {
+		t.Errorf("target ignores = %d, want 0", n)
+	}
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "spec.yaml")

@@ -152,6 +152,14 @@ func (o *obj) at(key string) *yaml.Node {
 // get returns key's value; a missing required key is reported.
 func (o *obj) get(key string, required bool) *yaml.Node {
 	v := o.vals[key]
+	if v != nil && v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+		// "key:" with nothing after it reads as absent, so an empty
+		// optional list or doc is fine and a required one is reported.
+		if required {
+			o.d.errf(v, o.sub(key), "has no value; set it")
+		}
+		return nil
+	}
 	if v == nil && required && !o.bad {
 		if o.path == "" {
 			o.d.errf(o.node, key, "missing; add it")
