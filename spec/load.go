@@ -271,7 +271,7 @@ func (d *decoder) transport(s *Spec, o *obj) {
 func (d *decoder) enums(s *Spec, o *obj) {
 	names := map[string]*yaml.Node{}
 	for i, n := range o.list("enums", true) {
-		path := itemPath(d, "enums", i, n)
+		path := itemPath("enums", i, n)
 		eo := d.object(n, path, "name", "bits", "doc", "values")
 		if eo.bad {
 			continue
@@ -298,7 +298,7 @@ func (d *decoder) enums(s *Spec, o *obj) {
 			d.errf(eo.at("values"), eo.sub("values"), "is empty; an enum needs at least one value")
 		}
 		for j, vn := range vals {
-			vo := d.object(vn, itemPath(d, eo.sub("values"), j, vn), "name", "value", "doc")
+			vo := d.object(vn, itemPath(eo.sub("values"), j, vn), "name", "value", "doc")
 			if vo.bad {
 				continue
 			}
@@ -345,7 +345,7 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 	names := map[string]*yaml.Node{}
 	off := 0
 	for i, n := range nodes {
-		fo := d.object(n, itemPath(d, path, i, n), "name", "type", "bits", "enum", "const", "reserved", "doc")
+		fo := d.object(n, itemPath(path, i, n), "name", "type", "bits", "enum", "const", "reserved", "doc")
 		if fo.bad {
 			continue
 		}
@@ -491,7 +491,7 @@ func (d *decoder) messages(s *Spec, o *obj) {
 	stages := map[*EnumValue]*Message{}
 	stage := s.StageEnum()
 	for i, n := range o.list("messages", true) {
-		path := itemPath(d, "messages", i, n)
+		path := itemPath("messages", i, n)
 		mo := d.object(n, path, "name", "stage", "from", "doc", "payload", "fragmented")
 		if mo.bad {
 			continue

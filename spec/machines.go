@@ -10,7 +10,7 @@ import (
 func (d *decoder) machines(s *Spec, o *obj) {
 	names := map[string]*yaml.Node{}
 	for i, n := range o.list("machines", true) {
-		path := itemPath(d, "machines", i, n)
+		path := itemPath("machines", i, n)
 		mo := d.object(n, path, "name", "doc", "initial", "states", "events", "actions", "transitions", "ignore")
 		if mo.bad {
 			continue
@@ -36,7 +36,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	stateNodes := mo.list("states", true)
 	timeouts := map[*State]*obj{}
 	for i, sn := range stateNodes {
-		so := d.object(sn, itemPath(d, mo.sub("states"), i, sn), "name", "doc", "final", "timeout")
+		so := d.object(sn, itemPath(mo.sub("states"), i, sn), "name", "doc", "final", "timeout")
 		if so.bad {
 			continue
 		}
@@ -63,7 +63,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	event := map[string]*Event{}
 	byMessage := map[*Message]*Event{}
 	for i, en := range mo.list("events", true) {
-		eo := d.object(en, itemPath(d, mo.sub("events"), i, en), "name", "message", "doc")
+		eo := d.object(en, itemPath(mo.sub("events"), i, en), "name", "message", "doc")
 		if eo.bad {
 			continue
 		}
@@ -97,7 +97,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 
 	action := map[string]*Action{}
 	for i, an := range mo.list("actions", true) {
-		ao := d.object(an, itemPath(d, mo.sub("actions"), i, an), "name", "send", "doc")
+		ao := d.object(an, itemPath(mo.sub("actions"), i, an), "name", "send", "doc")
 		if ao.bad {
 			continue
 		}

@@ -294,7 +294,7 @@ func (o *obj) object(key string, required bool, allowed ...string) *obj {
 }
 
 // itemPath names a list item by its name when it has a usable one.
-func itemPath(d *decoder, list string, i int, n *yaml.Node) string {
+func itemPath(list string, i int, n *yaml.Node) string {
 	if n.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(n.Content); j += 2 {
 			if k, v := n.Content[j], n.Content[j+1]; k.Value == "name" && v.Kind == yaml.ScalarNode && lowerSnake.MatchString(v.Value) {
