@@ -64,9 +64,17 @@ func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 		cost = fmt.Sprintf("; the %d levels of 2^%d slots reach 1%% rejected inserts at %d seeded random client keys, against %d with a distinct hash per level (%.0f%% of the capacity lost)",
 			len(d.Levels), d.IndexBits, got, alt, 100*float64(alt-got)/float64(alt))
 	}
+	// Point at the first level that repeats an earlier level's hash.
+	at, path := d.Pos, "directory.levels"
+	for i := range d.Levels {
+		if _, ok := same[i]; ok {
+			at, path = d.Levels[i].Hash.Pos, fmt.Sprintf("directory.levels[%d].hash", i)
+			break
+		}
+	}
 	if len(same) == len(d.Levels)-1 {
-		warn(d.Pos, "directory.levels: every level uses the same hash %s, so keys that collide on one level collide on all of them and the extra levels add almost nothing%s; give each level its own polynomial",
-			d.Levels[0].Hash.Name, cost)
+		warn(at, "%s: every level uses the same hash %s, so keys that collide on one level collide on all of them and the extra levels add almost nothing%s; give each level its own polynomial",
+			path, d.Levels[0].Hash.Name, cost)
 		return
 	}
 	var pairs []string
@@ -75,8 +83,8 @@ func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 			pairs = append(pairs, fmt.Sprintf("%d and %d", j, i))
 		}
 	}
-	warn(d.Pos, "directory.levels: levels %s use the same hash, so a key that collides on one collides on the other%s; give each level its own polynomial",
-		strings.Join(pairs, "; "), cost)
+	warn(at, "%s: levels %s use the same hash, so a key that collides on one collides on the other%s; give each level its own polynomial",
+		path, strings.Join(pairs, "; "), cost)
 }
 
 func sameCRC(a, b *CRC) bool {

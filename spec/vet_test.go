@@ -31,13 +31,13 @@ func TestVet(t *testing.T) {
 			"    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n",
 			[]string{
 				finWarning,
-				"spec/x.yaml:92:3: warning: directory.levels: every level uses the same hash crc16_arc, so keys that collide on one level collide on all of them and the extra levels add almost nothing; the 2 levels of 2^16 slots reach 1% rejected inserts at 17457 seeded random client keys, against 32568 with a distinct hash per level (46% of the capacity lost); give each level its own polynomial",
+				"spec/x.yaml:96:13: warning: directory.levels[1].hash: every level uses the same hash crc16_arc, so keys that collide on one level collide on all of them and the extra levels add almost nothing; the 2 levels of 2^16 slots reach 1% rejected inserts at 17457 seeded random client keys, against 32568 with a distinct hash per level (46% of the capacity lost); give each level its own polynomial",
 			}},
 		{"two of three", sameHash,
 			sameHash + "    - hash: {name: crc16_x2, width: 16, poly: 0x1021}\n",
 			[]string{
 				finWarning,
-				"spec/x.yaml:92:3: warning: directory.levels: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots reach 1% rejected inserts at 73192 seeded random client keys, against 91475 with a distinct hash per level (20% of the capacity lost); give each level its own polynomial",
+				"spec/x.yaml:97:13: warning: directory.levels[2].hash: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots reach 1% rejected inserts at 73192 seeded random client keys, against 91475 with a distinct hash per level (20% of the capacity lost); give each level its own polynomial",
 			}},
 		{"stuck state", "      - {name: failed, final: true}\n",
 			"      - {name: failed}\n",
