@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 )
@@ -16,6 +17,14 @@ func Vet(s *Spec) []Diagnostic {
 	}
 	if d := s.Directory; d != nil && len(d.Levels) > 1 {
 		vetHashes(d, warn)
+	}
+	if d := s.Directory; d != nil {
+		for i, l := range d.Levels {
+			if k := ConstantIndexBits(d, l.Hash); k > 0 {
+				warn(l.Hash.Pos, "directory.levels[%d].hash: poly %#x ends in %d zero bits, so %d of the %d index bits never change and only 2^%d of the 2^%d slots are used; use an odd polynomial",
+					i, l.Hash.Poly, bits.TrailingZeros64(l.Hash.Poly), k, d.IndexBits, d.IndexBits-k, d.IndexBits)
+			}
+		}
 	}
 	if d := s.Directory; d != nil && d.DeletesOn("fin") {
 		warn(d.Pos, "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes")
@@ -85,6 +94,22 @@ func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 	}
 	warn(at, "%s: levels %s use the same hash, so a key that collides on one collides on the other%s; give each level its own polynomial",
 		path, strings.Join(pairs, "; "), cost)
+}
+
+// ConstantIndexBits is how many of d's index bits c can never change. The
+// CRC register shifts left and XORs the polynomial, so when the polynomial
+// ends in k zero bits the register's low k bits stay what the first shift
+// made them (zero); the index takes the low IndexBits bits of the output,
+// which reflection (reversed) takes from the register's top instead.
+func ConstantIndexBits(d *Directory, c *CRC) int {
+	if c.Poly == 0 {
+		return d.IndexBits
+	}
+	k := bits.TrailingZeros64(c.Poly)
+	if !c.Reversed {
+		return min(k, d.IndexBits)
+	}
+	return max(0, d.IndexBits-(c.Width-k))
 }
 
 func sameCRC(a, b *CRC) bool {

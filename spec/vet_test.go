@@ -27,6 +27,10 @@ func TestVet(t *testing.T) {
 	}{
 		{"default", "", "", []string{finWarning}},
 		{"rst only", "delete_on: [rst, fin]", "delete_on: [rst]", nil},
+		{"even poly", "poly: 0x1021, reversed: false", "poly: 0x1020, reversed: false", []string{
+			finWarning,
+			"spec/x.yaml:96:13: warning: directory.levels[1].hash: poly 0x1020 ends in 5 zero bits, so 5 of the 16 index bits never change and only 2^11 of the 2^16 slots are used; use an odd polynomial",
+		}},
 		{"authors' scheme", sameHash,
 			"    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n",
 			[]string{
@@ -55,5 +59,28 @@ func TestVet(t *testing.T) {
 				t.Errorf("Vet =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+// ConstantIndexBits agrees with the real hash: the slots a level can reach
+// are 2^(IndexBits - constant bits).
+func TestConstantIndexBits(t *testing.T) {
+	for _, c := range []CRC{
+		{Name: "odd", Width: 16, Poly: 0x8005},
+		{Name: "even", Width: 16, Poly: 0x8004},
+		{Name: "even4", Width: 16, Poly: 0x1230},
+		{Name: "even_reversed", Width: 16, Poly: 0x8004, Reversed: true},
+		{Name: "even_reversed_wide", Width: 16, Poly: 0x1000, Reversed: true},
+		{Name: "even32", Width: 32, Poly: 0x04C11DB6, Init: 0xFFFFFFFF},
+	} {
+		d := &Directory{IndexBits: 16, Levels: []*Level{{Hash: &c}}}
+		seen := map[uint32]bool{}
+		for i := uint32(0); i < 1<<18; i++ {
+			seen[d.Index(0, [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, uint16(i*2654435761>>16))] = true
+		}
+		k := ConstantIndexBits(d, &c)
+		if want := 1 << (16 - k); len(seen) > want || len(seen) < want*9/10 {
+			t.Errorf("%s: %d constant bits predicts %d slots, the hash reached %d", c.Name, k, want, len(seen))
+		}
 	}
 }
