@@ -1,0 +1,254 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+// edit applies textual replacements to the default spec, failing when one
+// does not match (so a changed default spec is noticed here).
+func edit(t *testing.T, pairs ...string) []byte {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(y, pairs[i]) {
+			t.Fatalf("default spec has no %q to edit", pairs[i])
+		}
+		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
+	}
+	return []byte(y)
+}
+
+const (
+	twoLevels = `    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}
+    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}
+`
+	// Three levels, each CRC kind the table generator handles: reflected
+	// with an asymmetric init and an xor_out, plain with an all-ones init,
+	// and a reflected 32-bit CRC.
+	threeLevels = `    - hash: {name: crc16_custom, width: 16, poly: 0x8005, reversed: true, init: 0x1234, xor_out: 0x00ff}
+    - hash: {name: crc16_ccitt_false, width: 16, poly: 0x1021, reversed: false, init: 0xffff, xor_out: 0x0000}
+    - hash: {name: crc32, width: 32, poly: 0x04c11db7, reversed: true, init: 0xffffffff, xor_out: 0xffffffff}
+`
+	oneLevel = `    - hash: {name: crc32c, width: 32, poly: 0x1edc6f41, reversed: true, init: 0xffffffff, xor_out: 0xffffffff}
+`
+)
+
+// variants are specs other than the default: each is generated, built in a
+// temporary module and put through the same behaviour tests as the
+// committed model (generated/pipeline/*_test.go read the spec they run
+// against from $CAPYGEN_PIPELINE_SPEC).
+func variants(t *testing.T) map[string][]byte {
+	return map[string][]byte{
+		// 3 levels x 14 bits, another UDP port, an extra message with a
+		// payload, and a header one byte longer (odd), which moves every
+		// payload to an odd offset.
+		"3x14": edit(t,
+			twoLevels, threeLevels,
+			"index_bits: 16", "index_bits: 14",
+			"udp_port: 7071", "udp_port: 9099",
+			"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 6, doc: \"A server asks for no new connections.\"}\n      - {name: heartbeat_response, value: 13,",
+			"    - {name: reserved, bits: 8, reserved: true}", "    - {name: reserved, bits: 8, reserved: true}\n    - {name: hops, bits: 8}",
+			"  - name: heartbeat_response\n", "  - name: drain\n    stage: drain\n    payload:\n      - {name: until, bits: 32}\n  - name: heartbeat_response\n",
+		),
+		// RST deletes, FIN keeps the entry (half-closed connections).
+		"rst-only": edit(t, "delete_on: [rst, fin]", "delete_on: [rst]"),
+		// One level with a 32-bit CRC and a narrow workload register.
+		"1x12": edit(t, twoLevels, oneLevel, "index_bits: 16", "index_bits: 12",
+			"workload:\n  bits: 32", "workload:\n  bits: 20"),
+	}
+}
+
+func TestVariantsReflectTheSpec(t *testing.T) {
+	for name, y := range variants(t) {
+		s, err := spec.Parse(name+".yaml", y)
+		if err != nil {
+			t.Fatalf("%s: spec.Parse = %v", name, err)
+		}
+		files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+		if err != nil {
+			t.Fatalf("%s: Generate = %v", name, err)
+		}
+		// Collapse gofmt's alignment so the checks read naturally.
+		src := strings.Join(strings.FieldsFunc(string(files["pipeline/pipeline.go"])+string(files["pipeline/hash.go"]),
+			func(r rune) bool { return r == ' ' || r == '\t' }), " ")
+		want := map[string][]string{
+			"3x14":     {"Levels = 3", "IndexBits = 14", "UDPPort = 9099", "migHeaderLen = 21", "case 6: // drain", "crc2Table = [256]uint32{", "crc := uint16(0x2c48)", "DeleteOnFIN = true"},
+			"rst-only": {"Levels = 2", "DeleteOnRST = true", "DeleteOnFIN = false", "deleteFlags = tcpRST\n"},
+			"1x12":     {"Levels = 1", "IndexBits = 12", "WorkloadBits = 20", "crc0Table = [256]uint32{"},
+		}[name]
+		for _, w := range want {
+			if !strings.Contains(src, w) {
+				t.Errorf("%s: generated code lacks %q", name, w)
+			}
+		}
+		if strings.Contains(src, "crc1Table") && name == "1x12" {
+			t.Errorf("1x12: a second level was generated")
+		}
+	}
+}
+
+// TestVariantsBuildAndBehave is cilium/ebpf bpf2go's TestRun pattern: the
+// output goes into a temporary module that points back at this repository,
+// which is vetted and runs the model's behaviour tests, for every variant.
+func TestVariantsBuildAndBehave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a module per variant")
+	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		t.Skipf("no go command at %s: %v", goBin, err)
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := filepath.Glob(filepath.Join(repo, "generated", "pipeline", "*_test.go"))
+	if err != nil || len(tests) == 0 {
+		t.Fatalf("no behaviour tests in generated/pipeline: %v", err)
+	}
+	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, y := range variants(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			specPath := filepath.Join(dir, name+".yaml")
+			write(t, specPath, y)
+			s, err := spec.Load(specPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := Generate(s, genfile.Options{ImportRoot: "example.com/variant"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range files.Names() {
+				write(t, filepath.Join(dir, filepath.FromSlash(n)), files[n])
+			}
+			for _, p := range tests {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				write(t, filepath.Join(dir, Dir, filepath.Base(p)), b)
+			}
+			write(t, filepath.Join(dir, "go.mod"), []byte("module example.com/variant\n\ngo 1.26.8\n\n"+
+				"require (\n\tgithub.com/capygen/capygen v0.0.0\n\tgithub.com/google/gopacket v1.1.19\n)\n\n"+
+				"replace github.com/capygen/capygen => "+repo+"\n"))
+			write(t, filepath.Join(dir, "go.sum"), sum)
+			for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "-v", "./..."}} {
+				cmd := exec.Command(goBin, args...)
+				cmd.Dir = dir
+				// Offline: everything comes from the module cache; -mod=mod
+				// lets go fill in the indirect requirements.
+				cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", specEnvVar+"="+specPath)
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Run(); err != nil {
+					t.Fatalf("go %s in the %s module: %v\n%s", strings.Join(args, " "), name, err, out.String())
+				}
+				if args[0] != "test" {
+					continue
+				}
+				// The tests that matter most must have run, not skipped:
+				// every level filled before REJECTED, deletes per delete_on.
+				for _, must := range []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"} {
+					if !strings.Contains(out.String(), must) {
+						t.Errorf("%s: go test output lacks %q:\n%s", name, must, out.String())
+					}
+				}
+			}
+		})
+	}
+}
+
+// specEnvVar is what generated/pipeline's tests read the spec path from.
+const specEnvVar = "CAPYGEN_PIPELINE_SPEC"
+
+func write(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	a, err := Generate(defaultSpec(t), genfile.Options{Version: "v1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		b, err := Generate(defaultSpec(t), genfile.Options{Version: "v1.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range a.Names() {
+			if !bytes.Equal(a[n], b[n]) {
+				t.Fatalf("%s differs between two runs", n)
+			}
+		}
+	}
+	if !bytes.HasPrefix(a["pipeline/pipeline.go"], []byte("// "+genfile.Marker+"\n// versions:\n// \tcapygen v1.2.3\n")) {
+		t.Errorf("pipeline.go header:\n%s", a["pipeline/pipeline.go"][:200])
+	}
+}
+
+// TestUnsupported: specs the switch semantics cannot apply to are refused
+// with an error naming the spec path and what to change.
+func TestUnsupported(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(s *spec.Spec)
+		want   string
+	}{
+		{"wrapping checksum", func(s *spec.Spec) { s.Transport.Checksum = "wrapping16" }, `transport.checksum: "wrapping16"`},
+		{"no levels", func(s *spec.Spec) { s.Directory.Levels = nil }, "directory.levels: at least one level"},
+		{"index wider than the CRC", func(s *spec.Spec) {
+			s.Directory.Levels[0].Hash = &spec.CRC{Name: "crc8", Width: 8, Poly: 7}
+		}, "directory.index_bits: 16 does not fit level 0's 8-bit CRC"},
+		{"CRC too narrow", func(s *spec.Spec) { s.Directory.Levels[1].Hash.Width = 4 }, "directory.levels[1].hash: width 4"},
+		{"other insert", func(s *spec.Spec) { s.Directory.Insert = "overwrite" }, `directory.insert: "overwrite"`},
+		{"delete on SYN", func(s *spec.Spec) { s.Directory.DeleteOn = []string{"syn"} }, `directory.delete_on: "syn"`},
+		{"no rejected message", func(s *spec.Spec) { s.Messages = without(s.Messages, "rejected") }, `no message "rejected"`},
+		{"no heartbeat response", func(s *spec.Spec) { s.Messages = without(s.Messages, "heartbeat_response") }, `no message "heartbeat_response"`},
+		{"no load flag", func(s *spec.Spec) { s.HeaderField("load").Name = "install" }, `no field "load"`},
+		{"key port too wide", func(s *spec.Spec) { s.HeaderField("client_port").Bits = 32 }, "header.fields.client_port"},
+		{"workload too wide", func(s *spec.Spec) { s.Workload.Bits = 64 }, "workload.bits: 64"},
+		{"no metric in the response", func(s *spec.Spec) { s.MessageByName("heartbeat_response").Payload[0].Name = "w" }, `messages.heartbeat_response.payload: no field "workload"`},
+		{"response larger than the update", func(s *spec.Spec) { s.MessageByName("heartbeat_response").PayloadBytes = 8 }, "fixed payload is 8 bytes, more than the 4 bytes of heartbeat_update"},
+		{"shared stage", func(s *spec.Spec) { s.MessageByName("prepare_mig").Stage = s.MessageByName("rejected").Stage }, "shares stage 1"},
+		{"no target", func(s *spec.Spec) { s.Target = nil }, "target: no target profile"},
+		{"empty host table", func(s *spec.Spec) { s.Tables.Hosts = 0 }, "tables.hosts: size 0"},
+	} {
+		s := defaultSpec(t)
+		tc.change(s)
+		_, err := Generate(s, genfile.Options{})
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Generate = %v, want ErrUnsupported containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func without(ms []*spec.Message, name string) []*spec.Message {
+	var out []*spec.Message
+	for _, m := range ms {
+		if m.Name != name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
