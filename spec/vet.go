@@ -30,6 +30,35 @@ func Vet(s *Spec) []Diagnostic {
 		warn(d.Pos, "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes")
 	}
 	for _, m := range s.Machines {
+		used := map[*Action]bool{}
+		handled := map[*Event]bool{}
+		for _, t := range m.Transitions {
+			handled[t.On] = true
+			for _, a := range t.Actions {
+				used[a] = true
+			}
+		}
+		for _, ig := range m.Ignores {
+			handled[ig.On] = true
+		}
+		for _, st := range m.States {
+			if to := st.Timeout; to != nil {
+				used[to.Resend] = true
+				for _, a := range to.GiveUp {
+					used[a] = true
+				}
+			}
+		}
+		for _, a := range m.Actions {
+			if !used[a] {
+				warn(a.Pos, "machines.%s.actions.%s: no transition or timeout does it; remove it or use it", m.Name, a.Name)
+			}
+		}
+		for _, ev := range m.Events {
+			if !handled[ev] && ev.Name != TimeoutEvent {
+				warn(ev.Pos, "machines.%s.events.%s: no state handles or ignores it, so it is an error in every state; add a transition or remove it", m.Name, ev.Name)
+			}
+		}
 		for _, st := range m.States {
 			if st.Final || st.Timeout != nil {
 				continue

@@ -43,6 +43,14 @@ func TestVet(t *testing.T) {
 				finWarning,
 				"spec/x.yaml:97:13: warning: directory.levels[2].hash: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots reach 1% rejected inserts at 73192 seeded random client keys, against 91475 with a distinct hash per level (20% of the capacity lost); give each level its own polynomial",
 			}},
+		{"unused action", "      - {name: free_buffer,", "      - {name: spare}\n      - {name: free_buffer,", []string{
+			finWarning,
+			"spec/x.yaml:167:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
+		}},
+		{"unhandled event", "      - {name: conn_state, message: conn_state,", "      - {name: surprise}\n      - {name: conn_state, message: conn_state,", []string{
+			finWarning,
+			"spec/x.yaml:160:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
+		}},
 		{"stuck state", "      - {name: failed, final: true}\n",
 			"      - {name: failed}\n",
 			[]string{
