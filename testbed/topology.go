@@ -236,6 +236,19 @@ func (t *Topology) validate() error {
 			bad("%s: %s and %s are not in the same subnet", at, pfx[0], pfx[1])
 		}
 	}
+	// Derived MACs are 40 bits of a hash: a clash is unlikely, but two
+	// interfaces with one MAC on a link would be a baffling failure.
+	macs := map[string]string{}
+	for _, l := range t.Links {
+		for _, e := range []End{l.A, l.B} {
+			if m := t.mac(e); m != nil {
+				if other, ok := macs[m.String()]; ok && other != e.Host+"/"+e.Iface {
+					bad("%s/%s: derived MAC %s clashes with %s; rename one interface or use macs: kernel", e.Host, e.Iface, m, other)
+				}
+				macs[m.String()] = e.Host + "/" + e.Iface
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s:\n  %s", ErrTopology, t.source, strings.Join(errs, "\n  "))
 	}

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ const maxBody = 16 << 30
 
 type serveFlags struct {
 	addr, iface, gateway, httpAddr, mode, get string
+	cpuProfile                                string
 	size                                      int64
 	kernel                                    bool
 	frames                                    int
@@ -48,11 +50,23 @@ func runServe(args []string) error {
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if f.size < 0 || f.size > maxBody {
 		return fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))

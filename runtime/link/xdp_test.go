@@ -6,13 +6,16 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 )
 
 const testEtherType = 0x88b5
@@ -397,5 +400,36 @@ func BenchmarkXDPRoundTrip(b *testing.B) {
 				b.ReportMetric(float64(rtts[len(rtts)*99/100].Nanoseconds())/1e3, "p99-µs")
 			}
 		})
+	}
+}
+
+// Without CAP_NET_ADMIN and CAP_BPF, OpenXDP says so before touching
+// anything. The capabilities are dropped from this thread's effective set
+// only (capset is per thread), and restored from the permitted set.
+func TestOpenXDPWithoutCapabilities(t *testing.T) {
+	needRoot(t)
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var saved [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &saved[0]); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	dropped := saved
+	for _, c := range []uint{unix.CAP_NET_ADMIN, unix.CAP_BPF, unix.CAP_SYS_ADMIN} {
+		dropped[c/32].Effective &^= 1 << (c % 32)
+	}
+	if err := unix.Capset(&hdr, &dropped[0]); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	_, err := OpenXDP("lo", XDPOptions{})
+	if unix.Capset(&hdr, &saved[0]) == nil {
+		// A thread left without its capabilities stays locked and dies
+		// with this goroutine.
+		runtime.UnlockOSThread()
+	}
+	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "CAP_NET_ADMIN") || !strings.Contains(err.Error(), "CAP_BPF") {
+		t.Fatalf("OpenXDP without capabilities = %v, want ErrPermission naming CAP_NET_ADMIN and CAP_BPF", err)
 	}
 }
