@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -67,3 +68,5 @@ func pingPong(a, b *Conn, now Time) {
 		}
 	}
 }
+
+func netipMust(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

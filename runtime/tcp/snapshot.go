@@ -353,14 +353,12 @@ func (c *Conn) checkInvariants(unacked int) error {
 	switch {
 	case hs && c.sndUna != c.iss:
 		return bad("snd.una %d != iss %d during the handshake", c.sndUna, c.iss)
-	case !hs && c.state != StateClosed && c.sndUna == c.iss && c.sndMax != c.iss:
-		return bad("snd.una %d still covers the SYN in state %v", c.sndUna, c.state)
 	case seqGT(c.sndUna, c.sndNxt) || seqGT(c.sndNxt, c.sndMax):
 		return bad("need snd.una %d <= snd.nxt %d <= snd.max %d", c.sndUna, c.sndNxt, c.sndMax)
 	case int64(c.sndMax-c.sndUna) > int64(c.sndBuf.cap())+2:
 		return bad("%d bytes in flight exceed the send buffer", c.sndMax-c.sndUna)
-	case hs && c.sndBuf.len() != 0 && unacked != 0:
-		return bad("unacked data before the handshake completed")
+	case hs && unacked != 0:
+		return bad("%d unacked data bytes before the handshake completed", unacked)
 	case !hs && unacked != c.unackedLen():
 		return bad("unacked queue holds %d bytes, sequence numbers say %d", unacked, c.unackedLen())
 	case c.sndWnd > 0xffff<<c.sndShift || c.maxSndWnd < c.sndWnd && c.state.Synchronized():
