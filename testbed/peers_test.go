@@ -406,3 +406,33 @@ func lossCounts(t *testing.T, bed *Testbed, host, table string) (drops, dups uin
 	}
 	return drops, dups
 }
+
+// capygen testbed up/down from the CLI leave nothing behind.
+func TestCLIUpDown(t *testing.T) {
+	needNetns(t)
+	bin := capygen(t)
+	tag := "cli" + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() { DownTag(tag) })
+	out, err := exec.Command(bin, "testbed", "up", "-name", tag).CombinedOutput()
+	if err != nil {
+		t.Fatalf("capygen testbed up: %v\n%s", err, out)
+	}
+	for _, want := range []string{"capy-" + tag + "-client", "capy-" + tag + "-server", "10.77.0.1/24", "10.77.0.2/24", "capygen testbed down -name " + tag} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("capygen testbed up output lacks %q:\n%s", want, out)
+		}
+	}
+	if nss, _ := Namespaces(tag); len(nss) != 2 {
+		t.Fatalf("after up, namespaces = %v, want 2", nss)
+	}
+	if out, err := exec.Command(bin, "testbed", "up", "-name", tag).CombinedOutput(); err == nil {
+		t.Errorf("a second up with the same tag succeeded:\n%s", out)
+	}
+	if out, err := exec.Command(bin, "testbed", "down", "-name", tag).CombinedOutput(); err != nil {
+		t.Fatalf("capygen testbed down: %v\n%s", err, out)
+	}
+	assertGone(t, tag)
+	if out, err := exec.Command(bin, "testbed", "down").CombinedOutput(); err == nil {
+		t.Errorf("down without -name succeeded:\n%s", out)
+	}
+}

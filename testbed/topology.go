@@ -81,10 +81,11 @@ type Link struct {
 	B   End `yaml:"b"`
 	MTU int `yaml:"mtu"` // default 1500
 	// Offloads keeps the veths' checksum and segmentation offloads on.
-	// Off by default: a kernel peer with tx checksum offload sends TCP
-	// segments whose checksum only a real NIC would have filled in, and
-	// with TSO/GSO segments larger than the MTU, neither of which an
-	// AF_XDP stack can take.
+	// Off by default, because a kernel peer with tx checksum offload
+	// leaves TCP checksums for a NIC to fill in, and over veth nobody
+	// does: measured here, every segment from curl reached the AF_XDP
+	// stack with a bad checksum and was dropped. TSO/GSO would also hand
+	// it segments larger than the MTU.
 	Offloads bool `yaml:"offloads"`
 }
 
