@@ -582,3 +582,20 @@ func TestWordSpan(t *testing.T) {
 		t.Error("wordSpan over a half-covered word succeeded")
 	}
 }
+
+// FuzzNormalizeText checks that normalising never panics, is idempotent,
+// and leaves text without doubled spaces after a field name alone.
+func FuzzNormalizeText(f *testing.F) {
+	f.Add([]byte("a:  1\nb  {\n  c: 2\n}\n"))
+	f.Add([]byte("tables: {\n  preamble: {\n    name:  \"x:  y\"\n  }\n}\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		once := normalizeText(in)
+		if twice := normalizeText(once); string(twice) != string(once) {
+			t.Fatalf("normalizeText is not idempotent on %q: %q then %q", in, once, twice)
+		}
+		if !strings.Contains(string(in), "  ") && string(once) != string(in) {
+			t.Fatalf("normalizeText changed %q to %q", in, once)
+		}
+	})
+}

@@ -185,7 +185,7 @@ func buildP4Info(d *data, cp *controlPlane, ids *idTable) (*p4configv1.P4Info, e
 // depends on its exact output (internal/detrand). The choice is fixed per
 // binary, so two capygen builds would disagree; we normalise it away. It
 // only ever appears right after a field name at the start of a line.
-var doubleSpace = regexp.MustCompile(`(?m)^(\s*[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?:?)  `)
+var doubleSpace = regexp.MustCompile(`(?m)^([ \t]*[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]\n]*\])?:?) {2,}`)
 
 // marshalP4Info writes info as prototext under the generated-file header.
 func marshalP4Info(header string, info *p4configv1.P4Info) ([]byte, error) {

@@ -241,8 +241,6 @@ func MeasureCapacity(crcs []*spec.CRC, indexBits int, seed uint64) (int, error) 
 	return stored, nil
 }
 
-const keyMask = 1<<48 - 1
-
 // permute48 is a bijection on 48-bit values: a four-round Feistel network
 // on 24-bit halves whose round function is a strong 64-bit mixer keyed by
 // the seed. Any round function gives a bijection; a strong one makes the

@@ -169,7 +169,7 @@ func TestPermute48IsABijectionOnASample(t *testing.T) {
 	seen := map[uint64]bool{}
 	for n := uint64(0); n < 1<<16; n++ {
 		k := permute48(n, 7)
-		if k > keyMask || seen[k] {
+		if k >= 1<<48 || seen[k] {
 			t.Fatalf("permute48(%d) = %#x repeats or leaves 48 bits", n, k)
 		}
 		seen[k] = true
