@@ -256,3 +256,28 @@ func BenchmarkInputTCPData(b *testing.B) {
 		b.Fatalf("stack took %d segments of %d", got, b.N)
 	}
 }
+
+func TestDataAfterCloseIsDiscarded(t *testing.T) {
+	s, ep := newCaptureStack(t, func(c *Config) { c.TCP.DelayedACK = -1 })
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	p := newPeer(t, s, ep, 40000)
+	siss := p.handshake(1000)
+	c := ln.TryAccept()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fin := p.recv()
+	if len(fin) != 1 || fin[0].Flags&tcp.FlagFIN == 0 {
+		t.Fatalf("Close sent %v, want a FIN", fin)
+	}
+	// The peer still sends (half-close); the data is ACKed and dropped.
+	p.send(time.Millisecond, tcp.Segment{Seq: 1001, Ack: siss + 2, Flags: tcp.FlagACK, Window: 65535, Payload: []byte("late data")})
+	acks := p.recv()
+	if len(acks) == 0 || acks[len(acks)-1].Ack != 1001+9 {
+		t.Fatalf("late data answered with %v, want an ACK of %d", acks, 1001+9)
+	}
+	if n := c.TCP().Readable(); n != 0 {
+		t.Errorf("%d bytes left buffered after Close; nobody will read them", n)
+	}
+}

@@ -154,6 +154,7 @@ type Stack struct {
 	txConn        *Conn    // connection whose Output is running
 	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
+	discard       [4096]byte // sink for data arriving after Close
 	emit          func(*tcp.Segment)
 	ctr           Counters
 	reapedRetrans uint64 // retransmissions of connections already removed

@@ -92,6 +92,15 @@ func (s *Stack) reset(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 // output runs c's Output, sending what it emits, then updates the
 // listener queue and wakes c's waiters.
 func (s *Stack) output(now tcp.Time, c *Conn) {
+	if c.closed {
+		// Nobody will read what still arrives after Close: discard it so
+		// the window stays open and the peer can finish (like SHUT_RD).
+		for c.tc.Readable() > 0 {
+			if n, _ := c.tc.Read(s.discard[:]); n == 0 {
+				break
+			}
+		}
+	}
 	s.txConn = c
 	c.tc.Output(now, s.emit)
 	s.txConn = nil
