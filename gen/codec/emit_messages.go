@@ -117,10 +117,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 			switch {
 			case fd.Reserved:
 			case fd.Type == spec.TypeBytes:
-				pf := *fd
-				pf.Type = spec.TypeUint
-				pf.GoT = jen.Id(uintType(fd.Bits))
-				b.Add(g.set("b", g.s.Header.Bytes, &pf, jen.Id(uintType(fd.Bits)).Call(jen.Len(jen.Id("m").Dot(fd.Go)))))
+				b.Add(g.set("b", g.s.Header.Bytes, prefixField(fd), jen.Id(uintType(fd.Bits)).Call(jen.Len(jen.Id("m").Dot(fd.Go)))))
 				b.Copy(jen.Id("b").Index(jen.Id(lenC), jen.Empty()), jen.Id("m").Dot(fd.Go))
 			default:
 				b.Add(g.set("b", g.s.Header.Bytes, fd, jen.Id("m").Dot(fd.Go)))
@@ -150,9 +147,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("b")).Op("-").Id(lenC), jen.Id(m.Go+"FragmentBytes"))),
 			)
 		case m.bytesF != nil:
-			pf := *m.bytesF
-			pf.Type = spec.TypeUint
-			b.Id("end").Op(":=").Id(lenC).Op("+").Int().Call(g.get("b", hb, &pf))
+			b.Id("end").Op(":=").Id(lenC).Op("+").Int().Call(g.get("b", hb, prefixField(m.bytesF)))
 			b.If(jen.Len(jen.Id("b")).Op("!=").Id("end")).Block(
 				jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s is %%d bytes, its %s prefix says %%d", m.Name, m.bytesF.Name)),
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("b")), jen.Id("end"))),
@@ -196,4 +191,15 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err())),
 		jen.Return(jen.Id("FinishUDP").Call(jen.Id("into").Index(jen.Empty(), jen.Id("UDPHeaderLen").Op("+").Id("n")), jen.Id("src"), jen.Id("dst"))),
 	)
+}
+
+// prefixField is the length prefix of a bytes field, as a uint field. It
+// copies the spec field: the spec is shared with the other emitters.
+func prefixField(fd *field) *field {
+	sf := *fd.Field
+	sf.Type = spec.TypeUint
+	pf := *fd
+	pf.Field = &sf
+	pf.GoT = jen.Id(uintType(fd.Bits))
+	return &pf
 }

@@ -92,7 +92,7 @@ func TestRoundTripRejected(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -150,7 +150,7 @@ func TestRoundTripPrepareMig(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -208,7 +208,7 @@ func TestRoundTripPrepareMigAck(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -270,7 +270,7 @@ func TestRoundTripConnState(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -328,7 +328,7 @@ func TestRoundTripConnStateAck(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -389,7 +389,7 @@ func TestRoundTripHeartbeatUpdate(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
@@ -450,7 +450,7 @@ func TestRoundTripHeartbeatResponse(t *testing.T) {
 		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
 	}
 	// A flipped bit anywhere in the datagram must not pass.
-	for i := range dgram {
+	for i := 0; i < len(dgram); i++ {
 		bad := bytes.Clone(dgram)
 		bad[i] ^= 16
 		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {

@@ -1,0 +1,339 @@
+package codec
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+func defaultSpec(t *testing.T) *spec.Spec {
+	t.Helper()
+	s, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// editedSpec parses the default spec with each old string replaced by new.
+func editedSpec(t *testing.T, edits ...string) *spec.Spec {
+	t.Helper()
+	y := string(spec.DefaultYAML())
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(y, edits[i]) {
+			t.Fatalf("the default spec has no %q to edit", edits[i])
+		}
+		y = strings.Replace(y, edits[i], edits[i+1], 1)
+	}
+	s, err := spec.Parse("edited.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("edited spec: %v", err)
+	}
+	return s
+}
+
+func TestGolden(t *testing.T) {
+	files, err := Generate(defaultSpec(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "golden")
+	if *update {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files.Names() {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, files[name], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var want []string
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			want = append(want, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%v (run go test ./gen/codec -update)", err)
+	}
+	if diff := cmp.Diff(want, files.Names()); diff != "" {
+		t.Errorf("generated file set differs from testdata/golden (-golden +generated):\n%s", diff)
+	}
+	for _, name := range files.Names() {
+		golden, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil {
+			continue
+		}
+		if diff := cmp.Diff(string(golden), string(files[name])); diff != "" {
+			t.Errorf("%s differs from its golden file (-golden +generated); run go test ./gen/codec -update:\n%s", name, diff)
+		}
+	}
+}
+
+// TestCommittedOutput keeps generated/ in step with the emitter.
+func TestCommittedOutput(t *testing.T) {
+	files, err := Generate(defaultSpec(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files.Names() {
+		got, err := os.ReadFile(filepath.Join("..", "..", "generated", filepath.FromSlash(name)))
+		if err != nil || !bytes.Equal(got, files[name]) {
+			t.Errorf("generated/%s is stale (%v); run go test ./gen/codec -run TestWriteGenerated -write-generated", name, err)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	s := defaultSpec(t)
+	a, err := Generate(s, genfile.Options{Version: "v1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		b, err := Generate(s, genfile.Options{Version: "v1.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(a, b); diff != "" {
+			t.Fatalf("two runs differ:\n%s", diff)
+		}
+	}
+	for _, name := range a.Names() {
+		if !genfile.IsGenerated(a[name]) || !bytes.Contains(a[name], []byte("capygen v1.2.3")) || !bytes.Contains(a[name], []byte(s.Fingerprint)) {
+			t.Errorf("%s lacks the generated header with version and fingerprint", name)
+		}
+	}
+}
+
+func TestGoName(t *testing.T) {
+	for in, want := range map[string]string{
+		"tcpmig": "TCPMig", "prepare_mig_ack": "PrepareMigAck", "origin_ip": "OriginIP", "client_port": "ClientPort",
+		"udpecho": "UDPEcho", "tcp": "TCP", "ipv4_addr": "IPv4Addr", "server_mac": "ServerMAC", "tcp2": "Tcp2",
+	} {
+		if got := goName(in); got != want {
+			t.Errorf("goName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{"TCPMig": "tcpMig", "ConnState": "connState", "TCP": "tcp"} {
+		if got := lowerFirst(in); got != want {
+			t.Errorf("lowerFirst(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestEmitterRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		edits []string
+		want  string
+	}{
+		{"fragmented without total", []string{"{name: total_length, bits: 32, doc: \"Bytes of the whole serialized state.\"}", "{name: size, bits: 32}"},
+			`fragmented but has no uint payload field "total_length"`},
+		{"fragments beyond the index", []string{"max_bytes: 16777216", "max_bytes: 4000000000"},
+			"needs 2762431 fragments, more than the 16-bit fragment_index can number"},
+		{"name clash", []string{"- name: conn_state_ack\n    stage: conn_state_ack", "- name: tcpmig_fields\n    stage: conn_state_ack"},
+			"both become the Go identifier TCPMigFields"},
+		{"unaligned address", []string{"- {name: origin_ip, type: ipv4", "- {name: pad, bits: 4, reserved: true}\n    - {name: origin_ip, type: ipv4"},
+			"origin_ip is an address at bit 36"},
+	}
+	for _, tt := range tests {
+		y := string(spec.DefaultYAML())
+		for i := 0; i+1 < len(tt.edits); i += 2 {
+			if !strings.Contains(y, tt.edits[i]) {
+				t.Fatalf("%s: the default spec has no %q", tt.name, tt.edits[i])
+			}
+			y = strings.Replace(y, tt.edits[i], tt.edits[i+1], 1)
+		}
+		s, err := spec.Parse("edited.yaml", []byte(y))
+		if err != nil {
+			// The loader may already refuse it; that is fine too.
+			t.Logf("%s: the loader refuses it: %v", tt.name, err)
+			continue
+		}
+		if _, err := Generate(s, genfile.Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Generate = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// variantEdits change the port, the MTU, the header and the messages: an
+// extra stage with a message whose fields are not whole Go integers and end
+// in a length-prefixed byte string, and extra heartbeat fields.
+var variantEdits = []string{
+	"udp_port: 7071", "udp_port: 9099",
+	"mtu: 1500", "mtu: 9000",
+	"- {name: reserved, bits: 8, reserved: true}", "- {name: epoch, bits: 8}",
+	"- {name: heartbeat_response, value: 13,", "- {name: drain, value: 6, doc: \"Stop sending new connections.\"}\n      - {name: heartbeat_response, value: 13,",
+	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}",
+	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}\n      - {name: queue_depth, bits: 16}\n      - {name: server_mac, type: mac}\n" +
+		"  - name: drain\n    stage: drain\n    payload:\n      - {name: reason, bits: 12}\n      - {name: urgent, type: flag}\n      - {name: spare, bits: 3, reserved: true}\n      - {name: note, type: bytes, bits: 8}",
+}
+
+func TestVariantSpec(t *testing.T) {
+	s := editedSpec(t, variantEdits...)
+	files, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The spec is shared by every emitter: Generate must not change it.
+	if note := s.MessageByName("drain").Payload[3]; note.Type != spec.TypeBytes {
+		t.Errorf("Generate changed drain.note's type to %q", note.Type)
+	}
+	all := ""
+	for _, n := range files.Names() {
+		all += string(files[n])
+	}
+	for _, want := range []string{
+		"UDPPort uint16 = 9099", "LayerTypeNumber = 1099", "MTU = 9000", "ConnStateFragmentBytes = 8948",
+		"type Drain struct", "Reason uint16", "Urgent bool", "Note []byte", "QueueDepth uint16", "ServerMAC [6]byte",
+		"Epoch uint8", "StageDrain Stage = 6", "func FuzzDecodeDrain(", "func BenchmarkEncodeDrain(", "func BenchmarkDecodeDrain(",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the variant's output lacks %q", want)
+		}
+	}
+	wrap := editedSpec(t, "checksum: udp", "checksum: wrapping16", "udp_port: 7071", "udp_port: 7072")
+	wfiles, err := Generate(wrap, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(wfiles["tcpmig/udp.go"], []byte("16-bit wrapping sum")) || bytes.Contains(wfiles["tcpmig/udp.go"], []byte("onesSum")) {
+		t.Error("udp.go does not implement the wrapping16 checksum alone")
+	}
+	buildModule(t, map[string]genfile.Files{"variant": files, "wrapping": wfiles},
+		map[string]string{"variant/tcpmig/variant_test.go": variantTest, "wrapping/tcpmig/wrapping_test.go": wrappingTest})
+}
+
+// variantTest exercises what only the variant has: a 12-bit field, a flag
+// and a bytes field in one payload.
+const variantTest = `package tcpmig
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDrainFields(t *testing.T) {
+	m := Drain{Reason: 0xfff, Urgent: true, Note: []byte("bye")}
+	b := encoded(t, &m)
+	// header, then reason (12 bits) | urgent | spare (3 bits), then the note's length and bytes.
+	if got := b[HeaderLen:]; string(got) != "\xff\xf8\x03bye" {
+		t.Errorf("payload = %x", got)
+	}
+	var back Drain
+	if err := back.Decode(b); err != nil || back.Reason != 0xfff || !back.Urgent || string(back.Note) != "bye" {
+		t.Errorf("Decode = %+v, %v", back, err)
+	}
+	m.Reason = 0x1000
+	if _, err := m.Encode(make([]byte, 64)); !errors.Is(err, ErrFieldRange) {
+		t.Errorf("Encode of a 13-bit reason = %v, want ErrFieldRange", err)
+	}
+	m.Reason, m.Note = 1, make([]byte, 256)
+	if _, err := m.Encode(make([]byte, 512)); !errors.Is(err, ErrFieldRange) {
+		t.Errorf("Encode of a 256-byte note = %v, want ErrFieldRange", err)
+	}
+	b[HeaderLen+2] = 9 // the note's length says 9, 3 bytes follow
+	if err := back.Decode(b); !errors.Is(err, ErrBadLength) {
+		t.Errorf("Decode with a lying length prefix = %v, want ErrBadLength", err)
+	}
+}
+`
+
+const wrappingTest = `package tcpmig
+
+import "testing"
+
+func TestWrapping16(t *testing.T) {
+	m := HeartbeatUpdate{Workload: 0xffffffff}
+	d := make([]byte, UDPHeaderLen+m.EncodedLen())
+	if _, err := m.EncodeUDP(d, testSrc, testDst); err != nil {
+		t.Fatal(err)
+	}
+	var want uint16
+	for i := UDPHeaderLen; i < len(d); i += 2 {
+		want += uint16(d[i])<<8 | uint16(d[i+1])
+	}
+	if got := uint16(d[6])<<8 | uint16(d[7]); got != want {
+		t.Errorf("checksum field %#x, want the wrapping sum %#x", got, want)
+	}
+	if DatagramChecksum([4]byte{}, [4]byte{}, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff}) != 0xff00 {
+		t.Error("an odd last byte is not padded with zero")
+	}
+}
+`
+
+// buildModule writes files into a temporary module (cilium/ebpf bpf2go's
+// TestRun pattern), one directory per tree, with extra hand-written files,
+// then vets and tests it: the generated tests (round trips, fuzz seeds)
+// run against each variant.
+func buildModule(t *testing.T, trees map[string]genfile.Files, extra map[string]string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a module with the go tool")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	dir := t.TempDir()
+	gomod := "module example.com/variant\n\ngo 1.26\n\nrequire github.com/google/gopacket v1.1.19\n\nreplace github.com/capygen/capygen => " + repoRoot(t) + "\n"
+	write := func(name string, data []byte) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", []byte(gomod))
+	sum, err := os.ReadFile(filepath.Join(repoRoot(t), "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("go.sum", sum)
+	for dir, files := range trees {
+		for _, name := range files.Names() {
+			write(dir+"/"+name, files[name])
+		}
+	}
+	for name, text := range extra {
+		write(name, []byte(text))
+	}
+	for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "./..."}} {
+		cmd := exec.Command(goTool, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s in the generated module: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
