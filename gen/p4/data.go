@@ -291,6 +291,9 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 		return nil, fmt.Errorf("%w: heartbeat_response must carry %s at the same offset and width as %s, since the switch turns one into the other in place",
 			ErrUnsupported, s.Workload.MetricField, hb.Name)
 	}
+	if s.Workload.Update != "holder_or_smaller" {
+		return nil, fmt.Errorf("%w: workload.update %q: the switch program implements holder_or_smaller", ErrUnsupported, s.Workload.Update)
+	}
 	if s.Workload.Bits < 1 || s.Workload.Bits > 32 {
 		return nil, fmt.Errorf("%w: workload.bits %d: a register half holds at most 32 bits", ErrUnsupported, s.Workload.Bits)
 	}

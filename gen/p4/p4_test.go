@@ -506,6 +506,7 @@ func TestUnsupportedSpecs(t *testing.T) {
 			"directory.levels[0].hash crc8 is 8 bits, narrower than index_bits 16"},
 		{"no levels", func(s *spec.Spec) { s.Directory.Levels = nil }, "directory.levels is empty"},
 		{"wide workload", func(s *spec.Spec) { s.Workload.Bits = 48 }, "workload.bits 48"},
+		{"other workload rule", func(s *spec.Spec) { s.Workload.Update = "smaller_only" }, `workload.update "smaller_only"`},
 		{"delete on syn", func(s *spec.Spec) { s.Directory.DeleteOn = []string{"syn"} }, `delete_on "syn"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
