@@ -9,7 +9,8 @@ import (
 )
 
 // dot draws m for the docs: solid edges are transitions, dashed ones the
-// timeout's retry and give-up, dotted grey self-loops the ignored events.
+// timeout's retry and give-up, dotted grey self-loops the ignored events
+// (one loop per state).
 // Final states are double circles; timed states show their timer.
 func dot(s *spec.Spec, m *spec.Machine, opt genfile.Options) []byte {
 	var b strings.Builder
@@ -54,8 +55,17 @@ func dot(s *spec.Spec, m *spec.Machine, opt genfile.Options) []byte {
 		}
 		edge(st, to.Exhausted, spec.TimeoutEvent+" (exhausted)", to.GiveUp, ", style=dashed")
 	}
-	for _, ig := range m.Ignores {
-		edge(ig.State, ig.State, ig.On.Name+" (ignored)", nil, ", style=dotted, color=gray50, fontcolor=gray50")
+	// One dotted loop per state lists all of its ignored events.
+	for _, st := range m.States {
+		var evs []string
+		for _, ig := range m.Ignores {
+			if ig.State == st {
+				evs = append(evs, ig.On.Name)
+			}
+		}
+		if len(evs) > 0 {
+			edge(st, st, strings.Join(evs, ", ")+" (ignored)", nil, ", style=dotted, color=gray50, fontcolor=gray50")
+		}
 	}
 	b.WriteString("}\n")
 	return []byte(b.String())

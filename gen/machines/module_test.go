@@ -148,3 +148,26 @@ func TestRefusesCollidingNames(t *testing.T) {
 		})
 	}
 }
+
+// TestDOTRenders runs Graphviz on every drawing when it is installed.
+func TestDOTRenders(t *testing.T) {
+	dotBin, err := exec.LookPath("dot")
+	if err != nil {
+		t.Skip("graphviz dot is not installed")
+	}
+	files, err := Generate(verifyingSpec(t), genfile.Options{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files.Names() {
+		if !strings.HasSuffix(name, ".dot") {
+			continue
+		}
+		cmd := exec.Command(dotBin, "-Tsvg")
+		cmd.Stdin = strings.NewReader(string(files[name]))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "<svg") {
+			t.Errorf("dot -Tsvg %s: %v\n%s", name, err, out)
+		}
+	}
+}
