@@ -41,25 +41,19 @@ func newSpecFlags(name string, withOut bool) (*flag.FlagSet, *specFlags) {
 	return fs, f
 }
 
-// load loads the spec, naming it relative to the working directory so
-// that headers (and so the drift check) do not depend on where the
-// repository is checked out, and applies the -set overrides.
+// load loads the spec and applies the -set overrides. Diagnostics and
+// generated headers name the spec relative to its module root, so that the
+// output (and so the drift check) is the same from any working directory,
+// `go generate` included.
 func (f *specFlags) load() (*spec.Spec, error) {
-	path := f.spec
-	if filepath.IsAbs(path) {
-		if wd, err := os.Getwd(); err == nil {
-			if rel, err := filepath.Rel(wd, path); err == nil {
-				path = rel
-			}
-		}
-	}
+	path := moduleRelative(f.spec)
 	path = filepath.ToSlash(filepath.Clean(path))
-	if len(f.sets) == 0 {
-		return spec.Load(path)
-	}
 	doc, err := os.ReadFile(f.spec)
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	if len(f.sets) == 0 {
+		return spec.Parse(path, doc)
 	}
 	if doc, err = applySets(doc, f.sets); err != nil {
 		return nil, err
@@ -181,4 +175,26 @@ func runPlan(args []string) error {
 		plan.WriteTable(os.Stdout, choices)
 	}
 	return budgetErr
+}
+
+// moduleRelative names path relative to the nearest enclosing directory
+// with a go.mod, or by its base name outside any module.
+func moduleRelative(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.ToSlash(filepath.Clean(path))
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			rel, err := filepath.Rel(dir, abs)
+			if err == nil {
+				return filepath.ToSlash(rel)
+			}
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	return filepath.Base(abs)
 }
