@@ -43,7 +43,7 @@ func (m *model) emitHash(f *jen.File) {
 		case c.Reversed:
 			step = jen.Id("crc").Op("=").Id("crc").Op(">>").Lit(8).Op("^").Id(table).Index(jen.Id("byte").Call(jen.Id("crc")).Op("^").Id("b"))
 		default:
-			next := jen.Id("crc").Op("<<").Lit(8).Op("^").Id(table).Index(jen.Id("byte").Call(jen.Id("crc").Op(">>").Lit(c.Width-8)).Op("^").Id("b"))
+			next := jen.Id("crc").Op("<<").Lit(8).Op("^").Id(table).Index(jen.Id("byte").Call(jen.Id("crc").Op(">>").Lit(c.Width - 8)).Op("^").Id("b"))
 			if c.Width == 8 {
 				// Shifting a uint8 by 8 leaves nothing: the table is all.
 				next = jen.Id(table).Index(jen.Id("crc").Op("^").Id("b"))

@@ -154,6 +154,7 @@ func enum(f *jen.File, typ, doc string, zero string, vals [][3]string) {
 		}
 	})
 	f.Line()
+	f.Comment("String returns the name gen/SWITCH.md uses for v.")
 	f.Func().Params(jen.Id("v").Id(typ)).Id("String").Params().String().Block(
 		jen.Switch(jen.Id("v")).BlockFunc(func(g *jen.Group) {
 			for _, v := range vals {
@@ -223,7 +224,7 @@ func (m *model) emitTypes(f *jen.File) {
 
 	f.Comment("Entry is one directory slot as the control plane reads and writes it.")
 	f.Type().Id("Entry").Struct(
-		jen.Comment("Valid is false for an empty slot (every other field is then zero)."),
+		jen.Comment("Valid is false for an empty slot."),
 		jen.Id("Valid").Bool(),
 		jen.Id("ClientIP").Index(jen.Lit(4)).Byte(),
 		jen.Id("ClientPort").Uint16(),

@@ -18,7 +18,7 @@ import (
 	"github.com/capygen/capygen/spec"
 )
 
-// SpecEnv names the spec file the package under test was generated from.
+// specEnv names the spec file the package under test was generated from.
 const specEnv = "CAPYGEN_PIPELINE_SPEC"
 
 func loadSpec(t testing.TB) *spec.Spec {
@@ -231,12 +231,12 @@ func (e *env) want(r, want Result) {
 	}
 }
 
-func fwd(p Port) Result            { return Result{Verdict: Forward, Egress: p} }
-func reply(p Port) Result          { return Result{Verdict: Reply, Egress: p} }
-func dropped(d DropReason) Result  { return Result{Verdict: Drop, Drop: d} }
-func flood(ingress Port) Result    { return Result{Verdict: Flood, Egress: ingress} }
-func addr(b []byte) (a [4]byte)    { copy(a[:], b); return a }
-func ipString(a [4]byte) string    { return fmt.Sprintf("%d.%d.%d.%d", a[0], a[1], a[2], a[3]) }
+func fwd(p Port) Result           { return Result{Verdict: Forward, Egress: p} }
+func reply(p Port) Result         { return Result{Verdict: Reply, Egress: p} }
+func dropped(d DropReason) Result { return Result{Verdict: Drop, Drop: d} }
+func flood(ingress Port) Result   { return Result{Verdict: Flood, Egress: ingress} }
+func addr(b []byte) (a [4]byte)   { copy(a[:], b); return a }
+func ipString(a [4]byte) string   { return fmt.Sprintf("%d.%d.%d.%d", a[0], a[1], a[2], a[3]) }
 func keyOf(k uint64) ([4]byte, uint16) {
 	var ip [4]byte
 	binary.BigEndian.PutUint32(ip[:], uint32(k>>16))

@@ -134,6 +134,7 @@ const (
 	RoleServer
 )
 
+// String returns the name gen/SWITCH.md uses for v.
 func (v Role) String() string {
 	switch v {
 	case RoleClient:
@@ -158,6 +159,7 @@ const (
 	Drop
 )
 
+// String returns the name gen/SWITCH.md uses for v.
 func (v Verdict) String() string {
 	switch v {
 	case Forward:
@@ -190,6 +192,7 @@ const (
 	DropMalformed
 )
 
+// String returns the name gen/SWITCH.md uses for v.
 func (v DropReason) String() string {
 	switch v {
 	case DropNone:
@@ -239,7 +242,7 @@ type Counters struct {
 
 // Entry is one directory slot as the control plane reads and writes it.
 type Entry struct {
-	// Valid is false for an empty slot (every other field is then zero).
+	// Valid is false for an empty slot.
 	Valid      bool
 	ClientIP   [4]byte
 	ClientPort uint16

@@ -188,7 +188,10 @@ func TestLevelTwoOnCollision(t *testing.T) {
 	seen := map[uint32][6]byte{}
 	var k1ip, k2ip [4]byte
 	var k1port, k2port uint16
-	for found := false; !found; {
+	for tries, found := 0, false; !found; tries++ {
+		if tries > 1<<22 {
+			t.Fatalf("no two keys collide on level 0 and not on level 1 in %d random keys", tries)
+		}
 		ip, port := randomKey(r)
 		i0 := e.s.Directory.Index(0, ip, port)
 		if prev, ok := seen[i0]; ok {
