@@ -117,7 +117,7 @@ var badEdits = []struct {
 		`spec/x.yaml:115:40: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
 	}},
 	{"after0", "after: 5ms", "after: 0s", []string{
-		`spec/x.yaml:115:26: machines.origin.states.preparing.timeout.after: 0s must be above 0`,
+		`spec/x.yaml:115:26: machines.origin.states.preparing.timeout.after: 0s must be above 0; set a positive duration like 5ms`,
 	}},
 	{"resendnothing", "resend: send_prepare_mig", "resend: freeze_connection", []string{
 		`spec/x.yaml:115:51: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
@@ -150,10 +150,10 @@ var badEdits = []struct {
 		`spec/x.yaml:75:19: messages.conn_state.fragmented.more_field: "fragment_index" is not a flag header field; name the flag that says another fragment follows`,
 	}},
 	{"maxbytes", "max_bytes: 16777216", "max_bytes: 0", []string{
-		`spec/x.yaml:76:18: messages.conn_state.fragmented.max_bytes: 0 must be above 0`,
+		`spec/x.yaml:76:18: messages.conn_state.fragmented.max_bytes: 0 must be above 0; set a positive value`,
 	}},
 	{"fragtimeout", "timeout: 200ms", "timeout: 0s", []string{
-		`spec/x.yaml:78:16: messages.conn_state.fragmented.timeout: 0s must be above 0`,
+		`spec/x.yaml:78:16: messages.conn_state.fragmented.timeout: 0s must be above 0; set a positive duration like 5ms`,
 	}},
 	{"pct", "sram: 40%", "sram: 40", []string{
 		`spec/x.yaml:13:9: budget.sram: 40 is not a percentage; write it like 40%`,

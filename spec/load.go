@@ -101,7 +101,7 @@ func (d *decoder) target(data []byte) *Target {
 	}
 	t.TofinoVersion, _ = o.int("tofino_version", true)
 	if o.vals["tofino_version"] != nil && t.TofinoVersion != 1 && t.TofinoVersion != 2 {
-		d.errf(o.at("tofino_version"), "tofino_version", "%d is not 1 or 2", t.TofinoVersion)
+		d.errf(o.at("tofino_version"), "tofino_version", "%d is not a Tofino generation; set 1 or 2", t.TofinoVersion)
 	}
 	figs := map[string]*int{"port_bits": &t.PortBits, "stages": &t.Stages, "sram_blocks_per_stage": &t.SRAMBlocksPerStage,
 		"sram_block_bits": &t.SRAMBlockBits, "map_ram_blocks_per_stage": &t.MapRAMBlocksPerStage,
@@ -114,7 +114,7 @@ func (d *decoder) target(data []byte) *Target {
 		}
 		if v, ok := f.int("value", true); ok {
 			if v < 1 {
-				d.errf(f.at("value"), f.sub("value"), "%d must be at least 1", v)
+				d.errf(f.at("value"), f.sub("value"), "%d must be at least 1; raise it", v)
 			}
 			*figs[k] = v
 		}
@@ -220,7 +220,7 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 		if t != nil && (v < 1 || v > t.Stages) {
 			d.errf(b.at("stages"), b.sub("stages"), "%d is outside what %s has (1..%d); use a value in that range", v, t.Name, t.Stages)
 		} else if t == nil && v < 1 {
-			d.errf(b.at("stages"), b.sub("stages"), "%d must be at least 1", v)
+			d.errf(b.at("stages"), b.sub("stages"), "%d must be at least 1; raise it", v)
 		}
 	}
 }
@@ -555,14 +555,14 @@ func (d *decoder) messages(s *Spec, o *obj) {
 			}{{"max_bytes", &fr.MaxBytes}, {"max_pending", &fr.MaxPending}} {
 				if v, ok := fo.int(k.key, true); ok {
 					if v <= 0 {
-						d.errf(fo.at(k.key), fo.sub(k.key), "%d must be above 0", v)
+						d.errf(fo.at(k.key), fo.sub(k.key), "%d must be above 0; set a positive value", v)
 					}
 					*k.dst = v
 				}
 			}
 			if v, ok := fo.duration("timeout", true); ok {
 				if v <= 0 {
-					d.errf(fo.at("timeout"), fo.sub("timeout"), "%v must be above 0", v)
+					d.errf(fo.at("timeout"), fo.sub("timeout"), "%v must be above 0; set a positive duration like 5ms", v)
 				}
 				fr.Timeout = v
 			}

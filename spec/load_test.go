@@ -119,8 +119,8 @@ func TestBadTargetProfile(t *testing.T) {
 	g := strings.Join(got, "\n")
 	for _, w := range append(want,
 		`spec/targets/bad.yaml:3:7: arch: "v1model" is not a Tofino architecture; use tna or t2na`,
-		`spec/targets/bad.yaml:4:17: tofino_version: 3 is not 1 or 2`,
-		`spec/targets/bad.yaml:5:17: stages.value: 0 must be at least 1`,
+		`spec/targets/bad.yaml:4:17: tofino_version: 3 is not a Tofino generation; set 1 or 2`,
+		`spec/targets/bad.yaml:5:17: stages.value: 0 must be at least 1; raise it`,
 		`spec/targets/bad.yaml:5:9: stages: missing key source; add it`) {
 		if !strings.Contains(g, w) {
 			t.Errorf("target diagnostics lack %q; got\n%s", w, g)

@@ -160,7 +160,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		t := &Timeout{}
 		if v, ok := to.duration("after", true); ok {
 			if v <= 0 {
-				d.errf(to.at("after"), to.sub("after"), "%v must be above 0", v)
+				d.errf(to.at("after"), to.sub("after"), "%v must be above 0; set a positive duration like 5ms", v)
 			}
 			t.After = v
 		}
