@@ -102,7 +102,7 @@ var badEdits = []struct {
 		`spec/x.yaml:138:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
 	}},
 	{"duptransition", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n      - {from: preparing, on: rejected, to: failed}\n", []string{
-		`spec/x.yaml:138:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 137); a state handles an event once`,
+		`spec/x.yaml:138:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 137); a state handles an event once, so remove one`,
 	}},
 	{"transignore", "      - {in: transferring, on: prepare_mig_ack}", "      - {in: preparing, on: prepare_mig_ack}", []string{
 		`spec/x.yaml:140:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 136; remove the ignore or the transition`,

@@ -239,7 +239,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		}
 		k := key{t.From, t.On}
 		if prev := seen[k]; prev != nil {
-			d.errf(tn, to.path, "a second transition for (%s, %s) (first at line %d); a state handles an event once", t.From.Name, t.On.Name, prev.Line)
+			d.errf(tn, to.path, "a second transition for (%s, %s) (first at line %d); a state handles an event once, so remove one", t.From.Name, t.On.Name, prev.Line)
 			continue
 		}
 		seen[k] = tn

@@ -226,7 +226,7 @@ func (o *obj) uint(key string, required bool) (uint64, bool) {
 	}
 	var x uint64
 	if err := v.Decode(&x); err != nil {
-		o.d.errf(v, o.sub(key), "%s is not a non-negative integer of at most 64 bits", v.Value)
+		o.d.errf(v, o.sub(key), "%s is not a non-negative integer of at most 64 bits; use 0 up to 0xffffffffffffffff", v.Value)
 		return 0, false
 	}
 	return x, true
