@@ -539,6 +539,12 @@ func (s *Stack) Close() error {
 		l.closed = true
 		l.wake.signal()
 	}
+	for _, u := range s.udpConns {
+		u.wake.signal()
+	}
+	for _, w := range s.pings {
+		w.wake.signal()
+	}
 	s.closed = true
 	return nil
 }

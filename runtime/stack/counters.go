@@ -33,6 +33,7 @@ const (
 	DropNoRoute                         // destination off-link without gateway
 	DropTooBig                          // packet larger than the MTU
 	DropSendError                       // the endpoint's Send failed
+	DropUDPQueueFull                    // a UDPConn's unread queue is full
 	numDropReasons
 )
 
@@ -41,7 +42,7 @@ var dropNames = [numDropReasons]string{
 	"ipv4-malformed", "bad-checksum", "fragment", "not-our-addr", "bad-source",
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
-	"no-route", "too-big", "send-error",
+	"no-route", "too-big", "send-error", "udp-queue-full",
 }
 
 func (r DropReason) String() string {
@@ -60,7 +61,8 @@ type Counters struct {
 
 	IPv4In, IPv4Out, IPv4BadChecksum, IPv4Fragments, IPv4NotOurs uint64
 
-	ICMPEchoIn, ICMPEchoOut uint64
+	ICMPEchoIn, ICMPEchoOut                uint64 // requests answered
+	ICMPEchoRequestsOut, ICMPEchoRepliesIn uint64 // our Pings
 
 	UDPIn, UDPOut, UDPNoPort, UDPBadChecksum uint64
 
@@ -95,6 +97,7 @@ func (c Counters) String() string {
 		{"ipv4.in", c.IPv4In}, {"ipv4.out", c.IPv4Out}, {"ipv4.bad_checksum", c.IPv4BadChecksum},
 		{"ipv4.fragments", c.IPv4Fragments}, {"ipv4.not_ours", c.IPv4NotOurs},
 		{"icmp.echo.in", c.ICMPEchoIn}, {"icmp.echo.out", c.ICMPEchoOut},
+		{"icmp.ping.out", c.ICMPEchoRequestsOut}, {"icmp.ping.replies", c.ICMPEchoRepliesIn},
 		{"udp.in", c.UDPIn}, {"udp.out", c.UDPOut}, {"udp.no_port", c.UDPNoPort}, {"udp.bad_checksum", c.UDPBadChecksum},
 		{"tcp.in", c.TCPIn}, {"tcp.out", c.TCPOut}, {"tcp.bad_checksum", c.TCPBadChecksum},
 		{"tcp.no_conn", c.TCPNoConn}, {"tcp.intercepted", c.TCPIntercepted},

@@ -144,6 +144,10 @@ type Stack struct {
 	connList  []*Conn // iteration order for determinism
 	listeners map[uint16]*Listener
 	udp       map[uint16]UDPHandler
+	udpConns  map[uint16]*UDPConn
+	pings     map[uint16]*pingWait // outstanding Pings by sequence
+	pingID    uint16
+	pingSeq   uint16
 	intercept TCPInterceptor
 
 	ipID     uint16
@@ -195,6 +199,8 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 		conns:     make(map[tcp.ID]*Conn),
 		listeners: make(map[uint16]*Listener),
 		udp:       make(map[uint16]UDPHandler),
+		udpConns:  make(map[uint16]*UDPConn),
+		pings:     make(map[uint16]*pingWait),
 		tx:        make([]byte, 0, EthernetHeaderLen+mtu),
 	}
 	s.bcast = directedBroadcast(cfg.Addr)
@@ -206,6 +212,7 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 		return nil, fmt.Errorf("stack: drawing the ISS key: %w", err)
 	}
 	s.portNext = binary.BigEndian.Uint32(s.key[28:32])
+	s.pingID = binary.BigEndian.Uint16(s.key[26:28])
 	s.emit = s.emitSegment
 	return s, nil
 }
@@ -466,6 +473,10 @@ func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
 		s.drop(DropICMPMalformed)
 		return
 	}
+	if b[0] == icmpEchoReply && b[1] == 0 {
+		s.inputEchoReply(now, b)
+		return
+	}
 	if b[0] != icmpEchoRequest || b[1] != 0 {
 		s.drop(DropICMPType)
 		return
@@ -500,6 +511,11 @@ func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte) {
 	}
 	s.ctr.UDPIn++
 	sport, dport := binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4])
+	src4, dst4 := netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport)
+	if u := s.udpConns[dport]; u != nil {
+		u.deliver(src4, b[udpHeaderLen:])
+		return
+	}
 	h := s.udp[dport]
 	if h == nil {
 		s.ctr.UDPNoPort++
@@ -510,7 +526,7 @@ func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte) {
 	// any other Stack method.
 	s.mu.Unlock()
 	defer s.mu.Lock()
-	h(netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport), b[udpHeaderLen:])
+	h(src4, dst4, b[udpHeaderLen:])
 }
 
 // HandleUDP claims port for h; a nil h releases the port. Claiming a port
@@ -525,8 +541,8 @@ func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
 	if port == 0 {
 		return fmt.Errorf("%w: UDP port 0", ErrBadAddr)
 	}
-	if s.udp[port] != nil {
-		return fmt.Errorf("%w: UDP port %d already has a handler", ErrPortInUse, port)
+	if s.udp[port] != nil || s.udpConns[port] != nil {
+		return fmt.Errorf("%w: UDP port %d already has an owner", ErrPortInUse, port)
 	}
 	s.udp[port] = h
 	return nil

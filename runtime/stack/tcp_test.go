@@ -474,3 +474,75 @@ func TestAdoptNeedsListener(t *testing.T) {
 		t.Errorf("AdoptConn for another address = %v, want ErrBadAddr", err)
 	}
 }
+
+func TestPingStackToStack(t *testing.T) {
+	a, b := newRunningPair(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 3 {
+		rtt, err := a.Ping(ctx, addrB.Addr(), []byte("capybara"))
+		if err != nil || rtt <= 0 {
+			t.Fatalf("ping %d: rtt %v, %v", i, rtt, err)
+		}
+	}
+	ca, cb := a.Counters(), b.Counters()
+	if ca.ICMPEchoRequestsOut != 3 || ca.ICMPEchoRepliesIn != 3 || cb.ICMPEchoIn != 3 || cb.ICMPEchoOut != 3 {
+		t.Errorf("A:\n%vB:\n%v", ca, cb)
+	}
+	if ca.ARPRequestsOut != 1 || cb.ARPRepliesOut != 1 {
+		t.Errorf("ARP: A sent %d requests, B %d replies; want one resolution", ca.ARPRequestsOut, cb.ARPRepliesOut)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := a.Ping(short, netip.MustParseAddr("10.77.0.77"), nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Ping to nobody = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestUDPEchoStackToStack(t *testing.T) {
+	a, b := newRunningPair(t, nil)
+	srv, err := b.ListenUDP(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ListenUDP(7); !errors.Is(err, ErrPortInUse) {
+		t.Errorf("second ListenUDP(7) = %v, want ErrPortInUse", err)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteTo(buf[:n], from)
+		}
+	}()
+	cl, err := a.ListenUDP(5353)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	for i := range 10 {
+		msg := fmt.Sprintf("datagram %d", i)
+		if _, err := cl.WriteToUDPAddrPort([]byte(msg), netip.AddrPortFrom(addrB.Addr(), 7)); err != nil {
+			t.Fatal(err)
+		}
+		n, from, err := cl.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != msg || from != netip.AddrPortFrom(addrB.Addr(), 7) {
+			t.Fatalf("echo %d = %q from %v, %v", i, buf[:n], from, err)
+		}
+	}
+	cl.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, _, err := cl.ReadFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("ReadFrom with nothing coming = %v, want os.ErrDeadlineExceeded", err)
+	}
+	srv.Close()
+	if _, _, err := srv.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("ReadFrom after Close = %v, want net.ErrClosed", err)
+	}
+	if c := b.Counters(); c.UDPIn != 10 || c.UDPOut != 10 {
+		t.Errorf("B udp in %d out %d, want 10 and 10", c.UDPIn, c.UDPOut)
+	}
+}
