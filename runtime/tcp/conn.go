@@ -263,11 +263,15 @@ func (c *Conn) maybeWindowUpdate() {
 	if seqLEQ(right, c.rcvAdvRight) {
 		return
 	}
-	grow := right - c.rcvAdvRight
-	thresh := min(uint32(c.rcvBuf.cap())/2, uint32(c.cfg.MSS))
-	if grow >= thresh || c.rcvAdvRight == c.rcvNxt {
+	if right-c.rcvAdvRight >= c.swsThreshold() {
 		c.ackNow = true
 	}
+}
+
+// swsThreshold is how far the right edge must be able to move before we
+// announce it: min(half the buffer, one MSS) (RFC 9293 §3.8.6.2.2).
+func (c *Conn) swsThreshold() uint32 {
+	return max(min(uint32(c.rcvBuf.cap())/2, uint32(c.cfg.MSS)), 1)
 }
 
 // Write queues as much of p as fits in the send buffer without blocking.

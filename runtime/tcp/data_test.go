@@ -387,3 +387,27 @@ func TestSlowStartThenCongestionAvoidance(t *testing.T) {
 		t.Fatalf("congestion avoidance grew cwnd by %d over one window, want about one MSS", grew)
 	}
 }
+
+func TestWindowUpdateOnRead(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{RecvBuffer: 4000, MSS: 1000, DelayedACK: -1})
+	a.Write(make([]byte, 4000))
+	pingPong(a, b, now)
+	if a.sndWnd != 0 || b.Readable() != 4000 {
+		t.Fatalf("setup: A sees window %d, B holds %d; want 0 and 4000", a.sndWnd, b.Readable())
+	}
+	// A tiny read does not announce a tiny window (receiver SWS avoidance).
+	b.Read(make([]byte, 10))
+	if segs := emitted(b, now); len(segs) != 0 {
+		t.Fatalf("10-byte read announced a window: %v", segs)
+	}
+	// Reading an MSS worth does.
+	b.Read(make([]byte, 1000))
+	upd := only(t, "window update", emitted(b, now))
+	if upd.Window < 1000 || upd.Flags != FlagACK {
+		t.Fatalf("window update = %v, want an ACK opening >= 1000 bytes", upd.String())
+	}
+	a.Input(now, &upd)
+	if a.sndWnd < 1000 {
+		t.Fatalf("A's window after the update = %d", a.sndWnd)
+	}
+}

@@ -85,8 +85,10 @@ func TestPeerWithoutWindowScale(t *testing.T) {
 	b.Input(0, &data)
 	b.cfg.DelayedACK = -1
 	out := only(t, "ACK", emitted(b, time.Second))
-	if out.Window != 65535 {
-		t.Fatalf("unscaled window for a 1 MiB buffer = %d, want 65535", out.Window)
+	// Capped at 65535 (not wrapped); one byte less once the edge is held
+	// for receiver SWS avoidance.
+	if out.Window < 65534 {
+		t.Fatalf("unscaled window for a 1 MiB buffer = %d, want 65534 or 65535", out.Window)
 	}
 }
 

@@ -94,13 +94,19 @@ func (n *net) send(fromA bool, s *Segment) {
 	}
 }
 
-// flush runs Output on both ends.
+// flush runs Output on both ends and checks that each then has nothing
+// left to do at this instant: a Deadline at or before now after Output
+// would make an event loop spin.
 func (n *net) flush() {
-	if n.a != nil {
-		n.a.Output(n.now, func(s *Segment) { n.send(true, s) })
-	}
-	if n.b != nil {
-		n.b.Output(n.now, func(s *Segment) { n.send(false, s) })
+	for i, c := range []*Conn{n.a, n.b} {
+		if c == nil {
+			continue
+		}
+		fromA := i == 0
+		c.Output(n.now, func(s *Segment) { n.send(fromA, s) })
+		if d, ok := c.Deadline(); ok && d <= n.now {
+			n.t.Fatalf("conn %d in %v: Deadline %v not after the Output at %v", i, c.State(), d, n.now)
+		}
 	}
 }
 

@@ -73,6 +73,7 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		}
 	}
 	c.dupOwed = 0
+	c.ackNow = false // nothing to acknowledge in SYN-SENT
 	// Zero window with something to send and nothing outstanding: persist.
 	if c.state.Synchronized() && !c.retxOn && c.sndNxt == c.sndUna && c.sndWnd == 0 && c.hasUnsent() {
 		c.persist, c.retxOn = true, true
@@ -268,9 +269,9 @@ func (c *Conn) fill(syn bool) {
 }
 
 // windowField computes the window to advertise in 32-bit arithmetic, so no
-// scale shift can overflow into a zero window, and never lets the right
-// edge move left (RFC 9293 §3.8.6.2.2): if rounding to the scale would
-// shrink it, it rounds up instead.
+// scale shift can overflow into a zero window. The right edge never moves
+// left (if rounding to the scale would shrink it, it rounds up) and moves
+// right only in steps of swsThreshold (RFC 9293 §3.8.6.2.2).
 func (c *Conn) windowField(syn bool) uint16 {
 	space := uint32(c.rcvBuf.free())
 	if syn {
@@ -281,8 +282,15 @@ func (c *Conn) windowField(syn bool) uint16 {
 	shift := c.rcvShift
 	w := min(space>>shift, 0xffff)
 	right := c.rcvNxt + w<<shift
-	if seqLT(right, c.rcvAdvRight) {
-		w = min((c.rcvAdvRight-c.rcvNxt+(1<<shift)-1)>>shift, 0xffff)
+	target := right
+	if seqGT(right, c.rcvAdvRight) && right-c.rcvAdvRight < c.swsThreshold() {
+		target = c.rcvAdvRight // receiver SWS avoidance: hold the edge
+	}
+	if seqLT(target, c.rcvAdvRight) {
+		target = c.rcvAdvRight // never shrink
+	}
+	if target != right && seqGEQ(target, c.rcvNxt) {
+		w = min((target-c.rcvNxt+(1<<shift)-1)>>shift, 0xffff) // round up
 		right = c.rcvNxt + w<<shift
 	}
 	c.rcvAdvRight = seqMax(c.rcvAdvRight, right)
