@@ -42,6 +42,32 @@ func verifyingSpec(t *testing.T) *spec.Spec {
 		"      - {name: conn_state_ack, message: conn_state_ack}\n", "      - {name: conn_state_ack, message: conn_state_ack}\n      - {name: verified, doc: \"The target confirmed the state.\"}\n",
 		"      - {name: abort_connection,", "      - {name: log_verified}\n      - {name: abort_connection,",
 		"{from: transferring, on: conn_state_ack, to: done, do: [release_connection]}", "{from: transferring, on: conn_state_ack, to: verifying}\n      - {from: verifying, on: verified, to: done, do: [log_verified, release_connection]}",
+		// A machine whose initial state is timed and whose events are not
+		// messages, and one with no timeout at all.
+		"      - {in: abandoned, on: conn_state}\n", "      - {in: abandoned, on: conn_state}\n"+`
+  - name: probe
+    initial: waiting
+    states:
+      - {name: waiting, timeout: {after: 1s, retries: 0, exhausted: gone}}
+      - {name: gone, final: true}
+    events:
+      - {name: poke}
+    actions:
+      - {name: note}
+    transitions:
+      - {from: waiting, on: poke, to: gone, do: [note]}
+  - name: plain
+    initial: first
+    states:
+      - {name: first}
+      - {name: second, final: true}
+    events:
+      - {name: go_on}
+    actions:
+      - {name: say}
+    transitions:
+      - {from: first, on: go_on, to: second, do: [say]}
+`,
 	)
 }
 
@@ -115,6 +141,27 @@ func TestVerifying(t *testing.T) {
 	step, err = m.Handle(OriginEventVerified)
 	if err != nil || m.State() != OriginStateDone || !step.StopTimer || len(step.Actions()) != 2 {
 		t.Fatalf("verified = %+v, %v", step, err)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	p := NewProbe()
+	if p.StartTimer() != 1e9 || p.RetriesLeft() != 0 {
+		t.Fatalf("probe starts with timer %v, %d retries", p.StartTimer(), p.RetriesLeft())
+	}
+	if _, ok := ProbeEventForStage(2); ok {
+		t.Fatal("probe has no message events")
+	}
+	step, err := p.Handle(ProbeEventTimeout)
+	if err != nil || p.State() != ProbeStateGone || !step.StopTimer || step.ArmTimer {
+		t.Fatalf("probe timeout = %+v, %v", step, err)
+	}
+	q := NewPlain()
+	if _, err := q.Handle(PlainEventGoOn); err != nil || q.State() != PlainStateSecond || !q.State().IsFinal() {
+		t.Fatalf("plain = %s, %v", q.State(), err)
+	}
+	if _, err := q.Handle(PlainEventGoOn); err == nil {
+		t.Fatal("plain: second go_on accepted in a final state with no transition")
 	}
 }
 `)
