@@ -34,7 +34,7 @@ type serveFlags struct {
 	addr, iface, gateway, httpAddr, mode, get string
 	cpuProfile                                string
 	size                                      int64
-	kernel                                    bool
+	kernel, replace                           bool
 	frames                                    int
 }
 
@@ -48,6 +48,7 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.size, "size", 10<<20, "default /bytes body `length`; its sha256 is printed at start")
 	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
+	fs.BoolVar(&f.replace, "replace-xdp", false, "take over an interface that already has an XDP program (e.g. left by a killed serve)")
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
@@ -158,7 +159,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("-gateway %q: %v", f.gateway, err)
 		}
 	}
-	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames})
+	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace})
 	if err != nil {
 		return err
 	}

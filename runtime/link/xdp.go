@@ -68,6 +68,10 @@ type XDPOptions struct {
 	// TxWait bounds how long Send waits for a free transmit frame before
 	// dropping (default 2ms).
 	TxWait time.Duration
+	// Replace takes over an interface that already has an XDP program,
+	// e.g. one left by a crashed process (whose queue is then a black
+	// hole). Without it OpenXDP refuses with ErrXDPBusy.
+	Replace bool
 }
 
 func (o *XDPOptions) setDefaults() error {
@@ -382,13 +386,17 @@ func (x *XDP) attach() error {
 		if x.opts.Mode != "" && x.opts.Mode != m.name {
 			continue
 		}
-		err := x.nl.setXDP(x.ifindex, x.prog.Program.FD(), m.flag|unix.XDP_FLAGS_UPDATE_IF_NOEXIST)
+		flags := m.flag
+		if !x.opts.Replace {
+			flags |= unix.XDP_FLAGS_UPDATE_IF_NOEXIST
+		}
+		err := x.nl.setXDP(x.ifindex, x.prog.Program.FD(), flags)
 		if err == nil {
 			x.mode, x.xdpFlag = m.name, m.flag
 			return nil
 		}
 		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("attach in %s mode: %w (%v; remove it with 'ip link set %s xdp off')", m.name, ErrXDPBusy, err, x.ifname)
+			return fmt.Errorf("attach in %s mode: %w (%v; remove it with 'ip link set %s xdp off' or set Replace)", m.name, ErrXDPBusy, err, x.ifname)
 		}
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("attach in %s mode: %w", m.name, ErrPermission)
@@ -587,6 +595,9 @@ func (x *XDP) Stats() Stats {
 
 // KernelStats returns the socket's XDP_STATISTICS.
 func (x *XDP) KernelStats() (unix.XDPStatistics, error) {
+	// txMu keeps Close from closing the socket under the getsockopt.
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
 	if x.closed.Load() {
 		return unix.XDPStatistics{}, ErrClosed
 	}

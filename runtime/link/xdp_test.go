@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -431,5 +433,61 @@ func TestOpenXDPWithoutCapabilities(t *testing.T) {
 	}
 	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "CAP_NET_ADMIN") || !strings.Contains(err.Error(), "CAP_BPF") {
 		t.Fatalf("OpenXDP without capabilities = %v, want ErrPermission naming CAP_NET_ADMIN and CAP_BPF", err)
+	}
+}
+
+// TestHelperHoldXDP is not a test: TestXDPReplaceAfterCrash runs the test
+// binary with CAPYGEN_HOLD_XDP set to open AF_XDP and wait to be killed.
+func TestHelperHoldXDP(t *testing.T) {
+	ifname := os.Getenv("CAPYGEN_HOLD_XDP")
+	if ifname == "" {
+		t.Skip("helper process only")
+	}
+	if _, err := OpenXDP(ifname, XDPOptions{Frames: 16}); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("held\n")
+	time.Sleep(time.Minute)
+}
+
+// A process killed with SIGKILL cannot detach its program. The next
+// OpenXDP refuses the interface, unless told to Replace it.
+func TestXDPReplaceAfterCrash(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-l")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestHelperHoldXDP$")
+	cmd.Env = append(os.Environ(), "CAPYGEN_HOLD_XDP=xa")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 5)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "held\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper did not open AF_XDP: %q, %v", line, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	var x *XDP
+	inNS(t, ns, func() { x, err = OpenXDP("xa", XDPOptions{Frames: 16}) })
+	if err == nil {
+		x.Close()
+		t.Fatal("OpenXDP over a dead process's program succeeded without Replace")
+	}
+	if !errors.Is(err, ErrXDPBusy) {
+		t.Fatalf("OpenXDP over a dead process's program = %v, want ErrXDPBusy", err)
+	}
+	x = openXDP(t, ns, "xa", XDPOptions{Frames: 16, Replace: true})
+	p := openPacket(t, ns, "xb")
+	peer := macOf(t, ns, "xb")
+	p.send(t, seqFrame(x.MAC(), peer, 7, 64))
+	if receiveOne(t, x, func(f []byte) bool { return isSeq(f, 7) }) == nil {
+		t.Fatal("no frame received after replacing the leftover program")
 	}
 }
