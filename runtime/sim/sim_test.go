@@ -34,20 +34,26 @@ var lossy = LinkConfig{
 	Loss: 0.05, Dup: 0.02, Reorder: 0.05,
 }
 
-// transfer is one simulated bulk transfer from host a to host b.
+// transfer is one simulated request/response exchange: the client on a
+// sends data, half-closes, and reads the server's reply on b until EOF.
 type transfer struct {
-	sim        *Sim
-	a, b       *Host
-	data       []byte
-	sent       int
-	client     *stack.Conn
-	closed     bool
-	server     *stack.Conn
-	got        []byte
-	sum        [32]byte
-	done       bool
-	failure    error
-	serverDone bool
+	sim     *Sim
+	a, b    *Host
+	failure error
+	buf     []byte
+
+	client      *stack.Conn
+	data        []byte // client -> server
+	sent        int
+	halfClosed  bool
+	reply       []byte // what the client received
+	clientDone  bool
+	server      *stack.Conn
+	got         []byte // what the server received
+	gotEOF      bool
+	answer      []byte // server -> client
+	answered    int
+	serverClose bool
 }
 
 func newTransfer(t testing.TB, seed uint64, size int, link LinkConfig, keep bool) *transfer {
@@ -57,8 +63,8 @@ func newTransfer(t testing.TB, seed uint64, size int, link LinkConfig, keep bool
 	}
 	tcpCfg := stack.Config{}.TCP
 	tcpCfg.InitialRTO = 200 * time.Millisecond
-	// Lossy links lose ARP too; a few more tries than Linux's 3 keep
-	// a 5%-loss run from giving up on the neighbour (about 1 in 1,000 would).
+	// Lossy links lose ARP too; a few more tries than Linux's 3 keep a
+	// 5%-loss run from giving up on the neighbour (about 1 in 1,000 would).
 	a, err := s.AddHost("a", macA, 1500, stack.Config{Addr: pfxA, Seed: seed*2 + 1, TCP: tcpCfg, ARPRetries: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -70,10 +76,13 @@ func newTransfer(t testing.TB, seed uint64, size int, link LinkConfig, keep bool
 	if _, err := s.Connect(a.Port, b.Port, link); err != nil {
 		t.Fatal(err)
 	}
-	x := &transfer{sim: s, a: a, b: b, data: make([]byte, size)}
 	r := s.Rand()
-	for i := range x.data {
-		x.data[i] = byte(r.Uint32())
+	x := &transfer{sim: s, a: a, b: b, buf: make([]byte, 64<<10),
+		data: make([]byte, size), answer: make([]byte, 1+r.IntN(64<<10))}
+	for _, d := range [][]byte{x.data, x.answer} {
+		for i := range d {
+			d[i] = byte(r.Uint32())
+		}
 	}
 	ln, err := b.Stack.Listen(5001)
 	if err != nil {
@@ -88,69 +97,104 @@ func newTransfer(t testing.TB, seed uint64, size int, link LinkConfig, keep bool
 	return x
 }
 
+func (x *transfer) fail(format string, args ...any) {
+	if x.failure == nil {
+		x.failure = fmt.Errorf(format, args...)
+	}
+}
+
+// writeSome queues as much of data[*off:] as fits.
+func (x *transfer) writeSome(c *stack.Conn, data []byte, off *int, who string) bool {
+	for *off < len(data) {
+		n, err := c.TryWrite(data[*off:])
+		if err != nil {
+			x.fail("%s write at %d: %w", who, *off, err)
+			return false
+		}
+		if n == 0 {
+			return false
+		}
+		*off += n
+	}
+	return true
+}
+
+// readSome appends what is readable to *dst and reports EOF.
+func (x *transfer) readSome(c *stack.Conn, dst *[]byte, who string) bool {
+	for {
+		n, err := c.TryRead(x.buf)
+		*dst = append(*dst, x.buf[:n]...)
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			x.fail("%s read at %d: %w", who, len(*dst), err)
+			return false
+		}
+		if n == 0 {
+			return false
+		}
+	}
+}
+
 func (x *transfer) clientStep() {
-	if x.failure != nil || x.closed || !x.client.Established() {
-		if err := x.client.Err(); err != nil && x.failure == nil && !x.closed {
-			x.failure = fmt.Errorf("client: %w", err)
+	if x.failure != nil || x.clientDone {
+		return
+	}
+	if !x.client.Established() {
+		if err := x.client.Err(); err != nil {
+			x.fail("client: %w", err)
 		}
 		return
 	}
-	for x.sent < len(x.data) {
-		n, err := x.client.TryWrite(x.data[x.sent:])
-		if err != nil {
-			x.failure = fmt.Errorf("client write at %d: %w", x.sent, err)
-			return
+	if !x.halfClosed && x.writeSome(x.client, x.data, &x.sent, "client") {
+		x.halfClosed = true
+		if err := x.client.CloseWrite(); err != nil {
+			x.fail("client CloseWrite: %w", err)
 		}
-		if n == 0 {
-			return
-		}
-		x.sent += n
 	}
-	x.closed = true
-	if err := x.client.Close(); err != nil {
-		x.failure = err
+	if x.readSome(x.client, &x.reply, "client") {
+		x.clientDone = true
+		x.client.Close()
 	}
 }
 
 func (x *transfer) serverStep(ln *stack.Listener) {
+	if x.failure != nil || x.serverClose {
+		return
+	}
 	if x.server == nil {
 		if x.server = ln.TryAccept(); x.server == nil {
 			return
 		}
 	}
-	buf := make([]byte, 64<<10)
-	for !x.serverDone {
-		n, err := x.server.TryRead(buf)
-		x.got = append(x.got, buf[:n]...)
-		if err == io.EOF {
-			x.serverDone = true
-			x.server.Close()
-			x.sum = sha256.Sum256(x.got)
-			return
-		}
-		if err != nil {
-			x.failure = fmt.Errorf("server read at %d: %w", len(x.got), err)
-			return
-		}
-		if n == 0 {
-			return
-		}
+	if !x.gotEOF {
+		x.gotEOF = x.readSome(x.server, &x.got, "server")
+	}
+	if x.gotEOF && x.writeSome(x.server, x.answer, &x.answered, "server") {
+		x.serverClose = true
+		x.server.Close()
 	}
 }
 
-// run drives the transfer until the server saw EOF and both sides closed.
+// run drives the exchange until both sides have closed and left their
+// stacks, then checks every byte.
 func (x *transfer) run() error {
 	err := x.sim.RunWhile(func() bool {
-		return x.failure == nil && !(x.serverDone && x.client.Done() && x.server.Done())
+		return x.failure == nil && !(x.clientDone && x.serverClose && x.client.Done() && x.server.Done())
 	}, 10*time.Minute)
 	if x.failure != nil {
 		return x.failure
 	}
 	if err != nil {
-		return fmt.Errorf("%w (sent %d of %d, server got %d, done %v)", err, x.sent, len(x.data), len(x.got), x.serverDone)
+		return fmt.Errorf("%w (client sent %d of %d, server got %d, server answered %d of %d, client got %d)",
+			err, x.sent, len(x.data), len(x.got), x.answered, len(x.answer), len(x.reply))
 	}
-	if x.sum != sha256.Sum256(x.data) {
+	if sha256.Sum256(x.got) != sha256.Sum256(x.data) {
 		return fmt.Errorf("server received %d bytes whose sha256 differs from the %d sent", len(x.got), len(x.data))
+	}
+	if sha256.Sum256(x.reply) != sha256.Sum256(x.answer) {
+		return fmt.Errorf("client received %d reply bytes whose sha256 differs from the %d sent", len(x.reply), len(x.answer))
 	}
 	return nil
 }
@@ -198,8 +242,9 @@ func TestTraceRecordsActions(t *testing.T) {
 	}
 }
 
-// TestBulk runs 1,000 seeded transfers of 64–256 KiB over a lossy,
-// duplicating, reordering link and checks every byte.
+// TestBulk runs 1,000 seeded transfers of 64–256 KiB (each answered with
+// up to 64 KiB) over a lossy, duplicating, reordering link and checks
+// every byte both ways.
 func TestBulk(t *testing.T) {
 	seeds := make([]uint64, 0, 1000)
 	switch {
