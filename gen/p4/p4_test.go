@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/plan"
 	"github.com/capygen/capygen/spec"
 )
 
@@ -599,4 +600,31 @@ func FuzzNormalizeText(f *testing.F) {
 			t.Fatalf("normalizeText changed %q to %q", in, once)
 		}
 	})
+}
+
+// TestPlanPricesTheProgramsState keeps gen/plan honest: the registers and
+// counters it prices are exactly the p4info's, with the same sizes.
+func TestPlanPricesTheProgramsState(t *testing.T) {
+	s := defaultSpec(t)
+	info := parseP4Info(t, generate(t, s)["p4/capybara.p4info.txtpb"])
+	u, err := plan.Estimate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, r := range info.Registers {
+		want["register "+r.Preamble.Alias] = int(r.Size)
+	}
+	for _, c := range info.Counters {
+		want["counter "+c.Preamble.Alias] = int(c.Size)
+	}
+	got := map[string]int{}
+	for _, o := range u.Objects {
+		if o.Kind == "register" || o.Kind == "counter" {
+			got[o.Kind+" "+o.Name] = o.Cells
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("plan objects differ from the p4info (-p4info +plan):\n%s", diff)
+	}
 }
