@@ -177,7 +177,27 @@ func commentLines(text string) string {
 	return strings.Join(lines, "\n")
 }
 
-func docf(format string, a ...any) *jen.Statement { return doc(fmt.Sprintf(format, a...)) }
+// docf formats a comment and refills its plain paragraphs, whose lines the
+// substituted names have made uneven.
+func docf(format string, a ...any) *jen.Statement { return doc(reflow(fmt.Sprintf(format, a...))) }
+
+// reflow refills each paragraph of text to 76 columns, leaving alone the
+// paragraphs with indented or list lines.
+func reflow(text string) string {
+	paras := strings.Split(text, "\n\n")
+	for i, p := range paras {
+		plain := true
+		for _, l := range strings.Split(p, "\n") {
+			if strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "-") {
+				plain = false
+			}
+		}
+		if plain {
+			paras[i] = wrap(p, 76)
+		}
+	}
+	return strings.Join(paras, "\n\n")
+}
 
 // wrap fills text into lines of at most width columns.
 func wrap(text string, width int) string {

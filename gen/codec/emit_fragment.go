@@ -72,7 +72,9 @@ func (g *gen) genFragmentOf(f *jen.File, m *message) {
 	f.Add(docf(`%[1]s puts fragmented %[2]s messages back together with bounded
 memory. Fragments may come in any order; a fragment received twice with the
 same bytes is ignored, with other bytes it is refused (the first copy wins).
-Messages are keyed by ReassemblyKey. Limits:
+Messages are keyed by ReassemblyKey.
+
+Limits:
   - MaxBytes caps one message's %[3]s;
   - MaxPending caps the messages in progress and MaxBuffered the bytes they
     hold together. A fragment that would start a message over either limit
@@ -82,6 +84,7 @@ Messages are keyed by ReassemblyKey. Limits:
   - Timeout drops a message still incomplete that long after its first
     fragment. Time is passed in (now, on any monotonic clock); the
     reassembler never reads a clock.
+
 The zero value refuses everything; use New%[1]s. It is not safe for
 concurrent use.`, r, m.Name, m.total.Name))
 	f.Type().Id(r).Struct(
@@ -123,8 +126,9 @@ when m completes one (a new slice the caller owns, non-nil even when
 empty), and nil while fragments are missing or when m repeats one already
 held. A fragment whose %[1]s, index, size or %[2]s flag contradicts its
 message's length is refused with ErrBadLength; one that contradicts a
-fragment already held with ErrFragmentConflict. Refused fragments change
-nothing. m.%[3]s is copied, not kept.`, m.total.Name, m.more.Name, dataField))
+fragment already held with ErrFragmentConflict. A refused fragment leaves
+the messages in progress as they were (stale ones may have expired).
+m.%[3]s is copied, not kept.`, m.total.Name, m.more.Name, dataField))
 	f.Func().Params(rv()).Id("Add").Params(jen.Id("now").Qual(pkgTime, "Duration"), jen.Id("m").Op("*").Id(m.Go)).Params(jen.Index().Byte(), jen.Error()).Block(
 		jen.Id("total").Op(":=").Int().Call(jen.Id("m").Dot(tot)),
 		jen.If(jen.Id("total").Op(">").Id("r").Dot("MaxBytes")).Block(

@@ -55,8 +55,8 @@ func (m *Rejected) EncodedLen() int {
 	return RejectedLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *Rejected) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -91,8 +91,8 @@ func (m *Rejected) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *Rejected) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -105,7 +105,8 @@ func (m *Rejected) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) 
 	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
 }
 
-// PrepareMigLen is the size of a prepare_mig message without its variable part.
+// PrepareMigLen is the size of a prepare_mig message without its variable
+// part.
 const PrepareMigLen = HeaderLen
 
 // PrepareMig is the prepare_mig message (stage prepare_mig), sent by server.
@@ -123,8 +124,8 @@ func (m *PrepareMig) EncodedLen() int {
 	return PrepareMigLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *PrepareMig) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -159,8 +160,8 @@ func (m *PrepareMig) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *PrepareMig) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -173,7 +174,8 @@ func (m *PrepareMig) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error
 	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
 }
 
-// PrepareMigAckLen is the size of a prepare_mig_ack message without its variable part.
+// PrepareMigAckLen is the size of a prepare_mig_ack message without its
+// variable part.
 const PrepareMigAckLen = HeaderLen
 
 // PrepareMigAck is the prepare_mig_ack message (stage prepare_mig_ack), sent by server.
@@ -191,8 +193,8 @@ func (m *PrepareMigAck) EncodedLen() int {
 	return PrepareMigAckLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *PrepareMigAck) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -206,9 +208,9 @@ func (m *PrepareMigAck) Encode(into []byte) (int, error) {
 	return n, nil
 }
 
-// Decode replaces m with the prepare_mig_ack message in b (a whole TCPMig datagram
-// payload: header and message). Byte slices in m alias b. It allocates
-// nothing; reserved bits are ignored.
+// Decode replaces m with the prepare_mig_ack message in b (a whole TCPMig
+// datagram payload: header and message). Byte slices in m alias b. It
+// allocates nothing; reserved bits are ignored.
 func (m *PrepareMigAck) Decode(b []byte) error {
 	h := TCPMig(b)
 	if err := h.Validate(); err != nil {
@@ -227,8 +229,8 @@ func (m *PrepareMigAck) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *PrepareMigAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -267,8 +269,8 @@ func (m *ConnState) EncodedLen() int {
 	return ConnStateLen + len(m.Data)
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *ConnState) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -311,8 +313,8 @@ func (m *ConnState) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *ConnState) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -325,7 +327,8 @@ func (m *ConnState) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error)
 	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
 }
 
-// ConnStateAckLen is the size of a conn_state_ack message without its variable part.
+// ConnStateAckLen is the size of a conn_state_ack message without its variable
+// part.
 const ConnStateAckLen = HeaderLen
 
 // ConnStateAck is the conn_state_ack message (stage conn_state_ack), sent by server.
@@ -343,8 +346,8 @@ func (m *ConnStateAck) EncodedLen() int {
 	return ConnStateAckLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *ConnStateAck) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -358,9 +361,9 @@ func (m *ConnStateAck) Encode(into []byte) (int, error) {
 	return n, nil
 }
 
-// Decode replaces m with the conn_state_ack message in b (a whole TCPMig datagram
-// payload: header and message). Byte slices in m alias b. It allocates
-// nothing; reserved bits are ignored.
+// Decode replaces m with the conn_state_ack message in b (a whole TCPMig
+// datagram payload: header and message). Byte slices in m alias b. It
+// allocates nothing; reserved bits are ignored.
 func (m *ConnStateAck) Decode(b []byte) error {
 	h := TCPMig(b)
 	if err := h.Validate(); err != nil {
@@ -379,8 +382,8 @@ func (m *ConnStateAck) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *ConnStateAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -393,7 +396,8 @@ func (m *ConnStateAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, err
 	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
 }
 
-// HeartbeatUpdateLen is the size of a heartbeat_update message without its variable part.
+// HeartbeatUpdateLen is the size of a heartbeat_update message without its
+// variable part.
 const HeartbeatUpdateLen = HeaderLen + 4
 
 // HeartbeatUpdate is the heartbeat_update message (stage heartbeat_update), sent by server.
@@ -413,8 +417,8 @@ func (m *HeartbeatUpdate) EncodedLen() int {
 	return HeartbeatUpdateLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *HeartbeatUpdate) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -430,9 +434,9 @@ func (m *HeartbeatUpdate) Encode(into []byte) (int, error) {
 	return n, nil
 }
 
-// Decode replaces m with the heartbeat_update message in b (a whole TCPMig datagram
-// payload: header and message). Byte slices in m alias b. It allocates
-// nothing; reserved bits are ignored.
+// Decode replaces m with the heartbeat_update message in b (a whole TCPMig
+// datagram payload: header and message). Byte slices in m alias b. It
+// allocates nothing; reserved bits are ignored.
 func (m *HeartbeatUpdate) Decode(b []byte) error {
 	h := TCPMig(b)
 	if err := h.Validate(); err != nil {
@@ -452,8 +456,8 @@ func (m *HeartbeatUpdate) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *HeartbeatUpdate) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
@@ -466,7 +470,8 @@ func (m *HeartbeatUpdate) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, 
 	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
 }
 
-// HeartbeatResponseLen is the size of a heartbeat_response message without its variable part.
+// HeartbeatResponseLen is the size of a heartbeat_response message without its
+// variable part.
 const HeartbeatResponseLen = HeaderLen + 4
 
 // HeartbeatResponse is the heartbeat_response message (stage heartbeat_response), sent by switch.
@@ -486,8 +491,8 @@ func (m *HeartbeatResponse) EncodedLen() int {
 	return HeartbeatResponseLen
 }
 
-// Encode writes the message into into and returns its length. It
-// allocates nothing and refuses values that do not fit the wire.
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
 func (m *HeartbeatResponse) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
@@ -503,9 +508,9 @@ func (m *HeartbeatResponse) Encode(into []byte) (int, error) {
 	return n, nil
 }
 
-// Decode replaces m with the heartbeat_response message in b (a whole TCPMig datagram
-// payload: header and message). Byte slices in m alias b. It allocates
-// nothing; reserved bits are ignored.
+// Decode replaces m with the heartbeat_response message in b (a whole TCPMig
+// datagram payload: header and message). Byte slices in m alias b. It
+// allocates nothing; reserved bits are ignored.
 func (m *HeartbeatResponse) Decode(b []byte) error {
 	h := TCPMig(b)
 	if err := h.Validate(); err != nil {
@@ -525,8 +530,8 @@ func (m *HeartbeatResponse) Decode(b []byte) error {
 	return nil
 }
 
-// EncodeUDP writes a UDP datagram from src to dst carrying the message,
-// with the udp checksum, and returns its length.
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
 func (m *HeartbeatResponse) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {

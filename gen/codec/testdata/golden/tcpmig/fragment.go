@@ -12,8 +12,8 @@ import (
 
 // Fragmentation limits of conn_state, from the spec.
 const (
-	// ConnStateFragmentBytes is the most bytes of the whole message one fragment carries:
-	// MTU - 20 (IPv4) - 8 (UDP) - ConnStateLen.
+	// ConnStateFragmentBytes is the most bytes of the whole message one fragment
+	// carries: MTU - 20 (IPv4) - 8 (UDP) - ConnStateLen.
 	ConnStateFragmentBytes = 1448
 	// ConnStateMaxBytes caps the total_length of one message.
 	ConnStateMaxBytes = 16777216
@@ -33,10 +33,11 @@ func ConnStateFragments(n int) int {
 	return (n + ConnStateFragmentBytes - 1) / ConnStateFragmentBytes
 }
 
-// FragmentConnState cuts msg into fragments and calls fn with each in order.
-// m supplies the other fields; for each fragment FragmentConnState sets its
-// TotalLength, FragmentIndex, NextFragment and Data (aliasing msg) and passes m itself, so
-// nothing is allocated. It stops at fn's first error and returns it.
+// FragmentConnState cuts msg into fragments and calls fn with each in order. m
+// supplies the other fields; for each fragment FragmentConnState sets its
+// TotalLength, FragmentIndex, NextFragment and Data (aliasing msg) and passes
+// m itself, so nothing is allocated. It stops at fn's first error and returns
+// it.
 func FragmentConnState(m *ConnState, msg []byte, fn func(frag *ConnState) error) error {
 	if len(msg) > ConnStateMaxBytes {
 		return fmt.Errorf("%w: a %d-byte conn_state is over the %d-byte cap", ErrBadLength, len(msg), ConnStateMaxBytes)
@@ -56,10 +57,12 @@ func FragmentConnState(m *ConnState, msg []byte, fn func(frag *ConnState) error)
 	return nil
 }
 
-// ConnStateReassembler puts fragmented conn_state messages back together with bounded
-// memory. Fragments may come in any order; a fragment received twice with the
-// same bytes is ignored, with other bytes it is refused (the first copy wins).
-// Messages are keyed by ReassemblyKey. Limits:
+// ConnStateReassembler puts fragmented conn_state messages back together with
+// bounded memory. Fragments may come in any order; a fragment received twice
+// with the same bytes is ignored, with other bytes it is refused (the first
+// copy wins). Messages are keyed by ReassemblyKey.
+//
+// Limits:
 //   - MaxBytes caps one message's total_length;
 //   - MaxPending caps the messages in progress and MaxBuffered the bytes they
 //     hold together. A fragment that would start a message over either limit
@@ -70,8 +73,8 @@ func FragmentConnState(m *ConnState, msg []byte, fn func(frag *ConnState) error)
 //     fragment. Time is passed in (now, on any monotonic clock); the
 //     reassembler never reads a clock.
 //
-// The zero value refuses everything; use NewConnStateReassembler. It is not safe for
-// concurrent use.
+// The zero value refuses everything; use NewConnStateReassembler. It is not
+// safe for concurrent use.
 type ConnStateReassembler struct {
 	MaxBytes    int
 	MaxPending  int
@@ -92,8 +95,8 @@ type connStatePartial struct {
 	buf   []byte
 }
 
-// NewConnStateReassembler returns a reassembler with the spec's limits; MaxBuffered is
-// set to MaxBytes.
+// NewConnStateReassembler returns a reassembler with the spec's limits;
+// MaxBuffered is set to MaxBytes.
 func NewConnStateReassembler() *ConnStateReassembler {
 	return &ConnStateReassembler{
 		MaxBuffered: ConnStateMaxBytes,
@@ -114,13 +117,14 @@ func (r *ConnStateReassembler) Buffered() int {
 	return r.buffered
 }
 
-// Add takes the fragment m, received at now. It returns the whole message
-// when m completes one (a new slice the caller owns, non-nil even when
-// empty), and nil while fragments are missing or when m repeats one already
-// held. A fragment whose total_length, index, size or next_fragment flag contradicts its
-// message's length is refused with ErrBadLength; one that contradicts a
-// fragment already held with ErrFragmentConflict. Refused fragments change
-// nothing. m.Data is copied, not kept.
+// Add takes the fragment m, received at now. It returns the whole message when
+// m completes one (a new slice the caller owns, non-nil even when empty), and
+// nil while fragments are missing or when m repeats one already held. A
+// fragment whose total_length, index, size or next_fragment flag contradicts
+// its message's length is refused with ErrBadLength; one that contradicts a
+// fragment already held with ErrFragmentConflict. A refused fragment leaves
+// the messages in progress as they were (stale ones may have expired). m.Data
+// is copied, not kept.
 func (r *ConnStateReassembler) Add(now time.Duration, m *ConnState) ([]byte, error) {
 	total := int(m.TotalLength)
 	if total > r.MaxBytes {

@@ -12,13 +12,13 @@ import (
 
 // LayerTypeNumber is the gopacket layer type of TCPMig. gopacket keeps
 // 1000-1999 for custom layers; the number is 1000 + UDPPort mod 1000, so that
-// packages generated for specs on different ports can share a binary
-// (gopacket panics on a number registered twice).
+// packages generated for specs on different ports can share a binary (gopacket
+// panics on a number registered twice).
 const LayerTypeNumber = 1071
 
-// LayerTypeTCPMig is TCPMig's gopacket layer type. The package's init binds it to
-// UDPPort with layers.RegisterUDPPortLayerType, so gopacket.NewPacket decodes
-// TCPMig inside UDP (by destination port, then source port).
+// LayerTypeTCPMig is TCPMig's gopacket layer type. The package's init binds it
+// to UDPPort with layers.RegisterUDPPortLayerType, so gopacket.NewPacket
+// decodes TCPMig inside UDP (by destination port, then source port).
 var LayerTypeTCPMig = gopacket.RegisterLayerType(LayerTypeNumber, gopacket.LayerTypeMetadata{
 	Decoder: gopacket.DecodeFunc(decodeTCPMigLayer),
 	Name:    "TCPMig",
@@ -34,9 +34,9 @@ var (
 	_ gopacket.SerializableLayer = (*TCPMigLayer)(nil)
 )
 
-// TCPMigLayer is the TCPMig header as a gopacket layer. Contents is the header;
-// Payload is the message after it, which gopacket decodes as a Payload layer.
-// Decode it with the message's struct form when the fields are needed.
+// TCPMigLayer is the TCPMig header as a gopacket layer. Contents is the
+// header; Payload is the message after it, which gopacket decodes as a Payload
+// layer. Decode it with the message's struct form when the fields are needed.
 type TCPMigLayer struct {
 	layers.BaseLayer
 	TCPMigFields
@@ -59,9 +59,9 @@ func (l *TCPMigLayer) NextLayerType() gopacket.LayerType {
 	return gopacket.LayerTypePayload
 }
 
-// DecodeFromBytes decodes the header in data, checking the constant
-// fields, the stage and the stage's minimum length; short input calls
-// df.SetTruncated. Contents and Payload alias data.
+// DecodeFromBytes decodes the header in data, checking the constant fields,
+// the stage and the stage's minimum length; short input calls df.SetTruncated.
+// Contents and Payload alias data.
 func (l *TCPMigLayer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < HeaderLen {
 		df.SetTruncated()
@@ -85,11 +85,11 @@ func (l *TCPMigLayer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) e
 	return nil
 }
 
-// SerializeTo prepends the header to b, which already holds the message
-// body. TCPMig has no length field of its own (UDP's covers it), so FixLengths
-// has nothing to rewrite; with it the layer instead refuses a body shorter
-// than its stage's fixed payload, which a receiver would drop. Without it
-// the body is not checked, so tests can build malformed packets.
+// SerializeTo prepends the header to b, which already holds the message body.
+// TCPMig has no length field of its own (UDP's covers it), so FixLengths has
+// nothing to rewrite; with it the layer instead refuses a body shorter than
+// its stage's fixed payload, which a receiver would drop. Without it the body
+// is not checked, so tests can build malformed packets.
 func (l *TCPMigLayer) SerializeTo(b gopacket.SerializeBuffer, opts gopacket.SerializeOptions) error {
 	need, ok := MinLen(l.Stage)
 	if !ok {

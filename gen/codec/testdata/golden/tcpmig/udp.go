@@ -49,8 +49,8 @@ func onesSum(sum uint64, b []byte) uint64 {
 	return sum
 }
 
-// FinishUDP fills in the UDP header of udp, a datagram whose TCPMig message
-// is already in place after the first UDPHeaderLen bytes: ports, length and
+// FinishUDP fills in the UDP header of udp, a datagram whose TCPMig message is
+// already in place after the first UDPHeaderLen bytes: ports, length and
 // checksum. It returns len(udp).
 func FinishUDP(udp []byte, src, dst netip.AddrPort) (int, error) {
 	if !src.Addr().Is4() || !dst.Addr().Is4() {
@@ -71,10 +71,10 @@ func FinishUDP(udp []byte, src, dst netip.AddrPort) (int, error) {
 
 // DecodeUDP checks a UDP datagram from src to dst (addresses from the IPv4
 // header) and returns a view of the TCPMig message it carries, aliasing udp.
-// It verifies the UDP length (a datagram longer than its length field, as
-// with Ethernet padding, is trimmed), the udp checksum, the constant
-// fields, the stage and the stage's minimum length. Decode the message with
-// its struct form, chosen by the view's Stage. The ports are not checked.
+// It verifies the UDP length (a datagram longer than its length field, as with
+// Ethernet padding, is trimmed), the udp checksum, the constant fields, the
+// stage and the stage's minimum length. Decode the message with its struct
+// form, chosen by the view's Stage. The ports are not checked.
 func DecodeUDP(src, dst netip.Addr, udp []byte) (TCPMig, error) {
 	if !src.Is4() || !dst.Is4() {
 		return nil, fmt.Errorf("%w: %v -> %v", ErrNotIPv4, src, dst)
