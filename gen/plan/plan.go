@@ -11,11 +11,12 @@
 //   - A register of 2^W cells of C bits packs 128/C cells in a row of a unit
 //     RAM (1024 rows x 128 bits), so it needs ceil(2^W / (1024 * 128/C))
 //     SRAM blocks, plus one spare block: a stateful table is a "synthetic
-//     two-port" memory whose read-modify-write needs a spare unit RAM
-//     (bf-p4c memories/memories.cpp, synth2port; NetCache, SOSP'17 §6,
-//     counts the same overhead). Each of those unit RAMs needs a map RAM,
-//     so map RAM = SRAM blocks for stateful tables (and the packet
-//     counter, which bf-p4c also lays out as a synthetic two-port table).
+//     two-port" memory (bf-p4c's IR::MAU::Synth2Port; the Tofino model's
+//     synth2port map RAMs) whose read-modify-write needs a spare unit RAM.
+//     Each of those unit RAMs is paired with a map RAM, so map RAM = SRAM
+//     blocks for stateful tables (and the packet counter, which bf-p4c
+//     also lays out as a synthetic two-port table). The spare and the map
+//     RAM pairing are how we read the compiler, not measured figures.
 //   - A register lives in ONE stage: a stateful ALU reaches only its own
 //     stage's RAMs. A register that needs more SRAM or map RAM than a stage
 //     has cannot be placed at all (reported by Check).
