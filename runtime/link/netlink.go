@@ -82,27 +82,40 @@ func (r *rtnl) setXDP(ifindex, progFD int, flags uint32) error {
 		if err != nil {
 			return fmt.Errorf("read RTM_SETLINK ack: %w", err)
 		}
-		for b := buf[:n]; len(b) >= nlmsgHdrLen; {
-			l := int(ne.Uint32(b[0:]))
-			if l < nlmsgHdrLen || l > len(b) {
-				return fmt.Errorf("read RTM_SETLINK ack: malformed %d-byte netlink message", l)
-			}
-			typ, mseq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
-			if typ == unix.NLMSG_ERROR && mseq == seq {
-				if l < nlmsgHdrLen+4 {
-					return fmt.Errorf("read RTM_SETLINK ack: short error message")
-				}
-				if code := int32(ne.Uint32(b[nlmsgHdrLen:])); code != 0 {
-					return unix.Errno(-code)
-				}
-				return nil
-			}
-			step := (l + 3) &^ 3
-			if step >= len(b) {
-				break
-			}
-			b = b[step:]
+		if found, err := parseAck(buf[:n], seq); found || err != nil {
+			return err
 		}
 	}
 	return fmt.Errorf("read RTM_SETLINK ack: no ack for request %d", seq)
+}
+
+// parseAck looks through one datagram of netlink messages for the
+// NLMSG_ERROR that acknowledges request seq. found reports whether it was
+// there; err is the kernel's errno (nil for success) or a malformed
+// message.
+func parseAck(b []byte, seq uint32) (found bool, err error) {
+	const nlmsgHdrLen = 16
+	ne := binary.NativeEndian
+	for len(b) >= nlmsgHdrLen {
+		l := int(ne.Uint32(b[0:]))
+		if l < nlmsgHdrLen || l > len(b) {
+			return false, fmt.Errorf("read RTM_SETLINK ack: malformed %d-byte netlink message in %d bytes", l, len(b))
+		}
+		typ, mseq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
+		if typ == unix.NLMSG_ERROR && mseq == seq {
+			if l < nlmsgHdrLen+4 {
+				return true, fmt.Errorf("read RTM_SETLINK ack: %d-byte error message, want at least %d", l, nlmsgHdrLen+4)
+			}
+			if code := int32(ne.Uint32(b[nlmsgHdrLen:])); code != 0 {
+				return true, unix.Errno(-code)
+			}
+			return true, nil
+		}
+		step := (l + 3) &^ 3
+		if step >= len(b) {
+			break
+		}
+		b = b[step:]
+	}
+	return false, nil
 }
