@@ -395,3 +395,24 @@ type handlerFunc func(now Time, p *Port, frame []byte)
 func (f handlerFunc) Deliver(now Time, p *Port, frame []byte) { f(now, p, frame) }
 func (handlerFunc) Advance(Time)                              {}
 func (handlerFunc) NextDeadline() (Time, bool)                { return 0, false }
+
+// TestBulkBottleneck squeezes transfers through a 20 Mbit/s link with a
+// 16 KiB queue, so losses come from congestion (queue drops) as well.
+func TestBulkBottleneck(t *testing.T) {
+	narrow := LinkConfig{Delay: 200 * time.Microsecond, Bandwidth: 20e6, QueueLimit: 16 << 10, Loss: 0.01, Reorder: 0.01}
+	queueDrops := 0
+	for seed := uint64(1); seed <= 50; seed++ {
+		x := newTransfer(t, seed, 0, narrow, true)
+		if err := x.run(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for _, e := range x.sim.Trace() {
+			if e.Action == ActionDropQueue {
+				queueDrops++
+			}
+		}
+	}
+	if queueDrops == 0 {
+		t.Errorf("no queue drops at the bottleneck; the test does not test congestion")
+	}
+}
