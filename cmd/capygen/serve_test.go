@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/capygen/capygen/testbed"
+)
+
+func TestServeHandler(t *testing.T) {
+	srv := httptest.NewServer(handler(1000))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/ping"); code != 200 || body != "pong\n" {
+		t.Errorf("GET /ping = %d %q, want 200 pong", code, body)
+	}
+	for _, tc := range []struct {
+		path string
+		n    int64
+	}{{"/bytes", 1000}, {"/bytes?n=0", 0}, {"/bytes?n=123457", 123457}} {
+		code, body := get(tc.path)
+		sum := sha256.Sum256([]byte(body))
+		if code != 200 || int64(len(body)) != tc.n || hex.EncodeToString(sum[:]) != testbed.PayloadSHA256(tc.n) {
+			t.Errorf("GET %s = %d, %d bytes, want 200 and Payload(%d)", tc.path, code, len(body), tc.n)
+		}
+	}
+	for _, bad := range []string{"/bytes?n=-1", "/bytes?n=x", "/bytes?n=99999999999999"} {
+		if code, _ := get(bad); code != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", bad, code)
+		}
+	}
+	body := strings.Repeat("capygen", 10000)
+	resp, err := http.Post(srv.URL+"/upload", "application/octet-stream", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256([]byte(body))
+	if strings.TrimSpace(string(got)) != hex.EncodeToString(sum[:]) || resp.Header.Get("X-Bytes") != "70000" {
+		t.Errorf("POST /upload = %q (X-Bytes %s), want %x and 70000", got, resp.Header.Get("X-Bytes"), sum)
+	}
+	if code, _ := get("/upload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /upload = %d, want 405", code)
+	}
+}
+
+func TestListenPort(t *testing.T) {
+	ours := netip.MustParseAddr("10.77.0.2")
+	for _, tc := range []struct {
+		in   string
+		want uint16
+		ok   bool
+	}{
+		{":80", 80, true}, {"10.77.0.2:8080", 8080, true}, {"0.0.0.0:81", 81, true},
+		{"10.77.0.3:80", 0, false}, {":0", 0, false}, {":99999", 0, false}, {"80", 0, false},
+	} {
+		got, err := listenPort(tc.in, ours)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("listenPort(%q) = %d, %v, want %d (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestServeRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-size", "-1"},
+		{"-addr", "nonsense"},
+		{"-addr", "fd00::1/64"},
+		{"-kernel", "-get", "http://10.77.0.1/"},
+		{"extra"},
+	} {
+		if err := runServe(args); err == nil {
+			t.Errorf("serve %q succeeded, want an error", args)
+		}
+	}
+}
