@@ -54,6 +54,67 @@ func (g *gen) genTests(f *jen.File) {
 		g.genSample(f, m)
 		g.genRoundTrip(f, m)
 	}
+	g.genLayerTest(f)
+}
+
+// samples is a composite literal of every message's sample, as Messages.
+func (g *gen) samples() *jen.Statement {
+	return jen.Index().Id("Message").ValuesFunc(func(vs *jen.Group) {
+		for _, m := range g.msgs {
+			vs.Id("ptr").Call(jen.Id("sample" + m.Go).Call())
+		}
+	})
+}
+
+// genLayerTest checks that gopacket decodes every message inside
+// Ethernet/IPv4/UDP on the spec's port, built with gopacket's own layers.
+func (g *gen) genLayerTest(f *jen.File) {
+	lay := func(name string) *jen.Statement { return jen.Qual(pkgLayers, name) }
+	gp := func(name string) *jen.Statement { return jen.Qual(pkgGopacket, name) }
+	f.Add(docf("TestGopacketLayer serializes every message behind gopacket's Ethernet,\nIPv4 and UDP layers (UDP checksum by gopacket) and decodes the frame with\ngopacket.NewPacket, which must find %s on port %d.", g.layer, g.s.Transport.UDPPort))
+	f.Func().Id("TestGopacketLayer").Params(jen.Id("t").Op("*").Qual(pkgTesting, "T")).Block(
+		jen.For(jen.List(jen.Id("_"), jen.Id("m")).Op(":=").Range().Add(g.samples())).Block(
+			jen.Id("body").Op(":=").Id("encoded").Call(jen.Id("t"), jen.Id("m")),
+			jen.Id("ip").Op(":=").Op("&").Add(lay("IPv4")).Values(jen.Dict{
+				jen.Id("Version"): jen.Lit(4), jen.Id("TTL"): jen.Lit(64), jen.Id("Protocol"): lay("IPProtocolUDP"),
+				jen.Id("SrcIP"): jen.Id("testSrc").Dot("Addr").Call().Dot("AsSlice").Call(), jen.Id("DstIP"): jen.Id("testDst").Dot("Addr").Call().Dot("AsSlice").Call(),
+			}),
+			jen.Id("udp").Op(":=").Op("&").Add(lay("UDP")).Values(jen.Dict{
+				jen.Id("SrcPort"): lay("UDPPort").Call(jen.Id("testSrc").Dot("Port").Call()), jen.Id("DstPort"): lay("UDPPort").Call(jen.Id("UDPPort")),
+			}),
+			jen.If(jen.Err().Op(":=").Id("udp").Dot("SetNetworkLayerForChecksum").Call(jen.Id("ip")), jen.Err().Op("!=").Nil()).Block(jen.Id("t").Dot("Fatal").Call(jen.Err())),
+			jen.Id("eth").Op(":=").Op("&").Add(lay("Ethernet")).Values(jen.Dict{
+				jen.Id("SrcMAC"): jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(1)),
+				jen.Id("DstMAC"): jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(2)),
+				jen.Id("EthernetType"): lay("EthernetTypeIPv4"),
+			}),
+			jen.Id("l").Op(":=").Op("&").Id(g.layer).Values(jen.Dict{
+				jen.Id(g.fieldsType): jen.Id(g.view).Call(jen.Id("body")).Dot("Fields").Call(),
+				jen.Id("Stage"):      jen.Id("m").Dot("Stage").Call(),
+			}),
+			jen.Id("buf").Op(":=").Add(gp("NewSerializeBuffer")).Call(),
+			jen.Id("opts").Op(":=").Add(gp("SerializeOptions")).Values(jen.Dict{jen.Id("FixLengths"): jen.True(), jen.Id("ComputeChecksums"): jen.True()}),
+			jen.If(jen.Err().Op(":=").Add(gp("SerializeLayers")).Call(jen.Id("buf"), jen.Id("opts"), jen.Id("eth"), jen.Id("ip"), jen.Id("udp"), jen.Id("l"), gp("Payload").Call(jen.Id("body").Index(jen.Id("HeaderLen"), jen.Empty()))), jen.Err().Op("!=").Nil()).Block(
+				jen.Id("t").Dot("Fatalf").Call(jen.Lit("%v: SerializeLayers: %v"), jen.Id("m").Dot("Stage").Call(), jen.Err()),
+			),
+			jen.Id("p").Op(":=").Add(gp("NewPacket")).Call(jen.Id("buf").Dot("Bytes").Call(), lay("LayerTypeEthernet"), gp("Default")),
+			jen.List(jen.Id("got"), jen.Id("ok")).Op(":=").Id("p").Dot("Layer").Call(jen.Id(g.layerType)).Assert(jen.Op("*").Id(g.layer)),
+			jen.If(jen.Op("!").Id("ok").Op("||").Id("p").Dot("ErrorLayer").Call().Op("!=").Nil()).Block(
+				jen.Id("t").Dot("Fatalf").Call(jen.Lit("%v: NewPacket found no %s layer: %v"), jen.Id("m").Dot("Stage").Call(), jen.Lit(g.view), jen.Id("p")),
+			),
+			jen.Id("back").Op(":=").Id("newMessage").Call(jen.Id("got").Dot("Stage")),
+			jen.If(jen.Err().Op(":=").Id("back").Dot("Decode").Call(jen.Append(jen.Qual(pkgBytes, "Clone").Call(jen.Id("got").Dot("LayerContents").Call()), jen.Id("got").Dot("LayerPayload").Call().Op("..."))), jen.Err().Op("!=").Nil().Op("||").Op("!").Qual(pkgReflect, "DeepEqual").Call(jen.Id("back"), jen.Id("m"))).Block(
+				jen.Id("t").Dot("Errorf").Call(jen.Lit("%v: decoded %+v, %v; want %+v"), jen.Id("m").Dot("Stage").Call(), jen.Id("back"), jen.Err(), jen.Id("m")),
+			),
+			jen.Comment("gopacket's UDP checksum is the one DecodeUDP verifies."),
+			jen.If(jen.Id("ChecksumMode").Op("==").Lit("udp")).Block(
+				jen.Id("u").Op(":=").Id("p").Dot("Layer").Call(lay("LayerTypeUDP")).Assert(jen.Op("*").Add(lay("UDP"))),
+				jen.If(jen.List(jen.Id("_"), jen.Err()).Op(":=").Id("DecodeUDP").Call(jen.Id("testSrc").Dot("Addr").Call(), jen.Id("testDst").Dot("Addr").Call(), jen.Append(jen.Qual(pkgBytes, "Clone").Call(jen.Id("u").Dot("LayerContents").Call()), jen.Id("u").Dot("LayerPayload").Call().Op("..."))), jen.Err().Op("!=").Nil()).Block(
+					jen.Id("t").Dot("Errorf").Call(jen.Lit("%v: DecodeUDP of gopacket's datagram: %v"), jen.Id("m").Dot("Stage").Call(), jen.Err()),
+				),
+			),
+		),
+	)
 }
 
 func (g *gen) genSample(f *jen.File, m *message) {
@@ -205,11 +266,7 @@ func (g *gen) genFuzz(f *jen.File) {
 
 	f.Comment("FuzzDecodeUDP: whatever DecodeUDP and the message's Decode accept\nre-encodes with EncodeUDP to the same datagram (reserved bits cleared,\nchecksum recomputed); nothing panics.")
 	f.Func().Id("FuzzDecodeUDP").Params(jen.Id("f").Op("*").Qual(pkgTesting, "F")).BlockFunc(func(b *jen.Group) {
-		b.For(jen.List(jen.Id("_"), jen.Id("m")).Op(":=").Range().Index().Id("Message").ValuesFunc(func(vs *jen.Group) {
-			for _, m := range g.msgs {
-				vs.Id("ptr").Call(jen.Id("sample" + m.Go).Call())
-			}
-		})).Block(
+		b.For(jen.List(jen.Id("_"), jen.Id("m")).Op(":=").Range().Add(g.samples())).Block(
 			jen.Id("d").Op(":=").Make(jen.Index().Byte(), jen.Id("UDPHeaderLen").Op("+").Id("m").Dot("EncodedLen").Call()),
 			jen.If(jen.List(jen.Id("_"), jen.Err()).Op(":=").Id("m").Dot("EncodeUDP").Call(jen.Id("d"), jen.Id("testSrc"), jen.Id("testDst")), jen.Err().Op("!=").Nil()).Block(
 				jen.Id("f").Dot("Fatal").Call(jen.Err()),
@@ -237,6 +294,25 @@ func (g *gen) genFuzz(f *jen.File) {
 			),
 		))
 	})
+	f.Comment("FuzzDecodeLayer: whatever the gopacket layer decodes serializes back to\nthe same header (reserved bits cleared); nothing panics.")
+	f.Func().Id("FuzzDecodeLayer").Params(jen.Id("f").Op("*").Qual(pkgTesting, "F")).Block(
+		jen.For(jen.List(jen.Id("_"), jen.Id("m")).Op(":=").Range().Add(g.samples())).Block(
+			jen.Id("b").Op(":=").Id("encoded").Call(jen.Id("f"), jen.Id("m")),
+			jen.Id("f").Dot("Add").Call(jen.Id("b")),
+			jen.Id("f").Dot("Add").Call(jen.Id("b").Index(jen.Empty(), jen.Len(jen.Id("b")).Op("-").Lit(1))),
+		),
+		jen.Id("f").Dot("Fuzz").Call(jen.Func().Params(jen.Id("t").Op("*").Qual(pkgTesting, "T"), jen.Id("b").Index().Byte()).Block(
+			jen.Var().Id("l").Id(g.layer),
+			jen.If(jen.Id("l").Dot("DecodeFromBytes").Call(jen.Id("b"), jen.Qual(pkgGopacket, "NilDecodeFeedback")).Op("!=").Nil()).Block(jen.Return()),
+			jen.Id("buf").Op(":=").Qual(pkgGopacket, "NewSerializeBuffer").Call(),
+			jen.If(jen.Err().Op(":=").Qual(pkgGopacket, "SerializeLayers").Call(jen.Id("buf"), jen.Qual(pkgGopacket, "SerializeOptions").Values(jen.Dict{jen.Id("FixLengths"): jen.True()}), jen.Op("&").Id("l"), jen.Qual(pkgGopacket, "Payload").Call(jen.Id("l").Dot("LayerPayload").Call())), jen.Err().Op("!=").Nil()).Block(
+				jen.Id("t").Dot("Fatalf").Call(jen.Lit("SerializeTo(DecodeFromBytes(%x)): %v"), jen.Id("b"), jen.Err()),
+			),
+			jen.If(jen.Id("want").Op(":=").Id("clearReserved").Call(jen.Id("b"), jen.Id("reservedMasks").Index(jen.Id("l").Dot("Stage")).Index(jen.Empty(), jen.Id("HeaderLen"))), jen.Op("!").Qual(pkgBytes, "Equal").Call(jen.Id("buf").Dot("Bytes").Call(), jen.Id("want"))).Block(
+				jen.Id("t").Dot("Fatalf").Call(jen.Lit("SerializeTo(DecodeFromBytes(%x)) = %x"), jen.Id("want"), jen.Id("buf").Dot("Bytes").Call()),
+			),
+		)),
+	)
 	f.Func().Id("ptr").Types(jen.Id("T").Any()).Params(jen.Id("v").Id("T")).Op("*").Id("T").Block(jen.Return(jen.Op("&").Id("v")))
 
 	for _, m := range g.fragmented {

@@ -7,6 +7,7 @@ package tcpmig
 import (
 	"bytes"
 	"encoding/binary"
+	gopacket "github.com/google/gopacket"
 	rand "math/rand/v2"
 	"net/netip"
 	"testing"
@@ -254,6 +255,31 @@ func FuzzDecodeUDP(f *testing.F) {
 		}
 		if bytes.Equal(want, h) && !bytes.Equal(out, d[:len(out)]) {
 			t.Fatalf("EncodeUDP(DecodeUDP(%x)) = %x", d, out)
+		}
+	})
+}
+
+/*
+FuzzDecodeLayer: whatever the gopacket layer decodes serializes back to
+the same header (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeLayer(f *testing.F) {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+		b := encoded(f, m)
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l TCPMigLayer
+		if l.DecodeFromBytes(b, gopacket.NilDecodeFeedback) != nil {
+			return
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, &l, gopacket.Payload(l.LayerPayload())); err != nil {
+			t.Fatalf("SerializeTo(DecodeFromBytes(%x)): %v", b, err)
+		}
+		if want := clearReserved(b, reservedMasks[l.Stage][:HeaderLen]); !bytes.Equal(buf.Bytes(), want) {
+			t.Fatalf("SerializeTo(DecodeFromBytes(%x)) = %x", want, buf.Bytes())
 		}
 	})
 }

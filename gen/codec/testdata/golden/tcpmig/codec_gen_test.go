@@ -6,6 +6,8 @@ package tcpmig
 
 import (
 	"bytes"
+	gopacket "github.com/google/gopacket"
+	layers "github.com/google/gopacket/layers"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -465,5 +467,61 @@ func TestRoundTripHeartbeatResponse(t *testing.T) {
 		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
 	}); a != 0 {
 		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
+// TestGopacketLayer serializes every message behind gopacket's Ethernet, IPv4
+// and UDP layers (UDP checksum by gopacket) and decodes the frame with
+// gopacket.NewPacket, which must find TCPMigLayer on port 7071.
+func TestGopacketLayer(t *testing.T) {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+		body := encoded(t, m)
+		ip := &layers.IPv4{
+			DstIP:    testDst.Addr().AsSlice(),
+			Protocol: layers.IPProtocolUDP,
+			SrcIP:    testSrc.Addr().AsSlice(),
+			TTL:      64,
+			Version:  4,
+		}
+		udp := &layers.UDP{
+			DstPort: layers.UDPPort(UDPPort),
+			SrcPort: layers.UDPPort(testSrc.Port()),
+		}
+		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		eth := &layers.Ethernet{
+			DstMAC:       []byte{2, 0, 0, 0, 0, 2},
+			EthernetType: layers.EthernetTypeIPv4,
+			SrcMAC:       []byte{2, 0, 0, 0, 0, 1},
+		}
+		l := &TCPMigLayer{
+			Stage:        m.Stage(),
+			TCPMigFields: TCPMig(body).Fields(),
+		}
+		buf := gopacket.NewSerializeBuffer()
+		opts := gopacket.SerializeOptions{
+			ComputeChecksums: true,
+			FixLengths:       true,
+		}
+		if err := gopacket.SerializeLayers(buf, opts, eth, ip, udp, l, gopacket.Payload(body[HeaderLen:])); err != nil {
+			t.Fatalf("%v: SerializeLayers: %v", m.Stage(), err)
+		}
+		p := gopacket.NewPacket(buf.Bytes(), layers.LayerTypeEthernet, gopacket.Default)
+		got, ok := p.Layer(LayerTypeTCPMig).(*TCPMigLayer)
+		if !ok || p.ErrorLayer() != nil {
+			t.Fatalf("%v: NewPacket found no %s layer: %v", m.Stage(), "TCPMig", p)
+		}
+		back := newMessage(got.Stage)
+		if err := back.Decode(append(bytes.Clone(got.LayerContents()), got.LayerPayload()...)); err != nil || !reflect.DeepEqual(back, m) {
+			t.Errorf("%v: decoded %+v, %v; want %+v", m.Stage(), back, err, m)
+		}
+		// gopacket's UDP checksum is the one DecodeUDP verifies.
+		if ChecksumMode == "udp" {
+			u := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+			if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), append(bytes.Clone(u.LayerContents()), u.LayerPayload()...)); err != nil {
+				t.Errorf("%v: DecodeUDP of gopacket's datagram: %v", m.Stage(), err)
+			}
+		}
 	}
 }
