@@ -84,8 +84,8 @@ func (g *gen) genLayerTest(f *jen.File) {
 			}),
 			jen.If(jen.Err().Op(":=").Id("udp").Dot("SetNetworkLayerForChecksum").Call(jen.Id("ip")), jen.Err().Op("!=").Nil()).Block(jen.Id("t").Dot("Fatal").Call(jen.Err())),
 			jen.Id("eth").Op(":=").Op("&").Add(lay("Ethernet")).Values(jen.Dict{
-				jen.Id("SrcMAC"): jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(1)),
-				jen.Id("DstMAC"): jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(2)),
+				jen.Id("SrcMAC"):       jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(1)),
+				jen.Id("DstMAC"):       jen.Index().Byte().Values(jen.Lit(2), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(0), jen.Lit(2)),
 				jen.Id("EthernetType"): lay("EthernetTypeIPv4"),
 			}),
 			jen.Id("l").Op(":=").Op("&").Id(g.layer).Values(jen.Dict{
