@@ -411,3 +411,23 @@ func TestWindowUpdateOnRead(t *testing.T) {
 		t.Fatalf("A's window after the update = %d", a.sndWnd)
 	}
 }
+
+func TestDuplicateACKPerOutOfOrderSegment(t *testing.T) {
+	// Three out-of-order segments handled in one batch still produce three
+	// duplicate ACKs, or the sender could not count to three.
+	a, b, now := establish(t, Config{}, Config{})
+	seq := a.sndNxt
+	for i := 1; i <= 3; i++ {
+		s := dataSeg(a, b, seq+uint32(i*100), make([]byte, 100))
+		b.Input(now, &s)
+	}
+	acks := emitted(b, now)
+	if len(acks) != 3 {
+		t.Fatalf("emitted %d ACKs for 3 out-of-order segments, want 3", len(acks))
+	}
+	for _, ack := range acks {
+		if ack.Ack != seq || len(ack.Payload) != 0 {
+			t.Fatalf("duplicate ACK = %v, want ack %d", ack.String(), seq)
+		}
+	}
+}

@@ -183,7 +183,9 @@ func TestSimultaneousOpen(t *testing.T) {
 func TestLostSYNACKIsResentOnRetransmittedSYN(t *testing.T) {
 	a := Dial(Config{}, ID{Local: addrA, Remote: addrB}, 1000, 0)
 	syn := emitted(a, 0)
-	b, err := Accept(Config{}, ID{Local: addrB, Remote: addrA}, &syn[0], 5000, 0)
+	// B's own retransmission timer is slower than A's, so only the answer
+	// to A's retransmitted SYN can repair the handshake in time.
+	b, err := Accept(Config{InitialRTO: 5 * time.Second}, ID{Local: addrB, Remote: addrA}, &syn[0], 5000, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
