@@ -15,12 +15,13 @@ type neighbor struct {
 	resolved  bool
 	expires   tcp.Time // resolved: when the entry is forgotten
 	nextRetry tcp.Time // unresolved: when the next request goes out
-	tries     int      // requests sent so far
+	tries     int      // requests sent so far (resolving or refreshing)
+	used      bool     // resolved: sent through since the last reply
 	queue     [][]byte // complete frames waiting for mac
 }
 
 func (n *neighbor) deadline() tcp.Time {
-	if n.resolved {
+	if n.resolved && n.tries == 0 {
 		return n.expires
 	}
 	return n.nextRetry
@@ -54,11 +55,14 @@ func (s *Stack) Neighbors() []Neighbor {
 // set) to hop's MAC, or queues a copy while hop is resolved.
 func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error {
 	n := s.neigh[hop]
-	if n != nil && n.resolved && now < n.expires {
+	if n != nil && n.resolved {
+		// Past expiry too: a refresh is under way (advanceARP) and the
+		// old MAC is the best guess until it fails.
+		n.used = true
 		putEthernet(frame, n.mac, s.mac, etherTypeIPv4)
 		return s.sendFrame(frame)
 	}
-	if n == nil || n.resolved { // unknown, or expired: resolve afresh
+	if n == nil {
 		n = &neighbor{addr: hop}
 		s.neigh[hop] = n
 		s.neighList = append(s.neighList, n)
@@ -128,7 +132,7 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 
 // learn records n's MAC and releases its queued frames.
 func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
-	n.mac, n.resolved, n.expires, n.tries = mac, true, now+s.cfg.ARPTimeout, 0
+	n.mac, n.resolved, n.expires, n.tries, n.used = mac, true, now+s.cfg.ARPTimeout, 0, false
 	q := n.queue
 	n.queue = nil
 	for _, f := range q {
@@ -137,8 +141,10 @@ func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
 	}
 }
 
-// advanceARP retries unresolved entries, gives up on silent ones and
-// forgets expired ones.
+// advanceARP retries unresolved entries and gives up on silent ones. A
+// resolved entry that reaches its expiry is refreshed if it was used
+// since the last reply (still sending to the old MAC meanwhile), and
+// forgotten if idle or if the refresh goes unanswered.
 func (s *Stack) advanceARP(now tcp.Time) {
 	for i := 0; i < len(s.neighList); {
 		n := s.neighList[i]
@@ -146,15 +152,22 @@ func (s *Stack) advanceARP(now tcp.Time) {
 			i++
 			continue
 		}
-		if !n.resolved && n.tries < s.cfg.ARPRetries {
+		switch {
+		case n.resolved && n.tries == 0 && n.used:
+			n.used = false
 			s.sendARPRequest(now, n)
 			i++
 			continue
-		}
-		if !n.resolved {
+		case n.tries > 0 && n.tries < s.cfg.ARPRetries:
+			s.sendARPRequest(now, n)
+			i++
+			continue
+		case !n.resolved:
 			s.ctr.ARPFailures++
 			s.ctr.Drops[DropARPFailed] += uint64(len(n.queue))
 			s.failDials(n.addr, fmt.Errorf("%w: %v did not answer %d ARP requests", ErrHostUnreachable, n.addr, n.tries))
+		case n.tries > 0:
+			s.ctr.ARPFailures++ // a neighbour that stopped answering
 		}
 		delete(s.neigh, n.addr)
 		last := len(s.neighList) - 1

@@ -422,3 +422,40 @@ func tcpSYN(src, dst netip.AddrPort) []byte {
 	seg := tcp.Segment{SrcPort: src.Port(), DstPort: dst.Port(), Seq: 1000, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460, WindowScale: -1}
 	return tcp.AppendSegment(nil, src.Addr(), dst.Addr(), &seg)
 }
+
+func TestARPRefreshesEntriesInUse(t *testing.T) {
+	s, ep := newCaptureStack(t, func(c *Config) { c.ARPTimeout = 10 * time.Second; c.ARPRetry = time.Second; c.ARPRetries = 2 })
+	learnPeer(t, s, ep) // resolved at 0, expires at 10s
+	send := func(now time.Duration) {
+		s.Advance(now)
+		if err := s.SendUDP(netip.AddrPort{}, netip.AddrPortFrom(ipPeer, 9), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(5 * time.Second)
+	s.Advance(10 * time.Second) // used since the reply: refresh, keep the entry
+	out := ep.take()
+	if len(out) != 2 || ethernet(out[0]).dst() != macPeer || ethernet(out[1]).etherType() != etherTypeARP {
+		t.Fatalf("sent %d frames, want the datagram to the cached MAC then an ARP refresh", len(out))
+	}
+	send(10*time.Second + time.Millisecond) // still goes straight out during the refresh
+	if out := ep.take(); len(out) != 1 || ethernet(out[0]).dst() != macPeer {
+		t.Fatalf("during the refresh: %d frames, want the datagram to the cached MAC", len(out))
+	}
+	// The peer answers: the entry lives on.
+	s.Input(10*time.Second+2*time.Millisecond, arpFrame(arpOpReply, [6]byte(macUs), macPeer, ipPeer, [6]byte(macUs), ipUs))
+	if n := s.Neighbors(); len(n) != 1 || !n[0].Resolved {
+		t.Fatalf("after the refresh reply Neighbors() = %v", n)
+	}
+	// Used again, then silence: two unanswered refreshes forget it.
+	send(15 * time.Second)
+	s.Advance(20*time.Second + 2*time.Millisecond)
+	s.Advance(21*time.Second + 2*time.Millisecond)
+	s.Advance(22*time.Second + 2*time.Millisecond)
+	if n := s.Neighbors(); len(n) != 0 {
+		t.Errorf("after unanswered refreshes Neighbors() = %v, want empty", n)
+	}
+	if c := s.Counters(); c.ARPFailures != 1 || c.ARPRequestsOut != 3 {
+		t.Errorf("arp failures %d requests %d, want 1 and 3", c.ARPFailures, c.ARPRequestsOut)
+	}
+}

@@ -31,10 +31,7 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 	if ic := s.intercept; ic != nil {
 		// A copy, so that only this path pays for seg escaping to the heap.
 		hs := seg
-		s.mu.Unlock()
-		handled := ic(now, id, &hs, frame)
-		s.mu.Lock()
-		if handled {
+		if s.callUnlocked(func() bool { return ic(now, id, &hs, frame) }) {
 			s.ctr.TCPIntercepted++
 			return
 		}
@@ -56,6 +53,14 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 	}
 	s.ctr.TCPNoConn++
 	s.reset(now, id, &seg)
+}
+
+// callUnlocked runs a hook without the stack lock, retaking it even if
+// the hook panics.
+func (s *Stack) callUnlocked(f func() bool) bool {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	return f()
 }
 
 // acceptSYN starts a passive open if the listener's backlog has room.
