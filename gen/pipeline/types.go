@@ -182,11 +182,13 @@ func (m *model) emitTypes(f *jen.File) {
 		{"Reply", "reply", "Reply sends the frame back out of the ingress port (Result.Egress)."},
 		{"Drop", "drop", "Drop discards the frame for Result.Drop."},
 	})
-	enum(f, "DropReason", "DropReason says why a frame was dropped (counted per reason).", "", [][3]string{
+	// The order is gen/SWITCH.md's, and the values those of the P4
+	// program's drop_reason_t, so counters read over P4Runtime line up.
+	enum(f, "DropReason", "DropReason says why a frame was dropped (counted per reason); the values\nare the P4 program's drop_reason_t.", "", [][3]string{
 		{"DropNone", "none", "DropNone is the reason of a frame that was not dropped."},
-		{"DropUnknownPort", "unknown_port", "DropUnknownPort: the ingress port has no role."},
 		{"DropNoRoute", "no_route", "DropNoRoute: the IPv4 destination is not in ipv4_host."},
 		{"DropSpoofedControl", "spoofed_control", "DropSpoofedControl: TCPMig from a port whose role is not server."},
+		{"DropUnknownPort", "unknown_port", "DropUnknownPort: the ingress port has no role."},
 		{"DropBadTCPMig", "bad_tcpmig", "DropBadTCPMig: a TCPMig datagram shorter than the header plus its stage's fixed payload, or an unknown stage."},
 		{"DropMalformed", "malformed", "DropMalformed: the frame ends inside an Ethernet, IPv4, TCP or UDP header (a parser error on the switch)."},
 	})

@@ -174,18 +174,21 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("Verdict(%d)", uint8(v))
 }
 
-// DropReason says why a frame was dropped (counted per reason).
+/*
+DropReason says why a frame was dropped (counted per reason); the values
+are the P4 program's drop_reason_t.
+*/
 type DropReason uint8
 
 const (
 	// DropNone is the reason of a frame that was not dropped.
 	DropNone DropReason = iota
-	// DropUnknownPort: the ingress port has no role.
-	DropUnknownPort
 	// DropNoRoute: the IPv4 destination is not in ipv4_host.
 	DropNoRoute
 	// DropSpoofedControl: TCPMig from a port whose role is not server.
 	DropSpoofedControl
+	// DropUnknownPort: the ingress port has no role.
+	DropUnknownPort
 	// DropBadTCPMig: a TCPMig datagram shorter than the header plus its stage's fixed payload, or an unknown stage.
 	DropBadTCPMig
 	// DropMalformed: the frame ends inside an Ethernet, IPv4, TCP or UDP header (a parser error on the switch).
@@ -197,12 +200,12 @@ func (v DropReason) String() string {
 	switch v {
 	case DropNone:
 		return "none"
-	case DropUnknownPort:
-		return "unknown_port"
 	case DropNoRoute:
 		return "no_route"
 	case DropSpoofedControl:
 		return "spoofed_control"
+	case DropUnknownPort:
+		return "unknown_port"
 	case DropBadTCPMig:
 		return "bad_tcpmig"
 	case DropMalformed:
