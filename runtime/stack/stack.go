@@ -20,9 +20,17 @@
 //	http.Serve(ln, handler)
 //
 // Hooks for the migration layer: HandleUDP claims a UDP port,
-// SetTCPInterceptor sees every TCP segment before demultiplexing, and
-// AdoptConn/DetachConn move a tcp.Conn into or out of the stack. Hooks are
-// called without the stack lock held, so they may call any Stack method.
+// SetTCPInterceptor sees every TCP segment (with its raw Ethernet frame)
+// before demultiplexing, and AdoptConn/DetachConn move a tcp.Conn into or
+// out of the stack; an adopted connection is handed out by its port's
+// listener. Hooks are called without the stack lock held, so they may
+// call any Stack method, including Input to replay held frames.
+//
+// Checksums are verified on every received IPv4 header, UDP datagram and
+// TCP segment. A Linux peer on a veth pair sends with checksum offload,
+// leaving TCP/UDP checksums partial; turn it off on the kernel side
+// (ethtool -K <veth> tx off) or the stack counts them in
+// Counters.TCPBadChecksum/UDPBadChecksum and drops them.
 package stack
 
 import (
