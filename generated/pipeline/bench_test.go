@@ -5,8 +5,7 @@ import "testing"
 // BenchmarkProcessRequestHit: a client segment of a migrated connection,
 // looked up, rewritten (with both checksum updates) and routed.
 func BenchmarkProcessRequestHit(b *testing.B) {
-	t := &testing.T{}
-	e := newEnv(t)
+	e := newEnv(b)
 	e.migrate(ipB, ipA, ipClient, cport, portB)
 	frame := tcpFrame(b, ipClient, ipA, cport, svport, "PA", make([]byte, 64))
 	if r := e.p.Process(append([]byte(nil), frame...), portClient); r != fwd(portB) {
@@ -25,7 +24,7 @@ func BenchmarkProcessRequestHit(b *testing.B) {
 // BenchmarkProcessMiss: a segment of a connection that never migrated: every
 // level looked up, nothing rewritten, routed.
 func BenchmarkProcessMiss(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	frame := tcpFrame(b, ipClient, ipA, cport, svport, "PA", make([]byte, 64))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
@@ -39,7 +38,7 @@ func BenchmarkProcessMiss(b *testing.B) {
 
 // BenchmarkProcessHeartbeat: a heartbeat answered in place.
 func BenchmarkProcessHeartbeat(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	frame := e.heartbeat(ipA, 10)
 	b.ReportAllocs()
 	b.ResetTimer()

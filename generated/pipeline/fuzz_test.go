@@ -22,8 +22,7 @@ func seedFrames(e *env) [][]byte {
 // FuzzProcess feeds random frames on random ports to a populated pipeline:
 // it must never panic, keep the frame length, and return a coherent Result.
 func FuzzProcess(f *testing.F) {
-	e := newEnv(&testing.T{})
-	e.s = loadSpec(f)
+	e := newEnv(f)
 	e.migrate(ipB, ipA, ipClient, cport, portB)
 	e.heartbeatReply(ipC, portC, 4)
 	for _, fr := range seedFrames(e) {

@@ -62,12 +62,12 @@ func macOf(p Port) [6]byte { return [6]byte{0x02, 0, 0, 0, 0, byte(p)} }
 const switchMACByte = 0xee
 
 type env struct {
-	t *testing.T
+	t testing.TB
 	s *spec.Spec
 	p *Pipeline
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, s: loadSpec(t), p: New()}
 	must := func(err error) {
