@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/capygen/capygen/runtime/tcp"
@@ -228,26 +229,34 @@ func (s *Stack) SetTCPInterceptor(f TCPInterceptor) {
 	s.mu.Unlock()
 }
 
-// AdoptConn inserts a restored connection. It must be addressed to this
-// stack's address and a listener must be open on its local port: the
-// connection is queued there and returned by Accept as if it had just
-// been established.
+// AdoptConn inserts a restored connection. A listener must be open on
+// its local port: the connection is queued there and returned by Accept
+// as if it had just been established. Its local address may be another
+// server's (a connection migrated in keeps the origin's address, and the
+// switch rewrites the client's packets to this stack and this stack's
+// replies back to the origin): the stack files it under its own address
+// with the same port, which is the ID its Conn reports and DetachConn
+// takes.
 func (s *Stack) AdoptConn(tc *tcp.Conn) error {
 	if tc == nil {
 		return fmt.Errorf("%w: nil connection", ErrNoConn)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := tc.ID()
-	if id.Local.Addr() != s.addr {
-		return fmt.Errorf("%w: adopted connection %v-%v is not addressed to %v", ErrBadAddr, id.Local, id.Remote, s.addr)
+	orig := tc.ID()
+	if !orig.Remote.Addr().Is4() || orig.Remote.Port() == 0 || orig.Local.Port() == 0 {
+		return fmt.Errorf("%w: adopted connection %v-%v needs IPv4 endpoints with ports", ErrBadAddr, orig.Local, orig.Remote)
 	}
+	id := tcp.ID{Local: netip.AddrPortFrom(s.addr, orig.Local.Port()), Remote: orig.Remote}
 	if s.conns[id] != nil {
 		return fmt.Errorf("%w: %v-%v", ErrConnExists, id.Local, id.Remote)
 	}
 	l := s.listeners[id.Local.Port()]
 	if l == nil {
 		return fmt.Errorf("%w: adopting %v-%v needs a listener on port %d", ErrNoListener, id.Local, id.Remote, id.Local.Port())
+	}
+	if s.closed {
+		return fmt.Errorf("stack: adopting %v-%v: %w", id.Local, id.Remote, net.ErrClosed)
 	}
 	c := s.newConn(tc, id)
 	c.lis, c.established, c.queued = l, true, true

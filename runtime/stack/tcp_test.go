@@ -462,87 +462,34 @@ func TestDetachAdopt(t *testing.T) {
 	}
 }
 
-func TestAdoptNeedsListener(t *testing.T) {
+func TestAdoptConnAddresses(t *testing.T) {
 	_, b := newRunningPair(t, nil)
-	id := tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: netip.MustParseAddrPort("10.77.0.1:40000")}
-	tc := tcp.Dial(b.Config().TCP, id, 1, 0)
+	remote := netip.MustParseAddrPort("10.77.0.1:40000")
+	tc := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: remote}, 1, 0)
 	if err := b.AdoptConn(tc); !errors.Is(err, ErrNoListener) {
 		t.Errorf("AdoptConn without listener = %v, want ErrNoListener", err)
 	}
-	other := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.MustParseAddrPort("10.77.0.3:99"), Remote: id.Remote}, 1, 0)
-	if err := b.AdoptConn(other); !errors.Is(err, ErrBadAddr) {
-		t.Errorf("AdoptConn for another address = %v, want ErrBadAddr", err)
-	}
-}
-
-func TestPingStackToStack(t *testing.T) {
-	a, b := newRunningPair(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for i := range 3 {
-		rtt, err := a.Ping(ctx, addrB.Addr(), []byte("capybara"))
-		if err != nil || rtt <= 0 {
-			t.Fatalf("ping %d: rtt %v, %v", i, rtt, err)
-		}
-	}
-	ca, cb := a.Counters(), b.Counters()
-	if ca.ICMPEchoRequestsOut != 3 || ca.ICMPEchoRepliesIn != 3 || cb.ICMPEchoIn != 3 || cb.ICMPEchoOut != 3 {
-		t.Errorf("A:\n%vB:\n%v", ca, cb)
-	}
-	if ca.ARPRequestsOut != 1 || cb.ARPRepliesOut != 1 {
-		t.Errorf("ARP: A sent %d requests, B %d replies; want one resolution", ca.ARPRequestsOut, cb.ARPRepliesOut)
-	}
-	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel2()
-	if _, err := a.Ping(short, netip.MustParseAddr("10.77.0.77"), nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Ping to nobody = %v, want context.DeadlineExceeded", err)
-	}
-}
-
-func TestUDPEchoStackToStack(t *testing.T) {
-	a, b := newRunningPair(t, nil)
-	srv, err := b.ListenUDP(7)
+	ln, err := b.Listen(99)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.ListenUDP(7); !errors.Is(err, ErrPortInUse) {
-		t.Errorf("second ListenUDP(7) = %v, want ErrPortInUse", err)
+	// Migrated in from 10.77.0.3: filed under our address, same port.
+	moved := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.MustParseAddrPort("10.77.0.3:99"), Remote: remote}, 1, 0)
+	if err := b.AdoptConn(moved); err != nil {
+		t.Fatalf("AdoptConn of a connection from another server: %v", err)
 	}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteTo(buf[:n], from)
-		}
-	}()
-	cl, err := a.ListenUDP(5353)
+	c, err := ln.AcceptConn(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 2048)
-	for i := range 10 {
-		msg := fmt.Sprintf("datagram %d", i)
-		if _, err := cl.WriteToUDPAddrPort([]byte(msg), netip.AddrPortFrom(addrB.Addr(), 7)); err != nil {
-			t.Fatal(err)
-		}
-		n, from, err := cl.ReadFromUDPAddrPort(buf)
-		if err != nil || string(buf[:n]) != msg || from != netip.AddrPortFrom(addrB.Addr(), 7) {
-			t.Fatalf("echo %d = %q from %v, %v", i, buf[:n], from, err)
-		}
+	if want := (tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: remote}); c.ID() != want {
+		t.Errorf("adopted ID = %v, want %v", c.ID(), want)
 	}
-	cl.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if _, _, err := cl.ReadFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("ReadFrom with nothing coming = %v, want os.ErrDeadlineExceeded", err)
+	if _, err := b.DetachConn(c.ID()); err != nil {
+		t.Errorf("DetachConn(adopted ID): %v", err)
 	}
-	srv.Close()
-	if _, _, err := srv.ReadFrom(buf); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("ReadFrom after Close = %v, want net.ErrClosed", err)
-	}
-	if c := b.Counters(); c.UDPIn != 10 || c.UDPOut != 10 {
-		t.Errorf("B udp in %d out %d, want 10 and 10", c.UDPIn, c.UDPOut)
+	bad := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.MustParseAddrPort("10.77.0.3:99"), Remote: netip.MustParseAddrPort("10.77.0.1:0")}, 1, 0)
+	if err := b.AdoptConn(bad); !errors.Is(err, ErrBadAddr) {
+		t.Errorf("AdoptConn with remote port 0 = %v, want ErrBadAddr", err)
 	}
 }
