@@ -140,6 +140,8 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// External tests (examples) import the package by path.
+				b = bytes.ReplaceAll(b, []byte(`"`+genfile.DefaultImportRoot+"/"+Dir+`"`), []byte(`"example.com/variant/`+Dir+`"`))
 				write(t, filepath.Join(dir, Dir, filepath.Base(p)), b)
 			}
 			write(t, filepath.Join(dir, "go.mod"), []byte("module example.com/variant\n\ngo 1.26.8\n\n"+
