@@ -105,6 +105,15 @@ type Conn struct {
 	scratch  []byte
 }
 
+// scratchFor returns a buffer of at least n bytes for payloads that wrap
+// around the send ring; it is allocated on first use only.
+func (c *Conn) scratchFor(n int) []byte {
+	if len(c.scratch) < n {
+		c.scratch = make([]byte, max(n, int(c.sndMSS)))
+	}
+	return c.scratch
+}
+
 // defaultPeerMSS is the MSS to assume when the peer sends none (RFC 9293 §3.7.1).
 const defaultPeerMSS = 536
 
@@ -125,7 +134,6 @@ func newConn(cfg Config, id ID, iss uint32, now Time) *Conn {
 		rto:      cfg.InitialRTO,
 		ssthresh: 1 << 30,
 		lastNow:  now,
-		scratch:  make([]byte, cfg.MSS),
 	}
 	c.resetCwnd()
 	return c

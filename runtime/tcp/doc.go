@@ -15,7 +15,20 @@
 //
 // Listening and demultiplexing belong to the caller (runtime/stack): it
 // parses with ParseSegment, finds the Conn by ID, calls Accept for a SYN
-// with no connection, and answers other strays with ResetFor.
+// with no connection, and answers other strays with ResetFor. NewISS
+// derives initial sequence numbers per RFC 6528 from a caller's secret.
+//
+// Deadline reports timer work (retransmission, persist, delayed ACK,
+// TIME-WAIT) and, when Input, Read, Write, Close or Abort left something
+// to send at once, the time of the latest Input/Output call. After Output
+// it is always later than Output's time, so an event loop never spins.
+//
+// Config.DelayedACK: zero means the 40 ms default (WithDefaults fills zero
+// fields), and a negative value disables delayed ACKs.
+//
+// Close in SYN-SENT ends the attempt when nothing is queued (RFC 9293
+// §3.10.4); with data already written, the data and then the FIN follow
+// the handshake, so connect-write-close works without waiting.
 //
 // # Implemented
 //
@@ -42,7 +55,15 @@
 //   - Zero-window probing with a backed-off persist timer, window updates
 //     when reading opens the window.
 //   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of
-//     the state Capybara moves, plus an application blob (SetAppState).
+//     the state Capybara moves, plus an application blob (SetAppState):
+//     addresses, state, the send sequence variables (snd.una, snd.nxt,
+//     snd.max, window, max window, WL1/WL2, MSS, scale), the unacked and
+//     unsent queues, the receive queue (reader_next = rcv.nxt minus its
+//     length), the out-of-order ranges and any out-of-order FIN, buffer
+//     sizes and window scales. Restore checks every field and returns
+//     errors wrapping ErrSnapshotTruncated, ErrSnapshotMagic,
+//     ErrSnapshotVersion or ErrSnapshotCorrupt. Buffers are allocated as
+//     data arrives, up to the sizes the snapshot declares (at most 1 GiB).
 //
 // # Not implemented
 //

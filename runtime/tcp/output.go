@@ -185,7 +185,7 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 		flags := FlagACK
 		var payload []byte
 		if n > 0 {
-			payload = c.sndBuf.view(int(seq-c.sndUna), n, c.scratch)
+			payload = c.sndBuf.view(int(seq-c.sndUna), n, c.scratchFor(n))
 			if int(seq-c.sndUna)+n == c.sndBuf.len() {
 				flags |= FlagPSH
 			}
@@ -236,7 +236,7 @@ func (c *Conn) retransmitFirst(now Time, emit func(*Segment)) bool {
 	}
 	var payload []byte
 	if n > 0 {
-		payload = c.sndBuf.view(0, n, c.scratch)
+		payload = c.sndBuf.view(0, n, c.scratchFor(n))
 	}
 	c.out = Segment{Seq: c.sndUna, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
 	c.fill(false)

@@ -283,9 +283,6 @@ func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
 	c.sndWnd, c.maxSndWnd, c.sndWl1, c.sndWl2 = w[5], w[6], w[7], w[8]
 	c.sndShift, c.rcvShift, c.sndMSS = sndShift, rcvShift, sndMSS
 	c.rcvNxt, c.rcvAdvRight, c.rcvFinSeq = rcvNxt, rcvAdvRight, rcvFinSeq
-	if int(sndMSS) > len(c.scratch) {
-		c.scratch = make([]byte, sndMSS)
-	}
 	c.resetCwnd()
 
 	unacked := d.bytes("unacked queue", int(sndCap))
