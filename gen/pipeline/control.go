@@ -84,8 +84,8 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.Id("k").Op(":=").Add(u32("ip")),
 		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("hosts")).Op(">=").Id("HostTableSize")).Block(
-			jen.Return(errf("set host %d.%d.%d.%d: %w: ipv4_host holds %d entries; raise tables.hosts in the spec",
-				jen.Id("ip").Index(jen.Lit(0)), jen.Id("ip").Index(jen.Lit(1)), jen.Id("ip").Index(jen.Lit(2)), jen.Id("ip").Index(jen.Lit(3)), jen.Id("ErrTableFull"), jen.Id("HostTableSize"))),
+			jen.Return(errf("set host %v: %w: ipv4_host holds %d entries; raise tables.hosts in the spec",
+				jen.Qual("net/netip", "AddrFrom4").Call(jen.Id("ip")), jen.Id("ErrTableFull"), jen.Id("HostTableSize"))),
 		),
 		jen.Id("p").Dot("hosts").Index(jen.Id("k")).Op("=").Id("host").Values(jen.Id("port"), jen.Id("mac")),
 		jen.Return(jen.Nil()),
@@ -95,8 +95,7 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.Id("k").Op(":=").Add(u32("ip")),
 		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok")).Block(
-			jen.Return(errf("delete host %d.%d.%d.%d: %w",
-				jen.Id("ip").Index(jen.Lit(0)), jen.Id("ip").Index(jen.Lit(1)), jen.Id("ip").Index(jen.Lit(2)), jen.Id("ip").Index(jen.Lit(3)), jen.Id("ErrNotFound"))),
+			jen.Return(errf("delete host %v: %w", jen.Qual("net/netip", "AddrFrom4").Call(jen.Id("ip")), jen.Id("ErrNotFound"))),
 		),
 		jen.Delete(jen.Id("p").Dot("hosts"), jen.Id("k")),
 		jen.Return(jen.Nil()),
@@ -108,7 +107,7 @@ func (m *model) emitControl(f *jen.File) {
 		portCheck("set l2"),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("l2")).Op(">=").Id("L2TableSize")).Block(
-			jen.Return(errf("set l2 %x: %w: l2_forward holds %d entries; raise tables.l2 in the spec", jen.Id("mac"), jen.Id("ErrTableFull"), jen.Id("L2TableSize"))),
+			jen.Return(errf("set l2 %v: %w: l2_forward holds %d entries; raise tables.l2 in the spec", jen.Qual("net", "HardwareAddr").Call(jen.Id("mac").Index(jen.Op(":"))), jen.Id("ErrTableFull"), jen.Id("L2TableSize"))),
 		),
 		jen.Id("p").Dot("l2").Index(jen.Id("mac")).Op("=").Id("port"),
 		jen.Return(jen.Nil()),
@@ -117,7 +116,7 @@ func (m *model) emitControl(f *jen.File) {
 		[]jen.Code{jen.Id("mac").Add(mac6())}, errRet,
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok")).Block(
-			jen.Return(errf("delete l2 %x: %w", jen.Id("mac"), jen.Id("ErrNotFound"))),
+			jen.Return(errf("delete l2 %v: %w", jen.Qual("net", "HardwareAddr").Call(jen.Id("mac").Index(jen.Op(":"))), jen.Id("ErrNotFound"))),
 		),
 		jen.Delete(jen.Id("p").Dot("l2"), jen.Id("mac")),
 		jen.Return(jen.Nil()),

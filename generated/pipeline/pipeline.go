@@ -24,6 +24,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -354,7 +356,7 @@ func (p *Pipeline) SetHost(ip [4]byte, port Port, mac [6]byte) error {
 	defer p.mu.Unlock()
 	k := binary.BigEndian.Uint32(ip[:])
 	if _, ok := p.hosts[k]; !ok && len(p.hosts) >= HostTableSize {
-		return fmt.Errorf("set host %d.%d.%d.%d: %w: ipv4_host holds %d entries; raise tables.hosts in the spec", ip[0], ip[1], ip[2], ip[3], ErrTableFull, HostTableSize)
+		return fmt.Errorf("set host %v: %w: ipv4_host holds %d entries; raise tables.hosts in the spec", netip.AddrFrom4(ip), ErrTableFull, HostTableSize)
 	}
 	p.hosts[k] = host{port, mac}
 	return nil
@@ -366,7 +368,7 @@ func (p *Pipeline) DeleteHost(ip [4]byte) error {
 	defer p.mu.Unlock()
 	k := binary.BigEndian.Uint32(ip[:])
 	if _, ok := p.hosts[k]; !ok {
-		return fmt.Errorf("delete host %d.%d.%d.%d: %w", ip[0], ip[1], ip[2], ip[3], ErrNotFound)
+		return fmt.Errorf("delete host %v: %w", netip.AddrFrom4(ip), ErrNotFound)
 	}
 	delete(p.hosts, k)
 	return nil
@@ -381,7 +383,7 @@ func (p *Pipeline) SetL2(mac [6]byte, port Port) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.l2[mac]; !ok && len(p.l2) >= L2TableSize {
-		return fmt.Errorf("set l2 %x: %w: l2_forward holds %d entries; raise tables.l2 in the spec", mac, ErrTableFull, L2TableSize)
+		return fmt.Errorf("set l2 %v: %w: l2_forward holds %d entries; raise tables.l2 in the spec", net.HardwareAddr(mac[:]), ErrTableFull, L2TableSize)
 	}
 	p.l2[mac] = port
 	return nil
@@ -392,7 +394,7 @@ func (p *Pipeline) DeleteL2(mac [6]byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.l2[mac]; !ok {
-		return fmt.Errorf("delete l2 %x: %w", mac, ErrNotFound)
+		return fmt.Errorf("delete l2 %v: %w", net.HardwareAddr(mac[:]), ErrNotFound)
 	}
 	delete(p.l2, mac)
 	return nil

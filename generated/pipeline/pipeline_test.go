@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -619,8 +620,9 @@ func TestControlPlaneLimits(t *testing.T) {
 			t.Fatalf("SetHost #%d = %v", i, err)
 		}
 	}
-	if err := p.SetHost([4]byte{10, 2, 0, 0}, 1, [6]byte{}); !errors.Is(err, ErrTableFull) {
-		t.Errorf("SetHost beyond tables.hosts = %v, want ErrTableFull", err)
+	err := p.SetHost([4]byte{10, 2, 0, 0}, 1, [6]byte{})
+	if want := fmt.Sprintf("set host 10.2.0.0: table full: ipv4_host holds %d entries; raise tables.hosts in the spec", HostTableSize); !errors.Is(err, ErrTableFull) || err.Error() != want {
+		t.Errorf("SetHost beyond tables.hosts = %v, want ErrTableFull: %q", err, want)
 	}
 	if err := p.SetHost([4]byte{10, 1, 0, 0}, 2, [6]byte{}); err != nil {
 		t.Errorf("updating a host in a full table = %v, want nil", err)
@@ -633,8 +635,9 @@ func TestControlPlaneLimits(t *testing.T) {
 			t.Fatalf("SetL2 #%d = %v", i, err)
 		}
 	}
-	if err := p.SetL2([6]byte{2, 1}, 1); !errors.Is(err, ErrTableFull) {
-		t.Errorf("SetL2 beyond tables.l2 = %v, want ErrTableFull", err)
+	err = p.SetL2([6]byte{2, 1}, 1)
+	if want := fmt.Sprintf("set l2 02:01:00:00:00:00: table full: l2_forward holds %d entries; raise tables.l2 in the spec", L2TableSize); !errors.Is(err, ErrTableFull) || err.Error() != want {
+		t.Errorf("SetL2 beyond tables.l2 = %v, want ErrTableFull: %q", err, want)
 	}
 	if err := p.DeleteL2([6]byte{2, 1}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("DeleteL2(absent) = %v, want ErrNotFound", err)
