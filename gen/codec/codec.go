@@ -467,6 +467,17 @@ func (g *gen) checkNames() error {
 				return fmt.Errorf("codec: message %s: fields %s and %s both become %s; rename one", m.Name, prev, f.Name, f.Go)
 			}
 			fs[f.Go] = f.Name
+			// The struct forms' methods, and the fragment bytes, share the
+			// fields' namespace.
+			for _, taken := range []string{"Stage", "EncodedLen", "Encode", "Decode", "EncodeUDP", "ReassemblyKey", "LayerType", "CanDecode",
+				"NextLayerType", "DecodeFromBytes", "SerializeTo", "LayerContents", "LayerPayload", "BaseLayer", "Contents", "Payload", g.fieldsType} {
+				if f.Go == taken && f != g.stageF {
+					return fmt.Errorf("codec: message %s: field %s becomes %s, which the generated code already uses; rename it", m.Name, f.Name, f.Go)
+				}
+			}
+			if m.Fragmented && f.Go == dataField {
+				return fmt.Errorf("codec: message %s: field %s clashes with the fragment bytes field %s; rename it", m.Name, f.Name, dataField)
+			}
 		}
 	}
 	fs := map[string]string{}

@@ -160,11 +160,18 @@ func TestEmitterRefuses(t *testing.T) {
 	}{
 		{"fragmented without total", []string{"{name: total_length, bits: 32, doc: \"Bytes of the whole serialized state.\"}", "{name: size, bits: 32}"},
 			`fragmented but has no uint payload field "total_length"`},
-		{"fragments beyond the index", []string{"max_bytes: 16777216", "max_bytes: 4000000000"},
-			"needs 2762431 fragments, more than the 16-bit fragment_index can number"},
-		{"name clash", []string{"- name: conn_state_ack\n    stage: conn_state_ack", "- name: tcpmig_fields\n    stage: conn_state_ack"},
-			"both become the Go identifier TCPMigFields"},
-		{"unaligned address", []string{"- {name: origin_ip, type: ipv4", "- {name: pad, bits: 4, reserved: true}\n    - {name: origin_ip, type: ipv4"},
+		{"fragments beyond the index", []string{"max_bytes: 16777216", "max_bytes: 200000000"},
+			"needs 138122 fragments, more than the 16-bit fragment_index can number"},
+		{"name clash", []string{
+			"- {name: heartbeat_response, value: 13,", "- {name: tcpmig_layer, value: 6}\n      - {name: heartbeat_response, value: 13,",
+			"- name: conn_state_ack\n    stage: conn_state_ack", "- name: tcpmig_layer\n    stage: tcpmig_layer\n  - name: conn_state_ack\n    stage: conn_state_ack"},
+			"both become the Go identifier TCPMigLayer"},
+		{"field named like a method", []string{"- {name: workload, bits: 32, doc: \"The minimum workload after the update.\"}", "- {name: encode, bits: 32}"},
+			"field encode becomes Encode, which the generated code already uses"},
+		{"header field named data", []string{"- {name: reserved, bits: 8, reserved: true}", "- {name: data, bits: 8}"},
+			"clashes with the fragment bytes field Data"},
+		{"unaligned address", []string{"- {name: origin_ip, type: ipv4", "- {name: pad, bits: 4, reserved: true}\n    - {name: origin_ip, type: ipv4",
+			"- {name: origin_port, bits: 16", "- {name: pad2, bits: 4, reserved: true}\n    - {name: origin_port, bits: 16"},
 			"origin_ip is an address at bit 36"},
 	}
 	for _, tt := range tests {

@@ -29,7 +29,7 @@ func (g *gen) genLayer(f *jen.File) {
 		jen.Qual(pkgLayers, "BaseLayer"),
 		jen.Id(g.fieldsType),
 		doc("Stage selects the message."),
-		jen.Id("Stage").Id(g.stage.Go),
+		jen.Id(g.stageF.Go).Id(g.stage.Go),
 	)
 	rv := func() *jen.Statement { return jen.Id("l").Op("*").Id(l) }
 	f.Add(docf("LayerType returns %s.", lt))
@@ -53,7 +53,7 @@ func (g *gen) genLayer(f *jen.File) {
 			jen.Return(jen.Id("shortBuffer").Call(jen.Id("stage").Dot("String").Call(), jen.Id("need"), jen.Len(jen.Id("data")))),
 		),
 		jen.Id("l").Dot(g.fieldsType).Op("=").Id("h").Dot("Fields").Call(),
-		jen.Id("l").Dot("Stage").Op("=").Id("stage"),
+		jen.Id("l").Dot(g.stageF.Go).Op("=").Id("stage"),
 		jen.Id("l").Dot("BaseLayer").Op("=").Qual(pkgLayers, "BaseLayer").Values(jen.Dict{
 			jen.Id("Contents"): jen.Id("data").Index(jen.Empty(), jen.Id("HeaderLen"), jen.Id("HeaderLen")),
 			jen.Id("Payload"):  jen.Id("data").Index(jen.Id("HeaderLen"), jen.Empty()),
@@ -63,15 +63,15 @@ func (g *gen) genLayer(f *jen.File) {
 
 	f.Add(docf("SerializeTo prepends the header to b, which already holds the message\nbody. %s has no length field of its own (UDP's covers it), so FixLengths\nhas nothing to rewrite; with it the layer instead refuses a body shorter\nthan its stage's fixed payload, which a receiver would drop. Without it\nthe body is not checked, so tests can build malformed packets.", g.view))
 	f.Func().Params(rv()).Id("SerializeTo").Params(jen.Id("b").Add(gp("SerializeBuffer")), jen.Id("opts").Add(gp("SerializeOptions"))).Error().Block(
-		jen.List(jen.Id("need"), jen.Id("ok")).Op(":=").Id("MinLen").Call(jen.Id("l").Dot("Stage")),
-		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(errf("ErrUnknownStage", fmt.Sprintf("%s %%d", g.stageF.Name), jen.Id("l").Dot("Stage")))),
+		jen.List(jen.Id("need"), jen.Id("ok")).Op(":=").Id("MinLen").Call(jen.Id("l").Dot(g.stageF.Go)),
+		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(errf("ErrUnknownStage", fmt.Sprintf("%s %%d", g.stageF.Name), jen.Id("l").Dot(g.stageF.Go)))),
 		jen.If(jen.Err().Op(":=").Id("l").Dot(g.fieldsType).Dot("check").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
 		jen.If(jen.Id("body").Op(":=").Len(jen.Id("b").Dot("Bytes").Call()), jen.Id("opts").Dot("FixLengths").Op("&&").Id("HeaderLen").Op("+").Id("body").Op("<").Id("need")).Block(
-			jen.Return(errf("ErrBadLength", "a %v body of %d bytes is shorter than its %d-byte fixed payload", jen.Id("l").Dot("Stage"), jen.Id("body"), jen.Id("need").Op("-").Id("HeaderLen"))),
+			jen.Return(errf("ErrBadLength", "a %v body of %d bytes is shorter than its %d-byte fixed payload", jen.Id("l").Dot(g.stageF.Go), jen.Id("body"), jen.Id("need").Op("-").Id("HeaderLen"))),
 		),
 		jen.List(jen.Id("h"), jen.Err()).Op(":=").Id("b").Dot("PrependBytes").Call(jen.Id("HeaderLen")),
 		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
-		jen.Id(g.view).Call(jen.Id("h")).Dot("Encode").Call(jen.Op("&").Id("l").Dot(g.fieldsType), jen.Id("l").Dot("Stage")),
+		jen.Id(g.view).Call(jen.Id("h")).Dot("Encode").Call(jen.Op("&").Id("l").Dot(g.fieldsType), jen.Id("l").Dot(g.stageF.Go)),
 		jen.Return(jen.Nil()),
 	)
 

@@ -90,7 +90,7 @@ func (g *gen) genLayerTest(f *jen.File) {
 			}),
 			jen.Id("l").Op(":=").Op("&").Id(g.layer).Values(jen.Dict{
 				jen.Id(g.fieldsType): jen.Id(g.view).Call(jen.Id("body")).Dot("Fields").Call(),
-				jen.Id("Stage"):      jen.Id("m").Dot("Stage").Call(),
+				jen.Id(g.stageF.Go):  jen.Id("m").Dot("Stage").Call(),
 			}),
 			jen.Id("buf").Op(":=").Add(gp("NewSerializeBuffer")).Call(),
 			jen.Id("opts").Op(":=").Add(gp("SerializeOptions")).Values(jen.Dict{jen.Id("FixLengths"): jen.True(), jen.Id("ComputeChecksums"): jen.True()}),
@@ -102,7 +102,7 @@ func (g *gen) genLayerTest(f *jen.File) {
 			jen.If(jen.Op("!").Id("ok").Op("||").Id("p").Dot("ErrorLayer").Call().Op("!=").Nil()).Block(
 				jen.Id("t").Dot("Fatalf").Call(jen.Lit("%v: NewPacket found no %s layer: %v"), jen.Id("m").Dot("Stage").Call(), jen.Lit(g.view), jen.Id("p")),
 			),
-			jen.Id("back").Op(":=").Id("newMessage").Call(jen.Id("got").Dot("Stage")),
+			jen.Id("back").Op(":=").Id("newMessage").Call(jen.Id("got").Dot(g.stageF.Go)),
 			jen.If(jen.Err().Op(":=").Id("back").Dot("Decode").Call(jen.Append(jen.Qual(pkgBytes, "Clone").Call(jen.Id("got").Dot("LayerContents").Call()), jen.Id("got").Dot("LayerPayload").Call().Op("..."))), jen.Err().Op("!=").Nil().Op("||").Op("!").Qual(pkgReflect, "DeepEqual").Call(jen.Id("back"), jen.Id("m"))).Block(
 				jen.Id("t").Dot("Errorf").Call(jen.Lit("%v: decoded %+v, %v; want %+v"), jen.Id("m").Dot("Stage").Call(), jen.Id("back"), jen.Err(), jen.Id("m")),
 			),
@@ -308,7 +308,7 @@ func (g *gen) genFuzz(f *jen.File) {
 			jen.If(jen.Err().Op(":=").Qual(pkgGopacket, "SerializeLayers").Call(jen.Id("buf"), jen.Qual(pkgGopacket, "SerializeOptions").Values(jen.Dict{jen.Id("FixLengths"): jen.True()}), jen.Op("&").Id("l"), jen.Qual(pkgGopacket, "Payload").Call(jen.Id("l").Dot("LayerPayload").Call())), jen.Err().Op("!=").Nil()).Block(
 				jen.Id("t").Dot("Fatalf").Call(jen.Lit("SerializeTo(DecodeFromBytes(%x)): %v"), jen.Id("b"), jen.Err()),
 			),
-			jen.If(jen.Id("want").Op(":=").Id("clearReserved").Call(jen.Id("b"), jen.Id("reservedMasks").Index(jen.Id("l").Dot("Stage")).Index(jen.Empty(), jen.Id("HeaderLen"))), jen.Op("!").Qual(pkgBytes, "Equal").Call(jen.Id("buf").Dot("Bytes").Call(), jen.Id("want"))).Block(
+			jen.If(jen.Id("want").Op(":=").Id("clearReserved").Call(jen.Id("b"), jen.Id("reservedMasks").Index(jen.Id("l").Dot(g.stageF.Go)).Index(jen.Empty(), jen.Id("HeaderLen"))), jen.Op("!").Qual(pkgBytes, "Equal").Call(jen.Id("buf").Dot("Bytes").Call(), jen.Id("want"))).Block(
 				jen.Id("t").Dot("Fatalf").Call(jen.Lit("SerializeTo(DecodeFromBytes(%x)) = %x"), jen.Id("want"), jen.Id("buf").Dot("Bytes").Call()),
 			),
 		)),
