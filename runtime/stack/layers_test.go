@@ -388,15 +388,25 @@ func TestCountersString(t *testing.T) {
 	}
 }
 
+// FuzzInput feeds arbitrary frames to a stack with a listener, a UDP
+// echo handler and one established connection: nothing may panic and
+// nothing sent may exceed the MTU.
 func FuzzInput(f *testing.F) {
 	ping := echoRequest(1, 1, []byte("abc"))
+	peer, us := netip.AddrPortFrom(ipPeer, 40000), netip.AddrPortFrom(ipUs, 80)
+	data := tcp.Segment{SrcPort: 40000, DstPort: 80, Seq: 1001, Flags: tcp.FlagACK | tcp.FlagPSH, Window: 512, WindowScale: -1, Payload: []byte("GET / HTTP/1.0\r\n\r\n")}
+	fin := tcp.Segment{SrcPort: 40000, DstPort: 80, Seq: 1001, Flags: tcp.FlagACK | tcp.FlagFIN, Window: 512, WindowScale: -1}
+	rst := tcp.Segment{SrcPort: 40000, DstPort: 80, Seq: 1001, Flags: tcp.FlagRST, WindowScale: -1}
 	f.Add(arpFrame(arpOpRequest, broadcastMAC, macPeer, ipPeer, [6]byte{}, ipUs))
 	f.Add(arpFrame(arpOpReply, [6]byte(macUs), macPeer, ipPeer, [6]byte(macUs), ipUs))
 	f.Add(ipFrame(ipPeer, ipUs, protoICMP, nil, ping))
 	f.Add(ipFrame(ipPeer, ipUs, protoICMP, []byte{1, 1, 1, 0}, ping))
 	f.Add(ipFrame(ipPeer, ipUs, protoUDP, nil, udpDatagram(netip.AddrPortFrom(ipPeer, 1), netip.AddrPortFrom(ipUs, 7), []byte("x"))))
-	f.Add(ipFrame(ipPeer, ipUs, protoTCP, nil, tcpSYN(netip.AddrPortFrom(ipPeer, 40000), netip.AddrPortFrom(ipUs, 80))))
-	f.Add(ipFrame(ipPeer, ipUs, protoTCP, nil, tcpSYN(netip.AddrPortFrom(ipPeer, 40000), netip.AddrPortFrom(ipUs, 81))))
+	f.Add(ipFrame(ipPeer, ipUs, protoTCP, nil, tcpSYN(netip.AddrPortFrom(ipPeer, 40001), us)))
+	f.Add(ipFrame(ipPeer, ipUs, protoTCP, nil, tcpSYN(netip.AddrPortFrom(ipPeer, 40001), netip.AddrPortFrom(ipUs, 81))))
+	for _, seg := range []*tcp.Segment{&data, &fin, &rst} {
+		f.Add(ipFrame(ipPeer, ipUs, protoTCP, nil, tcp.AppendSegment(nil, peer.Addr(), us.Addr(), seg)))
+	}
 	f.Add([]byte{})
 	f.Add(make([]byte, 14))
 	f.Fuzz(func(t *testing.T, frame []byte) {
@@ -408,8 +418,10 @@ func FuzzInput(f *testing.F) {
 			t.Fatal(err)
 		}
 		learnPeer(t, s, ep)
+		newPeer(t, s, ep, 40000).handshake(1000)
 		s.Input(time.Millisecond, frame)
 		s.Advance(time.Second)
+		s.Advance(time.Minute)
 		for _, out := range ep.take() {
 			if len(out) < EthernetHeaderLen || len(out) > EthernetHeaderLen+1500 {
 				t.Fatalf("sent a %d-byte frame", len(out))
