@@ -49,3 +49,22 @@ func BenchmarkProcessHeartbeat(b *testing.B) {
 		e.p.Process(frame, portA)
 	}
 }
+
+// TestProcessAllocatesNothing: the hot path of every kind of frame is free
+// of allocations (the software switch runs it per packet).
+func TestProcessAllocatesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.migrate(ipB, ipA, ipClient, cport, portB)
+	frames := seedFrames(e)
+	for i, f := range frames {
+		for _, in := range []Port{portClient, portA} {
+			buf := append([]byte(nil), f...)
+			if n := testing.AllocsPerRun(100, func() {
+				copy(buf, f)
+				e.p.Process(buf, in)
+			}); n != 0 {
+				t.Errorf("Process(seed frame %d, port %d) allocates %.1f times per call", i, in, n)
+			}
+		}
+	}
+}
