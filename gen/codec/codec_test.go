@@ -238,7 +238,17 @@ func TestVariantSpec(t *testing.T) {
 	if !bytes.Contains(wfiles["tcpmig/udp.go"], []byte("16-bit wrapping sum")) || bytes.Contains(wfiles["tcpmig/udp.go"], []byte("onesSum")) {
 		t.Error("udp.go does not implement the wrapping16 checksum alone")
 	}
-	buildModule(t, map[string]genfile.Files{"variant": files, "wrapping": wfiles},
+	// No fragmented message and no constant field: no reassembler, no magic.
+	plain := editedSpec(t, "{name: magic, bits: 32, const: 0xCAFEDEAD, doc: \"Marks a TCPMig datagram.\"}", "{name: magic, bits: 32}",
+		"    fragmented:\n      index_field: fragment_index\n      more_field: next_fragment\n      max_bytes: 16777216\n      max_pending: 256\n      timeout: 200ms\n", "")
+	pfiles, err := Generate(plain, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pfiles["tcpmig/fragment.go"]; ok || bytes.Contains(pfiles["tcpmig/codec.go"], []byte("MagicValue")) {
+		t.Error("a spec without fragmented messages or constants still gets a reassembler or a magic check")
+	}
+	buildModule(t, map[string]genfile.Files{"variant": files, "wrapping": wfiles, "plain": pfiles},
 		map[string]string{"variant/tcpmig/variant_test.go": variantTest, "wrapping/tcpmig/wrapping_test.go": wrappingTest})
 }
 
