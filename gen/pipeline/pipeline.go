@@ -5,8 +5,11 @@
 // come from the spec, so the model and the P4 program cannot drift.
 //
 // The emitter is split by concern: model.go checks the spec and reduces it
-// to what the switch needs; types.go emits the public types and the
-// control plane; process.go the data plane; hash.go the CRCs.
+// to what the switch needs; types.go emits the constants and public types,
+// control.go the control plane, process.go the data plane and its checksum
+// helpers, hash.go the CRC tables. The hand-written tests beside the output
+// (generated/pipeline/*_test.go) read the spec too, so variant_test.go runs
+// them against models generated from other specs.
 package pipeline
 
 import (
