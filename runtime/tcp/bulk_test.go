@@ -81,6 +81,10 @@ func TestTransferProperty(t *testing.T) {
 		cfgA, cfgB := cfg(), cfg()
 		n.a = Dial(cfgA, ID{Local: addrA, Remote: addrB}, r.Uint32(), 0)
 		n.cfgB = cfgB
+		n.issB = r.Uint32()
+		if seed%4 == 0 {
+			n.issB = -uint32(r.IntN(30000)) // wraps during the transfer
+		}
 		aData, bData := payload(r.IntN(40000), seed), payload(r.IntN(40000), seed+1)
 		desc := fmt.Sprintf("seed %d: loss %.2f dup %.2f jitter %v A %+v B %+v sizes %d/%d", seed, n.loss, n.dup, n.jitter, cfgA, cfgB, len(aData), len(bData))
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -90,6 +94,19 @@ func TestTransferProperty(t *testing.T) {
 					t.Log(desc)
 				}
 			}()
+			// Half the seeds move one end, at a random moment, through
+			// AppendSnapshot/Restore, as a migration would.
+			if seed%2 == 1 {
+				at := Time(r.Int64N(int64(3 * time.Second)))
+				which := []string{"A", "B"}[r.IntN(2)]
+				moved := false
+				n.hook = func() {
+					if !moved && n.now >= at && n.b != nil {
+						moved = true
+						migrate(t, n, which)
+					}
+				}
+			}
 			exchange(t, n, aData, bData, 30*time.Minute)
 			if !n.run(30*time.Minute, func() bool { return n.a.Done() && n.b.Done() }) {
 				t.Fatalf("not closed: A %v B %v", n.a.State(), n.b.State())

@@ -45,8 +45,11 @@ type net struct {
 	tap  func(fromA bool, s *Segment)
 	sent int
 	cfgB Config
+	issB uint32 // B's initial sequence number; 5000 when zero
 	// app runs before every step: the applications on both ends.
 	app func()
+	// hook runs before app, for tests that replace a conn mid-run.
+	hook func()
 }
 
 func newNet(t testing.TB, seed uint64) *net {
@@ -135,7 +138,11 @@ func (n *net) deliver(p packet) {
 		if seg.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
 			return
 		}
-		c, err := Accept(n.cfgB, ID{Local: addrB, Remote: addrA}, &seg, 5000, n.now)
+		iss := n.issB
+		if iss == 0 {
+			iss = 5000
+		}
+		c, err := Accept(n.cfgB, ID{Local: addrB, Remote: addrA}, &seg, iss, n.now)
 		if err != nil {
 			n.t.Fatalf("Accept: %v", err)
 		}
@@ -148,6 +155,9 @@ func (n *net) deliver(p packet) {
 // step advances to the next event (a delivery or a deadline) and runs it.
 // It reports false when nothing is left to happen.
 func (n *net) step() bool {
+	if n.hook != nil {
+		n.hook()
+	}
 	if n.app != nil {
 		n.app()
 	}
@@ -229,7 +239,9 @@ func (p *pump) work() {
 			p.off += n
 		}
 	}
-	if p.off == len(p.data) && p.done {
+	// An empty stream closes once connected: Close in SYN-SENT with nothing
+	// queued would (rightly) abandon the connection attempt.
+	if p.off == len(p.data) && p.done && (p.off > 0 || p.c.State().Connected()) {
 		p.c.Close()
 		p.done = false
 	}

@@ -406,7 +406,7 @@ func (c *Conn) advanceRcv(n uint32) {
 // consumeFIN takes the peer's FIN at rcvNxt.
 func (c *Conn) consumeFIN(now Time) {
 	c.rcvNxt++
-	c.rcvFinOOO = false
+	c.rcvFinOOO, c.rcvFinSeq = false, 0 // zero keeps snapshots canonical
 	c.finRcvd = true
 	c.ackNow = true
 	switch c.state {
