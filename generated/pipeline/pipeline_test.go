@@ -692,3 +692,25 @@ func TestStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPWithoutChecksum: a datagram sent without a UDP checksum (zero)
+// keeps none when the switch rewrites it; one with a checksum keeps a valid
+// one (checked by checkFrame everywhere else).
+func TestUDPWithoutChecksum(t *testing.T) {
+	e := newEnv(t)
+	e.heartbeatReply(ipB, portB, 5)
+	for name, frame := range map[string][]byte{
+		"heartbeat": e.heartbeat(ipA, 9),
+		"prepare":   e.prepare(ipA),
+		"full ack":  e.ack(ipB, ipA, ipClient, cport, true),
+	} {
+		frame[40], frame[41] = 0, 0
+		r, out := e.run(frame, portA)
+		if r.Verdict == Drop {
+			t.Fatalf("%s: dropped: %+v", name, r)
+		}
+		if out[40] != 0 || out[41] != 0 {
+			t.Errorf("%s: UDP checksum %#02x%02x after the rewrite, want 0 (none)", name, out[40], out[41])
+		}
+	}
+}
