@@ -702,7 +702,7 @@ func TestUDPWithoutChecksum(t *testing.T) {
 	for name, frame := range map[string][]byte{
 		"heartbeat": e.heartbeat(ipA, 9),
 		"prepare":   e.prepare(ipA),
-		"full ack":  e.ack(ipB, ipA, ipClient, cport, true),
+		"ack":       e.ack(ipB, ipA, ipClient, cport, true),
 	} {
 		frame[40], frame[41] = 0, 0
 		r, out := e.run(frame, portA)
