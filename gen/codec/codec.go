@@ -66,9 +66,7 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 		}
 		f := jen.NewFile(g.pkg)
 		f.HeaderComment(strings.TrimSuffix(genfile.Header(s, opt, "// "), "\n"))
-		f.ImportAlias(pkgGopacket, "gopacket")
-		f.ImportAlias(pkgLayers, "layers")
-		f.ImportAlias(pkgRand, "rand")
+		f.ImportNames(map[string]string{pkgGopacket: "gopacket", pkgLayers: "layers", pkgRand: "rand", pkgNetip: "netip"})
 		e.fn(f)
 		var buf bytes.Buffer
 		if err := f.Render(&buf); err != nil {

@@ -154,7 +154,7 @@ func (g *gen) genEnum(f *jen.File, e *enum) {
 	if e.Doc != "" {
 		text += "\n" + e.Doc
 	}
-	f.Add(doc(text))
+	f.Add(doc(reflow(text)))
 	f.Type().Id(e.Go).Id(e.Under)
 	var defs []jen.Code
 	for _, v := range e.Values {

@@ -41,14 +41,18 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		f.Const().Id(lenC).Op("=").Id("HeaderLen").Op("+").Lit(m.fixed)
 	}
 
-	text := fmt.Sprintf("%s is the %s message (stage %s), sent by %s.", m.Go, m.Name, m.stage.Name, m.From)
+	sender := map[string]string{"server": "a server", "switch": "the switch", "any": "a server or the switch"}[m.From]
+	if sender == "" {
+		sender = m.From
+	}
+	text := fmt.Sprintf("%s is the %s message (stage %s), sent by %s.", m.Go, m.Name, m.stage.Name, sender)
 	if m.Doc != "" {
 		text += "\n" + m.Doc
 	}
 	if m.Fragmented {
 		text += fmt.Sprintf("\nIt is fragmented: each %s carries at most %sFragmentBytes of the\nwhole message in %s; Fragment%s cuts a message and %sReassembler\nputs it back together.", m.Go, m.Go, dataField, m.Go, m.Go)
 	}
-	f.Add(doc(text))
+	f.Add(doc(reflow(text)))
 	f.Type().Id(m.Go).StructFunc(func(st *jen.Group) {
 		st.Id(g.fieldsType)
 		for _, fd := range m.payload {

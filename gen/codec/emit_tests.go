@@ -28,7 +28,6 @@ func (g *gen) sampleValue(fd *field, i int) jen.Code {
 }
 
 func (g *gen) genTests(f *jen.File) {
-	f.ImportName(pkgNetip, "netip")
 	f.Comment("pattern returns n bytes that differ from their neighbours, so a\nmisplaced copy shows.")
 	f.Func().Id("pattern").Params(jen.Id("n").Int(), jen.Id("seed").Byte()).Index().Byte().Block(
 		jen.Id("b").Op(":=").Make(jen.Index().Byte(), jen.Id("n")),

@@ -126,9 +126,9 @@ func shortBuffer(what string, need, have int) error {
 	return fmt.Errorf("%w: %s needs %d bytes, have %d", ErrShortBuffer, what, need, have)
 }
 
-// Stage is the stage enum (4 bits). The zero value is not a member unless
-// the spec defines it.
-// Selects the TCPMig message; the top nibble of the flags byte.
+// Stage is the stage enum (4 bits). The zero value is not a member unless the
+// spec defines it. Selects the TCPMig message; the top nibble of the flags
+// byte.
 type Stage uint8
 
 const (

@@ -8,8 +8,8 @@ package tcpmig
 
 import (
 	"bytes"
-	gopacket "github.com/google/gopacket"
-	layers "github.com/google/gopacket/layers"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"net/netip"
 	"reflect"
 	"testing"

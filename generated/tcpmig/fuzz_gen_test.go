@@ -9,8 +9,8 @@ package tcpmig
 import (
 	"bytes"
 	"encoding/binary"
-	gopacket "github.com/google/gopacket"
-	rand "math/rand/v2"
+	"github.com/google/gopacket"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"

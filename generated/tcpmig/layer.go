@@ -8,8 +8,8 @@ package tcpmig
 
 import (
 	"fmt"
-	gopacket "github.com/google/gopacket"
-	layers "github.com/google/gopacket/layers"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 )
 
 // LayerTypeNumber is the gopacket layer type of TCPMig. gopacket keeps

@@ -5,8 +5,8 @@
 package tcpmig
 
 import (
-	gopacket "github.com/google/gopacket"
-	layers "github.com/google/gopacket/layers"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"testing"
 )
 

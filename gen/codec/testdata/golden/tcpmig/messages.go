@@ -39,8 +39,9 @@ var (
 // RejectedLen is the size of a rejected message without its variable part.
 const RejectedLen = HeaderLen
 
-// Rejected is the rejected message (stage rejected), sent by any.
-// Answers a PREPARE_MIG that cannot be served (the sender is the least loaded) or a PREPARE_MIG_ACK whose entry fits no level.
+// Rejected is the rejected message (stage rejected), sent by a server or the
+// switch. Answers a PREPARE_MIG that cannot be served (the sender is the least
+// loaded) or a PREPARE_MIG_ACK whose entry fits no level.
 type Rejected struct {
 	TCPMigFields
 }
@@ -109,7 +110,7 @@ func (m *Rejected) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) 
 // part.
 const PrepareMigLen = HeaderLen
 
-// PrepareMig is the prepare_mig message (stage prepare_mig), sent by server.
+// PrepareMig is the prepare_mig message (stage prepare_mig), sent by a server.
 type PrepareMig struct {
 	TCPMigFields
 }
@@ -178,7 +179,8 @@ func (m *PrepareMig) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error
 // variable part.
 const PrepareMigAckLen = HeaderLen
 
-// PrepareMigAck is the prepare_mig_ack message (stage prepare_mig_ack), sent by server.
+// PrepareMigAck is the prepare_mig_ack message (stage prepare_mig_ack), sent
+// by a server.
 type PrepareMigAck struct {
 	TCPMigFields
 }
@@ -246,10 +248,10 @@ func (m *PrepareMigAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, er
 // ConnStateLen is the size of a conn_state message without its variable part.
 const ConnStateLen = HeaderLen + 4
 
-// ConnState is the conn_state message (stage conn_state), sent by server.
-// It is fragmented: each ConnState carries at most ConnStateFragmentBytes of the
-// whole message in Data; FragmentConnState cuts a message and ConnStateReassembler
-// puts it back together.
+// ConnState is the conn_state message (stage conn_state), sent by a server. It
+// is fragmented: each ConnState carries at most ConnStateFragmentBytes of the
+// whole message in Data; FragmentConnState cuts a message and
+// ConnStateReassembler puts it back together.
 type ConnState struct {
 	TCPMigFields
 	// TotalLength: Bytes of the whole serialized state.
@@ -331,7 +333,8 @@ func (m *ConnState) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error)
 // part.
 const ConnStateAckLen = HeaderLen
 
-// ConnStateAck is the conn_state_ack message (stage conn_state_ack), sent by server.
+// ConnStateAck is the conn_state_ack message (stage conn_state_ack), sent by a
+// server.
 type ConnStateAck struct {
 	TCPMigFields
 }
@@ -400,7 +403,8 @@ func (m *ConnStateAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, err
 // variable part.
 const HeartbeatUpdateLen = HeaderLen + 4
 
-// HeartbeatUpdate is the heartbeat_update message (stage heartbeat_update), sent by server.
+// HeartbeatUpdate is the heartbeat_update message (stage heartbeat_update),
+// sent by a server.
 type HeartbeatUpdate struct {
 	TCPMigFields
 	// Workload is the workload field.
@@ -474,7 +478,8 @@ func (m *HeartbeatUpdate) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, 
 // variable part.
 const HeartbeatResponseLen = HeaderLen + 4
 
-// HeartbeatResponse is the heartbeat_response message (stage heartbeat_response), sent by switch.
+// HeartbeatResponse is the heartbeat_response message (stage
+// heartbeat_response), sent by the switch.
 type HeartbeatResponse struct {
 	TCPMigFields
 	// Workload: The minimum workload after the update.
