@@ -535,12 +535,15 @@ func (s *Stack) Close() error {
 		s.output(now, c)
 		s.removeConn(c)
 	}
-	for _, l := range s.listeners {
+	for port, l := range s.listeners {
 		l.closed = true
 		l.wake.signal()
+		delete(s.listeners, port) // later SYNs are refused with RST
 	}
-	for _, u := range s.udpConns {
+	for port, u := range s.udpConns {
+		u.closed = true
 		u.wake.signal()
+		delete(s.udpConns, port)
 	}
 	for _, w := range s.pings {
 		w.wake.signal()

@@ -208,6 +208,12 @@ func TestCloseStack(t *testing.T) {
 	if n := len(s.Conns()); n != 0 {
 		t.Errorf("%d connections left after Close", n)
 	}
+	ep.take()
+	p := newPeer(t, s, ep, 40001)
+	p.send(0, tcp.Segment{Seq: 9, Flags: tcp.FlagSYN, Window: 1000})
+	if segs := p.recv(); len(segs) != 1 || segs[0].Flags&tcp.FlagRST == 0 || len(s.Conns()) != 0 {
+		t.Errorf("SYN after Close answered with %v and %d conns, want a RST and none", segs, len(s.Conns()))
+	}
 }
 
 // BenchmarkInputTCPData is the per-frame cost of in-order TCP data through
