@@ -38,18 +38,21 @@ const Version = "v0.1.0"
 type Emitter struct {
 	// Name is what the CLI calls the artifact.
 	Name string
-	// Dir is the emitter's directory below the output root; it owns every
-	// generated file there.
-	Dir      string
+	// Dir is the emitter's directory below the output root for a spec; it
+	// owns every generated file there.
+	Dir      func(*spec.Spec) string
 	Generate func(*spec.Spec, genfile.Options) (genfile.Files, error)
 }
 
+func fixed(dir string) func(*spec.Spec) string { return func(*spec.Spec) string { return dir } }
+
 // Emitters lists every artifact, in the order they are generated.
 var Emitters = []Emitter{
-	{Name: "codec", Dir: "tcpmig", Generate: codec.Generate},
-	{Name: "machines", Dir: "migstate", Generate: machines.Generate},
-	{Name: "pipeline", Dir: "pipeline", Generate: pipeline.Generate},
-	{Name: "p4", Dir: "p4", Generate: p4.Generate},
+	// The codec package is named after the spec's header (tcpmig).
+	{Name: "codec", Dir: func(s *spec.Spec) string { return s.Header.Name }, Generate: codec.Generate},
+	{Name: "machines", Dir: fixed(machines.Dir), Generate: machines.Generate},
+	{Name: "pipeline", Dir: fixed(pipeline.Dir), Generate: pipeline.Generate},
+	{Name: "p4", Dir: fixed("p4"), Generate: p4.Generate},
 }
 
 // Generate checks s against its switch budget and runs every emitter.
@@ -67,8 +70,8 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 			return nil, fmt.Errorf("%s emitter: %w", e.Name, err)
 		}
 		for _, name := range files.Names() {
-			if !strings.HasPrefix(name, e.Dir+"/") {
-				return nil, fmt.Errorf("%s emitter: %s is outside its directory %s/", e.Name, name, e.Dir)
+			if dir := e.Dir(s); !strings.HasPrefix(name, dir+"/") {
+				return nil, fmt.Errorf("%s emitter: %s is outside its directory %s/", e.Name, name, dir)
 			}
 			if !genfile.IsGenerated(files[name]) {
 				return nil, fmt.Errorf("%s emitter: %s lacks the %q header", e.Name, name, genfile.Marker)
@@ -152,6 +155,21 @@ func Diff(root string, files genfile.Files) (string, []Change, error) {
 	return out.String(), changes, nil
 }
 
+// ownedDirs are the top-level directories the files live in: generated
+// files there that the spec no longer produces are stale.
+func ownedDirs(files genfile.Files) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, n := range files.Names() {
+		d, _, _ := strings.Cut(n, "/")
+		if !seen[d] && d != n {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
 // compare lists what differs between root and files, in path order.
 func compare(root string, files genfile.Files) ([]Change, error) {
 	var changes []Change
@@ -166,8 +184,8 @@ func compare(root string, files genfile.Files) ([]Change, error) {
 			changes = append(changes, Change{name, "update"})
 		}
 	}
-	for _, e := range Emitters {
-		dir := filepath.Join(root, e.Dir)
+	for _, d := range ownedDirs(files) {
+		dir := filepath.Join(root, d)
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
