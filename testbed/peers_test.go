@@ -112,7 +112,19 @@ func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 		p.Stop(time.Second)
 		tb.Fatal(err)
 	}
-	return &server{proc: p, addr: addr}
+	s := &server{proc: p, addr: addr}
+	tb.Cleanup(func() {
+		// A test that failed before stop still shows what the stack saw.
+		select {
+		case <-p.Done():
+		default:
+			out := p.Stop(5 * time.Second)
+			if tb.Failed() {
+				tb.Logf("server exit report:\n%s", out)
+			}
+		}
+	})
+	return s
 }
 
 // counters is the part of stack.Counters the tests read, from the
@@ -178,7 +190,7 @@ func curlDownload(t *testing.T, bed *Testbed, addr string, n int64) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "download")
 	url := fmt.Sprintf("http://%s/bytes?n=%d", addr, n)
-	if _, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "120", "-o", path, url); err != nil {
+	if _, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "60", "-o", path, url); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := sha256File(t, path), PayloadSHA256(n); got != want {
@@ -190,7 +202,7 @@ func curlDownload(t *testing.T, bed *Testbed, addr string, n int64) {
 // computed.
 func curlUpload(t *testing.T, bed *Testbed, addr, path string) {
 	t.Helper()
-	out, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "120", "-H", "Content-Type: application/octet-stream",
+	out, err := bed.Exec("client", "curl", "-sS", "--fail", "-m", "60", "-H", "Content-Type: application/octet-stream",
 		"--data-binary", "@"+path, "http://"+addr+"/upload")
 	if err != nil {
 		t.Fatal(err)
