@@ -302,3 +302,41 @@ func TestDataAfterCloseIsDiscarded(t *testing.T) {
 		t.Errorf("%d bytes left buffered after Close; nobody will read them", n)
 	}
 }
+
+// retryHook is a timer hook that sends a datagram every second, as a
+// TCPMig retransmission timer would.
+type retryHook struct {
+	s     *Stack
+	next  tcp.Time
+	fired []tcp.Time
+}
+
+func (h *retryHook) NextDeadline() (tcp.Time, bool) { return h.next, true }
+func (h *retryHook) Advance(now tcp.Time) {
+	h.fired = append(h.fired, now)
+	h.next = now + time.Second
+	_ = h.s.SendUDP(netip.AddrPort{}, netip.AddrPortFrom(ipPeer, 9), []byte("retry")) // may call the stack
+}
+
+func TestTimerHook(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	h := &retryHook{s: s, next: 5 * time.Second}
+	s.SetTimerHook(h)
+	if d, ok := s.NextDeadline(); !ok || d != 5*time.Second {
+		t.Fatalf("NextDeadline() = %v, %v; want the hook's 5s", d, ok)
+	}
+	s.Advance(4 * time.Second)
+	s.Advance(5 * time.Second)
+	s.Advance(6 * time.Second)
+	if len(h.fired) != 2 || h.fired[0] != 5*time.Second || h.fired[1] != 6*time.Second {
+		t.Errorf("hook fired at %v, want [5s 6s]", h.fired)
+	}
+	if n := len(ep.take()); n != 2 {
+		t.Errorf("hook sent %d datagrams, want 2", n)
+	}
+	s.SetTimerHook(nil)
+	if d, ok := s.NextDeadline(); !ok || d != s.Config().ARPTimeout {
+		t.Errorf("after removing the hook NextDeadline() = %v, %v; want only the ARP expiry %v", d, ok, s.Config().ARPTimeout)
+	}
+}

@@ -23,8 +23,11 @@
 // SetTCPInterceptor sees every TCP segment (with its raw Ethernet frame)
 // before demultiplexing, and AdoptConn/DetachConn move a tcp.Conn into or
 // out of the stack; an adopted connection is handed out by its port's
-// listener. Hooks are called without the stack lock held, so they may
-// call any Stack method, including Input to replay held frames.
+// listener. SetTimerHook gives a layered protocol timers on the stack's
+// clock (real under Run, virtual under the simulator). Hooks are called
+// without the stack lock held, so they may call any Stack method,
+// including Input to replay held frames; they run on the event loop and
+// must not block.
 //
 // Checksums are verified on every received IPv4 header, UDP datagram and
 // TCP segment. A Linux peer on a veth pair sends with checksum offload,
@@ -157,6 +160,7 @@ type Stack struct {
 	pingID    uint16
 	pingSeq   uint16
 	intercept TCPInterceptor
+	timers    TimerHook
 
 	ipID     uint16
 	key      [32]byte // RFC 6528 secret
@@ -295,8 +299,18 @@ func (s *Stack) Input(now tcp.Time, frame []byte) {
 // and removal of finished connections.
 func (s *Stack) Advance(now tcp.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now = s.setNow(now)
+	s.advanceLocked(now)
+	h := s.timers
+	s.mu.Unlock()
+	if h != nil {
+		if d, ok := h.NextDeadline(); ok && d <= now {
+			h.Advance(now)
+		}
+	}
+}
+
+func (s *Stack) advanceLocked(now tcp.Time) {
 	s.advanceARP(now)
 	if !s.dlOK || s.dl > now {
 		return // no connection has anything due
@@ -320,6 +334,22 @@ func (s *Stack) Advance(now tcp.Time) {
 	}
 }
 
+// TimerHook is a protocol layered on the stack (the migration engine)
+// that needs timers on the stack's clock: NextDeadline is merged into the
+// stack's, and Advance is called when it is due. Both run without the
+// stack lock, so they may call any Stack method.
+type TimerHook interface {
+	NextDeadline() (tcp.Time, bool)
+	Advance(now tcp.Time)
+}
+
+// SetTimerHook installs (or with nil removes) the timer hook.
+func (s *Stack) SetTimerHook(h TimerHook) {
+	s.mu.Lock()
+	s.timers = h
+	s.mu.Unlock()
+}
+
 // noteDeadline lowers the cached earliest connection deadline. The cache
 // is a lower bound: every change to a tcp.Conn is followed by output,
 // which notes the new deadline, so Advance scans only when something may
@@ -333,19 +363,21 @@ func (s *Stack) noteDeadline(t tcp.Time) {
 // NextDeadline is the earliest time Advance has work to do, if any.
 func (s *Stack) NextDeadline() (tcp.Time, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var best tcp.Time
 	found := false
-	take := func(t tcp.Time) {
-		if !found || t < best {
+	take := func(t tcp.Time, ok bool) {
+		if ok && (!found || t < best) {
 			best, found = t, true
 		}
 	}
 	for _, n := range s.neigh {
-		take(n.deadline())
+		take(n.deadline(), true)
 	}
-	if s.dlOK {
-		take(s.dl)
+	take(s.dl, s.dlOK)
+	h := s.timers
+	s.mu.Unlock()
+	if h != nil {
+		take(h.NextDeadline())
 	}
 	return best, found
 }
