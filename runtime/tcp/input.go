@@ -374,7 +374,9 @@ func (c *Conn) receive(now Time, seg *Segment) {
 	if fin {
 		if finSeq == c.rcvNxt {
 			c.consumeFIN(now)
-		} else if seqGT(finSeq, c.rcvNxt) {
+		} else if seqGT(finSeq, c.rcvNxt) && (c.ooo.empty() || seqLEQ(c.ooo.r[c.ooo.n-1].end, finSeq)) {
+			// A FIN before data the peer already sent contradicts it; it
+			// is ignored until the peer sends a consistent one.
 			c.rcvFinOOO, c.rcvFinSeq = true, finSeq
 			c.ackNow = true
 		}
@@ -407,6 +409,7 @@ func (c *Conn) advanceRcv(n uint32) {
 func (c *Conn) consumeFIN(now Time) {
 	c.rcvNxt++
 	c.rcvFinOOO, c.rcvFinSeq = false, 0 // zero keeps snapshots canonical
+	c.ooo = assembler{}                 // nothing follows the FIN
 	c.finRcvd = true
 	c.ackNow = true
 	switch c.state {

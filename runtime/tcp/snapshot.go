@@ -368,6 +368,8 @@ func (c *Conn) checkInvariants(unacked int) error {
 		return bad("FIN sequence %d without an out-of-order FIN", c.rcvFinSeq)
 	case c.rcvFinOOO && c.ooo.n > 0 && seqGT(c.ooo.r[c.ooo.n-1].end, c.rcvFinSeq):
 		return bad("out-of-order data beyond the FIN at %d", c.rcvFinSeq)
+	case c.finRcvd && c.ooo.n > 0:
+		return bad("out-of-order data after the peer's FIN")
 	case c.finRcvd != finReceivedIn(c.state) && c.state != StateClosed:
 		return bad("FIN received flag %v contradicts state %v", c.finRcvd, c.state)
 	}
