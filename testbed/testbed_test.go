@@ -148,3 +148,50 @@ func TestUpRejectsBadTagAndDuplicates(t *testing.T) {
 		t.Errorf("second UpTagged(%s) = %v, want an 'already up' error", bed.Tag, err)
 	}
 }
+
+// The migration topology: a client, a switch host and two servers, each
+// server on its own switch port. Ports of the switch carry no address.
+func TestUpSwitchTopology(t *testing.T) {
+	needNetns(t)
+	topo, err := Parse("star.yaml", []byte(`version: 1
+hosts:
+  - {name: client, role: client, stack: kernel}
+  - {name: sw, role: switch, stack: bypass}
+  - {name: s1, role: server, stack: bypass}
+  - {name: s2, role: server, stack: bypass}
+links:
+  - a: {host: client, iface: veth0, addr: 10.77.0.1/24}
+    b: {host: sw, iface: p0}
+  - a: {host: sw, iface: p1}
+    b: {host: s1, iface: veth0, addr: 10.77.0.2/24}
+  - a: {host: sw, iface: p2}
+    b: {host: s2, iface: veth0, addr: 10.77.0.3/24}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bed := up(t, topo)
+	ifs, err := bed.Interfaces("sw")
+	if err != nil || len(ifs) != 3 {
+		t.Fatalf("Interfaces(sw) = %+v, %v, want 3 ports", ifs, err)
+	}
+	for i, ifc := range ifs {
+		if ifc.Prefix.IsValid() {
+			t.Errorf("switch port %s has address %s, want none", ifc.Name, ifc.Prefix)
+		}
+		if want := []string{"client", "s1", "s2"}[i]; ifc.Peer != want {
+			t.Errorf("switch port %s leads to %s, want %s", ifc.Name, ifc.Peer, want)
+		}
+		// Carrier comes up asynchronously (linkwatch), so allow a moment.
+		var out []byte
+		for range 40 {
+			if out, err = bed.Exec("sw", "cat", "/sys/class/net/"+ifc.Name+"/operstate"); err != nil || strings.TrimSpace(string(out)) == "up" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil || strings.TrimSpace(string(out)) != "up" {
+			t.Errorf("switch port %s operstate = %q, %v, want up", ifc.Name, out, err)
+		}
+	}
+}
