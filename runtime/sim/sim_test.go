@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "run only this seed in TestBulk (replay a failure)")
@@ -429,5 +430,44 @@ func BenchmarkTransfer(b *testing.B) {
 		if err := x.run(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLinkCutTimesOut cuts the link mid-transfer: both ends must give up
+// with tcp.ErrTimeout after their retries and leave their stacks.
+func TestLinkCutTimesOut(t *testing.T) {
+	s := New(Config{Seed: 5})
+	cfg := stack.Config{}.TCP
+	cfg.MaxRetries, cfg.InitialRTO, cfg.MaxRTO = 4, 100*time.Millisecond, time.Second
+	a, _ := s.AddHost("a", macA, 1500, stack.Config{Addr: pfxA, Seed: 1, TCP: cfg})
+	b, _ := s.AddHost("b", macB, 1500, stack.Config{Addr: pfxB, Seed: 2, TCP: cfg})
+	l, _ := s.Connect(a.Port, b.Port, LinkConfig{Delay: 100 * time.Microsecond})
+	ln, _ := b.Stack.Listen(80)
+	c, err := a.Stack.Connect(netip.AddrPortFrom(pfxB.Addr(), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *stack.Conn
+	if err := s.RunWhile(func() bool { srv = ln.TryAccept(); return srv == nil }, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.SetUp(false)
+	if _, err := c.TryWrite(make([]byte, 10000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RunWhile(func() bool { return !c.Done() }, 10*time.Minute); err != nil {
+		t.Fatalf("client never gave up: %v", err)
+	}
+	if err := c.Err(); !errors.Is(err, tcp.ErrTimeout) {
+		t.Errorf("client Err() = %v, want tcp.ErrTimeout", err)
+	}
+	if _, err := c.TryWrite([]byte("x")); !errors.Is(err, tcp.ErrTimeout) {
+		t.Errorf("TryWrite after the timeout = %v, want tcp.ErrTimeout", err)
+	}
+	if n := len(a.Stack.Conns()); n != 0 {
+		t.Errorf("client stack still holds %d connections", n)
+	}
+	if got := a.Stack.Counters().TCPRetransmits; got < 4 {
+		t.Errorf("client retransmitted %d times, want at least MaxRetries", got)
 	}
 }
