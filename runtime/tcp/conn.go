@@ -117,6 +117,10 @@ func (c *Conn) scratchFor(n int) []byte {
 // defaultPeerMSS is the MSS to assume when the peer sends none (RFC 9293 §3.7.1).
 const defaultPeerMSS = 536
 
+// minPeerMSS floors the peer's MSS option, as Linux's TCP_MIN_SND_MSS does,
+// so that a SYN cannot make us send one-byte segments (CVE-2019-11479).
+const minPeerMSS = 48
+
 func newConn(cfg Config, id ID, iss uint32, now Time) *Conn {
 	cfg = cfg.WithDefaults()
 	c := &Conn{
@@ -176,7 +180,7 @@ func (c *Conn) takeSYN(seg *Segment) {
 	if mss == 0 {
 		mss = defaultPeerMSS
 	}
-	c.sndMSS = max(min(mss, c.cfg.MSS), 1)
+	c.sndMSS = max(min(mss, c.cfg.MSS), minPeerMSS)
 	if seg.WindowScale >= 0 && (c.wsOK || c.state == StateSynReceived) {
 		c.wsOK = true
 		c.sndShift = uint8(seg.WindowScale)

@@ -218,3 +218,14 @@ func TestSynReceivedResetsOnBadACK(t *testing.T) {
 		t.Fatalf("reply %v state %v; want RST seq 7777 and still SYN-RECEIVED", rst.String(), b.State())
 	}
 }
+
+func TestPeerMSSFloor(t *testing.T) {
+	syn := Segment{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: 1, Flags: FlagSYN, Window: 1000, MSS: 1, WindowScale: -1}
+	b, err := Accept(Config{}, ID{Local: addrB, Remote: addrA}, &syn, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.sndMSS != minPeerMSS {
+		t.Fatalf("send MSS for a peer MSS of 1 = %d, want the floor %d", b.sndMSS, minPeerMSS)
+	}
+}

@@ -395,9 +395,10 @@ func (c *Conn) receive(now Time, seg *Segment) {
 	}
 }
 
-// maxDupOwed bounds the duplicate ACKs one Output emits: three trigger
-// fast retransmit, one more keeps a margin for a lost ACK.
-const maxDupOwed = 4
+// maxDupOwed bounds the duplicate ACKs one Output emits. Three trigger fast
+// retransmit; the rest let NewReno inflate cwnd for segments that left the
+// network even when a whole batch arrived out of order.
+const maxDupOwed = 16
 
 // advanceRcv makes n bytes after rcvNxt readable.
 func (c *Conn) advanceRcv(n uint32) {

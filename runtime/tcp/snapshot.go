@@ -259,7 +259,7 @@ func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
 		d.fail(ErrSnapshotCorrupt, "flags %#x has unknown bits", flags)
 	case sndShift > maxWindowShift || rcvShift > maxWindowShift:
 		d.fail(ErrSnapshotCorrupt, "window scales %d/%d exceed %d", sndShift, rcvShift, maxWindowShift)
-	case sndMSS == 0 || advMSS < minMSS:
+	case sndMSS < minPeerMSS || advMSS < minMSS:
 		d.fail(ErrSnapshotCorrupt, "MSS %d/%d out of range", sndMSS, advMSS)
 	case sndCap < minBuffer || sndCap > maxBuffer || rcvCap < minBuffer || rcvCap > maxBuffer:
 		d.fail(ErrSnapshotCorrupt, "buffer sizes %d/%d outside [%d, %d]", sndCap, rcvCap, minBuffer, maxBuffer)
