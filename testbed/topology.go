@@ -15,6 +15,17 @@
 // interface. Hosts whose stack is "bypass" do not: capygen's stack owns
 // the interface through AF_XDP and takes the address itself (capygen serve
 // -addr), so the kernel there never answers for it.
+//
+// By default every veth has checksum and segmentation offloads off (see
+// Link.Offloads), and IPv6 is disabled in every namespace.
+//
+// The package's tests run capygen against real Linux peers and need root,
+// iproute2, ethtool, curl, ping and nftables (wrk for the benchmarks);
+// they skip, saying which, when something is missing:
+//
+//	go test ./testbed/...                       # builds ./cmd/capygen once
+//	CAPYGEN_BIN=/path/capygen go test ./testbed/... # or uses a prebuilt one
+//	go test -run '^$' -bench . ./testbed/...     # kernel vs bypass, with ratios
 package testbed
 
 import (
