@@ -21,6 +21,13 @@ type Stats struct {
 	WindowProbes    uint64 // zero-window probes sent
 	Unacceptable    uint64 // segments failing the RFC 9293 acceptability test
 	RTTSamples      uint64
+
+	// Gauges, read at the time of the Stats call.
+	SRTT     time.Duration // smoothed RTT; 0 before the first sample
+	RTO      time.Duration // current retransmission timeout, with backoff
+	Cwnd     uint32        // congestion window, bytes
+	Ssthresh uint32        // slow-start threshold, bytes
+	SndWnd   uint32        // peer's advertised window, scaled
 }
 
 // Conn is one TCP connection as a deterministic state machine: Input and
@@ -230,8 +237,16 @@ func (c *Conn) Done() bool {
 	return c.state == StateClosed && !c.rstPending && !c.replyPending
 }
 
-// Stats returns the counters.
-func (c *Conn) Stats() Stats { return c.stats }
+// Stats returns the counters and the current congestion-control gauges.
+func (c *Conn) Stats() Stats {
+	st := c.stats
+	st.SRTT, st.RTO, st.Cwnd, st.Ssthresh, st.SndWnd = c.srtt, c.rto, c.cwnd, c.ssthresh, c.sndWnd
+	return st
+}
+
+// Config is the configuration the connection runs with, after defaults
+// (for a restored conn: the buffer sizes and MSS from its snapshot).
+func (c *Conn) Config() Config { return c.cfg }
 
 // SetAppState attaches an application blob that AppendSnapshot carries
 // along (Migratory TCP's get/set-state). It is copied.

@@ -42,17 +42,18 @@ func (f Flags) String() string {
 	return b.String()
 }
 
-// Offsets of the fixed TCP header fields (RFC 9293 §3.1).
+// Byte offsets of the fixed TCP header fields (RFC 9293 §3.1), for
+// callers that patch headers in place.
 const (
-	srcPortOffset  = 0
-	dstPortOffset  = 2
-	seqOffset      = 4
-	ackOffset      = 8
-	dataOffOffset  = 12
-	flagsOffset    = 13
-	windowOffset   = 14
-	checksumOffset = 16
-	urgentOffset   = 18
+	SrcPortOffset       = 0
+	DstPortOffset       = 2
+	SeqOffset           = 4
+	AckOffset           = 8
+	DataOffsetOffset    = 12
+	FlagsOffset         = 13
+	WindowOffset        = 14
+	ChecksumOffset      = 16
+	UrgentPointerOffset = 18
 
 	// HeaderMinLen is the size of a TCP header without options.
 	HeaderMinLen = 20
@@ -75,31 +76,31 @@ const (
 type Header []byte
 
 // SrcPort is the source port.
-func (h Header) SrcPort() uint16 { return binary.BigEndian.Uint16(h[srcPortOffset:]) }
+func (h Header) SrcPort() uint16 { return binary.BigEndian.Uint16(h[SrcPortOffset:]) }
 
 // DstPort is the destination port.
-func (h Header) DstPort() uint16 { return binary.BigEndian.Uint16(h[dstPortOffset:]) }
+func (h Header) DstPort() uint16 { return binary.BigEndian.Uint16(h[DstPortOffset:]) }
 
 // Seq is the sequence number.
-func (h Header) Seq() uint32 { return binary.BigEndian.Uint32(h[seqOffset:]) }
+func (h Header) Seq() uint32 { return binary.BigEndian.Uint32(h[SeqOffset:]) }
 
 // Ack is the acknowledgment number.
-func (h Header) Ack() uint32 { return binary.BigEndian.Uint32(h[ackOffset:]) }
+func (h Header) Ack() uint32 { return binary.BigEndian.Uint32(h[AckOffset:]) }
 
 // DataOffset is the header length in bytes (the wire field times four).
-func (h Header) DataOffset() int { return int(h[dataOffOffset]>>4) * 4 }
+func (h Header) DataOffset() int { return int(h[DataOffsetOffset]>>4) * 4 }
 
 // Flags are the control bits.
-func (h Header) Flags() Flags { return Flags(h[flagsOffset]) }
+func (h Header) Flags() Flags { return Flags(h[FlagsOffset]) }
 
 // Window is the raw, unscaled receive window.
-func (h Header) Window() uint16 { return binary.BigEndian.Uint16(h[windowOffset:]) }
+func (h Header) Window() uint16 { return binary.BigEndian.Uint16(h[WindowOffset:]) }
 
 // Checksum is the checksum field as stored.
-func (h Header) Checksum() uint16 { return binary.BigEndian.Uint16(h[checksumOffset:]) }
+func (h Header) Checksum() uint16 { return binary.BigEndian.Uint16(h[ChecksumOffset:]) }
 
 // UrgentPointer is the urgent pointer field.
-func (h Header) UrgentPointer() uint16 { return binary.BigEndian.Uint16(h[urgentOffset:]) }
+func (h Header) UrgentPointer() uint16 { return binary.BigEndian.Uint16(h[UrgentPointerOffset:]) }
 
 // Options are the option bytes between the fixed header and the payload.
 // It is empty when DataOffset is out of range for h.
@@ -121,28 +122,28 @@ func (h Header) Payload() []byte {
 }
 
 // SetSrcPort sets the source port.
-func (h Header) SetSrcPort(p uint16) { binary.BigEndian.PutUint16(h[srcPortOffset:], p) }
+func (h Header) SetSrcPort(p uint16) { binary.BigEndian.PutUint16(h[SrcPortOffset:], p) }
 
 // SetDstPort sets the destination port.
-func (h Header) SetDstPort(p uint16) { binary.BigEndian.PutUint16(h[dstPortOffset:], p) }
+func (h Header) SetDstPort(p uint16) { binary.BigEndian.PutUint16(h[DstPortOffset:], p) }
 
 // SetSeq sets the sequence number.
-func (h Header) SetSeq(v uint32) { binary.BigEndian.PutUint32(h[seqOffset:], v) }
+func (h Header) SetSeq(v uint32) { binary.BigEndian.PutUint32(h[SeqOffset:], v) }
 
 // SetAck sets the acknowledgment number.
-func (h Header) SetAck(v uint32) { binary.BigEndian.PutUint32(h[ackOffset:], v) }
+func (h Header) SetAck(v uint32) { binary.BigEndian.PutUint32(h[AckOffset:], v) }
 
 // SetDataOffset sets the header length in bytes; n must be a multiple of 4 in [20,60].
-func (h Header) SetDataOffset(n int) { h[dataOffOffset] = byte(n/4) << 4 }
+func (h Header) SetDataOffset(n int) { h[DataOffsetOffset] = byte(n/4) << 4 }
 
 // SetFlags sets the control bits.
-func (h Header) SetFlags(f Flags) { h[flagsOffset] = byte(f) }
+func (h Header) SetFlags(f Flags) { h[FlagsOffset] = byte(f) }
 
 // SetWindow sets the raw window field.
-func (h Header) SetWindow(w uint16) { binary.BigEndian.PutUint16(h[windowOffset:], w) }
+func (h Header) SetWindow(w uint16) { binary.BigEndian.PutUint16(h[WindowOffset:], w) }
 
 // SetChecksum sets the checksum field.
-func (h Header) SetChecksum(c uint16) { binary.BigEndian.PutUint16(h[checksumOffset:], c) }
+func (h Header) SetChecksum(c uint16) { binary.BigEndian.PutUint16(h[ChecksumOffset:], c) }
 
 // SetUrgentPointer sets the urgent pointer field.
-func (h Header) SetUrgentPointer(p uint16) { binary.BigEndian.PutUint16(h[urgentOffset:], p) }
+func (h Header) SetUrgentPointer(p uint16) { binary.BigEndian.PutUint16(h[UrgentPointerOffset:], p) }
