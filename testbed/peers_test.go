@@ -254,6 +254,7 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 	})
 
 	t.Run("clean link", func(t *testing.T) {
+		rsts := watchRST(t, bed, "client", "veth0", addr)
 		s := startServe(t, bed)
 		t.Run("ping", func(t *testing.T) {
 			out, err := bed.Exec("client", "ping", "-c", "5", "-i", "0.05", "-W", "1", addr)
@@ -264,9 +265,22 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 		t.Run("curl download", func(t *testing.T) { curlDownload(t, bed, addr, bulk) })
 		t.Run("curl upload", func(t *testing.T) { curlUpload(t, bed, addr, writePayload(t, bulk+12345)) })
 		t.Run("keep-alive", func(t *testing.T) { keepAlive(t, bed, addr, 100, 20) })
+		// The one legitimate RST, which also shows both RST checks can
+		// see one: a SYN to a port nobody listens on.
+		t.Run("closed port refused", func(t *testing.T) {
+			out, err := bed.Exec("client", "curl", "-sS", "-m", "5", "http://"+addr+":81/")
+			// curl exits 7 when the connection is refused.
+			if err == nil || !strings.Contains(err.Error(), "exit status 7") {
+				t.Errorf("curl to a closed port: %v\n%s\nwant connection refused (exit 7)", err, out)
+			}
+		})
 		c := s.stop(t)
-		if c.RSTOut != 0 {
-			t.Errorf("the stack sent %d RSTs on a clean link; it must never reset a live connection", c.RSTOut)
+		if c.RSTOut != 1 {
+			t.Errorf("the stack sent %d RSTs on a clean link, want exactly the 1 refusing port 81; it must never reset a live connection", c.RSTOut)
+		}
+		r := rsts()
+		if len(r) != 1 || !strings.Contains(r[0], addr+".81 >") {
+			t.Errorf("tcpdump saw %d RSTs from the stack on a clean link, want only the one from port 81:\n%s", len(r), strings.Join(r, "\n"))
 		}
 		if c.ICMPEchoOut < 5 {
 			t.Errorf("ICMPEchoOut = %d, want >= 5", c.ICMPEchoOut)
@@ -291,6 +305,7 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 			t.Skip(err)
 		}
 		rules := addLoss(t, bed, "client", "veth0", 1, 1)
+		rsts := watchRST(t, bed, "client", "veth0", addr)
 		s := startServe(t, bed)
 		curlDownload(t, bed, addr, bulk)
 		curlUpload(t, bed, addr, writePayload(t, bulk+777))
@@ -302,6 +317,11 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 		}
 		if c.RSTOut != 0 {
 			t.Errorf("the stack sent %d RSTs under loss and duplication; it must never reset a live connection", c.RSTOut)
+		}
+		// The capture sits after the client's ingress drop rule, so it
+		// sees what reached the client's kernel.
+		if r := rsts(); len(r) > 0 {
+			t.Errorf("tcpdump saw %d RSTs from the stack under loss:\n%s", len(r), strings.Join(r, "\n"))
 		}
 	})
 }
@@ -446,5 +466,38 @@ func TestCLIUpDown(t *testing.T) {
 	assertGone(t, tag)
 	if out, err := exec.Command(bin, "testbed", "down").CombinedOutput(); err == nil {
 		t.Errorf("down without -name succeeded:\n%s", out)
+	}
+}
+
+var listeningRE = regexp.MustCompile(`listening on `)
+
+// watchRST captures, in host's namespace, every TCP segment with RST from
+// src on iface, independently of the stack's own counters. The returned
+// function stops the capture and returns the RST lines seen.
+func watchRST(t *testing.T, bed *Testbed, host, iface, src string) func() []string {
+	t.Helper()
+	if err := CheckTools("tcpdump"); err != nil {
+		t.Logf("no wire check for RSTs: %v", err)
+		return func() []string { return nil }
+	}
+	p, err := bed.Start(host, "tcpdump", "-i", iface, "-n", "-l", "-U", "-s", "96",
+		fmt.Sprintf("tcp[tcpflags] & tcp-rst != 0 and src host %s", src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WaitOutput(listeningRE, 10*time.Second); err != nil {
+		p.Stop(time.Second)
+		t.Fatal(err)
+	}
+	return func() []string {
+		// tcpdump flushes each line (-l); give the last segment a moment.
+		time.Sleep(100 * time.Millisecond)
+		var rsts []string
+		for _, l := range strings.Split(p.Stop(3*time.Second), "\n") {
+			if strings.Contains(l, "Flags [R") {
+				rsts = append(rsts, l)
+			}
+		}
+		return rsts
 	}
 }
