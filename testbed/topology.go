@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -144,6 +145,9 @@ func Parse(name string, data []byte) (*Topology, error) {
 	dec.KnownFields(true)
 	var t Topology
 	if err := dec.Decode(&t); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: %s: the file is empty; it must be a mapping starting with version: 1", ErrTopology, name)
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrTopology, name, err)
 	}
 	t.source = name

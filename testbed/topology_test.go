@@ -81,6 +81,7 @@ links:
 		{"subnets", "10.77.0.2/24", "10.77.1.2/24", "not in the same subnet"},
 		{"self link", "host: server, iface: veth0", "host: client, iface: veth1", "both ends are on host"},
 		{"missing addr", ", addr: 10.77.0.2/24}", "}", "missing"},
+		{"empty file", base, "", "the file is empty"},
 		{"mtu", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    mtu: 100000\n", "mtu: 100000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
