@@ -201,7 +201,7 @@ func (x *XDP) open() error {
 	o := x.opts
 	ifi, err := net.InterfaceByName(x.ifname)
 	if err != nil {
-		return fmt.Errorf("open xdp on %q: %w (see 'ip link' in this namespace)", x.ifname, ErrNoInterface)
+		return fmt.Errorf("open xdp on %q: %w (%v; see 'ip link' in this namespace)", x.ifname, ErrNoInterface, err)
 	}
 	if ifi.Flags&net.FlagUp == 0 {
 		return fmt.Errorf("open xdp on %q: %w (run 'ip link set %s up')", x.ifname, ErrInterfaceDown, x.ifname)
