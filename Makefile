@@ -7,8 +7,9 @@ SPEC       ?= spec/capybara.yaml
 OUT        ?= generated
 CAPYGEN    := $(GO) run ./cmd/capygen
 # Debian packages the tests and the testbed use: namespaces and veths (iproute2),
-# loss injection (nftables), real peers (curl, ping), load (wrk), captures (tcpdump).
-APT_PKGS   := iproute2 nftables curl iputils-ping wrk tcpdump
+# loss injection (nftables), real peers (curl, ping), load (wrk), captures (tcpdump),
+# veth offloads off (ethtool).
+APT_PKGS   := iproute2 nftables curl iputils-ping wrk tcpdump ethtool
 TEST_FLAGS ?= -count=1 -timeout 14m
 
 .PHONY: all deps generate diff vet test bench demo fmt clean
