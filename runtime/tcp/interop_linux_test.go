@@ -238,7 +238,7 @@ func TestInteropLinux(t *testing.T) {
 	k := startKernelNS(t)
 	cfg := Config{RecvBuffer: 512 << 10, SendBuffer: 512 << 10}
 
-	weDial := func(t *testing.T, localPort uint16, loss float64) {
+	weDial := func(t *testing.T, localPort uint16, loss float64, migrate bool) {
 		up, down := payload(1<<20, 21), payload(768<<10, 22)
 		kerr := make(chan error, 1)
 		var kgot []byte
@@ -269,20 +269,40 @@ func TestInteropLinux(t *testing.T) {
 		id := ID{Local: netip.AddrPortFrom(ourAddr, localPort), Remote: netip.AddrPortFrom(kernelAddr, port)}
 		c := Dial(cfg, id, NewISS([16]byte{1}, id, l.now()), l.now())
 		p := &pump{data: up, done: true}
-		l.drive(&c, nil, func(c *Conn) { p.c = c; p.work() }, func() bool { return p.eof && (c.Done() || c.State() == StateTimeWait) || c.Err() != nil })
+		moved := false
+		app := func(cur *Conn) {
+			// Move our end mid-transfer, as Capybara does: the kernel peer
+			// must not notice.
+			if migrate && !moved && p.got.Len() > 300<<10 && cur.sndUna != cur.sndMax {
+				moved = true
+				r, err := Restore(cur.Config(), cur.AppendSnapshot(nil), l.now())
+				if err != nil {
+					t.Fatalf("Restore mid-transfer: %v", err)
+				}
+				c, cur = r, r
+			}
+			p.c = cur
+			p.work()
+		}
+		l.drive(&c, nil, app, func() bool { return p.eof && (c.Done() || c.State() == StateTimeWait) || c.Err() != nil })
 		if c.Err() != nil || !p.eof {
 			t.Fatalf("our side: %v err %v eof %v, got %d/%d; stats %+v", c.State(), c.Err(), p.eof, p.got.Len(), len(down), c.Stats())
 		}
 		if err := <-kerr; err != nil {
 			t.Fatalf("kernel side: %v", err)
 		}
+		if migrate && !moved {
+			t.Fatalf("the transfer finished before the migration point")
+		}
 		if !bytes.Equal(kgot, up) || !bytes.Equal(p.got.Bytes(), down) {
 			t.Fatalf("data differs: kernel got %d/%d, we got %d/%d", len(kgot), len(up), p.got.Len(), len(down))
 		}
 		t.Logf("%d segments out, %d in; ends in %v; stats %+v", l.counts[0], l.counts[1], c.State(), c.Stats())
 	}
-	t.Run("we dial the kernel", func(t *testing.T) { weDial(t, 40001, 0) })
-	t.Run("we dial the kernel, 3% loss both ways", func(t *testing.T) { weDial(t, 40002, 0.03) })
+	t.Run("we dial the kernel", func(t *testing.T) { weDial(t, 40001, 0, false) })
+	t.Run("we dial the kernel, 3% loss both ways", func(t *testing.T) { weDial(t, 40002, 0.03, false) })
+	t.Run("migrate our end mid-transfer", func(t *testing.T) { weDial(t, 40003, 0, true) })
+	t.Run("migrate our end mid-transfer, 3% loss", func(t *testing.T) { weDial(t, 40004, 0.03, true) })
 
 	t.Run("the kernel dials us", func(t *testing.T) {
 		up := payload(512<<10, 23)
