@@ -171,14 +171,21 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Return(jen.Id("level"), jen.Id("entry").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("i")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("i"))), jen.True()),
 	)
 
-	method(f, []string{"ReadMinWorkload reads the min_workload register; holder is zero when no",
-		"heartbeat has arrived."}, "ReadMinWorkload", nil, []jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()},
+	method(f, []string{"ReadMinWorkload reads the min_workload register as it is: holder zero and",
+		"load EmptyLoad when no heartbeat has arrived."}, "ReadMinWorkload", nil, []jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()},
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		be("PutUint32", jen.Id("holder").Index(jen.Op(":")), jen.Id("p").Dot("holder")),
 		jen.Return(jen.Id("holder"), jen.Id("p").Dot("load")),
 	)
-	method(f, []string{"WriteMinWorkload writes the min_workload register; a zero holder empties it."}, "WriteMinWorkload",
+	method(f, []string{"WriteMinWorkload writes the min_workload register. A zero holder empties",
+		"it: the register then holds {0, EmptyLoad} whatever load says, so the next",
+		"heartbeat takes it."}, "WriteMinWorkload",
 		[]jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()}, errRet,
+		jen.If(jen.Id("holder").Op("==").Parens(jen.Index(jen.Lit(4)).Byte().Values())).Block(
+			jen.Add(lock()[0]), jen.Add(lock()[1]),
+			jen.List(jen.Id("p").Dot("holder"), jen.Id("p").Dot("load")).Op("=").List(jen.Lit(0), jen.Id("EmptyLoad")),
+			jen.Return(jen.Nil()),
+		),
 		jen.If(jen.Id("load").Op(">").Id("workloadMask")).Block(
 			jen.Return(errf("write min workload %d: %w (the register holds %d bits)", jen.Id("load"), jen.Id("ErrOutOfRange"), jen.Id("WorkloadBits"))),
 		),

@@ -127,14 +127,15 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("heartbeat updates min_workload (one RegisterAction: the holder's own report")
-	f.Comment("always overwrites, so its load can rise; another server's only when")
-	f.Comment("smaller) and answers with the minimum after the update.")
+	f.Comment("heartbeat updates min_workload (one RegisterAction, two comparisons: the")
+	f.Comment("holder's own report always overwrites, so its load can rise; another")
+	f.Comment("server's only when smaller; the empty register holds load 0xFFFFFFFF, so")
+	f.Comment("the first report takes it) and answers with the minimum after the update.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("heartbeat").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
 		jen.Id("src").Op(":=").Add(frameU32(jen.Id("ipSrc"))),
 		jen.Id("pl").Op(":=").Id("f").Index(jen.Id("migPayload").Op(":")),
 		jen.Id("w").Op(":=").Add(readField("pl", m.metric, "uint32").Op("&").Id("workloadMask")),
-		jen.If(px("holder").Op("==").Lit(0).Op("||").Add(px("holder")).Op("==").Id("src").Op("||").Id("w").Op("<").Add(px("load"))).Block(
+		jen.If(px("holder").Op("==").Id("src").Op("||").Id("w").Op("<").Add(px("load"))).Block(
 			jen.List(px("holder"), px("load")).Op("=").List(jen.Id("src"), jen.Id("w")),
 		),
 		px("counters", "Heartbeats").Op("++"),
@@ -159,10 +160,36 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
+	f.Comment("keyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an")
+	f.Comment("empty slot takes the key and returns 0; a slot holding the client's IP")
+	f.Comment("returns its port word, untouched; any other returns 1, which no port word")
+	f.Comment("equals. The caller's gateway decides: won = seen == 0 || seen == want.port.")
+	f.Func().Id("keyInsert").Params(jen.Id("c").Op("*").Id("keyCell"), jen.Id("want").Id("keyCell")).Parens(jen.Id("seen").Uint32()).Block(
+		jen.If(jen.Id("c").Dot("port").Op("==").Lit(0)).Block(
+			jen.Op("*").Id("c").Op("=").Id("want"),
+			jen.Return(jen.Lit(0)),
+		),
+		jen.If(jen.Id("c").Dot("ip").Op("==").Id("want").Dot("ip")).Block(jen.Return(jen.Id("c").Dot("port"))),
+		jen.Return(jen.Lit(1)),
+	)
+	f.Line()
+
+	f.Comment("keyClear is the dir<i>_key_clear RegisterAction (two comparisons): it")
+	f.Comment("empties the slot when it holds the key, and says whether it did.")
+	f.Func().Id("keyClear").Params(jen.Id("c").Op("*").Id("keyCell"), jen.Id("want").Id("keyCell")).Bool().Block(
+		jen.If(jen.Id("c").Dot("ip").Op("==").Id("want").Dot("ip").Op("&&").Id("c").Dot("port").Op("==").Id("want").Dot("port")).Block(
+			jen.Op("*").Id("c").Op("=").Id("keyCell").Values(),
+			jen.Return(jen.True()),
+		),
+		jen.Return(jen.False()),
+	)
+	f.Line()
+
 	f.Comment("insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level")
 	f.Comment("whose slot is empty or holds the key wins (write-if-empty, never over")
-	f.Comment("another key). When every level is taken the ACK becomes REJECTED and")
-	f.Comment("still goes to its IPv4 destination, the origin.")
+	f.Comment("another key), and every later level drops a copy of the key it holds, so")
+	f.Comment("a key is on one level at most. When every level is taken the ACK becomes")
+	f.Comment("REJECTED and still goes to its IPv4 destination, the origin.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("insert").Params(jen.Id("f").Index().Byte()).Id("Result").Block(
 		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
 		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(readField("h", m.clientIP, "uint32"), readField("h", m.clientPort, "uint16")),
@@ -172,14 +199,24 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("target"): frameU32(jen.Id("ipSrc")),
 		}),
 		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
+		jen.Id("won").Op(":=").False(),
 		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
-			jen.If(jen.Op("*").Id("c").Op("==").Parens(jen.Id("keyCell").Values()).Op("||").Op("*").Id("c").Op("==").Id("want")).Block(
-				jen.Op("*").Id("c").Op("=").Id("want"),
-				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
-				px("counters", "Inserts").Op("++"),
-				jen.Return(px("route").Call(jen.Id("f"))),
+			jen.If(jen.Id("won")).Block(
+				jen.Comment("A copy on a deeper level (left by an earlier placement) goes."),
+				jen.If(jen.Id("keyClear").Call(jen.Id("c"), jen.Id("want"))).Block(
+					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				),
+				jen.Continue(),
 			),
+			jen.If(jen.Id("seen").Op(":=").Id("keyInsert").Call(jen.Id("c"), jen.Id("want")), jen.Id("seen").Op("==").Lit(0).Op("||").Id("seen").Op("==").Id("want").Dot("port")).Block(
+				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
+				jen.Id("won").Op("=").True(),
+			),
+		),
+		jen.If(jen.Id("won")).Block(
+			px("counters", "Inserts").Op("++"),
+			jen.Return(px("route").Call(jen.Id("f"))),
 		),
 		px("counters", "Rejects").Op("++"),
 		m.setStage("stageRejected"),
@@ -189,26 +226,40 @@ func (m *model) emitProcess(f *jen.File) {
 
 	f.Comment("tcp is step 5: a segment of a migrated connection is rewritten, toward")
 	f.Comment("the target (client side) or back to the origin's address (server side),")
-	f.Comment("and RST or FIN (per delete_on) then removes the entry.")
+	f.Comment("by the first level holding its key. RST or FIN (per delete_on) then")
+	f.Comment("removes the key from every level that holds it.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcp").Params(jen.Id("f").Index().Byte(), jen.Id("role").Id("Role")).Id("Result").Block(
 		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("tcpLen")).Block(drop("DropMalformed")),
-		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(frameU32(jen.Id("ipDst")), fU16(jen.Id("l4Off").Op("+").Lit(2))),
+		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(frameU32(jen.Id("ipDst")), fU16x(jen.Id("l4Off").Op("+").Lit(2))),
 		jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
-			jen.List(jen.Id("ip"), jen.Id("port")).Op("=").List(frameU32(jen.Id("ipSrc")), fU16(jen.Id("l4Off"))),
+			jen.List(jen.Id("ip"), jen.Id("port")).Op("=").List(frameU32(jen.Id("ipSrc")), fU16x(jen.Id("l4Off"))),
 		),
-		jen.If(jen.List(jen.Id("l"), jen.Id("i"), jen.Id("ok")).Op(":=").Add(px("lookup")).Call(jen.Id("ip"), jen.Id("port")), jen.Id("ok")).Block(
+		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+		jen.Id("del").Op(":=").Id("f").Index(jen.Id("tcpFlags")).Op("&").Id("deleteFlags").Op("!=").Lit(0),
+		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
+		jen.Id("hit").Op(":=").False(),
+		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
+			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
+			jen.Var().Id("match").Bool(),
+			jen.If(jen.Id("del")).Block(
+				jen.Id("match").Op("=").Id("keyClear").Call(jen.Id("c"), jen.Id("want")),
+			).Else().If(jen.Op("!").Id("hit")).Block(
+				jen.Id("match").Op("=").Op("*").Id("c").Op("==").Id("want"),
+			),
+			jen.If(jen.Op("!").Id("match")).Block(jen.Continue()),
 			jen.Id("a").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")),
+			jen.If(jen.Id("del")).Block(
+				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				px("counters", "Deletes").Op("++"),
+			),
+			jen.If(jen.Id("hit")).Block(jen.Continue()),
+			jen.Id("hit").Op("=").True(),
 			jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
 				jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), jen.Id("a").Dot("target"), jen.Id("tcpCsum"), jen.False()),
 			).Else().Block(
 				jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipSrc"), jen.Id("a").Dot("origin"), jen.Id("tcpCsum"), jen.False()),
 			),
 			px("counters", "Hits").Op("++"),
-			jen.If(jen.Id("f").Index(jen.Id("tcpFlags")).Op("&").Id("deleteFlags").Op("!=").Lit(0)).Block(
-				px("dirKey").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("keyCell").Values(),
-				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
-				px("counters", "Deletes").Op("++"),
-			),
 		),
 		jen.Return(px("route").Call(jen.Id("f"))),
 	)
@@ -353,3 +404,6 @@ func (m *model) emitHelpers(f *jen.File) {
 		),
 	)
 }
+
+// fU16x is binary.BigEndian.Uint16(f[at:]).
+func fU16x(at jen.Code) *jen.Statement { return be("Uint16", jen.Id("f").Index(jen.Add(at).Op(":"))) }

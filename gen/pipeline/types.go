@@ -60,6 +60,10 @@ func (m *model) emitConstants(f *jen.File) {
 		jen.Id("L2TableSize").Op("=").Lit(m.tables.L2),
 		jen.Comment("WorkloadBits is the width of the minimum-workload register's load."),
 		jen.Id("WorkloadBits").Op("=").Lit(m.workloadBits),
+		jen.Comment("EmptyLoad is the load of the empty min_workload register (holder 0): no"),
+		jen.Comment("report is larger, so the first heartbeat takes it with the rule"),
+		jen.Comment("holder == src || w < load, two comparisons (gen/SWITCH.md)."),
+		jen.Id("EmptyLoad").Op("=").Op("0xFFFFFFFF"),
 		jen.Comment("DeleteOnRST and DeleteOnFIN say which TCP flags remove a directory"),
 		jen.Comment("entry (spec directory.delete_on)."),
 		jen.Id("DeleteOnRST").Op("=").Lit(m.deleteMask&tcpRST != 0),
@@ -271,16 +275,18 @@ func (m *model) emitTypes(f *jen.File) {
 		jen.Line().Comment("dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers."),
 		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell"),
 		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell"),
-		jen.Comment("holder and load are the min_workload register; holder 0 is empty."),
+		jen.Comment("holder and load are the min_workload register; empty is {0, EmptyLoad}."),
 		jen.List(jen.Id("holder"), jen.Id("load")).Uint32(),
 		jen.Line().Id("counters").Id("Counters"),
 	)
 	f.Line()
-	f.Comment("New returns a pipeline with empty tables and registers.")
+	f.Comment("New returns a pipeline with empty tables and registers (min_workload holds")
+	f.Comment("its initial value {0, EmptyLoad}, as the P4 register does).")
 	f.Func().Id("New").Params().Op("*").Id("Pipeline").Block(
 		jen.Return(jen.Op("&").Id("Pipeline").Values(jen.Dict{
 			jen.Id("hosts"): jen.Make(jen.Map(jen.Uint32()).Id("host")),
 			jen.Id("l2"):    jen.Make(jen.Map(jen.Index(jen.Lit(6)).Byte()).Id("Port")),
+			jen.Id("load"):  jen.Id("EmptyLoad"),
 		})),
 	)
 	f.Line()

@@ -53,6 +53,10 @@ const (
 	L2TableSize   = 1024
 	// WorkloadBits is the width of the minimum-workload register's load.
 	WorkloadBits = 32
+	// EmptyLoad is the load of the empty min_workload register (holder 0): no
+	// report is larger, so the first heartbeat takes it with the rule
+	// holder == src || w < load, two comparisons (gen/SWITCH.md).
+	EmptyLoad = 0xFFFFFFFF
 	// DeleteOnRST and DeleteOnFIN say which TCP flags remove a directory
 	// entry (spec directory.delete_on).
 	DeleteOnRST = true
@@ -298,17 +302,19 @@ type Pipeline struct {
 	// dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers.
 	dirKey  [Levels][Slots]keyCell
 	dirAddr [Levels][Slots]addrCell
-	// holder and load are the min_workload register; holder 0 is empty.
+	// holder and load are the min_workload register; empty is {0, EmptyLoad}.
 	holder, load uint32
 
 	counters Counters
 }
 
-// New returns a pipeline with empty tables and registers.
+// New returns a pipeline with empty tables and registers (min_workload holds
+// its initial value {0, EmptyLoad}, as the P4 register does).
 func New() *Pipeline {
 	return &Pipeline{
 		hosts: make(map[uint32]host),
 		l2:    make(map[[6]byte]Port),
+		load:  EmptyLoad,
 	}
 }
 
@@ -464,8 +470,8 @@ func (p *Pipeline) Lookup(ip [4]byte, port uint16) (level int, e Entry, ok bool)
 	return level, entry(p.dirKey[level][i], p.dirAddr[level][i]), true
 }
 
-// ReadMinWorkload reads the min_workload register; holder is zero when no
-// heartbeat has arrived.
+// ReadMinWorkload reads the min_workload register as it is: holder zero and
+// load EmptyLoad when no heartbeat has arrived.
 func (p *Pipeline) ReadMinWorkload() (holder [4]byte, load uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -473,8 +479,16 @@ func (p *Pipeline) ReadMinWorkload() (holder [4]byte, load uint32) {
 	return holder, p.load
 }
 
-// WriteMinWorkload writes the min_workload register; a zero holder empties it.
+// WriteMinWorkload writes the min_workload register. A zero holder empties
+// it: the register then holds {0, EmptyLoad} whatever load says, so the next
+// heartbeat takes it.
 func (p *Pipeline) WriteMinWorkload(holder [4]byte, load uint32) error {
+	if holder == ([4]byte{}) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.holder, p.load = 0, EmptyLoad
+		return nil
+	}
 	if load > workloadMask {
 		return fmt.Errorf("write min workload %d: %w (the register holds %d bits)", load, ErrOutOfRange, WorkloadBits)
 	}
@@ -588,14 +602,15 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role, n int) Result {
 	return p.route(f)
 }
 
-// heartbeat updates min_workload (one RegisterAction: the holder's own report
-// always overwrites, so its load can rise; another server's only when
-// smaller) and answers with the minimum after the update.
+// heartbeat updates min_workload (one RegisterAction, two comparisons: the
+// holder's own report always overwrites, so its load can rise; another
+// server's only when smaller; the empty register holds load 0xFFFFFFFF, so
+// the first report takes it) and answers with the minimum after the update.
 func (p *Pipeline) heartbeat(f []byte, ingress Port) Result {
 	src := binary.BigEndian.Uint32(f[ipSrc:])
 	pl := f[migPayload:]
 	w := binary.BigEndian.Uint32(pl[0:4]) & workloadMask
-	if p.holder == 0 || p.holder == src || w < p.load {
+	if p.holder == src || w < p.load {
 		p.holder, p.load = src, w
 	}
 	p.counters.Heartbeats++
@@ -624,10 +639,36 @@ func (p *Pipeline) prepare(f []byte, ingress Port) Result {
 	return p.route(f)
 }
 
+// keyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an
+// empty slot takes the key and returns 0; a slot holding the client's IP
+// returns its port word, untouched; any other returns 1, which no port word
+// equals. The caller's gateway decides: won = seen == 0 || seen == want.port.
+func keyInsert(c *keyCell, want keyCell) (seen uint32) {
+	if c.port == 0 {
+		*c = want
+		return 0
+	}
+	if c.ip == want.ip {
+		return c.port
+	}
+	return 1
+}
+
+// keyClear is the dir<i>_key_clear RegisterAction (two comparisons): it
+// empties the slot when it holds the key, and says whether it did.
+func keyClear(c *keyCell, want keyCell) bool {
+	if c.ip == want.ip && c.port == want.port {
+		*c = keyCell{}
+		return true
+	}
+	return false
+}
+
 // insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level
 // whose slot is empty or holds the key wins (write-if-empty, never over
-// another key). When every level is taken the ACK becomes REJECTED and
-// still goes to its IPv4 destination, the origin.
+// another key), and every later level drops a copy of the key it holds, so
+// a key is on one level at most. When every level is taken the ACK becomes
+// REJECTED and still goes to its IPv4 destination, the origin.
 func (p *Pipeline) insert(f []byte) Result {
 	h := f[migOff:]
 	ip, port := binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])
@@ -637,14 +678,24 @@ func (p *Pipeline) insert(f []byte) Result {
 		target: binary.BigEndian.Uint32(f[ipSrc:]),
 	}
 	k := keyBytes(ip, port)
+	won := false
 	for l, i := range levelIndexes(&k) {
 		c := &p.dirKey[l][i]
-		if *c == (keyCell{}) || *c == want {
-			*c = want
-			p.dirAddr[l][i] = addr
-			p.counters.Inserts++
-			return p.route(f)
+		if won {
+			// A copy on a deeper level (left by an earlier placement) goes.
+			if keyClear(c, want) {
+				p.dirAddr[l][i] = addrCell{}
+			}
+			continue
 		}
+		if seen := keyInsert(c, want); seen == 0 || seen == want.port {
+			p.dirAddr[l][i] = addr
+			won = true
+		}
+	}
+	if won {
+		p.counters.Inserts++
+		return p.route(f)
 	}
 	p.counters.Rejects++
 	setChecked(f, migOff, 144, 4, stageRejected)
@@ -653,7 +704,8 @@ func (p *Pipeline) insert(f []byte) Result {
 
 // tcp is step 5: a segment of a migrated connection is rewritten, toward
 // the target (client side) or back to the origin's address (server side),
-// and RST or FIN (per delete_on) then removes the entry.
+// by the first level holding its key. RST or FIN (per delete_on) then
+// removes the key from every level that holds it.
 func (p *Pipeline) tcp(f []byte, role Role) Result {
 	if len(f) < l4Off+tcpLen {
 		return drop(DropMalformed)
@@ -662,19 +714,36 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 	if role == RoleClient {
 		ip, port = binary.BigEndian.Uint32(f[ipSrc:]), binary.BigEndian.Uint16(f[l4Off:])
 	}
-	if l, i, ok := p.lookup(ip, port); ok {
+	want := keyCell{ip, uint32(port) | keyValid}
+	del := f[tcpFlags]&deleteFlags != 0
+	k := keyBytes(ip, port)
+	hit := false
+	for l, i := range levelIndexes(&k) {
+		c := &p.dirKey[l][i]
+		var match bool
+		if del {
+			match = keyClear(c, want)
+		} else if !hit {
+			match = *c == want
+		}
+		if !match {
+			continue
+		}
 		a := p.dirAddr[l][i]
+		if del {
+			p.dirAddr[l][i] = addrCell{}
+			p.counters.Deletes++
+		}
+		if hit {
+			continue
+		}
+		hit = true
 		if role == RoleClient {
 			setAddr(f, ipDst, a.target, tcpCsum, false)
 		} else {
 			setAddr(f, ipSrc, a.origin, tcpCsum, false)
 		}
 		p.counters.Hits++
-		if f[tcpFlags]&deleteFlags != 0 {
-			p.dirKey[l][i] = keyCell{}
-			p.dirAddr[l][i] = addrCell{}
-			p.counters.Deletes++
-		}
 	}
 	return p.route(f)
 }

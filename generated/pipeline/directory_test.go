@@ -1,0 +1,246 @@
+package pipeline
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+type clientKey struct {
+	ip   [4]byte
+	port uint16
+}
+
+func (k clientKey) String() string { return fmt.Sprintf("%s:%d", ipString(k.ip), k.port) }
+
+// copies lists the levels whose slot for k holds k.
+func (e *env) copies(k clientKey) []int {
+	e.t.Helper()
+	var levels []int
+	for l := 0; l < Levels; l++ {
+		en, err := e.p.ReadDirectory(l, int(mustIndex(e.t, l, k.ip, k.port)))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if en.Valid && en.ClientIP == k.ip && en.ClientPort == k.port {
+			levels = append(levels, l)
+		}
+	}
+	return levels
+}
+
+// requestGoesTo sends a data segment from the client k to A and returns
+// the server it leaves for, checking the rewrite is consistent.
+func (e *env) requestGoesTo(k clientKey) [4]byte {
+	e.t.Helper()
+	r, out := e.run(tcpFrame(e.t, k.ip, ipA, k.port, svport, "A", nil), portClient)
+	dst := addr(checkFrame(e.t, out).ip.DstIP)
+	e.want(r, fwd(e.p.hostPort(dst)))
+	return dst
+}
+
+func (e *env) addClients(keys []clientKey) {
+	e.t.Helper()
+	for _, k := range keys {
+		if err := e.p.SetHost(k.ip, portClient, macOf(portClient)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// closing is the flags of a client segment that deletes its key.
+func closing(t *testing.T) string {
+	t.Helper()
+	switch {
+	case DeleteOnFIN:
+		return "FA"
+	case DeleteOnRST:
+		return "RA"
+	}
+	t.Skip("delete_on is empty: nothing deletes an entry")
+	return ""
+}
+
+// levelZeroPair returns two keys with the same level-0 slot and different
+// level-1 slots.
+func levelZeroPair(t *testing.T, e *env) (clientKey, clientKey) {
+	t.Helper()
+	keys := collidingKeys(e.s, []int{0}, 0x0a4d_0002_9c40, 64)
+	if keys == nil {
+		t.Skip("no keys collide on level 0")
+	}
+	k0 := clientKey{}
+	k0.ip, k0.port = keyOf(keys[0])
+	for _, k := range keys[1:] {
+		ip, port := keyOf(k)
+		if e.s.Directory.Index(1, ip, port) != e.s.Directory.Index(1, k0.ip, k0.port) && ip != ([4]byte{}) {
+			return k0, clientKey{ip, port}
+		}
+	}
+	t.Skip("every key colliding on level 0 also collides on level 1")
+	return clientKey{}, clientKey{}
+}
+
+// TestStaleCopyAfterDelete is the scenario that made a deleted
+// connection's old target come back: K sits on level 1 because L holds its
+// level-0 slot; L is deleted; K is migrated again and now lands on level 0.
+// The level-1 copy must go with that insert, so K's FIN leaves nothing
+// behind and K's later segments are not sent to the old target.
+func TestStaleCopyAfterDelete(t *testing.T) {
+	e := newEnv(t)
+	if Levels < 2 {
+		t.Skip("one directory level")
+	}
+	fin := closing(t)
+	l, k := levelZeroPair(t, e)
+	e.addClients([]clientKey{l, k})
+	e.migrate(ipB, ipA, l.ip, l.port, portB)
+	e.migrate(ipB, ipA, k.ip, k.port, portB)
+	if got := e.copies(k); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("K on levels %v, want [1]", got)
+	}
+	// L closes: its level-0 slot empties.
+	e.run(tcpFrame(t, l.ip, ipA, l.port, svport, fin, nil), portClient)
+	if got := e.copies(l); len(got) != 0 {
+		t.Fatalf("L still on levels %v after FIN", got)
+	}
+	// K moves on to C: level 0 takes it, and the level-1 copy goes.
+	e.migrate(ipC, ipA, k.ip, k.port, portC)
+	if got := e.copies(k); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("after re-migration K on levels %v, want [0] only", got)
+	}
+	if got := e.requestGoesTo(k); got != ipC {
+		t.Fatalf("K's request goes to %s, want C", ipString(got))
+	}
+	// K closes: nothing of it may remain, so its next segment goes to the
+	// address the client used, not to the old target B.
+	e.run(tcpFrame(t, k.ip, ipA, k.port, svport, fin, nil), portClient)
+	if got := e.copies(k); len(got) != 0 {
+		t.Fatalf("after FIN K still on levels %v", got)
+	}
+	if got := e.requestGoesTo(k); got != ipA {
+		t.Fatalf("after FIN K's request goes to %s, want A (unrewritten)", ipString(got))
+	}
+}
+
+// TestDeleteClearsEveryLevel: a FIN removes the key wherever it is, even
+// from two levels at once (as the control plane may have written them);
+// the segment is rewritten by the first.
+func TestDeleteClearsEveryLevel(t *testing.T) {
+	e := newEnv(t)
+	if Levels < 2 {
+		t.Skip("one directory level")
+	}
+	fin := closing(t)
+	k := clientKey{ipClient, cport}
+	for l, target := range [][4]byte{ipB, ipC} {
+		en := Entry{Valid: true, ClientIP: k.ip, ClientPort: k.port, Origin: ipA, Target: target}
+		if err := e.p.WriteDirectory(l, int(mustIndex(t, l, k.ip, k.port)), en); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, out := e.run(tcpFrame(t, k.ip, ipA, k.port, svport, fin, nil), portClient)
+	e.want(r, fwd(portB))
+	if got := addr(checkFrame(t, out).ip.DstIP); got != ipB {
+		t.Errorf("closing segment rewritten to %s, want level 0's target B", ipString(got))
+	}
+	if got := e.copies(k); len(got) != 0 {
+		t.Errorf("after %s the key is still on levels %v", fin, got)
+	}
+	if c := e.p.Counters(); c.Deletes != 2 || c.Hits != 1 {
+		t.Errorf("Counters() = %+v, want 2 deletes, 1 hit", c)
+	}
+}
+
+// TestDirectoryMatchesMap drives random inserts, re-migrations and
+// deletes (from either side) over keys that collide heavily, and checks
+// after every step that the switch routes every key as a plain map says,
+// that a key is on one level at most, and that an insert is refused only
+// when every level's slot holds another key.
+func TestDirectoryMatchesMap(t *testing.T) {
+	e := newEnv(t)
+	var keys []clientKey
+	add := func(ks []uint64) {
+		for _, k := range ks {
+			ip, port := keyOf(k)
+			if ip != ([4]byte{}) {
+				keys = append(keys, clientKey{ip, port})
+			}
+		}
+	}
+	// Keys sharing a level-0 slot, and keys sharing every level's slot,
+	// so collisions, level fall-back and rejects all happen.
+	add(collidingKeys(e.s, []int{0}, 0x0a4d_0003_9c40, 6))
+	add(collidingKeys(e.s, allLevels(), 0x0a4d_0004_1f90, Levels+2))
+	keys = append(keys, clientKey{ipClient, cport})
+	e.addClients(keys)
+
+	steps := 3000
+	if testing.Short() {
+		steps = 500
+	}
+	r := rand.New(rand.NewSource(7))
+	want := map[clientKey][4]byte{}
+	servers := []struct {
+		ip   [4]byte
+		port Port
+	}{{ipB, portB}, {ipC, portC}}
+	var rejects, deletes int
+	for step := 0; step < steps; step++ {
+		k := keys[r.Intn(len(keys))]
+		var what string
+		switch op := r.Intn(10); {
+		case op < 5:
+			s := servers[r.Intn(len(servers))]
+			what = fmt.Sprintf("migrate %s to %s", k, ipString(s.ip))
+			res, out := e.run(e.ack(s.ip, ipA, k.ip, k.port, true), s.port)
+			e.want(res, fwd(portA))
+			stage, _ := e.migOf(checkFrame(t, out))
+			if stage == "rejected" {
+				if _, held := want[k]; held {
+					t.Fatalf("step %d: %s: refused although the key is in the directory", step, what)
+				}
+				for l := 0; l < Levels; l++ {
+					en, _ := e.p.ReadDirectory(l, int(mustIndex(t, l, k.ip, k.port)))
+					if !en.Valid {
+						t.Fatalf("step %d: %s: refused although level %d's slot is empty", step, what, l)
+					}
+				}
+				rejects++
+				break
+			}
+			want[k] = s.ip
+		case op < 8 && DeleteOnFIN:
+			what = fmt.Sprintf("client FIN %s", k)
+			e.run(tcpFrame(t, k.ip, ipA, k.port, svport, "FA", nil), portClient)
+			delete(want, k)
+			deletes++
+		case DeleteOnRST:
+			what = fmt.Sprintf("server RST %s", k)
+			from := ipB
+			if cur, ok := want[k]; ok {
+				from = cur
+			}
+			e.run(tcpFrame(t, from, k.ip, svport, k.port, "R", nil), e.p.hostPort(from))
+			delete(want, k)
+			deletes++
+		default:
+			continue
+		}
+		for _, c := range keys {
+			if got := e.copies(c); len(got) > 1 {
+				t.Fatalf("step %d (%s): %s on levels %v, want one at most", step, what, c, got)
+			}
+			dst, ok := want[c]
+			if !ok {
+				dst = ipA
+			}
+			if got := e.requestGoesTo(c); got != dst {
+				t.Fatalf("step %d (%s): %s's request goes to %s, want %s", step, what, c, ipString(got), ipString(dst))
+			}
+		}
+	}
+	if rejects == 0 || deletes == 0 {
+		t.Errorf("%d steps made %d rejects and %d deletes; the test needs both", steps, rejects, deletes)
+	}
+}
