@@ -54,12 +54,13 @@ func (l level) HashTable() string  { return l.name("hash_tbl") }
 // The level's RegisterActions.
 func (l level) KeyLookup() string      { return l.name("key_lookup") }
 func (l level) KeyInsert() string      { return l.name("key_insert") }
-func (l level) KeyDelete() string      { return l.name("key_delete") }
+func (l level) KeyClear() string       { return l.name("key_clear") }
 func (l level) AddrWrite() string      { return l.name("addr_write") }
 func (l level) AddrReadTarget() string { return l.name("addr_read_target") }
 func (l level) AddrReadOrigin() string { return l.name("addr_read_origin") }
 func (l level) AddrTakeTarget() string { return l.name("addr_take_target") }
 func (l level) AddrTakeOrigin() string { return l.name("addr_take_origin") }
+func (l level) AddrClear() string      { return l.name("addr_clear") }
 
 // PolyArgs is the CRCPolynomial constructor's argument list: coefficient,
 // reversed, msb (false: the CRC's own bit order), extended (false), init,

@@ -628,3 +628,67 @@ func TestPlanPricesTheProgramsState(t *testing.T) {
 		t.Errorf("plan objects differ from the p4info (-p4info +plan):\n%s", diff)
 	}
 }
+
+// registerActionRE matches a RegisterAction with its body, up to the
+// closing "    };" at the declaration's indentation.
+var registerActionRE = regexp.MustCompile(`(?s)RegisterAction<[^\n]*?>\(\w+\) (\w+) = \{\n(.*?)\n    \};`)
+
+// comparisonRE matches the comparison operators a condition unit
+// evaluates (the body holds no type arguments, so < and > are compares).
+var comparisonRE = regexp.MustCompile(`==|!=|<=|>=|<|>`)
+
+// comparisons counts the comparisons in the if conditions of a
+// RegisterAction body: each needs one of the stateful ALU's condition
+// units.
+func comparisons(body string) int {
+	n := 0
+	for _, cond := range regexp.MustCompile(`\bif \((.*?)\) \{`).FindAllStringSubmatch(body, -1) {
+		n += len(comparisonRE.FindAllString(cond[1], -1))
+	}
+	return n
+}
+
+// TestRegisterActionsFitTofino1SALU: a Tofino-1 stateful ALU has two
+// condition units, so bf-p4c refuses a RegisterAction that needs three
+// comparisons. Each one must need at most two and say how many.
+func TestRegisterActionsFitTofino1SALU(t *testing.T) {
+	for _, s := range []*spec.Spec{defaultSpec(t), editSpec(t, "index_bits: 16", "index_bits: 14")} {
+		prog := string(generate(t, s)["p4/capybara.p4"])
+		actions := registerActionRE.FindAllStringSubmatch(prog, -1)
+		if n := strings.Count(prog, "RegisterAction<"); len(actions) != n || n == 0 {
+			t.Fatalf("matched %d RegisterAction bodies of %d", len(actions), n)
+		}
+		said := regexp.MustCompile(`Comparisons: (\d+)\.`)
+		for _, a := range actions {
+			name, body := a[1], a[2]
+			n := comparisons(body)
+			if n > 2 {
+				t.Errorf("RegisterAction %s needs %d comparisons; a Tofino-1 stateful ALU has 2 condition units", name, n)
+			}
+			m := said.FindStringSubmatch(body)
+			if m == nil {
+				t.Errorf("RegisterAction %s's comment does not give its number of comparisons", name)
+			} else if m[1] != strconv.Itoa(n) {
+				t.Errorf("RegisterAction %s's comment says %s comparisons, its body makes %d", name, m[1], n)
+			}
+		}
+	}
+}
+
+// TestComparisonsCounted keeps the counter honest on the shapes it must
+// catch, including the old three-comparison insert.
+func TestComparisonsCounted(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{"if (cell.port == 0 || (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport)) {", 3},
+		{"if (cell.holder_ip == 0 || cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) {", 3},
+		{"if (a == b) {\n x = 1;\n} else if (c != d) {", 2},
+		{"held = cell.load;", 0},
+	} {
+		if got := comparisons(c.body); got != c.want {
+			t.Errorf("comparisons(%q) = %d, want %d", c.body, got, c.want)
+		}
+	}
+}

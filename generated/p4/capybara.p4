@@ -48,7 +48,11 @@ const bit<32> DIR_KEY_VALID = 32w0x00010000;
 // TCP flags that delete a migrated connection's entry (RST or FIN).
 const bit<8> TCP_DELETE_FLAGS = 8w0x05;
 
-// Register cells: pairs of two 32-bit halves, one stateful ALU each.
+// Register cells: pairs of two 32-bit halves, one stateful ALU each. A
+// Tofino-1 stateful ALU has two condition units (condition_lo and
+// condition_hi), so every RegisterAction below makes at most two
+// comparisons, and says how many in its comment; a third test is made by
+// the gateway on the action's output (gen/SWITCH.md).
 struct dir_key_t {
     bit<32> ip;   // client IPv4
     bit<32> port; // DIR_KEY_VALID | client port; 0 = empty
@@ -61,7 +65,7 @@ struct dir_addr_t {
 
 struct min_workload_t {
     bit<32> holder_ip; // 0 = no heartbeat yet
-    bit<32> load;      // truncated to 32 bits
+    bit<32> load;      // truncated to 32 bits; 0xFFFFFFFF while empty
 }
 
 struct ingress_metadata_t {
@@ -72,6 +76,8 @@ struct ingress_metadata_t {
     bit<1> route;       // forward by ipv4_host at the end
     bit<1> delete_entry;
     bit<1> dir_done;    // a level won the insert or hit the lookup
+    bit<1> dir_hit;     // this level held the key (and cleared it)
+    bit<32> dir_seen;   // what this level's key_insert saw (0: empty)
     dir_op_t dir_op;
     bit<1> update_ipv4;
     bit<1> update_tcp;
@@ -296,14 +302,17 @@ control SwitchIngress(
     // -----------------------------------------------------------------------
     // Minimum workload
     // -----------------------------------------------------------------------
-    @id(0xE125C2) Register<min_workload_t, bit<1>>(1) min_workload;
+    // Starts empty as {0, 0xFFFFFFFF}: no report is above that load, so the
+    // first heartbeat takes the register without a test for holder 0. The
+    // control plane writes the same value to empty it.
+    @id(0xE125C2) Register<min_workload_t, bit<1>>(1, {32w0, 32w0xFFFFFFFF}) min_workload;
 
     RegisterAction<min_workload_t, bit<1>, bit<32>>(min_workload) min_workload_heartbeat = {
         // Returns the load held after the update: the holder's own report
         // always overwrites (its load can rise), another server's only when
-        // smaller.
+        // smaller. Comparisons: 2.
         void apply(inout min_workload_t cell, out bit<32> held) {
-            if (cell.holder_ip == 0 || cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) {
+            if (cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) {
                 cell.holder_ip = hdr.ipv4.src_addr;
                 cell.load = ig_md.workload;
             }
@@ -313,6 +322,7 @@ control SwitchIngress(
 
     RegisterAction<min_workload_t, bit<1>, bit<32>>(min_workload) min_workload_read = {
         // Returns the least-loaded server's IPv4 address (0: none yet).
+        // Comparisons: 0.
         void apply(inout min_workload_t cell, out bit<32> holder) {
             holder = cell.holder_ip;
         }
@@ -338,7 +348,7 @@ control SwitchIngress(
     @id(0x057293) Register<dir_addr_t, bit<16>>(65536) dir0_addr;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_lookup = {
-        // Returns 1 when the slot holds the client's key.
+        // Returns 1 when the slot holds the client's key. Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
             if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) {
@@ -347,21 +357,30 @@ control SwitchIngress(
         }
     };
 
-    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_insert = {
-        // Returns 1 ("won") when the slot was empty or already held the key,
-        // which it now holds; 0 ("lost") leaves another client's key alone.
-        void apply(inout dir_key_t cell, out bit<1> won) {
-            won = 1w0;
-            if (cell.port == 0 || (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport)) {
+    RegisterAction<dir_key_t, bit<16>, bit<32>>(dir0_key) dir0_key_insert = {
+        // Returns 0 when the slot was empty and now holds the key; the
+        // slot's port word when it holds the client's IP (the key is there
+        // when that equals client_vport; another port is another client,
+        // left alone); 1, which no port word equals, for another IP. The
+        // gateway after it makes the third test: won = seen == 0 ||
+        // seen == client_vport. Comparisons: 2.
+        void apply(inout dir_key_t cell, out bit<32> seen) {
+            if (cell.port == 0) {
                 cell.ip = ig_md.client_ip;
                 cell.port = ig_md.client_vport;
-                won = 1w1;
+                seen = 0;
+            } else if (cell.ip == ig_md.client_ip) {
+                seen = cell.port;
+            } else {
+                seen = 1;
             }
         }
     };
 
-    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_delete = {
-        // Returns 1 when the slot held the client's key, and empties it.
+    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_clear = {
+        // Returns 1 when the slot held the client's key, and empties it
+        // (RST/FIN, or a copy below the level an insert won).
+        // Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
             if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) {
@@ -374,6 +393,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_write = {
         // Returns nothing: stores the migration's origin and its new target.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = hdr.tcpmig.origin_ip;
             cell.target_ip = hdr.ipv4.src_addr;
@@ -382,6 +402,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_read_target = {
         // Returns the target: the client's packets now go there.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
         }
@@ -389,6 +410,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_read_origin = {
         // Returns the origin: the server's packets leave as if from there.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.origin_ip;
         }
@@ -396,6 +418,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_take_target = {
         // Returns the target and empties the entry (client RST/FIN).
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
             cell.origin_ip = 0;
@@ -405,8 +428,18 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_take_origin = {
         // Returns the origin and empties the entry (server RST/FIN).
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.origin_ip;
+            cell.origin_ip = 0;
+            cell.target_ip = 0;
+        }
+    };
+
+    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_clear = {
+        // Returns nothing: empties the entry of a key copy that is cleared
+        // without rewriting the packet. Comparisons: 0.
+        void apply(inout dir_addr_t cell) {
             cell.origin_ip = 0;
             cell.target_ip = 0;
         }
@@ -432,7 +465,7 @@ control SwitchIngress(
     @id(0x9D5456) Register<dir_addr_t, bit<16>>(65536) dir1_addr;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_lookup = {
-        // Returns 1 when the slot holds the client's key.
+        // Returns 1 when the slot holds the client's key. Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
             if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) {
@@ -441,21 +474,30 @@ control SwitchIngress(
         }
     };
 
-    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_insert = {
-        // Returns 1 ("won") when the slot was empty or already held the key,
-        // which it now holds; 0 ("lost") leaves another client's key alone.
-        void apply(inout dir_key_t cell, out bit<1> won) {
-            won = 1w0;
-            if (cell.port == 0 || (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport)) {
+    RegisterAction<dir_key_t, bit<16>, bit<32>>(dir1_key) dir1_key_insert = {
+        // Returns 0 when the slot was empty and now holds the key; the
+        // slot's port word when it holds the client's IP (the key is there
+        // when that equals client_vport; another port is another client,
+        // left alone); 1, which no port word equals, for another IP. The
+        // gateway after it makes the third test: won = seen == 0 ||
+        // seen == client_vport. Comparisons: 2.
+        void apply(inout dir_key_t cell, out bit<32> seen) {
+            if (cell.port == 0) {
                 cell.ip = ig_md.client_ip;
                 cell.port = ig_md.client_vport;
-                won = 1w1;
+                seen = 0;
+            } else if (cell.ip == ig_md.client_ip) {
+                seen = cell.port;
+            } else {
+                seen = 1;
             }
         }
     };
 
-    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_delete = {
-        // Returns 1 when the slot held the client's key, and empties it.
+    RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_clear = {
+        // Returns 1 when the slot held the client's key, and empties it
+        // (RST/FIN, or a copy below the level an insert won).
+        // Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
             if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) {
@@ -468,6 +510,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_write = {
         // Returns nothing: stores the migration's origin and its new target.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = hdr.tcpmig.origin_ip;
             cell.target_ip = hdr.ipv4.src_addr;
@@ -476,6 +519,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_read_target = {
         // Returns the target: the client's packets now go there.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
         }
@@ -483,6 +527,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_read_origin = {
         // Returns the origin: the server's packets leave as if from there.
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.origin_ip;
         }
@@ -490,6 +535,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_take_target = {
         // Returns the target and empties the entry (client RST/FIN).
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
             cell.origin_ip = 0;
@@ -499,8 +545,18 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_take_origin = {
         // Returns the origin and empties the entry (server RST/FIN).
+        // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.origin_ip;
+            cell.origin_ip = 0;
+            cell.target_ip = 0;
+        }
+    };
+
+    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_clear = {
+        // Returns nothing: empties the entry of a key copy that is cleared
+        // without rewriting the packet. Comparisons: 0.
+        void apply(inout dir_addr_t cell) {
             cell.origin_ip = 0;
             cell.target_ip = 0;
         }
@@ -573,63 +629,86 @@ control SwitchIngress(
             ig_md.route = 1w1;
         }
 
-        // The directory: levels in order, each tried only while no
-        // earlier level has won (insert) or hit (lookup).
+        // The directory: levels in order, each level's key and address
+        // registers accessed once. Insert: levels try write-if-empty-or-same
+        // until one wins; every level after it clears a copy of the key, so
+        // a key is on one level at most. Delete (RST/FIN): every level
+        // clears the key; the first that held it rewrites the packet.
+        // Lookup: the first level holding the key rewrites; later levels
+        // are not touched.
         if (ig_md.dir_op != DIR_OP_NONE) {
             ig_md.client_vport = DIR_KEY_VALID | (bit<32>)ig_md.client_port;
             dir0_hash_tbl.apply();
             dir1_hash_tbl.apply();
 
-            if (ig_md.dir_done == 1w0) {
-                if (ig_md.dir_op == DIR_OP_INSERT) {
-                    ig_md.dir_done = dir0_key_insert.execute(ig_md.dir0_index);
-                } else if (ig_md.delete_entry == 1w1) {
-                    ig_md.dir_done = dir0_key_delete.execute(ig_md.dir0_index);
-                } else {
-                    ig_md.dir_done = dir0_key_lookup.execute(ig_md.dir0_index);
-                }
-                if (ig_md.dir_done == 1w1) {
-                    if (ig_md.dir_op == DIR_OP_INSERT) {
+            if (ig_md.dir_op == DIR_OP_INSERT) {
+                if (ig_md.dir_done == 1w0) {
+                    ig_md.dir_seen = dir0_key_insert.execute(ig_md.dir0_index);
+                    if (ig_md.dir_seen == 0 || ig_md.dir_seen == ig_md.client_vport) {
+                        ig_md.dir_done = 1w1;
                         dir0_addr_write.execute(ig_md.dir0_index);
+                    }
+                } else {
+                    ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
+                    if (ig_md.dir_hit == 1w1) {
+                        dir0_addr_clear.execute(ig_md.dir0_index);
+                    }
+                }
+            } else if (ig_md.delete_entry == 1w1) {
+                ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
+                if (ig_md.dir_hit == 1w1) {
+                    if (ig_md.dir_done == 1w1) {
+                        dir0_addr_clear.execute(ig_md.dir0_index);
                     } else if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        if (ig_md.delete_entry == 1w1) {
-                            hdr.ipv4.dst_addr = dir0_addr_take_target.execute(ig_md.dir0_index);
-                        } else {
-                            hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
-                        }
+                        hdr.ipv4.dst_addr = dir0_addr_take_target.execute(ig_md.dir0_index);
                     } else {
-                        if (ig_md.delete_entry == 1w1) {
-                            hdr.ipv4.src_addr = dir0_addr_take_origin.execute(ig_md.dir0_index);
-                        } else {
-                            hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
-                        }
+                        hdr.ipv4.src_addr = dir0_addr_take_origin.execute(ig_md.dir0_index);
+                    }
+                    ig_md.dir_done = 1w1;
+                }
+            } else if (ig_md.dir_done == 1w0) {
+                ig_md.dir_done = dir0_key_lookup.execute(ig_md.dir0_index);
+                if (ig_md.dir_done == 1w1) {
+                    if (ig_md.dir_op == DIR_OP_CLIENT) {
+                        hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
+                    } else {
+                        hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
                     }
                 }
             }
 
-            if (ig_md.dir_done == 1w0) {
-                if (ig_md.dir_op == DIR_OP_INSERT) {
-                    ig_md.dir_done = dir1_key_insert.execute(ig_md.dir1_index);
-                } else if (ig_md.delete_entry == 1w1) {
-                    ig_md.dir_done = dir1_key_delete.execute(ig_md.dir1_index);
-                } else {
-                    ig_md.dir_done = dir1_key_lookup.execute(ig_md.dir1_index);
-                }
-                if (ig_md.dir_done == 1w1) {
-                    if (ig_md.dir_op == DIR_OP_INSERT) {
+            if (ig_md.dir_op == DIR_OP_INSERT) {
+                if (ig_md.dir_done == 1w0) {
+                    ig_md.dir_seen = dir1_key_insert.execute(ig_md.dir1_index);
+                    if (ig_md.dir_seen == 0 || ig_md.dir_seen == ig_md.client_vport) {
+                        ig_md.dir_done = 1w1;
                         dir1_addr_write.execute(ig_md.dir1_index);
+                    }
+                } else {
+                    ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
+                    if (ig_md.dir_hit == 1w1) {
+                        dir1_addr_clear.execute(ig_md.dir1_index);
+                    }
+                }
+            } else if (ig_md.delete_entry == 1w1) {
+                ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
+                if (ig_md.dir_hit == 1w1) {
+                    if (ig_md.dir_done == 1w1) {
+                        dir1_addr_clear.execute(ig_md.dir1_index);
                     } else if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        if (ig_md.delete_entry == 1w1) {
-                            hdr.ipv4.dst_addr = dir1_addr_take_target.execute(ig_md.dir1_index);
-                        } else {
-                            hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
-                        }
+                        hdr.ipv4.dst_addr = dir1_addr_take_target.execute(ig_md.dir1_index);
                     } else {
-                        if (ig_md.delete_entry == 1w1) {
-                            hdr.ipv4.src_addr = dir1_addr_take_origin.execute(ig_md.dir1_index);
-                        } else {
-                            hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
-                        }
+                        hdr.ipv4.src_addr = dir1_addr_take_origin.execute(ig_md.dir1_index);
+                    }
+                    ig_md.dir_done = 1w1;
+                }
+            } else if (ig_md.dir_done == 1w0) {
+                ig_md.dir_done = dir1_key_lookup.execute(ig_md.dir1_index);
+                if (ig_md.dir_done == 1w1) {
+                    if (ig_md.dir_op == DIR_OP_CLIENT) {
+                        hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
+                    } else {
+                        hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
                     }
                 }
             }
