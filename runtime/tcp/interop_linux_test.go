@@ -273,7 +273,10 @@ func TestInteropLinux(t *testing.T) {
 		app := func(cur *Conn) {
 			// Move our end mid-transfer, as Capybara does: the kernel peer
 			// must not notice.
-			if migrate && !moved && p.got.Len() > 300<<10 && cur.sndUna != cur.sndMax {
+			// Prefer a moment with our data in flight; if the kernel
+			// drained everything early, move anyway a little later.
+			inFlight := cur.sndUna != cur.sndMax
+			if migrate && !moved && (p.got.Len() > 300<<10 && inFlight || p.got.Len() > 500<<10) {
 				moved = true
 				r, err := Restore(cur.Config(), cur.AppendSnapshot(nil), l.now())
 				if err != nil {
