@@ -21,7 +21,12 @@
 //     stage's RAMs. A register that needs more SRAM or map RAM than a stage
 //     has cannot be placed at all (reported by Check).
 //   - Each register needs its own stateful ALU, and a register is accessed
-//     once per pass, so SALUs = registers; a stage has 4.
+//     once per pass, so SALUs = registers; a stage has 4. A Tofino-1
+//     stateful ALU has two condition units, so no RegisterAction makes more
+//     than two comparisons (gen/p4 tests it): a directory key stays one
+//     64-bit pair {ip, port|valid} per level, and the insert's third test
+//     (is the returned port word the key's?) is a gateway on the action's
+//     output, which costs no SALU, memory or extra stage.
 //   - Exact-match tables (port_role, ipv4_host, l2_forward) store key + 4
 //     bits of version/valid + immediate action data (up to 32 bits) per
 //     entry, as many entries as fit a 128-bit word, and are filled to 80%
@@ -32,7 +37,8 @@
 //     the key's hashes, then for each level its key register, then its
 //     address register (a level's key and address registers are in
 //     different stages because the address access depends on the key's
-//     result; level i+1's key waits for level i's key), then ipv4_host.
+//     result; level i+1's key waits for level i's key, whose result says
+//     whether it inserts or clears a copy of the key), then ipv4_host.
 //     Objects are placed greedily at the earliest stage their
 //     dependencies allow that still has SALUs, SRAM, map RAM and hash units.
 //
