@@ -97,12 +97,6 @@ func TestTimeWaitReACKsFINAndExpires(t *testing.T) {
 	if d, ok := a.Deadline(); !ok || d != now+10*time.Second {
 		t.Fatalf("TIME-WAIT deadline %v %v, want restarted at %v", d, ok, now+10*time.Second)
 	}
-	// RFC 1337: a RST does not cut TIME-WAIT short.
-	rst := Segment{Seq: fin.Seq + 1, Flags: FlagRST}
-	a.Input(now, &rst)
-	if a.State() != StateTimeWait {
-		t.Fatalf("RST in TIME-WAIT moved A to %v", a.State())
-	}
 	b.Input(now, &ack)
 	if !b.Done() || b.Err() != nil {
 		t.Fatalf("B after the final ACK: %v %v, want CLOSED without error", b.State(), b.Err())
@@ -253,5 +247,39 @@ func TestCloseDuringHandshakeSendsFINAfterData(t *testing.T) {
 	c.Close()
 	if !c.Done() {
 		t.Fatalf("Close of an empty SYN-SENT conn: %v, want CLOSED", c.State())
+	}
+}
+
+func TestTimeWaitRSTAndReuse(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{})
+	a.Close()
+	pingPong(a, b, now)
+	b.Close()
+	pingPong(a, b, now)
+	if a.State() != StateTimeWait {
+		t.Fatalf("setup: A %v, want TIME-WAIT", a.State())
+	}
+	old := Segment{Seq: a.rcvNxt - 10, Flags: FlagSYN}
+	newer := Segment{Seq: a.rcvNxt + 100000, Flags: FlagSYN}
+	synack := Segment{Seq: a.rcvNxt + 100000, Flags: FlagSYN | FlagACK}
+	if a.Reusable(&old) || !a.Reusable(&newer) || a.Reusable(&synack) {
+		t.Fatalf("Reusable in TIME-WAIT: old SYN %v, newer SYN %v, SYN-ACK %v; want false true false",
+			a.Reusable(&old), a.Reusable(&newer), a.Reusable(&synack))
+	}
+	// A RST that is not exact gets a challenge ACK and changes nothing.
+	off := Segment{Seq: a.rcvNxt + 1, Flags: FlagRST}
+	a.Input(now, &off)
+	if a.State() != StateTimeWait {
+		t.Fatalf("inexact RST ended TIME-WAIT")
+	}
+	emitted(a, now)
+	// The exact RST a port-reusing client sends ends TIME-WAIT at once.
+	rst := Segment{Seq: a.rcvNxt, Flags: FlagRST}
+	a.Input(now, &rst)
+	if !a.Done() || a.Err() != nil {
+		t.Fatalf("exact RST in TIME-WAIT: %v %v, want CLOSED without error", a.State(), a.Err())
+	}
+	if !a.Reusable(&old) {
+		t.Fatalf("a done conn should be reusable by any SYN")
 	}
 }

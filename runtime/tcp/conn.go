@@ -237,6 +237,17 @@ func (c *Conn) Done() bool {
 	return c.state == StateClosed && !c.rstPending && !c.replyPending
 }
 
+// Reusable reports whether syn may open a new connection on c's address
+// pair, replacing c: c is done, or in TIME-WAIT and syn is a SYN whose
+// sequence number lies beyond everything c received (RFC 9293 §3.6.1,
+// RFC 6191 without timestamps). The caller then calls Accept.
+func (c *Conn) Reusable(syn *Segment) bool {
+	if syn.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
+		return false
+	}
+	return c.Done() || c.state == StateTimeWait && seqGT(syn.Seq, c.rcvNxt)
+}
+
 // Stats returns the counters and the current congestion-control gauges.
 func (c *Conn) Stats() Stats {
 	st := c.stats

@@ -35,8 +35,9 @@
 //   - RFC 9293: active, passive and simultaneous open; the acceptability
 //     test in every state; RST processing and generation; FIN in both
 //     directions, half close, simultaneous close, TIME-WAIT (2MSL, with
-//     re-ACK of retransmitted FINs; RSTs in TIME-WAIT are ignored per
-//     RFC 1337). Old duplicates get an ACK, never a RST.
+//     re-ACK of retransmitted FINs; an exact RST ends it, as RFC 9293 and
+//     Linux do, and Reusable tells the stack when a new SYN may take the
+//     address pair over). Old duplicates get an ACK, never a RST.
 //   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
 //     any SYN on a synchronized connection get a challenge ACK; ACKs
 //     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.

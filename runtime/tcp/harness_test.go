@@ -134,7 +134,7 @@ func (n *net) deliver(p packet) {
 		n.a.Input(n.now, &seg)
 		return
 	}
-	if n.b == nil || n.b.Done() && seg.Flags&(FlagSYN|FlagACK) == FlagSYN {
+	if n.b == nil || n.b.Reusable(&seg) {
 		if seg.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
 			return
 		}

@@ -120,10 +120,11 @@ func (c *Conn) inputRST(seg *Segment) {
 	switch c.state {
 	case StateSynReceived:
 		c.setClosed(ErrRefused)
-	case StateClosing, StateLastAck:
-		c.setClosed(nil) // we were closing anyway
-	case StateTimeWait:
-		// RFC 1337: ignore, so a stray RST cannot cut TIME-WAIT short.
+	case StateClosing, StateLastAck, StateTimeWait:
+		// We were closing anyway. In TIME-WAIT this follows RFC 9293 and
+		// Linux's default rather than RFC 1337: a client reusing the port
+		// answers our ACK with exactly this RST and must not wait 2MSL.
+		c.setClosed(nil)
 	default:
 		c.setClosed(ErrReset)
 	}
