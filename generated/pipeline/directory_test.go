@@ -244,3 +244,39 @@ func TestDirectoryMatchesMap(t *testing.T) {
 		t.Errorf("%d steps made %d rejects and %d deletes; the test needs both", steps, rejects, deletes)
 	}
 }
+
+// TestInsertSameIPOtherPort: key_insert returns the port word of a slot
+// holding the client's IP, and the gateway only calls that a win when it
+// is the key's own; a slot of the same client on another port is another
+// key, never overwritten.
+func TestInsertSameIPOtherPort(t *testing.T) {
+	e := newEnv(t)
+	k := clientKey{ipClient, cport}
+	other := Entry{Valid: true, ClientIP: ipClient, ClientPort: cport + 1, Origin: ipA, Target: ipC}
+	for l := 0; l < Levels; l++ {
+		if err := e.p.WriteDirectory(l, int(mustIndex(t, l, k.ip, k.port)), other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, out := e.run(e.ack(ipB, ipA, k.ip, k.port, true), portB)
+	e.want(r, fwd(portA))
+	if stage, _ := e.migOf(checkFrame(t, out)); stage != "rejected" {
+		t.Fatalf("ACK with every slot held by the same IP on another port became %s, want rejected", stage)
+	}
+	for l := 0; l < Levels; l++ {
+		if got, _ := e.p.ReadDirectory(l, int(mustIndex(t, l, k.ip, k.port))); got != other {
+			t.Errorf("level %d now holds %+v, want the other port's entry untouched", l, got)
+		}
+	}
+	// The key itself on the last level: the earlier levels lose, the last
+	// one wins as "same key" and is re-targeted.
+	last := Levels - 1
+	own := Entry{Valid: true, ClientIP: k.ip, ClientPort: k.port, Origin: ipA, Target: ipC}
+	if err := e.p.WriteDirectory(last, int(mustIndex(t, last, k.ip, k.port)), own); err != nil {
+		t.Fatal(err)
+	}
+	e.migrate(ipB, ipA, k.ip, k.port, portB)
+	if l, en, ok := e.p.Lookup(k.ip, k.port); !ok || l != last || en.Target != ipB {
+		t.Errorf("Lookup = %d, %+v, %v; want level %d re-targeted to B", l, en, ok, last)
+	}
+}
