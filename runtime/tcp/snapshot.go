@@ -144,12 +144,16 @@ func (d *decoder) fail(err error, format string, args ...any) {
 	}
 }
 
-func (d *decoder) take(n int, what string) []byte {
+func (d *decoder) take(n int, what string) []byte { return d.takePart(n, what, "") }
+
+// takePart is take for a named part of a field; the two names are joined
+// only for an error message, so the success path does not allocate.
+func (d *decoder) takePart(n int, what, part string) []byte {
 	if d.err != nil {
 		return nil
 	}
 	if n < 0 || len(d.b)-d.off < n {
-		d.fail(ErrSnapshotTruncated, "%s needs %d bytes, %d left", what, n, len(d.b)-d.off)
+		d.fail(ErrSnapshotTruncated, "%s%s needs %d bytes, %d left", what, part, n, len(d.b)-d.off)
 		return nil
 	}
 	p := d.b[d.off : d.off+n]
@@ -157,22 +161,28 @@ func (d *decoder) take(n int, what string) []byte {
 	return p
 }
 
-func (d *decoder) u8(what string) uint8 {
-	if p := d.take(1, what); p != nil {
+func (d *decoder) u8(what string) uint8 { return d.u8Part(what, "") }
+
+func (d *decoder) u8Part(what, part string) uint8 {
+	if p := d.takePart(1, what, part); p != nil {
 		return p[0]
 	}
 	return 0
 }
 
-func (d *decoder) u16(what string) uint16 {
-	if p := d.take(2, what); p != nil {
+func (d *decoder) u16(what string) uint16 { return d.u16Part(what, "") }
+
+func (d *decoder) u16Part(what, part string) uint16 {
+	if p := d.takePart(2, what, part); p != nil {
 		return binary.BigEndian.Uint16(p)
 	}
 	return 0
 }
 
-func (d *decoder) u32(what string) uint32 {
-	if p := d.take(4, what); p != nil {
+func (d *decoder) u32(what string) uint32 { return d.u32Part(what, "") }
+
+func (d *decoder) u32Part(what, part string) uint32 {
+	if p := d.takePart(4, what, part); p != nil {
 		return binary.BigEndian.Uint32(p)
 	}
 	return 0
@@ -180,7 +190,7 @@ func (d *decoder) u32(what string) uint32 {
 
 // bytes reads a u32 length and that many bytes, refusing more than max.
 func (d *decoder) bytes(what string, max int) []byte {
-	n := d.u32(what + " length")
+	n := d.u32Part(what, " length")
 	if d.err == nil && uint64(n) > uint64(max) {
 		d.fail(ErrSnapshotCorrupt, "%s length %d exceeds %d", what, n, max)
 		return nil
@@ -189,19 +199,19 @@ func (d *decoder) bytes(what string, max int) []byte {
 }
 
 func (d *decoder) addrPort(what string) netip.AddrPort {
-	switch fam := d.u8(what + " family"); fam {
+	switch fam := d.u8Part(what, " family"); fam {
 	case 0:
 		return netip.AddrPort{}
 	case 4:
 		p := d.take(4, what)
-		port := d.u16(what + " port")
+		port := d.u16Part(what, " port")
 		if p == nil {
 			return netip.AddrPort{}
 		}
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(p)), port)
 	case 6:
 		p := d.take(16, what)
-		port := d.u16(what + " port")
+		port := d.u16Part(what, " port")
 		if p == nil {
 			return netip.AddrPort{}
 		}
