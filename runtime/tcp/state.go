@@ -89,7 +89,7 @@ func (s State) CanSend() bool {
 	return s == StateSynSent || s == StateSynReceived || s == StateEstablished || s == StateCloseWait
 }
 
-// finSent reports whether our FIN belongs to the sequence space in s.
+// finQueued reports whether our FIN belongs to the sequence space in s.
 func (s State) finQueued() bool {
 	return s == StateFinWait1 || s == StateFinWait2 || s == StateClosing || s == StateLastAck || s == StateTimeWait
 }
