@@ -132,7 +132,11 @@ func runVet(args []string) error {
 	if err := plan.Check(s); err != nil {
 		return err
 	}
-	fmt.Printf("%s: ok, %d warnings\n", f.spec, len(warnings))
+	noun := "warnings"
+	if len(warnings) == 1 {
+		noun = "warning"
+	}
+	fmt.Printf("%s: ok, %d %s\n", f.spec, len(warnings), noun)
 	return nil
 }
 
@@ -178,7 +182,7 @@ func runPlan(args []string) error {
 }
 
 // moduleRelative names path relative to the nearest enclosing directory
-// with a go.mod, or by its base name outside any module.
+// with a go.mod, or as given outside any module.
 func moduleRelative(path string) string {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -196,5 +200,5 @@ func moduleRelative(path string) string {
 			break
 		}
 	}
-	return filepath.Base(abs)
+	return filepath.ToSlash(filepath.Clean(path))
 }
