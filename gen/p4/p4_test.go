@@ -18,35 +18,10 @@ import (
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/plan"
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func defaultSpec(t testing.TB) *spec.Spec {
-	t.Helper()
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatalf("spec.Default() = %v", err)
-	}
-	return s
-}
-
-// editSpec parses the default spec with string replacements applied.
-func editSpec(t testing.TB, pairs ...string) *spec.Spec {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i < len(pairs); i += 2 {
-		if !strings.Contains(y, pairs[i]) {
-			t.Fatalf("default spec has no %q to replace", pairs[i])
-		}
-		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
-	}
-	s, err := spec.Parse("edited.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("parse edited spec: %v", err)
-	}
-	return s
-}
 
 func generate(t testing.TB, s *spec.Spec) genfile.Files {
 	t.Helper()
@@ -58,7 +33,7 @@ func generate(t testing.TB, s *spec.Spec) genfile.Files {
 }
 
 func TestGolden(t *testing.T) {
-	files := generate(t, defaultSpec(t))
+	files := generate(t, spectest.Default(t))
 	if got, want := files.Names(), []string{"p4/capybara.p4", "p4/capybara.p4info.txtpb", "p4/headers.p4"}; !cmp.Equal(got, want) {
 		t.Fatalf("Generate files = %v, want %v", got, want)
 	}
@@ -87,7 +62,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	a, b := generate(t, s), generate(t, s)
 	if !cmp.Equal(a, b) {
 		t.Fatal("two runs of Generate differ")
@@ -103,9 +78,9 @@ func TestNormalizeTextRemovesRandomSpaces(t *testing.T) {
 }
 
 func TestP4InfoParsesBack(t *testing.T) {
-	files := generate(t, defaultSpec(t))
+	files := generate(t, spectest.Default(t))
 	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
-	if info.PkgInfo.GetName() != "capybara" || info.PkgInfo.GetArch() != "tna" || info.PkgInfo.GetVersion() != defaultSpec(t).Fingerprint {
+	if info.PkgInfo.GetName() != "capybara" || info.PkgInfo.GetArch() != "tna" || info.PkgInfo.GetVersion() != spectest.Default(t).Fingerprint {
 		t.Errorf("pkg_info = %v, want capybara, tna, the fingerprint", info.PkgInfo)
 	}
 	if strings.Contains(string(files["p4/capybara.p4info.txtpb"]), ":  ") {
@@ -381,7 +356,7 @@ func checkIDs(t *testing.T, src string, info *p4configv1.P4Info) {
 }
 
 func TestProgramStructure(t *testing.T) {
-	files := generate(t, defaultSpec(t))
+	files := generate(t, spectest.Default(t))
 	for _, name := range []string{"p4/capybara.p4", "p4/headers.p4"} {
 		checkBalanced(t, name, string(files[name]))
 	}
@@ -391,7 +366,7 @@ func TestProgramStructure(t *testing.T) {
 		"#if __TARGET_TOFINO__ == 2\n#include <t2na.p4>\n#else\n#include <tna.p4>\n#endif",
 		"inout ingress_intrinsic_metadata_for_tm_t ig_tm_md)",
 		"Switch(pipe) main;",
-		`@pkginfo(name="capybara", version="` + defaultSpec(t).Fingerprint + `")`,
+		`@pkginfo(name="capybara", version="` + spectest.Default(t).Fingerprint + `")`,
 		"min_workload_heartbeat",
 	} {
 		if !strings.Contains(prog, want) {
@@ -418,7 +393,7 @@ func TestProgramStructure(t *testing.T) {
 var crcRE = regexp.MustCompile(`CRCPolynomial<bit<(\d+)>>\((\d+)w0x([0-9A-F]+), (true|false), false, false, \d+w0x([0-9A-F]+), \d+w0x([0-9A-F]+)\) dir(\d+)_poly;`)
 
 func TestThreeLevelsFourteenBits(t *testing.T) {
-	s := editSpec(t,
+	s := spectest.Edit(t,
 		"index_bits: 16", "index_bits: 14",
 		"    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n",
 		"    - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}\n"+
@@ -487,7 +462,7 @@ func TestThreeLevelsFourteenBits(t *testing.T) {
 }
 
 func TestTofino2Arch(t *testing.T) {
-	s := editSpec(t, "target: tofino1", "target: tofino2")
+	s := spectest.Edit(t, "target: tofino1", "target: tofino2")
 	files := generate(t, s)
 	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
 	if info.PkgInfo.Arch != "t2na" {
@@ -511,7 +486,7 @@ func TestUnsupportedSpecs(t *testing.T) {
 		{"delete on syn", func(s *spec.Spec) { s.Directory.DeleteOn = []string{"syn"} }, `delete_on "syn"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := defaultSpec(t)
+			s := spectest.Default(t)
 			tc.edit(s)
 			_, err := Generate(s, genfile.Options{})
 			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {
@@ -605,7 +580,7 @@ func FuzzNormalizeText(f *testing.F) {
 // TestPlanPricesTheProgramsState keeps gen/plan honest: the registers and
 // counters it prices are exactly the p4info's, with the same sizes.
 func TestPlanPricesTheProgramsState(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	info := parseP4Info(t, generate(t, s)["p4/capybara.p4info.txtpb"])
 	u, err := plan.Estimate(s)
 	if err != nil {
@@ -652,7 +627,7 @@ func comparisons(body string) int {
 // condition units, so bf-p4c refuses a RegisterAction that needs three
 // comparisons. Each one must need at most two and say how many.
 func TestRegisterActionsFitTofino1SALU(t *testing.T) {
-	for _, s := range []*spec.Spec{defaultSpec(t), editSpec(t, "index_bits: 16", "index_bits: 14")} {
+	for _, s := range []*spec.Spec{spectest.Default(t), spectest.Edit(t, "index_bits: 16", "index_bits: 14")} {
 		prog := string(generate(t, s)["p4/capybara.p4"])
 		actions := registerActionRE.FindAllStringSubmatch(prog, -1)
 		if n := strings.Count(prog, "RegisterAction<"); len(actions) != n || n == 0 {

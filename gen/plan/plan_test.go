@@ -11,33 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
-
-func defaultSpec(t testing.TB) *spec.Spec {
-	t.Helper()
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatalf("spec.Default() = %v", err)
-	}
-	return s
-}
-
-// editSpec parses the default spec with string replacements applied.
-func editSpec(t testing.TB, pairs ...string) *spec.Spec {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i < len(pairs); i += 2 {
-		if !strings.Contains(y, pairs[i]) {
-			t.Fatalf("default spec has no %q to replace", pairs[i])
-		}
-		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
-	}
-	s, err := spec.Parse("edited.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("parse edited spec: %v", err)
-	}
-	return s
-}
 
 const crc16Levels = `    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}
     - hash: {name: crc16_xmodem, width: 16, poly: 0x1021, reversed: false, init: 0x0000, xor_out: 0x0000}
@@ -49,7 +24,7 @@ const crc32Levels = `    - hash: {name: crc32, width: 32, poly: 0x04C11DB7, reve
 `
 
 func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	if err := Check(s); err != nil {
 		t.Fatalf("Check(default) = %v, want nil", err)
 	}
@@ -86,7 +61,7 @@ func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
 }
 
 func TestStagesRespectPerStageLimits(t *testing.T) {
-	s := editSpec(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 12")
+	s := spectest.Edit(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 12")
 	u, err := Estimate(s)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +88,7 @@ func TestStagesRespectPerStageLimits(t *testing.T) {
 }
 
 func TestCheckRefusesOverBudgetSpec(t *testing.T) {
-	s := editSpec(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 20", "sram: 40%", "sram: 10%")
+	s := spectest.Edit(t, crc16Levels, crc32Levels, "index_bits: 16", "index_bits: 20", "sram: 40%", "sram: 10%")
 	err := Check(s)
 	if !errors.Is(err, ErrOverBudget) {
 		t.Fatalf("Check(3 levels x 20 bits, 10%% SRAM) = %v, want ErrOverBudget", err)
@@ -137,7 +112,7 @@ func TestCheckRefusesOverBudgetSpec(t *testing.T) {
 }
 
 func TestCheckNamesStagesOverBudget(t *testing.T) {
-	s := editSpec(t, "stages: 12 ", "stages: 5 ")
+	s := spectest.Edit(t, "stages: 12 ", "stages: 5 ")
 	err := Check(s)
 	if err == nil || !strings.Contains(err.Error(), "stages: needs 8 stages, budget 5 (tofino1 has 12): 3 over") {
 		t.Fatalf("Check(5 stages) = %v, want the stages overrun", err)
@@ -145,7 +120,7 @@ func TestCheckNamesStagesOverBudget(t *testing.T) {
 }
 
 func TestCRCTableMatchesSum(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	crcs := append([]*spec.CRC{}, Family...)
 	for _, l := range s.Directory.Levels {
 		crcs = append(crcs, l.Hash)
@@ -228,7 +203,7 @@ func TestOneLevelCapacityIsOnePercentFull(t *testing.T) {
 }
 
 func TestExploreIsDeterministicAndFits(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	a, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: 42})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +248,7 @@ func TestExploreIsDeterministicAndFits(t *testing.T) {
 }
 
 func TestWriteUsage(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	u, err := Estimate(s)
 	if err != nil {
 		t.Fatal(err)
