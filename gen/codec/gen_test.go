@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 var (
@@ -53,7 +54,7 @@ func TestWriteGenerated(t *testing.T) {
 	if *writeVersion != "" {
 		opt.Version = *writeVersion
 	}
-	files, err := Generate(defaultSpec(t), opt)
+	files, err := Generate(spectest.Default(t), opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,17 +10,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capygen/capygen/gen/genfile"
-	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current emitter")
 
 func generateDefault(t *testing.T) genfile.Files {
 	t.Helper()
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := spectest.Default(t)
 	files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
 	if err != nil {
 		t.Fatalf("Generate(default) = %v", err)
@@ -71,10 +68,7 @@ func TestGolden(t *testing.T) {
 // writes one unless -no-version); the comparison uses the same version.
 func TestCommitted(t *testing.T) {
 	root := filepath.Join("..", "..", "generated")
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := spectest.Default(t)
 	opt := genfile.Options{ImportRoot: genfile.DefaultImportRoot}
 	if doc, err := os.ReadFile(filepath.Join(root, Dir, "doc.go")); err == nil && !*update {
 		opt.Version = headerVersion(doc)
@@ -132,10 +126,7 @@ func headerVersion(src []byte) string {
 }
 
 func TestHeaderVersion(t *testing.T) {
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := spectest.Default(t)
 	files, err := Generate(s, genfile.Options{Version: "v9.8.7"})
 	if err != nil {
 		t.Fatal(err)

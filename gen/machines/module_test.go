@@ -10,31 +10,14 @@ import (
 
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
-
-// edit applies string replacements to the default spec; each old must
-// occur exactly once.
-func edit(t *testing.T, pairs ...string) *spec.Spec {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if n := strings.Count(y, pairs[i]); n != 1 {
-			t.Fatalf("edit %q occurs %d times in the default spec", pairs[i], n)
-		}
-		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
-	}
-	s, err := spec.Parse("edited.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("edited spec: %v", err)
-	}
-	return s
-}
 
 // verifyingSpec adds a state, an event and an action to the origin
 // machine, and changes the switch budget and port (which the machines
 // must not care about).
 func verifyingSpec(t *testing.T) *spec.Spec {
-	return edit(t,
+	return spectest.Edit(t,
 		"index_bits: 16", "index_bits: 14",
 		"    - hash: {name: crc16_xmodem", "    - hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, xor_out: 0xFFFF}\n    - hash: {name: crc16_xmodem",
 		"udp_port: 7071", "udp_port: 7171",
@@ -188,7 +171,7 @@ func TestRefusesCollidingNames(t *testing.T) {
 		{"shared name", []string{"  - name: target\n", "  - name: event_error\n"}, "the package's own EventError and machine event_error both become the Go identifier EventError; rename one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Generate(edit(t, tc.pairs...), genfile.Options{})
+			_, err := Generate(spectest.Edit(t, tc.pairs...), genfile.Options{})
 			if err == nil || !errors.Is(err, ErrBadMachine) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Generate = %v, want an ErrBadMachine error containing %q", err, tc.want)
 			}

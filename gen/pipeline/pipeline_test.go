@@ -10,25 +10,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capygen/capygen/gen/genfile"
-	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from the default spec (make generate refreshes generated/)")
-
-func defaultSpec(t testing.TB) *spec.Spec {
-	t.Helper()
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatalf("spec.Default() = %v", err)
-	}
-	return s
-}
 
 // TestGolden compares the output for the default spec with the golden
 // files and with the committed generated/pipeline (refreshed by make
 // generate, with capygen's version in the header).
 func TestGolden(t *testing.T) {
-	files, err := Generate(defaultSpec(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	files, err := Generate(spectest.Default(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
 	if err != nil {
 		t.Fatalf("Generate(default) = %v", err)
 	}

@@ -11,21 +11,8 @@ import (
 
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
-
-// edit applies textual replacements to the default spec, failing when one
-// does not match (so a changed default spec is noticed here).
-func edit(t *testing.T, pairs ...string) []byte {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !strings.Contains(y, pairs[i]) {
-			t.Fatalf("default spec has no %q to edit", pairs[i])
-		}
-		y = strings.Replace(y, pairs[i], pairs[i+1], 1)
-	}
-	return []byte(y)
-}
 
 const (
 	twoLevels = `    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true, init: 0x0000, xor_out: 0x0000}
@@ -51,7 +38,7 @@ func variants(t *testing.T) map[string][]byte {
 		// 3 levels x 14 bits, another UDP port, an extra message with a
 		// payload, and a header one byte longer (odd), which moves every
 		// payload to an odd offset.
-		"3x14": edit(t,
+		"3x14": spectest.EditYAML(t,
 			twoLevels, threeLevels,
 			"index_bits: 16", "index_bits: 14",
 			"udp_port: 7071", "udp_port: 9099",
@@ -60,9 +47,9 @@ func variants(t *testing.T) map[string][]byte {
 			"  - name: heartbeat_response\n", "  - name: drain\n    stage: drain\n    payload:\n      - {name: until, bits: 32}\n  - name: heartbeat_response\n",
 		),
 		// RST deletes, FIN keeps the entry (half-closed connections).
-		"rst-only": edit(t, "delete_on: [rst, fin]", "delete_on: [rst]"),
+		"rst-only": spectest.EditYAML(t, "delete_on: [rst, fin]", "delete_on: [rst]"),
 		// One level with a 32-bit CRC and a narrow workload register.
-		"1x12": edit(t, twoLevels, oneLevel, "index_bits: 16", "index_bits: 12",
+		"1x12": spectest.EditYAML(t, twoLevels, oneLevel, "index_bits: 16", "index_bits: 12",
 			"workload:\n  bits: 32", "workload:\n  bits: 20"),
 	}
 }
@@ -188,12 +175,12 @@ func write(t *testing.T, path string, b []byte) {
 }
 
 func TestDeterministic(t *testing.T) {
-	a, err := Generate(defaultSpec(t), genfile.Options{Version: "v1.2.3"})
+	a, err := Generate(spectest.Default(t), genfile.Options{Version: "v1.2.3"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		b, err := Generate(defaultSpec(t), genfile.Options{Version: "v1.2.3"})
+		b, err := Generate(spectest.Default(t), genfile.Options{Version: "v1.2.3"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +222,7 @@ func TestUnsupported(t *testing.T) {
 		{"no target", func(s *spec.Spec) { s.Target = nil }, "target: no target profile"},
 		{"empty host table", func(s *spec.Spec) { s.Tables.Hosts = 0 }, "tables.hosts: size 0"},
 	} {
-		s := defaultSpec(t)
+		s := spectest.Default(t)
 		tc.change(s)
 		_, err := Generate(s, genfile.Options{})
 		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {
