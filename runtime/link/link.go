@@ -26,5 +26,19 @@ type Endpoint interface {
 	Close() error
 }
 
+// Batcher is an Endpoint that can transmit frames in bursts: Queue
+// places a frame in the transmit ring without asking the kernel to send
+// it, and Flush (or the next Send) sends everything queued with as few
+// system calls as the kernel allows. A sender that emits several frames in
+// a row (a TCP window) pays one kick instead of one per frame. Queue and
+// Flush follow Send's concurrency rule.
+type Batcher interface {
+	Endpoint
+	// Queue is Send without the kick. It does not keep frame.
+	Queue(frame []byte) error
+	// Flush transmits every queued frame.
+	Flush() error
+}
+
 // ErrClosed is returned by an Endpoint used after Close.
 var ErrClosed = errors.New("link: endpoint closed")

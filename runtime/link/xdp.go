@@ -150,7 +150,7 @@ type XDP struct {
 	txFrames, txBytes, txDrops atomic.Uint64
 }
 
-var _ Endpoint = (*XDP)(nil)
+var _ Batcher = (*XDP)(nil)
 
 type umemRing struct {
 	prod, cons *uint32
@@ -423,11 +423,40 @@ func (x *XDP) MTU() int { return x.mtu }
 // not draining), the frame is dropped and counted, as a NIC with a full
 // ring would; TCP recovers by retransmitting.
 func (x *XDP) Send(frame []byte) error {
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
+	if err := x.enqueue(frame); err != nil {
+		return err
+	}
+	return x.flush()
+}
+
+// Queue implements Batcher: Send without the kick, so that a burst of
+// frames costs one Flush. Frames still go out if the transmit frames run
+// short, since waiting for a free one kicks the kernel.
+func (x *XDP) Queue(frame []byte) error {
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
+	return x.enqueue(frame)
+}
+
+// Flush implements Batcher: it kicks the kernel until the transmit ring is
+// empty or stops draining.
+func (x *XDP) Flush() error {
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	return x.flush()
+}
+
+// enqueue copies frame into a free transmit frame and places its
+// descriptor in the tx ring; x.txMu is held.
+func (x *XDP) enqueue(frame []byte) error {
 	if err := checkFrame(frame, x.mtu); err != nil {
 		return err
 	}
-	x.txMu.Lock()
-	defer x.txMu.Unlock()
 	if x.closed.Load() {
 		return ErrClosed
 	}
@@ -459,7 +488,27 @@ func (x *XDP) Send(frame []byte) error {
 	atomic.StoreUint32(x.tx.prod, prod+1)
 	x.txFrames.Add(1)
 	x.txBytes.Add(uint64(len(frame)))
-	return x.kick()
+	return nil
+}
+
+// flush kicks until the kernel has taken every tx descriptor. In copy mode
+// one sendto transmits at most 32 frames (the kernel's TX_BATCH_SIZE) and
+// answers EAGAIN when more remain, so a burst needs several kicks. It stops
+// when a kick takes nothing (the peer is not draining): the frames stay
+// queued for the next kick. x.txMu is held.
+func (x *XDP) flush() error {
+	for {
+		before := atomic.LoadUint32(x.tx.cons)
+		if before == atomic.LoadUint32(x.tx.prod) {
+			return nil
+		}
+		if err := x.kick(); err != nil {
+			return err
+		}
+		if atomic.LoadUint32(x.tx.cons) == before {
+			return nil
+		}
+	}
 }
 
 // reclaim moves completed transmit frames back to the free list.

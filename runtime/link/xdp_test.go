@@ -186,6 +186,57 @@ func TestXDPBursts(t *testing.T) {
 	}
 }
 
+// Queued frames leave only on Flush, and one Flush sends a burst larger
+// than the kernel's 32-frame batch per sendto, in order.
+func TestXDPQueueFlush(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-l")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	const frames = 256 // 128 transmit frames
+	x := openXDP(t, ns, "xa", XDPOptions{Frames: frames})
+	p := openPacket(t, ns, "xb")
+	peer := macOf(t, ns, "xb")
+
+	if err := x.Queue(seqFrame(peer, x.MAC(), 7, 128)); err != nil {
+		t.Fatalf("Queue = %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	buf := make([]byte, 2048)
+	for range 100 {
+		n, _, err := unix.Recvfrom(p.fd, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			break // nothing (more) arrived
+		}
+		if isSeq(buf[:n], 7) {
+			t.Fatal("a queued frame left before Flush")
+		}
+	}
+	const burst = 100
+	for i := range uint32(burst) {
+		if err := x.Queue(seqFrame(peer, x.MAC(), 100+i, 128)); err != nil {
+			t.Fatalf("Queue(%d) = %v", i, err)
+		}
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatalf("Flush = %v", err)
+	}
+	if p.recv(func(f []byte) bool { return isSeq(f, 7) }) == nil {
+		t.Fatal("peer never got the first queued frame")
+	}
+	for i := range uint32(burst) {
+		if p.recv(func(f []byte) bool { return isSeq(f, 100+i) }) == nil {
+			t.Fatalf("peer never got burst frame %d of %d after one Flush (stats %+v)", i, burst, x.Stats())
+		}
+	}
+	x.Close()
+	if err := x.Queue(make([]byte, 60)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Queue after Close = %v, want ErrClosed", err)
+	}
+	if err := x.Flush(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Flush after Close = %v, want ErrClosed", err)
+	}
+}
+
 // The kernel on the peer answers ARP and ICMP echo sent through AF_XDP,
 // which checks our frames are well-formed on the wire.
 func TestXDPKernelPeer(t *testing.T) {

@@ -570,7 +570,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		s.clock = nil
 		s.mu.Unlock()
 	}()
-	input := func(frame []byte) { s.Input(base+time.Since(start), frame) }
+	input := func(frame []byte) { s.inputQueued(base+time.Since(start), frame) }
 	for ctx.Err() == nil {
 		wait := s.cfg.PollInterval
 		if d, ok := s.NextDeadline(); ok {
@@ -584,6 +584,7 @@ func (s *Stack) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("stack: receiving from the link: %w", err)
 		}
+		s.flushTx()
 		s.Advance(base + time.Since(start))
 	}
 	return nil

@@ -166,9 +166,12 @@ type Stack struct {
 	key      [32]byte // RFC 6528 secret
 	portNext uint32
 
-	tx            []byte   // frame being built; ep.Send does not keep it
-	txConn        *Conn    // connection whose Output is running
-	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
+	tx            []byte       // frame being built; ep.Send does not keep it
+	txConn        *Conn        // connection whose Output is running
+	batch         link.Batcher // ep, when it can queue frames and kick once per burst
+	txDefer       int          // >0: sendFrame queues on batch; the outermost burst flushes
+	txQueued      bool         // frames queued on batch since the last Flush
+	dl            tcp.Time     // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
 	discard       [4096]byte // sink for data arriving after Close
 	emit          func(*tcp.Segment)
@@ -226,6 +229,7 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	s.portNext = binary.BigEndian.Uint32(s.key[28:32])
 	s.pingID = binary.BigEndian.Uint16(s.key[26:28])
 	s.emit = s.emitSegment
+	s.batch, _ = ep.(link.Batcher)
 	return s, nil
 }
 
@@ -274,6 +278,29 @@ func (s *Stack) setNow(now tcp.Time) tcp.Time {
 func (s *Stack) Input(now tcp.Time, frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inputLocked(now, frame)
+}
+
+// inputQueued is Input for Run's drain of the link: what the frame makes
+// the stack send stays queued on a Batcher until Run's flushTx, so a drain
+// of many ACKs kicks the link once.
+func (s *Stack) inputQueued(now tcp.Time, frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.txDefer++
+	s.inputLocked(now, frame)
+	s.txDefer--
+}
+
+// flushTx sends whatever inputQueued left queued.
+func (s *Stack) flushTx() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beginBurst()
+	s.endBurst()
+}
+
+func (s *Stack) inputLocked(now tcp.Time, frame []byte) {
 	now = s.setNow(now)
 	s.ctr.FramesIn++
 	if len(frame) < EthernetHeaderLen {
@@ -493,13 +520,36 @@ func (s *Stack) nextHop(dst netip.Addr) (netip.Addr, error) {
 }
 
 func (s *Stack) sendFrame(frame []byte) error {
-	if err := s.ep.Send(frame); err != nil {
+	send := s.ep.Send
+	if s.txDefer > 0 && s.batch != nil {
+		send = s.batch.Queue
+		s.txQueued = true
+	}
+	if err := send(frame); err != nil {
 		s.ctr.SendErrors++
 		s.drop(DropSendError)
 		return fmt.Errorf("stack: sending a %d-byte frame: %w", len(frame), err)
 	}
 	s.ctr.FramesOut++
 	return nil
+}
+
+// beginBurst makes sendFrame queue frames until the matching endBurst,
+// which transmits them with one Flush: a window of segments costs one
+// kick of the link instead of one per frame. Bursts nest; s.mu is held.
+func (s *Stack) beginBurst() { s.txDefer++ }
+
+// endBurst closes a burst; the outermost one flushes.
+func (s *Stack) endBurst() {
+	s.txDefer--
+	if s.txDefer > 0 || !s.txQueued {
+		return
+	}
+	s.txQueued = false
+	if err := s.batch.Flush(); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+	}
 }
 
 // startFrame resets s.tx to the Ethernet and IPv4 headers' room.

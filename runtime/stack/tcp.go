@@ -108,7 +108,9 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 		}
 	}
 	s.txConn = c
+	s.beginBurst()
 	c.tc.Output(now, s.emit)
+	s.endBurst()
 	s.txConn = nil
 	if !c.established && isEstablished(c.tc) {
 		c.established = true

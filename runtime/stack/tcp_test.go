@@ -30,6 +30,12 @@ var (
 func newRunningPair(t *testing.T, mod func(*Config)) (a, b *Stack) {
 	t.Helper()
 	ea, eb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	return runPair(t, ea, eb, mod)
+}
+
+// runPair runs stacks A and B on two ends of one link until the test ends.
+func runPair(t *testing.T, ea, eb link.Endpoint, mod func(*Config)) (a, b *Stack) {
+	t.Helper()
 	ca, cb := Config{Addr: addrA, Seed: 11}, Config{Addr: addrB, Seed: 22}
 	ca.TCP.InitialRTO, cb.TCP.InitialRTO = 200*time.Millisecond, 200*time.Millisecond
 	if mod != nil {
