@@ -4,30 +4,21 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
-
-// repoRoot is the module root, two levels above this package.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd)
-}
 
 // TestCommittedMatchesSpec is the drift check `make test` also runs
 // through `capygen diff`: generated/ must be exactly what the spec gives.
 func TestCommittedMatchesSpec(t *testing.T) {
-	root := repoRoot(t)
+	root := gentest.RepoRoot(t)
 	s, err := spec.Load("spec/capybara.yaml")
 	if err != nil {
 		// Tests run in gen/; load with the path the Makefile uses.
@@ -54,15 +45,12 @@ func TestCommittedMatchesSpec(t *testing.T) {
 
 // TestDeterministic generates twice and compares every byte.
 func TestDeterministic(t *testing.T) {
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := spectest.Default(t)
 	a, err := Generate(s, genfile.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := spec.Default()
+	s2 := spectest.Default(t)
 	b, err := Generate(s2, genfile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -80,10 +68,7 @@ func TestDeterministic(t *testing.T) {
 // TestWriteRemovesStale checks that regenerating removes generated files a
 // spec no longer produces, and keeps hand-written ones.
 func TestWriteRemovesStale(t *testing.T) {
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := spectest.Default(t)
 	files, err := Generate(s, genfile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -114,26 +99,9 @@ func TestWriteRemovesStale(t *testing.T) {
 	}
 }
 
-// editedSpec is the default spec with text replacements applied.
-func editedSpec(t *testing.T, edits ...string) *spec.Spec {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i+1 < len(edits); i += 2 {
-		if !strings.Contains(y, edits[i]) {
-			t.Fatalf("edit %q not found in the default spec", edits[i])
-		}
-		y = strings.Replace(y, edits[i], edits[i+1], 1)
-	}
-	s, err := spec.Parse("edited.yaml", []byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // threeLevels14 is the default spec with a 3-level, 14-bit directory.
 func threeLevels14(t *testing.T) *spec.Spec {
-	return editedSpec(t,
+	return spectest.Edit(t,
 		"index_bits: 16", "index_bits: 14",
 		"    - hash: {name: crc16_xmodem", "    - hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, init: 0x0000, xor_out: 0xFFFF}\n    - hash: {name: crc16_xmodem",
 	)
@@ -192,51 +160,21 @@ func TestThreeLevels14Bits(t *testing.T) {
 // temporary module that points back at this repository, and builds and
 // vets it (cilium/ebpf bpf2go's TestRun pattern).
 func TestBuildsInTempModule(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a module; skipped with -short")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not found:", err)
-	}
-	root := repoRoot(t)
-	for name, s := range map[string]*spec.Spec{"default": mustDefault(t), "three-levels-14": threeLevels14(t)} {
+	gentest.NeedGo(t)
+	for name, s := range map[string]*spec.Spec{"default": spectest.Default(t), "three-levels-14": threeLevels14(t)} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
 			const mod = "example.com/capyuser"
 			files, err := Generate(s, genfile.Options{ImportRoot: mod + "/generated"})
 			if err != nil {
 				t.Fatal(err)
 			}
+			dir := gentest.Module(t, nil, mod)
 			if _, err := Write(filepath.Join(dir, "generated"), files); err != nil {
 				t.Fatal(err)
 			}
-			gomod := fmt.Sprintf("module %s\n\ngo 1.26\n\nrequire github.com/capygen/capygen v0.0.0\n\nreplace github.com/capygen/capygen => %s\n", mod, root)
-			if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			// The generated code's own dependencies come from this repository's go.sum.
-			sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
 			for _, args := range [][]string{{"mod", "tidy"}, {"build", "./..."}, {"vet", "./..."}} {
-				cmd := exec.Command(goBin, args...)
-				cmd.Dir = dir
-				cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("go %s in the generated module: %v\n%s", strings.Join(args, " "), err, out)
-				}
+				gentest.Go(t, dir, args...)
 			}
 		})
 	}
-}
-
-func mustDefault(t *testing.T) *spec.Spec {
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,39 +11,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-func defaultSpec(t *testing.T) *spec.Spec {
-	t.Helper()
-	s, err := spec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// editedSpec parses the default spec with each old string replaced by new.
-func editedSpec(t *testing.T, edits ...string) *spec.Spec {
-	t.Helper()
-	y := string(spec.DefaultYAML())
-	for i := 0; i+1 < len(edits); i += 2 {
-		if !strings.Contains(y, edits[i]) {
-			t.Fatalf("the default spec has no %q to edit", edits[i])
-		}
-		y = strings.Replace(y, edits[i], edits[i+1], 1)
-	}
-	s, err := spec.Parse("edited.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("edited spec: %v", err)
-	}
-	return s
-}
-
 func TestGolden(t *testing.T) {
-	files, err := Generate(defaultSpec(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	files, err := Generate(spectest.Default(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +67,7 @@ func TestGolden(t *testing.T) {
 // it emits is committed as emitted, and every committed file with the
 // generated header is still emitted.
 func TestCommittedOutput(t *testing.T) {
-	files, err := Generate(defaultSpec(t), committedOptions(t))
+	files, err := Generate(spectest.Default(t), committedOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +90,7 @@ func TestCommittedOutput(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
-	s := defaultSpec(t)
+	s := spectest.Default(t)
 	a, err := Generate(s, genfile.Options{Version: "v1.2.3"})
 	if err != nil {
 		t.Fatal(err)
@@ -175,14 +150,7 @@ func TestEmitterRefuses(t *testing.T) {
 			"origin_ip is an address at bit 36"},
 	}
 	for _, tt := range tests {
-		y := string(spec.DefaultYAML())
-		for i := 0; i+1 < len(tt.edits); i += 2 {
-			if !strings.Contains(y, tt.edits[i]) {
-				t.Fatalf("%s: the default spec has no %q", tt.name, tt.edits[i])
-			}
-			y = strings.Replace(y, tt.edits[i], tt.edits[i+1], 1)
-		}
-		s, err := spec.Parse("edited.yaml", []byte(y))
+		s, err := spec.Parse(spectest.EditedName, spectest.EditYAML(t, tt.edits...))
 		if err != nil {
 			// The loader may already refuse it; that is fine too.
 			t.Logf("%s: the loader refuses it: %v", tt.name, err)
@@ -208,7 +176,7 @@ var variantEdits = []string{
 }
 
 func TestVariantSpec(t *testing.T) {
-	s := editedSpec(t, variantEdits...)
+	s := spectest.Edit(t, variantEdits...)
 	files, err := Generate(s, genfile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +198,7 @@ func TestVariantSpec(t *testing.T) {
 			t.Errorf("the variant's output lacks %q", want)
 		}
 	}
-	wrap := editedSpec(t, "checksum: udp", "checksum: wrapping16", "udp_port: 7071", "udp_port: 7072")
+	wrap := spectest.Edit(t, "checksum: udp", "checksum: wrapping16", "udp_port: 7071", "udp_port: 7072")
 	wfiles, err := Generate(wrap, genfile.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +207,7 @@ func TestVariantSpec(t *testing.T) {
 		t.Error("udp.go does not implement the wrapping16 checksum alone")
 	}
 	// No fragmented message and no constant field: no reassembler, no magic.
-	plain := editedSpec(t, "{name: magic, bits: 32, const: 0xCAFEDEAD, doc: \"Marks a TCPMig datagram.\"}", "{name: magic, bits: 32}",
+	plain := spectest.Edit(t, "{name: magic, bits: 32, const: 0xCAFEDEAD, doc: \"Marks a TCPMig datagram.\"}", "{name: magic, bits: 32}",
 		"    fragmented:\n      index_field: fragment_index\n      more_field: next_fragment\n      max_bytes: 16777216\n      max_pending: 256\n      timeout: 200ms\n", "")
 	pfiles, err := Generate(plain, genfile.Options{})
 	if err != nil {
@@ -310,59 +278,21 @@ func TestWrapping16(t *testing.T) {
 }
 `
 
-// buildModule writes files into a temporary module (cilium/ebpf bpf2go's
-// TestRun pattern), one directory per tree, with extra hand-written files,
-// then vets and tests it: the generated tests (round trips, fuzz seeds)
-// run against each variant.
+// buildModule writes files into a temporary module, one directory per
+// tree, with extra hand-written files, then vets and tests it: the
+// generated tests (round trips, fuzz seeds) run against each variant.
 func buildModule(t *testing.T, trees map[string]genfile.Files, extra map[string]string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds a module with the go tool")
+	dir := gentest.Module(t, nil, "example.com/variant")
+	for tree, files := range trees {
+		gentest.WriteFiles(t, filepath.Join(dir, tree), files)
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH")
-	}
-	dir := t.TempDir()
-	gomod := "module example.com/variant\n\ngo 1.26\n\nrequire github.com/google/gopacket v1.1.19\n\nreplace github.com/capygen/capygen => " + repoRoot(t) + "\n"
-	write := func(name string, data []byte) {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("go.mod", []byte(gomod))
-	sum, err := os.ReadFile(filepath.Join(repoRoot(t), "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("go.sum", sum)
-	for dir, files := range trees {
-		for _, name := range files.Names() {
-			write(dir+"/"+name, files[name])
-		}
-	}
+	hand := genfile.Files{}
 	for name, text := range extra {
-		write(name, []byte(text))
+		hand[name] = []byte(text)
 	}
+	gentest.WriteFiles(t, dir, hand)
 	for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "./..."}} {
-		cmd := exec.Command(goTool, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s in the generated module: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		gentest.Go(t, dir, args...)
 	}
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	abs, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
 }

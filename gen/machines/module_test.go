@@ -2,13 +2,12 @@ package machines
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec"
 	"github.com/capygen/capygen/spec/spectest"
 )
@@ -79,34 +78,23 @@ func TestEditedSpecShowsUp(t *testing.T) {
 // module and builds, vets and runs a test of the new path there (cilium
 // bpf2go's TestRun pattern).
 func TestBuildsInModule(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a module with the go tool")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool in PATH")
-	}
+	gentest.NeedGo(t)
 	files, err := Generate(verifyingSpec(t), genfile.Options{ImportRoot: "example.com/capytest"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	write := func(name, content string) {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := files.Add("migstate/verify_test.go", []byte(verifyTest)); err != nil {
+		t.Fatal(err)
 	}
-	// The generated package imports only the standard library, so the
-	// module needs no requirements (and the test no network or cache).
-	write("go.mod", "module example.com/capytest\n\ngo 1.26\n")
-	for _, n := range files.Names() {
-		write(n, string(files[n]))
+	dir := gentest.Module(t, files, "example.com/capytest")
+	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}, {"test", "-count=1", "./..."}} {
+		gentest.Go(t, dir, args...)
 	}
-	write("migstate/verify_test.go", `package migstate
+}
+
+// verifyTest runs the verifying state and the two extra machines of
+// verifyingSpec in the temporary module.
+const verifyTest = `package migstate
 
 import "testing"
 
@@ -147,16 +135,7 @@ func TestProbe(t *testing.T) {
 		t.Fatal("plain: second go_on accepted in a final state with no transition")
 	}
 }
-`)
-	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}, {"test", "-count=1", "./..."}} {
-		cmd := exec.Command(gobin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s in the temp module: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-}
+`
 
 func TestRefusesCollidingNames(t *testing.T) {
 	for _, tc := range []struct {

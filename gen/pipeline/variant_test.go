@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec"
 	"github.com/capygen/capygen/spec/spectest"
 )
@@ -87,30 +87,16 @@ func TestVariantsReflectTheSpec(t *testing.T) {
 // output goes into a temporary module that points back at this repository,
 // which is vetted and runs the model's behaviour tests, for every variant.
 func TestVariantsBuildAndBehave(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a module per variant")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command in PATH: %v", err)
-	}
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests, err := filepath.Glob(filepath.Join(repo, "generated", "pipeline", "*_test.go"))
+	gentest.NeedGo(t)
+	tests, err := filepath.Glob(filepath.Join(gentest.RepoRoot(t), "generated", "pipeline", "*_test.go"))
 	if err != nil || len(tests) == 0 {
 		t.Fatalf("no behaviour tests in generated/pipeline: %v", err)
 	}
-	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name, y := range variants(t) {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := gentest.Module(t, nil, "example.com/variant")
 			specPath := filepath.Join(dir, name+".yaml")
-			write(t, specPath, y)
+			gentest.WriteFiles(t, dir, genfile.Files{name + ".yaml": y})
 			s, err := spec.Load(specPath)
 			if err != nil {
 				t.Fatal(err)
@@ -119,9 +105,6 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, n := range files.Names() {
-				write(t, filepath.Join(dir, filepath.FromSlash(n)), files[n])
-			}
 			for _, p := range tests {
 				b, err := os.ReadFile(p)
 				if err != nil {
@@ -129,32 +112,20 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 				}
 				// External tests (examples) import the package by path.
 				b = bytes.ReplaceAll(b, []byte(`"`+genfile.DefaultImportRoot+"/"+Dir+`"`), []byte(`"example.com/variant/`+Dir+`"`))
-				write(t, filepath.Join(dir, Dir, filepath.Base(p)), b)
+				if err := files.Add(Dir+"/"+filepath.Base(p), b); err != nil {
+					t.Fatal(err)
+				}
 			}
-			write(t, filepath.Join(dir, "go.mod"), []byte("module example.com/variant\n\ngo 1.26.8\n\n"+
-				"require (\n\tgithub.com/capygen/capygen v0.0.0\n\tgithub.com/google/gopacket v1.1.19\n)\n\n"+
-				"replace github.com/capygen/capygen => "+repo+"\n"))
-			write(t, filepath.Join(dir, "go.sum"), sum)
-			for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "-v", "./..."}} {
-				cmd := exec.Command(goBin, args...)
-				cmd.Dir = dir
-				// Offline: everything comes from the module cache; -mod=mod
-				// lets go fill in the indirect requirements.
-				cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", specEnvVar+"="+specPath)
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Run(); err != nil {
-					t.Fatalf("go %s in the %s module: %v\n%s", strings.Join(args, " "), name, err, out.String())
-				}
-				if args[0] != "test" {
-					continue
-				}
-				// The tests that matter most must have run, not skipped:
-				// every level filled before REJECTED, deletes per delete_on.
-				for _, must := range []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"} {
-					if !strings.Contains(out.String(), must) {
-						t.Errorf("%s: go test output lacks %q:\n%s", name, must, out.String())
-					}
+			gentest.WriteFiles(t, dir, files)
+			// The model's tests read the spec they run against from here.
+			t.Setenv(specEnvVar, specPath)
+			gentest.Go(t, dir, "vet", "./...")
+			out := gentest.Go(t, dir, "test", "-count=1", "-v", "./...")
+			// The tests that matter most must have run, not skipped:
+			// every level filled before REJECTED, deletes per delete_on.
+			for _, must := range []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"} {
+				if !strings.Contains(out, must) {
+					t.Errorf("%s: go test output lacks %q:\n%s", name, must, out)
 				}
 			}
 		})
@@ -163,16 +134,6 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 
 // specEnvVar is what generated/pipeline's tests read the spec path from.
 const specEnvVar = "CAPYGEN_PIPELINE_SPEC"
-
-func write(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestDeterministic(t *testing.T) {
 	a, err := Generate(spectest.Default(t), genfile.Options{Version: "v1.2.3"})

@@ -1,0 +1,112 @@
+// Package gentest builds generated code the way a user would: in a
+// temporary module that points back at this repository, with the go
+// command run offline (cilium/ebpf bpf2go's TestRun pattern).
+package gentest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/capygen/capygen/gen/genfile"
+)
+
+// repoModule is the module the temporary modules replace with this checkout.
+const repoModule = "github.com/capygen/capygen"
+
+// RepoRoot returns the directory of the nearest go.mod at or above the
+// test's working directory: this repository's root when run by go test.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("gentest: working directory: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("gentest: looking for the repository root: %v", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("gentest: no go.mod at or above the working directory; run the test inside the repository")
+		}
+		dir = parent
+	}
+}
+
+// NeedGo skips the test with -short (building a module takes seconds) or
+// when no go command is on PATH.
+func NeedGo(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a module with the go command; skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("no go command on PATH: %v", err)
+	}
+}
+
+// Module creates a temporary module named modulePath holding files, which
+// requires this repository and replaces it with the checkout at RepoRoot.
+// The repository's go.sum comes along, so the generated code's own
+// dependencies resolve from the module cache without a network. It calls
+// NeedGo first, and returns the module's directory.
+func Module(t testing.TB, files genfile.Files, modulePath string) string {
+	t.Helper()
+	NeedGo(t)
+	if modulePath == "" || strings.ContainsAny(modulePath, " \t\n\"") {
+		t.Fatalf("gentest.Module: module path %q is not a plain import path; pass one such as example.com/capytest", modulePath)
+	}
+	root := RepoRoot(t)
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatalf("gentest.Module: the repository's go.sum: %v", err)
+	}
+	dir := t.TempDir()
+	gomod := fmt.Sprintf("module %s\n\ngo 1.26\n\nrequire %s v0.0.0\n\nreplace %s => %s\n", modulePath, repoModule, repoModule, root)
+	WriteFiles(t, dir, genfile.Files{"go.mod": []byte(gomod), "go.sum": sum})
+	WriteFiles(t, dir, files)
+	return dir
+}
+
+// WriteFiles writes each file below dir, creating directories as needed.
+func WriteFiles(t testing.TB, dir string, files genfile.Files) {
+	t.Helper()
+	for _, name := range files.Names() {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatalf("gentest: %v", err)
+		}
+		if err := os.WriteFile(p, files[name], 0o644); err != nil {
+			t.Fatalf("gentest: %v", err)
+		}
+	}
+}
+
+// Go runs the go command with args in dir and returns its combined output,
+// failing the test with that output when it exits non-zero. It runs
+// offline (GOPROXY=off, no workspace); -mod=mod lets go fill in the
+// module's indirect requirements from the cache.
+func Go(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("gentest.Go: no go command on PATH (call NeedGo first): %v", err)
+	}
+	cmd := exec.Command(goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out.String())
+	}
+	return out.String()
+}
