@@ -1,21 +1,13 @@
-package spec
+package spec_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
-)
 
-// editDefault returns the default spec with old replaced by new; old must
-// occur exactly once so an edit of capybara.yaml cannot make a case miss.
-func editDefault(t testing.TB, old, new string) []byte {
-	t.Helper()
-	y := string(defaultSpec)
-	if n := strings.Count(y, old); n != 1 {
-		t.Fatalf("edit %q occurs %d times in the default spec, want once", old, n)
-	}
-	return []byte(strings.Replace(y, old, new, 1))
-}
+	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
+)
 
 // badEdits are edits of the default spec, each with every diagnostic it
 // must produce, exactly and in order.
@@ -238,7 +230,7 @@ var badEdits = []struct {
 func TestParseBadEdits(t *testing.T) {
 	for _, tc := range badEdits {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("spec/x.yaml", editDefault(t, tc.old, tc.new))
+			_, err := spec.Parse("spec/x.yaml", spectest.EditYAML(t, tc.old, tc.new))
 			checkDiagnostics(t, err, tc.want)
 		})
 	}
@@ -263,7 +255,7 @@ var badSnippets = []struct {
 func TestParseBadSnippets(t *testing.T) {
 	for _, tc := range badSnippets {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("spec/x.yaml", []byte(tc.yaml))
+			_, err := spec.Parse("spec/x.yaml", []byte(tc.yaml))
 			checkDiagnostics(t, err, tc.want)
 		})
 	}
@@ -274,10 +266,10 @@ func checkDiagnostics(t *testing.T, err error, want []string) {
 	if err == nil {
 		t.Fatalf("Parse = nil error, want\n%s", strings.Join(want, "\n"))
 	}
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, spec.ErrInvalid) {
 		t.Errorf("errors.Is(%v, ErrInvalid) = false, want true", err)
 	}
-	var el *ErrorList
+	var el *spec.ErrorList
 	if !errors.As(err, &el) {
 		t.Fatalf("Parse error is %T, want *ErrorList", err)
 	}

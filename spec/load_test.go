@@ -1,16 +1,18 @@
-package spec
+package spec_test
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 func TestDefault(t *testing.T) {
-	s, err := Default()
+	s, err := spec.Default()
 	if err != nil {
 		t.Fatalf("Default() = %v", err)
 	}
@@ -32,7 +34,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("budget = %+v", s.Budget)
 	}
 	origin := s.Machines[0]
-	if origin.Initial.Name != "idle" || origin.Events[len(origin.Events)-1].Name != TimeoutEvent {
+	if origin.Initial.Name != "idle" || origin.Events[len(origin.Events)-1].Name != spec.TimeoutEvent {
 		t.Errorf("origin machine: initial %s, last event %s", origin.Initial.Name, origin.Events[len(origin.Events)-1].Name)
 	}
 	prep := origin.States[1]
@@ -42,14 +44,14 @@ func TestDefault(t *testing.T) {
 	// Positions point into the file.
 	for _, p := range []struct {
 		what string
-		got  Pos
-		want Pos
+		got  spec.Pos
+		want spec.Pos
 	}{
-		{"stage enum", s.Enums[0].Pos, Pos{DefaultPath, 32, 5}},
-		{"magic field", s.Header.Fields[0].Pos, Pos{DefaultPath, 48, 7}},
-		{"directory", s.Directory.Pos, Pos{DefaultPath, 92, 3}},
-		{"first transition", origin.Transitions[0].Pos, Pos{DefaultPath, 135, 9}},
-		{"target", s.Target.Pos, Pos{"spec/targets/tofino1.yaml", 3, 1}},
+		{"stage enum", s.Enums[0].Pos, spec.Pos{spec.DefaultPath, 32, 5}},
+		{"magic field", s.Header.Fields[0].Pos, spec.Pos{spec.DefaultPath, 48, 7}},
+		{"directory", s.Directory.Pos, spec.Pos{spec.DefaultPath, 92, 3}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 135, 9}},
+		{"target", s.Target.Pos, spec.Pos{"spec/targets/tofino1.yaml", 3, 1}},
 	} {
 		if p.got != p.want {
 			t.Errorf("%s Pos = %v, want %v", p.what, p.got, p.want)
@@ -59,7 +61,7 @@ func TestDefault(t *testing.T) {
 
 // An optional key with no value reads as absent.
 func TestEmptyOptional(t *testing.T) {
-	s, err := Parse("x.yaml", editDefault(t,
+	s, err := spec.Parse("x.yaml", spectest.EditYAML(t,
 		"    ignore:\n      - {in: accepted, on: prepare_mig}\n      - {in: abandoned, on: prepare_mig}\n      - {in: abandoned, on: conn_state}\n",
 		"    ignore:\n"))
 	if err != nil {
@@ -73,64 +75,21 @@ func TestEmptyOptional(t *testing.T) {
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(path, editDefault(t, "udp_port: 7071", "udp_port: 7072"), 0o644); err != nil {
+	if err := os.WriteFile(path, spectest.EditYAML(t, "udp_port: 7071", "udp_port: 7072"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Load(path)
+	s, err := spec.Load(path)
 	if err != nil || s.Transport.UDPPort != 7072 || s.Source != path {
 		t.Fatalf("Load(%s) = %v, %v; want port 7072 and Source set", path, s, err)
 	}
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, ErrInvalid) {
+	if _, err := spec.Load(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, spec.ErrInvalid) {
 		t.Errorf("Load(missing) = %v, want a read error that is not ErrInvalid", err)
-	}
-}
-
-func TestTargets(t *testing.T) {
-	if got := strings.Join(TargetNames(), ","); got != "tofino1,tofino2" {
-		t.Errorf("TargetNames() = %s, want tofino1,tofino2", got)
-	}
-	for _, n := range TargetNames() {
-		tg, err := LoadTarget(n)
-		if err != nil {
-			t.Fatalf("LoadTarget(%s) = %v", n, err)
-		}
-		if len(tg.Sources) != len(targetFigures) {
-			t.Errorf("%s cites %d figures, want %d", n, len(tg.Sources), len(targetFigures))
-		}
-	}
-	if _, err := LoadTarget("../capybara"); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "known: tofino1, tofino2") {
-		t.Errorf("LoadTarget(../capybara) = %v, want an unknown-target error listing the known ones", err)
-	}
-}
-
-// A bad target profile is reported in the profile's own file.
-func TestBadTargetProfile(t *testing.T) {
-	d := &decoder{file: "spec/targets/bad.yaml"}
-	d.target([]byte("version: 1\nname: bad\narch: v1model\ntofino_version: 3\nstages: {value: 0}\n"))
-	sortDiagnostics(d.diags)
-	var got []string
-	for _, x := range d.diags {
-		got = append(got, x.String())
-	}
-	want := []string{
-		`spec/targets/bad.yaml:1:1: port_bits: missing; add it`,
-		`spec/targets/bad.yaml:1:1: sram_blocks_per_stage: missing; add it`,
-	}
-	g := strings.Join(got, "\n")
-	for _, w := range append(want,
-		`spec/targets/bad.yaml:3:7: arch: "v1model" is not a Tofino architecture; use tna or t2na`,
-		`spec/targets/bad.yaml:4:17: tofino_version: 3 is not a Tofino generation; set 1 or 2`,
-		`spec/targets/bad.yaml:5:17: stages.value: 0 must be at least 1; raise it`,
-		`spec/targets/bad.yaml:5:9: stages: missing key source; add it`) {
-		if !strings.Contains(g, w) {
-			t.Errorf("target diagnostics lack %q; got\n%s", w, g)
-		}
 	}
 }
 
 // The fingerprint follows meaning, not formatting.
 func TestFingerprint(t *testing.T) {
-	base, err := Default()
+	base, err := spec.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +101,7 @@ func TestFingerprint(t *testing.T) {
 		"percent":     {"sram: 40%", "sram: 40.0%"},
 	}
 	for name, e := range same {
-		s, err := Parse("other.yaml", editDefault(t, e[0], e[1]))
+		s, err := spec.Parse("other.yaml", spectest.EditYAML(t, e[0], e[1]))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -160,7 +119,7 @@ func TestFingerprint(t *testing.T) {
 		"delete_on": {"delete_on: [rst, fin]", "delete_on: [rst]"},
 	}
 	for name, e := range differ {
-		s, err := Parse("other.yaml", editDefault(t, e[0], e[1]))
+		s, err := spec.Parse("other.yaml", spectest.EditYAML(t, e[0], e[1]))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -171,17 +130,17 @@ func TestFingerprint(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(defaultSpec)
+	f.Add(spec.DefaultYAML())
 	for _, tc := range badEdits {
-		f.Add(editDefault(f, tc.old, tc.new))
+		f.Add(spectest.EditYAML(f, tc.old, tc.new))
 	}
 	for _, tc := range badSnippets {
 		f.Add([]byte(tc.yaml))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Parse("fuzz.yaml", data)
+		s, err := spec.Parse("fuzz.yaml", data)
 		if err != nil {
-			var el *ErrorList
+			var el *spec.ErrorList
 			if !errors.As(err, &el) || len(el.Errors) == 0 {
 				t.Fatalf("Parse error %T %v, want a non-empty *ErrorList", err, err)
 			}

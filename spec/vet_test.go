@@ -1,18 +1,21 @@
-package spec
+package spec_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/spec/spectest"
 )
 
 func vetStrings(t *testing.T, y []byte) []string {
 	t.Helper()
-	s, err := Parse("spec/x.yaml", y)
+	s, err := spec.Parse("spec/x.yaml", y)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
 	var out []string
-	for _, d := range Vet(s) {
+	for _, d := range spec.Vet(s) {
 		out = append(out, d.String())
 	}
 	return out
@@ -59,9 +62,9 @@ func TestVet(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			y := defaultSpec
+			y := spec.DefaultYAML()
 			if tc.old != "" {
-				y = editDefault(t, tc.old, tc.new)
+				y = spectest.EditYAML(t, tc.old, tc.new)
 			}
 			if got := vetStrings(t, y); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("Vet =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
@@ -73,7 +76,7 @@ func TestVet(t *testing.T) {
 // ConstantIndexBits agrees with the real hash: the slots a level can reach
 // are 2^(IndexBits - constant bits).
 func TestConstantIndexBits(t *testing.T) {
-	for _, c := range []CRC{
+	for _, c := range []spec.CRC{
 		{Name: "odd", Width: 16, Poly: 0x8005},
 		{Name: "even", Width: 16, Poly: 0x8004},
 		{Name: "even4", Width: 16, Poly: 0x1230},
@@ -81,12 +84,12 @@ func TestConstantIndexBits(t *testing.T) {
 		{Name: "even_reversed_wide", Width: 16, Poly: 0x1000, Reversed: true},
 		{Name: "even32", Width: 32, Poly: 0x04C11DB6, Init: 0xFFFFFFFF},
 	} {
-		d := &Directory{IndexBits: 16, Levels: []*Level{{Hash: &c}}}
+		d := &spec.Directory{IndexBits: 16, Levels: []*spec.Level{{Hash: &c}}}
 		seen := map[uint32]bool{}
 		for i := uint32(0); i < 1<<18; i++ {
 			seen[d.Index(0, [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, uint16(i*2654435761>>16))] = true
 		}
-		k := ConstantIndexBits(d, &c)
+		k := spec.ConstantIndexBits(d, &c)
 		if want := 1 << (16 - k); len(seen) > want || len(seen) < want*9/10 {
 			t.Errorf("%s: %d constant bits predicts %d slots, the hash reached %d", c.Name, k, want, len(seen))
 		}
