@@ -28,15 +28,7 @@ func TestGolden(t *testing.T) {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range files.Names() {
-			p := filepath.Join(dir, filepath.FromSlash(name))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, files[name], 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		gentest.WriteFiles(t, dir, files)
 	}
 	var want []string
 	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {

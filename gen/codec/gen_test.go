@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec/spectest"
 )
 
@@ -58,13 +59,5 @@ func TestWriteGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range files.Names() {
-		p := filepath.Join(committedDir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, files[name], 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	gentest.WriteFiles(t, committedDir, files)
 }

@@ -90,6 +90,16 @@ func WriteFiles(t testing.TB, dir string, files genfile.Files) {
 	}
 }
 
+// WithSuffix returns files with suffix appended to every name, such as
+// ".golden" for golden copies kept under testdata.
+func WithSuffix(files genfile.Files, suffix string) genfile.Files {
+	out := make(genfile.Files, len(files))
+	for name, b := range files {
+		out[name+suffix] = b
+	}
+	return out
+}
+
 // Go runs the go command with args in dir and returns its combined output,
 // failing the test with that output when it exits non-zero. It runs
 // offline (GOPROXY=off, no workspace); -mod=mod lets go fill in the

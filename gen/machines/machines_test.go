@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec/spectest"
 )
 
@@ -33,18 +34,11 @@ func TestGolden(t *testing.T) {
 		if err := os.RemoveAll(golden); err != nil {
 			t.Fatal(err)
 		}
+		gentest.WriteFiles(t, golden, gentest.WithSuffix(files, ".golden"))
+		return
 	}
 	for _, name := range files.Names() {
 		path := filepath.Join(golden, filepath.FromSlash(name)+".golden")
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, files[name], 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
 		want, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatalf("%v (run go test ./gen/machines -update)", err)
@@ -53,11 +47,9 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s differs from %s (-golden +generated):\n%s", name, path, diff)
 		}
 	}
-	if !*update {
-		matches, _ := filepath.Glob(filepath.Join(golden, "*", "*.golden"))
-		if len(matches) != len(files) {
-			t.Errorf("%d golden files, %d generated; run -update", len(matches), len(files))
-		}
+	matches, _ := filepath.Glob(filepath.Join(golden, "*", "*.golden"))
+	if len(matches) != len(files) {
+		t.Errorf("%d golden files, %d generated; run -update", len(matches), len(files))
 	}
 }
 
@@ -77,23 +69,18 @@ func TestCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range files.Names() {
-		path := filepath.Join(root, filepath.FromSlash(name))
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
+	if *update {
+		gentest.WriteFiles(t, root, files)
+	} else {
+		for _, name := range files.Names() {
+			path := filepath.Join(root, filepath.FromSlash(name))
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./gen/machines -update)", err)
 			}
-			if err := os.WriteFile(path, files[name], 0o644); err != nil {
-				t.Fatal(err)
+			if diff := cmp.Diff(string(files[name]), string(got)); diff != "" {
+				t.Errorf("committed %s is stale (-emitted +committed):\n%s", path, diff)
 			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test ./gen/machines -update)", err)
-		}
-		if diff := cmp.Diff(string(files[name]), string(got)); diff != "" {
-			t.Errorf("committed %s is stale (-emitted +committed):\n%s", path, diff)
 		}
 	}
 	// A generated file the emitter no longer produces is stale too.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/gen/plan"
 	"github.com/capygen/capygen/spec"
 	"github.com/capygen/capygen/spec/spectest"
@@ -37,17 +38,12 @@ func TestGolden(t *testing.T) {
 	if got, want := files.Names(), []string{"p4/capybara.p4", "p4/capybara.p4info.txtpb", "p4/headers.p4"}; !cmp.Equal(got, want) {
 		t.Fatalf("Generate files = %v, want %v", got, want)
 	}
+	if *update {
+		gentest.WriteFiles(t, filepath.Join("testdata", "golden"), files)
+		return
+	}
 	for _, name := range files.Names() {
 		golden := filepath.Join("testdata", "golden", filepath.FromSlash(name))
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(golden, files[name], 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
 		want, err := os.ReadFile(golden)
 		if err != nil {
 			t.Fatalf("%v (run go test ./gen/p4 -update)", err)

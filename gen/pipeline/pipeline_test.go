@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec/spectest"
 )
 
@@ -23,17 +24,12 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Generate(default) = %v", err)
 	}
+	if *update {
+		gentest.WriteFiles(t, filepath.Join("testdata", "golden"), gentest.WithSuffix(files, ".golden"))
+	}
 	for _, name := range files.Names() {
 		golden := filepath.Join("testdata", "golden", filepath.FromSlash(name)+".golden")
 		committed := filepath.Join("..", "..", "generated", filepath.FromSlash(name))
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(golden, files[name], 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
 		for _, p := range []string{golden, committed} {
 			want, err := os.ReadFile(p)
 			if err != nil {
