@@ -3,6 +3,8 @@
 package spectest
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -51,4 +53,34 @@ func Edit(t testing.TB, pairs ...string) *spec.Spec {
 		t.Fatalf("edited spec: %v", err)
 	}
 	return s
+}
+
+// Failure runs f with a stand-in for t and returns the message f failed
+// with through Fatalf, or "" if f returned normally. It lets tests check
+// that a test helper refuses bad input. Only Fatalf is caught: every other
+// method reaches t itself, from f's own goroutine, so f must not Skip.
+func Failure(t testing.TB, f func(tb testing.TB)) string {
+	t.Helper()
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r.msg
+}
+
+// fatalRecorder records the first Fatalf and ends the goroutine, as
+// testing.T does, without failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
