@@ -21,6 +21,8 @@ type Stats struct {
 	WindowProbes    uint64 // zero-window probes sent
 	Unacceptable    uint64 // segments failing the RFC 9293 acceptability test
 	RTTSamples      uint64
+	TailLossProbes  uint64 // RFC 8985 §7 probes sent (new data or the last segment again)
+	LimitedTransmit uint64 // new segments sent on the first two duplicate ACKs (RFC 3042)
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample
@@ -98,6 +100,15 @@ type Conn struct {
 	inRecovery bool
 	recover    uint32
 	fastRetx   bool
+
+	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
+	// send one segment so that a lost tail (or a lost ACK for it) draws an
+	// ACK that drives fast recovery instead of waiting for the RTO.
+	tlpOn   bool   // probe timer armed
+	tlpAt   Time   // when it fires
+	tlpOut  bool   // a probe is unanswered: no other until an ACK covers tlpHigh
+	tlpHigh uint32 // snd.max after the probe
+	tlpRetx bool   // the probe resent data (so an answer means a loss was repaired)
 
 	closeOn bool // TIME-WAIT timer
 	closeAt Time
@@ -198,17 +209,11 @@ func (c *Conn) takeSYN(seg *Segment) {
 	c.resetCwnd()
 }
 
-// resetCwnd sets the initial window of RFC 5681 §3.1.
+// resetCwnd sets the initial window of RFC 6928: ten segments, at most
+// 14600 bytes unless that is under two segments.
 func (c *Conn) resetCwnd() {
 	mss := uint32(c.sndMSS)
-	switch {
-	case mss > 2190:
-		c.cwnd = 2 * mss
-	case mss > 1095:
-		c.cwnd = 3 * mss
-	default:
-		c.cwnd = 4 * mss
-	}
+	c.cwnd = min(10*mss, max(2*mss, 14600))
 }
 
 // State is the current RFC 9293 state.
@@ -360,12 +365,14 @@ func (c *Conn) setClosed(err error) {
 		c.err = err
 	}
 	c.retxOn, c.persist, c.ackTimer, c.ackNow, c.closeOn, c.fastRetx = false, false, false, false, false, false
+	c.tlpOn, c.tlpOut = false, false
 	c.dupOwed = 0
 }
 
 func (c *Conn) enterTimeWait(now Time) {
 	c.state = StateTimeWait
 	c.retxOn, c.persist = false, false
+	c.tlpOn, c.tlpOut = false, false
 	c.closeOn = true
 	c.closeAt = now + c.cfg.TimeWait
 }
@@ -387,6 +394,7 @@ func (c *Conn) Deadline() (t Time, ok bool) {
 		}
 	}
 	pick(c.retxOn, c.retxAt)
+	pick(c.tlpOn, c.tlpAt)
 	pick(c.ackTimer, c.ackAt)
 	pick(c.closeOn, c.closeAt)
 	return t, ok

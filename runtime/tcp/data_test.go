@@ -359,21 +359,28 @@ func TestNewRenoPartialACK(t *testing.T) {
 
 func TestSlowStartThenCongestionAvoidance(t *testing.T) {
 	a, b, now := establish(t, Config{MSS: 1000, SendBuffer: 1 << 20}, Config{MSS: 1000, RecvBuffer: 1 << 20, DelayedACK: -1})
-	if a.cwnd != 4000 {
-		t.Fatalf("initial cwnd = %d, want 4000 (RFC 5681 for MSS 1000)", a.cwnd)
+	if a.cwnd != 10000 {
+		t.Fatalf("initial cwnd = %d, want 10000 (RFC 6928 for MSS 1000)", a.cwnd)
 	}
 	a.Write(make([]byte, 1<<20))
-	// One round: 4 segments out, 4 ACKs in → cwnd doubles.
+	// One round: 10 segments out, 10 ACKs in → cwnd doubles.
 	segs := emitted(a, now)
-	if len(segs) != 4 {
-		t.Fatalf("first flight = %d segments, want 4 (initial window)", len(segs))
+	if len(segs) != 10 {
+		t.Fatalf("first flight = %d segments, want 10 (initial window)", len(segs))
 	}
 	for i := range segs {
 		b.Input(now, &segs[i])
 		feed(a, now, emitted(b, now))
 	}
-	if a.cwnd != 8000 {
-		t.Fatalf("cwnd after one slow-start round = %d, want 8000", a.cwnd)
+	if a.cwnd != 20000 {
+		t.Fatalf("cwnd after one slow-start round = %d, want 20000", a.cwnd)
+	}
+	// With a large MSS the initial window is two segments (RFC 6928).
+	big := Dial(Config{MSS: 9000}, ID{Local: addrA, Remote: addrB}, 1, 0)
+	big.sndMSS = 9000
+	big.resetCwnd()
+	if big.cwnd != 18000 {
+		t.Fatalf("initial cwnd for MSS 9000 = %d, want 18000", big.cwnd)
 	}
 	// In congestion avoidance a full window of ACKs adds about one MSS.
 	a.ssthresh = a.cwnd

@@ -49,10 +49,18 @@
 //     in-order delivery, receiver and sender silly-window avoidance.
 //   - RFC 6298 RTO (SRTT/RTTVAR, Karn's algorithm, exponential backoff,
 //     MinRTO/MaxRTO), go-back-N retransmission on timeout, retry limits.
-//   - RFC 5681 slow start and congestion avoidance, fast retransmit and
-//     RFC 6582 NewReno fast recovery; delayed ACKs (every second full
-//     segment or after Config.DelayedACK; immediate for out-of-order data,
-//     gap fills and FINs).
+//   - RFC 5681 slow start and congestion avoidance with the RFC 6928
+//     initial window (10 segments, at most 14600 bytes unless under two),
+//     fast retransmit, RFC 3042 limited transmit and RFC 6582 NewReno fast
+//     recovery; delayed ACKs (every second full segment or after
+//     Config.DelayedACK; immediate for out-of-order data, gap fills and
+//     FINs).
+//   - Tail loss probes (RFC 8985 §7): 2*SRTT+2ms after the last new data
+//     or ACK, with more than one segment in flight, one new segment (or
+//     the last one again) draws an ACK so that a lost tail or lost ACKs
+//     recover without waiting for the RTO. Without SACK a duplicate ACK
+//     answering a resent probe starts fast recovery at once, and an
+//     answered resent probe cuts cwnd as a fast retransmit would.
 //   - Zero-window probing with a backed-off persist timer, window updates
 //     when reading opens the window.
 //   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of
@@ -73,6 +81,8 @@
 //   - Timestamps and PAWS (RFC 7323 §3, §5), ECN, urgent data, Nagle's
 //     algorithm (segments go out as soon as the windows allow, as with
 //     TCP_NODELAY), keep-alives, TCP Fast Open, path MTU discovery.
+//   - RACK-TLP's RACK loss detection (RFC 8985 §6), which needs SACK.
 //   - Restore does not move congestion control, the RTO estimator or
-//     timers: they restart from their initial values at the restore time.
+//     timers (retransmission, probe): they restart from their initial
+//     values at the restore time.
 package tcp

@@ -233,6 +233,9 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 			c.rttSample(now - c.rttStart)
 		}
 		c.onNewAck(acked, ack)
+		if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
+			c.probeAnswered(ack)
+		}
 		c.sndUna = ack
 		if seqLT(c.sndNxt, ack) {
 			c.sndNxt = ack
@@ -244,6 +247,7 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 		} else {
 			c.retxOn, c.retxAt = true, now+c.rto
 		}
+		c.armProbe(now)
 		if finAcked {
 			switch c.state {
 			case StateFinWait1:
@@ -260,13 +264,18 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 		c.dupAcks++
 		c.stats.DupAcks++
 		switch {
-		case c.dupAcks == 3 && !c.inRecovery && seqGEQ(ack, c.recover):
+		case (c.dupAcks == 3 || c.tlpOut && c.tlpRetx) && !c.inRecovery && seqGEQ(ack, c.recover):
+			// A duplicate ACK answering a probe that resent the last
+			// segment says the tail arrived and an earlier segment did
+			// not: with no more data to draw dupthresh ACKs, recover now
+			// (as RFC 8985's RACK would on the probe's SACK).
 			flight := c.sndMax - c.sndUna
 			c.ssthresh = max(flight/2, 2*mss)
 			c.cwnd = c.ssthresh + 3*mss
 			c.recover = c.sndMax
 			c.inRecovery = true
 			c.fastRetx = true
+			c.tlpOn, c.tlpOut = false, false // recovery takes over, with its own cwnd cut
 			c.stats.FastRetransmits++
 		case c.inRecovery && c.dupAcks > 3:
 			c.cwnd += mss // each dup ACK means a segment left the network
@@ -282,6 +291,20 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 		}
 	}
 	return true
+}
+
+// probeAnswered ends a tail loss probe episode (RFC 8985 §7.4): an ACK
+// covers everything sent up to the probe. If the probe resent data, that
+// data was lost (without SACK no D-SACK can say otherwise), so cwnd is
+// cut as for a fast retransmit; a probe of new data lost nothing.
+func (c *Conn) probeAnswered(ack uint32) {
+	c.tlpOut = false
+	if !c.tlpRetx || c.inRecovery {
+		return
+	}
+	mss := uint32(c.sndMSS)
+	c.ssthresh = max((c.tlpHigh-c.sndUna)/2, 2*mss)
+	c.cwnd = min(c.cwnd, c.ssthresh)
 }
 
 // maxCwnd keeps cwnd arithmetic far from uint32 overflow.

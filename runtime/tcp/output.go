@@ -47,12 +47,20 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 	sent := false
 	if c.fastRetx {
 		c.fastRetx = false
+		c.tlpOn = false
 		sent = c.retransmitFirst(now, emit)
+	}
+	if c.tlpOn && now >= c.tlpAt {
+		c.tlpOn = false
+		sent = c.sendProbe(now, emit) || sent
 	}
 	for {
 		n, fin, ok := c.nextSegment()
 		if !ok {
 			break
+		}
+		if c.dupAcks > 0 && !c.inRecovery && c.sndNxt-c.sndUna+uint32(n) > c.cwnd {
+			c.stats.LimitedTransmit++
 		}
 		c.sendNext(now, emit, n, fin)
 		sent = true
@@ -111,6 +119,7 @@ func (c *Conn) onTimeout() bool {
 	}
 	c.cwnd = mss
 	c.inRecovery, c.dupAcks, c.fastRetx = false, 0, false
+	c.tlpOn, c.tlpOut = false, false
 	c.recover = c.sndMax
 	c.sndNxt = c.sndUna
 	if c.state.Handshaking() {
@@ -147,7 +156,14 @@ func (c *Conn) nextSegment() (n int, fin, ok bool) {
 	if remaining < 0 || (remaining == 0 && !finPending) {
 		return 0, false, false
 	}
-	usable := int64(min(c.sndWnd, c.cwnd)) - inflight
+	cwnd := c.cwnd
+	if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+		// Limited transmit (RFC 3042): each of the first two duplicate
+		// ACKs lets one new segment out, so that a small window still
+		// draws the third duplicate ACK fast retransmit needs.
+		cwnd += uint32(c.dupAcks) * uint32(c.sndMSS)
+	}
+	usable := int64(min(c.sndWnd, cwnd)) - inflight
 	n64 := max(min(remaining, int64(c.sndMSS), usable), 0)
 	fin = finPending && n64 == remaining && int64(c.sndWnd)-inflight > n64
 	if n64 == 0 && !fin {
@@ -219,6 +235,58 @@ func (c *Conn) afterSend(now Time, seq uint32, retx bool) {
 		c.persist = false
 		c.retxOn, c.retxAt = true, now+c.rto
 	}
+	if !retx && !c.inRecovery {
+		c.armProbe(now)
+	}
+}
+
+// tlpSlack is added to 2*SRTT in the probe timeout: room for the peer to
+// coalesce ACKs (Linux's TCP_TIMEOUT_MIN).
+const tlpSlack = 2 * Time(1e6)
+
+// armProbe schedules a tail loss probe (RFC 8985 §7.2) 2*SRTT plus slack
+// after now, when it would come before the RTO: with new data sent or
+// acknowledged, more than one segment in flight (a single one would wait
+// for the peer's delayed ACK, about as long as the RTO), no recovery
+// under way and no probe unanswered.
+func (c *Conn) armProbe(now Time) {
+	c.tlpOn = false
+	if c.tlpOut || c.inRecovery || !c.hasRTT || !c.retxOn || c.persist ||
+		!c.state.Synchronized() || c.sndNxt != c.sndMax || c.sndMax-c.sndUna <= uint32(c.sndMSS) {
+		return
+	}
+	at := now + 2*c.srtt + tlpSlack
+	if at < c.retxAt {
+		c.tlpOn, c.tlpAt = true, at
+	}
+}
+
+// sendProbe sends the tail loss probe (RFC 8985 §7.3): one new segment if
+// the peer's window allows it (cwnd does not count), else the last
+// segment sent again. The RTO restarts from now.
+func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
+	if !c.state.Synchronized() || c.sndUna == c.sndMax || c.sndNxt != c.sndMax {
+		return false
+	}
+	inflight := int(c.sndNxt - c.sndUna)
+	unsent := c.sndBuf.len() - inflight
+	if room := int(c.sndWnd) - inflight; unsent > 0 && room > 0 {
+		c.sendNext(now, emit, min(unsent, int(c.sndMSS), room), false)
+		c.tlpRetx = false
+	} else {
+		dataOut := min(inflight, c.sndBuf.len()) // the FIN, if sent, is not data
+		n := min(dataOut, int(c.sndMSS))
+		fin := c.state.finQueued() && inflight > c.sndBuf.len()
+		if n == 0 && !fin {
+			return false
+		}
+		c.retransmitRange(now, emit, dataOut-n, n, fin)
+		c.tlpRetx = true
+	}
+	c.stats.TailLossProbes++
+	c.tlpOn, c.tlpOut, c.tlpHigh = false, true, c.sndMax
+	c.retxOn, c.retxAt = true, now+c.rto
+	return true
 }
 
 // retransmitFirst resends the segment at snd.una without moving snd.nxt
@@ -230,21 +298,27 @@ func (c *Conn) retransmitFirst(now Time, emit func(*Segment)) bool {
 	out := int(c.sndMax - c.sndUna)
 	n := min(out, int(c.sndMSS), c.sndBuf.len())
 	fin := c.state.finQueued() && n == c.sndBuf.len() && out > n
+	c.retransmitRange(now, emit, 0, n, fin)
+	return true
+}
+
+// retransmitRange resends n bytes at offset off from snd.una, and the FIN
+// after them if fin, without moving snd.nxt; the RTO restarts from now.
+func (c *Conn) retransmitRange(now Time, emit func(*Segment), off, n int, fin bool) {
 	flags := FlagACK
 	if fin {
 		flags |= FlagFIN
 	}
 	var payload []byte
 	if n > 0 {
-		payload = c.sndBuf.view(0, n, c.scratchFor(n))
+		payload = c.sndBuf.view(off, n, c.scratchFor(n))
 	}
-	c.out = Segment{Seq: c.sndUna, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
+	c.out = Segment{Seq: c.sndUna + uint32(off), Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
 	c.fill(false)
 	c.stats.Retransmits++
 	c.rttTiming = false
 	c.retxOn, c.retxAt, c.persist = true, now+c.rto, false
 	emit(&c.out)
-	return true
 }
 
 // emitCtl sends a bare control segment (ACK, RST, probe).

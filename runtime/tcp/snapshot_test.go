@@ -111,15 +111,15 @@ func TestRestoreResetsCongestionAndTimers(t *testing.T) {
 	}
 	a.Write(make([]byte, 3000))
 	emitted(a, now) // in flight
-	if a.cwnd <= 4000 || !a.hasRTT {
+	if a.cwnd <= 10000 || !a.hasRTT {
 		t.Fatalf("setup: cwnd %d hasRTT %v", a.cwnd, a.hasRTT)
 	}
 	r, err := Restore(Config{InitialRTO: 3 * time.Second}, a.AppendSnapshot(nil), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.cwnd != 4000 || r.hasRTT || r.rto != 3*time.Second {
-		t.Fatalf("restored cwnd %d hasRTT %v rto %v; want initial 4000, no RTT, the config's 3s", r.cwnd, r.hasRTT, r.rto)
+	if r.cwnd != 10000 || r.hasRTT || r.rto != 3*time.Second {
+		t.Fatalf("restored cwnd %d hasRTT %v rto %v; want initial 10000 (RFC 6928), no RTT, the config's 3s", r.cwnd, r.hasRTT, r.rto)
 	}
 	emitted(r, now) // the window-update ACK
 	if d, ok := r.Deadline(); !ok || d != now+3*time.Second {

@@ -1,0 +1,108 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+)
+
+// dropAcksFrom drops the first copy of each pure ACK from B that
+// acknowledges at least min bytes beyond base.
+func dropAcksFrom(base *uint32, min uint32) func(bool, *Segment) bool {
+	seen := map[uint32]bool{}
+	return func(fromA bool, s *Segment) bool {
+		if fromA || len(s.Payload) != 0 || s.Flags != FlagACK || seqLT(s.Ack, *base+min) || seen[s.Ack] {
+			return false
+		}
+		seen[s.Ack] = true
+		return true
+	}
+}
+
+// A lost tail draws no duplicate ACKs; the tail loss probe (RFC 8985 §7)
+// resends the last segment after about 2*SRTT instead of waiting for the
+// RTO (200 ms here, 20 round trips).
+func TestTailLossProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		drop func(base *uint32) func(bool, *Segment) bool
+	}{
+		// The probe itself repairs the only loss.
+		{"last segment lost", func(base *uint32) func(bool, *Segment) bool { return dropFirst(base, 29000) }},
+		// The probe's duplicate ACK starts fast recovery; NewReno's partial
+		// ACKs repair the rest.
+		{"last three segments lost", func(base *uint32) func(bool, *Segment) bool { return dropFirst(base, 27000, 28000, 29000) }},
+		// Every segment arrived but the ACKs of the tail did not: the
+		// probe draws a fresh ACK.
+		{"ACKs of the tail lost", func(base *uint32) func(bool, *Segment) bool { return dropAcksFrom(base, 24000) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t, 11)
+			n.dial(Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+			base := uint32(1001)
+			n.drop = tc.drop(&base)
+			start := n.now
+			exchange(t, n, payload(30000, 11), nil, time.Minute)
+			// B may have read everything while A still waits for the ACKs.
+			if !n.run(time.Minute, func() bool { return n.a.sndUna == n.a.sndMax }) {
+				t.Fatalf("A's data never fully acknowledged: una %d max %d", n.a.sndUna, n.a.sndMax)
+			}
+			st := n.a.Stats()
+			if st.Timeouts != 0 || st.TailLossProbes == 0 {
+				t.Fatalf("Timeouts %d TailLossProbes %d, want 0 and >= 1 (%+v)", st.Timeouts, st.TailLossProbes, st)
+			}
+			if took := n.now - start; took > 150*time.Millisecond {
+				t.Fatalf("the transfer took %v; a 10 ms RTT path with a 200 ms RTO should finish in well under 150 ms", took)
+			}
+		})
+	}
+}
+
+// With the ACKs of a transfer flowing normally no probe is sent: the
+// probe timer is always re-armed before it fires.
+func TestNoProbeWithoutLoss(t *testing.T) {
+	n := newNet(t, 12)
+	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	exchange(t, n, payload(300000, 12), nil, time.Minute)
+	if st := n.a.Stats(); st.TailLossProbes != 0 || st.Retransmits != 0 {
+		t.Fatalf("clean path: TailLossProbes %d Retransmits %d, want 0 and 0", st.TailLossProbes, st.Retransmits)
+	}
+}
+
+// Limited transmit (RFC 3042): with three segments in flight and the
+// first lost, the two duplicate ACKs each release one new segment, whose
+// ACKs make the third duplicate ACK: fast retransmit, not a timeout.
+func TestLimitedTransmit(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	// One exchange first, so that B's ACKs carry the window it keeps
+	// (a changed window would not make a duplicate ACK).
+	a.Write(make([]byte, 1000))
+	pingPong(a, b, now)
+	a.cwnd = 3000
+	a.Write(make([]byte, 10000))
+	segs := emitted(a, now)
+	if len(segs) != 3 {
+		t.Fatalf("flight = %d segments, want 3 (cwnd 3000)", len(segs))
+	}
+	now += time.Millisecond
+	feed(b, now, segs[1:]) // the first is lost
+	dups := emitted(b, now)
+	if len(dups) != 2 {
+		t.Fatalf("B sent %d ACKs for two out-of-order segments, want 2", len(dups))
+	}
+	now += time.Millisecond
+	feed(a, now, dups)
+	fresh := emitted(a, now)
+	if len(fresh) != 2 || fresh[0].Seq != segs[2].Seq+1000 {
+		t.Fatalf("after two duplicate ACKs A sent %d segments, want the next two new ones", len(fresh))
+	}
+	if st := a.Stats(); st.LimitedTransmit != 2 || a.cwnd != 3000 {
+		t.Fatalf("LimitedTransmit %d cwnd %d, want 2 and an unchanged 3000", st.LimitedTransmit, a.cwnd)
+	}
+	now += time.Millisecond
+	feed(b, now, fresh)
+	feed(a, now, emitted(b, now))
+	re := emitted(a, now)
+	if len(re) == 0 || re[0].Seq != segs[0].Seq || a.Stats().FastRetransmits != 1 {
+		t.Fatalf("after the third duplicate ACK A sent %d segments (FastRetransmits %d), want the lost segment at %d first", len(re), a.Stats().FastRetransmits, segs[0].Seq)
+	}
+}
