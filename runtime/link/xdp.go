@@ -581,7 +581,13 @@ func (x *XDP) wait(d time.Duration) error {
 	fds := []unix.PollFd{{Fd: int32(x.fd), Events: unix.POLLIN}, {Fd: int32(x.wakeFD), Events: unix.POLLIN}}
 	deadline := time.Now().Add(d)
 	for {
-		ts := unix.NsecToTimespec(int64(time.Until(deadline)))
+		left := time.Until(deadline)
+		if left <= 0 {
+			// A negative timespec makes ppoll fail with EINVAL, and a
+			// sub-microsecond wait can be used up before we get here.
+			return nil
+		}
+		ts := unix.NsecToTimespec(int64(left))
 		_, err := unix.Ppoll(fds, &ts, nil)
 		if err == nil {
 			break

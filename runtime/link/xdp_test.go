@@ -186,6 +186,26 @@ func TestXDPBursts(t *testing.T) {
 	}
 }
 
+// A wait shorter than the time it takes to reach ppoll used to hand the
+// kernel a negative timeout (EINVAL), which stopped the stack's event loop
+// when its next timer was a few microseconds away.
+func TestXDPWaitTinyTimeout(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-l")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	x := openXDP(t, ns, "xa", XDPOptions{Frames: 32})
+	for _, d := range []time.Duration{time.Nanosecond, 100 * time.Nanosecond, time.Microsecond} {
+		for range 50 {
+			if err := x.wait(d); err != nil {
+				t.Fatalf("wait(%v) = %v", d, err)
+			}
+		}
+		if _, err := x.Receive(x.opts.Spin+d, func([]byte) {}); err != nil {
+			t.Fatalf("Receive(Spin+%v) = %v", d, err)
+		}
+	}
+}
+
 // Queued frames leave only on Flush, and one Flush sends a burst larger
 // than the kernel's 32-frame batch per sendto, in order.
 func TestXDPQueueFlush(t *testing.T) {
