@@ -23,6 +23,7 @@ type Stats struct {
 	RTTSamples      uint64
 	TailLossProbes  uint64 // RFC 8985 §7 probes sent (new data or the last segment again)
 	LimitedTransmit uint64 // new segments sent on the first two duplicate ACKs (RFC 3042)
+	LostRetransmits uint64 // retransmissions in fast recovery found lost and sent again
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample
@@ -100,6 +101,13 @@ type Conn struct {
 	inRecovery bool
 	recover    uint32
 	fastRetx   bool
+	// Lost-retransmission detection in recovery: more duplicate ACKs
+	// since the last retransmission than segments were in flight when it
+	// went out means it was lost too (the network is FIFO enough that it
+	// would have been answered by then), so it is sent again instead of
+	// waiting for the RTO.
+	retxDups   int
+	retxFlight int
 
 	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
 	// send one segment so that a lost tail (or a lost ACK for it) draws an

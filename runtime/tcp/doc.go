@@ -56,11 +56,16 @@
 //     Config.DelayedACK; immediate for out-of-order data, gap fills and
 //     FINs).
 //   - Tail loss probes (RFC 8985 §7): 2*SRTT+2ms after the last new data
-//     or ACK, with more than one segment in flight, one new segment (or
-//     the last one again) draws an ACK so that a lost tail or lost ACKs
+//     or ACK, with more than one segment in flight, up to two new
+//     segments (so a delaying receiver ACKs at once) or the last one
+//     again draw an ACK so that a lost tail or lost ACKs
 //     recover without waiting for the RTO. Without SACK a duplicate ACK
 //     answering a resent probe starts fast recovery at once, and an
 //     answered resent probe cuts cwnd as a fast retransmit would.
+//   - Lost retransmissions in fast recovery: more duplicate ACKs since the
+//     last retransmission than segments were in flight when it left (plus
+//     a sixteenth and three, for duplicated segments) send it again
+//     instead of waiting for the RTO.
 //   - Zero-window probing with a backed-off persist timer, window updates
 //     when reading opens the window.
 //   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of

@@ -279,6 +279,11 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 			c.stats.FastRetransmits++
 		case c.inRecovery && c.dupAcks > 3:
 			c.cwnd += mss // each dup ACK means a segment left the network
+			c.retxDups++
+			if c.retxDups > c.retxFlight+c.retxFlight/16+3 {
+				c.fastRetx = true // the retransmission was lost as well
+				c.stats.LostRetransmits++
+			}
 		}
 	}
 	// Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).

@@ -261,9 +261,9 @@ func (c *Conn) armProbe(now Time) {
 	}
 }
 
-// sendProbe sends the tail loss probe (RFC 8985 §7.3): one new segment if
-// the peer's window allows it (cwnd does not count), else the last
-// segment sent again. The RTO restarts from now.
+// sendProbe sends the tail loss probe (RFC 8985 §7.3): up to two new
+// segments if the peer's window allows it (cwnd does not count), else the
+// last segment sent again. The RTO restarts from now.
 func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 	if !c.state.Synchronized() || c.sndUna == c.sndMax || c.sndNxt != c.sndMax {
 		return false
@@ -271,7 +271,17 @@ func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 	inflight := int(c.sndNxt - c.sndUna)
 	unsent := c.sndBuf.len() - inflight
 	if room := int(c.sndWnd) - inflight; unsent > 0 && room > 0 {
-		c.sendNext(now, emit, min(unsent, int(c.sndMSS), room), false)
+		// Two segments where RFC 8985 sends one: a receiver that lost
+		// only our ACK would delay its ACK for one segment (40 ms on
+		// Linux) but answers two full ones at once (RFC 5681 §4.2).
+		for range 2 {
+			n := min(unsent, int(c.sndMSS), room)
+			if n <= 0 {
+				break
+			}
+			c.sendNext(now, emit, n, false)
+			unsent, room = unsent-n, room-n
+		}
 		c.tlpRetx = false
 	} else {
 		dataOut := min(inflight, c.sndBuf.len()) // the FIN, if sent, is not data
@@ -299,6 +309,7 @@ func (c *Conn) retransmitFirst(now Time, emit func(*Segment)) bool {
 	n := min(out, int(c.sndMSS), c.sndBuf.len())
 	fin := c.state.finQueued() && n == c.sndBuf.len() && out > n
 	c.retransmitRange(now, emit, 0, n, fin)
+	c.retxDups, c.retxFlight = 0, out/int(c.sndMSS)+1
 	return true
 }
 

@@ -106,3 +106,38 @@ func TestLimitedTransmit(t *testing.T) {
 		t.Fatalf("after the third duplicate ACK A sent %d segments (FastRetransmits %d), want the lost segment at %d first", len(re), a.Stats().FastRetransmits, segs[0].Seq)
 	}
 }
+
+// dropCopies drops the first n transmissions of the data segment at
+// offset off from base.
+func dropCopies(base *uint32, off uint32, n int) func(bool, *Segment) bool {
+	dropped := 0
+	return func(fromA bool, s *Segment) bool {
+		if !fromA || len(s.Payload) == 0 || s.Seq-*base != off || dropped == n {
+			return false
+		}
+		dropped++
+		return true
+	}
+}
+
+// When the fast retransmission is lost too, the duplicate ACKs keep
+// coming for longer than the flight it was sent behind: it goes out again
+// without waiting for the RTO.
+func TestLostRetransmissionInRecovery(t *testing.T) {
+	n := newNet(t, 13)
+	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	base := uint32(1001)
+	n.drop = dropCopies(&base, 40000, 2)
+	start := n.now
+	exchange(t, n, payload(300000, 13), nil, time.Minute)
+	if !n.run(time.Minute, func() bool { return n.a.sndUna == n.a.sndMax }) {
+		t.Fatalf("A's data never fully acknowledged")
+	}
+	st := n.a.Stats()
+	if st.Timeouts != 0 || st.LostRetransmits != 1 || st.FastRetransmits != 1 {
+		t.Fatalf("Timeouts %d LostRetransmits %d FastRetransmits %d, want 0, 1, 1", st.Timeouts, st.LostRetransmits, st.FastRetransmits)
+	}
+	if took := n.now - start; took > 150*time.Millisecond {
+		t.Fatalf("the transfer took %v; without waiting for the 200 ms RTO it takes well under 150 ms", took)
+	}
+}
