@@ -4,7 +4,10 @@
 //
 // The core is deterministic. Input, Advance and NextDeadline take the
 // current time from the caller and never read a clock or start a
-// goroutine; frames leave through the endpoint's Send before they return.
+// goroutine; frames leave through the endpoint's Send before they return
+// (on a link.Batcher, through Queue and one Flush per Output burst, so a
+// window of segments costs one kick of the link; Run flushes once per
+// drain of the link).
 // The simulator (runtime/sim) drives a Stack only through those three
 // methods with virtual time.
 //
