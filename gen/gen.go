@@ -129,26 +129,31 @@ func Diff(root string, files genfile.Files) (string, []Change, error) {
 	var out strings.Builder
 	for _, c := range changes {
 		p := filepath.Join(root, filepath.FromSlash(c.Path))
+		name := strings.TrimPrefix(filepath.ToSlash(p), "/")
+		from, to := "a/"+name, "b/"+name
 		var old, cur string
-		if c.Kind != "create" {
+		if c.Kind == "create" {
+			from = "/dev/null"
+		} else {
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return "", nil, err
 			}
 			old = string(b)
 		}
-		if c.Kind != "delete" {
+		if c.Kind == "delete" {
+			to = "/dev/null"
+		} else {
 			cur = string(files[c.Path])
 		}
 		d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-			A: difflib.SplitLines(old), B: difflib.SplitLines(cur),
-			FromFile: "a/" + filepath.ToSlash(p), ToFile: "b/" + filepath.ToSlash(p), Context: 3,
+			A: splitLines(old), B: splitLines(cur), FromFile: from, ToFile: to, Context: 3,
 		})
 		if err != nil {
 			return "", nil, err
 		}
-		if d == "" { // only a missing trailing newline or an empty file
-			d = fmt.Sprintf("--- a/%s\n+++ b/%s\n(%s)\n", p, p, c.Kind)
+		if d == "" { // the contents differ only where lines cannot show it
+			d = fmt.Sprintf("--- %s\n+++ %s\n(%s; the files differ in their final newline)\n", from, to, c.Kind)
 		}
 		out.WriteString(d)
 	}
@@ -168,6 +173,19 @@ func ownedDirs(files genfile.Files) []string {
 		}
 	}
 	return dirs
+}
+
+// splitLines splits s after each newline, keeping them, without the empty
+// last element difflib.SplitLines adds (it makes hunks that do not apply).
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	lines := strings.SplitAfter(s, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
 
 // compare lists what differs between root and files, in path order.

@@ -178,3 +178,35 @@ func TestBuildsInTempModule(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffIsAPatch checks that Diff's output is a unified diff patch(1)
+// and git apply accept: /dev/null for created and deleted files, and hunks
+// without a phantom empty last line.
+func TestDiffIsAPatch(t *testing.T) {
+	files := genfile.Files{
+		"tcpmig/kept.go":    []byte("// " + genfile.Marker + "\npackage tcpmig\n\nconst A = 1\n"),
+		"tcpmig/created.go": []byte("// " + genfile.Marker + "\npackage tcpmig\n"),
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tcpmig"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tcpmig", "kept.go"), []byte("// "+genfile.Marker+"\npackage tcpmig\n\nconst A = 2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "tcpmig", "stale.go"), []byte("// "+genfile.Marker+"\npackage tcpmig\n"), 0o644)
+	d, changes, err := Diff(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 3 {
+		t.Fatalf("Diff changes = %v, want create, update and delete", changes)
+	}
+	name := strings.TrimPrefix(filepath.ToSlash(dir), "/")
+	for _, want := range []string{
+		"--- /dev/null\n+++ b/" + name + "/tcpmig/created.go\n@@ -0,0 +1,2 @@\n",
+		"--- a/" + name + "/tcpmig/kept.go\n+++ b/" + name + "/tcpmig/kept.go\n@@ -1,4 +1,4 @@\n",
+		"-const A = 2\n+const A = 1\n",
+		"--- a/" + name + "/tcpmig/stale.go\n+++ /dev/null\n@@ -1,2 +0,0 @@\n",
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Diff output lacks %q:\n%s", want, d)
+		}
+	}
+}

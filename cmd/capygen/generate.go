@@ -87,10 +87,14 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
+	removed := 0
 	for _, c := range changes {
 		fmt.Printf("%-6s %s\n", c.Kind, filepath.Join(f.out, c.Path))
+		if c.Kind == "delete" {
+			removed++
+		}
 	}
-	fmt.Printf("%d files from %s in %s, %d changed\n", len(files), f.spec, f.out, len(changes))
+	fmt.Printf("%d files from %s in %s: %d written, %d stale removed\n", len(files), f.spec, f.out, len(changes)-removed, removed)
 	return nil
 }
 
