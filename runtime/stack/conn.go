@@ -161,7 +161,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	s := c.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockFlush()
 	written := 0
 	for {
 		if c.closed {
@@ -176,7 +176,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		n, err := c.tc.Write(p[written:])
 		written += n
 		if n > 0 {
+			s.txLater = true // unlockFlush kicks the link outside the lock
 			s.output(s.nowLocked(), c)
+			s.txLater = false
 		}
 		if err != nil {
 			return written, c.opError("write", err)
@@ -187,6 +189,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if n > 0 {
 			continue // output may have freed space by sending
 		}
+		s.beginBurst() // flush before sleeping: nobody else would
+		s.endBurst()
 		if err := c.wake.wait(s, c.writeDeadline, nil); err != nil {
 			return written, c.opError("write", err)
 		}

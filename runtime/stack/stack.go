@@ -174,6 +174,7 @@ type Stack struct {
 	batch         link.Batcher // ep, when it can queue frames and kick once per burst
 	txDefer       int          // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued      bool         // frames queued on batch since the last Flush
+	txLater       bool         // the burst's owner flushes after unlocking (unlockFlush)
 	dl            tcp.Time     // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
 	discard       [4096]byte // sink for data arriving after Close
@@ -545,13 +546,33 @@ func (s *Stack) beginBurst() { s.txDefer++ }
 // endBurst closes a burst; the outermost one flushes.
 func (s *Stack) endBurst() {
 	s.txDefer--
-	if s.txDefer > 0 || !s.txQueued {
+	if s.txDefer > 0 || !s.txQueued || s.txLater {
 		return
 	}
 	s.txQueued = false
 	if err := s.batch.Flush(); err != nil {
 		s.ctr.SendErrors++
 		s.drop(DropSendError)
+	}
+}
+
+// unlockFlush releases s.mu and then flushes what a txLater burst left
+// queued, so that the kick (most of a bulk sender's time, in the kernel)
+// runs while the event loop can take the lock and process ACKs.
+func (s *Stack) unlockFlush() {
+	flush := s.txQueued && s.txDefer == 0
+	if flush {
+		s.txQueued = false
+	}
+	s.mu.Unlock()
+	if !flush {
+		return
+	}
+	if err := s.batch.Flush(); err != nil {
+		s.mu.Lock()
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+		s.mu.Unlock()
 	}
 }
 
