@@ -12,7 +12,7 @@ CAPYGEN    := $(GO) run ./cmd/capygen
 APT_PKGS   := iproute2 nftables curl iputils-ping wrk tcpdump ethtool
 TEST_FLAGS ?= -count=1 -timeout 14m
 
-.PHONY: all deps generate diff vet test bench demo fmt clean
+.PHONY: all deps generate diff vet golden test bench demo fmt clean
 
 all: test
 
@@ -34,6 +34,12 @@ diff:
 
 vet:
 	$(CAPYGEN) vet -spec $(SPEC)
+
+# golden rewrites the golden files that pin the default spec (after you change it on
+# purpose); review their diff before committing.
+golden:
+	$(GO) test -count=1 ./gen/codec ./gen/machines ./gen/pipeline ./gen/p4 -update
+	$(GO) test -count=1 ./generated/pipeline -run TraceGolden -update
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
