@@ -81,8 +81,8 @@ var badEdits = []struct {
 		`spec/x.yaml:166:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, heartbeat_update, heartbeat_response`,
 	}},
 	{"keyword", "{name: client_port, bits: 16}", "{name: func, bits: 16}", []string{
+		`spec/x.yaml:48:5: header.fields: no field client_port; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so add {name: client_port, bits: 16}`,
 		`spec/x.yaml:52:14: header.fields.func.name: "func" is a Go keyword; rename it`,
-		`spec/x.yaml:92:20: directory.key[1]: "client_port" is not a header field; name the client's ipv4 field and its 16-bit port field`,
 	}},
 	{"notsnake", "name: capybara", "name: Capybara", []string{
 		`spec/x.yaml:5:7: name: "Capybara" is not a lower_snake identifier (a-z, 0-9, single underscores, starting with a letter); rename it`,
@@ -115,10 +115,52 @@ var badEdits = []struct {
 		`spec/x.yaml:115:51: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
 	}},
 	{"keyfield", "key: [client_ip, client_port]", "key: [client_port, client_ip]", []string{
-		`spec/x.yaml:92:8: directory.key: must be [<ipv4 header field>, <16-bit port header field>], in that order; got [client_port client_ip]`,
+		`spec/x.yaml:92:8: directory.key: must be [client_ip, client_port]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [client_port, client_ip]`,
 	}},
 	{"keynotheader", "key: [client_ip, client_port]", "key: [client_ip, port]", []string{
-		`spec/x.yaml:92:20: directory.key[1]: "port" is not a header field; name the client's ipv4 field and its 16-bit port field`,
+		`spec/x.yaml:92:8: directory.key: must be [client_ip, client_port]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [client_ip, port]`,
+	}},
+	// The key is the client's address, never the origin server's.
+	{"keyorigin", "key: [client_ip, client_port]", "key: [origin_ip, client_port]", []string{
+		`spec/x.yaml:92:8: directory.key: must be [client_ip, client_port]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [origin_ip, client_port]`,
+	}},
+	// The names gen/SWITCH.md relies on: the emitters need them, so the
+	// loader refuses their absence at the header or messages section.
+	{"noorigin", "{name: origin_ip, type: ipv4,", "{name: server_ip, type: ipv4,", []string{
+		`spec/x.yaml:48:5: header.fields: no field origin_ip; the switch reads it as the origin server it installs as a directory entry's origin on PREPARE_MIG_ACK (gen/SWITCH.md), so add {name: origin_ip, type: ipv4}`,
+	}},
+	{"noload", "{name: load, type: flag,", "{name: install, type: flag,", []string{
+		`spec/x.yaml:48:5: header.fields: no field load; the switch reads it as the flag that makes a PREPARE_MIG_ACK install the directory entry (gen/SWITCH.md), so add {name: load, type: flag}`,
+	}},
+	{"loaduint", "{name: load, type: flag,", "{name: load, bits: 1,", []string{
+		`spec/x.yaml:57:7: header.fields.load: is a 1-bit uint; the switch reads it as the flag that makes a PREPARE_MIG_ACK install the directory entry (gen/SWITCH.md), so make it type: flag`,
+	}},
+	{"clientport15", "{name: client_port, bits: 16}", "{name: client_port, bits: 15}\n    - {name: pad1, bits: 1, reserved: true}", []string{
+		`spec/x.yaml:52:7: header.fields.client_port: is a 15-bit uint; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so make it a 16-bit uint`,
+	}},
+	{"norejected", "  - name: rejected\n    stage: rejected\n", "  - name: refused\n    stage: rejected\n", []string{
+		`spec/x.yaml:61:3: messages: no message rejected; the switch sends it back for a PREPARE_MIG it cannot serve and a PREPARE_MIG_ACK whose entry fits no level (gen/SWITCH.md), so add one named rejected with a stage of its own`,
+		`spec/x.yaml:125:35: machines.origin.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+	}},
+	{"noprepare", "  - name: prepare_mig\n    stage: prepare_mig\n", "  - name: prepare\n    stage: prepare_mig\n", []string{
+		`spec/x.yaml:61:3: messages: no message prepare_mig; the switch steers it to the least-loaded server (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
+		`spec/x.yaml:115:51: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
+		`spec/x.yaml:128:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:159:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+	}},
+	{"noack", "  - name: prepare_mig_ack\n    stage: prepare_mig_ack\n", "  - name: prepare_ack\n    stage: prepare_mig_ack\n", []string{
+		`spec/x.yaml:61:3: messages: no message prepare_mig_ack; the switch installs the directory entry from it when its load flag is set (gen/SWITCH.md), so add one named prepare_mig_ack with a stage of its own`,
+		`spec/x.yaml:124:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:163:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, heartbeat_update, heartbeat_response`,
+	}},
+	{"noresponse", "  - name: heartbeat_response\n", "  - name: heartbeat_reply\n", []string{
+		`spec/x.yaml:61:3: messages: no message heartbeat_response; the switch answers every heartbeat with it, carrying the minimum workload (gen/SWITCH.md), so add one named heartbeat_response with a stage of its own`,
+	}},
+	{"responsemetric", "      - {name: workload, bits: 32, doc: \"The minimum workload after the update.\"}", "      - {name: minimum, bits: 32}", []string{
+		`spec/x.yaml:85:5: messages.heartbeat_response.payload: needs workload (workload.metric_field) as a 32-bit uint at bit 0 of the payload, where heartbeat_update has it: the switch turns a heartbeat into its response in place (gen/SWITCH.md); add {name: workload, bits: 32} there`,
+	}},
+	{"polyzero", "poly: 0x8005", "poly: 0x0", []string{
+		`spec/x.yaml:95:48: directory.levels[0].hash.poly: 0x0: a zero polynomial hashes every key to init, so every key lands in one slot; use an odd polynomial such as 0x8005`,
 	}},
 	{"deleteon", "delete_on: [rst, fin]", "delete_on: [rst, syn]", []string{
 		`spec/x.yaml:99:20: directory.delete_on[1]: "syn" is not a TCP flag that deletes entries; use rst or fin`,

@@ -158,10 +158,12 @@ func (d *decoder) spec(data []byte) *Spec {
 	d.tables(s, o.object("tables", true, "hosts", "ports", "l2"))
 	d.transport(s, o.object("transport", true, "udp_port", "mtu", "checksum"))
 	d.enums(s, o)
-	d.header(s, o.object("header", true, "name", "stage_field", "fields"))
+	hdr := o.object("header", true, "name", "stage_field", "fields")
+	d.header(s, hdr)
 	d.messages(s, o)
 	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on"))
 	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update"))
+	d.switchNames(s, hdr, o.vals["messages"])
 	d.machines(s, o)
 	return s
 }
@@ -247,6 +249,8 @@ func (d *decoder) transport(s *Spec, o *obj) {
 	if o == nil {
 		return
 	}
+	s.Transport.Pos = d.pos(o.node)
+	s.Transport.UDPPortPos = d.pos(o.at("udp_port"))
 	if v, ok := o.int("udp_port", true); ok {
 		if v < 1 || v > 65535 {
 			d.errf(o.at("udp_port"), o.sub("udp_port"), "%d is not a UDP port; use 1..65535", v)
@@ -593,22 +597,14 @@ func (d *decoder) directory(s *Spec, o *obj) {
 		return
 	}
 	dir.Pos = d.pos(o.node)
-	keys, knodes := o.strings("key", true)
+	// The key names the client's address fields by the names gen/SWITCH.md
+	// uses; switchNames checks those fields' shapes in the header.
+	keys, _ := o.strings("key", true)
 	dir.Key = keys
 	if o.vals["key"] != nil && o.vals["key"].Kind == yaml.SequenceNode {
-		ok := len(keys) == 2
-		for i, k := range keys {
-			f := s.HeaderField(k)
-			if f == nil {
-				d.errf(knodes[i], fmt.Sprintf("%s[%d]", o.sub("key"), i), "%q is not a header field; name the client's ipv4 field and its 16-bit port field", k)
-				ok = true // reported; do not also complain about the shape
-				continue
-			}
-			want := (i == 0 && f.Type == TypeIPv4) || (i == 1 && f.Type == TypeUint && f.Bits == 16)
-			ok = ok && want
-		}
-		if !ok {
-			d.errf(o.at("key"), o.sub("key"), "must be [<ipv4 header field>, <16-bit port header field>], in that order; got %v", keys)
+		if len(keys) != 2 || keys[0] != FieldClientIP || keys[1] != FieldClientPort {
+			d.errf(o.at("key"), o.sub("key"), "must be [%s, %s]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [%s]",
+				FieldClientIP, FieldClientPort, strings.Join(keys, ", "))
 		}
 	}
 	if v, ok := o.int("index_bits", true); ok {
@@ -653,6 +649,9 @@ func (d *decoder) directory(s *Spec, o *obj) {
 					if widthOK && !fits(v, c.Width) {
 						d.errf(ho.at(k.key), ho.sub(k.key), "%#x is wider than the %d-bit CRC; use a value up to %#x", v, c.Width, maxOf(c.Width))
 					}
+					if k.key == "poly" && v == 0 {
+						d.errf(ho.at(k.key), ho.sub(k.key), "0x0: a zero polynomial hashes every key to init, so every key lands in one slot; use an odd polynomial such as 0x8005")
+					}
 				}
 			}
 		}
@@ -670,6 +669,7 @@ func (d *decoder) directory(s *Spec, o *obj) {
 			d.errf(o.at("on_full"), o.sub("on_full"), "unknown on_full policy %q; use reject", v)
 		}
 	}
+	dir.DeleteOnPos = d.pos(o.at("delete_on"))
 	flags, fnodes := o.strings("delete_on", true)
 	seen := map[string]bool{}
 	for i, f := range flags {

@@ -65,6 +65,9 @@ type Transport struct {
 	// (the authors' 16-bit wrapping sum of the TCPMig payload, carried in
 	// the UDP checksum field).
 	Checksum string
+	// Pos is the transport section; UDPPortPos its udp_port value.
+	Pos        Pos
+	UDPPortPos Pos
 }
 
 // Enum is a named set of values of a fixed bit width.
@@ -196,9 +199,12 @@ type Directory struct {
 	// "reject" answers REJECTED to the migration's origin.
 	OnFull string
 	// DeleteOn lists TCP flags whose appearance in a packet of a migrated
-	// connection removes its entry: "rst", "fin".
+	// connection removes its entry: "rst", "fin". Empty is legal but Vet
+	// warns: entries then pile up until the directory is full.
 	DeleteOn []string
 	Pos      Pos
+	// DeleteOnPos is where delete_on is written.
+	DeleteOnPos Pos
 }
 
 // Level is one directory level.

@@ -3,7 +3,6 @@ package spec
 import (
 	"fmt"
 	"math/bits"
-	"math/rand/v2"
 	"strings"
 )
 
@@ -20,14 +19,24 @@ func Vet(s *Spec) []Diagnostic {
 	}
 	if d := s.Directory; d != nil {
 		for i, l := range d.Levels {
-			if k := ConstantIndexBits(d, l.Hash); k > 0 {
+			switch k := ConstantIndexBits(d, l.Hash); {
+			case l.Hash.Poly == 0:
+				// Load refuses it; a spec built in code can still have it.
+				warn(l.Hash.Pos, "directory.levels[%d].hash: poly 0x0 is zero, so the CRC of every key is its init value and every key lands in one slot; use an odd polynomial", i)
+			case k > 0:
 				warn(l.Hash.Pos, "directory.levels[%d].hash: poly %#x ends in %d zero bits, so %d of the %d index bits never change and only 2^%d of the 2^%d slots are used; use an odd polynomial",
 					i, l.Hash.Poly, bits.TrailingZeros64(l.Hash.Poly), k, d.IndexBits, d.IndexBits-k, d.IndexBits)
 			}
 		}
 	}
+	if d := s.Directory; d != nil && len(d.DeleteOn) == 0 {
+		warn(d.deleteOnPos(), "directory.delete_on: is empty, so no entry is ever deleted: entries pile up with every migration until each level's slot is taken and every new migration is REJECTED (the authors' switch had this bug); use delete_on: [rst, fin] or [rst]")
+	}
 	if d := s.Directory; d != nil && d.DeletesOn("fin") {
-		warn(d.Pos, "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes")
+		warn(d.deleteOnPos(), "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes")
+	}
+	if p := s.Transport.UDPPort; p != 0 && p < 1024 {
+		warn(s.Transport.udpPortPos(), "transport.udp_port: %d is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071", p)
 	}
 	for _, m := range s.Machines {
 		used := map[*Action]bool{}
@@ -81,12 +90,14 @@ func Vet(s *Spec) []Diagnostic {
 // vetHashes warns when levels share a hash. With the authors' scheme (one
 // hash for every level) keys that collide on level 0 collide on every
 // level, so a slot index holds at most L keys and the extra levels add
-// little; the warning prices it by inserting seeded random keys.
+// little; the warning prices it with MeasureCapacity, the figures
+// `capygen plan` prints for the same shape (authors@1% and capacity@1%
+// when every level shares the hash).
 func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 	same := map[int]int{} // level -> first level with the same hash
 	for i, l := range d.Levels {
 		for j := 0; j < i; j++ {
-			if sameCRC(l.Hash, d.Levels[j].Hash) {
+			if SameCRC(l.Hash, d.Levels[j].Hash) {
 				same[i] = j
 				break
 			}
@@ -95,12 +106,10 @@ func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 	if len(same) == 0 {
 		return
 	}
-	distinct := distinctDirectory(d)
 	cost := ""
-	if distinct != nil {
-		got, alt := Capacity1Pct(d), Capacity1Pct(distinct)
-		cost = fmt.Sprintf("; the %d levels of 2^%d slots reach 1%% rejected inserts at %d seeded random client keys, against %d with a distinct hash per level (%.0f%% of the capacity lost)",
-			len(d.Levels), d.IndexBits, got, alt, 100*float64(alt-got)/float64(alt))
+	if got, alt, names, err := sameHashCost(d); err == nil {
+		cost = fmt.Sprintf("; the %d levels of 2^%d slots hold %d entries when 1%% of inserts are rejected, against %d with a distinct hash per level (%s; %.0f%% of the capacity lost; capygen plan measures the same)",
+			len(d.Levels), d.IndexBits, got, alt, strings.Join(names, ", "), 100*float64(alt-got)/float64(alt))
 	}
 	// Point at the first level that repeats an earlier level's hash.
 	at, path := d.Pos, "directory.levels"
@@ -125,6 +134,29 @@ func vetHashes(d *Directory, warn func(Pos, string, ...any)) {
 		path, strings.Join(pairs, "; "), cost)
 }
 
+// sameHashCost measures d as it is and with a distinct hash per level
+// (LevelHashes), with CapacitySeed, and names the distinct hashes.
+func sameHashCost(d *Directory) (got, alt int, names []string, err error) {
+	own := make([]*CRC, len(d.Levels))
+	for i, l := range d.Levels {
+		own[i] = l.Hash
+	}
+	if got, err = MeasureCapacity(own, d.IndexBits, CapacitySeed); err != nil {
+		return 0, 0, nil, err
+	}
+	distinct, err := LevelHashes(d, len(d.Levels), d.IndexBits)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if alt, err = MeasureCapacity(distinct, d.IndexBits, CapacitySeed); err != nil {
+		return 0, 0, nil, err
+	}
+	for _, c := range distinct {
+		names = append(names, c.Name)
+	}
+	return got, alt, names, nil
+}
+
 // ConstantIndexBits is how many of d's index bits c can never change. The
 // CRC register shifts left and XORs the polynomial, so when the polynomial
 // ends in k zero bits the register's low k bits stay what the first shift
@@ -141,85 +173,18 @@ func ConstantIndexBits(d *Directory, c *CRC) int {
 	return max(0, d.IndexBits-(c.Width-k))
 }
 
-func sameCRC(a, b *CRC) bool {
-	return a.Width == b.Width && a.Poly == b.Poly && a.Reversed == b.Reversed && a.Init == b.Init && a.XorOut == b.XorOut
+// deleteOnPos is where delete_on is written, else the directory.
+func (d *Directory) deleteOnPos() Pos {
+	if d.DeleteOnPos.Line > 0 {
+		return d.DeleteOnPos
+	}
+	return d.Pos
 }
 
-// standardCRCs are well-known CRCs of each width with distinct
-// polynomials, used to price a same-hash scheme against distinct hashes.
-var standardCRCs = map[int][]CRC{
-	16: {
-		{Name: "crc16_arc", Width: 16, Poly: 0x8005, Reversed: true},
-		{Name: "crc16_xmodem", Width: 16, Poly: 0x1021},
-		{Name: "crc16_dnp", Width: 16, Poly: 0x3D65, Reversed: true, XorOut: 0xFFFF},
-		{Name: "crc16_t10_dif", Width: 16, Poly: 0x8BB7},
-		{Name: "crc16_dect_r", Width: 16, Poly: 0x0589, XorOut: 0x0001},
-		{Name: "crc16_teledisk", Width: 16, Poly: 0xA097},
-		{Name: "crc16_cdma2000", Width: 16, Poly: 0xC867, Init: 0xFFFF},
-		{Name: "crc16_profibus", Width: 16, Poly: 0x1DCF, Init: 0xFFFF, XorOut: 0xFFFF},
-	},
-	32: {
-		{Name: "crc32", Width: 32, Poly: 0x04C11DB7, Reversed: true, Init: 0xFFFFFFFF, XorOut: 0xFFFFFFFF},
-		{Name: "crc32c", Width: 32, Poly: 0x1EDC6F41, Reversed: true, Init: 0xFFFFFFFF, XorOut: 0xFFFFFFFF},
-		{Name: "crc32d", Width: 32, Poly: 0xA833982B, Reversed: true, Init: 0xFFFFFFFF, XorOut: 0xFFFFFFFF},
-		{Name: "crc32q", Width: 32, Poly: 0x814141AB},
-		{Name: "crc32_autosar", Width: 32, Poly: 0xF4ACFB13, Reversed: true, Init: 0xFFFFFFFF, XorOut: 0xFFFFFFFF},
-		{Name: "crc32_cdrom_edc", Width: 32, Poly: 0x8001801B, Reversed: true},
-		{Name: "crc32_xfer", Width: 32, Poly: 0x000000AF},
-		{Name: "crc32_mef", Width: 32, Poly: 0x741B8CD7, Reversed: true, Init: 0xFFFFFFFF},
-	},
-}
-
-// distinctDirectory is d with every level given a different standard CRC
-// of the first level's width; nil when there are not enough of them.
-func distinctDirectory(d *Directory) *Directory {
-	std := standardCRCs[d.Levels[0].Hash.Width]
-	if len(std) < len(d.Levels) {
-		return nil
+// udpPortPos is where udp_port is written, else the transport section.
+func (t *Transport) udpPortPos() Pos {
+	if t.UDPPortPos.Line > 0 {
+		return t.UDPPortPos
 	}
-	alt := *d
-	alt.Levels = make([]*Level, len(d.Levels))
-	for i := range alt.Levels {
-		c := std[i]
-		alt.Levels[i] = &Level{Hash: &c}
-	}
-	return &alt
-}
-
-// Capacity1Pct inserts seeded random client keys (IPv4 address and port)
-// into d with the write-if-empty policy through d's real hash functions,
-// and returns how many were inserted when the rejected ones first exceed
-// 1% of all inserts (counted from 100 inserts on, so one early collision
-// does not decide). A directory that never gets there returns its slot
-// count.
-func Capacity1Pct(d *Directory) int {
-	rng := rand.New(rand.NewPCG(1, 2))
-	slots := d.Entries()
-	taken := make([][]bool, len(d.Levels))
-	for i := range taken {
-		taken[i] = make([]bool, slots)
-	}
-	total := slots * len(d.Levels)
-	failed := 0
-	for n := 1; n <= total; n++ {
-		// Random 48-bit keys; a repeat is vanishingly rare and would
-		// count as an insert of the same key, which write-if-empty allows.
-		ip, port := rng.Uint32(), uint16(rng.Uint32())
-		addr := [4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}
-		placed := false
-		for l := range d.Levels {
-			if idx := d.Index(l, addr, port); !taken[l][idx] {
-				taken[l][idx] = true
-				placed = true
-				break
-			}
-		}
-		if !placed {
-			failed++
-		}
-		if n >= 100 && failed*100 > n {
-			return n
-		}
-	}
-	return total
+	return t.Pos
 }

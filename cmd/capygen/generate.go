@@ -136,6 +136,11 @@ func runVet(args []string) error {
 	if err := plan.Check(s); err != nil {
 		return err
 	}
+	// Every emitter runs in memory, so vet never says ok for a spec that
+	// generate refuses (an emitter's own limits go beyond the loader's).
+	if _, err := gen.Generate(s, genfile.Options{Version: gen.Version, ImportRoot: genfile.DefaultImportRoot}); err != nil {
+		return fmt.Errorf("%s: capygen generate refuses it: %w", f.spec, err)
+	}
 	noun := "warnings"
 	if len(warnings) == 1 {
 		noun = "warning"
@@ -147,10 +152,13 @@ func runVet(args []string) error {
 func runPlan(args []string) error {
 	fs, f := newSpecFlags("plan", false)
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	maxLevels := fs.Int("max-levels", 4, "explore directories of 1..`n` levels")
-	seed := fs.Uint64("seed", 1, "seed of the random client addresses used to measure capacity")
+	maxLevels := fs.Int("max-levels", plan.DefaultMaxLevels, fmt.Sprintf("explore directories of 1..`n` levels (n in 1..%d)", plan.MaxLevels))
+	seed := fs.Uint64("seed", spec.CapacitySeed, "seed of the random client addresses used to measure capacity (vet uses the default)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *maxLevels < 1 || *maxLevels > plan.MaxLevels {
+		return fmt.Errorf("-max-levels %d is outside 1..%d; explore at least 1 and at most %d levels", *maxLevels, plan.MaxLevels, plan.MaxLevels)
 	}
 	s, err := f.load()
 	if err != nil {

@@ -3,7 +3,7 @@ package plan
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -119,89 +119,6 @@ func TestCheckNamesStagesOverBudget(t *testing.T) {
 	}
 }
 
-func TestCRCTableMatchesSum(t *testing.T) {
-	s := spectest.Default(t)
-	crcs := append([]*spec.CRC{}, Family...)
-	for _, l := range s.Directory.Levels {
-		crcs = append(crcs, l.Hash)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, c := range crcs {
-		tb := newCRCTable(c)
-		for i := 0; i < 500; i++ {
-			data := make([]byte, rng.IntN(12))
-			for j := range data {
-				data[j] = byte(rng.Uint32())
-			}
-			if got, want := tb.sum(data), c.Sum(data); got != want {
-				t.Fatalf("%s table sum(%x) = %#x, want spec.CRC.Sum %#x", c.Name, data, got, want)
-			}
-		}
-	}
-}
-
-func TestPermute48IsABijectionOnASample(t *testing.T) {
-	seen := map[uint64]bool{}
-	for n := uint64(0); n < 1<<16; n++ {
-		k := permute48(n, 7)
-		if k >= 1<<48 || seen[k] {
-			t.Fatalf("permute48(%d) = %#x repeats or leaves 48 bits", n, k)
-		}
-		seen[k] = true
-	}
-}
-
-func TestCapacityGrowsWithLevels(t *testing.T) {
-	const bits = 12
-	var prev, prevAuthors int
-	for l := 1; l <= 4; l++ {
-		crcs, err := LevelHashes(nil, l, bits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := MeasureCapacity(crcs, bits, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shared := make([]*spec.CRC, l)
-		for i := range shared {
-			shared[i] = crcs[0]
-		}
-		authors, err := MeasureCapacity(shared, bits, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%d levels x %d bits: capacity@1%% %d (%.1f%% full), authors' %d", l, bits, got, float64(got)*100/float64(l<<bits), authors)
-		if got <= prev {
-			t.Errorf("%d levels: capacity %d, not above %d levels' %d", l, got, l-1, prev)
-		}
-		if l == 1 && got != authors {
-			t.Errorf("1 level: capacity %d != authors' %d; one level is the same scheme", got, authors)
-		}
-		if l >= 2 && float64(got) < 1.5*float64(authors) {
-			t.Errorf("%d levels: capacity %d, want at least 1.5x the authors' %d", l, got, authors)
-		}
-		// Extra levels at the same index only widen one bucket: the
-		// authors' capacity grows by less than the distinct hashes'.
-		if l >= 2 && authors-prevAuthors >= got-prev {
-			t.Errorf("%d levels: authors' gain %d >= distinct hashes' gain %d", l, authors-prevAuthors, got-prev)
-		}
-		prev, prevAuthors = got, authors
-	}
-}
-
-func TestOneLevelCapacityIsOnePercentFull(t *testing.T) {
-	// With one level a key is rejected exactly when its slot is taken, so
-	// 1% of rejects is 1% of the slots filled.
-	got, err := MeasureCapacity(Family[:1], 16, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got < 500 || got > 800 {
-		t.Errorf("one 16-bit level: capacity %d, want about 655 (1%% of 65536)", got)
-	}
-}
-
 func TestExploreIsDeterministicAndFits(t *testing.T) {
 	s := spectest.Default(t)
 	a, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: 42})
@@ -266,16 +183,36 @@ func TestEstimateRejectsIncompleteSpec(t *testing.T) {
 	if _, err := Estimate(&spec.Spec{}); !errors.Is(err, ErrBadSpec) {
 		t.Errorf("Estimate(empty) = %v, want ErrBadSpec", err)
 	}
-	if _, err := MeasureCapacity([]*spec.CRC{{Name: "c8", Width: 8, Poly: 7}}, 12, 1); !errors.Is(err, ErrBadSpec) {
-		t.Errorf("MeasureCapacity(8-bit CRC, 12 bits) = %v, want ErrBadSpec", err)
-	}
 }
 
-func BenchmarkMeasureCapacity2x20(b *testing.B) {
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := MeasureCapacity(Family[:2], 20, 1); err != nil {
-			b.Fatal(err)
+// vet's same-hash warning and plan's table measure the same way: for the
+// authors' scheme (one hash on both levels) vet quotes plan's authors@1%
+// as the spec's capacity and plan's capacity@1% as the distinct-hash one.
+func TestVetQuotesPlanCapacities(t *testing.T) {
+	s := spectest.Edit(t, crc16Levels,
+		"    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n")
+	choices, err := Explore(s, ExploreOptions{MaxLevels: 2, Seed: spec.CapacitySeed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row *Choice
+	for i := range choices {
+		if choices[i].Levels == 2 && choices[i].IndexBits == 16 {
+			row = &choices[i]
 		}
+	}
+	if row == nil {
+		t.Fatal("Explore lacks the spec's own 2 levels x 16 bits")
+	}
+	want := fmt.Sprintf("hold %d entries when 1%% of inserts are rejected, against %d with a distinct hash per level (%s;",
+		row.AuthorsCapacity, row.Capacity, strings.Join(row.Hashes, ", "))
+	var warning string
+	for _, d := range spec.Vet(s) {
+		if strings.Contains(d.Msg, "same hash") {
+			warning = d.Msg
+		}
+	}
+	if !strings.Contains(warning, want) {
+		t.Errorf("vet's same-hash warning:\n%s\nlacks plan's figures:\n%s", warning, want)
 	}
 }

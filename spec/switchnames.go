@@ -1,0 +1,124 @@
+package spec
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The names gen/SWITCH.md gives the switch: the header fields and messages
+// that the Go pipeline model and the P4 program read, write or send by
+// name. Load refuses a spec without them, at the header or messages
+// section, so `capygen vet` and `capygen generate` agree on it.
+const (
+	// FieldClientIP and FieldClientPort are the client's address: the
+	// directory key (directory.key must name exactly these two, in this
+	// order; a key of origin_ip would key the directory on the server).
+	FieldClientIP   = "client_ip"
+	FieldClientPort = "client_port"
+	// FieldOriginIP is the origin server a PREPARE_MIG_ACK installs.
+	FieldOriginIP = "origin_ip"
+	// FieldLoad is the flag that makes a PREPARE_MIG_ACK install the entry.
+	FieldLoad = "load"
+
+	MessageRejected          = "rejected"
+	MessagePrepareMig        = "prepare_mig"
+	MessagePrepareMigAck     = "prepare_mig_ack"
+	MessageHeartbeatResponse = "heartbeat_response"
+)
+
+// switchFields are the header fields the switch needs, with their shape
+// and what it does with them.
+var switchFields = []struct {
+	name string
+	typ  FieldType
+	bits int
+	role string
+	add  string
+}{
+	{FieldOriginIP, TypeIPv4, 32, "the origin server it installs as a directory entry's origin on PREPARE_MIG_ACK", "{name: origin_ip, type: ipv4}"},
+	{FieldClientIP, TypeIPv4, 32, "the client's address, the first half of the directory key", "{name: client_ip, type: ipv4}"},
+	{FieldClientPort, TypeUint, 16, "the client's port, the second half of the directory key", "{name: client_port, bits: 16}"},
+	{FieldLoad, TypeFlag, 1, "the flag that makes a PREPARE_MIG_ACK install the directory entry", "{name: load, type: flag}"},
+}
+
+// switchMessages are the messages the switch handles or sends by name.
+var switchMessages = []struct{ name, role string }{
+	{MessageRejected, "sends it back for a PREPARE_MIG it cannot serve and a PREPARE_MIG_ACK whose entry fits no level"},
+	{MessagePrepareMig, "steers it to the least-loaded server"},
+	{MessagePrepareMigAck, "installs the directory entry from it when its load flag is set"},
+	{MessageHeartbeatResponse, "answers every heartbeat with it, carrying the minimum workload"},
+}
+
+// switchNames checks that the spec has every name gen/SWITCH.md relies
+// on. hdr is the header section, msgs the messages list (either may be
+// nil when already reported missing).
+func (d *decoder) switchNames(s *Spec, hdr *obj, msgs *yaml.Node) {
+	if hdr != nil && !hdr.bad && s.Header != nil {
+		if list := hdr.vals["fields"]; list != nil && list.Kind == yaml.SequenceNode {
+			for _, want := range switchFields {
+				f := s.HeaderField(want.name)
+				switch {
+				case f == nil:
+					d.errf(list, hdr.sub("fields"), "no field %s; the switch reads it as %s (gen/SWITCH.md), so add %s", want.name, want.role, want.add)
+				case f.Type != want.typ || f.Bits != want.bits:
+					d.errf(f.node(), hdr.sub("fields."+want.name), "is %s; the switch reads it as %s (gen/SWITCH.md), so make it %s", shape(f.Type, f.Bits), want.role, shape(want.typ, want.bits))
+				}
+			}
+		}
+	}
+	if msgs != nil && msgs.Kind == yaml.SequenceNode {
+		for _, want := range switchMessages {
+			if s.MessageByName(want.name) == nil {
+				d.errf(msgs, "messages", "no message %s; the switch %s (gen/SWITCH.md), so add one named %s with a stage of its own", want.name, want.role, want.name)
+			}
+		}
+		d.heartbeatResponse(s)
+	}
+}
+
+// heartbeatResponse checks that the response carries the heartbeat's
+// metric where the heartbeat has it: the switch turns one into the other
+// in place, rewriting only the stage and the metric.
+func (d *decoder) heartbeatResponse(s *Spec) {
+	resp := s.MessageByName(MessageHeartbeatResponse)
+	if resp == nil || s.Workload == nil {
+		return
+	}
+	hb := s.MessageByName(s.Workload.Heartbeat)
+	if hb == nil {
+		return
+	}
+	metric := payloadFieldByName(hb, s.Workload.MetricField)
+	if metric == nil || metric.Type != TypeUint {
+		return // workload.metric_field is reported
+	}
+	got := payloadFieldByName(resp, metric.Name)
+	if got != nil && got.Type == TypeUint && got.Offset == metric.Offset && got.Bits == metric.Bits {
+		return
+	}
+	d.diags = append(d.diags, Diagnostic{Pos: resp.Pos, Msg: fmt.Sprintf(
+		"messages.%s.payload: needs %s (workload.metric_field) as a %d-bit uint at bit %d of the payload, where %s has it: the switch turns a heartbeat into its response in place (gen/SWITCH.md); add {name: %s, bits: %d} there",
+		resp.Name, metric.Name, metric.Bits, metric.Offset, hb.Name, metric.Name, metric.Bits)})
+}
+
+func payloadFieldByName(m *Message, name string) *Field {
+	for _, f := range m.Payload {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// shape names a field's type and width for messages: "a 16-bit uint".
+func shape(t FieldType, bits int) string {
+	switch t {
+	case TypeIPv4, TypeMAC, TypeFlag:
+		return "type: " + string(t)
+	}
+	return fmt.Sprintf("a %d-bit %s", bits, t)
+}
+
+// node is a stand-in yaml.Node at the field's position, for errf.
+func (f *Field) node() *yaml.Node { return &yaml.Node{Line: f.Pos.Line, Column: f.Pos.Col} }
