@@ -101,6 +101,9 @@ type enumValue struct {
 type message struct {
 	Name  ident
 	Stage string
+	// MinUDPLen is the smallest UDP length field of the message: the UDP
+	// header, the TCPMig header and the fixed payload (gen/SWITCH.md step 4).
+	MinUDPLen uint64
 	// Payload is set when the message has fixed payload fields.
 	Payload *header
 }
@@ -126,7 +129,8 @@ var dropReasons = []dropReason{
 	{"no_route", 1, "the IPv4 destination is not in ipv4_host"},
 	{"spoofed_control", 2, "TCPMig from a port whose role is not server"},
 	{"unknown_port", 3, "the ingress port has no role in port_role"},
-	{"bad_tcpmig", 4, "TCPMig shorter than its stage's fixed size, or an unknown stage"},
+	{"bad_tcpmig", 4, "TCPMig whose UDP length or frame is shorter than its stage's fixed size, or an unknown stage"},
+	{"malformed", 5, "the frame ends inside the Ethernet, IPv4, TCP or UDP header (a parser error)"},
 }
 
 // p4Reserved are P4 keywords and the names the program itself uses for
@@ -236,7 +240,11 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 		if m.Stage == nil {
 			return nil, fmt.Errorf("%w: message %s has no stage", ErrUnsupported, m.Name)
 		}
-		msg := message{Name: ident(m.Name), Stage: enumConst(stageEnum, m.Stage)}
+		msg := message{Name: ident(m.Name), Stage: enumConst(stageEnum, m.Stage), MinUDPLen: uint64(8 + s.Header.Bytes + m.PayloadBytes)}
+		if msg.MinUDPLen > 0xFFFF {
+			return nil, fmt.Errorf("%w: message %s needs %d bytes of UDP, more than a UDP length field holds; shorten its fixed payload",
+				ErrUnsupported, m.Name, msg.MinUDPLen)
+		}
 		pf, err := p4Fields(ident(m.Name), m.Payload, s.Header.Bytes*8)
 		if err != nil {
 			return nil, err

@@ -249,17 +249,18 @@ func newModel(s *spec.Spec) (*model, error) {
 		return nil, err
 	}
 
+	// Only stages that select a message are known: the P4 parser's stage
+	// select has one arm per message and sends every other value to
+	// bad_tcpmig (gen/SWITCH.md step 4).
 	for _, v := range m.stage.Enum.Values {
-		sp := stagePayload{value: v}
 		for _, mm := range s.Messages {
 			if mm.Stage == v {
-				sp.bytes = mm.PayloadBytes
+				m.stages = append(m.stages, stagePayload{value: v, bytes: mm.PayloadBytes})
 			}
 		}
-		m.stages = append(m.stages, sp)
 	}
 	if m.stage.Enum.Bits != m.stage.Bits || len(m.stages) == 0 {
-		return nil, unsupported("header.fields."+m.stage.Name, "enum %s has no values", m.stage.Enum.Name)
+		return nil, unsupported("header.fields."+m.stage.Name, "no message has a stage of enum %s; the switch would drop every TCPMig datagram", m.stage.Enum.Name)
 	}
 	return m, nil
 }

@@ -52,13 +52,13 @@ func (m *model) emitProcess(f *jen.File) {
 	fU16 := func(at jen.Code) *jen.Statement { return be("Uint16", jen.Id("f").Index(jen.Add(at).Op(":"))) }
 	f.Comment("process is steps 1 to 6 of gen/SWITCH.md.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("process").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+		jen.Comment("0. A frame ending inside a header the switch's parser extracts."),
+		jen.If(jen.Id("malformed").Call(jen.Id("f"))).Block(drop("DropMalformed")),
 		jen.Comment("1. Ethernet, and the ingress port's role."),
-		jen.If(jen.Len(jen.Id("f")).Op("<").Id("ethLen")).Block(drop("DropMalformed")),
 		jen.If(jen.Int().Call(jen.Id("ingress")).Op(">=").Id("MaxPorts").Op("||").Add(px("roles")).Index(jen.Id("ingress")).Op("==").Lit(0)).Block(drop("DropUnknownPort")),
 		jen.Id("role").Op(":=").Add(px("roles")).Index(jen.Id("ingress")),
 		jen.Comment("2. Not IPv4: bridged by l2_forward."),
 		jen.If(fU16(jen.Id("ethType")).Op("!=").Id("typeIPv4")).Block(jen.Return(px("bridge").Call(jen.Id("f"), jen.Id("ingress")))),
-		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off")).Block(drop("DropMalformed")),
 		jen.Comment("3. IPv4 options or a fragment: routed, nothing else."),
 		jen.If(jen.Id("f").Index(jen.Id("ipOff")).Op("&").Lit(0x0f).Op("!=").Lit(5).Op("||").Add(fU16(jen.Id("ipOff").Op("+").Lit(6))).Op("&").Lit(0x3fff).Op("!=").Lit(0)).Block(
 			jen.Return(px("route").Call(jen.Id("f"))),
@@ -66,10 +66,9 @@ func (m *model) emitProcess(f *jen.File) {
 		jen.Switch(jen.Id("f").Index(jen.Id("ipOff").Op("+").Lit(9))).Block(
 			jen.Case(jen.Id("protoTCP")).Comment("5. TCP: the directory.").Line().Return(px("tcp").Call(jen.Id("f"), jen.Id("role"))),
 			jen.Case(jen.Id("protoUDP")).Block(
-				jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("udpLen")).Block(drop("DropMalformed")),
-				jen.Comment("4. TCPMig: the UDP port, a whole header, and its constants."),
-				jen.If(jen.Id("n").Op(":=").Id("migLen").Call(jen.Id("f")), jen.Add(fU16(jen.Id("l4Off").Op("+").Lit(2))).Op("==").Id("UDPPort").Op("&&").Id("n").Op(">=").Id("migHeaderLen").Op("&&").Id("migConstOK").Call(jen.Id("f").Index(jen.Id("migOff").Op(":")))).Block(
-					jen.Return(px("tcpmig").Call(jen.Id("f"), jen.Id("ingress"), jen.Id("role"), jen.Id("n"))),
+				jen.Comment("4. TCPMig: the UDP port, a whole header in the frame, and its constants."),
+				jen.If(jen.Add(fU16(jen.Id("l4Off").Op("+").Lit(2))).Op("==").Id("UDPPort").Op("&&").Len(jen.Id("f")).Op(">=").Id("migPayload").Op("&&").Id("migConstOK").Call(jen.Id("f").Index(jen.Id("migOff").Op(":")))).Block(
+					jen.Return(px("tcpmig").Call(jen.Id("f"), jen.Id("ingress"), jen.Id("role"))),
 				),
 			),
 		),
@@ -78,14 +77,22 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("migLen is the length of the TCPMig datagram: the UDP payload, cut to what")
-	f.Comment("the frame holds (the caller checked the UDP header is there).")
-	f.Func().Id("migLen").Params(jen.Id("f").Index().Byte()).Int().Block(
-		jen.Id("n").Op(":=").Int().Call(fU16(jen.Id("l4Off").Op("+").Lit(4))).Op("-").Id("udpLen"),
-		jen.If(jen.Id("avail").Op(":=").Len(jen.Id("f")).Op("-").Id("migOff"), jen.Id("avail").Op("<").Id("n")).Block(
-			jen.Id("n").Op("=").Id("avail"),
+	f.Comment("malformed says whether f ends inside a header the switch's parser")
+	f.Comment("extracts: Ethernet; IPv4 (20 bytes); TCP (20) or UDP (8) after an IPv4")
+	f.Comment("header without options that is not a fragment. The P4 parser stops there")
+	f.Comment("with PARSER_ERROR_PARTIAL_HDR.")
+	f.Func().Id("malformed").Params(jen.Id("f").Index().Byte()).Bool().Block(
+		jen.If(jen.Len(jen.Id("f")).Op("<").Id("ethLen")).Block(jen.Return(jen.True())),
+		jen.If(fU16(jen.Id("ethType")).Op("!=").Id("typeIPv4")).Block(jen.Return(jen.False())),
+		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off")).Block(jen.Return(jen.True())),
+		jen.If(jen.Id("f").Index(jen.Id("ipOff")).Op("&").Lit(0x0f).Op("!=").Lit(5).Op("||").Add(fU16(jen.Id("ipOff").Op("+").Lit(6))).Op("&").Lit(0x3fff).Op("!=").Lit(0)).Block(
+			jen.Return(jen.False()),
 		),
-		jen.Return(jen.Id("n")),
+		jen.Switch(jen.Id("f").Index(jen.Id("ipOff").Op("+").Lit(9))).Block(
+			jen.Case(jen.Id("protoTCP")).Block(jen.Return(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("tcpLen"))),
+			jen.Case(jen.Id("protoUDP")).Block(jen.Return(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("udpLen"))),
+		),
+		jen.Return(jen.False()),
 	)
 	f.Line()
 
@@ -108,13 +115,16 @@ func (m *model) emitProcess(f *jen.File) {
 	})
 	f.Line()
 
-	f.Comment("tcpmig is step 4: a TCPMig message of n bytes.")
-	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcpmig").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port"), jen.Id("role").Id("Role"), jen.Id("n").Int()).Id("Result").Block(
+	f.Comment("tcpmig is step 4: a TCPMig message whose header the frame holds. Its")
+	f.Comment("length is the UDP length field (padding after the datagram does not")
+	f.Comment("count), and the frame must hold its stage's fixed payload too.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcpmig").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port"), jen.Id("role").Id("Role")).Id("Result").Block(
 		jen.If(jen.Id("role").Op("!=").Id("RoleServer")).Block(drop("DropSpoofedControl")),
 		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
 		jen.Id("stage").Op(":=").Add(readField("h", m.stage, "uint8")),
 		jen.List(jen.Id("need"), jen.Id("ok")).Op(":=").Id("stagePayload").Call(jen.Id("stage")),
-		jen.If(jen.Op("!").Id("ok").Op("||").Id("n").Op("<").Id("migHeaderLen").Op("+").Id("need")).Block(drop("DropBadTCPMig")),
+		jen.Id("least").Op(":=").Id("udpLen").Op("+").Id("migHeaderLen").Op("+").Id("need"),
+		jen.If(jen.Op("!").Id("ok").Op("||").Int().Call(fU16(jen.Id("l4Off").Op("+").Lit(4))).Op("<").Id("least").Op("||").Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("least")).Block(drop("DropBadTCPMig")),
 		jen.Switch(jen.Id("stage")).Block(
 			jen.Case(jen.Id("stageHeartbeat")).Block(jen.Return(px("heartbeat").Call(jen.Id("f"), jen.Id("ingress")))),
 			jen.Case(jen.Id("stagePrepare")).Block(jen.Return(px("prepare").Call(jen.Id("f"), jen.Id("ingress")))),
@@ -229,7 +239,6 @@ func (m *model) emitProcess(f *jen.File) {
 	f.Comment("by the first level holding its key. RST or FIN (per delete_on) then")
 	f.Comment("removes the key from every level that holds it.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("tcp").Params(jen.Id("f").Index().Byte(), jen.Id("role").Id("Role")).Id("Result").Block(
-		jen.If(jen.Len(jen.Id("f")).Op("<").Id("l4Off").Op("+").Id("tcpLen")).Block(drop("DropMalformed")),
 		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(frameU32(jen.Id("ipDst")), fU16x(jen.Id("l4Off").Op("+").Lit(2))),
 		jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
 			jen.List(jen.Id("ip"), jen.Id("port")).Op("=").List(frameU32(jen.Id("ipSrc")), fU16x(jen.Id("l4Off"))),

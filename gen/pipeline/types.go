@@ -125,7 +125,7 @@ func (m *model) emitConstants(f *jen.File) {
 	f.Line()
 
 	f.Comment("stagePayload returns the fixed payload length of a stage's message, and")
-	f.Comment("whether the stage is a value of the stage enum at all.")
+	f.Comment("whether the stage selects a message at all.")
 	f.Func().Id("stagePayload").Params(jen.Id("stage").Uint8()).Params(jen.Int(), jen.Bool()).Block(
 		jen.Switch(jen.Id("stage")).BlockFunc(func(g *jen.Group) {
 			for _, sp := range m.stages {
@@ -193,7 +193,7 @@ func (m *model) emitTypes(f *jen.File) {
 		{"DropNoRoute", "no_route", "DropNoRoute: the IPv4 destination is not in ipv4_host."},
 		{"DropSpoofedControl", "spoofed_control", "DropSpoofedControl: TCPMig from a port whose role is not server."},
 		{"DropUnknownPort", "unknown_port", "DropUnknownPort: the ingress port has no role."},
-		{"DropBadTCPMig", "bad_tcpmig", "DropBadTCPMig: a TCPMig datagram shorter than the header plus its stage's fixed payload, or an unknown stage."},
+		{"DropBadTCPMig", "bad_tcpmig", "DropBadTCPMig: a TCPMig datagram whose UDP length, or the frame, is shorter than the header plus its stage's fixed payload, or an unknown stage."},
 		{"DropMalformed", "malformed", "DropMalformed: the frame ends inside an Ethernet, IPv4, TCP or UDP header (a parser error on the switch)."},
 	})
 	f.Comment("NumDropReasons sizes Counters.Drops.")

@@ -106,7 +106,7 @@ const (
 )
 
 // stagePayload returns the fixed payload length of a stage's message, and
-// whether the stage is a value of the stage enum at all.
+// whether the stage selects a message at all.
 func stagePayload(stage uint8) (int, bool) {
 	switch stage {
 	case 1: // rejected
@@ -195,7 +195,7 @@ const (
 	DropSpoofedControl
 	// DropUnknownPort: the ingress port has no role.
 	DropUnknownPort
-	// DropBadTCPMig: a TCPMig datagram shorter than the header plus its stage's fixed payload, or an unknown stage.
+	// DropBadTCPMig: a TCPMig datagram whose UDP length, or the frame, is shorter than the header plus its stage's fixed payload, or an unknown stage.
 	DropBadTCPMig
 	// DropMalformed: the frame ends inside an Ethernet, IPv4, TCP or UDP header (a parser error on the switch).
 	DropMalformed
@@ -527,10 +527,11 @@ func drop(why DropReason) Result {
 
 // process is steps 1 to 6 of gen/SWITCH.md.
 func (p *Pipeline) process(f []byte, ingress Port) Result {
-	// 1. Ethernet, and the ingress port's role.
-	if len(f) < ethLen {
+	// 0. A frame ending inside a header the switch's parser extracts.
+	if malformed(f) {
 		return drop(DropMalformed)
 	}
+	// 1. Ethernet, and the ingress port's role.
 	if int(ingress) >= MaxPorts || p.roles[ingress] == 0 {
 		return drop(DropUnknownPort)
 	}
@@ -538,9 +539,6 @@ func (p *Pipeline) process(f []byte, ingress Port) Result {
 	// 2. Not IPv4: bridged by l2_forward.
 	if binary.BigEndian.Uint16(f[ethType:]) != typeIPv4 {
 		return p.bridge(f, ingress)
-	}
-	if len(f) < l4Off {
-		return drop(DropMalformed)
 	}
 	// 3. IPv4 options or a fragment: routed, nothing else.
 	if f[ipOff]&15 != 5 || binary.BigEndian.Uint16(f[ipOff+6:])&16383 != 0 {
@@ -550,26 +548,39 @@ func (p *Pipeline) process(f []byte, ingress Port) Result {
 	case protoTCP: // 5. TCP: the directory.
 		return p.tcp(f, role)
 	case protoUDP:
-		if len(f) < l4Off+udpLen {
-			return drop(DropMalformed)
-		}
-		// 4. TCPMig: the UDP port, a whole header, and its constants.
-		if n := migLen(f); binary.BigEndian.Uint16(f[l4Off+2:]) == UDPPort && n >= migHeaderLen && migConstOK(f[migOff:]) {
-			return p.tcpmig(f, ingress, role, n)
+		// 4. TCPMig: the UDP port, a whole header in the frame, and its constants.
+		if binary.BigEndian.Uint16(f[l4Off+2:]) == UDPPort && len(f) >= migPayload && migConstOK(f[migOff:]) {
+			return p.tcpmig(f, ingress, role)
 		}
 	}
 	// 6. Everything else IPv4: routed. TTL is kept: the switch is a bump in the wire.
 	return p.route(f)
 }
 
-// migLen is the length of the TCPMig datagram: the UDP payload, cut to what
-// the frame holds (the caller checked the UDP header is there).
-func migLen(f []byte) int {
-	n := int(binary.BigEndian.Uint16(f[l4Off+4:])) - udpLen
-	if avail := len(f) - migOff; avail < n {
-		n = avail
+// malformed says whether f ends inside a header the switch's parser
+// extracts: Ethernet; IPv4 (20 bytes); TCP (20) or UDP (8) after an IPv4
+// header without options that is not a fragment. The P4 parser stops there
+// with PARSER_ERROR_PARTIAL_HDR.
+func malformed(f []byte) bool {
+	if len(f) < ethLen {
+		return true
 	}
-	return n
+	if binary.BigEndian.Uint16(f[ethType:]) != typeIPv4 {
+		return false
+	}
+	if len(f) < l4Off {
+		return true
+	}
+	if f[ipOff]&15 != 5 || binary.BigEndian.Uint16(f[ipOff+6:])&16383 != 0 {
+		return false
+	}
+	switch f[ipOff+9] {
+	case protoTCP:
+		return len(f) < l4Off+tcpLen
+	case protoUDP:
+		return len(f) < l4Off+udpLen
+	}
+	return false
 }
 
 // migConstOK checks the header's constant fields (the magic number).
@@ -577,15 +588,18 @@ func migConstOK(h []byte) bool {
 	return binary.BigEndian.Uint32(h[0:4]) == 0xcafedead
 }
 
-// tcpmig is step 4: a TCPMig message of n bytes.
-func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role, n int) Result {
+// tcpmig is step 4: a TCPMig message whose header the frame holds. Its
+// length is the UDP length field (padding after the datagram does not
+// count), and the frame must hold its stage's fixed payload too.
+func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 	if role != RoleServer {
 		return drop(DropSpoofedControl)
 	}
 	h := f[migOff:]
 	stage := uint8(getField(h, 144, 4))
 	need, ok := stagePayload(stage)
-	if !ok || n < migHeaderLen+need {
+	least := udpLen + migHeaderLen + need
+	if !ok || int(binary.BigEndian.Uint16(f[l4Off+4:])) < least || len(f) < l4Off+least {
 		return drop(DropBadTCPMig)
 	}
 	switch stage {
@@ -707,9 +721,6 @@ func (p *Pipeline) insert(f []byte) Result {
 // by the first level holding its key. RST or FIN (per delete_on) then
 // removes the key from every level that holds it.
 func (p *Pipeline) tcp(f []byte, role Role) Result {
-	if len(f) < l4Off+tcpLen {
-		return drop(DropMalformed)
-	}
 	ip, port := binary.BigEndian.Uint32(f[ipDst:]), binary.BigEndian.Uint16(f[l4Off+2:])
 	if role == RoleClient {
 		ip, port = binary.BigEndian.Uint32(f[ipSrc:]), binary.BigEndian.Uint16(f[l4Off:])

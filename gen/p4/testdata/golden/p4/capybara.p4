@@ -30,8 +30,9 @@ const drop_reason_t DROP_NONE = 8w0;
 const drop_reason_t DROP_NO_ROUTE = 8w1; // the IPv4 destination is not in ipv4_host
 const drop_reason_t DROP_SPOOFED_CONTROL = 8w2; // TCPMig from a port whose role is not server
 const drop_reason_t DROP_UNKNOWN_PORT = 8w3; // the ingress port has no role in port_role
-const drop_reason_t DROP_BAD_TCPMIG = 8w4; // TCPMig shorter than its stage's fixed size, or an unknown stage
-const bit<32> DROP_REASONS = 32w5;
+const drop_reason_t DROP_BAD_TCPMIG = 8w4; // TCPMig whose UDP length or frame is shorter than its stage's fixed size, or an unknown stage
+const drop_reason_t DROP_MALFORMED = 8w5; // the frame ends inside the Ethernet, IPv4, TCP or UDP header (a parser error)
+const bit<32> DROP_REASONS = 32w6;
 
 // What the directory does for this packet.
 typedef bit<2> dir_op_t;
@@ -70,7 +71,10 @@ struct ingress_metadata_t {
     role_t role;
     drop_reason_t drop_reason;
     bit<1> tcpmig;      // UDP to the TCPMig port with the magic
-    bit<1> bad_tcpmig;  // its stage is not in the stage enum
+    bit<1> bad_tcpmig;  // its stage selects no message
+    bit<16> mig_len;    // the smallest UDP length of its stage (header and fixed payload)
+    bit<16> mig_short;  // mig_len |-| hdr.udp.length: non-zero when the datagram is too short
+    bit<1> udp_csum_none; // the datagram came without a UDP checksum (0): keep it 0
     bit<1> route;       // forward by ipv4_host at the end
     bit<1> delete_entry;
     bit<1> dir_done;    // a level won the insert or hit the lookup
@@ -115,6 +119,8 @@ parser SwitchIngressParser(
         pkt.advance(PORT_METADATA_SIZE);
         ig_md.tcpmig = 1w0;
         ig_md.bad_tcpmig = 1w0;
+        ig_md.mig_len = 16w0;
+        ig_md.udp_csum_none = 1w0;
         ig_md.route = 1w0;
         ig_md.delete_entry = 1w0;
         ig_md.dir_done = 1w0;
@@ -176,23 +182,51 @@ parser SwitchIngressParser(
         // The stage may change (rejected, heartbeat_response).
         udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.reserved});
         transition select(hdr.tcpmig.stage) {
-            STAGE_REJECTED : parse_tcpmig_end;
-            STAGE_PREPARE_MIG : parse_tcpmig_end;
-            STAGE_PREPARE_MIG_ACK : parse_tcpmig_end;
+            STAGE_REJECTED : parse_rejected;
+            STAGE_PREPARE_MIG : parse_prepare_mig;
+            STAGE_PREPARE_MIG_ACK : parse_prepare_mig_ack;
             STAGE_CONN_STATE : parse_conn_state;
-            STAGE_CONN_STATE_ACK : parse_tcpmig_end;
+            STAGE_CONN_STATE_ACK : parse_conn_state_ack;
             STAGE_HEARTBEAT_UPDATE : parse_heartbeat_update;
             STAGE_HEARTBEAT_RESPONSE : parse_heartbeat_response;
             default : parse_tcpmig_unknown_stage;
         }
     }
 
+    state parse_rejected {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
+    state parse_prepare_mig {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
+    state parse_prepare_mig_ack {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
     state parse_conn_state {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w32;
         pkt.extract(hdr.conn_state);
         transition parse_tcpmig_end;
     }
 
+    state parse_conn_state_ack {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
     state parse_heartbeat_update {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w32;
         pkt.extract(hdr.heartbeat_update);
         // The switch answers with the minimum in this field.
         udp_csum.subtract({hdr.heartbeat_update.workload});
@@ -200,6 +234,8 @@ parser SwitchIngressParser(
     }
 
     state parse_heartbeat_response {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w32;
         pkt.extract(hdr.heartbeat_response);
         transition parse_tcpmig_end;
     }
@@ -564,8 +600,12 @@ control SwitchIngress(
         ig_tm_md.bypass_egress = 1w1;
         ig_md.drop_reason = DROP_NONE;
 
+        // 0. The frame ends inside the Ethernet, IPv4, TCP or UDP header
+        // (a parser error before any transport header was extracted).
         // 1-2. Port role; L2 forwarding for everything but IPv4.
-        if (!port_role.apply().hit) {
+        if (ig_prsr_md.parser_err != PARSER_ERROR_OK && !hdr.tcp.isValid() && !hdr.udp.isValid()) {
+            drop(DROP_MALFORMED);
+        } else if (!port_role.apply().hit) {
             drop(DROP_UNKNOWN_PORT);
         } else if (!hdr.ipv4.isValid()) {
             if (hdr.ethernet.dst_addr[40:40] == 1w1) {
@@ -574,10 +614,16 @@ control SwitchIngress(
                 flood();
             }
         } else if (ig_md.tcpmig == 1w1) {
-            // 4. TCPMig, only from servers.
+            // 4. TCPMig, only from servers. Too short: the UDP length is
+            // below its stage's minimum, or the frame ends inside the
+            // fixed payload (a parser error after the TCPMig header).
+            ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length;
+            if (hdr.udp.checksum == 16w0) {
+                ig_md.udp_csum_none = 1w1;
+            }
             if (ig_md.role != ROLE_SERVER) {
                 drop(DROP_SPOOFED_CONTROL);
-            } else if (ig_md.bad_tcpmig == 1w1 || ig_prsr_md.parser_err != PARSER_ERROR_OK) {
+            } else if (ig_md.bad_tcpmig == 1w1 || ig_md.mig_short != 16w0 || ig_prsr_md.parser_err != PARSER_ERROR_OK) {
                 drop(DROP_BAD_TCPMIG);
             } else if (hdr.tcpmig.stage == STAGE_HEARTBEAT_UPDATE) {
                 ig_md.workload = hdr.heartbeat_update.workload;
@@ -728,6 +774,14 @@ control SwitchIngress(
             if (!ipv4_host.apply().hit) {
                 drop(DROP_NO_ROUTE);
             }
+        }
+
+        // A datagram sent without a UDP checksum keeps none (RFC 768): the
+        // deparser's update would write a non-zero sum. Folded here, as a
+        // Tofino deparser conditions an update on one metadata field.
+        if (ig_md.udp_csum_none == 1w1) {
+            ig_md.update_udp = 1w0;
+            ig_md.update_udp_metric = 1w0;
         }
     }
 }
