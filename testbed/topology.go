@@ -29,12 +29,11 @@
 package testbed
 
 import (
-	"bytes"
 	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -139,136 +138,263 @@ func Load(path string) (*Topology, error) {
 	return Parse(path, data)
 }
 
-// Parse validates topology data; name is used in messages.
+// Parse validates topology data; name is used in messages. Every problem
+// is reported, sorted by position, one per line as
+// "name:line:col: key: problem; what to change"; the error wraps
+// ErrTopology.
 func Parse(name string, data []byte) (*Topology, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var t Topology
-	if err := dec.Decode(&t); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: %s: the file is empty; it must be a mapping starting with version: 1", ErrTopology, name)
-		}
-		return nil, fmt.Errorf("%w: %s: %v", ErrTopology, name, err)
-	}
-	t.source = name
-	if err := t.validate(); err != nil {
+	d := &decoder{file: name}
+	t := d.topology(data)
+	if err := d.err(); err != nil {
 		return nil, err
 	}
-	return &t, nil
+	t.source = name
+	return t, nil
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
 var ifaceRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.]{0,14}$`)
 
-func (t *Topology) validate() error {
-	var errs []string
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-	if t.Version != 1 {
-		bad("version: %d, want 1", t.Version)
+// hostAt is a host as read, with where its name is, for messages about
+// later uses of the name.
+type hostAt struct {
+	Host
+	path string
+	name *yaml.Node
+}
+
+// endAt is a link end as read, with the nodes its checks blame.
+type endAt struct {
+	End
+	path              string
+	host, iface, addr *yaml.Node
+	prefix            netip.Prefix // valid once addr passed every check
+	unique            bool         // iface is valid and new on its host
+}
+
+// topology decodes and checks the whole document. The result is only
+// meaningful when no diagnostic was recorded.
+func (d *decoder) topology(data []byte) *Topology {
+	root := d.document(data)
+	if root == nil {
+		return nil
 	}
-	switch t.MACs {
-	case "":
-		t.MACs = "derived"
-	case "derived", "kernel":
-	default:
-		bad("macs: %q, want derived or kernel", t.MACs)
+	if root.Kind != yaml.MappingNode {
+		d.errf(root, "", "the file holds %s, not a mapping; %s", describe(root), startHint)
+		return nil
 	}
-	if len(t.Hosts) == 0 {
-		bad("hosts: none; a testbed needs at least one host")
+	o := d.object(root, "", "", "version", "macs", "hosts", "links")
+	t := &Topology{MACs: "derived"}
+	if v, n := o.int("version", "version: 1"); n != nil {
+		if v != 1 {
+			d.errf(n, "version", "%d is not supported; set version: 1", v)
+		}
+		t.Version = 1
 	}
-	hosts := map[string]*Host{}
-	for i := range t.Hosts {
-		h := &t.Hosts[i]
-		at := fmt.Sprintf("hosts[%d]", i)
-		if !nameRE.MatchString(h.Name) {
-			bad("%s.name: %q must be 1-16 lower-case letters and digits, starting with a letter (it becomes part of a namespace name)", at, h.Name)
-		} else if hosts[h.Name] != nil {
-			bad("%s.name: %q is used twice", at, h.Name)
+	o.require("version", "add version: 1 as the first line")
+	if s, n := o.str("macs", "macs: derived"); n != nil {
+		if s != "derived" && s != "kernel" {
+			d.errf(n, "macs", "%q is not a MAC mode; use derived or kernel", s)
+		}
+		t.MACs = s
+	}
+	d.links(t, o, d.hosts(t, o))
+	return t
+}
+
+// hostSet is what links check host names against.
+type hostSet struct {
+	byName map[string]*hostAt // well-named hosts
+	names  []string           // their names, in file order
+	// named holds every name given, valid or not, and complete says that
+	// every host had one: a link naming a host outside the set is only
+	// reported when the hosts themselves read cleanly, so one broken
+	// host entry does not also break every link to it.
+	named    map[string]bool
+	complete bool
+}
+
+// hosts decodes the hosts list into t.
+func (d *decoder) hosts(t *Topology, o *obj) *hostSet {
+	hs := &hostSet{byName: map[string]*hostAt{}, named: map[string]bool{}}
+	items, list := o.list("hosts", "write one host per item, like - {name: client, role: client}")
+	o.require("hosts", "add a list of hosts, like hosts: [{name: client, role: client}]")
+	if list != nil && len(items) == 0 {
+		d.errf(list, "hosts", "is empty; a testbed needs at least one host, like - {name: client, role: client}")
+	}
+	hs.complete = len(items) > 0
+	for i, n := range items {
+		ho := d.object(n, fmt.Sprintf("hosts[%d]", i), "write it like {name: client, role: client}", "name", "role", "stack")
+		if ho.bad {
+			hs.complete = false
+			continue
+		}
+		h := &hostAt{Host: Host{Stack: StackKernel}, path: ho.path}
+		if s, n := ho.str("name", "name: client"); n == nil {
+			hs.complete = false
 		} else {
-			hosts[h.Name] = h
-		}
-		switch h.Role {
-		case RoleClient, RoleServer, RoleSwitch:
-		default:
-			bad("%s (%s).role: %q, want client, server or switch", at, h.Name, h.Role)
-		}
-		switch h.Stack {
-		case "":
-			h.Stack = StackKernel
-		case StackKernel, StackBypass:
-		default:
-			bad("%s (%s).stack: %q, want kernel or bypass", at, h.Name, h.Stack)
-		}
-	}
-	ifaces := map[string]bool{}
-	addrs := map[netip.Addr]string{}
-	for i := range t.Links {
-		l := &t.Links[i]
-		at := fmt.Sprintf("links[%d]", i)
-		if l.MTU == 0 {
-			l.MTU = 1500
-		}
-		if l.MTU < 576 || l.MTU > 9000 {
-			bad("%s.mtu: %d outside 576..9000", at, l.MTU)
-		}
-		var pfx [2]netip.Prefix
-		for j, e := range []*End{&l.A, &l.B} {
-			eat := fmt.Sprintf("%s.%c", at, "ab"[j])
-			if hosts[e.Host] == nil {
-				bad("%s.host: %q is not a host of this topology", eat, e.Host)
-			}
-			if !ifaceRE.MatchString(e.Iface) {
-				bad("%s.iface: %q must be 1-15 letters, digits, '_' or '.', starting with a letter", eat, e.Iface)
-			} else if key := e.Host + "/" + e.Iface; ifaces[key] {
-				bad("%s.iface: %s already has an interface %q", eat, e.Host, e.Iface)
+			h.Name = s
+			hs.named[s] = true
+			if !nameRE.MatchString(s) {
+				d.errf(n, ho.sub("name"), "%q is not a host name; use 1-16 lower-case letters and digits, starting with a letter (it becomes part of a namespace name)", s)
+			} else if prev := hs.byName[s]; prev != nil {
+				d.errf(n, ho.sub("name"), "%q is already the name of %s (line %d); rename one", s, prev.path, prev.name.Line)
 			} else {
-				ifaces[key] = true
+				h.name = n
+				hs.byName[s] = h
+				hs.names = append(hs.names, s)
 			}
-			if e.Addr == "" {
-				if h := hosts[e.Host]; h != nil && h.Role != RoleSwitch {
-					bad("%s.addr: missing; only switch ports may go without an address", eat)
-				}
-				continue
-			}
-			p, err := netip.ParsePrefix(e.Addr)
-			if err != nil || !p.Addr().Is4() || p.Bits() < 8 || p.Bits() > 30 {
-				bad("%s.addr: %q must be an IPv4 prefix like 10.77.0.1/24 (length 8..30)", eat, e.Addr)
-				continue
-			}
-			if p.Addr() == p.Masked().Addr() {
-				bad("%s.addr: %q is the network address, not a host address", eat, e.Addr)
-				continue
-			}
-			if other, ok := addrs[p.Addr()]; ok {
-				bad("%s.addr: %s is already used by %s", eat, p.Addr(), other)
-			}
-			addrs[p.Addr()] = e.Host
-			pfx[j] = p
 		}
-		if l.A.Host == l.B.Host && l.A.Host != "" {
-			bad("%s: both ends are on host %q; a link joins two hosts", at, l.A.Host)
+		ho.require("name", "add a name, like name: client")
+		if s, n := ho.str("role", "role: client"); n != nil {
+			switch s {
+			case RoleClient, RoleServer, RoleSwitch:
+				// Left empty otherwise, so a bad role does not also
+				// bring "missing addr" complaints about its ports.
+				h.Role = s
+			default:
+				d.errf(n, ho.sub("role"), "%q is not a role; use client, server or switch", s)
+			}
 		}
-		if pfx[0].IsValid() && pfx[1].IsValid() && pfx[0].Masked() != pfx[1].Masked() {
-			bad("%s: %s and %s are not in the same subnet", at, pfx[0], pfx[1])
+		ho.require("role", "add role: client, server or switch")
+		if s, n := ho.str("stack", "stack: kernel"); n != nil {
+			if s != StackKernel && s != StackBypass {
+				d.errf(n, ho.sub("stack"), "%q is not a stack; use kernel or bypass", s)
+			}
+			h.Stack = s
 		}
+		t.Hosts = append(t.Hosts, h.Host)
+	}
+	return hs
+}
+
+// links decodes the links list into t and checks interfaces, addresses
+// and derived MACs across all of them.
+func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) {
+	items, _ := o.list("links", "write one link per item, like - {a: {host: client, iface: veth0, addr: 10.77.0.1/24}, b: {...}}")
+	ifaces := map[string]*endAt{} // by host/iface
+	addrs := map[netip.Addr]*endAt{}
+	var ends []*endAt
+	for i, n := range items {
+		lo := d.object(n, fmt.Sprintf("links[%d]", i), "write it with keys a and b, like a: {host: client, iface: veth0, addr: 10.77.0.1/24}", "a", "b", "mtu", "offloads")
+		if lo.bad {
+			continue
+		}
+		l := Link{MTU: 1500}
+		if v, n := lo.int("mtu", "mtu: 1500"); n != nil {
+			if v < 576 || v > 9000 {
+				d.errf(n, lo.sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
+			} else {
+				l.MTU = int(v)
+			}
+		}
+		l.Offloads, _ = lo.bool("offloads", "offloads: true")
+		var pair [2]*endAt
+		for j, key := range []string{"a", "b"} {
+			pair[j] = d.end(lo, key, hosts, ifaces, addrs)
+			lo.require(key, "add "+key+": {host: ..., iface: ..., addr: ...}")
+			if pair[j] != nil {
+				ends = append(ends, pair[j])
+			}
+		}
+		a, b := pair[0], pair[1]
+		if a != nil && b != nil {
+			if a.Host != "" && a.Host == b.Host {
+				d.errf(b.host, b.path+".host", "%q is a's host too; a link joins two hosts, so put b on another host", b.Host)
+			}
+			if a.prefix.IsValid() && b.prefix.IsValid() && a.prefix.Masked() != b.prefix.Masked() {
+				d.errf(b.addr, b.path+".addr", "%s is not in a's subnet %s; put both ends of a link in one subnet", b.prefix, a.prefix.Masked())
+			}
+			l.A, l.B = a.End, b.End
+		}
+		t.Links = append(t.Links, l)
+	}
+	if t.MACs != "derived" {
+		return
 	}
 	// Derived MACs are 40 bits of a hash: a clash is unlikely, but two
 	// interfaces with one MAC on a link would be a baffling failure.
-	macs := map[string]string{}
-	for _, l := range t.Links {
-		for _, e := range []End{l.A, l.B} {
-			if m := t.mac(e); m != nil {
-				if other, ok := macs[m.String()]; ok && other != e.Host+"/"+e.Iface {
-					bad("%s/%s: derived MAC %s clashes with %s; rename one interface or use macs: kernel", e.Host, e.Iface, m, other)
-				}
-				macs[m.String()] = e.Host + "/" + e.Iface
-			}
+	macs := map[string]*endAt{}
+	for _, e := range ends {
+		if !e.unique {
+			continue
+		}
+		m := t.mac(e.End).String()
+		if prev := macs[m]; prev != nil {
+			d.errf(e.iface, e.path+".iface", "derived MAC %s of %s/%s clashes with %s/%s (%s, line %d); rename one interface or set macs: kernel",
+				m, e.Host, e.Iface, prev.Host, prev.Iface, prev.path, prev.iface.Line)
+			continue
+		}
+		macs[m] = e
+	}
+}
+
+// end decodes and checks one end of a link; nil when it is absent or not
+// a mapping.
+func (d *decoder) end(lo *obj, key string, hosts *hostSet, ifaces map[string]*endAt, addrs map[netip.Addr]*endAt) *endAt {
+	eo := lo.object(key, "write it like {host: client, iface: veth0, addr: 10.77.0.1/24}", "host", "iface", "addr")
+	if eo == nil || eo.bad {
+		return nil
+	}
+	e := &endAt{path: eo.path}
+	var h *hostAt
+	if s, n := eo.str("host", "host: client"); n != nil {
+		e.Host, e.host = s, n
+		if h = hosts.byName[s]; h == nil && hosts.complete && !hosts.named[s] {
+			d.errf(n, eo.sub("host"), "%q is not a host of this topology; use one of %s", s, strings.Join(hosts.names, ", "))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %s:\n  %s", ErrTopology, t.source, strings.Join(errs, "\n  "))
+	eo.require("host", "add the host this end is on, like host: client")
+	if s, n := eo.str("iface", "iface: veth0"); n != nil {
+		e.Iface, e.iface = s, n
+		if !ifaceRE.MatchString(s) {
+			d.errf(n, eo.sub("iface"), "%q is not an interface name; use 1-15 letters, digits, '_' or '.', starting with a letter", s)
+		} else if k := e.Host + "/" + s; e.Host != "" && ifaces[k] != nil {
+			prev := ifaces[k]
+			d.errf(n, eo.sub("iface"), "%s already has an interface %q (%s, line %d); rename one", e.Host, s, prev.path, prev.iface.Line)
+		} else if e.Host != "" {
+			ifaces[k] = e
+			e.unique = true
+		}
 	}
-	return nil
+	eo.require("iface", "add the interface name, like iface: veth0")
+	s, n := eo.str("addr", "addr: 10.77.0.1/24")
+	if n == nil {
+		if h != nil && h.Role != "" && h.Role != RoleSwitch {
+			eo.require("addr", "add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)")
+		}
+		return e
+	}
+	e.Addr, e.addr = s, n
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Bits() < 8 || p.Bits() > 30 {
+		d.errf(n, eo.sub("addr"), "%q is not an IPv4 prefix of length 8..30; write it like 10.77.0.1/24", s)
+		return e
+	}
+	first, last := p.Masked().Addr(), broadcast(p)
+	switch p.Addr() {
+	case first:
+		d.errf(n, eo.sub("addr"), "%s is the network address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(first.Next(), p.Bits()))
+		return e
+	case last:
+		d.errf(n, eo.sub("addr"), "%s is the broadcast address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(last.Prev(), p.Bits()))
+		return e
+	}
+	if prev := addrs[p.Addr()]; prev != nil {
+		d.errf(n, eo.sub("addr"), "%s is already used by %s (%s, line %d); pick another address", p.Addr(), prev.Host, prev.path, prev.addr.Line)
+		return e
+	}
+	addrs[p.Addr()] = e
+	e.prefix = p
+	return e
+}
+
+// broadcast returns the last address of an IPv4 prefix.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
 }
 
 // Host returns the named host.

@@ -7,8 +7,14 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestDefaultTopology(t *testing.T) {
@@ -50,8 +56,8 @@ func TestKernelMACs(t *testing.T) {
 	}
 }
 
-func TestParseRejects(t *testing.T) {
-	base := `version: 1
+// parseBase is the valid topology TestParseRejects and FuzzParse vary.
+const parseBase = `version: 1
 hosts:
   - {name: client, role: client, stack: kernel}
   - {name: server, role: server, stack: bypass}
@@ -60,40 +66,143 @@ links:
   - a: {host: client, iface: veth0, addr: 10.77.0.1/24}
     b: {host: server, iface: veth0, addr: 10.77.0.2/24}
 `
-	if _, err := Parse("base.yaml", []byte(base)); err != nil {
+
+// threeHosts is the hosts section of parseBase, for cases that replace it.
+const threeHosts = "hosts:\n  - {name: client, role: client, stack: kernel}\n  - {name: server, role: server, stack: bypass}\n  - {name: sw, role: switch}\n"
+
+// rejects are edits of parseBase and the exact error each must give.
+var rejects = []struct {
+	name, old, new, want string
+}{
+	{"unknown key", "version: 1", "version: 1\ncolour: blue",
+		`bad.yaml:2:1: colour: unknown key; allowed keys are version, macs, hosts, links`},
+	{"version", "version: 1", "version: 2",
+		`bad.yaml:1:10: version: 2 is not supported; set version: 1`},
+	{"role", "role: client", "role: router",
+		`bad.yaml:3:26: hosts[0].role: "router" is not a role; use client, server or switch`},
+	{"stack", "stack: bypass", "stack: dpdk",
+		`bad.yaml:4:41: hosts[1].stack: "dpdk" is not a stack; use kernel or bypass`},
+	{"duplicate host", "name: sw", "name: server",
+		`bad.yaml:5:12: hosts[2].name: "server" is already the name of hosts[1] (line 4); rename one`},
+	{"host name", "name: sw", "name: Sw-1",
+		`bad.yaml:5:12: hosts[2].name: "Sw-1" is not a host name; use 1-16 lower-case letters and digits, starting with a letter (it becomes part of a namespace name)`},
+	{"unknown host", "host: server, iface", "host: nobody, iface",
+		`bad.yaml:8:15: links[0].b.host: "nobody" is not a host of this topology; use one of client, server, sw`},
+	{"iface name", "iface: veth0, addr: 10.77.0.2", "iface: averyveryverylongname, addr: 10.77.0.2",
+		`bad.yaml:8:30: links[0].b.iface: "averyveryverylongname" is not an interface name; use 1-15 letters, digits, '_' or '.', starting with a letter`},
+	{"bad prefix", "10.77.0.2/24", "10.77.0.300/24",
+		`bad.yaml:8:43: links[0].b.addr: "10.77.0.300/24" is not an IPv4 prefix of length 8..30; write it like 10.77.0.1/24`},
+	{"ipv6", "10.77.0.2/24", "fd00::2/64",
+		`bad.yaml:8:43: links[0].b.addr: "fd00::2/64" is not an IPv4 prefix of length 8..30; write it like 10.77.0.1/24`},
+	{"network address", "10.77.0.2/24", "10.77.0.0/24",
+		`bad.yaml:8:43: links[0].b.addr: 10.77.0.0/24 is the network address of 10.77.0.0/24; use a host address such as 10.77.0.1/24`},
+	{"broadcast address", "10.77.0.2/24", "10.77.0.255/24",
+		`bad.yaml:8:43: links[0].b.addr: 10.77.0.255/24 is the broadcast address of 10.77.0.0/24; use a host address such as 10.77.0.254/24`},
+	{"same address", "10.77.0.2/24", "10.77.0.1/24",
+		`bad.yaml:8:43: links[0].b.addr: 10.77.0.1 is already used by client (links[0].a, line 7); pick another address`},
+	{"subnets", "10.77.0.2/24", "10.77.1.2/24",
+		`bad.yaml:8:43: links[0].b.addr: 10.77.1.2/24 is not in a's subnet 10.77.0.0/24; put both ends of a link in one subnet`},
+	{"self link", "host: server, iface: veth0", "host: client, iface: veth1",
+		`bad.yaml:8:15: links[0].b.host: "client" is a's host too; a link joins two hosts, so put b on another host`},
+	{"interface twice", "host: server, iface: veth0", "host: client, iface: veth0",
+		"bad.yaml:8:15: links[0].b.host: \"client\" is a's host too; a link joins two hosts, so put b on another host\n" +
+			`bad.yaml:8:30: links[0].b.iface: client already has an interface "veth0" (links[0].a, line 7); rename one`},
+	{"missing addr", ", addr: 10.77.0.2/24}", "}",
+		`bad.yaml:8:8: links[0].b: missing key addr; add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)`},
+	{"empty file", parseBase, "",
+		`bad.yaml:1:1: the file is empty; start it with version: 1, then hosts and links`},
+	{"comments only", parseBase, "# nothing here\n",
+		`bad.yaml:1:1: the file is empty; start it with version: 1, then hosts and links`},
+	{"empty document", parseBase, "---\n",
+		`bad.yaml:1:1: the document is empty; start it with version: 1, then hosts and links`},
+	{"root list", parseBase, "- version: 1\n",
+		`bad.yaml:1:1: the file holds a list, not a mapping; start it with version: 1, then hosts and links`},
+	{"root scalar", parseBase, "hello\n",
+		`bad.yaml:1:1: the file holds "hello", not a mapping; start it with version: 1, then hosts and links`},
+	{"yaml syntax", "role: switch}", "role: switch",
+		`bad.yaml:4:1: yaml: did not find expected ',' or '}'; fix the YAML syntax`},
+	{"second document", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n---\nversion: 1\n",
+		`bad.yaml:9:1: a second YAML document starts here; a topology file holds one, so remove it`},
+	{"mtu", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    mtu: 100000\n",
+		`bad.yaml:9:10: links[0].mtu: 100000 is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range`},
+	{"wrong type hosts", threeHosts, "hosts: 5\n",
+		`bad.yaml:2:8: hosts: want a list, got the integer 5; write one host per item, like - {name: client, role: client}`},
+	{"wrong type mtu", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    mtu: big\n",
+		`bad.yaml:9:10: links[0].mtu: want an integer, got "big"; write it like mtu: 1500`},
+	{"wrong type offloads", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    offloads: 1\n",
+		`bad.yaml:9:15: links[0].offloads: want true or false, got the integer 1; write it like offloads: true`},
+	{"wrong type name", "name: sw", "name: [sw]",
+		`bad.yaml:5:12: hosts[2].name: want a string, got a list; write it like name: client`},
+	{"wrong type version", "version: 1", "version: 1.0",
+		`bad.yaml:1:10: version: want an integer, got the number 1.0; write it like version: 1`},
+	{"integer beyond 64 bits", "version: 1", "version: 0xffffffffffffffff",
+		`bad.yaml:1:10: version: 0xffffffffffffffff is not an integer of at most 64 bits; write it like version: 1`},
+	{"end not a mapping", "b: {host: server, iface: veth0, addr: 10.77.0.2/24}", "b: [server, veth0]",
+		`bad.yaml:8:8: links[0].b: want a mapping, got a list; write it like {host: client, iface: veth0, addr: 10.77.0.1/24}`},
+	{"unknown key in link end", "addr: 10.77.0.2/24}", "addr: 10.77.0.2/24, mac: 02:00:00:00:00:01}",
+		`bad.yaml:8:57: links[0].b.mac: unknown key; allowed keys are host, iface, addr`},
+	{"duplicate yaml key", "role: server, stack: bypass", "role: server, stack: bypass, role: client",
+		`bad.yaml:4:49: hosts[1].role: duplicate key (first at line 4); remove one`},
+	{"missing version", "version: 1\n", "",
+		`bad.yaml:1:1: version: missing; add version: 1 as the first line`},
+	{"missing hosts", threeHosts, "",
+		`bad.yaml:1:1: hosts: missing; add a list of hosts, like hosts: [{name: client, role: client}]`},
+	{"no hosts", threeHosts, "hosts: []\n",
+		`bad.yaml:2:8: hosts: is empty; a testbed needs at least one host, like - {name: client, role: client}`},
+	{"missing role", "{name: sw, role: switch}", "{name: sw}",
+		`bad.yaml:5:5: hosts[2]: missing key role; add role: client, server or switch`},
+	{"role without value", "{name: sw, role: switch}", "{name: sw, role: }",
+		`bad.yaml:5:22: hosts[2].role: has no value; add role: client, server or switch`},
+	{"missing link end", "    b: {host: server, iface: veth0, addr: 10.77.0.2/24}\n", "",
+		`bad.yaml:7:5: links[0]: missing key b; add b: {host: ..., iface: ..., addr: ...}`},
+	{"macs", "version: 1", "version: 1\nmacs: random",
+		`bad.yaml:2:7: macs: "random" is not a MAC mode; use derived or kernel`},
+	{"alias", "role: server, stack: bypass}", "role: server, stack: bypass}\n  - &x {name: x, role: client}\n  - *x",
+		`bad.yaml:6:5: hosts[3]: YAML aliases are not supported; write the value out`},
+	// macs is checked before hosts but comes last in the file, and the
+	// self link is found after b's iface.
+	{"errors sorted by position", parseBase, strings.Replace(strings.Replace(parseBase, "stack: kernel", "stack: dpdk", 1), "server, iface", "client, iface", 1) + "macs: random\n",
+		"bad.yaml:3:41: hosts[0].stack: \"dpdk\" is not a stack; use kernel or bypass\n" +
+			"bad.yaml:8:15: links[0].b.host: \"client\" is a's host too; a link joins two hosts, so put b on another host\n" +
+			"bad.yaml:8:30: links[0].b.iface: client already has an interface \"veth0\" (links[0].a, line 7); rename one\n" +
+			`bad.yaml:9:7: macs: "random" is not a MAC mode; use derived or kernel`},
+	// puda2mq and p18e4y48 were searched for: on host sw their derived
+	// MACs collide.
+	{"derived MAC clash", "links:\n", "  - {name: sw2, role: switch}\nlinks:\n  - a: {host: sw, iface: puda2mq}\n    b: {host: sw2, iface: e0}\n  - a: {host: sw, iface: p18e4y48}\n    b: {host: sw2, iface: e1}\n",
+		`bad.yaml:10:26: links[1].a.iface: derived MAC 02:2d:4c:ca:14:83 of sw/p18e4y48 clashes with sw/puda2mq (links[0].a, line 8); rename one interface or set macs: kernel`},
+}
+
+func TestParseRejects(t *testing.T) {
+	if _, err := Parse("base.yaml", []byte(parseBase)); err != nil {
 		t.Fatalf("Parse(base) = %v, want nil", err)
 	}
-	for _, tc := range []struct {
-		name, old, new, want string
-	}{
-		{"unknown key", "version: 1", "version: 1\ncolour: blue", "field colour not found"},
-		{"version", "version: 1", "version: 2", "version: 2, want 1"},
-		{"role", "role: client", "role: router", `role: "router"`},
-		{"stack", "stack: bypass", "stack: dpdk", `stack: "dpdk"`},
-		{"duplicate host", "name: sw", "name: server", `"server" is used twice`},
-		{"host name", "name: sw", "name: Sw-1", `"Sw-1" must be`},
-		{"unknown host", "host: server, iface", "host: nobody, iface", `"nobody" is not a host`},
-		{"iface name", "iface: veth0, addr: 10.77.0.2", "iface: averyveryverylongname, addr: 10.77.0.2", "must be 1-15"},
-		{"bad prefix", "10.77.0.2/24", "10.77.0.300/24", "must be an IPv4 prefix"},
-		{"ipv6", "10.77.0.2/24", "fd00::2/64", "must be an IPv4 prefix"},
-		{"network address", "10.77.0.2/24", "10.77.0.0/24", "network address"},
-		{"same address", "10.77.0.2/24", "10.77.0.1/24", "already used"},
-		{"subnets", "10.77.0.2/24", "10.77.1.2/24", "not in the same subnet"},
-		{"self link", "host: server, iface: veth0", "host: client, iface: veth1", "both ends are on host"},
-		{"missing addr", ", addr: 10.77.0.2/24}", "}", "missing"},
-		{"empty file", base, "", "the file is empty"},
-		{"mtu", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    mtu: 100000\n", "mtu: 100000"},
-	} {
+	for _, tc := range rejects {
 		t.Run(tc.name, func(t *testing.T) {
-			src := strings.Replace(base, tc.old, tc.new, 1)
-			if src == base {
+			src := strings.Replace(parseBase, tc.old, tc.new, 1)
+			if src == parseBase {
 				t.Fatalf("test case does not change the base (no %q)", tc.old)
 			}
 			_, err := Parse("bad.yaml", []byte(src))
-			if !errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "bad.yaml") {
-				t.Errorf("Parse(%s) = %v, want ErrTopology naming bad.yaml and saying %q", tc.name, err, tc.want)
+			if !errors.Is(err, ErrTopology) {
+				t.Fatalf("Parse(%s) = %v, want an error wrapping ErrTopology", tc.name, err)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("Parse(%s) =\n%s\nwant\n%s", tc.name, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestKernelMACsAllowDerivedClash(t *testing.T) {
+	// The clash above is only a clash when MACs are derived.
+	for _, tc := range rejects {
+		if tc.name != "derived MAC clash" {
+			continue
+		}
+		src := strings.Replace(strings.Replace(parseBase, tc.old, tc.new, 1), "version: 1", "version: 1\nmacs: kernel", 1)
+		if _, err := Parse("kernel.yaml", []byte(src)); err != nil {
+			t.Errorf("Parse with macs: kernel = %v, want nil", err)
+		}
 	}
 }
 
@@ -103,21 +212,57 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
+func TestLoadPositionsErrorsInTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(parseBase, "role: server,", "role: router,", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := path + `:4:26: hosts[1].role: "router" is not a role; use client, server or switch`
+	if !errors.Is(err, ErrTopology) || err.Error() != want {
+		t.Errorf("Load(%s) = %v, want %s", path, err, want)
+	}
+}
+
+// positioned is what every line of a Parse error must look like.
+var positioned = regexp.MustCompile(`^fuzz\.yaml:[1-9][0-9]*:[1-9][0-9]*: [^\n]+; [^\n]+$`)
+
 func FuzzParse(f *testing.F) {
 	f.Add(DefaultYAML())
+	f.Add([]byte(parseBase))
 	f.Add([]byte("version: 1\nhosts: []\n"))
 	f.Add([]byte("version: 1\nhosts:\n  - {name: a, role: switch}\nlinks:\n  - {a: {host: a, iface: x}, b: {host: a, iface: y}}\n"))
 	f.Add([]byte("{{{"))
+	for _, tc := range rejects {
+		f.Add([]byte(strings.Replace(parseBase, tc.old, tc.new, 1)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		topo, err := Parse("fuzz.yaml", data)
 		if err != nil {
 			if !errors.Is(err, ErrTopology) {
 				t.Fatalf("Parse error %v does not wrap ErrTopology", err)
 			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !positioned.MatchString(line) {
+					t.Fatalf("Parse error line %q is not file:line:col: problem; what to change", line)
+				}
+			}
 			return
 		}
 		for _, h := range topo.Hosts {
 			topo.Interfaces(h.Name)
+		}
+		// A valid topology written back out must read the same.
+		out, err := yaml.Marshal(topo)
+		if err != nil {
+			t.Fatalf("yaml.Marshal(%+v) = %v", topo, err)
+		}
+		again, err := Parse("fuzz.yaml", out)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(topology)) = %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(again, topo) {
+			t.Fatalf("Parse(Marshal(topology)) = %+v, want %+v", again, topo)
 		}
 	})
 }
