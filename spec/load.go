@@ -39,9 +39,27 @@ func Load(path string) (*Spec, error) {
 
 // Parse decodes and validates a spec; name is used in diagnostics. Every
 // problem is reported: the error is an *ErrorList sorted by position.
+// It is yaml.Unmarshal into a node followed by ParseNode.
 func Parse(name string, data []byte) (*Spec, error) {
 	d := &decoder{file: name}
-	s := d.spec(data)
+	doc := d.decodeYAML(data)
+	if doc == nil {
+		return nil, &ErrorList{Errors: d.diags}
+	}
+	return ParseNode(name, doc)
+}
+
+// ParseNode validates a spec already decoded into a YAML node tree (a
+// document node, or its root mapping); name is used in diagnostics, which
+// take their line and column from the nodes. It lets a caller edit the
+// tree (capygen's -set) and still report positions in the original file.
+// The tree is only read.
+func ParseNode(name string, doc *yaml.Node) (*Spec, error) {
+	d := &decoder{file: name}
+	s := &Spec{Source: name}
+	if root := d.root(doc); root != nil {
+		s = d.spec(root)
+	}
 	if len(d.diags) > 0 {
 		sortDiagnostics(d.diags)
 		return nil, &ErrorList{Errors: d.diags}
@@ -133,12 +151,8 @@ func (d *decoder) target(data []byte) *Target {
 
 // spec decodes and checks the whole document. The model it returns is
 // only meaningful when no diagnostic was recorded.
-func (d *decoder) spec(data []byte) *Spec {
+func (d *decoder) spec(root *yaml.Node) *Spec {
 	s := &Spec{Source: d.file}
-	root := d.parseDocument(data)
-	if root == nil {
-		return s
-	}
 	o := d.object(root, "", "version", "name", "doc", "target", "budget", "tables", "transport", "enums",
 		"header", "messages", "directory", "workload", "machines")
 	if o.bad {

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/capygen/capygen/spec"
 	"github.com/capygen/capygen/spec/spectest"
@@ -160,4 +163,48 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// ParseNode reads an already decoded tree, edited or not, and takes its
+// positions from the nodes: Parse is decode + ParseNode.
+func TestParseNode(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(spec.DefaultYAML(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want, err := spec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]*yaml.Node{"document": &doc, "root mapping": doc.Content[0]} {
+		s, err := spec.ParseNode(spec.DefaultPath, n)
+		if err != nil {
+			t.Fatalf("%s: ParseNode = %v", name, err)
+		}
+		if s.Fingerprint != want.Fingerprint || s.Directory.Pos != want.Directory.Pos {
+			t.Errorf("%s: fingerprint %s at %v, want %s at %v as Parse gives", name, s.Fingerprint, s.Directory.Pos, want.Fingerprint, want.Directory.Pos)
+		}
+	}
+	// An edited node keeps the position it carries.
+	dir := doc.Content[0]
+	for i := 0; i+1 < len(dir.Content); i += 2 {
+		if dir.Content[i].Value == "directory" {
+			dir = dir.Content[i+1]
+			break
+		}
+	}
+	for i := 0; i+1 < len(dir.Content); i += 2 {
+		if dir.Content[i].Value == "index_bits" {
+			dir.Content[i+1].Value = "40"
+		}
+	}
+	_, err = spec.ParseNode("x.yaml", &doc)
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:93:15: directory.index_bits: 40 is outside") {
+		t.Errorf("ParseNode(index_bits 40) = %v, want it at 93:15", err)
+	}
+	for _, n := range []*yaml.Node{nil, {}, {Kind: yaml.DocumentNode}} {
+		if _, err := spec.ParseNode("x.yaml", n); !errors.Is(err, spec.ErrInvalid) || !strings.Contains(err.Error(), "x.yaml:1:1: the file is empty") {
+			t.Errorf("ParseNode(%v) = %v, want the empty-file error", n, err)
+		}
+	}
 }

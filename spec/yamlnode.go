@@ -34,6 +34,15 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // parseDocument parses data into its root mapping. It returns nil (with a
 // diagnostic recorded) when the YAML itself does not parse.
 func (d *decoder) parseDocument(data []byte) *yaml.Node {
+	doc := d.decodeYAML(data)
+	if doc == nil {
+		return nil
+	}
+	return d.root(doc)
+}
+
+// decodeYAML parses data into its document node, or records why not.
+func (d *decoder) decodeYAML(data []byte) *yaml.Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := 1, err.Error()
@@ -46,7 +55,16 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 		d.diags = append(d.diags, Diagnostic{Pos: Pos{File: d.file, Line: line, Col: 1}, Msg: "yaml: " + msg + "; fix the YAML syntax"})
 		return nil
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	return &doc
+}
+
+// root returns the top node of a decoded document (or doc itself when it
+// is not a document node), or records that there is none.
+func (d *decoder) root(doc *yaml.Node) *yaml.Node {
+	if doc != nil && doc.Kind != yaml.DocumentNode && doc.Kind != 0 {
+		return doc
+	}
+	if doc == nil || len(doc.Content) == 0 {
 		d.diags = append(d.diags, Diagnostic{Pos: Pos{File: d.file, Line: 1, Col: 1}, Msg: "the file is empty; it must be a mapping starting with version: 1"})
 		return nil
 	}

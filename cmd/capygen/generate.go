@@ -55,11 +55,19 @@ func (f *specFlags) load() (*spec.Spec, error) {
 	if len(f.sets) == 0 {
 		return spec.Parse(path, doc)
 	}
-	if doc, err = applySets(doc, f.sets); err != nil {
+	root, err := applySets(doc, f.sets)
+	if err != nil {
 		return nil, err
 	}
-	// Diagnostics then point into the overridden document, so say so.
-	return spec.Parse(path+" (with -set "+f.sets.String()+")", doc)
+	// The overrides patch the node tree in place, so diagnostics keep the
+	// file's real lines (an overridden value is reported where the value
+	// it replaced is written); generated headers name the overrides.
+	s, err := spec.ParseNode(path, root)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(with -set %s: an overridden value is reported where the value it replaces is written)", err, f.sets.String())
+	}
+	s.Source = path + " (with -set " + f.sets.String() + ")"
+	return s, nil
 }
 
 func (f *specFlags) generate() (genfile.Files, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,86 @@ func TestModuleRelative(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "x.yaml")
 	if got := moduleRelative(outside); got != filepath.ToSlash(outside) {
 		t.Errorf("moduleRelative(%q) = %q, want the path as given", outside, got)
+	}
+}
+
+// lineOf is the 1-based line of the first line of the default spec that
+// contains text, so the tests follow edits of capybara.yaml.
+func lineOf(t *testing.T, text string) int {
+	t.Helper()
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, text) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line containing %q", specPath, text)
+	return 0
+}
+
+// -set patches the YAML tree in place: diagnostics keep the file's lines.
+func TestSetKeepsPositions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  string
+		want string
+	}{
+		{"replaced value", "directory.index_bits=40",
+			fmt.Sprintf("spec/capybara.yaml:%d:15: directory.index_bits: 40 is outside what tofino1 allows", lineOf(t, "index_bits: 16"))},
+		// An appended item is reported at its list (the first item's dash).
+		{"appended item", "directory.levels.2={hash: {name: zero, width: 16, poly: 0x0}}",
+			fmt.Sprintf("spec/capybara.yaml:%d:5: directory.levels[2].hash.poly: 0x0: a zero polynomial", lineOf(t, "- hash: {name: crc16_arc"))},
+		// A replaced mapping: every node of it takes the replaced one's place.
+		{"replaced mapping", "directory.levels.1={hash: {name: crc16_xmodem, width: 12, poly: 0x1021}}",
+			fmt.Sprintf("spec/capybara.yaml:%d:7: directory.levels[1].hash.width: 12 is not a CRC width", lineOf(t, "- hash: {name: crc16_xmodem"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runVet([]string{"-spec", specPath, "-set", tc.set})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("vet -set %s = %v, want an error containing %q", tc.set, err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "(with -set "+tc.set) {
+				t.Errorf("vet -set %s = %v, want a note naming the override", tc.set, err)
+			}
+		})
+	}
+}
+
+// vet refuses what generate refuses: the loader's switch names, and every
+// emitter's own limits (run in memory).
+func TestVetAgreesWithGenerate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  string
+		want string
+	}{
+		{"renamed load flag", "header.fields.9.name=install",
+			fmt.Sprintf("spec/capybara.yaml:%d:5: header.fields: no field load; the switch reads it as the flag", lineOf(t, "- {name: magic,"))},
+		{"renamed rejected", "messages.0.name=refused",
+			fmt.Sprintf("spec/capybara.yaml:%d:3: messages: no message rejected", lineOf(t, "  - name: rejected"))},
+		// A 21-byte header loads, but the P4 program needs an even length.
+		{"odd header", "header.fields.11={name: hops, bits: 8}", "capygen generate refuses it: p4 emitter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			verr := runVet([]string{"-spec", specPath, "-set", tc.set})
+			if verr == nil || !strings.Contains(verr.Error(), tc.want) {
+				t.Fatalf("vet -set %s = %v, want an error containing %q", tc.set, verr, tc.want)
+			}
+			if gerr := runGenerate([]string{"-spec", specPath, "-out", t.TempDir(), "-set", tc.set}); gerr == nil {
+				t.Errorf("generate -set %s succeeded, but vet refused it: %v", tc.set, verr)
+			}
+		})
+	}
+}
+
+func TestPlanMaxLevelsRange(t *testing.T) {
+	for _, n := range []string{"0", "-1", "9", "99"} {
+		err := runPlan([]string{"-spec", specPath, "-max-levels", n})
+		if err == nil || !strings.Contains(err.Error(), "-max-levels "+n+" is outside 1..8") {
+			t.Errorf("plan -max-levels %s = %v, want it refused as outside 1..8", n, err)
+		}
 	}
 }

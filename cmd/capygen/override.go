@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,18 +14,21 @@ type setFlags []string
 func (s *setFlags) String() string     { return strings.Join(*s, " ") }
 func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
-// applySets returns the spec document with each "path=value" override
-// applied. path is dotted (directory.index_bits, budget.sram, list items by
-// index, one past the end to append: directory.levels.1.hash.poly); value is YAML, so a whole list or
-// map can be given in flow style. This is how `make demo` and users try
-// another switch budget without copying the spec.
-func applySets(doc []byte, sets []string) ([]byte, error) {
-	if len(sets) == 0 {
-		return doc, nil
-	}
+// applySets decodes the spec document and applies each "path=value"
+// override to its node tree in place. path is dotted (directory.index_bits,
+// budget.sram, list items by index, one past the end to append:
+// directory.levels.1.hash.poly); value is YAML, so a whole list or map can
+// be given in flow style. This is how `make demo` and users try another
+// switch budget without copying the spec.
+//
+// The tree is patched, not re-serialised, so every untouched node keeps
+// its line and column and diagnostics point into the real file. A value
+// that replaces another takes the replaced value's position (every node of
+// it), an appended list item its list's, a new key its mapping's.
+func applySets(doc []byte, sets []string) (*yaml.Node, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-set: the spec is not YAML: %w", err)
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
 		return nil, fmt.Errorf("-set: the spec is empty")
@@ -47,13 +49,16 @@ func applySets(doc []byte, sets []string) ([]byte, error) {
 			return nil, err
 		}
 	}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(&root); err != nil {
-		return nil, err
+	return &root, nil
+}
+
+// moveTo gives n and everything below it the position of at: the value
+// came from the command line, so the place it replaces is where to look.
+func moveTo(n, at *yaml.Node) {
+	n.Line, n.Column = at.Line, at.Column
+	for _, c := range n.Content {
+		moveTo(c, at)
 	}
-	return b.Bytes(), nil
 }
 
 func setPath(n *yaml.Node, keys []string, v *yaml.Node, full string) error {
@@ -63,6 +68,7 @@ func setPath(n *yaml.Node, keys []string, v *yaml.Node, full string) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == k {
 				if len(keys) == 1 {
+					moveTo(v, n.Content[i+1])
 					n.Content[i+1] = v
 					return nil
 				}
@@ -70,13 +76,17 @@ func setPath(n *yaml.Node, keys []string, v *yaml.Node, full string) error {
 			}
 		}
 		if len(keys) == 1 { // a new key; the loader still refuses unknown ones
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}
+			moveTo(key, n)
+			moveTo(v, n)
+			n.Content = append(n.Content, key, v)
 			return nil
 		}
 		return fmt.Errorf("-set %s: the spec has no %q here", full, k)
 	case yaml.SequenceNode:
 		i, err := strconv.Atoi(k)
 		if err == nil && i == len(n.Content) && len(keys) == 1 { // one past the end appends
+			moveTo(v, n)
 			n.Content = append(n.Content, v)
 			return nil
 		}
@@ -84,6 +94,7 @@ func setPath(n *yaml.Node, keys []string, v *yaml.Node, full string) error {
 			return fmt.Errorf("-set %s: %q is not an index of a %d-item list", full, k, len(n.Content))
 		}
 		if len(keys) == 1 {
+			moveTo(v, n.Content[i])
 			n.Content[i] = v
 			return nil
 		}
