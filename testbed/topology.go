@@ -50,7 +50,8 @@ var defaultYAML []byte
 // DefaultYAML is the embedded default topology file.
 func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
 
-// Errors from loading a topology; messages name the file and the entry.
+// Errors of the package. A bad topology file gives one line per problem,
+// "file:line:col: key: problem; what to change", wrapping ErrTopology.
 var (
 	ErrTopology = errors.New("testbed: invalid topology")
 	ErrNotRoot  = errors.New("testbed: needs root (network namespaces, veths, XDP)")
@@ -188,8 +189,9 @@ func (d *decoder) topology(data []byte) *Topology {
 	if v, n := o.int("version", "version: 1"); n != nil {
 		if v != 1 {
 			d.errf(n, "version", "%d is not supported; set version: 1", v)
+		} else {
+			t.Version = 1
 		}
-		t.Version = 1
 	}
 	o.require("version", "add version: 1 as the first line")
 	if s, n := o.str("macs", "macs: derived"); n != nil {
