@@ -68,6 +68,12 @@ const (
 // request and reply identifiers and origin and target MAC/IP/port.
 const AuthorsBitsPerEntry = 288
 
+// DropCounterCells is the size of the drops counter: one cell per drop
+// reason of gen/SWITCH.md (no_route, spoofed_control, unknown_port,
+// bad_tcpmig, malformed), numbered from 1, so cell 0 is unused. gen/p4's
+// TestPlanPricesTheProgramsState keeps it equal to the p4info's.
+const DropCounterCells = 6
+
 // ErrOverBudget is wrapped by Check's error when a spec does not fit.
 var ErrOverBudget = errors.New("over budget")
 
@@ -164,7 +170,7 @@ func estimate(t *spec.Target, tables spec.Tables, levels, bits int) (*Usage, err
 		host.after = append(host.after, fmt.Sprintf("dir%d_addr", i))
 	}
 	objs = append(objs, host)
-	drops := register("drops", 5, 64) // one packet counter per drop reason
+	drops := register("drops", DropCounterCells, 64)
 	drops.Kind, drops.StatefulALUs = "counter", 0
 	drops.after = []string{"ipv4_host"}
 	objs = append(objs, drops)
