@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -56,7 +57,13 @@ func main() {
 		if e, ok := err.(exitError); ok {
 			os.Exit(e.code)
 		}
-		fmt.Fprintf(os.Stderr, "capygen %s: %v\n", os.Args[1], err)
+		// Diagnostics lists (file:line:col per line) print as they are, so
+		// every line starts with its position; one-line errors get the command.
+		if msg := err.Error(); strings.Contains(msg, "\n") && strings.Contains(strings.SplitN(msg, "\n", 2)[0], ":") {
+			fmt.Fprintln(os.Stderr, msg)
+		} else {
+			fmt.Fprintf(os.Stderr, "capygen %s: %v\n", os.Args[1], err)
+		}
 		os.Exit(1)
 	}
 }
