@@ -183,8 +183,11 @@ type Fragmentation struct {
 // register arrays of 2^IndexBits entries each, keyed by client address.
 type Directory struct {
 	// Key lists the header fields that identify a migrated connection in
-	// TCPMig messages (client IP and client port). In TCP packets the key
-	// is the client's address: source for requests, destination for
+	// TCPMig messages. It must be [client_ip, client_port] (FieldClientIP,
+	// FieldClientPort), the names gen/SWITCH.md reads: the rule is by name
+	// because the types alone (an ipv4 and a 16-bit field) would also admit
+	// origin_ip and origin_port, the server's address. In TCP packets the
+	// key is the client's address: source for requests, destination for
 	// responses.
 	Key []string
 	// IndexBits is the hash width W: each level has 2^W entries.
@@ -221,7 +224,8 @@ type CRC struct {
 	Name string
 	// Width is the CRC width in bits: 16 or 32.
 	Width int
-	// Poly is the polynomial without its top bit (e.g. 0x8005).
+	// Poly is the polynomial without its top bit (e.g. 0x8005). Load
+	// refuses 0, which hashes every key to Init.
 	Poly uint64
 	// Reversed reflects input bytes and the output (refin/refout).
 	Reversed bool

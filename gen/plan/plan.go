@@ -1,7 +1,8 @@
 // Package plan estimates the Tofino resources of a spec's switch program,
 // refuses a spec that is over its budget, and explores the directory shapes
 // (levels x index bits) that fit a budget, each with its capacity measured
-// by inserting random client addresses through the real hash functions.
+// by inserting random client addresses through the real hash functions
+// (spec.MeasureCapacity, the same measurement `capygen vet` quotes).
 //
 // Everything here is an ESTIMATE. The real figures come from bf-p4c's
 // resource report, which this machine cannot produce (DESIGN §6: no p4c).
