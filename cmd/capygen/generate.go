@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/capygen/capygen/gen"
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/plan"
@@ -55,14 +57,17 @@ func (f *specFlags) load() (*spec.Spec, error) {
 	if len(f.sets) == 0 {
 		return spec.Parse(path, doc)
 	}
-	root, err := applySets(doc, f.sets)
-	if err != nil {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return spec.Parse(path, doc) // reports the syntax error with its line
+	}
+	if err := applySets(&root, f.sets); err != nil {
 		return nil, err
 	}
 	// The overrides patch the node tree in place, so diagnostics keep the
 	// file's real lines (an overridden value is reported where the value
 	// it replaced is written); generated headers name the overrides.
-	s, err := spec.ParseNode(path, root)
+	s, err := spec.ParseNode(path, &root)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(with -set %s: an overridden value is reported where the value it replaces is written)", err, f.sets.String())
 	}

@@ -179,3 +179,15 @@ func TestPlanMaxLevelsRange(t *testing.T) {
 		}
 	}
 }
+
+// A spec that is not YAML is reported with its line even with -set.
+func TestSetOnBrokenYAML(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(p, []byte("version: 1\nname: capybara\ntransport:\n  mtu: [1500\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := runVet([]string{"-spec", p, "-set", "name=x"})
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "fix the YAML syntax") {
+		t.Errorf("vet -set on broken YAML = %v, want the positioned syntax error", err)
+	}
+}

@@ -14,8 +14,8 @@ type setFlags []string
 func (s *setFlags) String() string     { return strings.Join(*s, " ") }
 func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
-// applySets decodes the spec document and applies each "path=value"
-// override to its node tree in place. path is dotted (directory.index_bits,
+// applySets applies each "path=value" override to the decoded spec
+// document's node tree, in place. path is dotted (directory.index_bits,
 // budget.sram, list items by index, one past the end to append:
 // directory.levels.1.hash.poly); value is YAML, so a whole list or map can
 // be given in flow style. This is how `make demo` and users try another
@@ -25,31 +25,27 @@ func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 // its line and column and diagnostics point into the real file. A value
 // that replaces another takes the replaced value's position (every node of
 // it), an appended list item its list's, a new key its mapping's.
-func applySets(doc []byte, sets []string) (*yaml.Node, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return nil, fmt.Errorf("-set: the spec is not YAML: %w", err)
-	}
+func applySets(root *yaml.Node, sets []string) error {
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
-		return nil, fmt.Errorf("-set: the spec is empty")
+		return fmt.Errorf("-set: the spec is empty")
 	}
 	for _, s := range sets {
 		path, value, ok := strings.Cut(s, "=")
 		if !ok || path == "" {
-			return nil, fmt.Errorf("-set %q: want path=value, e.g. -set directory.index_bits=14", s)
+			return fmt.Errorf("-set %q: want path=value, e.g. -set directory.index_bits=14", s)
 		}
 		var v yaml.Node
 		if err := yaml.Unmarshal([]byte(value), &v); err != nil {
-			return nil, fmt.Errorf("-set %s: value %q is not YAML: %v", path, value, err)
+			return fmt.Errorf("-set %s: value %q is not YAML: %v", path, value, err)
 		}
 		if len(v.Content) == 0 {
-			return nil, fmt.Errorf("-set %s: empty value", path)
+			return fmt.Errorf("-set %s: empty value", path)
 		}
 		if err := setPath(root.Content[0], strings.Split(path, "."), v.Content[0], path); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return &root, nil
+	return nil
 }
 
 // moveTo gives n and everything below it the position of at: the value
