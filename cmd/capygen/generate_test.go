@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/capygen/capygen/spec"
 )
 
 // specPath is the default spec, from this package's directory.
@@ -190,4 +194,27 @@ func TestSetOnBrokenYAML(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "fix the YAML syntax") {
 		t.Errorf("vet -set on broken YAML = %v, want the positioned syntax error", err)
 	}
+}
+
+// FuzzApplySets: any -set string either patches the tree or is refused;
+// the result (if any) goes through the loader without a panic.
+func FuzzApplySets(f *testing.F) {
+	for _, s := range []string{"directory.index_bits=14", "directory.levels.2={hash: {name: x, width: 16, poly: 0x3}}",
+		"budget.sram=8%", "a.b.c=1", "directory.levels.-1=1", "version.x=1", "=", "header.fields.0=[1, {a: *b}]", "name=&a x"} {
+		f.Add(s)
+	}
+	doc, err := os.ReadFile(specPath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, set string) {
+		var root yaml.Node
+		if err := yaml.Unmarshal(doc, &root); err != nil {
+			t.Fatal(err)
+		}
+		if err := applySets(&root, []string{set}); err != nil {
+			return
+		}
+		_, _ = spec.ParseNode("spec/capybara.yaml", &root)
+	})
 }
