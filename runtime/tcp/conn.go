@@ -309,8 +309,10 @@ func (c *Conn) maybeWindowUpdate() {
 	if !c.state.CanReceive() {
 		return
 	}
-	readerNext := c.rcvNxt - uint32(c.rcvBuf.len())
-	right := readerNext + uint32(c.rcvBuf.cap())>>c.rcvShift<<c.rcvShift
+	// The edge windowField would advertise without receiver SWS holding.
+	space := uint32(c.rcvBuf.free())
+	space -= min(space, c.rcvSlack())
+	right := c.rcvNxt + min(space>>c.rcvShift, 0xffff)<<c.rcvShift
 	if seqLEQ(right, c.rcvAdvRight) {
 		return
 	}

@@ -353,6 +353,9 @@ func (c *Conn) fill(syn bool) {
 	}
 }
 
+// rcvSlack is the buffer space a scaled window keeps back (windowField).
+func (c *Conn) rcvSlack() uint32 { return 1<<c.rcvShift - 1 }
+
 // windowField computes the window to advertise in 32-bit arithmetic, so no
 // scale shift can overflow into a zero window. The right edge never moves
 // left (if rounding to the scale would shrink it, it rounds up) and moves
@@ -365,6 +368,11 @@ func (c *Conn) windowField(syn bool) uint16 {
 		return uint16(w)
 	}
 	shift := c.rcvShift
+	// Keep back one scale unit: rounding a held edge up to the scale may
+	// promise up to 2^shift-1 bytes beyond it, and those must still fit
+	// the buffer, or receive trims them and the sender sees a hole of a
+	// few bytes (and a fast retransmit) at every window-limited stall.
+	space -= min(space, c.rcvSlack())
 	w := min(space>>shift, 0xffff)
 	right := c.rcvNxt + w<<shift
 	target := right

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -139,5 +140,68 @@ func TestLostRetransmissionInRecovery(t *testing.T) {
 	}
 	if took := n.now - start; took > 150*time.Millisecond {
 		t.Fatalf("the transfer took %v; without waiting for the 200 ms RTO it takes well under 150 ms", took)
+	}
+}
+
+// A slow reader with a scaled window: the window edge B holds (SWS
+// avoidance, never shrink) is rounded up to the scale, and whatever it
+// promises must fit B's buffer. If it did not, B would trim a few bytes
+// off the segment that fills the window and A would see a hole, then
+// duplicate ACKs and a retransmission, on a clean path (seen with Linux
+// uploading to the stack: a fast retransmit, or with cached reordering
+// metrics an RTO, at every window-limited stall).
+func TestScaledWindowPromiseFits(t *testing.T) {
+	n := newNet(t, 14)
+	n.dial(Config{MSS: 1460}, Config{MSS: 1460, RecvBuffer: 300000}) // window scale 3
+	data := payload(1<<20, 14)
+	off := 0
+	var got []byte
+	buf := make([]byte, 777) // odd reads keep the free space unaligned to the scale
+	steps := 0
+	n.app = func() {
+		if n.a.State().Connected() && off < len(data) {
+			w, _ := n.a.Write(data[off:])
+			off += w
+		}
+		if steps++; n.b != nil && steps%16 == 0 { // slower than the sender: the window fills
+			if r, _ := n.b.Read(buf); r > 0 {
+				got = append(got, buf[:r]...)
+			}
+		}
+	}
+	// Every window B advertises must fit its buffer.
+	n.tap = func(fromA bool, s *Segment) {
+		b := n.b
+		if fromA || b == nil || s.Flags&FlagSYN != 0 {
+			return
+		}
+		right := s.Ack + uint32(s.Window)<<b.rcvShift
+		if bufEnd := b.rcvNxt - uint32(b.rcvBuf.len()) + uint32(b.rcvBuf.cap()); seqGT(right, bufEnd) {
+			t.Fatalf("B advertised a right edge %d bytes beyond its buffer", right-bufEnd)
+		}
+	}
+	for range 1000 {
+		n.run(time.Minute, func() bool { return len(got) == len(data) })
+		// The network goes quiet when B's unread data closed the window
+		// and a read too small to announce left it closed: drain B.
+		for range len(data) {
+			r, _ := n.b.Read(buf)
+			if r == 0 {
+				break
+			}
+			got = append(got, buf[:r]...)
+		}
+		if len(got) == len(data) {
+			break
+		}
+	}
+	if len(got) != len(data) {
+		t.Fatalf("B read %d of %d bytes", len(got), len(data))
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("B read different bytes than A wrote")
+	}
+	if st := n.a.Stats(); st.Retransmits != 0 {
+		t.Fatalf("clean path with a slow reader: Retransmits %d, want 0", st.Retransmits)
 	}
 }
