@@ -171,11 +171,6 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- st.Run(runCtx) }()
-	defer func() {
-		cancel()
-		<-runErr
-		st.Close()
-	}()
 	fmt.Printf("capygen stack %s on %s (mac %s, AF_XDP %s mode)\n", pfx, f.iface, ep.MAC(), ep.Mode())
 	report := func() {
 		fmt.Printf("xdp mode: %s\n", ep.Mode())
@@ -188,11 +183,17 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 			fmt.Printf("counters-json %s\n", js)
 		}
 	}
+	// The report comes after Close, so the RSTs Close sends to connections
+	// still open are counted too.
+	defer func() {
+		cancel()
+		<-runErr
+		st.Close()
+		report()
+	}()
 
 	if f.get != "" {
-		err := fetch(ctx, st, f.get)
-		report()
-		return err
+		return fetch(ctx, st, f.get)
 	}
 	port, err := listenPort(f.httpAddr, pfx.Addr())
 	if err != nil {
@@ -215,7 +216,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		case <-runCtx.Done():
 		}
 	}()
-	return serveHTTP(ctx, ln, f.size, report)
+	return serveHTTP(ctx, ln, f.size, func() {})
 }
 
 // listenPort takes the port of an -http address; a host part, if any,

@@ -283,3 +283,34 @@ func TestTimeWaitRSTAndReuse(t *testing.T) {
 		t.Fatalf("a done conn should be reusable by any SYN")
 	}
 }
+
+// TestAbortAfterBothFINsSendsNoRST: in LAST-ACK (and CLOSING, TIME-WAIT)
+// both FINs are out, so ABORT deletes the connection silently (RFC 9293
+// §3.10.5). A server that shuts down while the client's last ACK is lost
+// must not answer a cleanly closed connection with RST.
+func TestAbortAfterBothFINsSendsNoRST(t *testing.T) {
+	n := newNet(t, 3)
+	n.dial(Config{}, Config{})
+	// A's final ACK of B's FIN never arrives, so B stays in LAST-ACK.
+	n.drop = func(fromA bool, s *Segment) bool {
+		return fromA && n.b != nil && n.b.State() == StateLastAck && s.Flags.Has(FlagACK) && !s.Flags.Has(FlagFIN)
+	}
+	n.app = func() {
+		if n.a.State() == StateEstablished {
+			n.a.Close()
+		}
+		if n.b != nil && n.b.State() == StateCloseWait {
+			n.b.Close()
+		}
+	}
+	if !n.run(2*time.Second, func() bool { return n.b != nil && n.b.State() == StateLastAck && n.a.State() == StateTimeWait }) {
+		t.Fatalf("did not reach LAST-ACK/TIME-WAIT: a %v, b %v", n.a.State(), n.b)
+	}
+	n.b.Abort()
+	if segs := emitted(n.b, n.now); len(segs) != 0 {
+		t.Fatalf("Abort in LAST-ACK emitted %v, want nothing", segs)
+	}
+	if !n.b.Done() || n.b.Stats().RSTsSent != 0 {
+		t.Fatalf("after Abort in LAST-ACK: done=%v RSTs sent %d, want done and none", n.b.Done(), n.b.Stats().RSTsSent)
+	}
+}

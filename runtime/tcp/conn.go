@@ -364,7 +364,14 @@ func (c *Conn) Abort() {
 	if c.state == StateClosed || c.state == StateInvalid {
 		return
 	}
-	c.rstPending = c.state != StateSynSent && c.state != StateTimeWait
+	// RFC 9293 §3.10.5: in CLOSING, LAST-ACK and TIME-WAIT both sides have
+	// already sent FIN, so ABORT just deletes the connection; a RST there
+	// would only answer a peer that has finished cleanly.
+	switch c.state {
+	case StateSynSent, StateClosing, StateLastAck, StateTimeWait:
+	default:
+		c.rstPending = true
+	}
 	c.setClosed(ErrClosed)
 }
 
