@@ -64,6 +64,19 @@ func main() {
 		fmt.Println("\nbenchtable: no benchmark results read")
 		os.Exit(1)
 	}
+	if *baseline == "" {
+		// No baseline: one table of cost per operation, the figures a
+		// per-segment target is stated in.
+		fmt.Printf("\n%-52s %12s %10s %10s\n", "benchmark", "ns/op", "B/op", "allocs/op")
+		for _, r := range results {
+			if strings.HasSuffix(r.name, "/kernel") || strings.HasSuffix(r.name, "/bypass") {
+				continue
+			}
+			if ns, ok := r.metrics["ns/op"]; ok {
+				fmt.Printf("%-52s %12.1f %10.0f %10.0f\n", strings.TrimPrefix(r.name, "Benchmark"), ns, r.metrics["B/op"], r.metrics["allocs/op"])
+			}
+		}
+	}
 	if b, ok := byName[*baseline]; ok && b.metrics["ns/op"] > 0 {
 		fmt.Printf("\n%-52s %12s %10s %12s\n", "benchmark", "ns/op", "allocs/op", "x "+strings.TrimPrefix(*baseline, "Benchmark"))
 		for _, r := range results {
