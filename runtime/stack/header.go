@@ -3,6 +3,8 @@ package stack
 import (
 	"encoding/binary"
 	"net/netip"
+
+	inet "github.com/capygen/capygen/runtime/internal/checksum"
 )
 
 // Wire constants. Only what the stack speaks: Ethernet II, ARP for IPv4
@@ -141,22 +143,7 @@ func (h IPv4) Encode(f *IPv4Fields) {
 // checksum is the Internet checksum (RFC 1071) of b added to the partial
 // sum initial, folded and complemented.
 func checksum(b []byte, initial uint32) uint16 {
-	sum := uint64(initial)
-	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b[0:4])) + uint64(binary.BigEndian.Uint32(b[4:8]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + sum>>16
-	}
-	return ^uint16(sum)
+	return ^inet.Fold(inet.Add(uint64(initial), b))
 }
 
 // pseudoSum is the unfolded sum of the IPv4 pseudo-header used by UDP and

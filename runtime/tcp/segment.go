@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	inet "github.com/capygen/capygen/runtime/internal/checksum"
 )
 
 // Decode errors. ParseSegment wraps them with the detail of what was wrong.
@@ -192,22 +194,7 @@ func checksumFold(b []byte, src, dst netip.Addr) uint16 {
 			sum += uint64(binary.BigEndian.Uint32(d16[i:])) + uint64(binary.BigEndian.Uint32(d16[i+4:]))
 		}
 	}
-	sum += protoTCP + uint64(len(b))
-	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
+	return inet.Fold(inet.Add(sum+protoTCP+uint64(len(b)), b))
 }
 
 // ResetFor builds the RST that answers seg when no connection exists

@@ -1,0 +1,47 @@
+package checksum
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// reference is RFC 1071's word-at-a-time loop.
+func reference(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}
+
+func TestMatchesRFC1071(t *testing.T) {
+	// RFC 1071 §3's example: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+	if got := Fold(Add(0, []byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7})); got != 0xddf2 {
+		t.Errorf("Fold(Add(RFC 1071 example)) = %#x, want 0xddf2", got)
+	}
+	b := make([]byte, 1501)
+	for i := range b {
+		b[i] = byte(i*7 + 3)
+	}
+	for n := 0; n <= len(b); n++ {
+		if got, want := Fold(Add(0, b[:n])), reference(b[:n]); got != want {
+			t.Fatalf("Fold(Add(%d bytes)) = %#x, want %#x", n, got, want)
+		}
+	}
+}
+
+func FuzzAdd(f *testing.F) {
+	f.Add([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7})
+	f.Add([]byte{0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Fold(Add(0, b)), reference(b); got != want {
+			t.Fatalf("Fold(Add(%x)) = %#x, want %#x", b, got, want)
+		}
+	})
+}
