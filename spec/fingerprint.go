@@ -67,7 +67,7 @@ func writeCanonical(w io.Writer, s *Spec) {
 		}
 	}
 	if d := s.Directory; d != nil {
-		p("directory key %q index_bits %d insert %q on_full %q delete_on %q", d.Key, d.IndexBits, d.Insert, d.OnFull, d.DeleteOn)
+		p("directory key %q index_bits %d insert %q on_full %q delete_on %q release %q", d.Key, d.IndexBits, d.Insert, d.OnFull, d.DeleteOn, d.Release)
 		for _, l := range d.Levels {
 			if c := l.Hash; c != nil {
 				p(" level crc %q width %d poly %#x reversed %v init %#x xor_out %#x", c.Name, c.Width, c.Poly, c.Reversed, c.Init, c.XorOut)

@@ -175,7 +175,7 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 	hdr := o.object("header", true, "name", "stage_field", "fields")
 	d.header(s, hdr)
 	d.messages(s, o)
-	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on"))
+	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on", "release"))
 	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update"))
 	d.switchNames(s, hdr, o.vals["messages"])
 	d.machines(s, o)
@@ -696,6 +696,12 @@ func (d *decoder) directory(s *Spec, o *obj) {
 		seen[f] = true
 	}
 	dir.DeleteOn = flags
+	// release names a message; switchNames checks it once the workload's
+	// heartbeat, which it must not be, is known.
+	if v, ok := o.name("release", false); ok {
+		dir.Release = v
+		dir.ReleasePos = d.pos(o.at("release"))
+	}
 	// A directory cell is a register pair of two 32-bit halves.
 	if t := s.Target; t != nil && 64 > t.MaxRegisterBits {
 		d.errf(o.node, o.path, "a directory cell needs 64-bit registers (ip + port, origin + target) but %s's max_register_bits is %d; pick another target", t.Name, t.MaxRegisterBits)

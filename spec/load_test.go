@@ -41,8 +41,14 @@ func TestDefault(t *testing.T) {
 		t.Errorf("origin machine: initial %s, last event %s", origin.Initial.Name, origin.Events[len(origin.Events)-1].Name)
 	}
 	prep := origin.States[1]
-	if prep.Timeout.Resend.Send != s.MessageByName("prepare_mig") || prep.Timeout.Exhausted.Name != "failed" {
+	if prep.Timeout.Resend.Send != s.MessageByName("prepare_mig") || prep.Timeout.Exhausted.Name != "failed" || prep.Timeout.Retries != 8 {
 		t.Errorf("preparing timeout = %+v", *prep.Timeout)
+	}
+	if r := s.ReleaseMessage(); s.Directory.Release != spec.MessageConnClosed || r == nil || r.Stage.Value != 6 || r.From != "server" || r.PayloadBytes != 0 {
+		t.Errorf("directory.release = %q, message %+v; want conn_closed, stage 6, from server, no payload", s.Directory.Release, r)
+	}
+	if got := s.Directory.DeleteOn; len(got) != 1 || got[0] != "rst" {
+		t.Errorf("directory.delete_on = %v, want [rst]", got)
 	}
 	// Positions point into the file.
 	for _, p := range []struct {
@@ -51,9 +57,9 @@ func TestDefault(t *testing.T) {
 		want spec.Pos
 	}{
 		{"stage enum", s.Enums[0].Pos, spec.Pos{spec.DefaultPath, 32, 5}},
-		{"magic field", s.Header.Fields[0].Pos, spec.Pos{spec.DefaultPath, 48, 7}},
-		{"directory", s.Directory.Pos, spec.Pos{spec.DefaultPath, 92, 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 135, 9}},
+		{"magic field", s.Header.Fields[0].Pos, spec.Pos{spec.DefaultPath, 49, 7}},
+		{"directory", s.Directory.Pos, spec.Pos{spec.DefaultPath, 101, 3}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 145, 9}},
 		{"target", s.Target.Pos, spec.Pos{"spec/targets/tofino1.yaml", 3, 1}},
 	} {
 		if p.got != p.want {
@@ -114,12 +120,13 @@ func TestFingerprint(t *testing.T) {
 	}
 	differ := map[string][2]string{
 		"udp port":  {"udp_port: 7071", "udp_port: 7072"},
-		"retries":   {"retries: 3, resend: send_prepare_mig", "retries: 4, resend: send_prepare_mig"},
+		"retries":   {"retries: 8, resend: send_prepare_mig", "retries: 4, resend: send_prepare_mig"},
 		"poly":      {"poly: 0x1021", "poly: 0x1022"},
 		"stage":     {"{name: heartbeat_response, value: 13,", "{name: heartbeat_response, value: 14,"},
 		"action":    {"do: [release_connection]", "do: [release_connection, resume_connection]"},
 		"target":    {"target: tofino1", "target: tofino2"},
-		"delete_on": {"delete_on: [rst, fin]", "delete_on: [rst]"},
+		"delete_on": {"delete_on: [rst]", "delete_on: [rst, fin]"},
+		"release":   {"  release: conn_closed ", "  # release: conn_closed "},
 	}
 	for name, e := range differ {
 		s, err := spec.Parse("other.yaml", spectest.EditYAML(t, e[0], e[1]))
@@ -199,8 +206,8 @@ func TestParseNode(t *testing.T) {
 		}
 	}
 	_, err = spec.ParseNode("x.yaml", &doc)
-	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:93:15: directory.index_bits: 40 is outside") {
-		t.Errorf("ParseNode(index_bits 40) = %v, want it at 93:15", err)
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:102:15: directory.index_bits: 40 is outside") {
+		t.Errorf("ParseNode(index_bits 40) = %v, want it at 102:15", err)
 	}
 	for _, n := range []*yaml.Node{nil, {}, {Kind: yaml.DocumentNode}} {
 		if _, err := spec.ParseNode("x.yaml", n); !errors.Is(err, spec.ErrInvalid) || !strings.Contains(err.Error(), "x.yaml:1:1: the file is empty") {

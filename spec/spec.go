@@ -205,9 +205,18 @@ type Directory struct {
 	// connection removes its entry: "rst", "fin". Empty is legal but Vet
 	// warns: entries then pile up until the directory is full.
 	DeleteOn []string
-	Pos      Pos
-	// DeleteOnPos is where delete_on is written.
+	// Release names the message (MessageConnClosed in the default spec)
+	// that the server holding a migrated connection sends once the
+	// connection has finished; its arrival clears the key from every level
+	// and the switch echoes it back as the acknowledgement. Load checks it
+	// is a header-only message from a server that the switch does not
+	// otherwise act on. Empty: no message clears entries.
+	Release string
+	Pos     Pos
+	// DeleteOnPos and ReleasePos are where delete_on and release are
+	// written (zero when absent).
 	DeleteOnPos Pos
+	ReleasePos  Pos
 }
 
 // Level is one directory level.
@@ -420,6 +429,15 @@ func (s *Spec) StageEnum() *Enum {
 
 // Entries is the number of slots per directory level.
 func (d *Directory) Entries() int { return 1 << d.IndexBits }
+
+// ReleaseMessage returns the message directory.release names, or nil when
+// no message releases entries.
+func (s *Spec) ReleaseMessage() *Message {
+	if s.Directory == nil || s.Directory.Release == "" {
+		return nil
+	}
+	return s.MessageByName(s.Directory.Release)
+}
 
 // DeletesOn reports whether the TCP flag ("rst" or "fin") removes entries.
 func (d *Directory) DeletesOn(flag string) bool {

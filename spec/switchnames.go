@@ -25,6 +25,13 @@ const (
 	MessagePrepareMig        = "prepare_mig"
 	MessagePrepareMigAck     = "prepare_mig_ack"
 	MessageHeartbeatResponse = "heartbeat_response"
+
+	// MessageConnClosed is the default spec's directory.release: the
+	// message a server sends when a migrated connection it holds has
+	// finished, which makes the switch clear the connection's key. Unlike
+	// the names above it is optional and may be named otherwise; Load
+	// checks the message directory.release names (see release).
+	MessageConnClosed = "conn_closed"
 )
 
 // switchFields are the header fields the switch needs, with their shape
@@ -74,6 +81,45 @@ func (d *decoder) switchNames(s *Spec, hdr *obj, msgs *yaml.Node) {
 			}
 		}
 		d.heartbeatResponse(s)
+		d.release(s)
+	}
+}
+
+// release checks the message directory.release names: a header-only
+// message from a server that the switch does not otherwise act on. The
+// switch reads the connection's key from its header, clears it and sends
+// the datagram back unchanged but for the swapped addresses.
+func (d *decoder) release(s *Spec) {
+	dir := s.Directory
+	if dir == nil || dir.Release == "" {
+		return
+	}
+	at := dir.ReleasePos
+	fail := func(format string, a ...any) {
+		d.diags = append(d.diags, Diagnostic{Pos: at, Msg: "directory.release: " + fmt.Sprintf(format, a...)})
+	}
+	m := s.MessageByName(dir.Release)
+	if m == nil {
+		fail("%q is not a message; name the message a server sends when a migrated connection it holds has finished, and define it under messages (for example {name: %s, stage: %s, from: server})",
+			dir.Release, MessageConnClosed, MessageConnClosed)
+		return
+	}
+	handled := map[string]string{}
+	for _, w := range switchMessages {
+		handled[w.name] = w.role
+	}
+	if s.Workload != nil && s.Workload.Heartbeat != "" {
+		handled[s.Workload.Heartbeat] = "updates the minimum-workload register with it (workload.heartbeat)"
+	}
+	if role, ok := handled[m.Name]; ok {
+		fail("%s is a message the switch already acts on (it %s); give the release a message and stage of its own, such as %s", m.Name, role, MessageConnClosed)
+		return
+	}
+	if m.From != "server" {
+		fail("message %s is from: %s; a release is a server's report about a connection it holds (the switch drops TCPMig from other ports), so set from: server on it", m.Name, m.From)
+	}
+	if len(m.Payload) > 0 || m.Fragmented {
+		fail("message %s has a payload; the switch reads a release's header only (origin_ip, origin_port, client_ip and client_port name the connection) and echoes it, so remove its payload and fragmented keys", m.Name)
 	}
 }
 

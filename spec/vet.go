@@ -29,11 +29,14 @@ func Vet(s *Spec) []Diagnostic {
 			}
 		}
 	}
-	if d := s.Directory; d != nil && len(d.DeleteOn) == 0 {
-		warn(d.deleteOnPos(), "directory.delete_on: is empty, so no entry is ever deleted: entries pile up with every migration until each level's slot is taken and every new migration is REJECTED (the authors' switch had this bug); use delete_on: [rst, fin] or [rst]")
+	if d := s.Directory; d != nil && len(d.DeleteOn) == 0 && d.Release == "" {
+		warn(d.deleteOnPos(), "directory.delete_on: is empty and there is no directory.release, so no entry is ever deleted: entries pile up with every migration until each level's slot is taken and every new migration is REJECTED (the authors' switch had this bug); use delete_on: [rst] with release: %s", MessageConnClosed)
+	}
+	if d := s.Directory; d != nil && len(d.DeleteOn) > 0 && !d.DeletesOn("fin") && d.Release == "" {
+		warn(d.deleteOnPos(), "directory.delete_on: without fin and without directory.release, the entry of a migrated connection that closes with FIN is never deleted: entries pile up until every new migration is REJECTED; add release: %s (the server reports each finished connection) or delete on fin", MessageConnClosed)
 	}
 	if d := s.Directory; d != nil && d.DeletesOn("fin") {
-		warn(d.deleteOnPos(), "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] if the application half-closes")
+		warn(d.deleteOnPos(), "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] with release: %s if the application half-closes", MessageConnClosed)
 	}
 	if p := s.Transport.UDPPort; p != 0 && p < 1024 {
 		warn(s.Transport.udpPortPos(), "transport.udp_port: %d is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071", p)

@@ -56,6 +56,9 @@ type data struct {
 	// DeleteFlags is the TCP flag mask that deletes an entry (0: never).
 	DeleteFlags uint64
 	DeleteOn    string
+	// Release is directory.release's message ("" when none): its arrival
+	// clears the key it names from every level and is echoed to the sender.
+	Release     ident
 	DropReasons []dropReason
 	Tables      spec.Tables
 	PortBits    int
@@ -115,6 +118,8 @@ type stages struct {
 	PrepareMigAck     string
 	Heartbeat         string
 	HeartbeatResponse string
+	// Release is the stage of directory.release's message ("": none).
+	Release string
 }
 
 type dropReason struct {
@@ -392,6 +397,22 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 		del = append(del, strings.ToUpper(f))
 	}
 	d.DeleteOn = strings.Join(del, " or ")
+	if dir.Release != "" {
+		m, err := need(dir.Release)
+		if err != nil {
+			return nil, err
+		}
+		for _, other := range []string{"rejected", "prepare_mig", "prepare_mig_ack", s.Workload.Heartbeat, "heartbeat_response"} {
+			if m.Name == other {
+				return nil, fmt.Errorf("%w: directory.release %s is a message the switch already acts on; give the release a message of its own", ErrUnsupported, m.Name)
+			}
+		}
+		if m.PayloadBytes != 0 || m.From != "server" {
+			return nil, fmt.Errorf("%w: directory.release %s must be a header-only message from: server", ErrUnsupported, m.Name)
+		}
+		d.Release = ident(m.Name)
+		d.Stage.Release = enumConst(stageEnum, m.Stage)
+	}
 	return d, nil
 }
 

@@ -480,6 +480,9 @@ func TestUnsupportedSpecs(t *testing.T) {
 		{"wide workload", func(s *spec.Spec) { s.Workload.Bits = 48 }, "workload.bits 48"},
 		{"other workload rule", func(s *spec.Spec) { s.Workload.Update = "smaller_only" }, `workload.update "smaller_only"`},
 		{"delete on syn", func(s *spec.Spec) { s.Directory.DeleteOn = []string{"syn"} }, `delete_on "syn"`},
+		{"release of a handled message", func(s *spec.Spec) { s.Directory.Release = "heartbeat_update" }, "directory.release heartbeat_update is a message the switch already acts on"},
+		{"release of no message", func(s *spec.Spec) { s.Directory.Release = "bye" }, `no message "bye"`},
+		{"release with a payload", func(s *spec.Spec) { s.Directory.Release = "conn_state" }, "directory.release conn_state must be a header-only message from: server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spectest.Default(t)

@@ -359,6 +359,58 @@ var switchRules = []switchRule{
 		remove: [][2]string{{"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = 1w1;", "reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;"}},
 	},
 	{
+		name: "4. release: a server's conn_closed clears the key on every level, after the spoofed_control check",
+		check: func(p rulesProgram) error {
+			if p.d.Release == "" {
+				if strings.Contains(p.code, "DIR_OP_RELEASE") {
+					return fmt.Errorf("the program has a release path but the spec has no directory.release")
+				}
+				return nil
+			}
+			st := p.d.Stage
+			if err := has("program", p.code, "typedef bit<3> dir_op_t;", "const dir_op_t DIR_OP_RELEASE = 3w4;"); err != nil {
+				return err
+			}
+			if err := ordered("ingress apply", p.apply,
+				"} else if (ig_md.tcpmig == 1w1) {",
+				"if (ig_md.role != ROLE_SERVER) { drop(DROP_SPOOFED_CONTROL); }",
+				fmt.Sprintf("} else if (%s == %s) { ig_md.client_ip = %s; ig_md.client_port = %s; ig_md.dir_op = DIR_OP_RELEASE;", st.Field, st.Release, p.d.KeyIP, p.d.KeyPort),
+				"} else if (hdr.tcp.isValid()) {"); err != nil {
+				return err
+			}
+			return p.perLevel(func(l level) error {
+				if err := has("RegisterAction "+l.KeyClear(), p.regAction(l.KeyClear()),
+					"hit = 1w0; if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) { cell.ip = 0; cell.port = 0; hit = 1w1; }"); err != nil {
+					return err
+				}
+				if err := has("RegisterAction "+l.AddrClear(), p.regAction(l.AddrClear()), "cell.origin_ip = 0; cell.target_ip = 0;"); err != nil {
+					return err
+				}
+				return has("ingress apply", p.apply, fmt.Sprintf(
+					"} else if (ig_md.dir_op == DIR_OP_RELEASE) { ig_md.dir_hit = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_hit == 1w1) { %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.dir_done == 1w0) {",
+					l.KeyClear(), l.AddrClear(), l.Index()))
+			})
+		},
+		remove: [][2]string{{"                    dir1_addr_clear.execute(ig_md.dir1_index);\n                }\n            } else if (ig_md.dir_done == 1w0) {",
+			"                }\n            } else if (ig_md.dir_done == 1w0) {"}},
+	},
+	{
+		name: "4. release: conn_closed goes back to its sender, stage kept, no checksum update, not routed",
+		check: func(p rulesProgram) error {
+			if p.d.Release == "" {
+				return nil
+			}
+			st := p.d.Stage
+			// The branch ends with the reply: no update_udp (the swaps and
+			// the unchanged stage keep every sum, and a zero checksum stays
+			// zero) and no route (ipv4_host would send it elsewhere).
+			return has("ingress apply", p.apply, fmt.Sprintf(
+				"} else if (%[1]s == %[2]s) { ig_md.client_ip = %[3]s; ig_md.client_port = %[4]s; ig_md.dir_op = DIR_OP_RELEASE; reply(%[2]s); } else { ig_md.route = 1w1; }",
+				st.Field, st.Release, p.d.KeyIP, p.d.KeyPort))
+		},
+		remove: [][2]string{{"reply(STAGE_CONN_CLOSED);", "ig_md.route = 1w1;"}},
+	},
+	{
 		name: "5. request: a client's segment goes to the target of the first level holding its key",
 		check: func(p rulesProgram) error {
 			if err := has("ingress apply", p.apply,
@@ -462,7 +514,8 @@ var switchRules = []switchRule{
 }
 
 func TestSwitchRules(t *testing.T) {
-	for _, s := range []*spec.Spec{spectest.Default(t), threeLevels(t)} {
+	noRelease := spectest.Edit(t, "delete_on: [rst] ", "delete_on: [rst, fin] ", "  release: conn_closed ", "  # release: conn_closed ")
+	for _, s := range []*spec.Spec{spectest.Default(t), threeLevels(t), noRelease} {
 		d, err := newData(s, genfile.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -470,7 +523,7 @@ func TestSwitchRules(t *testing.T) {
 		p := newRulesProgram(s, d, string(generate(t, s)["p4/"+s.Name+".p4"]))
 		for _, r := range switchRules {
 			if err := r.check(p); err != nil {
-				t.Errorf("%d levels: %s: %v", len(d.Levels), r.name, err)
+				t.Errorf("%d levels, release %q: %s: %v", len(d.Levels), s.Directory.Release, r.name, err)
 			}
 		}
 	}

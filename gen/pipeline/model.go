@@ -51,6 +51,10 @@ type model struct {
 	originIP    *spec.Field
 
 	stageRejected, stagePrepare, stageAck, stageHeartbeat, stageResponse uint64
+	// release is directory.release's message (nil: none), stageRelease
+	// its stage.
+	release      *spec.Message
+	stageRelease uint64
 	// stages lists every stage enum value with the fixed payload of its
 	// message (0 for a value no message uses), in enum order.
 	stages []stagePayload
@@ -210,8 +214,24 @@ func newModel(s *spec.Spec) (*model, error) {
 	}
 	m.stageRejected, m.stagePrepare, m.stageAck = rejected.Stage.Value, prepare.Stage.Value, ack.Stage.Value
 	m.stageHeartbeat, m.stageResponse = hb.Stage.Value, resp.Stage.Value
+	named := []*spec.Message{rejected, prepare, ack, hb, resp}
+	if d.Release != "" {
+		if m.release, err = msg(d.Release); err != nil {
+			return nil, fmt.Errorf("directory.release: %w", err)
+		}
+		for _, mm := range named {
+			if mm == m.release {
+				return nil, unsupported("directory.release", "%s is a message the switch already acts on; a release needs a message of its own", mm.Name)
+			}
+		}
+		if m.release.PayloadBytes != 0 || m.release.From != "server" {
+			return nil, unsupported("directory.release", "%s must be a header-only message from: server", m.release.Name)
+		}
+		m.stageRelease = m.release.Stage.Value
+		named = append(named, m.release)
+	}
 	seen := map[uint64]string{}
-	for _, mm := range []*spec.Message{rejected, prepare, ack, hb, resp} {
+	for _, mm := range named {
 		if other, dup := seen[mm.Stage.Value]; dup && other != mm.Name {
 			return nil, unsupported("messages."+mm.Name+".stage", "%s shares stage %d with %s; the switch tells them apart by stage", mm.Name, mm.Stage.Value, other)
 		}

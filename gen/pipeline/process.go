@@ -131,6 +131,11 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Case(jen.Id("stageAck")).Block(
 				jen.If(readField("h", m.load, "uint8").Op("!=").Lit(0)).Block(jen.Return(px("insert").Call(jen.Id("f")))),
 			),
+			jen.Do(func(st *jen.Statement) {
+				if m.release != nil {
+					st.Case(jen.Id("stageRelease")).Block(jen.Return(px("release").Call(jen.Id("f"), jen.Id("ingress"))))
+				}
+			}),
 		),
 		jen.Comment("Every other stage, and an ACK without LOAD, passes unchanged."),
 		jen.Return(px("route").Call(jen.Id("f"))),
@@ -233,6 +238,30 @@ func (m *model) emitProcess(f *jen.File) {
 		jen.Return(px("route").Call(jen.Id("f"))),
 	)
 	f.Line()
+
+	if m.release != nil {
+		f.Commentf("release is %s (directory.release): the server holding a migrated", m.release.Name)
+		f.Comment("connection reports it finished. Every level runs key_clear on the key")
+		f.Comment("the header names and empties its addr cell where it held it; the")
+		f.Comment("datagram goes back to its sender, addresses swapped and the stage kept,")
+		f.Comment("as the acknowledgement (no checksum changes). A retry after the key is")
+		f.Comment("gone clears nothing and is echoed all the same.")
+		f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("release").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
+			jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
+			jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(readField("h", m.clientIP, "uint32"), readField("h", m.clientPort, "uint16")),
+			jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+			jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
+			jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
+				jen.If(jen.Id("keyClear").Call(jen.Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("want"))).Block(
+					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+					px("counters", "Deletes").Op("++"),
+				),
+			),
+			jen.Id("swapReply").Call(jen.Id("f")),
+			jen.Return(result("Reply", jen.Id("ingress"))),
+		)
+		f.Line()
+	}
 
 	f.Comment("tcp is step 5: a segment of a migrated connection is rewritten, toward")
 	f.Comment("the target (client side) or back to the origin's address (server side),")

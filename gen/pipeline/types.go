@@ -68,6 +68,10 @@ func (m *model) emitConstants(f *jen.File) {
 		jen.Comment("entry (spec directory.delete_on)."),
 		jen.Id("DeleteOnRST").Op("=").Lit(m.deleteMask&tcpRST != 0),
 		jen.Id("DeleteOnFIN").Op("=").Lit(m.deleteMask&tcpFIN != 0),
+		jen.Comment("Release names the message whose arrival clears a connection's key from"),
+		jen.Comment("every level and is echoed to its sender (spec directory.release); \"\""),
+		jen.Comment("when no message does."),
+		jen.Id("Release").Op("=").Lit(m.releaseName()),
 	)
 	f.Line()
 
@@ -120,6 +124,9 @@ func (m *model) emitConstants(f *jen.File) {
 		{"stageResponse", m.stageResponse, "heartbeat_response"},
 	} {
 		defs = append(defs, jen.Id(c.name).Op("=").Lit(int(c.v)).Comment(c.doc))
+	}
+	if m.release != nil {
+		defs = append(defs, jen.Id("stageRelease").Op("=").Lit(int(m.stageRelease)).Comment(m.release.Name+" (directory.release)"))
 	}
 	f.Const().Defs(defs...)
 	f.Line()
@@ -221,7 +228,7 @@ func (m *model) emitTypes(f *jen.File) {
 		jen.Id("Rejects").Uint64(),
 		jen.Comment("PrepareRejects counts PREPARE_MIGs answered REJECTED (no least-loaded server, or the sender is it)."),
 		jen.Id("PrepareRejects").Uint64(),
-		jen.Comment("Deletes counts entries removed by RST or FIN."),
+		jen.Comment("Deletes counts entries removed by RST or FIN (delete_on) or by the release message (directory.release)."),
 		jen.Id("Deletes").Uint64(),
 		jen.Comment("Heartbeats counts heartbeat updates answered."),
 		jen.Id("Heartbeats").Uint64(),
@@ -290,6 +297,14 @@ func (m *model) emitTypes(f *jen.File) {
 		})),
 	)
 	f.Line()
+}
+
+// releaseName is directory.release's message, or "".
+func (m *model) releaseName() string {
+	if m.release == nil {
+		return ""
+	}
+	return m.release.Name
 }
 
 // deleteFlags is the constant expression of the TCP flags in delete_on.

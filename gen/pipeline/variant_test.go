@@ -27,6 +27,7 @@ const (
 `
 	oneLevel = `    - hash: {name: crc32c, width: 32, poly: 0x1edc6f41, reversed: true, init: 0xffffffff, xor_out: 0xffffffff}
 `
+	releaseLine = "  release: conn_closed            # and this clears the entry once the connection has finished\n"
 )
 
 // variants are specs other than the default: each is generated, built in a
@@ -42,15 +43,17 @@ func variants(t *testing.T) map[string][]byte {
 			twoLevels, threeLevels,
 			"index_bits: 16", "index_bits: 14",
 			"udp_port: 7071", "udp_port: 9099",
-			"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 6, doc: \"A server asks for no new connections.\"}\n      - {name: heartbeat_response, value: 13,",
+			"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 7, doc: \"A server asks for no new connections.\"}\n      - {name: heartbeat_response, value: 13,",
 			"    - {name: reserved, bits: 8, reserved: true}", "    - {name: reserved, bits: 8, reserved: true}\n    - {name: hops, bits: 8}",
 			"  - name: heartbeat_response\n", "  - name: drain\n    stage: drain\n    payload:\n      - {name: until, bits: 32}\n  - name: heartbeat_response\n",
 		),
-		// RST deletes, FIN keeps the entry (half-closed connections).
-		"rst-only": spectest.EditYAML(t, "delete_on: [rst, fin]", "delete_on: [rst]"),
-		// One level with a 32-bit CRC and a narrow workload register.
+		// The switch before directory.release: RST and FIN delete, and the
+		// conn_closed message is just another message, forwarded.
+		"no-release": spectest.EditYAML(t, "delete_on: [rst] ", "delete_on: [rst, fin] ", releaseLine, ""),
+		// One level with a 32-bit CRC and a narrow workload register; RST,
+		// FIN and the release all delete.
 		"1x12": spectest.EditYAML(t, twoLevels, oneLevel, "index_bits: 16", "index_bits: 12",
-			"workload:\n  bits: 32", "workload:\n  bits: 20"),
+			"workload:\n  bits: 32", "workload:\n  bits: 20", "delete_on: [rst] ", "delete_on: [rst, fin] "),
 	}
 }
 
@@ -68,9 +71,9 @@ func TestVariantsReflectTheSpec(t *testing.T) {
 		src := strings.Join(strings.FieldsFunc(string(files["pipeline/pipeline.go"])+string(files["pipeline/hash.go"]),
 			func(r rune) bool { return r == ' ' || r == '\t' }), " ")
 		want := map[string][]string{
-			"3x14":     {"Levels = 3", "IndexBits = 14", "UDPPort = 9099", "migHeaderLen = 21", "case 6: // drain", "crc2Table = [256]uint32{", "crc := uint16(0x2c48)", "DeleteOnFIN = true"},
-			"rst-only": {"Levels = 2", "DeleteOnRST = true", "DeleteOnFIN = false", "deleteFlags = tcpRST\n"},
-			"1x12":     {"Levels = 1", "IndexBits = 12", "WorkloadBits = 20", "crc0Table = [256]uint32{"},
+			"3x14":       {"Levels = 3", "IndexBits = 14", "UDPPort = 9099", "migHeaderLen = 21", "case 7: // drain", "crc2Table = [256]uint32{", "crc := uint16(0x2c48)", "DeleteOnFIN = false", "Release = \"conn_closed\"", "case stageRelease:"},
+			"no-release": {"Levels = 2", "DeleteOnRST = true", "DeleteOnFIN = true", "deleteFlags = tcpRST | tcpFIN\n", "Release = \"\"\n"},
+			"1x12":       {"Levels = 1", "IndexBits = 12", "WorkloadBits = 20", "crc0Table = [256]uint32{", "DeleteOnFIN = true", "stageRelease = 6"},
 		}[name]
 		for _, w := range want {
 			if !strings.Contains(src, w) {
@@ -79,6 +82,9 @@ func TestVariantsReflectTheSpec(t *testing.T) {
 		}
 		if strings.Contains(src, "crc1Table") && name == "1x12" {
 			t.Errorf("1x12: a second level was generated")
+		}
+		if name == "no-release" && (strings.Contains(src, "stageRelease") || strings.Contains(src, "func (p *Pipeline) release(")) {
+			t.Errorf("no-release: the release path was generated without directory.release")
 		}
 	}
 }
@@ -123,7 +129,16 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 			out := gentest.Go(t, dir, "test", "-count=1", "-v", "./...")
 			// The tests that matter most must have run, not skipped:
 			// every level filled before REJECTED, deletes per delete_on.
-			for _, must := range []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"} {
+			must := []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"}
+			if s.Directory.Release != "" {
+				must = append(must, "--- PASS: TestReleaseClearsEveryLevel", "--- PASS: TestReleaseRefused")
+			} else {
+				must = append(must, "--- PASS: TestNoReleaseForwards")
+			}
+			if !s.Directory.DeletesOn("fin") {
+				must = append(must, "--- PASS: TestHalfClosedMigratedConnection")
+			}
+			for _, must := range must {
 				if !strings.Contains(out, must) {
 					t.Errorf("%s: go test output lacks %q:\n%s", name, must, out)
 				}
@@ -182,6 +197,10 @@ func TestUnsupported(t *testing.T) {
 		{"shared stage", func(s *spec.Spec) { s.MessageByName("prepare_mig").Stage = s.MessageByName("rejected").Stage }, "shares stage 1"},
 		{"no target", func(s *spec.Spec) { s.Target = nil }, "target: no target profile"},
 		{"empty host table", func(s *spec.Spec) { s.Tables.Hosts = 0 }, "tables.hosts: size 0"},
+		{"release is a message the switch acts on", func(s *spec.Spec) { s.Directory.Release = "prepare_mig_ack" }, "directory.release: prepare_mig_ack is a message the switch already acts on"},
+		{"release is no message", func(s *spec.Spec) { s.Directory.Release = "bye" }, `directory.release: messages: no message "bye"`},
+		{"release with a payload", func(s *spec.Spec) { s.Directory.Release = "conn_state" }, "directory.release: conn_state must be a header-only message from: server"},
+		{"release from the switch", func(s *spec.Spec) { s.MessageByName("conn_closed").From = "switch" }, "directory.release: conn_closed must be a header-only message from: server"},
 	} {
 		s := spectest.Default(t)
 		tc.change(s)

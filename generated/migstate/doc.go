@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 // Package migstate holds the migration state machines of the capybara spec (origin, target).
 //
@@ -22,7 +22,7 @@ import "errors"
 
 // SpecFingerprint is the fingerprint of the spec these machines come from; a runtime
 // compares it with the codec's and the switch's to refuse a mix of specs.
-const SpecFingerprint = "dbb61166de483124"
+const SpecFingerprint = "d709dad21ec4c421"
 
 var (
 	// ErrUnexpectedEvent is wrapped by the *EventError Handle returns for an event

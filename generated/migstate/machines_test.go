@@ -72,13 +72,29 @@ func TestOriginRejected(t *testing.T) {
 	checkOriginStep(t, &m, OriginEventRejected, stepCheck{to: "rejected", ignored: true})
 }
 
+// The origin's retry budgets: enough that a migration survives 5% loss on
+// every link in the simulator.
+const (
+	prepareRetries  = 8
+	transferRetries = 8
+)
+
+func TestOriginRetryBudgets(t *testing.T) {
+	if got := OriginStatePreparing.Retries(); got != prepareRetries {
+		t.Errorf("preparing retries %d, want %d", got, prepareRetries)
+	}
+	if got := OriginStateTransferring.Retries(); got != transferRetries {
+		t.Errorf("transferring retries %d, want %d", got, transferRetries)
+	}
+}
+
 func TestOriginRetriesThenGivesUp(t *testing.T) {
 	m := NewOrigin()
 	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: 5 * time.Millisecond})
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= prepareRetries; i++ {
 		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, retry: i, armAfter: 5 * time.Millisecond})
-		if m.RetriesLeft() != 3-i {
-			t.Errorf("after retry %d RetriesLeft() = %d, want %d", i, m.RetriesLeft(), 3-i)
+		if m.RetriesLeft() != prepareRetries-i {
+			t.Errorf("after retry %d RetriesLeft() = %d, want %d", i, m.RetriesLeft(), prepareRetries-i)
 		}
 	}
 	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"resume_connection"}, stopTimer: true})
@@ -95,10 +111,10 @@ func TestOriginTransferExhausted(t *testing.T) {
 	m.Handle(OriginEventStart)
 	m.Handle(OriginEventTimeout) // one PREPARE retry; the transfer gets its own budget
 	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", actions: []string{"freeze_connection", "send_conn_state"}, stopTimer: true, armAfter: 10 * time.Millisecond})
-	if m.RetriesLeft() != 3 {
-		t.Fatalf("entering transferring: RetriesLeft() = %d, want 3", m.RetriesLeft())
+	if m.RetriesLeft() != transferRetries {
+		t.Fatalf("entering transferring: RetriesLeft() = %d, want %d", m.RetriesLeft(), transferRetries)
 	}
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= transferRetries; i++ {
 		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "transferring", actions: []string{"send_conn_state"}, retry: i, armAfter: 10 * time.Millisecond})
 	}
 	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"abort_connection"}, stopTimer: true})

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 package migstate
 
@@ -94,9 +94,9 @@ func (x OriginState) Timeout() time.Duration {
 func (x OriginState) Retries() int {
 	switch x {
 	case OriginStatePreparing:
-		return 3
+		return 8
 	case OriginStateTransferring:
-		return 3
+		return 8
 	}
 	return 0
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -37,17 +37,18 @@ const drop_reason_t DROP_MALFORMED = 8w5; // the frame ends inside the Ethernet,
 const bit<32> DROP_REASONS = 32w6;
 
 // What the directory does for this packet.
-typedef bit<2> dir_op_t;
-const dir_op_t DIR_OP_NONE = 2w0;
-const dir_op_t DIR_OP_INSERT = 2w1; // PREPARE_MIG_ACK with LOAD
-const dir_op_t DIR_OP_CLIENT = 2w2; // TCP from a client: rewrite the destination
-const dir_op_t DIR_OP_SERVER = 2w3; // TCP from a server: rewrite the source
+typedef bit<3> dir_op_t;
+const dir_op_t DIR_OP_NONE = 3w0;
+const dir_op_t DIR_OP_INSERT = 3w1; // PREPARE_MIG_ACK with LOAD
+const dir_op_t DIR_OP_CLIENT = 3w2; // TCP from a client: rewrite the destination
+const dir_op_t DIR_OP_SERVER = 3w3; // TCP from a server: rewrite the source
+const dir_op_t DIR_OP_RELEASE = 3w4; // CONN_CLOSED from a server: clear the key everywhere
 
 // The key's port half carries this bit: port 0 is a legal key, so an empty
 // (all-zero) slot cannot be told apart by the port alone.
 const bit<32> DIR_KEY_VALID = 32w0x00010000;
-// TCP flags that delete a migrated connection's entry (RST or FIN).
-const bit<8> TCP_DELETE_FLAGS = 8w0x05;
+// TCP flags that delete a migrated connection's entry (RST).
+const bit<8> TCP_DELETE_FLAGS = 8w0x04;
 
 // Register cells: pairs of two 32-bit halves, one stateful ALU each. A
 // Tofino-1 stateful ALU has two condition units (condition_lo and
@@ -189,6 +190,7 @@ parser SwitchIngressParser(
             STAGE_PREPARE_MIG_ACK : parse_prepare_mig_ack;
             STAGE_CONN_STATE : parse_conn_state;
             STAGE_CONN_STATE_ACK : parse_conn_state_ack;
+            STAGE_CONN_CLOSED : parse_conn_closed;
             STAGE_HEARTBEAT_UPDATE : parse_heartbeat_update;
             STAGE_HEARTBEAT_RESPONSE : parse_heartbeat_response;
             default : parse_tcpmig_unknown_stage;
@@ -221,6 +223,12 @@ parser SwitchIngressParser(
     }
 
     state parse_conn_state_ack {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
+    state parse_conn_closed {
         // The UDP length this stage needs: ingress drops a shorter datagram.
         ig_md.mig_len = 16w28;
         transition parse_tcpmig_end;
@@ -415,7 +423,7 @@ control SwitchIngress(
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_clear = {
         // Returns 1 when the slot held the client's key, and empties it
-        // (RST/FIN, or a copy below the level an insert won).
+        // (RST/FIN, CONN_CLOSED, or a copy below the level an insert won).
         // Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
@@ -474,7 +482,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_clear = {
         // Returns nothing: empties the entry of a key copy that is cleared
-        // without rewriting the packet. Comparisons: 0.
+        // without rewriting the packet, as on CONN_CLOSED. Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = 0;
             cell.target_ip = 0;
@@ -532,7 +540,7 @@ control SwitchIngress(
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_clear = {
         // Returns 1 when the slot held the client's key, and empties it
-        // (RST/FIN, or a copy below the level an insert won).
+        // (RST/FIN, CONN_CLOSED, or a copy below the level an insert won).
         // Comparisons: 2.
         void apply(inout dir_key_t cell, out bit<1> hit) {
             hit = 1w0;
@@ -591,7 +599,7 @@ control SwitchIngress(
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_clear = {
         // Returns nothing: empties the entry of a key copy that is cleared
-        // without rewriting the packet. Comparisons: 0.
+        // without rewriting the packet, as on CONN_CLOSED. Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = 0;
             cell.target_ip = 0;
@@ -651,6 +659,16 @@ control SwitchIngress(
                 ig_md.client_port = hdr.tcpmig.client_port;
                 ig_md.dir_op = DIR_OP_INSERT;
                 ig_md.route = 1w1;
+            } else if (hdr.tcpmig.stage == STAGE_CONN_CLOSED) {
+                // The server holding the connection reports it finished:
+                // every level clears the key the header names, and the
+                // datagram goes back to the sender as the acknowledgement.
+                // The stage is kept and the swaps leave every sum as it
+                // was, so the UDP checksum (or its absence) stays valid.
+                ig_md.client_ip = hdr.tcpmig.client_ip;
+                ig_md.client_port = hdr.tcpmig.client_port;
+                ig_md.dir_op = DIR_OP_RELEASE;
+                reply(STAGE_CONN_CLOSED);
             } else {
                 ig_md.route = 1w1;
             }
@@ -680,6 +698,8 @@ control SwitchIngress(
         // until one wins; every level after it clears a copy of the key, so
         // a key is on one level at most. Delete (RST/FIN): every level
         // clears the key; the first that held it rewrites the packet.
+        // Release (CONN_CLOSED): every level clears the key; the
+        // packet is not rewritten.
         // Lookup: the first level holding the key rewrites; later levels
         // are not touched.
         if (ig_md.dir_op != DIR_OP_NONE) {
@@ -711,6 +731,11 @@ control SwitchIngress(
                         hdr.ipv4.src_addr = dir0_addr_take_origin.execute(ig_md.dir0_index);
                     }
                     ig_md.dir_done = 1w1;
+                }
+            } else if (ig_md.dir_op == DIR_OP_RELEASE) {
+                ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
+                if (ig_md.dir_hit == 1w1) {
+                    dir0_addr_clear.execute(ig_md.dir0_index);
                 }
             } else if (ig_md.dir_done == 1w0) {
                 ig_md.dir_done = dir0_key_lookup.execute(ig_md.dir0_index);
@@ -747,6 +772,11 @@ control SwitchIngress(
                         hdr.ipv4.src_addr = dir1_addr_take_origin.execute(ig_md.dir1_index);
                     }
                     ig_md.dir_done = 1w1;
+                }
+            } else if (ig_md.dir_op == DIR_OP_RELEASE) {
+                ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
+                if (ig_md.dir_hit == 1w1) {
+                    dir1_addr_clear.execute(ig_md.dir1_index);
                 }
             } else if (ig_md.dir_done == 1w0) {
                 ig_md.dir_done = dir1_key_lookup.execute(ig_md.dir1_index);
@@ -898,5 +928,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="dbb61166de483124")
+@pkginfo(name="capybara", version="d709dad21ec4c421")
 Switch(pipe) main;

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 //
 // Headers of the capybara switch program, kept apart from the pipeline.
 // The TCPMig header and payloads come from the spec, like the Go codecs, so
@@ -39,6 +39,7 @@ const stage_t STAGE_PREPARE_MIG = 4w2; // Phase 1 request from the origin.
 const stage_t STAGE_PREPARE_MIG_ACK = 4w3; // The target is buffering; with LOAD the switch installs the entry.
 const stage_t STAGE_CONN_STATE = 4w4; // Phase 2 connection state, in fragments.
 const stage_t STAGE_CONN_STATE_ACK = 4w5; // The target serves the connection.
+const stage_t STAGE_CONN_CLOSED = 4w6; // A migrated connection has finished; the switch clears its entry.
 const stage_t STAGE_HEARTBEAT_UPDATE = 4w12; // A server reports its workload.
 const stage_t STAGE_HEARTBEAT_RESPONSE = 4w13; // The switch answers with the current minimum.
 

@@ -210,6 +210,18 @@ func TestDirectoryMatchesMap(t *testing.T) {
 				break
 			}
 			want[k] = s.ip
+		case op < 7 && Release != "":
+			// The server holding the connection (any server when none
+			// does: the release is idempotent) reports it finished.
+			from := ipB
+			if cur, ok := want[k]; ok {
+				from = cur
+			}
+			what = fmt.Sprintf("%s %s from %s", Release, k, ipString(from))
+			res, _ := e.run(e.connClosed(from, ipA, k.ip, k.port), e.p.hostPort(from))
+			e.want(res, reply(e.p.hostPort(from)))
+			delete(want, k)
+			deletes++
 		case op < 8 && DeleteOnFIN:
 			what = fmt.Sprintf("client FIN %s", k)
 			e.run(tcpFrame(t, k.ip, ipA, k.port, svport, "FA", nil), portClient)

@@ -6,7 +6,7 @@ import (
 
 // seedFrames are real frames of every kind the pipeline parses.
 func seedFrames(e *env) [][]byte {
-	return [][]byte{
+	frames := [][]byte{
 		tcpFrame(e.t, ipClient, ipA, cport, svport, "PA", []byte("GET /")),
 		tcpFrame(e.t, ipB, ipClient, svport, cport, "FA", nil),
 		tcpFrame(e.t, ipClient, ipA, cport, svport, "R", nil),
@@ -17,6 +17,10 @@ func seedFrames(e *env) [][]byte {
 		{},
 		make([]byte, 14),
 	}
+	if Release != "" {
+		frames = append(frames, e.connClosed(ipB, ipA, ipClient, cport))
+	}
+	return frames
 }
 
 // FuzzProcess feeds random frames on random ports to a populated pipeline:

@@ -209,6 +209,19 @@ func (e *env) ack(target, origin, client [4]byte, cport uint16, load bool) []byt
 	}})
 }
 
+// connClosed is the release message (directory.release) the server src
+// sends when the connection of client:cport, which origin served first, has
+// finished; the test fails when the spec has no release.
+func (e *env) connClosed(src, origin, client [4]byte, cport uint16) []byte {
+	e.t.Helper()
+	if Release == "" {
+		e.t.Fatalf("the spec has no directory.release")
+	}
+	return e.migFrame(src, origin, mig{msg: Release, hdr: map[string]uint64{
+		"origin_ip": ipU64(origin), "origin_port": svport, e.s.Directory.Key[0]: ipU64(client), e.s.Directory.Key[1]: uint64(cport),
+	}})
+}
+
 func (e *env) heartbeat(src [4]byte, load uint64) []byte {
 	return e.migFrame(src, ipNowere, mig{msg: e.s.Workload.Heartbeat, payload: map[string]uint64{e.s.Workload.MetricField: load}})
 }

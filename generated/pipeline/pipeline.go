@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -31,7 +31,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "dbb61166de483124"
+const Fingerprint = "d709dad21ec4c421"
 
 const (
 	// Levels is the number of directory levels; each has its own CRC.
@@ -60,7 +60,11 @@ const (
 	// DeleteOnRST and DeleteOnFIN say which TCP flags remove a directory
 	// entry (spec directory.delete_on).
 	DeleteOnRST = true
-	DeleteOnFIN = true
+	DeleteOnFIN = false
+	// Release names the message whose arrival clears a connection's key from
+	// every level and is echoed to its sender (spec directory.release); ""
+	// when no message does.
+	Release = "conn_closed"
 )
 
 // Frame layout: Ethernet, then an IPv4 header without options (the only
@@ -84,7 +88,7 @@ const (
 	udpLen   = 8
 	udpCsum  = l4Off + 6
 	// deleteFlags are the TCP flags that remove a directory entry.
-	deleteFlags = tcpRST | tcpFIN
+	deleteFlags = tcpRST
 	// indexMask keeps the low IndexBits bits of a CRC.
 	indexMask = Slots - 1
 	// keyValid marks a used directory key cell: port 0 is a legal key, so
@@ -103,6 +107,7 @@ const (
 	stageAck       = 3  // prepare_mig_ack
 	stageHeartbeat = 12 // heartbeat_update
 	stageResponse  = 13 // heartbeat_response
+	stageRelease   = 6  // conn_closed (directory.release)
 )
 
 // stagePayload returns the fixed payload length of a stage's message, and
@@ -118,6 +123,8 @@ func stagePayload(stage uint8) (int, bool) {
 	case 4: // conn_state
 		return 4, true
 	case 5: // conn_state_ack
+		return 0, true
+	case 6: // conn_closed
 		return 0, true
 	case 12: // heartbeat_update
 		return 4, true
@@ -243,7 +250,7 @@ type Counters struct {
 	Rejects uint64
 	// PrepareRejects counts PREPARE_MIGs answered REJECTED (no least-loaded server, or the sender is it).
 	PrepareRejects uint64
-	// Deletes counts entries removed by RST or FIN.
+	// Deletes counts entries removed by RST or FIN (delete_on) or by the release message (directory.release).
 	Deletes uint64
 	// Heartbeats counts heartbeat updates answered.
 	Heartbeats uint64
@@ -611,6 +618,8 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 		if uint8(getField(h, 151, 1)) != 0 {
 			return p.insert(f)
 		}
+	case stageRelease:
+		return p.release(f, ingress)
 	}
 	// Every other stage, and an ACK without LOAD, passes unchanged.
 	return p.route(f)
@@ -714,6 +723,30 @@ func (p *Pipeline) insert(f []byte) Result {
 	p.counters.Rejects++
 	setChecked(f, migOff, 144, 4, stageRejected)
 	return p.route(f)
+}
+
+// release is conn_closed (directory.release): the server holding a migrated
+// connection reports it finished. Every level runs key_clear on the key
+// the header names and empties its addr cell where it held it; the
+// datagram goes back to its sender, addresses swapped and the stage kept,
+// as the acknowledgement (no checksum changes). A retry after the key is
+// gone clears nothing and is echoed all the same.
+func (p *Pipeline) release(f []byte, ingress Port) Result {
+	h := f[migOff:]
+	ip, port := binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])
+	want := keyCell{ip, uint32(port) | keyValid}
+	k := keyBytes(ip, port)
+	for l, i := range levelIndexes(&k) {
+		if keyClear(&p.dirKey[l][i], want) {
+			p.dirAddr[l][i] = addrCell{}
+			p.counters.Deletes++
+		}
+	}
+	swapReply(f)
+	return Result{
+		Egress:  ingress,
+		Verdict: Reply,
+	}
 }
 
 // tcp is step 5: a segment of a migrated connection is rewritten, toward

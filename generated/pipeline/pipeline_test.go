@@ -570,6 +570,9 @@ func TestTruncatedFrames(t *testing.T) {
 		"ack":       e.ack(ipB, ipA, ipClient, cport+1, true),
 		"prepare":   e.prepare(ipA),
 	}
+	if Release != "" {
+		frames["release"] = e.connClosed(ipB, ipA, ipClient, cport)
+	}
 	for name, f := range frames {
 		for n := 0; n <= len(f); n++ {
 			for _, in := range []Port{portClient, portA, portB} {

@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite testdata/trace.golden")
 
 // TestTraceGolden runs one migration end to end (heartbeats, PREPARE
 // steering, the ACK that installs the entry, request and response rewrite,
-// a full-directory REJECTED, FIN) and compares every frame in and out with
+// a full-directory REJECTED, a half-close, the release) and compares every frame in and out with
 // testdata/trace.golden: a byte-exact record of the switch semantics that
 // other implementations (the P4 program on a model, the simulator) can be
 // checked against.
@@ -50,8 +50,12 @@ func TestTraceGolden(t *testing.T) {
 			step(fmt.Sprintf("PREPARE_MIG_ACK for colliding key %d", i), e.ack(ipC, ipA, ip, port, true), portC)
 		}
 	}
-	step("client FIN: rewritten, then the entry is deleted", tcpFrame(t, ipClient, ipA, cport, svport, "FA", nil), portClient)
-	step("request after the delete: to A again", tcpFrame(t, ipClient, ipA, cport, svport, "A", nil), portClient)
+	step("client FIN (half-close): rewritten, the entry stays", tcpFrame(t, ipClient, ipA, cport, svport, "FA", nil), portClient)
+	step("response B -> client after the client's FIN: still rewritten to A", tcpFrame(t, ipB, ipClient, svport, cport, "PA", []byte("bye")), portB)
+	step("server FIN B -> client: rewritten to A, the entry stays", tcpFrame(t, ipB, ipClient, svport, cport, "FA", nil), portB)
+	step("conn_closed from the client port: spoofed", e.connClosed(ipClient, ipA, ipClient, cport), portClient)
+	step("conn_closed from B: the key leaves every level, echoed to B", e.connClosed(ipB, ipA, ipClient, cport), portB)
+	step("request after the release: to A again", tcpFrame(t, ipClient, ipA, cport, svport, "A", nil), portClient)
 	step("spoofed heartbeat from the client port", e.heartbeat(ipClient, 0), portClient)
 
 	path := filepath.Join("testdata", "trace.golden")

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 package tcpmig
 
@@ -121,6 +121,29 @@ func BenchmarkDecodeConnStateAck(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	var m ConnStateAck
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeConnClosed(b *testing.B) {
+	m := sampleConnClosed()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeConnClosed(b *testing.B) {
+	s := sampleConnClosed()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m ConnClosed
 	for b.Loop() {
 		if err := m.Decode(buf); err != nil {
 			b.Fatal(err)

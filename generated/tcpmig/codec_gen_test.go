@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 package tcpmig
 
@@ -48,6 +48,8 @@ func newMessage(s Stage) Message {
 		return new(ConnState)
 	case StageConnStateAck:
 		return new(ConnStateAck)
+	case StageConnClosed:
+		return new(ConnClosed)
 	case StageHeartbeatUpdate:
 		return new(HeartbeatUpdate)
 	case StageHeartbeatResponse:
@@ -350,6 +352,64 @@ func TestRoundTripConnStateAck(t *testing.T) {
 	}
 }
 
+// sampleConnClosed returns a conn_closed with every field set.
+func sampleConnClosed() ConnClosed {
+	return ConnClosed{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripConnClosed(t *testing.T) {
+	want := sampleConnClosed()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got ConnClosed
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = ConnClosed{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := 0; i < len(dgram); i++ {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
 // sampleHeartbeatUpdate returns a heartbeat_update with every field set.
 func sampleHeartbeatUpdate() HeartbeatUpdate {
 	return HeartbeatUpdate{
@@ -476,7 +536,7 @@ func TestRoundTripHeartbeatResponse(t *testing.T) {
 // and UDP layers (UDP checksum by gopacket) and decodes the frame with
 // gopacket.NewPacket, which must find TCPMigLayer on port 7071.
 func TestGopacketLayer(t *testing.T) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		body := encoded(t, m)
 		ip := &layers.IPv4{
 			DstIP:    testDst.Addr().AsSlice(),

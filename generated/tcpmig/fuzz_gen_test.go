@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 package tcpmig
 
@@ -35,6 +35,7 @@ reservedMasks holds, per stage, the reserved bits of the message's
 fixed part.
 */
 var reservedMasks = map[Stage][]byte{
+	StageConnClosed:        []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
 	StageConnState:         []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF, 0x0, 0x0, 0x0, 0x0},
 	StageConnStateAck:      []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF},
 	StageHeartbeatResponse: []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0xFF, 0x0, 0x0, 0x0, 0x0},
@@ -175,6 +176,30 @@ func FuzzDecodeConnStateAck(f *testing.F) {
 }
 
 /*
+FuzzDecodeConnClosed: whatever ConnClosed.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeConnClosed(f *testing.F) {
+	s := sampleConnClosed()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m ConnClosed
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageConnClosed]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
 FuzzDecodeHeartbeatUpdate: whatever HeartbeatUpdate.Decode accepts re-encodes to the same
 bytes (reserved bits cleared); nothing panics.
 */
@@ -228,7 +253,7 @@ re-encodes with EncodeUDP to the same datagram (reserved bits cleared,
 checksum recomputed); nothing panics.
 */
 func FuzzDecodeUDP(f *testing.F) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		d := make([]byte, UDPHeaderLen+m.EncodedLen())
 		if _, err := m.EncodeUDP(d, testSrc, testDst); err != nil {
 			f.Fatal(err)
@@ -266,7 +291,7 @@ FuzzDecodeLayer: whatever the gopacket layer decodes serializes back to
 the same header (reserved bits cleared); nothing panics.
 */
 func FuzzDecodeLayer(f *testing.F) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		b := encoded(f, m)
 		f.Add(b)
 		f.Add(b[:len(b)-1])

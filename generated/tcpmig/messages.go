@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: dbb61166de483124
+// spec fingerprint: d709dad21ec4c421
 
 package tcpmig
 
@@ -34,6 +34,7 @@ var (
 	_ Message = (*PrepareMigAck)(nil)
 	_ Message = (*ConnState)(nil)
 	_ Message = (*ConnStateAck)(nil)
+	_ Message = (*ConnClosed)(nil)
 	_ Message = (*HeartbeatUpdate)(nil)
 	_ Message = (*HeartbeatResponse)(nil)
 )
@@ -393,6 +394,79 @@ func (m *ConnStateAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, err
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
 		return 0, shortBuffer("conn_state_ack datagram", need, len(into))
+	}
+	n, err := m.Encode(into[UDPHeaderLen:])
+	if err != nil {
+		return 0, err
+	}
+	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
+}
+
+// ConnClosedLen is the size of a conn_closed message without its variable
+// part.
+const ConnClosedLen = HeaderLen
+
+// ConnClosed is the conn_closed message (stage conn_closed), sent by a server.
+// The server that holds a migrated connection reports that it has finished
+// (CLOSED, or TIME-WAIT over); the header's addresses name it. The switch
+// clears its directory key and echoes the datagram as the acknowledgement, so
+// the server sends it again until the echo arrives.
+type ConnClosed struct {
+	TCPMigFields
+}
+
+// Stage returns StageConnClosed.
+func (m *ConnClosed) Stage() Stage {
+	return StageConnClosed
+}
+
+// EncodedLen is the size Encode writes.
+func (m *ConnClosed) EncodedLen() int {
+	return ConnClosedLen
+}
+
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
+func (m *ConnClosed) Encode(into []byte) (int, error) {
+	n := m.EncodedLen()
+	if len(into) < n {
+		return 0, shortBuffer("conn_closed", n, len(into))
+	}
+	if err := m.TCPMigFields.check(); err != nil {
+		return 0, err
+	}
+	b := into[:n]
+	TCPMig(b).Encode(&m.TCPMigFields, StageConnClosed)
+	return n, nil
+}
+
+// Decode replaces m with the conn_closed message in b (a whole TCPMig datagram
+// payload: header and message). Byte slices in m alias b. It allocates
+// nothing; reserved bits are ignored.
+func (m *ConnClosed) Decode(b []byte) error {
+	h := TCPMig(b)
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if s := h.Stage(); s != StageConnClosed {
+		return fmt.Errorf("%w: got %v, want conn_closed", ErrWrongStage, s)
+	}
+	if len(b) < ConnClosedLen {
+		return shortBuffer("conn_closed", ConnClosedLen, len(b))
+	}
+	if len(b) != ConnClosedLen {
+		return fmt.Errorf("%w: conn_closed is %d bytes, want %d", ErrBadLength, len(b), ConnClosedLen)
+	}
+	m.TCPMigFields = h.Fields()
+	return nil
+}
+
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
+func (m *ConnClosed) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
+	need := UDPHeaderLen + m.EncodedLen()
+	if len(into) < need {
+		return 0, shortBuffer("conn_closed datagram", need, len(into))
 	}
 	n, err := m.Encode(into[UDPHeaderLen:])
 	if err != nil {

@@ -48,6 +48,19 @@ var connStateFrag2 = []byte{
 	'a', 'b', 'c', // data
 }
 
+// connClosed is the release a server sends once the migrated connection
+// 10.77.0.100:51000 -> 10.77.0.10:8080 has finished: the header alone.
+var connClosed = []byte{
+	0xca, 0xfe, 0xde, 0xad, // magic
+	0x0a, 0x4d, 0x00, 0x0a, // origin_ip 10.77.0.10
+	0x1f, 0x90, // origin_port 8080
+	0x0a, 0x4d, 0x00, 0x64, // client_ip 10.77.0.100
+	0xc7, 0x38, // client_port 51000
+	0x00, 0x00, // fragment_index 0
+	0x60, // stage 6 (conn_closed) << 4
+	0x00, // reserved
+}
+
 // heartbeatUpdate reports workload 0x12345.
 var heartbeatUpdate = []byte{
 	0xca, 0xfe, 0xde, 0xad, // magic
@@ -71,6 +84,7 @@ func TestVectors(t *testing.T) {
 		{"prepare_mig_ack", &PrepareMigAck{TCPMigFields: withLoad(hdr)}, prepareMigAckLoad},
 		{"conn_state", &ConnState{TCPMigFields: withFrag(hdr, 2, true), TotalLength: 4096, Data: []byte("abc")}, connStateFrag2},
 		{"heartbeat_update", &HeartbeatUpdate{TCPMigFields: TCPMigFields{OriginIP: origin}, Workload: 0x12345}, heartbeatUpdate},
+		{"conn_closed", &ConnClosed{TCPMigFields: hdr}, connClosed},
 	}
 	for _, tt := range tests {
 		got := make([]byte, tt.msg.EncodedLen())
@@ -161,10 +175,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"short header", &PrepareMigAck{}, prepareMigAckLoad[:19], ErrShortBuffer, "needs 20 bytes, have 19"},
 		{"bad magic", &PrepareMigAck{}, withByte(prepareMigAckLoad, 0, 0xcb), ErrBadMagic, "0xcbfedead"},
 		{"stage 0", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x01), ErrUnknownStage, "stage 0"},
-		{"stage 6", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x61), ErrUnknownStage, "stage 6"},
+		{"stage 7", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x71), ErrUnknownStage, "stage 7"},
 		{"stage 15", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0xf1), ErrUnknownStage, "stage 15"},
 		{"wrong stage", &PrepareMig{}, prepareMigAckLoad, ErrWrongStage, "got prepare_mig_ack, want prepare_mig"},
 		{"trailing byte", &PrepareMigAck{}, append(bytes.Clone(prepareMigAckLoad), 0), ErrBadLength, "21 bytes, want 20"},
+		{"conn_closed with a trailing byte", &ConnClosed{}, append(bytes.Clone(connClosed), 0), ErrBadLength, "21 bytes, want 20"},
+		{"conn_closed as conn_state_ack", &ConnStateAck{}, connClosed, ErrWrongStage, "got conn_closed, want conn_state_ack"},
 		{"short payload", &HeartbeatUpdate{}, heartbeatUpdate[:22], ErrShortBuffer, "heartbeat_update needs 24 bytes, have 22"},
 		{"conn_state without total", &ConnState{}, connStateFrag2[:21], ErrShortBuffer, "conn_state needs 24 bytes"},
 		{"oversized fragment", &ConnState{}, append(bytes.Clone(connStateFrag2[:24]), make([]byte, ConnStateFragmentBytes+1)...), ErrBadLength, "carries 1449 bytes, at most 1448"},
