@@ -318,6 +318,15 @@ func (c *Conn) TryWrite(p []byte) (int, error) {
 	return n, err
 }
 
+// Origin is the address the peer knows this end by: the connection's own
+// local address, which for a connection migrated in is the server it was
+// opened with (the switch rewrites between the two), not this stack's.
+func (c *Conn) Origin() netip.AddrPort {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.tc.ID().Local
+}
+
 // Established reports whether the handshake has completed.
 func (c *Conn) Established() bool {
 	c.s.mu.Lock()

@@ -295,6 +295,72 @@ func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
 	return c.tc, nil
 }
 
+// AttachConn files a restored connection like AdoptConn but hands its
+// Conn straight to the caller instead of queueing it on a listener: the
+// migration layer's restorers take connections this way, with no
+// listener on the port.
+func (s *Stack) AttachConn(tc *tcp.Conn) (*Conn, error) {
+	if tc == nil {
+		return nil, fmt.Errorf("%w: nil connection", ErrNoConn)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	orig := tc.ID()
+	if !orig.Remote.Addr().Is4() || orig.Remote.Port() == 0 || orig.Local.Port() == 0 {
+		return nil, fmt.Errorf("%w: attached connection %v-%v needs IPv4 endpoints with ports", ErrBadAddr, orig.Local, orig.Remote)
+	}
+	id := tcp.ID{Local: netip.AddrPortFrom(s.addr, orig.Local.Port()), Remote: orig.Remote}
+	if s.conns[id] != nil {
+		return nil, fmt.Errorf("%w: %v-%v", ErrConnExists, id.Local, id.Remote)
+	}
+	if s.closed {
+		return nil, fmt.Errorf("stack: attaching %v-%v: %w", id.Local, id.Remote, net.ErrClosed)
+	}
+	c := s.newConn(tc, id)
+	c.established = true
+	s.output(s.nowLocked(), c)
+	return c, nil
+}
+
+// AbortDetached resets a connection that DetachConn took out of the
+// stack: it sends the RST tc.Abort makes, from this stack's address, and
+// nothing else. The migration layer uses it when a connection's state was
+// lost in flight and the peer must not hang.
+func (s *Stack) AbortDetached(tc *tcp.Conn) {
+	if tc == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.unlockFlush()
+	id := tcp.ID{Local: netip.AddrPortFrom(s.addr, tc.ID().Local.Port()), Remote: tc.ID().Remote}
+	if s.conns[id] != nil && s.conns[id].tc == tc {
+		return // not detached: Conn.Abort is the way
+	}
+	tc.Abort()
+	c := &Conn{s: s, tc: tc, id: id, idx: -1, established: true, detached: true}
+	now := s.nowLocked()
+	s.txConn = c
+	s.beginBurst()
+	tc.Output(now, s.emit)
+	s.endBurst()
+	s.txConn = nil
+}
+
+// LookupConn returns the connection filed under id, or nil.
+func (s *Stack) LookupConn(id tcp.ID) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// NumConns is how many connections the demux table holds, in O(1): the
+// workload a server reports to the switch.
+func (s *Stack) NumConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.connList)
+}
+
 // Conns lists the IDs of the connections in the demux table, in table
 // order.
 func (s *Stack) Conns() []tcp.ID {

@@ -19,4 +19,5 @@ var (
 	ErrSnapshotMagic     = errors.New("tcp: not a tcp snapshot")
 	ErrSnapshotVersion   = errors.New("tcp: unsupported snapshot version")
 	ErrSnapshotCorrupt   = errors.New("tcp: snapshot corrupt")
+	ErrSnapshotTooLarge  = errors.New("tcp: snapshot buffers over the restore limit")
 )

@@ -236,6 +236,14 @@ func (d *decoder) addrPort(what string) netip.AddrPort {
 // input returns an error wrapping ErrSnapshotTruncated, ErrSnapshotMagic,
 // ErrSnapshotVersion or ErrSnapshotCorrupt, never a panic.
 func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
+	return RestoreLimited(cfg, b, now, maxBuffer)
+}
+
+// RestoreLimited is Restore for a snapshot from another host: it refuses,
+// with ErrSnapshotTooLarge and before allocating anything, a snapshot that
+// declares a send or receive buffer over limit bytes. A migration
+// target caps what a peer can make it allocate this way.
+func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	d := &decoder{b: b}
 	if m := d.take(len(snapshotMagic), "magic"); m != nil && string(m) != snapshotMagic {
 		return nil, fmt.Errorf("%w: magic %q, want %q", ErrSnapshotMagic, m, snapshotMagic)
@@ -278,6 +286,10 @@ func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
 	}
 	if d.err != nil {
 		return nil, d.err
+	}
+	if int64(sndCap) > int64(limit) || int64(rcvCap) > int64(limit) {
+		return nil, fmt.Errorf("%w: send/receive buffers of %d/%d bytes, the limit is %d; raise the restore limit to accept it",
+			ErrSnapshotTooLarge, sndCap, rcvCap, limit)
 	}
 	cfg = cfg.WithDefaults()
 	cfg.MSS = advMSS

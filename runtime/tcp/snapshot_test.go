@@ -296,3 +296,14 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		}
 	})
 }
+
+func TestRestoreLimitedRefusesLargeBuffers(t *testing.T) {
+	a, _, now := establish(t, Config{SendBuffer: 256 << 10, RecvBuffer: 64 << 10}, Config{})
+	snap := a.AppendSnapshot(nil)
+	if _, err := RestoreLimited(Config{}, snap, now, 128<<10); !errors.Is(err, ErrSnapshotTooLarge) {
+		t.Fatalf("RestoreLimited(256 KiB send buffer, limit 128 KiB) = %v, want ErrSnapshotTooLarge", err)
+	}
+	if _, err := RestoreLimited(Config{}, snap, now, 256<<10); err != nil {
+		t.Fatalf("RestoreLimited(256 KiB send buffer, limit 256 KiB) = %v, want success", err)
+	}
+}
