@@ -78,7 +78,7 @@ var badEdits = []struct {
 	{"dupmessage", "  - name: conn_state_ack\n", "  - name: conn_state\n", []string{
 		`spec/x.yaml:80:11: messages.conn_state.name: message "conn_state" is already defined at line 70; rename one`,
 		`spec/x.yaml:136:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:176:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:179:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"keyword", "{name: client_port, bits: 16}", "{name: func, bits: 16}", []string{
 		`spec/x.yaml:49:5: header.fields: no field client_port; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so add {name: client_port, bits: 16}`,
@@ -103,7 +103,7 @@ var badEdits = []struct {
 		`spec/x.yaml:118:5: machines.origin: missing key initial; add it`,
 	}},
 	{"finalmove", "      - {from: accepted, on: conn_state, to: accepted,", "      - {from: accepted, on: conn_state, to: abandoned,", []string{
-		`spec/x.yaml:182:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
+		`spec/x.yaml:185:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
 	}},
 	{"negretries", "retries: 8, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
 		`spec/x.yaml:125:40: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
@@ -139,19 +139,20 @@ var badEdits = []struct {
 		`spec/x.yaml:53:7: header.fields.client_port: is a 15-bit uint; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so make it a 16-bit uint`,
 	}},
 	{"norejected", "  - name: rejected\n    stage: rejected\n", "  - name: refused\n    stage: rejected\n", []string{
-		`spec/x.yaml:62:3: messages: no message rejected; the switch sends it back for a PREPARE_MIG it cannot serve and a PREPARE_MIG_ACK whose entry fits no level (gen/SWITCH.md), so add one named rejected with a stage of its own`,
+		`spec/x.yaml:62:3: messages: no message rejected; the switch sends it back for a PREPARE_MIG it cannot serve, a PREPARE_MIG_ACK whose entry fits no level and a stale PREPARE_MIG_ACK from a target that lost the connection to another (gen/SWITCH.md), so add one named rejected with a stage of its own`,
 		`spec/x.yaml:135:35: machines.origin.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:173:35: machines.target.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noprepare", "  - name: prepare_mig\n    stage: prepare_mig\n", "  - name: prepare\n    stage: prepare_mig\n", []string{
-		`spec/x.yaml:62:3: messages: no message prepare_mig; the switch steers it to the least-loaded server (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
+		`spec/x.yaml:62:3: messages: no message prepare_mig; the switch steers it to the least-loaded server, or to the target a migration in progress already has (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
 		`spec/x.yaml:125:51: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
 		`spec/x.yaml:138:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:169:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:171:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noack", "  - name: prepare_mig_ack\n    stage: prepare_mig_ack\n", "  - name: prepare_ack\n    stage: prepare_mig_ack\n", []string{
 		`spec/x.yaml:62:3: messages: no message prepare_mig_ack; the switch installs the directory entry from it when its load flag is set (gen/SWITCH.md), so add one named prepare_mig_ack with a stage of its own`,
 		`spec/x.yaml:134:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:173:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:176:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noresponse", "  - name: heartbeat_response\n", "  - name: heartbeat_reply\n", []string{
 		`spec/x.yaml:62:3: messages: no message heartbeat_response; the switch answers every heartbeat with it, carrying the minimum workload (gen/SWITCH.md), so add one named heartbeat_response with a stage of its own`,
@@ -236,7 +237,7 @@ var badEdits = []struct {
 		`spec/x.yaml:132:16: machines.origin.states.failed.name: state "failed" is already defined at line 131; rename one`,
 	}},
 	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: accepted},", []string{
-		`spec/x.yaml:167:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
+		`spec/x.yaml:169:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
 	}},
 	{"bytesinheader", "{name: origin_port, bits: 16,", "{name: origin_port, type: bytes, bits: 16,", []string{
 		`spec/x.yaml:51:33: header.fields.origin_port.type: bytes fields are only allowed in a message payload; use uint`,

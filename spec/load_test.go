@@ -71,7 +71,7 @@ func TestDefault(t *testing.T) {
 // An optional key with no value reads as absent.
 func TestEmptyOptional(t *testing.T) {
 	s, err := spec.Parse("x.yaml", spectest.EditYAML(t,
-		"    ignore:\n      - {in: accepted, on: prepare_mig}\n      - {in: abandoned, on: prepare_mig}\n      - {in: abandoned, on: conn_state}\n",
+		"    ignore:\n      - {in: accepted, on: prepare_mig}\n      - {in: accepted, on: rejected}              # a late repeat of our ACK, after the connection moved on from here\n      - {in: abandoned, on: prepare_mig}\n      - {in: abandoned, on: conn_state}\n      - {in: abandoned, on: rejected}             # REJECTED of a repeated ACK\n",
 		"    ignore:\n"))
 	if err != nil {
 		t.Fatalf("Parse with an empty ignore list: %v", err)

@@ -51,8 +51,8 @@ var switchFields = []struct {
 
 // switchMessages are the messages the switch handles or sends by name.
 var switchMessages = []struct{ name, role string }{
-	{MessageRejected, "sends it back for a PREPARE_MIG it cannot serve and a PREPARE_MIG_ACK whose entry fits no level"},
-	{MessagePrepareMig, "steers it to the least-loaded server"},
+	{MessageRejected, "sends it back for a PREPARE_MIG it cannot serve, a PREPARE_MIG_ACK whose entry fits no level and a stale PREPARE_MIG_ACK from a target that lost the connection to another"},
+	{MessagePrepareMig, "steers it to the least-loaded server, or to the target a migration in progress already has"},
 	{MessagePrepareMigAck, "installs the directory entry from it when its load flag is set"},
 	{MessageHeartbeatResponse, "answers every heartbeat with it, carrying the minimum workload"},
 }

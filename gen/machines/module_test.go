@@ -26,7 +26,7 @@ func verifyingSpec(t *testing.T) *spec.Spec {
 		"{from: transferring, on: conn_state_ack, to: done, do: [release_connection]}", "{from: transferring, on: conn_state_ack, to: verifying}\n      - {from: verifying, on: verified, to: done, do: [log_verified, release_connection]}",
 		// A machine whose initial state is timed and whose events are not
 		// messages, and one with no timeout at all.
-		"      - {in: abandoned, on: conn_state}\n", "      - {in: abandoned, on: conn_state}\n"+`
+		"      - {in: abandoned, on: rejected}             # REJECTED of a repeated ACK\n", "      - {in: abandoned, on: rejected}\n"+`
   - name: probe
     initial: waiting
     states:

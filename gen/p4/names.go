@@ -56,6 +56,7 @@ func (l level) KeyLookup() string      { return l.name("key_lookup") }
 func (l level) KeyInsert() string      { return l.name("key_insert") }
 func (l level) KeyClear() string       { return l.name("key_clear") }
 func (l level) AddrWrite() string      { return l.name("addr_write") }
+func (l level) AddrHandOver() string   { return l.name("addr_hand_over") }
 func (l level) AddrReadTarget() string { return l.name("addr_read_target") }
 func (l level) AddrReadOrigin() string { return l.name("addr_read_origin") }
 func (l level) AddrTakeTarget() string { return l.name("addr_take_target") }

@@ -84,6 +84,44 @@ func TestP4InfoParsesBack(t *testing.T) {
 	}
 }
 
+// TestStaleAckCounterCell: the program counts stale PREPARE_MIG_ACKs in
+// cell 0 of drops, the cell no drop reason uses, and the p4info says so;
+// the counter keeps one cell per drop reason plus that one, as the plan
+// prices it.
+func TestStaleAckCounterCell(t *testing.T) {
+	files := generate(t, spectest.Default(t))
+	prog := flat(string(files["p4/capybara.p4"]))
+	for _, want := range []string{
+		"const drop_reason_t DROP_NONE = 8w0;",
+		"const drop_reason_t STALE_ACK_CELL = DROP_NONE;",
+		"drops.count(STALE_ACK_CELL);",
+	} {
+		if !strings.Contains(prog, want) {
+			t.Errorf("program lacks %q", want)
+		}
+	}
+	if n := strings.Count(prog, "drops.count(STALE_ACK_CELL);"); n != 1 {
+		t.Errorf("stale ACKs are counted in %d places, want 1", n)
+	}
+	// No drop reason takes cell 0.
+	for _, r := range dropReasons {
+		if r.Value == 0 {
+			t.Errorf("drop reason %s uses cell 0, which counts stale ACKs", r.Name)
+		}
+	}
+	info := parseP4Info(t, files["p4/capybara.p4info.txtpb"])
+	if len(info.Counters) != 1 {
+		t.Fatalf("p4info has %d counters, want 1 (drops)", len(info.Counters))
+	}
+	c := info.Counters[0]
+	if c.Preamble.Alias != "drops" || c.Size != plan.DropCounterCells || c.Size != int64(len(dropReasons)+1) {
+		t.Errorf("p4info counter %s of %d cells, want drops of %d", c.Preamble.Alias, c.Size, plan.DropCounterCells)
+	}
+	if doc := c.Preamble.GetDoc().GetBrief(); !strings.Contains(doc, "cell 0 (DROP_NONE) counts stale PREPARE_MIG_ACKs") {
+		t.Errorf("p4info drops doc %q does not say what cell 0 counts", doc)
+	}
+}
+
 func parseP4Info(t testing.TB, b []byte) *p4configv1.P4Info {
 	t.Helper()
 	info := &p4configv1.P4Info{}

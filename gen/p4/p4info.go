@@ -52,12 +52,19 @@ type cpRegister struct {
 type cpCounter struct {
 	Local string
 	Size  int64
+	// Doc says what the cells count, for the control plane.
+	Doc string
 }
 
 type cpStruct struct {
 	Name    string
 	Members []cpParam
 }
+
+// dropsDoc is the drops counter's documentation in the p4info: its cells
+// are drop_reason_t values, and cell 0, which no drop uses, counts the
+// stale PREPARE_MIG_ACKs the switch answers REJECTED (gen/SWITCH.md).
+const dropsDoc = "Packets dropped, indexed by drop_reason_t (gen/SWITCH.md); cell 0 (DROP_NONE) counts stale PREPARE_MIG_ACKs answered REJECTED, which are not dropped"
 
 func controlPlaneOf(d *data) *controlPlane {
 	port := int32(d.PortBits)
@@ -76,7 +83,7 @@ func controlPlaneOf(d *data) *controlPlane {
 			{Local: "l2_forward", Keys: []cpParam{{"hdr.ethernet.dst_addr", 48}}, Size: int64(d.Tables.L2),
 				Actions: []cpActionRef{{"set_port", p4configv1.ActionRef_TABLE_ONLY}, {"miss", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "miss"},
 		},
-		Counters: []cpCounter{{Local: "drops", Size: int64(len(d.DropReasons) + 1)}},
+		Counters: []cpCounter{{Local: "drops", Size: int64(len(d.DropReasons) + 1), Doc: dropsDoc}},
 		Structs: []cpStruct{
 			{Name: "dir_key_t", Members: []cpParam{{"ip", 32}, {"port", 32}}},
 			{Name: "dir_addr_t", Members: []cpParam{{"origin_ip", 32}, {"target_ip", 32}}},
@@ -159,7 +166,11 @@ func buildP4Info(d *data, cp *controlPlane, ids *idTable) (*p4configv1.P4Info, e
 		info.Actions = append(info.Actions, ac)
 	}
 	for _, c := range cp.Counters {
-		info.Counters = append(info.Counters, &p4configv1.Counter{Preamble: pre(c.Local), Size: c.Size,
+		p := pre(c.Local)
+		if c.Doc != "" {
+			p.Doc = &p4configv1.Documentation{Brief: c.Doc}
+		}
+		info.Counters = append(info.Counters, &p4configv1.Counter{Preamble: p, Size: c.Size,
 			Spec: &p4configv1.CounterSpec{Unit: p4configv1.CounterSpec_PACKETS}})
 	}
 	for _, r := range cp.Registers {

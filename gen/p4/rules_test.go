@@ -114,8 +114,16 @@ func ordered(where, scope string, snippets ...string) error {
 	return nil
 }
 
-// preparedCond is the PREPARE branch's reject condition and its two arms.
-var preparedRE = regexp.MustCompile(`ig_md\.least_loaded = min_workload_read\.execute\(0\); if \(([^{}]*)\) \{ ([^{}]*) \} else \{ ([^{}]*) \}`)
+// preparedRE is the PREPARE's decision after the directory: the resend
+// condition and arm, the reject condition and arm, and the steering arm.
+var preparedRE = regexp.MustCompile(`\} else if \(ig_md\.dir_op == DIR_OP_PREPARE\) \{ if \(([^{}]*)\) \{ ([^{}]*) \} else if \(([^{}]*)\) \{ ([^{}]*) \} else \{ ([^{}]*) \} \}`)
+
+// prepareBranch is the PREPARE's branch in the TCPMig section: it reads
+// min_workload and sends the key to the directory.
+func (p rulesProgram) prepareBranch() string {
+	return fmt.Sprintf("} else if (%s == %s) { ig_md.least_loaded = min_workload_read.execute(0); ig_md.client_ip = %s; ig_md.client_port = %s; ig_md.dir_op = DIR_OP_PREPARE; }",
+		p.d.Stage.Field, p.d.Stage.PrepareMig, p.d.KeyIP, p.d.KeyPort)
+}
 
 type switchRule struct {
 	name  string
@@ -284,17 +292,17 @@ var switchRules = []switchRule{
 		name: "4. PREPARE: steered to the least loaded; REJECTED to the sender when it is the least loaded",
 		check: func(p rulesProgram) error {
 			m := preparedRE.FindStringSubmatch(p.apply)
-			if m == nil || !strings.Contains(p.apply, fmt.Sprintf("} else if (%s == %s) { ig_md.least_loaded = min_workload_read.execute(0);", p.d.Stage.Field, p.d.Stage.PrepareMig)) {
-				return fmt.Errorf("ingress apply lacks the PREPARE branch")
+			if m == nil || !strings.Contains(p.apply, p.prepareBranch()) {
+				return fmt.Errorf("ingress apply lacks the PREPARE branch or its decision")
 			}
-			if !strings.Contains(m[1], "ig_md.least_loaded == hdr.ipv4.src_addr") {
-				return fmt.Errorf("PREPARE reject condition %q does not test the sender", m[1])
+			if !strings.Contains(m[3], "ig_md.least_loaded == hdr.ipv4.src_addr") {
+				return fmt.Errorf("PREPARE reject condition %q does not test the sender", m[3])
 			}
-			if m[2] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
-				return fmt.Errorf("PREPARE reject does %q, want a REJECTED reply", m[2])
+			if m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
+				return fmt.Errorf("PREPARE reject does %q, want a REJECTED reply", m[4])
 			}
-			if m[3] != "hdr.ipv4.dst_addr = ig_md.least_loaded; ig_md.update_ipv4 = 1w1; ig_md.update_udp = 1w1; ig_md.route = 1w1;" {
-				return fmt.Errorf("PREPARE steering does %q", m[3])
+			if m[5] != "hdr.ipv4.dst_addr = ig_md.least_loaded; ig_md.update_ipv4 = 1w1; ig_md.update_udp = 1w1; ig_md.route = 1w1;" {
+				return fmt.Errorf("PREPARE steering does %q", m[5])
 			}
 			return has("RegisterAction min_workload_read", p.regAction("min_workload_read"), "holder = cell.holder_ip;")
 		},
@@ -305,14 +313,60 @@ var switchRules = []switchRule{
 		check: func(p rulesProgram) error {
 			m := preparedRE.FindStringSubmatch(p.apply)
 			if m == nil {
-				return fmt.Errorf("ingress apply lacks the PREPARE branch")
+				return fmt.Errorf("ingress apply lacks the PREPARE's decision")
 			}
-			if !strings.Contains(m[1], "ig_md.least_loaded == 0") || m[2] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
-				return fmt.Errorf("PREPARE does not answer REJECTED when no server reported: if (%s) { %s }", m[1], m[2])
+			if !strings.Contains(m[3], "ig_md.least_loaded == 0") || m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
+				return fmt.Errorf("PREPARE does not answer REJECTED when no server reported: if (%s) { %s }", m[3], m[4])
 			}
 			return nil
 		},
 		remove: [][2]string{{"ig_md.least_loaded == 0 || ", ""}},
+	},
+	{
+		name: "4. PREPARE: a resend for a key whose entry names another target goes to that target; each register read once",
+		check: func(p rulesProgram) error {
+			if err := has("program", p.code, "const dir_op_t DIR_OP_PREPARE = 3w5;"); err != nil {
+				return err
+			}
+			if err := has("ingress apply", p.apply, p.prepareBranch()); err != nil {
+				return err
+			}
+			// min_workload is read in the TCPMig branch only; the
+			// directory decides after it.
+			if n := strings.Count(p.apply, "min_workload_read.execute("); n != 1 {
+				return fmt.Errorf("min_workload_read is executed in %d places, want 1", n)
+			}
+			m := preparedRE.FindStringSubmatch(p.apply)
+			if m == nil {
+				return fmt.Errorf("ingress apply lacks the PREPARE's decision")
+			}
+			if !strings.Contains(m[1], "ig_md.dir_done == 1w1") || m[2] != "hdr.ipv4.dst_addr = ig_md.dir_target; ig_md.update_ipv4 = 1w1; ig_md.update_udp = 1w1; ig_md.route = 1w1;" {
+				return fmt.Errorf("a PREPARE whose key is in the directory is not sent to the entry's target: if (%s) { %s }", m[1], m[2])
+			}
+			// Each level's lookup gives a PREPARE its entry's target, the
+			// key and addr registers accessed once (the first hit ends it).
+			return p.perLevel(func(l level) error {
+				return has("ingress apply", p.apply, fmt.Sprintf(
+					"} else if (ig_md.dir_done == 1w0) { ig_md.dir_done = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_done == 1w1) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_op == DIR_OP_PREPARE) { ig_md.dir_target = %[2]s.execute(ig_md.%[3]s); } else {",
+					l.KeyLookup(), l.AddrReadTarget(), l.Index()))
+			})
+		},
+		remove: [][2]string{{"} else if (ig_md.dir_op == DIR_OP_PREPARE) {\n                        ig_md.dir_target = dir1_addr_read_target",
+			"} else if (ig_md.dir_op == DIR_OP_NONE) {\n                        ig_md.dir_target = dir1_addr_read_target"}},
+	},
+	{
+		name: "4. PREPARE: the holder's own PREPARE (a re-migration) is steered by min_workload, not back to itself",
+		check: func(p rulesProgram) error {
+			m := preparedRE.FindStringSubmatch(p.apply)
+			if m == nil {
+				return fmt.Errorf("ingress apply lacks the PREPARE's decision")
+			}
+			if m[1] != "ig_md.dir_done == 1w1 && ig_md.dir_target != hdr.ipv4.src_addr" {
+				return fmt.Errorf("the resend condition is %q; a PREPARE from the entry's own target must go on to min_workload", m[1])
+			}
+			return nil
+		},
+		remove: [][2]string{{"ig_md.dir_done == 1w1 && ig_md.dir_target != hdr.ipv4.src_addr", "ig_md.dir_done == 1w1"}},
 	},
 	{
 		name: "4. insert: write if empty or the same key, the winning level writes the entry",
@@ -332,19 +386,47 @@ var switchRules = []switchRule{
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0 || ig_md.dir_seen == ig_md.client_vport) { ig_md.dir_done = 1w1; %[2]s.execute(ig_md.%[3]s); } } else {",
-					l.KeyInsert(), l.AddrWrite(), l.Index()))
+					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_vport) { ig_md.dir_done = 1w1; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } else {",
+					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver()))
 			})
 		},
-		remove: [][2]string{{" || ig_md.dir_seen == ig_md.client_vport", ""}},
+		remove: [][2]string{{"} else if (ig_md.dir_seen == ig_md.client_vport) {", "} else if (ig_md.dir_seen == 32w1) {"}},
+	},
+	{
+		name: "4. insert: the lease: the key's own entry is rewritten only by its target again or for its holder",
+		check: func(p rulesProgram) error {
+			if err := has("parser start", p.state("start"), "ig_md.dir_wrote = 1w1;"); err != nil {
+				return err
+			}
+			return p.perLevel(func(l level) error {
+				// Two packet values only (a Tofino-1 SALU's limit): the
+				// stored origin stays.
+				return has("RegisterAction "+l.AddrHandOver(), p.regAction(l.AddrHandOver()),
+					"wrote = 1w0; if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) { cell.target_ip = hdr.ipv4.src_addr; wrote = 1w1; }")
+			})
+		},
+		remove: [][2]string{{" || cell.target_ip == hdr.ipv4.dst_addr", ""}},
+	},
+	{
+		name: "4. insert: a stale ACK (the lease refused it) goes back to its sender as REJECTED, counted, not routed",
+		check: func(p rulesProgram) error {
+			if err := has("program", p.code, "const drop_reason_t STALE_ACK_CELL = DROP_NONE;"); err != nil {
+				return err
+			}
+			return has("ingress apply", p.apply, fmt.Sprintf(
+				"} else if (ig_md.dir_wrote == 1w0) { reply(%s); ig_md.update_udp = 1w1; ig_md.route = 1w0; drops.count(STALE_ACK_CELL); } } else if (ig_md.dir_op == DIR_OP_PREPARE) {",
+				p.d.Stage.Rejected))
+		},
+		remove: [][2]string{{"reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;\n                    ig_md.route = 1w0;",
+			"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = 1w1;"}},
 	},
 	{
 		name: "4. insert: every level after the winner clears a copy of the key",
 		check: func(p rulesProgram) error {
 			return p.perLevel(func(l level) error {
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"%[1]s.execute(ig_md.%[4]s); } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[4]s); if (ig_md.dir_hit == 1w1) { %[3]s.execute(ig_md.%[4]s); } } } else if (ig_md.delete_entry == 1w1) {",
-					l.AddrWrite(), l.KeyClear(), l.AddrClear(), l.Index()))
+					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[4]s); } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[4]s); if (ig_md.dir_hit == 1w1) { %[3]s.execute(ig_md.%[4]s); } } } else if (ig_md.delete_entry == 1w1) {",
+					l.AddrHandOver(), l.KeyClear(), l.AddrClear(), l.Index()))
 			})
 		},
 		remove: [][2]string{{"                } else {\n                    ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);\n                    if (ig_md.dir_hit == 1w1) {\n                        dir1_addr_clear.execute(ig_md.dir1_index);\n                    }\n                }\n", "                }\n"}},
@@ -353,7 +435,7 @@ var switchRules = []switchRule{
 		name: "4. insert: when every level is taken the ACK becomes REJECTED and goes on to the origin",
 		check: func(p rulesProgram) error {
 			return has("ingress apply", p.apply, fmt.Sprintf(
-				"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { %s = %s; ig_md.update_udp = 1w1; } } else if (ig_md.dir_done == 1w1) {",
+				"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { %s = %s; ig_md.update_udp = 1w1; } else if (ig_md.dir_wrote == 1w0) {",
 				p.d.Stage.Field, p.d.Stage.Rejected))
 		},
 		remove: [][2]string{{"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = 1w1;", "reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;"}},
@@ -426,7 +508,7 @@ var switchRules = []switchRule{
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"} else if (ig_md.dir_done == 1w0) { ig_md.dir_done = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_done == 1w1) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[3]s); } else {",
+					"} else if (ig_md.dir_done == 1w0) { ig_md.dir_done = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_done == 1w1) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[3]s); } else",
 					l.KeyLookup(), l.AddrReadTarget(), l.Index()))
 			})
 		},
@@ -444,7 +526,7 @@ var switchRules = []switchRule{
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"hdr.ipv4.dst_addr = %s.execute(ig_md.%[3]s); } else { hdr.ipv4.src_addr = %[2]s.execute(ig_md.%[3]s); } } }",
+					"ig_md.dir_target = %s.execute(ig_md.%[3]s); } else { hdr.ipv4.src_addr = %[2]s.execute(ig_md.%[3]s); } } }",
 					l.AddrReadTarget(), l.AddrReadOrigin(), l.Index()))
 			})
 		},

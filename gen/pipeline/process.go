@@ -129,7 +129,7 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Case(jen.Id("stageHeartbeat")).Block(jen.Return(px("heartbeat").Call(jen.Id("f"), jen.Id("ingress")))),
 			jen.Case(jen.Id("stagePrepare")).Block(jen.Return(px("prepare").Call(jen.Id("f"), jen.Id("ingress")))),
 			jen.Case(jen.Id("stageAck")).Block(
-				jen.If(readField("h", m.load, "uint8").Op("!=").Lit(0)).Block(jen.Return(px("insert").Call(jen.Id("f")))),
+				jen.If(readField("h", m.load, "uint8").Op("!=").Lit(0)).Block(jen.Return(px("insert").Call(jen.Id("f"), jen.Id("ingress")))),
 			),
 			jen.Do(func(st *jen.Statement) {
 				if m.release != nil {
@@ -161,16 +161,34 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("prepare steers a PREPARE_MIG to the least-loaded server, or answers")
-	f.Comment("REJECTED when there is none or the sender is it (it would loop back).")
+	f.Comment("prepare steers a PREPARE_MIG. min_workload is read first (one access). When")
+	f.Comment("the directory holds the PREPARE's key (key_lookup level by level, first hit;")
+	f.Comment("that level's addr read once) and the entry's target is not the sender, a")
+	f.Comment("migration of it is in progress and this is a resend: it goes to that target,")
+	f.Comment("which ACKs again. Otherwise (no entry, or the sender holds it and moves it on)")
+	f.Comment("it goes to the least-loaded server, or is answered REJECTED when there is none")
+	f.Comment("or the sender is it (it would loop back).")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("prepare").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
-		jen.If(px("holder").Op("==").Lit(0).Op("||").Add(px("holder")).Op("==").Add(frameU32(jen.Id("ipSrc")))).Block(
+		jen.Id("least").Op(":=").Add(px("holder")),
+		jen.Id("src").Op(":=").Add(frameU32(jen.Id("ipSrc"))),
+		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
+		jen.If(
+			jen.List(jen.Id("l"), jen.Id("i"), jen.Id("ok")).Op(":=").Add(px("lookup")).Call(readField("h", m.clientIP, "uint32"), readField("h", m.clientPort, "uint16")),
+			jen.Id("ok"),
+		).Block(
+			jen.If(jen.Id("t").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")).Dot("target"), jen.Id("t").Op("!=").Id("src")).Block(
+				px("counters", "PrepareResends").Op("++"),
+				jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), jen.Id("t"), jen.Id("udpCsum"), jen.True()),
+				jen.Return(px("route").Call(jen.Id("f"))),
+			),
+		),
+		jen.If(jen.Id("least").Op("==").Lit(0).Op("||").Id("least").Op("==").Id("src")).Block(
 			px("counters", "PrepareRejects").Op("++"),
 			jen.Id("swapReply").Call(jen.Id("f")),
 			m.setStage("stageRejected"),
 			jen.Return(result("Reply", jen.Id("ingress"))),
 		),
-		jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), px("holder"), jen.Id("udpCsum"), jen.True()),
+		jen.Id("setAddr").Call(jen.Id("f"), jen.Id("ipDst"), jen.Id("least"), jen.Id("udpCsum"), jen.True()),
 		jen.Return(px("route").Call(jen.Id("f"))),
 	)
 	f.Line()
@@ -200,12 +218,31 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
+	f.Comment("addrHandOver is the dir<i>_addr_hand_over RegisterAction (two comparisons):")
+	f.Comment("the entry is a lease, so an ACK may rewrite the key's existing entry only when")
+	f.Comment("its stored target is the ACK's sender (the same target again: a repeat) or the")
+	f.Comment("ACK's destination (the holder that sent the PREPARE hands the connection over).")
+	f.Comment("It says whether it wrote. It keeps the stored origin (a connection's origin never")
+	f.Comment("changes), so the stateful ALU reads two packet values, IPv4 src and dst, as a")
+	f.Comment("Tofino-1 SALU must.")
+	f.Func().Id("addrHandOver").Params(jen.Id("c").Op("*").Id("addrCell"), jen.Id("a").Id("addrCell"), jen.Id("dst").Uint32()).Bool().Block(
+		jen.If(jen.Id("c").Dot("target").Op("==").Id("a").Dot("target").Op("||").Id("c").Dot("target").Op("==").Id("dst")).Block(
+			jen.Id("c").Dot("target").Op("=").Id("a").Dot("target"),
+			jen.Return(jen.True()),
+		),
+		jen.Return(jen.False()),
+	)
+	f.Line()
+
 	f.Comment("insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level")
 	f.Comment("whose slot is empty or holds the key wins (write-if-empty, never over")
 	f.Comment("another key), and every later level drops a copy of the key it holds, so")
-	f.Comment("a key is on one level at most. When every level is taken the ACK becomes")
+	f.Comment("a key is on one level at most. An empty slot takes the entry; the key's own")
+	f.Comment("entry is rewritten only through addrHandOver, and an ACK it refuses is stale:")
+	f.Comment("it goes back to its sender as REJECTED, so that target frees its buffer, and")
+	f.Comment("nothing reaches the origin. When every level is taken the ACK becomes")
 	f.Comment("REJECTED and still goes to its IPv4 destination, the origin.")
-	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("insert").Params(jen.Id("f").Index().Byte()).Id("Result").Block(
+	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("insert").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
 		jen.Id("h").Op(":=").Id("f").Index(jen.Id("migOff").Op(":")),
 		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(readField("h", m.clientIP, "uint32"), readField("h", m.clientPort, "uint16")),
 		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
@@ -214,7 +251,7 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("target"): frameU32(jen.Id("ipSrc")),
 		}),
 		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
-		jen.Id("won").Op(":=").False(),
+		jen.List(jen.Id("won"), jen.Id("stale")).Op(":=").List(jen.False(), jen.False()),
 		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("won")).Block(
@@ -224,17 +261,29 @@ func (m *model) emitProcess(f *jen.File) {
 				),
 				jen.Continue(),
 			),
-			jen.If(jen.Id("seen").Op(":=").Id("keyInsert").Call(jen.Id("c"), jen.Id("want")), jen.Id("seen").Op("==").Lit(0).Op("||").Id("seen").Op("==").Id("want").Dot("port")).Block(
-				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
-				jen.Id("won").Op("=").True(),
+			jen.Switch(jen.Id("keyInsert").Call(jen.Id("c"), jen.Id("want"))).Block(
+				jen.Case(jen.Lit(0)).Comment("The slot was empty: a fresh entry.").Line().Add(
+					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
+				).Line().Id("won").Op("=").True(),
+				jen.Case(jen.Id("want").Dot("port")).Comment("The key's own entry: the lease decides.").Line().Id("stale").Op("=").Op("!").Id("addrHandOver").Call(
+					jen.Op("&").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("addr"), frameU32(jen.Id("ipDst")),
+				).Line().Id("won").Op("=").True(),
 			),
 		),
-		jen.If(jen.Id("won")).Block(
-			px("counters", "Inserts").Op("++"),
-			jen.Return(px("route").Call(jen.Id("f"))),
+		jen.Switch().Block(
+			jen.Case(jen.Op("!").Id("won")).Block(
+				px("counters", "Rejects").Op("++"),
+				m.setStage("stageRejected"),
+				jen.Return(px("route").Call(jen.Id("f"))),
+			),
+			jen.Case(jen.Id("stale")).Block(
+				px("counters", "StaleAcks").Op("++"),
+				jen.Id("swapReply").Call(jen.Id("f")),
+				m.setStage("stageRejected"),
+				jen.Return(result("Reply", jen.Id("ingress"))),
+			),
 		),
-		px("counters", "Rejects").Op("++"),
-		m.setStage("stageRejected"),
+		px("counters", "Inserts").Op("++"),
 		jen.Return(px("route").Call(jen.Id("f"))),
 	)
 	f.Line()

@@ -129,7 +129,12 @@ func TestVariantsBuildAndBehave(t *testing.T) {
 			out := gentest.Go(t, dir, "test", "-count=1", "-v", "./...")
 			// The tests that matter most must have run, not skipped:
 			// every level filled before REJECTED, deletes per delete_on.
-			must := []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat"}
+			must := []string{"--- PASS: TestFullDirectoryRejects", "--- PASS: TestDeleteOnRSTAndFIN", "--- PASS: TestCRCParity", "--- PASS: TestHeartbeat",
+				// The lease: a stale ACK goes back, a resent PREPARE to the entry's target.
+				"--- PASS: TestTwoTargetsOneWins", "--- PASS: TestRemigrationByTheHolder", "--- PASS: TestPrepareResendGoesToTheEntrysTarget", "--- PASS: TestPrepareFromTheHolder"}
+			if len(s.Directory.Levels) > 1 {
+				must = append(must, "--- PASS: TestLeaseKeepsOneCopy")
+			}
 			if s.Directory.Release != "" {
 				must = append(must, "--- PASS: TestReleaseClearsEveryLevel", "--- PASS: TestReleaseRefused")
 			} else {

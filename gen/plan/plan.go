@@ -71,8 +71,9 @@ const AuthorsBitsPerEntry = 288
 
 // DropCounterCells is the size of the drops counter: one cell per drop
 // reason of gen/SWITCH.md (no_route, spoofed_control, unknown_port,
-// bad_tcpmig, malformed), numbered from 1, so cell 0 is unused. gen/p4's
-// TestPlanPricesTheProgramsState keeps it equal to the p4info's.
+// bad_tcpmig, malformed), numbered from 1; cell 0, which no drop uses,
+// counts stale PREPARE_MIG_ACKs. gen/p4's TestPlanPricesTheProgramsState
+// keeps it equal to the p4info's.
 const DropCounterCells = 6
 
 // ErrOverBudget is wrapped by Check's error when a spec does not fit.

@@ -139,14 +139,63 @@ func checkTargetStep(t *testing.T, m *Target, ev TargetEvent, want stepCheck) {
 
 func TestTargetMigration(t *testing.T) {
 	m := NewTarget()
-	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "buffering", actions: []string{"allocate_buffer", "send_prepare_mig_ack"}, armAfter: 100 * time.Millisecond})
+	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "buffering", actions: []string{"allocate_buffer", "send_prepare_mig_ack"}, armAfter: bufferingTimeout})
 	// A retransmitted PREPARE is idempotent: ACK again, the buffer stays,
 	// and re-entering the state re-arms its timer.
-	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "buffering", actions: []string{"send_prepare_mig_ack"}, armAfter: 100 * time.Millisecond})
+	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "buffering", actions: []string{"send_prepare_mig_ack"}, armAfter: bufferingTimeout})
 	checkTargetStep(t, &m, TargetEventConnState, stepCheck{to: "accepted", actions: []string{"restore_connection", "replay_buffer", "send_conn_state_ack"}, stopTimer: true})
 	// A retransmitted state is acknowledged again and restored once.
 	checkTargetStep(t, &m, TargetEventConnState, stepCheck{to: "accepted", actions: []string{"send_conn_state_ack"}})
 	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "accepted", ignored: true})
+}
+
+// bufferingTimeout is how long a target holds a client's packets for the
+// state.
+const bufferingTimeout = 250 * time.Millisecond
+
+// TestTargetOutlastsOrigin: a target buffering for a migration must wait
+// longer than its origin can still send the state: every CONN_STATE
+// attempt of the transfer (the first and its retries), after the ACK that
+// a resent PREPARE can make the target send as late as the origin's last
+// PREPARE attempt.
+func TestTargetOutlastsOrigin(t *testing.T) {
+	if got := TargetStateBuffering.Timeout(); got != bufferingTimeout {
+		t.Errorf("buffering timeout %v, want %v", got, bufferingTimeout)
+	}
+	transfer := time.Duration(OriginStateTransferring.Retries()+1) * OriginStateTransferring.Timeout()
+	if b := TargetStateBuffering.Timeout(); b <= transfer {
+		t.Errorf("the target gives up after %v, before the origin's %v of CONN_STATE attempts", b, transfer)
+	}
+}
+
+// TestTargetRejected: the switch answers a target's ACK with REJECTED when
+// another target holds the connection (its directory entry is a lease). The
+// target frees what it buffered and is done; REJECTED is ignored when it
+// arrives after that, or after the state.
+func TestTargetRejected(t *testing.T) {
+	m := NewTarget()
+	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "buffering", actions: []string{"allocate_buffer", "send_prepare_mig_ack"}, armAfter: bufferingTimeout})
+	checkTargetStep(t, &m, TargetEventRejected, stepCheck{to: "abandoned", actions: []string{"free_buffer"}, stopTimer: true})
+	checkTargetStep(t, &m, TargetEventRejected, stepCheck{to: "abandoned", ignored: true})
+	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "abandoned", ignored: true})
+	checkTargetStep(t, &m, TargetEventConnState, stepCheck{to: "abandoned", ignored: true})
+	// The timer of the buffering state it left is stale.
+	checkTargetStep(t, &m, TargetEventTimeout, stepCheck{to: "abandoned", ignored: true})
+
+	a := NewTarget()
+	a.Handle(TargetEventPrepareMig)
+	a.Handle(TargetEventConnState)
+	checkTargetStep(t, &a, TargetEventRejected, stepCheck{to: "accepted", ignored: true})
+
+	// An idle machine never gets one (the runtime only feeds machines a
+	// PREPARE made): it is unexpected there.
+	i := NewTarget()
+	if _, err := i.Handle(TargetEventRejected); !errors.Is(err, ErrUnexpectedEvent) {
+		t.Errorf("Handle(rejected) in idle = %v, want ErrUnexpectedEvent", err)
+	}
+	if e, ok := TargetEventForStage(1); !ok || e != TargetEventRejected {
+		t.Errorf("TargetEventForStage(1) = %s, %v; want rejected", e, ok)
+	}
 }
 
 func TestTargetAbandoned(t *testing.T) {

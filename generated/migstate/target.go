@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d709dad21ec4c421
+// spec fingerprint: a89505b2167ecf8b
 
 package migstate
 
@@ -24,7 +24,7 @@ const (
 	TargetStateBuffering
 	// TargetStateAccepted is accepted. The connection is served here.
 	TargetStateAccepted
-	// TargetStateAbandoned is abandoned. The state never came; the held packets were dropped.
+	// TargetStateAbandoned is abandoned. The state never came, or the switch gave the connection to another target; the held packets were dropped.
 	TargetStateAbandoned
 )
 
@@ -74,7 +74,7 @@ func (x TargetState) HasTimeout() bool {
 func (x TargetState) Timeout() time.Duration {
 	switch x {
 	case TargetStateBuffering:
-		return 100 * time.Millisecond
+		return 250 * time.Millisecond
 	}
 	return 0
 }
@@ -99,6 +99,8 @@ const (
 	TargetEventPrepareMig
 	// TargetEventConnState is conn_state. Raised by a received CONN_STATE message. Raised once the whole state is reassembled.
 	TargetEventConnState
+	// TargetEventRejected is rejected. Raised by a received REJECTED message. The switch refused this target's ACK: another target holds the connection.
+	TargetEventRejected
 	// TargetEventTimeout is timeout. The state's timer fired.
 	TargetEventTimeout
 )
@@ -110,6 +112,8 @@ func (x TargetEvent) String() string {
 		return "prepare_mig"
 	case TargetEventConnState:
 		return "conn_state"
+	case TargetEventRejected:
+		return "rejected"
 	case TargetEventTimeout:
 		return "timeout"
 	case TargetEventInvalid:
@@ -133,6 +137,9 @@ func TargetEventForStage(stage uint8) (TargetEvent, bool) {
 	case 4:
 		// conn_state
 		return TargetEventConnState, true
+	case 1:
+		// rejected
+		return TargetEventRejected, true
 	}
 	return TargetEventInvalid, false
 }
@@ -328,6 +335,10 @@ func (m *Target) Handle(ev TargetEvent) (TargetStep, error) {
 			step.add(TargetActionSendConnStateAck)
 			m.enter(&step, TargetStateAccepted)
 			return step, nil
+		case TargetEventRejected:
+			step.add(TargetActionFreeBuffer)
+			m.enter(&step, TargetStateAbandoned)
+			return step, nil
 		case TargetEventTimeout:
 			if m.retries > 0 {
 				m.retry(&step)
@@ -344,14 +355,14 @@ func (m *Target) Handle(ev TargetEvent) (TargetStep, error) {
 			step.add(TargetActionSendConnStateAck)
 			m.enter(&step, TargetStateAccepted)
 			return step, nil
-		case TargetEventPrepareMig:
+		case TargetEventPrepareMig, TargetEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
 			return step, nil
 		}
 	case TargetStateAbandoned:
 		switch ev {
-		case TargetEventPrepareMig, TargetEventConnState:
+		case TargetEventPrepareMig, TargetEventConnState, TargetEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
 			return step, nil
@@ -369,7 +380,7 @@ var (
 	errTargetInvalidState = fmt.Errorf("migstate: target machine: %w (make it with NewTarget)", ErrInvalidState)
 	errTargetInvalidEvent = fmt.Errorf("migstate: target machine: %w (use one of the TargetEvent constants)", ErrInvalidEvent)
 	// errTargetUnexpected holds the *EventError of every (state, event).
-	errTargetUnexpected = func() (t [5][4]error) {
+	errTargetUnexpected = func() (t [5][5]error) {
 		for s := range t {
 			for e := range t[s] {
 				t[s][e] = &EventError{

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d709dad21ec4c421
+// spec fingerprint: a89505b2167ecf8b
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -35,6 +35,9 @@ const drop_reason_t DROP_UNKNOWN_PORT = 8w3; // the ingress port has no role in 
 const drop_reason_t DROP_BAD_TCPMIG = 8w4; // TCPMig whose UDP length or frame is shorter than its stage's fixed size, or an unknown stage
 const drop_reason_t DROP_MALFORMED = 8w5; // the frame ends inside the Ethernet, IPv4, TCP or UDP header (a parser error)
 const bit<32> DROP_REASONS = 32w6;
+// Cell 0 of drops is no drop reason (DROP_NONE): it counts stale
+// PREPARE_MIG_ACKs, which are answered REJECTED, not dropped.
+const drop_reason_t STALE_ACK_CELL = DROP_NONE;
 
 // What the directory does for this packet.
 typedef bit<3> dir_op_t;
@@ -43,6 +46,7 @@ const dir_op_t DIR_OP_INSERT = 3w1; // PREPARE_MIG_ACK with LOAD
 const dir_op_t DIR_OP_CLIENT = 3w2; // TCP from a client: rewrite the destination
 const dir_op_t DIR_OP_SERVER = 3w3; // TCP from a server: rewrite the source
 const dir_op_t DIR_OP_RELEASE = 3w4; // CONN_CLOSED from a server: clear the key everywhere
+const dir_op_t DIR_OP_PREPARE = 3w5; // PREPARE_MIG: is a migration of the key in progress?
 
 // The key's port half carries this bit: port 0 is a legal key, so an empty
 // (all-zero) slot cannot be told apart by the port alone.
@@ -83,6 +87,8 @@ struct ingress_metadata_t {
     bit<1> dir_done;    // a level won the insert or hit the lookup
     bit<1> dir_hit;     // this level held the key (and cleared it)
     bit<32> dir_seen;   // what this level's key_insert saw (0: empty)
+    bit<1> dir_wrote;   // the insert wrote the entry (0: the lease refused a stale ACK)
+    ipv4_addr_t dir_target; // PREPARE_MIG: the target of the key's entry (dir_done: found)
     dir_op_t dir_op;
     bit<1> update_ipv4;
     bit<1> update_tcp;
@@ -127,6 +133,7 @@ parser SwitchIngressParser(
         ig_md.route = 1w0;
         ig_md.delete_entry = 1w0;
         ig_md.dir_done = 1w0;
+        ig_md.dir_wrote = 1w1;
         ig_md.dir_op = DIR_OP_NONE;
         ig_md.update_ipv4 = 1w0;
         ig_md.update_tcp = 1w0;
@@ -272,6 +279,8 @@ control SwitchIngress(
         inout ingress_intrinsic_metadata_for_deparser_t ig_dprsr_md,
         inout ingress_intrinsic_metadata_for_tm_t ig_tm_md) {
 
+    // Indexed by drop reason; cell 0 (STALE_ACK_CELL), which no drop uses,
+    // counts stale PREPARE_MIG_ACKs.
     @id(0x3A2B80) Counter<bit<32>, drop_reason_t>(DROP_REASONS, CounterType_t.PACKETS) drops;
 
     action drop(drop_reason_t reason) {
@@ -436,16 +445,35 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_write = {
-        // Returns nothing: stores the migration's origin and its new target.
-        // Comparisons: 0.
+        // Returns nothing: stores the migration's origin and its new target
+        // in a slot that was empty (a fresh entry). Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = hdr.tcpmig.origin_ip;
             cell.target_ip = hdr.ipv4.src_addr;
         }
     };
 
+    RegisterAction<dir_addr_t, bit<16>, bit<1>>(dir0_addr) dir0_addr_hand_over = {
+        // Returns 1 when it stored the ACK's sender as the target of the
+        // key's existing entry, 0 when it refused. The entry is a lease:
+        // only the target it names answering again (the ACK's sender) or
+        // the holder handing it over (the ACK goes to the server that sent
+        // the PREPARE) may rewrite it. The stored origin stays (it never
+        // changes for a connection), so the action reads two packet values
+        // (IPv4 src and dst), as a Tofino-1 stateful ALU allows.
+        // Comparisons: 2.
+        void apply(inout dir_addr_t cell, out bit<1> wrote) {
+            wrote = 1w0;
+            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) {
+                cell.target_ip = hdr.ipv4.src_addr;
+                wrote = 1w1;
+            }
+        }
+    };
+
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_read_target = {
-        // Returns the target: the client's packets now go there.
+        // Returns the target: the client's packets now go there (and a
+        // resent PREPARE_MIG of the key).
         // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
@@ -553,16 +581,35 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_write = {
-        // Returns nothing: stores the migration's origin and its new target.
-        // Comparisons: 0.
+        // Returns nothing: stores the migration's origin and its new target
+        // in a slot that was empty (a fresh entry). Comparisons: 0.
         void apply(inout dir_addr_t cell) {
             cell.origin_ip = hdr.tcpmig.origin_ip;
             cell.target_ip = hdr.ipv4.src_addr;
         }
     };
 
+    RegisterAction<dir_addr_t, bit<16>, bit<1>>(dir1_addr) dir1_addr_hand_over = {
+        // Returns 1 when it stored the ACK's sender as the target of the
+        // key's existing entry, 0 when it refused. The entry is a lease:
+        // only the target it names answering again (the ACK's sender) or
+        // the holder handing it over (the ACK goes to the server that sent
+        // the PREPARE) may rewrite it. The stored origin stays (it never
+        // changes for a connection), so the action reads two packet values
+        // (IPv4 src and dst), as a Tofino-1 stateful ALU allows.
+        // Comparisons: 2.
+        void apply(inout dir_addr_t cell, out bit<1> wrote) {
+            wrote = 1w0;
+            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) {
+                cell.target_ip = hdr.ipv4.src_addr;
+                wrote = 1w1;
+            }
+        }
+    };
+
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_read_target = {
-        // Returns the target: the client's packets now go there.
+        // Returns the target: the client's packets now go there (and a
+        // resent PREPARE_MIG of the key).
         // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.target_ip;
@@ -642,18 +689,13 @@ control SwitchIngress(
                 reply(STAGE_HEARTBEAT_RESPONSE);
                 ig_md.update_udp_metric = 1w1;
             } else if (hdr.tcpmig.stage == STAGE_PREPARE_MIG) {
+                // Read min_workload here and look the key up in the
+                // directory below (each register once); where the PREPARE
+                // goes is decided after the directory.
                 ig_md.least_loaded = min_workload_read.execute(0);
-                if (ig_md.least_loaded == 0 || ig_md.least_loaded == hdr.ipv4.src_addr) {
-                    // The sender is the least loaded (or nobody reported):
-                    // the PREPARE would come back to it.
-                    reply(STAGE_REJECTED);
-                    ig_md.update_udp = 1w1;
-                } else {
-                    hdr.ipv4.dst_addr = ig_md.least_loaded;
-                    ig_md.update_ipv4 = 1w1;
-                    ig_md.update_udp = 1w1;
-                    ig_md.route = 1w1;
-                }
+                ig_md.client_ip = hdr.tcpmig.client_ip;
+                ig_md.client_port = hdr.tcpmig.client_port;
+                ig_md.dir_op = DIR_OP_PREPARE;
             } else if (hdr.tcpmig.stage == STAGE_PREPARE_MIG_ACK && hdr.tcpmig.load == 1w1) {
                 ig_md.client_ip = hdr.tcpmig.client_ip;
                 ig_md.client_port = hdr.tcpmig.client_port;
@@ -696,12 +738,15 @@ control SwitchIngress(
         // The directory: levels in order, each level's key and address
         // registers accessed once. Insert: levels try write-if-empty-or-same
         // until one wins; every level after it clears a copy of the key, so
-        // a key is on one level at most. Delete (RST/FIN): every level
-        // clears the key; the first that held it rewrites the packet.
+        // a key is on one level at most. An empty slot takes the entry; the
+        // key's own entry is rewritten only by the hand-over (the lease).
+        // Delete (RST/FIN): every level clears the key; the first that held
+        // it rewrites the packet.
         // Release (CONN_CLOSED): every level clears the key; the
         // packet is not rewritten.
-        // Lookup: the first level holding the key rewrites; later levels
-        // are not touched.
+        // Lookup (TCP, PREPARE_MIG): the first level holding the key
+        // rewrites the segment, or gives a PREPARE its entry's target;
+        // later levels are not touched.
         if (ig_md.dir_op != DIR_OP_NONE) {
             ig_md.client_vport = DIR_KEY_VALID | (bit<32>)ig_md.client_port;
             dir0_hash_tbl.apply();
@@ -710,9 +755,14 @@ control SwitchIngress(
             if (ig_md.dir_op == DIR_OP_INSERT) {
                 if (ig_md.dir_done == 1w0) {
                     ig_md.dir_seen = dir0_key_insert.execute(ig_md.dir0_index);
-                    if (ig_md.dir_seen == 0 || ig_md.dir_seen == ig_md.client_vport) {
+                    if (ig_md.dir_seen == 0) {
+                        // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
                         dir0_addr_write.execute(ig_md.dir0_index);
+                    } else if (ig_md.dir_seen == ig_md.client_vport) {
+                        // The key's own entry: only its holder hands it over.
+                        ig_md.dir_done = 1w1;
+                        ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
                     }
                 } else {
                     ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
@@ -742,6 +792,8 @@ control SwitchIngress(
                 if (ig_md.dir_done == 1w1) {
                     if (ig_md.dir_op == DIR_OP_CLIENT) {
                         hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
+                    } else if (ig_md.dir_op == DIR_OP_PREPARE) {
+                        ig_md.dir_target = dir0_addr_read_target.execute(ig_md.dir0_index);
                     } else {
                         hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
                     }
@@ -751,9 +803,14 @@ control SwitchIngress(
             if (ig_md.dir_op == DIR_OP_INSERT) {
                 if (ig_md.dir_done == 1w0) {
                     ig_md.dir_seen = dir1_key_insert.execute(ig_md.dir1_index);
-                    if (ig_md.dir_seen == 0 || ig_md.dir_seen == ig_md.client_vport) {
+                    if (ig_md.dir_seen == 0) {
+                        // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
                         dir1_addr_write.execute(ig_md.dir1_index);
+                    } else if (ig_md.dir_seen == ig_md.client_vport) {
+                        // The key's own entry: only its holder hands it over.
+                        ig_md.dir_done = 1w1;
+                        ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
                     }
                 } else {
                     ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
@@ -783,6 +840,8 @@ control SwitchIngress(
                 if (ig_md.dir_done == 1w1) {
                     if (ig_md.dir_op == DIR_OP_CLIENT) {
                         hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
+                    } else if (ig_md.dir_op == DIR_OP_PREPARE) {
+                        ig_md.dir_target = dir1_addr_read_target.execute(ig_md.dir1_index);
                     } else {
                         hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
                     }
@@ -795,6 +854,34 @@ control SwitchIngress(
                     // the origin (the ACK's destination), not back.
                     hdr.tcpmig.stage = STAGE_REJECTED;
                     ig_md.update_udp = 1w1;
+                } else if (ig_md.dir_wrote == 1w0) {
+                    // Stale: the key's entry names another target and the
+                    // ACK does not go to it. REJECTED back to the sender,
+                    // which frees its buffer; nothing reaches the origin.
+                    reply(STAGE_REJECTED);
+                    ig_md.update_udp = 1w1;
+                    ig_md.route = 1w0;
+                    drops.count(STALE_ACK_CELL);
+                }
+            } else if (ig_md.dir_op == DIR_OP_PREPARE) {
+                if (ig_md.dir_done == 1w1 && ig_md.dir_target != hdr.ipv4.src_addr) {
+                    // A migration of the key is in progress and the sender
+                    // does not hold it: a resend, to the entry's target,
+                    // which ACKs again.
+                    hdr.ipv4.dst_addr = ig_md.dir_target;
+                    ig_md.update_ipv4 = 1w1;
+                    ig_md.update_udp = 1w1;
+                    ig_md.route = 1w1;
+                } else if (ig_md.least_loaded == 0 || ig_md.least_loaded == hdr.ipv4.src_addr) {
+                    // The sender is the least loaded (or nobody reported):
+                    // the PREPARE would come back to it.
+                    reply(STAGE_REJECTED);
+                    ig_md.update_udp = 1w1;
+                } else {
+                    hdr.ipv4.dst_addr = ig_md.least_loaded;
+                    ig_md.update_ipv4 = 1w1;
+                    ig_md.update_udp = 1w1;
+                    ig_md.route = 1w1;
                 }
             } else if (ig_md.dir_done == 1w1) {
                 ig_md.update_ipv4 = 1w1;
@@ -928,5 +1015,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="d709dad21ec4c421")
+@pkginfo(name="capybara", version="a89505b2167ecf8b")
 Switch(pipe) main;

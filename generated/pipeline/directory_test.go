@@ -104,8 +104,9 @@ func TestStaleCopyAfterDelete(t *testing.T) {
 	if got := e.copies(l); len(got) != 0 {
 		t.Fatalf("L still on levels %v after FIN", got)
 	}
-	// K moves on to C: level 0 takes it, and the level-1 copy goes.
-	e.migrate(ipC, ipA, k.ip, k.port, portC)
+	// B moves K on to C (C's ACK goes to B, the holder): level 0 takes it,
+	// and the level-1 copy goes.
+	e.remigrate(ipC, ipB, ipA, k.ip, k.port, portC)
 	if got := e.copies(k); len(got) != 1 || got[0] != 0 {
 		t.Fatalf("after re-migration K on levels %v, want [0] only", got)
 	}
@@ -185,31 +186,67 @@ func TestDirectoryMatchesMap(t *testing.T) {
 		ip   [4]byte
 		port Port
 	}{{ipB, portB}, {ipC, portC}}
-	var rejects, deletes int
+	var rejects, deletes, stale, handovers int
 	for step := 0; step < steps; step++ {
 		k := keys[r.Intn(len(keys))]
 		var what string
 		switch op := r.Intn(10); {
 		case op < 5:
 			s := servers[r.Intn(len(servers))]
-			what = fmt.Sprintf("migrate %s to %s", k, ipString(s.ip))
-			res, out := e.run(e.ack(s.ip, ipA, k.ip, k.port, true), s.port)
-			e.want(res, fwd(portA))
+			// An ACK to the origin A (a first migration, or a stale ACK
+			// when another target holds the key), or to the holder that
+			// moves the key on (a re-migration).
+			dst := ipA
+			if cur, held := want[k]; held && r.Intn(2) == 0 {
+				dst = cur
+				handovers++
+			}
+			what = fmt.Sprintf("ACK %s from %s to %s", k, ipString(s.ip), ipString(dst))
+			// What gen/SWITCH.md says, from the slots before the ACK: the
+			// first level whose slot is empty takes the key; the first
+			// that holds it decides by the lease; else every level holds
+			// another key and the ACK is refused.
+			outcome := "rejected"
+			for l := 0; l < Levels; l++ {
+				en, _ := e.p.ReadDirectory(l, int(mustIndex(t, l, k.ip, k.port)))
+				if !en.Valid {
+					outcome = "insert"
+					break
+				}
+				if en.ClientIP == k.ip && en.ClientPort == k.port {
+					outcome = "stale"
+					if en.Target == s.ip || en.Target == dst {
+						outcome = "insert"
+					}
+					break
+				}
+			}
+			res, out := e.run(e.ackTo(s.ip, dst, ipA, k.ip, k.port, true), s.port)
 			stage, _ := e.migOf(checkFrame(t, out))
-			if stage == "rejected" {
+			switch outcome {
+			case "stale":
+				// The lease: the entry stays, REJECTED goes back.
+				e.want(res, reply(s.port))
+				if stage != "rejected" {
+					t.Fatalf("step %d: %s: a stale ACK left as %s, want rejected back to its sender", step, what, stage)
+				}
+				stale++
+			case "rejected":
+				e.want(res, fwd(e.p.hostPort(dst)))
+				if stage != "rejected" {
+					t.Fatalf("step %d: %s: every level holds another key, yet the ACK left as %s", step, what, stage)
+				}
 				if _, held := want[k]; held {
 					t.Fatalf("step %d: %s: refused although the key is in the directory", step, what)
 				}
-				for l := 0; l < Levels; l++ {
-					en, _ := e.p.ReadDirectory(l, int(mustIndex(t, l, k.ip, k.port)))
-					if !en.Valid {
-						t.Fatalf("step %d: %s: refused although level %d's slot is empty", step, what, l)
-					}
-				}
 				rejects++
-				break
+			default:
+				e.want(res, fwd(e.p.hostPort(dst)))
+				if stage != "prepare_mig_ack" {
+					t.Fatalf("step %d: %s: left as %s, want the ACK on to %s", step, what, stage, ipString(dst))
+				}
+				want[k] = s.ip
 			}
-			want[k] = s.ip
 		case op < 7 && Release != "":
 			// The server holding the connection (any server when none
 			// does: the release is idempotent) reports it finished.
@@ -252,8 +289,11 @@ func TestDirectoryMatchesMap(t *testing.T) {
 			}
 		}
 	}
-	if rejects == 0 || deletes == 0 {
-		t.Errorf("%d steps made %d rejects and %d deletes; the test needs both", steps, rejects, deletes)
+	if rejects == 0 || deletes == 0 || stale == 0 || handovers == 0 {
+		t.Errorf("%d steps made %d rejects, %d deletes, %d stale ACKs and %d hand-overs; the test needs all", steps, rejects, deletes, stale, handovers)
+	}
+	if c := e.p.Counters(); c.StaleAcks != uint64(stale) || c.Rejects != uint64(rejects) {
+		t.Errorf("Counters() = %+v, want %d stale ACKs and %d rejects", c, stale, rejects)
 	}
 }
 
@@ -281,13 +321,14 @@ func TestInsertSameIPOtherPort(t *testing.T) {
 		}
 	}
 	// The key itself on the last level: the earlier levels lose, the last
-	// one wins as "same key" and is re-targeted.
+	// one wins as "same key" and is re-targeted, as C, its holder, hands
+	// it over to B.
 	last := Levels - 1
 	own := Entry{Valid: true, ClientIP: k.ip, ClientPort: k.port, Origin: ipA, Target: ipC}
 	if err := e.p.WriteDirectory(last, int(mustIndex(t, last, k.ip, k.port)), own); err != nil {
 		t.Fatal(err)
 	}
-	e.migrate(ipB, ipA, k.ip, k.port, portB)
+	e.remigrate(ipB, ipC, ipA, k.ip, k.port, portB)
 	if l, en, ok := e.p.Lookup(k.ip, k.port); !ok || l != last || en.Target != ipB {
 		t.Errorf("Lookup = %d, %+v, %v; want level %d re-targeted to B", l, en, ok, last)
 	}

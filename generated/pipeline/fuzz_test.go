@@ -12,6 +12,9 @@ func seedFrames(e *env) [][]byte {
 		tcpFrame(e.t, ipClient, ipA, cport, svport, "R", nil),
 		e.heartbeat(ipA, 9),
 		e.ack(ipB, ipA, ipClient, cport, true),
+		e.ack(ipC, ipA, ipClient, cport, true), // stale once B holds the client
+		e.ackTo(ipC, ipB, ipA, ipClient, cport, true),
+		e.prepareFrom(ipB, ipA, ipClient, cport),
 		e.ack(ipB, ipA, ipClient, cport+7, false),
 		e.prepare(ipA),
 		{},

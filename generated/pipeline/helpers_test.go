@@ -200,11 +200,18 @@ func (e *env) migFrame(src, dst [4]byte, m mig) []byte {
 
 // ack is the PREPARE_MIG_ACK a target sends to the origin for a client.
 func (e *env) ack(target, origin, client [4]byte, cport uint16, load bool) []byte {
+	return e.ackTo(target, origin, origin, client, cport, load)
+}
+
+// ackTo is the PREPARE_MIG_ACK a target sends to dst, the server whose
+// PREPARE it answers (the origin, or the holder that moves the connection
+// on), for the connection the client knows at origin.
+func (e *env) ackTo(target, dst, origin, client [4]byte, cport uint16, load bool) []byte {
 	l := uint64(0)
 	if load {
 		l = 1
 	}
-	return e.migFrame(target, origin, mig{msg: "prepare_mig_ack", hdr: map[string]uint64{
+	return e.migFrame(target, dst, mig{msg: "prepare_mig_ack", hdr: map[string]uint64{
 		"origin_ip": ipU64(origin), e.s.Directory.Key[0]: ipU64(client), e.s.Directory.Key[1]: uint64(cport), "load": l,
 	}})
 }

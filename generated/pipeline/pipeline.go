@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d709dad21ec4c421
+// spec fingerprint: a89505b2167ecf8b
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -31,7 +31,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "d709dad21ec4c421"
+const Fingerprint = "a89505b2167ecf8b"
 
 const (
 	// Levels is the number of directory levels; each has its own CRC.
@@ -244,12 +244,20 @@ type Counters struct {
 	Drops [NumDropReasons]uint64
 	// Hits counts TCP segments rewritten by a directory entry.
 	Hits uint64
-	// Inserts counts entries written (or re-targeted) by a PREPARE_MIG_ACK with LOAD.
+	// Inserts counts PREPARE_MIG_ACKs with LOAD whose entry was written: into an empty
+	// slot, or over the key's own entry by its target (a repeat) or for its holder (a re-migration).
 	Inserts uint64
 	// Rejects counts PREPARE_MIG_ACKs turned into REJECTED because every level was taken.
 	Rejects uint64
+	// StaleAcks counts PREPARE_MIG_ACKs with LOAD refused because the key's entry names
+	// another target that the ACK does not go to (the lease): answered REJECTED to their
+	// sender. P4: cell 0 (DROP_NONE, which no drop uses) of the drops counter.
+	StaleAcks uint64
 	// PrepareRejects counts PREPARE_MIGs answered REJECTED (no least-loaded server, or the sender is it).
 	PrepareRejects uint64
+	// PrepareResends counts PREPARE_MIGs steered to the target their key's entry already
+	// names (a resend of a migration in progress) instead of to the least-loaded server.
+	PrepareResends uint64
 	// Deletes counts entries removed by RST or FIN (delete_on) or by the release message (directory.release).
 	Deletes uint64
 	// Heartbeats counts heartbeat updates answered.
@@ -616,7 +624,7 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 		return p.prepare(f, ingress)
 	case stageAck:
 		if uint8(getField(h, 151, 1)) != 0 {
-			return p.insert(f)
+			return p.insert(f, ingress)
 		}
 	case stageRelease:
 		return p.release(f, ingress)
@@ -646,10 +654,25 @@ func (p *Pipeline) heartbeat(f []byte, ingress Port) Result {
 	}
 }
 
-// prepare steers a PREPARE_MIG to the least-loaded server, or answers
-// REJECTED when there is none or the sender is it (it would loop back).
+// prepare steers a PREPARE_MIG. min_workload is read first (one access). When
+// the directory holds the PREPARE's key (key_lookup level by level, first hit;
+// that level's addr read once) and the entry's target is not the sender, a
+// migration of it is in progress and this is a resend: it goes to that target,
+// which ACKs again. Otherwise (no entry, or the sender holds it and moves it on)
+// it goes to the least-loaded server, or is answered REJECTED when there is none
+// or the sender is it (it would loop back).
 func (p *Pipeline) prepare(f []byte, ingress Port) Result {
-	if p.holder == 0 || p.holder == binary.BigEndian.Uint32(f[ipSrc:]) {
+	least := p.holder
+	src := binary.BigEndian.Uint32(f[ipSrc:])
+	h := f[migOff:]
+	if l, i, ok := p.lookup(binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])); ok {
+		if t := p.dirAddr[l][i].target; t != src {
+			p.counters.PrepareResends++
+			setAddr(f, ipDst, t, udpCsum, true)
+			return p.route(f)
+		}
+	}
+	if least == 0 || least == src {
 		p.counters.PrepareRejects++
 		swapReply(f)
 		setChecked(f, migOff, 144, 4, stageRejected)
@@ -658,7 +681,7 @@ func (p *Pipeline) prepare(f []byte, ingress Port) Result {
 			Verdict: Reply,
 		}
 	}
-	setAddr(f, ipDst, p.holder, udpCsum, true)
+	setAddr(f, ipDst, least, udpCsum, true)
 	return p.route(f)
 }
 
@@ -687,12 +710,30 @@ func keyClear(c *keyCell, want keyCell) bool {
 	return false
 }
 
+// addrHandOver is the dir<i>_addr_hand_over RegisterAction (two comparisons):
+// the entry is a lease, so an ACK may rewrite the key's existing entry only when
+// its stored target is the ACK's sender (the same target again: a repeat) or the
+// ACK's destination (the holder that sent the PREPARE hands the connection over).
+// It says whether it wrote. It keeps the stored origin (a connection's origin never
+// changes), so the stateful ALU reads two packet values, IPv4 src and dst, as a
+// Tofino-1 SALU must.
+func addrHandOver(c *addrCell, a addrCell, dst uint32) bool {
+	if c.target == a.target || c.target == dst {
+		c.target = a.target
+		return true
+	}
+	return false
+}
+
 // insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level
 // whose slot is empty or holds the key wins (write-if-empty, never over
 // another key), and every later level drops a copy of the key it holds, so
-// a key is on one level at most. When every level is taken the ACK becomes
+// a key is on one level at most. An empty slot takes the entry; the key's own
+// entry is rewritten only through addrHandOver, and an ACK it refuses is stale:
+// it goes back to its sender as REJECTED, so that target frees its buffer, and
+// nothing reaches the origin. When every level is taken the ACK becomes
 // REJECTED and still goes to its IPv4 destination, the origin.
-func (p *Pipeline) insert(f []byte) Result {
+func (p *Pipeline) insert(f []byte, ingress Port) Result {
 	h := f[migOff:]
 	ip, port := binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])
 	want := keyCell{ip, uint32(port) | keyValid}
@@ -701,7 +742,7 @@ func (p *Pipeline) insert(f []byte) Result {
 		target: binary.BigEndian.Uint32(f[ipSrc:]),
 	}
 	k := keyBytes(ip, port)
-	won := false
+	won, stale := false, false
 	for l, i := range levelIndexes(&k) {
 		c := &p.dirKey[l][i]
 		if won {
@@ -711,17 +752,30 @@ func (p *Pipeline) insert(f []byte) Result {
 			}
 			continue
 		}
-		if seen := keyInsert(c, want); seen == 0 || seen == want.port {
+		switch keyInsert(c, want) {
+		case 0: // The slot was empty: a fresh entry.
 			p.dirAddr[l][i] = addr
+			won = true
+		case want.port: // The key's own entry: the lease decides.
+			stale = !addrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[ipDst:]))
 			won = true
 		}
 	}
-	if won {
-		p.counters.Inserts++
+	switch {
+	case !won:
+		p.counters.Rejects++
+		setChecked(f, migOff, 144, 4, stageRejected)
 		return p.route(f)
+	case stale:
+		p.counters.StaleAcks++
+		swapReply(f)
+		setChecked(f, migOff, 144, 4, stageRejected)
+		return Result{
+			Egress:  ingress,
+			Verdict: Reply,
+		}
 	}
-	p.counters.Rejects++
-	setChecked(f, migOff, 144, 4, stageRejected)
+	p.counters.Inserts++
 	return p.route(f)
 }
 

@@ -30,6 +30,19 @@ func (e *env) migrate(target, origin, client [4]byte, port uint16, in Port) {
 	}
 }
 
+// remigrate is a re-migration's ACK with LOAD: target answers the PREPARE
+// of holder, which holds the connection the client knows at origin. It
+// checks that the ACK went on to the holder unchanged.
+func (e *env) remigrate(target, holder, origin, client [4]byte, port uint16, in Port) {
+	e.t.Helper()
+	r, out := e.run(e.ackTo(target, holder, origin, client, port, true), in)
+	e.want(r, fwd(e.p.hostPort(holder)))
+	stage, _ := e.migOf(checkFrame(e.t, out))
+	if stage != "prepare_mig_ack" {
+		e.t.Fatalf("re-migration ACK for %s:%d left as %s, want prepare_mig_ack", ipString(client), port, stage)
+	}
+}
+
 // hostPort is the egress ipv4_host gives ip (test only).
 func (p *Pipeline) hostPort(ip [4]byte) Port {
 	p.mu.Lock()
@@ -149,8 +162,9 @@ func TestInsertNeedsLoad(t *testing.T) {
 func TestRemigrationUpdatesTarget(t *testing.T) {
 	e := newEnv(t)
 	e.migrate(ipB, ipA, ipClient, cport, portB)
-	// B moves it on to C; the origin the client knows stays A.
-	e.migrate(ipC, ipA, ipClient, cport, portC)
+	// B moves it on to C: C's ACK answers B's PREPARE, so it goes to B, the
+	// holder; the origin the client knows stays A.
+	e.remigrate(ipC, ipB, ipA, ipClient, cport, portC)
 	level, entry, ok := e.p.Lookup(ipClient, cport)
 	if !ok || level != 0 || entry.Target != ipC || entry.Origin != ipA {
 		t.Fatalf("Lookup after re-migration = %d, %+v, %v; want level 0, target C, origin A", level, entry, ok)
@@ -374,8 +388,14 @@ func TestHeartbeat(t *testing.T) {
 }
 
 func (e *env) prepare(src [4]byte) []byte {
+	return e.prepareFrom(src, src, ipClient, cport)
+}
+
+// prepareFrom is the PREPARE_MIG src sends for the connection the client
+// knows at origin (src itself, or the origin of a connection src holds).
+func (e *env) prepareFrom(src, origin, client [4]byte, port uint16) []byte {
 	return e.migFrame(src, src, mig{msg: "prepare_mig", hdr: map[string]uint64{
-		"origin_ip": ipU64(src), e.s.Directory.Key[0]: ipU64(ipClient), e.s.Directory.Key[1]: cport,
+		"origin_ip": ipU64(origin), e.s.Directory.Key[0]: ipU64(client), e.s.Directory.Key[1]: uint64(port),
 	}})
 }
 

@@ -16,7 +16,8 @@ var update = flag.Bool("update", false, "rewrite testdata/trace.golden")
 
 // TestTraceGolden runs one migration end to end (heartbeats, PREPARE
 // steering, the ACK that installs the entry, request and response rewrite,
-// a full-directory REJECTED, a half-close, the release) and compares every frame in and out with
+// a stale ACK, a resent PREPARE, a full-directory REJECTED, a half-close,
+// the release, a re-migration by the holder) and compares every frame in and out with
 // testdata/trace.golden: a byte-exact record of the switch semantics that
 // other implementations (the P4 program on a model, the simulator) can be
 // checked against.
@@ -44,6 +45,10 @@ func TestTraceGolden(t *testing.T) {
 	step("PREPARE_MIG_ACK with LOAD from B: installs client -> B", e.ack(ipB, ipA, ipClient, cport, true), portB)
 	step("request client -> A: rewritten to B", tcpFrame(t, ipClient, ipA, cport, svport, "PA", []byte("GET /")), portClient)
 	step("response B -> client: source rewritten to A", tcpFrame(t, ipB, ipClient, svport, cport, "PA", []byte("200 OK")), portB)
+	step("heartbeat from C (load 5): takes over", e.heartbeat(ipC, 5), portC)
+	step("PREPARE_MIG_ACK with LOAD from C, which got an earlier copy of A's PREPARE: stale, REJECTED back to C", e.ack(ipC, ipA, ipClient, cport, true), portC)
+	step("PREPARE_MIG resent by A: the entry names B, so to B, not to the least loaded C", e.prepare(ipA), portA)
+	step("PREPARE_MIG_ACK with LOAD from B again: a repeat, on to A", e.ack(ipB, ipA, ipClient, cport, true), portB)
 	if keys := collidingKeys(e.s, allLevels(), 0x0a4d_0002_0050, Levels+1); keys != nil {
 		for i, k := range keys {
 			ip, port := keyOf(k)
@@ -56,6 +61,10 @@ func TestTraceGolden(t *testing.T) {
 	step("conn_closed from the client port: spoofed", e.connClosed(ipClient, ipA, ipClient, cport), portClient)
 	step("conn_closed from B: the key leaves every level, echoed to B", e.connClosed(ipB, ipA, ipClient, cport), portB)
 	step("request after the release: to A again", tcpFrame(t, ipClient, ipA, cport, svport, "A", nil), portClient)
+	step("PREPARE_MIG_ACK with LOAD from B: installs client -> B again", e.ack(ipB, ipA, ipClient, cport, true), portB)
+	step("PREPARE_MIG from B, which holds the client: steered by min_workload to C", e.prepareFrom(ipB, ipA, ipClient, cport), portB)
+	step("PREPARE_MIG_ACK with LOAD from C to B: the holder hands over, client -> C", e.ackTo(ipC, ipB, ipA, ipClient, cport, true), portC)
+	step("request client -> A: rewritten to C", tcpFrame(t, ipClient, ipA, cport, svport, "A", nil), portClient)
 	step("spoofed heartbeat from the client port", e.heartbeat(ipClient, 0), portClient)
 
 	path := filepath.Join("testdata", "trace.golden")

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d709dad21ec4c421
+// spec fingerprint: a89505b2167ecf8b
 
 package tcpmig
 

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d709dad21ec4c421
+// spec fingerprint: a89505b2167ecf8b
 
 package tcpmig
 
@@ -44,7 +44,9 @@ const RejectedLen = HeaderLen
 
 // Rejected is the rejected message (stage rejected), sent by a server or the
 // switch. Answers a PREPARE_MIG that cannot be served (the sender is the least
-// loaded) or a PREPARE_MIG_ACK whose entry fits no level.
+// loaded), a PREPARE_MIG_ACK whose entry fits no level (on to the origin), or
+// a stale PREPARE_MIG_ACK from a target that lost the connection to another
+// (back to that target, which frees its buffer).
 type Rejected struct {
 	TCPMigFields
 }
