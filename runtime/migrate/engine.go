@@ -1,0 +1,539 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/capygen/capygen/generated/migstate"
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// Errors. Returned errors wrap them with the input they refer to.
+var (
+	ErrConfig     = errors.New("migrate: invalid config")
+	ErrNoConn     = errors.New("migrate: no such connection")
+	ErrBusy       = errors.New("migrate: connection already migrating")
+	ErrNotReady   = errors.New("migrate: connection not established")
+	ErrClosed     = errors.New("migrate: engine closed")
+	ErrMoved      = errors.New("migrate: connection moved to another server")
+	ErrRestore    = errors.New("migrate: restore failed")
+	ErrAppState   = errors.New("migrate: application state refused")
+	ErrNoRestorer = errors.New("migrate: no listener or restorer for the port")
+)
+
+// Config configures an Engine. Zero values take the defaults named.
+type Config struct {
+	// Switch is the address TCPMig control datagrams (PREPARE_MIG,
+	// HEARTBEAT_UPDATE) are sent to: the switch's control address. The switch
+	// handles them by port role, whatever their destination, but the stack
+	// must be able to resolve the address (the software switch answers ARP
+	// for it). Required.
+	Switch netip.Addr
+	// HeartbeatPeriod is how often HEARTBEAT_UPDATE reports the workload
+	// (10 ms); a negative period sends none.
+	HeartbeatPeriod time.Duration
+	// HeartbeatJitter spreads heartbeats by up to this much either way, so
+	// servers do not report in lockstep (a tenth of the period).
+	HeartbeatJitter time.Duration
+	// Workload is the figure heartbeats report (the stack's connection
+	// count, which the stack keeps in O(1)).
+	Workload func() uint32
+	// MaxRestoreBuffer caps the send and receive buffers a snapshot may
+	// declare; a larger one is refused and its migration fails (4 MiB).
+	MaxRestoreBuffer int
+	// HoldFrames and HoldBytes bound the client segments held for one
+	// incoming connection while its state is in flight (4096 frames,
+	// 8 MiB); more are dropped and counted (TCP retransmits them).
+	HoldFrames, HoldBytes int
+	// Tombstone is how long segments still arriving for a connection that
+	// left are dropped silently instead of answered with RST (2 s).
+	Tombstone time.Duration
+	// Grace keeps a finished migration's machine to absorb duplicates and
+	// retransmissions (1 s).
+	Grace time.Duration
+	// Clock is the monotonic clock of the phase timestamps, in nanoseconds
+	// (CLOCK_MONOTONIC, which every process and namespace of a machine
+	// share).
+	Clock func() int64
+	// OnRecord, if set, receives each migration's record once it ends, on
+	// the stack's event loop: it must not block.
+	OnRecord func(Record)
+	// Seed drives the heartbeat jitter (0: random).
+	Seed uint64
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if !c.Switch.Is4() || c.Switch.IsUnspecified() {
+		return c, fmt.Errorf("%w: Switch %v must be the switch's IPv4 control address", ErrConfig, c.Switch)
+	}
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = 10 * time.Millisecond
+	}
+	if c.HeartbeatJitter == 0 && c.HeartbeatPeriod > 0 {
+		c.HeartbeatJitter = c.HeartbeatPeriod / 10
+	}
+	if c.HeartbeatJitter < 0 || (c.HeartbeatPeriod > 0 && c.HeartbeatJitter >= c.HeartbeatPeriod) {
+		return c, fmt.Errorf("%w: HeartbeatJitter %v must be in [0, HeartbeatPeriod %v)", ErrConfig, c.HeartbeatJitter, c.HeartbeatPeriod)
+	}
+	if c.MaxRestoreBuffer == 0 {
+		c.MaxRestoreBuffer = 4 << 20
+	}
+	if c.HoldFrames == 0 {
+		c.HoldFrames = 4096
+	}
+	if c.HoldBytes == 0 {
+		c.HoldBytes = 8 << 20
+	}
+	if c.Tombstone == 0 {
+		c.Tombstone = 2 * time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = time.Second
+	}
+	if c.MaxRestoreBuffer < 0 || c.HoldFrames < 0 || c.HoldBytes < 0 || c.Tombstone < 0 || c.Grace < 0 {
+		return c, fmt.Errorf("%w: MaxRestoreBuffer, HoldFrames, HoldBytes, Tombstone and Grace must not be negative", ErrConfig)
+	}
+	if c.Clock == nil {
+		c.Clock = Monotonic
+	}
+	return c, nil
+}
+
+// Stats are an engine's cumulative counters.
+type Stats struct {
+	Started, Moved, Stayed, Aborted uint64 // outgoing migrations by outcome
+	Accepted, Abandoned             uint64 // incoming migrations by outcome
+	RestoreFailures                 uint64 // states refused (over the cap, corrupt, no listener)
+	Retries                         uint64 // resends on timeout, both roles
+	Held, HeldOverflow, Replayed    uint64 // client segments held, dropped over the bound, replayed
+	TombstoneDrops                  uint64 // segments of a departed connection dropped silently
+	Ignored                         uint64 // messages the machines ignore (duplicates, stale)
+	Unexpected                      uint64 // messages no machine expects (no such migration)
+	BadMessages                     uint64 // datagrams on the TCPMig port that do not decode
+	FragmentsIn, FragmentsOut       uint64
+	HeartbeatsOut, HeartbeatReplies uint64
+	MinWorkload                     uint32 // the switch's minimum, from the last heartbeat reply
+	Releases, ReleaseAcks           uint64 // conn_closed sent for finished migrated-in connections, and echoed
+}
+
+// Engine runs TCPMig on one stack. Its methods are safe for concurrent use.
+type Engine struct {
+	st   *stack.Stack
+	cfg  Config
+	self netip.Addr
+
+	mu        sync.Mutex
+	closed    bool
+	out       map[key]*outgoing
+	outByID   map[tcp.ID]*outgoing
+	in        map[key]*incoming
+	holds     map[tcp.ID]*incoming
+	tombs     map[tcp.ID]tcp.Time
+	refused   map[key]tcp.Time
+	restorers map[uint16]Restorer
+	restored  map[tcp.ID][]byte // app state of restored connections not yet claimed
+	sessions  map[tcp.ID]*Session
+	hosted    map[tcp.ID]*hosted
+	hbNext    tcp.Time
+	rng       *rand.Rand
+	stats     Stats
+	buf       []byte
+	records   []Record // the last recordKeep records, a ring
+	recNext   int
+	// intercepting counts holds and tombstones, so that the interceptor,
+	// which sees every TCP segment, takes the lock only when one exists.
+	intercepting atomic.Int32
+}
+
+// recordKeep bounds the records an engine keeps for Records.
+const recordKeep = 4096
+
+// Restorer takes a connection migrated in, with the application state that
+// came with it. It runs on the stack's event loop and must not block: start
+// a goroutine to serve the connection.
+type Restorer func(c *stack.Conn, appState []byte)
+
+// key names one migration: the connection as the client knows it.
+type key struct {
+	originIP   [4]byte
+	originPort uint16
+	clientIP   [4]byte
+	clientPort uint16
+}
+
+func (k key) String() string {
+	return fmt.Sprintf("%v:%d-%v:%d", netip.AddrFrom4(k.originIP), k.originPort, netip.AddrFrom4(k.clientIP), k.clientPort)
+}
+
+func keyOf(h *tcpmig.TCPMigFields) key {
+	return key{h.OriginIP, h.OriginPort, h.ClientIP, h.ClientPort}
+}
+
+func (k key) fields() tcpmig.TCPMigFields {
+	return tcpmig.TCPMigFields{OriginIP: k.originIP, OriginPort: k.originPort, ClientIP: k.clientIP, ClientPort: k.clientPort}
+}
+
+// New attaches an engine to st: it claims the spec's UDP port and installs
+// the stack's TCP interceptor and timer hook.
+func New(st *stack.Stack, cfg Config) (*Engine, error) {
+	if st == nil {
+		return nil, fmt.Errorf("%w: nil stack", ErrConfig)
+	}
+	// A codec of one spec and machines of another would speak different
+	// protocols.
+	if tcpmig.Fingerprint != migstate.SpecFingerprint {
+		return nil, fmt.Errorf("%w: generated/tcpmig (spec %s) and generated/migstate (spec %s) differ; run capygen generate",
+			ErrConfig, tcpmig.Fingerprint, migstate.SpecFingerprint)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	e := &Engine{
+		st:        st,
+		cfg:       cfg,
+		self:      st.Addr(),
+		out:       map[key]*outgoing{},
+		outByID:   map[tcp.ID]*outgoing{},
+		in:        map[key]*incoming{},
+		holds:     map[tcp.ID]*incoming{},
+		tombs:     map[tcp.ID]tcp.Time{},
+		refused:   map[key]tcp.Time{},
+		restorers: map[uint16]Restorer{},
+		restored:  map[tcp.ID][]byte{},
+		sessions:  map[tcp.ID]*Session{},
+		hosted:    map[tcp.ID]*hosted{},
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		buf:       make([]byte, 0, 2048),
+	}
+	if e.cfg.Workload == nil {
+		e.cfg.Workload = func() uint32 { return uint32(st.NumConns()) }
+	}
+	if err := st.HandleUDP(tcpmig.UDPPort, e.handleUDP); err != nil {
+		return nil, fmt.Errorf("migrate: claiming TCPMig's UDP port %d: %w", tcpmig.UDPPort, err)
+	}
+	st.SetTCPInterceptor(e.intercept)
+	st.SetTimerHook(e)
+	if cfg.HeartbeatPeriod > 0 {
+		e.hbNext = st.Now() // the first heartbeat makes this server a candidate at once
+	}
+	return e, nil
+}
+
+// Close detaches the engine from its stack. Migrations in flight are
+// abandoned; their sessions see ErrClosed.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.closed = true
+	var wake []*outgoing
+	for _, o := range e.out {
+		if !o.m.State().IsFinal() {
+			wake = append(wake, o)
+		}
+	}
+	e.mu.Unlock()
+	e.st.HandleUDP(tcpmig.UDPPort, nil) //nolint:errcheck // releasing never fails
+	e.st.SetTCPInterceptor(nil)
+	e.st.SetTimerHook(nil)
+	for _, o := range wake {
+		o.finish(Outcome{Result: ResultStayed, Err: ErrClosed})
+	}
+	return nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Records returns the records of the most recent migrations (up to 4096),
+// oldest first.
+func (e *Engine) Records() []Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.records) < recordKeep {
+		return append([]Record(nil), e.records...)
+	}
+	out := make([]Record, 0, recordKeep)
+	out = append(out, e.records[e.recNext:]...)
+	return append(out, e.records[:e.recNext]...)
+}
+
+// Migrating reports whether id has an outgoing migration in flight.
+func (e *Engine) Migrating(id tcp.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.outByID[id]
+	return o != nil && !o.m.State().IsFinal()
+}
+
+// HandleRestored makes r take the connections migrated in on port, instead
+// of the port's listener; a nil r removes it.
+func (e *Engine) HandleRestored(port uint16, r Restorer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r == nil {
+		delete(e.restorers, port)
+		return
+	}
+	e.restorers[port] = r
+}
+
+// record keeps rec and hands it to OnRecord; e.mu is held, so OnRecord
+// runs after the caller unlocks (see effects).
+func (e *Engine) keepRecord(rec Record) {
+	if len(e.records) < recordKeep {
+		e.records = append(e.records, rec)
+	} else {
+		e.records[e.recNext] = rec
+		e.recNext = (e.recNext + 1) % recordKeep
+	}
+}
+
+// effects are what a locked handler leaves for after the unlock: calls that
+// re-enter the engine (replaying held frames runs the interceptor) or user
+// code (callbacks, restorers).
+type effects struct {
+	records  []Record
+	finished []finished
+	replay   [][]byte
+	restore  func()
+}
+
+type finished struct {
+	o   *outgoing
+	out Outcome
+}
+
+func (e *Engine) run(fx *effects) {
+	for _, f := range fx.finished {
+		f.o.finish(f.out)
+	}
+	if fx.restore != nil {
+		fx.restore()
+	}
+	for _, fr := range fx.replay {
+		e.st.Input(e.st.Now(), fr)
+	}
+	if e.cfg.OnRecord != nil {
+		for _, r := range fx.records {
+			e.cfg.OnRecord(r)
+		}
+	}
+}
+
+// handleUDP is the TCPMig port's handler.
+func (e *Engine) handleUDP(src, _ netip.AddrPort, payload []byte) {
+	h := tcpmig.TCPMig(payload)
+	var fx effects
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	if err := h.Validate(); err != nil {
+		e.stats.BadMessages++
+		e.mu.Unlock()
+		return
+	}
+	now := e.st.Now()
+	switch h.Stage() {
+	case tcpmig.StagePrepareMig:
+		e.onPrepare(now, src.Addr(), payload, &fx)
+	case tcpmig.StageConnState:
+		e.onConnState(now, src.Addr(), payload, &fx)
+	case tcpmig.StageRejected:
+		// The switch sends REJECTED to an origin (no target, or the
+		// directory is full) and to a losing target (its ACK was stale:
+		// another server holds the connection). A target's comes from the
+		// server its PREPARE came from.
+		if !e.onTargetRejected(now, src.Addr(), payload, &fx) {
+			e.onOriginMessage(now, src.Addr(), h.Stage(), payload, &fx)
+		}
+	case tcpmig.StagePrepareMigAck, tcpmig.StageConnStateAck:
+		e.onOriginMessage(now, src.Addr(), h.Stage(), payload, &fx)
+	case tcpmig.StageHeartbeatResponse:
+		var m tcpmig.HeartbeatResponse
+		if m.Decode(payload) != nil {
+			e.stats.BadMessages++
+			break
+		}
+		e.stats.HeartbeatReplies++
+		e.stats.MinWorkload = m.Workload
+	default:
+		if !e.onOtherStage(now, h.Stage(), payload) {
+			e.stats.Unexpected++
+		}
+	}
+	e.mu.Unlock()
+	e.run(&fx)
+}
+
+// send encodes m and sends it to dst on the TCPMig port. e.mu is held.
+func (e *Engine) send(dst netip.Addr, m tcpmig.Message) error {
+	n := m.EncodedLen()
+	if cap(e.buf) < n {
+		e.buf = make([]byte, n)
+	}
+	b := e.buf[:n]
+	if _, err := m.Encode(b); err != nil {
+		return err
+	}
+	port := tcpmig.UDPPort
+	return e.st.SendUDP(netip.AddrPortFrom(e.self, port), netip.AddrPortFrom(dst, port), b)
+}
+
+// intercept is the stack's TCP interceptor: it holds the client's segments
+// of connections being migrated in and silently drops those of connections
+// that left.
+func (e *Engine) intercept(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) bool {
+	if e.intercepting.Load() == 0 {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if in := e.holds[id]; in != nil {
+		e.hold(in, raw)
+		return true
+	}
+	if until, ok := e.tombs[id]; ok {
+		if now >= until {
+			e.untomb(id)
+			return false
+		}
+		if seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN {
+			return false // a new connection on the same address pair
+		}
+		e.stats.TombstoneDrops++
+		return true
+	}
+	return false
+}
+
+func (e *Engine) tomb(id tcp.ID, until tcp.Time) {
+	if _, ok := e.tombs[id]; !ok {
+		e.intercepting.Add(1)
+	}
+	e.tombs[id] = until
+}
+
+func (e *Engine) untomb(id tcp.ID) {
+	if _, ok := e.tombs[id]; ok {
+		delete(e.tombs, id)
+		e.intercepting.Add(-1)
+	}
+}
+
+// NextDeadline is the stack timer hook's: the earliest machine timer,
+// heartbeat or expiry.
+func (e *Engine) NextDeadline() (tcp.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, false
+	}
+	var best tcp.Time
+	found := false
+	take := func(t tcp.Time) {
+		if !found || t < best {
+			best, found = t, true
+		}
+	}
+	if e.cfg.HeartbeatPeriod > 0 {
+		take(e.hbNext)
+	}
+	for _, o := range e.out {
+		take(o.deadline())
+	}
+	for _, in := range e.in {
+		take(in.deadline())
+	}
+	for _, h := range e.hosted {
+		take(h.next)
+	}
+	for _, t := range e.tombs {
+		take(t)
+	}
+	for _, t := range e.refused {
+		take(t)
+	}
+	return best, found
+}
+
+// Advance is the stack timer hook's: it fires due machine timers, sends
+// heartbeats and forgets expired state.
+func (e *Engine) Advance(now tcp.Time) {
+	var fx effects
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	if e.cfg.HeartbeatPeriod > 0 && now >= e.hbNext {
+		e.heartbeat()
+		next := e.cfg.HeartbeatPeriod
+		if j := e.cfg.HeartbeatJitter; j > 0 {
+			next += time.Duration(e.rng.Int64N(int64(2*j)+1)) - j
+		}
+		e.hbNext = now + next
+	}
+	for k, o := range e.out {
+		switch {
+		case o.timerOn && now >= o.timerAt:
+			o.timerOn = false
+			e.originEvent(now, o, migstate.OriginEventTimeout, &fx)
+		case o.m.State().IsFinal() && now >= o.forgetAt:
+			delete(e.out, k)
+			if e.outByID[o.id] == o {
+				delete(e.outByID, o.id)
+			}
+		}
+	}
+	for k, in := range e.in {
+		switch {
+		case in.timerOn && now >= in.timerAt:
+			in.timerOn = false
+			e.targetEvent(now, in, migstate.TargetEventTimeout, nil, &fx)
+		case in.m.State().IsFinal() && now >= in.forgetAt:
+			delete(e.in, k)
+		}
+	}
+	for id, until := range e.tombs {
+		if now >= until {
+			e.untomb(id)
+		}
+	}
+	for k, until := range e.refused {
+		if now >= until {
+			delete(e.refused, k)
+		}
+	}
+	e.advanceHosted(now)
+	e.mu.Unlock()
+	e.run(&fx)
+}
+
+func (e *Engine) heartbeat() {
+	m := tcpmig.HeartbeatUpdate{Workload: e.cfg.Workload()}
+	m.OriginIP = e.self.As4()
+	if e.send(e.cfg.Switch, &m) == nil {
+		e.stats.HeartbeatsOut++
+	}
+}

@@ -1,0 +1,305 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/capygen/capygen/generated/migstate"
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// Result is how an outgoing migration ended.
+type Result uint8
+
+const (
+	// ResultMoved: the target acknowledged the state and serves the
+	// connection; this server's copy is gone.
+	ResultMoved Result = iota + 1
+	// ResultStayed: no target took the connection (REJECTED, or no answer
+	// to PREPARE_MIG); it goes on here, untouched.
+	ResultStayed
+	// ResultAborted: the state was lost in flight; the connection was
+	// reset (RST) so the client never hangs and never hears two servers.
+	ResultAborted
+)
+
+func (r Result) String() string {
+	switch r {
+	case ResultMoved:
+		return "moved"
+	case ResultStayed:
+		return "stayed"
+	case ResultAborted:
+		return "aborted"
+	}
+	return "unknown"
+}
+
+// Outcome is what Start's done function receives.
+type Outcome struct {
+	Result Result
+	// Target is the server that took the connection (ResultMoved), or the
+	// one that acknowledged the PREPARE before the state was lost.
+	Target netip.Addr
+	// Err says why a migration did not move the connection, if known.
+	Err error
+	// Record is the migration's timing on this server.
+	Record Record
+}
+
+// outgoing is one connection being moved out: the origin machine and what
+// its actions need.
+type outgoing struct {
+	k      key
+	id     tcp.ID // as this stack files it
+	m      migstate.Origin
+	app    func() ([]byte, error)
+	done   func(Outcome)
+	target netip.Addr
+	tc     *tcp.Conn // detached at the freeze
+	snap   []byte
+	lost   error // the freeze could not take the state
+	result Result
+
+	timerOn  bool
+	timerAt  tcp.Time
+	forgetAt tcp.Time
+	rec      Record
+	once     sync.Once
+}
+
+func (o *outgoing) deadline() tcp.Time {
+	if o.timerOn {
+		return o.timerAt
+	}
+	return o.forgetAt
+}
+
+// finish hands the outcome to done, once, without the engine's lock.
+func (o *outgoing) finish(out Outcome) {
+	o.once.Do(func() {
+		if o.done != nil {
+			o.done(out)
+		}
+	})
+}
+
+// Start begins moving the connection id (the ID its stack.Conn reports) to
+// the least-loaded server. app is called once, at the freeze, for the
+// application's state, which travels with the TCP state; the caller keeps
+// the application away from the connection from Start until done is called
+// (Migratory TCP's quiescent point). done receives the outcome exactly once,
+// without the engine's lock; it must not block. Start returns an error,
+// and calls nothing, when the connection cannot be moved now.
+func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)) error {
+	c := e.st.LookupConn(id)
+	if c == nil {
+		return fmt.Errorf("%w: %v-%v is not a connection of this stack", ErrNoConn, id.Local, id.Remote)
+	}
+	if !c.Established() {
+		return fmt.Errorf("%w: %v-%v has not finished its handshake", ErrNotReady, id.Local, id.Remote)
+	}
+	origin := c.Origin()
+	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port()}
+	var fx effects
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	t0 := e.cfg.Clock()
+	if o := e.out[k]; o != nil && !o.m.State().IsFinal() {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: %v", ErrBusy, k)
+	}
+	o := &outgoing{k: k, id: id, m: migstate.NewOrigin(), app: app, done: done}
+	o.rec = newRecord(RoleOrigin, k, t0)
+	e.out[k] = o
+	e.outByID[id] = o
+	e.stats.Started++
+	e.originEvent(e.st.Now(), o, migstate.OriginEventStart, &fx)
+	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	e.mu.Unlock()
+	e.run(&fx)
+	return nil
+}
+
+// onOriginMessage feeds PREPARE_MIG_ACK, REJECTED and CONN_STATE_ACK to
+// their outgoing migration. e.mu is held.
+func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stage, payload []byte, fx *effects) {
+	t0 := e.cfg.Clock()
+	var f tcpmig.TCPMigFields
+	var err error
+	switch stage {
+	case tcpmig.StagePrepareMigAck:
+		var m tcpmig.PrepareMigAck
+		err, f = m.Decode(payload), m.TCPMigFields
+	case tcpmig.StageRejected:
+		var m tcpmig.Rejected
+		err, f = m.Decode(payload), m.TCPMigFields
+	case tcpmig.StageConnStateAck:
+		var m tcpmig.ConnStateAck
+		err, f = m.Decode(payload), m.TCPMigFields
+	}
+	if err != nil {
+		e.stats.BadMessages++
+		return
+	}
+	o := e.out[keyOf(&f)]
+	ev, ok := migstate.OriginEventForStage(uint8(stage))
+	if o == nil || !ok {
+		e.stats.Unexpected++
+		return
+	}
+	if ev == migstate.OriginEventPrepareMigAck && o.m.State() == migstate.OriginStatePreparing {
+		o.target = src // the server that will hold the client's segments
+	}
+	e.originEvent(now, o, ev, fx)
+	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+}
+
+// originEvent applies ev to o's machine and carries out the step. e.mu is
+// held.
+func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent, fx *effects) {
+	step, err := o.m.Handle(ev)
+	if err != nil {
+		e.stats.Unexpected++
+		return
+	}
+	if step.Ignored {
+		e.stats.Ignored++
+		return
+	}
+	if step.Retry > 0 {
+		e.stats.Retries++
+		o.rec.Retries++
+	}
+	if step.StopTimer {
+		o.timerOn = false
+	}
+	for _, a := range step.Actions() {
+		e.originAction(now, o, a)
+	}
+	if step.ArmTimer {
+		o.timerOn, o.timerAt = true, now+step.TimerAfter
+	}
+	if step.To.IsFinal() && !step.From.IsFinal() {
+		o.forgetAt = now + e.cfg.Grace
+		switch o.result {
+		case ResultMoved:
+			e.stats.Moved++
+		case ResultAborted:
+			e.stats.Aborted++
+		default:
+			o.result = ResultStayed
+			e.stats.Stayed++
+		}
+		o.rec.Result = o.result.String()
+		o.rec.Peer = o.target
+		out := Outcome{Result: o.result, Target: o.target, Err: o.lost, Record: o.rec}
+		if o.result != ResultMoved && out.Err == nil {
+			out.Err = fmt.Errorf("migrate: %v ended in %v after %v", o.k, step.To, ev)
+		}
+		if out.Err != nil {
+			o.rec.Err = out.Err.Error()
+			out.Record.Err = o.rec.Err
+		}
+		e.keepRecord(o.rec)
+		fx.records = append(fx.records, o.rec)
+		fx.finished = append(fx.finished, finished{o, out})
+	}
+}
+
+// originAction carries out one action of the origin machine. e.mu is held.
+func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction) {
+	switch a {
+	case migstate.OriginActionSendPrepareMig:
+		m := tcpmig.PrepareMig{TCPMigFields: o.k.fields()}
+		e.send(e.cfg.Switch, &m) //nolint:errcheck // the machine's timer resends
+		o.rec.mark(PhasePrepareSent, e.cfg.Clock())
+	case migstate.OriginActionFreezeConnection:
+		o.rec.mark(PhaseAckReceived, e.cfg.Clock())
+		e.freeze(now, o)
+	case migstate.OriginActionSendConnState:
+		e.sendState(o)
+	case migstate.OriginActionReleaseConnection:
+		o.rec.mark(PhaseStateAcked, e.cfg.Clock())
+		o.result = ResultMoved
+		o.snap, o.tc = nil, nil
+	case migstate.OriginActionResumeConnection:
+		o.result = ResultStayed
+	case migstate.OriginActionAbortConnection:
+		o.result = ResultAborted
+		if o.tc != nil {
+			e.st.AbortDetached(o.tc)
+			o.tc = nil
+		}
+		if o.lost == nil {
+			o.lost = fmt.Errorf("migrate: %v: no CONN_STATE_ACK from %v after %d retries; the connection was reset",
+				o.k, o.target, o.rec.Retries)
+		}
+	}
+}
+
+// freeze takes the connection out of the stack (it sends nothing from now
+// on), and serializes it with the application's state.
+func (e *Engine) freeze(now tcp.Time, o *outgoing) {
+	var state []byte
+	if o.app != nil {
+		s, err := o.app()
+		if err != nil {
+			o.lost = fmt.Errorf("%w: %v: %v", ErrAppState, o.k, err)
+		}
+		state = s
+	}
+	tc, err := e.st.DetachConn(o.id)
+	if err != nil {
+		o.lost = fmt.Errorf("migrate: %v: freezing: %w", o.k, err)
+		return
+	}
+	o.tc = tc
+	delete(e.hosted, o.id) // its entry now follows it: the next server releases it
+	delete(e.restored, o.id)
+	// Segments still on their way here (sent before the switch turned the
+	// client to the target) are dropped, not answered with RST.
+	e.tomb(o.id, now+e.cfg.Tombstone)
+	o.rec.mark(PhaseFrozen, e.cfg.Clock())
+	if o.lost != nil {
+		return
+	}
+	tc.SetAppState(state)
+	o.snap = tc.AppendSnapshot(o.snap[:0])
+	o.rec.StateBytes = len(o.snap)
+	o.rec.mark(PhaseSerialized, e.cfg.Clock())
+}
+
+// sendState sends the whole snapshot as CONN_STATE fragments to the target.
+// A resend sends every fragment again: the target's reassembler keeps what
+// it has and ignores the copies.
+func (e *Engine) sendState(o *outgoing) {
+	if o.lost != nil || o.tc == nil {
+		return // nothing to send: the machine's timer ends in abort
+	}
+	m := tcpmig.ConnState{TCPMigFields: o.k.fields()}
+	n := 0
+	err := tcpmig.FragmentConnState(&m, o.snap, func(frag *tcpmig.ConnState) error {
+		n++
+		return e.send(o.target, frag)
+	})
+	if err != nil {
+		// Over the spec's cap: no resend can help, and the machine's timer
+		// ends in a reset. A refusal by the stack (say, ARP still
+		// resolving) is left to the timer's resend.
+		if errors.Is(err, tcpmig.ErrBadLength) {
+			o.lost = fmt.Errorf("migrate: %v: %w", o.k, err)
+		}
+		o.rec.Err = err.Error()
+	}
+	e.stats.FragmentsOut += uint64(n)
+	o.rec.Fragments = n
+	o.rec.mark(PhaseStateSent, e.cfg.Clock())
+}

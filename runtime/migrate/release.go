@@ -1,0 +1,62 @@
+package migrate
+
+import (
+	"time"
+
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// A connection that was ever migrated has a directory entry at the switch,
+// which must go when the connection ends, or the directory fills up. RST
+// clears it in the data plane; a graceful close cannot (the entry must
+// outlive a half-close), so the server that holds the connection when it
+// finishes tells the switch.
+const (
+	hostedPoll   = 50 * time.Millisecond // how often a hosted connection is checked
+	releaseRetry = 20 * time.Millisecond // resend interval of an unechoed release
+	releaseTries = 8
+)
+
+// hosted is a connection migrated in and served here.
+type hosted struct {
+	k       key
+	next    tcp.Time
+	closing bool // finished; releasing its entry
+	tries   int
+}
+
+// host starts watching a restored connection for its end. e.mu is held.
+func (e *Engine) host(now tcp.Time, in *incoming) {
+	e.hosted[in.id] = &hosted{k: in.k, next: now + hostedPoll}
+}
+
+// advanceHosted releases the entries of hosted connections that finished.
+// e.mu is held.
+func (e *Engine) advanceHosted(now tcp.Time) {
+	for id, h := range e.hosted {
+		if now < h.next {
+			continue
+		}
+		if !h.closing {
+			if c := e.st.LookupConn(id); c != nil && !c.Done() {
+				h.next = now + hostedPoll
+				continue
+			}
+			h.closing = true
+			delete(e.restored, id)
+		}
+		if h.tries >= releaseTries || !e.sendRelease(h.k) {
+			delete(e.hosted, id)
+			continue
+		}
+		h.tries++
+		e.stats.Releases++
+		h.next = now + releaseRetry
+	}
+}
+
+// onOtherStage handles stages outside the two machines. e.mu is held.
+func (e *Engine) onOtherStage(_ tcp.Time, stage tcpmig.Stage, payload []byte) bool {
+	return e.onReleaseEcho(stage, payload)
+}

@@ -1,0 +1,306 @@
+package migrate
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/capygen/capygen/generated/migstate"
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// incoming is one connection being moved in: the target machine and the
+// client segments it holds.
+type incoming struct {
+	k    key
+	id   tcp.ID // as this stack files it: our address, the origin's port
+	m    migstate.Target
+	from netip.Addr // the server that sent PREPARE_MIG (and the state)
+	// reasm puts this migration's CONN_STATE together. It is the
+	// migration's own, so that it goes with it: a retransmission that
+	// arrives after the state was accepted cannot leave a partial message
+	// behind to conflict with the connection's next migration.
+	reasm     *tcpmig.ConnStateReassembler
+	held      [][]byte
+	heldBytes int
+	holding   bool
+
+	timerOn  bool
+	timerAt  tcp.Time
+	forgetAt tcp.Time
+	lastAck  tcp.Time
+	rec      Record
+}
+
+func (in *incoming) deadline() tcp.Time {
+	if in.timerOn {
+		return in.timerAt
+	}
+	return in.forgetAt
+}
+
+// onPrepare starts (or repeats) an incoming migration. e.mu is held.
+func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *effects) {
+	t0 := e.cfg.Clock()
+	var m tcpmig.PrepareMig
+	if m.Decode(payload) != nil {
+		e.stats.BadMessages++
+		return
+	}
+	k := keyOf(&m.TCPMigFields)
+	id := tcp.ID{
+		Local:  netip.AddrPortFrom(e.self, k.originPort),
+		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
+	}
+	in := e.in[k]
+	if in != nil && in.m.State().IsFinal() && e.st.LookupConn(id) == nil {
+		// The last migration of this connection here is over and the
+		// connection is not here: this PREPARE starts a new one (it came
+		// back after moving on).
+		delete(e.in, k)
+		in = nil
+	}
+	if in == nil {
+		if e.st.LookupConn(id) != nil {
+			// We serve this connection already: a stale PREPARE.
+			e.stats.Ignored++
+			return
+		}
+		in = &incoming{k: k, id: id, m: migstate.NewTarget()}
+		in.rec = newRecord(RoleTarget, k, t0)
+		in.rec.mark(PhasePrepareReceived, t0)
+		e.in[k] = in
+	}
+	if in.m.State() == migstate.TargetStateIdle || in.m.State() == migstate.TargetStateBuffering {
+		in.from = src
+	}
+	e.targetEvent(now, in, migstate.TargetEventPrepareMig, nil, fx)
+	in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+}
+
+// onTargetRejected feeds a REJECTED to the incoming migration it answers:
+// one in buffering whose PREPARE came from src. It reports whether it did.
+// e.mu is held.
+func (e *Engine) onTargetRejected(now tcp.Time, src netip.Addr, payload []byte, fx *effects) bool {
+	var m tcpmig.Rejected
+	if m.Decode(payload) != nil {
+		return false
+	}
+	in := e.in[keyOf(&m.TCPMigFields)]
+	if in == nil || in.m.State() != migstate.TargetStateBuffering || in.from != src {
+		return false
+	}
+	e.targetEvent(now, in, migstate.TargetEventRejected, nil, fx)
+	return true
+}
+
+// onConnState reassembles CONN_STATE; the whole state raises the target's
+// conn_state event. e.mu is held.
+func (e *Engine) onConnState(now tcp.Time, _ netip.Addr, payload []byte, fx *effects) {
+	t0 := e.cfg.Clock()
+	var m tcpmig.ConnState
+	if m.Decode(payload) != nil {
+		e.stats.BadMessages++
+		return
+	}
+	e.stats.FragmentsIn++
+	k := keyOf(&m.TCPMigFields)
+	in := e.in[k]
+	if _, no := e.refused[k]; no || in == nil {
+		// No PREPARE came first (or its state was refused): reassembling
+		// would let anyone make us buffer.
+		e.stats.Unexpected++
+		return
+	}
+	if in.m.State() == migstate.TargetStateAccepted {
+		// Once accepted, the whole state is here already: any fragment of
+		// a resend means the origin missed our ACK, and waiting to
+		// reassemble the resend again (it loses fragments too) could
+		// outlast the origin's retries. Answer at once, at most once a
+		// millisecond.
+		if now-in.lastAck >= time.Millisecond {
+			in.lastAck = now
+			e.targetEvent(now, in, migstate.TargetEventConnState, nil, fx)
+		}
+		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		return
+	}
+	if in.reasm == nil {
+		in.reasm = tcpmig.NewConnStateReassembler()
+		in.reasm.MaxPending = 1
+	}
+	whole, err := in.reasm.Add(now, &m)
+	if err != nil {
+		e.stats.BadMessages++
+		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		return
+	}
+	if whole == nil {
+		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		return
+	}
+	in.rec.mark(PhaseStateReassembled, e.cfg.Clock())
+	in.reasm = nil
+	in.lastAck = now
+	e.targetEvent(now, in, migstate.TargetEventConnState, whole, fx)
+	in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+}
+
+// targetEvent applies ev to in's machine and carries out the step; state is
+// the reassembled CONN_STATE for conn_state. e.mu is held (and released
+// around the replay).
+func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent, state []byte, fx *effects) {
+	step, err := in.m.Handle(ev)
+	if err != nil {
+		e.stats.Unexpected++
+		return
+	}
+	if step.Ignored {
+		e.stats.Ignored++
+		return
+	}
+	if step.Retry > 0 {
+		e.stats.Retries++
+		in.rec.Retries++
+	}
+	if step.StopTimer {
+		in.timerOn = false
+	}
+	for _, a := range step.Actions() {
+		if err := e.targetAction(now, in, a, state, fx); err != nil {
+			e.refuse(now, in, err, fx)
+			return
+		}
+	}
+	if step.ArmTimer {
+		in.timerOn, in.timerAt = true, now+step.TimerAfter
+	}
+	if step.To.IsFinal() && !step.From.IsFinal() {
+		in.forgetAt = now + e.cfg.Grace
+		switch step.To {
+		case migstate.TargetStateAccepted:
+			e.stats.Accepted++
+			in.rec.Result = "accepted"
+		default:
+			e.stats.Abandoned++
+			in.rec.Result = step.To.String()
+			in.rec.Err = fmt.Sprintf("migrate: %v: no state from %v before the timeout", in.k, in.from)
+		}
+		in.rec.Peer = in.from
+		e.keepRecord(in.rec)
+		fx.records = append(fx.records, in.rec)
+	}
+}
+
+// refuse ends an incoming migration whose state cannot be restored: no
+// CONN_STATE_ACK goes out, so the origin's machine gives up (and resets the
+// connection), and retransmissions of the state are dropped for a while.
+func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
+	e.stats.RestoreFailures++
+	e.unhold(in)
+	in.held, in.heldBytes = nil, 0
+	delete(e.in, in.k)
+	e.refused[in.k] = now + e.cfg.Grace
+	in.rec.Result = "refused"
+	in.rec.Err = err.Error()
+	in.rec.Peer = in.from
+	e.keepRecord(in.rec)
+	fx.records = append(fx.records, in.rec)
+}
+
+// targetAction carries out one action of the target machine. e.mu is held.
+func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetAction, state []byte, fx *effects) error {
+	switch a {
+	case migstate.TargetActionAllocateBuffer:
+		if !in.holding {
+			in.holding = true
+			e.holds[in.id] = in
+			e.intercepting.Add(1)
+		}
+	case migstate.TargetActionSendPrepareMigAck:
+		m := tcpmig.PrepareMigAck{TCPMigFields: in.k.fields()}
+		m.Load = true       // the switch installs the entry as the ACK passes
+		e.send(in.from, &m) //nolint:errcheck // the origin resends PREPARE_MIG
+		in.rec.mark(PhaseAckSent, e.cfg.Clock())
+	case migstate.TargetActionRestoreConnection:
+		return e.restore(now, in, state, fx)
+	case migstate.TargetActionReplayBuffer:
+		held := in.held
+		in.held, in.heldBytes = nil, 0
+		e.unhold(in)
+		e.stats.Replayed += uint64(len(held))
+		// The interceptor takes e.mu: replay unlocked. The machine is
+		// already in its new state, so nothing can interleave badly.
+		e.mu.Unlock()
+		for _, f := range held {
+			e.st.Input(e.st.Now(), f)
+		}
+		e.mu.Lock()
+		in.rec.mark(PhaseReplayed, e.cfg.Clock())
+	case migstate.TargetActionSendConnStateAck:
+		m := tcpmig.ConnStateAck{TCPMigFields: in.k.fields()}
+		e.send(in.from, &m) //nolint:errcheck // the origin resends the state
+		in.rec.mark(PhaseStateAckSent, e.cfg.Clock())
+	case migstate.TargetActionFreeBuffer:
+		in.held, in.heldBytes = nil, 0
+		e.unhold(in)
+	}
+	return nil
+}
+
+func (e *Engine) unhold(in *incoming) {
+	if in.holding {
+		in.holding = false
+		if e.holds[in.id] == in {
+			delete(e.holds, in.id)
+		}
+		e.intercepting.Add(-1)
+	}
+}
+
+// hold keeps a copy of a client frame for the replay, within the bounds.
+func (e *Engine) hold(in *incoming, raw []byte) {
+	if len(in.held) >= e.cfg.HoldFrames || in.heldBytes+len(raw) > e.cfg.HoldBytes {
+		e.stats.HeldOverflow++
+		in.rec.HeldOverflow++
+		return
+	}
+	in.held = append(in.held, append([]byte(nil), raw...))
+	in.heldBytes += len(raw)
+	e.stats.Held++
+	in.rec.Held++
+}
+
+// restore rebuilds the connection from the state and files it in the stack,
+// for the port's restorer or its listener. e.mu is held.
+func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
+	tc, err := tcp.RestoreLimited(e.st.Config().TCP, state, now, e.cfg.MaxRestoreBuffer)
+	if err != nil {
+		return fmt.Errorf("%w: %v from %v: %w", ErrRestore, in.k, in.from, err)
+	}
+	want := tcp.ID{
+		Local:  netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort),
+		Remote: in.id.Remote,
+	}
+	if tc.ID() != want {
+		return fmt.Errorf("%w: %v from %v carries the state of %v-%v", ErrRestore, in.k, in.from, tc.ID().Local, tc.ID().Remote)
+	}
+	app := tc.AppState()
+	e.untomb(in.id) // it may be coming back
+	if r := e.restorers[in.k.originPort]; r != nil {
+		c, err := e.st.AttachConn(tc)
+		if err != nil {
+			return fmt.Errorf("%w: %v: %w", ErrRestore, in.k, err)
+		}
+		fx.restore = func() { r(c, app) }
+	} else {
+		if err := e.st.AdoptConn(tc); err != nil {
+			return fmt.Errorf("%w: %v: %w (listen on port %d, or register a restorer with HandleRestored)", ErrNoRestorer, in.k, err, in.k.originPort)
+		}
+		e.restored[in.id] = app
+	}
+	in.rec.mark(PhaseRestored, e.cfg.Clock())
+	e.host(now, in)
+	return nil
+}
