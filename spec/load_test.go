@@ -59,7 +59,7 @@ func TestDefault(t *testing.T) {
 		{"stage enum", s.Enums[0].Pos, spec.Pos{spec.DefaultPath, 32, 5}},
 		{"magic field", s.Header.Fields[0].Pos, spec.Pos{spec.DefaultPath, 49, 7}},
 		{"directory", s.Directory.Pos, spec.Pos{spec.DefaultPath, 101, 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 145, 9}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 146, 9}},
 		{"target", s.Target.Pos, spec.Pos{"spec/targets/tofino1.yaml", 3, 1}},
 	} {
 		if p.got != p.want {

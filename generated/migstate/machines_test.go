@@ -98,8 +98,10 @@ func TestOriginRetriesThenGivesUp(t *testing.T) {
 		}
 	}
 	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"resume_connection"}, stopTimer: true})
-	// Late answers after giving up are stale.
-	for _, ev := range []OriginEvent{OriginEventPrepareMigAck, OriginEventConnStateAck, OriginEventRejected} {
+	// A late ACK means the switch may point at a target that will never
+	// get the state: reclaim the entry. Other late answers are stale.
+	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "failed", actions: []string{"reclaim_entry"}})
+	for _, ev := range []OriginEvent{OriginEventConnStateAck, OriginEventRejected} {
 		checkOriginStep(t, &m, ev, stepCheck{to: "failed", ignored: true})
 	}
 	// So is a timer that fires after its state was left.

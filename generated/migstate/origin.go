@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: a89505b2167ecf8b
+// spec fingerprint: 8e29c0ae4261e74c
 
 package migstate
 
@@ -178,6 +178,8 @@ const (
 	OriginActionResumeConnection
 	// OriginActionAbortConnection is abort_connection. Reset the connection; its state was lost in flight.
 	OriginActionAbortConnection
+	// OriginActionReclaimEntry is reclaim_entry. A late ACK: point the switch's entry back here (a LOAD ACK to its holder), or clear it if the connection is gone.
+	OriginActionReclaimEntry
 )
 
 // String returns the spec's name for the value.
@@ -195,6 +197,8 @@ func (x OriginAction) String() string {
 		return "resume_connection"
 	case OriginActionAbortConnection:
 		return "abort_connection"
+	case OriginActionReclaimEntry:
+		return "reclaim_entry"
 	case OriginActionInvalid:
 		return "invalid"
 	}
@@ -203,7 +207,7 @@ func (x OriginAction) String() string {
 
 // IsValid reports whether x is one of the machine's values.
 func (x OriginAction) IsValid() bool {
-	return x > OriginActionInvalid && x <= OriginActionAbortConnection
+	return x > OriginActionInvalid && x <= OriginActionReclaimEntry
 }
 
 // Sends names the message the action sends, or "" for an action that sends none.
@@ -366,7 +370,7 @@ func (m *Origin) Handle(ev OriginEvent) (OriginStep, error) {
 			step.add(OriginActionReleaseConnection)
 			m.enter(&step, OriginStateDone)
 			return step, nil
-		case OriginEventPrepareMigAck:
+		case OriginEventPrepareMigAck, OriginEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
 			return step, nil
@@ -383,13 +387,17 @@ func (m *Origin) Handle(ev OriginEvent) (OriginStep, error) {
 		}
 	case OriginStateDone:
 		switch ev {
-		case OriginEventConnStateAck, OriginEventPrepareMigAck:
+		case OriginEventConnStateAck, OriginEventPrepareMigAck, OriginEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
 			return step, nil
 		}
 	case OriginStateRejected:
 		switch ev {
+		case OriginEventPrepareMigAck:
+			step.add(OriginActionReclaimEntry)
+			m.enter(&step, OriginStateRejected)
+			return step, nil
 		case OriginEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
@@ -397,7 +405,11 @@ func (m *Origin) Handle(ev OriginEvent) (OriginStep, error) {
 		}
 	case OriginStateFailed:
 		switch ev {
-		case OriginEventPrepareMigAck, OriginEventConnStateAck, OriginEventRejected:
+		case OriginEventPrepareMigAck:
+			step.add(OriginActionReclaimEntry)
+			m.enter(&step, OriginStateFailed)
+			return step, nil
+		case OriginEventConnStateAck, OriginEventRejected:
 			// duplicates and stale messages, as the spec lists them
 			step.Ignored = true
 			return step, nil

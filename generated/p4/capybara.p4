@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: a89505b2167ecf8b
+// spec fingerprint: 8e29c0ae4261e74c
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -1015,5 +1015,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="a89505b2167ecf8b")
+@pkginfo(name="capybara", version="8e29c0ae4261e74c")
 Switch(pipe) main;

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: a89505b2167ecf8b
+// spec fingerprint: 8e29c0ae4261e74c
 //
 // Headers of the capybara switch program, kept apart from the pipeline.
 // The TCPMig header and payloads come from the spec, like the Go codecs, so

@@ -1,10 +1,13 @@
 package migrate
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +124,7 @@ type Stats struct {
 	HeartbeatsOut, HeartbeatReplies uint64
 	MinWorkload                     uint32 // the switch's minimum, from the last heartbeat reply
 	Releases, ReleaseAcks           uint64 // conn_closed sent for finished migrated-in connections, and echoed
+	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK
 }
 
 // Engine runs TCPMig on one stack. Its methods are safe for concurrent use.
@@ -170,6 +174,19 @@ type key struct {
 
 func (k key) String() string {
 	return fmt.Sprintf("%v:%d-%v:%d", netip.AddrFrom4(k.originIP), k.originPort, netip.AddrFrom4(k.clientIP), k.clientPort)
+}
+
+func (k key) compare(o key) int {
+	if c := bytes.Compare(k.originIP[:], o.originIP[:]); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(k.clientIP[:], o.clientIP[:]); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(k.originPort, o.originPort); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.clientPort, o.clientPort)
 }
 
 func keyOf(h *tcpmig.TCPMigFields) key {
@@ -494,7 +511,17 @@ func (e *Engine) Advance(now tcp.Time) {
 		}
 		e.hbNext = now + next
 	}
+	// Due timers fire in key order, not map order, so that a seed fixes a
+	// simulation.
+	var outs []key
 	for k, o := range e.out {
+		if (o.timerOn && now >= o.timerAt) || (o.m.State().IsFinal() && now >= o.forgetAt) {
+			outs = append(outs, k)
+		}
+	}
+	slices.SortFunc(outs, key.compare)
+	for _, k := range outs {
+		o := e.out[k]
 		switch {
 		case o.timerOn && now >= o.timerAt:
 			o.timerOn = false
@@ -506,7 +533,15 @@ func (e *Engine) Advance(now tcp.Time) {
 			}
 		}
 	}
+	var ins []key
 	for k, in := range e.in {
+		if (in.timerOn && now >= in.timerAt) || (in.m.State().IsFinal() && now >= in.forgetAt) {
+			ins = append(ins, k)
+		}
+	}
+	slices.SortFunc(ins, key.compare)
+	for _, k := range ins {
+		in := e.in[k]
 		switch {
 		case in.timerOn && now >= in.timerAt:
 			in.timerOn = false

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/capygen/capygen/generated/pipeline"
@@ -202,7 +203,16 @@ func (srv *server) step() {
 	if srv.parked {
 		return
 	}
-	for id, a := range srv.apps {
+	ids := make([]tcp.ID, 0, len(srv.apps))
+	for id := range srv.apps {
+		ids = append(ids, id)
+	}
+	sortIDs(ids) // map order is random; a seed must fix the run
+	for _, id := range ids {
+		a := srv.apps[id]
+		if a == nil {
+			continue
+		}
 		if err := a.step(); err != nil {
 			if errors.Is(err, stack.ErrDetached) {
 				continue // frozen for a migration; the outcome decides
@@ -267,12 +277,7 @@ func (srv *server) migrate(pick int, onDone func(migrate.Outcome)) bool {
 	if len(ids) == 0 {
 		return false
 	}
-	// map order is random: sort for a deterministic pick
-	for i := 1; i < len(ids); i++ {
-		for j := i; j > 0 && idLess(ids[j], ids[j-1]); j-- {
-			ids[j], ids[j-1] = ids[j-1], ids[j]
-		}
-	}
+	sortIDs(ids) // map order is random: sort for a deterministic pick
 	id := ids[pick%len(ids)]
 	a := srv.apps[id]
 	err := srv.e.Start(id, a.state, func(out migrate.Outcome) {
@@ -293,11 +298,8 @@ func (srv *server) migrate(pick int, onDone func(migrate.Outcome)) bool {
 	return true
 }
 
-func idLess(a, b tcp.ID) bool {
-	if a.Remote.Port() != b.Remote.Port() {
-		return a.Remote.Port() < b.Remote.Port()
-	}
-	return a.Remote.Addr().Less(b.Remote.Addr())
+func sortIDs(ids []tcp.ID) {
+	slices.SortFunc(ids, func(a, b tcp.ID) int { return a.Remote.Compare(b.Remote) })
 }
 
 // stream is one client connection that sends data and checks the echo.
@@ -308,6 +310,9 @@ type stream struct {
 	got    int
 	closed bool
 	err    error
+	// window bounds the bytes sent and not yet echoed (0: no bound), and
+	// with it the state a migration moves.
+	window int
 	buf    [32 << 10]byte
 }
 
@@ -321,7 +326,7 @@ func (st *stream) step() {
 		}
 		return
 	}
-	if st.sent < len(st.data) {
+	if st.sent < len(st.data) && (st.window == 0 || st.sent-st.got < st.window) {
 		n, err := st.conn.TryWrite(st.data[st.sent:min(len(st.data), st.sent+4<<10)])
 		st.sent += n
 		if err != nil {

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -22,6 +23,7 @@ type scenario struct {
 	bytes      int
 	migrations int // to start in all
 	every      time.Duration
+	window     int // bytes in flight per stream (0: unbounded)
 	link       sim.LinkConfig
 	engine     migrate.Config
 	limit      time.Duration
@@ -55,7 +57,7 @@ func (sc scenario) runWith(setup func(*rack)) (*result, error) {
 			data[j] = byte(rng.Uint32())
 		}
 		_ = i
-		res.streams = append(res.streams, &stream{conn: c, data: data})
+		res.streams = append(res.streams, &stream{conn: c, data: data, window: sc.window})
 	}
 	r.client.OnStep(func(sim.Time) {
 		for _, st := range res.streams {
@@ -168,19 +170,23 @@ func (res *result) dump(t *testing.T) {
 	}
 }
 
+var soak = flag.Int("soak", 0, "run about this many migrations (100 seeds of 150 starts each per 10,000) instead of 2,000")
+
 // faultyLink is every link of the fault tests: TCPMig rides it too.
 var faultyLink = sim.LinkConfig{Delay: 10 * time.Microsecond, Jitter: 5 * time.Microsecond, Bandwidth: 1e9,
 	Loss: 0.05, Dup: 0.02, Reorder: 0.05}
 
 func TestMigrationsUnderFaults(t *testing.T) {
 	seeds, per := 20, 150
-	if testing.Short() {
+	if *soak > 0 {
+		seeds = (*soak + 99) / 100
+	} else if testing.Short() {
 		seeds = 4
 	}
 	total := 0
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			sc := scenario{seed: seed, servers: 3, streams: 8, bytes: 512 << 10, migrations: per, every: 2 * time.Millisecond,
+			sc := scenario{seed: seed, servers: 3, streams: 8, bytes: 512 << 10, window: 64 << 10, migrations: per, every: 2 * time.Millisecond,
 				link: faultyLink, limit: 300 * time.Second}
 			res, err := sc.run()
 			if err == nil {

@@ -60,8 +60,10 @@ type outgoing struct {
 	app    func() ([]byte, error)
 	done   func(Outcome)
 	target netip.Addr
-	tc     *tcp.Conn // detached at the freeze
+	ackBy  netip.Addr // the sender of the latest PREPARE_MIG_ACK
+	tc     *tcp.Conn  // detached at the freeze
 	snap   []byte
+	sends  int   // CONN_STATE sends so far
 	lost   error // the freeze could not take the state
 	result Result
 
@@ -155,8 +157,11 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 		e.stats.Unexpected++
 		return
 	}
-	if ev == migstate.OriginEventPrepareMigAck && o.m.State() == migstate.OriginStatePreparing {
-		o.target = src // the server that will hold the client's segments
+	if ev == migstate.OriginEventPrepareMigAck {
+		o.ackBy = src
+		if o.m.State() == migstate.OriginStatePreparing {
+			o.target = src // the server that will hold the client's segments
+		}
 	}
 	e.originEvent(now, o, ev, fx)
 	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
@@ -232,6 +237,8 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 		o.snap, o.tc = nil, nil
 	case migstate.OriginActionResumeConnection:
 		o.result = ResultStayed
+	case migstate.OriginActionReclaimEntry:
+		e.reclaim(now, o)
 	case migstate.OriginActionAbortConnection:
 		o.result = ResultAborted
 		if o.tc != nil {
@@ -243,6 +250,25 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 				o.k, o.target, o.rec.Retries)
 		}
 	}
+}
+
+// reclaim answers an ACK that came after this server gave up preparing: the
+// switch may now point the client at o.ackBy, which will never get the
+// state. If the connection is still served here, a LOAD ACK to o.ackBy
+// (the lease's holder, so the switch lets it hand over) points the entry
+// back here, and the connection's end will release it; if the connection
+// is gone, conn_closed clears the entry.
+func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
+	if o.tc == nil && e.st.LookupConn(o.id) != nil {
+		m := tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
+		m.Load = true
+		e.send(o.ackBy, &m) //nolint:errcheck // a later ACK reclaims again
+		e.hosted[o.id] = &hosted{k: o.k, next: now + hostedPoll}
+		e.stats.Reclaims++
+		return
+	}
+	e.sendRelease(o.k)
+	e.stats.Releases++
 }
 
 // freeze takes the connection out of the stack (it sends nothing from now
@@ -285,11 +311,26 @@ func (e *Engine) sendState(o *outgoing) {
 		return // nothing to send: the machine's timer ends in abort
 	}
 	m := tcpmig.ConnState{TCPMigFields: o.k.fields()}
+	// A burst of fragments overflows queues at its tail, the same tail
+	// each time: each resend starts further in (the target reassembles in
+	// any order), so the fragments a queue dropped go out first.
+	total := tcpmig.ConnStateFragments(len(o.snap))
+	start := (o.sends * total / 3) % total
+	o.sends++
 	n := 0
-	err := tcpmig.FragmentConnState(&m, o.snap, func(frag *tcpmig.ConnState) error {
-		n++
-		return e.send(o.target, frag)
-	})
+	send := func(from, to int) error {
+		return tcpmig.FragmentConnState(&m, o.snap, func(frag *tcpmig.ConnState) error {
+			if i := int(frag.FragmentIndex); i < from || i >= to {
+				return nil
+			}
+			n++
+			return e.send(o.target, frag)
+		})
+	}
+	err := send(start, total)
+	if err == nil && start > 0 {
+		err = send(0, start)
+	}
 	if err != nil {
 		// Over the spec's cap: no resend can help, and the machine's timer
 		// ends in a reset. A refusal by the stack (say, ARP still

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"slices"
 	"time"
 
 	"github.com/capygen/capygen/generated/tcpmig"
@@ -34,10 +35,15 @@ func (e *Engine) host(now tcp.Time, in *incoming) {
 // advanceHosted releases the entries of hosted connections that finished.
 // e.mu is held.
 func (e *Engine) advanceHosted(now tcp.Time) {
+	var due []tcp.ID
 	for id, h := range e.hosted {
-		if now < h.next {
-			continue
+		if now >= h.next {
+			due = append(due, id)
 		}
+	}
+	slices.SortFunc(due, func(a, b tcp.ID) int { return a.Remote.Compare(b.Remote) })
+	for _, id := range due {
+		h := e.hosted[id]
 		if !h.closing {
 			if c := e.st.LookupConn(id); c != nil && !c.Done() {
 				h.next = now + hostedPoll

@@ -131,6 +131,7 @@ func (e *Engine) onConnState(now tcp.Time, _ netip.Addr, payload []byte, fx *eff
 		in.reasm.MaxPending = 1
 	}
 	whole, err := in.reasm.Add(now, &m)
+
 	if err != nil {
 		e.stats.BadMessages++
 		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
