@@ -96,8 +96,6 @@ func clientAddr(tb testing.TB, bed *Testbed) string {
 	return ""
 }
 
-var readyRE = regexp.MustCompile(`(?m)^ready$`)
-
 // startServe runs capygen serve (extra flags appended) in the server
 // namespace and waits until it serves.
 func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -33,21 +34,85 @@ type Testbed struct {
 	// Tag names this instance: namespaces are capy-<Tag>-<host>.
 	Tag string
 
-	mu    sync.Mutex
-	nss   []string // namespaces created, in creation order
-	procs []*Proc
-	down  bool
+	mu     sync.Mutex
+	nss    []string // namespaces created, in creation order
+	procs  []*Proc
+	byHost map[string]*Proc // the run process of each host
+	down   bool
 }
 
-// Up brings the topology up under a fresh tag (PID plus random digits).
-// On failure everything already created is torn down before it returns.
+// Options tunes UpWith. The zero value is Up's behaviour.
+type Options struct {
+	// Tag names the testbed (1-12 lower-case letters and digits; no '-'
+	// so one tag's prefix never matches another's namespaces). Empty
+	// picks a fresh one: the PID plus random digits.
+	Tag string
+	// Binary is the capygen executable that runs the hosts' run
+	// processes (capygen switch, capygen serve). Empty means this
+	// executable, which is right for the capygen CLI; a test binary
+	// passes a built capygen instead.
+	Binary string
+	// Args are appended to the command line of the process each host
+	// runs, after the topology's own args: Args[role] for every host of
+	// that role ("server", "switch", "client"), then Args[host name].
+	// This is where a test adds fault flags to the switch, or migration
+	// flags to every server.
+	Args map[string][]string
+	// HostArgs, when set, is called for each host with a run key as its
+	// process starts (the testbed's Tag is known by then) and its result
+	// appended last: per-host arguments such as
+	// -control ControlSocket(tb.Tag, h.Name).
+	HostArgs func(tb *Testbed, h Host) []string
+	// LogDir, when set, sends each started process's output to
+	// LogDir/<host>.log instead of memory, so the processes can outlive
+	// this one (capygen testbed up -detach; down stops them by PID).
+	// capygen testbed up uses RunDir(tag).
+	LogDir string
+	// ReadyTimeout bounds the wait for each process to print "ready"
+	// (default 30s).
+	ReadyTimeout time.Duration
+}
+
+// NewTag returns a fresh testbed tag: this process's PID and random digits.
+func NewTag() string { return fmt.Sprintf("%d%03d", os.Getpid(), rand.IntN(1000)) }
+
+// RunDir is where the processes of the testbed tagged tag keep their
+// files: their control sockets (ControlSocket) and, when capygen testbed
+// up started them, their output (Options.LogDir), one <host>.log each.
+// UpWith creates it when a host runs a process; Down removes the sockets
+// and the directory, unless logs are left in it.
+func RunDir(tag string) string { return filepath.Join(os.TempDir(), "capygen-testbed-"+tag) }
+
+// ControlSocket is the unix socket path of host's control socket in the
+// testbed tagged tag (capygen serve's migration control, which capygen
+// migrate -testbed tag -host host dials). Pass it to the host's process
+// with Options.HostArgs.
+func ControlSocket(tag, host string) string { return filepath.Join(RunDir(tag), host+".sock") }
+
+// Up brings the topology up under a fresh tag, and starts the hosts' run
+// processes from this executable (see UpWith). On failure everything
+// already created is torn down before it returns.
 func (t *Topology) Up(ctx context.Context) (*Testbed, error) {
-	return t.UpTagged(ctx, fmt.Sprintf("%d%03d", os.Getpid(), rand.IntN(1000)))
+	return t.UpWith(ctx, Options{})
 }
 
-// UpTagged is Up with a chosen tag (1-12 lower-case letters and digits;
-// no '-' so one tag's prefix never matches another's namespaces).
+// UpTagged is Up with a chosen tag.
 func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err error) {
+	return t.UpWith(ctx, Options{Tag: tag})
+}
+
+// UpWith brings the topology up: namespaces, veths with offloads off,
+// addresses of kernel hosts, then the processes of hosts with a run key,
+// each in its namespace: every capygen switch first (its ports and the
+// host table come from the links), then every capygen serve, each waited
+// for until it prints "ready". On failure, a cancelled ctx or a panic,
+// everything already created is removed and every process started is
+// stopped (by PID) before it returns.
+func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err error) {
+	tag := opts.Tag
+	if tag == "" {
+		tag = NewTag()
+	}
 	if !tagRE.MatchString(tag) {
 		return nil, fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
 	}
@@ -72,7 +137,7 @@ func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err e
 			return nil, fmt.Errorf("testbed %q is already up (namespace %s); run 'capygen testbed down -name %s' first", tag, ns, tag)
 		}
 	}
-	tb = &Testbed{Topology: t, Tag: tag}
+	tb = &Testbed{Topology: t, Tag: tag, byHost: map[string]*Proc{}}
 	defer func() {
 		// Tear down on error and on panic, so a failed bring-up leaves
 		// nothing behind.
@@ -114,6 +179,9 @@ func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err e
 		if err := tb.addLink(ctx, l); err != nil {
 			return tb, fmt.Errorf("links[%d] %s/%s-%s/%s: %w", i, l.A.Host, l.A.Iface, l.B.Host, l.B.Iface, err)
 		}
+	}
+	if err := tb.startProcesses(ctx, opts); err != nil {
+		return tb, err
 	}
 	return tb, nil
 }
@@ -221,13 +289,15 @@ func (tb *Testbed) ExecContext(ctx context.Context, host string, argv ...string)
 	return out, nil
 }
 
-// Proc is a background process started by Start.
+// Proc is a background process started by Start (or by Up for a host's
+// run key).
 type Proc struct {
 	Host string
 	Argv []string
 	Cmd  *exec.Cmd
 
 	out  lockedBuffer
+	log  string // when set, the output goes to this file instead of out
 	done chan struct{}
 	err  error
 }
@@ -236,7 +306,16 @@ type Proc struct {
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }
 
 // Output is everything the process wrote to stdout and stderr so far.
-func (p *Proc) Output() string { return p.out.String() }
+func (p *Proc) Output() string {
+	if p.log != "" {
+		b, _ := os.ReadFile(p.log)
+		return string(b)
+	}
+	return p.out.String()
+}
+
+// LogPath is the file the output goes to, or "" when it is kept in memory.
+func (p *Proc) LogPath() string { return p.log }
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
@@ -288,6 +367,15 @@ func (p *Proc) Stop(grace time.Duration) string {
 // Start runs argv in the background inside host's namespace. Down stops
 // it by PID.
 func (tb *Testbed) Start(host string, argv ...string) (*Proc, error) {
+	return tb.start(host, "", false, argv)
+}
+
+// start is Start with the output sent to the file log when it is set,
+// and with the process in its own process group when group is set: then
+// the Ctrl-C that ends a foreground capygen testbed up reaches only
+// capygen, which stops the process by PID after it has had its say (the
+// switch's report).
+func (tb *Testbed) start(host, log string, group bool, argv []string) (*Proc, error) {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	if tb.down {
@@ -297,8 +385,22 @@ func (tb *Testbed) Start(host string, argv ...string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proc{Host: host, Argv: argv, Cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	p := &Proc{Host: host, Argv: argv, Cmd: cmd, done: make(chan struct{}), log: log}
+	if log != "" {
+		f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("start %s on %s: %w", argv[0], host, err)
+		}
+		// The child writes the file itself, not through a pipe to us, so
+		// it can outlive this process.
+		defer f.Close()
+		cmd.Stdout, cmd.Stderr = f, f
+	} else {
+		cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	}
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s on %s: %w", argv[0], host, err)
 	}
@@ -359,7 +461,19 @@ func DownTag(tag string, known ...string) error {
 			errs = append(errs, err)
 		}
 	}
+	cleanRunDir(tag)
 	return errors.Join(errs...)
+}
+
+// cleanRunDir removes the sockets left in the tag's RunDir, and the
+// directory itself unless logs remain there to read.
+func cleanRunDir(tag string) {
+	dir := RunDir(tag)
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	for _, s := range socks {
+		os.Remove(s)
+	}
+	os.Remove(dir) // only succeeds when empty
 }
 
 func killNamespacePIDs(ns string) {

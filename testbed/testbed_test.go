@@ -28,7 +28,14 @@ func up(tb testing.TB, topo *Topology) *Testbed {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bed, err := topo.Up(ctx)
+	var opts Options
+	for _, h := range topo.Hosts {
+		if h.Run != "" {
+			// The hosts' processes are capygen's, not this test binary's.
+			opts.Binary = capygen(tb)
+		}
+	}
+	bed, err := topo.UpWith(ctx, opts)
 	if err != nil {
 		tb.Fatalf("Up: %v", err)
 	}

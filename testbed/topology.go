@@ -11,10 +11,29 @@
 //	ip netns exec capy-demo-client ping -c 3 10.77.0.2
 //	capygen testbed down -name demo
 //
+// The migration testbed (testbed/migration.yaml, Migration) puts capygen's
+// software switch between two kernel clients and three servers, and
+// starts the processes itself (the hosts' run keys):
+//
+//	capygen testbed up -topology testbed/migration.yaml -name mig   # stays up until Ctrl-C
+//	ip netns exec capy-mig-client curl -s http://10.77.0.11/ping  # through the switch
+//	ip netns exec capy-mig-client ping -c 3 10.77.0.254           # the switch itself
+//	kill -USR1 <switch pid>        # its report goes to $TMPDIR/capygen-testbed-mig/sw.log
+//
+// With -detach, up returns and 'capygen testbed down -name mig' stops the
+// processes (by PID) and prints the switch's last report. From Go,
+// Topology.UpWith does the same, with extra arguments per role or host
+// (Options.Args, Options.HostArgs).
+//
 // Hosts whose stack is "kernel" get their addresses on the kernel
 // interface. Hosts whose stack is "bypass" do not: capygen's stack owns
 // the interface through AF_XDP and takes the address itself (capygen serve
-// -addr), so the kernel there never answers for it.
+// -addr), so the kernel there never answers for it. A host with run:
+// switch runs capygen switch on all its interfaces instead: their roles
+// come from the hosts they lead to, the switch's host table from those
+// hosts' addresses and MACs. AF_XDP frames bypass nftables and tc, so
+// faults on switch-to-server links come from the switch's own seeded
+// injector (capygen switch -loss, -dup, -delay).
 //
 // By default every veth has checksum and segmentation offloads off (see
 // Link.Offloads), and IPv6 is disabled in every namespace.
@@ -25,7 +44,7 @@
 //
 //	go test ./testbed/...                       # builds ./cmd/capygen once
 //	CAPYGEN_BIN=/path/capygen go test ./testbed/... # or uses a prebuilt one
-//	go test -run '^$' -bench . ./testbed/...     # kernel vs bypass, with ratios
+//	go test -run '^$' -bench . ./testbed/...     # kernel vs bypass, switch vs veth, with ratios
 package testbed
 
 import (
@@ -47,8 +66,15 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
+//go:embed migration.yaml
+var migrationYAML []byte
+
 // DefaultYAML is the embedded default topology file.
 func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
+
+// MigrationYAML is the embedded migration topology file
+// (testbed/migration.yaml).
+func MigrationYAML() []byte { return slices.Clone(migrationYAML) }
 
 // Errors of the package. A bad topology file gives one line per problem,
 // "file:line:col: key: problem; what to change", wrapping ErrTopology.
@@ -68,6 +94,10 @@ const (
 
 	StackKernel = "kernel"
 	StackBypass = "bypass"
+
+	// RunServe and RunSwitch are the processes a host may run.
+	RunServe  = "serve"
+	RunSwitch = "switch"
 )
 
 // Topology is a parsed, validated topology file.
@@ -85,6 +115,16 @@ type Host struct {
 	Name  string `yaml:"name"`
 	Role  string `yaml:"role"`
 	Stack string `yaml:"stack"`
+	// Run is the process Up starts in the namespace: RunServe (capygen
+	// serve on the host's one addressed interface), RunSwitch (capygen
+	// switch on every interface, with the hosts behind them) or "" for none.
+	Run string `yaml:"run,omitempty"`
+	// Args are appended to that process's command line (Options.Args adds
+	// more at Up), e.g. the switch's fault flags.
+	Args []string `yaml:"args,omitempty"`
+	// Control is the software switch's own IPv4 address (run: switch
+	// only): it answers ARP and ping for it, and servers send TCPMig to it.
+	Control string `yaml:"control,omitempty"`
 }
 
 // Link is a veth pair between two hosts.
@@ -107,7 +147,7 @@ type End struct {
 	Iface string `yaml:"iface"`
 	// Addr is the interface's IPv4 prefix, e.g. 10.77.0.1/24 (optional
 	// for switch ports).
-	Addr string `yaml:"addr"`
+	Addr string `yaml:"addr,omitempty"`
 }
 
 // Interface is a resolved link end, as brought up.
@@ -125,6 +165,16 @@ func Default() *Topology {
 	t, err := Parse("default.yaml", defaultYAML)
 	if err != nil {
 		// The embedded file is tested; failing here is a build defect.
+		panic(err)
+	}
+	return t
+}
+
+// Migration returns the embedded migration topology: two kernel
+// clients, the software switch and three servers on capygen's stack.
+func Migration() *Topology {
+	t, err := Parse("migration.yaml", migrationYAML)
+	if err != nil {
 		panic(err)
 	}
 	return t
@@ -162,6 +212,10 @@ type hostAt struct {
 	Host
 	path string
 	name *yaml.Node
+	// run, args and control are the nodes of those keys, for the checks
+	// that need the links (processes).
+	run, args, control *yaml.Node
+	controlAddr        netip.Addr // valid once control parsed
 }
 
 // endAt is a link end as read, with the nodes its checks blame.
@@ -171,6 +225,7 @@ type endAt struct {
 	host, iface, addr *yaml.Node
 	prefix            netip.Prefix // valid once addr passed every check
 	unique            bool         // iface is valid and new on its host
+	peer              *endAt       // the link's other end, when it read
 }
 
 // topology decodes and checks the whole document. The result is only
@@ -200,7 +255,9 @@ func (d *decoder) topology(data []byte) *Topology {
 		}
 		t.MACs = s
 	}
-	d.links(t, o, d.hosts(t, o))
+	hs := d.hosts(t, o)
+	ends, addrs := d.links(t, o, hs)
+	d.processes(hs, ends, addrs)
 	return t
 }
 
@@ -226,7 +283,7 @@ func (d *decoder) hosts(t *Topology, o *obj) *hostSet {
 	}
 	hs.complete = len(items) > 0
 	for i, n := range items {
-		ho := d.object(n, fmt.Sprintf("hosts[%d]", i), "write it like {name: client, role: client}", "name", "role", "stack")
+		ho := d.object(n, fmt.Sprintf("hosts[%d]", i), "write it like {name: client, role: client}", "name", "role", "stack", "run", "args", "control")
 		if ho.bad {
 			hs.complete = false
 			continue
@@ -265,14 +322,124 @@ func (d *decoder) hosts(t *Topology, o *obj) *hostSet {
 			}
 			h.Stack = s
 		}
+		if s, n := ho.str("run", "run: serve"); n != nil {
+			h.run = n
+			if s != RunServe && s != RunSwitch {
+				d.errf(n, ho.sub("run"), "%q is not a process; use serve or switch, or leave run out", s)
+			} else {
+				h.Run = s
+			}
+		}
+		if items, n := ho.list("args", "write the arguments as a list, like args: [-loss, 0.01]"); n != nil {
+			h.args = n
+			for j, a := range items {
+				if a.Kind != yaml.ScalarNode || isNull(a) {
+					d.errf(a, fmt.Sprintf("%s[%d]", ho.sub("args"), j), "want a command-line argument, got %s; write it like -loss or 0.01", describe(a))
+					continue
+				}
+				h.Args = append(h.Args, a.Value)
+			}
+		}
+		if s, n := ho.str("control", "control: 10.77.0.254"); n != nil {
+			h.control = n
+			if a, err := netip.ParseAddr(s); err != nil || !a.Is4() || a.IsUnspecified() || a.IsMulticast() {
+				d.errf(n, ho.sub("control"), "%q is not a unicast IPv4 address; write it like 10.77.0.254 (no prefix)", s)
+			} else {
+				h.Control, h.controlAddr = s, a
+			}
+		}
 		t.Hosts = append(t.Hosts, h.Host)
 	}
 	return hs
 }
 
+// processes checks run, args and control against the host's role, stack
+// and links: what Up will start must be able to start.
+func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]*endAt) {
+	byHost := map[string][]*endAt{}
+	for _, e := range ends {
+		byHost[e.Host] = append(byHost[e.Host], e)
+	}
+	for _, name := range hosts.names {
+		h := hosts.byName[name]
+		if h.args != nil && h.Run == "" && h.run == nil {
+			d.errf(h.args, h.path+".args", "given, but the host runs no process to pass them to; add run: serve or run: switch, or remove args")
+		}
+		if h.control != nil && h.Run != RunSwitch {
+			d.errf(h.control, h.path+".control", "only a host with run: switch has a control address; add run: switch or remove control")
+		}
+		if h.Run == "" {
+			continue
+		}
+		if h.Stack != StackBypass {
+			what := "capygen's stack"
+			if h.Run == RunSwitch {
+				what = "the software switch"
+			}
+			d.errf(h.run, h.path+".run", "%s runs %s over AF_XDP, which needs stack: bypass; add stack: bypass to %s", h.Run, what, name)
+		}
+		mine := byHost[name]
+		switch h.Run {
+		case RunServe:
+			var addressed []*endAt
+			for _, e := range mine {
+				if e.Addr != "" {
+					addressed = append(addressed, e)
+				}
+			}
+			if len(addressed) != 1 {
+				d.errf(h.run, h.path+".run", "serve takes one addressed interface and %s has %d; give the host exactly one link end with an addr", name, len(addressed))
+			}
+		case RunSwitch:
+			if h.Role != "" && h.Role != RoleSwitch {
+				d.errf(h.run, h.path+".run", "switch runs the software switch, which needs role: switch; change the role or the run")
+			}
+			if len(mine) == 0 {
+				d.errf(h.run, h.path+".run", "switch has no ports: %s has no links; link it to clients and servers", name)
+			}
+			var subnets []netip.Prefix
+			for _, e := range mine {
+				if e.addr != nil {
+					d.errf(e.addr, e.path+".addr", "%s is on a port of %s, which runs the software switch: its ports have no address (it answers only for its control address); remove addr", e.Addr, name)
+				}
+				if e.peer == nil {
+					continue
+				}
+				if p := hosts.byName[e.peer.Host]; p != nil && p.Role == RoleSwitch {
+					d.errf(e.peer.host, e.peer.path+".host", "%q is a switch; a port of the software switch leads to a client or a server (its port role)", e.peer.Host)
+				}
+				if e.peer.prefix.IsValid() && !slices.Contains(subnets, e.peer.prefix.Masked()) {
+					subnets = append(subnets, e.peer.prefix.Masked())
+				}
+			}
+			a := h.controlAddr
+			if !a.IsValid() {
+				continue
+			}
+			if prev := addrs[a]; prev != nil {
+				d.errf(h.control, h.path+".control", "%s is already used by %s (%s, line %d); pick an address no interface has", a, prev.Host, prev.path, prev.addr.Line)
+				continue
+			}
+			inside := len(subnets) == 0
+			for _, p := range subnets {
+				if p.Contains(a) && a != p.Addr() && a != broadcast(p) {
+					inside = true
+				}
+			}
+			if !inside {
+				names := make([]string, len(subnets))
+				for i, p := range subnets {
+					names[i] = p.String()
+				}
+				d.errf(h.control, h.path+".control", "%s is not a host address of the subnets the switch's ports lead to (%s); hosts could not ARP for it, so pick one inside", a, strings.Join(names, ", "))
+			}
+		}
+	}
+}
+
 // links decodes the links list into t and checks interfaces, addresses
 // and derived MACs across all of them.
-func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) {
+func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) ([]*endAt, map[netip.Addr]*endAt) {
 	items, _ := o.list("links", "write one link per item, like - {a: {host: client, iface: veth0, addr: 10.77.0.1/24}, b: {...}}")
 	ifaces := map[string]*endAt{} // by host/iface
 	addrs := map[netip.Addr]*endAt{}
@@ -308,11 +475,12 @@ func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) {
 				d.errf(b.addr, b.path+".addr", "%s is not in a's subnet %s; put both ends of a link in one subnet", b.prefix, a.prefix.Masked())
 			}
 			l.A, l.B = a.End, b.End
+			a.peer, b.peer = b, a
 		}
 		t.Links = append(t.Links, l)
 	}
 	if t.MACs != "derived" {
-		return
+		return ends, addrs
 	}
 	// Derived MACs are 40 bits of a hash: a clash is unlikely, but two
 	// interfaces with one MAC on a link would be a baffling failure.
@@ -329,6 +497,7 @@ func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) {
 		}
 		macs[m] = e
 	}
+	return ends, addrs
 }
 
 // end decodes and checks one end of a link; nil when it is absent or not

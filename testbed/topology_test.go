@@ -170,6 +170,138 @@ var rejects = []struct {
 	// MACs collide.
 	{"derived MAC clash", "links:\n", "  - {name: sw2, role: switch}\nlinks:\n  - a: {host: sw, iface: puda2mq}\n    b: {host: sw2, iface: e0}\n  - a: {host: sw, iface: p18e4y48}\n    b: {host: sw2, iface: e1}\n",
 		`bad.yaml:10:26: links[1].a.iface: derived MAC 02:2d:4c:ca:14:83 of sw/p18e4y48 clashes with sw/puda2mq (links[0].a, line 8); rename one interface or set macs: kernel`},
+	// Processes a host runs (run, args, control).
+	{"run value", "role: server, stack: bypass}", "role: server, stack: bypass, run: daemon}",
+		`bad.yaml:4:54: hosts[1].run: "daemon" is not a process; use serve or switch, or leave run out`},
+	{"serve on the kernel stack", "role: client, stack: kernel}", "role: client, stack: kernel, run: serve}",
+		`bad.yaml:3:54: hosts[0].run: serve runs capygen's stack over AF_XDP, which needs stack: bypass; add stack: bypass to client`},
+	{"switch run on a server", "role: server, stack: bypass}", "role: server, stack: bypass, run: switch}",
+		"bad.yaml:4:54: hosts[1].run: switch runs the software switch, which needs role: switch; change the role or the run\n" +
+			`bad.yaml:8:43: links[0].b.addr: 10.77.0.2/24 is on a port of server, which runs the software switch: its ports have no address (it answers only for its control address); remove addr`},
+	{"switch without links", "role: switch}", "role: switch, stack: bypass, run: switch}",
+		`bad.yaml:5:50: hosts[2].run: switch has no ports: sw has no links; link it to clients and servers`},
+	{"args without run", "role: server, stack: bypass}", "role: server, stack: bypass, args: [-x]}",
+		`bad.yaml:4:55: hosts[1].args: given, but the host runs no process to pass them to; add run: serve or run: switch, or remove args`},
+	{"args item", "role: server, stack: bypass}", "role: server, stack: bypass, run: serve, args: [[a], -b, 0.5]}",
+		`bad.yaml:4:68: hosts[1].args[0]: want a command-line argument, got a list; write it like -loss or 0.01`},
+	{"args not a list", "role: server, stack: bypass}", "role: server, stack: bypass, run: serve, args: 5}",
+		`bad.yaml:4:67: hosts[1].args: want a list, got the integer 5; write the arguments as a list, like args: [-loss, 0.01]`},
+	{"control without switch", "role: switch}", "role: switch, control: 10.77.0.254}",
+		`bad.yaml:5:39: hosts[2].control: only a host with run: switch has a control address; add run: switch or remove control`},
+	{"control prefix", "role: server, stack: bypass}", "role: server, stack: bypass, control: 10.77.0.254/24}",
+		"bad.yaml:4:58: hosts[1].control: \"10.77.0.254/24\" is not a unicast IPv4 address; write it like 10.77.0.254 (no prefix)\n" +
+			"bad.yaml:4:58: hosts[1].control: only a host with run: switch has a control address; add run: switch or remove control"},
+}
+
+// starBase is a valid topology with a software switch between a client
+// and a server; switchRejects vary it.
+const starBase = `version: 1
+hosts:
+  - {name: client, role: client, stack: kernel}
+  - {name: sw, role: switch, stack: bypass, run: switch, control: 10.77.0.254}
+  - {name: s1, role: server, stack: bypass, run: serve}
+links:
+  - a: {host: client, iface: veth0, addr: 10.77.0.1/24}
+    b: {host: sw, iface: p0}
+  - a: {host: sw, iface: p1}
+    b: {host: s1, iface: veth0, addr: 10.77.0.2/24}
+`
+
+var switchRejects = []struct {
+	name, old, new, want string
+}{
+	{"control taken", "control: 10.77.0.254", "control: 10.77.0.1",
+		`star.yaml:4:67: hosts[1].control: 10.77.0.1 is already used by client (links[0].a, line 7); pick an address no interface has`},
+	{"control outside", "control: 10.77.0.254", "control: 10.78.0.254",
+		`star.yaml:4:67: hosts[1].control: 10.78.0.254 is not a host address of the subnets the switch's ports lead to (10.77.0.0/24); hosts could not ARP for it, so pick one inside`},
+	{"control broadcast", "control: 10.77.0.254", "control: 10.77.0.255",
+		`star.yaml:4:67: hosts[1].control: 10.77.0.255 is not a host address of the subnets the switch's ports lead to (10.77.0.0/24); hosts could not ARP for it, so pick one inside`},
+	{"switch port address", "b: {host: sw, iface: p0}", "b: {host: sw, iface: p0, addr: 10.77.0.9/24}",
+		`star.yaml:8:36: links[0].b.addr: 10.77.0.9/24 is on a port of sw, which runs the software switch: its ports have no address (it answers only for its control address); remove addr`},
+	{"switch needs bypass", "stack: bypass, run: switch", "stack: kernel, run: switch",
+		`star.yaml:4:50: hosts[1].run: switch runs the software switch over AF_XDP, which needs stack: bypass; add stack: bypass to sw`},
+	{"switch to switch", "{name: s1, role: server, stack: bypass, run: serve}", "{name: s1, role: switch, stack: bypass}",
+		`star.yaml:10:15: links[1].b.host: "s1" is a switch; a port of the software switch leads to a client or a server (its port role)`},
+	{"serve without address", "b: {host: s1, iface: veth0, addr: 10.77.0.2/24}", "b: {host: s1, iface: veth0}",
+		"star.yaml:5:50: hosts[2].run: serve takes one addressed interface and s1 has 0; give the host exactly one link end with an addr\n" +
+			`star.yaml:10:8: links[1].b: missing key addr; add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)`},
+}
+
+func TestParseSwitchRejects(t *testing.T) {
+	if _, err := Parse("star.yaml", []byte(starBase)); err != nil {
+		t.Fatalf("Parse(starBase) = %v, want nil", err)
+	}
+	for _, tc := range switchRejects {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(starBase, tc.old, tc.new, 1)
+			if src == starBase {
+				t.Fatalf("test case does not change the base (no %q)", tc.old)
+			}
+			_, err := Parse("star.yaml", []byte(src))
+			if !errors.Is(err, ErrTopology) {
+				t.Fatalf("Parse(%s) = %v, want an error wrapping ErrTopology", tc.name, err)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("Parse(%s) =\n%s\nwant\n%s", tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMigrationTopologyFile(t *testing.T) {
+	topo := Migration()
+	if len(topo.Hosts) != 6 || len(topo.Links) != 5 {
+		t.Fatalf("Migration() has %d hosts and %d links, want 6 and 5", len(topo.Hosts), len(topo.Links))
+	}
+	sw, _ := topo.Host("sw")
+	if sw.Role != RoleSwitch || sw.Stack != StackBypass || sw.Run != RunSwitch || sw.Control != "10.77.0.254" {
+		t.Errorf("sw = %+v, want the software switch with control 10.77.0.254", sw)
+	}
+	want := map[string]string{"s1": "10.77.0.11/24", "s2": "10.77.0.12/24", "s3": "10.77.0.13/24", "client": "10.77.0.1/24", "client2": "10.77.0.2/24"}
+	for name, addr := range want {
+		h, _ := topo.Host(name)
+		ifs := topo.Interfaces(name)
+		if len(ifs) != 1 || ifs[0].Prefix.String() != addr || ifs[0].Peer != "sw" {
+			t.Errorf("%s interfaces = %+v, want %s to sw", name, ifs, addr)
+		}
+		if (h.Role == RoleServer) != (h.Run == RunServe && h.Stack == StackBypass) {
+			t.Errorf("%s = %+v: servers run serve on the bypass stack, clients run nothing on the kernel's", name, h)
+		}
+	}
+}
+
+// RunArgv derives the switch's ports and host table from the links.
+func TestRunArgv(t *testing.T) {
+	tb := &Testbed{Topology: Migration(), Tag: "x"}
+	argv, err := tb.RunArgv("sw", "/bin/capygen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(host string) string { return tb.Topology.Interfaces(host)[0].MAC.String() }
+	want := []string{"/bin/capygen", "switch",
+		"-port", "c1:client", "-port", "c2:client", "-port", "s1:server", "-port", "s2:server", "-port", "s3:server",
+		"-host", "10.77.0.1,c1," + mac("client"), "-host", "10.77.0.2,c2," + mac("client2"),
+		"-host", "10.77.0.11,s1," + mac("s1"), "-host", "10.77.0.12,s2," + mac("s2"), "-host", "10.77.0.13,s3," + mac("s3"),
+		"-control", "10.77.0.254"}
+	if !reflect.DeepEqual(argv, want) {
+		t.Errorf("RunArgv(sw) =\n%q\nwant\n%q", argv, want)
+	}
+	argv, err = tb.RunArgv("s2", "capygen")
+	if want := []string{"capygen", "serve", "-addr", "10.77.0.12/24", "-iface", "veth0"}; err != nil || !reflect.DeepEqual(argv, want) {
+		t.Errorf("RunArgv(s2) = %q, %v, want %q", argv, err, want)
+	}
+	if _, err := tb.RunArgv("client", "capygen"); err == nil {
+		t.Error("RunArgv(client), a host without run, succeeded")
+	}
+	// The topology's args come last.
+	topo, err := Parse("args.yaml", []byte(strings.Replace(starBase, "run: serve}", "run: serve, args: [-http, ':8080']}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv, _ = (&Testbed{Topology: topo, Tag: "x"}).RunArgv("s1", "capygen")
+	if want := []string{"capygen", "serve", "-addr", "10.77.0.2/24", "-iface", "veth0", "-http", ":8080"}; !reflect.DeepEqual(argv, want) {
+		t.Errorf("RunArgv(s1 with args) = %q, want %q", argv, want)
+	}
 }
 
 func TestParseRejects(t *testing.T) {
@@ -233,8 +365,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nhosts: []\n"))
 	f.Add([]byte("version: 1\nhosts:\n  - {name: a, role: switch}\nlinks:\n  - {a: {host: a, iface: x}, b: {host: a, iface: y}}\n"))
 	f.Add([]byte("{{{"))
+	f.Add(MigrationYAML())
 	for _, tc := range rejects {
 		f.Add([]byte(strings.Replace(parseBase, tc.old, tc.new, 1)))
+	}
+	for _, tc := range switchRejects {
+		f.Add([]byte(strings.Replace(starBase, tc.old, tc.new, 1)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		topo, err := Parse("fuzz.yaml", data)

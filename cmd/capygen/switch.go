@@ -1,0 +1,443 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/link"
+	softswitch "github.com/capygen/capygen/runtime/switch"
+)
+
+func init() {
+	register("switch", "run the software switch (the generated pipeline) on AF_XDP ports", runSwitch)
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type switchFlags struct {
+	ports, hosts, faults listFlag
+	control, minWorkload string
+
+	loss, dup, delay   float64
+	delayMin, delayMax time.Duration
+	faultPorts         string
+	faultDir           string
+	seed               uint64
+
+	report      string
+	reportEvery time.Duration
+
+	mode    string
+	frames  int
+	replace bool
+	spin    time.Duration
+}
+
+const switchUsage = `usage: capygen switch -port IFACE:ROLE [-port ...] [-host ADDR,IFACE,MAC ...] [flags]
+
+Runs the software switch in this network namespace: every frame received on
+a port goes through the generated pipeline (gen/SWITCH.md), and the verdict
+is carried out on the ports, each an AF_XDP socket on its interface. It
+prints "ready" once every port is open, a report on SIGUSR1 and on exit
+(SIGINT, SIGTERM), each followed by a "switch-report-json {...}" line.
+
+Example (the migration testbed's switch namespace):
+
+  capygen switch -port c1:client -port s1:server -port s2:server \
+      -host 10.77.0.1,c1,02:8f:.. -host 10.77.0.11,s1,02:3a:.. -host 10.77.0.12,s2,02:c4:.. \
+      -control 10.77.0.254 -loss 0.01 -dup 0.01 -fault-ports server
+
+flags:
+`
+
+// switchFlagSet defines capygen switch's flags on f.
+func switchFlagSet(f *switchFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("capygen switch", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), switchUsage)
+		fs.PrintDefaults()
+	}
+	fs.Var(&f.ports, "port", "a port, `IFACE:ROLE[:ID]`: the interface AF_XDP takes over, client or server, and the pipeline port id (default: its position); repeat per port")
+	fs.Var(&f.hosts, "host", "an ipv4_host and l2_forward entry, `ADDR,IFACE,MAC`: frames to ADDR leave by IFACE's port with destination MAC; repeat per host")
+	fs.StringVar(&f.control, "control", "", "the switch's own `ADDR[,MAC]`: it answers ARP and ping for it, so servers can send TCPMig to it")
+	fs.StringVar(&f.minWorkload, "min-workload", "", "initial min_workload register, `HOLDER,LOAD` (default: empty)")
+	fs.Float64Var(&f.loss, "loss", 0, "fault: `probability` that a frame is dropped, on the -fault-ports in -fault-dir")
+	fs.Float64Var(&f.dup, "dup", 0, "fault: `probability` that a frame is duplicated")
+	fs.Float64Var(&f.delay, "delay", 0, "fault: `probability` that a frame is held back for -delay-min..-delay-max")
+	fs.DurationVar(&f.delayMin, "delay-min", 0, "fault: shortest hold-back of a delayed frame")
+	fs.DurationVar(&f.delayMax, "delay-max", time.Millisecond, "fault: longest hold-back of a delayed frame")
+	fs.StringVar(&f.faultPorts, "fault-ports", "server", "`ports` the -loss/-dup/-delay faults apply to: server, client, all, or IFACE[,IFACE...]")
+	fs.StringVar(&f.faultDir, "fault-dir", "both", "`direction` of the faults: ingress (frames from the port), egress (frames to it) or both")
+	fs.Var(&f.faults, "fault", "per-port faults, `IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=both`, replacing the global ones on that port; repeatable")
+	fs.Uint64Var(&f.seed, "seed", 1, "`seed` of the fault injector: equal seeds give equal faults for equal traffic")
+	fs.StringVar(&f.report, "report", "", "rewrite the JSON report to `file` every -report-every, on SIGUSR1 and on exit")
+	fs.DurationVar(&f.reportEvery, "report-every", time.Second, "`interval` of -report rewrites (0: only on SIGUSR1 and exit)")
+	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
+	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` per port (power of two; 0 for the link default)")
+	fs.BoolVar(&f.replace, "replace-xdp", false, "take over interfaces that already have an XDP program (e.g. left by a killed switch)")
+	fs.DurationVar(&f.spin, "spin", 0, "how long each port's receive spins before sleeping in poll (0 for the link default, 20µs)")
+	return fs
+}
+
+func runSwitch(args []string) error {
+	var f switchFlags
+	fs := switchFlagSet(&f)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	// Open every port before the switch exists; close them all on the way
+	// out whatever happened, so no interface keeps a dead XDP program.
+	var eps []*link.XDP
+	defer func() {
+		for _, ep := range eps {
+			ep.Close()
+		}
+	}()
+	for i := range cfg.Ports {
+		ep, err := link.OpenXDP(cfg.Ports[i].Name, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace, Spin: f.spin})
+		if err != nil {
+			return fmt.Errorf("-port %s: %w", cfg.Ports[i].Name, err)
+		}
+		eps = append(eps, ep)
+		cfg.Ports[i].Endpoint = ep
+	}
+	sw, err := softswitch.New(cfg)
+	if err != nil {
+		return err
+	}
+	for i, pc := range cfg.Ports {
+		fmt.Printf("port %-8s id %-3d %-6s mac %s, AF_XDP %s mode%s\n", pc.Name, pc.ID, pc.Role, eps[i].MAC(), eps[i].Mode(), faultNote(pc.Fault, f.seed))
+	}
+	if c := cfg.Control; c.Addr.IsValid() {
+		fmt.Printf("control address %s (mac %s)\n", c.Addr, sw.ControlMAC())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sw.Run(runCtx) }()
+	fmt.Println("ready")
+
+	var tick <-chan time.Time
+	if f.report != "" && f.reportEvery > 0 {
+		t := time.NewTicker(f.reportEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	report := func(print bool) error {
+		r := sw.Report()
+		if print {
+			fmt.Printf("%sswitch-report-json %s\n", r, r.JSON())
+		}
+		if f.report != "" {
+			return writeFileAtomic(f.report, append(r.JSON(), '\n'))
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-usr1:
+			if err := report(true); err != nil {
+				fmt.Fprintf(os.Stderr, "capygen switch: -report: %v\n", err)
+			}
+		case <-tick:
+			if err := report(false); err != nil {
+				fmt.Fprintf(os.Stderr, "capygen switch: -report: %v\n", err)
+			}
+		case err := <-runErr:
+			// A port failed: report what the switch did up to then.
+			report(true)
+			return err
+		case <-ctx.Done():
+			cancel()
+			err := <-runErr
+			if rerr := report(true); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("-report: %w", rerr))
+			}
+			return err
+		}
+	}
+}
+
+// writeFileAtomic replaces path with data, so a reader never sees half a
+// report.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".switch-report-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+func faultNote(f softswitch.Fault, seed uint64) string {
+	if f.Zero() {
+		return ""
+	}
+	var parts []string
+	for _, d := range []struct {
+		name string
+		r    softswitch.Rates
+	}{{"ingress", f.Ingress}, {"egress", f.Egress}} {
+		if !d.r.Zero() {
+			parts = append(parts, fmt.Sprintf("%s loss %g dup %g delay %g (%v..%v)", d.name, d.r.Loss, d.r.Dup, d.r.Delay, d.r.DelayMin, d.r.DelayMax))
+		}
+	}
+	return fmt.Sprintf(", faults (seed %d): %s", seed, strings.Join(parts, "; "))
+}
+
+// config turns the flags into a switch config whose ports have no
+// endpoints yet; every error names the flag and value to change.
+func (f *switchFlags) config() (softswitch.Config, error) {
+	var cfg softswitch.Config
+	if len(f.ports) == 0 {
+		return cfg, fmt.Errorf("no ports; give at least one -port IFACE:ROLE, e.g. -port veth0:client")
+	}
+	byName := map[string]int{}
+	for i, v := range f.ports {
+		pc, err := parsePort(v, i)
+		if err != nil {
+			return cfg, err
+		}
+		if _, dup := byName[pc.Name]; dup {
+			return cfg, fmt.Errorf("-port %q: interface %s is already a port; give each interface one -port", v, pc.Name)
+		}
+		byName[pc.Name] = i
+		cfg.Ports = append(cfg.Ports, pc)
+	}
+	for _, v := range f.hosts {
+		h, err := parseHost(v, cfg.Ports, byName)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Hosts = append(cfg.Hosts, h)
+	}
+	if f.control != "" {
+		addr, mac, _ := strings.Cut(f.control, ",")
+		a, err := netip.ParseAddr(addr)
+		if err != nil || !a.Is4() {
+			return cfg, fmt.Errorf("-control %q: %q is not an IPv4 address; write it like 10.77.0.254 or 10.77.0.254,02:ca:70:00:00:fe", f.control, addr)
+		}
+		cfg.Control.Addr = a
+		if mac != "" {
+			if cfg.Control.MAC, err = net.ParseMAC(mac); err != nil {
+				return cfg, fmt.Errorf("-control %q: MAC %q: %v", f.control, mac, err)
+			}
+		}
+	}
+	if f.minWorkload != "" {
+		holder, load, ok := strings.Cut(f.minWorkload, ",")
+		h, err := netip.ParseAddr(holder)
+		l, lerr := strconv.ParseUint(load, 10, 32)
+		if !ok || err != nil || !h.Is4() || lerr != nil {
+			return cfg, fmt.Errorf("-min-workload %q: want HOLDER,LOAD like 10.77.0.11,100 (an IPv4 address and a 32-bit load)", f.minWorkload)
+		}
+		cfg.MinWorkload = &softswitch.Workload{Holder: h, Load: uint32(l)}
+	}
+	cfg.Seed = f.seed
+
+	global := softswitch.Rates{Loss: f.loss, Dup: f.dup, Delay: f.delay, DelayMin: f.delayMin, DelayMax: f.delayMax}
+	if !global.Zero() {
+		in, out, err := parseDir(f.faultDir)
+		if err != nil {
+			return cfg, fmt.Errorf("-fault-dir %q: %w", f.faultDir, err)
+		}
+		sel, err := selectPorts(f.faultPorts, cfg.Ports, byName)
+		if err != nil {
+			return cfg, err
+		}
+		for _, i := range sel {
+			if in {
+				cfg.Ports[i].Fault.Ingress = global
+			}
+			if out {
+				cfg.Ports[i].Fault.Egress = global
+			}
+		}
+	}
+	for _, v := range f.faults {
+		i, fault, err := parseFault(v, byName)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Ports[i].Fault = fault
+	}
+	return cfg, nil
+}
+
+// parsePort reads IFACE:ROLE[:ID]; the id defaults to the position.
+func parsePort(v string, pos int) (softswitch.PortConfig, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
+		return softswitch.PortConfig{}, fmt.Errorf("-port %q: want IFACE:ROLE or IFACE:ROLE:ID, like veth0:client or s1:server:5", v)
+	}
+	pc := softswitch.PortConfig{Name: parts[0], ID: pipeline.Port(pos)}
+	switch parts[1] {
+	case "client":
+		pc.Role = pipeline.RoleClient
+	case "server":
+		pc.Role = pipeline.RoleServer
+	default:
+		return pc, fmt.Errorf("-port %q: role %q is not client or server", v, parts[1])
+	}
+	if len(parts) == 3 {
+		id, err := strconv.ParseUint(parts[2], 10, 16)
+		if err != nil || id >= pipeline.MaxPorts {
+			return pc, fmt.Errorf("-port %q: id %q is not a port id in 0..%d", v, parts[2], pipeline.MaxPorts-1)
+		}
+		pc.ID = pipeline.Port(id)
+	}
+	return pc, nil
+}
+
+// parseHost reads ADDR,IFACE,MAC.
+func parseHost(v string, ports []softswitch.PortConfig, byName map[string]int) (softswitch.Host, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) != 3 {
+		return softswitch.Host{}, fmt.Errorf("-host %q: want ADDR,IFACE,MAC like 10.77.0.11,s1,02:00:00:00:00:0b", v)
+	}
+	a, err := netip.ParseAddr(parts[0])
+	if err != nil || !a.Is4() {
+		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not an IPv4 address", v, parts[0])
+	}
+	i, ok := byName[parts[1]]
+	if !ok {
+		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not a -port interface (ports: %s)", v, parts[1], portNames(ports))
+	}
+	mac, err := net.ParseMAC(parts[2])
+	if err != nil || len(mac) != 6 {
+		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not a MAC like 02:00:00:00:00:0b", v, parts[2])
+	}
+	return softswitch.Host{Addr: a, Port: ports[i].ID, MAC: mac}, nil
+}
+
+func portNames(ports []softswitch.PortConfig) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = p.Name
+	}
+	return strings.Join(s, ", ")
+}
+
+// selectPorts reads -fault-ports: a role, all, or interface names.
+func selectPorts(v string, ports []softswitch.PortConfig, byName map[string]int) ([]int, error) {
+	var sel []int
+	for i, p := range ports {
+		switch {
+		case v == "all", v == "server" && p.Role == pipeline.RoleServer, v == "client" && p.Role == pipeline.RoleClient:
+			sel = append(sel, i)
+		}
+	}
+	if v == "all" || v == "server" || v == "client" {
+		return sel, nil
+	}
+	for _, name := range strings.Split(v, ",") {
+		i, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("-fault-ports %q: %q is not server, client, all or a -port interface (ports: %s)", v, name, portNames(ports))
+		}
+		sel = append(sel, i)
+	}
+	return sel, nil
+}
+
+func parseDir(v string) (ingress, egress bool, err error) {
+	switch v {
+	case "both":
+		return true, true, nil
+	case "ingress":
+		return true, false, nil
+	case "egress":
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("want ingress, egress or both")
+}
+
+// parseFault reads IFACE:key=value,... for one port.
+func parseFault(v string, byName map[string]int) (int, softswitch.Fault, error) {
+	var fault softswitch.Fault
+	name, spec, ok := strings.Cut(v, ":")
+	i, known := byName[name]
+	if !ok || !known {
+		return 0, fault, fmt.Errorf("-fault %q: want IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=DIR with IFACE a -port interface", v)
+	}
+	r := softswitch.Rates{DelayMax: time.Millisecond}
+	dir := "both"
+	for _, kv := range strings.Split(spec, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		var err error
+		switch {
+		case !ok:
+			err = fmt.Errorf("%q is not key=value", kv)
+		case k == "loss":
+			r.Loss, err = strconv.ParseFloat(val, 64)
+		case k == "dup":
+			r.Dup, err = strconv.ParseFloat(val, 64)
+		case k == "delay":
+			r.Delay, err = strconv.ParseFloat(val, 64)
+		case k == "delay-min":
+			r.DelayMin, err = time.ParseDuration(val)
+		case k == "delay-max":
+			r.DelayMax, err = time.ParseDuration(val)
+		case k == "dir":
+			dir = val
+		default:
+			err = fmt.Errorf("unknown key %q; use loss, dup, delay, delay-min, delay-max or dir", k)
+		}
+		if err != nil {
+			return 0, fault, fmt.Errorf("-fault %q: %v", v, err)
+		}
+	}
+	in, out, err := parseDir(dir)
+	if err != nil {
+		return 0, fault, fmt.Errorf("-fault %q: dir %q: %w", v, dir, err)
+	}
+	if in {
+		fault.Ingress = r
+	}
+	if out {
+		fault.Egress = r
+	}
+	return i, fault, nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	softswitch "github.com/capygen/capygen/runtime/switch"
+)
+
+// switchConfig parses args as capygen switch does, up to the config.
+func switchConfig(t *testing.T, args ...string) (softswitch.Config, error) {
+	t.Helper()
+	var f switchFlags
+	fs := switchFlagSet(&f)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return f.config()
+}
+
+func TestSwitchFlags(t *testing.T) {
+	cfg, err := switchConfig(t,
+		"-port", "c1:client", "-port", "s1:server", "-port", "s2:server:9",
+		"-host", "10.77.0.1,c1,02:00:00:00:00:01", "-host", "10.77.0.12,s2,02:00:00:00:00:12",
+		"-control", "10.77.0.254", "-min-workload", "10.77.0.12,7",
+		"-loss", "0.01", "-dup", "0.02", "-seed", "9",
+		"-fault", "c1:delay=0.5,delay-min=1ms,delay-max=2ms,dir=egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Ports) != 3 || cfg.Ports[0].ID != 0 || cfg.Ports[1].ID != 1 || cfg.Ports[2].ID != 9 ||
+		cfg.Ports[0].Role != pipeline.RoleClient || cfg.Ports[2].Role != pipeline.RoleServer || cfg.Ports[2].Name != "s2" {
+		t.Errorf("ports = %+v, want c1 client 0, s1 server 1, s2 server 9", cfg.Ports)
+	}
+	if len(cfg.Hosts) != 2 || cfg.Hosts[1].Port != 9 || cfg.Hosts[1].Addr != netip.MustParseAddr("10.77.0.12") || cfg.Hosts[1].MAC.String() != "02:00:00:00:00:12" {
+		t.Errorf("hosts = %+v", cfg.Hosts)
+	}
+	if cfg.Control.Addr != netip.MustParseAddr("10.77.0.254") || cfg.MinWorkload == nil || cfg.MinWorkload.Load != 7 || cfg.Seed != 9 {
+		t.Errorf("control %v, min workload %+v, seed %d", cfg.Control, cfg.MinWorkload, cfg.Seed)
+	}
+	server := softswitch.Rates{Loss: 0.01, Dup: 0.02, DelayMax: time.Millisecond}
+	if f := cfg.Ports[1].Fault; f.Ingress != server || f.Egress != server {
+		t.Errorf("server port faults = %+v, want %+v both ways", f, server)
+	}
+	if f := cfg.Ports[0].Fault; !f.Ingress.Zero() || f.Egress != (softswitch.Rates{Delay: 0.5, DelayMin: time.Millisecond, DelayMax: 2 * time.Millisecond}) {
+		t.Errorf("client port faults = %+v, want the -fault egress delay only", f)
+	}
+	// The flags make a config the switch accepts (endpoints aside).
+	for i := range cfg.Ports {
+		cfg.Ports[i].Endpoint = nullEndpoint{}
+	}
+	if _, err := softswitch.New(cfg); err != nil {
+		t.Errorf("softswitch.New(flags' config) = %v", err)
+	}
+}
+
+func TestSwitchFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no ports; give at least one -port IFACE:ROLE, e.g. -port veth0:client"},
+		{[]string{"-port", "c1"}, `-port "c1": want IFACE:ROLE or IFACE:ROLE:ID, like veth0:client or s1:server:5`},
+		{[]string{"-port", "c1:router"}, `-port "c1:router": role "router" is not client or server`},
+		{[]string{"-port", "c1:client:600"}, `-port "c1:client:600": id "600" is not a port id in 0..511`},
+		{[]string{"-port", "c1:client", "-port", "c1:server"}, `-port "c1:server": interface c1 is already a port; give each interface one -port`},
+		{[]string{"-port", "c1:client", "-host", "10.77.0.1,c2,02:00:00:00:00:01"}, `-host "10.77.0.1,c2,02:00:00:00:00:01": "c2" is not a -port interface (ports: c1)`},
+		{[]string{"-port", "c1:client", "-host", "10.77.0.1,c1"}, `-host "10.77.0.1,c1": want ADDR,IFACE,MAC like 10.77.0.11,s1,02:00:00:00:00:0b`},
+		{[]string{"-port", "c1:client", "-host", "fd00::1,c1,02:00:00:00:00:01"}, `-host "fd00::1,c1,02:00:00:00:00:01": "fd00::1" is not an IPv4 address`},
+		{[]string{"-port", "c1:client", "-control", "switch"}, `-control "switch": "switch" is not an IPv4 address; write it like 10.77.0.254 or 10.77.0.254,02:ca:70:00:00:fe`},
+		{[]string{"-port", "c1:client", "-min-workload", "10.77.0.11"}, `-min-workload "10.77.0.11": want HOLDER,LOAD like 10.77.0.11,100 (an IPv4 address and a 32-bit load)`},
+		{[]string{"-port", "c1:client", "-loss", "0.1", "-fault-ports", "s9"}, `-fault-ports "s9": "s9" is not server, client, all or a -port interface (ports: c1)`},
+		{[]string{"-port", "c1:client", "-loss", "0.1", "-fault-dir", "up"}, `-fault-dir "up": want ingress, egress or both`},
+		{[]string{"-port", "c1:client", "-fault", "c1:loss=x"}, `-fault "c1:loss=x": strconv.ParseFloat: parsing "x": invalid syntax`},
+		{[]string{"-port", "c1:client", "-fault", "c1:jitter=1ms"}, `-fault "c1:jitter=1ms": unknown key "jitter"; use loss, dup, delay, delay-min, delay-max or dir`},
+		{[]string{"-port", "c1:client", "-fault", "c2:loss=0.1"}, `-fault "c2:loss=0.1": want IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=DIR with IFACE a -port interface`},
+	} {
+		_, err := switchConfig(t, tc.args...)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("capygen switch %q = %v, want %s", tc.args, err, tc.want)
+		}
+	}
+	// A probability out of range is the switch's to refuse, naming the port.
+	cfg, err := switchConfig(t, "-port", "s1:server", "-loss", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ports[0].Endpoint = nullEndpoint{}
+	if _, err := softswitch.New(cfg); !errors.Is(err, softswitch.ErrConfig) {
+		t.Errorf("New with -loss 2 = %v, want ErrConfig", err)
+	}
+}
+
+// nullEndpoint stands in for an AF_XDP port in config tests.
+type nullEndpoint struct{}
+
+func (nullEndpoint) MAC() net.HardwareAddr                            { return net.HardwareAddr{2, 0, 0, 0, 0, 1} }
+func (nullEndpoint) MTU() int                                         { return 1500 }
+func (nullEndpoint) Send([]byte) error                                { return nil }
+func (nullEndpoint) Receive(time.Duration, func([]byte)) (int, error) { return 0, nil }
+func (nullEndpoint) Close() error                                     { return nil }

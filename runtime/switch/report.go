@@ -1,0 +1,287 @@
+package softswitch
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/link"
+)
+
+// Report is a snapshot of the switch's counters and registers. Its JSON
+// form (JSON, or encoding/json) is what capygen switch writes; String is
+// the same for people.
+type Report struct {
+	// Now is the switch's clock: the latest time Deliver or Advance were
+	// given under the simulator; under Run, time since Run started.
+	Now      time.Duration  `json:"now_ns"`
+	Ports    []PortReport   `json:"ports"`
+	Verdicts VerdictReport  `json:"verdicts"`
+	Pipeline PipelineReport `json:"pipeline"`
+	// Directory is the number of valid slots per level.
+	Directory   []LevelReport  `json:"directory"`
+	MinWorkload WorkloadReport `json:"min_workload"`
+	Control     *ControlReport `json:"control,omitempty"`
+	// Held is the number of frames delay faults hold right now.
+	Held int `json:"held"`
+}
+
+// PortReport is one port's traffic and faults.
+type PortReport struct {
+	ID       pipeline.Port `json:"id"`
+	Name     string        `json:"name"`
+	Role     string        `json:"role"`
+	RxFrames uint64        `json:"rx_frames"`
+	RxBytes  uint64        `json:"rx_bytes"`
+	TxFrames uint64        `json:"tx_frames"`
+	TxBytes  uint64        `json:"tx_bytes"`
+	// TxErrors counts frames the endpoint refused (too large, closed).
+	TxErrors uint64 `json:"tx_errors"`
+	// Ingress and Egress count injected faults.
+	Ingress FaultReport `json:"ingress_faults"`
+	Egress  FaultReport `json:"egress_faults"`
+	// Link is the endpoint's own view, when it keeps one (AF_XDP,
+	// memory): RxDropped there is frames lost before the switch saw them.
+	Link *LinkReport `json:"link,omitempty"`
+}
+
+// FaultReport counts one direction's injected faults.
+type FaultReport struct {
+	Dropped    uint64 `json:"dropped"`
+	Duplicated uint64 `json:"duplicated"`
+	Delayed    uint64 `json:"delayed"`
+	// Overflow counts delayed frames dropped because MaxHeld were held.
+	Overflow uint64 `json:"overflow"`
+}
+
+// LinkReport is an endpoint's link.Stats.
+type LinkReport struct {
+	RxFrames  uint64 `json:"rx_frames"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxFrames  uint64 `json:"tx_frames"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	TxDropped uint64 `json:"tx_dropped"`
+}
+
+// VerdictReport counts what happened to frames the pipeline processed
+// (copies made by ingress duplication count twice).
+type VerdictReport struct {
+	Processed uint64 `json:"processed"`
+	Forwarded uint64 `json:"forwarded"`
+	Flooded   uint64 `json:"flooded"`
+	Replied   uint64 `json:"replied"`
+	// Dropped is the pipeline's drops; Pipeline.Drops has the reasons.
+	Dropped uint64 `json:"dropped"`
+	// NoEgress counts Forwards to a port id with no endpoint.
+	NoEgress uint64 `json:"no_egress"`
+	// UnknownIngress counts frames delivered on a port id with no endpoint.
+	UnknownIngress uint64 `json:"unknown_ingress"`
+}
+
+// PipelineReport is pipeline.Counters with drop reasons by name.
+type PipelineReport struct {
+	Drops          map[string]uint64 `json:"drops"`
+	Hits           uint64            `json:"hits"`
+	Inserts        uint64            `json:"inserts"`
+	Rejects        uint64            `json:"rejects"`
+	PrepareRejects uint64            `json:"prepare_rejects"`
+	Deletes        uint64            `json:"deletes"`
+	Heartbeats     uint64            `json:"heartbeats"`
+}
+
+// LevelReport is one directory level's occupancy.
+type LevelReport struct {
+	Level int `json:"level"`
+	Valid int `json:"valid"`
+	Slots int `json:"slots"`
+}
+
+// WorkloadReport is the min_workload register.
+type WorkloadReport struct {
+	// Holder is empty when the register is (holder 0).
+	Holder string `json:"holder,omitempty"`
+	Load   uint32 `json:"load"`
+	Empty  bool   `json:"empty"`
+}
+
+// ControlReport is the control address and what the switch answered.
+type ControlReport struct {
+	Addr string `json:"addr"`
+	MAC  string `json:"mac"`
+	// ARPReplies and EchoReplies count requests answered; Consumed
+	// counts other ARP frames sent to the control MAC, taken off the wire.
+	ARPReplies  uint64 `json:"arp_replies"`
+	EchoReplies uint64 `json:"echo_replies"`
+	Consumed    uint64 `json:"consumed"`
+}
+
+// Report takes a snapshot. It reads every directory slot (2^IndexBits per
+// level) through the pipeline's control API, a few milliseconds, without
+// holding up traffic.
+func (s *Switch) Report() Report {
+	s.mu.Lock()
+	if s.clock != nil {
+		s.setNow(s.clock())
+	}
+	r := Report{
+		Now:  s.now,
+		Held: s.held.len(),
+		Verdicts: VerdictReport{
+			Processed: s.ctr.processed, Forwarded: s.ctr.forwarded, Flooded: s.ctr.flooded,
+			Replied: s.ctr.replied, Dropped: s.ctr.dropped, NoEgress: s.ctr.noEgress,
+			UnknownIngress: s.ctr.unknownIngress,
+		},
+	}
+	for _, p := range s.list {
+		r.Ports = append(r.Ports, PortReport{
+			ID: p.id, Name: p.name, Role: p.role.String(),
+			RxFrames: p.c.rxFrames, RxBytes: p.c.rxBytes,
+			TxFrames: p.c.txFrames, TxBytes: p.c.txBytes, TxErrors: p.c.txErrors,
+			Ingress: p.in.c.report(), Egress: p.out.c.report(),
+		})
+	}
+	if c := s.ctl; c != nil {
+		r.Control = &ControlReport{
+			Addr: netip.AddrFrom4(c.ip).String(), MAC: s.ControlMAC().String(),
+			ARPReplies: c.arp, EchoReplies: c.echo, Consumed: c.consumed,
+		}
+	}
+	s.mu.Unlock()
+
+	// Endpoint stats may take a system call (AF_XDP's XDP_STATISTICS):
+	// read them outside the lock.
+	for i, p := range s.list {
+		if st, ok := p.ep.(interface{ Stats() link.Stats }); ok {
+			ls := st.Stats()
+			r.Ports[i].Link = &LinkReport{
+				RxFrames: ls.RxFrames, RxBytes: ls.RxBytes, RxDropped: ls.RxDropped,
+				TxFrames: ls.TxFrames, TxBytes: ls.TxBytes, TxDropped: ls.TxDropped,
+			}
+		}
+	}
+	c := s.p.Counters()
+	r.Pipeline = PipelineReport{
+		Drops: map[string]uint64{}, Hits: c.Hits, Inserts: c.Inserts, Rejects: c.Rejects,
+		PrepareRejects: c.PrepareRejects, Deletes: c.Deletes, Heartbeats: c.Heartbeats,
+	}
+	for reason, n := range c.Drops {
+		if pipeline.DropReason(reason) != pipeline.DropNone {
+			r.Pipeline.Drops[pipeline.DropReason(reason).String()] = n
+		}
+	}
+	for l := range pipeline.Levels {
+		lr := LevelReport{Level: l, Slots: pipeline.Slots}
+		for i := range pipeline.Slots {
+			if e, err := s.p.ReadDirectory(l, i); err == nil && e.Valid {
+				lr.Valid++
+			}
+		}
+		r.Directory = append(r.Directory, lr)
+	}
+	holder, load := s.p.ReadMinWorkload()
+	r.MinWorkload = WorkloadReport{Load: load, Empty: holder == [4]byte{}}
+	if !r.MinWorkload.Empty {
+		r.MinWorkload.Holder = netip.AddrFrom4(holder).String()
+	}
+	return r
+}
+
+func (c faultCounters) report() FaultReport {
+	return FaultReport{Dropped: c.dropped, Duplicated: c.duplicated, Delayed: c.delayed, Overflow: c.overflow}
+}
+
+// JSON is the report as one line of JSON.
+func (r Report) JSON() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Every field is a number, a string, a slice or a map of them.
+		panic(fmt.Sprintf("softswitch: marshal report: %v", err))
+	}
+	return b
+}
+
+// Drops is the pipeline's total drops.
+func (r Report) Drops() uint64 {
+	var n uint64
+	for _, v := range r.Pipeline.Drops {
+		n += v
+	}
+	return n
+}
+
+// FaultDrops is the frames the fault injector dropped, on every port and
+// in both directions, overflows included.
+func (r Report) FaultDrops() uint64 {
+	var n uint64
+	for _, p := range r.Ports {
+		n += p.Ingress.Dropped + p.Egress.Dropped + p.Ingress.Overflow + p.Egress.Overflow
+	}
+	return n
+}
+
+// Port returns the report of the port named name.
+func (r Report) Port(name string) (PortReport, bool) {
+	for _, p := range r.Ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return PortReport{}, false
+}
+
+// String renders the report as aligned text: a port table, then one
+// line each for verdicts, pipeline counters, drops, directory,
+// min_workload and the control address.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "switch report at %v\n", r.Now.Round(time.Microsecond))
+	fmt.Fprintf(&b, "  %-8s %-3s %-6s %10s %12s %10s %12s %6s  %-20s %-20s %s\n",
+		"port", "id", "role", "rx", "rx bytes", "tx", "tx bytes", "txerr", "ingress drop/dup/dly", "egress drop/dup/dly", "link rx-dropped/tx-dropped")
+	for _, p := range r.Ports {
+		lnk := "-"
+		if p.Link != nil {
+			lnk = fmt.Sprintf("%d/%d", p.Link.RxDropped, p.Link.TxDropped)
+		}
+		fmt.Fprintf(&b, "  %-8s %-3d %-6s %10d %12d %10d %12d %6d  %-20s %-20s %s\n",
+			p.Name, p.ID, p.Role, p.RxFrames, p.RxBytes, p.TxFrames, p.TxBytes, p.TxErrors,
+			p.Ingress.short(), p.Egress.short(), lnk)
+	}
+	v := r.Verdicts
+	fmt.Fprintf(&b, "  verdicts: processed %d forwarded %d flooded %d replied %d dropped %d no-egress %d unknown-ingress %d\n",
+		v.Processed, v.Forwarded, v.Flooded, v.Replied, v.Dropped, v.NoEgress, v.UnknownIngress)
+	pc := r.Pipeline
+	fmt.Fprintf(&b, "  pipeline: hits %d inserts %d rejects %d prepare-rejects %d deletes %d heartbeats %d\n",
+		pc.Hits, pc.Inserts, pc.Rejects, pc.PrepareRejects, pc.Deletes, pc.Heartbeats)
+	b.WriteString("  drops:")
+	for reason := pipeline.DropNone + 1; int(reason) < pipeline.NumDropReasons; reason++ {
+		fmt.Fprintf(&b, " %s %d", reason, pc.Drops[reason.String()])
+	}
+	b.WriteString("\n  directory:")
+	for _, l := range r.Directory {
+		fmt.Fprintf(&b, " level %d %d/%d", l.Level, l.Valid, l.Slots)
+	}
+	if r.MinWorkload.Empty {
+		fmt.Fprintf(&b, "\n  min_workload: empty (load %#x)\n", r.MinWorkload.Load)
+	} else {
+		fmt.Fprintf(&b, "\n  min_workload: holder %s load %d\n", r.MinWorkload.Holder, r.MinWorkload.Load)
+	}
+	if c := r.Control; c != nil {
+		fmt.Fprintf(&b, "  control %s (%s): arp replies %d, echo replies %d, consumed %d\n", c.Addr, c.MAC, c.ARPReplies, c.EchoReplies, c.Consumed)
+	}
+	if r.Held > 0 {
+		fmt.Fprintf(&b, "  held by delay faults: %d\n", r.Held)
+	}
+	return b.String()
+}
+
+func (f FaultReport) short() string {
+	s := fmt.Sprintf("%d/%d/%d", f.Dropped, f.Duplicated, f.Delayed)
+	if f.Overflow > 0 {
+		s += fmt.Sprintf(" +%d overflow", f.Overflow)
+	}
+	return s
+}

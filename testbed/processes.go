@@ -1,0 +1,178 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// readyRE is the line capygen serve and capygen switch print once they
+// carry traffic.
+var readyRE = regexp.MustCompile(`(?m)^ready$`)
+
+const defaultReadyTimeout = 30 * time.Second
+
+// startProcesses starts the run process of every host that has one:
+// switches first, since servers' first ARP goes through them, then
+// servers, all started before any is waited for.
+func (tb *Testbed) startProcesses(ctx context.Context, opts Options) error {
+	bin := opts.Binary
+	for _, h := range tb.Topology.Hosts {
+		if h.Run != "" {
+			if err := os.MkdirAll(RunDir(tb.Tag), 0o755); err != nil {
+				return fmt.Errorf("testbed run directory: %w", err)
+			}
+			break
+		}
+	}
+	var started []*Proc
+	for _, kind := range []string{RunSwitch, RunServe} {
+		started = started[:0]
+		for _, h := range tb.Topology.Hosts {
+			if h.Run != kind {
+				continue
+			}
+			if bin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("host %s: find the capygen executable for run: %s: %w (set Options.Binary)", h.Name, h.Run, err)
+				}
+				bin = exe
+			}
+			argv, err := tb.RunArgv(h.Name, bin)
+			if err != nil {
+				return err
+			}
+			argv = append(argv, opts.Args[h.Role]...)
+			argv = append(argv, opts.Args[h.Name]...)
+			if opts.HostArgs != nil {
+				argv = append(argv, opts.HostArgs(tb, h)...)
+			}
+			log := ""
+			if opts.LogDir != "" {
+				log = filepath.Join(opts.LogDir, h.Name+".log")
+			}
+			p, err := tb.start(h.Name, log, true, argv)
+			if err != nil {
+				return err
+			}
+			tb.mu.Lock()
+			tb.byHost[h.Name] = p
+			tb.mu.Unlock()
+			started = append(started, p)
+		}
+		for _, p := range started {
+			if err := waitReady(ctx, p, opts.ReadyTimeout); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitReady waits for p's "ready" line, its exit, ctx's end or timeout.
+func waitReady(ctx context.Context, p *Proc, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = defaultReadyTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if readyRE.MatchString(p.Output()) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			if readyRE.MatchString(p.Output()) {
+				return nil
+			}
+			return fmt.Errorf("host %s: %s exited (%v) before it was ready:\n%s", p.Host, p.Argv[1], p.err, p.Output())
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("host %s: %s printed no \"ready\" within %v:\n%s", p.Host, p.Argv[1], timeout, p.Output())
+		case <-tick.C:
+		}
+	}
+}
+
+// Proc returns the run process Up started on host, or nil.
+func (tb *Testbed) Proc(host string) *Proc {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.byHost[host]
+}
+
+// RunArgv is the command line (bin first) of host's run process, before
+// Options.Args: capygen serve on the host's addressed interface, or
+// capygen switch with a -port per interface (its role is the peer's),
+// a -host per peer address (with its derived MAC, or with macs: kernel
+// the one the kernel reports) and the control address; then the host's
+// args.
+func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
+	h, ok := tb.Topology.Host(host)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoHost, host)
+	}
+	var argv []string
+	switch h.Run {
+	case RunServe:
+		for _, ifc := range tb.Topology.Interfaces(host) {
+			if ifc.Prefix.IsValid() {
+				argv = []string{bin, "serve", "-addr", ifc.Prefix.String(), "-iface", ifc.Name}
+				break
+			}
+		}
+		if argv == nil {
+			return nil, fmt.Errorf("host %s: run: serve needs an interface with an address", host)
+		}
+	case RunSwitch:
+		argv = []string{bin, "switch"}
+		var hosts []string
+		for _, l := range tb.Topology.Links {
+			me, far := l.A, l.B
+			if far.Host == host {
+				me, far = far, me
+			}
+			if me.Host != host {
+				continue
+			}
+			peer, _ := tb.Topology.Host(far.Host)
+			if peer.Role != RoleClient && peer.Role != RoleServer {
+				return nil, fmt.Errorf("host %s: port %s leads to %s, whose role %q is neither client nor server", host, me.Iface, far.Host, peer.Role)
+			}
+			argv = append(argv, "-port", me.Iface+":"+peer.Role)
+			if far.Addr == "" {
+				continue
+			}
+			mac := tb.Topology.mac(far)
+			if mac == nil {
+				// macs: kernel: only the kernel knows.
+				pifs, err := tb.Interfaces(far.Host)
+				if err != nil {
+					return nil, err
+				}
+				for _, p := range pifs {
+					if p.Name == far.Iface {
+						mac = p.MAC
+					}
+				}
+			}
+			hosts = append(hosts, "-host", fmt.Sprintf("%s,%s,%s", netip.MustParsePrefix(far.Addr).Addr(), me.Iface, mac))
+		}
+		argv = append(argv, hosts...)
+		if h.Control != "" {
+			argv = append(argv, "-control", h.Control)
+		}
+	default:
+		return nil, fmt.Errorf("host %s runs no process (no run key)", host)
+	}
+	return append(argv, h.Args...), nil
+}
