@@ -135,7 +135,7 @@ func TestEmitterRefuses(t *testing.T) {
 			"both become the Go identifier TCPMigLayer"},
 		{"field named like a method", []string{"- {name: workload, bits: 32, doc: \"The minimum workload after the update.\"}", "- {name: encode, bits: 32}"},
 			"field encode becomes Encode, which the generated code already uses"},
-		{"header field named data", []string{"- {name: reserved, bits: 8, reserved: true}", "- {name: data, bits: 8}"},
+		{"header field named data", []string{`- {name: epoch, bits: 8, doc: "Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart."}`, "- {name: data, bits: 8}"},
 			"clashes with the fragment bytes field Data"},
 		{"unaligned address", []string{"- {name: origin_ip, type: ipv4", "- {name: pad, bits: 4, reserved: true}\n    - {name: origin_ip, type: ipv4",
 			"- {name: origin_port, bits: 16", "- {name: pad2, bits: 4, reserved: true}\n    - {name: origin_port, bits: 16"},
@@ -160,7 +160,7 @@ func TestEmitterRefuses(t *testing.T) {
 var variantEdits = []string{
 	"udp_port: 7071", "udp_port: 9099",
 	"mtu: 1500", "mtu: 9000",
-	"- {name: reserved, bits: 8, reserved: true}", "- {name: epoch, bits: 8}",
+	`- {name: epoch, bits: 8, doc: "Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart."}`, "- {name: hops, bits: 8}",
 	"- {name: heartbeat_response, value: 13,", "- {name: drain, value: 7, doc: \"Stop sending new connections.\"}\n      - {name: heartbeat_response, value: 13,",
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}",
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}\n      - {name: queue_depth, bits: 16}\n      - {name: server_mac, type: mac}\n" +
@@ -184,7 +184,7 @@ func TestVariantSpec(t *testing.T) {
 	for _, want := range []string{
 		"UDPPort uint16 = 9099", "LayerTypeNumber = 1099", "MTU = 9000", "ConnStateFragmentBytes = 8948",
 		"type Drain struct", "Reason uint16", "Urgent bool", "Note []byte", "QueueDepth uint16", "ServerMAC [6]byte",
-		"Epoch uint8", "StageDrain Stage = 7", "func FuzzDecodeDrain(", "func BenchmarkEncodeDrain(", "func BenchmarkDecodeDrain(",
+		"Hops uint8", "StageDrain Stage = 7", "func FuzzDecodeDrain(", "func BenchmarkEncodeDrain(", "func BenchmarkDecodeDrain(",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the variant's output lacks %q", want)

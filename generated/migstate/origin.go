@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 8e29c0ae4261e74c
+// spec fingerprint: b5e5d92710df48d6
 
 package migstate
 

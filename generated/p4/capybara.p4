@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 8e29c0ae4261e74c
+// spec fingerprint: b5e5d92710df48d6
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -190,7 +190,7 @@ parser SwitchIngressParser(
     state parse_tcpmig_stage {
         ig_md.tcpmig = 1w1;
         // The stage may change (rejected, heartbeat_response).
-        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.reserved});
+        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.epoch});
         transition select(hdr.tcpmig.stage) {
             STAGE_REJECTED : parse_rejected;
             STAGE_PREPARE_MIG : parse_prepare_mig;
@@ -950,7 +950,7 @@ control SwitchIngressDeparser(
                 hdr.tcpmig.flags_reserved,
                 hdr.tcpmig.next_fragment,
                 hdr.tcpmig.load,
-                hdr.tcpmig.reserved,
+                hdr.tcpmig.epoch,
                 ig_md.udp_residual}, zeros_as_ones = true);
         }
         if (ig_md.update_udp_metric == 1w1) {
@@ -963,7 +963,7 @@ control SwitchIngressDeparser(
                 hdr.tcpmig.flags_reserved,
                 hdr.tcpmig.next_fragment,
                 hdr.tcpmig.load,
-                hdr.tcpmig.reserved,
+                hdr.tcpmig.epoch,
                 hdr.heartbeat_update.workload,
                 ig_md.udp_residual}, zeros_as_ones = true);
         }
@@ -1015,5 +1015,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="8e29c0ae4261e74c")
+@pkginfo(name="capybara", version="b5e5d92710df48d6")
 Switch(pipe) main;

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 8e29c0ae4261e74c
+// spec fingerprint: b5e5d92710df48d6
 //
 // Headers of the capybara switch program, kept apart from the pipeline.
 // The TCPMig header and payloads come from the spec, like the Go codecs, so
@@ -100,7 +100,7 @@ header tcpmig_h {
     bit<2> flags_reserved; // byte 18, bits 3-2 (MSB first); reserved, zero.
     bit<1> next_fragment; // Another fragment of this message follows; byte 18, bit 1 (MSB first).
     bit<1> load; // The switch installs or changes the directory entry; byte 18, bit 0 (MSB first).
-    bit<8> reserved; // reserved, zero.
+    bit<8> epoch; // Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart.
 }
 
 // Payload of conn_state (STAGE_CONN_STATE), after the tcpmig header: 4 fixed bytes.

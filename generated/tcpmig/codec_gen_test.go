@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 8e29c0ae4261e74c
+// spec fingerprint: b5e5d92710df48d6
 
 package tcpmig
 
@@ -63,6 +63,7 @@ func sampleRejected() Rejected {
 	return Rejected{TCPMigFields: TCPMigFields{
 		ClientIP:      [4]byte{10, 77, 0, 3},
 		ClientPort:    0x3F5D,
+		Epoch:         0x61,
 		FragmentIndex: 0x405E,
 		Load:          true,
 		NextFragment:  false,
@@ -121,6 +122,7 @@ func samplePrepareMig() PrepareMig {
 	return PrepareMig{TCPMigFields: TCPMigFields{
 		ClientIP:      [4]byte{10, 77, 0, 3},
 		ClientPort:    0x3F5D,
+		Epoch:         0x61,
 		FragmentIndex: 0x405E,
 		Load:          true,
 		NextFragment:  false,
@@ -179,6 +181,7 @@ func samplePrepareMigAck() PrepareMigAck {
 	return PrepareMigAck{TCPMigFields: TCPMigFields{
 		ClientIP:      [4]byte{10, 77, 0, 3},
 		ClientPort:    0x3F5D,
+		Epoch:         0x61,
 		FragmentIndex: 0x405E,
 		Load:          true,
 		NextFragment:  false,
@@ -239,6 +242,7 @@ func sampleConnState() ConnState {
 		TCPMigFields: TCPMigFields{
 			ClientIP:      [4]byte{10, 77, 0, 3},
 			ClientPort:    0x3F5D,
+			Epoch:         0x61,
 			FragmentIndex: 0x405E,
 			Load:          true,
 			NextFragment:  false,
@@ -299,6 +303,7 @@ func sampleConnStateAck() ConnStateAck {
 	return ConnStateAck{TCPMigFields: TCPMigFields{
 		ClientIP:      [4]byte{10, 77, 0, 3},
 		ClientPort:    0x3F5D,
+		Epoch:         0x61,
 		FragmentIndex: 0x405E,
 		Load:          true,
 		NextFragment:  false,
@@ -357,6 +362,7 @@ func sampleConnClosed() ConnClosed {
 	return ConnClosed{TCPMigFields: TCPMigFields{
 		ClientIP:      [4]byte{10, 77, 0, 3},
 		ClientPort:    0x3F5D,
+		Epoch:         0x61,
 		FragmentIndex: 0x405E,
 		Load:          true,
 		NextFragment:  false,
@@ -416,6 +422,7 @@ func sampleHeartbeatUpdate() HeartbeatUpdate {
 		TCPMigFields: TCPMigFields{
 			ClientIP:      [4]byte{10, 77, 0, 3},
 			ClientPort:    0x3F5D,
+			Epoch:         0x61,
 			FragmentIndex: 0x405E,
 			Load:          true,
 			NextFragment:  false,
@@ -477,6 +484,7 @@ func sampleHeartbeatResponse() HeartbeatResponse {
 		TCPMigFields: TCPMigFields{
 			ClientIP:      [4]byte{10, 77, 0, 3},
 			ClientPort:    0x3F5D,
+			Epoch:         0x61,
 			FragmentIndex: 0x405E,
 			Load:          true,
 			NextFragment:  false,

@@ -152,13 +152,27 @@ func TestStageString(t *testing.T) {
 func TestReservedBitsIgnored(t *testing.T) {
 	b := bytes.Clone(prepareMigAckLoad)
 	b[18] |= MaskFlagsReserved
-	b[19] = 0xff
 	var m PrepareMigAck
 	if err := m.Decode(b); err != nil {
 		t.Fatalf("Decode with reserved bits set: %v", err)
 	}
 	if got := encoded(t, &m); !bytes.Equal(got, prepareMigAckLoad) {
 		t.Errorf("Encode cleared reserved bits to %x, want %x", got, prepareMigAckLoad)
+	}
+}
+
+func TestEpochRoundTrips(t *testing.T) {
+	b := bytes.Clone(prepareMigAckLoad)
+	b[19] = 0xa7
+	var m PrepareMigAck
+	if err := m.Decode(b); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if m.Epoch != 0xa7 {
+		t.Fatalf("Decode epoch = %#x, want 0xa7", m.Epoch)
+	}
+	if got := encoded(t, &m); !bytes.Equal(got, b) {
+		t.Errorf("Encode = %x, want %x", got, b)
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/migrate/migratetest"
 	"github.com/capygen/capygen/runtime/sim"
 	"github.com/capygen/capygen/runtime/stack"
-	"github.com/capygen/capygen/runtime/tcp"
 )
 
 // BenchmarkMigrate moves connections back and forth between two servers in
@@ -22,35 +22,28 @@ func BenchmarkMigrate(b *testing.B) {
 }
 
 func benchMigrate(b *testing.B, queued int) {
-	r, err := newRack(1, 2, sim.LinkConfig{Delay: 5 * time.Microsecond}, migrate.Config{HeartbeatPeriod: time.Millisecond})
+	// Real time for Work; the phase times are then real too, and only Work
+	// is meaningful in a simulation.
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 2, Link: sim.LinkConfig{Delay: 5 * time.Microsecond},
+		Engine: migrate.Config{HeartbeatPeriod: time.Millisecond}, RealClock: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var recs []migrate.Record
-	for _, srv := range r.servers {
-		srv := srv
-		// Real time for Work; the phase times are then real too, and only
-		// Work is meaningful in a simulation.
-		cfg := migrate.Config{Switch: ctlAddr, Seed: 9, HeartbeatPeriod: time.Millisecond,
-			OnRecord: func(rec migrate.Record) { recs = append(recs, rec) }}
-		srv.parked = true
-		srv.e.Close()
-		if srv.e, err = migrate.New(srv.h.Stack, cfg); err != nil {
-			b.Fatal(err)
-		}
+	for _, srv := range r.Servers {
 		// A parked application: nothing reads, so queued bytes stay queued.
-		srv.e.HandleRestored(80, func(c *stack.Conn, _ []byte) {})
+		srv.Parked = true
+		srv.Engine.HandleRestored(80, func(*stack.Conn, []byte) {})
 	}
-	c, err := r.client.Stack.Connect(netip.AddrPortFrom(serverAddr(0).Addr(), 80))
+	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := r.s.RunUntil(r.s.Now() + 5*time.Millisecond); err != nil {
+	if err := r.Sim.RunUntil(r.Sim.Now() + 5*time.Millisecond); err != nil {
 		b.Fatal(err)
 	}
 	var acc *stack.Conn
-	for _, a := range r.servers[0].apps {
-		acc = a.conn
+	for _, a := range r.Servers[0].Apps {
+		acc = a.Conn
 	}
 	if acc == nil || !c.Established() {
 		b.Fatal("no connection")
@@ -61,25 +54,25 @@ func benchMigrate(b *testing.B, queued int) {
 		acc.TryWrite(buf) //nolint:errcheck
 		c.TryWrite(buf)   //nolint:errcheck
 	}
-	if err := r.s.RunUntil(r.s.Now() + 20*time.Millisecond); err != nil {
+	if err := r.Sim.RunUntil(r.Sim.Now() + 20*time.Millisecond); err != nil {
 		b.Fatal(err)
 	}
 	at := 0
 	b.ResetTimer()
 	for i := range b.N {
 		// Heartbeats (every 1 ms) make the other server the least loaded.
-		if err := r.s.RunUntil(r.s.Now() + 3*time.Millisecond); err != nil {
+		if err := r.Sim.RunUntil(r.Sim.Now() + 3*time.Millisecond); err != nil {
 			b.Fatal(err)
 		}
-		srv := r.servers[at]
-		id := tcp.ID{Local: netip.AddrPortFrom(serverAddr(at).Addr(), 80), Remote: c.ID().Local}
+		srv := r.Servers[at]
+		id := migratetest.ServerID(at, c)
 		done := false
 		var out migrate.Outcome
-		if err := srv.e.Start(id, nil, func(o migrate.Outcome) { done, out = true, o }); err != nil {
+		if err := srv.Engine.Start(id, nil, func(o migrate.Outcome) { done, out = true, o }); err != nil {
 			b.Fatalf("migration %d: %v", i, err)
 		}
 		for !done {
-			if err := r.s.RunUntil(r.s.Now() + 100*time.Microsecond); err != nil {
+			if err := r.Sim.RunUntil(r.Sim.Now() + 100*time.Microsecond); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -89,6 +82,10 @@ func benchMigrate(b *testing.B, queued int) {
 		at = 1 - at
 	}
 	b.StopTimer()
+	var recs []migrate.Record
+	for _, srv := range r.Servers {
+		recs = append(recs, srv.Records...)
+	}
 	ms := migrate.Pair(recs)
 	s := migrate.SummarizeMigrations(ms)
 	b.ReportMetric(float64(s.HostOverhead.P50.Nanoseconds()), "host-p50-ns")

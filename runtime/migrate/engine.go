@@ -164,17 +164,23 @@ const recordKeep = 4096
 // a goroutine to serve the connection.
 type Restorer func(c *stack.Conn, appState []byte)
 
-// key names one migration: the connection as the client knows it.
+// key names one migration: the connection as the client knows it, and the
+// epoch its origin picked, so that late messages of an earlier migration of
+// the same connection are told apart.
 type key struct {
 	originIP   [4]byte
 	originPort uint16
 	clientIP   [4]byte
 	clientPort uint16
+	epoch      uint8
 }
 
 func (k key) String() string {
-	return fmt.Sprintf("%v:%d-%v:%d", netip.AddrFrom4(k.originIP), k.originPort, netip.AddrFrom4(k.clientIP), k.clientPort)
+	return fmt.Sprintf("%v:%d-%v:%d#%d", netip.AddrFrom4(k.originIP), k.originPort, netip.AddrFrom4(k.clientIP), k.clientPort, k.epoch)
 }
+
+// conn is the key of the connection, whatever the migration.
+func (k key) conn() key { k.epoch = 0; return k }
 
 func (k key) compare(o key) int {
 	if c := bytes.Compare(k.originIP[:], o.originIP[:]); c != 0 {
@@ -186,15 +192,18 @@ func (k key) compare(o key) int {
 	if c := cmp.Compare(k.originPort, o.originPort); c != 0 {
 		return c
 	}
-	return cmp.Compare(k.clientPort, o.clientPort)
+	if c := cmp.Compare(k.clientPort, o.clientPort); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.epoch, o.epoch)
 }
 
 func keyOf(h *tcpmig.TCPMigFields) key {
-	return key{h.OriginIP, h.OriginPort, h.ClientIP, h.ClientPort}
+	return key{h.OriginIP, h.OriginPort, h.ClientIP, h.ClientPort, h.Epoch}
 }
 
 func (k key) fields() tcpmig.TCPMigFields {
-	return tcpmig.TCPMigFields{OriginIP: k.originIP, OriginPort: k.originPort, ClientIP: k.clientIP, ClientPort: k.clientPort}
+	return tcpmig.TCPMigFields{OriginIP: k.originIP, OriginPort: k.originPort, ClientIP: k.clientIP, ClientPort: k.clientPort, Epoch: k.epoch}
 }
 
 // New attaches an engine to st: it claims the spec's UDP port and installs

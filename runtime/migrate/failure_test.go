@@ -2,7 +2,6 @@ package migrate_test
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/migrate/migratetest"
 	"github.com/capygen/capygen/runtime/sim"
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -19,21 +19,21 @@ import (
 // the test migrates, stream 1 a bystander that must not be disturbed.
 type fixture struct {
 	t       *testing.T
-	r       *rack
-	streams []*stream
+	r       *migratetest.Rack
+	streams []*migratetest.Stream
 	out     *migrate.Outcome
 }
 
 func newFixture(t *testing.T, ecfg migrate.Config, bytes int) *fixture {
 	t.Helper()
-	r, err := newRack(1, 3, sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}, ecfg)
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}, Engine: ecfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, r: r}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2 {
-		c, err := r.client.Stack.Connect(netip.AddrPortFrom(serverAddr(0).Addr(), 80))
+		c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,46 +41,30 @@ func newFixture(t *testing.T, ecfg migrate.Config, bytes int) *fixture {
 		for j := range data {
 			data[j] = byte(rng.Uint32())
 		}
-		f.streams = append(f.streams, &stream{conn: c, data: data})
+		f.streams = append(f.streams, &migratetest.Stream{Conn: c, Data: data})
 	}
-	r.client.OnStep(func(sim.Time) {
+	r.Client.OnStep(func(sim.Time) {
 		for _, st := range f.streams {
-			st.step()
+			st.Step()
 		}
 	})
-	f.run(2 * time.Millisecond) // established, data flowing, heartbeats in
+	f.run(25 * time.Millisecond) // established, data flowing, heartbeats in
 	return f
 }
 
 func (f *fixture) run(d time.Duration) {
 	f.t.Helper()
-	if err := f.r.s.RunUntil(f.r.s.Now() + d); err != nil && !errors.Is(err, sim.ErrLimit) {
+	if err := f.r.Sim.RunUntil(f.r.Sim.Now() + d); err != nil && !errors.Is(err, sim.ErrLimit) {
 		f.t.Fatal(err)
 	}
-}
-
-// serverID is stream i's connection as server k files it.
-func (f *fixture) serverID(k, i int) tcp.ID {
-	return tcp.ID{Local: netip.AddrPortFrom(serverAddr(k).Addr(), 80), Remote: f.streams[i].conn.ID().Local}
 }
 
 // start begins migrating stream 0 away from server 0.
 func (f *fixture) start() {
 	f.t.Helper()
-	srv := f.r.servers[0]
-	id := f.serverID(0, 0)
-	a := srv.apps[id]
-	if a == nil {
-		f.t.Fatalf("server 0 has no application for %v", id)
-	}
-	err := srv.e.Start(id, a.state, func(out migrate.Outcome) {
-		f.out = &out
-		if out.Result != migrate.ResultStayed && srv.apps[id] == a {
-			delete(srv.apps, id)
-		}
-	})
-	if err != nil {
-		f.t.Fatalf("Start(%v) = %v", id, err)
+	id := migratetest.ServerID(0, f.streams[0].Conn)
+	if err := f.r.Servers[0].Migrate(id, func(out migrate.Outcome) { f.out = &out }); err != nil {
+		f.t.Fatalf("Migrate(%v) = %v", id, err)
 	}
 }
 
@@ -88,24 +72,28 @@ func (f *fixture) start() {
 // (or a stream failed), within limit.
 func (f *fixture) finish(limit time.Duration) {
 	f.t.Helper()
-	end := f.r.s.Now() + limit
-	for f.r.s.Now() < end {
+	end := f.r.Sim.Now() + limit
+	for f.r.Sim.Now() < end {
 		f.run(time.Millisecond)
 		done := f.out != nil
 		for _, st := range f.streams {
-			done = done && (st.done() || st.err != nil)
+			done = done && (st.Done() || st.Err != nil)
 		}
 		if done {
 			return
 		}
 	}
-	f.t.Fatalf("not finished after %v: outcome %v; streams: %s", limit, f.out, (&result{r: f.r, streams: f.streams}).progress())
+	f.t.Fatalf("not finished after %v: outcome %v; streams: %s", limit, f.out, f.result().Progress())
+}
+
+func (f *fixture) result() *migratetest.Result {
+	return &migratetest.Result{Rack: f.r, Streams: f.streams}
 }
 
 func (f *fixture) expect(want migrate.Result) {
 	f.t.Helper()
 	if f.out == nil || f.out.Result != want {
-		(&result{r: f.r, streams: f.streams}).dump(f.t)
+		f.result().Dump(f.t.Logf)
 		f.t.Fatalf("outcome %+v, want %v", f.out, want)
 	}
 }
@@ -114,13 +102,13 @@ func (f *fixture) expect(want migrate.Result) {
 func (f *fixture) expectIntact() {
 	f.t.Helper()
 	for i, st := range f.streams {
-		if st.err != nil || !st.done() {
-			(&result{r: f.r, streams: f.streams}).dump(f.t)
-			f.t.Fatalf("stream %d: got %d/%d: %v", i, st.got, len(st.data), st.err)
+		if st.Err != nil || !st.Done() {
+			f.result().Dump(f.t.Logf)
+			f.t.Fatalf("stream %d: got %d/%d: %v", i, st.Got, len(st.Data), st.Err)
 		}
 	}
-	if n := len(f.r.harmfulRSTs); n != 0 {
-		f.t.Fatalf("%d RSTs reached open client connections, the first: %s", n, f.r.harmfulRSTs[0])
+	if n := len(f.r.HarmfulRSTs); n != 0 {
+		f.t.Fatalf("%d RSTs reached open client connections, the first: %s", n, f.r.HarmfulRSTs[0])
 	}
 }
 
@@ -129,7 +117,7 @@ func (f *fixture) expectIntact() {
 func dropStage(stage tcpmig.Stage, n int, also func(frag uint16) bool) (func(pipeline.Port, []byte) bool, *int) {
 	dropped := 0
 	return func(_ pipeline.Port, fr []byte) bool {
-		s, frag, ok := stageOf(fr)
+		s, frag, ok := migratetest.StageOf(fr)
 		if !ok || s != stage || (n >= 0 && dropped >= n) || (also != nil && !also(frag)) {
 			return false
 		}
@@ -162,9 +150,9 @@ func TestFailurePaths(t *testing.T) {
 			f := newFixture(t, migrate.Config{}, bytes)
 			filter, dropped := dropStage(tc.stage, tc.n, tc.frag)
 			if tc.egress {
-				f.r.sw.out = filter
+				f.r.Out = filter
 			} else {
-				f.r.sw.in = filter
+				f.r.In = filter
 			}
 			f.start()
 			f.finish(10 * time.Second)
@@ -173,13 +161,6 @@ func TestFailurePaths(t *testing.T) {
 			if *dropped == 0 {
 				t.Fatalf("the filter dropped nothing: the test tests nothing")
 			}
-			holders := 0
-			for k := range f.r.servers {
-				if f.r.servers[k].h.Stack.LookupConn(f.serverID(k, 0)) != nil {
-					holders++
-				}
-			}
-			_ = holders // the streams closed; their connections may be gone
 		})
 	}
 }
@@ -199,7 +180,7 @@ func TestGiveUpResets(t *testing.T) {
 		{"target killed after its prepare ack", func(f *fixture) func(pipeline.Port, []byte) bool {
 			killed := map[pipeline.Port]bool{}
 			return func(p pipeline.Port, fr []byte) bool {
-				if s, _, ok := stageOf(fr); ok && s == tcpmig.StagePrepareMigAck {
+				if s, _, ok := migratetest.StageOf(fr); ok && s == tcpmig.StagePrepareMigAck {
 					killed[p] = true // the ACK passes; everything after is lost
 					return false
 				}
@@ -209,29 +190,29 @@ func TestGiveUpResets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, migrate.Config{}, 4<<20)
-			f.r.sw.in = tc.drop(f)
+			f.r.In = tc.drop(f)
 			f.start()
-			startAt := f.r.s.Now()
-			for f.out == nil && f.r.s.Now() < startAt+5*time.Second {
+			startAt := f.r.Sim.Now()
+			for f.out == nil && f.r.Sim.Now() < startAt+5*time.Second {
 				f.run(time.Millisecond)
 			}
 			f.expect(migrate.ResultAborted)
-			giveUp := f.r.s.Now() - startAt
+			giveUp := f.r.Sim.Now() - startAt
 			// The client hears the RST at once: its stream fails, not hangs.
-			for f.streams[0].err == nil && f.r.s.Now() < startAt+giveUp+50*time.Millisecond {
+			for f.streams[0].Err == nil && f.r.Sim.Now() < startAt+giveUp+50*time.Millisecond {
 				f.run(time.Millisecond)
 			}
-			if err := f.streams[0].conn.Err(); !errors.Is(err, tcp.ErrReset) {
+			if err := f.streams[0].Conn.Err(); !errors.Is(err, tcp.ErrReset) {
 				t.Fatalf("migrated stream's error %v, want a reset within 50 ms of the give-up (%v)", err, giveUp)
 			}
-			if _, e, ok := f.r.sw.p.Lookup(clientAddr.Addr().As4(), f.streams[0].conn.ID().Local.Port()); ok {
+			if _, e, ok := f.r.Pipeline.Lookup(migratetest.ClientAddr.Addr().As4(), f.streams[0].Conn.ID().Local.Port()); ok {
 				t.Fatalf("directory still holds %+v after the reset", e)
 			}
-			for f.streams[1].err == nil && !f.streams[1].done() && f.r.s.Now() < startAt+10*time.Second {
+			for f.streams[1].Err == nil && !f.streams[1].Done() && f.r.Sim.Now() < startAt+10*time.Second {
 				f.run(time.Millisecond)
 			}
-			if st := f.streams[1]; st.err != nil || !st.done() {
-				t.Fatalf("bystander stream disturbed: %d/%d: %v", st.got, len(st.data), st.err)
+			if st := f.streams[1]; st.Err != nil || !st.Done() {
+				t.Fatalf("bystander stream disturbed: %d/%d: %v", st.Got, len(st.Data), st.Err)
 			}
 		})
 	}
@@ -240,11 +221,11 @@ func TestGiveUpResets(t *testing.T) {
 func TestDuplicatedPrepare(t *testing.T) {
 	f := newFixture(t, migrate.Config{}, 4<<20)
 	dup := 0
-	f.r.sw.in = func(p pipeline.Port, fr []byte) bool {
-		if s, _, ok := stageOf(fr); ok && s == tcpmig.StagePrepareMig && dup == 0 {
+	f.r.In = func(p pipeline.Port, fr []byte) bool {
+		if s, _, ok := migratetest.StageOf(fr); ok && s == tcpmig.StagePrepareMig && dup == 0 {
 			dup++
-			f.r.sw.in = nil
-			f.r.sw.Deliver(f.r.s.Now(), f.r.sw.byID[p], fr) // a second copy, processed first
+			f.r.In = nil
+			f.r.Inject(p, fr) // a second copy, processed first
 		}
 		return false
 	}
@@ -253,8 +234,8 @@ func TestDuplicatedPrepare(t *testing.T) {
 	f.expect(migrate.ResultMoved)
 	f.expectIntact()
 	acc := uint64(0)
-	for _, srv := range f.r.servers {
-		acc += srv.e.Stats().Accepted
+	for _, srv := range f.r.Servers {
+		acc += srv.Engine.Stats().Accepted
 	}
 	if dup != 1 || acc != 1 {
 		t.Fatalf("duplicated %d PREPAREs, %d targets accepted; want 1 and 1", dup, acc)
@@ -263,7 +244,7 @@ func TestDuplicatedPrepare(t *testing.T) {
 
 func TestDirectoryFullRejects(t *testing.T) {
 	f := newFixture(t, migrate.Config{}, 4<<20)
-	client := f.streams[0].conn.ID().Local
+	client := f.streams[0].Conn.ID().Local
 	// Another client's entry in the key's slot on every level.
 	for lvl := range 2 {
 		idx, err := pipeline.Index(lvl, client.Addr().As4(), client.Port())
@@ -271,7 +252,7 @@ func TestDirectoryFullRejects(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := pipeline.Entry{Valid: true, ClientIP: [4]byte{10, 77, 0, 99}, ClientPort: 1, Origin: [4]byte{10, 77, 0, 11}, Target: [4]byte{10, 77, 0, 12}}
-		if err := f.r.sw.p.WriteDirectory(lvl, int(idx), e); err != nil {
+		if err := f.r.Pipeline.WriteDirectory(lvl, int(idx), e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -279,48 +260,40 @@ func TestDirectoryFullRejects(t *testing.T) {
 	f.finish(10 * time.Second)
 	f.expect(migrate.ResultStayed)
 	f.expectIntact()
-	if n := f.r.sw.p.Counters().Rejects; n == 0 {
+	if n := f.r.Pipeline.Counters().Rejects; n == 0 {
 		t.Fatalf("switch counted no full-directory reject")
 	}
 }
 
 func TestOriginLeastLoadedRejects(t *testing.T) {
 	loads := []uint32{0, 50, 50}
-	r, err := newRackLoads(loads)
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: len(loads), Link: sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Rebuild the engines with fixed workload figures.
+	for i, srv := range r.Servers {
+		srv.Engine.Close()
+		load := loads[i]
+		cfg := migrate.Config{Switch: migratetest.Control, Seed: uint64(i + 1), Workload: func() uint32 { return load },
+			Clock: func() int64 { return int64(r.Sim.Now()) }}
+		if srv.Engine, err = migrate.New(srv.Host.Stack, cfg); err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
 	}
 	f := &fixture{t: t, r: r}
-	c, err := r.client.Stack.Connect(netip.AddrPortFrom(serverAddr(0).Addr(), 80))
+	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.streams = []*stream{{conn: c, data: make([]byte, 1<<20)}}
-	r.client.OnStep(func(sim.Time) { f.streams[0].step() })
-	f.run(2 * time.Millisecond)
+	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, 8<<20)}}
+	r.Client.OnStep(func(sim.Time) { f.streams[0].Step() })
+	f.run(25 * time.Millisecond)
 	f.start()
 	f.finish(10 * time.Second)
 	f.expect(migrate.ResultStayed)
 	f.expectIntact()
-	if n := r.sw.p.Counters().PrepareRejects; n == 0 {
+	if n := r.Pipeline.Counters().PrepareRejects; n == 0 {
 		t.Fatalf("switch counted no PREPARE rejected for coming back to its sender")
 	}
-}
-
-func newRackLoads(loads []uint32) (*rack, error) {
-	r, err := newRack(1, len(loads), sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}, migrate.Config{})
-	if err != nil {
-		return nil, err
-	}
-	// Replace the engines' workload figures: rebuild them with fixed loads.
-	for i, srv := range r.servers {
-		srv.e.Close()
-		load := loads[i]
-		cfg := migrate.Config{Switch: ctlAddr, Seed: uint64(i + 1), Workload: func() uint32 { return load },
-			Clock: func() int64 { return int64(r.s.Now()) }}
-		if srv.e, err = migrate.New(srv.h.Stack, cfg); err != nil {
-			return nil, fmt.Errorf("server %d: %w", i, err)
-		}
-	}
-	return r, nil
 }

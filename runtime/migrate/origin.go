@@ -106,7 +106,6 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		return fmt.Errorf("%w: %v-%v has not finished its handshake", ErrNotReady, id.Local, id.Remote)
 	}
 	origin := c.Origin()
-	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port()}
 	var fx effects
 	e.mu.Lock()
 	if e.closed {
@@ -114,10 +113,11 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		return ErrClosed
 	}
 	t0 := e.cfg.Clock()
-	if o := e.out[k]; o != nil && !o.m.State().IsFinal() {
+	if o := e.outByID[id]; o != nil && !o.m.State().IsFinal() {
 		e.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrBusy, k)
+		return fmt.Errorf("%w: %v", ErrBusy, o.k)
 	}
+	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port(), uint8(1 + e.rng.IntN(255))}
 	o := &outgoing{k: k, id: id, m: migstate.NewOrigin(), app: app, done: done}
 	o.rec = newRecord(RoleOrigin, k, t0)
 	e.out[k] = o
@@ -263,11 +263,11 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 		m := tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
 		e.send(o.ackBy, &m) //nolint:errcheck // a later ACK reclaims again
-		e.hosted[o.id] = &hosted{k: o.k, next: now + hostedPoll}
+		e.hosted[o.id] = &hosted{k: o.k.conn(), next: now + hostedPoll}
 		e.stats.Reclaims++
 		return
 	}
-	e.sendRelease(o.k)
+	e.sendRelease(o.k.conn())
 	e.stats.Releases++
 }
 

@@ -29,7 +29,7 @@ type hosted struct {
 
 // host starts watching a restored connection for its end. e.mu is held.
 func (e *Engine) host(now tcp.Time, in *incoming) {
-	e.hosted[in.id] = &hosted{k: in.k, next: now + hostedPoll}
+	e.hosted[in.id] = &hosted{k: in.k.conn(), next: now + hostedPoll}
 }
 
 // advanceHosted releases the entries of hosted connections that finished.

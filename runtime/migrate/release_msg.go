@@ -20,7 +20,7 @@ func (e *Engine) onReleaseEcho(stage tcpmig.Stage, payload []byte) bool {
 		e.stats.BadMessages++
 		return true
 	}
-	k := keyOf(&m.TCPMigFields)
+	k := keyOf(&m.TCPMigFields).conn()
 	for id, h := range e.hosted {
 		if h.k == k && h.closing {
 			delete(e.hosted, id)

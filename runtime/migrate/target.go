@@ -55,9 +55,8 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 	}
 	in := e.in[k]
 	if in != nil && in.m.State().IsFinal() && e.st.LookupConn(id) == nil {
-		// The last migration of this connection here is over and the
-		// connection is not here: this PREPARE starts a new one (it came
-		// back after moving on).
+		// A migration with this epoch ended here and the connection is not
+		// here: a new migration that drew the same epoch.
 		delete(e.in, k)
 		in = nil
 	}
@@ -71,6 +70,14 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 		in.rec = newRecord(RoleTarget, k, t0)
 		in.rec.mark(PhasePrepareReceived, t0)
 		e.in[k] = in
+		if old := e.holds[id]; old != nil {
+			// An earlier migration of the connection still holds its
+			// segments (its origin gave up and tried again): they are this
+			// one's now; the old machine's timer ends it.
+			in.held, in.heldBytes = old.held, old.heldBytes
+			old.held, old.heldBytes = nil, 0
+			e.unhold(old)
+		}
 	}
 	if in.m.State() == migstate.TargetStateIdle || in.m.State() == migstate.TargetStateBuffering {
 		in.from = src
