@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/testbed"
+)
+
+func init() {
+	register("migrate", "move live connections of a running capygen serve, or summarize migration records", runMigrate)
+}
+
+type migrateFlags struct {
+	control, tag, host string
+	conn               string
+	all, random, wait  bool
+	every, dur         time.Duration
+	max                int
+	records, summary   bool
+	jsonOut            bool
+}
+
+func runMigrate(args []string) error {
+	fs := flag.NewFlagSet("capygen migrate", flag.ContinueOnError)
+	var f migrateFlags
+	fs.StringVar(&f.control, "control", "", "the server's control `socket` (capygen serve -control)")
+	fs.StringVar(&f.tag, "testbed", "", "the testbed `tag`; with -host, finds the server's control socket")
+	fs.StringVar(&f.host, "host", "", "the server `host` of the testbed (e.g. s1)")
+	fs.StringVar(&f.conn, "conn", "", "move the connection from this client `ip:port`")
+	fs.BoolVar(&f.all, "all", false, "move every migratable connection")
+	fs.BoolVar(&f.random, "random", false, "move one migratable connection, chosen at random")
+	fs.BoolVar(&f.wait, "wait", false, "with -conn: wait for the migration's outcome")
+	fs.DurationVar(&f.every, "every", 0, "repeat the request every `interval` (with -all or -random)")
+	fs.DurationVar(&f.dur, "for", 10*time.Second, "with -every: stop after this `duration`")
+	fs.IntVar(&f.max, "max", 1000000, "with -every: stop after this many `requests`")
+	fs.BoolVar(&f.records, "records", false, "print the server's migration records (JSON lines)")
+	fs.BoolVar(&f.summary, "summary", false, "summarize the records in the files given as arguments (or the server's) as per-phase times")
+	fs.BoolVar(&f.jsonOut, "json", false, "with -summary: print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if f.summary && fs.NArg() > 0 {
+		recs, err := readRecordFiles(fs.Args())
+		if err != nil {
+			return err
+		}
+		return printSummary(os.Stdout, recs, f.jsonOut)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (files are for -summary)", fs.Args())
+	}
+	sock, err := f.socket()
+	if err != nil {
+		return err
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w (is capygen serve running with -control, or -switch in a testbed?)", sock, err)
+	}
+	defer c.Close()
+	switch {
+	case f.records || f.summary:
+		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "records"})
+		if err != nil {
+			return err
+		}
+		if f.summary {
+			return printSummary(os.Stdout, rep.Records, f.jsonOut)
+		}
+		enc := json.NewEncoder(os.Stdout)
+		for _, r := range rep.Records {
+			enc.Encode(r) //nolint:errcheck // stdout
+		}
+		return nil
+	case f.conn != "":
+		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "migrate", Conn: f.conn, Wait: f.wait})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("requested %s", f.conn)
+		if rep.Result != "" {
+			fmt.Printf(": %s", rep.Result)
+		}
+		fmt.Println()
+		return nil
+	case f.all || f.random:
+		if f.all && f.random {
+			return fmt.Errorf("-all and -random: choose one")
+		}
+		which := "all"
+		if f.random {
+			which = "random"
+		}
+		return repeatMigrate(c, which, f)
+	}
+	return fmt.Errorf("say what to do: -conn ip:port, -all, -random, -records or -summary")
+}
+
+func (f migrateFlags) socket() (string, error) {
+	switch {
+	case f.control != "" && f.tag != "":
+		return "", fmt.Errorf("-control and -testbed: give one")
+	case f.control != "":
+		return f.control, nil
+	case f.tag != "" && f.host != "":
+		return testbed.ControlSocket(f.tag, f.host), nil
+	case f.tag != "":
+		return "", fmt.Errorf("-testbed %s needs -host (the server, e.g. s1)", f.tag)
+	}
+	return "", fmt.Errorf("which server? give -control socket, or -testbed tag -host name")
+}
+
+// repeatMigrate sends the request once, or every f.every until f.dur or
+// f.max requests or Ctrl-C.
+func repeatMigrate(c net.Conn, which string, f migrateFlags) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.every < 0 || f.dur < 0 || f.max < 1 {
+		return fmt.Errorf("-every %v, -for %v, -max %d: want non-negative durations and at least one request", f.every, f.dur, f.max)
+	}
+	deadline := time.Now().Add(f.dur)
+	total, n := 0, 0
+	for {
+		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "migrate", Conn: which})
+		if err != nil {
+			return err
+		}
+		total += rep.Requested
+		n++
+		if f.every == 0 || n >= f.max || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(f.every):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	fmt.Printf("%d requests, %d migrations requested\n", n, total)
+	return nil
+}
+
+func readRecordFiles(paths []string) ([]migrate.Record, error) {
+	var recs []migrate.Record
+	for _, p := range paths {
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		line := 0
+		for sc.Scan() {
+			line++
+			if strings.TrimSpace(sc.Text()) == "" {
+				continue
+			}
+			var r migrate.Record
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				fh.Close()
+				return nil, fmt.Errorf("%s:%d: not a migration record: %v", p, line, err)
+			}
+			recs = append(recs, r)
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return recs, nil
+}
+
+// printSummary pairs origin and target records and prints the per-phase
+// table: p50, p99, mean and max of each step and of the whole.
+func printSummary(w io.Writer, recs []migrate.Record, asJSON bool) error {
+	ms := migrate.Pair(recs)
+	s := migrate.SummarizeMigrations(ms)
+	if asJSON {
+		return json.NewEncoder(w).Encode(s)
+	}
+	origins, stayed, aborted := 0, 0, 0
+	for _, r := range recs {
+		if r.Role != migrate.RoleOrigin {
+			continue
+		}
+		origins++
+		switch r.Result {
+		case migrate.ResultStayed.String():
+			stayed++
+		case migrate.ResultAborted.String():
+			aborted++
+		}
+	}
+	fmt.Fprintf(w, "%d migrations started, %d moved (paired with their target's record), %d stayed, %d aborted\n",
+		origins, s.Migrations, stayed, aborted)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tp50\tp99\tmean\tmax\t")
+	row := func(name string, d migrate.Dist) {
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t\n", name, us(d.P50), us(d.P99), us(d.Mean), us(d.Max))
+	}
+	for _, p := range s.Phases {
+		row(p.From.String()+" → "+p.To.String(), p.Dist)
+	}
+	row("host overhead (origin+target work)", s.HostOverhead)
+	row("  origin work", s.OriginWork)
+	row("  target work", s.TargetWork)
+	row("blackout (frozen → replayed)", s.Blackout)
+	row("end to end (prepare → state ack)", s.EndToEnd)
+	return tw.Flush()
+}
+
+// us prints a duration in microseconds with one decimal.
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/1e3)
+}
