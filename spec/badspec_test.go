@@ -106,13 +106,13 @@ var badEdits = []struct {
 		`spec/x.yaml:189:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
 	}},
 	{"negretries", "retries: 8, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
-		`spec/x.yaml:125:40: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
+		`spec/x.yaml:125:41: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
 	}},
-	{"after0", "after: 5ms", "after: 0s", []string{
+	{"after0", "after: 10ms", "after: 0s", []string{
 		`spec/x.yaml:125:26: machines.origin.states.preparing.timeout.after: 0s must be above 0; set a positive duration like 5ms`,
 	}},
 	{"resendnothing", "resend: send_prepare_mig", "resend: freeze_connection", []string{
-		`spec/x.yaml:125:51: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
+		`spec/x.yaml:125:52: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
 	}},
 	{"keyfield", "key: [client_ip, client_port]", "key: [client_port, client_ip]", []string{
 		`spec/x.yaml:101:8: directory.key: must be [client_ip, client_port]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [client_port, client_ip]`,
@@ -145,7 +145,7 @@ var badEdits = []struct {
 	}},
 	{"noprepare", "  - name: prepare_mig\n    stage: prepare_mig\n", "  - name: prepare\n    stage: prepare_mig\n", []string{
 		`spec/x.yaml:62:3: messages: no message prepare_mig; the switch steers it to the least-loaded server, or to the target a migration in progress already has (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
-		`spec/x.yaml:125:51: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
+		`spec/x.yaml:125:52: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
 		`spec/x.yaml:138:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 		`spec/x.yaml:175:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
@@ -260,7 +260,7 @@ var badEdits = []struct {
 		`spec/x.yaml:146:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
 	}},
 	{"selfexhausted", "exhausted: failed, give_up: [resume_connection]", "exhausted: preparing, give_up: [resume_connection]", []string{
-		`spec/x.yaml:125:80: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
+		`spec/x.yaml:125:81: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
 	}},
 	{"nullname", "name: capybara", "name:", []string{
 		`spec/x.yaml:5:6: name: has no value; set it`,

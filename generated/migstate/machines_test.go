@@ -54,8 +54,8 @@ func TestOriginMigration(t *testing.T) {
 	if m.State() != OriginStateIdle {
 		t.Fatalf("NewOrigin().State() = %s, want idle", m.State())
 	}
-	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: 5 * time.Millisecond})
-	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", actions: []string{"freeze_connection", "send_conn_state"}, stopTimer: true, armAfter: 10 * time.Millisecond})
+	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: prepareAfter})
+	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", actions: []string{"freeze_connection", "send_conn_state"}, stopTimer: true, armAfter: transferAfter})
 	// The ACK of a retransmitted PREPARE arrives late: accepted, nothing done.
 	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", ignored: true})
 	checkOriginStep(t, &m, OriginEventConnStateAck, stepCheck{to: "done", actions: []string{"release_connection"}, stopTimer: true})
@@ -67,7 +67,7 @@ func TestOriginMigration(t *testing.T) {
 
 func TestOriginRejected(t *testing.T) {
 	m := NewOrigin()
-	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: 5 * time.Millisecond})
+	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: prepareAfter})
 	checkOriginStep(t, &m, OriginEventRejected, stepCheck{to: "rejected", actions: []string{"resume_connection"}, stopTimer: true})
 	checkOriginStep(t, &m, OriginEventRejected, stepCheck{to: "rejected", ignored: true})
 }
@@ -75,8 +75,10 @@ func TestOriginRejected(t *testing.T) {
 // The origin's retry budgets: enough that a migration survives 5% loss on
 // every link in the simulator.
 const (
+	prepareAfter    = 10 * time.Millisecond
+	transferAfter   = 20 * time.Millisecond
 	prepareRetries  = 8
-	transferRetries = 8
+	transferRetries = 12
 )
 
 func TestOriginRetryBudgets(t *testing.T) {
@@ -90,9 +92,9 @@ func TestOriginRetryBudgets(t *testing.T) {
 
 func TestOriginRetriesThenGivesUp(t *testing.T) {
 	m := NewOrigin()
-	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: 5 * time.Millisecond})
+	checkOriginStep(t, &m, OriginEventStart, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, armAfter: prepareAfter})
 	for i := 1; i <= prepareRetries; i++ {
-		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, retry: i, armAfter: 5 * time.Millisecond})
+		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "preparing", actions: []string{"send_prepare_mig"}, retry: i, armAfter: prepareAfter})
 		if m.RetriesLeft() != prepareRetries-i {
 			t.Errorf("after retry %d RetriesLeft() = %d, want %d", i, m.RetriesLeft(), prepareRetries-i)
 		}
@@ -112,12 +114,12 @@ func TestOriginTransferExhausted(t *testing.T) {
 	m := NewOrigin()
 	m.Handle(OriginEventStart)
 	m.Handle(OriginEventTimeout) // one PREPARE retry; the transfer gets its own budget
-	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", actions: []string{"freeze_connection", "send_conn_state"}, stopTimer: true, armAfter: 10 * time.Millisecond})
+	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "transferring", actions: []string{"freeze_connection", "send_conn_state"}, stopTimer: true, armAfter: transferAfter})
 	if m.RetriesLeft() != transferRetries {
 		t.Fatalf("entering transferring: RetriesLeft() = %d, want %d", m.RetriesLeft(), transferRetries)
 	}
 	for i := 1; i <= transferRetries; i++ {
-		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "transferring", actions: []string{"send_conn_state"}, retry: i, armAfter: 10 * time.Millisecond})
+		checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "transferring", actions: []string{"send_conn_state"}, retry: i, armAfter: transferAfter})
 	}
 	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"abort_connection"}, stopTimer: true})
 }
@@ -153,7 +155,7 @@ func TestTargetMigration(t *testing.T) {
 
 // bufferingTimeout is how long a target holds a client's packets for the
 // state.
-const bufferingTimeout = 250 * time.Millisecond
+const bufferingTimeout = 400 * time.Millisecond
 
 // TestTargetOutlastsOrigin: a target buffering for a migration must wait
 // longer than its origin can still send the state: every CONN_STATE

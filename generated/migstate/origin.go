@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: b5e5d92710df48d6
+// spec fingerprint: 84bfa0ac8f0a3249
 
 package migstate
 
@@ -82,9 +82,9 @@ func (x OriginState) HasTimeout() bool {
 func (x OriginState) Timeout() time.Duration {
 	switch x {
 	case OriginStatePreparing:
-		return 5 * time.Millisecond
-	case OriginStateTransferring:
 		return 10 * time.Millisecond
+	case OriginStateTransferring:
+		return 20 * time.Millisecond
 	}
 	return 0
 }
@@ -96,7 +96,7 @@ func (x OriginState) Retries() int {
 	case OriginStatePreparing:
 		return 8
 	case OriginStateTransferring:
-		return 8
+		return 12
 	}
 	return 0
 }

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: b5e5d92710df48d6
+// spec fingerprint: 84bfa0ac8f0a3249
 
 package migstate
 
@@ -74,7 +74,7 @@ func (x TargetState) HasTimeout() bool {
 func (x TargetState) Timeout() time.Duration {
 	switch x {
 	case TargetStateBuffering:
-		return 250 * time.Millisecond
+		return 400 * time.Millisecond
 	}
 	return 0
 }

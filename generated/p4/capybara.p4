@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: b5e5d92710df48d6
+// spec fingerprint: 84bfa0ac8f0a3249
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -1015,5 +1015,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="b5e5d92710df48d6")
+@pkginfo(name="capybara", version="84bfa0ac8f0a3249")
 Switch(pipe) main;

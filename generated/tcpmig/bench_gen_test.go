@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: b5e5d92710df48d6
+// spec fingerprint: 84bfa0ac8f0a3249
 
 package tcpmig
 

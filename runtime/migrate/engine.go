@@ -145,6 +145,7 @@ type Engine struct {
 	restored  map[tcp.ID][]byte // app state of restored connections not yet claimed
 	sessions  map[tcp.ID]*Session
 	hosted    map[tcp.ID]*hosted
+	epochs    map[tcp.ID]uint8 // the last epoch of each connection here
 	hbNext    tcp.Time
 	rng       *rand.Rand
 	stats     Stats
@@ -240,6 +241,7 @@ func New(st *stack.Stack, cfg Config) (*Engine, error) {
 		restored:  map[tcp.ID][]byte{},
 		sessions:  map[tcp.ID]*Session{},
 		hosted:    map[tcp.ID]*hosted{},
+		epochs:    map[tcp.ID]uint8{},
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		buf:       make([]byte, 0, 2048),
 	}
@@ -539,6 +541,9 @@ func (e *Engine) Advance(now tcp.Time) {
 			delete(e.out, k)
 			if e.outByID[o.id] == o {
 				delete(e.outByID, o.id)
+				if _, hosted := e.hosted[o.id]; !hosted && e.st.LookupConn(o.id) == nil {
+					delete(e.epochs, o.id) // the connection ended here
+				}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ func TestMigrateEchoStream(t *testing.T) {
 		recs = append(recs, srv.Records...)
 	}
 	if ms := migrate.Pair(recs); len(ms) != res.Moved {
+		for _, r := range recs {
+			b, _ := json.Marshal(r)
+			t.Logf("%s", b)
+		}
 		t.Fatalf("Pair found %d migrations with both records, want %d (every move)", len(ms), res.Moved)
 	}
 }

@@ -117,7 +117,17 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %v", ErrBusy, o.k)
 	}
-	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port(), uint8(1 + e.rng.IntN(255))}
+	// Epochs follow each other per connection (the target remembers the
+	// one that brought a connection in), so a connection's next migration
+	// never reuses the last one's; the first is drawn at random.
+	epoch, ok := e.epochs[id]
+	if ok {
+		epoch = epoch%255 + 1
+	} else {
+		epoch = uint8(1 + e.rng.IntN(255))
+	}
+	e.epochs[id] = epoch
+	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port(), epoch}
 	o := &outgoing{k: k, id: id, m: migstate.NewOrigin(), app: app, done: done}
 	o.rec = newRecord(RoleOrigin, k, t0)
 	e.out[k] = o
@@ -290,6 +300,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	o.tc = tc
 	delete(e.hosted, o.id) // its entry now follows it: the next server releases it
 	delete(e.restored, o.id)
+	delete(e.epochs, o.id)
 	// Segments still on their way here (sent before the switch turned the
 	// client to the target) are dropped, not answered with RST.
 	e.tomb(o.id, now+e.cfg.Tombstone)

@@ -75,6 +75,8 @@ type Record struct {
 	Role   Role
 	Origin netip.AddrPort // the connection's address as the client knows it
 	Client netip.AddrPort
+	// Epoch names the migration among the connection's (the TCPMig epoch).
+	Epoch uint8
 	// Peer is the target (origin's record) or the sending server (target's).
 	Peer   netip.Addr
 	Result string // moved, stayed, aborted; accepted, abandoned, refused
@@ -101,6 +103,7 @@ func newRecord(role Role, k key, start int64) Record {
 		Role:   role,
 		Origin: netip.AddrPortFrom(netip.AddrFrom4(k.originIP), k.originPort),
 		Client: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
+		Epoch:  k.epoch,
 		Start:  start,
 	}
 }
@@ -138,6 +141,7 @@ type recordJSON struct {
 	Role         Role             `json:"role"`
 	Origin       string           `json:"origin"`
 	Client       string           `json:"client"`
+	Epoch        uint8            `json:"epoch"`
 	Peer         string           `json:"peer,omitempty"`
 	Result       string           `json:"result"`
 	Err          string           `json:"error,omitempty"`
@@ -154,7 +158,7 @@ type recordJSON struct {
 // MarshalJSON writes the record with named phases relative to Start.
 func (r Record) MarshalJSON() ([]byte, error) {
 	j := recordJSON{
-		Role: r.Role, Origin: r.Origin.String(), Client: r.Client.String(), Result: r.Result, Err: r.Err,
+		Role: r.Role, Origin: r.Origin.String(), Client: r.Client.String(), Epoch: r.Epoch, Result: r.Result, Err: r.Err,
 		Start: r.Start, Phases: map[string]int64{}, WorkNS: int64(r.Work), Retries: r.Retries,
 		StateBytes: r.StateBytes, Fragments: r.Fragments, Held: r.Held, HeldOverflow: r.HeldOverflow,
 	}
@@ -176,7 +180,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var err error
-	*r = Record{Role: j.Role, Result: j.Result, Err: j.Err, Start: j.Start, Work: time.Duration(j.WorkNS),
+	*r = Record{Role: j.Role, Epoch: j.Epoch, Result: j.Result, Err: j.Err, Start: j.Start, Work: time.Duration(j.WorkNS),
 		Retries: j.Retries, StateBytes: j.StateBytes, Fragments: j.Fragments, Held: j.Held, HeldOverflow: j.HeldOverflow}
 	if r.Origin, err = netip.ParseAddrPort(j.Origin); err != nil {
 		return fmt.Errorf("migrate: record origin %q: %w", j.Origin, err)
@@ -209,9 +213,9 @@ type Migration struct {
 func (m *Migration) HostOverhead() time.Duration { return m.Origin.Work + m.Target.Work }
 
 // Pair matches origin records with the target records of the same
-// migrations: same connection, and the target's PREPARE_MIG arrived between
-// the origin's PREPARE and its CONN_STATE_ACK. Unmatched records are left
-// out. Both lists may come from any number of servers.
+// migrations: same connection and epoch, and the target's PREPARE_MIG
+// arrived between the origin's PREPARE and its CONN_STATE_ACK. Unmatched
+// records are left out. Both lists may come from any number of servers.
 func Pair(records []Record) []Migration {
 	var origins, targets []Record
 	for _, r := range records {
@@ -222,16 +226,20 @@ func Pair(records []Record) []Migration {
 			targets = append(targets, r)
 		}
 	}
-	byConn := map[[2]netip.AddrPort][]int{}
+	type conn struct {
+		origin, client netip.AddrPort
+		epoch          uint8
+	}
+	byConn := map[conn][]int{}
 	for i, t := range targets {
-		k := [2]netip.AddrPort{t.Origin, t.Client}
+		k := conn{t.Origin, t.Client, t.Epoch}
 		byConn[k] = append(byConn[k], i)
 	}
 	used := make([]bool, len(targets))
 	var out []Migration
 	for _, o := range origins {
 		lo, hi := o.At[PhasePrepareSent], o.At[PhaseStateAcked]
-		for _, i := range byConn[[2]netip.AddrPort{o.Origin, o.Client}] {
+		for _, i := range byConn[conn{o.Origin, o.Client, o.Epoch}] {
 			t := targets[i]
 			if !used[i] && t.At[PhasePrepareReceived] >= lo && t.At[PhasePrepareReceived] <= hi {
 				used[i] = true

@@ -51,6 +51,7 @@ func (e *Engine) advanceHosted(now tcp.Time) {
 			}
 			h.closing = true
 			delete(e.restored, id)
+			delete(e.epochs, id)
 		}
 		if h.tries >= releaseTries || !e.sendRelease(h.k) {
 			delete(e.hosted, id)

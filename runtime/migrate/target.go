@@ -104,7 +104,7 @@ func (e *Engine) onTargetRejected(now tcp.Time, src netip.Addr, payload []byte, 
 
 // onConnState reassembles CONN_STATE; the whole state raises the target's
 // conn_state event. e.mu is held.
-func (e *Engine) onConnState(now tcp.Time, _ netip.Addr, payload []byte, fx *effects) {
+func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *effects) {
 	t0 := e.cfg.Clock()
 	var m tcpmig.ConnState
 	if m.Decode(payload) != nil {
@@ -114,6 +114,11 @@ func (e *Engine) onConnState(now tcp.Time, _ netip.Addr, payload []byte, fx *eff
 	e.stats.FragmentsIn++
 	k := keyOf(&m.TCPMigFields)
 	in := e.in[k]
+	if in != nil && src != in.from {
+		// Only the server whose PREPARE started this migration sends its
+		// state; anything else is stale or stray.
+		in = nil
+	}
 	if _, no := e.refused[k]; no || in == nil {
 		// No PREPARE came first (or its state was refused): reassembling
 		// would let anyone make us buffer.
@@ -296,6 +301,7 @@ func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) 
 	}
 	app := tc.AppState()
 	e.untomb(in.id) // it may be coming back
+	e.epochs[in.id] = in.k.epoch
 	if r := e.restorers[in.k.originPort]; r != nil {
 		c, err := e.st.AttachConn(tc)
 		if err != nil {
