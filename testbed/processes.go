@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -132,6 +133,16 @@ func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
 		}
 		if argv == nil {
 			return nil, fmt.Errorf("host %s: run: serve needs an interface with an address", host)
+		}
+		// Behind a switch with a control address, a server migrates: its
+		// engine talks TCPMig to that address, capygen migrate finds it on
+		// its control socket, and its records go beside the logs.
+		for _, sh := range tb.Topology.Hosts {
+			if sh.Role == RoleSwitch && sh.Control != "" {
+				argv = append(argv, "-switch", strings.SplitN(sh.Control, ",", 2)[0],
+					"-control", ControlSocket(tb.Tag, host), "-records", RecordsFile(tb.Tag, host), "-echo", "7")
+				break
+			}
 		}
 	case RunSwitch:
 		argv = []string{bin, "switch"}

@@ -89,6 +89,10 @@ func RunDir(tag string) string { return filepath.Join(os.TempDir(), "capygen-tes
 // with Options.HostArgs.
 func ControlSocket(tag, host string) string { return filepath.Join(RunDir(tag), host+".sock") }
 
+// RecordsFile is where host's capygen serve appends its migration records
+// (JSON lines) in the testbed tagged tag.
+func RecordsFile(tag, host string) string { return filepath.Join(RunDir(tag), host+".records.jsonl") }
+
 // Up brings the topology up under a fresh tag, and starts the hosts' run
 // processes from this executable (see UpWith). On failure everything
 // already created is torn down before it returns.

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register("demo", "regenerate for three switch budgets, then serve curl from net/http on our stack in the netns testbed", runDemo)
+	register("demo", "regenerate for three switch budgets, serve curl from net/http on our stack, then move a live download between three servers", runDemo)
 }
 
 // demoBudgets are the specs `make demo` regenerates: the authors' system
@@ -51,6 +51,10 @@ func runDemo(args []string) error {
 	specPath := fs.String("spec", "spec/capybara.yaml", "the spec `file`")
 	size := fs.Int64("size", 10<<20, "bytes curl downloads and uploads")
 	skipTestbed := fs.Bool("no-testbed", false, "only the generator part (the testbed needs root)")
+	migSize := fs.Int64("migrate-size", 256<<20, "bytes of the download that hops between servers")
+	migRate := fs.String("rate", "32M", "curl's --limit-rate for that download, so it lasts long enough to hop")
+	migEvery := fs.Duration("migrate-every", 40*time.Millisecond, "how often every server is asked to move its connections")
+	minHops := fs.Int("min-hops", 50, "fail unless the connection hopped at least this many times")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -60,7 +64,12 @@ func runDemo(args []string) error {
 	if *skipTestbed {
 		return nil
 	}
-	return demoTestbed(*size)
+	if err := demoTestbed(*size); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return demoMigration(ctx, *migSize, *migRate, *migEvery, *minHops)
 }
 
 func demoGenerate(specPath string) error {

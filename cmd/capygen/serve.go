@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,17 +9,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/capygen/capygen/runtime/app"
 	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/testbed"
 )
@@ -36,6 +42,11 @@ type serveFlags struct {
 	size                                      int64
 	kernel, replace                           bool
 	frames                                    int
+	// migration
+	switchAddr, control, records string
+	echoPort                     int
+	heartbeat                    time.Duration
+	maxRestore                   int
 }
 
 func runServe(args []string) error {
@@ -52,6 +63,12 @@ func runServe(args []string) error {
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	fs.StringVar(&f.switchAddr, "switch", "", "the switch's control `address`: run the migration engine (TCPMig), and serve migratable HTTP and echo")
+	fs.StringVar(&f.control, "control", "", "with -switch: the unix `socket` capygen migrate talks to")
+	fs.StringVar(&f.records, "records", "", "with -switch: append each migration's record to `file` (JSON lines)")
+	fs.IntVar(&f.echoPort, "echo", 0, "with -switch: also serve the migratable echo service on TCP `port` (0: none)")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Millisecond, "with -switch: how often the workload goes to the switch")
+	fs.IntVar(&f.maxRestore, "max-restore", 4<<20, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,7 +181,14 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer ep.Close()
-	st, err := stack.New(stack.Config{Addr: pfx, Gateway: gw}, ep)
+	scfg := stack.Config{Addr: pfx, Gateway: gw}
+	if f.switchAddr != "" {
+		// A connection's whole state can go to a server this one has never
+		// talked to: queue its fragments while ARP resolves, and retry ARP
+		// soon when a fault took the request.
+		scfg.ARPQueue, scfg.ARPRetry = 4096, 20*time.Millisecond
+	}
+	st, err := stack.New(scfg, ep)
 	if err != nil {
 		return err
 	}
@@ -204,6 +228,17 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	fmt.Printf("serving http on %s:%d\n", pfx.Addr(), port)
+	if f.switchAddr != "" {
+		go func() {
+			// A stack failure (the endpoint died) ends the server too.
+			if err := <-runErr; err != nil {
+				fmt.Fprintf(os.Stderr, "capygen serve: stack stopped: %v\n", err)
+			}
+			runErr <- nil
+			ln.Close()
+		}()
+		return serveMigratable(ctx, st, ln, f)
+	}
 	go func() {
 		// A stack failure (the endpoint died) ends the server too.
 		select {
@@ -265,4 +300,129 @@ func fetch(ctx context.Context, st *stack.Stack, url string) error {
 		hex.EncodeToString(h.Sum(nil)), d.Round(time.Microsecond), float64(n)/d.Seconds()/1e6)
 	client.CloseIdleConnections()
 	return nil
+}
+
+// serveMigratable runs the migration engine on st and serves HTTP (and
+// echo) whose connections move between servers: capygen serve -switch.
+func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f serveFlags) error {
+	sw, err := netip.ParseAddr(f.switchAddr)
+	if err != nil || !sw.Is4() {
+		return fmt.Errorf("-switch %q: want the switch's control IPv4 address, e.g. 10.77.0.254", f.switchAddr)
+	}
+	if f.heartbeat <= 0 {
+		return fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
+	}
+	rec, err := newRecordWriter(f.records)
+	if err != nil {
+		return err
+	}
+	defer rec.close()
+	eng, err := migrate.New(st, migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, OnRecord: rec.write})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if f.control != "" {
+		os.MkdirAll(filepath.Dir(f.control), 0o755) //nolint:errcheck // Listen says what is wrong
+		os.Remove(f.control)                        // a socket left by a killed serve
+		cl, err := net.Listen("unix", f.control)
+		if err != nil {
+			return fmt.Errorf("-control %s: %w", f.control, err)
+		}
+		defer os.Remove(f.control)
+		go eng.ServeControl(ctx, cl) //nolint:errcheck // ends with ctx
+	}
+	logger := log.New(os.Stderr, "capygen serve: ", 0)
+	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	var echo *app.Echo
+	if f.echoPort != 0 {
+		if f.echoPort < 0 || f.echoPort > 65535 {
+			return fmt.Errorf("-echo %d: want a TCP port in 1..65535", f.echoPort)
+		}
+		eln, err := st.Listen(uint16(f.echoPort))
+		if err != nil {
+			return fmt.Errorf("-echo %d: %w", f.echoPort, err)
+		}
+		defer eln.Close()
+		echo = &app.Echo{Engine: eng, ErrorLog: logger}
+		go func() { errc <- echo.Serve(eln) }()
+		fmt.Printf("serving echo on %s:%d\n", st.Addr(), f.echoPort)
+	}
+	fmt.Printf("migration engine on, switch %s, control %q, records %q\n", sw, f.control, f.records)
+	fmt.Printf("bytes sha256 %d %s\n", f.size, testbed.PayloadSHA256(f.size))
+	fmt.Println("ready")
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+		err = nil
+	}
+	ln.Close()
+	es := eng.Stats()
+	fmt.Printf("migration: started %d moved %d stayed %d aborted %d; accepted %d abandoned %d refused %d; retries %d held %d (overflow %d) replayed %d\n",
+		es.Started, es.Moved, es.Stayed, es.Aborted, es.Accepted, es.Abandoned, es.RestoreFailures, es.Retries, es.Held, es.HeldOverflow, es.Replayed)
+	if js, jerr := json.Marshal(es); jerr == nil {
+		fmt.Printf("migration-json %s\n", js)
+	}
+	if n := rec.dropped.Load(); n > 0 {
+		fmt.Printf("migration records dropped (writer behind): %d\n", n)
+	}
+	return err
+}
+
+// recordWriter appends migration records to a file as JSON lines from its
+// own goroutine: the engine's OnRecord runs on the event loop and must not
+// wait for a disk.
+type recordWriter struct {
+	ch      chan migrate.Record
+	done    chan struct{}
+	dropped atomic.Int64
+}
+
+func newRecordWriter(path string) (*recordWriter, error) {
+	w := &recordWriter{ch: make(chan migrate.Record, 65536), done: make(chan struct{})}
+	if path == "" {
+		close(w.done)
+		w.ch = nil
+		return w, nil
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755) //nolint:errcheck // OpenFile says what is wrong
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("-records: %w", err)
+	}
+	go func() {
+		defer close(w.done)
+		defer fh.Close()
+		bw := bufio.NewWriter(fh)
+		enc := json.NewEncoder(bw)
+		for r := range w.ch {
+			enc.Encode(r) //nolint:errcheck // a full disk loses records, not the server
+			if len(w.ch) == 0 {
+				bw.Flush() //nolint:errcheck
+			}
+		}
+		bw.Flush() //nolint:errcheck
+	}()
+	return w, nil
+}
+
+func (w *recordWriter) write(r migrate.Record) {
+	if w.ch == nil {
+		return
+	}
+	select {
+	case w.ch <- r:
+	default:
+		w.dropped.Add(1)
+	}
+}
+
+func (w *recordWriter) close() {
+	if w.ch != nil {
+		close(w.ch)
+	}
+	<-w.done
 }

@@ -1,0 +1,605 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// HTTPServer serves HTTP/1.1 on a runtime/stack listener with connections
+// that can migrate to another server between requests and, for resumable
+// routes, in the middle of a body.
+//
+// Every server a connection may move to must run an HTTPServer with the
+// same Routes, listening on the same port: a connection migrated in comes
+// out of the listener like a new one, and its state says where it was.
+type HTTPServer struct {
+	// Handler serves requests no route claims (nil: 404). It runs between
+	// quiescent points, so its connection moves only between requests.
+	Handler http.Handler
+	// Engine is the migration engine of the listener's stack (required).
+	Engine *migrate.Engine
+	// Routes are the resumable handlers by exact URL path (nil:
+	// StandardRoutes, an empty map: none).
+	Routes map[string]Resumable
+	// MaxHeaderBytes bounds a request's line and header (1 MiB).
+	MaxHeaderBytes int
+	// IdleTimeout closes a connection that waits this long for a request
+	// (0: no limit).
+	IdleTimeout time.Duration
+	// ErrorLog receives what goes wrong on connections (nil: the log
+	// package's standard logger).
+	ErrorLog *log.Logger
+	// OnRequest, if set, is called after each response, on the
+	// connection's goroutine.
+	OnRequest func(RequestLog)
+
+	now   func() time.Time // tests fix the Date header
+	stats httpCounters
+}
+
+// RequestLog describes one served request.
+type RequestLog struct {
+	Method, Path string
+	Status       int
+	// BodyIn and BodyOut are the request and response body bytes.
+	BodyIn, BodyOut int64
+	// Moves is how many times the connection moved while this request was
+	// being served (resumable routes only; plain requests never move).
+	Moves int
+	// SHA256 is the digest a task reports (see Digester), or nil.
+	SHA256 []byte
+}
+
+// HTTPStats are an HTTPServer's counters.
+type HTTPStats struct {
+	Conns    uint64 // connections served here, new or migrated in
+	Restored uint64 // connections migrated in and served
+	Moved    uint64 // connections that left for another server
+	Requests uint64 // requests whose header was read here
+	Refused  uint64 // migrated-in connections whose state was refused (reset)
+	// Carried counts request bytes that arrived in migrated states: read
+	// from the connection at the origin and not yet parsed (pipelined or
+	// partial requests).
+	Carried uint64
+}
+
+type httpCounters struct{ conns, restored, moved, requests, refused, carried atomic.Uint64 }
+
+// Stats returns the server's counters.
+func (s *HTTPServer) Stats() HTTPStats {
+	return HTTPStats{s.stats.conns.Load(), s.stats.restored.Load(), s.stats.moved.Load(), s.stats.requests.Load(), s.stats.refused.Load(), s.stats.carried.Load()}
+}
+
+// defaultMaxHeaderBytes is net/http's default.
+const defaultMaxHeaderBytes = 1 << 20
+
+// readBufferSize is a connection's initial read buffer.
+const readBufferSize = 64 << 10
+
+// maxDiscard bounds the unread request body the server reads away after a
+// response to keep the connection; more closes it instead (net/http's
+// figure).
+const maxDiscard = 256 << 10
+
+func (s *HTTPServer) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+func (s *HTTPServer) routes() map[string]Resumable {
+	if s.Routes == nil {
+		return StandardRoutes()
+	}
+	return s.Routes
+}
+
+func (s *HTTPServer) maxHeader() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return defaultMaxHeaderBytes
+}
+
+// Serve accepts connections on ln, new and migrated in, and serves each in
+// its own goroutine until ln is closed; it returns the listener's error.
+func (s *HTTPServer) Serve(ln *stack.Listener) error {
+	if s.Engine == nil {
+		return errors.New("app: HTTPServer.Engine is nil: set it to the migrate.Engine of the listener's stack")
+	}
+	if ln == nil {
+		return errors.New("app: HTTPServer.Serve: nil listener")
+	}
+	routes := s.routes()
+	for {
+		c, err := ln.AcceptConn(nil)
+		if err != nil {
+			return err
+		}
+		sess := s.Engine.Manage(c, nil)
+		state, restored := sess.Restored()
+		hc, err := newHTTPConn(s, routes, session{sess}, state, restored)
+		if err != nil {
+			s.refuse(session{sess}, err)
+			continue
+		}
+		sess.SetState(hc.state)
+		go hc.serve()
+	}
+}
+
+// refuse resets a connection migrated in whose state cannot be served.
+func (s *HTTPServer) refuse(c sessionConn, err error) {
+	s.stats.refused.Add(1)
+	s.logf("app: resetting the http connection of %v to %v, migrated in: %v", c.RemoteAddr(), c.LocalAddr(), err)
+	c.Abort()
+}
+
+// httpConn is one connection's server side. Its fields change only between
+// quiescent points, and its state function runs only while the serving
+// goroutine is parked in one, so the state it writes is consistent.
+type httpConn struct {
+	srv    *HTTPServer
+	routes map[string]Resumable
+	conn   sessionConn
+	cr     *connReader
+	bw     *bufio.Writer
+	now    func() time.Time
+
+	moves, requests uint64
+	cur             *taskRun // the resumable request in progress, or nil
+}
+
+// taskRun is a resumable request in progress.
+type taskRun struct {
+	path, method string
+	protoMinor   int
+	closeAfter   bool
+	body         bodyState
+	resp         respState
+	startMoves   uint64
+	route        Resumable
+	task         Task
+}
+
+// connWriter writes to the connection; Session.Write never migrates.
+type connWriter struct{ c sessionConn }
+
+func (w connWriter) Write(p []byte) (int, error) { return w.c.Write(p) }
+
+func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, state []byte, restored bool) (*httpConn, error) {
+	hc := &httpConn{srv: s, routes: routes, conn: c, now: s.now}
+	if hc.now == nil {
+		hc.now = time.Now
+	}
+	hc.bw = bufio.NewWriterSize(connWriter{c}, 4096)
+	var pending []byte
+	if restored {
+		st, err := decodeHTTPState(state)
+		if err != nil {
+			return nil, err
+		}
+		hc.moves, hc.requests = st.moves+1, st.requests
+		pending = st.buffered
+		if t := st.task; t != nil {
+			route := routes[t.path]
+			if route == nil {
+				return nil, fmt.Errorf("%w: a request to %q was migrated in mid-body, but this server has no resumable route for it (every server needs the same HTTPServer.Routes)", ErrState, t.path)
+			}
+			task, err := route.Resume(t.task)
+			if err != nil {
+				if !errors.Is(err, ErrState) {
+					err = fmt.Errorf("%w: %w", ErrState, err)
+				}
+				return nil, fmt.Errorf("resuming %s %s: %w", t.method, t.path, err)
+			}
+			hc.cur = &taskRun{path: t.path, method: t.method, protoMinor: t.protoMinor, closeAfter: t.closeAfter,
+				body: t.body, resp: t.resp, startMoves: t.startMoves, route: route, task: task}
+		}
+		s.stats.restored.Add(1)
+		s.stats.carried.Add(uint64(len(pending)))
+	}
+	s.stats.conns.Add(1)
+	hc.cr = newConnReader(c, readBufferSize, s.maxHeader()+readBufferSize, pending)
+	hc.cr.before = hc.bw.Flush
+	return hc, nil
+}
+
+// state is the connection's migrate state function.
+func (hc *httpConn) state() ([]byte, error) {
+	st := httpState{moves: hc.moves, requests: hc.requests, buffered: hc.cr.buffered()}
+	if t := hc.cur; t != nil {
+		b, err := t.task.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("app: saving the state of %s %s: %w", t.method, t.path, err)
+		}
+		st.task = &taskState{path: t.path, method: t.method, protoMinor: t.protoMinor, closeAfter: t.closeAfter,
+			body: t.body, resp: t.resp, startMoves: t.startMoves, task: b}
+	}
+	return st.append(nil), nil
+}
+
+// errClose ends a connection gracefully after the response.
+var errClose = errors.New("app: close the connection")
+
+// serve runs the connection until it closes or moves.
+func (hc *httpConn) serve() {
+	err := hc.loop()
+	switch {
+	case errors.Is(err, migrate.ErrMoved):
+		hc.srv.stats.moved.Add(1)
+		return // it lives on at the target: nothing to close here
+	case err == nil, errors.Is(err, errClose):
+	default:
+		if !quietErr(err) {
+			hc.srv.logf("app: http connection %v: %v", hc.conn.RemoteAddr(), err)
+		}
+	}
+	hc.bw.Flush() //nolint:errcheck // closing anyway
+	hc.conn.Close()
+}
+
+// quietErr reports the ends of a connection not worth logging.
+func quietErr(err error) bool {
+	for _, q := range []error{io.EOF, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded, net.ErrClosed,
+		stack.ErrDetached, tcp.ErrReset, tcp.ErrClosed, tcp.ErrTimeout} {
+		if errors.Is(err, q) {
+			return true
+		}
+	}
+	return false
+}
+
+func (hc *httpConn) loop() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r != http.ErrAbortHandler {
+				hc.srv.logf("app: panic serving %v: %v", hc.conn.RemoteAddr(), r)
+			}
+			err = errClose
+		}
+	}()
+	if hc.cur != nil { // migrated in mid-request
+		if err := hc.runTask(); err != nil {
+			return err
+		}
+		if err := hc.checkpoint(); err != nil {
+			return err
+		}
+	}
+	for {
+		req, err := hc.readRequest()
+		if err != nil {
+			return err
+		}
+		if err := hc.dispatch(req); err != nil {
+			return err
+		}
+		if err := hc.checkpoint(); err != nil {
+			return err
+		}
+	}
+}
+
+// checkpoint flushes and offers the connection for migration: the
+// quiescent point after each response.
+func (hc *httpConn) checkpoint() error {
+	if err := hc.bw.Flush(); err != nil {
+		return err
+	}
+	return hc.conn.Checkpoint()
+}
+
+// headerEnd returns the length of the header block at the start of b (up
+// to and including its blank line), or 0; scanned is where to resume.
+func headerEnd(b []byte, from int) int {
+	from = max(from-3, 0)
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			return 0
+		}
+		i += from
+		switch {
+		case i+1 < len(b) && b[i+1] == '\n':
+			return i + 2
+		case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+			return i + 3
+		}
+		from = i + 1
+	}
+}
+
+// readRequest waits for the next request's header, a quiescent point.
+func (hc *httpConn) readRequest() (*http.Request, error) {
+	hc.cr.migratable = true
+	if t := hc.srv.IdleTimeout; t > 0 {
+		hc.conn.SetReadDeadline(hc.now().Add(t)) //nolint:errcheck // never fails
+		defer hc.conn.SetReadDeadline(time.Time{})
+	}
+	limit := hc.srv.maxHeader()
+	scanned := 0
+	for {
+		b := hc.cr.buffered()
+		i := 0
+		for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+			i++ // RFC 9112 2.2: ignore empty lines before a request line
+		}
+		if i > 0 {
+			hc.cr.consume(i)
+			b, scanned = hc.cr.buffered(), max(scanned-i, 0)
+		}
+		if end := headerEnd(b, scanned); end > 0 {
+			if end > limit {
+				return nil, hc.fail(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header of %d bytes exceeds %d", end, limit))
+			}
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:end])))
+			hc.cr.consume(end)
+			if err != nil {
+				return nil, hc.fail(http.StatusBadRequest, err.Error())
+			}
+			hc.requests++
+			hc.srv.stats.requests.Add(1)
+			return req, nil
+		}
+		scanned = len(b)
+		if len(b) > limit {
+			return nil, hc.fail(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header exceeds %d bytes", limit))
+		}
+		if err := hc.cr.fill(); err != nil {
+			if errors.Is(err, errBufferFull) {
+				return nil, hc.fail(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header exceeds %d bytes", limit))
+			}
+			if err == io.EOF && len(hc.cr.buffered()) == 0 {
+				return nil, errClose // the client closed between requests
+			}
+			return nil, err
+		}
+	}
+}
+
+// fail answers a request that cannot be served with status and closes
+// the connection.
+func (hc *httpConn) fail(status int, msg string) error {
+	h := http.Header{}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
+	body := msg + "\n"
+	st, _ := frame(h, status, int64(len(body)), false, 1, true)
+	writeHead(hc.bw, status, h)
+	writeBody(hc.bw, &st, []byte(body)) //nolint:errcheck // sticky in bw
+	return errClose
+}
+
+// dispatch serves one request whose header was read.
+func (hc *httpConn) dispatch(req *http.Request) error {
+	if req.ProtoMajor != 1 {
+		return hc.fail(http.StatusHTTPVersionNotSupported, fmt.Sprintf("protocol %s: this server speaks HTTP/1.0 and HTTP/1.1", req.Proto))
+	}
+	req.RemoteAddr = hc.conn.RemoteAddr().String()
+	body := bodyState{}
+	switch {
+	case len(req.TransferEncoding) > 0:
+		body.kind = bodyChunked // ReadRequest accepts only chunked
+	case req.ContentLength > 0:
+		body.kind, body.left = bodyLength, req.ContentLength
+	}
+	if e := req.Header.Get("Expect"); e != "" {
+		if !strings.EqualFold(e, "100-continue") || req.ProtoMinor == 0 {
+			return hc.fail(http.StatusExpectationFailed, fmt.Sprintf("Expect %q: only 100-continue is supported", e))
+		}
+		body.expect = body.kind != bodyNone
+	}
+	if route := hc.routes[req.URL.Path]; route != nil {
+		task, err := route.Begin(req)
+		if err != nil {
+			return hc.answerError(req, &body, err)
+		}
+		if task != nil {
+			hc.cur = &taskRun{path: req.URL.Path, method: req.Method, protoMinor: req.ProtoMinor, closeAfter: req.Close,
+				body: body, startMoves: hc.moves, route: route, task: task}
+			return hc.runTask()
+		}
+	}
+	return hc.servePlain(req, &body)
+}
+
+// answerError answers a request a route refused before its task began.
+func (hc *httpConn) answerError(req *http.Request, body *bodyState, err error) error {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		hc.srv.logf("app: %s %s: %v", req.Method, req.URL.Path, err)
+		se = &StatusError{Code: http.StatusInternalServerError, Msg: "internal error"}
+	}
+	h := http.Header{}
+	for k, v := range se.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
+	msg := se.Msg + "\n"
+	// Say close when the unread body will not be read away (see
+	// discardBody).
+	closeAfter := req.Close || body.expect && !body.contSent || body.kind == bodyLength && body.left > maxDiscard
+	st, closeAfter := frame(h, se.Code, int64(len(msg)), req.Method == http.MethodHead, req.ProtoMinor, closeAfter)
+	writeHead(hc.bw, se.Code, h)
+	writeBody(hc.bw, &st, []byte(msg)) //nolint:errcheck // sticky in bw
+	hc.logRequest(RequestLog{Method: req.Method, Path: req.URL.Path, Status: se.Code, BodyOut: st.written})
+	return hc.discardBody(body, closeAfter)
+}
+
+func (hc *httpConn) logRequest(l RequestLog) {
+	if hc.srv.OnRequest != nil {
+		hc.srv.OnRequest(l)
+	}
+}
+
+// sendContinue answers Expect: 100-continue when the body is first read.
+func (hc *httpConn) sendContinue() error {
+	_, err := hc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return err
+}
+
+// runTask steps the resumable request in progress, with a quiescent point
+// between steps, and completes its response.
+func (hc *httpConn) runTask() error {
+	t := hc.cur
+	hc.cr.migratable = true
+	x := &Exchange{hc: hc, t: t, body: &bodyReader{st: &t.body, cr: hc.cr, sendContinue: hc.sendContinue}}
+	for {
+		done, err := t.task.Step(x)
+		if errors.Is(err, migrate.ErrMoved) {
+			return err
+		}
+		if err != nil {
+			return hc.taskFailed(err)
+		}
+		if done {
+			break
+		}
+		if err := hc.checkpoint(); err != nil {
+			return err
+		}
+	}
+	if t.resp.kind == respNone {
+		return hc.taskFailed(fmt.Errorf("app: the task of %s %s finished without writing a response", t.method, t.path))
+	}
+	complete := endBody(hc.bw, &t.resp)
+	l := RequestLog{Method: t.method, Path: t.path, Status: t.resp.status, BodyIn: t.body.read, BodyOut: t.resp.written, Moves: int(hc.moves - t.startMoves)}
+	if d, ok := t.task.(Digester); ok {
+		l.SHA256 = d.SHA256()
+	}
+	hc.cur = nil
+	hc.logRequest(l)
+	if !complete {
+		if t.resp.kind == respLength {
+			hc.srv.logf("app: %s %s wrote %d of the %d body bytes it declared; closing the connection", t.method, t.path, t.resp.written, t.resp.length)
+		}
+		return errClose
+	}
+	return hc.discardBody(&t.body, t.closeAfter)
+}
+
+// taskFailed ends a request whose task failed: with an error response if
+// none began, else by closing the connection mid-response.
+func (hc *httpConn) taskFailed(err error) error {
+	t := hc.cur
+	hc.cur = nil
+	if t.resp.kind != respNone {
+		if !quietErr(err) {
+			hc.srv.logf("app: %s %s failed after its response began: %v", t.method, t.path, err)
+		}
+		return errClose
+	}
+	var se *StatusError
+	if !errors.As(err, &se) {
+		if !quietErr(err) {
+			hc.srv.logf("app: %s %s: %v", t.method, t.path, err)
+		}
+		se = &StatusError{Code: http.StatusInternalServerError, Msg: "internal error"}
+		if errors.Is(err, errBadChunk) || errors.Is(err, io.ErrUnexpectedEOF) {
+			se = &StatusError{Code: http.StatusBadRequest, Msg: err.Error()}
+		}
+	}
+	h := http.Header{}
+	for k, v := range se.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
+	msg := se.Msg + "\n"
+	// The body's state is unknown after a failure: answer and close.
+	st, _ := frame(h, se.Code, int64(len(msg)), t.method == http.MethodHead, t.protoMinor, true)
+	writeHead(hc.bw, se.Code, h)
+	writeBody(hc.bw, &st, []byte(msg)) //nolint:errcheck // sticky in bw
+	hc.logRequest(RequestLog{Method: t.method, Path: t.path, Status: se.Code, BodyIn: t.body.read, BodyOut: st.written, Moves: int(hc.moves - t.startMoves)})
+	return errClose
+}
+
+// discardBody reads away what the handler left of the request body, so the
+// next request can be read, or closes the connection if that is too much
+// or cannot be known. It never migrates: it runs outside any task.
+func (hc *httpConn) discardBody(body *bodyState, closeAfter bool) error {
+	if closeAfter {
+		return errClose
+	}
+	if body.done() {
+		return nil
+	}
+	if body.expect && !body.contSent {
+		// The client may or may not send the body it announced.
+		return errClose
+	}
+	hc.cr.migratable = false
+	br := &bodyReader{st: body, cr: hc.cr}
+	n, err := io.CopyN(io.Discard, br, maxDiscard+1)
+	if err == io.EOF && n <= maxDiscard {
+		return nil
+	}
+	return errClose
+}
+
+// servePlain runs the plain handler on a request. Its state cannot travel,
+// so its reads bypass the quiescent points.
+func (hc *httpConn) servePlain(req *http.Request, body *bodyState) error {
+	hc.cr.migratable = false
+	br := &plainBody{r: bodyReader{st: body, cr: hc.cr, sendContinue: hc.sendContinue}}
+	if body.kind == bodyNone {
+		req.Body = http.NoBody
+	} else {
+		req.Body = br
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, hc.conn.LocalAddr()))
+	defer cancel()
+	req = req.WithContext(ctx)
+	w := &response{bw: hc.bw, now: hc.now, logf: hc.srv.logf, protoMinor: req.ProtoMinor,
+		head: req.Method == http.MethodHead, closeAfter: req.Close, header: http.Header{}}
+	h := hc.srv.Handler
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	h.ServeHTTP(w, req)
+	br.closed = true
+	complete := w.finish()
+	hc.logRequest(RequestLog{Method: req.Method, Path: req.URL.Path, Status: w.st.status, BodyIn: body.read, BodyOut: w.st.written})
+	if !complete {
+		return errClose
+	}
+	return hc.discardBody(body, w.closeAfter)
+}
+
+// plainBody is a plain handler's Request.Body.
+type plainBody struct {
+	r      bodyReader
+	closed bool
+}
+
+func (b *plainBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.r.Read(p)
+}
+
+// Close stops the handler's reads; the server discards the rest.
+func (b *plainBody) Close() error {
+	b.closed = true
+	return nil
+}
