@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +145,8 @@ type Engine struct {
 	sessions  map[tcp.ID]*Session
 	hosted    map[tcp.ID]*hosted
 	epochs    map[tcp.ID]uint8 // the last epoch of each connection here
+	timers    timerHeap
+	timerSeq  uint64
 	hbNext    tcp.Time
 	rng       *rand.Rand
 	stats     Stats
@@ -460,6 +461,7 @@ func (e *Engine) tomb(id tcp.ID, until tcp.Time) {
 		e.intercepting.Add(1)
 	}
 	e.tombs[id] = until
+	e.schedule(timerEntry{at: until, kind: timerTomb, id: id})
 }
 
 func (e *Engine) untomb(id tcp.ID) {
@@ -477,32 +479,11 @@ func (e *Engine) NextDeadline() (tcp.Time, bool) {
 	if e.closed {
 		return 0, false
 	}
-	var best tcp.Time
-	found := false
-	take := func(t tcp.Time) {
-		if !found || t < best {
-			best, found = t, true
-		}
+	at, ok := e.nextTimer()
+	if e.cfg.HeartbeatPeriod > 0 && (!ok || e.hbNext < at) {
+		at, ok = e.hbNext, true
 	}
-	if e.cfg.HeartbeatPeriod > 0 {
-		take(e.hbNext)
-	}
-	for _, o := range e.out {
-		take(o.deadline())
-	}
-	for _, in := range e.in {
-		take(in.deadline())
-	}
-	for _, h := range e.hosted {
-		take(h.next)
-	}
-	for _, t := range e.tombs {
-		take(t)
-	}
-	for _, t := range e.refused {
-		take(t)
-	}
-	return best, found
+	return at, ok
 }
 
 // Advance is the stack timer hook's: it fires due machine timers, sends
@@ -522,59 +503,7 @@ func (e *Engine) Advance(now tcp.Time) {
 		}
 		e.hbNext = now + next
 	}
-	// Due timers fire in key order, not map order, so that a seed fixes a
-	// simulation.
-	var outs []key
-	for k, o := range e.out {
-		if (o.timerOn && now >= o.timerAt) || (o.m.State().IsFinal() && now >= o.forgetAt) {
-			outs = append(outs, k)
-		}
-	}
-	slices.SortFunc(outs, key.compare)
-	for _, k := range outs {
-		o := e.out[k]
-		switch {
-		case o.timerOn && now >= o.timerAt:
-			o.timerOn = false
-			e.originEvent(now, o, migstate.OriginEventTimeout, &fx)
-		case o.m.State().IsFinal() && now >= o.forgetAt:
-			delete(e.out, k)
-			if e.outByID[o.id] == o {
-				delete(e.outByID, o.id)
-				if _, hosted := e.hosted[o.id]; !hosted && e.st.LookupConn(o.id) == nil {
-					delete(e.epochs, o.id) // the connection ended here
-				}
-			}
-		}
-	}
-	var ins []key
-	for k, in := range e.in {
-		if (in.timerOn && now >= in.timerAt) || (in.m.State().IsFinal() && now >= in.forgetAt) {
-			ins = append(ins, k)
-		}
-	}
-	slices.SortFunc(ins, key.compare)
-	for _, k := range ins {
-		in := e.in[k]
-		switch {
-		case in.timerOn && now >= in.timerAt:
-			in.timerOn = false
-			e.targetEvent(now, in, migstate.TargetEventTimeout, nil, &fx)
-		case in.m.State().IsFinal() && now >= in.forgetAt:
-			delete(e.in, k)
-		}
-	}
-	for id, until := range e.tombs {
-		if now >= until {
-			e.untomb(id)
-		}
-	}
-	for k, until := range e.refused {
-		if now >= until {
-			delete(e.refused, k)
-		}
-	}
-	e.advanceHosted(now)
+	e.fireTimers(now, &fx)
 	e.mu.Unlock()
 	e.run(&fx)
 }

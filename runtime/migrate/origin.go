@@ -201,9 +201,11 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 	}
 	if step.ArmTimer {
 		o.timerOn, o.timerAt = true, now+step.TimerAfter
+		e.schedule(timerEntry{at: o.timerAt, kind: timerOut, out: o})
 	}
 	if step.To.IsFinal() && !step.From.IsFinal() {
 		o.forgetAt = now + e.cfg.Grace
+		e.schedule(timerEntry{at: o.forgetAt, kind: timerOut, out: o})
 		switch o.result {
 		case ResultMoved:
 			e.stats.Moved++
@@ -273,7 +275,7 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 		m := tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
 		e.send(o.ackBy, &m) //nolint:errcheck // a later ACK reclaims again
-		e.hosted[o.id] = &hosted{k: o.k.conn(), next: now + hostedPoll}
+		e.host(now, o.id, o.k)
 		e.stats.Reclaims++
 		return
 	}

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"slices"
 	"time"
 
 	"github.com/capygen/capygen/generated/tcpmig"
@@ -27,40 +26,36 @@ type hosted struct {
 	tries   int
 }
 
-// host starts watching a restored connection for its end. e.mu is held.
-func (e *Engine) host(now tcp.Time, in *incoming) {
-	e.hosted[in.id] = &hosted{k: in.k.conn(), next: now + hostedPoll}
+// host starts watching a connection that has a directory entry (it was
+// migrated in, or reclaimed) for its end. e.mu is held.
+func (e *Engine) host(now tcp.Time, id tcp.ID, k key) {
+	h := &hosted{k: k.conn(), next: now + hostedPoll}
+	e.hosted[id] = h
+	e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 }
 
-// advanceHosted releases the entries of hosted connections that finished.
-// e.mu is held.
-func (e *Engine) advanceHosted(now tcp.Time) {
-	var due []tcp.ID
-	for id, h := range e.hosted {
-		if now >= h.next {
-			due = append(due, id)
+// checkHosted releases the entry of a hosted connection that finished, or
+// looks again later. e.mu is held.
+func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
+	h := e.hosted[id]
+	if !h.closing {
+		if c := e.st.LookupConn(id); c != nil && !c.Done() {
+			h.next = now + hostedPoll
+			e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
+			return
 		}
+		h.closing = true
+		delete(e.restored, id)
+		delete(e.epochs, id)
 	}
-	slices.SortFunc(due, func(a, b tcp.ID) int { return a.Remote.Compare(b.Remote) })
-	for _, id := range due {
-		h := e.hosted[id]
-		if !h.closing {
-			if c := e.st.LookupConn(id); c != nil && !c.Done() {
-				h.next = now + hostedPoll
-				continue
-			}
-			h.closing = true
-			delete(e.restored, id)
-			delete(e.epochs, id)
-		}
-		if h.tries >= releaseTries || !e.sendRelease(h.k) {
-			delete(e.hosted, id)
-			continue
-		}
-		h.tries++
-		e.stats.Releases++
-		h.next = now + releaseRetry
+	if h.tries >= releaseTries || !e.sendRelease(h.k) {
+		delete(e.hosted, id)
+		return
 	}
+	h.tries++
+	e.stats.Releases++
+	h.next = now + releaseRetry
+	e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 }
 
 // onOtherStage handles stages outside the two machines. e.mu is held.

@@ -1,6 +1,11 @@
 package migrate
 
-import "github.com/capygen/capygen/generated/tcpmig"
+import (
+	"net/netip"
+
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/tcp"
+)
 
 // sendRelease sends conn_closed for k to the switch, which clears the key
 // on every level and echoes the datagram back. e.mu is held.
@@ -21,12 +26,13 @@ func (e *Engine) onReleaseEcho(stage tcpmig.Stage, payload []byte) bool {
 		return true
 	}
 	k := keyOf(&m.TCPMigFields).conn()
-	for id, h := range e.hosted {
-		if h.k == k && h.closing {
-			delete(e.hosted, id)
-			e.stats.ReleaseAcks++
-			break
-		}
+	id := tcp.ID{
+		Local:  netip.AddrPortFrom(e.self, k.originPort),
+		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
+	}
+	if h := e.hosted[id]; h != nil && h.k == k && h.closing {
+		delete(e.hosted, id)
+		e.stats.ReleaseAcks++
 	}
 	return true
 }

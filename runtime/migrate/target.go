@@ -188,9 +188,11 @@ func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent
 	}
 	if step.ArmTimer {
 		in.timerOn, in.timerAt = true, now+step.TimerAfter
+		e.schedule(timerEntry{at: in.timerAt, kind: timerIn, in: in})
 	}
 	if step.To.IsFinal() && !step.From.IsFinal() {
 		in.forgetAt = now + e.cfg.Grace
+		e.schedule(timerEntry{at: in.forgetAt, kind: timerIn, in: in})
 		switch step.To {
 		case migstate.TargetStateAccepted:
 			e.stats.Accepted++
@@ -215,6 +217,7 @@ func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
 	in.held, in.heldBytes = nil, 0
 	delete(e.in, in.k)
 	e.refused[in.k] = now + e.cfg.Grace
+	e.schedule(timerEntry{at: now + e.cfg.Grace, kind: timerRefused, k: in.k})
 	in.rec.Result = "refused"
 	in.rec.Err = err.Error()
 	in.rec.Peer = in.from
@@ -315,6 +318,6 @@ func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) 
 		e.restored[in.id] = app
 	}
 	in.rec.mark(PhaseRestored, e.cfg.Clock())
-	e.host(now, in)
+	e.host(now, in.id, in.k)
 	return nil
 }

@@ -1,0 +1,134 @@
+package migrate
+
+import (
+	"container/heap"
+	"github.com/capygen/capygen/generated/migstate"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// The engine's deadlines (machine timers, forgetting finished machines,
+// tombstones, refusals, hosted connections' checks) live in one min-heap,
+// so NextDeadline and Advance cost O(log n) per deadline instead of a scan
+// of every migration and connection; a server with many connections must
+// not pay per connection per tick. Entries are never removed: an entry whose
+// object has since moved its deadline (or left) is stale and skipped.
+
+type timerKind uint8
+
+const (
+	timerOut timerKind = iota + 1 // an outgoing migration's timer or forget time
+	timerIn                       // an incoming migration's
+	timerTomb
+	timerRefused
+	timerHosted
+)
+
+type timerEntry struct {
+	at   tcp.Time
+	seq  uint64 // ties fire in scheduling order, so a seed replays exactly
+	kind timerKind
+	out  *outgoing
+	in   *incoming
+	id   tcp.ID // tombs, hosted
+	k    key    // refused
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+// schedule adds a deadline. e.mu is held.
+func (e *Engine) schedule(t timerEntry) {
+	e.timerSeq++
+	t.seq = e.timerSeq
+	heap.Push(&e.timers, t)
+}
+
+// live reports whether t still stands for its object's deadline. e.mu is
+// held.
+func (e *Engine) live(t timerEntry) bool {
+	switch t.kind {
+	case timerOut:
+		return e.out[t.out.k] == t.out && t.out.deadline() == t.at
+	case timerIn:
+		return e.in[t.in.k] == t.in && t.in.deadline() == t.at
+	case timerTomb:
+		until, ok := e.tombs[t.id]
+		return ok && until == t.at
+	case timerRefused:
+		until, ok := e.refused[t.k]
+		return ok && until == t.at
+	case timerHosted:
+		h := e.hosted[t.id]
+		return h != nil && h.next == t.at
+	}
+	return false
+}
+
+// nextTimer is the earliest live deadline, dropping stale entries on top.
+// e.mu is held.
+func (e *Engine) nextTimer() (tcp.Time, bool) {
+	for len(e.timers) > 0 {
+		if e.live(e.timers[0]) {
+			return e.timers[0].at, true
+		}
+		heap.Pop(&e.timers)
+	}
+	return 0, false
+}
+
+// fireTimers runs every live deadline due at now. e.mu is held.
+func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
+	for len(e.timers) > 0 && e.timers[0].at <= now {
+		t := heap.Pop(&e.timers).(timerEntry)
+		if !e.live(t) {
+			continue
+		}
+		switch t.kind {
+		case timerOut:
+			o := t.out
+			if o.timerOn {
+				o.timerOn = false
+				e.originEvent(now, o, migstate.OriginEventTimeout, fx)
+				continue
+			}
+			delete(e.out, o.k)
+			if e.outByID[o.id] == o {
+				delete(e.outByID, o.id)
+				if _, hosted := e.hosted[o.id]; !hosted && e.st.LookupConn(o.id) == nil {
+					delete(e.epochs, o.id) // the connection ended here
+				}
+			}
+		case timerIn:
+			in := t.in
+			if in.timerOn {
+				in.timerOn = false
+				e.targetEvent(now, in, migstate.TargetEventTimeout, nil, fx)
+				continue
+			}
+			delete(e.in, in.k)
+		case timerTomb:
+			e.untomb(t.id)
+		case timerRefused:
+			delete(e.refused, t.k)
+		case timerHosted:
+			e.checkHosted(now, t.id)
+		}
+	}
+}
