@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,5 +296,36 @@ func TestOriginLeastLoadedRejects(t *testing.T) {
 	f.expectIntact()
 	if n := r.Pipeline.Counters().PrepareRejects; n == 0 {
 		t.Fatalf("switch counted no PREPARE rejected for coming back to its sender")
+	}
+}
+
+// A target refuses a state that declares buffers over its restore cap:
+// no CONN_STATE_ACK, so the origin gives up as the spec says and resets
+// the connection, and the refusal is counted, never a panic or a restore.
+func TestRestoreCapRefuses(t *testing.T) {
+	f := newFixture(t, migrate.Config{MaxRestoreBuffer: 32 << 10}, 4<<20)
+	f.start()
+	startAt := f.r.Sim.Now()
+	for f.out == nil && f.r.Sim.Now() < startAt+5*time.Second {
+		f.run(time.Millisecond)
+	}
+	f.expect(migrate.ResultAborted)
+	refused := uint64(0)
+	for _, srv := range f.r.Servers {
+		refused += srv.Engine.Stats().RestoreFailures
+		for _, rec := range srv.Records {
+			if rec.Result == "refused" && !strings.Contains(rec.Err, "restore limit") {
+				t.Errorf("refusal record's error %q does not say what to change", rec.Err)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no target counted a refused restore")
+	}
+	for f.streams[0].Err == nil && f.r.Sim.Now() < startAt+2*time.Second {
+		f.run(time.Millisecond)
+	}
+	if err := f.streams[0].Conn.Err(); !errors.Is(err, tcp.ErrReset) {
+		t.Fatalf("client connection error %v, want a reset after the give-up", err)
 	}
 }

@@ -1,0 +1,111 @@
+package migrate
+
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	k := key{[4]byte{10, 77, 0, 11}, 80, [4]byte{10, 77, 0, 1}, 40000, 7}
+	r := newRecord(RoleOrigin, k, 1_000_000)
+	r.Peer = netip.MustParseAddr("10.77.0.12")
+	r.Result = "moved"
+	r.Work = 4200 * time.Nanosecond
+	r.Retries, r.StateBytes, r.Fragments = 1, 3000, 3
+	for p, at := range []int64{1_000_100, 1_050_000, 1_050_500, 1_051_000, 1_052_000, 1_090_000} {
+		r.mark(Phase(p), at)
+	}
+	r.mark(PhasePrepareSent, 9) // a resend keeps the first time
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"role":"origin"`, `"epoch":7`, `"prepare_sent":100`, `"state_acked":90000`, `"work_ns":4200`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("Marshal = %s, want it to contain %s", b, want)
+		}
+	}
+	var back Record
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("Unmarshal(%s): %v", b, err)
+	}
+	if !reflect.DeepEqual(back, r) {
+		t.Fatalf("round trip = %+v, want %+v", back, r)
+	}
+	if d, ok := r.Latency(); !ok || d != 89900*time.Nanosecond {
+		t.Fatalf("Latency() = %v, %v; want 89.9µs", d, ok)
+	}
+}
+
+func TestRecordUnmarshalRefusals(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"role":"origin","origin":"x","client":"10.0.0.1:1","phases_ns":{}}`, `record origin "x"`},
+		{`{"role":"origin","origin":"10.0.0.2:80","client":"10.0.0.1","phases_ns":{}}`, `record client "10.0.0.1"`},
+		{`{"role":"origin","origin":"10.0.0.2:80","client":"10.0.0.1:1","peer":"nope","phases_ns":{}}`, `record peer "nope"`},
+		{`{"role":"origin","origin":"10.0.0.2:80","client":"10.0.0.1:1","phases_ns":{"warp":1}}`, `record phase "warp"`},
+		{`[1,2]`, `cannot unmarshal`},
+	} {
+		var r Record
+		err := json.Unmarshal([]byte(tc.in), &r)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Unmarshal(%s) = %v, want an error containing %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestPairAndSummarize(t *testing.T) {
+	k := key{[4]byte{10, 77, 0, 11}, 80, [4]byte{10, 77, 0, 1}, 40000, 1}
+	mk := func(epoch uint8, start int64) (Record, Record) {
+		k.epoch = epoch
+		o, tg := newRecord(RoleOrigin, k, start), newRecord(RoleTarget, k, start+10)
+		o.Result, tg.Result = "moved", "accepted"
+		o.Work, tg.Work = 3*time.Microsecond, 2*time.Microsecond
+		o.mark(PhasePrepareSent, start)
+		tg.mark(PhasePrepareReceived, start+10)
+		o.mark(PhaseFrozen, start+30)
+		tg.mark(PhaseReplayed, start+50)
+		o.mark(PhaseStateAcked, start+70)
+		return o, tg
+	}
+	o1, t1 := mk(1, 1000)
+	o2, t2 := mk(2, 2000)
+	_, t3 := mk(3, 3000) // no origin record: left out
+	stayed := newRecord(RoleOrigin, k, 5000)
+	stayed.Result = "stayed"
+	ms := Pair([]Record{t2, o1, stayed, t3, o2, t1})
+	if len(ms) != 2 || ms[0].Origin.Epoch != 1 || ms[0].Target.Epoch != 1 || ms[1].Target.Epoch != 2 {
+		t.Fatalf("Pair = %+v, want the two migrations matched by epoch", ms)
+	}
+	s := SummarizeMigrations(ms)
+	if s.Migrations != 2 || s.HostOverhead.P50 != 5*time.Microsecond || s.EndToEnd.Max != 70 || s.Blackout.P50 != 20 {
+		t.Fatalf("SummarizeMigrations = %+v", s)
+	}
+	if got := Summarize(nil); got != (Dist{}) {
+		t.Fatalf("Summarize(nil) = %+v, want zero", got)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no switch", Config{}, "Switch invalid IP must be the switch's IPv4 control address"},
+		{"jitter", Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: time.Millisecond, HeartbeatJitter: time.Second}, "HeartbeatJitter 1s must be in [0, HeartbeatPeriod 1ms)"},
+		{"negative", Config{Switch: netip.MustParseAddr("10.0.0.254"), HoldFrames: -1}, "must not be negative"},
+	} {
+		_, err := tc.cfg.withDefaults()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: withDefaults() = %v, want ErrConfig containing %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New(nil, Config{}); !errors.Is(err, ErrConfig) {
+		t.Errorf("New(nil stack) = %v, want ErrConfig", err)
+	}
+}
