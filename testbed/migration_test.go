@@ -26,7 +26,7 @@ import (
 // (capygen switch, capygen serve on each server; args appended per role
 // or host) and registers its tear-down, which checks nothing is left and,
 // when the test failed, logs what every process said.
-func upMigration(t *testing.T, opts Options) *Testbed {
+func upMigration(t testing.TB, opts Options) *Testbed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -47,6 +47,13 @@ func upMigration(t *testing.T, opts Options) *Testbed {
 			}
 		}
 		assertGone(t, bed.Tag)
+		// The servers' migration records: kept for a failed test to read,
+		// removed otherwise (tens of MB after thousands of moves).
+		if t.Failed() {
+			t.Logf("migration records kept in %s", RunDir(bed.Tag))
+		} else {
+			os.RemoveAll(RunDir(bed.Tag))
+		}
 	})
 	return bed
 }

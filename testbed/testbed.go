@@ -559,6 +559,8 @@ func debianPackage(tool string) string {
 		return "nftables"
 	case "ping":
 		return "iputils-ping"
+	case "nc":
+		return "netcat-openbsd"
 	}
 	return tool
 }

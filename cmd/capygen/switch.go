@@ -32,6 +32,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type switchFlags struct {
 	ports, hosts, faults listFlag
+	dropStages           listFlag
 	control, minWorkload string
 
 	loss, dup, delay   float64
@@ -63,6 +64,10 @@ Example (the migration testbed's switch namespace):
       -host 10.77.0.1,c1,02:8f:.. -host 10.77.0.11,s1,02:3a:.. -host 10.77.0.12,s2,02:c4:.. \
       -control 10.77.0.254 -loss 0.01 -dup 0.01 -fault-ports server
 
+-drop-stage loses chosen TCPMig messages deterministically: -drop-stage
+prepare_mig:1 drops the first PREPARE_MIG, conn_state:1@2 the first
+CONN_STATE fragment with index 2, conn_state_ack:all every CONN_STATE_ACK.
+
 flags:
 `
 
@@ -85,6 +90,7 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 	fs.StringVar(&f.faultPorts, "fault-ports", "server", "`ports` the -loss/-dup/-delay faults apply to: server, client, all, or IFACE[,IFACE...]")
 	fs.StringVar(&f.faultDir, "fault-dir", "both", "`direction` of the faults: ingress (frames from the port), egress (frames to it) or both")
 	fs.Var(&f.faults, "fault", "per-port faults, `IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=both`, replacing the global ones on that port; repeatable")
+	fs.Var(&f.dropStages, "drop-stage", "drop TCPMig datagrams of one stage, `STAGE:COUNT[@FRAGMENT][/egress]`: the first COUNT (or all) as they reach the switch (/egress: as they leave it), e.g. prepare_mig:1, conn_state:1@2, conn_state_ack:all; repeatable")
 	fs.Uint64Var(&f.seed, "seed", 1, "`seed` of the fault injector: equal seeds give equal faults for equal traffic")
 	fs.StringVar(&f.report, "report", "", "rewrite the JSON report to `file` every -report-every, on SIGUSR1 and on exit")
 	fs.DurationVar(&f.reportEvery, "report-every", time.Second, "`interval` of -report rewrites (0: only on SIGUSR1 and exit)")
@@ -133,6 +139,9 @@ func runSwitch(args []string) error {
 	}
 	if c := cfg.Control; c.Addr.IsValid() {
 		fmt.Printf("control address %s (mac %s)\n", c.Addr, sw.ControlMAC())
+	}
+	for _, d := range cfg.StageDrops {
+		fmt.Printf("stage drop %s\n", d)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -302,6 +311,13 @@ func (f *switchFlags) config() (softswitch.Config, error) {
 			return cfg, err
 		}
 		cfg.Ports[i].Fault = fault
+	}
+	for _, v := range f.dropStages {
+		d, err := softswitch.ParseStageDrop(v)
+		if err != nil {
+			return cfg, fmt.Errorf("-drop-stage: %w", err)
+		}
+		cfg.StageDrops = append(cfg.StageDrops, d)
 	}
 	return cfg, nil
 }

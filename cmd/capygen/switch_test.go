@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/generated/tcpmig"
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
 
@@ -78,6 +79,7 @@ func TestSwitchFlagErrors(t *testing.T) {
 		{[]string{"-port", "c1:client", "-fault", "c1:loss=x"}, `-fault "c1:loss=x": strconv.ParseFloat: parsing "x": invalid syntax`},
 		{[]string{"-port", "c1:client", "-fault", "c1:jitter=1ms"}, `-fault "c1:jitter=1ms": unknown key "jitter"; use loss, dup, delay, delay-min, delay-max or dir`},
 		{[]string{"-port", "c1:client", "-fault", "c2:loss=0.1"}, `-fault "c2:loss=0.1": want IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=DIR with IFACE a -port interface`},
+		{[]string{"-port", "c1:client", "-drop-stage", "prepare:1"}, `-drop-stage: stage drop "prepare:1": stage "prepare" is not one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response (or their values); write STAGE:COUNT[@FRAGMENT][/egress] like prepare_mig:1, conn_state:1@2 or conn_state_ack:all`},
 	} {
 		_, err := switchConfig(t, tc.args...)
 		if err == nil || err.Error() != tc.want {
@@ -92,6 +94,31 @@ func TestSwitchFlagErrors(t *testing.T) {
 	cfg.Ports[0].Endpoint = nullEndpoint{}
 	if _, err := softswitch.New(cfg); !errors.Is(err, softswitch.ErrConfig) {
 		t.Errorf("New with -loss 2 = %v, want ErrConfig", err)
+	}
+}
+
+// -drop-stage, repeated, becomes the switch's StageDrops in order.
+func TestSwitchDropStageFlag(t *testing.T) {
+	cfg, err := switchConfig(t, "-port", "s1:server", "-drop-stage", "prepare_mig:1", "-drop-stage", "conn_state:1@2", "-drop-stage", "conn_state_ack:all/egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []softswitch.StageDrop{
+		{Stage: tcpmig.StagePrepareMig, Count: 1},
+		{Stage: tcpmig.StageConnState, Count: 1, OnlyFragment: true, Fragment: 2},
+		{Stage: tcpmig.StageConnStateAck, Count: softswitch.DropAll, Egress: true},
+	}
+	if len(cfg.StageDrops) != len(want) {
+		t.Fatalf("StageDrops = %+v, want %+v", cfg.StageDrops, want)
+	}
+	for i := range want {
+		if cfg.StageDrops[i] != want[i] {
+			t.Errorf("StageDrops[%d] = %+v, want %+v", i, cfg.StageDrops[i], want[i])
+		}
+	}
+	cfg.Ports[0].Endpoint = nullEndpoint{}
+	if _, err := softswitch.New(cfg); err != nil {
+		t.Errorf("New = %v", err)
 	}
 }
 

@@ -40,6 +40,10 @@ type Config struct {
 	// Pipeline is the pipeline to drive; nil makes a new one. Passing one
 	// lets a control plane (tests, a P4Runtime server) share it.
 	Pipeline *pipeline.Pipeline
+	// StageDrops drop TCPMig datagrams of chosen stages on every port,
+	// the first N or all (StageDrop); a datagram is dropped by the first
+	// rule that matches it and has drops left.
+	StageDrops []StageDrop
 }
 
 // PortConfig is one switch port.
@@ -233,6 +237,7 @@ func (c Config) check() (Config, error) {
 	} else if len(c.Control.MAC) > 0 {
 		p.addf("Control.MAC %v is set without Control.Addr; set the address too, or clear the MAC", c.Control.MAC)
 	}
+	checkStageDrops(&p, c.StageDrops)
 	if w := c.MinWorkload; w != nil && w.Holder.IsValid() && !w.Holder.Is4() {
 		p.addf("MinWorkload.Holder %v is not an IPv4 address; use a server's address, or the zero Addr to empty the register", w.Holder)
 	}

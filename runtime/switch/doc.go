@@ -34,9 +34,14 @@ port would:
   - A seeded fault injector per port and direction (Fault): loss,
     duplication and delay. Frames an AF_XDP socket moves bypass nftables
     and tc, so this is the only place to fault switch-to-server links.
+  - Targeted TCPMig drops (Config.StageDrops, capygen switch -drop-stage):
+    the first N datagrams of one stage, or all, optionally one CONN_STATE
+    fragment index, as they reach the switch or as they leave it, counted
+    in the order the switch sees them, so a test loses exactly the
+    migration message it means to.
   - Counters and a Report (a struct, text and JSON): per-port traffic and
-    faults, verdicts, the pipeline's counters, directory occupancy per
-    level and the min_workload register.
+    faults, stage drops, verdicts, the pipeline's counters, directory
+    occupancy per level and the min_workload register.
 
 Locking: one mutex serialises the data path (ingress, faults, held frames,
 egress and counters), so the per-port receive goroutines of Run see one

@@ -27,6 +27,20 @@ type Report struct {
 	Control     *ControlReport `json:"control,omitempty"`
 	// Held is the number of frames delay faults hold right now.
 	Held int `json:"held"`
+	// StageDrops are the targeted TCPMig drops (Config.StageDrops), in
+	// their order.
+	StageDrops []StageDropReport `json:"stage_drops,omitempty"`
+}
+
+// StageDropReport is one StageDrop and what it did.
+type StageDropReport struct {
+	// Rule is the drop as ParseStageDrop reads it (prepare_mig:1).
+	Rule  string `json:"rule"`
+	Stage string `json:"stage"`
+	// Seen counts the datagrams that matched the rule, Dropped those it
+	// dropped.
+	Seen    uint64 `json:"seen"`
+	Dropped uint64 `json:"dropped"`
 }
 
 // PortReport is one port's traffic and faults.
@@ -144,6 +158,9 @@ func (s *Switch) Report() Report {
 			Ingress: p.in.c.report(), Egress: p.out.c.report(),
 		})
 	}
+	for _, d := range s.stageDrops {
+		r.StageDrops = append(r.StageDrops, StageDropReport{Rule: d.String(), Stage: d.Stage.String(), Seen: d.seen, Dropped: d.dropped})
+	}
 	if c := s.ctl; c != nil {
 		r.Control = &ControlReport{
 			Addr: netip.AddrFrom4(c.ip).String(), MAC: s.ControlMAC().String(),
@@ -214,13 +231,32 @@ func (r Report) Drops() uint64 {
 }
 
 // FaultDrops is the frames the fault injector dropped, on every port and
-// in both directions, overflows included.
+// in both directions, overflows and stage drops included.
 func (r Report) FaultDrops() uint64 {
 	var n uint64
 	for _, p := range r.Ports {
 		n += p.Ingress.Dropped + p.Egress.Dropped + p.Ingress.Overflow + p.Egress.Overflow
 	}
+	return n + r.StageDropped()
+}
+
+// StageDropped is the TCPMig datagrams the stage drops dropped.
+func (r Report) StageDropped() uint64 {
+	var n uint64
+	for _, d := range r.StageDrops {
+		n += d.Dropped
+	}
 	return n
+}
+
+// StageDrop returns the report of the stage drop whose rule is rule.
+func (r Report) StageDrop(rule string) (StageDropReport, bool) {
+	for _, d := range r.StageDrops {
+		if d.Rule == rule {
+			return d, true
+		}
+	}
+	return StageDropReport{}, false
 }
 
 // Port returns the report of the port named name.
@@ -274,6 +310,9 @@ func (r Report) String() string {
 	}
 	if r.Held > 0 {
 		fmt.Fprintf(&b, "  held by delay faults: %d\n", r.Held)
+	}
+	for _, d := range r.StageDrops {
+		fmt.Fprintf(&b, "  stage drop %s: dropped %d of %d seen\n", d.Rule, d.Dropped, d.Seen)
 	}
 	return b.String()
 }

@@ -30,6 +30,8 @@ type Switch struct {
 	running bool
 	wake    chan struct{} // Run's timer: a held frame may be due sooner
 	ctr     verdictCounters
+	// stageDrops are Config.StageDrops with their counters.
+	stageDrops []*stageDrop
 }
 
 // port is one switch port and its counters; fields are guarded by
@@ -106,6 +108,9 @@ func New(cfg Config) (*Switch, error) {
 	if cfg.Control.Addr.IsValid() {
 		s.ctl = &control{ip: cfg.Control.Addr.As4(), mac: [6]byte(cfg.Control.MAC)}
 	}
+	for _, d := range cfg.StageDrops {
+		s.stageDrops = append(s.stageDrops, &stageDrop{StageDrop: d})
+	}
 	return s, nil
 }
 
@@ -173,6 +178,9 @@ func (s *Switch) ingress(in pipeline.Port, frame []byte) {
 	}
 	p.c.rxFrames++
 	p.c.rxBytes += uint64(len(frame))
+	if len(s.stageDrops) > 0 && s.dropStage(frame, false) {
+		return
+	}
 	copies := p.in.copies()
 	for range copies {
 		if d, ok := p.in.delay(); ok {
@@ -228,6 +236,9 @@ func (s *Switch) process(in *port, frame []byte) {
 
 // egress sends f out of p through the port's egress faults.
 func (s *Switch) egress(p *port, f []byte) {
+	if len(s.stageDrops) > 0 && s.dropStage(f, true) {
+		return
+	}
 	copies := p.out.copies()
 	for range copies {
 		if d, ok := p.out.delay(); ok {
