@@ -259,7 +259,7 @@ var badEdits = []struct {
 	{"transitiontimeout", "      - {from: idle, on: start,", "      - {from: preparing, on: timeout, to: failed}\n      - {from: idle, on: start,", []string{
 		`spec/x.yaml:146:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
 	}},
-	{"selfexhausted", "exhausted: failed, give_up: [resume_connection]", "exhausted: preparing, give_up: [resume_connection]", []string{
+	{"selfexhausted", "exhausted: failed, give_up: [resume_connection, reclaim_entry]", "exhausted: preparing, give_up: [resume_connection]", []string{
 		`spec/x.yaml:125:81: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
 	}},
 	{"nullname", "name: capybara", "name:", []string{

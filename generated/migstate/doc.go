@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 84bfa0ac8f0a3249
+// spec fingerprint: 662c49ed23cb11ea
 
 // Package migstate holds the migration state machines of the capybara spec (origin, target).
 //
@@ -22,7 +22,7 @@ import "errors"
 
 // SpecFingerprint is the fingerprint of the spec these machines come from; a runtime
 // compares it with the codec's and the switch's to refuse a mix of specs.
-const SpecFingerprint = "84bfa0ac8f0a3249"
+const SpecFingerprint = "662c49ed23cb11ea"
 
 var (
 	// ErrUnexpectedEvent is wrapped by the *EventError Handle returns for an event

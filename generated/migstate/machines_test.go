@@ -99,7 +99,7 @@ func TestOriginRetriesThenGivesUp(t *testing.T) {
 			t.Errorf("after retry %d RetriesLeft() = %d, want %d", i, m.RetriesLeft(), prepareRetries-i)
 		}
 	}
-	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"resume_connection"}, stopTimer: true})
+	checkOriginStep(t, &m, OriginEventTimeout, stepCheck{to: "failed", actions: []string{"resume_connection", "reclaim_entry"}, stopTimer: true})
 	// A late ACK means the switch may point at a target that will never
 	// get the state: reclaim the entry. Other late answers are stale.
 	checkOriginStep(t, &m, OriginEventPrepareMigAck, stepCheck{to: "failed", actions: []string{"reclaim_entry"}})

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 84bfa0ac8f0a3249
+// spec fingerprint: 662c49ed23cb11ea
 
 package migstate
 
@@ -178,7 +178,7 @@ const (
 	OriginActionResumeConnection
 	// OriginActionAbortConnection is abort_connection. Reset the connection; its state was lost in flight.
 	OriginActionAbortConnection
-	// OriginActionReclaimEntry is reclaim_entry. A late ACK: point the switch's entry back here (a LOAD ACK to its holder), or clear it if the connection is gone.
+	// OriginActionReclaimEntry is reclaim_entry. An ACK may have installed the entry unseen: point it back here (a LOAD ACK to its holder), or clear it (conn_closed) where that is safe.
 	OriginActionReclaimEntry
 )
 
@@ -361,6 +361,7 @@ func (m *Origin) Handle(ev OriginEvent) (OriginStep, error) {
 			}
 			// retries used up: give up
 			step.add(OriginActionResumeConnection)
+			step.add(OriginActionReclaimEntry)
 			m.enter(&step, OriginStateFailed)
 			return step, nil
 		}

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 84bfa0ac8f0a3249
+// spec fingerprint: 662c49ed23cb11ea
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -31,7 +31,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "84bfa0ac8f0a3249"
+const Fingerprint = "662c49ed23cb11ea"
 
 const (
 	// Levels is the number of directory levels; each has its own CRC.

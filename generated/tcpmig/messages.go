@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 84bfa0ac8f0a3249
+// spec fingerprint: 662c49ed23cb11ea
 
 package tcpmig
 

@@ -254,6 +254,10 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 	case migstate.OriginActionAbortConnection:
 		o.result = ResultAborted
 		if o.tc != nil {
+			// Segments of the client must now reach the stack, which no
+			// longer knows the connection and answers them with a RST the
+			// client accepts (the probe AbortDetached sends provokes one).
+			e.untomb(o.id)
 			e.st.AbortDetached(o.tc)
 			o.tc = nil
 		}
@@ -264,23 +268,32 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 	}
 }
 
-// reclaim answers an ACK that came after this server gave up preparing: the
-// switch may now point the client at o.ackBy, which will never get the
-// state. If the connection is still served here, a LOAD ACK to o.ackBy
-// (the lease's holder, so the switch lets it hand over) points the entry
-// back here, and the connection's end will release it; if the connection
-// is gone, conn_closed clears the entry.
+// reclaim makes sure the switch does not point the client at a target that
+// will never get the state. After a late ACK (o.ackBy answered after this
+// server gave up preparing) and with the connection still here, a LOAD ACK
+// to o.ackBy, the lease's holder, hands the entry back here, and the
+// connection's end releases it. After giving up with no ACK at all, an ACK
+// lost after the switch may still have installed the entry: at the
+// connection's original server, conn_closed clears it (the client's
+// address for it is this server's, so no entry is the right state); a
+// server that holds a connection migrated in cannot tell where the entry
+// points and leaves it. If the connection is gone, conn_closed clears the
+// entry.
 func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
-	if o.tc == nil && e.st.LookupConn(o.id) != nil {
+	here := o.tc == nil && e.st.LookupConn(o.id) != nil
+	switch {
+	case here && o.ackBy.IsValid():
 		m := tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
 		e.send(o.ackBy, &m) //nolint:errcheck // a later ACK reclaims again
 		e.host(now, o.id, o.k)
 		e.stats.Reclaims++
-		return
+	case here && netip.AddrFrom4(o.k.originIP) != e.self:
+		// A connection migrated in: its entry is not ours to clear.
+	default:
+		e.sendRelease(o.k.conn())
+		e.stats.Releases++
 	}
-	e.sendRelease(o.k.conn())
-	e.stats.Releases++
 }
 
 // freeze takes the connection out of the stack (it sends nothing from now

@@ -323,8 +323,8 @@ func (s *Stack) AttachConn(tc *tcp.Conn) (*Conn, error) {
 }
 
 // AbortDetached resets a connection that DetachConn took out of the
-// stack: it sends the RST tc.Abort makes, from this stack's address, and
-// nothing else. The migration layer uses it when a connection's state was
+// stack: it sends the RST tc.Abort makes, from this stack's address, then a
+// keep-alive probe (see tcp.Conn.KeepAliveProbe). The migration layer uses it when a connection's state was
 // lost in flight and the peer must not hang.
 func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	if tc == nil {
@@ -336,12 +336,19 @@ func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	if s.conns[id] != nil && s.conns[id].tc == tc {
 		return // not detached: Conn.Abort is the way
 	}
+	// The peer may have moved past the sequence numbers tc knows (another
+	// server served it meanwhile), and would then drop the RST as out of
+	// window: a keep-alive probe after it makes the peer answer with its
+	// RCV.NXT, and this stack, which no longer knows the connection,
+	// answers that with a RST the peer accepts.
+	probe := tc.KeepAliveProbe()
 	tc.Abort()
 	c := &Conn{s: s, tc: tc, id: id, idx: -1, established: true, detached: true}
 	now := s.nowLocked()
 	s.txConn = c
 	s.beginBurst()
 	tc.Output(now, s.emit)
+	s.emit(&probe)
 	s.endBurst()
 	s.txConn = nil
 }

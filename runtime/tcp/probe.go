@@ -1,0 +1,16 @@
+package tcp
+
+// KeepAliveProbe returns the segment a keep-alive sends (RFC 9293 §3.8.4):
+// an ACK with sequence number SND.NXT-1 and no data. The peer finds it old
+// and answers with an ACK that carries its RCV.NXT, whatever it received
+// from anyone since. The migration layer uses it after resetting a
+// connection whose peer may have moved past the RST's sequence number: the
+// answer reaches a stack that no longer knows the connection, and the RST
+// that stack sends carries exactly the sequence number the peer accepts.
+func (c *Conn) KeepAliveProbe() Segment {
+	return Segment{
+		SrcPort: c.id.Local.Port(), DstPort: c.id.Remote.Port(),
+		Seq: c.sndNxt - 1, Ack: c.rcvNxt, Flags: FlagACK,
+		Window: c.windowField(false), WindowScale: -1,
+	}
+}
