@@ -286,8 +286,10 @@ func TestRunArgv(t *testing.T) {
 	if !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(sw) =\n%q\nwant\n%q", argv, want)
 	}
+	// Behind a switch with a control address, servers migrate.
 	argv, err = tb.RunArgv("s2", "capygen")
-	if want := []string{"capygen", "serve", "-addr", "10.77.0.12/24", "-iface", "veth0"}; err != nil || !reflect.DeepEqual(argv, want) {
+	if want := []string{"capygen", "serve", "-addr", "10.77.0.12/24", "-iface", "veth0",
+		"-switch", "10.77.0.254", "-control", ControlSocket(tb.Tag, "s2"), "-records", RecordsFile(tb.Tag, "s2"), "-echo", "7"}; err != nil || !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(s2) = %q, %v, want %q", argv, err, want)
 	}
 	if _, err := tb.RunArgv("client", "capygen"); err == nil {
@@ -299,7 +301,9 @@ func TestRunArgv(t *testing.T) {
 		t.Fatal(err)
 	}
 	argv, _ = (&Testbed{Topology: topo, Tag: "x"}).RunArgv("s1", "capygen")
-	if want := []string{"capygen", "serve", "-addr", "10.77.0.2/24", "-iface", "veth0", "-http", ":8080"}; !reflect.DeepEqual(argv, want) {
+	if want := []string{"capygen", "serve", "-addr", "10.77.0.2/24", "-iface", "veth0",
+		"-switch", "10.77.0.254", "-control", ControlSocket("x", "s1"), "-records", RecordsFile("x", "s1"), "-echo", "7",
+		"-http", ":8080"}; !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(s1 with args) = %q, want %q", argv, want)
 	}
 }
