@@ -353,10 +353,13 @@ func (e *Engine) sendState(o *outgoing) {
 			return e.send(o.target, frag)
 		})
 	}
-	err := send(start, total)
-	if err == nil && start > 0 {
-		err = send(0, start)
-	}
+	var err error
+	e.st.Burst(func() { // one kick of the link for the whole state
+		err = send(start, total)
+		if err == nil && start > 0 {
+			err = send(0, start)
+		}
+	})
 	if err != nil {
 		// Over the spec's cap: no resend can help, and the machine's timer
 		// ends in a reset. A refusal by the stack (say, ARP still

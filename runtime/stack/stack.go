@@ -662,6 +662,22 @@ func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
 	return nil
 }
 
+// Burst runs f, which may send with any Stack method, and kicks the link
+// once at its end instead of once per frame (on a link.Batcher; otherwise
+// frames leave as they are sent). The migration layer sends a connection's
+// state, hundreds of datagrams, this way.
+func (s *Stack) Burst(f func()) {
+	s.mu.Lock()
+	s.beginBurst()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.endBurst()
+		s.mu.Unlock()
+	}()
+	f()
+}
+
 // SendUDP sends one datagram from src (whose address must be ours or
 // unspecified) to dst. A datagram waiting for ARP is queued and counts as
 // sent; one that does not fit the MTU fails with ErrTooBig.
