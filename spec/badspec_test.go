@@ -75,6 +75,9 @@ var badEdits = []struct {
 	{"stageundef", "stage: conn_state_ack\n", "stage: conn_state_acked\n", []string{
 		`spec/x.yaml:81:12: messages.conn_state_ack.stage: "conn_state_acked" is not a value of enum stage; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
+	{"gonamecollision", "      - {name: freeze_connection, doc:", "      - {name: tcp_x}\n      - {name: tcpx}\n      - {name: freeze_connection, doc:", []string{
+		`spec/x.yaml:140:9: action "tcpx" and action "tcp_x" (spec/x.yaml:139:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
+	}},
 	{"dupmessage", "  - name: conn_state_ack\n", "  - name: conn_state\n", []string{
 		`spec/x.yaml:80:11: messages.conn_state.name: message "conn_state" is already defined at line 70; rename one`,
 		`spec/x.yaml:136:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,

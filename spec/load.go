@@ -60,6 +60,10 @@ func ParseNode(name string, doc *yaml.Node) (*Spec, error) {
 	if root := d.root(doc); root != nil {
 		s = d.spec(root)
 	}
+	if len(d.diags) == 0 {
+		// Names are checked once whole: a collision spans sections.
+		d.diags = goNameCollisions(s)
+	}
 	if len(d.diags) > 0 {
 		sortDiagnostics(d.diags)
 		return nil, &ErrorList{Errors: d.diags}

@@ -202,7 +202,7 @@ func newGen(s *spec.Spec, opt genfile.Options) (*gen, error) {
 	if !isIdent(g.pkg) {
 		return nil, fmt.Errorf("codec: header name %q is not a lower-case identifier usable as a Go package name; rename header.name", g.pkg)
 	}
-	g.view = goName(s.Header.Name)
+	g.view = s.Header.GoName()
 	g.fieldsType = g.view + "Fields"
 	g.layer = g.view + "Layer"
 	g.layerType = "LayerType" + g.view
@@ -215,9 +215,9 @@ func newGen(s *spec.Spec, opt genfile.Options) (*gen, error) {
 		return nil, fmt.Errorf("codec: header %s is %d bits, not whole bytes; pad it with a reserved field", s.Header.Name, sumBits(s.Header.Fields))
 	}
 	for _, e := range s.Enums {
-		ge := &enum{Enum: e, Go: goName(e.Name), Under: uintType(e.Bits)}
+		ge := &enum{Enum: e, Go: e.GoName(), Under: uintType(e.Bits)}
 		for _, v := range e.Values {
-			ge.Values = append(ge.Values, enumValue{EnumValue: v, Go: ge.Go + goName(v.Name)})
+			ge.Values = append(ge.Values, enumValue{EnumValue: v, Go: ge.Go + v.GoName()})
 		}
 		g.enums = append(g.enums, ge)
 	}
@@ -299,7 +299,7 @@ func (g *gen) enumOf(e *spec.Enum) *enum {
 func (g *gen) fields(where string, fs []*spec.Field) ([]*field, error) {
 	var out []*field
 	for i, sf := range fs {
-		f := &field{Field: sf, Go: goName(sf.Name)}
+		f := &field{Field: sf, Go: sf.GoName()}
 		if f.Go == "" {
 			return nil, fmt.Errorf("codec: %s field %d has no name", where, i)
 		}
@@ -345,7 +345,7 @@ func (g *gen) fields(where string, fs []*spec.Field) ([]*field, error) {
 }
 
 func (g *gen) message(m *spec.Message) (*message, error) {
-	gm := &message{Message: m, Go: goName(m.Name)}
+	gm := &message{Message: m, Go: m.GoName()}
 	if m.Stage == nil {
 		return nil, fmt.Errorf("codec: message %s has no stage", m.Name)
 	}

@@ -103,22 +103,6 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-func TestGoName(t *testing.T) {
-	for in, want := range map[string]string{
-		"tcpmig": "TCPMig", "prepare_mig_ack": "PrepareMigAck", "origin_ip": "OriginIP", "client_port": "ClientPort",
-		"udpecho": "UDPEcho", "tcp": "TCP", "ipv4_addr": "IPv4Addr", "server_mac": "ServerMAC", "tcp2": "Tcp2",
-	} {
-		if got := goName(in); got != want {
-			t.Errorf("goName(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{"TCPMig": "tcpMig", "ConnState": "connState", "TCP": "tcp"} {
-		if got := lowerFirst(in); got != want {
-			t.Errorf("lowerFirst(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestEmitterRefuses(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"fmt"
+	"github.com/capygen/capygen/spec"
 	"time"
 
 	"github.com/dave/jennifer/jen"
@@ -68,7 +69,7 @@ func (g *gen) genFragmentOf(f *jen.File, m *message) {
 	)
 
 	r := m.Go + "Reassembler"
-	part := lowerFirst(m.Go) + "Partial"
+	part := spec.GoUnexported(m.Go) + "Partial"
 	f.Add(docf(`%[1]s puts fragmented %[2]s messages back together with bounded
 memory. Fragments may come in any order; a fragment received twice with the
 same bytes is ignored, with other bytes it is refused (the first copy wins).

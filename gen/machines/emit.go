@@ -22,7 +22,7 @@ type machine struct {
 }
 
 func newMachine(s *spec.Spec, m *spec.Machine) *machine {
-	t := camel(m.Name)
+	t := m.GoName()
 	g := &machine{s: s, m: m, typ: t, stateT: t + "State", eventT: t + "Event", actionT: t + "Action",
 		stepT: t + "Step", maxActs: "Max" + t + "Actions", recv: "m"}
 	for _, ev := range m.Events {
@@ -33,9 +33,9 @@ func newMachine(s *spec.Spec, m *spec.Machine) *machine {
 	return g
 }
 
-func (g *machine) state(st *spec.State) string  { return g.stateT + camel(st.Name) }
-func (g *machine) event(ev *spec.Event) string  { return g.eventT + camel(ev.Name) }
-func (g *machine) action(a *spec.Action) string { return g.actionT + camel(a.Name) }
+func (g *machine) state(st *spec.State) string  { return g.stateT + st.GoName() }
+func (g *machine) event(ev *spec.Event) string  { return g.eventT + ev.GoName() }
+func (g *machine) action(a *spec.Action) string { return g.actionT + a.GoName() }
 
 // maxActions is the most actions one step can carry: the largest of any
 // transition's list, any give-up list, and a resend.

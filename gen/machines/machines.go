@@ -125,18 +125,6 @@ func render(s *spec.Spec, opt genfile.Options, name string, body func(*jen.File)
 	return genfile.FormatGo(Dir+"/"+name, buf.Bytes())
 }
 
-// camel turns a lower_snake spec name into an exported Go identifier.
-func camel(name string) string {
-	var b strings.Builder
-	for _, part := range strings.Split(name, "_") {
-		if part == "" {
-			continue
-		}
-		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
-	}
-	return b.String()
-}
-
 // genDoc writes the package documentation and what every machine shares.
 func genDoc(f *jen.File, s *spec.Spec) {
 	var names []string

@@ -143,9 +143,6 @@ func TestRefusesCollidingNames(t *testing.T) {
 		pairs []string
 		want  string
 	}{
-		{"camel collision", []string{"      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: done2, final: true}\n      - {name: done_2, final: true}\n",
-			"{from: idle, on: start, to: preparing,", "{from: idle, on: rejected, to: done2}\n      - {from: idle, on: conn_state_ack, to: done_2}\n      - {from: idle, on: start, to: preparing,"},
-			"state origin.done2 and state origin.done_2 both become the Go identifier OriginStateDone2; rename one"},
 		{"doc machine", []string{"  - name: target\n", "  - name: doc\n"}, `machine "doc" would overwrite migstate/doc.go; rename it`},
 		{"shared name", []string{"  - name: target\n", "  - name: event_error\n"}, "the package's own EventError and machine event_error both become the Go identifier EventError; rename one"},
 	} {

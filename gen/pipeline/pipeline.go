@@ -102,22 +102,3 @@ func readField(buf string, f *spec.Field, typ string) *jen.Statement {
 func hex(v uint64, digits int) *jen.Statement {
 	return jen.Op(fmt.Sprintf("0x%0*x", digits, v))
 }
-
-// camel turns lower_snake into lowerCamel (first) or UpperCamel.
-func camel(s string, upper bool) string {
-	var b []byte
-	up := upper
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' {
-			up = true
-			continue
-		}
-		if up && c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		up = false
-		b = append(b, c)
-	}
-	return string(b)
-}
