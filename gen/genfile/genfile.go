@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/capygen/capygen/spec"
+	"github.com/dave/jennifer/jen"
 )
 
 // Marker is the first line of every generated file (after its comment
@@ -103,4 +104,43 @@ func FormatGo(name string, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: generated Go does not parse: %v\n%s", name, err, b.String())
 	}
 	return out, nil
+}
+
+// GenrtPath is the import path of the runtime under every generated Go
+// package.
+const GenrtPath = "github.com/capygen/capygen/runtime/genrt"
+
+// GenVersion is the version of the generated Go this capygen writes; it
+// must lie in runtime/genrt's MinVersion..MaxVersion (a test checks it,
+// since the generator itself imports no runtime).
+const GenVersion = 1
+
+// GoFile renders one generated Go file: the header, the body the emitter
+// writes into f, gofmt. It is the one place the emitters turn jen into
+// bytes; name is the file's path below the output root, for errors.
+func GoFile(s *spec.Spec, opt Options, name, pkg string, body func(f *jen.File)) ([]byte, error) {
+	f := jen.NewFile(pkg)
+	f.HeaderComment(strings.TrimSuffix(Header(s, opt, "// "), "\n"))
+	body(f)
+	var buf bytes.Buffer
+	if err := f.Render(&buf); err != nil {
+		return nil, fmt.Errorf("%s: render: %w", name, err)
+	}
+	return FormatGo(name, buf.Bytes())
+}
+
+// EnforceVersion writes the version check one file of every generated Go
+// package carries (see runtime/genrt): the package stops compiling when
+// the runtime cannot serve the generated code, or the reverse.
+func EnforceVersion(f *jen.File) { EnforceVersionAt(f, GenVersion) }
+
+// EnforceVersionAt writes the version check for generated code of version
+// v; tests use it to show a mismatch does not compile.
+func EnforceVersionAt(f *jen.File, v int) {
+	f.Const().Defs(
+		jen.Comment("Verify that this generated code is sufficiently up-to-date."),
+		jen.Id("_").Op("=").Qual(GenrtPath, "EnforceVersion").Call(jen.Lit(v).Op("-").Qual(GenrtPath, "MinVersion")),
+		jen.Comment("Verify that runtime/genrt is sufficiently up-to-date."),
+		jen.Id("_").Op("=").Qual(GenrtPath, "EnforceVersion").Call(jen.Qual(GenrtPath, "MaxVersion").Op("-").Lit(v)),
+	)
 }
