@@ -2,8 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,71 +13,6 @@ import (
 	"github.com/capygen/capygen/spec"
 	"github.com/capygen/capygen/spec/spectest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func TestGolden(t *testing.T) {
-	files, err := Generate(spectest.Default(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join("testdata", "golden")
-	if *update {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Fatal(err)
-		}
-		gentest.WriteFiles(t, dir, files)
-	}
-	var want []string
-	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			want = append(want, filepath.ToSlash(rel))
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%v (run go test ./gen/codec -update)", err)
-	}
-	if diff := cmp.Diff(want, files.Names()); diff != "" {
-		t.Errorf("generated file set differs from testdata/golden (-golden +generated):\n%s", diff)
-	}
-	for _, name := range files.Names() {
-		golden, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
-		if err != nil {
-			continue
-		}
-		if diff := cmp.Diff(string(golden), string(files[name])); diff != "" {
-			t.Errorf("%s differs from its golden file (-golden +generated); run go test ./gen/codec -update:\n%s", name, diff)
-		}
-	}
-}
-
-// TestCommittedOutput keeps generated/ in step with the emitter: every file
-// it emits is committed as emitted, and every committed file with the
-// generated header is still emitted.
-func TestCommittedOutput(t *testing.T) {
-	files, err := Generate(spectest.Default(t), committedOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range files.Names() {
-		got, err := os.ReadFile(filepath.Join(committedDir, filepath.FromSlash(name)))
-		if err != nil || !bytes.Equal(got, files[name]) {
-			t.Errorf("generated/%s is stale (%v); run go test ./gen/codec -run TestWriteGenerated -write-generated", name, err)
-		}
-	}
-	ents, err := os.ReadDir(filepath.Join(committedDir, "tcpmig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(committedDir, "tcpmig", e.Name()))
-		if err == nil && genfile.IsGenerated(b) && files["tcpmig/"+e.Name()] == nil {
-			t.Errorf("generated/tcpmig/%s carries the generated header but is no longer emitted; delete it", e.Name())
-		}
-	}
-}
 
 func TestDeterministic(t *testing.T) {
 	s := spectest.Default(t)
@@ -101,6 +34,15 @@ func TestDeterministic(t *testing.T) {
 			t.Errorf("%s lacks the generated header with version and fingerprint", name)
 		}
 	}
+}
+
+// TestGolden: generated/tcpmig is the golden copy of the default spec.
+func TestGolden(t *testing.T) {
+	files, err := Generate(spectest.Default(t), genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gentest.MatchCommitted(t, files)
 }
 
 func TestEmitterRefuses(t *testing.T) {

@@ -144,3 +144,19 @@ func EnforceVersionAt(f *jen.File, v int) {
 		jen.Id("_").Op("=").Qual(GenrtPath, "EnforceVersion").Call(jen.Qual(GenrtPath, "MaxVersion").Op("-").Lit(v)),
 	)
 }
+
+// WithoutVersion drops the "versions:" lines Header writes when
+// Options.Version is set, under any comment prefix, so a committed file
+// compares with one generated without a version.
+func WithoutVersion(b []byte) []byte {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(lines); i++ {
+		if i < 8 && bytes.HasSuffix(bytes.TrimRight(lines[i], "\n"), []byte(" versions:")) {
+			i++ // and the "\tcapygen vX" line after it
+			continue
+		}
+		out = append(out, lines[i]...)
+	}
+	return out
+}

@@ -12,8 +12,7 @@ import (
 	"github.com/capygen/capygen/spec/spectest"
 )
 
-// The goldens only say that the program did not change; -update rewrites
-// them. These checks say that every rule of gen/SWITCH.md is in the
+// The golden copy (generated/p4) only says that the program did not change. These checks say that every rule of gen/SWITCH.md is in the
 // program, one rule each, so a template edit that drops a rule fails here
 // whatever the goldens say. TestSwitchRulesCatchRemovals takes each rule
 // out of a generated program and checks that its check fails.
