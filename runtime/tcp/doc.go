@@ -33,7 +33,10 @@
 // # Implemented
 //
 //   - RFC 9293: active, passive and simultaneous open; the acceptability
-//     test in every state; RST processing and generation; FIN in both
+//     test in every state, with the special allowance for ACKs when our
+//     window is zero (an unacceptable segment within one maximum window
+//     of rcv.nxt still has its ACK field and window processed, its text
+//     dropped); RST processing and generation; FIN in both
 //     directions, half close, simultaneous close, TIME-WAIT (2MSL, with
 //     re-ACK of retransmitted FINs; an exact RST ends it, as RFC 9293 and
 //     Linux do, and Reusable tells the stack when a new SYN may take the

@@ -48,6 +48,9 @@ func (c *Conn) Input(now Time, seg *Segment) {
 				c.closeAt = now + c.cfg.TimeWait // re-ACK the FIN and restart 2MSL
 			}
 		}
+		if c.zeroWindowACK(seg) {
+			c.processACK(now, seg, false) // the ACK field only: text and FIN stay dropped
+		}
 		return
 	}
 
@@ -72,7 +75,7 @@ func (c *Conn) Input(now Time, seg *Segment) {
 		}
 		c.establish(now, seg)
 	}
-	if !c.processACK(now, seg) || c.state == StateClosed {
+	if !c.processACK(now, seg, true) || c.state == StateClosed {
 		return
 	}
 	c.receive(now, seg)
@@ -95,6 +98,33 @@ func (c *Conn) acceptable(seg *Segment) bool {
 		return seg.Seq == c.rcvNxt
 	}
 	return seqInWindow(seg.Seq, c.rcvNxt, wnd) || seqInWindow(seg.Seq+n-1, c.rcvNxt, wnd)
+}
+
+// zeroWindowACK reports whether seg, which failed the acceptability test,
+// still has its ACK field processed: RFC 9293 §3.10.7.4 asks for a
+// "special allowance ... to accept valid ACKs" when RCV.WND is zero, and
+// without one two ends can stall for good. With our window shut, the
+// only acceptable segment sits exactly at rcv.nxt, but a peer in persist
+// probes at its snd.una-1 (old), and a peer whose idea of our window ran
+// past its right edge (the SND.WL1/WL2 rule alone allows that) sends its
+// ACKs at its snd.nxt, beyond it. Such segments are let through when
+// their sequence number lies within the largest window we can advertise
+// of rcv.nxt, on either side: a blind attacker needs the sequence number
+// no more precisely than when the window is open, and processACK still
+// drops an ACK outside RFC 5961 §5.2's range. RSTs and SYNs get no
+// allowance (a RST must hit rcv.nxt, which is acceptable anyway), nor do
+// states where the peer has sent its FIN (no window is left to open).
+func (c *Conn) zeroWindowACK(seg *Segment) bool {
+	if seg.Flags&(FlagACK|FlagSYN|FlagRST) != FlagACK || !c.state.CanReceive() || c.rcvWindow() != 0 {
+		return false
+	}
+	span := c.maxRcvWindow()
+	return seqInWindow(seg.Seq, c.rcvNxt-span, 2*span+1)
+}
+
+// maxRcvWindow is the largest window we can advertise.
+func (c *Conn) maxRcvWindow() uint32 {
+	return min(uint32(c.rcvBuf.cap()), 0xffff<<c.rcvShift)
 }
 
 // rcvWindow is what remains of the window we last advertised.
@@ -214,7 +244,10 @@ func (c *Conn) rttSample(r time.Duration) {
 
 // processACK is the ACK-field step of RFC 9293 §3.10.7.4 plus RFC 5681/6582
 // congestion control. It reports false when the segment must be dropped.
-func (c *Conn) processACK(now Time, seg *Segment) bool {
+// A segment that failed the acceptability test (acceptable false, see
+// zeroWindowACK) may advance snd.una and update the window but never
+// counts as a duplicate ACK: it says nothing about what the peer received.
+func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	ack := seg.Ack
 	if seqGT(ack, c.sndMax) || seqLT(ack, c.sndUna-c.maxSndWnd) {
 		c.ackNow = true // RFC 5961 §5.2: ACK and drop
@@ -259,7 +292,7 @@ func (c *Conn) processACK(now Time, seg *Segment) bool {
 				return false
 			}
 		}
-	case ack == c.sndUna && len(seg.Payload) == 0 && seg.Flags&(FlagSYN|FlagFIN) == 0 &&
+	case acceptable && ack == c.sndUna && len(seg.Payload) == 0 && seg.Flags&(FlagSYN|FlagFIN) == 0 &&
 		c.sndMax != c.sndUna && uint32(seg.Window)<<c.sndShift == oldWnd:
 		c.dupAcks++
 		c.stats.DupAcks++
