@@ -13,6 +13,7 @@ import (
 
 	"github.com/capygen/capygen/generated/migstate"
 	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/internal/timerq"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -145,8 +146,7 @@ type Engine struct {
 	sessions  map[tcp.ID]*Session
 	hosted    map[tcp.ID]*hosted
 	epochs    map[tcp.ID]uint8 // the last epoch of each connection here
-	timers    timerHeap
-	timerSeq  uint64
+	timers    timerq.Queue[tcp.Time, timerEntry]
 	hbNext    tcp.Time
 	rng       *rand.Rand
 	stats     Stats

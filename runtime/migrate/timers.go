@@ -1,14 +1,12 @@
 package migrate
 
 import (
-	"container/heap"
 	"github.com/capygen/capygen/generated/migstate"
-
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
 // The engine's deadlines (machine timers, forgetting finished machines,
-// tombstones, refusals, hosted connections' checks) live in one min-heap,
+// tombstones, refusals, hosted connections' checks) live in one timerq.Queue,
 // so NextDeadline and Advance cost O(log n) per deadline instead of a scan
 // of every migration and connection; a server with many connections must
 // not pay per connection per tick. Entries are never removed: an entry whose
@@ -26,7 +24,6 @@ const (
 
 type timerEntry struct {
 	at   tcp.Time
-	seq  uint64 // ties fire in scheduling order, so a seed replays exactly
 	kind timerKind
 	out  *outgoing
 	in   *incoming
@@ -34,31 +31,9 @@ type timerEntry struct {
 	k    key    // refused
 }
 
-type timerHeap []timerEntry
-
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].seq < h[j].seq
-}
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = timerEntry{}
-	*h = old[:len(old)-1]
-	return e
-}
-
-// schedule adds a deadline. e.mu is held.
-func (e *Engine) schedule(t timerEntry) {
-	e.timerSeq++
-	t.seq = e.timerSeq
-	heap.Push(&e.timers, t)
-}
+// schedule adds a deadline; ties fire in scheduling order, so a seed
+// replays exactly. e.mu is held.
+func (e *Engine) schedule(t timerEntry) { e.timers.Push(t.at, t) }
 
 // live reports whether t still stands for its object's deadline. e.mu is
 // held.
@@ -84,19 +59,22 @@ func (e *Engine) live(t timerEntry) bool {
 // nextTimer is the earliest live deadline, dropping stale entries on top.
 // e.mu is held.
 func (e *Engine) nextTimer() (tcp.Time, bool) {
-	for len(e.timers) > 0 {
-		if e.live(e.timers[0]) {
-			return e.timers[0].at, true
+	for {
+		at, t, ok := e.timers.Peek()
+		if !ok {
+			return 0, false
 		}
-		heap.Pop(&e.timers)
+		if e.live(*t) {
+			return at, true
+		}
+		e.timers.Pop()
 	}
-	return 0, false
 }
 
 // fireTimers runs every live deadline due at now. e.mu is held.
 func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
-	for len(e.timers) > 0 && e.timers[0].at <= now {
-		t := heap.Pop(&e.timers).(timerEntry)
+	for at, _, ok := e.timers.Peek(); ok && at <= now; at, _, ok = e.timers.Peek() {
+		_, t, _ := e.timers.Pop()
 		if !e.live(t) {
 			continue
 		}

@@ -28,6 +28,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/capygen/capygen/internal/timerq"
 	"github.com/capygen/capygen/runtime/link"
 )
 
@@ -68,8 +69,7 @@ type Handler interface {
 type Sim struct {
 	cfg    Config
 	now    Time
-	seq    uint64
-	events eventHeap
+	events timerq.Queue[Time, event]
 	rng    *rand.Rand
 	nodes  []*Node
 	links  []*Link
@@ -410,7 +410,6 @@ func (s *Sim) Trace() []Event { return s.trace }
 // event is a frame in flight.
 type event struct {
 	at    Time
-	seq   uint64
 	to    *Port
 	frame []byte
 	link  *Link
@@ -418,11 +417,7 @@ type event struct {
 	hash  uint32
 }
 
-func (s *Sim) schedule(e event) {
-	s.seq++
-	e.seq = s.seq
-	s.events.push(e)
-}
+func (s *Sim) schedule(e event) { s.events.Push(e.at, e) }
 
 // maxStepsPerInstant bounds the work at one virtual instant, which only a
 // node whose deadline never clears (a bug) exceeds.
@@ -432,8 +427,8 @@ const maxStepsPerInstant = 1 << 20
 // earlier (deliveries first on ties), and reports whether there was one.
 func (s *Sim) Step() bool {
 	node, dl, haveDL := s.nextTimer()
-	if len(s.events) > 0 && (!haveDL || s.events[0].at <= dl) {
-		e := s.events.pop()
+	if at, _, ok := s.events.Peek(); ok && (!haveDL || at <= dl) {
+		_, e, _ := s.events.Pop()
 		s.now = max(s.now, e.at)
 		s.record(ActionDeliver, e.link, e.side, e.hash, len(e.frame))
 		n := e.to.node
@@ -508,53 +503,8 @@ func (s *Sim) run(limit Time, cond func() bool) error {
 // peek is the time of the next step.
 func (s *Sim) peek() (Time, bool) {
 	_, dl, ok := s.nextTimer()
-	if len(s.events) > 0 && (!ok || s.events[0].at < dl) {
-		return s.events[0].at, true
+	if at, _, have := s.events.Peek(); have && (!ok || at < dl) {
+		return at, true
 	}
 	return dl, ok
-}
-
-// eventHeap is a binary min-heap on (at, seq), typed to avoid boxing.
-type eventHeap []event
-
-func (h eventHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
-}
-
-func (h *eventHeap) push(e event) {
-	*h = append(*h, e)
-	a := *h
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !a.less(i, p) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (h *eventHeap) pop() event {
-	a := *h
-	top := a[0]
-	last := len(a) - 1
-	a[0] = a[last]
-	a[last] = event{}
-	a = a[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(a) && a.less(l, m) {
-			m = l
-		}
-		if r < len(a) && a.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	*h = a
-	return top
 }

@@ -60,68 +60,11 @@ func (f *faulter) delay() (time.Duration, bool) {
 	return d, true
 }
 
-// heldFrame is a frame a delay fault holds until at.
+// heldFrame is a frame a delay fault holds; the switch's timerq.Queue
+// keeps it until it is due, frames due at the same time leaving in the
+// order they were held.
 type heldFrame struct {
-	at      time.Duration
-	seq     uint64
 	port    *port
 	ingress bool // process on arrival (ingress delay) rather than send
 	frame   []byte
-}
-
-// heldQueue is a binary min-heap on (at, seq): frames due at the same
-// time leave in the order they were held.
-type heldQueue struct {
-	a   []heldFrame
-	seq uint64
-}
-
-func (h *heldQueue) len() int { return len(h.a) }
-
-// next is the earliest held frame; the queue must not be empty.
-func (h *heldQueue) next() *heldFrame { return &h.a[0] }
-
-func (h *heldQueue) less(i, j int) bool {
-	a := h.a
-	return a[i].at < a[j].at || a[i].at == a[j].at && a[i].seq < a[j].seq
-}
-
-func (h *heldQueue) push(e heldFrame) {
-	h.seq++
-	e.seq = h.seq
-	h.a = append(h.a, e)
-	a := h.a
-	for i := len(a) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		a[i], a[p] = a[p], a[i]
-		i = p
-	}
-}
-
-func (h *heldQueue) pop() heldFrame {
-	a := h.a
-	top := a[0]
-	last := len(a) - 1
-	a[0] = a[last]
-	a[last] = heldFrame{}
-	h.a = a[:last]
-	a = h.a
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(a) && h.less(l, m) {
-			m = l
-		}
-		if r < len(a) && h.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		a[i], a[m] = a[m], a[i]
-		i = m
-	}
-	return top
 }

@@ -143,7 +143,7 @@ func (s *Switch) Report() Report {
 	}
 	r := Report{
 		Now:  s.now,
-		Held: s.held.len(),
+		Held: s.held.Len(),
 		Verdicts: VerdictReport{
 			Processed: s.ctr.processed, Forwarded: s.ctr.forwarded, Flooded: s.ctr.flooded,
 			Replied: s.ctr.replied, Dropped: s.ctr.dropped, NoEgress: s.ctr.noEgress,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/internal/timerq"
 	"github.com/capygen/capygen/runtime/link"
 )
 
@@ -21,7 +22,7 @@ type Switch struct {
 	ports   [pipeline.MaxPorts]*port // by pipeline port id
 	list    []*port                  // config order: flood order, report order
 	ctl     *control
-	held    heldQueue
+	held    timerq.Queue[time.Duration, heldFrame]
 	free    [][]byte // buffers of released held frames
 	scratch []byte   // the frame the pipeline rewrites in place
 	dirty   []*port  // ports with frames queued on their Batcher
@@ -153,10 +154,8 @@ func (s *Switch) Advance(now time.Duration) {
 func (s *Switch) NextDeadline() (time.Duration, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.held.len() == 0 {
-		return 0, false
-	}
-	return s.held.next().at, true
+	at, _, ok := s.held.Peek()
+	return at, ok
 }
 
 // setNow moves the switch's clock; it never goes back.
@@ -287,7 +286,7 @@ func (s *Switch) hold(d time.Duration, p *port, ingress bool, f []byte) {
 	if ingress {
 		fc = &p.in
 	}
-	if s.held.len() >= s.cfg.MaxHeld {
+	if s.held.Len() >= s.cfg.MaxHeld {
 		fc.c.overflow++
 		return
 	}
@@ -296,8 +295,8 @@ func (s *Switch) hold(d time.Duration, p *port, ingress bool, f []byte) {
 		buf, s.free = s.free[n-1], s.free[:n-1]
 	}
 	at := s.now + d
-	s.held.push(heldFrame{at: at, port: p, ingress: ingress, frame: append(buf[:0], f...)})
-	if s.held.next().at == at {
+	s.held.Push(at, heldFrame{port: p, ingress: ingress, frame: append(buf[:0], f...)})
+	if next, _, _ := s.held.Peek(); next == at {
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -308,8 +307,8 @@ func (s *Switch) hold(d time.Duration, p *port, ingress bool, f []byte) {
 // release processes or sends every held frame due by s.now, in (time,
 // arrival) order.
 func (s *Switch) release() {
-	for s.held.len() > 0 && s.held.next().at <= s.now {
-		h := s.held.pop()
+	for at, _, ok := s.held.Peek(); ok && at <= s.now; at, _, ok = s.held.Peek() {
+		_, h, _ := s.held.Pop()
 		if h.ingress {
 			s.process(h.port, h.frame)
 		} else {
