@@ -177,17 +177,7 @@ func (s *Switch) ingress(in pipeline.Port, frame []byte) {
 	}
 	p.c.rxFrames++
 	p.c.rxBytes += uint64(len(frame))
-	if len(s.stageDrops) > 0 && s.dropStage(frame, false) {
-		return
-	}
-	copies := p.in.copies()
-	for range copies {
-		if d, ok := p.in.delay(); ok {
-			s.hold(d, p, true, frame)
-			continue
-		}
-		s.process(p, frame)
-	}
+	s.faults(p, frame, true)
 }
 
 // process runs one received frame through the control address and the
@@ -234,17 +224,29 @@ func (s *Switch) process(in *port, frame []byte) {
 }
 
 // egress sends f out of p through the port's egress faults.
-func (s *Switch) egress(p *port, f []byte) {
-	if len(s.stageDrops) > 0 && s.dropStage(f, true) {
+func (s *Switch) egress(p *port, f []byte) { s.faults(p, f, false) }
+
+// faults passes f through one direction of p's faults (stage drops,
+// duplicates, delays) and carries out each copy not held back: processed
+// on ingress, sent on egress. Held copies come back through release.
+func (s *Switch) faults(p *port, f []byte, ingress bool) {
+	if len(s.stageDrops) > 0 && s.dropStage(f, !ingress) {
 		return
 	}
-	copies := p.out.copies()
-	for range copies {
-		if d, ok := p.out.delay(); ok {
-			s.hold(d, p, false, f)
+	fc := &p.out
+	if ingress {
+		fc = &p.in
+	}
+	for range fc.copies() {
+		if d, ok := fc.delay(); ok {
+			s.hold(d, p, ingress, f)
 			continue
 		}
-		s.send(p, f)
+		if ingress {
+			s.process(p, f)
+		} else {
+			s.send(p, f)
+		}
 	}
 }
 
