@@ -18,9 +18,10 @@ import (
 // data; the server reads only once its own writes are done, as an HTTP
 // server answering pipelined requests does; 1% loss makes the server
 // retransmit. The client ended up with snd.nxt past the server's rcv.nxt
-// while the server's window was zero (an ACK that advanced its snd.una
-// without updating its window let it send beyond the window; the server
-// dropped that data). From then on every segment the client sent was
+// while the server's window was zero: an ACK that advanced its snd.una
+// without updating its window (a retransmission that filled a hole
+// carried a new ACK with an old sequence number) let it send beyond the
+// window, and the server dropped that data. From then on every segment the client sent was
 // unacceptable to the server (pure ACKs at snd.nxt lay beyond a zero
 // window, persist probes at snd.una-1 were old), so the server never
 // processed their ACK fields (RFC 9293 §3.10.7.4 asks for a "special
@@ -28,11 +29,27 @@ import (
 // buffer never drained, its application stayed blocked writing and never
 // read, the window stayed shut, and both sides backed off forever. With
 // -v a failure lists the last segments each side received.
+//
+// The configurations come from a sweep of seeds, request sizes and read
+// rates. The first stalled as above; the others still stalled once the
+// server processed such ACKs, as long as the client's stale window let
+// it send past the edge the server offered (the segments it then sent
+// lay beyond that edge while the window was not quite zero).
+// The lost segments make the server retransmit old data that carries its
+// newest ACK.
 func TestZeroWindowLivelock(t *testing.T) {
-	// A configuration that stalled, found by a sweep of seeds, request
-	// sizes and read rates; the lost segments make the server retransmit
-	// old data that carries its newest ACK.
-	livelockRun(t, 3, 150_001, 1_000_000, 16<<10, 20*time.Microsecond)
+	for _, tc := range []struct {
+		seed              uint64
+		reqSize, readRate int
+	}{
+		{3, 150_001, 16 << 10},
+		{10, 150_001, 16 << 10},
+		{12, 150_001, 4 << 10},
+		{16, 100_001, 16 << 10},
+		{44, 50_001, 16 << 10},
+	} {
+		livelockRun(t, tc.seed, tc.reqSize, 1_000_000, tc.readRate, 20*time.Microsecond)
+	}
 }
 
 // livelockRun runs the bulk exchange TestZeroWindowLivelock describes and

@@ -255,6 +255,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	}
 	oldWnd := c.sndWnd
 	mss := uint32(c.sndMSS)
+	advanced := seqGT(ack, c.sndUna)
 	switch {
 	case seqGT(ack, c.sndUna):
 		acked := ack - c.sndUna
@@ -319,8 +320,15 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			}
 		}
 	}
-	// Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
-	if seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack)) {
+	// Window update (RFC 9293 §3.10.7.4). The window counts from the
+	// segment's ACK, and we add it to snd.una: so only an ACK at snd.una
+	// (after the update above) may set it, and every ACK that advanced
+	// snd.una must, as in Linux's tcp_may_update_window; otherwise the
+	// SND.WL1/SND.WL2 rule decides. A retransmission that fills a hole
+	// carries a new ACK but an old sequence number and fails the WL1 test:
+	// keeping the old window then would move our idea of the peer's right
+	// edge past what it offered, and we would send data it must drop.
+	if ack == c.sndUna && (advanced || seqLT(c.sndWl1, seg.Seq) || (c.sndWl1 == seg.Seq && seqLEQ(c.sndWl2, ack))) {
 		c.sndWnd = uint32(seg.Window) << c.sndShift
 		c.sndWl1, c.sndWl2 = seg.Seq, ack
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)

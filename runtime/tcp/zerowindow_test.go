@@ -136,3 +136,50 @@ func TestNoAllowanceWithOpenWindow(t *testing.T) {
 	}
 	only(t, "answer to a segment beyond the window", emitted(b, now))
 }
+
+// TestSendWindowNeverPassesOfferedEdge: snd.una+snd.wnd is the right edge
+// the peer offered last. A retransmission that fills a hole carries a new
+// ACK with an old sequence number; it must still set the window (Linux's
+// tcp_may_update_window), and an ACK older than snd.una must not, or our
+// edge moves past the peer's and we send data it has no room for.
+func TestSendWindowNeverPassesOfferedEdge(t *testing.T) {
+	a, b, now := establish(t, Config{DelayedACK: -1}, Config{})
+	una := a.sndUna
+	if n, _ := a.Write(make([]byte, 1000)); n != 1000 {
+		t.Fatalf("Write = %d, want 1000", n)
+	}
+	emitted(a, now)
+	shift := a.sndShift
+	fromB := func(seq, ack uint32, wnd uint16, n int) Segment {
+		return Segment{SrcPort: addrB.Port(), DstPort: addrA.Port(), Seq: seq, Ack: ack, Flags: FlagACK, Window: wnd, Payload: make([]byte, n)}
+	}
+	s := b.sndNxt
+	edge := func() uint32 { return a.sndUna + a.sndWnd }
+	for _, step := range []struct {
+		name string
+		seg  Segment
+		want uint32 // the right edge A must hold after it
+	}{
+		// B's first 100 bytes are lost; the next 100 arrive out of order
+		// with an ACK for half of A's data and 800 bytes of room.
+		{"out-of-order data", fromB(s+100, una+500, uint16(800>>shift), 100), una + 500 + 800},
+		// B resends the lost bytes after taking A's data: its buffer is
+		// full at una+1000.
+		{"hole-filling retransmission", fromB(s, una+1000, 0, 100), una + 1000},
+		// A late ACK older than snd.una, with a newer sequence number.
+		{"late old ACK", fromB(s+200, una+500, 1000, 0), una + 1000},
+	} {
+		a.Input(now, &step.seg)
+		if got := edge(); got != step.want {
+			t.Fatalf("after %s %v: A's right edge %d, want %d", step.name, step.seg.String(), got-una, step.want-una)
+		}
+	}
+	if n, _ := a.Write(make([]byte, 2000)); n != 2000 {
+		t.Fatalf("Write = %d, want 2000", n)
+	}
+	for _, seg := range emitted(a, now) {
+		if len(seg.Payload) > 0 {
+			t.Fatalf("A sent %v into B's zero window", seg.String())
+		}
+	}
+}
