@@ -40,7 +40,8 @@ type Stats struct {
 type Conn struct {
 	cfg     Config
 	id      ID
-	state   State
+	state   State    // changed only by setState
+	entered StateSet // states entered since Transitions last ran
 	err     error
 	lastNow Time // time of the latest Input/Output, for Deadline
 
@@ -173,7 +174,7 @@ func newConn(cfg Config, id ID, iss uint32, now Time) *Conn {
 // emits the SYN (with MSS and window-scale options).
 func Dial(cfg Config, id ID, iss uint32, now Time) *Conn {
 	c := newConn(cfg, id, iss, now)
-	c.state = StateSynSent
+	c.setState(StateSynSent)
 	c.wsOK = true // offered; cleared if the SYN-ACK does not agree
 	return c
 }
@@ -188,7 +189,7 @@ func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error
 		return nil, fmt.Errorf("%w: ports %d>%d do not match id %v>%v", ErrNotSYN, syn.SrcPort, syn.DstPort, id.Remote, id.Local)
 	}
 	c := newConn(cfg, id, iss, now)
-	c.state = StateSynReceived
+	c.setState(StateSynReceived)
 	c.stats.SegmentsIn++
 	c.takeSYN(syn)
 	c.sndWnd = uint32(syn.Window) // never scaled in a SYN (RFC 7323 §2.2)
@@ -226,6 +227,31 @@ func (c *Conn) resetCwnd() {
 
 // State is the current RFC 9293 state.
 func (c *Conn) State() State { return c.state }
+
+// setState is the one place a connection changes state, as gVisor's
+// setEndpointState is: every transition goes through it (a test checks
+// that nothing else assigns c.state), and it records the state entered
+// for Transitions.
+func (c *Conn) setState(s State) {
+	if s == c.state {
+		return
+	}
+	c.state = s
+	c.entered |= 1 << s
+}
+
+// Transitions returns the states the connection entered since the last
+// call (or since Dial, Accept or Restore) and forgets them, so that the
+// caller reacts to state changes instead of polling State after every
+// Input and Output. A Conn never calls out: like the segments Output
+// hands over, transitions wait in the Conn, in a fixed 16-bit set that
+// costs no allocation. The set loses only their order, which RFC 9293's
+// state diagram gives: no connection enters a state twice.
+func (c *Conn) Transitions() StateSet {
+	t := c.entered
+	c.entered = 0
+	return t
+}
 
 // ID is the connection's address pair.
 func (c *Conn) ID() ID { return c.id }
@@ -352,9 +378,9 @@ func (c *Conn) Close() {
 	case StateSynReceived:
 		c.closeReq = true
 	case StateEstablished:
-		c.state = StateFinWait1
+		c.setState(StateFinWait1)
 	case StateCloseWait:
-		c.state = StateLastAck
+		c.setState(StateLastAck)
 	}
 }
 
@@ -377,7 +403,7 @@ func (c *Conn) Abort() {
 
 // setClosed enters CLOSED, records err (if none yet) and stops all timers.
 func (c *Conn) setClosed(err error) {
-	c.state = StateClosed
+	c.setState(StateClosed)
 	if c.err == nil {
 		c.err = err
 	}
@@ -387,7 +413,7 @@ func (c *Conn) setClosed(err error) {
 }
 
 func (c *Conn) enterTimeWait(now Time) {
-	c.state = StateTimeWait
+	c.setState(StateTimeWait)
 	c.retxOn, c.persist = false, false
 	c.tlpOn, c.tlpOut = false, false
 	c.closeOn = true

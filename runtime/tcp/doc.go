@@ -23,6 +23,11 @@
 // to send at once, the time of the latest Input/Output call. After Output
 // it is always later than Output's time, so an event loop never spins.
 //
+// Every state change goes through one choke point and is recorded:
+// Transitions returns the states entered since its last call, so that a
+// caller reacts to transitions (runtime/stack queues an accepted
+// connection when it enters ESTABLISHED) instead of polling State.
+//
 // Config.DelayedACK: zero means the 40 ms default (WithDefaults fills zero
 // fields), and a negative value disables delayed ACKs.
 //

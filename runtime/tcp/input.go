@@ -183,7 +183,7 @@ func (c *Conn) inputSynSent(now Time, seg *Segment) {
 	c.rcvAdvRight = c.rcvNxt + min(uint32(c.rcvBuf.free()), 0xffff) // what our SYN offered
 	if !hasACK {
 		// Simultaneous open: answer with SYN-ACK from the same ISS.
-		c.state = StateSynReceived
+		c.setState(StateSynReceived)
 		c.sndNxt = c.iss
 		c.sndWnd = uint32(seg.Window)
 		c.maxSndWnd = c.sndWnd
@@ -204,10 +204,10 @@ func (c *Conn) inputSynSent(now Time, seg *Segment) {
 
 // establish completes the handshake on an ACK of our SYN.
 func (c *Conn) establish(now Time, seg *Segment) {
-	c.state = StateEstablished
+	c.setState(StateEstablished)
 	if c.closeReq {
 		c.closeReq = false
-		c.state = StateFinWait1
+		c.setState(StateFinWait1)
 	}
 	c.sndUna = c.iss + 1
 	if seqLT(c.sndNxt, c.sndUna) {
@@ -285,7 +285,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		if finAcked {
 			switch c.state {
 			case StateFinWait1:
-				c.state = StateFinWait2
+				c.setState(StateFinWait2)
 			case StateClosing:
 				c.enterTimeWait(now)
 			case StateLastAck:
@@ -485,9 +485,9 @@ func (c *Conn) consumeFIN(now Time) {
 	c.ackNow = true
 	switch c.state {
 	case StateEstablished:
-		c.state = StateCloseWait
+		c.setState(StateCloseWait)
 	case StateFinWait1:
-		c.state = StateClosing // simultaneous close: our FIN is not yet acked
+		c.setState(StateClosing) // simultaneous close: our FIN is not yet acked
 	case StateFinWait2:
 		c.enterTimeWait(now)
 	}

@@ -295,7 +295,7 @@ func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	cfg.MSS = advMSS
 	cfg.SendBuffer, cfg.RecvBuffer = int(sndCap), int(rcvCap)
 	c := newConn(cfg, id, w[0], now)
-	c.state = state
+	c.setState(state)
 	c.err = snapErrors[ec]
 	c.wsOK = flags&snapWsOK != 0
 	c.closeReq = flags&snapCloseReq != 0

@@ -65,6 +65,26 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
+// StateSet is a set of states, one bit each: what Conn.Transitions
+// reports.
+type StateSet uint16
+
+// Has reports whether st is in the set.
+func (ss StateSet) Has(st State) bool { return st < numStates && ss&(1<<st) != 0 }
+
+func (ss StateSet) String() string {
+	b := []byte{'{'}
+	for st := StateInvalid; st < numStates; st++ {
+		if ss.Has(st) {
+			if len(b) > 1 {
+				b = append(b, ' ')
+			}
+			b = append(b, st.String()...)
+		}
+	}
+	return string(append(b, '}'))
+}
+
 // Valid reports whether s is one of the defined states.
 func (s State) Valid() bool { return s > StateInvalid && s < numStates }
 
