@@ -164,6 +164,9 @@ type Stack struct {
 	pingSeq   uint16
 	intercept TCPInterceptor
 	timers    TimerHook
+	// traceStates, set by tests, sees every set of state transitions
+	// output takes from a connection, before the stack reacts to it.
+	traceStates func(c *Conn, entered tcp.StateSet)
 
 	ipID     uint16
 	key      [32]byte // RFC 6528 secret

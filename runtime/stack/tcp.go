@@ -95,8 +95,11 @@ func (s *Stack) reset(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // counted as a drop
 }
 
-// output runs c's Output, sending what it emits, then updates the
-// listener queue and wakes c's waiters.
+// output runs c's Output, sending what it emits, reacts to the state
+// transitions c made since the last output, and wakes c's waiters. The
+// calls that change a state (Input, Close, Abort, and a restored
+// connection's adoption) are all followed by an output, so no
+// transition goes unseen.
 func (s *Stack) output(now tcp.Time, c *Conn) {
 	if c.closed {
 		// Nobody will read what still arrives after Close: discard it so
@@ -112,13 +115,8 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 	c.tc.Output(now, s.emit)
 	s.endBurst()
 	s.txConn = nil
-	if !c.established && isEstablished(c.tc) {
-		c.established = true
-		if l := c.lis; l != nil && !c.queued {
-			c.queued = true
-			l.queue = append(l.queue, c)
-			l.wake.signal()
-		}
+	if entered := c.tc.Transitions(); entered != 0 {
+		s.transitions(c, entered)
 	}
 	if c.tc.Done() {
 		s.noteDeadline(now) // Advance reaps it
@@ -126,6 +124,25 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 		s.noteDeadline(d)
 	}
 	c.wake.signal()
+}
+
+// transitions reacts to the states c's connection entered: the first
+// synchronized state completes the handshake (every path there passes
+// through ESTABLISHED, except Restore, whose connections AdoptConn and
+// AttachConn mark established themselves), and queues an accepted
+// connection on its listener.
+func (s *Stack) transitions(c *Conn, entered tcp.StateSet) {
+	if s.traceStates != nil {
+		s.traceStates(c, entered)
+	}
+	if !c.established && entered.Has(tcp.StateEstablished) {
+		c.established = true
+		if l := c.lis; l != nil && !c.queued {
+			c.queued = true
+			l.queue = append(l.queue, c)
+			l.wake.signal()
+		}
+	}
 }
 
 // emitSegment is the tcp.Conn Output callback; s.txConn is the emitter.
@@ -381,9 +398,6 @@ func (s *Stack) Conns() []tcp.ID {
 }
 
 func isChecksumErr(err error) bool { return errors.Is(err, tcp.ErrBadChecksum) }
-
-// isEstablished reports whether the handshake has completed.
-func isEstablished(tc *tcp.Conn) bool { return tc.State().Synchronized() }
 
 // retransmits is the retransmission count in a connection's statistics.
 func retransmits(st tcp.Stats) uint64 { return uint64(st.Retransmits) }
