@@ -2,16 +2,16 @@
 // (generated/migstate/<machine>.go, with jennifer) and as Graphviz DOT
 // (generated/migstate/<machine>.dot) for the docs.
 //
-// The Go follows gVisor's endpoint states: typed State, Event and Action
-// enums whose zero value is invalid, predicates over states, and one choke
-// point (enter) through which every state change passes, so the timer and
-// retry bookkeeping lives in one place. Handle never panics and never
-// allocates: actions come back in a fixed-size array, and every error it
-// can return is built once at package init.
+// The Go is what the spec decides and nothing more: typed State, Event and
+// Action enums whose zero value is invalid (gVisor's endpoint states), the
+// TCPMig stages in tcpmig's own constants, and each machine's table of
+// states, timers, transitions and ignores. The engine that runs a table
+// (Handle, the one choke point through which a state changes, timers and
+// retries) is hand-written in runtime/genrt/machine, as protoimpl is under
+// protoc-gen-go's output.
 package machines
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,24 +32,25 @@ var ErrBadMachine = errors.New("machine cannot be generated")
 
 // Generate emits doc.go and, per machine, <machine>.go and <machine>.dot.
 func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
-	if err := check(s); err != nil {
+	if opt.ImportRoot == "" {
+		opt.ImportRoot = genfile.DefaultImportRoot
+	}
+	if err := check(s, opt); err != nil {
 		return nil, err
 	}
 	files := genfile.Files{}
-	doc, err := render(s, opt, "doc.go", func(f *jen.File) { genDoc(f, s) })
-	if err != nil {
-		return nil, err
+	add := func(name string, body func(*jen.File)) error {
+		src, err := genfile.GoFile(s, opt, Dir+"/"+name, Dir, body)
+		if err != nil {
+			return err
+		}
+		return files.Add(Dir+"/"+name, src)
 	}
-	if err := files.Add(Dir+"/doc.go", doc); err != nil {
+	if err := add("doc.go", func(f *jen.File) { genDoc(f, s) }); err != nil {
 		return nil, err
 	}
 	for _, m := range s.Machines {
-		g := newMachine(s, m)
-		src, err := render(s, opt, m.Name+".go", g.genFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := files.Add(Dir+"/"+m.Name+".go", src); err != nil {
+		if err := add(m.Name+".go", newMachine(s, m, opt).genFile); err != nil {
 			return nil, err
 		}
 		if err := files.Add(Dir+"/"+m.Name+".dot", dot(s, m, opt)); err != nil {
@@ -59,10 +60,13 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 	return files, nil
 }
 
-// check refuses what would produce Go that does not compile: identifiers
-// that collide after CamelCasing, a machine file that would overwrite
-// doc.go, more states or events than a uint8 enum holds.
-func check(s *spec.Spec) error {
+// check refuses what would produce Go that does not compile. The loader
+// already refuses spec names that collide once converted (spec.GoName);
+// what it cannot know is this emitter's output: the identifiers it derives
+// (OriginStateInvalid, OriginEventForStage, MaxOriginActions) against each
+// other and against doc.go's own, a machine file that would overwrite
+// doc.go, enums that overflow uint8, and steps longer than the engine's.
+func check(s *spec.Spec, opt genfile.Options) error {
 	seen := map[string]string{}
 	claim := func(id, what string) error {
 		if prev, dup := seen[id]; dup {
@@ -78,18 +82,19 @@ func check(s *spec.Spec) error {
 		if m.Name == "doc" {
 			return fmt.Errorf("machine %q would overwrite %s/doc.go; rename it: %w", m.Name, Dir, ErrBadMachine)
 		}
-		if m.Initial == nil {
-			return fmt.Errorf("machine %s has no initial state: %w", m.Name, ErrBadMachine)
-		}
 		if len(m.States) > 254 || len(m.Events) > 254 || len(m.Actions) > 254 {
 			return fmt.Errorf("machine %s has more than 254 states, events or actions (uint8 enums): %w", m.Name, ErrBadMachine)
 		}
-		g := newMachine(s, m)
+		g := newMachine(s, m, opt)
+		if n := g.maxActions(); n > maxStepActions {
+			return fmt.Errorf("machine %s does %d actions in one step, more than the %d runtime/genrt/machine carries; split the step: %w", m.Name, n, maxStepActions, ErrBadMachine)
+		}
 		ids := []struct{ id, what string }{
 			{g.typ, "machine " + m.Name}, {g.stateT, "machine " + m.Name + "'s state type"},
 			{g.eventT, "machine " + m.Name + "'s event type"}, {g.actionT, "machine " + m.Name + "'s action type"},
 			{g.stepT, "machine " + m.Name + "'s step type"}, {"New" + g.typ, "machine " + m.Name + "'s constructor"},
 			{g.maxActs, "machine " + m.Name + "'s action bound"}, {g.eventT + "ForStage", "machine " + m.Name + "'s stage lookup"},
+			{g.table, "machine " + m.Name + "'s table"},
 			{g.stateT + "Invalid", "machine " + m.Name + "'s invalid state"}, {g.eventT + "Invalid", "machine " + m.Name + "'s invalid event"},
 			{g.actionT + "Invalid", "machine " + m.Name + "'s invalid action"},
 		}
@@ -114,17 +119,6 @@ func check(s *spec.Spec) error {
 // sharedIdents are the exported names doc.go declares.
 var sharedIdents = []string{"SpecFingerprint", "ErrUnexpectedEvent", "ErrInvalidState", "ErrInvalidEvent", "EventError"}
 
-func render(s *spec.Spec, opt genfile.Options, name string, body func(*jen.File)) ([]byte, error) {
-	f := jen.NewFile("migstate")
-	f.HeaderComment(strings.TrimSuffix(genfile.Header(s, opt, "// "), "\n"))
-	body(f)
-	var buf bytes.Buffer
-	if err := f.Render(&buf); err != nil {
-		return nil, fmt.Errorf("%s/%s: render: %w", Dir, name, err)
-	}
-	return genfile.FormatGo(Dir+"/"+name, buf.Bytes())
-}
-
 // genDoc writes the package documentation and what every machine shares.
 func genDoc(f *jen.File, s *spec.Spec) {
 	var names []string
@@ -143,10 +137,15 @@ func genDoc(f *jen.File, s *spec.Spec) {
 		"A timer event in a state without a timeout (a timer that fired after its state was",
 		"left) is ignored, since a runtime cannot always stop a timer before it fires.",
 		"",
+		"This package holds what the spec decides: the enums and each machine's table. The",
+		"engine that runs the tables is runtime/genrt/machine.",
+		"",
 		"Each machine has a Graphviz drawing beside its Go file (<machine>.dot).",
 	} {
 		f.PackageComment(l)
 	}
+	genfile.EnforceVersion(f)
+	f.Line()
 	f.Comment("SpecFingerprint is the fingerprint of the spec these machines come from; a runtime")
 	f.Comment("compares it with the codec's and the switch's to refuse a mix of specs.")
 	f.Const().Id("SpecFingerprint").Op("=").Lit(s.Fingerprint)
@@ -154,29 +153,17 @@ func genDoc(f *jen.File, s *spec.Spec) {
 	f.Var().Defs(
 		jen.Comment("ErrUnexpectedEvent is wrapped by the *EventError Handle returns for an event"),
 		jen.Comment("the current state neither handles nor ignores."),
-		jen.Id("ErrUnexpectedEvent").Op("=").Qual("errors", "New").Call(jen.Lit("unexpected event")),
+		jen.Id("ErrUnexpectedEvent").Op("=").Qual(machinePkg, "ErrUnexpectedEvent"),
 		jen.Comment("ErrInvalidState is returned by Handle on a machine that was not made by its"),
 		jen.Comment("New function (the zero value)."),
-		jen.Id("ErrInvalidState").Op("=").Qual("errors", "New").Call(jen.Lit("invalid state")),
+		jen.Id("ErrInvalidState").Op("=").Qual(machinePkg, "ErrInvalidState"),
 		jen.Comment("ErrInvalidEvent is returned by Handle for an event value that is not one of the"),
 		jen.Comment("machine's events (the zero value, or out of range)."),
-		jen.Id("ErrInvalidEvent").Op("=").Qual("errors", "New").Call(jen.Lit("invalid event")),
+		jen.Id("ErrInvalidEvent").Op("=").Qual(machinePkg, "ErrInvalidEvent"),
 	)
 	f.Line()
 	f.Comment("EventError says which machine, in which state, got which unexpected event.")
-	f.Type().Id("EventError").Struct(
-		jen.List(jen.Id("Machine"), jen.Id("State"), jen.Id("Event")).String(),
-	)
-	f.Line()
-	f.Func().Params(jen.Id("e").Op("*").Id("EventError")).Id("Error").Params().String().Block(
-		jen.Return(jen.Lit("migstate: ").Op("+").Id("e").Dot("Machine").Op("+").Lit(" machine in state ").Op("+").
-			Id("e").Dot("State").Op("+").Lit(" does not expect event ").Op("+").Id("e").Dot("Event")),
-	)
-	f.Line()
-	f.Comment("Unwrap makes errors.Is(err, ErrUnexpectedEvent) hold.")
-	f.Func().Params(jen.Id("e").Op("*").Id("EventError")).Id("Unwrap").Params().Error().Block(
-		jen.Return(jen.Id("ErrUnexpectedEvent")),
-	)
+	f.Type().Id("EventError").Op("=").Qual(machinePkg, "EventError")
 }
 
 // durationCode writes d as a readable constant such as 5 * time.Millisecond.

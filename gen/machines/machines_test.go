@@ -6,6 +6,7 @@ import (
 
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/gentest"
+	engine "github.com/capygen/capygen/runtime/genrt/machine"
 	"github.com/capygen/capygen/spec/spectest"
 )
 
@@ -50,5 +51,13 @@ func TestHeaderVersion(t *testing.T) {
 	}
 	if v := headerVersion(files[Dir+"/doc.go"]); v != "v9.8.7" {
 		t.Errorf("headerVersion = %q, want v9.8.7", v)
+	}
+}
+
+// TestStepBound: the generator refuses a step the engine cannot carry, so
+// its bound is the engine's.
+func TestStepBound(t *testing.T) {
+	if maxStepActions != engine.MaxActions {
+		t.Errorf("maxStepActions = %d, runtime/genrt/machine.MaxActions = %d; make them equal", maxStepActions, engine.MaxActions)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capygen/capygen/gen/codec"
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/gentest"
 	"github.com/capygen/capygen/spec"
@@ -61,7 +62,7 @@ func TestEditedSpecShowsUp(t *testing.T) {
 	}
 	src, dot := string(files["migstate/origin.go"]), string(files["migstate/origin.dot"])
 	for _, want := range []string{"OriginStateVerifying", "OriginEventVerified", "OriginActionLogVerified", "20 * time.Millisecond",
-		"m.enter(&step, OriginStateVerifying)", "spec fingerprint: " + s.Fingerprint} {
+		"{From: OriginStateTransferring, On: OriginEventConnStateAck, To: OriginStateVerifying}", "spec fingerprint: " + s.Fingerprint} {
 		if !strings.Contains(src, want) {
 			t.Errorf("origin.go lacks %q", want)
 		}
@@ -75,13 +76,26 @@ func TestEditedSpecShowsUp(t *testing.T) {
 }
 
 // TestBuildsInModule writes the edited spec's package into a temporary
-// module and builds, vets and runs a test of the new path there (cilium
-// bpf2go's TestRun pattern).
+// module, beside the codec package whose stages it names, and builds,
+// vets and runs a test of the new path there (cilium bpf2go's TestRun
+// pattern).
 func TestBuildsInModule(t *testing.T) {
 	gentest.NeedGo(t)
-	files, err := Generate(verifyingSpec(t), genfile.Options{ImportRoot: "example.com/capytest"})
+	s, opt := verifyingSpec(t), genfile.Options{ImportRoot: "example.com/capytest"}
+	files, err := Generate(s, opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	codecFiles, err := codec.Generate(s, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range codecFiles.Names() {
+		if !strings.HasSuffix(name, "_test.go") { // the codec's own tests are not this test's
+			if err := files.Add(name, codecFiles[name]); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := files.Add("migstate/verify_test.go", []byte(verifyTest)); err != nil {
 		t.Fatal(err)
@@ -96,7 +110,11 @@ func TestBuildsInModule(t *testing.T) {
 // verifyingSpec in the temporary module.
 const verifyTest = `package migstate
 
-import "testing"
+import (
+	"testing"
+
+	"example.com/capytest/tcpmig"
+)
 
 func TestVerifying(t *testing.T) {
 	m := NewOrigin()
@@ -120,7 +138,7 @@ func TestProbe(t *testing.T) {
 	if p.StartTimer() != 1e9 || p.RetriesLeft() != 0 {
 		t.Fatalf("probe starts with timer %v, %d retries", p.StartTimer(), p.RetriesLeft())
 	}
-	if _, ok := ProbeEventForStage(2); ok {
+	if _, ok := ProbeEventForStage(tcpmig.StagePrepareMig); ok {
 		t.Fatal("probe has no message events")
 	}
 	step, err := p.Handle(ProbeEventTimeout)
@@ -137,7 +155,7 @@ func TestProbe(t *testing.T) {
 }
 `
 
-func TestRefusesCollidingNames(t *testing.T) {
+func TestRefusesWhatGoCannotHold(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		pairs []string
@@ -145,6 +163,11 @@ func TestRefusesCollidingNames(t *testing.T) {
 	}{
 		{"doc machine", []string{"  - name: target\n", "  - name: doc\n"}, `machine "doc" would overwrite migstate/doc.go; rename it`},
 		{"shared name", []string{"  - name: target\n", "  - name: event_error\n"}, "the package's own EventError and machine event_error both become the Go identifier EventError; rename one"},
+		// The loader sees distinct names; only the emitter knows the zero value is TargetActionInvalid.
+		{"derived name", []string{"      - {name: free_buffer, doc: \"Drop the held packets.\"}\n", "      - {name: free_buffer, doc: \"Drop the held packets.\"}\n      - {name: invalid}\n"},
+			"machine target's invalid action and action target.invalid both become the Go identifier TargetActionInvalid; rename one"},
+		{"long step", []string{"to: abandoned, do: [free_buffer]}", "to: abandoned, do: [free_buffer" + strings.Repeat(", free_buffer", 8) + "]}"},
+			"machine target does 9 actions in one step, more than the 8 runtime/genrt/machine carries"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Generate(spectest.Edit(t, tc.pairs...), genfile.Options{})

@@ -15,10 +15,23 @@
 // A timer event in a state without a timeout (a timer that fired after its state was
 // left) is ignored, since a runtime cannot always stop a timer before it fires.
 //
+// This package holds what the spec decides: the enums and each machine's table. The
+// engine that runs the tables is runtime/genrt/machine.
+//
 // Each machine has a Graphviz drawing beside its Go file (<machine>.dot).
 package migstate
 
-import "errors"
+import (
+	genrt "github.com/capygen/capygen/runtime/genrt"
+	machine "github.com/capygen/capygen/runtime/genrt/machine"
+)
+
+const (
+	// Verify that this generated code is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(1 - genrt.MinVersion)
+	// Verify that runtime/genrt is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(genrt.MaxVersion - 1)
+)
 
 // SpecFingerprint is the fingerprint of the spec these machines come from; a runtime
 // compares it with the codec's and the switch's to refuse a mix of specs.
@@ -27,25 +40,14 @@ const SpecFingerprint = "662c49ed23cb11ea"
 var (
 	// ErrUnexpectedEvent is wrapped by the *EventError Handle returns for an event
 	// the current state neither handles nor ignores.
-	ErrUnexpectedEvent = errors.New("unexpected event")
+	ErrUnexpectedEvent = machine.ErrUnexpectedEvent
 	// ErrInvalidState is returned by Handle on a machine that was not made by its
 	// New function (the zero value).
-	ErrInvalidState = errors.New("invalid state")
+	ErrInvalidState = machine.ErrInvalidState
 	// ErrInvalidEvent is returned by Handle for an event value that is not one of the
 	// machine's events (the zero value, or out of range).
-	ErrInvalidEvent = errors.New("invalid event")
+	ErrInvalidEvent = machine.ErrInvalidEvent
 )
 
 // EventError says which machine, in which state, got which unexpected event.
-type EventError struct {
-	Machine, State, Event string
-}
-
-func (e *EventError) Error() string {
-	return "migstate: " + e.Machine + " machine in state " + e.State + " does not expect event " + e.Event
-}
-
-// Unwrap makes errors.Is(err, ErrUnexpectedEvent) hold.
-func (e *EventError) Unwrap() error {
-	return ErrUnexpectedEvent
-}
+type EventError = machine.EventError

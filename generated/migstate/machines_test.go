@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/genrt/machine"
 	"github.com/capygen/capygen/spec"
 )
 
@@ -197,8 +199,8 @@ func TestTargetRejected(t *testing.T) {
 	if _, err := i.Handle(TargetEventRejected); !errors.Is(err, ErrUnexpectedEvent) {
 		t.Errorf("Handle(rejected) in idle = %v, want ErrUnexpectedEvent", err)
 	}
-	if e, ok := TargetEventForStage(1); !ok || e != TargetEventRejected {
-		t.Errorf("TargetEventForStage(1) = %s, %v; want rejected", e, ok)
+	if e, ok := TargetEventForStage(tcpmig.StageRejected); !ok || e != TargetEventRejected {
+		t.Errorf("TargetEventForStage(rejected) = %s, %v; want rejected", e, ok)
 	}
 }
 
@@ -347,7 +349,7 @@ func harnessFor(name string) func(state uint8, retries int, ev uint8) outcome {
 	switch name {
 	case "origin":
 		return func(state uint8, retries int, ev uint8) outcome {
-			m := Origin{state: OriginState(state), retries: retries}
+			m := Origin{m: machine.At(OriginState(state), retries)}
 			step, err := m.Handle(OriginEvent(ev))
 			if m.State() != step.To {
 				return outcome{to: "step.To disagrees with State()"}
@@ -356,7 +358,7 @@ func harnessFor(name string) func(state uint8, retries int, ev uint8) outcome {
 		}
 	case "target":
 		return func(state uint8, retries int, ev uint8) outcome {
-			m := Target{state: TargetState(state), retries: retries}
+			m := Target{m: machine.At(TargetState(state), retries)}
 			step, err := m.Handle(TargetEvent(ev))
 			if m.State() != step.To {
 				return outcome{to: "step.To disagrees with State()"}
@@ -381,10 +383,10 @@ func TestEventForStage(t *testing.T) {
 			var ok bool
 			switch m.Name {
 			case "origin":
-				e, k := OriginEventForStage(uint8(ev.Message.Stage.Value))
+				e, k := OriginEventForStage(tcpmig.Stage(ev.Message.Stage.Value))
 				got, ok = e.String(), k
 			case "target":
-				e, k := TargetEventForStage(uint8(ev.Message.Stage.Value))
+				e, k := TargetEventForStage(tcpmig.Stage(ev.Message.Stage.Value))
 				got, ok = e.String(), k
 			}
 			if !ok || got != ev.Name {
@@ -393,11 +395,11 @@ func TestEventForStage(t *testing.T) {
 		}
 	}
 	// The target never receives heartbeat responses; the origin never a PREPARE.
-	if e, ok := TargetEventForStage(13); ok {
-		t.Errorf("TargetEventForStage(13) = %s, true; want false", e)
+	if e, ok := TargetEventForStage(tcpmig.StageHeartbeatResponse); ok {
+		t.Errorf("TargetEventForStage(heartbeat_response) = %s, true; want false", e)
 	}
-	if e, ok := OriginEventForStage(2); ok {
-		t.Errorf("OriginEventForStage(2) = %s, true; want false", e)
+	if e, ok := OriginEventForStage(tcpmig.StagePrepareMig); ok {
+		t.Errorf("OriginEventForStage(prepare_mig) = %s, true; want false", e)
 	}
 }
 
@@ -405,11 +407,11 @@ func TestSends(t *testing.T) {
 	for _, tc := range []struct {
 		a     OriginAction
 		msg   string
-		stage uint8
+		stage tcpmig.Stage
 		ok    bool
 	}{
-		{OriginActionSendPrepareMig, "prepare_mig", 2, true},
-		{OriginActionSendConnState, "conn_state", 4, true},
+		{OriginActionSendPrepareMig, "prepare_mig", tcpmig.StagePrepareMig, true},
+		{OriginActionSendConnState, "conn_state", tcpmig.StageConnState, true},
 		{OriginActionFreezeConnection, "", 0, false},
 	} {
 		stage, ok := tc.a.SendStage()
@@ -417,8 +419,8 @@ func TestSends(t *testing.T) {
 			t.Errorf("%s: Sends() = %q, SendStage() = %d, %v; want %q, %d, %v", tc.a, tc.a.Sends(), stage, ok, tc.msg, tc.stage, tc.ok)
 		}
 	}
-	if stage, ok := TargetActionSendConnStateAck.SendStage(); !ok || stage != 5 {
-		t.Errorf("send_conn_state_ack stage = %d, %v; want 5", stage, ok)
+	if stage, ok := TargetActionSendConnStateAck.SendStage(); !ok || stage != tcpmig.StageConnStateAck {
+		t.Errorf("send_conn_state_ack stage = %d, %v; want conn_state_ack", stage, ok)
 	}
 }
 

@@ -7,8 +7,8 @@
 package migstate
 
 import (
-	"fmt"
-	"strconv"
+	tcpmig "github.com/capygen/capygen/generated/tcpmig"
+	machine "github.com/capygen/capygen/runtime/genrt/machine"
 	"time"
 )
 
@@ -34,23 +34,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x OriginState) String() string {
-	switch x {
-	case OriginStateIdle:
-		return "idle"
-	case OriginStatePreparing:
-		return "preparing"
-	case OriginStateTransferring:
-		return "transferring"
-	case OriginStateDone:
-		return "done"
-	case OriginStateRejected:
-		return "rejected"
-	case OriginStateFailed:
-		return "failed"
-	case OriginStateInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return originTable.StateName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -61,44 +45,24 @@ func (x OriginState) IsValid() bool {
 // IsFinal reports whether the state ends the migration; the runtime may free the
 // machine after a grace period.
 func (x OriginState) IsFinal() bool {
-	switch x {
-	case OriginStateDone, OriginStateRejected, OriginStateFailed:
-		return true
-	}
-	return false
+	return originTable.IsFinal(x)
 }
 
 // HasTimeout reports whether entering the state arms a timer.
 func (x OriginState) HasTimeout() bool {
-	switch x {
-	case OriginStatePreparing, OriginStateTransferring:
-		return true
-	}
-	return false
+	return originTable.Timeout(x) > 0
 }
 
 // Timeout is how long the state waits before the timer fires; 0 for a state
 // without a timeout.
 func (x OriginState) Timeout() time.Duration {
-	switch x {
-	case OriginStatePreparing:
-		return 10 * time.Millisecond
-	case OriginStateTransferring:
-		return 20 * time.Millisecond
-	}
-	return 0
+	return originTable.Timeout(x)
 }
 
 // Retries is how many times the state's timeout re-runs its resend before the
 // machine gives up; 0 for a state without a timeout.
 func (x OriginState) Retries() int {
-	switch x {
-	case OriginStatePreparing:
-		return 8
-	case OriginStateTransferring:
-		return 12
-	}
-	return 0
+	return originTable.Retries(x)
 }
 
 // OriginEvent is an event of the origin machine. The zero value is invalid.
@@ -121,21 +85,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x OriginEvent) String() string {
-	switch x {
-	case OriginEventStart:
-		return "start"
-	case OriginEventPrepareMigAck:
-		return "prepare_mig_ack"
-	case OriginEventRejected:
-		return "rejected"
-	case OriginEventConnStateAck:
-		return "conn_state_ack"
-	case OriginEventTimeout:
-		return "timeout"
-	case OriginEventInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return originTable.EventName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -145,16 +95,13 @@ func (x OriginEvent) IsValid() bool {
 
 // OriginEventForStage maps the stage of a received TCPMig message to the event it raises
 // in this machine; false when the machine has no event for that message.
-func OriginEventForStage(stage uint8) (OriginEvent, bool) {
+func OriginEventForStage(stage tcpmig.Stage) (OriginEvent, bool) {
 	switch stage {
-	case 3:
-		// prepare_mig_ack
+	case tcpmig.StagePrepareMigAck:
 		return OriginEventPrepareMigAck, true
-	case 1:
-		// rejected
+	case tcpmig.StageRejected:
 		return OriginEventRejected, true
-	case 5:
-		// conn_state_ack
+	case tcpmig.StageConnStateAck:
 		return OriginEventConnStateAck, true
 	}
 	return OriginEventInvalid, false
@@ -184,25 +131,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x OriginAction) String() string {
-	switch x {
-	case OriginActionSendPrepareMig:
-		return "send_prepare_mig"
-	case OriginActionFreezeConnection:
-		return "freeze_connection"
-	case OriginActionSendConnState:
-		return "send_conn_state"
-	case OriginActionReleaseConnection:
-		return "release_connection"
-	case OriginActionResumeConnection:
-		return "resume_connection"
-	case OriginActionAbortConnection:
-		return "abort_connection"
-	case OriginActionReclaimEntry:
-		return "reclaim_entry"
-	case OriginActionInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return originTable.ActionName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -223,12 +152,12 @@ func (x OriginAction) Sends() string {
 
 // SendStage is the TCPMig stage of the message the action sends; false for an
 // action that sends none.
-func (x OriginAction) SendStage() (uint8, bool) {
+func (x OriginAction) SendStage() (tcpmig.Stage, bool) {
 	switch x {
 	case OriginActionSendPrepareMig:
-		return 2, true
+		return tcpmig.StagePrepareMig, true
 	case OriginActionSendConnState:
-		return 4, true
+		return tcpmig.StageConnState, true
 	}
 	return 0, false
 }
@@ -238,84 +167,27 @@ const MaxOriginActions = 2
 
 // OriginStep is what one Handle call decided. Carry out StopTimer, then Actions()
 // in order, then ArmTimer.
-type OriginStep struct {
-	// From and To are the states before and after; equal for a retry, an
-	// ignored event and a self-transition.
-	From, To OriginState
-	Event    OriginEvent
-	// Ignored is set when the spec lists (From, Event) as a duplicate or stale
-	// message to accept without change, or for a stale timer.
-	Ignored bool
-	// Retry is the retry number (1 for the first) when a timeout re-ran the
-	// state's resend; 0 otherwise.
-	Retry int
-	// StopTimer is set when the step left a state with a timeout.
-	StopTimer bool
-	// ArmTimer is set when the step entered (or re-entered, or retried in) a state
-	// with a timeout: start the timer for TimerAfter, replacing any pending one.
-	ArmTimer   bool
-	TimerAfter time.Duration
-	actions    [MaxOriginActions]OriginAction
-	n          uint8
-}
-
-// Actions returns the actions to carry out, in order. The slice aliases the step.
-func (s *OriginStep) Actions() []OriginAction {
-	return s.actions[:s.n]
-}
-
-// add appends an action; the generator sized the array for the longest list.
-func (s *OriginStep) add(a OriginAction) {
-	s.actions[s.n] = a
-	s.n++
-}
+type OriginStep = machine.Step[OriginState, OriginEvent, OriginAction]
 
 // Origin is the origin migration state machine. The server that moves a connection out.
 // The zero value is invalid: make one with NewOrigin.
 type Origin struct {
-	state OriginState
-	// retries left in the current state's timeout
-	retries int
+	m machine.Machine[OriginState]
 }
 
 // NewOrigin returns a machine in the initial state, idle.
 func NewOrigin() Origin {
-	m := Origin{state: OriginStateIdle}
-	return m
+	return Origin{m: originTable.New()}
 }
 
 // State returns the current state.
 func (m *Origin) State() OriginState {
-	return m.state
+	return m.m.State()
 }
 
 // RetriesLeft returns how many retries the current state's timeout has left.
 func (m *Origin) RetriesLeft() int {
-	return m.retries
-}
-
-// enter is the one place the state changes: it stops the timer of a timed state
-// being left, arms the timer of a timed state being entered (a self-transition
-// re-enters) and resets its retries.
-func (m *Origin) enter(step *OriginStep, to OriginState) {
-	if m.state.HasTimeout() && to != m.state {
-		step.StopTimer = true
-	}
-	m.state = to
-	m.retries = to.Retries()
-	if to.HasTimeout() {
-		step.ArmTimer = true
-		step.TimerAfter = to.Timeout()
-	}
-	step.To = to
-}
-
-// retry spends one retry of the current state and re-arms its timer.
-func (m *Origin) retry(step *OriginStep) {
-	m.retries--
-	step.Retry = m.state.Retries() - m.retries
-	step.ArmTimer = true
-	step.TimerAfter = m.state.Timeout()
+	return m.m.RetriesLeft()
 }
 
 // Handle applies ev. It returns the step to carry out, or an error that leaves the
@@ -323,121 +195,69 @@ func (m *Origin) retry(step *OriginStep) {
 // state neither handles nor ignores, ErrInvalidState for the zero machine,
 // ErrInvalidEvent for an event value outside the machine's events.
 func (m *Origin) Handle(ev OriginEvent) (OriginStep, error) {
-	step := OriginStep{
-		Event: ev,
-		From:  m.state,
-		To:    m.state,
-	}
-	if !m.state.IsValid() {
-		return step, errOriginInvalidState
-	}
-	if !ev.IsValid() {
-		return step, errOriginInvalidEvent
-	}
-	switch m.state {
-	case OriginStateIdle:
-		switch ev {
-		case OriginEventStart:
-			step.add(OriginActionSendPrepareMig)
-			m.enter(&step, OriginStatePreparing)
-			return step, nil
-		}
-	case OriginStatePreparing:
-		switch ev {
-		case OriginEventPrepareMigAck:
-			step.add(OriginActionFreezeConnection)
-			step.add(OriginActionSendConnState)
-			m.enter(&step, OriginStateTransferring)
-			return step, nil
-		case OriginEventRejected:
-			step.add(OriginActionResumeConnection)
-			m.enter(&step, OriginStateRejected)
-			return step, nil
-		case OriginEventTimeout:
-			if m.retries > 0 {
-				m.retry(&step)
-				step.add(OriginActionSendPrepareMig)
-				return step, nil
-			}
-			// retries used up: give up
-			step.add(OriginActionResumeConnection)
-			step.add(OriginActionReclaimEntry)
-			m.enter(&step, OriginStateFailed)
-			return step, nil
-		}
-	case OriginStateTransferring:
-		switch ev {
-		case OriginEventConnStateAck:
-			step.add(OriginActionReleaseConnection)
-			m.enter(&step, OriginStateDone)
-			return step, nil
-		case OriginEventPrepareMigAck, OriginEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		case OriginEventTimeout:
-			if m.retries > 0 {
-				m.retry(&step)
-				step.add(OriginActionSendConnState)
-				return step, nil
-			}
-			// retries used up: give up
-			step.add(OriginActionAbortConnection)
-			m.enter(&step, OriginStateFailed)
-			return step, nil
-		}
-	case OriginStateDone:
-		switch ev {
-		case OriginEventConnStateAck, OriginEventPrepareMigAck, OriginEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		}
-	case OriginStateRejected:
-		switch ev {
-		case OriginEventPrepareMigAck:
-			step.add(OriginActionReclaimEntry)
-			m.enter(&step, OriginStateRejected)
-			return step, nil
-		case OriginEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		}
-	case OriginStateFailed:
-		switch ev {
-		case OriginEventPrepareMigAck:
-			step.add(OriginActionReclaimEntry)
-			m.enter(&step, OriginStateFailed)
-			return step, nil
-		case OriginEventConnStateAck, OriginEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		}
-	}
-	if ev == OriginEventTimeout {
-		// a timer that fired after its state was left
-		step.Ignored = true
-		return step, nil
-	}
-	return step, errOriginUnexpected[m.state][ev]
+	return originTable.Handle(&m.m, ev)
 }
 
-var (
-	errOriginInvalidState = fmt.Errorf("migstate: origin machine: %w (make it with NewOrigin)", ErrInvalidState)
-	errOriginInvalidEvent = fmt.Errorf("migstate: origin machine: %w (use one of the OriginEvent constants)", ErrInvalidEvent)
-	// errOriginUnexpected holds the *EventError of every (state, event).
-	errOriginUnexpected = func() (t [7][6]error) {
-		for s := range t {
-			for e := range t[s] {
-				t[s][e] = &EventError{
-					Event:   OriginEvent(e).String(),
-					Machine: "origin",
-					State:   OriginState(s).String(),
-				}
-			}
-		}
-		return t
-	}()
-)
+// originTable is the origin machine as the spec declares it; runtime/genrt/machine runs it.
+var originTable = machine.NewTable(machine.Spec[OriginState, OriginEvent, OriginAction]{
+	Name:    "origin",
+	New:     "NewOrigin",
+	Initial: OriginStateIdle,
+	Timeout: OriginEventTimeout,
+	States: []machine.State[OriginState, OriginAction]{
+		OriginStateIdle: {Name: "idle"},
+		OriginStatePreparing: {
+			Name:      "preparing",
+			After:     10 * time.Millisecond,
+			Retries:   8,
+			Resend:    OriginActionSendPrepareMig,
+			Exhausted: OriginStateFailed,
+			GiveUp:    []OriginAction{OriginActionResumeConnection, OriginActionReclaimEntry},
+		},
+		OriginStateTransferring: {
+			Name:      "transferring",
+			After:     20 * time.Millisecond,
+			Retries:   12,
+			Resend:    OriginActionSendConnState,
+			Exhausted: OriginStateFailed,
+			GiveUp:    []OriginAction{OriginActionAbortConnection},
+		},
+		OriginStateDone:     {Name: "done", Final: true},
+		OriginStateRejected: {Name: "rejected", Final: true},
+		OriginStateFailed:   {Name: "failed", Final: true},
+	},
+	Events: []string{
+		OriginEventStart:         "start",
+		OriginEventPrepareMigAck: "prepare_mig_ack",
+		OriginEventRejected:      "rejected",
+		OriginEventConnStateAck:  "conn_state_ack",
+		OriginEventTimeout:       "timeout",
+	},
+	Actions: []string{
+		OriginActionSendPrepareMig:    "send_prepare_mig",
+		OriginActionFreezeConnection:  "freeze_connection",
+		OriginActionSendConnState:     "send_conn_state",
+		OriginActionReleaseConnection: "release_connection",
+		OriginActionResumeConnection:  "resume_connection",
+		OriginActionAbortConnection:   "abort_connection",
+		OriginActionReclaimEntry:      "reclaim_entry",
+	},
+	Transitions: []machine.Transition[OriginState, OriginEvent, OriginAction]{
+		{From: OriginStateIdle, On: OriginEventStart, To: OriginStatePreparing, Do: []OriginAction{OriginActionSendPrepareMig}},
+		{From: OriginStatePreparing, On: OriginEventPrepareMigAck, To: OriginStateTransferring, Do: []OriginAction{OriginActionFreezeConnection, OriginActionSendConnState}},
+		{From: OriginStatePreparing, On: OriginEventRejected, To: OriginStateRejected, Do: []OriginAction{OriginActionResumeConnection}},
+		{From: OriginStateTransferring, On: OriginEventConnStateAck, To: OriginStateDone, Do: []OriginAction{OriginActionReleaseConnection}},
+		{From: OriginStateRejected, On: OriginEventPrepareMigAck, To: OriginStateRejected, Do: []OriginAction{OriginActionReclaimEntry}},
+		{From: OriginStateFailed, On: OriginEventPrepareMigAck, To: OriginStateFailed, Do: []OriginAction{OriginActionReclaimEntry}},
+	},
+	Ignores: []machine.Ignore[OriginState, OriginEvent]{
+		{In: OriginStateTransferring, On: OriginEventPrepareMigAck},
+		{In: OriginStateTransferring, On: OriginEventRejected},
+		{In: OriginStateDone, On: OriginEventConnStateAck},
+		{In: OriginStateDone, On: OriginEventPrepareMigAck},
+		{In: OriginStateDone, On: OriginEventRejected},
+		{In: OriginStateRejected, On: OriginEventRejected},
+		{In: OriginStateFailed, On: OriginEventConnStateAck},
+		{In: OriginStateFailed, On: OriginEventRejected},
+	},
+})

@@ -7,8 +7,8 @@
 package migstate
 
 import (
-	"fmt"
-	"strconv"
+	tcpmig "github.com/capygen/capygen/generated/tcpmig"
+	machine "github.com/capygen/capygen/runtime/genrt/machine"
 	"time"
 )
 
@@ -30,19 +30,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x TargetState) String() string {
-	switch x {
-	case TargetStateIdle:
-		return "idle"
-	case TargetStateBuffering:
-		return "buffering"
-	case TargetStateAccepted:
-		return "accepted"
-	case TargetStateAbandoned:
-		return "abandoned"
-	case TargetStateInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return targetTable.StateName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -53,40 +41,24 @@ func (x TargetState) IsValid() bool {
 // IsFinal reports whether the state ends the migration; the runtime may free the
 // machine after a grace period.
 func (x TargetState) IsFinal() bool {
-	switch x {
-	case TargetStateAccepted, TargetStateAbandoned:
-		return true
-	}
-	return false
+	return targetTable.IsFinal(x)
 }
 
 // HasTimeout reports whether entering the state arms a timer.
 func (x TargetState) HasTimeout() bool {
-	switch x {
-	case TargetStateBuffering:
-		return true
-	}
-	return false
+	return targetTable.Timeout(x) > 0
 }
 
 // Timeout is how long the state waits before the timer fires; 0 for a state
 // without a timeout.
 func (x TargetState) Timeout() time.Duration {
-	switch x {
-	case TargetStateBuffering:
-		return 400 * time.Millisecond
-	}
-	return 0
+	return targetTable.Timeout(x)
 }
 
 // Retries is how many times the state's timeout re-runs its resend before the
 // machine gives up; 0 for a state without a timeout.
 func (x TargetState) Retries() int {
-	switch x {
-	case TargetStateBuffering:
-		return 0
-	}
-	return 0
+	return targetTable.Retries(x)
 }
 
 // TargetEvent is an event of the target machine. The zero value is invalid.
@@ -107,19 +79,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x TargetEvent) String() string {
-	switch x {
-	case TargetEventPrepareMig:
-		return "prepare_mig"
-	case TargetEventConnState:
-		return "conn_state"
-	case TargetEventRejected:
-		return "rejected"
-	case TargetEventTimeout:
-		return "timeout"
-	case TargetEventInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return targetTable.EventName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -129,16 +89,13 @@ func (x TargetEvent) IsValid() bool {
 
 // TargetEventForStage maps the stage of a received TCPMig message to the event it raises
 // in this machine; false when the machine has no event for that message.
-func TargetEventForStage(stage uint8) (TargetEvent, bool) {
+func TargetEventForStage(stage tcpmig.Stage) (TargetEvent, bool) {
 	switch stage {
-	case 2:
-		// prepare_mig
+	case tcpmig.StagePrepareMig:
 		return TargetEventPrepareMig, true
-	case 4:
-		// conn_state
+	case tcpmig.StageConnState:
 		return TargetEventConnState, true
-	case 1:
-		// rejected
+	case tcpmig.StageRejected:
 		return TargetEventRejected, true
 	}
 	return TargetEventInvalid, false
@@ -166,23 +123,7 @@ const (
 
 // String returns the spec's name for the value.
 func (x TargetAction) String() string {
-	switch x {
-	case TargetActionAllocateBuffer:
-		return "allocate_buffer"
-	case TargetActionSendPrepareMigAck:
-		return "send_prepare_mig_ack"
-	case TargetActionRestoreConnection:
-		return "restore_connection"
-	case TargetActionReplayBuffer:
-		return "replay_buffer"
-	case TargetActionSendConnStateAck:
-		return "send_conn_state_ack"
-	case TargetActionFreeBuffer:
-		return "free_buffer"
-	case TargetActionInvalid:
-		return "invalid"
-	}
-	return strconv.Itoa(int(x)) // out of range; only a conversion makes one
+	return targetTable.ActionName(x)
 }
 
 // IsValid reports whether x is one of the machine's values.
@@ -203,12 +144,12 @@ func (x TargetAction) Sends() string {
 
 // SendStage is the TCPMig stage of the message the action sends; false for an
 // action that sends none.
-func (x TargetAction) SendStage() (uint8, bool) {
+func (x TargetAction) SendStage() (tcpmig.Stage, bool) {
 	switch x {
 	case TargetActionSendPrepareMigAck:
-		return 3, true
+		return tcpmig.StagePrepareMigAck, true
 	case TargetActionSendConnStateAck:
-		return 5, true
+		return tcpmig.StageConnStateAck, true
 	}
 	return 0, false
 }
@@ -218,84 +159,27 @@ const MaxTargetActions = 3
 
 // TargetStep is what one Handle call decided. Carry out StopTimer, then Actions()
 // in order, then ArmTimer.
-type TargetStep struct {
-	// From and To are the states before and after; equal for a retry, an
-	// ignored event and a self-transition.
-	From, To TargetState
-	Event    TargetEvent
-	// Ignored is set when the spec lists (From, Event) as a duplicate or stale
-	// message to accept without change, or for a stale timer.
-	Ignored bool
-	// Retry is the retry number (1 for the first) when a timeout re-ran the
-	// state's resend; 0 otherwise.
-	Retry int
-	// StopTimer is set when the step left a state with a timeout.
-	StopTimer bool
-	// ArmTimer is set when the step entered (or re-entered, or retried in) a state
-	// with a timeout: start the timer for TimerAfter, replacing any pending one.
-	ArmTimer   bool
-	TimerAfter time.Duration
-	actions    [MaxTargetActions]TargetAction
-	n          uint8
-}
-
-// Actions returns the actions to carry out, in order. The slice aliases the step.
-func (s *TargetStep) Actions() []TargetAction {
-	return s.actions[:s.n]
-}
-
-// add appends an action; the generator sized the array for the longest list.
-func (s *TargetStep) add(a TargetAction) {
-	s.actions[s.n] = a
-	s.n++
-}
+type TargetStep = machine.Step[TargetState, TargetEvent, TargetAction]
 
 // Target is the target migration state machine. The server that takes a connection in.
 // The zero value is invalid: make one with NewTarget.
 type Target struct {
-	state TargetState
-	// retries left in the current state's timeout
-	retries int
+	m machine.Machine[TargetState]
 }
 
 // NewTarget returns a machine in the initial state, idle.
 func NewTarget() Target {
-	m := Target{state: TargetStateIdle}
-	return m
+	return Target{m: targetTable.New()}
 }
 
 // State returns the current state.
 func (m *Target) State() TargetState {
-	return m.state
+	return m.m.State()
 }
 
 // RetriesLeft returns how many retries the current state's timeout has left.
 func (m *Target) RetriesLeft() int {
-	return m.retries
-}
-
-// enter is the one place the state changes: it stops the timer of a timed state
-// being left, arms the timer of a timed state being entered (a self-transition
-// re-enters) and resets its retries.
-func (m *Target) enter(step *TargetStep, to TargetState) {
-	if m.state.HasTimeout() && to != m.state {
-		step.StopTimer = true
-	}
-	m.state = to
-	m.retries = to.Retries()
-	if to.HasTimeout() {
-		step.ArmTimer = true
-		step.TimerAfter = to.Timeout()
-	}
-	step.To = to
-}
-
-// retry spends one retry of the current state and re-arms its timer.
-func (m *Target) retry(step *TargetStep) {
-	m.retries--
-	step.Retry = m.state.Retries() - m.retries
-	step.ArmTimer = true
-	step.TimerAfter = m.state.Timeout()
+	return m.m.RetriesLeft()
 }
 
 // Handle applies ev. It returns the step to carry out, or an error that leaves the
@@ -303,93 +187,53 @@ func (m *Target) retry(step *TargetStep) {
 // state neither handles nor ignores, ErrInvalidState for the zero machine,
 // ErrInvalidEvent for an event value outside the machine's events.
 func (m *Target) Handle(ev TargetEvent) (TargetStep, error) {
-	step := TargetStep{
-		Event: ev,
-		From:  m.state,
-		To:    m.state,
-	}
-	if !m.state.IsValid() {
-		return step, errTargetInvalidState
-	}
-	if !ev.IsValid() {
-		return step, errTargetInvalidEvent
-	}
-	switch m.state {
-	case TargetStateIdle:
-		switch ev {
-		case TargetEventPrepareMig:
-			step.add(TargetActionAllocateBuffer)
-			step.add(TargetActionSendPrepareMigAck)
-			m.enter(&step, TargetStateBuffering)
-			return step, nil
-		}
-	case TargetStateBuffering:
-		switch ev {
-		case TargetEventPrepareMig:
-			step.add(TargetActionSendPrepareMigAck)
-			m.enter(&step, TargetStateBuffering)
-			return step, nil
-		case TargetEventConnState:
-			step.add(TargetActionRestoreConnection)
-			step.add(TargetActionReplayBuffer)
-			step.add(TargetActionSendConnStateAck)
-			m.enter(&step, TargetStateAccepted)
-			return step, nil
-		case TargetEventRejected:
-			step.add(TargetActionFreeBuffer)
-			m.enter(&step, TargetStateAbandoned)
-			return step, nil
-		case TargetEventTimeout:
-			if m.retries > 0 {
-				m.retry(&step)
-				return step, nil
-			}
-			// retries used up: give up
-			step.add(TargetActionFreeBuffer)
-			m.enter(&step, TargetStateAbandoned)
-			return step, nil
-		}
-	case TargetStateAccepted:
-		switch ev {
-		case TargetEventConnState:
-			step.add(TargetActionSendConnStateAck)
-			m.enter(&step, TargetStateAccepted)
-			return step, nil
-		case TargetEventPrepareMig, TargetEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		}
-	case TargetStateAbandoned:
-		switch ev {
-		case TargetEventPrepareMig, TargetEventConnState, TargetEventRejected:
-			// duplicates and stale messages, as the spec lists them
-			step.Ignored = true
-			return step, nil
-		}
-	}
-	if ev == TargetEventTimeout {
-		// a timer that fired after its state was left
-		step.Ignored = true
-		return step, nil
-	}
-	return step, errTargetUnexpected[m.state][ev]
+	return targetTable.Handle(&m.m, ev)
 }
 
-var (
-	errTargetInvalidState = fmt.Errorf("migstate: target machine: %w (make it with NewTarget)", ErrInvalidState)
-	errTargetInvalidEvent = fmt.Errorf("migstate: target machine: %w (use one of the TargetEvent constants)", ErrInvalidEvent)
-	// errTargetUnexpected holds the *EventError of every (state, event).
-	errTargetUnexpected = func() (t [5][5]error) {
-		for s := range t {
-			for e := range t[s] {
-				t[s][e] = &EventError{
-					Event:   TargetEvent(e).String(),
-					Machine: "target",
-					State:   TargetState(s).String(),
-				}
-			}
-		}
-		return t
-	}()
-)
+// targetTable is the target machine as the spec declares it; runtime/genrt/machine runs it.
+var targetTable = machine.NewTable(machine.Spec[TargetState, TargetEvent, TargetAction]{
+	Name:    "target",
+	New:     "NewTarget",
+	Initial: TargetStateIdle,
+	Timeout: TargetEventTimeout,
+	States: []machine.State[TargetState, TargetAction]{
+		TargetStateIdle: {Name: "idle"},
+		TargetStateBuffering: {
+			Name:      "buffering",
+			After:     400 * time.Millisecond,
+			Retries:   0,
+			Exhausted: TargetStateAbandoned,
+			GiveUp:    []TargetAction{TargetActionFreeBuffer},
+		},
+		TargetStateAccepted:  {Name: "accepted", Final: true},
+		TargetStateAbandoned: {Name: "abandoned", Final: true},
+	},
+	Events: []string{
+		TargetEventPrepareMig: "prepare_mig",
+		TargetEventConnState:  "conn_state",
+		TargetEventRejected:   "rejected",
+		TargetEventTimeout:    "timeout",
+	},
+	Actions: []string{
+		TargetActionAllocateBuffer:    "allocate_buffer",
+		TargetActionSendPrepareMigAck: "send_prepare_mig_ack",
+		TargetActionRestoreConnection: "restore_connection",
+		TargetActionReplayBuffer:      "replay_buffer",
+		TargetActionSendConnStateAck:  "send_conn_state_ack",
+		TargetActionFreeBuffer:        "free_buffer",
+	},
+	Transitions: []machine.Transition[TargetState, TargetEvent, TargetAction]{
+		{From: TargetStateIdle, On: TargetEventPrepareMig, To: TargetStateBuffering, Do: []TargetAction{TargetActionAllocateBuffer, TargetActionSendPrepareMigAck}},
+		{From: TargetStateBuffering, On: TargetEventPrepareMig, To: TargetStateBuffering, Do: []TargetAction{TargetActionSendPrepareMigAck}},
+		{From: TargetStateBuffering, On: TargetEventConnState, To: TargetStateAccepted, Do: []TargetAction{TargetActionRestoreConnection, TargetActionReplayBuffer, TargetActionSendConnStateAck}},
+		{From: TargetStateAccepted, On: TargetEventConnState, To: TargetStateAccepted, Do: []TargetAction{TargetActionSendConnStateAck}},
+		{From: TargetStateBuffering, On: TargetEventRejected, To: TargetStateAbandoned, Do: []TargetAction{TargetActionFreeBuffer}},
+	},
+	Ignores: []machine.Ignore[TargetState, TargetEvent]{
+		{In: TargetStateAccepted, On: TargetEventPrepareMig},
+		{In: TargetStateAccepted, On: TargetEventRejected},
+		{In: TargetStateAbandoned, On: TargetEventPrepareMig},
+		{In: TargetStateAbandoned, On: TargetEventConnState},
+		{In: TargetStateAbandoned, On: TargetEventRejected},
+	},
+})

@@ -162,7 +162,7 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 		return
 	}
 	o := e.out[keyOf(&f)]
-	ev, ok := migstate.OriginEventForStage(uint8(stage))
+	ev, ok := migstate.OriginEventForStage(stage)
 	if o == nil || !ok {
 		e.stats.Unexpected++
 		return
