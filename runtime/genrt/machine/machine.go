@@ -14,6 +14,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,7 +197,8 @@ type outcome[S, A Enum] struct {
 // handled twice, too many actions) panics: that is a bug in the generated
 // code, found when its package initializes.
 func NewTable[S, E, A Enum](spec Spec[S, E, A]) *Table[S, E, A] {
-	t := &Table[S, E, A]{initial: spec.Initial, states: spec.States, events: spec.Events, actions: spec.Actions}
+	// The table keeps copies: nothing outside can change a running machine.
+	t := &Table[S, E, A]{initial: spec.Initial, states: slices.Clone(spec.States), events: slices.Clone(spec.Events), actions: slices.Clone(spec.Actions)}
 	bad := func(format string, args ...any) {
 		panic(fmt.Sprintf("machine %s: ", spec.Name) + fmt.Sprintf(format, args...))
 	}
