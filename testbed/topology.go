@@ -61,6 +61,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/capygen/capygen/internal/yamlstrict"
 )
 
 //go:embed default.yaml
@@ -194,9 +196,9 @@ func Load(path string) (*Topology, error) {
 // "name:line:col: key: problem; what to change"; the error wraps
 // ErrTopology.
 func Parse(name string, data []byte) (*Topology, error) {
-	d := &decoder{file: name}
+	d := &decoder{yamlstrict.Decoder{File: name, Kind: "topology", Start: "start it with version: 1, then hosts and links"}}
 	t := d.topology(data)
-	if err := d.err(); err != nil {
+	if err := d.Err(ErrTopology); err != nil {
 		return nil, err
 	}
 	t.source = name
@@ -228,30 +230,30 @@ type endAt struct {
 	peer              *endAt       // the link's other end, when it read
 }
 
+// decoder reads a topology file: its methods are the topology's schema,
+// and yamlstrict walks the YAML and collects the diagnostics.
+type decoder struct{ yamlstrict.Decoder }
+
 // topology decodes and checks the whole document. The result is only
 // meaningful when no diagnostic was recorded.
 func (d *decoder) topology(data []byte) *Topology {
-	root := d.document(data)
+	root := d.Document(data)
 	if root == nil {
 		return nil
 	}
-	if root.Kind != yaml.MappingNode {
-		d.errf(root, "", "the file holds %s, not a mapping; %s", describe(root), startHint)
-		return nil
-	}
-	o := d.object(root, "", "", "version", "macs", "hosts", "links")
+	o := d.Object(root, "", "", "version", "macs", "hosts", "links")
 	t := &Topology{MACs: "derived"}
-	if v, n := o.int("version", "version: 1"); n != nil {
+	if v, n := o.Int("version", "version: 1"); n != nil {
 		if v != 1 {
-			d.errf(n, "version", "%d is not supported; set version: 1", v)
+			d.Errorf(n, "version", "%d is not supported; set version: 1", v)
 		} else {
 			t.Version = 1
 		}
 	}
-	o.require("version", "add version: 1 as the first line")
-	if s, n := o.str("macs", "macs: derived"); n != nil {
+	o.Require("version", "add version: 1 as the first line")
+	if s, n := o.Str("macs", "macs: derived"); n != nil {
 		if s != "derived" && s != "kernel" {
-			d.errf(n, "macs", "%q is not a MAC mode; use derived or kernel", s)
+			d.Errorf(n, "macs", "%q is not a MAC mode; use derived or kernel", s)
 		}
 		t.MACs = s
 	}
@@ -274,76 +276,76 @@ type hostSet struct {
 }
 
 // hosts decodes the hosts list into t.
-func (d *decoder) hosts(t *Topology, o *obj) *hostSet {
+func (d *decoder) hosts(t *Topology, o *yamlstrict.Object) *hostSet {
 	hs := &hostSet{byName: map[string]*hostAt{}, named: map[string]bool{}}
-	items, list := o.list("hosts", "write one host per item, like - {name: client, role: client}")
-	o.require("hosts", "add a list of hosts, like hosts: [{name: client, role: client}]")
+	items, list := o.List("hosts", "write one host per item, like - {name: client, role: client}")
+	o.Require("hosts", "add a list of hosts, like hosts: [{name: client, role: client}]")
 	if list != nil && len(items) == 0 {
-		d.errf(list, "hosts", "is empty; a testbed needs at least one host, like - {name: client, role: client}")
+		d.Errorf(list, "hosts", "is empty; a testbed needs at least one host, like - {name: client, role: client}")
 	}
 	hs.complete = len(items) > 0
 	for i, n := range items {
-		ho := d.object(n, fmt.Sprintf("hosts[%d]", i), "write it like {name: client, role: client}", "name", "role", "stack", "run", "args", "control")
-		if ho.bad {
+		ho := d.Object(n, yamlstrict.Index("hosts", i), "write it like {name: client, role: client}", "name", "role", "stack", "run", "args", "control")
+		if ho.Bad() {
 			hs.complete = false
 			continue
 		}
-		h := &hostAt{Host: Host{Stack: StackKernel}, path: ho.path}
-		if s, n := ho.str("name", "name: client"); n == nil {
+		h := &hostAt{Host: Host{Stack: StackKernel}, path: ho.Path()}
+		if s, n := ho.Str("name", "name: client"); n == nil {
 			hs.complete = false
 		} else {
 			h.Name = s
 			hs.named[s] = true
 			if !nameRE.MatchString(s) {
-				d.errf(n, ho.sub("name"), "%q is not a host name; use 1-16 lower-case letters and digits, starting with a letter (it becomes part of a namespace name)", s)
+				d.Errorf(n, ho.Sub("name"), "%q is not a host name; use 1-16 lower-case letters and digits, starting with a letter (it becomes part of a namespace name)", s)
 			} else if prev := hs.byName[s]; prev != nil {
-				d.errf(n, ho.sub("name"), "%q is already the name of %s (line %d); rename one", s, prev.path, prev.name.Line)
+				d.Errorf(n, ho.Sub("name"), "%q is already the name of %s (line %d); rename one", s, prev.path, prev.name.Line)
 			} else {
 				h.name = n
 				hs.byName[s] = h
 				hs.names = append(hs.names, s)
 			}
 		}
-		ho.require("name", "add a name, like name: client")
-		if s, n := ho.str("role", "role: client"); n != nil {
+		ho.Require("name", "add a name, like name: client")
+		if s, n := ho.Str("role", "role: client"); n != nil {
 			switch s {
 			case RoleClient, RoleServer, RoleSwitch:
 				// Left empty otherwise, so a bad role does not also
 				// bring "missing addr" complaints about its ports.
 				h.Role = s
 			default:
-				d.errf(n, ho.sub("role"), "%q is not a role; use client, server or switch", s)
+				d.Errorf(n, ho.Sub("role"), "%q is not a role; use client, server or switch", s)
 			}
 		}
-		ho.require("role", "add role: client, server or switch")
-		if s, n := ho.str("stack", "stack: kernel"); n != nil {
+		ho.Require("role", "add role: client, server or switch")
+		if s, n := ho.Str("stack", "stack: kernel"); n != nil {
 			if s != StackKernel && s != StackBypass {
-				d.errf(n, ho.sub("stack"), "%q is not a stack; use kernel or bypass", s)
+				d.Errorf(n, ho.Sub("stack"), "%q is not a stack; use kernel or bypass", s)
 			}
 			h.Stack = s
 		}
-		if s, n := ho.str("run", "run: serve"); n != nil {
+		if s, n := ho.Str("run", "run: serve"); n != nil {
 			h.run = n
 			if s != RunServe && s != RunSwitch {
-				d.errf(n, ho.sub("run"), "%q is not a process; use serve or switch, or leave run out", s)
+				d.Errorf(n, ho.Sub("run"), "%q is not a process; use serve or switch, or leave run out", s)
 			} else {
 				h.Run = s
 			}
 		}
-		if items, n := ho.list("args", "write the arguments as a list, like args: [-loss, 0.01]"); n != nil {
+		if items, n := ho.List("args", "write the arguments as a list, like args: [-loss, 0.01]"); n != nil {
 			h.args = n
 			for j, a := range items {
-				if a.Kind != yaml.ScalarNode || isNull(a) {
-					d.errf(a, fmt.Sprintf("%s[%d]", ho.sub("args"), j), "want a command-line argument, got %s; write it like -loss or 0.01", describe(a))
+				if a.Kind != yaml.ScalarNode || yamlstrict.IsNull(a) {
+					d.Errorf(a, yamlstrict.Index(ho.Sub("args"), j), "want a command-line argument, got %s; write it like -loss or 0.01", yamlstrict.Describe(a))
 					continue
 				}
 				h.Args = append(h.Args, a.Value)
 			}
 		}
-		if s, n := ho.str("control", "control: 10.77.0.254"); n != nil {
+		if s, n := ho.Str("control", "control: 10.77.0.254"); n != nil {
 			h.control = n
 			if a, err := netip.ParseAddr(s); err != nil || !a.Is4() || a.IsUnspecified() || a.IsMulticast() {
-				d.errf(n, ho.sub("control"), "%q is not a unicast IPv4 address; write it like 10.77.0.254 (no prefix)", s)
+				d.Errorf(n, ho.Sub("control"), "%q is not a unicast IPv4 address; write it like 10.77.0.254 (no prefix)", s)
 			} else {
 				h.Control, h.controlAddr = s, a
 			}
@@ -363,10 +365,10 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 	for _, name := range hosts.names {
 		h := hosts.byName[name]
 		if h.args != nil && h.Run == "" && h.run == nil {
-			d.errf(h.args, h.path+".args", "given, but the host runs no process to pass them to; add run: serve or run: switch, or remove args")
+			d.Errorf(h.args, h.path+".args", "given, but the host runs no process to pass them to; add run: serve or run: switch, or remove args")
 		}
 		if h.control != nil && h.Run != RunSwitch {
-			d.errf(h.control, h.path+".control", "only a host with run: switch has a control address; add run: switch or remove control")
+			d.Errorf(h.control, h.path+".control", "only a host with run: switch has a control address; add run: switch or remove control")
 		}
 		if h.Run == "" {
 			continue
@@ -376,7 +378,7 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 			if h.Run == RunSwitch {
 				what = "the software switch"
 			}
-			d.errf(h.run, h.path+".run", "%s runs %s over AF_XDP, which needs stack: bypass; add stack: bypass to %s", h.Run, what, name)
+			d.Errorf(h.run, h.path+".run", "%s runs %s over AF_XDP, which needs stack: bypass; add stack: bypass to %s", h.Run, what, name)
 		}
 		mine := byHost[name]
 		switch h.Run {
@@ -388,25 +390,25 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 				}
 			}
 			if len(addressed) != 1 {
-				d.errf(h.run, h.path+".run", "serve takes one addressed interface and %s has %d; give the host exactly one link end with an addr", name, len(addressed))
+				d.Errorf(h.run, h.path+".run", "serve takes one addressed interface and %s has %d; give the host exactly one link end with an addr", name, len(addressed))
 			}
 		case RunSwitch:
 			if h.Role != "" && h.Role != RoleSwitch {
-				d.errf(h.run, h.path+".run", "switch runs the software switch, which needs role: switch; change the role or the run")
+				d.Errorf(h.run, h.path+".run", "switch runs the software switch, which needs role: switch; change the role or the run")
 			}
 			if len(mine) == 0 {
-				d.errf(h.run, h.path+".run", "switch has no ports: %s has no links; link it to clients and servers", name)
+				d.Errorf(h.run, h.path+".run", "switch has no ports: %s has no links; link it to clients and servers", name)
 			}
 			var subnets []netip.Prefix
 			for _, e := range mine {
 				if e.addr != nil {
-					d.errf(e.addr, e.path+".addr", "%s is on a port of %s, which runs the software switch: its ports have no address (it answers only for its control address); remove addr", e.Addr, name)
+					d.Errorf(e.addr, e.path+".addr", "%s is on a port of %s, which runs the software switch: its ports have no address (it answers only for its control address); remove addr", e.Addr, name)
 				}
 				if e.peer == nil {
 					continue
 				}
 				if p := hosts.byName[e.peer.Host]; p != nil && p.Role == RoleSwitch {
-					d.errf(e.peer.host, e.peer.path+".host", "%q is a switch; a port of the software switch leads to a client or a server (its port role)", e.peer.Host)
+					d.Errorf(e.peer.host, e.peer.path+".host", "%q is a switch; a port of the software switch leads to a client or a server (its port role)", e.peer.Host)
 				}
 				if e.peer.prefix.IsValid() && !slices.Contains(subnets, e.peer.prefix.Masked()) {
 					subnets = append(subnets, e.peer.prefix.Masked())
@@ -417,7 +419,7 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 				continue
 			}
 			if prev := addrs[a]; prev != nil {
-				d.errf(h.control, h.path+".control", "%s is already used by %s (%s, line %d); pick an address no interface has", a, prev.Host, prev.path, prev.addr.Line)
+				d.Errorf(h.control, h.path+".control", "%s is already used by %s (%s, line %d); pick an address no interface has", a, prev.Host, prev.path, prev.addr.Line)
 				continue
 			}
 			inside := len(subnets) == 0
@@ -431,7 +433,7 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 				for i, p := range subnets {
 					names[i] = p.String()
 				}
-				d.errf(h.control, h.path+".control", "%s is not a host address of the subnets the switch's ports lead to (%s); hosts could not ARP for it, so pick one inside", a, strings.Join(names, ", "))
+				d.Errorf(h.control, h.path+".control", "%s is not a host address of the subnets the switch's ports lead to (%s); hosts could not ARP for it, so pick one inside", a, strings.Join(names, ", "))
 			}
 		}
 	}
@@ -439,29 +441,29 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 
 // links decodes the links list into t and checks interfaces, addresses
 // and derived MACs across all of them.
-func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) ([]*endAt, map[netip.Addr]*endAt) {
-	items, _ := o.list("links", "write one link per item, like - {a: {host: client, iface: veth0, addr: 10.77.0.1/24}, b: {...}}")
+func (d *decoder) links(t *Topology, o *yamlstrict.Object, hosts *hostSet) ([]*endAt, map[netip.Addr]*endAt) {
+	items, _ := o.List("links", "write one link per item, like - {a: {host: client, iface: veth0, addr: 10.77.0.1/24}, b: {...}}")
 	ifaces := map[string]*endAt{} // by host/iface
 	addrs := map[netip.Addr]*endAt{}
 	var ends []*endAt
 	for i, n := range items {
-		lo := d.object(n, fmt.Sprintf("links[%d]", i), "write it with keys a and b, like a: {host: client, iface: veth0, addr: 10.77.0.1/24}", "a", "b", "mtu", "offloads")
-		if lo.bad {
+		lo := d.Object(n, yamlstrict.Index("links", i), "write it with keys a and b, like a: {host: client, iface: veth0, addr: 10.77.0.1/24}", "a", "b", "mtu", "offloads")
+		if lo.Bad() {
 			continue
 		}
 		l := Link{MTU: 1500}
-		if v, n := lo.int("mtu", "mtu: 1500"); n != nil {
+		if v, n := lo.Int("mtu", "mtu: 1500"); n != nil {
 			if v < 576 || v > 9000 {
-				d.errf(n, lo.sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
+				d.Errorf(n, lo.Sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
 			} else {
 				l.MTU = int(v)
 			}
 		}
-		l.Offloads, _ = lo.bool("offloads", "offloads: true")
+		l.Offloads, _ = lo.Bool("offloads", "offloads: true")
 		var pair [2]*endAt
 		for j, key := range []string{"a", "b"} {
 			pair[j] = d.end(lo, key, hosts, ifaces, addrs)
-			lo.require(key, "add "+key+": {host: ..., iface: ..., addr: ...}")
+			lo.Require(key, "add "+key+": {host: ..., iface: ..., addr: ...}")
 			if pair[j] != nil {
 				ends = append(ends, pair[j])
 			}
@@ -469,10 +471,10 @@ func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) ([]*endAt, map[neti
 		a, b := pair[0], pair[1]
 		if a != nil && b != nil {
 			if a.Host != "" && a.Host == b.Host {
-				d.errf(b.host, b.path+".host", "%q is a's host too; a link joins two hosts, so put b on another host", b.Host)
+				d.Errorf(b.host, b.path+".host", "%q is a's host too; a link joins two hosts, so put b on another host", b.Host)
 			}
 			if a.prefix.IsValid() && b.prefix.IsValid() && a.prefix.Masked() != b.prefix.Masked() {
-				d.errf(b.addr, b.path+".addr", "%s is not in a's subnet %s; put both ends of a link in one subnet", b.prefix, a.prefix.Masked())
+				d.Errorf(b.addr, b.path+".addr", "%s is not in a's subnet %s; put both ends of a link in one subnet", b.prefix, a.prefix.Masked())
 			}
 			l.A, l.B = a.End, b.End
 			a.peer, b.peer = b, a
@@ -491,7 +493,7 @@ func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) ([]*endAt, map[neti
 		}
 		m := t.mac(e.End).String()
 		if prev := macs[m]; prev != nil {
-			d.errf(e.iface, e.path+".iface", "derived MAC %s of %s/%s clashes with %s/%s (%s, line %d); rename one interface or set macs: kernel",
+			d.Errorf(e.iface, e.path+".iface", "derived MAC %s of %s/%s clashes with %s/%s (%s, line %d); rename one interface or set macs: kernel",
 				m, e.Host, e.Iface, prev.Host, prev.Iface, prev.path, prev.iface.Line)
 			continue
 		}
@@ -502,57 +504,57 @@ func (d *decoder) links(t *Topology, o *obj, hosts *hostSet) ([]*endAt, map[neti
 
 // end decodes and checks one end of a link; nil when it is absent or not
 // a mapping.
-func (d *decoder) end(lo *obj, key string, hosts *hostSet, ifaces map[string]*endAt, addrs map[netip.Addr]*endAt) *endAt {
-	eo := lo.object(key, "write it like {host: client, iface: veth0, addr: 10.77.0.1/24}", "host", "iface", "addr")
-	if eo == nil || eo.bad {
+func (d *decoder) end(lo *yamlstrict.Object, key string, hosts *hostSet, ifaces map[string]*endAt, addrs map[netip.Addr]*endAt) *endAt {
+	eo := lo.Object(key, "write it like {host: client, iface: veth0, addr: 10.77.0.1/24}", "host", "iface", "addr")
+	if eo == nil || eo.Bad() {
 		return nil
 	}
-	e := &endAt{path: eo.path}
+	e := &endAt{path: eo.Path()}
 	var h *hostAt
-	if s, n := eo.str("host", "host: client"); n != nil {
+	if s, n := eo.Str("host", "host: client"); n != nil {
 		e.Host, e.host = s, n
 		if h = hosts.byName[s]; h == nil && hosts.complete && !hosts.named[s] {
-			d.errf(n, eo.sub("host"), "%q is not a host of this topology; use one of %s", s, strings.Join(hosts.names, ", "))
+			d.Errorf(n, eo.Sub("host"), "%q is not a host of this topology; use one of %s", s, strings.Join(hosts.names, ", "))
 		}
 	}
-	eo.require("host", "add the host this end is on, like host: client")
-	if s, n := eo.str("iface", "iface: veth0"); n != nil {
+	eo.Require("host", "add the host this end is on, like host: client")
+	if s, n := eo.Str("iface", "iface: veth0"); n != nil {
 		e.Iface, e.iface = s, n
 		if !ifaceRE.MatchString(s) {
-			d.errf(n, eo.sub("iface"), "%q is not an interface name; use 1-15 letters, digits, '_' or '.', starting with a letter", s)
+			d.Errorf(n, eo.Sub("iface"), "%q is not an interface name; use 1-15 letters, digits, '_' or '.', starting with a letter", s)
 		} else if k := e.Host + "/" + s; e.Host != "" && ifaces[k] != nil {
 			prev := ifaces[k]
-			d.errf(n, eo.sub("iface"), "%s already has an interface %q (%s, line %d); rename one", e.Host, s, prev.path, prev.iface.Line)
+			d.Errorf(n, eo.Sub("iface"), "%s already has an interface %q (%s, line %d); rename one", e.Host, s, prev.path, prev.iface.Line)
 		} else if e.Host != "" {
 			ifaces[k] = e
 			e.unique = true
 		}
 	}
-	eo.require("iface", "add the interface name, like iface: veth0")
-	s, n := eo.str("addr", "addr: 10.77.0.1/24")
+	eo.Require("iface", "add the interface name, like iface: veth0")
+	s, n := eo.Str("addr", "addr: 10.77.0.1/24")
 	if n == nil {
 		if h != nil && h.Role != "" && h.Role != RoleSwitch {
-			eo.require("addr", "add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)")
+			eo.Require("addr", "add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)")
 		}
 		return e
 	}
 	e.Addr, e.addr = s, n
 	p, err := netip.ParsePrefix(s)
 	if err != nil || !p.Addr().Is4() || p.Bits() < 8 || p.Bits() > 30 {
-		d.errf(n, eo.sub("addr"), "%q is not an IPv4 prefix of length 8..30; write it like 10.77.0.1/24", s)
+		d.Errorf(n, eo.Sub("addr"), "%q is not an IPv4 prefix of length 8..30; write it like 10.77.0.1/24", s)
 		return e
 	}
 	first, last := p.Masked().Addr(), broadcast(p)
 	switch p.Addr() {
 	case first:
-		d.errf(n, eo.sub("addr"), "%s is the network address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(first.Next(), p.Bits()))
+		d.Errorf(n, eo.Sub("addr"), "%s is the network address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(first.Next(), p.Bits()))
 		return e
 	case last:
-		d.errf(n, eo.sub("addr"), "%s is the broadcast address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(last.Prev(), p.Bits()))
+		d.Errorf(n, eo.Sub("addr"), "%s is the broadcast address of %s; use a host address such as %s", s, p.Masked(), netip.PrefixFrom(last.Prev(), p.Bits()))
 		return e
 	}
 	if prev := addrs[p.Addr()]; prev != nil {
-		d.errf(n, eo.sub("addr"), "%s is already used by %s (%s, line %d); pick another address", p.Addr(), prev.Host, prev.path, prev.addr.Line)
+		d.Errorf(n, eo.Sub("addr"), "%s is already used by %s (%s, line %d); pick another address", p.Addr(), prev.Host, prev.path, prev.addr.Line)
 		return e
 	}
 	addrs[p.Addr()] = e
