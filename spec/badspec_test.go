@@ -314,7 +314,7 @@ var badSnippets = []struct {
 		"spec/x.yaml:1:1: the file is empty; it must be a mapping starting with version: 1",
 	}},
 	{"list", "- version: 1\n", []string{
-		"spec/x.yaml:1:1: the document: want a mapping of key: value, got a list",
+		"spec/x.yaml:1:1: the file holds a list, not a mapping; it must be a mapping starting with version: 1",
 	}},
 	{"tab", "version: 1\n\tname: x\n", []string{
 		"spec/x.yaml:2:1: yaml: found a tab character that violates indentation; fix the YAML syntax",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,14 +40,10 @@ func Load(path string) (*Spec, error) {
 
 // Parse decodes and validates a spec; name is used in diagnostics. Every
 // problem is reported: the error is an *ErrorList sorted by position.
-// It is yaml.Unmarshal into a node followed by ParseNode.
+// It is ParseNode of the decoded file, which must hold one YAML document.
 func Parse(name string, data []byte) (*Spec, error) {
-	d := &decoder{file: name}
-	doc := d.decodeYAML(data)
-	if doc == nil {
-		return nil, &ErrorList{Errors: d.diags}
-	}
-	return ParseNode(name, doc)
+	d := newDecoder(name, "spec")
+	return d.parse(d.Document(data))
 }
 
 // ParseNode validates a spec already decoded into a YAML node tree (a
@@ -55,18 +52,23 @@ func Parse(name string, data []byte) (*Spec, error) {
 // tree (capygen's -set) and still report positions in the original file.
 // The tree is only read.
 func ParseNode(name string, doc *yaml.Node) (*Spec, error) {
-	d := &decoder{file: name}
-	s := &Spec{Source: name}
-	if root := d.root(doc); root != nil {
+	d := newDecoder(name, "spec")
+	return d.parse(d.Root(doc))
+}
+
+// parse checks the spec whose root mapping is root (nil when the file
+// has none, which is reported).
+func (d *decoder) parse(root *yaml.Node) (*Spec, error) {
+	s := &Spec{Source: d.File}
+	if root != nil {
 		s = d.spec(root)
 	}
-	if len(d.diags) == 0 {
+	if len(d.Diagnostics) == 0 {
 		// Names are checked once whole: a collision spans sections.
-		d.diags = goNameCollisions(s)
+		d.Diagnostics = goNameCollisions(s)
 	}
-	if len(d.diags) > 0 {
-		sortDiagnostics(d.diags)
-		return nil, &ErrorList{Errors: d.diags}
+	if err := d.Err(ErrInvalid); err != nil {
+		return nil, err
 	}
 	s.Fingerprint = fingerprint(s)
 	return s, nil
@@ -86,18 +88,17 @@ func TargetNames() []string {
 // LoadTarget returns an embedded target profile by name. A profile that
 // does not validate is an *ErrorList positioned in spec/targets/<name>.yaml.
 func LoadTarget(name string) (*Target, error) {
-	if !contains(TargetNames(), name) {
+	if !slices.Contains(TargetNames(), name) {
 		return nil, fmt.Errorf("unknown target %q (known: %s): %w", name, strings.Join(TargetNames(), ", "), ErrInvalid)
 	}
 	b, err := targetFS.ReadFile("targets/" + name + ".yaml")
 	if err != nil {
 		return nil, fmt.Errorf("read target %s: %w", name, err)
 	}
-	d := &decoder{file: "spec/targets/" + name + ".yaml"}
+	d := newDecoder("spec/targets/"+name+".yaml", "target profile")
 	t := d.target(b)
-	if len(d.diags) > 0 {
-		sortDiagnostics(d.diags)
-		return nil, &ErrorList{Errors: d.diags}
+	if err := d.Err(ErrInvalid); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -107,23 +108,23 @@ var targetFigures = []string{"port_bits", "stages", "sram_blocks_per_stage", "sr
 	"stateful_alus_per_stage", "hash_units_per_stage", "max_register_bits", "min_index_bits", "max_index_bits"}
 
 func (d *decoder) target(data []byte) *Target {
-	root := d.parseDocument(data)
+	root := d.Document(data)
 	if root == nil {
 		return nil
 	}
 	o := d.object(root, "", append([]string{"version", "name", "arch", "tofino_version"}, targetFigures...)...)
 	if v, ok := o.int("version", true); ok && v != Version {
-		d.errf(o.at("version"), "version", "%d is not supported; set version: %d", v, Version)
+		d.Errorf(o.At("version"), "version", "%d is not supported; set version: %d", v, Version)
 	}
-	t := &Target{Pos: d.pos(root), Sources: map[string]string{}}
+	t := &Target{Pos: d.Pos(root), Sources: map[string]string{}}
 	t.Name, _ = o.name("name", true)
 	t.Arch, _ = o.str("arch", true)
 	if t.Arch != "" && t.Arch != "tna" && t.Arch != "t2na" {
-		d.errf(o.at("arch"), "arch", "%q is not a Tofino architecture; use tna or t2na", t.Arch)
+		d.Errorf(o.At("arch"), "arch", "%q is not a Tofino architecture; use tna or t2na", t.Arch)
 	}
 	t.TofinoVersion, _ = o.int("tofino_version", true)
-	if o.vals["tofino_version"] != nil && t.TofinoVersion != 1 && t.TofinoVersion != 2 {
-		d.errf(o.at("tofino_version"), "tofino_version", "%d is not a Tofino generation; set 1 or 2", t.TofinoVersion)
+	if o.Raw("tofino_version") != nil && t.TofinoVersion != 1 && t.TofinoVersion != 2 {
+		d.Errorf(o.At("tofino_version"), "tofino_version", "%d is not a Tofino generation; set 1 or 2", t.TofinoVersion)
 	}
 	figs := map[string]*int{"port_bits": &t.PortBits, "stages": &t.Stages, "sram_blocks_per_stage": &t.SRAMBlocksPerStage,
 		"sram_block_bits": &t.SRAMBlockBits, "map_ram_blocks_per_stage": &t.MapRAMBlocksPerStage,
@@ -136,19 +137,19 @@ func (d *decoder) target(data []byte) *Target {
 		}
 		if v, ok := f.int("value", true); ok {
 			if v < 1 {
-				d.errf(f.at("value"), f.sub("value"), "%d must be at least 1; raise it", v)
+				d.Errorf(f.At("value"), f.Sub("value"), "%d must be at least 1; raise it", v)
 			}
 			*figs[k] = v
 		}
 		if src, ok := f.str("source", true); ok {
 			if strings.TrimSpace(src) == "" {
-				d.errf(f.at("source"), f.sub("source"), "is empty; say where the figure comes from")
+				d.Errorf(f.At("source"), f.Sub("source"), "is empty; say where the figure comes from")
 			}
 			t.Sources[k] = src
 		}
 	}
 	if t.MinIndexBits > t.MaxIndexBits {
-		d.errf(o.at("min_index_bits"), "min_index_bits", "%d is above max_index_bits %d; swap them", t.MinIndexBits, t.MaxIndexBits)
+		d.Errorf(o.At("min_index_bits"), "min_index_bits", "%d is above max_index_bits %d; swap them", t.MinIndexBits, t.MaxIndexBits)
 	}
 	return t
 }
@@ -156,17 +157,17 @@ func (d *decoder) target(data []byte) *Target {
 // spec decodes and checks the whole document. The model it returns is
 // only meaningful when no diagnostic was recorded.
 func (d *decoder) spec(root *yaml.Node) *Spec {
-	s := &Spec{Source: d.file}
+	s := &Spec{Source: d.File}
 	o := d.object(root, "", "version", "name", "doc", "target", "budget", "tables", "transport", "enums",
 		"header", "messages", "directory", "workload", "machines")
-	if o.bad {
+	if o.Bad() {
 		return s
 	}
-	if o.vals["version"] == nil {
-		d.errf(root, "version", "missing; add version: %d as the first line", Version)
+	if o.Raw("version") == nil {
+		d.Errorf(root, "version", "missing; add version: %d as the first line", Version)
 	} else if v, ok := o.int("version", false); ok {
 		if v != Version {
-			d.errf(o.at("version"), "version", "%d is not supported; set version: %d", v, Version)
+			d.Errorf(o.At("version"), "version", "%d is not supported; set version: %d", v, Version)
 		}
 		s.Version = v
 	}
@@ -181,7 +182,7 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 	d.messages(s, o)
 	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on", "release"))
 	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update"))
-	d.switchNames(s, hdr, o.vals["messages"])
+	d.switchNames(s, hdr, o.Raw("messages"))
 	d.machines(s, o)
 	return s
 }
@@ -189,13 +190,13 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 	name, ok := o.str("target", true)
 	if ok {
-		if !contains(TargetNames(), name) {
-			d.errf(o.at("target"), "target", "unknown target %q; known targets are %s", name, strings.Join(TargetNames(), ", "))
+		if !slices.Contains(TargetNames(), name) {
+			d.Errorf(o.At("target"), "target", "unknown target %q; known targets are %s", name, strings.Join(TargetNames(), ", "))
 		} else if t, err := LoadTarget(name); err != nil {
 			if el, ok := err.(*ErrorList); ok {
-				d.diags = append(d.diags, el.Errors...)
+				d.Diagnostics = append(d.Diagnostics, el.Errors...)
 			} else {
-				d.errf(o.at("target"), "target", "%v", err)
+				d.Errorf(o.At("target"), "target", "%v", err)
 			}
 		} else {
 			s.Target = t
@@ -205,11 +206,11 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 	if b == nil {
 		return
 	}
-	s.Budget.Pos = d.pos(b.node)
+	s.Budget.Pos = d.Pos(b.Node())
 	t := s.Target
 	pct := func(key string, perStage func(*Target) int) int {
-		if n := b.vals[key]; n != nil && n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
-			d.errf(n, b.sub(key), "%s is not a percentage; write it like %s%%", n.Value, n.Value)
+		if n := b.Raw(key); n != nil && n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
+			d.Errorf(n, b.Sub(key), "%s is not a percentage; write it like %s%%", n.Value, n.Value)
 			return 0
 		}
 		v, ok := b.str(key, true)
@@ -219,11 +220,11 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 		num, isPct := strings.CutSuffix(v, "%")
 		p, err := strconv.ParseFloat(num, 64)
 		if !isPct || err != nil {
-			d.errf(b.at(key), b.sub(key), "%q is not a percentage; write it like 40%%", v)
+			d.Errorf(b.At(key), b.Sub(key), "%q is not a percentage; write it like 40%%", v)
 			return 0
 		}
 		if !(p > 0 && p <= 100) {
-			d.errf(b.at(key), b.sub(key), "%s is outside (0%%, 100%%]; use a share above 0 and at most 100%%", v)
+			d.Errorf(b.At(key), b.Sub(key), "%s is outside (0%%, 100%%]; use a share above 0 and at most 100%%", v)
 			return 0
 		}
 		if t == nil {
@@ -238,9 +239,9 @@ func (d *decoder) targetAndBudget(s *Spec, o *obj) {
 	if v, ok := b.int("stages", true); ok {
 		s.Budget.Stages = v
 		if t != nil && (v < 1 || v > t.Stages) {
-			d.errf(b.at("stages"), b.sub("stages"), "%d is outside what %s has (1..%d); use a value in that range", v, t.Name, t.Stages)
+			d.Errorf(b.At("stages"), b.Sub("stages"), "%d is outside what %s has (1..%d); use a value in that range", v, t.Name, t.Stages)
 		} else if t == nil && v < 1 {
-			d.errf(b.at("stages"), b.sub("stages"), "%d must be at least 1; raise it", v)
+			d.Errorf(b.At("stages"), b.Sub("stages"), "%d must be at least 1; raise it", v)
 		}
 	}
 }
@@ -249,14 +250,14 @@ func (d *decoder) tables(s *Spec, o *obj) {
 	if o == nil {
 		return
 	}
-	s.Tables.Pos = d.pos(o.node)
+	s.Tables.Pos = d.Pos(o.Node())
 	for _, k := range []struct {
 		key string
 		dst *int
 	}{{"hosts", &s.Tables.Hosts}, {"ports", &s.Tables.Ports}, {"l2", &s.Tables.L2}} {
 		if v, ok := o.int(k.key, true); ok {
 			if v < 1 {
-				d.errf(o.at(k.key), o.sub(k.key), "%d entries is too small; a table needs at least 1", v)
+				d.Errorf(o.At(k.key), o.Sub(k.key), "%d entries is too small; a table needs at least 1", v)
 			}
 			*k.dst = v
 		}
@@ -267,24 +268,24 @@ func (d *decoder) transport(s *Spec, o *obj) {
 	if o == nil {
 		return
 	}
-	s.Transport.Pos = d.pos(o.node)
-	s.Transport.UDPPortPos = d.pos(o.at("udp_port"))
+	s.Transport.Pos = d.Pos(o.Node())
+	s.Transport.UDPPortPos = d.Pos(o.At("udp_port"))
 	if v, ok := o.int("udp_port", true); ok {
 		if v < 1 || v > 65535 {
-			d.errf(o.at("udp_port"), o.sub("udp_port"), "%d is not a UDP port; use 1..65535", v)
+			d.Errorf(o.At("udp_port"), o.Sub("udp_port"), "%d is not a UDP port; use 1..65535", v)
 		} else {
 			s.Transport.UDPPort = uint16(v)
 		}
 	}
 	if v, ok := o.int("mtu", true); ok {
 		if v < 576 || v > 9000 {
-			d.errf(o.at("mtu"), o.sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
+			d.Errorf(o.At("mtu"), o.Sub("mtu"), "%d is outside 576..9000 (the IPv4 minimum to jumbo frames); pick an MTU in that range", v)
 		}
 		s.Transport.MTU = v
 	}
 	if v, ok := o.str("checksum", true); ok {
 		if v != "udp" && v != "wrapping16" {
-			d.errf(o.at("checksum"), o.sub("checksum"), "%q is not a checksum kind; use udp or wrapping16", v)
+			d.Errorf(o.At("checksum"), o.Sub("checksum"), "%q is not a checksum kind; use udp or wrapping16", v)
 		}
 		s.Transport.Checksum = v
 	}
@@ -295,51 +296,51 @@ func (d *decoder) enums(s *Spec, o *obj) {
 	for i, n := range o.list("enums", true) {
 		path := itemPath("enums", i, n)
 		eo := d.object(n, path, "name", "bits", "doc", "values")
-		if eo.bad {
+		if eo.Bad() {
 			continue
 		}
-		e := &Enum{Pos: d.pos(n)}
+		e := &Enum{Pos: d.Pos(n)}
 		e.Name, _ = eo.name("name", true)
 		if prev := names[e.Name]; prev != nil && e.Name != "" {
-			d.errf(eo.at("name"), eo.sub("name"), "enum %q is already defined at line %d; rename one", e.Name, prev.Line)
+			d.Errorf(eo.At("name"), eo.Sub("name"), "enum %q is already defined at line %d; rename one", e.Name, prev.Line)
 			continue
 		}
-		names[e.Name] = eo.at("name")
+		names[e.Name] = eo.At("name")
 		e.Doc, _ = eo.str("doc", false)
 		bitsOK := false
 		if v, ok := eo.int("bits", true); ok {
 			if v < 1 || v > 64 {
-				d.errf(eo.at("bits"), eo.sub("bits"), "%d is outside 1..64; pick a width in that range", v)
+				d.Errorf(eo.At("bits"), eo.Sub("bits"), "%d is outside 1..64; pick a width in that range", v)
 			} else {
 				e.Bits, bitsOK = v, true
 			}
 		}
 		vnames, vnums := map[string]*yaml.Node{}, map[uint64]*EnumValue{}
 		vals := eo.list("values", true)
-		if len(vals) == 0 && eo.vals["values"] != nil && eo.vals["values"].Kind == yaml.SequenceNode {
-			d.errf(eo.at("values"), eo.sub("values"), "is empty; an enum needs at least one value")
+		if len(vals) == 0 && eo.Raw("values") != nil && eo.Raw("values").Kind == yaml.SequenceNode {
+			d.Errorf(eo.At("values"), eo.Sub("values"), "is empty; an enum needs at least one value")
 		}
 		for j, vn := range vals {
-			vo := d.object(vn, itemPath(eo.sub("values"), j, vn), "name", "value", "doc")
-			if vo.bad {
+			vo := d.object(vn, itemPath(eo.Sub("values"), j, vn), "name", "value", "doc")
+			if vo.Bad() {
 				continue
 			}
-			v := &EnumValue{Pos: d.pos(vn)}
+			v := &EnumValue{Pos: d.Pos(vn)}
 			v.Name, _ = vo.name("name", true)
 			v.Doc, _ = vo.str("doc", false)
 			num, numOK := vo.uint("value", true)
 			v.Value = num
 			if prev := vnames[v.Name]; prev != nil && v.Name != "" {
-				d.errf(vo.at("name"), vo.sub("name"), "value %q is already in enum %s at line %d; rename one", v.Name, e.Name, prev.Line)
+				d.Errorf(vo.At("name"), vo.Sub("name"), "value %q is already in enum %s at line %d; rename one", v.Name, e.Name, prev.Line)
 				continue
 			}
-			vnames[v.Name] = vo.at("name")
+			vnames[v.Name] = vo.At("name")
 			if numOK {
 				if bitsOK && !fits(num, e.Bits) {
-					d.errf(vo.at("value"), vo.sub("value"), "%d does not fit enum %s's %d bits (max %d); widen bits or pick a smaller value", num, e.Name, e.Bits, maxOf(e.Bits))
+					d.Errorf(vo.At("value"), vo.Sub("value"), "%d does not fit enum %s's %d bits (max %d); widen bits or pick a smaller value", num, e.Name, e.Bits, maxOf(e.Bits))
 				}
 				if prev := vnums[num]; prev != nil {
-					d.errf(vo.at("value"), vo.sub("value"), "%d is already the value of %s (line %d); pick another number", num, prev.Name, prev.Pos.Line)
+					d.Errorf(vo.At("value"), vo.Sub("value"), "%d is already the value of %s (line %d); pick another number", num, prev.Name, prev.Pos.Line)
 				} else {
 					vnums[num] = v
 				}
@@ -368,19 +369,19 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 	off := 0
 	for i, n := range nodes {
 		fo := d.object(n, itemPath(path, i, n), "name", "type", "bits", "enum", "const", "reserved", "doc")
-		if fo.bad {
+		if fo.Bad() {
 			continue
 		}
-		f := &Field{Pos: d.pos(n), Offset: off, Type: TypeUint}
+		f := &Field{Pos: d.Pos(n), Offset: off, Type: TypeUint}
 		f.Name, _ = fo.name("name", true)
 		if prev := names[f.Name]; prev != nil && f.Name != "" {
-			d.errf(fo.at("name"), fo.sub("name"), "field %q is already defined at line %d; rename one", f.Name, prev.Line)
+			d.Errorf(fo.At("name"), fo.Sub("name"), "field %q is already defined at line %d; rename one", f.Name, prev.Line)
 			continue
 		}
-		names[f.Name] = fo.at("name")
+		names[f.Name] = fo.At("name")
 		if payload && s.Header != nil && f.Name != "" {
 			if hf := s.HeaderField(f.Name); hf != nil {
-				d.errf(fo.at("name"), fo.sub("name"), "%q is also a header field (line %d); rename the payload field", f.Name, hf.Pos.Line)
+				d.Errorf(fo.At("name"), fo.Sub("name"), "%q is also a header field (line %d); rename the payload field", f.Name, hf.Pos.Line)
 			}
 		}
 		f.Doc, _ = fo.str("doc", false)
@@ -392,11 +393,11 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		fixed := map[FieldType]int{TypeIPv4: 32, TypeMAC: 48, TypeFlag: 1}
 		switch f.Type {
 		case TypeUint:
-			if fo.vals["bits"] == nil {
+			if fo.Raw("bits") == nil {
 				fo.get("bits", true)
 			} else if hasBits {
 				if width < 1 || width > 64 {
-					d.errf(fo.at("bits"), fo.sub("bits"), "%d is outside 1..64; pick a width in that range", width)
+					d.Errorf(fo.At("bits"), fo.Sub("bits"), "%d is outside 1..64; pick a width in that range", width)
 				} else {
 					f.Bits = width
 				}
@@ -404,63 +405,63 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		case TypeIPv4, TypeMAC, TypeFlag:
 			f.Bits = fixed[f.Type]
 			if hasBits && width != f.Bits {
-				d.errf(fo.at("bits"), fo.sub("bits"), "a %s is always %d bits; remove bits: %d", f.Type, f.Bits, width)
+				d.Errorf(fo.At("bits"), fo.Sub("bits"), "a %s is always %d bits; remove bits: %d", f.Type, f.Bits, width)
 			}
 		case TypeEnum:
 			en, ok := fo.str("enum", true)
 			if ok {
 				f.Enum = s.EnumByName(en)
 				if f.Enum == nil {
-					d.errf(fo.at("enum"), fo.sub("enum"), "enum %q is not defined; define it under enums or use one of %s", en, enumNames(s))
+					d.Errorf(fo.At("enum"), fo.Sub("enum"), "enum %q is not defined; define it under enums or use one of %s", en, enumNames(s))
 				} else {
 					f.Bits = f.Enum.Bits
 					if hasBits && width != f.Bits {
-						d.errf(fo.at("bits"), fo.sub("bits"), "%d does not match enum %s's %d bits; set bits: %d or remove it", width, en, f.Bits, f.Bits)
+						d.Errorf(fo.At("bits"), fo.Sub("bits"), "%d does not match enum %s's %d bits; set bits: %d or remove it", width, en, f.Bits, f.Bits)
 					}
 				}
 			}
 		case TypeBytes:
 			if !payload {
-				d.errf(fo.at("type"), fo.sub("type"), "bytes fields are only allowed in a message payload; use uint")
+				d.Errorf(fo.At("type"), fo.Sub("type"), "bytes fields are only allowed in a message payload; use uint")
 			} else if i != len(nodes)-1 {
-				d.errf(fo.at("type"), fo.sub("type"), "a bytes field must be the last field of the payload; move it to the end")
+				d.Errorf(fo.At("type"), fo.Sub("type"), "a bytes field must be the last field of the payload; move it to the end")
 			}
-			if fo.vals["bits"] == nil {
-				d.errf(fo.node, fo.path, "missing key bits (the length prefix: 8, 16 or 32); add it")
+			if fo.Raw("bits") == nil {
+				d.Errorf(fo.Node(), fo.Path(), "missing key bits (the length prefix: 8, 16 or 32); add it")
 			} else if hasBits {
 				if width != 8 && width != 16 && width != 32 {
-					d.errf(fo.at("bits"), fo.sub("bits"), "%d is not a length-prefix width; use 8, 16 or 32", width)
+					d.Errorf(fo.At("bits"), fo.Sub("bits"), "%d is not a length-prefix width; use 8, 16 or 32", width)
 				} else {
 					f.Bits = width
 				}
 			}
 		default:
-			d.errf(fo.at("type"), fo.sub("type"), "unknown type %q; use uint, ipv4, mac, flag, enum or bytes", f.Type)
+			d.Errorf(fo.At("type"), fo.Sub("type"), "unknown type %q; use uint, ipv4, mac, flag, enum or bytes", f.Type)
 		}
-		if f.Type != TypeEnum && fo.vals["enum"] != nil {
-			d.errf(fo.keys["enum"], fo.sub("enum"), "only fields of type: enum name an enum; remove it or set type: enum")
+		if f.Type != TypeEnum && fo.Raw("enum") != nil {
+			d.Errorf(fo.Key("enum"), fo.Sub("enum"), "only fields of type: enum name an enum; remove it or set type: enum")
 		}
-		if fo.vals["const"] != nil {
+		if fo.Raw("const") != nil {
 			c, ok := fo.uint("const", false)
 			switch {
 			case f.Type != TypeUint && f.Type != TypeFlag && f.Type != TypeEnum:
-				d.errf(fo.at("const"), fo.sub("const"), "a %s field cannot be a constant; only uint, flag and enum fields can", f.Type)
+				d.Errorf(fo.At("const"), fo.Sub("const"), "a %s field cannot be a constant; only uint, flag and enum fields can", f.Type)
 			case f.Reserved:
-				d.errf(fo.at("const"), fo.sub("const"), "a reserved field is always zero; remove const or reserved")
+				d.Errorf(fo.At("const"), fo.Sub("const"), "a reserved field is always zero; remove const or reserved")
 			case ok && f.Bits > 0 && !fits(c, f.Bits):
-				d.errf(fo.at("const"), fo.sub("const"), "%#x does not fit the field's %d bits; widen the field or fix the constant", c, f.Bits)
+				d.Errorf(fo.At("const"), fo.Sub("const"), "%#x does not fit the field's %d bits; widen the field or fix the constant", c, f.Bits)
 			case ok:
 				f.Const, f.HasConst = c, true
 			}
 		}
 		if f.Reserved && f.Type != TypeUint {
-			d.errf(fo.at("reserved"), fo.sub("reserved"), "only uint fields can be reserved")
+			d.Errorf(fo.At("reserved"), fo.Sub("reserved"), "only uint fields can be reserved")
 		}
 		off += f.Bits
 		out = append(out, f)
 	}
 	if off%8 != 0 {
-		d.errf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %s", off, plural(8-off%8, "bit"))
+		d.Errorf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %s", off, plural(8-off%8, "bit"))
 	}
 	return out, off
 }
@@ -488,22 +489,22 @@ func (d *decoder) header(s *Spec, o *obj) {
 	if o == nil {
 		return
 	}
-	s.Header.Pos = d.pos(o.node)
+	s.Header.Pos = d.Pos(o.Node())
 	s.Header.Name, _ = o.name("name", true)
 	list := o.get("fields", true)
 	nodes := o.list("fields", false)
 	if list != nil && list.Kind == yaml.SequenceNode && len(nodes) == 0 {
-		d.errf(list, o.sub("fields"), "is empty; the header needs fields")
+		d.Errorf(list, o.Sub("fields"), "is empty; the header needs fields")
 	}
 	var total int
 	if list != nil && list.Kind == yaml.SequenceNode {
-		s.Header.Fields, total = d.fields(s, list, nodes, o.sub("fields"), false)
+		s.Header.Fields, total = d.fields(s, list, nodes, o.Sub("fields"), false)
 	}
 	s.Header.Bytes = total / 8
 	if sf, ok := o.str("stage_field", true); ok {
 		s.Header.StageField = sf
 		if f := s.HeaderField(sf); f == nil || f.Type != TypeEnum {
-			d.errf(o.at("stage_field"), o.sub("stage_field"), "%q is not an enum field of the header; name the field that selects the message", sf)
+			d.Errorf(o.At("stage_field"), o.Sub("stage_field"), "%q is not an enum field of the header; name the field that selects the message", sf)
 		}
 	}
 }
@@ -515,20 +516,20 @@ func (d *decoder) messages(s *Spec, o *obj) {
 	for i, n := range o.list("messages", true) {
 		path := itemPath("messages", i, n)
 		mo := d.object(n, path, "name", "stage", "from", "doc", "payload", "fragmented")
-		if mo.bad {
+		if mo.Bad() {
 			continue
 		}
-		m := &Message{Pos: d.pos(n), From: "server"}
+		m := &Message{Pos: d.Pos(n), From: "server"}
 		m.Name, _ = mo.name("name", true)
 		if prev := names[m.Name]; prev != nil && m.Name != "" {
-			d.errf(mo.at("name"), mo.sub("name"), "message %q is already defined at line %d; rename one", m.Name, prev.Line)
+			d.Errorf(mo.At("name"), mo.Sub("name"), "message %q is already defined at line %d; rename one", m.Name, prev.Line)
 			continue
 		}
-		names[m.Name] = mo.at("name")
+		names[m.Name] = mo.At("name")
 		m.Doc, _ = mo.str("doc", false)
 		if f, ok := mo.str("from", false); ok {
 			if f != "server" && f != "switch" && f != "any" {
-				d.errf(mo.at("from"), mo.sub("from"), "%q is not a sender; use server, switch or any", f)
+				d.Errorf(mo.At("from"), mo.Sub("from"), "%q is not a sender; use server, switch or any", f)
 			}
 			m.From = f
 		}
@@ -540,9 +541,9 @@ func (d *decoder) messages(s *Spec, o *obj) {
 			}
 			switch {
 			case m.Stage == nil:
-				d.errf(mo.at("stage"), mo.sub("stage"), "%q is not a value of enum %s; use one of %s", sv, stage.Name, valueNames(stage))
+				d.Errorf(mo.At("stage"), mo.Sub("stage"), "%q is not a value of enum %s; use one of %s", sv, stage.Name, valueNames(stage))
 			case stages[m.Stage] != nil:
-				d.errf(mo.at("stage"), mo.sub("stage"), "stage %s already selects message %s (line %d); give each message its own stage", sv, stages[m.Stage].Name, stages[m.Stage].Pos.Line)
+				d.Errorf(mo.At("stage"), mo.Sub("stage"), "stage %s already selects message %s (line %d); give each message its own stage", sv, stages[m.Stage].Name, stages[m.Stage].Pos.Line)
 			default:
 				stages[m.Stage] = m
 			}
@@ -551,24 +552,24 @@ func (d *decoder) messages(s *Spec, o *obj) {
 			nodes := mo.list("payload", false)
 			var total int
 			if pl.Kind == yaml.SequenceNode {
-				m.Payload, total = d.fields(s, pl, nodes, mo.sub("payload"), true)
+				m.Payload, total = d.fields(s, pl, nodes, mo.Sub("payload"), true)
 			}
 			m.PayloadBytes = total / 8
 		}
-		if fo := mo.object("fragmented", false, "index_field", "more_field", "max_bytes", "max_pending", "timeout"); fo != nil && !fo.bad {
+		if fo := mo.object("fragmented", false, "index_field", "more_field", "max_bytes", "max_pending", "timeout"); fo != nil && !fo.Bad() {
 			m.Fragmented = true
 			fr := &Fragmentation{}
 			m.Fragmentation = fr
 			if v, ok := fo.str("index_field", true); ok {
 				fr.IndexField = v
 				if f := s.HeaderField(v); f == nil || f.Type != TypeUint || f.Bits != 16 {
-					d.errf(fo.at("index_field"), fo.sub("index_field"), "%q is not a 16-bit uint header field; name the header field that carries the fragment index", v)
+					d.Errorf(fo.At("index_field"), fo.Sub("index_field"), "%q is not a 16-bit uint header field; name the header field that carries the fragment index", v)
 				}
 			}
 			if v, ok := fo.str("more_field", true); ok {
 				fr.MoreField = v
 				if f := s.HeaderField(v); f == nil || f.Type != TypeFlag {
-					d.errf(fo.at("more_field"), fo.sub("more_field"), "%q is not a flag header field; name the flag that says another fragment follows", v)
+					d.Errorf(fo.At("more_field"), fo.Sub("more_field"), "%q is not a flag header field; name the flag that says another fragment follows", v)
 				}
 			}
 			for _, k := range []struct {
@@ -577,21 +578,21 @@ func (d *decoder) messages(s *Spec, o *obj) {
 			}{{"max_bytes", &fr.MaxBytes}, {"max_pending", &fr.MaxPending}} {
 				if v, ok := fo.int(k.key, true); ok {
 					if v <= 0 {
-						d.errf(fo.at(k.key), fo.sub(k.key), "%d must be above 0; set a positive value", v)
+						d.Errorf(fo.At(k.key), fo.Sub(k.key), "%d must be above 0; set a positive value", v)
 					}
 					*k.dst = v
 				}
 			}
 			if v, ok := fo.duration("timeout", true); ok {
 				if v <= 0 {
-					d.errf(fo.at("timeout"), fo.sub("timeout"), "%v must be above 0; set a positive duration like 5ms", v)
+					d.Errorf(fo.At("timeout"), fo.Sub("timeout"), "%v must be above 0; set a positive duration like 5ms", v)
 				}
 				fr.Timeout = v
 			}
 			if s.Transport.MTU > 0 && s.Header != nil {
 				fr.FragmentBytes = s.Transport.MTU - 20 - 8 - s.Header.Bytes - m.PayloadBytes
 				if fr.FragmentBytes <= 0 {
-					d.errf(fo.node, fo.path, "no room for fragment data at MTU %d (IPv4 20 + UDP 8 + header %d + payload %d bytes); raise transport.mtu or shrink the payload",
+					d.Errorf(fo.Node(), fo.Path(), "no room for fragment data at MTU %d (IPv4 20 + UDP 8 + header %d + payload %d bytes); raise transport.mtu or shrink the payload",
 						s.Transport.MTU, s.Header.Bytes, m.PayloadBytes)
 				}
 			}
@@ -611,49 +612,49 @@ func valueNames(e *Enum) string {
 func (d *decoder) directory(s *Spec, o *obj) {
 	dir := &Directory{}
 	s.Directory = dir
-	if o == nil || o.bad {
+	if o == nil || o.Bad() {
 		return
 	}
-	dir.Pos = d.pos(o.node)
+	dir.Pos = d.Pos(o.Node())
 	// The key names the client's address fields by the names gen/SWITCH.md
 	// uses; switchNames checks those fields' shapes in the header.
 	keys, _ := o.strings("key", true)
 	dir.Key = keys
-	if o.vals["key"] != nil && o.vals["key"].Kind == yaml.SequenceNode {
+	if o.Raw("key") != nil && o.Raw("key").Kind == yaml.SequenceNode {
 		if len(keys) != 2 || keys[0] != FieldClientIP || keys[1] != FieldClientPort {
-			d.errf(o.at("key"), o.sub("key"), "must be [%s, %s]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [%s]",
+			d.Errorf(o.At("key"), o.Sub("key"), "must be [%s, %s]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [%s]",
 				FieldClientIP, FieldClientPort, strings.Join(keys, ", "))
 		}
 	}
 	if v, ok := o.int("index_bits", true); ok {
 		dir.IndexBits = v
 		if t := s.Target; t != nil && (v < t.MinIndexBits || v > t.MaxIndexBits) {
-			d.errf(o.at("index_bits"), o.sub("index_bits"), "%d is outside what %s allows (%d..%d); %s", v, t.Name, t.MinIndexBits, t.MaxIndexBits, indexBitsHint(t, v))
+			d.Errorf(o.At("index_bits"), o.Sub("index_bits"), "%d is outside what %s allows (%d..%d); %s", v, t.Name, t.MinIndexBits, t.MaxIndexBits, indexBitsHint(t, v))
 		}
 	}
 	lnodes := o.list("levels", true)
-	if o.vals["levels"] != nil && o.vals["levels"].Kind == yaml.SequenceNode && len(lnodes) < 1 {
-		d.errf(o.at("levels"), o.sub("levels"), "has no levels; a directory needs at least 1")
+	if o.Raw("levels") != nil && o.Raw("levels").Kind == yaml.SequenceNode && len(lnodes) < 1 {
+		d.Errorf(o.At("levels"), o.Sub("levels"), "has no levels; a directory needs at least 1")
 	}
 	for i, ln := range lnodes {
-		lo := d.object(ln, fmt.Sprintf("%s[%d]", o.sub("levels"), i), "hash")
-		if lo.bad {
+		lo := d.object(ln, fmt.Sprintf("%s[%d]", o.Sub("levels"), i), "hash")
+		if lo.Bad() {
 			continue
 		}
-		l := &Level{Pos: d.pos(ln), Hash: &CRC{}}
-		if ho := lo.object("hash", true, "name", "width", "poly", "reversed", "init", "xor_out"); ho != nil && !ho.bad {
+		l := &Level{Pos: d.Pos(ln), Hash: &CRC{}}
+		if ho := lo.object("hash", true, "name", "width", "poly", "reversed", "init", "xor_out"); ho != nil && !ho.Bad() {
 			c := l.Hash
-			c.Pos = d.pos(ho.node)
+			c.Pos = d.Pos(ho.Node())
 			c.Name, _ = ho.name("name", true)
 			c.Reversed = ho.bool("reversed")
 			widthOK := false
 			if w, ok := ho.int("width", true); ok {
 				if w != 16 && w != 32 {
-					d.errf(ho.at("width"), ho.sub("width"), "%d is not a CRC width Tofino hashes; use 16 or 32", w)
+					d.Errorf(ho.At("width"), ho.Sub("width"), "%d is not a CRC width Tofino hashes; use 16 or 32", w)
 				} else {
 					c.Width, widthOK = w, true
 					if dir.IndexBits > w {
-						d.errf(ho.at("width"), ho.sub("width"), "a %d-bit CRC cannot index %d bits; use width: 32 or lower index_bits", w, dir.IndexBits)
+						d.Errorf(ho.At("width"), ho.Sub("width"), "a %d-bit CRC cannot index %d bits; use width: 32 or lower index_bits", w, dir.IndexBits)
 					}
 				}
 			}
@@ -665,10 +666,10 @@ func (d *decoder) directory(s *Spec, o *obj) {
 				if v, ok := ho.uint(k.key, k.required); ok {
 					*k.dst = v
 					if widthOK && !fits(v, c.Width) {
-						d.errf(ho.at(k.key), ho.sub(k.key), "%#x is wider than the %d-bit CRC; use a value up to %#x", v, c.Width, maxOf(c.Width))
+						d.Errorf(ho.At(k.key), ho.Sub(k.key), "%#x is wider than the %d-bit CRC; use a value up to %#x", v, c.Width, maxOf(c.Width))
 					}
 					if k.key == "poly" && v == 0 {
-						d.errf(ho.at(k.key), ho.sub(k.key), "0x0: a zero polynomial hashes every key to init, so every key lands in one slot; use an odd polynomial such as 0x8005")
+						d.Errorf(ho.At(k.key), ho.Sub(k.key), "0x0: a zero polynomial hashes every key to init, so every key lands in one slot; use an odd polynomial such as 0x8005")
 					}
 				}
 			}
@@ -678,24 +679,24 @@ func (d *decoder) directory(s *Spec, o *obj) {
 	if v, ok := o.str("insert", true); ok {
 		dir.Insert = v
 		if v != "write_if_empty" {
-			d.errf(o.at("insert"), o.sub("insert"), "unknown insert policy %q; use write_if_empty", v)
+			d.Errorf(o.At("insert"), o.Sub("insert"), "unknown insert policy %q; use write_if_empty", v)
 		}
 	}
 	if v, ok := o.str("on_full", true); ok {
 		dir.OnFull = v
 		if v != "reject" {
-			d.errf(o.at("on_full"), o.sub("on_full"), "unknown on_full policy %q; use reject", v)
+			d.Errorf(o.At("on_full"), o.Sub("on_full"), "unknown on_full policy %q; use reject", v)
 		}
 	}
-	dir.DeleteOnPos = d.pos(o.at("delete_on"))
+	dir.DeleteOnPos = d.Pos(o.At("delete_on"))
 	flags, fnodes := o.strings("delete_on", true)
 	seen := map[string]bool{}
 	for i, f := range flags {
 		switch {
 		case f != "rst" && f != "fin":
-			d.errf(fnodes[i], fmt.Sprintf("%s[%d]", o.sub("delete_on"), i), "%q is not a TCP flag that deletes entries; use rst or fin", f)
+			d.Errorf(fnodes[i], fmt.Sprintf("%s[%d]", o.Sub("delete_on"), i), "%q is not a TCP flag that deletes entries; use rst or fin", f)
 		case seen[f]:
-			d.errf(fnodes[i], fmt.Sprintf("%s[%d]", o.sub("delete_on"), i), "%s is listed twice; remove one", f)
+			d.Errorf(fnodes[i], fmt.Sprintf("%s[%d]", o.Sub("delete_on"), i), "%s is listed twice; remove one", f)
 		}
 		seen[f] = true
 	}
@@ -704,11 +705,11 @@ func (d *decoder) directory(s *Spec, o *obj) {
 	// heartbeat, which it must not be, is known.
 	if v, ok := o.name("release", false); ok {
 		dir.Release = v
-		dir.ReleasePos = d.pos(o.at("release"))
+		dir.ReleasePos = d.Pos(o.At("release"))
 	}
 	// A directory cell is a register pair of two 32-bit halves.
 	if t := s.Target; t != nil && 64 > t.MaxRegisterBits {
-		d.errf(o.node, o.path, "a directory cell needs 64-bit registers (ip + port, origin + target) but %s's max_register_bits is %d; pick another target", t.Name, t.MaxRegisterBits)
+		d.Errorf(o.Node(), o.Path(), "a directory cell needs 64-bit registers (ip + port, origin + target) but %s's max_register_bits is %d; pick another target", t.Name, t.MaxRegisterBits)
 	}
 }
 
@@ -736,23 +737,23 @@ func indexBitsHint(t *Target, v int) string {
 func (d *decoder) workload(s *Spec, o *obj) {
 	w := &Workload{}
 	s.Workload = w
-	if o == nil || o.bad {
+	if o == nil || o.Bad() {
 		return
 	}
-	w.Pos = d.pos(o.node)
+	w.Pos = d.Pos(o.Node())
 	if v, ok := o.int("bits", true); ok {
 		w.Bits = v
 		if v < 1 || v > 32 {
-			d.errf(o.at("bits"), o.sub("bits"), "%d is outside 1..32 (the register holds a 32-bit load); pick a width in that range", v)
+			d.Errorf(o.At("bits"), o.Sub("bits"), "%d is outside 1..32 (the register holds a 32-bit load); pick a width in that range", v)
 		} else if t := s.Target; t != nil && 32+v > t.MaxRegisterBits {
-			d.errf(o.at("bits"), o.sub("bits"), "holder ip (32) + %d bits exceeds %s's max_register_bits %d; lower bits", v, t.Name, t.MaxRegisterBits)
+			d.Errorf(o.At("bits"), o.Sub("bits"), "holder ip (32) + %d bits exceeds %s's max_register_bits %d; lower bits", v, t.Name, t.MaxRegisterBits)
 		}
 	}
 	var hb *Message
 	if v, ok := o.str("heartbeat", true); ok {
 		w.Heartbeat = v
 		if hb = s.MessageByName(v); hb == nil {
-			d.errf(o.at("heartbeat"), o.sub("heartbeat"), "%q is not a message; name the message servers report their load with", v)
+			d.Errorf(o.At("heartbeat"), o.Sub("heartbeat"), "%q is not a message; name the message servers report their load with", v)
 		}
 	}
 	if v, ok := o.str("metric_field", true); ok {
@@ -765,14 +766,14 @@ func (d *decoder) workload(s *Spec, o *obj) {
 				}
 			}
 			if f == nil || f.Type != TypeUint {
-				d.errf(o.at("metric_field"), o.sub("metric_field"), "%q is not a uint field of %s's payload; name the field with the load", v, hb.Name)
+				d.Errorf(o.At("metric_field"), o.Sub("metric_field"), "%q is not a uint field of %s's payload; name the field with the load", v, hb.Name)
 			}
 		}
 	}
 	if v, ok := o.str("update", true); ok {
 		w.Update = v
 		if v != "holder_or_smaller" {
-			d.errf(o.at("update"), o.sub("update"), "unknown update rule %q; use holder_or_smaller", v)
+			d.Errorf(o.At("update"), o.Sub("update"), "unknown update rule %q; use holder_or_smaller", v)
 		}
 	}
 }

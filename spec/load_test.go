@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,11 +57,11 @@ func TestDefault(t *testing.T) {
 		got  spec.Pos
 		want spec.Pos
 	}{
-		{"stage enum", s.Enums[0].Pos, spec.Pos{spec.DefaultPath, 32, 5}},
-		{"magic field", s.Header.Fields[0].Pos, spec.Pos{spec.DefaultPath, 49, 7}},
-		{"directory", s.Directory.Pos, spec.Pos{spec.DefaultPath, 101, 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{spec.DefaultPath, 146, 9}},
-		{"target", s.Target.Pos, spec.Pos{"spec/targets/tofino1.yaml", 3, 1}},
+		{"stage enum", s.Enums[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 32, Col: 5}},
+		{"magic field", s.Header.Fields[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 49, Col: 7}},
+		{"directory", s.Directory.Pos, spec.Pos{File: spec.DefaultPath, Line: 101, Col: 3}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 146, Col: 9}},
+		{"target", s.Target.Pos, spec.Pos{File: "spec/targets/tofino1.yaml", Line: 3, Col: 1}},
 	} {
 		if p.got != p.want {
 			t.Errorf("%s Pos = %v, want %v", p.what, p.got, p.want)
@@ -93,6 +94,17 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := spec.Load(filepath.Join(dir, "missing.yaml")); err == nil || errors.Is(err, spec.ErrInvalid) {
 		t.Errorf("Load(missing) = %v, want a read error that is not ErrInvalid", err)
+	}
+}
+
+// yaml.v3 reads one document and would drop a second one unseen.
+func TestParseRefusesASecondDocument(t *testing.T) {
+	src := append(spec.DefaultYAML(), "---\nversion: 1\n"...)
+	line := strings.Count(string(spec.DefaultYAML()), "\n") + 1
+	_, err := spec.Parse("x.yaml", src)
+	want := fmt.Sprintf("x.yaml:%d:1: a second YAML document starts here; a spec file holds one, so remove it", line)
+	if !errors.Is(err, spec.ErrInvalid) || err.Error() != want {
+		t.Errorf("Parse(two documents) = %v, want %s", err, want)
 	}
 }
 

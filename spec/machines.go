@@ -12,15 +12,15 @@ func (d *decoder) machines(s *Spec, o *obj) {
 	for i, n := range o.list("machines", true) {
 		path := itemPath("machines", i, n)
 		mo := d.object(n, path, "name", "doc", "initial", "states", "events", "actions", "transitions", "ignore")
-		if mo.bad {
+		if mo.Bad() {
 			continue
 		}
 		m := d.machine(s, mo, n)
 		if prev := names[m.Name]; prev != nil && m.Name != "" {
-			d.errf(mo.at("name"), mo.sub("name"), "machine %q is already defined at line %d; rename one", m.Name, prev.Line)
+			d.Errorf(mo.At("name"), mo.Sub("name"), "machine %q is already defined at line %d; rename one", m.Name, prev.Line)
 			continue
 		}
-		names[m.Name] = mo.at("name")
+		names[m.Name] = mo.At("name")
 		s.Machines = append(s.Machines, m)
 	}
 }
@@ -28,7 +28,7 @@ func (d *decoder) machines(s *Spec, o *obj) {
 // machine decodes one state machine and checks it: names resolve, at most
 // one outcome per (state, event), every state reachable, finals stay put.
 func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
-	m := &Machine{Pos: d.pos(n)}
+	m := &Machine{Pos: d.Pos(n)}
 	m.Name, _ = mo.name("name", true)
 	m.Doc, _ = mo.str("doc", false)
 
@@ -36,55 +36,55 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	stateNodes := mo.list("states", true)
 	timeouts := map[*State]*obj{}
 	for i, sn := range stateNodes {
-		so := d.object(sn, itemPath(mo.sub("states"), i, sn), "name", "doc", "final", "timeout")
-		if so.bad {
+		so := d.object(sn, itemPath(mo.Sub("states"), i, sn), "name", "doc", "final", "timeout")
+		if so.Bad() {
 			continue
 		}
-		st := &State{Pos: d.pos(sn)}
+		st := &State{Pos: d.Pos(sn)}
 		st.Name, _ = so.name("name", true)
 		st.Doc, _ = so.str("doc", false)
 		st.Final = so.bool("final")
 		if prev := state[st.Name]; prev != nil && st.Name != "" {
-			d.errf(so.at("name"), so.sub("name"), "state %q is already defined at line %d; rename one", st.Name, prev.Pos.Line)
+			d.Errorf(so.At("name"), so.Sub("name"), "state %q is already defined at line %d; rename one", st.Name, prev.Pos.Line)
 			continue
 		}
 		if st.Name != "" {
 			state[st.Name] = st
 		}
-		if to := so.object("timeout", false, "after", "retries", "resend", "exhausted", "give_up"); to != nil && !to.bad {
+		if to := so.object("timeout", false, "after", "retries", "resend", "exhausted", "give_up"); to != nil && !to.Bad() {
 			timeouts[st] = to
 		}
 		m.States = append(m.States, st)
 	}
-	if len(m.States) == 0 && mo.vals["states"] != nil && mo.vals["states"].Kind == yaml.SequenceNode {
-		d.errf(mo.at("states"), mo.sub("states"), "is empty; a machine needs states")
+	if len(m.States) == 0 && mo.Raw("states") != nil && mo.Raw("states").Kind == yaml.SequenceNode {
+		d.Errorf(mo.At("states"), mo.Sub("states"), "is empty; a machine needs states")
 	}
 
 	event := map[string]*Event{}
 	byMessage := map[*Message]*Event{}
 	for i, en := range mo.list("events", true) {
-		eo := d.object(en, itemPath(mo.sub("events"), i, en), "name", "message", "doc")
-		if eo.bad {
+		eo := d.object(en, itemPath(mo.Sub("events"), i, en), "name", "message", "doc")
+		if eo.Bad() {
 			continue
 		}
-		ev := &Event{Pos: d.pos(en)}
+		ev := &Event{Pos: d.Pos(en)}
 		ev.Name, _ = eo.name("name", true)
 		ev.Doc, _ = eo.str("doc", false)
 		if ev.Name == TimeoutEvent {
-			d.errf(eo.at("name"), eo.sub("name"), "%q is built in (raised by a state's timer); rename the event", ev.Name)
+			d.Errorf(eo.At("name"), eo.Sub("name"), "%q is built in (raised by a state's timer); rename the event", ev.Name)
 			continue
 		}
 		if prev := event[ev.Name]; prev != nil && ev.Name != "" {
-			d.errf(eo.at("name"), eo.sub("name"), "event %q is already defined at line %d; rename one", ev.Name, prev.Pos.Line)
+			d.Errorf(eo.At("name"), eo.Sub("name"), "event %q is already defined at line %d; rename one", ev.Name, prev.Pos.Line)
 			continue
 		}
 		if msg, ok := eo.str("message", false); ok {
 			ev.Message = s.MessageByName(msg)
 			switch {
 			case ev.Message == nil:
-				d.errf(eo.at("message"), eo.sub("message"), "message %q is not defined; use one of %s", msg, messageNames(s))
+				d.Errorf(eo.At("message"), eo.Sub("message"), "message %q is not defined; use one of %s", msg, messageNames(s))
 			case byMessage[ev.Message] != nil:
-				d.errf(eo.at("message"), eo.sub("message"), "message %s already raises event %s; one message raises one event", msg, byMessage[ev.Message].Name)
+				d.Errorf(eo.At("message"), eo.Sub("message"), "message %s already raises event %s; one message raises one event", msg, byMessage[ev.Message].Name)
 			default:
 				byMessage[ev.Message] = ev
 			}
@@ -97,20 +97,20 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 
 	action := map[string]*Action{}
 	for i, an := range mo.list("actions", true) {
-		ao := d.object(an, itemPath(mo.sub("actions"), i, an), "name", "send", "doc")
-		if ao.bad {
+		ao := d.object(an, itemPath(mo.Sub("actions"), i, an), "name", "send", "doc")
+		if ao.Bad() {
 			continue
 		}
-		a := &Action{Pos: d.pos(an)}
+		a := &Action{Pos: d.Pos(an)}
 		a.Name, _ = ao.name("name", true)
 		a.Doc, _ = ao.str("doc", false)
 		if prev := action[a.Name]; prev != nil && a.Name != "" {
-			d.errf(ao.at("name"), ao.sub("name"), "action %q is already defined at line %d; rename one", a.Name, prev.Pos.Line)
+			d.Errorf(ao.At("name"), ao.Sub("name"), "action %q is already defined at line %d; rename one", a.Name, prev.Pos.Line)
 			continue
 		}
 		if msg, ok := ao.str("send", false); ok {
 			if a.Send = s.MessageByName(msg); a.Send == nil {
-				d.errf(ao.at("send"), ao.sub("send"), "message %q is not defined; use one of %s", msg, messageNames(s))
+				d.Errorf(ao.At("send"), ao.Sub("send"), "message %q is not defined; use one of %s", msg, messageNames(s))
 			}
 		}
 		if a.Name != "" {
@@ -131,7 +131,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		st := state[v]
 		if st == nil {
 			broken = true
-			d.errf(o.at(key), o.sub(key), "state %q is not defined in machine %s; define it under states", v, m.Name)
+			d.Errorf(o.At(key), o.Sub(key), "state %q is not defined in machine %s; define it under states", v, m.Name)
 		}
 		return st
 	}
@@ -142,7 +142,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		for i, an := range names {
 			a := action[an]
 			if a == nil {
-				d.errf(nodes[i], fmt.Sprintf("%s[%d]", o.sub(key), i), "action %q is not defined in machine %s; define it under actions", an, m.Name)
+				d.Errorf(nodes[i], fmt.Sprintf("%s[%d]", o.Sub(key), i), "action %q is not defined in machine %s; define it under actions", an, m.Name)
 				ok = false
 				continue
 			}
@@ -160,13 +160,13 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		t := &Timeout{}
 		if v, ok := to.duration("after", true); ok {
 			if v <= 0 {
-				d.errf(to.at("after"), to.sub("after"), "%v must be above 0; set a positive duration like 5ms", v)
+				d.Errorf(to.At("after"), to.Sub("after"), "%v must be above 0; set a positive duration like 5ms", v)
 			}
 			t.After = v
 		}
 		if v, ok := to.int("retries", true); ok {
 			if v < 0 {
-				d.errf(to.at("retries"), to.sub("retries"), "%d is negative; use 0 for no retries", v)
+				d.Errorf(to.At("retries"), to.Sub("retries"), "%d is negative; use 0 for no retries", v)
 			}
 			t.Retries = v
 		}
@@ -174,18 +174,18 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 			t.Resend = action[v]
 			switch {
 			case t.Resend == nil:
-				d.errf(to.at("resend"), to.sub("resend"), "action %q is not defined in machine %s; define it under actions", v, m.Name)
+				d.Errorf(to.At("resend"), to.Sub("resend"), "action %q is not defined in machine %s; define it under actions", v, m.Name)
 			case t.Resend.Send == nil:
-				d.errf(to.at("resend"), to.sub("resend"), "action %s sends nothing; resend names an action with send:", v)
+				d.Errorf(to.At("resend"), to.Sub("resend"), "action %s sends nothing; resend names an action with send:", v)
 			}
 		}
 		t.Exhausted = lookupState(to, "exhausted", true)
 		if t.Exhausted == st {
-			d.errf(to.at("exhausted"), to.sub("exhausted"), "%s cannot be its own exhausted state (the retries would never end); name the state to give up into", st.Name)
+			d.Errorf(to.At("exhausted"), to.Sub("exhausted"), "%s cannot be its own exhausted state (the retries would never end); name the state to give up into", st.Name)
 		}
 		t.GiveUp, _ = lookupActions(to, "give_up")
 		if st.Final {
-			d.errf(to.node, to.path, "final state %s cannot have a timeout; remove it or make the state non-final", st.Name)
+			d.Errorf(to.Node(), to.Path(), "final state %s cannot have a timeout; remove it or make the state non-final", st.Name)
 		}
 		st.Timeout = t
 	}
@@ -195,7 +195,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 
 	if v, ok := mo.str("initial", true); ok {
 		if m.Initial = state[v]; m.Initial == nil {
-			d.errf(mo.at("initial"), mo.sub("initial"), "state %q is not defined in machine %s; name one of its states", v, m.Name)
+			d.Errorf(mo.At("initial"), mo.Sub("initial"), "state %q is not defined in machine %s; name one of its states", v, m.Name)
 		}
 	}
 
@@ -207,13 +207,13 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		}
 		if v == TimeoutEvent {
 			broken = true
-			d.errf(o.at("on"), o.sub("on"), "timeout is handled by the state's timeout (retries, exhausted); remove this entry")
+			d.Errorf(o.At("on"), o.Sub("on"), "timeout is handled by the state's timeout (retries, exhausted); remove this entry")
 			return nil
 		}
 		ev := event[v]
 		if ev == nil {
 			broken = true
-			d.errf(o.at("on"), o.sub("on"), "event %q is not defined in machine %s; define it under events", v, m.Name)
+			d.Errorf(o.At("on"), o.Sub("on"), "event %q is not defined in machine %s; define it under events", v, m.Name)
 		}
 		return ev
 	}
@@ -223,11 +223,11 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	}
 	seen := map[key]*yaml.Node{}
 	for i, tn := range mo.list("transitions", false) {
-		to := d.object(tn, fmt.Sprintf("%s[%d]", mo.sub("transitions"), i), "from", "on", "to", "do")
-		if to.bad {
+		to := d.object(tn, fmt.Sprintf("%s[%d]", mo.Sub("transitions"), i), "from", "on", "to", "do")
+		if to.Bad() {
 			continue
 		}
-		t := &Transition{Pos: d.pos(tn)}
+		t := &Transition{Pos: d.Pos(tn)}
 		t.From = lookupState(to, "from", true)
 		t.On = lookupEvent(to)
 		t.To = lookupState(to, "to", true)
@@ -239,22 +239,22 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		}
 		k := key{t.From, t.On}
 		if prev := seen[k]; prev != nil {
-			d.errf(tn, to.path, "a second transition for (%s, %s) (first at line %d); a state handles an event once, so remove one", t.From.Name, t.On.Name, prev.Line)
+			d.Errorf(tn, to.Path(), "a second transition for (%s, %s) (first at line %d); a state handles an event once, so remove one", t.From.Name, t.On.Name, prev.Line)
 			continue
 		}
 		seen[k] = tn
 		if t.From.Final && t.To != t.From {
-			d.errf(to.at("to"), to.sub("to"), "final state %s may only transition to itself, not to %s; make it non-final or change to", t.From.Name, t.To.Name)
+			d.Errorf(to.At("to"), to.Sub("to"), "final state %s may only transition to itself, not to %s; make it non-final or change to", t.From.Name, t.To.Name)
 		}
 		m.Transitions = append(m.Transitions, t)
 	}
 	ignored := map[key]*yaml.Node{}
 	for i, in := range mo.list("ignore", false) {
-		io := d.object(in, fmt.Sprintf("%s[%d]", mo.sub("ignore"), i), "in", "on")
-		if io.bad {
+		io := d.object(in, fmt.Sprintf("%s[%d]", mo.Sub("ignore"), i), "in", "on")
+		if io.Bad() {
 			continue
 		}
-		ig := &Ignore{Pos: d.pos(in)}
+		ig := &Ignore{Pos: d.Pos(in)}
 		ig.State = lookupState(io, "in", true)
 		ig.On = lookupEvent(io)
 		if ig.State == nil || ig.On == nil {
@@ -262,11 +262,11 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		}
 		k := key{ig.State, ig.On}
 		if prev := seen[k]; prev != nil {
-			d.errf(in, io.path, "(%s, %s) has a transition at line %d; remove the ignore or the transition", ig.State.Name, ig.On.Name, prev.Line)
+			d.Errorf(in, io.Path(), "(%s, %s) has a transition at line %d; remove the ignore or the transition", ig.State.Name, ig.On.Name, prev.Line)
 			continue
 		}
 		if prev := ignored[k]; prev != nil {
-			d.errf(in, io.path, "(%s, %s) is already ignored at line %d; remove one", ig.State.Name, ig.On.Name, prev.Line)
+			d.Errorf(in, io.Path(), "(%s, %s) is already ignored at line %d; remove one", ig.State.Name, ig.On.Name, prev.Line)
 			continue
 		}
 		ignored[k] = in
@@ -276,7 +276,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		reached := reachable(m)
 		for _, st := range m.States {
 			if !reached[st] {
-				d.errf(nodeOf(stateNodes, st, d), fmt.Sprintf("%s.states.%s", mo.path, st.Name),
+				d.Errorf(nodeOf(stateNodes, st, d), fmt.Sprintf("%s.states.%s", mo.Path(), st.Name),
 					"unreachable from initial state %s; add a transition into it or remove it", m.Initial.Name)
 			}
 		}
@@ -287,7 +287,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 // nodeOf finds the YAML node a state was decoded from, for its position.
 func nodeOf(nodes []*yaml.Node, st *State, d *decoder) *yaml.Node {
 	for _, n := range nodes {
-		if d.pos(n) == st.Pos {
+		if d.Pos(n) == st.Pos {
 			return n
 		}
 	}

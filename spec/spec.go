@@ -13,13 +13,6 @@ import "time"
 // Version is the only spec format version this package reads.
 const Version = 1
 
-// Pos is a position in the spec file, for diagnostics.
-type Pos struct {
-	File string
-	Line int
-	Col  int
-}
-
 // Spec is a loaded, validated spec.
 type Spec struct {
 	Version int

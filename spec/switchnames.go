@@ -61,15 +61,15 @@ var switchMessages = []struct{ name, role string }{
 // on. hdr is the header section, msgs the messages list (either may be
 // nil when already reported missing).
 func (d *decoder) switchNames(s *Spec, hdr *obj, msgs *yaml.Node) {
-	if hdr != nil && !hdr.bad && s.Header != nil {
-		if list := hdr.vals["fields"]; list != nil && list.Kind == yaml.SequenceNode {
+	if hdr != nil && !hdr.Bad() && s.Header != nil {
+		if list := hdr.Raw("fields"); list != nil && list.Kind == yaml.SequenceNode {
 			for _, want := range switchFields {
 				f := s.HeaderField(want.name)
 				switch {
 				case f == nil:
-					d.errf(list, hdr.sub("fields"), "no field %s; the switch reads it as %s (gen/SWITCH.md), so add %s", want.name, want.role, want.add)
+					d.Errorf(list, hdr.Sub("fields"), "no field %s; the switch reads it as %s (gen/SWITCH.md), so add %s", want.name, want.role, want.add)
 				case f.Type != want.typ || f.Bits != want.bits:
-					d.errf(f.node(), hdr.sub("fields."+want.name), "is %s; the switch reads it as %s (gen/SWITCH.md), so make it %s", shape(f.Type, f.Bits), want.role, shape(want.typ, want.bits))
+					d.Errorf(f.node(), hdr.Sub("fields."+want.name), "is %s; the switch reads it as %s (gen/SWITCH.md), so make it %s", shape(f.Type, f.Bits), want.role, shape(want.typ, want.bits))
 				}
 			}
 		}
@@ -77,7 +77,7 @@ func (d *decoder) switchNames(s *Spec, hdr *obj, msgs *yaml.Node) {
 	if msgs != nil && msgs.Kind == yaml.SequenceNode {
 		for _, want := range switchMessages {
 			if s.MessageByName(want.name) == nil {
-				d.errf(msgs, "messages", "no message %s; the switch %s (gen/SWITCH.md), so add one named %s with a stage of its own", want.name, want.role, want.name)
+				d.Errorf(msgs, "messages", "no message %s; the switch %s (gen/SWITCH.md), so add one named %s with a stage of its own", want.name, want.role, want.name)
 			}
 		}
 		d.heartbeatResponse(s)
@@ -96,7 +96,7 @@ func (d *decoder) release(s *Spec) {
 	}
 	at := dir.ReleasePos
 	fail := func(format string, a ...any) {
-		d.diags = append(d.diags, Diagnostic{Pos: at, Msg: "directory.release: " + fmt.Sprintf(format, a...)})
+		d.Diagnostics = append(d.Diagnostics, Diagnostic{Pos: at, Msg: "directory.release: " + fmt.Sprintf(format, a...)})
 	}
 	m := s.MessageByName(dir.Release)
 	if m == nil {
@@ -143,7 +143,7 @@ func (d *decoder) heartbeatResponse(s *Spec) {
 	if got != nil && got.Type == TypeUint && got.Offset == metric.Offset && got.Bits == metric.Bits {
 		return
 	}
-	d.diags = append(d.diags, Diagnostic{Pos: resp.Pos, Msg: fmt.Sprintf(
+	d.Diagnostics = append(d.Diagnostics, Diagnostic{Pos: resp.Pos, Msg: fmt.Sprintf(
 		"messages.%s.payload: needs %s (workload.metric_field) as a %d-bit uint at bit %d of the payload, where %s has it: the switch turns a heartbeat into its response in place (gen/SWITCH.md); add {name: %s, bits: %d} there",
 		resp.Name, metric.Name, metric.Bits, metric.Offset, hb.Name, metric.Name, metric.Bits)})
 }
@@ -166,5 +166,5 @@ func shape(t FieldType, bits int) string {
 	return fmt.Sprintf("a %d-bit %s", bits, t)
 }
 
-// node is a stand-in yaml.Node at the field's position, for errf.
+// node is a stand-in yaml.Node at the field's position, for Errorf.
 func (f *Field) node() *yaml.Node { return &yaml.Node{Line: f.Pos.Line, Column: f.Pos.Col} }

@@ -26,13 +26,13 @@ func TestTargets(t *testing.T) {
 
 // A bad target profile is reported in the profile's own file.
 func TestBadTargetProfile(t *testing.T) {
-	d := &decoder{file: "spec/targets/bad.yaml"}
+	d := newDecoder("spec/targets/bad.yaml", "target profile")
 	d.target([]byte("version: 1\nname: bad\narch: v1model\ntofino_version: 3\nstages: {value: 0}\n"))
-	sortDiagnostics(d.diags)
-	var got []string
-	for _, x := range d.diags {
-		got = append(got, x.String())
+	err := d.Err(ErrInvalid)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad target profile: error %v does not wrap ErrInvalid", err)
 	}
+	got := strings.Split(err.Error(), "\n")
 	want := []string{
 		`spec/targets/bad.yaml:1:1: port_bits: missing; add it`,
 		`spec/targets/bad.yaml:1:1: sram_blocks_per_stage: missing; add it`,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+
+	"github.com/capygen/capygen/internal/yamlstrict"
 )
 
 // Vet returns warnings about a valid spec: choices that are legal but cost
@@ -86,7 +88,7 @@ func Vet(s *Spec) []Diagnostic {
 			}
 		}
 	}
-	sortDiagnostics(out)
+	yamlstrict.Sort(out)
 	return out
 }
 
