@@ -5,6 +5,8 @@ SHELL      := /bin/bash
 GO         ?= go
 SPEC       ?= spec/capybara.yaml
 OUT        ?= generated
+# capygen is the generator (generate, diff, plan, vet); capyrun runs what it
+# generates (testbed, serve, switch, migrate, demo).
 CAPYGEN    := $(GO) run ./cmd/capygen
 # Debian packages the tests and the testbed use: namespaces and veths (iproute2),
 # loss injection (nftables), real peers (curl, ping), load (wrk), captures (tcpdump),
@@ -72,10 +74,12 @@ soak: deps
 # demo: regenerate for the default spec and two other switch budgets and print their
 # plans, run net/http on our userspace stack in the netns testbed and fetch from it
 # with the Linux kernel's curl, then download 256 MiB through the software switch
-# while the connection hops between three servers.
+# while the connection hops between three servers. It is capyrun's (cmd/capyrun):
+# the runtime commands live apart from the generator, capygen, so that generating
+# code never builds AF_XDP, eBPF or the testbed.
 demo: deps
-	$(GO) build -o bin/capygen ./cmd/capygen
-	./bin/capygen demo
+	$(GO) build -o bin/capyrun ./cmd/capyrun
+	./bin/capyrun demo
 
 clean:
 	rm -rf bin

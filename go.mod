@@ -31,4 +31,7 @@ require (
 	golang.org/x/crypto v0.36.0 // indirect
 )
 
-tool github.com/capygen/capygen/cmd/capygen
+tool (
+	github.com/capygen/capygen/cmd/capygen
+	github.com/capygen/capygen/cmd/capyrun
+)

@@ -23,7 +23,7 @@ import (
 )
 
 // Kernel-vs-bypass benchmarks on one testbed, in one run: the same Go
-// net/http handlers (capygen serve) on capygen's stack over AF_XDP and
+// net/http handlers (capyrun serve) on capygen's stack over AF_XDP and
 // on Linux kernel sockets in the same server namespace, driven by wrk and
 // curl from the client namespace. Sub-benchmarks are named
 // <measure>/{kernel,bypass} so internal/benchtable pairs them; the
@@ -60,7 +60,7 @@ func (s kernelServer) stop(b *testing.B) {
 	}
 }
 
-// startStack starts capygen serve in the server namespace on stack
+// startStack starts capyrun serve in the server namespace on stack
 // "bypass" (AF_XDP) or "kernel" (kernel sockets; the address goes on the
 // interface for the duration).
 func startStack(b *testing.B, bed *Testbed, stack string) stackServer {
@@ -72,7 +72,7 @@ func startStack(b *testing.B, bed *Testbed, stack string) stackServer {
 	if _, err := bed.Exec("server", "ip", "addr", "add", prefix, "dev", iface); err != nil {
 		b.Fatal(err)
 	}
-	p, err := bed.Start("server", capygen(b), "serve", "-kernel", "-http", addr+":80")
+	p, err := bed.Start("server", capyrun(b), "serve", "-kernel", "-http", addr+":80")
 	if err == nil {
 		_, err = p.WaitOutput(readyRE, 10*time.Second)
 	}

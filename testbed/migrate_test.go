@@ -27,7 +27,7 @@ import (
 // Live migration with real Linux clients: curl, wrk and nc in the client
 // namespaces of the migration testbed (testbed/migration.yaml) talk to
 // 10.77.0.11 while the test moves their connections between the three
-// servers over the servers' control sockets (what capygen migrate does).
+// servers over the servers' control sockets (what capyrun migrate does).
 // The client only ever knows 10.77.0.11; the switch rewrites the rest.
 
 const (
@@ -742,7 +742,7 @@ func TestMigrateEcho(t *testing.T) {
 var giveUp = migstate.OriginStateTransferring.Timeout()*time.Duration(migstate.OriginStateTransferring.Retries()+1) + 100*time.Millisecond
 
 // TestMigrateFailures: the switch loses one TCPMig message of a chosen
-// stage (capygen switch -drop-stage) once or every time, while curl
+// stage (capyrun switch -drop-stage) once or every time, while curl
 // downloads from s1 and client2 downloads from s1 too. One migration of
 // the first connection is requested and waited for.
 //   - Lost once, every stage: the migration still moves and the download

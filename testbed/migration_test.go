@@ -23,14 +23,14 @@ import (
 // runs the generated pipeline on AF_XDP ports in its own namespace.
 
 // upMigration brings the migration topology up with its processes
-// (capygen switch, capygen serve on each server; args appended per role
+// (capyrun switch, capyrun serve on each server; args appended per role
 // or host) and registers its tear-down, which checks nothing is left and,
 // when the test failed, logs what every process said.
 func upMigration(t testing.TB, opts Options) *Testbed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	opts.Binary = capygen(t)
+	opts.Binary = capyrun(t)
 	bed, err := Migration().UpWith(ctx, opts)
 	if err != nil {
 		t.Fatalf("Up(migration): %v", err)
@@ -215,12 +215,12 @@ func TestMigrationTestbedFaults(t *testing.T) {
 	}
 }
 
-// capygen testbed up -detach starts the migration testbed's processes
+// capyrun testbed up -detach starts the migration testbed's processes
 // and returns; down stops them by PID, prints the switch's last report
 // and leaves nothing but the logs.
 func TestCLIMigrationDetach(t *testing.T) {
 	needNetns(t, "ping")
-	bin := capygen(t)
+	bin := capyrun(t)
 	tag := "cm" + strconv.Itoa(os.Getpid()%1000000)
 	t.Cleanup(func() {
 		DownTag(tag)
@@ -232,9 +232,9 @@ func TestCLIMigrationDetach(t *testing.T) {
 	}
 	out, err := exec.Command(bin, "testbed", "up", "-topology", path, "-name", tag, "-detach").CombinedOutput()
 	if err != nil {
-		t.Fatalf("capygen testbed up -detach: %v\n%s", err, out)
+		t.Fatalf("capyrun testbed up -detach: %v\n%s", err, out)
 	}
-	for _, want := range []string{"capygen switch -port c1:client", "capygen serve -addr 10.77.0.13/24", "kill -USR1", "capygen testbed down -name " + tag} {
+	for _, want := range []string{"capyrun switch -port c1:client", "capyrun serve -addr 10.77.0.13/24", "kill -USR1", "capyrun testbed down -name " + tag} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("up -detach output lacks %q:\n%s", want, out)
 		}
@@ -246,7 +246,7 @@ func TestCLIMigrationDetach(t *testing.T) {
 	}
 	out, err = exec.Command(bin, "testbed", "down", "-name", tag).CombinedOutput()
 	if err != nil {
-		t.Fatalf("capygen testbed down: %v\n%s", err, out)
+		t.Fatalf("capyrun testbed down: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "sw, last report:") || !strings.Contains(string(out), "switch report at") {
 		t.Errorf("down did not print the switch's last report:\n%s", out)

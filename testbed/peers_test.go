@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Tests of capygen's stack (capygen serve, over AF_XDP in the server
+// Tests of capygen's stack (capyrun serve, over AF_XDP in the server
 // namespace) against real Linux peers in the client namespace: curl, a Go
 // client, a kernel HTTP server and ping.
 
@@ -43,12 +43,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// capygen returns the capygen binary, built once per test run from this
-// checkout (CAPYGEN_BIN overrides it with a prebuilt one).
-func capygen(tb testing.TB) string {
+// capyrun returns the capyrun binary, built once per test run from this
+// checkout (CAPYRUN_BIN overrides it with a prebuilt one).
+func capyrun(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		if p := os.Getenv("CAPYGEN_BIN"); p != "" {
+		if p := os.Getenv("CAPYRUN_BIN"); p != "" {
 			binPath = p
 			return
 		}
@@ -56,10 +56,10 @@ func capygen(tb testing.TB) string {
 		if err != nil {
 			goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 		}
-		binPath = filepath.Join(tmpDir, "capygen")
-		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/capygen/capygen/cmd/capygen").CombinedOutput()
+		binPath = filepath.Join(tmpDir, "capyrun")
+		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/capygen/capygen/cmd/capyrun").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/capygen: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/capyrun: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -68,7 +68,7 @@ func capygen(tb testing.TB) string {
 	return binPath
 }
 
-// server is one capygen serve process in the server namespace.
+// server is one capyrun serve process in the server namespace.
 type server struct {
 	proc *Proc
 	addr string // 10.77.0.2
@@ -96,12 +96,12 @@ func clientAddr(tb testing.TB, bed *Testbed) string {
 	return ""
 }
 
-// startServe runs capygen serve (extra flags appended) in the server
+// startServe runs capyrun serve (extra flags appended) in the server
 // namespace and waits until it serves.
 func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 	tb.Helper()
 	addr, iface, prefix := serverAddr(tb, bed)
-	argv := append([]string{capygen(tb), "serve", "-addr", prefix, "-iface", iface}, extra...)
+	argv := append([]string{capyrun(tb), "serve", "-addr", prefix, "-iface", iface}, extra...)
 	p, err := bed.Start("server", argv...)
 	if err != nil {
 		tb.Fatal(err)
@@ -126,7 +126,7 @@ func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 }
 
 // counters is the part of stack.Counters the tests read, from the
-// counters-json line capygen serve prints on exit.
+// counters-json line capyrun serve prints on exit.
 type counters struct {
 	TCPIn, TCPOut, TCPRetransmits, RSTIn, RSTOut, TCPNoConn uint64
 	ICMPEchoIn, ICMPEchoOut                                 uint64
@@ -140,7 +140,7 @@ func (s *server) stop(tb testing.TB) counters {
 	out := s.proc.Stop(5 * time.Second)
 	m := countersRE.FindStringSubmatch(out)
 	if m == nil {
-		tb.Fatalf("capygen serve printed no counters on exit:\n%s", out)
+		tb.Fatalf("capyrun serve printed no counters on exit:\n%s", out)
 	}
 	var c counters
 	if err := json.Unmarshal([]byte(m[1]), &c); err != nil {
@@ -238,13 +238,13 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 		go srv.Serve(ln)
 		defer srv.Close()
 		url := fmt.Sprintf("http://%s:8080/bytes?n=%d", caddr, bulk)
-		out, err := bed.Exec("server", capygen(t), "serve", "-addr", prefix, "-iface", iface, "-get", url)
+		out, err := bed.Exec("server", capyrun(t), "serve", "-addr", prefix, "-iface", iface, "-get", url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := fmt.Sprintf("bytes %d sha256 %s", bulk, PayloadSHA256(bulk))
 		if !strings.Contains(string(out), want) {
-			t.Fatalf("capygen serve -get printed:\n%s\nwant %q", out, want)
+			t.Fatalf("capyrun serve -get printed:\n%s\nwant %q", out, want)
 		}
 		if m := countersRE.FindStringSubmatch(string(out)); m == nil || strings.Contains(m[1], `"RSTOut":0,`) == false {
 			t.Errorf("our stack sent RSTs as a client:\n%s", out)
@@ -293,7 +293,7 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 			t.Errorf("the stack sent %d RSTs in generic mode", c.RSTOut)
 		}
 		if !strings.Contains(s.proc.Output(), "xdp mode: generic") {
-			t.Errorf("capygen serve -mode generic did not report generic mode:\n%s", s.proc.Output())
+			t.Errorf("capyrun serve -mode generic did not report generic mode:\n%s", s.proc.Output())
 		}
 	})
 
@@ -437,19 +437,19 @@ func lossCounts(t *testing.T, bed *Testbed, host, table string) (drops, dups uin
 	return drops, dups
 }
 
-// capygen testbed up/down from the CLI leave nothing behind.
+// capyrun testbed up/down from the CLI leave nothing behind.
 func TestCLIUpDown(t *testing.T) {
 	needNetns(t)
-	bin := capygen(t)
+	bin := capyrun(t)
 	tag := "cli" + strconv.Itoa(os.Getpid())
 	t.Cleanup(func() { DownTag(tag) })
 	out, err := exec.Command(bin, "testbed", "up", "-name", tag).CombinedOutput()
 	if err != nil {
-		t.Fatalf("capygen testbed up: %v\n%s", err, out)
+		t.Fatalf("capyrun testbed up: %v\n%s", err, out)
 	}
-	for _, want := range []string{"capy-" + tag + "-client", "capy-" + tag + "-server", "10.77.0.1/24", "10.77.0.2/24", "capygen testbed down -name " + tag} {
+	for _, want := range []string{"capy-" + tag + "-client", "capy-" + tag + "-server", "10.77.0.1/24", "10.77.0.2/24", "capyrun testbed down -name " + tag} {
 		if !strings.Contains(string(out), want) {
-			t.Errorf("capygen testbed up output lacks %q:\n%s", want, out)
+			t.Errorf("capyrun testbed up output lacks %q:\n%s", want, out)
 		}
 	}
 	if nss, _ := Namespaces(tag); len(nss) != 2 {
@@ -459,7 +459,7 @@ func TestCLIUpDown(t *testing.T) {
 		t.Errorf("a second up with the same tag succeeded:\n%s", out)
 	}
 	if out, err := exec.Command(bin, "testbed", "down", "-name", tag).CombinedOutput(); err != nil {
-		t.Fatalf("capygen testbed down: %v\n%s", err, out)
+		t.Fatalf("capyrun testbed down: %v\n%s", err, out)
 	}
 	assertGone(t, tag)
 	if out, err := exec.Command(bin, "testbed", "down").CombinedOutput(); err == nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// readyRE is the line capygen serve and capygen switch print once they
+// readyRE is the line capyrun serve and capyrun switch print once they
 // carry traffic.
 var readyRE = regexp.MustCompile(`(?m)^ready$`)
 
@@ -40,7 +40,7 @@ func (tb *Testbed) startProcesses(ctx context.Context, opts Options) error {
 			if bin == "" {
 				exe, err := os.Executable()
 				if err != nil {
-					return fmt.Errorf("host %s: find the capygen executable for run: %s: %w (set Options.Binary)", h.Name, h.Run, err)
+					return fmt.Errorf("host %s: find the capyrun executable for run: %s: %w (set Options.Binary)", h.Name, h.Run, err)
 				}
 				bin = exe
 			}
@@ -112,8 +112,8 @@ func (tb *Testbed) Proc(host string) *Proc {
 }
 
 // RunArgv is the command line (bin first) of host's run process, before
-// Options.Args: capygen serve on the host's addressed interface, or
-// capygen switch with a -port per interface (its role is the peer's),
+// Options.Args: capyrun serve on the host's addressed interface, or
+// capyrun switch with a -port per interface (its role is the peer's),
 // a -host per peer address (with its derived MAC, or with macs: kernel
 // the one the kernel reports) and the control address; then the host's
 // args.
@@ -135,7 +135,7 @@ func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
 			return nil, fmt.Errorf("host %s: run: serve needs an interface with an address", host)
 		}
 		// Behind a switch with a control address, a server migrates: its
-		// engine talks TCPMig to that address, capygen migrate finds it on
+		// engine talks TCPMig to that address, capyrun migrate finds it on
 		// its control socket, and its records go beside the logs.
 		for _, sh := range tb.Topology.Hosts {
 			if sh.Role == RoleSwitch && sh.Control != "" {

@@ -47,10 +47,10 @@ type Options struct {
 	// so one tag's prefix never matches another's namespaces). Empty
 	// picks a fresh one: the PID plus random digits.
 	Tag string
-	// Binary is the capygen executable that runs the hosts' run
-	// processes (capygen switch, capygen serve). Empty means this
-	// executable, which is right for the capygen CLI; a test binary
-	// passes a built capygen instead.
+	// Binary is the capyrun executable that runs the hosts' run
+	// processes (capyrun switch, capyrun serve). Empty means this
+	// executable, which is right for capyrun; a test binary passes a
+	// built capyrun instead.
 	Binary string
 	// Args are appended to the command line of the process each host
 	// runs, after the topology's own args: Args[role] for every host of
@@ -65,8 +65,8 @@ type Options struct {
 	HostArgs func(tb *Testbed, h Host) []string
 	// LogDir, when set, sends each started process's output to
 	// LogDir/<host>.log instead of memory, so the processes can outlive
-	// this one (capygen testbed up -detach; down stops them by PID).
-	// capygen testbed up uses RunDir(tag).
+	// this one (capyrun testbed up -detach; down stops them by PID).
+	// capyrun testbed up uses RunDir(tag).
 	LogDir string
 	// ReadyTimeout bounds the wait for each process to print "ready"
 	// (default 30s).
@@ -77,19 +77,19 @@ type Options struct {
 func NewTag() string { return fmt.Sprintf("%d%03d", os.Getpid(), rand.IntN(1000)) }
 
 // RunDir is where the processes of the testbed tagged tag keep their
-// files: their control sockets (ControlSocket) and, when capygen testbed
+// files: their control sockets (ControlSocket) and, when capyrun testbed
 // up started them, their output (Options.LogDir), one <host>.log each.
 // UpWith creates it when a host runs a process; Down removes the sockets
 // and the directory, unless logs are left in it.
 func RunDir(tag string) string { return filepath.Join(os.TempDir(), "capygen-testbed-"+tag) }
 
 // ControlSocket is the unix socket path of host's control socket in the
-// testbed tagged tag (capygen serve's migration control, which capygen
+// testbed tagged tag (capyrun serve's migration control, which capyrun
 // migrate -testbed tag -host host dials). Pass it to the host's process
 // with Options.HostArgs.
 func ControlSocket(tag, host string) string { return filepath.Join(RunDir(tag), host+".sock") }
 
-// RecordsFile is where host's capygen serve appends its migration records
+// RecordsFile is where host's capyrun serve appends its migration records
 // (JSON lines) in the testbed tagged tag.
 func RecordsFile(tag, host string) string { return filepath.Join(RunDir(tag), host+".records.jsonl") }
 
@@ -107,8 +107,8 @@ func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err e
 
 // UpWith brings the topology up: namespaces, veths with offloads off,
 // addresses of kernel hosts, then the processes of hosts with a run key,
-// each in its namespace: every capygen switch first (its ports and the
-// host table come from the links), then every capygen serve, each waited
+// each in its namespace: every capyrun switch first (its ports and the
+// host table come from the links), then every capyrun serve, each waited
 // for until it prints "ready". On failure, a cancelled ctx or a panic,
 // everything already created is removed and every process started is
 // stopped (by PID) before it returns.
@@ -138,7 +138,7 @@ func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err e
 	prefix := NamespacePrefix + tag + "-"
 	for _, ns := range existing {
 		if strings.HasPrefix(ns, prefix) {
-			return nil, fmt.Errorf("testbed %q is already up (namespace %s); run 'capygen testbed down -name %s' first", tag, ns, tag)
+			return nil, fmt.Errorf("testbed %q is already up (namespace %s); run 'capyrun testbed down -name %s' first", tag, ns, tag)
 		}
 	}
 	tb = &Testbed{Topology: t, Tag: tag, byHost: map[string]*Proc{}}
@@ -376,8 +376,8 @@ func (tb *Testbed) Start(host string, argv ...string) (*Proc, error) {
 
 // start is Start with the output sent to the file log when it is set,
 // and with the process in its own process group when group is set: then
-// the Ctrl-C that ends a foreground capygen testbed up reaches only
-// capygen, which stops the process by PID after it has had its say (the
+// the Ctrl-C that ends a foreground capyrun testbed up reaches only
+// capyrun, which stops the process by PID after it has had its say (the
 // switch's report).
 func (tb *Testbed) start(host, log string, group bool, argv []string) (*Proc, error) {
 	tb.mu.Lock()

@@ -32,7 +32,7 @@ func up(tb testing.TB, topo *Topology) *Testbed {
 	for _, h := range topo.Hosts {
 		if h.Run != "" {
 			// The hosts' processes are capygen's, not this test binary's.
-			opts.Binary = capygen(tb)
+			opts.Binary = capyrun(tb)
 		}
 	}
 	bed, err := topo.UpWith(ctx, opts)

@@ -5,45 +5,45 @@
 //
 // A session by hand, with the default topology (testbed/default.yaml):
 //
-//	capygen testbed up -name demo          # capy-demo-client, capy-demo-server
-//	ip netns exec capy-demo-server capygen serve -addr 10.77.0.2/24 -iface veth0 &
+//	capyrun testbed up -name demo          # capy-demo-client, capy-demo-server
+//	ip netns exec capy-demo-server capyrun serve -addr 10.77.0.2/24 -iface veth0 &
 //	ip netns exec capy-demo-client curl -s http://10.77.0.2/ping
 //	ip netns exec capy-demo-client ping -c 3 10.77.0.2
-//	capygen testbed down -name demo
+//	capyrun testbed down -name demo
 //
 // The migration testbed (testbed/migration.yaml, Migration) puts capygen's
 // software switch between two kernel clients and three servers, and
 // starts the processes itself (the hosts' run keys):
 //
-//	capygen testbed up -topology testbed/migration.yaml -name mig   # stays up until Ctrl-C
+//	capyrun testbed up -topology testbed/migration.yaml -name mig   # stays up until Ctrl-C
 //	ip netns exec capy-mig-client curl -s http://10.77.0.11/ping  # through the switch
 //	ip netns exec capy-mig-client ping -c 3 10.77.0.254           # the switch itself
 //	kill -USR1 <switch pid>        # its report goes to $TMPDIR/capygen-testbed-mig/sw.log
 //
-// With -detach, up returns and 'capygen testbed down -name mig' stops the
+// With -detach, up returns and 'capyrun testbed down -name mig' stops the
 // processes (by PID) and prints the switch's last report. From Go,
 // Topology.UpWith does the same, with extra arguments per role or host
 // (Options.Args, Options.HostArgs).
 //
 // Hosts whose stack is "kernel" get their addresses on the kernel
 // interface. Hosts whose stack is "bypass" do not: capygen's stack owns
-// the interface through AF_XDP and takes the address itself (capygen serve
+// the interface through AF_XDP and takes the address itself (capyrun serve
 // -addr), so the kernel there never answers for it. A host with run:
-// switch runs capygen switch on all its interfaces instead: their roles
+// switch runs capyrun switch on all its interfaces instead: their roles
 // come from the hosts they lead to, the switch's host table from those
 // hosts' addresses and MACs. AF_XDP frames bypass nftables and tc, so
 // faults on switch-to-server links come from the switch's own seeded
-// injector (capygen switch -loss, -dup, -delay).
+// injector (capyrun switch -loss, -dup, -delay).
 //
 // By default every veth has checksum and segmentation offloads off (see
 // Link.Offloads), and IPv6 is disabled in every namespace.
 //
-// The package's tests run capygen against real Linux peers and need root,
+// The package's tests run capyrun against real Linux peers and need root,
 // iproute2, ethtool, curl, ping and nftables (wrk for the benchmarks);
 // they skip, saying which, when something is missing:
 //
-//	go test ./testbed/...                       # builds ./cmd/capygen once
-//	CAPYGEN_BIN=/path/capygen go test ./testbed/... # or uses a prebuilt one
+//	go test ./testbed/...                       # builds ./cmd/capyrun once
+//	CAPYRUN_BIN=/path/capyrun go test ./testbed/... # or uses a prebuilt one
 //	go test -run '^$' -bench . ./testbed/...     # kernel vs bypass, switch vs veth, with ratios
 package testbed
 
@@ -117,8 +117,8 @@ type Host struct {
 	Name  string `yaml:"name"`
 	Role  string `yaml:"role"`
 	Stack string `yaml:"stack"`
-	// Run is the process Up starts in the namespace: RunServe (capygen
-	// serve on the host's one addressed interface), RunSwitch (capygen
+	// Run is the process Up starts in the namespace: RunServe (capyrun
+	// serve on the host's one addressed interface), RunSwitch (capyrun
 	// switch on every interface, with the hosts behind them) or "" for none.
 	Run string `yaml:"run,omitempty"`
 	// Args are appended to that process's command line (Options.Args adds

@@ -273,12 +273,12 @@ func TestMigrationTopologyFile(t *testing.T) {
 // RunArgv derives the switch's ports and host table from the links.
 func TestRunArgv(t *testing.T) {
 	tb := &Testbed{Topology: Migration(), Tag: "x"}
-	argv, err := tb.RunArgv("sw", "/bin/capygen")
+	argv, err := tb.RunArgv("sw", "/bin/capyrun")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mac := func(host string) string { return tb.Topology.Interfaces(host)[0].MAC.String() }
-	want := []string{"/bin/capygen", "switch",
+	want := []string{"/bin/capyrun", "switch",
 		"-port", "c1:client", "-port", "c2:client", "-port", "s1:server", "-port", "s2:server", "-port", "s3:server",
 		"-host", "10.77.0.1,c1," + mac("client"), "-host", "10.77.0.2,c2," + mac("client2"),
 		"-host", "10.77.0.11,s1," + mac("s1"), "-host", "10.77.0.12,s2," + mac("s2"), "-host", "10.77.0.13,s3," + mac("s3"),
@@ -287,12 +287,12 @@ func TestRunArgv(t *testing.T) {
 		t.Errorf("RunArgv(sw) =\n%q\nwant\n%q", argv, want)
 	}
 	// Behind a switch with a control address, servers migrate.
-	argv, err = tb.RunArgv("s2", "capygen")
-	if want := []string{"capygen", "serve", "-addr", "10.77.0.12/24", "-iface", "veth0",
+	argv, err = tb.RunArgv("s2", "capyrun")
+	if want := []string{"capyrun", "serve", "-addr", "10.77.0.12/24", "-iface", "veth0",
 		"-switch", "10.77.0.254", "-control", ControlSocket(tb.Tag, "s2"), "-records", RecordsFile(tb.Tag, "s2"), "-echo", "7"}; err != nil || !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(s2) = %q, %v, want %q", argv, err, want)
 	}
-	if _, err := tb.RunArgv("client", "capygen"); err == nil {
+	if _, err := tb.RunArgv("client", "capyrun"); err == nil {
 		t.Error("RunArgv(client), a host without run, succeeded")
 	}
 	// The topology's args come last.
@@ -300,8 +300,8 @@ func TestRunArgv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv, _ = (&Testbed{Topology: topo, Tag: "x"}).RunArgv("s1", "capygen")
-	if want := []string{"capygen", "serve", "-addr", "10.77.0.2/24", "-iface", "veth0",
+	argv, _ = (&Testbed{Topology: topo, Tag: "x"}).RunArgv("s1", "capyrun")
+	if want := []string{"capyrun", "serve", "-addr", "10.77.0.2/24", "-iface", "veth0",
 		"-switch", "10.77.0.254", "-control", ControlSocket("x", "s1"), "-records", RecordsFile("x", "s1"), "-echo", "7",
 		"-http", ":8080"}; !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(s1 with args) = %q, want %q", argv, want)

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/capygen/capygen/cmd/internal/cli"
+	"github.com/capygen/capygen/cmd/internal/specload"
 	"github.com/capygen/capygen/gen"
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/plan"
@@ -16,18 +16,18 @@ import (
 )
 
 func init() {
-	register("generate", "generate every artifact from a spec into a directory", runGenerate)
-	register("diff", "show how the generated directory differs from the spec (exit 1 on drift)", runDiff)
-	register("plan", "print a spec's switch resource use and the (levels, width) choices that fit its budget", runPlan)
-	register("vet", "check a spec and warn about legal but costly choices", runVet)
-	register("version", "print the capygen version", func([]string) error { fmt.Println("capygen", gen.Version); return nil })
+	prog.Register("generate", "generate every artifact from a spec into a directory", runGenerate)
+	prog.Register("diff", "show how the generated directory differs from the spec (exit 1 on drift)", runDiff)
+	prog.Register("plan", "print a spec's switch resource use and the (levels, width) choices that fit its budget", runPlan)
+	prog.Register("vet", "check a spec and warn about legal but costly choices", runVet)
+	prog.Register("version", "print the capygen version", func([]string) error { fmt.Println("capygen", gen.Version); return nil })
 }
 
 // specFlags are the flags every spec command shares.
 type specFlags struct {
 	spec, out, importRoot string
 	noVersion             bool
-	sets                  setFlags
+	sets                  specload.Sets
 }
 
 func newSpecFlags(name string, withOut bool) (*flag.FlagSet, *specFlags) {
@@ -43,37 +43,8 @@ func newSpecFlags(name string, withOut bool) (*flag.FlagSet, *specFlags) {
 	return fs, f
 }
 
-// load loads the spec and applies the -set overrides. Diagnostics and
-// generated headers name the spec relative to its module root, so that the
-// output (and so the drift check) is the same from any working directory,
-// `go generate` included.
-func (f *specFlags) load() (*spec.Spec, error) {
-	path := moduleRelative(f.spec)
-	path = filepath.ToSlash(filepath.Clean(path))
-	doc, err := os.ReadFile(f.spec)
-	if err != nil {
-		return nil, fmt.Errorf("read spec: %w", err)
-	}
-	if len(f.sets) == 0 {
-		return spec.Parse(path, doc)
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
-		return spec.Parse(path, doc) // reports the syntax error with its line
-	}
-	if err := applySets(&root, f.sets); err != nil {
-		return nil, err
-	}
-	// The overrides patch the node tree in place, so diagnostics keep the
-	// file's real lines (an overridden value is reported where the value
-	// it replaced is written); generated headers name the overrides.
-	s, err := spec.ParseNode(path, &root)
-	if err != nil {
-		return nil, fmt.Errorf("%w\n(with -set %s: an overridden value is reported where the value it replaces is written)", err, f.sets.String())
-	}
-	s.Source = path + " (with -set " + f.sets.String() + ")"
-	return s, nil
-}
+// load loads the spec and applies the -set overrides.
+func (f *specFlags) load() (*spec.Spec, error) { return specload.Load(f.spec, f.sets) }
 
 func (f *specFlags) generate() (genfile.Files, error) {
 	s, err := f.load()
@@ -90,7 +61,7 @@ func (f *specFlags) generate() (genfile.Files, error) {
 func runGenerate(args []string) error {
 	fs, f := newSpecFlags("generate", true)
 	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+		return cli.ExitError{Code: 2}
 	}
 	files, err := f.generate()
 	if err != nil {
@@ -114,7 +85,7 @@ func runGenerate(args []string) error {
 func runDiff(args []string) error {
 	fs, f := newSpecFlags("diff", true)
 	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+		return cli.ExitError{Code: 2}
 	}
 	files, err := f.generate()
 	if err != nil {
@@ -130,13 +101,13 @@ func runDiff(args []string) error {
 	fmt.Print(d)
 	fmt.Fprintf(os.Stderr, "capygen diff: %d generated files in %s differ from %s; run 'make generate' (capygen generate -spec %s -out %s)\n",
 		len(changes), f.out, f.spec, f.spec, f.out)
-	return exitError{1}
+	return cli.ExitError{Code: 1}
 }
 
 func runVet(args []string) error {
 	fs, f := newSpecFlags("vet", false)
 	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+		return cli.ExitError{Code: 2}
 	}
 	s, err := f.load()
 	if err != nil {
@@ -168,7 +139,7 @@ func runPlan(args []string) error {
 	maxLevels := fs.Int("max-levels", plan.DefaultMaxLevels, fmt.Sprintf("explore directories of 1..`n` levels (n in 1..%d)", plan.MaxLevels))
 	seed := fs.Uint64("seed", spec.CapacitySeed, "seed of the random client addresses used to measure capacity (vet uses the default)")
 	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+		return cli.ExitError{Code: 2}
 	}
 	if *maxLevels < 1 || *maxLevels > plan.MaxLevels {
 		return fmt.Errorf("-max-levels %d is outside 1..%d; explore at least 1 and at most %d levels", *maxLevels, plan.MaxLevels, plan.MaxLevels)
@@ -204,26 +175,4 @@ func runPlan(args []string) error {
 		plan.WriteTable(os.Stdout, choices)
 	}
 	return budgetErr
-}
-
-// moduleRelative names path relative to the nearest enclosing directory
-// with a go.mod, or as given outside any module.
-func moduleRelative(path string) string {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return filepath.ToSlash(filepath.Clean(path))
-	}
-	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			rel, err := filepath.Rel(dir, abs)
-			if err == nil {
-				return filepath.ToSlash(rel)
-			}
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
-	}
-	return filepath.ToSlash(filepath.Clean(path))
 }

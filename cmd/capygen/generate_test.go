@@ -8,9 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/capygen/capygen/spec"
+	"github.com/capygen/capygen/cmd/internal/cli"
 )
 
 // specPath is the default spec, from this package's directory.
@@ -39,12 +37,12 @@ func TestDiffExitsOneOnDrift(t *testing.T) {
 	if err := os.WriteFile(p, append(b, "// hand edit\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var e exitError
-	if err := runDiff([]string{"-spec", specPath, "-out", out}); !errors.As(err, &e) || e.code != 1 {
+	var e cli.ExitError
+	if err := runDiff([]string{"-spec", specPath, "-out", out}); !errors.As(err, &e) || e.Code != 1 {
 		t.Fatalf("diff after a hand edit = %v, want exit status 1", err)
 	}
 	// A different spec drifts too: the directory is regenerated, not patched.
-	if err := runDiff([]string{"-spec", specPath, "-out", out, "-set", "transport.udp_port=9099"}); !errors.As(err, &e) || e.code != 1 {
+	if err := runDiff([]string{"-spec", specPath, "-out", out, "-set", "transport.udp_port=9099"}); !errors.As(err, &e) || e.Code != 1 {
 		t.Fatalf("diff against another UDP port = %v, want exit status 1", err)
 	}
 }
@@ -90,16 +88,6 @@ func TestOverBudgetIsRefused(t *testing.T) {
 	err := runGenerate([]string{"-spec", specPath, "-out", t.TempDir(), "-set", "budget.sram=2%"})
 	if err == nil || !strings.Contains(err.Error(), "sram: needs 140 blocks, budget 19") {
 		t.Fatalf("generate over budget = %v, want the SRAM overrun named", err)
-	}
-}
-
-func TestModuleRelative(t *testing.T) {
-	if got := moduleRelative(specPath); got != "spec/capybara.yaml" {
-		t.Errorf("moduleRelative(%q) = %q, want spec/capybara.yaml", specPath, got)
-	}
-	outside := filepath.Join(t.TempDir(), "x.yaml")
-	if got := moduleRelative(outside); got != filepath.ToSlash(outside) {
-		t.Errorf("moduleRelative(%q) = %q, want the path as given", outside, got)
 	}
 }
 
@@ -194,27 +182,4 @@ func TestSetOnBrokenYAML(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "fix the YAML syntax") {
 		t.Errorf("vet -set on broken YAML = %v, want the positioned syntax error", err)
 	}
-}
-
-// FuzzApplySets: any -set string either patches the tree or is refused;
-// the result (if any) goes through the loader without a panic.
-func FuzzApplySets(f *testing.F) {
-	for _, s := range []string{"directory.index_bits=14", "directory.levels.2={hash: {name: x, width: 16, poly: 0x3}}",
-		"budget.sram=8%", "a.b.c=1", "directory.levels.-1=1", "version.x=1", "=", "header.fields.0=[1, {a: *b}]", "name=&a x"} {
-		f.Add(s)
-	}
-	doc, err := os.ReadFile(specPath)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, set string) {
-		var root yaml.Node
-		if err := yaml.Unmarshal(doc, &root); err != nil {
-			t.Fatal(err)
-		}
-		if err := applySets(&root, []string{set}); err != nil {
-			return
-		}
-		_, _ = spec.ParseNode("spec/capybara.yaml", &root)
-	})
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register("migrate", "move live connections of a running capygen serve, or summarize migration records", runMigrate)
+	prog.Register("migrate", "move live connections of a running capyrun serve, or summarize migration records", runMigrate)
 }
 
 type migrateFlags struct {
@@ -34,9 +34,9 @@ type migrateFlags struct {
 }
 
 func runMigrate(args []string) error {
-	fs := flag.NewFlagSet("capygen migrate", flag.ContinueOnError)
+	fs := flag.NewFlagSet("capyrun migrate", flag.ContinueOnError)
 	var f migrateFlags
-	fs.StringVar(&f.control, "control", "", "the server's control `socket` (capygen serve -control)")
+	fs.StringVar(&f.control, "control", "", "the server's control `socket` (capyrun serve -control)")
 	fs.StringVar(&f.tag, "testbed", "", "the testbed `tag`; with -host, finds the server's control socket")
 	fs.StringVar(&f.host, "host", "", "the server `host` of the testbed (e.g. s1)")
 	fs.StringVar(&f.conn, "conn", "", "move the connection from this client `ip:port`")
@@ -68,7 +68,7 @@ func runMigrate(args []string) error {
 	}
 	c, err := net.Dial("unix", sock)
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w (is capygen serve running with -control, or -switch in a testbed?)", sock, err)
+		return fmt.Errorf("control socket %s: %w (is capyrun serve running with -control, or -switch in a testbed?)", sock, err)
 	}
 	defer c.Close()
 	switch {

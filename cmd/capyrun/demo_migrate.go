@@ -34,12 +34,12 @@ func demoMigration(ctx context.Context, size int64, rate string, interval time.D
 	}
 	defer func() {
 		if err := tb.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "capygen demo: tear-down: %v\n", err)
+			fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
 		} else {
 			fmt.Printf("testbed %s removed\n", tb.Tag)
 		}
 	}()
-	fmt.Printf("testbed %s up: client (Linux) -- capygen switch (generated pipeline, AF_XDP) -- s1, s2, s3 (capygen stack, migration engine)\n", tb.Tag)
+	fmt.Printf("testbed %s up: client (Linux) -- capyrun switch (generated pipeline, AF_XDP) -- s1, s2, s3 (capygen stack, migration engine)\n", tb.Tag)
 
 	out, err := tb.ExecContext(ctx, "client", "ping", "-q", "-c", "50", "-i", "0.01", "10.77.0.11")
 	if err != nil {
@@ -62,7 +62,7 @@ func demoMigration(ctx context.Context, size int64, rate string, interval time.D
 
 	url := fmt.Sprintf("http://10.77.0.11/bytes?n=%d", size)
 	line := fmt.Sprintf("curl -sS --max-time 300 --limit-rate %s %s | sha256sum", rate, url)
-	fmt.Printf("\n[client] $ %s\n  # meanwhile every %v: capygen migrate -testbed %s -host sN -all, on each server\n", line, interval, tb.Tag)
+	fmt.Printf("\n[client] $ %s\n  # meanwhile every %v: capyrun migrate -testbed %s -host sN -all, on each server\n", line, interval, tb.Tag)
 	cmd, err := tb.Command(ctx, "client", "sh", "-c", line)
 	if err != nil {
 		return err

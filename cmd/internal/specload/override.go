@@ -1,4 +1,4 @@
-package main
+package specload
 
 import (
 	"fmt"
@@ -8,17 +8,17 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// setFlags collects repeated -set path=value flags.
-type setFlags []string
+// Sets collects repeated -set path=value flags (a flag.Value).
+type Sets []string
 
-func (s *setFlags) String() string     { return strings.Join(*s, " ") }
-func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+func (s *Sets) String() string     { return strings.Join(*s, " ") }
+func (s *Sets) Set(v string) error { *s = append(*s, v); return nil }
 
 // applySets applies each "path=value" override to the decoded spec
 // document's node tree, in place. path is dotted (directory.index_bits,
 // budget.sram, list items by index, one past the end to append:
 // directory.levels.1.hash.poly); value is YAML, so a whole list or map can
-// be given in flow style. This is how `make demo` and users try another
+// be given in flow style. This is how `capyrun demo` and users try another
 // switch budget without copying the spec.
 //
 // The tree is patched, not re-serialised, so every untouched node keeps

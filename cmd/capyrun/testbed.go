@@ -15,14 +15,14 @@ import (
 )
 
 func init() {
-	register("testbed", "bring the netns testbed up or down", runTestbed)
+	prog.Register("testbed", "bring the netns testbed up or down", runTestbed)
 }
 
 func runTestbed(args []string) error {
 	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
 		return fmt.Errorf("want 'testbed up [-topology file] [-name tag]' or 'testbed down -name tag'")
 	}
-	fs := flag.NewFlagSet("capygen testbed "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("capyrun testbed "+args[0], flag.ContinueOnError)
 	name := fs.String("name", "", "the testbed `tag`: namespaces are capy-<tag>-<host> (up picks one when empty)")
 	var topo *string
 	var detach *bool
@@ -139,13 +139,13 @@ func testbedUp(topoPath, tag string, detach bool) (err error) {
 			owner := "kernel"
 			switch {
 			case h.Run == testbed.RunSwitch:
-				owner = "capygen switch"
+				owner = "capyrun switch"
 			case h.Stack == testbed.StackBypass:
-				owner = "capygen serve"
+				owner = "capyrun serve"
 			}
 			fmt.Printf("           %-8s %-17s %-15s (to %s; address owned by %s)\n", ifc.Name, ifc.MAC, addr, ifc.Peer, owner)
 			if h.Role == testbed.RoleServer && h.Stack == testbed.StackBypass && server == "" && ifc.Prefix.IsValid() {
-				server = fmt.Sprintf("ip netns exec %s capygen serve -addr %s -iface %s", tb.Namespace(h.Name), ifc.Prefix, ifc.Name)
+				server = fmt.Sprintf("ip netns exec %s capyrun serve -addr %s -iface %s", tb.Namespace(h.Name), ifc.Prefix, ifc.Name)
 				client = ifc.Prefix.Addr().String()
 			}
 		}
@@ -165,7 +165,7 @@ func testbedUp(topoPath, tag string, detach bool) (err error) {
 		}
 	}
 	fmt.Printf("  ip netns exec %s <command>   # any host\n", tb.Namespace(topo.Hosts[0].Name))
-	fmt.Printf("  capygen testbed down -name %s\n", tb.Tag)
+	fmt.Printf("  capyrun testbed down -name %s\n", tb.Tag)
 	return nil
 }
 
@@ -178,7 +178,7 @@ func testbedRunning(ctx context.Context, tb *testbed.Testbed, runs []testbed.Hos
 	var target string
 	for _, h := range runs {
 		p := tb.Proc(h.Name)
-		fmt.Printf("  %-8s pid %-7d %s\n", h.Name, p.PID(), strings.Join(append([]string{"capygen"}, p.Argv[1:]...), " "))
+		fmt.Printf("  %-8s pid %-7d %s\n", h.Name, p.PID(), strings.Join(append([]string{"capyrun"}, p.Argv[1:]...), " "))
 		if h.Run == testbed.RunServe && target == "" {
 			for _, ifc := range tb.Topology.Interfaces(h.Name) {
 				if ifc.Prefix.IsValid() {
@@ -201,7 +201,7 @@ func testbedRunning(ctx context.Context, tb *testbed.Testbed, runs []testbed.Hos
 		}
 	}
 	if detach {
-		fmt.Printf("  capygen testbed down -name %s\n", tb.Tag)
+		fmt.Printf("  capyrun testbed down -name %s\n", tb.Tag)
 		return nil
 	}
 	fmt.Println("\nCtrl-C takes it all down.")

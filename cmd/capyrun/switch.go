@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register("switch", "run the software switch (the generated pipeline) on AF_XDP ports", runSwitch)
+	prog.Register("switch", "run the software switch (the generated pipeline) on AF_XDP ports", runSwitch)
 }
 
 // listFlag is a repeatable string flag.
@@ -50,7 +50,7 @@ type switchFlags struct {
 	spin    time.Duration
 }
 
-const switchUsage = `usage: capygen switch -port IFACE:ROLE [-port ...] [-host ADDR,IFACE,MAC ...] [flags]
+const switchUsage = `usage: capyrun switch -port IFACE:ROLE [-port ...] [-host ADDR,IFACE,MAC ...] [flags]
 
 Runs the software switch in this network namespace: every frame received on
 a port goes through the generated pipeline (gen/SWITCH.md), and the verdict
@@ -60,7 +60,7 @@ prints "ready" once every port is open, a report on SIGUSR1 and on exit
 
 Example (the migration testbed's switch namespace):
 
-  capygen switch -port c1:client -port s1:server -port s2:server \
+  capyrun switch -port c1:client -port s1:server -port s2:server \
       -host 10.77.0.1,c1,02:8f:.. -host 10.77.0.11,s1,02:3a:.. -host 10.77.0.12,s2,02:c4:.. \
       -control 10.77.0.254 -loss 0.01 -dup 0.01 -fault-ports server
 
@@ -71,9 +71,9 @@ CONN_STATE fragment with index 2, conn_state_ack:all every CONN_STATE_ACK.
 flags:
 `
 
-// switchFlagSet defines capygen switch's flags on f.
+// switchFlagSet defines capyrun switch's flags on f.
 func switchFlagSet(f *switchFlags) *flag.FlagSet {
-	fs := flag.NewFlagSet("capygen switch", flag.ContinueOnError)
+	fs := flag.NewFlagSet("capyrun switch", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), switchUsage)
 		fs.PrintDefaults()
@@ -176,11 +176,11 @@ func runSwitch(args []string) error {
 		select {
 		case <-usr1:
 			if err := report(true); err != nil {
-				fmt.Fprintf(os.Stderr, "capygen switch: -report: %v\n", err)
+				fmt.Fprintf(os.Stderr, "capyrun switch: -report: %v\n", err)
 			}
 		case <-tick:
 			if err := report(false); err != nil {
-				fmt.Fprintf(os.Stderr, "capygen switch: -report: %v\n", err)
+				fmt.Fprintf(os.Stderr, "capyrun switch: -report: %v\n", err)
 			}
 		case err := <-runErr:
 			// A port failed: report what the switch did up to then.

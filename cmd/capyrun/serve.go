@@ -30,7 +30,7 @@ import (
 )
 
 func init() {
-	register("serve", "run net/http on capygen's TCP/IP stack over AF_XDP (or -get a URL through it)", runServe)
+	prog.Register("serve", "run net/http on capygen's TCP/IP stack over AF_XDP (or -get a URL through it)", runServe)
 }
 
 // maxBody bounds /bytes so a typo cannot ask for a terabyte.
@@ -50,7 +50,7 @@ type serveFlags struct {
 }
 
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("capygen serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("capyrun serve", flag.ContinueOnError)
 	var f serveFlags
 	fs.StringVar(&f.addr, "addr", "", "our IPv4 `prefix`, e.g. 10.77.0.2/24 (required unless -kernel)")
 	fs.StringVar(&f.iface, "iface", "veth0", "the `interface` AF_XDP takes over")
@@ -64,7 +64,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	fs.StringVar(&f.switchAddr, "switch", "", "the switch's control `address`: run the migration engine (TCPMig), and serve migratable HTTP and echo")
-	fs.StringVar(&f.control, "control", "", "with -switch: the unix `socket` capygen migrate talks to")
+	fs.StringVar(&f.control, "control", "", "with -switch: the unix `socket` capyrun migrate talks to")
 	fs.StringVar(&f.records, "records", "", "with -switch: append each migration's record to `file` (JSON lines)")
 	fs.IntVar(&f.echoPort, "echo", 0, "with -switch: also serve the migratable echo service on TCP `port` (0: none)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Millisecond, "with -switch: how often the workload goes to the switch")
@@ -232,7 +232,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		go func() {
 			// A stack failure (the endpoint died) ends the server too.
 			if err := <-runErr; err != nil {
-				fmt.Fprintf(os.Stderr, "capygen serve: stack stopped: %v\n", err)
+				fmt.Fprintf(os.Stderr, "capyrun serve: stack stopped: %v\n", err)
 			}
 			runErr <- nil
 			ln.Close()
@@ -244,7 +244,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		select {
 		case err := <-runErr:
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "capygen serve: stack stopped: %v\n", err)
+				fmt.Fprintf(os.Stderr, "capyrun serve: stack stopped: %v\n", err)
 			}
 			runErr <- err
 			ln.Close()
@@ -303,7 +303,7 @@ func fetch(ctx context.Context, st *stack.Stack, url string) error {
 }
 
 // serveMigratable runs the migration engine on st and serves HTTP (and
-// echo) whose connections move between servers: capygen serve -switch.
+// echo) whose connections move between servers: capyrun serve -switch.
 func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f serveFlags) error {
 	sw, err := netip.ParseAddr(f.switchAddr)
 	if err != nil || !sw.Is4() {
@@ -332,7 +332,7 @@ func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f
 		defer os.Remove(f.control)
 		go eng.ServeControl(ctx, cl) //nolint:errcheck // ends with ctx
 	}
-	logger := log.New(os.Stderr, "capygen serve: ", 0)
+	logger := log.New(os.Stderr, "capyrun serve: ", 0)
 	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
+	"github.com/capygen/capygen/cmd/internal/specload"
 	"github.com/capygen/capygen/gen"
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/plan"
@@ -19,7 +21,7 @@ import (
 )
 
 func init() {
-	register("demo", "regenerate for three switch budgets, serve curl from net/http on our stack, then move a live download between three servers", runDemo)
+	prog.Register("demo", "regenerate for three switch budgets, serve curl from net/http on our stack, then move a live download between three servers", runDemo)
 }
 
 // demoBudgets are the specs `make demo` regenerates: the authors' system
@@ -47,7 +49,7 @@ var demoBudgets = []struct {
 }
 
 func runDemo(args []string) error {
-	fs := flag.NewFlagSet("capygen demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("capyrun demo", flag.ContinueOnError)
 	specPath := fs.String("spec", "spec/capybara.yaml", "the spec `file`")
 	size := fs.Int64("size", 10<<20, "bytes curl downloads and uploads")
 	skipTestbed := fs.Bool("no-testbed", false, "only the generator part (the testbed needs root)")
@@ -56,7 +58,7 @@ func runDemo(args []string) error {
 	migEvery := fs.Duration("migrate-every", 40*time.Millisecond, "how often every server is asked to move its connections")
 	minHops := fs.Int("min-hops", 50, "fail unless the connection hopped at least this many times")
 	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+		return cli.ExitError{Code: 2}
 	}
 	if err := demoGenerate(*specPath); err != nil {
 		return err
@@ -75,12 +77,11 @@ func runDemo(args []string) error {
 func demoGenerate(specPath string) error {
 	fmt.Println("== 1. one spec, every artifact, three switch budgets")
 	for i, b := range demoBudgets {
-		f := &specFlags{spec: specPath, sets: b.sets}
 		fmt.Printf("\n-- %s\n", b.title)
 		if len(b.sets) > 0 {
 			fmt.Printf("   capygen generate -spec %s -set %s\n", specPath, strings.Join(b.sets, " -set "))
 		}
-		s, err := f.load()
+		s, err := specload.Load(specPath, b.sets)
 		if err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func demoGenerate(specPath string) error {
 func demoTestbed(size int64) error {
 	fmt.Println("\n== 2. net/http on capygen's userspace TCP/IP stack (AF_XDP) serving the Linux kernel's curl")
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("the testbed creates network namespaces and attaches XDP, which needs root; run 'sudo make demo' (or 'capygen demo -no-testbed' for the generator part)")
+		return fmt.Errorf("the testbed creates network namespaces and attaches XDP, which needs root; run 'sudo make demo' (or 'capyrun demo -no-testbed' for the generator part)")
 	}
 	if err := testbed.CheckTools("ip", "curl", "ping"); err != nil {
 		return err
@@ -136,7 +137,7 @@ func demoTestbed(size int64) error {
 	// Tear-down runs on every path out, Ctrl-C included (ctx above).
 	defer func() {
 		if err := tb.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "capygen demo: tear-down: %v\n", err)
+			fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
 		} else {
 			fmt.Printf("testbed %s removed\n", tb.Tag)
 		}
@@ -171,9 +172,9 @@ func demoTestbed(size int64) error {
 		return err
 	}
 	if _, err := proc.WaitOutput(regexp.MustCompile(`(?m)^ready$`), 15*time.Second); err != nil {
-		return fmt.Errorf("capygen serve did not start: %v\n%s", err, proc.Output())
+		return fmt.Errorf("capyrun serve did not start: %v\n%s", err, proc.Output())
 	}
-	defer func() { fmt.Printf("\ncapygen serve's exit report:\n%s", indent(proc.Stop(5*time.Second))) }()
+	defer func() { fmt.Printf("\ncapyrun serve's exit report:\n%s", indent(proc.Stop(5*time.Second))) }()
 	for _, l := range strings.Split(proc.Output(), "\n") {
 		if strings.Contains(l, "AF_XDP") || strings.HasPrefix(l, "serving") {
 			fmt.Println("  " + l)

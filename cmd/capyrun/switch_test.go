@@ -12,7 +12,7 @@ import (
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
 
-// switchConfig parses args as capygen switch does, up to the config.
+// switchConfig parses args as capyrun switch does, up to the config.
 func switchConfig(t *testing.T, args ...string) (softswitch.Config, error) {
 	t.Helper()
 	var f switchFlags
@@ -83,7 +83,7 @@ func TestSwitchFlagErrors(t *testing.T) {
 	} {
 		_, err := switchConfig(t, tc.args...)
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("capygen switch %q = %v, want %s", tc.args, err, tc.want)
+			t.Errorf("capyrun switch %q = %v, want %s", tc.args, err, tc.want)
 		}
 	}
 	// A probability out of range is the switch's to refuse, naming the port.
