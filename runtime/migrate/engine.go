@@ -14,6 +14,7 @@ import (
 	"github.com/capygen/capygen/generated/migstate"
 	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/internal/timerq"
+	"github.com/capygen/capygen/runtime/genrt/machine"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -514,4 +515,27 @@ func (e *Engine) heartbeat() {
 	if e.send(e.cfg.Switch, &m) == nil {
 		e.stats.HeartbeatsOut++
 	}
+}
+
+// admit counts what a machine's step did and says whether its actions are
+// to run: an unexpected event (err) or an ignored one stops here. It stops
+// the timer when the step left a timed state. Both machines go through it,
+// so the statistics mean the same on either side. e.mu is held.
+func admit[S, E, A machine.Enum](st *Stats, step *machine.Step[S, E, A], err error, rec *Record, timerOn *bool) bool {
+	if err != nil {
+		st.Unexpected++
+		return false
+	}
+	if step.Ignored {
+		st.Ignored++
+		return false
+	}
+	if step.Retry > 0 {
+		st.Retries++
+		rec.Retries++
+	}
+	if step.StopTimer {
+		*timerOn = false
+	}
+	return true
 }

@@ -181,20 +181,8 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 // held.
 func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent, fx *effects) {
 	step, err := o.m.Handle(ev)
-	if err != nil {
-		e.stats.Unexpected++
+	if !admit(&e.stats, &step, err, &o.rec, &o.timerOn) {
 		return
-	}
-	if step.Ignored {
-		e.stats.Ignored++
-		return
-	}
-	if step.Retry > 0 {
-		e.stats.Retries++
-		o.rec.Retries++
-	}
-	if step.StopTimer {
-		o.timerOn = false
 	}
 	for _, a := range step.Actions() {
 		e.originAction(now, o, a)

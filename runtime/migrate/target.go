@@ -165,20 +165,8 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 // around the replay).
 func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent, state []byte, fx *effects) {
 	step, err := in.m.Handle(ev)
-	if err != nil {
-		e.stats.Unexpected++
+	if !admit(&e.stats, &step, err, &in.rec, &in.timerOn) {
 		return
-	}
-	if step.Ignored {
-		e.stats.Ignored++
-		return
-	}
-	if step.Retry > 0 {
-		e.stats.Retries++
-		in.rec.Retries++
-	}
-	if step.StopTimer {
-		in.timerOn = false
 	}
 	for _, a := range step.Actions() {
 		if err := e.targetAction(now, in, a, state, fx); err != nil {
