@@ -38,20 +38,25 @@ func (r *ring) ensure(size int) {
 // writeAt copies p to offset off from head, clipped to the limit, and
 // returns how many bytes it stored. It does not change the queue length.
 func (r *ring) writeAt(off int, p []byte) int {
+	i, n := r.span(off, len(p))
+	k := copy(r.buf[i:], p[:n])
+	copy(r.buf, p[k:n])
+	return n
+}
+
+// span clips n bytes at offset off from head to the limit, grows the
+// backing array to hold them, and returns the index in buf where they
+// start and how many there are. Copies from i wrap to buf's start.
+func (r *ring) span(off, n int) (i, m int) {
 	if off < 0 || off >= r.limit {
-		return 0
+		return 0, 0
 	}
-	if len(p) > r.limit-off {
-		p = p[:r.limit-off]
+	n = min(n, r.limit-off)
+	r.ensure(off + n)
+	if n == 0 {
+		return 0, 0
 	}
-	r.ensure(off + len(p))
-	if len(p) == 0 {
-		return 0
-	}
-	i := (r.head + off) % len(r.buf)
-	k := copy(r.buf[i:], p)
-	copy(r.buf, p[k:])
-	return len(p)
+	return (r.head + off) % len(r.buf), n
 }
 
 // write appends as much of p as fits and returns the count.
@@ -80,20 +85,10 @@ func (r *ring) read(p []byte) int {
 // peekInto copies bytes starting at offset off into p without consuming
 // them; it stops at the limit, not at n.
 func (r *ring) peekInto(off int, p []byte) int {
-	if off < 0 || off >= r.limit {
-		return 0
-	}
-	if len(p) > r.limit-off {
-		p = p[:r.limit-off]
-	}
-	r.ensure(off + len(p))
-	if len(p) == 0 {
-		return 0
-	}
-	i := (r.head + off) % len(r.buf)
-	k := copy(p, r.buf[i:])
-	copy(p[k:], r.buf)
-	return len(p)
+	i, n := r.span(off, len(p))
+	k := copy(p[:n], r.buf[i:])
+	copy(p[k:n], r.buf)
+	return n
 }
 
 // view returns n bytes at offset off; it aliases the ring when they are
