@@ -169,14 +169,9 @@ type httpConn struct {
 
 // taskRun is a resumable request in progress.
 type taskRun struct {
-	path, method string
-	protoMinor   int
-	closeAfter   bool
-	body         bodyState
-	resp         respState
-	startMoves   uint64
-	route        Resumable
-	task         Task
+	taskPos
+	route Resumable
+	task  Task
 }
 
 // connWriter writes to the connection; Session.Write never migrates.
@@ -210,8 +205,7 @@ func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, stat
 				}
 				return nil, fmt.Errorf("resuming %s %s: %w", t.method, t.path, err)
 			}
-			hc.cur = &taskRun{path: t.path, method: t.method, protoMinor: t.protoMinor, closeAfter: t.closeAfter,
-				body: t.body, resp: t.resp, startMoves: t.startMoves, route: route, task: task}
+			hc.cur = &taskRun{taskPos: t.taskPos, route: route, task: task}
 		}
 		s.stats.restored.Add(1)
 		s.stats.carried.Add(uint64(len(pending)))
@@ -230,8 +224,7 @@ func (hc *httpConn) state() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app: saving the state of %s %s: %w", t.method, t.path, err)
 		}
-		st.task = &taskState{path: t.path, method: t.method, protoMinor: t.protoMinor, closeAfter: t.closeAfter,
-			body: t.body, resp: t.resp, startMoves: t.startMoves, task: b}
+		st.task = &taskState{taskPos: t.taskPos, task: b}
 	}
 	return st.append(nil), nil
 }
@@ -413,8 +406,8 @@ func (hc *httpConn) dispatch(req *http.Request) error {
 			return hc.answerError(req, &body, err)
 		}
 		if task != nil {
-			hc.cur = &taskRun{path: req.URL.Path, method: req.Method, protoMinor: req.ProtoMinor, closeAfter: req.Close,
-				body: body, startMoves: hc.moves, route: route, task: task}
+			hc.cur = &taskRun{taskPos: taskPos{path: req.URL.Path, method: req.Method, protoMinor: req.ProtoMinor,
+				closeAfter: req.Close, body: body, startMoves: hc.moves}, route: route, task: task}
 			return hc.runTask()
 		}
 	}
@@ -428,13 +421,7 @@ func (hc *httpConn) answerError(req *http.Request, body *bodyState, err error) e
 		hc.srv.logf("app: %s %s: %v", req.Method, req.URL.Path, err)
 		se = &StatusError{Code: http.StatusInternalServerError, Msg: "internal error"}
 	}
-	h := http.Header{}
-	for k, v := range se.Header {
-		h[k] = v
-	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
-	msg := se.Msg + "\n"
+	h, msg := hc.errorResponse(se)
 	// Say close when the unread body will not be read away (see
 	// discardBody).
 	closeAfter := req.Close || body.expect && !body.contSent || body.kind == bodyLength && body.left > maxDiscard
@@ -518,13 +505,7 @@ func (hc *httpConn) taskFailed(err error) error {
 			se = &StatusError{Code: http.StatusBadRequest, Msg: err.Error()}
 		}
 	}
-	h := http.Header{}
-	for k, v := range se.Header {
-		h[k] = v
-	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
-	msg := se.Msg + "\n"
+	h, msg := hc.errorResponse(se)
 	// The body's state is unknown after a failure: answer and close.
 	st, _ := frame(h, se.Code, int64(len(msg)), t.method == http.MethodHead, t.protoMinor, true)
 	writeHead(hc.bw, se.Code, h)
@@ -602,4 +583,15 @@ func (b *plainBody) Read(p []byte) (int, error) {
 func (b *plainBody) Close() error {
 	b.closed = true
 	return nil
+}
+
+// errorResponse is the header and the plain-text body of the answer to se.
+func (hc *httpConn) errorResponse(se *StatusError) (http.Header, string) {
+	h := http.Header{}
+	for k, v := range se.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Date", hc.now().UTC().Format(http.TimeFormat))
+	return h, se.Msg + "\n"
 }

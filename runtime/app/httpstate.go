@@ -19,13 +19,19 @@ type httpState struct {
 }
 
 type taskState struct {
+	taskPos
+	task []byte // the Task's MarshalBinary
+}
+
+// taskPos is where a resumable request stands: what a running request
+// (taskRun) and its saved state (taskState) both hold, besides the Task.
+type taskPos struct {
 	path, method string
 	protoMinor   int
 	closeAfter   bool
 	body         bodyState
 	resp         respState
 	startMoves   uint64
-	task         []byte // the Task's MarshalBinary
 }
 
 const httpMagic = "CAPH"

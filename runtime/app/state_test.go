@@ -45,11 +45,9 @@ func TestHTTPStateRoundTrip(t *testing.T) {
 	for _, s := range []*httpState{
 		{},
 		{moves: 3, requests: 9, buffered: []byte("GET /pi")},
-		{moves: 1 << 40, buffered: bytes.Repeat([]byte{0}, 1000), task: &taskState{path: "/bytes", method: "GET", protoMinor: 1,
-			resp: respState{status: 200, kind: respLength, length: 1000, written: 64}, startMoves: 2, task: task}},
-		{task: &taskState{path: "/upload", method: "POST", closeAfter: true,
-			body: bodyState{kind: bodyChunked, stage: chunkData, left: 5, read: 77, expect: true, contSent: true}, task: []byte("x")}},
-		{task: &taskState{path: "/upload", method: "PUT", body: bodyState{kind: bodyLength, left: 1 << 40}, resp: respState{status: 204, kind: respEmpty}}},
+		{moves: 1 << 40, buffered: bytes.Repeat([]byte{0}, 1000), task: &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1, resp: respState{status: 200, kind: respLength, length: 1000, written: 64}, startMoves: 2}, task: task}},
+		{task: &taskState{taskPos: taskPos{path: "/upload", method: "POST", closeAfter: true, body: bodyState{kind: bodyChunked, stage: chunkData, left: 5, read: 77, expect: true, contSent: true}}, task: []byte("x")}},
+		{task: &taskState{taskPos: taskPos{path: "/upload", method: "PUT", body: bodyState{kind: bodyLength, left: 1 << 40}, resp: respState{status: 204, kind: respEmpty}}}},
 	} {
 		b := s.append(nil)
 		got, err := decodeHTTPState(b)
@@ -87,7 +85,7 @@ func normalize(s *httpState) *httpState {
 }
 
 func TestHTTPStateRefusals(t *testing.T) {
-	good := (&httpState{moves: 1, buffered: []byte("GET"), task: &taskState{path: "/bytes", method: "GET", protoMinor: 1, task: []byte("t")}}).append(nil)
+	good := (&httpState{moves: 1, buffered: []byte("GET"), task: &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1}, task: []byte("t")}}).append(nil)
 	// Every proper prefix is refused.
 	for i := range len(good) {
 		if _, err := decodeHTTPState(good[:i]); !errors.Is(err, ErrState) {
@@ -95,7 +93,7 @@ func TestHTTPStateRefusals(t *testing.T) {
 		}
 	}
 	bad := func(mod func(*taskState)) []byte {
-		ts := &taskState{path: "/bytes", method: "GET", protoMinor: 1}
+		ts := &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1}}
 		mod(ts)
 		return (&httpState{task: ts}).append(nil)
 	}
@@ -131,12 +129,12 @@ func TestHTTPStateRefusals(t *testing.T) {
 // is bad, is refused with an error naming it.
 func TestRestoreRefusals(t *testing.T) {
 	srv := testServer()
-	st := (&httpState{task: &taskState{path: "/gone", method: "GET", protoMinor: 1}}).append(nil)
+	st := (&httpState{task: &taskState{taskPos: taskPos{path: "/gone", method: "GET", protoMinor: 1}}}).append(nil)
 	_, err := newHTTPConn(srv, srv.routes(), &fakeConn{out: &bytes.Buffer{}}, st, true)
 	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), `"/gone"`) {
 		t.Errorf("restore of an unknown route = %v", err)
 	}
-	st = (&httpState{task: &taskState{path: "/bytes", method: "GET", protoMinor: 1, task: []byte("CAPb\x01\x05\x09\x00")}}).append(nil)
+	st = (&httpState{task: &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1}, task: []byte("CAPb\x01\x05\x09\x00")}}).append(nil)
 	_, err = newHTTPConn(srv, srv.routes(), &fakeConn{out: &bytes.Buffer{}}, st, true)
 	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "offset 9 past the length 5") {
 		t.Errorf("restore of a bad /bytes task = %v", err)
@@ -192,7 +190,7 @@ func FuzzHTTPState(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("CAPH\x01"))
-	f.Add((&httpState{task: &taskState{path: "/upload", method: "POST", body: bodyState{kind: bodyChunked, stage: chunkData, left: 3}}}).append(nil))
+	f.Add((&httpState{task: &taskState{taskPos: taskPos{path: "/upload", method: "POST", body: bodyState{kind: bodyChunked, stage: chunkData, left: 3}}}}).append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := decodeHTTPState(b)
 		if err != nil {
