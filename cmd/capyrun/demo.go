@@ -135,13 +135,7 @@ func demoTestbed(size int64) error {
 		return err
 	}
 	// Tear-down runs on every path out, Ctrl-C included (ctx above).
-	defer func() {
-		if err := tb.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
-		} else {
-			fmt.Printf("testbed %s removed\n", tb.Tag)
-		}
-	}()
+	defer tearDown(tb)
 	var client, server string
 	var serverPrefix, serverIface string
 	for _, h := range topo.Hosts {
@@ -227,4 +221,14 @@ func indent(s string) string {
 		return ""
 	}
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n"
+}
+
+// tearDown removes a demo's testbed and says so; the demo defers it right
+// after Up, so every path out removes the namespaces, Ctrl-C included.
+func tearDown(tb *testbed.Testbed) {
+	if err := tb.Down(); err != nil {
+		fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
+		return
+	}
+	fmt.Printf("testbed %s removed\n", tb.Tag)
 }

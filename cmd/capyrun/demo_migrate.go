@@ -32,13 +32,7 @@ func demoMigration(ctx context.Context, size int64, rate string, interval time.D
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := tb.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
-		} else {
-			fmt.Printf("testbed %s removed\n", tb.Tag)
-		}
-	}()
+	defer tearDown(tb)
 	fmt.Printf("testbed %s up: client (Linux) -- capyrun switch (generated pipeline, AF_XDP) -- s1, s2, s3 (capygen stack, migration engine)\n", tb.Tag)
 
 	out, err := tb.ExecContext(ctx, "client", "ping", "-q", "-c", "50", "-i", "0.01", "10.77.0.11")
