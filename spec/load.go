@@ -473,16 +473,21 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-func enumNames(s *Spec) string {
-	var ns []string
-	for _, e := range s.Enums {
-		ns = append(ns, e.Name)
-	}
-	if len(ns) == 0 {
+// oneOf lists the names of items for a "use one of" hint.
+func oneOf[T any](items []T, name func(T) string) string {
+	if len(items) == 0 {
 		return "(none defined)"
+	}
+	ns := make([]string, len(items))
+	for i, it := range items {
+		ns[i] = name(it)
 	}
 	return strings.Join(ns, ", ")
 }
+
+func enumNames(s *Spec) string { return oneOf(s.Enums, func(e *Enum) string { return e.Name }) }
+
+func valueNames(e *Enum) string { return oneOf(e.Values, func(v *EnumValue) string { return v.Name }) }
 
 func (d *decoder) header(s *Spec, o *obj) {
 	s.Header = &Header{}
@@ -599,14 +604,6 @@ func (d *decoder) messages(s *Spec, o *obj) {
 		}
 		s.Messages = append(s.Messages, m)
 	}
-}
-
-func valueNames(e *Enum) string {
-	var ns []string
-	for _, v := range e.Values {
-		ns = append(ns, v.Name)
-	}
-	return strings.Join(ns, ", ")
 }
 
 func (d *decoder) directory(s *Spec, o *obj) {

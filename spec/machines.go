@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -330,12 +329,5 @@ func reachable(m *Machine) map[*State]bool {
 }
 
 func messageNames(s *Spec) string {
-	var ns []string
-	for _, m := range s.Messages {
-		ns = append(ns, m.Name)
-	}
-	if len(ns) == 0 {
-		return "(none defined)"
-	}
-	return strings.Join(ns, ", ")
+	return oneOf(s.Messages, func(m *Message) string { return m.Name })
 }
