@@ -22,12 +22,61 @@ func BenchmarkMigrate(b *testing.B) {
 }
 
 func benchMigrate(b *testing.B, queued int) {
-	// Real time for Work; the phase times are then real too, and only Work
-	// is meaningful in a simulation.
+	p := newPingPong(b, queued)
+	b.ResetTimer()
+	for i := range b.N {
+		p.move(b, i)
+	}
+	b.StopTimer()
+	s := migrate.SummarizeMigrations(migrate.Pair(p.records()))
+	b.ReportMetric(float64(s.HostOverhead.P50.Nanoseconds()), "host-p50-ns")
+	b.ReportMetric(float64(s.HostOverhead.P99.Nanoseconds()), "host-p99-ns")
+	b.ReportMetric(float64(s.HostOverhead.Max.Nanoseconds()), "host-max-ns")
+	b.ReportMetric(float64(s.OriginWork.P50.Nanoseconds()), "origin-p50-ns")
+	b.ReportMetric(float64(s.TargetWork.P50.Nanoseconds()), "target-p50-ns")
+}
+
+// TestWorkCoversTheHandlers checks that each record's Work holds every
+// handler's time, the last one's included: the phases a server marks
+// inside its handlers lie within its Work on the same real clock, so
+// Work is at least the span between them.
+func TestWorkCoversTheHandlers(t *testing.T) {
+	p := newPingPong(t, 0)
+	for i := range 20 {
+		p.move(t, i)
+	}
+	ms := migrate.Pair(p.records())
+	if len(ms) != 20 {
+		t.Fatalf("Pair found %d migrations, want 20", len(ms))
+	}
+	for i, m := range ms {
+		o, tg := m.Origin, m.Target
+		if span := time.Duration(o.At[migrate.PhaseStateSent] - o.At[migrate.PhaseAckReceived]); o.Work < span {
+			t.Errorf("migration %d: origin Work %v < its PREPARE_MIG_ACK handler's %v (ack_received to state_sent)", i, o.Work, span)
+		}
+		if span := time.Duration(tg.At[migrate.PhaseStateAckSent] - tg.At[migrate.PhaseStateReassembled]); tg.Work < span {
+			t.Errorf("migration %d: target Work %v < its CONN_STATE handler's %v (state_reassembled to state_ack_sent)", i, tg.Work, span)
+		}
+		if span := time.Duration(tg.At[migrate.PhaseAckSent] - tg.At[migrate.PhasePrepareReceived]); tg.Work < span {
+			t.Errorf("migration %d: target Work %v < its PREPARE_MIG handler's %v", i, tg.Work, span)
+		}
+	}
+}
+
+// pingPong moves one connection back and forth between two servers of a
+// simulated rack. The simulator's clock is virtual, but the engines time
+// their Work on the real monotonic clock (RealClock).
+type pingPong struct {
+	r  *migratetest.Rack
+	c  *stack.Conn
+	at int
+}
+
+func newPingPong(tb testing.TB, queued int) *pingPong {
 	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 2, Link: sim.LinkConfig{Delay: 5 * time.Microsecond},
 		Engine: migrate.Config{HeartbeatPeriod: time.Millisecond}, RealClock: true})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	for _, srv := range r.Servers {
 		// A parked application: nothing reads, so queued bytes stay queued.
@@ -36,17 +85,17 @@ func benchMigrate(b *testing.B, queued int) {
 	}
 	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := r.Sim.RunUntil(r.Sim.Now() + 5*time.Millisecond); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var acc *stack.Conn
 	for _, a := range r.Servers[0].Apps {
 		acc = a.Conn
 	}
 	if acc == nil || !c.Established() {
-		b.Fatal("no connection")
+		tb.Fatal("no connection")
 	} else if queued > 0 {
 		// queued bytes each way: the server writes what the client does not
 		// read, and the client writes what the server does not read.
@@ -55,42 +104,43 @@ func benchMigrate(b *testing.B, queued int) {
 		c.TryWrite(buf)   //nolint:errcheck
 	}
 	if err := r.Sim.RunUntil(r.Sim.Now() + 20*time.Millisecond); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	at := 0
-	b.ResetTimer()
-	for i := range b.N {
-		// Heartbeats (every 1 ms) make the other server the least loaded.
-		if err := r.Sim.RunUntil(r.Sim.Now() + 3*time.Millisecond); err != nil {
-			b.Fatal(err)
-		}
-		srv := r.Servers[at]
-		id := migratetest.ServerID(at, c)
-		done := false
-		var out migrate.Outcome
-		if err := srv.Engine.Start(id, nil, func(o migrate.Outcome) { done, out = true, o }); err != nil {
-			b.Fatalf("migration %d: %v", i, err)
-		}
-		for !done {
-			if err := r.Sim.RunUntil(r.Sim.Now() + 100*time.Microsecond); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if out.Result != migrate.ResultMoved {
-			b.Fatalf("migration %d: %+v", i, out)
-		}
-		at = 1 - at
+	return &pingPong{r: r, c: c}
+}
+
+// move migrates the connection to the other server; migration i fails tb
+// unless it moves.
+func (p *pingPong) move(tb testing.TB, i int) {
+	// Heartbeats (every 1 ms) make the other server the least loaded.
+	if err := p.r.Sim.RunUntil(p.r.Sim.Now() + 3*time.Millisecond); err != nil {
+		tb.Fatal(err)
 	}
-	b.StopTimer()
+	srv := p.r.Servers[p.at]
+	id := migratetest.ServerID(p.at, p.c)
+	done := false
+	var out migrate.Outcome
+	if err := srv.Engine.Start(id, nil, func(o migrate.Outcome) { done, out = true, o }); err != nil {
+		tb.Fatalf("migration %d: %v", i, err)
+	}
+	for n := 0; !done; n++ {
+		if n == 10000 {
+			tb.Fatalf("migration %d: not done after 1 s of simulated time", i)
+		}
+		if err := p.r.Sim.RunUntil(p.r.Sim.Now() + 100*time.Microsecond); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if out.Result != migrate.ResultMoved {
+		tb.Fatalf("migration %d: %+v", i, out)
+	}
+	p.at = 1 - p.at
+}
+
+func (p *pingPong) records() []migrate.Record {
 	var recs []migrate.Record
-	for _, srv := range r.Servers {
+	for _, srv := range p.r.Servers {
 		recs = append(recs, srv.Records...)
 	}
-	ms := migrate.Pair(recs)
-	s := migrate.SummarizeMigrations(ms)
-	b.ReportMetric(float64(s.HostOverhead.P50.Nanoseconds()), "host-p50-ns")
-	b.ReportMetric(float64(s.HostOverhead.P99.Nanoseconds()), "host-p99-ns")
-	b.ReportMetric(float64(s.HostOverhead.Max.Nanoseconds()), "host-max-ns")
-	b.ReportMetric(float64(s.OriginWork.P50.Nanoseconds()), "origin-p50-ns")
-	b.ReportMetric(float64(s.TargetWork.P50.Nanoseconds()), "target-p50-ns")
+	return recs
 }

@@ -341,6 +341,10 @@ func (e *Engine) keepRecord(rec Record) {
 // re-enter the engine (replaying held frames runs the interceptor) or user
 // code (callbacks, restorers).
 type effects struct {
+	// ended are the records of migrations that ended in this call. They
+	// are copied out at the unlock, not when the machine ends, so the
+	// handler's own Work, counted after the machine's step, is in them.
+	ended    []*Record
 	records  []Record
 	finished []finished
 	replay   [][]byte
@@ -350,6 +354,20 @@ type effects struct {
 type finished struct {
 	o   *outgoing
 	out Outcome
+}
+
+// unlockAndRun files the records of the migrations that ended, releases
+// e.mu and carries out the effects.
+func (e *Engine) unlockAndRun(fx *effects) {
+	for _, r := range fx.ended {
+		e.keepRecord(*r)
+		fx.records = append(fx.records, *r)
+	}
+	for i := range fx.finished {
+		fx.finished[i].out.Record = fx.finished[i].o.rec
+	}
+	e.mu.Unlock()
+	e.run(fx)
 }
 
 func (e *Engine) run(fx *effects) {
@@ -412,8 +430,7 @@ func (e *Engine) handleUDP(src, _ netip.AddrPort, payload []byte) {
 			e.stats.Unexpected++
 		}
 	}
-	e.mu.Unlock()
-	e.run(&fx)
+	e.unlockAndRun(&fx)
 }
 
 // send encodes m and sends it to dst on the TCPMig port. e.mu is held.
@@ -505,8 +522,7 @@ func (e *Engine) Advance(now tcp.Time) {
 		e.hbNext = now + next
 	}
 	e.fireTimers(now, &fx)
-	e.mu.Unlock()
-	e.run(&fx)
+	e.unlockAndRun(&fx)
 }
 
 func (e *Engine) heartbeat() {

@@ -135,8 +135,7 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.stats.Started++
 	e.originEvent(e.st.Now(), o, migstate.OriginEventStart, &fx)
 	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
-	e.mu.Unlock()
-	e.run(&fx)
+	e.unlockAndRun(&fx)
 	return nil
 }
 
@@ -213,8 +212,7 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 			o.rec.Err = out.Err.Error()
 			out.Record.Err = o.rec.Err
 		}
-		e.keepRecord(o.rec)
-		fx.records = append(fx.records, o.rec)
+		fx.ended = append(fx.ended, &o.rec)
 		fx.finished = append(fx.finished, finished{o, out})
 	}
 }

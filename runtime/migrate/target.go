@@ -191,8 +191,7 @@ func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent
 			in.rec.Err = fmt.Sprintf("migrate: %v: no state from %v before the timeout", in.k, in.from)
 		}
 		in.rec.Peer = in.from
-		e.keepRecord(in.rec)
-		fx.records = append(fx.records, in.rec)
+		fx.ended = append(fx.ended, &in.rec)
 	}
 }
 
@@ -209,8 +208,7 @@ func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
 	in.rec.Result = "refused"
 	in.rec.Err = err.Error()
 	in.rec.Peer = in.from
-	e.keepRecord(in.rec)
-	fx.records = append(fx.records, in.rec)
+	fx.ended = append(fx.ended, &in.rec)
 }
 
 // targetAction carries out one action of the target machine. e.mu is held.
