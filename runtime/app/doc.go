@@ -6,7 +6,7 @@
 //     reader and ResponseWriter. A connection is offered for migration
 //     after each response and while it waits for the next request. Routes
 //     that implement Resumable (the standard /bytes, /upload and /ping of
-//     capygen serve) also move in the middle of a body, every StepSize
+//     capyrun serve) also move in the middle of a body, every StepSize
 //     bytes: /bytes resumes at its offset with a running SHA-256 of what
 //     was sent, /upload with its byte count and a running SHA-256 of what
 //     was received, and whichever server reads the last byte answers.

@@ -121,7 +121,7 @@ const DefaultBytes = 10 << 20
 // MaxBytes bounds /bytes?n=.
 const MaxBytes = 16 << 30
 
-// StandardRoutes are the routes of capygen serve, resumable: GET /bytes?n=N
+// StandardRoutes are the routes of capyrun serve, resumable: GET /bytes?n=N
 // (N bytes of Payload), POST or PUT /upload (answers the body's SHA-256 in
 // hex) and GET /ping.
 func StandardRoutes() map[string]Resumable {

@@ -13,7 +13,7 @@ import (
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
-// The control protocol lets another process (capygen migrate) trigger
+// The control protocol lets another process (capyrun migrate) trigger
 // migrations on a running server and read its records: one JSON request per
 // line, one JSON reply per line, over a unix socket.
 

@@ -34,7 +34,7 @@ port would:
   - A seeded fault injector per port and direction (Fault): loss,
     duplication and delay. Frames an AF_XDP socket moves bypass nftables
     and tc, so this is the only place to fault switch-to-server links.
-  - Targeted TCPMig drops (Config.StageDrops, capygen switch -drop-stage):
+  - Targeted TCPMig drops (Config.StageDrops, capyrun switch -drop-stage):
     the first N datagrams of one stage, or all, optionally one CONN_STATE
     fragment index, as they reach the switch or as they leave it, counted
     in the order the switch sees them, so a test loses exactly the

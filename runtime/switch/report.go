@@ -12,7 +12,7 @@ import (
 )
 
 // Report is a snapshot of the switch's counters and registers. Its JSON
-// form (JSON, or encoding/json) is what capygen switch writes; String is
+// form (JSON, or encoding/json) is what capyrun switch writes; String is
 // the same for people.
 type Report struct {
 	// Now is the switch's clock: the latest time Deliver or Advance were
