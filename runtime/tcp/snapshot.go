@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Snapshot format, version 1. All integers are big-endian.
@@ -53,6 +54,7 @@ func errCode(err error) uint8 {
 // AppendSnapshot appends the connection's movable state to dst. It does not
 // change c, so a caller may snapshot, ship, and keep going on failure.
 func (c *Conn) AppendSnapshot(dst []byte) []byte {
+	dst = slices.Grow(dst, c.snapshotSize()) // one allocation, not one per field that overflows
 	dst = append(dst, snapshotMagic...)
 	dst = append(dst, snapshotVersion)
 	dst = appendAddrPort(dst, c.id.Local)
@@ -97,6 +99,22 @@ func (c *Conn) AppendSnapshot(dst []byte) []byte {
 	}
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(c.appState)))
 	return append(dst, c.appState...)
+}
+
+// snapshotFixed bounds a snapshot's bytes besides its queued data, its
+// out-of-order ranges and its application state: magic, version, two
+// addresses of up to 19 bytes, state, error and flags, nine sequence
+// variables, shifts, two MSS, five more uint32s, three ring lengths, the
+// range count and the application state's length.
+const snapshotFixed = len(snapshotMagic) + 1 + 2*19 + 3 + 9*4 + 2 + 2*2 + 5*4 + 3*4 + 1 + 4
+
+// snapshotSize bounds the length of AppendSnapshot's output.
+func (c *Conn) snapshotSize() int {
+	n := snapshotFixed + c.sndBuf.len() + c.rcvBuf.len() + len(c.appState)
+	for i := 0; i < c.ooo.n; i++ {
+		n += 8 + int(c.ooo.r[i].end-c.ooo.r[i].start)
+	}
+	return n
 }
 
 // unackedLen is how many queued data bytes have been sent at least once.

@@ -146,6 +146,21 @@ func TestSnapshotRoundTripStates(t *testing.T) {
 	}
 }
 
+// TestSnapshotOneAllocation checks that snapshotSize bounds the output,
+// so AppendSnapshot allocates once however much a connection holds: the
+// migration's origin pays for one buffer, not for each field that
+// overflows the last.
+func TestSnapshotOneAllocation(t *testing.T) {
+	for name, c := range snapshotSamples(t) {
+		if n := len(c.AppendSnapshot(nil)); n > c.snapshotSize() {
+			t.Errorf("%s: snapshot is %d bytes, over snapshotSize %d", name, n, c.snapshotSize())
+		}
+		if allocs := testing.AllocsPerRun(10, func() { c.AppendSnapshot(nil) }); allocs != 1 {
+			t.Errorf("%s: AppendSnapshot(nil) made %v allocations, want 1", name, allocs)
+		}
+	}
+}
+
 // snapshotSamples builds connections in many states for round trips and
 // the fuzz corpus.
 func snapshotSamples(t testing.TB) map[string]*Conn {
