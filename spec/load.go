@@ -292,7 +292,7 @@ func (d *decoder) transport(s *Spec, o *obj) {
 }
 
 func (d *decoder) enums(s *Spec, o *obj) {
-	names := map[string]*yaml.Node{}
+	names := definedNames("enum")
 	for i, n := range o.list("enums", true) {
 		path := itemPath("enums", i, n)
 		eo := d.object(n, path, "name", "bits", "doc", "values")
@@ -301,11 +301,9 @@ func (d *decoder) enums(s *Spec, o *obj) {
 		}
 		e := &Enum{Pos: d.Pos(n)}
 		e.Name, _ = eo.name("name", true)
-		if prev := names[e.Name]; prev != nil && e.Name != "" {
-			d.Errorf(eo.At("name"), eo.Sub("name"), "enum %q is already defined at line %d; rename one", e.Name, prev.Line)
+		if !d.claim(names, eo, e.Name) {
 			continue
 		}
-		names[e.Name] = eo.At("name")
 		e.Doc, _ = eo.str("doc", false)
 		bitsOK := false
 		if v, ok := eo.int("bits", true); ok {
@@ -365,7 +363,7 @@ func maxOf(n int) uint64 {
 // returns them with their total width in bits.
 func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path string, payload bool) ([]*Field, int) {
 	var out []*Field
-	names := map[string]*yaml.Node{}
+	names := definedNames("field")
 	off := 0
 	for i, n := range nodes {
 		fo := d.object(n, itemPath(path, i, n), "name", "type", "bits", "enum", "const", "reserved", "doc")
@@ -374,11 +372,9 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		}
 		f := &Field{Pos: d.Pos(n), Offset: off, Type: TypeUint}
 		f.Name, _ = fo.name("name", true)
-		if prev := names[f.Name]; prev != nil && f.Name != "" {
-			d.Errorf(fo.At("name"), fo.Sub("name"), "field %q is already defined at line %d; rename one", f.Name, prev.Line)
+		if !d.claim(names, fo, f.Name) {
 			continue
 		}
-		names[f.Name] = fo.At("name")
 		if payload && s.Header != nil && f.Name != "" {
 			if hf := s.HeaderField(f.Name); hf != nil {
 				d.Errorf(fo.At("name"), fo.Sub("name"), "%q is also a header field (line %d); rename the payload field", f.Name, hf.Pos.Line)
@@ -515,7 +511,7 @@ func (d *decoder) header(s *Spec, o *obj) {
 }
 
 func (d *decoder) messages(s *Spec, o *obj) {
-	names := map[string]*yaml.Node{}
+	names := definedNames("message")
 	stages := map[*EnumValue]*Message{}
 	stage := s.StageEnum()
 	for i, n := range o.list("messages", true) {
@@ -526,11 +522,9 @@ func (d *decoder) messages(s *Spec, o *obj) {
 		}
 		m := &Message{Pos: d.Pos(n), From: "server"}
 		m.Name, _ = mo.name("name", true)
-		if prev := names[m.Name]; prev != nil && m.Name != "" {
-			d.Errorf(mo.At("name"), mo.Sub("name"), "message %q is already defined at line %d; rename one", m.Name, prev.Line)
+		if !d.claim(names, mo, m.Name) {
 			continue
 		}
-		names[m.Name] = mo.At("name")
 		m.Doc, _ = mo.str("doc", false)
 		if f, ok := mo.str("from", false); ok {
 			if f != "server" && f != "switch" && f != "any" {
@@ -773,4 +767,27 @@ func (d *decoder) workload(s *Spec, o *obj) {
 			d.Errorf(o.At("update"), o.Sub("update"), "unknown update rule %q; use holder_or_smaller", v)
 		}
 	}
+}
+
+// defined is where each name of one kind was defined in one scope.
+type defined struct {
+	kind string // "enum", "state", ...: how errors name it
+	at   map[string]*yaml.Node
+}
+
+func definedNames(kind string) defined { return defined{kind, map[string]*yaml.Node{}} }
+
+// claim records the name of the item o, or reports that the scope has it
+// already and returns false. An empty name, reported as missing already,
+// is not recorded.
+func (d *decoder) claim(scope defined, o *obj, name string) bool {
+	if name == "" {
+		return true
+	}
+	if prev := scope.at[name]; prev != nil {
+		d.Errorf(o.At("name"), o.Sub("name"), "%s %q is already defined at line %d; rename one", scope.kind, name, prev.Line)
+		return false
+	}
+	scope.at[name] = o.At("name")
+	return true
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func (d *decoder) machines(s *Spec, o *obj) {
-	names := map[string]*yaml.Node{}
+	names := definedNames("machine")
 	for i, n := range o.list("machines", true) {
 		path := itemPath("machines", i, n)
 		mo := d.object(n, path, "name", "doc", "initial", "states", "events", "actions", "transitions", "ignore")
@@ -15,11 +15,9 @@ func (d *decoder) machines(s *Spec, o *obj) {
 			continue
 		}
 		m := d.machine(s, mo, n)
-		if prev := names[m.Name]; prev != nil && m.Name != "" {
-			d.Errorf(mo.At("name"), mo.Sub("name"), "machine %q is already defined at line %d; rename one", m.Name, prev.Line)
+		if !d.claim(names, mo, m.Name) {
 			continue
 		}
-		names[m.Name] = mo.At("name")
 		s.Machines = append(s.Machines, m)
 	}
 }
@@ -32,6 +30,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	m.Doc, _ = mo.str("doc", false)
 
 	state := map[string]*State{}
+	stateNames := definedNames("state")
 	stateNodes := mo.list("states", true)
 	timeouts := map[*State]*obj{}
 	for i, sn := range stateNodes {
@@ -43,8 +42,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		st.Name, _ = so.name("name", true)
 		st.Doc, _ = so.str("doc", false)
 		st.Final = so.bool("final")
-		if prev := state[st.Name]; prev != nil && st.Name != "" {
-			d.Errorf(so.At("name"), so.Sub("name"), "state %q is already defined at line %d; rename one", st.Name, prev.Pos.Line)
+		if !d.claim(stateNames, so, st.Name) {
 			continue
 		}
 		if st.Name != "" {
@@ -60,6 +58,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	}
 
 	event := map[string]*Event{}
+	eventNames := definedNames("event")
 	byMessage := map[*Message]*Event{}
 	for i, en := range mo.list("events", true) {
 		eo := d.object(en, itemPath(mo.Sub("events"), i, en), "name", "message", "doc")
@@ -73,8 +72,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 			d.Errorf(eo.At("name"), eo.Sub("name"), "%q is built in (raised by a state's timer); rename the event", ev.Name)
 			continue
 		}
-		if prev := event[ev.Name]; prev != nil && ev.Name != "" {
-			d.Errorf(eo.At("name"), eo.Sub("name"), "event %q is already defined at line %d; rename one", ev.Name, prev.Pos.Line)
+		if !d.claim(eventNames, eo, ev.Name) {
 			continue
 		}
 		if msg, ok := eo.str("message", false); ok {
@@ -95,6 +93,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	}
 
 	action := map[string]*Action{}
+	actionNames := definedNames("action")
 	for i, an := range mo.list("actions", true) {
 		ao := d.object(an, itemPath(mo.Sub("actions"), i, an), "name", "send", "doc")
 		if ao.Bad() {
@@ -103,8 +102,7 @@ func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 		a := &Action{Pos: d.Pos(an)}
 		a.Name, _ = ao.name("name", true)
 		a.Doc, _ = ao.str("doc", false)
-		if prev := action[a.Name]; prev != nil && a.Name != "" {
-			d.Errorf(ao.At("name"), ao.Sub("name"), "action %q is already defined at line %d; rename one", a.Name, prev.Pos.Line)
+		if !d.claim(actionNames, ao, a.Name) {
 			continue
 		}
 		if msg, ok := ao.str("send", false); ok {
