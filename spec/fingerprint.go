@@ -78,11 +78,7 @@ func writeCanonical(w io.Writer, s *Spec) {
 		p("workload bits %d update %q metric %q heartbeat %q", wl.Bits, wl.Update, wl.MetricField, wl.Heartbeat)
 	}
 	for _, m := range s.Machines {
-		initial := ""
-		if m.Initial != nil {
-			initial = m.Initial.Name
-		}
-		p("machine %q initial %q", m.Name, initial)
+		p("machine %q initial %q", m.Name, stateName(m.Initial))
 		for _, st := range m.States {
 			p(" state %q final %v", st.Name, st.Final)
 			if to := st.Timeout; to != nil {
@@ -91,18 +87,10 @@ func writeCanonical(w io.Writer, s *Spec) {
 			}
 		}
 		for _, ev := range m.Events {
-			msg := ""
-			if ev.Message != nil {
-				msg = ev.Message.Name
-			}
-			p(" event %q message %q", ev.Name, msg)
+			p(" event %q message %q", ev.Name, messageName(ev.Message))
 		}
 		for _, a := range m.Actions {
-			send := ""
-			if a.Send != nil {
-				send = a.Send.Name
-			}
-			p(" action %q send %q", a.Name, send)
+			p(" action %q send %q", a.Name, messageName(a.Send))
 		}
 		for _, t := range m.Transitions {
 			p(" transition %q %q %q do %q", stateName(t.From), eventName(t.On), stateName(t.To), actionNames(t.Actions))
@@ -118,6 +106,13 @@ func stateName(s *State) string {
 		return ""
 	}
 	return s.Name
+}
+
+func messageName(m *Message) string {
+	if m == nil {
+		return ""
+	}
+	return m.Name
 }
 
 func eventName(e *Event) string {
