@@ -18,27 +18,28 @@ func mask(bits int) uint64 {
 	return 1<<bits - 1
 }
 
-// compose reads span bytes from buf at o into one uint64 expression.
-func compose(buf string, o, span int) *jen.Statement {
-	var parts []jen.Code
-	for i := 0; i < span; i++ {
-		b := jen.Uint64().Call(jen.Id(buf).Index(jen.Lit(o + i)))
-		if sh := 8 * (span - 1 - i); sh > 0 {
-			b = b.Op("<<").Lit(sh)
-		}
-		parts = append(parts, b)
+// pkgWire is the runtime under the generated codec: bit fields and
+// checksums, which do not vary with the spec.
+const pkgWire = "github.com/capygen/capygen/runtime/genrt/wire"
+
+// at is buf[f's offset constant + i].
+func at(buf string, f *field, i int) *jen.Statement {
+	o := jen.Id(f.off)
+	if i > 0 {
+		o = o.Op("+").Lit(i)
 	}
-	st := jen.Add(parts[0])
-	for _, p := range parts[1:] {
-		st = st.Op("|").Add(p)
-	}
-	return st
+	return jen.Id(buf).Index(o)
 }
 
-// get is an expression of f's Go type read from buf, whose region starts
-// base bytes into buf.
-func (g *gen) get(buf string, base int, f *field) *jen.Statement {
-	o := base + f.start
+// span is buf[off : off+n], the n bytes at f's offset constant.
+func span(buf string, f *field, n int) *jen.Statement {
+	return jen.Id(buf).Index(jen.Id(f.off), jen.Id(f.off).Op("+").Lit(n))
+}
+
+// get is an expression of f's Go type read from buf, a view that starts
+// at the header. Every place is named by the field's Offset, Shift and
+// Mask constants, the ones the package exports.
+func (g *gen) get(buf string, f *field) *jen.Statement {
 	conv := func(inner jen.Code) *jen.Statement {
 		switch f.Type {
 		case spec.TypeEnum:
@@ -51,90 +52,85 @@ func (g *gen) get(buf string, base int, f *field) *jen.Statement {
 		switch f.Type {
 		case spec.TypeIPv4, spec.TypeMAC:
 			n := f.Bits / 8
-			return jen.Index(jen.Lit(n)).Byte().Call(jen.Id(buf).Index(jen.Lit(o), jen.Lit(o+n)))
+			return jen.Index(jen.Lit(n)).Byte().Call(span(buf, f, n))
 		}
 		var raw *jen.Statement
 		switch f.Bits {
 		case 8:
-			raw = jen.Id(buf).Index(jen.Lit(o))
-			if f.Type == spec.TypeUint {
-				return raw
-			}
+			raw = at(buf, f, 0)
 		default:
-			raw = jen.Qual(pkgBinary, "BigEndian").Dot(fmt.Sprintf("Uint%d", f.Bits)).Call(jen.Id(buf).Index(jen.Lit(o), jen.Empty()))
-			if f.Type == spec.TypeUint {
-				return raw
-			}
+			raw = jen.Qual(pkgBinary, "BigEndian").Dot(fmt.Sprintf("Uint%d", f.Bits)).Call(jen.Id(buf).Index(jen.Id(f.off), jen.Empty()))
+		}
+		if f.Type == spec.TypeUint {
+			return raw
 		}
 		return conv(raw)
 	}
-	m := mask(f.Bits)
 	if f.span == 1 {
 		if f.Type == spec.TypeFlag {
-			return jen.Id(buf).Index(jen.Lit(o)).Op("&").Add(hex(1 << f.shift)).Op("!=").Lit(0)
+			return jen.Qual(pkgWire, "Flag").Call(at(buf, f, 0), jen.Id(f.mask))
 		}
-		inner := jen.Id(buf).Index(jen.Lit(o))
-		if f.shift > 0 {
-			inner = inner.Op(">>").Lit(f.shift)
-		}
-		return conv(inner.Op("&").Add(hex(m)))
+		return conv(jen.Qual(pkgWire, "Bits").Call(at(buf, f, 0), jen.Id(f.mask), jen.Id(f.shiftC)))
 	}
-	inner := jen.Parens(compose(buf, o, f.span))
-	if f.shift > 0 {
-		inner = inner.Op(">>").Lit(f.shift)
-	}
-	return conv(inner.Op("&").Add(hex(m)))
+	return conv(jen.Qual(pkgWire, "Uint").Call(span(buf, f, f.span), jen.Id(f.mask), jen.Id(f.shiftC)))
 }
 
 // set writes val (an expression of f's Go type) into buf. The bits of the
 // field are replaced; every other bit is kept.
-func (g *gen) set(buf string, base int, f *field, val *jen.Statement) jen.Code {
-	o := base + f.start
-	at := func(i int) *jen.Statement { return jen.Id(buf).Index(jen.Lit(o + i)) }
+func (g *gen) set(buf string, f *field, val *jen.Statement) jen.Code {
 	if f.plain() {
 		switch f.Type {
 		case spec.TypeIPv4, spec.TypeMAC:
-			n := f.Bits / 8
-			return jen.Copy(jen.Id(buf).Index(jen.Lit(o), jen.Lit(o+n)), val.Clone().Index(jen.Empty(), jen.Empty()))
+			return jen.Copy(span(buf, f, f.Bits/8), val.Clone().Index(jen.Empty(), jen.Empty()))
 		}
 		v := val.Clone()
 		if f.Type == spec.TypeEnum {
 			v = jen.Id(uintType(f.Bits)).Call(v)
 		}
 		if f.Bits == 8 {
-			return at(0).Op("=").Add(v)
+			return at(buf, f, 0).Op("=").Add(v)
 		}
-		return jen.Qual(pkgBinary, "BigEndian").Dot(fmt.Sprintf("PutUint%d", f.Bits)).Call(jen.Id(buf).Index(jen.Lit(o), jen.Empty()), v)
+		return jen.Qual(pkgBinary, "BigEndian").Dot(fmt.Sprintf("PutUint%d", f.Bits)).Call(jen.Id(buf).Index(jen.Id(f.off), jen.Empty()), v)
 	}
-	m := mask(f.Bits)
 	if f.span == 1 {
-		bm := m << f.shift
 		if f.Type == spec.TypeFlag {
-			return jen.If(val.Clone()).Block(at(0).Op("|=").Add(hex(bm))).Else().Block(at(0).Op("&^=").Add(hex(bm)))
+			return jen.Qual(pkgWire, "SetFlag").Call(jen.Op("&").Add(at(buf, f, 0)), jen.Id(f.mask), val.Clone())
 		}
-		v := jen.Byte().Call(val.Clone())
-		if f.shift > 0 {
-			v = v.Op("<<").Lit(f.shift)
+		return jen.Qual(pkgWire, "SetBits").Call(jen.Op("&").Add(at(buf, f, 0)), jen.Id(f.mask), jen.Id(f.shiftC), jen.Byte().Call(val.Clone()))
+	}
+	return jen.Qual(pkgWire, "SetUint").Call(span(buf, f, f.span), jen.Id(f.mask), jen.Id(f.shiftC), jen.Uint64().Call(val.Clone()))
+}
+
+// placeConsts declares fs's Offset constants (from the start of the
+// header: base is the region's first byte, a constant expression) and
+// the Shift and Mask of every field that is not whole bytes.
+func (g *gen) placeConsts(f *jen.File, comment string, base jen.Code, fs []*field) {
+	var offs, masks []jen.Code
+	for _, fd := range fs {
+		o := jen.Lit(fd.start)
+		if base != nil {
+			o = jen.Add(base)
+			if fd.start > 0 {
+				o = o.Op("+").Lit(fd.start)
+			}
 		}
-		return at(0).Op("=").Add(at(0)).Op("&^").Add(hex(bm)).Op("|").Add(v).Op("&").Add(hex(bm))
-	}
-	bm := m << f.shift
-	v := jen.Uint64().Call(val.Clone())
-	if f.shift > 0 {
-		v = jen.Parens(v.Op("<<").Lit(f.shift))
-	}
-	stmts := []jen.Code{
-		jen.Id("x").Op(":=").Add(compose(buf, o, f.span)),
-		jen.Id("x").Op("=").Id("x").Op("&^").Add(hex(bm)).Op("|").Add(v).Op("&").Add(hex(bm)),
-	}
-	for i := 0; i < f.span; i++ {
-		x := jen.Id("x")
-		if sh := 8 * (f.span - 1 - i); sh > 0 {
-			x = x.Op(">>").Lit(sh)
+		offs = append(offs, jen.Id(fd.off).Op("=").Add(o))
+		if fd.plain() || fd.Type == spec.TypeBytes && fd.Bits%8 == 0 && (fd.Bits == 8 || fd.Bits == 16 || fd.Bits == 32 || fd.Bits == 64) {
+			continue
 		}
-		stmts = append(stmts, at(i).Op("=").Byte().Call(x))
+		m := mask(fd.Bits) << fd.shift
+		mt := jen.Uint64()
+		if fd.span == 1 {
+			mt = jen.Byte()
+		}
+		masks = append(masks, jen.Id(fd.shiftC).Op("=").Lit(fd.shift), jen.Id(fd.mask).Add(mt).Op("=").Add(hex(m)))
 	}
-	return jen.Block(stmts...)
+	f.Add(doc(comment))
+	f.Const().Defs(offs...)
+	if len(masks) > 0 {
+		f.Add(doc("Places of the fields above that are not whole bytes: Mask covers the\nfield in the bytes it touches (one byte, or up to eight read big-endian)\nand Shift moves it down."))
+		f.Const().Defs(masks...)
+	}
 }
 
 // rangeCheck returns a statement refusing values of f that do not fit the

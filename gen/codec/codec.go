@@ -8,10 +8,8 @@
 package codec
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/dave/jennifer/jen"
 
@@ -64,17 +62,12 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 		if !e.when {
 			continue
 		}
-		f := jen.NewFile(g.pkg)
-		f.HeaderComment(strings.TrimSuffix(genfile.Header(s, opt, "// "), "\n"))
-		f.ImportNames(map[string]string{pkgGopacket: "gopacket", pkgLayers: "layers", pkgRand: "rand", pkgNetip: "netip"})
-		e.fn(f)
-		var buf bytes.Buffer
-		if err := f.Render(&buf); err != nil {
-			return nil, fmt.Errorf("codec: render %s: %w", e.name, err)
-		}
-		out, err := genfile.FormatGo(e.name, buf.Bytes())
+		out, err := genfile.GoFile(s, opt, g.pkg+"/"+e.name, g.pkg, func(f *jen.File) {
+			f.ImportNames(map[string]string{pkgGopacket: "gopacket", pkgLayers: "layers", pkgRand: "rand", pkgNetip: "netip", pkgWire: "wire"})
+			e.fn(f)
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("codec: %w", err)
 		}
 		if err := files.Add(g.pkg+"/"+e.name, out); err != nil {
 			return nil, err
@@ -126,6 +119,11 @@ type field struct {
 	start int // first byte, from the start of its region
 	span  int // bytes touched
 	shift int // right shift of the value within the span
+	// off, shiftC and mask name the constants that place the field: its
+	// byte offset from the start of the header, and for a field that is
+	// not whole bytes its Shift and Mask (OffsetX, ShiftX, MaskX; payload
+	// fields carry their message's name, OffsetHeartbeatUpdateWorkload).
+	off, shiftC, mask string
 }
 
 // plain reports whether the field is a whole Go integer or address at a
@@ -222,7 +220,7 @@ func newGen(s *spec.Spec, opt genfile.Options) (*gen, error) {
 		g.enums = append(g.enums, ge)
 	}
 	var err error
-	if g.header, err = g.fields("header", s.Header.Fields); err != nil {
+	if g.header, err = g.fields("header", "", s.Header.Fields); err != nil {
 		return nil, err
 	}
 	for _, f := range g.header {
@@ -295,11 +293,14 @@ func (g *gen) enumOf(e *spec.Enum) *enum {
 	return nil
 }
 
-// fields lays out a field list (header or payload).
-func (g *gen) fields(where string, fs []*spec.Field) ([]*field, error) {
+// fields lays out a field list (header or payload); prefix is what its
+// constants' names carry after Offset, Shift and Mask ("" for the header,
+// the message's Go name for a payload).
+func (g *gen) fields(where, prefix string, fs []*spec.Field) ([]*field, error) {
 	var out []*field
 	for i, sf := range fs {
 		f := &field{Field: sf, Go: sf.GoName()}
+		f.off, f.shiftC, f.mask = "Offset"+prefix+f.Go, "Shift"+prefix+f.Go, "Mask"+prefix+f.Go
 		if f.Go == "" {
 			return nil, fmt.Errorf("codec: %s field %d has no name", where, i)
 		}
@@ -358,7 +359,7 @@ func (g *gen) message(m *spec.Message) (*message, error) {
 		return nil, fmt.Errorf("codec: message %s: stage %q is not a value of enum %s", m.Name, m.Stage.Name, g.stage.Name)
 	}
 	var err error
-	if gm.payload, err = g.fields("messages."+m.Name+".payload", m.Payload); err != nil {
+	if gm.payload, err = g.fields("messages."+m.Name+".payload", gm.Go, m.Payload); err != nil {
 		return nil, err
 	}
 	bits := sumBits(m.Payload)
@@ -445,7 +446,21 @@ func (g *gen) checkNames() error {
 			}
 		}
 	}
+	for _, f := range g.header {
+		for _, id := range f.consts() {
+			if err := add(id, "header field "+f.Name); err != nil {
+				return err
+			}
+		}
+	}
 	for _, m := range g.msgs {
+		for _, f := range m.payload {
+			for _, id := range f.consts() {
+				if err := add(id, "messages."+m.Name+".payload."+f.Name); err != nil {
+					return err
+				}
+			}
+		}
 		for _, id := range []string{m.Go, m.Go + "Len"} {
 			if err := add(id, "message "+m.Name); err != nil {
 				return err
@@ -484,13 +499,32 @@ func (g *gen) checkNames() error {
 			return fmt.Errorf("codec: header fields %s and %s both become %s; rename one", prev, f.Name, f.Go)
 		}
 		fs[f.Go] = f.Name
-		for _, reservedName := range []string{"Fields", "SetFields", "Encode", "Validate", "Valid", "Payload", "ReassemblyKey", "Contents"} {
+		for _, reservedName := range []string{"Fields", "SetFields", "Encode", "Validate", "Valid", "ConstantsOK", "Payload", "ReassemblyKey", "Contents"} {
 			if f.Go == reservedName {
 				return fmt.Errorf("codec: header field %s becomes %s, which the header view already uses; rename it", f.Name, f.Go)
 			}
 		}
 	}
 	return nil
+}
+
+// consts lists the identifiers of the constants that place f.
+func (f *field) consts() []string {
+	if f.plain() {
+		return []string{f.off}
+	}
+	return []string{f.off, f.shiftC, f.mask}
+}
+
+// headerChecked reports whether some header field of the struct forms can
+// hold a value the wire cannot, so Encode has a check to make.
+func (g *gen) headerChecked() bool {
+	for _, f := range g.publicHeader() {
+		if f.ranged() {
+			return true
+		}
+	}
+	return false
 }
 
 // publicHeader lists the header fields of the struct forms.

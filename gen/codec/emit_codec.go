@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/dave/jennifer/jen"
+
+	"github.com/capygen/capygen/gen/genfile"
 )
 
 // layoutDoc draws the header as a table for the package documentation.
@@ -86,24 +88,8 @@ Every error wraps one of the Err sentinels below, for errors.Is.`, g.view, s.Tra
 		f.Const().Defs(consts...)
 	}
 
-	// Offsets.
-	var offs []jen.Code
-	for _, fd := range g.header {
-		offs = append(offs, jen.Id("Offset"+fd.Go).Op("=").Lit(fd.start))
-	}
-	f.Add(doc("Byte offsets of the header fields from the start of the header. A bit\nfield's offset is the first byte it touches; its Shift and Mask place it\nwithin that byte."))
-	f.Const().Defs(offs...)
-	var masks []jen.Code
-	for _, fd := range g.header {
-		if !fd.plain() && fd.span == 1 {
-			masks = append(masks, jen.Id("Shift"+fd.Go).Op("=").Lit(fd.shift),
-				jen.Id("Mask"+fd.Go).Byte().Op("=").Add(hex(mask(fd.Bits)<<fd.shift)))
-		}
-	}
-	if len(masks) > 0 {
-		f.Add(doc("Positions of the bit fields that share a byte."))
-		f.Const().Defs(masks...)
-	}
+	genfile.EnforceVersion(f)
+	g.placeConsts(f, "Byte offsets of the header fields from the start of the header. A bit\nfield's offset is the first byte it touches.", nil, g.header)
 
 	g.genErrors(f)
 	for _, e := range g.enums {
@@ -203,6 +189,9 @@ func (g *gen) genFieldsStruct(f *jen.File) {
 			st.Id(fd.Go).Add(fd.GoT)
 		}
 	})
+	if !g.headerChecked() {
+		return
+	}
 	f.Add(doc("check refuses values that do not fit their bits."))
 	f.Func().Params(jen.Id("h").Op("*").Id(g.fieldsType)).Id("check").Params().Error().BlockFunc(func(b *jen.Group) {
 		for _, fd := range g.publicHeader() {
@@ -224,9 +213,9 @@ func (g *gen) genView(f *jen.File) {
 			continue
 		}
 		f.Add(doc(fieldDoc(fd, fmt.Sprintf("%s returns the %s field.", fd.Go, fd.Name))))
-		f.Func().Params(recv()).Id(fd.Go).Params().Add(fd.GoT).Block(jen.Return(g.get("b", 0, fd)))
+		f.Func().Params(recv()).Id(fd.Go).Params().Add(fd.GoT).Block(jen.Return(g.get("b", fd)))
 		f.Add(docf("Set%s sets the %s field.", fd.Go, fd.Name))
-		f.Func().Params(recv()).Id("Set" + fd.Go).Params(jen.Id("v").Add(fd.GoT)).Block(g.set("b", 0, fd, jen.Id("v")))
+		f.Func().Params(recv()).Id("Set" + fd.Go).Params(jen.Id("v").Add(fd.GoT)).Block(g.set("b", fd, jen.Id("v")))
 	}
 	f.Add(doc("Payload returns the bytes after the header."))
 	f.Func().Params(recv()).Id("Payload").Params().Index().Byte().Block(jen.Return(jen.Id("b").Index(jen.Id("HeaderLen"), jen.Empty())))
@@ -235,7 +224,7 @@ func (g *gen) genView(f *jen.File) {
 	f.Func().Params(recv()).Id("Fields").Params().Id(g.fieldsType).Block(
 		jen.Return(jen.Id(g.fieldsType).Values(jen.DictFunc(func(d jen.Dict) {
 			for _, fd := range g.publicHeader() {
-				d[jen.Id(fd.Go)] = g.get("b", 0, fd)
+				d[jen.Id(fd.Go)] = g.get("b", fd)
 			}
 		}))),
 	)
@@ -246,11 +235,11 @@ func (g *gen) genView(f *jen.File) {
 			switch {
 			case fd.Reserved:
 			case fd.HasConst:
-				b.Add(g.set("b", 0, fd, jen.Id(fd.Go+"Value")))
+				b.Add(g.set("b", fd, jen.Id(fd.Go+"Value")))
 			case fd == g.stageF:
-				b.Add(g.set("b", 0, fd, jen.Id("stage")))
+				b.Add(g.set("b", fd, jen.Id("stage")))
 			default:
-				b.Add(g.set("b", 0, fd, jen.Id("h").Dot(fd.Go)))
+				b.Add(g.set("b", fd, jen.Id("h").Dot(fd.Go)))
 			}
 		}
 	})
@@ -261,18 +250,37 @@ func (g *gen) genView(f *jen.File) {
 		)
 		for _, fd := range g.header {
 			if fd.HasConst {
-				b.If(jen.Id("got").Op(":=").Add(g.get("b", 0, fd)), jen.Id("got").Op("!=").Id(fd.Go+"Value")).Block(
+				b.If(jen.Id("got").Op(":=").Add(g.get("b", fd)), jen.Id("got").Op("!=").Id(fd.Go+"Value")).Block(
 					jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s is %%#x, want %%#x", fd.Name)), jen.Id("ErrBadMagic"), jen.Id("got"), jen.Id(fd.Go+"Value"))),
 				)
 			}
 		}
-		b.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("MinLen").Call(g.get("b", 0, g.stageF)), jen.Op("!").Id("ok")).Block(
-			jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s %%d", g.stageF.Name)), jen.Id("ErrUnknownStage"), g.get("b", 0, g.stageF))),
+		b.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("MinLen").Call(g.get("b", g.stageF)), jen.Op("!").Id("ok")).Block(
+			jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s %%d", g.stageF.Name)), jen.Id("ErrUnknownStage"), g.get("b", g.stageF))),
 		)
 		b.Return(jen.Nil())
 	})
 	f.Add(doc("Valid reports whether Validate finds nothing wrong."))
 	f.Func().Params(recv()).Id("Valid").Params().Bool().Block(jen.Return(jen.Id("b").Dot("Validate").Call().Op("==").Nil()))
+	f.Add(doc("ConstantsOK reports whether the constant fields hold their values. b\nmust hold a whole header. A switch checks this much before it takes a\ndatagram on the UDP port for " + g.view + "."))
+	f.Func().Params(recv()).Id("ConstantsOK").Params().Bool().BlockFunc(func(b *jen.Group) {
+		var cond *jen.Statement
+		for _, fd := range g.header {
+			if !fd.HasConst {
+				continue
+			}
+			x := g.get("b", fd).Op("==").Id(fd.Go + "Value")
+			if cond == nil {
+				cond = x
+			} else {
+				cond = cond.Op("&&").Add(x)
+			}
+		}
+		if cond == nil {
+			cond = jen.True()
+		}
+		b.Return(cond)
+	})
 	if len(g.fragmented) > 0 {
 		g.genKey(f)
 	}

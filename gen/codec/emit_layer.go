@@ -65,7 +65,11 @@ func (g *gen) genLayer(f *jen.File) {
 	f.Func().Params(rv()).Id("SerializeTo").Params(jen.Id("b").Add(gp("SerializeBuffer")), jen.Id("opts").Add(gp("SerializeOptions"))).Error().Block(
 		jen.List(jen.Id("need"), jen.Id("ok")).Op(":=").Id("MinLen").Call(jen.Id("l").Dot(g.stageF.Go)),
 		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(errf("ErrUnknownStage", fmt.Sprintf("%s %%d", g.stageF.Name), jen.Id("l").Dot(g.stageF.Go)))),
-		jen.If(jen.Err().Op(":=").Id("l").Dot(g.fieldsType).Dot("check").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
+		jen.Do(func(st *jen.Statement) {
+			if g.headerChecked() {
+				st.If(jen.Err().Op(":=").Id("l").Dot(g.fieldsType).Dot("check").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err()))
+			}
+		}),
 		jen.If(jen.Id("body").Op(":=").Len(jen.Id("b").Dot("Bytes").Call()), jen.Id("opts").Dot("FixLengths").Op("&&").Id("HeaderLen").Op("+").Id("body").Op("<").Id("need")).Block(
 			jen.Return(errf("ErrBadLength", "a %v body of %d bytes is shorter than its %d-byte fixed payload", jen.Id("l").Dot(g.stageF.Go), jen.Id("body"), jen.Id("need").Op("-").Id("HeaderLen"))),
 		),

@@ -41,6 +41,10 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		f.Const().Id(lenC).Op("=").Id("HeaderLen").Op("+").Lit(m.fixed)
 	}
 
+	if len(m.payload) > 0 {
+		g.placeConsts(f, fmt.Sprintf("Byte offsets of %s's payload fields from the start of the header.", m.Name), jen.Id("HeaderLen"), m.payload)
+	}
+
 	sender := map[string]string{"server": "a server", "switch": "the switch", "any": "a server or the switch"}[m.From]
 	if sender == "" {
 		sender = m.From
@@ -91,7 +95,9 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		b.If(jen.Len(jen.Id("into")).Op("<").Id("n")).Block(
 			jen.Return(jen.Lit(0), jen.Id("shortBuffer").Call(jen.Lit(where), jen.Id("n"), jen.Len(jen.Id("into")))),
 		)
-		b.If(jen.Err().Op(":=").Id("m").Dot(g.fieldsType).Dot("check").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err()))
+		if g.headerChecked() {
+			b.If(jen.Err().Op(":=").Id("m").Dot(g.fieldsType).Dot("check").Call(), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err()))
+		}
 		for _, fd := range m.payload {
 			if fd.Reserved || fd.Type == spec.TypeBytes {
 				continue
@@ -121,10 +127,10 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 			switch {
 			case fd.Reserved:
 			case fd.Type == spec.TypeBytes:
-				b.Add(g.set("b", g.s.Header.Bytes, prefixField(fd), jen.Id(uintType(fd.Bits)).Call(jen.Len(jen.Id("m").Dot(fd.Go)))))
+				b.Add(g.set("b", prefixField(fd), jen.Id(uintType(fd.Bits)).Call(jen.Len(jen.Id("m").Dot(fd.Go)))))
 				b.Copy(jen.Id("b").Index(jen.Id(lenC), jen.Empty()), jen.Id("m").Dot(fd.Go))
 			default:
-				b.Add(g.set("b", g.s.Header.Bytes, fd, jen.Id("m").Dot(fd.Go)))
+				b.Add(g.set("b", fd, jen.Id("m").Dot(fd.Go)))
 			}
 		}
 		if m.Fragmented {
@@ -143,7 +149,6 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		b.If(jen.Len(jen.Id("b")).Op("<").Id(lenC)).Block(
 			jen.Return(jen.Id("shortBuffer").Call(jen.Lit(where), jen.Id(lenC), jen.Len(jen.Id("b")))),
 		)
-		hb := g.s.Header.Bytes
 		switch {
 		case m.Fragmented:
 			b.If(jen.Len(jen.Id("b")).Op("-").Id(lenC).Op(">").Id(m.Go + "FragmentBytes")).Block(
@@ -151,7 +156,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("b")).Op("-").Id(lenC), jen.Id(m.Go+"FragmentBytes"))),
 			)
 		case m.bytesF != nil:
-			b.Id("end").Op(":=").Id(lenC).Op("+").Int().Call(g.get("b", hb, prefixField(m.bytesF)))
+			b.Id("end").Op(":=").Id(lenC).Op("+").Int().Call(g.get("b", prefixField(m.bytesF)))
 			b.If(jen.Len(jen.Id("b")).Op("!=").Id("end")).Block(
 				jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s is %%d bytes, its %s prefix says %%d", m.Name, m.bytesF.Name)),
 					jen.Id("ErrBadLength"), jen.Len(jen.Id("b")), jen.Id("end"))),
@@ -164,7 +169,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 		}
 		for _, fd := range m.payload {
 			if fd.Type == spec.TypeEnum && !fd.Reserved {
-				b.If(jen.Id("v").Op(":=").Add(g.get("b", hb, fd)), jen.Op("!").Id("v").Dot("Valid").Call()).Block(
+				b.If(jen.Id("v").Op(":=").Add(g.get("b", fd)), jen.Op("!").Id("v").Dot("Valid").Call()).Block(
 					jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s.%s = %%d is not a value of enum %s", m.Name, fd.Name, fd.enum.Name)), jen.Id("ErrFieldRange"), jen.Id("v"))),
 				)
 			}
@@ -176,7 +181,7 @@ func (g *gen) genMessage(f *jen.File, m *message) {
 			case fd.Type == spec.TypeBytes:
 				b.Id("m").Dot(fd.Go).Op("=").Id("b").Index(jen.Id(lenC), jen.Id("end"), jen.Id("end"))
 			default:
-				b.Id("m").Dot(fd.Go).Op("=").Add(g.get("b", hb, fd))
+				b.Id("m").Dot(fd.Go).Op("=").Add(g.get("b", fd))
 			}
 		}
 		if m.Fragmented {

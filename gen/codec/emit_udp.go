@@ -20,44 +20,12 @@ func (g *gen) genUDP(f *jen.File) {
 	case "wrapping16":
 		f.Add(docf("DatagramChecksum returns the value of the checksum field of udp, a\nwhole UDP datagram: the 16-bit wrapping sum (no end-around carry) of the\n%s bytes after the UDP header, read as big-endian words with an odd last\nbyte padded with zero. This is the authors' scheme (spec checksum:\nwrapping16); it ignores the addresses, and any value, zero included, is a\nvalid sum.", g.view))
 		f.Func().Id("DatagramChecksum").Params(jen.List(jen.Id("_"), jen.Id("_")).Add(a4()), jen.Id("udp").Index().Byte()).Uint16().Block(
-			jen.Var().Id("s").Uint16(),
-			jen.Id("b").Op(":=").Id("udp").Index(jen.Id("UDPHeaderLen"), jen.Empty()),
-			jen.For(jen.Len(jen.Id("b")).Op(">=").Lit(2)).Block(
-				jen.Id("s").Op("+=").Add(be16("b", jen.Lit(0))),
-				jen.Id("b").Op("=").Id("b").Index(jen.Lit(2), jen.Empty()),
-			),
-			jen.If(jen.Len(jen.Id("b")).Op("==").Lit(1)).Block(jen.Id("s").Op("+=").Uint16().Call(jen.Id("b").Index(jen.Lit(0))).Op("<<").Lit(8)),
-			jen.Return(jen.Id("s")),
+			jen.Return(jen.Qual(pkgWire, "Wrapping16").Call(jen.Id("udp").Index(jen.Id("UDPHeaderLen"), jen.Empty()))),
 		)
 	default:
 		f.Add(doc("DatagramChecksum returns the value of the checksum field of udp, a\nwhole UDP datagram from src to dst: the standard UDP checksum (RFC 768)\nover the IPv4 pseudo header and the datagram, with the checksum field\ntaken as zero. A computed zero is sent as 0xFFFF, as RFC 768 asks, so\nthe field is never zero."))
 		f.Func().Id("DatagramChecksum").Params(jen.List(jen.Id("src"), jen.Id("dst")).Add(a4()), jen.Id("udp").Index().Byte()).Uint16().Block(
-			doc("Pseudo header: addresses, zero, protocol 17, UDP length."),
-			jen.Id("sum").Op(":=").Uint64().Call(jen.Qual(pkgBinary, "BigEndian").Dot("Uint32").Call(jen.Id("src").Index(jen.Empty(), jen.Empty()))).Op("+").
-				Uint64().Call(jen.Qual(pkgBinary, "BigEndian").Dot("Uint32").Call(jen.Id("dst").Index(jen.Empty(), jen.Empty()))).Op("+").
-				Lit(17).Op("+").Uint64().Call(jen.Len(jen.Id("udp"))),
-			jen.Id("sum").Op("=").Id("onesSum").Call(jen.Id("sum"), jen.Id("udp").Index(jen.Empty(), jen.Lit(6))),
-			jen.Id("sum").Op("=").Id("onesSum").Call(jen.Id("sum"), jen.Id("udp").Index(jen.Id("UDPHeaderLen"), jen.Empty())),
-			jen.For(jen.Id("sum").Op(">").Add(hex(0xffff))).Block(
-				jen.Id("sum").Op("=").Id("sum").Op(">>").Lit(16).Op("+").Id("sum").Op("&").Add(hex(0xffff)),
-			),
-			jen.If(jen.Id("c").Op(":=").Op("^").Uint16().Call(jen.Id("sum")), jen.Id("c").Op("!=").Lit(0)).Block(jen.Return(jen.Id("c"))),
-			jen.Return(hex(0xffff)),
-		)
-		f.Add(doc("onesSum adds b to a ones' complement sum, eight bytes at a time. The\nsum is folded to 16 bits only at the end (RFC 1071 §2); carries out of\nthe 64-bit accumulator are added back in."))
-		f.Func().Id("onesSum").Params(jen.Id("sum").Uint64(), jen.Id("b").Index().Byte()).Uint64().Block(
-			jen.For(jen.Len(jen.Id("b")).Op(">=").Lit(8)).Block(
-				jen.Id("w").Op(":=").Qual(pkgBinary, "BigEndian").Dot("Uint64").Call(jen.Id("b")),
-				doc("Split the word so the additions cannot overflow."),
-				jen.Id("sum").Op("+=").Id("w").Op(">>").Lit(32).Op("+").Id("w").Op("&").Add(hex(0xffffffff)),
-				jen.Id("b").Op("=").Id("b").Index(jen.Lit(8), jen.Empty()),
-			),
-			jen.For(jen.Len(jen.Id("b")).Op(">=").Lit(2)).Block(
-				jen.Id("sum").Op("+=").Uint64().Call(be16("b", jen.Lit(0))),
-				jen.Id("b").Op("=").Id("b").Index(jen.Lit(2), jen.Empty()),
-			),
-			jen.If(jen.Len(jen.Id("b")).Op("==").Lit(1)).Block(jen.Id("sum").Op("+=").Uint64().Call(jen.Id("b").Index(jen.Lit(0))).Op("<<").Lit(8)),
-			jen.Return(jen.Id("sum")),
+			jen.Return(jen.Qual(pkgWire, "UDPChecksum").Call(jen.Id("src"), jen.Id("dst"), jen.Id("udp"))),
 		)
 	}
 

@@ -121,6 +121,8 @@ const GenVersion = 1
 func GoFile(s *spec.Spec, opt Options, name, pkg string, body func(f *jen.File)) ([]byte, error) {
 	f := jen.NewFile(pkg)
 	f.HeaderComment(strings.TrimSuffix(Header(s, opt, "// "), "\n"))
+	// The runtime's packages are imported by their names, without aliases.
+	f.ImportNames(map[string]string{GenrtPath: "genrt", GenrtPath + "/machine": "machine", GenrtPath + "/wire": "wire", GenrtPath + "/pipe": "pipe"})
 	body(f)
 	var buf bytes.Buffer
 	if err := f.Render(&buf); err != nil {

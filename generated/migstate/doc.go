@@ -22,8 +22,8 @@
 package migstate
 
 import (
-	genrt "github.com/capygen/capygen/runtime/genrt"
-	machine "github.com/capygen/capygen/runtime/genrt/machine"
+	"github.com/capygen/capygen/runtime/genrt"
+	"github.com/capygen/capygen/runtime/genrt/machine"
 )
 
 const (

@@ -8,7 +8,7 @@ package migstate
 
 import (
 	tcpmig "github.com/capygen/capygen/generated/tcpmig"
-	machine "github.com/capygen/capygen/runtime/genrt/machine"
+	"github.com/capygen/capygen/runtime/genrt/machine"
 	"time"
 )
 

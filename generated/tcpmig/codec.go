@@ -38,6 +38,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/capygen/capygen/runtime/genrt"
+	"github.com/capygen/capygen/runtime/genrt/wire"
 	"strconv"
 )
 
@@ -63,10 +65,15 @@ const (
 	// MagicValue is the only accepted value of magic.
 	MagicValue uint32 = 0xCAFEDEAD
 )
+const (
+	// Verify that this generated code is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(1 - genrt.MinVersion)
+	// Verify that runtime/genrt is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(genrt.MaxVersion - 1)
+)
 
 // Byte offsets of the header fields from the start of the header. A bit
-// field's offset is the first byte it touches; its Shift and Mask place it
-// within that byte.
+// field's offset is the first byte it touches.
 const (
 	OffsetMagic         = 0
 	OffsetOriginIP      = 4
@@ -81,7 +88,9 @@ const (
 	OffsetEpoch         = 19
 )
 
-// Positions of the bit fields that share a byte.
+// Places of the fields above that are not whole bytes: Mask covers the
+// field in the bytes it touches (one byte, or up to eight read big-endian)
+// and Shift moves it down.
 const (
 	ShiftStage              = 4
 	MaskStage          byte = 0xF0
@@ -203,11 +212,6 @@ type TCPMigFields struct {
 	Epoch uint8
 }
 
-// check refuses values that do not fit their bits.
-func (h *TCPMigFields) check() error {
-	return nil
-}
-
 // TCPMig is a view of a TCPMig header, in the style of gVisor's header.TCP:
 // the accessors read and write the bytes in place. The view must be at least
 // HeaderLen bytes long (Validate checks); shorter views panic in accessors,
@@ -216,110 +220,102 @@ type TCPMig []byte
 
 // Magic: Marks a TCPMig datagram.
 func (b TCPMig) Magic() uint32 {
-	return binary.BigEndian.Uint32(b[0:])
+	return binary.BigEndian.Uint32(b[OffsetMagic:])
 }
 
 // SetMagic sets the magic field.
 func (b TCPMig) SetMagic(v uint32) {
-	binary.BigEndian.PutUint32(b[0:], v)
+	binary.BigEndian.PutUint32(b[OffsetMagic:], v)
 }
 
 // OriginIP: The address the client knows the server by.
 func (b TCPMig) OriginIP() [4]byte {
-	return [4]byte(b[4:8])
+	return [4]byte(b[OffsetOriginIP : OffsetOriginIP+4])
 }
 
 // SetOriginIP sets the origin_ip field.
 func (b TCPMig) SetOriginIP(v [4]byte) {
-	copy(b[4:8], v[:])
+	copy(b[OffsetOriginIP:OffsetOriginIP+4], v[:])
 }
 
 // OriginPort: The server's TCP port of the connection.
 func (b TCPMig) OriginPort() uint16 {
-	return binary.BigEndian.Uint16(b[8:])
+	return binary.BigEndian.Uint16(b[OffsetOriginPort:])
 }
 
 // SetOriginPort sets the origin_port field.
 func (b TCPMig) SetOriginPort(v uint16) {
-	binary.BigEndian.PutUint16(b[8:], v)
+	binary.BigEndian.PutUint16(b[OffsetOriginPort:], v)
 }
 
 // ClientIP returns the client_ip field.
 func (b TCPMig) ClientIP() [4]byte {
-	return [4]byte(b[10:14])
+	return [4]byte(b[OffsetClientIP : OffsetClientIP+4])
 }
 
 // SetClientIP sets the client_ip field.
 func (b TCPMig) SetClientIP(v [4]byte) {
-	copy(b[10:14], v[:])
+	copy(b[OffsetClientIP:OffsetClientIP+4], v[:])
 }
 
 // ClientPort returns the client_port field.
 func (b TCPMig) ClientPort() uint16 {
-	return binary.BigEndian.Uint16(b[14:])
+	return binary.BigEndian.Uint16(b[OffsetClientPort:])
 }
 
 // SetClientPort sets the client_port field.
 func (b TCPMig) SetClientPort(v uint16) {
-	binary.BigEndian.PutUint16(b[14:], v)
+	binary.BigEndian.PutUint16(b[OffsetClientPort:], v)
 }
 
 // FragmentIndex: Index of this CONN_STATE fragment.
 func (b TCPMig) FragmentIndex() uint16 {
-	return binary.BigEndian.Uint16(b[16:])
+	return binary.BigEndian.Uint16(b[OffsetFragmentIndex:])
 }
 
 // SetFragmentIndex sets the fragment_index field.
 func (b TCPMig) SetFragmentIndex(v uint16) {
-	binary.BigEndian.PutUint16(b[16:], v)
+	binary.BigEndian.PutUint16(b[OffsetFragmentIndex:], v)
 }
 
 // Stage returns the stage field.
 func (b TCPMig) Stage() Stage {
-	return Stage(b[18] >> 4 & 0xF)
+	return Stage(wire.Bits(b[OffsetStage], MaskStage, ShiftStage))
 }
 
 // SetStage sets the stage field.
 func (b TCPMig) SetStage(v Stage) {
-	b[18] = b[18]&^0xF0 | byte(v)<<4&0xF0
+	wire.SetBits(&b[OffsetStage], MaskStage, ShiftStage, byte(v))
 }
 
 // NextFragment: Another fragment of this message follows.
 func (b TCPMig) NextFragment() bool {
-	return b[18]&0x2 != 0
+	return wire.Flag(b[OffsetNextFragment], MaskNextFragment)
 }
 
 // SetNextFragment sets the next_fragment field.
 func (b TCPMig) SetNextFragment(v bool) {
-	if v {
-		b[18] |= 0x2
-	} else {
-		b[18] &^= 0x2
-	}
+	wire.SetFlag(&b[OffsetNextFragment], MaskNextFragment, v)
 }
 
 // Load: The switch installs or changes the directory entry.
 func (b TCPMig) Load() bool {
-	return b[18]&0x1 != 0
+	return wire.Flag(b[OffsetLoad], MaskLoad)
 }
 
 // SetLoad sets the load field.
 func (b TCPMig) SetLoad(v bool) {
-	if v {
-		b[18] |= 0x1
-	} else {
-		b[18] &^= 0x1
-	}
+	wire.SetFlag(&b[OffsetLoad], MaskLoad, v)
 }
 
 // Epoch: Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart.
 func (b TCPMig) Epoch() uint8 {
-	return b[19]
+	return b[OffsetEpoch]
 }
 
 // SetEpoch sets the epoch field.
 func (b TCPMig) SetEpoch(v uint8) {
-	b[19] = v
+	b[OffsetEpoch] = v
 }
 
 // Payload returns the bytes after the header.
@@ -330,14 +326,14 @@ func (b TCPMig) Payload() []byte {
 // Fields returns the header fields of the struct forms.
 func (b TCPMig) Fields() TCPMigFields {
 	return TCPMigFields{
-		ClientIP:      [4]byte(b[10:14]),
-		ClientPort:    binary.BigEndian.Uint16(b[14:]),
-		Epoch:         b[19],
-		FragmentIndex: binary.BigEndian.Uint16(b[16:]),
-		Load:          b[18]&0x1 != 0,
-		NextFragment:  b[18]&0x2 != 0,
-		OriginIP:      [4]byte(b[4:8]),
-		OriginPort:    binary.BigEndian.Uint16(b[8:]),
+		ClientIP:      [4]byte(b[OffsetClientIP : OffsetClientIP+4]),
+		ClientPort:    binary.BigEndian.Uint16(b[OffsetClientPort:]),
+		Epoch:         b[OffsetEpoch],
+		FragmentIndex: binary.BigEndian.Uint16(b[OffsetFragmentIndex:]),
+		Load:          wire.Flag(b[OffsetLoad], MaskLoad),
+		NextFragment:  wire.Flag(b[OffsetNextFragment], MaskNextFragment),
+		OriginIP:      [4]byte(b[OffsetOriginIP : OffsetOriginIP+4]),
+		OriginPort:    binary.BigEndian.Uint16(b[OffsetOriginPort:]),
 	}
 }
 
@@ -345,24 +341,16 @@ func (b TCPMig) Fields() TCPMigFields {
 // reserved bits. It does not check h; the struct forms' Encode does.
 func (b TCPMig) Encode(h *TCPMigFields, stage Stage) {
 	clear(b[:HeaderLen])
-	binary.BigEndian.PutUint32(b[0:], MagicValue)
-	copy(b[4:8], h.OriginIP[:])
-	binary.BigEndian.PutUint16(b[8:], h.OriginPort)
-	copy(b[10:14], h.ClientIP[:])
-	binary.BigEndian.PutUint16(b[14:], h.ClientPort)
-	binary.BigEndian.PutUint16(b[16:], h.FragmentIndex)
-	b[18] = b[18]&^0xF0 | byte(stage)<<4&0xF0
-	if h.NextFragment {
-		b[18] |= 0x2
-	} else {
-		b[18] &^= 0x2
-	}
-	if h.Load {
-		b[18] |= 0x1
-	} else {
-		b[18] &^= 0x1
-	}
-	b[19] = h.Epoch
+	binary.BigEndian.PutUint32(b[OffsetMagic:], MagicValue)
+	copy(b[OffsetOriginIP:OffsetOriginIP+4], h.OriginIP[:])
+	binary.BigEndian.PutUint16(b[OffsetOriginPort:], h.OriginPort)
+	copy(b[OffsetClientIP:OffsetClientIP+4], h.ClientIP[:])
+	binary.BigEndian.PutUint16(b[OffsetClientPort:], h.ClientPort)
+	binary.BigEndian.PutUint16(b[OffsetFragmentIndex:], h.FragmentIndex)
+	wire.SetBits(&b[OffsetStage], MaskStage, ShiftStage, byte(stage))
+	wire.SetFlag(&b[OffsetNextFragment], MaskNextFragment, h.NextFragment)
+	wire.SetFlag(&b[OffsetLoad], MaskLoad, h.Load)
+	b[OffsetEpoch] = h.Epoch
 }
 
 // Validate checks that b holds a whole header with its constant fields and a
@@ -371,11 +359,11 @@ func (b TCPMig) Validate() error {
 	if len(b) < HeaderLen {
 		return shortBuffer("tcpmig header", HeaderLen, len(b))
 	}
-	if got := binary.BigEndian.Uint32(b[0:]); got != MagicValue {
+	if got := binary.BigEndian.Uint32(b[OffsetMagic:]); got != MagicValue {
 		return fmt.Errorf("%w: magic is %#x, want %#x", ErrBadMagic, got, MagicValue)
 	}
-	if _, ok := MinLen(Stage(b[18] >> 4 & 0xF)); !ok {
-		return fmt.Errorf("%w: stage %d", ErrUnknownStage, Stage(b[18]>>4&0xF))
+	if _, ok := MinLen(Stage(wire.Bits(b[OffsetStage], MaskStage, ShiftStage))); !ok {
+		return fmt.Errorf("%w: stage %d", ErrUnknownStage, Stage(wire.Bits(b[OffsetStage], MaskStage, ShiftStage)))
 	}
 	return nil
 }
@@ -383,6 +371,13 @@ func (b TCPMig) Validate() error {
 // Valid reports whether Validate finds nothing wrong.
 func (b TCPMig) Valid() bool {
 	return b.Validate() == nil
+}
+
+// ConstantsOK reports whether the constant fields hold their values. b
+// must hold a whole header. A switch checks this much before it takes a
+// datagram on the UDP port for TCPMig.
+func (b TCPMig) ConstantsOK() bool {
+	return binary.BigEndian.Uint32(b[OffsetMagic:]) == MagicValue
 }
 
 // ReassemblyKey identifies a fragmented message in flight: the header's

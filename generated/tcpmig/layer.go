@@ -97,9 +97,6 @@ func (l *TCPMigLayer) SerializeTo(b gopacket.SerializeBuffer, opts gopacket.Seri
 	if !ok {
 		return fmt.Errorf("%w: stage %d", ErrUnknownStage, l.Stage)
 	}
-	if err := l.TCPMigFields.check(); err != nil {
-		return err
-	}
 	if body := len(b.Bytes()); opts.FixLengths && HeaderLen+body < need {
 		return fmt.Errorf("%w: a %v body of %d bytes is shorter than its %d-byte fixed payload", ErrBadLength, l.Stage, body, need-HeaderLen)
 	}

@@ -68,9 +68,6 @@ func (m *Rejected) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("rejected", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageRejected)
 	return n, nil
@@ -136,9 +133,6 @@ func (m *PrepareMig) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
 		return 0, shortBuffer("prepare_mig", n, len(into))
-	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
 	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StagePrepareMig)
@@ -207,9 +201,6 @@ func (m *PrepareMigAck) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("prepare_mig_ack", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StagePrepareMigAck)
 	return n, nil
@@ -253,6 +244,11 @@ func (m *PrepareMigAck) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, er
 // ConnStateLen is the size of a conn_state message without its variable part.
 const ConnStateLen = HeaderLen + 4
 
+// Byte offsets of conn_state's payload fields from the start of the header.
+const (
+	OffsetConnStateTotalLength = HeaderLen
+)
+
 // ConnState is the conn_state message (stage conn_state), sent by a server. It
 // is fragmented: each ConnState carries at most ConnStateFragmentBytes of the
 // whole message in Data; FragmentConnState cuts a message and
@@ -283,16 +279,13 @@ func (m *ConnState) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("conn_state", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	if len(m.Data) > ConnStateFragmentBytes {
 		return 0, fmt.Errorf("%w: a conn_state fragment carries %d bytes, at most %d fit the MTU", ErrBadLength, len(m.Data), ConnStateFragmentBytes)
 	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageConnState)
 	clear(b[HeaderLen:ConnStateLen])
-	binary.BigEndian.PutUint32(b[20:], m.TotalLength)
+	binary.BigEndian.PutUint32(b[OffsetConnStateTotalLength:], m.TotalLength)
 	copy(b[ConnStateLen:], m.Data)
 	return n, nil
 }
@@ -315,7 +308,7 @@ func (m *ConnState) Decode(b []byte) error {
 		return fmt.Errorf("%w: a conn_state fragment carries %d bytes, at most %d fit the MTU", ErrBadLength, len(b)-ConnStateLen, ConnStateFragmentBytes)
 	}
 	m.TCPMigFields = h.Fields()
-	m.TotalLength = binary.BigEndian.Uint32(b[20:])
+	m.TotalLength = binary.BigEndian.Uint32(b[OffsetConnStateTotalLength:])
 	m.Data = b[ConnStateLen:len(b):len(b)]
 	return nil
 }
@@ -360,9 +353,6 @@ func (m *ConnStateAck) Encode(into []byte) (int, error) {
 	n := m.EncodedLen()
 	if len(into) < n {
 		return 0, shortBuffer("conn_state_ack", n, len(into))
-	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
 	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageConnStateAck)
@@ -434,9 +424,6 @@ func (m *ConnClosed) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("conn_closed", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageConnClosed)
 	return n, nil
@@ -481,6 +468,11 @@ func (m *ConnClosed) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error
 // variable part.
 const HeartbeatUpdateLen = HeaderLen + 4
 
+// Byte offsets of heartbeat_update's payload fields from the start of the header.
+const (
+	OffsetHeartbeatUpdateWorkload = HeaderLen
+)
+
 // HeartbeatUpdate is the heartbeat_update message (stage heartbeat_update),
 // sent by a server.
 type HeartbeatUpdate struct {
@@ -506,13 +498,10 @@ func (m *HeartbeatUpdate) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("heartbeat_update", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageHeartbeatUpdate)
 	clear(b[HeaderLen:HeartbeatUpdateLen])
-	binary.BigEndian.PutUint32(b[20:], m.Workload)
+	binary.BigEndian.PutUint32(b[OffsetHeartbeatUpdateWorkload:], m.Workload)
 	return n, nil
 }
 
@@ -534,7 +523,7 @@ func (m *HeartbeatUpdate) Decode(b []byte) error {
 		return fmt.Errorf("%w: heartbeat_update is %d bytes, want %d", ErrBadLength, len(b), HeartbeatUpdateLen)
 	}
 	m.TCPMigFields = h.Fields()
-	m.Workload = binary.BigEndian.Uint32(b[20:])
+	m.Workload = binary.BigEndian.Uint32(b[OffsetHeartbeatUpdateWorkload:])
 	return nil
 }
 
@@ -555,6 +544,11 @@ func (m *HeartbeatUpdate) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, 
 // HeartbeatResponseLen is the size of a heartbeat_response message without its
 // variable part.
 const HeartbeatResponseLen = HeaderLen + 4
+
+// Byte offsets of heartbeat_response's payload fields from the start of the header.
+const (
+	OffsetHeartbeatResponseWorkload = HeaderLen
+)
 
 // HeartbeatResponse is the heartbeat_response message (stage
 // heartbeat_response), sent by the switch.
@@ -581,13 +575,10 @@ func (m *HeartbeatResponse) Encode(into []byte) (int, error) {
 	if len(into) < n {
 		return 0, shortBuffer("heartbeat_response", n, len(into))
 	}
-	if err := m.TCPMigFields.check(); err != nil {
-		return 0, err
-	}
 	b := into[:n]
 	TCPMig(b).Encode(&m.TCPMigFields, StageHeartbeatResponse)
 	clear(b[HeaderLen:HeartbeatResponseLen])
-	binary.BigEndian.PutUint32(b[20:], m.Workload)
+	binary.BigEndian.PutUint32(b[OffsetHeartbeatResponseWorkload:], m.Workload)
 	return n, nil
 }
 
@@ -609,7 +600,7 @@ func (m *HeartbeatResponse) Decode(b []byte) error {
 		return fmt.Errorf("%w: heartbeat_response is %d bytes, want %d", ErrBadLength, len(b), HeartbeatResponseLen)
 	}
 	m.TCPMigFields = h.Fields()
-	m.Workload = binary.BigEndian.Uint32(b[20:])
+	m.Workload = binary.BigEndian.Uint32(b[OffsetHeartbeatResponseWorkload:])
 	return nil
 }
 

@@ -9,6 +9,7 @@ package tcpmig
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/capygen/capygen/runtime/genrt/wire"
 	"net/netip"
 )
 
@@ -18,37 +19,7 @@ import (
 // taken as zero. A computed zero is sent as 0xFFFF, as RFC 768 asks, so
 // the field is never zero.
 func DatagramChecksum(src, dst [4]byte, udp []byte) uint16 {
-	// Pseudo header: addresses, zero, protocol 17, UDP length.
-	sum := uint64(binary.BigEndian.Uint32(src[:])) + uint64(binary.BigEndian.Uint32(dst[:])) + 17 + uint64(len(udp))
-	sum = onesSum(sum, udp[:6])
-	sum = onesSum(sum, udp[UDPHeaderLen:])
-	for sum > 0xFFFF {
-		sum = sum>>16 + sum&0xFFFF
-	}
-	if c := ^uint16(sum); c != 0 {
-		return c
-	}
-	return 0xFFFF
-}
-
-// onesSum adds b to a ones' complement sum, eight bytes at a time. The
-// sum is folded to 16 bits only at the end (RFC 1071 §2); carries out of
-// the 64-bit accumulator are added back in.
-func onesSum(sum uint64, b []byte) uint64 {
-	for len(b) >= 8 {
-		w := binary.BigEndian.Uint64(b)
-		// Split the word so the additions cannot overflow.
-		sum += w>>32 + w&0xFFFFFFFF
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b[0:]))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	return sum
+	return wire.UDPChecksum(src, dst, udp)
 }
 
 // FinishUDP fills in the UDP header of udp, a datagram whose TCPMig message is
