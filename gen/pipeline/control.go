@@ -34,8 +34,15 @@ func u32(x string) *jen.Statement { return be("Uint32", jen.Id(x).Index(jen.Op("
 
 // portCheck refuses a port id the target cannot carry.
 func portCheck(what string) jen.Code {
-	return jen.If(jen.Int().Call(jen.Id("port")).Op(">=").Id("MaxPorts")).Block(
-		jen.Return(errf(what+": port %d: %w (ports are 0..%d on this target)", jen.Id("port"), jen.Id("ErrOutOfRange"), jen.Id("MaxPorts").Op("-").Lit(1))),
+	return jen.If(jen.Err().Op(":=").Add(pq("CheckPort")).Call(jen.Int().Call(jen.Id("port")), jen.Id("MaxPorts")), jen.Err().Op("!=").Nil()).Block(
+		jen.Return(errf(what+": %w", jen.Err())),
+	)
+}
+
+// wrapped returns err from a table call, with what before it.
+func wrapped(call jen.Code, what string, args ...jen.Code) jen.Code {
+	return jen.If(jen.Err().Op(":=").Add(call), jen.Err().Op("!=").Nil()).Block(
+		jen.Return(errf(what+": %w", append(args, jen.Err())...)),
 	)
 }
 
@@ -50,31 +57,21 @@ func slotCheck(what string, ret ...jen.Code) jen.Code {
 
 func (m *model) emitControl(f *jen.File) {
 	errRet := []jen.Code{jen.Error()}
+	addr := jen.Qual("net/netip", "AddrFrom4").Call(jen.Id("ip"))
+	hw := jen.Qual("net", "HardwareAddr").Call(jen.Id("mac").Index(jen.Op(":")))
 	method(f, []string{"SetPortRole writes port_role: port faces clients or servers."}, "SetPortRole",
 		[]jen.Code{jen.Id("port").Id("Port"), jen.Id("role").Id("Role")}, errRet,
-		portCheck("set port role"),
 		jen.If(jen.Id("role").Op("!=").Id("RoleClient").Op("&&").Id("role").Op("!=").Id("RoleServer")).Block(
 			jen.Return(errf("set port role: port %d role %d: %w (RoleClient or RoleServer)", jen.Id("port"), jen.Id("role"), jen.Id("ErrOutOfRange"))),
 		),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.If(jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("==").Lit(0)).Block(
-			jen.If(jen.Id("p").Dot("nroles").Op(">=").Id("PortTableSize")).Block(
-				jen.Return(errf("set port role: port %d: %w: port_role holds %d entries; raise tables.ports in the spec", jen.Id("port"), jen.Id("ErrTableFull"), jen.Id("PortTableSize"))),
-			),
-			jen.Id("p").Dot("nroles").Op("++"),
-		),
-		jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("=").Id("role"),
+		wrapped(px("roles", "Set").Call(jen.Int().Call(jen.Id("port")), jen.Id("role")), "set port role"),
 		jen.Return(jen.Nil()),
 	)
 	method(f, []string{"DeletePortRole removes port's port_role entry; its frames are then dropped."}, "DeletePortRole",
 		[]jen.Code{jen.Id("port").Id("Port")}, errRet,
-		portCheck("delete port role"),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.If(jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("==").Lit(0)).Block(
-			jen.Return(errf("delete port role: port %d: %w", jen.Id("port"), jen.Id("ErrNotFound"))),
-		),
-		jen.Id("p").Dot("roles").Index(jen.Id("port")).Op("=").Lit(0),
-		jen.Id("p").Dot("nroles").Op("--"),
+		wrapped(px("roles", "Delete").Call(jen.Int().Call(jen.Id("port"))), "delete port role"),
 		jen.Return(jen.Nil()),
 	)
 
@@ -82,22 +79,13 @@ func (m *model) emitControl(f *jen.File) {
 		[]jen.Code{jen.Id("ip").Add(ip4()), jen.Id("port").Id("Port"), jen.Id("mac").Add(mac6())}, errRet,
 		portCheck("set host"),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Id("k").Op(":=").Add(u32("ip")),
-		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("hosts")).Op(">=").Id("HostTableSize")).Block(
-			jen.Return(errf("set host %v: %w: ipv4_host holds %d entries; raise tables.hosts in the spec",
-				jen.Qual("net/netip", "AddrFrom4").Call(jen.Id("ip")), jen.Id("ErrTableFull"), jen.Id("HostTableSize"))),
-		),
-		jen.Id("p").Dot("hosts").Index(jen.Id("k")).Op("=").Id("host").Values(jen.Id("port"), jen.Id("mac")),
+		wrapped(px("hosts", "Set").Call(u32("ip"), jen.Id("host").Values(jen.Id("port"), jen.Id("mac"))), "set host %v", addr),
 		jen.Return(jen.Nil()),
 	)
 	method(f, []string{"DeleteHost removes ip's ipv4_host entry."}, "DeleteHost",
 		[]jen.Code{jen.Id("ip").Add(ip4())}, errRet,
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Id("k").Op(":=").Add(u32("ip")),
-		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("hosts").Index(jen.Id("k")), jen.Op("!").Id("ok")).Block(
-			jen.Return(errf("delete host %v: %w", jen.Qual("net/netip", "AddrFrom4").Call(jen.Id("ip")), jen.Id("ErrNotFound"))),
-		),
-		jen.Delete(jen.Id("p").Dot("hosts"), jen.Id("k")),
+		wrapped(px("hosts", "Delete").Call(u32("ip")), "delete host %v", addr),
 		jen.Return(jen.Nil()),
 	)
 
@@ -106,19 +94,13 @@ func (m *model) emitControl(f *jen.File) {
 		[]jen.Code{jen.Id("mac").Add(mac6()), jen.Id("port").Id("Port")}, errRet,
 		portCheck("set l2"),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok").Op("&&").Len(jen.Id("p").Dot("l2")).Op(">=").Id("L2TableSize")).Block(
-			jen.Return(errf("set l2 %v: %w: l2_forward holds %d entries; raise tables.l2 in the spec", jen.Qual("net", "HardwareAddr").Call(jen.Id("mac").Index(jen.Op(":"))), jen.Id("ErrTableFull"), jen.Id("L2TableSize"))),
-		),
-		jen.Id("p").Dot("l2").Index(jen.Id("mac")).Op("=").Id("port"),
+		wrapped(px("l2", "Set").Call(jen.Id("mac"), jen.Id("port")), "set l2 %v", hw),
 		jen.Return(jen.Nil()),
 	)
 	method(f, []string{"DeleteL2 removes mac's l2_forward entry."}, "DeleteL2",
 		[]jen.Code{jen.Id("mac").Add(mac6())}, errRet,
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("p").Dot("l2").Index(jen.Id("mac")), jen.Op("!").Id("ok")).Block(
-			jen.Return(errf("delete l2 %v: %w", jen.Qual("net", "HardwareAddr").Call(jen.Id("mac").Index(jen.Op(":"))), jen.Id("ErrNotFound"))),
-		),
-		jen.Delete(jen.Id("p").Dot("l2"), jen.Id("mac")),
+		wrapped(px("l2", "Delete").Call(jen.Id("mac")), "delete l2 %v", hw),
 		jen.Return(jen.Nil()),
 	)
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/dave/jennifer/jen"
+
 	"github.com/capygen/capygen/spec"
 )
 
@@ -50,23 +52,15 @@ type model struct {
 	clientPort  *spec.Field
 	originIP    *spec.Field
 
-	stageRejected, stagePrepare, stageAck, stageHeartbeat, stageResponse uint64
-	// release is directory.release's message (nil: none), stageRelease
-	// its stage.
-	release      *spec.Message
-	stageRelease uint64
-	// stages lists every stage enum value with the fixed payload of its
-	// message (0 for a value no message uses), in enum order.
-	stages []stagePayload
+	// The messages the switch acts on; release is directory.release's
+	// (nil: none). Their stages, lengths and fields are read through the
+	// generated codec (codec, view), never spelled here.
+	rejected, prepare, ack, heartbeat, response, release *spec.Message
+	codec, view                                          string
 
 	workloadBits int
 	// metric is the heartbeat's workload field, reply the response's.
 	metric, reply *spec.Field
-}
-
-type stagePayload struct {
-	value *spec.EnumValue
-	bytes int
 }
 
 func unsupported(where, format string, a ...any) error {
@@ -212,8 +206,7 @@ func newModel(s *spec.Spec) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.stageRejected, m.stagePrepare, m.stageAck = rejected.Stage.Value, prepare.Stage.Value, ack.Stage.Value
-	m.stageHeartbeat, m.stageResponse = hb.Stage.Value, resp.Stage.Value
+	m.rejected, m.prepare, m.ack, m.heartbeat, m.response = rejected, prepare, ack, hb, resp
 	named := []*spec.Message{rejected, prepare, ack, hb, resp}
 	if d.Release != "" {
 		if m.release, err = msg(d.Release); err != nil {
@@ -227,7 +220,6 @@ func newModel(s *spec.Spec) (*model, error) {
 		if m.release.PayloadBytes != 0 || m.release.From != "server" {
 			return nil, unsupported("directory.release", "%s must be a header-only message from: server", m.release.Name)
 		}
-		m.stageRelease = m.release.Stage.Value
 		named = append(named, m.release)
 	}
 	seen := map[uint64]string{}
@@ -272,17 +264,24 @@ func newModel(s *spec.Spec) (*model, error) {
 	// Only stages that select a message are known: the P4 parser's stage
 	// select has one arm per message and sends every other value to
 	// bad_tcpmig (gen/SWITCH.md step 4).
+	staged := false
 	for _, v := range m.stage.Enum.Values {
 		for _, mm := range s.Messages {
-			if mm.Stage == v {
-				m.stages = append(m.stages, stagePayload{value: v, bytes: mm.PayloadBytes})
-			}
+			staged = staged || mm.Stage == v
 		}
 	}
-	if m.stage.Enum.Bits != m.stage.Bits || len(m.stages) == 0 {
+	if m.stage.Enum.Bits != m.stage.Bits || !staged {
 		return nil, unsupported("header.fields."+m.stage.Name, "no message has a stage of enum %s; the switch would drop every TCPMig datagram", m.stage.Enum.Name)
 	}
 	return m, nil
+}
+
+// codecID is a name of the generated codec package (tcpmig.HeaderLen).
+func (m *model) codecID(name string) *jen.Statement { return jen.Qual(m.codec, name) }
+
+// stageOf is the codec's constant for msg's stage (tcpmig.StageRejected).
+func (m *model) stageOf(msg *spec.Message) *jen.Statement {
+	return m.codecID(m.stage.Enum.GoName() + msg.Stage.GoName())
 }
 
 // readable checks that f lies inside a region of size bytes and that one

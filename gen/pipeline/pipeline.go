@@ -1,19 +1,22 @@
 // Package pipeline emits generated/pipeline: the Go model of the switch
 // program, with exactly the semantics of gen/SWITCH.md. The directory
-// (levels, index width, one table-driven CRC per level), the TCPMig header
-// layout, the stage values, the workload register and the table sizes all
-// come from the spec, so the model and the P4 program cannot drift.
+// (levels, index width, one table-driven CRC per level), the workload
+// register and the table sizes come from the spec, so the model and the P4
+// program cannot drift. The TCPMig header, its stages and lengths are read
+// through the generated codec's names (tcpmig.TCPMig, tcpmig.MinLen,
+// tcpmig.Offset...), and what does not vary with the spec (frame layout,
+// rewrites with incremental checksums, exact-match tables) is
+// runtime/genrt/pipe.
 //
 // The emitter is split by concern: model.go checks the spec and reduces it
 // to what the switch needs; types.go emits the constants and public types,
-// control.go the control plane, process.go the data plane and its checksum
-// helpers, hash.go the CRC tables. The hand-written tests beside the output
+// control.go the control plane over pipe's tables, process.go the data
+// plane, hash.go the CRC tables. The hand-written tests beside the output
 // (generated/pipeline/*_test.go) read the spec too, so variant_test.go runs
 // them against models generated from other specs.
 package pipeline
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/dave/jennifer/jen"
@@ -25,7 +28,16 @@ import (
 // Dir is the output directory below the generated root.
 const Dir = "pipeline"
 
-const binaryPkg = "encoding/binary"
+// Import paths of the generated model: the runtime under it and the
+// standard library.
+const (
+	binaryPkg = "encoding/binary"
+	pipePkg   = genfile.GenrtPath + "/pipe"
+	wirePkg   = genfile.GenrtPath + "/wire"
+)
+
+// pq is a name of runtime/genrt/pipe (pipe.L4Off).
+func pq(name string) *jen.Statement { return jen.Qual(pipePkg, name) }
 
 // Generate returns generated/pipeline for s: pipeline.go (types, control
 // plane, data plane) and hash.go (the per-level CRCs).
@@ -34,6 +46,10 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	if opt.ImportRoot == "" {
+		opt.ImportRoot = genfile.DefaultImportRoot
+	}
+	m.codec, m.view = opt.ImportRoot+"/"+s.Header.Name, s.Header.GoName()
 	files := genfile.Files{}
 	for _, out := range []struct {
 		name string
@@ -42,14 +58,10 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 		{"pipeline.go", m.emitPipeline},
 		{"hash.go", m.emitHash},
 	} {
-		f := jen.NewFile("pipeline")
-		f.HeaderComment(genfile.Header(s, opt, "// "))
-		out.emit(f)
-		var buf bytes.Buffer
-		if err := f.Render(&buf); err != nil {
-			return nil, fmt.Errorf("pipeline: render %s: %w", out.name, err)
-		}
-		src, err := genfile.FormatGo(Dir+"/"+out.name, buf.Bytes())
+		src, err := genfile.GoFile(s, opt, Dir+"/"+out.name, Dir, func(f *jen.File) {
+			f.ImportName(binaryPkg, "binary")
+			out.emit(f)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
@@ -63,39 +75,6 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 // be is binary.BigEndian.<method>(args...).
 func be(method string, args ...jen.Code) *jen.Statement {
 	return jen.Qual(binaryPkg, "BigEndian").Dot(method).Call(args...)
-}
-
-// slice is buf[lo:hi] with literal bounds.
-func slice(buf string, lo, hi int) *jen.Statement {
-	return jen.Id(buf).Index(jen.Lit(lo), jen.Lit(hi))
-}
-
-// readField reads f from buf (the start of the header or payload f belongs
-// to) as a value of type typ ("uint32", "uint64", ...), with a direct
-// big-endian load when f is byte-aligned.
-func readField(buf string, f *spec.Field, typ string) *jen.Statement {
-	var x *jen.Statement
-	var got string
-	if o := f.Offset; o%8 == 0 {
-		b := o / 8
-		switch f.Bits {
-		case 8:
-			x, got = jen.Id(buf).Index(jen.Lit(b)), "byte"
-		case 16:
-			x, got = be("Uint16", slice(buf, b, b+2)), "uint16"
-		case 32:
-			x, got = be("Uint32", slice(buf, b, b+4)), "uint32"
-		case 64:
-			x, got = be("Uint64", slice(buf, b, b+8)), "uint64"
-		}
-	}
-	if x == nil {
-		x, got = jen.Id("getField").Call(jen.Id(buf), jen.Lit(f.Offset), jen.Lit(f.Bits)), "uint64"
-	}
-	if typ == "" || got == typ || (got == "byte" && typ == "uint8") {
-		return x
-	}
-	return jen.Id(typ).Call(x)
 }
 
 // hex renders v as a hexadecimal literal of at least digits digits.

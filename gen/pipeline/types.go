@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/dave/jennifer/jen"
+
+	"github.com/capygen/capygen/gen/genfile"
 )
 
 // emitPipeline writes pipeline.go: the package doc, the constants, the
@@ -22,6 +24,10 @@ func (m *model) emitPipeline(f *jen.File) {
 		"hosts, the L2 table, the directory and workload registers) is what",
 		"P4Runtime writes and reads on the hardware switch.",
 		"",
+		"What does not vary with the spec (the frame layout, the rewrites with their",
+		"incremental checksums, the exact-match tables) is runtime/genrt/pipe; the",
+		"TCPMig header, its stages and lengths are the generated codec's.",
+		"",
 		"A Pipeline is safe for concurrent use: one mutex serialises Process and",
 		"the control plane, as a switch pipeline sees one packet at a time. An",
 		"uncontended lock costs a few nanoseconds per packet.",
@@ -31,7 +37,6 @@ func (m *model) emitPipeline(f *jen.File) {
 	m.emitTypes(f)
 	m.emitControl(f)
 	m.emitProcess(f)
-	m.emitHelpers(f)
 }
 
 func (m *model) emitConstants(f *jen.File) {
@@ -39,6 +44,8 @@ func (m *model) emitConstants(f *jen.File) {
 	f.Comment("Fingerprint is the fingerprint of the spec this model was generated from;")
 	f.Comment("a runtime refuses a P4 program or peer generated from another spec.")
 	f.Const().Id("Fingerprint").Op("=").Lit(s.Fingerprint)
+	f.Line()
+	genfile.EnforceVersion(f)
 	f.Line()
 	f.Const().Defs(
 		jen.Comment("Levels is the number of directory levels; each has its own CRC."),
@@ -48,7 +55,7 @@ func (m *model) emitConstants(f *jen.File) {
 		jen.Comment("Slots is the number of slots per level."),
 		jen.Id("Slots").Op("=").Lit(1).Op("<<").Id("IndexBits"),
 		jen.Comment("UDPPort is the UDP destination port that carries TCPMig."),
-		jen.Id("UDPPort").Op("=").Lit(int(m.udpPort)),
+		jen.Id("UDPPort").Op("=").Add(m.codecID("UDPPort")),
 		jen.Comment("PortBits is the width of a switch port id on the target."),
 		jen.Id("PortBits").Op("=").Lit(m.portBits),
 		jen.Comment("MaxPorts bounds port ids: valid ports are 0..MaxPorts-1."),
@@ -75,26 +82,7 @@ func (m *model) emitConstants(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("Frame layout: Ethernet, then an IPv4 header without options (the only")
-	f.Comment("kind the pipeline parses past), then TCP or UDP.")
 	f.Const().Defs(
-		jen.Id("ethLen").Op("=").Lit(14),
-		jen.Id("ethType").Op("=").Lit(12),
-		jen.Id("typeIPv4").Op("=").Op("0x0800"),
-		jen.Id("ipOff").Op("=").Lit(14),
-		jen.Id("ipCsum").Op("=").Id("ipOff").Op("+").Lit(10),
-		jen.Id("ipSrc").Op("=").Id("ipOff").Op("+").Lit(12),
-		jen.Id("ipDst").Op("=").Id("ipOff").Op("+").Lit(16),
-		jen.Id("l4Off").Op("=").Id("ipOff").Op("+").Lit(20),
-		jen.Id("protoTCP").Op("=").Lit(6),
-		jen.Id("protoUDP").Op("=").Lit(17),
-		jen.Id("tcpLen").Op("=").Lit(20),
-		jen.Id("tcpFlags").Op("=").Id("l4Off").Op("+").Lit(13),
-		jen.Id("tcpCsum").Op("=").Id("l4Off").Op("+").Lit(16),
-		jen.Id("tcpFIN").Op("=").Op("0x01"),
-		jen.Id("tcpRST").Op("=").Op("0x04"),
-		jen.Id("udpLen").Op("=").Lit(8),
-		jen.Id("udpCsum").Op("=").Id("l4Off").Op("+").Lit(6),
 		jen.Comment("deleteFlags are the TCP flags that remove a directory entry."),
 		jen.Id("deleteFlags").Op("=").Add(m.deleteFlags()),
 		jen.Comment("indexMask keeps the low IndexBits bits of a CRC."),
@@ -103,43 +91,10 @@ func (m *model) emitConstants(f *jen.File) {
 		jen.Comment("the high half of the port word holds 1 (gen/SWITCH.md)."),
 		jen.Id("keyValid").Op("=").Lit(1).Op("<<").Lit(16),
 		jen.Id("workloadMask").Op("=").Lit(1).Op("<<").Id("WorkloadBits").Op("-").Lit(1),
-	)
-	f.Line()
-
-	f.Commentf("The %s header follows UDP; these are the stages the switch acts on.", s.Header.Name)
-	defs := []jen.Code{
-		jen.Id("migOff").Op("=").Id("l4Off").Op("+").Id("udpLen"),
-		jen.Id("migHeaderLen").Op("=").Lit(m.headerBytes),
-		jen.Id("migPayload").Op("=").Id("migOff").Op("+").Id("migHeaderLen"),
-	}
-	for _, c := range []struct {
-		name string
-		v    uint64
-		doc  string
-	}{
-		{"stageRejected", m.stageRejected, "rejected"},
-		{"stagePrepare", m.stagePrepare, "prepare_mig"},
-		{"stageAck", m.stageAck, "prepare_mig_ack"},
-		{"stageHeartbeat", m.stageHeartbeat, m.s.Workload.Heartbeat},
-		{"stageResponse", m.stageResponse, "heartbeat_response"},
-	} {
-		defs = append(defs, jen.Id(c.name).Op("=").Lit(int(c.v)).Comment(c.doc))
-	}
-	if m.release != nil {
-		defs = append(defs, jen.Id("stageRelease").Op("=").Lit(int(m.stageRelease)).Comment(m.release.Name+" (directory.release)"))
-	}
-	f.Const().Defs(defs...)
-	f.Line()
-
-	f.Comment("stagePayload returns the fixed payload length of a stage's message, and")
-	f.Comment("whether the stage selects a message at all.")
-	f.Func().Id("stagePayload").Params(jen.Id("stage").Uint8()).Params(jen.Int(), jen.Bool()).Block(
-		jen.Switch(jen.Id("stage")).BlockFunc(func(g *jen.Group) {
-			for _, sp := range m.stages {
-				g.Case(jen.Lit(int(sp.value.Value))).Comment(sp.value.Name).Line().Return(jen.Lit(sp.bytes), jen.True())
-			}
-		}),
-		jen.Return(jen.Lit(0), jen.False()),
+		jen.Commentf("migOff is where the %s header starts in a frame (after UDP), and", s.Header.Name),
+		jen.Comment("migPayload where its message's payload starts."),
+		jen.Id("migOff").Op("=").Add(pq("L4Off")).Op("+").Add(pq("UDPLen")),
+		jen.Id("migPayload").Op("=").Id("migOff").Op("+").Add(m.codecID("HeaderLen")),
 	)
 	f.Line()
 }
@@ -255,14 +210,15 @@ func (m *model) emitTypes(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("Errors of the control plane; each call wraps one with the input it refused.")
+	f.Comment("Errors of the control plane (runtime/genrt/pipe's); each call wraps one")
+	f.Comment("with the input it refused.")
 	f.Var().Defs(
 		jen.Comment("ErrTableFull: the table holds its spec size already."),
-		jen.Id("ErrTableFull").Op("=").Qual("errors", "New").Call(jen.Lit("table full")),
+		jen.Id("ErrTableFull").Op("=").Add(pq("ErrTableFull")),
 		jen.Comment("ErrNotFound: a delete names an entry the table does not hold."),
-		jen.Id("ErrNotFound").Op("=").Qual("errors", "New").Call(jen.Lit("no such entry")),
+		jen.Id("ErrNotFound").Op("=").Add(pq("ErrNotFound")),
 		jen.Comment("ErrOutOfRange: a port, role, level, index or load is outside its range."),
-		jen.Id("ErrOutOfRange").Op("=").Qual("errors", "New").Call(jen.Lit("out of range")),
+		jen.Id("ErrOutOfRange").Op("=").Add(pq("ErrOutOfRange")),
 	)
 	f.Line()
 
@@ -280,13 +236,12 @@ func (m *model) emitTypes(f *jen.File) {
 	f.Comment("Pipeline is the switch: its control-plane tables and its registers.")
 	f.Type().Id("Pipeline").Struct(
 		jen.Id("mu").Qual("sync", "Mutex"),
-		jen.Line().Comment("roles is port_role, indexed by port; nroles counts its entries."),
-		jen.Id("roles").Index(jen.Id("MaxPorts")).Id("Role"),
-		jen.Id("nroles").Int(),
+		jen.Line().Comment("roles is port_role, indexed by port."),
+		jen.Id("roles").Add(pq("Ports")).Index(jen.Id("Role")),
 		jen.Comment("hosts is ipv4_host, keyed by the IPv4 destination."),
-		jen.Id("hosts").Map(jen.Uint32()).Id("host"),
+		jen.Id("hosts").Add(pq("Table")).Index(jen.List(jen.Uint32(), jen.Id("host"))),
 		jen.Comment("l2 is l2_forward, keyed by the Ethernet destination."),
-		jen.Id("l2").Map(jen.Index(jen.Lit(6)).Byte()).Id("Port"),
+		jen.Id("l2").Add(pq("Table")).Index(jen.List(jen.Index(jen.Lit(6)).Byte(), jen.Id("Port"))),
 		jen.Line().Comment("dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers."),
 		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell"),
 		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell"),
@@ -299,8 +254,9 @@ func (m *model) emitTypes(f *jen.File) {
 	f.Comment("its initial value {0, EmptyLoad}, as the P4 register does).")
 	f.Func().Id("New").Params().Op("*").Id("Pipeline").Block(
 		jen.Return(jen.Op("&").Id("Pipeline").Values(jen.Dict{
-			jen.Id("hosts"): jen.Make(jen.Map(jen.Uint32()).Id("host")),
-			jen.Id("l2"):    jen.Make(jen.Map(jen.Index(jen.Lit(6)).Byte()).Id("Port")),
+			jen.Id("roles"): pq("NewPorts").Index(jen.Id("Role")).Call(jen.Id("MaxPorts"), jen.Id("PortTableSize")),
+			jen.Id("hosts"): pq("NewTable").Index(jen.List(jen.Uint32(), jen.Id("host"))).Call(jen.Lit("ipv4_host"), jen.Lit("tables.hosts"), jen.Id("HostTableSize")),
+			jen.Id("l2"):    pq("NewTable").Index(jen.List(jen.Index(jen.Lit(6)).Byte(), jen.Id("Port"))).Call(jen.Lit("l2_forward"), jen.Lit("tables.l2"), jen.Id("L2TableSize")),
 			jen.Id("load"):  jen.Id("EmptyLoad"),
 		})),
 	)
@@ -317,15 +273,19 @@ func (m *model) releaseName() string {
 
 // deleteFlags is the constant expression of the TCP flags in delete_on.
 func (m *model) deleteFlags() *jen.Statement {
-	var parts []string
+	var parts []*jen.Statement
 	if m.deleteMask&tcpRST != 0 {
-		parts = append(parts, "tcpRST")
+		parts = append(parts, pq("TCPRST"))
 	}
 	if m.deleteMask&tcpFIN != 0 {
-		parts = append(parts, "tcpFIN")
+		parts = append(parts, pq("TCPFIN"))
 	}
 	if len(parts) == 0 {
 		return jen.Lit(0)
 	}
-	return jen.Op(strings.Join(parts, " | "))
+	x := parts[0]
+	for _, p := range parts[1:] {
+		x = x.Op("|").Add(p)
+	}
+	return x
 }

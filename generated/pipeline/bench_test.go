@@ -1,6 +1,11 @@
 package pipeline
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/capygen/capygen/runtime/genrt/pipe"
+	"github.com/capygen/capygen/runtime/genrt/wire"
+)
 
 // BenchmarkProcessRequestHit: a client segment of a migrated connection,
 // looked up, rewritten (with both checksum updates) and routed.
@@ -40,12 +45,14 @@ func BenchmarkProcessMiss(b *testing.B) {
 func BenchmarkProcessHeartbeat(b *testing.B) {
 	e := newEnv(b)
 	frame := e.heartbeat(ipA, 10)
+	stage := e.s.HeaderField(e.s.Header.StageField)
+	request := e.s.MessageByName(e.s.Workload.Heartbeat).Stage.Value
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// Turn the reply back into the request.
-		swapReply(frame)
-		putField(frame[migOff:], e.s.HeaderField(e.s.Header.StageField).Offset, e.s.HeaderField(e.s.Header.StageField).Bits, stageHeartbeat)
+		pipe.SwapReply(frame)
+		wire.SetField(frame[migOff:], stage.Offset, stage.Bits, request)
 		e.p.Process(frame, portA)
 	}
 }

@@ -14,6 +14,10 @@ port. It never panics and allocates nothing. The control plane (port roles,
 hosts, the L2 table, the directory and workload registers) is what
 P4Runtime writes and reads on the hardware switch.
 
+What does not vary with the spec (the frame layout, the rewrites with their
+incremental checksums, the exact-match tables) is runtime/genrt/pipe; the
+TCPMig header, its stages and lengths are the generated codec's.
+
 A Pipeline is safe for concurrent use: one mutex serialises Process and
 the control plane, as a switch pipeline sees one packet at a time. An
 uncontended lock costs a few nanoseconds per packet.
@@ -22,8 +26,10 @@ package pipeline
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+	tcpmig "github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/genrt"
+	"github.com/capygen/capygen/runtime/genrt/pipe"
 	"net"
 	"net/netip"
 	"sync"
@@ -34,6 +40,13 @@ import (
 const Fingerprint = "662c49ed23cb11ea"
 
 const (
+	// Verify that this generated code is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(1 - genrt.MinVersion)
+	// Verify that runtime/genrt is sufficiently up-to-date.
+	_ = genrt.EnforceVersion(genrt.MaxVersion - 1)
+)
+
+const (
 	// Levels is the number of directory levels; each has its own CRC.
 	Levels = 2
 	// IndexBits is the directory hash width W: each level has 2^W slots.
@@ -41,7 +54,7 @@ const (
 	// Slots is the number of slots per level.
 	Slots = 1 << IndexBits
 	// UDPPort is the UDP destination port that carries TCPMig.
-	UDPPort = 7071
+	UDPPort = tcpmig.UDPPort
 	// PortBits is the width of a switch port id on the target.
 	PortBits = 9
 	// MaxPorts bounds port ids: valid ports are 0..MaxPorts-1.
@@ -67,72 +80,20 @@ const (
 	Release = "conn_closed"
 )
 
-// Frame layout: Ethernet, then an IPv4 header without options (the only
-// kind the pipeline parses past), then TCP or UDP.
 const (
-	ethLen   = 14
-	ethType  = 12
-	typeIPv4 = 0x0800
-	ipOff    = 14
-	ipCsum   = ipOff + 10
-	ipSrc    = ipOff + 12
-	ipDst    = ipOff + 16
-	l4Off    = ipOff + 20
-	protoTCP = 6
-	protoUDP = 17
-	tcpLen   = 20
-	tcpFlags = l4Off + 13
-	tcpCsum  = l4Off + 16
-	tcpFIN   = 0x01
-	tcpRST   = 0x04
-	udpLen   = 8
-	udpCsum  = l4Off + 6
 	// deleteFlags are the TCP flags that remove a directory entry.
-	deleteFlags = tcpRST
+	deleteFlags = pipe.TCPRST
 	// indexMask keeps the low IndexBits bits of a CRC.
 	indexMask = Slots - 1
 	// keyValid marks a used directory key cell: port 0 is a legal key, so
 	// the high half of the port word holds 1 (gen/SWITCH.md).
 	keyValid     = 1 << 16
 	workloadMask = 1<<WorkloadBits - 1
+	// migOff is where the tcpmig header starts in a frame (after UDP), and
+	// migPayload where its message's payload starts.
+	migOff     = pipe.L4Off + pipe.UDPLen
+	migPayload = migOff + tcpmig.HeaderLen
 )
-
-// The tcpmig header follows UDP; these are the stages the switch acts on.
-const (
-	migOff         = l4Off + udpLen
-	migHeaderLen   = 20
-	migPayload     = migOff + migHeaderLen
-	stageRejected  = 1  // rejected
-	stagePrepare   = 2  // prepare_mig
-	stageAck       = 3  // prepare_mig_ack
-	stageHeartbeat = 12 // heartbeat_update
-	stageResponse  = 13 // heartbeat_response
-	stageRelease   = 6  // conn_closed (directory.release)
-)
-
-// stagePayload returns the fixed payload length of a stage's message, and
-// whether the stage selects a message at all.
-func stagePayload(stage uint8) (int, bool) {
-	switch stage {
-	case 1: // rejected
-		return 0, true
-	case 2: // prepare_mig
-		return 0, true
-	case 3: // prepare_mig_ack
-		return 0, true
-	case 4: // conn_state
-		return 4, true
-	case 5: // conn_state_ack
-		return 0, true
-	case 6: // conn_closed
-		return 0, true
-	case 12: // heartbeat_update
-		return 4, true
-	case 13: // heartbeat_response
-		return 4, true
-	}
-	return 0, false
-}
 
 // Port is a switch port id, below MaxPorts.
 type Port uint16
@@ -275,14 +236,15 @@ type Entry struct {
 	Target [4]byte
 }
 
-// Errors of the control plane; each call wraps one with the input it refused.
+// Errors of the control plane (runtime/genrt/pipe's); each call wraps one
+// with the input it refused.
 var (
 	// ErrTableFull: the table holds its spec size already.
-	ErrTableFull = errors.New("table full")
+	ErrTableFull = pipe.ErrTableFull
 	// ErrNotFound: a delete names an entry the table does not hold.
-	ErrNotFound = errors.New("no such entry")
+	ErrNotFound = pipe.ErrNotFound
 	// ErrOutOfRange: a port, role, level, index or load is outside its range.
-	ErrOutOfRange = errors.New("out of range")
+	ErrOutOfRange = pipe.ErrOutOfRange
 )
 
 // keyCell is a dir<i>_key register cell: the client IP, and the client port
@@ -306,13 +268,12 @@ type host struct {
 type Pipeline struct {
 	mu sync.Mutex
 
-	// roles is port_role, indexed by port; nroles counts its entries.
-	roles  [MaxPorts]Role
-	nroles int
+	// roles is port_role, indexed by port.
+	roles pipe.Ports[Role]
 	// hosts is ipv4_host, keyed by the IPv4 destination.
-	hosts map[uint32]host
+	hosts pipe.Table[uint32, host]
 	// l2 is l2_forward, keyed by the Ethernet destination.
-	l2 map[[6]byte]Port
+	l2 pipe.Table[[6]byte, Port]
 
 	// dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers.
 	dirKey  [Levels][Slots]keyCell
@@ -327,59 +288,46 @@ type Pipeline struct {
 // its initial value {0, EmptyLoad}, as the P4 register does).
 func New() *Pipeline {
 	return &Pipeline{
-		hosts: make(map[uint32]host),
-		l2:    make(map[[6]byte]Port),
+		hosts: pipe.NewTable[uint32, host]("ipv4_host", "tables.hosts", HostTableSize),
+		l2:    pipe.NewTable[[6]byte, Port]("l2_forward", "tables.l2", L2TableSize),
 		load:  EmptyLoad,
+		roles: pipe.NewPorts[Role](MaxPorts, PortTableSize),
 	}
 }
 
 // SetPortRole writes port_role: port faces clients or servers.
 func (p *Pipeline) SetPortRole(port Port, role Role) error {
-	if int(port) >= MaxPorts {
-		return fmt.Errorf("set port role: port %d: %w (ports are 0..%d on this target)", port, ErrOutOfRange, MaxPorts-1)
-	}
 	if role != RoleClient && role != RoleServer {
 		return fmt.Errorf("set port role: port %d role %d: %w (RoleClient or RoleServer)", port, role, ErrOutOfRange)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.roles[port] == 0 {
-		if p.nroles >= PortTableSize {
-			return fmt.Errorf("set port role: port %d: %w: port_role holds %d entries; raise tables.ports in the spec", port, ErrTableFull, PortTableSize)
-		}
-		p.nroles++
+	if err := p.roles.Set(int(port), role); err != nil {
+		return fmt.Errorf("set port role: %w", err)
 	}
-	p.roles[port] = role
 	return nil
 }
 
 // DeletePortRole removes port's port_role entry; its frames are then dropped.
 func (p *Pipeline) DeletePortRole(port Port) error {
-	if int(port) >= MaxPorts {
-		return fmt.Errorf("delete port role: port %d: %w (ports are 0..%d on this target)", port, ErrOutOfRange, MaxPorts-1)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.roles[port] == 0 {
-		return fmt.Errorf("delete port role: port %d: %w", port, ErrNotFound)
+	if err := p.roles.Delete(int(port)); err != nil {
+		return fmt.Errorf("delete port role: %w", err)
 	}
-	p.roles[port] = 0
-	p.nroles--
 	return nil
 }
 
 // SetHost writes ipv4_host: frames to ip leave by port with dst MAC mac.
 func (p *Pipeline) SetHost(ip [4]byte, port Port, mac [6]byte) error {
-	if int(port) >= MaxPorts {
-		return fmt.Errorf("set host: port %d: %w (ports are 0..%d on this target)", port, ErrOutOfRange, MaxPorts-1)
+	if err := pipe.CheckPort(int(port), MaxPorts); err != nil {
+		return fmt.Errorf("set host: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := binary.BigEndian.Uint32(ip[:])
-	if _, ok := p.hosts[k]; !ok && len(p.hosts) >= HostTableSize {
-		return fmt.Errorf("set host %v: %w: ipv4_host holds %d entries; raise tables.hosts in the spec", netip.AddrFrom4(ip), ErrTableFull, HostTableSize)
+	if err := p.hosts.Set(binary.BigEndian.Uint32(ip[:]), host{port, mac}); err != nil {
+		return fmt.Errorf("set host %v: %w", netip.AddrFrom4(ip), err)
 	}
-	p.hosts[k] = host{port, mac}
 	return nil
 }
 
@@ -387,26 +335,23 @@ func (p *Pipeline) SetHost(ip [4]byte, port Port, mac [6]byte) error {
 func (p *Pipeline) DeleteHost(ip [4]byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := binary.BigEndian.Uint32(ip[:])
-	if _, ok := p.hosts[k]; !ok {
-		return fmt.Errorf("delete host %v: %w", netip.AddrFrom4(ip), ErrNotFound)
+	if err := p.hosts.Delete(binary.BigEndian.Uint32(ip[:])); err != nil {
+		return fmt.Errorf("delete host %v: %w", netip.AddrFrom4(ip), err)
 	}
-	delete(p.hosts, k)
 	return nil
 }
 
 // SetL2 writes l2_forward: non-IPv4 frames to mac leave by port. Frames
 // to a broadcast or multicast MAC are flooded whatever the table holds.
 func (p *Pipeline) SetL2(mac [6]byte, port Port) error {
-	if int(port) >= MaxPorts {
-		return fmt.Errorf("set l2: port %d: %w (ports are 0..%d on this target)", port, ErrOutOfRange, MaxPorts-1)
+	if err := pipe.CheckPort(int(port), MaxPorts); err != nil {
+		return fmt.Errorf("set l2: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.l2[mac]; !ok && len(p.l2) >= L2TableSize {
-		return fmt.Errorf("set l2 %v: %w: l2_forward holds %d entries; raise tables.l2 in the spec", net.HardwareAddr(mac[:]), ErrTableFull, L2TableSize)
+	if err := p.l2.Set(mac, port); err != nil {
+		return fmt.Errorf("set l2 %v: %w", net.HardwareAddr(mac[:]), err)
 	}
-	p.l2[mac] = port
 	return nil
 }
 
@@ -414,10 +359,9 @@ func (p *Pipeline) SetL2(mac [6]byte, port Port) error {
 func (p *Pipeline) DeleteL2(mac [6]byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.l2[mac]; !ok {
-		return fmt.Errorf("delete l2 %v: %w", net.HardwareAddr(mac[:]), ErrNotFound)
+	if err := p.l2.Delete(mac); err != nil {
+		return fmt.Errorf("delete l2 %v: %w", net.HardwareAddr(mac[:]), err)
 	}
-	delete(p.l2, mac)
 	return nil
 }
 
@@ -543,64 +487,33 @@ func drop(why DropReason) Result {
 // process is steps 1 to 6 of gen/SWITCH.md.
 func (p *Pipeline) process(f []byte, ingress Port) Result {
 	// 0. A frame ending inside a header the switch's parser extracts.
-	if malformed(f) {
+	if pipe.Malformed(f) {
 		return drop(DropMalformed)
 	}
 	// 1. Ethernet, and the ingress port's role.
-	if int(ingress) >= MaxPorts || p.roles[ingress] == 0 {
+	role := p.roles.Role(int(ingress))
+	if role == 0 {
 		return drop(DropUnknownPort)
 	}
-	role := p.roles[ingress]
 	// 2. Not IPv4: bridged by l2_forward.
-	if binary.BigEndian.Uint16(f[ethType:]) != typeIPv4 {
+	if !pipe.IsIPv4(f) {
 		return p.bridge(f, ingress)
 	}
 	// 3. IPv4 options or a fragment: routed, nothing else.
-	if f[ipOff]&15 != 5 || binary.BigEndian.Uint16(f[ipOff+6:])&16383 != 0 {
+	if !pipe.Parsed(f) {
 		return p.route(f)
 	}
-	switch f[ipOff+9] {
-	case protoTCP: // 5. TCP: the directory.
+	switch f[pipe.IPOff+9] {
+	case pipe.ProtoTCP: // 5. TCP: the directory.
 		return p.tcp(f, role)
-	case protoUDP:
+	case pipe.ProtoUDP:
 		// 4. TCPMig: the UDP port, a whole header in the frame, and its constants.
-		if binary.BigEndian.Uint16(f[l4Off+2:]) == UDPPort && len(f) >= migPayload && migConstOK(f[migOff:]) {
+		if binary.BigEndian.Uint16(f[pipe.UDPDst:]) == UDPPort && len(f) >= migPayload && tcpmig.TCPMig(f[migOff:]).ConstantsOK() {
 			return p.tcpmig(f, ingress, role)
 		}
 	}
 	// 6. Everything else IPv4: routed. TTL is kept: the switch is a bump in the wire.
 	return p.route(f)
-}
-
-// malformed says whether f ends inside a header the switch's parser
-// extracts: Ethernet; IPv4 (20 bytes); TCP (20) or UDP (8) after an IPv4
-// header without options that is not a fragment. The P4 parser stops there
-// with PARSER_ERROR_PARTIAL_HDR.
-func malformed(f []byte) bool {
-	if len(f) < ethLen {
-		return true
-	}
-	if binary.BigEndian.Uint16(f[ethType:]) != typeIPv4 {
-		return false
-	}
-	if len(f) < l4Off {
-		return true
-	}
-	if f[ipOff]&15 != 5 || binary.BigEndian.Uint16(f[ipOff+6:])&16383 != 0 {
-		return false
-	}
-	switch f[ipOff+9] {
-	case protoTCP:
-		return len(f) < l4Off+tcpLen
-	case protoUDP:
-		return len(f) < l4Off+udpLen
-	}
-	return false
-}
-
-// migConstOK checks the header's constant fields (the magic number).
-func migConstOK(h []byte) bool {
-	return binary.BigEndian.Uint32(h[0:4]) == 0xcafedead
 }
 
 // tcpmig is step 4: a TCPMig message whose header the frame holds. Its
@@ -610,23 +523,23 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 	if role != RoleServer {
 		return drop(DropSpoofedControl)
 	}
-	h := f[migOff:]
-	stage := uint8(getField(h, 144, 4))
-	need, ok := stagePayload(stage)
-	least := udpLen + migHeaderLen + need
-	if !ok || int(binary.BigEndian.Uint16(f[l4Off+4:])) < least || len(f) < l4Off+least {
+	h := tcpmig.TCPMig(f[migOff:])
+	stage := h.Stage()
+	least, ok := tcpmig.MinLen(stage)
+	least += pipe.UDPLen
+	if !ok || int(binary.BigEndian.Uint16(f[pipe.UDPSize:])) < least || len(f) < pipe.L4Off+least {
 		return drop(DropBadTCPMig)
 	}
 	switch stage {
-	case stageHeartbeat:
+	case tcpmig.StageHeartbeatUpdate:
 		return p.heartbeat(f, ingress)
-	case stagePrepare:
+	case tcpmig.StagePrepareMig:
 		return p.prepare(f, ingress)
-	case stageAck:
-		if uint8(getField(h, 151, 1)) != 0 {
+	case tcpmig.StagePrepareMigAck:
+		if h.Load() {
 			return p.insert(f, ingress)
 		}
-	case stageRelease:
+	case tcpmig.StageConnClosed:
 		return p.release(f, ingress)
 	}
 	// Every other stage, and an ACK without LOAD, passes unchanged.
@@ -638,16 +551,15 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 // server's only when smaller; the empty register holds load 0xFFFFFFFF, so
 // the first report takes it) and answers with the minimum after the update.
 func (p *Pipeline) heartbeat(f []byte, ingress Port) Result {
-	src := binary.BigEndian.Uint32(f[ipSrc:])
-	pl := f[migPayload:]
-	w := binary.BigEndian.Uint32(pl[0:4]) & workloadMask
+	src := binary.BigEndian.Uint32(f[pipe.IPSrc:])
+	w := binary.BigEndian.Uint32(f[migOff+tcpmig.OffsetHeartbeatUpdateWorkload:]) & workloadMask
 	if p.holder == src || w < p.load {
 		p.holder, p.load = src, w
 	}
 	p.counters.Heartbeats++
-	swapReply(f)
-	setChecked(f, migOff, 144, 4, stageResponse)
-	setChecked(f, migPayload, 0, 32, uint64(p.load))
+	pipe.SwapReply(f)
+	pipe.SetChecked(f, migOff+tcpmig.OffsetStage, 0, 4, uint64(tcpmig.StageHeartbeatResponse))
+	pipe.SetChecked(f, migOff+tcpmig.OffsetHeartbeatResponseWorkload, 0, 32, uint64(p.load))
 	return Result{
 		Egress:  ingress,
 		Verdict: Reply,
@@ -663,25 +575,25 @@ func (p *Pipeline) heartbeat(f []byte, ingress Port) Result {
 // or the sender is it (it would loop back).
 func (p *Pipeline) prepare(f []byte, ingress Port) Result {
 	least := p.holder
-	src := binary.BigEndian.Uint32(f[ipSrc:])
-	h := f[migOff:]
-	if l, i, ok := p.lookup(binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])); ok {
+	src := binary.BigEndian.Uint32(f[pipe.IPSrc:])
+	h := tcpmig.TCPMig(f[migOff:])
+	if l, i, ok := p.lookup(binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()); ok {
 		if t := p.dirAddr[l][i].target; t != src {
 			p.counters.PrepareResends++
-			setAddr(f, ipDst, t, udpCsum, true)
+			pipe.SetAddr(f, pipe.IPDst, t, pipe.UDPCsum, true)
 			return p.route(f)
 		}
 	}
 	if least == 0 || least == src {
 		p.counters.PrepareRejects++
-		swapReply(f)
-		setChecked(f, migOff, 144, 4, stageRejected)
+		pipe.SwapReply(f)
+		pipe.SetChecked(f, migOff+tcpmig.OffsetStage, 0, 4, uint64(tcpmig.StageRejected))
 		return Result{
 			Egress:  ingress,
 			Verdict: Reply,
 		}
 	}
-	setAddr(f, ipDst, least, udpCsum, true)
+	pipe.SetAddr(f, pipe.IPDst, least, pipe.UDPCsum, true)
 	return p.route(f)
 }
 
@@ -734,12 +646,12 @@ func addrHandOver(c *addrCell, a addrCell, dst uint32) bool {
 // nothing reaches the origin. When every level is taken the ACK becomes
 // REJECTED and still goes to its IPv4 destination, the origin.
 func (p *Pipeline) insert(f []byte, ingress Port) Result {
-	h := f[migOff:]
-	ip, port := binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])
+	h := tcpmig.TCPMig(f[migOff:])
+	ip, port := binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()
 	want := keyCell{ip, uint32(port) | keyValid}
 	addr := addrCell{
-		origin: binary.BigEndian.Uint32(h[4:8]),
-		target: binary.BigEndian.Uint32(f[ipSrc:]),
+		origin: binary.BigEndian.Uint32(h[tcpmig.OffsetOriginIP:]),
+		target: binary.BigEndian.Uint32(f[pipe.IPSrc:]),
 	}
 	k := keyBytes(ip, port)
 	won, stale := false, false
@@ -757,19 +669,19 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 			p.dirAddr[l][i] = addr
 			won = true
 		case want.port: // The key's own entry: the lease decides.
-			stale = !addrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[ipDst:]))
+			stale = !addrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[pipe.IPDst:]))
 			won = true
 		}
 	}
 	switch {
 	case !won:
 		p.counters.Rejects++
-		setChecked(f, migOff, 144, 4, stageRejected)
+		pipe.SetChecked(f, migOff+tcpmig.OffsetStage, 0, 4, uint64(tcpmig.StageRejected))
 		return p.route(f)
 	case stale:
 		p.counters.StaleAcks++
-		swapReply(f)
-		setChecked(f, migOff, 144, 4, stageRejected)
+		pipe.SwapReply(f)
+		pipe.SetChecked(f, migOff+tcpmig.OffsetStage, 0, 4, uint64(tcpmig.StageRejected))
 		return Result{
 			Egress:  ingress,
 			Verdict: Reply,
@@ -786,8 +698,8 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 // as the acknowledgement (no checksum changes). A retry after the key is
 // gone clears nothing and is echoed all the same.
 func (p *Pipeline) release(f []byte, ingress Port) Result {
-	h := f[migOff:]
-	ip, port := binary.BigEndian.Uint32(h[10:14]), binary.BigEndian.Uint16(h[14:16])
+	h := tcpmig.TCPMig(f[migOff:])
+	ip, port := binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()
 	want := keyCell{ip, uint32(port) | keyValid}
 	k := keyBytes(ip, port)
 	for l, i := range levelIndexes(&k) {
@@ -796,7 +708,7 @@ func (p *Pipeline) release(f []byte, ingress Port) Result {
 			p.counters.Deletes++
 		}
 	}
-	swapReply(f)
+	pipe.SwapReply(f)
 	return Result{
 		Egress:  ingress,
 		Verdict: Reply,
@@ -808,12 +720,12 @@ func (p *Pipeline) release(f []byte, ingress Port) Result {
 // by the first level holding its key. RST or FIN (per delete_on) then
 // removes the key from every level that holds it.
 func (p *Pipeline) tcp(f []byte, role Role) Result {
-	ip, port := binary.BigEndian.Uint32(f[ipDst:]), binary.BigEndian.Uint16(f[l4Off+2:])
+	ip, port := binary.BigEndian.Uint32(f[pipe.IPDst:]), binary.BigEndian.Uint16(f[pipe.L4Off+2:])
 	if role == RoleClient {
-		ip, port = binary.BigEndian.Uint32(f[ipSrc:]), binary.BigEndian.Uint16(f[l4Off:])
+		ip, port = binary.BigEndian.Uint32(f[pipe.IPSrc:]), binary.BigEndian.Uint16(f[pipe.L4Off:])
 	}
 	want := keyCell{ip, uint32(port) | keyValid}
-	del := f[tcpFlags]&deleteFlags != 0
+	del := f[pipe.TCPFlags]&deleteFlags != 0
 	k := keyBytes(ip, port)
 	hit := false
 	for l, i := range levelIndexes(&k) {
@@ -837,9 +749,9 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 		}
 		hit = true
 		if role == RoleClient {
-			setAddr(f, ipDst, a.target, tcpCsum, false)
+			pipe.SetAddr(f, pipe.IPDst, a.target, pipe.TCPCsum, false)
 		} else {
-			setAddr(f, ipSrc, a.origin, tcpCsum, false)
+			pipe.SetAddr(f, pipe.IPSrc, a.origin, pipe.TCPCsum, false)
 		}
 		p.counters.Hits++
 	}
@@ -861,7 +773,7 @@ func (p *Pipeline) lookup(ip uint32, port uint16) (level int, index uint32, ok b
 // route is ipv4_host on the IPv4 destination: the egress port, and the next
 // hop's MAC as Ethernet destination.
 func (p *Pipeline) route(f []byte) Result {
-	h, ok := p.hosts[binary.BigEndian.Uint32(f[ipDst:])]
+	h, ok := p.hosts.Lookup(binary.BigEndian.Uint32(f[pipe.IPDst:]))
 	if !ok {
 		return drop(DropNoRoute)
 	}
@@ -875,7 +787,7 @@ func (p *Pipeline) route(f []byte) Result {
 // bridge is step 2: l2_forward for unicast destinations, flood otherwise.
 func (p *Pipeline) bridge(f []byte, ingress Port) Result {
 	if f[0]&1 == 0 {
-		if port, ok := p.l2[[6]byte(f[0:6])]; ok {
+		if port, ok := p.l2.Lookup([6]byte(f[0:6])); ok {
 			return Result{
 				Egress:  port,
 				Verdict: Forward,
@@ -885,106 +797,5 @@ func (p *Pipeline) bridge(f []byte, ingress Port) Result {
 	return Result{
 		Egress:  ingress,
 		Verdict: Flood,
-	}
-}
-
-// swapReply turns a datagram around: Ethernet, IPv4 and UDP sources and
-// destinations swap. No checksum changes: each sum covers both halves.
-func swapReply(f []byte) {
-	for i := 0; i < 6; i++ {
-		f[i], f[6+i] = f[6+i], f[i]
-	}
-	for i := 0; i < 4; i++ {
-		f[ipSrc+i], f[ipDst+i] = f[ipDst+i], f[ipSrc+i]
-	}
-	for i := 0; i < 2; i++ {
-		f[l4Off+i], f[l4Off+2+i] = f[l4Off+2+i], f[l4Off+i]
-	}
-}
-
-// setAddr rewrites the IPv4 address at offset at and updates the IPv4 header
-// checksum and the TCP or UDP checksum at l4, whose pseudo header holds the
-// address, incrementally (RFC 1624). A UDP datagram sent without a checksum
-// (zero) keeps none.
-func setAddr(f []byte, at int, v uint32, l4 int, udp bool) {
-	old := binary.BigEndian.Uint32(f[at:])
-	binary.BigEndian.PutUint32(f[at:], v)
-	binary.BigEndian.PutUint16(f[ipCsum:], csumAdjust(binary.BigEndian.Uint16(f[ipCsum:]), old, v))
-	c := binary.BigEndian.Uint16(f[l4:])
-	if udp && c == 0 {
-		return
-	}
-	c = csumAdjust(c, old, v)
-	if udp && c == 0 {
-		// RFC 768: a computed zero is sent as all ones.
-		c = 0xffff
-	}
-	binary.BigEndian.PutUint16(f[l4:], c)
-}
-
-// csumAdjust updates the Internet checksum sum for a 32-bit word of the
-// summed data changing from old to v: HC' = ~(~HC + ~m + m') (RFC 1624
-// eqn. 3) on both 16-bit halves.
-func csumAdjust(sum uint16, old, v uint32) uint16 {
-	s := uint32(^sum) + uint32(^uint16(old>>16)) + uint32(^uint16(old)) + v>>16 + v&0xffff
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	return ^uint16(s)
-}
-
-// setChecked writes v into the n bits at bit offset bit of the region of f
-// starting at base (inside the TCPMig datagram) and updates the UDP checksum
-// for every 16-bit word that changed. Words are aligned to the UDP header.
-func setChecked(f []byte, base, bit, n int, v uint64) {
-	lo := (base+bit/8-l4Off)&^1 + l4Off
-	hi := base + (bit+n+7)/8
-	var old [10]byte
-	copy(old[:], f[lo:hi])
-	putField(f[base:], bit, n, v)
-	sum := binary.BigEndian.Uint16(f[udpCsum:])
-	if sum == 0 {
-		return
-	}
-	for i := lo; i < hi; i += 2 {
-		was, now := uint32(old[i-lo])<<8, uint32(f[i])<<8
-		// A field ending on an odd byte leaves the word's second byte as it was.
-		if i+1 < hi {
-			was |= uint32(old[i+1-lo])
-			now |= uint32(f[i+1])
-		}
-		sum = csumAdjust(sum, was, now)
-	}
-	if sum == 0 {
-		sum = 0xffff
-	}
-	binary.BigEndian.PutUint16(f[udpCsum:], sum)
-}
-
-// getField reads the n-bit big-endian field at bit offset bit of b; the
-// field spans at most 8 bytes and b holds them (checked by the caller).
-func getField(b []byte, bit, n int) uint64 {
-	var v uint64
-	first, last := bit/8, (bit+n-1)/8
-	for i := first; i <= last; i++ {
-		v = v<<8 | uint64(b[i])
-	}
-	v >>= uint((last+1)*8 - (bit + n))
-	return v & (uint64(1)<<uint(n) - 1)
-}
-
-// putField writes the n-bit big-endian field at bit offset bit of b,
-// keeping the bits around it.
-func putField(b []byte, bit, n int, v uint64) {
-	first, last := bit/8, (bit+n-1)/8
-	shift := uint((last+1)*8 - (bit + n))
-	mask := (uint64(1)<<uint(n) - 1) << shift
-	var cur uint64
-	for i := first; i <= last; i++ {
-		cur = cur<<8 | uint64(b[i])
-	}
-	cur = cur&^mask | v<<shift&mask
-	for i := last; i >= first; i-- {
-		b[i] = byte(cur)
-		cur >>= 8
 	}
 }

@@ -47,7 +47,8 @@ func (e *env) remigrate(target, holder, origin, client [4]byte, port uint16, in 
 func (p *Pipeline) hostPort(ip [4]byte) Port {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.hosts[binaryU32(ip)].port
+	h, _ := p.hosts.Lookup(binaryU32(ip))
+	return h.port
 }
 
 func binaryU32(ip [4]byte) uint32 { return uint32(ipU64(ip)) }

@@ -1,0 +1,252 @@
+// Package pipe is the part of capygen's generated switch model
+// (generated/pipeline) that does not vary with the spec: the frame layout
+// the switch parses, the in-place rewrites it makes with incremental
+// checksums, and its exact-match control-plane tables with their sizes and
+// errors. The generated package keeps what the spec decides: the
+// directory's levels and hashes, the TCPMig messages the switch acts on
+// (through the generated codec's names), the workload register and the
+// table sizes.
+//
+// Everything on the per-frame path is small, inlinable where it counts,
+// and allocates nothing.
+package pipe
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/capygen/capygen/runtime/genrt/wire"
+)
+
+// Frame layout: Ethernet, then an IPv4 header without options (the only
+// kind the switch parses past), then TCP or UDP. Offsets are from the
+// start of the frame.
+const (
+	EthLen   = 14
+	EthType  = 12 // EtherType field
+	TypeIPv4 = 0x0800
+	IPOff    = EthLen
+	IPCsum   = IPOff + 10
+	IPSrc    = IPOff + 12
+	IPDst    = IPOff + 16
+	L4Off    = IPOff + 20
+	ProtoTCP = 6
+	ProtoUDP = 17
+	TCPLen   = 20
+	TCPFlags = L4Off + 13
+	TCPCsum  = L4Off + 16
+	TCPFIN   = 0x01
+	TCPRST   = 0x04
+	UDPLen   = 8
+	UDPDst   = L4Off + 2 // destination port
+	UDPSize  = L4Off + 4 // length field
+	UDPCsum  = L4Off + 6
+)
+
+// Errors of the control plane; the generated calls wrap them with the
+// input they refused.
+var (
+	// ErrTableFull: the table holds its spec size already.
+	ErrTableFull = errors.New("table full")
+	// ErrNotFound: a delete names an entry the table does not hold.
+	ErrNotFound = errors.New("no such entry")
+	// ErrOutOfRange: a port, role, level, index or load is outside its range.
+	ErrOutOfRange = errors.New("out of range")
+)
+
+// IsIPv4 reports whether f's EtherType is IPv4; f holds an Ethernet header.
+func IsIPv4(f []byte) bool { return binary.BigEndian.Uint16(f[EthType:]) == TypeIPv4 }
+
+// Parsed reports whether the switch parses past f's IPv4 header: no
+// options and not a fragment. Other IPv4 frames are only routed.
+func Parsed(f []byte) bool {
+	return f[IPOff]&0x0f == 5 && binary.BigEndian.Uint16(f[IPOff+6:])&0x3fff == 0
+}
+
+// Malformed says whether f ends inside a header the switch's parser
+// extracts: Ethernet; IPv4 (20 bytes); TCP (20) or UDP (8) after an IPv4
+// header it parses past. The P4 parser stops there with
+// PARSER_ERROR_PARTIAL_HDR.
+func Malformed(f []byte) bool {
+	if len(f) < EthLen {
+		return true
+	}
+	if !IsIPv4(f) {
+		return false
+	}
+	if len(f) < L4Off {
+		return true
+	}
+	if !Parsed(f) {
+		return false
+	}
+	switch f[IPOff+9] {
+	case ProtoTCP:
+		return len(f) < L4Off+TCPLen
+	case ProtoUDP:
+		return len(f) < L4Off+UDPLen
+	}
+	return false
+}
+
+// SwapReply turns a datagram around: Ethernet, IPv4 and UDP sources and
+// destinations swap. No checksum changes: each sum covers both halves.
+func SwapReply(f []byte) {
+	for i := 0; i < 6; i++ {
+		f[i], f[6+i] = f[6+i], f[i]
+	}
+	for i := 0; i < 4; i++ {
+		f[IPSrc+i], f[IPDst+i] = f[IPDst+i], f[IPSrc+i]
+	}
+	for i := 0; i < 2; i++ {
+		f[L4Off+i], f[L4Off+2+i] = f[L4Off+2+i], f[L4Off+i]
+	}
+}
+
+// SetAddr rewrites the IPv4 address at offset at and updates the IPv4
+// header checksum and the TCP or UDP checksum at l4, whose pseudo header
+// holds the address, incrementally (RFC 1624). A UDP datagram sent without
+// a checksum (zero) keeps none.
+func SetAddr(f []byte, at int, v uint32, l4 int, udp bool) {
+	old := binary.BigEndian.Uint32(f[at:])
+	binary.BigEndian.PutUint32(f[at:], v)
+	binary.BigEndian.PutUint16(f[IPCsum:], wire.Adjust(binary.BigEndian.Uint16(f[IPCsum:]), old, v))
+	c := binary.BigEndian.Uint16(f[l4:])
+	if udp && c == 0 {
+		return
+	}
+	c = wire.Adjust(c, old, v)
+	if udp && c == 0 {
+		// RFC 768: a computed zero is sent as all ones.
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[l4:], c)
+}
+
+// SetChecked writes v into the n bits at bit offset bit of the region of f
+// starting at base (inside a UDP datagram of a frame laid out as above) and
+// updates the UDP checksum for every 16-bit word that changed. Words are
+// aligned to the UDP header. The field spans at most 8 bytes.
+func SetChecked(f []byte, base, bit, n int, v uint64) {
+	lo := (base+bit/8-L4Off)&^1 + L4Off
+	hi := base + (bit+n+7)/8
+	var old [10]byte
+	copy(old[:], f[lo:hi])
+	wire.SetField(f[base:], bit, n, v)
+	sum := binary.BigEndian.Uint16(f[UDPCsum:])
+	if sum == 0 {
+		return
+	}
+	for i := lo; i < hi; i += 2 {
+		was, now := uint32(old[i-lo])<<8, uint32(f[i])<<8
+		// A field ending on an odd byte leaves the word's second byte as it was.
+		if i+1 < hi {
+			was |= uint32(old[i+1-lo])
+			now |= uint32(f[i+1])
+		}
+		sum = wire.Adjust(sum, was, now)
+	}
+	if sum == 0 {
+		sum = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[UDPCsum:], sum)
+}
+
+// CheckPort refuses a port id at or over max, the target's port count.
+func CheckPort(port, max int) error {
+	if port < 0 || port >= max {
+		return fmt.Errorf("port %d: %w (ports are 0..%d on this target)", port, ErrOutOfRange, max-1)
+	}
+	return nil
+}
+
+// Ports is the port_role table: a role per port id below the target's
+// port count, at most size of them set. The zero role is no role.
+type Ports[R ~uint8] struct {
+	roles   []R
+	n, size int
+}
+
+// NewPorts returns an empty port_role of size entries over max port ids.
+func NewPorts[R ~uint8](max, size int) Ports[R] {
+	return Ports[R]{roles: make([]R, max), size: size}
+}
+
+// Role returns port's role, the zero role when it has none or is out of
+// range.
+func (t *Ports[R]) Role(port int) R {
+	if uint(port) >= uint(len(t.roles)) {
+		return 0
+	}
+	return t.roles[port]
+}
+
+// Set gives port a non-zero role.
+func (t *Ports[R]) Set(port int, r R) error {
+	if err := CheckPort(port, len(t.roles)); err != nil {
+		return err
+	}
+	if t.roles[port] == 0 {
+		if t.n >= t.size {
+			return fmt.Errorf("port %d: %w: port_role holds %d entries; raise tables.ports in the spec", port, ErrTableFull, t.size)
+		}
+		t.n++
+	}
+	t.roles[port] = r
+	return nil
+}
+
+// Delete removes port's role.
+func (t *Ports[R]) Delete(port int) error {
+	if err := CheckPort(port, len(t.roles)); err != nil {
+		return err
+	}
+	if t.roles[port] == 0 {
+		return fmt.Errorf("port %d: %w", port, ErrNotFound)
+	}
+	t.roles[port] = 0
+	t.n--
+	return nil
+}
+
+// Table is an exact-match table of at most Size entries, such as
+// ipv4_host or l2_forward.
+type Table[K comparable, V any] struct {
+	name, sizeKey string
+	size          int
+	m             map[K]V
+}
+
+// NewTable returns an empty table; name is the P4 table's, sizeKey the
+// spec key that sizes it (for the error that asks to raise it).
+func NewTable[K comparable, V any](name, sizeKey string, size int) Table[K, V] {
+	return Table[K, V]{name: name, sizeKey: sizeKey, size: size, m: make(map[K]V)}
+}
+
+// Lookup returns k's entry.
+func (t *Table[K, V]) Lookup(k K) (V, bool) {
+	v, ok := t.m[k]
+	return v, ok
+}
+
+// Set inserts or modifies k's entry; a new key in a full table is refused.
+func (t *Table[K, V]) Set(k K, v V) error {
+	if _, ok := t.m[k]; !ok && len(t.m) >= t.size {
+		return fmt.Errorf("%w: %s holds %d entries; raise %s in the spec", ErrTableFull, t.name, t.size, t.sizeKey)
+	}
+	t.m[k] = v
+	return nil
+}
+
+// Delete removes k's entry.
+func (t *Table[K, V]) Delete(k K) error {
+	if _, ok := t.m[k]; !ok {
+		return ErrNotFound
+	}
+	delete(t.m, k)
+	return nil
+}
+
+// Len is the number of entries.
+func (t *Table[K, V]) Len() int { return len(t.m) }
