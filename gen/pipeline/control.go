@@ -104,36 +104,18 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Return(jen.Nil()),
 	)
 
-	f.Comment("entry converts a directory slot's register cells.")
-	f.Func().Id("entry").Params(jen.Id("k").Id("keyCell"), jen.Id("a").Id("addrCell")).Id("Entry").Block(
-		jen.If(jen.Id("k").Op("==").Parens(jen.Id("keyCell").Values())).Block(jen.Return(jen.Id("Entry").Values())),
-		jen.Var().Id("e").Id("Entry"),
-		jen.Id("e").Dot("Valid").Op("=").Id("k").Dot("port").Op("&").Id("keyValid").Op("!=").Lit(0),
-		be("PutUint32", jen.Id("e").Dot("ClientIP").Index(jen.Op(":")), jen.Id("k").Dot("ip")),
-		jen.Id("e").Dot("ClientPort").Op("=").Uint16().Call(jen.Id("k").Dot("port")),
-		be("PutUint32", jen.Id("e").Dot("Origin").Index(jen.Op(":")), jen.Id("a").Dot("origin")),
-		be("PutUint32", jen.Id("e").Dot("Target").Index(jen.Op(":")), jen.Id("a").Dot("target")),
-		jen.Return(jen.Id("e")),
-	)
-	f.Line()
-
 	method(f, []string{"ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers."}, "ReadDirectory",
 		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int()}, []jen.Code{jen.Id("Entry"), jen.Error()},
 		slotCheck("read directory", jen.Id("Entry").Values()),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Return(jen.Id("entry").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index"))), jen.Nil()),
+		jen.Return(pq("EntryOf").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index"))), jen.Nil()),
 	)
 	method(f, []string{"WriteDirectory writes one slot as P4Runtime writes a register cell: as",
 		"is, without checking that the key hashes to it. An Entry that is not Valid",
 		"empties the slot."}, "WriteDirectory",
 		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("e").Id("Entry")}, errRet,
 		slotCheck("write directory"),
-		jen.Var().Id("k").Id("keyCell"),
-		jen.Var().Id("a").Id("addrCell"),
-		jen.If(jen.Id("e").Dot("Valid")).Block(
-			jen.Id("k").Op("=").Id("keyCell").Values(u32("e.ClientIP"), jen.Uint32().Call(jen.Id("e").Dot("ClientPort")).Op("|").Id("keyValid")),
-			jen.Id("a").Op("=").Id("addrCell").Values(u32("e.Origin"), u32("e.Target")),
-		),
+		jen.List(jen.Id("k"), jen.Id("a")).Op(":=").Id("e").Dot("Cells").Call(),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("k"),
 		jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("a"),
@@ -141,8 +123,8 @@ func (m *model) emitControl(f *jen.File) {
 	)
 	method(f, []string{"ClearDirectory empties every slot of every level."}, "ClearDirectory", nil, nil,
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Id("p").Dot("dirKey").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell").Values(),
-		jen.Id("p").Dot("dirAddr").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell").Values(),
+		jen.Id("p").Dot("dirKey").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("KeyCell")).Values(),
+		jen.Id("p").Dot("dirAddr").Op("=").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("AddrCell")).Values(),
 	)
 	method(f, []string{"Lookup finds the client key (ip, port) as a TCP segment would: the first",
 		"level whose slot holds it."}, "Lookup",
@@ -150,7 +132,7 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.List(jen.Id("level"), jen.Id("i"), jen.Id("ok")).Op(":=").Id("p").Dot("lookup").Call(u32("ip"), jen.Id("port")),
 		jen.If(jen.Op("!").Id("ok")).Block(jen.Return(jen.Lit(-1), jen.Id("Entry").Values(), jen.False())),
-		jen.Return(jen.Id("level"), jen.Id("entry").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("i")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("i"))), jen.True()),
+		jen.Return(jen.Id("level"), pq("EntryOf").Call(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("i")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("i"))), jen.True()),
 	)
 
 	method(f, []string{"ReadMinWorkload reads the min_workload register as it is: holder zero and",

@@ -179,7 +179,7 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.List(jen.Id("l"), jen.Id("i"), jen.Id("ok")).Op(":=").Add(px("lookup")).Call(m.headerAddr(m.clientIP), m.headerU16(m.clientPort)),
 			jen.Id("ok"),
 		).Block(
-			jen.If(jen.Id("t").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")).Dot("target"), jen.Id("t").Op("!=").Id("src")).Block(
+			jen.If(jen.Id("t").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")).Dot("Target"), jen.Id("t").Op("!=").Id("src")).Block(
 				px("counters", "PrepareResends").Op("++"),
 				jen.Qual(pipePkg, "SetAddr").Call(jen.Id("f"), pq("IPDst"), jen.Id("t"), pq("UDPCsum"), jen.True()),
 				jen.Return(px("route").Call(jen.Id("f"))),
@@ -196,47 +196,6 @@ func (m *model) emitProcess(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("keyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an")
-	f.Comment("empty slot takes the key and returns 0; a slot holding the client's IP")
-	f.Comment("returns its port word, untouched; any other returns 1, which no port word")
-	f.Comment("equals. The caller's gateway decides: won = seen == 0 || seen == want.port.")
-	f.Func().Id("keyInsert").Params(jen.Id("c").Op("*").Id("keyCell"), jen.Id("want").Id("keyCell")).Parens(jen.Id("seen").Uint32()).Block(
-		jen.If(jen.Id("c").Dot("port").Op("==").Lit(0)).Block(
-			jen.Op("*").Id("c").Op("=").Id("want"),
-			jen.Return(jen.Lit(0)),
-		),
-		jen.If(jen.Id("c").Dot("ip").Op("==").Id("want").Dot("ip")).Block(jen.Return(jen.Id("c").Dot("port"))),
-		jen.Return(jen.Lit(1)),
-	)
-	f.Line()
-
-	f.Comment("keyClear is the dir<i>_key_clear RegisterAction (two comparisons): it")
-	f.Comment("empties the slot when it holds the key, and says whether it did.")
-	f.Func().Id("keyClear").Params(jen.Id("c").Op("*").Id("keyCell"), jen.Id("want").Id("keyCell")).Bool().Block(
-		jen.If(jen.Id("c").Dot("ip").Op("==").Id("want").Dot("ip").Op("&&").Id("c").Dot("port").Op("==").Id("want").Dot("port")).Block(
-			jen.Op("*").Id("c").Op("=").Id("keyCell").Values(),
-			jen.Return(jen.True()),
-		),
-		jen.Return(jen.False()),
-	)
-	f.Line()
-
-	f.Comment("addrHandOver is the dir<i>_addr_hand_over RegisterAction (two comparisons):")
-	f.Comment("the entry is a lease, so an ACK may rewrite the key's existing entry only when")
-	f.Comment("its stored target is the ACK's sender (the same target again: a repeat) or the")
-	f.Comment("ACK's destination (the holder that sent the PREPARE hands the connection over).")
-	f.Comment("It says whether it wrote. It keeps the stored origin (a connection's origin never")
-	f.Comment("changes), so the stateful ALU reads two packet values, IPv4 src and dst, as a")
-	f.Comment("Tofino-1 SALU must.")
-	f.Func().Id("addrHandOver").Params(jen.Id("c").Op("*").Id("addrCell"), jen.Id("a").Id("addrCell"), jen.Id("dst").Uint32()).Bool().Block(
-		jen.If(jen.Id("c").Dot("target").Op("==").Id("a").Dot("target").Op("||").Id("c").Dot("target").Op("==").Id("dst")).Block(
-			jen.Id("c").Dot("target").Op("=").Id("a").Dot("target"),
-			jen.Return(jen.True()),
-		),
-		jen.Return(jen.False()),
-	)
-	f.Line()
-
 	f.Comment("insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level")
 	f.Comment("whose slot is empty or holds the key wins (write-if-empty, never over")
 	f.Comment("another key), and every later level drops a copy of the key it holds, so")
@@ -248,10 +207,10 @@ func (m *model) emitProcess(f *jen.File) {
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("insert").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
 		jen.Id("h").Op(":=").Add(m.codecID(m.view)).Call(jen.Id("f").Index(jen.Id("migOff").Op(":"))),
 		jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(m.headerAddr(m.clientIP), m.headerU16(m.clientPort)),
-		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
-		jen.Id("addr").Op(":=").Id("addrCell").Values(jen.Dict{
-			jen.Id("origin"): m.headerAddr(m.originIP),
-			jen.Id("target"): frameU32(pq("IPSrc")),
+		jen.Id("want").Op(":=").Add(pq("Key").Call(jen.Id("ip"), jen.Id("port"))),
+		jen.Id("addr").Op(":=").Add(pq("AddrCell")).Values(jen.Dict{
+			jen.Id("Origin"): m.headerAddr(m.originIP),
+			jen.Id("Target"): frameU32(pq("IPSrc")),
 		}),
 		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
 		jen.List(jen.Id("won"), jen.Id("stale")).Op(":=").List(jen.False(), jen.False()),
@@ -259,16 +218,16 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("won")).Block(
 				jen.Comment("A copy on a deeper level (left by an earlier placement) goes."),
-				jen.If(jen.Id("keyClear").Call(jen.Id("c"), jen.Id("want"))).Block(
-					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				jen.If(pq("KeyClear").Call(jen.Id("c"), jen.Id("want"))).Block(
+					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
 				),
 				jen.Continue(),
 			),
-			jen.Switch(jen.Id("keyInsert").Call(jen.Id("c"), jen.Id("want"))).Block(
+			jen.Switch(pq("KeyInsert").Call(jen.Id("c"), jen.Id("want"))).Block(
 				jen.Case(jen.Lit(0)).Comment("The slot was empty: a fresh entry.").Line().Add(
 					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
 				).Line().Id("won").Op("=").True(),
-				jen.Case(jen.Id("want").Dot("port")).Comment("The key's own entry: the lease decides.").Line().Id("stale").Op("=").Op("!").Id("addrHandOver").Call(
+				jen.Case(jen.Id("want").Dot("Port")).Comment("The key's own entry: the lease decides.").Line().Id("stale").Op("=").Op("!").Add(pq("AddrHandOver")).Call(
 					jen.Op("&").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("addr"), frameU32(pq("IPDst")),
 				).Line().Id("won").Op("=").True(),
 			),
@@ -301,11 +260,11 @@ func (m *model) emitProcess(f *jen.File) {
 		f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("release").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
 			jen.Id("h").Op(":=").Add(m.codecID(m.view)).Call(jen.Id("f").Index(jen.Id("migOff").Op(":"))),
 			jen.List(jen.Id("ip"), jen.Id("port")).Op(":=").List(m.headerAddr(m.clientIP), m.headerU16(m.clientPort)),
-			jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+			jen.Id("want").Op(":=").Add(pq("Key").Call(jen.Id("ip"), jen.Id("port"))),
 			jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
 			jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
-				jen.If(jen.Id("keyClear").Call(jen.Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("want"))).Block(
-					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				jen.If(pq("KeyClear").Call(jen.Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("want"))).Block(
+					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
 					px("counters", "Deletes").Op("++"),
 				),
 			),
@@ -324,7 +283,7 @@ func (m *model) emitProcess(f *jen.File) {
 		jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
 			jen.List(jen.Id("ip"), jen.Id("port")).Op("=").List(frameU32(pq("IPSrc")), fU16x(pq("L4Off"))),
 		),
-		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+		jen.Id("want").Op(":=").Add(pq("Key").Call(jen.Id("ip"), jen.Id("port"))),
 		jen.Id("del").Op(":=").Id("f").Index(pq("TCPFlags")).Op("&").Id("deleteFlags").Op("!=").Lit(0),
 		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
 		jen.Id("hit").Op(":=").False(),
@@ -332,22 +291,22 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.Var().Id("match").Bool(),
 			jen.If(jen.Id("del")).Block(
-				jen.Id("match").Op("=").Id("keyClear").Call(jen.Id("c"), jen.Id("want")),
+				jen.Id("match").Op("=").Add(pq("KeyClear")).Call(jen.Id("c"), jen.Id("want")),
 			).Else().If(jen.Op("!").Id("hit")).Block(
 				jen.Id("match").Op("=").Op("*").Id("c").Op("==").Id("want"),
 			),
 			jen.If(jen.Op("!").Id("match")).Block(jen.Continue()),
 			jen.Id("a").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("del")).Block(
-				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addrCell").Values(),
+				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
 				px("counters", "Deletes").Op("++"),
 			),
 			jen.If(jen.Id("hit")).Block(jen.Continue()),
 			jen.Id("hit").Op("=").True(),
 			jen.If(jen.Id("role").Op("==").Id("RoleClient")).Block(
-				jen.Qual(pipePkg, "SetAddr").Call(jen.Id("f"), pq("IPDst"), jen.Id("a").Dot("target"), pq("TCPCsum"), jen.False()),
+				jen.Qual(pipePkg, "SetAddr").Call(jen.Id("f"), pq("IPDst"), jen.Id("a").Dot("Target"), pq("TCPCsum"), jen.False()),
 			).Else().Block(
-				jen.Qual(pipePkg, "SetAddr").Call(jen.Id("f"), pq("IPSrc"), jen.Id("a").Dot("origin"), pq("TCPCsum"), jen.False()),
+				jen.Qual(pipePkg, "SetAddr").Call(jen.Id("f"), pq("IPSrc"), jen.Id("a").Dot("Origin"), pq("TCPCsum"), jen.False()),
 			),
 			px("counters", "Hits").Op("++"),
 		),
@@ -358,7 +317,7 @@ func (m *model) emitProcess(f *jen.File) {
 	f.Comment("lookup returns the first level (and its slot) holding the client key.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("lookup").Params(jen.Id("ip").Uint32(), jen.Id("port").Uint16()).Params(jen.Id("level").Int(), jen.Id("index").Uint32(), jen.Id("ok").Bool()).Block(
 		jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
-		jen.Id("want").Op(":=").Id("keyCell").Values(jen.Id("ip"), jen.Uint32().Call(jen.Id("port")).Op("|").Id("keyValid")),
+		jen.Id("want").Op(":=").Add(pq("Key").Call(jen.Id("ip"), jen.Id("port"))),
 		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
 			jen.If(px("dirKey").Index(jen.Id("l")).Index(jen.Id("i")).Op("==").Id("want")).Block(
 				jen.Return(jen.Id("l"), jen.Id("i"), jen.True()),

@@ -87,9 +87,6 @@ func (m *model) emitConstants(f *jen.File) {
 		jen.Id("deleteFlags").Op("=").Add(m.deleteFlags()),
 		jen.Comment("indexMask keeps the low IndexBits bits of a CRC."),
 		jen.Id("indexMask").Op("=").Id("Slots").Op("-").Lit(1),
-		jen.Comment("keyValid marks a used directory key cell: port 0 is a legal key, so"),
-		jen.Comment("the high half of the port word holds 1 (gen/SWITCH.md)."),
-		jen.Id("keyValid").Op("=").Lit(1).Op("<<").Lit(16),
 		jen.Id("workloadMask").Op("=").Lit(1).Op("<<").Id("WorkloadBits").Op("-").Lit(1),
 		jen.Commentf("migOff is where the %s header starts in a frame (after UDP), and", s.Header.Name),
 		jen.Comment("migPayload where its message's payload starts."),
@@ -199,15 +196,7 @@ func (m *model) emitTypes(f *jen.File) {
 	f.Line()
 
 	f.Comment("Entry is one directory slot as the control plane reads and writes it.")
-	f.Type().Id("Entry").Struct(
-		jen.Comment("Valid is false for an empty slot."),
-		jen.Id("Valid").Bool(),
-		jen.Id("ClientIP").Index(jen.Lit(4)).Byte(),
-		jen.Id("ClientPort").Uint16(),
-		jen.Comment("Origin is the server the client addresses; Target serves it now."),
-		jen.Id("Origin").Index(jen.Lit(4)).Byte(),
-		jen.Id("Target").Index(jen.Lit(4)).Byte(),
-	)
+	f.Type().Id("Entry").Op("=").Add(pq("Entry"))
 	f.Line()
 
 	f.Comment("Errors of the control plane (runtime/genrt/pipe's); each call wraps one")
@@ -222,13 +211,6 @@ func (m *model) emitTypes(f *jen.File) {
 	)
 	f.Line()
 
-	f.Comment("keyCell is a dir<i>_key register cell: the client IP, and the client port")
-	f.Comment("with keyValid set. An empty cell is all zero.")
-	f.Type().Id("keyCell").Struct(jen.List(jen.Id("ip"), jen.Id("port")).Uint32())
-	f.Line()
-	f.Comment("addrCell is a dir<i>_addr register cell.")
-	f.Type().Id("addrCell").Struct(jen.List(jen.Id("origin"), jen.Id("target")).Uint32())
-	f.Line()
 	f.Comment("host is an ipv4_host action: the egress port and the next hop's MAC.")
 	f.Type().Id("host").Struct(jen.Id("port").Id("Port"), jen.Id("mac").Index(jen.Lit(6)).Byte())
 	f.Line()
@@ -243,8 +225,8 @@ func (m *model) emitTypes(f *jen.File) {
 		jen.Comment("l2 is l2_forward, keyed by the Ethernet destination."),
 		jen.Id("l2").Add(pq("Table")).Index(jen.List(jen.Index(jen.Lit(6)).Byte(), jen.Id("Port"))),
 		jen.Line().Comment("dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers."),
-		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("keyCell"),
-		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Id("addrCell"),
+		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("KeyCell")),
+		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("AddrCell")),
 		jen.Comment("holder and load are the min_workload register; empty is {0, EmptyLoad}."),
 		jen.List(jen.Id("holder"), jen.Id("load")).Uint32(),
 		jen.Line().Id("counters").Id("Counters"),

@@ -84,10 +84,7 @@ const (
 	// deleteFlags are the TCP flags that remove a directory entry.
 	deleteFlags = pipe.TCPRST
 	// indexMask keeps the low IndexBits bits of a CRC.
-	indexMask = Slots - 1
-	// keyValid marks a used directory key cell: port 0 is a legal key, so
-	// the high half of the port word holds 1 (gen/SWITCH.md).
-	keyValid     = 1 << 16
+	indexMask    = Slots - 1
 	workloadMask = 1<<WorkloadBits - 1
 	// migOff is where the tcpmig header starts in a frame (after UDP), and
 	// migPayload where its message's payload starts.
@@ -226,15 +223,7 @@ type Counters struct {
 }
 
 // Entry is one directory slot as the control plane reads and writes it.
-type Entry struct {
-	// Valid is false for an empty slot.
-	Valid      bool
-	ClientIP   [4]byte
-	ClientPort uint16
-	// Origin is the server the client addresses; Target serves it now.
-	Origin [4]byte
-	Target [4]byte
-}
+type Entry = pipe.Entry
 
 // Errors of the control plane (runtime/genrt/pipe's); each call wraps one
 // with the input it refused.
@@ -246,17 +235,6 @@ var (
 	// ErrOutOfRange: a port, role, level, index or load is outside its range.
 	ErrOutOfRange = pipe.ErrOutOfRange
 )
-
-// keyCell is a dir<i>_key register cell: the client IP, and the client port
-// with keyValid set. An empty cell is all zero.
-type keyCell struct {
-	ip, port uint32
-}
-
-// addrCell is a dir<i>_addr register cell.
-type addrCell struct {
-	origin, target uint32
-}
 
 // host is an ipv4_host action: the egress port and the next hop's MAC.
 type host struct {
@@ -276,8 +254,8 @@ type Pipeline struct {
 	l2 pipe.Table[[6]byte, Port]
 
 	// dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers.
-	dirKey  [Levels][Slots]keyCell
-	dirAddr [Levels][Slots]addrCell
+	dirKey  [Levels][Slots]pipe.KeyCell
+	dirAddr [Levels][Slots]pipe.AddrCell
 	// holder and load are the min_workload register; empty is {0, EmptyLoad}.
 	holder, load uint32
 
@@ -365,20 +343,6 @@ func (p *Pipeline) DeleteL2(mac [6]byte) error {
 	return nil
 }
 
-// entry converts a directory slot's register cells.
-func entry(k keyCell, a addrCell) Entry {
-	if k == (keyCell{}) {
-		return Entry{}
-	}
-	var e Entry
-	e.Valid = k.port&keyValid != 0
-	binary.BigEndian.PutUint32(e.ClientIP[:], k.ip)
-	e.ClientPort = uint16(k.port)
-	binary.BigEndian.PutUint32(e.Origin[:], a.origin)
-	binary.BigEndian.PutUint32(e.Target[:], a.target)
-	return e
-}
-
 // ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers.
 func (p *Pipeline) ReadDirectory(level, index int) (Entry, error) {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
@@ -386,7 +350,7 @@ func (p *Pipeline) ReadDirectory(level, index int) (Entry, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return entry(p.dirKey[level][index], p.dirAddr[level][index]), nil
+	return pipe.EntryOf(p.dirKey[level][index], p.dirAddr[level][index]), nil
 }
 
 // WriteDirectory writes one slot as P4Runtime writes a register cell: as
@@ -396,12 +360,7 @@ func (p *Pipeline) WriteDirectory(level, index int, e Entry) error {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return fmt.Errorf("write directory level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
 	}
-	var k keyCell
-	var a addrCell
-	if e.Valid {
-		k = keyCell{binary.BigEndian.Uint32(e.ClientIP[:]), uint32(e.ClientPort) | keyValid}
-		a = addrCell{binary.BigEndian.Uint32(e.Origin[:]), binary.BigEndian.Uint32(e.Target[:])}
-	}
+	k, a := e.Cells()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dirKey[level][index] = k
@@ -413,8 +372,8 @@ func (p *Pipeline) WriteDirectory(level, index int, e Entry) error {
 func (p *Pipeline) ClearDirectory() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.dirKey = [Levels][Slots]keyCell{}
-	p.dirAddr = [Levels][Slots]addrCell{}
+	p.dirKey = [Levels][Slots]pipe.KeyCell{}
+	p.dirAddr = [Levels][Slots]pipe.AddrCell{}
 }
 
 // Lookup finds the client key (ip, port) as a TCP segment would: the first
@@ -426,7 +385,7 @@ func (p *Pipeline) Lookup(ip [4]byte, port uint16) (level int, e Entry, ok bool)
 	if !ok {
 		return -1, Entry{}, false
 	}
-	return level, entry(p.dirKey[level][i], p.dirAddr[level][i]), true
+	return level, pipe.EntryOf(p.dirKey[level][i], p.dirAddr[level][i]), true
 }
 
 // ReadMinWorkload reads the min_workload register as it is: holder zero and
@@ -578,7 +537,7 @@ func (p *Pipeline) prepare(f []byte, ingress Port) Result {
 	src := binary.BigEndian.Uint32(f[pipe.IPSrc:])
 	h := tcpmig.TCPMig(f[migOff:])
 	if l, i, ok := p.lookup(binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()); ok {
-		if t := p.dirAddr[l][i].target; t != src {
+		if t := p.dirAddr[l][i].Target; t != src {
 			p.counters.PrepareResends++
 			pipe.SetAddr(f, pipe.IPDst, t, pipe.UDPCsum, true)
 			return p.route(f)
@@ -597,46 +556,6 @@ func (p *Pipeline) prepare(f []byte, ingress Port) Result {
 	return p.route(f)
 }
 
-// keyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an
-// empty slot takes the key and returns 0; a slot holding the client's IP
-// returns its port word, untouched; any other returns 1, which no port word
-// equals. The caller's gateway decides: won = seen == 0 || seen == want.port.
-func keyInsert(c *keyCell, want keyCell) (seen uint32) {
-	if c.port == 0 {
-		*c = want
-		return 0
-	}
-	if c.ip == want.ip {
-		return c.port
-	}
-	return 1
-}
-
-// keyClear is the dir<i>_key_clear RegisterAction (two comparisons): it
-// empties the slot when it holds the key, and says whether it did.
-func keyClear(c *keyCell, want keyCell) bool {
-	if c.ip == want.ip && c.port == want.port {
-		*c = keyCell{}
-		return true
-	}
-	return false
-}
-
-// addrHandOver is the dir<i>_addr_hand_over RegisterAction (two comparisons):
-// the entry is a lease, so an ACK may rewrite the key's existing entry only when
-// its stored target is the ACK's sender (the same target again: a repeat) or the
-// ACK's destination (the holder that sent the PREPARE hands the connection over).
-// It says whether it wrote. It keeps the stored origin (a connection's origin never
-// changes), so the stateful ALU reads two packet values, IPv4 src and dst, as a
-// Tofino-1 SALU must.
-func addrHandOver(c *addrCell, a addrCell, dst uint32) bool {
-	if c.target == a.target || c.target == dst {
-		c.target = a.target
-		return true
-	}
-	return false
-}
-
 // insert installs the entry of a PREPARE_MIG_ACK with LOAD: the first level
 // whose slot is empty or holds the key wins (write-if-empty, never over
 // another key), and every later level drops a copy of the key it holds, so
@@ -648,10 +567,10 @@ func addrHandOver(c *addrCell, a addrCell, dst uint32) bool {
 func (p *Pipeline) insert(f []byte, ingress Port) Result {
 	h := tcpmig.TCPMig(f[migOff:])
 	ip, port := binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()
-	want := keyCell{ip, uint32(port) | keyValid}
-	addr := addrCell{
-		origin: binary.BigEndian.Uint32(h[tcpmig.OffsetOriginIP:]),
-		target: binary.BigEndian.Uint32(f[pipe.IPSrc:]),
+	want := pipe.Key(ip, port)
+	addr := pipe.AddrCell{
+		Origin: binary.BigEndian.Uint32(h[tcpmig.OffsetOriginIP:]),
+		Target: binary.BigEndian.Uint32(f[pipe.IPSrc:]),
 	}
 	k := keyBytes(ip, port)
 	won, stale := false, false
@@ -659,17 +578,17 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 		c := &p.dirKey[l][i]
 		if won {
 			// A copy on a deeper level (left by an earlier placement) goes.
-			if keyClear(c, want) {
-				p.dirAddr[l][i] = addrCell{}
+			if pipe.KeyClear(c, want) {
+				p.dirAddr[l][i] = pipe.AddrCell{}
 			}
 			continue
 		}
-		switch keyInsert(c, want) {
+		switch pipe.KeyInsert(c, want) {
 		case 0: // The slot was empty: a fresh entry.
 			p.dirAddr[l][i] = addr
 			won = true
-		case want.port: // The key's own entry: the lease decides.
-			stale = !addrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[pipe.IPDst:]))
+		case want.Port: // The key's own entry: the lease decides.
+			stale = !pipe.AddrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[pipe.IPDst:]))
 			won = true
 		}
 	}
@@ -700,11 +619,11 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 func (p *Pipeline) release(f []byte, ingress Port) Result {
 	h := tcpmig.TCPMig(f[migOff:])
 	ip, port := binary.BigEndian.Uint32(h[tcpmig.OffsetClientIP:]), h.ClientPort()
-	want := keyCell{ip, uint32(port) | keyValid}
+	want := pipe.Key(ip, port)
 	k := keyBytes(ip, port)
 	for l, i := range levelIndexes(&k) {
-		if keyClear(&p.dirKey[l][i], want) {
-			p.dirAddr[l][i] = addrCell{}
+		if pipe.KeyClear(&p.dirKey[l][i], want) {
+			p.dirAddr[l][i] = pipe.AddrCell{}
 			p.counters.Deletes++
 		}
 	}
@@ -724,7 +643,7 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 	if role == RoleClient {
 		ip, port = binary.BigEndian.Uint32(f[pipe.IPSrc:]), binary.BigEndian.Uint16(f[pipe.L4Off:])
 	}
-	want := keyCell{ip, uint32(port) | keyValid}
+	want := pipe.Key(ip, port)
 	del := f[pipe.TCPFlags]&deleteFlags != 0
 	k := keyBytes(ip, port)
 	hit := false
@@ -732,7 +651,7 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 		c := &p.dirKey[l][i]
 		var match bool
 		if del {
-			match = keyClear(c, want)
+			match = pipe.KeyClear(c, want)
 		} else if !hit {
 			match = *c == want
 		}
@@ -741,7 +660,7 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 		}
 		a := p.dirAddr[l][i]
 		if del {
-			p.dirAddr[l][i] = addrCell{}
+			p.dirAddr[l][i] = pipe.AddrCell{}
 			p.counters.Deletes++
 		}
 		if hit {
@@ -749,9 +668,9 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 		}
 		hit = true
 		if role == RoleClient {
-			pipe.SetAddr(f, pipe.IPDst, a.target, pipe.TCPCsum, false)
+			pipe.SetAddr(f, pipe.IPDst, a.Target, pipe.TCPCsum, false)
 		} else {
-			pipe.SetAddr(f, pipe.IPSrc, a.origin, pipe.TCPCsum, false)
+			pipe.SetAddr(f, pipe.IPSrc, a.Origin, pipe.TCPCsum, false)
 		}
 		p.counters.Hits++
 	}
@@ -761,7 +680,7 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 // lookup returns the first level (and its slot) holding the client key.
 func (p *Pipeline) lookup(ip uint32, port uint16) (level int, index uint32, ok bool) {
 	k := keyBytes(ip, port)
-	want := keyCell{ip, uint32(port) | keyValid}
+	want := pipe.Key(ip, port)
 	for l, i := range levelIndexes(&k) {
 		if p.dirKey[l][i] == want {
 			return l, i, true

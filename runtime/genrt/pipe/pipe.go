@@ -250,3 +250,95 @@ func (t *Table[K, V]) Delete(k K) error {
 
 // Len is the number of entries.
 func (t *Table[K, V]) Len() int { return len(t.m) }
+
+// KeyValid marks a used directory key cell: port 0 is a legal key, so the
+// high half of the port word holds 1 (gen/SWITCH.md).
+const KeyValid = 1 << 16
+
+// KeyCell is a dir<i>_key register cell: the client IP, and the client
+// port with KeyValid set. An empty cell is all zero.
+type KeyCell struct{ IP, Port uint32 }
+
+// Key is the cell that holds the client key (ip, port).
+func Key(ip uint32, port uint16) KeyCell { return KeyCell{ip, uint32(port) | KeyValid} }
+
+// AddrCell is a dir<i>_addr register cell: the server the client
+// addresses and the one that serves it now.
+type AddrCell struct{ Origin, Target uint32 }
+
+// KeyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an
+// empty slot takes the key and returns 0; a slot holding the client's IP
+// returns its port word, untouched; any other returns 1, which no port word
+// equals. The caller's gateway decides: won = seen == 0 || seen == want.Port.
+func KeyInsert(c *KeyCell, want KeyCell) (seen uint32) {
+	if c.Port == 0 {
+		*c = want
+		return 0
+	}
+	if c.IP == want.IP {
+		return c.Port
+	}
+	return 1
+}
+
+// KeyClear is the dir<i>_key_clear RegisterAction (two comparisons): it
+// empties the slot when it holds the key, and says whether it did.
+func KeyClear(c *KeyCell, want KeyCell) bool {
+	if c.IP == want.IP && c.Port == want.Port {
+		*c = KeyCell{}
+		return true
+	}
+	return false
+}
+
+// AddrHandOver is the dir<i>_addr_hand_over RegisterAction (two
+// comparisons): the entry is a lease, so an ACK may rewrite the key's
+// existing entry only when its stored target is the ACK's sender (the same
+// target again: a repeat) or the ACK's destination (the holder that sent
+// the PREPARE hands the connection over). It says whether it wrote. It
+// keeps the stored origin (a connection's origin never changes), so the
+// stateful ALU reads two packet values, IPv4 src and dst, as a Tofino-1
+// SALU must.
+func AddrHandOver(c *AddrCell, a AddrCell, dst uint32) bool {
+	if c.Target == a.Target || c.Target == dst {
+		c.Target = a.Target
+		return true
+	}
+	return false
+}
+
+// Entry is one directory slot as the control plane reads and writes it.
+type Entry struct {
+	// Valid is false for an empty slot.
+	Valid      bool
+	ClientIP   [4]byte
+	ClientPort uint16
+	// Origin is the server the client addresses; Target serves it now.
+	Origin [4]byte
+	Target [4]byte
+}
+
+// EntryOf converts a directory slot's register cells.
+func EntryOf(k KeyCell, a AddrCell) Entry {
+	if k == (KeyCell{}) {
+		return Entry{}
+	}
+	var e Entry
+	e.Valid = k.Port&KeyValid != 0
+	binary.BigEndian.PutUint32(e.ClientIP[:], k.IP)
+	e.ClientPort = uint16(k.Port)
+	binary.BigEndian.PutUint32(e.Origin[:], a.Origin)
+	binary.BigEndian.PutUint32(e.Target[:], a.Target)
+	return e
+}
+
+// Cells is the register cells of e, as P4Runtime writes a register cell:
+// as is, without checking that the key hashes to the slot. An Entry that
+// is not Valid is the empty slot.
+func (e Entry) Cells() (KeyCell, AddrCell) {
+	if !e.Valid {
+		return KeyCell{}, AddrCell{}
+	}
+	return Key(binary.BigEndian.Uint32(e.ClientIP[:]), e.ClientPort),
+		AddrCell{binary.BigEndian.Uint32(e.Origin[:]), binary.BigEndian.Uint32(e.Target[:])}
+}

@@ -163,3 +163,37 @@ func TestTable(t *testing.T) {
 		t.Errorf("Delete wrong")
 	}
 }
+
+func TestRegisterActions(t *testing.T) {
+	var c KeyCell
+	want := Key(0x0a000001, 0) // port 0 is a legal key
+	if seen := KeyInsert(&c, want); seen != 0 || c != want {
+		t.Fatalf("an empty slot must take the key: seen %d, cell %+v", seen, c)
+	}
+	if seen := KeyInsert(&c, want); seen != want.Port {
+		t.Errorf("the same key again: seen %#x, want its port word %#x", seen, want.Port)
+	}
+	if seen := KeyInsert(&c, Key(0x0a000002, 0)); seen != 1 || c != want {
+		t.Errorf("another key: seen %d and cell %+v, want 1 and the cell untouched", seen, c)
+	}
+	if KeyClear(&c, Key(0x0a000001, 1)) || !KeyClear(&c, want) || c != (KeyCell{}) {
+		t.Errorf("KeyClear must clear only its own key")
+	}
+	a := AddrCell{Origin: 1, Target: 2}
+	if AddrHandOver(&a, AddrCell{Origin: 9, Target: 3}, 4) || a.Target != 2 {
+		t.Errorf("an ACK from a third server to a fourth must not take the lease")
+	}
+	if !AddrHandOver(&a, AddrCell{Origin: 9, Target: 3}, 2) || a != (AddrCell{Origin: 1, Target: 3}) {
+		t.Errorf("the holder hands over: got %+v, want origin kept and target 3", a)
+	}
+}
+
+func TestEntryCellsRoundTrip(t *testing.T) {
+	e := Entry{Valid: true, ClientIP: [4]byte{10, 0, 0, 9}, ClientPort: 0, Origin: [4]byte{10, 1, 0, 1}, Target: [4]byte{10, 1, 0, 2}}
+	if got := EntryOf(e.Cells()); got != e {
+		t.Errorf("EntryOf(Cells()) = %+v, want %+v", got, e)
+	}
+	if k, a := (Entry{ClientIP: [4]byte{1}}).Cells(); k != (KeyCell{}) || a != (AddrCell{}) || EntryOf(k, a) != (Entry{}) {
+		t.Errorf("an Entry that is not Valid is the empty slot")
+	}
+}
