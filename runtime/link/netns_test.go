@@ -2,93 +2,36 @@ package link
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/capygen/capygen/internal/netnstest"
 )
 
-// Helpers that build throwaway network namespaces and veth pairs for the
-// AF_XDP tests, always torn down by t.Cleanup (deleting a namespace
-// deletes the veths in it).
+// The namespace helpers are internal/netnstest's; these names keep the
+// AF_XDP tests short.
 
-func needRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates network namespaces and attaches XDP programs")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Skip("needs the ip command (iproute2)")
-	}
-}
+func needRoot(tb testing.TB) { netnstest.NeedRoot(tb) }
 
-func run(tb testing.TB, argv ...string) {
-	tb.Helper()
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-}
+func run(tb testing.TB, argv ...string) { tb.Helper(); netnstest.Run(tb, argv...) }
 
-// tag is unique per test process and call, so concurrent runs never
-// collide on namespace or interface names (15-byte interface limit).
-func tag() string { return fmt.Sprintf("%d%03d", os.Getpid()%100000, rand.IntN(1000)) }
+func tag() string { return netnstest.Tag() }
 
-// newNS creates a namespace with IPv6 off (no router solicitations or
-// MLD reports in the way of the frames under test).
-func newNS(tb testing.TB, name string) string {
-	tb.Helper()
-	run(tb, "ip", "netns", "add", name)
-	tb.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	run(tb, "ip", "-n", name, "link", "set", "lo", "up")
-	run(tb, "ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-	return name
-}
+func newNS(tb testing.TB, name string) string { tb.Helper(); return netnstest.NewNS(tb, name) }
+
+func inNS(tb testing.TB, ns string, fn func()) { tb.Helper(); netnstest.InNS(tb, ns, fn) }
 
 // vethPair makes veth a in namespace nsA and its peer b in nsB, both up
-// unless down is set.
+// unless down is wanted (up false).
 func vethPair(tb testing.TB, nsA, a, nsB, b string, up bool) {
 	tb.Helper()
-	run(tb, "ip", "-n", nsA, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nsB)
 	if up {
-		run(tb, "ip", "-n", nsA, "link", "set", a, "up")
-		run(tb, "ip", "-n", nsB, "link", "set", b, "up")
+		netnstest.VethPair(tb, nsA, a, nsB, b)
+		return
 	}
-}
-
-// inNS runs fn on a thread switched into namespace ns. Sockets created
-// by fn stay in ns after the thread switches back.
-func inNS(tb testing.TB, ns string, fn func()) {
-	tb.Helper()
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		tb.Fatalf("open own netns: %v", err)
-	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		tb.Fatalf("open netns %s: %v", ns, err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		tb.Fatalf("enter netns %s: %v", ns, err)
-	}
-	defer func() {
-		// A thread that cannot return stays locked, and Go retires it
-		// when this goroutine ends instead of reusing it elsewhere.
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	fn()
+	run(tb, "ip", "-n", nsA, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nsB)
 }
 
 // packetSock is a raw AF_PACKET socket on one interface, the "other
