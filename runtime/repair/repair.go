@@ -18,6 +18,10 @@
 //     the unsent part written with repair off (in repair mode it would
 //     count as sent and never leave), TCP_REPAIR_WINDOW, repair off.
 //
+// The caller keeps packets away from the socket between the dump and the
+// restore (a switch that holds the flow, a firewall rule, the link down):
+// a host without the socket answers a stray segment with RST.
+//
 // Every error names the step and the errno. A restore that fails closes
 // its half-built socket while still in repair mode, so nothing leaves it
 // and no stray socket stays. Only ESTABLISHED connections are dumped:

@@ -143,6 +143,9 @@ func TestRoundTrip(t *testing.T) {
 		{name: "queued-128KiB", toClient: 128 << 10, toServer: 128 << 10, rcvbuf: 4096, wantQueued: true},
 		{name: "unsent", toClient: 64 << 10, rcvbuf: 4096, wantUnsent: true},
 		{name: "unacked", toClient: 8 << 10, unacked: true},
+		// Sent and unacknowledged up to the client's small window, the
+		// rest never sent: both halves of the send queue at once.
+		{name: "unacked-and-unsent", toClient: 64 << 10, rcvbuf: 4096, unacked: true, wantUnsent: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newBed(t)
