@@ -1,310 +1,253 @@
+//go:build linux
+
 package repair
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/capygen/capygen/internal/netnstest"
 )
 
-// The hosts: a Linux client in namespace c talks to server 10.77.0.2:80 in
-// namespace a over one veth pair. To move the connection to another
-// host, a dumps it and closes it silently, then the server's end of the
-// veth moves to namespace b, which takes the same address and restores
-// the socket: a second kernel with no trace of the connection rebuilds
-// it, and the client, an ordinary socket, goes on.
-const (
-	clientIP = "10.77.0.1"
-	serverIP = "10.77.0.2"
-)
-
-type bed struct {
-	c, a, b, link string
+// pattern is the byte at offset i of the stream in direction dir: every
+// offset differs from its neighbours, so a lost, repeated or reordered
+// byte shows as a mismatch at its offset.
+func pattern(dir uint64, i int64) byte {
+	x := uint64(i)*0x9E3779B97F4A7C15 ^ dir<<56
+	x ^= x >> 29
+	x *= 0xBF58476D1CE4E5B9
+	x ^= x >> 32
+	return byte(x)
 }
 
-func newBed(t testing.TB) *bed {
-	netnstest.NeedRoot(t)
-	tag := netnstest.Tag()
-	e := &bed{c: "rpc" + tag, a: "rpa" + tag, b: "rpb" + tag, link: "rps" + tag}
-	for _, ns := range []string{e.c, e.a, e.b} {
-		netnstest.NewNS(t, ns)
+// stream tracks one direction of a connection: how much was written and
+// read, every byte checked against pattern.
+type stream struct {
+	dir         uint64
+	wrote, read int64
+}
+
+// write writes up to n more bytes before the timeout and counts what
+// went in; a timeout is how a test leaves bytes queued.
+func (s *stream) write(c *net.TCPConn, n int, timeout time.Duration) error {
+	buf := make([]byte, n)
+	for i := range buf {
+		buf[i] = pattern(s.dir, s.wrote+int64(i))
 	}
-	netnstest.VethPair(t, e.c, "rpc"+tag, e.a, e.link)
-	netnstest.Run(t, "ip", "-n", e.c, "addr", "add", clientIP+"/24", "dev", "rpc"+tag)
-	netnstest.Run(t, "ip", "-n", e.a, "addr", "add", serverIP+"/24", "dev", e.link)
-	return e
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	defer c.SetWriteDeadline(time.Time{})
+	w, err := c.Write(buf)
+	s.wrote += int64(w)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
 }
 
-// move hands the server's link, and with it its address, from a to b.
-func (e *bed) move(t testing.TB) {
-	netnstest.Run(t, "ip", "-n", e.a, "link", "set", e.link, "netns", e.b)
-	netnstest.Run(t, "ip", "-n", e.b, "addr", "add", serverIP+"/24", "dev", e.link)
-	netnstest.Run(t, "ip", "-n", e.b, "link", "set", e.link, "up")
-}
-
-// connect opens client -> server and returns both ends; rcvbuf, when set,
-// shrinks the client's receive buffer so the server's data stays unsent.
-func (e *bed) connect(t testing.TB, rcvbuf int) (client, server *net.TCPConn) {
-	var ln net.Listener
-	netnstest.InNS(t, e.a, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", serverIP+":80"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer ln.Close()
-	netnstest.InNS(t, e.c, func() {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		if rcvbuf > 0 {
-			d.Control = func(_, _ string, rc syscall.RawConn) error {
-				var serr error
-				rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf) })
-				return serr
+// readTo reads until read reaches total, checking every byte.
+func (s *stream) readTo(c *net.TCPConn, total int64, timeout time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, 32<<10)
+	for s.read < total {
+		n, err := c.Read(buf[:min(int64(len(buf)), total-s.read)])
+		for i := range n {
+			if want := pattern(s.dir, s.read+int64(i)); buf[i] != want {
+				return fmt.Errorf("stream %d: byte %d is %#x, want %#x", s.dir, s.read+int64(i), buf[i], want)
 			}
 		}
-		c, err := d.Dial("tcp4", serverIP+":80")
+		s.read += int64(n)
 		if err != nil {
+			return fmt.Errorf("stream %d: read at %d of %d: %w", s.dir, s.read, total, err)
+		}
+	}
+	return nil
+}
+
+// migrate moves the server end of a connection from one server namespace
+// to the other: freeze the origin, dump, close silently, ship the dump
+// through its encoding, move the client's route, restore.
+func (tp *topo) migrate(tb testing.TB, from, to string, conn *net.TCPConn, opts ...Option) (*net.TCPConn, *Dump) {
+	tb.Helper()
+	tp.freeze(tb, from)
+	d, err := DumpConn(conn)
+	if err != nil {
+		tb.Fatalf("dump: %v", err)
+	}
+	if err := CloseSilently(conn); err != nil {
+		tb.Fatalf("close: %v", err)
+	}
+	enc, err := d.MarshalBinary()
+	if err != nil {
+		tb.Fatalf("encode: %v", err)
+	}
+	var got Dump
+	if err := got.UnmarshalBinary(enc); err != nil {
+		tb.Fatalf("decode: %v", err)
+	}
+	tp.routeTo(tb, to)
+	if tp.frozenAt == to {
+		tp.up(tb, to)
+	}
+	var c *net.TCPConn
+	inNS(tb, to, func() { c, err = Restore(&got, netip.AddrPort{}, opts...) })
+	if err != nil {
+		tb.Fatalf("restore: %v", err)
+	}
+	return c, &got
+}
+
+// finish runs both directions on to the end: each side writes extra more
+// bytes while the other reads everything, then both half-close in turn
+// and see EOF, so the connection ends with FINs, not resets.
+func finish(t testing.TB, client, server *net.TCPConn, cs, sc *stream, extra int) {
+	t.Helper()
+	errs := make(chan error, 4)
+	csEnd, scEnd := cs.wrote+int64(extra), sc.wrote+int64(extra)
+	go func() { errs <- cs.readTo(server, csEnd, 20*time.Second) }()
+	go func() { errs <- sc.readTo(client, scEnd, 20*time.Second) }()
+	go func() { errs <- cs.write(client, extra, 20*time.Second) }()
+	go func() { errs <- sc.write(server, extra, 20*time.Second) }()
+	for range 4 {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		client = c.(*net.TCPConn)
-	})
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close() })
-	return client, s.(*net.TCPConn)
-}
-
-// fill writes pattern bytes until n are written or the peer stops taking
-// them for a while; it returns what it wrote.
-func fill(c net.Conn, seed byte, n int) []byte {
-	var out []byte
-	buf := pattern(seed, n)
-	c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-	w, _ := c.Write(buf)
-	c.SetWriteDeadline(time.Time{})
-	out = append(out, buf[:w]...)
-	return out
-}
-
-func pattern(seed byte, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = seed + byte(i*31+i/251)
+	if cs.read != cs.wrote || sc.read != sc.wrote {
+		t.Fatalf("short: client->server %d of %d, server->client %d of %d", cs.read, cs.wrote, sc.read, sc.wrote)
 	}
-	return b
-}
-
-func readExactly(t testing.TB, what string, c net.Conn, want []byte) {
-	t.Helper()
-	got := make([]byte, len(want))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("%s: read %d bytes: %v", what, len(want), err)
+	for _, p := range []struct{ w, r *net.TCPConn }{{client, server}, {server, client}} {
+		if err := p.w.CloseWrite(); err != nil {
+			t.Fatalf("half-close: %v", err)
+		}
+		p.r.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := p.r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("after the peer's FIN: read %d, %v; want EOF", n, err)
+		}
 	}
-	c.SetReadDeadline(time.Time{})
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s: the %d bytes differ from what was sent", what, len(want))
-	}
+	server.Close()
+	client.Close()
 }
 
-func outRsts(t testing.TB, e *bed) int64 {
-	return netnstest.TCPCounter(t, e.c, "OutRsts") + netnstest.TCPCounter(t, e.a, "OutRsts") + netnstest.TCPCounter(t, e.b, "OutRsts")
-}
-
-// TestRoundTrip moves a connection between two namespaces idle, with
-// about 128 KiB queued each way, and with data the server never sent; the
-// client's byte stream is intact both ways and no RST leaves any host.
 func TestRoundTrip(t *testing.T) {
-	for _, c := range []struct {
-		name       string
-		toClient   int // bytes the server writes, the client not reading
-		toServer   int // bytes the client writes, the server not reading
-		rcvbuf     int
-		wantUnsent bool
-		wantQueued bool
-		// unacked drops the client's packets while the server writes, so
-		// its data is sent and never acknowledged: the part of the send
-		// queue restored in repair mode.
-		unacked bool
-	}{
-		{name: "idle"},
-		{name: "queued-128KiB", toClient: 128 << 10, toServer: 128 << 10, rcvbuf: 4096, wantQueued: true},
-		{name: "unsent", toClient: 64 << 10, rcvbuf: 4096, wantUnsent: true},
-		{name: "unacked", toClient: 8 << 10, unacked: true},
-		// Sent and unacknowledged up to the client's small window, the
-		// rest never sent: both halves of the send queue at once.
-		{name: "unacked-and-unsent", toClient: 64 << 10, rcvbuf: 4096, unacked: true, wantUnsent: true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			e := newBed(t)
-			client, server := e.connect(t, c.rcvbuf)
-			if c.unacked {
-				if _, err := exec.LookPath("nft"); err != nil {
-					t.Skip("needs nft (nftables) to hold back the client's ACKs")
-				}
-				netnstest.Run(t, "ip", "netns", "exec", e.c, "nft", "add table inet rp; add chain inet rp out { type filter hook output priority 0; }; add rule inet rp out ip daddr "+serverIP+" drop")
+	cases := []struct {
+		name   string
+		rcvBuf int // the client's SO_RCVBUF, 0 for the default
+		before func(t *testing.T, client, server *net.TCPConn, cs, sc *stream)
+		check  func(t *testing.T, d *Dump)
+	}{{
+		name: "idle",
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, cs.write(client, 1000, 5*time.Second))
+			must(t, sc.write(server, 1000, 5*time.Second))
+			must(t, cs.readTo(server, cs.wrote, 5*time.Second))
+			must(t, sc.readTo(client, sc.wrote, 5*time.Second))
+		},
+		check: func(t *testing.T, d *Dump) {
+			if len(d.SendQueue) != 0 || len(d.RecvQueue) != 0 {
+				t.Errorf("idle connection dumped with queues: %v", d)
 			}
-			var toClient, toServer []byte
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { defer wg.Done(); toClient = fill(server, 1, c.toClient) }()
-			go func() { defer wg.Done(); toServer = fill(client, 2, c.toServer) }()
-			wg.Wait()
-			time.Sleep(100 * time.Millisecond) // let in-flight segments land and be ACKed
-			rsts := outRsts(t, e)
+		},
+	}, {
+		// Neither side reads: ~128 KB each way ends in the server's
+		// receive queue, its send queue and the client's queues.
+		name: "queued128k",
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, cs.write(client, 128<<10, 500*time.Millisecond))
+			must(t, sc.write(server, 128<<10, 500*time.Millisecond))
+			time.Sleep(100 * time.Millisecond) // let the ACKs land
+		},
+		check: func(t *testing.T, d *Dump) {
+			// The client's receive buffer takes most of the server's
+			// 128 KB; the server's receive queue holds the client's.
+			if len(d.RecvQueue) < 64<<10 || len(d.SendQueue) < 8<<10 {
+				t.Errorf("want a receive queue over 64 KiB and a send queue over 8 KiB: %v", d)
+			}
+		},
+	}, {
+		// The client's tiny receive buffer closes the server's send
+		// window, so what the server writes after it is never sent.
+		name:   "unsent_window_closed",
+		rcvBuf: 4096,
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, sc.write(server, 256<<10, 500*time.Millisecond))
+			must(t, cs.write(client, 4096, 500*time.Millisecond))
+			time.Sleep(100 * time.Millisecond)
+		},
+		check: func(t *testing.T, d *Dump) {
+			if d.Unsent < 16<<10 {
+				t.Errorf("want over 16 KiB unsent: %v", d)
+			}
+		},
+	}, {
+		// The client's kernel drops the server's segments (nftables, in
+		// the client's namespace) before the server writes: the first
+		// congestion window leaves the origin as sent and is never
+		// acknowledged, the rest waits unsent. After the restore the sent
+		// part comes back by retransmission, the unsent part as new data.
+		name: "unsent_after_sent",
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, cs.write(client, 1000, 5*time.Second))
+			must(t, cs.readTo(server, cs.wrote, 5*time.Second))
+			curTopo.dropFromServer(t)
+			must(t, sc.write(server, 128<<10, 500*time.Millisecond))
+			time.Sleep(100 * time.Millisecond)
+		},
+		check: func(t *testing.T, d *Dump) {
+			if d.Unsent == 0 || d.Unsent == uint32(len(d.SendQueue)) {
+				t.Errorf("want a send queue with both sent and unsent bytes: %v", d)
+			}
+		},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopo(t)
+			curTopo = tp
+			client, server := tp.connect(t, tp.a, tc.rcvBuf)
+			cs, sc := &stream{dir: 1}, &stream{dir: 2}
+			tc.before(t, client, server, cs, sc)
+			before := tp.counters(t)
 
-			var steps []Step
-			d, err := DumpConn(server, func(s Step, _ time.Duration) { steps = append(steps, s) })
-			if err != nil {
-				t.Fatal(err)
+			restored, d := tp.migrate(t, tp.a, tp.b, server)
+			t.Logf("dump: %v; client wrote %d, server wrote %d", d, cs.wrote, sc.wrote)
+			tc.check(t, d)
+			clientAP := client.LocalAddr().(*net.TCPAddr).AddrPort()
+			if n := sockets(t, tp.a, serverAP, clientAP); n != 0 {
+				t.Errorf("origin still has %d sockets for the connection", n)
 			}
-			if err := CloseSilently(server); err != nil {
-				t.Fatal(err)
+			if n := sockets(t, tp.b, serverAP, clientAP); n != 1 {
+				t.Errorf("target has %d sockets for the connection, want 1", n)
 			}
-			if c.wantUnsent && d.Unsent == 0 {
-				t.Fatalf("no unsent data in a %d-byte send queue; the case tests nothing", len(d.SendQueue))
-			}
-			if c.wantQueued && (len(d.SendQueue) == 0 || len(d.RecvQueue) == 0) {
-				t.Fatalf("queues of %d and %d bytes; want both non-empty", len(d.SendQueue), len(d.RecvQueue))
-			}
-			if c.unacked {
-				if len(d.SendQueue) == 0 || d.Unsent == len(d.SendQueue) {
-					t.Fatalf("send queue %d bytes, %d unsent: want sent, unacknowledged bytes", len(d.SendQueue), d.Unsent)
-				}
-				netnstest.Run(t, "ip", "netns", "exec", e.c, "nft", "delete table inet rp")
-			}
-			wire, err := d.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var moved Dump
-			if err := moved.UnmarshalBinary(wire); err != nil {
-				t.Fatal(err)
-			}
-			e.move(t)
-			var restored *net.TCPConn
-			netnstest.InNS(t, e.b, func() {
-				restored, err = Restore(&moved, moved.Local, func(s Step, _ time.Duration) { steps = append(steps, s) })
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer restored.Close()
-			t.Logf("%s: send queue %d (unsent %d), receive queue %d; steps %v", c.name, len(d.SendQueue), d.Unsent, len(d.RecvQueue), steps)
-
-			// Every byte either side wrote arrives, then the connection
-			// carries new data both ways.
-			var werr error
-			wg.Add(1)
-			go func() { defer wg.Done(); readExactly(t, "server reads", restored, toServer) }()
-			readExactly(t, "client reads", client, toClient)
-			wg.Wait()
-			if _, werr = restored.Write([]byte("after")); werr != nil {
-				t.Fatal(werr)
-			}
-			readExactly(t, "client reads after", client, []byte("after"))
-			if _, werr = client.Write([]byte("again")); werr != nil {
-				t.Fatal(werr)
-			}
-			readExactly(t, "server reads after", restored, []byte("again"))
-			if got := outRsts(t, e); got != rsts {
-				t.Errorf("%d RSTs left the hosts during the move", got-rsts)
-			}
+			finish(t, client, restored, cs, sc, 64<<10)
+			tp.noResets(t, before, tp.a)
 		})
 	}
 }
 
-// TestRestoreRefusedLeavesNoSocket restores one dump twice on the new
-// host. Repair mode forces address reuse, so the bind passes; the kernel
-// refuses the second connect, since the connection exists: the error
-// names the step and the errno, and one socket of the connection stays,
-// never two.
-func TestRestoreRefusedLeavesNoSocket(t *testing.T) {
-	e := newBed(t)
-	_, server := e.connect(t, 0)
-	d, err := DumpConn(server, nil)
+// dropFromServer makes the client's namespace drop every segment from
+// the server port until the next freeze, or skips without nft.
+func (tp *topo) dropFromServer(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft (nftables) to lose the server's segments on the way")
+	}
+	run(t, "ip", "netns", "exec", tp.c, "nft", "add table ip repairtest")
+	run(t, "ip", "netns", "exec", tp.c, "nft", "add chain ip repairtest in { type filter hook input priority 0; }")
+	run(t, "ip", "netns", "exec", tp.c, "nft", "add rule ip repairtest in tcp sport "+fmt.Sprint(serverPort)+" drop")
+	tp.dropping = true
+}
+
+// curTopo is the running case's topology, for its before hook.
+var curTopo *topo
+
+func must(t *testing.T, err error) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	CloseSilently(server)
-	e.move(t)
-	var first *net.TCPConn
-	netnstest.InNS(t, e.b, func() {
-		if first, err = Restore(d, d.Local, nil); err != nil {
-			t.Fatal(err)
-		}
-		_, err = Restore(d, d.Local, nil)
-	})
-	defer first.Close()
-	if err == nil || !strings.Contains(err.Error(), "repair: connect: connect "+d.Remote.String()) {
-		t.Fatalf("second Restore = %v, want the connect step refused", err)
-	}
-	out, _ := exec.Command("ip", "netns", "exec", e.b, "cat", "/proc/net/tcp").CombinedOutput()
-	n := 0
-	for _, l := range strings.Split(string(out), "\n")[1:] {
-		if f := strings.Fields(l); len(f) > 3 {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d sockets in %s after a refused second restore, want the first one only:\n%s", n, e.b, out)
-	}
-}
-
-// TestDumpRefusesOtherStates: a half-closed connection is refused, and
-// the socket leaves repair mode: it still works.
-func TestDumpRefusesOtherStates(t *testing.T) {
-	e := newBed(t)
-	client, server := e.connect(t, 0)
-	client.CloseWrite()
-	time.Sleep(50 * time.Millisecond)
-	if _, err := DumpConn(server, nil); !errors.Is(err, ErrState) {
-		t.Fatalf("DumpConn of CLOSE_WAIT = %v, want ErrState", err)
-	}
-	if _, err := server.Write([]byte("still")); err != nil {
-		t.Fatalf("the refused socket no longer writes: %v", err)
-	}
-	readExactly(t, "client", client, []byte("still"))
-}
-
-// BenchmarkDumpRestore is the kernel side of a migration's host work:
-// dump, silent close, encode, decode and restore of one idle connection,
-// over and over in the same namespace (each restored socket is the next
-// one dumped; setns into the namespace is part of each restore).
-func BenchmarkDumpRestore(b *testing.B) {
-	e := newBed(b)
-	client, cur := e.connect(b, 0)
-	b.ResetTimer()
-	for range b.N {
-		d, err := DumpConn(cur, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		CloseSilently(cur)
-		wire, _ := d.MarshalBinary()
-		var m Dump
-		if err := m.UnmarshalBinary(wire); err != nil {
-			b.Fatal(err)
-		}
-		netnstest.InNS(b, e.a, func() { cur, err = Restore(&m, m.Local, nil) })
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	cur.Write([]byte("x"))
-	readExactly(b, "client after the restores", client, []byte("x"))
-	cur.Close()
 }
