@@ -1,0 +1,296 @@
+// Package hold keeps a flow's packets in the kernel, through netfilter's
+// NFQUEUE, while no socket is there to take them, and lets them go on
+// when one is. It is the kernel path's counterpart of the bypass target's
+// held segments: between a migration's dump on the origin and its restore
+// on the target, the target's kernel has no socket for the connection and
+// would answer the client with RST; held, the segments reach the restored
+// socket at once instead of after the client's retransmission timeout.
+//
+// A Queue speaks nfnetlink_queue (include/uapi/linux/netfilter/
+// nfnetlink_queue.h) over a netlink socket of the calling thread's network
+// namespace. Packets reach it through a rule outside this package, such as
+// iptables -A INPUT -p tcp --dport 80 -j NFQUEUE --queue-num N (the kernel
+// needs CONFIG_NETFILTER_NETLINK_QUEUE and xt_NFQUEUE; nft's own queue
+// statement needs CONFIG_NFT_QUEUE). The queue copies only packet
+// metadata: a verdict needs the packet id, not the bytes.
+//
+// The protocol is written out here because the Go clients of the field
+// (florianl/go-nfqueue over mdlayher/netlink) are not available from this
+// project's module proxy.
+package hold
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nfnetlink_queue's messages, attributes and commands.
+const (
+	msgPacket  = 0 // NFQNL_MSG_PACKET
+	msgVerdict = 1 // NFQNL_MSG_VERDICT
+	msgConfig  = 2 // NFQNL_MSG_CONFIG
+
+	attrPacketHdr  = 1 // NFQA_PACKET_HDR
+	attrVerdictHdr = 2 // NFQA_VERDICT_HDR
+
+	attrCfgCmd    = 1 // NFQA_CFG_CMD
+	attrCfgParams = 2 // NFQA_CFG_PARAMS
+	attrCfgMaxLen = 3 // NFQA_CFG_QUEUE_MAXLEN
+
+	cmdBind   = 1 // NFQNL_CFG_CMD_BIND
+	cmdUnbind = 2 // NFQNL_CFG_CMD_UNBIND
+
+	copyMeta = 1 // NFQNL_COPY_META
+
+	verdictDrop   = 0 // NF_DROP
+	verdictAccept = 1 // NF_ACCEPT
+)
+
+// ErrClosed is returned by a Queue after Close.
+var ErrClosed = errors.New("hold: queue closed")
+
+// Queue holds the packets netfilter sends to one queue number until
+// Release or Drop.
+type Queue struct {
+	num  uint16
+	fd   int
+	seq  uint32
+	mu   sync.Mutex
+	held []uint32 // packet ids, in arrival order
+	max  int
+	over int // packets over max, dropped at once
+	done chan struct{}
+	wg   sync.WaitGroup
+	err  error
+}
+
+// Open binds queue num in the calling thread's network namespace and
+// starts taking its packets; at most max are held, the rest are dropped
+// (and counted) as a full NIC ring would.
+func Open(num uint16, max int) (*Queue, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("hold: queue %d: netlink socket: %w", num, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("hold: queue %d: bind netlink: %w", num, err)
+	}
+	// Receive wakes up now and then to see Close.
+	tv := unix.Timeval{Usec: 50000}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	q := &Queue{num: num, fd: fd, max: max, done: make(chan struct{})}
+	params := binary.BigEndian.AppendUint32(nil, 0xffff) // copy_range, unused in meta mode
+	params = append(params, copyMeta)
+	for _, step := range []struct {
+		what string
+		attr []byte
+	}{
+		{"bind", attr(attrCfgCmd, []byte{cmdBind, 0, 0, 0})},
+		{"copy mode", attr(attrCfgParams, params)},
+		{"queue length", attr(attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, uint32(max+1)))},
+	} {
+		if err := q.request(msgConfig, unix.AF_UNSPEC, step.attr); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("hold: queue %d: %s: %w", num, step.what, err)
+		}
+	}
+	q.wg.Add(1)
+	go q.receive()
+	return q, nil
+}
+
+// attr is one netlink attribute, padded to 4 bytes.
+func attr(typ uint16, data []byte) []byte {
+	b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(data)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, data...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// message builds a netlink message of nfnetlink_queue with the nfgenmsg
+// header for this queue.
+func (q *Queue) message(typ uint16, family uint8, flags uint16, attrs []byte) []byte {
+	q.seq++
+	n := unix.NLMSG_HDRLEN + 4 + len(attrs)
+	b := binary.NativeEndian.AppendUint32(nil, uint32(n))
+	b = binary.NativeEndian.AppendUint16(b, unix.NFNL_SUBSYS_QUEUE<<8|typ)
+	b = binary.NativeEndian.AppendUint16(b, flags)
+	b = binary.NativeEndian.AppendUint32(b, q.seq)
+	b = binary.NativeEndian.AppendUint32(b, 0)
+	b = append(b, family, unix.NFNETLINK_V0)
+	b = binary.BigEndian.AppendUint16(b, q.num)
+	return append(b, attrs...)
+}
+
+// request sends a config message and waits for its acknowledgement.
+func (q *Queue) request(typ uint16, family uint8, attrs []byte) error {
+	msg := q.message(typ, family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, attrs)
+	if err := unix.Sendto(q.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 8192)
+	for range 20 { // bounded: the ack comes first on a fresh socket
+		n, _, err := unix.Recvfrom(q.fd, buf, 0)
+		if err != nil {
+			return err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == q.seq && len(m.Data) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
+					return unix.Errno(-e)
+				}
+				return nil
+			}
+		}
+	}
+	return errors.New("no acknowledgement")
+}
+
+func (q *Queue) receive() {
+	defer q.wg.Done()
+	buf := make([]byte, 1<<16)
+	for {
+		select {
+		case <-q.done:
+			return
+		default:
+		}
+		n, _, err := unix.Recvfrom(q.fd, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				continue // the kernel dropped a burst; those packets were dropped
+			}
+			q.mu.Lock()
+			q.err = fmt.Errorf("hold: queue %d: receive: %w", q.num, err)
+			q.mu.Unlock()
+			return
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NFNL_SUBSYS_QUEUE<<8|msgPacket || len(m.Data) < 4 {
+				continue
+			}
+			if id, ok := packetID(m.Data[4:]); ok {
+				q.take(id)
+			}
+		}
+	}
+}
+
+// packetID finds NFQA_PACKET_HDR's packet_id in a packet message's
+// attributes.
+func packetID(b []byte) (uint32, bool) {
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		typ := binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if l < 4 || l > len(b) {
+			return 0, false
+		}
+		if typ == attrPacketHdr && l >= 8 {
+			return binary.BigEndian.Uint32(b[4:]), true
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return 0, false
+}
+
+func (q *Queue) take(id uint32) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.held) >= q.max {
+		q.over++
+		q.verdict(id, verdictDrop) //nolint:errcheck // dropped either way
+		return
+	}
+	q.held = append(q.held, id)
+}
+
+func (q *Queue) verdict(id uint32, v uint32) error {
+	hdr := binary.BigEndian.AppendUint32(nil, v)
+	hdr = binary.BigEndian.AppendUint32(hdr, id)
+	msg := q.message(msgVerdict, unix.AF_INET, unix.NLM_F_REQUEST, attr(attrVerdictHdr, hdr))
+	return unix.Sendto(q.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+}
+
+// Held is how many packets are held now; Overflow how many were dropped
+// because max were held already.
+func (q *Queue) Held() (held, overflow int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.held), q.over
+}
+
+// Release lets every held packet go on through the stack, in arrival
+// order, and returns how many it released.
+func (q *Queue) Release() (int, error) { return q.settle(verdictAccept) }
+
+// Drop discards every held packet.
+func (q *Queue) Drop() (int, error) { return q.settle(verdictDrop) }
+
+func (q *Queue) settle(v uint32) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return 0, q.err
+	}
+	n := 0
+	for _, id := range q.held {
+		if err := q.verdict(id, v); err != nil {
+			q.held = q.held[n:]
+			return n, fmt.Errorf("hold: queue %d: verdict for packet %d: %w", q.num, id, err)
+		}
+		n++
+	}
+	q.held = q.held[:0]
+	return n, nil
+}
+
+// Wait waits until at least n packets are held or d passes, and says
+// whether they are.
+func (q *Queue) Wait(n int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if h, _ := q.Held(); h >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Close drops what is still held, unbinds the queue and closes the
+// socket; the kernel then drops the queue's packets (the rule stays).
+func (q *Queue) Close() error {
+	select {
+	case <-q.done:
+		return ErrClosed
+	default:
+	}
+	q.Drop() //nolint:errcheck // closing anyway
+	close(q.done)
+	q.wg.Wait()
+	q.request(msgConfig, unix.AF_UNSPEC, attr(attrCfgCmd, []byte{cmdUnbind, 0, 0, 0})) //nolint:errcheck // the close unbinds too
+	return unix.Close(q.fd)
+}

@@ -1,0 +1,178 @@
+package hold
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/internal/netnstest"
+	"github.com/capygen/capygen/runtime/repair"
+)
+
+// A Linux client in namespace c talks to 10.79.0.2:80 in namespace s. The
+// server's socket is dumped and closed silently, so s has no socket for
+// the connection; the client then writes. Held in an NFQUEUE, its segment
+// waits for the restore and goes on at once; dropped instead (the other
+// way to keep s from answering RST), it waits for the client's
+// retransmission timeout.
+const (
+	holdClient = "10.79.0.1"
+	holdServer = "10.79.0.2"
+	holdQueue  = 7
+)
+
+type holdBed struct{ c, s string }
+
+func newHoldBed(t *testing.T) *holdBed {
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the NFQUEUE target; this kernel has no nft queue statement)")
+	}
+	tag := netnstest.Tag()
+	b := &holdBed{c: "hqc" + tag, s: "hqs" + tag}
+	netnstest.NewNS(t, b.c)
+	netnstest.NewNS(t, b.s)
+	netnstest.VethPair(t, b.c, "hqc"+tag, b.s, "hqs"+tag)
+	netnstest.Run(t, "ip", "-n", b.c, "addr", "add", holdClient+"/24", "dev", "hqc"+tag)
+	netnstest.Run(t, "ip", "-n", b.s, "addr", "add", holdServer+"/24", "dev", "hqs"+tag)
+	return b
+}
+
+func (b *holdBed) connect(t *testing.T, port string) (client, server *net.TCPConn) {
+	var ln net.Listener
+	netnstest.InNS(t, b.s, func() {
+		var err error
+		if ln, err = net.Listen("tcp4", holdServer+":"+port); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	netnstest.InNS(t, b.c, func() {
+		c, err := net.DialTimeout("tcp4", holdServer+":"+port, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client = c.(*net.TCPConn)
+	})
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client, s.(*net.TCPConn)
+}
+
+// gap moves the server's socket out (dump, silent close), has the client
+// write while s has no socket, then restores it; what happens to the
+// client's segment meanwhile is hold's. It returns how long the restored
+// socket waited for the bytes after the restore.
+func (b *holdBed) gap(t *testing.T, port string, rule []string, release func() error) time.Duration {
+	client, server := b.connect(t, port)
+	d, err := repair.DumpConn(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repair.CloseSilently(server); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Run(t, append([]string{"ip", "netns", "exec", b.s, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", port}, rule...)...)
+	rsts := netnstest.TCPCounter(t, b.s, "OutRsts")
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the segment reaches s and is held or dropped
+	var restored *net.TCPConn
+	netnstest.InNS(t, b.s, func() { restored, err = repair.Restore(d, d.Local) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	start := time.Now()
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	restored.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(restored, got); err != nil || !bytes.Equal(got, []byte("hello")) {
+		t.Fatalf("restored socket read %q, %v; want hello", got, err)
+	}
+	waited := time.Since(start)
+	if n := netnstest.TCPCounter(t, b.s, "OutRsts") - rsts; n != 0 {
+		t.Errorf("s sent %d RSTs while it had no socket", n)
+	}
+	return waited
+}
+
+// TestHoldBeatsDrop: a held segment reaches the restored socket within
+// milliseconds; a dropped one only after the client's retransmission
+// timeout (200 ms at least on Linux).
+func TestHoldBeatsDrop(t *testing.T) {
+	b := newHoldBed(t)
+	var q *Queue
+	netnstest.InNS(t, b.s, func() {
+		var err error
+		if q, err = Open(holdQueue, 64); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer q.Close()
+	held := b.gap(t, "80", []string{"-j", "NFQUEUE", "--queue-num", "7"}, func() error {
+		if !q.Wait(1, 2*time.Second) {
+			t.Fatal("nothing reached the queue")
+		}
+		n, err := q.Release()
+		if n < 1 {
+			t.Errorf("released %d packets, want the client's segment", n)
+		}
+		return err
+	})
+	netnstest.Run(t, "ip", "netns", "exec", b.s, "iptables", "-F", "INPUT")
+
+	dropped := b.gap(t, "81", []string{"-j", "DROP"}, func() error {
+		netnstest.Run(t, "ip", "netns", "exec", b.s, "iptables", "-F", "INPUT")
+		return nil
+	})
+	t.Logf("after the restore the bytes arrived in %v held (NFQUEUE), %v dropped (client retransmission)", held, dropped)
+	if held >= dropped || held > 100*time.Millisecond {
+		t.Errorf("held %v, dropped %v: holding must deliver at once", held, dropped)
+	}
+}
+
+// TestOverflowDrops: beyond max held packets, the rest are dropped and
+// counted.
+func TestOverflowDrops(t *testing.T) {
+	b := newHoldBed(t)
+	var q *Queue
+	netnstest.InNS(t, b.s, func() {
+		var err error
+		if q, err = Open(holdQueue, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer q.Close()
+	netnstest.Run(t, "ip", "netns", "exec", b.s, "iptables", "-A", "INPUT", "-p", "icmp", "-j", "NFQUEUE", "--queue-num", "7")
+	exec.Command("ip", "netns", "exec", b.c, "ping", "-c", "3", "-i", "0.2", "-W", "1", holdServer).Run()
+	if held, over := q.Held(); held != 1 || over < 1 {
+		t.Errorf("held %d, overflow %d; want 1 held and the rest dropped", held, over)
+	}
+	if n, err := q.Drop(); n != 1 || err != nil {
+		t.Errorf("Drop = %d, %v", n, err)
+	}
+}
+
+// FuzzPacketID: the attribute walker never panics or reads past its
+// input, and finds the id of a well-formed NFQA_PACKET_HDR.
+func FuzzPacketID(f *testing.F) {
+	good := append(attr(5, []byte{1, 2, 3}), attr(attrPacketHdr, []byte{0, 0, 0x12, 0x34, 8, 0, 1})...)
+	if id, ok := packetID(good); !ok || id != 0x1234 {
+		f.Fatalf("packetID = %#x, %v; want 0x1234", id, ok)
+	}
+	f.Add(good)
+	f.Add([]byte{3, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		packetID(b)
+	})
+}
