@@ -75,6 +75,12 @@ var badEdits = []struct {
 	{"stageundef", "stage: conn_state_ack\n", "stage: conn_state_acked\n", []string{
 		`spec/x.yaml:81:12: messages.conn_state_ack.stage: "conn_state_acked" is not a value of enum stage; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
+	{"machinetestfile", "  - name: origin\n", "  - name: origin_test\n", []string{
+		`spec/x.yaml:118:11: machines.origin_test.name: "origin_test" ends in _test: its generated file origin_test.go would be a test file; rename the machine`,
+	}},
+	{"machinegoos", "  - name: target\n", "  - name: target_linux\n", []string{
+		`spec/x.yaml:162:11: machines.target_linux.name: "target_linux" ends in _linux, a GOOS: its generated file target_linux.go would build only on linux; rename the machine`,
+	}},
 	{"gonamecollision", "      - {name: freeze_connection, doc:", "      - {name: tcp_x}\n      - {name: tcpx}\n      - {name: freeze_connection, doc:", []string{
 		`spec/x.yaml:140:9: action "tcpx" and action "tcp_x" (spec/x.yaml:139:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
 	}},

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -27,6 +29,9 @@ func (d *decoder) machines(s *Spec, o *obj) {
 func (d *decoder) machine(s *Spec, mo *obj, n *yaml.Node) *Machine {
 	m := &Machine{Pos: d.Pos(n)}
 	m.Name, _ = mo.name("name", true)
+	if p := fileNameProblem(m.Name); p != "" {
+		d.Errorf(mo.At("name"), mo.Sub("name"), "%q %s; rename the machine", m.Name, p)
+	}
 	m.Doc, _ = mo.str("doc", false)
 
 	state := map[string]*State{}
@@ -328,4 +333,31 @@ func reachable(m *Machine) map[*State]bool {
 
 func messageNames(s *Spec) string {
 	return oneOf(s.Messages, func(m *Message) string { return m.Name })
+}
+
+// The GOOS and GOARCH values Go reads in a file name's last _ parts
+// (go/build's knownOS and knownArch, reserved names included).
+var (
+	knownOS   = strings.Fields("aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 solaris wasip1 windows zos")
+	knownArch = strings.Fields("386 amd64 amd64p32 arm armbe arm64 arm64be loong64 mips mipsle mips64 mips64le mips64p32 mips64p32le ppc ppc64 ppc64le riscv riscv64 s390 s390x sparc sparc64 wasm")
+)
+
+// fileNameProblem says why a machine's generated file, <name>.go, would
+// not be an ordinary Go file: Go reads a _test suffix as a test file and
+// a _GOOS or _GOARCH suffix as a build constraint, so the machine's code
+// would vanish from the package or build on one platform only.
+func fileNameProblem(name string) string {
+	parts := strings.Split(name, "_")
+	last := parts[len(parts)-1]
+	switch {
+	case len(parts) < 2:
+		return ""
+	case last == "test":
+		return "ends in _test: its generated file " + name + ".go would be a test file"
+	case slices.Contains(knownOS, last):
+		return "ends in _" + last + ", a GOOS: its generated file " + name + ".go would build only on " + last
+	case slices.Contains(knownArch, last):
+		return "ends in _" + last + ", a GOARCH: its generated file " + name + ".go would build only on " + last
+	}
+	return ""
 }
