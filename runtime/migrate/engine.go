@@ -152,6 +152,17 @@ type Engine struct {
 	rng       *rand.Rand
 	stats     Stats
 	buf       []byte
+	// msg holds the messages the engine sends: passed as a
+	// tcpmig.Message, a message on the stack would be copied to the heap
+	// at every send. e.mu is held while one is in use.
+	msg struct {
+		prepare    tcpmig.PrepareMig
+		prepareAck tcpmig.PrepareMigAck
+		state      tcpmig.ConnState
+		stateAck   tcpmig.ConnStateAck
+		closed     tcpmig.ConnClosed
+		heartbeat  tcpmig.HeartbeatUpdate
+	}
 	records   []Record // the last recordKeep records, a ring
 	recNext   int
 	// intercepting counts holds and tombstones, so that the interceptor,
@@ -526,9 +537,10 @@ func (e *Engine) Advance(now tcp.Time) {
 }
 
 func (e *Engine) heartbeat() {
-	m := tcpmig.HeartbeatUpdate{Workload: e.cfg.Workload()}
+	m := &e.msg.heartbeat
+	*m = tcpmig.HeartbeatUpdate{Workload: e.cfg.Workload()}
 	m.OriginIP = e.self.As4()
-	if e.send(e.cfg.Switch, &m) == nil {
+	if e.send(e.cfg.Switch, m) == nil {
 		e.stats.HeartbeatsOut++
 	}
 }

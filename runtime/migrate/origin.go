@@ -221,8 +221,9 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction) {
 	switch a {
 	case migstate.OriginActionSendPrepareMig:
-		m := tcpmig.PrepareMig{TCPMigFields: o.k.fields()}
-		e.send(e.cfg.Switch, &m) //nolint:errcheck // the machine's timer resends
+		m := &e.msg.prepare
+		*m = tcpmig.PrepareMig{TCPMigFields: o.k.fields()}
+		e.send(e.cfg.Switch, m) //nolint:errcheck // the machine's timer resends
 		o.rec.mark(PhasePrepareSent, e.cfg.Clock())
 	case migstate.OriginActionFreezeConnection:
 		o.rec.mark(PhaseAckReceived, e.cfg.Clock())
@@ -269,9 +270,10 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 	here := o.tc == nil && e.st.LookupConn(o.id) != nil
 	switch {
 	case here && o.ackBy.IsValid():
-		m := tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
+		m := &e.msg.prepareAck
+		*m = tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
-		e.send(o.ackBy, &m) //nolint:errcheck // a later ACK reclaims again
+		e.send(o.ackBy, m) //nolint:errcheck // a later ACK reclaims again
 		e.host(now, o.id, o.k)
 		e.stats.Reclaims++
 	case here && netip.AddrFrom4(o.k.originIP) != e.self:
@@ -322,7 +324,8 @@ func (e *Engine) sendState(o *outgoing) {
 	if o.lost != nil || o.tc == nil {
 		return // nothing to send: the machine's timer ends in abort
 	}
-	m := tcpmig.ConnState{TCPMigFields: o.k.fields()}
+	m := &e.msg.state
+	*m = tcpmig.ConnState{TCPMigFields: o.k.fields()}
 	// A burst of fragments overflows queues at its tail, the same tail
 	// each time: each resend starts further in (the target reassembles in
 	// any order), so the fragments a queue dropped go out first.
@@ -331,7 +334,7 @@ func (e *Engine) sendState(o *outgoing) {
 	o.sends++
 	n := 0
 	send := func(from, to int) error {
-		return tcpmig.FragmentConnState(&m, o.snap, func(frag *tcpmig.ConnState) error {
+		return tcpmig.FragmentConnState(m, o.snap, func(frag *tcpmig.ConnState) error {
 			if i := int(frag.FragmentIndex); i < from || i >= to {
 				return nil
 			}

@@ -10,8 +10,9 @@ import (
 // sendRelease sends conn_closed for k to the switch, which clears the key
 // on every level and echoes the datagram back. e.mu is held.
 func (e *Engine) sendRelease(k key) bool {
-	m := tcpmig.ConnClosed{TCPMigFields: k.fields()}
-	return e.send(e.cfg.Switch, &m) == nil
+	m := &e.msg.closed
+	*m = tcpmig.ConnClosed{TCPMigFields: k.fields()}
+	return e.send(e.cfg.Switch, m) == nil
 }
 
 // onReleaseEcho takes the switch's echo of a conn_closed: the entry is gone,

@@ -221,9 +221,10 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 			e.intercepting.Add(1)
 		}
 	case migstate.TargetActionSendPrepareMigAck:
-		m := tcpmig.PrepareMigAck{TCPMigFields: in.k.fields()}
+		m := &e.msg.prepareAck
+		*m = tcpmig.PrepareMigAck{TCPMigFields: in.k.fields()}
 		m.Load = true       // the switch installs the entry as the ACK passes
-		e.send(in.from, &m) //nolint:errcheck // the origin resends PREPARE_MIG
+		e.send(in.from, m) //nolint:errcheck // the origin resends PREPARE_MIG
 		in.rec.mark(PhaseAckSent, e.cfg.Clock())
 	case migstate.TargetActionRestoreConnection:
 		return e.restore(now, in, state, fx)
@@ -241,8 +242,9 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 		e.mu.Lock()
 		in.rec.mark(PhaseReplayed, e.cfg.Clock())
 	case migstate.TargetActionSendConnStateAck:
-		m := tcpmig.ConnStateAck{TCPMigFields: in.k.fields()}
-		e.send(in.from, &m) //nolint:errcheck // the origin resends the state
+		m := &e.msg.stateAck
+		*m = tcpmig.ConnStateAck{TCPMigFields: in.k.fields()}
+		e.send(in.from, m) //nolint:errcheck // the origin resends the state
 		in.rec.mark(PhaseStateAckSent, e.cfg.Clock())
 	case migstate.TargetActionFreeBuffer:
 		in.held, in.heldBytes = nil, 0
