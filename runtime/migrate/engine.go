@@ -163,8 +163,8 @@ type Engine struct {
 		closed     tcpmig.ConnClosed
 		heartbeat  tcpmig.HeartbeatUpdate
 	}
-	records   []Record // the last recordKeep records, a ring
-	recNext   int
+	records []Record // the last recordKeep records, a ring
+	recNext int
 	// intercepting counts holds and tombstones, so that the interceptor,
 	// which sees every TCP segment, takes the lock only when one exists.
 	intercepting atomic.Int32

@@ -223,7 +223,7 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 	case migstate.TargetActionSendPrepareMigAck:
 		m := &e.msg.prepareAck
 		*m = tcpmig.PrepareMigAck{TCPMigFields: in.k.fields()}
-		m.Load = true       // the switch installs the entry as the ACK passes
+		m.Load = true      // the switch installs the entry as the ACK passes
 		e.send(in.from, m) //nolint:errcheck // the origin resends PREPARE_MIG
 		in.rec.mark(PhaseAckSent, e.cfg.Clock())
 	case migstate.TargetActionRestoreConnection:
