@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -424,7 +425,7 @@ func BenchmarkMigrationTestbed(b *testing.B) {
 	needNetns(b, "ping")
 	bed := upMigration(b, Options{})
 	srv := dialServers(b, bed)
-	col := &recordCollector{seen: map[migrate.Record]bool{}}
+	col := &recordCollector{seen: map[recordID]bool{}}
 
 	rtt := migrationRTT(b, bed)
 	b.ReportMetric(rtt, "rtt-p50-µs")
@@ -677,14 +678,22 @@ func singleMoves(b *testing.B, srv *servers, c *httpConn, n int) {
 
 // recordCollector gathers the servers' records without duplicates.
 type recordCollector struct {
-	seen map[migrate.Record]bool
+	seen map[recordID]bool
 	recs []migrate.Record
+}
+
+// recordID tells records apart: one server's role in one migration.
+type recordID struct {
+	role           migrate.Role
+	origin, client netip.AddrPort
+	epoch          uint8
+	start          int64
 }
 
 func (c *recordCollector) collect(b *testing.B, srv *servers) {
 	for _, r := range srv.records(b) {
-		if !c.seen[r] {
-			c.seen[r] = true
+		if id := (recordID{r.Role, r.Origin, r.Client, r.Epoch, r.Start}); !c.seen[id] {
+			c.seen[id] = true
 			c.recs = append(c.recs, r)
 		}
 	}

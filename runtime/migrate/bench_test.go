@@ -81,7 +81,9 @@ func newPingPong(tb testing.TB, queued int) *pingPong {
 	for _, srv := range r.Servers {
 		// A parked application: nothing reads, so queued bytes stay queued.
 		srv.Parked = true
-		srv.Engine.HandleRestored(80, func(*stack.Conn, []byte) {})
+		if err := srv.Engine.HandleRestored(80, func(*stack.Conn, []byte) {}); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {

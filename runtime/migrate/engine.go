@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/capygen/capygen/generated/migstate"
@@ -128,30 +127,29 @@ type Stats struct {
 	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK
 }
 
-// Engine runs TCPMig on one stack. Its methods are safe for concurrent use.
+// Engine runs TCPMig on one Host. Its methods are safe for concurrent use.
 type Engine struct {
-	st   *stack.Stack
+	host Host
 	cfg  Config
 	self netip.Addr
 
-	mu        sync.Mutex
-	closed    bool
-	out       map[key]*outgoing
-	outByID   map[tcp.ID]*outgoing
-	in        map[key]*incoming
-	holds     map[tcp.ID]*incoming
-	tombs     map[tcp.ID]tcp.Time
-	refused   map[key]tcp.Time
-	restorers map[uint16]Restorer
-	restored  map[tcp.ID][]byte // app state of restored connections not yet claimed
-	sessions  map[tcp.ID]*Session
-	hosted    map[tcp.ID]*hosted
-	epochs    map[tcp.ID]uint8 // the last epoch of each connection here
-	timers    timerq.Queue[tcp.Time, timerEntry]
-	hbNext    tcp.Time
-	rng       *rand.Rand
-	stats     Stats
-	buf       []byte
+	mu       sync.Mutex
+	closed   bool
+	out      map[key]*outgoing
+	outByID  map[tcp.ID]*outgoing
+	in       map[key]*incoming
+	holds    map[tcp.ID]*incoming // which incoming migration owns the host's hold of a connection
+	tombs    map[tcp.ID]tcp.Time
+	refused  map[key]tcp.Time
+	restored map[tcp.ID][]byte // app state of restored connections not yet claimed
+	sessions map[tcp.ID]*Session
+	hosted   map[tcp.ID]*hosted
+	epochs   map[tcp.ID]uint8 // the last epoch of each connection here
+	timers   timerq.Queue[tcp.Time, timerEntry]
+	hbNext   tcp.Time
+	rng      *rand.Rand
+	stats    Stats
+	buf      []byte
 	// msg holds the messages the engine sends: passed as a
 	// tcpmig.Message, a message on the stack would be copied to the heap
 	// at every send. e.mu is held while one is in use.
@@ -165,18 +163,10 @@ type Engine struct {
 	}
 	records []Record // the last recordKeep records, a ring
 	recNext int
-	// intercepting counts holds and tombstones, so that the interceptor,
-	// which sees every TCP segment, takes the lock only when one exists.
-	intercepting atomic.Int32
 }
 
 // recordKeep bounds the records an engine keeps for Records.
 const recordKeep = 4096
-
-// Restorer takes a connection migrated in, with the application state that
-// came with it. It runs on the stack's event loop and must not block: start
-// a goroutine to serve the connection.
-type Restorer func(c *stack.Conn, appState []byte)
 
 // key names one migration: the connection as the client knows it, and the
 // epoch its origin picked, so that late messages of an earlier migration of
@@ -226,6 +216,26 @@ func New(st *stack.Stack, cfg Config) (*Engine, error) {
 	if st == nil {
 		return nil, fmt.Errorf("%w: nil stack", ErrConfig)
 	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e, e.attach(newStackHost(st, &e.cfg))
+}
+
+// NewHost attaches an engine to another kind of host (runtime/kernel's).
+func NewHost(h Host, cfg Config) (*Engine, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil host", ErrConfig)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e, e.attach(h)
+}
+
+func newEngine(cfg Config) (*Engine, error) {
 	// A codec of one spec and machines of another would speak different
 	// protocols.
 	if tcpmig.Fingerprint != migstate.SpecFingerprint {
@@ -240,36 +250,32 @@ func New(st *stack.Stack, cfg Config) (*Engine, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	e := &Engine{
-		st:        st,
-		cfg:       cfg,
-		self:      st.Addr(),
-		out:       map[key]*outgoing{},
-		outByID:   map[tcp.ID]*outgoing{},
-		in:        map[key]*incoming{},
-		holds:     map[tcp.ID]*incoming{},
-		tombs:     map[tcp.ID]tcp.Time{},
-		refused:   map[key]tcp.Time{},
-		restorers: map[uint16]Restorer{},
-		restored:  map[tcp.ID][]byte{},
-		sessions:  map[tcp.ID]*Session{},
-		hosted:    map[tcp.ID]*hosted{},
-		epochs:    map[tcp.ID]uint8{},
-		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		buf:       make([]byte, 0, 2048),
-	}
+	return &Engine{
+		cfg:      cfg,
+		out:      map[key]*outgoing{},
+		outByID:  map[tcp.ID]*outgoing{},
+		in:       map[key]*incoming{},
+		holds:    map[tcp.ID]*incoming{},
+		tombs:    map[tcp.ID]tcp.Time{},
+		refused:  map[key]tcp.Time{},
+		restored: map[tcp.ID][]byte{},
+		sessions: map[tcp.ID]*Session{},
+		hosted:   map[tcp.ID]*hosted{},
+		epochs:   map[tcp.ID]uint8{},
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		buf:      make([]byte, 0, 2048),
+	}, nil
+}
+
+func (e *Engine) attach(h Host) error {
+	e.host, e.self = h, h.Addr()
 	if e.cfg.Workload == nil {
-		e.cfg.Workload = func() uint32 { return uint32(st.NumConns()) }
+		e.cfg.Workload = func() uint32 { return uint32(h.NumConns()) }
 	}
-	if err := st.HandleUDP(tcpmig.UDPPort, e.handleUDP); err != nil {
-		return nil, fmt.Errorf("migrate: claiming TCPMig's UDP port %d: %w", tcpmig.UDPPort, err)
+	if e.cfg.HeartbeatPeriod > 0 {
+		e.hbNext = h.Now() // the first heartbeat makes this server a candidate at once
 	}
-	st.SetTCPInterceptor(e.intercept)
-	st.SetTimerHook(e)
-	if cfg.HeartbeatPeriod > 0 {
-		e.hbNext = st.Now() // the first heartbeat makes this server a candidate at once
-	}
-	return e, nil
+	return h.Attach(e)
 }
 
 // Close detaches the engine from its stack. Migrations in flight are
@@ -288,9 +294,7 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.mu.Unlock()
-	e.st.HandleUDP(tcpmig.UDPPort, nil) //nolint:errcheck // releasing never fails
-	e.st.SetTCPInterceptor(nil)
-	e.st.SetTimerHook(nil)
+	e.host.Detach()
 	for _, o := range wake {
 		o.finish(Outcome{Result: ResultStayed, Err: ErrClosed})
 	}
@@ -301,7 +305,10 @@ func (e *Engine) Close() error {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stats
+	st := e.stats
+	c := e.host.Counters()
+	st.Held, st.HeldOverflow, st.TombstoneDrops = c.Held, c.HeldOverflow, c.TombstoneDrops
+	return st
 }
 
 // Records returns the records of the most recent migrations (up to 4096),
@@ -325,18 +332,6 @@ func (e *Engine) Migrating(id tcp.ID) bool {
 	return o != nil && !o.m.State().IsFinal()
 }
 
-// HandleRestored makes r take the connections migrated in on port, instead
-// of the port's listener; a nil r removes it.
-func (e *Engine) HandleRestored(port uint16, r Restorer) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r == nil {
-		delete(e.restorers, port)
-		return
-	}
-	e.restorers[port] = r
-}
-
 // record keeps rec and hands it to OnRecord; e.mu is held, so OnRecord
 // runs after the caller unlocks (see effects).
 func (e *Engine) keepRecord(rec Record) {
@@ -358,7 +353,6 @@ type effects struct {
 	ended    []*Record
 	records  []Record
 	finished []finished
-	replay   [][]byte
 	restore  func()
 }
 
@@ -388,9 +382,6 @@ func (e *Engine) run(fx *effects) {
 	if fx.restore != nil {
 		fx.restore()
 	}
-	for _, fr := range fx.replay {
-		e.st.Input(e.st.Now(), fr)
-	}
 	if e.cfg.OnRecord != nil {
 		for _, r := range fx.records {
 			e.cfg.OnRecord(r)
@@ -398,8 +389,9 @@ func (e *Engine) run(fx *effects) {
 	}
 }
 
-// handleUDP is the TCPMig port's handler.
-func (e *Engine) handleUDP(src, _ netip.AddrPort, payload []byte) {
+// Datagram takes a datagram that arrived on the TCPMig port from src; the
+// host calls it.
+func (e *Engine) Datagram(src netip.Addr, payload []byte) {
 	h := tcpmig.TCPMig(payload)
 	var fx effects
 	e.mu.Lock()
@@ -412,22 +404,22 @@ func (e *Engine) handleUDP(src, _ netip.AddrPort, payload []byte) {
 		e.mu.Unlock()
 		return
 	}
-	now := e.st.Now()
+	now := e.host.Now()
 	switch h.Stage() {
 	case tcpmig.StagePrepareMig:
-		e.onPrepare(now, src.Addr(), payload, &fx)
+		e.onPrepare(now, src, payload, &fx)
 	case tcpmig.StageConnState:
-		e.onConnState(now, src.Addr(), payload, &fx)
+		e.onConnState(now, src, payload, &fx)
 	case tcpmig.StageRejected:
 		// The switch sends REJECTED to an origin (no target, or the
 		// directory is full) and to a losing target (its ACK was stale:
 		// another server holds the connection). A target's comes from the
 		// server its PREPARE came from.
-		if !e.onTargetRejected(now, src.Addr(), payload, &fx) {
-			e.onOriginMessage(now, src.Addr(), h.Stage(), payload, &fx)
+		if !e.onTargetRejected(now, src, payload, &fx) {
+			e.onOriginMessage(now, src, h.Stage(), payload, &fx)
 		}
 	case tcpmig.StagePrepareMigAck, tcpmig.StageConnStateAck:
-		e.onOriginMessage(now, src.Addr(), h.Stage(), payload, &fx)
+		e.onOriginMessage(now, src, h.Stage(), payload, &fx)
 	case tcpmig.StageHeartbeatResponse:
 		var m tcpmig.HeartbeatResponse
 		if m.Decode(payload) != nil {
@@ -454,53 +446,23 @@ func (e *Engine) send(dst netip.Addr, m tcpmig.Message) error {
 	if _, err := m.Encode(b); err != nil {
 		return err
 	}
-	port := tcpmig.UDPPort
-	return e.st.SendUDP(netip.AddrPortFrom(e.self, port), netip.AddrPortFrom(dst, port), b)
-}
-
-// intercept is the stack's TCP interceptor: it holds the client's segments
-// of connections being migrated in and silently drops those of connections
-// that left.
-func (e *Engine) intercept(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) bool {
-	if e.intercepting.Load() == 0 {
-		return false
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if in := e.holds[id]; in != nil {
-		e.hold(in, raw)
-		return true
-	}
-	if until, ok := e.tombs[id]; ok {
-		if now >= until {
-			e.untomb(id)
-			return false
-		}
-		if seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN {
-			return false // a new connection on the same address pair
-		}
-		e.stats.TombstoneDrops++
-		return true
-	}
-	return false
+	return e.host.SendUDP(dst, b)
 }
 
 func (e *Engine) tomb(id tcp.ID, until tcp.Time) {
-	if _, ok := e.tombs[id]; !ok {
-		e.intercepting.Add(1)
-	}
 	e.tombs[id] = until
+	e.host.Tomb(id, until)
 	e.schedule(timerEntry{at: until, kind: timerTomb, id: id})
 }
 
 func (e *Engine) untomb(id tcp.ID) {
 	if _, ok := e.tombs[id]; ok {
 		delete(e.tombs, id)
-		e.intercepting.Add(-1)
+		e.host.Untomb(id)
 	}
 }
 
-// NextDeadline is the stack timer hook's: the earliest machine timer,
+// NextDeadline is the timer hook's (the host calls it): the earliest machine timer,
 // heartbeat or expiry.
 func (e *Engine) NextDeadline() (tcp.Time, bool) {
 	e.mu.Lock()
@@ -515,7 +477,7 @@ func (e *Engine) NextDeadline() (tcp.Time, bool) {
 	return at, ok
 }
 
-// Advance is the stack timer hook's: it fires due machine timers, sends
+// Advance is the timer hook's (the host calls it): it fires due machine timers, sends
 // heartbeats and forgets expired state.
 func (e *Engine) Advance(now tcp.Time) {
 	var fx effects

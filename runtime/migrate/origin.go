@@ -61,7 +61,7 @@ type outgoing struct {
 	done   func(Outcome)
 	target netip.Addr
 	ackBy  netip.Addr // the sender of the latest PREPARE_MIG_ACK
-	tc     *tcp.Conn  // detached at the freeze
+	frozen Frozen     // from the freeze to the release or abort
 	snap   []byte
 	sends  int   // CONN_STATE sends so far
 	lost   error // the freeze could not take the state
@@ -90,7 +90,7 @@ func (o *outgoing) finish(out Outcome) {
 	})
 }
 
-// Start begins moving the connection id (the ID its stack.Conn reports) to
+// Start begins moving the connection id (the ID its Conn reports) to
 // the least-loaded server. app is called once, at the freeze, for the
 // application's state, which travels with the TCP state; the caller keeps
 // the application away from the connection from Start until done is called
@@ -98,20 +98,22 @@ func (o *outgoing) finish(out Outcome) {
 // without the engine's lock; it must not block. Start returns an error,
 // and calls nothing, when the connection cannot be moved now.
 func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)) error {
-	c := e.st.LookupConn(id)
-	if c == nil {
-		return fmt.Errorf("%w: %v-%v is not a connection of this stack", ErrNoConn, id.Local, id.Remote)
-	}
-	if !c.Established() {
-		return fmt.Errorf("%w: %v-%v has not finished its handshake", ErrNotReady, id.Local, id.Remote)
-	}
-	origin := c.Origin()
 	var fx effects
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return ErrClosed
 	}
+	c, ok := e.host.Lookup(id)
+	if !ok {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: %v-%v is not a connection of this server", ErrNoConn, id.Local, id.Remote)
+	}
+	if !c.Established || c.Done {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: %v-%v has not finished its handshake, or has ended", ErrNotReady, id.Local, id.Remote)
+	}
+	origin := c.Origin
 	t0 := e.cfg.Clock()
 	if o := e.outByID[id]; o != nil && !o.m.State().IsFinal() {
 		e.mu.Unlock()
@@ -133,7 +135,7 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.out[k] = o
 	e.outByID[id] = o
 	e.stats.Started++
-	e.originEvent(e.st.Now(), o, migstate.OriginEventStart, &fx)
+	e.originEvent(e.host.Now(), o, migstate.OriginEventStart, &fx)
 	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
 	e.unlockAndRun(&fx)
 	return nil
@@ -233,20 +235,22 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 	case migstate.OriginActionReleaseConnection:
 		o.rec.mark(PhaseStateAcked, e.cfg.Clock())
 		o.result = ResultMoved
-		o.snap, o.tc = nil, nil
+		if o.frozen != nil {
+			o.frozen.Release()
+		}
+		o.snap, o.frozen = nil, nil
 	case migstate.OriginActionResumeConnection:
 		o.result = ResultStayed
 	case migstate.OriginActionReclaimEntry:
 		e.reclaim(now, o)
 	case migstate.OriginActionAbortConnection:
 		o.result = ResultAborted
-		if o.tc != nil {
-			// Segments of the client must now reach the stack, which no
-			// longer knows the connection and answers them with a RST the
-			// client accepts (the probe AbortDetached sends provokes one).
+		if o.frozen != nil {
+			// The client's segments must reach the host again, which no
+			// longer knows the connection and answers them with RST.
 			e.untomb(o.id)
-			e.st.AbortDetached(o.tc)
-			o.tc = nil
+			o.frozen.Abort()
+			o.frozen = nil
 		}
 		if o.lost == nil {
 			o.lost = fmt.Errorf("migrate: %v: no CONN_STATE_ACK from %v after %d retries; the connection was reset",
@@ -267,14 +271,15 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 // points and leaves it. If the connection is gone, conn_closed clears the
 // entry.
 func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
-	here := o.tc == nil && e.st.LookupConn(o.id) != nil
+	_, known := e.host.Lookup(o.id)
+	here := o.frozen == nil && known
 	switch {
 	case here && o.ackBy.IsValid():
 		m := &e.msg.prepareAck
 		*m = tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
 		e.send(o.ackBy, m) //nolint:errcheck // a later ACK reclaims again
-		e.host(now, o.id, o.k)
+		e.watchHosted(now, o.id, o.k)
 		e.stats.Reclaims++
 	case here && netip.AddrFrom4(o.k.originIP) != e.self:
 		// A connection migrated in: its entry is not ours to clear.
@@ -284,7 +289,7 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 	}
 }
 
-// freeze takes the connection out of the stack (it sends nothing from now
+// freeze takes the connection out of the host (it sends nothing from now
 // on), and serializes it with the application's state.
 func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	var state []byte
@@ -295,12 +300,12 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		}
 		state = s
 	}
-	tc, err := e.st.DetachConn(o.id)
+	fr, err := e.host.Freeze(o.id, o.rec.step)
 	if err != nil {
 		o.lost = fmt.Errorf("migrate: %v: freezing: %w", o.k, err)
 		return
 	}
-	o.tc = tc
+	o.frozen = fr
 	delete(e.hosted, o.id) // its entry now follows it: the next server releases it
 	delete(e.restored, o.id)
 	delete(e.epochs, o.id)
@@ -311,8 +316,10 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	if o.lost != nil {
 		return
 	}
-	tc.SetAppState(state)
-	o.snap = tc.AppendSnapshot(o.snap[:0])
+	if o.snap, err = fr.Serialize(o.snap[:0], state); err != nil {
+		o.lost = fmt.Errorf("migrate: %v: serializing: %w", o.k, err)
+		return
+	}
 	o.rec.StateBytes = len(o.snap)
 	o.rec.mark(PhaseSerialized, e.cfg.Clock())
 }
@@ -321,7 +328,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 // A resend sends every fragment again: the target's reassembler keeps what
 // it has and ignores the copies.
 func (e *Engine) sendState(o *outgoing) {
-	if o.lost != nil || o.tc == nil {
+	if o.lost != nil || o.frozen == nil {
 		return // nothing to send: the machine's timer ends in abort
 	}
 	m := &e.msg.state
@@ -343,7 +350,7 @@ func (e *Engine) sendState(o *outgoing) {
 		})
 	}
 	var err error
-	e.st.Burst(func() { // one kick of the link for the whole state
+	e.host.Burst(func() { // one kick of the link for the whole state
 		err = send(start, total)
 		if err == nil && start > 0 {
 			err = send(0, start)

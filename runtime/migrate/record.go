@@ -96,6 +96,21 @@ type Record struct {
 	Held       int // client segments held (target)
 	// HeldOverflow counts segments dropped over the hold bounds.
 	HeldOverflow int
+	// Steps are the host's own sub-steps, in the order they ran, with
+	// their durations: none on the userspace stack; TCP_REPAIR's on the
+	// kernel (repair on, queue dumps, refills, repair off...).
+	Steps []Step
+}
+
+// Step is one host-specific sub-step of a migration and its duration.
+type Step struct {
+	Name string
+	Dur  time.Duration
+}
+
+// step records a host sub-step; it is the Host's steps callback.
+func (r *Record) step(name string, d time.Duration) {
+	r.Steps = append(r.Steps, Step{name, d})
 }
 
 func newRecord(role Role, k key, start int64) Record {
@@ -153,6 +168,12 @@ type recordJSON struct {
 	Fragments    int              `json:"fragments,omitempty"`
 	Held         int              `json:"held,omitempty"`
 	HeldOverflow int              `json:"held_overflow,omitempty"`
+	Steps        []stepJSON       `json:"steps,omitempty"`
+}
+
+type stepJSON struct {
+	Name string `json:"name"`
+	NS   int64  `json:"ns"`
 }
 
 // MarshalJSON writes the record with named phases relative to Start.
@@ -164,6 +185,9 @@ func (r Record) MarshalJSON() ([]byte, error) {
 	}
 	if r.Peer.IsValid() {
 		j.Peer = r.Peer.String()
+	}
+	for _, st := range r.Steps {
+		j.Steps = append(j.Steps, stepJSON{st.Name, int64(st.Dur)})
 	}
 	for p, t := range r.At {
 		if t != 0 {
@@ -187,6 +211,9 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	}
 	if r.Client, err = netip.ParseAddrPort(j.Client); err != nil {
 		return fmt.Errorf("migrate: record client %q: %w", j.Client, err)
+	}
+	for _, st := range j.Steps {
+		r.Steps = append(r.Steps, Step{st.Name, time.Duration(st.NS)})
 	}
 	if j.Peer != "" {
 		if r.Peer, err = netip.ParseAddr(j.Peer); err != nil {

@@ -26,9 +26,9 @@ type hosted struct {
 	tries   int
 }
 
-// host starts watching a connection that has a directory entry (it was
+// watchHosted starts watching a connection that has a directory entry (it was
 // migrated in, or reclaimed) for its end. e.mu is held.
-func (e *Engine) host(now tcp.Time, id tcp.ID, k key) {
+func (e *Engine) watchHosted(now tcp.Time, id tcp.ID, k key) {
 	h := &hosted{k: k.conn(), next: now + hostedPoll}
 	e.hosted[id] = h
 	e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
@@ -39,7 +39,7 @@ func (e *Engine) host(now tcp.Time, id tcp.ID, k key) {
 func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
 	h := e.hosted[id]
 	if !h.closing {
-		if c := e.st.LookupConn(id); c != nil && !c.Done() {
+		if c, ok := e.host.Lookup(id); ok && !c.Done {
 			h.next = now + hostedPoll
 			e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 			return
@@ -61,4 +61,10 @@ func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
 // onOtherStage handles stages outside the two machines. e.mu is held.
 func (e *Engine) onOtherStage(_ tcp.Time, stage tcpmig.Stage, payload []byte) bool {
 	return e.onReleaseEcho(stage, payload)
+}
+
+// known reports whether the host has the connection. e.mu is held.
+func (e *Engine) known(id tcp.ID) bool {
+	_, ok := e.host.Lookup(id)
+	return ok
 }

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
@@ -26,7 +25,7 @@ import (
 // the application there).
 type Session struct {
 	e        *Engine
-	c        *stack.Conn
+	c        Conn
 	id       tcp.ID
 	restored []byte
 	isRest   bool
@@ -52,7 +51,7 @@ var pastDeadline = time.Unix(1, 0)
 // the application's state for c (nil for none); it may be set later with
 // SetState. If c was migrated in, Restored returns the state that came with
 // it.
-func (e *Engine) Manage(c *stack.Conn, state func() ([]byte, error)) *Session {
+func (e *Engine) Manage(c Conn, state func() ([]byte, error)) *Session {
 	s := &Session{e: e, c: c, id: c.ID(), state: state}
 	e.mu.Lock()
 	if st, ok := e.restored[s.id]; ok {
@@ -75,8 +74,8 @@ func (s *Session) SetState(state func() ([]byte, error)) {
 	s.mu.Unlock()
 }
 
-// Conn is the underlying stack connection.
-func (s *Session) Conn() *stack.Conn { return s.c }
+// Conn is the underlying connection.
+func (s *Session) Conn() Conn { return s.c }
 
 // ID is the connection's address pair as this stack files it.
 func (s *Session) ID() tcp.ID { return s.id }

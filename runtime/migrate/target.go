@@ -21,10 +21,8 @@ type incoming struct {
 	// migration's own, so that it goes with it: a retransmission that
 	// arrives after the state was accepted cannot leave a partial message
 	// behind to conflict with the connection's next migration.
-	reasm     *tcpmig.ConnStateReassembler
-	held      [][]byte
-	heldBytes int
-	holding   bool
+	reasm   *tcpmig.ConnStateReassembler
+	holding bool // it owns the host's hold of the connection
 
 	timerOn  bool
 	timerAt  tcp.Time
@@ -54,14 +52,14 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
 	}
 	in := e.in[k]
-	if in != nil && in.m.State().IsFinal() && e.st.LookupConn(id) == nil {
+	if in != nil && in.m.State().IsFinal() && !e.known(id) {
 		// A migration with this epoch ended here and the connection is not
 		// here: a new migration that drew the same epoch.
 		delete(e.in, k)
 		in = nil
 	}
 	if in == nil {
-		if e.st.LookupConn(id) != nil {
+		if e.known(id) {
 			// We serve this connection already: a stale PREPARE.
 			e.stats.Ignored++
 			return
@@ -74,9 +72,9 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 			// An earlier migration of the connection still holds its
 			// segments (its origin gave up and tried again): they are this
 			// one's now; the old machine's timer ends it.
-			in.held, in.heldBytes = old.held, old.heldBytes
-			old.held, old.heldBytes = nil, 0
-			e.unhold(old)
+			old.holding = false
+			in.holding = true
+			e.holds[id] = in
 		}
 	}
 	if in.m.State() == migstate.TargetStateIdle || in.m.State() == migstate.TargetStateBuffering {
@@ -200,8 +198,7 @@ func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent
 // connection), and retransmissions of the state are dropped for a while.
 func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
 	e.stats.RestoreFailures++
-	e.unhold(in)
-	in.held, in.heldBytes = nil, 0
+	e.discard(in)
 	delete(e.in, in.k)
 	e.refused[in.k] = now + e.cfg.Grace
 	e.schedule(timerEntry{at: now + e.cfg.Grace, kind: timerRefused, k: in.k})
@@ -218,7 +215,7 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 		if !in.holding {
 			in.holding = true
 			e.holds[in.id] = in
-			e.intercepting.Add(1)
+			e.host.Hold(in.id)
 		}
 	case migstate.TargetActionSendPrepareMigAck:
 		m := &e.msg.prepareAck
@@ -229,17 +226,20 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 	case migstate.TargetActionRestoreConnection:
 		return e.restore(now, in, state, fx)
 	case migstate.TargetActionReplayBuffer:
-		held := in.held
-		in.held, in.heldBytes = nil, 0
-		e.unhold(in)
-		e.stats.Replayed += uint64(len(held))
-		// The interceptor takes e.mu: replay unlocked. The machine is
-		// already in its new state, so nothing can interleave badly.
-		e.mu.Unlock()
-		for _, f := range held {
-			e.st.Input(e.st.Now(), f)
+		if in.holding {
+			in.holding = false
+			delete(e.holds, in.id)
+			// Replayed segments reach the connection, which may answer at
+			// once and re-enter the engine: replay unlocked. The machine
+			// is already in its new state, so nothing can interleave
+			// badly.
+			e.mu.Unlock()
+			held, over := e.host.Replay(in.id)
+			e.mu.Lock()
+			e.stats.Replayed += uint64(held)
+			in.rec.Held += held
+			in.rec.HeldOverflow += over
 		}
-		e.mu.Lock()
 		in.rec.mark(PhaseReplayed, e.cfg.Clock())
 	case migstate.TargetActionSendConnStateAck:
 		m := &e.msg.stateAck
@@ -247,65 +247,40 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 		e.send(in.from, m) //nolint:errcheck // the origin resends the state
 		in.rec.mark(PhaseStateAckSent, e.cfg.Clock())
 	case migstate.TargetActionFreeBuffer:
-		in.held, in.heldBytes = nil, 0
-		e.unhold(in)
+		e.discard(in)
 	}
 	return nil
 }
 
-func (e *Engine) unhold(in *incoming) {
-	if in.holding {
-		in.holding = false
-		if e.holds[in.id] == in {
-			delete(e.holds, in.id)
-		}
-		e.intercepting.Add(-1)
-	}
-}
-
-// hold keeps a copy of a client frame for the replay, within the bounds.
-func (e *Engine) hold(in *incoming, raw []byte) {
-	if len(in.held) >= e.cfg.HoldFrames || in.heldBytes+len(raw) > e.cfg.HoldBytes {
-		e.stats.HeldOverflow++
-		in.rec.HeldOverflow++
+// discard drops the segments in's hold kept, if it owns the hold. e.mu is
+// held.
+func (e *Engine) discard(in *incoming) {
+	if !in.holding {
 		return
 	}
-	in.held = append(in.held, append([]byte(nil), raw...))
-	in.heldBytes += len(raw)
-	e.stats.Held++
-	in.rec.Held++
+	in.holding = false
+	delete(e.holds, in.id)
+	held, over := e.host.Discard(in.id)
+	in.rec.Held += held
+	in.rec.HeldOverflow += over
 }
 
-// restore rebuilds the connection from the state and files it in the stack,
-// for the port's restorer or its listener. e.mu is held.
+// restore rebuilds the connection from the state and files it in the
+// host, for the port's restorer or its listener. e.mu is held.
 func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
-	tc, err := tcp.RestoreLimited(e.st.Config().TCP, state, now, e.cfg.MaxRestoreBuffer)
+	origin := netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort)
+	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.rec.step)
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %w", ErrRestore, in.k, in.from, err)
 	}
-	want := tcp.ID{
-		Local:  netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort),
-		Remote: in.id.Remote,
-	}
-	if tc.ID() != want {
-		return fmt.Errorf("%w: %v from %v carries the state of %v-%v", ErrRestore, in.k, in.from, tc.ID().Local, tc.ID().Remote)
-	}
-	app := tc.AppState()
 	e.untomb(in.id) // it may be coming back
 	e.epochs[in.id] = in.k.epoch
-	if r := e.restorers[in.k.originPort]; r != nil {
-		c, err := e.st.AttachConn(tc)
-		if err != nil {
-			return fmt.Errorf("%w: %v: %w", ErrRestore, in.k, err)
-		}
-		fx.restore = func() { r(c, app) }
+	if deliver != nil {
+		fx.restore = deliver
 	} else {
-		if err := e.st.AdoptConn(tc); err != nil {
-			return fmt.Errorf("%w: %v: %w (listen on port %d, or register a restorer with HandleRestored)", ErrNoRestorer, in.k, err, in.k.originPort)
-		}
 		e.restored[in.id] = app
 	}
 	in.rec.mark(PhaseRestored, e.cfg.Clock())
-	e.host(now, in.id, in.k)
+	e.watchHosted(now, in.id, in.k)
 	return nil
 }

@@ -89,7 +89,7 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 			delete(e.out, o.k)
 			if e.outByID[o.id] == o {
 				delete(e.outByID, o.id)
-				if _, hosted := e.hosted[o.id]; !hosted && e.st.LookupConn(o.id) == nil {
+				if _, hosted := e.hosted[o.id]; !hosted && !e.known(o.id) {
 					delete(e.epochs, o.id) // the connection ended here
 				}
 			}

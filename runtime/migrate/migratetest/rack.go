@@ -183,9 +183,11 @@ func New(cfg Config) (*Rack, error) {
 		if srv.Listener, err = h.Stack.Listen(80); err != nil {
 			return nil, err
 		}
-		srv.Engine.HandleRestored(80, func(c *stack.Conn, state []byte) {
+		if err := srv.Engine.HandleRestored(80, func(c *stack.Conn, state []byte) {
 			srv.Apps[c.ID()] = &Echo{Conn: c, Pending: append([]byte(nil), state...)}
-		})
+		}); err != nil {
+			return nil, err
+		}
 		h.OnStep(func(sim.Time) { srv.Step() })
 		r.Servers = append(r.Servers, srv)
 	}

@@ -1,0 +1,109 @@
+package migrate
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// Host is the server an Engine moves connections out of and into: the
+// userspace stack (New), or Linux's own sockets through TCP_REPAIR
+// (runtime/kernel). The engine keeps every piece of the protocol (the
+// generated machines, messages, epochs, timers, records, the directory's
+// release); a Host only carries out what touches connections and packets,
+// so both paths run the very same TCPMig.
+//
+// The engine calls a Host with its lock held, except Attach, Detach,
+// Replay and the deliver function Restore returns; a Host must not call
+// back into the engine from those calls.
+type Host interface {
+	// Addr is the server's own address: TCPMig's source, and the local
+	// address of connections it restores.
+	Addr() netip.Addr
+	// Now is the host's clock for the machines' timers.
+	Now() tcp.Time
+	// Attach makes the host deliver TCPMig datagrams to e.Datagram and
+	// run e's timers (NextDeadline, Advance); Detach stops it.
+	Attach(e *Engine) error
+	Detach()
+	// SendUDP sends a TCPMig datagram from the host's TCPMig port to dst's.
+	SendUDP(dst netip.Addr, payload []byte) error
+	// Burst runs fn, whose sends may go out as one batch.
+	Burst(fn func())
+	// NumConns is the default workload heartbeats report.
+	NumConns() int
+	// Lookup says what the host knows of a connection.
+	Lookup(id tcp.ID) (ConnInfo, bool)
+	// Freeze stops a connection for good here: from now on it sends
+	// nothing and the host no longer serves it. steps, if not nil,
+	// receives the time of host-specific sub-steps.
+	Freeze(id tcp.ID, steps func(string, time.Duration)) (Frozen, error)
+	// Restore rebuilds a connection from a state a Frozen serialized. The
+	// state must be of the connection origin-client (origin is the
+	// address the client knows); the host files it under self (its own
+	// address, origin's port, the client) and refuses buffers over
+	// maxBuffer. It returns the application state that came with it, and
+	// deliver, which hands the connection to the port's restorer or nil
+	// when the connection waits for the port's listener (see Manage).
+	Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) (app []byte, deliver func(), err error)
+	// Hold makes the host keep the client's segments of id (a connection
+	// on its way in) instead of answering them; Replay lets them on to
+	// the restored connection and Discard drops them. Both return how many
+	// segments were held and how many were dropped over the hold's
+	// bounds.
+	Hold(id tcp.ID)
+	Replay(id tcp.ID) (held, overflow int)
+	Discard(id tcp.ID) (held, overflow int)
+	// Tomb drops, silently, segments of a connection that left, until
+	// until (a new connection's SYN still passes); Untomb ends it.
+	Tomb(id tcp.ID, until tcp.Time)
+	Untomb(id tcp.ID)
+	// Counters are the host's cumulative packet counters.
+	Counters() HostCounters
+}
+
+// ConnInfo is what Lookup reports of a connection.
+type ConnInfo struct {
+	// Established: the handshake is done, so the connection can move.
+	Established bool
+	// Done: the connection has ended (closed or reset) but is still
+	// known.
+	Done bool
+	// Origin is the address the client knows the connection by: this
+	// server's for a connection accepted here, the first server's for one
+	// migrated in.
+	Origin netip.AddrPort
+}
+
+// Frozen is a connection between Freeze and the end of its migration.
+type Frozen interface {
+	// Serialize appends the connection's state, with the application's
+	// state app, to dst.
+	Serialize(dst, app []byte) ([]byte, error)
+	// Release forgets the connection without a word to the client: the
+	// target serves it now.
+	Release()
+	// Abort resets the connection: its state was lost in flight, and the
+	// client must not hang.
+	Abort()
+}
+
+// HostCounters are a host's packet counters.
+type HostCounters struct {
+	Held, HeldOverflow, TombstoneDrops uint64
+}
+
+// Conn is what a Session needs of a connection: a runtime/stack Conn, or
+// a kernel socket's (runtime/kernel).
+type Conn interface {
+	net.Conn
+	CloseWrite() error
+	// Abort resets the connection.
+	Abort()
+	// ID is the connection's address pair as its host files it.
+	ID() tcp.ID
+	// Origin is the address the client knows the server by.
+	Origin() netip.AddrPort
+}

@@ -1,0 +1,251 @@
+package migrate
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// stackHost is the Host of a runtime/stack Stack: connections are
+// tcp.Conns, frozen by detaching them and serialized as tcp snapshots;
+// held segments are copies of frames the stack's TCP interceptor takes.
+type stackHost struct {
+	st  *stack.Stack
+	cfg *Config
+
+	mu        sync.Mutex
+	holds     map[tcp.ID]*heldFrames
+	tombs     map[tcp.ID]tcp.Time
+	restorers map[uint16]Restorer
+	counters  HostCounters
+	// intercepting counts holds and tombstones, so that the interceptor,
+	// which sees every TCP segment, takes the lock only when one exists.
+	intercepting atomic.Int32
+}
+
+type heldFrames struct {
+	frames   [][]byte
+	bytes    int
+	overflow int
+}
+
+func newStackHost(st *stack.Stack, cfg *Config) *stackHost {
+	return &stackHost{st: st, cfg: cfg, holds: map[tcp.ID]*heldFrames{}, tombs: map[tcp.ID]tcp.Time{}, restorers: map[uint16]Restorer{}}
+}
+
+func (h *stackHost) Addr() netip.Addr { return h.st.Addr() }
+func (h *stackHost) Now() tcp.Time    { return h.st.Now() }
+func (h *stackHost) NumConns() int    { return h.st.NumConns() }
+func (h *stackHost) Burst(fn func())  { h.st.Burst(fn) }
+
+func (h *stackHost) Attach(e *Engine) error {
+	if err := h.st.HandleUDP(tcpmig.UDPPort, func(src, _ netip.AddrPort, payload []byte) { e.Datagram(src.Addr(), payload) }); err != nil {
+		return fmt.Errorf("migrate: claiming TCPMig's UDP port %d: %w", tcpmig.UDPPort, err)
+	}
+	h.st.SetTCPInterceptor(h.intercept)
+	h.st.SetTimerHook(e)
+	return nil
+}
+
+func (h *stackHost) Detach() {
+	h.st.HandleUDP(tcpmig.UDPPort, nil) //nolint:errcheck // releasing never fails
+	h.st.SetTCPInterceptor(nil)
+	h.st.SetTimerHook(nil)
+}
+
+func (h *stackHost) SendUDP(dst netip.Addr, payload []byte) error {
+	port := tcpmig.UDPPort
+	return h.st.SendUDP(netip.AddrPortFrom(h.st.Addr(), port), netip.AddrPortFrom(dst, port), payload)
+}
+
+func (h *stackHost) Lookup(id tcp.ID) (ConnInfo, bool) {
+	c := h.st.LookupConn(id)
+	if c == nil {
+		return ConnInfo{}, false
+	}
+	return ConnInfo{Established: c.Established(), Done: c.Done(), Origin: c.Origin()}, true
+}
+
+// stackFrozen is a connection detached from its stack.
+type stackFrozen struct {
+	h  *stackHost
+	tc *tcp.Conn
+}
+
+func (h *stackHost) Freeze(id tcp.ID, _ func(string, time.Duration)) (Frozen, error) {
+	tc, err := h.st.DetachConn(id)
+	if err != nil {
+		return nil, err
+	}
+	return &stackFrozen{h, tc}, nil
+}
+
+func (f *stackFrozen) Serialize(dst, app []byte) ([]byte, error) {
+	f.tc.SetAppState(app)
+	return f.tc.AppendSnapshot(dst), nil
+}
+
+func (f *stackFrozen) Release() { f.tc = nil }
+
+func (f *stackFrozen) Abort() {
+	if f.tc == nil {
+		return
+	}
+	// The stack no longer knows the connection and answers the client's
+	// segments (the engine ended their tombstone) with a RST the client
+	// accepts; the probe AbortDetached sends provokes one.
+	f.h.st.AbortDetached(f.tc)
+	f.tc = nil
+}
+
+func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, _ func(string, time.Duration)) ([]byte, func(), error) {
+	tc, err := tcp.RestoreLimited(h.st.Config().TCP, state, now, maxBuffer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if want := (tcp.ID{Local: origin, Remote: self.Remote}); tc.ID() != want {
+		return nil, nil, fmt.Errorf("the state is of %v-%v", tc.ID().Local, tc.ID().Remote)
+	}
+	app := tc.AppState()
+	h.mu.Lock()
+	r := h.restorers[self.Local.Port()]
+	h.mu.Unlock()
+	if r != nil {
+		c, err := h.st.AttachConn(tc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return app, func() { r(c, app) }, nil
+	}
+	if err := h.st.AdoptConn(tc); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w (listen on port %d, or register a restorer with HandleRestored)", ErrNoRestorer, err, self.Local.Port())
+	}
+	return app, nil, nil
+}
+
+func (h *stackHost) Hold(id tcp.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holds[id] == nil {
+		h.holds[id] = &heldFrames{}
+		h.intercepting.Add(1)
+	}
+}
+
+// unhold ends id's hold and returns its frames. h.mu is held.
+func (h *stackHost) unhold(id tcp.ID) *heldFrames {
+	hf := h.holds[id]
+	if hf == nil {
+		return &heldFrames{}
+	}
+	delete(h.holds, id)
+	h.intercepting.Add(-1)
+	return hf
+}
+
+func (h *stackHost) Replay(id tcp.ID) (int, int) {
+	h.mu.Lock()
+	hf := h.unhold(id)
+	h.mu.Unlock()
+	// Unlocked: Input runs the interceptor, which takes h.mu.
+	for _, f := range hf.frames {
+		h.st.Input(h.st.Now(), f)
+	}
+	return len(hf.frames), hf.overflow
+}
+
+func (h *stackHost) Discard(id tcp.ID) (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hf := h.unhold(id)
+	return len(hf.frames), hf.overflow
+}
+
+func (h *stackHost) Tomb(id tcp.ID, until tcp.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.tombs[id]; !ok {
+		h.intercepting.Add(1)
+	}
+	h.tombs[id] = until
+}
+
+func (h *stackHost) Untomb(id tcp.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.tombs[id]; ok {
+		delete(h.tombs, id)
+		h.intercepting.Add(-1)
+	}
+}
+
+func (h *stackHost) Counters() HostCounters {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counters
+}
+
+// intercept is the stack's TCP interceptor: it holds the client's segments
+// of connections being migrated in and silently drops those of connections
+// that left.
+func (h *stackHost) intercept(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) bool {
+	if h.intercepting.Load() == 0 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hf := h.holds[id]; hf != nil {
+		if len(hf.frames) >= h.cfg.HoldFrames || hf.bytes+len(raw) > h.cfg.HoldBytes {
+			hf.overflow++
+			h.counters.HeldOverflow++
+			return true
+		}
+		hf.frames = append(hf.frames, append([]byte(nil), raw...))
+		hf.bytes += len(raw)
+		h.counters.Held++
+		return true
+	}
+	if until, ok := h.tombs[id]; ok {
+		if now >= until {
+			delete(h.tombs, id)
+			h.intercepting.Add(-1)
+			return false
+		}
+		if seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN {
+			return false // a new connection on the same address pair
+		}
+		h.counters.TombstoneDrops++
+		return true
+	}
+	return false
+}
+
+// Restorer takes a connection migrated in, with the application state that
+// came with it. It runs on the stack's event loop and must not block: start
+// a goroutine to serve the connection.
+type Restorer func(c *stack.Conn, appState []byte)
+
+// HandleRestored makes r take the connections migrated in on port, instead
+// of the port's listener; a nil r removes it. Only an engine on a
+// runtime/stack Stack (New) has restorers: another host hands connections
+// out its own way, and gets an error.
+func (e *Engine) HandleRestored(port uint16, r Restorer) error {
+	h, ok := e.host.(*stackHost)
+	if !ok {
+		return fmt.Errorf("%w: HandleRestored needs an engine made by New on a runtime/stack Stack; this one runs on %T", ErrConfig, e.host)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r == nil {
+		delete(h.restorers, port)
+		return nil
+	}
+	h.restorers[port] = r
+	return nil
+}
