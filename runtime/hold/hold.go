@@ -36,8 +36,9 @@ const (
 	msgVerdict = 1 // NFQNL_MSG_VERDICT
 	msgConfig  = 2 // NFQNL_MSG_CONFIG
 
-	attrPacketHdr  = 1 // NFQA_PACKET_HDR
-	attrVerdictHdr = 2 // NFQA_VERDICT_HDR
+	attrPacketHdr  = 1  // NFQA_PACKET_HDR
+	attrVerdictHdr = 2  // NFQA_VERDICT_HDR
+	attrPayload    = 10 // NFQA_PAYLOAD
 
 	attrCfgCmd    = 1 // NFQA_CFG_CMD
 	attrCfgParams = 2 // NFQA_CFG_PARAMS
@@ -46,7 +47,8 @@ const (
 	cmdBind   = 1 // NFQNL_CFG_CMD_BIND
 	cmdUnbind = 2 // NFQNL_CFG_CMD_UNBIND
 
-	copyMeta = 1 // NFQNL_COPY_META
+	copyMeta   = 1 // NFQNL_COPY_META
+	copyPacket = 2 // NFQNL_COPY_PACKET
 
 	verdictDrop   = 0 // NF_DROP
 	verdictAccept = 1 // NF_ACCEPT
@@ -68,12 +70,27 @@ type Queue struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	err  error
+
+	// In flow mode (OpenFlows), packets are classified by their TCP flow
+	// and held per flow.
+	decide func(Flow) Verdict
+	flows  map[Flow]*flowHeld
+	stats  FlowStats
+}
+
+type flowHeld struct {
+	ids  []uint32
+	over int
 }
 
 // Open binds queue num in the calling thread's network namespace and
 // starts taking its packets; at most max are held, the rest are dropped
 // (and counted) as a full NIC ring would.
 func Open(num uint16, max int) (*Queue, error) {
+	return open(num, max, copyMeta, nil)
+}
+
+func open(num uint16, max int, mode uint8, decide func(Flow) Verdict) (*Queue, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("hold: queue %d: netlink socket: %w", num, err)
@@ -85,16 +102,21 @@ func Open(num uint16, max int) (*Queue, error) {
 	// Receive wakes up now and then to see Close.
 	tv := unix.Timeval{Usec: 50000}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	q := &Queue{num: num, fd: fd, max: max, done: make(chan struct{})}
-	params := binary.BigEndian.AppendUint32(nil, 0xffff) // copy_range, unused in meta mode
-	params = append(params, copyMeta)
+	q := &Queue{num: num, fd: fd, max: max, done: make(chan struct{}), decide: decide}
+	queueLen := max + 1
+	if decide != nil {
+		q.flows = map[Flow]*flowHeld{}
+		queueLen = 1 << 16 // the per-flow bound is ours
+	}
+	params := binary.BigEndian.AppendUint32(nil, copyRange) // in meta mode, unused
+	params = append(params, mode)
 	for _, step := range []struct {
 		what string
 		attr []byte
 	}{
 		{"bind", attr(attrCfgCmd, []byte{cmdBind, 0, 0, 0})},
 		{"copy mode", attr(attrCfgParams, params)},
-		{"queue length", attr(attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, uint32(max+1)))},
+		{"queue length", attr(attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, uint32(queueLen)))},
 	} {
 		if err := q.request(msgConfig, unix.AF_UNSPEC, step.attr); err != nil {
 			unix.Close(fd)
@@ -190,7 +212,12 @@ func (q *Queue) receive() {
 			if m.Header.Type != unix.NFNL_SUBSYS_QUEUE<<8|msgPacket || len(m.Data) < 4 {
 				continue
 			}
-			if id, ok := packetID(m.Data[4:]); ok {
+			id, payload, ok := packetAttrs(m.Data[4:])
+			switch {
+			case !ok:
+			case q.decide != nil:
+				q.takeFlow(id, payload)
+			default:
 				q.take(id)
 			}
 		}
@@ -200,18 +227,28 @@ func (q *Queue) receive() {
 // packetID finds NFQA_PACKET_HDR's packet_id in a packet message's
 // attributes.
 func packetID(b []byte) (uint32, bool) {
+	id, _, ok := packetAttrs(b)
+	return id, ok
+}
+
+// packetAttrs finds the packet id and the payload (the packet's first
+// bytes, in copy-packet mode) in a packet message's attributes.
+func packetAttrs(b []byte) (id uint32, payload []byte, ok bool) {
 	for len(b) >= 4 {
 		l := int(binary.NativeEndian.Uint16(b))
 		typ := binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
 		if l < 4 || l > len(b) {
-			return 0, false
+			return 0, nil, false
 		}
-		if typ == attrPacketHdr && l >= 8 {
-			return binary.BigEndian.Uint32(b[4:]), true
+		switch {
+		case typ == attrPacketHdr && l >= 8:
+			id, ok = binary.BigEndian.Uint32(b[4:]), true
+		case typ == attrPayload:
+			payload = b[4:l]
 		}
 		b = b[min((l+3)&^3, len(b)):]
 	}
-	return 0, false
+	return id, payload, ok
 }
 
 func (q *Queue) take(id uint32) {
@@ -289,6 +326,15 @@ func (q *Queue) Close() error {
 	default:
 	}
 	q.Drop() //nolint:errcheck // closing anyway
+	q.mu.Lock()
+	flows := make([]Flow, 0, len(q.flows))
+	for f := range q.flows {
+		flows = append(flows, f)
+	}
+	q.mu.Unlock()
+	for _, f := range flows {
+		q.DropFlow(f) //nolint:errcheck // closing anyway
+	}
 	close(q.done)
 	q.wg.Wait()
 	q.request(msgConfig, unix.AF_UNSPEC, attr(attrCfgCmd, []byte{cmdUnbind, 0, 0, 0})) //nolint:errcheck // the close unbinds too

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"os/exec"
 	"testing"
 	"time"
@@ -174,5 +175,30 @@ func FuzzPacketID(f *testing.F) {
 	f.Add([]byte{3, 0, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		packetID(b)
+	})
+}
+
+func FuzzParseFlow(f *testing.F) {
+	// 10.0.0.1:40000 -> 10.0.0.2:80, no IP options, then with 4 bytes of
+	// options.
+	seg := []byte{0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0, 80}
+	fl, ok := parseFlow(seg)
+	if want := (Flow{netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")}); !ok || fl != want {
+		f.Fatalf("parseFlow = %v, %v; want %v", fl, ok, want)
+	}
+	opt := append(append([]byte{0x46}, seg[1:20]...), 1, 1, 1, 0)
+	opt = append(opt, seg[20:]...)
+	if fl2, ok := parseFlow(opt); !ok || fl2 != fl {
+		f.Fatalf("with options parseFlow = %v, %v; want %v", fl2, ok, fl)
+	}
+	if _, ok := parseFlow(opt[:25]); ok {
+		f.Fatal("a segment cut inside its ports parsed")
+	}
+	f.Add(seg)
+	f.Add(opt)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fl, ok := parseFlow(b); ok && (!fl.Src.Addr().Is4() || !fl.Dst.Addr().Is4()) {
+			t.Fatalf("parsed %v from %x", fl, b)
+		}
 	})
 }
