@@ -184,6 +184,15 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		c.Close()
 		return nil, &StepError{Op: "restore", Step: StepUnsent, What: "unsent bytes", Call: "write", Err: err}
 	}
+	// The send buffer was raised to take the queue; left there (and
+	// locked, as any SO_SNDBUF is) it would let the application queue
+	// more at each migration. The origin's size comes back once the queue
+	// is in.
+	if want := bufFor(len(d.SendQueue)); d.SndBuf > 0 && want > d.SndBuf {
+		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, int(d.SndBuf/2))
+		})
+	}
 	r.t.done(StepUnsent)
 	return c, nil
 }
