@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/capygen/capygen/runtime/app"
+	"github.com/capygen/capygen/runtime/kernel"
 	"github.com/capygen/capygen/runtime/link"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/stack"
@@ -68,7 +69,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.records, "records", "", "with -switch: append each migration's record to `file` (JSON lines)")
 	fs.IntVar(&f.echoPort, "echo", 0, "with -switch: also serve the migratable echo service on TCP `port` (0: none)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Millisecond, "with -switch: how often the workload goes to the switch")
-	fs.IntVar(&f.maxRestore, "max-restore", 4<<20, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes`")
+	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,6 +136,9 @@ func handler(defaultSize int64) http.Handler {
 }
 
 func serveKernel(ctx context.Context, f serveFlags) error {
+	if f.switchAddr != "" {
+		return serveKernelMigratable(ctx, f)
+	}
 	ln, err := net.Listen("tcp4", f.httpAddr)
 	if err != nil {
 		return err
@@ -305,23 +309,73 @@ func fetch(ctx context.Context, st *stack.Stack, url string) error {
 // serveMigratable runs the migration engine on st and serves HTTP (and
 // echo) whose connections move between servers: capyrun serve -switch.
 func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f serveFlags) error {
-	sw, err := netip.ParseAddr(f.switchAddr)
-	if err != nil || !sw.Is4() {
-		return fmt.Errorf("-switch %q: want the switch's control IPv4 address, e.g. 10.77.0.254", f.switchAddr)
-	}
-	if f.heartbeat <= 0 {
-		return fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
-	}
-	rec, err := newRecordWriter(f.records)
+	ecfg, rec, err := engineConfig(f)
 	if err != nil {
 		return err
 	}
 	defer rec.close()
-	eng, err := migrate.New(st, migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, OnRecord: rec.write})
+	eng, err := migrate.New(st, ecfg)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	return serveApps(ctx, eng, ln, func(port uint16) (app.Listener, error) { return st.Listen(port) }, st.Addr(), f, rec)
+}
+
+// serveKernelMigratable is serveMigratable on kernel sockets: capyrun serve
+// -kernel -switch. The engine, the applications and the control socket
+// are the same; connections move through TCP_REPAIR.
+func serveKernelMigratable(ctx context.Context, f serveFlags) error {
+	if f.addr == "" {
+		return fmt.Errorf("-kernel -switch needs -addr, the address of this namespace's server (e.g. 10.77.0.11/24)")
+	}
+	pfx, err := netip.ParsePrefix(f.addr)
+	if err != nil || !pfx.Addr().Is4() {
+		return fmt.Errorf("-addr %q: want an IPv4 prefix like 10.77.0.11/24", f.addr)
+	}
+	ecfg, rec, err := engineConfig(f)
+	if err != nil {
+		return err
+	}
+	defer rec.close()
+	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	port, err := listenPort(f.httpAddr, pfx.Addr())
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen(port)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("serving http on %s:%d over the kernel stack (TCP_REPAIR migration)\n", pfx.Addr(), port)
+	return serveApps(ctx, srv.Engine, ln, func(port uint16) (app.Listener, error) { return srv.Listen(port) }, pfx.Addr(), f, rec)
+}
+
+// engineConfig checks the migration flags and opens the records file.
+func engineConfig(f serveFlags) (migrate.Config, *recordWriter, error) {
+	sw, err := netip.ParseAddr(f.switchAddr)
+	if err != nil || !sw.Is4() {
+		return migrate.Config{}, nil, fmt.Errorf("-switch %q: want the switch's control IPv4 address, e.g. 10.77.0.254", f.switchAddr)
+	}
+	if f.heartbeat <= 0 {
+		return migrate.Config{}, nil, fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
+	}
+	rec, err := newRecordWriter(f.records)
+	if err != nil {
+		return migrate.Config{}, nil, err
+	}
+	return migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, OnRecord: rec.write}, rec, nil
+}
+
+// serveApps serves migratable HTTP on ln (and echo) with eng, answers the
+// control socket, and reports the engine's counters at the end.
+func serveApps(ctx context.Context, eng *migrate.Engine, ln app.Listener, listen func(uint16) (app.Listener, error), addr netip.Addr, f serveFlags, rec *recordWriter) error {
+	sw := f.switchAddr
+	var err error
 	if f.control != "" {
 		os.MkdirAll(filepath.Dir(f.control), 0o755) //nolint:errcheck // Listen says what is wrong
 		os.Remove(f.control)                        // a socket left by a killed serve
@@ -341,14 +395,14 @@ func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f
 		if f.echoPort < 0 || f.echoPort > 65535 {
 			return fmt.Errorf("-echo %d: want a TCP port in 1..65535", f.echoPort)
 		}
-		eln, err := st.Listen(uint16(f.echoPort))
+		eln, err := listen(uint16(f.echoPort))
 		if err != nil {
 			return fmt.Errorf("-echo %d: %w", f.echoPort, err)
 		}
 		defer eln.Close()
 		echo = &app.Echo{Engine: eng, ErrorLog: logger}
 		go func() { errc <- echo.Serve(eln) }()
-		fmt.Printf("serving echo on %s:%d\n", st.Addr(), f.echoPort)
+		fmt.Printf("serving echo on %s:%d\n", addr, f.echoPort)
 	}
 	fmt.Printf("migration engine on, switch %s, control %q, records %q\n", sw, f.control, f.records)
 	fmt.Printf("bytes sha256 %d %s\n", f.size, testbed.PayloadSHA256(f.size))

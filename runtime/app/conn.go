@@ -2,12 +2,37 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"time"
 
 	"github.com/capygen/capygen/runtime/migrate"
 )
+
+// Listener hands out connections, new and migrated in alike: a
+// runtime/stack Listener, or a runtime/kernel one. Its connections must be
+// migrate.Conns.
+type Listener interface {
+	Accept() (net.Conn, error)
+	Close() error
+}
+
+// accept takes the next connection of ln.
+func accept(ln Listener) (migrate.Conn, error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if mc, ok := c.(migrate.Conn); ok {
+			return mc, nil
+		}
+		// Not something the engine can move: a listener of another kind.
+		c.Close()
+		return nil, fmt.Errorf("app: the listener handed out a %T, which is not a migrate.Conn (use a runtime/stack or runtime/kernel listener)", c)
+	}
+}
 
 // sessionConn is what the applications need of a migrate.Session. It is an
 // interface so that tests can stand a scripted connection in for it and

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/capygen/capygen/runtime/migrate"
-	"github.com/capygen/capygen/runtime/stack"
 )
 
 // Echo writes back every byte it reads, on connections that can move at
@@ -48,7 +47,7 @@ func (e *Echo) logf(format string, args ...any) {
 
 // Serve accepts connections on ln, new and migrated in, until ln is
 // closed; it returns the listener's error.
-func (e *Echo) Serve(ln *stack.Listener) error {
+func (e *Echo) Serve(ln Listener) error {
 	if e.Engine == nil {
 		return errors.New("app: Echo.Engine is nil: set it to the migrate.Engine of the listener's stack")
 	}
@@ -56,7 +55,7 @@ func (e *Echo) Serve(ln *stack.Listener) error {
 		return errors.New("app: Echo.Serve: nil listener")
 	}
 	for {
-		c, err := ln.AcceptConn(nil)
+		c, err := accept(ln)
 		if err != nil {
 			return err
 		}

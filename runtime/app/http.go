@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/capygen/capygen/runtime/migrate"
@@ -120,7 +121,7 @@ func (s *HTTPServer) maxHeader() int {
 
 // Serve accepts connections on ln, new and migrated in, and serves each in
 // its own goroutine until ln is closed; it returns the listener's error.
-func (s *HTTPServer) Serve(ln *stack.Listener) error {
+func (s *HTTPServer) Serve(ln Listener) error {
 	if s.Engine == nil {
 		return errors.New("app: HTTPServer.Engine is nil: set it to the migrate.Engine of the listener's stack")
 	}
@@ -129,7 +130,7 @@ func (s *HTTPServer) Serve(ln *stack.Listener) error {
 	}
 	routes := s.routes()
 	for {
-		c, err := ln.AcceptConn(nil)
+		c, err := accept(ln)
 		if err != nil {
 			return err
 		}
@@ -252,7 +253,7 @@ func (hc *httpConn) serve() {
 // quietErr reports the ends of a connection not worth logging.
 func quietErr(err error) bool {
 	for _, q := range []error{io.EOF, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded, net.ErrClosed,
-		stack.ErrDetached, tcp.ErrReset, tcp.ErrClosed, tcp.ErrTimeout} {
+		stack.ErrDetached, tcp.ErrReset, tcp.ErrClosed, tcp.ErrTimeout, syscall.ECONNRESET, syscall.EPIPE} {
 		if errors.Is(err, q) {
 			return true
 		}

@@ -1,0 +1,209 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/repair"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// Conn is a kernel TCP connection the server can move: accepted here or
+// migrated in. It is a net.Conn and a migrate.Conn.
+type Conn struct {
+	*net.TCPConn
+	h      *host
+	id     tcp.ID
+	origin netip.AddrPort
+}
+
+var _ migrate.Conn = (*Conn)(nil)
+
+// ID is the connection's address pair as this server files it.
+func (c *Conn) ID() tcp.ID { return c.id }
+
+// Origin is the address the client knows the server by.
+func (c *Conn) Origin() netip.AddrPort { return c.origin }
+
+// LocalAddr is the address the client knows this end by (Origin).
+func (c *Conn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.origin) }
+
+// Close closes the connection and forgets it.
+func (c *Conn) Close() error {
+	c.h.forget(c)
+	return c.TCPConn.Close()
+}
+
+// Abort resets the connection (SO_LINGER 0).
+func (c *Conn) Abort() {
+	c.h.forget(c)
+	c.TCPConn.SetLinger(0) //nolint:errcheck // closing anyway
+	c.TCPConn.Close()
+}
+
+// established reports whether the socket is in ESTABLISHED.
+func (c *Conn) established() bool {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	rc.Control(func(fd uintptr) { //nolint:errcheck // ok stays false
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
+		ok = err == nil && info.State == uint8(repair.StateEstablished)
+	})
+	return ok
+}
+
+// ErrListenerClosed is returned by Accept after Close.
+var ErrListenerClosed = errors.New("kernel: listener closed")
+
+// Listener hands out a port's connections, those accepted here and those
+// migrated in, alike: Socket Launcher's accept. It listens on the wildcard
+// address, so that the hold rules' socket match ignores it.
+type Listener struct {
+	h        *host
+	port     uint16
+	ln       *net.TCPListener
+	migrated chan *Conn
+	native   chan *Conn
+	done     chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+}
+
+// Listen listens on port, on every address of the namespace.
+func (s *Server) Listen(port uint16) (*Listener, error) {
+	h := s.h
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{Port: int(port)})
+	if err != nil {
+		return nil, fmt.Errorf("kernel: listening on port %d: %w", port, err)
+	}
+	l := &Listener{h: h, port: port, ln: ln, migrated: make(chan *Conn, h.cfg.Backlog), native: make(chan *Conn), done: make(chan struct{})}
+	h.mu.Lock()
+	if h.listeners[port] != nil {
+		h.mu.Unlock()
+		ln.Close()
+		return nil, fmt.Errorf("kernel: port %d has a listener already", port)
+	}
+	h.listeners[port] = l
+	h.mu.Unlock()
+	l.wg.Add(1)
+	go l.acceptNative()
+	return l, nil
+}
+
+func (l *Listener) acceptNative() {
+	defer l.wg.Done()
+	for {
+		tc, err := l.ln.AcceptTCP()
+		if err != nil {
+			l.mu.Lock()
+			if l.err == nil {
+				l.err = err
+			}
+			l.mu.Unlock()
+			l.Close()
+			return
+		}
+		local, _ := netip.ParseAddrPort(tc.LocalAddr().String())
+		remote, _ := netip.ParseAddrPort(tc.RemoteAddr().String())
+		local, remote = netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+		c := &Conn{TCPConn: tc, h: l.h, id: tcp.ID{Local: local, Remote: remote}, origin: local}
+		l.h.mu.Lock()
+		l.h.conns[c.id] = c
+		l.h.mu.Unlock()
+		select {
+		case l.native <- c:
+		case <-l.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+// offer queues a connection migrated in; false if the backlog is full or
+// the listener closed.
+func (l *Listener) offer(c *Conn, _ []byte) bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
+	case l.migrated <- c:
+		return true
+	default:
+		return false
+	}
+}
+
+// AcceptConn waits for the next connection, migrated in or new. A
+// migrated one's application state is the engine's: Engine.Manage's
+// Session.Restored returns it.
+func (l *Listener) AcceptConn() (*Conn, error) {
+	// Migrated connections first: their clients are mid-stream.
+	select {
+	case c := <-l.migrated:
+		return c, nil
+	default:
+	}
+	select {
+	case c := <-l.migrated:
+		return c, nil
+	case c := <-l.native:
+		return c, nil
+	case <-l.done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err != nil && !errors.Is(l.err, net.ErrClosed) {
+			return nil, fmt.Errorf("kernel: port %d: %w", l.port, l.err)
+		}
+		return nil, ErrListenerClosed
+	}
+}
+
+// Accept is AcceptConn as a net.Listener's.
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptConn()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Addr is the listening address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops the listener; connections migrated in and not accepted are
+// reset.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.ln.Close()
+		l.h.mu.Lock()
+		if l.h.listeners[l.port] == l {
+			delete(l.h.listeners, l.port)
+		}
+		l.h.mu.Unlock()
+		for {
+			select {
+			case c := <-l.migrated:
+				c.Abort()
+				continue
+			default:
+			}
+			break
+		}
+	})
+	return nil
+}

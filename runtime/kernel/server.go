@@ -1,0 +1,491 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/hold"
+	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/repair"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// DefaultMaxRestoreBuffer is a kernel server's default restore cap per
+// queue.
+const DefaultMaxRestoreBuffer = 16 << 20
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the server's address in its namespace (required): the
+	// local address of its connections and TCPMig's source.
+	Addr netip.Addr
+	// Queue is the NFQUEUE number of the hold rules (7). Servers that
+	// share a namespace need different numbers.
+	Queue uint16
+	// Engine configures the TCPMig engine; Engine.Switch is required, and
+	// Engine.MaxRestoreBuffer defaults to DefaultMaxRestoreBuffer.
+	Engine migrate.Config
+	// Backlog bounds the connections migrated in and not yet accepted on
+	// a port (1024); a restore beyond it is refused.
+	Backlog int
+	// Iptables is the iptables command ("iptables").
+	Iptables string
+}
+
+// Server is one kernel-mode server: its TCPMig engine and the host the
+// engine drives.
+type Server struct {
+	Engine *migrate.Engine
+	h      *host
+}
+
+// Start sets up the hold rules, binds TCPMig's UDP port and starts the
+// engine. Close undoes it all.
+func Start(cfg Config) (*Server, error) {
+	if !cfg.Addr.Is4() || cfg.Addr.IsUnspecified() {
+		return nil, fmt.Errorf("kernel: Addr %v must be the server's IPv4 address", cfg.Addr)
+	}
+	if cfg.Queue == 0 {
+		cfg.Queue = 7
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 1024
+	}
+	if cfg.Iptables == "" {
+		cfg.Iptables = "iptables"
+	}
+	if cfg.Engine.MaxRestoreBuffer == 0 {
+		// A kernel socket's queues follow its autotuned buffers
+		// (net.ipv4.tcp_wmem's 4 MiB at most by default), not an engine's
+		// choice: room for them, and then some.
+		cfg.Engine.MaxRestoreBuffer = DefaultMaxRestoreBuffer
+	}
+	hf := cfg.Engine.HoldFrames
+	if hf <= 0 {
+		hf = 4096
+	}
+	h := &host{
+		cfg:       cfg,
+		conns:     map[tcp.ID]*Conn{},
+		listeners: map[uint16]*Listener{},
+		holds:     map[hold.Flow]bool{},
+		tombs:     map[hold.Flow]tcp.Time{},
+		done:      make(chan struct{}),
+	}
+	if err := h.rules(true); err != nil {
+		h.rules(false) //nolint:errcheck // undo what was added
+		return nil, err
+	}
+	var err error
+	if h.q, err = hold.OpenFlows(cfg.Queue, hf, h.decide); err != nil {
+		h.rules(false) //nolint:errcheck // undo
+		return nil, fmt.Errorf("kernel: %w (the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE)", err)
+	}
+	if h.udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Addr, tcpmig.UDPPort))); err != nil {
+		h.q.Close()
+		h.rules(false) //nolint:errcheck // undo
+		return nil, fmt.Errorf("kernel: binding TCPMig's UDP port %v:%d: %w", cfg.Addr, tcpmig.UDPPort, err)
+	}
+	// A kernel connection's state is megabytes (its queues follow the
+	// autotuned buffers): thousands of fragments in one burst, which the
+	// default 208 KiB socket buffers would drop, and then again at each
+	// resend.
+	if err := udpBuffers(h.udp, udpBuffer); err != nil {
+		h.udp.Close()
+		h.q.Close()
+		h.rules(false) //nolint:errcheck // undo
+		return nil, err
+	}
+	e, err := migrate.NewHost(h, cfg.Engine)
+	if err != nil {
+		h.udp.Close()
+		h.q.Close()
+		h.rules(false) //nolint:errcheck // undo
+		return nil, err
+	}
+	return &Server{Engine: e, h: h}, nil
+}
+
+// Close stops the engine, closes the listeners and removes the rules.
+// Connections already handed out stay open.
+func (s *Server) Close() error {
+	err := s.Engine.Close()
+	s.h.mu.Lock()
+	lns := make([]*Listener, 0, len(s.h.listeners))
+	for _, l := range s.h.listeners {
+		lns = append(lns, l)
+	}
+	s.h.mu.Unlock()
+	for _, l := range lns {
+		l.Close()
+	}
+	s.h.udp.Close()
+	s.h.q.Close()
+	if rerr := s.h.rules(false); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Addr is the server's address.
+func (s *Server) Addr() netip.Addr { return s.h.cfg.Addr }
+
+// Transfer moves c to the least-loaded server, with the application state
+// app, and waits for the outcome: Socket Launcher's transfer. The caller
+// must not use c from the call on; after ResultMoved it is gone (do not
+// close it), after ResultStayed it carries on here, after ResultAborted it
+// was reset.
+func (s *Server) Transfer(c *Conn, app []byte) (migrate.Outcome, error) {
+	ch := make(chan migrate.Outcome, 1)
+	err := s.Engine.Start(c.ID(), func() ([]byte, error) { return app, nil }, func(o migrate.Outcome) { ch <- o })
+	if err != nil {
+		return migrate.Outcome{}, err
+	}
+	return <-ch, nil
+}
+
+// host is the migrate.Host of kernel sockets.
+type host struct {
+	cfg  Config
+	udp  *net.UDPConn
+	q    *hold.Queue
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	burst int // datagrams sent in the current Burst, plus one; the engine's lock guards it
+
+	mu        sync.Mutex
+	conns     map[tcp.ID]*Conn
+	listeners map[uint16]*Listener
+	holds     map[hold.Flow]bool
+	tombs     map[hold.Flow]tcp.Time
+}
+
+var _ migrate.Host = (*host)(nil)
+
+// chain is the iptables chain of the hold rules.
+func (h *host) chain() string { return "CAPYGEN-HOLD-" + strconv.Itoa(int(h.cfg.Queue)) }
+
+// rules adds (or removes) the hold rules: TCP segments to the server's
+// address that are not a SYN and find no established socket go to the
+// queue (bypassed while no program listens on it).
+func (h *host) rules(add bool) error {
+	chain := h.chain()
+	jump := []string{"INPUT", "-p", "tcp", "-d", h.cfg.Addr.String(), "!", "--syn", "-j", chain}
+	if !add {
+		var errs []error
+		errs = append(errs, h.iptables(append([]string{"-D"}, jump...)...))
+		errs = append(errs, h.iptables("-F", chain), h.iptables("-X", chain))
+		return errors.Join(errs...)
+	}
+	if _, err := exec.LookPath(h.cfg.Iptables); err != nil {
+		return fmt.Errorf("kernel: the hold rules need %q: %w (apt-get install iptables)", h.cfg.Iptables, err)
+	}
+	for _, args := range [][]string{
+		{"-N", chain},
+		{"-A", chain, "-m", "socket", "-j", "RETURN"},
+		{"-A", chain, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
+		append([]string{"-I"}, jump...),
+	} {
+		if err := h.iptables(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *host) iptables(args ...string) error {
+	out, err := exec.Command(h.cfg.Iptables, append([]string{"-w"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kernel: %s %s: %w: %s (needs CAP_NET_ADMIN, and xt_socket and xt_NFQUEUE in the kernel)",
+			h.cfg.Iptables, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// decide classifies a segment that found no socket; it runs on the
+// queue's goroutine.
+func (h *host) decide(f hold.Flow) hold.Verdict {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holds[f] {
+		return hold.Hold
+	}
+	if until, ok := h.tombs[f]; ok {
+		if h.Now() < until {
+			return hold.Drop
+		}
+		delete(h.tombs, f)
+	}
+	return hold.Accept // the kernel answers as it always does
+}
+
+func flowOf(id tcp.ID) hold.Flow { return hold.Flow{Src: id.Remote, Dst: id.Local} }
+
+func (h *host) Addr() netip.Addr { return h.cfg.Addr }
+func (h *host) Now() tcp.Time    { return tcp.Time(migrate.Monotonic()) }
+
+// A kernel state's thousands of fragments, written back to back, overflow
+// the software switch's AF_XDP rings, and a state with one fragment lost
+// waits for a resend that loses others. Inside a burst (a state's
+// fragments) every paceEvery-th datagram waits pacePause.
+const (
+	paceEvery = 128
+	pacePause = 200 * time.Microsecond
+)
+
+func (h *host) Burst(fn func()) {
+	h.burst = 1
+	fn()
+	h.burst = 0
+}
+
+func (h *host) NumConns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+func (h *host) Attach(e *migrate.Engine) error {
+	h.wg.Add(2)
+	go h.receive(e)
+	go h.clock(e)
+	return nil
+}
+
+func (h *host) Detach() {
+	select {
+	case <-h.done:
+		return
+	default:
+	}
+	close(h.done)
+	h.udp.SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck // wakes the reader
+	h.wg.Wait()
+}
+
+// receive hands TCPMig datagrams to the engine.
+func (h *host) receive(e *migrate.Engine) {
+	defer h.wg.Done()
+	buf := make([]byte, 1<<16)
+	for {
+		n, src, err := h.udp.ReadFromUDPAddrPort(buf)
+		select {
+		case <-h.done:
+			return
+		default:
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		e.Datagram(src.Addr().Unmap(), buf[:n])
+	}
+}
+
+// clockTick bounds how late a timer fires: the engine's timers are
+// milliseconds and more, and a deadline set by another goroutine (Start)
+// is seen within a tick.
+const clockTick = 500 * time.Microsecond
+
+// clock runs the engine's timers.
+func (h *host) clock(e *migrate.Engine) {
+	defer h.wg.Done()
+	t := time.NewTimer(clockTick)
+	defer t.Stop()
+	for {
+		now := h.Now()
+		if at, ok := e.NextDeadline(); ok && at <= now {
+			e.Advance(now)
+			continue
+		}
+		wait := clockTick
+		if at, ok := e.NextDeadline(); ok && at-now < wait {
+			wait = max(at-now, 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (h *host) SendUDP(dst netip.Addr, payload []byte) error {
+	if h.burst > 0 {
+		if h.burst%paceEvery == 0 {
+			time.Sleep(pacePause)
+		}
+		h.burst++
+	}
+	_, err := h.udp.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, tcpmig.UDPPort))
+	return err
+}
+
+func (h *host) Lookup(id tcp.ID) (migrate.ConnInfo, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.conns[id]
+	if c == nil {
+		return migrate.ConnInfo{}, false
+	}
+	// TCP_REPAIR dumps only ESTABLISHED sockets: a half-closed one stays.
+	return migrate.ConnInfo{Established: c.established(), Origin: c.origin}, true
+}
+
+func stepHook(steps func(string, time.Duration)) []repair.Option {
+	if steps == nil {
+		return nil
+	}
+	return []repair.Option{repair.WithStepHook(func(s repair.Step, d time.Duration) { steps(string(s), d) })}
+}
+
+// frozen is a socket in repair mode, dumped.
+type frozen struct {
+	c     *Conn
+	d     *repair.Dump
+	steps func(string, time.Duration)
+}
+
+func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Frozen, error) {
+	h.mu.Lock()
+	c := h.conns[id]
+	delete(h.conns, id)
+	h.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("kernel: %v-%v is not a connection of this server", id.Local, id.Remote)
+	}
+	d, err := repair.DumpConn(c.TCPConn, stepHook(steps)...)
+	if err != nil {
+		// The socket is out of repair mode again, but the application
+		// gave it up: reset it, as the engine's give-up will report.
+		c.Abort()
+		return nil, err
+	}
+	// The state names the connection as the client knows it: a socket
+	// migrated in is bound to this server's own address.
+	d.Local = c.origin
+	return &frozen{c, d, steps}, nil
+}
+
+func (f *frozen) Serialize(dst, app []byte) ([]byte, error) { return appendState(dst, f.d, app) }
+
+func (f *frozen) Release() {
+	repair.CloseSilently(f.c.TCPConn, stepHook(f.steps)...) //nolint:errcheck // the socket is gone either way
+}
+
+func (f *frozen) Abort() {
+	repair.Resume(f.c.TCPConn) //nolint:errcheck // the reset below ends it either way
+	f.c.Abort()
+}
+
+func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) ([]byte, func(), error) {
+	d, app, err := decodeState(state)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.Local != origin || d.Remote != self.Remote {
+		return nil, nil, fmt.Errorf("the state is of %v-%v", d.Local, d.Remote)
+	}
+	if len(d.SendQueue) > maxBuffer || len(d.RecvQueue) > maxBuffer {
+		return nil, nil, fmt.Errorf("queues of %d and %d bytes exceed the restore cap of %d (Config.MaxRestoreBuffer)", len(d.SendQueue), len(d.RecvQueue), maxBuffer)
+	}
+	h.mu.Lock()
+	l := h.listeners[self.Local.Port()]
+	h.mu.Unlock()
+	if l == nil {
+		return nil, nil, fmt.Errorf("%w: no kernel listener on port %d (Server.Listen)", migrate.ErrNoRestorer, self.Local.Port())
+	}
+	tc, err := repair.Restore(d, self.Local, stepHook(steps)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &Conn{TCPConn: tc, h: h, id: self, origin: origin}
+	h.mu.Lock()
+	h.conns[self] = c
+	h.mu.Unlock()
+	if !l.offer(c, app) {
+		h.forget(c)
+		repair.CloseSilently(tc) //nolint:errcheck // never handed out
+		return nil, nil, fmt.Errorf("the backlog of port %d is full (%d connections; Config.Backlog)", self.Local.Port(), h.cfg.Backlog)
+	}
+	return app, nil, nil
+}
+
+func (h *host) Hold(id tcp.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holds[flowOf(id)] = true
+}
+
+func (h *host) Replay(id tcp.ID) (int, int) { return h.settle(id, (*hold.Queue).ReleaseFlow) }
+
+func (h *host) Discard(id tcp.ID) (int, int) { return h.settle(id, (*hold.Queue).DropFlow) }
+
+func (h *host) settle(id tcp.ID, fn func(*hold.Queue, hold.Flow) (int, int, error)) (int, int) {
+	f := flowOf(id)
+	h.mu.Lock()
+	delete(h.holds, f)
+	h.mu.Unlock()
+	held, over, _ := fn(h.q, f) //nolint:errcheck // a failed verdict leaves the segment to the client's retransmission
+	return held, over
+}
+
+func (h *host) Tomb(id tcp.ID, until tcp.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tombs[flowOf(id)] = until
+}
+
+func (h *host) Untomb(id tcp.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.tombs, flowOf(id))
+}
+
+func (h *host) Counters() migrate.HostCounters {
+	st := h.q.FlowStats()
+	return migrate.HostCounters{Held: st.Held, HeldOverflow: st.Overflow, TombstoneDrops: st.Dropped}
+}
+
+func (h *host) forget(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[c.id] == c {
+		delete(h.conns, c.id)
+	}
+}
+
+// udpBuffer is the TCPMig socket's send and receive buffer: room for a
+// whole state of DefaultMaxRestoreBuffer and more.
+const udpBuffer = 64 << 20
+
+// udpBuffers sets c's buffers past net.core's limits (CAP_NET_ADMIN).
+func udpBuffers(c *net.UDPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_RCVBUFFORCE, unix.SO_SNDBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, n/2); e != nil && serr == nil {
+				serr = fmt.Errorf("kernel: TCPMig socket buffers of %d bytes: %w (needs CAP_NET_ADMIN)", n, e)
+			}
+		}
+	})
+	return errors.Join(err, serr)
+}
