@@ -28,12 +28,18 @@ import (
 // when the test failed, logs what every process said.
 func upMigration(t testing.TB, opts Options) *Testbed {
 	t.Helper()
+	return upTopology(t, Migration(), opts)
+}
+
+// upTopology is upMigration for another migration topology (Kernel).
+func upTopology(t testing.TB, topo *Topology, opts Options) *Testbed {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	opts.Binary = capyrun(t)
-	bed, err := Migration().UpWith(ctx, opts)
+	bed, err := topo.UpWith(ctx, opts)
 	if err != nil {
-		t.Fatalf("Up(migration): %v", err)
+		t.Fatalf("Up: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := bed.Down(); err != nil {

@@ -128,6 +128,9 @@ func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
 		for _, ifc := range tb.Topology.Interfaces(host) {
 			if ifc.Prefix.IsValid() {
 				argv = []string{bin, "serve", "-addr", ifc.Prefix.String(), "-iface", ifc.Name}
+				if h.Stack == StackKernel {
+					argv = append(argv, "-kernel")
+				}
 				break
 			}
 		}

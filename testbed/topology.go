@@ -71,12 +71,19 @@ var defaultYAML []byte
 //go:embed migration.yaml
 var migrationYAML []byte
 
+//go:embed kernel.yaml
+var kernelYAML []byte
+
 // DefaultYAML is the embedded default topology file.
 func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
 
 // MigrationYAML is the embedded migration topology file
 // (testbed/migration.yaml).
 func MigrationYAML() []byte { return slices.Clone(migrationYAML) }
+
+// KernelYAML is the embedded kernel-mode migration topology file
+// (testbed/kernel.yaml): migration.yaml's with kernel servers.
+func KernelYAML() []byte { return slices.Clone(kernelYAML) }
 
 // Errors of the package. A bad topology file gives one line per problem,
 // "file:line:col: key: problem; what to change", wrapping ErrTopology.
@@ -176,6 +183,16 @@ func Default() *Topology {
 // clients, the software switch and three servers on capygen's stack.
 func Migration() *Topology {
 	t, err := Parse("migration.yaml", migrationYAML)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// Kernel is the embedded kernel-mode migration topology: Migration's with
+// its servers on the Linux kernel stack.
+func Kernel() *Topology {
+	t, err := Parse("kernel.yaml", kernelYAML)
 	if err != nil {
 		panic(err)
 	}
@@ -362,6 +379,8 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 	for _, e := range ends {
 		byHost[e.Host] = append(byHost[e.Host], e)
 	}
+	serveStack := map[bool]string{} // the first server of each stack (kernel: true)
+	mixedSaid := false
 	for _, name := range hosts.names {
 		h := hosts.byName[name]
 		if h.args != nil && h.Run == "" && h.run == nil {
@@ -373,16 +392,23 @@ func (d *decoder) processes(hosts *hostSet, ends []*endAt, addrs map[netip.Addr]
 		if h.Run == "" {
 			continue
 		}
-		if h.Stack != StackBypass {
-			what := "capygen's stack"
-			if h.Run == RunSwitch {
-				what = "the software switch"
-			}
-			d.Errorf(h.run, h.path+".run", "%s runs %s over AF_XDP, which needs stack: bypass; add stack: bypass to %s", h.Run, what, name)
+		if h.Stack != StackBypass && h.Run == RunSwitch {
+			d.Errorf(h.run, h.path+".run", "switch runs the software switch over AF_XDP, which needs stack: bypass; add stack: bypass to %s", name)
 		}
 		mine := byHost[name]
 		switch h.Run {
 		case RunServe:
+			if h.Role != RoleServer {
+				d.Errorf(h.run, h.path+".run", "serve runs a server, which needs role: server; change the role or the run")
+			}
+			// The switch steers a migration to any server: one stack for all.
+			if other, ok := serveStack[h.Stack != StackKernel]; ok && !mixedSaid {
+				d.Errorf(h.run, h.path+".run", "%s serves on the %s stack and %s does not; the switch steers a migration to any server, and kernel and bypass servers cannot exchange connections: give every server one stack (or use two testbeds)", name, h.Stack, other)
+				mixedSaid = true
+			}
+			if _, ok := serveStack[h.Stack == StackKernel]; !ok {
+				serveStack[h.Stack == StackKernel] = name
+			}
 			var addressed []*endAt
 			for _, e := range mine {
 				if e.Addr != "" {

@@ -173,8 +173,8 @@ var rejects = []struct {
 	// Processes a host runs (run, args, control).
 	{"run value", "role: server, stack: bypass}", "role: server, stack: bypass, run: daemon}",
 		`bad.yaml:4:54: hosts[1].run: "daemon" is not a process; use serve or switch, or leave run out`},
-	{"serve on the kernel stack", "role: client, stack: kernel}", "role: client, stack: kernel, run: serve}",
-		`bad.yaml:3:54: hosts[0].run: serve runs capygen's stack over AF_XDP, which needs stack: bypass; add stack: bypass to client`},
+	{"serve on a client", "role: client, stack: kernel}", "role: client, stack: kernel, run: serve}",
+		`bad.yaml:3:54: hosts[0].run: serve runs a server, which needs role: server; change the role or the run`},
 	{"switch run on a server", "role: server, stack: bypass}", "role: server, stack: bypass, run: switch}",
 		"bad.yaml:4:54: hosts[1].run: switch runs the software switch, which needs role: switch; change the role or the run\n" +
 			`bad.yaml:8:43: links[0].b.addr: 10.77.0.2/24 is on a port of server, which runs the software switch: its ports have no address (it answers only for its control address); remove addr`},
@@ -222,6 +222,9 @@ var switchRejects = []struct {
 		`star.yaml:4:50: hosts[1].run: switch runs the software switch over AF_XDP, which needs stack: bypass; add stack: bypass to sw`},
 	{"switch to switch", "{name: s1, role: server, stack: bypass, run: serve}", "{name: s1, role: switch, stack: bypass}",
 		`star.yaml:10:15: links[1].b.host: "s1" is a switch; a port of the software switch leads to a client or a server (its port role)`},
+	{"servers of two stacks", "  - {name: s1, role: server, stack: bypass, run: serve}\n", "  - {name: s1, role: server, stack: bypass, run: serve}\n  - {name: s2, role: server, stack: kernel, run: serve}\n",
+		"star.yaml:6:50: hosts[3].run: s2 serves on the kernel stack and s1 does not; the switch steers a migration to any server, and kernel and bypass servers cannot exchange connections: give every server one stack (or use two testbeds)\n" +
+			`star.yaml:6:50: hosts[3].run: serve takes one addressed interface and s2 has 0; give the host exactly one link end with an addr`},
 	{"serve without address", "b: {host: s1, iface: veth0, addr: 10.77.0.2/24}", "b: {host: s1, iface: veth0}",
 		"star.yaml:5:50: hosts[2].run: serve takes one addressed interface and s1 has 0; give the host exactly one link end with an addr\n" +
 			`star.yaml:10:8: links[1].b: missing key addr; add an IPv4 prefix like 10.77.0.1/24 (only switch ports may go without one)`},
