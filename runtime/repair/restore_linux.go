@@ -130,6 +130,15 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	}
 
 	r.next(StepConnect)
+	// The repair-mode connect sizes the segments from the MSS clamp it
+	// knows then, the 536-byte default: TCP_REPAIR_OPTIONS' MSS comes
+	// later and does not resize them, and the restored socket would send
+	// 524-byte segments for good. The user MSS sets the clamp first.
+	if d.MSS != 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_MAXSEG, int(d.MSS)); err != nil {
+			return nil, r.fail("TCP_MAXSEG", "setsockopt", err)
+		}
+	}
 	if err := unix.Connect(fd, sockaddr(d.Remote)); err != nil && err != unix.EINPROGRESS {
 		return nil, r.fail("connect "+d.Remote.String(), "connect", err)
 	}
@@ -139,7 +148,13 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		return nil, r.fail("TCP_REPAIR_OPTIONS", "setsockopt", err)
 	}
 	if d.Options&OptTimestamps != 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp))); err != nil {
+		// A little ahead: the last TSval on the wire may be past the
+		// dump's clock reading (segments stamped at their departure
+		// time, rounded to the millisecond), and a peer drops, by PAWS,
+		// segments whose TSval went back more than 1 ms. A clock a few
+		// ms ahead is still a valid TSval clock (RFC 7323 only asks that
+		// it not go back).
+		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp+timestampSlack))); err != nil {
 			return nil, r.fail("TCP_TIMESTAMP", "setsockopt", err)
 		}
 	}
@@ -196,6 +211,9 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	r.t.done(StepUnsent)
 	return c, nil
 }
+
+// timestampSlack is how far ahead, in ms, Restore starts the TSval clock.
+const timestampSlack = 4
 
 func bufFor(n int) uint32 { return uint32(min(2*n, math.MaxInt32)) }
 
