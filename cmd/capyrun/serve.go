@@ -48,6 +48,7 @@ type serveFlags struct {
 	echoPort                     int
 	heartbeat                    time.Duration
 	maxRestore                   int
+	sndbuf                       int
 }
 
 func runServe(args []string) error {
@@ -70,8 +71,12 @@ func runServe(args []string) error {
 	fs.IntVar(&f.echoPort, "echo", 0, "with -switch: also serve the migratable echo service on TCP `port` (0: none)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Millisecond, "with -switch: how often the workload goes to the switch")
 	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
+	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.sndbuf < 0 || (f.sndbuf > 0 && !(f.kernel && f.switchAddr != "")) {
+		return fmt.Errorf("-sndbuf %d: a positive buffer, and only with -kernel -switch", f.sndbuf)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -338,7 +343,7 @@ func serveKernelMigratable(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer rec.close()
-	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg})
+	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg, SendBuffer: f.sndbuf})
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,13 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -61,6 +63,17 @@ func (c *Conn) established() bool {
 	return ok
 }
 
+// setMark sets the socket's SO_MARK.
+func (c *Conn) setMark(m int) error {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, m) })
+	return errors.Join(err, serr)
+}
+
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("kernel: listener closed")
 
@@ -84,10 +97,20 @@ type Listener struct {
 // Listen listens on port, on every address of the namespace.
 func (s *Server) Listen(port uint16) (*Listener, error) {
 	h := s.h
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{Port: int(port)})
+	lc := net.ListenConfig{}
+	if n := h.cfg.SendBuffer; n > 0 {
+		// Accepted sockets inherit the listener's buffer.
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n/2) })
+			return errors.Join(err, serr)
+		}
+	}
+	nl, err := lc.Listen(context.Background(), "tcp4", fmt.Sprintf(":%d", port))
 	if err != nil {
 		return nil, fmt.Errorf("kernel: listening on port %d: %w", port, err)
 	}
+	ln := nl.(*net.TCPListener)
 	l := &Listener{h: h, port: port, ln: ln, migrated: make(chan *Conn, h.cfg.Backlog), native: make(chan *Conn), done: make(chan struct{})}
 	h.mu.Lock()
 	if h.listeners[port] != nil {

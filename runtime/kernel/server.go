@@ -20,6 +20,10 @@ import (
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
+// frozenMark is the SO_MARK of frozen sockets, whose packets an OUTPUT
+// rule drops.
+const frozenMark = 0xca9e
+
 // DefaultMaxRestoreBuffer is a kernel server's default restore cap per
 // queue.
 const DefaultMaxRestoreBuffer = 16 << 20
@@ -40,6 +44,12 @@ type Config struct {
 	Backlog int
 	// Iptables is the iptables command ("iptables").
 	Iptables string
+	// SendBuffer, if positive, is the send buffer of the listeners'
+	// connections in bytes, as the kernel counts it (SO_SNDBUF's doubled
+	// value, overhead included), instead of the kernel's autotuning. A
+	// connection's queued bytes, and so its state, follow it: autotuned,
+	// a busy download queues up to net.ipv4.tcp_wmem's 4 MiB.
+	SendBuffer int
 }
 
 // Server is one kernel-mode server: its TCPMig engine and the host the
@@ -182,9 +192,10 @@ func (h *host) chain() string { return "CAPYGEN-HOLD-" + strconv.Itoa(int(h.cfg.
 func (h *host) rules(add bool) error {
 	chain := h.chain()
 	jump := []string{"INPUT", "-p", "tcp", "-d", h.cfg.Addr.String(), "!", "--syn", "-j", chain}
+	mute := []string{"OUTPUT", "-m", "mark", "--mark", strconv.Itoa(frozenMark), "-j", "DROP"}
 	if !add {
 		var errs []error
-		errs = append(errs, h.iptables(append([]string{"-D"}, jump...)...))
+		errs = append(errs, h.iptables(append([]string{"-D"}, jump...)...), h.iptables(append([]string{"-D"}, mute...)...))
 		errs = append(errs, h.iptables("-F", chain), h.iptables("-X", chain))
 		return errors.Join(errs...)
 	}
@@ -196,6 +207,7 @@ func (h *host) rules(add bool) error {
 		{"-A", chain, "-m", "socket", "-j", "RETURN"},
 		{"-A", chain, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
 		append([]string{"-I"}, jump...),
+		append([]string{"-I"}, mute...),
 	} {
 		if err := h.iptables(args...); err != nil {
 			return err
@@ -368,8 +380,22 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	if c == nil {
 		return nil, fmt.Errorf("kernel: %v-%v is not a connection of this server", id.Local, id.Remote)
 	}
+	// Muted first: a socket in repair mode still transmits (new data
+	// as ACKs or a loss probe open the window, retransmissions), and a
+	// byte the client gets past the dump's snd_nxt leaves the restored
+	// socket refusing the client's ACKs for good. What it sends from here
+	// is dropped, and counts as sent in the dump: the target retransmits
+	// it.
+	t0 := time.Now()
+	if err := c.setMark(frozenMark); err != nil {
+		return nil, fmt.Errorf("kernel: muting %v-%v (SO_MARK): %w", id.Local, id.Remote, err)
+	}
+	if steps != nil {
+		steps("mute", time.Since(t0))
+	}
 	d, err := repair.DumpConn(c.TCPConn, stepHook(steps)...)
 	if err != nil {
+		c.setMark(0) //nolint:errcheck // reset below either way
 		// The socket is out of repair mode again, but the application
 		// gave it up: reset it, as the engine's give-up will report.
 		c.Abort()
@@ -388,6 +414,7 @@ func (f *frozen) Release() {
 }
 
 func (f *frozen) Abort() {
+	f.c.setMark(0)             //nolint:errcheck // the RST must go out
 	repair.Resume(f.c.TCPConn) //nolint:errcheck // the reset below ends it either way
 	f.c.Abort()
 }
