@@ -1,0 +1,179 @@
+package testbed
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/runtime/migrate"
+)
+
+// BenchmarkKernelVsBypass is the paper's Figure 4 and Figure 5, measured
+// here: the host overhead of moving the same kinds of connection through
+// the same switch with the same TCPMig engine, on capygen's stack
+// (testbed/migration.yaml) and on the Linux kernel's through TCP_REPAIR
+// (testbed/kernel.yaml), one after the other in one run:
+//
+//   - idle: 20 keep-alive HTTP connections, 1,000 moves;
+//   - queued: 10 echo connections with 128 KiB waiting in each server-side
+//     send queue (the client reads nothing), 1,000 moves.
+//
+// Host overhead is the origin's plus the target's migration work: the
+// engine's handlers from entry to exit, which on the kernel path include
+// the TCP_REPAIR calls. It prints one table, per part: host overhead,
+// origin and target work, and the kernel's TCP_REPAIR steps, with p50, p99
+// and max for each path and the kernel/bypass ratio; then the host
+// overhead's quantiles (1, 5, 10, ..., 95, 99, 99.9) for Figure 5.
+func BenchmarkKernelVsBypass(b *testing.B) {
+	needNetns(b, "ping", "iptables")
+	type part struct {
+		name string
+		ms   map[string][]migrate.Migration // by path
+	}
+	parts := []*part{{name: "idle", ms: map[string][]migrate.Migration{}}, {name: "queued", ms: map[string][]migrate.Migration{}}}
+	for _, path := range []struct {
+		name string
+		topo *Topology
+	}{{"bypass", Migration()}, {"kernel", Kernel()}} {
+		bed := upTopology(b, path.topo, Options{})
+		if path.name == "kernel" {
+			// The echo writes 128 KiB back to a client that reads
+			// nothing; the kernel's default 16 KiB initial send buffer
+			// (which a stalled peer never lets autotuning grow) would keep
+			// the rest in the application's write, away from the queue.
+			for _, h := range []string{"s1", "s2", "s3"} {
+				if out, err := bed.Exec(h, "sysctl", "-qw", "net.ipv4.tcp_wmem=4096 262144 4194304"); err != nil {
+					b.Fatalf("sysctl tcp_wmem on %s: %v\n%s", h, err, out)
+				}
+			}
+		}
+		srv := dialServers(b, bed)
+		col := &recordCollector{seen: map[recordID]bool{}}
+
+		conns := make([]*httpConn, 20)
+		for i := range conns {
+			conns[i] = dialHTTP(b, bed)
+		}
+		migrateRounds(b, srv, col, 1000, 200)
+		parts[0].ms[path.name] = col.take(b, srv)
+		for i, c := range conns {
+			if err := c.ping(); err != nil {
+				b.Errorf("%s: idle connection %d after the migrations: %v", path.name, i, err)
+			}
+			c.Close()
+		}
+
+		const queued = 128 << 10
+		echoes := make([]net.Conn, 10)
+		for i := range echoes {
+			echoes[i] = dialQueuedEcho(b, bed, queued)
+		}
+		waitSendQueues(b, srv, len(echoes))
+		migrateRounds(b, srv, col, 1000, 400)
+		parts[1].ms[path.name] = col.take(b, srv)
+		for i, c := range echoes {
+			if err := readEcho(c, queued); err != nil {
+				b.Errorf("%s: queued echo connection %d after the migrations: %v", path.name, i, err)
+			}
+			c.Close()
+		}
+		if err := bed.Down(); err != nil {
+			b.Errorf("%s: Down: %v", path.name, err)
+		}
+	}
+
+	var sb strings.Builder
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	for _, p := range parts {
+		by, kn := p.ms["bypass"], p.ms["kernel"]
+		fmt.Fprintf(&sb, "\nFigure 4, %s: %d bypass and %d kernel migrations (paired records)\n", p.name, len(by), len(kn))
+		fmt.Fprintf(&sb, "  %-22s %30s   %30s   %15s\n", "", "bypass p50 / p99 / max µs", "kernel p50 / p99 / max µs", "ratio p50 / p99")
+		row := func(name string, bd, kd migrate.Dist) {
+			fmt.Fprintf(&sb, "  %-22s %9.1f %9.1f %10.1f   %9.1f %9.1f %10.1f   %7.1f %7.1f\n", name,
+				us(bd.P50), us(bd.P99), us(bd.Max), us(kd.P50), us(kd.P99), us(kd.Max),
+				us(kd.P50)/max(us(bd.P50), 1e-9), us(kd.P99)/max(us(bd.P99), 1e-9))
+		}
+		host := func(ms []migrate.Migration) []time.Duration {
+			var ds []time.Duration
+			for i := range ms {
+				ds = append(ds, ms[i].HostOverhead())
+			}
+			return ds
+		}
+		work := func(ms []migrate.Migration, origin bool) []time.Duration {
+			var ds []time.Duration
+			for _, m := range ms {
+				if origin {
+					ds = append(ds, m.Origin.Work)
+				} else {
+					ds = append(ds, m.Target.Work)
+				}
+			}
+			return ds
+		}
+		bh, kh := host(by), host(kn)
+		row("host overhead", migrate.Summarize(slices.Clone(bh)), migrate.Summarize(slices.Clone(kh)))
+		row("origin work", migrate.Summarize(work(by, true)), migrate.Summarize(work(kn, true)))
+		row("target work", migrate.Summarize(work(by, false)), migrate.Summarize(work(kn, false)))
+		// The kernel's own steps (TCP_REPAIR), which the bypass path does
+		// not have: its columns stay empty.
+		steps := map[string][]time.Duration{}
+		var names []string
+		for _, m := range kn {
+			for _, r := range []migrate.Record{m.Origin, m.Target} {
+				for _, s := range r.Steps {
+					if _, ok := steps[s.Name]; !ok {
+						names = append(names, s.Name)
+					}
+					steps[s.Name] = append(steps[s.Name], s.Dur)
+				}
+			}
+		}
+		for _, n := range names {
+			kd := migrate.Summarize(steps[n])
+			fmt.Fprintf(&sb, "  %-22s %30s   %9.1f %9.1f %10.1f\n", "  kernel: "+n, "-", us(kd.P50), us(kd.P99), us(kd.Max))
+		}
+		var bs, ks []int
+		for _, m := range by {
+			bs = append(bs, m.Origin.StateBytes)
+		}
+		for _, m := range kn {
+			ks = append(ks, m.Origin.StateBytes)
+		}
+		sort.Ints(bs)
+		sort.Ints(ks)
+		if len(bs) > 0 && len(ks) > 0 {
+			fmt.Fprintf(&sb, "  %-22s %30d   %30d\n", "state bytes p50", bs[len(bs)/2], ks[len(ks)/2])
+		}
+		fmt.Fprintf(&sb, "Figure 5, %s: host overhead quantiles, µs\n  %6s %10s %10s %8s\n", p.name, "q", "bypass", "kernel", "ratio")
+		slices.Sort(bh)
+		slices.Sort(kh)
+		for _, q := range []float64{1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 99, 99.9} {
+			bq, kq := quantile(bh, q), quantile(kh, q)
+			fmt.Fprintf(&sb, "  %6.1f %10.1f %10.1f %8.1f\n", q, us(bq), us(kq), us(kq)/max(us(bq), 1e-9))
+		}
+		if len(bh) > 0 && len(kh) > 0 {
+			b.ReportMetric(us(quantile(kh, 50))/max(us(quantile(bh, 50)), 1e-9), p.name+"-ratio-p50")
+			b.ReportMetric(us(quantile(kh, 99))/max(us(quantile(bh, 99)), 1e-9), p.name+"-ratio-p99")
+		}
+		if len(by) < 1000 || len(kn) < 1000 {
+			b.Errorf("%s: %d bypass and %d kernel migrations paired, want at least 1000 each", p.name, len(by), len(kn))
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	fmt.Fprint(os.Stdout, sb.String())
+}
+
+// quantile is the q-th percentile of sorted ds (nearest rank).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := int(q/100*float64(len(ds))+0.5) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}
