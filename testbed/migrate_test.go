@@ -443,10 +443,10 @@ func TestKernelMigrateCurl(t *testing.T) {
 
 // curlPlan is how hard migrateCurl moves the connection.
 type curlPlan struct {
-	every    time.Duration // between migrate requests
-	rate     string        // curl's --limit-rate
-	minMoves int           // mid-body moves required
-	serverArgs []string // appended to the servers' capyrun serve
+	every      time.Duration // between migrate requests
+	rate       string        // curl's --limit-rate
+	minMoves   int           // mid-body moves required
+	serverArgs []string      // appended to the servers' capyrun serve
 }
 
 var bypassPlan = curlPlan{every: curlEvery, rate: curlRate, minMoves: minMoves}
