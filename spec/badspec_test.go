@@ -79,15 +79,15 @@ var badEdits = []struct {
 		`spec/x.yaml:118:11: machines.origin_test.name: "origin_test" ends in _test: its generated file origin_test.go would be a test file; rename the machine`,
 	}},
 	{"machinegoos", "  - name: target\n", "  - name: target_linux\n", []string{
-		`spec/x.yaml:162:11: machines.target_linux.name: "target_linux" ends in _linux, a GOOS: its generated file target_linux.go would build only on linux; rename the machine`,
+		`spec/x.yaml:164:11: machines.target_linux.name: "target_linux" ends in _linux, a GOOS: its generated file target_linux.go would build only on linux; rename the machine`,
 	}},
 	{"gonamecollision", "      - {name: freeze_connection, doc:", "      - {name: tcp_x}\n      - {name: tcpx}\n      - {name: freeze_connection, doc:", []string{
-		`spec/x.yaml:140:9: action "tcpx" and action "tcp_x" (spec/x.yaml:139:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
+		`spec/x.yaml:141:9: action "tcpx" and action "tcp_x" (spec/x.yaml:140:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
 	}},
 	{"dupmessage", "  - name: conn_state_ack\n", "  - name: conn_state\n", []string{
 		`spec/x.yaml:80:11: messages.conn_state.name: message "conn_state" is already defined at line 70; rename one`,
 		`spec/x.yaml:136:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:183:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:185:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"keyword", "{name: client_port, bits: 16}", "{name: func, bits: 16}", []string{
 		`spec/x.yaml:49:5: header.fields: no field client_port; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so add {name: client_port, bits: 16}`,
@@ -100,19 +100,19 @@ var badEdits = []struct {
 		`spec/x.yaml:132:9: machines.origin.states.limbo: unreachable from initial state idle; add a transition into it or remove it`,
 	}},
 	{"undefevent", "{from: transferring, on: conn_state_ack,", "{from: transferring, on: conn_state_acked,", []string{
-		`spec/x.yaml:149:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:150:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
 	}},
 	{"duptransition", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n      - {from: preparing, on: rejected, to: failed}\n", []string{
-		`spec/x.yaml:149:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 148); a state handles an event once, so remove one`,
+		`spec/x.yaml:150:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 149); a state handles an event once, so remove one`,
 	}},
 	{"transignore", "      - {in: transferring, on: prepare_mig_ack}", "      - {in: preparing, on: prepare_mig_ack}", []string{
-		`spec/x.yaml:153:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 147; remove the ignore or the transition`,
+		`spec/x.yaml:155:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 148; remove the ignore or the transition`,
 	}},
 	{"noinitial", "    initial: idle\n    states:\n      - name: idle\n      - name: preparing", "    states:\n      - name: idle\n      - name: preparing", []string{
 		`spec/x.yaml:118:5: machines.origin: missing key initial; add it`,
 	}},
 	{"finalmove", "      - {from: accepted, on: conn_state, to: accepted,", "      - {from: accepted, on: conn_state, to: abandoned,", []string{
-		`spec/x.yaml:189:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
+		`spec/x.yaml:191:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
 	}},
 	{"negretries", "retries: 8, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
 		`spec/x.yaml:125:41: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
@@ -150,18 +150,18 @@ var badEdits = []struct {
 	{"norejected", "  - name: rejected\n    stage: rejected\n", "  - name: refused\n    stage: rejected\n", []string{
 		`spec/x.yaml:62:3: messages: no message rejected; the switch sends it back for a PREPARE_MIG it cannot serve, a PREPARE_MIG_ACK whose entry fits no level and a stale PREPARE_MIG_ACK from a target that lost the connection to another (gen/SWITCH.md), so add one named rejected with a stage of its own`,
 		`spec/x.yaml:135:35: machines.origin.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:177:35: machines.target.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:179:35: machines.target.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noprepare", "  - name: prepare_mig\n    stage: prepare_mig\n", "  - name: prepare\n    stage: prepare_mig\n", []string{
 		`spec/x.yaml:62:3: messages: no message prepare_mig; the switch steers it to the least-loaded server, or to the target a migration in progress already has (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
 		`spec/x.yaml:125:52: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
-		`spec/x.yaml:138:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:175:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:139:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:177:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noack", "  - name: prepare_mig_ack\n    stage: prepare_mig_ack\n", "  - name: prepare_ack\n    stage: prepare_mig_ack\n", []string{
 		`spec/x.yaml:62:3: messages: no message prepare_mig_ack; the switch installs the directory entry from it when its load flag is set (gen/SWITCH.md), so add one named prepare_mig_ack with a stage of its own`,
 		`spec/x.yaml:134:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:180:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:182:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, heartbeat_update, heartbeat_response`,
 	}},
 	{"noresponse", "  - name: heartbeat_response\n", "  - name: heartbeat_reply\n", []string{
 		`spec/x.yaml:62:3: messages: no message heartbeat_response; the switch answers every heartbeat with it, carrying the minimum workload (gen/SWITCH.md), so add one named heartbeat_response with a stage of its own`,
@@ -231,22 +231,22 @@ var badEdits = []struct {
 	}},
 	{"timeoutevent", "{name: start, doc:", "{name: timeout, doc:", []string{
 		`spec/x.yaml:133:16: machines.origin.events.timeout.name: "timeout" is built in (raised by a state's timer); rename the event`,
-		`spec/x.yaml:146:26: machines.origin.transitions[0].on: event "start" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:147:26: machines.origin.transitions[0].on: event "start" is not defined in machine origin; define it under events`,
 	}},
 	{"dupevent", "{name: conn_state_ack, message: conn_state_ack}", "{name: rejected, message: conn_state_ack}", []string{
 		`spec/x.yaml:136:16: machines.origin.events.rejected.name: event "rejected" is already defined at line 135; rename one`,
-		`spec/x.yaml:149:34: machines.origin.transitions[3].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
-		`spec/x.yaml:155:24: machines.origin.ignore[2].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
-		`spec/x.yaml:159:26: machines.origin.ignore[6].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:150:34: machines.origin.transitions[3].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:157:24: machines.origin.ignore[2].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:161:26: machines.origin.ignore[6].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
 	}},
 	{"undefaction", "do: [release_connection]", "do: [release]", []string{
-		`spec/x.yaml:149:65: machines.origin.transitions[3].do[0]: action "release" is not defined in machine origin; define it under actions`,
+		`spec/x.yaml:150:65: machines.origin.transitions[3].do[0]: action "release" is not defined in machine origin; define it under actions`,
 	}},
 	{"dupstate", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: failed}\n", []string{
 		`spec/x.yaml:132:16: machines.origin.states.failed.name: state "failed" is already defined at line 131; rename one`,
 	}},
 	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: accepted},", []string{
-		`spec/x.yaml:173:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
+		`spec/x.yaml:175:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
 	}},
 	{"bytesinheader", "{name: origin_port, bits: 16,", "{name: origin_port, type: bytes, bits: 16,", []string{
 		`spec/x.yaml:51:33: header.fields.origin_port.type: bytes fields are only allowed in a message payload; use uint`,
@@ -266,7 +266,7 @@ var badEdits = []struct {
 		`spec/x.yaml:105:41: directory.levels[1].hash.width: a 16-bit CRC cannot index 21 bits; use width: 32 or lower index_bits`,
 	}},
 	{"transitiontimeout", "      - {from: idle, on: start,", "      - {from: preparing, on: timeout, to: failed}\n      - {from: idle, on: start,", []string{
-		`spec/x.yaml:146:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
+		`spec/x.yaml:147:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
 	}},
 	{"selfexhausted", "exhausted: failed, give_up: [resume_connection, reclaim_entry]", "exhausted: preparing, give_up: [resume_connection]", []string{
 		`spec/x.yaml:125:81: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,

@@ -60,7 +60,7 @@ func TestDefault(t *testing.T) {
 		{"stage enum", s.Enums[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 32, Col: 5}},
 		{"magic field", s.Header.Fields[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 49, Col: 7}},
 		{"directory", s.Directory.Pos, spec.Pos{File: spec.DefaultPath, Line: 101, Col: 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 146, Col: 9}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 147, Col: 9}},
 		{"target", s.Target.Pos, spec.Pos{File: "spec/targets/tofino1.yaml", Line: 3, Col: 1}},
 	} {
 		if p.got != p.want {

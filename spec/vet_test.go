@@ -60,10 +60,10 @@ func TestVet(t *testing.T) {
 		}},
 		{"port 1024 is fine", []string{"udp_port: 7071", "udp_port: 1024"}, nil},
 		{"unused action", []string{"      - {name: free_buffer,", "      - {name: spare}\n      - {name: free_buffer,"}, []string{
-			"spec/x.yaml:184:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
+			"spec/x.yaml:186:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
 		}},
 		{"unhandled event", []string{"      - {name: conn_state, message: conn_state,", "      - {name: surprise}\n      - {name: conn_state, message: conn_state,"}, []string{
-			"spec/x.yaml:176:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
+			"spec/x.yaml:178:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
 		}},
 		{"stuck state", []string{"      - {name: failed, final: true}\n", "      - {name: failed}\n"}, []string{
 			"spec/x.yaml:131:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",

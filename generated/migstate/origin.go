@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 662c49ed23cb11ea
+// spec fingerprint: 3393ef0eab66beb2
 
 package migstate
 
@@ -79,6 +79,8 @@ const (
 	OriginEventRejected
 	// OriginEventConnStateAck is conn_state_ack. Raised by a received CONN_STATE_ACK message.
 	OriginEventConnStateAck
+	// OriginEventFreezeFailed is freeze_failed. The runtime could not take the connection's state (it changed under the freeze, say half-closed where the host moves only established connections); it goes on here.
+	OriginEventFreezeFailed
 	// OriginEventTimeout is timeout. The state's timer fired.
 	OriginEventTimeout
 )
@@ -231,6 +233,7 @@ var originTable = machine.NewTable(machine.Spec[OriginState, OriginEvent, Origin
 		OriginEventPrepareMigAck: "prepare_mig_ack",
 		OriginEventRejected:      "rejected",
 		OriginEventConnStateAck:  "conn_state_ack",
+		OriginEventFreezeFailed:  "freeze_failed",
 		OriginEventTimeout:       "timeout",
 	},
 	Actions: []string{
@@ -247,6 +250,7 @@ var originTable = machine.NewTable(machine.Spec[OriginState, OriginEvent, Origin
 		{From: OriginStatePreparing, On: OriginEventPrepareMigAck, To: OriginStateTransferring, Do: []OriginAction{OriginActionFreezeConnection, OriginActionSendConnState}},
 		{From: OriginStatePreparing, On: OriginEventRejected, To: OriginStateRejected, Do: []OriginAction{OriginActionResumeConnection}},
 		{From: OriginStateTransferring, On: OriginEventConnStateAck, To: OriginStateDone, Do: []OriginAction{OriginActionReleaseConnection}},
+		{From: OriginStateTransferring, On: OriginEventFreezeFailed, To: OriginStateRejected, Do: []OriginAction{OriginActionResumeConnection, OriginActionReclaimEntry}},
 		{From: OriginStateRejected, On: OriginEventPrepareMigAck, To: OriginStateRejected, Do: []OriginAction{OriginActionReclaimEntry}},
 		{From: OriginStateFailed, On: OriginEventPrepareMigAck, To: OriginStateFailed, Do: []OriginAction{OriginActionReclaimEntry}},
 	},

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 662c49ed23cb11ea
+// spec fingerprint: 3393ef0eab66beb2
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -1015,5 +1015,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="662c49ed23cb11ea")
+@pkginfo(name="capybara", version="3393ef0eab66beb2")
 Switch(pipe) main;

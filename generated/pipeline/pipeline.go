@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 662c49ed23cb11ea
+// spec fingerprint: 3393ef0eab66beb2
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -37,7 +37,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "662c49ed23cb11ea"
+const Fingerprint = "3393ef0eab66beb2"
 
 const (
 	// Verify that this generated code is sufficiently up-to-date.
