@@ -29,6 +29,11 @@ var (
 	ErrRestore    = errors.New("migrate: restore failed")
 	ErrAppState   = errors.New("migrate: application state refused")
 	ErrNoRestorer = errors.New("migrate: no listener or restorer for the port")
+	// ErrNotMovable is wrapped by a Host's Freeze error when the
+	// connection cannot be taken as it is now but goes on untouched (a
+	// kernel socket half-closed under the freeze): the origin machine's
+	// freeze_failed, which keeps it here.
+	ErrNotMovable = errors.New("migrate: connection cannot move in its present state")
 )
 
 // Config configures an Engine. Zero values take the defaults named.

@@ -65,6 +65,7 @@ type outgoing struct {
 	snap   []byte
 	sends  int   // CONN_STATE sends so far
 	lost   error // the freeze could not take the state
+	kept   bool  // the freeze found the connection not movable, and left it alone
 	result Result
 
 	timerOn  bool
@@ -217,6 +218,12 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 		fx.ended = append(fx.ended, &o.rec)
 		fx.finished = append(fx.finished, finished{o, out})
 	}
+	if o.kept {
+		// The freeze left the connection as it was: the machine's
+		// freeze_failed keeps it here and takes the entry back.
+		o.kept = false
+		e.originEvent(now, o, migstate.OriginEventFreezeFailed, fx)
+	}
 }
 
 // originAction carries out one action of the origin machine. e.mu is held.
@@ -302,6 +309,11 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	}
 	fr, err := e.host.Freeze(o.id, o.rec.step)
 	if err != nil {
+		if errors.Is(err, ErrNotMovable) {
+			o.kept = true
+			o.rec.Err = err.Error()
+			return
+		}
 		o.lost = fmt.Errorf("migrate: %v: freezing: %w", o.k, err)
 		return
 	}
