@@ -48,7 +48,7 @@ type serveFlags struct {
 	echoPort                     int
 	heartbeat                    time.Duration
 	maxRestore                   int
-	sndbuf                       int
+	sndbuf, rcvbuf               int
 }
 
 func runServe(args []string) error {
@@ -72,11 +72,17 @@ func runServe(args []string) error {
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Millisecond, "with -switch: how often the workload goes to the switch")
 	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
 	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
+	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if f.sndbuf < 0 || (f.sndbuf > 0 && !(f.kernel && f.switchAddr != "")) {
-		return fmt.Errorf("-sndbuf %d: a positive buffer, and only with -kernel -switch", f.sndbuf)
+	for _, b := range []struct {
+		name string
+		n    int
+	}{{"-sndbuf", f.sndbuf}, {"-rcvbuf", f.rcvbuf}} {
+		if b.n < 0 || (b.n > 0 && !(f.kernel && f.switchAddr != "")) {
+			return fmt.Errorf("%s %d: a positive buffer, and only with -kernel -switch", b.name, b.n)
+		}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -343,7 +349,7 @@ func serveKernelMigratable(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer rec.close()
-	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg, SendBuffer: f.sndbuf})
+	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg, SendBuffer: f.sndbuf, RecvBuffer: f.rcvbuf})
 	if err != nil {
 		return err
 	}

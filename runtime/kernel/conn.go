@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,9 +22,10 @@ import (
 // migrated in. It is a net.Conn and a migrate.Conn.
 type Conn struct {
 	*net.TCPConn
-	h      *host
-	id     tcp.ID
-	origin netip.AddrPort
+	h       *host
+	id      tcp.ID
+	origin  netip.AddrPort
+	closing atomic.Bool // Close was called; the socket drains
 }
 
 var _ migrate.Conn = (*Conn)(nil)
@@ -36,10 +39,77 @@ func (c *Conn) Origin() netip.AddrPort { return c.origin }
 // LocalAddr is the address the client knows this end by (Origin).
 func (c *Conn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.origin) }
 
-// Close closes the connection and forgets it.
+// Close closes the connection: a FIN follows the data already written.
+// The server keeps the socket until the kernel has finished with it
+// (the queued data sent and the FINs exchanged): until then the switch's
+// directory entry, which its end releases, must stay, or the data still
+// queued would leave under this server's own address.
 func (c *Conn) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		return net.ErrClosed
+	}
+	if err := c.TCPConn.CloseWrite(); err != nil {
+		c.h.forget(c)
+		return c.TCPConn.Close()
+	}
+	c.TCPConn.SetReadDeadline(time.Now()) //nolint:errcheck // wakes a reader; the application is done with it
+	go c.linger()
+	return nil
+}
+
+// lingerPoll and lingerMax pace and bound the wait for a closed socket's
+// end.
+const (
+	lingerPoll = 20 * time.Millisecond
+	lingerMax  = 2 * time.Minute
+)
+
+// linger waits until the kernel is done with a closed socket (the peer
+// acknowledged everything and closed too), then releases it.
+func (c *Conn) linger() {
+	deadline := time.Now().Add(lingerMax)
+	for time.Now().Before(deadline) && !c.finished() {
+		time.Sleep(lingerPoll)
+	}
 	c.h.forget(c)
-	return c.TCPConn.Close()
+	c.TCPConn.Close()
+}
+
+// finished reports whether the socket has no more to exchange.
+func (c *Conn) finished() bool {
+	st, ok := c.state()
+	if !ok {
+		return true
+	}
+	switch st {
+	case tcpClose, tcpTimeWait, tcpFinWait2:
+		// FIN_WAIT2: all our data and our FIN are acknowledged; what is
+		// left is the peer's, which the application no longer reads.
+		return true
+	}
+	return false
+}
+
+// Linux TCP states (include/net/tcp_states.h) finished looks for.
+const (
+	tcpFinWait2 = 5
+	tcpTimeWait = 6
+	tcpClose    = 7
+)
+
+// state is the socket's TCP state.
+func (c *Conn) state() (uint8, bool) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var st uint8
+	ok := false
+	rc.Control(func(fd uintptr) { //nolint:errcheck // ok stays false
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
+		st, ok = info.State, err == nil
+	})
+	return st, ok
 }
 
 // Abort resets the connection (SO_LINGER 0).
@@ -49,18 +119,11 @@ func (c *Conn) Abort() {
 	c.TCPConn.Close()
 }
 
-// established reports whether the socket is in ESTABLISHED.
+// established reports whether the socket is in ESTABLISHED and the
+// application has not closed it.
 func (c *Conn) established() bool {
-	rc, err := c.TCPConn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok := false
-	rc.Control(func(fd uintptr) { //nolint:errcheck // ok stays false
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
-		ok = err == nil && info.State == uint8(repair.StateEstablished)
-	})
-	return ok
+	st, ok := c.state()
+	return ok && st == uint8(repair.StateEstablished) && !c.closing.Load()
 }
 
 // setMark sets the socket's SO_MARK.
@@ -98,11 +161,18 @@ type Listener struct {
 func (s *Server) Listen(port uint16) (*Listener, error) {
 	h := s.h
 	lc := net.ListenConfig{}
-	if n := h.cfg.SendBuffer; n > 0 {
-		// Accepted sockets inherit the listener's buffer.
+	if snd, rcv := h.cfg.SendBuffer, h.cfg.RecvBuffer; snd > 0 || rcv > 0 {
+		// Accepted sockets inherit the listener's buffers.
 		lc.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
-			err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n/2) })
+			err := rc.Control(func(fd uintptr) {
+				if snd > 0 {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, snd/2)
+				}
+				if rcv > 0 && serr == nil {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv/2)
+				}
+			})
 			return errors.Join(err, serr)
 		}
 	}

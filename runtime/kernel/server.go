@@ -50,6 +50,10 @@ type Config struct {
 	// connection's queued bytes, and so its state, follow it: autotuned,
 	// a busy download queues up to net.ipv4.tcp_wmem's 4 MiB.
 	SendBuffer int
+	// RecvBuffer, likewise, is their receive buffer (SO_RCVBUF): bytes
+	// received and not yet read are state too, and autotuned a fast
+	// sender fills megabytes.
+	RecvBuffer int
 }
 
 // Server is one kernel-mode server: its TCPMig engine and the host the
@@ -396,8 +400,17 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	d, err := repair.DumpConn(c.TCPConn, stepHook(steps)...)
 	if err != nil {
 		c.setMark(0) //nolint:errcheck // reset below either way
-		// The socket is out of repair mode again, but the application
-		// gave it up: reset it, as the engine's give-up will report.
+		if errors.Is(err, repair.ErrUnsupportedState) {
+			// Half-closed between the start and now (TCP_REPAIR moves
+			// only ESTABLISHED sockets): out of repair mode again and
+			// untouched, it goes on here.
+			h.mu.Lock()
+			h.conns[id] = c
+			h.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", migrate.ErrNotMovable, err)
+		}
+		// The application gave it up: reset it, as the engine's give-up
+		// will report.
 		c.Abort()
 		return nil, err
 	}

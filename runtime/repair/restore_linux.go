@@ -208,6 +208,13 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, int(d.SndBuf/2))
 		})
 	}
+	// Likewise the receive buffer: the queue is in, and the window the
+	// peer was offered is the origin's.
+	if want := bufFor(len(d.RecvQueue)); d.RcvBuf > 0 && want > d.RcvBuf {
+		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, int(d.RcvBuf/2))
+		})
+	}
 	r.t.done(StepUnsent)
 	return c, nil
 }
