@@ -453,7 +453,7 @@ func BenchmarkMigrationTestbed(b *testing.B) {
 	const queuedConns, queuedMoves, queued = 10, 1000, 128 << 10
 	echoes := make([]net.Conn, queuedConns)
 	for i := range echoes {
-		echoes[i] = dialQueuedEcho(b, bed, queued)
+		echoes[i] = dialQueuedEcho(b, bed, queued, 2048)
 	}
 	waitSendQueues(b, srv, queuedConns)
 	migrateRounds(b, srv, col, queuedMoves, 400)
@@ -544,16 +544,16 @@ func (h *httpConn) ping() error {
 	return nil
 }
 
-// dialQueuedEcho opens an echo connection whose receive buffer is tiny,
-// writes n bytes of Payload and reads nothing: the echo waits in the
-// server's send queue.
-func dialQueuedEcho(b *testing.B, bed *Testbed, n int) net.Conn {
+// dialQueuedEcho opens an echo connection whose receive buffer is
+// rcvbuf bytes (SO_RCVBUF), writes n bytes of Payload and reads nothing:
+// the echo waits in the server's send queue.
+func dialQueuedEcho(b *testing.B, bed *Testbed, n, rcvbuf int) net.Conn {
 	b.Helper()
 	var c net.Conn
 	err := bed.InNamespace("client", func() (err error) {
 		d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
-			rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+			rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
 			return serr
 		}}
 		c, err = d.Dial("tcp4", originIP+":7")
@@ -608,6 +608,7 @@ func migrateRounds(b *testing.B, srv *servers, col *recordCollector, want uint64
 	b.Helper()
 	base := total(srv.settled(b), moved)
 	var got uint64
+	idle := 0 // rounds in a row in which no migration ended
 	for round := 0; round < maxRounds && got < want; round++ {
 		before := srv.stats(b)
 		requested := 0
@@ -635,6 +636,13 @@ func migrateRounds(b *testing.B, srv *servers, col *recordCollector, want uint64
 			b.Errorf("round %d: %d migrations aborted", round, a)
 		}
 		got = total(st, moved) - base
+		if ended(st) == ended(before) {
+			if idle++; idle == 3 {
+				b.Fatalf("round %d: no migration ended in 3 rounds (%d requested in the last): is an application blocked outside a quiescent point?", round, requested)
+			}
+		} else {
+			idle = 0
+		}
 		if round%8 == 7 {
 			col.collect(b, srv)
 		}
