@@ -17,6 +17,9 @@
 //     a SYN: a connection on its way in, whose segments are held until its
 //     restore, or one that left, whose late segments are dropped instead of
 //     answered with RST. Every other segment never leaves the kernel.
+//     A socket being restored is transparent until it is whole, and its
+//     segments are queued too: from its connect on, it would answer them
+//     half-built.
 //
 // The CONN_STATE payload is the repair dump (runtime/repair's encoding)
 // followed by the application's state, behind a magic that tells it from

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,7 +90,14 @@ func Start(cfg Config) (*Server, error) {
 	if hf <= 0 {
 		hf = 4096
 	}
+	// The rules belong to the namespace Start runs in, whichever thread
+	// Close later runs on.
+	netns, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("kernel: the calling thread's network namespace: %w", err)
+	}
 	h := &host{
+		netns:     netns,
 		cfg:       cfg,
 		conns:     map[tcp.ID]*Conn{},
 		listeners: map[uint16]*Listener{},
@@ -96,36 +105,36 @@ func Start(cfg Config) (*Server, error) {
 		tombs:     map[hold.Flow]tcp.Time{},
 		done:      make(chan struct{}),
 	}
-	if err := h.rules(true); err != nil {
-		h.rules(false) //nolint:errcheck // undo what was added
+	// undo takes back what Start set up, last first.
+	var undo []func()
+	fail := func(err error) (*Server, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 		return nil, err
 	}
-	var err error
+	undo = append(undo, func() { netns.Close() }, func() { h.rules(false) }) //nolint:errcheck // undoing
+	if err := h.rules(true); err != nil {
+		return fail(err)
+	}
 	if h.q, err = hold.OpenFlows(cfg.Queue, hf, h.decide); err != nil {
-		h.rules(false) //nolint:errcheck // undo
-		return nil, fmt.Errorf("kernel: %w (the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE)", err)
+		return fail(fmt.Errorf("kernel: %w (the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE)", err))
 	}
+	undo = append(undo, func() { h.q.Close() })
 	if h.udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Addr, tcpmig.UDPPort))); err != nil {
-		h.q.Close()
-		h.rules(false) //nolint:errcheck // undo
-		return nil, fmt.Errorf("kernel: binding TCPMig's UDP port %v:%d: %w", cfg.Addr, tcpmig.UDPPort, err)
+		return fail(fmt.Errorf("kernel: binding TCPMig's UDP port %v:%d: %w", cfg.Addr, tcpmig.UDPPort, err))
 	}
+	undo = append(undo, func() { h.udp.Close() })
 	// A kernel connection's state is megabytes (its queues follow the
 	// autotuned buffers): thousands of fragments in one burst, which the
 	// default 208 KiB socket buffers would drop, and then again at each
 	// resend.
 	if err := udpBuffers(h.udp, udpBuffer); err != nil {
-		h.udp.Close()
-		h.q.Close()
-		h.rules(false) //nolint:errcheck // undo
-		return nil, err
+		return fail(err)
 	}
 	e, err := migrate.NewHost(h, cfg.Engine)
 	if err != nil {
-		h.udp.Close()
-		h.q.Close()
-		h.rules(false) //nolint:errcheck // undo
-		return nil, err
+		return fail(err)
 	}
 	return &Server{Engine: e, h: h}, nil
 }
@@ -148,6 +157,7 @@ func (s *Server) Close() error {
 	if rerr := s.h.rules(false); rerr != nil && err == nil {
 		err = rerr
 	}
+	s.h.netns.Close()
 	return err
 }
 
@@ -170,11 +180,12 @@ func (s *Server) Transfer(c *Conn, app []byte) (migrate.Outcome, error) {
 
 // host is the migrate.Host of kernel sockets.
 type host struct {
-	cfg  Config
-	udp  *net.UDPConn
-	q    *hold.Queue
-	done chan struct{}
-	wg   sync.WaitGroup
+	cfg   Config
+	netns *os.File // the namespace of the rules
+	udp   *net.UDPConn
+	q     *hold.Queue
+	done  chan struct{}
+	wg    sync.WaitGroup
 
 	burst int // datagrams sent in the current Burst, plus one; the engine's lock guards it
 
@@ -208,6 +219,9 @@ func (h *host) rules(add bool) error {
 	}
 	for _, args := range [][]string{
 		{"-N", chain},
+		// A socket being restored is transparent until whole (see
+		// repair.WithTransparentRestore): its flow's segments wait.
+		{"-A", chain, "-m", "socket", "--transparent", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
 		{"-A", chain, "-m", "socket", "-j", "RETURN"},
 		{"-A", chain, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
 		append([]string{"-I"}, jump...),
@@ -221,7 +235,9 @@ func (h *host) rules(add bool) error {
 }
 
 func (h *host) iptables(args ...string) error {
-	out, err := exec.Command(h.cfg.Iptables, append([]string{"-w"}, args...)...).CombinedOutput()
+	out, err := inNetns(h.netns, func() ([]byte, error) {
+		return exec.Command(h.cfg.Iptables, append([]string{"-w"}, args...)...).CombinedOutput()
+	})
 	if err != nil {
 		return fmt.Errorf("kernel: %s %s: %w: %s (needs CAP_NET_ADMIN, and xt_socket and xt_NFQUEUE in the kernel)",
 			h.cfg.Iptables, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -449,7 +465,7 @@ func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrP
 	if l == nil {
 		return nil, nil, fmt.Errorf("%w: no kernel listener on port %d (Server.Listen)", migrate.ErrNoRestorer, self.Local.Port())
 	}
-	tc, err := repair.Restore(d, self.Local, stepHook(steps)...)
+	tc, err := repair.Restore(d, self.Local, append(stepHook(steps), repair.WithTransparentRestore())...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -528,4 +544,38 @@ func udpBuffers(c *net.UDPConn, n int) error {
 		}
 	})
 	return errors.Join(err, serr)
+}
+
+// inNetns runs fn on a thread in the network namespace ns, so that what
+// it starts (an iptables) acts there.
+func inNetns(ns *os.File, fn func() ([]byte, error)) ([]byte, error) {
+	type result struct {
+		out []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer orig.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, fmt.Errorf("entering the server's network namespace: %w", err)}
+			return
+		}
+		out, err := fn()
+		// A thread that cannot go back stays locked, and Go retires it
+		// with this goroutine.
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{out, err}
+	}()
+	r := <-ch
+	return r.out, r.err
 }

@@ -107,6 +107,7 @@ type Option func(*config)
 
 type config struct {
 	freeBind      bool
+	transient     bool
 	hook          func(Step, time.Duration)
 	unsentTimeout time.Duration
 }
@@ -127,6 +128,16 @@ func newConfig(opts []Option) config {
 // still deliver the address's segments locally (configure the address or
 // a local route) before the peer's next segment arrives.
 func WithFreeBind() Option { return func(c *config) { c.freeBind = true } }
+
+// WithTransparentRestore keeps the socket IP_TRANSPARENT while Restore
+// builds it and clears it at the end (unless WithFreeBind needs it). From
+// its connect on, the half-built socket is in the kernel's tables and
+// takes the peer's segments, and answers them with whatever it has so far
+// (an ACK before TCP_TIMESTAMP is set carries the raw clock, and the
+// peer's PAWS then drops every later segment). A netfilter rule that
+// queues segments whose socket is transparent (iptables -m socket
+// --transparent -j NFQUEUE) keeps them away until the socket is whole.
+func WithTransparentRestore() Option { return func(c *config) { c.transient = true } }
 
 // WithStepHook has fn called after each step that ran, with its duration,
 // from the calling goroutine. Steps that fail are reported too.

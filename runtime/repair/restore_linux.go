@@ -106,6 +106,11 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	if err := raiseBuf(fd, unix.SO_RCVBUF, unix.SO_RCVBUFFORCE, max(d.RcvBuf, bufFor(len(d.RecvQueue)))); err != nil {
 		return nil, r.fail("SO_RCVBUFFORCE", "setsockopt", err)
 	}
+	if r.cfg.transient && !r.cfg.freeBind {
+		if err := unix.SetsockoptInt(fd, ipLevel, transparent, 1); err != nil {
+			return nil, r.fail("IP_TRANSPARENT", "setsockopt", err)
+		}
+	}
 	if r.cfg.freeBind {
 		if err := unix.SetsockoptInt(fd, ipLevel, freeBind, 1); err != nil {
 			return nil, r.fail("IP_FREEBIND", "setsockopt", err)
@@ -130,6 +135,18 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	}
 
 	r.next(StepConnect)
+	if d.Options&OptTimestamps != 0 {
+		// Before the connect, which makes the socket reachable: no
+		// segment may leave it on the raw clock. A little ahead, too:
+		// the last TSval on the wire may be past the dump's clock
+		// reading (segments are stamped at their departure time, in
+		// ms), and a peer drops, by PAWS, segments whose TSval went back
+		// more than 1 ms. A clock a few ms ahead is still a valid TSval
+		// clock (RFC 7323 only asks that it not go back).
+		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp+timestampSlack))); err != nil {
+			return nil, r.fail("TCP_TIMESTAMP", "setsockopt", err)
+		}
+	}
 	// The repair-mode connect sizes the segments from the MSS clamp it
 	// knows then, the 536-byte default: TCP_REPAIR_OPTIONS' MSS comes
 	// later and does not resize them, and the restored socket would send
@@ -146,17 +163,6 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	r.next(StepOptions)
 	if err := unix.SetsockoptTCPRepairOpt(fd, unix.SOL_TCP, unix.TCP_REPAIR_OPTIONS, repairOptions(d)); err != nil {
 		return nil, r.fail("TCP_REPAIR_OPTIONS", "setsockopt", err)
-	}
-	if d.Options&OptTimestamps != 0 {
-		// A little ahead: the last TSval on the wire may be past the
-		// dump's clock reading (segments stamped at their departure
-		// time, rounded to the millisecond), and a peer drops, by PAWS,
-		// segments whose TSval went back more than 1 ms. A clock a few
-		// ms ahead is still a valid TSval clock (RFC 7323 only asks that
-		// it not go back).
-		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp+timestampSlack))); err != nil {
-			return nil, r.fail("TCP_TIMESTAMP", "setsockopt", err)
-		}
 	}
 
 	r.next(StepRefill)
@@ -214,6 +220,19 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
 			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, int(d.RcvBuf/2))
 		})
+	}
+	if r.cfg.transient && !r.cfg.freeBind {
+		// Whole now: the peer's segments may reach it.
+		if err := control(c, "restore", StepUnsent, func(fd int) error {
+			return unix.SetsockoptInt(fd, ipLevel, transparent, 0)
+		}); err != nil {
+			r.t.done(StepUnsent)
+			control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // closing anyway
+				return unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_ON)
+			})
+			c.Close()
+			return nil, &StepError{Op: "restore", Step: StepUnsent, What: "IP_TRANSPARENT off", Call: "setsockopt", Err: err}
+		}
 	}
 	r.t.done(StepUnsent)
 	return c, nil

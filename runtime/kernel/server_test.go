@@ -1,0 +1,106 @@
+package kernel
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/internal/netnstest"
+	"github.com/capygen/capygen/runtime/migrate"
+)
+
+// TestTransferWithoutSwitch runs a kernel server in a namespace of its
+// own, with a Linux client in another, and no switch: the listener hands
+// out the client's connection, Transfer's PREPARE_MIG goes unanswered,
+// and the origin machine's give-up keeps the connection here, working.
+// Close removes the hold rules.
+func TestTransferWithoutSwitch(t *testing.T) {
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules)")
+	}
+	tag := netnstest.Tag()
+	srvNS := netnstest.NewNS(t, "capyk-s-"+tag)
+	cliNS := netnstest.NewNS(t, "capyk-c-"+tag)
+	netnstest.VethPair(t, srvNS, "k0", cliNS, "k1")
+	netnstest.Run(t, "ip", "-n", srvNS, "addr", "add", "10.79.0.1/24", "dev", "k0")
+	netnstest.Run(t, "ip", "-n", cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
+
+	var srv *Server
+	var ln *Listener
+	netnstest.InNS(t, srvNS, func() {
+		var err error
+		srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = srv.Listen(7000); err != nil {
+			t.Fatal(err)
+		}
+	})
+	closed := false
+	defer func() {
+		if !closed {
+			srv.Close()
+		}
+	}()
+	var cli net.Conn
+	netnstest.InNS(t, cliNS, func() {
+		var err error
+		if cli, err = net.DialTimeout("tcp4", "10.79.0.1:7000", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer cli.Close()
+	c, err := ln.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID().Remote.String() != cli.LocalAddr().String() || c.Origin() != netip.MustParseAddrPort("10.79.0.1:7000") {
+		t.Fatalf("accepted %v (origin %v), want the client %v on 10.79.0.1:7000", c.ID(), c.Origin(), cli.LocalAddr())
+	}
+
+	out, err := srv.Transfer(c, []byte("app state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result != migrate.ResultStayed {
+		t.Fatalf("Transfer with no switch ended %v (%v), want stayed", out.Result, out.Err)
+	}
+	t.Logf("Transfer: %v after %d retries (%v)", out.Result, out.Record.Retries, out.Err)
+
+	// Still ours, and still working both ways.
+	cli.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(cli, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("server read %q, %v", buf, err)
+	}
+	if _, err := io.WriteString(c, "pong"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(cli, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("client read %q, %v", buf, err)
+	}
+	c.Close()
+	ln.Close()
+	if _, err := ln.AcceptConn(); !errors.Is(err, ErrListenerClosed) {
+		t.Errorf("AcceptConn after Close = %v, want ErrListenerClosed", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	closed = true
+	if rules := netnstest.Run(t, "ip", "netns", "exec", srvNS, "iptables", "-S"); strings.Contains(rules, "CAPYGEN") {
+		t.Errorf("rules left after Close:\n%s", rules)
+	}
+}
