@@ -1,0 +1,136 @@
+package migrate
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// fakeHost is a Host with one established connection, whose Freeze
+// answers what the test says, and which records what the engine sends.
+type fakeHost struct {
+	now       tcp.Time
+	conn      tcp.ID
+	freezeErr error
+	sent      []sentMsg
+}
+
+type sentMsg struct {
+	dst   netip.Addr
+	stage tcpmig.Stage
+	load  bool
+}
+
+func (h *fakeHost) Addr() netip.Addr       { return h.conn.Local.Addr() }
+func (h *fakeHost) Now() tcp.Time          { return h.now }
+func (h *fakeHost) Attach(*Engine) error   { return nil }
+func (h *fakeHost) Detach()                {}
+func (h *fakeHost) Burst(fn func())        { fn() }
+func (h *fakeHost) NumConns() int          { return 1 }
+func (h *fakeHost) Hold(tcp.ID)            {}
+func (h *fakeHost) Tomb(tcp.ID, tcp.Time)  {}
+func (h *fakeHost) Untomb(tcp.ID)          {}
+func (h *fakeHost) Counters() HostCounters { return HostCounters{} }
+func (h *fakeHost) Replay(tcp.ID) (int, int) {
+	return 0, 0
+}
+func (h *fakeHost) Discard(tcp.ID) (int, int) { return 0, 0 }
+
+func (h *fakeHost) SendUDP(dst netip.Addr, b []byte) error {
+	m := sentMsg{dst: dst, stage: tcpmig.TCPMig(b).Stage()}
+	if m.stage == tcpmig.StagePrepareMigAck {
+		var ack tcpmig.PrepareMigAck
+		if err := ack.Decode(b); err != nil {
+			return err
+		}
+		m.load = ack.Load
+	}
+	h.sent = append(h.sent, m)
+	return nil
+}
+
+func (h *fakeHost) Lookup(id tcp.ID) (ConnInfo, bool) {
+	if id != h.conn {
+		return ConnInfo{}, false
+	}
+	return ConnInfo{Established: true, Origin: h.conn.Local}, true
+}
+
+func (h *fakeHost) Freeze(tcp.ID, func(string, time.Duration)) (Frozen, error) {
+	return nil, h.freezeErr
+}
+
+func (h *fakeHost) Restore(tcp.Time, []byte, tcp.ID, netip.AddrPort, int, func(string, time.Duration)) ([]byte, func(), error) {
+	return nil, nil, errors.New("fakeHost restores nothing")
+}
+
+// TestFreezeFailedKeepsConnection: a Host that finds the connection not
+// movable at the freeze (ErrNotMovable) makes the origin machine take
+// freeze_failed: the migration ends stayed, at once, and a LOAD
+// PREPARE_MIG_ACK to the server that acknowledged takes the directory
+// entry back. Any other freeze error leaves the spec's CONN_STATE
+// timeout to abort.
+func TestFreezeFailedKeepsConnection(t *testing.T) {
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+	target := netip.MustParseAddr("10.0.0.2")
+	for _, tc := range []struct {
+		name      string
+		err       error
+		want      Result
+		reclaimed bool
+	}{
+		{"not movable", ErrNotMovable, ResultStayed, true},
+		{"other failure", errors.New("dump failed"), ResultAborted, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &fakeHost{now: time.Second, conn: id, freezeErr: tc.err}
+			e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out *Outcome
+			if err := e.Start(id, nil, func(o Outcome) { out = &o }); err != nil {
+				t.Fatal(err)
+			}
+			if len(h.sent) != 1 || h.sent[0].stage != tcpmig.StagePrepareMig {
+				t.Fatalf("sent %+v, want one PREPARE_MIG", h.sent)
+			}
+			e.mu.Lock()
+			var k key
+			for kk := range e.out {
+				k = kk
+			}
+			e.mu.Unlock()
+			ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
+			b := make([]byte, ack.EncodedLen())
+			if _, err := ack.Encode(b); err != nil {
+				t.Fatal(err)
+			}
+			e.Datagram(target, b)
+			// The other failure ends only when the CONN_STATE timer gives up.
+			for i := 0; out == nil && i < 100; i++ {
+				h.now += 25 * time.Millisecond
+				e.Advance(h.now)
+			}
+			if out == nil {
+				t.Fatal("the migration never ended")
+			}
+			if out.Result != tc.want {
+				t.Fatalf("outcome %v (%v), want %v", out.Result, out.Err, tc.want)
+			}
+			reclaimed := false
+			for _, m := range h.sent[1:] {
+				if m.stage == tcpmig.StagePrepareMigAck && m.load && m.dst == target {
+					reclaimed = true
+				}
+			}
+			if reclaimed != tc.reclaimed {
+				t.Errorf("LOAD PREPARE_MIG_ACK to the target sent: %v, want %v (sent %+v)", reclaimed, tc.reclaimed, h.sent)
+			}
+		})
+	}
+}
