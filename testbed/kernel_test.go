@@ -59,9 +59,19 @@ func TestKernelRestoreRefused(t *testing.T) {
 		}
 	}()
 
-	rep, err := srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true})
-	if err != nil {
-		t.Fatal(err)
+	// Until the switch's min_workload has heard s1's new load (a
+	// heartbeat, 10 ms), s1 may still be the least loaded and the
+	// switch answers REJECTED: the connection stays, and we ask again.
+	var rep migrate.ControlReply
+	for i := 0; i < 20; i++ {
+		var err error
+		if rep, err = srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true}); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Result != migrate.ResultStayed.String() {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 	r := <-done
 	if rep.Result != migrate.ResultAborted.String() {
