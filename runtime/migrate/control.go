@@ -116,6 +116,15 @@ func (e *Engine) control(ctx context.Context, req ControlRequest) ControlReply {
 				rep.Err = fmt.Sprintf("migrate: no migratable connection from %v here", client)
 				break
 			}
+			e.mu.Lock()
+			s := e.sessions[id]
+			e.mu.Unlock()
+			var before uint64
+			if s != nil {
+				s.mu.Lock()
+				before = s.ends
+				s.mu.Unlock()
+			}
 			if err := e.Request(id); err != nil {
 				rep.Err = err.Error()
 				break
@@ -123,7 +132,7 @@ func (e *Engine) control(ctx context.Context, req ControlRequest) ControlReply {
 			rep.Requested = 1
 			rep.Conns = []string{client.String()}
 			if req.Wait {
-				rep.Result = e.waitOutcome(ctx, id)
+				rep.Result = waitOutcome(ctx, s, before)
 			}
 		}
 	default:
@@ -143,21 +152,24 @@ func (e *Engine) sessionFor(client netip.AddrPort) (tcp.ID, bool) {
 	return tcp.ID{}, false
 }
 
-// waitOutcome waits (up to 5 s) until the session of id has a migration
-// outcome and names it.
-func (e *Engine) waitOutcome(ctx context.Context, id tcp.ID) string {
-	e.mu.Lock()
-	s := e.sessions[id]
-	e.mu.Unlock()
+// waitOutcome waits (up to 5 s) until the session s has ended the
+// attempt after its first before, and names its outcome: not an earlier
+// attempt's. An attempt that could not start (the connection not movable
+// now) stayed.
+func waitOutcome(ctx context.Context, s *Session, before uint64) string {
 	if s == nil {
 		return ResultMoved.String()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; i < 5000 && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 		s.mu.Lock()
-		wanted, last := s.wanted, s.last
+		ends, last, lastErr := s.ends, s.last, s.lastErr
+		moved := s.moved
 		s.mu.Unlock()
-		if !wanted && last.Result != 0 {
+		if ends > before || moved {
+			if lastErr != nil || last.Result == 0 {
+				return ResultStayed.String()
+			}
 			return last.Result.String()
 		}
 		time.Sleep(time.Millisecond)

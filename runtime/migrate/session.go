@@ -40,6 +40,7 @@ type Session struct {
 	closed  bool
 	last    Outcome
 	lastErr error
+	ends    uint64 // migration attempts that ended (or could not start)
 }
 
 var _ net.Conn = (*Session)(nil)
@@ -125,6 +126,7 @@ func (s *Session) Checkpoint() error {
 	if err != nil {
 		s.mu.Lock()
 		s.lastErr = err
+		s.ends++
 		s.mu.Unlock()
 		return nil // not movable now: it goes on here
 	}
@@ -132,6 +134,7 @@ func (s *Session) Checkpoint() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last, s.lastErr = out, nil
+	s.ends++
 	switch out.Result {
 	case ResultMoved:
 		s.moved = true
