@@ -127,21 +127,9 @@ func BenchmarkKernelVsBypass(b *testing.B) {
 		row("target work", migrate.Summarize(work(by, false)), migrate.Summarize(work(kn, false)))
 		// The kernel's own steps (TCP_REPAIR), which the bypass path does
 		// not have: its columns stay empty.
-		steps := map[string][]time.Duration{}
-		var names []string
-		for _, m := range kn {
-			for _, r := range []migrate.Record{m.Origin, m.Target} {
-				for _, s := range r.Steps {
-					if _, ok := steps[s.Name]; !ok {
-						names = append(names, s.Name)
-					}
-					steps[s.Name] = append(steps[s.Name], s.Dur)
-				}
-			}
-		}
-		for _, n := range names {
-			kd := migrate.Summarize(steps[n])
-			fmt.Fprintf(&sb, "  %-22s %30s   %9.1f %9.1f %10.1f\n", "  kernel: "+n, "-", us(kd.P50), us(kd.P99), us(kd.Max))
+		for _, st := range migrate.SummarizeMigrations(kn).Steps {
+			kd := st.Dist
+			fmt.Fprintf(&sb, "  %-22s %30s   %9.1f %9.1f %10.1f\n", "  kernel: "+st.Name, "-", us(kd.P50), us(kd.P99), us(kd.Max))
 		}
 		var bs, ks []int
 		for _, m := range by {

@@ -219,6 +219,9 @@ func printSummary(w io.Writer, recs []migrate.Record, asJSON bool) error {
 	row("host overhead (origin+target work)", s.HostOverhead)
 	row("  origin work", s.OriginWork)
 	row("  target work", s.TargetWork)
+	for _, st := range s.Steps {
+		row(fmt.Sprintf("    %s step %s", st.Role, st.Name), st.Dist)
+	}
 	row("blackout (frozen → replayed)", s.Blackout)
 	row("end to end (prepare → state ack)", s.EndToEnd)
 	return tw.Flush()

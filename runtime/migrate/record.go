@@ -317,6 +317,17 @@ type Summary struct {
 	// Phases holds, for each phase after the first, the time from the
 	// previous phase of the migration's timeline.
 	Phases []PhaseDist
+	// Steps are the hosts' own sub-steps (Record.Steps: TCP_REPAIR's on
+	// the kernel path, none on the userspace stack), by role and name, in
+	// the order they first appear.
+	Steps []StepDist
+}
+
+// StepDist is the distribution of one host sub-step.
+type StepDist struct {
+	Role Role
+	Name string
+	Dist Dist
 }
 
 // PhaseDist is the distribution of one step of the timeline.
@@ -359,6 +370,26 @@ func SummarizeMigrations(ms []Migration) Summary {
 				steps[j-1] = append(steps[j-1], time.Duration(b-a))
 			}
 		}
+	}
+	type stepKey struct {
+		role Role
+		name string
+	}
+	var order []stepKey
+	byStep := map[stepKey][]time.Duration{}
+	for i := range ms {
+		for _, r := range []*Record{&ms[i].Origin, &ms[i].Target} {
+			for _, st := range r.Steps {
+				k := stepKey{r.Role, st.Name}
+				if _, ok := byStep[k]; !ok {
+					order = append(order, k)
+				}
+				byStep[k] = append(byStep[k], st.Dur)
+			}
+		}
+	}
+	for _, k := range order {
+		s.Steps = append(s.Steps, StepDist{Role: k.role, Name: k.name, Dist: Summarize(byStep[k])})
 	}
 	s.HostOverhead, s.OriginWork, s.TargetWork = Summarize(host), Summarize(ow), Summarize(tw)
 	s.EndToEnd, s.Blackout = Summarize(e2e), Summarize(bo)

@@ -70,6 +70,8 @@ func TestPairAndSummarize(t *testing.T) {
 		o.mark(PhaseFrozen, start+30)
 		tg.mark(PhaseReplayed, start+50)
 		o.mark(PhaseStateAcked, start+70)
+		o.step("dump", time.Duration(start/100))
+		tg.step("restore", time.Duration(start/50))
 		return o, tg
 	}
 	o1, t1 := mk(1, 1000)
@@ -84,6 +86,23 @@ func TestPairAndSummarize(t *testing.T) {
 	s := SummarizeMigrations(ms)
 	if s.Migrations != 2 || s.HostOverhead.P50 != 5*time.Microsecond || s.EndToEnd.Max != 70 || s.Blackout.P50 != 20 {
 		t.Fatalf("SummarizeMigrations = %+v", s)
+	}
+	wantSteps := []StepDist{
+		{RoleOrigin, "dump", Dist{N: 2, Mean: 15, P50: 10, P99: 20, Max: 20}},
+		{RoleTarget, "restore", Dist{N: 2, Mean: 30, P50: 20, P99: 40, Max: 40}},
+	}
+	if len(s.Steps) != 2 || s.Steps[0].Role != RoleOrigin || s.Steps[0].Name != "dump" || s.Steps[0].Dist.N != 2 ||
+		s.Steps[0].Dist.Max != 20 || s.Steps[1].Name != "restore" || s.Steps[1].Dist.Max != 40 {
+		t.Fatalf("SummarizeMigrations steps = %+v, want %+v", s.Steps, wantSteps)
+	}
+	// Steps survive the JSON lines.
+	b, err := json.Marshal(o1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Steps) != 1 || back.Steps[0] != o1.Steps[0] {
+		t.Fatalf("round trip of %s: %+v, %v", b, back.Steps, err)
 	}
 	if got := Summarize(nil); got != (Dist{}) {
 		t.Fatalf("Summarize(nil) = %+v, want zero", got)
