@@ -77,39 +77,17 @@ func (c *Conn) linger() {
 
 // finished reports whether the socket has no more to exchange.
 func (c *Conn) finished() bool {
-	st, ok := c.state()
-	if !ok {
+	st, err := repair.SocketState(c.TCPConn)
+	if err != nil {
 		return true
 	}
 	switch st {
-	case tcpClose, tcpTimeWait, tcpFinWait2:
+	case repair.StateClose, repair.StateTimeWait, repair.StateFinWait2:
 		// FIN_WAIT2: all our data and our FIN are acknowledged; what is
 		// left is the peer's, which the application no longer reads.
 		return true
 	}
 	return false
-}
-
-// Linux TCP states (include/net/tcp_states.h) finished looks for.
-const (
-	tcpFinWait2 = 5
-	tcpTimeWait = 6
-	tcpClose    = 7
-)
-
-// state is the socket's TCP state.
-func (c *Conn) state() (uint8, bool) {
-	rc, err := c.TCPConn.SyscallConn()
-	if err != nil {
-		return 0, false
-	}
-	var st uint8
-	ok := false
-	rc.Control(func(fd uintptr) { //nolint:errcheck // ok stays false
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
-		st, ok = info.State, err == nil
-	})
-	return st, ok
 }
 
 // Abort resets the connection (SO_LINGER 0).
@@ -122,8 +100,8 @@ func (c *Conn) Abort() {
 // established reports whether the socket is in ESTABLISHED and the
 // application has not closed it.
 func (c *Conn) established() bool {
-	st, ok := c.state()
-	return ok && st == uint8(repair.StateEstablished) && !c.closing.Load()
+	st, err := repair.SocketState(c.TCPConn)
+	return err == nil && st == repair.StateEstablished && !c.closing.Load()
 }
 
 // setMark sets the socket's SO_MARK.
@@ -132,8 +110,23 @@ func (c *Conn) setMark(m int) error {
 	if err != nil {
 		return err
 	}
+	return setsockopts(rc, sockopt{unix.SOL_SOCKET, unix.SO_MARK, m})
+}
+
+// sockopt is one integer socket option.
+type sockopt struct{ level, opt, value int }
+
+// setsockopts sets opts on rc's socket, in order, stopping at the first
+// that fails.
+func setsockopts(rc syscall.RawConn, opts ...sockopt) error {
 	var serr error
-	err = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, m) })
+	err := rc.Control(func(fd uintptr) {
+		for _, o := range opts {
+			if serr = unix.SetsockoptInt(int(fd), o.level, o.opt, o.value); serr != nil {
+				return
+			}
+		}
+	})
 	return errors.Join(err, serr)
 }
 
@@ -160,22 +153,15 @@ type Listener struct {
 // Listen listens on port, on every address of the namespace.
 func (s *Server) Listen(port uint16) (*Listener, error) {
 	h := s.h
-	lc := net.ListenConfig{}
-	if snd, rcv := h.cfg.SendBuffer, h.cfg.RecvBuffer; snd > 0 || rcv > 0 {
-		// Accepted sockets inherit the listener's buffers.
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				if snd > 0 {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, snd/2)
-				}
-				if rcv > 0 && serr == nil {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcv/2)
-				}
-			})
-			return errors.Join(err, serr)
-		}
+	// Accepted sockets inherit the listener's buffers.
+	var bufs []sockopt
+	if n := h.cfg.SendBuffer; n > 0 {
+		bufs = append(bufs, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n / 2})
 	}
+	if n := h.cfg.RecvBuffer; n > 0 {
+		bufs = append(bufs, sockopt{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n / 2})
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error { return setsockopts(rc, bufs...) }}
 	nl, err := lc.Listen(context.Background(), "tcp4", fmt.Sprintf(":%d", port))
 	if err != nil {
 		return nil, fmt.Errorf("kernel: listening on port %d: %w", port, err)

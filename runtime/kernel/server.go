@@ -202,8 +202,9 @@ var _ migrate.Host = (*host)(nil)
 func (h *host) chain() string { return "CAPYGEN-HOLD-" + strconv.Itoa(int(h.cfg.Queue)) }
 
 // rules adds (or removes) the hold rules: TCP segments to the server's
-// address that are not a SYN and find no established socket go to the
-// queue (bypassed while no program listens on it).
+// address that are not a SYN and find no established socket, or a socket
+// still being restored, go to the queue (bypassed while no program
+// listens on it); and the mute rule drops what frozen sockets send.
 func (h *host) rules(add bool) error {
 	chain := h.chain()
 	jump := []string{"INPUT", "-p", "tcp", "-d", h.cfg.Addr.String(), "!", "--syn", "-j", chain}
@@ -217,13 +218,14 @@ func (h *host) rules(add bool) error {
 	if _, err := exec.LookPath(h.cfg.Iptables); err != nil {
 		return fmt.Errorf("kernel: the hold rules need %q: %w (apt-get install iptables)", h.cfg.Iptables, err)
 	}
+	queue := []string{"-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"}
 	for _, args := range [][]string{
 		{"-N", chain},
 		// A socket being restored is transparent until whole (see
 		// repair.WithTransparentRestore): its flow's segments wait.
-		{"-A", chain, "-m", "socket", "--transparent", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
+		append([]string{"-A", chain, "-m", "socket", "--transparent"}, queue...),
 		{"-A", chain, "-m", "socket", "-j", "RETURN"},
-		{"-A", chain, "-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"},
+		append([]string{"-A", chain}, queue...),
 		append([]string{"-I"}, jump...),
 		append([]string{"-I"}, mute...),
 	} {
@@ -369,8 +371,8 @@ func (h *host) SendUDP(dst netip.Addr, payload []byte) error {
 
 func (h *host) Lookup(id tcp.ID) (migrate.ConnInfo, bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	c := h.conns[id]
+	h.mu.Unlock() // the queue's goroutine takes h.mu for every packet it decides
 	if c == nil {
 		return migrate.ConnInfo{}, false
 	}
@@ -535,15 +537,10 @@ func udpBuffers(c *net.UDPConn, n int) error {
 	if err != nil {
 		return err
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		for _, opt := range []int{unix.SO_RCVBUFFORCE, unix.SO_SNDBUFFORCE} {
-			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, n/2); e != nil && serr == nil {
-				serr = fmt.Errorf("kernel: TCPMig socket buffers of %d bytes: %w (needs CAP_NET_ADMIN)", n, e)
-			}
-		}
-	})
-	return errors.Join(err, serr)
+	if err := setsockopts(rc, sockopt{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n / 2}, sockopt{unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n / 2}); err != nil {
+		return fmt.Errorf("kernel: TCPMig socket buffers of %d bytes: %w (needs CAP_NET_ADMIN)", n, err)
+	}
+	return nil
 }
 
 // inNetns runs fn on a thread in the network namespace ns, so that what

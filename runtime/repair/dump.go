@@ -73,6 +73,9 @@ type State uint8
 
 const (
 	StateEstablished State = 1
+	StateFinWait2    State = 5
+	StateTimeWait    State = 6
+	StateClose       State = 7
 )
 
 var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",

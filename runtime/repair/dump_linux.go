@@ -158,6 +158,19 @@ func dumpQueue(fd, queue, n int) (uint32, []byte, error) {
 	return uint32(seq), buf[:n:n], nil
 }
 
+// SocketState reads c's TCP state (TCP_INFO), which tells a caller
+// whether DumpConn can take it (StateEstablished) or whether a closed
+// socket has finished its exchange.
+func SocketState(c *net.TCPConn) (State, error) {
+	var st State
+	err := control(c, "state", StepDumpQueues, func(fd int) error {
+		info, err := getTCPInfoHead(fd)
+		st = State(info.state)
+		return err
+	})
+	return st, err
+}
+
 // CloseSilently closes c in repair mode (turning it on if a dump has not),
 // so the kernel drops the connection without a FIN or an RST.
 func CloseSilently(c *net.TCPConn, opts ...Option) error {
