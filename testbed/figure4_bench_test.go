@@ -103,31 +103,13 @@ func BenchmarkKernelVsBypass(b *testing.B) {
 				us(bd.P50), us(bd.P99), us(bd.Max), us(kd.P50), us(kd.P99), us(kd.Max),
 				us(kd.P50)/max(us(bd.P50), 1e-9), us(kd.P99)/max(us(bd.P99), 1e-9))
 		}
-		host := func(ms []migrate.Migration) []time.Duration {
-			var ds []time.Duration
-			for i := range ms {
-				ds = append(ds, ms[i].HostOverhead())
-			}
-			return ds
-		}
-		work := func(ms []migrate.Migration, origin bool) []time.Duration {
-			var ds []time.Duration
-			for _, m := range ms {
-				if origin {
-					ds = append(ds, m.Origin.Work)
-				} else {
-					ds = append(ds, m.Target.Work)
-				}
-			}
-			return ds
-		}
-		bh, kh := host(by), host(kn)
-		row("host overhead", migrate.Summarize(slices.Clone(bh)), migrate.Summarize(slices.Clone(kh)))
-		row("origin work", migrate.Summarize(work(by, true)), migrate.Summarize(work(kn, true)))
-		row("target work", migrate.Summarize(work(by, false)), migrate.Summarize(work(kn, false)))
+		bsum, ksum := migrate.SummarizeMigrations(by), migrate.SummarizeMigrations(kn)
+		row("host overhead", bsum.HostOverhead, ksum.HostOverhead)
+		row("origin work", bsum.OriginWork, ksum.OriginWork)
+		row("target work", bsum.TargetWork, ksum.TargetWork)
 		// The kernel's own steps (TCP_REPAIR), which the bypass path does
 		// not have: its columns stay empty.
-		for _, st := range migrate.SummarizeMigrations(kn).Steps {
+		for _, st := range ksum.Steps {
 			kd := st.Dist
 			fmt.Fprintf(&sb, "  %-22s %30s   %9.1f %9.1f %10.1f\n", "  kernel: "+st.Name, "-", us(kd.P50), us(kd.P99), us(kd.Max))
 		}
@@ -144,15 +126,22 @@ func BenchmarkKernelVsBypass(b *testing.B) {
 			fmt.Fprintf(&sb, "  %-22s %30d   %30d\n", "state bytes p50", bs[len(bs)/2], ks[len(ks)/2])
 		}
 		fmt.Fprintf(&sb, "Figure 5, %s: host overhead quantiles, µs\n  %6s %10s %10s %8s\n", p.name, "q", "bypass", "kernel", "ratio")
-		slices.Sort(bh)
-		slices.Sort(kh)
+		host := func(ms []migrate.Migration) []time.Duration {
+			ds := make([]time.Duration, len(ms))
+			for i := range ms {
+				ds[i] = ms[i].HostOverhead()
+			}
+			slices.Sort(ds)
+			return ds
+		}
+		bh, kh := host(by), host(kn)
 		for _, q := range []float64{1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 99, 99.9} {
-			bq, kq := quantile(bh, q), quantile(kh, q)
+			bq, kq := migrate.Quantile(bh, q/100), migrate.Quantile(kh, q/100)
 			fmt.Fprintf(&sb, "  %6.1f %10.1f %10.1f %8.1f\n", q, us(bq), us(kq), us(kq)/max(us(bq), 1e-9))
 		}
 		if len(bh) > 0 && len(kh) > 0 {
-			b.ReportMetric(us(quantile(kh, 50))/max(us(quantile(bh, 50)), 1e-9), p.name+"-ratio-p50")
-			b.ReportMetric(us(quantile(kh, 99))/max(us(quantile(bh, 99)), 1e-9), p.name+"-ratio-p99")
+			b.ReportMetric(us(ksum.HostOverhead.P50)/max(us(bsum.HostOverhead.P50), 1e-9), p.name+"-ratio-p50")
+			b.ReportMetric(us(ksum.HostOverhead.P99)/max(us(bsum.HostOverhead.P99), 1e-9), p.name+"-ratio-p99")
 		}
 		if len(by) < 1000 || len(kn) < 1000 {
 			b.Errorf("%s: %d bypass and %d kernel migrations paired, want at least 1000 each", p.name, len(by), len(kn))
@@ -160,13 +149,4 @@ func BenchmarkKernelVsBypass(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op")
 	fmt.Fprint(os.Stdout, sb.String())
-}
-
-// quantile is the q-th percentile of sorted ds (nearest rank).
-func quantile(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	i := int(q/100*float64(len(ds))+0.5) - 1
-	return ds[min(max(i, 0), len(ds)-1)]
 }

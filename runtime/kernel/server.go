@@ -88,7 +88,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	hf := cfg.Engine.HoldFrames
 	if hf <= 0 {
-		hf = 4096
+		hf = migrate.DefaultHoldFrames
 	}
 	// The rules belong to the namespace Start runs in, whichever thread
 	// Close later runs on.

@@ -57,8 +57,9 @@ type Config struct {
 	// declare; a larger one is refused and its migration fails (4 MiB).
 	MaxRestoreBuffer int
 	// HoldFrames and HoldBytes bound the client segments held for one
-	// incoming connection while its state is in flight (4096 frames,
-	// 8 MiB); more are dropped and counted (TCP retransmits them).
+	// incoming connection while its state is in flight
+	// (DefaultHoldFrames, 8 MiB); more are dropped and counted (TCP
+	// retransmits them).
 	HoldFrames, HoldBytes int
 	// Tombstone is how long segments still arriving for a connection that
 	// left are dropped silently instead of answered with RST (2 s).
@@ -77,6 +78,9 @@ type Config struct {
 	Seed uint64
 }
 
+// DefaultHoldFrames is Config.HoldFrames' default.
+const DefaultHoldFrames = 4096
+
 func (c Config) withDefaults() (Config, error) {
 	if !c.Switch.Is4() || c.Switch.IsUnspecified() {
 		return c, fmt.Errorf("%w: Switch %v must be the switch's IPv4 control address", ErrConfig, c.Switch)
@@ -94,7 +98,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxRestoreBuffer = 4 << 20
 	}
 	if c.HoldFrames == 0 {
-		c.HoldFrames = 4096
+		c.HoldFrames = DefaultHoldFrames
 	}
 	if c.HoldBytes == 0 {
 		c.HoldBytes = 8 << 20

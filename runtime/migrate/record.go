@@ -284,6 +284,16 @@ type Dist struct {
 	Mean, P50, P99, Max time.Duration
 }
 
+// Quantile is the p-quantile (0 < p <= 1) of sorted ds by nearest rank,
+// as Summarize's P50 and P99; 0 for none.
+func Quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
 // Summarize returns the distribution of ds (which it sorts).
 func Summarize(ds []time.Duration) Dist {
 	if len(ds) == 0 {
@@ -294,10 +304,7 @@ func Summarize(ds []time.Duration) Dist {
 	for _, d := range ds {
 		sum += float64(d)
 	}
-	q := func(p float64) time.Duration {
-		i := int(math.Ceil(p*float64(len(ds)))) - 1
-		return ds[max(0, min(i, len(ds)-1))]
-	}
+	q := func(p float64) time.Duration { return Quantile(ds, p) }
 	return Dist{N: len(ds), Mean: time.Duration(sum / float64(len(ds))), P50: q(0.50), P99: q(0.99), Max: ds[len(ds)-1]}
 }
 
