@@ -205,21 +205,19 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		c.Close()
 		return nil, &StepError{Op: "restore", Step: StepUnsent, What: "unsent bytes", Call: "write", Err: err}
 	}
-	// The send buffer was raised to take the queue; left there (and
-	// locked, as any SO_SNDBUF is) it would let the application queue
-	// more at each migration. The origin's size comes back once the queue
-	// is in.
-	if want := bufFor(len(d.SendQueue)); d.SndBuf > 0 && want > d.SndBuf {
-		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
-			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, int(d.SndBuf/2))
-		})
-	}
-	// Likewise the receive buffer: the queue is in, and the window the
-	// peer was offered is the origin's.
-	if want := bufFor(len(d.RecvQueue)); d.RcvBuf > 0 && want > d.RcvBuf {
-		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
-			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, int(d.RcvBuf/2))
-		})
+	// The buffers were raised to take the queues; left there (and
+	// locked, as any SO_SNDBUF/SO_RCVBUF is) they would let more queue at
+	// each migration. The origin's sizes come back once the queues are in.
+	for _, b := range []struct {
+		force  int
+		origin uint32
+		queued int
+	}{{unix.SO_SNDBUFFORCE, d.SndBuf, len(d.SendQueue)}, {unix.SO_RCVBUFFORCE, d.RcvBuf, len(d.RecvQueue)}} {
+		if b.origin > 0 && bufFor(b.queued) > b.origin {
+			control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
+				return unix.SetsockoptInt(fd, unix.SOL_SOCKET, b.force, int(b.origin/2))
+			})
+		}
 	}
 	if r.cfg.transient && !r.cfg.freeBind {
 		// Whole now: the peer's segments may reach it.
