@@ -71,6 +71,9 @@ type Queue struct {
 	wg   sync.WaitGroup
 	err  error
 
+	kernel *unix.SockaddrNetlink // the destination of every message
+	vbuf   []byte                // verdict's message, reused
+
 	// In flow mode (OpenFlows), packets are classified by their TCP flow
 	// and held per flow.
 	decide func(Flow) Verdict
@@ -102,7 +105,7 @@ func open(num uint16, max int, mode uint8, decide func(Flow) Verdict) (*Queue, e
 	// Receive wakes up now and then to see Close.
 	tv := unix.Timeval{Usec: 50000}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	q := &Queue{num: num, fd: fd, max: max, done: make(chan struct{}), decide: decide}
+	q := &Queue{num: num, fd: fd, max: max, done: make(chan struct{}), decide: decide, kernel: &unix.SockaddrNetlink{Family: unix.AF_NETLINK}}
 	queueLen := max + 1
 	if decide != nil {
 		q.flows = map[Flow]*flowHeld{}
@@ -129,8 +132,10 @@ func open(num uint16, max int, mode uint8, decide func(Flow) Verdict) (*Queue, e
 }
 
 // attr is one netlink attribute, padded to 4 bytes.
-func attr(typ uint16, data []byte) []byte {
-	b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(data)))
+func attr(typ uint16, data []byte) []byte { return appendAttr(nil, typ, data) }
+
+func appendAttr(b []byte, typ uint16, data []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(data)))
 	b = binary.NativeEndian.AppendUint16(b, typ)
 	b = append(b, data...)
 	for len(b)%4 != 0 {
@@ -142,22 +147,26 @@ func attr(typ uint16, data []byte) []byte {
 // message builds a netlink message of nfnetlink_queue with the nfgenmsg
 // header for this queue.
 func (q *Queue) message(typ uint16, family uint8, flags uint16, attrs []byte) []byte {
+	return append(q.appendHeader(nil, typ, family, flags, len(attrs)), attrs...)
+}
+
+// appendHeader appends the netlink and nfgenmsg headers of a message
+// whose attributes take attrsLen bytes.
+func (q *Queue) appendHeader(b []byte, typ uint16, family uint8, flags uint16, attrsLen int) []byte {
 	q.seq++
-	n := unix.NLMSG_HDRLEN + 4 + len(attrs)
-	b := binary.NativeEndian.AppendUint32(nil, uint32(n))
+	b = binary.NativeEndian.AppendUint32(b, uint32(unix.NLMSG_HDRLEN+4+attrsLen))
 	b = binary.NativeEndian.AppendUint16(b, unix.NFNL_SUBSYS_QUEUE<<8|typ)
 	b = binary.NativeEndian.AppendUint16(b, flags)
 	b = binary.NativeEndian.AppendUint32(b, q.seq)
 	b = binary.NativeEndian.AppendUint32(b, 0)
 	b = append(b, family, unix.NFNETLINK_V0)
-	b = binary.BigEndian.AppendUint16(b, q.num)
-	return append(b, attrs...)
+	return binary.BigEndian.AppendUint16(b, q.num)
 }
 
 // request sends a config message and waits for its acknowledgement.
 func (q *Queue) request(typ uint16, family uint8, attrs []byte) error {
 	msg := q.message(typ, family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, attrs)
-	if err := unix.Sendto(q.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	if err := unix.Sendto(q.fd, msg, 0, q.kernel); err != nil {
 		return err
 	}
 	buf := make([]byte, 8192)
@@ -262,11 +271,15 @@ func (q *Queue) take(id uint32) {
 	q.held = append(q.held, id)
 }
 
+// verdict settles one packet. It runs for every packet the queue takes,
+// so it builds the message in q.vbuf; q.mu is held.
 func (q *Queue) verdict(id uint32, v uint32) error {
-	hdr := binary.BigEndian.AppendUint32(nil, v)
-	hdr = binary.BigEndian.AppendUint32(hdr, id)
-	msg := q.message(msgVerdict, unix.AF_INET, unix.NLM_F_REQUEST, attr(attrVerdictHdr, hdr))
-	return unix.Sendto(q.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	var hdr [8]byte // struct nfqnl_msg_verdict_hdr
+	binary.BigEndian.PutUint32(hdr[:], v)
+	binary.BigEndian.PutUint32(hdr[4:], id)
+	b := q.appendHeader(q.vbuf[:0], msgVerdict, unix.AF_INET, unix.NLM_F_REQUEST, 4+len(hdr))
+	q.vbuf = appendAttr(b, attrVerdictHdr, hdr[:])
+	return unix.Sendto(q.fd, q.vbuf, 0, q.kernel)
 }
 
 // Held is how many packets are held now; Overflow how many were dropped
