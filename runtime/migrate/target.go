@@ -21,8 +21,7 @@ type incoming struct {
 	// migration's own, so that it goes with it: a retransmission that
 	// arrives after the state was accepted cannot leave a partial message
 	// behind to conflict with the connection's next migration.
-	reasm   *tcpmig.ConnStateReassembler
-	holding bool // it owns the host's hold of the connection
+	reasm *tcpmig.ConnStateReassembler
 
 	timerOn  bool
 	timerAt  tcp.Time
@@ -68,12 +67,10 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 		in.rec = newRecord(RoleTarget, k, t0)
 		in.rec.mark(PhasePrepareReceived, t0)
 		e.in[k] = in
-		if old := e.holds[id]; old != nil {
+		if _, held := e.holds[id]; held {
 			// An earlier migration of the connection still holds its
 			// segments (its origin gave up and tried again): they are this
 			// one's now; the old machine's timer ends it.
-			old.holding = false
-			in.holding = true
 			e.holds[id] = in
 		}
 	}
@@ -212,8 +209,7 @@ func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
 func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetAction, state []byte, fx *effects) error {
 	switch a {
 	case migstate.TargetActionAllocateBuffer:
-		if !in.holding {
-			in.holding = true
+		if e.holds[in.id] != in {
 			e.holds[in.id] = in
 			e.host.Hold(in.id)
 		}
@@ -226,8 +222,7 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 	case migstate.TargetActionRestoreConnection:
 		return e.restore(now, in, state, fx)
 	case migstate.TargetActionReplayBuffer:
-		if in.holding {
-			in.holding = false
+		if e.holds[in.id] == in {
 			delete(e.holds, in.id)
 			// Replayed segments reach the connection, which may answer at
 			// once and re-enter the engine: replay unlocked. The machine
@@ -255,10 +250,9 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 // discard drops the segments in's hold kept, if it owns the hold. e.mu is
 // held.
 func (e *Engine) discard(in *incoming) {
-	if !in.holding {
+	if e.holds[in.id] != in {
 		return
 	}
-	in.holding = false
 	delete(e.holds, in.id)
 	held, over := e.host.Discard(in.id)
 	in.rec.Held += held
