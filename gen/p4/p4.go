@@ -6,6 +6,8 @@
 //	<name>.p4               the pipeline with exactly the semantics of
 //	                        gen/SWITCH.md, one register pair per level
 //	<name>.p4info.txtpb     the P4Runtime description, ids equal to the @ids
+//	p4info.go               the p4info embedded in Go, with the control-plane
+//	                        objects' names as constants (contract.go)
 //
 // The P4 comes from text/template sources in templates/ (embedded), run
 // with sprig's hermetic functions and the naming helpers of names.go; the
@@ -119,7 +121,15 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := files.Add("p4/"+string(d.Name)+".p4info.txtpb", txt); err != nil {
+	p4infoFile := string(d.Name) + ".p4info.txtpb"
+	if err := files.Add("p4/"+p4infoFile, txt); err != nil {
+		return nil, err
+	}
+	contract, err := emitContract(s, opt, d, cp, p4infoFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := files.Add("p4/p4info.go", contract); err != nil {
 		return nil, err
 	}
 	return files, nil

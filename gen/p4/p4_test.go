@@ -31,7 +31,7 @@ func generate(t testing.TB, s *spec.Spec) genfile.Files {
 // TestGolden: generated/p4 is the golden copy of the default spec.
 func TestGolden(t *testing.T) {
 	files := generate(t, spectest.Default(t))
-	if got, want := files.Names(), []string{"p4/capybara.p4", "p4/capybara.p4info.txtpb", "p4/headers.p4"}; !cmp.Equal(got, want) {
+	if got, want := files.Names(), []string{"p4/capybara.p4", "p4/capybara.p4info.txtpb", "p4/headers.p4", "p4/p4info.go"}; !cmp.Equal(got, want) {
 		t.Fatalf("Generate files = %v, want %v", got, want)
 	}
 	for _, name := range files.Names() {
@@ -427,6 +427,13 @@ func TestThreeLevelsFourteenBits(t *testing.T) {
 	checkBalanced(t, "capybara.p4", prog)
 	checkDeclared(t, files, "p4/capybara.p4")
 
+	// The Go contract names every level's registers, as the p4info does.
+	contract := string(files["p4/p4info.go"])
+	for _, want := range []string{"Levels = 3", `"SwitchIngress.dir2_key"}`, `"SwitchIngress.dir2_addr"}`} {
+		if !strings.Contains(contract, want) {
+			t.Errorf("p4/p4info.go lacks %s", want)
+		}
+	}
 	for _, reg := range []string{"dir_key_t", "dir_addr_t"} {
 		if n := strings.Count(prog, "Register<"+reg+", bit<14>>(16384)"); n != 3 {
 			t.Errorf("%d registers Register<%s, bit<14>>(16384), want 3", n, reg)
