@@ -104,6 +104,47 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Return(jen.Nil()),
 	)
 
+	method(f, []string{"ReadTables copies port_role, ipv4_host and l2_forward, as a P4Runtime",
+		"read of every entry sees them."}, "ReadTables", nil, []jen.Code{jen.Id("t").Id("Tables")},
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("t").Op("=").Id("Tables").Values(jen.Dict{
+			jen.Id("PortRoles"): jen.Make(jen.Map(jen.Id("Port")).Id("Role")),
+			jen.Id("Hosts"):     jen.Make(jen.Map(ip4()).Id("HostAction")),
+			jen.Id("L2"):        jen.Id("p").Dot("l2").Dot("Copy").Call(),
+		}),
+		jen.For(jen.List(jen.Id("port"), jen.Id("r")).Op(":=").Range().Add(px("roles", "Copy")).Call()).Block(
+			jen.Id("t").Dot("PortRoles").Index(jen.Id("Port").Call(jen.Id("port"))).Op("=").Id("r"),
+		),
+		jen.For(jen.List(jen.Id("ip"), jen.Id("h")).Op(":=").Range().Add(px("hosts", "Copy")).Call()).Block(
+			jen.Var().Id("k").Add(ip4()),
+			be("PutUint32", jen.Id("k").Index(jen.Op(":")), jen.Id("ip")),
+			jen.Id("t").Dot("Hosts").Index(jen.Id("k")).Op("=").Id("HostAction").Values(jen.Id("h").Dot("port"), jen.Id("h").Dot("mac")),
+		),
+		jen.Return(jen.Id("t")),
+	)
+
+	method(f, []string{"ReadDirectoryCells reads one slot's dir<level>_key and dir<level>_addr",
+		"cells as they are, as P4Runtime reads register cells."}, "ReadDirectoryCells",
+		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int()}, []jen.Code{jen.Id("KeyCell"), jen.Id("AddrCell"), jen.Error()},
+		slotCheck("read directory", jen.Id("KeyCell").Values(), jen.Id("AddrCell").Values()),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Return(jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")), jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")), jen.Nil()),
+	)
+	method(f, []string{"WriteDirectoryKey writes one dir<level>_key cell as is, as P4Runtime",
+		"writes a register cell (the addr cell beside it is untouched)."}, "WriteDirectoryKey",
+		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("c").Id("KeyCell")}, errRet,
+		slotCheck("write directory key"),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("c"),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"WriteDirectoryAddr writes one dir<level>_addr cell as is."}, "WriteDirectoryAddr",
+		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("c").Id("AddrCell")}, errRet,
+		slotCheck("write directory addr"),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("c"),
+		jen.Return(jen.Nil()),
+	)
 	method(f, []string{"ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers."}, "ReadDirectory",
 		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int()}, []jen.Code{jen.Id("Entry"), jen.Error()},
 		slotCheck("read directory", jen.Id("Entry").Values()),
@@ -152,6 +193,17 @@ func (m *model) emitControl(f *jen.File) {
 		),
 		jen.If(jen.Id("load").Op(">").Id("workloadMask")).Block(
 			jen.Return(errf("write min workload %d: %w (the register holds %d bits)", jen.Id("load"), jen.Id("ErrOutOfRange"), jen.Id("WorkloadBits"))),
+		),
+		jen.Add(lock()[0]), jen.Add(lock()[1]),
+		jen.List(jen.Id("p").Dot("holder"), jen.Id("p").Dot("load")).Op("=").List(u32("holder"), jen.Id("load")),
+		jen.Return(jen.Nil()),
+	)
+	method(f, []string{"WriteMinWorkloadCell writes the min_workload cell as is, as P4Runtime",
+		"writes a register cell: a zero holder with a load other than EmptyLoad",
+		"stays so (WriteMinWorkload is the one that empties the register)."}, "WriteMinWorkloadCell",
+		[]jen.Code{jen.Id("holder").Add(ip4()), jen.Id("load").Uint32()}, errRet,
+		jen.If(jen.Id("load").Op(">").Id("workloadMask")).Block(
+			jen.Return(errf("write min workload cell %d: %w (the register holds %d bits)", jen.Id("load"), jen.Id("ErrOutOfRange"), jen.Id("WorkloadBits"))),
 		),
 		jen.Add(lock()[0]), jen.Add(lock()[1]),
 		jen.List(jen.Id("p").Dot("holder"), jen.Id("p").Dot("load")).Op("=").List(u32("holder"), jen.Id("load")),

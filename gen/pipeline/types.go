@@ -197,6 +197,25 @@ func (m *model) emitTypes(f *jen.File) {
 
 	f.Comment("Entry is one directory slot as the control plane reads and writes it.")
 	f.Type().Id("Entry").Op("=").Add(pq("Entry"))
+	f.Comment("KeyCell and AddrCell are the raw dir<i>_key and dir<i>_addr register cells.")
+	f.Type().Defs(
+		jen.Id("KeyCell").Op("=").Add(pq("KeyCell")),
+		jen.Id("AddrCell").Op("=").Add(pq("AddrCell")),
+	)
+	f.Comment("HostAction is an ipv4_host entry's set_host parameters.")
+	f.Type().Id("HostAction").Struct(
+		jen.Id("Port").Id("Port"),
+		jen.Id("MAC").Add(mac6()),
+	)
+	f.Comment("Tables is a copy of the exact-match tables, keyed as they match.")
+	f.Type().Id("Tables").Struct(
+		jen.Comment("PortRoles is port_role: ingress port -> set_role."),
+		jen.Id("PortRoles").Map(jen.Id("Port")).Id("Role"),
+		jen.Comment("Hosts is ipv4_host: IPv4 destination -> set_host."),
+		jen.Id("Hosts").Map(ip4()).Id("HostAction"),
+		jen.Comment("L2 is l2_forward: Ethernet destination -> set_port."),
+		jen.Id("L2").Map(mac6()).Id("Port"),
+	)
 	f.Line()
 
 	f.Comment("Errors of the control plane (runtime/genrt/pipe's); each call wraps one")

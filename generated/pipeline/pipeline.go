@@ -225,6 +225,28 @@ type Counters struct {
 // Entry is one directory slot as the control plane reads and writes it.
 type Entry = pipe.Entry
 
+// KeyCell and AddrCell are the raw dir<i>_key and dir<i>_addr register cells.
+type (
+	KeyCell  = pipe.KeyCell
+	AddrCell = pipe.AddrCell
+)
+
+// HostAction is an ipv4_host entry's set_host parameters.
+type HostAction struct {
+	Port Port
+	MAC  [6]byte
+}
+
+// Tables is a copy of the exact-match tables, keyed as they match.
+type Tables struct {
+	// PortRoles is port_role: ingress port -> set_role.
+	PortRoles map[Port]Role
+	// Hosts is ipv4_host: IPv4 destination -> set_host.
+	Hosts map[[4]byte]HostAction
+	// L2 is l2_forward: Ethernet destination -> set_port.
+	L2 map[[6]byte]Port
+}
+
 // Errors of the control plane (runtime/genrt/pipe's); each call wraps one
 // with the input it refused.
 var (
@@ -343,6 +365,61 @@ func (p *Pipeline) DeleteL2(mac [6]byte) error {
 	return nil
 }
 
+// ReadTables copies port_role, ipv4_host and l2_forward, as a P4Runtime
+// read of every entry sees them.
+func (p *Pipeline) ReadTables() (t Tables) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t = Tables{
+		Hosts:     make(map[[4]byte]HostAction),
+		L2:        p.l2.Copy(),
+		PortRoles: make(map[Port]Role),
+	}
+	for port, r := range p.roles.Copy() {
+		t.PortRoles[Port(port)] = r
+	}
+	for ip, h := range p.hosts.Copy() {
+		var k [4]byte
+		binary.BigEndian.PutUint32(k[:], ip)
+		t.Hosts[k] = HostAction{h.port, h.mac}
+	}
+	return t
+}
+
+// ReadDirectoryCells reads one slot's dir<level>_key and dir<level>_addr
+// cells as they are, as P4Runtime reads register cells.
+func (p *Pipeline) ReadDirectoryCells(level, index int) (KeyCell, AddrCell, error) {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return KeyCell{}, AddrCell{}, fmt.Errorf("read directory level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dirKey[level][index], p.dirAddr[level][index], nil
+}
+
+// WriteDirectoryKey writes one dir<level>_key cell as is, as P4Runtime
+// writes a register cell (the addr cell beside it is untouched).
+func (p *Pipeline) WriteDirectoryKey(level, index int, c KeyCell) error {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return fmt.Errorf("write directory key level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirKey[level][index] = c
+	return nil
+}
+
+// WriteDirectoryAddr writes one dir<level>_addr cell as is.
+func (p *Pipeline) WriteDirectoryAddr(level, index int, c AddrCell) error {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return fmt.Errorf("write directory addr level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirAddr[level][index] = c
+	return nil
+}
+
 // ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers.
 func (p *Pipeline) ReadDirectory(level, index int) (Entry, error) {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
@@ -409,6 +486,19 @@ func (p *Pipeline) WriteMinWorkload(holder [4]byte, load uint32) error {
 	}
 	if load > workloadMask {
 		return fmt.Errorf("write min workload %d: %w (the register holds %d bits)", load, ErrOutOfRange, WorkloadBits)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holder, p.load = binary.BigEndian.Uint32(holder[:]), load
+	return nil
+}
+
+// WriteMinWorkloadCell writes the min_workload cell as is, as P4Runtime
+// writes a register cell: a zero holder with a load other than EmptyLoad
+// stays so (WriteMinWorkload is the one that empties the register).
+func (p *Pipeline) WriteMinWorkloadCell(holder [4]byte, load uint32) error {
+	if load > workloadMask {
+		return fmt.Errorf("write min workload cell %d: %w (the register holds %d bits)", load, ErrOutOfRange, WorkloadBits)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

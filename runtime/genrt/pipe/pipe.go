@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/capygen/capygen/runtime/genrt/wire"
 )
@@ -197,6 +198,17 @@ func (t *Ports[R]) Set(port int, r R) error {
 	return nil
 }
 
+// Copy returns the ports that have a role, and their roles.
+func (t *Ports[R]) Copy() map[int]R {
+	m := make(map[int]R, t.n)
+	for port, r := range t.roles {
+		if r != 0 {
+			m[port] = r
+		}
+	}
+	return m
+}
+
 // Delete removes port's role.
 func (t *Ports[R]) Delete(port int) error {
 	if err := CheckPort(port, len(t.roles)); err != nil {
@@ -250,6 +262,9 @@ func (t *Table[K, V]) Delete(k K) error {
 
 // Len is the number of entries.
 func (t *Table[K, V]) Len() int { return len(t.m) }
+
+// Copy returns the entries, as a control plane reads the whole table.
+func (t *Table[K, V]) Copy() map[K]V { return maps.Clone(t.m) }
 
 // KeyValid marks a used directory key cell: port 0 is a legal key, so the
 // high half of the port word holds 1 (gen/SWITCH.md).
