@@ -45,17 +45,17 @@ func TestReadTables(t *testing.T) {
 // Raw cells are written and read as they are, each register on its own.
 func TestDirectoryCells(t *testing.T) {
 	p := New()
-	if err := p.WriteDirectoryKey(1, 7, KeyCell{IP: 0x0a4d0001, Port: 0x2_0005}); err != nil {
+	if err := p.WriteDirectoryKey(Levels-1, 7, KeyCell{IP: 0x0a4d0001, Port: 0x2_0005}); err != nil {
 		t.Fatal(err)
 	}
-	k, a, err := p.ReadDirectoryCells(1, 7)
+	k, a, err := p.ReadDirectoryCells(Levels-1, 7)
 	if err != nil || k != (KeyCell{IP: 0x0a4d0001, Port: 0x2_0005}) || a != (AddrCell{}) {
 		t.Errorf("ReadDirectoryCells = %v %v %v", k, a, err)
 	}
-	if err := p.WriteDirectoryAddr(1, 7, AddrCell{Origin: 1, Target: 2}); err != nil {
+	if err := p.WriteDirectoryAddr(Levels-1, 7, AddrCell{Origin: 1, Target: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if k2, a2, _ := p.ReadDirectoryCells(1, 7); k2 != k || a2 != (AddrCell{Origin: 1, Target: 2}) {
+	if k2, a2, _ := p.ReadDirectoryCells(Levels-1, 7); k2 != k || a2 != (AddrCell{Origin: 1, Target: 2}) {
 		t.Errorf("after the addr write: %v %v", k2, a2)
 	}
 	for _, bad := range [][2]int{{-1, 0}, {Levels, 0}, {0, Slots}, {0, -1}} {
