@@ -1,0 +1,203 @@
+package p4rt
+
+import (
+	"fmt"
+	"sync"
+
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// electionID is a 128-bit election id; set is false for a client that
+// gave none (a backup that can never be primary).
+type electionID struct {
+	hi, lo uint64
+	set    bool
+}
+
+func electionOf(u *p4v1.Uint128) electionID {
+	if u == nil {
+		return electionID{}
+	}
+	return electionID{u.GetHigh(), u.GetLow(), true}
+}
+
+func (e electionID) less(o electionID) bool {
+	if !e.set || !o.set {
+		return !e.set && o.set
+	}
+	return e.hi < o.hi || (e.hi == o.hi && e.lo < o.lo)
+}
+
+// equal reports whether u is this (set) id.
+func (e electionID) equal(u *p4v1.Uint128) bool {
+	return e.set && u != nil && u.GetHigh() == e.hi && u.GetLow() == e.lo
+}
+
+func (e electionID) proto() *p4v1.Uint128 {
+	if !e.set {
+		return nil
+	}
+	return &p4v1.Uint128{High: e.hi, Low: e.lo}
+}
+
+func (e electionID) String() string {
+	if !e.set {
+		return "(unset)"
+	}
+	if e.hi == 0 {
+		return fmt.Sprint(e.lo)
+	}
+	return fmt.Sprintf("%#x%016x", e.hi, e.lo)
+}
+
+func electionString(u *p4v1.Uint128) string { return electionOf(u).String() }
+
+// client is one arbitrated StreamChannel.
+type client struct {
+	stream   p4v1.P4Runtime_StreamChannelServer
+	sendMu   sync.Mutex
+	election electionID
+}
+
+func (c *client) send(m *p4v1.StreamMessageResponse) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	// A failed send means the stream is going; its Recv ends the loop.
+	_ = c.stream.Send(m)
+}
+
+// StreamChannel arbitrates: the first message must be a
+// MasterArbitrationUpdate for this device; the stream with the highest
+// election id is the primary. Every client hears of each change of
+// primary; when the primary's stream ends, the next-highest takes over.
+func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error {
+	c := &client{stream: stream}
+	defer s.leave(c)
+	joined := false
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			// The client closed its side or went away: it leaves.
+			return nil
+		}
+		arb := req.GetArbitration()
+		if arb == nil {
+			if !joined {
+				return status.Error(codes.FailedPrecondition, "the first StreamChannel message must be a MasterArbitrationUpdate")
+			}
+			if req.GetPacket() != nil {
+				c.send(streamError(codes.Unimplemented, "packet I/O is not supported by this switch", &p4v1.StreamError{
+					Details: &p4v1.StreamError_PacketOut{PacketOut: &p4v1.PacketOutError{PacketOut: req.GetPacket()}}}))
+				continue
+			}
+			c.send(streamError(codes.Unimplemented, "only MasterArbitrationUpdate is supported on the stream", &p4v1.StreamError{}))
+			continue
+		}
+		if err := s.arbitrate(c, arb, joined); err != nil {
+			return err
+		}
+		joined = true
+	}
+}
+
+// streamError wraps a StreamError with its code and message.
+func streamError(code codes.Code, msg string, e *p4v1.StreamError) *p4v1.StreamMessageResponse {
+	e.CanonicalCode, e.Message = int32(code), msg
+	return &p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Error{Error: e}}
+}
+
+// arbitrate handles one MasterArbitrationUpdate from c.
+func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined bool) error {
+	if arb.GetDeviceId() != s.device {
+		if joined {
+			return status.Errorf(codes.FailedPrecondition, "arbitration for device %d on a stream of device %d; open another stream", arb.GetDeviceId(), s.device)
+		}
+		return status.Errorf(codes.NotFound, "device id %d is unknown; this switch is device %d", arb.GetDeviceId(), s.device)
+	}
+	if r := arb.GetRole(); r != nil && (r.GetName() != "" || r.GetId() != 0 || r.GetConfig() != nil) {
+		return status.Errorf(codes.Unimplemented, "role %q: only the default role (leave role unset) is supported", r.GetName())
+	}
+	id := electionOf(arb.GetElectionId())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id.set {
+		for o := range s.clients {
+			if o != c && o.election == id {
+				return status.Errorf(codes.InvalidArgument, "election id %s is already another client's; each client needs its own", id)
+			}
+		}
+	}
+	c.election = id
+	old := s.primary
+	s.clients[c] = struct{}{}
+	s.elect()
+	if s.primary != old {
+		s.announce(nil)
+		return nil
+	}
+	// No change of primary: only c hears, of where it stands.
+	s.announce(c)
+	return nil
+}
+
+// leave removes c; if it was the primary, the next-highest takes over
+// and every client hears.
+func (s *Server) leave(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c]; !ok {
+		return
+	}
+	delete(s.clients, c)
+	if s.primary == c {
+		s.elect()
+		s.announce(nil)
+	}
+}
+
+// elect makes the client with the highest set election id the primary.
+// s.mu is held.
+func (s *Server) elect() {
+	s.primary = nil
+	for c := range s.clients {
+		if c.election.set && (s.primary == nil || s.primary.election.less(c.election)) {
+			s.primary = c
+		}
+	}
+}
+
+// highest is the highest election id of the connected clients.
+func (s *Server) highest() electionID {
+	var h electionID
+	for c := range s.clients {
+		if h.less(c.election) {
+			h = c.election
+		}
+	}
+	return h
+}
+
+// announce sends the arbitration outcome to to, or to every client when
+// to is nil: OK to the primary, ALREADY_EXISTS to the others while there
+// is a primary, NOT_FOUND when there is none. s.mu is held.
+func (s *Server) announce(to *client) {
+	h := s.highest()
+	for c := range s.clients {
+		if to != nil && c != to {
+			continue
+		}
+		st := &spb.Status{Code: int32(codes.OK), Message: "you are the primary"}
+		switch {
+		case s.primary == nil:
+			st = &spb.Status{Code: int32(codes.NotFound), Message: "there is no primary"}
+		case c != s.primary:
+			st = &spb.Status{Code: int32(codes.AlreadyExists), Message: fmt.Sprintf("the primary has election id %s", s.primary.election)}
+		}
+		c.send(&p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+			DeviceId: s.device, ElectionId: h.proto(), Status: st,
+		}}})
+	}
+}

@@ -1,0 +1,238 @@
+package p4rt_test
+
+import (
+	"fmt"
+	"testing"
+
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	p4 "github.com/capygen/capygen/generated/p4"
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/p4rt"
+)
+
+func TestCapabilities(t *testing.T) {
+	b := newBench(t)
+	r, err := b.cli.Capabilities(ctx(t), &p4v1.CapabilitiesRequest{})
+	if err != nil || r.GetP4RuntimeApiVersion() != p4rt.APIVersion {
+		t.Fatalf("Capabilities = %v, %v; want version %s", r, err, p4rt.APIVersion)
+	}
+}
+
+func TestUnimplementedAnswers(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	_, err := b.read(&p4v1.Entity{Entity: &p4v1.Entity_MeterEntry{MeterEntry: &p4v1.MeterEntry{}}})
+	wantCode(t, err, codes.Unimplemented, "MeterEntry")
+	err = b.write(p4v1.WriteRequest_DATAPLANE_ATOMIC, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{}))
+	wantCode(t, err, codes.Unimplemented, "DATAPLANE_ATOMIC")
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_RECONCILE_AND_COMMIT, b.config(1))
+	wantCode(t, err, codes.Unimplemented, "RECONCILE_AND_COMMIT")
+}
+
+// Arbitration with two clients: the higher election id is primary,
+// whichever comes first, and both hear when it changes.
+func TestArbitrationTwoClients(t *testing.T) {
+	b := newBench(t)
+	low := b.open(5)
+	low.expect(codes.OK, 5)
+	high := b.open(9)
+	high.expect(codes.OK, 9)
+	low.expect(codes.AlreadyExists, 9)
+
+	// The backup may read but not write.
+	b.commit(9, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, b.config(1))
+	_, err := b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(5)})
+	wantCode(t, err, codes.PermissionDenied, "the primary's election id is 9")
+	err = b.setPipeline(5, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, b.config(1))
+	wantCode(t, err, codes.PermissionDenied, "the primary's election id is 9")
+	if _, err := b.read(tableQuery(&p4v1.TableEntry{})); err != nil {
+		t.Errorf("backup read: %v", err)
+	}
+
+	// The primary leaves: the backup takes over and hears it.
+	high.cancel()
+	low.expect(codes.OK, 5)
+	if _, err := b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(5)}); err != nil {
+		t.Errorf("write by the new primary: %v", err)
+	}
+}
+
+// Three clients: when the primary goes, the next-highest takes over, and
+// every remaining client hears.
+func TestArbitrationThreeClients(t *testing.T) {
+	b := newBench(t)
+	c3 := b.open(3)
+	c3.expect(codes.OK, 3)
+	c7 := b.open(7)
+	c7.expect(codes.OK, 7)
+	c3.expect(codes.AlreadyExists, 7)
+	c5 := b.open(5)
+	// c5 does not change the primary: only c5 hears.
+	c5.expect(codes.AlreadyExists, 7)
+
+	c7.cancel()
+	c5.expect(codes.OK, 5)
+	c3.expect(codes.AlreadyExists, 5)
+
+	c5.cancel()
+	c3.expect(codes.OK, 3)
+}
+
+// A client without an election id is a backup that never becomes primary.
+func TestArbitrationUnsetElectionID(t *testing.T) {
+	b := newBench(t)
+	none := b.open(0)
+	none.expect(codes.NotFound, 0)
+	p := b.open(4)
+	p.expect(codes.OK, 4)
+	none.expect(codes.AlreadyExists, 4)
+	p.cancel()
+	none.expect(codes.NotFound, 0)
+}
+
+func TestArbitrationErrors(t *testing.T) {
+	b := newBench(t)
+	first := b.open(4)
+	first.expect(codes.OK, 4)
+
+	dup := b.open(4)
+	wantCode(t, dup.recvErr(), codes.InvalidArgument, "election id 4 is already another client's")
+
+	s, err := b.cli.StreamChannel(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{DeviceId: 99, ElectionId: eid(8)}}})
+	wantCode(t, (&stream{t: t, s: s}).recvErr(), codes.NotFound, "device id 99 is unknown; this switch is device 1")
+
+	s, _ = b.cli.StreamChannel(ctx(t))
+	s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Packet{Packet: &p4v1.PacketOut{}}})
+	wantCode(t, (&stream{t: t, s: s}).recvErr(), codes.FailedPrecondition, "first StreamChannel message must be a MasterArbitrationUpdate")
+
+	s, _ = b.cli.StreamChannel(ctx(t))
+	s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+		DeviceId: device, ElectionId: eid(8), Role: &p4v1.Role{Name: "sdn"}}}})
+	wantCode(t, (&stream{t: t, s: s}).recvErr(), codes.Unimplemented, `role "sdn"`)
+
+	// Without any primary, writes are refused.
+	first.cancel()
+	b2 := newBench(t)
+	_, err = b2.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(4)})
+	wantCode(t, err, codes.PermissionDenied, "there is no primary client")
+	_, err = b2.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: 3, ElectionId: eid(4)})
+	wantCode(t, err, codes.NotFound, "device id 3 is unknown")
+}
+
+// A client may raise its own election id on its stream.
+func TestArbitrationRaise(t *testing.T) {
+	b := newBench(t)
+	a := b.open(2)
+	a.expect(codes.OK, 2)
+	c := b.open(6)
+	c.expect(codes.OK, 6)
+	a.expect(codes.AlreadyExists, 6)
+	a.s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{DeviceId: device, ElectionId: eid(8)}}})
+	a.expect(codes.OK, 8)
+	c.expect(codes.AlreadyExists, 8)
+}
+
+func TestPipelineConfig(t *testing.T) {
+	b := newBench(t)
+	p := b.open(10)
+	p.expect(codes.OK, 10)
+
+	_, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device})
+	wantCode(t, err, codes.FailedPrecondition, "no forwarding pipeline config is committed")
+	_, err = b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(10)})
+	wantCode(t, err, codes.FailedPrecondition, "before writing")
+	_, err = b.read(tableQuery(&p4v1.TableEntry{}))
+	wantCode(t, err, codes.FailedPrecondition, "before reading")
+
+	// Another spec's p4info: both fingerprints named.
+	other := b.config(1)
+	other.P4Info.PkgInfo.Version = "0123456789abcdef"
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY, other)
+	wantCode(t, err, codes.InvalidArgument, fmt.Sprintf("spec fingerprint %q (pkg_info.version) but this switch runs spec fingerprint %q", "0123456789abcdef", p4.Fingerprint))
+
+	// The right fingerprint on an edited p4info.
+	edited := b.config(1)
+	edited.P4Info.Tables[0].Size++
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, edited)
+	wantCode(t, err, codes.InvalidArgument, "differs from the one generated from it")
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY, &p4v1.ForwardingPipelineConfig{})
+	wantCode(t, err, codes.InvalidArgument, "no p4info")
+
+	// VERIFY commits nothing; COMMIT needs a saved config.
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY, b.config(1))
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
+	wantCode(t, err, codes.FailedPrecondition, "no config is saved")
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_UNSPECIFIED, b.config(1))
+	wantCode(t, err, codes.InvalidArgument, "give VERIFY")
+
+	// VERIFY_AND_SAVE, then COMMIT: the cookie comes back.
+	cfg := b.config(42)
+	cfg.P4DeviceConfig = []byte("tofino.bin and context.json")
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, cfg)
+	if _, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device}); codes.FailedPrecondition != statusCode(err) {
+		t.Errorf("Get after VERIFY_AND_SAVE = %v, want FAILED_PRECONDITION (nothing committed yet)", err)
+	}
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
+	for _, c := range []struct {
+		rt                 p4v1.GetForwardingPipelineConfigRequest_ResponseType
+		info, deviceConfig bool
+	}{
+		{p4v1.GetForwardingPipelineConfigRequest_ALL, true, true},
+		{p4v1.GetForwardingPipelineConfigRequest_COOKIE_ONLY, false, false},
+		{p4v1.GetForwardingPipelineConfigRequest_P4INFO_AND_COOKIE, true, false},
+		{p4v1.GetForwardingPipelineConfigRequest_DEVICE_CONFIG_AND_COOKIE, false, true},
+	} {
+		r, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device, ResponseType: c.rt})
+		if err != nil {
+			t.Fatalf("Get(%v): %v", c.rt, err)
+		}
+		got := r.GetConfig()
+		if got.GetCookie().GetCookie() != 42 || (got.GetP4Info() != nil) != c.info || (got.GetP4DeviceConfig() != nil) != c.deviceConfig {
+			t.Errorf("Get(%v) = cookie %v, p4info %t, device config %t; want 42, %t, %t", c.rt, got.GetCookie(), got.GetP4Info() != nil, got.GetP4DeviceConfig() != nil, c.info, c.deviceConfig)
+		}
+		if c.info && !proto.Equal(got.GetP4Info(), cfg.P4Info) {
+			t.Errorf("Get(%v) p4info differs from the one committed", c.rt)
+		}
+	}
+}
+
+func statusCode(err error) codes.Code { return status.Code(err) }
+
+// A commit starts the forwarding state over, as loading a program does.
+func TestCommitClearsState(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	if err := b.write(0,
+		tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(1), Action: action(x.setRole, []byte{2})}),
+		registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{10, 77, 0, 11}, []byte{3}),
+		registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], 9, []byte{10, 77, 0, 1}, []byte{1, 0x1f, 0x90}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	// A frame from a port without a role is dropped unknown_port: count it.
+	b.pipe.Process(make([]byte, 60), 33)
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, b.config(8))
+	if ts := b.pipe.ReadTables(); len(ts.PortRoles)+len(ts.Hosts)+len(ts.L2) != 0 {
+		t.Errorf("tables after the commit: %+v", ts)
+	}
+	if h, l := b.pipe.ReadMinWorkload(); h != ([4]byte{}) || l != pipeline.EmptyLoad {
+		t.Errorf("min_workload after the commit = %v %d, want empty", h, l)
+	}
+	if k, _, _ := b.pipe.ReadDirectoryCells(0, 9); k != (pipeline.KeyCell{}) {
+		t.Errorf("dir0_key[9] after the commit = %v", k)
+	}
+	for _, e := range b.mustRead(&p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: x.drops}}}) {
+		if n := e.GetCounterEntry().GetData().GetPacketCount(); n != 0 {
+			t.Errorf("drops[%d] = %d after the commit, want 0", e.GetCounterEntry().GetIndex().GetIndex(), n)
+		}
+	}
+}
