@@ -1,0 +1,128 @@
+package p4rt_test
+
+import (
+	"testing"
+
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+	"google.golang.org/grpc/codes"
+
+	p4 "github.com/capygen/capygen/generated/p4"
+)
+
+func counterQuery(id uint32, index *p4v1.Index) *p4v1.Entity {
+	return &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: id, Index: index}}}
+}
+
+func registerQuery(id uint32, index *p4v1.Index) *p4v1.Entity {
+	return &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: id, Index: index}}}
+}
+
+// Wildcard reads: every table, one table, one entry, the default entry.
+func TestReadTableWildcards(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	var ups []*p4v1.Update
+	for _, p := range []byte{9, 2, 5} {
+		ups = append(ups, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(p), Action: action(x.setRole, []byte{1})}))
+	}
+	ups = append(ups,
+		tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 11), Action: action(x.setHost, []byte{2}, mac)}),
+		tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.l2, Match: exact(mac...), Action: action(x.setPort, []byte{2})}))
+	if err := b.write(0, ups...); err != nil {
+		t.Fatal(err)
+	}
+	all := b.mustRead(tableQuery(&p4v1.TableEntry{}))
+	if len(all) != 5 {
+		t.Fatalf("read of every table: %d entries, want 5", len(all))
+	}
+	one := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole}))
+	if len(one) != 3 {
+		t.Fatalf("read of port_role: %d entries, want 3", len(one))
+	}
+	for i, want := range []byte{2, 5, 9} {
+		if got := one[i].GetTableEntry().GetMatch()[0].GetExact().GetValue(); len(got) != 1 || got[0] != want {
+			t.Errorf("port_role entry %d has key %x, want %d (key order)", i, got, want)
+		}
+	}
+	if got := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole, Match: exact(0, 5)})); len(got) != 1 {
+		t.Errorf("read of port 5 (non-canonical key) = %v, want its entry", got)
+	}
+	if got := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole, Match: exact(7)})); len(got) != 0 {
+		t.Errorf("read of a missing entry = %v, want nothing", got)
+	}
+	def := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.ipv4Host, IsDefaultAction: true}))
+	if len(def) != 1 || def[0].GetTableEntry().GetAction().GetAction().GetActionId() != x.miss || !def[0].GetTableEntry().GetIsDefaultAction() {
+		t.Errorf("read of ipv4_host's default entry = %v, want miss", def)
+	}
+	_, err := b.read(tableQuery(&p4v1.TableEntry{TableId: 4242}))
+	wantCode(t, err, codes.NotFound, "table id 4242")
+	_, err = b.read(tableQuery(&p4v1.TableEntry{Match: exact(1)}))
+	wantCode(t, err, codes.InvalidArgument, "table_id 0")
+	_, err = b.read(&p4v1.Entity{})
+	wantCode(t, err, codes.InvalidArgument, "is empty")
+}
+
+// Register reads: every register (every cell of each), one register, one
+// cell. A whole directory level spans several ReadResponses.
+func TestReadRegisterWildcards(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	if err := b.write(0, registerUpdate(p4v1.Update_MODIFY, x.dirAddr[p4.Levels-1], 3, []byte{1}, []byte{2})); err != nil {
+		t.Fatal(err)
+	}
+	all := b.mustRead(registerQuery(0, nil))
+	if want := int(2*p4.Levels*x.dirSlots) + 1; len(all) != want {
+		t.Fatalf("read of every register: %d cells, want %d", len(all), want)
+	}
+	level := b.mustRead(registerQuery(x.dirAddr[p4.Levels-1], nil))
+	if len(level) != int(x.dirSlots) {
+		t.Fatalf("read of one level's addr register: %d cells, want %d", len(level), x.dirSlots)
+	}
+	c := level[3].GetRegisterEntry()
+	if c.GetIndex().GetIndex() != 3 || string(c.GetData().GetStruct().GetMembers()[1].GetBitstring()) != "\x02" {
+		t.Errorf("cell 3 = %v, want index 3 target 2", c)
+	}
+	mw := b.mustRead(registerQuery(x.minWorkload, &p4v1.Index{Index: 0}))
+	if len(mw) != 1 || string(mw[0].GetRegisterEntry().GetData().GetStruct().GetMembers()[1].GetBitstring()) != "\xff\xff\xff\xff" {
+		t.Errorf("min_workload = %v, want the empty load 0xffffffff", mw)
+	}
+	_, err := b.read(registerQuery(x.minWorkload, &p4v1.Index{Index: 1}))
+	wantCode(t, err, codes.OutOfRange, "index 1 is outside 0..0")
+	_, err = b.read(registerQuery(77, nil))
+	wantCode(t, err, codes.NotFound, "register id 77")
+	_, err = b.read(registerQuery(0, &p4v1.Index{Index: 1}))
+	wantCode(t, err, codes.InvalidArgument, "register_id 0")
+}
+
+// The drop counter counts by reason since the commit.
+func TestReadCounters(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	// Two frames from a port without a role: unknown_port (reason 3).
+	b.pipe.Process(make([]byte, 60), 7)
+	b.pipe.Process(make([]byte, 60), 7)
+	all := b.mustRead(counterQuery(0, nil))
+	if len(all) != int(x.dropCells) {
+		t.Fatalf("read of every counter: %d cells, want %d", len(all), x.dropCells)
+	}
+	for i, e := range all {
+		want := int64(0)
+		if i == 3 {
+			want = 2
+		}
+		if n := e.GetCounterEntry().GetData().GetPacketCount(); n != want {
+			t.Errorf("drops[%d] = %d, want %d", i, n, want)
+		}
+	}
+	one := b.mustRead(counterQuery(x.drops, &p4v1.Index{Index: 3}))
+	if len(one) != 1 || one[0].GetCounterEntry().GetData().GetPacketCount() != 2 {
+		t.Errorf("drops[3] = %v, want 2", one)
+	}
+	_, err := b.read(counterQuery(x.drops, &p4v1.Index{Index: x.dropCells}))
+	wantCode(t, err, codes.OutOfRange, "outside")
+	_, err = b.read(counterQuery(99, nil))
+	wantCode(t, err, codes.NotFound, "counter id 99")
+}

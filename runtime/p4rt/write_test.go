@@ -1,0 +1,209 @@
+package p4rt_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+)
+
+var mac = []byte{0x02, 0, 0, 0, 0, 0x0b}
+
+// INSERT, MODIFY and DELETE on each exact-match table reach the pipeline
+// and read back equal, in canonical bytestrings.
+func TestWriteTables(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	role := &p4v1.TableEntry{TableId: x.portRole, Match: exact(3), Action: action(x.setRole, []byte{1})}
+	host := &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 11), Action: action(x.setHost, []byte{3}, mac)}
+	l2 := &p4v1.TableEntry{TableId: x.l2, Match: exact(mac...), Action: action(x.setPort, []byte{3})}
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, role), tableUpdate(p4v1.Update_INSERT, host), tableUpdate(p4v1.Update_INSERT, l2)); err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.Tables{
+		PortRoles: map[pipeline.Port]pipeline.Role{3: pipeline.RoleClient},
+		Hosts:     map[[4]byte]pipeline.HostAction{{10, 77, 0, 11}: {Port: 3, MAC: [6]byte(mac)}},
+		L2:        map[[6]byte]pipeline.Port{[6]byte(mac): 3},
+	}
+	if got := b.pipe.ReadTables(); !cmp.Equal(got, want) {
+		t.Errorf("pipeline tables = %+v, want %+v", got, want)
+	}
+	for _, e := range []*p4v1.TableEntry{role, host, l2} {
+		got := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: e.TableId, Match: e.Match}))
+		if len(got) != 1 || !proto.Equal(got[0].GetTableEntry(), e) {
+			t.Errorf("read of table %d = %v, want %v", e.TableId, got, e)
+		}
+	}
+
+	// MODIFY changes the action; the pipeline follows.
+	role2 := clone(role)
+	role2.Action = action(x.setRole, []byte{2})
+	if err := b.write(0, tableUpdate(p4v1.Update_MODIFY, role2)); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.pipe.ReadTables().PortRoles[3]; r != pipeline.RoleServer {
+		t.Errorf("port 3 role %v after MODIFY, want server", r)
+	}
+	// DELETE removes it; its action may be left out.
+	if err := b.write(0, tableUpdate(p4v1.Update_DELETE, &p4v1.TableEntry{TableId: x.portRole, Match: exact(3)})); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.pipe.ReadTables().PortRoles); n != 0 {
+		t.Errorf("%d port roles after DELETE", n)
+	}
+}
+
+// Each failing update is reported in its own p4.v1.Error, in order, with
+// the code the specification names; the others are applied.
+func TestWriteErrorsContinue(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	good := &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 12), Action: action(x.setHost, []byte{4}, mac)}
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, good)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		u    *p4v1.Update
+		code codes.Code
+		say  string
+	}{
+		{tableUpdate(p4v1.Update_INSERT, good), codes.AlreadyExists, "an entry for 10.77.0.12 exists"},
+		{tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 99), Action: action(x.setHost, []byte{4}, mac)}), codes.NotFound, "no entry for 10.77.0.99 to modify"},
+		{tableUpdate(p4v1.Update_DELETE, &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 98)}), codes.NotFound, "no entry for 10.77.0.98 to delete"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: 12345, Match: exact(1)}), codes.NotFound, "table id 12345"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(2, 0), Action: action(x.setRole, []byte{1})}), codes.OutOfRange, "0x0200 does not fit in bit<9>"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(), Action: action(x.setRole, []byte{1})}), codes.InvalidArgument, "empty bytestring"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setRole, []byte{3})}), codes.InvalidArgument, "role 3"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setHost, []byte{1}, mac)}), codes.InvalidArgument, "is not one it takes"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4)}), codes.InvalidArgument, "has no action"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setRole, []byte{1}), Priority: 5}), codes.InvalidArgument, "priority 5"},
+		{tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.portRole, IsDefaultAction: true, Action: action(x.miss)}), codes.PermissionDenied, "const"},
+		{registerUpdate(p4v1.Update_INSERT, x.minWorkload, 0, []byte{1}, []byte{1}), codes.InvalidArgument, "only ever MODIFYed"},
+		{registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], x.dirSlots, []byte{1}, []byte{1}), codes.OutOfRange, "outside 0.."},
+		{registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{1, 2, 3, 4, 5}, []byte{1}), codes.OutOfRange, "does not fit in bit<32>"},
+		{&p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: x.drops}}}}, codes.Unimplemented, "writing counters"},
+	}
+	var updates []*p4v1.Update
+	ok := tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.l2, Match: exact(mac...), Action: action(x.setPort, []byte{0, 4})})
+	updates = append(updates, ok)
+	for _, c := range cases {
+		updates = append(updates, c.u)
+	}
+	errs := details(t, b.write(p4v1.WriteRequest_CONTINUE_ON_ERROR, updates...))
+	if len(errs) != len(updates) {
+		t.Fatalf("%d details for %d updates", len(errs), len(updates))
+	}
+	if errs[0].GetCanonicalCode() != int32(codes.OK) {
+		t.Errorf("detail 0 (a good insert) = %v, want OK", errs[0])
+	}
+	for i, c := range cases {
+		e := errs[i+1]
+		if codes.Code(e.GetCanonicalCode()) != c.code || !strings.Contains(e.GetMessage(), c.say) {
+			t.Errorf("update %d: %v %q, want %v saying %q", i+1, codes.Code(e.GetCanonicalCode()), e.GetMessage(), c.code, c.say)
+		}
+	}
+	// The good insert, given a non-canonical port (0x0004), went through.
+	if p, found := b.pipe.ReadTables().L2[[6]byte(mac)]; !found || p != 4 {
+		t.Errorf("l2_forward[%x] = %d %t, want port 4", mac, p, found)
+	}
+}
+
+// ROLLBACK_ON_ERROR: one failure and the pipeline is as before the batch.
+func TestWriteRollback(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	keep := &p4v1.TableEntry{TableId: x.portRole, Match: exact(1), Action: action(x.setRole, []byte{1})}
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, keep), registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{10, 77, 0, 11}, []byte{7})); err != nil {
+		t.Fatal(err)
+	}
+	before := b.pipe.ReadTables()
+	errs := details(t, b.write(p4v1.WriteRequest_ROLLBACK_ON_ERROR,
+		tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(2), Action: action(x.setRole, []byte{2})}),
+		tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.portRole, Match: exact(1), Action: action(x.setRole, []byte{2})}),
+		tableUpdate(p4v1.Update_DELETE, keep),
+		registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{10, 77, 0, 12}, []byte{1}),
+		tableUpdate(p4v1.Update_DELETE, keep), // fails: deleted already; rolled back here
+		tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(5), Action: action(x.setRole, []byte{2})}),
+	))
+	if len(errs) != 6 {
+		t.Fatalf("%d details, want 6", len(errs))
+	}
+	if codes.Code(errs[4].GetCanonicalCode()) != codes.NotFound {
+		t.Errorf("the failing update's detail = %v, want NOT_FOUND (its entry was deleted by update 2)", errs[4])
+	}
+	for _, i := range []int{0, 1, 2, 3, 5} {
+		if codes.Code(errs[i].GetCanonicalCode()) != codes.Aborted || !strings.Contains(errs[i].GetMessage(), "ROLLBACK_ON_ERROR") {
+			t.Errorf("detail %d = %v, want ABORTED naming ROLLBACK_ON_ERROR", i, errs[i])
+		}
+	}
+	after := b.pipe.ReadTables()
+	if len(after.PortRoles) != len(before.PortRoles) || after.PortRoles[1] != pipeline.RoleClient {
+		t.Errorf("port roles after the rollback = %v, want %v", after.PortRoles, before.PortRoles)
+	}
+	if h, l := b.pipe.ReadMinWorkload(); h != [4]byte{10, 77, 0, 11} || l != 7 {
+		t.Errorf("min_workload after the rollback = %v %d, want 10.77.0.11 7", h, l)
+	}
+}
+
+// Tables hold their spec sizes: one more is RESOURCE_EXHAUSTED.
+func TestWriteTableFull(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	var ups []*p4v1.Update
+	for p := range x.portRoleSize {
+		ups = append(ups, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(byte(p>>8), byte(p)), Action: action(x.setRole, []byte{1})}))
+	}
+	if err := b.write(0, ups...); err != nil {
+		t.Fatal(err)
+	}
+	err := b.write(0, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(1, 0xff), Action: action(x.setRole, []byte{1})}))
+	errs := details(t, err)
+	if len(errs) != 1 || codes.Code(errs[0].GetCanonicalCode()) != codes.ResourceExhausted || !strings.Contains(errs[0].GetMessage(), "is full") {
+		t.Errorf("insert into the full table: %v", errs)
+	}
+	// MODIFY of an existing entry in a full table is fine.
+	if err := b.write(0, tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.portRole, Match: exact(0), Action: action(x.setRole, []byte{2})})); err != nil {
+		t.Errorf("modify in the full table: %v", err)
+	}
+}
+
+// Register cells are written as they are and read back canonical.
+func TestWriteRegisters(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	last := x.dirSlots - 1
+	if err := b.write(0,
+		registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], last, []byte{0, 10, 77, 0, 1}, []byte{0, 1, 0x1f, 0x90}),
+		registerUpdate(p4v1.Update_MODIFY, x.dirAddr[0], last, []byte{10, 77, 0, 11}, []byte{10, 77, 0, 12}),
+		registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{0}, []byte{5}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	k, a, _ := b.pipe.ReadDirectoryCells(0, int(last))
+	if k != (pipeline.KeyCell{IP: 0x0a4d0001, Port: 0x11f90}) || a != (pipeline.AddrCell{Origin: 0x0a4d000b, Target: 0x0a4d000c}) {
+		t.Errorf("dir0[%d] = %v %v", last, k, a)
+	}
+	if e, _ := b.pipe.ReadDirectory(0, int(last)); !e.Valid || e.ClientPort != 8080 {
+		t.Errorf("dir0[%d] entry = %+v, want client port 8080", last, e)
+	}
+	// A zero holder keeps its load: the register is written as is.
+	if h, l := b.pipe.ReadMinWorkload(); h != ([4]byte{}) || l != 5 {
+		t.Errorf("min_workload = %v %d, want 0 5", h, l)
+	}
+	got := b.mustRead(&p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: x.dirKey[0], Index: &p4v1.Index{Index: last}}}})
+	want := registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], last, []byte{10, 77, 0, 1}, []byte{1, 0x1f, 0x90}).Entity
+	if len(got) != 1 || !proto.Equal(got[0], want) {
+		t.Errorf("read dir0_key[%d] = %v, want %v", last, got, want)
+	}
+}
