@@ -31,7 +31,9 @@ func seedWrites(s *Server) []*p4v1.WriteRequest {
 		Action: &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: &p4v1.Action{ActionId: b.tables[b.portRole].action, Params: []*p4v1.Action_Param{{ParamId: 1, Value: []byte{2}}}}}}}
 	reg := &p4v1.RegisterEntry{RegisterId: b.regOrder[0], Index: &p4v1.Index{Index: 5}, Data: &p4v1.P4Data{Data: &p4v1.P4Data_Struct{Struct: &p4v1.P4StructLike{Members: []*p4v1.P4Data{
 		{Data: &p4v1.P4Data_Bitstring{Bitstring: []byte{10, 0, 0, 1}}}, {Data: &p4v1.P4Data_Bitstring{Bitstring: []byte{1, 0, 80}}}}}}}}
-	te := func(e *p4v1.TableEntry) *p4v1.Entity { return &p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: e}} }
+	te := func(e *p4v1.TableEntry) *p4v1.Entity {
+		return &p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: e}}
+	}
 	return []*p4v1.WriteRequest{
 		{Updates: []*p4v1.Update{{Type: p4v1.Update_INSERT, Entity: te(role)}}},
 		{Atomicity: p4v1.WriteRequest_ROLLBACK_ON_ERROR, Updates: []*p4v1.Update{
