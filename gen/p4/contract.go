@@ -54,9 +54,21 @@ every name through.`, d.Name, p4infoFile))
 				add("Table", t.Local, fmt.Sprintf("the %s table (size %d)", t.Local, t.Size))
 			}
 		}
+		var fields []jen.Code
+		field := func(id, value, what string) {
+			fields = append(fields, jen.Comment(fmt.Sprintf("%s is %s.", id, what)), jen.Id(id).Op("=").Lit(value))
+		}
+		for _, t := range cp.Tables {
+			if len(t.Keys) == 1 {
+				field("Key"+spec.GoName(t.Local), t.Keys[0].Name, fmt.Sprintf("%s's exact match field (bit<%d>)", t.Local, t.Keys[0].Bits))
+			}
+		}
 		for _, a := range cp.Actions {
 			if a.Local == "miss" || len(a.Params) > 0 {
 				add("Action", a.Local, fmt.Sprintf("the %s action", a.Local))
+			}
+			for _, p := range a.Params {
+				field("Param"+spec.GoName(a.Local)+spec.GoName(p.Name), p.Name, fmt.Sprintf("%s's parameter %s (bit<%d>)", a.Local, p.Name, p.Bits))
 			}
 		}
 		for _, c := range cp.Counters {
@@ -69,6 +81,8 @@ every name through.`, d.Name, p4infoFile))
 		}
 		f.Comment("Names of the control-plane objects, as the p4info's preambles spell them.")
 		f.Const().Defs(defs...)
+		f.Comment("Names of the tables' match fields and the actions' parameters.")
+		f.Const().Defs(fields...)
 		var keys, addrs []jen.Code
 		for _, l := range d.Levels {
 			keys = append(keys, jen.Lit(ingress+"."+l.KeyReg()))

@@ -55,6 +55,24 @@ const (
 	RegisterMinWorkload = "SwitchIngress.min_workload"
 )
 
+// Names of the tables' match fields and the actions' parameters.
+const (
+	// KeyPortRole is port_role's exact match field (bit<9>).
+	KeyPortRole = "ig_intr_md.ingress_port"
+	// KeyIPv4Host is ipv4_host's exact match field (bit<32>).
+	KeyIPv4Host = "hdr.ipv4.dst_addr"
+	// KeyL2Forward is l2_forward's exact match field (bit<48>).
+	KeyL2Forward = "hdr.ethernet.dst_addr"
+	// ParamSetRoleRole is set_role's parameter role (bit<2>).
+	ParamSetRoleRole = "role"
+	// ParamSetHostPort is set_host's parameter port (bit<9>).
+	ParamSetHostPort = "port"
+	// ParamSetHostDstMAC is set_host's parameter dst_mac (bit<48>).
+	ParamSetHostDstMAC = "dst_mac"
+	// ParamSetPortPort is set_port's parameter port (bit<9>).
+	ParamSetPortPort = "port"
+)
+
 // DirKeyRegisters and DirAddrRegisters name each level's dir<i>_key and
 // dir<i>_addr registers, by level.
 var (

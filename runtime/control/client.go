@@ -1,0 +1,288 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	p4configv1 "github.com/p4lang/p4runtime/go/p4/config/v1"
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	p4 "github.com/capygen/capygen/generated/p4"
+)
+
+// Options configure a Client.
+type Options struct {
+	// DeviceID is the switch's P4Runtime device id (default 1).
+	DeviceID uint64
+	// ElectionID is this client's election id; it must be the highest of
+	// the connected clients to write (default 1).
+	ElectionID uint64
+	// P4Info is the p4info to resolve names through and to push; nil is
+	// the generated one (generated/p4). A Tofino deploy may give bf-p4c's
+	// own p4info: names resolve the same.
+	P4Info *p4configv1.P4Info
+	// DialOptions are added to the gRPC dial (tests use bufconn).
+	DialOptions []grpc.DialOption
+	// Timeout bounds the arbitration (default 10s).
+	Timeout time.Duration
+}
+
+// Client is a P4Runtime controller of one switch: the primary of its
+// default role for as long as it is open.
+type Client struct {
+	conn     *grpc.ClientConn
+	rt       p4v1.P4RuntimeClient
+	device   uint64
+	election *p4v1.Uint128
+	stream   p4v1.P4Runtime_StreamChannelClient
+	cancel   context.CancelFunc
+	info     *p4configv1.P4Info
+	ids      *ids
+	target   string
+}
+
+// Dial connects to target (host:port, or unix:///path for a socket) and
+// arbitrates; it fails unless this client becomes the primary.
+func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
+	if opt.DeviceID == 0 {
+		opt.DeviceID = 1
+	}
+	if opt.ElectionID == 0 {
+		opt.ElectionID = 1
+	}
+	if opt.Timeout == 0 {
+		opt.Timeout = 10 * time.Second
+	}
+	info := opt.P4Info
+	if info == nil {
+		var err error
+		if info, err = p4.P4Info(); err != nil {
+			return nil, err
+		}
+	}
+	x, err := resolve(info)
+	if err != nil {
+		return nil, err
+	}
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opt.DialOptions...)
+	conn, err := grpc.NewClient(target, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("control: %s: %w", target, err)
+	}
+	c := &Client{conn: conn, rt: p4v1.NewP4RuntimeClient(conn), device: opt.DeviceID,
+		election: &p4v1.Uint128{Low: opt.ElectionID}, info: info, ids: x, target: target}
+	if err := c.arbitrate(ctx, opt.Timeout); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// arbitrate opens the stream and waits to hear that this client is the
+// primary.
+func (c *Client) arbitrate(ctx context.Context, timeout time.Duration) error {
+	sctx, cancel := context.WithCancel(context.Background())
+	s, err := c.rt.StreamChannel(sctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("control: %s: open StreamChannel: %w", c.target, err)
+	}
+	c.stream, c.cancel = s, cancel
+	if err := s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+		DeviceId: c.device, ElectionId: c.election}}}); err != nil {
+		cancel()
+		return fmt.Errorf("control: %s: send arbitration: %w", c.target, err)
+	}
+	type result struct {
+		m   *p4v1.StreamMessageResponse
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		m, err := s.Recv()
+		got <- result{m, err}
+	}()
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			cancel()
+			return fmt.Errorf("control: %s: arbitration: %w", c.target, r.err)
+		}
+		a := r.m.GetArbitration()
+		if a == nil {
+			cancel()
+			return fmt.Errorf("control: %s: the switch answered the arbitration with %v", c.target, r.m)
+		}
+		if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK {
+			cancel()
+			return fmt.Errorf("control: %s: election id %d is not the primary (%v: %s; the highest election id is %d): raise -election above it",
+				c.target, c.election.GetLow(), code, a.GetStatus().GetMessage(), a.GetElectionId().GetLow())
+		}
+	case <-ctx.Done():
+		cancel()
+		return ctx.Err()
+	case <-wait.C:
+		cancel()
+		return fmt.Errorf("control: %s: no arbitration answer within %v; is a P4Runtime server listening there?", c.target, timeout)
+	}
+	// Drain the stream, so the server's later updates never block it.
+	go func() {
+		for {
+			if _, err := s.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// Close gives up the primary role and closes the connection.
+func (c *Client) Close() error {
+	c.cancel()
+	return c.conn.Close()
+}
+
+// P4Info is the p4info the client resolves names through.
+func (c *Client) P4Info() *p4configv1.P4Info { return c.info }
+
+// Capabilities returns the server's P4Runtime version.
+func (c *Client) Capabilities(ctx context.Context) (string, error) {
+	r, err := c.rt.Capabilities(ctx, &p4v1.CapabilitiesRequest{})
+	if err != nil {
+		return "", fmt.Errorf("control: %s: Capabilities: %w", c.target, err)
+	}
+	return r.GetP4RuntimeApiVersion(), nil
+}
+
+// PipelineOptions say how to push the pipeline.
+type PipelineOptions struct {
+	// DeviceConfig is the target-specific binary (for a Tofino, bf-p4c's
+	// output packed as the switch's P4Runtime server wants it); the
+	// software switch ignores it.
+	DeviceConfig []byte
+	// Cookie identifies the pushed config; 0 takes the p4info's spec
+	// fingerprint as a number, so a re-deploy of the same spec is seen.
+	Cookie uint64
+	// Force commits even when the switch already runs this config (a
+	// commit clears every table and register).
+	Force bool
+}
+
+// SetPipeline pushes the p4info (VERIFY_AND_COMMIT) unless the switch
+// already runs the same cookie and p4info; it says whether it committed.
+func (c *Client) SetPipeline(ctx context.Context, opt PipelineOptions) (bool, error) {
+	cookie := opt.Cookie
+	if cookie == 0 {
+		cookie = fingerprintCookie(c.info.GetPkgInfo().GetVersion())
+	}
+	if !opt.Force {
+		r, err := c.rt.GetForwardingPipelineConfig(ctx, &p4v1.GetForwardingPipelineConfigRequest{DeviceId: c.device,
+			ResponseType: p4v1.GetForwardingPipelineConfigRequest_P4INFO_AND_COOKIE})
+		if err == nil && r.GetConfig().GetCookie().GetCookie() == cookie && proto.Equal(r.GetConfig().GetP4Info(), c.info) {
+			return false, nil
+		}
+		if err != nil && status.Code(err) != codes.FailedPrecondition {
+			return false, fmt.Errorf("control: %s: GetForwardingPipelineConfig: %w", c.target, err)
+		}
+	}
+	_, err := c.rt.SetForwardingPipelineConfig(ctx, &p4v1.SetForwardingPipelineConfigRequest{
+		DeviceId: c.device, ElectionId: c.election, Action: p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT,
+		Config: &p4v1.ForwardingPipelineConfig{P4Info: c.info, P4DeviceConfig: opt.DeviceConfig,
+			Cookie: &p4v1.ForwardingPipelineConfig_Cookie{Cookie: cookie}},
+	})
+	if err != nil {
+		return false, fmt.Errorf("control: %s: SetForwardingPipelineConfig: %w", c.target, err)
+	}
+	return true, nil
+}
+
+// fingerprintCookie reads a hex spec fingerprint as a number; another
+// version string hashes to one.
+func fingerprintCookie(v string) uint64 {
+	var n uint64
+	if _, err := fmt.Sscanf(v, "%x", &n); err == nil && n != 0 {
+		return n
+	}
+	var h uint64 = 14695981039346656037
+	for i := range len(v) {
+		h = (h ^ uint64(v[i])) * 1099511628211
+	}
+	return h
+}
+
+// write sends updates in batches, with ROLLBACK_ON_ERROR so a failed
+// batch leaves the switch as it was; the error lists each failed update.
+func (c *Client) write(ctx context.Context, updates []*p4v1.Update, describe func(int) string) error {
+	const batch = 512
+	for lo := 0; lo < len(updates); lo += batch {
+		hi := min(lo+batch, len(updates))
+		_, err := c.rt.Write(ctx, &p4v1.WriteRequest{DeviceId: c.device, ElectionId: c.election,
+			Updates: updates[lo:hi], Atomicity: p4v1.WriteRequest_ROLLBACK_ON_ERROR})
+		if err != nil {
+			return fmt.Errorf("control: %s: Write: %w", c.target, writeError(err, lo, describe))
+		}
+	}
+	return nil
+}
+
+// writeError turns a Write's per-update details into lines naming each
+// failed update.
+func writeError(err error, offset int, describe func(int) string) error {
+	st, ok := status.FromError(err)
+	if !ok || len(st.Details()) == 0 {
+		return err
+	}
+	var lines []string
+	for i, d := range st.Details() {
+		e, ok := d.(*p4v1.Error)
+		if !ok || codes.Code(e.GetCanonicalCode()) == codes.OK || codes.Code(e.GetCanonicalCode()) == codes.Aborted {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s: %v: %s", describe(offset+i), codes.Code(e.GetCanonicalCode()), e.GetMessage()))
+	}
+	if len(lines) == 0 {
+		return err
+	}
+	return errors.New(strings.Join(lines, "\n  "))
+}
+
+// read collects every entity a read of query returns.
+func (c *Client) read(ctx context.Context, query ...*p4v1.Entity) ([]*p4v1.Entity, error) {
+	rs, err := c.rt.Read(ctx, &p4v1.ReadRequest{DeviceId: c.device, Entities: query})
+	if err != nil {
+		return nil, fmt.Errorf("control: %s: Read: %w", c.target, err)
+	}
+	var out []*p4v1.Entity
+	for {
+		r, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("control: %s: Read: %w", c.target, err)
+		}
+		out = append(out, r.GetEntities()...)
+	}
+}
+
+// names lists what a p4info holds of a kind, for an error.
+func names[T interface{ GetPreamble() *p4configv1.Preamble }](xs []T) string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, x.GetPreamble().GetName())
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}

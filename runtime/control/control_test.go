@@ -1,0 +1,231 @@
+package control_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	p4configv1 "github.com/p4lang/p4runtime/go/p4/config/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+
+	p4 "github.com/capygen/capygen/generated/p4"
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/control"
+	"github.com/capygen/capygen/runtime/p4rt"
+)
+
+// server starts a P4Runtime server over a fresh pipeline and returns a
+// dial option that reaches it.
+func server(t *testing.T) (*pipeline.Pipeline, grpc.DialOption) {
+	t.Helper()
+	pipe := pipeline.New()
+	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	g := grpc.NewServer()
+	srv.Register(g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	return pipe, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })
+}
+
+func dial(t *testing.T, d grpc.DialOption, election uint64) *control.Client {
+	t.Helper()
+	c, err := control.Dial(context.Background(), "passthrough:///bufnet", control.Options{ElectionID: election, DialOptions: []grpc.DialOption{d}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func mustMAC(s string) control.MAC {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return control.MAC(m)
+}
+
+type p4Info = p4configv1.P4Info
+
+func rack() *control.Program {
+	return &control.Program{
+		Ports: []control.Port{{ID: 0, Role: "client"}, {ID: 1, Role: "server"}, {ID: 2, Role: "server"}},
+		Hosts: []control.Host{
+			{Addr: netip.MustParseAddr("10.77.0.1"), Port: 0, MAC: mustMAC("02:00:00:00:00:01")},
+			{Addr: netip.MustParseAddr("10.77.0.11"), Port: 1, MAC: mustMAC("02:00:00:00:00:0b")},
+			{Addr: netip.MustParseAddr("10.77.0.12"), Port: 2, MAC: mustMAC("02:00:00:00:00:0c")},
+		},
+	}
+}
+
+// Deploy a rack, read it back equal through P4Runtime and in the
+// pipeline; deploy again and nothing changes.
+func TestDeployReadBack(t *testing.T) {
+	pipe, d := server(t)
+	c := dial(t, d, 1)
+	ctx := context.Background()
+	prog := rack()
+	ch, err := c.Deploy(ctx, prog, control.PipelineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ch.Committed || ch.Inserted != 9 || ch.Modified+ch.Deleted != 0 || !ch.MinWorkload {
+		t.Errorf("first deploy: %v, want committed, 9 inserted (3 roles, 3 hosts, 3 MACs), min_workload", ch)
+	}
+	st, err := c.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(prog.Ports, st.Ports); diff != "" {
+		t.Errorf("ports read back (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(prog.Hosts, st.Hosts, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("hosts read back (-want +got):\n%s", diff)
+	}
+	if len(st.L2) != 3 || st.L2["02:00:00:00:00:0c"] != 2 {
+		t.Errorf("l2 read back = %v", st.L2)
+	}
+	if !st.Empty || st.MinWorkload.Load != pipeline.EmptyLoad {
+		t.Errorf("min_workload = %+v empty %t, want the empty register", st.MinWorkload, st.Empty)
+	}
+	if ts := pipe.ReadTables(); len(ts.PortRoles) != 3 || ts.PortRoles[1] != pipeline.RoleServer || ts.Hosts[[4]byte{10, 77, 0, 12}].Port != 2 {
+		t.Errorf("pipeline tables = %+v", ts)
+	}
+
+	// The same deploy again: nothing to do, the live min_workload kept.
+	pipe.WriteMinWorkload([4]byte{10, 77, 0, 11}, 3)
+	ch, err = c.Deploy(ctx, prog, control.PipelineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch != (control.Changes{}) {
+		t.Errorf("second deploy: %v, want no change", ch)
+	}
+	if h, l := pipe.ReadMinWorkload(); h != [4]byte{10, 77, 0, 11} || l != 3 {
+		t.Errorf("a redeploy wrote min_workload: %v %d", h, l)
+	}
+
+	// A changed rack: a host moves port, one goes, one comes.
+	prog.Hosts[1].Port = 2
+	prog.Hosts = append(prog.Hosts[:2], control.Host{Addr: netip.MustParseAddr("10.77.0.13"), Port: 1, MAC: mustMAC("02:00:00:00:00:0d")})
+	ch, err = c.Deploy(ctx, prog, control.PipelineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Committed || ch.Inserted != 2 || ch.Modified != 2 || ch.Deleted != 2 {
+		t.Errorf("changed deploy: %v, want 2 inserted, 2 modified, 2 deleted", ch)
+	}
+	ts := pipe.ReadTables()
+	if _, ok := ts.Hosts[[4]byte{10, 77, 0, 12}]; ok || ts.Hosts[[4]byte{10, 77, 0, 11}].Port != 2 || ts.Hosts[[4]byte{10, 77, 0, 13}].Port != 1 {
+		t.Errorf("hosts after the change = %v", ts.Hosts)
+	}
+}
+
+// State shows the directory's entries and its occupancy per level.
+func TestStateDirectory(t *testing.T) {
+	pipe, d := server(t)
+	c := dial(t, d, 1)
+	ctx := context.Background()
+	if _, err := c.Deploy(ctx, rack(), control.PipelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := pipeline.Entry{Valid: true, ClientIP: [4]byte{10, 77, 0, 1}, ClientPort: 40000, Origin: [4]byte{10, 77, 0, 11}, Target: [4]byte{10, 77, 0, 12}}
+	pipe.WriteDirectory(pipeline.Levels-1, 77, e)
+	pipe.Process(make([]byte, 60), 9) // a port without a role: unknown_port
+	st, err := c.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := control.DirEntry{Level: pipeline.Levels - 1, Index: 77, Client: netip.MustParseAddrPort("10.77.0.1:40000"),
+		Origin: netip.MustParseAddr("10.77.0.11"), Target: netip.MustParseAddr("10.77.0.12")}
+	if len(st.Entries) != 1 || st.Entries[0] != want {
+		t.Errorf("entries = %+v, want %+v", st.Entries, want)
+	}
+	if st.Levels[pipeline.Levels-1].Used != 1 || st.Levels[0].Used != 0 && pipeline.Levels > 1 {
+		t.Errorf("levels = %+v", st.Levels)
+	}
+	if st.Drops["unknown_port"] != 1 {
+		t.Errorf("drops = %v, want unknown_port 1", st.Drops)
+	}
+	out := st.String()
+	for _, want := range []string{"client 10.77.0.1:40000", "origin 10.77.0.11", "target 10.77.0.12", "unknown_port 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("State.String() lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A second controller with a lower election id is told who is primary.
+func TestNotPrimary(t *testing.T) {
+	_, d := server(t)
+	dial(t, d, 5)
+	_, err := control.Dial(context.Background(), "passthrough:///bufnet", control.Options{ElectionID: 2, DialOptions: []grpc.DialOption{d}, Timeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "election id 2 is not the primary") || !strings.Contains(err.Error(), "the highest election id is 5") {
+		t.Fatalf("Dial as a backup = %v, want an error naming both election ids", err)
+	}
+}
+
+// Every name resolves through the p4info; an unknown one fails, named.
+func TestUnknownNames(t *testing.T) {
+	_, d := server(t)
+	for _, c := range []struct {
+		edit func(*p4Info)
+		want string
+	}{
+		{func(i *p4Info) { i.Tables[0].Preamble.Name = "SwitchIngress.ports" }, "no table " + p4.TablePortRole},
+		{func(i *p4Info) { i.Tables[1].MatchFields[0].Name = "hdr.ipv4.dst" }, "table " + p4.TableIPv4Host + " has no match field " + p4.KeyIPv4Host},
+		{func(i *p4Info) {
+			for _, a := range i.Actions {
+				if a.Preamble.Name == p4.ActionSetHost {
+					a.Params[1].Name = "mac"
+				}
+			}
+		}, "action " + p4.ActionSetHost + " has no parameter dst_mac"},
+		{func(i *p4Info) { i.Registers = i.Registers[1:] }, "no register " + p4.DirKeyRegisters[0]},
+		{func(i *p4Info) { i.Counters = nil }, "no counter " + p4.CounterDrops},
+	} {
+		info, _ := p4.P4Info()
+		c.edit(info)
+		_, err := control.Dial(context.Background(), "passthrough:///bufnet", control.Options{P4Info: info, DialOptions: []grpc.DialOption{d}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Dial with an edited p4info = %v, want %q", err, c.want)
+		}
+	}
+}
+
+// A bad program is refused before anything is written, every problem named.
+func TestProgramErrors(t *testing.T) {
+	_, err := control.ParseProgram("rack.yaml", []byte(`
+ports:
+  - {id: 1, role: server}
+  - {id: 1, role: router}
+hosts:
+  - {addr: 10.77.0.11, port: 4, mac: "02:00:00:00:00:0b"}
+  - {addr: 10.77.0.11, port: 1, mac: "01:00:5e:00:00:01"}
+`))
+	if !errors.Is(err, control.ErrProgram) {
+		t.Fatalf("ParseProgram = %v, want ErrProgram", err)
+	}
+	for _, want := range []string{`role "router" is not client or server`, "id 1 is ports[0]'s too", "port 4 has no ports entry", "addr 10.77.0.11 is hosts[0]'s too", "is not a unicast Ethernet address"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if _, err := control.ParseProgram("x.yaml", []byte("ports: []\nswitches: 3\n")); err == nil || !strings.Contains(err.Error(), "switches") {
+		t.Errorf("unknown field: %v", err)
+	}
+	p, err := control.ParseProgram("rt.yaml", rack().YAML())
+	if err != nil || len(p.Hosts) != 3 || p.Hosts[2].MAC.String() != "02:00:00:00:00:0c" {
+		t.Errorf("a program's YAML does not read back: %v %+v", err, p)
+	}
+}

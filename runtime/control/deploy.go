@@ -1,0 +1,234 @@
+package control
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+)
+
+// Changes is what Deploy did.
+type Changes struct {
+	// Committed is true when the pipeline was (re)committed, which
+	// clears the switch's tables and registers first.
+	Committed                  bool
+	Inserted, Modified, Deleted int
+	// MinWorkload is true when the min_workload register was written.
+	MinWorkload bool
+}
+
+func (c Changes) String() string {
+	s := "pipeline already running"
+	if c.Committed {
+		s = "pipeline committed"
+	}
+	s += fmt.Sprintf("; %d entries inserted, %d modified, %d deleted", c.Inserted, c.Modified, c.Deleted)
+	if c.MinWorkload {
+		s += "; min_workload written"
+	}
+	return s
+}
+
+// Deploy pushes the pipeline (unless the switch runs it already) and
+// makes the tables hold exactly prog: it reads what they hold, deletes
+// what prog lacks, modifies what differs and inserts what is missing.
+// The min_workload register is written when the pipeline was committed
+// (its initial value) or when prog sets it; otherwise its live value,
+// kept by heartbeats, is left alone.
+func (c *Client) Deploy(ctx context.Context, prog *Program, opt PipelineOptions) (Changes, error) {
+	var ch Changes
+	if err := prog.Check(); err != nil {
+		return ch, err
+	}
+	committed, err := c.SetPipeline(ctx, opt)
+	if err != nil {
+		return ch, err
+	}
+	ch.Committed = committed
+	have, err := c.read(ctx, tableQuery(c.ids.portRole.id), tableQuery(c.ids.ipv4Host.id), tableQuery(c.ids.l2.id))
+	if err != nil {
+		return ch, err
+	}
+	want := c.entries(prog)
+	haveBy := map[string]*p4v1.TableEntry{}
+	for _, e := range have {
+		if te := e.GetTableEntry(); te != nil {
+			haveBy[entryKey(te)] = te
+		}
+	}
+	var dels, mods, ins []*p4v1.Update
+	var what []string
+	wantBy := map[string]bool{}
+	for _, w := range want {
+		k := entryKey(w)
+		wantBy[k] = true
+		h, ok := haveBy[k]
+		switch {
+		case !ok:
+			ins = append(ins, update(p4v1.Update_INSERT, w))
+		case !sameAction(h, w):
+			mods = append(mods, update(p4v1.Update_MODIFY, w))
+		}
+	}
+	for _, e := range have {
+		te := e.GetTableEntry()
+		if te != nil && !wantBy[entryKey(te)] {
+			dels = append(dels, update(p4v1.Update_DELETE, &p4v1.TableEntry{TableId: te.GetTableId(), Match: te.GetMatch()}))
+		}
+	}
+	// Deletes first, so a full table has room for what replaces them.
+	updates := slices.Concat(dels, mods, ins)
+	for _, u := range updates {
+		what = append(what, fmt.Sprintf("%v %s", u.GetType(), c.describe(u.GetEntity().GetTableEntry())))
+	}
+	if prog.MinWorkload != nil || committed {
+		var holder [4]byte
+		load := uint64(pipeline.EmptyLoad)
+		if w := prog.MinWorkload; w != nil && w.Holder.IsValid() && !w.Holder.IsUnspecified() {
+			holder, load = w.Holder.As4(), uint64(w.Load)
+		}
+		updates = append(updates, &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: registerEntity(c.ids.minWorkload, 0,
+			uint64(binary.BigEndian.Uint32(holder[:])), load)})
+		what = append(what, fmt.Sprintf("MODIFY min_workload {%v, %d}", netip.AddrFrom4(holder), load))
+		ch.MinWorkload = true
+	}
+	if err := c.write(ctx, updates, func(i int) string { return what[i] }); err != nil {
+		return ch, err
+	}
+	ch.Inserted, ch.Modified, ch.Deleted = len(ins), len(mods), len(dels)
+	return ch, nil
+}
+
+// entries are the table entries prog implies.
+func (c *Client) entries(prog *Program) []*p4v1.TableEntry {
+	var out []*p4v1.TableEntry
+	x := c.ids
+	for _, p := range prog.Ports {
+		out = append(out, x.portRole.entry(uint64(p.ID), roles[p.Role]))
+	}
+	for _, h := range prog.Hosts {
+		a := h.Addr.As4()
+		out = append(out, x.ipv4Host.entry(uint64(binary.BigEndian.Uint32(a[:])), uint64(h.Port), macValue(h.MAC)))
+	}
+	for _, h := range prog.l2() {
+		out = append(out, x.l2.entry(macValue(h.MAC), uint64(h.Port)))
+	}
+	return out
+}
+
+// entry is a table entry of t with key and parameter values.
+func (t tableIDs) entry(key uint64, params ...uint64) *p4v1.TableEntry {
+	a := &p4v1.Action{ActionId: t.action}
+	for i, v := range params {
+		a.Params = append(a.Params, &p4v1.Action_Param{ParamId: t.params[i], Value: bits(v)})
+	}
+	return &p4v1.TableEntry{TableId: t.id,
+		Match:  []*p4v1.FieldMatch{{FieldId: t.field, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: bits(key)}}}},
+		Action: &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: a}}}
+}
+
+// describe names a table entry for messages.
+func (c *Client) describe(e *p4v1.TableEntry) string {
+	key := uint64(0)
+	if m := e.GetMatch(); len(m) == 1 {
+		key = value(m[0].GetExact().GetValue())
+	}
+	switch e.GetTableId() {
+	case c.ids.portRole.id:
+		return fmt.Sprintf("port_role port %d", key)
+	case c.ids.ipv4Host.id:
+		return fmt.Sprintf("ipv4_host %v", netip.AddrFrom4(ip4(key)))
+	case c.ids.l2.id:
+		return fmt.Sprintf("l2_forward %v", net.HardwareAddr(mac6(key)))
+	}
+	return fmt.Sprintf("table %d", e.GetTableId())
+}
+
+func tableQuery(id uint32) *p4v1.Entity {
+	return &p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: &p4v1.TableEntry{TableId: id}}}
+}
+
+func update(t p4v1.Update_Type, e *p4v1.TableEntry) *p4v1.Update {
+	return &p4v1.Update{Type: t, Entity: &p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: e}}}
+}
+
+func registerEntity(id uint32, index int64, a, b uint64) *p4v1.Entity {
+	return &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
+		RegisterId: id, Index: &p4v1.Index{Index: index},
+		Data: &p4v1.P4Data{Data: &p4v1.P4Data_Struct{Struct: &p4v1.P4StructLike{Members: []*p4v1.P4Data{
+			{Data: &p4v1.P4Data_Bitstring{Bitstring: bits(a)}}, {Data: &p4v1.P4Data_Bitstring{Bitstring: bits(b)}},
+		}}}},
+	}}}
+}
+
+// entryKey identifies an entry by table and match value, whatever the
+// bytestring's form.
+func entryKey(e *p4v1.TableEntry) string {
+	k := fmt.Sprint(e.GetTableId())
+	for _, m := range e.GetMatch() {
+		k += fmt.Sprintf("/%d=%x", m.GetFieldId(), value(m.GetExact().GetValue()))
+	}
+	return k
+}
+
+// sameAction compares two entries' actions by value.
+func sameAction(a, b *p4v1.TableEntry) bool {
+	x, y := a.GetAction().GetAction(), b.GetAction().GetAction()
+	if x.GetActionId() != y.GetActionId() || len(x.GetParams()) != len(y.GetParams()) {
+		return false
+	}
+	vals := map[uint32]uint64{}
+	for _, p := range x.GetParams() {
+		vals[p.GetParamId()] = value(p.GetValue())
+	}
+	for _, p := range y.GetParams() {
+		if v, ok := vals[p.GetParamId()]; !ok || v != value(p.GetValue()) {
+			return false
+		}
+	}
+	return true
+}
+
+// bits is v's canonical P4Runtime bytestring.
+func bits(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	i := 0
+	for i < 7 && b[i] == 0 {
+		i++
+	}
+	return slices.Clone(b[i:])
+}
+
+// value reads a bytestring of at most 8 significant bytes.
+func value(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+func macValue(m MAC) uint64 {
+	var b [8]byte
+	copy(b[2:], m)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func ip4(v uint64) [4]byte {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(v))
+	return b
+}
+
+func mac6(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[2:]
+}
