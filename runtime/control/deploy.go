@@ -17,7 +17,7 @@ import (
 type Changes struct {
 	// Committed is true when the pipeline was (re)committed, which
 	// clears the switch's tables and registers first.
-	Committed                  bool
+	Committed                   bool
 	Inserted, Modified, Deleted int
 	// MinWorkload is true when the min_workload register was written.
 	MinWorkload bool
