@@ -52,7 +52,10 @@ type PortConfig struct {
 	ID pipeline.Port
 	// Name labels the port in reports and errors (default "port<ID>").
 	Name string
-	// Role is pipeline.RoleClient or pipeline.RoleServer (port_role).
+	// Role, when set, is written to port_role: pipeline.RoleClient or
+	// pipeline.RoleServer. Zero leaves the port's role to the control
+	// plane (P4Runtime, runtime/p4rt), as on a Tofino; until it writes
+	// one, the port's frames are dropped unknown_port.
 	Role pipeline.Role
 	// Endpoint carries the port's frames. The caller owns it (and closes
 	// it after Run returns).
@@ -182,8 +185,8 @@ func (c Config) check() (Config, error) {
 		} else {
 			names[pc.Name] = i
 		}
-		if pc.Role != pipeline.RoleClient && pc.Role != pipeline.RoleServer {
-			p.addf("%s: role %v is not client or server; set Role to pipeline.RoleClient or pipeline.RoleServer", label, pc.Role)
+		if pc.Role != 0 && pc.Role != pipeline.RoleClient && pc.Role != pipeline.RoleServer {
+			p.addf("%s: role %v is not client or server; set Role to pipeline.RoleClient or pipeline.RoleServer, or 0 to leave it to the control plane", label, pc.Role)
 		}
 		if pc.Endpoint == nil {
 			p.addf("%s: no Endpoint; give the port the link.Endpoint that carries its frames", label)

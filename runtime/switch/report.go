@@ -22,9 +22,13 @@ type Report struct {
 	Verdicts VerdictReport  `json:"verdicts"`
 	Pipeline PipelineReport `json:"pipeline"`
 	// Directory is the number of valid slots per level.
-	Directory   []LevelReport  `json:"directory"`
-	MinWorkload WorkloadReport `json:"min_workload"`
-	Control     *ControlReport `json:"control,omitempty"`
+	Directory []LevelReport `json:"directory"`
+	// Entries are the directory's valid slots (at most MaxReportEntries,
+	// by level and index); EntriesOmitted counts the rest.
+	Entries        []EntryReport  `json:"entries,omitempty"`
+	EntriesOmitted int            `json:"entries_omitted,omitempty"`
+	MinWorkload    WorkloadReport `json:"min_workload"`
+	Control        *ControlReport `json:"control,omitempty"`
 	// Held is the number of frames delay faults hold right now.
 	Held int `json:"held"`
 	// StageDrops are the targeted TCPMig drops (Config.StageDrops), in
@@ -98,13 +102,19 @@ type VerdictReport struct {
 
 // PipelineReport is pipeline.Counters with drop reasons by name.
 type PipelineReport struct {
-	Drops          map[string]uint64 `json:"drops"`
-	Hits           uint64            `json:"hits"`
-	Inserts        uint64            `json:"inserts"`
-	Rejects        uint64            `json:"rejects"`
-	PrepareRejects uint64            `json:"prepare_rejects"`
-	Deletes        uint64            `json:"deletes"`
-	Heartbeats     uint64            `json:"heartbeats"`
+	Drops   map[string]uint64 `json:"drops"`
+	Hits    uint64            `json:"hits"`
+	Inserts uint64            `json:"inserts"`
+	// The rejects, by reason: Rejects are PREPARE_MIG_ACKs refused for
+	// a full directory, StaleAcks those refused by the lease (another
+	// target holds the entry), PrepareRejects PREPARE_MIGs with no
+	// least-loaded server to steer to.
+	Rejects        uint64 `json:"rejects"`
+	StaleAcks      uint64 `json:"stale_acks"`
+	PrepareRejects uint64 `json:"prepare_rejects"`
+	PrepareResends uint64 `json:"prepare_resends"`
+	Deletes        uint64 `json:"deletes"`
+	Heartbeats     uint64 `json:"heartbeats"`
 }
 
 // LevelReport is one directory level's occupancy.
@@ -113,6 +123,19 @@ type LevelReport struct {
 	Valid int `json:"valid"`
 	Slots int `json:"slots"`
 }
+
+// EntryReport is one valid directory slot: the client's connection, the
+// server it addresses (origin) and the one serving it now (target).
+type EntryReport struct {
+	Level  int    `json:"level"`
+	Index  int    `json:"index"`
+	Client string `json:"client"`
+	Origin string `json:"origin"`
+	Target string `json:"target"`
+}
+
+// MaxReportEntries bounds the directory entries a Report lists.
+const MaxReportEntries = 256
 
 // WorkloadReport is the min_workload register.
 type WorkloadReport struct {
@@ -150,9 +173,14 @@ func (s *Switch) Report() Report {
 			UnknownIngress: s.ctr.unknownIngress,
 		},
 	}
+	roles := s.p.ReadTables().PortRoles
 	for _, p := range s.list {
+		role := "none"
+		if r, ok := roles[p.id]; ok {
+			role = r.String()
+		}
 		r.Ports = append(r.Ports, PortReport{
-			ID: p.id, Name: p.name, Role: p.role.String(),
+			ID: p.id, Name: p.name, Role: role,
 			RxFrames: p.c.rxFrames, RxBytes: p.c.rxBytes,
 			TxFrames: p.c.txFrames, TxBytes: p.c.txBytes, TxErrors: p.c.txErrors,
 			Ingress: p.in.c.report(), Egress: p.out.c.report(),
@@ -183,7 +211,8 @@ func (s *Switch) Report() Report {
 	c := s.p.Counters()
 	r.Pipeline = PipelineReport{
 		Drops: map[string]uint64{}, Hits: c.Hits, Inserts: c.Inserts, Rejects: c.Rejects,
-		PrepareRejects: c.PrepareRejects, Deletes: c.Deletes, Heartbeats: c.Heartbeats,
+		StaleAcks: c.StaleAcks, PrepareRejects: c.PrepareRejects, PrepareResends: c.PrepareResends,
+		Deletes: c.Deletes, Heartbeats: c.Heartbeats,
 	}
 	for reason, n := range c.Drops {
 		if pipeline.DropReason(reason) != pipeline.DropNone {
@@ -195,6 +224,13 @@ func (s *Switch) Report() Report {
 		for i := range pipeline.Slots {
 			if e, err := s.p.ReadDirectory(l, i); err == nil && e.Valid {
 				lr.Valid++
+				if len(r.Entries) >= MaxReportEntries {
+					r.EntriesOmitted++
+					continue
+				}
+				r.Entries = append(r.Entries, EntryReport{Level: l, Index: i,
+					Client: netip.AddrPortFrom(netip.AddrFrom4(e.ClientIP), e.ClientPort).String(),
+					Origin: netip.AddrFrom4(e.Origin).String(), Target: netip.AddrFrom4(e.Target).String()})
 			}
 		}
 		r.Directory = append(r.Directory, lr)
@@ -290,8 +326,10 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "  verdicts: processed %d forwarded %d flooded %d replied %d dropped %d no-egress %d unknown-ingress %d\n",
 		v.Processed, v.Forwarded, v.Flooded, v.Replied, v.Dropped, v.NoEgress, v.UnknownIngress)
 	pc := r.Pipeline
-	fmt.Fprintf(&b, "  pipeline: hits %d inserts %d rejects %d prepare-rejects %d deletes %d heartbeats %d\n",
-		pc.Hits, pc.Inserts, pc.Rejects, pc.PrepareRejects, pc.Deletes, pc.Heartbeats)
+	fmt.Fprintf(&b, "  pipeline: hits %d inserts %d deletes %d heartbeats %d prepare-resends %d\n",
+		pc.Hits, pc.Inserts, pc.Deletes, pc.Heartbeats, pc.PrepareResends)
+	fmt.Fprintf(&b, "  rejects: directory full %d, stale ack (lease) %d, no least-loaded server %d\n",
+		pc.Rejects, pc.StaleAcks, pc.PrepareRejects)
 	b.WriteString("  drops:")
 	for reason := pipeline.DropNone + 1; int(reason) < pipeline.NumDropReasons; reason++ {
 		fmt.Fprintf(&b, " %s %d", reason, pc.Drops[reason.String()])
@@ -299,6 +337,12 @@ func (r Report) String() string {
 	b.WriteString("\n  directory:")
 	for _, l := range r.Directory {
 		fmt.Fprintf(&b, " level %d %d/%d", l.Level, l.Valid, l.Slots)
+	}
+	for _, e := range r.Entries {
+		fmt.Fprintf(&b, "\n    [%d:%5d] client %-21s origin %-15s target %s", e.Level, e.Index, e.Client, e.Origin, e.Target)
+	}
+	if r.EntriesOmitted > 0 {
+		fmt.Fprintf(&b, "\n    ... and %d more", r.EntriesOmitted)
 	}
 	if r.MinWorkload.Empty {
 		fmt.Fprintf(&b, "\n  min_workload: empty (load %#x)\n", r.MinWorkload.Load)

@@ -40,7 +40,6 @@ type Switch struct {
 type port struct {
 	id      pipeline.Port
 	name    string
-	role    pipeline.Role
 	ep      link.Endpoint
 	batch   link.Batcher // ep, when it can queue frames
 	queued  bool         // frames queued on batch since the last Flush
@@ -79,11 +78,13 @@ func New(cfg Config) (*Switch, error) {
 		s.p = pipeline.New()
 	}
 	for i, pc := range cfg.Ports {
-		p := &port{id: pc.ID, name: pc.Name, role: pc.Role, ep: pc.Endpoint}
+		p := &port{id: pc.ID, name: pc.Name, ep: pc.Endpoint}
 		p.batch, _ = pc.Endpoint.(link.Batcher)
 		p.in = newFaulter(pc.Fault.Ingress, cfg.Seed, pc.ID, 0)
 		p.out = newFaulter(pc.Fault.Egress, cfg.Seed, pc.ID, 1)
-		if err := s.p.SetPortRole(pc.ID, pc.Role); err != nil {
+		if pc.Role == 0 {
+			// The control plane writes it.
+		} else if err := s.p.SetPortRole(pc.ID, pc.Role); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, portLabel(i, pc), err)
 		}
 		s.ports[pc.ID] = p
