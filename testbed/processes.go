@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/capygen/capygen/runtime/control"
 )
 
 // readyRE is the line capyrun serve and capyrun switch print once they
@@ -68,6 +70,11 @@ func (tb *Testbed) startProcesses(ctx context.Context, opts Options) error {
 		}
 		for _, p := range started {
 			if err := waitReady(ctx, p, opts.ReadyTimeout); err != nil {
+				return err
+			}
+		}
+		if kind == RunSwitch {
+			if err := tb.deploySwitches(ctx); err != nil {
 				return err
 			}
 		}
@@ -148,40 +155,17 @@ func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
 			}
 		}
 	case RunSwitch:
-		argv = []string{bin, "switch"}
-		var hosts []string
-		for _, l := range tb.Topology.Links {
-			me, far := l.A, l.B
-			if far.Host == host {
-				me, far = far, me
-			}
-			if me.Host != host {
-				continue
-			}
-			peer, _ := tb.Topology.Host(far.Host)
-			if peer.Role != RoleClient && peer.Role != RoleServer {
-				return nil, fmt.Errorf("host %s: port %s leads to %s, whose role %q is neither client nor server", host, me.Iface, far.Host, peer.Role)
-			}
-			argv = append(argv, "-port", me.Iface+":"+peer.Role)
-			if far.Addr == "" {
-				continue
-			}
-			mac := tb.Topology.mac(far)
-			if mac == nil {
-				// macs: kernel: only the kernel knows.
-				pifs, err := tb.Interfaces(far.Host)
-				if err != nil {
-					return nil, err
-				}
-				for _, p := range pifs {
-					if p.Name == far.Iface {
-						mac = p.MAC
-					}
-				}
-			}
-			hosts = append(hosts, "-host", fmt.Sprintf("%s,%s,%s", netip.MustParsePrefix(far.Addr).Addr(), me.Iface, mac))
+		ports, err := tb.switchPorts(host)
+		if err != nil {
+			return nil, err
 		}
-		argv = append(argv, hosts...)
+		argv = []string{bin, "switch"}
+		for _, p := range ports {
+			argv = append(argv, "-port", p.iface+":"+p.faces)
+		}
+		// Its tables are written through P4Runtime, on this socket, once
+		// it is ready (deploySwitches).
+		argv = append(argv, "-p4runtime-socket", P4RuntimeSocket(tb.Tag, host))
 		if h.Control != "" {
 			argv = append(argv, "-control", h.Control)
 		}
@@ -189,4 +173,97 @@ func (tb *Testbed) RunArgv(host, bin string) ([]string, error) {
 		return nil, fmt.Errorf("host %s runs no process (no run key)", host)
 	}
 	return append(argv, h.Args...), nil
+}
+
+// switchPort is one port of a switch host: its interface, pipeline port
+// id (its position, as capyrun switch numbers -port flags), what it
+// faces and the far end of its link.
+type switchPort struct {
+	iface string
+	id    uint32
+	faces string
+	far   End
+}
+
+// switchPorts lists host's ports in link order.
+func (tb *Testbed) switchPorts(host string) ([]switchPort, error) {
+	var ports []switchPort
+	for _, l := range tb.Topology.Links {
+		me, far := l.A, l.B
+		if far.Host == host {
+			me, far = far, me
+		}
+		if me.Host != host {
+			continue
+		}
+		peer, _ := tb.Topology.Host(far.Host)
+		if peer.Role != RoleClient && peer.Role != RoleServer {
+			return nil, fmt.Errorf("host %s: port %s leads to %s, whose role %q is neither client nor server", host, me.Iface, far.Host, peer.Role)
+		}
+		ports = append(ports, switchPort{iface: me.Iface, id: uint32(len(ports)), faces: peer.Role, far: far})
+	}
+	return ports, nil
+}
+
+// SwitchProgram is what the control plane writes into the switch on
+// host: each port's role (the role of the host it leads to), each
+// addressed host behind it with its MAC (derived, or with macs: kernel
+// the one the kernel reports), and the empty min_workload.
+func (tb *Testbed) SwitchProgram(host string) (*control.Program, error) {
+	ports, err := tb.switchPorts(host)
+	if err != nil {
+		return nil, err
+	}
+	prog := &control.Program{}
+	for _, p := range ports {
+		prog.Ports = append(prog.Ports, control.Port{ID: p.id, Role: p.faces, Name: p.iface})
+		if p.far.Addr == "" {
+			continue
+		}
+		mac := tb.Topology.mac(p.far)
+		if mac == nil {
+			// macs: kernel: only the kernel knows.
+			pifs, err := tb.Interfaces(p.far.Host)
+			if err != nil {
+				return nil, err
+			}
+			for _, pi := range pifs {
+				if pi.Name == p.far.Iface {
+					mac = pi.MAC
+				}
+			}
+		}
+		prog.Hosts = append(prog.Hosts, control.Host{Addr: netip.MustParsePrefix(p.far.Addr).Addr(), Port: p.id, MAC: control.MAC(mac)})
+	}
+	return prog, prog.Check()
+}
+
+// P4RuntimeSocket is where the switch on host serves P4Runtime.
+func P4RuntimeSocket(tag, host string) string { return filepath.Join(RunDir(tag), host+".p4rt.sock") }
+
+// deploySwitches deploys every running switch's program through its
+// P4Runtime socket: the testbed has no other way into a switch.
+func (tb *Testbed) deploySwitches(ctx context.Context) error {
+	for _, h := range tb.Topology.Hosts {
+		if h.Run != RunSwitch {
+			continue
+		}
+		prog, err := tb.SwitchProgram(h.Name)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		c, err := control.Dial(dctx, "unix://"+P4RuntimeSocket(tb.Tag, h.Name), control.Options{})
+		if err != nil {
+			cancel()
+			return fmt.Errorf("host %s: deploy: %w", h.Name, err)
+		}
+		_, err = c.Deploy(dctx, prog, control.PipelineOptions{})
+		c.Close()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("host %s: deploy: %w", h.Name, err)
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -273,21 +274,36 @@ func TestMigrationTopologyFile(t *testing.T) {
 	}
 }
 
-// RunArgv derives the switch's ports and host table from the links.
+// RunArgv derives the switch's ports from the links; its tables are
+// the program SwitchProgram derives, written through P4Runtime.
 func TestRunArgv(t *testing.T) {
 	tb := &Testbed{Topology: Migration(), Tag: "x"}
 	argv, err := tb.RunArgv("sw", "/bin/capyrun")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := func(host string) string { return tb.Topology.Interfaces(host)[0].MAC.String() }
 	want := []string{"/bin/capyrun", "switch",
 		"-port", "c1:client", "-port", "c2:client", "-port", "s1:server", "-port", "s2:server", "-port", "s3:server",
-		"-host", "10.77.0.1,c1," + mac("client"), "-host", "10.77.0.2,c2," + mac("client2"),
-		"-host", "10.77.0.11,s1," + mac("s1"), "-host", "10.77.0.12,s2," + mac("s2"), "-host", "10.77.0.13,s3," + mac("s3"),
-		"-control", "10.77.0.254"}
+		"-p4runtime-socket", P4RuntimeSocket("x", "sw"), "-control", "10.77.0.254"}
 	if !reflect.DeepEqual(argv, want) {
 		t.Errorf("RunArgv(sw) =\n%q\nwant\n%q", argv, want)
+	}
+	prog, err := tb.SwitchProgram("sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(host string) string { return tb.Topology.Interfaces(host)[0].MAC.String() }
+	var got []string
+	for _, p := range prog.Ports {
+		got = append(got, fmt.Sprintf("%d %s %s", p.ID, p.Name, p.Role))
+	}
+	for _, h := range prog.Hosts {
+		got = append(got, fmt.Sprintf("%v %d %v", h.Addr, h.Port, h.MAC))
+	}
+	wantProg := []string{"0 c1 client", "1 c2 client", "2 s1 server", "3 s2 server", "4 s3 server",
+		"10.77.0.1 0 " + mac("client"), "10.77.0.2 1 " + mac("client2"), "10.77.0.11 2 " + mac("s1"), "10.77.0.12 3 " + mac("s2"), "10.77.0.13 4 " + mac("s3")}
+	if !reflect.DeepEqual(got, wantProg) {
+		t.Errorf("SwitchProgram(sw) =\n%q\nwant\n%q", got, wantProg)
 	}
 	// Behind a switch with a control address, servers migrate.
 	argv, err = tb.RunArgv("s2", "capyrun")

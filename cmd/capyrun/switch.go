@@ -15,8 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
+	p4 "github.com/capygen/capygen/generated/p4"
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/control"
 	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/p4rt"
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
 
@@ -31,9 +36,15 @@ func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type switchFlags struct {
-	ports, hosts, faults listFlag
-	dropStages           listFlag
-	control, minWorkload string
+	ports, faults listFlag
+	dropStages    listFlag
+	control       string
+
+	p4runtime, p4runtimeSocket string
+	program                    string
+	device                     uint64
+	// faces is what each port faces, from its -port ROLE.
+	faces []pipeline.Role
 
 	loss, dup, delay   float64
 	delayMin, delayMax time.Duration
@@ -50,19 +61,26 @@ type switchFlags struct {
 	spin    time.Duration
 }
 
-const switchUsage = `usage: capyrun switch -port IFACE:ROLE [-port ...] [-host ADDR,IFACE,MAC ...] [flags]
+const switchUsage = `usage: capyrun switch -port IFACE:ROLE[:ID] [-port ...] [-program FILE] [flags]
 
 Runs the software switch in this network namespace: every frame received on
 a port goes through the generated pipeline (gen/SWITCH.md), and the verdict
-is carried out on the ports, each an AF_XDP socket on its interface. It
-prints "ready" once every port is open, a report on SIGUSR1 and on exit
+is carried out on the ports, each an AF_XDP socket on its interface. Like a
+Tofino, it is configured only through P4Runtime (runtime/p4rt): it serves
+P4Runtime on -p4runtime (and -p4runtime-socket), and its tables start empty
+until a controller (capygen deploy, or -program here) pushes the pipeline
+and writes the port roles, hosts and min_workload. It prints "ready" once
+every port is open and P4Runtime is served, a report on SIGUSR1 and on exit
 (SIGINT, SIGTERM), each followed by a "switch-report-json {...}" line.
 
 Example (the migration testbed's switch namespace):
 
   capyrun switch -port c1:client -port s1:server -port s2:server \
-      -host 10.77.0.1,c1,02:8f:.. -host 10.77.0.11,s1,02:3a:.. -host 10.77.0.12,s2,02:c4:.. \
-      -control 10.77.0.254 -loss 0.01 -dup 0.01 -fault-ports server
+      -control 10.77.0.254 -p4runtime-socket /tmp/sw.sock -program rack.yaml \
+      -loss 0.01 -dup 0.01 -fault-ports server
+
+A port's ROLE says what it faces, for -fault-ports and the printout; the
+port_role table itself is written through P4Runtime (the program's ports).
 
 -drop-stage loses chosen TCPMig messages deterministically: -drop-stage
 prepare_mig:1 drops the first PREPARE_MIG, conn_state:1@2 the first
@@ -78,10 +96,12 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 		fmt.Fprint(fs.Output(), switchUsage)
 		fs.PrintDefaults()
 	}
-	fs.Var(&f.ports, "port", "a port, `IFACE:ROLE[:ID]`: the interface AF_XDP takes over, client or server, and the pipeline port id (default: its position); repeat per port")
-	fs.Var(&f.hosts, "host", "an ipv4_host and l2_forward entry, `ADDR,IFACE,MAC`: frames to ADDR leave by IFACE's port with destination MAC; repeat per host")
+	fs.Var(&f.ports, "port", "a port, `IFACE:ROLE[:ID]`: the interface AF_XDP takes over, what it faces (client or server), and the pipeline port id (default: its position); repeat per port")
 	fs.StringVar(&f.control, "control", "", "the switch's own `ADDR[,MAC]`: it answers ARP and ping for it, so servers can send TCPMig to it")
-	fs.StringVar(&f.minWorkload, "min-workload", "", "initial min_workload register, `HOLDER,LOAD` (default: empty)")
+	fs.StringVar(&f.p4runtime, "p4runtime", ":9559", "TCP `address` of the P4Runtime server (empty: none)")
+	fs.StringVar(&f.p4runtimeSocket, "p4runtime-socket", "", "also serve P4Runtime on this unix `socket` (a controller outside the namespace reaches it)")
+	fs.Uint64Var(&f.device, "device-id", p4rt.DefaultDeviceID, "the P4Runtime device `id`")
+	fs.StringVar(&f.program, "program", "", "deploy this program `file` (ports, hosts, min_workload; capygen deploy's format) through the switch's own P4Runtime server before it is ready")
 	fs.Float64Var(&f.loss, "loss", 0, "fault: `probability` that a frame is dropped, on the -fault-ports in -fault-dir")
 	fs.Float64Var(&f.dup, "dup", 0, "fault: `probability` that a frame is duplicated")
 	fs.Float64Var(&f.delay, "delay", 0, "fault: `probability` that a frame is held back for -delay-min..-delay-max")
@@ -135,11 +155,16 @@ func runSwitch(args []string) error {
 		return err
 	}
 	for i, pc := range cfg.Ports {
-		fmt.Printf("port %-8s id %-3d %-6s mac %s, AF_XDP %s mode%s\n", pc.Name, pc.ID, pc.Role, eps[i].MAC(), eps[i].Mode(), faultNote(pc.Fault, f.seed))
+		fmt.Printf("port %-8s id %-3d %-6s mac %s, AF_XDP %s mode%s\n", pc.Name, pc.ID, f.faces[i], eps[i].MAC(), eps[i].Mode(), faultNote(pc.Fault, f.seed))
 	}
 	if c := cfg.Control; c.Addr.IsValid() {
 		fmt.Printf("control address %s (mac %s)\n", c.Addr, sw.ControlMAC())
 	}
+	stopP4RT, err := f.serveP4Runtime(sw)
+	if err != nil {
+		return err
+	}
+	defer stopP4RT()
 	for _, d := range cfg.StageDrops {
 		fmt.Printf("stage drop %s\n", d)
 	}
@@ -154,6 +179,13 @@ func runSwitch(args []string) error {
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- sw.Run(runCtx) }()
+	if f.program != "" {
+		if err := f.deployProgram(ctx); err != nil {
+			cancel()
+			<-runErr
+			return err
+		}
+	}
 	fmt.Println("ready")
 
 	var tick <-chan time.Time
@@ -255,13 +287,6 @@ func (f *switchFlags) config() (softswitch.Config, error) {
 		byName[pc.Name] = i
 		cfg.Ports = append(cfg.Ports, pc)
 	}
-	for _, v := range f.hosts {
-		h, err := parseHost(v, cfg.Ports, byName)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Hosts = append(cfg.Hosts, h)
-	}
 	if f.control != "" {
 		addr, mac, _ := strings.Cut(f.control, ",")
 		a, err := netip.ParseAddr(addr)
@@ -274,15 +299,6 @@ func (f *switchFlags) config() (softswitch.Config, error) {
 				return cfg, fmt.Errorf("-control %q: MAC %q: %v", f.control, mac, err)
 			}
 		}
-	}
-	if f.minWorkload != "" {
-		holder, load, ok := strings.Cut(f.minWorkload, ",")
-		h, err := netip.ParseAddr(holder)
-		l, lerr := strconv.ParseUint(load, 10, 32)
-		if !ok || err != nil || !h.Is4() || lerr != nil {
-			return cfg, fmt.Errorf("-min-workload %q: want HOLDER,LOAD like 10.77.0.11,100 (an IPv4 address and a 32-bit load)", f.minWorkload)
-		}
-		cfg.MinWorkload = &softswitch.Workload{Holder: h, Load: uint32(l)}
 	}
 	cfg.Seed = f.seed
 
@@ -319,6 +335,12 @@ func (f *switchFlags) config() (softswitch.Config, error) {
 		}
 		cfg.StageDrops = append(cfg.StageDrops, d)
 	}
+	// What a port faces chose its faults; port_role is the control
+	// plane's to write.
+	f.faces = make([]pipeline.Role, len(cfg.Ports))
+	for i := range cfg.Ports {
+		f.faces[i], cfg.Ports[i].Role = cfg.Ports[i].Role, 0
+	}
 	return cfg, nil
 }
 
@@ -345,27 +367,6 @@ func parsePort(v string, pos int) (softswitch.PortConfig, error) {
 		pc.ID = pipeline.Port(id)
 	}
 	return pc, nil
-}
-
-// parseHost reads ADDR,IFACE,MAC.
-func parseHost(v string, ports []softswitch.PortConfig, byName map[string]int) (softswitch.Host, error) {
-	parts := strings.Split(v, ",")
-	if len(parts) != 3 {
-		return softswitch.Host{}, fmt.Errorf("-host %q: want ADDR,IFACE,MAC like 10.77.0.11,s1,02:00:00:00:00:0b", v)
-	}
-	a, err := netip.ParseAddr(parts[0])
-	if err != nil || !a.Is4() {
-		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not an IPv4 address", v, parts[0])
-	}
-	i, ok := byName[parts[1]]
-	if !ok {
-		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not a -port interface (ports: %s)", v, parts[1], portNames(ports))
-	}
-	mac, err := net.ParseMAC(parts[2])
-	if err != nil || len(mac) != 6 {
-		return softswitch.Host{}, fmt.Errorf("-host %q: %q is not a MAC like 02:00:00:00:00:0b", v, parts[2])
-	}
-	return softswitch.Host{Addr: a, Port: ports[i].ID, MAC: mac}, nil
 }
 
 func portNames(ports []softswitch.PortConfig) string {
@@ -456,4 +457,79 @@ func parseFault(v string, byName map[string]int) (int, softswitch.Fault, error) 
 		fault.Egress = r
 	}
 	return i, fault, nil
+}
+
+// serveP4Runtime starts the switch's P4Runtime server on -p4runtime and
+// -p4runtime-socket; the returned func stops it and removes the socket.
+func (f *switchFlags) serveP4Runtime(sw *softswitch.Switch) (func(), error) {
+	srv, err := p4rt.New(p4rt.Config{Pipeline: sw.Pipeline(), DeviceID: f.device})
+	if err != nil {
+		return nil, err
+	}
+	g := grpc.NewServer()
+	srv.Register(g)
+	var lis []net.Listener
+	stop := func() {
+		g.Stop()
+		for _, l := range lis {
+			l.Close()
+		}
+		if f.p4runtimeSocket != "" {
+			os.Remove(f.p4runtimeSocket)
+		}
+	}
+	if f.p4runtime != "" {
+		l, err := net.Listen("tcp", f.p4runtime)
+		if err != nil {
+			return nil, fmt.Errorf("-p4runtime %s: %w (pick another address, or -p4runtime '' for none)", f.p4runtime, err)
+		}
+		lis = append(lis, l)
+	}
+	if f.p4runtimeSocket != "" {
+		// A socket left by a killed switch would refuse the bind.
+		if fi, err := os.Lstat(f.p4runtimeSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(f.p4runtimeSocket)
+		}
+		l, err := net.Listen("unix", f.p4runtimeSocket)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("-p4runtime-socket %s: %w", f.p4runtimeSocket, err)
+		}
+		lis = append(lis, l)
+	}
+	if len(lis) == 0 && f.program != "" {
+		return nil, errors.New("-program needs a P4Runtime server to deploy through; give -p4runtime or -p4runtime-socket")
+	}
+	for _, l := range lis {
+		go g.Serve(l)
+		fmt.Printf("p4runtime on %s %s (device %d, p4info %s, spec fingerprint %s)\n", l.Addr().Network(), l.Addr(), srv.DeviceID(), p4.P4InfoFile, p4.Fingerprint)
+	}
+	return stop, nil
+}
+
+// deployProgram deploys -program through the switch's own P4Runtime
+// server, as capygen deploy would from outside.
+func (f *switchFlags) deployProgram(ctx context.Context) error {
+	prog, err := control.LoadProgram(f.program)
+	if err != nil {
+		return fmt.Errorf("-program: %w", err)
+	}
+	target := "unix://" + f.p4runtimeSocket
+	if f.p4runtimeSocket == "" {
+		_, port, _ := net.SplitHostPort(f.p4runtime)
+		target = net.JoinHostPort("127.0.0.1", port)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := control.Dial(dctx, target, control.Options{DeviceID: f.device})
+	if err != nil {
+		return fmt.Errorf("-program: %w", err)
+	}
+	defer c.Close()
+	ch, err := c.Deploy(dctx, prog, control.PipelineOptions{})
+	if err != nil {
+		return fmt.Errorf("-program %s: %w", f.program, err)
+	}
+	fmt.Printf("program %s deployed: %v\n", f.program, ch)
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	pipeline "github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/generated/tcpmig"
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
@@ -26,22 +25,26 @@ func switchConfig(t *testing.T, args ...string) (softswitch.Config, error) {
 func TestSwitchFlags(t *testing.T) {
 	cfg, err := switchConfig(t,
 		"-port", "c1:client", "-port", "s1:server", "-port", "s2:server:9",
-		"-host", "10.77.0.1,c1,02:00:00:00:00:01", "-host", "10.77.0.12,s2,02:00:00:00:00:12",
-		"-control", "10.77.0.254", "-min-workload", "10.77.0.12,7",
+		"-control", "10.77.0.254",
 		"-loss", "0.01", "-dup", "0.02", "-seed", "9",
 		"-fault", "c1:delay=0.5,delay-min=1ms,delay-max=2ms,dir=egress")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Ports) != 3 || cfg.Ports[0].ID != 0 || cfg.Ports[1].ID != 1 || cfg.Ports[2].ID != 9 ||
-		cfg.Ports[0].Role != pipeline.RoleClient || cfg.Ports[2].Role != pipeline.RoleServer || cfg.Ports[2].Name != "s2" {
-		t.Errorf("ports = %+v, want c1 client 0, s1 server 1, s2 server 9", cfg.Ports)
+	if len(cfg.Ports) != 3 || cfg.Ports[0].ID != 0 || cfg.Ports[1].ID != 1 || cfg.Ports[2].ID != 9 || cfg.Ports[2].Name != "s2" {
+		t.Errorf("ports = %+v, want c1 0, s1 1, s2 9", cfg.Ports)
 	}
-	if len(cfg.Hosts) != 2 || cfg.Hosts[1].Port != 9 || cfg.Hosts[1].Addr != netip.MustParseAddr("10.77.0.12") || cfg.Hosts[1].MAC.String() != "02:00:00:00:00:12" {
-		t.Errorf("hosts = %+v", cfg.Hosts)
+	// port_role, the hosts and min_workload are P4Runtime's to write.
+	for _, pc := range cfg.Ports {
+		if pc.Role != 0 {
+			t.Errorf("port %s role %v: the flags wrote port_role, a back door around P4Runtime", pc.Name, pc.Role)
+		}
 	}
-	if cfg.Control.Addr != netip.MustParseAddr("10.77.0.254") || cfg.MinWorkload == nil || cfg.MinWorkload.Load != 7 || cfg.Seed != 9 {
-		t.Errorf("control %v, min workload %+v, seed %d", cfg.Control, cfg.MinWorkload, cfg.Seed)
+	if len(cfg.Hosts) != 0 || cfg.MinWorkload != nil {
+		t.Errorf("hosts %v, min workload %v: the flags wrote tables", cfg.Hosts, cfg.MinWorkload)
+	}
+	if cfg.Control.Addr != netip.MustParseAddr("10.77.0.254") || cfg.Seed != 9 {
+		t.Errorf("control %v, seed %d", cfg.Control, cfg.Seed)
 	}
 	server := softswitch.Rates{Loss: 0.01, Dup: 0.02, DelayMax: time.Millisecond}
 	if f := cfg.Ports[1].Fault; f.Ingress != server || f.Egress != server {
@@ -69,11 +72,7 @@ func TestSwitchFlagErrors(t *testing.T) {
 		{[]string{"-port", "c1:router"}, `-port "c1:router": role "router" is not client or server`},
 		{[]string{"-port", "c1:client:600"}, `-port "c1:client:600": id "600" is not a port id in 0..511`},
 		{[]string{"-port", "c1:client", "-port", "c1:server"}, `-port "c1:server": interface c1 is already a port; give each interface one -port`},
-		{[]string{"-port", "c1:client", "-host", "10.77.0.1,c2,02:00:00:00:00:01"}, `-host "10.77.0.1,c2,02:00:00:00:00:01": "c2" is not a -port interface (ports: c1)`},
-		{[]string{"-port", "c1:client", "-host", "10.77.0.1,c1"}, `-host "10.77.0.1,c1": want ADDR,IFACE,MAC like 10.77.0.11,s1,02:00:00:00:00:0b`},
-		{[]string{"-port", "c1:client", "-host", "fd00::1,c1,02:00:00:00:00:01"}, `-host "fd00::1,c1,02:00:00:00:00:01": "fd00::1" is not an IPv4 address`},
 		{[]string{"-port", "c1:client", "-control", "switch"}, `-control "switch": "switch" is not an IPv4 address; write it like 10.77.0.254 or 10.77.0.254,02:ca:70:00:00:fe`},
-		{[]string{"-port", "c1:client", "-min-workload", "10.77.0.11"}, `-min-workload "10.77.0.11": want HOLDER,LOAD like 10.77.0.11,100 (an IPv4 address and a 32-bit load)`},
 		{[]string{"-port", "c1:client", "-loss", "0.1", "-fault-ports", "s9"}, `-fault-ports "s9": "s9" is not server, client, all or a -port interface (ports: c1)`},
 		{[]string{"-port", "c1:client", "-loss", "0.1", "-fault-dir", "up"}, `-fault-dir "up": want ingress, egress or both`},
 		{[]string{"-port", "c1:client", "-fault", "c1:loss=x"}, `-fault "c1:loss=x": strconv.ParseFloat: parsing "x": invalid syntax`},
