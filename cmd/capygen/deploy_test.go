@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/p4rt"
+)
+
+// capygen deploy against a P4Runtime server on loopback: the program's
+// entries land in the switch's pipeline.
+func TestDeployCommand(t *testing.T) {
+	pipe := pipeline.New()
+	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback TCP here: %v", err)
+	}
+	g := grpc.NewServer()
+	srv.Register(g)
+	go g.Serve(lis)
+	defer g.Stop()
+
+	dir := t.TempDir()
+	program := filepath.Join(dir, "rack.yaml")
+	os.WriteFile(program, []byte(`ports:
+  - {id: 0, role: client}
+  - {id: 1, role: server}
+hosts:
+  - {addr: 10.77.0.1, port: 0, mac: "02:00:00:00:00:01"}
+  - {addr: 10.77.0.11, port: 1, mac: "02:00:00:00:00:0b"}
+min_workload: {holder: 10.77.0.11, load: 4}
+`), 0o644)
+	var stderr bytes.Buffer
+	if code := prog.Run([]string{"deploy", "-target", lis.Addr().String(), "-program", program, "-show"}, &stderr); code != 0 {
+		t.Fatalf("capygen deploy = exit %d: %s", code, stderr.String())
+	}
+	ts := pipe.ReadTables()
+	if ts.PortRoles[1] != pipeline.RoleServer || ts.Hosts[[4]byte{10, 77, 0, 11}].Port != 1 || len(ts.L2) != 2 {
+		t.Errorf("pipeline tables after deploy = %+v", ts)
+	}
+	if h, l := pipe.ReadMinWorkload(); h != [4]byte{10, 77, 0, 11} || l != 4 {
+		t.Errorf("min_workload = %v %d, want 10.77.0.11 4", h, l)
+	}
+
+	// Errors name what to change.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy"}, "-target is required"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-program", filepath.Join(dir, "none.yaml")}, "none.yaml"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", program}, "-p4info " + program + ": not a p4info"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-pipeline=false"}, "does nothing"},
+	} {
+		stderr.Reset()
+		if code := prog.Run(c.args, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("capygen %q = exit %d, %q; want an error saying %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
