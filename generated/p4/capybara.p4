@@ -139,6 +139,25 @@ parser SwitchIngressParser(
         ig_md.update_tcp = 1w0;
         ig_md.update_udp = 1w0;
         ig_md.update_udp_metric = 1w0;
+        // Every other field too: a parser's out parameter must be
+        // written on every path (p4test warns otherwise), and bf-p4c then
+        // knows none is read before it is set.
+        ig_md.role = 2w0;
+        ig_md.drop_reason = DROP_NONE;
+        ig_md.mig_short = 16w0;
+        ig_md.dir_hit = 1w0;
+        ig_md.dir_seen = 32w0;
+        ig_md.dir_target = 32w0;
+        ig_md.tcp_residual = 16w0;
+        ig_md.udp_residual = 16w0;
+        ig_md.client_ip = 32w0;
+        ig_md.client_port = 16w0;
+        ig_md.client_vport = 32w0;
+        ig_md.workload = 32w0;
+        ig_md.held_load = 32w0;
+        ig_md.least_loaded = 32w0;
+        ig_md.dir0_index = 16w0x0000;
+        ig_md.dir1_index = 16w0x0000;
         transition parse_ethernet;
     }
 

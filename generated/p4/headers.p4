@@ -23,9 +23,6 @@ const ether_type_t ETHERTYPE_IPV4 = 16w0x0800;
 const ip_protocol_t IP_PROTOCOLS_TCP = 8w6;
 const ip_protocol_t IP_PROTOCOLS_UDP = 8w17;
 
-const bit<8> TCP_FLAG_FIN = 8w0x01;
-const bit<8> TCP_FLAG_RST = 8w0x04;
-
 // TCPMig travels in UDP datagrams to this destination port.
 const bit<16> TCPMIG_UDP_PORT = 16w7071;
 
