@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capygen/capygen/runtime/control"
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
 
@@ -166,6 +168,59 @@ func TestMigrationTestbed(t *testing.T) {
 	}
 	if r.Control == nil || r.Control.ARPReplies == 0 || r.Control.EchoReplies < 5 {
 		t.Errorf("control = %+v, want the client's ARP and 5 pings of 10.77.0.254 answered", r.Control)
+	}
+	for _, p := range r.Ports {
+		if want := map[bool]string{true: "client", false: "server"}[strings.HasPrefix(p.Name, "c")]; p.Role != want {
+			t.Errorf("port %s role %q, want %q as the deploy wrote it", p.Name, p.Role, want)
+		}
+	}
+	checkP4Runtime(t, bed)
+}
+
+// checkP4Runtime reads the switch through P4Runtime alone, as an observer
+// beside the testbed: its tables hold the topology's program, a server
+// holds min_workload (the heartbeats), no frame was dropped, and the
+// directory's occupancy is the switch report's.
+func checkP4Runtime(t *testing.T, bed *Testbed) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := control.Dial(ctx, "unix://"+P4RuntimeSocket(bed.Tag, "sw"), control.Options{Observe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("switch state through P4Runtime:\n%s", st)
+	prog, err := bed.SwitchProgram("sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Ports) != len(prog.Ports) || len(st.Hosts) != len(prog.Hosts) || len(st.L2) != len(prog.Hosts) {
+		t.Errorf("P4Runtime reads %d ports, %d hosts, %d MACs; the program has %d ports and %d hosts",
+			len(st.Ports), len(st.Hosts), len(st.L2), len(prog.Ports), len(prog.Hosts))
+	}
+	for i, p := range prog.Ports {
+		if i < len(st.Ports) && (st.Ports[i].ID != p.ID || st.Ports[i].Role != p.Role) {
+			t.Errorf("port %d reads %+v, want %+v", i, st.Ports[i], p)
+		}
+	}
+	if st.Empty || !slices.Contains(migrationServers, st.MinWorkload.Holder.String()) {
+		t.Errorf("min_workload = %+v (empty %t), want a server's heartbeat in it", st.MinWorkload, st.Empty)
+	}
+	for reason, n := range st.Drops {
+		if n != 0 {
+			t.Errorf("P4Runtime drop counter %s = %d, want 0", reason, n)
+		}
+	}
+	r := switchReport(t, bed)
+	for l, lv := range st.Levels {
+		if lv.Used != r.Directory[l].Valid {
+			t.Errorf("directory level %d: %d used through P4Runtime, %d in the report", l, lv.Used, r.Directory[l].Valid)
+		}
 	}
 }
 

@@ -61,7 +61,7 @@ func runDeploy(args []string) error {
 	show := fs.Bool("show", false, "print the switch's state at the end")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
 	device := fs.Uint64("device-id", 1, "the switch's P4Runtime device `id`")
-	election := fs.Uint64("election", 1, "this controller's election `id`; another controller with a higher one is primary")
+	election := fs.Uint64("election", 1, "this controller's election `id`; another controller with a higher one is primary (0: observe, read only, with -show -pipeline=false)")
 	p4infoFile := fs.String("p4info", "", "resolve names through and push this p4info `file` (text or binary) instead of generated/p4's, e.g. bf-p4c's")
 	deviceConfig := fs.String("device-config", "", "the target's device config `file` (a Tofino's bf-p4c binary as its P4Runtime server wants it)")
 	cookie := fs.Uint64("cookie", 0, "the pipeline's `cookie` (0: the spec fingerprint)")
@@ -78,7 +78,10 @@ func runDeploy(args []string) error {
 	if !*push && *programFile == "" && !*show {
 		return errors.New("-pipeline=false with neither -program nor -show does nothing")
 	}
-	opt := control.Options{DeviceID: *device, ElectionID: *election}
+	opt := control.Options{DeviceID: *device, ElectionID: *election, Observe: *election == 0}
+	if opt.Observe && (*push || *programFile != "") {
+		return errors.New("-election 0 observes: it cannot push the pipeline or a program; add -pipeline=false and leave out -program, or give an election id")
+	}
 	if *p4infoFile != "" {
 		info, err := readP4Info(*p4infoFile)
 		if err != nil {
@@ -110,7 +113,11 @@ func runDeploy(args []string) error {
 	}
 	defer c.Close()
 	if v, err := c.Capabilities(ctx); err == nil {
-		fmt.Printf("%s: P4Runtime %s, primary with election id %d\n", *target, v, *election)
+		if opt.Observe {
+			fmt.Printf("%s: P4Runtime %s, observing (no election id)\n", *target, v)
+		} else {
+			fmt.Printf("%s: P4Runtime %s, primary with election id %d\n", *target, v, *election)
+		}
 	}
 	switch {
 	case program != nil && *push:

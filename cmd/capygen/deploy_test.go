@@ -53,6 +53,12 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		t.Errorf("min_workload = %v %d, want 10.77.0.11 4", h, l)
 	}
 
+	// An observer reads while the switch has no primary, or another one.
+	stderr.Reset()
+	if code := prog.Run([]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-pipeline=false", "-show"}, &stderr); code != 0 {
+		t.Errorf("capygen deploy -election 0 -show = exit %d: %s", code, stderr.String())
+	}
+
 	// Errors name what to change.
 	for _, c := range []struct {
 		args []string
@@ -61,7 +67,8 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		{[]string{"deploy"}, "-target is required"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-program", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", program}, "-p4info " + program + ": not a p4info"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-pipeline=false"}, "does nothing"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-pipeline=false"}, "does nothing"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-show"}, "-election 0 observes"},
 	} {
 		stderr.Reset()
 		if code := prog.Run(c.args, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {

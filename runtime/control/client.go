@@ -27,6 +27,9 @@ type Options struct {
 	// ElectionID is this client's election id; it must be the highest of
 	// the connected clients to write (default 1).
 	ElectionID uint64
+	// Observe makes the client a backup without an election id: it may
+	// read (State) while another controller is primary, never write.
+	Observe bool
 	// P4Info is the p4info to resolve names through and to push; nil is
 	// the generated one (generated/p4). A Tofino deploy may give bf-p4c's
 	// own p4info: names resolve the same.
@@ -57,7 +60,7 @@ func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 	if opt.DeviceID == 0 {
 		opt.DeviceID = 1
 	}
-	if opt.ElectionID == 0 {
+	if opt.ElectionID == 0 && !opt.Observe {
 		opt.ElectionID = 1
 	}
 	if opt.Timeout == 0 {
@@ -81,6 +84,9 @@ func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 	}
 	c := &Client{conn: conn, rt: p4v1.NewP4RuntimeClient(conn), device: opt.DeviceID,
 		election: &p4v1.Uint128{Low: opt.ElectionID}, info: info, ids: x, target: target}
+	if opt.Observe {
+		c.election = nil
+	}
 	if err := c.arbitrate(ctx, opt.Timeout); err != nil {
 		conn.Close()
 		return nil, err
@@ -125,7 +131,7 @@ func (c *Client) arbitrate(ctx context.Context, timeout time.Duration) error {
 			cancel()
 			return fmt.Errorf("control: %s: the switch answered the arbitration with %v", c.target, r.m)
 		}
-		if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK {
+		if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK && c.election != nil {
 			cancel()
 			return fmt.Errorf("control: %s: election id %d is not the primary (%v: %s; the highest election id is %d): raise -election above it",
 				c.target, c.election.GetLow(), code, a.GetStatus().GetMessage(), a.GetElectionId().GetLow())
