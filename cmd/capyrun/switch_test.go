@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -129,3 +132,44 @@ func (nullEndpoint) MTU() int                                         { return 1
 func (nullEndpoint) Send([]byte) error                                { return nil }
 func (nullEndpoint) Receive(time.Duration, func([]byte)) (int, error) { return 0, nil }
 func (nullEndpoint) Close() error                                     { return nil }
+
+// -program deploys through the switch's own P4Runtime socket: after it,
+// the pipeline holds the program, and nothing else wrote it.
+func TestSwitchProgramFlag(t *testing.T) {
+	dir := t.TempDir()
+	program := filepath.Join(dir, "rack.yaml")
+	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: server}\nhosts:\n  - {addr: 10.77.0.11, port: 0, mac: \"02:00:00:00:00:0b\"}\n"), 0o644)
+	f := switchFlags{}
+	fs := switchFlagSet(&f)
+	if err := fs.Parse([]string{"-port", "s1:server", "-p4runtime", "", "-p4runtime-socket", filepath.Join(dir, "sw.sock"), "-program", program}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ports[0].Endpoint = nullEndpoint{}
+	sw, err := softswitch.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sw.Pipeline().ReadTables().PortRoles); n != 0 {
+		t.Fatalf("%d port roles before the deploy: the flags wrote port_role", n)
+	}
+	stop, err := f.serveP4Runtime(sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := f.deployProgram(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ts := sw.Pipeline().ReadTables()
+	if len(ts.PortRoles) != 1 || len(ts.Hosts) != 1 || len(ts.L2) != 1 {
+		t.Errorf("tables after -program = %+v", ts)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "sw.sock")); !os.IsNotExist(err) {
+		t.Errorf("the P4Runtime socket outlived the switch: %v", err)
+	}
+}
