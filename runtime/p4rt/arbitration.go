@@ -122,10 +122,10 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 	}
 	id := electionOf(arb.GetElectionId())
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if id.set {
 		for o := range s.clients {
 			if o != c && o.election == id {
+				s.mu.Unlock()
 				return status.Errorf(codes.InvalidArgument, "election id %s is already another client's; each client needs its own", id)
 			}
 		}
@@ -147,15 +147,17 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 // and every client hears.
 func (s *Server) leave(c *client) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.clients[c]; !ok {
+		s.mu.Unlock()
 		return
 	}
 	delete(s.clients, c)
-	if s.primary == c {
-		s.elect()
-		s.announce(nil)
+	if s.primary != c {
+		s.mu.Unlock()
+		return
 	}
+	s.elect()
+	s.announce(nil)
 }
 
 // elect makes the client with the highest set election id the primary.
@@ -182,8 +184,16 @@ func (s *Server) highest() electionID {
 
 // announce sends the arbitration outcome to to, or to every client when
 // to is nil: OK to the primary, ALREADY_EXISTS to the others while there
-// is a primary, NOT_FOUND when there is none. s.mu is held.
+// is a primary, NOT_FOUND when there is none. It is called with s.mu held
+// and releases it: the updates are sent outside it, so a client slow to
+// read holds up only other announcements (in order, under announceMu),
+// never writes or reads.
 func (s *Server) announce(to *client) {
+	type note struct {
+		c *client
+		m *p4v1.StreamMessageResponse
+	}
+	var notes []note
 	h := s.highest()
 	for c := range s.clients {
 		if to != nil && c != to {
@@ -196,8 +206,14 @@ func (s *Server) announce(to *client) {
 		case c != s.primary:
 			st = &spb.Status{Code: int32(codes.AlreadyExists), Message: fmt.Sprintf("the primary has election id %s", s.primary.election)}
 		}
-		c.send(&p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+		notes = append(notes, note{c, &p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
 			DeviceId: s.device, ElectionId: h.proto(), Status: st,
-		}}})
+		}}}})
+	}
+	s.announceMu.Lock()
+	s.mu.Unlock()
+	defer s.announceMu.Unlock()
+	for _, n := range notes {
+		n.c.send(n.m)
 	}
 }

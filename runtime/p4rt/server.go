@@ -46,7 +46,10 @@ type Server struct {
 	// writes. The data plane never takes it.
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	primary *client
+	// announceMu orders arbitration updates, which are sent after mu is
+	// released (announce).
+	announceMu sync.Mutex
+	primary    *client
 	// saved is a config verified and saved but not committed; config the
 	// committed one (nil before the first commit).
 	saved, config *p4v1.ForwardingPipelineConfig
