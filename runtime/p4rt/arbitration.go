@@ -88,12 +88,7 @@ func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error 
 			if !joined {
 				return status.Error(codes.FailedPrecondition, "the first StreamChannel message must be a MasterArbitrationUpdate")
 			}
-			if req.GetPacket() != nil {
-				c.send(streamError(codes.Unimplemented, "packet I/O is not supported by this switch", &p4v1.StreamError{
-					Details: &p4v1.StreamError_PacketOut{PacketOut: &p4v1.PacketOutError{PacketOut: req.GetPacket()}}}))
-				continue
-			}
-			c.send(streamError(codes.Unimplemented, "only MasterArbitrationUpdate is supported on the stream", &p4v1.StreamError{}))
+			s.streamMessage(c, req)
 			continue
 		}
 		if err := s.arbitrate(c, arb, joined); err != nil {
@@ -101,6 +96,31 @@ func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error 
 		}
 		joined = true
 	}
+}
+
+// streamMessage answers a stream message other than arbitration with a
+// StreamError (P4Runtime 16.6): PERMISSION_DENIED unless c is the
+// primary (only the primary does packet I/O), else UNIMPLEMENTED, as
+// this switch has no CPU port for packet I/O and no digests.
+func (s *Server) streamMessage(c *client, req *p4v1.StreamMessageRequest) {
+	s.mu.Lock()
+	primary := s.primary == c
+	s.mu.Unlock()
+	e := &p4v1.StreamError{}
+	what := "this message"
+	switch x := req.GetUpdate().(type) {
+	case *p4v1.StreamMessageRequest_Packet:
+		e.Details, what = &p4v1.StreamError_PacketOut{PacketOut: &p4v1.PacketOutError{PacketOut: x.Packet}}, "packet out"
+	case *p4v1.StreamMessageRequest_DigestAck:
+		e.Details, what = &p4v1.StreamError_DigestListAck{DigestListAck: &p4v1.DigestListAckError{DigestListAck: x.DigestAck}}, "digest list ack"
+	default:
+		e.Details = &p4v1.StreamError_Other{Other: &p4v1.StreamOtherError{Other: req.GetOther()}}
+	}
+	if !primary {
+		c.send(streamError(codes.PermissionDenied, what+": only the primary may send it", e))
+		return
+	}
+	c.send(streamError(codes.Unimplemented, what+": not supported by this switch (no packet I/O, no digests)", e))
 }
 
 // streamError wraps a StreamError with its code and message.
@@ -117,8 +137,13 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 		}
 		return status.Errorf(codes.NotFound, "device id %d is unknown; this switch is device %d", arb.GetDeviceId(), s.device)
 	}
-	if r := arb.GetRole(); r != nil && (r.GetName() != "" || r.GetId() != 0 || r.GetConfig() != nil) {
-		return status.Errorf(codes.Unimplemented, "role %q: only the default role (leave role unset) is supported", r.GetName())
+	if r := arb.GetRole(); r != nil {
+		switch {
+		case r.GetName() != "" || r.GetId() != 0:
+			return status.Errorf(codes.Unimplemented, "role %q: only the default role (leave role unset) is supported", r.GetName())
+		case r.GetConfig() != nil:
+			return status.Error(codes.InvalidArgument, "role.config: the default role has full pipeline access and takes no config; leave it unset")
+		}
 	}
 	id := electionOf(arb.GetElectionId())
 	s.mu.Lock()
@@ -134,7 +159,9 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 	old := s.primary
 	s.clients[c] = struct{}{}
 	s.elect()
-	if s.primary != old {
+	if s.primary != old || s.primary == c {
+		// A new primary, a primary that stays (a re-arbitration still
+		// tells everyone, P4Runtime 5.3) or one that stepped down.
 		s.announce(nil)
 		return nil
 	}
@@ -160,8 +187,14 @@ func (s *Server) leave(c *client) {
 	s.announce(nil)
 }
 
-// elect makes the client with the highest set election id the primary.
-// s.mu is held.
+// elect makes the connected client with the highest set election id the
+// primary. s.mu is held.
+//
+// This departs from P4Runtime 5.3 on purpose, as PI's server does: the
+// specification keeps the highest id ever seen, so when the primary goes
+// the switch has none until a client arbitrates again with an id at least
+// that high; here the next-highest connected client takes over at once,
+// so a standby controller keeps the switch programmable without racing.
 func (s *Server) elect() {
 	s.primary = nil
 	for c := range s.clients {
@@ -169,17 +202,19 @@ func (s *Server) elect() {
 			s.primary = c
 		}
 	}
+	if s.primary != nil && s.seen.less(s.primary.election) {
+		s.seen = s.primary.election
+	}
 }
 
-// highest is the highest election id of the connected clients.
-func (s *Server) highest() electionID {
-	var h electionID
-	for c := range s.clients {
-		if h.less(c.election) {
-			h = c.election
-		}
+// reported is the election id arbitration updates carry: the primary's,
+// or with no primary the highest a primary ever had, or unset when there
+// was never one (P4Runtime 5.4).
+func (s *Server) reported() electionID {
+	if s.primary != nil {
+		return s.primary.election
 	}
-	return h
+	return s.seen
 }
 
 // announce sends the arbitration outcome to to, or to every client when
@@ -194,7 +229,7 @@ func (s *Server) announce(to *client) {
 		m *p4v1.StreamMessageResponse
 	}
 	var notes []note
-	h := s.highest()
+	h := s.reported()
 	for c := range s.clients {
 		if to != nil && c != to {
 			continue

@@ -6,8 +6,8 @@ import (
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	p4 "github.com/capygen/capygen/generated/p4"
 	pipeline "github.com/capygen/capygen/generated/pipeline"
@@ -16,10 +16,14 @@ import (
 
 func TestCapabilities(t *testing.T) {
 	b := newBench(t)
-	r, err := b.cli.Capabilities(ctx(t), &p4v1.CapabilitiesRequest{})
-	if err != nil || r.GetP4RuntimeApiVersion() != p4rt.APIVersion {
-		t.Fatalf("Capabilities = %v, %v; want version %s", r, err, p4rt.APIVersion)
+	for _, id := range []uint64{0, device} {
+		r, err := b.cli.Capabilities(ctx(t), &p4v1.CapabilitiesRequest{DeviceId: id})
+		if err != nil || r.GetP4RuntimeApiVersion() != p4rt.APIVersion {
+			t.Fatalf("Capabilities(device %d) = %v, %v; want version %s", id, r, err, p4rt.APIVersion)
+		}
 	}
+	_, err := b.cli.Capabilities(ctx(t), &p4v1.CapabilitiesRequest{DeviceId: 8})
+	wantCode(t, err, codes.NotFound, "device id 8 is unknown")
 }
 
 func TestUnimplementedAnswers(t *testing.T) {
@@ -91,7 +95,8 @@ func TestArbitrationUnsetElectionID(t *testing.T) {
 	p.expect(codes.OK, 4)
 	none.expect(codes.AlreadyExists, 4)
 	p.cancel()
-	none.expect(codes.NotFound, 0)
+	// No primary now; the update carries the highest id a primary had.
+	none.expect(codes.NotFound, 4)
 }
 
 func TestArbitrationErrors(t *testing.T) {
@@ -118,6 +123,14 @@ func TestArbitrationErrors(t *testing.T) {
 		DeviceId: device, ElectionId: eid(8), Role: &p4v1.Role{Name: "sdn"}}}})
 	wantCode(t, (&stream{t: t, s: s}).recvErr(), codes.Unimplemented, `role "sdn"`)
 
+	s, _ = b.cli.StreamChannel(ctx(t))
+	s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+		DeviceId: device, ElectionId: eid(8), Role: &p4v1.Role{Config: &anypb.Any{TypeUrl: "x/y"}}}}})
+	wantCode(t, (&stream{t: t, s: s}).recvErr(), codes.InvalidArgument, "role.config")
+
+	_, err = b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(4), Role: "sdn"})
+	wantCode(t, err, codes.NotFound, `role "sdn" is unknown`)
+
 	// Without any primary, writes are refused.
 	first.cancel()
 	b2 := newBench(t)
@@ -125,6 +138,36 @@ func TestArbitrationErrors(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied, "there is no primary client")
 	_, err = b2.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: 3, ElectionId: eid(4)})
 	wantCode(t, err, codes.NotFound, "device id 3 is unknown")
+}
+
+// A primary that arbitrates again is re-announced to every client
+// (P4Runtime 5.3); stream messages other than arbitration are answered
+// with a StreamError: PERMISSION_DENIED for a backup, UNIMPLEMENTED (no
+// packet I/O here) for the primary.
+func TestArbitrationAgainAndStreamErrors(t *testing.T) {
+	b := newBench(t)
+	p := b.open(6)
+	p.expect(codes.OK, 6)
+	q := b.open(2)
+	q.expect(codes.AlreadyExists, 6)
+	p.s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{DeviceId: device, ElectionId: eid(6)}}})
+	p.expect(codes.OK, 6)
+	q.expect(codes.AlreadyExists, 6)
+
+	for _, c := range []struct {
+		s    *stream
+		code codes.Code
+	}{{q, codes.PermissionDenied}, {p, codes.Unimplemented}} {
+		c.s.s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Packet{Packet: &p4v1.PacketOut{Payload: []byte{1}}}})
+		m, err := c.s.s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := m.GetError()
+		if codes.Code(e.GetCanonicalCode()) != c.code || e.GetPacketOut().GetPacketOut().GetPayload()[0] != 1 {
+			t.Errorf("stream %d: packet out answered %v, want a StreamError %v carrying the packet", c.s.id, m, c.code)
+		}
+	}
 }
 
 // A client may raise its own election id on its stream.
@@ -145,8 +188,11 @@ func TestPipelineConfig(t *testing.T) {
 	p := b.open(10)
 	p.expect(codes.OK, 10)
 
-	_, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device})
-	wantCode(t, err, codes.FailedPrecondition, "no forwarding pipeline config is committed")
+	// No config yet: Get answers OK with the config unset (P4Runtime 15).
+	r, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device})
+	if err != nil || r.GetConfig() != nil {
+		t.Fatalf("Get before any config = %v, %v; want OK with no config", r, err)
+	}
 	_, err = b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(10)})
 	wantCode(t, err, codes.FailedPrecondition, "before writing")
 	_, err = b.read(tableQuery(&p4v1.TableEntry{}))
@@ -169,7 +215,9 @@ func TestPipelineConfig(t *testing.T) {
 	// VERIFY commits nothing; COMMIT needs a saved config.
 	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY, b.config(1))
 	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
-	wantCode(t, err, codes.FailedPrecondition, "no config is saved")
+	wantCode(t, err, codes.NotFound, "no config is saved")
+	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, b.config(1))
+	wantCode(t, err, codes.InvalidArgument, "COMMIT takes no config")
 	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_UNSPECIFIED, b.config(1))
 	wantCode(t, err, codes.InvalidArgument, "give VERIFY")
 
@@ -177,10 +225,18 @@ func TestPipelineConfig(t *testing.T) {
 	cfg := b.config(42)
 	cfg.P4DeviceConfig = []byte("tofino.bin and context.json")
 	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, cfg)
-	if _, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device}); codes.FailedPrecondition != statusCode(err) {
-		t.Errorf("Get after VERIFY_AND_SAVE = %v, want FAILED_PRECONDITION (nothing committed yet)", err)
+	if r, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device}); err != nil || r.GetConfig() != nil {
+		t.Errorf("Get after VERIFY_AND_SAVE = %v, %v; want no config (nothing committed yet)", r, err)
+	}
+	// Writes refer to the saved config at once, and COMMIT keeps them.
+	x := resolve(t)
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(6), Action: action(x.setRole, []byte{1})})); err != nil {
+		t.Fatalf("write after VERIFY_AND_SAVE: %v", err)
 	}
 	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
+	if r := b.pipe.ReadTables().PortRoles[6]; r != pipeline.RoleClient {
+		t.Errorf("port 6 role %v after COMMIT, want the write made after the save", r)
+	}
 	for _, c := range []struct {
 		rt                 p4v1.GetForwardingPipelineConfigRequest_ResponseType
 		info, deviceConfig bool
@@ -204,7 +260,6 @@ func TestPipelineConfig(t *testing.T) {
 	}
 }
 
-func statusCode(err error) codes.Code { return status.Code(err) }
 
 // A commit starts the forwarding state over, as loading a program does.
 func TestCommitClearsState(t *testing.T) {

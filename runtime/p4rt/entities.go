@@ -46,7 +46,8 @@ func codeOf(err error) codes.Code {
 // with leading zero bytes, are accepted as long as the value fits.
 func decodeBits(b []byte, width int32, what string) (uint64, *opError) {
 	if len(b) == 0 {
-		return 0, errorf(codes.InvalidArgument, "%s: empty bytestring; a bit<%d> value needs at least one byte", what, width)
+		// P4Runtime 8.3: an empty string is always rejected, OUT_OF_RANGE.
+		return 0, errorf(codes.OutOfRange, "%s: empty bytestring; a bit<%d> value needs at least one byte", what, width)
 	}
 	trimmed := bytes.TrimLeft(b, "\x00")
 	if len(trimmed) > 8 || (len(trimmed) > 0 && bitLen(trimmed) > int(width)) {
@@ -163,16 +164,37 @@ func (t *table) entryParams(e *p4v1.TableEntry) ([]uint64, *opError) {
 	return vals, nil
 }
 
+// metaKey names a table entry for its metadata.
+type metaKey struct {
+	table uint32
+	key   uint64
+}
+
+// entryMeta is an entry's opaque controller data.
+type entryMeta struct {
+	controller uint64
+	metadata   []byte
+}
+
+func metaOf(e *p4v1.TableEntry) entryMeta {
+	//nolint:staticcheck // controller_metadata is deprecated but still returned as written.
+	return entryMeta{controller: e.GetControllerMetadata(), metadata: bytes.Clone(e.GetMetadata())}
+}
+
+func (m entryMeta) zero() bool { return m.controller == 0 && len(m.metadata) == 0 }
+
 // tableEntry builds the entry a Read returns, in canonical bytestrings.
-func (t *table) tableEntry(key uint64, params []uint64) *p4v1.TableEntry {
+func (t *table) tableEntry(key uint64, params []uint64, m entryMeta) *p4v1.TableEntry {
 	ps := make([]*p4v1.Action_Param, len(params))
 	for i, v := range params {
 		ps[i] = &p4v1.Action_Param{ParamId: uint32(i + 1), Value: encodeBits(v)}
 	}
 	return &p4v1.TableEntry{
-		TableId: t.id,
-		Match:   []*p4v1.FieldMatch{{FieldId: 1, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: encodeBits(key)}}}},
-		Action:  &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: &p4v1.Action{ActionId: t.action, Params: ps}}},
+		TableId:            t.id,
+		Match:              []*p4v1.FieldMatch{{FieldId: 1, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: encodeBits(key)}}}},
+		Action:             &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: &p4v1.Action{ActionId: t.action, Params: ps}}},
+		ControllerMetadata: m.controller,
+		Metadata:           bytes.Clone(m.metadata),
 	}
 }
 
@@ -259,14 +281,24 @@ func writeCell(p *pipeline.Pipeline, r *register, index int, c cell) error {
 	return p.WriteMinWorkloadCell(ip4(c[0]), uint32(c[1]))
 }
 
-// registerIndex reads a register entry's index, which a write must give.
-func (r *register) index(e *p4v1.RegisterEntry) (int, *opError) {
+// cells is the cells a register entry's index names: one, or every cell
+// when it has none (a wildcard, P4Runtime 9.7).
+func (r *register) cells(e *p4v1.RegisterEntry) (lo, hi int, err *opError) {
 	if e.GetIndex() == nil {
-		return 0, errorf(codes.InvalidArgument, "register %s: no index; a write names one cell (0..%d)", r.name, r.size-1)
+		return 0, int(r.size), nil
 	}
-	i := e.GetIndex().GetIndex()
-	if i < 0 || i >= r.size {
-		return 0, errorf(codes.OutOfRange, "register %s: index %d is outside 0..%d", r.name, i, r.size-1)
+	i, err := checkIndex("register "+r.name, e.GetIndex().GetIndex(), r.size)
+	return i, i + 1, err
+}
+
+// checkIndex refuses a negative index (INVALID_ARGUMENT) and one past the
+// end (OUT_OF_RANGE), as P4Runtime 9.3 and 9.7 say.
+func checkIndex(what string, i, size int64) (int, *opError) {
+	if i < 0 {
+		return 0, errorf(codes.InvalidArgument, "%s: index %d is negative", what, i)
+	}
+	if i >= size {
+		return 0, errorf(codes.OutOfRange, "%s: index %d is outside 0..%d", what, i, size-1)
 	}
 	return int(i), nil
 }
@@ -317,14 +349,19 @@ func dropCells(c pipeline.Counters) []uint64 {
 	return cells
 }
 
-// countersBase is the pipeline's counters when the running config was
-// committed: the drop counter reads as the difference.
-type countersBase pipeline.Counters
+// countersBase is, per drop counter cell, the pipeline's count the cell
+// reads from: the count at the last commit, moved by counter writes. The
+// pipeline's own counters only grow.
+type countersBase [pipeline.NumDropReasons]uint64
+
+func baseOf(c pipeline.Counters) countersBase { return countersBase(dropCells(c)) }
 
 func (b countersBase) since(now pipeline.Counters) []uint64 {
-	cells, was := dropCells(now), dropCells(pipeline.Counters(b))
+	cells := dropCells(now)
 	for i := range cells {
-		cells[i] -= was[i]
+		cells[i] -= b[i]
 	}
 	return cells
 }
+
+func (b *countersBase) set(i int, v uint64) { b[i] = v }

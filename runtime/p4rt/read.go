@@ -15,7 +15,9 @@ const readBatch = 4096
 // Read streams the entities the request names. A zero id is a wildcard
 // (every table, register or counter); a table entry without match fields
 // is every entry of its table, a register or counter entry without an
-// index every cell. Entries come in key or index order.
+// index every cell. Entries come in key or index order. A query that
+// fails does not stop the others: the call then ends UNKNOWN with one
+// p4.v1.Error per query (P4Runtime 13.3).
 func (s *Server) Read(req *p4v1.ReadRequest, stream p4v1.P4Runtime_ReadServer) error {
 	if err := s.checkDevice(req.GetDeviceId()); err != nil {
 		return err
@@ -24,88 +26,108 @@ func (s *Server) Read(req *p4v1.ReadRequest, stream p4v1.P4Runtime_ReadServer) e
 		return err
 	}
 	s.mu.Lock()
-	committed := s.config != nil
+	configured := s.configured()
 	base := s.base
-	s.mu.Unlock()
-	if !committed {
-		return status.Error(codes.FailedPrecondition, "no forwarding pipeline is committed; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) before reading")
+	meta := make(map[metaKey]entryMeta, len(s.meta))
+	for k, v := range s.meta {
+		meta[k] = v
 	}
-	r := &reader{s: s, base: base, stream: stream}
-	for _, e := range req.GetEntities() {
-		var err error
+	s.mu.Unlock()
+	if !configured {
+		return status.Error(codes.FailedPrecondition, "no forwarding pipeline is set; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) before reading")
+	}
+	r := &reader{s: s, base: base, meta: meta, stream: stream}
+	errs := make([]*opError, len(req.GetEntities()))
+	failed := false
+	for i, e := range req.GetEntities() {
 		switch x := e.GetEntity().(type) {
 		case *p4v1.Entity_TableEntry:
-			err = r.tables(x.TableEntry)
+			errs[i] = r.tables(x.TableEntry)
 		case *p4v1.Entity_RegisterEntry:
-			err = r.registers(x.RegisterEntry)
+			errs[i] = r.registers(x.RegisterEntry)
 		case *p4v1.Entity_CounterEntry:
-			err = r.counters(x.CounterEntry)
+			errs[i] = r.counters(x.CounterEntry)
 		case nil:
-			err = status.Error(codes.InvalidArgument, "an entity of the read request is empty; set table_entry, register_entry or counter_entry")
+			errs[i] = errorf(codes.InvalidArgument, "entity %d of the read request is empty; set table_entry, register_entry or counter_entry", i)
 		default:
-			err = status.Errorf(codes.Unimplemented, "reading %T is not supported by this switch (tables, registers and counters are)", x)
+			errs[i] = errorf(codes.Unimplemented, "reading %T is not supported by this switch (tables, registers and counters are)", x)
 		}
-		if err != nil {
-			return err
+		if r.sendErr != nil {
+			return r.sendErr
 		}
+		failed = failed || errs[i] != nil
 	}
-	return r.flush()
-}
-
-// reader batches a Read's entities into responses.
-type reader struct {
-	s      *Server
-	base   countersBase
-	stream p4v1.P4Runtime_ReadServer
-	batch  []*p4v1.Entity
-}
-
-func (r *reader) add(e *p4v1.Entity) error {
-	r.batch = append(r.batch, e)
-	if len(r.batch) >= readBatch {
-		return r.flush()
+	if err := r.flush(); err != nil {
+		return err
+	}
+	if failed {
+		if len(errs) == 1 {
+			// One query: its own error says it best.
+			return status.Error(errs[0].code, errs[0].msg)
+		}
+		return batchError(errs, "read queries")
 	}
 	return nil
 }
 
+// reader batches a Read's entities into responses.
+type reader struct {
+	s       *Server
+	base    countersBase
+	meta    map[metaKey]entryMeta
+	stream  p4v1.P4Runtime_ReadServer
+	batch   []*p4v1.Entity
+	sendErr error
+}
+
+func (r *reader) add(e *p4v1.Entity) {
+	r.batch = append(r.batch, e)
+	if len(r.batch) >= readBatch && r.sendErr == nil {
+		r.sendErr = r.flush()
+	}
+}
+
 func (r *reader) flush() error {
-	if len(r.batch) == 0 {
-		return nil
+	if len(r.batch) == 0 || r.sendErr != nil {
+		return r.sendErr
 	}
 	err := r.stream.Send(&p4v1.ReadResponse{Entities: r.batch})
 	r.batch = nil
 	return err
 }
 
-func (r *reader) tables(q *p4v1.TableEntry) error {
+func unknownReadID(kind string, id uint32) *opError {
+	return errorf(codes.InvalidArgument, "%s id %d is not in the p4info", kind, id)
+}
+
+func (r *reader) tables(q *p4v1.TableEntry) *opError {
 	b := r.s.bind
 	ids := b.tableOrder
 	if q.GetTableId() != 0 {
 		if _, ok := b.tables[q.GetTableId()]; !ok {
-			return status.Errorf(codes.NotFound, "table id %d is not in the p4info", q.GetTableId())
+			return unknownReadID("table", q.GetTableId())
 		}
 		ids = []uint32{q.GetTableId()}
 	} else if len(q.GetMatch()) > 0 || q.GetIsDefaultAction() {
-		return status.Error(codes.InvalidArgument, "a read of every table (table_id 0) cannot name match fields or the default entry")
+		return errorf(codes.InvalidArgument, "a read of every table (table_id 0) cannot name match fields or the default entry")
 	}
 	ts := r.s.pipe.ReadTables()
 	for _, id := range ids {
 		t := b.tables[id]
 		if q.GetIsDefaultAction() {
 			if len(q.GetMatch()) > 0 {
-				return status.Errorf(codes.InvalidArgument, "table %s: the default entry has no match fields", t.name)
+				return errorf(codes.InvalidArgument, "table %s: the default entry has no match fields", t.name)
 			}
-			if err := r.add(&p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: t.defaultEntry()}}); err != nil {
-				return err
-			}
+			r.add(&p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: t.defaultEntry()}})
 			continue
 		}
 		rows := b.tableRows(t, ts)
 		keys := make([]uint64, 0, len(rows))
 		if len(q.GetMatch()) > 0 {
+			// One entry; none when it does not exist.
 			key, err := t.entryKey(q)
 			if err != nil {
-				return status.Error(err.code, err.msg)
+				return err
 			}
 			if _, ok := rows[key]; ok {
 				keys = append(keys, key)
@@ -117,67 +139,57 @@ func (r *reader) tables(q *p4v1.TableEntry) error {
 			slices.Sort(keys)
 		}
 		for _, k := range keys {
-			if err := r.add(&p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: t.tableEntry(k, rows[k])}}); err != nil {
-				return err
-			}
+			r.add(&p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: t.tableEntry(k, rows[k], r.meta[metaKey{t.id, k}])}})
 		}
 	}
 	return nil
 }
 
-func (r *reader) registers(q *p4v1.RegisterEntry) error {
+func (r *reader) registers(q *p4v1.RegisterEntry) *opError {
 	b := r.s.bind
 	ids := b.regOrder
 	if q.GetRegisterId() != 0 {
 		if _, ok := b.registers[q.GetRegisterId()]; !ok {
-			return status.Errorf(codes.NotFound, "register id %d is not in the p4info", q.GetRegisterId())
+			return unknownReadID("register", q.GetRegisterId())
 		}
 		ids = []uint32{q.GetRegisterId()}
 	} else if q.GetIndex() != nil {
-		return status.Error(codes.InvalidArgument, "a read of every register (register_id 0) cannot name an index")
+		return errorf(codes.InvalidArgument, "a read of every register (register_id 0) cannot name an index")
 	}
 	for _, id := range ids {
 		reg := b.registers[id]
-		lo, hi := 0, int(reg.size)
-		if q.GetIndex() != nil {
-			i, err := reg.index(q)
-			if err != nil {
-				return status.Error(err.code, err.msg)
-			}
-			lo, hi = i, i+1
+		lo, hi, err := reg.cells(q)
+		if err != nil {
+			return err
 		}
 		for i := lo; i < hi; i++ {
 			c, err := readCell(r.s.pipe, reg, i)
 			if err != nil {
-				return status.Errorf(codes.Internal, "register %s[%d]: %v", reg.name, i, err)
+				return errorf(codes.Internal, "register %s[%d]: %v", reg.name, i, err)
 			}
-			if err := r.add(&p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: reg.registerEntry(i, c)}}); err != nil {
-				return err
-			}
+			r.add(&p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: reg.registerEntry(i, c)}})
 		}
 	}
 	return nil
 }
 
-func (r *reader) counters(q *p4v1.CounterEntry) error {
+func (r *reader) counters(q *p4v1.CounterEntry) *opError {
 	d := r.s.bind.drops
 	if id := q.GetCounterId(); id != 0 && id != d.id {
-		return status.Errorf(codes.NotFound, "counter id %d is not in the p4info", id)
+		return unknownReadID("counter", id)
 	}
 	cells := r.base.since(r.s.pipe.Counters())
-	lo, hi := int64(0), d.size
+	lo, hi := 0, int(d.size)
 	if q.GetIndex() != nil {
-		i := q.GetIndex().GetIndex()
-		if i < 0 || i >= d.size {
-			return status.Errorf(codes.OutOfRange, "counter %s: index %d is outside 0..%d", d.name, i, d.size-1)
+		i, err := checkIndex("counter "+d.name, q.GetIndex().GetIndex(), d.size)
+		if err != nil {
+			return err
 		}
 		lo, hi = i, i+1
 	}
 	for i := lo; i < hi; i++ {
-		e := &p4v1.CounterEntry{CounterId: d.id, Index: &p4v1.Index{Index: i}, Data: &p4v1.CounterData{PacketCount: int64(cells[i])}}
-		if err := r.add(&p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: e}}); err != nil {
-			return err
-		}
+		e := &p4v1.CounterEntry{CounterId: d.id, Index: &p4v1.Index{Index: int64(i)}, Data: &p4v1.CounterData{PacketCount: int64(cells[i])}}
+		r.add(&p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: e}})
 	}
 	return nil
 }

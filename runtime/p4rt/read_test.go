@@ -5,6 +5,7 @@ import (
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	p4 "github.com/capygen/capygen/generated/p4"
 )
@@ -56,7 +57,7 @@ func TestReadTableWildcards(t *testing.T) {
 		t.Errorf("read of ipv4_host's default entry = %v, want miss", def)
 	}
 	_, err := b.read(tableQuery(&p4v1.TableEntry{TableId: 4242}))
-	wantCode(t, err, codes.NotFound, "table id 4242")
+	wantCode(t, err, codes.InvalidArgument, "table id 4242")
 	_, err = b.read(tableQuery(&p4v1.TableEntry{Match: exact(1)}))
 	wantCode(t, err, codes.InvalidArgument, "table_id 0")
 	_, err = b.read(&p4v1.Entity{})
@@ -91,7 +92,7 @@ func TestReadRegisterWildcards(t *testing.T) {
 	_, err := b.read(registerQuery(x.minWorkload, &p4v1.Index{Index: 1}))
 	wantCode(t, err, codes.OutOfRange, "index 1 is outside 0..0")
 	_, err = b.read(registerQuery(77, nil))
-	wantCode(t, err, codes.NotFound, "register id 77")
+	wantCode(t, err, codes.InvalidArgument, "register id 77")
 	_, err = b.read(registerQuery(0, &p4v1.Index{Index: 1}))
 	wantCode(t, err, codes.InvalidArgument, "register_id 0")
 }
@@ -124,5 +125,40 @@ func TestReadCounters(t *testing.T) {
 	_, err := b.read(counterQuery(x.drops, &p4v1.Index{Index: x.dropCells}))
 	wantCode(t, err, codes.OutOfRange, "outside")
 	_, err = b.read(counterQuery(99, nil))
-	wantCode(t, err, codes.NotFound, "counter id 99")
+	wantCode(t, err, codes.InvalidArgument, "counter id 99")
+}
+
+// A query that fails does not stop the others: the good ones' entities
+// come back and the call ends UNKNOWN with one p4.v1.Error per query.
+func TestReadBatchErrors(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	rs, err := b.cli.Read(ctx(t), &p4v1.ReadRequest{DeviceId: device, Entities: []*p4v1.Entity{
+		counterQuery(x.drops, nil), tableQuery(&p4v1.TableEntry{TableId: 5}), counterQuery(x.drops, &p4v1.Index{Index: -1}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for {
+		r, err := rs.Recv()
+		if err != nil {
+			st, _ := status.FromError(err)
+			if st.Code() != codes.Unknown || len(st.Details()) != 3 {
+				t.Fatalf("Read ended %v with %d details, want UNKNOWN with 3", err, len(st.Details()))
+			}
+			want := []codes.Code{codes.OK, codes.InvalidArgument, codes.InvalidArgument}
+			for i, d := range st.Details() {
+				if e := d.(*p4v1.Error); codes.Code(e.GetCanonicalCode()) != want[i] {
+					t.Errorf("detail %d = %v, want %v", i, e, want[i])
+				}
+			}
+			break
+		}
+		got += len(r.Entities)
+	}
+	if got != int(x.dropCells) {
+		t.Errorf("the good query returned %d entities, want %d", got, x.dropCells)
+	}
 }

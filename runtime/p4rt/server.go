@@ -46,13 +46,20 @@ type Server struct {
 	// writes. The data plane never takes it.
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	primary *client
+	// seen is the highest election id a primary has had.
+	seen electionID
 	// announceMu orders arbitration updates, which are sent after mu is
 	// released (announce).
 	announceMu sync.Mutex
-	primary    *client
 	// saved is a config verified and saved but not committed; config the
-	// committed one (nil before the first commit).
+	// committed one (nil before the first commit). Reads and writes are
+	// served once either is set.
 	saved, config *p4v1.ForwardingPipelineConfig
+	// meta is what the pipeline's tables do not hold of an entry: its
+	// controller_metadata and metadata, returned by Read as the
+	// specification asks.
+	meta map[metaKey]entryMeta
 	// base is the pipeline's counters at the last commit, which starts
 	// the drop counter over as a newly loaded program's would.
 	base countersBase
@@ -75,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p4rt: the generated p4info and the pipeline model disagree (regenerate both with capygen generate): %w", err)
 	}
-	return &Server{pipe: cfg.Pipeline, device: cfg.DeviceID, bind: b, clients: map[*client]struct{}{}}, nil
+	return &Server{pipe: cfg.Pipeline, device: cfg.DeviceID, bind: b, clients: map[*client]struct{}{}, meta: map[metaKey]entryMeta{}}, nil
 }
 
 // Register adds the P4Runtime service to g.
@@ -84,8 +91,14 @@ func (s *Server) Register(g *grpc.Server) { p4v1.RegisterP4RuntimeServer(g, s) }
 // DeviceID is the device id the server answers to.
 func (s *Server) DeviceID() uint64 { return s.device }
 
-// Capabilities reports the P4Runtime version.
-func (s *Server) Capabilities(context.Context, *p4v1.CapabilitiesRequest) (*p4v1.CapabilitiesResponse, error) {
+// Capabilities reports the P4Runtime version, server-wide (device id 0)
+// or for this device.
+func (s *Server) Capabilities(_ context.Context, req *p4v1.CapabilitiesRequest) (*p4v1.CapabilitiesResponse, error) {
+	if id := req.GetDeviceId(); id != 0 {
+		if err := s.checkDevice(id); err != nil {
+			return nil, err
+		}
+	}
 	return &p4v1.CapabilitiesResponse{P4RuntimeApiVersion: APIVersion}, nil
 }
 
@@ -97,13 +110,19 @@ func (s *Server) checkDevice(id uint64) error {
 	return nil
 }
 
-// checkRole refuses a role other than the default one.
+// checkRole refuses a role other than the default one: the switch knows
+// no other (P4Runtime 12: an unknown role is NOT_FOUND).
 func checkRole(role string) error {
 	if role != "" {
-		return status.Errorf(codes.Unimplemented, "role %q: only the default role (empty) is supported", role)
+		return status.Errorf(codes.NotFound, "role %q is unknown: this switch has only the default role (leave role empty)", role)
 	}
 	return nil
 }
+
+// configured reports whether reads and writes may be served: a config is
+// committed, or verified and saved (P4Runtime 14: later requests refer to
+// a saved config). s.mu is held.
+func (s *Server) configured() bool { return s.config != nil || s.saved != nil }
 
 // checkPrimary refuses a write-class request whose election id is not the
 // primary's. s.mu is held.
@@ -144,13 +163,17 @@ func (s *Server) SetForwardingPipelineConfig(_ context.Context, req *p4v1.SetFor
 			s.saved = cfg
 		case p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT:
 			s.commit(cfg)
+			s.saved = nil
 		}
 	case p4v1.SetForwardingPipelineConfigRequest_COMMIT:
-		if s.saved == nil {
-			return nil, status.Error(codes.FailedPrecondition, "COMMIT: no config is saved; send VERIFY_AND_SAVE first, or use VERIFY_AND_COMMIT")
+		if req.GetConfig() != nil {
+			return nil, status.Error(codes.InvalidArgument, "COMMIT takes no config: it commits the saved one; send VERIFY_AND_COMMIT to commit this one")
 		}
-		s.commit(s.saved)
-		s.saved = nil
+		if s.saved == nil {
+			return nil, status.Error(codes.NotFound, "COMMIT: no config is saved; send VERIFY_AND_SAVE first, or use VERIFY_AND_COMMIT")
+		}
+		// The writes since the save are kept: committing replays them.
+		s.config, s.saved = s.saved, nil
 	case p4v1.SetForwardingPipelineConfigRequest_RECONCILE_AND_COMMIT:
 		return nil, status.Error(codes.Unimplemented, "RECONCILE_AND_COMMIT is not supported; use VERIFY_AND_COMMIT (which clears the forwarding state)")
 	default:
@@ -193,7 +216,8 @@ func (s *Server) commit(cfg *p4v1.ForwardingPipelineConfig) {
 	}
 	s.pipe.ClearDirectory()
 	_ = s.pipe.WriteMinWorkload([4]byte{}, 0)
-	s.base = countersBase(s.pipe.Counters())
+	s.base = baseOf(s.pipe.Counters())
+	clear(s.meta)
 	s.config = cfg
 }
 
@@ -207,7 +231,9 @@ func (s *Server) GetForwardingPipelineConfig(_ context.Context, req *p4v1.GetFor
 	cfg := s.config
 	s.mu.Unlock()
 	if cfg == nil {
-		return nil, status.Error(codes.FailedPrecondition, "no forwarding pipeline config is committed; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) first")
+		// The specification's answer for a switch with no known config:
+		// OK, with the config unset (P4Runtime 15).
+		return &p4v1.GetForwardingPipelineConfigResponse{}, nil
 	}
 	out := &p4v1.ForwardingPipelineConfig{Cookie: cfg.GetCookie()}
 	switch rt := req.GetResponseType(); rt {

@@ -15,7 +15,8 @@ import (
 // Write applies a batch of updates, in order. With CONTINUE_ON_ERROR (the
 // default) every update is tried; with ROLLBACK_ON_ERROR a failure undoes
 // the ones before it. When any update fails the call returns UNKNOWN with
-// one p4.v1.Error per update in the status details, in order.
+// one p4.v1.Error per update in the status details, in order (P4Runtime
+// 12.3).
 func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteResponse, error) {
 	if err := s.checkDevice(req.GetDeviceId()); err != nil {
 		return nil, err
@@ -36,10 +37,10 @@ func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteRe
 	if err := s.checkPrimary(req.GetElectionId(), "write"); err != nil {
 		return nil, err
 	}
-	if s.config == nil {
-		return nil, status.Error(codes.FailedPrecondition, "no forwarding pipeline is committed; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) before writing")
+	if !s.configured() {
+		return nil, status.Error(codes.FailedPrecondition, "no forwarding pipeline is set; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) before writing")
 	}
-	w := &writer{b: s.bind, p: s.pipe, ts: s.pipe.ReadTables(), rows: map[uint32]rows{}}
+	w := &writer{s: s, ts: s.pipe.ReadTables(), rows: map[uint32]rows{}}
 	errs := make([]*opError, len(req.Updates))
 	failed := false
 	for i, u := range req.Updates {
@@ -49,7 +50,8 @@ func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteRe
 			if atomicity == p4v1.WriteRequest_ROLLBACK_ON_ERROR {
 				w.rollback()
 				// What was applied before the failure is undone, and
-				// what comes after it is not tried: each says so.
+				// what comes after it is not tried: each says so (the
+				// specification leaves their code to the server).
 				for j := range req.Updates {
 					if j != i && errs[j] == nil {
 						errs[j] = errorf(codes.Aborted, "update %d was not applied: update %d failed and the batch is ROLLBACK_ON_ERROR", j, i)
@@ -62,22 +64,22 @@ func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteRe
 	if !failed {
 		return &p4v1.WriteResponse{}, nil
 	}
-	return nil, batchError(errs)
+	return nil, batchError(errs, "updates")
 }
 
 // batchError is the status of a batch with failures: UNKNOWN, with one
-// p4.v1.Error per update (OK for those that were applied).
-func batchError(errs []*opError) error {
+// p4.v1.Error per item, an empty one (OK) for those that succeeded.
+func batchError(errs []*opError, what string) error {
 	n := 0
 	for _, e := range errs {
 		if e != nil {
 			n++
 		}
 	}
-	st := status.New(codes.Unknown, fmt.Sprintf("%d of %d updates failed; the details hold one p4.v1.Error per update, in order", n, len(errs)))
+	st := status.New(codes.Unknown, fmt.Sprintf("%d of %d %s failed; the details hold one p4.v1.Error per item, in order", n, len(errs), what))
 	p := st.Proto()
 	for _, e := range errs {
-		pe := &p4v1.Error{CanonicalCode: int32(codes.OK)}
+		pe := &p4v1.Error{}
 		if e != nil {
 			pe = &p4v1.Error{CanonicalCode: int32(e.code), Message: e.msg}
 		}
@@ -92,8 +94,7 @@ func batchError(errs []*opError) error {
 
 // writer applies one batch and remembers how to undo it.
 type writer struct {
-	b *binding
-	p *pipeline.Pipeline
+	s *Server
 	// ts is the tables as the batch found them; rows each table's
 	// entries as the batch has made them so far.
 	ts   pipeline.Tables
@@ -121,21 +122,79 @@ func (w *writer) update(u *p4v1.Update) *opError {
 	case *p4v1.Entity_RegisterEntry:
 		return w.register(typ, x.RegisterEntry)
 	case *p4v1.Entity_CounterEntry:
-		return errorf(codes.Unimplemented, "counter %d: writing counters is not supported; read them and take differences", x.CounterEntry.GetCounterId())
+		return w.counter(typ, x.CounterEntry)
 	case nil:
 		return errorf(codes.InvalidArgument, "the update has no entity")
 	default:
-		return errorf(codes.Unimplemented, "entity %T is not supported by this switch (tables and registers are)", x)
+		return errorf(codes.Unimplemented, "entity %T is not supported by this switch (tables, registers and the drop counter are)", x)
 	}
 }
 
+// unknownID is the error of an id the p4info lacks: INVALID_ARGUMENT, as
+// PI's and Stratum's servers answer (0 is never valid, P4Runtime 8.1.1).
+func unknownID(kind string, id uint32) *opError {
+	if id == 0 {
+		return errorf(codes.InvalidArgument, "%s id 0 is not a valid P4 object id; give one from the p4info", kind)
+	}
+	return errorf(codes.InvalidArgument, "%s id %d is not in the p4info", kind, id)
+}
+
 func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
-	t, ok := w.b.tables[e.GetTableId()]
+	t, ok := w.s.bind.tables[e.GetTableId()]
 	if !ok {
-		return errorf(codes.NotFound, "table id %d is not in the p4info", e.GetTableId())
+		return unknownID("table", e.GetTableId())
 	}
 	if e.GetIsDefaultAction() {
+		// P4Runtime 9.1.3: no INSERT or DELETE of the default entry; a
+		// const one may not be modified either.
+		if typ != p4v1.Update_MODIFY {
+			return errorf(codes.InvalidArgument, "table %s: %v of the default entry; only MODIFY applies to it", t.name, typ)
+		}
+		if len(e.GetMatch()) > 0 || e.GetPriority() != 0 {
+			return errorf(codes.InvalidArgument, "table %s: the default entry has no match fields and priority 0", t.name)
+		}
 		return errorf(codes.PermissionDenied, "table %s: the default action is const (miss) and cannot be changed", t.name)
+	}
+	if e.GetIsConst() {
+		return errorf(codes.InvalidArgument, "table %s: is_const is set; it is read-only and must be false in a write", t.name)
+	}
+	key, err := t.entryKey(e)
+	if err != nil {
+		return err
+	}
+	rows, ok := w.rows[t.id]
+	if !ok {
+		rows = w.s.bind.tableRows(t, w.ts)
+		w.rows[t.id] = rows
+	}
+	old, exists := rows[key]
+	mk := metaKey{t.id, key}
+	oldMeta := w.s.meta[mk]
+	restoreMeta := func() {
+		if oldMeta.zero() {
+			delete(w.s.meta, mk)
+		} else {
+			w.s.meta[mk] = oldMeta
+		}
+	}
+	if typ == p4v1.Update_DELETE {
+		// Only the key counts: anything else is ignored (P4Runtime 9.1).
+		if !exists {
+			return errorf(codes.NotFound, "table %s: no entry for %s to delete", t.name, t.keyString(key))
+		}
+		if err := w.s.bind.deleteRow(w.s.pipe, t, key); err != nil {
+			return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
+		}
+		delete(w.s.meta, mk)
+		delete(rows, key)
+		w.undo = append(w.undo, func() { _ = w.s.bind.setRow(w.s.pipe, t, key, old); restoreMeta() })
+		return nil
+	}
+	if typ == p4v1.Update_INSERT && exists {
+		return errorf(codes.AlreadyExists, "table %s: an entry for %s exists; MODIFY it, or DELETE it first", t.name, t.keyString(key))
+	}
+	if typ == p4v1.Update_MODIFY && !exists {
+		return errorf(codes.NotFound, "table %s: no entry for %s to modify; INSERT it", t.name, t.keyString(key))
 	}
 	if e.GetPriority() != 0 {
 		return errorf(codes.InvalidArgument, "table %s: priority %d on an exact-match table; leave it 0", t.name, e.GetPriority())
@@ -144,64 +203,43 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 		return errorf(codes.InvalidArgument, "table %s has no direct meters or counters; leave meter_config, counter_data and meter_counter_data unset", t.name)
 	}
 	if e.GetIdleTimeoutNs() != 0 || e.GetTimeSinceLastHit() != nil {
-		return errorf(codes.InvalidArgument, "table %s does not support idle timeout; leave idle_timeout_ns unset", t.name)
+		return errorf(codes.InvalidArgument, "table %s does not support idle timeout; leave idle_timeout_ns and time_since_last_hit unset", t.name)
 	}
-	key, err := t.entryKey(e)
+	params, err := t.entryParams(e)
 	if err != nil {
 		return err
 	}
-	rows, ok := w.rows[t.id]
-	if !ok {
-		rows = w.b.tableRows(t, w.ts)
-		w.rows[t.id] = rows
+	if typ == p4v1.Update_INSERT && int64(len(rows)) >= t.size {
+		return errorf(codes.ResourceExhausted, "table %s is full (%d entries); delete one, or raise its size in the spec", t.name, t.size)
 	}
-	old, exists := rows[key]
-	switch typ {
-	case p4v1.Update_INSERT, p4v1.Update_MODIFY:
-		if typ == p4v1.Update_INSERT && exists {
-			return errorf(codes.AlreadyExists, "table %s: an entry for %s exists; MODIFY it, or DELETE it first", t.name, t.keyString(key))
-		}
-		if typ == p4v1.Update_MODIFY && !exists {
-			return errorf(codes.NotFound, "table %s: no entry for %s to modify; INSERT it", t.name, t.keyString(key))
-		}
-		params, err := t.entryParams(e)
-		if err != nil {
-			return err
-		}
-		if typ == p4v1.Update_INSERT && int64(len(rows)) >= t.size {
-			return errorf(codes.ResourceExhausted, "table %s is full (%d entries); delete one, or raise its size in the spec", t.name, t.size)
-		}
-		if err := w.b.setRow(w.p, t, key, params); err != nil {
-			return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
-		}
-		if exists {
-			w.undo = append(w.undo, func() { _ = w.b.setRow(w.p, t, key, old) })
-		} else {
-			w.undo = append(w.undo, func() { _ = w.b.deleteRow(w.p, t, key) })
-		}
-		rows[key] = params
-	case p4v1.Update_DELETE:
-		if !exists {
-			return errorf(codes.NotFound, "table %s: no entry for %s to delete", t.name, t.keyString(key))
-		}
-		if err := w.b.deleteRow(w.p, t, key); err != nil {
-			return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
-		}
-		w.undo = append(w.undo, func() { _ = w.b.setRow(w.p, t, key, old) })
-		delete(rows, key)
+	if err := w.s.bind.setRow(w.s.pipe, t, key, params); err != nil {
+		return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
 	}
+	if m := metaOf(e); m.zero() {
+		delete(w.s.meta, mk)
+	} else {
+		w.s.meta[mk] = m
+	}
+	if exists {
+		w.undo = append(w.undo, func() { _ = w.s.bind.setRow(w.s.pipe, t, key, old); restoreMeta() })
+	} else {
+		w.undo = append(w.undo, func() { _ = w.s.bind.deleteRow(w.s.pipe, t, key); restoreMeta() })
+	}
+	rows[key] = params
 	return nil
 }
 
+// register writes one cell, or every cell when the entry has no index
+// (a wildcard write, which is how a directory level is cleared at once).
 func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError {
-	r, ok := w.b.registers[e.GetRegisterId()]
+	r, ok := w.s.bind.registers[e.GetRegisterId()]
 	if !ok {
-		return errorf(codes.NotFound, "register id %d is not in the p4info", e.GetRegisterId())
+		return unknownID("register", e.GetRegisterId())
 	}
 	if typ != p4v1.Update_MODIFY {
 		return errorf(codes.InvalidArgument, "register %s: %v; register cells are only ever MODIFYed", r.name, typ)
 	}
-	i, err := r.index(e)
+	lo, hi, err := r.cells(e)
 	if err != nil {
 		return err
 	}
@@ -209,13 +247,62 @@ func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError 
 	if err != nil {
 		return err
 	}
-	old, rerr := readCell(w.p, r, i)
-	if rerr != nil {
-		return errorf(codeOf(rerr), "register %s[%d]: %v", r.name, i, rerr)
+	old := make([]cell, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		o, rerr := readCell(w.s.pipe, r, i)
+		if rerr == nil {
+			rerr = writeCell(w.s.pipe, r, i, c)
+		}
+		if rerr != nil {
+			for j, o := range old {
+				_ = writeCell(w.s.pipe, r, lo+j, o)
+			}
+			return errorf(codeOf(rerr), "register %s[%d]: %v", r.name, i, rerr)
+		}
+		old = append(old, o)
 	}
-	if werr := writeCell(w.p, r, i, c); werr != nil {
-		return errorf(codeOf(werr), "register %s[%d]: %v", r.name, i, werr)
+	w.undo = append(w.undo, func() {
+		for j, o := range old {
+			_ = writeCell(w.s.pipe, r, lo+j, o)
+		}
+	})
+	return nil
+}
+
+// counter sets drop counter cells (MODIFY only, P4Runtime 9.3.2): the
+// pipeline's counters only ever grow, so the server moves the base it
+// reads them from. No index sets every cell; no data changes nothing.
+func (w *writer) counter(typ p4v1.Update_Type, e *p4v1.CounterEntry) *opError {
+	d := w.s.bind.drops
+	if e.GetCounterId() != d.id {
+		return unknownID("counter", e.GetCounterId())
 	}
-	w.undo = append(w.undo, func() { _ = writeCell(w.p, r, i, old) })
+	if typ != p4v1.Update_MODIFY {
+		return errorf(codes.InvalidArgument, "counter %s: %v; counter cells are only ever MODIFYed", d.name, typ)
+	}
+	lo, hi := 0, int(d.size)
+	if e.GetIndex() != nil {
+		i, err := checkIndex("counter "+d.name, e.GetIndex().GetIndex(), d.size)
+		if err != nil {
+			return err
+		}
+		lo, hi = i, i+1
+	}
+	if e.GetData() == nil {
+		return nil
+	}
+	if e.GetData().GetByteCount() != 0 {
+		return errorf(codes.InvalidArgument, "counter %s counts packets; leave byte_count 0", d.name)
+	}
+	v := e.GetData().GetPacketCount()
+	if v < 0 {
+		return errorf(codes.InvalidArgument, "counter %s: packet_count %d is negative", d.name, v)
+	}
+	old := w.s.base
+	now := dropCells(w.s.pipe.Counters())
+	for i := lo; i < hi; i++ {
+		w.s.base.set(i, now[i]-uint64(v))
+	}
+	w.undo = append(w.undo, func() { w.s.base = old })
 	return nil
 }

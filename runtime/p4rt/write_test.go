@@ -78,18 +78,23 @@ func TestWriteErrorsContinue(t *testing.T) {
 		{tableUpdate(p4v1.Update_INSERT, good), codes.AlreadyExists, "an entry for 10.77.0.12 exists"},
 		{tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 99), Action: action(x.setHost, []byte{4}, mac)}), codes.NotFound, "no entry for 10.77.0.99 to modify"},
 		{tableUpdate(p4v1.Update_DELETE, &p4v1.TableEntry{TableId: x.ipv4Host, Match: exact(10, 77, 0, 98)}), codes.NotFound, "no entry for 10.77.0.98 to delete"},
-		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: 12345, Match: exact(1)}), codes.NotFound, "table id 12345"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: 12345, Match: exact(1)}), codes.InvalidArgument, "table id 12345"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{Match: exact(1)}), codes.InvalidArgument, "table id 0 is not a valid P4 object id"},
 		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(2, 0), Action: action(x.setRole, []byte{1})}), codes.OutOfRange, "0x0200 does not fit in bit<9>"},
-		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(), Action: action(x.setRole, []byte{1})}), codes.InvalidArgument, "empty bytestring"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(), Action: action(x.setRole, []byte{1})}), codes.OutOfRange, "empty bytestring"},
 		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setRole, []byte{3})}), codes.InvalidArgument, "role 3"},
 		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setHost, []byte{1}, mac)}), codes.InvalidArgument, "is not one it takes"},
 		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4)}), codes.InvalidArgument, "has no action"},
 		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setRole, []byte{1}), Priority: 5}), codes.InvalidArgument, "priority 5"},
 		{tableUpdate(p4v1.Update_MODIFY, &p4v1.TableEntry{TableId: x.portRole, IsDefaultAction: true, Action: action(x.miss)}), codes.PermissionDenied, "const"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, IsDefaultAction: true, Action: action(x.miss)}), codes.InvalidArgument, "INSERT of the default entry"},
+		{tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(4), Action: action(x.setRole, []byte{1}), IdleTimeoutNs: 5}), codes.InvalidArgument, "idle timeout"},
+		{registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], -1, []byte{1}, []byte{1}), codes.InvalidArgument, "index -1 is negative"},
 		{registerUpdate(p4v1.Update_INSERT, x.minWorkload, 0, []byte{1}, []byte{1}), codes.InvalidArgument, "only ever MODIFYed"},
 		{registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], x.dirSlots, []byte{1}, []byte{1}), codes.OutOfRange, "outside 0.."},
 		{registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{1, 2, 3, 4, 5}, []byte{1}), codes.OutOfRange, "does not fit in bit<32>"},
-		{&p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: x.drops}}}}, codes.Unimplemented, "writing counters"},
+		{&p4v1.Update{Type: p4v1.Update_INSERT, Entity: &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: x.drops}}}}, codes.InvalidArgument, "only ever MODIFYed"},
+		{&p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_MeterEntry{MeterEntry: &p4v1.MeterEntry{}}}}, codes.Unimplemented, "MeterEntry"},
 	}
 	var updates []*p4v1.Update
 	ok := tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.l2, Match: exact(mac...), Action: action(x.setPort, []byte{0, 4})})
@@ -205,5 +210,75 @@ func TestWriteRegisters(t *testing.T) {
 	want := registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], last, []byte{10, 77, 0, 1}, []byte{1, 0x1f, 0x90}).Entity
 	if len(got) != 1 || !proto.Equal(got[0], want) {
 		t.Errorf("read dir0_key[%d] = %v, want %v", last, got, want)
+	}
+}
+
+// DELETE looks at the key only; metadata is kept and read back.
+func TestWriteDeleteKeyOnlyAndMetadata(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	e := &p4v1.TableEntry{TableId: x.portRole, Match: exact(7), Action: action(x.setRole, []byte{2}), Metadata: []byte("rack A"), ControllerMetadata: 99}
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, e)); err != nil {
+		t.Fatal(err)
+	}
+	got := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole}))
+	if len(got) != 1 || !proto.Equal(got[0].GetTableEntry(), e) {
+		t.Errorf("read = %v, want %v (with its metadata)", got, e)
+	}
+	// A nonsense action on a DELETE is ignored.
+	del := &p4v1.TableEntry{TableId: x.portRole, Match: exact(0, 7), Action: action(12345, []byte{9})}
+	if err := b.write(0, tableUpdate(p4v1.Update_DELETE, del)); err != nil {
+		t.Fatalf("DELETE with a nonsense action: %v", err)
+	}
+	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(7), Action: action(x.setRole, []byte{2})})); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole})); len(got[0].GetTableEntry().GetMetadata()) != 0 {
+		t.Errorf("a re-inserted entry has the deleted one's metadata: %v", got)
+	}
+}
+
+// Counter cells are MODIFYed to a value, one or all; registers are
+// written whole with an unset index, which clears a directory level.
+func TestWriteCountersAndWildcardRegisters(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	for range 3 {
+		b.pipe.Process(make([]byte, 60), 9) // unknown_port, cell 3
+	}
+	set := func(index *p4v1.Index, v int64) *p4v1.Update {
+		return &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{
+			CounterId: x.drops, Index: index, Data: &p4v1.CounterData{PacketCount: v}}}}}
+	}
+	if err := b.write(0, set(&p4v1.Index{Index: 3}, 10)); err != nil {
+		t.Fatal(err)
+	}
+	b.pipe.Process(make([]byte, 60), 9)
+	if got := b.mustRead(counterQuery(x.drops, &p4v1.Index{Index: 3})); got[0].GetCounterEntry().GetData().GetPacketCount() != 11 {
+		t.Errorf("drops[3] = %v, want 10 written + 1 counted", got)
+	}
+	if err := b.write(0, set(nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range b.mustRead(counterQuery(x.drops, nil)) {
+		if n := e.GetCounterEntry().GetData().GetPacketCount(); n != 0 {
+			t.Errorf("drops[%d] = %d after zeroing every cell", e.GetCounterEntry().GetIndex().GetIndex(), n)
+		}
+	}
+
+	for _, i := range []int{0, 5, int(x.dirSlots) - 1} {
+		b.pipe.WriteDirectory(0, i, pipeline.Entry{Valid: true, ClientIP: [4]byte{10, 0, 0, 1}, ClientPort: uint16(i), Origin: [4]byte{1}, Target: [4]byte{2}})
+	}
+	all := &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
+		RegisterId: x.dirKey[0], Data: registerUpdate(0, 0, 0, []byte{0}, []byte{0}).GetEntity().GetRegisterEntry().GetData()}}}}
+	if err := b.write(0, all); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 5, int(x.dirSlots) - 1} {
+		if e, _ := b.pipe.ReadDirectory(0, i); e.Valid {
+			t.Errorf("dir0[%d] still valid after the wildcard write: %+v", i, e)
+		}
 	}
 }
