@@ -260,7 +260,6 @@ func TestPipelineConfig(t *testing.T) {
 	}
 }
 
-
 // A commit starts the forwarding state over, as loading a program does.
 func TestCommitClearsState(t *testing.T) {
 	b := newBench(t)
