@@ -207,10 +207,13 @@ var switchRules = []switchRule{
 			if len(consts) > 1 {
 				keys = "(" + keys + ")"
 			}
-			want := fmt.Sprintf("pkt.extract(hdr.%s); transition %s_stage;", mig, mig.State())
+			// The stage word's checksum subtract sits between the
+			// extract and the transition (rule 5).
+			sub := "udp_csum.subtract({" + strings.Join(p.d.StageWord, ", ") + "}); "
+			want := fmt.Sprintf("pkt.extract(hdr.%s); %stransition %s_stage;", mig, sub, mig.State())
 			if len(p.d.Magic) > 0 {
-				want = fmt.Sprintf("pkt.extract(hdr.%s); transition select(%s) { %s : %s_stage; default : accept; }",
-					mig, strings.Join(exprs, ", "), keys, mig.State())
+				want = fmt.Sprintf("pkt.extract(hdr.%s); %stransition select(%s) { %s : %s_stage; default : accept; }",
+					mig, sub, strings.Join(exprs, ", "), keys, mig.State())
 			}
 			if err := has("state "+mig.State(), p.state(mig.State()), want); err != nil {
 				return err
@@ -558,7 +561,10 @@ var switchRules = []switchRule{
 	{
 		name: "5. checksums: IPv4 and TCP updated after a rewrite, UDP after a TCPMig change",
 		check: func(p rulesProgram) error {
-			st := p.d.TCPMig.Name.State() + "_stage"
+			// bf-p4c: a checksum's operations on a header belong to the
+			// state that extracts it, so the stage word is subtracted
+			// where the TCPMig header is extracted.
+			st := p.d.TCPMig.Name.State()
 			for _, c := range []struct{ where, scope, want string }{
 				{"state parse_ipv4", p.state("parse_ipv4"), "tcp_csum.subtract({hdr.ipv4.src_addr, hdr.ipv4.dst_addr}); udp_csum.subtract({hdr.ipv4.src_addr, hdr.ipv4.dst_addr});"},
 				{"state parse_tcp", p.state("parse_tcp"), "tcp_csum.subtract({hdr.tcp.checksum}); ig_md.tcp_residual = tcp_csum.get();"},

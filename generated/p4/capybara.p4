@@ -200,6 +200,10 @@ parser SwitchIngressParser(
 
     state parse_tcpmig {
         pkt.extract(hdr.tcpmig);
+        // The stage may change (rejected, heartbeat_response). bf-p4c
+        // wants a checksum's operations on a header in the state that
+        // extracts it.
+        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.epoch});
         transition select(hdr.tcpmig.magic) {
             TCPMIG_MAGIC : parse_tcpmig_stage;
             default : accept;
@@ -208,8 +212,6 @@ parser SwitchIngressParser(
 
     state parse_tcpmig_stage {
         ig_md.tcpmig = 1w1;
-        // The stage may change (rejected, heartbeat_response).
-        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.epoch});
         transition select(hdr.tcpmig.stage) {
             STAGE_REJECTED : parse_rejected;
             STAGE_PREPARE_MIG : parse_prepare_mig;
