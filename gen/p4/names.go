@@ -59,9 +59,6 @@ func (l level) AddrWrite() string      { return l.name("addr_write") }
 func (l level) AddrHandOver() string   { return l.name("addr_hand_over") }
 func (l level) AddrReadTarget() string { return l.name("addr_read_target") }
 func (l level) AddrReadOrigin() string { return l.name("addr_read_origin") }
-func (l level) AddrTakeTarget() string { return l.name("addr_take_target") }
-func (l level) AddrTakeOrigin() string { return l.name("addr_take_origin") }
-func (l level) AddrClear() string      { return l.name("addr_clear") }
 
 // PolyArgs is the CRCPolynomial constructor's argument list: coefficient,
 // reversed, msb (false: the CRC's own bit order), extended (false), init,

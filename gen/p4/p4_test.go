@@ -696,3 +696,28 @@ func TestComparisonsCounted(t *testing.T) {
 		}
 	}
 }
+
+// actionRegisterRE matches a RegisterAction's register argument.
+var actionRegisterRE = regexp.MustCompile(`RegisterAction<[^\n]*?>\((\w+)\) \w+ = \{`)
+
+// bf-p4c attaches at most four RegisterActions to one Register (a stateful
+// ALU holds four instructions: p4c backends/tofino bf-p4c
+// midend/register_read_write.cpp CheckRegisterActions, and
+// specs/device.cpp MaxInstructions for Tofino and JBay).
+func TestAtMostFourRegisterActions(t *testing.T) {
+	for _, s := range []*spec.Spec{spectest.Default(t), spectest.Edit(t, "index_bits: 16", "index_bits: 14")} {
+		prog := string(generate(t, s)["p4/capybara.p4"])
+		per := map[string]int{}
+		for _, m := range actionRegisterRE.FindAllStringSubmatch(prog, -1) {
+			per[m[1]]++
+		}
+		if len(per) == 0 {
+			t.Fatal("no RegisterActions found: the pattern no longer matches the program")
+		}
+		for reg, n := range per {
+			if n > 4 {
+				t.Errorf("register %s has %d RegisterActions; bf-p4c allows 4", reg, n)
+			}
+		}
+	}
+}

@@ -427,11 +427,11 @@ var switchRules = []switchRule{
 		check: func(p rulesProgram) error {
 			return p.perLevel(func(l level) error {
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[4]s); } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[4]s); if (ig_md.dir_hit == 1w1) { %[3]s.execute(ig_md.%[4]s); } } } else if (ig_md.delete_entry == 1w1) {",
-					l.AddrHandOver(), l.KeyClear(), l.AddrClear(), l.Index()))
+					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[3]s); } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.delete_entry == 1w1) {",
+					l.AddrHandOver(), l.KeyClear(), l.Index()))
 			})
 		},
-		remove: [][2]string{{"                } else {\n                    ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);\n                    if (ig_md.dir_hit == 1w1) {\n                        dir1_addr_clear.execute(ig_md.dir1_index);\n                    }\n                }\n", "                }\n"}},
+		remove: [][2]string{{"                    ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);\n                }\n            } else if (ig_md.delete_entry == 1w1) {", "                }\n            } else if (ig_md.delete_entry == 1w1) {"}},
 	},
 	{
 		name: "4. insert: when every level is taken the ACK becomes REJECTED and goes on to the origin",
@@ -467,16 +467,13 @@ var switchRules = []switchRule{
 					"hit = 1w0; if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) { cell.ip = 0; cell.port = 0; hit = 1w1; }"); err != nil {
 					return err
 				}
-				if err := has("RegisterAction "+l.AddrClear(), p.regAction(l.AddrClear()), "cell.origin_ip = 0; cell.target_ip = 0;"); err != nil {
-					return err
-				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"} else if (ig_md.dir_op == DIR_OP_RELEASE) { ig_md.dir_hit = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_hit == 1w1) { %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.dir_done == 1w0) {",
-					l.KeyClear(), l.AddrClear(), l.Index()))
+					"} else if (ig_md.dir_op == DIR_OP_RELEASE) { ig_md.dir_hit = %[1]s.execute(ig_md.%[2]s); } else if (ig_md.dir_done == 1w0) {",
+					l.KeyClear(), l.Index()))
 			})
 		},
-		remove: [][2]string{{"                    dir1_addr_clear.execute(ig_md.dir1_index);\n                }\n            } else if (ig_md.dir_done == 1w0) {",
-			"                }\n            } else if (ig_md.dir_done == 1w0) {"}},
+		remove: [][2]string{{"                ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);\n            } else if (ig_md.dir_done == 1w0) {",
+			"            } else if (ig_md.dir_done == 1w0) {"}},
 	},
 	{
 		name: "4. release: conn_closed goes back to its sender, stage kept, no checksum update, not routed",
@@ -546,14 +543,9 @@ var switchRules = []switchRule{
 					"hit = 1w0; if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) { cell.ip = 0; cell.port = 0; hit = 1w1; }"); err != nil {
 					return err
 				}
-				for _, a := range []string{l.AddrTakeTarget(), l.AddrTakeOrigin(), l.AddrClear()} {
-					if err := has("RegisterAction "+a, p.regAction(a), "cell.origin_ip = 0; cell.target_ip = 0;"); err != nil {
-						return err
-					}
-				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"} else if (ig_md.delete_entry == 1w1) { ig_md.dir_hit = %[1]s.execute(ig_md.%[5]s); if (ig_md.dir_hit == 1w1) { if (ig_md.dir_done == 1w1) { %[2]s.execute(ig_md.%[5]s); } else if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[3]s.execute(ig_md.%[5]s); } else { hdr.ipv4.src_addr = %[4]s.execute(ig_md.%[5]s); } ig_md.dir_done = 1w1; } }",
-					l.KeyClear(), l.AddrClear(), l.AddrTakeTarget(), l.AddrTakeOrigin(), l.Index()))
+					"} else if (ig_md.delete_entry == 1w1) { ig_md.dir_hit = %[1]s.execute(ig_md.%[4]s); if (ig_md.dir_hit == 1w1) { if (ig_md.dir_done == 1w0) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[4]s); } else { hdr.ipv4.src_addr = %[3]s.execute(ig_md.%[4]s); } } ig_md.dir_done = 1w1; } }",
+					l.KeyClear(), l.AddrReadTarget(), l.AddrReadOrigin(), l.Index()))
 			})
 		},
 		remove: [][2]string{{"} else if (ig_md.delete_entry == 1w1) {\n                ig_md.dir_hit = dir1_key_clear", "} else if (ig_md.delete_entry == 1w1 && ig_md.dir_done == 1w0) {\n                ig_md.dir_hit = dir1_key_clear"}},

@@ -217,10 +217,9 @@ func (m *model) emitProcess(f *jen.File) {
 		jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("won")).Block(
-				jen.Comment("A copy on a deeper level (left by an earlier placement) goes."),
-				jen.If(pq("KeyClear").Call(jen.Id("c"), jen.Id("want"))).Block(
-					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
-				),
+				jen.Comment("A copy on a deeper level (left by an earlier placement) goes;"),
+				jen.Comment("its addr cell stays, meaningless without the key (as in the P4)."),
+				pq("KeyClear").Call(jen.Id("c"), jen.Id("want")),
 				jen.Continue(),
 			),
 			jen.Switch(pq("KeyInsert").Call(jen.Id("c"), jen.Id("want"))).Block(
@@ -253,7 +252,7 @@ func (m *model) emitProcess(f *jen.File) {
 	if m.release != nil {
 		f.Commentf("release is %s (directory.release): the server holding a migrated", m.release.Name)
 		f.Comment("connection reports it finished. Every level runs key_clear on the key")
-		f.Comment("the header names and empties its addr cell where it held it; the")
+		f.Comment("the header names (its addr cell stays: only a key gives it meaning); the")
 		f.Comment("datagram goes back to its sender, addresses swapped and the stage kept,")
 		f.Comment("as the acknowledgement (no checksum changes). A retry after the key is")
 		f.Comment("gone clears nothing and is echoed all the same.")
@@ -264,7 +263,6 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("k").Op(":=").Id("keyBytes").Call(jen.Id("ip"), jen.Id("port")),
 			jen.For(jen.List(jen.Id("l"), jen.Id("i")).Op(":=").Range().Id("levelIndexes").Call(jen.Op("&").Id("k"))).Block(
 				jen.If(pq("KeyClear").Call(jen.Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("want"))).Block(
-					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
 					px("counters", "Deletes").Op("++"),
 				),
 			),
@@ -298,7 +296,6 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.If(jen.Op("!").Id("match")).Block(jen.Continue()),
 			jen.Id("a").Op(":=").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("del")).Block(
-				px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Add(pq("AddrCell")).Values(),
 				px("counters", "Deletes").Op("++"),
 			),
 			jen.If(jen.Id("hit")).Block(jen.Continue()),

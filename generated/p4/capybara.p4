@@ -58,12 +58,17 @@ const bit<8> TCP_DELETE_FLAGS = 8w0x04;
 // Tofino-1 stateful ALU has two condition units (condition_lo and
 // condition_hi), so every RegisterAction below makes at most two
 // comparisons, and says how many in its comment; a third test is made by
-// the gateway on the action's output (gen/SWITCH.md).
+// the gateway on the action's output (gen/SWITCH.md). And bf-p4c attaches
+// at most four RegisterActions to one Register (a stateful ALU holds four
+// instructions), so each register has at most four.
 struct dir_key_t {
     bit<32> ip;   // client IPv4
     bit<32> port; // DIR_KEY_VALID | client port; 0 = empty
 }
 
+// A slot's addr cell means something only while its key cell holds a key:
+// clearing a key leaves the addr cell as it is (an insert into the empty
+// slot writes it whole), which saves the register two actions.
 struct dir_addr_t {
     bit<32> origin_ip; // the server the client knows
     bit<32> target_ip; // the server that now holds the connection
@@ -509,35 +514,6 @@ control SwitchIngress(
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_take_target = {
-        // Returns the target and empties the entry (client RST/FIN).
-        // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.target_ip;
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
-        }
-    };
-
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_take_origin = {
-        // Returns the origin and empties the entry (server RST/FIN).
-        // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.origin_ip;
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
-        }
-    };
-
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_clear = {
-        // Returns nothing: empties the entry of a key copy that is cleared
-        // without rewriting the packet, as on CONN_CLOSED. Comparisons: 0.
-        void apply(inout dir_addr_t cell) {
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
-        }
-    };
-
     // -----------------------------------------------------------------------
     // Directory level 1: crc16_xmodem
     // -----------------------------------------------------------------------
@@ -642,35 +618,6 @@ control SwitchIngress(
         // Comparisons: 0.
         void apply(inout dir_addr_t cell, out bit<32> ip) {
             ip = cell.origin_ip;
-        }
-    };
-
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_take_target = {
-        // Returns the target and empties the entry (client RST/FIN).
-        // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.target_ip;
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
-        }
-    };
-
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_take_origin = {
-        // Returns the origin and empties the entry (server RST/FIN).
-        // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.origin_ip;
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
-        }
-    };
-
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_clear = {
-        // Returns nothing: empties the entry of a key copy that is cleared
-        // without rewriting the packet, as on CONN_CLOSED. Comparisons: 0.
-        void apply(inout dir_addr_t cell) {
-            cell.origin_ip = 0;
-            cell.target_ip = 0;
         }
     };
 
@@ -786,28 +733,27 @@ control SwitchIngress(
                         ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
                     }
                 } else {
+                    // The key's copy here goes; its addr cell means
+                    // nothing once the key cell is empty.
                     ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
-                    if (ig_md.dir_hit == 1w1) {
-                        dir0_addr_clear.execute(ig_md.dir0_index);
-                    }
                 }
             } else if (ig_md.delete_entry == 1w1) {
                 ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
                 if (ig_md.dir_hit == 1w1) {
-                    if (ig_md.dir_done == 1w1) {
-                        dir0_addr_clear.execute(ig_md.dir0_index);
-                    } else if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        hdr.ipv4.dst_addr = dir0_addr_take_target.execute(ig_md.dir0_index);
-                    } else {
-                        hdr.ipv4.src_addr = dir0_addr_take_origin.execute(ig_md.dir0_index);
+                    // The first level that held the key rewrites the
+                    // packet; the addr cell is left as it is (see
+                    // dir_addr_t: only a valid key cell gives it meaning).
+                    if (ig_md.dir_done == 1w0) {
+                        if (ig_md.dir_op == DIR_OP_CLIENT) {
+                            hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
+                        } else {
+                            hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
+                        }
                     }
                     ig_md.dir_done = 1w1;
                 }
             } else if (ig_md.dir_op == DIR_OP_RELEASE) {
                 ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
-                if (ig_md.dir_hit == 1w1) {
-                    dir0_addr_clear.execute(ig_md.dir0_index);
-                }
             } else if (ig_md.dir_done == 1w0) {
                 ig_md.dir_done = dir0_key_lookup.execute(ig_md.dir0_index);
                 if (ig_md.dir_done == 1w1) {
@@ -834,28 +780,27 @@ control SwitchIngress(
                         ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
                     }
                 } else {
+                    // The key's copy here goes; its addr cell means
+                    // nothing once the key cell is empty.
                     ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
-                    if (ig_md.dir_hit == 1w1) {
-                        dir1_addr_clear.execute(ig_md.dir1_index);
-                    }
                 }
             } else if (ig_md.delete_entry == 1w1) {
                 ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
                 if (ig_md.dir_hit == 1w1) {
-                    if (ig_md.dir_done == 1w1) {
-                        dir1_addr_clear.execute(ig_md.dir1_index);
-                    } else if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        hdr.ipv4.dst_addr = dir1_addr_take_target.execute(ig_md.dir1_index);
-                    } else {
-                        hdr.ipv4.src_addr = dir1_addr_take_origin.execute(ig_md.dir1_index);
+                    // The first level that held the key rewrites the
+                    // packet; the addr cell is left as it is (see
+                    // dir_addr_t: only a valid key cell gives it meaning).
+                    if (ig_md.dir_done == 1w0) {
+                        if (ig_md.dir_op == DIR_OP_CLIENT) {
+                            hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
+                        } else {
+                            hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
+                        }
                     }
                     ig_md.dir_done = 1w1;
                 }
             } else if (ig_md.dir_op == DIR_OP_RELEASE) {
                 ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
-                if (ig_md.dir_hit == 1w1) {
-                    dir1_addr_clear.execute(ig_md.dir1_index);
-                }
             } else if (ig_md.dir_done == 1w0) {
                 ig_md.dir_done = dir1_key_lookup.execute(ig_md.dir1_index);
                 if (ig_md.dir_done == 1w1) {

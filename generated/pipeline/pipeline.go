@@ -667,10 +667,9 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 	for l, i := range levelIndexes(&k) {
 		c := &p.dirKey[l][i]
 		if won {
-			// A copy on a deeper level (left by an earlier placement) goes.
-			if pipe.KeyClear(c, want) {
-				p.dirAddr[l][i] = pipe.AddrCell{}
-			}
+			// A copy on a deeper level (left by an earlier placement) goes;
+			// its addr cell stays, meaningless without the key (as in the P4).
+			pipe.KeyClear(c, want)
 			continue
 		}
 		switch pipe.KeyInsert(c, want) {
@@ -702,7 +701,7 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 
 // release is conn_closed (directory.release): the server holding a migrated
 // connection reports it finished. Every level runs key_clear on the key
-// the header names and empties its addr cell where it held it; the
+// the header names (its addr cell stays: only a key gives it meaning); the
 // datagram goes back to its sender, addresses swapped and the stage kept,
 // as the acknowledgement (no checksum changes). A retry after the key is
 // gone clears nothing and is echoed all the same.
@@ -713,7 +712,6 @@ func (p *Pipeline) release(f []byte, ingress Port) Result {
 	k := keyBytes(ip, port)
 	for l, i := range levelIndexes(&k) {
 		if pipe.KeyClear(&p.dirKey[l][i], want) {
-			p.dirAddr[l][i] = pipe.AddrCell{}
 			p.counters.Deletes++
 		}
 	}
@@ -750,7 +748,6 @@ func (p *Pipeline) tcp(f []byte, role Role) Result {
 		}
 		a := p.dirAddr[l][i]
 		if del {
-			p.dirAddr[l][i] = pipe.AddrCell{}
 			p.counters.Deletes++
 		}
 		if hit {
