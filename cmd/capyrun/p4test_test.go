@@ -20,7 +20,7 @@ var p4diagRE = regexp.MustCompile(`(?mi)\[--W|\berror\b|\bwarning\b`)
 
 // The P4 of the default spec and of the demo's other budgets passes p4c's
 // front and mid end (p4test) for its target, without a warning. p4c is
-// not a Debian package: build p4test by hand (README, issue 9) and point
+// not a Debian package: build p4test by hand from p4lang/p4c (issue 9) and point
 // CAPYGEN_P4TEST at it and CAPYGEN_P4INCLUDE at the directory with
 // tna.p4 (p4c's backends/tofino/bf-p4c/p4include). Without them the test
 // says so and skips.
