@@ -60,6 +60,7 @@ func allowedInTheGenerator(p string) bool {
 		"github.com/capygen/capygen/runtime/control",
 		"github.com/capygen/capygen/runtime/genrt",
 		"github.com/capygen/capygen/runtime/internal/checksum",
+		"github.com/capygen/capygen/runtime/internal/bytestring",
 	} {
 		if p == ok || strings.HasPrefix(p, ok+"/") {
 			return true

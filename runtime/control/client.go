@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"slices"
 	"strings"
@@ -221,11 +222,9 @@ func fingerprintCookie(v string) uint64 {
 	if _, err := fmt.Sscanf(v, "%x", &n); err == nil && n != 0 {
 		return n
 	}
-	var h uint64 = 14695981039346656037
-	for i := range len(v) {
-		h = (h ^ uint64(v[i])) * 1099511628211
-	}
-	return h
+	h := fnv.New64a()
+	h.Write([]byte(v))
+	return h.Sum64()
 }
 
 // write sends updates in batches, with ROLLBACK_ON_ERROR so a failed

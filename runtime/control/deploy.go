@@ -11,6 +11,7 @@ import (
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/internal/bytestring"
 )
 
 // Changes is what Deploy did.
@@ -114,10 +115,10 @@ func (c *Client) entries(prog *Program) []*p4v1.TableEntry {
 	}
 	for _, h := range prog.Hosts {
 		a := h.Addr.As4()
-		out = append(out, x.ipv4Host.entry(uint64(binary.BigEndian.Uint32(a[:])), uint64(h.Port), macValue(h.MAC)))
+		out = append(out, x.ipv4Host.entry(uint64(binary.BigEndian.Uint32(a[:])), uint64(h.Port), bytestring.MACValue(h.MAC)))
 	}
 	for _, h := range prog.l2() {
-		out = append(out, x.l2.entry(macValue(h.MAC), uint64(h.Port)))
+		out = append(out, x.l2.entry(bytestring.MACValue(h.MAC), uint64(h.Port)))
 	}
 	return out
 }
@@ -126,10 +127,10 @@ func (c *Client) entries(prog *Program) []*p4v1.TableEntry {
 func (t tableIDs) entry(key uint64, params ...uint64) *p4v1.TableEntry {
 	a := &p4v1.Action{ActionId: t.action}
 	for i, v := range params {
-		a.Params = append(a.Params, &p4v1.Action_Param{ParamId: t.params[i], Value: bits(v)})
+		a.Params = append(a.Params, &p4v1.Action_Param{ParamId: t.params[i], Value: bytestring.Encode(v)})
 	}
 	return &p4v1.TableEntry{TableId: t.id,
-		Match:  []*p4v1.FieldMatch{{FieldId: t.field, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: bits(key)}}}},
+		Match:  []*p4v1.FieldMatch{{FieldId: t.field, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: bytestring.Encode(key)}}}},
 		Action: &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: a}}}
 }
 
@@ -137,15 +138,15 @@ func (t tableIDs) entry(key uint64, params ...uint64) *p4v1.TableEntry {
 func (c *Client) describe(e *p4v1.TableEntry) string {
 	key := uint64(0)
 	if m := e.GetMatch(); len(m) == 1 {
-		key = value(m[0].GetExact().GetValue())
+		key = bytestring.Uint(m[0].GetExact().GetValue())
 	}
 	switch e.GetTableId() {
 	case c.ids.portRole.id:
 		return fmt.Sprintf("port_role port %d", key)
 	case c.ids.ipv4Host.id:
-		return fmt.Sprintf("ipv4_host %v", netip.AddrFrom4(ip4(key)))
+		return fmt.Sprintf("ipv4_host %v", netip.AddrFrom4(bytestring.IPv4(key)))
 	case c.ids.l2.id:
-		return fmt.Sprintf("l2_forward %v", net.HardwareAddr(mac6(key)))
+		return fmt.Sprintf("l2_forward %v", net.HardwareAddr(macSlice(key)))
 	}
 	return fmt.Sprintf("table %d", e.GetTableId())
 }
@@ -162,7 +163,7 @@ func registerEntity(id uint32, index int64, a, b uint64) *p4v1.Entity {
 	return &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
 		RegisterId: id, Index: &p4v1.Index{Index: index},
 		Data: &p4v1.P4Data{Data: &p4v1.P4Data_Struct{Struct: &p4v1.P4StructLike{Members: []*p4v1.P4Data{
-			{Data: &p4v1.P4Data_Bitstring{Bitstring: bits(a)}}, {Data: &p4v1.P4Data_Bitstring{Bitstring: bits(b)}},
+			{Data: &p4v1.P4Data_Bitstring{Bitstring: bytestring.Encode(a)}}, {Data: &p4v1.P4Data_Bitstring{Bitstring: bytestring.Encode(b)}},
 		}}}},
 	}}}
 }
@@ -172,7 +173,7 @@ func registerEntity(id uint32, index int64, a, b uint64) *p4v1.Entity {
 func entryKey(e *p4v1.TableEntry) string {
 	k := fmt.Sprint(e.GetTableId())
 	for _, m := range e.GetMatch() {
-		k += fmt.Sprintf("/%d=%x", m.GetFieldId(), value(m.GetExact().GetValue()))
+		k += fmt.Sprintf("/%d=%x", m.GetFieldId(), bytestring.Uint(m.GetExact().GetValue()))
 	}
 	return k
 }
@@ -185,50 +186,17 @@ func sameAction(a, b *p4v1.TableEntry) bool {
 	}
 	vals := map[uint32]uint64{}
 	for _, p := range x.GetParams() {
-		vals[p.GetParamId()] = value(p.GetValue())
+		vals[p.GetParamId()] = bytestring.Uint(p.GetValue())
 	}
 	for _, p := range y.GetParams() {
-		if v, ok := vals[p.GetParamId()]; !ok || v != value(p.GetValue()) {
+		if v, ok := vals[p.GetParamId()]; !ok || v != bytestring.Uint(p.GetValue()) {
 			return false
 		}
 	}
 	return true
 }
 
-// bits is v's canonical P4Runtime bytestring.
-func bits(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	i := 0
-	for i < 7 && b[i] == 0 {
-		i++
-	}
-	return slices.Clone(b[i:])
-}
-
-// value reads a bytestring of at most 8 significant bytes.
-func value(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
-func macValue(m MAC) uint64 {
-	var b [8]byte
-	copy(b[2:], m)
-	return binary.BigEndian.Uint64(b[:])
-}
-
-func ip4(v uint64) [4]byte {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(v))
-	return b
-}
-
-func mac6(v uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return b[2:]
+func macSlice(v uint64) []byte {
+	m := bytestring.MAC(v)
+	return m[:]
 }

@@ -11,6 +11,7 @@ import (
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/internal/bytestring"
 )
 
 // State is what a person wants to see of a running switch, read through
@@ -63,10 +64,10 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 	}
 	for _, e := range tables {
 		te := e.GetTableEntry()
-		key := value(te.GetMatch()[0].GetExact().GetValue())
+		key := bytestring.Uint(te.GetMatch()[0].GetExact().GetValue())
 		params := map[uint32]uint64{}
 		for _, p := range te.GetAction().GetAction().GetParams() {
-			params[p.GetParamId()] = value(p.GetValue())
+			params[p.GetParamId()] = bytestring.Uint(p.GetValue())
 		}
 		switch te.GetTableId() {
 		case x.portRole.id:
@@ -78,9 +79,9 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 			}
 			st.Ports = append(st.Ports, Port{ID: uint32(key), Role: role})
 		case x.ipv4Host.id:
-			st.Hosts = append(st.Hosts, Host{Addr: netip.AddrFrom4(ip4(key)), Port: uint32(params[x.ipv4Host.params[0]]), MAC: MAC(mac6(params[x.ipv4Host.params[1]]))})
+			st.Hosts = append(st.Hosts, Host{Addr: netip.AddrFrom4(bytestring.IPv4(key)), Port: uint32(params[x.ipv4Host.params[0]]), MAC: MAC(macSlice(params[x.ipv4Host.params[1]]))})
 		case x.l2.id:
-			st.L2[net.HardwareAddr(mac6(key)).String()] = uint32(params[x.l2.params[0]])
+			st.L2[net.HardwareAddr(macSlice(key)).String()] = uint32(params[x.l2.params[0]])
 		}
 	}
 	slices.SortFunc(st.Ports, func(a, b Port) int { return int(a.ID) - int(b.ID) })
@@ -114,8 +115,8 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 			origin, target := members(addr[0].GetRegisterEntry())
 			k := cells[i]
 			st.Entries = append(st.Entries, DirEntry{Level: l, Index: i,
-				Client: netip.AddrPortFrom(netip.AddrFrom4(ip4(k[0])), uint16(k[1])),
-				Origin: netip.AddrFrom4(ip4(origin)), Target: netip.AddrFrom4(ip4(target))})
+				Client: netip.AddrPortFrom(netip.AddrFrom4(bytestring.IPv4(k[0])), uint16(k[1])),
+				Origin: netip.AddrFrom4(bytestring.IPv4(origin)), Target: netip.AddrFrom4(bytestring.IPv4(target))})
 		}
 	}
 	mw, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: x.minWorkload, Index: &p4v1.Index{Index: 0}}}})
@@ -124,7 +125,7 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 	}
 	if len(mw) == 1 {
 		h, load := members(mw[0].GetRegisterEntry())
-		st.MinWorkload = Workload{Holder: netip.AddrFrom4(ip4(h)), Load: uint32(load)}
+		st.MinWorkload = Workload{Holder: netip.AddrFrom4(bytestring.IPv4(h)), Load: uint32(load)}
 		st.Empty = h == 0
 	}
 	drops, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{CounterId: x.drops}}})
@@ -149,7 +150,7 @@ func members(re *p4v1.RegisterEntry) (uint64, uint64) {
 	if len(m) != 2 {
 		return 0, 0
 	}
-	return value(m[0].GetBitstring()), value(m[1].GetBitstring())
+	return bytestring.Uint(m[0].GetBitstring()), bytestring.Uint(m[1].GetBitstring())
 }
 
 // String prints the state for people.

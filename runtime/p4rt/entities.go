@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc/codes"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
+	"github.com/capygen/capygen/runtime/internal/bytestring"
 )
 
 // opError is the outcome of one update or request: a gRPC code and a
@@ -70,43 +70,13 @@ func bitLen(b []byte) int {
 	return n
 }
 
-// encodeBits is the canonical bytestring of v: the shortest that holds
-// it, one zero byte for zero.
-func encodeBits(v uint64) []byte {
-	var buf [8]byte
-	binary.BigEndian.PutUint64(buf[:], v)
-	i := 0
-	for i < 7 && buf[i] == 0 {
-		i++
-	}
-	return slices.Clone(buf[i:])
-}
-
-func ip4(v uint64) [4]byte {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(v))
-	return b
-}
-
-func mac6(v uint64) [6]byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return [6]byte(b[2:])
-}
-
-func macValue(m [6]byte) uint64 {
-	var b [8]byte
-	copy(b[2:], m[:])
-	return binary.BigEndian.Uint64(b[:])
-}
-
 // keyString shows a table key as its field's type reads.
 func (t *table) keyString(key uint64) string {
 	switch t.keyBits {
 	case 32:
-		return netip.AddrFrom4(ip4(key)).String()
+		return netip.AddrFrom4(bytestring.IPv4(key)).String()
 	case 48:
-		m := mac6(key)
+		m := bytestring.MAC(key)
 		return net.HardwareAddr(m[:]).String()
 	}
 	return fmt.Sprint(key)
@@ -187,11 +157,11 @@ func (m entryMeta) zero() bool { return m.controller == 0 && len(m.metadata) == 
 func (t *table) tableEntry(key uint64, params []uint64, m entryMeta) *p4v1.TableEntry {
 	ps := make([]*p4v1.Action_Param, len(params))
 	for i, v := range params {
-		ps[i] = &p4v1.Action_Param{ParamId: uint32(i + 1), Value: encodeBits(v)}
+		ps[i] = &p4v1.Action_Param{ParamId: uint32(i + 1), Value: bytestring.Encode(v)}
 	}
 	return &p4v1.TableEntry{
 		TableId:            t.id,
-		Match:              []*p4v1.FieldMatch{{FieldId: 1, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: encodeBits(key)}}}},
+		Match:              []*p4v1.FieldMatch{{FieldId: 1, FieldMatchType: &p4v1.FieldMatch_Exact_{Exact: &p4v1.FieldMatch_Exact{Value: bytestring.Encode(key)}}}},
 		Action:             &p4v1.TableAction{Type: &p4v1.TableAction_Action{Action: &p4v1.Action{ActionId: t.action, Params: ps}}},
 		ControllerMetadata: m.controller,
 		Metadata:           bytes.Clone(m.metadata),
@@ -217,11 +187,11 @@ func (b *binding) tableRows(t *table, ts pipeline.Tables) rows {
 		}
 	case b.ipv4Host:
 		for ip, h := range ts.Hosts {
-			r[uint64(binary.BigEndian.Uint32(ip[:]))] = []uint64{uint64(h.Port), macValue(h.MAC)}
+			r[uint64(binary.BigEndian.Uint32(ip[:]))] = []uint64{uint64(h.Port), bytestring.MACValue(h.MAC[:])}
 		}
 	case b.l2Forward:
 		for mac, port := range ts.L2 {
-			r[macValue(mac)] = []uint64{uint64(port)}
+			r[bytestring.MACValue(mac[:])] = []uint64{uint64(port)}
 		}
 	}
 	return r
@@ -233,9 +203,9 @@ func (b *binding) setRow(p *pipeline.Pipeline, t *table, key uint64, params []ui
 	case b.portRole:
 		return p.SetPortRole(pipeline.Port(key), pipeline.Role(params[0]))
 	case b.ipv4Host:
-		return p.SetHost(ip4(key), pipeline.Port(params[0]), mac6(params[1]))
+		return p.SetHost(bytestring.IPv4(key), pipeline.Port(params[0]), bytestring.MAC(params[1]))
 	case b.l2Forward:
-		return p.SetL2(mac6(key), pipeline.Port(params[0]))
+		return p.SetL2(bytestring.MAC(key), pipeline.Port(params[0]))
 	}
 	return fmt.Errorf("table %s has no pipeline binding", t.name)
 }
@@ -246,9 +216,9 @@ func (b *binding) deleteRow(p *pipeline.Pipeline, t *table, key uint64) error {
 	case b.portRole:
 		return p.DeletePortRole(pipeline.Port(key))
 	case b.ipv4Host:
-		return p.DeleteHost(ip4(key))
+		return p.DeleteHost(bytestring.IPv4(key))
 	case b.l2Forward:
-		return p.DeleteL2(mac6(key))
+		return p.DeleteL2(bytestring.MAC(key))
 	}
 	return fmt.Errorf("table %s has no pipeline binding", t.name)
 }
@@ -278,7 +248,7 @@ func writeCell(p *pipeline.Pipeline, r *register, index int, c cell) error {
 	case regDirAddr:
 		return p.WriteDirectoryAddr(r.level, index, pipeline.AddrCell{Origin: uint32(c[0]), Target: uint32(c[1])})
 	}
-	return p.WriteMinWorkloadCell(ip4(c[0]), uint32(c[1]))
+	return p.WriteMinWorkloadCell(bytestring.IPv4(c[0]), uint32(c[1]))
 }
 
 // cells is the cells a register entry's index names: one, or every cell
@@ -334,8 +304,8 @@ func (r *register) registerEntry(index int, c cell) *p4v1.RegisterEntry {
 		RegisterId: r.id,
 		Index:      &p4v1.Index{Index: int64(index)},
 		Data: &p4v1.P4Data{Data: &p4v1.P4Data_Struct{Struct: &p4v1.P4StructLike{Members: []*p4v1.P4Data{
-			{Data: &p4v1.P4Data_Bitstring{Bitstring: encodeBits(c[0])}},
-			{Data: &p4v1.P4Data_Bitstring{Bitstring: encodeBits(c[1])}},
+			{Data: &p4v1.P4Data_Bitstring{Bitstring: bytestring.Encode(c[0])}},
+			{Data: &p4v1.P4Data_Bitstring{Bitstring: bytestring.Encode(c[1])}},
 		}}}},
 	}
 }
