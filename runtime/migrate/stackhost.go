@@ -88,7 +88,9 @@ func (h *stackHost) Freeze(id tcp.ID, _ func(string, time.Duration)) (Frozen, er
 
 func (f *stackFrozen) Serialize(dst, app []byte) ([]byte, error) {
 	f.tc.SetAppState(app)
-	return f.tc.AppendSnapshot(dst), nil
+	// Now, not the freeze's time: the timer's time left is what the
+	// target gets, so time spent frozen here counts against it.
+	return f.tc.AppendSnapshot(dst, f.h.st.Now()), nil
 }
 
 func (f *stackFrozen) Release() { f.tc = nil }

@@ -435,7 +435,7 @@ func TestDetachAdopt(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// Move the state through a snapshot, as migration would.
-	snap := tc.AppendSnapshot(nil)
+	snap := tc.AppendSnapshot(nil, b.Now())
 	restored, err := tcp.Restore(b.Config().TCP, snap, b.Now())
 	if err != nil {
 		t.Fatalf("Restore: %v", err)

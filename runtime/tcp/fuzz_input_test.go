@@ -88,12 +88,12 @@ func FuzzConnInput(f *testing.F) {
 					t.Fatalf("after timer in %v: %v", c.State(), err)
 				}
 			}
-			snap := c.AppendSnapshot(nil)
+			snap := c.AppendSnapshot(nil, c.lastNow)
 			r, err := Restore(c.cfg, snap, now)
 			if err != nil {
 				t.Fatalf("snapshot of a live conn in %v does not restore: %v", c.State(), err)
 			}
-			if again := r.AppendSnapshot(nil); string(again) != string(snap) {
+			if again := r.AppendSnapshot(nil, r.lastNow); string(again) != string(snap) {
 				t.Fatalf("snapshot round trip differs in %v", c.State())
 			}
 		}

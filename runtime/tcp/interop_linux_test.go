@@ -278,7 +278,7 @@ func TestInteropLinux(t *testing.T) {
 			inFlight := cur.sndUna != cur.sndMax
 			if migrate && !moved && (p.got.Len() > 300<<10 && inFlight || p.got.Len() > 500<<10) {
 				moved = true
-				r, err := Restore(cur.Config(), cur.AppendSnapshot(nil), l.now())
+				r, err := Restore(cur.Config(), cur.AppendSnapshot(nil, l.now()), l.now())
 				if err != nil {
 					t.Fatalf("Restore mid-transfer: %v", err)
 				}

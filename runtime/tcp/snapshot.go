@@ -3,13 +3,15 @@ package tcp
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
+	"time"
 )
 
-// Snapshot format, version 1. All integers are big-endian.
+// Snapshot format, version 2. All integers are big-endian.
 //
-//	magic "CPYT", version 1
+//	magic "CPYT", version 2
 //	local, remote    addrport: family u8 (0 none, 4, 6), address 4|16 bytes, port u16
 //	state u8, err u8 (0 none, 1 reset, 2 timeout, 3 closed, 4 refused)
 //	flags u8         bit0 wsOK, bit1 closeReq, bit2 finRcvd, bit3 rcvFinOOO
@@ -18,18 +20,33 @@ import (
 //	sndShift, rcvShift u8, sndMSS, advMSS u16
 //	sendBuffer, recvBuffer u32 (buffer sizes)
 //	rcvNxt, rcvAdvRight, rcvFinSeq u32
+//	rto u32          microseconds, backed off
+//	timer u8         0 none, 1 retransmission, 2 persist
+//	timerLeft u32    microseconds until it fires at the snapshot's time
+//	persistExp u8, retries u8
 //	unacked  u32 length + bytes   (send queue up to sndMax)
 //	unsent   u32 length + bytes   (send queue after sndMax)
 //	recvq    u32 length + bytes   (received, not yet read; reader_next = rcvNxt - length)
 //	ooo      u8 count, then per range: start u32, length u32, bytes
 //	appState u32 length + bytes
 //
-// Congestion control, the RTO estimator and all timers are not moved: a
-// restored connection starts with the initial cwnd and RTO, like a fresh
-// path, and re-arms its timers from the restore time.
+// The retransmission/persist timer moves, as the time it had left, the
+// backed-off RTO and the retry count: a connection asked to move more often
+// than its RTO (a client that stopped reading, a lost segment) would
+// otherwise restart the timer at every restore and never retransmit or give
+// up. Congestion control and the RTT estimator do not move: a restored
+// connection starts with the initial cwnd and no RTT sample, like a fresh
+// path.
 const (
 	snapshotMagic   = "CPYT"
-	snapshotVersion = 1
+	snapshotVersion = 2
+)
+
+// Snapshot timer kinds.
+const (
+	snapTimerNone = iota
+	snapTimerRetransmit
+	snapTimerPersist
 )
 
 const (
@@ -51,9 +68,10 @@ func errCode(err error) uint8 {
 	return uint8(len(snapErrors)) // unknown errors cannot be produced; keep the encoding total
 }
 
-// AppendSnapshot appends the connection's movable state to dst. It does not
-// change c, so a caller may snapshot, ship, and keep going on failure.
-func (c *Conn) AppendSnapshot(dst []byte) []byte {
+// AppendSnapshot appends the connection's movable state at time now to
+// dst. It does not change c, so a caller may snapshot, ship, and keep going
+// on failure.
+func (c *Conn) AppendSnapshot(dst []byte, now Time) []byte {
 	dst = slices.Grow(dst, c.snapshotSize()) // one allocation, not one per field that overflows
 	dst = append(dst, snapshotMagic...)
 	dst = append(dst, snapshotVersion)
@@ -84,6 +102,17 @@ func (c *Conn) AppendSnapshot(dst []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, c.rcvNxt)
 	dst = binary.BigEndian.AppendUint32(dst, c.rcvAdvRight)
 	dst = binary.BigEndian.AppendUint32(dst, c.rcvFinSeq)
+	dst = binary.BigEndian.AppendUint32(dst, micros(c.rto))
+	timer, left := uint8(snapTimerNone), Time(0)
+	if c.retxOn {
+		timer, left = snapTimerRetransmit, max(c.retxAt-now, 0)
+		if c.persist {
+			timer = snapTimerPersist
+		}
+	}
+	dst = append(dst, timer)
+	dst = binary.BigEndian.AppendUint32(dst, micros(left))
+	dst = append(dst, c.persistExp, uint8(min(c.retries, 255)))
 
 	unacked := c.unackedLen()
 	dst = appendRing(dst, &c.sndBuf, 0, unacked)
@@ -104,9 +133,16 @@ func (c *Conn) AppendSnapshot(dst []byte) []byte {
 // snapshotFixed bounds a snapshot's bytes besides its queued data, its
 // out-of-order ranges and its application state: magic, version, two
 // addresses of up to 19 bytes, state, error and flags, nine sequence
-// variables, shifts, two MSS, five more uint32s, three ring lengths, the
-// range count and the application state's length.
-const snapshotFixed = len(snapshotMagic) + 1 + 2*19 + 3 + 9*4 + 2 + 2*2 + 5*4 + 3*4 + 1 + 4
+// variables, shifts, two MSS, five more uint32s, the timer (rto, kind,
+// time left, persist exponent, retries), three ring lengths, the range
+// count and the application state's length.
+const snapshotFixed = len(snapshotMagic) + 1 + 2*19 + 3 + 9*4 + 2 + 2*2 + 5*4 + (4 + 1 + 4 + 2) + 3*4 + 1 + 4
+
+// micros is d in microseconds, saturated to a uint32 (71 minutes: beyond
+// any MaxRTO).
+func micros(d time.Duration) uint32 {
+	return uint32(min(max(d/time.Microsecond, 0), math.MaxUint32))
+}
 
 // snapshotSize bounds the length of AppendSnapshot's output.
 func (c *Conn) snapshotSize() int {
@@ -283,6 +319,10 @@ func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	sndMSS, advMSS := d.u16("send MSS"), d.u16("advertised MSS")
 	sndCap, rcvCap := d.u32("send buffer size"), d.u32("receive buffer size")
 	rcvNxt, rcvAdvRight, rcvFinSeq := d.u32("rcv.nxt"), d.u32("advertised right edge"), d.u32("FIN sequence")
+	rto := time.Duration(d.u32("rto")) * time.Microsecond
+	timer := d.u8("timer")
+	left := time.Duration(d.u32("timer left")) * time.Microsecond
+	persistExp, retries := d.u8("persist exponent"), d.u8("retries")
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -301,6 +341,10 @@ func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 		d.fail(ErrSnapshotCorrupt, "buffer sizes %d/%d outside [%d, %d]", sndCap, rcvCap, minBuffer, maxBuffer)
 	case rcvShift != windowShift(int(rcvCap)) && rcvShift != 0:
 		d.fail(ErrSnapshotCorrupt, "receive window scale %d does not fit a %d-byte buffer", rcvShift, rcvCap)
+	case timer > snapTimerPersist:
+		d.fail(ErrSnapshotCorrupt, "timer kind %d, want 0 (none), 1 (retransmission) or 2 (persist)", timer)
+	case rto == 0:
+		d.fail(ErrSnapshotCorrupt, "rto 0")
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -378,6 +422,14 @@ func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	}
 	c.recover = c.sndMax
 	c.rearm(now)
+	// The origin's timer goes on where it was; this host's RTO bounds
+	// apply (the peers' configurations may differ).
+	c.rto = min(max(rto, cfg.MinRTO), cfg.MaxRTO)
+	c.retries = int(retries)
+	if c.retxOn && timer != snapTimerNone {
+		c.retxAt = now + min(left, cfg.MaxRTO)
+		c.persist, c.persistExp = timer == snapTimerPersist, persistExp
+	}
 	return c, nil
 }
 

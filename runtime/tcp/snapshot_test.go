@@ -16,12 +16,12 @@ func migrate(t testing.TB, n *net, which string) {
 		c = n.a
 	}
 	c.SetAppState([]byte("session-" + which))
-	snap := c.AppendSnapshot(nil)
+	snap := c.AppendSnapshot(nil, c.lastNow)
 	r, err := Restore(c.cfg, snap, n.now)
 	if err != nil {
 		t.Fatalf("Restore(%s's snapshot): %v", which, err)
 	}
-	if again := r.AppendSnapshot(nil); !bytes.Equal(again, snap) {
+	if again := r.AppendSnapshot(nil, r.lastNow); !bytes.Equal(again, snap) {
 		t.Fatalf("Restore(AppendSnapshot(%s)) re-snapshots differently:\n% x\n% x", which, snap, again)
 	}
 	if string(r.AppState()) != "session-"+which || r.State() != c.State() || r.ID() != c.ID() || r.Readable() != c.Readable() {
@@ -88,7 +88,7 @@ func TestRestoreOpensZeroWindow(t *testing.T) {
 	// buffer must advertise a non-zero window in its first ACK.
 	a, b, now := establish(t, Config{}, Config{RecvBuffer: 1 << 20})
 	_ = a
-	r, err := Restore(Config{}, b.AppendSnapshot(nil), now)
+	r, err := Restore(Config{}, b.AppendSnapshot(nil, b.lastNow), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestRestoreOpensZeroWindow(t *testing.T) {
 	}
 }
 
-func TestRestoreResetsCongestionAndTimers(t *testing.T) {
+func TestRestoreResetsCongestionKeepsTimer(t *testing.T) {
 	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
 	a.Write(make([]byte, 50000))
 	for range 5 {
@@ -111,25 +111,56 @@ func TestRestoreResetsCongestionAndTimers(t *testing.T) {
 	}
 	a.Write(make([]byte, 3000))
 	emitted(a, now) // in flight
-	if a.cwnd <= 10000 || !a.hasRTT {
-		t.Fatalf("setup: cwnd %d hasRTT %v", a.cwnd, a.hasRTT)
+	if a.cwnd <= 10000 || !a.hasRTT || !a.retxOn {
+		t.Fatalf("setup: cwnd %d hasRTT %v retxOn %v", a.cwnd, a.hasRTT, a.retxOn)
 	}
-	r, err := Restore(Config{InitialRTO: 3 * time.Second}, a.AppendSnapshot(nil), now)
+	snapAt := now + 50*time.Millisecond
+	left := a.retxAt - snapAt
+	snap := a.AppendSnapshot(nil, snapAt)
+	now += time.Second // the restore's clock is another host's
+	r, err := Restore(Config{InitialRTO: 3 * time.Second}, snap, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.cwnd != 10000 || r.hasRTT || r.rto != 3*time.Second {
-		t.Fatalf("restored cwnd %d hasRTT %v rto %v; want initial 10000 (RFC 6928), no RTT, the config's 3s", r.cwnd, r.hasRTT, r.rto)
+	if r.cwnd != 10000 || r.hasRTT || r.rto != a.rto {
+		t.Fatalf("restored cwnd %d hasRTT %v rto %v; want initial 10000 (RFC 6928), no RTT, the origin's rto %v", r.cwnd, r.hasRTT, r.rto, a.rto)
 	}
 	emitted(r, now) // the window-update ACK
-	if d, ok := r.Deadline(); !ok || d != now+3*time.Second {
-		t.Fatalf("restored deadline %v %v, want the retransmission timer at %v", d, ok, now+3*time.Second)
+	if d, ok := r.Deadline(); !ok || d != now+left {
+		t.Fatalf("restored deadline %v %v, want the origin's retransmission timer, %v left: %v", d, ok, left, now+left)
 	}
+}
+
+// TestTimerSurvivesFrequentMoves: a connection whose segment was lost and
+// that moves every 10 ms, far more often than its RTO, still retransmits
+// at its RTO. Before the timer moved with it, each restore restarted it.
+func TestTimerSurvivesFrequentMoves(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(make([]byte, 2000))
+	emitted(a, now) // lost: b never sees it
+	cur := a
+	for i := 0; i < 200; i++ {
+		now += 10 * time.Millisecond
+		snap := cur.AppendSnapshot(nil, now)
+		r, err := Restore(Config{MSS: 1000}, snap, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = r
+		for _, seg := range emitted(cur, now) {
+			if len(seg.Payload) > 0 {
+				b.Input(now, &seg)
+				t.Logf("retransmitted after %d moves (%v)", i+1, time.Duration(i+1)*10*time.Millisecond)
+				return
+			}
+		}
+	}
+	t.Fatalf("no retransmission in 200 moves 10 ms apart (2 s; initial RTO 1 s)")
 }
 
 func TestSnapshotRoundTripStates(t *testing.T) {
 	for name, c := range snapshotSamples(t) {
-		snap := c.AppendSnapshot([]byte("prefix"))
+		snap := c.AppendSnapshot([]byte("prefix"), c.lastNow)
 		if string(snap[:6]) != "prefix" {
 			t.Fatalf("%s: AppendSnapshot clobbered dst", name)
 		}
@@ -137,7 +168,7 @@ func TestSnapshotRoundTripStates(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Restore: %v", name, err)
 		}
-		if again := r.AppendSnapshot(nil); !bytes.Equal(again, snap[6:]) {
+		if again := r.AppendSnapshot(nil, r.lastNow); !bytes.Equal(again, snap[6:]) {
 			t.Fatalf("%s: round trip differs:\n% x\n% x", name, snap[6:], again)
 		}
 		if r.State() != c.State() || r.Err() != c.Err() {
@@ -152,10 +183,10 @@ func TestSnapshotRoundTripStates(t *testing.T) {
 // overflows the last.
 func TestSnapshotOneAllocation(t *testing.T) {
 	for name, c := range snapshotSamples(t) {
-		if n := len(c.AppendSnapshot(nil)); n > c.snapshotSize() {
+		if n := len(c.AppendSnapshot(nil, c.lastNow)); n > c.snapshotSize() {
 			t.Errorf("%s: snapshot is %d bytes, over snapshotSize %d", name, n, c.snapshotSize())
 		}
-		if allocs := testing.AllocsPerRun(10, func() { c.AppendSnapshot(nil) }); allocs != 1 {
+		if allocs := testing.AllocsPerRun(10, func() { c.AppendSnapshot(nil, c.lastNow) }); allocs != 1 {
 			t.Errorf("%s: AppendSnapshot(nil) made %v allocations, want 1", name, allocs)
 		}
 	}
@@ -213,7 +244,7 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 	a.Write(payload(3000, 1))
 	feed(b, now, emitted(a, now)[1:])
 	b.SetAppState([]byte("state"))
-	good := b.AppendSnapshot(nil)
+	good := b.AppendSnapshot(nil, b.lastNow)
 	// Every truncation fails with a typed error.
 	for i := range len(good) {
 		_, err := Restore(Config{}, good[:i], now)
@@ -247,7 +278,7 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 
 func FuzzRestore(f *testing.F) {
 	for _, c := range snapshotSamples(f) {
-		f.Add(c.AppendSnapshot(nil))
+		f.Add(c.AppendSnapshot(nil, c.lastNow))
 	}
 	f.Add([]byte("CPYT\x01"))
 	f.Add([]byte{})
@@ -259,7 +290,7 @@ func FuzzRestore(f *testing.F) {
 			}
 			return
 		}
-		if again := c.AppendSnapshot(nil); !bytes.Equal(again, b) {
+		if again := c.AppendSnapshot(nil, c.lastNow); !bytes.Equal(again, b) {
 			t.Fatalf("accepted snapshot re-encodes differently:\n% x\n% x", b, again)
 		}
 		// A restored conn must survive being driven.
@@ -283,12 +314,12 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	if a.sndBuf.len() != 4<<10 || c.rcvBuf.len() != 4<<10 || c.sndBuf.len() != 4<<10 {
 		b.Fatalf("setup: buffers %d/%d/%d, want 4 KiB each", a.sndBuf.len(), c.rcvBuf.len(), c.sndBuf.len())
 	}
-	buf := c.AppendSnapshot(nil)
+	buf := c.AppendSnapshot(nil, c.lastNow)
 	b.Run("both", func(b *testing.B) {
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = c.AppendSnapshot(buf[:0])
+			buf = c.AppendSnapshot(buf[:0], c.lastNow)
 			if _, err := Restore(Config{}, buf, now); err != nil {
 				b.Fatal(err)
 			}
@@ -298,7 +329,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = c.AppendSnapshot(buf[:0])
+			buf = c.AppendSnapshot(buf[:0], c.lastNow)
 		}
 	})
 	b.Run("decode", func(b *testing.B) {
@@ -314,7 +345,7 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 
 func TestRestoreLimitedRefusesLargeBuffers(t *testing.T) {
 	a, _, now := establish(t, Config{SendBuffer: 256 << 10, RecvBuffer: 64 << 10}, Config{})
-	snap := a.AppendSnapshot(nil)
+	snap := a.AppendSnapshot(nil, a.lastNow)
 	if _, err := RestoreLimited(Config{}, snap, now, 128<<10); !errors.Is(err, ErrSnapshotTooLarge) {
 		t.Fatalf("RestoreLimited(256 KiB send buffer, limit 128 KiB) = %v, want ErrSnapshotTooLarge", err)
 	}
