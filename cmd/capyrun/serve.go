@@ -411,7 +411,7 @@ func serveApps(ctx context.Context, eng *migrate.Engine, ln app.Listener, listen
 			return fmt.Errorf("-echo %d: %w", f.echoPort, err)
 		}
 		defer eln.Close()
-		echo = &app.Echo{Engine: eng, ErrorLog: logger}
+		echo = &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: !f.kernel}
 		go func() { errc <- echo.Serve(eln) }()
 		fmt.Printf("serving echo on %s:%d\n", addr, f.echoPort)
 	}

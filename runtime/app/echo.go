@@ -18,6 +18,12 @@ type Echo struct {
 	Engine *migrate.Engine
 	// BufferSize is the most one read takes (32 KiB).
 	BufferSize int
+	// InterruptWrites lets a migration stop a write waiting for a client
+	// that reads slowly (migrate.Session.InterruptWrites): the connection
+	// can move while the client's window is closed. Leave it off for
+	// kernel sockets: a TCP_REPAIR restore of a socket with both windows
+	// closed was seen refused (TCP_REPAIR_WINDOW: EINVAL).
+	InterruptWrites bool
 	// ErrorLog receives what goes wrong (nil: the standard logger).
 	ErrorLog *log.Logger
 
@@ -60,6 +66,9 @@ func (e *Echo) Serve(ln Listener) error {
 			return err
 		}
 		sess := e.Engine.Manage(c, nil)
+		if e.InterruptWrites {
+			sess.InterruptWrites() // the echo's pending bytes say how far a write got
+		}
 		state, restored := sess.Restored()
 		ec, err := newEchoConn(e, session{sess}, state, restored)
 		if err != nil {
@@ -126,14 +135,23 @@ func (ec *echoConn) serve() {
 
 func (ec *echoConn) loop() error {
 	for {
-		if len(ec.pending) > 0 {
+		for len(ec.pending) > 0 {
 			n, err := ec.conn.Write(ec.pending)
 			ec.e.stats.bytes.Add(uint64(n))
+			ec.pending = ec.pending[n:]
+			if errors.Is(err, migrate.ErrInterrupted) {
+				// A quiescent point in the middle of a write to a slow
+				// reader: what is left pending travels in the state.
+				if err := ec.conn.Checkpoint(); err != nil {
+					return err
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			ec.pending = ec.buf[:0]
 		}
+		ec.pending = ec.buf[:0]
 		if ec.eof {
 			return nil // all written back; Close sends the FIN after it
 		}

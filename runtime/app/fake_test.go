@@ -23,7 +23,11 @@ type fakeConn struct {
 	in    []byte
 	out   *bytes.Buffer
 	chunk int // the most one read returns
-	limit int // Write fails beyond this much output (0: no limit)
+	// writeChunk > 0: a Write of more stops after that many bytes with
+	// migrate.ErrInterrupted, as a Session that InterruptWrites does when
+	// a migration is asked for while the send buffer is full.
+	writeChunk int
+	limit      int // Write fails beyond this much output (0: no limit)
 	// move decides, at the q-th quiescent point of this incarnation,
 	// whether to migrate there.
 	move  func(q int) bool
@@ -85,6 +89,10 @@ func (f *fakeConn) Write(p []byte) (int, error) {
 	}
 	if f.limit > 0 && f.out.Len()+len(p) > f.limit {
 		return 0, errors.New("fake: output limit reached")
+	}
+	if f.writeChunk > 0 && len(p) > f.writeChunk {
+		n, _ := f.out.Write(p[:f.writeChunk])
+		return n, migrate.ErrInterrupted
 	}
 	return f.out.Write(p)
 }

@@ -113,7 +113,7 @@ func newRack(t *testing.T, n int, handler http.Handler) *rack {
 		}
 		r.servers = append(r.servers, &server{st: st, eng: eng, addr: serverPrefix(i).Addr(),
 			http: &app.HTTPServer{Engine: eng, Handler: handler, ErrorLog: logger, OnRequest: r.logRequest},
-			echo: &app.Echo{Engine: eng, ErrorLog: logger}})
+			echo: &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: true}})
 	}
 	sw, err := softswitch.New(softswitch.Config{Ports: ports, Hosts: hosts, Control: softswitch.Control{Addr: controlAddr}, PollInterval: time.Millisecond})
 	if err != nil {

@@ -20,15 +20,20 @@ import (
 
 // Errors. Returned errors wrap them with the input they refer to.
 var (
-	ErrConfig     = errors.New("migrate: invalid config")
-	ErrNoConn     = errors.New("migrate: no such connection")
-	ErrBusy       = errors.New("migrate: connection already migrating")
-	ErrNotReady   = errors.New("migrate: connection not established")
-	ErrClosed     = errors.New("migrate: engine closed")
-	ErrMoved      = errors.New("migrate: connection moved to another server")
-	ErrRestore    = errors.New("migrate: restore failed")
-	ErrAppState   = errors.New("migrate: application state refused")
-	ErrNoRestorer = errors.New("migrate: no listener or restorer for the port")
+	ErrConfig   = errors.New("migrate: invalid config")
+	ErrNoConn   = errors.New("migrate: no such connection")
+	ErrBusy     = errors.New("migrate: connection already migrating")
+	ErrNotReady = errors.New("migrate: connection not established")
+	ErrClosed   = errors.New("migrate: engine closed")
+	ErrMoved    = errors.New("migrate: connection moved to another server")
+	// ErrInterrupted is returned by the Write of a Session that
+	// InterruptWrites, when a migration was asked for while the write
+	// waited for send-buffer space: the application accounts for the bytes
+	// written and calls Checkpoint.
+	ErrInterrupted = errors.New("migrate: write interrupted for a migration")
+	ErrRestore     = errors.New("migrate: restore failed")
+	ErrAppState    = errors.New("migrate: application state refused")
+	ErrNoRestorer  = errors.New("migrate: no listener or restorer for the port")
 	// ErrNotMovable is wrapped by a Host's Freeze error when the
 	// connection cannot be taken as it is now but goes on untouched (a
 	// kernel socket half-closed under the freeze): the origin machine's

@@ -30,17 +30,23 @@ type Session struct {
 	restored []byte
 	isRest   bool
 
-	mu      sync.Mutex
-	state   func() ([]byte, error)
-	wanted  bool
-	inRead  bool
-	poked   bool
-	readDL  time.Time
-	moved   bool
-	closed  bool
-	last    Outcome
-	lastErr error
-	ends    uint64 // migration attempts that ended (or could not start)
+	mu     sync.Mutex
+	state  func() ([]byte, error)
+	wanted bool
+	inRead bool
+	poked  bool
+	readDL time.Time
+	// A Write that InterruptWrites lets a migration stop: it is woken by
+	// a past write deadline, as Read is by a past read deadline.
+	interruptWrites bool
+	inWrite         bool
+	pokedW          bool
+	writeDL         time.Time
+	moved           bool
+	closed          bool
+	last            Outcome
+	lastErr         error
+	ends            uint64 // migration attempts that ended (or could not start)
 }
 
 var _ net.Conn = (*Session)(nil)
@@ -89,8 +95,21 @@ func (s *Session) Last() (Outcome, error) {
 	return s.last, s.lastErr
 }
 
+// InterruptWrites makes a Write that waits for send-buffer space stop
+// when a migration is asked for, returning the bytes it wrote and
+// ErrInterrupted; the application accounts for them in its state and calls
+// Checkpoint, the quiescent point. Without it a server writing to a client
+// that reads slowly (a closed receive window) cannot move until the client
+// reads: exactly the connection a busy server wants to hand off.
+func (s *Session) InterruptWrites() {
+	s.mu.Lock()
+	s.interruptWrites = true
+	s.mu.Unlock()
+}
+
 // Request asks for a migration at the next quiescent point, and wakes a
-// Read that is waiting with nothing received.
+// Read that is waiting with nothing received (and a Write waiting for
+// buffer space, with InterruptWrites).
 func (s *Session) Request() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,6 +120,10 @@ func (s *Session) Request() {
 	if s.inRead && !s.poked {
 		s.poked = true
 		s.c.SetReadDeadline(pastDeadline) //nolint:errcheck // never fails
+	}
+	if s.inWrite && !s.pokedW {
+		s.pokedW = true
+		s.c.SetWriteDeadline(pastDeadline) //nolint:errcheck // never fails
 	}
 }
 
@@ -189,14 +212,37 @@ func (s *Session) Read(p []byte) (int, error) {
 }
 
 // Write writes like net.Conn's Write; ErrMoved once the connection moved.
+// With InterruptWrites, a migration asked for before or during the write
+// stops it: Write returns what it wrote and ErrInterrupted.
 func (s *Session) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	moved := s.moved
-	s.mu.Unlock()
-	if moved {
+	if s.moved {
+		s.mu.Unlock()
 		return 0, ErrMoved
 	}
-	return s.c.Write(p)
+	if !s.interruptWrites {
+		s.mu.Unlock()
+		return s.c.Write(p)
+	}
+	if s.wanted {
+		s.mu.Unlock()
+		return 0, ErrInterrupted
+	}
+	s.inWrite = true
+	s.mu.Unlock()
+	n, err := s.c.Write(p)
+	s.mu.Lock()
+	s.inWrite = false
+	poked, dl := s.pokedW, s.writeDL
+	if poked {
+		s.pokedW = false
+		s.c.SetWriteDeadline(dl) //nolint:errcheck // never fails
+	}
+	s.mu.Unlock()
+	if poked && errors.Is(err, os.ErrDeadlineExceeded) && (dl.IsZero() || time.Now().Before(dl)) {
+		return n, ErrInterrupted
+	}
+	return n, err
 }
 
 // Close closes the connection, unless it moved (then it belongs to the
@@ -224,7 +270,7 @@ func (s *Session) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 // SetDeadline sets the read and write deadlines.
 func (s *Session) SetDeadline(t time.Time) error {
 	s.SetReadDeadline(t) //nolint:errcheck // never fails
-	return s.c.SetWriteDeadline(t)
+	return s.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the read deadline.
@@ -239,7 +285,15 @@ func (s *Session) SetReadDeadline(t time.Time) error {
 }
 
 // SetWriteDeadline sets the write deadline.
-func (s *Session) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }
+func (s *Session) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeDL = t
+	if s.pokedW {
+		return nil // applied when the wake-up is consumed
+	}
+	return s.c.SetWriteDeadline(t)
+}
 
 // Request asks the session of connection id to migrate at its next
 // quiescent point.
