@@ -651,7 +651,59 @@ func TestMigrateWrk(t *testing.T) {
 const (
 	echoSize = 4 << 20
 	echoRate = 2 << 20 // bytes/s the test reads nc's output at
+	// echoTail is what is left to read when the test pauses to let the
+	// echo back up, and fillLimit bounds the pause.
+	echoTail  = 1 << 20
+	fillLimit = time.Second
 )
+
+// clientSendQueue reports the send queue (bytes written and not yet
+// acknowledged) of the TCP socket to remote port in pid's network
+// namespace. /proc/PID/net/tcp shows the namespace of pid, so no process
+// is spawned to ask.
+func clientSendQueue(pid, port int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return 0, err
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasSuffix(f[2], suffix) {
+			continue
+		}
+		tx, _, _ := strings.Cut(f[4], ":")
+		q, err := strconv.ParseUint(tx, 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/net/tcp: queue %q: %w", pid, f[4], err)
+		}
+		return q, nil
+	}
+	return 0, fmt.Errorf("/proc/%d/net/tcp: no socket to port %d", pid, port)
+}
+
+// backUp waits (at most fillLimit) while the test does not read, until
+// the client's send queue to port is not empty and has not moved for
+// 50 ms: every buffer between the client's socket and the test is then
+// full. (An empty queue is nc not having written yet, or having nothing
+// left: the limit ends that wait.)
+func backUp(pid, port int) error {
+	var last uint64
+	stable := time.Now()
+	for deadline := time.Now().Add(fillLimit); time.Now().Before(deadline); {
+		q, err := clientSendQueue(pid, port)
+		if err != nil {
+			return err
+		}
+		if q != last {
+			last, stable = q, time.Now()
+		} else if q > 0 && time.Since(stable) >= 50*time.Millisecond {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
 
 // TestMigrateEcho: nc -N sends 4 MiB to the echo service on port 7 and
 // reads it all back while the connection moves; nc half-closes after its
@@ -717,8 +769,15 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	}
 	d := srv.drive([]string{"all"}, 5*time.Millisecond, 60*time.Second, 0)
 	// Read at echoRate, so the echo backs up into the servers' buffers.
+	// With the last MiB still to come, stop reading until everything has
+	// backed up: nc then has its last bytes and FIN queued, and the FIN
+	// reaches the servers with their buffers full whatever the machine's
+	// speed, so the half-close lasts hundreds of KB of echo. (Without the
+	// pause, a run where nc itself was the bottleneck found the servers
+	// with 160 KB left at the FIN, and no move in the 78 ms it lasted.)
 	h := sha256.New()
 	var got int64
+	var filled bool
 	buf := make([]byte, 16<<10)
 	for {
 		n, err := stdout.Read(buf)
@@ -730,6 +789,14 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 		if err != nil {
 			t.Errorf("reading nc's output: %v", err)
 			break
+		}
+		if !filled && got >= echoSize-echoTail {
+			filled = true
+			paused := time.Now()
+			if err := backUp(cmd.Process.Pid, 7); err != nil {
+				t.Fatalf("waiting for the echo to back up: %v", err)
+			}
+			t0 = t0.Add(time.Since(paused)) // the pause does not count toward echoRate
 		}
 		if ahead := time.Duration(float64(got)/echoRate*float64(time.Second)) - time.Since(t0); ahead > 0 {
 			time.Sleep(ahead)

@@ -185,6 +185,22 @@ func TestRoundTrip(t *testing.T) {
 			}
 		},
 	}, {
+		// Both windows closed, as an echo server writing to a client that
+		// stopped reading leaves them: the server does not read (its
+		// receive window is zero) and its send buffer is full.
+		name:   "both_windows_closed",
+		rcvBuf: 4096,
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, sc.write(server, 512<<10, 500*time.Millisecond))
+			must(t, cs.write(client, 2<<20, 500*time.Millisecond))
+			time.Sleep(100 * time.Millisecond)
+		},
+		check: func(t *testing.T, d *Dump) {
+			if d.Window.RcvWnd != 0 || d.Unsent == 0 {
+				t.Errorf("want a zero receive window and unsent bytes: %v", d)
+			}
+		},
+	}, {
 		// The client's kernel drops the server's segments (nftables, in
 		// the client's namespace) before the server writes: the first
 		// congestion window leaves the origin as sent and is never
