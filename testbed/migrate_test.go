@@ -483,23 +483,7 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		}
 		after := srv.settled(t)
 		if r.err != nil || r.code != "200" {
-			// Where the connection stands on every host, for the reader.
-			for _, h := range bed.Topology.Hosts {
-				if h.Role == RoleServer || h.Role == RoleClient {
-					out, _ := bed.Exec(h.Name, "ss", "-tnieo", "state", "all", "( sport = :80 or dport = :80 )")
-					t.Logf("ss on %s:\n%s", h.Name, out)
-					out, _ = bed.Exec(h.Name, "nstat", "-az", "TcpExtPAWS*", "TcpExtTCPACKSkipped*", "TcpExtTCPOFO*", "TcpInErrs", "TcpExtTCPAbort*", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "IpInAddrErrors", "TcpExtTCPWinProbe", "TcpOutRsts", "TcpExtTCPRcvQDrop", "TcpExtTCPZeroWindowDrop", "TcpExtTCPDSACK*")
-					t.Logf("nstat on %s:\n%s", h.Name, out)
-				}
-			}
-			if wire != nil {
-				segs := wire()
-				var last []string
-				for _, sg := range segs[max(len(segs)-40, 0):] {
-					last = append(last, fmt.Sprintf("%v %v > %v [%s] length %d", sg.at.Format("15:04:05.000000"), sg.src, sg.dst, sg.flags, sg.length))
-				}
-				t.Logf("the wire's last segments:\n%s", strings.Join(last, "\n"))
-			}
+			explainStall(t, bed, 80, wire)
 			t.Fatalf("curl %s: status %q, %v\n%s", what, r.code, r.err, r.out)
 		}
 		check(r)
@@ -651,20 +635,28 @@ func TestMigrateWrk(t *testing.T) {
 const (
 	echoSize = 4 << 20
 	echoRate = 2 << 20 // bytes/s the test reads nc's output at
-	// echoTail is what is left to read when the test pauses to let the
-	// echo back up, and fillLimit bounds the pause.
-	echoTail  = 1 << 20
-	fillLimit = time.Second
+	// echoTail is what is left to read when the test stops reading until
+	// the servers have acknowledged the client's FIN: more than the
+	// client's receive buffer (128 KiB here), a server's send buffer
+	// (256 KiB) and the echo's 32 KiB together, so the echo application
+	// still has bytes to write then; less than all the buffers on the way
+	// together, so the client's data and FIN still get through.
+	echoTail = 512 << 10
+	// finWait bounds that wait; halfCloseHold is how long the test goes
+	// on not reading after it, the connection half-closed and asked to
+	// move every 5 ms.
+	finWait       = 3 * time.Second
+	halfCloseHold = 300 * time.Millisecond
 )
 
-// clientSendQueue reports the send queue (bytes written and not yet
-// acknowledged) of the TCP socket to remote port in pid's network
-// namespace. /proc/PID/net/tcp shows the namespace of pid, so no process
-// is spawned to ask.
-func clientSendQueue(pid, port int) (uint64, error) {
+// clientSocket reports the state (net/tcp's st: "05" is FIN_WAIT2) and
+// send queue (bytes written and not yet acknowledged) of the TCP socket to
+// remote port in pid's network namespace. /proc/PID/net/tcp shows the
+// namespace of pid, so no process is spawned to ask.
+func clientSocket(pid, port int) (st string, sendQ uint64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	suffix := fmt.Sprintf(":%04X", port)
 	for _, line := range strings.Split(string(b), "\n")[1:] {
@@ -675,34 +667,25 @@ func clientSendQueue(pid, port int) (uint64, error) {
 		tx, _, _ := strings.Cut(f[4], ":")
 		q, err := strconv.ParseUint(tx, 16, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/net/tcp: queue %q: %w", pid, f[4], err)
+			return "", 0, fmt.Errorf("/proc/%d/net/tcp: queue %q: %w", pid, f[4], err)
 		}
-		return q, nil
+		return f[3], q, nil
 	}
-	return 0, fmt.Errorf("/proc/%d/net/tcp: no socket to port %d", pid, port)
+	return "", 0, fmt.Errorf("/proc/%d/net/tcp: no socket to port %d", pid, port)
 }
 
-// backUp waits (at most fillLimit) while the test does not read, until
-// the client's send queue to port is not empty and has not moved for
-// 50 ms: every buffer between the client's socket and the test is then
-// full. (An empty queue is nc not having written yet, or having nothing
-// left: the limit ends that wait.)
-func backUp(pid, port int) error {
-	var last uint64
-	stable := time.Now()
-	for deadline := time.Now().Add(fillLimit); time.Now().Before(deadline); {
-		q, err := clientSendQueue(pid, port)
-		if err != nil {
+// waitFinAcked waits (at most finWait) until the client's socket to port
+// is in FIN_WAIT2: the servers have all its data and its FIN.
+func waitFinAcked(pid, port int) error {
+	var st string
+	var q uint64
+	var err error
+	for deadline := time.Now().Add(finWait); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if st, q, err = clientSocket(pid, port); err != nil || st == "05" {
 			return err
 		}
-		if q != last {
-			last, stable = q, time.Now()
-		} else if q > 0 && time.Since(stable) >= 50*time.Millisecond {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("after %v not reading, the client's socket is in state %s with %d bytes unacknowledged, not FIN_WAIT2 (05): the buffers on the way hold less than echoTail (%d bytes)", finWait, st, q, echoTail)
 }
 
 // TestMigrateEcho: nc -N sends 4 MiB to the echo service on port 7 and
@@ -769,12 +752,36 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	}
 	d := srv.drive([]string{"all"}, 5*time.Millisecond, 60*time.Second, 0)
 	// Read at echoRate, so the echo backs up into the servers' buffers.
-	// With the last MiB still to come, stop reading until everything has
-	// backed up: nc then has its last bytes and FIN queued, and the FIN
-	// reaches the servers with their buffers full whatever the machine's
-	// speed, so the half-close lasts hundreds of KB of echo. (Without the
-	// pause, a run where nc itself was the bottleneck found the servers
-	// with 160 KB left at the FIN, and no move in the 78 ms it lasted.)
+	// With echoTail still to come, stop reading until the servers have the
+	// client's FIN, and for halfCloseHold after: the half-close then lasts
+	// that long on any machine, with the echo application blocked writing
+	// to the closed window (a quiescent point: it InterruptWrites).
+	// (Reading on at echoRate, a run found the servers with 160 KB left at
+	// the FIN and no move in the 78 ms the half-close lasted; another, whose
+	// client->server direction was the slower, with 16 KB.)
+	// A stream that stops for 10 s has stalled: say where it stands while
+	// its sockets are still there, and end it.
+	var progress atomic.Int64
+	progress.Store(time.Now().UnixNano())
+	stalled := make(chan struct{})
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		for ctx.Err() == nil {
+			select {
+			case <-stalled:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			if time.Since(time.Unix(0, progress.Load())) > 10*time.Second {
+				t.Errorf("the echo stream stalled: nothing read for 10 s")
+				explainStall(t, bed, 7, nil)
+				cancel()
+				return
+			}
+		}
+	}()
+	defer func() { close(stalled); <-watchdogDone }()
 	h := sha256.New()
 	var got int64
 	var filled bool
@@ -783,6 +790,7 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 		n, err := stdout.Read(buf)
 		h.Write(buf[:n])
 		got += int64(n)
+		progress.Store(time.Now().UnixNano())
 		if err == io.EOF {
 			break
 		}
@@ -793,9 +801,11 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 		if !filled && got >= echoSize-echoTail {
 			filled = true
 			paused := time.Now()
-			if err := backUp(cmd.Process.Pid, 7); err != nil {
-				t.Fatalf("waiting for the echo to back up: %v", err)
+			if err := waitFinAcked(cmd.Process.Pid, 7); err != nil {
+				t.Fatalf("waiting for the client's FIN to be acknowledged: %v", err)
 			}
+			time.Sleep(halfCloseHold)
+			progress.Store(time.Now().UnixNano())
 			t0 = t0.Add(time.Since(paused)) // the pause does not count toward echoRate
 		}
 		if ahead := time.Duration(float64(got)/echoRate*float64(time.Second)) - time.Since(t0); ahead > 0 {
@@ -856,6 +866,30 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	}
 	if !movesHalfClosed && halfClosed != 0 {
 		t.Errorf("the connection moved %d times while half-closed, which this path cannot do", halfClosed)
+	}
+}
+
+// explainStall logs, for the reader of a failed transfer, where the
+// connection on port stands on every client and server (ss, nstat) and, if
+// wire is not nil, the last segments tcpdump saw.
+func explainStall(t *testing.T, bed *Testbed, port int, wire func() []segment) {
+	t.Helper()
+	filter := fmt.Sprintf("( sport = :%d or dport = :%d )", port, port)
+	for _, h := range bed.Topology.Hosts {
+		if h.Role == RoleServer || h.Role == RoleClient {
+			out, _ := bed.Exec(h.Name, "ss", "-tnieo", "state", "all", filter)
+			t.Logf("ss on %s:\n%s", h.Name, out)
+			out, _ = bed.Exec(h.Name, "nstat", "-az", "TcpExtPAWS*", "TcpExtTCPACKSkipped*", "TcpExtTCPOFO*", "TcpInErrs", "TcpExtTCPAbort*", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "IpInAddrErrors", "TcpExtTCPWinProbe", "TcpOutRsts", "TcpExtTCPRcvQDrop", "TcpExtTCPZeroWindowDrop", "TcpExtTCPDSACK*")
+			t.Logf("nstat on %s:\n%s", h.Name, out)
+		}
+	}
+	if wire != nil {
+		segs := wire()
+		var last []string
+		for _, sg := range segs[max(len(segs)-40, 0):] {
+			last = append(last, fmt.Sprintf("%v %v > %v [%s] length %d", sg.at.Format("15:04:05.000000"), sg.src, sg.dst, sg.flags, sg.length))
+		}
+		t.Logf("the wire's last segments:\n%s", strings.Join(last, "\n"))
 	}
 }
 
