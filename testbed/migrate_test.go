@@ -635,17 +635,20 @@ func TestMigrateWrk(t *testing.T) {
 const (
 	echoSize = 4 << 20
 	echoRate = 2 << 20 // bytes/s the test reads nc's output at
-	// echoTail is what is left to read when the test stops reading until
-	// the servers have acknowledged the client's FIN: more than the
-	// client's receive buffer (128 KiB here), a server's send buffer
-	// (256 KiB) and the echo's 32 KiB together, so the echo application
-	// still has bytes to write then; less than all the buffers on the way
-	// together, so the client's data and FIN still get through.
-	echoTail = 512 << 10
-	// finWait bounds that wait; halfCloseHold is how long the test goes
-	// on not reading after it, the connection half-closed and asked to
-	// move every 5 ms.
-	finWait       = 3 * time.Second
+	// echoTail is what is left to read when the test slows to a trickle
+	// (trickle bytes every trickleEvery) until the servers have
+	// acknowledged the client's FIN: more than the client's receive buffer
+	// (128 KiB here), a server's send buffer (256 KiB) and the echo's
+	// 32 KiB together, so the echo application still has bytes to write
+	// then. Not a full stop: OpenBSD nc stops reading its input while its
+	// output is blocked, and would never send its FIN.
+	echoTail     = 512 << 10
+	trickle      = 2 << 10
+	trickleEvery = 10 * time.Millisecond
+	// finWait bounds the trickle; halfCloseHold is how long the test then
+	// stops reading, the connection half-closed and asked to move every
+	// 5 ms.
+	finWait       = 5 * time.Second
 	halfCloseHold = 300 * time.Millisecond
 )
 
@@ -672,20 +675,6 @@ func clientSocket(pid, port int) (st string, sendQ uint64, err error) {
 		return f[3], q, nil
 	}
 	return "", 0, fmt.Errorf("/proc/%d/net/tcp: no socket to port %d", pid, port)
-}
-
-// waitFinAcked waits (at most finWait) until the client's socket to port
-// is in FIN_WAIT2: the servers have all its data and its FIN.
-func waitFinAcked(pid, port int) error {
-	var st string
-	var q uint64
-	var err error
-	for deadline := time.Now().Add(finWait); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if st, q, err = clientSocket(pid, port); err != nil || st == "05" {
-			return err
-		}
-	}
-	return fmt.Errorf("after %v not reading, the client's socket is in state %s with %d bytes unacknowledged, not FIN_WAIT2 (05): the buffers on the way hold less than echoTail (%d bytes)", finWait, st, q, echoTail)
 }
 
 // TestMigrateEcho: nc -N sends 4 MiB to the echo service on port 7 and
@@ -752,10 +741,10 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	}
 	d := srv.drive([]string{"all"}, 5*time.Millisecond, 60*time.Second, 0)
 	// Read at echoRate, so the echo backs up into the servers' buffers.
-	// With echoTail still to come, stop reading until the servers have the
-	// client's FIN, and for halfCloseHold after: the half-close then lasts
-	// that long on any machine, with the echo application blocked writing
-	// to the closed window (a quiescent point: it InterruptWrites).
+	// With echoTail still to come, trickle until the servers have the
+	// client's FIN, then stop for halfCloseHold: the half-close lasts that
+	// long on any machine, with the echo application blocked writing to
+	// the closed window (a quiescent point: it InterruptWrites).
 	// (Reading on at echoRate, a run found the servers with 160 KB left at
 	// the FIN and no move in the 78 ms the half-close lasted; another, whose
 	// client->server direction was the slower, with 16 KB.)
@@ -784,11 +773,17 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	defer func() { close(stalled); <-watchdogDone }()
 	h := sha256.New()
 	var got int64
-	var filled bool
+	var slowFrom time.Time // when the trickle began
+	finAcked := false
 	buf := make([]byte, 16<<10)
 	for {
-		n, err := stdout.Read(buf)
-		h.Write(buf[:n])
+		p := buf
+		trickling := !slowFrom.IsZero() && !finAcked
+		if trickling {
+			p = buf[:trickle]
+		}
+		n, err := stdout.Read(p)
+		h.Write(p[:n])
 		got += int64(n)
 		progress.Store(time.Now().UnixNano())
 		if err == io.EOF {
@@ -798,19 +793,33 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 			t.Errorf("reading nc's output: %v", err)
 			break
 		}
-		if !filled && got >= echoSize-echoTail {
-			filled = true
-			paused := time.Now()
-			if err := waitFinAcked(cmd.Process.Pid, 7); err != nil {
-				t.Fatalf("waiting for the client's FIN to be acknowledged: %v", err)
+		if slowFrom.IsZero() && got >= echoSize-echoTail {
+			slowFrom = time.Now()
+			continue
+		}
+		if trickling {
+			st, q, err := clientSocket(cmd.Process.Pid, 7)
+			switch {
+			case err != nil:
+				t.Fatalf("looking at the client's socket: %v", err)
+			case st == "05": // TCP_FIN_WAIT2: the servers have everything
+				finAcked = true
+				time.Sleep(halfCloseHold)
+				progress.Store(time.Now().UnixNano())
+				t0 = t0.Add(time.Since(slowFrom)) // the slow part does not count toward echoRate
+			case time.Since(slowFrom) > finWait:
+				t.Fatalf("after %v reading %d bytes every %v, the client's socket is in state %s with %d bytes unacknowledged, not FIN_WAIT2 (05)", finWait, trickle, trickleEvery, st, q)
+			default:
+				time.Sleep(trickleEvery)
 			}
-			time.Sleep(halfCloseHold)
-			progress.Store(time.Now().UnixNano())
-			t0 = t0.Add(time.Since(paused)) // the pause does not count toward echoRate
+			continue
 		}
 		if ahead := time.Duration(float64(got)/echoRate*float64(time.Second)) - time.Since(t0); ahead > 0 {
 			time.Sleep(ahead)
 		}
+	}
+	if !finAcked {
+		t.Errorf("the stream ended (%d bytes) before the client's socket was seen in FIN_WAIT2", got)
 	}
 	werr := cmd.Wait()
 	elapsed := time.Since(t0)
@@ -881,6 +890,18 @@ func explainStall(t *testing.T, bed *Testbed, port int, wire func() []segment) {
 			t.Logf("ss on %s:\n%s", h.Name, out)
 			out, _ = bed.Exec(h.Name, "nstat", "-az", "TcpExtPAWS*", "TcpExtTCPACKSkipped*", "TcpExtTCPOFO*", "TcpInErrs", "TcpExtTCPAbort*", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "IpInAddrErrors", "TcpExtTCPWinProbe", "TcpOutRsts", "TcpExtTCPRcvQDrop", "TcpExtTCPZeroWindowDrop", "TcpExtTCPDSACK*")
 			t.Logf("nstat on %s:\n%s", h.Name, out)
+			if h.Role == RoleServer {
+				// Kernel-mode servers queue segments of restored sockets
+				// (NFQUEUE): the queue's drops and the rules' counters.
+				out, _ = bed.Exec(h.Name, "cat", "/proc/net/netfilter/nfnetlink_queue")
+				t.Logf("nfnetlink_queue on %s (queue, portid, waiting, copy mode, range, queue dropped, user dropped, last id):\n%s", h.Name, out)
+				if _, err := exec.LookPath("iptables"); err == nil {
+					out, _ = bed.Exec(h.Name, "iptables", "-w", "-t", "mangle", "-L", "-v", "-n")
+					t.Logf("iptables mangle on %s:\n%s", h.Name, out)
+					out, _ = bed.Exec(h.Name, "iptables", "-w", "-L", "-v", "-n")
+					t.Logf("iptables filter on %s:\n%s", h.Name, out)
+				}
+			}
 		}
 	}
 	if wire != nil {
