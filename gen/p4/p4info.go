@@ -90,6 +90,11 @@ func controlPlaneOf(d *data) *controlPlane {
 			{Name: "min_workload_t", Members: []cpParam{{"holder_ip", 32}, {"load", 32}}},
 		},
 	}
+	// mig_len_tbl is keyless, with one const default action, as the hash
+	// tables are: no control plane writes it.
+	cp.Actions = append(cp.Actions, cpAction{Local: "mig_len_check"})
+	cp.Tables = append(cp.Tables, cpTable{Local: "mig_len_tbl", Size: 1,
+		Actions: []cpActionRef{{"mig_len_check", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "mig_len_check"})
 	for _, l := range d.Levels {
 		cp.Actions = append(cp.Actions, cpAction{Local: l.HashAction()})
 		cp.Tables = append(cp.Tables, cpTable{Local: l.HashTable(), Size: 1,

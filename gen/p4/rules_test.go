@@ -256,11 +256,14 @@ var switchRules = []switchRule{
 					return err
 				}
 			}
+			if err := has("program", p.ingress, "action mig_len_check() { ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length; }"); err != nil {
+				return err
+			}
 			return ordered("ingress apply", p.apply,
-				"} else if (ig_md.tcpmig == 1w1) { ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length;",
-				"} else if (ig_md.bad_tcpmig == 1w1 || ig_md.mig_short != 16w0 || ig_prsr_md.parser_err != PARSER_ERROR_OK) { drop(DROP_BAD_TCPMIG); }")
+				"} else if (ig_md.tcpmig == 1w1) { mig_len_tbl.apply();",
+				"} else if (ig_md.bad_tcpmig == 1w1) { drop(DROP_BAD_TCPMIG); } else if (ig_md.mig_short != 16w0) { drop(DROP_BAD_TCPMIG); } else if (ig_prsr_md.parser_err != PARSER_ERROR_OK) { drop(DROP_BAD_TCPMIG); }")
 		},
-		remove: [][2]string{{" || ig_md.mig_short != 16w0", ""}},
+		remove: [][2]string{{"ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length;", "ig_md.mig_short = 16w0;"}},
 	},
 	{
 		name: "4. heartbeat: the holder's report or a smaller one takes min_workload",
@@ -384,12 +387,12 @@ var switchRules = []switchRule{
 					return err
 				}
 				if err := has("RegisterAction "+l.AddrWrite(), p.regAction(l.AddrWrite()),
-					fmt.Sprintf("cell.origin_ip = %s; cell.target_ip = hdr.ipv4.src_addr;", p.d.Origin)); err != nil {
+					"cell.origin_ip = ig_md.addr_b; cell.target_ip = hdr.ipv4.src_addr;"); err != nil {
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_vport) { ig_md.dir_done = 1w1; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } else {",
-					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver()))
+					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; ig_md.addr_b = %[5]s; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_vport) { ig_md.dir_done = 1w1; ig_md.addr_b = hdr.ipv4.dst_addr; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } else {",
+					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver(), p.d.Origin))
 			})
 		},
 		remove: [][2]string{{"} else if (ig_md.dir_seen == ig_md.client_vport) {", "} else if (ig_md.dir_seen == 32w1) {"}},
@@ -401,13 +404,15 @@ var switchRules = []switchRule{
 				return err
 			}
 			return p.perLevel(func(l level) error {
-				// Two packet values only (a Tofino-1 SALU's limit): the
-				// stored origin stays.
+				// Two packet values only across the register's actions (a
+				// Tofino-1 SALU's limit): IPv4 src and addr_b, which the
+				// insert sets to IPv4 dst before the hand-over; the stored
+				// origin stays.
 				return has("RegisterAction "+l.AddrHandOver(), p.regAction(l.AddrHandOver()),
-					"wrote = 1w0; if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) { cell.target_ip = hdr.ipv4.src_addr; wrote = 1w1; }")
+					"wrote = 1w0; if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) { cell.target_ip = hdr.ipv4.src_addr; wrote = 1w1; }")
 			})
 		},
-		remove: [][2]string{{" || cell.target_ip == hdr.ipv4.dst_addr", ""}},
+		remove: [][2]string{{" || cell.target_ip == ig_md.addr_b", ""}},
 	},
 	{
 		name: "4. insert: a stale ACK (the lease refused it) goes back to its sender as REJECTED, counted, not routed",
@@ -416,7 +421,7 @@ var switchRules = []switchRule{
 				return err
 			}
 			return has("ingress apply", p.apply, fmt.Sprintf(
-				"} else if (ig_md.dir_wrote == 1w0) { reply(%s); ig_md.update_udp = 1w1; ig_md.route = 1w0; drops.count(STALE_ACK_CELL); } } else if (ig_md.dir_op == DIR_OP_PREPARE) {",
+				"} else if (ig_md.dir_wrote == 1w0) { reply(%s); ig_md.update_udp = 1w1; ig_md.route = 1w0; ig_md.drop_reason = STALE_ACK_CELL; ig_md.count_drop = 1w1; } } else if (ig_md.dir_op == DIR_OP_PREPARE) {",
 				p.d.Stage.Rejected))
 		},
 		remove: [][2]string{{"reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;\n                    ig_md.route = 1w0;",
@@ -579,12 +584,12 @@ var switchRules = []switchRule{
 	{
 		name: "UDP checksum 0 stays 0",
 		check: func(p rulesProgram) error {
-			if err := has("ingress apply", p.apply, "} else if (ig_md.tcpmig == 1w1) { ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length; if (hdr.udp.checksum == 16w0) { ig_md.udp_csum_none = 1w1; }"); err != nil {
+			if err := has("ingress apply", p.apply, "} else if (ig_md.tcpmig == 1w1) { mig_len_tbl.apply(); if (hdr.udp.checksum == 16w0) { ig_md.udp_csum_none = 1w1; }"); err != nil {
 				return err
 			}
 			clear := "if (ig_md.udp_csum_none == 1w1) { ig_md.update_udp = 1w0; ig_md.update_udp_metric = 1w0; }"
-			if !strings.HasSuffix(p.apply, clear) {
-				return fmt.Errorf("ingress apply does not end with %q, after every update_udp", clear)
+			if end := clear + " if (ig_md.count_drop == 1w1) { count_drop(); }"; !strings.HasSuffix(p.apply, end) {
+				return fmt.Errorf("ingress apply does not end with %q, after every update_udp (and then the drop count)", end)
 			}
 			return has("parser start", p.state("start"), "ig_md.udp_csum_none = 1w0;")
 		},

@@ -92,6 +92,12 @@ struct ingress_metadata_t {
     bit<1> dir_done;    // a level won the insert or hit the lookup
     bit<1> dir_hit;     // this level held the key (and cleared it)
     bit<32> dir_seen;   // what this level's key_insert saw (0: empty)
+    // The second packet value the dir<i>_addr actions read, besides IPv4
+    // src: a Tofino-1 stateful ALU takes two from the PHV across all the
+    // actions of its register. The origin for a fresh entry, IPv4 dst for
+    // the hand-over.
+    ipv4_addr_t addr_b;
+    bit<1> count_drop;  // count_drop() counts drop_reason at the end
     bit<1> dir_wrote;   // the insert wrote the entry (0: the lease refused a stale ACK)
     ipv4_addr_t dir_target; // PREPARE_MIG: the target of the key's entry (dir_done: found)
     dir_op_t dir_op;
@@ -152,6 +158,8 @@ parser SwitchIngressParser(
         ig_md.mig_short = 16w0;
         ig_md.dir_hit = 1w0;
         ig_md.dir_seen = 32w0;
+        ig_md.addr_b = 32w0;
+        ig_md.count_drop = 1w0;
         ig_md.dir_target = 32w0;
         ig_md.tcp_residual = 16w0;
         ig_md.udp_residual = 16w0;
@@ -309,10 +317,31 @@ control SwitchIngress(
     // counts stale PREPARE_MIG_ACKs.
     @id(0x3A2B80) Counter<bit<32>, drop_reason_t>(DROP_REASONS, CounterType_t.PACKETS) drops;
 
+    // drop marks the packet; count_drop, at the end, counts it. A Tofino
+    // counter is used by one table (or mutually exclusive ones), so drops
+    // is counted in one place whatever dropped the packet.
     action drop(drop_reason_t reason) {
         ig_dprsr_md.drop_ctl = 3w1;
         ig_md.drop_reason = reason;
-        drops.count(reason);
+        ig_md.count_drop = 1w1;
+    }
+
+    action count_drop() {
+        drops.count(ig_md.drop_reason);
+    }
+
+    // A TCPMig datagram is too short when its UDP length is below its
+    // stage's minimum. Computed by a table's action, in a stage of its own:
+    // inline, bf-p4c folds the saturating subtraction into the gateway
+    // that tests it ("condition expression too complex").
+    @id(0x01F34E1E) action mig_len_check() {
+        ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length;
+    }
+
+    @id(0x02CC9358) table mig_len_tbl {
+        actions = { @defaultonly mig_len_check; }
+        const default_action = mig_len_check();
+        size = 1;
     }
 
     // Every port but the ingress: multicast group 1 holds all ports (set up
@@ -471,10 +500,11 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_write = {
-        // Returns nothing: stores the migration's origin and its new target
-        // in a slot that was empty (a fresh entry). Comparisons: 0.
+        // Returns nothing: stores the migration's origin (addr_b, set to
+        // the header's origin) and its new target in a slot that was empty
+        // (a fresh entry). Comparisons: 0.
         void apply(inout dir_addr_t cell) {
-            cell.origin_ip = hdr.tcpmig.origin_ip;
+            cell.origin_ip = ig_md.addr_b;
             cell.target_ip = hdr.ipv4.src_addr;
         }
     };
@@ -484,13 +514,14 @@ control SwitchIngress(
         // key's existing entry, 0 when it refused. The entry is a lease:
         // only the target it names answering again (the ACK's sender) or
         // the holder handing it over (the ACK goes to the server that sent
-        // the PREPARE) may rewrite it. The stored origin stays (it never
-        // changes for a connection), so the action reads two packet values
-        // (IPv4 src and dst), as a Tofino-1 stateful ALU allows.
+        // the PREPARE: addr_b, set to IPv4 dst) may rewrite it. The stored
+        // origin stays (it never changes for a connection). With the write
+        // above, the register's actions read two packet values in all
+        // (IPv4 src and addr_b), as a Tofino-1 stateful ALU allows.
         // Comparisons: 2.
         void apply(inout dir_addr_t cell, out bit<1> wrote) {
             wrote = 1w0;
-            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) {
+            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) {
                 cell.target_ip = hdr.ipv4.src_addr;
                 wrote = 1w1;
             }
@@ -578,10 +609,11 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_write = {
-        // Returns nothing: stores the migration's origin and its new target
-        // in a slot that was empty (a fresh entry). Comparisons: 0.
+        // Returns nothing: stores the migration's origin (addr_b, set to
+        // the header's origin) and its new target in a slot that was empty
+        // (a fresh entry). Comparisons: 0.
         void apply(inout dir_addr_t cell) {
-            cell.origin_ip = hdr.tcpmig.origin_ip;
+            cell.origin_ip = ig_md.addr_b;
             cell.target_ip = hdr.ipv4.src_addr;
         }
     };
@@ -591,13 +623,14 @@ control SwitchIngress(
         // key's existing entry, 0 when it refused. The entry is a lease:
         // only the target it names answering again (the ACK's sender) or
         // the holder handing it over (the ACK goes to the server that sent
-        // the PREPARE) may rewrite it. The stored origin stays (it never
-        // changes for a connection), so the action reads two packet values
-        // (IPv4 src and dst), as a Tofino-1 stateful ALU allows.
+        // the PREPARE: addr_b, set to IPv4 dst) may rewrite it. The stored
+        // origin stays (it never changes for a connection). With the write
+        // above, the register's actions read two packet values in all
+        // (IPv4 src and addr_b), as a Tofino-1 stateful ALU allows.
         // Comparisons: 2.
         void apply(inout dir_addr_t cell, out bit<1> wrote) {
             wrote = 1w0;
-            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == hdr.ipv4.dst_addr) {
+            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) {
                 cell.target_ip = hdr.ipv4.src_addr;
                 wrote = 1w1;
             }
@@ -642,13 +675,17 @@ control SwitchIngress(
             // 4. TCPMig, only from servers. Too short: the UDP length is
             // below its stage's minimum, or the frame ends inside the
             // fixed payload (a parser error after the TCPMig header).
-            ig_md.mig_short = ig_md.mig_len |-| hdr.udp.length;
+            mig_len_tbl.apply();
             if (hdr.udp.checksum == 16w0) {
                 ig_md.udp_csum_none = 1w1;
             }
             if (ig_md.role != ROLE_SERVER) {
                 drop(DROP_SPOOFED_CONTROL);
-            } else if (ig_md.bad_tcpmig == 1w1 || ig_md.mig_short != 16w0 || ig_prsr_md.parser_err != PARSER_ERROR_OK) {
+            } else if (ig_md.bad_tcpmig == 1w1) {
+                drop(DROP_BAD_TCPMIG);
+            } else if (ig_md.mig_short != 16w0) {
+                drop(DROP_BAD_TCPMIG);
+            } else if (ig_prsr_md.parser_err != PARSER_ERROR_OK) {
                 drop(DROP_BAD_TCPMIG);
             } else if (hdr.tcpmig.stage == STAGE_HEARTBEAT_UPDATE) {
                 ig_md.workload = hdr.heartbeat_update.workload;
@@ -726,10 +763,12 @@ control SwitchIngress(
                     if (ig_md.dir_seen == 0) {
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
+                        ig_md.addr_b = hdr.tcpmig.origin_ip;
                         dir0_addr_write.execute(ig_md.dir0_index);
                     } else if (ig_md.dir_seen == ig_md.client_vport) {
                         // The key's own entry: only its holder hands it over.
                         ig_md.dir_done = 1w1;
+                        ig_md.addr_b = hdr.ipv4.dst_addr;
                         ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
                     }
                 } else {
@@ -773,10 +812,12 @@ control SwitchIngress(
                     if (ig_md.dir_seen == 0) {
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
+                        ig_md.addr_b = hdr.tcpmig.origin_ip;
                         dir1_addr_write.execute(ig_md.dir1_index);
                     } else if (ig_md.dir_seen == ig_md.client_vport) {
                         // The key's own entry: only its holder hands it over.
                         ig_md.dir_done = 1w1;
+                        ig_md.addr_b = hdr.ipv4.dst_addr;
                         ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
                     }
                 } else {
@@ -827,7 +868,8 @@ control SwitchIngress(
                     reply(STAGE_REJECTED);
                     ig_md.update_udp = 1w1;
                     ig_md.route = 1w0;
-                    drops.count(STALE_ACK_CELL);
+                    ig_md.drop_reason = STALE_ACK_CELL;
+                    ig_md.count_drop = 1w1;
                 }
             } else if (ig_md.dir_op == DIR_OP_PREPARE) {
                 if (ig_md.dir_done == 1w1 && ig_md.dir_target != hdr.ipv4.src_addr) {
@@ -867,6 +909,9 @@ control SwitchIngress(
         if (ig_md.udp_csum_none == 1w1) {
             ig_md.update_udp = 1w0;
             ig_md.update_udp_metric = 1w0;
+        }
+        if (ig_md.count_drop == 1w1) {
+            count_drop();
         }
     }
 }
