@@ -83,16 +83,18 @@ every name through.`, d.Name, p4infoFile))
 		f.Const().Defs(defs...)
 		f.Comment("Names of the tables' match fields and the actions' parameters.")
 		f.Const().Defs(fields...)
-		var keys, addrs []jen.Code
+		var keys, addrs, ports []jen.Code
 		for _, l := range d.Levels {
 			keys = append(keys, jen.Lit(ingress+"."+l.KeyReg()))
 			addrs = append(addrs, jen.Lit(ingress+"."+l.AddrReg()))
+			ports = append(ports, jen.Lit(ingress+"."+l.PortReg()))
 		}
-		f.Comment("DirKeyRegisters and DirAddrRegisters name each level's dir<i>_key and")
-		f.Comment("dir<i>_addr registers, by level.")
+		f.Comment("DirKeyRegisters, DirAddrRegisters and DirPortRegisters name each level's")
+		f.Comment("dir<i>_key, dir<i>_addr and dir<i>_port registers, by level.")
 		f.Var().Defs(
 			jen.Id("DirKeyRegisters").Op("=").Index(jen.Id("Levels")).String().Values(keys...),
 			jen.Id("DirAddrRegisters").Op("=").Index(jen.Id("Levels")).String().Values(addrs...),
+			jen.Id("DirPortRegisters").Op("=").Index(jen.Id("Levels")).String().Values(ports...),
 		)
 		f.Comment("//go:embed " + p4infoFile)
 		f.Var().Id("p4infoText").Index().Byte()

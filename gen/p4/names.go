@@ -37,9 +37,11 @@ type level struct {
 
 func (l level) name(suffix string) string { return fmt.Sprintf("dir%d_%s", l.N, suffix) }
 
-// KeyReg holds the level's client keys; AddrReg their origin and target.
+// KeyReg holds the level's client keys; AddrReg their origin and target;
+// PortReg the insert's copy of each key's port.
 func (l level) KeyReg() string  { return l.name("key") }
 func (l level) AddrReg() string { return l.name("addr") }
+func (l level) PortReg() string { return l.name("port") }
 
 // Index is the metadata field with the level's slot index.
 func (l level) Index() string { return l.name("index") }
@@ -59,6 +61,8 @@ func (l level) AddrWrite() string      { return l.name("addr_write") }
 func (l level) AddrHandOver() string   { return l.name("addr_hand_over") }
 func (l level) AddrReadTarget() string { return l.name("addr_read_target") }
 func (l level) AddrReadOrigin() string { return l.name("addr_read_origin") }
+func (l level) PortWrite() string      { return l.name("port_write") }
+func (l level) PortRead() string       { return l.name("port_read") }
 
 // PolyArgs is the CRCPolynomial constructor's argument list: coefficient,
 // reversed, msb (false: the CRC's own bit order), extended (false), init,

@@ -488,8 +488,8 @@ func TestThreeLevelsFourteenBits(t *testing.T) {
 			hashTables++
 		}
 	}
-	if regs != 6 || hashTables != 3 {
-		t.Errorf("p4info has %d directory registers and %d hash tables, want 6 and 3", regs, hashTables)
+	if regs != 9 || hashTables != 3 {
+		t.Errorf("p4info has %d directory registers and %d hash tables, want 9 (key, addr, port per level) and 3", regs, hashTables)
 	}
 }
 

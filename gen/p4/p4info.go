@@ -46,7 +46,8 @@ type cpAction struct {
 type cpRegister struct {
 	Local  string
 	Size   int32
-	Struct string
+	Struct string // the cell's struct; empty for a bit<Bits> cell
+	Bits   int32
 }
 
 type cpCounter struct {
@@ -101,7 +102,8 @@ func controlPlaneOf(d *data) *controlPlane {
 			Actions: []cpActionRef{{l.HashAction(), p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: l.HashAction()})
 		cp.Registers = append(cp.Registers,
 			cpRegister{Local: l.KeyReg(), Size: int32(d.Entries), Struct: "dir_key_t"},
-			cpRegister{Local: l.AddrReg(), Size: int32(d.Entries), Struct: "dir_addr_t"})
+			cpRegister{Local: l.AddrReg(), Size: int32(d.Entries), Struct: "dir_addr_t"},
+			cpRegister{Local: l.PortReg(), Size: int32(d.Entries), Bits: 16})
 	}
 	cp.Registers = append(cp.Registers, cpRegister{Local: "min_workload", Size: 1, Struct: "min_workload_t"})
 	return cp
@@ -179,9 +181,12 @@ func buildP4Info(d *data, cp *controlPlane, ids *idTable) (*p4configv1.P4Info, e
 			Spec: &p4configv1.CounterSpec{Unit: p4configv1.CounterSpec_PACKETS}})
 	}
 	for _, r := range cp.Registers {
-		info.Registers = append(info.Registers, &p4configv1.Register{Preamble: pre(r.Local), Size: r.Size,
-			TypeSpec: &p4configv1.P4DataTypeSpec{TypeSpec: &p4configv1.P4DataTypeSpec_Struct{
-				Struct: &p4configv1.P4NamedType{Name: r.Struct}}}})
+		ts := bits(r.Bits)
+		if r.Struct != "" {
+			ts = &p4configv1.P4DataTypeSpec{TypeSpec: &p4configv1.P4DataTypeSpec_Struct{
+				Struct: &p4configv1.P4NamedType{Name: r.Struct}}}
+		}
+		info.Registers = append(info.Registers, &p4configv1.Register{Preamble: pre(r.Local), Size: r.Size, TypeSpec: ts})
 	}
 	for _, s := range cp.Structs {
 		st := &p4configv1.P4StructTypeSpec{}

@@ -382,8 +382,19 @@ var switchRules = []switchRule{
 				return err
 			}
 			return p.perLevel(func(l level) error {
+				// One output (the IP word as it was) in every branch; the
+				// port test on dir<i>_port.
 				if err := has("RegisterAction "+l.KeyInsert(), p.regAction(l.KeyInsert()),
-					"if (cell.port == 0) { cell.ip = ig_md.client_ip; cell.port = ig_md.client_vport; seen = 0; } else if (cell.ip == ig_md.client_ip) { seen = cell.port; } else { seen = 1; }"); err != nil {
+					"seen = cell.ip; if (cell.ip == 0) { cell.ip = ig_md.client_ip; cell.port = ig_md.client_vport; }"); err != nil {
+					return err
+				}
+				if err := has("program", p.ingress, fmt.Sprintf("Register<bit<16>, bit<%d>>(%d) %s;", p.d.IndexBits, p.d.Entries, l.PortReg())); err != nil {
+					return err
+				}
+				if err := has("RegisterAction "+l.PortWrite(), p.regAction(l.PortWrite()), "cell = ig_md.client_port;"); err != nil {
+					return err
+				}
+				if err := has("RegisterAction "+l.PortRead(), p.regAction(l.PortRead()), "port = cell;"); err != nil {
 					return err
 				}
 				if err := has("RegisterAction "+l.AddrWrite(), p.regAction(l.AddrWrite()),
@@ -391,11 +402,11 @@ var switchRules = []switchRule{
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; ig_md.addr_b = %[5]s; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_vport) { ig_md.dir_done = 1w1; ig_md.addr_b = hdr.ipv4.dst_addr; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } else {",
-					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver(), p.d.Origin))
+					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; %[6]s.execute(ig_md.%[3]s); ig_md.addr_b = %[5]s; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_ip) { ig_md.dir_seen_port = %[7]s.execute(ig_md.%[3]s); if (ig_md.dir_seen_port == ig_md.client_port) { ig_md.dir_done = 1w1; ig_md.addr_b = hdr.ipv4.dst_addr; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } } else {",
+					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver(), p.d.Origin, l.PortWrite(), l.PortRead()))
 			})
 		},
-		remove: [][2]string{{"} else if (ig_md.dir_seen == ig_md.client_vport) {", "} else if (ig_md.dir_seen == 32w1) {"}},
+		remove: [][2]string{{"if (ig_md.dir_seen_port == ig_md.client_port) {", "if (ig_md.dir_seen_port == ig_md.dir_seen_port) {"}},
 	},
 	{
 		name: "4. insert: the lease: the key's own entry is rewritten only by its target again or for its holder",
@@ -432,7 +443,7 @@ var switchRules = []switchRule{
 		check: func(p rulesProgram) error {
 			return p.perLevel(func(l level) error {
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[3]s); } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.delete_entry == 1w1) {",
+					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[3]s); } } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.delete_entry == 1w1) {",
 					l.AddrHandOver(), l.KeyClear(), l.Index()))
 			})
 		},

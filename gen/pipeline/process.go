@@ -222,11 +222,13 @@ func (m *model) emitProcess(f *jen.File) {
 				pq("KeyClear").Call(jen.Id("c"), jen.Id("want")),
 				jen.Continue(),
 			),
-			jen.Switch(pq("KeyInsert").Call(jen.Id("c"), jen.Id("want"))).Block(
-				jen.Case(jen.Lit(0)).Comment("The slot was empty: a fresh entry.").Line().Add(
+			jen.Switch(jen.Id("seen").Op(":=").Add(pq("KeyInsert")).Call(jen.Id("c"), jen.Id("want")), jen.True()).Block(
+				jen.Case(jen.Id("seen").Op("==").Lit(0)).Comment("The slot was empty: a fresh entry.").Line().Add(
+					px("dirPort").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("port"),
+				).Line().Add(
 					px("dirAddr").Index(jen.Id("l")).Index(jen.Id("i")).Op("=").Id("addr"),
 				).Line().Id("won").Op("=").True(),
-				jen.Case(jen.Id("want").Dot("Port")).Comment("The key's own entry: the lease decides.").Line().Id("stale").Op("=").Op("!").Add(pq("AddrHandOver")).Call(
+				jen.Case(jen.Id("seen").Op("==").Id("ip").Op("&&").Add(pq("PortHolds")).Call(px("dirPort").Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("port"))).Comment("The key's own entry: the lease decides.").Line().Id("stale").Op("=").Op("!").Add(pq("AddrHandOver")).Call(
 					jen.Op("&").Add(px("dirAddr")).Index(jen.Id("l")).Index(jen.Id("i")), jen.Id("addr"), frameU32(pq("IPDst")),
 				).Line().Id("won").Op("=").True(),
 			),

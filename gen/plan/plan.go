@@ -160,11 +160,16 @@ func estimate(t *spec.Target, tables spec.Tables, levels, bits int) (*Usage, err
 		key := register(fmt.Sprintf("dir%d_key", i), cells, 64)
 		key.after = []string{h.Name}
 		if i > 0 {
-			key.after = append(key.after, fmt.Sprintf("dir%d_key", i-1))
+			// The next level's insert waits for this one's port test.
+			key.after = append(key.after, fmt.Sprintf("dir%d_key", i-1), fmt.Sprintf("dir%d_port", i-1))
 		}
+		// The insert's port test: dir<i>_port after the key, the addr
+		// register after both (the hand-over waits for the test).
+		port := register(fmt.Sprintf("dir%d_port", i), cells, 16)
+		port.after = []string{key.Name}
 		addr := register(fmt.Sprintf("dir%d_addr", i), cells, 64)
-		addr.after = []string{key.Name}
-		objs = append(objs, h, key, addr)
+		addr.after = []string{key.Name, port.Name}
+		objs = append(objs, h, key, port, addr)
 	}
 	host := exactTable("ipv4_host", 32, t.PortBits+48, tables.Hosts)
 	host.after = []string{"min_workload"}

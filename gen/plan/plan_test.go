@@ -32,14 +32,19 @@ func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2^16 pairs of 64 bits = 32 blocks, plus the synthetic two-port spare.
+	// 2^16 pairs of 64 bits = 32 blocks, plus the synthetic two-port
+	// spare; 2^16 ports of 16 bits = 8 blocks, plus the spare.
 	for _, o := range u.Objects {
-		if strings.HasPrefix(o.Name, "dir") && o.Kind == "register" && o.SRAMBlocks != 33 {
-			t.Errorf("%s: %d SRAM blocks, want 33", o.Name, o.SRAMBlocks)
+		want := 33
+		if strings.HasSuffix(o.Name, "_port") {
+			want = 9
+		}
+		if strings.HasPrefix(o.Name, "dir") && o.Kind == "register" && o.SRAMBlocks != want {
+			t.Errorf("%s: %d SRAM blocks, want %d", o.Name, o.SRAMBlocks, want)
 		}
 	}
-	if u.StatefulALUs != 5 {
-		t.Errorf("StatefulALUs = %d, want 5 (2 levels x key+addr, min_workload)", u.StatefulALUs)
+	if u.StatefulALUs != 7 {
+		t.Errorf("StatefulALUs = %d, want 7 (2 levels x key+port+addr, min_workload)", u.StatefulALUs)
 	}
 	if u.Entries != 2<<16 {
 		t.Errorf("Entries = %d, want %d", u.Entries, 2<<16)
@@ -54,7 +59,7 @@ func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
 	for _, o := range u.Objects {
 		stage[o.Name] = o.Stage
 	}
-	if !(stage["dir0_key"] < stage["dir0_addr"] && stage["dir0_key"] < stage["dir1_key"] &&
+	if !(stage["dir0_key"] < stage["dir0_port"] && stage["dir0_port"] < stage["dir0_addr"] && stage["dir0_key"] < stage["dir1_key"] &&
 		stage["dir1_key"] < stage["dir1_addr"] && stage["dir1_addr"] < stage["ipv4_host"]) {
 		t.Errorf("stages %v break the dependency chain", stage)
 	}
@@ -94,27 +99,30 @@ func TestCheckRefusesOverBudgetSpec(t *testing.T) {
 		t.Fatalf("Check(3 levels x 20 bits, 10%% SRAM) = %v, want ErrOverBudget", err)
 	}
 	want := `spec capybara is over its budget on tofino1:
-  sram: needs 3086 blocks, budget 96 (10% of tofino1's 960): 2990 over; lower directory.index_bits or levels, or raise budget.sram
-  map_ram: needs 3082 blocks, budget 345 (59.9% of tofino1's 576): 2737 over; lower directory.index_bits or levels, or raise budget.map_ram
+  sram: needs 3473 blocks, budget 96 (10% of tofino1's 960): 3377 over; lower directory.index_bits or levels, or raise budget.sram
+  map_ram: needs 3469 blocks, budget 345 (59.9% of tofino1's 576): 3124 over; lower directory.index_bits or levels, or raise budget.map_ram
   stage_memory: dir0_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir0_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir0_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir1_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir1_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir1_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir2_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir2_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir2_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits`
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("Check error (-want +got):\n%s", diff)
 	}
 	var be *BudgetError
-	if !errors.As(err, &be) || be.Overrun[0].Resource != "sram" || be.Overrun[0].Needs-be.Overrun[0].Budget != 2990 {
-		t.Errorf("BudgetError = %+v, want sram first, 2990 over", be)
+	if !errors.As(err, &be) || be.Overrun[0].Resource != "sram" || be.Overrun[0].Needs-be.Overrun[0].Budget != 3377 {
+		t.Errorf("BudgetError = %+v, want sram first, 3377 over", be)
 	}
 }
 
 func TestCheckNamesStagesOverBudget(t *testing.T) {
 	s := spectest.Edit(t, "stages: 12 ", "stages: 5 ")
 	err := Check(s)
-	if err == nil || !strings.Contains(err.Error(), "stages: needs 8 stages, budget 5 (tofino1 has 12): 3 over") {
+	if err == nil || !strings.Contains(err.Error(), "stages: needs 10 stages, budget 5 (tofino1 has 12): 5 over") {
 		t.Fatalf("Check(5 stages) = %v, want the stages overrun", err)
 	}
 }

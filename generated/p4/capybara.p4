@@ -48,8 +48,9 @@ const dir_op_t DIR_OP_SERVER = 3w3; // TCP from a server: rewrite the source
 const dir_op_t DIR_OP_RELEASE = 3w4; // CONN_CLOSED from a server: clear the key everywhere
 const dir_op_t DIR_OP_PREPARE = 3w5; // PREPARE_MIG: is a migration of the key in progress?
 
-// The key's port half carries this bit: port 0 is a legal key, so an empty
-// (all-zero) slot cannot be told apart by the port alone.
+// The key's port half carries this bit: port 0 is a legal key, so a used
+// port word is never 0. (The insert tells an empty slot by its IP word, 0,
+// an address no client has.)
 const bit<32> DIR_KEY_VALID = 32w0x00010000;
 // TCP flags that delete a migrated connection's entry (RST).
 const bit<8> TCP_DELETE_FLAGS = 8w0x04;
@@ -57,13 +58,15 @@ const bit<8> TCP_DELETE_FLAGS = 8w0x04;
 // Register cells: pairs of two 32-bit halves, one stateful ALU each. A
 // Tofino-1 stateful ALU has two condition units (condition_lo and
 // condition_hi), so every RegisterAction below makes at most two
-// comparisons, and says how many in its comment; a third test is made by
-// the gateway on the action's output (gen/SWITCH.md). And bf-p4c attaches
+// comparisons, and says how many in its comment; the insert's port test is
+// made on dir<i>_port by the gateway after it (gen/SWITCH.md). And a
+// stateful ALU has one output word, so every branch of an action returns
+// the same value or nothing. And bf-p4c attaches
 // at most four RegisterActions to one Register (a stateful ALU holds four
 // instructions), so each register has at most four.
 struct dir_key_t {
     bit<32> ip;   // client IPv4
-    bit<32> port; // DIR_KEY_VALID | client port; 0 = empty
+    bit<32> port; // DIR_KEY_VALID | client port; an empty slot is all 0
 }
 
 // A slot's addr cell means something only while its key cell holds a key:
@@ -91,7 +94,8 @@ struct ingress_metadata_t {
     bit<1> delete_entry;
     bit<1> dir_done;    // a level won the insert or hit the lookup
     bit<1> dir_hit;     // this level held the key (and cleared it)
-    bit<32> dir_seen;   // what this level's key_insert saw (0: empty)
+    bit<32> dir_seen;   // the IP word this level's key_insert saw (0: empty)
+    bit<16> dir_seen_port; // the port cell beside it, when the IP is the client's
     // The second packet value the dir<i>_addr actions read, besides IPv4
     // src: a Tofino-1 stateful ALU takes two from the PHV across all the
     // actions of its register. The origin for a fresh entry, IPv4 dst for
@@ -158,6 +162,7 @@ parser SwitchIngressParser(
         ig_md.mig_short = 16w0;
         ig_md.dir_hit = 1w0;
         ig_md.dir_seen = 32w0;
+        ig_md.dir_seen_port = 16w0;
         ig_md.addr_b = 32w0;
         ig_md.count_drop = 1w0;
         ig_md.dir_target = 32w0;
@@ -454,6 +459,9 @@ control SwitchIngress(
 
     @id(0x12D1EF) Register<dir_key_t, bit<16>>(65536) dir0_key;
     @id(0x057293) Register<dir_addr_t, bit<16>>(65536) dir0_addr;
+    // The insert's copy of each key's port: written with a fresh key, never
+    // cleared (it means something while the key cell holds an IP).
+    @id(0xCA83EB) Register<bit<16>, bit<16>>(65536) dir0_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.
@@ -466,21 +474,18 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_key_t, bit<16>, bit<32>>(dir0_key) dir0_key_insert = {
-        // Returns 0 when the slot was empty and now holds the key; the
-        // slot's port word when it holds the client's IP (the key is there
-        // when that equals client_vport; another port is another client,
-        // left alone); 1, which no port word equals, for another IP. The
-        // gateway after it makes the third test: won = seen == 0 ||
-        // seen == client_vport. Comparisons: 2.
+        // Returns the slot's IP word as it was; an empty slot (IP 0: no
+        // client has that address) takes the key. 0: a fresh entry; the
+        // client's IP: dir0_port says whether the slot holds its port
+        // too; another IP: another client's, left alone. The same output
+        // in every branch: a Tofino-1 stateful ALU has one output word, and
+        // the insert's three tests (empty, IP, port) do not fit its two
+        // comparisons. Comparisons: 1.
         void apply(inout dir_key_t cell, out bit<32> seen) {
-            if (cell.port == 0) {
+            seen = cell.ip;
+            if (cell.ip == 0) {
                 cell.ip = ig_md.client_ip;
                 cell.port = ig_md.client_vport;
-                seen = 0;
-            } else if (cell.ip == ig_md.client_ip) {
-                seen = cell.port;
-            } else {
-                seen = 1;
             }
         }
     };
@@ -496,6 +501,21 @@ control SwitchIngress(
                 cell.port = 0;
                 hit = 1w1;
             }
+        }
+    };
+
+    RegisterAction<bit<16>, bit<16>, bit<16>>(dir0_port) dir0_port_write = {
+        // Returns nothing: the fresh key's port. Comparisons: 0.
+        void apply(inout bit<16> cell) {
+            cell = ig_md.client_port;
+        }
+    };
+
+    RegisterAction<bit<16>, bit<16>, bit<16>>(dir0_port) dir0_port_read = {
+        // Returns the port of the key whose IP the slot holds.
+        // Comparisons: 0.
+        void apply(inout bit<16> cell, out bit<16> port) {
+            port = cell;
         }
     };
 
@@ -563,6 +583,9 @@ control SwitchIngress(
 
     @id(0x976D10) Register<dir_key_t, bit<16>>(65536) dir1_key;
     @id(0x9D5456) Register<dir_addr_t, bit<16>>(65536) dir1_addr;
+    // The insert's copy of each key's port: written with a fresh key, never
+    // cleared (it means something while the key cell holds an IP).
+    @id(0x3CAFEA) Register<bit<16>, bit<16>>(65536) dir1_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.
@@ -575,21 +598,18 @@ control SwitchIngress(
     };
 
     RegisterAction<dir_key_t, bit<16>, bit<32>>(dir1_key) dir1_key_insert = {
-        // Returns 0 when the slot was empty and now holds the key; the
-        // slot's port word when it holds the client's IP (the key is there
-        // when that equals client_vport; another port is another client,
-        // left alone); 1, which no port word equals, for another IP. The
-        // gateway after it makes the third test: won = seen == 0 ||
-        // seen == client_vport. Comparisons: 2.
+        // Returns the slot's IP word as it was; an empty slot (IP 0: no
+        // client has that address) takes the key. 0: a fresh entry; the
+        // client's IP: dir1_port says whether the slot holds its port
+        // too; another IP: another client's, left alone. The same output
+        // in every branch: a Tofino-1 stateful ALU has one output word, and
+        // the insert's three tests (empty, IP, port) do not fit its two
+        // comparisons. Comparisons: 1.
         void apply(inout dir_key_t cell, out bit<32> seen) {
-            if (cell.port == 0) {
+            seen = cell.ip;
+            if (cell.ip == 0) {
                 cell.ip = ig_md.client_ip;
                 cell.port = ig_md.client_vport;
-                seen = 0;
-            } else if (cell.ip == ig_md.client_ip) {
-                seen = cell.port;
-            } else {
-                seen = 1;
             }
         }
     };
@@ -605,6 +625,21 @@ control SwitchIngress(
                 cell.port = 0;
                 hit = 1w1;
             }
+        }
+    };
+
+    RegisterAction<bit<16>, bit<16>, bit<16>>(dir1_port) dir1_port_write = {
+        // Returns nothing: the fresh key's port. Comparisons: 0.
+        void apply(inout bit<16> cell) {
+            cell = ig_md.client_port;
+        }
+    };
+
+    RegisterAction<bit<16>, bit<16>, bit<16>>(dir1_port) dir1_port_read = {
+        // Returns the port of the key whose IP the slot holds.
+        // Comparisons: 0.
+        void apply(inout bit<16> cell, out bit<16> port) {
+            port = cell;
         }
     };
 
@@ -763,13 +798,17 @@ control SwitchIngress(
                     if (ig_md.dir_seen == 0) {
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
+                        dir0_port_write.execute(ig_md.dir0_index);
                         ig_md.addr_b = hdr.tcpmig.origin_ip;
                         dir0_addr_write.execute(ig_md.dir0_index);
-                    } else if (ig_md.dir_seen == ig_md.client_vport) {
-                        // The key's own entry: only its holder hands it over.
-                        ig_md.dir_done = 1w1;
-                        ig_md.addr_b = hdr.ipv4.dst_addr;
-                        ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
+                    } else if (ig_md.dir_seen == ig_md.client_ip) {
+                        ig_md.dir_seen_port = dir0_port_read.execute(ig_md.dir0_index);
+                        if (ig_md.dir_seen_port == ig_md.client_port) {
+                            // The key's own entry: only its holder hands it over.
+                            ig_md.dir_done = 1w1;
+                            ig_md.addr_b = hdr.ipv4.dst_addr;
+                            ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
+                        }
                     }
                 } else {
                     // The key's copy here goes; its addr cell means
@@ -812,13 +851,17 @@ control SwitchIngress(
                     if (ig_md.dir_seen == 0) {
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
+                        dir1_port_write.execute(ig_md.dir1_index);
                         ig_md.addr_b = hdr.tcpmig.origin_ip;
                         dir1_addr_write.execute(ig_md.dir1_index);
-                    } else if (ig_md.dir_seen == ig_md.client_vport) {
-                        // The key's own entry: only its holder hands it over.
-                        ig_md.dir_done = 1w1;
-                        ig_md.addr_b = hdr.ipv4.dst_addr;
-                        ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
+                    } else if (ig_md.dir_seen == ig_md.client_ip) {
+                        ig_md.dir_seen_port = dir1_port_read.execute(ig_md.dir1_index);
+                        if (ig_md.dir_seen_port == ig_md.client_port) {
+                            // The key's own entry: only its holder hands it over.
+                            ig_md.dir_done = 1w1;
+                            ig_md.addr_b = hdr.ipv4.dst_addr;
+                            ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
+                        }
                     }
                 } else {
                     // The key's copy here goes; its addr cell means

@@ -73,11 +73,12 @@ const (
 	ParamSetPortPort = "port"
 )
 
-// DirKeyRegisters and DirAddrRegisters name each level's dir<i>_key and
-// dir<i>_addr registers, by level.
+// DirKeyRegisters, DirAddrRegisters and DirPortRegisters name each level's
+// dir<i>_key, dir<i>_addr and dir<i>_port registers, by level.
 var (
 	DirKeyRegisters  = [Levels]string{"SwitchIngress.dir0_key", "SwitchIngress.dir1_key"}
 	DirAddrRegisters = [Levels]string{"SwitchIngress.dir0_addr", "SwitchIngress.dir1_addr"}
+	DirPortRegisters = [Levels]string{"SwitchIngress.dir0_port", "SwitchIngress.dir1_port"}
 )
 
 //go:embed capybara.p4info.txtpb

@@ -297,10 +297,10 @@ func TestDirectoryMatchesMap(t *testing.T) {
 	}
 }
 
-// TestInsertSameIPOtherPort: key_insert returns the port word of a slot
-// holding the client's IP, and the gateway only calls that a win when it
-// is the key's own; a slot of the same client on another port is another
-// key, never overwritten.
+// TestInsertSameIPOtherPort: key_insert returns the IP word of the slot,
+// and a slot holding the client's IP is a win only when its dir<i>_port
+// cell is the client's port; a slot of the same client on another port is
+// another key, never overwritten.
 func TestInsertSameIPOtherPort(t *testing.T) {
 	e := newEnv(t)
 	k := clientKey{ipClient, cport}

@@ -278,6 +278,9 @@ type Pipeline struct {
 	// dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers.
 	dirKey  [Levels][Slots]pipe.KeyCell
 	dirAddr [Levels][Slots]pipe.AddrCell
+	// dirPort is dir<i>_port: the insert's copy of the key's port, written
+	// with a fresh key and never cleared (meaningful while the key cell holds an IP).
+	dirPort [Levels][Slots]uint16
 	// holder and load are the min_workload register; empty is {0, EmptyLoad}.
 	holder, load uint32
 
@@ -420,6 +423,28 @@ func (p *Pipeline) WriteDirectoryAddr(level, index int, c AddrCell) error {
 	return nil
 }
 
+// ReadDirectoryPort reads one dir<level>_port cell as it is, as P4Runtime
+// reads a register cell.
+func (p *Pipeline) ReadDirectoryPort(level, index int) (uint16, error) {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return 0, fmt.Errorf("read directory port level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dirPort[level][index], nil
+}
+
+// WriteDirectoryPort writes one dir<level>_port cell as is.
+func (p *Pipeline) WriteDirectoryPort(level, index int, c uint16) error {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return fmt.Errorf("write directory port level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirPort[level][index] = c
+	return nil
+}
+
 // ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers.
 func (p *Pipeline) ReadDirectory(level, index int) (Entry, error) {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
@@ -437,11 +462,12 @@ func (p *Pipeline) WriteDirectory(level, index int, e Entry) error {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return fmt.Errorf("write directory level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
 	}
-	k, a := e.Cells()
+	k, a, port := e.Cells()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dirKey[level][index] = k
 	p.dirAddr[level][index] = a
+	p.dirPort[level][index] = port
 	return nil
 }
 
@@ -451,6 +477,7 @@ func (p *Pipeline) ClearDirectory() {
 	defer p.mu.Unlock()
 	p.dirKey = [Levels][Slots]pipe.KeyCell{}
 	p.dirAddr = [Levels][Slots]pipe.AddrCell{}
+	p.dirPort = [Levels][Slots]uint16{}
 }
 
 // Lookup finds the client key (ip, port) as a TCP segment would: the first
@@ -672,11 +699,12 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 			pipe.KeyClear(c, want)
 			continue
 		}
-		switch pipe.KeyInsert(c, want) {
-		case 0: // The slot was empty: a fresh entry.
+		switch seen := pipe.KeyInsert(c, want); true {
+		case seen == 0: // The slot was empty: a fresh entry.
+			p.dirPort[l][i] = port
 			p.dirAddr[l][i] = addr
 			won = true
-		case want.Port: // The key's own entry: the lease decides.
+		case seen == ip && pipe.PortHolds(p.dirPort[l][i], port): // The key's own entry: the lease decides.
 			stale = !pipe.AddrHandOver(&p.dirAddr[l][i], addr, binary.BigEndian.Uint32(f[pipe.IPDst:]))
 			won = true
 		}

@@ -30,10 +30,12 @@ type regKind uint8
 const (
 	regDirKey regKind = iota
 	regDirAddr
+	regDirPort
 	regMinWorkload
 )
 
-// register is one register of the p4info: its cells and member widths.
+// register is one register of the p4info: its cells and member widths
+// (a struct's), or its width (bits, a bit<W> register's).
 type register struct {
 	id      uint32
 	name    string
@@ -41,6 +43,7 @@ type register struct {
 	level   int
 	size    int64
 	members []member
+	bits    int32
 }
 
 type member struct {
@@ -136,6 +139,15 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		if r.GetSize() != int32(size) {
 			return fmt.Errorf("p4info register %s has %d cells, the pipeline model %d", name, r.GetSize(), size)
 		}
+		if kind == regDirPort {
+			if w := r.GetTypeSpec().GetBitstring().GetBit().GetBitwidth(); w != 16 {
+				return fmt.Errorf("p4info register %s: want bit<16> cells, have %v", name, r.GetTypeSpec())
+			}
+			reg := &register{id: r.GetPreamble().GetId(), name: name, kind: kind, level: level, size: size, bits: 16}
+			b.registers[reg.id] = reg
+			b.regOrder = append(b.regOrder, reg.id)
+			return nil
+		}
 		st := info.GetTypeInfo().GetStructs()[r.GetTypeSpec().GetStruct().GetName()]
 		if st == nil || len(st.Members) != 2 {
 			return fmt.Errorf("p4info register %s: want a struct of two members, have %v", name, r.GetTypeSpec())
@@ -157,6 +169,9 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 			return nil, err
 		}
 		if err := addReg(p4.DirAddrRegisters[l], regDirAddr, l, pipeline.Slots); err != nil {
+			return nil, err
+		}
+		if err := addReg(p4.DirPortRegisters[l], regDirPort, l, pipeline.Slots); err != nil {
 			return nil, err
 		}
 	}

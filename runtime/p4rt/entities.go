@@ -223,7 +223,8 @@ func (b *binding) deleteRow(p *pipeline.Pipeline, t *table, key uint64) error {
 	return fmt.Errorf("table %s has no pipeline binding", t.name)
 }
 
-// cell is one register cell's two members.
+// cell is one register cell's two members (a bit<W> register's value in
+// the first).
 type cell [2]uint64
 
 // readCell reads one register cell from the pipeline.
@@ -235,6 +236,9 @@ func readCell(p *pipeline.Pipeline, r *register, index int) (cell, error) {
 	case regDirAddr:
 		_, a, err := p.ReadDirectoryCells(r.level, index)
 		return cell{uint64(a.Origin), uint64(a.Target)}, err
+	case regDirPort:
+		port, err := p.ReadDirectoryPort(r.level, index)
+		return cell{uint64(port)}, err
 	}
 	h, load := p.ReadMinWorkload()
 	return cell{uint64(binary.BigEndian.Uint32(h[:])), uint64(load)}, nil
@@ -247,6 +251,8 @@ func writeCell(p *pipeline.Pipeline, r *register, index int, c cell) error {
 		return p.WriteDirectoryKey(r.level, index, pipeline.KeyCell{IP: uint32(c[0]), Port: uint32(c[1])})
 	case regDirAddr:
 		return p.WriteDirectoryAddr(r.level, index, pipeline.AddrCell{Origin: uint32(c[0]), Target: uint32(c[1])})
+	case regDirPort:
+		return p.WriteDirectoryPort(r.level, index, uint16(c[0]))
 	}
 	return p.WriteMinWorkloadCell(bytestring.IPv4(c[0]), uint32(c[1]))
 }
@@ -276,6 +282,17 @@ func checkIndex(what string, i, size int64) (int, *opError) {
 // cellOf reads a register entry's data: a struct of the register's two
 // members, in order.
 func (r *register) cellOf(e *p4v1.RegisterEntry) (cell, *opError) {
+	if r.bits > 0 {
+		bs, ok := e.GetData().GetData().(*p4v1.P4Data_Bitstring)
+		if !ok {
+			return cell{}, errorf(codes.InvalidArgument, "register %s: data must be a bitstring (bit<%d>)", r.name, r.bits)
+		}
+		v, err := decodeBits(bs.Bitstring, r.bits, "register "+r.name)
+		if err != nil {
+			return cell{}, err
+		}
+		return cell{v}, nil
+	}
 	st := e.GetData().GetStruct()
 	if st == nil {
 		return cell{}, errorf(codes.InvalidArgument, "register %s: data must be a struct {%s, %s}", r.name, r.members[0].name, r.members[1].name)
@@ -300,6 +317,13 @@ func (r *register) cellOf(e *p4v1.RegisterEntry) (cell, *opError) {
 
 // registerEntry builds a Read's register entry.
 func (r *register) registerEntry(index int, c cell) *p4v1.RegisterEntry {
+	if r.bits > 0 {
+		return &p4v1.RegisterEntry{
+			RegisterId: r.id,
+			Index:      &p4v1.Index{Index: int64(index)},
+			Data:       &p4v1.P4Data{Data: &p4v1.P4Data_Bitstring{Bitstring: bytestring.Encode(c[0])}},
+		}
+	}
 	return &p4v1.RegisterEntry{
 		RegisterId: r.id,
 		Index:      &p4v1.Index{Index: int64(index)},

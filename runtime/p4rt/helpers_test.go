@@ -210,7 +210,7 @@ func (b *bench) mustRead(entities ...*p4v1.Entity) []*p4v1.Entity {
 type ids struct {
 	portRole, ipv4Host, l2                          uint32
 	setRole, setHost, setPort, miss                 uint32
-	dirKey, dirAddr                                 [p4.Levels]uint32
+	dirKey, dirAddr, dirPort                        [p4.Levels]uint32
 	minWorkload, drops                              uint32
 	portRoleSize, ipv4HostSize, dirSlots, dropCells int64
 }
@@ -250,6 +250,9 @@ func resolve(t *testing.T) ids {
 			}
 			if r.Preamble.Name == p4.DirAddrRegisters[l] {
 				x.dirAddr[l] = r.Preamble.Id
+			}
+			if r.Preamble.Name == p4.DirPortRegisters[l] {
+				x.dirPort[l] = r.Preamble.Id
 			}
 		}
 		if r.Preamble.Name == p4.RegisterMinWorkload {

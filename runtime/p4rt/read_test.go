@@ -1,6 +1,7 @@
 package p4rt_test
 
 import (
+	"strings"
 	"testing"
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
@@ -74,7 +75,7 @@ func TestReadRegisterWildcards(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := b.mustRead(registerQuery(0, nil))
-	if want := int(2*p4.Levels*x.dirSlots) + 1; len(all) != want {
+	if want := int(3*p4.Levels*x.dirSlots) + 1; len(all) != want { // key, addr and port per level, min_workload
 		t.Fatalf("read of every register: %d cells, want %d", len(all), want)
 	}
 	level := b.mustRead(registerQuery(x.dirAddr[p4.Levels-1], nil))
@@ -95,6 +96,41 @@ func TestReadRegisterWildcards(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, "register id 77")
 	_, err = b.read(registerQuery(0, &p4v1.Index{Index: 1}))
 	wantCode(t, err, codes.InvalidArgument, "register_id 0")
+}
+
+// dir<i>_port is a bit<16> register: its cells are bitstrings, not
+// structs, both ways.
+func TestPortRegisterCells(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	port := func(v []byte) *p4v1.Update {
+		return &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
+			RegisterId: x.dirPort[0], Index: &p4v1.Index{Index: 7}, Data: &p4v1.P4Data{Data: &p4v1.P4Data_Bitstring{Bitstring: v}}}}}}
+	}
+	if err := b.write(0, port([]byte{0x1f, 0x90})); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.pipe.ReadDirectoryPort(0, 7); err != nil || got != 8080 {
+		t.Fatalf("pipeline port cell = %d, %v; want 8080", got, err)
+	}
+	cells := b.mustRead(registerQuery(x.dirPort[0], &p4v1.Index{Index: 7}))
+	if len(cells) != 1 || string(cells[0].GetRegisterEntry().GetData().GetBitstring()) != "\x1f\x90" {
+		t.Errorf("read of the port cell = %v, want the bitstring 0x1f90", cells)
+	}
+	for _, c := range []struct {
+		u    *p4v1.Update
+		code codes.Code
+		say  string
+	}{
+		{registerUpdate(p4v1.Update_MODIFY, x.dirPort[0], 7, []byte{1}, []byte{2}), codes.InvalidArgument, "data must be a bitstring (bit<16>)"},
+		{port([]byte{1, 0, 0}), codes.OutOfRange, ""},
+	} {
+		errs := details(t, b.write(0, c.u))
+		if len(errs) != 1 || codes.Code(errs[0].GetCanonicalCode()) != c.code || !strings.Contains(errs[0].GetMessage(), c.say) {
+			t.Errorf("write %v: %v, want %v saying %q", c.u, errs, c.code, c.say)
+		}
+	}
 }
 
 // The drop counter counts by reason since the commit.

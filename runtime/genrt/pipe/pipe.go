@@ -281,20 +281,29 @@ func Key(ip uint32, port uint16) KeyCell { return KeyCell{ip, uint32(port) | Key
 // addresses and the one that serves it now.
 type AddrCell struct{ Origin, Target uint32 }
 
-// KeyInsert is the dir<i>_key_insert RegisterAction (two comparisons): an
-// empty slot takes the key and returns 0; a slot holding the client's IP
-// returns its port word, untouched; any other returns 1, which no port word
-// equals. The caller's gateway decides: won = seen == 0 || seen == want.Port.
+// KeyInsert is the dir<i>_key_insert RegisterAction (one comparison): it
+// returns the slot's IP word as it was, and an empty slot (IP 0: no client
+// has that address) takes the key. The caller decides: seen == 0, a fresh
+// entry; seen == want.IP, the slot holds the client's IP and dir<i>_port
+// says whether it holds its port too (PortHolds); else another client's,
+// left alone. One output source in every branch: a Tofino-1 stateful ALU
+// has one output word, and bf-p4c refuses a RegisterAction that returns
+// the port word in one branch and constants in others.
 func KeyInsert(c *KeyCell, want KeyCell) (seen uint32) {
-	if c.Port == 0 {
+	seen = c.IP
+	if c.IP == 0 {
 		*c = want
-		return 0
 	}
-	if c.IP == want.IP {
-		return c.Port
-	}
-	return 1
+	return seen
 }
+
+// PortHolds is the insert's test on dir<i>_port (the port_read
+// RegisterAction and the gateway after it): the slot whose IP word is the
+// client's holds the client's key when its port cell is the client's port.
+// The port cell is written with the key by every fresh insert (port_write)
+// and is not cleared with it: it means something only while the key cell
+// holds an IP.
+func PortHolds(cell, port uint16) bool { return cell == port }
 
 // KeyClear is the dir<i>_key_clear RegisterAction (two comparisons): it
 // empties the slot when it holds the key, and says whether it did.
@@ -349,11 +358,12 @@ func EntryOf(k KeyCell, a AddrCell) Entry {
 
 // Cells is the register cells of e, as P4Runtime writes a register cell:
 // as is, without checking that the key hashes to the slot. An Entry that
-// is not Valid is the empty slot.
-func (e Entry) Cells() (KeyCell, AddrCell) {
+// is not Valid is the empty slot. The port cell is dir<i>_port's, the
+// insert's copy of the key's port.
+func (e Entry) Cells() (KeyCell, AddrCell, uint16) {
 	if !e.Valid {
-		return KeyCell{}, AddrCell{}
+		return KeyCell{}, AddrCell{}, 0
 	}
 	return Key(binary.BigEndian.Uint32(e.ClientIP[:]), e.ClientPort),
-		AddrCell{binary.BigEndian.Uint32(e.Origin[:]), binary.BigEndian.Uint32(e.Target[:])}
+		AddrCell{binary.BigEndian.Uint32(e.Origin[:]), binary.BigEndian.Uint32(e.Target[:])}, e.ClientPort
 }

@@ -170,11 +170,17 @@ func TestRegisterActions(t *testing.T) {
 	if seen := KeyInsert(&c, want); seen != 0 || c != want {
 		t.Fatalf("an empty slot must take the key: seen %d, cell %+v", seen, c)
 	}
-	if seen := KeyInsert(&c, want); seen != want.Port {
-		t.Errorf("the same key again: seen %#x, want its port word %#x", seen, want.Port)
+	if seen := KeyInsert(&c, want); seen != want.IP || c != want {
+		t.Errorf("the same key again: seen %#x, want its IP word %#x and the cell untouched", seen, want.IP)
 	}
-	if seen := KeyInsert(&c, Key(0x0a000002, 0)); seen != 1 || c != want {
-		t.Errorf("another key: seen %d and cell %+v, want 1 and the cell untouched", seen, c)
+	if seen := KeyInsert(&c, Key(0x0a000001, 7)); seen != want.IP || c != want {
+		t.Errorf("the same IP, another port: seen %#x and cell %+v, want the IP word and the cell untouched", seen, c)
+	}
+	if !PortHolds(0, 0) || PortHolds(0, 7) {
+		t.Errorf("PortHolds must compare the port cell with the client's port")
+	}
+	if seen := KeyInsert(&c, Key(0x0a000002, 0)); seen != want.IP || c != want {
+		t.Errorf("another key: seen %#x and cell %+v, want the other IP and the cell untouched", seen, c)
 	}
 	if KeyClear(&c, Key(0x0a000001, 1)) || !KeyClear(&c, want) || c != (KeyCell{}) {
 		t.Errorf("KeyClear must clear only its own key")
@@ -189,11 +195,12 @@ func TestRegisterActions(t *testing.T) {
 }
 
 func TestEntryCellsRoundTrip(t *testing.T) {
-	e := Entry{Valid: true, ClientIP: [4]byte{10, 0, 0, 9}, ClientPort: 0, Origin: [4]byte{10, 1, 0, 1}, Target: [4]byte{10, 1, 0, 2}}
-	if got := EntryOf(e.Cells()); got != e {
-		t.Errorf("EntryOf(Cells()) = %+v, want %+v", got, e)
+	e := Entry{Valid: true, ClientIP: [4]byte{10, 0, 0, 9}, ClientPort: 80, Origin: [4]byte{10, 1, 0, 1}, Target: [4]byte{10, 1, 0, 2}}
+	k, a, port := e.Cells()
+	if got := EntryOf(k, a); got != e || port != e.ClientPort {
+		t.Errorf("EntryOf(Cells()) = %+v with port cell %d, want %+v and %d", got, port, e, e.ClientPort)
 	}
-	if k, a := (Entry{ClientIP: [4]byte{1}}).Cells(); k != (KeyCell{}) || a != (AddrCell{}) || EntryOf(k, a) != (Entry{}) {
+	if k, a, port := (Entry{ClientIP: [4]byte{1}, ClientPort: 5}).Cells(); k != (KeyCell{}) || a != (AddrCell{}) || port != 0 || EntryOf(k, a) != (Entry{}) {
 		t.Errorf("an Entry that is not Valid is the empty slot")
 	}
 }
