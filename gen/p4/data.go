@@ -22,9 +22,12 @@ type data struct {
 	UDPPort uint64
 	// TCPMig is the fixed header after UDP.
 	TCPMig header
-	// Magic lists the header's constant fields (the parser's match).
-	Magic []field
-	Enums []enum
+	// Magic lists the header's constant fields (the parser's match), and
+	// MagicLook how the parser matches them before it extracts the header:
+	// a lookahead at the header's first Bits bits.
+	Magic     []field
+	MagicLook magicLook
+	Enums     []enum
 	// Payloads are the messages with a fixed payload, one header each.
 	Payloads []header
 	// Messages are every message, for the parser's stage select.
@@ -84,6 +87,8 @@ type field struct {
 	Value string
 	// off is the bit offset from the start of the UDP payload.
 	off int
+	// constVal is a const field's value.
+	constVal uint64
 	// Expr is the field's expression: hdr.<instance>.<field>.
 	Expr string
 }
@@ -222,6 +227,9 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 		if f.Const != "" {
 			d.Magic = append(d.Magic, f)
 		}
+	}
+	if d.MagicLook, err = lookaheadOf(d.Magic); err != nil {
+		return nil, err
 	}
 	if s.Header.Bytes%2 != 0 {
 		return nil, fmt.Errorf("%w: header %s is %d bytes; the payload's checksum words need an even header length, add a reserved byte",
@@ -478,6 +486,7 @@ func p4Fields(inst ident, fs []*spec.Field, base int) ([]field, error) {
 		if f.HasConst {
 			pf.Const = strings.ToUpper(string(inst) + "_" + f.Name)
 			pf.Value = lit(f.Bits, f.Const)
+			pf.constVal = f.Const
 		}
 		if len(notes) > 0 {
 			pf.Comment = strings.Join(notes, "; ") + "."
@@ -485,6 +494,45 @@ func p4Fields(inst ident, fs []*spec.Field, base int) ([]field, error) {
 		out = append(out, pf)
 	}
 	return out, nil
+}
+
+// magicLook is the parser's match on the magic: a lookahead at the first
+// Bits bits of the header, against Value under Mask (Full: no mask).
+type magicLook struct {
+	Bits        int
+	Value, Mask string
+	Full        bool
+}
+
+// lookaheadOf is the lookahead that matches the magic fields. The parser
+// matches the magic before it extracts the header, and the stage in the
+// state that extracts it: selecting on the stage after a state that
+// extracted the header and matched a 32-bit magic (all of a Tofino-1
+// parser state's match registers) made bf-p4c fail ("packet rval shifted
+// to be negative?").
+func lookaheadOf(magic []field) (magicLook, error) {
+	if len(magic) == 0 {
+		return magicLook{}, nil
+	}
+	end := 0
+	for _, f := range magic {
+		end = max(end, f.off+f.Bits)
+	}
+	if end > 64 {
+		return magicLook{}, fmt.Errorf("%w: the magic field %s ends at bit %d of the header; the parser looks ahead at the magic, at most 64 bits: move the constant fields to the header's start",
+			ErrUnsupported, magic[len(magic)-1].Name, end)
+	}
+	var value, mask uint64
+	for _, f := range magic {
+		shift := end - f.off - f.Bits
+		value |= f.constVal << shift
+		mask |= (1<<f.Bits - 1) << shift
+	}
+	full := mask == 1<<end-1 || (end == 64 && mask == ^uint64(0))
+	if len(magic) == 1 && full {
+		return magicLook{Bits: end, Value: magic[0].Const, Mask: lit(end, mask), Full: true}, nil
+	}
+	return magicLook{Bits: end, Value: lit(end, value), Mask: lit(end, mask), Full: full}, nil
 }
 
 // wordSpan returns the fields that share 16-bit checksum words with the

@@ -199,23 +199,24 @@ var switchRules = []switchRule{
 				fmt.Sprintf("transition select(hdr.udp.dst_port) { %s_UDP_PORT : %s; default : accept; }", mig.Const(), mig.State())); err != nil {
 				return err
 			}
-			var exprs, consts []string
-			for _, f := range p.d.Magic {
-				exprs, consts = append(exprs, f.Expr), append(consts, f.Const)
-			}
-			keys := strings.Join(consts, ", ")
-			if len(consts) > 1 {
-				keys = "(" + keys + ")"
-			}
-			// The stage word's checksum subtract sits between the
-			// extract and the transition (rule 5).
-			sub := "udp_csum.subtract({" + strings.Join(p.d.StageWord, ", ") + "}); "
-			want := fmt.Sprintf("pkt.extract(hdr.%s); %stransition %s_stage;", mig, sub, mig.State())
+			// The magic by lookahead, before the extract; the stage in
+			// the state that extracts the header, whose stage word's
+			// checksum subtract sits between the extract and the
+			// transition (rule 5).
+			want := fmt.Sprintf("transition %s_stage;", mig.State())
 			if len(p.d.Magic) > 0 {
-				want = fmt.Sprintf("pkt.extract(hdr.%s); %stransition select(%s) { %s : %s_stage; default : accept; }",
-					mig, sub, strings.Join(exprs, ", "), keys, mig.State())
+				key := p.d.MagicLook.Value
+				if !p.d.MagicLook.Full {
+					key += " &&& " + p.d.MagicLook.Mask
+				}
+				want = fmt.Sprintf("transition select(pkt.lookahead<bit<%d>>()) { %s : %s_stage; default : accept; }", p.d.MagicLook.Bits, key, mig.State())
 			}
 			if err := has("state "+mig.State(), p.state(mig.State()), want); err != nil {
+				return err
+			}
+			sub := "udp_csum.subtract({" + strings.Join(p.d.StageWord, ", ") + "}); "
+			if err := has("state "+mig.State()+"_stage", p.state(mig.State()+"_stage"),
+				fmt.Sprintf("pkt.extract(hdr.%s); %sig_md.tcpmig = 1w1; transition select(%s) {", mig, sub, p.d.Stage.Field)); err != nil {
 				return err
 			}
 			if n := strings.Count(p.code, "ig_md.tcpmig = 1w1;"); n != 1 {
@@ -572,7 +573,7 @@ var switchRules = []switchRule{
 			// bf-p4c: a checksum's operations on a header belong to the
 			// state that extracts it, so the stage word is subtracted
 			// where the TCPMig header is extracted.
-			st := p.d.TCPMig.Name.State()
+			st := p.d.TCPMig.Name.State() + "_stage" // the state that extracts it
 			for _, c := range []struct{ where, scope, want string }{
 				{"state parse_ipv4", p.state("parse_ipv4"), "tcp_csum.subtract({hdr.ipv4.src_addr, hdr.ipv4.dst_addr}); udp_csum.subtract({hdr.ipv4.src_addr, hdr.ipv4.dst_addr});"},
 				{"state parse_tcp", p.state("parse_tcp"), "tcp_csum.subtract({hdr.tcp.checksum}); ig_md.tcp_residual = tcp_csum.get();"},

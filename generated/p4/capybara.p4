@@ -216,19 +216,23 @@ parser SwitchIngressParser(
         }
     }
 
+    // The magic is matched before the header is extracted (a lookahead),
+    // and the stage in the state that extracts it: a Tofino-1 parser state
+    // matches 32 bits, all a 32-bit magic's, and bf-p4c failed on a stage
+    // select in the state after the one that had extracted it.
     state parse_tcpmig {
-        pkt.extract(hdr.tcpmig);
-        // The stage may change (rejected, heartbeat_response). bf-p4c
-        // wants a checksum's operations on a header in the state that
-        // extracts it.
-        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.epoch});
-        transition select(hdr.tcpmig.magic) {
+        transition select(pkt.lookahead<bit<32>>()) {
             TCPMIG_MAGIC : parse_tcpmig_stage;
             default : accept;
         }
     }
 
     state parse_tcpmig_stage {
+        pkt.extract(hdr.tcpmig);
+        // The stage may change (rejected, heartbeat_response). bf-p4c
+        // wants a checksum's operations on a header in the state that
+        // extracts it.
+        udp_csum.subtract({hdr.tcpmig.stage, hdr.tcpmig.flags_reserved, hdr.tcpmig.next_fragment, hdr.tcpmig.load, hdr.tcpmig.epoch});
         ig_md.tcpmig = 1w1;
         transition select(hdr.tcpmig.stage) {
             STAGE_REJECTED : parse_rejected;
