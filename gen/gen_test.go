@@ -127,7 +127,7 @@ func TestThreeLevels14Bits(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		for _, reg := range []string{fmt.Sprintf("dir%d_key", i), fmt.Sprintf("dir%d_addr", i)} {
+		for _, reg := range []string{fmt.Sprintf("dir%d_key", i), fmt.Sprintf("dir%d_target", i), fmt.Sprintf("dir%d_origin", i), fmt.Sprintf("dir%d_port", i)} {
 			if !strings.Contains(p4, reg) {
 				t.Errorf("P4 lacks register %s", reg)
 			}
@@ -139,8 +139,8 @@ func TestThreeLevels14Bits(t *testing.T) {
 	if strings.Contains(p4, "dir3_key") || strings.Contains(p4info, "dir3_key") {
 		t.Errorf("P4 or p4info has a fourth level")
 	}
-	if got := len(regexp.MustCompile(`Register<[^>]*bit<14>>\(16384\)`).FindAllString(p4, -1)); got != 6 {
-		t.Errorf("P4 has %d registers of 2^14 cells indexed by bit<14>, want 6 (key and addr for 3 levels)", got)
+	if got := len(regexp.MustCompile(`Register<(dir_key_t|bit<\d+>), bit<14>>\(16384\)`).FindAllString(p4, -1)); got != 12 {
+		t.Errorf("P4 has %d registers of 2^14 cells indexed by bit<14>, want 12 (key, target, origin and port for 3 levels)", got)
 	}
 	if !strings.Contains(p4info, "size: 16384") {
 		t.Errorf("p4info shows no register of 16384 cells")

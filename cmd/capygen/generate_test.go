@@ -86,7 +86,7 @@ func TestSetErrors(t *testing.T) {
 
 func TestOverBudgetIsRefused(t *testing.T) {
 	err := runGenerate([]string{"-spec", specPath, "-out", t.TempDir(), "-set", "budget.sram=2%"})
-	if err == nil || !strings.Contains(err.Error(), "sram: needs 158 blocks, budget 19") {
+	if err == nil || !strings.Contains(err.Error(), "sram: needs 160 blocks, budget 19") {
 		t.Fatalf("generate over budget = %v, want the SRAM overrun named", err)
 	}
 }

@@ -83,17 +83,20 @@ every name through.`, d.Name, p4infoFile))
 		f.Const().Defs(defs...)
 		f.Comment("Names of the tables' match fields and the actions' parameters.")
 		f.Const().Defs(fields...)
-		var keys, addrs, ports []jen.Code
+		var keys, targets, origins, ports []jen.Code
 		for _, l := range d.Levels {
 			keys = append(keys, jen.Lit(ingress+"."+l.KeyReg()))
-			addrs = append(addrs, jen.Lit(ingress+"."+l.AddrReg()))
+			targets = append(targets, jen.Lit(ingress+"."+l.TargetReg()))
+			origins = append(origins, jen.Lit(ingress+"."+l.OriginReg()))
 			ports = append(ports, jen.Lit(ingress+"."+l.PortReg()))
 		}
-		f.Comment("DirKeyRegisters, DirAddrRegisters and DirPortRegisters name each level's")
-		f.Comment("dir<i>_key, dir<i>_addr and dir<i>_port registers, by level.")
+		f.Comment("DirKeyRegisters, DirTargetRegisters, DirOriginRegisters and DirPortRegisters")
+		f.Comment("name each level's dir<i>_key, dir<i>_target, dir<i>_origin and dir<i>_port")
+		f.Comment("registers, by level.")
 		f.Var().Defs(
 			jen.Id("DirKeyRegisters").Op("=").Index(jen.Id("Levels")).String().Values(keys...),
-			jen.Id("DirAddrRegisters").Op("=").Index(jen.Id("Levels")).String().Values(addrs...),
+			jen.Id("DirTargetRegisters").Op("=").Index(jen.Id("Levels")).String().Values(targets...),
+			jen.Id("DirOriginRegisters").Op("=").Index(jen.Id("Levels")).String().Values(origins...),
 			jen.Id("DirPortRegisters").Op("=").Index(jen.Id("Levels")).String().Values(ports...),
 		)
 		f.Comment("//go:embed " + p4infoFile)

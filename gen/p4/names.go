@@ -37,11 +37,12 @@ type level struct {
 
 func (l level) name(suffix string) string { return fmt.Sprintf("dir%d_%s", l.N, suffix) }
 
-// KeyReg holds the level's client keys; AddrReg their origin and target;
-// PortReg the insert's copy of each key's port.
-func (l level) KeyReg() string  { return l.name("key") }
-func (l level) AddrReg() string { return l.name("addr") }
-func (l level) PortReg() string { return l.name("port") }
+// KeyReg holds the level's client keys; TargetReg and OriginReg their
+// target and origin; PortReg the insert's copy of each key's port.
+func (l level) KeyReg() string    { return l.name("key") }
+func (l level) TargetReg() string { return l.name("target") }
+func (l level) OriginReg() string { return l.name("origin") }
+func (l level) PortReg() string   { return l.name("port") }
 
 // Index is the metadata field with the level's slot index.
 func (l level) Index() string { return l.name("index") }
@@ -57,10 +58,11 @@ func (l level) HashTable() string  { return l.name("hash_tbl") }
 func (l level) KeyLookup() string      { return l.name("key_lookup") }
 func (l level) KeyInsert() string      { return l.name("key_insert") }
 func (l level) KeyClear() string       { return l.name("key_clear") }
-func (l level) AddrWrite() string      { return l.name("addr_write") }
-func (l level) AddrHandOver() string   { return l.name("addr_hand_over") }
-func (l level) AddrReadTarget() string { return l.name("addr_read_target") }
-func (l level) AddrReadOrigin() string { return l.name("addr_read_origin") }
+func (l level) TargetWrite() string    { return l.name("target_write") }
+func (l level) TargetHandOver() string { return l.name("target_hand_over") }
+func (l level) TargetRead() string     { return l.name("target_read") }
+func (l level) OriginWrite() string    { return l.name("origin_write") }
+func (l level) OriginRead() string     { return l.name("origin_read") }
 func (l level) PortWrite() string      { return l.name("port_write") }
 func (l level) PortRead() string       { return l.name("port_read") }
 

@@ -435,14 +435,14 @@ func TestThreeLevelsFourteenBits(t *testing.T) {
 
 	// The Go contract names every level's registers, as the p4info does.
 	contract := string(files["p4/p4info.go"])
-	for _, want := range []string{"Levels = 3", `"SwitchIngress.dir2_key"}`, `"SwitchIngress.dir2_addr"}`} {
+	for _, want := range []string{"Levels = 3", `"SwitchIngress.dir2_key"}`, `"SwitchIngress.dir2_target"}`, `"SwitchIngress.dir2_origin"}`, `"SwitchIngress.dir2_port"}`} {
 		if !strings.Contains(contract, want) {
 			t.Errorf("p4/p4info.go lacks %s", want)
 		}
 	}
-	for _, reg := range []string{"dir_key_t", "dir_addr_t"} {
-		if n := strings.Count(prog, "Register<"+reg+", bit<14>>(16384)"); n != 3 {
-			t.Errorf("%d registers Register<%s, bit<14>>(16384), want 3", n, reg)
+	for reg, n := range map[string]int{"dir_key_t": 3, "bit<32>": 6, "bit<16>": 3} { // key; target and origin; port
+		if got := strings.Count(prog, "Register<"+reg+", bit<14>>(16384)"); got != n {
+			t.Errorf("%d registers Register<%s, bit<14>>(16384), want %d", got, reg, n)
 		}
 	}
 	if n := strings.Count(prog, "Hash<bit<14>>(HashAlgorithm_t.CUSTOM"); n != 3 {
@@ -488,8 +488,8 @@ func TestThreeLevelsFourteenBits(t *testing.T) {
 			hashTables++
 		}
 	}
-	if regs != 9 || hashTables != 3 {
-		t.Errorf("p4info has %d directory registers and %d hash tables, want 9 (key, addr, port per level) and 3", regs, hashTables)
+	if regs != 12 || hashTables != 3 {
+		t.Errorf("p4info has %d directory registers and %d hash tables, want 12 (key, target, origin, port per level) and 3", regs, hashTables)
 	}
 }
 

@@ -87,7 +87,6 @@ func controlPlaneOf(d *data) *controlPlane {
 		Counters: []cpCounter{{Local: "drops", Size: int64(len(d.DropReasons) + 1), Doc: dropsDoc}},
 		Structs: []cpStruct{
 			{Name: "dir_key_t", Members: []cpParam{{"ip", 32}, {"port", 32}}},
-			{Name: "dir_addr_t", Members: []cpParam{{"origin_ip", 32}, {"target_ip", 32}}},
 			{Name: "min_workload_t", Members: []cpParam{{"holder_ip", 32}, {"load", 32}}},
 		},
 	}
@@ -102,7 +101,8 @@ func controlPlaneOf(d *data) *controlPlane {
 			Actions: []cpActionRef{{l.HashAction(), p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: l.HashAction()})
 		cp.Registers = append(cp.Registers,
 			cpRegister{Local: l.KeyReg(), Size: int32(d.Entries), Struct: "dir_key_t"},
-			cpRegister{Local: l.AddrReg(), Size: int32(d.Entries), Struct: "dir_addr_t"},
+			cpRegister{Local: l.TargetReg(), Size: int32(d.Entries), Bits: 32},
+			cpRegister{Local: l.OriginReg(), Size: int32(d.Entries), Bits: 32},
 			cpRegister{Local: l.PortReg(), Size: int32(d.Entries), Bits: 16})
 	}
 	cp.Registers = append(cp.Registers, cpRegister{Local: "min_workload", Size: 1, Struct: "min_workload_t"})

@@ -354,11 +354,11 @@ var switchRules = []switchRule{
 			return p.perLevel(func(l level) error {
 				return has("ingress apply", p.apply, fmt.Sprintf(
 					"} else if (ig_md.dir_done == 1w0) { ig_md.dir_done = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_done == 1w1) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_op == DIR_OP_PREPARE) { ig_md.dir_target = %[2]s.execute(ig_md.%[3]s); } else {",
-					l.KeyLookup(), l.AddrReadTarget(), l.Index()))
+					l.KeyLookup(), l.TargetRead(), l.Index()))
 			})
 		},
-		remove: [][2]string{{"} else if (ig_md.dir_op == DIR_OP_PREPARE) {\n                        ig_md.dir_target = dir1_addr_read_target",
-			"} else if (ig_md.dir_op == DIR_OP_NONE) {\n                        ig_md.dir_target = dir1_addr_read_target"}},
+		remove: [][2]string{{"} else if (ig_md.dir_op == DIR_OP_PREPARE) {\n                        ig_md.dir_target = dir1_target_read",
+			"} else if (ig_md.dir_op == DIR_OP_NONE) {\n                        ig_md.dir_target = dir1_target_read"}},
 	},
 	{
 		name: "4. PREPARE: the holder's own PREPARE (a re-migration) is steered by min_workload, not back to itself",
@@ -398,13 +398,15 @@ var switchRules = []switchRule{
 				if err := has("RegisterAction "+l.PortRead(), p.regAction(l.PortRead()), "port = cell;"); err != nil {
 					return err
 				}
-				if err := has("RegisterAction "+l.AddrWrite(), p.regAction(l.AddrWrite()),
-					"cell.origin_ip = ig_md.addr_b; cell.target_ip = hdr.ipv4.src_addr;"); err != nil {
+				if err := has("RegisterAction "+l.TargetWrite(), p.regAction(l.TargetWrite()), "cell = hdr.ipv4.src_addr;"); err != nil {
+					return err
+				}
+				if err := has("RegisterAction "+l.OriginWrite(), p.regAction(l.OriginWrite()), fmt.Sprintf("cell = %s;", p.d.Origin)); err != nil {
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
-					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; %[6]s.execute(ig_md.%[3]s); ig_md.addr_b = %[5]s; %[2]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_ip) { ig_md.dir_seen_port = %[7]s.execute(ig_md.%[3]s); if (ig_md.dir_seen_port == ig_md.client_port) { ig_md.dir_done = 1w1; ig_md.addr_b = hdr.ipv4.dst_addr; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } } else {",
-					l.KeyInsert(), l.AddrWrite(), l.Index(), l.AddrHandOver(), p.d.Origin, l.PortWrite(), l.PortRead()))
+					"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { ig_md.dir_seen = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_seen == 0) { ig_md.dir_done = 1w1; %[6]s.execute(ig_md.%[3]s); %[2]s.execute(ig_md.%[3]s); %[5]s.execute(ig_md.%[3]s); } else if (ig_md.dir_seen == ig_md.client_ip) { ig_md.dir_seen_port = %[7]s.execute(ig_md.%[3]s); if (ig_md.dir_seen_port == ig_md.client_port) { ig_md.dir_done = 1w1; ig_md.dir_wrote = %[4]s.execute(ig_md.%[3]s); } } } else {",
+					l.KeyInsert(), l.TargetWrite(), l.Index(), l.TargetHandOver(), l.OriginWrite(), l.PortWrite(), l.PortRead()))
 			})
 		},
 		remove: [][2]string{{"if (ig_md.dir_seen_port == ig_md.client_port) {", "if (ig_md.dir_seen_port == ig_md.dir_seen_port) {"}},
@@ -417,14 +419,13 @@ var switchRules = []switchRule{
 			}
 			return p.perLevel(func(l level) error {
 				// Two packet values only across the register's actions (a
-				// Tofino-1 SALU's limit): IPv4 src and addr_b, which the
-				// insert sets to IPv4 dst before the hand-over; the stored
-				// origin stays.
-				return has("RegisterAction "+l.AddrHandOver(), p.regAction(l.AddrHandOver()),
-					"wrote = 1w0; if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) { cell.target_ip = hdr.ipv4.src_addr; wrote = 1w1; }")
+				// Tofino-1 SALU's limit): IPv4 src and dst; the origin,
+				// in a register of its own, stays.
+				return has("RegisterAction "+l.TargetHandOver(), p.regAction(l.TargetHandOver()),
+					"wrote = 1w0; if (cell == hdr.ipv4.src_addr || cell == hdr.ipv4.dst_addr) { cell = hdr.ipv4.src_addr; wrote = 1w1; }")
 			})
 		},
-		remove: [][2]string{{" || cell.target_ip == ig_md.addr_b", ""}},
+		remove: [][2]string{{" || cell == hdr.ipv4.dst_addr", ""}},
 	},
 	{
 		name: "4. insert: a stale ACK (the lease refused it) goes back to its sender as REJECTED, counted, not routed",
@@ -445,7 +446,7 @@ var switchRules = []switchRule{
 			return p.perLevel(func(l level) error {
 				return has("ingress apply", p.apply, fmt.Sprintf(
 					"ig_md.dir_wrote = %[1]s.execute(ig_md.%[3]s); } } } else { ig_md.dir_hit = %[2]s.execute(ig_md.%[3]s); } } else if (ig_md.delete_entry == 1w1) {",
-					l.AddrHandOver(), l.KeyClear(), l.Index()))
+					l.TargetHandOver(), l.KeyClear(), l.Index()))
 			})
 		},
 		remove: [][2]string{{"                    ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);\n                }\n            } else if (ig_md.delete_entry == 1w1) {", "                }\n            } else if (ig_md.delete_entry == 1w1) {"}},
@@ -520,15 +521,15 @@ var switchRules = []switchRule{
 					"hit = 1w0; if (cell.ip == ig_md.client_ip && cell.port == ig_md.client_vport) { hit = 1w1; }"); err != nil {
 					return err
 				}
-				if err := has("RegisterAction "+l.AddrReadTarget(), p.regAction(l.AddrReadTarget()), "ip = cell.target_ip;"); err != nil {
+				if err := has("RegisterAction "+l.TargetRead(), p.regAction(l.TargetRead()), "ip = cell;"); err != nil {
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
 					"} else if (ig_md.dir_done == 1w0) { ig_md.dir_done = %[1]s.execute(ig_md.%[3]s); if (ig_md.dir_done == 1w1) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[3]s); } else",
-					l.KeyLookup(), l.AddrReadTarget(), l.Index()))
+					l.KeyLookup(), l.TargetRead(), l.Index()))
 			})
 		},
-		remove: [][2]string{{"hdr.ipv4.dst_addr = dir0_addr_read_target", "ig_md.least_loaded = dir0_addr_read_target"}},
+		remove: [][2]string{{"hdr.ipv4.dst_addr = dir0_target_read", "ig_md.least_loaded = dir0_target_read"}},
 	},
 	{
 		name: "5. response: a server's segment to a migrated client leaves with the origin's address",
@@ -538,15 +539,15 @@ var switchRules = []switchRule{
 				return err
 			}
 			return p.perLevel(func(l level) error {
-				if err := has("RegisterAction "+l.AddrReadOrigin(), p.regAction(l.AddrReadOrigin()), "ip = cell.origin_ip;"); err != nil {
+				if err := has("RegisterAction "+l.OriginRead(), p.regAction(l.OriginRead()), "ip = cell;"); err != nil {
 					return err
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
 					"ig_md.dir_target = %s.execute(ig_md.%[3]s); } else { hdr.ipv4.src_addr = %[2]s.execute(ig_md.%[3]s); } } }",
-					l.AddrReadTarget(), l.AddrReadOrigin(), l.Index()))
+					l.TargetRead(), l.OriginRead(), l.Index()))
 			})
 		},
-		remove: [][2]string{{"hdr.ipv4.src_addr = dir1_addr_read_origin", "ig_md.least_loaded = dir1_addr_read_origin"}},
+		remove: [][2]string{{"hdr.ipv4.src_addr = dir1_origin_read", "ig_md.least_loaded = dir1_origin_read"}},
 	},
 	{
 		name: "5. RST/FIN: every level clears the key; the first that held it rewrites",
@@ -562,7 +563,7 @@ var switchRules = []switchRule{
 				}
 				return has("ingress apply", p.apply, fmt.Sprintf(
 					"} else if (ig_md.delete_entry == 1w1) { ig_md.dir_hit = %[1]s.execute(ig_md.%[4]s); if (ig_md.dir_hit == 1w1) { if (ig_md.dir_done == 1w0) { if (ig_md.dir_op == DIR_OP_CLIENT) { hdr.ipv4.dst_addr = %[2]s.execute(ig_md.%[4]s); } else { hdr.ipv4.src_addr = %[3]s.execute(ig_md.%[4]s); } } ig_md.dir_done = 1w1; } }",
-					l.KeyClear(), l.AddrReadTarget(), l.AddrReadOrigin(), l.Index()))
+					l.KeyClear(), l.TargetRead(), l.OriginRead(), l.Index()))
 			})
 		},
 		remove: [][2]string{{"} else if (ig_md.delete_entry == 1w1) {\n                ig_md.dir_hit = dir1_key_clear", "} else if (ig_md.delete_entry == 1w1 && ig_md.dir_done == 1w0) {\n                ig_md.dir_hit = dir1_key_clear"}},

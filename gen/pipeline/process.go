@@ -218,7 +218,7 @@ func (m *model) emitProcess(f *jen.File) {
 			jen.Id("c").Op(":=").Op("&").Add(px("dirKey")).Index(jen.Id("l")).Index(jen.Id("i")),
 			jen.If(jen.Id("won")).Block(
 				jen.Comment("A copy on a deeper level (left by an earlier placement) goes;"),
-				jen.Comment("its addr cell stays, meaningless without the key (as in the P4)."),
+				jen.Comment("its target and origin stay, meaningless without the key (as in the P4)."),
 				pq("KeyClear").Call(jen.Id("c"), jen.Id("want")),
 				jen.Continue(),
 			),
@@ -254,7 +254,7 @@ func (m *model) emitProcess(f *jen.File) {
 	if m.release != nil {
 		f.Commentf("release is %s (directory.release): the server holding a migrated", m.release.Name)
 		f.Comment("connection reports it finished. Every level runs key_clear on the key")
-		f.Comment("the header names (its addr cell stays: only a key gives it meaning); the")
+		f.Comment("the header names (its target and origin stay: only a key gives them meaning); the")
 		f.Comment("datagram goes back to its sender, addresses swapped and the stage kept,")
 		f.Comment("as the acknowledgement (no checksum changes). A retry after the key is")
 		f.Comment("gone clears nothing and is echoed all the same.")

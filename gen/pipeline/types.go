@@ -197,7 +197,7 @@ func (m *model) emitTypes(f *jen.File) {
 
 	f.Comment("Entry is one directory slot as the control plane reads and writes it.")
 	f.Type().Id("Entry").Op("=").Add(pq("Entry"))
-	f.Comment("KeyCell and AddrCell are the raw dir<i>_key and dir<i>_addr register cells.")
+	f.Comment("KeyCell and AddrCell are the raw dir<i>_key cell and a slot's dir<i>_origin and dir<i>_target cells.")
 	f.Type().Defs(
 		jen.Id("KeyCell").Op("=").Add(pq("KeyCell")),
 		jen.Id("AddrCell").Op("=").Add(pq("AddrCell")),
@@ -243,7 +243,7 @@ func (m *model) emitTypes(f *jen.File) {
 		jen.Id("hosts").Add(pq("Table")).Index(jen.List(jen.Uint32(), jen.Id("host"))),
 		jen.Comment("l2 is l2_forward, keyed by the Ethernet destination."),
 		jen.Id("l2").Add(pq("Table")).Index(jen.List(jen.Index(jen.Lit(6)).Byte(), jen.Id("Port"))),
-		jen.Line().Comment("dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers."),
+		jen.Line().Comment("dirKey is dir<i>_key; dirAddr holds dir<i>_origin and dir<i>_target."),
 		jen.Id("dirKey").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("KeyCell")),
 		jen.Id("dirAddr").Index(jen.Id("Levels")).Index(jen.Id("Slots")).Add(pq("AddrCell")),
 		jen.Comment("dirPort is dir<i>_port: the insert's copy of the key's port, written"),

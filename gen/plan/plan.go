@@ -163,18 +163,21 @@ func estimate(t *spec.Target, tables spec.Tables, levels, bits int) (*Usage, err
 			// The next level's insert waits for this one's port test.
 			key.after = append(key.after, fmt.Sprintf("dir%d_key", i-1), fmt.Sprintf("dir%d_port", i-1))
 		}
-		// The insert's port test: dir<i>_port after the key, the addr
-		// register after both (the hand-over waits for the test).
+		// The insert's port test: dir<i>_port after the key, the target
+		// register after both (the hand-over waits for the test), the
+		// origin after the key.
 		port := register(fmt.Sprintf("dir%d_port", i), cells, 16)
 		port.after = []string{key.Name}
-		addr := register(fmt.Sprintf("dir%d_addr", i), cells, 64)
-		addr.after = []string{key.Name, port.Name}
-		objs = append(objs, h, key, port, addr)
+		target := register(fmt.Sprintf("dir%d_target", i), cells, 32)
+		target.after = []string{key.Name, port.Name}
+		origin := register(fmt.Sprintf("dir%d_origin", i), cells, 32)
+		origin.after = []string{key.Name}
+		objs = append(objs, h, key, port, target, origin)
 	}
 	host := exactTable("ipv4_host", 32, t.PortBits+48, tables.Hosts)
 	host.after = []string{"min_workload"}
 	for i := 0; i < levels; i++ {
-		host.after = append(host.after, fmt.Sprintf("dir%d_addr", i))
+		host.after = append(host.after, fmt.Sprintf("dir%d_target", i), fmt.Sprintf("dir%d_origin", i))
 	}
 	objs = append(objs, host)
 	drops := register("drops", DropCounterCells, 64)

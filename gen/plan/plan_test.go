@@ -33,18 +33,22 @@ func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2^16 pairs of 64 bits = 32 blocks, plus the synthetic two-port
-	// spare; 2^16 ports of 16 bits = 8 blocks, plus the spare.
+	// spare; 2^16 addresses of 32 bits = 16 blocks, plus the spare; 2^16
+	// ports of 16 bits = 8 blocks, plus the spare.
 	for _, o := range u.Objects {
 		want := 33
-		if strings.HasSuffix(o.Name, "_port") {
+		switch {
+		case strings.HasSuffix(o.Name, "_port"):
 			want = 9
+		case strings.HasSuffix(o.Name, "_target"), strings.HasSuffix(o.Name, "_origin"):
+			want = 17
 		}
 		if strings.HasPrefix(o.Name, "dir") && o.Kind == "register" && o.SRAMBlocks != want {
 			t.Errorf("%s: %d SRAM blocks, want %d", o.Name, o.SRAMBlocks, want)
 		}
 	}
-	if u.StatefulALUs != 7 {
-		t.Errorf("StatefulALUs = %d, want 7 (2 levels x key+port+addr, min_workload)", u.StatefulALUs)
+	if u.StatefulALUs != 9 {
+		t.Errorf("StatefulALUs = %d, want 9 (2 levels x key, port, target, origin; min_workload)", u.StatefulALUs)
 	}
 	if u.Entries != 2<<16 {
 		t.Errorf("Entries = %d, want %d", u.Entries, 2<<16)
@@ -59,8 +63,8 @@ func TestDefaultSpecFitsDefaultBudget(t *testing.T) {
 	for _, o := range u.Objects {
 		stage[o.Name] = o.Stage
 	}
-	if !(stage["dir0_key"] < stage["dir0_port"] && stage["dir0_port"] < stage["dir0_addr"] && stage["dir0_key"] < stage["dir1_key"] &&
-		stage["dir1_key"] < stage["dir1_addr"] && stage["dir1_addr"] < stage["ipv4_host"]) {
+	if !(stage["dir0_key"] < stage["dir0_port"] && stage["dir0_port"] < stage["dir0_target"] && stage["dir0_port"] < stage["dir1_key"] &&
+		stage["dir1_key"] < stage["dir1_target"] && stage["dir1_target"] < stage["ipv4_host"] && stage["dir1_origin"] < stage["ipv4_host"]) {
 		t.Errorf("stages %v break the dependency chain", stage)
 	}
 }
@@ -99,23 +103,26 @@ func TestCheckRefusesOverBudgetSpec(t *testing.T) {
 		t.Fatalf("Check(3 levels x 20 bits, 10%% SRAM) = %v, want ErrOverBudget", err)
 	}
 	want := `spec capybara is over its budget on tofino1:
-  sram: needs 3473 blocks, budget 96 (10% of tofino1's 960): 3377 over; lower directory.index_bits or levels, or raise budget.sram
-  map_ram: needs 3469 blocks, budget 345 (59.9% of tofino1's 576): 3124 over; lower directory.index_bits or levels, or raise budget.map_ram
+  sram: needs 3476 blocks, budget 96 (10% of tofino1's 960): 3380 over; lower directory.index_bits or levels, or raise budget.sram
+  map_ram: needs 3472 blocks, budget 345 (59.9% of tofino1's 576): 3127 over; lower directory.index_bits or levels, or raise budget.map_ram
   stage_memory: dir0_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir0_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
-  stage_memory: dir0_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir0_target needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir0_origin needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir1_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir1_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
-  stage_memory: dir1_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir1_target needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir1_origin needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir2_key needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
   stage_memory: dir2_port needs 129 SRAM blocks and 129 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
-  stage_memory: dir2_addr needs 513 SRAM blocks and 513 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits`
+  stage_memory: dir2_target needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits
+  stage_memory: dir2_origin needs 257 SRAM blocks and 257 map RAMs in one stage; a tofino1 stage has 80 and 48; lower directory.index_bits`
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("Check error (-want +got):\n%s", diff)
 	}
 	var be *BudgetError
-	if !errors.As(err, &be) || be.Overrun[0].Resource != "sram" || be.Overrun[0].Needs-be.Overrun[0].Budget != 3377 {
-		t.Errorf("BudgetError = %+v, want sram first, 3377 over", be)
+	if !errors.As(err, &be) || be.Overrun[0].Resource != "sram" || be.Overrun[0].Needs-be.Overrun[0].Budget != 3380 {
+		t.Errorf("BudgetError = %+v, want sram first, 3380 over", be)
 	}
 }
 
@@ -180,7 +187,7 @@ func TestWriteUsage(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	WriteUsage(&buf, s, u)
-	for _, want := range []string{"sram blocks", "dir1_addr", "authors' layout (288 bits an entry): 306 SRAM blocks, 31.9% of tofino1"} {
+	for _, want := range []string{"sram blocks", "dir1_target", "authors' layout (288 bits an entry): 306 SRAM blocks, 31.9% of tofino1"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("WriteUsage lacks %q:\n%s", want, buf.String())
 		}

@@ -69,14 +69,6 @@ struct dir_key_t {
     bit<32> port; // DIR_KEY_VALID | client port; an empty slot is all 0
 }
 
-// A slot's addr cell means something only while its key cell holds a key:
-// clearing a key leaves the addr cell as it is (an insert into the empty
-// slot writes it whole), which saves the register two actions.
-struct dir_addr_t {
-    bit<32> origin_ip; // the server the client knows
-    bit<32> target_ip; // the server that now holds the connection
-}
-
 struct min_workload_t {
     bit<32> holder_ip; // 0 = no heartbeat yet
     bit<32> load;      // truncated to 32 bits; 0xFFFFFFFF while empty
@@ -96,11 +88,6 @@ struct ingress_metadata_t {
     bit<1> dir_hit;     // this level held the key (and cleared it)
     bit<32> dir_seen;   // the IP word this level's key_insert saw (0: empty)
     bit<16> dir_seen_port; // the port cell beside it, when the IP is the client's
-    // The second packet value the dir<i>_addr actions read, besides IPv4
-    // src: a Tofino-1 stateful ALU takes two from the PHV across all the
-    // actions of its register. The origin for a fresh entry, IPv4 dst for
-    // the hand-over.
-    ipv4_addr_t addr_b;
     bit<1> count_drop;  // count_drop() counts drop_reason at the end
     bit<1> dir_wrote;   // the insert wrote the entry (0: the lease refused a stale ACK)
     ipv4_addr_t dir_target; // PREPARE_MIG: the target of the key's entry (dir_done: found)
@@ -163,7 +150,6 @@ parser SwitchIngressParser(
         ig_md.dir_hit = 1w0;
         ig_md.dir_seen = 32w0;
         ig_md.dir_seen_port = 16w0;
-        ig_md.addr_b = 32w0;
         ig_md.count_drop = 1w0;
         ig_md.dir_target = 32w0;
         ig_md.tcp_residual = 16w0;
@@ -462,7 +448,14 @@ control SwitchIngress(
     }
 
     @id(0x12D1EF) Register<dir_key_t, bit<16>>(65536) dir0_key;
-    @id(0x057293) Register<dir_addr_t, bit<16>>(65536) dir0_addr;
+    // A slot's target and origin mean something only while its key cell
+    // holds a key: clearing a key leaves them as they are (an insert into
+    // the empty slot writes both). Two registers, not one pair: the
+    // hand-over reads IPv4 src and dst and the fresh write the header's
+    // origin, three packet values, and a Tofino-1 stateful ALU takes two
+    // across all the actions of its register.
+    @id(0x5AE139) Register<bit<32>, bit<16>>(65536) dir0_target;
+    @id(0x2BF8B2) Register<bit<32>, bit<16>>(65536) dir0_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
     @id(0xCA83EB) Register<bit<16>, bit<16>>(65536) dir0_port;
@@ -523,49 +516,52 @@ control SwitchIngress(
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_write = {
-        // Returns nothing: stores the migration's origin (addr_b, set to
-        // the header's origin) and its new target in a slot that was empty
-        // (a fresh entry). Comparisons: 0.
-        void apply(inout dir_addr_t cell) {
-            cell.origin_ip = ig_md.addr_b;
-            cell.target_ip = hdr.ipv4.src_addr;
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir0_target) dir0_target_write = {
+        // Returns nothing: the new target (the ACK's sender) of a fresh
+        // entry. Comparisons: 0.
+        void apply(inout bit<32> cell) {
+            cell = hdr.ipv4.src_addr;
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<1>>(dir0_addr) dir0_addr_hand_over = {
+    RegisterAction<bit<32>, bit<16>, bit<1>>(dir0_target) dir0_target_hand_over = {
         // Returns 1 when it stored the ACK's sender as the target of the
         // key's existing entry, 0 when it refused. The entry is a lease:
         // only the target it names answering again (the ACK's sender) or
         // the holder handing it over (the ACK goes to the server that sent
-        // the PREPARE: addr_b, set to IPv4 dst) may rewrite it. The stored
-        // origin stays (it never changes for a connection). With the write
-        // above, the register's actions read two packet values in all
-        // (IPv4 src and addr_b), as a Tofino-1 stateful ALU allows.
-        // Comparisons: 2.
-        void apply(inout dir_addr_t cell, out bit<1> wrote) {
+        // the PREPARE) may rewrite it. The origin stays (it never changes
+        // for a connection). Comparisons: 2.
+        void apply(inout bit<32> cell, out bit<1> wrote) {
             wrote = 1w0;
-            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) {
-                cell.target_ip = hdr.ipv4.src_addr;
+            if (cell == hdr.ipv4.src_addr || cell == hdr.ipv4.dst_addr) {
+                cell = hdr.ipv4.src_addr;
                 wrote = 1w1;
             }
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_read_target = {
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir0_target) dir0_target_read = {
         // Returns the target: the client's packets now go there (and a
         // resent PREPARE_MIG of the key).
         // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.target_ip;
+        void apply(inout bit<32> cell, out bit<32> ip) {
+            ip = cell;
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir0_addr) dir0_addr_read_origin = {
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir0_origin) dir0_origin_write = {
+        // Returns nothing: the origin of a fresh entry, from the header.
+        // Comparisons: 0.
+        void apply(inout bit<32> cell) {
+            cell = hdr.tcpmig.origin_ip;
+        }
+    };
+
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir0_origin) dir0_origin_read = {
         // Returns the origin: the server's packets leave as if from there.
         // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.origin_ip;
+        void apply(inout bit<32> cell, out bit<32> ip) {
+            ip = cell;
         }
     };
 
@@ -586,7 +582,14 @@ control SwitchIngress(
     }
 
     @id(0x976D10) Register<dir_key_t, bit<16>>(65536) dir1_key;
-    @id(0x9D5456) Register<dir_addr_t, bit<16>>(65536) dir1_addr;
+    // A slot's target and origin mean something only while its key cell
+    // holds a key: clearing a key leaves them as they are (an insert into
+    // the empty slot writes both). Two registers, not one pair: the
+    // hand-over reads IPv4 src and dst and the fresh write the header's
+    // origin, three packet values, and a Tofino-1 stateful ALU takes two
+    // across all the actions of its register.
+    @id(0x21524C) Register<bit<32>, bit<16>>(65536) dir1_target;
+    @id(0xC657EB) Register<bit<32>, bit<16>>(65536) dir1_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
     @id(0x3CAFEA) Register<bit<16>, bit<16>>(65536) dir1_port;
@@ -647,49 +650,52 @@ control SwitchIngress(
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_write = {
-        // Returns nothing: stores the migration's origin (addr_b, set to
-        // the header's origin) and its new target in a slot that was empty
-        // (a fresh entry). Comparisons: 0.
-        void apply(inout dir_addr_t cell) {
-            cell.origin_ip = ig_md.addr_b;
-            cell.target_ip = hdr.ipv4.src_addr;
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir1_target) dir1_target_write = {
+        // Returns nothing: the new target (the ACK's sender) of a fresh
+        // entry. Comparisons: 0.
+        void apply(inout bit<32> cell) {
+            cell = hdr.ipv4.src_addr;
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<1>>(dir1_addr) dir1_addr_hand_over = {
+    RegisterAction<bit<32>, bit<16>, bit<1>>(dir1_target) dir1_target_hand_over = {
         // Returns 1 when it stored the ACK's sender as the target of the
         // key's existing entry, 0 when it refused. The entry is a lease:
         // only the target it names answering again (the ACK's sender) or
         // the holder handing it over (the ACK goes to the server that sent
-        // the PREPARE: addr_b, set to IPv4 dst) may rewrite it. The stored
-        // origin stays (it never changes for a connection). With the write
-        // above, the register's actions read two packet values in all
-        // (IPv4 src and addr_b), as a Tofino-1 stateful ALU allows.
-        // Comparisons: 2.
-        void apply(inout dir_addr_t cell, out bit<1> wrote) {
+        // the PREPARE) may rewrite it. The origin stays (it never changes
+        // for a connection). Comparisons: 2.
+        void apply(inout bit<32> cell, out bit<1> wrote) {
             wrote = 1w0;
-            if (cell.target_ip == hdr.ipv4.src_addr || cell.target_ip == ig_md.addr_b) {
-                cell.target_ip = hdr.ipv4.src_addr;
+            if (cell == hdr.ipv4.src_addr || cell == hdr.ipv4.dst_addr) {
+                cell = hdr.ipv4.src_addr;
                 wrote = 1w1;
             }
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_read_target = {
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir1_target) dir1_target_read = {
         // Returns the target: the client's packets now go there (and a
         // resent PREPARE_MIG of the key).
         // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.target_ip;
+        void apply(inout bit<32> cell, out bit<32> ip) {
+            ip = cell;
         }
     };
 
-    RegisterAction<dir_addr_t, bit<16>, bit<32>>(dir1_addr) dir1_addr_read_origin = {
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir1_origin) dir1_origin_write = {
+        // Returns nothing: the origin of a fresh entry, from the header.
+        // Comparisons: 0.
+        void apply(inout bit<32> cell) {
+            cell = hdr.tcpmig.origin_ip;
+        }
+    };
+
+    RegisterAction<bit<32>, bit<16>, bit<32>>(dir1_origin) dir1_origin_read = {
         // Returns the origin: the server's packets leave as if from there.
         // Comparisons: 0.
-        void apply(inout dir_addr_t cell, out bit<32> ip) {
-            ip = cell.origin_ip;
+        void apply(inout bit<32> cell, out bit<32> ip) {
+            ip = cell;
         }
     };
 
@@ -803,19 +809,18 @@ control SwitchIngress(
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
                         dir0_port_write.execute(ig_md.dir0_index);
-                        ig_md.addr_b = hdr.tcpmig.origin_ip;
-                        dir0_addr_write.execute(ig_md.dir0_index);
+                        dir0_target_write.execute(ig_md.dir0_index);
+                        dir0_origin_write.execute(ig_md.dir0_index);
                     } else if (ig_md.dir_seen == ig_md.client_ip) {
                         ig_md.dir_seen_port = dir0_port_read.execute(ig_md.dir0_index);
                         if (ig_md.dir_seen_port == ig_md.client_port) {
                             // The key's own entry: only its holder hands it over.
                             ig_md.dir_done = 1w1;
-                            ig_md.addr_b = hdr.ipv4.dst_addr;
-                            ig_md.dir_wrote = dir0_addr_hand_over.execute(ig_md.dir0_index);
+                            ig_md.dir_wrote = dir0_target_hand_over.execute(ig_md.dir0_index);
                         }
                     }
                 } else {
-                    // The key's copy here goes; its addr cell means
+                    // The key's copy here goes; its target and origin mean
                     // nothing once the key cell is empty.
                     ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
                 }
@@ -823,13 +828,13 @@ control SwitchIngress(
                 ig_md.dir_hit = dir0_key_clear.execute(ig_md.dir0_index);
                 if (ig_md.dir_hit == 1w1) {
                     // The first level that held the key rewrites the
-                    // packet; the addr cell is left as it is (see
-                    // dir_addr_t: only a valid key cell gives it meaning).
+                    // packet; its target and origin are left as they are
+                    // (only a valid key cell gives them meaning).
                     if (ig_md.dir_done == 1w0) {
                         if (ig_md.dir_op == DIR_OP_CLIENT) {
-                            hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
+                            hdr.ipv4.dst_addr = dir0_target_read.execute(ig_md.dir0_index);
                         } else {
-                            hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
+                            hdr.ipv4.src_addr = dir0_origin_read.execute(ig_md.dir0_index);
                         }
                     }
                     ig_md.dir_done = 1w1;
@@ -840,11 +845,11 @@ control SwitchIngress(
                 ig_md.dir_done = dir0_key_lookup.execute(ig_md.dir0_index);
                 if (ig_md.dir_done == 1w1) {
                     if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        hdr.ipv4.dst_addr = dir0_addr_read_target.execute(ig_md.dir0_index);
+                        hdr.ipv4.dst_addr = dir0_target_read.execute(ig_md.dir0_index);
                     } else if (ig_md.dir_op == DIR_OP_PREPARE) {
-                        ig_md.dir_target = dir0_addr_read_target.execute(ig_md.dir0_index);
+                        ig_md.dir_target = dir0_target_read.execute(ig_md.dir0_index);
                     } else {
-                        hdr.ipv4.src_addr = dir0_addr_read_origin.execute(ig_md.dir0_index);
+                        hdr.ipv4.src_addr = dir0_origin_read.execute(ig_md.dir0_index);
                     }
                 }
             }
@@ -856,19 +861,18 @@ control SwitchIngress(
                         // The slot was empty: a fresh entry.
                         ig_md.dir_done = 1w1;
                         dir1_port_write.execute(ig_md.dir1_index);
-                        ig_md.addr_b = hdr.tcpmig.origin_ip;
-                        dir1_addr_write.execute(ig_md.dir1_index);
+                        dir1_target_write.execute(ig_md.dir1_index);
+                        dir1_origin_write.execute(ig_md.dir1_index);
                     } else if (ig_md.dir_seen == ig_md.client_ip) {
                         ig_md.dir_seen_port = dir1_port_read.execute(ig_md.dir1_index);
                         if (ig_md.dir_seen_port == ig_md.client_port) {
                             // The key's own entry: only its holder hands it over.
                             ig_md.dir_done = 1w1;
-                            ig_md.addr_b = hdr.ipv4.dst_addr;
-                            ig_md.dir_wrote = dir1_addr_hand_over.execute(ig_md.dir1_index);
+                            ig_md.dir_wrote = dir1_target_hand_over.execute(ig_md.dir1_index);
                         }
                     }
                 } else {
-                    // The key's copy here goes; its addr cell means
+                    // The key's copy here goes; its target and origin mean
                     // nothing once the key cell is empty.
                     ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
                 }
@@ -876,13 +880,13 @@ control SwitchIngress(
                 ig_md.dir_hit = dir1_key_clear.execute(ig_md.dir1_index);
                 if (ig_md.dir_hit == 1w1) {
                     // The first level that held the key rewrites the
-                    // packet; the addr cell is left as it is (see
-                    // dir_addr_t: only a valid key cell gives it meaning).
+                    // packet; its target and origin are left as they are
+                    // (only a valid key cell gives them meaning).
                     if (ig_md.dir_done == 1w0) {
                         if (ig_md.dir_op == DIR_OP_CLIENT) {
-                            hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
+                            hdr.ipv4.dst_addr = dir1_target_read.execute(ig_md.dir1_index);
                         } else {
-                            hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
+                            hdr.ipv4.src_addr = dir1_origin_read.execute(ig_md.dir1_index);
                         }
                     }
                     ig_md.dir_done = 1w1;
@@ -893,11 +897,11 @@ control SwitchIngress(
                 ig_md.dir_done = dir1_key_lookup.execute(ig_md.dir1_index);
                 if (ig_md.dir_done == 1w1) {
                     if (ig_md.dir_op == DIR_OP_CLIENT) {
-                        hdr.ipv4.dst_addr = dir1_addr_read_target.execute(ig_md.dir1_index);
+                        hdr.ipv4.dst_addr = dir1_target_read.execute(ig_md.dir1_index);
                     } else if (ig_md.dir_op == DIR_OP_PREPARE) {
-                        ig_md.dir_target = dir1_addr_read_target.execute(ig_md.dir1_index);
+                        ig_md.dir_target = dir1_target_read.execute(ig_md.dir1_index);
                     } else {
-                        hdr.ipv4.src_addr = dir1_addr_read_origin.execute(ig_md.dir1_index);
+                        hdr.ipv4.src_addr = dir1_origin_read.execute(ig_md.dir1_index);
                     }
                 }
             }

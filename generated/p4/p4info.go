@@ -73,12 +73,14 @@ const (
 	ParamSetPortPort = "port"
 )
 
-// DirKeyRegisters, DirAddrRegisters and DirPortRegisters name each level's
-// dir<i>_key, dir<i>_addr and dir<i>_port registers, by level.
+// DirKeyRegisters, DirTargetRegisters, DirOriginRegisters and DirPortRegisters
+// name each level's dir<i>_key, dir<i>_target, dir<i>_origin and dir<i>_port
+// registers, by level.
 var (
-	DirKeyRegisters  = [Levels]string{"SwitchIngress.dir0_key", "SwitchIngress.dir1_key"}
-	DirAddrRegisters = [Levels]string{"SwitchIngress.dir0_addr", "SwitchIngress.dir1_addr"}
-	DirPortRegisters = [Levels]string{"SwitchIngress.dir0_port", "SwitchIngress.dir1_port"}
+	DirKeyRegisters    = [Levels]string{"SwitchIngress.dir0_key", "SwitchIngress.dir1_key"}
+	DirTargetRegisters = [Levels]string{"SwitchIngress.dir0_target", "SwitchIngress.dir1_target"}
+	DirOriginRegisters = [Levels]string{"SwitchIngress.dir0_origin", "SwitchIngress.dir1_origin"}
+	DirPortRegisters   = [Levels]string{"SwitchIngress.dir0_port", "SwitchIngress.dir1_port"}
 )
 
 //go:embed capybara.p4info.txtpb

@@ -42,7 +42,9 @@ func TestContractResolves(t *testing.T) {
 	}
 	for l := range Levels {
 		want[DirKeyRegisters[l]] = "register"
-		want[DirAddrRegisters[l]] = "register"
+		want[DirTargetRegisters[l]] = "register"
+		want[DirOriginRegisters[l]] = "register"
+		want[DirPortRegisters[l]] = "register"
 	}
 	for name, kind := range want {
 		if names[name] != kind {

@@ -225,7 +225,7 @@ type Counters struct {
 // Entry is one directory slot as the control plane reads and writes it.
 type Entry = pipe.Entry
 
-// KeyCell and AddrCell are the raw dir<i>_key and dir<i>_addr register cells.
+// KeyCell and AddrCell are the raw dir<i>_key cell and a slot's dir<i>_origin and dir<i>_target cells.
 type (
 	KeyCell  = pipe.KeyCell
 	AddrCell = pipe.AddrCell
@@ -275,7 +275,7 @@ type Pipeline struct {
 	// l2 is l2_forward, keyed by the Ethernet destination.
 	l2 pipe.Table[[6]byte, Port]
 
-	// dirKey and dirAddr are the dir<i>_key and dir<i>_addr registers.
+	// dirKey is dir<i>_key; dirAddr holds dir<i>_origin and dir<i>_target.
 	dirKey  [Levels][Slots]pipe.KeyCell
 	dirAddr [Levels][Slots]pipe.AddrCell
 	// dirPort is dir<i>_port: the insert's copy of the key's port, written
@@ -389,8 +389,9 @@ func (p *Pipeline) ReadTables() (t Tables) {
 	return t
 }
 
-// ReadDirectoryCells reads one slot's dir<level>_key and dir<level>_addr
-// cells as they are, as P4Runtime reads register cells.
+// ReadDirectoryCells reads one slot's dir<level>_key cell and its
+// dir<level>_target and dir<level>_origin cells (as an AddrCell) as they are, as
+// P4Runtime reads register cells.
 func (p *Pipeline) ReadDirectoryCells(level, index int) (KeyCell, AddrCell, error) {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return KeyCell{}, AddrCell{}, fmt.Errorf("read directory level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
@@ -401,7 +402,7 @@ func (p *Pipeline) ReadDirectoryCells(level, index int) (KeyCell, AddrCell, erro
 }
 
 // WriteDirectoryKey writes one dir<level>_key cell as is, as P4Runtime
-// writes a register cell (the addr cell beside it is untouched).
+// writes a register cell (the target and origin beside it are untouched).
 func (p *Pipeline) WriteDirectoryKey(level, index int, c KeyCell) error {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return fmt.Errorf("write directory key level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
@@ -412,7 +413,30 @@ func (p *Pipeline) WriteDirectoryKey(level, index int, c KeyCell) error {
 	return nil
 }
 
-// WriteDirectoryAddr writes one dir<level>_addr cell as is.
+// WriteDirectoryTarget writes one dir<level>_target cell as is, as P4Runtime
+// writes a register cell.
+func (p *Pipeline) WriteDirectoryTarget(level, index int, ip uint32) error {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return fmt.Errorf("write directory target level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirAddr[level][index].Target = ip
+	return nil
+}
+
+// WriteDirectoryOrigin writes one dir<level>_origin cell as is.
+func (p *Pipeline) WriteDirectoryOrigin(level, index int, ip uint32) error {
+	if level < 0 || level >= Levels || index < 0 || index >= Slots {
+		return fmt.Errorf("write directory origin level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirAddr[level][index].Origin = ip
+	return nil
+}
+
+// WriteDirectoryAddr writes one slot's dir<level>_target and dir<level>_origin cells as is.
 func (p *Pipeline) WriteDirectoryAddr(level, index int, c AddrCell) error {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return fmt.Errorf("write directory addr level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
@@ -445,7 +469,7 @@ func (p *Pipeline) WriteDirectoryPort(level, index int, c uint16) error {
 	return nil
 }
 
-// ReadDirectory reads one slot of the dir<level>_key and dir<level>_addr registers.
+// ReadDirectory reads one slot of the dir<level>_key, dir<level>_target and dir<level>_origin registers.
 func (p *Pipeline) ReadDirectory(level, index int) (Entry, error) {
 	if level < 0 || level >= Levels || index < 0 || index >= Slots {
 		return Entry{}, fmt.Errorf("read directory level %d index %d: %w (levels 0..%d, indexes 0..%d)", level, index, ErrOutOfRange, Levels-1, Slots-1)
@@ -695,7 +719,7 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 		c := &p.dirKey[l][i]
 		if won {
 			// A copy on a deeper level (left by an earlier placement) goes;
-			// its addr cell stays, meaningless without the key (as in the P4).
+			// its target and origin stay, meaningless without the key (as in the P4).
 			pipe.KeyClear(c, want)
 			continue
 		}
@@ -729,7 +753,7 @@ func (p *Pipeline) insert(f []byte, ingress Port) Result {
 
 // release is conn_closed (directory.release): the server holding a migrated
 // connection reports it finished. Every level runs key_clear on the key
-// the header names (its addr cell stays: only a key gives it meaning); the
+// the header names (its target and origin stay: only a key gives them meaning); the
 // datagram goes back to its sender, addresses swapped and the stage kept,
 // as the acknowledgement (no checksum changes). A retry after the key is
 // gone clears nothing and is echoed all the same.

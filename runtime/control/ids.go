@@ -23,7 +23,8 @@ type tableIDs struct {
 // ids is every object the client touches, resolved by name.
 type ids struct {
 	portRole, ipv4Host, l2 tableIDs
-	dirKey, dirAddr        []uint32
+	dirKey, dirTarget      []uint32
+	dirOrigin              []uint32
 	dirSlots               int64
 	minWorkload            uint32
 	drops                  uint32
@@ -104,12 +105,17 @@ func resolve(info *p4configv1.P4Info) (*ids, error) {
 		if err != nil {
 			return nil, err
 		}
-		a, err := reg(p4.DirAddrRegisters[l])
+		tg, err := reg(p4.DirTargetRegisters[l])
+		if err != nil {
+			return nil, err
+		}
+		og, err := reg(p4.DirOriginRegisters[l])
 		if err != nil {
 			return nil, err
 		}
 		x.dirKey = append(x.dirKey, k.GetPreamble().GetId())
-		x.dirAddr = append(x.dirAddr, a.GetPreamble().GetId())
+		x.dirTarget = append(x.dirTarget, tg.GetPreamble().GetId())
+		x.dirOrigin = append(x.dirOrigin, og.GetPreamble().GetId())
 		x.dirSlots = int64(k.GetSize())
 	}
 	mw, err := reg(p4.RegisterMinWorkload)

@@ -105,14 +105,21 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 		}
 		st.Levels = append(st.Levels, lv)
 		for _, i := range used {
-			addr, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: x.dirAddr[l], Index: &p4v1.Index{Index: i}}}})
-			if err != nil {
-				return nil, err
+			var ips [2]uint64 // origin, target
+			for j, reg := range [2]struct {
+				id   uint32
+				name string
+			}{{x.dirOrigin[l], "origin"}, {x.dirTarget[l], "target"}} {
+				cell, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: reg.id, Index: &p4v1.Index{Index: i}}}})
+				if err != nil {
+					return nil, err
+				}
+				if len(cell) != 1 {
+					return nil, fmt.Errorf("control: %s: read of dir%d_%s[%d] returned %d cells", c.target, l, reg.name, i, len(cell))
+				}
+				ips[j] = bytestring.Uint(cell[0].GetRegisterEntry().GetData().GetBitstring())
 			}
-			if len(addr) != 1 {
-				return nil, fmt.Errorf("control: %s: read of dir%d_addr[%d] returned %d cells", c.target, l, i, len(addr))
-			}
-			origin, target := members(addr[0].GetRegisterEntry())
+			origin, target := ips[0], ips[1]
 			k := cells[i]
 			st.Entries = append(st.Entries, DirEntry{Level: l, Index: i,
 				Client: netip.AddrPortFrom(netip.AddrFrom4(bytestring.IPv4(k[0])), uint16(k[1])),

@@ -29,7 +29,8 @@ type regKind uint8
 
 const (
 	regDirKey regKind = iota
-	regDirAddr
+	regDirTarget
+	regDirOrigin
 	regDirPort
 	regMinWorkload
 )
@@ -139,11 +140,11 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		if r.GetSize() != int32(size) {
 			return fmt.Errorf("p4info register %s has %d cells, the pipeline model %d", name, r.GetSize(), size)
 		}
-		if kind == regDirPort {
-			if w := r.GetTypeSpec().GetBitstring().GetBit().GetBitwidth(); w != 16 {
-				return fmt.Errorf("p4info register %s: want bit<16> cells, have %v", name, r.GetTypeSpec())
+		if bits := map[regKind]int32{regDirPort: 16, regDirTarget: 32, regDirOrigin: 32}[kind]; bits > 0 {
+			if w := r.GetTypeSpec().GetBitstring().GetBit().GetBitwidth(); w != bits {
+				return fmt.Errorf("p4info register %s: want bit<%d> cells, have %v", name, bits, r.GetTypeSpec())
 			}
-			reg := &register{id: r.GetPreamble().GetId(), name: name, kind: kind, level: level, size: size, bits: 16}
+			reg := &register{id: r.GetPreamble().GetId(), name: name, kind: kind, level: level, size: size, bits: bits}
 			b.registers[reg.id] = reg
 			b.regOrder = append(b.regOrder, reg.id)
 			return nil
@@ -168,7 +169,10 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		if err := addReg(p4.DirKeyRegisters[l], regDirKey, l, pipeline.Slots); err != nil {
 			return nil, err
 		}
-		if err := addReg(p4.DirAddrRegisters[l], regDirAddr, l, pipeline.Slots); err != nil {
+		if err := addReg(p4.DirTargetRegisters[l], regDirTarget, l, pipeline.Slots); err != nil {
+			return nil, err
+		}
+		if err := addReg(p4.DirOriginRegisters[l], regDirOrigin, l, pipeline.Slots); err != nil {
 			return nil, err
 		}
 		if err := addReg(p4.DirPortRegisters[l], regDirPort, l, pipeline.Slots); err != nil {

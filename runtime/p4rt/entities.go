@@ -233,9 +233,12 @@ func readCell(p *pipeline.Pipeline, r *register, index int) (cell, error) {
 	case regDirKey:
 		k, _, err := p.ReadDirectoryCells(r.level, index)
 		return cell{uint64(k.IP), uint64(k.Port)}, err
-	case regDirAddr:
+	case regDirTarget:
 		_, a, err := p.ReadDirectoryCells(r.level, index)
-		return cell{uint64(a.Origin), uint64(a.Target)}, err
+		return cell{uint64(a.Target)}, err
+	case regDirOrigin:
+		_, a, err := p.ReadDirectoryCells(r.level, index)
+		return cell{uint64(a.Origin)}, err
 	case regDirPort:
 		port, err := p.ReadDirectoryPort(r.level, index)
 		return cell{uint64(port)}, err
@@ -249,8 +252,10 @@ func writeCell(p *pipeline.Pipeline, r *register, index int, c cell) error {
 	switch r.kind {
 	case regDirKey:
 		return p.WriteDirectoryKey(r.level, index, pipeline.KeyCell{IP: uint32(c[0]), Port: uint32(c[1])})
-	case regDirAddr:
-		return p.WriteDirectoryAddr(r.level, index, pipeline.AddrCell{Origin: uint32(c[0]), Target: uint32(c[1])})
+	case regDirTarget:
+		return p.WriteDirectoryTarget(r.level, index, uint32(c[0]))
+	case regDirOrigin:
+		return p.WriteDirectoryOrigin(r.level, index, uint32(c[0]))
 	case regDirPort:
 		return p.WriteDirectoryPort(r.level, index, uint16(c[0]))
 	}

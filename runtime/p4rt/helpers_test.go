@@ -210,7 +210,7 @@ func (b *bench) mustRead(entities ...*p4v1.Entity) []*p4v1.Entity {
 type ids struct {
 	portRole, ipv4Host, l2                          uint32
 	setRole, setHost, setPort, miss                 uint32
-	dirKey, dirAddr, dirPort                        [p4.Levels]uint32
+	dirKey, dirTarget, dirOrigin, dirPort           [p4.Levels]uint32
 	minWorkload, drops                              uint32
 	portRoleSize, ipv4HostSize, dirSlots, dropCells int64
 }
@@ -248,8 +248,11 @@ func resolve(t *testing.T) ids {
 			if r.Preamble.Name == p4.DirKeyRegisters[l] {
 				x.dirKey[l], x.dirSlots = r.Preamble.Id, int64(r.Size)
 			}
-			if r.Preamble.Name == p4.DirAddrRegisters[l] {
-				x.dirAddr[l] = r.Preamble.Id
+			if r.Preamble.Name == p4.DirTargetRegisters[l] {
+				x.dirTarget[l] = r.Preamble.Id
+			}
+			if r.Preamble.Name == p4.DirOriginRegisters[l] {
+				x.dirOrigin[l] = r.Preamble.Id
 			}
 			if r.Preamble.Name == p4.DirPortRegisters[l] {
 				x.dirPort[l] = r.Preamble.Id
@@ -294,6 +297,12 @@ func registerUpdate(typ p4v1.Update_Type, id uint32, index int64, a, b []byte) *
 			{Data: &p4v1.P4Data_Bitstring{Bitstring: a}}, {Data: &p4v1.P4Data_Bitstring{Bitstring: b}},
 		}}}},
 	}}}}
+}
+
+// scalarUpdate is a MODIFY of one cell of a bit<W> register.
+func scalarUpdate(id uint32, index int64, v []byte) *p4v1.Update {
+	return &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
+		RegisterId: id, Index: &p4v1.Index{Index: index}, Data: &p4v1.P4Data{Data: &p4v1.P4Data_Bitstring{Bitstring: v}}}}}}
 }
 
 // details returns the per-update errors of a failed Write.

@@ -71,19 +71,19 @@ func TestReadRegisterWildcards(t *testing.T) {
 	b := newBench(t)
 	b.primary()
 	x := resolve(t)
-	if err := b.write(0, registerUpdate(p4v1.Update_MODIFY, x.dirAddr[p4.Levels-1], 3, []byte{1}, []byte{2})); err != nil {
+	if err := b.write(0, scalarUpdate(x.dirTarget[p4.Levels-1], 3, []byte{2})); err != nil {
 		t.Fatal(err)
 	}
 	all := b.mustRead(registerQuery(0, nil))
-	if want := int(3*p4.Levels*x.dirSlots) + 1; len(all) != want { // key, addr and port per level, min_workload
+	if want := int(4*p4.Levels*x.dirSlots) + 1; len(all) != want { // key, target, origin and port per level, min_workload
 		t.Fatalf("read of every register: %d cells, want %d", len(all), want)
 	}
-	level := b.mustRead(registerQuery(x.dirAddr[p4.Levels-1], nil))
+	level := b.mustRead(registerQuery(x.dirTarget[p4.Levels-1], nil))
 	if len(level) != int(x.dirSlots) {
-		t.Fatalf("read of one level's addr register: %d cells, want %d", len(level), x.dirSlots)
+		t.Fatalf("read of one level's target register: %d cells, want %d", len(level), x.dirSlots)
 	}
 	c := level[3].GetRegisterEntry()
-	if c.GetIndex().GetIndex() != 3 || string(c.GetData().GetStruct().GetMembers()[1].GetBitstring()) != "\x02" {
+	if c.GetIndex().GetIndex() != 3 || string(c.GetData().GetBitstring()) != "\x02" {
 		t.Errorf("cell 3 = %v, want index 3 target 2", c)
 	}
 	mw := b.mustRead(registerQuery(x.minWorkload, &p4v1.Index{Index: 0}))
@@ -104,10 +104,7 @@ func TestPortRegisterCells(t *testing.T) {
 	b := newBench(t)
 	b.primary()
 	x := resolve(t)
-	port := func(v []byte) *p4v1.Update {
-		return &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{
-			RegisterId: x.dirPort[0], Index: &p4v1.Index{Index: 7}, Data: &p4v1.P4Data{Data: &p4v1.P4Data_Bitstring{Bitstring: v}}}}}}
-	}
+	port := func(v []byte) *p4v1.Update { return scalarUpdate(x.dirPort[0], 7, v) }
 	if err := b.write(0, port([]byte{0x1f, 0x90})); err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,8 @@ func TestWriteRegisters(t *testing.T) {
 	last := x.dirSlots - 1
 	if err := b.write(0,
 		registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], last, []byte{0, 10, 77, 0, 1}, []byte{0, 1, 0x1f, 0x90}),
-		registerUpdate(p4v1.Update_MODIFY, x.dirAddr[0], last, []byte{10, 77, 0, 11}, []byte{10, 77, 0, 12}),
+		scalarUpdate(x.dirOrigin[0], last, []byte{10, 77, 0, 11}),
+		scalarUpdate(x.dirTarget[0], last, []byte{10, 77, 0, 12}),
 		registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{0}, []byte{5}),
 	); err != nil {
 		t.Fatal(err)

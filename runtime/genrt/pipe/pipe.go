@@ -277,7 +277,7 @@ type KeyCell struct{ IP, Port uint32 }
 // Key is the cell that holds the client key (ip, port).
 func Key(ip uint32, port uint16) KeyCell { return KeyCell{ip, uint32(port) | KeyValid} }
 
-// AddrCell is a dir<i>_addr register cell: the server the client
+// AddrCell is a slot's dir<i>_origin and dir<i>_target cells: the server the client
 // addresses and the one that serves it now.
 type AddrCell struct{ Origin, Target uint32 }
 
@@ -315,14 +315,14 @@ func KeyClear(c *KeyCell, want KeyCell) bool {
 	return false
 }
 
-// AddrHandOver is the dir<i>_addr_hand_over RegisterAction (two
+// AddrHandOver is the dir<i>_target_hand_over RegisterAction (two
 // comparisons): the entry is a lease, so an ACK may rewrite the key's
 // existing entry only when its stored target is the ACK's sender (the same
 // target again: a repeat) or the ACK's destination (the holder that sent
 // the PREPARE hands the connection over). It says whether it wrote. It
-// keeps the stored origin (a connection's origin never changes), so the
-// stateful ALU reads two packet values, IPv4 src and dst, as a Tofino-1
-// SALU must.
+// keeps the stored origin (a connection's origin never changes; it has a
+// register of its own), so the stateful ALU reads two packet values, IPv4
+// src and dst, as a Tofino-1 SALU must.
 func AddrHandOver(c *AddrCell, a AddrCell, dst uint32) bool {
 	if c.Target == a.Target || c.Target == dst {
 		c.Target = a.Target
