@@ -50,6 +50,7 @@ func TestDiffExitsOneOnDrift(t *testing.T) {
 func TestSetOverridesReachTheOutput(t *testing.T) {
 	out := t.TempDir()
 	err := runGenerate([]string{"-spec", specPath, "-out", out,
+		"-set", "target=tofino2", "-set", "budget.stages=20", // three levels need 15 stages
 		"-set", "directory.index_bits=14",
 		"-set", "directory.levels.2={hash: {name: crc16_dnp, width: 16, poly: 0x3D65, reversed: true, init: 0, xor_out: 0xFFFF}}"})
 	if err != nil {
@@ -59,7 +60,7 @@ func TestSetOverridesReachTheOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Levels = 3", "IndexBits = 14", "with -set directory.index_bits=14"} {
+	for _, want := range []string{"Levels = 3", "IndexBits = 14", "with -set target=tofino2 budget.stages=20 directory.index_bits=14"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("pipeline.go generated with -set lacks %q", want)
 		}
@@ -86,7 +87,7 @@ func TestSetErrors(t *testing.T) {
 
 func TestOverBudgetIsRefused(t *testing.T) {
 	err := runGenerate([]string{"-spec", specPath, "-out", t.TempDir(), "-set", "budget.sram=2%"})
-	if err == nil || !strings.Contains(err.Error(), "sram: needs 160 blocks, budget 19") {
+	if err == nil || !strings.Contains(err.Error(), "sram: needs 166 blocks, budget 19") {
 		t.Fatalf("generate over budget = %v, want the SRAM overrun named", err)
 	}
 }

@@ -64,7 +64,7 @@ every name through.`, d.Name, p4infoFile))
 			}
 		}
 		for _, a := range cp.Actions {
-			if a.Local == "miss" || len(a.Params) > 0 {
+			if a.Local == "miss" || a.Local == "no_route" || len(a.Params) > 0 {
 				add("Action", a.Local, fmt.Sprintf("the %s action", a.Local))
 			}
 			for _, p := range a.Params {

@@ -86,10 +86,10 @@ func TestStaleAckCounterCell(t *testing.T) {
 			t.Errorf("program lacks %q", want)
 		}
 	}
-	// One place counts (a Tofino counter is used by one table): the
-	// count_drop action, applied once, at the end.
-	if n := strings.Count(prog, "drops.count("); n != 1 {
-		t.Errorf("drops is counted in %d places, want 1 (count_drop)", n)
+	// Two places count (a Tofino counter is used by one table, or by
+	// mutually exclusive ones): ipv4_host's miss and count_drop.
+	if n := strings.Count(prog, "drops.count("); n != 2 {
+		t.Errorf("drops is counted in %d places, want 2 (no_route, count_drop)", n)
 	}
 	if n := strings.Count(prog, "count_drop();"); n != 1 {
 		t.Errorf("count_drop is applied in %d places, want 1", n)

@@ -72,6 +72,7 @@ func controlPlaneOf(d *data) *controlPlane {
 	cp := &controlPlane{
 		Actions: []cpAction{
 			{Local: "miss"},
+			{Local: "no_route"},
 			{Local: "set_role", Params: []cpParam{{"role", 2}}},
 			{Local: "set_host", Params: []cpParam{{"port", port}, {"dst_mac", 48}}},
 			{Local: "set_port", Params: []cpParam{{"port", port}}},
@@ -80,7 +81,7 @@ func controlPlaneOf(d *data) *controlPlane {
 			{Local: "port_role", Keys: []cpParam{{"ig_intr_md.ingress_port", port}}, Size: int64(d.Tables.Ports),
 				Actions: []cpActionRef{{"set_role", p4configv1.ActionRef_TABLE_ONLY}, {"miss", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "miss"},
 			{Local: "ipv4_host", Keys: []cpParam{{"hdr.ipv4.dst_addr", 32}}, Size: int64(d.Tables.Hosts),
-				Actions: []cpActionRef{{"set_host", p4configv1.ActionRef_TABLE_ONLY}, {"miss", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "miss"},
+				Actions: []cpActionRef{{"set_host", p4configv1.ActionRef_TABLE_ONLY}, {"no_route", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "no_route"},
 			{Local: "l2_forward", Keys: []cpParam{{"hdr.ethernet.dst_addr", 48}}, Size: int64(d.Tables.L2),
 				Actions: []cpActionRef{{"set_port", p4configv1.ActionRef_TABLE_ONLY}, {"miss", p4configv1.ActionRef_DEFAULT_ONLY}}, ConstDefault: "miss"},
 		},

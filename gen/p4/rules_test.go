@@ -289,7 +289,7 @@ var switchRules = []switchRule{
 				return err
 			}
 			return has("ingress apply", p.apply, fmt.Sprintf(
-				"} else if (%s == %s) { ig_md.workload = %s; ig_md.held_load = min_workload_heartbeat.execute(0); %s = %s; reply(%s); ig_md.update_udp_metric = 1w1; }",
+				"} else if (%s == %s) { ig_md.workload = %s; ig_md.held_load = min_workload_heartbeat.execute(0); %s = %s; reply(%s); ig_md.update_udp_metric = ~ig_md.udp_csum_none; }",
 				st.Field, st.Heartbeat, p.d.WorkloadIn, p.d.Metric, p.d.WorkloadOut, st.HeartbeatResponse))
 		},
 		remove: [][2]string{{"reply(STAGE_HEARTBEAT_RESPONSE);", "hdr.tcpmig.stage = STAGE_HEARTBEAT_RESPONSE;"}},
@@ -304,10 +304,10 @@ var switchRules = []switchRule{
 			if !strings.Contains(m[3], "ig_md.least_loaded == hdr.ipv4.src_addr") {
 				return fmt.Errorf("PREPARE reject condition %q does not test the sender", m[3])
 			}
-			if m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
+			if m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = ~ig_md.udp_csum_none;" {
 				return fmt.Errorf("PREPARE reject does %q, want a REJECTED reply", m[4])
 			}
-			if m[5] != "hdr.ipv4.dst_addr = ig_md.least_loaded; ig_md.update_ipv4 = 1w1; ig_md.update_udp = 1w1; ig_md.route = 1w1;" {
+			if m[5] != "hdr.ipv4.dst_addr = ig_md.least_loaded; ig_md.update_ipv4 = 1w1; ig_md.update_udp = ~ig_md.udp_csum_none; ig_md.route = 1w1;" {
 				return fmt.Errorf("PREPARE steering does %q", m[5])
 			}
 			return has("RegisterAction min_workload_read", p.regAction("min_workload_read"), "holder = cell.holder_ip;")
@@ -321,7 +321,7 @@ var switchRules = []switchRule{
 			if m == nil {
 				return fmt.Errorf("ingress apply lacks the PREPARE's decision")
 			}
-			if !strings.Contains(m[3], "ig_md.least_loaded == 0") || m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = 1w1;" {
+			if !strings.Contains(m[3], "ig_md.least_loaded == 0") || m[4] != "reply("+p.d.Stage.Rejected+"); ig_md.update_udp = ~ig_md.udp_csum_none;" {
 				return fmt.Errorf("PREPARE does not answer REJECTED when no server reported: if (%s) { %s }", m[3], m[4])
 			}
 			return nil
@@ -346,7 +346,7 @@ var switchRules = []switchRule{
 			if m == nil {
 				return fmt.Errorf("ingress apply lacks the PREPARE's decision")
 			}
-			if !strings.Contains(m[1], "ig_md.dir_done == 1w1") || m[2] != "hdr.ipv4.dst_addr = ig_md.dir_target; ig_md.update_ipv4 = 1w1; ig_md.update_udp = 1w1; ig_md.route = 1w1;" {
+			if !strings.Contains(m[1], "ig_md.dir_done == 1w1") || m[2] != "hdr.ipv4.dst_addr = ig_md.dir_target; ig_md.update_ipv4 = 1w1; ig_md.update_udp = ~ig_md.udp_csum_none; ig_md.route = 1w1;" {
 				return fmt.Errorf("a PREPARE whose key is in the directory is not sent to the entry's target: if (%s) { %s }", m[1], m[2])
 			}
 			// Each level's lookup gives a PREPARE its entry's target, the
@@ -434,11 +434,11 @@ var switchRules = []switchRule{
 				return err
 			}
 			return has("ingress apply", p.apply, fmt.Sprintf(
-				"} else if (ig_md.dir_wrote == 1w0) { reply(%s); ig_md.update_udp = 1w1; ig_md.route = 1w0; ig_md.drop_reason = STALE_ACK_CELL; ig_md.count_drop = 1w1; } } else if (ig_md.dir_op == DIR_OP_PREPARE) {",
+				"} else if (ig_md.dir_wrote == 1w0) { reply(%s); ig_md.update_udp = ~ig_md.udp_csum_none; ig_md.route = 1w0; ig_md.drop_reason = STALE_ACK_CELL; ig_md.count_drop = 1w1; } } else if (ig_md.dir_op == DIR_OP_PREPARE) {",
 				p.d.Stage.Rejected))
 		},
-		remove: [][2]string{{"reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;\n                    ig_md.route = 1w0;",
-			"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = 1w1;"}},
+		remove: [][2]string{{"reply(STAGE_REJECTED);\n                    ig_md.update_udp = ~ig_md.udp_csum_none;\n                    ig_md.route = 1w0;",
+			"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = ~ig_md.udp_csum_none;"}},
 	},
 	{
 		name: "4. insert: every level after the winner clears a copy of the key",
@@ -455,10 +455,10 @@ var switchRules = []switchRule{
 		name: "4. insert: when every level is taken the ACK becomes REJECTED and goes on to the origin",
 		check: func(p rulesProgram) error {
 			return has("ingress apply", p.apply, fmt.Sprintf(
-				"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { %s = %s; ig_md.update_udp = 1w1; } else if (ig_md.dir_wrote == 1w0) {",
+				"if (ig_md.dir_op == DIR_OP_INSERT) { if (ig_md.dir_done == 1w0) { %s = %s; ig_md.update_udp = ~ig_md.udp_csum_none; } else if (ig_md.dir_wrote == 1w0) {",
 				p.d.Stage.Field, p.d.Stage.Rejected))
 		},
-		remove: [][2]string{{"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = 1w1;", "reply(STAGE_REJECTED);\n                    ig_md.update_udp = 1w1;"}},
+		remove: [][2]string{{"hdr.tcpmig.stage = STAGE_REJECTED;\n                    ig_md.update_udp = ~ig_md.udp_csum_none;", "reply(STAGE_REJECTED);\n                    ig_md.update_udp = ~ig_md.udp_csum_none;"}},
 	},
 	{
 		name: "4. release: a server's conn_closed clears the key on every level, after the spoofed_control check",
@@ -600,13 +600,36 @@ var switchRules = []switchRule{
 			if err := has("ingress apply", p.apply, "} else if (ig_md.tcpmig == 1w1) { mig_len_tbl.apply(); if (hdr.udp.checksum == 16w0) { ig_md.udp_csum_none = 1w1; }"); err != nil {
 				return err
 			}
-			clear := "if (ig_md.udp_csum_none == 1w1) { ig_md.update_udp = 1w0; ig_md.update_udp_metric = 1w0; }"
-			if end := clear + " if (ig_md.count_drop == 1w1) { count_drop(); }"; !strings.HasSuffix(p.apply, end) {
-				return fmt.Errorf("ingress apply does not end with %q, after every update_udp (and then the drop count)", end)
+			// Every update of the UDP checksum is the flag's complement: a
+			// datagram that came without a checksum keeps none.
+			for _, flag := range []string{"ig_md.update_udp = ", "ig_md.update_udp_metric = "} {
+				sets := strings.Count(p.apply, flag)
+				if sets == 0 {
+					return fmt.Errorf("ingress apply never sets %s", flag)
+				}
+				if n := strings.Count(p.apply, flag+"~ig_md.udp_csum_none;"); n != sets {
+					return fmt.Errorf("ingress apply sets %s%d times, %d of them to ~ig_md.udp_csum_none; want all", flag, sets, n)
+				}
 			}
 			return has("parser start", p.state("start"), "ig_md.udp_csum_none = 1w0;")
 		},
-		remove: [][2]string{{"ig_md.update_udp_metric = 1w0;", ""}},
+		remove: [][2]string{{"ig_md.update_udp_metric = ~ig_md.udp_csum_none;", "ig_md.update_udp_metric = 1w1;"}},
+	},
+	{
+		name: "drops are counted in one of two mutually exclusive places: ipv4_host's miss, or count_drop when nothing is routed",
+		check: func(p rulesProgram) error {
+			if err := has("program", p.ingress, "action no_route() { ig_dprsr_md.drop_ctl = 3w1; ig_md.drop_reason = DROP_NO_ROUTE; drops.count(DROP_NO_ROUTE); }"); err != nil {
+				return err
+			}
+			if err := has("program", p.ingress, "actions = { @tableonly set_host; @defaultonly no_route; } const default_action = no_route();"); err != nil {
+				return err
+			}
+			if end := "if (ig_md.route == 1w1) { ipv4_host.apply(); } else if (ig_md.count_drop == 1w1) { count_drop(); }"; !strings.HasSuffix(p.apply, end) {
+				return fmt.Errorf("ingress apply does not end with %q", end)
+			}
+			return nil
+		},
+		remove: [][2]string{{"} else if (ig_md.count_drop == 1w1) {", "}\n        if (ig_md.count_drop == 1w1) {"}},
 	},
 }
 

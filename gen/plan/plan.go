@@ -155,13 +155,21 @@ func estimate(t *spec.Target, tables spec.Tables, levels, bits int) (*Usage, err
 	mw := register("min_workload", 1, 64)
 	mw.after = []string{"port_role"}
 	objs = append(objs, mw)
+	// The gateways bf-p4c places before the directory (p4c's Tofino back end
+	// on the default program): the TCPMig stage and the drops in the stage
+	// after port_role, the client key and the directory operation in the
+	// next; the hashes follow.
+	classify := Object{Name: "classify", Kind: "gateways", after: []string{"port_role"}}
+	clientKey := Object{Name: "client_key", Kind: "gateways", after: []string{classify.Name}}
+	objs = append(objs, classify, clientKey)
 	for i := 0; i < levels; i++ {
-		h := Object{Name: fmt.Sprintf("dir%d_hash", i), Kind: "hash", HashUnits: 1, after: []string{"port_role"}}
+		h := Object{Name: fmt.Sprintf("dir%d_hash", i), Kind: "hash", HashUnits: 1, after: []string{clientKey.Name}}
 		key := register(fmt.Sprintf("dir%d_key", i), cells, 64)
 		key.after = []string{h.Name}
 		if i > 0 {
-			// The next level's insert waits for this one's port test.
-			key.after = append(key.after, fmt.Sprintf("dir%d_key", i-1), fmt.Sprintf("dir%d_port", i-1))
+			// The next level waits for this one's result, which bf-p4c
+			// settles in the stage of its target register.
+			key.after = append(key.after, fmt.Sprintf("dir%d_target", i-1))
 		}
 		// The insert's port test: dir<i>_port after the key, the target
 		// register after both (the hand-over waits for the test), the
@@ -174,15 +182,19 @@ func estimate(t *spec.Target, tables spec.Tables, levels, bits int) (*Usage, err
 		origin.after = []string{key.Name}
 		objs = append(objs, h, key, port, target, origin)
 	}
-	host := exactTable("ipv4_host", 32, t.PortBits+48, tables.Hosts)
-	host.after = []string{"min_workload"}
+	// Then the gateways that decide where the packet goes, ipv4_host, and
+	// the drop counter beside it (counted in the branch that routes nothing).
+	decide := Object{Name: "decide", Kind: "gateways", after: []string{"min_workload"}}
 	for i := 0; i < levels; i++ {
-		host.after = append(host.after, fmt.Sprintf("dir%d_target", i), fmt.Sprintf("dir%d_origin", i))
+		decide.after = append(decide.after, fmt.Sprintf("dir%d_target", i), fmt.Sprintf("dir%d_origin", i))
 	}
+	objs = append(objs, decide)
+	host := exactTable("ipv4_host", 32, t.PortBits+48, tables.Hosts)
+	host.after = []string{decide.Name}
 	objs = append(objs, host)
 	drops := register("drops", DropCounterCells, 64)
 	drops.Kind, drops.StatefulALUs = "counter", 0
-	drops.after = []string{"ipv4_host"}
+	drops.after = []string{decide.Name}
 	objs = append(objs, drops)
 
 	u.Unplaceable = place(t, objs)
@@ -225,6 +237,12 @@ func exactTable(name string, keyBits, actionBits, size int) Object {
 	perWord := max(1, RowBits/entryBits)
 	words := ceilDiv(size, perWord)
 	blocks := max(1, int(math.Ceil(float64(words)/(BlockRows*0.8))))
+	if words > BlockRows/8 {
+		// bf-p4c spreads an exact table of more than a few rows over four
+		// RAMs, one per hash way (measured: l2_forward and ipv4_host of
+		// 1024 entries take four each, port_role of 64 one).
+		blocks = max(blocks, 4)
+	}
 	if adBits > 0 {
 		adWord := 1 << bitsLen(adBits) // action data is stored in power-of-two slots
 		blocks += ceilDiv(size*adWord, BlockRows*RowBits)

@@ -81,7 +81,11 @@ struct ingress_metadata_t {
     bit<1> bad_tcpmig;  // its stage selects no message
     bit<16> mig_len;    // the smallest UDP length of its stage (header and fixed payload)
     bit<16> mig_short;  // mig_len |-| hdr.udp.length: non-zero when the datagram is too short
-    bit<1> udp_csum_none; // the datagram came without a UDP checksum (0): keep it 0
+    // The datagram came without a UDP checksum (0): keep it 0 (RFC 768).
+    // Every update_udp is set to its complement: a Tofino deparser
+    // conditions an update on one metadata field, and clearing the flags
+    // at the end took a stage.
+    bit<1> udp_csum_none;
     bit<1> route;       // forward by ipv4_host at the end
     bit<1> delete_entry;
     bit<1> dir_done;    // a level won the insert or hit the lookup
@@ -384,10 +388,20 @@ control SwitchIngress(
         hdr.ethernet.dst_addr = dst_mac;
     }
 
+    // ipv4_host's miss drops and counts in the table's own action: the
+    // other drops are counted by count_drop, in the branch where nothing is
+    // routed, so the counter's two tables are mutually exclusive, and
+    // neither waits for the other (a count after ipv4_host took a stage).
+    @id(0x013BFD3F) action no_route() {
+        ig_dprsr_md.drop_ctl = 3w1;
+        ig_md.drop_reason = DROP_NO_ROUTE;
+        drops.count(DROP_NO_ROUTE);
+    }
+
     @id(0x027CF390) table ipv4_host {
         key = { hdr.ipv4.dst_addr : exact; }
-        actions = { @tableonly set_host; @defaultonly miss; }
-        const default_action = miss();
+        actions = { @tableonly set_host; @defaultonly no_route; }
+        const default_action = no_route();
         size = 1024;
     }
 
@@ -737,7 +751,7 @@ control SwitchIngress(
                 ig_md.held_load = min_workload_heartbeat.execute(0);
                 hdr.heartbeat_update.workload = ig_md.held_load;
                 reply(STAGE_HEARTBEAT_RESPONSE);
-                ig_md.update_udp_metric = 1w1;
+                ig_md.update_udp_metric = ~ig_md.udp_csum_none;
             } else if (hdr.tcpmig.stage == STAGE_PREPARE_MIG) {
                 // Read min_workload here and look the key up in the
                 // directory below (each register once); where the PREPARE
@@ -911,13 +925,13 @@ control SwitchIngress(
                     // Every level holds another client: REJECTED goes on to
                     // the origin (the ACK's destination), not back.
                     hdr.tcpmig.stage = STAGE_REJECTED;
-                    ig_md.update_udp = 1w1;
+                    ig_md.update_udp = ~ig_md.udp_csum_none;
                 } else if (ig_md.dir_wrote == 1w0) {
                     // Stale: the key's entry names another target and the
                     // ACK does not go to it. REJECTED back to the sender,
                     // which frees its buffer; nothing reaches the origin.
                     reply(STAGE_REJECTED);
-                    ig_md.update_udp = 1w1;
+                    ig_md.update_udp = ~ig_md.udp_csum_none;
                     ig_md.route = 1w0;
                     ig_md.drop_reason = STALE_ACK_CELL;
                     ig_md.count_drop = 1w1;
@@ -929,17 +943,17 @@ control SwitchIngress(
                     // which ACKs again.
                     hdr.ipv4.dst_addr = ig_md.dir_target;
                     ig_md.update_ipv4 = 1w1;
-                    ig_md.update_udp = 1w1;
+                    ig_md.update_udp = ~ig_md.udp_csum_none;
                     ig_md.route = 1w1;
                 } else if (ig_md.least_loaded == 0 || ig_md.least_loaded == hdr.ipv4.src_addr) {
                     // The sender is the least loaded (or nobody reported):
                     // the PREPARE would come back to it.
                     reply(STAGE_REJECTED);
-                    ig_md.update_udp = 1w1;
+                    ig_md.update_udp = ~ig_md.udp_csum_none;
                 } else {
                     hdr.ipv4.dst_addr = ig_md.least_loaded;
                     ig_md.update_ipv4 = 1w1;
-                    ig_md.update_udp = 1w1;
+                    ig_md.update_udp = ~ig_md.udp_csum_none;
                     ig_md.route = 1w1;
                 }
             } else if (ig_md.dir_done == 1w1) {
@@ -948,20 +962,11 @@ control SwitchIngress(
             }
         }
 
+        // A packet is routed or dropped (or replied), never both: drops
+        // happen before anything sets route, and the stale ACK clears it.
         if (ig_md.route == 1w1) {
-            if (!ipv4_host.apply().hit) {
-                drop(DROP_NO_ROUTE);
-            }
-        }
-
-        // A datagram sent without a UDP checksum keeps none (RFC 768): the
-        // deparser's update would write a non-zero sum. Folded here, as a
-        // Tofino deparser conditions an update on one metadata field.
-        if (ig_md.udp_csum_none == 1w1) {
-            ig_md.update_udp = 1w0;
-            ig_md.update_udp_metric = 1w0;
-        }
-        if (ig_md.count_drop == 1w1) {
+            ipv4_host.apply();
+        } else if (ig_md.count_drop == 1w1) {
             count_drop();
         }
     }

@@ -43,6 +43,8 @@ const (
 	TableL2Forward = "SwitchIngress.l2_forward"
 	// ActionMiss is the miss action.
 	ActionMiss = "SwitchIngress.miss"
+	// ActionNoRoute is the no_route action.
+	ActionNoRoute = "SwitchIngress.no_route"
 	// ActionSetRole is the set_role action.
 	ActionSetRole = "SwitchIngress.set_role"
 	// ActionSetHost is the set_host action.

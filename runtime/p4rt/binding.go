@@ -87,20 +87,20 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		actions[a.GetPreamble().GetName()] = a
 		actionByID[a.GetPreamble().GetId()] = a
 	}
-	miss, ok := actions[p4.ActionMiss]
-	if !ok {
-		return nil, fmt.Errorf("p4info has no action %s", p4.ActionMiss)
-	}
 	for _, x := range []struct {
-		table, action string
-		key           int32
-		params        []int32
-		id            *uint32
+		table, action, miss string
+		key                 int32
+		params              []int32
+		id                  *uint32
 	}{
-		{p4.TablePortRole, p4.ActionSetRole, pipeline.PortBits, []int32{2}, &b.portRole},
-		{p4.TableIPv4Host, p4.ActionSetHost, 32, []int32{pipeline.PortBits, 48}, &b.ipv4Host},
-		{p4.TableL2Forward, p4.ActionSetPort, 48, []int32{pipeline.PortBits}, &b.l2Forward},
+		{p4.TablePortRole, p4.ActionSetRole, p4.ActionMiss, pipeline.PortBits, []int32{2}, &b.portRole},
+		{p4.TableIPv4Host, p4.ActionSetHost, p4.ActionNoRoute, 32, []int32{pipeline.PortBits, 48}, &b.ipv4Host},
+		{p4.TableL2Forward, p4.ActionSetPort, p4.ActionMiss, 48, []int32{pipeline.PortBits}, &b.l2Forward},
 	} {
+		miss, ok := actions[x.miss]
+		if !ok {
+			return nil, fmt.Errorf("p4info has no action %s", x.miss)
+		}
 		t, ok := tables[x.table]
 		if !ok {
 			return nil, fmt.Errorf("p4info has no table %s", x.table)

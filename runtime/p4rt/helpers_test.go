@@ -209,7 +209,7 @@ func (b *bench) mustRead(entities ...*p4v1.Entity) []*p4v1.Entity {
 // ids resolves the generated names, as a client would.
 type ids struct {
 	portRole, ipv4Host, l2                          uint32
-	setRole, setHost, setPort, miss                 uint32
+	setRole, setHost, setPort, miss, noRoute        uint32
 	dirKey, dirTarget, dirOrigin, dirPort           [p4.Levels]uint32
 	minWorkload, drops                              uint32
 	portRoleSize, ipv4HostSize, dirSlots, dropCells int64
@@ -241,6 +241,8 @@ func resolve(t *testing.T) ids {
 			x.setPort = a.Preamble.Id
 		case p4.ActionMiss:
 			x.miss = a.Preamble.Id
+		case p4.ActionNoRoute:
+			x.noRoute = a.Preamble.Id
 		}
 	}
 	for _, r := range info.Registers {

@@ -54,8 +54,8 @@ func TestReadTableWildcards(t *testing.T) {
 		t.Errorf("read of a missing entry = %v, want nothing", got)
 	}
 	def := b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.ipv4Host, IsDefaultAction: true}))
-	if len(def) != 1 || def[0].GetTableEntry().GetAction().GetAction().GetActionId() != x.miss || !def[0].GetTableEntry().GetIsDefaultAction() {
-		t.Errorf("read of ipv4_host's default entry = %v, want miss", def)
+	if len(def) != 1 || def[0].GetTableEntry().GetAction().GetAction().GetActionId() != x.noRoute || !def[0].GetTableEntry().GetIsDefaultAction() {
+		t.Errorf("read of ipv4_host's default entry = %v, want no_route", def)
 	}
 	_, err := b.read(tableQuery(&p4v1.TableEntry{TableId: 4242}))
 	wantCode(t, err, codes.InvalidArgument, "table id 4242")
