@@ -25,9 +25,9 @@ func writeCanonical(w io.Writer, s *Spec) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p("version %d name %q", s.Version, s.Name)
 	if t := s.Target; t != nil {
-		p("target %q arch %q tofino %d stages %d sram %d sram_bits %d map_ram %d salu %d hash %d reg_bits %d index %d..%d port_bits %d",
+		p("target %q arch %q tofino %d stages %d sram %d sram_bits %d map_ram %d salu %d hash %d reg_bits %d reg_blocks %d index %d..%d port_bits %d",
 			t.Name, t.Arch, t.TofinoVersion, t.Stages, t.SRAMBlocksPerStage, t.SRAMBlockBits, t.MapRAMBlocksPerStage,
-			t.StatefulALUsPerStage, t.HashUnitsPerStage, t.MaxRegisterBits, t.MinIndexBits, t.MaxIndexBits, t.PortBits)
+			t.StatefulALUsPerStage, t.HashUnitsPerStage, t.MaxRegisterBits, t.MaxRegisterBlocks, t.MinIndexBits, t.MaxIndexBits, t.PortBits)
 	}
 	b := s.Budget
 	p("budget sram %d map_ram %d salu %d hash %d stages %d", b.SRAMBlocks, b.MapRAMBlocks, b.StatefulALUs, b.HashUnits, b.Stages)

@@ -105,7 +105,7 @@ func LoadTarget(name string) (*Target, error) {
 
 // targetFigures are the sourced figures of a target profile, in file order.
 var targetFigures = []string{"port_bits", "stages", "sram_blocks_per_stage", "sram_block_bits", "map_ram_blocks_per_stage",
-	"stateful_alus_per_stage", "hash_units_per_stage", "max_register_bits", "min_index_bits", "max_index_bits"}
+	"stateful_alus_per_stage", "hash_units_per_stage", "max_register_bits", "max_register_blocks", "min_index_bits", "max_index_bits"}
 
 func (d *decoder) target(data []byte) *Target {
 	root := d.Document(data)
@@ -129,7 +129,8 @@ func (d *decoder) target(data []byte) *Target {
 	figs := map[string]*int{"port_bits": &t.PortBits, "stages": &t.Stages, "sram_blocks_per_stage": &t.SRAMBlocksPerStage,
 		"sram_block_bits": &t.SRAMBlockBits, "map_ram_blocks_per_stage": &t.MapRAMBlocksPerStage,
 		"stateful_alus_per_stage": &t.StatefulALUsPerStage, "hash_units_per_stage": &t.HashUnitsPerStage,
-		"max_register_bits": &t.MaxRegisterBits, "min_index_bits": &t.MinIndexBits, "max_index_bits": &t.MaxIndexBits}
+		"max_register_bits": &t.MaxRegisterBits, "max_register_blocks": &t.MaxRegisterBlocks,
+		"min_index_bits": &t.MinIndexBits, "max_index_bits": &t.MaxIndexBits}
 	for _, k := range targetFigures {
 		f := o.object(k, true, "value", "source")
 		if f == nil {

@@ -348,6 +348,8 @@ type Target struct {
 	HashUnitsPerStage    int
 	// MaxRegisterBits is the widest register cell (a pair of 32 bits = 64).
 	MaxRegisterBits int
+	// MaxRegisterBlocks is the most SRAM blocks one register may span.
+	MaxRegisterBlocks int
 	// MinIndexBits and MaxIndexBits bound the directory hash width.
 	MinIndexBits int
 	MaxIndexBits int

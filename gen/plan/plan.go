@@ -275,7 +275,8 @@ func place(t *spec.Target, objs []Object) []string {
 			}
 		}
 		fits := o.SRAMBlocks <= t.SRAMBlocksPerStage && o.MapRAMBlocks <= t.MapRAMBlocksPerStage &&
-			o.StatefulALUs <= t.StatefulALUsPerStage && o.HashUnits <= t.HashUnitsPerStage
+			o.StatefulALUs <= t.StatefulALUsPerStage && o.HashUnits <= t.HashUnitsPerStage &&
+			(o.Kind != "register" || t.MaxRegisterBlocks == 0 || o.SRAMBlocks <= t.MaxRegisterBlocks)
 		if !fits {
 			unplaceable = append(unplaceable, tooBig(t, o))
 		}
@@ -312,6 +313,9 @@ func tooBig(t *spec.Target, o *Object) string {
 	add(o.MapRAMBlocks, t.MapRAMBlocksPerStage, "map RAMs")
 	add(o.StatefulALUs, t.StatefulALUsPerStage, "stateful ALUs")
 	add(o.HashUnits, t.HashUnitsPerStage, "hash units")
+	if len(needs) == 0 && o.Kind == "register" && o.SRAMBlocks > t.MaxRegisterBlocks {
+		return fmt.Sprintf("%s needs %d SRAM blocks in one register; a %s register spans at most %d", o.Name, o.SRAMBlocks, t.Name, t.MaxRegisterBlocks)
+	}
 	return fmt.Sprintf("%s needs %s in one stage; a %s stage has %s", o.Name, strings.Join(needs, " and "), t.Name, strings.Join(has, " and "))
 }
 

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 3393ef0eab66beb2
+// spec fingerprint: fab57b246e9a4c4e
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -1082,5 +1082,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="3393ef0eab66beb2")
+@pkginfo(name="capybara", version="fab57b246e9a4c4e")
 Switch(pipe) main;

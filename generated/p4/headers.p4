@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 3393ef0eab66beb2
+// spec fingerprint: fab57b246e9a4c4e
 //
 // Headers of the capybara switch program, kept apart from the pipeline.
 // The TCPMig header and payloads come from the spec, like the Go codecs, so

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 3393ef0eab66beb2
+// spec fingerprint: fab57b246e9a4c4e
 
 package tcpmig
 
