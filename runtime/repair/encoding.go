@@ -285,3 +285,20 @@ func (d *Dump) String() string {
 		d.Local, d.Remote, d.State, d.SendSeq-uint32(len(d.SendQueue)), len(d.SendQueue), d.Unsent,
 		d.RecvSeq-uint32(len(d.RecvQueue)), len(d.RecvQueue), d.MSS, uint8(d.Options))
 }
+
+// restoreWindow is the TCP_REPAIR_WINDOW a restore sets for d: d's, with
+// snd_wl1 clamped to the right edge of the receive window (rcv_nxt +
+// rcv_wnd). A socket whose receive window is closed can have taken a window
+// update from a segment beyond rcv_nxt (data it dropped, or queued out of
+// order, which a dump does not carry), and the kernel refuses such a
+// snd_wl1 with EINVAL (tcp_repair_set_window), as seen restoring an echo
+// server blocked writing to a client that stopped reading. snd_wl1 only
+// orders window updates: at the edge, the peer's next segment updates the
+// window, as on a fresh connection.
+func restoreWindow(d *Dump) Window {
+	w := d.Window
+	if edge := d.RecvSeq + w.RcvWnd; int32(w.SndWl1-edge) > 0 {
+		w.SndWl1 = edge
+	}
+	return w
+}

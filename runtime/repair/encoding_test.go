@@ -209,3 +209,25 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		}
 	})
 }
+
+// A snd_wl1 past the receive window's right edge is clamped to it (the
+// kernel refuses it otherwise); one inside it, or behind it, is kept.
+func TestRestoreWindowClampsSndWl1(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		wl1, rcvNxt, rwnd uint32
+		want              uint32
+	}{
+		{"past a closed window", 1312006299, 1311984579, 0, 1311984579},
+		{"past an open window", 1000, 100, 500, 600},
+		{"inside the window", 300, 100, 500, 300},
+		{"behind rcv_nxt", 50, 100, 0, 50},
+		{"across the wrap", 10, 0xFFFFFFF0, 0, 0xFFFFFFF0},
+	} {
+		d := &Dump{RecvSeq: c.rcvNxt, Window: Window{SndWl1: c.wl1, RcvWnd: c.rwnd, SndWnd: 7, MaxWindow: 9, RcvWup: c.rcvNxt}}
+		w := restoreWindow(d)
+		if w.SndWl1 != c.want || w.SndWnd != 7 || w.MaxWindow != 9 || w.RcvWnd != c.rwnd || w.RcvWup != c.rcvNxt {
+			t.Errorf("%s: restoreWindow = %+v, want snd_wl1 %d and the rest as dumped", c.name, w, c.want)
+		}
+	}
+}

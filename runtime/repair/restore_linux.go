@@ -175,7 +175,7 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	}
 
 	r.next(StepWindow)
-	if err := setWindow(fd, d.Window); err != nil {
+	if err := setWindow(fd, restoreWindow(d)); err != nil {
 		return nil, r.fail("TCP_REPAIR_WINDOW", "setsockopt", err)
 	}
 
