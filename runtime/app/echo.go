@@ -21,8 +21,9 @@ type Echo struct {
 	// InterruptWrites lets a migration stop a write waiting for a client
 	// that reads slowly (migrate.Session.InterruptWrites): the connection
 	// can move while the client's window is closed. Leave it off for
-	// kernel sockets: a TCP_REPAIR restore of a socket with both windows
-	// closed was seen refused (TCP_REPAIR_WINDOW: EINVAL).
+	// kernel sockets: with it on, kernel echo runs lost the connection
+	// from every server (not yet understood; runtime/repair's snd_wl1
+	// clamp fixed the refused restores seen first).
 	InterruptWrites bool
 	// ErrorLog receives what goes wrong (nil: the standard logger).
 	ErrorLog *log.Logger
