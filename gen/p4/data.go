@@ -528,7 +528,7 @@ func lookaheadOf(magic []field) (magicLook, error) {
 		value |= f.constVal << shift
 		mask |= (1<<f.Bits - 1) << shift
 	}
-	full := mask == 1<<end-1 || (end == 64 && mask == ^uint64(0))
+	full := mask == 1<<end-1 // a 64-bit shift gives 0, so 64 bits work too
 	if len(magic) == 1 && full {
 		return magicLook{Bits: end, Value: magic[0].Const, Mask: lit(end, mask), Full: true}, nil
 	}

@@ -139,21 +139,22 @@ func (m *model) emitControl(f *jen.File) {
 		jen.Id("p").Dot("dirKey").Index(jen.Id("level")).Index(jen.Id("index")).Op("=").Id("c"),
 		jen.Return(jen.Nil()),
 	)
-	method(f, []string{"WriteDirectoryTarget writes one dir<level>_target cell as is, as P4Runtime",
-		"writes a register cell."}, "WriteDirectoryTarget",
-		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("ip").Uint32()}, errRet,
-		slotCheck("write directory target"),
-		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Dot("Target").Op("=").Id("ip"),
-		jen.Return(jen.Nil()),
-	)
-	method(f, []string{"WriteDirectoryOrigin writes one dir<level>_origin cell as is."}, "WriteDirectoryOrigin",
-		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("ip").Uint32()}, errRet,
-		slotCheck("write directory origin"),
-		jen.Add(lock()[0]), jen.Add(lock()[1]),
-		jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Dot("Origin").Op("=").Id("ip"),
-		jen.Return(jen.Nil()),
-	)
+	// dir<level>_target and dir<level>_origin: one field of the model's AddrCell each.
+	for _, c := range []struct {
+		reg, field string
+		doc        []string
+	}{
+		{"target", "Target", []string{"WriteDirectoryTarget writes one dir<level>_target cell as is, as P4Runtime", "writes a register cell."}},
+		{"origin", "Origin", []string{"WriteDirectoryOrigin writes one dir<level>_origin cell as is."}},
+	} {
+		method(f, c.doc, "WriteDirectory"+c.field,
+			[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("ip").Uint32()}, errRet,
+			slotCheck("write directory "+c.reg),
+			jen.Add(lock()[0]), jen.Add(lock()[1]),
+			jen.Id("p").Dot("dirAddr").Index(jen.Id("level")).Index(jen.Id("index")).Dot(c.field).Op("=").Id("ip"),
+			jen.Return(jen.Nil()),
+		)
+	}
 	method(f, []string{"WriteDirectoryAddr writes one slot's dir<level>_target and dir<level>_origin cells as is."}, "WriteDirectoryAddr",
 		[]jen.Code{jen.List(jen.Id("level"), jen.Id("index")).Int(), jen.Id("c").Id("AddrCell")}, errRet,
 		slotCheck("write directory addr"),

@@ -22,14 +22,13 @@ type tableIDs struct {
 
 // ids is every object the client touches, resolved by name.
 type ids struct {
-	portRole, ipv4Host, l2 tableIDs
-	dirKey, dirTarget      []uint32
-	dirOrigin              []uint32
-	dirSlots               int64
-	minWorkload            uint32
-	drops                  uint32
-	dropCells              int64
-	names                  map[uint32]string
+	portRole, ipv4Host, l2       tableIDs
+	dirKey, dirTarget, dirOrigin []uint32 // by level
+	dirSlots                     int64
+	minWorkload                  uint32
+	drops                        uint32
+	dropCells                    int64
+	names                        map[uint32]string
 }
 
 // resolve finds every name the client uses in info; an unknown table,

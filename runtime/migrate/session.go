@@ -277,22 +277,25 @@ func (s *Session) SetDeadline(t time.Time) error {
 func (s *Session) SetReadDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.readDL = t
-	if s.poked {
-		return nil // applied when the wake-up is consumed
-	}
-	return s.c.SetReadDeadline(t)
+	return setDeadline(t, &s.readDL, s.poked, s.c.SetReadDeadline)
 }
 
 // SetWriteDeadline sets the write deadline.
 func (s *Session) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writeDL = t
-	if s.pokedW {
-		return nil // applied when the wake-up is consumed
+	return setDeadline(t, &s.writeDL, s.pokedW, s.c.SetWriteDeadline)
+}
+
+// setDeadline records t as the application's deadline and applies it,
+// unless a migration's wake-up (poked) holds a past one: whoever consumes
+// the wake-up puts the recorded deadline back. s.mu is held.
+func setDeadline(t time.Time, app *time.Time, poked bool, set func(time.Time) error) error {
+	*app = t
+	if poked {
+		return nil
 	}
-	return s.c.SetWriteDeadline(t)
+	return set(t)
 }
 
 // Request asks the session of connection id to migrate at its next

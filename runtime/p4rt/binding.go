@@ -35,6 +35,17 @@ const (
 	regMinWorkload
 )
 
+// scalarBits is the width of a bit<W> register's cells, 0 for a struct's.
+func (k regKind) scalarBits() int32 {
+	switch k {
+	case regDirPort:
+		return 16
+	case regDirTarget, regDirOrigin:
+		return 32
+	}
+	return 0
+}
+
 // register is one register of the p4info: its cells and member widths
 // (a struct's), or its width (bits, a bit<W> register's).
 type register struct {
@@ -140,7 +151,7 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		if r.GetSize() != int32(size) {
 			return fmt.Errorf("p4info register %s has %d cells, the pipeline model %d", name, r.GetSize(), size)
 		}
-		if bits := map[regKind]int32{regDirPort: 16, regDirTarget: 32, regDirOrigin: 32}[kind]; bits > 0 {
+		if bits := kind.scalarBits(); bits > 0 {
 			if w := r.GetTypeSpec().GetBitstring().GetBit().GetBitwidth(); w != bits {
 				return fmt.Errorf("p4info register %s: want bit<%d> cells, have %v", name, bits, r.GetTypeSpec())
 			}
