@@ -93,6 +93,9 @@ concurrent use.`, r, m.Name, m.total.Name))
 		jen.Id("MaxPending").Int(),
 		jen.Id("MaxBuffered").Int(),
 		jen.Id("Timeout").Qual(pkgTime, "Duration"),
+		jen.Comment("Alloc, when set, gives the buffer of a whole message of n bytes (a"),
+		jen.Comment("caller that reuses buffers sets it); nil makes a new one."),
+		jen.Id("Alloc").Func().Params(jen.Id("n").Int()).Index().Byte(),
 		jen.Line(),
 		jen.Id("pending").Map(jen.Id("ReassemblyKey")).Op("*").Id(part),
 		jen.Id("buffered").Int(),
@@ -117,14 +120,23 @@ concurrent use.`, r, m.Name, m.total.Name))
 		})),
 	)
 	rv := func() *jen.Statement { return jen.Id("r").Op("*").Id(r) }
+	f.Add(doc("alloc is an n-byte buffer for a whole message, from Alloc when set."))
+	f.Func().Params(rv()).Id("alloc").Params(jen.Id("n").Int()).Index().Byte().Block(
+		jen.If(jen.Id("r").Dot("Alloc").Op("!=").Nil()).Block(
+			jen.If(jen.Id("b").Op(":=").Id("r").Dot("Alloc").Call(jen.Id("n")), jen.Cap(jen.Id("b")).Op(">=").Id("n")).Block(
+				jen.Return(jen.Id("b").Index(jen.Empty(), jen.Id("n"))),
+			),
+		),
+		jen.Return(jen.Make(jen.Index().Byte(), jen.Id("n"))),
+	)
 	f.Add(doc("Pending returns how many messages are in reassembly."))
 	f.Func().Params(rv()).Id("Pending").Params().Int().Block(jen.Return(jen.Len(jen.Id("r").Dot("pending"))))
 	f.Add(doc("Buffered returns how many bytes the messages in reassembly hold."))
 	f.Func().Params(rv()).Id("Buffered").Params().Int().Block(jen.Return(jen.Id("r").Dot("buffered")))
 
 	f.Add(docf(`Add takes the fragment m, received at now. It returns the whole message
-when m completes one (a new slice the caller owns, non-nil even when
-empty), and nil while fragments are missing or when m repeats one already
+when m completes one (a slice the caller owns, from Alloc when set,
+non-nil even when empty), and nil while fragments are missing or when m repeats one already
 held. A fragment whose %[1]s, index, size or %[2]s flag contradicts its
 message's length is refused with ErrBadLength; one that contradicts a
 fragment already held with ErrFragmentConflict. A refused fragment leaves
@@ -160,7 +172,7 @@ m.%[3]s is copied, not kept.`, m.total.Name, m.more.Name, dataField))
 		jen.If(jen.Id("p").Op("==").Nil()).Block(
 			jen.If(jen.Id("n").Op("==").Lit(1)).Block(
 				doc("A single fragment is a whole message: nothing to hold."),
-				jen.Id("out").Op(":=").Make(jen.Index().Byte(), jen.Id("total")),
+				jen.Id("out").Op(":=").Id("r").Dot("alloc").Call(jen.Id("total")),
 				jen.Copy(jen.Id("out"), jen.Id("m").Dot(dataField)),
 				jen.Return(jen.Id("out"), jen.Nil()),
 			),
@@ -181,7 +193,7 @@ m.%[3]s is copied, not kept.`, m.total.Name, m.more.Name, dataField))
 				jen.Id("total"): jen.Id("total"),
 				jen.Id("frags"): jen.Id("n"),
 				jen.Id("seen"):  jen.Make(jen.Index().Uint64(), jen.Parens(jen.Id("n").Op("+").Lit(63)).Op("/").Lit(64)),
-				jen.Id("buf"):   jen.Make(jen.Index().Byte(), jen.Id("total")),
+				jen.Id("buf"):   jen.Id("r").Dot("alloc").Call(jen.Id("total")),
 			}),
 			jen.Id("r").Dot("pending").Index(jen.Id("key")).Op("=").Id("p"),
 			jen.Id("r").Dot("buffered").Op("+=").Id("total"),

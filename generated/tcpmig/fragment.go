@@ -82,6 +82,9 @@ type ConnStateReassembler struct {
 	MaxPending  int
 	MaxBuffered int
 	Timeout     time.Duration
+	// Alloc, when set, gives the buffer of a whole message of n bytes (a
+	// caller that reuses buffers sets it); nil makes a new one.
+	Alloc func(n int) []byte
 
 	pending  map[ReassemblyKey]*connStatePartial
 	buffered int
@@ -109,6 +112,16 @@ func NewConnStateReassembler() *ConnStateReassembler {
 	}
 }
 
+// alloc is an n-byte buffer for a whole message, from Alloc when set.
+func (r *ConnStateReassembler) alloc(n int) []byte {
+	if r.Alloc != nil {
+		if b := r.Alloc(n); cap(b) >= n {
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
 // Pending returns how many messages are in reassembly.
 func (r *ConnStateReassembler) Pending() int {
 	return len(r.pending)
@@ -120,13 +133,13 @@ func (r *ConnStateReassembler) Buffered() int {
 }
 
 // Add takes the fragment m, received at now. It returns the whole message when
-// m completes one (a new slice the caller owns, non-nil even when empty), and
-// nil while fragments are missing or when m repeats one already held. A
-// fragment whose total_length, index, size or next_fragment flag contradicts
-// its message's length is refused with ErrBadLength; one that contradicts a
-// fragment already held with ErrFragmentConflict. A refused fragment leaves
-// the messages in progress as they were (stale ones may have expired). m.Data
-// is copied, not kept.
+// m completes one (a slice the caller owns, from Alloc when set, non-nil even
+// when empty), and nil while fragments are missing or when m repeats one
+// already held. A fragment whose total_length, index, size or next_fragment
+// flag contradicts its message's length is refused with ErrBadLength; one that
+// contradicts a fragment already held with ErrFragmentConflict. A refused
+// fragment leaves the messages in progress as they were (stale ones may have
+// expired). m.Data is copied, not kept.
 func (r *ConnStateReassembler) Add(now time.Duration, m *ConnState) ([]byte, error) {
 	total := int(m.TotalLength)
 	if total > r.MaxBytes {
@@ -159,7 +172,7 @@ func (r *ConnStateReassembler) Add(now time.Duration, m *ConnState) ([]byte, err
 	if p == nil {
 		if n == 1 {
 			// A single fragment is a whole message: nothing to hold.
-			out := make([]byte, total)
+			out := r.alloc(total)
 			copy(out, m.Data)
 			return out, nil
 		}
@@ -176,7 +189,7 @@ func (r *ConnStateReassembler) Add(now time.Duration, m *ConnState) ([]byte, err
 			r.pending = map[ReassemblyKey]*connStatePartial{}
 		}
 		p = &connStatePartial{
-			buf:   make([]byte, total),
+			buf:   r.alloc(total),
 			frags: n,
 			seen:  make([]uint64, (n+63)/64),
 			start: now,
