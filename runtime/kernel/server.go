@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -452,6 +453,7 @@ func (f *frozen) Abort() {
 
 func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) ([]byte, func(), error) {
 	d, app, err := decodeState(state)
+	app = bytes.Clone(app) // state is the engine's, valid only during the call
 	if err != nil {
 		return nil, nil, err
 	}

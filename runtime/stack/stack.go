@@ -142,6 +142,7 @@ type TCPInterceptor func(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) 
 type Stack struct {
 	mu    sync.Mutex
 	cfg   Config
+	spare *Conn // ReserveConn's, for the next newConn
 	ep    link.Endpoint
 	mac   [6]byte
 	addr  netip.Addr

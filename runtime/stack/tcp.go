@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
@@ -157,9 +158,25 @@ func (s *Stack) emitSegment(seg *tcp.Segment) {
 	s.sendIPv4(s.now, c.id.Remote.Addr(), protoTCP) //nolint:errcheck // TCP retransmits
 }
 
+// ReserveConn makes the next connection's Conn beforehand, so that
+// attaching or adopting one (a migration's restore) does not allocate it.
+func (s *Stack) ReserveConn() {
+	s.mu.Lock()
+	if s.spare == nil {
+		s.spare = new(Conn)
+		prefault.Touch(s.spare) // its first write is then no page fault
+	}
+	s.mu.Unlock()
+}
+
 // newConn wraps tc and enters it in the demux table.
 func (s *Stack) newConn(tc *tcp.Conn, id tcp.ID) *Conn {
-	c := &Conn{s: s, tc: tc, id: id}
+	c := s.spare
+	s.spare = nil
+	if c == nil {
+		c = new(Conn)
+	}
+	*c = Conn{s: s, tc: tc, id: id}
 	s.conns[id] = c
 	c.idx = len(s.connList)
 	s.connList = append(s.connList, c)

@@ -149,8 +149,13 @@ const defaultPeerMSS = 536
 const minPeerMSS = 48
 
 func newConn(cfg Config, id ID, iss uint32, now Time) *Conn {
+	return initConn(new(Conn), cfg, id, iss, now)
+}
+
+// initConn makes c, which nothing refers to yet, a new connection.
+func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 	cfg = cfg.WithDefaults()
-	c := &Conn{
+	*c = Conn{
 		cfg:      cfg,
 		id:       id,
 		iss:      iss,

@@ -298,6 +298,14 @@ func Restore(cfg Config, b []byte, now Time) (*Conn, error) {
 // declares a send or receive buffer over limit bytes. A migration
 // target caps what a peer can make it allocate this way.
 func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
+	return RestoreInto(nil, cfg, b, now, limit)
+}
+
+// RestoreInto is RestoreLimited into dst, a new(Conn) made beforehand that
+// nothing else refers to (nil: a new one), so that a migration's restore
+// need not allocate it. When the snapshot is refused nothing refers to dst,
+// which may be used again.
+func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	d := &decoder{b: b}
 	if m := d.take(len(snapshotMagic), "magic"); m != nil && string(m) != snapshotMagic {
 		return nil, fmt.Errorf("%w: magic %q, want %q", ErrSnapshotMagic, m, snapshotMagic)
@@ -356,7 +364,10 @@ func RestoreLimited(cfg Config, b []byte, now Time, limit int) (*Conn, error) {
 	cfg = cfg.WithDefaults()
 	cfg.MSS = advMSS
 	cfg.SendBuffer, cfg.RecvBuffer = int(sndCap), int(rcvCap)
-	c := newConn(cfg, id, w[0], now)
+	if dst == nil {
+		dst = new(Conn)
+	}
+	c := initConn(dst, cfg, id, w[0], now)
 	c.setState(state)
 	c.err = snapErrors[ec]
 	c.wsOK = flags&snapWsOK != 0
