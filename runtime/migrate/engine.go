@@ -157,7 +157,7 @@ type Engine struct {
 	refused  map[key]tcp.Time
 	restored map[tcp.ID][]byte // app state of restored connections not yet claimed
 	sessions map[tcp.ID]*Session
-	hosted   map[tcp.ID]*hosted
+	hosted   map[tcp.ID]hosted
 	epochs   map[tcp.ID]uint8 // the last epoch of each connection here
 	timers   timerq.Queue[tcp.Time, timerEntry]
 	hbNext   tcp.Time
@@ -177,6 +177,21 @@ type Engine struct {
 	}
 	records []Record // the last recordKeep records, a ring
 	recNext int
+
+	// The handlers allocate nothing (see spares.go): what a migration
+	// needs is made ready here before it starts.
+	spareOut *outgoing
+	spareIn  *incoming
+	bufs     [][]byte // snapshot and state buffers, for reuse
+	reasms   []*tcpmig.ConnStateReassembler
+	// burst is sendState's work for sendBurst, which runs inside
+	// host.Burst: a method value made once, not a closure per send.
+	burst struct {
+		o                  *outgoing
+		start, total, sent int
+		err                error
+	}
+	sendBurst func()
 }
 
 // recordKeep bounds the records an engine keeps for Records.
@@ -264,7 +279,7 @@ func newEngine(cfg Config) (*Engine, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	return &Engine{
+	e := &Engine{
 		cfg:      cfg,
 		out:      map[key]*outgoing{},
 		outByID:  map[tcp.ID]*outgoing{},
@@ -274,11 +289,14 @@ func newEngine(cfg Config) (*Engine, error) {
 		refused:  map[key]tcp.Time{},
 		restored: map[tcp.ID][]byte{},
 		sessions: map[tcp.ID]*Session{},
-		hosted:   map[tcp.ID]*hosted{},
+		hosted:   map[tcp.ID]hosted{},
 		epochs:   map[tcp.ID]uint8{},
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		buf:      make([]byte, 0, 2048),
-	}, nil
+	}
+	e.sendBurst = e.sendFragments
+	e.refill()
+	return e, nil
 }
 
 func (e *Engine) attach(h Host) error {
@@ -364,10 +382,34 @@ type effects struct {
 	// ended are the records of migrations that ended in this call. They
 	// are copied out at the unlock, not when the machine ends, so the
 	// handler's own Work, counted after the machine's step, is in them.
-	ended    []*Record
-	records  []Record
-	finished []finished
+	ended    few[*Record]
+	records  few[Record]
+	finished few[finished]
 	restore  func()
+}
+
+// few is a short list kept inline: a call's effects are one or two items,
+// and a slice would be an allocation inside the handlers that Work times.
+type few[T any] struct {
+	n    int
+	a    [2]T
+	more []T
+}
+
+func (f *few[T]) add(x T) {
+	if f.n < len(f.a) {
+		f.a[f.n] = x
+	} else {
+		f.more = append(f.more, x)
+	}
+	f.n++
+}
+
+func (f *few[T]) at(i int) *T {
+	if i < len(f.a) {
+		return &f.a[i]
+	}
+	return &f.more[i-len(f.a)]
 }
 
 type finished struct {
@@ -378,27 +420,31 @@ type finished struct {
 // unlockAndRun files the records of the migrations that ended, releases
 // e.mu and carries out the effects.
 func (e *Engine) unlockAndRun(fx *effects) {
-	for _, r := range fx.ended {
+	for i := range fx.ended.n {
+		r := *fx.ended.at(i)
 		e.keepRecord(*r)
-		fx.records = append(fx.records, *r)
+		fx.records.add(*r)
 	}
-	for i := range fx.finished {
-		fx.finished[i].out.Record = fx.finished[i].o.rec
+	for i := range fx.finished.n {
+		f := fx.finished.at(i)
+		f.out.Record = f.o.rec
 	}
+	e.refill()
 	e.mu.Unlock()
 	e.run(fx)
 }
 
 func (e *Engine) run(fx *effects) {
-	for _, f := range fx.finished {
+	for i := range fx.finished.n {
+		f := fx.finished.at(i)
 		f.o.finish(f.out)
 	}
 	if fx.restore != nil {
 		fx.restore()
 	}
 	if e.cfg.OnRecord != nil {
-		for _, r := range fx.records {
-			e.cfg.OnRecord(r)
+		for i := range fx.records.n {
+			e.cfg.OnRecord(*fx.records.at(i))
 		}
 	}
 }

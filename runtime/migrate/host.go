@@ -47,6 +47,7 @@ type Host interface {
 	// maxBuffer. It returns the application state that came with it, and
 	// deliver, which hands the connection to the port's restorer or nil
 	// when the connection waits for the port's listener (see Manage).
+	// state is valid only during the call: the engine reuses its buffer.
 	Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) (app []byte, deliver func(), err error)
 	// Hold makes the host keep the client's segments of id (a connection
 	// on its way in) instead of answering them; Replay lets them on to

@@ -72,6 +72,7 @@ type outgoing struct {
 	timerAt  tcp.Time
 	forgetAt tcp.Time
 	rec      Record
+	steps    func(string, time.Duration) // rec.step, made with the spare
 	once     sync.Once
 }
 
@@ -131,7 +132,8 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	}
 	e.epochs[id] = epoch
 	k := key{origin.Addr().As4(), origin.Port(), id.Remote.Addr().As4(), id.Remote.Port(), epoch}
-	o := &outgoing{k: k, id: id, m: migstate.NewOrigin(), app: app, done: done}
+	o := e.newOutgoing()
+	o.k, o.id, o.m, o.app, o.done = k, id, migstate.NewOrigin(), app, done
 	o.rec = newRecord(RoleOrigin, k, t0)
 	e.out[k] = o
 	e.outByID[id] = o
@@ -215,8 +217,10 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 			o.rec.Err = out.Err.Error()
 			out.Record.Err = o.rec.Err
 		}
-		fx.ended = append(fx.ended, &o.rec)
-		fx.finished = append(fx.finished, finished{o, out})
+		fx.ended.add(&o.rec)
+		fx.finished.add(finished{o, out})
+		e.putBuf(o.snap) // no resend follows a final state
+		o.snap = nil
 	}
 	if o.kept {
 		// The freeze left the connection as it was: the machine's
@@ -245,7 +249,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 		if o.frozen != nil {
 			o.frozen.Release()
 		}
-		o.snap, o.frozen = nil, nil
+		o.frozen = nil
 	case migstate.OriginActionResumeConnection:
 		o.result = ResultStayed
 	case migstate.OriginActionReclaimEntry:
@@ -307,7 +311,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		}
 		state = s
 	}
-	fr, err := e.host.Freeze(o.id, o.rec.step)
+	fr, err := e.host.Freeze(o.id, o.steps)
 	if err != nil {
 		if errors.Is(err, ErrNotMovable) {
 			o.kept = true
@@ -328,12 +332,37 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	if o.lost != nil {
 		return
 	}
+	if o.snap == nil {
+		o.snap = e.takeBuf()
+	}
 	if o.snap, err = fr.Serialize(o.snap[:0], state); err != nil {
 		o.lost = fmt.Errorf("migrate: %v: serializing: %w", o.k, err)
 		return
 	}
 	o.rec.StateBytes = len(o.snap)
 	o.rec.mark(PhaseSerialized, e.cfg.Clock())
+}
+
+// sendFragments is sendState's burst: e.burst's fragments from start to
+// the end, then from the beginning to start. e.mu is held.
+func (e *Engine) sendFragments() {
+	b := &e.burst
+	b.err = e.sendRange(b.start, b.total)
+	if b.err == nil && b.start > 0 {
+		b.err = e.sendRange(0, b.start)
+	}
+}
+
+// sendRange sends e.burst's fragments [from, to). e.mu is held.
+func (e *Engine) sendRange(from, to int) error {
+	b := &e.burst
+	return tcpmig.FragmentConnState(&e.msg.state, b.o.snap, func(frag *tcpmig.ConnState) error {
+		if i := int(frag.FragmentIndex); i < from || i >= to {
+			return nil
+		}
+		b.sent++
+		return e.send(b.o.target, frag)
+	})
 }
 
 // sendState sends the whole snapshot as CONN_STATE fragments to the target.
@@ -343,31 +372,18 @@ func (e *Engine) sendState(o *outgoing) {
 	if o.lost != nil || o.frozen == nil {
 		return // nothing to send: the machine's timer ends in abort
 	}
-	m := &e.msg.state
-	*m = tcpmig.ConnState{TCPMigFields: o.k.fields()}
+	e.msg.state = tcpmig.ConnState{TCPMigFields: o.k.fields()}
 	// A burst of fragments overflows queues at its tail, the same tail
 	// each time: each resend starts further in (the target reassembles in
 	// any order), so the fragments a queue dropped go out first.
 	total := tcpmig.ConnStateFragments(len(o.snap))
 	start := (o.sends * total / 3) % total
 	o.sends++
-	n := 0
-	send := func(from, to int) error {
-		return tcpmig.FragmentConnState(m, o.snap, func(frag *tcpmig.ConnState) error {
-			if i := int(frag.FragmentIndex); i < from || i >= to {
-				return nil
-			}
-			n++
-			return e.send(o.target, frag)
-		})
-	}
-	var err error
-	e.host.Burst(func() { // one kick of the link for the whole state
-		err = send(start, total)
-		if err == nil && start > 0 {
-			err = send(0, start)
-		}
-	})
+	b := &e.burst
+	b.o, b.start, b.total, b.sent, b.err = o, start, total, 0, nil
+	e.host.Burst(e.sendBurst) // one kick of the link for the whole state
+	n, err := b.sent, b.err
+	b.o, b.err = nil, nil
 	if err != nil {
 		// Over the spec's cap: no resend can help, and the machine's timer
 		// ends in a reset. A refusal by the stack (say, ARP still

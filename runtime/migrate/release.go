@@ -29,7 +29,7 @@ type hosted struct {
 // watchHosted starts watching a connection that has a directory entry (it was
 // migrated in, or reclaimed) for its end. e.mu is held.
 func (e *Engine) watchHosted(now tcp.Time, id tcp.ID, k key) {
-	h := &hosted{k: k.conn(), next: now + hostedPoll}
+	h := hosted{k: k.conn(), next: now + hostedPoll}
 	e.hosted[id] = h
 	e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 }
@@ -37,10 +37,11 @@ func (e *Engine) watchHosted(now tcp.Time, id tcp.ID, k key) {
 // checkHosted releases the entry of a hosted connection that finished, or
 // looks again later. e.mu is held.
 func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
-	h := e.hosted[id]
+	h := e.hosted[id] // a value: changes are written back
 	if !h.closing {
 		if c, ok := e.host.Lookup(id); ok && !c.Done {
 			h.next = now + hostedPoll
+			e.hosted[id] = h
 			e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 			return
 		}
@@ -55,6 +56,7 @@ func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
 	h.tries++
 	e.stats.Releases++
 	h.next = now + releaseRetry
+	e.hosted[id] = h
 	e.schedule(timerEntry{at: h.next, kind: timerHosted, id: id})
 }
 

@@ -31,7 +31,7 @@ func (e *Engine) onReleaseEcho(stage tcpmig.Stage, payload []byte) bool {
 		Local:  netip.AddrPortFrom(e.self, k.originPort),
 		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
 	}
-	if h := e.hosted[id]; h != nil && h.k == k && h.closing {
+	if h, ok := e.hosted[id]; ok && h.k == k && h.closing {
 		delete(e.hosted, id)
 		e.stats.ReleaseAcks++
 	}

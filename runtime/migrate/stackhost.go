@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -27,6 +28,22 @@ type stackHost struct {
 	// intercepting counts holds and tombstones, so that the interceptor,
 	// which sees every TCP segment, takes the lock only when one exists.
 	intercepting atomic.Int32
+
+	// Made beforehand (Reserve) or kept for reuse, so that the engine's
+	// handlers allocate nothing (see spares.go). h.mu guards them.
+	heldFree   []*heldFrames
+	frozenFree []*stackFrozen
+	spareTC    *tcp.Conn
+	// deliveries are restored connections for their restorers: Restore
+	// queues one and returns deliver, made once, which runs them.
+	deliveries []delivery
+	deliver    func()
+}
+
+type delivery struct {
+	r   Restorer
+	c   *stack.Conn
+	app []byte
 }
 
 type heldFrames struct {
@@ -36,7 +53,44 @@ type heldFrames struct {
 }
 
 func newStackHost(st *stack.Stack, cfg *Config) *stackHost {
-	return &stackHost{st: st, cfg: cfg, holds: map[tcp.ID]*heldFrames{}, tombs: map[tcp.ID]tcp.Time{}, restorers: map[uint16]Restorer{}}
+	h := &stackHost{st: st, cfg: cfg, holds: map[tcp.ID]*heldFrames{}, tombs: map[tcp.ID]tcp.Time{}, restorers: map[uint16]Restorer{}}
+	h.deliver = h.runDeliveries
+	return h
+}
+
+// Reserve implements Reserver: one of each object a migration takes.
+func (h *stackHost) Reserve() {
+	h.mu.Lock()
+	if len(h.heldFree) == 0 {
+		h.heldFree = append(h.heldFree, new(heldFrames))
+	}
+	if len(h.frozenFree) == 0 {
+		h.frozenFree = append(h.frozenFree, &stackFrozen{h: h})
+	}
+	if h.spareTC == nil {
+		h.spareTC = new(tcp.Conn)
+		prefault.Touch(h.spareTC)
+	}
+	if cap(h.deliveries) == 0 {
+		h.deliveries = make([]delivery, 0, 4)
+	}
+	h.mu.Unlock()
+	h.st.ReserveConn()
+}
+
+// runDeliveries hands queued restored connections to their restorers.
+func (h *stackHost) runDeliveries() {
+	for {
+		h.mu.Lock()
+		if len(h.deliveries) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		d := h.deliveries[0]
+		h.deliveries = append(h.deliveries[:0], h.deliveries[1:]...)
+		h.mu.Unlock()
+		d.r(d.c, d.app)
+	}
 }
 
 func (h *stackHost) Addr() netip.Addr { return h.st.Addr() }
@@ -83,7 +137,28 @@ func (h *stackHost) Freeze(id tcp.ID, _ func(string, time.Duration)) (Frozen, er
 	if err != nil {
 		return nil, err
 	}
-	return &stackFrozen{h, tc}, nil
+	h.mu.Lock()
+	var f *stackFrozen
+	if n := len(h.frozenFree); n > 0 {
+		f = h.frozenFree[n-1]
+		h.frozenFree = h.frozenFree[:n-1]
+	} else {
+		f = &stackFrozen{h: h}
+	}
+	h.mu.Unlock()
+	f.tc = tc
+	return f, nil
+}
+
+// done returns f, whose migration ended, for reuse: the engine drops its
+// Frozen at Release and Abort.
+func (f *stackFrozen) done() {
+	f.tc = nil
+	f.h.mu.Lock()
+	if len(f.h.frozenFree) < 4 {
+		f.h.frozenFree = append(f.h.frozenFree, f)
+	}
+	f.h.mu.Unlock()
 }
 
 func (f *stackFrozen) Serialize(dst, app []byte) ([]byte, error) {
@@ -93,7 +168,11 @@ func (f *stackFrozen) Serialize(dst, app []byte) ([]byte, error) {
 	return f.tc.AppendSnapshot(dst, f.h.st.Now()), nil
 }
 
-func (f *stackFrozen) Release() { f.tc = nil }
+func (f *stackFrozen) Release() {
+	if f.tc != nil {
+		f.done()
+	}
+}
 
 func (f *stackFrozen) Abort() {
 	if f.tc == nil {
@@ -103,12 +182,17 @@ func (f *stackFrozen) Abort() {
 	// segments (the engine ended their tombstone) with a RST the client
 	// accepts; the probe AbortDetached sends provokes one.
 	f.h.st.AbortDetached(f.tc)
-	f.tc = nil
+	f.done()
 }
 
 func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, _ func(string, time.Duration)) ([]byte, func(), error) {
-	tc, err := tcp.RestoreLimited(h.st.Config().TCP, state, now, maxBuffer)
+	h.mu.Lock()
+	spare := h.spareTC
+	h.spareTC = nil
+	h.mu.Unlock()
+	tc, err := tcp.RestoreInto(spare, h.st.Config().TCP, state, now, maxBuffer)
 	if err != nil {
+		h.keepSpare(spare) // a refused snapshot leaves it unused
 		return nil, nil, err
 	}
 	if want := (tcp.ID{Local: origin, Remote: self.Remote}); tc.ID() != want {
@@ -123,7 +207,10 @@ func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin neti
 		if err != nil {
 			return nil, nil, err
 		}
-		return app, func() { r(c, app) }, nil
+		h.mu.Lock()
+		h.deliveries = append(h.deliveries, delivery{r, c, app})
+		h.mu.Unlock()
+		return app, h.deliver, nil
 	}
 	if err := h.st.AdoptConn(tc); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w (listen on port %d, or register a restorer with HandleRestored)", ErrNoRestorer, err, self.Local.Port())
@@ -131,20 +218,39 @@ func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin neti
 	return app, nil, nil
 }
 
+// keepSpare keeps tc, which nothing refers to, for the next Restore.
+func (h *stackHost) keepSpare(tc *tcp.Conn) {
+	if tc == nil {
+		return
+	}
+	h.mu.Lock()
+	if h.spareTC == nil {
+		h.spareTC = tc
+	}
+	h.mu.Unlock()
+}
+
 func (h *stackHost) Hold(id tcp.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.holds[id] == nil {
-		h.holds[id] = &heldFrames{}
+		var hf *heldFrames
+		if n := len(h.heldFree); n > 0 {
+			hf = h.heldFree[n-1]
+			h.heldFree = h.heldFree[:n-1]
+		} else {
+			hf = new(heldFrames)
+		}
+		h.holds[id] = hf
 		h.intercepting.Add(1)
 	}
 }
 
-// unhold ends id's hold and returns its frames. h.mu is held.
+// unhold ends id's hold and returns its frames (nil: none). h.mu is held.
 func (h *stackHost) unhold(id tcp.ID) *heldFrames {
 	hf := h.holds[id]
 	if hf == nil {
-		return &heldFrames{}
+		return nil
 	}
 	delete(h.holds, id)
 	h.intercepting.Add(-1)
@@ -155,18 +261,40 @@ func (h *stackHost) Replay(id tcp.ID) (int, int) {
 	h.mu.Lock()
 	hf := h.unhold(id)
 	h.mu.Unlock()
+	if hf == nil {
+		return 0, 0
+	}
 	// Unlocked: Input runs the interceptor, which takes h.mu.
 	for _, f := range hf.frames {
 		h.st.Input(h.st.Now(), f)
 	}
-	return len(hf.frames), hf.overflow
+	held, over := len(hf.frames), hf.overflow
+	h.mu.Lock()
+	h.freeHeld(hf)
+	h.mu.Unlock()
+	return held, over
 }
 
 func (h *stackHost) Discard(id tcp.ID) (int, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hf := h.unhold(id)
-	return len(hf.frames), hf.overflow
+	if hf == nil {
+		return 0, 0
+	}
+	held, over := len(hf.frames), hf.overflow
+	h.freeHeld(hf)
+	return held, over
+}
+
+// freeHeld keeps hf, emptied, for the next Hold. h.mu is held.
+func (h *stackHost) freeHeld(hf *heldFrames) {
+	if len(h.heldFree) >= 4 {
+		return
+	}
+	clear(hf.frames) // the frames' copies go to the collector
+	*hf = heldFrames{frames: hf.frames[:0]}
+	h.heldFree = append(h.heldFree, hf)
 }
 
 func (h *stackHost) Tomb(id tcp.ID, until tcp.Time) {

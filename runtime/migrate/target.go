@@ -28,6 +28,7 @@ type incoming struct {
 	forgetAt tcp.Time
 	lastAck  tcp.Time
 	rec      Record
+	steps    func(string, time.Duration) // rec.step, made with the spare
 }
 
 func (in *incoming) deadline() tcp.Time {
@@ -63,7 +64,8 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 			e.stats.Ignored++
 			return
 		}
-		in = &incoming{k: k, id: id, m: migstate.NewTarget()}
+		in = e.newIncoming()
+		in.k, in.id, in.m = k, id, migstate.NewTarget()
 		in.rec = newRecord(RoleTarget, k, t0)
 		in.rec.mark(PhasePrepareReceived, t0)
 		e.in[k] = in
@@ -134,8 +136,7 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 		return
 	}
 	if in.reasm == nil {
-		in.reasm = tcpmig.NewConnStateReassembler()
-		in.reasm.MaxPending = 1
+		in.reasm = e.takeReassembler()
 	}
 	whole, err := in.reasm.Add(now, &m)
 
@@ -149,9 +150,11 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 		return
 	}
 	in.rec.mark(PhaseStateReassembled, e.cfg.Clock())
+	e.putReassembler(in.reasm) // it holds nothing once a message is whole
 	in.reasm = nil
 	in.lastAck = now
 	e.targetEvent(now, in, migstate.TargetEventConnState, whole, fx)
+	e.putBuf(whole) // the host copies what it keeps of the state
 	in.rec.Work += time.Duration(e.cfg.Clock() - t0)
 }
 
@@ -186,7 +189,7 @@ func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent
 			in.rec.Err = fmt.Sprintf("migrate: %v: no state from %v before the timeout", in.k, in.from)
 		}
 		in.rec.Peer = in.from
-		fx.ended = append(fx.ended, &in.rec)
+		fx.ended.add(&in.rec)
 	}
 }
 
@@ -202,7 +205,7 @@ func (e *Engine) refuse(now tcp.Time, in *incoming, err error, fx *effects) {
 	in.rec.Result = "refused"
 	in.rec.Err = err.Error()
 	in.rec.Peer = in.from
-	fx.ended = append(fx.ended, &in.rec)
+	fx.ended.add(&in.rec)
 }
 
 // targetAction carries out one action of the target machine. e.mu is held.
@@ -263,7 +266,7 @@ func (e *Engine) discard(in *incoming) {
 // host, for the port's restorer or its listener. e.mu is held.
 func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
 	origin := netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort)
-	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.rec.step)
+	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.steps)
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %w", ErrRestore, in.k, in.from, err)
 	}

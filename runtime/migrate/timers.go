@@ -50,8 +50,8 @@ func (e *Engine) live(t timerEntry) bool {
 		until, ok := e.refused[t.k]
 		return ok && until == t.at
 	case timerHosted:
-		h := e.hosted[t.id]
-		return h != nil && h.next == t.at
+		h, ok := e.hosted[t.id]
+		return ok && h.next == t.at
 	}
 	return false
 }
