@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capygen/capygen/runtime/load"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
@@ -48,6 +49,10 @@ type HTTPServer struct {
 	// OnRequest, if set, is called after each response, on the
 	// connection's goroutine.
 	OnRequest func(RequestLog)
+	// Load, if set, counts every request (in flight, busy time, rate), and
+	// each connection's recent requests and their cost go to its Session
+	// for a migration policy (runtime/policy) to choose among.
+	Load *load.Meter
 
 	now   func() time.Time // tests fix the Date header
 	stats httpCounters
@@ -142,6 +147,10 @@ func (s *HTTPServer) Serve(ln Listener) error {
 			continue
 		}
 		sess.SetState(hc.state)
+		if s.Load != nil {
+			hc.load = load.NewConnLoad(0)
+			sess.SetLoad(hc.load)
+		}
 		go hc.serve()
 	}
 }
@@ -165,7 +174,8 @@ type httpConn struct {
 	now    func() time.Time
 
 	moves, requests uint64
-	cur             *taskRun // the resumable request in progress, or nil
+	cur             *taskRun       // the resumable request in progress, or nil
+	load            *load.ConnLoad // with HTTPServer.Load
 }
 
 // taskRun is a resumable request in progress.
@@ -283,7 +293,7 @@ func (hc *httpConn) loop() (err error) {
 		if err != nil {
 			return err
 		}
-		if err := hc.dispatch(req); err != nil {
+		if err := hc.measure(req); err != nil {
 			return err
 		}
 		if err := hc.checkpoint(); err != nil {
@@ -383,6 +393,22 @@ func (hc *httpConn) fail(status int, msg string) error {
 }
 
 // dispatch serves one request whose header was read.
+// measure dispatches req, counting it in the server's Load and the
+// connection's.
+func (hc *httpConn) measure(req *http.Request) error {
+	m := hc.srv.Load
+	if m == nil {
+		return hc.dispatch(req)
+	}
+	t0 := load.Now()
+	m.Begin(t0)
+	err := hc.dispatch(req)
+	t1 := load.Now()
+	m.End(t1)
+	hc.load.Served(t1, t1-t0)
+	return err
+}
+
 func (hc *httpConn) dispatch(req *http.Request) error {
 	if req.ProtoMajor != 1 {
 		return hc.fail(http.StatusHTTPVersionNotSupported, fmt.Sprintf("protocol %s: this server speaks HTTP/1.0 and HTTP/1.1", req.Proto))

@@ -15,6 +15,7 @@ import (
 	"github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/runtime/app"
 	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/load"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/stack"
 	softswitch "github.com/capygen/capygen/runtime/switch"
@@ -81,6 +82,20 @@ func (s *syncBuffer) String() string {
 // port 7.
 func newRack(t *testing.T, n int, handler http.Handler) *rack {
 	t.Helper()
+	return newRackWith(t, n, rackOptions{handler: func(int) http.Handler { return handler }})
+}
+
+// rackOptions vary newRackWith's servers.
+type rackOptions struct {
+	// handler is server i's handler for the paths no route takes.
+	handler func(i int) http.Handler
+	// meters, if set, is given server i's engine config to change and
+	// returns its HTTPServer.Load.
+	meters func(i int, cfg *migrate.Config) *load.Meter
+}
+
+func newRackWith(t *testing.T, n int, o rackOptions) *rack {
+	t.Helper()
 	r := &rack{t: t, logs: &syncBuffer{}}
 	logger := log.New(r.logs, "", log.Lmicroseconds)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,12 +122,17 @@ func newRack(t *testing.T, n int, handler http.Handler) *rack {
 	r.client = addHost(0, clientPrefix, pipeline.RoleClient)
 	for i := range n {
 		st := addHost(i+1, serverPrefix(i), pipeline.RoleServer)
-		eng, err := migrate.New(st, migrate.Config{Switch: controlAddr, HeartbeatPeriod: 2 * time.Millisecond})
+		cfg := migrate.Config{Switch: controlAddr, HeartbeatPeriod: 2 * time.Millisecond}
+		var meter *load.Meter
+		if o.meters != nil {
+			meter = o.meters(i, &cfg)
+		}
+		eng, err := migrate.New(st, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.servers = append(r.servers, &server{st: st, eng: eng, addr: serverPrefix(i).Addr(),
-			http: &app.HTTPServer{Engine: eng, Handler: handler, ErrorLog: logger, OnRequest: r.logRequest},
+			http: &app.HTTPServer{Engine: eng, Handler: o.handler(i), ErrorLog: logger, OnRequest: r.logRequest, Load: meter},
 			echo: &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: true}})
 	}
 	sw, err := softswitch.New(softswitch.Config{Ports: ports, Hosts: hosts, Control: softswitch.Control{Addr: controlAddr}, PollInterval: time.Millisecond})

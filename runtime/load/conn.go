@@ -53,3 +53,10 @@ func (c *ConnLoad) At(now time.Duration) (requests float64, cost time.Duration) 
 	c.decay(now)
 	return c.requests, time.Duration(c.cost * float64(time.Second))
 }
+
+// start anchors Now.
+var start = time.Now()
+
+// Now is the process's monotonic time, the clock ConnLoad and Meter are
+// meant to be given.
+func Now() time.Duration { return time.Since(start) }

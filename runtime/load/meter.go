@@ -24,8 +24,9 @@ const (
 	// InFlight is the requests that arrived and have not finished: in
 	// service or queued behind one.
 	InFlight Metric = iota
-	// Busy is the fraction of the last period the event loop spent
-	// working, in thousandths.
+	// Busy is the fraction of the last period the server was working
+	// (a request in flight, or event-loop work counted with AddBusy), in
+	// thousandths.
 	Busy
 	// Rate is the request rate, an exponentially weighted moving average
 	// in requests per second.
@@ -66,6 +67,12 @@ type Meter struct {
 	arrivals atomic.Uint64
 	busy     atomic.Int64 // nanoseconds of work since the last Tick
 
+	// occupied is when inflight last left zero; occ guards it with the
+	// 0<->1 transitions, so that time with several requests in flight
+	// counts once.
+	occ      sync.Mutex
+	occupied time.Duration
+
 	mu       sync.Mutex
 	tau      float64 // Rate's time constant, in seconds
 	last     time.Duration
@@ -84,16 +91,25 @@ func NewMeter(halfLife time.Duration) *Meter {
 	return &Meter{tau: halfLife.Seconds() / math.Ln2}
 }
 
-// Begin counts a request's arrival.
-func (m *Meter) Begin() {
-	m.inflight.Add(1)
+// Begin counts a request's arrival at now (load.Now's clock).
+func (m *Meter) Begin(now time.Duration) {
 	m.arrivals.Add(1)
+	m.occ.Lock()
+	if m.inflight.Add(1) == 1 {
+		m.occupied = now
+	}
+	m.occ.Unlock()
 }
 
-// End counts a request's end, one for each Begin.
-func (m *Meter) End() {
-	if m.inflight.Add(-1) < 0 {
+// End counts a request's end at now, one for each Begin.
+func (m *Meter) End(now time.Duration) {
+	m.occ.Lock()
+	defer m.occ.Unlock()
+	switch n := m.inflight.Add(-1); {
+	case n < 0:
 		m.inflight.Add(1) // an End without its Begin: never below zero
+	case n == 0 && now > m.occupied:
+		m.busy.Add(int64(now - m.occupied))
 	}
 }
 
@@ -118,6 +134,13 @@ func (m *Meter) Tick(now time.Duration) Sample {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	arrived := m.arrivals.Load()
+	m.occ.Lock()
+	if m.inflight.Load() > 0 && now > m.occupied {
+		// Still working: the period takes its share, the next the rest.
+		m.busy.Add(int64(now - m.occupied))
+		m.occupied = now
+	}
+	m.occ.Unlock()
 	busy := m.busy.Swap(0)
 	if m.ticked && now > m.last {
 		dt := (now - m.last).Seconds()

@@ -17,8 +17,8 @@ func TestMeterRateConvergesToTheArrivalRate(t *testing.T) {
 	// as jittered heartbeats tick), for a second: many half-lives.
 	for i := range 100 {
 		for range 20 {
-			m.Begin()
-			m.End()
+			m.Begin(now)
+			m.End(now)
 		}
 		now += 10*time.Millisecond + time.Duration(i%3-1)*time.Millisecond
 		s = m.Tick(now)
@@ -44,10 +44,10 @@ func TestMeterInFlightAndBusy(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 1000 {
-				m.Begin()
+				m.Begin(time.Second)
 			}
 			for range 990 {
-				m.End()
+				m.End(time.Second)
 			}
 		}()
 	}
@@ -58,15 +58,13 @@ func TestMeterInFlightAndBusy(t *testing.T) {
 	if s.InFlight != 80 {
 		t.Errorf("in flight %d, want 80", s.InFlight)
 	}
-	if math.Abs(s.Busy-0.25) > 1e-9 {
-		t.Errorf("busy %v over a 100 ms period with 25 ms of work, want 0.25", s.Busy)
-	}
-	if got := s.Value(Busy); got != 250 {
-		t.Errorf("busy value %d, want 250 thousandths", got)
+	// 80 requests in flight through the whole period: fully busy.
+	if s.Busy != 1 {
+		t.Errorf("busy %v over a period with requests in flight throughout, want 1", s.Busy)
 	}
 	// Ends without Begins never take it below zero.
 	for range 200 {
-		m.End()
+		m.End(2 * time.Second)
 	}
 	if s := m.Tick(2 * time.Second); s.InFlight != 0 {
 		t.Errorf("in flight %d after extra Ends, want 0", s.InFlight)
@@ -74,6 +72,31 @@ func TestMeterInFlightAndBusy(t *testing.T) {
 	// A tick that does not move time forward changes nothing.
 	if s2 := m.Tick(2 * time.Second); s2.Busy != m.Tick(2*time.Second).Busy {
 		t.Errorf("a repeated tick changed busy")
+	}
+}
+
+// TestMeterBusyIsOccupancy: time with any request in flight counts once,
+// however many overlap, plus the event loop's own work.
+func TestMeterBusyIsOccupancy(t *testing.T) {
+	ms := time.Millisecond
+	m := NewMeter(0)
+	m.Tick(0)
+	m.Begin(10 * ms) // [10, 30) one request
+	m.Begin(20 * ms) // [20, 40) overlaps it
+	m.End(30 * ms)
+	m.End(40 * ms)
+	m.Begin(60 * ms) // [60, 100) still in flight at the tick
+	m.AddBusy(5 * ms)
+	s := m.Tick(100 * ms)
+	if want := (30 + 40 + 5) / 100.0; math.Abs(s.Busy-want) > 1e-9 {
+		t.Errorf("busy %v, want %v: 30 ms occupied, 40 ms in flight at the tick, 5 ms of loop work", s.Busy, want)
+	}
+	if got := s.Value(Busy); got != 750 {
+		t.Errorf("busy value %d, want 750 thousandths", got)
+	}
+	m.End(150 * ms)
+	if s := m.Tick(200 * ms); math.Abs(s.Busy-0.5) > 1e-9 {
+		t.Errorf("next period busy %v, want 0.5 (the request's remaining 50 ms)", s.Busy)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/capygen/capygen/runtime/load"
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
@@ -29,6 +30,8 @@ type Session struct {
 	id       tcp.ID
 	restored []byte
 	isRest   bool
+	since    time.Time // when Manage made it: its arrival, if restored
+	load     *load.ConnLoad
 
 	mu     sync.Mutex
 	state  func() ([]byte, error)
@@ -59,7 +62,7 @@ var pastDeadline = time.Unix(1, 0)
 // SetState. If c was migrated in, Restored returns the state that came with
 // it.
 func (e *Engine) Manage(c Conn, state func() ([]byte, error)) *Session {
-	s := &Session{e: e, c: c, id: c.ID(), state: state}
+	s := &Session{e: e, c: c, id: c.ID(), state: state, since: time.Now()}
 	e.mu.Lock()
 	if st, ok := e.restored[s.id]; ok {
 		s.restored, s.isRest = st, true
@@ -68,6 +71,14 @@ func (e *Engine) Manage(c Conn, state func() ([]byte, error)) *Session {
 	e.sessions[s.id] = s
 	e.mu.Unlock()
 	return s
+}
+
+// SetLoad gives the connection's recent requests and their cost, which
+// SessionInfos reports to a migration policy choosing among connections.
+func (s *Session) SetLoad(l *load.ConnLoad) {
+	s.mu.Lock()
+	s.load = l
+	s.mu.Unlock()
 }
 
 // Restored returns the application state that came with a connection
@@ -309,6 +320,50 @@ func (e *Engine) Request(id tcp.ID) error {
 	}
 	s.Request()
 	return nil
+}
+
+// SessionInfo describes a migratable connection to a policy.
+type SessionInfo struct {
+	ID tcp.ID
+	// Restored: it migrated in, at Since (when it was handed to the
+	// application); otherwise Since is its acceptance.
+	Restored bool
+	Since    time.Time
+	// Queued is the bytes in its send and receive buffers, which its
+	// state would carry (-1: the host does not say).
+	Queued int
+	// Load is what the application set with SetLoad (nil: none).
+	Load *load.ConnLoad
+}
+
+// Queuer is a Conn that says how many bytes its buffers hold.
+type Queuer interface {
+	Queued() int
+}
+
+// SessionInfos appends a SessionInfo for every connection applications
+// made migratable and not yet moved, to dst.
+func (e *Engine) SessionInfos(dst []SessionInfo) []SessionInfo {
+	e.mu.Lock()
+	list := make([]*Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		list = append(list, s)
+	}
+	e.mu.Unlock()
+	for _, s := range list {
+		s.mu.Lock()
+		info := SessionInfo{ID: s.id, Restored: s.isRest, Since: s.since, Queued: -1, Load: s.load}
+		done := s.moved || s.closed
+		s.mu.Unlock()
+		if done {
+			continue
+		}
+		if q, ok := s.c.(Queuer); ok {
+			info.Queued = q.Queued()
+		}
+		dst = append(dst, info)
+	}
+	return dst
 }
 
 // Sessions lists the connections applications made migratable.

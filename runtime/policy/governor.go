@@ -125,8 +125,10 @@ func NewGovernor(p Policy, c Chooser, every time.Duration, burst int, cooldown t
 }
 
 // Step asks the policy and, when it says move and the rate limit allows,
-// picks a connection among conns. ok is false when nothing moves now.
-func (g *Governor) Step(s Signal, conns []Candidate) (chosen Candidate, ok bool) {
+// picks a connection among those conns lists. conns is called only then:
+// a period that moves nothing costs O(1), whatever the connections. ok is
+// false when nothing moves now.
+func (g *Governor) Step(s Signal, conns func() []Candidate) (chosen Candidate, ok bool) {
 	g.refill(s.Now)
 	if !g.Policy.Decide(s) {
 		return Candidate{}, false
@@ -137,7 +139,7 @@ func (g *Governor) Step(s Signal, conns []Candidate) (chosen Candidate, ok bool)
 		return Candidate{}, false
 	}
 	g.eligible = g.eligible[:0]
-	for _, c := range conns {
+	for _, c := range conns() {
 		if c.Ever && s.Now-c.Moved < g.Cooldown {
 			continue // it just moved: no ping-pong
 		}

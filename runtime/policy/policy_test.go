@@ -122,6 +122,8 @@ func TestConstructorsRefuseBadConfigs(t *testing.T) {
 	}
 }
 
+func list(c []Candidate) func() []Candidate { return func() []Candidate { return c } }
+
 func second[T any](_ T, err error) error { return err }
 
 // always is a policy that always wants to move.
@@ -140,7 +142,7 @@ func TestGovernorRateLimit(t *testing.T) {
 	// A decision every millisecond for a second: the burst, then one per
 	// 10 ms.
 	for ms := range 1000 {
-		if _, ok := g.Step(sig(time.Duration(ms)*time.Millisecond, 10, 0), conns); ok {
+		if _, ok := g.Step(sig(time.Duration(ms)*time.Millisecond, 10, 0), list(conns)); ok {
 			moved++
 		}
 	}
@@ -164,15 +166,15 @@ func TestGovernorNoPingPongAndStateBound(t *testing.T) {
 		{Index: 2, Requests: 30, Moved: now - time.Second, Ever: true},
 		{Index: 3, Requests: 20},
 	}
-	c, ok := g.Step(sig(now, 10, 0), conns)
+	c, ok := g.Step(sig(now, 10, 0), list(conns))
 	if !ok || c.Index != 2 {
 		t.Fatalf("chose %+v (%v), want connection 2: 0 moved 10 ms ago, 1 is over the state bound", c, ok)
 	}
 	// Nothing eligible: nothing moves, and the token is kept.
-	if _, ok := g.Step(sig(now+time.Millisecond, 10, 0), conns[:2]); ok || g.NoneEligible != 1 {
+	if _, ok := g.Step(sig(now+time.Millisecond, 10, 0), list(conns[:2])); ok || g.NoneEligible != 1 {
 		t.Fatalf("moved with nothing eligible (none-eligible %d)", g.NoneEligible)
 	}
-	if c, ok := g.Step(sig(now+time.Millisecond, 10, 0), conns); !ok || c.Index != 2 {
+	if c, ok := g.Step(sig(now+time.Millisecond, 10, 0), list(conns)); !ok || c.Index != 2 {
 		t.Errorf("the kept token did not serve the next step: %+v %v", c, ok)
 	}
 }
@@ -233,7 +235,7 @@ func TestThresholdRackSettles(t *testing.T) {
 					cand = append(cand, Candidate{Index: i, Moved: c.moved, Ever: c.ever})
 				}
 			}
-			if c, ok := g.Step(sig(now, loads[s], min), cand); ok {
+			if c, ok := g.Step(sig(now, loads[s], min), list(cand)); ok {
 				to := 0
 				for i, l := range loads {
 					if l == min {
@@ -265,5 +267,23 @@ func TestThresholdRackSettles(t *testing.T) {
 	}
 	if lastMove > time.Second {
 		t.Errorf("still moving at %v (%d moves): the rack did not settle", lastMove, moves)
+	}
+}
+
+// TestGovernorListsOnlyWhenMoving: a period the policy declines costs no
+// walk over the connections.
+func TestGovernorListsOnlyWhenMoving(t *testing.T) {
+	p, _ := NewThreshold(5, 1)
+	g, _ := NewGovernor(p, Busiest{}, time.Millisecond, 1, 0, 0)
+	calls := 0
+	conns := func() []Candidate { calls++; return []Candidate{{Index: 1}} }
+	for i := range 100 {
+		g.Step(sig(time.Duration(i)*time.Millisecond, 3, 1), conns)
+	}
+	if calls != 0 {
+		t.Errorf("listed the connections %d times in 100 periods with nothing to move", calls)
+	}
+	if _, ok := g.Step(sig(time.Second, 10, 1), conns); !ok || calls != 1 {
+		t.Errorf("a move listed the connections %d times (moved %v), want once", calls, ok)
 	}
 }

@@ -318,6 +318,13 @@ func (c *Conn) TryWrite(p []byte) (int, error) {
 	return n, err
 }
 
+// Queued is the bytes c's send and receive buffers hold.
+func (c *Conn) Queued() int {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.tc.Queued()
+}
+
 // Origin is the address the peer knows this end by: the connection's own
 // local address, which for a connection migrated in is the server it was
 // opened with (the switch rewrites between the two), not this stack's.

@@ -264,6 +264,10 @@ func (c *Conn) ID() ID { return c.id }
 // Readable is the number of bytes Read can return now.
 func (c *Conn) Readable() int { return c.rcvBuf.len() }
 
+// Queued is the bytes in the send buffer (unacknowledged and unsent) and
+// the receive buffer: what a snapshot of c carries.
+func (c *Conn) Queued() int { return c.sndBuf.len() + c.rcvBuf.len() }
+
 // Writable is the free space in the send buffer (0 once sending is closed).
 func (c *Conn) Writable() int {
 	if c.err != nil || !c.state.CanSend() || c.closeReq {
