@@ -26,6 +26,7 @@ import (
 	"github.com/capygen/capygen/runtime/kernel"
 	"github.com/capygen/capygen/runtime/link"
 	"github.com/capygen/capygen/runtime/migrate"
+	"github.com/capygen/capygen/runtime/policy"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/testbed"
 )
@@ -49,11 +50,40 @@ type serveFlags struct {
 	heartbeat                    time.Duration
 	maxRestore                   int
 	sndbuf, rcvbuf               int
+	policy                       policy.Spec
 }
 
 func runServe(args []string) error {
+	f, err := parseServeFlags(args)
+	if err != nil {
+		return err
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.kernel {
+		if f.get != "" {
+			return fmt.Errorf("-get runs through our stack; drop -kernel (curl does the kernel side)")
+		}
+		return serveKernel(ctx, f)
+	}
+	return serveBypass(ctx, f)
+}
+
+// parseServeFlags reads and checks serve's flags.
+func parseServeFlags(args []string) (serveFlags, error) {
 	fs := flag.NewFlagSet("capyrun serve", flag.ContinueOnError)
-	var f serveFlags
+	f := serveFlags{policy: policy.DefaultSpec()}
 	fs.StringVar(&f.addr, "addr", "", "our IPv4 `prefix`, e.g. 10.77.0.2/24 (required unless -kernel)")
 	fs.StringVar(&f.iface, "iface", "veth0", "the `interface` AF_XDP takes over")
 	fs.StringVar(&f.gateway, "gateway", "", "next-hop `address` for off-link destinations")
@@ -73,43 +103,33 @@ func runServe(args []string) error {
 	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
 	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
+	f.policy.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return f, err
+	}
+	if f.policy.Enabled() {
+		if f.switchAddr == "" {
+			return f, fmt.Errorf("-policy %s decides migrations: it needs the migration engine, -switch", f.policy.Name)
+		}
+		if _, err := f.policy.Build(1); err != nil { // its errors before anything starts
+			return f, err
+		}
 	}
 	for _, b := range []struct {
 		name string
 		n    int
 	}{{"-sndbuf", f.sndbuf}, {"-rcvbuf", f.rcvbuf}} {
 		if b.n < 0 || (b.n > 0 && !(f.kernel && f.switchAddr != "")) {
-			return fmt.Errorf("%s %d: a positive buffer, and only with -kernel -switch", b.name, b.n)
+			return f, fmt.Errorf("%s %d: a positive buffer, and only with -kernel -switch", b.name, b.n)
 		}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("-cpuprofile: %w", err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fmt.Errorf("-cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if f.size < 0 || f.size > maxBody {
-		return fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
+		return f, fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if f.kernel {
-		if f.get != "" {
-			return fmt.Errorf("-get runs through our stack; drop -kernel (curl does the kernel side)")
-		}
-		return serveKernel(ctx, f)
-	}
-	return serveBypass(ctx, f)
+	return f, nil
 }
 
 // handler serves GET /bytes?n=N (deterministic body, see
@@ -320,7 +340,7 @@ func fetch(ctx context.Context, st *stack.Stack, url string) error {
 // serveMigratable runs the migration engine on st and serves HTTP (and
 // echo) whose connections move between servers: capyrun serve -switch.
 func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f serveFlags) error {
-	ecfg, rec, err := engineConfig(f)
+	ecfg, rec, bal, err := engineConfig(f)
 	if err != nil {
 		return err
 	}
@@ -330,7 +350,7 @@ func serveMigratable(ctx context.Context, st *stack.Stack, ln *stack.Listener, f
 		return err
 	}
 	defer eng.Close()
-	return serveApps(ctx, eng, ln, func(port uint16) (app.Listener, error) { return st.Listen(port) }, st.Addr(), f, rec)
+	return serveApps(ctx, eng, bal, ln, func(port uint16) (app.Listener, error) { return st.Listen(port) }, st.Addr(), f, rec)
 }
 
 // serveKernelMigratable is serveMigratable on kernel sockets: capyrun serve
@@ -344,7 +364,7 @@ func serveKernelMigratable(ctx context.Context, f serveFlags) error {
 	if err != nil || !pfx.Addr().Is4() {
 		return fmt.Errorf("-addr %q: want an IPv4 prefix like 10.77.0.11/24", f.addr)
 	}
-	ecfg, rec, err := engineConfig(f)
+	ecfg, rec, bal, err := engineConfig(f)
 	if err != nil {
 		return err
 	}
@@ -363,28 +383,47 @@ func serveKernelMigratable(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	fmt.Printf("serving http on %s:%d over the kernel stack (TCP_REPAIR migration)\n", pfx.Addr(), port)
-	return serveApps(ctx, srv.Engine, ln, func(port uint16) (app.Listener, error) { return srv.Listen(port) }, pfx.Addr(), f, rec)
+	return serveApps(ctx, srv.Engine, bal, ln, func(port uint16) (app.Listener, error) { return srv.Listen(port) }, pfx.Addr(), f, rec)
 }
 
-// engineConfig checks the migration flags and opens the records file.
-func engineConfig(f serveFlags) (migrate.Config, *recordWriter, error) {
+// engineConfig checks the migration flags and opens the records file;
+// with -policy it also builds the balancer, whose load the heartbeats
+// carry.
+func engineConfig(f serveFlags) (migrate.Config, *recordWriter, *policy.Balancer, error) {
 	sw, err := netip.ParseAddr(f.switchAddr)
 	if err != nil || !sw.Is4() {
-		return migrate.Config{}, nil, fmt.Errorf("-switch %q: want the switch's control IPv4 address, e.g. 10.77.0.254", f.switchAddr)
+		return migrate.Config{}, nil, nil, fmt.Errorf("-switch %q: want the switch's control IPv4 address, e.g. 10.77.0.254", f.switchAddr)
 	}
 	if f.heartbeat <= 0 {
-		return migrate.Config{}, nil, fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
+		return migrate.Config{}, nil, nil, fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
+	}
+	cfg := migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore}
+	var bal *policy.Balancer
+	if f.policy.Enabled() {
+		// A state carries both buffers, each within the target's bound.
+		bound := f.maxRestore
+		if bound == 0 {
+			bound = migrate.DefaultMaxRestoreBuffer
+			if f.kernel {
+				bound = kernel.DefaultMaxRestoreBuffer
+			}
+		}
+		if bal, err = f.policy.Build(2 * bound); err != nil {
+			return migrate.Config{}, nil, nil, err
+		}
+		cfg.Workload = bal.Workload
 	}
 	rec, err := newRecordWriter(f.records)
 	if err != nil {
-		return migrate.Config{}, nil, err
+		return migrate.Config{}, nil, nil, err
 	}
-	return migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, OnRecord: rec.write}, rec, nil
+	cfg.OnRecord = rec.write
+	return cfg, rec, bal, nil
 }
 
 // serveApps serves migratable HTTP on ln (and echo) with eng, answers the
 // control socket, and reports the engine's counters at the end.
-func serveApps(ctx context.Context, eng *migrate.Engine, ln app.Listener, listen func(uint16) (app.Listener, error), addr netip.Addr, f serveFlags, rec *recordWriter) error {
+func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, ln app.Listener, listen func(uint16) (app.Listener, error), addr netip.Addr, f serveFlags, rec *recordWriter) error {
 	sw := f.switchAddr
 	var err error
 	if f.control != "" {
@@ -399,6 +438,14 @@ func serveApps(ctx context.Context, eng *migrate.Engine, ln app.Listener, listen
 	}
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
 	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger}
+	if bal != nil {
+		bal.Engine = eng
+		hs.Load = bal.Meter
+		bctx, stopBal := context.WithCancel(ctx)
+		defer stopBal()
+		go bal.Run(bctx) //nolint:errcheck // ends with ctx; its fields were checked by Build
+		fmt.Printf("policy %s on %s, choosing the %s connection, at most one move per %v\n", f.policy.Name, f.policy.Metric, f.policy.Chooser, f.policy.Every)
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	var echo *app.Echo
@@ -430,6 +477,11 @@ func serveApps(ctx context.Context, eng *migrate.Engine, ln app.Listener, listen
 		es.Started, es.Moved, es.Stayed, es.Aborted, es.Accepted, es.Abandoned, es.RestoreFailures, es.Retries, es.Held, es.HeldOverflow, es.Replayed)
 	if js, jerr := json.Marshal(es); jerr == nil {
 		fmt.Printf("migration-json %s\n", js)
+	}
+	if bal != nil {
+		st := bal.Stats()
+		fmt.Printf("policy: decided %d, rate-limited %d, none eligible %d, asked %d (refused %d)\n",
+			st.Decisions, st.Limited, st.NoneEligible, st.Asked, st.AskFailed)
 	}
 	if n := rec.dropped.Load(); n > 0 {
 		fmt.Printf("migration records dropped (writer behind): %d\n", n)

@@ -100,7 +100,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: HeartbeatJitter %v must be in [0, HeartbeatPeriod %v)", ErrConfig, c.HeartbeatJitter, c.HeartbeatPeriod)
 	}
 	if c.MaxRestoreBuffer == 0 {
-		c.MaxRestoreBuffer = 4 << 20
+		c.MaxRestoreBuffer = DefaultMaxRestoreBuffer
 	}
 	if c.HoldFrames == 0 {
 		c.HoldFrames = DefaultHoldFrames
@@ -193,6 +193,9 @@ type Engine struct {
 	}
 	sendBurst func()
 }
+
+// DefaultMaxRestoreBuffer is Config.MaxRestoreBuffer's default.
+const DefaultMaxRestoreBuffer = 4 << 20
 
 // recordKeep bounds the records an engine keeps for Records.
 const recordKeep = 4096

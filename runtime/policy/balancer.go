@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +26,33 @@ type Balancer struct {
 	Period time.Duration
 
 	value atomic.Uint32
+
+	mu    sync.Mutex // Step's, so that Stats may be read from anywhere
 	infos []migrate.SessionInfo
 	cands []Candidate
-	// Counters, for metrics: moves asked for, and asks the session refused.
-	Asked, AskFailed atomic.Uint64
+	asked, askFailed uint64
+}
+
+// BalancerStats are a balancer's counters.
+type BalancerStats struct {
+	// Decisions, Limited and NoneEligible are the governor's: periods the
+	// policy wanted a move, and of those the ones the rate limit or the
+	// lack of an eligible connection stopped.
+	Decisions, Limited, NoneEligible uint64
+	// Asked is the moves asked of sessions; AskFailed the asks of sessions
+	// that were gone.
+	Asked, AskFailed uint64
+	// Load is the last load measured, in the metric's units.
+	Load uint32
+}
+
+// Stats returns the counters.
+func (b *Balancer) Stats() BalancerStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g := b.Governor
+	return BalancerStats{Decisions: g.Decisions, Limited: g.Limited, NoneEligible: g.NoneEligible,
+		Asked: b.asked, AskFailed: b.askFailed, Load: b.value.Load()}
 }
 
 // Workload is the load the last step measured, in Metric's units: the
@@ -38,6 +62,8 @@ func (b *Balancer) Workload() uint32 { return b.value.Load() }
 // Step runs one period at now (load.Now's clock) and returns the
 // connection it asked to move, if any.
 func (b *Balancer) Step(now time.Duration) (tcp.ID, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	v := b.Meter.Tick(now).Value(b.Metric)
 	b.value.Store(v)
 	st := b.Engine.Stats()
@@ -48,10 +74,10 @@ func (b *Balancer) Step(now time.Duration) (tcp.ID, bool) {
 	}
 	id := b.infos[c.Index].ID
 	if err := b.Engine.Request(id); err != nil {
-		b.AskFailed.Add(1)
+		b.askFailed++
 		return tcp.ID{}, false
 	}
-	b.Asked.Add(1)
+	b.asked++
 	return id, true
 }
 

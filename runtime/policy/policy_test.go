@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -285,5 +286,35 @@ func TestGovernorListsOnlyWhenMoving(t *testing.T) {
 	}
 	if _, ok := g.Step(sig(time.Second, 10, 1), conns); !ok || calls != 1 {
 		t.Errorf("a move listed the connections %d times (moved %v), want once", calls, ok)
+	}
+}
+
+func TestSpecBuild(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(*Spec)
+		want   string // "" builds
+	}{
+		{"threshold", func(s *Spec) { s.Name = "threshold" }, ""},
+		{"logistic", func(s *Spec) { s.Name = "logistic"; s.Metric = "inflight" }, ""},
+		{"request-rate", func(s *Spec) { s.Name = "request-rate"; s.Metric = "rate"; s.Servers = 3; s.Margin = 0.2 }, ""},
+		{"request-rate on busy", func(s *Spec) { s.Name = "request-rate"; s.Servers = 3 }, "use -load-metric rate"},
+		{"unknown policy", func(s *Spec) { s.Name = "greedy" }, `unknown policy "greedy"`},
+		{"unknown metric", func(s *Spec) { s.Name = "threshold"; s.Metric = "cpu" }, `unknown metric "cpu"`},
+		{"unknown chooser", func(s *Spec) { s.Name = "threshold"; s.Chooser = "oldest" }, `unknown chooser "oldest"`},
+		{"zero period", func(s *Spec) { s.Name = "threshold"; s.Period = 0 }, "-decide-every 0s"},
+	} {
+		s := DefaultSpec()
+		c.change(&s)
+		b, err := s.Build(1 << 20)
+		switch {
+		case c.want == "" && (err != nil || b == nil || b.Governor.Policy.Name() != s.Name):
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrConfig)):
+			t.Errorf("%s: error %v, want ErrConfig with %q", c.name, err, c.want)
+		}
+	}
+	if DefaultSpec().Enabled() {
+		t.Error("the default spec migrates; it should be none")
 	}
 }
