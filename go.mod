@@ -3,6 +3,7 @@ module github.com/capygen/capygen
 go 1.26.8
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.1.2
 	github.com/Masterminds/sprig/v3 v3.3.0
 	github.com/asavie/xdp v0.3.3
 	github.com/dave/jennifer v1.7.1

@@ -51,6 +51,7 @@ type serveFlags struct {
 	maxRestore                   int
 	sndbuf, rcvbuf               int
 	policy                       policy.Spec
+	workers                      int
 }
 
 func runServe(args []string) error {
@@ -103,6 +104,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
 	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
+	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -129,16 +131,21 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	if f.size < 0 || f.size > maxBody {
 		return f, fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
 	}
+	if f.workers < 0 {
+		return f, fmt.Errorf("-workers %d: want a count of workers, or 0 for no limit", f.workers)
+	}
 	return f, nil
 }
 
 // handler serves GET /bytes?n=N (deterministic body, see
-// testbed.Payload), POST /upload (answers the body's sha256) and GET /ping.
-func handler(defaultSize int64) http.Handler {
+// testbed.Payload), POST /upload (answers the body's sha256), GET /ping
+// and GET /work?us=N (workHandler).
+func handler(defaultSize int64, workers int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "pong\n")
 	})
+	mux.Handle("/work", workHandler(workers))
 	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
 		n := defaultSize
 		if s := r.URL.Query().Get("n"); s != "" {
@@ -175,12 +182,12 @@ func serveKernel(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	fmt.Printf("serving http on %s over the kernel stack\n", ln.Addr())
-	return serveHTTP(ctx, ln, f.size, func() {})
+	return serveHTTP(ctx, ln, f.size, f.workers, func() {})
 }
 
-func serveHTTP(ctx context.Context, ln net.Listener, size int64, report func()) error {
+func serveHTTP(ctx context.Context, ln net.Listener, size int64, workers int, report func()) error {
 	fmt.Printf("bytes sha256 %d %s\n", size, testbed.PayloadSHA256(size))
-	srv := &http.Server{Handler: handler(size), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(size, workers), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Println("ready")
@@ -286,7 +293,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		case <-runCtx.Done():
 		}
 	}()
-	return serveHTTP(ctx, ln, f.size, func() {})
+	return serveHTTP(ctx, ln, f.size, f.workers, func() {})
 }
 
 // listenPort takes the port of an -http address; a host part, if any,
@@ -437,7 +444,7 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 		go eng.ServeControl(ctx, cl) //nolint:errcheck // ends with ctx
 	}
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
-	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger}
+	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: workHandler(f.workers)}
 	if bal != nil {
 		bal.Engine = eng
 		hs.Load = bal.Meter

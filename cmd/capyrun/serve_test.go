@@ -8,13 +8,15 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/capygen/capygen/testbed"
 )
 
 func TestServeHandler(t *testing.T) {
-	srv := httptest.NewServer(handler(1000))
+	srv := httptest.NewServer(handler(1000, 1))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -101,6 +103,42 @@ func TestServeRejectsBadFlags(t *testing.T) {
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %q: error %v, want one saying %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestWorkHandler: /work sleeps the asked time, one request at a time per
+// worker, and refuses bad input with a message naming it.
+func TestWorkHandler(t *testing.T) {
+	srv := httptest.NewServer(workHandler(1))
+	defer srv.Close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(srv.URL + "/work?us=20000")
+			if err != nil || resp.StatusCode != 200 {
+				t.Errorf("GET /work?us=20000: %v %v", resp, err)
+				return
+			}
+			resp.Body.Close()
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Errorf("4 requests of 20 ms on one worker took %v, want at least 80 ms", d)
+	}
+	for _, q := range []string{"", "?us=-1", "?us=x", "?us=99999999999"} {
+		resp, err := http.Get(srv.URL + "/work" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "want a service time in microseconds") {
+			t.Errorf("GET /work%s = %d %q, want 400 naming the parameter", q, resp.StatusCode, body)
 		}
 	}
 }
