@@ -22,9 +22,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/capygen/capygen/runtime/app"
 	"github.com/capygen/capygen/runtime/kernel"
 	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/metrics"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/policy"
 	"github.com/capygen/capygen/runtime/stack"
@@ -52,6 +56,7 @@ type serveFlags struct {
 	sndbuf, rcvbuf               int
 	policy                       policy.Spec
 	workers                      int
+	metricsAddr                  string
 }
 
 func runServe(args []string) error {
@@ -104,6 +109,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.maxRestore, "max-restore", 0, "with -switch: refuse migrated-in connections whose buffers exceed this many `bytes` (0: 4 MiB, or 16 MiB with -kernel)")
 	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "with -switch: serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +136,9 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	}
 	if f.size < 0 || f.size > maxBody {
 		return f, fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
+	}
+	if f.metricsAddr != "" && f.switchAddr == "" {
+		return f, fmt.Errorf("-metrics %s: the metrics are the migration engine's; add -switch", f.metricsAddr)
 	}
 	if f.workers < 0 {
 		return f, fmt.Errorf("-workers %d: want a count of workers, or 0 for no limit", f.workers)
@@ -445,6 +454,23 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 	}
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
 	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: workHandler(f.workers)}
+	if f.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m, err := metrics.NewServer(reg, eng, bal)
+		if err != nil {
+			return err
+		}
+		rec.metrics.Store(m)
+		mctx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		go func() {
+			if err := metrics.Serve(mctx, f.metricsAddr, reg); err != nil {
+				logger.Printf("-metrics: %v", err)
+			}
+		}()
+		fmt.Printf("metrics on http://%s/metrics\n", f.metricsAddr)
+	}
 	if bal != nil {
 		bal.Engine = eng
 		hs.Load = bal.Meter
@@ -503,6 +529,8 @@ type recordWriter struct {
 	ch      chan migrate.Record
 	done    chan struct{}
 	dropped atomic.Int64
+	// metrics, once -metrics serves them, sees every record too.
+	metrics atomic.Pointer[metrics.Server]
 }
 
 func newRecordWriter(path string) (*recordWriter, error) {
@@ -534,6 +562,9 @@ func newRecordWriter(path string) (*recordWriter, error) {
 }
 
 func (w *recordWriter) write(r migrate.Record) {
+	if m := w.metrics.Load(); m != nil {
+		m.Observe(r)
+	}
 	if w.ch == nil {
 		return
 	}

@@ -21,6 +21,10 @@ import (
 	pipeline "github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/runtime/control"
 	"github.com/capygen/capygen/runtime/link"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/capygen/capygen/runtime/metrics"
 	"github.com/capygen/capygen/runtime/p4rt"
 	softswitch "github.com/capygen/capygen/runtime/switch"
 )
@@ -36,6 +40,7 @@ func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type switchFlags struct {
+	metricsAddr   string
 	ports, faults listFlag
 	dropStages    listFlag
 	control       string
@@ -112,6 +117,7 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 	fs.Var(&f.faults, "fault", "per-port faults, `IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=both`, replacing the global ones on that port; repeatable")
 	fs.Var(&f.dropStages, "drop-stage", "drop TCPMig datagrams of one stage, `STAGE:COUNT[@FRAGMENT][/egress]`: the first COUNT (or all) as they reach the switch (/egress: as they leave it), e.g. prepare_mig:1, conn_state:1@2, conn_state_ack:all; repeatable")
 	fs.Uint64Var(&f.seed, "seed", 1, "`seed` of the fault injector: equal seeds give equal faults for equal traffic")
+	fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
 	fs.StringVar(&f.report, "report", "", "rewrite the JSON report to `file` every -report-every, on SIGUSR1 and on exit")
 	fs.DurationVar(&f.reportEvery, "report-every", time.Second, "`interval` of -report rewrites (0: only on SIGUSR1 and exit)")
 	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
@@ -177,6 +183,19 @@ func runSwitch(args []string) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if f.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if _, err := metrics.NewSwitch(reg, sw); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("-metrics: %w", err)
+		}
+		go metrics.ServeListener(runCtx, ln, reg) //nolint:errcheck // ends with the switch
+		fmt.Printf("metrics on http://%s/metrics\n", f.metricsAddr)
+	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- sw.Run(runCtx) }()
 	if f.program != "" {

@@ -27,9 +27,9 @@ type Balancer struct {
 
 	value atomic.Uint32
 
-	mu    sync.Mutex // Step's, so that Stats may be read from anywhere
-	infos []migrate.SessionInfo
-	cands []Candidate
+	mu               sync.Mutex // Step's, so that Stats may be read from anywhere
+	infos            []migrate.SessionInfo
+	cands            []Candidate
 	asked, askFailed uint64
 }
 

@@ -57,6 +57,9 @@ type Config struct {
 	// Drain bounds the wait for the last answers after the last arrival
 	// (0: 10 s); requests still unanswered then fail.
 	Drain time.Duration
+	// BeforeClose, if set, runs after the last answer (or the drain's
+	// end), while the connections are still open.
+	BeforeClose func()
 }
 
 // Arrival is one scheduled request.
@@ -287,6 +290,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case <-done:
 	case <-time.After(cfg.Drain):
 	case <-ctx.Done():
+	}
+	if cfg.BeforeClose != nil {
+		cfg.BeforeClose()
 	}
 	for _, c := range conns {
 		c.c.Close()

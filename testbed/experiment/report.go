@@ -1,0 +1,253 @@
+package experiment
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// ms is a duration in milliseconds, for tables and plots.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteSkew writes res into dir: skew.json (everything), skew.csv (a row
+// per run), skew_series.csv (p50/p99/p99.9 per time bin), a PNG and an
+// SVG per pattern of p99 over time, one of p99 per mode, and README.md,
+// the report. command is what was run, for the report. It returns the
+// files' names.
+func WriteSkew(dir string, res *SkewResult, command string) (files []string, err error) {
+	defer func() {
+		// gonum/plot panics on data it cannot draw; that is an error here,
+		// not a lost run (skew.json is written first).
+		if r := recover(); r != nil {
+			err = fmt.Errorf("experiment: plotting %s: %v (the data is in skew.json; rerun with -from to plot again)", dir, r)
+		}
+	}()
+	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(add("skew.json"), js, 0o644); err != nil {
+		return nil, err
+	}
+	rows := [][]string{{"pattern", "mode", "p50_ms", "p99_ms", "p999_ms", "sent", "answered", "failed", "dropped", "moves", "conns_per_server"}}
+	for _, r := range res.Runs {
+		per := make([]string, len(r.PerServer))
+		for i, n := range r.PerServer {
+			per[i] = strconv.Itoa(n)
+		}
+		rows = append(rows, []string{r.Pattern, r.Mode, f3(ms(r.P50)), f3(ms(r.P99)), f3(ms(r.P999)),
+			i64(r.Sent), i64(r.Answered), i64(r.Failed), i64(r.Dropped), strconv.FormatUint(r.Moves, 10), strings.Join(per, "/")})
+	}
+	if err := writeCSV(add("skew.csv"), rows); err != nil {
+		return nil, err
+	}
+	rows = [][]string{{"pattern", "mode", "bin_start_s", "count", "p50_ms", "p99_ms", "p999_ms", "failed", "dropped"}}
+	for _, r := range res.Runs {
+		for _, b := range r.Series {
+			rows = append(rows, []string{r.Pattern, r.Mode, f3(b.Start.Seconds()), i64(b.Count), f3(ms(b.P50)), f3(ms(b.P99)), f3(ms(b.P999)), i64(b.Failed), i64(b.Dropped)})
+		}
+	}
+	if err := writeCSV(add("skew_series.csv"), rows); err != nil {
+		return nil, err
+	}
+	var plots []string
+	for _, pat := range res.Config.Patterns {
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: p99 request latency over time", pat)
+		p.X.Label.Text = "time (s)"
+		p.Y.Label.Text = "p99 latency (ms, log)"
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Add(plotter.NewGrid())
+		var lines []any
+		for _, r := range res.Runs {
+			if r.Pattern != pat {
+				continue
+			}
+			var xy plotter.XYs
+			for _, b := range r.Series {
+				if b.Count > 0 {
+					xy = append(xy, plotter.XY{X: b.Start.Seconds(), Y: max(ms(b.P99), 0.01)})
+				}
+			}
+			if len(xy) > 0 {
+				lines = append(lines, r.Mode, xy)
+			}
+		}
+		if err := plotutil.AddLinePoints(p, lines...); err != nil {
+			return nil, err
+		}
+		p.Legend.Top = true
+		p.Y.Max *= 10 // room above the lines for the legend
+		for _, ext := range []string{"png", "svg"} {
+			name := fmt.Sprintf("skew_%s_p99.%s", pat, ext)
+			if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add(name)); err != nil {
+				return nil, err
+			}
+			if ext == "png" {
+				plots = append(plots, name)
+			}
+		}
+	}
+	// p99 per mode: a column of points per pattern, one per mode (points,
+	// not bars: a log axis has no zero for bars to stand on).
+	p := plot.New()
+	p.Title.Text = "p99 request latency by skew and mode"
+	p.Y.Label.Text = "p99 latency (ms, log)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+	modes := res.Config.Modes
+	for i, m := range modes {
+		var xy plotter.XYs
+		for j, pat := range res.Config.Patterns {
+			for _, r := range res.Runs {
+				if r.Pattern == pat && r.Mode == m {
+					off := 0.5 * (float64(i)/float64(max(len(modes)-1, 1)) - 0.5)
+					xy = append(xy, plotter.XY{X: float64(j) + off, Y: max(ms(r.P99), 0.01)})
+				}
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(xy)
+		if err != nil {
+			return nil, err
+		}
+		sc.GlyphStyle.Color = plotutil.Color(i)
+		sc.GlyphStyle.Shape = plotutil.Shape(i)
+		sc.GlyphStyle.Radius = vg.Points(4)
+		p.Add(sc)
+		p.Legend.Add(m, sc)
+	}
+	p.Legend.Top = true
+	p.Y.Max *= 10
+	p.NominalX(res.Config.Patterns...)
+	p.X.Min, p.X.Max = -0.5, float64(len(res.Config.Patterns))-0.5
+	for _, ext := range []string{"png", "svg"} {
+		name := "skew_p99_by_mode." + ext
+		if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add(name)); err != nil {
+			return nil, err
+		}
+		if ext == "png" {
+			plots = append([]string{name}, plots...)
+		}
+	}
+	if err := os.WriteFile(add("README.md"), []byte(skewReport(res, command, plots)), 0o644); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+func i64(v int64) string  { return strconv.FormatInt(v, 10) }
+
+func writeCSV(path string, rows [][]string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.WriteAll(rows) //nolint:errcheck // Error below
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Headline is the hot-server pattern's p99 with migration off over the
+// best policy's (not the oracle's), and that policy; ok is false when the
+// runs are missing.
+func (res *SkewResult) Headline() (ratio float64, best string, ok bool) {
+	var off, bestP99 time.Duration
+	for _, r := range res.Runs {
+		if r.Pattern != "hot" {
+			continue
+		}
+		switch r.Mode {
+		case "off":
+			off = r.P99
+		case "oracle":
+		default:
+			if best == "" || r.P99 < bestP99 {
+				best, bestP99 = r.Mode, r.P99
+			}
+		}
+	}
+	if off == 0 || bestP99 == 0 {
+		return 0, "", false
+	}
+	return float64(off) / float64(bestP99), best, true
+}
+
+// SkewSummary is the runs as a table, with the headline.
+func SkewSummary(res *SkewResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-6s %-13s %10s %10s %10s %8s %7s %7s %6s %s\n", "skew", "mode", "p50 ms", "p99 ms", "p99.9 ms", "answered", "failed", "dropped", "moves", "conns per server")
+	for _, r := range res.Runs {
+		fmt.Fprintf(&b, "%-6s %-13s %10.2f %10.2f %10.2f %8d %7d %7d %6d %v\n", r.Pattern, r.Mode, ms(r.P50), ms(r.P99), ms(r.P999), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
+	}
+	if ratio, best, ok := res.Headline(); ok {
+		fmt.Fprintf(&b, "hot server: p99 with migration off is %.1fx the best policy's (%s)\n", ratio, best)
+	}
+	return b.String()
+}
+
+func skewReport(res *SkewResult, command string, plots []string) string {
+	c := res.Config
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Skew: tail latency with and without load-aware migration\n\n")
+	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
+	fmt.Fprintf(&b, "The migration testbed (`testbed/migration.yaml`): Linux kernel clients, the capygen software switch (AF_XDP), three servers on the capygen stack. ")
+	fmt.Fprintf(&b, "Each server has %d worker(s) for `GET /work?us=N` (capacity %d/%v per server). ", c.Workers, c.Workers, c.Service)
+	fmt.Fprintf(&b, "%d keep-alive connections carry %.0f requests/s, Poisson, open-loop, for %v; the first %v are not recorded. Latency runs from a request's scheduled arrival to its answer.\n\n", c.Conns, c.Rate, c.Duration, c.Warmup)
+	fmt.Fprintf(&b, "- **hot**: every connection lands on s1, service %v.\n- **spike**: connections dealt out evenly; those first on server k take 6x the rate in the k-th third of the run.\n- **heavy**: dealt out evenly; Pareto service times (shape 1.5, mean %v, cut at 50x).\n\n", c.Service, c.Service)
+	fmt.Fprintf(&b, "Modes: **off** (no migration), the policies of `runtime/policy` (flags in `testbed/experiment.PolicyArgs`), and the **oracle**, which deals every connection out evenly at accept time and never migrates.\n\n")
+	if ratio, best, ok := res.Headline(); ok {
+		fmt.Fprintf(&b, "**Headline: under the hot-server pattern, p99 with migration off is %.1fx the best policy's (%s).**\n\n", ratio, best)
+	}
+	b.WriteString("| skew | mode | p50 ms | p99 ms | p99.9 ms | answered | failed | dropped | moves | connections per server at the end |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Runs {
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %d | %d | %d | %d | %v |\n", r.Pattern, r.Mode, ms(r.P50), ms(r.P99), ms(r.P999), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
+	}
+	b.WriteString("\n")
+	for _, p := range plots {
+		fmt.Fprintf(&b, "![%s](%s)\n\n", p, p)
+	}
+	fmt.Fprintf(&b, "Data: `skew.csv` (a row per run), `skew_series.csv` (per 250 ms bin), `skew.json` (everything). Took %v.\n", res.Took.Round(time.Second))
+	return b.String()
+}
+
+// machine describes this machine for a report.
+func machine() string {
+	kernel := "?"
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		kernel = strings.TrimSpace(string(out))
+	}
+	cpu := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s, %s", runtime.NumCPU(), cpu, kernel, runtime.Version())
+}

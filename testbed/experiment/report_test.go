@@ -1,0 +1,112 @@
+package experiment
+
+import (
+	"bytes"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/testbed/loadgen"
+)
+
+func fakeSkew() *SkewResult {
+	cfg := DefaultSkew()
+	cfg.Patterns, cfg.Modes = []string{"hot", "heavy"}, []string{"off", "threshold", "logistic", "oracle"}
+	res := &SkewResult{Config: cfg, Start: time.Unix(1e9, 0), Took: time.Minute}
+	p99 := map[string]time.Duration{"off": 4 * time.Second, "threshold": 9 * time.Millisecond, "logistic": 8 * time.Millisecond, "oracle": 7 * time.Millisecond}
+	for _, pat := range cfg.Patterns {
+		for _, m := range cfg.Modes {
+			run := SkewRun{Pattern: pat, Mode: m, P50: time.Millisecond, P99: p99[m], P999: 2 * p99[m], Sent: 100, Answered: 100, PerServer: []int{10, 10, 10}}
+			for i := range 8 {
+				run.Series = append(run.Series, loadgen.Bin{Start: time.Duration(i) * 250 * time.Millisecond, Count: 10, P50: time.Millisecond, P99: p99[m]})
+			}
+			run.Series = append(run.Series, loadgen.Bin{Start: 2 * time.Second}) // an empty bin
+			res.Runs = append(res.Runs, run)
+		}
+	}
+	return res
+}
+
+func TestHeadlineIsOffOverTheBestPolicy(t *testing.T) {
+	ratio, best, ok := fakeSkew().Headline()
+	if !ok || best != "logistic" || ratio != 500 {
+		t.Errorf("headline %v %q %v, want 500x by logistic (the oracle is not a policy)", ratio, best, ok)
+	}
+	if _, _, ok := (&SkewResult{}).Headline(); ok {
+		t.Error("a headline with no runs")
+	}
+}
+
+func TestWriteSkew(t *testing.T) {
+	dir := t.TempDir()
+	files, err := WriteSkew(dir, fakeSkew(), "capyrun experiment skew -test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"skew.json", "skew.csv", "skew_series.csv", "skew_hot_p99.png", "skew_hot_p99.svg", "skew_p99_by_mode.png", "skew_p99_by_mode.svg", "README.md"} {
+		b, err := os.ReadFile(filepath.Join(dir, want))
+		if err != nil {
+			t.Errorf("%s: %v (wrote %v)", want, err, files)
+			continue
+		}
+		switch filepath.Ext(want) {
+		case ".png":
+			if _, err := png.Decode(bytes.NewReader(b)); err != nil {
+				t.Errorf("%s is no PNG: %v", want, err)
+			}
+		case ".svg":
+			if !bytes.Contains(b, []byte("<svg")) {
+				t.Errorf("%s is no SVG", want)
+			}
+		}
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	for _, want := range []string{"500.0x the best policy's (logistic)", "![skew_hot_p99.png](skew_hot_p99.png)", "`capyrun experiment skew -test`", "| hot | off | 1.00 | 4000.00 |"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("the report lacks %q:\n%s", want, report)
+		}
+	}
+	csv, _ := os.ReadFile(filepath.Join(dir, "skew.csv"))
+	if lines := strings.Count(string(csv), "\n"); lines != 1+8 {
+		t.Errorf("skew.csv has %d lines, want a header and 8 runs", lines)
+	}
+}
+
+func TestSkewConfigRefusesBadInput(t *testing.T) {
+	for _, c := range []struct {
+		change func(*SkewConfig)
+		want   string
+	}{
+		{func(c *SkewConfig) { c.Patterns = []string{"warm"} }, `unknown skew pattern "warm"`},
+		{func(c *SkewConfig) { c.Modes = []string{"greedy"} }, `unknown mode "greedy"`},
+		{func(c *SkewConfig) { c.Conns = 2 }, "at least one per server"},
+		{func(c *SkewConfig) { c.Service = 0 }, "service time 0s"},
+		{func(c *SkewConfig) { c.Workers = 0 }, "0 workers"},
+	} {
+		cfg := DefaultSkew()
+		c.change(&cfg)
+		if err := cfg.check(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}
+
+func TestBoundedParetoHasItsMean(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sum, n, maxv := 0.0, 200000, int64(0)
+	for range n {
+		v := boundedPareto(rng, 1000)
+		sum += float64(v)
+		maxv = max(maxv, v)
+	}
+	if mean := sum / float64(n); mean < 800 || mean > 1050 {
+		t.Errorf("mean %v µs, want about 1000 (a little less: the cut)", mean)
+	}
+	if maxv > 50000 {
+		t.Errorf("max %d µs, want the cut at 50x the mean", maxv)
+	}
+}
