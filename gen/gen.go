@@ -5,6 +5,7 @@
 //	gen/machines  migration state machines (+ DOT)       -> generated/migstate
 //	gen/pipeline  Go model of the switch pipeline        -> generated/pipeline
 //	gen/p4        Tofino P4 program and its p4info       -> generated/p4
+//	gen/dissector Wireshark dissector (Lua)              -> generated/wireshark
 //	gen/plan      switch resource plan (checked first; printed by `capygen plan`)
 //
 // Emitters return files in memory; Write and Diff are the only code that
@@ -23,6 +24,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 
 	"github.com/capygen/capygen/gen/codec"
+	"github.com/capygen/capygen/gen/dissector"
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/machines"
 	"github.com/capygen/capygen/gen/p4"
@@ -53,6 +55,7 @@ var Emitters = []Emitter{
 	{Name: "machines", Dir: fixed(machines.Dir), Generate: machines.Generate},
 	{Name: "pipeline", Dir: fixed(pipeline.Dir), Generate: pipeline.Generate},
 	{Name: "p4", Dir: fixed("p4"), Generate: p4.Generate},
+	{Name: "dissector", Dir: fixed(dissector.Dir), Generate: dissector.Generate},
 }
 
 // Generate checks s against its switch budget and runs every emitter.
