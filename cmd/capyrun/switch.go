@@ -41,6 +41,8 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type switchFlags struct {
 	metricsAddr   string
+	pcap          string
+	pcapMax       int64
 	ports, faults listFlag
 	dropStages    listFlag
 	control       string
@@ -117,6 +119,8 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 	fs.Var(&f.faults, "fault", "per-port faults, `IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=both`, replacing the global ones on that port; repeatable")
 	fs.Var(&f.dropStages, "drop-stage", "drop TCPMig datagrams of one stage, `STAGE:COUNT[@FRAGMENT][/egress]`: the first COUNT (or all) as they reach the switch (/egress: as they leave it), e.g. prepare_mig:1, conn_state:1@2, conn_state_ack:all; repeatable")
 	fs.Uint64Var(&f.seed, "seed", 1, "`seed` of the fault injector: equal seeds give equal faults for equal traffic")
+	fs.StringVar(&f.pcap, "pcap", "", "write every frame the switch receives and sends to this pcapng `file`, an interface per port and direction (TCPMig decodes with generated/wireshark/tcpmig.lua)")
+	fs.Int64Var(&f.pcapMax, "pcap-max", 256<<20, "stop writing -pcap at this many `bytes`")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
 	fs.StringVar(&f.report, "report", "", "rewrite the JSON report to `file` every -report-every, on SIGUSR1 and on exit")
 	fs.DurationVar(&f.reportEvery, "report-every", time.Second, "`interval` of -report rewrites (0: only on SIGUSR1 and exit)")
@@ -155,6 +159,20 @@ func runSwitch(args []string) error {
 		}
 		eps = append(eps, ep)
 		cfg.Ports[i].Endpoint = ep
+	}
+	var pw *pcapWriter
+	if f.pcap != "" {
+		pw, err = newPcapWriter(f.pcap, f.pcapMax, cfg.Ports)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pw.close(); err != nil {
+				fmt.Fprintf(os.Stderr, "capyrun switch: -pcap %s: %v\n", f.pcap, err)
+			}
+		}()
+		cfg.Capture = pw.capture
+		fmt.Printf("capturing to %s\n", f.pcap)
 	}
 	sw, err := softswitch.New(cfg)
 	if err != nil {
@@ -228,6 +246,11 @@ func runSwitch(args []string) error {
 		case <-usr1:
 			if err := report(true); err != nil {
 				fmt.Fprintf(os.Stderr, "capyrun switch: -report: %v\n", err)
+			}
+			if pw != nil {
+				if err := pw.flush(); err != nil { // so the capture can be read now
+					fmt.Fprintf(os.Stderr, "capyrun switch: -pcap: %v\n", err)
+				}
 			}
 		case <-tick:
 			if err := report(false); err != nil {

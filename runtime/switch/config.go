@@ -44,6 +44,12 @@ type Config struct {
 	// the first N or all (StageDrop); a datagram is dropped by the first
 	// rule that matches it and has drops left.
 	StageDrops []StageDrop
+	// Capture, when set, sees every frame a port receives (out false),
+	// before faults and the pipeline, and every frame the switch sends out
+	// of a port (out true), under the switch's lock (keep it short); the
+	// frame is valid only during the call. capyrun switch -pcap writes
+	// them.
+	Capture func(port pipeline.Port, out bool, frame []byte)
 }
 
 // PortConfig is one switch port.

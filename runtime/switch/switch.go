@@ -178,6 +178,9 @@ func (s *Switch) ingress(in pipeline.Port, frame []byte) {
 	}
 	p.c.rxFrames++
 	p.c.rxBytes += uint64(len(frame))
+	if s.cfg.Capture != nil {
+		s.cfg.Capture(in, false, frame)
+	}
 	s.faults(p, frame, true)
 }
 
@@ -253,6 +256,9 @@ func (s *Switch) faults(p *port, f []byte, ingress bool) {
 
 // send hands f to p's endpoint, queued when it batches; flush kicks it.
 func (s *Switch) send(p *port, f []byte) {
+	if s.cfg.Capture != nil {
+		s.cfg.Capture(p.id, true, f)
+	}
 	var err error
 	if p.batch != nil {
 		err = p.batch.Queue(f)

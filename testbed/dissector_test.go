@@ -1,0 +1,117 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/runtime/migrate"
+)
+
+// TestDissectorDecodesALiveMigration captures at the switch (capyrun
+// switch -pcap) while a keep-alive HTTP connection from the kernel client
+// moves from s1 to another server, and decodes the capture with tshark
+// and the generated dissector: every stage of the migration shows under
+// the spec's names, with the connection's addresses, the LOAD flag on the
+// ACK the switch installs, and the state's length.
+func TestDissectorDecodesALiveMigration(t *testing.T) {
+	needNetns(t, "tshark")
+	pcap := filepath.Join(t.TempDir(), "sw.pcap")
+	bed := upMigration(t, Options{Args: map[string][]string{"switch": {"-pcap", pcap}}})
+	srv := dialServers(t, bed)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := bed.DialContext("client")(ctx, "tcp4", originIP+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func() {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(c, "GET /ping HTTP/1.1\r\nHost: s1\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /ping: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	conn := srv.waitSession(t, "s1", "10.77.0.1")
+	rep, err := srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true})
+	if err != nil || rep.Result != migrate.ResultMoved.String() {
+		t.Fatalf("migrate %s: %+v %v", conn, rep, err)
+	}
+	get() // served by the target now
+	bed.Proc("sw").Stop(5 * time.Second)
+
+	lua, err := filepath.Abs(filepath.Join(repoRoot(t), "generated", "wireshark", "tcpmig.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tshark", "-n", "-X", "lua_script:"+lua, "-r", pcap, "-Y", "tcpmig", "-T", "json", "-J", "tcpmig")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || strings.Contains(stderr.String(), "Lua") {
+		t.Fatalf("tshark: %v\n%s", err, stderr.String())
+	}
+	var frames []struct {
+		Source struct {
+			Layers struct {
+				TCPMig map[string]any `json:"tcpmig"`
+			} `json:"layers"`
+		} `json:"_source"`
+	}
+	if err := json.Unmarshal(out, &frames); err != nil {
+		t.Fatalf("tshark's JSON: %v", err)
+	}
+	stages := map[string]int{}
+	var sawLoadAck, sawState bool
+	for _, f := range frames {
+		m := f.Source.Layers.TCPMig
+		stage, _ := m["tcpmig.stage"].(string)
+		stages[stage]++
+		if m["tcpmig.client_ip"] != "10.77.0.1" && stage != "12" && stage != "13" {
+			continue
+		}
+		switch stage {
+		case "3": // prepare_mig_ack
+			sawLoadAck = sawLoadAck || (m["tcpmig.load"] == "1" && m["tcpmig.origin_ip"] == originIP)
+		case "4": // conn_state
+			tl, _ := m["tcpmig.conn_state.total_length"].(string)
+			sawState = sawState || (tl != "" && tl != "0" && m["tcpmig.conn_state.data"] != nil)
+		}
+	}
+	for name, stage := range map[string]string{"prepare_mig": "2", "prepare_mig_ack": "3", "conn_state": "4", "conn_state_ack": "5",
+		"heartbeat_update": "12", "heartbeat_response": "13"} {
+		if stages[stage] == 0 {
+			t.Errorf("no %s (stage %s) decoded in the capture; stages seen: %v", name, stage, stages)
+		}
+	}
+	if !sawLoadAck {
+		t.Error("no prepare_mig_ack with load=1 for the client's connection")
+	}
+	if !sawState {
+		t.Error("no conn_state with its total_length and data")
+	}
+}
+
+// repoRoot is the module's root, two levels up from this file.
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("no caller")
+	}
+	return filepath.Dir(filepath.Dir(file))
+}
