@@ -17,12 +17,12 @@ import (
 )
 
 func init() {
-	prog.Register("experiment", "run one of the paper's experiments on the netns testbed and write its results and plots: skew", runExperiment)
+	prog.Register("experiment", "run one of the paper's experiments on the netns testbed and write its results and plots: skew, fig4 (and fig5), fig1", runExperiment)
 }
 
 func runExperiment(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return fmt.Errorf("capyrun experiment NAME [flags]: name one of: skew")
+		return fmt.Errorf("capyrun experiment NAME [flags]: name one of: %s", experimentNames)
 	}
 	name, args := args[0], args[1:]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -30,8 +30,59 @@ func runExperiment(args []string) error {
 	switch name {
 	case "skew":
 		return runSkew(ctx, args)
+	case "fig4", "fig5":
+		return runHostOverhead(ctx, name, args)
 	}
-	return fmt.Errorf("capyrun experiment %q: no such experiment; name one of: skew", name)
+	return fmt.Errorf("capyrun experiment %q: no such experiment; name one of: %s", name, experimentNames)
+}
+
+const experimentNames = "skew, fig4, fig5 (fig4's run: both figures)"
+
+// runHostOverhead is Figures 4 and 5, which come from one run.
+func runHostOverhead(ctx context.Context, name string, args []string) error {
+	fs := flag.NewFlagSet("capyrun experiment "+name, flag.ContinueOnError)
+	cfg := experiment.DefaultHostOverhead()
+	out := fs.String("out", "results/hostoverhead", "the `directory` for the CSV, JSON, plots and report")
+	paths := fs.String("paths", strings.Join(experiment.Paths, ","), "the `paths` to measure: "+strings.Join(experiment.Paths, ", "))
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "idle keep-alive `connections` to move")
+	fs.IntVar(&cfg.Migrations, "migrations", cfg.Migrations, "moves to measure on each path")
+	from := fs.String("from", "", "run nothing: write the plots and report again from this `hostoverhead.json`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.Paths = strings.Split(*paths, ",")
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("-out: %w", err)
+	}
+	var res *experiment.HostOverheadResult
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			return fmt.Errorf("-from: %w", err)
+		}
+		res = new(experiment.HostOverheadResult)
+		if err := json.Unmarshal(b, res); err != nil {
+			return fmt.Errorf("-from %s: %w (want the hostoverhead.json of an earlier run)", *from, err)
+		}
+	} else {
+		cfg.Progress = progress()
+		var err error
+		res, err = experiment.HostOverhead(ctx, cfg)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Print(experiment.HostOverheadSummary(res))
+	files, err := experiment.WriteHostOverhead(*out, res, "capyrun experiment "+name+" "+strings.Join(args, " "))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
+	return nil
 }
 
 func runSkew(ctx context.Context, args []string) error {

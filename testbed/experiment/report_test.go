@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/testbed/loadgen"
 )
 
@@ -108,5 +109,42 @@ func TestBoundedParetoHasItsMean(t *testing.T) {
 	}
 	if maxv > 50000 {
 		t.Errorf("max %d µs, want the cut at 50x the mean", maxv)
+	}
+}
+
+func TestWriteHostOverhead(t *testing.T) {
+	var ms []migrate.Migration
+	for i := range 100 {
+		var o, tg migrate.Record
+		o.Role, tg.Role = migrate.RoleOrigin, migrate.RoleTarget
+		base := int64(1000)
+		for p := migrate.PhasePrepareSent; p <= migrate.PhaseStateAcked; p++ {
+			o.At[p] = base + int64(p)*1000 + int64(i)
+		}
+		for p := migrate.PhasePrepareReceived; p < migrate.NumPhases; p++ {
+			tg.At[p] = base + int64(p)*1000
+		}
+		o.Work, tg.Work = time.Duration(10+i)*time.Microsecond, 5*time.Microsecond
+		o.StateBytes = 100
+		tg.Steps = []migrate.Step{{Name: "repair on", Dur: 2 * time.Microsecond}}
+		ms = append(ms, migrate.Migration{Origin: o, Target: tg})
+	}
+	res := &HostOverheadResult{Config: DefaultHostOverhead(), Start: time.Unix(1e9, 0)}
+	res.Paths = append(res.Paths, *summarizePath("bypass", ms), *summarizePath("kernel", ms))
+	if p := res.Paths[0]; p.StepMean[1] != time.Microsecond || p.HostSteps["repair on"] != 2*time.Microsecond || len(p.Host) != 100 {
+		t.Errorf("summary %+v: want the freeze step's 1 µs, the host step's 2 µs and 100 migrations", p)
+	}
+	dir := t.TempDir()
+	if _, err := WriteHostOverhead(dir, res, "capyrun experiment fig4 -test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fig4.png", "fig4.svg", "fig5.png", "fig5.svg", "fig4.csv", "fig5.csv", "fig4_host_steps.csv", "README.md", "hostoverhead.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	if !strings.Contains(string(report), "1.0x the bypass path's") || !strings.Contains(string(report), "repair on 2.0") {
+		t.Errorf("report:\n%s", report)
 	}
 }
