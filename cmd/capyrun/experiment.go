@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,11 +33,109 @@ func runExperiment(args []string) error {
 		return runSkew(ctx, args)
 	case "fig4", "fig5":
 		return runHostOverhead(ctx, name, args)
+	case "fig1":
+		return runFig1(ctx, args)
 	}
 	return fmt.Errorf("capyrun experiment %q: no such experiment; name one of: %s", name, experimentNames)
 }
 
-const experimentNames = "skew, fig4, fig5 (fig4's run: both figures)"
+const experimentNames = "skew, fig1, fig4, fig5 (fig4's run: both figures)"
+
+func runFig1(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("capyrun experiment fig1", flag.ContinueOnError)
+	cfg := experiment.DefaultFig1()
+	out := fs.String("out", "results/fig1", "the `directory` for the CSV, JSON, plot and report")
+	delays := fs.String("delays", joinDurations(cfg.Delays), "the injected overheads per migration")
+	rates := fs.String("rates", joinFloats(cfg.Rates), "the loads, requests per second")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "keep-alive `connections`")
+	fs.IntVar(&cfg.Migrations, "migrations", cfg.Migrations, "migrations per point")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each run's length")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "the start of each run that is not recorded")
+	fs.DurationVar(&cfg.Service, "service", cfg.Service, "a request's service time")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "each server's workers")
+	from := fs.String("from", "", "run nothing: write the plot and report again from this `fig1.json`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if cfg.Delays, err = parseDurations(*delays); err != nil {
+		return fmt.Errorf("-delays: %w", err)
+	}
+	if cfg.Rates, err = parseFloats(*rates); err != nil {
+		return fmt.Errorf("-rates: %w", err)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("-out: %w", err)
+	}
+	var res *experiment.Fig1Result
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			return fmt.Errorf("-from: %w", err)
+		}
+		res = new(experiment.Fig1Result)
+		if err := json.Unmarshal(b, res); err != nil {
+			return fmt.Errorf("-from %s: %w (want the fig1.json of an earlier run)", *from, err)
+		}
+	} else {
+		cfg.Progress = progress()
+		res, err = experiment.Fig1(ctx, cfg)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Print(experiment.Fig1Summary(res))
+	files, err := experiment.WriteFig1(*out, res, "capyrun experiment fig1 "+strings.Join(args, " "))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
+	return nil
+}
+
+func joinDurations(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func joinFloats(fs []float64) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q: want durations like 0s,100us,500us", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(v > 0) {
+			return nil, fmt.Errorf("%q: want positive numbers like 1200,2100", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
 
 // runHostOverhead is Figures 4 and 5, which come from one run.
 func runHostOverhead(ctx context.Context, name string, args []string) error {

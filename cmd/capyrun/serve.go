@@ -57,6 +57,10 @@ type serveFlags struct {
 	policy                       policy.Spec
 	workers                      int
 	metricsAddr                  string
+	injectDelay                  time.Duration
+	// work is the -workers every handler of this server shares (and the
+	// injected migration overhead takes).
+	work *workers
 }
 
 func runServe(args []string) error {
@@ -110,6 +114,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.sndbuf, "sndbuf", 0, "with -kernel -switch: the connections' send buffer in `bytes` as the kernel counts it (0: autotuned, up to net.ipv4.tcp_wmem's max)")
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "with -switch: serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
+	fs.DurationVar(&f.injectDelay, "inject-migration-delay", 0, "with -switch, for experiments: busy-wait this long in each outgoing migration's freeze (Figure 1's injected overhead)")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -143,18 +148,25 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	if f.workers < 0 {
 		return f, fmt.Errorf("-workers %d: want a count of workers, or 0 for no limit", f.workers)
 	}
+	if f.injectDelay < 0 || f.injectDelay > time.Second {
+		return f, fmt.Errorf("-inject-migration-delay %v: want 0 to 1s", f.injectDelay)
+	}
+	if f.injectDelay > 0 && f.switchAddr == "" {
+		return f, fmt.Errorf("-inject-migration-delay %v delays migrations: it needs the migration engine, -switch", f.injectDelay)
+	}
+	f.work = newWorkers(f.workers)
 	return f, nil
 }
 
 // handler serves GET /bytes?n=N (deterministic body, see
 // testbed.Payload), POST /upload (answers the body's sha256), GET /ping
-// and GET /work?us=N (workHandler).
-func handler(defaultSize int64, workers int) http.Handler {
+// and GET /work?us=N (workers).
+func handler(defaultSize int64, work *workers) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "pong\n")
 	})
-	mux.Handle("/work", workHandler(workers))
+	mux.Handle("/work", work)
 	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
 		n := defaultSize
 		if s := r.URL.Query().Get("n"); s != "" {
@@ -191,12 +203,12 @@ func serveKernel(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	fmt.Printf("serving http on %s over the kernel stack\n", ln.Addr())
-	return serveHTTP(ctx, ln, f.size, f.workers, func() {})
+	return serveHTTP(ctx, ln, f.size, f.work, func() {})
 }
 
-func serveHTTP(ctx context.Context, ln net.Listener, size int64, workers int, report func()) error {
+func serveHTTP(ctx context.Context, ln net.Listener, size int64, work *workers, report func()) error {
 	fmt.Printf("bytes sha256 %d %s\n", size, testbed.PayloadSHA256(size))
-	srv := &http.Server{Handler: handler(size, workers), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler(size, work), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Println("ready")
@@ -302,7 +314,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		case <-runCtx.Done():
 		}
 	}()
-	return serveHTTP(ctx, ln, f.size, f.workers, func() {})
+	return serveHTTP(ctx, ln, f.size, f.work, func() {})
 }
 
 // listenPort takes the port of an -http address; a host part, if any,
@@ -413,7 +425,10 @@ func engineConfig(f serveFlags) (migrate.Config, *recordWriter, *policy.Balancer
 	if f.heartbeat <= 0 {
 		return migrate.Config{}, nil, nil, fmt.Errorf("-heartbeat %v: want a positive period", f.heartbeat)
 	}
-	cfg := migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore}
+	cfg := migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, InjectDelay: f.injectDelay}
+	if f.work != nil {
+		cfg.InjectHold = f.work.hold
+	}
 	var bal *policy.Balancer
 	if f.policy.Enabled() {
 		// A state carries both buffers, each within the target's bound.
@@ -453,7 +468,7 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 		go eng.ServeControl(ctx, cl) //nolint:errcheck // ends with ctx
 	}
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
-	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: workHandler(f.workers)}
+	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: f.work}
 	if f.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

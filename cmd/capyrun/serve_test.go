@@ -16,7 +16,7 @@ import (
 )
 
 func TestServeHandler(t *testing.T) {
-	srv := httptest.NewServer(handler(1000, 1))
+	srv := httptest.NewServer(handler(1000, newWorkers(1)))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -110,7 +110,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 // TestWorkHandler: /work sleeps the asked time, one request at a time per
 // worker, and refuses bad input with a message naming it.
 func TestWorkHandler(t *testing.T) {
-	srv := httptest.NewServer(workHandler(1))
+	srv := httptest.NewServer(newWorkers(1))
 	defer srv.Close()
 	start := time.Now()
 	var wg sync.WaitGroup

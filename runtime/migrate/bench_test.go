@@ -195,3 +195,31 @@ func TestMigrationAllocatesOnlyItsSpares(t *testing.T) {
 		t.Errorf("%.2f allocations per migration (with the harness's %d), want at most %d: the spares and the harness's", per, harness, spares+harness)
 	}
 }
+
+// TestInjectDelayIsOriginWork: the experiments' injected overhead is a
+// busy wait in the origin's freeze, so it shows in the origin's Work.
+func TestInjectDelayIsOriginWork(t *testing.T) {
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 2, Link: sim.LinkConfig{Delay: 5 * time.Microsecond},
+		Engine: migrate.Config{HeartbeatPeriod: time.Millisecond, InjectDelay: 300 * time.Microsecond}, RealClock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pingPong{r: r}
+	for _, srv := range r.Servers {
+		srv.Engine.HandleRestored(80, func(*stack.Conn, []byte) {}) //nolint:errcheck // port 80 is free
+	}
+	if p.c, err = r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sim.RunUntil(r.Sim.Now() + 5*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	p.move(t, 0)
+	ms := migrate.Pair(p.records())
+	if len(ms) != 1 || ms[0].Origin.Work < 300*time.Microsecond {
+		t.Fatalf("migrations %+v: want one whose origin worked at least the injected 300 µs", ms)
+	}
+	if _, err := migrate.New(r.Servers[0].Host.Stack, migrate.Config{Switch: migratetest.Control, InjectDelay: -1}); err == nil {
+		t.Error("a negative InjectDelay was accepted")
+	}
+}

@@ -81,6 +81,16 @@ type Config struct {
 	OnRecord func(Record)
 	// Seed drives the heartbeat jitter (0: random).
 	Seed uint64
+	// InjectDelay, for experiments, adds a busy wait of this length to
+	// each outgoing migration's freeze, with the connection frozen and
+	// the engine's lock held: extra host overhead, as the paper's Figure 1
+	// injects it. Zero (the default) in production.
+	InjectDelay time.Duration
+	// InjectHold, if set, is called before the injected wait and returns
+	// what to call after it: capyrun serve takes one of its -workers, so
+	// that the overhead costs the server's capacity, as migration work
+	// does on a single-core server.
+	InjectHold func() (release func())
 }
 
 // DefaultHoldFrames is Config.HoldFrames' default.
@@ -113,6 +123,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Grace == 0 {
 		c.Grace = time.Second
+	}
+	if c.InjectDelay < 0 || c.InjectDelay > time.Second {
+		return c, fmt.Errorf("%w: InjectDelay %v: want 0 to 1s", ErrConfig, c.InjectDelay)
 	}
 	if c.MaxRestoreBuffer < 0 || c.HoldFrames < 0 || c.HoldBytes < 0 || c.Tombstone < 0 || c.Grace < 0 {
 		return c, fmt.Errorf("%w: MaxRestoreBuffer, HoldFrames, HoldBytes, Tombstone and Grace must not be negative", ErrConfig)

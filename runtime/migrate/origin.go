@@ -322,6 +322,16 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		return
 	}
 	o.frozen = fr
+	if d := e.cfg.InjectDelay; d > 0 {
+		release := func() {}
+		if e.cfg.InjectHold != nil {
+			release = e.cfg.InjectHold()
+		}
+		// A busy wait, not a sleep: overhead takes the CPU.
+		for t0 := time.Now(); time.Since(t0) < d; {
+		}
+		release()
+	}
 	delete(e.hosted, o.id) // its entry now follows it: the next server releases it
 	delete(e.restored, o.id)
 	delete(e.epochs, o.id)

@@ -148,3 +148,27 @@ func TestWriteHostOverhead(t *testing.T) {
 		t.Errorf("report:\n%s", report)
 	}
 }
+
+func TestWriteFig1(t *testing.T) {
+	cfg := DefaultFig1()
+	res := &Fig1Result{Config: cfg, Start: time.Unix(1e9, 0)}
+	for _, r := range cfg.Rates {
+		for i, d := range cfg.Delays {
+			res.Points = append(res.Points, Fig1Point{Rate: r, Delay: d, P50: time.Millisecond, P99: time.Duration(10+i) * time.Millisecond, Answered: 100, Moves: 10000})
+		}
+	}
+	res.Points[0].Moves = 9000
+	dir := t.TempDir()
+	if _, err := WriteFig1(dir, res, "capyrun experiment fig1 -test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fig1.png", "fig1.svg", "fig1.csv", "fig1.json", "README.md"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	if !strings.Contains(string(report), "9000 of the 10000 migrations asked for moved") {
+		t.Errorf("the report does not say a point fell short:\n%s", report)
+	}
+}

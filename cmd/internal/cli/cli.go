@@ -21,7 +21,7 @@ import (
 // each binary's tests check that it registers exactly its list.
 var (
 	CapygenCommands = []string{"deploy", "diff", "generate", "plan", "version", "vet"}
-	CapyrunCommands = []string{"demo", "migrate", "serve", "switch", "testbed", "version"}
+	CapyrunCommands = []string{"demo", "experiment", "migrate", "serve", "switch", "testbed", "version"}
 )
 
 // ExitError carries an exit status without printing anything more (diff
