@@ -78,8 +78,10 @@ soak: deps
 
 # demo: regenerate for the default spec and two other switch budgets and print their
 # plans, run net/http on our userspace stack in the netns testbed and fetch from it
-# with the Linux kernel's curl, then download 256 MiB through the software switch
-# while the connection hops between three servers. It is capyrun's (cmd/capyrun):
+# with the Linux kernel's curl, download 256 MiB through the software switch
+# while the connection hops between three servers, then run a short hot-server
+# skew with and without migration, printing the p99 ratio and writing the plots
+# to results/demo-skew. It is capyrun's (cmd/capyrun):
 # the runtime commands live apart from the generator, capygen, so that generating
 # code never builds AF_XDP, eBPF or the testbed.
 demo: deps

@@ -18,6 +18,7 @@ import (
 	"github.com/capygen/capygen/gen/genfile"
 	"github.com/capygen/capygen/gen/plan"
 	"github.com/capygen/capygen/testbed"
+	"github.com/capygen/capygen/testbed/experiment"
 )
 
 func init() {
@@ -58,6 +59,8 @@ func runDemo(args []string) error {
 	migRate := fs.String("rate", "32M", "curl's --limit-rate for that download, so it lasts long enough to hop")
 	migEvery := fs.Duration("migrate-every", 40*time.Millisecond, "how often every server is asked to move its connections")
 	minHops := fs.Int("min-hops", 50, "fail unless the connection hopped at least this many times")
+	skewOut := fs.String("skew-out", "results/demo-skew", "the `directory` of the demo's skew experiment (plots, CSV, report)")
+	skewFor := fs.Duration("skew-duration", 8*time.Second, "each skew run's length")
 	if err := fs.Parse(args); err != nil {
 		return cli.ExitError{Code: 2}
 	}
@@ -72,7 +75,46 @@ func runDemo(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return demoMigration(ctx, *migSize, *migRate, *migEvery, *minHops)
+	if err := demoMigration(ctx, *migSize, *migRate, *migEvery, *minHops); err != nil {
+		return err
+	}
+	return demoSkew(ctx, *skewOut, *skewFor)
+}
+
+// demoSkew is the point of it all: under a hot-server skew, the p99 with
+// migration off and with the threshold policy, and the plots.
+func demoSkew(ctx context.Context, out string, d time.Duration) error {
+	fmt.Println("\n== 4. migration pays off: every connection lands on s1; p99 without migration and with the threshold policy")
+	cfg := experiment.DefaultSkew()
+	cfg.Patterns, cfg.Modes = []string{"hot"}, []string{"off", "threshold"}
+	cfg.Duration, cfg.Warmup = d, min(2*time.Second, d/4)
+	fmt.Printf("   capyrun experiment skew -patterns hot -modes off,threshold -duration %v -warmup %v -out %s\n", cfg.Duration, cfg.Warmup, out)
+	fmt.Printf("   (%d connections, %.0f requests/s open-loop; each server works 1 request at a time, %v each: s1 alone gets %.0f%% of its capacity)\n",
+		cfg.Conns, cfg.Rate, cfg.Service, 100*cfg.Rate*cfg.Service.Seconds()/float64(cfg.Workers))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	cfg.Progress = progress()
+	res, err := experiment.Skew(ctx, cfg)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Print(experiment.SkewSummary(res))
+	for _, r := range res.Runs {
+		if r.Failed+r.Dropped > 0 {
+			return fmt.Errorf("skew %s: %d requests failed, %d dropped: %q", r.Mode, r.Failed, r.Dropped, r.Errors)
+		}
+	}
+	files, err := experiment.WriteSkew(out, res, fmt.Sprintf("capyrun experiment skew -patterns hot -modes off,threshold -duration %v -warmup %v", cfg.Duration, cfg.Warmup))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("plots and report in %s/ (%s)\n", out, strings.Join(files, ", "))
+	if ratio, _, ok := res.Headline(); !ok || ratio < 2 {
+		return fmt.Errorf("the threshold policy did not cut the hot server's p99 (ratio %.1f)", ratio)
+	}
+	return nil
 }
 
 func demoGenerate(specPath string) error {
