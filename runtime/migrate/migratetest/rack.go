@@ -81,6 +81,9 @@ type Config struct {
 	// virtual time; RealClock measures Work on the real monotonic clock.
 	Engine    migrate.Config
 	RealClock bool
+	// Workload, if set, is server i's heartbeat workload (the engine's
+	// Config.Workload): a test's own load metric.
+	Workload func(server int) uint32
 }
 
 // ingress is the switch's simulator handler with the rack's filters.
@@ -177,6 +180,9 @@ func New(cfg Config) (*Rack, error) {
 			ecfg.Clock = func() int64 { return int64(s.Now()) }
 		}
 		ecfg.OnRecord = func(rec migrate.Record) { srv.Records = append(srv.Records, rec) }
+		if cfg.Workload != nil {
+			ecfg.Workload = func() uint32 { return cfg.Workload(i) }
+		}
 		if srv.Engine, err = migrate.New(h.Stack, ecfg); err != nil {
 			return nil, err
 		}
