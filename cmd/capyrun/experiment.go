@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -18,8 +19,10 @@ import (
 )
 
 func init() {
-	prog.Register("experiment", "run one of the paper's experiments on the netns testbed and write its results and plots: skew, fig4 (and fig5), fig1", runExperiment)
+	prog.Register("experiment", "run one of the paper's experiments on the netns testbed and write its results and plots: skew, fig1, fig4 (and fig5)", runExperiment)
 }
+
+const experimentNames = "skew, fig1, fig4, fig5 (fig4's run: both figures)"
 
 func runExperiment(args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -39,12 +42,110 @@ func runExperiment(args []string) error {
 	return fmt.Errorf("capyrun experiment %q: no such experiment; name one of: %s", name, experimentNames)
 }
 
-const experimentNames = "skew, fig1, fig4, fig5 (fig4's run: both figures)"
+// experimentFlags are the flags every experiment has: where it writes, and
+// a saved run to write again.
+type experimentFlags struct{ out, from *string }
+
+func newExperimentFlags(fs *flag.FlagSet, dir, jsonName string) experimentFlags {
+	return experimentFlags{
+		out:  fs.String("out", dir, "the `directory` for the CSV, JSON, plots and report"),
+		from: fs.String("from", "", "run nothing: write the plots and report again from this `"+jsonName+"`"),
+	}
+}
+
+func parseExperimentFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}
+
+// runExp runs an experiment, or reads a saved result (-from), prints its
+// summary and writes its files into out. A run stopped early (an error,
+// Ctrl-C) still writes what it finished, and its report says so.
+func runExp[R any](f experimentFlags, command string, run func() (*R, error), summary func(*R) string,
+	write func(dir string, res *R, command string) ([]string, error)) error {
+	if err := os.MkdirAll(*f.out, 0o755); err != nil {
+		return fmt.Errorf("-out: %w", err)
+	}
+	var res *R
+	var runErr error
+	if *f.from != "" {
+		b, err := os.ReadFile(*f.from)
+		if err != nil {
+			return fmt.Errorf("-from: %w", err)
+		}
+		res = new(R)
+		if err := json.Unmarshal(b, res); err != nil {
+			return fmt.Errorf("-from %s: %w (want the JSON an earlier run of this experiment wrote)", *f.from, err)
+		}
+	} else {
+		res, runErr = run()
+		fmt.Fprintln(os.Stderr)
+		if res == nil {
+			return runErr
+		}
+		if runErr != nil {
+			command += fmt.Sprintf(" (stopped early: %v)", runErr)
+		}
+	}
+	fmt.Print(summary(res))
+	files, err := write(*f.out, res, command)
+	if err != nil {
+		return errors.Join(runErr, err)
+	}
+	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
+	return runErr
+}
+
+func runSkew(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("capyrun experiment skew", flag.ContinueOnError)
+	cfg := experiment.DefaultSkew()
+	ef := newExperimentFlags(fs, "results/skew", "skew.json")
+	patterns := fs.String("patterns", strings.Join(experiment.Patterns, ","), "the skew `patterns` to run: "+strings.Join(experiment.Patterns, ", "))
+	modes := fs.String("modes", strings.Join(experiment.Modes, ","), "the `modes` to run each pattern under: "+strings.Join(experiment.Modes, ", "))
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "keep-alive `connections`")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "requests per second over all connections (Poisson)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each run's length")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "the start of each run that is not recorded")
+	fs.DurationVar(&cfg.Service, "service", cfg.Service, "a request's service time (heavy: the mean of a Pareto)")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "each server's workers: its capacity is workers/service")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "the arrivals' seed")
+	if err := parseExperimentFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.Patterns, cfg.Modes = strings.Split(*patterns, ","), strings.Split(*modes, ",")
+	cfg.Progress = progress()
+	return runExp(ef, "capyrun experiment skew "+strings.Join(args, " "),
+		func() (*experiment.SkewResult, error) { return experiment.Skew(ctx, cfg) },
+		experiment.SkewSummary, experiment.WriteSkew)
+}
+
+// runHostOverhead is Figures 4 and 5, which come from one run.
+func runHostOverhead(ctx context.Context, name string, args []string) error {
+	fs := flag.NewFlagSet("capyrun experiment "+name, flag.ContinueOnError)
+	cfg := experiment.DefaultHostOverhead()
+	ef := newExperimentFlags(fs, "results/hostoverhead", "hostoverhead.json")
+	paths := fs.String("paths", strings.Join(experiment.Paths, ","), "the `paths` to measure: "+strings.Join(experiment.Paths, ", "))
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "idle keep-alive `connections` to move")
+	fs.IntVar(&cfg.Migrations, "migrations", cfg.Migrations, "moves to measure on each path")
+	if err := parseExperimentFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.Paths = strings.Split(*paths, ",")
+	cfg.Progress = progress()
+	return runExp(ef, "capyrun experiment "+name+" "+strings.Join(args, " "),
+		func() (*experiment.HostOverheadResult, error) { return experiment.HostOverhead(ctx, cfg) },
+		experiment.HostOverheadSummary, experiment.WriteHostOverhead)
+}
 
 func runFig1(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("capyrun experiment fig1", flag.ContinueOnError)
 	cfg := experiment.DefaultFig1()
-	out := fs.String("out", "results/fig1", "the `directory` for the CSV, JSON, plot and report")
+	ef := newExperimentFlags(fs, "results/fig1", "fig1.json")
 	delays := fs.String("delays", joinDurations(cfg.Delays), "the injected overheads per migration")
 	rates := fs.String("rates", joinFloats(cfg.Rates), "the loads, requests per second")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "keep-alive `connections`")
@@ -53,12 +154,8 @@ func runFig1(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "the start of each run that is not recorded")
 	fs.DurationVar(&cfg.Service, "service", cfg.Service, "a request's service time")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "each server's workers")
-	from := fs.String("from", "", "run nothing: write the plot and report again from this `fig1.json`")
-	if err := fs.Parse(args); err != nil {
+	if err := parseExperimentFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
 	if cfg.Delays, err = parseDurations(*delays); err != nil {
@@ -67,34 +164,10 @@ func runFig1(ctx context.Context, args []string) error {
 	if cfg.Rates, err = parseFloats(*rates); err != nil {
 		return fmt.Errorf("-rates: %w", err)
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fmt.Errorf("-out: %w", err)
-	}
-	var res *experiment.Fig1Result
-	if *from != "" {
-		b, err := os.ReadFile(*from)
-		if err != nil {
-			return fmt.Errorf("-from: %w", err)
-		}
-		res = new(experiment.Fig1Result)
-		if err := json.Unmarshal(b, res); err != nil {
-			return fmt.Errorf("-from %s: %w (want the fig1.json of an earlier run)", *from, err)
-		}
-	} else {
-		cfg.Progress = progress()
-		res, err = experiment.Fig1(ctx, cfg)
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			return err
-		}
-	}
-	fmt.Print(experiment.Fig1Summary(res))
-	files, err := experiment.WriteFig1(*out, res, "capyrun experiment fig1 "+strings.Join(args, " "))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
-	return nil
+	cfg.Progress = progress()
+	return runExp(ef, "capyrun experiment fig1 "+strings.Join(args, " "),
+		func() (*experiment.Fig1Result, error) { return experiment.Fig1(ctx, cfg) },
+		experiment.Fig1Summary, experiment.WriteFig1)
 }
 
 func joinDurations(ds []time.Duration) string {
@@ -135,105 +208,6 @@ func parseFloats(s string) ([]float64, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// runHostOverhead is Figures 4 and 5, which come from one run.
-func runHostOverhead(ctx context.Context, name string, args []string) error {
-	fs := flag.NewFlagSet("capyrun experiment "+name, flag.ContinueOnError)
-	cfg := experiment.DefaultHostOverhead()
-	out := fs.String("out", "results/hostoverhead", "the `directory` for the CSV, JSON, plots and report")
-	paths := fs.String("paths", strings.Join(experiment.Paths, ","), "the `paths` to measure: "+strings.Join(experiment.Paths, ", "))
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "idle keep-alive `connections` to move")
-	fs.IntVar(&cfg.Migrations, "migrations", cfg.Migrations, "moves to measure on each path")
-	from := fs.String("from", "", "run nothing: write the plots and report again from this `hostoverhead.json`")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg.Paths = strings.Split(*paths, ",")
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fmt.Errorf("-out: %w", err)
-	}
-	var res *experiment.HostOverheadResult
-	if *from != "" {
-		b, err := os.ReadFile(*from)
-		if err != nil {
-			return fmt.Errorf("-from: %w", err)
-		}
-		res = new(experiment.HostOverheadResult)
-		if err := json.Unmarshal(b, res); err != nil {
-			return fmt.Errorf("-from %s: %w (want the hostoverhead.json of an earlier run)", *from, err)
-		}
-	} else {
-		cfg.Progress = progress()
-		var err error
-		res, err = experiment.HostOverhead(ctx, cfg)
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			return err
-		}
-	}
-	fmt.Print(experiment.HostOverheadSummary(res))
-	files, err := experiment.WriteHostOverhead(*out, res, "capyrun experiment "+name+" "+strings.Join(args, " "))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
-	return nil
-}
-
-func runSkew(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("capyrun experiment skew", flag.ContinueOnError)
-	cfg := experiment.DefaultSkew()
-	out := fs.String("out", "results/skew", "the `directory` for the CSV, JSON, plots and report")
-	patterns := fs.String("patterns", strings.Join(experiment.Patterns, ","), "the skew `patterns` to run: "+strings.Join(experiment.Patterns, ", "))
-	modes := fs.String("modes", strings.Join(experiment.Modes, ","), "the `modes` to run each pattern under: "+strings.Join(experiment.Modes, ", "))
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "keep-alive `connections`")
-	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "requests per second over all connections (Poisson)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "each run's length")
-	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "the start of each run that is not recorded")
-	fs.DurationVar(&cfg.Service, "service", cfg.Service, "a request's service time (heavy: the mean of a Pareto)")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "each server's workers: its capacity is workers/service")
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "the arrivals' seed")
-	from := fs.String("from", "", "run nothing: write the plots and report again from this `skew.json`")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg.Patterns, cfg.Modes = strings.Split(*patterns, ","), strings.Split(*modes, ",")
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fmt.Errorf("-out: %w", err)
-	}
-	var res *experiment.SkewResult
-	if *from != "" {
-		b, err := os.ReadFile(*from)
-		if err != nil {
-			return fmt.Errorf("-from: %w", err)
-		}
-		res = new(experiment.SkewResult)
-		if err := json.Unmarshal(b, res); err != nil {
-			return fmt.Errorf("-from %s: %w (want the skew.json of an earlier run)", *from, err)
-		}
-	} else {
-		cfg.Progress = progress()
-		var err error
-		res, err = experiment.Skew(ctx, cfg)
-		fmt.Fprintln(os.Stderr)
-		if err != nil {
-			return err
-		}
-	}
-	fmt.Print(experiment.SkewSummary(res))
-	files, err := experiment.WriteSkew(*out, res, "capyrun experiment skew "+strings.Join(args, " "))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
-	return nil
 }
 
 // progress draws a bar per run on standard error.

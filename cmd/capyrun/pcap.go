@@ -38,7 +38,7 @@ func newPcapWriter(path string, maxBytes int64, ports []softswitch.PortConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("-pcap: %w", err)
 	}
-	p := &pcapWriter{f: f, left: maxBytes, intf: map[pipeline.Port]int{}}
+	p := &pcapWriter{f: f, left: maxBytes, intf: map[pipeline.Port]int{ports[0].ID: 0}}
 	name := func(pc softswitch.PortConfig, dir string) pcapgo.NgInterface {
 		return pcapgo.NgInterface{Name: pc.Name + ":" + dir, Description: fmt.Sprintf("capyrun switch port %d, frames %s", pc.ID, dir),
 			LinkType: layers.LinkTypeEthernet, SnapLength: 65536}
@@ -65,7 +65,9 @@ func newPcapWriter(path string, maxBytes int64, ports []softswitch.PortConfig) (
 	return p, nil
 }
 
-// capture is the switch's Config.Capture.
+// capture is the switch's Config.Capture. It writes under the switch's
+// lock, through a buffer: a capture slows forwarding, as on any switch
+// that mirrors every port, and it is off unless asked for.
 func (p *pcapWriter) capture(port pipeline.Port, out bool, frame []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -22,9 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/capygen/capygen/runtime/app"
 	"github.com/capygen/capygen/runtime/kernel"
 	"github.com/capygen/capygen/runtime/link"
@@ -427,7 +424,7 @@ func engineConfig(f serveFlags) (migrate.Config, *recordWriter, *policy.Balancer
 	}
 	cfg := migrate.Config{Switch: sw, HeartbeatPeriod: f.heartbeat, MaxRestoreBuffer: f.maxRestore, InjectDelay: f.injectDelay}
 	if f.work != nil {
-		cfg.InjectHold = f.work.hold
+		cfg.InjectCharge = f.work.charge
 	}
 	var bal *policy.Balancer
 	if f.policy.Enabled() {
@@ -470,20 +467,19 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
 	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: f.work}
 	if f.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg := metrics.NewRegistry()
 		m, err := metrics.NewServer(reg, eng, bal)
 		if err != nil {
 			return err
 		}
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("-metrics: %w", err)
+		}
 		rec.metrics.Store(m)
 		mctx, stopMetrics := context.WithCancel(ctx)
 		defer stopMetrics()
-		go func() {
-			if err := metrics.Serve(mctx, f.metricsAddr, reg); err != nil {
-				logger.Printf("-metrics: %v", err)
-			}
-		}()
+		go metrics.ServeListener(mctx, ln, reg) //nolint:errcheck // ends with ctx
 		fmt.Printf("metrics on http://%s/metrics\n", f.metricsAddr)
 	}
 	if bal != nil {

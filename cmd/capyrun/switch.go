@@ -21,9 +21,6 @@ import (
 	pipeline "github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/runtime/control"
 	"github.com/capygen/capygen/runtime/link"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/capygen/capygen/runtime/metrics"
 	"github.com/capygen/capygen/runtime/p4rt"
 	softswitch "github.com/capygen/capygen/runtime/switch"
@@ -202,8 +199,7 @@ func runSwitch(args []string) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if f.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg := metrics.NewRegistry()
 		if _, err := metrics.NewSwitch(reg, sw); err != nil {
 			return err
 		}

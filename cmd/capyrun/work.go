@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,10 +17,14 @@ const maxWork = 10 * time.Second
 // capacity is its workers over the service time, whatever the machine's
 // cores, and the client chooses the service time (a heavy tail, say).
 // The wait is a sleep, so the testbed's servers keep their own capacity
-// on two cores. Injected migration overhead (-inject-migration-delay)
-// takes a worker too (hold), as migration work does on a single-core
-// server.
-type workers struct{ sem chan struct{} }
+// on two cores. Injected migration overhead (-inject-migration-delay) is
+// charged to the workers (charge): the next request a worker takes waits
+// it out first, as requests wait for migration work on a single-core
+// server, without the engine ever waiting for a worker.
+type workers struct {
+	sem  chan struct{}
+	debt atomic.Int64 // nanoseconds of overhead the workers still owe
+}
 
 func newWorkers(n int) *workers {
 	w := &workers{}
@@ -29,8 +34,10 @@ func newWorkers(n int) *workers {
 	return w
 }
 
-// hold takes a worker (with no limit: none) and returns its release; it
-// is the engine's InjectHold.
+// charge adds d to what the workers owe; it is the engine's InjectCharge.
+func (ws *workers) charge(d time.Duration) { ws.debt.Add(int64(d)) }
+
+// hold takes a worker (with no limit: none) and returns its release.
 func (ws *workers) hold() func() {
 	if ws.sem == nil {
 		return func() {}
@@ -52,6 +59,7 @@ func (ws *workers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer ws.hold()()
-	time.Sleep(time.Duration(us) * time.Microsecond)
+	owed := time.Duration(ws.debt.Swap(0))
+	time.Sleep(owed + time.Duration(us)*time.Microsecond)
 	io.WriteString(w, "ok\n")
 }

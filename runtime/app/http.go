@@ -392,12 +392,11 @@ func (hc *httpConn) fail(status int, msg string) error {
 	return errClose
 }
 
-// dispatch serves one request whose header was read.
 // measure dispatches req, counting it in the server's Load and the
-// connection's.
+// connection's (both set at accept, with HTTPServer.Load).
 func (hc *httpConn) measure(req *http.Request) error {
 	m := hc.srv.Load
-	if m == nil {
+	if m == nil || hc.load == nil {
 		return hc.dispatch(req)
 	}
 	t0 := load.Now()
@@ -409,6 +408,7 @@ func (hc *httpConn) measure(req *http.Request) error {
 	return err
 }
 
+// dispatch serves one request whose header was read.
 func (hc *httpConn) dispatch(req *http.Request) error {
 	if req.ProtoMajor != 1 {
 		return hc.fail(http.StatusHTTPVersionNotSupported, fmt.Sprintf("protocol %s: this server speaks HTTP/1.0 and HTTP/1.1", req.Proto))

@@ -1,10 +1,11 @@
 // Package load measures a server's workload for the switch's minimum-
 // workload register and for the migration policies (runtime/policy).
 //
-// Every cost is O(1): a request's arrival and end are an atomic add each,
-// and closing a period (Tick) reads a few counters. Nothing walks the
-// connections: the authors' per-poll scan over every connection halved
-// their throughput at 193K connections.
+// Every cost is O(1): a request's arrival and end are an atomic add and a
+// short critical section each (the busy time's start and end), and closing
+// a period (Tick) reads a few counters. Nothing walks the connections: the
+// authors' per-poll scan over every connection halved their throughput at
+// 193K connections.
 package load
 
 import (
@@ -61,7 +62,7 @@ const DefaultHalfLife = 100 * time.Millisecond
 
 // Meter is one server's workload. Begin, End and AddBusy may be called
 // from any goroutine; Tick closes a period and is meant for one caller
-// (the heartbeat's).
+// (the server's runtime/policy Balancer, whose value heartbeats carry).
 type Meter struct {
 	inflight atomic.Int64
 	arrivals atomic.Uint64

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/capygen/capygen/runtime/migrate"
@@ -144,6 +145,14 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		counter(decisionsDesc, b.Limited, "rate_limited")
 		counter(decisionsDesc, b.NoneEligible, "none_eligible")
 	}
+}
+
+// NewRegistry is a registry with the Go runtime's and the process's
+// collectors, which every capygen process serves beside its own.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // Serve answers GET /metrics on addr (a kernel address in the process's

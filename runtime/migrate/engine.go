@@ -86,11 +86,11 @@ type Config struct {
 	// the engine's lock held: extra host overhead, as the paper's Figure 1
 	// injects it. Zero (the default) in production.
 	InjectDelay time.Duration
-	// InjectHold, if set, is called before the injected wait and returns
-	// what to call after it: capyrun serve takes one of its -workers, so
-	// that the overhead costs the server's capacity, as migration work
-	// does on a single-core server.
-	InjectHold func() (release func())
+	// InjectCharge, if set, is told of each injected wait once it is
+	// over: capyrun serve charges it to its -workers, so that the overhead
+	// costs the server's request capacity too, as migration work does on
+	// a single-core server. It must not block: the engine's lock is held.
+	InjectCharge func(time.Duration)
 }
 
 // DefaultHoldFrames is Config.HoldFrames' default.
@@ -193,10 +193,11 @@ type Engine struct {
 
 	// The handlers allocate nothing (see spares.go): what a migration
 	// needs is made ready here before it starts.
-	spareOut *outgoing
-	spareIn  *incoming
-	bufs     [][]byte // snapshot and state buffers, for reuse
-	reasms   []*tcpmig.ConnStateReassembler
+	spareOut  *outgoing
+	spareIn   *incoming
+	hostSpent bool     // a host spare was taken: Reserve at the unlock
+	bufs      [][]byte // snapshot and state buffers, for reuse
+	reasms    []*tcpmig.ConnStateReassembler
 	// burst is sendState's work for sendBurst, which runs inside
 	// host.Burst: a method value made once, not a closure per send.
 	burst struct {
@@ -317,6 +318,9 @@ func newEngine(cfg Config) (*Engine, error) {
 
 func (e *Engine) attach(h Host) error {
 	e.host, e.self = h, h.Addr()
+	if r, ok := h.(Reserver); ok {
+		r.Reserve()
+	}
 	if e.cfg.Workload == nil {
 		e.cfg.Workload = func() uint32 { return uint32(h.NumConns()) }
 	}

@@ -311,6 +311,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		}
 		state = s
 	}
+	e.hostSpent = true
 	fr, err := e.host.Freeze(o.id, o.steps)
 	if err != nil {
 		if errors.Is(err, ErrNotMovable) {
@@ -323,14 +324,12 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	}
 	o.frozen = fr
 	if d := e.cfg.InjectDelay; d > 0 {
-		release := func() {}
-		if e.cfg.InjectHold != nil {
-			release = e.cfg.InjectHold()
-		}
 		// A busy wait, not a sleep: overhead takes the CPU.
 		for t0 := time.Now(); time.Since(t0) < d; {
 		}
-		release()
+		if e.cfg.InjectCharge != nil {
+			e.cfg.InjectCharge(d)
+		}
 	}
 	delete(e.hosted, o.id) // its entry now follows it: the next server releases it
 	delete(e.restored, o.id)

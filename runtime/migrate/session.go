@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -332,6 +333,9 @@ type SessionInfo struct {
 	// Queued is the bytes in its send and receive buffers, which its
 	// state would carry (-1: the host does not say).
 	Queued int
+	// Pending: a migration was asked for and has not started (it waits
+	// for a quiescent point), or is under way.
+	Pending bool
 	// Load is what the application set with SetLoad (nil: none).
 	Load *load.ConnLoad
 }
@@ -342,7 +346,8 @@ type Queuer interface {
 }
 
 // SessionInfos appends a SessionInfo for every connection applications
-// made migratable and not yet moved, to dst.
+// made migratable and not yet moved, to dst, in address order (a seeded
+// policy then sees the same list in the same order).
 func (e *Engine) SessionInfos(dst []SessionInfo) []SessionInfo {
 	e.mu.Lock()
 	list := make([]*Session, 0, len(e.sessions))
@@ -350,11 +355,15 @@ func (e *Engine) SessionInfos(dst []SessionInfo) []SessionInfo {
 		list = append(list, s)
 	}
 	e.mu.Unlock()
+	slices.SortFunc(list, func(a, b *Session) int { return a.id.Remote.Compare(b.id.Remote) })
 	for _, s := range list {
 		s.mu.Lock()
-		info := SessionInfo{ID: s.id, Restored: s.isRest, Since: s.since, Queued: -1, Load: s.load}
+		info := SessionInfo{ID: s.id, Restored: s.isRest, Since: s.since, Queued: -1, Load: s.load, Pending: s.wanted}
 		done := s.moved || s.closed
 		s.mu.Unlock()
+		if !info.Pending {
+			info.Pending = e.Migrating(s.id)
+		}
 		if done {
 			continue
 		}

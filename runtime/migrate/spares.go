@@ -42,8 +42,13 @@ func (e *Engine) refill() {
 		prefault.Touch(b)
 		e.bufs = append(e.bufs, b[:0])
 	}
-	if r, ok := e.host.(Reserver); ok {
-		r.Reserve()
+	if e.hostSpent {
+		// A freeze, a hold or a restore took the host's spares: only then
+		// (two locks) make new ones.
+		e.hostSpent = false
+		if r, ok := e.host.(Reserver); ok {
+			r.Reserve()
+		}
 	}
 }
 

@@ -34,16 +34,30 @@ type stackHost struct {
 	heldFree   []*heldFrames
 	frozenFree []*stackFrozen
 	spareTC    *tcp.Conn
-	// deliveries are restored connections for their restorers: Restore
-	// queues one and returns deliver, made once, which runs them.
-	deliveries []delivery
-	deliver    func()
+	// deliveries are kept for reuse: each hands one restored connection
+	// to its restorer through a method value made once.
+	deliveries []*delivery
 }
 
+// delivery is one restored connection on its way to its restorer: Restore
+// returns its run, which the engine calls after its unlock.
 type delivery struct {
+	h   *stackHost
 	r   Restorer
 	c   *stack.Conn
 	app []byte
+	run func()
+}
+
+func (d *delivery) deliver() {
+	r, c, app := d.r, d.c, d.app
+	d.r, d.c, d.app = nil, nil, nil
+	d.h.mu.Lock()
+	if len(d.h.deliveries) < 4 {
+		d.h.deliveries = append(d.h.deliveries, d)
+	}
+	d.h.mu.Unlock()
+	r(c, app)
 }
 
 type heldFrames struct {
@@ -53,9 +67,7 @@ type heldFrames struct {
 }
 
 func newStackHost(st *stack.Stack, cfg *Config) *stackHost {
-	h := &stackHost{st: st, cfg: cfg, holds: map[tcp.ID]*heldFrames{}, tombs: map[tcp.ID]tcp.Time{}, restorers: map[uint16]Restorer{}}
-	h.deliver = h.runDeliveries
-	return h
+	return &stackHost{st: st, cfg: cfg, holds: map[tcp.ID]*heldFrames{}, tombs: map[tcp.ID]tcp.Time{}, restorers: map[uint16]Restorer{}}
 }
 
 // Reserve implements Reserver: one of each object a migration takes.
@@ -71,26 +83,13 @@ func (h *stackHost) Reserve() {
 		h.spareTC = new(tcp.Conn)
 		prefault.Touch(h.spareTC)
 	}
-	if cap(h.deliveries) == 0 {
-		h.deliveries = make([]delivery, 0, 4)
+	if len(h.deliveries) == 0 {
+		d := &delivery{h: h}
+		d.run = d.deliver
+		h.deliveries = append(h.deliveries, d)
 	}
 	h.mu.Unlock()
 	h.st.ReserveConn()
-}
-
-// runDeliveries hands queued restored connections to their restorers.
-func (h *stackHost) runDeliveries() {
-	for {
-		h.mu.Lock()
-		if len(h.deliveries) == 0 {
-			h.mu.Unlock()
-			return
-		}
-		d := h.deliveries[0]
-		h.deliveries = append(h.deliveries[:0], h.deliveries[1:]...)
-		h.mu.Unlock()
-		d.r(d.c, d.app)
-	}
 }
 
 func (h *stackHost) Addr() netip.Addr { return h.st.Addr() }
@@ -208,9 +207,17 @@ func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin neti
 			return nil, nil, err
 		}
 		h.mu.Lock()
-		h.deliveries = append(h.deliveries, delivery{r, c, app})
+		var d *delivery
+		if n := len(h.deliveries); n > 0 {
+			d = h.deliveries[n-1]
+			h.deliveries = h.deliveries[:n-1]
+		} else {
+			d = &delivery{h: h}
+			d.run = d.deliver
+		}
 		h.mu.Unlock()
-		return app, h.deliver, nil
+		d.r, d.c, d.app = r, c, app
+		return app, d.run, nil
 	}
 	if err := h.st.AdoptConn(tc); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w (listen on port %d, or register a restorer with HandleRestored)", ErrNoRestorer, err, self.Local.Port())

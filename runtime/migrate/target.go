@@ -214,6 +214,7 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 	case migstate.TargetActionAllocateBuffer:
 		if e.holds[in.id] != in {
 			e.holds[in.id] = in
+			e.hostSpent = true
 			e.host.Hold(in.id)
 		}
 	case migstate.TargetActionSendPrepareMigAck:
@@ -266,6 +267,7 @@ func (e *Engine) discard(in *incoming) {
 // host, for the port's restorer or its listener. e.mu is held.
 func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
 	origin := netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort)
+	e.hostSpent = true
 	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.steps)
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %w", ErrRestore, in.k, in.from, err)

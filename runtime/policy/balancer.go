@@ -87,6 +87,9 @@ func (b *Balancer) candidates(now time.Duration) []Candidate {
 	b.cands = b.cands[:0]
 	wall := time.Now()
 	for i, s := range b.infos {
+		if s.Pending {
+			continue // asked already: asking again would spend a move on it
+		}
 		c := Candidate{Index: i, StateBytes: s.Queued}
 		if s.Restored {
 			// Since is on the wall clock; the governor's is load.Now's.

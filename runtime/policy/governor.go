@@ -10,8 +10,8 @@ import (
 type Candidate struct {
 	// Index is the caller's handle for it.
 	Index int
-	// StateBytes is what its state would carry: its queued bytes both
-	// ways, its application state and the TCP state.
+	// StateBytes is its queued bytes both ways (send and receive
+	// buffers), the bulk of what its state would carry; -1 when unknown.
 	StateBytes int
 	// Moved is when it last arrived here or last left a server (zero
 	// with Ever false: never).
@@ -97,9 +97,10 @@ type Governor struct {
 	Burst int
 	// Cooldown is how long a connection that moved stays put.
 	Cooldown time.Duration
-	// MaxState is the largest state a target restores (its restore bound,
-	// migrate.Config.MaxRestoreBuffer): a bigger connection is never
-	// chosen. 0: no bound.
+	// MaxState bounds a chosen connection's StateBytes: a target refuses
+	// a state whose buffers exceed its restore bound
+	// (migrate.Config.MaxRestoreBuffer each way), so capyrun passes twice
+	// that. 0: no bound.
 	MaxState int
 
 	tokens   float64
@@ -117,9 +118,9 @@ func NewGovernor(p Policy, c Chooser, every time.Duration, burst int, cooldown t
 	case p == nil || c == nil:
 		return nil, fmt.Errorf("%w: a governor needs a policy and a chooser", ErrConfig)
 	case every <= 0 || burst < 1:
-		return nil, fmt.Errorf("%w: rate limit of one per %v, burst %d: want a positive interval and a burst of at least 1", ErrConfig, every, burst)
+		return nil, fmt.Errorf("%w: rate limit of one move per %v, burst %d: want a positive -move-every and a -move-burst of at least 1", ErrConfig, every, burst)
 	case cooldown < 0 || maxState < 0:
-		return nil, fmt.Errorf("%w: cooldown %v and state bound %d must not be negative", ErrConfig, cooldown, maxState)
+		return nil, fmt.Errorf("%w: -cooldown %v and the state bound %d must not be negative", ErrConfig, cooldown, maxState)
 	}
 	return &Governor{Policy: p, Chooser: c, Every: every, Burst: burst, Cooldown: cooldown, MaxState: maxState}, nil
 }

@@ -53,7 +53,7 @@ type Threshold struct {
 // NewThreshold checks the margins.
 func NewThreshold(margin, release float64) (*Threshold, error) {
 	if !(margin > 0) || release < 0 || release >= margin {
-		return nil, fmt.Errorf("%w: threshold margin %v and release %v: want margin > 0 and 0 <= release < margin", ErrConfig, margin, release)
+		return nil, fmt.Errorf("%w: threshold -margin %v and -release %v: want margin > 0 and 0 <= release < margin", ErrConfig, margin, release)
 	}
 	return &Threshold{Margin: margin, Release: release}, nil
 }
@@ -88,7 +88,7 @@ type Logistic struct {
 // NewLogistic checks the curve; seed drives the draws.
 func NewLogistic(threshold, steepness float64, seed uint64) (*Logistic, error) {
 	if !(threshold > 0) || !(steepness > 0) || math.IsInf(steepness, 0) {
-		return nil, fmt.Errorf("%w: logistic threshold %v and steepness %v: want both > 0 and finite", ErrConfig, threshold, steepness)
+		return nil, fmt.Errorf("%w: -logistic-threshold %v and -logistic-steepness %v: want both > 0 and finite", ErrConfig, threshold, steepness)
 	}
 	return &Logistic{Threshold: threshold, Steepness: steepness, rng: rand.New(rand.NewPCG(seed, 0x5eed))}, nil
 }
@@ -124,13 +124,13 @@ type RequestRate struct {
 // NewRequestRate checks the share; share 0 is an equal share, 1/servers.
 func NewRequestRate(servers int, share, margin float64) (*RequestRate, error) {
 	if servers < 2 {
-		return nil, fmt.Errorf("%w: request-rate needs the rack's size, at least 2 servers, got %d", ErrConfig, servers)
+		return nil, fmt.Errorf("%w: request-rate needs the rack's size: -servers %d, want at least 2", ErrConfig, servers)
 	}
 	if share == 0 {
 		share = 1 / float64(servers)
 	}
 	if !(share > 0) || share >= 1 || margin < 0 {
-		return nil, fmt.Errorf("%w: request-rate share %v and margin %v: want 0 < share < 1 and margin >= 0", ErrConfig, share, margin)
+		return nil, fmt.Errorf("%w: request-rate -share %v and -share-margin %v: want 0 < share < 1 and margin >= 0", ErrConfig, share, margin)
 	}
 	return &RequestRate{Share: share, Margin: margin, Servers: servers}, nil
 }

@@ -297,8 +297,9 @@ func TestSpecBuild(t *testing.T) {
 	}{
 		{"threshold", func(s *Spec) { s.Name = "threshold" }, ""},
 		{"logistic", func(s *Spec) { s.Name = "logistic"; s.Metric = "inflight" }, ""},
-		{"request-rate", func(s *Spec) { s.Name = "request-rate"; s.Metric = "rate"; s.Servers = 3; s.Margin = 0.2 }, ""},
-		{"request-rate on busy", func(s *Spec) { s.Name = "request-rate"; s.Servers = 3 }, "use -load-metric rate"},
+		{"request-rate", func(s *Spec) { s.Name = "request-rate"; s.Metric = "rate"; s.Servers = 3 }, ""},
+		{"request-rate on inflight", func(s *Spec) { s.Name = "request-rate"; s.Servers = 3 }, "use -load-metric rate"},
+		{"request-rate without -servers", func(s *Spec) { s.Name = "request-rate"; s.Metric = "rate" }, "-servers 0"},
 		{"unknown policy", func(s *Spec) { s.Name = "greedy" }, `unknown policy "greedy"`},
 		{"unknown metric", func(s *Spec) { s.Name = "threshold"; s.Metric = "cpu" }, `unknown metric "cpu"`},
 		{"unknown chooser", func(s *Spec) { s.Name = "threshold"; s.Chooser = "oldest" }, `unknown chooser "oldest"`},

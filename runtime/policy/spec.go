@@ -20,28 +20,27 @@ type Spec struct {
 	// logistic: one half at Threshold, slope Steepness.
 	Threshold, Steepness float64
 	// request-rate: the target Share (0: an equal share) of Servers,
-	// exceeded by the factor 1+Margin.
-	Share   float64
-	Servers int
+	// exceeded by the factor 1+ShareMargin.
+	Share, ShareMargin float64
+	Servers            int
 	// Chooser is busiest, costliest or random.
 	Chooser string
 	// Every and Burst limit the moves; Cooldown keeps a moved connection
-	// put; MaxState skips connections whose state is larger.
+	// put.
 	Every    time.Duration
 	Burst    int
 	Cooldown time.Duration
-	MaxState int
 	// Period is how often the balancer decides.
 	Period time.Duration
 	// Seed drives the logistic draws and the random chooser.
 	Seed uint64
 }
 
-// DefaultSpec is the flags' defaults: the threshold policy on the busy
-// fraction.
+// DefaultSpec is the flags' defaults: no policy; when one is named, its
+// margins are in requests in flight, the default metric.
 func DefaultSpec() Spec {
-	return Spec{Name: "none", Metric: "busy", Margin: 300, Release: 100, Threshold: 8, Steepness: 1,
-		Share: 0, Servers: 0, Chooser: "busiest", Every: 20 * time.Millisecond, Burst: 1,
+	return Spec{Name: "none", Metric: "inflight", Margin: 4, Release: 1, Threshold: 8, Steepness: 1,
+		ShareMargin: 0.2, Chooser: "busiest", Every: 20 * time.Millisecond, Burst: 1,
 		Cooldown: 300 * time.Millisecond, Period: 10 * time.Millisecond, Seed: 1}
 }
 
@@ -49,11 +48,12 @@ func DefaultSpec() Spec {
 func (s *Spec) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.Name, "policy", s.Name, "migration `policy`: none, threshold, logistic or request-rate")
 	fs.StringVar(&s.Metric, "load-metric", s.Metric, "the load measured and sent in heartbeats: "+load.Metrics())
-	fs.Float64Var(&s.Margin, "margin", s.Margin, "threshold: migrate when the load exceeds the switch's minimum by this much (busy: thousandths); request-rate: the share's tolerance (0.2 = 20%)")
+	fs.Float64Var(&s.Margin, "margin", s.Margin, "threshold: migrate when the load exceeds the switch's minimum by this much, in the metric's units (busy: thousandths)")
 	fs.Float64Var(&s.Release, "release", s.Release, "threshold: keep migrating until the excess falls to this")
 	fs.Float64Var(&s.Threshold, "logistic-threshold", s.Threshold, "logistic: the load at which a connection moves with probability 1/2")
 	fs.Float64Var(&s.Steepness, "logistic-steepness", s.Steepness, "logistic: the curve's slope k")
 	fs.Float64Var(&s.Share, "share", s.Share, "request-rate: this server's target share of the rack's requests (0: 1/servers)")
+	fs.Float64Var(&s.ShareMargin, "share-margin", s.ShareMargin, "request-rate: migrate while the share exceeds -share by this factor (0.2: 20%)")
 	fs.IntVar(&s.Servers, "servers", s.Servers, "request-rate: the servers in the rack")
 	fs.StringVar(&s.Chooser, "choose", s.Chooser, "which connection moves: busiest, costliest or random")
 	fs.DurationVar(&s.Every, "move-every", s.Every, "at most one move per this `period` (with -move-burst saved up)")
@@ -84,7 +84,7 @@ func (s Spec) Build(maxState int) (*Balancer, error) {
 		if metric != load.Rate {
 			return nil, fmt.Errorf("%w: the request-rate policy compares request rates: use -load-metric rate, not %v", ErrConfig, metric)
 		}
-		p, err = NewRequestRate(s.Servers, s.Share, s.Margin)
+		p, err = NewRequestRate(s.Servers, s.Share, s.ShareMargin)
 	default:
 		return nil, fmt.Errorf("%w: unknown policy %q; use none, threshold, logistic or request-rate", ErrConfig, s.Name)
 	}

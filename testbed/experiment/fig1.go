@@ -260,7 +260,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) (files []string, err
 	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(&b, "The migration testbed's three servers each have %d worker(s) for `GET /work?us=%d` (capacity %.0f requests/s in all). ", c.Workers, c.Service.Microseconds(), float64(len(servers)*c.Workers)/c.Service.Seconds())
 	fmt.Fprintf(&b, "%d keep-alive connections from a Linux client, dealt out evenly, carry open-loop Poisson load for %v (the first %v not recorded), while the servers are asked to move random connections until %d have moved. ", c.Conns, c.Duration, c.Warmup, c.Migrations)
-	b.WriteString("Each migration's freeze busy-waits the injected overhead (`capyrun serve -inject-migration-delay`), with the connection frozen and the server's engine held, as the paper's delays.\n\n```\n")
+	b.WriteString("Each migration's freeze busy-waits the injected overhead (`capyrun serve -inject-migration-delay`), with the connection frozen and the server's engine held, and charges it to the server's workers (the next request waits it out), as the paper's delays take a single-core server's time.\n\n```\n")
 	b.WriteString(Fig1Summary(res))
 	b.WriteString("```\n\n![fig1.png](fig1.png)\n\n")
 	for _, p := range res.Points {

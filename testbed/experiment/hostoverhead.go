@@ -64,7 +64,7 @@ type PathResult struct {
 	// StepMean and StepP99 are Steps' mean and p99, in Steps' order.
 	StepMean, StepP99 []time.Duration
 	// HostSteps are the host's own sub-steps (the kernel's TCP_REPAIR
-	// calls), mean per migration that had them, by name.
+	// calls), by name: the mean over every time the step ran.
 	HostSteps map[string]time.Duration
 	// StateBytes is the median serialized state.
 	StateBytes int
@@ -158,7 +158,7 @@ func hostOverheadPath(ctx context.Context, cfg *HostOverheadConfig, path string,
 		deadline := time.Now().Add(5 * time.Second)
 		now := before
 		for time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the polls are control requests the servers answer
 			if now, err = movedTotal(tb); err != nil {
 				return nil, err
 			}
@@ -259,7 +259,7 @@ func (p *PathResult) Mean() time.Duration {
 func movedTotal(tb *testbed.Testbed) (uint64, error) {
 	var n uint64
 	for _, s := range servers {
-		st, _, err := serverStats(tb, s.name)
+		st, err := engineStats(tb, s.name)
 		if err != nil {
 			return 0, err
 		}

@@ -204,7 +204,7 @@ func hostOverheadReport(res *HostOverheadResult, command string, plots []string)
 		if len(p.HostSteps) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "The %s host's own sub-steps, mean per migration that had them (µs): ", p.Path)
+		fmt.Fprintf(&b, "The %s host's own sub-steps, mean over every time each ran (µs): ", p.Path)
 		var parts []string
 		for _, n := range sortedKeys(p.HostSteps) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", n, us(p.HostSteps[n])))

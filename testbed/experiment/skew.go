@@ -5,7 +5,6 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/capygen/capygen/runtime/migrate"
@@ -153,7 +153,7 @@ func PolicyArgs(mode string) []string {
 	case "logistic":
 		return []string{"-policy", "logistic", "-load-metric", "inflight", "-logistic-threshold", "6", "-logistic-steepness", "1"}
 	case "request-rate":
-		return []string{"-policy", "request-rate", "-load-metric", "rate", "-servers", strconv.Itoa(len(servers)), "-margin", "0.2"}
+		return []string{"-policy", "request-rate", "-load-metric", "rate", "-servers", strconv.Itoa(len(servers)), "-share-margin", "0.2"}
 	}
 	return nil
 }
@@ -202,8 +202,11 @@ func skewRun(ctx context.Context, cfg *SkewConfig, pattern, mode string, n, of i
 		}
 	}
 	stop := make(chan struct{})
+	var progressDone sync.WaitGroup
 	if cfg.Progress != nil {
+		progressDone.Add(1)
 		go func() {
+			defer progressDone.Done()
 			t := time.NewTicker(time.Second)
 			defer t.Stop()
 			start := time.Now()
@@ -233,6 +236,7 @@ func skewRun(ctx context.Context, cfg *SkewConfig, pattern, mode string, n, of i
 	}
 	lr, err := loadgen.Run(ctx, lg)
 	close(stop)
+	progressDone.Wait() // the next run's progress must not overlap it
 	if err != nil {
 		return nil, err
 	}
@@ -250,8 +254,9 @@ func skewRun(ctx context.Context, cfg *SkewConfig, pattern, mode string, n, of i
 }
 
 // boundedPareto draws a service time in µs from a Pareto of shape 1.5
-// with the given mean, cut at 50 times the mean: most requests are short,
-// a few are very long.
+// whose mean, uncut, is the given one, cut at 50 times that mean (which
+// takes about a tenth off the mean): most requests are short, a few are
+// very long.
 func boundedPareto(rng *rand.Rand, mean float64) int64 {
 	const alpha = 1.5
 	xmin := mean * (alpha - 1) / alpha
@@ -262,13 +267,9 @@ func boundedPareto(rng *rand.Rand, mean float64) int64 {
 // serverStats asks host's engine for its counters and sessions over its
 // control socket.
 func serverStats(tb *testbed.Testbed, host string) (migrate.Stats, int, error) {
-	var st migrate.Stats
-	rep, err := control(tb, host, migrate.ControlRequest{Op: "stats"})
+	st, err := engineStats(tb, host)
 	if err != nil {
 		return st, 0, err
-	}
-	if rep.Stats != nil {
-		st = *rep.Stats
 	}
 	ses, err := control(tb, host, migrate.ControlRequest{Op: "sessions"})
 	if err != nil {
@@ -277,6 +278,16 @@ func serverStats(tb *testbed.Testbed, host string) (migrate.Stats, int, error) {
 	return st, len(ses.Conns), nil
 }
 
+// engineStats asks host's engine for its counters.
+func engineStats(tb *testbed.Testbed, host string) (migrate.Stats, error) {
+	rep, err := control(tb, host, migrate.ControlRequest{Op: "stats"})
+	if err != nil || rep.Stats == nil {
+		return migrate.Stats{}, err
+	}
+	return *rep.Stats, nil
+}
+
+// control sends one request to host's control socket (migrate.Control).
 func control(tb *testbed.Testbed, host string, req migrate.ControlRequest) (*migrate.ControlReply, error) {
 	c, err := net.DialTimeout("unix", testbed.ControlSocket(tb.Tag, host), 5*time.Second)
 	if err != nil {
@@ -284,15 +295,9 @@ func control(tb *testbed.Testbed, host string, req migrate.ControlRequest) (*mig
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a unix socket
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return nil, fmt.Errorf("%s's control socket: %w", host, err)
-	}
-	var rep migrate.ControlReply
-	if err := json.NewDecoder(c).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("%s's control socket: %w", host, err)
-	}
-	if rep.Err != "" {
-		return nil, fmt.Errorf("%s: %s", host, rep.Err)
+	rep, err := migrate.Control(c, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", host, req.Op, err)
 	}
 	return &rep, nil
 }

@@ -51,8 +51,9 @@ type Config struct {
 	Seed uint64
 	// Bin is the time series' bin width (0: 250 ms).
 	Bin time.Duration
-	// MaxOutstanding bounds a connection's requests sent and not yet
-	// answered; an arrival beyond it is dropped and counted (0: 10,000).
+	// MaxOutstanding bounds a connection's arrivals waiting to be written,
+	// and apart from those its requests written and not yet answered; an
+	// arrival beyond it is dropped and counted (0: 10,000).
 	MaxOutstanding int
 	// Drain bounds the wait for the last answers after the last arrival
 	// (0: 10 s); requests still unanswered then fail.
@@ -211,9 +212,10 @@ type conn struct {
 }
 
 // Run dials the connections, sends the schedule in real time and waits
-// for the answers. It fails only when a connection cannot be opened; a
-// request's failure is counted in the result.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+// for the answers. It fails when a connection cannot be opened, and with
+// ctx's error (and the result so far) when ctx ends first; a request's
+// failure is counted in the result.
+func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if cfg.Dial == nil {
 		return nil, errors.New("loadgen: Config.Dial is nil")
 	}
@@ -299,6 +301,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	<-done
 	res := rec.res
+	defer func() {
+		// Interrupted: what was measured, and why it stops.
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}()
 	for i, h := range rec.bins {
 		res.Series = append(res.Series, Bin{Start: time.Duration(i) * cfg.Bin, Count: h.TotalCount(),
 			P50: us(h.ValueAtQuantile(50)), P99: us(h.ValueAtQuantile(99)), P999: us(h.ValueAtQuantile(99.9)),
@@ -318,6 +326,13 @@ func (c *conn) write(cfg *Config, rec *recorder) {
 		if c.dead.Load() {
 			rec.fail(a.At, errors.New("its connection broke earlier"))
 			continue
+		}
+		if len(c.sent) == cap(c.sent) {
+			// The reader waits for answers to what is written: flush before
+			// waiting for it.
+			if err := bw.Flush(); err != nil {
+				c.dead.Store(true)
+			}
 		}
 		c.sent <- a.At
 		rec.mu.Lock()
@@ -345,11 +360,11 @@ func (c *conn) read(start time.Time, rec *recorder) {
 			resp.Body.Close()
 		}
 		if err != nil {
-			if !c.dead.Swap(true) || !errors.Is(err, net.ErrClosed) {
-				rec.fail(at, err)
-			} else {
-				rec.fail(at, errors.New("no answer before the connection closed"))
+			c.dead.Store(true)
+			if errors.Is(err, net.ErrClosed) {
+				err = errors.New("no answer before the run closed the connection (Drain)")
 			}
+			rec.fail(at, err)
 			// The connection is done: every later request fails too.
 			for at := range c.sent {
 				rec.fail(at, errors.New("its connection broke earlier"))
