@@ -144,32 +144,38 @@ func hostOverheadPath(ctx context.Context, cfg *HostOverheadConfig, path string,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		before, err := movedTotal(tb)
+		before, err := rackStats(tb)
 		if err != nil {
 			return nil, err
 		}
+		requested := 0
 		for _, s := range servers {
-			if _, err := control(tb, s.name, migrate.ControlRequest{Op: "migrate", Conn: "all"}); err != nil {
+			rep, err := control(tb, s.name, migrate.ControlRequest{Op: "migrate", Conn: "all"})
+			if err != nil {
 				return nil, err
 			}
+			requested += rep.Requested
 		}
-		// Wait for the round: every connection is asked once; the round
-		// is over when the moves stop coming.
+		// The round is over when every migration it asked for has ended
+		// (moved, stayed or aborted).
 		deadline := time.Now().Add(5 * time.Second)
 		now := before
 		for time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond) // the polls are control requests the servers answer
-			if now, err = movedTotal(tb); err != nil {
+			if now, err = rackStats(tb); err != nil {
 				return nil, err
 			}
-			if now-before >= uint64(cfg.Conns) {
+			if ended(now)-ended(before) >= uint64(requested) {
 				break
 			}
 		}
-		moved += int(now - before)
-		if now == before {
+		if a := now.Aborted - before.Aborted; a > 0 {
+			return nil, fmt.Errorf("%d migrations aborted after %d moves: connections were reset", a, moved)
+		}
+		moved += int(now.Moved - before.Moved)
+		if now.Moved == before.Moved {
 			if idle++; idle == 3 {
-				return nil, fmt.Errorf("no connection moved in 3 rounds after %d moves", moved)
+				return nil, fmt.Errorf("no connection moved in 3 rounds after %d moves (%d asked in the last)", moved, requested)
 			}
 		} else {
 			idle = 0
@@ -257,16 +263,27 @@ func (p *PathResult) Mean() time.Duration {
 
 // movedTotal is the moves of every server.
 func movedTotal(tb *testbed.Testbed) (uint64, error) {
-	var n uint64
+	st, err := rackStats(tb)
+	return st.Moved, err
+}
+
+// rackStats sums the servers' outgoing migrations by outcome.
+func rackStats(tb *testbed.Testbed) (migrate.Stats, error) {
+	var sum migrate.Stats
 	for _, s := range servers {
 		st, err := engineStats(tb, s.name)
 		if err != nil {
-			return 0, err
+			return sum, err
 		}
-		n += st.Moved
+		sum.Moved += st.Moved
+		sum.Stayed += st.Stayed
+		sum.Aborted += st.Aborted
 	}
-	return n, nil
+	return sum, nil
 }
+
+// ended counts the outgoing migrations that ended.
+func ended(st migrate.Stats) uint64 { return st.Moved + st.Stayed + st.Aborted }
 
 func readRecords(path string) ([]migrate.Record, error) {
 	f, err := os.Open(path)
