@@ -9,7 +9,7 @@
 // `go run .../cmd/capygen` from go:generate stay light; a test checks it
 // with go list -deps. The commands that run what it generates (testbed,
 // serve, switch, migrate, demo) are capyrun's (cmd/capyrun), and running
-// one here says so.
+// one here says so; experiment runs capyrun's for you.
 package main
 
 import "github.com/capygen/capygen/cmd/internal/cli"

@@ -20,7 +20,7 @@ import (
 // The commands of each binary, sorted, so that either can point at the other;
 // each binary's tests check that it registers exactly its list.
 var (
-	CapygenCommands = []string{"deploy", "diff", "generate", "plan", "version", "vet"}
+	CapygenCommands = []string{"deploy", "diff", "experiment", "generate", "plan", "version", "vet"}
 	CapyrunCommands = []string{"demo", "experiment", "migrate", "serve", "switch", "testbed", "version"}
 )
 

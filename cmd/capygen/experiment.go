@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/capygen/capygen/cmd/internal/cli"
+)
+
+func init() {
+	prog.Register("experiment", "run one of the paper's experiments on the netns testbed (skew, fig1, fig4, fig5): capyrun experiment, run for you", runExperiment)
+}
+
+// runExperiment runs capyrun experiment with the same arguments. The
+// experiments drive the testbed and the runtime, which capygen does not
+// link (go:generate and go tool stay light), so it starts capyrun: the one
+// beside this executable, else on PATH, else `go run` of this module's.
+func runExperiment(args []string) error {
+	name, pre, err := capyrunCommand()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(name, append(pre, append([]string{"experiment"}, args...)...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return cli.ExitError{Code: ee.ExitCode()} // capyrun said why
+	}
+	return err
+}
+
+// capyrunCommand is how to start capyrun: a program and the arguments
+// before capyrun's own.
+func capyrunCommand() (string, []string, error) {
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "capyrun"); isExecutable(p) {
+			return p, nil, nil
+		}
+	}
+	if p, err := exec.LookPath("capyrun"); err == nil {
+		return p, nil, nil
+	}
+	if goTool, err := exec.LookPath("go"); err == nil {
+		return goTool, []string{"run", "github.com/capygen/capygen/cmd/capyrun"}, nil
+	}
+	return "", nil, errors.New("capyrun is neither beside capygen nor on PATH, and there is no go command to build it: go build -o bin/capyrun ./cmd/capyrun")
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
