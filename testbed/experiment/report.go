@@ -215,7 +215,7 @@ func skewReport(res *SkewResult, command string, plots []string) string {
 	fmt.Fprintf(&b, "# Skew: tail latency with and without load-aware migration\n\n")
 	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(&b, "The migration testbed (`testbed/migration.yaml`): Linux kernel clients, the capygen software switch (AF_XDP), three servers on the capygen stack. ")
-	fmt.Fprintf(&b, "Each server has %d worker(s) for `GET /work?us=N` (capacity %d/%v per server). ", c.Workers, c.Workers, c.Service)
+	fmt.Fprintf(&b, "Each server has %d worker(s) for `GET /work?us=N` (at %v a request, a capacity of %.0f requests/s per server). ", c.Workers, c.Service, float64(c.Workers)/c.Service.Seconds())
 	fmt.Fprintf(&b, "%d keep-alive connections carry %.0f requests/s, Poisson, open-loop, for %v; the first %v are not recorded. Latency runs from a request's scheduled arrival to its answer.\n\n", c.Conns, c.Rate, c.Duration, c.Warmup)
 	fmt.Fprintf(&b, "- **hot**: every connection lands on s1, service %v.\n- **spike**: connections dealt out evenly; those first on server k take 6x the rate in the k-th third of the run.\n- **heavy**: dealt out evenly; Pareto service times (shape 1.5, mean %v, cut at 50x).\n\n", c.Service, c.Service)
 	fmt.Fprintf(&b, "Modes: **off** (no migration), the policies of `runtime/policy` (flags in `testbed/experiment.PolicyArgs`), and the **oracle**, which deals every connection out evenly at accept time and never migrates.\n\n")
