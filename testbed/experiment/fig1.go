@@ -71,10 +71,12 @@ type Fig1Point struct {
 
 // Fig1Result is the whole experiment.
 type Fig1Result struct {
-	Config Fig1Config
-	Points []Fig1Point
-	Start  time.Time
-	Took   time.Duration
+	// Command is what ran it (kept when -from draws it again).
+	Command string
+	Config  Fig1Config
+	Points  []Fig1Point
+	Start   time.Time
+	Took    time.Duration
 }
 
 // Fig1 runs every load at every injected overhead, each on a fresh testbed.
@@ -214,6 +216,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) (files []string, err
 		}
 	}()
 	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+	command = recordCommand(&res.Command, command)
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
@@ -257,7 +260,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) (files []string, err
 	c := res.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Figure 1: tail latency as a function of the migration overhead\n\n")
-	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
+	fmt.Fprintf(&b, "Run %s on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(&b, "The migration testbed's three servers each have %d worker(s) for `GET /work?us=%d` (capacity %.0f requests/s in all). ", c.Workers, c.Service.Microseconds(), float64(len(servers)*c.Workers)/c.Service.Seconds())
 	fmt.Fprintf(&b, "%d keep-alive connections from a Linux client, dealt out evenly, carry open-loop Poisson load for %v (the first %v not recorded), while the servers are asked to move random connections until %d have moved. ", c.Conns, c.Duration, c.Warmup, c.Migrations)
 	b.WriteString("Each migration's freeze busy-waits the injected overhead (`capyrun serve -inject-migration-delay`), with the connection frozen and the server's engine held, and charges it to the server's workers (the next request waits it out), as the paper's delays take a single-core server's time.\n\n```\n")

@@ -72,10 +72,12 @@ type PathResult struct {
 
 // HostOverheadResult is the whole experiment.
 type HostOverheadResult struct {
-	Config HostOverheadConfig
-	Paths  []PathResult
-	Start  time.Time
-	Took   time.Duration
+	// Command is what ran it (kept when -from draws it again).
+	Command string
+	Config  HostOverheadConfig
+	Paths   []PathResult
+	Start   time.Time
+	Took    time.Duration
 }
 
 // HostOverhead runs Figures 4 and 5 on the testbed.

@@ -34,6 +34,7 @@ func WriteHostOverhead(dir string, res *HostOverheadResult, command string) (fil
 		}
 	}()
 	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+	command = recordCommand(&res.Command, command)
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
@@ -189,7 +190,7 @@ func HostOverheadSummary(res *HostOverheadResult) string {
 func hostOverheadReport(res *HostOverheadResult, command string, plots []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Figures 4 and 5: the server overhead of a migration, capygen's stack and Linux TCP_REPAIR\n\n")
-	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
+	fmt.Fprintf(&b, "Run %s on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(&b, "%d idle keep-alive HTTP connections from a Linux client move between the three servers of the testbed, in rounds, until %d have moved on each path: ", res.Config.Conns, res.Config.Migrations)
 	b.WriteString("**bypass** is capygen's userspace stack over AF_XDP (`testbed/migration.yaml`), **kernel** the Linux kernel's sockets through TCP_REPAIR (`testbed/kernel.yaml`); the switch and the TCPMig engine are the same. ")
 	b.WriteString("The host overhead of a migration is the origin's plus the target's work: the engine's handlers from entry to exit (the TCP_REPAIR calls included), timed on CLOCK_MONOTONIC. The steps are the phases inside those handlers.\n\n```\n")

@@ -35,7 +35,7 @@ func WriteSkew(dir string, res *SkewResult, command string) (files []string, err
 		}
 	}()
 	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
-
+	command = recordCommand(&res.Command, command)
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
@@ -154,6 +154,17 @@ func WriteSkew(dir string, res *SkewResult, command string) (files []string, err
 	return files, nil
 }
 
+// recordCommand keeps the command that ran an experiment in its result
+// and returns the report's account of it, in Markdown: the run's command,
+// and the one that drew it again, if another did.
+func recordCommand(ran *string, now string) string {
+	if *ran == "" || *ran == now {
+		*ran = now
+		return "`" + now + "`"
+	}
+	return "`" + *ran + "` (plots and report drawn again by `" + now + "`)"
+}
+
 func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 func i64(v int64) string  { return strconv.FormatInt(v, 10) }
 
@@ -213,7 +224,7 @@ func skewReport(res *SkewResult, command string, plots []string) string {
 	c := res.Config
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Skew: tail latency with and without load-aware migration\n\n")
-	fmt.Fprintf(&b, "Run `%s` on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
+	fmt.Fprintf(&b, "Run %s on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
 	fmt.Fprintf(&b, "The migration testbed (`testbed/migration.yaml`): Linux kernel clients, the capygen software switch (AF_XDP), three servers on the capygen stack. ")
 	fmt.Fprintf(&b, "Each server has %d worker(s) for `GET /work?us=N` (at %v a request, a capacity of %.0f requests/s per server). ", c.Workers, c.Service, float64(c.Workers)/c.Service.Seconds())
 	fmt.Fprintf(&b, "%d keep-alive connections carry %.0f requests/s, Poisson, open-loop, for %v; the first %v are not recorded. Latency runs from a request's scheduled arrival to its answer.\n\n", c.Conns, c.Rate, c.Duration, c.Warmup)

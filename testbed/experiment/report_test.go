@@ -172,3 +172,13 @@ func TestWriteFig1(t *testing.T) {
 		t.Errorf("the report does not say a point fell short:\n%s", report)
 	}
 }
+
+func TestRecordCommand(t *testing.T) {
+	var ran string
+	if got := recordCommand(&ran, "capyrun experiment skew"); got != "`capyrun experiment skew`" || ran != "capyrun experiment skew" {
+		t.Errorf("a run: %q, kept %q", got, ran)
+	}
+	if got := recordCommand(&ran, "capyrun experiment skew -from skew.json"); got != "`capyrun experiment skew` (plots and report drawn again by `capyrun experiment skew -from skew.json`)" || ran != "capyrun experiment skew" {
+		t.Errorf("a replot: %q, kept %q", got, ran)
+	}
+}

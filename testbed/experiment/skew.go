@@ -84,10 +84,12 @@ type SkewRun struct {
 
 // SkewResult is the whole experiment.
 type SkewResult struct {
-	Config SkewConfig
-	Runs   []SkewRun
-	Start  time.Time
-	Took   time.Duration
+	// Command is what ran it (kept when -from draws it again).
+	Command string
+	Config  SkewConfig
+	Runs    []SkewRun
+	Start   time.Time
+	Took    time.Duration
 }
 
 func (c *SkewConfig) check() error {
