@@ -211,6 +211,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.tc.Close()
+	c.tc.Orphan() // nothing will read it: FIN-WAIT-2 is bounded
 	s.output(s.nowLocked(), c)
 	return nil
 }

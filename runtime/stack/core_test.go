@@ -340,3 +340,121 @@ func TestTimerHook(t *testing.T) {
 		t.Errorf("after removing the hook NextDeadline() = %v, %v; want only the ARP expiry %v", d, ok, s.Config().ARPTimeout)
 	}
 }
+
+// TestListenDropsProbesWithoutSYNOrACK: RFC 9293 §3.10.7.2. FIN, NULL and
+// Xmas probes to a listening port get no answer; to a closed port they
+// get RST (§3.10.7.1); an ACK to a listening port gets RST.
+func TestListenDropsProbesWithoutSYNOrACK(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	if _, err := s.Listen(80); err != nil {
+		t.Fatal(err)
+	}
+	probes := map[string]tcp.Flags{"FIN": tcp.FlagFIN, "NULL": 0, "Xmas": tcp.FlagFIN | tcp.FlagPSH | tcp.FlagURG}
+	for name, flags := range probes {
+		p := newPeer(t, s, ep, 41000)
+		p.send(0, tcp.Segment{Seq: 7, Flags: flags, Window: 1000})
+		if segs := p.recv(); len(segs) != 0 {
+			t.Errorf("%s probe to a listening port answered with %v", name, segs)
+		}
+		closed := &peerTCP{t: t, s: s, ep: ep, src: netip.AddrPortFrom(ipPeer, 41001), dst: netip.AddrPortFrom(ipUs, 81)}
+		closed.send(0, tcp.Segment{Seq: 7, Flags: flags, Window: 1000})
+		if segs := closed.recv(); len(segs) != 1 || segs[0].Flags&tcp.FlagRST == 0 {
+			t.Errorf("%s probe to a closed port answered with %v, want a RST", name, segs)
+		}
+	}
+	if n := s.Counters().Drops[DropListenNoSYN]; n != uint64(len(probes)) {
+		t.Errorf("%d listen-no-syn drops, want %d", n, len(probes))
+	}
+	p := newPeer(t, s, ep, 41002)
+	p.send(0, tcp.Segment{Seq: 7, Ack: 99, Flags: tcp.FlagACK, Window: 1000})
+	if segs := p.recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagRST || segs[0].Seq != 99 {
+		t.Errorf("a stray ACK to a listening port answered with %v, want RST seq 99", segs)
+	}
+}
+
+// TestTimeWaitReuse: a SYN beyond what a TIME-WAIT connection received
+// opens a new connection on the same address pair (a SYN-ACK), as Linux
+// does; an old SYN still gets the TIME-WAIT's ACK.
+func TestTimeWaitReuse(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	p := newPeer(t, s, ep, 40000)
+	siss := p.handshake(1000)
+	c := ln.TryAccept()
+	if c == nil {
+		t.Fatal("no connection")
+	}
+	// We close first: FIN out, the peer ACKs and sends its FIN, we ACK:
+	// TIME-WAIT here.
+	c.Close()
+	fin := p.recv()
+	if len(fin) != 1 || fin[0].Flags&tcp.FlagFIN == 0 {
+		t.Fatalf("Close sent %v, want a FIN", fin)
+	}
+	p.send(0, tcp.Segment{Seq: 1001, Ack: siss + 2, Flags: tcp.FlagACK | tcp.FlagFIN, Window: 65535})
+	if segs := p.recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagACK {
+		t.Fatalf("the peer's FIN answered with %v, want an ACK", segs)
+	}
+	if st := s.LookupConn(c.ID()).TCP().State(); st != tcp.StateTimeWait {
+		t.Fatalf("state %v, want TIME-WAIT", st)
+	}
+	// An old SYN (not beyond rcv.nxt 1002) gets the TIME-WAIT's ACK.
+	p.send(0, tcp.Segment{Seq: 900, Flags: tcp.FlagSYN, Window: 65535})
+	if segs := p.recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagACK {
+		t.Errorf("an old SYN in TIME-WAIT answered with %v, want an ACK", segs)
+	}
+	// A new one opens a new connection.
+	p.send(0, tcp.Segment{Seq: 50000, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460})
+	segs := p.recv()
+	if len(segs) != 1 || segs[0].Flags != tcp.FlagSYN|tcp.FlagACK || segs[0].Ack != 50001 {
+		t.Fatalf("a new SYN in TIME-WAIT answered with %v, want a SYN-ACK acking 50001", segs)
+	}
+	p.send(0, tcp.Segment{Seq: 50001, Ack: segs[0].Seq + 1, Flags: tcp.FlagACK, Window: 65535})
+	if c2 := ln.TryAccept(); c2 == nil || c2.ID() != c.ID() || c2 == c {
+		t.Errorf("after the new handshake TryAccept = %v, want a new connection on the same pair", c2)
+	}
+}
+
+// TestFinWait2IsBoundedForAClosedConn: a peer that ACKs our FIN and never
+// sends its own cannot keep a connection the application closed: after
+// tcp.Config.FinWait2 it is gone, and a late segment gets a RST. A
+// connection only half closed (CloseWrite) waits on, as Linux's does.
+func TestFinWait2IsBoundedForAClosedConn(t *testing.T) {
+	for _, half := range []bool{false, true} {
+		s, ep := newCaptureStack(t, func(c *Config) { c.TCP.FinWait2 = 10 * time.Second })
+		learnPeer(t, s, ep)
+		ln, _ := s.Listen(80)
+		p := newPeer(t, s, ep, 40000)
+		siss := p.handshake(1000)
+		c := ln.TryAccept()
+		if half {
+			c.CloseWrite()
+		} else {
+			c.Close()
+		}
+		p.recv() // our FIN
+		p.send(0, tcp.Segment{Seq: 1001, Ack: siss + 2, Flags: tcp.FlagACK, Window: 65535})
+		if st := s.LookupConn(c.ID()).TCP().State(); st != tcp.StateFinWait2 {
+			t.Fatalf("half=%v: state %v, want FIN-WAIT-2", half, st)
+		}
+		s.Advance(9 * time.Second)
+		if s.LookupConn(c.ID()) == nil {
+			t.Fatalf("half=%v: gone before the bound", half)
+		}
+		s.Advance(11 * time.Second)
+		s.Advance(12 * time.Second) // reaped on the step after it closed
+		gone := s.LookupConn(c.ID()) == nil
+		if gone == half {
+			t.Errorf("half=%v: after the bound the connection is gone=%v, want %v", half, gone, !half)
+		}
+		if !half {
+			p.recv()
+			p.send(12*time.Second, tcp.Segment{Seq: 1001, Ack: siss + 2, Flags: tcp.FlagACK | tcp.FlagFIN, Window: 65535})
+			if segs := p.recv(); len(segs) != 1 || segs[0].Flags&tcp.FlagRST == 0 {
+				t.Errorf("the peer's late FIN answered with %v, want a RST", segs)
+			}
+		}
+	}
+}

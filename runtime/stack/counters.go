@@ -34,6 +34,7 @@ const (
 	DropTooBig                          // packet larger than the MTU
 	DropSendError                       // the endpoint's Send failed
 	DropUDPQueueFull                    // a UDPConn's unread queue is full
+	DropListenNoSYN                     // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
 	numDropReasons
 )
 
@@ -42,7 +43,7 @@ var dropNames = [numDropReasons]string{
 	"ipv4-malformed", "bad-checksum", "fragment", "not-our-addr", "bad-source",
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
-	"no-route", "too-big", "send-error", "udp-queue-full",
+	"no-route", "too-big", "send-error", "udp-queue-full", "listen-no-syn",
 }
 
 func (r DropReason) String() string {

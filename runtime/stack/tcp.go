@@ -39,7 +39,17 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 		}
 		now = s.now // others may have moved the clock while unlocked
 	}
+	l := s.listeners[seg.DstPort]
 	if c := s.conns[id]; c != nil {
+		if l != nil && c.tc.Reusable(&seg) {
+			// A new SYN on the address pair of a connection in TIME-WAIT
+			// (beyond everything it received) or finished: a new
+			// connection, as Linux takes it, not an ACK of the old one
+			// that the client would answer with RST and retry.
+			s.removeConn(c)
+			s.acceptSYN(now, l, id, &seg)
+			return
+		}
 		c.tc.Input(now, &seg)
 		s.output(now, c)
 		return
@@ -47,9 +57,16 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 	if seg.Flags&tcp.FlagRST != 0 {
 		return // never answer a RST
 	}
-	if seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN {
-		if l := s.listeners[seg.DstPort]; l != nil {
+	if l != nil {
+		switch {
+		case seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN:
 			s.acceptSYN(now, l, id, &seg)
+			return
+		case seg.Flags&tcp.FlagACK == 0:
+			// RFC 9293 §3.10.7.2: in LISTEN, a segment with neither SYN
+			// nor ACK (nor RST) is dropped, not reset: FIN, NULL and Xmas
+			// probes learn nothing.
+			s.drop(DropListenNoSYN)
 			return
 		}
 	}

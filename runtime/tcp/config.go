@@ -14,16 +14,20 @@ type ID struct{ Local, Remote netip.AddrPort }
 
 // Config tunes a connection. Zero fields take the defaults of WithDefaults.
 type Config struct {
-	MSS           uint16        // MSS we advertise (MTU-40); default 1460
-	RecvBuffer    int           // receive buffer bytes; default 256 KiB; the window scale is derived from it
-	SendBuffer    int           // send buffer bytes; default 256 KiB
-	InitialRTO    time.Duration // default 1s (RFC 6298)
-	MinRTO        time.Duration // default 200ms
-	MaxRTO        time.Duration // default 60s
-	DelayedACK    time.Duration // default 40ms; negative disables (ACK every segment at once)
-	TimeWait      time.Duration // 2*MSL; default 60s
-	MaxRetries    int           // data retransmissions before the connection fails with ErrTimeout; default 15
-	MaxSYNRetries int           // SYN or SYN-ACK retransmissions before failing; default 6
+	MSS        uint16        // MSS we advertise (MTU-40); default 1460
+	RecvBuffer int           // receive buffer bytes; default 256 KiB; the window scale is derived from it
+	SendBuffer int           // send buffer bytes; default 256 KiB
+	InitialRTO time.Duration // default 1s (RFC 6298)
+	MinRTO     time.Duration // default 200ms
+	MaxRTO     time.Duration // default 60s
+	DelayedACK time.Duration // default 40ms; negative disables (ACK every segment at once)
+	TimeWait   time.Duration // 2*MSL; default 60s
+	// FinWait2 bounds FIN-WAIT-2 for a connection its application
+	// closed (Orphan): a peer that ACKs our FIN and never sends its own
+	// cannot keep it forever (Linux's tcp_fin_timeout); default 60s.
+	FinWait2      time.Duration
+	MaxRetries    int // data retransmissions before the connection fails with ErrTimeout; default 15
+	MaxSYNRetries int // SYN or SYN-ACK retransmissions before failing; default 6
 }
 
 // Defaults, and the limits WithDefaults clamps to.
@@ -38,6 +42,7 @@ const (
 	defaultSYNRetry  = 6
 	defaultDelAck    = 40 * time.Millisecond
 	defaultTimeWait  = 60 * time.Second
+	defaultFinWait2  = 60 * time.Second
 	defaultInitRTO   = time.Second
 	defaultMinRTO    = 200 * time.Millisecond
 	defaultMaxRTO    = 60 * time.Second
@@ -73,6 +78,9 @@ func (c Config) WithDefaults() Config {
 	c.InitialRTO = min(max(c.InitialRTO, c.MinRTO), c.MaxRTO)
 	if c.DelayedACK == 0 {
 		c.DelayedACK = defaultDelAck
+	}
+	if c.FinWait2 <= 0 {
+		c.FinWait2 = defaultFinWait2
 	}
 	if c.TimeWait <= 0 {
 		c.TimeWait = defaultTimeWait

@@ -119,8 +119,9 @@ type Conn struct {
 	tlpHigh uint32 // snd.max after the probe
 	tlpRetx bool   // the probe resent data (so an answer means a loss was repaired)
 
-	closeOn bool // TIME-WAIT timer
+	closeOn bool // TIME-WAIT's timer, or an orphan's FIN-WAIT-2 bound
 	closeAt Time
+	orphan  bool // the application will neither read nor write (Orphan)
 
 	rstPending   bool
 	replyPending bool
@@ -390,6 +391,23 @@ func (c *Conn) Close() {
 		c.setState(StateFinWait1)
 	case StateCloseWait:
 		c.setState(StateLastAck)
+	}
+}
+
+// Orphan says the application has let the connection go: it will neither
+// read nor write again (a full close, where Close alone is a shutdown of
+// the sending side). FIN-WAIT-2 is then bounded by Config.FinWait2, after
+// which the connection is CLOSED without a word, as Linux's is; a segment
+// that arrives later finds no connection and gets a RST.
+func (c *Conn) Orphan() {
+	c.orphan = true
+	c.armFinWait2(c.lastNow)
+}
+
+// armFinWait2 starts an orphan's FIN-WAIT-2 bound, once.
+func (c *Conn) armFinWait2(now Time) {
+	if c.orphan && c.state == StateFinWait2 && !c.closeOn {
+		c.closeOn, c.closeAt = true, now+c.cfg.FinWait2
 	}
 }
 

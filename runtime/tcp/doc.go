@@ -45,7 +45,9 @@
 //     directions, half close, simultaneous close, TIME-WAIT (2MSL, with
 //     re-ACK of retransmitted FINs; an exact RST ends it, as RFC 9293 and
 //     Linux do, and Reusable tells the stack when a new SYN may take the
-//     address pair over). Old duplicates get an ACK, never a RST.
+//     address pair over, which runtime/stack then does). Old duplicates get
+//     an ACK, never a RST. FIN-WAIT-2 of a connection its application let
+//     go (Orphan) ends after Config.FinWait2, as Linux's tcp_fin_timeout.
 //   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
 //     any SYN on a synchronized connection get a challenge ACK; ACKs
 //     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.

@@ -286,6 +286,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			switch c.state {
 			case StateFinWait1:
 				c.setState(StateFinWait2)
+				c.armFinWait2(now)
 			case StateClosing:
 				c.enterTimeWait(now)
 			case StateLastAck:

@@ -26,7 +26,7 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		return
 	}
 	if c.closeOn && now >= c.closeAt {
-		c.setClosed(nil) // 2MSL passed
+		c.setClosed(nil) // 2MSL passed, or an orphan's FIN-WAIT-2 bound
 		return
 	}
 	if c.retxOn && now >= c.retxAt {
