@@ -64,6 +64,7 @@ type Counters struct {
 
 	ICMPEchoIn, ICMPEchoOut                uint64 // requests answered
 	ICMPEchoRequestsOut, ICMPEchoRepliesIn uint64 // our Pings
+	ICMPErrorsOut, ICMPErrorsLimited       uint64 // port unreachables sent, and held back by the rate limit
 
 	UDPIn, UDPOut, UDPNoPort, UDPBadChecksum uint64
 
@@ -99,6 +100,7 @@ func (c Counters) String() string {
 		{"ipv4.fragments", c.IPv4Fragments}, {"ipv4.not_ours", c.IPv4NotOurs},
 		{"icmp.echo.in", c.ICMPEchoIn}, {"icmp.echo.out", c.ICMPEchoOut},
 		{"icmp.ping.out", c.ICMPEchoRequestsOut}, {"icmp.ping.replies", c.ICMPEchoRepliesIn},
+		{"icmp.errors.out", c.ICMPErrorsOut}, {"icmp.errors.limited", c.ICMPErrorsLimited},
 		{"udp.in", c.UDPIn}, {"udp.out", c.UDPOut}, {"udp.no_port", c.UDPNoPort}, {"udp.bad_checksum", c.UDPBadChecksum},
 		{"tcp.in", c.TCPIn}, {"tcp.out", c.TCPOut}, {"tcp.bad_checksum", c.TCPBadChecksum},
 		{"tcp.no_conn", c.TCPNoConn}, {"tcp.intercepted", c.TCPIntercepted},

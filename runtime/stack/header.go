@@ -26,8 +26,10 @@ const (
 	arpOpRequest = 1
 	arpOpReply   = 2
 
-	icmpEchoReply   = 0
-	icmpEchoRequest = 8
+	icmpEchoReply       = 0
+	icmpEchoRequest     = 8
+	icmpDestUnreachable = 3
+	icmpPortUnreachable = 3 // its code
 )
 
 var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}

@@ -471,3 +471,41 @@ func TestARPRefreshesEntriesInUse(t *testing.T) {
 		t.Errorf("arp failures %d requests %d, want 1 and 3", c.ARPFailures, c.ARPRequestsOut)
 	}
 }
+
+// TestUDPPortUnreachable: a datagram to a port nothing bound gets ICMP
+// destination unreachable, port unreachable, quoting its IP header and
+// first 8 bytes; a flood gets at most the burst at once, then the rate.
+func TestUDPPortUnreachable(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	src, dst := netip.AddrPortFrom(ipPeer, 5000), netip.AddrPortFrom(ipUs, 9)
+	d := ipFrame(ipPeer, ipUs, protoUDP, nil, udpDatagram(src, dst, []byte("probe")))
+	s.Input(0, d)
+	out := ep.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames out, want one ICMP error", len(out))
+	}
+	h := IPv4(ethernet(out[0]).payload())
+	m := h.Payload()
+	sent := IPv4(ethernet(d).payload())
+	if h.Protocol() != protoICMP || h.Dst() != ipPeer || m[0] != 3 || m[1] != 3 || checksum(m, 0) != 0 {
+		t.Fatalf("answer %x, want ICMP type 3 code 3 to the sender with a valid checksum", m)
+	}
+	if quoted := m[8:]; string(quoted) != string(sent[:sent.HeaderLen()+8]) {
+		t.Errorf("quoted %x, want the datagram's IP header and first 8 bytes %x", quoted, sent[:sent.HeaderLen()+8])
+	}
+	// A flood at one instant: the burst, then nothing until time passes.
+	for range 200 {
+		s.Input(0, d)
+	}
+	if n := len(ep.take()); n != icmpErrorBurst-1 {
+		t.Errorf("a flood of 200 got %d errors at once, want the burst's remaining %d", n, icmpErrorBurst-1)
+	}
+	s.Input(10*time.Millisecond, d) // 10 ms refill 10 tokens at 1,000/s
+	if n := len(ep.take()); n != 1 {
+		t.Errorf("%d errors after the refill, want 1", n)
+	}
+	if c := s.Counters(); c.ICMPErrorsOut != icmpErrorBurst+1 || c.ICMPErrorsLimited != 200-(icmpErrorBurst-1) {
+		t.Errorf("icmp errors out %d limited %d", c.ICMPErrorsOut, c.ICMPErrorsLimited)
+	}
+}

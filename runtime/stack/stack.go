@@ -140,14 +140,15 @@ type TCPInterceptor func(now tcp.Time, id tcp.ID, seg *tcp.Segment, raw []byte) 
 
 // Stack is one IPv4 host on one link.Endpoint.
 type Stack struct {
-	mu    sync.Mutex
-	cfg   Config
-	spare *Conn // ReserveConn's, for the next newConn
-	ep    link.Endpoint
-	mac   [6]byte
-	addr  netip.Addr
-	bcast netip.Addr // directed broadcast of Addr's prefix
-	mtu   int
+	mu         sync.Mutex
+	cfg        Config
+	spare      *Conn // ReserveConn's, for the next newConn
+	icmpErrors tokenBucket
+	ep         link.Endpoint
+	mac        [6]byte
+	addr       netip.Addr
+	bcast      netip.Addr // directed broadcast of Addr's prefix
+	mtu        int
 
 	now    tcp.Time        // latest time given to the core
 	clock  func() tcp.Time // set by Run; nil means "use now"
@@ -476,7 +477,7 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
 			s.drop(DropBroadcast)
 		}
 	case protoUDP:
-		s.inputUDP(now, src, dst, payload)
+		s.inputUDP(now, src, dst, payload, h, bcast)
 	case protoTCP:
 		if bcast {
 			s.drop(DropBroadcast)
@@ -610,8 +611,58 @@ func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
 	}
 }
 
-// inputUDP verifies a datagram and hands it to its port's handler.
-func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte) {
+// ICMP errors are rate limited as Linux's are by default
+// (net.ipv4.icmp_msgs_per_sec, icmp_msgs_burst): a flood to closed ports
+// cannot make the stack flood back (RFC 1812 §4.3.2.8).
+const (
+	icmpErrorsPerSecond = 1000
+	icmpErrorBurst      = 50
+)
+
+// portUnreachable answers a datagram to a port nothing bound with ICMP
+// destination unreachable, code port unreachable, quoting its IP header
+// and first 8 bytes (RFC 1122 §3.2.2.1, RFC 792), within the rate limit.
+func (s *Stack) portUnreachable(now tcp.Time, src netip.Addr, ip IPv4, udp []byte) {
+	if !s.icmpErrors.allow(now) {
+		s.ctr.ICMPErrorsLimited++
+		return
+	}
+	s.startFrame()
+	s.tx = append(s.tx, icmpDestUnreachable, icmpPortUnreachable, 0, 0, 0, 0, 0, 0)
+	s.tx = append(s.tx, ip[:ip.HeaderLen()]...)
+	s.tx = append(s.tx, udp[:min(8, len(udp))]...)
+	m := s.tx[EthernetHeaderLen+IPv4MinHeaderLen:]
+	binary.BigEndian.PutUint16(m[2:4], checksum(m, 0))
+	if s.sendIPv4(now, src, protoICMP) == nil {
+		s.ctr.ICMPErrorsOut++
+	}
+}
+
+// tokenBucket allows rate events a second, burst at once.
+type tokenBucket struct {
+	tokens float64
+	last   tcp.Time
+	primed bool
+}
+
+func (b *tokenBucket) allow(now tcp.Time) bool {
+	if !b.primed {
+		b.tokens, b.last, b.primed = icmpErrorBurst, now, true
+	}
+	if now > b.last {
+		b.tokens = min(icmpErrorBurst, b.tokens+float64(now-b.last)*icmpErrorsPerSecond/float64(time.Second))
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// inputUDP verifies a datagram and hands it to its port's handler; ip is
+// its IPv4 header, which a port-unreachable error quotes.
+func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte, ip IPv4, bcast bool) {
 	if len(b) < udpHeaderLen {
 		s.drop(DropUDPMalformed)
 		return
@@ -638,6 +689,9 @@ func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte) {
 	if h == nil {
 		s.ctr.UDPNoPort++
 		s.drop(DropNoPort)
+		if !bcast && !src.IsUnspecified() {
+			s.portUnreachable(now, src, ip, b)
+		}
 		return
 	}
 	// The handler runs unlocked so that it may call SendUDP, AdoptConn or
