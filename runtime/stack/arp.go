@@ -17,6 +17,9 @@ type neighbor struct {
 	nextRetry tcp.Time // unresolved: when the next request goes out
 	tries     int      // requests sent so far (resolving or refreshing)
 	used      bool     // resolved: sent through since the last reply
+	// verifying: another MAC claimed this address while the entry was
+	// live; requests go out, and only the known MAC's answer keeps it.
+	verifying bool
 	queue     [][]byte // complete frames waiting for mac
 }
 
@@ -117,7 +120,21 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 		s.neigh[spa] = n
 		s.neighList = append(s.neighList, n)
 	}
-	if n != nil {
+	switch {
+	case n == nil:
+	case n.resolved && sha != n.mac && (n.tries == 0 || n.verifying):
+		// Another MAC claims a live neighbour's address: unsolicited, or
+		// not the one we asked to confirm. Believe it only if the known
+		// MAC stops answering: verify (a spoofed reply must not steal a
+		// live client's traffic); if nobody confirms, the entry is
+		// forgotten and the next packet resolves the address anew.
+		s.drop(DropARPConflict)
+		if !n.verifying {
+			n.verifying = true
+			n.tries = 0
+			s.sendARPRequest(now, n)
+		}
+	default:
 		s.learn(now, n, sha)
 	}
 	if op == arpOpRequest && tpa == s.addr {
@@ -132,7 +149,7 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 
 // learn records n's MAC and releases its queued frames.
 func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
-	n.mac, n.resolved, n.expires, n.tries, n.used = mac, true, now+s.cfg.ARPTimeout, 0, false
+	n.mac, n.resolved, n.expires, n.tries, n.used, n.verifying = mac, true, now+s.cfg.ARPTimeout, 0, false, false
 	q := n.queue
 	n.queue = nil
 	for _, f := range q {

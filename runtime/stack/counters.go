@@ -35,6 +35,7 @@ const (
 	DropSendError                       // the endpoint's Send failed
 	DropUDPQueueFull                    // a UDPConn's unread queue is full
 	DropListenNoSYN                     // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
+	DropARPConflict                     // another MAC claimed a live neighbour's address (verified, not believed)
 	numDropReasons
 )
 
@@ -44,6 +45,7 @@ var dropNames = [numDropReasons]string{
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
 	"no-route", "too-big", "send-error", "udp-queue-full", "listen-no-syn",
+	"arp-conflict",
 }
 
 func (r DropReason) String() string {

@@ -509,3 +509,54 @@ func TestUDPPortUnreachable(t *testing.T) {
 		t.Errorf("icmp errors out %d limited %d", c.ICMPErrorsOut, c.ICMPErrorsLimited)
 	}
 }
+
+// TestARPSpoofedReplyDoesNotStealALiveNeighbour: an unsolicited reply
+// that gives a live neighbour's address another MAC is not believed; the
+// stack asks, the known MAC answers, and traffic never leaves it. A
+// neighbour that really moved is learned once the old MAC stays silent.
+func TestARPSpoofedReplyDoesNotStealALiveNeighbour(t *testing.T) {
+	evil, us := [6]byte{0x02, 0xee, 0, 0, 0, 9}, [6]byte(macUs)
+	s, ep := newCaptureStack(t, func(c *Config) { c.ARPRetries, c.ARPRetry = 3, 100*time.Millisecond })
+	learnPeer(t, s, ep)
+	macOf := func() [6]byte {
+		for _, n := range s.Neighbors() {
+			if n.Addr == ipPeer {
+				return [6]byte(n.MAC)
+			}
+		}
+		return [6]byte{}
+	}
+	s.Input(0, arpFrame(arpOpReply, us, evil, ipPeer, us, ipUs))
+	if got := macOf(); got != macPeer {
+		t.Fatalf("after a spoofed reply the entry says %x, want the live %x", got, macPeer)
+	}
+	out := ep.take()
+	if len(out) != 1 || arpPacket(ethernet(out[0]).payload()).op() != arpOpRequest {
+		t.Fatalf("sent %d frames, want one ARP request to verify", len(out))
+	}
+	// The attacker answers the verification too; the real peer as well.
+	s.Input(1, arpFrame(arpOpReply, us, evil, ipPeer, us, ipUs))
+	s.Input(2, arpFrame(arpOpReply, us, macPeer, ipPeer, us, ipUs))
+	if got := macOf(); got != macPeer {
+		t.Fatalf("after the verification the entry says %x, want %x", got, macPeer)
+	}
+	if n := s.Counters().Drops[DropARPConflict]; n != 2 {
+		t.Errorf("%d arp-conflict drops, want 2", n)
+	}
+	// A host that really changed its MAC: the old one never confirms, the
+	// entry is forgotten, and the next resolution learns the new one.
+	s.Input(3, arpFrame(arpOpReply, us, evil, ipPeer, us, ipUs))
+	for at := time.Duration(4); at < time.Second; at += 50 * time.Millisecond {
+		s.Advance(at)
+	}
+	ep.take()
+	if got := macOf(); got != ([6]byte{}) {
+		t.Fatalf("an unconfirmed entry is still %x after the retries", got)
+	}
+	// With no live entry left, a message addressed to us is learned
+	// (RFC 826): the host that moved is reachable again.
+	s.Input(time.Second, arpFrame(arpOpReply, us, evil, ipPeer, us, ipUs))
+	if got := macOf(); got != evil {
+		t.Errorf("after the old entry was forgotten the new MAC was not learned: %x", got)
+	}
+}
