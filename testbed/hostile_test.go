@@ -3,8 +3,10 @@ package testbed
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +17,11 @@ import (
 )
 
 // TestHostileProbesAgainstOurStack probes a migration server (capygen's
-// stack) from the Linux client as a scanner would:
+// stack) from the Linux client as a scanner or a flooder would:
 //   - FIN, NULL and Xmas probes to its listening port get no answer
 //     (RFC 9293 §3.10.7.2), and a FIN to a closed port gets a RST;
+//   - after a SYN flood that fills the backlog with half-open entries, a
+//     legitimate client connects and is served (SYN cookies);
 //   - UDP to a port nothing bound gets ICMP port unreachable, which the
 //     kernel client reports as ECONNREFUSED.
 func TestHostileProbesAgainstOurStack(t *testing.T) {
@@ -86,6 +90,45 @@ func TestHostileProbesAgainstOurStack(t *testing.T) {
 	if got := probe(81, func(h *layers.TCP) { h.FIN = true }); len(got) != 1 || !got[0].RST {
 		t.Errorf("a FIN to the closed port 81 answered with %d segments, want one RST", len(got))
 	}
+
+	// A SYN flood whose SYN-ACKs go unanswered (the client's kernel would
+	// answer them with RST: dropped here, so that every half-open entry
+	// stays): 300 SYNs, more than the backlog of 128; a legitimate client
+	// still connects and is served (SYN cookies).
+	if out, err := bed.Exec("client", "iptables", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"); err != nil {
+		t.Fatalf("iptables in the client namespace: %v\n%s", err, out)
+	}
+	for range 300 {
+		sport := uint16(20000 + rand.IntN(20000))
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, Seq: rand.Uint32(), SYN: true, Window: 1024}
+		ip := &layers.IPv4{SrcIP: net.ParseIP(client).To4(), DstIP: net.ParseIP(server).To4(), Protocol: layers.IPProtocolTCP}
+		tcp.SetNetworkLayerForChecksum(ip) //nolint:errcheck // an IPv4 layer
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, tcp); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Sendto(fd, buf.Bytes(), 0, &unix.SockaddrInet4{Addr: [4]byte(net.ParseIP(server).To4())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if out, err := bed.Exec("client", "iptables", "-D", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"); err != nil {
+		t.Fatalf("iptables in the client namespace: %v\n%s", err, out)
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	hc, err := bed.DialContext("client")(fctx, "tcp4", server+":80")
+	if err != nil {
+		t.Fatalf("a legitimate client could not connect after the SYN flood: %v", err)
+	}
+	hc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := hc.Write([]byte("GET /ping HTTP/1.1\r\nHost: s1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(io.LimitReader(hc, 17)); err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200") {
+		t.Errorf("GET /ping after the SYN flood: %q, %v", b, err)
+	}
+	hc.Close()
 
 	// UDP to a port nothing bound.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

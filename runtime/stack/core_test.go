@@ -86,7 +86,7 @@ func TestRSTForNoListener(t *testing.T) {
 }
 
 func TestBacklogBound(t *testing.T) {
-	s, ep := newCaptureStack(t, func(c *Config) { c.Backlog = 2 })
+	s, ep := newCaptureStack(t, func(c *Config) { c.Backlog = 2; c.NoSYNCookies = true })
 	learnPeer(t, s, ep)
 	ln, err := s.Listen(80)
 	if err != nil {
@@ -456,5 +456,61 @@ func TestFinWait2IsBoundedForAClosedConn(t *testing.T) {
 				t.Errorf("the peer's late FIN answered with %v, want a RST", segs)
 			}
 		}
+	}
+}
+
+// TestSYNCookies: with the backlog full of half-open connections (a SYN
+// flood whose SYN-ACKs go unanswered), a new SYN is answered with a
+// cookie and nothing kept; the client's ACK brings it back and the
+// connection is accepted and carries data. A forged or stale cookie gets
+// a RST.
+func TestSYNCookies(t *testing.T) {
+	s, ep := newCaptureStack(t, func(c *Config) { c.Backlog = 2 })
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	for port := uint16(30000); port < 30002; port++ { // the flood: never ACKed
+		f := newPeer(t, s, ep, port)
+		f.send(0, tcp.Segment{Seq: 9, Flags: tcp.FlagSYN, Window: 1000})
+		f.recv()
+	}
+	conns := len(s.Conns())
+	p := newPeer(t, s, ep, 40000)
+	p.send(0, tcp.Segment{Seq: 1000, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460, WindowScale: 7})
+	segs := p.recv()
+	if len(segs) != 1 || segs[0].Flags != tcp.FlagSYN|tcp.FlagACK || segs[0].Ack != 1001 || segs[0].WindowScale >= 0 {
+		t.Fatalf("a SYN at a full backlog answered with %v, want a SYN-ACK without window scaling", segs)
+	}
+	if len(s.Conns()) != conns {
+		t.Fatal("the cookie SYN-ACK kept state")
+	}
+	cookie := segs[0].Seq
+	p.send(time.Second, tcp.Segment{Seq: 1001, Ack: cookie + 1, Flags: tcp.FlagACK | tcp.FlagPSH, Window: 65535, Payload: []byte("hello")})
+	c := ln.TryAccept()
+	if c == nil {
+		t.Fatal("the cookie's ACK made no connection")
+	}
+	buf := make([]byte, 16)
+	if n, _ := c.TryRead(buf); string(buf[:n]) != "hello" {
+		t.Errorf("read %q, want the data the ACK carried", buf[:n])
+	}
+	if st := c.TCP().State(); st != tcp.StateEstablished {
+		t.Errorf("state %v, want ESTABLISHED", st)
+	}
+	p.recv() // its ACK of the data
+	// A forged cookie, and a good one two periods later.
+	q := newPeer(t, s, ep, 40001)
+	q.send(time.Second, tcp.Segment{Seq: 5001, Ack: cookie + 1, Flags: tcp.FlagACK, Window: 65535})
+	if segs := q.recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagRST {
+		t.Errorf("a forged cookie answered with %v, want a RST", segs)
+	}
+	r := newPeer(t, s, ep, 40002)
+	r.send(time.Second, tcp.Segment{Seq: 7000, Flags: tcp.FlagSYN, Window: 65535})
+	old := r.recv()[0].Seq
+	r.send(time.Second+2*cookiePeriod, tcp.Segment{Seq: 7001, Ack: old + 1, Flags: tcp.FlagACK, Window: 65535})
+	if segs := r.recv(); len(segs) != 1 || segs[0].Flags != tcp.FlagRST {
+		t.Errorf("a stale cookie answered with %v, want a RST", segs)
+	}
+	if ct := s.Counters(); ct.SYNCookiesSent != 2 || ct.SYNCookiesAccepted != 1 || ct.SYNCookiesRejected != 2 {
+		t.Errorf("cookies sent %d accepted %d rejected %d, want 2 1 2", ct.SYNCookiesSent, ct.SYNCookiesAccepted, ct.SYNCookiesRejected)
 	}
 }

@@ -75,6 +75,9 @@ type Counters struct {
 	TCPIntercepted                uint64 // segments claimed by the interceptor
 	TCPRetransmits                uint64 // summed over live and finished connections
 	RSTIn, RSTOut                 uint64
+	// SYN cookies: SYN-ACKs sent with one (backlog full), and the ACKs
+	// that brought one back valid (a connection) or not (a RST).
+	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected uint64
 
 	Drops [numDropReasons]uint64
 }
@@ -107,6 +110,8 @@ func (c Counters) String() string {
 		{"tcp.in", c.TCPIn}, {"tcp.out", c.TCPOut}, {"tcp.bad_checksum", c.TCPBadChecksum},
 		{"tcp.no_conn", c.TCPNoConn}, {"tcp.intercepted", c.TCPIntercepted},
 		{"tcp.retransmits", c.TCPRetransmits}, {"tcp.rst.in", c.RSTIn}, {"tcp.rst.out", c.RSTOut},
+		{"tcp.syncookies.sent", c.SYNCookiesSent}, {"tcp.syncookies.accepted", c.SYNCookiesAccepted},
+		{"tcp.syncookies.rejected", c.SYNCookiesRejected},
 	}
 	for r, v := range c.Drops {
 		rows = append(rows, struct {

@@ -92,6 +92,10 @@ type Config struct {
 	ARPQueue int
 	// Backlog bounds each listener's connections not yet accepted (128).
 	Backlog int
+	// NoSYNCookies drops a SYN to a listener whose backlog is full, as
+	// the stack did before SYN cookies (see cookie.go), instead of
+	// answering it with a cookie.
+	NoSYNCookies bool
 	// TTL for sent packets (64).
 	TTL uint8
 	// PollInterval is the longest Run waits in the endpoint's Receive

@@ -62,6 +62,8 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 		case seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN:
 			s.acceptSYN(now, l, id, &seg)
 			return
+		case seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagACK && !s.cfg.NoSYNCookies && s.acceptCookie(now, l, id, &seg):
+			return
 		case seg.Flags&tcp.FlagACK == 0:
 			// RFC 9293 §3.10.7.2: in LISTEN, a segment with neither SYN
 			// nor ACK (nor RST) is dropped, not reset: FIN, NULL and Xmas
@@ -85,6 +87,10 @@ func (s *Stack) callUnlocked(f func() bool) bool {
 // acceptSYN starts a passive open if the listener's backlog has room.
 func (s *Stack) acceptSYN(now tcp.Time, l *Listener, id tcp.ID, seg *tcp.Segment) {
 	if l.pending >= s.cfg.Backlog {
+		if !s.cfg.NoSYNCookies {
+			s.sendCookie(now, id, seg)
+			return
+		}
 		s.drop(DropBacklogFull) // the client retransmits its SYN
 		return
 	}

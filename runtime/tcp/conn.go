@@ -204,6 +204,22 @@ func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error
 	return c, nil
 }
 
+// AcceptCookie rebuilds the passive open a SYN cookie stood for (the
+// stack's listener answered the SYN without keeping state): the peer's
+// ISN irs, ours iss, the MSS the cookie carries, no window scaling (the
+// cookie cannot remember the option, so neither side scales), and the
+// window the cookie's SYN-ACK offered. That SYN-ACK counts as sent;
+// Input of the ACK that brought the cookie back completes the handshake.
+func AcceptCookie(cfg Config, id ID, iss, irs uint32, mss, window uint16, now Time) *Conn {
+	c := newConn(cfg, id, iss, now)
+	c.setState(StateSynReceived)
+	c.takeSYN(&Segment{Seq: irs, MSS: mss, WindowScale: -1})
+	c.sndNxt, c.sndMax = iss+1, iss+1
+	c.sndWl1 = irs
+	c.rcvAdvRight = c.rcvNxt + uint32(window)
+	return c
+}
+
 // takeSYN records the peer's initial sequence number and options.
 func (c *Conn) takeSYN(seg *Segment) {
 	c.irs = seg.Seq

@@ -1,0 +1,119 @@
+package stack
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// SYN cookies (RFC 4987 §3.6), for a listener whose backlog is full: the
+// SYN is answered with a SYN-ACK whose sequence number encodes the
+// connection, and nothing is kept; the ACK that completes the handshake
+// carries it back, and the connection is built then. A SYN flood whose
+// SYN-ACKs go unanswered then fills the backlog without shutting
+// legitimate clients out.
+//
+// The cookie: 5 bits of a 64-second counter, 3 bits of an MSS index, and
+// 24 bits of a keyed hash (the stack's secret key) over the address pair,
+// the counter, the client's ISN and the MSS index. It is good for the
+// counter period it was made in and the next. What it cannot hold, the
+// client's window-scale option, is lost: neither side scales on such a
+// connection (as on Linux without timestamps).
+
+// cookieMSS are the MSS values a cookie can carry: the client's MSS is
+// rounded down to one of them.
+var cookieMSS = [8]uint16{536, 1200, 1300, 1400, 1440, 1452, 1460, 8960}
+
+const cookiePeriod = 64 * time.Second
+
+func cookieCounter(now tcp.Time) uint32 { return uint32(now/cookiePeriod) & 31 }
+
+// cookieHash is the 24-bit keyed hash of a cookie.
+func (s *Stack) cookieHash(id tcp.ID, counter, irs uint32, mssIdx int) uint32 {
+	var b [32 + 12 + 9]byte
+	copy(b[:32], s.key[:])
+	l, r := id.Local.Addr().As4(), id.Remote.Addr().As4()
+	copy(b[32:36], l[:])
+	copy(b[36:40], r[:])
+	binary.BigEndian.PutUint16(b[40:42], id.Local.Port())
+	binary.BigEndian.PutUint16(b[42:44], id.Remote.Port())
+	binary.BigEndian.PutUint32(b[44:48], counter)
+	binary.BigEndian.PutUint32(b[48:52], irs)
+	b[52] = byte(mssIdx)
+	h := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint32(h[:4]) & 0xffffff
+}
+
+// cookie is the ISN a SYN-ACK carries for a SYN from id with ISN irs.
+func (s *Stack) cookie(id tcp.ID, irs uint32, now tcp.Time, mss uint16) uint32 {
+	idx := 0
+	for i, m := range cookieMSS {
+		if m <= mss {
+			idx = i
+		}
+	}
+	c := cookieCounter(now)
+	return c<<27 | uint32(idx)<<24 | s.cookieHash(id, c, irs, idx)
+}
+
+// checkCookie validates a cookie that came back: made from id's ISN irs
+// in this counter period or the last. It returns the MSS it carries.
+func (s *Stack) checkCookie(id tcp.ID, irs, cookie uint32, now tcp.Time) (uint16, bool) {
+	c, idx := cookie>>27, int(cookie>>24&7)
+	now32 := cookieCounter(now)
+	if c != now32 && c != (now32-1)&31 {
+		return 0, false
+	}
+	if s.cookieHash(id, c, irs, idx) != cookie&0xffffff {
+		return 0, false
+	}
+	return cookieMSS[idx], true
+}
+
+// sendCookie answers syn with a cookie SYN-ACK, keeping nothing.
+func (s *Stack) sendCookie(now tcp.Time, id tcp.ID, syn *tcp.Segment) {
+	mss := syn.MSS
+	if mss == 0 {
+		mss = 536 // RFC 9293 §3.7.1's default
+	}
+	cfg := s.cfg.TCP.WithDefaults()
+	mss = min(mss, cfg.MSS)
+	synack := tcp.Segment{SrcPort: syn.DstPort, DstPort: syn.SrcPort, Seq: s.cookie(id, syn.Seq, now, mss), Ack: syn.Seq + 1,
+		Flags: tcp.FlagSYN | tcp.FlagACK, Window: s.cookieWindow(), MSS: cfg.MSS, WindowScale: -1}
+	s.startFrame()
+	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), &synack)
+	s.ctr.TCPOut++
+	s.ctr.SYNCookiesSent++
+	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // the client retransmits its SYN
+}
+
+// cookieWindow is the window a cookie SYN-ACK offers: the receive
+// buffer, unscaled.
+func (s *Stack) cookieWindow() uint16 {
+	return uint16(min(s.cfg.TCP.WithDefaults().RecvBuffer, 65535))
+}
+
+// acceptCookie builds the connection a valid cookie in ack stands for,
+// queues it on l and reports whether it did; false leaves ack to the
+// caller (a RST, as for any stray ACK).
+func (s *Stack) acceptCookie(now tcp.Time, l *Listener, id tcp.ID, ack *tcp.Segment) bool {
+	irs, iss := ack.Seq-1, ack.Ack-1
+	mss, ok := s.checkCookie(id, irs, iss, now)
+	if !ok {
+		s.ctr.SYNCookiesRejected++
+		return false
+	}
+	if len(l.queue) >= s.cfg.Backlog {
+		s.drop(DropBacklogFull) // the accept queue itself is full: the client retransmits
+		return true
+	}
+	c := s.newConn(tcp.AcceptCookie(s.cfg.TCP, id, iss, irs, mss, s.cookieWindow(), now), id)
+	c.lis = l
+	l.pending++
+	s.ctr.SYNCookiesAccepted++
+	c.tc.Input(now, ack)
+	s.output(now, c)
+	return true
+}
