@@ -48,6 +48,9 @@
 //     address pair over, which runtime/stack then does). Old duplicates get
 //     an ACK, never a RST. FIN-WAIT-2 of a connection its application let
 //     go (Orphan) ends after Config.FinWait2, as Linux's tcp_fin_timeout.
+//   - RFC 4987 §3.6 SYN cookies, the connection side: AcceptCookie builds
+//     the passive open a cookie stood for (the stack makes and checks
+//     cookies when a listener's backlog is full), without window scaling.
 //   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
 //     any SYN on a synchronized connection get a challenge ACK; ACKs
 //     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.
