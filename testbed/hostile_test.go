@@ -149,3 +149,47 @@ func TestHostileProbesAgainstOurStack(t *testing.T) {
 		t.Error("UDP to the unbound port 9 was never refused (no ICMP port unreachable)")
 	}
 }
+
+// TestFinWait2EndsForAClientThatNeverCloses: a Linux client that reads the
+// server's FIN but never closes its own socket leaves the server's side in
+// FIN-WAIT-2. After -fin-wait2 the server forgets it: the client's next
+// segment is answered with a RST. Before, it is still accepted.
+func TestFinWait2EndsForAClientThatNeverCloses(t *testing.T) {
+	needNetns(t)
+	bed := upMigration(t, Options{Args: map[string][]string{"server": {"-fin-wait2", "2s"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := bed.DialContext("client")(ctx, "tcp4", originIP+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	// HTTP/1.0 without keep-alive: the server answers and closes.
+	if _, err := c.Write([]byte("GET /ping HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(c); err != nil || !strings.Contains(string(b), " 200 OK") {
+		t.Fatalf("GET /ping: %q, %v", b, err)
+	}
+	// Our side is in FIN-WAIT-2 now, and still takes the client's data.
+	if _, err := c.Write([]byte("still here")); err != nil {
+		t.Fatalf("a write in FIN-WAIT-2: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.Write([]byte("still here")); err != nil {
+		t.Fatalf("a second write in FIN-WAIT-2 failed (was the first answered with a RST?): %v", err)
+	}
+	// After the bound, the next segment finds nothing and gets a RST.
+	time.Sleep(2500 * time.Millisecond)
+	c.Write([]byte("gone?")) //nolint:errcheck // the RST shows on the next call
+	var reset bool
+	for i := 0; i < 20 && !reset; i++ {
+		time.Sleep(50 * time.Millisecond)
+		_, err := c.Write([]byte("x"))
+		reset = errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	}
+	if !reset {
+		t.Error("the client was never reset after -fin-wait2: the server still holds the connection")
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/policy"
 	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
 	"github.com/capygen/capygen/testbed"
 )
 
@@ -55,6 +56,7 @@ type serveFlags struct {
 	workers                      int
 	metricsAddr                  string
 	injectDelay                  time.Duration
+	finWait2                     time.Duration
 	// work is the -workers every handler of this server shares (and the
 	// injected migration overhead takes).
 	work *workers
@@ -112,6 +114,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "with -switch: serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
 	fs.DurationVar(&f.injectDelay, "inject-migration-delay", 0, "with -switch, for experiments: busy-wait this long in each outgoing migration's freeze (Figure 1's injected overhead)")
+	fs.DurationVar(&f.finWait2, "fin-wait2", 0, "how long a connection the server closed waits in FIN-WAIT-2 for the client's FIN (0: 60s, Linux's tcp_fin_timeout)")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +144,9 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	}
 	if f.metricsAddr != "" && f.switchAddr == "" {
 		return f, fmt.Errorf("-metrics %s: the metrics are the migration engine's; add -switch", f.metricsAddr)
+	}
+	if f.finWait2 < 0 {
+		return f, fmt.Errorf("-fin-wait2 %v: want a positive duration, or 0 for 60s", f.finWait2)
 	}
 	if f.workers < 0 {
 		return f, fmt.Errorf("-workers %d: want a count of workers, or 0 for no limit", f.workers)
@@ -241,7 +247,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer ep.Close()
-	scfg := stack.Config{Addr: pfx, Gateway: gw}
+	scfg := stack.Config{Addr: pfx, Gateway: gw, TCP: tcp.Config{FinWait2: f.finWait2}}
 	if f.switchAddr != "" {
 		// A connection's whole state can go to a server this one has never
 		// talked to: queue its fragments while ARP resolves, and retry ARP
