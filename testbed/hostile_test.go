@@ -193,3 +193,93 @@ func TestFinWait2EndsForAClientThatNeverCloses(t *testing.T) {
 		t.Error("the client was never reset after -fin-wait2: the server still holds the connection")
 	}
 }
+
+// TestTimeWaitReuseByALinuxClient: the server closes first (HTTP/1.0), so
+// its side of the address pair is in TIME-WAIT; the Linux client connects
+// again from the same port at once. The new SYN takes the pair over: the
+// server's first answer is a SYN-ACK, not TIME-WAIT's ACK, which the
+// client would answer with a RST and a retried SYN.
+func TestTimeWaitReuseByALinuxClient(t *testing.T) {
+	needNetns(t)
+	bed := upMigration(t, Options{})
+	const port = 45555
+	// A raw socket sees what the server sends to the client.
+	var fd int
+	if err := bed.InNamespace("client", func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	tv := unix.NsecToTimeval(int64(20 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	// answers drains what the server sent to our port: its flags, in order.
+	answers := func() []string {
+		var out []string
+		b := make([]byte, 2048)
+		for {
+			n, _, err := unix.Recvfrom(fd, b, 0)
+			if err != nil {
+				return out
+			}
+			p := gopacket.NewPacket(b[:n], layers.LayerTypeIPv4, gopacket.Default)
+			h, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if h == nil || h.DstPort != port || h.SrcPort != 80 {
+				continue
+			}
+			switch {
+			case h.SYN && h.ACK:
+				out = append(out, "SYN-ACK")
+			case h.RST:
+				out = append(out, "RST")
+			case h.ACK && len(h.Payload) == 0 && !h.FIN:
+				out = append(out, "ACK")
+			default:
+				out = append(out, "other")
+			}
+		}
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		var c net.Conn
+		err := bed.InNamespace("client", func() (err error) {
+			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{Port: port},
+				Control: func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					if err := rc.Control(func(fd uintptr) {
+						serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+					}); err != nil {
+						return err
+					}
+					return serr
+				}}
+			c, err = d.Dial("tcp4", originIP+":80")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for i := range 3 {
+		answers() // what came before this connection
+		c := dial()
+		if first := answers(); i > 0 && (len(first) == 0 || first[0] != "SYN-ACK") {
+			t.Errorf("connection %d from the port the server holds in TIME-WAIT: the server's answers began %v, want a SYN-ACK first", i, first)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("GET /ping HTTP/1.0\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.Contains(string(b), " 200 OK") {
+			t.Fatalf("connection %d from port %d: %q, %v", i, port, b, err)
+		}
+		// The client's side leaves LAST-ACK once our ACK of its FIN is in.
+		time.Sleep(100 * time.Millisecond)
+	}
+}
