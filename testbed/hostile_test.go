@@ -31,33 +31,13 @@ func TestHostileProbesAgainstOurStack(t *testing.T) {
 
 	// A raw TCP socket in the client's namespace: it sends the probes and
 	// sees every TCP segment that comes back.
-	var fd int
-	if err := bed.InNamespace("client", func() (err error) {
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
+	fd := rawTCPSocket(t, bed, 50*time.Millisecond)
 	probe := func(dport uint16, set func(*layers.TCP)) (answers []layers.TCP) {
 		t.Helper()
 		sport := uint16(40000 + rand.IntN(20000))
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: rand.Uint32(), Window: 1024}
 		set(tcp)
-		ip := &layers.IPv4{SrcIP: net.ParseIP(client).To4(), DstIP: net.ParseIP(server).To4(), Protocol: layers.IPProtocolTCP}
-		tcp.SetNetworkLayerForChecksum(ip) //nolint:errcheck // an IPv4 layer
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, tcp); err != nil {
-			t.Fatal(err)
-		}
-		dst := &unix.SockaddrInet4{Addr: [4]byte(net.ParseIP(server).To4())}
-		if err := unix.Sendto(fd, buf.Bytes(), 0, dst); err != nil {
-			t.Fatal(err)
-		}
+		sendTCP(t, fd, client, server, tcp)
 		deadline := time.Now().Add(400 * time.Millisecond)
 		b := make([]byte, 2048)
 		for time.Now().Before(deadline) {
@@ -100,16 +80,7 @@ func TestHostileProbesAgainstOurStack(t *testing.T) {
 	}
 	for range 300 {
 		sport := uint16(20000 + rand.IntN(20000))
-		tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, Seq: rand.Uint32(), SYN: true, Window: 1024}
-		ip := &layers.IPv4{SrcIP: net.ParseIP(client).To4(), DstIP: net.ParseIP(server).To4(), Protocol: layers.IPProtocolTCP}
-		tcp.SetNetworkLayerForChecksum(ip) //nolint:errcheck // an IPv4 layer
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, tcp); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Sendto(fd, buf.Bytes(), 0, &unix.SockaddrInet4{Addr: [4]byte(net.ParseIP(server).To4())}); err != nil {
-			t.Fatal(err)
-		}
+		sendTCP(t, fd, client, server, &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, Seq: rand.Uint32(), SYN: true, Window: 1024})
 	}
 	time.Sleep(100 * time.Millisecond)
 	if out, err := bed.Exec("client", "iptables", "-D", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "DROP"); err != nil {
@@ -204,18 +175,7 @@ func TestTimeWaitReuseByALinuxClient(t *testing.T) {
 	bed := upMigration(t, Options{})
 	const port = 45555
 	// A raw socket sees what the server sends to the client.
-	var fd int
-	if err := bed.InNamespace("client", func() (err error) {
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(20 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
+	fd := rawTCPSocket(t, bed, 20*time.Millisecond)
 	// answers drains what the server sent to our port: its flags, in order.
 	answers := func() []string {
 		var out []string
@@ -281,5 +241,40 @@ func TestTimeWaitReuseByALinuxClient(t *testing.T) {
 		}
 		// The client's side leaves LAST-ACK once our ACK of its FIN is in.
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rawTCPSocket is a raw TCP socket in the client's namespace, closed with
+// the test: it sends hand-made segments and receives every TCP segment
+// that reaches the namespace, waiting at most timeout for one.
+func rawTCPSocket(t *testing.T, bed *Testbed, timeout time.Duration) int {
+	t.Helper()
+	var fd int
+	if err := bed.InNamespace("client", func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	tv := unix.NsecToTimeval(int64(timeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// sendTCP sends tcp from src to dst on the raw socket fd (the kernel
+// writes the IP header).
+func sendTCP(t *testing.T, fd int, src, dst string, tcp *layers.TCP) {
+	t.Helper()
+	ip := &layers.IPv4{SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4(), Protocol: layers.IPProtocolTCP}
+	tcp.SetNetworkLayerForChecksum(ip) //nolint:errcheck // an IPv4 layer
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, tcp); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendto(fd, buf.Bytes(), 0, &unix.SockaddrInet4{Addr: [4]byte(net.ParseIP(dst).To4())}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -107,7 +107,7 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 		return nil, fmt.Errorf("render the dissector: %w", err)
 	}
 	files := genfile.Files{}
-	if err := files.Add(Dir+"/"+s.Header.Name+".lua", tidy(b.String())); err != nil {
+	if err := files.Add(Dir+"/"+s.Header.Name+".lua", genfile.Tidy(b.String())); err != nil {
 		return nil, err
 	}
 	return files, nil
@@ -260,18 +260,4 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func luaString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// tidy strips trailing blanks and runs of blank lines.
-func tidy(s string) []byte {
-	lines := strings.Split(s, "\n")
-	var out []string
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t")
-		if l == "" && len(out) > 0 && out[len(out)-1] == "" {
-			continue
-		}
-		out = append(out, l)
-	}
-	return []byte(strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"go/format"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -161,4 +162,18 @@ func WithoutVersion(b []byte) []byte {
 		out = append(out, lines[i]...)
 	}
 	return out
+}
+
+var blankRuns = regexp.MustCompile(`\n{3,}`)
+
+// Tidy strips trailing blanks and collapses the runs of blank lines that
+// a template's conditionals leave, so that template output reads as
+// hand-written; it ends the text with one newline.
+func Tidy(s string) []byte {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t")
+	}
+	out := blankRuns.ReplaceAllString(strings.Join(lines, "\n"), "\n\n")
+	return []byte(strings.TrimRight(out, "\n") + "\n")
 }

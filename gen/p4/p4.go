@@ -51,8 +51,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"text/template"
 
 	"github.com/capygen/capygen/gen/genfile"
@@ -116,7 +114,7 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
-		if err := files.Add(name, tidy(body)); err != nil {
+		if err := files.Add(name, genfile.Tidy(body)); err != nil {
 			return nil, err
 		}
 	}
@@ -148,17 +146,4 @@ func execute(t *template.Template, d *data) (string, error) {
 		return "", err
 	}
 	return b.String(), nil
-}
-
-var blankRuns = regexp.MustCompile(`\n{3,}`)
-
-// tidy strips trailing blanks and collapses runs of blank lines that the
-// template's conditionals leave, so the output reads as hand-written.
-func tidy(s string) []byte {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
-	}
-	out := blankRuns.ReplaceAllString(strings.Join(lines, "\n"), "\n\n")
-	return []byte(strings.TrimRight(out, "\n") + "\n")
 }

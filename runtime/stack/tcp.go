@@ -39,16 +39,17 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 		}
 		now = s.now // others may have moved the clock while unlocked
 	}
-	l := s.listeners[seg.DstPort]
 	if c := s.conns[id]; c != nil {
-		if l != nil && c.tc.Reusable(&seg) {
-			// A new SYN on the address pair of a connection in TIME-WAIT
-			// (beyond everything it received) or finished: a new
-			// connection, as Linux takes it, not an ACK of the old one
-			// that the client would answer with RST and retry.
-			s.removeConn(c)
-			s.acceptSYN(now, l, id, &seg)
-			return
+		if c.tc.Reusable(&seg) { // a bare SYN only: the common path pays a flag test
+			if l := s.listeners[seg.DstPort]; l != nil {
+				// A new SYN on the address pair of a connection in
+				// TIME-WAIT (beyond everything it received) or finished: a
+				// new connection, as Linux takes it, not an ACK of the old
+				// one that the client would answer with RST and retry.
+				s.removeConn(c)
+				s.acceptSYN(now, l, id, &seg)
+				return
+			}
 		}
 		c.tc.Input(now, &seg)
 		s.output(now, c)
@@ -57,7 +58,7 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 	if seg.Flags&tcp.FlagRST != 0 {
 		return // never answer a RST
 	}
-	if l != nil {
+	if l := s.listeners[seg.DstPort]; l != nil {
 		switch {
 		case seg.Flags&(tcp.FlagSYN|tcp.FlagACK) == tcp.FlagSYN:
 			s.acceptSYN(now, l, id, &seg)

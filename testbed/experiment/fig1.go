@@ -2,12 +2,9 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,71 +206,55 @@ func Fig1Summary(res *Fig1Result) string {
 
 // WriteFig1 writes res into dir: fig1.json, fig1.csv, fig1.png/svg (p99
 // against the injected overhead, a line per load) and README.md.
-func WriteFig1(dir string, res *Fig1Result, command string) (files []string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("experiment: plotting %s: %v (the data is in fig1.json)", dir, r)
-		}
-	}()
-	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+func WriteFig1(dir string, res *Fig1Result, command string) ([]string, error) {
 	command = recordCommand(&res.Command, command)
-	js, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(add("fig1.json"), js, 0o644); err != nil {
-		return nil, err
-	}
-	rows := [][]string{{"rate_per_s", "injected_us", "p50_ms", "p99_ms", "p999_ms", "answered", "failed", "moves", "asked"}}
-	for _, p := range res.Points {
-		rows = append(rows, []string{f3(p.Rate), f3(us(p.Delay)), f3(ms(p.P50)), f3(ms(p.P99)), f3(ms(p.P999)),
-			i64(p.Answered), i64(p.Failed), strconv.FormatUint(p.Moves, 10), strconv.FormatUint(p.Asked, 10)})
-	}
-	if err := writeCSV(add("fig1.csv"), rows); err != nil {
-		return nil, err
-	}
-	p := plot.New()
-	p.Title.Text = "Figure 1: tail latency as the migration overhead grows"
-	p.X.Label.Text = "injected overhead per migration (µs)"
-	p.Y.Label.Text = "p99 latency (ms)"
-	p.Add(plotter.NewGrid())
-	var lines []any
-	for _, rate := range res.Config.Rates {
-		var xy plotter.XYs
-		for _, pt := range res.Points {
-			if pt.Rate == rate {
-				xy = append(xy, plotter.XY{X: us(pt.Delay), Y: ms(pt.P99)})
+	return writeResult(dir, "fig1.json", res, func(o *output) error {
+		rows := [][]string{{"rate_per_s", "injected_us", "p50_ms", "p99_ms", "p999_ms", "answered", "failed", "moves", "asked"}}
+		for _, p := range res.Points {
+			rows = append(rows, []string{f3(p.Rate), f3(us(p.Delay)), f3(ms(p.P50)), f3(ms(p.P99)), f3(ms(p.P999)),
+				i64(p.Answered), i64(p.Failed), strconv.FormatUint(p.Moves, 10), strconv.FormatUint(p.Asked, 10)})
+		}
+		if err := o.csv("fig1.csv", rows); err != nil {
+			return err
+		}
+		p := plot.New()
+		p.Title.Text = "Figure 1: tail latency as the migration overhead grows"
+		p.X.Label.Text = "injected overhead per migration (µs)"
+		p.Y.Label.Text = "p99 latency (ms)"
+		p.Add(plotter.NewGrid())
+		var lines []any
+		for _, rate := range res.Config.Rates {
+			var xy plotter.XYs
+			for _, pt := range res.Points {
+				if pt.Rate == rate {
+					xy = append(xy, plotter.XY{X: us(pt.Delay), Y: ms(pt.P99)})
+				}
+			}
+			lines = append(lines, fmt.Sprintf("%.0f requests/s", rate), xy)
+		}
+		if err := plotutil.AddLinePoints(p, lines...); err != nil {
+			return err
+		}
+		p.Legend.Top, p.Legend.Left = true, true
+		p.Y.Min = 0
+		if _, err := o.plot(p, "fig1", 18*vg.Centimeter, 10*vg.Centimeter); err != nil {
+			return err
+		}
+		c := res.Config
+		var b strings.Builder
+		fmt.Fprintf(&b, "# Figure 1: tail latency as a function of the migration overhead\n\n")
+		fmt.Fprintf(&b, "Run %s on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
+		fmt.Fprintf(&b, "The migration testbed's three servers each have %d worker(s) for `GET /work?us=%d` (capacity %.0f requests/s in all). ", c.Workers, c.Service.Microseconds(), float64(len(servers)*c.Workers)/c.Service.Seconds())
+		fmt.Fprintf(&b, "%d keep-alive connections from a Linux client, dealt out evenly, carry open-loop Poisson load for %v (the first %v not recorded), while the servers are asked to move random connections until %d have moved. ", c.Conns, c.Duration, c.Warmup, c.Migrations)
+		b.WriteString("Each migration's freeze busy-waits the injected overhead (`capyrun serve -inject-migration-delay`), with the connection frozen and the server's engine held, and charges it to the server's workers (the next request waits it out), as the paper's delays take a single-core server's time.\n\n```\n")
+		b.WriteString(Fig1Summary(res))
+		b.WriteString("```\n\n![fig1.png](fig1.png)\n\n")
+		for _, p := range res.Points {
+			if p.Moves < uint64(c.Migrations) {
+				fmt.Fprintf(&b, "At %.0f requests/s with %v injected, %d of the %d migrations asked for moved in the run: a connection moves at its next quiescent point, after a response.\n\n", p.Rate, p.Delay, p.Moves, c.Migrations)
 			}
 		}
-		lines = append(lines, fmt.Sprintf("%.0f requests/s", rate), xy)
-	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return nil, err
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Y.Min = 0
-	for _, ext := range []string{"png", "svg"} {
-		if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add("fig1."+ext)); err != nil {
-			return nil, err
-		}
-	}
-	c := res.Config
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Figure 1: tail latency as a function of the migration overhead\n\n")
-	fmt.Fprintf(&b, "Run %s on %s, %s.\n\n", command, res.Start.UTC().Format(time.RFC3339), machine())
-	fmt.Fprintf(&b, "The migration testbed's three servers each have %d worker(s) for `GET /work?us=%d` (capacity %.0f requests/s in all). ", c.Workers, c.Service.Microseconds(), float64(len(servers)*c.Workers)/c.Service.Seconds())
-	fmt.Fprintf(&b, "%d keep-alive connections from a Linux client, dealt out evenly, carry open-loop Poisson load for %v (the first %v not recorded), while the servers are asked to move random connections until %d have moved. ", c.Conns, c.Duration, c.Warmup, c.Migrations)
-	b.WriteString("Each migration's freeze busy-waits the injected overhead (`capyrun serve -inject-migration-delay`), with the connection frozen and the server's engine held, and charges it to the server's workers (the next request waits it out), as the paper's delays take a single-core server's time.\n\n```\n")
-	b.WriteString(Fig1Summary(res))
-	b.WriteString("```\n\n![fig1.png](fig1.png)\n\n")
-	for _, p := range res.Points {
-		if p.Moves < uint64(c.Migrations) {
-			fmt.Fprintf(&b, "At %.0f requests/s with %v injected, %d of the %d migrations asked for moved in the run: a connection moves at its next quiescent point, after a response.\n\n", p.Rate, p.Delay, p.Moves, c.Migrations)
-		}
-	}
-	fmt.Fprintf(&b, "Data: `fig1.csv`, `fig1.json`. Took %v.\n", res.Took.Round(time.Second))
-	if err := os.WriteFile(add("README.md"), []byte(b.String()), 0o644); err != nil {
-		return nil, err
-	}
-	return files, nil
+		fmt.Fprintf(&b, "Data: `fig1.csv`, `fig1.json`. Took %v.\n", res.Took.Round(time.Second))
+		return o.text("README.md", b.String())
+	})
 }

@@ -1,11 +1,8 @@
 package experiment
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -27,118 +24,99 @@ var fig5Quantiles = []float64{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8
 // mean and p99 per step and path), fig4_host_steps.csv (the kernel's own
 // TCP_REPAIR sub-steps), fig5.csv (host overhead quantiles per path),
 // fig4 and fig5 as PNG and SVG, and README.md.
-func WriteHostOverhead(dir string, res *HostOverheadResult, command string) (files []string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("experiment: plotting %s: %v (the data is in hostoverhead.json)", dir, r)
-		}
-	}()
-	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+func WriteHostOverhead(dir string, res *HostOverheadResult, command string) ([]string, error) {
 	command = recordCommand(&res.Command, command)
-	js, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(add("hostoverhead.json"), js, 0o644); err != nil {
-		return nil, err
-	}
-	rows := [][]string{{"path", "step", "mean_us", "p99_us"}}
-	for _, p := range res.Paths {
+	return writeResult(dir, "hostoverhead.json", res, func(o *output) error {
+		rows := [][]string{{"path", "step", "mean_us", "p99_us"}}
+		for _, p := range res.Paths {
+			for i, st := range Steps {
+				rows = append(rows, []string{p.Path, st.Name, f3(us(p.StepMean[i])), f3(us(p.StepP99[i]))})
+			}
+			rows = append(rows, []string{p.Path, "host overhead", f3(us(p.Mean())), f3(us(migrate.Quantile(p.Host, 0.99)))})
+		}
+		if err := o.csv("fig4.csv", rows); err != nil {
+			return err
+		}
+		rows = [][]string{{"path", "host_step", "mean_us"}}
+		for _, p := range res.Paths {
+			for _, name := range sortedKeys(p.HostSteps) {
+				rows = append(rows, []string{p.Path, name, f3(us(p.HostSteps[name]))})
+			}
+		}
+		if err := o.csv("fig4_host_steps.csv", rows); err != nil {
+			return err
+		}
+		rows = [][]string{{"path", "quantile", "host_overhead_us"}}
+		for _, p := range res.Paths {
+			for _, q := range fig5Quantiles {
+				rows = append(rows, []string{p.Path, f3(q), f3(us(migrate.Quantile(p.Host, q)))})
+			}
+		}
+		if err := o.csv("fig5.csv", rows); err != nil {
+			return err
+		}
+
+		// Figure 4: mean per step, a pair of bars per step.
+		p := plot.New()
+		p.Title.Text = "Figure 4: mean server overhead per migration step"
+		p.Y.Label.Text = "mean (µs)"
+		p.Add(plotter.NewGrid())
+		w := vg.Points(12)
+		names := make([]string, len(Steps))
 		for i, st := range Steps {
-			rows = append(rows, []string{p.Path, st.Name, f3(us(p.StepMean[i])), f3(us(p.StepP99[i]))})
+			names[i] = st.Name
 		}
-		rows = append(rows, []string{p.Path, "host overhead", f3(us(p.Mean())), f3(us(migrate.Quantile(p.Host, 0.99)))})
-	}
-	if err := writeCSV(add("fig4.csv"), rows); err != nil {
-		return nil, err
-	}
-	rows = [][]string{{"path", "host_step", "mean_us"}}
-	for _, p := range res.Paths {
-		for _, name := range sortedKeys(p.HostSteps) {
-			rows = append(rows, []string{p.Path, name, f3(us(p.HostSteps[name]))})
+		for i, pr := range res.Paths {
+			var v plotter.Values
+			for _, d := range pr.StepMean {
+				v = append(v, us(d))
+			}
+			b, err := plotter.NewBarChart(v, w)
+			if err != nil {
+				return err
+			}
+			b.Color = plotutil.Color(i)
+			b.LineStyle.Width = 0
+			b.Offset = w * vg.Length(float64(i)-float64(len(res.Paths)-1)/2)
+			p.Add(b)
+			p.Legend.Add(fmt.Sprintf("%s (host overhead mean %.1f µs)", pr.Path, us(pr.Mean())), b)
 		}
-	}
-	if err := writeCSV(add("fig4_host_steps.csv"), rows); err != nil {
-		return nil, err
-	}
-	rows = [][]string{{"path", "quantile", "host_overhead_us"}}
-	for _, p := range res.Paths {
-		for _, q := range fig5Quantiles {
-			rows = append(rows, []string{p.Path, f3(q), f3(us(migrate.Quantile(p.Host, q)))})
-		}
-	}
-	if err := writeCSV(add("fig5.csv"), rows); err != nil {
-		return nil, err
-	}
-
-	// Figure 4: mean per step, a pair of bars per step.
-	p := plot.New()
-	p.Title.Text = "Figure 4: mean server overhead per migration step"
-	p.Y.Label.Text = "mean (µs)"
-	p.Add(plotter.NewGrid())
-	w := vg.Points(12)
-	names := make([]string, len(Steps))
-	for i, st := range Steps {
-		names[i] = st.Name
-	}
-	for i, pr := range res.Paths {
-		var v plotter.Values
-		for _, d := range pr.StepMean {
-			v = append(v, us(d))
-		}
-		b, err := plotter.NewBarChart(v, w)
+		p.Legend.Top = true
+		p.NominalX(names...)
+		p.Y.Max *= 1.3
+		fig4, err := o.plot(p, "fig4", 20*vg.Centimeter, 10*vg.Centimeter)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		b.Color = plotutil.Color(i)
-		b.LineStyle.Width = 0
-		b.Offset = w * vg.Length(float64(i)-float64(len(res.Paths)-1)/2)
-		p.Add(b)
-		p.Legend.Add(fmt.Sprintf("%s (host overhead mean %.1f µs)", pr.Path, us(pr.Mean())), b)
-	}
-	p.Legend.Top = true
-	p.NominalX(names...)
-	p.Y.Max *= 1.3
-	var plots []string
-	for _, ext := range []string{"png", "svg"} {
-		if err := p.Save(20*vg.Centimeter, 10*vg.Centimeter, add("fig4."+ext)); err != nil {
-			return nil, err
-		}
-	}
-	plots = append(plots, "fig4.png")
 
-	// Figure 5: the distribution of the host overhead.
-	p = plot.New()
-	p.Title.Text = "Figure 5: distribution of the server overhead of a migration"
-	p.X.Label.Text = "host overhead (µs, log)"
-	p.Y.Label.Text = "fraction of migrations"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-	var lines []any
-	for _, pr := range res.Paths {
-		n := len(pr.Host)
-		var xy plotter.XYs
-		for i := range 200 {
-			k := min(n-1, int(math.Round(float64(i)*float64(n-1)/199)))
-			xy = append(xy, plotter.XY{X: math.Max(us(pr.Host[k]), 0.01), Y: float64(k+1) / float64(n)})
+		// Figure 5: the distribution of the host overhead.
+		p = plot.New()
+		p.Title.Text = "Figure 5: distribution of the server overhead of a migration"
+		p.X.Label.Text = "host overhead (µs, log)"
+		p.Y.Label.Text = "fraction of migrations"
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Add(plotter.NewGrid())
+		var lines []any
+		for _, pr := range res.Paths {
+			n := len(pr.Host)
+			var xy plotter.XYs
+			for i := range 200 {
+				k := min(n-1, int(math.Round(float64(i)*float64(n-1)/199)))
+				xy = append(xy, plotter.XY{X: math.Max(us(pr.Host[k]), 0.01), Y: float64(k+1) / float64(n)})
+			}
+			lines = append(lines, fmt.Sprintf("%s (%d migrations)", pr.Path, n), xy)
 		}
-		lines = append(lines, fmt.Sprintf("%s (%d migrations)", pr.Path, n), xy)
-	}
-	if err := plotutil.AddLines(p, lines...); err != nil {
-		return nil, err
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	for _, ext := range []string{"png", "svg"} {
-		if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add("fig5."+ext)); err != nil {
-			return nil, err
+		if err := plotutil.AddLines(p, lines...); err != nil {
+			return err
 		}
-	}
-	plots = append(plots, "fig5.png")
-	if err := os.WriteFile(add("README.md"), []byte(hostOverheadReport(res, command, plots)), 0o644); err != nil {
-		return nil, err
-	}
-	return files, nil
+		p.Legend.Top, p.Legend.Left = true, true
+		fig5, err := o.plot(p, "fig5", 18*vg.Centimeter, 10*vg.Centimeter)
+		if err != nil {
+			return err
+		}
+		return o.text("README.md", hostOverheadReport(res, command, []string{fig4, fig5}))
+	})
 }
 
 func sortedKeys(m map[string]time.Duration) []string {

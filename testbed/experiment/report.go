@@ -2,11 +2,9 @@ package experiment
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,132 +24,108 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // SVG per pattern of p99 over time, one of p99 per mode, and README.md,
 // the report. command is what was run, for the report. It returns the
 // files' names.
-func WriteSkew(dir string, res *SkewResult, command string) (files []string, err error) {
-	defer func() {
-		// gonum/plot panics on data it cannot draw; that is an error here,
-		// not a lost run (skew.json is written first).
-		if r := recover(); r != nil {
-			err = fmt.Errorf("experiment: plotting %s: %v (the data is in skew.json; rerun with -from to plot again)", dir, r)
-		}
-	}()
-	add := func(name string) string { files = append(files, name); return filepath.Join(dir, name) }
+func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 	command = recordCommand(&res.Command, command)
-	js, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(add("skew.json"), js, 0o644); err != nil {
-		return nil, err
-	}
-	rows := [][]string{{"pattern", "mode", "p50_ms", "p99_ms", "p999_ms", "sent", "answered", "failed", "dropped", "moves", "conns_per_server"}}
-	for _, r := range res.Runs {
-		per := make([]string, len(r.PerServer))
-		for i, n := range r.PerServer {
-			per[i] = strconv.Itoa(n)
+	return writeResult(dir, "skew.json", res, func(o *output) error {
+		rows := [][]string{{"pattern", "mode", "p50_ms", "p99_ms", "p999_ms", "sent", "answered", "failed", "dropped", "moves", "conns_per_server"}}
+		for _, r := range res.Runs {
+			per := make([]string, len(r.PerServer))
+			for i, n := range r.PerServer {
+				per[i] = strconv.Itoa(n)
+			}
+			rows = append(rows, []string{r.Pattern, r.Mode, f3(ms(r.P50)), f3(ms(r.P99)), f3(ms(r.P999)),
+				i64(r.Sent), i64(r.Answered), i64(r.Failed), i64(r.Dropped), strconv.FormatUint(r.Moves, 10), strings.Join(per, "/")})
 		}
-		rows = append(rows, []string{r.Pattern, r.Mode, f3(ms(r.P50)), f3(ms(r.P99)), f3(ms(r.P999)),
-			i64(r.Sent), i64(r.Answered), i64(r.Failed), i64(r.Dropped), strconv.FormatUint(r.Moves, 10), strings.Join(per, "/")})
-	}
-	if err := writeCSV(add("skew.csv"), rows); err != nil {
-		return nil, err
-	}
-	rows = [][]string{{"pattern", "mode", "bin_start_s", "count", "p50_ms", "p99_ms", "p999_ms", "failed", "dropped"}}
-	for _, r := range res.Runs {
-		for _, b := range r.Series {
-			rows = append(rows, []string{r.Pattern, r.Mode, f3(b.Start.Seconds()), i64(b.Count), f3(ms(b.P50)), f3(ms(b.P99)), f3(ms(b.P999)), i64(b.Failed), i64(b.Dropped)})
+		if err := o.csv("skew.csv", rows); err != nil {
+			return err
 		}
-	}
-	if err := writeCSV(add("skew_series.csv"), rows); err != nil {
-		return nil, err
-	}
-	var plots []string
-	for _, pat := range res.Config.Patterns {
+		rows = [][]string{{"pattern", "mode", "bin_start_s", "count", "p50_ms", "p99_ms", "p999_ms", "failed", "dropped"}}
+		for _, r := range res.Runs {
+			for _, b := range r.Series {
+				rows = append(rows, []string{r.Pattern, r.Mode, f3(b.Start.Seconds()), i64(b.Count), f3(ms(b.P50)), f3(ms(b.P99)), f3(ms(b.P999)), i64(b.Failed), i64(b.Dropped)})
+			}
+		}
+		if err := o.csv("skew_series.csv", rows); err != nil {
+			return err
+		}
+		var plots []string
+		for _, pat := range res.Config.Patterns {
+			p := plot.New()
+			p.Title.Text = fmt.Sprintf("%s: p99 request latency over time", pat)
+			p.X.Label.Text = "time (s)"
+			p.Y.Label.Text = "p99 latency (ms, log)"
+			p.Y.Scale = plot.LogScale{}
+			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+			p.Add(plotter.NewGrid())
+			var lines []any
+			for _, r := range res.Runs {
+				if r.Pattern != pat {
+					continue
+				}
+				var xy plotter.XYs
+				for _, b := range r.Series {
+					if b.Count > 0 {
+						xy = append(xy, plotter.XY{X: b.Start.Seconds(), Y: max(ms(b.P99), 0.01)})
+					}
+				}
+				if len(xy) > 0 {
+					lines = append(lines, r.Mode, xy)
+				}
+			}
+			if err := plotutil.AddLinePoints(p, lines...); err != nil {
+				return err
+			}
+			p.Legend.Top = true
+			p.Y.Max *= 10 // room above the lines for the legend
+			png, err := o.plot(p, fmt.Sprintf("skew_%s_p99", pat), 18*vg.Centimeter, 10*vg.Centimeter)
+			if err != nil {
+				return err
+			}
+			plots = append(plots, png)
+		}
+		// p99 per mode: a column of points per pattern, one per mode (points,
+		// not bars: a log axis has no zero for bars to stand on).
 		p := plot.New()
-		p.Title.Text = fmt.Sprintf("%s: p99 request latency over time", pat)
-		p.X.Label.Text = "time (s)"
+		p.Title.Text = "p99 request latency by skew and mode"
 		p.Y.Label.Text = "p99 latency (ms, log)"
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Add(plotter.NewGrid())
-		var lines []any
-		for _, r := range res.Runs {
-			if r.Pattern != pat {
+		modes := res.Config.Modes
+		for i, m := range modes {
+			var xy plotter.XYs
+			for j, pat := range res.Config.Patterns {
+				for _, r := range res.Runs {
+					if r.Pattern == pat && r.Mode == m {
+						off := 0.5 * (float64(i)/float64(max(len(modes)-1, 1)) - 0.5)
+						xy = append(xy, plotter.XY{X: float64(j) + off, Y: max(ms(r.P99), 0.01)})
+					}
+				}
+			}
+			if len(xy) == 0 {
 				continue
 			}
-			var xy plotter.XYs
-			for _, b := range r.Series {
-				if b.Count > 0 {
-					xy = append(xy, plotter.XY{X: b.Start.Seconds(), Y: max(ms(b.P99), 0.01)})
-				}
+			sc, err := plotter.NewScatter(xy)
+			if err != nil {
+				return err
 			}
-			if len(xy) > 0 {
-				lines = append(lines, r.Mode, xy)
-			}
-		}
-		if err := plotutil.AddLinePoints(p, lines...); err != nil {
-			return nil, err
+			sc.GlyphStyle.Color = plotutil.Color(i)
+			sc.GlyphStyle.Shape = plotutil.Shape(i)
+			sc.GlyphStyle.Radius = vg.Points(4)
+			p.Add(sc)
+			p.Legend.Add(m, sc)
 		}
 		p.Legend.Top = true
-		p.Y.Max *= 10 // room above the lines for the legend
-		for _, ext := range []string{"png", "svg"} {
-			name := fmt.Sprintf("skew_%s_p99.%s", pat, ext)
-			if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add(name)); err != nil {
-				return nil, err
-			}
-			if ext == "png" {
-				plots = append(plots, name)
-			}
-		}
-	}
-	// p99 per mode: a column of points per pattern, one per mode (points,
-	// not bars: a log axis has no zero for bars to stand on).
-	p := plot.New()
-	p.Title.Text = "p99 request latency by skew and mode"
-	p.Y.Label.Text = "p99 latency (ms, log)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-	modes := res.Config.Modes
-	for i, m := range modes {
-		var xy plotter.XYs
-		for j, pat := range res.Config.Patterns {
-			for _, r := range res.Runs {
-				if r.Pattern == pat && r.Mode == m {
-					off := 0.5 * (float64(i)/float64(max(len(modes)-1, 1)) - 0.5)
-					xy = append(xy, plotter.XY{X: float64(j) + off, Y: max(ms(r.P99), 0.01)})
-				}
-			}
-		}
-		if len(xy) == 0 {
-			continue
-		}
-		sc, err := plotter.NewScatter(xy)
+		p.Y.Max *= 10
+		p.NominalX(res.Config.Patterns...)
+		p.X.Min, p.X.Max = -0.5, float64(len(res.Config.Patterns))-0.5
+		png, err := o.plot(p, "skew_p99_by_mode", 18*vg.Centimeter, 10*vg.Centimeter)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		sc.GlyphStyle.Color = plotutil.Color(i)
-		sc.GlyphStyle.Shape = plotutil.Shape(i)
-		sc.GlyphStyle.Radius = vg.Points(4)
-		p.Add(sc)
-		p.Legend.Add(m, sc)
-	}
-	p.Legend.Top = true
-	p.Y.Max *= 10
-	p.NominalX(res.Config.Patterns...)
-	p.X.Min, p.X.Max = -0.5, float64(len(res.Config.Patterns))-0.5
-	for _, ext := range []string{"png", "svg"} {
-		name := "skew_p99_by_mode." + ext
-		if err := p.Save(18*vg.Centimeter, 10*vg.Centimeter, add(name)); err != nil {
-			return nil, err
-		}
-		if ext == "png" {
-			plots = append([]string{name}, plots...)
-		}
-	}
-	if err := os.WriteFile(add("README.md"), []byte(skewReport(res, command, plots)), 0o644); err != nil {
-		return nil, err
-	}
-	return files, nil
+		plots = append([]string{png}, plots...)
+		return o.text("README.md", skewReport(res, command, plots))
+	})
 }
 
 // recordCommand keeps the command that ran an experiment in its result

@@ -1,0 +1,64 @@
+package experiment
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+)
+
+// output collects the files an experiment writes into its directory.
+type output struct {
+	dir   string
+	files []string
+}
+
+// path is name's path in the directory, and records it as written.
+func (o *output) path(name string) string {
+	o.files = append(o.files, name)
+	return filepath.Join(o.dir, name)
+}
+
+// csv writes rows as name.
+func (o *output) csv(name string, rows [][]string) error { return writeCSV(o.path(name), rows) }
+
+// text writes s as name.
+func (o *output) text(name, s string) error { return os.WriteFile(o.path(name), []byte(s), 0o644) }
+
+// plot saves p as base.png and base.svg and returns the PNG's name, for
+// the report to embed.
+func (o *output) plot(p *plot.Plot, base string, w, h vg.Length) (string, error) {
+	for _, ext := range []string{"png", "svg"} {
+		if err := p.Save(w, h, o.path(base+"."+ext)); err != nil {
+			return "", err
+		}
+	}
+	return base + ".png", nil
+}
+
+// writeResult writes res as jsonName into dir, then the rest with body,
+// and returns the files' names. The JSON goes first: gonum/plot panics on
+// data it cannot draw, which is an error here, not a lost run (-from
+// draws it again).
+func writeResult(dir, jsonName string, res any, body func(o *output) error) (files []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			files, err = nil, fmt.Errorf("experiment: plotting %s: %v (the data is in %s; rerun with -from to plot again)", dir, r, jsonName)
+		}
+	}()
+	o := &output{dir: dir}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(o.path(jsonName), js, 0o644); err != nil {
+		return nil, err
+	}
+	if err := body(o); err != nil {
+		return nil, err
+	}
+	return o.files, nil
+}
