@@ -68,6 +68,16 @@ const (
 	optMSS           = 2
 	optWindowScale   = 3
 	optSACKPermitted = 4
+	optSACK          = 5
+	optTimestamps    = 8
+)
+
+// Encoded option sizes, NOP-padded to 4 bytes as Linux lays them out.
+const (
+	tsOptLen       = 12 // NOP NOP kind len TSval TSecr
+	sackOptBase    = 4  // NOP NOP kind len
+	sackBlockLen   = 8
+	maxOptionSpace = HeaderMaxLen - HeaderMinLen
 )
 
 // Header is a view of a TCP header in a byte slice, in the style of gVisor's

@@ -28,9 +28,25 @@ type Segment struct {
 	Window           uint16 // raw, unscaled
 	MSS              uint16 // 0 when absent
 	WindowScale      int8   // -1 when absent
-	SACKPermitted    bool   // parsed and encoded only; SACK itself is not implemented
-	Payload          []byte
+	SACKPermitted    bool   // RFC 2018 SACK-permitted (SYNs)
+	// Timestamps (RFC 7323 §3): HasTS says the option is present.
+	HasTS        bool
+	TSVal, TSEcr uint32
+	// SACK blocks (RFC 2018 §3), the first NumSACK of them. Four fit
+	// the option space without timestamps, three with them.
+	NumSACK uint8
+	SACK    [MaxSACKBlocks]SACKBlock
+	Payload []byte
 }
+
+// MaxSACKBlocks is the most SACK blocks one segment carries.
+const MaxSACKBlocks = 4
+
+// SACKBlock is one SACK block: the peer holds [Start, End).
+type SACKBlock struct{ Start, End uint32 }
+
+// SACKBlocks is the segment's SACK blocks.
+func (s *Segment) SACKBlocks() []SACKBlock { return s.SACK[:s.NumSACK] }
 
 // SeqLen is the sequence space the segment occupies: payload plus SYN and FIN.
 func (s *Segment) SeqLen() uint32 {
@@ -46,8 +62,15 @@ func (s *Segment) SeqLen() uint32 {
 
 // String is a tcpdump-like one-line summary, for test failures and logs.
 func (s *Segment) String() string {
-	return fmt.Sprintf("%d > %d [%s] seq %d ack %d win %d len %d",
+	str := fmt.Sprintf("%d > %d [%s] seq %d ack %d win %d len %d",
 		s.SrcPort, s.DstPort, s.Flags, s.Seq, s.Ack, s.Window, len(s.Payload))
+	if s.HasTS {
+		str += fmt.Sprintf(" ts %d ecr %d", s.TSVal, s.TSEcr)
+	}
+	for _, b := range s.SACKBlocks() {
+		str += fmt.Sprintf(" sack %d-%d", b.Start, b.End)
+	}
+	return str
 }
 
 // ParseSegment decodes b (TCP header plus payload) and verifies its checksum
@@ -108,13 +131,40 @@ func parseOptions(opts []byte, s *Segment) {
 			s.WindowScale = int8(ws)
 		case kind == optSACKPermitted && n == 2:
 			s.SACKPermitted = true
+		case kind == optTimestamps && n == 10:
+			s.HasTS = true
+			s.TSVal = binary.BigEndian.Uint32(opts[2:])
+			s.TSEcr = binary.BigEndian.Uint32(opts[6:])
+		case kind == optSACK && n >= 2+sackBlockLen && (n-2)%sackBlockLen == 0:
+			// More blocks than fit a header cannot be sent; keep the first.
+			s.NumSACK = 0
+			for b := opts[2:n]; len(b) >= sackBlockLen && s.NumSACK < MaxSACKBlocks; b = b[sackBlockLen:] {
+				s.SACK[s.NumSACK] = SACKBlock{binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])}
+				s.NumSACK++
+			}
 		}
 		opts = opts[n:]
 	}
 }
 
-// optionsLen is the encoded size of s's options, padded to 4 bytes.
+// optionsLen is the encoded size of s's options, padded to 4 bytes, with
+// the SACK blocks that fit (sackFit).
 func (s *Segment) optionsLen() int {
+	n := s.fixedOptionsLen()
+	if k := s.sackFit(); k > 0 {
+		n += sackOptBase + sackBlockLen*k
+	}
+	return n
+}
+
+// sackFit is how many of s's SACK blocks fit beside its other options.
+func (s *Segment) sackFit() int {
+	room := maxOptionSpace - s.fixedOptionsLen() - sackOptBase
+	return max(min(int(s.NumSACK), room/sackBlockLen), 0)
+}
+
+// fixedOptionsLen is the size of every option but SACK blocks.
+func (s *Segment) fixedOptionsLen() int {
 	n := 0
 	if s.MSS != 0 {
 		n += 4
@@ -125,13 +175,18 @@ func (s *Segment) optionsLen() int {
 	if s.SACKPermitted {
 		n += 4
 	}
+	if s.HasTS {
+		n += tsOptLen
+	}
 	return n
 }
 
 // AppendSegment encodes s (header, options, payload) after dst and fills in
 // the checksum for the pseudo header of src and dst2. Options are written
 // when set: MSS when non-zero, window scale when >= 0, SACK-permitted when
-// true; each is NOP-padded to a 4-byte boundary.
+// true, timestamps when HasTS, NumSACK SACK blocks; each is NOP-padded to
+// a 4-byte boundary. Options that would overflow the 40-byte option space
+// drop SACK blocks from the end, so the header stays encodable.
 func AppendSegment(dst []byte, src, dst2 netip.Addr, s *Segment) []byte {
 	hlen := HeaderMinLen + s.optionsLen()
 	start := len(dst)
@@ -158,6 +213,20 @@ func AppendSegment(dst []byte, src, dst2 netip.Addr, s *Segment) []byte {
 	}
 	if s.SACKPermitted {
 		o[0], o[1], o[2], o[3] = optNOP, optNOP, optSACKPermitted, 2
+		o = o[4:]
+	}
+	if s.HasTS {
+		o[0], o[1], o[2], o[3] = optNOP, optNOP, optTimestamps, 10
+		binary.BigEndian.PutUint32(o[4:], s.TSVal)
+		binary.BigEndian.PutUint32(o[8:], s.TSEcr)
+		o = o[tsOptLen:]
+	}
+	if k := s.sackFit(); k > 0 {
+		o[0], o[1], o[2], o[3] = optNOP, optNOP, optSACK, byte(2+sackBlockLen*k)
+		for i, b := range s.SACK[:k] {
+			binary.BigEndian.PutUint32(o[4+8*i:], b.Start)
+			binary.BigEndian.PutUint32(o[8+8*i:], b.End)
+		}
 	}
 	dst = append(dst, s.Payload...)
 	Header(dst[start:]).SetChecksum(^checksumFold(dst[start:], src, dst2))
