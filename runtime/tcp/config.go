@@ -25,9 +25,12 @@ type Config struct {
 	// FinWait2 bounds FIN-WAIT-2 for a connection its application
 	// closed (Orphan): a peer that ACKs our FIN and never sends its own
 	// cannot keep it forever (Linux's tcp_fin_timeout); default 60s.
-	FinWait2      time.Duration
-	MaxRetries    int // data retransmissions before the connection fails with ErrTimeout; default 15
-	MaxSYNRetries int // SYN or SYN-ACK retransmissions before failing; default 6
+	FinWait2 time.Duration
+	// NoSACK and NoTimestamps turn off offering and accepting RFC 2018
+	// SACK and RFC 7323 timestamps, which are on by default, as on Linux.
+	NoSACK, NoTimestamps bool
+	MaxRetries           int // data retransmissions before the connection fails with ErrTimeout; default 15
+	MaxSYNRetries        int // SYN or SYN-ACK retransmissions before failing; default 6
 }
 
 // Defaults, and the limits WithDefaults clamps to.

@@ -24,6 +24,9 @@ type Stats struct {
 	TailLossProbes  uint64 // RFC 8985 §7 probes sent (new data or the last segment again)
 	LimitedTransmit uint64 // new segments sent on the first two duplicate ACKs (RFC 3042)
 	LostRetransmits uint64 // retransmissions in fast recovery found lost and sent again
+	RACKLost        uint64 // segments RACK (RFC 8985 §6) marked lost
+	PAWSRejected    uint64 // segments PAWS (RFC 7323 §5) dropped as old duplicates
+	DSACKs          uint64 // D-SACK blocks received: spurious retransmissions (RFC 2883)
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample
@@ -119,6 +122,27 @@ type Conn struct {
 	tlpHigh uint32 // snd.max after the probe
 	tlpRetx bool   // the probe resent data (so an answer means a loss was repaired)
 
+	// Options agreed in the handshake (offered, before it completes).
+	sackOK bool // RFC 2018 SACK
+	tsOK   bool // RFC 7323 timestamps
+
+	// Timestamps (options.go).
+	tsOffset    uint32 // our TSval is the caller's clock in ms plus this
+	tsRecent    uint32 // TS.Recent: the peer's TSval we echo
+	tsRecentAt  Time   // when TS.Recent was taken, for PAWS' 24-day rule
+	lastAckSent uint32 // Last.ACK.sent (RFC 7323 §4.3)
+	sackLast    uint32 // start of the latest out-of-order segment, reported first
+	dsack       SACKBlock
+	dsackOn     bool // dsack goes first in the next ACK (RFC 2883)
+
+	// The SACK sender (rack.go): records in flight, RACK, PRR.
+	txq         txQueue
+	sackedBytes uint32
+	lostBytes   uint32
+	rack        rackState
+	prr         prrState
+	rtoRecovery bool // an RTO marked everything lost; cleared at recover
+
 	closeOn bool // TIME-WAIT's timer, or an orphan's FIN-WAIT-2 bound
 	closeAt Time
 	orphan  bool // the application will neither read nor write (Orphan)
@@ -171,6 +195,10 @@ func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 		rto:      cfg.InitialRTO,
 		ssthresh: 1 << 30,
 		lastNow:  now,
+		tsOffset: tsOffsetFor(iss, now),
+		sackOK:   !cfg.NoSACK,
+		tsOK:     !cfg.NoTimestamps,
+		txq:      txQueue{s: c.txq.s[:0]}, // a reused Conn keeps its ring
 	}
 	c.resetCwnd()
 	return c
@@ -181,7 +209,7 @@ func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 func Dial(cfg Config, id ID, iss uint32, now Time) *Conn {
 	c := newConn(cfg, id, iss, now)
 	c.setState(StateSynSent)
-	c.wsOK = true // offered; cleared if the SYN-ACK does not agree
+	c.wsOK = true // offered; cleared if the SYN-ACK does not agree (as sackOK and tsOK)
 	return c
 }
 
@@ -197,7 +225,7 @@ func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error
 	c := newConn(cfg, id, iss, now)
 	c.setState(StateSynReceived)
 	c.stats.SegmentsIn++
-	c.takeSYN(syn)
+	c.takeSYN(now, syn)
 	c.sndWnd = uint32(syn.Window) // never scaled in a SYN (RFC 7323 §2.2)
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1 = syn.Seq
@@ -213,15 +241,16 @@ func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error
 func AcceptCookie(cfg Config, id ID, iss, irs uint32, mss, window uint16, now Time) *Conn {
 	c := newConn(cfg, id, iss, now)
 	c.setState(StateSynReceived)
-	c.takeSYN(&Segment{Seq: irs, MSS: mss, WindowScale: -1})
+	c.takeSYN(now, &Segment{Seq: irs, MSS: mss, WindowScale: -1}) // nor SACK nor timestamps
 	c.sndNxt, c.sndMax = iss+1, iss+1
 	c.sndWl1 = irs
 	c.rcvAdvRight = c.rcvNxt + uint32(window)
 	return c
 }
 
-// takeSYN records the peer's initial sequence number and options.
-func (c *Conn) takeSYN(seg *Segment) {
+// takeSYN records the peer's initial sequence number and options: each
+// option is on when we offered it (or would have) and the SYN carries it.
+func (c *Conn) takeSYN(now Time, seg *Segment) {
 	c.irs = seg.Seq
 	c.rcvNxt = seg.Seq + 1
 	c.rcvAdvRight = c.rcvNxt
@@ -236,6 +265,14 @@ func (c *Conn) takeSYN(seg *Segment) {
 	} else {
 		c.wsOK = false
 		c.sndShift, c.rcvShift = 0, 0
+	}
+	c.sackOK = c.sackOK && seg.SACKPermitted
+	c.tsOK = c.tsOK && seg.HasTS
+	if c.tsOK {
+		c.tsRecent, c.tsRecentAt = seg.TSVal, now
+		// The option rides on every segment: a full one carries that
+		// much less data (RFC 6691; Linux's mss_cache).
+		c.sndMSS = max(c.sndMSS-tsOptLen, minPeerMSS)
 	}
 	c.resetCwnd()
 }
@@ -452,6 +489,7 @@ func (c *Conn) setClosed(err error) {
 	}
 	c.retxOn, c.persist, c.ackTimer, c.ackNow, c.closeOn, c.fastRetx = false, false, false, false, false, false
 	c.tlpOn, c.tlpOut = false, false
+	c.rack.timerOn = false
 	c.dupOwed = 0
 }
 
@@ -459,6 +497,7 @@ func (c *Conn) enterTimeWait(now Time) {
 	c.setState(StateTimeWait)
 	c.retxOn, c.persist = false, false
 	c.tlpOn, c.tlpOut = false, false
+	c.rack.timerOn = false
 	c.closeOn = true
 	c.closeAt = now + c.cfg.TimeWait
 }
@@ -481,6 +520,7 @@ func (c *Conn) Deadline() (t Time, ok bool) {
 	}
 	pick(c.retxOn, c.retxAt)
 	pick(c.tlpOn, c.tlpAt)
+	pick(c.rack.timerOn, c.rack.timerAt)
 	pick(c.ackTimer, c.ackAt)
 	pick(c.closeOn, c.closeAt)
 	return t, ok

@@ -292,7 +292,7 @@ func TestRetransmissionTimeoutBackoffAndFailure(t *testing.T) {
 }
 
 func TestKarnNoSampleFromRetransmission(t *testing.T) {
-	a, b, now := establish(t, Config{InitialRTO: time.Second, MinRTO: time.Second}, Config{DelayedACK: -1})
+	a, b, now := establish(t, classic(Config{InitialRTO: time.Second, MinRTO: time.Second}), classic(Config{DelayedACK: -1}))
 	samples := a.Stats().RTTSamples
 	a.Write([]byte("x"))
 	emitted(a, now) // lost
@@ -330,7 +330,7 @@ func dropFirst(base *uint32, offs ...uint32) func(bool, *Segment) bool {
 
 func TestFastRetransmit(t *testing.T) {
 	n := newNet(t, 6)
-	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	n.dial(classic(Config{MSS: 1000}), classic(Config{MSS: 1000}))
 	base := uint32(1001)
 	n.drop = dropFirst(&base, 20000)
 	exchange(t, n, payload(200000, 6), nil, time.Minute)
@@ -347,7 +347,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 	// Three losses in one window: NewReno repairs one per round trip on
 	// partial ACKs, without a timeout (Reno would need one).
 	n := newNet(t, 7)
-	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	n.dial(classic(Config{MSS: 1000}), classic(Config{MSS: 1000}))
 	base := uint32(1001)
 	n.drop = dropFirst(&base, 30000, 33000, 36000)
 	exchange(t, n, payload(200000, 7), nil, time.Minute)
@@ -358,7 +358,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 }
 
 func TestSlowStartThenCongestionAvoidance(t *testing.T) {
-	a, b, now := establish(t, Config{MSS: 1000, SendBuffer: 1 << 20}, Config{MSS: 1000, RecvBuffer: 1 << 20, DelayedACK: -1})
+	a, b, now := establish(t, classic(Config{MSS: 1000, SendBuffer: 1 << 20}), classic(Config{MSS: 1000, RecvBuffer: 1 << 20, DelayedACK: -1}))
 	if a.cwnd != 10000 {
 		t.Fatalf("initial cwnd = %d, want 10000 (RFC 6928 for MSS 1000)", a.cwnd)
 	}
@@ -376,7 +376,7 @@ func TestSlowStartThenCongestionAvoidance(t *testing.T) {
 		t.Fatalf("cwnd after one slow-start round = %d, want 20000", a.cwnd)
 	}
 	// With a large MSS the initial window is two segments (RFC 6928).
-	big := Dial(Config{MSS: 9000}, ID{Local: addrA, Remote: addrB}, 1, 0)
+	big := Dial(classic(Config{MSS: 9000}), ID{Local: addrA, Remote: addrB}, 1, 0)
 	big.sndMSS = 9000
 	big.resetCwnd()
 	if big.cwnd != 18000 {

@@ -68,6 +68,40 @@
 //     recovery; delayed ACKs (every second full segment or after
 //     Config.DelayedACK; immediate for out-of-order data, gap fills and
 //     FINs).
+//   - RFC 7323 timestamps, on by default (Config.NoTimestamps): offered in
+//     the SYN, agreed when both ends send them, then on every non-RST
+//     segment. The clock ticks every millisecond from a per-address-pair
+//     offset (the keyed part of a NewISS ISS), so it grows across
+//     incarnations and reveals no uptime. TS.Recent follows §4.3 (only a
+//     segment at or before Last.ACK.sent updates it); PAWS (§5.3) drops a
+//     non-RST segment with an older TSval, with an ACK, unless TS.Recent
+//     is over 24 days old. Segments without the option are accepted, as
+//     Linux does. RTT samples come from our own timing at the caller's
+//     clock resolution, and from the echoed TSval when Karn's rule
+//     forbids timing (an ACK of retransmitted data). A full segment's
+//     payload is the MSS less the 12 option bytes (RFC 6691).
+//   - RFC 2018 SACK, on by default (Config.NoSACK): SACK-permitted in the
+//     SYN; ACKs carry blocks for the out-of-order ranges, the one holding
+//     the latest segment first and the rest from the highest, as many as
+//     fit (three beside timestamps, four without), and a new data
+//     segment leaves room for them. RFC 2883 D-SACK: a duplicate below
+//     rcv.nxt is reported in the first block.
+//   - The SACK sender (RFC 6675's scoreboard of segments in flight, with
+//     pipe in place of flight size) with RFC 8985 RACK as the loss
+//     detector: a segment sent before the latest delivered one by more
+//     than RACK.rtt plus the reordering window is lost. The window is a
+//     quarter of the minimum RTT (capped at SRTT), zero before any
+//     reordering is seen once three segments are SACKed or in recovery,
+//     and grows by a quarter per round trip with D-SACKs (up to twice the
+//     minimum RTT); segments inside it arm the reordering timer. Lost
+//     segments go out again before new data. Fast recovery follows RFC
+//     6675 (ssthresh half the flight) with RFC 6937 PRR (including
+//     PRR-SSRB) pacing what leaves; it ends when snd.una passes recover.
+//     An RTO marks every unSACKed segment lost and resends them from a
+//     one-segment window without rewinding snd.nxt; SACKed ones are kept.
+//     Without SACK the connection keeps NewReno and duplicate-ACK
+//     counting, below. The scoreboard holds at most 16384 records; past
+//     that, new segments join the last record.
 //   - Tail loss probes (RFC 8985 §7): 2*SRTT+2ms after the last new data
 //     or ACK, with more than one segment in flight, up to two new
 //     segments (so a delaying receiver ACKs at once) or the last one
@@ -87,20 +121,28 @@
 //     snd.max, window, max window, WL1/WL2, MSS, scale), the unacked and
 //     unsent queues, the receive queue (reader_next = rcv.nxt minus its
 //     length), the out-of-order ranges and any out-of-order FIN, buffer
-//     sizes and window scales. Restore checks every field and returns
+//     sizes and window scales, the agreed SACK and timestamp options,
+//     our timestamp clock (the target's goes on from it, so the peer's
+//     PAWS never sees it step back) and TS.Recent. Restore checks every field and returns
 //     errors wrapping ErrSnapshotTruncated, ErrSnapshotMagic,
 //     ErrSnapshotVersion or ErrSnapshotCorrupt. Buffers are allocated as
 //     data arrives, up to the sizes the snapshot declares (at most 1 GiB).
 //
 // # Not implemented
 //
-//   - SACK (RFC 2018): the SACK-permitted option is parsed and can be
-//     encoded, but a Conn never offers it and ignores SACK blocks.
-//   - Timestamps and PAWS (RFC 7323 §3, §5), ECN, urgent data, Nagle's
-//     algorithm (segments go out as soon as the windows allow, as with
-//     TCP_NODELAY), keep-alives, TCP Fast Open, path MTU discovery.
-//   - RACK-TLP's RACK loss detection (RFC 8985 §6), which needs SACK.
+//   - ECN, urgent data, Nagle's algorithm (segments go out as soon as
+//     the windows allow, as with TCP_NODELAY), keep-alives, TCP Fast Open,
+//     path MTU discovery.
+//   - RFC 8985's RACK.min_RTT is the minimum over the connection's life,
+//     not a windowed filter; its D-SACK use stops at widening the
+//     reordering window (no undo of a spurious cwnd reduction, RFC 3708).
+//     The SACK sender does not detect a receiver reneging on SACKed data
+//     other than by the RTO.
+//   - SYN cookies cannot carry SACK-permitted or timestamps (Linux hides
+//     them in the timestamp): a connection made from a cookie has neither.
 //   - Restore does not move congestion control, the RTO estimator or
 //     timers (retransmission, probe): they restart from their initial
-//     values at the restore time.
+//     values at the restore time. Nor does it move the SACK scoreboard:
+//     the data in flight becomes unSACKed segments sent at the restore
+//     time. The options and the timestamp clock do move (version 3).
 package tcp

@@ -12,8 +12,14 @@ func TestDialEmitsSYNWithOptions(t *testing.T) {
 		t.Fatalf("Dial state = %v, want SYN-SENT", c.State())
 	}
 	syn := only(t, "Dial", emitted(c, 0))
-	if syn.Flags != FlagSYN || syn.Seq != 77 || syn.MSS != 1400 || syn.WindowScale != 5 || syn.Window != 65535 || syn.SACKPermitted {
-		t.Fatalf("SYN = %v mss %d ws %d sack %v; want SYN seq 77 mss 1400 ws 5 win 65535 without SACK", syn.String(), syn.MSS, syn.WindowScale, syn.SACKPermitted)
+	if syn.Flags != FlagSYN || syn.Seq != 77 || syn.MSS != 1400 || syn.WindowScale != 5 || syn.Window != 65535 || !syn.SACKPermitted ||
+		!syn.HasTS || syn.TSEcr != 0 {
+		t.Fatalf("SYN = %v mss %d ws %d sack %v; want SYN seq 77 mss 1400 ws 5 win 65535, SACK-permitted, a timestamp echoing 0",
+			syn.String(), syn.MSS, syn.WindowScale, syn.SACKPermitted)
+	}
+	b := AppendSegment(nil, addrA.Addr(), addrB.Addr(), &syn)
+	if hl := Header(b).DataOffset(); hl != 44 {
+		t.Fatalf("SYN header %d bytes, want 44 (MSS, window scale, SACK-permitted, timestamps)", hl)
 	}
 	if syn.SrcPort != addrA.Port() || syn.DstPort != addrB.Port() {
 		t.Fatalf("SYN ports %d>%d, want %d>%d", syn.SrcPort, syn.DstPort, addrA.Port(), addrB.Port())
@@ -50,8 +56,8 @@ func TestAcceptRejectsNonSYN(t *testing.T) {
 
 func TestHandshakeNegotiatesOptions(t *testing.T) {
 	a, b, _ := establish(t, Config{MSS: 1000, RecvBuffer: 1 << 20}, Config{MSS: 1460, RecvBuffer: 60 << 10})
-	if a.sndMSS != 1000 || b.sndMSS != 1000 {
-		t.Errorf("send MSS A %d B %d, want both 1000 (the smaller)", a.sndMSS, b.sndMSS)
+	if a.sndMSS != 988 || b.sndMSS != 988 {
+		t.Errorf("send MSS A %d B %d, want both 988 (the smaller, less the 12-byte timestamp option)", a.sndMSS, b.sndMSS)
 	}
 	if a.rcvShift != 5 || b.sndShift != 5 || b.rcvShift != 0 || a.sndShift != 0 {
 		t.Errorf("shifts A rcv %d snd %d, B rcv %d snd %d; want A rcv 5, B rcv 0", a.rcvShift, a.sndShift, b.rcvShift, b.sndShift)

@@ -52,6 +52,13 @@ type net struct {
 	hook func()
 }
 
+// classic turns SACK and timestamps off: for tests of the NewReno path
+// and of exact segment sizes.
+func classic(c Config) Config {
+	c.NoSACK, c.NoTimestamps = true, true
+	return c
+}
+
 func newNet(t testing.TB, seed uint64) *net {
 	return &net{t: t, delay: 5 * time.Millisecond, gap: 10 * time.Microsecond, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }

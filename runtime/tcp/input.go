@@ -40,8 +40,15 @@ func (c *Conn) Input(now Time, seg *Segment) {
 		return
 	}
 
+	if c.state != StateSynReceived && c.pawsReject(now, seg) {
+		c.ackNow = true // RFC 7323 §5.3 R1: unacceptable, answered with an ACK
+		return
+	}
 	if !c.acceptable(seg) {
 		c.stats.Unacceptable++
+		if end := seg.Seq + uint32(len(seg.Payload)); len(seg.Payload) > 0 && seqLEQ(end, c.rcvNxt) {
+			c.noteDuplicate(seg.Seq, end)
+		}
 		if seg.Flags&FlagRST == 0 {
 			c.ackNow = true
 			if c.state == StateTimeWait && seg.Flags&FlagFIN != 0 {
@@ -54,6 +61,7 @@ func (c *Conn) Input(now Time, seg *Segment) {
 		return
 	}
 
+	c.noteTS(now, seg)
 	if seg.Flags&FlagRST != 0 {
 		c.inputRST(seg)
 		return
@@ -179,7 +187,7 @@ func (c *Conn) inputSynSent(now Time, seg *Segment) {
 	if seg.Flags&FlagSYN == 0 {
 		return
 	}
-	c.takeSYN(seg)
+	c.takeSYN(now, seg)
 	c.rcvAdvRight = c.rcvNxt + min(uint32(c.rcvBuf.free()), 0xffff) // what our SYN offered
 	if !hasACK {
 		// Simultaneous open: answer with SYN-ACK from the same ISS.
@@ -256,6 +264,11 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	oldWnd := c.sndWnd
 	mss := uint32(c.sndMSS)
 	advanced := seqGT(ack, c.sndUna)
+	sack := c.sackOK && c.state.Synchronized()
+	var delivered uint32
+	if sack {
+		delivered = c.scoreboard(now, seg)
+	}
 	switch {
 	case seqGT(ack, c.sndUna):
 		acked := ack - c.sndUna
@@ -263,10 +276,21 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		c.sndBuf.discard(min(int(acked), c.sndBuf.len()))
 		c.sndBuf.rewind()
 		finAcked := c.state.finQueued() && seqGT(ack, finSeq)
-		if c.rttTiming && seqGEQ(ack, c.rttSeq) {
+		switch {
+		case c.rttTiming && seqGEQ(ack, c.rttSeq):
 			c.rttSample(now - c.rttStart)
+		case !c.rttTiming:
+			// Karn's rule stopped our timing; an echoed timestamp
+			// still names the transmission this ACK answers.
+			if r, ok := c.tsRTT(now, seg); ok {
+				c.rttSample(r)
+			}
 		}
-		c.onNewAck(acked, ack)
+		if c.sackOK && !c.state.Handshaking() {
+			c.onNewAckSACK(acked, ack)
+		} else {
+			c.onNewAck(acked, ack)
+		}
 		if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
 			c.probeAnswered(ack)
 		}
@@ -299,6 +323,8 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		c.dupAcks++
 		c.stats.DupAcks++
 		switch {
+		case sack:
+			// RACK, below, replaces duplicate-ACK counting (RFC 8985 §6).
 		case (c.dupAcks == 3 || c.tlpOut && c.tlpRetx) && !c.inRecovery && seqGEQ(ack, c.recover):
 			// A duplicate ACK answering a probe that resent the last
 			// segment says the tail arrived and an earlier segment did
@@ -337,6 +363,9 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			c.persist, c.retxOn, c.persistExp = false, false, 0
 		}
 	}
+	if sack {
+		c.sackAfterACK(now, delivered)
+	}
 	return true
 }
 
@@ -352,6 +381,25 @@ func (c *Conn) probeAnswered(ack uint32) {
 	mss := uint32(c.sndMSS)
 	c.ssthresh = max((c.tlpHigh-c.sndUna)/2, 2*mss)
 	c.cwnd = min(c.cwnd, c.ssthresh)
+}
+
+// onNewAckSACK is onNewAck when SACK is on: recovery's window is PRR's
+// (sackAfterACK), which ends when snd.una reaches recover.
+func (c *Conn) onNewAckSACK(acked, ack uint32) {
+	mss := uint32(c.sndMSS)
+	switch {
+	case c.inRecovery && seqGEQ(ack, c.recover):
+		c.endSACKRecovery()
+	case c.inRecovery:
+	case c.cwnd < c.ssthresh:
+		c.cwnd += min(acked, mss)
+	default:
+		c.cwnd += max(mss*mss/c.cwnd, 1)
+	}
+	if c.rtoRecovery && seqGEQ(ack, c.recover) {
+		c.rtoRecovery = false
+	}
+	c.cwnd = min(c.cwnd, maxCwnd)
 }
 
 // maxCwnd keeps cwnd arithmetic far from uint32 overflow.
@@ -400,6 +448,7 @@ func (c *Conn) receive(now Time, seg *Segment) {
 		if d > uint32(len(payload)) {
 			d = uint32(len(payload))
 		}
+		c.noteDuplicate(seq, seq+d)
 		payload = payload[d:]
 		seq += d
 	}
@@ -433,6 +482,7 @@ func (c *Conn) receive(now Time, seg *Segment) {
 			}
 		} else if c.ooo.add(seq, seq+uint32(len(payload))) {
 			c.stats.OutOfOrder++
+			c.sackLast = seq
 			// One duplicate ACK per out-of-order segment, even when a batch
 			// arrives between two Outputs, so the sender can count to three.
 			c.dupOwed = min(c.dupOwed+1, maxDupOwed)

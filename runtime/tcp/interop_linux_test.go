@@ -32,6 +32,7 @@ var (
 
 // kernelNS owns the namespace thread. Sockets must be created on it.
 type kernelNS struct {
+	tid  int // the namespace thread, whose /proc/.../net/netstat is the namespace's
 	tun  *os.File
 	ln   stdnet.Listener
 	dial chan string
@@ -80,6 +81,7 @@ func (k *kernelNS) setup() error {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
+	k.tid = unix.Gettid()
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("open tun: %w", err)
@@ -109,6 +111,32 @@ func (k *kernelNS) setup() error {
 	return nil
 }
 
+// tcpExt reads a TcpExt counter of the kernel's namespace (nstat's
+// names without the prefix: PAWSEstab, TCPSACKRecovery, ...).
+func (k *kernelNS) tcpExt(t *testing.T, name string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/net/netstat", os.Getpid(), k.tid))
+	if err != nil {
+		t.Fatalf("kernel counters: %v", err)
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := bytes.Fields(lines[i]), bytes.Fields(lines[i+1])
+		if len(names) == 0 || string(names[0]) != "TcpExt:" {
+			continue
+		}
+		for j, n := range names {
+			if string(n) == name && j < len(values) {
+				var v uint64
+				fmt.Sscan(string(values[j]), &v)
+				return v
+			}
+		}
+	}
+	t.Fatalf("no TcpExt counter %s in the kernel's netstat", name)
+	return 0
+}
+
 // ipv4Checksum is the RFC 1071 checksum of an IPv4 header.
 func ipv4Checksum(h []byte) uint16 {
 	var sum uint32
@@ -133,11 +161,14 @@ type tunLink struct {
 	// loss drops this fraction of segments in each direction (seeded).
 	loss float64
 	rng  *rand.Rand
+	// clock is added to the real clock: a migration moves it on, to
+	// play a target host whose clock reads an hour more.
+	clock Time
 }
 
 func (l *tunLink) lose() bool { return l.loss > 0 && l.rng.Float64() < l.loss }
 
-func (l *tunLink) now() Time { return Time(time.Since(l.start)) }
+func (l *tunLink) now() Time { return Time(time.Since(l.start)) + l.clock }
 
 func (l *tunLink) send(s *Segment) {
 	if l.lose() {
@@ -264,8 +295,9 @@ func TestInteropLinux(t *testing.T) {
 			}
 			kerr <- err
 		}()
-		l := &tunLink{t: t, tun: k.tun, start: time.Now(), loss: loss, rng: rand.New(rand.NewPCG(7, 7))}
+		l := &tunLink{t: t, tun: k.tun, start: time.Now(), loss: loss, rng: rand.New(rand.NewPCG(7, 7)), clock: 0}
 		port := uint16(k.ln.Addr().(*stdnet.TCPAddr).Port)
+		paws := k.tcpExt(t, "PAWSEstab")
 		id := ID{Local: netip.AddrPortFrom(ourAddr, localPort), Remote: netip.AddrPortFrom(kernelAddr, port)}
 		c := Dial(cfg, id, NewISS([16]byte{1}, id, l.now()), l.now())
 		p := &pump{data: up, done: true}
@@ -278,7 +310,9 @@ func TestInteropLinux(t *testing.T) {
 			inFlight := cur.sndUna != cur.sndMax
 			if migrate && !moved && (p.got.Len() > 300<<10 && inFlight || p.got.Len() > 500<<10) {
 				moved = true
-				r, err := Restore(cur.Config(), cur.AppendSnapshot(nil, l.now()), l.now())
+				snap := cur.AppendSnapshot(nil, l.now())
+				l.clock = time.Hour // the target's clock is an hour ahead of the origin's
+				r, err := Restore(cur.Config(), snap, l.now())
 				if err != nil {
 					t.Fatalf("Restore mid-transfer: %v", err)
 				}
@@ -296,6 +330,14 @@ func TestInteropLinux(t *testing.T) {
 		}
 		if migrate && !moved {
 			t.Fatalf("the transfer finished before the migration point")
+		}
+		if !c.sackOK || !c.tsOK {
+			t.Fatalf("SACK %v timestamps %v with Linux, want both negotiated", c.sackOK, c.tsOK)
+		}
+		// The kernel drops segments whose timestamp went back (PAWS): a
+		// move must carry our timestamp clock on.
+		if n := k.tcpExt(t, "PAWSEstab") - paws; n != 0 {
+			t.Fatalf("Linux dropped %d of our segments as PAWS old duplicates", n)
 		}
 		if !bytes.Equal(kgot, up) || !bytes.Equal(p.got.Bytes(), down) {
 			t.Fatalf("data differs: kernel got %d/%d, we got %d/%d", len(kgot), len(up), p.got.Len(), len(down))

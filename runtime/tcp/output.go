@@ -44,11 +44,17 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 	if c.ackTimer && now >= c.ackAt {
 		c.ackNow = true
 	}
+	if c.rack.timerOn && now >= c.rack.timerAt {
+		c.sackAfterACK(now, 0) // the reordering window ran out
+	}
 	sent := false
 	if c.fastRetx {
 		c.fastRetx = false
 		c.tlpOn = false
 		sent = c.retransmitFirst(now, emit)
+	}
+	if c.sackOK {
+		sent = c.sendLost(now, emit) || sent
 	}
 	if c.tlpOn && now >= c.tlpAt {
 		c.tlpOn = false
@@ -121,9 +127,13 @@ func (c *Conn) onTimeout() bool {
 	c.inRecovery, c.dupAcks, c.fastRetx = false, 0, false
 	c.tlpOn, c.tlpOut = false, false
 	c.recover = c.sndMax
-	c.sndNxt = c.sndUna
-	if c.state.Handshaking() {
+	switch {
+	case c.state.Handshaking():
 		c.sndNxt = c.iss
+	case c.sackOK:
+		c.sackTimeout() // resend what the peer lacks, not everything
+	default:
+		c.sndNxt = c.sndUna // go-back-N
 	}
 	c.rttTiming = false // Karn: no samples from retransmitted data
 	c.rto = min(2*c.rto, c.cfg.MaxRTO)
@@ -157,21 +167,28 @@ func (c *Conn) nextSegment() (n int, fin, ok bool) {
 		return 0, false, false
 	}
 	cwnd := c.cwnd
-	if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
+	used := inflight
+	if c.sackOK {
+		used = int64(c.pipe()) // SACKed and lost bytes are not in the network
+	} else if !c.inRecovery && c.dupAcks > 0 && c.dupAcks < 3 {
 		// Limited transmit (RFC 3042): each of the first two duplicate
 		// ACKs lets one new segment out, so that a small window still
 		// draws the third duplicate ACK fast retransmit needs.
 		cwnd += uint32(c.dupAcks) * uint32(c.sndMSS)
 	}
-	usable := int64(min(c.sndWnd, cwnd)) - inflight
-	n64 := max(min(remaining, int64(c.sndMSS), usable), 0)
+	if c.txq.n == maxTxSegs && c.txq.retx > 0 {
+		return 0, false, false // the scoreboard is full of repairs: let them finish
+	}
+	usable := min(int64(c.sndWnd)-inflight, int64(cwnd)-used)
+	mss := int64(c.sndMSS) - int64(c.sackSpace()) // room for the ACK's SACK blocks
+	n64 := max(min(remaining, mss, usable), 0)
 	fin = finPending && n64 == remaining && int64(c.sndWnd)-inflight > n64
 	if n64 == 0 && !fin {
 		return 0, false, false
 	}
 	// Sender SWS avoidance (RFC 9293 §3.8.6.2.1): no runt segments while
 	// data is outstanding, unless it is the tail of the queue.
-	if n64 < remaining && n64 < int64(c.sndMSS) && inflight > 0 && n64 < int64(c.maxSndWnd/2) {
+	if n64 < remaining && n64 < mss && inflight > 0 && n64 < int64(c.maxSndWnd/2) {
 		return 0, false, false
 	}
 	return int(n64), fin, true
@@ -183,10 +200,11 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 	retx := seqLT(seq, c.sndMax)
 	if c.state.Handshaking() {
 		c.out = Segment{
-			Seq:         c.iss,
-			Flags:       FlagSYN,
-			MSS:         c.cfg.MSS,
-			WindowScale: -1,
+			Seq:           c.iss,
+			Flags:         FlagSYN,
+			MSS:           c.cfg.MSS,
+			WindowScale:   -1,
+			SACKPermitted: c.sackOK,
 		}
 		if c.wsOK {
 			c.out.WindowScale = int8(c.rcvShift)
@@ -214,6 +232,12 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 		c.sndNxt = seq + uint32(n)
 		if fin {
 			c.sndNxt++
+		}
+		if !retx {
+			c.recordSent(now, seq, c.sndNxt)
+			if c.inRecovery && c.sackOK {
+				c.prr.out += c.sndNxt - seq
+			}
 		}
 	}
 	c.afterSend(now, seq, retx)
@@ -283,6 +307,17 @@ func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 			unsent, room = unsent-n, room-n
 		}
 		c.tlpRetx = false
+	} else if c.sackOK {
+		r := c.lastUnsacked()
+		if r == nil {
+			return false
+		}
+		if r.flags&txLost == 0 { // retransmitRecord resends records marked lost
+			r.flags |= txLost
+			c.lostBytes += r.len()
+		}
+		c.retransmitRecord(now, emit, r)
+		c.tlpRetx = true
 	} else {
 		dataOut := min(inflight, c.sndBuf.len()) // the FIN, if sent, is not data
 		n := min(dataOut, int(c.sndMSS))
@@ -342,14 +377,19 @@ func (c *Conn) emitCtl(emit func(*Segment), seq uint32, flags Flags) {
 	emit(&c.out)
 }
 
-// fill sets the ports and window of c.out and counts it. Any segment that
-// carries an ACK satisfies pending and delayed ACKs.
+// fill sets the ports, window and options of c.out and counts it. Any
+// segment that carries an ACK satisfies pending and delayed ACKs.
 func (c *Conn) fill(syn bool) {
 	c.out.SrcPort, c.out.DstPort = c.id.Local.Port(), c.id.Remote.Port()
 	c.out.Window = c.windowField(syn)
 	c.stats.SegmentsOut++
+	if c.out.Flags&FlagRST == 0 {
+		c.stampOut(c.lastNow)
+		c.addSACKBlocks()
+	}
 	if c.out.Flags&FlagACK != 0 {
 		c.ackNow, c.ackTimer, c.rcvUnacked = false, false, 0
+		c.lastAckSent = c.out.Ack
 	}
 }
 

@@ -8,9 +8,13 @@ package tcp
 // answer reaches a stack that no longer knows the connection, and the RST
 // that stack sends carries exactly the sequence number the peer accepts.
 func (c *Conn) KeepAliveProbe() Segment {
-	return Segment{
+	s := Segment{
 		SrcPort: c.id.Local.Port(), DstPort: c.id.Remote.Port(),
 		Seq: c.sndNxt - 1, Ack: c.rcvNxt, Flags: FlagACK,
 		Window: c.windowField(false), WindowScale: -1,
 	}
+	if c.tsOK { // else the peer's PAWS may drop it (RFC 7323 §3.2)
+		s.HasTS, s.TSVal, s.TSEcr = true, c.tsClock(c.lastNow), c.tsRecent
+	}
+	return s
 }

@@ -38,7 +38,7 @@ func TestTailLossProbe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t, 11)
-			n.dial(Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+			n.dial(classic(Config{MSS: 1000}), classic(Config{MSS: 1000, DelayedACK: -1}))
 			base := uint32(1001)
 			n.drop = tc.drop(&base)
 			start := n.now
@@ -73,7 +73,7 @@ func TestNoProbeWithoutLoss(t *testing.T) {
 // first lost, the two duplicate ACKs each release one new segment, whose
 // ACKs make the third duplicate ACK: fast retransmit, not a timeout.
 func TestLimitedTransmit(t *testing.T) {
-	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a, b, now := establish(t, classic(Config{MSS: 1000}), classic(Config{MSS: 1000, DelayedACK: -1}))
 	// One exchange first, so that B's ACKs carry the window it keeps
 	// (a changed window would not make a duplicate ACK).
 	a.Write(make([]byte, 1000))
@@ -126,7 +126,7 @@ func dropCopies(base *uint32, off uint32, n int) func(bool, *Segment) bool {
 // without waiting for the RTO.
 func TestLostRetransmissionInRecovery(t *testing.T) {
 	n := newNet(t, 13)
-	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	n.dial(classic(Config{MSS: 1000}), classic(Config{MSS: 1000}))
 	base := uint32(1001)
 	n.drop = dropCopies(&base, 40000, 2)
 	start := n.now

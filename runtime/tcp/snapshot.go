@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// Snapshot format, version 2. All integers are big-endian.
+// Snapshot format, version 3. All integers are big-endian.
 //
 //	magic "CPYT", version 2
 //	local, remote    addrport: family u8 (0 none, 4, 6), address 4|16 bytes, port u16
 //	state u8, err u8 (0 none, 1 reset, 2 timeout, 3 closed, 4 refused)
-//	flags u8         bit0 wsOK, bit1 closeReq, bit2 finRcvd, bit3 rcvFinOOO
+//	flags u8         bit0 wsOK, bit1 closeReq, bit2 finRcvd, bit3 rcvFinOOO,
+//	                 bit4 SACK agreed, bit5 timestamps agreed
 //	iss, irs u32
 //	sndUna, sndNxt, sndMax, sndWnd, maxSndWnd, sndWl1, sndWl2 u32
 //	sndShift, rcvShift u8, sndMSS, advMSS u16
@@ -24,6 +25,8 @@ import (
 //	timer u8         0 none, 1 retransmission, 2 persist
 //	timerLeft u32    microseconds until it fires at the snapshot's time
 //	persistExp u8, retries u8
+//	tsClock u32      our timestamp clock at the snapshot's time (0 without timestamps)
+//	tsRecent u32     TS.Recent, the peer's timestamp we echo
 //	unacked  u32 length + bytes   (send queue up to sndMax)
 //	unsent   u32 length + bytes   (send queue after sndMax)
 //	recvq    u32 length + bytes   (received, not yet read; reader_next = rcvNxt - length)
@@ -37,9 +40,17 @@ import (
 // up. Congestion control and the RTT estimator do not move: a restored
 // connection starts with the initial cwnd and no RTT sample, like a fresh
 // path.
+//
+// Version 3 added the options (RFC 2018 SACK, RFC 7323 timestamps): the
+// target keeps sending what was negotiated, its timestamp clock goes on
+// from the origin's (so the peer's PAWS check never sees it go back), and
+// it echoes the peer's last timestamp. The SACK scoreboard does not move:
+// the in-flight data becomes unSACKed records sent at the restore time,
+// which at worst resends what the peer already holds, and the peer
+// repeats its SACK blocks on every ACK while holes remain.
 const (
 	snapshotMagic   = "CPYT"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 // Snapshot timer kinds.
@@ -54,7 +65,9 @@ const (
 	snapCloseReq
 	snapFinRcvd
 	snapFinOOO
-	snapFlagsAll = snapWsOK | snapCloseReq | snapFinRcvd | snapFinOOO
+	snapSACK
+	snapTS
+	snapFlagsAll = snapWsOK | snapCloseReq | snapFinRcvd | snapFinOOO | snapSACK | snapTS
 )
 
 var snapErrors = [...]error{nil, ErrReset, ErrTimeout, ErrClosed, ErrRefused}
@@ -90,6 +103,14 @@ func (c *Conn) AppendSnapshot(dst []byte, now Time) []byte {
 	if c.rcvFinOOO {
 		flags |= snapFinOOO
 	}
+	if c.sackOK {
+		flags |= snapSACK
+	}
+	var tsClock uint32
+	if c.tsOK {
+		flags |= snapTS
+		tsClock = c.tsClock(now)
+	}
 	dst = append(dst, byte(c.state), errCode(c.err), flags)
 	for _, v := range [...]uint32{c.iss, c.irs, c.sndUna, c.sndNxt, c.sndMax, c.sndWnd, c.maxSndWnd, c.sndWl1, c.sndWl2} {
 		dst = binary.BigEndian.AppendUint32(dst, v)
@@ -113,6 +134,8 @@ func (c *Conn) AppendSnapshot(dst []byte, now Time) []byte {
 	dst = append(dst, timer)
 	dst = binary.BigEndian.AppendUint32(dst, micros(left))
 	dst = append(dst, c.persistExp, uint8(min(c.retries, 255)))
+	dst = binary.BigEndian.AppendUint32(dst, tsClock)
+	dst = binary.BigEndian.AppendUint32(dst, c.tsRecent)
 
 	unacked := c.unackedLen()
 	dst = appendRing(dst, &c.sndBuf, 0, unacked)
@@ -134,9 +157,10 @@ func (c *Conn) AppendSnapshot(dst []byte, now Time) []byte {
 // out-of-order ranges and its application state: magic, version, two
 // addresses of up to 19 bytes, state, error and flags, nine sequence
 // variables, shifts, two MSS, five more uint32s, the timer (rto, kind,
-// time left, persist exponent, retries), three ring lengths, the range
-// count and the application state's length.
-const snapshotFixed = len(snapshotMagic) + 1 + 2*19 + 3 + 9*4 + 2 + 2*2 + 5*4 + (4 + 1 + 4 + 2) + 3*4 + 1 + 4
+// time left, persist exponent, retries), the timestamp clock and
+// TS.Recent, three ring lengths, the range count and the application
+// state's length.
+const snapshotFixed = len(snapshotMagic) + 1 + 2*19 + 3 + 9*4 + 2 + 2*2 + 5*4 + (4 + 1 + 4 + 2) + 2*4 + 3*4 + 1 + 4
 
 // micros is d in microseconds, saturated to a uint32 (71 minutes: beyond
 // any MaxRTO).
@@ -311,7 +335,12 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 		return nil, fmt.Errorf("%w: magic %q, want %q", ErrSnapshotMagic, m, snapshotMagic)
 	}
 	if v := d.u8("version"); d.err == nil && v != snapshotVersion {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrSnapshotVersion, v, snapshotVersion)
+		if v < snapshotVersion {
+			return nil, fmt.Errorf("%w: version %d comes from an older build, which did not carry the SACK and timestamp options; "+
+				"this build reads version %d only: migrate between hosts running the same capygen build", ErrSnapshotVersion, v, snapshotVersion)
+		}
+		return nil, fmt.Errorf("%w: version %d comes from a newer build; this build reads version %d only: "+
+			"migrate between hosts running the same capygen build", ErrSnapshotVersion, v, snapshotVersion)
 	}
 	var id ID
 	id.Local = d.addrPort("local address")
@@ -331,6 +360,7 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	timer := d.u8("timer")
 	left := time.Duration(d.u32("timer left")) * time.Microsecond
 	persistExp, retries := d.u8("persist exponent"), d.u8("retries")
+	tsClock, tsRecent := d.u32("timestamp clock"), d.u32("TS.Recent")
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -353,6 +383,8 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 		d.fail(ErrSnapshotCorrupt, "timer kind %d, want 0 (none), 1 (retransmission) or 2 (persist)", timer)
 	case rto == 0:
 		d.fail(ErrSnapshotCorrupt, "rto 0")
+	case flags&snapTS == 0 && (tsClock != 0 || tsRecent != 0):
+		d.fail(ErrSnapshotCorrupt, "timestamp clock %d and TS.Recent %d without timestamps", tsClock, tsRecent)
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -374,6 +406,13 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	c.closeReq = flags&snapCloseReq != 0
 	c.finRcvd = flags&snapFinRcvd != 0
 	c.rcvFinOOO = flags&snapFinOOO != 0
+	c.sackOK = flags&snapSACK != 0
+	c.tsOK = flags&snapTS != 0
+	if c.tsOK {
+		// Our clock goes on from the origin's: never backwards for the peer.
+		c.tsOffset = tsClock - uint32(now/tsTick)
+		c.tsRecent, c.tsRecentAt = tsRecent, now
+	}
 	c.irs, c.sndUna, c.sndNxt, c.sndMax = w[1], w[2], w[3], w[4]
 	c.sndWnd, c.maxSndWnd, c.sndWl1, c.sndWl2 = w[5], w[6], w[7], w[8]
 	c.sndShift, c.rcvShift, c.sndMSS = sndShift, rcvShift, sndMSS
@@ -432,15 +471,21 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 		c.appState = nil
 	}
 	c.recover = c.sndMax
+	c.lastAckSent = c.rcvNxt
+	c.rebuildRecords(now)
 	c.rearm(now)
 	// The origin's timer goes on where it was; this host's RTO bounds
 	// apply (the peers' configurations may differ).
 	c.rto = min(max(rto, cfg.MinRTO), cfg.MaxRTO)
 	c.retries = int(retries)
-	if c.retxOn && timer != snapTimerNone {
+	// A persist timer runs with nothing in flight (the window is shut on
+	// unsent data), so rearm alone would not restart it.
+	if timer != snapTimerNone && (c.retxOn || timer == snapTimerPersist && c.state.Synchronized()) {
+		c.retxOn = true
 		c.retxAt = now + min(left, cfg.MaxRTO)
-		c.persist, c.persistExp = timer == snapTimerPersist, persistExp
+		c.persist = timer == snapTimerPersist
 	}
+	c.persistExp = persistExp
 	return c, nil
 }
 

@@ -103,7 +103,7 @@ func TestRestoreOpensZeroWindow(t *testing.T) {
 }
 
 func TestRestoreResetsCongestionKeepsTimer(t *testing.T) {
-	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a, b, now := establish(t, classic(Config{MSS: 1000}), classic(Config{MSS: 1000, DelayedACK: -1}))
 	a.Write(make([]byte, 50000))
 	for range 5 {
 		pingPong(a, b, now)
@@ -118,7 +118,7 @@ func TestRestoreResetsCongestionKeepsTimer(t *testing.T) {
 	left := a.retxAt - snapAt
 	snap := a.AppendSnapshot(nil, snapAt)
 	now += time.Second // the restore's clock is another host's
-	r, err := Restore(Config{InitialRTO: 3 * time.Second}, snap, now)
+	r, err := Restore(classic(Config{InitialRTO: 3 * time.Second}), snap, now)
 	if err != nil {
 		t.Fatal(err)
 	}

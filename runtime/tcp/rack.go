@@ -1,0 +1,451 @@
+package tcp
+
+import "time"
+
+// The sender's half of SACK: a scoreboard of the segments in flight (RFC
+// 6675), RACK-TLP loss detection (RFC 8985 §6) and Proportional Rate
+// Reduction (RFC 6937) in recovery. It runs only when SACK was agreed;
+// without it the connection keeps NewReno's duplicate-ACK counting.
+//
+// Every segment sent is a record in sequence order, with the time of its
+// last transmission. SACK blocks mark records delivered; RACK marks lost
+// a record sent before the most recently delivered one by more than a
+// reordering window; lost records are sent again, ahead of new data, as
+// the congestion window allows. Nothing rewinds snd.nxt.
+
+// txSeg is one segment sent and not yet cumulatively acknowledged.
+type txSeg struct {
+	start, end uint32 // sequence range; end counts the FIN
+	sent       Time   // its latest transmission
+	flags      uint8
+}
+
+const (
+	txSACKed = 1 << iota // the peer holds it (a SACK block covered it)
+	txLost               // marked lost and not sent again since
+	txRetx               // sent more than once
+)
+
+func (s *txSeg) len() uint32 { return s.end - s.start }
+
+// maxTxSegs bounds the records: past it a new segment joins the last
+// record (sent again as several segments if lost), so a peer that makes
+// us send tiny segments cannot grow the scoreboard without bound.
+const maxTxSegs = 1 << 14
+
+// txQueue is a ring of records in sequence order. It grows by doubling
+// and never shrinks, so a connection's steady state allocates nothing.
+type txQueue struct {
+	s       []txSeg
+	head, n int
+	retx    int // records with txRetx: while 0, sequence order is send order
+}
+
+func (q *txQueue) at(i int) *txSeg { return &q.s[(q.head+i)&(len(q.s)-1)] }
+
+func (q *txQueue) push(s txSeg) {
+	if q.n == len(q.s) {
+		if q.n == maxTxSegs {
+			last := q.at(q.n - 1)
+			last.end, last.sent = s.end, s.sent
+			return
+		}
+		ns := make([]txSeg, max(16, 2*len(q.s)))
+		for i := range q.n {
+			ns[i] = *q.at(i)
+		}
+		q.s, q.head = ns, 0
+	}
+	*q.at(q.n) = s
+	q.n++
+}
+
+func (q *txQueue) pop() {
+	if q.at(0).flags&txRetx != 0 {
+		q.retx--
+	}
+	q.head = (q.head + 1) & (len(q.s) - 1)
+	q.n--
+}
+
+// find is the index of the first record that ends after seq.
+func (q *txQueue) find(seq uint32) int {
+	lo, hi := 0, q.n
+	for lo < hi {
+		m := (lo + hi) / 2
+		if seqLEQ(q.at(m).end, seq) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func (q *txQueue) reset() { q.head, q.n, q.retx = 0, 0, 0 }
+
+// rackState is RACK's view (RFC 8985 §6.1): the most recently sent of
+// the segments delivered so far, and the RTT it measured.
+type rackState struct {
+	seen       bool   // a record was delivered: xmit and end are set
+	xmit       Time   // RACK.xmit_ts
+	end        uint32 // RACK.end_seq
+	rtt        time.Duration
+	minRTT     time.Duration // 0 before the first sample
+	fack       uint32        // highest sequence SACKed or acked (RACK.fack)
+	reordering bool          // a segment was delivered below fack without being resent, or a D-SACK came
+	reoMult    time.Duration // RACK.reo_wnd_mult: quarters of min RTT in the window (0 means 1)
+	dsackRound uint32        // snd.max at the last growth: grow once per round trip
+	timerOn    bool          // the reordering timer (§6.2 step 5)
+	timerAt    Time
+}
+
+// prrState is RFC 6937's per-recovery accounting.
+type prrState struct {
+	delivered, out, recoverFS uint32
+}
+
+// sentAfter is RACK_sent_after: (t1, e1) was sent after (t2, e2).
+func sentAfter(t1 Time, e1 uint32, t2 Time, e2 uint32) bool {
+	return t1 > t2 || t1 == t2 && seqGT(e1, e2)
+}
+
+// pipe is RFC 6675's estimate of the bytes in the network: sent, not
+// cumulatively acknowledged, not SACKed and not marked lost.
+func (c *Conn) pipe() uint32 {
+	return c.sndMax - c.sndUna - c.sackedBytes - c.lostBytes
+}
+
+// recordSent notes a new segment [seq, end) sent at now.
+func (c *Conn) recordSent(now Time, seq, end uint32) {
+	if c.sackOK && seqLT(seq, end) {
+		c.txq.push(txSeg{start: seq, end: end, sent: now})
+	}
+}
+
+// scoreboard applies an acceptable ACK's cumulative acknowledgment and
+// SACK blocks to the records, feeds RACK every record newly delivered,
+// and returns the bytes delivered (RFC 6937's DeliveredData).
+func (c *Conn) scoreboard(now Time, seg *Segment) uint32 {
+	ack := seg.Ack
+	var delivered uint32
+	q := &c.txq
+	for q.n > 0 && seqLEQ(q.at(0).end, ack) {
+		r := q.at(0)
+		c.forget(r)
+		if r.flags&txSACKed == 0 {
+			delivered += r.len()
+			c.rackDelivered(now, seg, r)
+		}
+		q.pop()
+	}
+	if q.n > 0 && seqGT(ack, q.at(0).start) {
+		// A partial ACK of a record (restored or coalesced ones are
+		// larger than a segment).
+		r := q.at(0)
+		d := ack - r.start
+		if r.flags&txLost != 0 {
+			c.lostBytes -= d
+		}
+		if r.flags&txSACKed != 0 {
+			c.sackedBytes -= d
+		} else {
+			delivered += d
+		}
+		r.start = ack
+	}
+	if seqGT(ack, c.rack.fack) {
+		c.rack.fack = ack
+	}
+	blocks := seg.SACKBlocks()
+	if c.isDSACK(blocks, ack) {
+		c.sawDSACK(ack)
+		blocks = blocks[1:]
+	}
+	for _, b := range blocks {
+		// Blocks at or below the cumulative ACK or beyond what we sent
+		// say nothing we can use.
+		if !seqLT(b.Start, b.End) || seqLEQ(b.End, ack) || seqGT(b.End, c.sndMax) {
+			continue
+		}
+		for i := q.find(b.Start); i < q.n; i++ {
+			r := q.at(i)
+			if seqGT(r.end, b.End) {
+				break
+			}
+			if r.flags&txSACKed != 0 || seqLT(r.start, b.Start) {
+				continue
+			}
+			if r.flags&txLost != 0 {
+				r.flags &^= txLost
+				c.lostBytes -= r.len()
+			}
+			r.flags |= txSACKed
+			c.sackedBytes += r.len()
+			delivered += r.len()
+			c.rackDelivered(now, seg, r)
+		}
+		if seqGT(b.End, c.rack.fack) {
+			c.rack.fack = b.End
+		}
+	}
+	return delivered
+}
+
+// isDSACK reports whether the first block is a D-SACK (RFC 2883 §4): it
+// lies below the cumulative ACK or within the second block.
+func (c *Conn) isDSACK(blocks []SACKBlock, ack uint32) bool {
+	if len(blocks) == 0 || !seqLT(blocks[0].Start, blocks[0].End) {
+		return false
+	}
+	b := blocks[0]
+	return seqLEQ(b.End, ack) ||
+		len(blocks) > 1 && seqGEQ(b.Start, blocks[1].Start) && seqLEQ(b.End, blocks[1].End)
+}
+
+// sawDSACK is RFC 8985 §6.2 step 4's response to a D-SACK: the peer got
+// something twice, so a retransmission was spurious and the path
+// reorders; the reordering window grows by a quarter of the minimum RTT,
+// once per round trip, up to maxReoMult quarters.
+func (c *Conn) sawDSACK(ack uint32) {
+	c.stats.DSACKs++
+	c.rack.reordering = true
+	if seqGEQ(ack, c.rack.dsackRound) {
+		c.rack.reoMult = min(c.rack.reoMult+1, maxReoMult)
+		c.rack.dsackRound = c.sndMax
+	}
+}
+
+// maxReoMult bounds the reordering window at twice the minimum RTT.
+const maxReoMult = 8
+
+// forget takes a record's bytes out of the counters before it leaves.
+func (c *Conn) forget(r *txSeg) {
+	if r.flags&txSACKed != 0 {
+		c.sackedBytes -= r.len()
+	}
+	if r.flags&txLost != 0 {
+		c.lostBytes -= r.len()
+	}
+}
+
+// rackDelivered is RFC 8985 §6.2 steps 1-3 for one delivered record.
+func (c *Conn) rackDelivered(now Time, seg *Segment, r *txSeg) {
+	rtt := now - r.sent
+	if r.flags&txRetx != 0 {
+		// The ACK may answer the first transmission: trust it only when
+		// the echoed timestamp or the RTT says it answers the latest.
+		if c.tsOK && seg.HasTS && seqLT(seg.TSEcr, c.tsClock(r.sent)) || rtt < c.rack.minRTT {
+			return
+		}
+	} else if seqLT(r.end, c.rack.fack) {
+		c.rack.reordering = true // delivered below a later segment: reordered, not lost
+	}
+	c.rack.rtt = rtt
+	if c.rack.minRTT == 0 || rtt < c.rack.minRTT {
+		c.rack.minRTT = max(rtt, 1)
+	}
+	if !c.rack.seen || sentAfter(r.sent, r.end, c.rack.xmit, c.rack.end) {
+		c.rack.seen, c.rack.xmit, c.rack.end = true, r.sent, r.end
+	}
+}
+
+// reoWnd is RFC 8985 §6.2 step 4's reordering window: none while no
+// reordering was seen and recovery is under way or DupThresh segments
+// were SACKed (classic fast retransmit), else a quarter of the minimum
+// RTT, at most SRTT.
+func (c *Conn) reoWnd() time.Duration {
+	if !c.rack.reordering && (c.inRecovery || c.rtoRecovery || c.sackedBytes >= 3*uint32(c.sndMSS)) {
+		return 0
+	}
+	return min(max(c.rack.reoMult, 1)*c.rack.minRTT/4, c.srtt)
+}
+
+// rackDetect is RFC 8985 §6.2 step 5: every record sent before RACK's
+// segment and not delivered within its RTT plus the reordering window is
+// lost; the ones still inside it arm the reordering timer. It reports
+// whether it marked any.
+func (c *Conn) rackDetect(now Time) bool {
+	c.rack.timerOn = false
+	if !c.rack.seen {
+		return false
+	}
+	reo := c.reoWnd()
+	var wait Time
+	marked := false
+	q := &c.txq
+	for i := 0; i < q.n; i++ {
+		r := q.at(i)
+		if !sentAfter(c.rack.xmit, c.rack.end, r.sent, r.end) {
+			if q.retx == 0 {
+				break // send order is sequence order: the rest are later
+			}
+			continue
+		}
+		if r.flags&(txSACKed|txLost) != 0 {
+			continue
+		}
+		if left := r.sent + c.rack.rtt + reo - now; left > 0 {
+			wait = max(wait, left)
+			continue
+		}
+		r.flags |= txLost
+		c.lostBytes += r.len()
+		c.stats.RACKLost++
+		marked = true
+	}
+	if wait > 0 {
+		c.rack.timerOn, c.rack.timerAt = true, now+wait
+	}
+	return marked
+}
+
+// sackAfterACK runs after an acceptable ACK updated the scoreboard:
+// loss detection, the start of fast recovery, and PRR's window.
+func (c *Conn) sackAfterACK(now Time, delivered uint32) {
+	lost := c.rackDetect(now)
+	if lost && !c.inRecovery && !c.rtoRecovery {
+		c.startSACKRecovery()
+	}
+	if c.inRecovery {
+		c.prr.delivered += delivered
+		c.prrWindow(delivered)
+	}
+}
+
+// startSACKRecovery enters fast recovery (RFC 6675 §5, RFC 6937): ssthresh
+// is half the flight, and PRR paces what goes out until snd.una passes
+// recover.
+func (c *Conn) startSACKRecovery() {
+	flight := c.sndMax - c.sndUna
+	mss := uint32(c.sndMSS)
+	c.ssthresh = max(flight/2, 2*mss)
+	c.recover = c.sndMax
+	c.inRecovery = true
+	c.prr = prrState{recoverFS: max(flight, 1)}
+	c.tlpOn, c.tlpOut = false, false
+	c.stats.FastRetransmits++
+}
+
+// prrWindow sets cwnd so that what may go out follows RFC 6937 §3:
+// proportional to what was delivered while pipe exceeds ssthresh, then
+// slow start back up to it (PRR-SSRB).
+func (c *Conn) prrWindow(delivered uint32) {
+	mss := uint32(c.sndMSS)
+	pipe := c.pipe()
+	var sndcnt uint32
+	if pipe > c.ssthresh {
+		want := (uint64(c.prr.delivered)*uint64(c.ssthresh) + uint64(c.prr.recoverFS) - 1) / uint64(c.prr.recoverFS)
+		if want > uint64(c.prr.out) {
+			sndcnt = uint32(want - uint64(c.prr.out))
+		}
+	} else {
+		limit := max(c.prr.delivered-min(c.prr.out, c.prr.delivered), delivered) + mss
+		sndcnt = min(c.ssthresh-pipe, limit)
+	}
+	if c.prr.out == 0 && c.lostBytes > 0 {
+		sndcnt = max(sndcnt, mss) // the first retransmission goes at once
+	}
+	c.cwnd = min(pipe+sndcnt, maxCwnd)
+}
+
+// endSACKRecovery leaves fast recovery once snd.una reaches recover.
+func (c *Conn) endSACKRecovery() {
+	c.inRecovery = false
+	c.cwnd = max(c.ssthresh, uint32(c.sndMSS))
+}
+
+// sackTimeout is RFC 8985 §6.3 on an RTO: every record not SACKed is
+// lost and is sent again, in order, from a one-segment window. SACKed
+// records are not: the peer reneging on them is so rare that Linux keeps
+// them too, and a reneged record would come back by the next RTO.
+func (c *Conn) sackTimeout() {
+	q := &c.txq
+	for i := 0; i < q.n; i++ {
+		r := q.at(i)
+		if r.flags&(txSACKed|txLost) == 0 {
+			r.flags |= txLost
+			c.lostBytes += r.len()
+		}
+	}
+	c.rtoRecovery = true
+	c.rack.timerOn = false
+}
+
+// sendLost retransmits lost records, lowest first, while the congestion
+// window has room (every one in a row when force: the first of a
+// recovery). It reports whether it sent anything.
+func (c *Conn) sendLost(now Time, emit func(*Segment)) bool {
+	if c.lostBytes == 0 || !c.state.Synchronized() {
+		return false
+	}
+	sent := false
+	q := &c.txq
+	for i := 0; i < q.n && c.lostBytes > 0; i++ {
+		r := q.at(i)
+		if r.flags&txLost == 0 {
+			continue
+		}
+		if n := r.len(); c.pipe()+n > c.cwnd && (sent || c.pipe() > 0) {
+			break
+		}
+		c.retransmitRecord(now, emit, r)
+		sent = true
+	}
+	return sent
+}
+
+// retransmitRecord sends record r again (as several segments when it
+// grew past one) and marks it in flight again.
+func (c *Conn) retransmitRecord(now Time, emit func(*Segment), r *txSeg) {
+	dataEnd := c.sndUna + uint32(c.sndBuf.len())
+	for seq := r.start; seqLT(seq, r.end); {
+		n := min(r.end-seq, uint32(c.sndMSS))
+		fin := false
+		if seqGT(seq+n, dataEnd) { // the FIN, after the last data byte
+			n = dataEnd - seq
+			fin = true
+		}
+		c.retransmitRange(now, emit, int(seq-c.sndUna), int(n), fin)
+		seq += n
+		if fin {
+			seq++
+		}
+	}
+	c.lostBytes -= r.len()
+	if r.flags&txRetx == 0 {
+		c.txq.retx++
+	}
+	r.flags = r.flags&^txLost | txRetx
+	r.sent = now
+	if c.inRecovery {
+		c.prr.out += r.len()
+	}
+}
+
+// lastUnsacked is the highest record the peer does not hold, for a tail
+// loss probe to send again; nil when there is none.
+func (c *Conn) lastUnsacked() *txSeg {
+	for i := c.txq.n - 1; i >= 0; i-- {
+		if r := c.txq.at(i); r.flags&txSACKed == 0 {
+			return r
+		}
+	}
+	return nil
+}
+
+// rebuildRecords makes records for what a restored connection has in
+// flight: one per segment, sent at now, none SACKed (the scoreboard does
+// not move; the peer repeats its SACK blocks on its next ACKs).
+func (c *Conn) rebuildRecords(now Time) {
+	c.txq.reset()
+	c.sackedBytes, c.lostBytes = 0, 0
+	if !c.sackOK || !c.state.Synchronized() {
+		return
+	}
+	for seq := c.sndUna; seqLT(seq, c.sndMax); {
+		end := seq + min(c.sndMax-seq, uint32(c.sndMSS))
+		c.txq.push(txSeg{start: seq, end: end, sent: now})
+		seq = end
+	}
+}

@@ -1,0 +1,304 @@
+package tcp
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Each option is on only when both ends offer it; every segment after the
+// handshake then carries the timestamp (and none does without it), and a
+// transfer with losses completes either way.
+func TestOptionNegotiation(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		a, b       Config
+		sack, ts   bool
+		wantBlocks bool
+	}{
+		{"both on", Config{}, Config{}, true, true, true},
+		{"both off", classic(Config{}), classic(Config{}), false, false, false},
+		{"dialer without SACK", Config{NoSACK: true}, Config{}, false, true, false},
+		{"acceptor without timestamps", Config{}, Config{NoTimestamps: true}, true, false, true},
+		{"SACK from one, timestamps from the other", Config{NoTimestamps: true}, Config{NoSACK: true}, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t, 31)
+			tc.a.MSS, tc.b.MSS = 1000, 1000
+			n.dial(tc.a, tc.b)
+			base := uint32(1001)
+			mss := uint32(1000)
+			if tc.ts {
+				mss -= tsOptLen
+			}
+			n.drop = dropFirst(&base, 20*mss, 40*mss)
+			var stamped, bare, blocks int
+			n.tap = func(fromA bool, s *Segment) {
+				if s.Flags&FlagSYN != 0 || s.Flags&FlagRST != 0 {
+					return
+				}
+				if s.HasTS {
+					stamped++
+				} else {
+					bare++
+				}
+				if s.NumSACK > 0 {
+					blocks++
+				}
+			}
+			up := payload(200000, 31)
+			_, pb := exchange(t, n, up, nil, time.Minute)
+			if !bytes.Equal(pb.got.Bytes(), up) {
+				t.Fatalf("B got %d bytes, want %d", pb.got.Len(), len(up))
+			}
+			for i, c := range []*Conn{n.a, n.b} {
+				if c.sackOK != tc.sack || c.tsOK != tc.ts {
+					t.Fatalf("conn %d: SACK %v timestamps %v, want %v %v", i, c.sackOK, c.tsOK, tc.sack, tc.ts)
+				}
+			}
+			if tc.ts && bare != 0 || !tc.ts && stamped != 0 {
+				t.Fatalf("%d segments with timestamps and %d without; want all or none (timestamps %v)", stamped, bare, tc.ts)
+			}
+			if (blocks > 0) != tc.wantBlocks {
+				t.Fatalf("%d segments carried SACK blocks; want some: %v", blocks, tc.wantBlocks)
+			}
+			if st := n.a.Stats(); st.Timeouts != 0 || st.Retransmits != 2 {
+				t.Fatalf("two losses: %d RTOs and %d retransmissions, want 0 and 2 (%+v)", st.Timeouts, st.Retransmits, st)
+			}
+		})
+	}
+}
+
+// Several holes in one window (RFC 6675's case): with SACK the sender
+// learns every hole from the first ACKs and resends exactly the lost
+// segments in one recovery, without an RTO; NewReno, one hole a round
+// trip, takes a round trip per hole.
+func TestSACKRepairsSeveralHolesInOneRecovery(t *testing.T) {
+	holes := []uint32{30, 33, 36, 39, 42, 45}
+	run := func(cfg Config) (st Stats, repair Time) {
+		n := newNet(t, 32)
+		cfg.MSS = 1000
+		n.dial(cfg, cfg)
+		base := uint32(1001)
+		mss := uint32(988)
+		if cfg.NoTimestamps {
+			mss = 1000
+		}
+		var offs []uint32
+		for _, h := range holes {
+			offs = append(offs, h*mss)
+		}
+		n.drop = dropFirst(&base, offs...)
+		// From the first duplicate ACK to the ACK past the last hole.
+		var first, done Time
+		last := base + (holes[len(holes)-1]+1)*mss
+		n.tap = func(fromA bool, s *Segment) {
+			switch {
+			case fromA:
+			case first == 0 && s.Ack == base+holes[0]*mss && s.NumSACK > 0 || first == 0 && s.Ack == base+holes[0]*mss && cfg.NoSACK:
+				first = n.now
+			case done == 0 && seqGEQ(s.Ack, last):
+				done = n.now
+			}
+		}
+		up := payload(300000, 32)
+		_, pb := exchange(t, n, up, nil, time.Minute)
+		if !bytes.Equal(pb.got.Bytes(), up) {
+			t.Fatalf("B got %d bytes, want %d", pb.got.Len(), len(up))
+		}
+		return n.a.Stats(), done - first
+	}
+	sack, sackTook := run(Config{})
+	reno, renoTook := run(classic(Config{}))
+	t.Logf("repair of %d holes: SACK %v with %d retransmits; NewReno %v with %d", len(holes), sackTook, sack.Retransmits, renoTook, reno.Retransmits)
+	if sack.Timeouts != 0 || sack.FastRetransmits != 1 || sack.Retransmits != uint64(len(holes)) || sack.RACKLost != uint64(len(holes)) {
+		t.Fatalf("SACK: Timeouts %d recoveries %d Retransmits %d RACKLost %d; want 0, 1, %d, %d (%+v)",
+			sack.Timeouts, sack.FastRetransmits, sack.Retransmits, sack.RACKLost, len(holes), len(holes), sack)
+	}
+	// The path's RTT is 10 ms: SACK repairs within a few, NewReno needs
+	// about one per hole.
+	if sackTook > 35*time.Millisecond || renoTook < sackTook+20*time.Millisecond {
+		t.Fatalf("repair took %v with SACK and %v with NewReno; want SACK within 3.5 RTTs and well ahead", sackTook, renoTook)
+	}
+}
+
+// The receiver reports the range holding the segment it got last first,
+// then the others from the highest (RFC 2018 §4), and a duplicate below
+// rcv.nxt in a D-SACK block ahead of them (RFC 2883).
+func TestSACKBlocksOrder(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(make([]byte, 10*988))
+	segs := emitted(a, now)
+	if len(segs) != 10 {
+		t.Fatalf("A sent %d segments, want 10", len(segs))
+	}
+	rcv := func(i int) Segment {
+		b.Input(now, &segs[i])
+		acks := emitted(b, now)
+		return acks[len(acks)-1]
+	}
+	rcv(0)
+	rcv(2)
+	rcv(6)
+	ack := rcv(4)
+	want := []SACKBlock{{segs[4].Seq, segs[5].Seq}, {segs[6].Seq, segs[7].Seq}, {segs[2].Seq, segs[3].Seq}}
+	if got := ack.SACKBlocks(); !equalBlocks(got, want) {
+		t.Fatalf("SACK blocks %v, want %v (latest first, then from the highest)", got, want)
+	}
+	ack = rcv(0) // again: a duplicate
+	want = append([]SACKBlock{{segs[0].Seq, segs[1].Seq}}, want...)
+	if got := ack.SACKBlocks(); !equalBlocks(got, want[:3]) {
+		t.Fatalf("after a duplicate, SACK blocks %v, want the D-SACK first: %v", got, want[:3])
+	}
+	enc := AppendSegment(nil, addrB.Addr(), addrA.Addr(), &ack)
+	dec, err := ParseSegment(enc, addrB.Addr(), addrA.Addr())
+	if err != nil || !equalBlocks(dec.SACKBlocks(), want[:3]) || !dec.HasTS {
+		t.Fatalf("decoded %v (err %v): blocks %v, want %v and a timestamp", dec.String(), err, dec.SACKBlocks(), want[:3])
+	}
+}
+
+func equalBlocks(a, b []SACKBlock) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Reordering is not loss: once RACK has seen it (a segment delivered below
+// a later one, or a D-SACK for a spurious resend), its reordering window
+// holds off retransmission, where duplicate-ACK counting resends on every
+// third out-of-order arrival.
+func TestRACKToleratesReordering(t *testing.T) {
+	run := func(cfg Config) Stats {
+		n := newNet(t, 33)
+		cfg.MSS = 1000
+		n.dial(cfg, cfg)
+		n.jitter = 2 * time.Millisecond // 10 ms RTT: a quarter of it is 2.5 ms
+		up := payload(1<<20, 33)
+		_, pb := exchange(t, n, up, nil, 5*time.Minute)
+		if !bytes.Equal(pb.got.Bytes(), up) {
+			t.Fatalf("B got %d bytes, want %d", pb.got.Len(), len(up))
+		}
+		return n.a.Stats()
+	}
+	rack, reno := run(Config{}), run(classic(Config{}))
+	t.Logf("spurious retransmissions: RACK %d (D-SACKs %d), NewReno %d", rack.Retransmits, rack.DSACKs, reno.Retransmits)
+	if rack.Timeouts != 0 || rack.Retransmits > 3 || rack.Retransmits*5 > reno.Retransmits {
+		t.Fatalf("no loss, 2 ms of reordering: RACK resent %d segments (%d RTOs), NewReno %d; want at most 3 and a fifth of NewReno's",
+			rack.Retransmits, rack.Timeouts, reno.Retransmits)
+	}
+}
+
+// PAWS (RFC 7323 §5): a segment whose timestamp is older than TS.Recent
+// is an old duplicate; it is dropped and answered with an ACK even though
+// its sequence numbers are acceptable.
+func TestPAWSDropsOldDuplicate(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{DelayedACK: -1})
+	a.Write([]byte("first"))
+	old := only(t, "first", emitted(a, now))
+	b.Input(now, &old)
+	feed(a, now, emitted(b, now))
+	now += time.Second
+	a.Write([]byte("second"))
+	cur := only(t, "second", emitted(a, now))
+	b.Input(now, &cur)
+	emitted(b, now)
+	// The old segment again, at a sequence number B would accept.
+	dup := old
+	dup.Seq = b.rcvNxt
+	b.Input(now, &dup)
+	if st := b.Stats(); st.PAWSRejected != 1 {
+		t.Fatalf("PAWSRejected %d, want 1", st.PAWSRejected)
+	}
+	if b.Readable() != len("first")+len("second") {
+		t.Fatalf("B has %d bytes to read; the old duplicate must not add any", b.Readable())
+	}
+	ack := only(t, "ACK", emitted(b, now))
+	if ack.Flags != FlagACK || ack.Ack != b.rcvNxt || ack.TSEcr != cur.TSVal {
+		t.Fatalf("answer %v, want an ACK of %d echoing the current %d", ack.String(), b.rcvNxt, cur.TSVal)
+	}
+	// A RST is never PAWS-checked.
+	rst := Segment{SrcPort: dup.SrcPort, DstPort: dup.DstPort, Seq: b.rcvNxt, Flags: FlagRST, HasTS: true, TSVal: old.TSVal, WindowScale: -1}
+	b.Input(now, &rst)
+	if b.State() != StateClosed {
+		t.Fatalf("after an exact RST with an old timestamp B is %v, want CLOSED", b.State())
+	}
+}
+
+// With timestamps an ACK of a retransmitted segment still gives an RTT
+// sample (RFC 7323 §4): the echo names the transmission it answers, which
+// Karn's rule cannot know.
+func TestTimestampRTTSampleAfterRetransmission(t *testing.T) {
+	a, b, now := establish(t, Config{InitialRTO: time.Second, MinRTO: time.Second}, Config{DelayedACK: -1})
+	samples := a.Stats().RTTSamples
+	a.Write([]byte("x"))
+	emitted(a, now) // lost
+	now += 1500 * time.Millisecond
+	re := only(t, "retransmission", emitted(a, now))
+	b.Input(now, &re)
+	now += 10 * time.Millisecond
+	feed(a, now, emitted(b, now))
+	if got := a.Stats().RTTSamples; got != samples+1 {
+		t.Fatalf("RTT samples %d, want %d: one from the echoed timestamp", got, samples+1)
+	}
+	if a.srtt > 20*time.Millisecond || a.rto != time.Second {
+		t.Fatalf("after the sample SRTT %v RTO %v; want about 10 ms and the 1 s floor (the backoff undone)", a.srtt, a.rto)
+	}
+}
+
+// The options move with the connection, and the timestamp clock goes on
+// from the origin's whatever the target's clock reads; the scoreboard
+// does not move, and what was in flight is resent only if lost.
+func TestSnapshotCarriesOptions(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{DelayedACK: -1})
+	a.Write(make([]byte, 20000))
+	feed(b, now, emitted(a, now))
+	last := emitted(b, now)
+	lastTS := last[len(last)-1].TSVal
+	snap := b.AppendSnapshot(nil, now)
+	for _, target := range []Time{now - 50*time.Second, now + 1000*time.Hour} {
+		r, err := Restore(Config{}, snap, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.sackOK || !r.tsOK || r.tsRecent != b.tsRecent {
+			t.Fatalf("restored SACK %v timestamps %v TS.Recent %d, want on, on, %d", r.sackOK, r.tsOK, r.tsRecent, b.tsRecent)
+		}
+		ack := emitted(r, target)
+		if len(ack) == 0 || !ack[0].HasTS || seqLT(ack[0].TSVal, lastTS) || ack[0].TSEcr != b.tsRecent {
+			t.Fatalf("restored at %v: first segment %v, want a timestamp >= %d echoing %d", target, ack, lastTS, b.tsRecent)
+		}
+	}
+	// A connection with data in flight restores its records, and a
+	// round of ACKs clears them.
+	snapA := a.AppendSnapshot(nil, now)
+	ra, err := Restore(Config{}, snapA, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.txq.n == 0 || ra.sndMax-ra.sndUna != a.sndMax-a.sndUna {
+		t.Fatalf("restored sender: %d records for %d bytes in flight", ra.txq.n, ra.sndMax-ra.sndUna)
+	}
+	feed(ra, now, last)
+	if ra.txq.n != 0 || ra.sackedBytes != 0 || ra.lostBytes != 0 {
+		t.Fatalf("after the ACK of everything: %d records, %d SACKed and %d lost bytes left", ra.txq.n, ra.sackedBytes, ra.lostBytes)
+	}
+}
+
+// A snapshot from the build before the options is refused by name.
+func TestSnapshotVersion2Refused(t *testing.T) {
+	a, _, now := establish(t, Config{}, Config{})
+	snap := a.AppendSnapshot(nil, now)
+	snap[len(snapshotMagic)] = 2
+	_, err := Restore(Config{}, snap, now)
+	if !errors.Is(err, ErrSnapshotVersion) {
+		t.Fatalf("Restore of a version 2 snapshot: %v, want ErrSnapshotVersion", err)
+	}
+	t.Log(err)
+}
