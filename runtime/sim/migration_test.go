@@ -29,8 +29,8 @@ func TestMigrationsUnderFaults(t *testing.T) {
 	for more := true; more; more = *soak > 0 && moved < *soak || *soak == 0 && seed < uint64(seeds) {
 		seed++
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			sc := migratetest.Scenario{Seed: seed, Servers: 3, Streams: 8, Bytes: 512 << 10, Window: 64 << 10,
-				Migrations: 150, Every: 2 * time.Millisecond, Link: migratetest.FaultyLink, Limit: 300 * time.Second}
+			sc := migratetest.Scenario{Seed: seed, Servers: 3, Streams: 8, Bytes: 1 << 20, Window: 64 << 10,
+				Migrations: 200, Every: 2 * time.Millisecond, Link: migratetest.FaultyLink, Limit: 300 * time.Second}
 			res, err := sc.Run()
 			if err == nil {
 				err = res.Check()
