@@ -475,7 +475,9 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 		defer cancel()
 		before := srv.settled(t)
+		kernelBefore := tcpExt(t, bed, "client")
 		d := srv.drive([]string{"all"}, every, 60*time.Second, maxMoves)
+		synAck := watchSYNACK(t, bed, "client", "veth0", originIP)
 		r := runCurl(ctx, bed, "client", args...)
 		end := migrate.Monotonic()
 		if err := d.stop(); err != nil {
@@ -503,6 +505,21 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		}
 		if a := total(after, func(s migrate.Stats) uint64 { return s.Aborted }) - total(before, func(s migrate.Stats) uint64 { return s.Aborted }); a != 0 {
 			t.Errorf("%s: %d migrations aborted (the connection was reset)", what, a)
+		}
+		// Timestamps move with the connection: the client's PAWS never
+		// drops a segment of the new server, and on a clean link no
+		// client retransmission timeout follows a move.
+		if opts := synAck(); !strings.Contains(opts, "sackOK") || !strings.Contains(opts, "TS val") {
+			t.Errorf("%s: our SYN-ACK to the Linux client did not agree to SACK and timestamps:\n%s", what, opts)
+		}
+		kernelAfter := tcpExt(t, bed, "client")
+		paws, rtos := kernelAfter["PAWSEstab"]-kernelBefore["PAWSEstab"], kernelAfter["TCPTimeouts"]-kernelBefore["TCPTimeouts"]
+		t.Logf("%s: the Linux client counted %d PAWS drops and %d retransmission timeouts", what, paws, rtos)
+		if paws != 0 {
+			t.Errorf("%s: the Linux client dropped %d segments by PAWS: a move set our timestamp clock back", what, paws)
+		}
+		if !lossy && rtos != 0 {
+			t.Errorf("%s: the Linux client had %d retransmission timeouts on a clean link", what, rtos)
 		}
 	}
 
@@ -547,6 +564,47 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		}
 	}
 	t.Logf("switch: inserts %d, deletes %d, hits %d; %v in all", r.Pipeline.Inserts, r.Pipeline.Deletes, r.Pipeline.Hits, time.Since(began).Round(time.Millisecond))
+}
+
+// watchSYNACK captures, on host's iface, the SYN-ACKs from server with
+// their options (tcpdump -v); the returned function stops the capture by
+// PID and returns its output.
+func watchSYNACK(t testing.TB, bed *Testbed, host, iface, server string) func() string {
+	t.Helper()
+	p, err := bed.Start(host, "tcpdump", "-i", iface, "-n", "-l", "-v", "-c", "8",
+		"tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack) and src host "+server)
+	if err == nil {
+		_, err = p.WaitOutput(listeningRE, 10*time.Second)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() string { return p.Stop(time.Second) }
+}
+
+// tcpExt reads host's TcpExt counters (nstat's names without the
+// prefix: PAWSEstab, TCPTimeouts, ...) from its namespace's netstat.
+func tcpExt(t testing.TB, bed *Testbed, host string) map[string]uint64 {
+	t.Helper()
+	out, err := bed.Exec(host, "cat", "/proc/net/netstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(out), "\n")
+	m := map[string]uint64{}
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j := 1; j < len(names); j++ {
+			m[names[j]], _ = strconv.ParseUint(values[j], 10, 64)
+		}
+	}
+	if len(m) == 0 {
+		t.Fatalf("no TcpExt counters in %s's /proc/net/netstat:\n%s", host, out)
+	}
+	return m
 }
 
 // wrk's output beyond bench_test.go's regexps.
