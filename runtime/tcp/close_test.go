@@ -314,3 +314,29 @@ func TestAbortAfterBothFINsSendsNoRST(t *testing.T) {
 		t.Fatalf("after Abort in LAST-ACK: done=%v RSTs sent %d, want done and none", n.b.Done(), n.b.Stats().RSTsSent)
 	}
 }
+
+// A connection in TIME-WAIT keeps no buffers: after a burst of short
+// requests a server holds thousands of them.
+func TestTimeWaitReleasesBuffers(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{DelayedACK: -1})
+	a.Write(make([]byte, 50000))
+	b.Write(make([]byte, 3000))
+	a.Close()
+	buf := make([]byte, 64<<10)
+	for range 20 {
+		pingPong(a, b, now)
+		a.Read(buf)
+		b.Read(buf)
+		if b.State() == StateCloseWait {
+			b.Close()
+		}
+		now += 10 * time.Millisecond
+	}
+	if a.State() != StateTimeWait {
+		t.Fatalf("A is %v, want TIME-WAIT", a.State())
+	}
+	if a.sndBuf.buf != nil || a.rcvBuf.buf != nil || a.txq.s != nil || a.scratch != nil {
+		t.Fatalf("TIME-WAIT holds %d+%d ring bytes, %d records, %d scratch bytes; want none",
+			len(a.sndBuf.buf), len(a.rcvBuf.buf), len(a.txq.s), len(a.scratch))
+	}
+}

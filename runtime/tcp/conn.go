@@ -491,6 +491,17 @@ func (c *Conn) setClosed(err error) {
 	c.tlpOn, c.tlpOut = false, false
 	c.rack.timerOn = false
 	c.dupOwed = 0
+	c.releaseBuffers()
+}
+
+// releaseBuffers lets go of the memory a connection needs only while data
+// moves: a server's TIME-WAIT connections outnumber its live ones after a
+// burst of short requests, and each would otherwise keep its rings.
+func (c *Conn) releaseBuffers() {
+	c.sndBuf.release()
+	c.rcvBuf.release()
+	c.txq = txQueue{}
+	c.scratch = nil
 }
 
 func (c *Conn) enterTimeWait(now Time) {
@@ -500,6 +511,7 @@ func (c *Conn) enterTimeWait(now Time) {
 	c.rack.timerOn = false
 	c.closeOn = true
 	c.closeAt = now + c.cfg.TimeWait
+	c.releaseBuffers()
 }
 
 // Deadline is the earliest time Output has work to do: a pending timer, or

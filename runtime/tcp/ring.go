@@ -35,6 +35,14 @@ func (r *ring) ensure(size int) {
 	r.buf, r.head = nb, 0
 }
 
+// release drops the backing array of an empty ring, so that a connection
+// that has finished with its data (TIME-WAIT, CLOSED) does not hold it.
+func (r *ring) release() {
+	if r.n == 0 {
+		r.buf, r.head = nil, 0
+	}
+}
+
 // writeAt copies p to offset off from head, clipped to the limit, and
 // returns how many bytes it stored. It does not change the queue length.
 func (r *ring) writeAt(off int, p []byte) int {
