@@ -562,3 +562,40 @@ func TestXDPReplaceAfterCrash(t *testing.T) {
 		t.Fatal("no frame received after replacing the leftover program")
 	}
 }
+
+// BenchmarkXDPTransmitFloor is the copy-mode floor under a bulk download:
+// full-size frames (1514 bytes, what a 1448-byte TCP segment with
+// timestamps makes) queued in bursts of 32 and kicked out of one AF_XDP
+// socket into a veth whose far end's kernel drops them at once (an
+// unknown ethertype). No TCP runs on either side, so frames/s here bounds
+// what any userspace stack on this link can send; testbed's
+// BenchmarkTestbed/download measures the stack against the kernel's.
+func BenchmarkXDPTransmitFloor(b *testing.B) {
+	needRoot(b)
+	t := tag()
+	nsA, nsB := newNS(b, "capy-"+t+"-a"), newNS(b, "capy-"+t+"-b")
+	vethPair(b, nsA, "xa", nsB, "xb", true)
+	for _, ns := range []struct{ ns, ifc string }{{nsA, "xa"}, {nsB, "xb"}} {
+		inNS(b, ns.ns, func() {
+			// As on the testbed: no offloads, so nothing batches for us.
+			exec.Command("ethtool", "-K", ns.ifc, "tx", "off", "tso", "off", "gso", "off", "gro", "off").Run()
+		})
+	}
+	xa := openXDP(b, nsA, "xa", XDPOptions{Mode: ModeNative, Frames: 1024})
+	frame := seqFrame(net.HardwareAddr{2, 0, 0, 0, 0, 2}, xa.MAC(), 1, 1514)
+	const burst = 32
+	b.SetBytes(int64(len(frame)) * burst)
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		for range burst {
+			if err := xa.Queue(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := xa.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*burst)/time.Since(start).Seconds(), "frames/s")
+}
