@@ -79,6 +79,7 @@ type Conn struct {
 	lis         *Listener // set until accepted; nil for dialled conns
 	queued      bool      // in lis.queue
 	established bool      // reached ESTABLISHED at least once
+	outPending  bool      // in s.outPending: Output at the end of the receive drain
 	detached    bool      // handed away by DetachConn
 	closed      bool      // Close called
 	err         error     // overrides tc.Err (e.g. ARP failure)

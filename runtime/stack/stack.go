@@ -184,6 +184,11 @@ type Stack struct {
 	txDefer       int          // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued      bool         // frames queued on batch since the last Flush
 	txLater       bool         // the burst's owner flushes after unlocking (unlockFlush)
+	// Run's receive drain: connections whose Output waits for its end,
+	// so that a burst of segments draws one ACK and one wake-up (what
+	// GRO gives the kernel) instead of one per pair of segments.
+	draining   bool
+	outPending []*Conn
 	dl            tcp.Time     // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
 	discard       [4096]byte // sink for data arriving after Close
@@ -301,16 +306,40 @@ func (s *Stack) inputQueued(now tcp.Time, frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.txDefer++
+	s.draining = true
 	s.inputLocked(now, frame)
+	s.draining = false
 	s.txDefer--
 }
 
-// flushTx sends whatever inputQueued left queued.
+// flushTx runs the Output that inputQueued put off and sends whatever it
+// left queued.
 func (s *Stack) flushTx() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.beginBurst()
+	for i, c := range s.outPending {
+		s.outPending[i] = nil
+		c.outPending = false
+		if s.conns[c.id] == c {
+			s.output(s.now, c)
+		}
+	}
+	s.outPending = s.outPending[:0]
 	s.endBurst()
+}
+
+// outputSoon is output, put off to the end of Run's receive drain when
+// it is in one.
+func (s *Stack) outputSoon(now tcp.Time, c *Conn) {
+	if !s.draining {
+		s.output(now, c)
+		return
+	}
+	if !c.outPending {
+		c.outPending = true
+		s.outPending = append(s.outPending, c)
+	}
 }
 
 func (s *Stack) inputLocked(now tcp.Time, frame []byte) {

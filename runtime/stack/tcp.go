@@ -52,7 +52,7 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 			}
 		}
 		c.tc.Input(now, &seg)
-		s.output(now, c)
+		s.outputSoon(now, c)
 		return
 	}
 	if seg.Flags&tcp.FlagRST != 0 {
