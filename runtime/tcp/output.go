@@ -65,7 +65,7 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		if !ok {
 			break
 		}
-		if c.dupAcks > 0 && !c.inRecovery && c.sndNxt-c.sndUna+uint32(n) > c.cwnd {
+		if c.dupAcks > 0 && !c.inRecovery && !c.sackOK && c.sndNxt-c.sndUna+uint32(n) > c.cwnd {
 			c.stats.LimitedTransmit++
 		}
 		c.sendNext(now, emit, n, fin)

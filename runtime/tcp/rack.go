@@ -357,12 +357,20 @@ func (c *Conn) endSACKRecovery() {
 
 // sackTimeout is RFC 8985 §6.3 on an RTO: every record not SACKed is
 // lost and is sent again, in order, from a one-segment window. SACKed
-// records are not: the peer reneging on them is so rare that Linux keeps
-// them too, and a reneged record would come back by the next RTO.
+// records are kept, as Linux keeps them, unless the peer reneged on them
+// (RFC 2018 §8 lets a receiver drop SACKed data; Linux does under memory
+// pressure): the record at snd.una is SACKed, which a receiver holding it
+// would have acknowledged, or a second RTO came with nothing acknowledged.
+// Then they are lost too.
 func (c *Conn) sackTimeout() {
 	q := &c.txq
+	reneged := c.retries > 1 || q.n > 0 && q.at(0).flags&txSACKed != 0
 	for i := 0; i < q.n; i++ {
 		r := q.at(i)
+		if reneged && r.flags&txSACKed != 0 {
+			r.flags &^= txSACKed
+			c.sackedBytes -= r.len()
+		}
 		if r.flags&(txSACKed|txLost) == 0 {
 			r.flags |= txLost
 			c.lostBytes += r.len()

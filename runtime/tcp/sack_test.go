@@ -302,3 +302,43 @@ func TestSnapshotVersion2Refused(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// A receiver may drop data it SACKed (RFC 2018 §8). The sender keeps
+// SACKed data through one RTO, but when the segment at snd.una itself is
+// SACKed, or a second RTO comes, it resends that data too and the
+// connection completes.
+func TestSACKRenegingRecovers(t *testing.T) {
+	a, b, now := establish(t, Config{MinRTO: 200 * time.Millisecond}, Config{DelayedACK: -1})
+	mss := uint32(a.sndMSS)
+	a.Write(make([]byte, 5*mss))
+	segs := emitted(a, now)
+	if len(segs) != 5 {
+		t.Fatalf("A sent %d segments, want 5", len(segs))
+	}
+	// B says it holds segments 1-4 and then forgets them (a renege):
+	// a forged ACK carries the SACK block, and B never sees the data.
+	ack := Segment{SrcPort: addrB.Port(), DstPort: addrA.Port(), Seq: b.sndNxt, Ack: segs[0].Seq, Flags: FlagACK,
+		Window: 0xffff, WindowScale: -1, HasTS: true, TSVal: b.tsClock(now), TSEcr: segs[0].TSVal,
+		NumSACK: 1, SACK: [MaxSACKBlocks]SACKBlock{{segs[1].Seq, segs[4].Seq + mss}}}
+	now += time.Millisecond
+	a.Input(now, &ack)
+	if a.sackedBytes != 4*mss {
+		t.Fatalf("SACKed bytes %d, want %d", a.sackedBytes, 4*mss)
+	}
+	// Deliver only what A sends from now on; B lost everything before.
+	for range 200 {
+		out := emitted(a, now)
+		feed(b, now, out)
+		feed(a, now, emitted(b, now))
+		if a.sndUna == a.sndMax {
+			break
+		}
+		if d, ok := a.Deadline(); ok {
+			now = max(now+time.Millisecond, d)
+		}
+	}
+	if a.sndUna != a.sndMax || b.Readable() != 5*int(mss) {
+		t.Fatalf("after the renege: una %d max %d, B has %d bytes; want all %d delivered (stats %+v)",
+			a.sndUna, a.sndMax, b.Readable(), 5*int(mss), a.Stats())
+	}
+}
