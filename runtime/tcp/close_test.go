@@ -266,6 +266,16 @@ func TestTimeWaitRSTAndReuse(t *testing.T) {
 		t.Fatalf("Reusable in TIME-WAIT: old SYN %v, newer SYN %v, SYN-ACK %v; want false true false",
 			a.Reusable(&old), a.Reusable(&newer), a.Reusable(&synack))
 	}
+	// With timestamps a newer clock also makes an old sequence number
+	// acceptable (RFC 6191); an older or missing one does not.
+	stamped := old
+	stamped.HasTS, stamped.TSVal = true, a.tsRecent+1
+	stale := stamped
+	stale.TSVal = a.tsRecent - 1
+	if !a.Reusable(&stamped) || a.Reusable(&stale) {
+		t.Fatalf("Reusable in TIME-WAIT: old SYN with a newer timestamp %v, with an older one %v; want true false",
+			a.Reusable(&stamped), a.Reusable(&stale))
+	}
 	// A RST that is not exact gets a challenge ACK and changes nothing.
 	off := Segment{Seq: a.rcvNxt + 1, Flags: FlagRST}
 	a.Input(now, &off)

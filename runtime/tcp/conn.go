@@ -341,13 +341,18 @@ func (c *Conn) Done() bool {
 
 // Reusable reports whether syn may open a new connection on c's address
 // pair, replacing c: c is done, or in TIME-WAIT and syn is a SYN whose
-// sequence number lies beyond everything c received (RFC 9293 §3.6.1,
-// RFC 6191 without timestamps). The caller then calls Accept.
+// sequence number lies beyond everything c received (RFC 9293 §3.6.1) or,
+// with timestamps, whose timestamp is newer than any c saw (RFC 6191, as
+// Linux's tcp_timewait_state_process). The caller then calls Accept.
 func (c *Conn) Reusable(syn *Segment) bool {
 	if syn.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN {
 		return false
 	}
-	return c.Done() || c.state == StateTimeWait && seqGT(syn.Seq, c.rcvNxt)
+	if c.Done() {
+		return true
+	}
+	return c.state == StateTimeWait &&
+		(seqGT(syn.Seq, c.rcvNxt) || c.tsOK && syn.HasTS && seqGT(syn.TSVal, c.tsRecent))
 }
 
 // Stats returns the counters and the current congestion-control gauges.

@@ -45,7 +45,8 @@
 //     directions, half close, simultaneous close, TIME-WAIT (2MSL, with
 //     re-ACK of retransmitted FINs; an exact RST ends it, as RFC 9293 and
 //     Linux do, and Reusable tells the stack when a new SYN may take the
-//     address pair over, which runtime/stack then does). Old duplicates get
+//     address pair over, by a higher sequence number or, RFC 6191, a newer
+//     timestamp, which runtime/stack then does). Old duplicates get
 //     an ACK, never a RST. FIN-WAIT-2 of a connection its application let
 //     go (Orphan) ends after Config.FinWait2, as Linux's tcp_fin_timeout.
 //   - RFC 4987 §3.6 SYN cookies, the connection side: AcceptCookie builds
