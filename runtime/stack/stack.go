@@ -178,18 +178,18 @@ type Stack struct {
 	key      [32]byte // RFC 6528 secret
 	portNext uint32
 
-	tx            []byte       // frame being built; ep.Send does not keep it
-	txConn        *Conn        // connection whose Output is running
-	batch         link.Batcher // ep, when it can queue frames and kick once per burst
-	txDefer       int          // >0: sendFrame queues on batch; the outermost burst flushes
-	txQueued      bool         // frames queued on batch since the last Flush
-	txLater       bool         // the burst's owner flushes after unlocking (unlockFlush)
+	tx       []byte       // frame being built; ep.Send does not keep it
+	txConn   *Conn        // connection whose Output is running
+	batch    link.Batcher // ep, when it can queue frames and kick once per burst
+	txDefer  int          // >0: sendFrame queues on batch; the outermost burst flushes
+	txQueued bool         // frames queued on batch since the last Flush
+	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
 	// GRO gives the kernel) instead of one per pair of segments.
-	draining   bool
-	outPending []*Conn
-	dl            tcp.Time     // no connection has a deadline before dl (if dlOK)
+	draining      bool
+	outPending    []*Conn
+	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
 	discard       [4096]byte // sink for data arriving after Close
 	emit          func(*tcp.Segment)
