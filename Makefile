@@ -10,8 +10,9 @@ OUT        ?= generated
 CAPYGEN    := $(GO) run ./cmd/capygen
 # Debian packages the tests and the testbed use: namespaces and veths (iproute2),
 # loss injection (nftables), real peers (curl, ping), load (wrk), captures (tcpdump),
-# veth offloads off (ethtool), nc for the echo service's half-close test (netcat-openbsd).
-APT_PKGS   := iproute2 nftables iptables curl iputils-ping wrk tcpdump ethtool netcat-openbsd tshark
+# veth offloads off (ethtool), nc for the echo service's half-close test (netcat-openbsd),
+# tshark for the dissector, ab (apache2-utils) and nmap for the hostile-client tests.
+APT_PKGS   := iproute2 nftables iptables curl iputils-ping wrk tcpdump ethtool netcat-openbsd tshark apache2-utils nmap
 TEST_FLAGS ?= -count=1 -timeout 14m
 
 .PHONY: all deps generate diff vet golden test bench soak demo fmt clean

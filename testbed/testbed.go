@@ -561,6 +561,8 @@ func debianPackage(tool string) string {
 		return "iputils-ping"
 	case "nc":
 		return "netcat-openbsd"
+	case "ab":
+		return "apache2-utils"
 	}
 	return tool
 }

@@ -78,6 +78,9 @@ type Counters struct {
 	// SYN cookies: SYN-ACKs sent with one (backlog full), and the ACKs
 	// that brought one back valid (a connection) or not (a RST).
 	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected uint64
+	// MemoryReleases counts the times memory went back to the OS after a
+	// burst of connections ended (memory.go).
+	MemoryReleases uint64
 
 	Drops [numDropReasons]uint64
 }
@@ -112,6 +115,7 @@ func (c Counters) String() string {
 		{"tcp.retransmits", c.TCPRetransmits}, {"tcp.rst.in", c.RSTIn}, {"tcp.rst.out", c.RSTOut},
 		{"tcp.syncookies.sent", c.SYNCookiesSent}, {"tcp.syncookies.accepted", c.SYNCookiesAccepted},
 		{"tcp.syncookies.rejected", c.SYNCookiesRejected},
+		{"memory.releases", c.MemoryReleases},
 	}
 	for r, v := range c.Drops {
 		rows = append(rows, struct {

@@ -92,6 +92,10 @@ type Config struct {
 	ARPQueue int
 	// Backlog bounds each listener's connections not yet accepted (128).
 	Backlog int
+	// KeepMemory leaves freed connection memory to the Go runtime instead
+	// of handing it back to the OS after a burst of connections ends
+	// (memory.go).
+	KeepMemory bool
 	// NoSYNCookies drops a SYN to a listener whose backlog is full, as
 	// the stack did before SYN cookies (see cookie.go), instead of
 	// answering it with a cookie.
@@ -189,6 +193,7 @@ type Stack struct {
 	// GRO gives the kernel) instead of one per pair of segments.
 	draining      bool
 	outPending    []*Conn
+	mem           memoryRelease
 	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
 	dlOK          bool
 	discard       [4096]byte // sink for data arriving after Close
@@ -381,6 +386,7 @@ func (s *Stack) Advance(now tcp.Time) {
 
 func (s *Stack) advanceLocked(now tcp.Time) {
 	s.advanceARP(now)
+	s.maybeReleaseMemory(now)
 	if !s.dlOK || s.dl > now {
 		return // no connection has anything due
 	}

@@ -202,6 +202,7 @@ func (s *Stack) newConn(tc *tcp.Conn, id tcp.ID) *Conn {
 	}
 	*c = Conn{s: s, tc: tc, id: id}
 	s.conns[id] = c
+	s.noteConnAdded()
 	c.idx = len(s.connList)
 	s.connList = append(s.connList, c)
 	return c
@@ -225,6 +226,7 @@ func (s *Stack) removeConn(c *Conn) {
 		c.lis = nil
 	}
 	c.wake.signal()
+	s.noteConnRemoved()
 }
 
 // failDials aborts connections still opening toward hosts reached via
