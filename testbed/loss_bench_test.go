@@ -26,10 +26,20 @@ const lossTarget = 1.2
 // time_total) over lossTransfersPerOp transfers per op. The benchmark
 // prints bypass/kernel time per measure against the target of
 // ≤ 1.2; it reports, it does not assert it.
+//
+// Under loss the senders' congestion control decides the times, so both
+// run CUBIC, Linux's default: capygen's stack (tcp.Config's default) and
+// the kernel's sockets in the server namespace (net.ipv4.tcp_congestion_control
+// there is pinned to cubic; a machine may default to another, such as
+// bbr, which does not back off on random loss at all). The client's
+// kernel, the sender of uploads, is the same for both.
 func BenchmarkBulkUnderLoss(b *testing.B) {
 	needNetns(b, "curl", "nft")
 	bed := up(b, Default())
 	addr, _, _ := serverAddr(b, bed)
+	if _, err := bed.Exec("server", "sysctl", "-qw", "net.ipv4.tcp_congestion_control=cubic"); err != nil {
+		b.Fatalf("pinning the kernel server to CUBIC: %v", err)
+	}
 	upload := writePayload(b, bulk)
 	results := map[string][]benchResult{}
 	for _, dir := range []string{"download", "upload"} {

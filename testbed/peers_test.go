@@ -130,6 +130,8 @@ func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 type counters struct {
 	TCPIn, TCPOut, TCPRetransmits, RSTIn, RSTOut, TCPNoConn uint64
 	ICMPEchoIn, ICMPEchoOut                                 uint64
+	TCPTimeouts, TCPRecoveries, TCPTailLossProbes           uint64
+	TCPRACKLost, TCPPAWSRejected                            uint64
 }
 
 var countersRE = regexp.MustCompile(`(?m)^counters-json (\{.*\})$`)

@@ -73,8 +73,12 @@ type Counters struct {
 	TCPIn, TCPOut, TCPBadChecksum uint64
 	TCPNoConn                     uint64 // segments without connection or listener
 	TCPIntercepted                uint64 // segments claimed by the interceptor
-	TCPRetransmits                uint64 // summed over live and finished connections
-	RSTIn, RSTOut                 uint64
+	// Summed over live and finished connections: segments sent again,
+	// retransmission timeouts, fast recoveries, tail loss probes, segments
+	// RACK marked lost, and segments PAWS dropped.
+	TCPRetransmits, TCPTimeouts, TCPRecoveries      uint64
+	TCPTailLossProbes, TCPRACKLost, TCPPAWSRejected uint64
+	RSTIn, RSTOut                                   uint64
 	// SYN cookies: SYN-ACKs sent with one (backlog full), and the ACKs
 	// that brought one back valid (a connection) or not (a RST).
 	SYNCookiesSent, SYNCookiesAccepted, SYNCookiesRejected uint64
@@ -112,7 +116,9 @@ func (c Counters) String() string {
 		{"udp.in", c.UDPIn}, {"udp.out", c.UDPOut}, {"udp.no_port", c.UDPNoPort}, {"udp.bad_checksum", c.UDPBadChecksum},
 		{"tcp.in", c.TCPIn}, {"tcp.out", c.TCPOut}, {"tcp.bad_checksum", c.TCPBadChecksum},
 		{"tcp.no_conn", c.TCPNoConn}, {"tcp.intercepted", c.TCPIntercepted},
-		{"tcp.retransmits", c.TCPRetransmits}, {"tcp.rst.in", c.RSTIn}, {"tcp.rst.out", c.RSTOut},
+		{"tcp.retransmits", c.TCPRetransmits}, {"tcp.timeouts", c.TCPTimeouts}, {"tcp.recoveries", c.TCPRecoveries},
+		{"tcp.tail_loss_probes", c.TCPTailLossProbes}, {"tcp.rack_lost", c.TCPRACKLost}, {"tcp.paws_rejected", c.TCPPAWSRejected},
+		{"tcp.rst.in", c.RSTIn}, {"tcp.rst.out", c.RSTOut},
 		{"tcp.syncookies.sent", c.SYNCookiesSent}, {"tcp.syncookies.accepted", c.SYNCookiesAccepted},
 		{"tcp.syncookies.rejected", c.SYNCookiesRejected},
 		{"memory.releases", c.MemoryReleases},

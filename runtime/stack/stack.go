@@ -191,15 +191,15 @@ type Stack struct {
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
 	// GRO gives the kernel) instead of one per pair of segments.
-	draining      bool
-	outPending    []*Conn
-	mem           memoryRelease
-	dl            tcp.Time // no connection has a deadline before dl (if dlOK)
-	dlOK          bool
-	discard       [4096]byte // sink for data arriving after Close
-	emit          func(*tcp.Segment)
-	ctr           Counters
-	reapedRetrans uint64 // retransmissions of connections already removed
+	draining   bool
+	outPending []*Conn
+	mem        memoryRelease
+	dl         tcp.Time // no connection has a deadline before dl (if dlOK)
+	dlOK       bool
+	discard    [4096]byte // sink for data arriving after Close
+	emit       func(*tcp.Segment)
+	ctr        Counters
+	reaped     Counters // the per-connection sums of connections already removed
 }
 
 // New builds a stack on ep. It validates cfg and does no I/O.
@@ -462,9 +462,10 @@ func (s *Stack) Counters() Counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.ctr
-	c.TCPRetransmits = s.reapedRetrans
+	c.TCPRetransmits, c.TCPTimeouts, c.TCPRecoveries = s.reaped.TCPRetransmits, s.reaped.TCPTimeouts, s.reaped.TCPRecoveries
+	c.TCPTailLossProbes, c.TCPRACKLost, c.TCPPAWSRejected = s.reaped.TCPTailLossProbes, s.reaped.TCPRACKLost, s.reaped.TCPPAWSRejected
 	for _, cn := range s.conns {
-		c.TCPRetransmits += retransmits(cn.tc.Stats())
+		c.addConn(cn.tc.Stats())
 	}
 	return c
 }

@@ -220,7 +220,7 @@ func (s *Stack) removeConn(c *Conn) {
 	s.connList[last] = nil
 	s.connList = s.connList[:last]
 	c.idx = -1
-	s.reapedRetrans += retransmits(c.tc.Stats())
+	s.reaped.addConn(c.tc.Stats())
 	if l := c.lis; l != nil && !c.queued {
 		l.pending-- // died during the handshake
 		c.lis = nil
@@ -442,5 +442,12 @@ func (s *Stack) Conns() []tcp.ID {
 
 func isChecksumErr(err error) bool { return errors.Is(err, tcp.ErrBadChecksum) }
 
-// retransmits is the retransmission count in a connection's statistics.
-func retransmits(st tcp.Stats) uint64 { return uint64(st.Retransmits) }
+// addConn adds a connection's loss-recovery statistics to the sums.
+func (c *Counters) addConn(st tcp.Stats) {
+	c.TCPRetransmits += st.Retransmits
+	c.TCPTimeouts += st.Timeouts
+	c.TCPRecoveries += st.FastRetransmits
+	c.TCPTailLossProbes += st.TailLossProbes
+	c.TCPRACKLost += st.RACKLost
+	c.TCPPAWSRejected += st.PAWSRejected
+}

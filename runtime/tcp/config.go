@@ -29,8 +29,11 @@ type Config struct {
 	// NoSACK and NoTimestamps turn off offering and accepting RFC 2018
 	// SACK and RFC 7323 timestamps, which are on by default, as on Linux.
 	NoSACK, NoTimestamps bool
-	MaxRetries           int // data retransmissions before the connection fails with ErrTimeout; default 15
-	MaxSYNRetries        int // SYN or SYN-ACK retransmissions before failing; default 6
+	// Reno grows and cuts the congestion window as RFC 5681 does
+	// (halving it on a loss) instead of CUBIC (RFC 9438), Linux's default.
+	Reno          bool
+	MaxRetries    int // data retransmissions before the connection fails with ErrTimeout; default 15
+	MaxSYNRetries int // SYN or SYN-ACK retransmissions before failing; default 6
 }
 
 // Defaults, and the limits WithDefaults clamps to.

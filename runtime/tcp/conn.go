@@ -112,6 +112,7 @@ type Conn struct {
 	// waiting for the RTO.
 	retxDups   int
 	retxFlight int
+	cubic      cubicState
 
 	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
 	// send one segment so that a lost tail (or a lost ACK for it) draws an

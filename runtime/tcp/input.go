@@ -287,9 +287,9 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			}
 		}
 		if c.sackOK && !c.state.Handshaking() {
-			c.onNewAckSACK(acked, ack)
+			c.onNewAckSACK(now, acked, ack)
 		} else {
-			c.onNewAck(acked, ack)
+			c.onNewAck(now, acked, ack)
 		}
 		if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
 			c.probeAnswered(ack)
@@ -330,8 +330,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			// segment says the tail arrived and an earlier segment did
 			// not: with no more data to draw dupthresh ACKs, recover now
 			// (as RFC 8985's RACK would on the probe's SACK).
-			flight := c.sndMax - c.sndUna
-			c.ssthresh = max(flight/2, 2*mss)
+			c.ssthresh = c.congestionEvent(c.sndMax - c.sndUna)
 			c.cwnd = c.ssthresh + 3*mss
 			c.recover = c.sndMax
 			c.inRecovery = true
@@ -378,14 +377,13 @@ func (c *Conn) probeAnswered(ack uint32) {
 	if !c.tlpRetx || c.inRecovery {
 		return
 	}
-	mss := uint32(c.sndMSS)
-	c.ssthresh = max((c.tlpHigh-c.sndUna)/2, 2*mss)
+	c.ssthresh = c.congestionEvent(c.tlpHigh - c.sndUna)
 	c.cwnd = min(c.cwnd, c.ssthresh)
 }
 
 // onNewAckSACK is onNewAck when SACK is on: recovery's window is PRR's
 // (sackAfterACK), which ends when snd.una reaches recover.
-func (c *Conn) onNewAckSACK(acked, ack uint32) {
+func (c *Conn) onNewAckSACK(now Time, acked, ack uint32) {
 	mss := uint32(c.sndMSS)
 	switch {
 	case c.inRecovery && seqGEQ(ack, c.recover):
@@ -394,7 +392,7 @@ func (c *Conn) onNewAckSACK(acked, ack uint32) {
 	case c.cwnd < c.ssthresh:
 		c.cwnd += min(acked, mss)
 	default:
-		c.cwnd += max(mss*mss/c.cwnd, 1)
+		c.congestionAvoidance(now, acked)
 	}
 	if c.rtoRecovery && seqGEQ(ack, c.recover) {
 		c.rtoRecovery = false
@@ -406,7 +404,7 @@ func (c *Conn) onNewAckSACK(acked, ack uint32) {
 const maxCwnd = 1 << 30
 
 // onNewAck grows or, in fast recovery, deflates cwnd for acked new bytes.
-func (c *Conn) onNewAck(acked, ack uint32) {
+func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	mss := uint32(c.sndMSS)
 	switch {
 	case c.inRecovery && seqGEQ(ack, c.recover):
@@ -426,7 +424,7 @@ func (c *Conn) onNewAck(acked, ack uint32) {
 	case c.cwnd < c.ssthresh:
 		c.cwnd += min(acked, mss)
 	default:
-		c.cwnd += max(mss*mss/c.cwnd, 1)
+		c.congestionAvoidance(now, acked)
 	}
 	c.cwnd = min(c.cwnd, maxCwnd)
 }

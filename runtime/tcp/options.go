@@ -91,7 +91,7 @@ func (c *Conn) tsRTT(now Time, seg *Segment) (time.Duration, bool) {
 // room for within the segment size, and AppendSegment only what fits the
 // option space.
 func (c *Conn) addSACKBlocks() {
-	if !c.sackOK || c.ooo.empty() && !c.dsackOn || c.out.Flags&(FlagACK|FlagSYN) != FlagACK {
+	if !c.sackOK || c.ooo.empty() && !c.dsackOn && !c.rcvFinOOO || c.out.Flags&(FlagACK|FlagSYN) != FlagACK {
 		return
 	}
 	room := MaxSACKBlocks
@@ -115,15 +115,28 @@ func (c *Conn) addSACKBlocks() {
 	for i := 0; i < c.ooo.n; i++ {
 		if r := c.ooo.r[i]; seqLEQ(r.start, c.sackLast) && seqLT(c.sackLast, r.end) {
 			first = i
-			add(SACKBlock{r.start, r.end})
+			add(c.sackBlock(r))
 			break
 		}
 	}
 	for i := c.ooo.n - 1; i >= 0; i-- {
 		if i != first {
-			add(SACKBlock{c.ooo.r[i].start, c.ooo.r[i].end})
+			add(c.sackBlock(c.ooo.r[i]))
 		}
 	}
+	if c.rcvFinOOO && (c.ooo.empty() || c.ooo.r[c.ooo.n-1].end != c.rcvFinSeq) {
+		add(SACKBlock{c.rcvFinSeq, c.rcvFinSeq + 1}) // a FIN alone beyond a hole
+	}
+}
+
+// sackBlock reports an out-of-order range, and the out-of-order FIN right
+// after it: its sequence number is data to the sender's scoreboard, as
+// Linux counts it, so the segment that carried it can be SACKed whole.
+func (c *Conn) sackBlock(r seqRange) SACKBlock {
+	if c.rcvFinOOO && r.end == c.rcvFinSeq {
+		r.end++
+	}
+	return SACKBlock{r.start, r.end}
 }
 
 // noteDuplicate records data that arrived again below rcv.nxt, for the
@@ -138,11 +151,14 @@ func (c *Conn) noteDuplicate(seq, end uint32) {
 // sackSpace is the option bytes the SACK blocks of an ACK take now, which
 // a new data segment's payload leaves room for (Linux's tcp_current_mss).
 func (c *Conn) sackSpace() int {
-	if !c.sackOK || c.ooo.empty() && !c.dsackOn {
+	if !c.sackOK || c.ooo.empty() && !c.dsackOn && !c.rcvFinOOO {
 		return 0
 	}
 	n := c.ooo.n
 	if c.dsackOn {
+		n++
+	}
+	if c.rcvFinOOO {
 		n++
 	}
 	room := maxOptionSpace - sackOptBase

@@ -121,7 +121,7 @@ func (c *Conn) onTimeout() bool {
 	c.stats.Timeouts++
 	mss := uint32(c.sndMSS)
 	if !c.state.Handshaking() {
-		c.ssthresh = max((c.sndMax-c.sndUna)/2, 2*mss)
+		c.ssthresh = c.congestionEvent(c.sndMax - c.sndUna)
 	}
 	c.cwnd = mss
 	c.inRecovery, c.dupAcks, c.fastRetx = false, 0, false
@@ -275,7 +275,7 @@ const tlpSlack = 2 * Time(1e6)
 // under way and no probe unanswered.
 func (c *Conn) armProbe(now Time) {
 	c.tlpOn = false
-	if c.tlpOut || c.inRecovery || !c.hasRTT || !c.retxOn || c.persist ||
+	if c.tlpOut || c.inRecovery && !c.sackOK || !c.hasRTT || !c.retxOn || c.persist ||
 		!c.state.Synchronized() || c.sndNxt != c.sndMax || c.sndMax-c.sndUna <= uint32(c.sndMSS) {
 		return
 	}

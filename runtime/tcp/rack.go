@@ -314,12 +314,11 @@ func (c *Conn) sackAfterACK(now Time, delivered uint32) {
 }
 
 // startSACKRecovery enters fast recovery (RFC 6675 §5, RFC 6937): ssthresh
-// is half the flight, and PRR paces what goes out until snd.una passes
+// is the congestion controller's cut of the flight, and PRR paces what goes out until snd.una passes
 // recover.
 func (c *Conn) startSACKRecovery() {
 	flight := c.sndMax - c.sndUna
-	mss := uint32(c.sndMSS)
-	c.ssthresh = max(flight/2, 2*mss)
+	c.ssthresh = c.congestionEvent(flight)
 	c.recover = c.sndMax
 	c.inRecovery = true
 	c.prr = prrState{recoverFS: max(flight, 1)}
@@ -408,12 +407,12 @@ func (c *Conn) sendLost(now Time, emit func(*Segment)) bool {
 func (c *Conn) retransmitRecord(now Time, emit func(*Segment), r *txSeg) {
 	dataEnd := c.sndUna + uint32(c.sndBuf.len())
 	for seq := r.start; seqLT(seq, r.end); {
-		n := min(r.end-seq, uint32(c.sndMSS))
-		fin := false
-		if seqGT(seq+n, dataEnd) { // the FIN, after the last data byte
-			n = dataEnd - seq
-			fin = true
+		data := r.end - seq
+		if seqGT(r.end, dataEnd) {
+			data = dataEnd - seq // the record ends with the FIN
 		}
+		n := min(data, uint32(c.sndMSS))
+		fin := seqGT(r.end, dataEnd) && seq+n == dataEnd // rides with the last data
 		c.retransmitRange(now, emit, int(seq-c.sndUna), int(n), fin)
 		seq += n
 		if fin {
@@ -429,6 +428,7 @@ func (c *Conn) retransmitRecord(now Time, emit func(*Segment), r *txSeg) {
 	if c.inRecovery {
 		c.prr.out += r.len()
 	}
+	c.armProbe(now)
 }
 
 // lastUnsacked is the highest record the peer does not hold, for a tail
