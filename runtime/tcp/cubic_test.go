@@ -53,7 +53,7 @@ func TestCubicWindowCurve(t *testing.T) {
 	if atK < 190 || atK > 215 {
 		t.Fatalf("CUBIC window %.0f segments at K = %.2f s, want about the 200 it had", atK, k)
 	}
-	if half := cubic(Time(k/2*float64(time.Second))); half < 170 {
+	if half := cubic(Time(k / 2 * float64(time.Second))); half < 170 {
 		t.Fatalf("CUBIC window %.0f segments halfway to K, want most of the way back (concave)", half)
 	}
 	if after := cubic(Time(2 * k * float64(time.Second))); after < 260 {
