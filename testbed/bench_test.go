@@ -63,17 +63,17 @@ func (s kernelServer) stop(b *testing.B) {
 
 // startStack starts capyrun serve in the server namespace on stack
 // "bypass" (AF_XDP) or "kernel" (kernel sockets; the address goes on the
-// interface for the duration).
-func startStack(b *testing.B, bed *Testbed, stack string) stackServer {
+// interface for the duration), with extra flags for either.
+func startStack(b *testing.B, bed *Testbed, stack string, extra ...string) stackServer {
 	b.Helper()
 	if stack == StackBypass {
-		return bypassServer{startServe(b, bed)}
+		return bypassServer{startServe(b, bed, extra...)}
 	}
 	addr, iface, prefix := serverAddr(b, bed)
 	if _, err := bed.Exec("server", "ip", "addr", "add", prefix, "dev", iface); err != nil {
 		b.Fatal(err)
 	}
-	p, err := bed.Start("server", capyrun(b), "serve", "-kernel", "-http", addr+":80")
+	p, err := bed.Start("server", append([]string{capyrun(b), "serve", "-kernel", "-http", addr + ":80"}, extra...)...)
 	if err == nil {
 		_, err = p.WaitOutput(readyRE, 10*time.Second)
 	}

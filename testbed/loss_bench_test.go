@@ -29,17 +29,15 @@ const lossTarget = 1.2
 //
 // Under loss the senders' congestion control decides the times, so both
 // run CUBIC, Linux's default: capygen's stack (tcp.Config's default) and
-// the kernel's sockets in the server namespace (net.ipv4.tcp_congestion_control
-// there is pinned to cubic; a machine may default to another, such as
-// bbr, which does not back off on random loss at all). The client's
+// the kernel's sockets (capyrun serve -kernel -congestion cubic: a machine
+// may default to another, such as bbr, which does not back off on random
+// loss at all, and a namespace may not change its default). The client's
 // kernel, the sender of uploads, is the same for both.
 func BenchmarkBulkUnderLoss(b *testing.B) {
 	needNetns(b, "curl", "nft")
 	bed := up(b, Default())
 	addr, _, _ := serverAddr(b, bed)
-	if _, err := bed.Exec("server", "sysctl", "-qw", "net.ipv4.tcp_congestion_control=cubic"); err != nil {
-		b.Fatalf("pinning the kernel server to CUBIC: %v", err)
-	}
+
 	upload := writePayload(b, bulk)
 	results := map[string][]benchResult{}
 	for _, dir := range []string{"download", "upload"} {
@@ -48,7 +46,7 @@ func BenchmarkBulkUnderLoss(b *testing.B) {
 			b.Run(measure, func(b *testing.B) {
 				for _, st := range []string{StackKernel, StackBypass} {
 					b.Run(st, func(b *testing.B) {
-						srv := startStack(b, bed, st)
+						srv := startStack(b, bed, st, "-congestion", "cubic")
 						defer srv.stop(b)
 						im := impair(b, bed, "client", "veth0", pct, 0)
 						var total time.Duration

@@ -31,6 +31,7 @@ import (
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 	"github.com/capygen/capygen/testbed"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -52,6 +53,7 @@ type serveFlags struct {
 	heartbeat                    time.Duration
 	maxRestore                   int
 	sndbuf, rcvbuf               int
+	congestion                   string
 	policy                       policy.Spec
 	workers                      int
 	metricsAddr                  string
@@ -114,6 +116,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.rcvbuf, "rcvbuf", 0, "with -kernel -switch: the connections' receive buffer in `bytes` as the kernel counts it (0: autotuned)")
 	fs.StringVar(&f.metricsAddr, "metrics", "", "with -switch: serve Prometheus /metrics on this kernel `address` in our namespace, e.g. 127.0.0.1:9100")
 	fs.DurationVar(&f.injectDelay, "inject-migration-delay", 0, "with -switch, for experiments: busy-wait this long in each outgoing migration's freeze (Figure 1's injected overhead)")
+	fs.StringVar(&f.congestion, "congestion", "", "congestion control `algorithm`: cubic (the default) or reno on our stack; with -kernel, any the kernel has (TCP_CONGESTION on the listener, which accepted sockets inherit), e.g. cubic where the machine defaults to bbr")
 	fs.DurationVar(&f.finWait2, "fin-wait2", 0, "how long a connection the server closed waits in FIN-WAIT-2 for the client's FIN (0: 60s, Linux's tcp_fin_timeout)")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
@@ -144,6 +147,13 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	}
 	if f.metricsAddr != "" && f.switchAddr == "" {
 		return f, fmt.Errorf("-metrics %s: the metrics are the migration engine's; add -switch", f.metricsAddr)
+	}
+	switch {
+	case f.congestion == "" || f.kernel && f.switchAddr == "":
+	case f.kernel:
+		return f, fmt.Errorf("-congestion %s: only without -switch on -kernel (the migratable kernel server does not set it)", f.congestion)
+	case f.congestion != "cubic" && f.congestion != "reno":
+		return f, fmt.Errorf("-congestion %q: our stack has cubic and reno", f.congestion)
 	}
 	if f.finWait2 < 0 {
 		return f, fmt.Errorf("-fin-wait2 %v: want a positive duration, or 0 for 60s", f.finWait2)
@@ -201,7 +211,22 @@ func serveKernel(ctx context.Context, f serveFlags) error {
 	if f.switchAddr != "" {
 		return serveKernelMigratable(ctx, f)
 	}
-	ln, err := net.Listen("tcp4", f.httpAddr)
+	var lc net.ListenConfig
+	if f.congestion != "" {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, f.congestion)
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("-congestion %s: TCP_CONGESTION: %w (see net.ipv4.tcp_available_congestion_control)", f.congestion, serr)
+			}
+			return nil
+		}
+	}
+	ln, err := lc.Listen(ctx, "tcp4", f.httpAddr)
 	if err != nil {
 		return err
 	}
@@ -247,7 +272,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer ep.Close()
-	scfg := stack.Config{Addr: pfx, Gateway: gw, TCP: tcp.Config{FinWait2: f.finWait2}}
+	scfg := stack.Config{Addr: pfx, Gateway: gw, TCP: tcp.Config{FinWait2: f.finWait2, Reno: f.congestion == "reno"}}
 	if f.switchAddr != "" {
 		// A connection's whole state can go to a server this one has never
 		// talked to: queue its fragments while ARP resolves, and retry ARP

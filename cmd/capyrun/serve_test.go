@@ -100,6 +100,8 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"-switch", "10.77.0.254", "-policy", "greedy"}, `unknown policy "greedy"`},
 		{[]string{"-switch", "10.77.0.254", "-policy", "request-rate", "-servers", "3"}, "use -load-metric rate"},
 		{[]string{"-switch", "10.77.0.254", "-policy", "threshold", "-margin", "0"}, "threshold -margin 0"},
+		{[]string{"-congestion", "bbr"}, "our stack has cubic and reno"},
+		{[]string{"-kernel", "-switch", "10.77.0.254", "-congestion", "cubic"}, "only without -switch"},
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %q: error %v, want one saying %q", c.args, err, c.want)
