@@ -278,3 +278,86 @@ func sendTCP(t *testing.T, fd int, src, dst string, tcp *layers.TCP) {
 		t.Fatal(err)
 	}
 }
+
+// TestSpoofedARPReplyDoesNotBreakALiveClient: an unsolicited ARP reply,
+// sent from the client's wire with another MAC, claims the client's
+// address. The stack checks the claim with the MAC it knows instead of
+// believing it, so the live client's next request is answered at once
+// (it used to fail until the stack ARPed again, about 6 s later).
+func TestSpoofedARPReplyDoesNotBreakALiveClient(t *testing.T) {
+	needNetns(t, "curl")
+	bed := up(t, Default())
+	addr, _, _ := serverAddr(t, bed)
+	srv := startServe(t, bed)
+	url := "http://" + addr + "/ping"
+	if out, err := bed.Exec("client", "curl", "-sS", "-m", "5", url); err != nil {
+		t.Fatalf("warm-up: %v\n%s", err, out)
+	}
+	clientIP := net.ParseIP(clientAddr(t, bed))
+	serverMAC := ifaceMAC(t, bed, "server", "veth0")
+	fake := net.HardwareAddr{0x02, 0xde, 0xad, 0xbe, 0xef, 0x01}
+	var fd int
+	if err := bed.InNamespace("client", func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	ifi := ifaceIndex(t, bed, "client", "veth0")
+	eth := &layers.Ethernet{SrcMAC: fake, DstMAC: serverMAC, EthernetType: layers.EthernetTypeARP}
+	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: layers.ARPReply, SourceHwAddress: fake, SourceProtAddress: clientIP.To4(),
+		DstHwAddress: serverMAC, DstProtAddress: net.ParseIP(addr).To4()}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, arp); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendto(fd, buf.Bytes(), 0, &unix.SockaddrLinklayer{Ifindex: ifi, Halen: 6, Addr: [8]byte(append(serverMAC[:6:6], 0, 0))}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := bed.Exec("client", "curl", "-sS", "-m", "3", url)
+	took := time.Since(start)
+	if err != nil || strings.TrimSpace(string(out)) != "pong" {
+		t.Fatalf("after the spoofed ARP reply the client's request failed after %v: %v\n%s", took, err, out)
+	}
+	if took > time.Second {
+		t.Errorf("after the spoofed ARP reply the client's request took %v, want it answered at once", took)
+	}
+	report := srv.proc.Stop(5 * time.Second)
+	if !strings.Contains(report, "drop.arp-conflict") {
+		t.Errorf("the stack did not count the spoofed reply as an ARP conflict:\n%s", report)
+	}
+	t.Logf("request after the spoofed reply: %v", took.Round(time.Millisecond))
+}
+
+// ifaceMAC reads iface's MAC in host's namespace.
+func ifaceMAC(t *testing.T, bed *Testbed, host, iface string) net.HardwareAddr {
+	t.Helper()
+	out, err := bed.Exec(host, "cat", "/sys/class/net/"+iface+"/address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := net.ParseMAC(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// ifaceIndex is iface's index in host's namespace.
+func ifaceIndex(t *testing.T, bed *Testbed, host, iface string) int {
+	t.Helper()
+	var idx int
+	if err := bed.InNamespace(host, func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err == nil {
+			idx = ifi.Index
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
