@@ -226,7 +226,9 @@ func (s *Stack) removeConn(c *Conn) {
 		c.lis = nil
 	}
 	c.wake.signal()
-	s.noteConnRemoved()
+	if c.tc.Done() { // finished, not detached to move elsewhere
+		s.noteConnRemoved()
+	}
 }
 
 // failDials aborts connections still opening toward hosts reached via
