@@ -206,12 +206,13 @@ func BenchmarkTestbed(b *testing.B) {
 			}
 		})
 	}
-	printComparison(results)
+	printComparison(results, nil)
 }
 
 // printComparison prints bypass against kernel for every metric measured
-// on both, with the ratio.
-func printComparison(results map[string][]benchResult) {
+// on both, with the ratio and, when verdict is set, what it says of the
+// ratio (a target met or missed).
+func printComparison(results map[string][]benchResult, verdict func(metric string, ratio float64) string) {
 	var names []string
 	for k := range results {
 		if m, ok := strings.CutSuffix(k, "/"+StackBypass); ok {
@@ -225,14 +226,19 @@ func printComparison(results map[string][]benchResult) {
 	}
 	sort.Strings(names)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-10s %-8s %12s %12s %14s\n", "measure", "metric", "kernel", "bypass", "bypass/kernel")
+	fmt.Fprintf(&sb, "\n%-14s %-11s %12s %12s %14s\n", "measure", "metric", "kernel", "bypass", "bypass/kernel")
 	for _, n := range names {
 		k, y := results[n+"/"+StackKernel], results[n+"/"+StackBypass]
 		for i := range y {
 			if i >= len(k) || k[i].value == 0 {
 				continue
 			}
-			fmt.Fprintf(&sb, "%-10s %-8s %12.1f %12.1f %14.2f\n", n, y[i].metric, k[i].value, y[i].value, y[i].value/k[i].value)
+			r := y[i].value / k[i].value
+			v := ""
+			if verdict != nil {
+				v = verdict(y[i].metric, r)
+			}
+			fmt.Fprintf(&sb, "%-14s %-11s %12.3f %12.3f %14.2f  %s\n", n, y[i].metric, k[i].value, y[i].value, r, v)
 		}
 	}
 	fmt.Fprint(os.Stdout, sb.String())

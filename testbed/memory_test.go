@@ -93,29 +93,11 @@ func lastGC(s *server) string {
 	return fmt.Sprintf("%d GCs, last: heap %s->%s->%s MB live, goal %s MB", len(all), m[1], m[2], m[3], m[4])
 }
 
-// startServeTraced is startServe with GODEBUG=gctrace=1 (env execs
-// capyrun in place: the process's PID is capyrun's).
+// startServeTraced is startServe with GODEBUG=gctrace=1, whose lines
+// lastGC reads.
 func startServeTraced(tb testing.TB, bed *Testbed, extra ...string) *server {
 	tb.Helper()
-	addr, iface, prefix := serverAddr(tb, bed)
-	argv := append([]string{"env", "GODEBUG=gctrace=1", capyrun(tb), "serve", "-addr", prefix, "-iface", iface}, extra...)
-	p, err := bed.Start("server", argv...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := p.WaitOutput(readyRE, 10*time.Second); err != nil {
-		p.Stop(time.Second)
-		tb.Fatal(err)
-	}
-	s := &server{proc: p, addr: addr}
-	tb.Cleanup(func() {
-		select {
-		case <-p.Done():
-		default:
-			p.Stop(5 * time.Second)
-		}
-	})
-	return s
+	return startServeEnv(tb, bed, []string{"GODEBUG=gctrace=1"}, extra...)
 }
 
 // stopQuiet is stop without logging the whole output (every gctrace

@@ -100,8 +100,19 @@ func clientAddr(tb testing.TB, bed *Testbed) string {
 // namespace and waits until it serves.
 func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 	tb.Helper()
+	return startServeEnv(tb, bed, nil, extra...)
+}
+
+// startServeEnv is startServe with environment settings (env execs
+// capyrun in place: the process's PID is capyrun's).
+func startServeEnv(tb testing.TB, bed *Testbed, env []string, extra ...string) *server {
+	tb.Helper()
 	addr, iface, prefix := serverAddr(tb, bed)
-	argv := append([]string{capyrun(tb), "serve", "-addr", prefix, "-iface", iface}, extra...)
+	var argv []string
+	if len(env) > 0 {
+		argv = append([]string{"env"}, env...)
+	}
+	argv = append(append(argv, capyrun(tb), "serve", "-addr", prefix, "-iface", iface), extra...)
 	p, err := bed.Start("server", argv...)
 	if err != nil {
 		tb.Fatal(err)
