@@ -199,7 +199,6 @@ func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 		tsOffset: tsOffsetFor(iss, now),
 		sackOK:   !cfg.NoSACK,
 		tsOK:     !cfg.NoTimestamps,
-		txq:      txQueue{s: c.txq.s[:0]}, // a reused Conn keeps its ring
 	}
 	c.resetCwnd()
 	return c

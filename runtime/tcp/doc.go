@@ -62,7 +62,8 @@
 //     (at most 16 disjoint ranges, always within the advertised window),
 //     in-order delivery, receiver and sender silly-window avoidance.
 //   - RFC 6298 RTO (SRTT/RTTVAR, Karn's algorithm, exponential backoff,
-//     MinRTO/MaxRTO), go-back-N retransmission on timeout, retry limits.
+//     MinRTO/MaxRTO), go-back-N retransmission on timeout without SACK,
+//     retry limits.
 //   - RFC 9438 CUBIC congestion avoidance, Linux's default: a loss cuts
 //     the window to 0.7 of the flight (fast convergence included), and it
 //     grows along the cubic curve or, where that is slower (short round
@@ -103,10 +104,13 @@
 //     and grows by a quarter per round trip with D-SACKs (up to twice the
 //     minimum RTT); segments inside it arm the reordering timer. Lost
 //     segments go out again before new data. Fast recovery follows RFC
-//     6675 (ssthresh half the flight) with RFC 6937 PRR (including
-//     PRR-SSRB) pacing what leaves; it ends when snd.una passes recover.
+//     6675 (ssthresh the congestion controller's cut of the flight) with
+//     RFC 6937 PRR (including PRR-SSRB) pacing what leaves; it ends when
+//     snd.una passes recover.
 //     An RTO marks every unSACKed segment lost and resends them from a
-//     one-segment window without rewinding snd.nxt; SACKed ones are kept.
+//     one-segment window without rewinding snd.nxt; SACKed ones are kept
+//     unless the peer reneged (the segment at snd.una SACKed, or a second
+//     RTO).
 //     Without SACK the connection keeps NewReno and duplicate-ACK
 //     counting, below. One deviation: with SACK a tail loss probe may
 //     also go out in fast recovery, after a retransmission, where RFC
@@ -122,7 +126,8 @@
 //     again draw an ACK so that a lost tail or lost ACKs
 //     recover without waiting for the RTO. Without SACK a duplicate ACK
 //     answering a resent probe starts fast recovery at once, and an
-//     answered resent probe cuts cwnd as a fast retransmit would.
+//     answered resent probe cuts cwnd as a fast retransmit would (with SACK
+//     too: a D-SACK for the probe does not yet undo the cut).
 //   - Lost retransmissions in fast recovery: more duplicate ACKs since the
 //     last retransmission than segments were in flight when it left (plus
 //     a sixteenth and three, for duplicated segments) send it again

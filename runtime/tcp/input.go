@@ -61,7 +61,6 @@ func (c *Conn) Input(now Time, seg *Segment) {
 		return
 	}
 
-	c.noteTS(now, seg)
 	if seg.Flags&FlagRST != 0 {
 		c.inputRST(seg)
 		return
@@ -86,6 +85,10 @@ func (c *Conn) Input(now Time, seg *Segment) {
 	if !c.processACK(now, seg, true) || c.state == StateClosed {
 		return
 	}
+	// Only now, with the ACK field validated: a blind segment with a far
+	// future TSval must not move TS.Recent and make PAWS drop the real
+	// ones (Linux updates it from tcp_ack too).
+	c.noteTS(now, seg)
 	c.receive(now, seg)
 }
 
@@ -221,6 +224,7 @@ func (c *Conn) establish(now Time, seg *Segment) {
 	if seqLT(c.sndNxt, c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
+	c.rack.dsackRound, c.rack.fack = c.sndUna, c.sndUna // sequence comparisons need a live base
 	if c.rttTiming {
 		c.rttSample(now - c.rttStart)
 	}

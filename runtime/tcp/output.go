@@ -120,7 +120,9 @@ func (c *Conn) onTimeout() bool {
 	}
 	c.stats.Timeouts++
 	mss := uint32(c.sndMSS)
-	if !c.state.Handshaking() {
+	if !c.state.Handshaking() && c.retries == 1 {
+		// Only the first RTO of a loss episode cuts: later ones would
+		// shrink ssthresh and CUBIC's W_max from a one-segment window.
 		c.ssthresh = c.congestionEvent(c.sndMax - c.sndUna)
 	}
 	c.cwnd = mss
@@ -176,8 +178,8 @@ func (c *Conn) nextSegment() (n int, fin, ok bool) {
 		// draws the third duplicate ACK fast retransmit needs.
 		cwnd += uint32(c.dupAcks) * uint32(c.sndMSS)
 	}
-	if c.txq.n == maxTxSegs && c.txq.retx > 0 {
-		return 0, false, false // the scoreboard is full of repairs: let them finish
+	if c.sackOK && c.txq.full() {
+		return 0, false, false // let ACKs free scoreboard records first
 	}
 	usable := min(int64(c.sndWnd)-inflight, int64(cwnd)-used)
 	mss := int64(c.sndMSS) - int64(c.sackSpace()) // room for the ACK's SACK blocks
@@ -294,7 +296,7 @@ func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 	}
 	inflight := int(c.sndNxt - c.sndUna)
 	unsent := c.sndBuf.len() - inflight
-	if room := int(c.sndWnd) - inflight; unsent > 0 && room > 0 {
+	if room := int(c.sndWnd) - inflight; unsent > 0 && room > 0 && !(c.sackOK && c.txq.full()) {
 		// Two segments where RFC 8985 sends one: a receiver that lost
 		// only our ACK would delay its ACK for one segment (40 ms on
 		// Linux) but answers two full ones at once (RFC 5681 §4.2).

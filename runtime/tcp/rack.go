@@ -60,6 +60,13 @@ func (q *txQueue) push(s txSeg) {
 	q.n++
 }
 
+// full reports whether push would have to merge into a last record that
+// is SACKed, lost or resent, which the byte counters cannot follow: the
+// sender then waits for ACKs instead of sending new data.
+func (q *txQueue) full() bool {
+	return q.n == maxTxSegs && (q.retx > 0 || q.at(q.n-1).flags != 0)
+}
+
 func (q *txQueue) pop() {
 	if q.at(0).flags&txRetx != 0 {
 		q.retx--
@@ -130,12 +137,13 @@ func (c *Conn) scoreboard(now Time, seg *Segment) uint32 {
 	ack := seg.Ack
 	var delivered uint32
 	q := &c.txq
+	priorFack := c.rack.fack // reordering is judged against what was known before this ACK
 	for q.n > 0 && seqLEQ(q.at(0).end, ack) {
 		r := q.at(0)
 		c.forget(r)
 		if r.flags&txSACKed == 0 {
 			delivered += r.len()
-			c.rackDelivered(now, seg, r)
+			c.rackDelivered(now, seg, r, priorFack)
 		}
 		q.pop()
 	}
@@ -183,7 +191,7 @@ func (c *Conn) scoreboard(now Time, seg *Segment) uint32 {
 			r.flags |= txSACKed
 			c.sackedBytes += r.len()
 			delivered += r.len()
-			c.rackDelivered(now, seg, r)
+			c.rackDelivered(now, seg, r, priorFack)
 		}
 		if seqGT(b.End, c.rack.fack) {
 			c.rack.fack = b.End
@@ -230,7 +238,7 @@ func (c *Conn) forget(r *txSeg) {
 }
 
 // rackDelivered is RFC 8985 §6.2 steps 1-3 for one delivered record.
-func (c *Conn) rackDelivered(now Time, seg *Segment, r *txSeg) {
+func (c *Conn) rackDelivered(now Time, seg *Segment, r *txSeg, priorFack uint32) {
 	rtt := now - r.sent
 	if r.flags&txRetx != 0 {
 		// The ACK may answer the first transmission: trust it only when
@@ -238,15 +246,16 @@ func (c *Conn) rackDelivered(now Time, seg *Segment, r *txSeg) {
 		if c.tsOK && seg.HasTS && seqLT(seg.TSEcr, c.tsClock(r.sent)) || rtt < c.rack.minRTT {
 			return
 		}
-	} else if seqLT(r.end, c.rack.fack) {
+	} else if seqLT(r.end, priorFack) {
 		c.rack.reordering = true // delivered below a later segment: reordered, not lost
 	}
-	c.rack.rtt = rtt
 	if c.rack.minRTT == 0 || rtt < c.rack.minRTT {
 		c.rack.minRTT = max(rtt, 1)
 	}
 	if !c.rack.seen || sentAfter(r.sent, r.end, c.rack.xmit, c.rack.end) {
-		c.rack.seen, c.rack.xmit, c.rack.end = true, r.sent, r.end
+		// RACK.rtt is the RTT of the most recently sent delivered
+		// segment, as Linux's tcp_rack_advance keeps it.
+		c.rack.seen, c.rack.xmit, c.rack.end, c.rack.rtt = true, r.sent, r.end, rtt
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 
 // Snapshot format, version 3. All integers are big-endian.
 //
-//	magic "CPYT", version 2
+//	magic "CPYT", version 3
 //	local, remote    addrport: family u8 (0 none, 4, 6), address 4|16 bytes, port u16
 //	state u8, err u8 (0 none, 1 reset, 2 timeout, 3 closed, 4 refused)
 //	flags u8         bit0 wsOK, bit1 closeReq, bit2 finRcvd, bit3 rcvFinOOO,
@@ -472,6 +472,7 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	}
 	c.recover = c.sndMax
 	c.lastAckSent = c.rcvNxt
+	c.rack.dsackRound, c.rack.fack = c.sndUna, c.sndUna
 	c.rebuildRecords(now)
 	c.rearm(now)
 	// The origin's timer goes on where it was; this host's RTO bounds
