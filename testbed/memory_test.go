@@ -3,7 +3,6 @@ package testbed
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,22 +97,6 @@ func lastGC(s *server) string {
 func startServeTraced(tb testing.TB, bed *Testbed, extra ...string) *server {
 	tb.Helper()
 	return startServeEnv(tb, bed, []string{"GODEBUG=gctrace=1"}, extra...)
-}
-
-// stopQuiet is stop without logging the whole output (every gctrace
-// line), only the counters' summary.
-func (s *server) stopQuiet(tb testing.TB) counters {
-	tb.Helper()
-	out := s.proc.Stop(5 * time.Second)
-	m := countersRE.FindStringSubmatch(out)
-	if m == nil {
-		tb.Fatalf("capyrun serve printed no counters on exit:\n%s", out)
-	}
-	var c counters
-	if err := json.Unmarshal([]byte(m[1]), &c); err != nil {
-		tb.Fatalf("counters %s: %v", m[1], err)
-	}
-	return c
 }
 
 // waitRSS samples the server's memory every 5 s for at least minWait

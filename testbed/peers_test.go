@@ -147,8 +147,24 @@ type counters struct {
 
 var countersRE = regexp.MustCompile(`(?m)^counters-json (\{.*\})$`)
 
-// stop ends the server and returns its counters.
+// stop ends the server, logs its exit report and returns its counters.
 func (s *server) stop(tb testing.TB) counters {
+	tb.Helper()
+	c, out := s.stopReport(tb)
+	tb.Logf("server exit report:\n%s", out)
+	return c
+}
+
+// stopQuiet is stop without logging the exit report (whose gctrace lines
+// can run long).
+func (s *server) stopQuiet(tb testing.TB) counters {
+	tb.Helper()
+	c, _ := s.stopReport(tb)
+	return c
+}
+
+// stopReport ends the server and returns its counters and exit report.
+func (s *server) stopReport(tb testing.TB) (counters, string) {
 	tb.Helper()
 	out := s.proc.Stop(5 * time.Second)
 	m := countersRE.FindStringSubmatch(out)
@@ -159,8 +175,7 @@ func (s *server) stop(tb testing.TB) counters {
 	if err := json.Unmarshal([]byte(m[1]), &c); err != nil {
 		tb.Fatalf("counters %s: %v", m[1], err)
 	}
-	tb.Logf("server exit report:\n%s", out)
-	return c
+	return c, out
 }
 
 func sha256File(tb testing.TB, path string) string {

@@ -74,7 +74,8 @@ func (c *Conn) congestionAvoidance(now Time, acked uint32) {
 	cub.wEst += alpha * float64(acked) / float64(c.cwnd)
 	// §4.2: the target one RTT ahead, clamped to [cwnd, 1.5 cwnd].
 	t := (now - cub.epoch + c.srtt).Seconds()
-	target := cubicC*math.Pow(t-cub.k, 3) + cub.wMax
+	d := t - cub.k
+	target := cubicC*d*d*d + cub.wMax
 	target = min(max(target, segs), 1.5*segs)
 	next := segs
 	if cub.wEst > target {

@@ -290,11 +290,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 				c.rttSample(r)
 			}
 		}
-		if c.sackOK && !c.state.Handshaking() {
-			c.onNewAckSACK(now, acked, ack)
-		} else {
-			c.onNewAck(now, acked, ack)
-		}
+		c.onNewAck(now, acked, ack)
 		if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
 			c.probeAnswered(ack)
 		}
@@ -385,37 +381,21 @@ func (c *Conn) probeAnswered(ack uint32) {
 	c.cwnd = min(c.cwnd, c.ssthresh)
 }
 
-// onNewAckSACK is onNewAck when SACK is on: recovery's window is PRR's
-// (sackAfterACK), which ends when snd.una reaches recover.
-func (c *Conn) onNewAckSACK(now Time, acked, ack uint32) {
-	mss := uint32(c.sndMSS)
-	switch {
-	case c.inRecovery && seqGEQ(ack, c.recover):
-		c.endSACKRecovery()
-	case c.inRecovery:
-	case c.cwnd < c.ssthresh:
-		c.cwnd += min(acked, mss)
-	default:
-		c.congestionAvoidance(now, acked)
-	}
-	if c.rtoRecovery && seqGEQ(ack, c.recover) {
-		c.rtoRecovery = false
-	}
-	c.cwnd = min(c.cwnd, maxCwnd)
-}
-
-// maxCwnd keeps cwnd arithmetic far from uint32 overflow.
-const maxCwnd = 1 << 30
-
-// onNewAck grows or, in fast recovery, deflates cwnd for acked new bytes.
+// onNewAck grows cwnd for acked new bytes outside recovery, and in
+// recovery either lets PRR set it (SACK; sackAfterACK) or deflates it as
+// NewReno does.
 func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	mss := uint32(c.sndMSS)
+	sack := c.sackOK && !c.state.Handshaking()
 	switch {
+	case c.inRecovery && seqGEQ(ack, c.recover) && sack:
+		c.endSACKRecovery()
 	case c.inRecovery && seqGEQ(ack, c.recover):
 		// Full ACK (RFC 6582 §3.2 step 3): deflate to ssthresh.
 		flight := c.sndMax - ack
 		c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 		c.inRecovery = false
+	case c.inRecovery && sack:
 	case c.inRecovery:
 		// Partial ACK: resend the next hole, deflate by what left.
 		c.fastRetx = true
@@ -430,8 +410,14 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	default:
 		c.congestionAvoidance(now, acked)
 	}
+	if c.rtoRecovery && seqGEQ(ack, c.recover) {
+		c.rtoRecovery = false
+	}
 	c.cwnd = min(c.cwnd, maxCwnd)
 }
+
+// maxCwnd keeps cwnd arithmetic far from uint32 overflow.
+const maxCwnd = 1 << 30
 
 // receive handles segment text and FIN (RFC 9293 §3.10.7.4, steps 7 and 8).
 func (c *Conn) receive(now Time, seg *Segment) {

@@ -94,10 +94,7 @@ func (c *Conn) addSACKBlocks() {
 	if !c.sackOK || c.ooo.empty() && !c.dsackOn && !c.rcvFinOOO || c.out.Flags&(FlagACK|FlagSYN) != FlagACK {
 		return
 	}
-	room := MaxSACKBlocks
-	if c.tsOK {
-		room = (maxOptionSpace - tsOptLen - sackOptBase) / sackBlockLen
-	}
+	room := c.sackRoom()
 	if n := len(c.out.Payload); n > 0 {
 		room = min(room, (int(c.sndMSS)-n-sackOptBase)/sackBlockLen)
 	}
@@ -161,9 +158,15 @@ func (c *Conn) sackSpace() int {
 	if c.rcvFinOOO {
 		n++
 	}
+	return sackOptBase + sackBlockLen*min(n, c.sackRoom())
+}
+
+// sackRoom is how many SACK blocks fit the option space beside the
+// timestamp: three with it, four without.
+func (c *Conn) sackRoom() int {
 	room := maxOptionSpace - sackOptBase
 	if c.tsOK {
 		room -= tsOptLen
 	}
-	return sackOptBase + sackBlockLen*min(n, room/sackBlockLen, MaxSACKBlocks)
+	return min(room/sackBlockLen, MaxSACKBlocks)
 }

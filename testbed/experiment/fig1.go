@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -217,11 +216,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) ([]string, error) {
 		if err := o.csv("fig1.csv", rows); err != nil {
 			return err
 		}
-		p := plot.New()
-		p.Title.Text = "Figure 1: tail latency as the migration overhead grows"
-		p.X.Label.Text = "injected overhead per migration (µs)"
-		p.Y.Label.Text = "p99 latency (ms)"
-		p.Add(plotter.NewGrid())
+		p := newPlot("Figure 1: tail latency as the migration overhead grows", "injected overhead per migration (µs)", "p99 latency (ms)")
 		var lines []any
 		for _, rate := range res.Config.Rates {
 			var xy plotter.XYs

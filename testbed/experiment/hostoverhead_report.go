@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -57,10 +56,7 @@ func WriteHostOverhead(dir string, res *HostOverheadResult, command string) ([]s
 		}
 
 		// Figure 4: mean per step, a pair of bars per step.
-		p := plot.New()
-		p.Title.Text = "Figure 4: mean server overhead per migration step"
-		p.Y.Label.Text = "mean (µs)"
-		p.Add(plotter.NewGrid())
+		p := newPlot("Figure 4: mean server overhead per migration step", "", "mean (µs)")
 		w := vg.Points(12)
 		names := make([]string, len(Steps))
 		for i, st := range Steps {
@@ -90,13 +86,8 @@ func WriteHostOverhead(dir string, res *HostOverheadResult, command string) ([]s
 		}
 
 		// Figure 5: the distribution of the host overhead.
-		p = plot.New()
-		p.Title.Text = "Figure 5: distribution of the server overhead of a migration"
-		p.X.Label.Text = "host overhead (µs, log)"
-		p.Y.Label.Text = "fraction of migrations"
-		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Add(plotter.NewGrid())
+		p = newPlot("Figure 5: distribution of the server overhead of a migration", "host overhead (µs, log)", "fraction of migrations")
+		logAxis(&p.X)
 		var lines []any
 		for _, pr := range res.Paths {
 			n := len(pr.Host)

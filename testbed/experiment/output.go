@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -61,4 +62,20 @@ func writeResult(dir, jsonName string, res any, body func(o *output) error) (fil
 		return nil, err
 	}
 	return o.files, nil
+}
+
+// newPlot is a plot with its title, axis labels (empty: none) and a grid,
+// as every figure here starts.
+func newPlot(title, xLabel, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// logAxis puts a on a log scale with plain tick labels.
+func logAxis(a *plot.Axis) {
+	a.Scale = plot.LogScale{}
+	a.Tick.Marker = plot.LogTicks{Prec: -1}
 }

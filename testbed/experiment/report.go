@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -50,13 +49,8 @@ func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 		}
 		var plots []string
 		for _, pat := range res.Config.Patterns {
-			p := plot.New()
-			p.Title.Text = fmt.Sprintf("%s: p99 request latency over time", pat)
-			p.X.Label.Text = "time (s)"
-			p.Y.Label.Text = "p99 latency (ms, log)"
-			p.Y.Scale = plot.LogScale{}
-			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-			p.Add(plotter.NewGrid())
+			p := newPlot(fmt.Sprintf("%s: p99 request latency over time", pat), "time (s)", "p99 latency (ms, log)")
+			logAxis(&p.Y)
 			var lines []any
 			for _, r := range res.Runs {
 				if r.Pattern != pat {
@@ -85,12 +79,8 @@ func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 		}
 		// p99 per mode: a column of points per pattern, one per mode (points,
 		// not bars: a log axis has no zero for bars to stand on).
-		p := plot.New()
-		p.Title.Text = "p99 request latency by skew and mode"
-		p.Y.Label.Text = "p99 latency (ms, log)"
-		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Add(plotter.NewGrid())
+		p := newPlot("p99 request latency by skew and mode", "", "p99 latency (ms, log)")
+		logAxis(&p.Y)
 		modes := res.Config.Modes
 		for i, m := range modes {
 			var xy plotter.XYs
