@@ -23,8 +23,11 @@ const (
 // memoryRelease is that policy's state; s.mu guards it.
 type memoryRelease struct {
 	peak, reaped int
-	last         tcp.Time
-	running      bool
+	// next is the earliest time of the next release. Its zero value
+	// allows one at once, and a release at time 0 (the simulator's clock
+	// starts there) still holds the next one off.
+	next    tcp.Time
+	running bool
 }
 
 // noteConnAdded tracks the peak number of connections.
@@ -44,10 +47,10 @@ func (s *Stack) noteConnRemoved() { s.mem.reaped++ }
 func (s *Stack) maybeReleaseMemory(now tcp.Time) {
 	m := &s.mem
 	if s.cfg.KeepMemory || m.running || m.reaped < releaseMinReaped || 2*len(s.conns) > m.peak ||
-		m.last != 0 && now-m.last < releaseEvery {
+		now < m.next {
 		return
 	}
-	m.running, m.last, m.reaped, m.peak = true, now, 0, len(s.conns)
+	m.running, m.next, m.reaped, m.peak = true, now+releaseEvery, 0, len(s.conns)
 	s.ctr.MemoryReleases++
 	go func() {
 		debug.FreeOSMemory()
