@@ -81,6 +81,48 @@ func checkScoreboard(c *Conn) error {
 	case sacked != c.sackedBytes || lost != c.lostBytes || retx != q.retx:
 		return fmt.Errorf("counters SACKed %d lost %d retx %d, records say %d %d %d", c.sackedBytes, c.lostBytes, q.retx, sacked, lost, retx)
 	}
+	return checkSendTimeList(q)
+}
+
+// checkSendTimeList checks that the send-time list holds exactly the
+// records neither SACKed nor lost, each once, oldest transmission first,
+// and that no record below lostFrom is lost.
+func checkSendTimeList(q *txQueue) error {
+	want := 0
+	for i := 0; i < q.n; i++ {
+		r := q.at(i)
+		undecided := r.flags&(txSACKed|txLost) == 0
+		if undecided != (r.flags&txTimed != 0) {
+			return fmt.Errorf("record %d flags %#x: on the send-time list %v, want %v", i, r.flags, r.flags&txTimed != 0, undecided)
+		}
+		if undecided {
+			want++
+		}
+		if r.flags&txLost != 0 && i < q.index(q.lostFrom) {
+			return fmt.Errorf("record %d is lost below lostFrom (index %d)", i, q.index(q.lostFrom))
+		}
+	}
+	if q.timed != want {
+		return fmt.Errorf("send-time list counts %d records, %d are undecided", q.timed, want)
+	}
+	seen := map[uint32]bool{}
+	var last Time
+	for id, k := q.oldest, 0; k < q.timed; k++ {
+		i := q.index(id)
+		if i < 0 || i >= q.n || seen[id] || q.rec(id).flags&txTimed == 0 {
+			return fmt.Errorf("send-time list entry %d is id %d (index %d, seen %v)", k, id, i, seen[id])
+		}
+		seen[id] = true
+		if r := q.rec(id); r.sent < last {
+			return fmt.Errorf("send-time list entry %d sent at %v, before the previous one's %v", k, r.sent, last)
+		} else {
+			last = r.sent
+		}
+		if k == q.timed-1 && id != q.newest {
+			return fmt.Errorf("send-time list ends at id %d, newest is %d", id, q.newest)
+		}
+		id = q.rec(id).next
+	}
 	return nil
 }
 

@@ -310,15 +310,12 @@ func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 		}
 		c.tlpRetx = false
 	} else if c.sackOK {
-		r := c.lastUnsacked()
-		if r == nil {
+		id, ok := c.lastUnsacked()
+		if !ok {
 			return false
 		}
-		if r.flags&txLost == 0 { // retransmitRecord resends records marked lost
-			r.flags |= txLost
-			c.lostBytes += r.len()
-		}
-		c.retransmitRecord(now, emit, r)
+		c.markLost(id) // retransmitRecord resends records marked lost
+		c.retransmitRecord(now, emit, id)
 		c.tlpRetx = true
 	} else {
 		dataOut := min(inflight, c.sndBuf.len()) // the FIN, if sent, is not data

@@ -18,12 +18,14 @@ type txSeg struct {
 	start, end uint32 // sequence range; end counts the FIN
 	sent       Time   // its latest transmission
 	flags      uint8
+	prev, next uint32 // neighbours on the send-time list, while txTimed
 }
 
 const (
 	txSACKed = 1 << iota // the peer holds it (a SACK block covered it)
 	txLost               // marked lost and not sent again since
 	txRetx               // sent more than once
+	txTimed              // on the send-time list: in flight, neither SACKed nor lost
 )
 
 func (s *txSeg) len() uint32 { return s.end - s.start }
@@ -35,44 +37,125 @@ const maxTxSegs = 1 << 14
 
 // txQueue is a ring of records in sequence order. It grows by doubling
 // and never shrinks, so a connection's steady state allocates nothing.
+// Each record has an id, its number among all records pushed, and lives
+// in slot id&(len(s)-1) for as long as it is queued.
+//
+// The records in flight (neither SACKed nor lost) are also on a
+// doubly-linked list in the order of their latest transmission, as Linux's
+// tsorted_sent_queue: RACK walks it from the oldest and stops at the first
+// sent after its reference segment, so what one ACK costs follows what is
+// in flight and undecided, not the length of the scoreboard.
 type txQueue struct {
-	s       []txSeg
-	head, n int
-	retx    int // records with txRetx: while 0, sequence order is send order
+	s     []txSeg
+	first uint32 // id of the record at index 0
+	n     int
+	retx  int // records with txRetx: while 0, sequence order is send order
+
+	oldest, newest uint32 // ends of the send-time list, while timed > 0
+	timed          int
+
+	// lostFrom is an id below which no record is lost: sendLost starts
+	// there instead of at snd.una.
+	lostFrom uint32
+
+	// sacked holds the blocks of the latest ACK, all applied: a block
+	// that repeats or grows is walked only where it is new (Linux's
+	// recv_sack_cache).
+	sacked  [MaxSACKBlocks]SACKBlock
+	nsacked int
 }
 
-func (q *txQueue) at(i int) *txSeg { return &q.s[(q.head+i)&(len(q.s)-1)] }
+func (q *txQueue) rec(id uint32) *txSeg { return &q.s[id&uint32(len(q.s)-1)] }
+
+func (q *txQueue) at(i int) *txSeg { return q.rec(q.first + uint32(i)) }
+
+// index is the position of record id, or -1 below the first record.
+func (q *txQueue) index(id uint32) int {
+	if d := int32(id - q.first); d >= 0 {
+		return int(d)
+	}
+	return -1
+}
 
 func (q *txQueue) push(s txSeg) {
 	if q.n == len(q.s) {
 		if q.n == maxTxSegs {
-			last := q.at(q.n - 1)
-			last.end, last.sent = s.end, s.sent
+			last := q.first + uint32(q.n-1)
+			r := q.rec(last)
+			r.end, r.sent = s.end, s.sent
+			if r.flags&txTimed != 0 {
+				q.retime(last)
+			}
 			return
 		}
 		ns := make([]txSeg, max(16, 2*len(q.s)))
 		for i := range q.n {
-			ns[i] = *q.at(i)
+			id := q.first + uint32(i)
+			ns[id&uint32(len(ns)-1)] = *q.rec(id)
 		}
-		q.s, q.head = ns, 0
+		q.s = ns
 	}
-	*q.at(q.n) = s
+	id := q.first + uint32(q.n)
+	*q.rec(id) = s
 	q.n++
+	q.link(id)
 }
 
 // full reports whether push would have to merge into a last record that
 // is SACKed, lost or resent, which the byte counters cannot follow: the
 // sender then waits for ACKs instead of sending new data.
 func (q *txQueue) full() bool {
-	return q.n == maxTxSegs && (q.retx > 0 || q.at(q.n-1).flags != 0)
+	return q.n == maxTxSegs && (q.retx > 0 || q.at(q.n-1).flags&^txTimed != 0)
 }
 
 func (q *txQueue) pop() {
-	if q.at(0).flags&txRetx != 0 {
+	r := q.at(0)
+	if r.flags&txRetx != 0 {
 		q.retx--
 	}
-	q.head = (q.head + 1) & (len(q.s) - 1)
+	q.unlink(q.first)
+	q.first++
 	q.n--
+}
+
+// link puts record id at the newest end of the send-time list.
+func (q *txQueue) link(id uint32) {
+	r := q.rec(id)
+	r.flags |= txTimed
+	if q.timed == 0 {
+		q.oldest = id
+	} else {
+		q.rec(q.newest).next = id
+		r.prev = q.newest
+	}
+	q.newest = id
+	q.timed++
+}
+
+// unlink takes record id off the send-time list, if it is on it.
+func (q *txQueue) unlink(id uint32) {
+	r := q.rec(id)
+	if r.flags&txTimed == 0 {
+		return
+	}
+	r.flags &^= txTimed
+	q.timed--
+	switch {
+	case q.timed == 0:
+	case id == q.oldest:
+		q.oldest = r.next
+	case id == q.newest:
+		q.newest = r.prev
+	default:
+		q.rec(r.prev).next = r.next
+		q.rec(r.next).prev = r.prev
+	}
+}
+
+// retime moves record id, just sent again, to the newest end.
+func (q *txQueue) retime(id uint32) {
+	q.unlink(id)
+	q.link(id)
 }
 
 // find is the index of the first record that ends after seq.
@@ -89,7 +172,11 @@ func (q *txQueue) find(seq uint32) int {
 	return lo
 }
 
-func (q *txQueue) reset() { q.head, q.n, q.retx = 0, 0, 0 }
+func (q *txQueue) reset() {
+	q.first += uint32(q.n)
+	q.n, q.retx, q.timed, q.nsacked = 0, 0, 0, 0
+	q.lostFrom = q.first
+}
 
 // rackState is RACK's view (RFC 8985 §6.1): the most recently sent of
 // the segments delivered so far, and the RTT it measured.
@@ -133,9 +220,8 @@ func (c *Conn) recordSent(now Time, seq, end uint32) {
 // scoreboard applies an acceptable ACK's cumulative acknowledgment and
 // SACK blocks to the records, feeds RACK every record newly delivered,
 // and returns the bytes delivered (RFC 6937's DeliveredData).
-func (c *Conn) scoreboard(now Time, seg *Segment) uint32 {
+func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32) {
 	ack := seg.Ack
-	var delivered uint32
 	q := &c.txq
 	priorFack := c.rack.fack // reordering is judged against what was known before this ACK
 	for q.n > 0 && seqLEQ(q.at(0).end, ack) {
@@ -170,32 +256,75 @@ func (c *Conn) scoreboard(now Time, seg *Segment) uint32 {
 		c.sawDSACK(ack)
 		blocks = blocks[1:]
 	}
+	var applied [MaxSACKBlocks]SACKBlock
+	napplied := 0
 	for _, b := range blocks {
 		// Blocks at or below the cumulative ACK or beyond what we sent
 		// say nothing we can use.
 		if !seqLT(b.Start, b.End) || seqLEQ(b.End, ack) || seqGT(b.End, c.sndMax) {
 			continue
 		}
-		for i := q.find(b.Start); i < q.n; i++ {
-			r := q.at(i)
-			if seqGT(r.end, b.End) {
-				break
+		// Only the parts of b that no block of the last ACK covered can
+		// hold records not yet SACKed.
+		from := b.Start
+		for from != b.End {
+			to, skip := q.uncovered(from, b.End)
+			if from != to {
+				delivered += c.sackRange(now, seg, b, from, to, priorFack)
 			}
-			if r.flags&txSACKed != 0 || seqLT(r.start, b.Start) {
-				continue
-			}
-			if r.flags&txLost != 0 {
-				r.flags &^= txLost
-				c.lostBytes -= r.len()
-			}
-			r.flags |= txSACKed
-			c.sackedBytes += r.len()
-			delivered += r.len()
-			c.rackDelivered(now, seg, r, priorFack)
+			from = skip
 		}
 		if seqGT(b.End, c.rack.fack) {
 			c.rack.fack = b.End
 		}
+		applied[napplied] = b
+		napplied++
+	}
+	q.sacked, q.nsacked = applied, napplied
+	return delivered
+}
+
+// uncovered splits [from, end) at the blocks of the last ACK: [from, to)
+// is covered by none of them, and [to, skip) by one, so the caller goes
+// on from skip (skip == end when nothing is left).
+func (q *txQueue) uncovered(from, end uint32) (to, skip uint32) {
+	to, skip = end, end
+	for _, k := range q.sacked[:q.nsacked] {
+		switch {
+		case seqLEQ(k.Start, from) && seqGT(k.End, from):
+			// from lies inside k: nothing new up to k's end.
+			return from, seqMin(k.End, end)
+		case seqGT(k.Start, from) && seqLT(k.Start, to):
+			to, skip = k.Start, seqMin(k.End, end)
+		}
+	}
+	return to, skip
+}
+
+// sackRange marks SACKed every record that lies inside block b and
+// starts before to, from the first that ends after from; it returns the
+// bytes newly delivered.
+func (c *Conn) sackRange(now Time, seg *Segment, b SACKBlock, from, to, priorFack uint32) uint32 {
+	q := &c.txq
+	var delivered uint32
+	for i := q.find(from); i < q.n; i++ {
+		id := q.first + uint32(i)
+		r := q.rec(id)
+		if !seqLT(r.start, to) || seqGT(r.end, b.End) {
+			break
+		}
+		if r.flags&txSACKed != 0 || seqLT(r.start, b.Start) {
+			continue
+		}
+		if r.flags&txLost != 0 {
+			r.flags &^= txLost
+			c.lostBytes -= r.len()
+		}
+		q.unlink(id)
+		r.flags |= txSACKed
+		c.sackedBytes += r.len()
+		delivered += r.len()
+		c.rackDelivered(now, seg, r, priorFack)
 	}
 	return delivered
 }
@@ -283,30 +412,44 @@ func (c *Conn) rackDetect(now Time) bool {
 	var wait Time
 	marked := false
 	q := &c.txq
-	for i := 0; i < q.n; i++ {
-		r := q.at(i)
+	// The send-time list holds exactly the records neither SACKed nor
+	// lost, oldest transmission first: the first one sent after RACK's
+	// segment ends the walk.
+	for id, k := q.oldest, q.timed; k > 0; k-- {
+		r := q.rec(id)
+		next := r.next
 		if !sentAfter(c.rack.xmit, c.rack.end, r.sent, r.end) {
-			if q.retx == 0 {
-				break // send order is sequence order: the rest are later
-			}
-			continue
-		}
-		if r.flags&(txSACKed|txLost) != 0 {
-			continue
+			break
 		}
 		if left := r.sent + c.rack.rtt + reo - now; left > 0 {
 			wait = max(wait, left)
-			continue
+		} else {
+			c.markLost(id)
+			c.stats.RACKLost++
+			marked = true
 		}
-		r.flags |= txLost
-		c.lostBytes += r.len()
-		c.stats.RACKLost++
-		marked = true
+		id = next
 	}
 	if wait > 0 {
 		c.rack.timerOn, c.rack.timerAt = true, now+wait
 	}
 	return marked
+}
+
+// markLost marks record id lost: it leaves the send-time list and waits
+// in sendLost's range to go again.
+func (c *Conn) markLost(id uint32) {
+	q := &c.txq
+	r := q.rec(id)
+	if r.flags&(txLost|txSACKed) != 0 {
+		return
+	}
+	q.unlink(id)
+	r.flags |= txLost
+	c.lostBytes += r.len()
+	if int32(id-q.lostFrom) < 0 {
+		q.lostFrom = id
+	}
 }
 
 // sackAfterACK runs after an acceptable ACK updated the scoreboard:
@@ -373,16 +516,17 @@ func (c *Conn) endSACKRecovery() {
 func (c *Conn) sackTimeout() {
 	q := &c.txq
 	reneged := c.retries > 1 || q.n > 0 && q.at(0).flags&txSACKed != 0
+	if reneged {
+		q.nsacked = 0 // the blocks no longer describe the records
+	}
 	for i := 0; i < q.n; i++ {
-		r := q.at(i)
+		id := q.first + uint32(i)
+		r := q.rec(id)
 		if reneged && r.flags&txSACKed != 0 {
 			r.flags &^= txSACKed
 			c.sackedBytes -= r.len()
 		}
-		if r.flags&(txSACKed|txLost) == 0 {
-			r.flags |= txLost
-			c.lostBytes += r.len()
-		}
+		c.markLost(id)
 	}
 	c.rtoRecovery = true
 	c.rack.timerOn = false
@@ -397,23 +541,27 @@ func (c *Conn) sendLost(now Time, emit func(*Segment)) bool {
 	}
 	sent := false
 	q := &c.txq
-	for i := 0; i < q.n && c.lostBytes > 0; i++ {
-		r := q.at(i)
+	i := max(q.index(q.lostFrom), 0)
+	for ; i < q.n && c.lostBytes > 0; i++ {
+		id := q.first + uint32(i)
+		r := q.rec(id)
 		if r.flags&txLost == 0 {
 			continue
 		}
 		if n := r.len(); c.pipe()+n > c.cwnd && (sent || c.pipe() > 0) {
 			break
 		}
-		c.retransmitRecord(now, emit, r)
+		c.retransmitRecord(now, emit, id)
 		sent = true
 	}
+	q.lostFrom = q.first + uint32(i) // none lost below: resume here
 	return sent
 }
 
 // retransmitRecord sends record r again (as several segments when it
 // grew past one) and marks it in flight again.
-func (c *Conn) retransmitRecord(now Time, emit func(*Segment), r *txSeg) {
+func (c *Conn) retransmitRecord(now Time, emit func(*Segment), id uint32) {
+	r := c.txq.rec(id)
 	dataEnd := c.sndUna + uint32(c.sndBuf.len())
 	for seq := r.start; seqLT(seq, r.end); {
 		data := r.end - seq
@@ -434,21 +582,22 @@ func (c *Conn) retransmitRecord(now Time, emit func(*Segment), r *txSeg) {
 	}
 	r.flags = r.flags&^txLost | txRetx
 	r.sent = now
+	c.txq.retime(id)
 	if c.inRecovery {
 		c.prr.out += r.len()
 	}
 	c.armProbe(now)
 }
 
-// lastUnsacked is the highest record the peer does not hold, for a tail
-// loss probe to send again; nil when there is none.
-func (c *Conn) lastUnsacked() *txSeg {
+// lastUnsacked is the id of the highest record the peer does not hold,
+// for a tail loss probe to send again; false when there is none.
+func (c *Conn) lastUnsacked() (uint32, bool) {
 	for i := c.txq.n - 1; i >= 0; i-- {
 		if r := c.txq.at(i); r.flags&txSACKed == 0 {
-			return r
+			return c.txq.first + uint32(i), true
 		}
 	}
-	return nil
+	return 0, false
 }
 
 // rebuildRecords makes records for what a restored connection has in

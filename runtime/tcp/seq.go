@@ -15,5 +15,13 @@ func seqMax(a, b uint32) uint32 {
 	return b
 }
 
+// seqMin is the earlier of a and b.
+func seqMin(a, b uint32) uint32 {
+	if seqLT(a, b) {
+		return a
+	}
+	return b
+}
+
 // seqInWindow reports whether start <= s < start+size.
 func seqInWindow(s, start, size uint32) bool { return s-start < size }
