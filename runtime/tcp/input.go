@@ -270,8 +270,13 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	advanced := seqGT(ack, c.sndUna)
 	sack := c.sackOK && c.state.Synchronized()
 	var delivered uint32
+	var probeDup bool
 	if sack {
-		delivered = c.scoreboard(now, seg)
+		delivered, probeDup = c.scoreboard(now, seg)
+	}
+	if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
+		pureDup := !advanced && delivered == 0 && len(seg.Payload) == 0 && uint32(seg.Window)<<c.sndShift == oldWnd
+		c.probeAnswered(ack, advanced, probeDup, pureDup)
 	}
 	switch {
 	case seqGT(ack, c.sndUna):
@@ -291,9 +296,6 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 			}
 		}
 		c.onNewAck(now, acked, ack)
-		if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
-			c.probeAnswered(ack)
-		}
 		c.sndUna = ack
 		if seqLT(c.sndNxt, ack) {
 			c.sndNxt = ack
@@ -368,17 +370,34 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	return true
 }
 
-// probeAnswered ends a tail loss probe episode (RFC 8985 §7.4): an ACK
-// covers everything sent up to the probe. If the probe resent data, that
-// data was lost (without SACK no D-SACK can say otherwise), so cwnd is
-// cut as for a fast retransmit; a probe of new data lost nothing.
-func (c *Conn) probeAnswered(ack uint32) {
-	c.tlpOut = false
-	if !c.tlpRetx || c.inRecovery {
+// probeAnswered decides a tail loss probe episode on an ACK that covers
+// everything sent up to the probe (RFC 8985 §7.4.2, as Linux's
+// tcp_process_tlp_ack). A probe of new data lost nothing. A probe that
+// resent data repaired a loss, and cwnd is cut as for a fast retransmit,
+// unless the peer says it got the segment twice: a D-SACK for the probe,
+// or a pure duplicate ACK at the probe's end. Until the ACK moves past
+// the probe's end, that is not known yet and the episode stays open.
+// Without SACK no D-SACK can come: the ACK that reaches the end decides.
+func (c *Conn) probeAnswered(ack uint32, advanced, probeDup, pureDup bool) {
+	cut := false
+	switch {
+	case !c.tlpRetx:
+	case !c.sackOK:
+		if !advanced {
+			return // the duplicate-ACK path decides
+		}
+		cut = true
+	case probeDup:
+	case seqGT(ack, c.tlpHigh):
+		cut = true
+	case !pureDup:
 		return
 	}
-	c.ssthresh = c.congestionEvent(c.tlpHigh - c.sndUna)
-	c.cwnd = min(c.cwnd, c.ssthresh)
+	c.tlpOut = false
+	if cut && !c.inRecovery {
+		c.ssthresh = c.congestionEvent(c.tlpHigh - c.sndUna)
+		c.cwnd = min(c.cwnd, c.ssthresh)
+	}
 }
 
 // onNewAck grows cwnd for acked new bytes outside recovery, and in

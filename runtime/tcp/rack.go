@@ -219,8 +219,10 @@ func (c *Conn) recordSent(now Time, seq, end uint32) {
 
 // scoreboard applies an acceptable ACK's cumulative acknowledgment and
 // SACK blocks to the records, feeds RACK every record newly delivered,
-// and returns the bytes delivered (RFC 6937's DeliveredData).
-func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32) {
+// and returns the bytes delivered (RFC 6937's DeliveredData) and whether
+// a D-SACK reported the tail loss probe (RFC 8985 §7.4.2: it and the
+// original both arrived, so nothing was lost).
+func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32, probeDup bool) {
 	ack := seg.Ack
 	q := &c.txq
 	priorFack := c.rack.fack // reordering is judged against what was known before this ACK
@@ -253,6 +255,10 @@ func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32) {
 	}
 	blocks := seg.SACKBlocks()
 	if c.isDSACK(blocks, ack) {
+		// As Linux's tcp_dsack_seen: one segment's worth ending where
+		// the probe ended.
+		d := blocks[0]
+		probeDup = c.tlpOut && c.tlpRetx && d.End == c.tlpHigh && d.End-d.Start <= uint32(c.sndMSS)
 		c.sawDSACK(ack)
 		blocks = blocks[1:]
 	}
@@ -281,7 +287,7 @@ func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32) {
 		napplied++
 	}
 	q.sacked, q.nsacked = applied, napplied
-	return delivered
+	return delivered, probeDup
 }
 
 // uncovered splits [from, end) at the blocks of the last ACK: [from, to)

@@ -205,3 +205,68 @@ func TestScaledWindowPromiseFits(t *testing.T) {
 		t.Fatalf("clean path with a slow reader: Retransmits %d, want 0", st.Retransmits)
 	}
 }
+
+// A tail loss probe that resent a segment the peer had after all is not
+// a loss (RFC 8985 §7.4.2): the peer's D-SACK for the probe ends the
+// episode without a cwnd cut. When the original was lost, the probe
+// repaired it, and the first ACK past the probe's end cuts cwnd.
+func TestSpuriousProbeKeepsCwnd(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "original delayed", true: "original lost"}[lost], func(t *testing.T) {
+			a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+			if _, err := a.Write(payload(10*int(a.sndMSS), 40)); err != nil {
+				t.Fatal(err)
+			}
+			segs := emitted(a, now)
+			if len(segs) != 10 {
+				t.Fatalf("A sent %d segments, want 10", len(segs))
+			}
+			now += 10 * time.Millisecond
+			feed(b, now, segs[:8])
+			feed(a, now, emitted(b, now))
+			if !a.tlpOn {
+				t.Fatal("no tail loss probe armed with two segments unacknowledged")
+			}
+			now = a.tlpAt
+			probe := only(t, "the probe", emitted(a, now))
+			if probe.Seq != segs[9].Seq || !a.tlpOut {
+				t.Fatalf("the probe starts at %d, want the last segment's %d resent", probe.Seq, segs[9].Seq)
+			}
+			ssthresh, cwnd := a.ssthresh, a.cwnd
+			now += 5 * time.Millisecond
+			if lost {
+				feed(b, now, segs[8:9])
+			} else {
+				feed(b, now, segs[8:])
+			}
+			feed(a, now, emitted(b, now))
+			feed(b, now, []Segment{probe})
+			answer := emitted(b, now)
+			feed(a, now, answer)
+			if !lost {
+				if len(answer) != 1 || answer[0].NumSACK == 0 || !a.isDSACK(answer[0].SACKBlocks(), answer[0].Ack) {
+					t.Fatalf("B answered the duplicate with %v, want one ACK with a D-SACK", answer)
+				}
+				if a.tlpOut || a.ssthresh != ssthresh || a.cwnd < cwnd {
+					t.Fatalf("after the D-SACK for the probe: episode open %v, ssthresh %d cwnd %d (were %d and %d); want it closed and no cut",
+						a.tlpOut, a.ssthresh, a.cwnd, ssthresh, cwnd)
+				}
+				return
+			}
+			// The probe filled the hole: its ACK reaches the probe's end
+			// and cannot say more until later data is acknowledged.
+			if a.sndUna != a.sndMax || !a.tlpOut || a.ssthresh != ssthresh {
+				t.Fatalf("after the probe's ACK: una %d max %d, episode open %v, ssthresh %d; want all acknowledged, open, no cut yet", a.sndUna, a.sndMax, a.tlpOut, a.ssthresh)
+			}
+			if _, err := a.Write(payload(int(a.sndMSS), 41)); err != nil {
+				t.Fatal(err)
+			}
+			now += 5 * time.Millisecond
+			feed(b, now, emitted(a, now))
+			feed(a, now, emitted(b, now))
+			if a.tlpOut || a.ssthresh >= ssthresh {
+				t.Fatalf("after an ACK past the probe: episode open %v, ssthresh %d (was %d); want it closed with a cut", a.tlpOut, a.ssthresh, ssthresh)
+			}
+		})
+	}
+}
