@@ -113,6 +113,14 @@ type Conn struct {
 	retxDups   int
 	retxFlight int
 	cubic      cubicState
+	// Congestion window validation, as Linux's tcp_cwnd_validate (the
+	// idea of RFC 7661): cwnd grows only while the sender fills it, so
+	// an application-limited connection does not earn a window it never
+	// tested.
+	cwndLimited bool   // cwnd held data back in the current round
+	maxFlight   uint32 // the most bytes in flight in the current round
+	usageSeq    uint32 // the round ends when snd.una reaches it
+	lastSend    Time   // the latest transmission of new data
 
 	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
 	// send one segment so that a lost tail (or a lost ACK for it) draws an

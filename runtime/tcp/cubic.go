@@ -86,3 +86,38 @@ func (c *Conn) congestionAvoidance(now Time, acked uint32) {
 	grown := uint32(next * float64(mss))
 	c.cwnd = max(grown, c.cwnd+1) // always some progress, as Reno's max(…, 1)
 }
+
+// validateCwnd ends an Output that sent new data or found cwnd full: it
+// notes, per round trip, whether cwnd limited the sender and the largest
+// flight, which growCwnd consults.
+func (c *Conn) validateCwnd(sentNew bool) {
+	flight := c.sndNxt - c.sndUna
+	if c.sackOK {
+		flight = c.pipe()
+	}
+	limited := flight+uint32(c.sndMSS) > c.cwnd // no room for another segment
+	if !sentNew && !limited {
+		return
+	}
+	if seqGEQ(c.sndUna, c.usageSeq) || limited || !c.cwndLimited && flight > c.maxFlight {
+		c.cwndLimited, c.maxFlight, c.usageSeq = limited, flight, c.sndNxt
+	}
+}
+
+// cwndUsed reports whether cwnd may grow: the sender filled it this
+// round, or, in slow start, cwnd is under twice the largest flight (as
+// Linux's tcp_is_cwnd_limited).
+func (c *Conn) cwndUsed() bool {
+	return c.cwndLimited || c.cwnd < c.ssthresh && c.cwnd < 2*c.maxFlight
+}
+
+// startSending notes new data going out at now. When nothing was in
+// flight (idle), CUBIC's epoch moves on by that time, so the window
+// function resumes where it stopped instead of jumping (RFC 9438 §5.8,
+// Linux's CA_EVENT_TX_START).
+func (c *Conn) startSending(now Time, idle bool) {
+	if idle && c.cubic.hasEpoch && now > c.lastSend {
+		c.cubic.epoch = min(c.cubic.epoch+(now-c.lastSend), now)
+	}
+	c.lastSend = now
+}

@@ -114,3 +114,80 @@ func TestLostRetransmissionAtTheTail(t *testing.T) {
 		t.Fatalf("the transfer took %v; without an RTO it takes a few 10 ms round trips", took)
 	}
 }
+
+// roundTrip moves one round of a's data to b, which reads it all, and b's
+// ACKs back to a, rtt later; it returns the time after the round.
+func roundTrip(a, b *Conn, now, rtt Time) Time {
+	segs := emitted(a, now)
+	now += rtt / 2
+	feed(b, now, segs)
+	buf := make([]byte, 64<<10)
+	for b.Readable() > 0 {
+		b.Read(buf)
+	}
+	acks := emitted(b, now)
+	now += rtt / 2
+	feed(a, now, acks)
+	return now
+}
+
+// An application that writes two segments per round trip never fills
+// the window, so the window does not grow (Linux's tcp_is_cwnd_limited,
+// RFC 7661's idea): without the check, slow start would have taken it
+// to hundreds of segments the path never carried.
+func TestAppLimitedCwndDoesNotGrow(t *testing.T) {
+	for _, reno := range []bool{false, true} {
+		a, b, now := establish(t, Config{MSS: 1000, Reno: reno}, Config{MSS: 1000, DelayedACK: -1})
+		initial := a.cwnd
+		for range 200 {
+			if _, err := a.Write(payload(2*int(a.sndMSS), 50)); err != nil {
+				t.Fatal(err)
+			}
+			now = roundTrip(a, b, now, time.Millisecond)
+		}
+		if a.cwnd > initial {
+			t.Errorf("Reno %v: cwnd %d after 200 round trips of two segments, want it to stay at the initial %d", reno, a.cwnd, initial)
+		}
+		// A sender that fills the window grows it again at once.
+		if _, err := a.Write(payload(64*int(a.sndMSS), 51)); err != nil {
+			t.Fatal(err)
+		}
+		now = roundTrip(a, b, now, time.Millisecond)
+		if a.cwnd <= initial {
+			t.Errorf("Reno %v: cwnd %d after a full window was sent, want it grown past %d", reno, a.cwnd, initial)
+		}
+	}
+}
+
+// After an idle time CUBIC's window function resumes where it stopped
+// (RFC 9438 §5.8): one round trip after 30 s of silence grows the window
+// as little as one round trip without the silence. Without the epoch's
+// shift, the curve's 30 s would clamp the target at 1.5 times the window.
+func TestCubicIdleDoesNotJump(t *testing.T) {
+	growth := func(idle Time) float64 {
+		a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+		mss := a.sndMSS
+		a.cwnd = 100 * uint32(mss)
+		a.ssthresh = a.congestionEvent(a.cwnd) // wMax 100 segments, cwnd 70
+		a.cwnd = a.ssthresh
+		const rtt = 10 * time.Millisecond
+		for range 5 { // in congestion avoidance, with an epoch, window full
+			if _, err := a.Write(payload(int(a.cwnd), 52)); err != nil {
+				t.Fatal(err)
+			}
+			now = roundTrip(a, b, now, rtt)
+		}
+		now += idle
+		before := a.cwnd
+		if _, err := a.Write(payload(int(a.cwnd), 53)); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(a, b, now, rtt)
+		return float64(a.cwnd) / float64(before)
+	}
+	busy, idle := growth(0), growth(30*time.Second)
+	t.Logf("one round trip grows the window %.3fx, %.3fx after 30 s idle", busy, idle)
+	if idle > busy+0.05 || idle > 1.1 {
+		t.Fatalf("after 30 s idle one round trip grew the window %.3fx (%.3fx without the idle time); want about the same, under 1.1x", idle, busy)
+	}
+}

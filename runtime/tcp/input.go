@@ -424,6 +424,8 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 			c.cwnd = 0
 		}
 		c.cwnd = max(c.cwnd+mss, mss)
+	case !c.cwndUsed():
+		// Application- or peer-limited: cwnd was not the limit.
 	case c.cwnd < c.ssthresh:
 		c.cwnd += min(acked, mss)
 	default:

@@ -60,6 +60,7 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		c.tlpOn = false
 		sent = c.sendProbe(now, emit) || sent
 	}
+	sentNew := false
 	for {
 		n, fin, ok := c.nextSegment()
 		if !ok {
@@ -69,7 +70,10 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 			c.stats.LimitedTransmit++
 		}
 		c.sendNext(now, emit, n, fin)
-		sent = true
+		sent, sentNew = true, true
+	}
+	if c.state.Synchronized() {
+		c.validateCwnd(sentNew)
 	}
 	if c.state != StateSynSent {
 		acks := c.dupOwed
@@ -236,6 +240,7 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 			c.sndNxt++
 		}
 		if !retx {
+			c.startSending(now, seq == c.sndUna)
 			c.recordSent(now, seq, c.sndNxt)
 			if c.inRecovery && c.sackOK {
 				c.prr.out += c.sndNxt - seq
