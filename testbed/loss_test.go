@@ -43,9 +43,10 @@ const holeIface = "capyhole0"
 //     gso_max_segs to 1 for the duration, so every skb the hook sees is
 //     one segment (connections opened after impair).
 //
-// host is a kernel-stack host (a client): the stack under test owns the
-// other end through AF_XDP, whose transmissions and receptions bypass
-// its own interface's netfilter hooks. Everything is removed with tb.
+// host is a kernel-stack host (a client): the stack under test (or the
+// switch, in the migration testbed) owns the other end through AF_XDP,
+// whose transmissions and receptions bypass its own interface's
+// netfilter hooks. Everything is removed with tb.
 func impair(tb testing.TB, bed *Testbed, host, iface string, lossPct, dupPct int) *impairment {
 	tb.Helper()
 	if err := CheckTools("nft"); err != nil {
@@ -131,6 +132,10 @@ type impairment struct {
 type impairCounts struct {
 	LostOut, LostIn, DupOut, DupIn uint64
 }
+
+// lost and duplicated are the totals over both directions.
+func (c impairCounts) lost() uint64       { return c.LostOut + c.LostIn }
+func (c impairCounts) duplicated() uint64 { return c.DupOut + c.DupIn }
 
 func (c impairCounts) String() string {
 	return fmt.Sprintf("lost %d leaving and %d arriving, duplicated %d leaving and %d arriving", c.LostOut, c.LostIn, c.DupOut, c.DupIn)

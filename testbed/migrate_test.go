@@ -465,9 +465,9 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 	bed := upTopology(t, topo, opts)
 	srv := dialServers(t, bed)
 	var wire func() []segment
-	var table string
+	var im *impairment
 	if lossy {
-		table = addLoss(t, bed, "client", "veth0", 1, 1)
+		im = impair(t, bed, "client", "veth0", 1, 1)
 	} else {
 		wire = watchWire(t, bed, "client", "veth0", wireFilter(clientIP, originIP))
 	}
@@ -556,11 +556,10 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 
 	r := switchReport(t, bed)
 	if lossy {
-		drops, dups := lossCounts(t, bed, "client", table)
-		t.Logf("faults: nftables on the client dropped %d and duplicated %d packets; the switch dropped %d frames on its server ports",
-			drops, dups, r.FaultDrops())
-		if drops == 0 || dups == 0 || r.FaultDrops() == 0 {
-			t.Errorf("the faults did not happen: nftables %d drops %d dups, switch %d drops", drops, dups, r.FaultDrops())
+		n := im.counts(t)
+		t.Logf("faults: nftables on the client %s; the switch dropped %d frames on its server ports", n, r.FaultDrops())
+		if n.lost() == 0 || n.duplicated() == 0 || r.FaultDrops() == 0 {
+			t.Errorf("the faults did not happen: nftables %d lost %d duplicated, switch %d drops", n.lost(), n.duplicated(), r.FaultDrops())
 		}
 	} else {
 		checkWire(t, wire(), clientIP, originIP, 4)

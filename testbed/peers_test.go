@@ -330,22 +330,24 @@ func TestBypassStackWithKernelPeers(t *testing.T) {
 		if err := CheckTools("nft"); err != nil {
 			t.Skip(err)
 		}
-		rules := addLoss(t, bed, "client", "veth0", 1, 1)
+		im := impair(t, bed, "client", "veth0", 1, 1)
 		rsts := watchRST(t, bed, "client", "veth0", addr)
 		s := startServe(t, bed)
 		curlDownload(t, bed, addr, bulk)
 		curlUpload(t, bed, addr, writePayload(t, bulk+777))
 		c := s.stop(t)
-		drops, dups := lossCounts(t, bed, "client", rules)
-		t.Logf("nftables dropped %d and duplicated %d packets; stack retransmitted %d segments", drops, dups, c.TCPRetransmits)
-		if drops == 0 || dups == 0 {
-			t.Errorf("the nftables rules dropped %d and duplicated %d packets; the test did not exercise loss", drops, dups)
+		n := im.counts(t)
+		t.Logf("nftables %s; stack retransmitted %d segments", n, c.TCPRetransmits)
+		if n.lost() == 0 || n.duplicated() == 0 {
+			t.Errorf("the nftables rules lost %d and duplicated %d packets; the test did not exercise loss", n.lost(), n.duplicated())
 		}
 		if c.RSTOut != 0 {
 			t.Errorf("the stack sent %d RSTs under loss and duplication; it must never reset a live connection", c.RSTOut)
 		}
-		// The capture sits after the client's ingress drop rule, so it
-		// sees what reached the client's kernel.
+		// The capture is an AF_PACKET tap, which sees arriving frames
+		// before the netdev ingress rule drops any: it sees every RST the
+		// stack sent, lost or not (but not the copies impair duplicates
+		// through lo).
 		if r := rsts(); len(r) > 0 {
 			t.Errorf("tcpdump saw %d RSTs from the stack under loss:\n%s", len(r), strings.Join(r, "\n"))
 		}
@@ -412,57 +414,6 @@ func keepAlive(t *testing.T, bed *Testbed, addr string, conns, reqs int) {
 		t.Errorf("%d connections opened for %d workers, want exactly one each: keep-alive did not hold", newConns, conns)
 	}
 	t.Logf("%d connections, %d requests reused one", newConns, reused)
-}
-
-// addLoss installs nftables rules in host's namespace that drop pct% of
-// the packets leaving and entering iface and duplicate dupPct% of those
-// leaving (this kernel has no netem). Duplicates are made on egress only:
-// a netdev dup can only transmit, and egress copies are the ones that
-// reach the stack under test. It returns the table name.
-func addLoss(t *testing.T, bed *Testbed, host, iface string, pct, dupPct int) string {
-	t.Helper()
-	table := "capyloss"
-	ruleset := fmt.Sprintf(`table netdev %[1]s {
-	chain egress {
-		type filter hook egress device %[2]q priority 0; policy accept;
-		numgen random mod 100 < %[3]d counter drop
-		numgen random mod 100 < %[4]d counter dup to %[2]q
-	}
-	chain ingress {
-		type filter hook ingress device %[2]q priority 0; policy accept;
-		numgen random mod 100 < %[3]d counter drop
-	}
-}
-`, table, iface, pct, dupPct)
-	path := filepath.Join(t.TempDir(), "loss.nft")
-	if err := os.WriteFile(path, []byte(ruleset), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bed.Exec(host, "nft", "-f", path); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bed.Exec(host, "nft", "delete", "table", "netdev", table) })
-	return table
-}
-
-var nftCounterRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ (drop|dup)`)
-
-// lossCounts reads how many packets the loss rules dropped and duplicated.
-func lossCounts(t *testing.T, bed *Testbed, host, table string) (drops, dups uint64) {
-	t.Helper()
-	out, err := bed.Exec(host, "nft", "list", "table", "netdev", table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range nftCounterRE.FindAllStringSubmatch(string(out), -1) {
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		if m[2] == "drop" {
-			drops += n
-		} else {
-			dups += n
-		}
-	}
-	return drops, dups
 }
 
 // capyrun testbed up/down from the CLI leave nothing behind.
