@@ -90,6 +90,7 @@ type Conn struct {
 	rttvar     time.Duration
 	hasRTT     bool
 	rttTiming  bool
+	karn       bool // a retransmission stopped the timing (stopTiming)
 	rttSeq     uint32
 	rttStart   Time
 	retxOn     bool

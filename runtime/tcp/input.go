@@ -236,7 +236,7 @@ func (c *Conn) establish(now Time, seg *Segment) {
 
 // rttSample folds one measurement into SRTT/RTTVAR (RFC 6298 §2).
 func (c *Conn) rttSample(r time.Duration) {
-	c.rttTiming = false
+	c.rttTiming, c.karn = false, false
 	c.stats.RTTSamples++
 	if r < 0 {
 		r = 0
@@ -288,7 +288,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		switch {
 		case c.rttTiming && seqGEQ(ack, c.rttSeq):
 			c.rttSample(now - c.rttStart)
-		case !c.rttTiming:
+		case c.karn:
 			// Karn's rule stopped our timing; an echoed timestamp
 			// still names the transmission this ACK answers.
 			if r, ok := c.tsRTT(now, seg); ok {

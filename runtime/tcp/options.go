@@ -104,9 +104,9 @@ func (c *Conn) addSACKBlocks() {
 			c.out.NumSACK++
 		}
 	}
-	if c.dsackOn {
+	if c.dsackOn && room > 0 {
 		add(c.dsack)
-		c.dsackOn = false
+		c.dsackOn = false // else the next segment with room carries it
 	}
 	first := -1
 	for i := 0; i < c.ooo.n; i++ {
@@ -121,9 +121,15 @@ func (c *Conn) addSACKBlocks() {
 			add(c.sackBlock(c.ooo.r[i]))
 		}
 	}
-	if c.rcvFinOOO && (c.ooo.empty() || c.ooo.r[c.ooo.n-1].end != c.rcvFinSeq) {
-		add(SACKBlock{c.rcvFinSeq, c.rcvFinSeq + 1}) // a FIN alone beyond a hole
+	if c.loneFIN() {
+		add(SACKBlock{c.rcvFinSeq, c.rcvFinSeq + 1})
 	}
+}
+
+// loneFIN reports an out-of-order FIN that needs a block of its own: it
+// does not follow the highest range (sackBlock extends that one).
+func (c *Conn) loneFIN() bool {
+	return c.rcvFinOOO && (c.ooo.empty() || c.ooo.r[c.ooo.n-1].end != c.rcvFinSeq)
 }
 
 // sackBlock reports an out-of-order range, and the out-of-order FIN right
@@ -155,7 +161,7 @@ func (c *Conn) sackSpace() int {
 	if c.dsackOn {
 		n++
 	}
-	if c.rcvFinOOO {
+	if c.loneFIN() {
 		n++
 	}
 	return sackOptBase + sackBlockLen*min(n, c.sackRoom())

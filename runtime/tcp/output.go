@@ -80,8 +80,8 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		if sent {
 			acks-- // the segments just sent carried the ACK
 		}
-		if c.ackNow {
-			acks = max(acks, 1)
+		if c.ackNow || c.dsackOn {
+			acks = max(acks, 1) // a D-SACK a full segment had no room for goes now
 		}
 		for range acks {
 			// snd.max is RFC 9293's SND.NXT: after a go-back-N rewind
@@ -141,10 +141,15 @@ func (c *Conn) onTimeout() bool {
 	default:
 		c.sndNxt = c.sndUna // go-back-N
 	}
-	c.rttTiming = false // Karn: no samples from retransmitted data
+	c.stopTiming()
 	c.rto = min(2*c.rto, c.cfg.MaxRTO)
 	return true
 }
+
+// stopTiming is Karn's rule: no sample from an ACK that may answer a
+// retransmission. Until new data is timed, an echoed timestamp, which
+// names the transmission it answers, may give the sample instead.
+func (c *Conn) stopTiming() { c.rttTiming, c.karn = false, true }
 
 // hasUnsent reports whether data or a FIN waits at or after snd.nxt.
 func (c *Conn) hasUnsent() bool {
@@ -182,8 +187,11 @@ func (c *Conn) nextSegment() (n int, fin, ok bool) {
 		// draws the third duplicate ACK fast retransmit needs.
 		cwnd += uint32(c.dupAcks) * uint32(c.sndMSS)
 	}
-	if c.sackOK && c.txq.full() {
-		return 0, false, false // let ACKs free scoreboard records first
+	if c.sackOK && (c.txq.full() || c.lostBytes > 0) {
+		// Let ACKs free scoreboard records first; and lost data goes
+		// before new data (RFC 6675 §4 NextSeg), also when a lost record
+		// waits for more room than a new segment would take.
+		return 0, false, false
 	}
 	usable := min(int64(c.sndWnd)-inflight, int64(cwnd)-used)
 	mss := int64(c.sndMSS) - int64(c.sackSpace()) // room for the ACK's SACK blocks
@@ -255,9 +263,9 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 func (c *Conn) afterSend(now Time, seq uint32, retx bool) {
 	if retx {
 		c.stats.Retransmits++
-		c.rttTiming = false
+		c.stopTiming()
 	} else if !c.rttTiming {
-		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt, now
+		c.rttTiming, c.rttSeq, c.rttStart, c.karn = true, c.sndNxt, now, false
 	}
 	if seqGT(c.sndNxt, c.sndMax) {
 		c.sndMax = c.sndNxt
@@ -366,7 +374,7 @@ func (c *Conn) retransmitRange(now Time, emit func(*Segment), off, n int, fin bo
 	c.out = Segment{Seq: c.sndUna + uint32(off), Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
 	c.fill(false)
 	c.stats.Retransmits++
-	c.rttTiming = false
+	c.stopTiming()
 	c.retxOn, c.retxAt, c.persist = true, now+c.rto, false
 	emit(&c.out)
 }

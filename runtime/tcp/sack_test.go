@@ -342,3 +342,67 @@ func TestSACKRenegingRecovers(t *testing.T) {
 			a.sndUna, a.sndMax, b.Readable(), 5*int(mss), a.Stats())
 	}
 }
+
+// Timestamps give an RTT sample only where Karn's rule stopped our own
+// timing: millisecond ticks from every ACK would drown the microsecond
+// samples of a datacenter path.
+func TestTimestampRTTOnlyAfterKarn(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	samples := a.Stats().RTTSamples
+	a.Write(payload(10*int(a.sndMSS), 60))
+	segs := emitted(a, now)
+	now += 100 * time.Microsecond
+	for i := range segs {
+		feed(b, now, segs[i:i+1])
+		feed(a, now, emitted(b, now))
+	}
+	if a.sndUna != a.sndMax {
+		t.Fatalf("una %d max %d: not all acknowledged", a.sndUna, a.sndMax)
+	}
+	if got := a.Stats().RTTSamples - samples; got != 1 {
+		t.Fatalf("%d RTT samples from one window of ACKs without retransmissions, want 1 (our own timing)", got)
+	}
+	if a.srtt > time.Millisecond {
+		t.Fatalf("SRTT %v on a 100 µs path", a.srtt)
+	}
+}
+
+// A D-SACK that a full-size retransmission had no room for goes in the
+// next segment with room, here the ACK that follows it.
+func TestDSACKWaitsForRoom(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	b.Write(payload(int(b.sndMSS), 61))
+	emitted(b, now) // lost: b retransmits it on its timeout
+	a.Write(payload(int(a.sndMSS), 62))
+	seg := only(t, "A's segment", emitted(a, now))
+	feed(b, now, []Segment{seg})
+	emitted(b, now)
+	now = b.retxAt
+	feed(b, now, []Segment{seg}) // a duplicate: a D-SACK is due
+	out := emitted(b, now)
+	if len(out) < 2 || len(out[0].Payload) != int(b.sndMSS) {
+		t.Fatalf("B sent %v, want its full-size retransmission, then an ACK", out)
+	}
+	for _, s := range out {
+		if s.NumSACK > 0 && s.SACK[0] == (SACKBlock{seg.Seq, seg.Seq + uint32(len(seg.Payload))}) {
+			return
+		}
+	}
+	t.Fatalf("no segment of %v carries the D-SACK for [%d,%d)", out, seg.Seq, seg.Seq+uint32(len(seg.Payload)))
+}
+
+// An out-of-order FIN right after the highest range extends that block;
+// it takes no block of its own from a data segment's payload.
+func TestSACKSpaceCountsMergedFINOnce(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(payload(2*int(a.sndMSS), 63))
+	a.Close()
+	segs := emitted(a, now)
+	if len(segs) != 2 || segs[1].Flags&FlagFIN == 0 {
+		t.Fatalf("A sent %v, want two segments, the FIN on the second", segs)
+	}
+	feed(b, now, segs[1:]) // beyond the hole, with the FIN
+	if want := sackOptBase + sackBlockLen; b.sackSpace() != want {
+		t.Fatalf("SACK space %d with one range ending in the FIN, want %d (one block)", b.sackSpace(), want)
+	}
+}
