@@ -79,7 +79,7 @@ type Conn struct {
 	lis         *Listener // set until accepted; nil for dialled conns
 	queued      bool      // in lis.queue
 	established bool      // reached ESTABLISHED at least once
-	outPending  bool      // in s.outPending: Output at the end of the receive drain
+	outPending  bool      // Input in Run's drain left Output owed (c is in s.outPending)
 	detached    bool      // handed away by DetachConn
 	closed      bool      // Close called
 	err         error     // overrides tc.Err (e.g. ARP failure)
@@ -577,7 +577,9 @@ func (s *Stack) Close() error {
 // Run is the event loop for a real link: it receives frames (waiting at
 // most Config.PollInterval, less when a timer is due), feeds Input and
 // fires timers on a monotonic clock until ctx ends (then it returns nil)
-// or the endpoint fails. Only one Run may be active.
+// or the endpoint fails. Only one Run may be active. Before it returns it
+// sends what the last drain of the link owed, so Input and Advance
+// callers, or a later Run, find nothing left pending.
 func (s *Stack) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.clock != nil {
@@ -588,6 +590,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	s.clock = func() tcp.Time { return base + time.Since(start) }
 	s.mu.Unlock()
 	defer func() {
+		// A failing Receive (or ctx's end during it) skips the loop's
+		// flushTx: the drain's ACKs are owed all the same.
+		s.flushTx()
 		s.mu.Lock()
 		s.clock = nil
 		s.mu.Unlock()

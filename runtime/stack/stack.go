@@ -190,7 +190,9 @@ type Stack struct {
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
-	// GRO gives the kernel) instead of one per pair of segments.
+	// GRO gives the kernel) instead of one per pair of segments. draining
+	// is set only while the drain holds s.mu: hooks clear it while they
+	// run unlocked (unlockHook), so nobody else's Input is deferred.
 	draining   bool
 	outPending []*Conn
 	mem        memoryRelease
@@ -305,37 +307,41 @@ func (s *Stack) Input(now tcp.Time, frame []byte) {
 }
 
 // inputQueued is Input for Run's drain of the link: what the frame makes
-// the stack send stays queued on a Batcher until Run's flushTx, so a drain
-// of many ACKs kicks the link once.
+// the stack send stays queued on a Batcher, and the Output its segments
+// owe their connections is put off (outputSoon), until Run's flushTx, so
+// a drain of many segments draws one ACK per connection and kicks the
+// link once.
 func (s *Stack) inputQueued(now tcp.Time, frame []byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.txDefer++
 	s.draining = true
+	defer s.endQueued() // even if a hook panics: a stuck draining would defer Input's output
 	s.inputLocked(now, frame)
-	s.draining = false
-	s.txDefer--
 }
 
-// flushTx runs the Output that inputQueued put off and sends whatever it
-// left queued.
+func (s *Stack) endQueued() {
+	s.draining = false
+	s.txDefer--
+	s.mu.Unlock()
+}
+
+// flushTx runs the Output that Run's drain put off and sends whatever the
+// drain left queued.
 func (s *Stack) flushTx() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.beginBurst()
 	for i, c := range s.outPending {
 		s.outPending[i] = nil
-		c.outPending = false
-		if s.conns[c.id] == c {
-			s.output(s.now, c)
-		}
+		s.outputOwed(s.now, c) // nothing if output ran meanwhile or c left the table
 	}
 	s.outPending = s.outPending[:0]
 	s.endBurst()
 }
 
-// outputSoon is output, put off to the end of Run's receive drain when
-// it is in one.
+// outputSoon is output for a segment's Input. In Run's drain it is put
+// off to the drain's end, once per connection; output sooner (a Conn
+// method, DetachConn) settles it, and removal cancels it.
 func (s *Stack) outputSoon(now tcp.Time, c *Conn) {
 	if !s.draining {
 		s.output(now, c)
@@ -343,7 +349,16 @@ func (s *Stack) outputSoon(now tcp.Time, c *Conn) {
 	}
 	if !c.outPending {
 		c.outPending = true
-		s.outPending = append(s.outPending, c)
+		s.outPending = append(s.outPending, c) // c may be listed twice; the flag rules
+	}
+}
+
+// outputOwed runs the Output a drain put off for c, if still owed. Paths
+// that remove a connection in the middle of a drain call it first, so
+// that it sends and the stack sees what Input, frame by frame, would have.
+func (s *Stack) outputOwed(now tcp.Time, c *Conn) {
+	if c.outPending {
+		s.output(now, c)
 	}
 }
 
@@ -402,7 +417,8 @@ func (s *Stack) advanceLocked(now tcp.Time) {
 			s.noteDeadline(d)
 		}
 		if c.tc.Done() {
-			s.removeConn(c) // moves the last conn into i
+			s.outputOwed(now, c) // reset earlier in a drain that this Advance interrupts
+			s.removeConn(c)      // moves the last conn into i
 			continue
 		}
 		i++
@@ -427,8 +443,9 @@ func (s *Stack) SetTimerHook(h TimerHook) {
 
 // noteDeadline lowers the cached earliest connection deadline. The cache
 // is a lower bound: every change to a tcp.Conn is followed by output,
-// which notes the new deadline, so Advance scans only when something may
-// be due.
+// which notes the new deadline (for a segment of Run's drain, at the
+// drain's end, before Run next asks NextDeadline), so Advance scans only
+// when something may be due.
 func (s *Stack) noteDeadline(t tcp.Time) {
 	if !s.dlOK || t < s.dl {
 		s.dl, s.dlOK = t, true
@@ -736,8 +753,8 @@ func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte, ip IPv4, b
 	}
 	// The handler runs unlocked so that it may call SendUDP, AdoptConn or
 	// any other Stack method.
-	s.mu.Unlock()
-	defer s.mu.Lock()
+	d := s.unlockHook()
+	defer s.relockHook(d)
 	h(src4, dst4, b[udpHeaderLen:])
 }
 

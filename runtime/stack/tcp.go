@@ -46,6 +46,7 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 				// TIME-WAIT (beyond everything it received) or finished: a
 				// new connection, as Linux takes it, not an ACK of the old
 				// one that the client would answer with RST and retry.
+				s.outputOwed(now, c) // what an earlier segment of the drain owes the old one
 				s.removeConn(c)
 				s.acceptSYN(now, l, id, &seg)
 				return
@@ -80,9 +81,24 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 // callUnlocked runs a hook without the stack lock, retaking it even if
 // the hook panics.
 func (s *Stack) callUnlocked(f func() bool) bool {
-	s.mu.Unlock()
-	defer s.mu.Lock()
+	d := s.unlockHook()
+	defer s.relockHook(d)
 	return f()
+}
+
+// unlockHook releases s.mu for a hook called from Input, and relockHook
+// retakes it. Deferring Output is the drain's own doing: whoever takes
+// the lock meanwhile (Input from the hook, which replays held frames, or
+// from another goroutine) outputs at once, as Input always does.
+func (s *Stack) unlockHook() (draining bool) {
+	draining, s.draining = s.draining, false
+	s.mu.Unlock()
+	return draining
+}
+
+func (s *Stack) relockHook(draining bool) {
+	s.mu.Lock()
+	s.draining = draining
 }
 
 // acceptSYN starts a passive open if the listener's backlog has room.
@@ -121,11 +137,16 @@ func (s *Stack) reset(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 }
 
 // output runs c's Output, sending what it emits, reacts to the state
-// transitions c made since the last output, and wakes c's waiters. The
-// calls that change a state (Input, Close, Abort, and a restored
-// connection's adoption) are all followed by an output, so no
-// transition goes unseen.
+// transitions c made since the last output, and wakes c's waiters.
+// Every call that changes c's state is followed by an output, so no
+// transition goes unseen: at once after the Conn methods, Input,
+// AdoptConn and AttachConn (Advance's timers fire inside output); after
+// a segment of Run's receive drain, once per connection at the drain's
+// end (flushTx), or before the connection leaves the table if that comes
+// first (outputOwed). Only a connection failDials gives up on goes
+// without.
 func (s *Stack) output(now tcp.Time, c *Conn) {
+	c.outPending = false // whatever a drain put off is done now
 	if c.closed {
 		// Nobody will read what still arrives after Close: discard it so
 		// the window stays open and the peer can finish (like SHUT_RD).
@@ -220,6 +241,7 @@ func (s *Stack) removeConn(c *Conn) {
 	s.connList[last] = nil
 	s.connList = s.connList[:last]
 	c.idx = -1
+	c.outPending = false // a drain's deferred Output no longer concerns c: flushTx skips it
 	s.reaped.addConn(c.tc.Stats())
 	if l := c.lis; l != nil && !c.queued {
 		l.pending-- // died during the handshake
@@ -334,7 +356,9 @@ func (s *Stack) AdoptConn(tc *tcp.Conn) error {
 // DetachConn removes a connection from the stack and returns it, for
 // migration away. Its Conn then fails with ErrDetached. Segments that
 // still arrive for it are answered with RST unless the interceptor claims
-// them.
+// them. Called from a hook in the middle of Run's drain, it first sends
+// what the drain's segments owe the connection, so the result is the
+// same as with frames given to Input one by one.
 func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -342,6 +366,11 @@ func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: %v-%v", ErrNoConn, id.Local, id.Remote)
 	}
+	// Output that segments earlier in this drain owe c (an ACK for data
+	// just received) goes out now, as after Input: the snapshot then
+	// holds the state after it. Once detached, c's state belongs to its
+	// snapshot, and this stack never outputs it again.
+	s.outputOwed(s.nowLocked(), c)
 	s.removeConn(c)
 	c.detached = true
 	if l := c.lis; l != nil { // queued but never accepted
