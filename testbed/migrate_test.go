@@ -50,9 +50,9 @@ func dialServers(tb testing.TB, bed *Testbed) *servers {
 	tb.Helper()
 	s := &servers{names: migrationHosts, mu: map[string]*sync.Mutex{}, conns: map[string]net.Conn{}}
 	for _, h := range s.names {
-		c, err := net.Dial("unix", ControlSocket(bed.Tag, h))
+		c, err := DialControl(bed.Tag, h)
 		if err != nil {
-			tb.Fatalf("%s's control socket: %v", h, err)
+			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { c.Close() })
 		s.conns[h], s.mu[h] = c, &sync.Mutex{}

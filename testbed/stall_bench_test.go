@@ -34,7 +34,7 @@ func BenchmarkMigrationStall(b *testing.B) {
 	rtt := pingRTT(b, bed)
 	ctl := map[string]net.Conn{}
 	for _, h := range []string{"s1", "s2", "s3"} {
-		c, err := net.Dial("unix", ControlSocket(bed.Tag, h))
+		c, err := DialControl(bed.Tag, h)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -89,6 +89,17 @@ func RunDir(tag string) string { return filepath.Join(os.TempDir(), "capygen-tes
 // with Options.HostArgs.
 func ControlSocket(tag, host string) string { return filepath.Join(RunDir(tag), host+".sock") }
 
+// DialControl connects to host's control socket in the testbed tagged tag
+// (ControlSocket). Requests go on it with migrate.Control, one at a time;
+// the connection is the caller's to close.
+func DialControl(tag, host string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", ControlSocket(tag, host), 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%s's control socket: %w", host, err)
+	}
+	return c, nil
+}
+
 // RecordsFile is where host's capyrun serve appends its migration records
 // (JSON lines) in the testbed tagged tag.
 func RecordsFile(tag, host string) string { return filepath.Join(RunDir(tag), host+".records.jsonl") }

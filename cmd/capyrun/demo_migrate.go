@@ -46,9 +46,9 @@ func demoMigration(ctx context.Context, size int64, rate string, interval time.D
 
 	ctl := map[string]net.Conn{}
 	for _, h := range demoServers {
-		c, err := net.Dial("unix", testbed.ControlSocket(tb.Tag, h))
+		c, err := testbed.DialControl(tb.Tag, h)
 		if err != nil {
-			return fmt.Errorf("%s's control socket: %w", h, err)
+			return err
 		}
 		defer c.Close()
 		ctl[h] = c

@@ -291,9 +291,9 @@ func engineStats(tb *testbed.Testbed, host string) (migrate.Stats, error) {
 
 // control sends one request to host's control socket (migrate.Control).
 func control(tb *testbed.Testbed, host string, req migrate.ControlRequest) (*migrate.ControlReply, error) {
-	c, err := net.DialTimeout("unix", testbed.ControlSocket(tb.Tag, host), 5*time.Second)
+	c, err := testbed.DialControl(tb.Tag, host)
 	if err != nil {
-		return nil, fmt.Errorf("%s's control socket: %w", host, err)
+		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // a unix socket
