@@ -92,6 +92,13 @@ func TestHostileProbesAgainstOurStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a legitimate client could not connect after the SYN flood: %v", err)
 	}
+	// The cookie kept what Linux negotiates: window scaling and SACK ride
+	// in the low bits of the SYN-ACK's timestamp.
+	if opts, err := tcpOptions(hc); err != nil {
+		t.Fatal(err)
+	} else if want := uint8(tcpiOptTimestamps | tcpiOptSACK | tcpiOptWScale); opts&want != want {
+		t.Errorf("the connection made through a SYN cookie has TCP options %#x, want timestamps, SACK and window scaling (%#x)", opts, want)
+	}
 	hc.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := hc.Write([]byte("GET /ping HTTP/1.1\r\nHost: s1\r\n\r\n")); err != nil {
 		t.Fatal(err)
@@ -360,4 +367,33 @@ func ifaceIndex(t *testing.T, bed *Testbed, host, iface string) int {
 		t.Fatal(err)
 	}
 	return idx
+}
+
+// tcpi_options bits (linux/tcp.h).
+const (
+	tcpiOptTimestamps = 1
+	tcpiOptSACK       = 2
+	tcpiOptWScale     = 4
+)
+
+// tcpOptions is the Linux socket's tcpi_options: the options its
+// handshake agreed to.
+func tcpOptions(c net.Conn) (uint8, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0, errors.New("not a kernel TCP socket")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var info *unix.TCPInfo
+	var serr error
+	if err := rc.Control(func(fd uintptr) { info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, serr
+	}
+	return info.Options, nil
 }

@@ -19,8 +19,11 @@ import (
 // 24 bits of a keyed hash (the stack's secret key) over the address pair,
 // the counter, the client's ISN and the MSS index. It is good for the
 // counter period it was made in and the next. What it cannot hold, the
-// client's window-scale option, is lost: neither side scales on such a
-// connection (as on Linux without timestamps).
+// client's window scale and SACK-permitted, rides in the low bits of the
+// SYN-ACK's timestamp when the client sent one (tcp.CookieSYNACK), as on
+// Linux; without timestamps neither side scales and there is no SACK.
+// The timestamp clock's offset comes from the same keyed hash, so the
+// connection's clock goes on from the SYN-ACK's.
 
 // cookieMSS are the MSS values a cookie can carry: the client's MSS is
 // rounded down to one of them.
@@ -30,8 +33,9 @@ const cookiePeriod = 64 * time.Second
 
 func cookieCounter(now tcp.Time) uint32 { return uint32(now/cookiePeriod) & 31 }
 
-// cookieHash is the 24-bit keyed hash of a cookie.
-func (s *Stack) cookieHash(id tcp.ID, counter, irs uint32, mssIdx int) uint32 {
+// cookieHash is the 24-bit keyed hash of a cookie, and the offset of the
+// connection's timestamp clock.
+func (s *Stack) cookieHash(id tcp.ID, counter, irs uint32, mssIdx int) (hash, tsOffset uint32) {
 	var b [32 + 12 + 9]byte
 	copy(b[:32], s.key[:])
 	l, r := id.Local.Addr().As4(), id.Remote.Addr().As4()
@@ -43,11 +47,12 @@ func (s *Stack) cookieHash(id tcp.ID, counter, irs uint32, mssIdx int) uint32 {
 	binary.BigEndian.PutUint32(b[48:52], irs)
 	b[52] = byte(mssIdx)
 	h := sha256.Sum256(b[:])
-	return binary.BigEndian.Uint32(h[:4]) & 0xffffff
+	return binary.BigEndian.Uint32(h[:4]) & 0xffffff, binary.BigEndian.Uint32(h[4:8])
 }
 
-// cookie is the ISN a SYN-ACK carries for a SYN from id with ISN irs.
-func (s *Stack) cookie(id tcp.ID, irs uint32, now tcp.Time, mss uint16) uint32 {
+// cookie is the ISN a SYN-ACK carries for a SYN from id with ISN irs and
+// MSS mss, and the timestamp clock's offset.
+func (s *Stack) cookie(id tcp.ID, irs uint32, now tcp.Time, mss uint16) (cookie, tsOffset uint32) {
 	idx := 0
 	for i, m := range cookieMSS {
 		if m <= mss {
@@ -55,21 +60,24 @@ func (s *Stack) cookie(id tcp.ID, irs uint32, now tcp.Time, mss uint16) uint32 {
 		}
 	}
 	c := cookieCounter(now)
-	return c<<27 | uint32(idx)<<24 | s.cookieHash(id, c, irs, idx)
+	h, ts := s.cookieHash(id, c, irs, idx)
+	return c<<27 | uint32(idx)<<24 | h, ts
 }
 
 // checkCookie validates a cookie that came back: made from id's ISN irs
-// in this counter period or the last. It returns the MSS it carries.
-func (s *Stack) checkCookie(id tcp.ID, irs, cookie uint32, now tcp.Time) (uint16, bool) {
+// in this counter period or the last. It returns the MSS it carries and
+// the timestamp clock's offset.
+func (s *Stack) checkCookie(id tcp.ID, irs, cookie uint32, now tcp.Time) (mss uint16, tsOffset uint32, ok bool) {
 	c, idx := cookie>>27, int(cookie>>24&7)
 	now32 := cookieCounter(now)
 	if c != now32 && c != (now32-1)&31 {
-		return 0, false
+		return 0, 0, false
 	}
-	if s.cookieHash(id, c, irs, idx) != cookie&0xffffff {
-		return 0, false
+	h, ts := s.cookieHash(id, c, irs, idx)
+	if h != cookie&0xffffff {
+		return 0, 0, false
 	}
-	return cookieMSS[idx], true
+	return cookieMSS[idx], ts, true
 }
 
 // sendCookie answers syn with a cookie SYN-ACK, keeping nothing.
@@ -79,9 +87,8 @@ func (s *Stack) sendCookie(now tcp.Time, id tcp.ID, syn *tcp.Segment) {
 		mss = 536 // RFC 9293 §3.7.1's default
 	}
 	cfg := s.cfg.TCP.WithDefaults()
-	mss = min(mss, cfg.MSS)
-	synack := tcp.Segment{SrcPort: syn.DstPort, DstPort: syn.SrcPort, Seq: s.cookie(id, syn.Seq, now, mss), Ack: syn.Seq + 1,
-		Flags: tcp.FlagSYN | tcp.FlagACK, Window: s.cookieWindow(), MSS: cfg.MSS, WindowScale: -1}
+	cookie, tsOffset := s.cookie(id, syn.Seq, now, min(mss, cfg.MSS))
+	synack := tcp.CookieSYNACK(cfg, id, syn, cookie, s.cookieWindow(), tsOffset, now)
 	s.startFrame()
 	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), &synack)
 	s.ctr.TCPOut++
@@ -100,7 +107,7 @@ func (s *Stack) cookieWindow() uint16 {
 // caller (a RST, as for any stray ACK).
 func (s *Stack) acceptCookie(now tcp.Time, l *Listener, id tcp.ID, ack *tcp.Segment) bool {
 	irs, iss := ack.Seq-1, ack.Ack-1
-	mss, ok := s.checkCookie(id, irs, iss, now)
+	mss, tsOffset, ok := s.checkCookie(id, irs, iss, now)
 	if !ok {
 		s.ctr.SYNCookiesRejected++
 		return false
@@ -109,7 +116,7 @@ func (s *Stack) acceptCookie(now tcp.Time, l *Listener, id tcp.ID, ack *tcp.Segm
 		s.drop(DropBacklogFull) // the accept queue itself is full: the client retransmits
 		return true
 	}
-	c := s.newConn(tcp.AcceptCookie(s.cfg.TCP, id, iss, irs, mss, s.cookieWindow(), now), id)
+	c := s.newConn(tcp.AcceptCookie(s.cfg.TCP, id, iss, irs, mss, s.cookieWindow(), tsOffset, ack, now), id)
 	c.lis = l
 	l.pending++
 	s.ctr.SYNCookiesAccepted++

@@ -514,3 +514,53 @@ func TestSYNCookies(t *testing.T) {
 		t.Errorf("cookies sent %d accepted %d rejected %d, want 2 1 2", ct.SYNCookiesSent, ct.SYNCookiesAccepted, ct.SYNCookiesRejected)
 	}
 }
+
+// TestSYNCookieKeepsOptions: a cookie connection from a client that sends
+// timestamps keeps its window scale and SACK, which ride in the low bits
+// of the SYN-ACK's timestamp (as on Linux), and its timestamp clock goes
+// on from the SYN-ACK's.
+func TestSYNCookieKeepsOptions(t *testing.T) {
+	s, ep := newCaptureStack(t, func(c *Config) { c.Backlog = 1 })
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	f := newPeer(t, s, ep, 30000) // the flood: never ACKed
+	f.send(0, tcp.Segment{Seq: 9, Flags: tcp.FlagSYN, Window: 1000})
+	f.recv()
+	p := newPeer(t, s, ep, 40000)
+	p.send(0, tcp.Segment{Seq: 1000, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460, WindowScale: 7, SACKPermitted: true, HasTS: true, TSVal: 100})
+	segs := p.recv()
+	if len(segs) != 1 || segs[0].Flags != tcp.FlagSYN|tcp.FlagACK {
+		t.Fatalf("a SYN at a full backlog answered with %v, want a SYN-ACK", segs)
+	}
+	sa := segs[0]
+	if s.Counters().SYNCookiesSent != 1 {
+		t.Fatalf("%d cookies sent, want 1", s.Counters().SYNCookiesSent)
+	}
+	if sa.WindowScale < 0 || !sa.SACKPermitted || !sa.HasTS || sa.TSEcr != 100 || sa.TSVal&63 != 7|16 {
+		t.Fatalf("cookie SYN-ACK %+v: want window scale, SACK-permitted, and a timestamp echoing 100 whose low bits hold 7|16", sa)
+	}
+	p.send(time.Second, tcp.Segment{Seq: 1001, Ack: sa.Seq + 1, Flags: tcp.FlagACK, Window: 1024, HasTS: true, TSVal: 101, TSEcr: sa.TSVal, Payload: []byte("hello")})
+	c := ln.TryAccept()
+	if c == nil {
+		t.Fatal("the cookie's ACK made no connection")
+	}
+	p.recv() // the ACK of "hello"
+	// Data beyond a hole: the ACK reports it in a SACK block, with a
+	// window scaled past what 16 bits hold and a timestamp not older than
+	// the SYN-ACK's, echoing the in-order segment's (RFC 7323 §4.3).
+	p.send(time.Second, tcp.Segment{Seq: 1016, Ack: sa.Seq + 1, Flags: tcp.FlagACK, Window: 1024, HasTS: true, TSVal: 102, TSEcr: sa.TSVal, Payload: []byte("x")})
+	segs = p.recv()
+	if len(segs) != 1 {
+		t.Fatalf("out-of-order data answered with %v, want one ACK", segs)
+	}
+	a := segs[0]
+	if a.NumSACK == 0 || a.SACK[0] != (tcp.SACKBlock{Start: 1016, End: 1017}) {
+		t.Errorf("ACK %+v: want the SACK block [1016,1017)", a)
+	}
+	if !a.HasTS || int32(a.TSVal-sa.TSVal) < 0 || a.TSEcr != 101 {
+		t.Errorf("ACK timestamp %d echo %d: want at least the SYN-ACK's %d, echoing 101", a.TSVal, a.TSEcr, sa.TSVal)
+	}
+	if uint32(a.Window)<<sa.WindowScale <= 0xffff {
+		t.Errorf("ACK window %d with scale %d: want a scaled window past 65535", a.Window, sa.WindowScale)
+	}
+}

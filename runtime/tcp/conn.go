@@ -241,16 +241,73 @@ func Accept(cfg Config, id ID, syn *Segment, iss uint32, now Time) (*Conn, error
 	return c, nil
 }
 
+// SYN cookies keep no state, so the options a cookie's sequence number
+// has no room for ride in the low bits of its SYN-ACK's timestamp, which
+// the peer echoes in the ACK that brings the cookie back (Linux's
+// cookie_init_timestamp): the peer's window scale (cookieNoWS for none)
+// and SACK-permitted. A SYN without timestamps gets neither option.
+const (
+	cookieWSMask = 0xf
+	cookieNoWS   = cookieWSMask
+	cookieSACK   = 1 << 4
+	cookieTSBits = 6
+)
+
+// CookieSYNACK is the SYN-ACK that answers syn with the SYN cookie iss
+// when the listener keeps no state: the options Accept would agree to,
+// and window unscaled. tsOffset is the
+// timestamp clock's offset, which the caller must derive again for
+// AcceptCookie (from its secret and what the cookie holds), so the clock
+// goes on from this SYN-ACK's.
+func CookieSYNACK(cfg Config, id ID, syn *Segment, iss uint32, window uint16, tsOffset uint32, now Time) Segment {
+	cfg = cfg.WithDefaults()
+	out := Segment{SrcPort: id.Local.Port(), DstPort: id.Remote.Port(), Seq: iss, Ack: syn.Seq + 1,
+		Flags: FlagSYN | FlagACK, Window: window, MSS: cfg.MSS, WindowScale: -1}
+	if !syn.HasTS || cfg.NoTimestamps {
+		return out
+	}
+	opts := uint32(cookieNoWS)
+	if syn.WindowScale >= 0 {
+		opts = uint32(min(syn.WindowScale, maxWindowShift))
+		out.WindowScale = int8(windowShift(cfg.RecvBuffer))
+	}
+	if syn.SACKPermitted && !cfg.NoSACK {
+		opts |= cookieSACK
+		out.SACKPermitted = true
+	}
+	// The clock with its low bits replaced, never ahead of the clock: the
+	// connection's first segments must not look older to the peer's PAWS.
+	clock := uint32(now/tsTick) + tsOffset
+	ts := clock&^(1<<cookieTSBits-1) | opts
+	if seqGT(ts, clock) {
+		ts -= 1 << cookieTSBits
+	}
+	out.HasTS, out.TSVal, out.TSEcr = true, ts, syn.TSVal
+	return out
+}
+
 // AcceptCookie rebuilds the passive open a SYN cookie stood for (the
-// stack's listener answered the SYN without keeping state): the peer's
-// ISN irs, ours iss, the MSS the cookie carries, no window scaling (the
-// cookie cannot remember the option, so neither side scales), and the
-// window the cookie's SYN-ACK offered. That SYN-ACK counts as sent;
-// Input of the ACK that brought the cookie back completes the handshake.
-func AcceptCookie(cfg Config, id ID, iss, irs uint32, mss, window uint16, now Time) *Conn {
+// stack's listener answered the SYN with CookieSYNACK and kept nothing):
+// the peer's ISN irs, ours iss, the MSS the cookie carries and the window
+// its SYN-ACK offered. When the ACK that brought the cookie back (ack)
+// echoes a timestamp, the window scale and SACK-permitted come back from
+// its low bits and the timestamp clock goes on with tsOffset; without
+// one, neither side scales and there is no SACK. That SYN-ACK counts as
+// sent; Input of ack completes the handshake.
+func AcceptCookie(cfg Config, id ID, iss, irs uint32, mss, window uint16, tsOffset uint32, ack *Segment, now Time) *Conn {
 	c := newConn(cfg, id, iss, now)
 	c.setState(StateSynReceived)
-	c.takeSYN(now, &Segment{Seq: irs, MSS: mss, WindowScale: -1}) // nor SACK nor timestamps
+	syn := Segment{Seq: irs, MSS: mss, WindowScale: -1}
+	if ack.HasTS && c.tsOK {
+		opts := ack.TSEcr & (1<<cookieTSBits - 1)
+		syn.HasTS, syn.TSVal = true, ack.TSVal
+		syn.SACKPermitted = opts&cookieSACK != 0
+		if ws := opts & cookieWSMask; ws != cookieNoWS {
+			syn.WindowScale = int8(min(ws, maxWindowShift))
+		}
+		c.tsOffset = tsOffset
+	}
+	c.takeSYN(now, &syn)
 	c.sndNxt, c.sndMax = iss+1, iss+1
 	c.sndWl1 = irs
 	c.rcvAdvRight = c.rcvNxt + uint32(window)

@@ -49,9 +49,13 @@
 //     timestamp, which runtime/stack then does). Old duplicates get
 //     an ACK, never a RST. FIN-WAIT-2 of a connection its application let
 //     go (Orphan) ends after Config.FinWait2, as Linux's tcp_fin_timeout.
-//   - RFC 4987 §3.6 SYN cookies, the connection side: AcceptCookie builds
-//     the passive open a cookie stood for (the stack makes and checks
-//     cookies when a listener's backlog is full), without window scaling.
+//   - RFC 4987 §3.6 SYN cookies, the connection side: CookieSYNACK answers
+//     the SYN and AcceptCookie builds the passive open the cookie stood
+//     for (the stack makes and checks cookies when a listener's backlog
+//     is full). As on Linux, a client that sends timestamps keeps its
+//     window scale and SACK, which ride in the low bits of the SYN-ACK's
+//     timestamp; without timestamps neither side scales and there is no
+//     SACK.
 //   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
 //     any SYN on a synchronized connection get a challenge ACK; ACKs
 //     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.
@@ -157,8 +161,6 @@
 //     reordering window (no undo of a spurious cwnd reduction, RFC 3708).
 //     The SACK sender does not detect a receiver reneging on SACKed data
 //     other than by the RTO.
-//   - SYN cookies cannot carry SACK-permitted or timestamps (Linux hides
-//     them in the timestamp): a connection made from a cookie has neither.
 //   - Restore does not move congestion control, the RTO estimator or
 //     timers (retransmission, probe): they restart from their initial
 //     values at the restore time. Nor does it move the SACK scoreboard:
