@@ -473,10 +473,15 @@ func (c *Conn) maybeWindowUpdate() {
 	space := uint32(c.rcvBuf.free())
 	space -= min(space, c.rcvSlack())
 	right := c.rcvNxt + min(space>>c.rcvShift, 0xffff)<<c.rcvShift
-	if seqLEQ(right, c.rcvAdvRight) {
+	if seqLEQ(right, c.rcvAdvRight) || right-c.rcvAdvRight < c.swsThreshold() {
 		return
 	}
-	if right-c.rcvAdvRight >= c.swsThreshold() {
+	// Only a window that had closed to half or less, and at least
+	// doubles, is worth an ACK of its own (Linux's tcp_cleanup_rbuf):
+	// otherwise the peer is not held back, and the next ACK carries the
+	// new edge. An update per read would double a bulk upload's ACKs.
+	open := c.rcvAdvRight - c.rcvNxt
+	if 2*open <= uint32(c.rcvBuf.cap()) && right-c.rcvNxt >= 2*open {
 		c.ackNow = true
 	}
 }

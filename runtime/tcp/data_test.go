@@ -438,3 +438,19 @@ func TestDuplicateACKPerOutOfOrderSegment(t *testing.T) {
 		}
 	}
 }
+
+// A reader that keeps up never holds the sender back, so reading sends no
+// window updates of its own (Linux's tcp_cleanup_rbuf): the receiver's
+// ACKs stay about one per two segments (RFC 5681's delayed ACK) instead
+// of one per read.
+func TestReadsAddNoACKsWhileTheWindowIsOpen(t *testing.T) {
+	n := newNet(t, 70)
+	n.dial(Config{MSS: 1000}, Config{MSS: 1000})
+	data := payload(300000, 70)
+	exchange(t, n, data, nil, time.Minute)
+	segs, acks := n.a.Stats().SegmentsOut, n.b.Stats().SegmentsOut
+	t.Logf("%d segments, %d ACKs", segs, acks)
+	if acks > segs*6/10 {
+		t.Fatalf("the receiver sent %d segments for %d data segments, want about half as many", acks, segs)
+	}
+}

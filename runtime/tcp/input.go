@@ -427,7 +427,10 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	case !c.cwndUsed():
 		// Application- or peer-limited: cwnd was not the limit.
 	case c.cwnd < c.ssthresh:
-		c.cwnd += min(acked, mss)
+		// Appropriate Byte Counting with L = 2 (RFC 3465 §2.2): an ACK
+		// for two segments, as a delayed ACK is, grows cwnd by both, so
+		// slow start doubles per round trip as Linux's does.
+		c.cwnd += min(acked, 2*mss)
 	default:
 		c.congestionAvoidance(now, acked)
 	}
