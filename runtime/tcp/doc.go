@@ -103,7 +103,8 @@
 //     pipe in place of flight size) with RFC 8985 RACK as the loss
 //     detector: a segment sent before the latest delivered one by more
 //     than RACK.rtt plus the reordering window is lost. The window is a
-//     quarter of the minimum RTT (capped at SRTT), zero before any
+//     quarter of the minimum RTT (over the last 5 minutes, as Linux's
+//     tcp_min_rtt_wlen; capped at SRTT), zero before any
 //     reordering is seen once three segments are SACKed or in recovery,
 //     and grows by a quarter per round trip with D-SACKs (up to twice the
 //     minimum RTT); segments inside it arm the reordering timer. Lost
@@ -156,9 +157,8 @@
 //   - ECN, urgent data, Nagle's algorithm (segments go out as soon as
 //     the windows allow, as with TCP_NODELAY), keep-alives, TCP Fast Open,
 //     path MTU discovery.
-//   - RFC 8985's RACK.min_RTT is the minimum over the connection's life,
-//     not a windowed filter; its D-SACK use stops at widening the
-//     reordering window (no undo of a spurious cwnd reduction, RFC 3708).
+//   - RFC 8985's D-SACK use stops at widening the reordering window (no
+//     undo of a spurious cwnd reduction, RFC 3708).
 //     The SACK sender does not detect a receiver reneging on SACKed data
 //     other than by the RTO.
 //   - Restore does not move congestion control, the RTO estimator or

@@ -185,13 +185,57 @@ type rackState struct {
 	xmit       Time   // RACK.xmit_ts
 	end        uint32 // RACK.end_seq
 	rtt        time.Duration
-	minRTT     time.Duration // 0 before the first sample
+	minRTT     winMin        // 0 before the first sample
 	fack       uint32        // highest sequence SACKed or acked (RACK.fack)
 	reordering bool          // a segment was delivered below fack without being resent, or a D-SACK came
 	reoMult    time.Duration // RACK.reo_wnd_mult: quarters of min RTT in the window (0 means 1)
 	dsackRound uint32        // snd.max at the last growth: grow once per round trip
 	timerOn    bool          // the reordering timer (§6.2 step 5)
 	timerAt    Time
+}
+
+// minRTTWindow is how long an RTT sample may stay the minimum: Linux's
+// tcp_min_rtt_wlen, so a path that got longer for good is seen as such.
+const minRTTWindow = 5 * time.Minute
+
+// winMin is a running minimum over minRTTWindow, kept as the best three
+// samples of the window's quarters (Kathleen Nichols' algorithm, as
+// Linux's lib/win_minmax.c), so an old minimum expires without keeping
+// every sample.
+type winMin struct{ s [3]minSample }
+
+type minSample struct {
+	t Time
+	v time.Duration
+}
+
+func (m *winMin) get() time.Duration { return m.s[0].v }
+
+// update is minmax_running_min.
+func (m *winMin) update(now Time, v time.Duration) {
+	val := minSample{now, v}
+	if m.s[0].v == 0 || v <= m.s[0].v || now-m.s[2].t > minRTTWindow {
+		m.s = [3]minSample{val, val, val} // a new minimum, or the window emptied
+		return
+	}
+	if v <= m.s[1].v {
+		m.s[1], m.s[2] = val, val
+	} else if v <= m.s[2].v {
+		m.s[2] = val
+	}
+	switch dt := now - m.s[0].t; {
+	case dt > minRTTWindow:
+		// The best expired: the second and third move up, twice if the
+		// second expired too (the third is inside the window).
+		m.s = [3]minSample{m.s[1], m.s[2], val}
+		if now-m.s[0].t > minRTTWindow {
+			m.s = [3]minSample{m.s[1], m.s[2], val}
+		}
+	case m.s[1].t == m.s[0].t && dt > minRTTWindow/4:
+		m.s[1], m.s[2] = val, val // a second choice from the second quarter
+	case m.s[2].t == m.s[1].t && dt > minRTTWindow/2:
+		m.s[2] = val // a third choice from the second half
+	}
 }
 
 // prrState is RFC 6937's per-recovery accounting.
@@ -378,15 +422,13 @@ func (c *Conn) rackDelivered(now Time, seg *Segment, r *txSeg, priorFack uint32)
 	if r.flags&txRetx != 0 {
 		// The ACK may answer the first transmission: trust it only when
 		// the echoed timestamp or the RTT says it answers the latest.
-		if c.tsOK && seg.HasTS && seqLT(seg.TSEcr, c.tsClock(r.sent)) || rtt < c.rack.minRTT {
+		if c.tsOK && seg.HasTS && seqLT(seg.TSEcr, c.tsClock(r.sent)) || rtt < c.rack.minRTT.get() {
 			return
 		}
 	} else if seqLT(r.end, priorFack) {
 		c.rack.reordering = true // delivered below a later segment: reordered, not lost
 	}
-	if c.rack.minRTT == 0 || rtt < c.rack.minRTT {
-		c.rack.minRTT = max(rtt, 1)
-	}
+	c.rack.minRTT.update(now, max(rtt, 1))
 	if !c.rack.seen || sentAfter(r.sent, r.end, c.rack.xmit, c.rack.end) {
 		// RACK.rtt is the RTT of the most recently sent delivered
 		// segment, as Linux's tcp_rack_advance keeps it.
@@ -402,7 +444,7 @@ func (c *Conn) reoWnd() time.Duration {
 	if !c.rack.reordering && (c.inRecovery || c.rtoRecovery || c.sackedBytes >= 3*uint32(c.sndMSS)) {
 		return 0
 	}
-	return min(max(c.rack.reoMult, 1)*c.rack.minRTT/4, c.srtt)
+	return min(max(c.rack.reoMult, 1)*c.rack.minRTT.get()/4, c.srtt)
 }
 
 // rackDetect is RFC 8985 §6.2 step 5: every record sent before RACK's

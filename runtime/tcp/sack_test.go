@@ -406,3 +406,30 @@ func TestSACKSpaceCountsMergedFINOnce(t *testing.T) {
 		t.Fatalf("SACK space %d with one range ending in the FIN, want %d (one block)", b.sackSpace(), want)
 	}
 }
+
+// RACK's minimum RTT is a windowed minimum (Linux's 5-minute
+// tcp_min_rtt_wlen): a path that got longer for good is seen as such once
+// the window has passed, and a shorter sample takes over at once.
+func TestMinRTTWindow(t *testing.T) {
+	var m winMin
+	now := time.Second
+	m.update(now, 100*time.Microsecond)
+	for range 100 { // the path moves to 10 ms for good
+		now += 5 * time.Second
+		m.update(now, 10*time.Millisecond)
+	}
+	if got := m.get(); got != 10*time.Millisecond {
+		t.Fatalf("min RTT %v after more than 5 minutes of 10 ms samples, want 10ms", got)
+	}
+	m.update(now, 2*time.Millisecond)
+	if got := m.get(); got != 2*time.Millisecond {
+		t.Fatalf("min RTT %v after a 2 ms sample, want 2ms", got)
+	}
+	for range 20 { // inside the window the minimum holds
+		now += 5 * time.Second
+		m.update(now, 10*time.Millisecond)
+	}
+	if got := m.get(); got != 2*time.Millisecond {
+		t.Fatalf("min RTT %v 100 s after a 2 ms sample, want it still 2ms", got)
+	}
+}
