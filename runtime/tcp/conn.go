@@ -27,6 +27,7 @@ type Stats struct {
 	RACKLost        uint64 // segments RACK (RFC 8985 §6) marked lost
 	PAWSRejected    uint64 // segments PAWS (RFC 7323 §5) dropped as old duplicates
 	DSACKs          uint64 // D-SACK blocks received: spurious retransmissions (RFC 2883)
+	Undos           uint64 // cuts undone: D-SACKs showed every retransmission spurious
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample
@@ -114,6 +115,16 @@ type Conn struct {
 	retxDups   int
 	retxFlight int
 	cubic      cubicState
+	// Undo of a spurious cut (the idea of RFC 3708, as Linux's
+	// undo_marker and undo_retrans): a SACK recovery or RTO remembers
+	// cwnd and ssthresh before its cut and counts its retransmissions;
+	// when D-SACKs report every one of them as a duplicate, nothing was
+	// lost and the cut is undone (undo).
+	undoOn        bool
+	undoMarker    uint32 // snd.una when the episode began: D-SACKs from it on count
+	undoRetrans   int    // the episode's retransmissions not yet reported duplicate
+	priorCwnd     uint32
+	priorSsthresh uint32
 	// Congestion window validation, as Linux's tcp_cwnd_validate (the
 	// idea of RFC 7661): cwnd grows only while the sender fills it, so
 	// an application-limited connection does not earn a window it never

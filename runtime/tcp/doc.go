@@ -108,7 +108,9 @@
 //     reordering is seen once three segments are SACKed or in recovery,
 //     and grows by a quarter per round trip with D-SACKs (up to twice the
 //     minimum RTT); segments inside it arm the reordering timer. Lost
-//     segments go out again before new data. Fast recovery follows RFC
+//     segments go out again before new data. When D-SACKs report every
+//     retransmission of a recovery or RTO as a duplicate, its cut of cwnd
+//     and ssthresh is undone (Stats.Undos). Fast recovery follows RFC
 //     6675 (ssthresh the congestion controller's cut of the flight) with
 //     RFC 6937 PRR (including PRR-SSRB) pacing what leaves; it ends when
 //     snd.una passes recover.
@@ -157,8 +159,8 @@
 //   - ECN, urgent data, Nagle's algorithm (segments go out as soon as
 //     the windows allow, as with TCP_NODELAY), keep-alives, TCP Fast Open,
 //     path MTU discovery.
-//   - RFC 8985's D-SACK use stops at widening the reordering window (no
-//     undo of a spurious cwnd reduction, RFC 3708).
+//   - Undo of a spurious cut is by D-SACK only (RFC 3708's idea, as
+//     Linux's tcp_try_undo_dsack), not by timestamps (Eifel, RFC 3522).
 //     The SACK sender does not detect a receiver reneging on SACKed data
 //     other than by the RTO.
 //   - Restore does not move congestion control, the RTO estimator or

@@ -127,6 +127,9 @@ func (c *Conn) onTimeout() bool {
 	if !c.state.Handshaking() && c.retries == 1 {
 		// Only the first RTO of a loss episode cuts: later ones would
 		// shrink ssthresh and CUBIC's W_max from a one-segment window.
+		if c.sackOK {
+			c.beginUndo()
+		}
 		c.ssthresh = c.congestionEvent(c.sndMax - c.sndUna)
 	}
 	c.cwnd = mss

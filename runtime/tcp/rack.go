@@ -304,6 +304,7 @@ func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32, probeDup bo
 		d := blocks[0]
 		probeDup = c.tlpOut && c.tlpRetx && d.End == c.tlpHigh && d.End-d.Start <= uint32(c.sndMSS)
 		c.sawDSACK(ack)
+		c.dsackUndo(d)
 		blocks = blocks[1:]
 	}
 	var applied [MaxSACKBlocks]SACKBlock
@@ -401,6 +402,32 @@ func (c *Conn) sawDSACK(ack uint32) {
 		c.rack.reoMult = min(c.rack.reoMult+1, maxReoMult)
 		c.rack.dsackRound = c.sndMax
 	}
+}
+
+// beginUndo starts an episode that may be undone: the cut about to be made
+// is remembered, and the retransmissions from here on are counted.
+func (c *Conn) beginUndo() {
+	c.undoOn, c.undoMarker, c.undoRetrans = true, c.sndUna, 0
+	c.priorCwnd, c.priorSsthresh = c.cwnd, c.ssthresh
+}
+
+// dsackUndo counts a D-SACK for the episode's retransmissions (Linux's
+// tcp_check_dsack): once every one is reported as a duplicate, the peer
+// had the data all along, and cwnd and ssthresh go back to what they were
+// before the cut (tcp_try_undo_dsack), ending the recovery.
+func (c *Conn) dsackUndo(d SACKBlock) {
+	if !c.undoOn || seqLT(d.Start, c.undoMarker) || c.undoRetrans == 0 {
+		return
+	}
+	c.undoRetrans -= int((d.End - d.Start + uint32(c.sndMSS) - 1) / uint32(c.sndMSS))
+	if c.undoRetrans > 0 {
+		return
+	}
+	c.undoOn = false
+	c.cwnd = max(c.cwnd, c.priorCwnd)
+	c.ssthresh = max(c.ssthresh, c.priorSsthresh)
+	c.inRecovery, c.rtoRecovery = false, false
+	c.stats.Undos++
 }
 
 // maxReoMult bounds the reordering window at twice the minimum RTT.
@@ -517,6 +544,7 @@ func (c *Conn) sackAfterACK(now Time, delivered uint32) {
 // is the congestion controller's cut of the flight, and PRR paces what goes out until snd.una passes
 // recover.
 func (c *Conn) startSACKRecovery() {
+	c.beginUndo()
 	flight := c.sndMax - c.sndUna
 	c.ssthresh = c.congestionEvent(flight)
 	c.recover = c.sndMax
@@ -625,6 +653,9 @@ func (c *Conn) retransmitRecord(now Time, emit func(*Segment), id uint32) {
 		}
 	}
 	c.lostBytes -= r.len()
+	if c.undoOn {
+		c.undoRetrans += int((r.len() + uint32(c.sndMSS) - 1) / uint32(c.sndMSS))
+	}
 	if r.flags&txRetx == 0 {
 		c.txq.retx++
 	}

@@ -433,3 +433,35 @@ func TestMinRTTWindow(t *testing.T) {
 		t.Fatalf("min RTT %v 100 s after a 2 ms sample, want it still 2ms", got)
 	}
 }
+
+// A segment that was only late, not lost, draws a fast retransmission
+// and its cwnd cut; the D-SACK for the retransmission shows the peer had
+// it twice, and the cut is undone (RFC 3708's idea, Linux's
+// tcp_try_undo_dsack).
+func TestDSACKUndoesSpuriousRecovery(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(payload(10*int(a.sndMSS), 80))
+	segs := emitted(a, now)
+	cwnd, ssthresh := a.cwnd, a.ssthresh
+	now += 10 * time.Millisecond
+	feed(b, now, segs[1:]) // the first is late
+	feed(a, now, emitted(b, now))
+	if !a.inRecovery || a.ssthresh >= ssthresh {
+		t.Fatalf("after SACKs for all but the first segment: recovery %v, ssthresh %d (was %d); want a recovery with a cut", a.inRecovery, a.ssthresh, ssthresh)
+	}
+	re := emitted(a, now)
+	if len(re) == 0 || re[0].Seq != segs[0].Seq {
+		t.Fatalf("A sent %v, want the first segment again", re)
+	}
+	now += 5 * time.Millisecond
+	feed(b, now, segs[:1]) // the original arrives after all
+	feed(a, now, emitted(b, now))
+	feed(b, now, re[:1]) // and then the retransmission: a duplicate
+	feed(a, now, emitted(b, now))
+	if st := a.Stats(); st.DSACKs != 1 || st.Undos != 1 {
+		t.Fatalf("D-SACKs %d undos %d, want 1 and 1", st.DSACKs, st.Undos)
+	}
+	if a.inRecovery || a.ssthresh != ssthresh || a.cwnd < cwnd {
+		t.Fatalf("after the D-SACK: recovery %v, ssthresh %d cwnd %d; want the cut undone (ssthresh %d, cwnd at least %d)", a.inRecovery, a.ssthresh, a.cwnd, ssthresh, cwnd)
+	}
+}
