@@ -116,15 +116,7 @@ func TestBacklogBound(t *testing.T) {
 }
 
 func TestAcceptDeliversData(t *testing.T) {
-	s, ep := newCaptureStack(t, nil)
-	learnPeer(t, s, ep)
-	ln, _ := s.Listen(80)
-	p := newPeer(t, s, ep, 40000)
-	siss := p.handshake(1000)
-	c := ln.TryAccept()
-	if c == nil {
-		t.Fatal("no connection after the handshake")
-	}
+	s, p, c, siss := established(t, nil)
 	if c.ID().Remote != p.src || c.LocalAddr().String() != "10.77.0.1:80" {
 		t.Errorf("accepted %v -> %v", c.ID().Local, c.ID().Remote)
 	}
@@ -222,13 +214,8 @@ func TestCloseStack(t *testing.T) {
 // frames). The frames are built once; between rounds only their sequence
 // numbers move, with an incremental checksum update (RFC 1624).
 func BenchmarkInputTCPData(b *testing.B) {
-	s, ep := newCaptureStack(b, nil)
-	learnPeer(b, s, ep)
-	ln, _ := s.Listen(80)
-	p := newPeer(b, s, ep, 40000)
-	siss := p.handshake(1000)
-	c := ln.TryAccept()
-	ep.discard = true
+	s, p, c, siss := established(b, nil)
+	p.ep.discard = true
 	const batch = 128 // 128 * 1460 bytes fit the 256 KiB receive buffer
 	payload := bytes.Repeat([]byte("x"), 1460)
 	frames := make([][]byte, batch)
@@ -279,12 +266,7 @@ func BenchmarkInputTCPData(b *testing.B) {
 }
 
 func TestDataAfterCloseIsDiscarded(t *testing.T) {
-	s, ep := newCaptureStack(t, func(c *Config) { c.TCP.DelayedACK = -1 })
-	learnPeer(t, s, ep)
-	ln, _ := s.Listen(80)
-	p := newPeer(t, s, ep, 40000)
-	siss := p.handshake(1000)
-	c := ln.TryAccept()
+	_, p, c, siss := established(t, func(c *Config) { c.TCP.DelayedACK = -1 })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -423,12 +405,7 @@ func TestTimeWaitReuse(t *testing.T) {
 // connection only half closed (CloseWrite) waits on, as Linux's does.
 func TestFinWait2IsBoundedForAClosedConn(t *testing.T) {
 	for _, half := range []bool{false, true} {
-		s, ep := newCaptureStack(t, func(c *Config) { c.TCP.FinWait2 = 10 * time.Second })
-		learnPeer(t, s, ep)
-		ln, _ := s.Listen(80)
-		p := newPeer(t, s, ep, 40000)
-		siss := p.handshake(1000)
-		c := ln.TryAccept()
+		s, p, c, siss := established(t, func(c *Config) { c.TCP.FinWait2 = 10 * time.Second })
 		if half {
 			c.CloseWrite()
 		} else {

@@ -44,8 +44,9 @@ func pendingLeft(s *Stack, c *Conn) (int, bool) {
 	return len(s.outPending), c.outPending
 }
 
-// established opens a connection from the peer and accepts it.
-func established(t *testing.T, mod func(*Config)) (*Stack, *peerTCP, *Conn, uint32) {
+// established opens a connection from the peer and accepts it; the
+// stack's ISS is returned for the peer's ACKs.
+func established(t testing.TB, mod func(*Config)) (*Stack, *peerTCP, *Conn, uint32) {
 	t.Helper()
 	s, ep := newCaptureStack(t, mod)
 	learnPeer(t, s, ep)
