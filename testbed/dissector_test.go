@@ -48,9 +48,8 @@ func TestDissectorDecodesALiveMigration(t *testing.T) {
 	}
 	get()
 	conn := srv.waitSession(t, "s1", "10.77.0.1")
-	rep, err := srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true})
-	if err != nil || rep.Result != migrate.ResultMoved.String() {
-		t.Fatalf("migrate %s: %+v %v", conn, rep, err)
+	if rep := srv.migrateConn(t, "s1", conn); rep.Result != migrate.ResultMoved.String() {
+		t.Fatalf("migrate %s: %+v", conn, rep)
 	}
 	get() // served by the target now
 	bed.Proc("sw").Stop(5 * time.Second)

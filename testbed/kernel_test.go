@@ -59,20 +59,7 @@ func TestKernelRestoreRefused(t *testing.T) {
 		}
 	}()
 
-	// Until the switch's min_workload has heard s1's new load (a
-	// heartbeat, 10 ms), s1 may still be the least loaded and the
-	// switch answers REJECTED: the connection stays, and we ask again.
-	var rep migrate.ControlReply
-	for i := 0; i < 20; i++ {
-		var err error
-		if rep, err = srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true}); err != nil {
-			t.Fatal(err)
-		}
-		if rep.Result != migrate.ResultStayed.String() {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	rep := srv.migrateConn(t, "s1", conn)
 	r := <-done
 	if r.err == nil {
 		t.Errorf("curl finished the download, want it reset by the abort")

@@ -60,6 +60,26 @@ func dialServers(tb testing.TB, bed *Testbed) *servers {
 	return s
 }
 
+// migrateConn moves conn from host and waits for the outcome. Until the
+// switch's min_workload has heard host's new load (a heartbeat, 10 ms),
+// host may still be the least loaded, and the switch answers REJECTED:
+// the connection stays, and it asks again, for up to half a second.
+func (s *servers) migrateConn(tb testing.TB, host, conn string) migrate.ControlReply {
+	tb.Helper()
+	var rep migrate.ControlReply
+	for i := 0; i < 20; i++ {
+		var err error
+		if rep, err = s.control(host, migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true}); err != nil {
+			tb.Fatal(err)
+		}
+		if rep.Result != migrate.ResultStayed.String() {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return rep
+}
+
 // control sends one request to host and returns its reply. A request
 // never waits more than 10 s for its reply.
 func (s *servers) control(host string, req migrate.ControlRequest) (migrate.ControlReply, error) {
