@@ -89,7 +89,7 @@ func (c *Conn) congestionAvoidance(now Time, acked uint32) {
 
 // validateCwnd ends an Output that sent new data or found cwnd full: it
 // notes, per round trip, whether cwnd limited the sender and the largest
-// flight, which growCwnd consults.
+// flight, which cwndUsed consults.
 func (c *Conn) validateCwnd(sentNew bool) {
 	flight := c.sndNxt - c.sndUna
 	if c.sackOK {

@@ -191,3 +191,27 @@ func TestCubicIdleDoesNotJump(t *testing.T) {
 		t.Fatalf("after 30 s idle one round trip grew the window %.3fx (%.3fx without the idle time); want about the same, under 1.1x", idle, busy)
 	}
 }
+
+// Slow start counts up to two segments per ACK (RFC 3465 L=2), one after
+// an RTO (§2.3), and stops at ssthresh (Linux's tcp_slow_start).
+func TestSlowStartByteCounting(t *testing.T) {
+	a, _, now := establish(t, Config{MSS: 1000}, Config{})
+	mss := uint32(a.sndMSS)
+	a.cwndLimited = true
+	a.cwnd, a.ssthresh = 10*mss, 100*mss
+	a.onNewAck(now, 4*mss, a.sndUna+4*mss)
+	if a.cwnd != 12*mss {
+		t.Errorf("an ACK of 4 segments grew cwnd to %d segments, want 12 (two per ACK)", a.cwnd/mss)
+	}
+	a.rtoRecovery, a.recover = true, a.sndUna+100*mss
+	a.onNewAck(now, 4*mss, a.sndUna+4*mss)
+	if a.cwnd != 13*mss {
+		t.Errorf("after an RTO an ACK of 4 segments grew cwnd to %d segments, want 13 (one per ACK)", a.cwnd/mss)
+	}
+	a.rtoRecovery = false
+	a.cwnd = a.ssthresh - mss/2
+	a.onNewAck(now, 2*mss, a.sndUna+2*mss)
+	if a.cwnd != a.ssthresh {
+		t.Errorf("slow start took cwnd to %d past ssthresh %d", a.cwnd, a.ssthresh)
+	}
+}

@@ -148,7 +148,9 @@ func FuzzConnInput(f *testing.F) {
 		for len(b) >= 17 {
 			// flags u8, seq offset i32, ack offset i32, window u16,
 			// payload len u8 (x4), time step u8, SACK block start
-			// offset from snd.una u16 and length u8 (x8), timestamp:
+			// offset from snd.una u16 and a length byte (low 6 bits x32;
+			// bit 7 adds a second block touching the first, bit 6 one
+			// overlapping its second half, for the SACK cache), timestamp:
 			// bit 7 omits it, the rest steps it back from TS.Recent
 			// (bit 0 of the previous step keeps it at TS.Recent).
 			flags := Flags(b[0])
@@ -157,7 +159,7 @@ func FuzzConnInput(f *testing.F) {
 			win := binary.BigEndian.Uint16(b[9:])
 			plen := int(b[11]) * 4
 			step := Time(b[12]) * 10 * time.Millisecond
-			sackOff, sackLen := uint32(binary.BigEndian.Uint16(b[13:])), uint32(b[15])*8
+			sackOff, sackLen, sackMore := uint32(binary.BigEndian.Uint16(b[13:])), uint32(b[15]&0x3f)*32, b[15]>>6
 			ts := b[16]
 			b = b[17:]
 			seg := Segment{
@@ -170,6 +172,12 @@ func FuzzConnInput(f *testing.F) {
 			if sackLen > 0 {
 				start := c.sndUna + sackOff%6000
 				seg.SACK[0], seg.NumSACK = SACKBlock{start, start + sackLen}, 1
+				switch sackMore {
+				case 2, 3:
+					seg.SACK[1], seg.NumSACK = SACKBlock{start + sackLen, start + 2*sackLen}, 2
+				case 1:
+					seg.SACK[1], seg.NumSACK = SACKBlock{start + sackLen/2, start + 2*sackLen}, 2
+				}
 			}
 			if ts&0x80 == 0 {
 				seg.HasTS, seg.TSVal, seg.TSEcr = true, c.tsRecent-uint32(ts&0x7e), c.tsClock(now)

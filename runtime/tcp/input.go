@@ -275,7 +275,8 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		delivered, probeDup = c.scoreboard(now, seg)
 	}
 	if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
-		pureDup := !advanced && delivered == 0 && len(seg.Payload) == 0 && uint32(seg.Window)<<c.sndShift == oldWnd
+		pureDup := acceptable && !advanced && delivered == 0 && len(seg.Payload) == 0 && seg.Flags&(FlagSYN|FlagFIN) == 0 &&
+			uint32(seg.Window)<<c.sndShift == oldWnd
 		c.probeAnswered(ack, advanced, probeDup, pureDup)
 	}
 	switch {
@@ -395,7 +396,9 @@ func (c *Conn) probeAnswered(ack uint32, advanced, probeDup, pureDup bool) {
 	}
 	c.tlpOut = false
 	if cut && !c.inRecovery {
-		c.ssthresh = c.congestionEvent(c.tlpHigh - c.sndUna)
+		// From cwnd, as Linux's tcp_init_cwnd_reduction: the flight may
+		// be gone by now (the ACK that reached the probe's end came first).
+		c.ssthresh = c.congestionEvent(c.cwnd)
 		c.cwnd = min(c.cwnd, c.ssthresh)
 	}
 }
@@ -429,8 +432,13 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	case c.cwnd < c.ssthresh:
 		// Appropriate Byte Counting with L = 2 (RFC 3465 §2.2): an ACK
 		// for two segments, as a delayed ACK is, grows cwnd by both, so
-		// slow start doubles per round trip as Linux's does.
-		c.cwnd += min(acked, 2*mss)
+		// slow start doubles per round trip as Linux's does; L = 1 after
+		// an RTO (§2.3), and never past ssthresh (tcp_slow_start).
+		l := 2 * mss
+		if c.rtoRecovery {
+			l = mss
+		}
+		c.cwnd = min(c.cwnd+min(acked, l), c.ssthresh)
 	default:
 		c.congestionAvoidance(now, acked)
 	}

@@ -58,9 +58,9 @@ type txQueue struct {
 	// there instead of at snd.una.
 	lostFrom uint32
 
-	// sacked holds the blocks of the latest ACK, all applied: a block
-	// that repeats or grows is walked only where it is new (Linux's
-	// recv_sack_cache).
+	// sacked holds the blocks of the latest ACK, all applied and apart
+	// from one another: a block that repeats or grows is walked only
+	// where it is new (Linux's recv_sack_cache).
 	sacked  [MaxSACKBlocks]SACKBlock
 	nsacked int
 }
@@ -331,7 +331,23 @@ func (c *Conn) scoreboard(now Time, seg *Segment) (delivered uint32, probeDup bo
 		applied[napplied] = b
 		napplied++
 	}
-	q.sacked, q.nsacked = applied, napplied
+	// Blocks that overlap or touch one another leave a record across
+	// their junction that neither holds whole, and that uncovered would
+	// skip: only blocks apart from all the others are kept.
+	q.nsacked = 0
+	for i, b := range applied[:napplied] {
+		apart := true
+		for j, o := range applied[:napplied] {
+			if i != j && seqLEQ(o.Start, b.End) && seqLEQ(b.Start, o.End) {
+				apart = false
+				break
+			}
+		}
+		if apart {
+			q.sacked[q.nsacked] = b
+			q.nsacked++
+		}
+	}
 	return delivered, probeDup
 }
 
@@ -489,7 +505,10 @@ func (c *Conn) rackDetect(now Time) bool {
 	q := &c.txq
 	// The send-time list holds exactly the records neither SACKed nor
 	// lost, oldest transmission first: the first one sent after RACK's
-	// segment ends the walk.
+	// segment ends the walk. Records sent at the same time keep their
+	// list order (a retransmission after new data), where RFC 8985's
+	// tie-break would order them by end sequence; Linux's list does the
+	// same as this walk.
 	for id, k := q.oldest, q.timed; k > 0; k-- {
 		r := q.rec(id)
 		next := r.next
@@ -580,6 +599,10 @@ func (c *Conn) prrWindow(delivered uint32) {
 func (c *Conn) endSACKRecovery() {
 	c.inRecovery = false
 	c.cwnd = max(c.ssthresh, uint32(c.sndMSS))
+	// A probe sent in recovery (the deviation armProbe documents) ends
+	// with it: recovery made the cut, and the probe's episode must not
+	// make a second one after it.
+	c.tlpOut = false
 }
 
 // sackTimeout is RFC 8985 §6.3 on an RTO: every record not SACKed is
@@ -609,8 +632,8 @@ func (c *Conn) sackTimeout() {
 }
 
 // sendLost retransmits lost records, lowest first, while the congestion
-// window has room (every one in a row when force: the first of a
-// recovery). It reports whether it sent anything.
+// window has room (the first at least, when nothing is in flight). It
+// reports whether it sent anything.
 func (c *Conn) sendLost(now Time, emit func(*Segment)) bool {
 	if c.lostBytes == 0 || !c.state.Synchronized() {
 		return false
@@ -634,7 +657,7 @@ func (c *Conn) sendLost(now Time, emit func(*Segment)) bool {
 	return sent
 }
 
-// retransmitRecord sends record r again (as several segments when it
+// retransmitRecord sends record id again (as several segments when it
 // grew past one) and marks it in flight again.
 func (c *Conn) retransmitRecord(now Time, emit func(*Segment), id uint32) {
 	r := c.txq.rec(id)

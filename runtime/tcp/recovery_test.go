@@ -270,3 +270,75 @@ func TestSpuriousProbeKeepsCwnd(t *testing.T) {
 		})
 	}
 }
+
+// A probe sent during SACK recovery ends with the recovery: the ACK that
+// ends both must not leave an episode open for a second cut later.
+func TestProbeInRecoveryDoesNotCutAgain(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.cwnd = 40 * uint32(a.sndMSS)
+	a.Write(payload(30*int(a.sndMSS), 40))
+	segs := emitted(a, now)
+	now += 10 * time.Millisecond
+	feed(b, now, segs[:2])
+	feed(b, now, segs[3:]) // segs[2] lost
+	feed(a, now, emitted(b, now))
+	if !a.inRecovery {
+		t.Fatal("not in recovery after the SACKs")
+	}
+	if retx := emitted(a, now); len(retx) == 0 || retx[0].Seq != segs[2].Seq {
+		t.Fatalf("A sent %v, want segs[2] again", retx) // and that is lost too
+	}
+	now = a.tlpAt
+	probe := emitted(a, now)
+	if len(probe) != 1 || probe[0].Seq != segs[2].Seq || !a.tlpOut {
+		t.Fatalf("the probe: %v, want segs[2] once more", probe)
+	}
+	ssthresh := a.ssthresh
+	now += 5 * time.Millisecond
+	feed(b, now, probe)
+	feed(a, now, emitted(b, now)) // reaches the probe's end and ends recovery
+	a.Write(payload(4*int(a.sndMSS), 41))
+	now += 5 * time.Millisecond
+	feed(b, now, emitted(a, now))
+	feed(a, now, emitted(b, now))
+	if a.ssthresh < ssthresh {
+		t.Fatalf("cut again after the recovery: ssthresh %d -> %d, cwnd %d", ssthresh, a.ssthresh, a.cwnd)
+	}
+}
+
+// A probe that repaired a loss cuts cwnd as a fast retransmit would, from
+// cwnd: not from the flight, gone by the time the cut is decided. The
+// peer's FIN in between does not count as a duplicate ACK.
+func TestProbeRepairCutsFromCwnd(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.cwnd = 60 * uint32(a.sndMSS)
+	a.Write(payload(50*int(a.sndMSS), 40))
+	segs := emitted(a, now)
+	now += 10 * time.Millisecond
+	feed(b, now, segs[:48])
+	feed(a, now, emitted(b, now))
+	now = a.tlpAt
+	probe := only(t, "the probe", emitted(a, now))
+	before := a.cwnd
+	now += 5 * time.Millisecond
+	feed(b, now, segs[48:49]) // segs[49] lost: the probe repairs it
+	feed(a, now, emitted(b, now))
+	feed(b, now, []Segment{probe})
+	feed(a, now, emitted(b, now))
+	if !a.tlpOut || a.sndUna != a.tlpHigh {
+		t.Fatalf("after the probe's ACK: episode open %v, una %d, probe end %d", a.tlpOut, a.sndUna, a.tlpHigh)
+	}
+	b.Close()
+	feed(a, now, emitted(b, now)) // a FIN is data to the episode, not a duplicate ACK
+	if !a.tlpOut {
+		t.Fatal("the peer's FIN at the probe's end closed the episode as a duplicate ACK would")
+	}
+	a.Write(payload(int(a.sndMSS), 41))
+	now += 5 * time.Millisecond
+	feed(b, now, emitted(a, now))
+	feed(a, now, emitted(b, now))
+	if a.tlpOut || a.cwnd < before/2 {
+		t.Fatalf("after an ACK past the probe: episode open %v, cwnd %d -> %d (ssthresh %d); want the episode closed with cwnd cut to about 0.7 of it",
+			a.tlpOut, before, a.cwnd, a.ssthresh)
+	}
+}

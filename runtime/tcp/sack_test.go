@@ -465,3 +465,22 @@ func TestDSACKUndoesSpuriousRecovery(t *testing.T) {
 		t.Fatalf("after the D-SACK: recovery %v, ssthresh %d cwnd %d; want the cut undone (ssthresh %d, cwnd at least %d)", a.inRecovery, a.ssthresh, a.cwnd, ssthresh, cwnd)
 	}
 }
+
+// Blocks of one ACK that touch leave a record across their junction that
+// neither holds whole; the next ACK's merged block must still SACK it, so
+// such blocks are not kept for skipping.
+func TestSACKBlocksThatTouch(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000, NoTimestamps: true}, Config{MSS: 1000, DelayedACK: -1, NoTimestamps: true})
+	a.Write(payload(8*int(a.sndMSS), 90))
+	emitted(a, now)
+	una, mss := a.sndUna, uint32(a.sndMSS)
+	ack := Segment{SrcPort: addrB.Port(), DstPort: addrA.Port(), Seq: b.sndNxt, Ack: una, Flags: FlagACK, Window: 0xffff, WindowScale: -1}
+	at := func(segs float64) uint32 { return una + uint32(segs*float64(mss)) }
+	ack.SACK[0], ack.SACK[1], ack.NumSACK = SACKBlock{at(2.5), at(4.5)}, SACKBlock{at(4.5), at(6.5)}, 2
+	a.Input(now, &ack)
+	ack.SACK[0], ack.NumSACK = SACKBlock{at(2.5), at(6.5)}, 1
+	a.Input(now, &ack)
+	if want := 3 * mss; a.sackedBytes != want { // records 3, 4 and 5
+		t.Fatalf("%d bytes SACKed after [2.5,6.5) segments, want %d", a.sackedBytes, want)
+	}
+}
