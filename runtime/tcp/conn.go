@@ -117,12 +117,12 @@ type Conn struct {
 	cubic      cubicState
 	// Undo of a spurious cut (the idea of RFC 3708, as Linux's
 	// undo_marker and undo_retrans): a SACK recovery or RTO remembers
-	// cwnd and ssthresh before its cut and counts its retransmissions;
-	// when D-SACKs report every one of them as a duplicate, nothing was
-	// lost and the cut is undone (undo).
+	// cwnd and ssthresh before its cut and the ranges it resends; when
+	// D-SACKs report every one of them as a duplicate, nothing was lost
+	// and the cut is undone (dsackUndo).
 	undoOn        bool
-	undoMarker    uint32 // snd.una when the episode began: D-SACKs from it on count
-	undoRetrans   int    // the episode's retransmissions not yet reported duplicate
+	undoResent    [maxUndoRanges]seqRange // resent, not yet reported duplicate
+	undoN         int
 	priorCwnd     uint32
 	priorSsthresh uint32
 	// Congestion window validation, as Linux's tcp_cwnd_validate (the

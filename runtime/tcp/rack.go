@@ -420,23 +420,50 @@ func (c *Conn) sawDSACK(ack uint32) {
 	}
 }
 
+// maxUndoRanges bounds the resent ranges an episode remembers: one that
+// resends more gives up its undo (a long recovery lost data anyway).
+const maxUndoRanges = 16
+
 // beginUndo starts an episode that may be undone: the cut about to be made
-// is remembered, and the retransmissions from here on are counted.
+// is remembered, and the ranges resent from here on.
 func (c *Conn) beginUndo() {
-	c.undoOn, c.undoMarker, c.undoRetrans = true, c.sndUna, 0
+	c.undoOn, c.undoN = true, 0
 	c.priorCwnd, c.priorSsthresh = c.cwnd, c.ssthresh
 }
 
-// dsackUndo counts a D-SACK for the episode's retransmissions (Linux's
-// tcp_check_dsack): once every one is reported as a duplicate, the peer
-// had the data all along, and cwnd and ssthresh go back to what they were
-// before the cut (tcp_try_undo_dsack), ending the recovery.
-func (c *Conn) dsackUndo(d SACKBlock) {
-	if !c.undoOn || seqLT(d.Start, c.undoMarker) || c.undoRetrans == 0 {
+// noteResent remembers a range the episode resent.
+func (c *Conn) noteResent(start, end uint32) {
+	if !c.undoOn {
 		return
 	}
-	c.undoRetrans -= int((d.End - d.Start + uint32(c.sndMSS) - 1) / uint32(c.sndMSS))
-	if c.undoRetrans > 0 {
+	if c.undoN == maxUndoRanges {
+		c.undoOn = false
+		return
+	}
+	c.undoResent[c.undoN] = seqRange{start, end}
+	c.undoN++
+}
+
+// dsackUndo takes a D-SACK as the peer's report that one of the episode's
+// resent ranges arrived twice (Linux's tcp_sacktag_one counts only
+// D-SACKs of resent data: a duplicate the network made says nothing).
+// Once every range is reported, the peer had the data all along, and cwnd
+// and ssthresh go back to what they were before the cut
+// (tcp_try_undo_dsack), ending the recovery.
+func (c *Conn) dsackUndo(d SACKBlock) {
+	if !c.undoOn || c.undoN == 0 {
+		return
+	}
+	i := 0
+	for i < c.undoN && !(seqLEQ(c.undoResent[i].start, d.Start) && seqLT(d.Start, c.undoResent[i].end)) {
+		i++
+	}
+	if i == c.undoN {
+		return
+	}
+	c.undoN--
+	c.undoResent[i] = c.undoResent[c.undoN]
+	if c.undoN > 0 {
 		return
 	}
 	c.undoOn = false
@@ -676,9 +703,7 @@ func (c *Conn) retransmitRecord(now Time, emit func(*Segment), id uint32) {
 		}
 	}
 	c.lostBytes -= r.len()
-	if c.undoOn {
-		c.undoRetrans += int((r.len() + uint32(c.sndMSS) - 1) / uint32(c.sndMSS))
-	}
+	c.noteResent(r.start, r.end)
 	if r.flags&txRetx == 0 {
 		c.txq.retx++
 	}

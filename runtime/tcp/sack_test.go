@@ -484,3 +484,29 @@ func TestSACKBlocksThatTouch(t *testing.T) {
 		t.Fatalf("%d bytes SACKed after [2.5,6.5) segments, want %d", a.sackedBytes, want)
 	}
 }
+
+// A D-SACK for data we never resent is a duplicate the network made: it
+// says nothing of our retransmissions, and the cut of a recovery whose
+// retransmission was needed stays.
+func TestNetworkDuplicateDoesNotUndo(t *testing.T) {
+	// Without timestamps: PAWS would drop the old duplicate first.
+	a, b, now := establish(t, Config{MSS: 1000, NoTimestamps: true}, Config{MSS: 1000, DelayedACK: -1, NoTimestamps: true})
+	a.Write(payload(10*int(a.sndMSS), 81))
+	segs := emitted(a, now)
+	ssthresh := a.ssthresh
+	now += 10 * time.Millisecond
+	feed(b, now, segs[1:]) // the first is lost
+	feed(a, now, emitted(b, now))
+	re := emitted(a, now)
+	if !a.inRecovery || len(re) == 0 || re[0].Seq != segs[0].Seq {
+		t.Fatalf("recovery %v, A sent %v; want the first segment again in recovery", a.inRecovery, re)
+	}
+	now += 5 * time.Millisecond
+	feed(b, now, re[:1]) // the retransmission repairs the loss
+	feed(a, now, emitted(b, now))
+	feed(b, now, segs[5:6]) // and the network duplicates a segment B has
+	feed(a, now, emitted(b, now))
+	if st := a.Stats(); st.DSACKs != 1 || st.Undos != 0 || a.ssthresh >= ssthresh {
+		t.Fatalf("D-SACKs %d undos %d ssthresh %d (was %d); want the network's duplicate reported and the cut kept", st.DSACKs, st.Undos, a.ssthresh, ssthresh)
+	}
+}
