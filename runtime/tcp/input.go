@@ -42,6 +42,11 @@ func (c *Conn) Input(now Time, seg *Segment) {
 
 	if c.state != StateSynReceived && c.pawsReject(now, seg) {
 		c.ackNow = true // RFC 7323 §5.3 R1: unacceptable, answered with an ACK
+		// An old duplicate of data we have is reported in a D-SACK, as
+		// Linux's tcp_send_dupack does: the sender's resend was spurious.
+		if len(seg.Payload) > 0 && seqLT(seg.Seq, c.rcvNxt) {
+			c.noteDuplicate(seg.Seq, seqMin(seg.Seq+uint32(len(seg.Payload)), c.rcvNxt))
+		}
 		return
 	}
 	if !c.acceptable(seg) {

@@ -197,7 +197,8 @@ func TestRACKToleratesReordering(t *testing.T) {
 
 // PAWS (RFC 7323 §5): a segment whose timestamp is older than TS.Recent
 // is an old duplicate; it is dropped and answered with an ACK even though
-// its sequence numbers are acceptable.
+// its sequence numbers are acceptable, with a D-SACK when it holds data
+// already received.
 func TestPAWSDropsOldDuplicate(t *testing.T) {
 	a, b, now := establish(t, Config{}, Config{DelayedACK: -1})
 	a.Write([]byte("first"))
@@ -222,6 +223,13 @@ func TestPAWSDropsOldDuplicate(t *testing.T) {
 	ack := only(t, "ACK", emitted(b, now))
 	if ack.Flags != FlagACK || ack.Ack != b.rcvNxt || ack.TSEcr != cur.TSVal {
 		t.Fatalf("answer %v, want an ACK of %d echoing the current %d", ack.String(), b.rcvNxt, cur.TSVal)
+	}
+	// The old segment itself, data B has: dropped by PAWS too, and
+	// reported in a D-SACK, as Linux does.
+	b.Input(now, &old)
+	ack = only(t, "ACK", emitted(b, now))
+	if ack.NumSACK == 0 || ack.SACK[0] != (SACKBlock{old.Seq, old.Seq + uint32(len(old.Payload))}) {
+		t.Fatalf("answer to an old duplicate %v, want a D-SACK of [%d,%d)", ack.String(), old.Seq, old.Seq+uint32(len(old.Payload)))
 	}
 	// A RST is never PAWS-checked.
 	rst := Segment{SrcPort: dup.SrcPort, DstPort: dup.DstPort, Seq: b.rcvNxt, Flags: FlagRST, HasTS: true, TSVal: old.TSVal, WindowScale: -1}
