@@ -51,6 +51,16 @@ func (a *assembler) add(start, end uint32) bool {
 	return true
 }
 
+// covers reports whether one range holds all of [start,end).
+func (a *assembler) covers(start, end uint32) bool {
+	for i := range a.n {
+		if seqLEQ(a.r[i].start, start) && seqLEQ(end, a.r[i].end) {
+			return true
+		}
+	}
+	return false
+}
+
 // advance returns how far rcv.nxt moves once in-order data reaches nxt:
 // the ranges that now start at or before nxt are consumed.
 func (a *assembler) advance(nxt uint32) uint32 {

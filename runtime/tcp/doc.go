@@ -96,7 +96,9 @@
 //     the latest segment first and the rest from the highest, as many as
 //     fit (three beside timestamps, four without), and a new data
 //     segment leaves room for them. RFC 2883 D-SACK: a duplicate below
-//     rcv.nxt is reported in the first block. An out-of-order FIN's
+//     rcv.nxt (also one PAWS drops) or of data held out of order is
+//     reported in the first block, the latter followed by the block that
+//     holds it. An out-of-order FIN's
 //     sequence number is reported with the data before it, as Linux does,
 //     so the sender's segment that carried it counts as delivered.
 //   - The SACK sender (RFC 6675's scoreboard of segments in flight, with
@@ -133,8 +135,10 @@
 //     again draw an ACK so that a lost tail or lost ACKs
 //     recover without waiting for the RTO. Without SACK a duplicate ACK
 //     answering a resent probe starts fast recovery at once, and an
-//     answered resent probe cuts cwnd as a fast retransmit would (with SACK
-//     too: a D-SACK for the probe does not yet undo the cut).
+//     answered resent probe cuts cwnd as a fast retransmit would. With
+//     SACK the episode follows RFC 8985 §7.4.2 as Linux's
+//     tcp_process_tlp_ack: a D-SACK for the probe, or a pure duplicate
+//     ACK at its end, means nothing was lost and there is no cut.
 //   - Lost retransmissions in fast recovery: more duplicate ACKs since the
 //     last retransmission than segments were in flight when it left (plus
 //     a sixteenth and three, for duplicated segments) send it again

@@ -505,7 +505,14 @@ func (c *Conn) receive(now Time, seg *Segment) {
 				}
 				c.ackNow = true // RFC 5681 §4.2: ACK at once when filling a gap
 			}
-		} else if c.ooo.add(seq, seq+uint32(len(payload))) {
+		} else if end := seq + uint32(len(payload)); c.ooo.covers(seq, end) {
+			// Held out of order already: a D-SACK, then the block that
+			// holds it (RFC 2883 §4.2), tells the sender its resend was
+			// spurious.
+			c.noteDuplicate(seq, end)
+			c.sackLast = seq
+			c.ackNow = true
+		} else if c.ooo.add(seq, end) {
 			c.stats.OutOfOrder++
 			c.sackLast = seq
 			// One duplicate ACK per out-of-order segment, even when a batch

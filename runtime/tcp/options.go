@@ -142,7 +142,7 @@ func (c *Conn) sackBlock(r seqRange) SACKBlock {
 	return SACKBlock{r.start, r.end}
 }
 
-// noteDuplicate records data that arrived again below rcv.nxt, for the
+// noteDuplicate records data that arrived again, for the
 // D-SACK block of the next ACK (RFC 2883 §4): it tells the sender that
 // its retransmission was spurious, so RACK widens its reordering window.
 func (c *Conn) noteDuplicate(seq, end uint32) {

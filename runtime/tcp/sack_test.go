@@ -518,3 +518,24 @@ func TestNetworkDuplicateDoesNotUndo(t *testing.T) {
 		t.Fatalf("D-SACKs %d undos %d ssthresh %d (was %d); want the network's duplicate reported and the cut kept", st.DSACKs, st.Undos, a.ssthresh, ssthresh)
 	}
 }
+
+// A duplicate of data held out of order is reported too (RFC 2883 §4.2):
+// a D-SACK block for it, then the block that holds it, which the sender
+// reads as a D-SACK.
+func TestDSACKAboveCumulativeACK(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(payload(6*int(a.sndMSS), 91))
+	segs := emitted(a, now)
+	feed(b, now, segs[1:]) // the first is missing
+	emitted(b, now)
+	feed(b, now, segs[3:4]) // the fourth again
+	ack := only(t, "ACK of the duplicate", emitted(b, now))
+	dup := SACKBlock{segs[3].Seq, segs[3].Seq + uint32(len(segs[3].Payload))}
+	held := SACKBlock{segs[1].Seq, segs[5].Seq + uint32(len(segs[5].Payload))}
+	if ack.NumSACK < 2 || ack.SACK[0] != dup || ack.SACK[1] != held {
+		t.Fatalf("ACK %v, want a D-SACK %v then the block %v", ack.String(), dup, held)
+	}
+	if !a.isDSACK(ack.SACKBlocks(), ack.Ack) {
+		t.Fatal("the sender does not read the first block as a D-SACK")
+	}
+}
