@@ -282,7 +282,7 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	if c.tlpOut && seqGEQ(ack, c.tlpHigh) {
 		pureDup := acceptable && !advanced && delivered == 0 && len(seg.Payload) == 0 && seg.Flags&(FlagSYN|FlagFIN) == 0 &&
 			uint32(seg.Window)<<c.sndShift == oldWnd
-		c.probeAnswered(ack, advanced, probeDup, pureDup)
+		c.probeAnswered(ack, probeDup, pureDup)
 	}
 	switch {
 	case seqGT(ack, c.sndUna):
@@ -383,15 +383,13 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 // unless the peer says it got the segment twice: a D-SACK for the probe,
 // or a pure duplicate ACK at the probe's end. Until the ACK moves past
 // the probe's end, that is not known yet and the episode stays open.
-// Without SACK no D-SACK can come: the ACK that reaches the end decides.
-func (c *Conn) probeAnswered(ack uint32, advanced, probeDup, pureDup bool) {
+// Without SACK no D-SACK can come: the ACK that reaches the end (it moves
+// snd.una, so it comes once) decides.
+func (c *Conn) probeAnswered(ack uint32, probeDup, pureDup bool) {
 	cut := false
 	switch {
 	case !c.tlpRetx:
 	case !c.sackOK:
-		if !advanced {
-			return // the duplicate-ACK path decides
-		}
 		cut = true
 	case probeDup:
 	case seqGT(ack, c.tlpHigh):
