@@ -45,7 +45,7 @@ type serveFlags struct {
 	addr, iface, gateway, httpAddr, mode, get string
 	cpuProfile                                string
 	size                                      int64
-	kernel, replace                           bool
+	kernel, replace, offload                  bool
 	frames                                    int
 	// migration
 	switchAddr, control, records string
@@ -102,6 +102,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.Int64Var(&f.size, "size", 10<<20, "default /bytes body `length`; its sha256 is printed at start")
 	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
+	fs.BoolVar(&f.offload, "offload", true, "transmit through AF_PACKET with the kernel's segmentation offload (GSO/TSO), as a kernel sender does; false sends every frame through the AF_XDP ring")
 	fs.BoolVar(&f.replace, "replace-xdp", false, "take over an interface that already has an XDP program (e.g. left by a killed serve)")
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
@@ -267,7 +268,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("-gateway %q: %v", f.gateway, err)
 		}
 	}
-	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace})
+	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace, Offload: f.offload})
 	if err != nil {
 		return err
 	}
@@ -286,7 +287,11 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- st.Run(runCtx) }()
-	fmt.Printf("capygen stack %s on %s (mac %s, AF_XDP %s mode)\n", pfx, f.iface, ep.MAC(), ep.Mode())
+	tx := "AF_XDP"
+	if f.offload {
+		tx = "AF_PACKET with segmentation offload"
+	}
+	fmt.Printf("capygen stack %s on %s (mac %s, AF_XDP %s mode; transmit %s)\n", pfx, f.iface, ep.MAC(), ep.Mode(), tx)
 	report := func() {
 		fmt.Printf("xdp mode: %s\n", ep.Mode())
 		ls := ep.Stats()

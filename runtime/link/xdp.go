@@ -68,6 +68,13 @@ type XDPOptions struct {
 	// TxWait bounds how long Send waits for a free transmit frame before
 	// dropping (default 2ms).
 	TxWait time.Duration
+	// Offload sends through an AF_PACKET socket with the kernel's
+	// segmentation offload instead of the AF_XDP ring: the frames of a
+	// burst (Queue, then Flush) that continue one TCP stream leave as one
+	// frame of up to 64 KiB that the kernel, or the NIC's TSO, cuts into
+	// the original segments, as it does for a kernel TCP sender. Receiving
+	// stays on AF_XDP. It needs a kernel with PACKET_VNET_HDR (2.6.30).
+	Offload bool
 	// Replace takes over an interface that already has an XDP program,
 	// e.g. one left by a crashed process (whose queue is then a black
 	// hole). Without it OpenXDP refuses with ErrXDPBusy.
@@ -141,6 +148,7 @@ type XDP struct {
 
 	txMu   sync.Mutex // held by Send
 	txFree []uint64
+	gso    *gsoTx // with Offload: transmits instead of the tx ring
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -236,6 +244,11 @@ func (x *XDP) open() error {
 	}
 	if err := x.prog.Register(o.Queue, x.fd); err != nil {
 		return fmt.Errorf("open xdp on %q: register socket for queue %d: %v", x.ifname, o.Queue, err)
+	}
+	if o.Offload {
+		if x.gso, err = openGSOTx(x.ifname, x.ifindex, o.TxWait); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -425,6 +438,12 @@ func (x *XDP) MTU() int { return x.mtu }
 func (x *XDP) Send(frame []byte) error {
 	x.txMu.Lock()
 	defer x.txMu.Unlock()
+	if x.gso != nil {
+		if err := x.gsoQueue(frame); err != nil {
+			return err
+		}
+		return x.gsoFlush()
+	}
 	if err := x.enqueue(frame); err != nil {
 		return err
 	}
@@ -437,6 +456,9 @@ func (x *XDP) Send(frame []byte) error {
 func (x *XDP) Queue(frame []byte) error {
 	x.txMu.Lock()
 	defer x.txMu.Unlock()
+	if x.gso != nil {
+		return x.gsoQueue(frame)
+	}
 	return x.enqueue(frame)
 }
 
@@ -448,7 +470,37 @@ func (x *XDP) Flush() error {
 	if x.closed.Load() {
 		return ErrClosed
 	}
+	if x.gso != nil {
+		return x.gsoFlush()
+	}
 	return x.flush()
+}
+
+// gsoQueue queues frame on the offload socket; x.txMu is held.
+func (x *XDP) gsoQueue(frame []byte) error {
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkFrame(frame, x.mtu); err != nil {
+		return err
+	}
+	dropped, err := x.gso.queue(frame)
+	x.txFrames.Add(1)
+	x.txBytes.Add(uint64(len(frame)))
+	x.txDrops.Add(uint64(dropped))
+	return err
+}
+
+// gsoFlush sends the offload socket's burst; x.txMu is held. Frames
+// dropped on a full send buffer are counted, not an error: as with the tx
+// ring, TCP resends them.
+func (x *XDP) gsoFlush() error {
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	dropped, err := x.gso.flush()
+	x.txDrops.Add(uint64(dropped))
+	return err
 }
 
 // enqueue copies frame into a free transmit frame and places its
@@ -706,6 +758,9 @@ func (x *XDP) teardown() error {
 	if x.fd >= 0 {
 		unix.Close(x.fd)
 		x.fd = -1
+	}
+	if x.gso != nil {
+		x.gso.close()
 	}
 	for _, m := range x.mmaps {
 		unix.Munmap(m)

@@ -1,0 +1,300 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// gsoTx transmits through an AF_PACKET socket that takes a virtio_net_hdr
+// before each frame (PACKET_VNET_HDR), the way gVisor's fdbased endpoint
+// and QEMU's tap backend hand the kernel segmentation offload work. The
+// frames of one burst that continue one TCP stream (same headers, next
+// sequence number, equal full-size payloads) are joined into one frame of
+// up to 64 KiB, sent once with GSO metadata: the kernel, or the NIC's TSO,
+// cuts it into the original segments, or hands it whole to a peer that
+// takes such frames (a veth's kernel peer, as a kernel TCP sender does).
+// This is a stand-in for the NIC offload a DPDK stack has, and AF_XDP's
+// copy mode lacks: one skb per 44 segments instead of one per frame.
+//
+// A veth whose peer runs a native XDP program (say, our software switch)
+// loses its GSO features, so the kernel segments there before the peer
+// sees the frame: joining is then still one system call per burst.
+type gsoTx struct {
+	fd     int
+	ifname string
+	wait   time.Duration
+
+	arena []byte   // queued messages back to back: vnet header, then frame
+	msgs  []gsoMsg // one per message in arena
+	mm    []mmsghdr
+	iov   []unix.Iovec
+	to    []unix.RawSockaddrLinklayer
+	ifidx int32
+}
+
+// gsoMsg is one queued message and what joining needs of its last segment.
+type gsoMsg struct {
+	off, end int // arena[off:end] is the vnet header and the frame
+	segs     int // TCP segments joined in it; 0 if not a joinable TCP frame
+	size     int // payload bytes of its first segment: the GSO segment size
+	thl      int // TCP header length
+	open     bool
+}
+
+// mmsghdr is struct mmsghdr, which golang.org/x/sys/unix does not define.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+const (
+	vnetHdrLen   = 10 // struct virtio_net_hdr, without num_buffers
+	gsoMaxIPLen  = 65535
+	gsoArenaMax  = 1 << 20 // flush a burst past this many bytes queued
+	gsoMaxMsgs   = 256     // ... or this many messages
+	ipv4HdrLen   = 20
+	etherTypeIP4 = 0x0800
+)
+
+// openGSOTx opens the transmit socket on ifindex. protocol 0 binds it for
+// sending only: it receives nothing, so it takes no frame from AF_XDP.
+func openGSOTx(ifname string, ifindex int, wait time.Duration) (*gsoTx, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("open af_packet socket for %s: %w", ifname, ErrPermission)
+		}
+		return nil, fmt.Errorf("open af_packet socket for %s: %w", ifname, err)
+	}
+	g := &gsoTx{fd: fd, ifname: ifname, wait: wait, ifidx: int32(ifindex)}
+	fail := func(what string, err error) (*gsoTx, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("segmentation offload on %s: %s: %w (turn Offload off to send through AF_XDP)", ifname, what, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fail("PACKET_VNET_HDR", err)
+	}
+	// Not PACKET_QDISC_BYPASS: its direct transmit drops any frame that
+	// needs segmenting in software (dev_direct_xmit takes no list).
+	// A window of 64 KiB frames in flight must fit the send buffer, or the
+	// socket answers EAGAIN where a NIC ring would still have room.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 8<<20); err != nil {
+		return fail("SO_SNDBUFFORCE", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		return fail("bind", err)
+	}
+	return g, nil
+}
+
+func (g *gsoTx) close() {
+	if g.fd >= 0 {
+		unix.Close(g.fd)
+		g.fd = -1
+	}
+}
+
+// queue copies frame into the burst, joining it to the previous message
+// when it continues that message's TCP stream.
+// frame has passed checkFrame. A burst that fills the arena is flushed
+// first; queue then reports that flush's drops and errors, with frame
+// queued all the same.
+func (g *gsoTx) queue(frame []byte) (dropped int, err error) {
+	if n := len(g.msgs); n > 0 && g.msgs[n-1].open && g.join(&g.msgs[n-1], frame) {
+		return 0, nil
+	}
+	if len(g.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(g.msgs) == gsoMaxMsgs {
+		dropped, err = g.flush()
+	}
+	m := gsoMsg{off: len(g.arena)}
+	g.arena = append(g.arena, make([]byte, vnetHdrLen)...) // zero: no offload
+	g.arena = append(g.arena, frame...)
+	m.end = len(g.arena)
+	if thl, payload, ok := tcpSegment(frame); ok && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
+		m.segs, m.size, m.thl, m.open = 1, payload, thl, true
+	}
+	g.msgs = append(g.msgs, m)
+	return dropped, err
+}
+
+const (
+	tcpFlagPSH = 0x08
+	tcpFlagACK = 0x10
+)
+
+// tcpSegment reports whether frame is an IPv4 TCP segment that GSO can
+// repeat the headers of (no IP options, not a fragment), with its TCP
+// header length and payload size.
+func tcpSegment(frame []byte) (thl, payload int, ok bool) {
+	if len(frame) < EthernetHeaderLen+ipv4HdrLen+20 || binary.BigEndian.Uint16(frame[12:14]) != etherTypeIP4 {
+		return 0, 0, false
+	}
+	ip := frame[EthernetHeaderLen:]
+	if ip[0] != 0x45 || ip[9] != unix.IPPROTO_TCP || binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return 0, 0, false
+	}
+	total := int(binary.BigEndian.Uint16(ip[2:4]))
+	thl = int(ip[ipv4HdrLen+12]>>4) * 4
+	if total != len(ip) || thl < 20 || ipv4HdrLen+thl > total {
+		return 0, 0, false
+	}
+	return thl, total - ipv4HdrLen - thl, true
+}
+
+// join appends frame's payload to m if frame is m's stream's next segment:
+// every header byte equal but the sequence number, the checksums, the IP
+// length and ID, and PSH. GSO gives each segment the first one's headers
+// with the sequence number advanced and PSH only on the last, so only
+// such frames come out as they went in.
+func (g *gsoTx) join(m *gsoMsg, frame []byte) bool {
+	thl, payload, ok := tcpSegment(frame)
+	if !ok || payload == 0 || payload > m.size || thl != m.thl {
+		return false
+	}
+	head := g.arena[m.off+vnetHdrLen : m.end]
+	hIP, fIP := head[EthernetHeaderLen:], frame[EthernetHeaderLen:]
+	if int(binary.BigEndian.Uint16(hIP[2:4]))+payload > gsoMaxIPLen {
+		return false
+	}
+	if string(head[:EthernetHeaderLen]) != string(frame[:EthernetHeaderLen]) ||
+		hIP[1] != fIP[1] || string(hIP[6:10]) != string(fIP[6:10]) || string(hIP[12:20]) != string(fIP[12:20]) {
+		return false // addresses, TOS, DF, TTL or protocol differ
+	}
+	hT, fT := hIP[ipv4HdrLen:], fIP[ipv4HdrLen:]
+	if fT[13]&^tcpFlagPSH != tcpFlagACK || string(hT[0:4]) != string(fT[0:4]) ||
+		string(hT[8:13]) != string(fT[8:13]) || string(hT[14:16]) != string(fT[14:16]) ||
+		string(hT[18:thl]) != string(fT[18:thl]) {
+		return false // ports, ACK, window, urgent pointer or options differ
+	}
+	joined := len(head) - EthernetHeaderLen - ipv4HdrLen - thl
+	if binary.BigEndian.Uint32(fT[4:8]) != binary.BigEndian.Uint32(hT[4:8])+uint32(joined) {
+		return false
+	}
+	g.arena = append(g.arena, frame[EthernetHeaderLen+ipv4HdrLen+thl:]...)
+	m.end = len(g.arena)
+	m.segs++
+	head = g.arena[m.off+vnetHdrLen : m.end]
+	binary.BigEndian.PutUint16(head[EthernetHeaderLen+2:], uint16(len(head)-EthernetHeaderLen))
+	head[EthernetHeaderLen+ipv4HdrLen+13] = fT[13] // PSH, if any, stays on the last segment
+	// Only full-size segments may be followed: GSO cuts at m.size.
+	m.open = payload == m.size && fT[13]&tcpFlagPSH == 0
+	return true
+}
+
+// seal writes a joined message's GSO metadata: the segment size, the IPv4
+// header checksum, and the TCP checksum as the pseudo-header sum the
+// kernel completes per segment (CHECKSUM_PARTIAL).
+func (g *gsoTx) seal(m *gsoMsg) {
+	if m.segs < 2 {
+		return // sent as it came, with its own checksums
+	}
+	h := g.arena[m.off : m.off+vnetHdrLen]
+	frame := g.arena[m.off+vnetHdrLen : m.end]
+	ip := frame[EthernetHeaderLen:]
+	hdrLen := EthernetHeaderLen + ipv4HdrLen + m.thl
+	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
+	h[1] = unix.VIRTIO_NET_HDR_GSO_TCPV4
+	binary.NativeEndian.PutUint16(h[2:], uint16(hdrLen))
+	binary.NativeEndian.PutUint16(h[4:], uint16(m.size))
+	binary.NativeEndian.PutUint16(h[6:], uint16(EthernetHeaderLen+ipv4HdrLen))
+	binary.NativeEndian.PutUint16(h[8:], 16) // offset of the TCP checksum
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip[:ipv4HdrLen], 0)))
+	tcpLen := len(ip) - ipv4HdrLen
+	pseudo := sum16(ip[12:20], uint32(unix.IPPROTO_TCP)+uint32(tcpLen))
+	binary.BigEndian.PutUint16(ip[ipv4HdrLen+16:], fold(pseudo))
+}
+
+// sum16 adds b as big-endian 16-bit words to s (RFC 1071), unfolded.
+func sum16(b []byte, s uint32) uint32 {
+	for ; len(b) >= 2; b = b[2:] {
+		s += uint32(b[0])<<8 | uint32(b[1])
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+// flush sends every queued message with sendmmsg. A full socket buffer
+// (the peer is not draining) is waited out for up to g.wait, then what
+// remains is dropped, as a NIC with a full ring drops; TCP resends it.
+// It returns how many frames (segments) were dropped so.
+func (g *gsoTx) flush() (dropped int, err error) {
+	if len(g.msgs) == 0 {
+		return 0, nil
+	}
+	defer func() {
+		g.arena, g.msgs = g.arena[:0], g.msgs[:0]
+	}()
+	g.mm, g.iov, g.to = g.mm[:0], g.iov[:0], g.to[:0]
+	for i := range g.msgs {
+		m := &g.msgs[i]
+		g.seal(m)
+		g.iov = append(g.iov, unix.Iovec{Base: &g.arena[m.off]})
+		g.iov[i].SetLen(m.end - m.off)
+		// The socket is bound to no protocol (it receives nothing), so
+		// each frame names its EtherType: GSO looks it up by
+		// skb->protocol, and drops a frame with none.
+		et := g.arena[m.off+vnetHdrLen+12 : m.off+vnetHdrLen+14]
+		g.to = append(g.to, unix.RawSockaddrLinklayer{
+			Family: unix.AF_PACKET, Protocol: uint16(et[1])<<8 | uint16(et[0]), Ifindex: g.ifidx,
+		})
+	}
+	for i := range g.iov {
+		var h mmsghdr
+		h.hdr.Iov = &g.iov[i]
+		h.hdr.SetIovlen(1)
+		h.hdr.Name = (*byte)(unsafe.Pointer(&g.to[i]))
+		h.hdr.Namelen = unix.SizeofSockaddrLinklayer
+		g.mm = append(g.mm, h)
+	}
+	var deadline time.Time
+	var errs []error
+	for sent := 0; sent < len(g.mm); {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.mm[sent])),
+			uintptr(len(g.mm)-sent), unix.MSG_DONTWAIT, 0, 0)
+		runtime.KeepAlive(g.arena)
+		switch e {
+		case 0:
+			sent += int(n)
+		case unix.EINTR:
+		case unix.EAGAIN, unix.ENOBUFS:
+			if deadline.IsZero() {
+				deadline = time.Now().Add(g.wait)
+			} else if time.Now().After(deadline) {
+				for ; sent < len(g.mm); sent++ {
+					dropped += max(g.msgs[sent].segs, 1)
+				}
+				break
+			}
+			runtime.Gosched()
+		case unix.ENETDOWN:
+			return dropped, fmt.Errorf("send on %s: %w", g.ifname, ErrInterfaceDown)
+		case unix.ENXIO, unix.ENODEV:
+			return dropped, fmt.Errorf("send on %s: %w: %v", g.ifname, ErrNoInterface, e)
+		default:
+			// The kernel refused this message's headers: skip it so the
+			// rest still go, and say which it was.
+			m := &g.msgs[sent]
+			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
+				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.segs, e))
+			sent++
+		}
+	}
+	return dropped, errors.Join(errs...)
+}

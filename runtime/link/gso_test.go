@@ -1,0 +1,320 @@
+package link
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// With Offload, a burst of full-size segments of one TCP stream reaches a
+// Linux TCP socket on the veth's far side, which reads every byte in
+// order; a segment that breaks the run (a gap in the sequence) goes
+// separately and still arrives. With the veth's offloads on, the joined
+// frame crosses whole (over the MTU, as from a kernel sender's TSO); with
+// them off (the testbed's links), the kernel cuts it on our side, and no
+// frame over the MTU crosses.
+func TestXDPOffloadToKernelTCP(t *testing.T) {
+	needRoot(t)
+	for _, tso := range []bool{true, false} {
+		name := "tso"
+		if !tso {
+			name = "software"
+		}
+		t.Run(name, func(t *testing.T) { testOffloadToKernelTCP(t, tso) })
+	}
+}
+
+func testOffloadToKernelTCP(t *testing.T, tso bool) {
+	ns := newNS(t, "capy-"+tag()+"-g")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", "xb")
+	if !tso {
+		for _, dev := range []string{"xa", "xb"} {
+			run(t, "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
+		}
+	}
+	x := openXDP(t, ns, "xa", XDPOptions{Offload: true})
+	run(t, "ip", "-n", ns, "neigh", "add", "10.77.9.2", "lladdr", x.MAC().String(), "dev", "xb", "nud", "permanent")
+	peer := macOf(t, ns, "xb")
+	self, kernel := net.IP{10, 77, 9, 2}, net.IP{10, 77, 9, 1}
+	tap := openPacket(t, ns, "xb")
+
+	var ln net.Listener
+	inNS(t, ns, func() {
+		var err error
+		if ln, err = net.Listen("tcp4", "10.77.9.1:7000"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+
+	const iss = 5000
+	segment := func(seq, ack uint32, syn, psh bool, payload []byte) []byte {
+		tcp := &layers.TCP{SrcPort: 40000, DstPort: 7000, Seq: seq, Ack: ack, ACK: !syn, SYN: syn, PSH: psh, Window: 65535}
+		if syn {
+			tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}
+		}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP, SrcIP: self, DstIP: kernel}
+		tcp.SetNetworkLayerForChecksum(ip)
+		return serialize(t, &layers.Ethernet{SrcMAC: x.MAC(), DstMAC: peer, EthernetType: layers.EthernetTypeIPv4}, ip, tcp, gopacket.Payload(payload))
+	}
+	if err := x.Send(segment(iss, 0, true, false, nil)); err != nil {
+		t.Fatal(err)
+	}
+	synack := receiveOne(t, x, func(f []byte) bool {
+		tcp, ok := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP)
+		return ok && tcp.SYN && tcp.ACK
+	})
+	if synack == nil {
+		t.Fatal("the kernel did not answer the SYN")
+	}
+	rcvNxt := gopacket.NewPacket(synack, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP).Seq + 1
+	if err := x.Send(segment(iss+1, rcvNxt, false, false, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var conn net.Conn
+	select {
+	case conn = <-accepted:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the kernel did not accept the connection")
+	}
+	if conn == nil {
+		t.Fatal("accept failed")
+	}
+	defer conn.Close()
+
+	// Five full segments and a short one in one burst: one joined frame.
+	// Then, in a second burst, a segment, and one after a gap that the
+	// first cannot join: two frames, the second held out of order until
+	// the gap's segment fills it.
+	const mss = 1400
+	data := make([]byte, 7*mss+300)
+	for i := range data {
+		data[i] = byte(i*7 + i>>8)
+	}
+	seq := uint32(iss + 1)
+	for i := 0; i < 5; i++ {
+		if err := x.Queue(segment(seq, rcvNxt, false, false, data[i*mss:(i+1)*mss])); err != nil {
+			t.Fatal(err)
+		}
+		seq += mss
+	}
+	if err := x.Queue(segment(seq, rcvNxt, false, true, data[5*mss:5*mss+300])); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	seq += 300
+	gapSeq := seq
+	if err := x.Queue(segment(gapSeq+mss, rcvNxt, false, false, data[5*mss+300+mss:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Queue(segment(gapSeq, rcvNxt, false, false, data[5*mss+300:5*mss+300+mss])); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	big := tap.recv(func(f []byte) bool {
+		return len(f) > 1514 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 6
+	})
+	switch {
+	case tso && big == nil:
+		t.Error("no TCP frame over the MTU reached the peer: the burst was not joined")
+	case tso && len(big) != 14+20+20+5*mss+300:
+		t.Errorf("joined frame is %d bytes, want %d (five segments and the short one)", len(big), 14+20+20+5*mss+300)
+	case !tso && big != nil:
+		t.Errorf("a %d-byte frame crossed a link without offloads", len(big))
+	}
+
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(conn, got); err != nil {
+		t.Fatalf("kernel socket read %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("the kernel socket read different bytes than were sent")
+	}
+	st := x.Stats()
+	if st.TxDropped != 0 {
+		t.Errorf("TxDropped = %d, want 0", st.TxDropped)
+	}
+}
+
+// FuzzGSOJoin queues a run of TCP segments built from the input (sizes,
+// sequence steps, flags, a header byte changed) and checks the burst as
+// the kernel's tcp_gso_segment would cut it: every queued frame comes out
+// once, in order, with its own sequence number, payload and flags, and a
+// joined frame carries a valid IPv4 checksum and the pseudo-header sum.
+func FuzzGSOJoin(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 9, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 5, 7, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		g := &gsoTx{fd: -1}
+		var frames [][]byte
+		seq := uint32(1000)
+		const size = 1000
+		for len(in) >= 3 && len(frames) < 200 {
+			op, arg, mut := in[0], in[1], in[2]
+			in = in[3:]
+			n := size
+			if op&3 == 1 {
+				n = 1 + int(arg)%size // short
+			}
+			if op&3 == 2 {
+				n = 0 // a pure ACK
+			}
+			fr := testSegment(seq, n, mut)
+			if op&4 != 0 {
+				fr[EthernetHeaderLen+ipv4HdrLen+13] |= tcpFlagPSH
+			}
+			if op&8 != 0 {
+				seq += uint32(arg) // a gap
+			}
+			seq += uint32(n)
+			frames = append(frames, fr)
+			if dropped, err := g.queue(fr); dropped != 0 || err != nil {
+				t.Fatalf("queue: %d dropped, %v", dropped, err)
+			}
+		}
+		var out [][]byte
+		for i := range g.msgs {
+			m := &g.msgs[i]
+			g.seal(m)
+			out = append(out, cutLikeGSO(t, g.arena[m.off:m.end])...)
+		}
+		if len(out) != len(frames) {
+			t.Fatalf("%d frames queued, %d come out of the cut", len(frames), len(out))
+		}
+		for i := range frames {
+			if a, b := maskSegment(frames[i]), maskSegment(out[i]); !bytes.Equal(a, b) {
+				t.Fatalf("frame %d differs after the cut:\nqueued %x\ncut    %x", i, a, b)
+			}
+		}
+	})
+}
+
+// testSegment is an Ethernet+IPv4+TCP frame with timestamps and n bytes
+// of payload; mut, if not 0, changes one header byte.
+func testSegment(seq uint32, n int, mut byte) []byte {
+	f := make([]byte, EthernetHeaderLen+ipv4HdrLen+32+n)
+	copy(f, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0})
+	ip := f[EthernetHeaderLen:]
+	ip[0], ip[6], ip[8], ip[9] = 0x45, 0x40, 64, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	tcp := ip[ipv4HdrLen:]
+	binary.BigEndian.PutUint16(tcp[0:], 80)
+	binary.BigEndian.PutUint16(tcp[2:], 40000)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	binary.BigEndian.PutUint32(tcp[8:], 777)
+	tcp[12], tcp[13] = 8<<4, tcpFlagACK
+	binary.BigEndian.PutUint16(tcp[14:], 512)
+	copy(tcp[20:], []byte{1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6})
+	for i := range n {
+		tcp[32+i] = byte(seq) + byte(i)
+	}
+	if mut != 0 {
+		// Any byte of the headers but the lengths and checksums the cut
+		// rewrites anyway.
+		switch j := EthernetHeaderLen + ipv4HdrLen + 32; int(mut) % j {
+		case 16, 17, 24, 25, 38, 39, 50, 51:
+		default:
+			f[int(mut)%j] ^= 0x20
+		}
+	}
+	return f
+}
+
+// cutLikeGSO cuts one queued message (vnet header and frame) the way
+// tcp_gso_segment does: the first frame's headers on every piece, the
+// sequence number advanced, FIN and PSH only on the last piece.
+func cutLikeGSO(t *testing.T, msg []byte) [][]byte {
+	h, frame := msg[:vnetHdrLen], msg[vnetHdrLen:]
+	if h[1] == 0 {
+		return [][]byte{frame}
+	}
+	ip := frame[EthernetHeaderLen:]
+	if sum := fold(sum16(ip[:ipv4HdrLen], 0)); sum != 0xffff {
+		t.Fatalf("joined frame's IPv4 checksum does not verify (%#x)", sum)
+	}
+	thl := int(ip[ipv4HdrLen+12]>>4) * 4
+	pseudo := fold(sum16(ip[12:20], 6+uint32(len(ip)-ipv4HdrLen)))
+	if got := binary.BigEndian.Uint16(ip[ipv4HdrLen+16:]); got != pseudo {
+		t.Fatalf("joined frame's TCP checksum field %#x, want the pseudo-header sum %#x", got, pseudo)
+	}
+	size := int(binary.NativeEndian.Uint16(h[4:]))
+	hdr := EthernetHeaderLen + ipv4HdrLen + thl
+	payload := frame[hdr:]
+	if len(payload) <= size {
+		t.Fatalf("joined frame of %d payload bytes with segment size %d", len(payload), size)
+	}
+	var out [][]byte
+	seq := binary.BigEndian.Uint32(frame[EthernetHeaderLen+ipv4HdrLen+4:])
+	for off := 0; off < len(payload); off += size {
+		p := payload[off:min(off+size, len(payload))]
+		piece := append(append([]byte(nil), frame[:hdr]...), p...)
+		binary.BigEndian.PutUint16(piece[EthernetHeaderLen+2:], uint16(len(piece)-EthernetHeaderLen))
+		binary.BigEndian.PutUint32(piece[EthernetHeaderLen+ipv4HdrLen+4:], seq+uint32(off))
+		if off+size < len(payload) {
+			piece[EthernetHeaderLen+ipv4HdrLen+13] &^= tcpFlagPSH | 1
+		}
+		out = append(out, piece)
+	}
+	return out
+}
+
+// maskSegment zeroes what the kernel writes per piece: IPv4 ID and
+// checksum, TCP checksum.
+func maskSegment(f []byte) []byte {
+	f = append([]byte(nil), f...)
+	for _, i := range []int{18, 19, 24, 25, 50, 51} {
+		if i < len(f) {
+			f[i] = 0
+		}
+	}
+	return f
+}
+
+// Full segments of one stream join into one message, the short one ends
+// it, and whatever does not continue it starts a message of its own.
+func TestGSOJoinsARun(t *testing.T) {
+	g := &gsoTx{fd: -1}
+	seq := uint32(1)
+	for _, n := range []int{1000, 1000, 1000, 400, 1000} {
+		if _, err := g.queue(testSegment(seq, n, 0)); err != nil {
+			t.Fatal(err)
+		}
+		seq += uint32(n)
+	}
+	if _, err := g.queue(testSegment(seq+1, 1000, 0)); err != nil { // a gap
+		t.Fatal(err)
+	}
+	var segs []int
+	for _, m := range g.msgs {
+		segs = append(segs, m.segs)
+	}
+	if want := []int{4, 1, 1}; !slices.Equal(segs, want) {
+		t.Fatalf("segments per message %v, want %v", segs, want)
+	}
+}
