@@ -206,6 +206,15 @@ type Engine struct {
 		err                error
 	}
 	sendBurst func()
+	// start is Start's machine step for startStep, which runs inside
+	// host.Burst; its effects are copied out after, so that no pointer to
+	// Start's own escapes (an allocation per migration).
+	start struct {
+		o  *outgoing
+		t0 int64
+		fx effects
+	}
+	startStep func()
 }
 
 // DefaultMaxRestoreBuffer is Config.MaxRestoreBuffer's default.
@@ -312,6 +321,7 @@ func newEngine(cfg Config) (*Engine, error) {
 		buf:      make([]byte, 0, 2048),
 	}
 	e.sendBurst = e.sendFragments
+	e.startStep = e.startMachine
 	e.refill()
 	return e, nil
 }

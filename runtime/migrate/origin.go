@@ -138,10 +138,24 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.out[k] = o
 	e.outByID[id] = o
 	e.stats.Started++
-	e.originEvent(e.host.Now(), o, migstate.OriginEventStart, &fx)
-	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	e.start.o, e.start.t0 = o, t0
+	e.host.Burst(e.startStep)
+	fx, e.start.fx, e.start.o = e.start.fx, effects{}, nil
 	e.unlockAndRun(&fx)
 	return nil
+}
+
+// startMachine is Start's step of the origin machine, run inside
+// host.Burst: the PREPARE_MIG it sends leaves at the burst's end, after
+// its Work is counted, as the sends of the handlers on the host's event
+// loop leave at the end of its drain. On the userspace stack that end is
+// the link's kick (in the testbed, AF_XDP's copy into the kernel and the
+// veth's transmit, a NIC's work); the kernel host sends inside fn, and
+// its Work keeps its send system calls. e.mu is held.
+func (e *Engine) startMachine() {
+	o := e.start.o
+	e.originEvent(e.host.Now(), o, migstate.OriginEventStart, &e.start.fx)
+	o.rec.Work += time.Duration(e.cfg.Clock() - e.start.t0)
 }
 
 // onOriginMessage feeds PREPARE_MIG_ACK, REJECTED and CONN_STATE_ACK to
