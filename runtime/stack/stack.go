@@ -329,14 +329,13 @@ func (s *Stack) endQueued() {
 // drain left queued.
 func (s *Stack) flushTx() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.beginBurst()
 	for i, c := range s.outPending {
 		s.outPending[i] = nil
 		s.outputOwed(s.now, c) // nothing if output ran meanwhile or c left the table
 	}
 	s.outPending = s.outPending[:0]
-	s.endBurst()
+	s.endBurstUnlock()
 }
 
 // outputSoon is output for a segment's Input. In Run's drain it is put
@@ -389,9 +388,10 @@ func (s *Stack) inputLocked(now tcp.Time, frame []byte) {
 func (s *Stack) Advance(now tcp.Time) {
 	s.mu.Lock()
 	now = s.setNow(now)
+	s.beginBurst()
 	s.advanceLocked(now)
 	h := s.timers
-	s.mu.Unlock()
+	s.endBurstUnlock()
 	if h != nil {
 		if d, ok := h.NextDeadline(); ok && d <= now {
 			h.Advance(now)
@@ -618,6 +618,17 @@ func (s *Stack) endBurst() {
 	}
 }
 
+// endBurstUnlock closes a burst and releases s.mu; the outermost burst's
+// flush comes after the unlock (unlockFlush). In copy mode a kick is the
+// kernel's transmit, often with the receiving veth's softirq, which can
+// run for hundreds of microseconds: under s.mu it would hold up every
+// goroutine that needs the stack, a migration handler in the middle of
+// its work among them.
+func (s *Stack) endBurstUnlock() {
+	s.txDefer--
+	s.unlockFlush()
+}
+
 // unlockFlush releases s.mu and then flushes what a txLater burst left
 // queued, so that the kick (most of a bulk sender's time, in the kernel)
 // runs while the event loop can take the lock and process ACKs.
@@ -787,8 +798,7 @@ func (s *Stack) Burst(f func()) {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.endBurst()
-		s.mu.Unlock()
+		s.endBurstUnlock()
 	}()
 	f()
 }
