@@ -25,17 +25,29 @@ import (
 // A veth whose peer runs a native XDP program (say, our software switch)
 // loses its GSO features, so the kernel segments there before the peer
 // sees the frame: joining is then still one system call per burst.
+//
+// Frames queue in one batch while another is being sent, so that a
+// goroutine queueing a frame never waits for another's system call (in
+// copy mode, the kernel's transmit and often the peer's softirq): the
+// XDP endpoint guards fill with txMu, and send and the message headers
+// with flushMu.
 type gsoTx struct {
 	fd     int
 	ifname string
 	wait   time.Duration
+	ifidx  int32
 
+	fill, send *gsoBatch
+
+	mm  []mmsghdr
+	iov []unix.Iovec
+	to  []unix.RawSockaddrLinklayer
+}
+
+// gsoBatch is a burst of queued messages.
+type gsoBatch struct {
 	arena []byte   // queued messages back to back: vnet header, then frame
 	msgs  []gsoMsg // one per message in arena
-	mm    []mmsghdr
-	iov   []unix.Iovec
-	to    []unix.RawSockaddrLinklayer
-	ifidx int32
 }
 
 // gsoMsg is one queued message and what joining needs of its last segment.
@@ -73,7 +85,7 @@ func openGSOTx(ifname string, ifindex int, wait time.Duration) (*gsoTx, error) {
 		}
 		return nil, fmt.Errorf("open af_packet socket for %s: %w", ifname, err)
 	}
-	g := &gsoTx{fd: fd, ifname: ifname, wait: wait, ifidx: int32(ifindex)}
+	g := &gsoTx{fd: fd, ifname: ifname, wait: wait, ifidx: int32(ifindex), fill: new(gsoBatch), send: new(gsoBatch)}
 	fail := func(what string, err error) (*gsoTx, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("segmentation offload on %s: %s: %w (turn Offload off to send through AF_XDP)", ifname, what, err)
@@ -101,27 +113,26 @@ func (g *gsoTx) close() {
 	}
 }
 
-// queue copies frame into the burst, joining it to the previous message
-// when it continues that message's TCP stream.
-// frame has passed checkFrame. A burst that fills the arena is flushed
-// first; queue then reports that flush's drops and errors, with frame
-// queued all the same.
-func (g *gsoTx) queue(frame []byte) (dropped int, err error) {
-	if n := len(g.msgs); n > 0 && g.msgs[n-1].open && g.join(&g.msgs[n-1], frame) {
-		return 0, nil
+// queue copies frame into the batch, joining it to the previous message
+// when it continues that message's TCP stream. frame has passed
+// checkFrame. It returns false, and queues nothing, when the batch is
+// full: the caller flushes and queues again.
+func (b *gsoBatch) queue(frame []byte) bool {
+	if n := len(b.msgs); n > 0 && b.msgs[n-1].open && b.join(&b.msgs[n-1], frame) {
+		return true
 	}
-	if len(g.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(g.msgs) == gsoMaxMsgs {
-		dropped, err = g.flush()
+	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
+		return false
 	}
-	m := gsoMsg{off: len(g.arena)}
-	g.arena = append(g.arena, make([]byte, vnetHdrLen)...) // zero: no offload
-	g.arena = append(g.arena, frame...)
-	m.end = len(g.arena)
+	m := gsoMsg{off: len(b.arena)}
+	b.arena = append(b.arena, make([]byte, vnetHdrLen)...) // zero: no offload
+	b.arena = append(b.arena, frame...)
+	m.end = len(b.arena)
 	if thl, payload, ok := tcpSegment(frame); ok && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
 		m.segs, m.size, m.thl, m.open = 1, payload, thl, true
 	}
-	g.msgs = append(g.msgs, m)
-	return dropped, err
+	b.msgs = append(b.msgs, m)
+	return true
 }
 
 const (
@@ -153,12 +164,12 @@ func tcpSegment(frame []byte) (thl, payload int, ok bool) {
 // length and ID, and PSH. GSO gives each segment the first one's headers
 // with the sequence number advanced and PSH only on the last, so only
 // such frames come out as they went in.
-func (g *gsoTx) join(m *gsoMsg, frame []byte) bool {
+func (b *gsoBatch) join(m *gsoMsg, frame []byte) bool {
 	thl, payload, ok := tcpSegment(frame)
 	if !ok || payload == 0 || payload > m.size || thl != m.thl {
 		return false
 	}
-	head := g.arena[m.off+vnetHdrLen : m.end]
+	head := b.arena[m.off+vnetHdrLen : m.end]
 	hIP, fIP := head[EthernetHeaderLen:], frame[EthernetHeaderLen:]
 	if int(binary.BigEndian.Uint16(hIP[2:4]))+payload > gsoMaxIPLen {
 		return false
@@ -177,10 +188,10 @@ func (g *gsoTx) join(m *gsoMsg, frame []byte) bool {
 	if binary.BigEndian.Uint32(fT[4:8]) != binary.BigEndian.Uint32(hT[4:8])+uint32(joined) {
 		return false
 	}
-	g.arena = append(g.arena, frame[EthernetHeaderLen+ipv4HdrLen+thl:]...)
-	m.end = len(g.arena)
+	b.arena = append(b.arena, frame[EthernetHeaderLen+ipv4HdrLen+thl:]...)
+	m.end = len(b.arena)
 	m.segs++
-	head = g.arena[m.off+vnetHdrLen : m.end]
+	head = b.arena[m.off+vnetHdrLen : m.end]
 	binary.BigEndian.PutUint16(head[EthernetHeaderLen+2:], uint16(len(head)-EthernetHeaderLen))
 	head[EthernetHeaderLen+ipv4HdrLen+13] = fT[13] // PSH, if any, stays on the last segment
 	// Only full-size segments may be followed: GSO cuts at m.size.
@@ -191,12 +202,12 @@ func (g *gsoTx) join(m *gsoMsg, frame []byte) bool {
 // seal writes a joined message's GSO metadata: the segment size, the IPv4
 // header checksum, and the TCP checksum as the pseudo-header sum the
 // kernel completes per segment (CHECKSUM_PARTIAL).
-func (g *gsoTx) seal(m *gsoMsg) {
+func (b *gsoBatch) seal(m *gsoMsg) {
 	if m.segs < 2 {
 		return // sent as it came, with its own checksums
 	}
-	h := g.arena[m.off : m.off+vnetHdrLen]
-	frame := g.arena[m.off+vnetHdrLen : m.end]
+	h := b.arena[m.off : m.off+vnetHdrLen]
+	frame := b.arena[m.off+vnetHdrLen : m.end]
 	ip := frame[EthernetHeaderLen:]
 	hdrLen := EthernetHeaderLen + ipv4HdrLen + m.thl
 	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
@@ -230,27 +241,27 @@ func fold(s uint32) uint16 {
 	return uint16(s)
 }
 
-// flush sends every queued message with sendmmsg. A full socket buffer
+// flush sends every message of b with sendmmsg, and empties b. A full socket buffer
 // (the peer is not draining) is waited out for up to g.wait, then what
 // remains is dropped, as a NIC with a full ring drops; TCP resends it.
 // It returns how many frames (segments) were dropped so.
-func (g *gsoTx) flush() (dropped int, err error) {
-	if len(g.msgs) == 0 {
+func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
+	if len(b.msgs) == 0 {
 		return 0, nil
 	}
 	defer func() {
-		g.arena, g.msgs = g.arena[:0], g.msgs[:0]
+		b.arena, b.msgs = b.arena[:0], b.msgs[:0]
 	}()
 	g.mm, g.iov, g.to = g.mm[:0], g.iov[:0], g.to[:0]
-	for i := range g.msgs {
-		m := &g.msgs[i]
-		g.seal(m)
-		g.iov = append(g.iov, unix.Iovec{Base: &g.arena[m.off]})
+	for i := range b.msgs {
+		m := &b.msgs[i]
+		b.seal(m)
+		g.iov = append(g.iov, unix.Iovec{Base: &b.arena[m.off]})
 		g.iov[i].SetLen(m.end - m.off)
 		// The socket is bound to no protocol (it receives nothing), so
 		// each frame names its EtherType: GSO looks it up by
 		// skb->protocol, and drops a frame with none.
-		et := g.arena[m.off+vnetHdrLen+12 : m.off+vnetHdrLen+14]
+		et := b.arena[m.off+vnetHdrLen+12 : m.off+vnetHdrLen+14]
 		g.to = append(g.to, unix.RawSockaddrLinklayer{
 			Family: unix.AF_PACKET, Protocol: uint16(et[1])<<8 | uint16(et[0]), Ifindex: g.ifidx,
 		})
@@ -268,7 +279,7 @@ func (g *gsoTx) flush() (dropped int, err error) {
 	for sent := 0; sent < len(g.mm); {
 		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.mm[sent])),
 			uintptr(len(g.mm)-sent), unix.MSG_DONTWAIT, 0, 0)
-		runtime.KeepAlive(g.arena)
+		runtime.KeepAlive(b.arena)
 		switch e {
 		case 0:
 			sent += int(n)
@@ -278,7 +289,7 @@ func (g *gsoTx) flush() (dropped int, err error) {
 				deadline = time.Now().Add(g.wait)
 			} else if time.Now().After(deadline) {
 				for ; sent < len(g.mm); sent++ {
-					dropped += max(g.msgs[sent].segs, 1)
+					dropped += max(b.msgs[sent].segs, 1)
 				}
 				break
 			}
@@ -290,7 +301,7 @@ func (g *gsoTx) flush() (dropped int, err error) {
 		default:
 			// The kernel refused this message's headers: skip it so the
 			// rest still go, and say which it was.
-			m := &g.msgs[sent]
+			m := &b.msgs[sent]
 			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
 				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.segs, e))
 			sent++

@@ -170,7 +170,7 @@ func FuzzGSOJoin(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 9, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 5, 7, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, in []byte) {
-		g := &gsoTx{fd: -1}
+		g := &gsoBatch{}
 		var frames [][]byte
 		seq := uint32(1000)
 		const size = 1000
@@ -193,8 +193,8 @@ func FuzzGSOJoin(f *testing.F) {
 			}
 			seq += uint32(n)
 			frames = append(frames, fr)
-			if dropped, err := g.queue(fr); dropped != 0 || err != nil {
-				t.Fatalf("queue: %d dropped, %v", dropped, err)
+			if !g.queue(fr) {
+				t.Fatalf("a batch of %d frames is full", len(frames))
 			}
 		}
 		var out [][]byte
@@ -299,16 +299,16 @@ func maskSegment(f []byte) []byte {
 // Full segments of one stream join into one message, the short one ends
 // it, and whatever does not continue it starts a message of its own.
 func TestGSOJoinsARun(t *testing.T) {
-	g := &gsoTx{fd: -1}
+	g := &gsoBatch{}
 	seq := uint32(1)
 	for _, n := range []int{1000, 1000, 1000, 400, 1000} {
-		if _, err := g.queue(testSegment(seq, n, 0)); err != nil {
-			t.Fatal(err)
+		if !g.queue(testSegment(seq, n, 0)) {
+			t.Fatal("batch full")
 		}
 		seq += uint32(n)
 	}
-	if _, err := g.queue(testSegment(seq+1, 1000, 0)); err != nil { // a gap
-		t.Fatal(err)
+	if !g.queue(testSegment(seq+1, 1000, 0)) { // a gap
+		t.Fatal("batch full")
 	}
 	var segs []int
 	for _, m := range g.msgs {
@@ -316,5 +316,57 @@ func TestGSOJoinsARun(t *testing.T) {
 	}
 	if want := []int{4, 1, 1}; !slices.Equal(segs, want) {
 		t.Fatalf("segments per message %v, want %v", segs, want)
+	}
+}
+
+// The stack queues under its lock and flushes after releasing it, so
+// Queue and Flush run at once from two goroutines: with Offload every
+// frame still leaves once, in the order queued.
+func TestXDPOffloadQueueWhileFlushing(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-q")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	x := openXDP(t, ns, "xa", XDPOptions{Offload: true})
+	peer := openPacket(t, ns, "xb")
+	dst := macOf(t, ns, "xb")
+	const n = 3000
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				x.Flush() //nolint:errcheck // the last Flush below checks
+			}
+		}
+	}()
+	for i := range n {
+		if err := x.Queue(seqFrame(dst, x.MAC(), uint32(i), 200)); err != nil {
+			t.Fatal(err)
+		}
+		if i%64 == 63 {
+			time.Sleep(50 * time.Microsecond) // let the peer's socket drain
+		}
+	}
+	close(stop)
+	<-stopped
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	next := uint32(0)
+	for next < n {
+		f := peer.recv(func(f []byte) bool { return len(f) >= 18 && binary.BigEndian.Uint16(f[12:]) == testEtherType })
+		if f == nil {
+			break
+		}
+		if got := binary.BigEndian.Uint32(f[14:]); got != next {
+			t.Fatalf("frame %d arrived where %d was due", got, next)
+		}
+		next++
+	}
+	if next != n {
+		t.Fatalf("%d of %d frames arrived (link dropped %d)", next, n, x.Stats().TxDropped)
 	}
 }

@@ -148,7 +148,10 @@ type XDP struct {
 
 	txMu   sync.Mutex // held by Send
 	txFree []uint64
-	gso    *gsoTx // with Offload: transmits instead of the tx ring
+	// With Offload, gso transmits instead of the tx ring: txMu guards its
+	// filling batch, flushMu (taken before txMu) the batch being sent.
+	gso     *gsoTx
+	flushMu sync.Mutex
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -436,14 +439,14 @@ func (x *XDP) MTU() int { return x.mtu }
 // not draining), the frame is dropped and counted, as a NIC with a full
 // ring would; TCP recovers by retransmitting.
 func (x *XDP) Send(frame []byte) error {
-	x.txMu.Lock()
-	defer x.txMu.Unlock()
 	if x.gso != nil {
 		if err := x.gsoQueue(frame); err != nil {
 			return err
 		}
 		return x.gsoFlush()
 	}
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
 	if err := x.enqueue(frame); err != nil {
 		return err
 	}
@@ -454,51 +457,67 @@ func (x *XDP) Send(frame []byte) error {
 // frames costs one Flush. Frames still go out if the transmit frames run
 // short, since waiting for a free one kicks the kernel.
 func (x *XDP) Queue(frame []byte) error {
-	x.txMu.Lock()
-	defer x.txMu.Unlock()
 	if x.gso != nil {
 		return x.gsoQueue(frame)
 	}
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
 	return x.enqueue(frame)
 }
 
 // Flush implements Batcher: it kicks the kernel until the transmit ring is
 // empty or stops draining.
 func (x *XDP) Flush() error {
+	if x.gso != nil {
+		return x.gsoFlush()
+	}
 	x.txMu.Lock()
 	defer x.txMu.Unlock()
 	if x.closed.Load() {
 		return ErrClosed
 	}
-	if x.gso != nil {
-		return x.gsoFlush()
-	}
 	return x.flush()
 }
 
-// gsoQueue queues frame on the offload socket; x.txMu is held.
+// gsoQueue queues frame in the offload socket's filling batch. It waits
+// for no other goroutine's send; only a full batch is flushed first.
 func (x *XDP) gsoQueue(frame []byte) error {
-	if x.closed.Load() {
-		return ErrClosed
-	}
 	if err := checkFrame(frame, x.mtu); err != nil {
 		return err
 	}
-	dropped, err := x.gso.queue(frame)
-	x.txFrames.Add(1)
-	x.txBytes.Add(uint64(len(frame)))
-	x.txDrops.Add(uint64(dropped))
-	return err
+	var err error
+	for range 2 {
+		x.txMu.Lock()
+		if x.closed.Load() {
+			x.txMu.Unlock()
+			return ErrClosed
+		}
+		ok := x.gso.fill.queue(frame)
+		x.txMu.Unlock()
+		if ok {
+			x.txFrames.Add(1)
+			x.txBytes.Add(uint64(len(frame)))
+			return err
+		}
+		err = x.gsoFlush() // a full batch: send it, then queue again
+	}
+	return err // not reached: an empty batch takes any frame
 }
 
-// gsoFlush sends the offload socket's burst; x.txMu is held. Frames
-// dropped on a full send buffer are counted, not an error: as with the tx
-// ring, TCP resends them.
+// gsoFlush sends the filling batch. Frames dropped on a full send buffer
+// are counted, not an error: as with the tx ring, TCP resends them.
 func (x *XDP) gsoFlush() error {
+	x.flushMu.Lock()
+	defer x.flushMu.Unlock()
+	x.txMu.Lock()
 	if x.closed.Load() {
+		x.txMu.Unlock()
 		return ErrClosed
 	}
-	dropped, err := x.gso.flush()
+	g := x.gso
+	g.fill, g.send = g.send, g.fill // send is empty: flushMu's holder empties it
+	x.txMu.Unlock()
+	dropped, err := g.flush(g.send)
 	x.txDrops.Add(uint64(dropped))
 	return err
 }
@@ -727,9 +746,11 @@ func (x *XDP) Close() error {
 		one[0] = 1
 		unix.Write(x.wakeFD, one[:])
 		x.rxMu.Lock()
+		x.flushMu.Lock()
 		x.txMu.Lock()
 		x.closeErr = x.teardown()
 		x.txMu.Unlock()
+		x.flushMu.Unlock()
 		x.rxMu.Unlock()
 	})
 	return x.closeErr
