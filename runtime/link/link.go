@@ -40,5 +40,15 @@ type Batcher interface {
 	Flush() error
 }
 
+// Waker is an Endpoint whose Receive another goroutine can cut short: an
+// event loop that sleeps in Receive takes work posted to it without
+// waiting for a frame or its timeout.
+type Waker interface {
+	Endpoint
+	// Wake makes the Receive in progress, or else the next one, return
+	// promptly, with whatever frames are there (perhaps none).
+	Wake()
+}
+
 // ErrClosed is returned by an Endpoint used after Close.
 var ErrClosed = errors.New("link: endpoint closed")

@@ -53,13 +53,14 @@ type Memory struct {
 	peer *Memory
 
 	done      chan struct{}
+	wake      chan struct{} // Wake's token, one at most
 	closeOnce sync.Once
 
 	rxFrames, rxBytes, rxDropped atomic.Uint64
 	txFrames, txBytes, txDropped atomic.Uint64
 }
 
-var _ Endpoint = (*Memory)(nil)
+var _ Waker = (*Memory)(nil)
 
 // NewPipe returns the two ends of an in-memory link with the given MACs
 // and MTU, each end queueing up to DefaultPipeQueue frames. It panics
@@ -85,8 +86,8 @@ func NewPipeQueue(macA, macB net.HardwareAddr, mtu, queue int) (*Memory, *Memory
 	if queue < 1 {
 		return nil, nil, fmt.Errorf("%w: pipe queue %d must be at least 1", ErrBadConfig, queue)
 	}
-	a := &Memory{mac: append(net.HardwareAddr(nil), macA...), mtu: mtu, in: make(chan []byte, queue), done: make(chan struct{})}
-	b := &Memory{mac: append(net.HardwareAddr(nil), macB...), mtu: mtu, in: make(chan []byte, queue), done: make(chan struct{})}
+	a := &Memory{mac: append(net.HardwareAddr(nil), macA...), mtu: mtu, in: make(chan []byte, queue), done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	b := &Memory{mac: append(net.HardwareAddr(nil), macB...), mtu: mtu, in: make(chan []byte, queue), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	a.peer, b.peer = b, a
 	return a, b, nil
 }
@@ -140,6 +141,9 @@ func (m *Memory) Receive(timeout time.Duration, fn func(frame []byte)) (int, err
 			t.Stop()
 		case <-t.C:
 			return 0, nil
+		case <-m.wake:
+			t.Stop()
+			return 0, nil
 		case <-m.done:
 			t.Stop()
 			return 0, ErrClosed
@@ -163,6 +167,14 @@ func (m *Memory) Receive(timeout time.Duration, fn func(frame []byte)) (int, err
 		}
 	}
 	return n, nil
+}
+
+// Wake implements Waker.
+func (m *Memory) Wake() {
+	select {
+	case m.wake <- struct{}{}:
+	default: // a wake is already pending
+	}
 }
 
 // Close implements Endpoint.

@@ -132,7 +132,7 @@ type XDP struct {
 	opts    XDPOptions
 
 	fd      int
-	wakeFD  int // eventfd that Close writes to end a Receive's poll
+	wakeFD  int // eventfd that Close and Wake write to end a Receive's poll
 	umem    []byte
 	prog    *xdp.Program
 	nl      *rtnl
@@ -145,6 +145,8 @@ type XDP struct {
 
 	rxMu    sync.Mutex // held by Receive; Close takes it to tear down
 	rxAddrs []uint64
+	woken   atomic.Bool // Wake was called since Receive last looked
+	wakeMu  sync.Mutex  // keeps Wake's write off a closed wakeFD
 
 	txMu   sync.Mutex // held by Send
 	txFree []uint64
@@ -161,7 +163,10 @@ type XDP struct {
 	txFrames, txBytes, txDrops atomic.Uint64
 }
 
-var _ Batcher = (*XDP)(nil)
+var (
+	_ Batcher = (*XDP)(nil)
+	_ Waker   = (*XDP)(nil)
+)
 
 type umemRing struct {
 	prod, cons *uint32
@@ -623,17 +628,18 @@ func (x *XDP) Receive(timeout time.Duration, fn func(frame []byte)) (int, error)
 	if x.closed.Load() {
 		return 0, ErrClosed
 	}
-	if x.rxReady() == 0 && timeout > 0 {
+	if x.rxReady() == 0 && timeout > 0 && !x.woken.Load() {
 		spinEnd := time.Now().Add(min(x.opts.Spin, timeout))
-		for x.rxReady() == 0 && time.Now().Before(spinEnd) {
+		for x.rxReady() == 0 && !x.woken.Load() && time.Now().Before(spinEnd) {
 			// Busy check: the ring is shared memory, no syscall needed.
 		}
-		if x.rxReady() == 0 {
+		if x.rxReady() == 0 && !x.woken.Load() {
 			if err := x.wait(timeout - x.opts.Spin); err != nil {
 				return 0, err
 			}
 		}
 	}
+	x.woken.Store(false)
 	if x.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -644,7 +650,22 @@ func (x *XDP) rxReady() uint32 {
 	return atomic.LoadUint32(x.rx.prod) - atomic.LoadUint32(x.rx.cons)
 }
 
-// wait sleeps until the socket is readable, Close is called or d passes.
+// Wake implements Waker: the flag ends a spin, the eventfd a poll.
+func (x *XDP) Wake() {
+	if x.woken.Swap(true) {
+		return // a wake is already pending
+	}
+	x.wakeMu.Lock()
+	defer x.wakeMu.Unlock()
+	if x.wakeFD >= 0 && !x.closed.Load() {
+		var one [8]byte
+		one[0] = 1
+		unix.Write(x.wakeFD, one[:]) //nolint:errcheck // the counter cannot overflow: wait reads it
+	}
+}
+
+// wait sleeps until the socket is readable, Close or Wake is called, or d
+// passes.
 func (x *XDP) wait(d time.Duration) error {
 	if d <= 0 {
 		return nil
@@ -672,6 +693,10 @@ func (x *XDP) wait(d time.Duration) error {
 	}
 	if fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 		return fmt.Errorf("poll %s: socket error (revents %#x)", x.ifname, fds[0].Revents)
+	}
+	if fds[1].Revents&unix.POLLIN != 0 && !x.closed.Load() {
+		var b [8]byte
+		unix.Read(x.wakeFD, b[:]) //nolint:errcheck // a Wake's count: reset, or every poll would return at once
 	}
 	return nil
 }
@@ -791,9 +816,11 @@ func (x *XDP) teardown() error {
 		unix.Munmap(x.umem)
 		x.umem = nil
 	}
+	x.wakeMu.Lock()
 	if x.wakeFD >= 0 {
 		unix.Close(x.wakeFD)
 		x.wakeFD = -1
 	}
+	x.wakeMu.Unlock()
 	return errors.Join(errs...)
 }

@@ -421,6 +421,40 @@ func TestXDPCloseWakesReceive(t *testing.T) {
 	}
 }
 
+// Wake ends a Receive sleeping in poll, and one wake ends one Receive:
+// the next sleeps again (the eventfd was reset, or every poll would
+// return at once).
+func TestXDPWakeEndsReceive(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-w")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	x := openXDP(t, ns, "xa", XDPOptions{Frames: 16})
+	for i := range 3 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := x.Receive(time.Hour, func([]byte) {})
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // into the poll
+		x.Wake()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("woken Receive %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Wake %d did not end a sleeping Receive", i)
+		}
+	}
+	start := time.Now()
+	if _, err := x.Receive(100*time.Millisecond, func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("a Receive after the wakes returned in %v: a wake stayed pending", d)
+	}
+}
+
 // BenchmarkXDPRoundTrip ping-pongs one frame between AF_XDP sockets in two
 // namespaces joined by a veth pair, reporting p50/p99 round trips.
 func BenchmarkXDPRoundTrip(b *testing.B) {

@@ -589,7 +589,20 @@ func (s *Stack) Run(ctx context.Context) error {
 	start, base := time.Now(), s.now
 	s.clock = func() tcp.Time { return base + time.Since(start) }
 	s.mu.Unlock()
+	s.postMu.Lock()
+	s.running = s.waker != nil // Post runs its work inline otherwise
+	s.postMu.Unlock()
+	if s.waker != nil {
+		// ctx's end wakes the loop rather than waiting out a poll.
+		defer context.AfterFunc(ctx, s.waker.Wake)()
+	}
 	defer func() {
+		// Posted work is not lost: what came before the loop ended runs
+		// here, and later Posts run inline.
+		s.postMu.Lock()
+		s.running = false
+		s.postMu.Unlock()
+		s.runPosted()
 		// A failing Receive (or ctx's end during it) skips the loop's
 		// flushTx: the drain's ACKs are owed all the same.
 		s.flushTx()
@@ -611,6 +624,7 @@ func (s *Stack) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("stack: receiving from the link: %w", err)
 		}
+		s.runPosted()
 		s.flushTx()
 		s.Advance(base + time.Since(start))
 	}

@@ -188,6 +188,13 @@ type Stack struct {
 	txDefer  int          // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued bool         // frames queued on batch since the last Flush
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
+	// Work posted to the event loop (Post): postMu guards posted and
+	// running; postedSpare is the loop's own, the list it ran last.
+	postMu      sync.Mutex
+	posted      []func()
+	postedSpare []func()
+	running     bool
+	waker       link.Waker
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
 	// GRO gives the kernel) instead of one per pair of segments. draining
@@ -255,7 +262,56 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	s.pingID = binary.BigEndian.Uint16(s.key[26:28])
 	s.emit = s.emitSegment
 	s.batch, _ = ep.(link.Batcher)
+	s.waker, _ = ep.(link.Waker)
 	return s, nil
+}
+
+// Post runs fn on Run's event loop, between two drains of the link:
+// without s.mu, and inside the loop's transmit burst, so what it sends
+// leaves with the drain's frames. A goroutine that would take s.mu
+// several times while the loop keeps taking it (a migration's start, from
+// the control goroutine) hands its work over this way and never waits for
+// the lock. With no Run going, or on a link that cannot be woken, fn runs
+// at once on the caller's goroutine. fn must not block.
+func (s *Stack) Post(fn func()) {
+	s.postMu.Lock()
+	if !s.running {
+		s.postMu.Unlock()
+		fn()
+		return
+	}
+	first := len(s.posted) == 0
+	s.posted = append(s.posted, fn)
+	s.postMu.Unlock()
+	if first {
+		s.waker.Wake()
+	}
+}
+
+// runPosted runs the work posted since the last call, inside a burst that
+// the caller's flushTx ends. Only Run's goroutine calls it.
+func (s *Stack) runPosted() {
+	s.postMu.Lock()
+	fns := s.posted
+	s.posted, s.postedSpare = s.postedSpare[:0], nil
+	s.postMu.Unlock()
+	if len(fns) == 0 {
+		s.postedSpare = fns
+		return
+	}
+	s.mu.Lock()
+	s.beginBurst()
+	s.mu.Unlock()
+	defer func() {
+		clear(fns)
+		s.postedSpare = fns[:0]
+		s.mu.Lock()
+		s.txDefer-- // flushTx, next, sends the burst
+		s.mu.Unlock()
+	}()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 func directedBroadcast(p netip.Prefix) netip.Addr {
