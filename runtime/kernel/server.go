@@ -285,6 +285,10 @@ func (h *host) Burst(fn func()) {
 	h.burst = 0
 }
 
+// Post runs fn at once: the kernel host has no event loop of its own to
+// hand work to, and its Work keeps its system calls.
+func (h *host) Post(fn func()) { fn() }
+
 func (h *host) NumConns() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

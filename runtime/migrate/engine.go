@@ -215,6 +215,10 @@ type Engine struct {
 		fx effects
 	}
 	startStep func()
+	// toBegin are the migrations Start made whose first step waits for
+	// beginPosted (e.begin, made once) on the host's loop.
+	toBegin     []*outgoing
+	beginPosted func()
 }
 
 // DefaultMaxRestoreBuffer is Config.MaxRestoreBuffer's default.
@@ -322,6 +326,7 @@ func newEngine(cfg Config) (*Engine, error) {
 	}
 	e.sendBurst = e.sendFragments
 	e.startStep = e.startMachine
+	e.beginPosted = e.begin
 	e.refill()
 	return e, nil
 }

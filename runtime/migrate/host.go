@@ -32,6 +32,11 @@ type Host interface {
 	SendUDP(dst netip.Addr, payload []byte) error
 	// Burst runs fn, whose sends may go out as one batch.
 	Burst(fn func())
+	// Post runs fn where the host's datagrams are handled (its event
+	// loop), or at once if it has none; fn must not block. Start posts
+	// the machine's first step, so that a migration's work never waits
+	// for the locks the loop keeps taking.
+	Post(fn func())
 	// NumConns is the default workload heartbeats report.
 	NumConns() int
 	// Lookup says what the host knows of a connection.

@@ -30,6 +30,7 @@ func (h *fakeHost) Now() tcp.Time          { return h.now }
 func (h *fakeHost) Attach(*Engine) error   { return nil }
 func (h *fakeHost) Detach()                {}
 func (h *fakeHost) Burst(fn func())        { fn() }
+func (h *fakeHost) Post(fn func())         { fn() }
 func (h *fakeHost) NumConns() int          { return 1 }
 func (h *fakeHost) Hold(tcp.ID)            {}
 func (h *fakeHost) Tomb(tcp.ID, tcp.Time)  {}

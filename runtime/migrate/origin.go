@@ -100,7 +100,6 @@ func (o *outgoing) finish(out Outcome) {
 // without the engine's lock; it must not block. Start returns an error,
 // and calls nothing, when the connection cannot be moved now.
 func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)) error {
-	var fx effects
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -138,11 +137,38 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.out[k] = o
 	e.outByID[id] = o
 	e.stats.Started++
-	e.start.o, e.start.t0 = o, t0
-	e.host.Burst(e.startStep)
-	fx, e.start.fx, e.start.o = e.start.fx, effects{}, nil
-	e.unlockAndRun(&fx)
+	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	e.toBegin = append(e.toBegin, o)
+	e.refill()
+	e.mu.Unlock()
+	e.host.Post(e.beginPosted)
 	return nil
+}
+
+// begin takes Start's steps of the origin machine. Start posts it to the
+// host's event loop: from the caller's goroutine the step's calls into
+// the host (a datagram's send) took the stack's lock while the loop kept
+// taking it, and its Work was mostly the wait. The time between Start and
+// begin is the loop's queue, not Work. One call takes every migration
+// started since the last; the others find none.
+func (e *Engine) begin() {
+	for {
+		e.mu.Lock()
+		if e.closed || len(e.toBegin) == 0 {
+			e.toBegin = e.toBegin[:0]
+			e.mu.Unlock() // if closed, Close has told done
+			return
+		}
+		o := e.toBegin[0]
+		n := copy(e.toBegin, e.toBegin[1:]) // FIFO, keeping the array
+		e.toBegin[n] = nil
+		e.toBegin = e.toBegin[:n]
+		e.start.o, e.start.t0 = o, e.cfg.Clock()
+		e.host.Burst(e.startStep)
+		fx := e.start.fx
+		e.start.fx, e.start.o = effects{}, nil
+		e.unlockAndRun(&fx)
+	}
 }
 
 // startMachine is Start's step of the origin machine, run inside

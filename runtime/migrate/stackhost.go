@@ -96,6 +96,7 @@ func (h *stackHost) Addr() netip.Addr { return h.st.Addr() }
 func (h *stackHost) Now() tcp.Time    { return h.st.Now() }
 func (h *stackHost) NumConns() int    { return h.st.NumConns() }
 func (h *stackHost) Burst(fn func())  { h.st.Burst(fn) }
+func (h *stackHost) Post(fn func())   { h.st.Post(fn) }
 
 func (h *stackHost) Attach(e *Engine) error {
 	if err := h.st.HandleUDP(tcpmig.UDPPort, func(src, _ netip.AddrPort, payload []byte) { e.Datagram(src.Addr(), payload) }); err != nil {
