@@ -306,6 +306,11 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 	// The report comes after Close, so the RSTs Close sends to connections
 	// still open are counted too.
 	defer func() {
+		// Connections the handlers closed finish their handshakes first:
+		// Close would reset them (and did, once Run ended promptly).
+		lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
+		st.Linger(lctx) //nolint:errcheck // those still closing get Close's RST, as before
+		lcancel()
 		cancel()
 		<-runErr
 		st.Close()

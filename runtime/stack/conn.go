@@ -543,6 +543,36 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 	return c, nil
 }
 
+// Linger waits, until ctx ends, for the connections the application has
+// closed to finish closing (FIN-WAIT-1 and -2, CLOSING, LAST-ACK: our FIN
+// unacknowledged or the peer's still to come), so that a Close after it
+// resets none of them. It returns ctx's error if some were still closing.
+func (s *Stack) Linger(ctx context.Context) error {
+	for {
+		if s.closing() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stack: %d connections still closing: %w", s.closing(), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (s *Stack) closing() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.connList {
+		switch c.tc.State() {
+		case tcp.StateFinWait1, tcp.StateFinWait2, tcp.StateClosing, tcp.StateLastAck:
+			n++
+		}
+	}
+	return n
+}
+
 // Close resets every connection, closes every listener and makes blocked
 // calls return net.ErrClosed. It does not close the endpoint.
 func (s *Stack) Close() error {

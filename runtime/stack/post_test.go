@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -66,5 +67,45 @@ func TestPostRunsOnTheEventLoop(t *testing.T) {
 	s.Post(func() { after = true })
 	if !after {
 		t.Fatal("Post after Run ended did not run its work at once")
+	}
+}
+
+// After Linger, a connection the application closed has finished its
+// close handshake, and the stack's Close resets nothing.
+func TestLingerLetsClosesFinish(t *testing.T) {
+	a, b := newRunningPair(t, nil)
+	ln, err := b.Listen(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 16)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				c.Close() // the peer's FIN: close our side too
+				return
+			}
+		}
+	}()
+	c, err := a.Dial(context.Background(), netip.AddrPortFrom(addrB.Addr(), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Linger(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if n := a.Counters().RSTOut; n != 0 {
+		t.Fatalf("Close after Linger sent %d RSTs", n)
 	}
 }
