@@ -62,8 +62,7 @@ type gsoMsg struct {
 // mmsghdr is struct mmsghdr, which golang.org/x/sys/unix does not define.
 type mmsghdr struct {
 	hdr unix.Msghdr
-	n   uint32
-	_   [4]byte
+	n   uint32 // Go pads the struct to the C size
 }
 
 const (
@@ -263,7 +262,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 		// skb->protocol, and drops a frame with none.
 		et := b.arena[m.off+vnetHdrLen+12 : m.off+vnetHdrLen+14]
 		g.to = append(g.to, unix.RawSockaddrLinklayer{
-			Family: unix.AF_PACKET, Protocol: uint16(et[1])<<8 | uint16(et[0]), Ifindex: g.ifidx,
+			Family: unix.AF_PACKET, Protocol: binary.NativeEndian.Uint16(et), Ifindex: g.ifidx, // network order in memory
 		})
 	}
 	for i := range g.iov {
@@ -283,6 +282,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 		switch e {
 		case 0:
 			sent += int(n)
+			deadline = time.Time{} // progress: a slow drain is not a stuck one
 		case unix.EINTR:
 		case unix.EAGAIN, unix.ENOBUFS:
 			if deadline.IsZero() {
@@ -291,7 +291,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 				for ; sent < len(g.mm); sent++ {
 					dropped += max(b.msgs[sent].segs, 1)
 				}
-				break
+				continue
 			}
 			runtime.Gosched()
 		case unix.ENETDOWN:
@@ -302,6 +302,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 			// The kernel refused this message's headers: skip it so the
 			// rest still go, and say which it was.
 			m := &b.msgs[sent]
+			dropped += max(m.segs, 1)
 			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
 				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.segs, e))
 			sent++

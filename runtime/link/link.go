@@ -1,5 +1,7 @@
 // Package link moves Ethernet frames between a stack and the world: an
-// AF_XDP socket on a real (or veth) interface, or memory for simulation.
+// AF_XDP socket on a real (or veth) interface (optionally transmitting
+// through AF_PACKET with the kernel's segmentation offload), or memory for
+// simulation.
 package link
 
 import (
@@ -30,8 +32,9 @@ type Endpoint interface {
 // places a frame in the transmit ring without asking the kernel to send
 // it, and Flush (or the next Send) sends everything queued with as few
 // system calls as the kernel allows. A sender that emits several frames in
-// a row (a TCP window) pays one kick instead of one per frame. Queue and
-// Flush follow Send's concurrency rule.
+// a row (a TCP window) pays one kick instead of one per frame. A Batcher's
+// Send, Queue and Flush are safe for concurrent use: the stack queues
+// under its lock and flushes after releasing it.
 type Batcher interface {
 	Endpoint
 	// Queue is Send without the kick. It does not keep frame.
@@ -46,7 +49,8 @@ type Batcher interface {
 type Waker interface {
 	Endpoint
 	// Wake makes the Receive in progress, or else the next one, return
-	// promptly, with whatever frames are there (perhaps none).
+	// promptly, with whatever frames are there (perhaps none); a wake may
+	// also end one later Receive early. Any goroutine may call it.
 	Wake()
 }
 

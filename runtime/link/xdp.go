@@ -74,6 +74,10 @@ type XDPOptions struct {
 	// frame of up to 64 KiB that the kernel, or the NIC's TSO, cuts into
 	// the original segments, as it does for a kernel TCP sender. Receiving
 	// stays on AF_XDP. It needs a kernel with PACKET_VNET_HDR (2.6.30).
+	// A veth peer running XDP in native mode makes the kernel cut the
+	// frame on our side; one in generic mode would get it whole and drop
+	// it (AF_XDP's frames are smaller), so leave Offload off towards such
+	// a peer. TxWait then also bounds the wait on a full socket buffer.
 	Offload bool
 	// Replace takes over an interface that already has an XDP program,
 	// e.g. one left by a crashed process (whose queue is then a black
@@ -148,7 +152,7 @@ type XDP struct {
 	woken   atomic.Bool // Wake was called since Receive last looked
 	wakeMu  sync.Mutex  // keeps Wake's write off a closed wakeFD
 
-	txMu   sync.Mutex // held by Send
+	txMu   sync.Mutex // the tx ring; with Offload, the filling batch
 	txFree []uint64
 	// With Offload, gso transmits instead of the tx ring: txMu guards its
 	// filling batch, flushMu (taken before txMu) the batch being sent.
@@ -485,13 +489,17 @@ func (x *XDP) Flush() error {
 }
 
 // gsoQueue queues frame in the offload socket's filling batch. It waits
-// for no other goroutine's send; only a full batch is flushed first.
+// for no other goroutine's send; only a full batch is flushed first. Other
+// goroutines may fill the batch again before this one queues, so it tries
+// until queued; a flush's errors are other frames', counted as dropped
+// there, and the frame's own result is nil once it is queued. After
+// gsoQueueTries full batches in a row it drops the frame, as a NIC ring
+// that stays full would.
 func (x *XDP) gsoQueue(frame []byte) error {
 	if err := checkFrame(frame, x.mtu); err != nil {
 		return err
 	}
-	var err error
-	for range 2 {
+	for range gsoQueueTries {
 		x.txMu.Lock()
 		if x.closed.Load() {
 			x.txMu.Unlock()
@@ -502,12 +510,18 @@ func (x *XDP) gsoQueue(frame []byte) error {
 		if ok {
 			x.txFrames.Add(1)
 			x.txBytes.Add(uint64(len(frame)))
+			return nil
+		}
+		if err := x.gsoFlush(); errors.Is(err, ErrClosed) || errors.Is(err, ErrInterfaceDown) || errors.Is(err, ErrNoInterface) {
 			return err
 		}
-		err = x.gsoFlush() // a full batch: send it, then queue again
 	}
-	return err // not reached: an empty batch takes any frame
+	x.txDrops.Add(1)
+	return nil
 }
+
+// gsoQueueTries bounds gsoQueue's flushes for one frame.
+const gsoQueueTries = 8
 
 // gsoFlush sends the filling batch. Frames dropped on a full send buffer
 // are counted, not an error: as with the tx ring, TCP resends them.
@@ -619,8 +633,8 @@ func (x *XDP) kick() error {
 }
 
 // Receive implements Endpoint. It checks the rx ring, spins for up to
-// Spin, then sleeps in ppoll (on the socket and Close's eventfd) for the
-// rest of timeout. Each frame goes back to the fill ring after fn, even
+// Spin, then sleeps in ppoll (on the socket and the eventfd Close and Wake
+// write) for the rest of timeout. Each frame goes back to the fill ring after fn, even
 // if fn panics.
 func (x *XDP) Receive(timeout time.Duration, fn func(frame []byte)) (int, error) {
 	x.rxMu.Lock()

@@ -17,6 +17,9 @@ type fakeHost struct {
 	conn      tcp.ID
 	freezeErr error
 	sent      []sentMsg
+	postLater bool     // Post keeps fn in posted, as a busy event loop would
+	posted    []func() // run by the test
+	gone      bool     // Lookup no longer finds the connection
 }
 
 type sentMsg struct {
@@ -25,12 +28,18 @@ type sentMsg struct {
 	load  bool
 }
 
-func (h *fakeHost) Addr() netip.Addr       { return h.conn.Local.Addr() }
-func (h *fakeHost) Now() tcp.Time          { return h.now }
-func (h *fakeHost) Attach(*Engine) error   { return nil }
-func (h *fakeHost) Detach()                {}
-func (h *fakeHost) Burst(fn func())        { fn() }
-func (h *fakeHost) Post(fn func())         { fn() }
+func (h *fakeHost) Addr() netip.Addr     { return h.conn.Local.Addr() }
+func (h *fakeHost) Now() tcp.Time        { return h.now }
+func (h *fakeHost) Attach(*Engine) error { return nil }
+func (h *fakeHost) Detach()              {}
+func (h *fakeHost) Burst(fn func())      { fn() }
+func (h *fakeHost) Post(fn func()) {
+	if h.postLater {
+		h.posted = append(h.posted, fn)
+		return
+	}
+	fn()
+}
 func (h *fakeHost) NumConns() int          { return 1 }
 func (h *fakeHost) Hold(tcp.ID)            {}
 func (h *fakeHost) Tomb(tcp.ID, tcp.Time)  {}
@@ -55,7 +64,7 @@ func (h *fakeHost) SendUDP(dst netip.Addr, b []byte) error {
 }
 
 func (h *fakeHost) Lookup(id tcp.ID) (ConnInfo, bool) {
-	if id != h.conn {
+	if id != h.conn || h.gone {
 		return ConnInfo{}, false
 	}
 	return ConnInfo{Established: true, Origin: h.conn.Local}, true
@@ -131,6 +140,54 @@ func TestFreezeFailedKeepsConnection(t *testing.T) {
 			}
 			if reclaimed != tc.reclaimed {
 				t.Errorf("LOAD PREPARE_MIG_ACK to the target sent: %v, want %v (sent %+v)", reclaimed, tc.reclaimed, h.sent)
+			}
+		})
+	}
+}
+
+// Start's first step waits for the host's loop. If the engine closes, or
+// the connection ends, before the loop takes it, done hears so exactly
+// once, nothing is sent, and the connection is free for a later Start.
+func TestStartEndsBeforeItsFirstStep(t *testing.T) {
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+	for _, tc := range []struct {
+		name   string
+		cut    func(e *Engine, h *fakeHost)
+		result Result
+		err    error
+	}{
+		{"engine closed", func(e *Engine, h *fakeHost) { e.Close() }, ResultStayed, ErrClosed},
+		{"connection gone", func(e *Engine, h *fakeHost) { h.gone = true }, ResultStayed, ErrNotReady},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &fakeHost{now: time.Second, conn: id, postLater: true}
+			e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outs []Outcome
+			if err := e.Start(id, nil, func(o Outcome) { outs = append(outs, o) }); err != nil {
+				t.Fatal(err)
+			}
+			if len(h.posted) != 1 {
+				t.Fatalf("Start posted %d steps, want 1", len(h.posted))
+			}
+			tc.cut(e, h)
+			h.posted[0]()
+			if len(h.sent) != 0 {
+				t.Fatalf("sent %+v for a migration that never began", h.sent)
+			}
+			if len(outs) != 1 || outs[0].Result != tc.result || !errors.Is(outs[0].Err, tc.err) {
+				t.Fatalf("outcomes %+v, want one %v with %v", outs, tc.result, tc.err)
+			}
+			if tc.err == ErrNotReady {
+				h.gone, h.postLater = false, false
+				if err := e.Start(id, nil, func(Outcome) {}); err != nil {
+					t.Fatalf("a later Start: %v", err)
+				}
+				if len(h.sent) != 1 || h.sent[0].stage != tcpmig.StagePrepareMig {
+					t.Fatalf("a later Start sent %+v, want one PREPARE_MIG", h.sent)
+				}
 			}
 		})
 	}

@@ -98,7 +98,8 @@ func (o *outgoing) finish(out Outcome) {
 // the application away from the connection from Start until done is called
 // (Migratory TCP's quiescent point). done receives the outcome exactly once,
 // without the engine's lock; it must not block. Start returns an error,
-// and calls nothing, when the connection cannot be moved now.
+// and calls nothing, when the connection cannot be moved now. PREPARE_MIG
+// leaves after Start returns, from the host's event loop (Host.Post).
 func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)) error {
 	e.mu.Lock()
 	if e.closed {
@@ -138,10 +139,13 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.outByID[id] = o
 	e.stats.Started++
 	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	first := len(e.toBegin) == 0 // else a begin is posted and will see o
 	e.toBegin = append(e.toBegin, o)
 	e.refill()
 	e.mu.Unlock()
-	e.host.Post(e.beginPosted)
+	if first {
+		e.host.Post(e.beginPosted)
+	}
 	return nil
 }
 
@@ -150,11 +154,13 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 // the host (a datagram's send) took the stack's lock while the loop kept
 // taking it, and its Work was mostly the wait. The time between Start and
 // begin is the loop's queue, not Work. One call takes every migration
-// started since the last; the others find none.
+// started since the last. A connection that ended meanwhile stays, and
+// nothing is sent for it.
 func (e *Engine) begin() {
 	for {
 		e.mu.Lock()
 		if e.closed || len(e.toBegin) == 0 {
+			clear(e.toBegin)
 			e.toBegin = e.toBegin[:0]
 			e.mu.Unlock() // if closed, Close has told done
 			return
@@ -163,12 +169,34 @@ func (e *Engine) begin() {
 		n := copy(e.toBegin, e.toBegin[1:]) // FIFO, keeping the array
 		e.toBegin[n] = nil
 		e.toBegin = e.toBegin[:n]
+		if c, ok := e.host.Lookup(o.id); !ok || c.Done {
+			var fx effects
+			e.endUnbegun(o, fmt.Errorf("%w: %v-%v ended before its migration began", ErrNotReady, o.id.Local, o.id.Remote), &fx)
+			e.unlockAndRun(&fx)
+			continue
+		}
 		e.start.o, e.start.t0 = o, e.cfg.Clock()
 		e.host.Burst(e.startStep)
 		fx := e.start.fx
 		e.start.fx, e.start.o = effects{}, nil
 		e.unlockAndRun(&fx)
 	}
+}
+
+// endUnbegun ends a migration whose machine never started: it stays, and
+// its entry and record go as a final state's would. e.mu is held.
+func (e *Engine) endUnbegun(o *outgoing, err error, fx *effects) {
+	if e.out[o.k] == o {
+		delete(e.out, o.k)
+	}
+	if e.outByID[o.id] == o {
+		delete(e.outByID, o.id)
+	}
+	e.stats.Stayed++
+	o.result = ResultStayed
+	o.rec.Result, o.rec.Err = o.result.String(), err.Error()
+	fx.ended.add(&o.rec)
+	fx.finished.add(finished{o, Outcome{Result: ResultStayed, Err: err, Record: o.rec}})
 }
 
 // startMachine is Start's step of the origin machine, run inside

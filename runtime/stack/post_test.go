@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,9 +31,9 @@ func TestPostRunsOnTheEventLoop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	for { // Run has started when Post stops running inline
-		ran := false
-		s.Post(func() { ran = true })
-		if !ran {
+		var ran atomic.Bool // the loop may set it later
+		s.Post(func() { ran.Store(true) })
+		if !ran.Load() {
 			break
 		}
 		time.Sleep(time.Millisecond)
