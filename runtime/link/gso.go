@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	inet "github.com/capygen/capygen/runtime/internal/checksum"
 )
 
 // gsoTx transmits through an AF_PACKET socket that takes a virtio_net_hdr
@@ -117,7 +119,8 @@ func (g *gsoTx) close() {
 // checkFrame. It returns false, and queues nothing, when the batch is
 // full: the caller flushes and queues again.
 func (b *gsoBatch) queue(frame []byte) bool {
-	if n := len(b.msgs); n > 0 && b.msgs[n-1].open && b.join(&b.msgs[n-1], frame) {
+	thl, payload, isTCP := tcpSegment(frame)
+	if n := len(b.msgs); n > 0 && b.msgs[n-1].open && isTCP && b.join(&b.msgs[n-1], frame, thl, payload) {
 		return true
 	}
 	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
@@ -127,7 +130,7 @@ func (b *gsoBatch) queue(frame []byte) bool {
 	b.arena = append(b.arena, make([]byte, vnetHdrLen)...) // zero: no offload
 	b.arena = append(b.arena, frame...)
 	m.end = len(b.arena)
-	if thl, payload, ok := tcpSegment(frame); ok && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
+	if isTCP && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
 		m.segs, m.size, m.thl, m.open = 1, payload, thl, true
 	}
 	b.msgs = append(b.msgs, m)
@@ -158,14 +161,14 @@ func tcpSegment(frame []byte) (thl, payload int, ok bool) {
 	return thl, total - ipv4HdrLen - thl, true
 }
 
-// join appends frame's payload to m if frame is m's stream's next segment:
-// every header byte equal but the sequence number, the checksums, the IP
-// length and ID, and PSH. GSO gives each segment the first one's headers
+// join appends frame's payload to m if frame, a TCP segment (tcpSegment
+// gave thl and payload), is m's stream's next segment: every header byte
+// equal but the sequence number, the checksums, the IP length and ID, and
+// PSH. GSO gives each segment the first one's headers
 // with the sequence number advanced and PSH only on the last, so only
 // such frames come out as they went in.
-func (b *gsoBatch) join(m *gsoMsg, frame []byte) bool {
-	thl, payload, ok := tcpSegment(frame)
-	if !ok || payload == 0 || payload > m.size || thl != m.thl {
+func (b *gsoBatch) join(m *gsoMsg, frame []byte, thl, payload int) bool {
+	if payload == 0 || payload > m.size || thl != m.thl {
 		return false
 	}
 	head := b.arena[m.off+vnetHdrLen : m.end]
@@ -216,28 +219,10 @@ func (b *gsoBatch) seal(m *gsoMsg) {
 	binary.NativeEndian.PutUint16(h[6:], uint16(EthernetHeaderLen+ipv4HdrLen))
 	binary.NativeEndian.PutUint16(h[8:], 16) // offset of the TCP checksum
 	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip[:ipv4HdrLen], 0)))
+	binary.BigEndian.PutUint16(ip[10:], ^inet.Fold(inet.Add(0, ip[:ipv4HdrLen])))
 	tcpLen := len(ip) - ipv4HdrLen
-	pseudo := sum16(ip[12:20], uint32(unix.IPPROTO_TCP)+uint32(tcpLen))
-	binary.BigEndian.PutUint16(ip[ipv4HdrLen+16:], fold(pseudo))
-}
-
-// sum16 adds b as big-endian 16-bit words to s (RFC 1071), unfolded.
-func sum16(b []byte, s uint32) uint32 {
-	for ; len(b) >= 2; b = b[2:] {
-		s += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	pseudo := inet.Add(uint64(unix.IPPROTO_TCP)+uint64(tcpLen), ip[12:20])
+	binary.BigEndian.PutUint16(ip[ipv4HdrLen+16:], inet.Fold(pseudo))
 }
 
 // flush sends every message of b with sendmmsg, and empties b. A full socket buffer

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	inet "github.com/capygen/capygen/runtime/internal/checksum"
 )
 
 // With Offload, a burst of full-size segments of one TCP stream reaches a
@@ -255,11 +257,11 @@ func cutLikeGSO(t *testing.T, msg []byte) [][]byte {
 		return [][]byte{frame}
 	}
 	ip := frame[EthernetHeaderLen:]
-	if sum := fold(sum16(ip[:ipv4HdrLen], 0)); sum != 0xffff {
+	if sum := inet.Fold(inet.Add(0, ip[:ipv4HdrLen])); sum != 0xffff {
 		t.Fatalf("joined frame's IPv4 checksum does not verify (%#x)", sum)
 	}
 	thl := int(ip[ipv4HdrLen+12]>>4) * 4
-	pseudo := fold(sum16(ip[12:20], 6+uint32(len(ip)-ipv4HdrLen)))
+	pseudo := inet.Fold(inet.Add(6+uint64(len(ip)-ipv4HdrLen), ip[12:20]))
 	if got := binary.BigEndian.Uint16(ip[ipv4HdrLen+16:]); got != pseudo {
 		t.Fatalf("joined frame's TCP checksum field %#x, want the pseudo-header sum %#x", got, pseudo)
 	}
