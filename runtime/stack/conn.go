@@ -31,6 +31,43 @@ func (w *waker) signal() {
 	}
 }
 
+// signal wakes w's waiters, or, inside a hook (a UDP handler: the
+// migration engine's) or a Burst, at its end: a goroutine woken there (a
+// futex call, often an IPI to an idle CPU: tens of microseconds on a VM)
+// would make the handler wait for it, and would then wait for the lock
+// the handler takes. The event loop's own signals (an ACK that frees send
+// space) stay immediate: the woken writer runs on the other CPU while the
+// loop drains. s.mu is held.
+func (s *Stack) signal(w *waker) {
+	if w.ch == nil {
+		return
+	}
+	if s.wakeDefer == 0 {
+		w.signal()
+		return
+	}
+	s.wakeLater = append(s.wakeLater, w.ch)
+	w.ch = nil
+}
+
+// takeWakes returns the wakes that signal put off, for wakeAll, when the
+// last hook or Burst ends. s.mu is held.
+func (s *Stack) takeWakes() []chan struct{} {
+	if s.wakeDefer > 0 {
+		return nil
+	}
+	ws := s.wakeLater
+	s.wakeLater = nil
+	return ws
+}
+
+// wakeAll closes ws, takeWakes's; s.mu need not be held.
+func wakeAll(ws []chan struct{}) {
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
 // wait releases the stack lock until a signal, the deadline or done, and
 // retakes it. It returns os.ErrDeadlineExceeded or the context's error.
 func (w *waker) wait(s *Stack, deadline time.Time, ctx context.Context) error {

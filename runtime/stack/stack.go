@@ -188,6 +188,10 @@ type Stack struct {
 	txDefer  int          // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued bool         // frames queued on batch since the last Flush
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
+	// wakeLater are the waiters signal put off while wakeDefer, the
+	// hooks and Bursts under way, was not 0.
+	wakeLater []chan struct{}
+	wakeDefer int
 	// Work posted to the event loop (Post): postMu guards posted and
 	// running; postedSpare is the loop's own, the list it ran last.
 	postMu      sync.Mutex
@@ -847,14 +851,19 @@ func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
 // Burst runs f, which may send with any Stack method, and kicks the link
 // once at its end instead of once per frame (on a link.Batcher; otherwise
 // frames leave as they are sent). The migration layer sends a connection's
-// state, hundreds of datagrams, this way.
+// state, hundreds of datagrams, this way. The goroutines f's calls wake
+// (an Accept, a Read) are woken when f returns.
 func (s *Stack) Burst(f func()) {
 	s.mu.Lock()
 	s.beginBurst()
+	s.wakeDefer++
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
+		s.wakeDefer--
+		ws := s.takeWakes()
 		s.endBurstUnlock()
+		wakeAll(ws)
 	}()
 	f()
 }

@@ -92,12 +92,21 @@ func (s *Stack) callUnlocked(f func() bool) bool {
 // from another goroutine) outputs at once, as Input always does.
 func (s *Stack) unlockHook() (draining bool) {
 	draining, s.draining = s.draining, false
+	s.wakeDefer++
 	s.mu.Unlock()
 	return draining
 }
 
+// relockHook retakes the lock after a hook, and wakes whom the hook's
+// calls signalled (signal) before going on.
 func (s *Stack) relockHook(draining bool) {
 	s.mu.Lock()
+	s.wakeDefer--
+	if ws := s.takeWakes(); ws != nil {
+		s.mu.Unlock()
+		wakeAll(ws)
+		s.mu.Lock()
+	}
 	s.draining = draining
 }
 
@@ -169,7 +178,7 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 	} else if d, ok := c.tc.Deadline(); ok {
 		s.noteDeadline(d)
 	}
-	c.wake.signal()
+	s.signal(&c.wake)
 }
 
 // transitions reacts to the states c's connection entered: the first
@@ -186,7 +195,7 @@ func (s *Stack) transitions(c *Conn, entered tcp.StateSet) {
 		if l := c.lis; l != nil && !c.queued {
 			c.queued = true
 			l.queue = append(l.queue, c)
-			l.wake.signal()
+			s.signal(&l.wake)
 		}
 	}
 }
@@ -247,7 +256,7 @@ func (s *Stack) removeConn(c *Conn) {
 		l.pending-- // died during the handshake
 		c.lis = nil
 	}
-	c.wake.signal()
+	s.signal(&c.wake)
 	if c.tc.Done() { // finished, not detached to move elsewhere
 		s.noteConnRemoved()
 	}
@@ -348,7 +357,7 @@ func (s *Stack) AdoptConn(tc *tcp.Conn) error {
 	c.lis, c.established, c.queued = l, true, true
 	l.pending++
 	l.queue = append(l.queue, c)
-	l.wake.signal()
+	s.signal(&l.wake)
 	s.output(s.nowLocked(), c)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -533,4 +534,57 @@ func BenchmarkPipeTransfer(b *testing.B) {
 	}
 	b.StopTimer()
 	c.Close()
+}
+
+// TestBurstWakesWaitersAtItsEnd: a goroutine blocked in Accept is woken
+// when the burst that adopted its connection ends, not inside it (a
+// migration handler runs in one, and the wake-up, a futex call, is not its
+// work), and it is woken then, never lost.
+func TestBurstWakesWaitersAtItsEnd(t *testing.T) {
+	_, b := newRunningPair(t, nil)
+	ln, err := b.Listen(99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		_, err := ln.AcceptConn(nil)
+		accepted.Store(true)
+		done <- err
+	}()
+	// The goroutine must be waiting before the burst, or there is nobody
+	// to wake: wait until the listener has a waiter.
+	for i := 0; ; i++ {
+		b.mu.Lock()
+		waiting := ln.wake.ch != nil
+		b.mu.Unlock()
+		if waiting {
+			break
+		}
+		if i == 5000 {
+			t.Fatal("Accept did not start waiting in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	remote := netip.MustParseAddrPort("10.77.0.1:40000")
+	tc := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: remote}, 1, 0)
+	b.Burst(func() {
+		if err := b.AdoptConn(tc); err != nil {
+			t.Errorf("AdoptConn: %v", err)
+			return
+		}
+		time.Sleep(30 * time.Millisecond)
+		if accepted.Load() {
+			t.Error("Accept returned inside the burst that adopted its connection")
+		}
+	})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept was not woken by the burst's end")
+	}
 }

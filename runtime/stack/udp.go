@@ -59,7 +59,7 @@ func (u *UDPConn) deliver(from netip.AddrPort, p []byte) {
 		return
 	}
 	u.queue = append(u.queue, datagram{from: from, data: append([]byte(nil), p...)})
-	u.wake.signal()
+	u.s.signal(&u.wake)
 }
 
 // ReadFromUDPAddrPort waits for a datagram, copies it into p (truncating
@@ -217,5 +217,5 @@ func (s *Stack) inputEchoReply(_ tcp.Time, m []byte) {
 	}
 	s.ctr.ICMPEchoRepliesIn++
 	w.done = true
-	w.wake.signal()
+	s.signal(&w.wake)
 }
