@@ -223,3 +223,20 @@ func TestInjectDelayIsOriginWork(t *testing.T) {
 		t.Error("a negative InjectDelay was accepted")
 	}
 }
+
+// TestQueuedMigrationsReuseQueues: a connection that moves away leaves its
+// queues' arrays in its stack's pool (Recycle), and one that arrives with
+// queued bytes restores into the pool's arrays rather than fresh memory
+// (whose page faults are most of a restore's time on a VM).
+func TestQueuedMigrationsReuseQueues(t *testing.T) {
+	p := newPingPong(t, 128<<10)
+	for i := range 6 {
+		p.move(t, i)
+	}
+	for i, srv := range p.r.Servers {
+		st := srv.Host.Stack.Config().TCP.Buffers.Stats()
+		if st.Hits == 0 {
+			t.Errorf("server %d's buffer pool %+v: no restore took a kept array", i, st)
+		}
+	}
+}

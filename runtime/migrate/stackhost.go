@@ -168,8 +168,13 @@ func (f *stackFrozen) Serialize(dst, app []byte) ([]byte, error) {
 	return f.tc.AppendSnapshot(dst, f.h.st.Now()), nil
 }
 
+func (f *stackFrozen) SerializedSize(app []byte) int { return f.tc.SnapshotSize(app) }
+
 func (f *stackFrozen) Release() {
 	if f.tc != nil {
+		// The target has the state: the queues' arrays serve the next
+		// connection that arrives here with data queued.
+		f.tc.Recycle()
 		f.done()
 	}
 }

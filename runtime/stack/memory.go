@@ -52,7 +52,11 @@ func (s *Stack) maybeReleaseMemory(now tcp.Time) {
 	}
 	m.running, m.next, m.reaped, m.peak = true, now+releaseEvery, 0, len(s.conns)
 	s.ctr.MemoryReleases++
+	pool := s.cfg.TCP.Buffers
 	go func() {
+		if pool != nil {
+			pool.Drain() // the pool's arrays are a burst's leftovers too
+		}
 		debug.FreeOSMemory()
 		s.mu.Lock()
 		m.running = false

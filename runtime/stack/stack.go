@@ -76,8 +76,15 @@ type Config struct {
 	// Gateway is the next hop for off-link destinations (optional; without
 	// it off-link destinations fail with ErrNoRoute).
 	Gateway netip.Addr
-	// TCP configures every connection. MSS defaults to the link MTU - 40.
+	// TCP configures every connection. MSS defaults to the link MTU - 40,
+	// and Buffers to a pool of BufferPool bytes.
 	TCP tcp.Config
+	// BufferPool bounds the bytes of queue arrays that connections that
+	// closed or migrated away leave for the next ones (16 MiB; negative
+	// keeps none): a connection migrated in then restores its queued
+	// bytes into memory the process has touched, not into fresh pages.
+	// The pool is emptied when the stack hands memory back to the OS.
+	BufferPool int
 	// Seed keys the initial sequence numbers and ephemeral port choice
 	// (RFC 6528/6056). Zero draws a random key; simulations set it so that
 	// runs repeat exactly.
@@ -132,9 +139,19 @@ func (c Config) withDefaults(mtu int) Config {
 	if max := mtu - IPv4MinHeaderLen - 20; c.TCP.MSS == 0 || int(c.TCP.MSS) > max {
 		c.TCP.MSS = uint16(max)
 	}
+	if c.BufferPool == 0 {
+		c.BufferPool = DefaultBufferPool
+	}
+	if c.TCP.Buffers == nil && c.BufferPool > 0 {
+		c.TCP.Buffers = tcp.NewBufferPool(c.BufferPool)
+	}
 	c.TCP = c.TCP.WithDefaults()
 	return c
 }
+
+// DefaultBufferPool is Config.BufferPool's default: the queues of a few
+// dozen busy connections.
+const DefaultBufferPool = 16 << 20
 
 // UDPHandler receives the payload of a UDP datagram addressed to a claimed
 // port. payload is valid only during the call.

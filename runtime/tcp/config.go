@@ -34,6 +34,10 @@ type Config struct {
 	Reno          bool
 	MaxRetries    int // data retransmissions before the connection fails with ErrTimeout; default 15
 	MaxSYNRetries int // SYN or SYN-ACK retransmissions before failing; default 6
+	// Buffers, if set, is where the queues' arrays come from and go back
+	// to when a connection closes or Recycle is called; nil makes each
+	// one new.
+	Buffers *BufferPool
 }
 
 // Defaults, and the limits WithDefaults clamps to.

@@ -210,8 +210,8 @@ func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 		sndMax:   iss,
 		recover:  iss,
 		sndMSS:   min(defaultPeerMSS, cfg.MSS),
-		sndBuf:   newRing(cfg.SendBuffer),
-		rcvBuf:   newRing(cfg.RecvBuffer),
+		sndBuf:   newRing(cfg.SendBuffer, cfg.Buffers),
+		rcvBuf:   newRing(cfg.RecvBuffer, cfg.Buffers),
 		rcvShift: windowShift(cfg.RecvBuffer),
 		rto:      cfg.InitialRTO,
 		ssthresh: 1 << 30,
@@ -579,6 +579,14 @@ func (c *Conn) setClosed(err error) {
 	c.rack.timerOn = false
 	c.dupOwed = 0
 	c.releaseBuffers()
+}
+
+// Recycle gives the connection's queues to its Config's BufferPool, data
+// and all: c is done with for good, as an origin's connection is once its
+// state reached the migration's target. c must not be used after.
+func (c *Conn) Recycle() {
+	c.sndBuf.drop()
+	c.rcvBuf.drop()
 }
 
 // releaseBuffers lets go of the memory a connection needs only while data

@@ -170,7 +170,7 @@ func TestWindowScaledNeverZeroAndNeverShrinks(t *testing.T) {
 }
 
 func TestWindowFieldRoundsUpRatherThanShrink(t *testing.T) {
-	c := &Conn{rcvShift: 7, rcvBuf: newRing(1 << 20), rcvNxt: 1000}
+	c := &Conn{rcvShift: 7, rcvBuf: newRing(1<<20, nil), rcvNxt: 1000}
 	w0 := c.windowField(false)
 	right0 := c.rcvNxt + uint32(w0)<<7
 	// 100 bytes arrive (not a multiple of 128) and stay unread.

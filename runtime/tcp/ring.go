@@ -10,12 +10,13 @@ type ring struct {
 	head  int // index of the first queued byte
 	n     int // queued bytes
 	limit int
+	pool  *BufferPool // where buf comes from and goes back to; nil: make
 }
 
 // ringInitial is the first allocation of a ring that receives data.
 const ringInitial = 4096
 
-func newRing(limit int) ring { return ring{limit: limit} }
+func newRing(limit int, pool *BufferPool) ring { return ring{limit: limit, pool: pool} }
 
 func (r *ring) len() int  { return r.n }
 func (r *ring) cap() int  { return r.limit }
@@ -29,9 +30,10 @@ func (r *ring) ensure(size int) {
 	}
 	nl := max(len(r.buf)*2, ringInitial, size)
 	nl = min(nl, r.limit)
-	nb := make([]byte, nl)
+	nb := r.pool.get(nl)
 	k := copy(nb, r.buf[r.head:])
 	copy(nb[k:], r.buf[:r.head])
+	r.pool.put(r.buf)
 	r.buf, r.head = nb, 0
 }
 
@@ -39,8 +41,14 @@ func (r *ring) ensure(size int) {
 // that has finished with its data (TIME-WAIT, CLOSED) does not hold it.
 func (r *ring) release() {
 	if r.n == 0 {
-		r.buf, r.head = nil, 0
+		r.drop()
 	}
+}
+
+// drop gives the backing array back to the pool, queued bytes and all.
+func (r *ring) drop() {
+	r.pool.put(r.buf)
+	r.buf, r.head, r.n = nil, 0, 0
 }
 
 // writeAt copies p to offset off from head, clipped to the limit, and

@@ -169,6 +169,12 @@ func micros(d time.Duration) uint32 {
 }
 
 // snapshotSize bounds the length of AppendSnapshot's output.
+// SnapshotSize is the length AppendSnapshot would append now, with app as
+// the application state: a migration takes a buffer that fits.
+func (c *Conn) SnapshotSize(app []byte) int {
+	return c.snapshotSize() - len(c.appState) + len(app)
+}
+
 func (c *Conn) snapshotSize() int {
 	n := snapshotFixed + c.sndBuf.len() + c.rcvBuf.len() + len(c.appState)
 	for i := 0; i < c.ooo.n; i++ {

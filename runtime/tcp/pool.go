@@ -1,0 +1,111 @@
+package tcp
+
+import (
+	"math/bits"
+	"sync"
+)
+
+// BufferPool keeps the backing arrays of connections' send and receive
+// queues for reuse. A queue grows on demand (ring), so without a pool a
+// connection that arrives with data queued, a migrated one, allocates
+// its queues at once: a fresh 128 KiB array is 32 page faults and a clear
+// (hundreds of microseconds on a VM, and garbage for the collector), in
+// the middle of the restore. With one, the arrays of connections that
+// closed or moved away serve the next ones. One pool may serve many
+// connections and goroutines.
+//
+// Arrays come back with their old bytes: a queue only reads bytes it has
+// written. The zero BufferPool keeps nothing; NewBufferPool sets a bound.
+type BufferPool struct {
+	mu   sync.Mutex
+	free [poolClasses][][]byte // by size class: cap 1<<(k+minPoolShift)
+	held int                   // bytes in free
+	max  int
+	// hits and misses count get's arrays from free and from make.
+	hits, misses uint64
+}
+
+const (
+	minPoolShift = 12 // ringInitial, 4 KiB: the smallest array a ring makes
+	poolClasses  = 31 - minPoolShift
+)
+
+// NewBufferPool returns a pool that keeps at most maxBytes of arrays.
+func NewBufferPool(maxBytes int) *BufferPool { return &BufferPool{max: maxBytes} }
+
+// poolClass is the smallest class whose arrays hold n bytes.
+func poolClass(n int) int {
+	if n <= 1<<minPoolShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minPoolShift
+}
+
+// get returns an array of length n, from the pool when it has one of n's
+// class. A nil pool makes one, as the ring did before pools.
+func (p *BufferPool) get(n int) []byte {
+	if p == nil {
+		return make([]byte, n)
+	}
+	k := poolClass(n)
+	if k >= poolClasses {
+		return make([]byte, n)
+	}
+	p.mu.Lock()
+	if l := p.free[k]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[k] = l[:len(l)-1]
+		p.held -= cap(b)
+		p.hits++
+		p.mu.Unlock()
+		return b[:n]
+	}
+	p.misses++
+	p.mu.Unlock()
+	return make([]byte, n, 1<<(k+minPoolShift))
+}
+
+// put keeps b, which nothing refers to any more, unless the pool is full
+// or b is not of a class's size (not the pool's: the collector takes it).
+func (p *BufferPool) put(b []byte) {
+	c := cap(b)
+	if p == nil || c == 0 {
+		return
+	}
+	k := poolClass(c)
+	if k >= poolClasses || c != 1<<(k+minPoolShift) {
+		return
+	}
+	p.mu.Lock()
+	if p.held+c <= p.max {
+		p.free[k] = append(p.free[k], b[:0])
+		p.held += c
+	}
+	p.mu.Unlock()
+}
+
+// Drain lets go of every array kept, for the collector to free.
+func (p *BufferPool) Drain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.free {
+		clear(p.free[k])
+		p.free[k] = nil
+	}
+	p.held = 0
+}
+
+// BufferPoolStats is a BufferPool's state.
+type BufferPoolStats struct {
+	Held   int    // bytes of arrays kept
+	Hits   uint64 // arrays handed out from the pool
+	Misses uint64 // arrays made because the pool had none of the size
+}
+
+// Stats returns the pool's state.
+func (p *BufferPool) Stats() BufferPoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return BufferPoolStats{Held: p.held, Hits: p.hits, Misses: p.misses}
+}

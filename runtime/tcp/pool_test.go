@@ -1,0 +1,76 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPoolClass(t *testing.T) {
+	for _, tc := range []struct{ n, class int }{
+		{1, 0}, {4096, 0}, {4097, 1}, {8192, 1}, {8193, 2}, {256 << 10, 6}, {256<<10 + 1, 7}, {1 << 30, 18},
+	} {
+		if got := poolClass(tc.n); got != tc.class {
+			t.Errorf("poolClass(%d) = %d, want %d", tc.n, got, tc.class)
+		}
+	}
+}
+
+func TestBufferPoolReusesWithinItsBound(t *testing.T) {
+	p := NewBufferPool(64 << 10)
+	a := p.get(5000) // class 1: 8 KiB
+	if len(a) != 5000 || cap(a) != 8192 {
+		t.Fatalf("get(5000): len %d cap %d, want 5000 and 8192", len(a), cap(a))
+	}
+	p.put(a)
+	if b := p.get(6000); &b[0] != &a[0] || len(b) != 6000 {
+		t.Errorf("get(6000) after putting an 8 KiB array did not reuse it")
+	}
+	if st := p.Stats(); st.Hits != 1 || st.Misses != 1 || st.Held != 0 {
+		t.Errorf("stats %+v, want 1 hit, 1 miss, nothing held", st)
+	}
+	// Over the bound, and not of a class's size: the collector's.
+	for range 9 {
+		p.put(make([]byte, 8192))
+	}
+	p.put(make([]byte, 5000))
+	if st := p.Stats(); st.Held != 64<<10 {
+		t.Errorf("held %d bytes, want the bound, %d", st.Held, 64<<10)
+	}
+	var zero *BufferPool
+	if b := zero.get(100); len(b) != 100 {
+		t.Errorf("a nil pool's get(100) has length %d", len(b))
+	}
+	zero.put(make([]byte, 4096)) // no panic
+}
+
+// TestTransferWithPoisonedPool moves data both ways, under loss and
+// reordering (out-of-order data parked beyond the queue), through queues
+// whose arrays come from a pool full of junk: a queue must never send or
+// deliver a byte it did not write, and a connection's arrays go back to
+// the pool when it closes.
+func TestTransferWithPoisonedPool(t *testing.T) {
+	pool := NewBufferPool(64 << 20)
+	for k := range 8 {
+		for range 4 {
+			b := make([]byte, 1<<(k+minPoolShift))
+			for i := range b {
+				b[i] = 0xA5
+			}
+			pool.put(b)
+		}
+	}
+	cfg := Config{Buffers: pool, SendBuffer: 64 << 10, RecvBuffer: 48 << 10}
+	n := newNet(t, 7)
+	n.loss, n.jitter = 0.02, 2*time.Millisecond
+	n.dial(cfg, cfg)
+	exchange(t, n, payload(1<<20, 1), payload(256<<10, 2), 10*time.Minute)
+	if st := pool.Stats(); st.Hits == 0 {
+		t.Errorf("pool %+v: no array came from it", st)
+	}
+	before := pool.Stats().Held
+	n.a.Recycle()
+	n.b.Recycle()
+	if after := pool.Stats().Held; after < before {
+		t.Errorf("Recycle: the pool holds %d bytes, %d before", after, before)
+	}
+}
