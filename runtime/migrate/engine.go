@@ -196,7 +196,8 @@ type Engine struct {
 	spareOut  *outgoing
 	spareIn   *incoming
 	hostSpent bool     // a host spare was taken: Reserve at the unlock
-	bufs      [][]byte // snapshot and state buffers, for reuse
+	bufs      [][]byte // snapshot and state buffers, for reuse (takeBuf)
+	bufBytes  int      // their capacity
 	reasms    []*tcpmig.ConnStateReassembler
 	// burst is sendState's work for sendBurst, which runs inside
 	// host.Burst: a method value made once, not a closure per send.

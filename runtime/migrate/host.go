@@ -96,6 +96,13 @@ type Frozen interface {
 	Abort()
 }
 
+// Sizer is implemented by a Frozen that knows how long Serialize's output
+// will be: the engine then serializes into a kept buffer that fits rather
+// than into new memory.
+type Sizer interface {
+	SerializedSize(app []byte) int
+}
+
 // HostCounters are a host's packet counters.
 type HostCounters struct {
 	Held, HeldOverflow, TombstoneDrops uint64

@@ -410,7 +410,11 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		return
 	}
 	if o.snap == nil {
-		o.snap = e.takeBuf()
+		size := 0
+		if sz, ok := fr.(Sizer); ok {
+			size = sz.SerializedSize(state)
+		}
+		o.snap = e.takeBuf(size)
 	}
 	if o.snap, err = fr.Serialize(o.snap[:0], state); err != nil {
 		o.lost = fmt.Errorf("migrate: %v: serializing: %w", o.k, err)
