@@ -47,6 +47,7 @@ type serveFlags struct {
 	size                                      int64
 	kernel, replace, offload                  bool
 	frames                                    int
+	loopPriority                              int
 	// migration
 	switchAddr, control, records string
 	echoPort                     int
@@ -104,6 +105,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
 	fs.BoolVar(&f.offload, "offload", true, "transmit through AF_PACKET with the kernel's segmentation offload (GSO/TSO), as a kernel sender does; false sends every frame through the AF_XDP ring")
 	fs.BoolVar(&f.replace, "replace-xdp", false, "take over an interface that already has an XDP program (e.g. left by a killed serve)")
+	fs.IntVar(&f.loopPriority, "loop-priority", 0, "run the event loop (with -kernel -switch: the TCPMig receiver) on its own thread in SCHED_FIFO at this `priority`, 1-99, as on a dedicated core (0: the normal scheduler)")
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
@@ -142,6 +144,12 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if f.loopPriority < 0 || f.loopPriority > maxLoopPriority {
+		return f, fmt.Errorf("-loop-priority %d: want a SCHED_FIFO priority, 1 to %d, or 0 for the normal scheduler", f.loopPriority, maxLoopPriority)
+	}
+	if f.loopPriority > 0 && f.kernel && f.switchAddr == "" {
+		return f, fmt.Errorf("-loop-priority %d: -kernel has no event loop of ours without -switch (then it is the TCPMig receiver's)", f.loopPriority)
 	}
 	if f.size < 0 || f.size > maxBody {
 		return f, fmt.Errorf("-size %d outside 0..%d", f.size, int64(maxBody))
@@ -285,8 +293,21 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- st.Run(runCtx) }()
+	runErr, ready := make(chan error, 1), make(chan error, 1)
+	go func() {
+		if err := realtimeLoop(f.loopPriority); err != nil {
+			ready <- err
+			runErr <- nil
+			return
+		}
+		ready <- nil
+		runErr <- st.Run(runCtx)
+	}()
+	if err := <-ready; err != nil {
+		cancel()
+		st.Close()
+		return err
+	}
 	tx := "AF_XDP"
 	if f.offload {
 		tx = "AF_PACKET with segmentation offload"
@@ -435,7 +456,11 @@ func serveKernelMigratable(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	defer rec.close()
-	srv, err := kernel.Start(kernel.Config{Addr: pfx.Addr(), Engine: ecfg, SendBuffer: f.sndbuf, RecvBuffer: f.rcvbuf})
+	kcfg := kernel.Config{Addr: pfx.Addr(), Engine: ecfg, SendBuffer: f.sndbuf, RecvBuffer: f.rcvbuf}
+	if f.loopPriority > 0 {
+		kcfg.LoopThread = func() error { return realtimeLoop(f.loopPriority) }
+	}
+	srv, err := kernel.Start(kcfg)
 	if err != nil {
 		return err
 	}

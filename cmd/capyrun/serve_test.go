@@ -3,14 +3,18 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/capygen/capygen/testbed"
 )
@@ -102,6 +106,9 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"-switch", "10.77.0.254", "-policy", "threshold", "-margin", "0"}, "threshold -margin 0"},
 		{[]string{"-congestion", "bbr"}, "our stack has cubic and reno"},
 		{[]string{"-kernel", "-switch", "10.77.0.254", "-congestion", "cubic"}, "only without -switch"},
+		{[]string{"-loop-priority", "-1"}, "want a SCHED_FIFO priority, 1 to 99"},
+		{[]string{"-loop-priority", "100"}, "want a SCHED_FIFO priority, 1 to 99"},
+		{[]string{"-kernel", "-loop-priority", "1"}, "no event loop of ours without -switch"},
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %q: error %v, want one saying %q", c.args, err, c.want)
@@ -142,5 +149,38 @@ func TestWorkHandler(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(string(body), "want a service time in microseconds") {
 			t.Errorf("GET /work%s = %d %q, want 400 naming the parameter", q, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestRealtimeLoop: the loop's thread goes to SCHED_FIFO at the priority
+// asked for, or the error says what it needs; 0 leaves it alone.
+func TestRealtimeLoop(t *testing.T) {
+	if err := realtimeLoop(0); err != nil {
+		t.Fatalf("realtimeLoop(0): %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// The goroutine's thread stays locked and is not reused: it ends
+		// with the goroutine, and its SCHED_FIFO with it.
+		if err := realtimeLoop(3); err != nil {
+			done <- err
+			return
+		}
+		attr, err := unix.SchedGetAttr(0, 0)
+		switch {
+		case err != nil:
+			done <- err
+		case attr.Policy != unix.SCHED_FIFO || attr.Priority != 3:
+			done <- fmt.Errorf("policy %d priority %d, want SCHED_FIFO (%d) at 3", attr.Policy, attr.Priority, unix.SCHED_FIFO)
+		default:
+			done <- nil
+		}
+	}()
+	err := <-done
+	if err != nil && strings.Contains(err.Error(), "CAP_SYS_NICE") && os.Geteuid() != 0 {
+		t.Skipf("not root: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -57,6 +57,11 @@ type Config struct {
 	// received and not yet read are state too, and autotuned a fast
 	// sender fills megabytes.
 	RecvBuffer int
+	// LoopThread, if set, runs on the goroutine that carries out the
+	// engine's handlers (TCPMig's receiver), locked to its OS thread,
+	// before the first datagram: a deployment sets that thread's
+	// scheduling there (capyrun's -loop-priority). Its error fails Start.
+	LoopThread func() error
 }
 
 // Server is one kernel-mode server: its TCPMig engine and the host the
@@ -296,8 +301,13 @@ func (h *host) NumConns() int {
 }
 
 func (h *host) Attach(e *migrate.Engine) error {
-	h.wg.Add(2)
-	go h.receive(e)
+	ready := make(chan error, 1)
+	h.wg.Add(1)
+	go h.receive(e, ready)
+	if err := <-ready; err != nil {
+		return err
+	}
+	h.wg.Add(1)
 	go h.clock(e)
 	return nil
 }
@@ -313,9 +323,18 @@ func (h *host) Detach() {
 	h.wg.Wait()
 }
 
-// receive hands TCPMig datagrams to the engine.
-func (h *host) receive(e *migrate.Engine) {
+// receive hands TCPMig datagrams to the engine. ready gets LoopThread's
+// error, or nil once receive goes on.
+func (h *host) receive(e *migrate.Engine, ready chan<- error) {
 	defer h.wg.Done()
+	if h.cfg.LoopThread != nil {
+		runtime.LockOSThread() // for good: the thread's scheduling was changed
+		if err := h.cfg.LoopThread(); err != nil {
+			ready <- fmt.Errorf("kernel: the TCPMig receiver's thread: %w", err)
+			return
+		}
+	}
+	ready <- nil
 	buf := make([]byte, 1<<16)
 	for {
 		n, src, err := h.udp.ReadFromUDPAddrPort(buf)

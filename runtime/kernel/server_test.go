@@ -104,3 +104,45 @@ func TestTransferWithoutSwitch(t *testing.T) {
 		t.Errorf("rules left after Close:\n%s", rules)
 	}
 }
+
+// TestLoopThreadRunsOrFailsStart: LoopThread runs once, on the thread
+// that will carry out the engine's handlers; its error fails Start, which
+// then leaves no rule behind.
+func TestLoopThreadRunsOrFailsStart(t *testing.T) {
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules)")
+	}
+	ns := netnstest.NewNS(t, "capyk-l-"+netnstest.Tag())
+	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.1.1/32", "dev", "lo")
+	cfg := Config{Addr: netip.MustParseAddr("10.79.1.1"), Queue: 11,
+		Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.1.254"), HeartbeatPeriod: -1}}
+	netnstest.InNS(t, ns, func() {
+		calls := 0
+		cfg.LoopThread = func() error { calls++; return nil }
+		srv, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if calls != 1 {
+			t.Errorf("LoopThread ran %d times, want once", calls)
+		}
+
+		cfg.LoopThread = func() error { return errors.New("no such priority") }
+		if srv, err := Start(cfg); err == nil {
+			srv.Close()
+			t.Fatal("Start succeeded with a failing LoopThread")
+		} else if !strings.Contains(err.Error(), "no such priority") || !strings.Contains(err.Error(), "receiver's thread") {
+			t.Errorf("Start: %v, want the LoopThread's error, naming the thread", err)
+		}
+		out, err := exec.Command("iptables", "-S").CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables -S: %v: %s", err, out)
+		}
+		if strings.Contains(string(out), "NFQUEUE") {
+			t.Errorf("a failed Start left rules behind:\n%s", out)
+		}
+	})
+}
