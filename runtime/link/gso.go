@@ -59,6 +59,16 @@ type gsoMsg struct {
 	size     int // payload bytes of its first segment: the GSO segment size
 	thl      int // TCP header length
 	open     bool
+	udp      bool // a UDP train (queueUDP): size is its datagrams' payload size
+}
+
+// frames is how many frames m leaves as on the wire.
+func (m *gsoMsg) frames() int {
+	if m.udp {
+		payload := m.end - m.off - vnetHdrLen - EthernetHeaderLen - ipv4HdrLen - udpHdrLen
+		return (payload + m.size - 1) / m.size
+	}
+	return max(m.segs, 1)
 }
 
 // mmsghdr is struct mmsghdr, which golang.org/x/sys/unix does not define.
@@ -68,12 +78,19 @@ type mmsghdr struct {
 }
 
 const (
-	vnetHdrLen   = 10 // struct virtio_net_hdr, without num_buffers
-	gsoMaxIPLen  = 65535
-	gsoArenaMax  = 1 << 20 // flush a burst past this many bytes queued
-	gsoMaxMsgs   = 256     // ... or this many messages
-	ipv4HdrLen   = 20
-	etherTypeIP4 = 0x0800
+	vnetHdrLen  = 10 // struct virtio_net_hdr, without num_buffers
+	gsoMaxIPLen = 65535
+	// gsoMaxUDPSegs is the most datagrams a UDP train carries: the
+	// kernel's UDP_MAX_SEGMENTS of older kernels (newer take 128).
+	gsoMaxUDPSegs = 64
+	udpHdrLen     = 8
+	// virtioNetHdrGSOUDPL4 is VIRTIO_NET_HDR_GSO_UDP_L4 (linux/virtio_net.h),
+	// which golang.org/x/sys/unix does not define.
+	virtioNetHdrGSOUDPL4 = 5
+	gsoArenaMax          = 1 << 20 // flush a burst past this many bytes queued
+	gsoMaxMsgs           = 256     // ... or this many messages
+	ipv4HdrLen           = 20
+	etherTypeIP4         = 0x0800
 )
 
 // openGSOTx opens the transmit socket on ifindex. protocol 0 binds it for
@@ -135,6 +152,43 @@ func (b *gsoBatch) queue(frame []byte) bool {
 	}
 	b.msgs = append(b.msgs, m)
 	return true
+}
+
+// queueUDP copies a UDP train (QueueUDPSegments's frame, checked by
+// udpTrain) into the batch as a message of its own. It returns false, and
+// queues nothing, when the batch is full.
+func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
+	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
+		return false
+	}
+	m := gsoMsg{off: len(b.arena), size: segSize, udp: true}
+	b.arena = append(b.arena, make([]byte, vnetHdrLen)...)
+	b.arena = append(b.arena, frame...)
+	m.end = len(b.arena)
+	b.msgs = append(b.msgs, m)
+	return true
+}
+
+// udpTrain checks a QueueUDPSegments frame and returns its datagram count.
+func udpTrain(frame []byte, segSize, mtu int) (int, error) {
+	if len(frame) < EthernetHeaderLen+ipv4HdrLen+udpHdrLen || binary.BigEndian.Uint16(frame[12:14]) != etherTypeIP4 {
+		return 0, fmt.Errorf("%w: a UDP train must be an IPv4 frame", ErrFrameTooShort)
+	}
+	ip := frame[EthernetHeaderLen:]
+	total := len(ip)
+	payload := total - ipv4HdrLen - udpHdrLen
+	switch {
+	case ip[0] != 0x45 || ip[9] != unix.IPPROTO_UDP || binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0:
+		return 0, errors.New("link: a UDP train must be IPv4 without options, UDP, not a fragment")
+	case total > gsoMaxIPLen || int(binary.BigEndian.Uint16(ip[2:4])) != total ||
+		int(binary.BigEndian.Uint16(ip[ipv4HdrLen+4:])) != total-ipv4HdrLen:
+		return 0, fmt.Errorf("link: a UDP train's IPv4 and UDP lengths must cover its %d bytes, at most %d", total, gsoMaxIPLen)
+	case segSize <= 0 || ipv4HdrLen+udpHdrLen+segSize > mtu:
+		return 0, fmt.Errorf("%w: %d-byte datagrams in a UDP train, mtu %d", ErrFrameTooLarge, segSize, mtu)
+	case payload <= segSize || payload > gsoMaxUDPSegs*segSize:
+		return 0, fmt.Errorf("link: a UDP train carries 2 to %d datagrams, not %d bytes of %d-byte ones", gsoMaxUDPSegs, payload, segSize)
+	}
+	return (payload + segSize - 1) / segSize, nil
 }
 
 const (
@@ -205,6 +259,10 @@ func (b *gsoBatch) join(m *gsoMsg, frame []byte, thl, payload int) bool {
 // header checksum, and the TCP checksum as the pseudo-header sum the
 // kernel completes per segment (CHECKSUM_PARTIAL).
 func (b *gsoBatch) seal(m *gsoMsg) {
+	if m.udp {
+		b.sealUDP(m)
+		return
+	}
 	if m.segs < 2 {
 		return // sent as it came, with its own checksums
 	}
@@ -223,6 +281,25 @@ func (b *gsoBatch) seal(m *gsoMsg) {
 	tcpLen := len(ip) - ipv4HdrLen
 	pseudo := inet.Add(uint64(unix.IPPROTO_TCP)+uint64(tcpLen), ip[12:20])
 	binary.BigEndian.PutUint16(ip[ipv4HdrLen+16:], inet.Fold(pseudo))
+}
+
+// sealUDP is seal for a UDP train: the kernel cuts it every m.size
+// payload bytes, and adjusts the partial UDP checksum (the pseudo-header
+// sum over the whole train) to each datagram's length.
+func (b *gsoBatch) sealUDP(m *gsoMsg) {
+	h := b.arena[m.off : m.off+vnetHdrLen]
+	ip := b.arena[m.off+vnetHdrLen+EthernetHeaderLen : m.end]
+	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
+	h[1] = virtioNetHdrGSOUDPL4
+	binary.NativeEndian.PutUint16(h[2:], uint16(EthernetHeaderLen+ipv4HdrLen+udpHdrLen))
+	binary.NativeEndian.PutUint16(h[4:], uint16(m.size))
+	binary.NativeEndian.PutUint16(h[6:], uint16(EthernetHeaderLen+ipv4HdrLen))
+	binary.NativeEndian.PutUint16(h[8:], 6) // offset of the UDP checksum
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^inet.Fold(inet.Add(0, ip[:ipv4HdrLen])))
+	udpLen := len(ip) - ipv4HdrLen
+	pseudo := inet.Add(uint64(unix.IPPROTO_UDP)+uint64(udpLen), ip[12:20])
+	binary.BigEndian.PutUint16(ip[ipv4HdrLen+6:], inet.Fold(pseudo))
 }
 
 // flush sends every message of b with sendmmsg, and empties b. A full socket buffer
@@ -274,7 +351,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 				deadline = time.Now().Add(g.wait)
 			} else if time.Now().After(deadline) {
 				for ; sent < len(g.mm); sent++ {
-					dropped += max(b.msgs[sent].segs, 1)
+					dropped += b.msgs[sent].frames()
 				}
 				continue
 			}
@@ -287,7 +364,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 			// The kernel refused this message's headers: skip it so the
 			// rest still go, and say which it was.
 			m := &b.msgs[sent]
-			dropped += max(m.segs, 1)
+			dropped += m.frames()
 			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
 				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.segs, e))
 			sent++

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -370,5 +371,104 @@ func TestXDPOffloadQueueWhileFlushing(t *testing.T) {
 	}
 	if next != n {
 		t.Fatalf("%d of %d frames arrived (link dropped %d)", next, n, x.Stats().TxDropped)
+	}
+}
+
+// TestXDPOffloadUDPTrain: a UDP train queued as one frame reaches a
+// kernel UDP socket as its datagrams, each with its payload and a valid
+// checksum (the kernel drops one with a bad checksum), whether the kernel
+// cuts it before the veth or hands it whole to the peer (which cuts it
+// then); and a malformed train is refused with an error naming what is
+// wrong.
+func TestXDPOffloadUDPTrain(t *testing.T) {
+	needRoot(t)
+	for _, offload := range []bool{true, false} {
+		name := "peer-offloads"
+		if !offload {
+			name = "software"
+		}
+		t.Run(name, func(t *testing.T) { testOffloadUDPTrain(t, offload) })
+	}
+}
+
+func testOffloadUDPTrain(t *testing.T, offload bool) {
+	ns := newNS(t, "capy-"+tag()+"-u")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", "xb")
+	if !offload {
+		for _, dev := range []string{"xa", "xb"} {
+			run(t, "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
+		}
+	}
+	x := openXDP(t, ns, "xa", XDPOptions{Offload: true})
+	if x.MaxUDPSegments() < 2 {
+		t.Fatalf("MaxUDPSegments %d with Offload", x.MaxUDPSegments())
+	}
+	peer := macOf(t, ns, "xb")
+	var conn *net.UDPConn
+	inNS(t, ns, func() {
+		var err error
+		if conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP{10, 77, 9, 1}, Port: 7001}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer conn.Close()
+
+	const segSize, n = 1200, 9
+	payload := make([]byte, (n-1)*segSize+345)
+	for i := range payload {
+		payload[i] = byte(i*13 + i>>9)
+	}
+	train := func(p []byte) []byte {
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 77, 9, 2}, DstIP: net.IP{10, 77, 9, 1}}
+		udp := &layers.UDP{SrcPort: 7002, DstPort: 7001}
+		udp.SetNetworkLayerForChecksum(ip)
+		return serialize(t, &layers.Ethernet{SrcMAC: x.MAC(), DstMAC: peer, EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload(p))
+	}
+	frame := train(payload)
+	// The checksum serialize computed is not the partial one the link
+	// writes: scribble on it to show the link sets it.
+	frame[EthernetHeaderLen+ipv4HdrLen+6] ^= 0x5a
+	if err := x.QueueUDPSegments(frame, segSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	for i := range n {
+		k, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("datagram %d of %d: %v", i, n, err)
+		}
+		want := payload[i*segSize : min((i+1)*segSize, len(payload))]
+		if !bytes.Equal(buf[:k], want) {
+			t.Fatalf("datagram %d: %d bytes, want %d: %x...", i, k, len(want), buf[:min(k, 16)])
+		}
+	}
+	if st := x.Stats(); st.TxFrames != n || st.TxDropped != 0 {
+		t.Errorf("stats %+v: want %d frames sent, none dropped", st, n)
+	}
+
+	tcpIP := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 77, 9, 2}, DstIP: net.IP{10, 77, 9, 1}}
+	tcp := &layers.TCP{SrcPort: 1, DstPort: 2}
+	tcp.SetNetworkLayerForChecksum(tcpIP)
+	notUDP := serialize(t, &layers.Ethernet{SrcMAC: x.MAC(), DstMAC: peer, EthernetType: layers.EthernetTypeIPv4}, tcpIP, tcp, gopacket.Payload(payload[:3000]))
+	for _, c := range []struct {
+		name    string
+		frame   []byte
+		segSize int
+		want    string
+	}{
+		{"one datagram", train(payload[:segSize]), segSize, "2 to 64 datagrams"},
+		{"too many", train(make([]byte, 65*100)), 100, "2 to 64 datagrams"},
+		{"over the mtu", train(payload[:3*1600]), 1600, "mtu"},
+		{"not UDP", notUDP, 1200, "UDP"},
+		{"lengths", append(train(payload[:3000]), 0, 0), 1200, "lengths must cover"},
+	} {
+		if err := x.QueueUDPSegments(c.frame, c.segSize); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: QueueUDPSegments = %v, want an error saying %q", c.name, err, c.want)
+		}
 	}
 }

@@ -43,6 +43,24 @@ type Batcher interface {
 	Flush() error
 }
 
+// UDPSegmenter is a Batcher that queues a train of UDP datagrams to one
+// destination as one frame, which the kernel or the NIC cuts into the
+// datagrams (UDP GSO, as QUIC senders use it): the sender builds one set
+// of headers and computes no checksum per datagram. The migration engine
+// sends a connection's state, dozens of datagrams, this way.
+type UDPSegmenter interface {
+	Batcher
+	// MaxUDPSegments is how many datagrams one frame may carry now; 0
+	// when the link cannot cut trains (the caller sends one by one).
+	MaxUDPSegments() int
+	// QueueUDPSegments queues frame: Ethernet, IPv4 without options, UDP,
+	// and the datagrams' payloads back to back, segSize bytes each but the
+	// last (1 to segSize bytes), at least two. The IPv4 total length and
+	// the UDP length cover the whole train; the link sets the checksums.
+	// It does not keep frame.
+	QueueUDPSegments(frame []byte, segSize int) error
+}
+
 // Waker is an Endpoint whose Receive another goroutine can cut short: an
 // event loop that sleeps in Receive takes work posted to it without
 // waiting for a frame or its timeout.

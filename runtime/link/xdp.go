@@ -168,8 +168,9 @@ type XDP struct {
 }
 
 var (
-	_ Batcher = (*XDP)(nil)
-	_ Waker   = (*XDP)(nil)
+	_ Batcher      = (*XDP)(nil)
+	_ Waker        = (*XDP)(nil)
+	_ UDPSegmenter = (*XDP)(nil)
 )
 
 type umemRing struct {
@@ -517,6 +518,46 @@ func (x *XDP) gsoQueue(frame []byte) error {
 		}
 	}
 	x.txDrops.Add(1)
+	return nil
+}
+
+// MaxUDPSegments implements UDPSegmenter: with Offload the kernel cuts
+// UDP trains; the AF_XDP ring cannot.
+func (x *XDP) MaxUDPSegments() int {
+	if x.gso == nil {
+		return 0
+	}
+	return gsoMaxUDPSegs
+}
+
+// QueueUDPSegments implements UDPSegmenter, on the offload socket's batch
+// as gsoQueue queues a frame.
+func (x *XDP) QueueUDPSegments(frame []byte, segSize int) error {
+	if x.gso == nil {
+		return fmt.Errorf("link: %s cannot cut UDP trains without Offload (MaxUDPSegments is 0)", x.ifname)
+	}
+	n, err := udpTrain(frame, segSize, x.mtu)
+	if err != nil {
+		return err
+	}
+	for range gsoQueueTries {
+		x.txMu.Lock()
+		if x.closed.Load() {
+			x.txMu.Unlock()
+			return ErrClosed
+		}
+		ok := x.gso.fill.queueUDP(frame, segSize)
+		x.txMu.Unlock()
+		if ok {
+			x.txFrames.Add(uint64(n))
+			x.txBytes.Add(uint64(len(frame) + (n-1)*(EthernetHeaderLen+ipv4HdrLen+udpHdrLen)))
+			return nil
+		}
+		if err := x.gsoFlush(); errors.Is(err, ErrClosed) || errors.Is(err, ErrInterfaceDown) || errors.Is(err, ErrNoInterface) {
+			return err
+		}
+	}
+	x.txDrops.Add(uint64(n))
 	return nil
 }
 

@@ -69,6 +69,7 @@ type Counters struct {
 	ICMPErrorsOut, ICMPErrorsLimited       uint64 // port unreachables sent, and held back by the rate limit
 
 	UDPIn, UDPOut, UDPNoPort, UDPBadChecksum uint64
+	UDPTrains                                uint64 // frames of several datagrams the link cut (SendUDPSegments)
 
 	TCPIn, TCPOut, TCPBadChecksum uint64
 	TCPNoConn                     uint64 // segments without connection or listener
@@ -114,6 +115,7 @@ func (c Counters) String() string {
 		{"icmp.ping.out", c.ICMPEchoRequestsOut}, {"icmp.ping.replies", c.ICMPEchoRepliesIn},
 		{"icmp.errors.out", c.ICMPErrorsOut}, {"icmp.errors.limited", c.ICMPErrorsLimited},
 		{"udp.in", c.UDPIn}, {"udp.out", c.UDPOut}, {"udp.no_port", c.UDPNoPort}, {"udp.bad_checksum", c.UDPBadChecksum},
+		{"udp.trains", c.UDPTrains},
 		{"tcp.in", c.TCPIn}, {"tcp.out", c.TCPOut}, {"tcp.bad_checksum", c.TCPBadChecksum},
 		{"tcp.no_conn", c.TCPNoConn}, {"tcp.intercepted", c.TCPIntercepted},
 		{"tcp.retransmits", c.TCPRetransmits}, {"tcp.timeouts", c.TCPTimeouts}, {"tcp.recoveries", c.TCPRecoveries},

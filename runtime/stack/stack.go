@@ -205,6 +205,7 @@ type Stack struct {
 	txDefer  int          // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued bool         // frames queued on batch since the last Flush
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
+	txTrain  []byte       // a UDP train being built (SendUDPSegments)
 	// wakeLater are the waiters signal put off while wakeDefer, the
 	// hooks and Bursts under way, was not 0.
 	wakeLater []chan struct{}
@@ -891,16 +892,29 @@ func (s *Stack) Burst(f func()) {
 func (s *Stack) SendUDP(src, dst netip.AddrPort, payload []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkUDP(src, dst, len(payload)); err != nil {
+		return err
+	}
+	return s.sendUDP(src, dst, payload)
+}
+
+// checkUDP checks SendUDP's addresses, and that a size-byte payload fits.
+func (s *Stack) checkUDP(src, dst netip.AddrPort, size int) error {
 	if a := src.Addr(); a.IsValid() && !a.IsUnspecified() && a != s.addr {
 		return fmt.Errorf("%w: UDP source %v is not this stack's address %v", ErrBadAddr, src, s.addr)
 	}
 	if !dst.Addr().Is4() || dst.Port() == 0 {
 		return fmt.Errorf("%w: UDP destination %v must be IPv4 with a port", ErrBadAddr, dst)
 	}
-	n := udpHeaderLen + len(payload)
-	if IPv4MinHeaderLen+n > s.mtu {
-		return fmt.Errorf("%w: %d-byte UDP payload to %v, at most %d fit", ErrTooBig, len(payload), dst, s.mtu-IPv4MinHeaderLen-udpHeaderLen)
+	if IPv4MinHeaderLen+udpHeaderLen+size > s.mtu {
+		return fmt.Errorf("%w: %d-byte UDP payload to %v, at most %d fit", ErrTooBig, size, dst, s.mtu-IPv4MinHeaderLen-udpHeaderLen)
 	}
+	return nil
+}
+
+// sendUDP is SendUDP once checked; s.mu is held.
+func (s *Stack) sendUDP(src, dst netip.AddrPort, payload []byte) error {
+	n := udpHeaderLen + len(payload)
 	s.startFrame()
 	off := len(s.tx)
 	s.tx = append(s.tx, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -918,5 +932,94 @@ func (s *Stack) SendUDP(src, dst netip.AddrPort, payload []byte) error {
 		return err
 	}
 	s.ctr.UDPOut++
+	return nil
+}
+
+// SendUDPSegments sends datagrams from src to dst whose payloads lie back
+// to back in payloads, segSize bytes each but the last, as SendUDP would
+// one by one. When the link cuts UDP trains (link.UDPSegmenter: the
+// kernel's or the NIC's UDP GSO) and dst's hardware address is known, it
+// hands them over in as few frames as the link takes, and the link, not
+// the stack, writes each datagram's headers and checksum. The migration
+// engine sends a connection's state this way.
+func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSize int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if segSize <= 0 {
+		return fmt.Errorf("%w: UDP segments of %d bytes", ErrBadAddr, segSize)
+	}
+	if err := s.checkUDP(src, dst, segSize); err != nil {
+		return err
+	}
+	perFrame := 0
+	seg, ok := s.batch.(link.UDPSegmenter)
+	if ok {
+		perFrame = min(seg.MaxUDPSegments(), (0xffff-IPv4MinHeaderLen-udpHeaderLen)/segSize)
+	}
+	// A train goes to a resolved neighbour; otherwise sendUDP queues each
+	// datagram behind the ARP resolution, or fails as it would.
+	var mac [6]byte
+	if perFrame >= 2 {
+		hop, err := s.nextHop(dst.Addr())
+		n := s.neigh[hop]
+		if err == nil && dst.Addr() != s.bcast && n != nil && n.resolved {
+			mac, n.used = n.mac, true
+		} else {
+			perFrame = 0
+		}
+	}
+	for len(payloads) > 0 {
+		k := min(len(payloads), segSize)
+		if perFrame >= 2 && len(payloads) > segSize {
+			k = min(len(payloads), perFrame*segSize)
+		}
+		var err error
+		if k <= segSize {
+			err = s.sendUDP(src, dst, payloads[:k])
+		} else {
+			err = s.sendUDPTrain(seg, mac, src, dst, payloads[:k], segSize)
+		}
+		if err != nil {
+			return err
+		}
+		payloads = payloads[k:]
+	}
+	return nil
+}
+
+// sendUDPTrain queues payloads, two or more segSize-byte datagrams, as one
+// frame on seg, or sends it if no burst is open. s.mu is held.
+func (s *Stack) sendUDPTrain(seg link.UDPSegmenter, mac [6]byte, src, dst netip.AddrPort, payloads []byte, segSize int) error {
+	n := (len(payloads) + segSize - 1) / segSize
+	ipLen := IPv4MinHeaderLen + udpHeaderLen + len(payloads)
+	s.txTrain = append(s.txTrain[:0], make([]byte, EthernetHeaderLen+IPv4MinHeaderLen+udpHeaderLen)...)
+	s.txTrain = append(s.txTrain, payloads...)
+	f := s.txTrain
+	putEthernet(f, mac, s.mac, etherTypeIPv4)
+	s.ipID++
+	IPv4(f[EthernetHeaderLen:]).Encode(&IPv4Fields{
+		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: protoUDP, Src: s.addr, Dst: dst.Addr(),
+	})
+	s.ipID += uint16(n - 1) // the link numbers the datagrams after the first
+	u := f[EthernetHeaderLen+IPv4MinHeaderLen:]
+	binary.BigEndian.PutUint16(u[0:2], src.Port())
+	binary.BigEndian.PutUint16(u[2:4], dst.Port())
+	binary.BigEndian.PutUint16(u[4:6], uint16(ipLen-IPv4MinHeaderLen))
+	if err := seg.QueueUDPSegments(f, segSize); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+		return fmt.Errorf("stack: sending %d UDP datagrams to %v in one frame: %w", n, dst, err)
+	}
+	if s.txDefer > 0 {
+		s.txQueued = true
+	} else if err := seg.Flush(); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+		return fmt.Errorf("stack: sending %d UDP datagrams to %v in one frame: %w", n, dst, err)
+	}
+	s.ctr.FramesOut += uint64(n)
+	s.ctr.IPv4Out += uint64(n)
+	s.ctr.UDPOut += uint64(n)
+	s.ctr.UDPTrains++
 	return nil
 }
