@@ -14,6 +14,7 @@ import (
 	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/internal/timerq"
 	"github.com/capygen/capygen/runtime/genrt/machine"
+	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -207,6 +208,8 @@ type Engine struct {
 		err                error
 	}
 	sendBurst func()
+	// train is sendRange's fragments being encoded for a TrainSender.
+	train []byte
 	// start is Start's machine step for startStep, which runs inside
 	// host.Burst; its effects are copied out after, so that no pointer to
 	// Start's own escapes (an allocation per migration).
@@ -334,6 +337,13 @@ func newEngine(cfg Config) (*Engine, error) {
 
 func (e *Engine) attach(h Host) error {
 	e.host, e.self = h, h.Addr()
+	if _, ok := h.(TrainSender); ok {
+		// A train's room, mapped now rather than by page faults in the
+		// first queued migration's send.
+		b := new([trainFragments * fragmentLen]byte)
+		prefault.Touch(b)
+		e.train = b[:0]
+	}
 	if r, ok := h.(Reserver); ok {
 		r.Reserve()
 	}

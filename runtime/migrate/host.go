@@ -96,6 +96,15 @@ type Frozen interface {
 	Abort()
 }
 
+// TrainSender is implemented by a Host that sends a train of datagrams to
+// one destination at once, payloads back to back, segSize bytes each but
+// the last: the userspace stack hands it to a link that cuts it (UDP
+// GSO), so a state's fragments cost one set of headers per train. The
+// engine sends CONN_STATE fragments this way when it can.
+type TrainSender interface {
+	SendUDPTrain(dst netip.Addr, payloads []byte, segSize int) error
+}
+
 // Sizer is implemented by a Frozen that knows how long Serialize's output
 // will be: the engine then serializes into a kept buffer that fits rather
 // than into new memory.

@@ -434,17 +434,46 @@ func (e *Engine) sendFragments() {
 	}
 }
 
-// sendRange sends e.burst's fragments [from, to). e.mu is held.
+// sendRange sends e.burst's fragments [from, to): one by one, or, to a
+// TrainSender, encoded back to back in trains of trainFragments (each
+// full fragment encodes to the same length; the last one, shorter, ends
+// its range). e.mu is held.
 func (e *Engine) sendRange(from, to int) error {
 	b := &e.burst
-	return tcpmig.FragmentConnState(&e.msg.state, b.o.snap, func(frag *tcpmig.ConnState) error {
-		if i := int(frag.FragmentIndex); i < from || i >= to {
+	ts, trains := e.host.(TrainSender)
+	trains = trains && to-from > 1
+	e.train = e.train[:0]
+	err := tcpmig.FragmentConnState(&e.msg.state, b.o.snap, func(frag *tcpmig.ConnState) error {
+		i := int(frag.FragmentIndex)
+		if i < from || i >= to {
 			return nil
 		}
 		b.sent++
-		return e.send(b.o.target, frag)
+		if !trains {
+			return e.send(b.o.target, frag)
+		}
+		n := frag.EncodedLen()
+		at := len(e.train)
+		e.train = append(e.train, make([]byte, n)...)
+		if _, err := frag.Encode(e.train[at:]); err != nil {
+			return err
+		}
+		if k := i - from + 1; k%trainFragments == 0 || i == to-1 {
+			err := ts.SendUDPTrain(b.o.target, e.train, fragmentLen)
+			e.train = e.train[:0]
+			return err
+		}
+		return nil
 	})
+	return err
 }
+
+// trainFragments is how many CONN_STATE fragments one SendUDPTrain
+// carries at most, and fragmentLen a full fragment's encoded length.
+const (
+	trainFragments = 64
+	fragmentLen    = tcpmig.ConnStateLen + tcpmig.ConnStateFragmentBytes
+)
 
 // sendState sends the whole snapshot as CONN_STATE fragments to the target.
 // A resend sends every fragment again: the target's reassembler keeps what

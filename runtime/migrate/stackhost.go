@@ -118,6 +118,11 @@ func (h *stackHost) SendUDP(dst netip.Addr, payload []byte) error {
 	return h.st.SendUDP(netip.AddrPortFrom(h.st.Addr(), port), netip.AddrPortFrom(dst, port), payload)
 }
 
+func (h *stackHost) SendUDPTrain(dst netip.Addr, payloads []byte, segSize int) error {
+	port := tcpmig.UDPPort
+	return h.st.SendUDPSegments(netip.AddrPortFrom(h.st.Addr(), port), netip.AddrPortFrom(dst, port), payloads, segSize)
+}
+
 func (h *stackHost) Lookup(id tcp.ID) (ConnInfo, bool) {
 	c := h.st.LookupConn(id)
 	if c == nil {
