@@ -944,7 +944,8 @@ func (s *Stack) sendUDP(src, dst netip.AddrPort, payload []byte) error {
 // engine sends a connection's state this way.
 func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSize int) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.beginBurst() // one kick for them all, after the unlock
+	defer s.endBurstUnlock()
 	if segSize <= 0 {
 		return fmt.Errorf("%w: UDP segments of %d bytes", ErrBadAddr, segSize)
 	}
@@ -988,7 +989,7 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 }
 
 // sendUDPTrain queues payloads, two or more segSize-byte datagrams, as one
-// frame on seg, or sends it if no burst is open. s.mu is held.
+// frame on seg; the burst SendUDPSegments opened sends it. s.mu is held.
 func (s *Stack) sendUDPTrain(seg link.UDPSegmenter, mac [6]byte, src, dst netip.AddrPort, payloads []byte, segSize int) error {
 	n := (len(payloads) + segSize - 1) / segSize
 	ipLen := IPv4MinHeaderLen + udpHeaderLen + len(payloads)
@@ -1010,13 +1011,7 @@ func (s *Stack) sendUDPTrain(seg link.UDPSegmenter, mac [6]byte, src, dst netip.
 		s.drop(DropSendError)
 		return fmt.Errorf("stack: sending %d UDP datagrams to %v in one frame: %w", n, dst, err)
 	}
-	if s.txDefer > 0 {
-		s.txQueued = true
-	} else if err := seg.Flush(); err != nil {
-		s.ctr.SendErrors++
-		s.drop(DropSendError)
-		return fmt.Errorf("stack: sending %d UDP datagrams to %v in one frame: %w", n, dst, err)
-	}
+	s.txQueued = true
 	s.ctr.FramesOut += uint64(n)
 	s.ctr.IPv4Out += uint64(n)
 	s.ctr.UDPOut += uint64(n)
