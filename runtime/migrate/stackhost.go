@@ -179,7 +179,7 @@ func (f *stackFrozen) Release() {
 	if f.tc != nil {
 		// The target has the state: the queues' arrays serve the next
 		// connection that arrives here with data queued.
-		f.tc.Recycle()
+		f.h.st.RecycleDetached(f.tc)
 		f.done()
 	}
 }

@@ -31,18 +31,18 @@ func (w *waker) signal() {
 	}
 }
 
-// signal wakes w's waiters, or, inside a hook (a UDP handler: the
-// migration engine's) or a Burst, at its end: a goroutine woken there (a
+// signal wakes w's waiters, or, while a hook runs (a UDP handler, the
+// migration engine's, or the TCP interceptor, which Input calls without
+// the lock), when it returns: a goroutine woken inside the handler (a
 // futex call, often an IPI to an idle CPU: tens of microseconds on a VM)
 // would make the handler wait for it, and would then wait for the lock
-// the handler takes. The event loop's own signals (an ACK that frees send
-// space) stay immediate: the woken writer runs on the other CPU while the
-// loop drains. s.mu is held.
+// the handler takes. Hooks run on the event loop and must not block, so
+// the wake is late by one handler at most. s.mu is held.
 func (s *Stack) signal(w *waker) {
 	if w.ch == nil {
 		return
 	}
-	if s.wakeDefer == 0 {
+	if s.hooks == 0 {
 		w.signal()
 		return
 	}
@@ -50,21 +50,23 @@ func (s *Stack) signal(w *waker) {
 	w.ch = nil
 }
 
-// takeWakes returns the wakes that signal put off, for wakeAll, when the
-// last hook or Burst ends. s.mu is held.
-func (s *Stack) takeWakes() []chan struct{} {
-	if s.wakeDefer > 0 {
-		return nil
+// releaseWakes wakes what signal put off, once the last hook returned.
+// s.mu is held, and released while it wakes.
+func (s *Stack) releaseWakes() {
+	if s.hooks > 0 || len(s.wakeLater) == 0 {
+		return
 	}
 	ws := s.wakeLater
-	s.wakeLater = nil
-	return ws
-}
-
-// wakeAll closes ws, takeWakes's; s.mu need not be held.
-func wakeAll(ws []chan struct{}) {
-	for _, ch := range ws {
+	s.wakeLater = s.wakeSpare[:0] // no allocation in the next handler
+	s.wakeSpare = nil
+	s.mu.Unlock()
+	for i, ch := range ws {
 		close(ch)
+		ws[i] = nil
+	}
+	s.mu.Lock()
+	if s.wakeSpare == nil {
+		s.wakeSpare = ws[:0]
 	}
 }
 

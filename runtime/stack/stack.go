@@ -206,10 +206,11 @@ type Stack struct {
 	txQueued bool         // frames queued on batch since the last Flush
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
 	txTrain  []byte       // a UDP train being built (SendUDPSegments)
-	// wakeLater are the waiters signal put off while wakeDefer, the
-	// hooks and Bursts under way, was not 0.
-	wakeLater []chan struct{}
-	wakeDefer int
+	// hooks counts the hooks running (unlockHook); wakeLater are the
+	// waiters signal put off meanwhile, and wakeSpare the slice they will
+	// take next.
+	hooks                int
+	wakeLater, wakeSpare []chan struct{}
 	// Work posted to the event loop (Post): postMu guards posted and
 	// running; postedSpare is the loop's own, the list it ran last.
 	postMu      sync.Mutex
@@ -869,19 +870,14 @@ func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
 // Burst runs f, which may send with any Stack method, and kicks the link
 // once at its end instead of once per frame (on a link.Batcher; otherwise
 // frames leave as they are sent). The migration layer sends a connection's
-// state, hundreds of datagrams, this way. The goroutines f's calls wake
-// (an Accept, a Read) are woken when f returns.
+// state, hundreds of datagrams, this way.
 func (s *Stack) Burst(f func()) {
 	s.mu.Lock()
 	s.beginBurst()
-	s.wakeDefer++
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.wakeDefer--
-		ws := s.takeWakes()
 		s.endBurstUnlock()
-		wakeAll(ws)
 	}()
 	f()
 }
@@ -947,7 +943,8 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 	s.beginBurst() // one kick for them all, after the unlock
 	defer s.endBurstUnlock()
 	if segSize <= 0 {
-		return fmt.Errorf("%w: UDP segments of %d bytes", ErrBadAddr, segSize)
+		return fmt.Errorf("%w: UDP segments of %d bytes to %v: want 1 to %d (the MTU less the IPv4 and UDP headers)",
+			ErrTooBig, segSize, dst, s.mtu-IPv4MinHeaderLen-udpHeaderLen)
 	}
 	if err := s.checkUDP(src, dst, segSize); err != nil {
 		return err
@@ -963,7 +960,8 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 	if perFrame >= 2 {
 		hop, err := s.nextHop(dst.Addr())
 		n := s.neigh[hop]
-		if err == nil && dst.Addr() != s.bcast && n != nil && n.resolved {
+		bcast := dst.Addr() == s.bcast || dst.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		if err == nil && !bcast && n != nil && n.resolved {
 			mac, n.used = n.mac, true
 		} else {
 			perFrame = 0

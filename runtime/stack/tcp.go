@@ -92,7 +92,7 @@ func (s *Stack) callUnlocked(f func() bool) bool {
 // from another goroutine) outputs at once, as Input always does.
 func (s *Stack) unlockHook() (draining bool) {
 	draining, s.draining = s.draining, false
-	s.wakeDefer++
+	s.hooks++
 	s.mu.Unlock()
 	return draining
 }
@@ -101,12 +101,8 @@ func (s *Stack) unlockHook() (draining bool) {
 // calls signalled (signal) before going on.
 func (s *Stack) relockHook(draining bool) {
 	s.mu.Lock()
-	s.wakeDefer--
-	if ws := s.takeWakes(); ws != nil {
-		s.mu.Unlock()
-		wakeAll(ws)
-		s.mu.Lock()
-	}
+	s.hooks--
+	s.releaseWakes()
 	s.draining = draining
 }
 
@@ -420,6 +416,17 @@ func (s *Stack) AttachConn(tc *tcp.Conn) (*Conn, error) {
 	c.established = true
 	s.output(s.nowLocked(), c)
 	return c, nil
+}
+
+// RecycleDetached gives the queue arrays of tc, a connection DetachConn
+// took out of the stack and that is done with (its migration's target has
+// the state), to the stack's pool (tcp.Conn.Recycle). It takes the
+// stack's lock: the application's Conn still points at tc, and may ask it
+// (Queued) until it learns that the connection moved.
+func (s *Stack) RecycleDetached(tc *tcp.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tc.Recycle()
 }
 
 // AbortDetached resets a connection that DetachConn took out of the

@@ -536,12 +536,12 @@ func BenchmarkPipeTransfer(b *testing.B) {
 	c.Close()
 }
 
-// TestBurstWakesWaitersAtItsEnd: a goroutine blocked in Accept is woken
-// when the burst that adopted its connection ends, not inside it (a
-// migration handler runs in one, and the wake-up, a futex call, is not its
-// work), and it is woken then, never lost.
-func TestBurstWakesWaitersAtItsEnd(t *testing.T) {
-	_, b := newRunningPair(t, nil)
+// TestHookWakesWaitersWhenItReturns: a goroutine blocked in Accept is
+// woken when the UDP handler that adopted its connection returns (the
+// migration engine's restore runs so, and the wake-up, a futex call, is
+// not its work), not inside it, and it is woken then, never lost.
+func TestHookWakesWaitersWhenItReturns(t *testing.T) {
+	a, b := newRunningPair(t, nil)
 	ln, err := b.Listen(99)
 	if err != nil {
 		t.Fatal(err)
@@ -553,7 +553,7 @@ func TestBurstWakesWaitersAtItsEnd(t *testing.T) {
 		accepted.Store(true)
 		done <- err
 	}()
-	// The goroutine must be waiting before the burst, or there is nobody
+	// The goroutine must be waiting before the hook, or there is nobody
 	// to wake: wait until the listener has a waiter.
 	for i := 0; ; i++ {
 		b.mu.Lock()
@@ -569,22 +569,34 @@ func TestBurstWakesWaitersAtItsEnd(t *testing.T) {
 	}
 	remote := netip.MustParseAddrPort("10.77.0.1:40000")
 	tc := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: remote}, 1, 0)
-	b.Burst(func() {
+	handled := make(chan struct{})
+	if err := b.HandleUDP(7, func(_, _ netip.AddrPort, _ []byte) {
+		defer close(handled)
 		if err := b.AdoptConn(tc); err != nil {
 			t.Errorf("AdoptConn: %v", err)
 			return
 		}
 		time.Sleep(30 * time.Millisecond)
 		if accepted.Load() {
-			t.Error("Accept returned inside the burst that adopted its connection")
+			t.Error("Accept returned inside the handler that adopted its connection")
 		}
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendUDP(netip.AddrPortFrom(addrA.Addr(), 7), netip.AddrPortFrom(addrB.Addr(), 7), []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not run")
+	}
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Accept: %v", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Accept was not woken by the burst's end")
+		t.Fatal("Accept was not woken when the handler returned")
 	}
 }
