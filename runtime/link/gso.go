@@ -169,22 +169,30 @@ func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
 	return true
 }
 
-// udpTrain checks a QueueUDPSegments frame and returns its datagram count.
+// udpTrain checks a QueueUDPSegments frame and returns its datagram
+// count; an error says which rule the frame breaks.
 func udpTrain(frame []byte, segSize, mtu int) (int, error) {
-	if len(frame) < EthernetHeaderLen+ipv4HdrLen+udpHdrLen || binary.BigEndian.Uint16(frame[12:14]) != etherTypeIP4 {
-		return 0, fmt.Errorf("%w: a UDP train must be an IPv4 frame", ErrFrameTooShort)
+	if len(frame) < EthernetHeaderLen+ipv4HdrLen+udpHdrLen {
+		return 0, fmt.Errorf("%w: a %d-byte UDP train has no room for its headers", ErrFrameTooShort, len(frame))
+	}
+	if et := binary.BigEndian.Uint16(frame[12:14]); et != etherTypeIP4 {
+		return 0, fmt.Errorf("link: a UDP train must be IPv4 (EtherType 0x0800), not EtherType %#04x", et)
 	}
 	ip := frame[EthernetHeaderLen:]
 	total := len(ip)
 	payload := total - ipv4HdrLen - udpHdrLen
 	switch {
-	case ip[0] != 0x45 || ip[9] != unix.IPPROTO_UDP || binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0:
-		return 0, errors.New("link: a UDP train must be IPv4 without options, UDP, not a fragment")
+	case ip[0] != 0x45:
+		return 0, fmt.Errorf("link: a UDP train's IPv4 header must have no options (first byte 0x45, not %#02x)", ip[0])
+	case ip[9] != unix.IPPROTO_UDP:
+		return 0, fmt.Errorf("link: a UDP train must carry UDP (protocol 17), not protocol %d", ip[9])
+	case binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0:
+		return 0, errors.New("link: a UDP train must not be an IPv4 fragment (MF set or an offset)")
 	case total > gsoMaxIPLen || int(binary.BigEndian.Uint16(ip[2:4])) != total ||
 		int(binary.BigEndian.Uint16(ip[ipv4HdrLen+4:])) != total-ipv4HdrLen:
 		return 0, fmt.Errorf("link: a UDP train's IPv4 and UDP lengths must cover its %d bytes, at most %d", total, gsoMaxIPLen)
 	case segSize <= 0 || ipv4HdrLen+udpHdrLen+segSize > mtu:
-		return 0, fmt.Errorf("%w: %d-byte datagrams in a UDP train, mtu %d", ErrFrameTooLarge, segSize, mtu)
+		return 0, fmt.Errorf("%w: %d-byte datagrams in a UDP train, mtu %d allows 1 to %d", ErrFrameTooLarge, segSize, mtu, mtu-ipv4HdrLen-udpHdrLen)
 	case payload <= segSize || payload > gsoMaxUDPSegs*segSize:
 		return 0, fmt.Errorf("link: a UDP train carries 2 to %d datagrams, not %d bytes of %d-byte ones", gsoMaxUDPSegs, payload, segSize)
 	}
@@ -366,7 +374,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 			m := &b.msgs[sent]
 			dropped += m.frames()
 			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
-				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.segs, e))
+				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.frames(), e))
 			sent++
 		}
 	}

@@ -472,3 +472,64 @@ func testOffloadUDPTrain(t *testing.T, offload bool) {
 		}
 	}
 }
+
+// TestSealUDPAsTheKernelCuts: a sealed UDP train, cut as __udp_gso_segment
+// cuts it (each datagram's length into the partial checksum, then
+// CHECKSUM_PARTIAL completed over the datagram), gives datagrams whose
+// UDP and IPv4 checksums verify: the partial sum sealUDP writes is the
+// one the kernel expects. No root needed.
+func TestSealUDPAsTheKernelCuts(t *testing.T) {
+	const segSize = 700
+	payload := make([]byte, 4*segSize+123)
+	for i := range payload {
+		payload[i] = byte(i*29 + i>>7)
+	}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, 1, 2, 3}, DstIP: net.IP{10, 4, 5, 6}}
+	udp := &layers.UDP{SrcPort: 7002, DstPort: 7001}
+	udp.SetNetworkLayerForChecksum(ip)
+	frame := serialize(t, &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+		EthernetType: layers.EthernetTypeIPv4}, ip, udp, gopacket.Payload(payload))
+	n, err := udpTrain(frame, segSize, 1500)
+	if err != nil || n != 5 {
+		t.Fatalf("udpTrain: %d datagrams, %v; want 5", n, err)
+	}
+	var b gsoBatch
+	if !b.queueUDP(frame, segSize) {
+		t.Fatal("queueUDP refused an empty batch")
+	}
+	m := &b.msgs[0]
+	b.seal(m)
+	h, train := b.arena[m.off:m.off+vnetHdrLen], b.arena[m.off+vnetHdrLen:m.end]
+	if h[0] != 1 || h[1] != virtioNetHdrGSOUDPL4 || binary.NativeEndian.Uint16(h[4:]) != segSize ||
+		binary.NativeEndian.Uint16(h[6:]) != 34 || binary.NativeEndian.Uint16(h[8:]) != 6 {
+		t.Fatalf("virtio_net_hdr % x", h)
+	}
+	add := func(a, b uint16) uint16 { s := uint32(a) + uint32(b); return uint16(s + s>>16) } // csum16_add
+	hdr := EthernetHeaderLen + ipv4HdrLen + udpHdrLen
+	tIP := train[EthernetHeaderLen:]
+	totalUDPLen := binary.BigEndian.Uint16(tIP[ipv4HdrLen+4:])
+	partial := binary.BigEndian.Uint16(tIP[ipv4HdrLen+6:])
+	for i, off := 0, hdr; off < len(train); i, off = i+1, off+segSize {
+		p := train[off:min(off+segSize, len(train))]
+		d := append(append([]byte(nil), train[EthernetHeaderLen:hdr]...), p...)
+		binary.BigEndian.PutUint16(d[2:], uint16(len(d)))
+		d[10], d[11] = 0, 0
+		binary.BigEndian.PutUint16(d[10:], ^inet.Fold(inet.Add(0, d[:ipv4HdrLen])))
+		u := d[ipv4HdrLen:]
+		newLen := uint16(udpHdrLen + len(p))
+		binary.BigEndian.PutUint16(u[4:], newLen)
+		binary.BigEndian.PutUint16(u[6:], add(add(partial, ^totalUDPLen), newLen)) // __udp_gso_segment
+		binary.BigEndian.PutUint16(u[6:], ^inet.Fold(inet.Add(0, u)))              // CHECKSUM_PARTIAL completed
+		pkt := gopacket.NewPacket(d, layers.LayerTypeIPv4, gopacket.Default)
+		got, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if !ok {
+			t.Fatalf("datagram %d does not parse: %v", i, pkt.ErrorLayer())
+		}
+		if sum := inet.Add(inet.Add(uint64(17)+uint64(len(u)), d[12:20]), u); inet.Fold(sum) != 0xffff {
+			t.Errorf("datagram %d: UDP checksum %#04x does not verify", i, got.Checksum)
+		}
+		if !bytes.Equal(got.Payload, p) {
+			t.Errorf("datagram %d: payload differs", i)
+		}
+	}
+}

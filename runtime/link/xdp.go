@@ -538,7 +538,7 @@ func (x *XDP) QueueUDPSegments(frame []byte, segSize int) error {
 	}
 	n, err := udpTrain(frame, segSize, x.mtu)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (on %s)", err, x.ifname)
 	}
 	for range gsoQueueTries {
 		x.txMu.Lock()

@@ -11,6 +11,7 @@ import (
 	"github.com/capygen/capygen/runtime/migrate/migratetest"
 	"github.com/capygen/capygen/runtime/sim"
 	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
 )
 
 // BenchmarkMigrate moves connections back and forth between two servers in
@@ -290,13 +291,23 @@ func TestInjectDelayIsOriginWork(t *testing.T) {
 // (whose page faults are most of a restore's time on a VM).
 func TestQueuedMigrationsReuseQueues(t *testing.T) {
 	p := newPingPong(t, 128<<10)
-	for i := range 6 {
-		p.move(t, i)
-	}
+	p.move(t, 0)
+	p.move(t, 1) // each server has now given a connection's arrays back
+	pools := make([]*tcp.BufferPool, len(p.r.Servers))
+	before := make([]tcp.BufferPoolStats, len(p.r.Servers))
 	for i, srv := range p.r.Servers {
-		st := srv.Host.Stack.Config().TCP.Buffers.Stats()
-		if st.Hits == 0 {
-			t.Errorf("server %d's buffer pool %+v: no restore took a kept array", i, st)
+		pools[i] = srv.Host.Stack.Config().TCP.Buffers
+		before[i] = pools[i].Stats()
+	}
+	for i := range 4 {
+		p.move(t, 2+i)
+	}
+	for i := range pools {
+		st := pools[i].Stats()
+		// Two restores per server, each of two queues (128 KiB each way),
+		// and the arrays of the two connections that left.
+		if hits := st.Hits - before[i].Hits; hits < 4 {
+			t.Errorf("server %d's buffer pool %+v: %d arrays reused in two restores, want the 4 queues'", i, st, hits)
 		}
 	}
 }

@@ -58,4 +58,16 @@ func TestKeptBuffersFit(t *testing.T) {
 			t.Errorf("kept a %d-byte buffer, over the %d bound", cap(b), maxKeptBuf)
 		}
 	}
+
+	// A buffer that would not fit even with every smaller one gone evicts
+	// none of them.
+	e = &Engine{}
+	for _, c := range []int{100 << 10, 900 << 10, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 900 << 10} {
+		e.putBuf(make([]byte, 0, c))
+	}
+	kept := e.bufBytes
+	e.putBuf(make([]byte, 0, 850<<10))
+	if e.bufBytes != kept || len(e.bufs) != 9 {
+		t.Errorf("a buffer that could not be kept changed the kept ones: %d buffers, %d bytes, had 9 and %d", len(e.bufs), e.bufBytes, kept)
+	}
 }

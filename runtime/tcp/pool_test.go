@@ -67,10 +67,33 @@ func TestTransferWithPoisonedPool(t *testing.T) {
 	if st := pool.Stats(); st.Hits == 0 {
 		t.Errorf("pool %+v: no array came from it", st)
 	}
+}
+
+// TestRecycleGivesQueuesBack: Recycle hands a live connection's arrays,
+// data queued and all, to the pool, and empties its queues.
+func TestRecycleGivesQueuesBack(t *testing.T) {
+	pool := NewBufferPool(64 << 20)
+	cfg := Config{Buffers: pool}
+	n := newNet(t, 9)
+	n.dial(cfg, cfg)
+	if !n.run(time.Second, func() bool { return n.b != nil && n.b.State() == StateEstablished }) {
+		t.Fatal("no connection")
+	}
+	if _, err := n.a.Write(payload(20000, 1)); err != nil {
+		t.Fatal(err)
+	}
+	n.run(time.Second, func() bool { return n.b.Queued() > 0 })
+	snd, rcv := cap(n.a.sndBuf.buf), cap(n.b.rcvBuf.buf)
+	if snd == 0 || rcv == 0 {
+		t.Fatalf("queues not allocated: send %d receive %d", snd, rcv)
+	}
 	before := pool.Stats().Held
 	n.a.Recycle()
 	n.b.Recycle()
-	if after := pool.Stats().Held; after < before {
-		t.Errorf("Recycle: the pool holds %d bytes, %d before", after, before)
+	if got := pool.Stats().Held - before; got < snd+rcv {
+		t.Errorf("Recycle gave back %d bytes, want at least the %d+%d of the queues", got, snd, rcv)
+	}
+	if n.a.Queued() != 0 || n.b.Queued() != 0 || n.a.sndBuf.buf != nil {
+		t.Errorf("after Recycle: queued %d and %d, want empty queues", n.a.Queued(), n.b.Queued())
 	}
 }

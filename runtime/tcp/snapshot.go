@@ -168,13 +168,13 @@ func micros(d time.Duration) uint32 {
 	return uint32(min(max(d/time.Microsecond, 0), math.MaxUint32))
 }
 
-// snapshotSize bounds the length of AppendSnapshot's output.
-// SnapshotSize is the length AppendSnapshot would append now, with app as
-// the application state: a migration takes a buffer that fits.
+// SnapshotSize bounds the length AppendSnapshot would append now, with app
+// as the application state: a migration takes a buffer that fits.
 func (c *Conn) SnapshotSize(app []byte) int {
 	return c.snapshotSize() - len(c.appState) + len(app)
 }
 
+// snapshotSize bounds the length of AppendSnapshot's output.
 func (c *Conn) snapshotSize() int {
 	n := snapshotFixed + c.sndBuf.len() + c.rcvBuf.len() + len(c.appState)
 	for i := 0; i < c.ooo.n; i++ {
