@@ -263,51 +263,37 @@ func (b *gsoBatch) join(m *gsoMsg, frame []byte, thl, payload int) bool {
 	return true
 }
 
-// seal writes a joined message's GSO metadata: the segment size, the IPv4
-// header checksum, and the TCP checksum as the pseudo-header sum the
-// kernel completes per segment (CHECKSUM_PARTIAL).
+// seal writes a message's GSO metadata, if it is to be cut: a joined TCP
+// run (every m.size payload bytes, the TCP headers repeated) or a UDP
+// train (every m.size bytes, each datagram's length worked into the
+// partial checksum by the kernel).
 func (b *gsoBatch) seal(m *gsoMsg) {
-	if m.udp {
-		b.sealUDP(m)
-		return
+	switch {
+	case m.udp:
+		b.sealGSO(m, virtioNetHdrGSOUDPL4, unix.IPPROTO_UDP, udpHdrLen, 6)
+	case m.segs >= 2:
+		b.sealGSO(m, unix.VIRTIO_NET_HDR_GSO_TCPV4, unix.IPPROTO_TCP, m.thl, 16)
 	}
-	if m.segs < 2 {
-		return // sent as it came, with its own checksums
-	}
-	h := b.arena[m.off : m.off+vnetHdrLen]
-	frame := b.arena[m.off+vnetHdrLen : m.end]
-	ip := frame[EthernetHeaderLen:]
-	hdrLen := EthernetHeaderLen + ipv4HdrLen + m.thl
-	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
-	h[1] = unix.VIRTIO_NET_HDR_GSO_TCPV4
-	binary.NativeEndian.PutUint16(h[2:], uint16(hdrLen))
-	binary.NativeEndian.PutUint16(h[4:], uint16(m.size))
-	binary.NativeEndian.PutUint16(h[6:], uint16(EthernetHeaderLen+ipv4HdrLen))
-	binary.NativeEndian.PutUint16(h[8:], 16) // offset of the TCP checksum
-	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ^inet.Fold(inet.Add(0, ip[:ipv4HdrLen])))
-	tcpLen := len(ip) - ipv4HdrLen
-	pseudo := inet.Add(uint64(unix.IPPROTO_TCP)+uint64(tcpLen), ip[12:20])
-	binary.BigEndian.PutUint16(ip[ipv4HdrLen+16:], inet.Fold(pseudo))
+	// else sent as it came, with its own checksums
 }
 
-// sealUDP is seal for a UDP train: the kernel cuts it every m.size
-// payload bytes, and adjusts the partial UDP checksum (the pseudo-header
-// sum over the whole train) to each datagram's length.
-func (b *gsoBatch) sealUDP(m *gsoMsg) {
+// sealGSO fills m's virtio_net_hdr for gsoType, the IPv4 header checksum,
+// and the transport checksum (at csumOff in a header of l4Len bytes) as
+// the pseudo-header sum over the whole message, which the kernel
+// completes per segment (CHECKSUM_PARTIAL).
+func (b *gsoBatch) sealGSO(m *gsoMsg, gsoType, proto uint8, l4Len, csumOff int) {
 	h := b.arena[m.off : m.off+vnetHdrLen]
 	ip := b.arena[m.off+vnetHdrLen+EthernetHeaderLen : m.end]
 	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
-	h[1] = virtioNetHdrGSOUDPL4
-	binary.NativeEndian.PutUint16(h[2:], uint16(EthernetHeaderLen+ipv4HdrLen+udpHdrLen))
+	h[1] = gsoType
+	binary.NativeEndian.PutUint16(h[2:], uint16(EthernetHeaderLen+ipv4HdrLen+l4Len))
 	binary.NativeEndian.PutUint16(h[4:], uint16(m.size))
 	binary.NativeEndian.PutUint16(h[6:], uint16(EthernetHeaderLen+ipv4HdrLen))
-	binary.NativeEndian.PutUint16(h[8:], 6) // offset of the UDP checksum
+	binary.NativeEndian.PutUint16(h[8:], uint16(csumOff))
 	ip[10], ip[11] = 0, 0
 	binary.BigEndian.PutUint16(ip[10:], ^inet.Fold(inet.Add(0, ip[:ipv4HdrLen])))
-	udpLen := len(ip) - ipv4HdrLen
-	pseudo := inet.Add(uint64(unix.IPPROTO_UDP)+uint64(udpLen), ip[12:20])
-	binary.BigEndian.PutUint16(ip[ipv4HdrLen+6:], inet.Fold(pseudo))
+	pseudo := inet.Add(uint64(proto)+uint64(len(ip)-ipv4HdrLen), ip[12:20])
+	binary.BigEndian.PutUint16(ip[ipv4HdrLen+csumOff:], inet.Fold(pseudo))
 }
 
 // flush sends every message of b with sendmmsg, and empties b. A full socket buffer

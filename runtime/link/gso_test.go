@@ -34,16 +34,24 @@ func TestXDPOffloadToKernelTCP(t *testing.T) {
 	}
 }
 
-func testOffloadToKernelTCP(t *testing.T, tso bool) {
-	ns := newNS(t, "capy-"+tag()+"-g")
+// offloadPair makes a namespace with a veth pair: xa, ours, with an
+// Offload endpoint, and xb, the kernel's, at 10.77.9.1/24; with
+// offloads false, both ends' segmentation and checksum offloads are off
+// (the testbed's links), so the kernel cuts on our side.
+func offloadPair(t *testing.T, suffix string, offloads bool) (ns string, x *XDP) {
+	ns = newNS(t, "capy-"+tag()+"-"+suffix)
 	vethPair(t, ns, "xa", ns, "xb", true)
 	run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", "xb")
-	if !tso {
+	if !offloads {
 		for _, dev := range []string{"xa", "xb"} {
 			run(t, "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
 		}
 	}
-	x := openXDP(t, ns, "xa", XDPOptions{Offload: true})
+	return ns, openXDP(t, ns, "xa", XDPOptions{Offload: true})
+}
+
+func testOffloadToKernelTCP(t *testing.T, tso bool) {
+	ns, x := offloadPair(t, "g", tso)
 	run(t, "ip", "-n", ns, "neigh", "add", "10.77.9.2", "lladdr", x.MAC().String(), "dev", "xb", "nud", "permanent")
 	peer := macOf(t, ns, "xb")
 	self, kernel := net.IP{10, 77, 9, 2}, net.IP{10, 77, 9, 1}
@@ -392,15 +400,7 @@ func TestXDPOffloadUDPTrain(t *testing.T) {
 }
 
 func testOffloadUDPTrain(t *testing.T, offload bool) {
-	ns := newNS(t, "capy-"+tag()+"-u")
-	vethPair(t, ns, "xa", ns, "xb", true)
-	run(t, "ip", "-n", ns, "addr", "add", "10.77.9.1/24", "dev", "xb")
-	if !offload {
-		for _, dev := range []string{"xa", "xb"} {
-			run(t, "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
-		}
-	}
-	x := openXDP(t, ns, "xa", XDPOptions{Offload: true})
+	ns, x := offloadPair(t, "u", offload)
 	if x.MaxUDPSegments() < 2 {
 		t.Fatalf("MaxUDPSegments %d with Offload", x.MaxUDPSegments())
 	}
