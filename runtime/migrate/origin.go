@@ -316,6 +316,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 		o.result = ResultMoved
 		if o.frozen != nil {
 			o.frozen.Release()
+			e.hostSpent = true // Reserve, at the unlock, recycles what Release left
 		}
 		o.frozen = nil
 	case migstate.OriginActionResumeConnection:

@@ -37,6 +37,9 @@ type stackHost struct {
 	// deliveries are kept for reuse: each hands one restored connection
 	// to its restorer through a method value made once.
 	deliveries []*delivery
+	// recycle are connections that moved away, whose queue arrays Reserve
+	// gives to the stack's pool; recycleSpare is the list it emptied last.
+	recycle, recycleSpare []*tcp.Conn
 }
 
 // delivery is one restored connection on its way to its restorer: Restore
@@ -87,6 +90,18 @@ func (h *stackHost) Reserve() {
 		d := &delivery{h: h}
 		d.run = d.deliver
 		h.deliveries = append(h.deliveries, d)
+	}
+	recycle := h.recycle
+	h.recycle = h.recycleSpare[:0]
+	h.recycleSpare = nil
+	h.mu.Unlock()
+	for i, tc := range recycle {
+		h.st.RecycleDetached(tc)
+		recycle[i] = nil
+	}
+	h.mu.Lock()
+	if h.recycleSpare == nil {
+		h.recycleSpare = recycle[:0]
 	}
 	h.mu.Unlock()
 	h.st.ReserveConn()
@@ -178,8 +193,11 @@ func (f *stackFrozen) SerializedSize(app []byte) int { return f.tc.SnapshotSize(
 func (f *stackFrozen) Release() {
 	if f.tc != nil {
 		// The target has the state: the queues' arrays serve the next
-		// connection that arrives here with data queued.
-		f.h.st.RecycleDetached(f.tc)
+		// connection that arrives here with data queued. Recycled at the
+		// next Reserve, after the handler (the stack's lock, the pool's).
+		f.h.mu.Lock()
+		f.h.recycle = append(f.h.recycle, f.tc)
+		f.h.mu.Unlock()
 		f.done()
 	}
 }
