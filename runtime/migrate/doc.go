@@ -29,7 +29,13 @@
 //
 // Every migration is timed phase by phase on a monotonic clock shared by all
 // processes of the machine (CLOCK_MONOTONIC), so the two halves of one
-// migration, recorded by two servers, line up. See Record.
+// migration, recorded by two servers, line up. See Record. A record's Work,
+// the host overhead, is the handlers' time; what they need is made before
+// (spares.go: the next migration's objects, kept buffers that fit a state,
+// prefaulted), and what they leave is done after, at the unlock (the
+// moved connection's queues recycled, the link kicked, the restored
+// connection handed over). A host that is a TrainSender, the stack's,
+// sends a state's fragments as UDP trains the link cuts.
 //
 // An Engine hooks itself into its stack (HandleUDP on the spec's port, the TCP
 // interceptor, the timer hook); its hooks run on the stack's event loop, or

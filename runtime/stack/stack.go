@@ -30,7 +30,13 @@
 // clock (real under Run, virtual under the simulator). Hooks are called
 // without the stack lock held, so they may call any Stack method,
 // including Input to replay held frames; they run on the event loop and
-// must not block.
+// must not block. The goroutines a hook's calls wake (an Accept, a Read)
+// are woken when it returns, so a handler's work is not a futex call's.
+// RecycleDetached gives a detached connection's queue arrays to the
+// stack's pool (Config.BufferPool), from which connections that arrive
+// with data queued take theirs, and SendUDPSegments hands a train of
+// datagrams to a link that cuts it (link.UDPSegmenter: the kernel's UDP
+// GSO): the migration engine sends a connection's state so.
 //
 // Checksums are verified on every received IPv4 header, UDP datagram and
 // TCP segment. A Linux peer on a veth pair sends with checksum offload,
