@@ -140,33 +140,36 @@ func (b *gsoBatch) queue(frame []byte) bool {
 	if n := len(b.msgs); n > 0 && b.msgs[n-1].open && isTCP && b.join(&b.msgs[n-1], frame, thl, payload) {
 		return true
 	}
-	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
-		return false
-	}
-	m := gsoMsg{off: len(b.arena)}
-	b.arena = append(b.arena, make([]byte, vnetHdrLen)...) // zero: no offload
-	b.arena = append(b.arena, frame...)
-	m.end = len(b.arena)
-	if isTCP && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
+	m := b.push(frame)
+	if m != nil && isTCP && payload > 0 && frame[EthernetHeaderLen+ipv4HdrLen+13] == tcpFlagACK {
 		m.segs, m.size, m.thl, m.open = 1, payload, thl, true
 	}
-	b.msgs = append(b.msgs, m)
-	return true
+	return m != nil
 }
 
 // queueUDP copies a UDP train (QueueUDPSegments's frame, checked by
 // udpTrain) into the batch as a message of its own. It returns false, and
 // queues nothing, when the batch is full.
 func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
-	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
-		return false
+	m := b.push(frame)
+	if m != nil {
+		m.size, m.udp = segSize, true
 	}
-	m := gsoMsg{off: len(b.arena), size: segSize, udp: true}
+	return m != nil
+}
+
+// push copies frame into the batch as a new message, behind a zero
+// virtio_net_hdr (no offload, until seal), and returns it; nil, queueing
+// nothing, when the batch is full.
+func (b *gsoBatch) push(frame []byte) *gsoMsg {
+	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
+		return nil
+	}
+	off := len(b.arena)
 	b.arena = append(b.arena, make([]byte, vnetHdrLen)...)
 	b.arena = append(b.arena, frame...)
-	m.end = len(b.arena)
-	b.msgs = append(b.msgs, m)
-	return true
+	b.msgs = append(b.msgs, gsoMsg{off: off, end: len(b.arena)})
+	return &b.msgs[len(b.msgs)-1]
 }
 
 // udpTrain checks a QueueUDPSegments frame and returns its datagram

@@ -500,24 +500,37 @@ func (x *XDP) gsoQueue(frame []byte) error {
 	if err := checkFrame(frame, x.mtu); err != nil {
 		return err
 	}
+	return x.gsoEnqueue(frame, 0, 1, uint64(len(frame)))
+}
+
+// gsoEnqueue queues frame in the filling batch: a frame (segSize 0) or a
+// UDP train of segSize-byte datagrams, frames and bytes as on the wire.
+// It retries after flushing a full batch, and after gsoQueueTries full
+// batches in a row drops the frames and counts them.
+func (x *XDP) gsoEnqueue(frame []byte, segSize, frames int, bytes uint64) error {
 	for range gsoQueueTries {
 		x.txMu.Lock()
 		if x.closed.Load() {
 			x.txMu.Unlock()
 			return ErrClosed
 		}
-		ok := x.gso.fill.queue(frame)
+		var ok bool
+		if segSize == 0 {
+			ok = x.gso.fill.queue(frame)
+		} else {
+			ok = x.gso.fill.queueUDP(frame, segSize)
+		}
 		x.txMu.Unlock()
 		if ok {
-			x.txFrames.Add(1)
-			x.txBytes.Add(uint64(len(frame)))
+			x.txFrames.Add(uint64(frames))
+			x.txBytes.Add(bytes)
 			return nil
 		}
 		if err := x.gsoFlush(); errors.Is(err, ErrClosed) || errors.Is(err, ErrInterfaceDown) || errors.Is(err, ErrNoInterface) {
 			return err
 		}
 	}
-	x.txDrops.Add(1)
+	x.txDrops.Add(uint64(frames))
 	return nil
 }
 
@@ -540,28 +553,10 @@ func (x *XDP) QueueUDPSegments(frame []byte, segSize int) error {
 	if err != nil {
 		return fmt.Errorf("%w (on %s)", err, x.ifname)
 	}
-	for range gsoQueueTries {
-		x.txMu.Lock()
-		if x.closed.Load() {
-			x.txMu.Unlock()
-			return ErrClosed
-		}
-		ok := x.gso.fill.queueUDP(frame, segSize)
-		x.txMu.Unlock()
-		if ok {
-			x.txFrames.Add(uint64(n))
-			x.txBytes.Add(uint64(len(frame) + (n-1)*(EthernetHeaderLen+ipv4HdrLen+udpHdrLen)))
-			return nil
-		}
-		if err := x.gsoFlush(); errors.Is(err, ErrClosed) || errors.Is(err, ErrInterfaceDown) || errors.Is(err, ErrNoInterface) {
-			return err
-		}
-	}
-	x.txDrops.Add(uint64(n))
-	return nil
+	return x.gsoEnqueue(frame, segSize, n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+udpHdrLen)))
 }
 
-// gsoQueueTries bounds gsoQueue's flushes for one frame.
+// gsoQueueTries bounds gsoEnqueue's flushes for one frame or train.
 const gsoQueueTries = 8
 
 // gsoFlush sends the filling batch. Frames dropped on a full send buffer

@@ -127,6 +127,7 @@ func (e *Engine) putReassembler(r *tcpmig.ConnStateReassembler) {
 // new buffer's pages fault on first write (a 128 KiB state's 32 faults
 // took 480 µs on this VM): kept ones are already mapped. e.mu is held.
 func (e *Engine) takeBuf(n int) []byte {
+	fits := func(c int) bool { return n > 0 && c >= n }
 	best := -1
 	for i, b := range e.bufs {
 		if best < 0 {
@@ -134,16 +135,26 @@ func (e *Engine) takeBuf(n int) []byte {
 			continue
 		}
 		c, bc := cap(b), cap(e.bufs[best])
-		if n > 0 && c >= n && (bc < n || c < bc) || (n <= 0 || bc < n) && c > bc {
+		switch {
+		case fits(c) != fits(bc):
+			if fits(c) {
+				best = i
+			}
+		case fits(c) && c < bc, !fits(c) && c > bc:
 			best = i
 		}
 	}
 	if best < 0 {
 		return nil
 	}
-	b := e.bufs[best]
+	return e.removeBuf(best)
+}
+
+// removeBuf takes the kept buffer i out, emptied. e.mu is held.
+func (e *Engine) removeBuf(i int) []byte {
+	b := e.bufs[i]
 	last := len(e.bufs) - 1
-	e.bufs[best], e.bufs[last] = e.bufs[last], nil
+	e.bufs[i], e.bufs[last] = e.bufs[last], nil
 	e.bufs = e.bufs[:last]
 	e.bufBytes -= cap(b)
 	return b[:0]
@@ -157,10 +168,11 @@ func (e *Engine) putBuf(b []byte) {
 	if c == 0 || c > maxKeptBuf {
 		return
 	}
-	// Evict only if b fits once the smaller buffers are gone.
+	// b is kept if it fits once every smaller buffer is gone; then the
+	// smallest go, only as many as the bounds need.
 	n, bytes := len(e.bufs), e.bufBytes
 	for _, k := range e.bufs {
-		if cap(k) < c && (n >= keptBufs || bytes+c > maxKeptBytes) {
+		if cap(k) < c {
 			n, bytes = n-1, bytes-cap(k)
 		}
 	}
@@ -174,13 +186,7 @@ func (e *Engine) putBuf(b []byte) {
 				small = i
 			}
 		}
-		if len(e.bufs) == 0 || cap(e.bufs[small]) >= c {
-			return
-		}
-		e.bufBytes -= cap(e.bufs[small])
-		last := len(e.bufs) - 1
-		e.bufs[small], e.bufs[last] = e.bufs[last], nil
-		e.bufs = e.bufs[:last]
+		e.removeBuf(small)
 	}
 	e.bufs = append(e.bufs, b[:0])
 	e.bufBytes += c

@@ -599,7 +599,7 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
 		return
 	}
 	dst := h.Dst()
-	bcast := dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	bcast := s.broadcast(dst)
 	if dst != s.addr && !bcast {
 		s.ctr.IPv4NotOurs++
 		s.drop(DropNotOurAddr)
@@ -644,7 +644,7 @@ func (s *Stack) sendIPv4(now tcp.Time, dst netip.Addr, proto uint8) error {
 		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: proto, Src: s.addr, Dst: dst,
 	})
 	s.ctr.IPv4Out++
-	if dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if s.broadcast(dst) {
 		putEthernet(s.tx, broadcastMAC, s.mac, etherTypeIPv4)
 		return s.sendFrame(s.tx)
 	}
@@ -654,6 +654,11 @@ func (s *Stack) sendIPv4(now tcp.Time, dst netip.Addr, proto uint8) error {
 		return err
 	}
 	return s.resolveAndSend(now, hop, s.tx)
+}
+
+// broadcast reports whether dst is our subnet's or the limited broadcast.
+func (s *Stack) broadcast(dst netip.Addr) bool {
+	return dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 func (s *Stack) nextHop(dst netip.Addr) (netip.Addr, error) {
@@ -966,18 +971,18 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 	if perFrame >= 2 {
 		hop, err := s.nextHop(dst.Addr())
 		n := s.neigh[hop]
-		bcast := dst.Addr() == s.bcast || dst.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255})
-		if err == nil && !bcast && n != nil && n.resolved {
+		if err == nil && !s.broadcast(dst.Addr()) && n != nil && n.resolved {
 			mac, n.used = n.mac, true
 		} else {
 			perFrame = 0
 		}
 	}
+	perCall := segSize // one datagram at a time
+	if perFrame >= 2 {
+		perCall = perFrame * segSize
+	}
 	for len(payloads) > 0 {
-		k := min(len(payloads), segSize)
-		if perFrame >= 2 && len(payloads) > segSize {
-			k = min(len(payloads), perFrame*segSize)
-		}
+		k := min(len(payloads), perCall)
 		var err error
 		if k <= segSize {
 			err = s.sendUDP(src, dst, payloads[:k])
