@@ -83,6 +83,9 @@ const (
 	// gsoMaxUDPSegs is the most datagrams a UDP train carries: the
 	// kernel's UDP_MAX_SEGMENTS of older kernels (newer take 128).
 	gsoMaxUDPSegs = 64
+	// gsoMaxTCPSegs is the most segments a TCP run carries: 64 KiB of
+	// 1,448-byte segments is 45; small segments stop here.
+	gsoMaxTCPSegs = 64
 	udpHdrLen     = 8
 	// virtioNetHdrGSOUDPL4 is VIRTIO_NET_HDR_GSO_UDP_L4 (linux/virtio_net.h),
 	// which golang.org/x/sys/unix does not define.
@@ -158,6 +161,18 @@ func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
 	return m != nil
 }
 
+// queueTCP copies a TCP run (QueueTCPSegments's frame, checked by tcpRun:
+// segs segments of mss payload bytes, TCP header thl bytes) into the
+// batch as a message of its own, closed to joining. It returns false, and
+// queues nothing, when the batch is full.
+func (b *gsoBatch) queueTCP(frame []byte, mss, thl, segs int) bool {
+	m := b.push(frame)
+	if m != nil {
+		m.segs, m.size, m.thl = segs, mss, thl
+	}
+	return m != nil
+}
+
 // push copies frame into the batch as a new message, behind a zero
 // virtio_net_hdr (no offload, until seal), and returns it; nil, queueing
 // nothing, when the batch is full.
@@ -200,6 +215,23 @@ func udpTrain(frame []byte, segSize, mtu int) (int, error) {
 		return 0, fmt.Errorf("link: a UDP train carries 2 to %d datagrams, not %d bytes of %d-byte ones", gsoMaxUDPSegs, payload, segSize)
 	}
 	return (payload + segSize - 1) / segSize, nil
+}
+
+// tcpRun checks a QueueTCPSegments frame and returns its TCP header
+// length and segment count; an error says which rule the frame breaks.
+func tcpRun(frame []byte, mss, mtu int) (thl, segs int, err error) {
+	thl, payload, ok := tcpSegment(frame)
+	switch {
+	case !ok:
+		return 0, 0, errors.New("link: a TCP run must be an IPv4 TCP segment without IP options, not a fragment, with its IPv4 total length covering the frame")
+	case frame[EthernetHeaderLen+ipv4HdrLen+13]&^tcpFlagPSH != tcpFlagACK:
+		return 0, 0, fmt.Errorf("link: a TCP run's flags must be ACK, and PSH, not %#02x", frame[EthernetHeaderLen+ipv4HdrLen+13])
+	case mss <= 0 || ipv4HdrLen+thl+mss > mtu:
+		return 0, 0, fmt.Errorf("%w: %d-byte segments in a TCP run with a %d-byte header, mtu %d allows 1 to %d", ErrFrameTooLarge, mss, thl, mtu, mtu-ipv4HdrLen-thl)
+	case payload <= mss || payload > gsoMaxTCPSegs*mss:
+		return 0, 0, fmt.Errorf("link: a TCP run carries 2 to %d segments, not %d bytes of %d-byte ones", gsoMaxTCPSegs, payload, mss)
+	}
+	return thl, (payload + mss - 1) / mss, nil
 }
 
 const (

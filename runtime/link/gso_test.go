@@ -144,6 +144,20 @@ func testOffloadToKernelTCP(t *testing.T, tso bool) {
 		t.Fatal(err)
 	}
 
+	// A third burst: a run the caller joined (QueueTCPSegments), PSH on
+	// its last segment, after the gap's data.
+	run := make([]byte, 3*mss+500)
+	for i := range run {
+		run[i] = byte(i*13 + i>>9)
+	}
+	if err := x.QueueTCPSegments(segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, true, run), mss); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, run...)
+
 	big := tap.recv(func(f []byte) bool {
 		return len(f) > 1514 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 6
 	})
@@ -531,5 +545,84 @@ func TestSealUDPAsTheKernelCuts(t *testing.T) {
 		if !bytes.Equal(got.Payload, p) {
 			t.Errorf("datagram %d: payload differs", i)
 		}
+	}
+}
+
+// A TCP run queued whole comes out of the kernel's cut as the segments it
+// was joined from: their headers, sequence numbers and payloads, PSH on
+// the last only.
+func TestTCPRunCutsAsQueued(t *testing.T) {
+	var segs [][]byte
+	seq := uint32(9000)
+	for i, n := range []int{1000, 1000, 1000, 300} {
+		f := testSegment(seq, n, 0)
+		if i == 3 {
+			f[EthernetHeaderLen+ipv4HdrLen+13] |= tcpFlagPSH
+		}
+		segs = append(segs, f)
+		seq += uint32(n)
+	}
+	const hdr = EthernetHeaderLen + ipv4HdrLen + 32
+	run := append([]byte(nil), segs[0]...)
+	for _, f := range segs[1:] {
+		run = append(run, f[hdr:]...)
+	}
+	binary.BigEndian.PutUint16(run[EthernetHeaderLen+2:], uint16(len(run)-EthernetHeaderLen))
+	run[EthernetHeaderLen+ipv4HdrLen+13] |= tcpFlagPSH
+	thl, n, err := tcpRun(run, 1000, 1500)
+	if err != nil || thl != 32 || n != 4 {
+		t.Fatalf("tcpRun = %d, %d, %v; want 32, 4, nil", thl, n, err)
+	}
+	var b gsoBatch
+	if !b.queueTCP(run, 1000, thl, n) {
+		t.Fatal("queueTCP refused an empty batch")
+	}
+	m := &b.msgs[0]
+	b.seal(m)
+	if h := b.arena[m.off : m.off+vnetHdrLen]; h[1] != 1 || binary.NativeEndian.Uint16(h[4:]) != 1000 { // VIRTIO_NET_HDR_GSO_TCPV4
+		t.Fatalf("virtio_net_hdr % x", h)
+	}
+	out := cutLikeGSO(t, b.arena[m.off:m.end])
+	if len(out) != len(segs) {
+		t.Fatalf("the cut gives %d segments, want %d", len(out), len(segs))
+	}
+	for i := range segs {
+		if a, b := maskSegment(segs[i]), maskSegment(out[i]); !bytes.Equal(a, b) {
+			t.Fatalf("segment %d differs after the cut:\njoined %x\ncut    %x", i, a, b)
+		}
+	}
+}
+
+// tcpRun refuses what GSO cannot cut into the segments meant, naming the
+// rule broken.
+func TestTCPRunRefuses(t *testing.T) {
+	run := func(segs int, last int, edit func(f []byte)) []byte {
+		f := testSegment(1, 100*(segs-1)+last, 0)
+		if edit != nil {
+			edit(f)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		mss   int
+		want  string
+	}{
+		{"one segment", run(1, 100, nil), 100, "2 to 64 segments"},
+		{"too many segments", run(65, 100, nil), 100, "2 to 64 segments"},
+		{"SYN", run(3, 100, func(f []byte) { f[EthernetHeaderLen+ipv4HdrLen+13] |= 0x02 }), 100, "flags must be ACK"},
+		{"FIN", run(3, 100, func(f []byte) { f[EthernetHeaderLen+ipv4HdrLen+13] |= 0x01 }), 100, "flags must be ACK"},
+		{"UDP", run(3, 100, func(f []byte) { f[EthernetHeaderLen+9] = 17 }), 100, "IPv4 TCP segment"},
+		{"short IPv4 length", run(3, 100, func(f []byte) { f[EthernetHeaderLen+3]-- }), 100, "total length covering"},
+		{"segments over the MTU", run(3, 100, nil), 1500, "mtu 1500 allows 1 to 1448"},
+		{"zero mss", run(3, 100, nil), 0, "mtu 1500 allows"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := tcpRun(c.frame, c.mss, 1500)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("tcpRun: %v; want an error with %q", err, c.want)
+			}
+		})
 	}
 }

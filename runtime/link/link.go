@@ -61,6 +61,26 @@ type UDPSegmenter interface {
 	QueueUDPSegments(frame []byte, segSize int) error
 }
 
+// TCPSegmenter is a Batcher that queues a run of one TCP stream's
+// segments as one frame, which the kernel or the NIC cuts into the
+// segments (TSO/GSO, as a kernel TCP sender hands them over): the sender
+// builds one set of headers per run instead of one per segment and
+// computes no payload checksum. The stack joins a window's segments so.
+type TCPSegmenter interface {
+	Batcher
+	// MaxTCPSegments is how many segments one frame may carry now; 0
+	// when the link cannot cut TCP runs (the caller sends one by one).
+	MaxTCPSegments() int
+	// QueueTCPSegments queues frame: Ethernet, IPv4 without options, TCP
+	// with its options, and the segments' payloads back to back, mss
+	// bytes each but the last (1 to mss bytes), at least two. Every
+	// segment gets frame's headers with its own sequence number; the
+	// flags are ACK, and PSH, which only the last segment keeps. The IPv4
+	// total length covers the whole run; the link sets the checksums. It
+	// does not keep frame.
+	QueueTCPSegments(frame []byte, mss int) error
+}
+
 // Waker is an Endpoint whose Receive another goroutine can cut short: an
 // event loop that sleeps in Receive takes work posted to it without
 // waiting for a frame or its timeout.

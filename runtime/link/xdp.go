@@ -500,26 +500,21 @@ func (x *XDP) gsoQueue(frame []byte) error {
 	if err := checkFrame(frame, x.mtu); err != nil {
 		return err
 	}
-	return x.gsoEnqueue(frame, 0, 1, uint64(len(frame)))
+	return x.gsoEnqueue(func(b *gsoBatch) bool { return b.queue(frame) }, 1, uint64(len(frame)))
 }
 
-// gsoEnqueue queues frame in the filling batch: a frame (segSize 0) or a
-// UDP train of segSize-byte datagrams, frames and bytes as on the wire.
-// It retries after flushing a full batch, and after gsoQueueTries full
-// batches in a row drops the frames and counts them.
-func (x *XDP) gsoEnqueue(frame []byte, segSize, frames int, bytes uint64) error {
+// gsoEnqueue queues a frame, a UDP train or a TCP run in the filling
+// batch with queue (frames and bytes as on the wire). It retries after
+// flushing a full batch, and after gsoQueueTries full batches in a row
+// drops the frames and counts them.
+func (x *XDP) gsoEnqueue(queue func(*gsoBatch) bool, frames int, bytes uint64) error {
 	for range gsoQueueTries {
 		x.txMu.Lock()
 		if x.closed.Load() {
 			x.txMu.Unlock()
 			return ErrClosed
 		}
-		var ok bool
-		if segSize == 0 {
-			ok = x.gso.fill.queue(frame)
-		} else {
-			ok = x.gso.fill.queueUDP(frame, segSize)
-		}
+		ok := queue(x.gso.fill)
 		x.txMu.Unlock()
 		if ok {
 			x.txFrames.Add(uint64(frames))
@@ -553,7 +548,31 @@ func (x *XDP) QueueUDPSegments(frame []byte, segSize int) error {
 	if err != nil {
 		return fmt.Errorf("%w (on %s)", err, x.ifname)
 	}
-	return x.gsoEnqueue(frame, segSize, n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+udpHdrLen)))
+	return x.gsoEnqueue(func(b *gsoBatch) bool { return b.queueUDP(frame, segSize) },
+		n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+udpHdrLen)))
+}
+
+// MaxTCPSegments implements TCPSegmenter: with Offload the kernel cuts
+// TCP runs; the AF_XDP ring cannot.
+func (x *XDP) MaxTCPSegments() int {
+	if x.gso == nil {
+		return 0
+	}
+	return gsoMaxTCPSegs
+}
+
+// QueueTCPSegments implements TCPSegmenter, on the offload socket's batch
+// as gsoQueue queues a frame.
+func (x *XDP) QueueTCPSegments(frame []byte, mss int) error {
+	if x.gso == nil {
+		return fmt.Errorf("link: %s cannot cut TCP runs without Offload (MaxTCPSegments is 0)", x.ifname)
+	}
+	thl, n, err := tcpRun(frame, mss, x.mtu)
+	if err != nil {
+		return fmt.Errorf("%w (on %s)", err, x.ifname)
+	}
+	return x.gsoEnqueue(func(b *gsoBatch) bool { return b.queueTCP(frame, mss, thl, n) },
+		n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+thl)))
 }
 
 // gsoQueueTries bounds gsoEnqueue's flushes for one frame or train.

@@ -212,6 +212,7 @@ type Stack struct {
 	txQueued bool         // frames queued on batch since the last Flush
 	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
 	txTrain  []byte       // a UDP train being built (SendUDPSegments)
+	txRun    tcpRun       // a run of TCP segments being joined (join.go)
 	// hooks counts the hooks running (unlockHook); wakeLater are the
 	// waiters signal put off meanwhile, and wakeSpare the slice they will
 	// take next.
@@ -336,6 +337,9 @@ func (s *Stack) runPosted() {
 		s.postedSpare = fns[:0]
 		s.mu.Lock()
 		s.txDefer-- // flushTx, next, sends the burst
+		if s.txDefer == 0 {
+			s.sealRun()
+		}
 		s.mu.Unlock()
 	}()
 	for _, fn := range fns {
@@ -407,6 +411,9 @@ func (s *Stack) inputQueued(now tcp.Time, frame []byte) {
 func (s *Stack) endQueued() {
 	s.draining = false
 	s.txDefer--
+	if s.txDefer == 0 {
+		s.sealRun() // flushTx, next, sends it
+	}
 	s.mu.Unlock()
 }
 
@@ -676,6 +683,7 @@ func (s *Stack) nextHop(dst netip.Addr) (netip.Addr, error) {
 }
 
 func (s *Stack) sendFrame(frame []byte) error {
+	s.sealRun() // frames leave in the order they were made
 	send := s.ep.Send
 	if s.txDefer > 0 && s.batch != nil {
 		send = s.batch.Queue
@@ -698,7 +706,11 @@ func (s *Stack) beginBurst() { s.txDefer++ }
 // endBurst closes a burst; the outermost one flushes.
 func (s *Stack) endBurst() {
 	s.txDefer--
-	if s.txDefer > 0 || !s.txQueued || s.txLater {
+	if s.txDefer > 0 {
+		return
+	}
+	s.sealRun()
+	if !s.txQueued || s.txLater {
 		return
 	}
 	s.txQueued = false
@@ -723,6 +735,9 @@ func (s *Stack) endBurstUnlock() {
 // queued, so that the kick (most of a bulk sender's time, in the kernel)
 // runs while the event loop can take the lock and process ACKs.
 func (s *Stack) unlockFlush() {
+	if s.txDefer == 0 {
+		s.sealRun()
+	}
 	flush := s.txQueued && s.txDefer == 0
 	if flush {
 		s.txQueued = false
@@ -1000,6 +1015,7 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 // sendUDPTrain queues payloads, two or more segSize-byte datagrams, as one
 // frame on seg; the burst SendUDPSegments opened sends it. s.mu is held.
 func (s *Stack) sendUDPTrain(seg link.UDPSegmenter, mac [6]byte, src, dst netip.AddrPort, payloads []byte, segSize int) error {
+	s.sealRun()
 	n := (len(payloads) + segSize - 1) / segSize
 	ipLen := IPv4MinHeaderLen + udpHeaderLen + len(payloads)
 	s.txTrain = append(s.txTrain[:0], make([]byte, EthernetHeaderLen+IPv4MinHeaderLen+udpHeaderLen)...)

@@ -198,6 +198,9 @@ func (s *Stack) transitions(c *Conn, entered tcp.StateSet) {
 
 // emitSegment is the tcp.Conn Output callback; s.txConn is the emitter.
 func (s *Stack) emitSegment(seg *tcp.Segment) {
+	if s.joinSegment(seg) {
+		return
+	}
 	c := s.txConn
 	s.startFrame()
 	s.tx = tcp.AppendSegment(s.tx, c.id.Local.Addr(), c.id.Remote.Addr(), seg)
@@ -238,6 +241,9 @@ func (s *Stack) newConn(tc *tcp.Conn, id tcp.ID) *Conn {
 func (s *Stack) removeConn(c *Conn) {
 	if s.conns[c.id] != c {
 		return
+	}
+	if s.txRun.conn == c {
+		s.sealRun() // its Conn may be reused before the burst ends
 	}
 	delete(s.conns, c.id)
 	last := len(s.connList) - 1

@@ -1,0 +1,126 @@
+package stack
+
+import (
+	"encoding/binary"
+
+	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// A window of segments that a connection's Output emits in one burst is
+// joined, as it is emitted, into one frame that the link cuts again
+// (link.TCPSegmenter: the kernel's GSO, or a NIC's TSO), as Linux's TCP
+// builds TSO frames. The first segment is built as always; each one that
+// continues it adds only its payload: no headers, no checksum, no trip
+// through the link's queue. The link's own joiner (which compares every
+// queued frame's headers) saw the same frames too late to save that work.
+//
+// A run is joined only inside a burst (it must leave with the burst's
+// Flush), toward a resolved neighbour, and only of plain data segments
+// (ACK, PSH on the last) whose headers match but for the sequence number.
+// It is handed to the link (sealed) before any other frame is queued, so
+// frames leave in the order they were made, and before every Flush.
+type tcpRun struct {
+	frame []byte // Ethernet, IPv4, the first segment's TCP header, the payloads
+	conn  *Conn  // nil: no run
+	first tcp.Segment
+	next  uint32 // the sequence number a joining segment must have
+	mss   int    // the first segment's payload: where the link cuts
+	segs  int
+	open  bool // the last segment was mss bytes without PSH
+	max   int  // segments the link takes in one frame
+}
+
+// joinSegment adds seg, which s.txConn's Output emits, to the run being
+// built, or starts a run with it. It reports false, having done nothing,
+// when seg cannot be joined: the caller sends it alone.
+func (s *Stack) joinSegment(seg *tcp.Segment) bool {
+	if s.txDefer == 0 || !joinable(seg) {
+		return false
+	}
+	r := &s.txRun
+	if r.conn != nil && r.conn == s.txConn && r.continues(seg) {
+		r.frame = append(r.frame, seg.Payload...)
+		r.next += uint32(len(seg.Payload))
+		r.segs++
+		r.open = len(seg.Payload) == r.mss && seg.Flags&tcp.FlagPSH == 0
+		if seg.Flags&tcp.FlagPSH != 0 {
+			r.frame[EthernetHeaderLen+IPv4MinHeaderLen+13] |= byte(tcp.FlagPSH)
+		}
+		s.ipID++ // the link numbers the segments after the first
+		s.ctr.TCPOut++
+		return true
+	}
+	seg2, ok := s.batch.(link.TCPSegmenter)
+	if !ok {
+		return false
+	}
+	max := seg2.MaxTCPSegments()
+	c := s.txConn
+	dst := c.id.Remote.Addr()
+	hop, err := s.nextHop(dst)
+	n := s.neigh[hop]
+	if max < 2 || err != nil || s.broadcast(dst) || n == nil || !n.resolved {
+		return false
+	}
+	s.sealRun() // the run before, of another connection or broken off
+	n.used = true
+	r.frame = append(r.frame[:0], make([]byte, EthernetHeaderLen+IPv4MinHeaderLen)...)
+	r.frame = tcp.AppendSegment(r.frame, c.id.Local.Addr(), dst, seg) // summed: it may stay alone
+	putEthernet(r.frame, n.mac, s.mac, etherTypeIPv4)
+	s.ipID++
+	IPv4(r.frame[EthernetHeaderLen:]).Encode(&IPv4Fields{
+		TotalLen: uint16(len(r.frame) - EthernetHeaderLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: protoTCP, Src: s.addr, Dst: dst,
+	})
+	r.conn, r.first, r.first.Payload = c, *seg, nil
+	r.next = seg.Seq + uint32(len(seg.Payload))
+	r.mss, r.segs, r.max = len(seg.Payload), 1, max
+	r.open = seg.Flags&tcp.FlagPSH == 0
+	s.txQueued = true // the burst's Flush must come: sealRun queues the run
+	s.ctr.TCPOut++
+	return true
+}
+
+// joinable reports whether seg is a plain data segment that GSO repeats
+// the headers of: ACK (PSH allowed), payload, and no option but
+// timestamps.
+func joinable(seg *tcp.Segment) bool {
+	return seg.Flags&^tcp.FlagPSH == tcp.FlagACK && len(seg.Payload) > 0 &&
+		seg.MSS == 0 && seg.WindowScale < 0 && !seg.SACKPermitted && seg.NumSACK == 0
+}
+
+// continues reports whether seg, a joinable segment of the run's
+// connection, is the run's next segment with the same headers.
+func (r *tcpRun) continues(seg *tcp.Segment) bool {
+	f := &r.first
+	return r.open && r.segs < r.max && seg.Seq == r.next && len(seg.Payload) <= r.mss &&
+		len(r.frame)-EthernetHeaderLen+len(seg.Payload) <= 0xffff &&
+		seg.Ack == f.Ack && seg.Window == f.Window && seg.HasTS == f.HasTS &&
+		seg.TSVal == f.TSVal && seg.TSEcr == f.TSEcr
+}
+
+// sealRun hands the run being built, if any, to the link: a run of one
+// segment as the frame it is, a longer one for the link to cut. s.mu is
+// held.
+func (s *Stack) sealRun() {
+	r := &s.txRun
+	if r.conn == nil {
+		return
+	}
+	r.conn = nil
+	if r.segs == 1 {
+		s.ctr.IPv4Out++
+		s.sendFrame(r.frame) //nolint:errcheck // TCP retransmits; sendFrame counts the failure
+		return
+	}
+	ip := r.frame[EthernetHeaderLen:]
+	binary.BigEndian.PutUint16(ip[2:4], uint16(len(ip)))
+	if err := s.batch.(link.TCPSegmenter).QueueTCPSegments(r.frame, r.mss); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+		return // TCP retransmits
+	}
+	s.txQueued = true
+	s.ctr.FramesOut += uint64(r.segs)
+	s.ctr.IPv4Out += uint64(r.segs)
+}

@@ -1,0 +1,250 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// runPipe is a batchPipe that takes TCP runs and cuts them as the kernel's
+// tcp_gso_segment does: each piece gets the run's headers with its own
+// sequence number, IP length and ID and checksums, and PSH only on the
+// last. The pieces wait for Flush with the other queued frames, so a run
+// that is never flushed, or queued out of order, shows.
+type runPipe struct {
+	batchPipe
+	runs, segs int
+	next       uint32 // the end of the highest data segment queued
+	backwards  int    // data segments queued below next: out of order
+}
+
+func (p *runPipe) Queue(frame []byte) error {
+	p.mu.Lock()
+	p.order(frame)
+	p.mu.Unlock()
+	return p.batchPipe.Queue(frame)
+}
+
+func (p *runPipe) Send(frame []byte) error {
+	p.mu.Lock()
+	p.order(frame)
+	p.mu.Unlock()
+	return p.batchPipe.Send(frame)
+}
+
+// order notes a TCP segment leaving: on a clean pipe, with nothing
+// retransmitted, each starts where the one before ended.
+func (p *runPipe) order(frame []byte) {
+	if len(frame) < EthernetHeaderLen+IPv4MinHeaderLen+20 || frame[EthernetHeaderLen+9] != protoTCP {
+		return
+	}
+	ip := frame[EthernetHeaderLen:]
+	t := ip[IPv4MinHeaderLen:]
+	seq := binary.BigEndian.Uint32(t[4:8])
+	n := uint32(int(binary.BigEndian.Uint16(ip[2:4])) - IPv4MinHeaderLen - int(t[12]>>4)*4)
+	if t[13]&byte(tcp.FlagFIN) != 0 {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if p.next != 0 && int32(seq-p.next) < 0 {
+		p.backwards++
+	}
+	if p.next == 0 || int32(seq+n-p.next) > 0 {
+		p.next = seq + n
+	}
+}
+
+func (p *runPipe) MaxTCPSegments() int { return 8 }
+
+func (p *runPipe) QueueTCPSegments(frame []byte, mss int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ip := frame[EthernetHeaderLen:]
+	thl := int(ip[IPv4MinHeaderLen+12]>>4) * 4
+	hdr := EthernetHeaderLen + IPv4MinHeaderLen + thl
+	if binary.BigEndian.Uint16(ip[2:4]) != uint16(len(ip)) || len(frame)-hdr <= mss || (len(frame)-hdr+mss-1)/mss > 8 {
+		return errors.New("runPipe: not a run of 2 to 8 segments with its IPv4 length covering it")
+	}
+	p.runs++
+	id := binary.BigEndian.Uint16(ip[4:6])
+	seq := binary.BigEndian.Uint32(ip[IPv4MinHeaderLen+4:])
+	src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+	for off := hdr; off < len(frame); off += mss {
+		end := min(off+mss, len(frame))
+		d := append(append([]byte(nil), frame[:hdr]...), frame[off:end]...)
+		dip := d[EthernetHeaderLen:]
+		binary.BigEndian.PutUint16(dip[2:4], uint16(len(dip)))
+		binary.BigEndian.PutUint16(dip[4:6], id)
+		id++
+		dip[10], dip[11] = 0, 0
+		binary.BigEndian.PutUint16(dip[10:12], checksum(dip[:IPv4MinHeaderLen], 0))
+		t := dip[IPv4MinHeaderLen:]
+		binary.BigEndian.PutUint32(t[4:8], seq+uint32(off-hdr))
+		if end < len(frame) {
+			t[13] &^= byte(tcp.FlagPSH)
+		}
+		t[16], t[17] = 0, 0
+		binary.BigEndian.PutUint16(t[16:18], checksum(t, pseudoSum(src, dst, protoTCP, len(t))))
+		p.order(d)
+		p.pending = append(p.pending, d)
+		p.segs++
+		p.queued++
+	}
+	return nil
+}
+
+// On a link that cuts TCP runs, the segments of a write leave as one run
+// with the write's burst: the receiver reads them at once, with no
+// retransmission timeout. A bulk transfer's windows leave as runs of
+// several segments, and the receiver reads every byte from segments whose
+// checksums verify, in the order sent: a run leaves before any frame made
+// after it (the FIN, here).
+func TestJoinedTCPRuns(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
+	a, b := runPair(t, ea, mb, nil)
+	ln, err := b.Listen(5001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, data := randomBytes(4, 6000), randomBytes(5, 2<<20)
+	got := make(chan []byte, 2)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			got <- nil
+			return
+		}
+		defer c.Close()
+		head := make([]byte, len(first))
+		c.SetReadDeadline(time.Now().Add(150 * time.Millisecond)) // before the 200ms RTO
+		if _, err := io.ReadFull(c, head); err != nil {
+			t.Errorf("reading the first write: %v", err)
+		}
+		got <- head
+		c.SetReadDeadline(time.Time{})
+		all, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("ReadAll: %v", err)
+		}
+		got <- all
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if n, err := c.Write(first); n != len(first) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(first))
+	}
+	select {
+	case r := <-got:
+		if !bytes.Equal(r, first) {
+			t.Fatalf("the first write: received %d bytes, not the %d sent", len(r), len(first))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first write did not arrive: its run was never flushed?")
+	}
+	if n, err := c.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case all := <-got:
+		if !bytes.Equal(all, data) {
+			t.Fatalf("received %d bytes, not the %d sent", len(all), len(data))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer did not finish in 20s: a run was never flushed?")
+	}
+	ea.mu.Lock()
+	runs, segs, backwards := ea.runs, ea.segs, ea.backwards
+	ea.mu.Unlock()
+	if runs == 0 || segs < 4*runs {
+		t.Errorf("%d runs of %d segments in all, want runs of 4 or more on average", runs, segs)
+	}
+	if backwards != 0 {
+		t.Errorf("%d segments left behind one made after them", backwards)
+	}
+	ca, cb := a.Counters(), b.Counters()
+	if ca.TCPRetransmits != 0 || ca.SendErrors != 0 {
+		t.Errorf("sender retransmitted %d segments, counted %d send errors; want none on a clean pipe", ca.TCPRetransmits, ca.SendErrors)
+	}
+	if cb.TCPBadChecksum != 0 || cb.IPv4BadChecksum != 0 {
+		t.Errorf("receiver dropped %d TCP and %d IPv4 bad checksums", cb.TCPBadChecksum, cb.IPv4BadChecksum)
+	}
+	if ca.TCPOut != cb.TCPIn || ca.FramesOut < ca.TCPOut {
+		t.Errorf("sender counted tcp.out %d frames.out %d, receiver tcp.in %d: a run's segments are counted one by one", ca.TCPOut, ca.FramesOut, cb.TCPIn)
+	}
+}
+
+// A run leaves before the frames made after it in the same burst: a
+// write and a close in one burst put the data, as one run, before the
+// FIN, which no run can carry.
+func TestRunLeavesBeforeLaterFrames(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
+	a, b := runPair(t, ea, mb, nil)
+	ln, err := b.Listen(5001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(6, 6000)
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			got <- nil
+			return
+		}
+		defer c.Close()
+		all, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("ReadAll: %v", err)
+		}
+		got <- all
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	var werr, cerr error
+	a.Burst(func() {
+		_, werr = c.Write(data)
+		cerr = c.Close()
+	})
+	if werr != nil || cerr != nil {
+		t.Fatalf("Write: %v, Close: %v", werr, cerr)
+	}
+	select {
+	case all := <-got:
+		if !bytes.Equal(all, data) {
+			t.Fatalf("received %d bytes, not the %d sent", len(all), len(data))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the data and FIN did not arrive")
+	}
+	ea.mu.Lock()
+	defer ea.mu.Unlock()
+	if ea.runs != 1 || ea.backwards != 0 {
+		t.Errorf("%d runs, %d segments left behind one made after them; want 1 run, in order", ea.runs, ea.backwards)
+	}
+}
