@@ -123,8 +123,35 @@ type Conn struct {
 	closed      bool      // Close called
 	err         error     // overrides tc.Err (e.g. ARP failure)
 
-	wake                        waker
+	// Readers wait on rwake, writers (and Dial) on wwake: output wakes
+	// each only with news for it, so that a bulk sender's ACKs do not
+	// wake an idle reader (net/http keeps one blocked in Read on every
+	// connection), nor received data a blocked writer.
+	rwake, wwake                waker
 	readDeadline, writeDeadline time.Time
+}
+
+// signalAll wakes every waiter of c: its state changed for both sides, or
+// a deadline did. s.mu is held.
+func (c *Conn) signalAll() {
+	c.s.signal(&c.rwake)
+	c.s.signal(&c.wwake)
+}
+
+// signalNews wakes the waiters that output's work concerns: readers when
+// there is data, EOF or an error for them, writers when the send buffer
+// has room for a quarter of itself (as Linux's sk_stream_write_space
+// waits for a third: a writer woken for a few bytes would only sleep
+// again), or an error. s.mu is held.
+func (c *Conn) signalNews() {
+	fail := c.failure() != nil
+	st := c.tc.State()
+	if c.rwake.ch != nil && (fail || c.tc.Readable() > 0 || !st.CanReceive()) {
+		c.s.signal(&c.rwake)
+	}
+	if c.wwake.ch != nil && (fail || !st.CanSend() || c.established && c.tc.Writable() >= c.tc.Config().SendBuffer/4) {
+		c.s.signal(&c.wwake)
+	}
 }
 
 // TCP returns the underlying connection state machine. Touch it only with
@@ -190,7 +217,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, c.opError("read", err)
 		}
-		if err := c.wake.wait(s, c.readDeadline, nil); err != nil {
+		if err := c.rwake.wait(s, c.readDeadline, nil); err != nil {
 			return 0, c.opError("read", err)
 		}
 	}
@@ -231,7 +258,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		s.beginBurst() // flush before sleeping: nobody else would
 		s.endBurst()
-		if err := c.wake.wait(s, c.writeDeadline, nil); err != nil {
+		if err := c.wwake.wait(s, c.writeDeadline, nil); err != nil {
 			return written, c.opError("write", err)
 		}
 	}
@@ -290,7 +317,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	c.readDeadline, c.writeDeadline = t, t
-	c.wake.signal() // waiters re-arm with the new deadline
+	c.signalAll() // waiters re-arm with the new deadline
 	return nil
 }
 
@@ -299,7 +326,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	c.readDeadline = t
-	c.wake.signal()
+	c.s.signal(&c.rwake)
 	return nil
 }
 
@@ -308,7 +335,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	c.writeDeadline = t
-	c.wake.signal()
+	c.s.signal(&c.wwake)
 	return nil
 }
 
@@ -523,7 +550,7 @@ func (s *Stack) Dial(ctx context.Context, raddr netip.AddrPort) (*Conn, error) {
 		if c.idx < 0 {
 			return nil, c.opError("dial", fmt.Errorf("%w: connection to %v ended during the handshake", ErrNoConn, raddr))
 		}
-		if err := c.wake.wait(s, time.Time{}, ctx); err != nil {
+		if err := c.wwake.wait(s, time.Time{}, ctx); err != nil {
 			s.abortLocked(c)
 			return nil, c.opError("dial", err)
 		}

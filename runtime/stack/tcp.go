@@ -174,7 +174,7 @@ func (s *Stack) output(now tcp.Time, c *Conn) {
 	} else if d, ok := c.tc.Deadline(); ok {
 		s.noteDeadline(d)
 	}
-	s.signal(&c.wake)
+	c.signalNews()
 }
 
 // transitions reacts to the states c's connection entered: the first
@@ -258,7 +258,7 @@ func (s *Stack) removeConn(c *Conn) {
 		l.pending-- // died during the handshake
 		c.lis = nil
 	}
-	s.signal(&c.wake)
+	c.signalAll()
 	if c.tc.Done() { // finished, not detached to move elsewhere
 		s.noteConnRemoved()
 	}

@@ -600,3 +600,85 @@ func TestHookWakesWaitersWhenItReturns(t *testing.T) {
 		t.Fatal("Accept was not woken when the handler returned")
 	}
 }
+
+// A goroutine blocked in Read (as net/http keeps one on every connection)
+// sleeps through a bulk write on the same connection: the ACKs that free
+// the send buffer wake the writer, not the reader. Data for the reader
+// still wakes it.
+func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
+	a, b := newRunningPair(t, nil)
+	ln, err := b.Listen(5002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(7, 4<<20) // sixteen send buffers: the writer blocks
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, len(data))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Errorf("ReadFull: %v", err)
+		}
+		if _, err := c.Write([]byte("done")); err != nil {
+			t.Errorf("Write: %v", err)
+		}
+		got <- buf
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5002))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	reply := make(chan string, 1)
+	go func() {
+		p := make([]byte, 16)
+		n, err := c.Read(p)
+		if err != nil {
+			t.Errorf("Read: %v", err)
+		}
+		reply <- string(p[:n])
+	}()
+	var asleep chan struct{} // the reader's wait channel
+	for i := 0; asleep == nil; i++ {
+		a.mu.Lock()
+		asleep = c.rwake.ch
+		a.mu.Unlock()
+		if i == 5000 {
+			t.Fatal("Read did not start waiting in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n, err := c.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
+	}
+	a.mu.Lock()
+	same := c.rwake.ch == asleep
+	a.mu.Unlock()
+	if !same {
+		t.Error("the blocked reader was woken while only ACKs arrived")
+	}
+	select {
+	case buf := <-got:
+		if !bytes.Equal(buf, data) {
+			t.Fatal("the receiver read other bytes than were written")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transfer did not finish")
+	}
+	select {
+	case r := <-reply:
+		if r != "done" {
+			t.Fatalf("the reader got %q, want %q", r, "done")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("data for the reader did not wake it")
+	}
+}
