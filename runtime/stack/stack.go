@@ -7,7 +7,9 @@
 // goroutine; frames leave through the endpoint's Send before they return
 // (on a link.Batcher, through Queue and one Flush per Output burst, so a
 // window of segments costs one kick of the link; Run flushes once per
-// drain of the link).
+// drain of the link). On a link that cuts TCP runs (link.TCPSegmenter:
+// the kernel's GSO or a NIC's TSO) a window's segments of one connection
+// are joined as they are emitted, one set of headers per run (join.go).
 // The simulator (runtime/sim) drives a Stack only through those three
 // methods with virtual time.
 //
