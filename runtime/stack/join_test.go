@@ -23,8 +23,9 @@ import (
 type runPipe struct {
 	batchPipe
 	runs, segs int
+	tcp        int    // TCP segments queued, runs cut
 	next       uint32 // the end of the highest data segment queued
-	backwards  int    // data segments queued below next: out of order
+	backwards  int    // data segments queued below next: out of order or resent
 }
 
 func (p *runPipe) Queue(frame []byte) error {
@@ -41,12 +42,14 @@ func (p *runPipe) Send(frame []byte) error {
 	return p.batchPipe.Send(frame)
 }
 
-// order notes a TCP segment leaving: on a clean pipe, with nothing
-// retransmitted, each starts where the one before ended.
+// order notes a TCP segment leaving: on a clean pipe each starts where
+// the one before ended, unless it is resent (a tail loss probe fires when
+// the test's goroutines are slow to run).
 func (p *runPipe) order(frame []byte) {
 	if len(frame) < EthernetHeaderLen+IPv4MinHeaderLen+20 || frame[EthernetHeaderLen+9] != protoTCP {
 		return
 	}
+	p.tcp++
 	ip := frame[EthernetHeaderLen:]
 	t := ip[IPv4MinHeaderLen:]
 	seq := binary.BigEndian.Uint32(t[4:8])
@@ -108,8 +111,8 @@ func (p *runPipe) QueueTCPSegments(frame []byte, mss int) error {
 // with the write's burst: the receiver reads them at once, with no
 // retransmission timeout. A bulk transfer's windows leave as runs of
 // several segments, and the receiver reads every byte from segments whose
-// checksums verify, in the order sent: a run leaves before any frame made
-// after it (the FIN, here).
+// checksums verify, in the order sent: a segment leaves behind a later
+// one only when it is resent.
 func TestJoinedTCPRuns(t *testing.T) {
 	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
 	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
@@ -150,6 +153,13 @@ func TestJoinedTCPRuns(t *testing.T) {
 	if n, err := c.Write(first); n != len(first) || err != nil {
 		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(first))
 	}
+	// Outside a burst (this test runs no hook) no run waits for a seal.
+	a.mu.Lock()
+	pending := a.txRun.conn != nil
+	a.mu.Unlock()
+	if pending {
+		t.Error("a run is still pending after the write's burst ended")
+	}
 	select {
 	case r := <-got:
 		if !bytes.Equal(r, first) {
@@ -172,24 +182,25 @@ func TestJoinedTCPRuns(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("transfer did not finish in 20s: a run was never flushed?")
 	}
+	// Under the sender's lock nothing new is queued: the pipe has seen
+	// every segment the stack counted.
+	a.mu.Lock()
 	ea.mu.Lock()
-	runs, segs, backwards := ea.runs, ea.segs, ea.backwards
+	runs, segs, backwards, tcpFrames, tcpOut := ea.runs, ea.segs, ea.backwards, ea.tcp, a.ctr.TCPOut
 	ea.mu.Unlock()
+	a.mu.Unlock()
 	if runs == 0 || segs < 4*runs {
 		t.Errorf("%d runs of %d segments in all, want runs of 4 or more on average", runs, segs)
 	}
-	if backwards != 0 {
-		t.Errorf("%d segments left behind one made after them", backwards)
+	if uint64(tcpFrames) != tcpOut {
+		t.Errorf("sender counted tcp.out %d, the link took %d TCP segments: a run's segments are counted one by one", tcpOut, tcpFrames)
 	}
 	ca, cb := a.Counters(), b.Counters()
-	if ca.TCPRetransmits != 0 || ca.SendErrors != 0 {
-		t.Errorf("sender retransmitted %d segments, counted %d send errors; want none on a clean pipe", ca.TCPRetransmits, ca.SendErrors)
+	if uint64(backwards) > ca.TCPRetransmits || ca.SendErrors != 0 {
+		t.Errorf("%d segments left behind one made after them, %d retransmitted; %d send errors", backwards, ca.TCPRetransmits, ca.SendErrors)
 	}
 	if cb.TCPBadChecksum != 0 || cb.IPv4BadChecksum != 0 {
 		t.Errorf("receiver dropped %d TCP and %d IPv4 bad checksums", cb.TCPBadChecksum, cb.IPv4BadChecksum)
-	}
-	if ca.TCPOut != cb.TCPIn || ca.FramesOut < ca.TCPOut {
-		t.Errorf("sender counted tcp.out %d frames.out %d, receiver tcp.in %d: a run's segments are counted one by one", ca.TCPOut, ca.FramesOut, cb.TCPIn)
 	}
 }
 
@@ -242,9 +253,10 @@ func TestRunLeavesBeforeLaterFrames(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the data and FIN did not arrive")
 	}
+	retx := a.Counters().TCPRetransmits // before ea.mu: the stack queues under its lock
 	ea.mu.Lock()
 	defer ea.mu.Unlock()
-	if ea.runs != 1 || ea.backwards != 0 {
-		t.Errorf("%d runs, %d segments left behind one made after them; want 1 run, in order", ea.runs, ea.backwards)
+	if ea.runs != 1 || uint64(ea.backwards) > retx {
+		t.Errorf("%d runs, %d segments left behind one made after them (%d resent); want 1 run, in order", ea.runs, ea.backwards, retx)
 	}
 }
