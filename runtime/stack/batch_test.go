@@ -2,13 +2,9 @@ package stack
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/capygen/capygen/runtime/link"
 )
@@ -73,46 +69,10 @@ func TestBatchedTransmit(t *testing.T) {
 	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
 	ea, eb := &batchPipe{Memory: ma}, &batchPipe{Memory: mb}
 	a, b := runPair(t, ea, eb, nil)
-	ln, err := b.Listen(5001)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBytes(3, 2<<20)
-	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			got <- nil
-			return
-		}
-		defer c.Close()
-		all, err := io.ReadAll(c)
-		if err != nil {
-			t.Errorf("ReadAll: %v", err)
-		}
-		got <- all
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	if n, err := c.Write(data); n != len(data) || err != nil {
-		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case all := <-got:
-		if !bytes.Equal(all, data) {
-			t.Fatalf("received %d bytes, not the %d sent", len(all), len(data))
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("transfer did not finish in 20s: queued frames were never flushed?")
-	}
+	got := acceptReadAll(t, b, 5001)
+	c := dialB(t, a, 5001)
+	writeAndClose(t, c, data, got)
 	queued, flushes := ea.counts()
 	if flushes == 0 || queued < 2*flushes {
 		t.Errorf("sender queued %d frames in %d flushes, want at least 2 frames per flush", queued, flushes)

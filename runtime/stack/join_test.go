@@ -2,7 +2,6 @@ package stack
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -117,20 +116,8 @@ func TestJoinedTCPRuns(t *testing.T) {
 	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
 	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
 	a, b := runPair(t, ea, mb, nil)
-	ln, err := b.Listen(5001)
-	if err != nil {
-		t.Fatal(err)
-	}
 	first, data := randomBytes(4, 6000), randomBytes(5, 2<<20)
-	got := make(chan []byte, 2)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			got <- nil
-			return
-		}
-		defer c.Close()
+	got := acceptServe(t, b, 5001, func(c *Conn, got chan<- []byte) {
 		head := make([]byte, len(first))
 		c.SetReadDeadline(time.Now().Add(150 * time.Millisecond)) // before the 200ms RTO
 		if _, err := io.ReadFull(c, head); err != nil {
@@ -143,13 +130,8 @@ func TestJoinedTCPRuns(t *testing.T) {
 			t.Errorf("ReadAll: %v", err)
 		}
 		got <- all
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	})
+	c := dialB(t, a, 5001)
 	if n, err := c.Write(first); n != len(first) || err != nil {
 		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(first))
 	}
@@ -168,20 +150,7 @@ func TestJoinedTCPRuns(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the first write did not arrive: its run was never flushed?")
 	}
-	if n, err := c.Write(data); n != len(data) || err != nil {
-		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case all := <-got:
-		if !bytes.Equal(all, data) {
-			t.Fatalf("received %d bytes, not the %d sent", len(all), len(data))
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("transfer did not finish in 20s: a run was never flushed?")
-	}
+	writeAndClose(t, c, data, got)
 	// Under the sender's lock nothing new is queued: the pipe has seen
 	// every segment the stack counted.
 	a.mu.Lock()
@@ -211,32 +180,9 @@ func TestRunLeavesBeforeLaterFrames(t *testing.T) {
 	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
 	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
 	a, b := runPair(t, ea, mb, nil)
-	ln, err := b.Listen(5001)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBytes(6, 6000)
-	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			got <- nil
-			return
-		}
-		defer c.Close()
-		all, err := io.ReadAll(c)
-		if err != nil {
-			t.Errorf("ReadAll: %v", err)
-		}
-		got <- all
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	got := acceptReadAll(t, b, 5001)
+	c := dialB(t, a, 5001)
 	var werr, cerr error
 	a.Burst(func() {
 		_, werr = c.Write(data)

@@ -70,6 +70,73 @@ func runPair(t *testing.T, ea, eb link.Endpoint, mod func(*Config)) (a, b *Stack
 	return a, b
 }
 
+// acceptReadAll listens on port of b, accepts one connection and reads it
+// to EOF; the channel gets what it read (nil if Accept failed).
+func acceptReadAll(t *testing.T, b *Stack, port uint16) <-chan []byte {
+	return acceptServe(t, b, port, func(c *Conn, got chan<- []byte) {
+		all, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("ReadAll: %v", err)
+		}
+		got <- all
+	})
+}
+
+// acceptServe listens on port of b and hands the one connection it
+// accepts to serve, on a goroutine, with a channel (of two) for what serve
+// reads; it gets nil if Accept fails. The connection is closed after.
+func acceptServe(t *testing.T, b *Stack, port uint16, serve func(c *Conn, got chan<- []byte)) <-chan []byte {
+	t.Helper()
+	ln, err := b.Listen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 2)
+	go func() {
+		c, err := ln.AcceptConn(nil)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			got <- nil
+			return
+		}
+		defer c.Close()
+		serve(c, got)
+	}()
+	return got
+}
+
+// writeAndClose writes data on c and closes it, and checks that got, the
+// receiver's channel, gets the same bytes within 20 s.
+func writeAndClose(t *testing.T, c *Conn, data []byte, got <-chan []byte) {
+	t.Helper()
+	if n, err := c.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
+	}
+	if err := c.Close(); err != nil { // data written before Close must arrive
+		t.Fatal(err)
+	}
+	select {
+	case all := <-got:
+		if !bytes.Equal(all, data) {
+			t.Fatalf("received %d bytes, not the %d sent", len(all), len(data))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer did not finish in 20s: frames queued and never flushed?")
+	}
+}
+
+// dialB dials port on stack B's address from a.
+func dialB(t *testing.T, a *Stack, port uint16) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), port))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	return c
+}
+
 func randomBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
 	b := make([]byte, n)
@@ -81,46 +148,10 @@ func randomBytes(seed uint64, n int) []byte {
 
 func TestTCPTransfer(t *testing.T) {
 	a, b := newRunningPair(t, nil)
-	ln, err := b.Listen(5001)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBytes(1, 4<<20)
-	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			got <- nil
-			return
-		}
-		defer c.Close()
-		all, err := io.ReadAll(c)
-		if err != nil {
-			t.Errorf("ReadAll: %v", err)
-		}
-		got <- all
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5001))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	if n, err := c.Write(data); n != len(data) || err != nil {
-		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
-	}
-	if err := c.Close(); err != nil { // data written before Close must arrive
-		t.Fatal(err)
-	}
-	select {
-	case all := <-got:
-		if sha256.Sum256(all) != sha256.Sum256(data) {
-			t.Fatalf("received %d bytes with a different sha256 than the %d sent", len(all), len(data))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("transfer did not finish in 30s")
-	}
+	got := acceptReadAll(t, b, 5001)
+	c := dialB(t, a, 5001)
+	writeAndClose(t, c, data, got)
 	if ca, cb := a.Counters(), b.Counters(); ca.TCPOut == 0 || cb.TCPIn == 0 || ca.ARPRequestsOut != 1 || cb.ARPRepliesOut != 1 {
 		t.Errorf("counters A:\n%vB:\n%v", ca, cb)
 	}
@@ -607,20 +638,8 @@ func TestHookWakesWaitersWhenItReturns(t *testing.T) {
 // still wakes it.
 func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
 	a, b := newRunningPair(t, nil)
-	ln, err := b.Listen(5002)
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := randomBytes(7, 4<<20) // sixteen send buffers: the writer blocks
-	got := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			got <- nil
-			return
-		}
-		defer c.Close()
+	got := acceptServe(t, b, 5002, func(c *Conn, got chan<- []byte) {
 		buf := make([]byte, len(data))
 		if _, err := io.ReadFull(c, buf); err != nil {
 			t.Errorf("ReadFull: %v", err)
@@ -629,13 +648,8 @@ func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
 			t.Errorf("Write: %v", err)
 		}
 		got <- buf
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := a.Dial(ctx, netip.AddrPortFrom(addrB.Addr(), 5002))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	})
+	c := dialB(t, a, 5002)
 	defer c.Close()
 	reply := make(chan string, 1)
 	go func() {
