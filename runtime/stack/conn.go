@@ -144,7 +144,7 @@ func (c *Conn) signalAll() {
 // waits for a third: a writer woken for a few bytes would only sleep
 // again), or an error. s.mu is held.
 func (c *Conn) signalNews() {
-	fail := c.failure() != nil
+	fail := c.closed || c.failure() != nil // Read and Write fail once Close is called
 	st := c.tc.State()
 	if c.rwake.ch != nil && (fail || c.tc.Readable() > 0 || !st.CanReceive()) {
 		c.s.signal(&c.rwake)
@@ -274,6 +274,7 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.closed = true
+	c.signalAll() // a blocked Read or Write returns net.ErrClosed
 	if c.detached {
 		return nil
 	}
@@ -305,6 +306,7 @@ func (c *Conn) Abort() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.closed = true
+	c.signalAll()
 	if c.detached {
 		return
 	}

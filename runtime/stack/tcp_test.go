@@ -696,3 +696,50 @@ func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
 		t.Fatal("data for the reader did not wake it")
 	}
 }
+
+// Close unblocks a Read and a Write waiting on the connection, as
+// net.Conn requires (net/http closes a connection under its background
+// reader so): both return net.ErrClosed at once, with no data or FIN from
+// the peer, which here accepts and neither reads nor writes.
+func TestCloseWakesBlockedReadAndWrite(t *testing.T) {
+	a, b := newRunningPair(t, func(c *Config) { c.TCP.RecvBuffer, c.TCP.SendBuffer = 16<<10, 16<<10 })
+	hold := make(chan struct{})
+	defer close(hold)
+	acceptServe(t, b, 5003, func(c *Conn, got chan<- []byte) { <-hold })
+	c := dialB(t, a, 5003)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errs <- err
+	}()
+	go func() {
+		_, err := c.Write(make([]byte, 1<<20)) // the peer's window closes long before
+		errs <- err
+	}()
+	// Both must be waiting before the Close, or it proves nothing.
+	for i := 0; ; i++ {
+		a.mu.Lock()
+		waiting := c.rwake.ch != nil && c.wwake.ch != nil
+		a.mu.Unlock()
+		if waiting {
+			break
+		}
+		if i == 5000 {
+			t.Fatal("Read and Write did not both start waiting in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("a blocked call returned %v after Close, want net.ErrClosed", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Close left a Read or a Write blocked")
+		}
+	}
+}
