@@ -296,6 +296,7 @@ func (c *Conn) CloseWrite() error {
 		return c.opError("close", ErrDetached)
 	}
 	c.tc.Close()
+	s.signal(&c.wwake) // a blocked Write fails now, even before the handshake ends
 	s.output(s.nowLocked(), c)
 	return nil
 }

@@ -64,9 +64,14 @@ func (s *Stack) joinSegment(seg *tcp.Segment) bool {
 		return false
 	}
 	s.sealRun() // the run before, of another connection or broken off
-	n.used = true
 	r.frame = append(r.frame[:0], make([]byte, EthernetHeaderLen+IPv4MinHeaderLen)...)
 	r.frame = tcp.AppendSegment(r.frame, c.id.Local.Addr(), dst, seg) // summed: it may stay alone
+	s.ctr.TCPOut++
+	if len(r.frame)-EthernetHeaderLen > s.mtu {
+		s.drop(DropTooBig) // as sendIPv4 would
+		return true
+	}
+	n.used = true
 	putEthernet(r.frame, n.mac, s.mac, etherTypeIPv4)
 	s.ipID++
 	IPv4(r.frame[EthernetHeaderLen:]).Encode(&IPv4Fields{
@@ -77,7 +82,6 @@ func (s *Stack) joinSegment(seg *tcp.Segment) bool {
 	r.mss, r.segs, r.max = len(seg.Payload), 1, max
 	r.open = seg.Flags&tcp.FlagPSH == 0
 	s.txQueued = true // the burst's Flush must come: sealRun queues the run
-	s.ctr.TCPOut++
 	return true
 }
 
@@ -108,9 +112,14 @@ func (s *Stack) sealRun() {
 		return
 	}
 	r.conn = nil
+	s.ctr.IPv4Out += uint64(r.segs) // as sendIPv4 counts, before sending
 	if r.segs == 1 {
-		s.ctr.IPv4Out++
+		// Queued, never sent at once: a seal where the burst count has
+		// just reached 0 must not kick the link under s.mu (Send would);
+		// the burst's flush, after the unlock, does.
+		s.txDefer++
 		s.sendFrame(r.frame) //nolint:errcheck // TCP retransmits; sendFrame counts the failure
+		s.txDefer--
 		return
 	}
 	ip := r.frame[EthernetHeaderLen:]
@@ -122,5 +131,4 @@ func (s *Stack) sealRun() {
 	}
 	s.txQueued = true
 	s.ctr.FramesOut += uint64(r.segs)
-	s.ctr.IPv4Out += uint64(r.segs)
 }

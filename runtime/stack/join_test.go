@@ -25,6 +25,7 @@ type runPipe struct {
 	tcp        int    // TCP segments queued, runs cut
 	next       uint32 // the end of the highest data segment queued
 	backwards  int    // data segments queued below next: out of order or resent
+	sends      int    // Send calls: a kick where the stack may hold its lock
 }
 
 func (p *runPipe) Queue(frame []byte) error {
@@ -37,6 +38,7 @@ func (p *runPipe) Queue(frame []byte) error {
 func (p *runPipe) Send(frame []byte) error {
 	p.mu.Lock()
 	p.order(frame)
+	p.sends++
 	p.mu.Unlock()
 	return p.batchPipe.Send(frame)
 }
@@ -204,5 +206,33 @@ func TestRunLeavesBeforeLaterFrames(t *testing.T) {
 	defer ea.mu.Unlock()
 	if ea.runs != 1 || uint64(ea.backwards) > retx {
 		t.Errorf("%d runs, %d segments left behind one made after them (%d resent); want 1 run, in order", ea.runs, ea.backwards, retx)
+	}
+}
+
+// A write of less than a segment is a run of one: it is queued with its
+// burst and leaves with the burst's flush, after the stack's lock is
+// released, never by Send, which would kick the link under the lock.
+func TestLoneSegmentQueued(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
+	a, b := runPair(t, ea, mb, nil)
+	data := randomBytes(8, 20*100)
+	got := acceptReadAll(t, b, 5001)
+	c := dialB(t, a, 5001)
+	for i := 0; i < len(data); i += 100 {
+		if _, err := c.Write(data[i : i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if all := <-got; !bytes.Equal(all, data) {
+		t.Fatalf("received %d bytes, not the %d written", len(all), len(data))
+	}
+	ea.mu.Lock()
+	defer ea.mu.Unlock()
+	if ea.sends != 0 {
+		t.Errorf("%d frames went out by Send, a kick under the stack's lock; want all queued", ea.sends)
 	}
 }
