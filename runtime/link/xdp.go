@@ -171,6 +171,7 @@ var (
 	_ Batcher      = (*XDP)(nil)
 	_ Waker        = (*XDP)(nil)
 	_ UDPSegmenter = (*XDP)(nil)
+	_ TCPSegmenter = (*XDP)(nil)
 )
 
 type umemRing struct {

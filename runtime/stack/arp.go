@@ -63,6 +63,10 @@ func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error
 		// old MAC is the best guess until it fails.
 		n.used = true
 		putEthernet(frame, n.mac, s.mac, etherTypeIPv4)
+		if seg := s.runFrom; seg != nil {
+			s.startRun(seg, frame)
+			return nil
+		}
 		return s.sendFrame(frame)
 	}
 	if n == nil {

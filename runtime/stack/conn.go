@@ -144,7 +144,7 @@ func (c *Conn) signalAll() {
 // waits for a third: a writer woken for a few bytes would only sleep
 // again), or an error. s.mu is held.
 func (c *Conn) signalNews() {
-	fail := c.closed || c.failure() != nil // Read and Write fail once Close is called
+	fail := c.failure() != nil // Close and Abort wake both sides themselves
 	st := c.tc.State()
 	if c.rwake.ch != nil && (fail || c.tc.Readable() > 0 || !st.CanReceive()) {
 		c.s.signal(&c.rwake)

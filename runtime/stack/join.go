@@ -3,23 +3,25 @@ package stack
 import (
 	"encoding/binary"
 
-	"github.com/capygen/capygen/runtime/link"
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
 // A window of segments that a connection's Output emits in one burst is
 // joined, as it is emitted, into one frame that the link cuts again
 // (link.TCPSegmenter: the kernel's GSO, or a NIC's TSO), as Linux's TCP
-// builds TSO frames. The first segment is built as always; each one that
-// continues it adds only its payload: no headers, no checksum, no trip
-// through the link's queue. The link's own joiner (which compares every
-// queued frame's headers) saw the same frames too late to save that work.
+// builds TSO frames. The first segment takes the usual path (headers,
+// checksum, MTU, neighbour), and resolveAndSend keeps it as the run's
+// head instead of sending it; each segment that continues it adds only its
+// payload: no headers, no checksum, no trip through the link's queue. The
+// link's own joiner (which compares every queued frame's headers) saw the
+// same frames too late to save that work.
 //
 // A run is joined only inside a burst (it must leave with the burst's
 // Flush), toward a resolved neighbour, and only of plain data segments
 // (ACK, PSH on the last) whose headers match but for the sequence number.
 // It is handed to the link (sealed) before any other frame is queued, so
-// frames leave in the order they were made, and before every Flush.
+// frames leave in the order they were made, and whenever the burst count
+// returns to 0 (leaveBurst).
 type tcpRun struct {
 	frame []byte // Ethernet, IPv4, the first segment's TCP header, the payloads
 	conn  *Conn  // nil: no run
@@ -31,11 +33,14 @@ type tcpRun struct {
 	max   int  // segments the link takes in one frame
 }
 
-// joinSegment adds seg, which s.txConn's Output emits, to the run being
-// built, or starts a run with it. It reports false, having done nothing,
-// when seg cannot be joined: the caller sends it alone.
+// joinSegment appends seg, which s.txConn's Output emits, to the run
+// being built if it continues it, and reports whether it did. Otherwise
+// it notes, in s.runFrom, whether seg may start a run: resolveAndSend
+// starts one with the frame emitSegment builds for it, once it has passed
+// the MTU and found the neighbour resolved.
 func (s *Stack) joinSegment(seg *tcp.Segment) bool {
-	if s.txDefer == 0 || !joinable(seg) {
+	s.runFrom = nil
+	if s.txDefer == 0 || s.runs == nil || !joinable(seg) {
 		return false
 	}
 	r := &s.txRun
@@ -49,40 +54,28 @@ func (s *Stack) joinSegment(seg *tcp.Segment) bool {
 		}
 		s.ipID++ // the link numbers the segments after the first
 		s.ctr.TCPOut++
+		s.ctr.IPv4Out++
 		return true
 	}
-	seg2, ok := s.batch.(link.TCPSegmenter)
-	if !ok {
-		return false
+	if s.runs.MaxTCPSegments() >= 2 && !s.broadcast(s.txConn.id.Remote.Addr()) {
+		s.runFrom = seg
 	}
-	max := seg2.MaxTCPSegments()
-	c := s.txConn
-	dst := c.id.Remote.Addr()
-	hop, err := s.nextHop(dst)
-	n := s.neigh[hop]
-	if max < 2 || err != nil || s.broadcast(dst) || n == nil || !n.resolved {
-		return false
-	}
-	s.sealRun() // the run before, of another connection or broken off
-	r.frame = append(r.frame[:0], make([]byte, EthernetHeaderLen+IPv4MinHeaderLen)...)
-	r.frame = tcp.AppendSegment(r.frame, c.id.Local.Addr(), dst, seg) // summed: it may stay alone
-	s.ctr.TCPOut++
-	if len(r.frame)-EthernetHeaderLen > s.mtu {
-		s.drop(DropTooBig) // as sendIPv4 would
-		return true
-	}
-	n.used = true
-	putEthernet(r.frame, n.mac, s.mac, etherTypeIPv4)
-	s.ipID++
-	IPv4(r.frame[EthernetHeaderLen:]).Encode(&IPv4Fields{
-		TotalLen: uint16(len(r.frame) - EthernetHeaderLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: protoTCP, Src: s.addr, Dst: dst,
-	})
-	r.conn, r.first, r.first.Payload = c, *seg, nil
+	return false
+}
+
+// startRun keeps frame, seg's, ready for a resolved neighbour, as the
+// head of a new run, in place of sending it; the run before it is sealed.
+// s.mu is held.
+func (s *Stack) startRun(seg *tcp.Segment, frame []byte) {
+	s.runFrom = nil
+	s.sealRun()
+	r := &s.txRun
+	r.frame = append(r.frame[:0], frame...)
+	r.conn, r.first, r.first.Payload = s.txConn, *seg, nil
 	r.next = seg.Seq + uint32(len(seg.Payload))
-	r.mss, r.segs, r.max = len(seg.Payload), 1, max
+	r.mss, r.segs, r.max = len(seg.Payload), 1, s.runs.MaxTCPSegments()
 	r.open = seg.Flags&tcp.FlagPSH == 0
 	s.txQueued = true // the burst's Flush must come: sealRun queues the run
-	return true
 }
 
 // joinable reports whether seg is a plain data segment that GSO repeats
@@ -112,7 +105,6 @@ func (s *Stack) sealRun() {
 		return
 	}
 	r.conn = nil
-	s.ctr.IPv4Out += uint64(r.segs) // as sendIPv4 counts, before sending
 	if r.segs == 1 {
 		// Queued, never sent at once: a seal where the burst count has
 		// just reached 0 must not kick the link under s.mu (Send would);
@@ -124,7 +116,7 @@ func (s *Stack) sealRun() {
 	}
 	ip := r.frame[EthernetHeaderLen:]
 	binary.BigEndian.PutUint16(ip[2:4], uint16(len(ip)))
-	if err := s.batch.(link.TCPSegmenter).QueueTCPSegments(r.frame, r.mss); err != nil {
+	if err := s.runs.QueueTCPSegments(r.frame, r.mss); err != nil {
 		s.ctr.SendErrors++
 		s.drop(DropSendError)
 		return // TCP retransmits

@@ -207,14 +207,16 @@ type Stack struct {
 	key      [32]byte // RFC 6528 secret
 	portNext uint32
 
-	tx       []byte       // frame being built; ep.Send does not keep it
-	txConn   *Conn        // connection whose Output is running
-	batch    link.Batcher // ep, when it can queue frames and kick once per burst
-	txDefer  int          // >0: sendFrame queues on batch; the outermost burst flushes
-	txQueued bool         // frames queued on batch since the last Flush
-	txLater  bool         // the burst's owner flushes after unlocking (unlockFlush)
-	txTrain  []byte       // a UDP train being built (SendUDPSegments)
-	txRun    tcpRun       // a run of TCP segments being joined (join.go)
+	tx       []byte            // frame being built; ep.Send does not keep it
+	txConn   *Conn             // connection whose Output is running
+	batch    link.Batcher      // ep, when it can queue frames and kick once per burst
+	txDefer  int               // >0: sendFrame queues on batch; the outermost burst flushes
+	txQueued bool              // frames queued on batch since the last Flush
+	txLater  bool              // the burst's owner flushes after unlocking (unlockFlush)
+	txTrain  []byte            // a UDP train being built (SendUDPSegments)
+	txRun    tcpRun            // a run of TCP segments being joined (join.go)
+	runs     link.TCPSegmenter // batch, when it cuts TCP runs
+	runFrom  *tcp.Segment      // the segment being sent may start a run (joinSegment)
 	// hooks counts the hooks running (unlockHook); wakeLater are the
 	// waiters signal put off meanwhile, and wakeSpare the slice they will
 	// take next.
@@ -294,6 +296,7 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	s.pingID = binary.BigEndian.Uint16(s.key[26:28])
 	s.emit = s.emitSegment
 	s.batch, _ = ep.(link.Batcher)
+	s.runs, _ = ep.(link.TCPSegmenter)
 	s.waker, _ = ep.(link.Waker)
 	return s, nil
 }
@@ -338,10 +341,7 @@ func (s *Stack) runPosted() {
 		clear(fns)
 		s.postedSpare = fns[:0]
 		s.mu.Lock()
-		s.txDefer-- // flushTx, next, sends the burst
-		if s.txDefer == 0 {
-			s.sealRun()
-		}
+		s.leaveBurst() // flushTx, next, sends the burst
 		s.mu.Unlock()
 	}()
 	for _, fn := range fns {
@@ -412,10 +412,7 @@ func (s *Stack) inputQueued(now tcp.Time, frame []byte) {
 
 func (s *Stack) endQueued() {
 	s.draining = false
-	s.txDefer--
-	if s.txDefer == 0 {
-		s.sealRun() // flushTx, next, sends it
-	}
+	s.leaveBurst() // flushTx, next, sends what the frame's input queued
 	s.mu.Unlock()
 }
 
@@ -705,14 +702,19 @@ func (s *Stack) sendFrame(frame []byte) error {
 // kick of the link instead of one per frame. Bursts nest; s.mu is held.
 func (s *Stack) beginBurst() { s.txDefer++ }
 
+// leaveBurst closes a burst without flushing. The outermost one seals the
+// TCP run being joined, so that it leaves with the flush that follows.
+func (s *Stack) leaveBurst() {
+	s.txDefer--
+	if s.txDefer == 0 {
+		s.sealRun()
+	}
+}
+
 // endBurst closes a burst; the outermost one flushes.
 func (s *Stack) endBurst() {
-	s.txDefer--
-	if s.txDefer > 0 {
-		return
-	}
-	s.sealRun()
-	if !s.txQueued || s.txLater {
+	s.leaveBurst()
+	if s.txDefer > 0 || !s.txQueued || s.txLater {
 		return
 	}
 	s.txQueued = false
@@ -729,7 +731,7 @@ func (s *Stack) endBurst() {
 // goroutine that needs the stack, a migration handler in the middle of
 // its work among them.
 func (s *Stack) endBurstUnlock() {
-	s.txDefer--
+	s.leaveBurst()
 	s.unlockFlush()
 }
 
@@ -737,9 +739,6 @@ func (s *Stack) endBurstUnlock() {
 // queued, so that the kick (most of a bulk sender's time, in the kernel)
 // runs while the event loop can take the lock and process ACKs.
 func (s *Stack) unlockFlush() {
-	if s.txDefer == 0 {
-		s.sealRun()
-	}
 	flush := s.txQueued && s.txDefer == 0
 	if flush {
 		s.txQueued = false

@@ -209,6 +209,9 @@ func (s *Stack) emitSegment(seg *tcp.Segment) {
 		s.ctr.RSTOut++
 	}
 	s.sendIPv4(s.now, c.id.Remote.Addr(), protoTCP) //nolint:errcheck // TCP retransmits
+	// Not taken if sendIPv4 stopped short of resolveAndSend (too big, no
+	// route) or the frame waits for ARP: no later frame may start a run.
+	s.runFrom = nil
 }
 
 // ReserveConn makes the next connection's Conn beforehand, so that
