@@ -444,7 +444,7 @@ func (e *Engine) sendRange(from, to int) error {
 	ts, trains := e.host.(TrainSender)
 	trains = trains && to-from > 1
 	e.train = e.train[:0]
-	err := tcpmig.FragmentConnState(&e.msg.state, b.o.snap, func(frag *tcpmig.ConnState) error {
+	return tcpmig.FragmentConnState(&e.msg.state, b.o.snap, func(frag *tcpmig.ConnState) error {
 		i := int(frag.FragmentIndex)
 		if i < from || i >= to {
 			return nil
@@ -466,7 +466,6 @@ func (e *Engine) sendRange(from, to int) error {
 		}
 		return nil
 	})
-	return err
 }
 
 // trainFragments is how many CONN_STATE fragments one SendUDPTrain
