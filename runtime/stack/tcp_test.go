@@ -125,6 +125,23 @@ func writeAndClose(t *testing.T, c *Conn, data []byte, got <-chan []byte) {
 	}
 }
 
+// waitLocked polls cond under s's lock every millisecond until it holds,
+// for at most 5 s: the way to know another goroutine is blocked on the
+// stack (its wait channel is made).
+func waitLocked(t *testing.T, s *Stack, what string, cond func() bool) {
+	t.Helper()
+	for range 5000 {
+		s.mu.Lock()
+		ok := cond()
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("waited 5 s for %s", what)
+}
+
 // dialB dials port on stack B's address from a.
 func dialB(t *testing.T, a *Stack, port uint16) *Conn {
 	t.Helper()
@@ -586,18 +603,7 @@ func TestHookWakesWaitersWhenItReturns(t *testing.T) {
 	}()
 	// The goroutine must be waiting before the hook, or there is nobody
 	// to wake: wait until the listener has a waiter.
-	for i := 0; ; i++ {
-		b.mu.Lock()
-		waiting := ln.wake.ch != nil
-		b.mu.Unlock()
-		if waiting {
-			break
-		}
-		if i == 5000 {
-			t.Fatal("Accept did not start waiting in 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLocked(t, b, "Accept to start waiting", func() bool { return ln.wake.ch != nil })
 	remote := netip.MustParseAddrPort("10.77.0.1:40000")
 	tc := tcp.Dial(b.Config().TCP, tcp.ID{Local: netip.AddrPortFrom(addrB.Addr(), 99), Remote: remote}, 1, 0)
 	handled := make(chan struct{})
@@ -661,15 +667,7 @@ func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
 		reply <- string(p[:n])
 	}()
 	var asleep chan struct{} // the reader's wait channel
-	for i := 0; asleep == nil; i++ {
-		a.mu.Lock()
-		asleep = c.rwake.ch
-		a.mu.Unlock()
-		if i == 5000 {
-			t.Fatal("Read did not start waiting in 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLocked(t, a, "Read to start waiting", func() bool { asleep = c.rwake.ch; return asleep != nil })
 	if n, err := c.Write(data); n != len(data) || err != nil {
 		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
 	}
@@ -717,18 +715,7 @@ func TestCloseWakesBlockedReadAndWrite(t *testing.T) {
 		errs <- err
 	}()
 	// Both must be waiting before the Close, or it proves nothing.
-	for i := 0; ; i++ {
-		a.mu.Lock()
-		waiting := c.rwake.ch != nil && c.wwake.ch != nil
-		a.mu.Unlock()
-		if waiting {
-			break
-		}
-		if i == 5000 {
-			t.Fatal("Read and Write did not both start waiting in 5 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLocked(t, a, "Read and Write to start waiting", func() bool { return c.rwake.ch != nil && c.wwake.ch != nil })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
