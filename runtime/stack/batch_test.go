@@ -2,9 +2,11 @@ package stack
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/capygen/capygen/runtime/link"
 )
@@ -79,5 +81,52 @@ func TestBatchedTransmit(t *testing.T) {
 	}
 	if ctr := a.Counters(); ctr.SendErrors != 0 {
 		t.Errorf("sender counted %d send errors", ctr.SendErrors)
+	}
+}
+
+// A Write or Read that blocks inside Burst sends what the burst queued
+// before it waits: the bytes it waits on can only come once the peer has
+// them, and the burst's own end would come only after the wait.
+func TestBlockingCallsInsideBurst(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &batchPipe{Memory: ma}
+	a, b := runPair(t, ea, mb, nil)
+	data := randomBytes(9, 1<<20) // four send buffers: the Write blocks
+	got := acceptServe(t, b, 5003, func(c *Conn, got chan<- []byte) {
+		buf := make([]byte, len(data))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Errorf("ReadFull: %v", err)
+		}
+		if _, err := c.Write([]byte("done")); err != nil {
+			t.Errorf("Write: %v", err)
+		}
+		got <- buf
+	})
+	c := dialB(t, a, 5003)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var reply string
+	a.Burst(func() {
+		if n, err := c.Write(data); n != len(data) || err != nil {
+			t.Errorf("Write in a burst = %d, %v; want %d, nil", n, err, len(data))
+			return
+		}
+		p := make([]byte, 16)
+		n, err := c.Read(p)
+		if err != nil {
+			t.Errorf("Read in a burst: %v", err)
+		}
+		reply = string(p[:n])
+	})
+	if reply != "done" {
+		t.Errorf("the reply read in the burst is %q, want \"done\"", reply)
+	}
+	select {
+	case buf := <-got:
+		if !bytes.Equal(buf, data) {
+			t.Fatal("the receiver read other bytes than were written")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the receiver did not get the data")
 	}
 }

@@ -72,7 +72,9 @@ func (s *Stack) releaseWakes() {
 
 // wait releases the stack lock until a signal, the deadline or done, and
 // retakes it. It returns os.ErrDeadlineExceeded or the context's error.
+// What waits queued on the link leaves first (flushBeforeWait).
 func (w *waker) wait(s *Stack, deadline time.Time, ctx context.Context) error {
+	s.flushBeforeWait()
 	if w.ch == nil {
 		w.ch = make(chan struct{})
 	}
@@ -256,8 +258,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if n > 0 {
 			continue // output may have freed space by sending
 		}
-		s.beginBurst() // flush before sleeping: nobody else would
-		s.endBurst()
 		if err := c.wwake.wait(s, c.writeDeadline, nil); err != nil {
 			return written, c.opError("write", err)
 		}

@@ -417,7 +417,10 @@ func (s *Stack) endQueued() {
 }
 
 // flushTx runs the Output that Run's drain put off and sends whatever the
-// drain left queued.
+// drain left queued. It sends also in the middle of another goroutine's
+// Burst: that burst's frames leave at its end at the latest, and the
+// loop's ACKs and segments never wait for it (its f may be waiting for
+// them).
 func (s *Stack) flushTx() {
 	s.mu.Lock()
 	s.beginBurst()
@@ -426,7 +429,16 @@ func (s *Stack) flushTx() {
 		s.outputOwed(s.now, c) // nothing if output ran meanwhile or c left the table
 	}
 	s.outPending = s.outPending[:0]
-	s.endBurstUnlock()
+	s.leaveBurst()
+	if s.txDefer > 0 {
+		s.sealRun() // leaveBurst seals only the outermost burst
+	}
+	flush := s.txQueued
+	s.txQueued = false
+	s.mu.Unlock()
+	if flush {
+		s.flushOrCount()
+	}
 }
 
 // outputSoon is output for a segment's Input. In Run's drain it is put
@@ -724,6 +736,25 @@ func (s *Stack) endBurst() {
 	}
 }
 
+// flushBeforeWait sends what is queued before a caller blocks, also in
+// the middle of a burst: Burst's f may Write or Read until the peer
+// answers, and the peer answers only what it got. The burst goes on; its
+// end sends what comes after. s.mu is held.
+func (s *Stack) flushBeforeWait() {
+	if s.batch == nil {
+		return
+	}
+	s.sealRun()
+	if !s.txQueued {
+		return
+	}
+	s.txQueued = false
+	if err := s.batch.Flush(); err != nil {
+		s.ctr.SendErrors++
+		s.drop(DropSendError)
+	}
+}
+
 // endBurstUnlock closes a burst and releases s.mu; the outermost burst's
 // flush comes after the unlock (unlockFlush). In copy mode a kick is the
 // kernel's transmit, often with the receiving veth's softirq, which can
@@ -744,9 +775,13 @@ func (s *Stack) unlockFlush() {
 		s.txQueued = false
 	}
 	s.mu.Unlock()
-	if !flush {
-		return
+	if flush {
+		s.flushOrCount()
 	}
+}
+
+// flushOrCount kicks the link, without s.mu, and counts a failure.
+func (s *Stack) flushOrCount() {
 	if err := s.batch.Flush(); err != nil {
 		s.mu.Lock()
 		s.ctr.SendErrors++
@@ -897,7 +932,9 @@ func (s *Stack) HandleUDP(port uint16, h UDPHandler) error {
 // Burst runs f, which may send with any Stack method, and kicks the link
 // once at its end instead of once per frame (on a link.Batcher; otherwise
 // frames leave as they are sent). The migration layer sends a connection's
-// state, hundreds of datagrams, this way.
+// state, hundreds of datagrams, this way. f may block (a Write waiting for
+// room, a Read for the answer): what it queued leaves before it waits, and
+// the event loop's own frames never wait for a burst to end.
 func (s *Stack) Burst(f func()) {
 	s.mu.Lock()
 	s.beginBurst()
