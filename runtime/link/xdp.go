@@ -150,6 +150,7 @@ type XDP struct {
 	rxMu    sync.Mutex // held by Receive; Close takes it to tear down
 	rxAddrs []uint64
 	woken   atomic.Bool // Wake was called since Receive last looked
+	polling atomic.Bool // Receive is in (or about to enter) ppoll
 	wakeMu  sync.Mutex  // keeps Wake's write off a closed wakeFD
 
 	txMu   sync.Mutex // the tx ring; with Offload, the filling batch
@@ -703,11 +704,17 @@ func (x *XDP) Receive(timeout time.Duration, fn func(frame []byte)) (int, error)
 		for x.rxReady() == 0 && !x.woken.Load() && time.Now().Before(spinEnd) {
 			// Busy check: the ring is shared memory, no syscall needed.
 		}
+		// polling before the last look at woken: a Wake either sees it
+		// and writes the eventfd, or is seen here (both atomics are
+		// sequentially consistent), so none is lost.
+		x.polling.Store(true)
 		if x.rxReady() == 0 && !x.woken.Load() {
 			if err := x.wait(timeout - x.opts.Spin); err != nil {
+				x.polling.Store(false)
 				return 0, err
 			}
 		}
+		x.polling.Store(false)
 	}
 	x.woken.Store(false)
 	if x.closed.Load() {
@@ -720,10 +727,12 @@ func (x *XDP) rxReady() uint32 {
 	return atomic.LoadUint32(x.rx.prod) - atomic.LoadUint32(x.rx.cons)
 }
 
-// Wake implements Waker: the flag ends a spin, the eventfd a poll.
+// Wake implements Waker: the flag ends a spin, the eventfd a poll. The
+// eventfd is written only for a Receive that polls: a wake left in it
+// would end the next poll, one Receive later, for nothing.
 func (x *XDP) Wake() {
-	if x.woken.Swap(true) {
-		return // a wake is already pending
+	if x.woken.Swap(true) || !x.polling.Load() {
+		return // a wake is already pending, or the flag suffices
 	}
 	x.wakeMu.Lock()
 	defer x.wakeMu.Unlock()

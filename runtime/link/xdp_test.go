@@ -455,6 +455,32 @@ func TestXDPWakeEndsReceive(t *testing.T) {
 	}
 }
 
+// A Wake between two Receives ends the next one at once and no other: a
+// Receive that sleeps after it sleeps its whole timeout.
+func TestXDPWakeBetweenReceives(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-b")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	x := openXDP(t, ns, "xa", XDPOptions{Frames: 16})
+	for i := range 3 {
+		x.Wake()
+		start := time.Now()
+		if _, err := x.Receive(time.Hour, func([]byte) {}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Receive %d after a Wake took %v", i, d)
+		}
+		start = time.Now()
+		if _, err := x.Receive(100*time.Millisecond, func([]byte) {}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond {
+			t.Fatalf("Receive %d after the woken one returned in %v: the wake ended two", i, d)
+		}
+	}
+}
+
 // BenchmarkXDPRoundTrip ping-pongs one frame between AF_XDP sockets in two
 // namespaces joined by a veth pair, reporting p50/p99 round trips.
 func BenchmarkXDPRoundTrip(b *testing.B) {
