@@ -15,13 +15,19 @@ type ID struct{ Local, Remote netip.AddrPort }
 // Config tunes a connection. Zero fields take the defaults of WithDefaults.
 type Config struct {
 	MSS        uint16        // MSS we advertise (MTU-40); default 1460
-	RecvBuffer int           // receive buffer bytes; default 256 KiB; the window scale is derived from it
+	RecvBuffer int           // receive buffer bytes to start with; default 256 KiB
 	SendBuffer int           // send buffer bytes; default 256 KiB
 	InitialRTO time.Duration // default 1s (RFC 6298)
 	MinRTO     time.Duration // default 200ms
 	MaxRTO     time.Duration // default 60s
 	DelayedACK time.Duration // default 40ms; negative disables (ACK every segment at once)
 	TimeWait   time.Duration // 2*MSL; default 60s
+	// RecvBufferMax is how far the receive buffer grows while the
+	// application reads as fast as data arrives (Linux's receive buffer
+	// auto-tuning, tcp_rcv_space_adjust); the window scale is derived
+	// from it. Default 4 MiB when RecvBuffer is 0; a RecvBuffer set
+	// without it stays fixed, as a Linux socket's SO_RCVBUF does.
+	RecvBufferMax int
 	// FinWait2 bounds FIN-WAIT-2 for a connection its application
 	// closed (Orphan): a peer that ACKs our FIN and never sends its own
 	// cannot keep it forever (Linux's tcp_fin_timeout); default 60s.
@@ -44,6 +50,7 @@ type Config struct {
 const (
 	DefaultMSS       = 1460
 	DefaultBuffer    = 256 << 10
+	DefaultRecvMax   = 4 << 20
 	minMSS           = 64
 	maxBuffer        = 1 << 30 // RFC 7323 §2.3: 2^14 * 65535 bounds the window
 	maxWindowShift   = 14
@@ -71,7 +78,14 @@ func (c Config) WithDefaults() Config {
 	if c.MSS < minMSS {
 		c.MSS = minMSS
 	}
+	if c.RecvBufferMax == 0 {
+		c.RecvBufferMax = c.RecvBuffer // fixed, unless the buffer was left to us
+		if c.RecvBuffer == 0 {
+			c.RecvBufferMax = DefaultRecvMax
+		}
+	}
 	c.RecvBuffer = clampBuffer(c.RecvBuffer)
+	c.RecvBufferMax = max(clampBuffer(c.RecvBufferMax), c.RecvBuffer)
 	c.SendBuffer = clampBuffer(c.SendBuffer)
 	if c.MinRTO <= 0 {
 		c.MinRTO = defaultMinRTO
@@ -110,6 +124,9 @@ func clampBuffer(n int) int {
 	}
 	return min(max(n, minBuffer), maxBuffer)
 }
+
+// rcvWindowShift is our window scale: room for the largest receive buffer.
+func (c Config) rcvWindowShift() uint8 { return windowShift(c.RecvBufferMax) }
 
 // windowShift is the smallest RFC 7323 shift that lets a 16-bit window field
 // describe a buffer of n bytes.

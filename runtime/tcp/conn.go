@@ -77,6 +77,12 @@ type Conn struct {
 	rcvFinOOO   bool // a FIN arrived beyond rcvNxt
 	rcvFinSeq   uint32
 	finRcvd     bool
+	// Receive buffer auto-tuning (rcvSpaceAdjust): the most the
+	// application read in one period, and where and when this one began.
+	rcvSpace    uint32
+	rcvSpaceSeq uint32
+	rcvSpaceAt  Time
+	rcvSpaceOn  bool
 
 	// ACK generation.
 	ackNow     bool
@@ -212,7 +218,7 @@ func initConn(c *Conn, cfg Config, id ID, iss uint32, now Time) *Conn {
 		sndMSS:   min(defaultPeerMSS, cfg.MSS),
 		sndBuf:   newRing(cfg.SendBuffer, cfg.Buffers),
 		rcvBuf:   newRing(cfg.RecvBuffer, cfg.Buffers),
-		rcvShift: windowShift(cfg.RecvBuffer),
+		rcvShift: cfg.rcvWindowShift(),
 		rto:      cfg.InitialRTO,
 		ssthresh: 1 << 30,
 		lastNow:  now,
@@ -280,7 +286,7 @@ func CookieSYNACK(cfg Config, id ID, syn *Segment, iss uint32, window uint16, ts
 	opts := uint32(cookieNoWS)
 	if syn.WindowScale >= 0 {
 		opts = uint32(min(syn.WindowScale, maxWindowShift))
-		out.WindowScale = int8(windowShift(cfg.RecvBuffer))
+		out.WindowScale = int8(cfg.rcvWindowShift())
 	}
 	if syn.SACKPermitted && !cfg.NoSACK {
 		opts |= cookieSACK

@@ -145,6 +145,13 @@
 //     instead of waiting for the RTO.
 //   - Zero-window probing with a backed-off persist timer, window updates
 //     when reading opens the window.
+//   - Receive buffer auto-tuning, Linux's tcp_rcv_space_adjust (dynamic
+//     right-sizing): while the application reads as fast as data comes,
+//     the buffer, and so the window, grows from RecvBuffer towards
+//     RecvBufferMax (4 MiB by default), to twice what the application
+//     read in an RTT (at least 1 ms). The window scale is chosen for
+//     RecvBufferMax. A RecvBuffer set alone stays fixed, as SO_RCVBUF
+//     does on Linux. The send buffer does not tune itself.
 //   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of
 //     the state Capybara moves, plus an application blob (SetAppState):
 //     addresses, state, the send sequence variables (snd.una, snd.nxt,
@@ -171,5 +178,7 @@
 //     timers (retransmission, probe): they restart from their initial
 //     values at the restore time. Nor does it move the SACK scoreboard:
 //     the data in flight becomes unSACKed segments sent at the restore
-//     time. The options and the timestamp clock do move (version 3).
+//     time. The options and the timestamp clock do move (version 3). A
+//     receive buffer that grew moves at its grown size; the measurement
+//     that grows it starts again, which can only delay further growth.
 package tcp

@@ -535,6 +535,9 @@ func (c *Conn) receive(now Time, seg *Segment) {
 	if c.rcvFinOOO && c.rcvNxt == c.rcvFinSeq && c.state.CanReceive() {
 		c.consumeFIN(now)
 	}
+	if inOrder {
+		c.rcvSpaceAdjust(now)
+	}
 	if inOrder && !c.ackNow {
 		c.rcvUnacked += len(payload)
 		switch {
@@ -544,6 +547,47 @@ func (c *Conn) receive(now Time, seg *Segment) {
 			c.ackTimer, c.ackAt = true, now+c.cfg.DelayedACK
 		}
 	}
+}
+
+// rcvSpacePeriod is the shortest period rcvSpaceAdjust measures over.
+// Linux times the receiver's RTT with millisecond timestamps, so never
+// below 1 ms either; on a veth, whose RTT is tens of microseconds, the
+// data a sender keeps in flight must also cover the receiver's
+// scheduling delays, which are of that order.
+const rcvSpacePeriod = time.Millisecond
+
+// rcvSpaceAdjust grows the receive buffer while the application keeps up
+// with the data, as Linux's tcp_rcv_space_adjust does (dynamic right-
+// sizing): once per period (the smoothed RTT, at least rcvSpacePeriod), if
+// the application read more than in any period before, the buffer
+// becomes twice that, plus room for 16 segments and for a sender still
+// doubling its rate, up to Config.RecvBufferMax and what the window scale
+// can announce. A connection whose application does not read never
+// grows, so a peer cannot make the stack hold more for it than
+// RecvBuffer. The buffer does not shrink: the window's right edge never
+// moves left.
+func (c *Conn) rcvSpaceAdjust(now Time) {
+	limit := min(c.cfg.RecvBufferMax, 0xffff<<c.rcvShift)
+	if c.rcvBuf.cap() >= limit {
+		return
+	}
+	read := c.rcvNxt - uint32(c.rcvBuf.len()) // the application's next byte
+	if !c.rcvSpaceOn {
+		c.rcvSpaceOn = true
+		c.rcvSpace = uint32(min(c.rcvBuf.cap(), 10*int(c.cfg.MSS)))
+		c.rcvSpaceSeq, c.rcvSpaceAt = read, now
+		return
+	}
+	if now-c.rcvSpaceAt < max(c.srtt, rcvSpacePeriod) {
+		return
+	}
+	if copied := read - c.rcvSpaceSeq; copied > c.rcvSpace {
+		win := 2*uint64(copied) + 16*uint64(c.cfg.MSS)
+		win += 2 * win * uint64(copied-c.rcvSpace) / uint64(c.rcvSpace)
+		c.rcvBuf.grow(int(min(win, uint64(limit))))
+		c.rcvSpace = copied
+	}
+	c.rcvSpaceSeq, c.rcvSpaceAt = read, now
 }
 
 // maxDupOwed bounds the duplicate ACKs one Output emits. Three trigger fast

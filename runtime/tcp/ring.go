@@ -22,6 +22,9 @@ func (r *ring) len() int  { return r.n }
 func (r *ring) cap() int  { return r.limit }
 func (r *ring) free() int { return r.limit - r.n }
 
+// grow raises the limit to n; the backing array follows on demand.
+func (r *ring) grow(n int) { r.limit = max(r.limit, n) }
+
 // ensure grows the backing array to hold offsets [0,size) from head,
 // keeping every byte's offset.
 func (r *ring) ensure(size int) {

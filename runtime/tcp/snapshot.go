@@ -383,8 +383,8 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 		d.fail(ErrSnapshotCorrupt, "MSS %d/%d out of range", sndMSS, advMSS)
 	case sndCap < minBuffer || sndCap > maxBuffer || rcvCap < minBuffer || rcvCap > maxBuffer:
 		d.fail(ErrSnapshotCorrupt, "buffer sizes %d/%d outside [%d, %d]", sndCap, rcvCap, minBuffer, maxBuffer)
-	case rcvShift != windowShift(int(rcvCap)) && rcvShift != 0:
-		d.fail(ErrSnapshotCorrupt, "receive window scale %d does not fit a %d-byte buffer", rcvShift, rcvCap)
+	case rcvShift != 0 && windowShift(int(rcvCap)) > rcvShift:
+		d.fail(ErrSnapshotCorrupt, "receive window scale %d cannot announce a %d-byte buffer", rcvShift, rcvCap)
 	case timer > snapTimerPersist:
 		d.fail(ErrSnapshotCorrupt, "timer kind %d, want 0 (none), 1 (retransmission) or 2 (persist)", timer)
 	case rto == 0:
@@ -402,6 +402,7 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	cfg = cfg.WithDefaults()
 	cfg.MSS = advMSS
 	cfg.SendBuffer, cfg.RecvBuffer = int(sndCap), int(rcvCap)
+	cfg.RecvBufferMax = max(cfg.RecvBufferMax, cfg.RecvBuffer) // grows on as far as this host allows
 	if dst == nil {
 		dst = new(Conn)
 	}

@@ -155,14 +155,15 @@ func TestSendWindowNeverPassesOfferedEdge(t *testing.T) {
 	}
 	s := b.sndNxt
 	edge := func() uint32 { return a.sndUna + a.sndWnd }
+	room := uint32(800) >> shift << shift // what a scaled window field can say
 	for _, step := range []struct {
 		name string
 		seg  Segment
 		want uint32 // the right edge A must hold after it
 	}{
 		// B's first 100 bytes are lost; the next 100 arrive out of order
-		// with an ACK for half of A's data and 800 bytes of room.
-		{"out-of-order data", fromB(s+100, una+500, uint16(800>>shift), 100), una + 500 + 800},
+		// with an ACK for half of A's data and about 800 bytes of room.
+		{"out-of-order data", fromB(s+100, una+500, uint16(room>>shift), 100), una + 500 + room},
 		// B resends the lost bytes after taking A's data: its buffer is
 		// full at una+1000.
 		{"hole-filling retransmission", fromB(s, una+1000, 0, 100), una + 1000},

@@ -1,0 +1,112 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// oneWay sends size bytes from A to B, whose application reads at once if
+// read is set and never otherwise, and returns B and the virtual time the
+// transfer took (or ran, if B does not read).
+func oneWay(t *testing.T, cfgA, cfgB Config, size int, read bool) (*Conn, Time) {
+	t.Helper()
+	n := newNet(t, 7) // 10 ms RTT, 10 µs per packet: about 1.4 MB in flight fills the link
+	n.dial(cfgA, cfgB)
+	data := payload(size, 3)
+	pa, pb := &pump{data: data, done: true}, &pump{}
+	n.app = func() {
+		pa.c = n.a
+		pa.work()
+		if read {
+			pb.c = n.b
+			pb.work()
+		}
+	}
+	start := n.now
+	if !read {
+		n.run(2*time.Second, func() bool { return false })
+		return n.b, n.now - start
+	}
+	if !n.run(10*time.Minute, func() bool { return pb.eof }) {
+		t.Fatalf("the transfer did not finish: B got %d of %d bytes", pb.got.Len(), size)
+	}
+	if !bytes.Equal(pb.got.Bytes(), data) {
+		t.Fatalf("B read %d bytes that differ from the %d sent", pb.got.Len(), size)
+	}
+	return n.b, n.now - start
+}
+
+// A receiver whose application keeps up grows its buffer, and with it
+// the window, past the 256 KiB it started with, up to RecvBufferMax: on a
+// path whose bandwidth-delay product is larger, the transfer runs at the
+// link's rate instead of one window per RTT.
+func TestReceiveBufferGrowsWithTheReader(t *testing.T) {
+	sender := Config{SendBuffer: 8 << 20}
+	b, tuned := oneWay(t, sender, Config{}, 24<<20, true)
+	if got := b.rcvBuf.cap(); got <= DefaultBuffer || got > DefaultRecvMax {
+		t.Errorf("receive buffer %d bytes after the transfer, want above %d and at most %d", got, DefaultBuffer, DefaultRecvMax)
+	}
+	if b.rcvShift != windowShift(DefaultRecvMax) {
+		t.Errorf("window scale %d, want %d: room for RecvBufferMax", b.rcvShift, windowShift(DefaultRecvMax))
+	}
+	_, fixed := oneWay(t, sender, Config{RecvBuffer: DefaultBuffer}, 24<<20, true)
+	t.Logf("24 MiB over a 10 ms RTT: %v with auto-tuning, %v with a fixed 256 KiB buffer", tuned, fixed)
+	if tuned*3 > fixed {
+		t.Errorf("auto-tuned transfer took %v, fixed %v: want at least 3 times faster", tuned, fixed)
+	}
+}
+
+// A receiver whose application does not read keeps the buffer it started
+// with: a peer cannot make the stack hold more for it.
+func TestReceiveBufferStaysWhileUnread(t *testing.T) {
+	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{}, 4<<20, false)
+	if got, held := b.rcvBuf.cap(), b.rcvBuf.len(); got != DefaultBuffer || held > DefaultBuffer {
+		t.Errorf("unread receiver: buffer %d bytes holding %d, want %d holding at most that", got, held, DefaultBuffer)
+	}
+}
+
+// A RecvBuffer set without RecvBufferMax is fixed, as Linux's SO_RCVBUF
+// turns its auto-tuning off; RecvBufferMax alone sets the ceiling.
+func TestReceiveBufferLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		wantCap  int
+		wantMax  int
+		exactCap bool
+	}{
+		{"fixed by RecvBuffer", Config{RecvBuffer: 64 << 10}, 64 << 10, 64 << 10, true},
+		{"ceiling RecvBufferMax", Config{RecvBufferMax: 1 << 20}, 1 << 20, 1 << 20, false},
+		{"both", Config{RecvBuffer: 32 << 10, RecvBufferMax: 512 << 10}, 512 << 10, 512 << 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.cfg.WithDefaults().RecvBufferMax; got != tc.wantMax {
+				t.Errorf("WithDefaults().RecvBufferMax = %d, want %d", got, tc.wantMax)
+			}
+			b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, tc.cfg, 8<<20, true)
+			got := b.rcvBuf.cap()
+			if got > tc.wantCap || tc.exactCap && got != tc.wantCap {
+				t.Errorf("receive buffer %d bytes, want at most %d (exactly: %v)", got, tc.wantCap, tc.exactCap)
+			}
+			if !tc.exactCap && got <= tc.cfg.WithDefaults().RecvBuffer {
+				t.Errorf("receive buffer %d bytes: it never grew", got)
+			}
+		})
+	}
+}
+
+// A grown buffer travels in the snapshot; the target keeps it, and the
+// window scale chosen for RecvBufferMax describes it.
+func TestGrownReceiveBufferSnapshot(t *testing.T) {
+	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{}, 8<<20, true)
+	grown := b.rcvBuf.cap()
+	snap := b.AppendSnapshot(nil, 0)
+	r, err := Restore(Config{}, snap, 0)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if r.rcvBuf.cap() != grown || r.rcvShift != b.rcvShift {
+		t.Errorf("restored buffer %d bytes, window scale %d; want %d and %d", r.rcvBuf.cap(), r.rcvShift, grown, b.rcvShift)
+	}
+}
