@@ -110,3 +110,41 @@ func TestGrownReceiveBufferSnapshot(t *testing.T) {
 		t.Errorf("restored buffer %d bytes, window scale %d; want %d and %d", r.rcvBuf.cap(), r.rcvShift, grown, b.rcvShift)
 	}
 }
+
+// A sender's buffer grows to twice cwnd, up to SendBufferMax: the data an
+// ACK lets out is already written. On a path whose bandwidth-delay
+// product is larger than 256 KiB, the transfer runs at the link's rate.
+func TestSendBufferGrowsWithCwnd(t *testing.T) {
+	receiver := Config{RecvBuffer: 8 << 20}
+	_, tuned := oneWay(t, Config{}, receiver, 24<<20, true)
+	_, fixed := oneWay(t, Config{SendBuffer: DefaultBuffer}, receiver, 24<<20, true)
+	t.Logf("24 MiB over a 10 ms RTT: %v with the send buffer tuned, %v with a fixed 256 KiB one", tuned, fixed)
+	if tuned*3 > fixed {
+		t.Errorf("tuned transfer took %v, fixed %v: want at least 3 times faster", tuned, fixed)
+	}
+	n := newNet(t, 7)
+	n.dial(Config{}, receiver)
+	exchange(t, n, payload(8<<20, 5), nil, 10*time.Minute)
+	if got := n.a.sndBuf.cap(); got <= DefaultBuffer || got > DefaultSendMax || uint32(got) > 2*n.a.cwnd {
+		t.Errorf("send buffer %d bytes with cwnd %d, want above %d, at most %d and at most twice cwnd", got, n.a.cwnd, DefaultBuffer, DefaultSendMax)
+	}
+	n = newNet(t, 7)
+	n.dial(Config{SendBuffer: 64 << 10}, receiver)
+	exchange(t, n, payload(4<<20, 6), nil, 10*time.Minute)
+	if got := n.a.sndBuf.cap(); got != 64<<10 {
+		t.Errorf("a SendBuffer of 64 KiB set alone grew to %d bytes", got)
+	}
+}
+
+// A peer that does not read holds cwnd, and so the send buffer, near
+// what its window lets through: it cannot make the sender buffer more.
+func TestSendBufferStaysForAPeerThatDoesNotRead(t *testing.T) {
+	n := newNet(t, 7)
+	n.dial(Config{}, Config{})
+	pa := &pump{data: payload(16<<20, 8)}
+	n.app = func() { pa.c = n.a; pa.work() }
+	n.run(2*time.Second, func() bool { return false })
+	if got := n.a.sndBuf.cap(); got > 4*DefaultBuffer {
+		t.Errorf("send buffer %d bytes toward a peer with a %d-byte window that reads nothing", got, DefaultBuffer)
+	}
+}

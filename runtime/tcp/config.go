@@ -28,6 +28,11 @@ type Config struct {
 	// from it. Default 4 MiB when RecvBuffer is 0; a RecvBuffer set
 	// without it stays fixed, as a Linux socket's SO_RCVBUF does.
 	RecvBufferMax int
+	// SendBufferMax is how far the send buffer grows, to twice the
+	// congestion window (Linux's tcp_sndbuf_expand, up to tcp_wmem's
+	// maximum). Default 4 MiB when SendBuffer is 0; a SendBuffer set
+	// without it stays fixed, as SO_SNDBUF does.
+	SendBufferMax int
 	// FinWait2 bounds FIN-WAIT-2 for a connection its application
 	// closed (Orphan): a peer that ACKs our FIN and never sends its own
 	// cannot keep it forever (Linux's tcp_fin_timeout); default 60s.
@@ -51,6 +56,7 @@ const (
 	DefaultMSS       = 1460
 	DefaultBuffer    = 256 << 10
 	DefaultRecvMax   = 4 << 20
+	DefaultSendMax   = 4 << 20
 	minMSS           = 64
 	maxBuffer        = 1 << 30 // RFC 7323 §2.3: 2^14 * 65535 bounds the window
 	maxWindowShift   = 14
@@ -86,7 +92,14 @@ func (c Config) WithDefaults() Config {
 	}
 	c.RecvBuffer = clampBuffer(c.RecvBuffer)
 	c.RecvBufferMax = max(clampBuffer(c.RecvBufferMax), c.RecvBuffer)
+	if c.SendBufferMax == 0 {
+		c.SendBufferMax = c.SendBuffer
+		if c.SendBuffer == 0 {
+			c.SendBufferMax = DefaultSendMax
+		}
+	}
 	c.SendBuffer = clampBuffer(c.SendBuffer)
+	c.SendBufferMax = max(clampBuffer(c.SendBufferMax), c.SendBuffer)
 	if c.MinRTO <= 0 {
 		c.MinRTO = defaultMinRTO
 	}

@@ -151,7 +151,11 @@
 //     RecvBufferMax (4 MiB by default), to twice what the application
 //     read in an RTT (at least 1 ms). The window scale is chosen for
 //     RecvBufferMax. A RecvBuffer set alone stays fixed, as SO_RCVBUF
-//     does on Linux. The send buffer does not tune itself.
+//     does on Linux.
+//   - Send buffer auto-tuning, Linux's tcp_sndbuf_expand: the buffer grows
+//     to twice cwnd, up to SendBufferMax (4 MiB by default), so that what
+//     an ACK lets out is already written. A SendBuffer set alone stays
+//     fixed, as SO_SNDBUF does.
 //   - AppendSnapshot/Restore: a versioned, hand-written binary encoding of
 //     the state Capybara moves, plus an application blob (SetAppState):
 //     addresses, state, the send sequence variables (snd.una, snd.nxt,
@@ -178,7 +182,7 @@
 //     timers (retransmission, probe): they restart from their initial
 //     values at the restore time. Nor does it move the SACK scoreboard:
 //     the data in flight becomes unSACKed segments sent at the restore
-//     time. The options and the timestamp clock do move (version 3). A
-//     receive buffer that grew moves at its grown size; the measurement
-//     that grows it starts again, which can only delay further growth.
+//     time. The options and the timestamp clock do move (version 3).
+//     Buffers that grew move at their grown sizes; the receive side's
+//     measurement starts again, which can only delay further growth.
 package tcp

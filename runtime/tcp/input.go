@@ -449,6 +449,20 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 		c.rtoRecovery = false
 	}
 	c.cwnd = min(c.cwnd, maxCwnd)
+	c.sndBufAdjust()
+}
+
+// sndBufAdjust grows the send buffer to twice cwnd, up to
+// Config.SendBufferMax, as Linux's tcp_sndbuf_expand does: half of it is
+// in flight at most, and the other half waits, written, so that an ACK
+// sends at once what the window opens instead of waiting for the
+// application to write it. cwnd grows only while the network takes what
+// is sent, so a peer cannot make the buffer grow by not reading. The
+// buffer does not shrink.
+func (c *Conn) sndBufAdjust() {
+	if c.sndBuf.cap() < c.cfg.SendBufferMax {
+		c.sndBuf.grow(int(min(2*uint64(c.cwnd), uint64(c.cfg.SendBufferMax))))
+	}
 }
 
 // maxCwnd keeps cwnd arithmetic far from uint32 overflow.

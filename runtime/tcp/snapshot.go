@@ -402,7 +402,9 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	cfg = cfg.WithDefaults()
 	cfg.MSS = advMSS
 	cfg.SendBuffer, cfg.RecvBuffer = int(sndCap), int(rcvCap)
-	cfg.RecvBufferMax = max(cfg.RecvBufferMax, cfg.RecvBuffer) // grows on as far as this host allows
+	// Grown buffers keep their size, and grow on as far as this host allows.
+	cfg.RecvBufferMax = max(cfg.RecvBufferMax, cfg.RecvBuffer)
+	cfg.SendBufferMax = max(cfg.SendBufferMax, cfg.SendBuffer)
 	if dst == nil {
 		dst = new(Conn)
 	}
