@@ -2,7 +2,6 @@ package stack
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -91,17 +90,8 @@ func TestBlockingCallsInsideBurst(t *testing.T) {
 	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
 	ea := &batchPipe{Memory: ma}
 	a, b := runPair(t, ea, mb, nil)
-	data := randomBytes(9, 1<<20) // four send buffers: the Write blocks
-	got := acceptServe(t, b, 5003, func(c *Conn, got chan<- []byte) {
-		buf := make([]byte, len(data))
-		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Errorf("ReadFull: %v", err)
-		}
-		if _, err := c.Write([]byte("done")); err != nil {
-			t.Errorf("Write: %v", err)
-		}
-		got <- buf
-	})
+	data := randomBytes(9, 1<<20) // four times the first send buffer: the Write blocks
+	got := acceptReadReply(t, b, 5003, len(data))
 	c := dialB(t, a, 5003)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))

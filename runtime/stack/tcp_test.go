@@ -105,6 +105,21 @@ func acceptServe(t *testing.T, b *Stack, port uint16, serve func(c *Conn, got ch
 	return got
 }
 
+// acceptReadReply listens on port of b, accepts one connection, reads n
+// bytes from it and answers "done"; the channel gets what it read.
+func acceptReadReply(t *testing.T, b *Stack, port uint16, n int) <-chan []byte {
+	return acceptServe(t, b, port, func(c *Conn, got chan<- []byte) {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Errorf("ReadFull: %v", err)
+		}
+		if _, err := c.Write([]byte("done")); err != nil {
+			t.Errorf("Write: %v", err)
+		}
+		got <- buf
+	})
+}
+
 // writeAndClose writes data on c and closes it, and checks that got, the
 // receiver's channel, gets the same bytes within 20 s.
 func writeAndClose(t *testing.T, c *Conn, data []byte, got <-chan []byte) {
@@ -644,17 +659,8 @@ func TestHookWakesWaitersWhenItReturns(t *testing.T) {
 // still wakes it.
 func TestBulkWriteLeavesReaderAsleep(t *testing.T) {
 	a, b := newRunningPair(t, nil)
-	data := randomBytes(7, 4<<20) // sixteen send buffers: the writer blocks
-	got := acceptServe(t, b, 5002, func(c *Conn, got chan<- []byte) {
-		buf := make([]byte, len(data))
-		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Errorf("ReadFull: %v", err)
-		}
-		if _, err := c.Write([]byte("done")); err != nil {
-			t.Errorf("Write: %v", err)
-		}
-		got <- buf
-	})
+	data := randomBytes(7, 4<<20) // sixteen times the first send buffer: the writer blocks
+	got := acceptReadReply(t, b, 5002, len(data))
 	c := dialB(t, a, 5002)
 	defer c.Close()
 	reply := make(chan string, 1)
