@@ -61,9 +61,8 @@ type Config struct {
 	Workload func() uint32
 	// MaxRestoreBuffer caps the send and receive buffers a snapshot may
 	// declare; a larger one is refused and its migration fails (4 MiB,
-	// the stack's default tcp.Config.RecvBufferMax and SendBufferMax: a
-	// busy connection's buffers grow that far, so a smaller cap refuses
-	// busy connections).
+	// the stack's default tcp.Config.SendBufferMax: a busy connection's
+	// buffers grow that far, so a smaller cap refuses busy connections).
 	MaxRestoreBuffer int
 	// HoldFrames and HoldBytes bound the client segments held for one
 	// incoming connection while its state is in flight

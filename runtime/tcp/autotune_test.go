@@ -43,7 +43,7 @@ func oneWay(t *testing.T, cfgA, cfgB Config, size int, read bool) (*Conn, Time) 
 // link's rate instead of one window per RTT.
 func TestReceiveBufferGrowsWithTheReader(t *testing.T) {
 	sender := Config{SendBuffer: 8 << 20}
-	b, tuned := oneWay(t, sender, Config{}, 24<<20, true)
+	b, tuned := oneWay(t, sender, Config{RecvBufferMax: DefaultRecvMax}, 24<<20, true)
 	if got := b.rcvBuf.cap(); got <= DefaultBuffer || got > DefaultRecvMax {
 		t.Errorf("receive buffer %d bytes after the transfer, want above %d and at most %d", got, DefaultBuffer, DefaultRecvMax)
 	}
@@ -60,7 +60,7 @@ func TestReceiveBufferGrowsWithTheReader(t *testing.T) {
 // A receiver whose application does not read keeps the buffer it started
 // with: a peer cannot make the stack hold more for it.
 func TestReceiveBufferStaysWhileUnread(t *testing.T) {
-	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{}, 4<<20, false)
+	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{RecvBufferMax: DefaultRecvMax}, 4<<20, false)
 	if got, held := b.rcvBuf.cap(), b.rcvBuf.len(); got != DefaultBuffer || held > DefaultBuffer {
 		t.Errorf("unread receiver: buffer %d bytes holding %d, want %d holding at most that", got, held, DefaultBuffer)
 	}
@@ -99,7 +99,7 @@ func TestReceiveBufferLimits(t *testing.T) {
 // A grown buffer travels in the snapshot; the target keeps it, and the
 // window scale chosen for RecvBufferMax describes it.
 func TestGrownReceiveBufferSnapshot(t *testing.T) {
-	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{}, 8<<20, true)
+	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{RecvBufferMax: DefaultRecvMax}, 8<<20, true)
 	grown := b.rcvBuf.cap()
 	snap := b.AppendSnapshot(nil, 0)
 	r, err := Restore(Config{}, snap, 0)
@@ -146,5 +146,24 @@ func TestSendBufferStaysForAPeerThatDoesNotRead(t *testing.T) {
 	n.run(2*time.Second, func() bool { return false })
 	if got := n.a.sndBuf.cap(); got > 4*DefaultBuffer {
 		t.Errorf("send buffer %d bytes toward a peer with a %d-byte window that reads nothing", got, DefaultBuffer)
+	}
+}
+
+// Toward a default receiver that does not read, the window closes at its
+// buffer's end and the sender probes it: the default keeps receive
+// auto-tuning, and the larger window scale it needs, off (doc.go).
+func TestUnreadReceiverClosesItsWindowCleanly(t *testing.T) {
+	n := newNet(t, 7)
+	n.dial(Config{SendBuffer: 8 << 20}, Config{})
+	pa := &pump{data: payload(8<<20, 9)}
+	n.app = func() { pa.c = n.a; pa.work() }
+	n.run(2*time.Second, func() bool { return false })
+	b := n.b
+	end := b.rcvNxt - uint32(b.rcvBuf.len()) + uint32(b.rcvBuf.cap())
+	if seqGT(b.rcvAdvRight, end) {
+		t.Errorf("advertised edge %d bytes past the buffer's end", b.rcvAdvRight-end)
+	}
+	if st := n.a.Stats(); st.Retransmits != 0 || st.Timeouts != 0 || st.WindowProbes == 0 {
+		t.Errorf("sender: %d retransmits, %d timeouts, %d window probes; want 0, 0 and some", st.Retransmits, st.Timeouts, st.WindowProbes)
 	}
 }

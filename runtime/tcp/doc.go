@@ -148,10 +148,14 @@
 //   - Receive buffer auto-tuning, Linux's tcp_rcv_space_adjust (dynamic
 //     right-sizing): while the application reads as fast as data comes,
 //     the buffer, and so the window, grows from RecvBuffer towards
-//     RecvBufferMax (4 MiB by default), to twice what the application
-//     read in an RTT (at least 1 ms). The window scale is chosen for
-//     RecvBufferMax. A RecvBuffer set alone stays fixed, as SO_RCVBUF
-//     does on Linux.
+//     RecvBufferMax, to twice what the application read in an RTT (at
+//     least 1 ms). The window scale is chosen for RecvBufferMax. It is
+//     off unless RecvBufferMax is set: with a window scale of 5 or more,
+//     a receiver whose application stops reading holds its edge by
+//     rounding up to the scale at every ACK, which moves the edge up to
+//     2^scale-1 bytes past the buffer each time; the sender's bytes
+//     there are trimmed and it times out instead of probing a zero
+//     window. Fixed buffers of 1 MiB and more have the same limit.
 //   - Send buffer auto-tuning, Linux's tcp_sndbuf_expand: the buffer grows
 //     to twice cwnd, up to SendBufferMax (4 MiB by default), so that what
 //     an ACK lets out is already written. A SendBuffer set alone stays
