@@ -430,9 +430,7 @@ func (s *Stack) flushTx() {
 	}
 	s.outPending = s.outPending[:0]
 	s.leaveBurst()
-	if s.txDefer > 0 {
-		s.sealRun() // leaveBurst seals only the outermost burst
-	}
+	s.sealRun() // leaveBurst seals only when the outermost burst ends
 	flush := s.txQueued
 	s.txQueued = false
 	s.mu.Unlock()
@@ -729,6 +727,11 @@ func (s *Stack) endBurst() {
 	if s.txDefer > 0 || !s.txQueued || s.txLater {
 		return
 	}
+	s.flushLocked()
+}
+
+// flushLocked kicks the link with s.mu held and counts a failure.
+func (s *Stack) flushLocked() {
 	s.txQueued = false
 	if err := s.batch.Flush(); err != nil {
 		s.ctr.SendErrors++
@@ -745,13 +748,8 @@ func (s *Stack) flushBeforeWait() {
 		return
 	}
 	s.sealRun()
-	if !s.txQueued {
-		return
-	}
-	s.txQueued = false
-	if err := s.batch.Flush(); err != nil {
-		s.ctr.SendErrors++
-		s.drop(DropSendError)
+	if s.txQueued {
+		s.flushLocked()
 	}
 }
 
