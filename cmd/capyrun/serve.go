@@ -287,10 +287,13 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		// talked to: queue its fragments while ARP resolves, and retry ARP
 		// soon when a fault took the request.
 		scfg.ARPQueue, scfg.ARPRetry = 4096, 20*time.Millisecond
-		// A migration moves the send queue whole: one grown to 4 MiB
-		// makes a busy connection's state thousands of fragments, which a
-		// lossy path seldom delivers in one piece. Keep it at 256 KiB.
+		// A migration moves the send and receive queues whole: buffers
+		// grown to 4 MiB make a busy connection's state thousands of
+		// fragments, which a lossy path seldom delivers in one piece, and
+		// a large window lets the client put more in flight for the
+		// target to hold. Keep both at 256 KiB.
 		scfg.TCP.SendBufferMax = tcp.DefaultBuffer
+		scfg.TCP.RecvBufferMax = tcp.DefaultBuffer
 	}
 	st, err := stack.New(scfg, ep)
 	if err != nil {

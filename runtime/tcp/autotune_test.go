@@ -43,7 +43,7 @@ func oneWay(t *testing.T, cfgA, cfgB Config, size int, read bool) (*Conn, Time) 
 // link's rate instead of one window per RTT.
 func TestReceiveBufferGrowsWithTheReader(t *testing.T) {
 	sender := Config{SendBuffer: 8 << 20}
-	b, tuned := oneWay(t, sender, Config{RecvBufferMax: DefaultRecvMax}, 24<<20, true)
+	b, tuned := oneWay(t, sender, Config{}, 24<<20, true) // the default tunes
 	if got := b.rcvBuf.cap(); got <= DefaultBuffer || got > DefaultRecvMax {
 		t.Errorf("receive buffer %d bytes after the transfer, want above %d and at most %d", got, DefaultBuffer, DefaultRecvMax)
 	}
@@ -76,7 +76,9 @@ func TestReceiveBufferLimits(t *testing.T) {
 		wantMax  int
 		exactCap bool
 	}{
+		{"default", Config{}, DefaultRecvMax, DefaultRecvMax, false},
 		{"fixed by RecvBuffer", Config{RecvBuffer: 64 << 10}, 64 << 10, 64 << 10, true},
+		{"ceiling below the default start", Config{RecvBufferMax: 64 << 10}, 64 << 10, 64 << 10, true},
 		{"ceiling RecvBufferMax", Config{RecvBufferMax: 1 << 20}, 1 << 20, 1 << 20, false},
 		{"both", Config{RecvBuffer: 32 << 10, RecvBufferMax: 512 << 10}, 512 << 10, 512 << 10, false},
 	} {
@@ -149,21 +151,34 @@ func TestSendBufferStaysForAPeerThatDoesNotRead(t *testing.T) {
 	}
 }
 
-// Toward a default receiver that does not read, the window closes at its
-// buffer's end and the sender probes it: the default keeps receive
-// auto-tuning, and the larger window scale it needs, off (doc.go).
+// Toward a receiver that does not read, the window closes at its
+// buffer's end and the sender probes it, whatever the window scale: a
+// held edge is rounded to the scale without promising room past the
+// buffer (windowField), so nothing the sender sends is trimmed.
 func TestUnreadReceiverClosesItsWindowCleanly(t *testing.T) {
-	n := newNet(t, 7)
-	n.dial(Config{SendBuffer: 8 << 20}, Config{})
-	pa := &pump{data: payload(8<<20, 9)}
-	n.app = func() { pa.c = n.a; pa.work() }
-	n.run(2*time.Second, func() bool { return false })
-	b := n.b
-	end := b.rcvNxt - uint32(b.rcvBuf.len()) + uint32(b.rcvBuf.cap())
-	if seqGT(b.rcvAdvRight, end) {
-		t.Errorf("advertised edge %d bytes past the buffer's end", b.rcvAdvRight-end)
-	}
-	if st := n.a.Stats(); st.Retransmits != 0 || st.Timeouts != 0 || st.WindowProbes == 0 {
-		t.Errorf("sender: %d retransmits, %d timeouts, %d window probes; want 0, 0 and some", st.Retransmits, st.Timeouts, st.WindowProbes)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"default, tuned", Config{}},
+		{"fixed 256 KiB", Config{RecvBuffer: DefaultBuffer}},
+		{"fixed 1 MiB", Config{RecvBuffer: 1 << 20}},
+		{"fixed 4 MiB, scale 7", Config{RecvBuffer: 4 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t, 7)
+			n.dial(Config{SendBuffer: 8 << 20}, tc.cfg)
+			pa := &pump{data: payload(8<<20, 9)}
+			n.app = func() { pa.c = n.a; pa.work() }
+			n.run(2*time.Second, func() bool { return false })
+			b := n.b
+			end := b.rcvNxt - uint32(b.rcvBuf.len()) + uint32(b.rcvBuf.cap())
+			if seqGT(b.rcvAdvRight, end) {
+				t.Errorf("advertised edge %d bytes past the buffer's end", b.rcvAdvRight-end)
+			}
+			if st := n.a.Stats(); st.Retransmits != 0 || st.Timeouts != 0 || st.WindowProbes == 0 {
+				t.Errorf("sender: %d retransmits, %d timeouts, %d window probes; want 0, 0 and some", st.Retransmits, st.Timeouts, st.WindowProbes)
+			}
+		})
 	}
 }

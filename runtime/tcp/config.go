@@ -25,8 +25,8 @@ type Config struct {
 	// RecvBufferMax is how far the receive buffer grows while the
 	// application reads as fast as data arrives (Linux's receive buffer
 	// auto-tuning, tcp_rcv_space_adjust); the window scale is derived
-	// from it. Default RecvBuffer: no growth (DefaultRecvMax, 4 MiB, is
-	// Linux-like, but see doc.go for the known limit that keeps it off).
+	// from it. Default DefaultRecvMax (4 MiB) when RecvBuffer is 0; a
+	// RecvBuffer set without it stays fixed, as SO_RCVBUF does.
 	RecvBufferMax int
 	// SendBufferMax is how far the send buffer grows, to twice the
 	// congestion window (Linux's tcp_sndbuf_expand, up to tcp_wmem's
@@ -85,10 +85,13 @@ func (c Config) WithDefaults() Config {
 		c.MSS = minMSS
 	}
 	if c.RecvBufferMax == 0 {
-		// Off by default: with the larger window scale a larger ceiling
-		// needs, the scaled window's rounding can promise room past the
-		// buffer to a receiver that stops reading (see doc.go).
 		c.RecvBufferMax = c.RecvBuffer
+		if c.RecvBuffer == 0 {
+			c.RecvBufferMax = DefaultRecvMax
+		}
+	}
+	if c.RecvBuffer == 0 && c.RecvBufferMax < DefaultBuffer {
+		c.RecvBuffer = c.RecvBufferMax // a ceiling below the default start is the size
 	}
 	c.RecvBuffer = clampBuffer(c.RecvBuffer)
 	c.RecvBufferMax = max(clampBuffer(c.RecvBufferMax), c.RecvBuffer)
@@ -97,6 +100,9 @@ func (c Config) WithDefaults() Config {
 		if c.SendBuffer == 0 {
 			c.SendBufferMax = DefaultSendMax
 		}
+	}
+	if c.SendBuffer == 0 && c.SendBufferMax < DefaultBuffer {
+		c.SendBuffer = c.SendBufferMax
 	}
 	c.SendBuffer = clampBuffer(c.SendBuffer)
 	c.SendBufferMax = max(clampBuffer(c.SendBufferMax), c.SendBuffer)

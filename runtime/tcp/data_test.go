@@ -146,14 +146,16 @@ func TestOutOfOrderFIN(t *testing.T) {
 	}
 }
 
-func TestWindowScaledNeverZeroAndNeverShrinks(t *testing.T) {
+func TestWindowScaledNeverZeroAndNeverPastTheBuffer(t *testing.T) {
 	// A 1 MiB buffer uses shift 5. The window must be computed in 32 bits:
 	// a 16-bit intermediate would wrap 1 MiB>>0 to 0 (the authors' bug).
+	// A held edge may retract by less than one scale unit (RFC 7323 §2.4)
+	// but never by more, and never past the end of the buffer.
 	a, b, now := establish(t, Config{}, Config{RecvBuffer: 1 << 20, DelayedACK: -1})
 	_ = a
 	seq := a.sndNxt
 	var lastRight uint32
-	for i, n := range []int{100, 37, 1, 999, 31, 1460} {
+	for i, n := range []int{100, 37, 1, 999, 31, 1460, 3, 77, 1460, 5} {
 		s := dataSeg(a, b, seq, make([]byte, n))
 		b.Input(now, &s)
 		seq += uint32(n)
@@ -162,8 +164,11 @@ func TestWindowScaledNeverZeroAndNeverShrinks(t *testing.T) {
 			t.Fatalf("ACK %d advertises a zero window with %d bytes buffered", i, b.Readable())
 		}
 		right := ack.Ack + uint32(ack.Window)<<5
-		if i > 0 && seqLT(right, lastRight) {
-			t.Fatalf("ACK %d moves the right edge left: %d < %d", i, right, lastRight)
+		if i > 0 && seqLT(right, lastRight) && lastRight-right >= 1<<5 {
+			t.Fatalf("ACK %d moves the right edge left by a scale unit or more: %d < %d", i, right, lastRight)
+		}
+		if end := b.rcvNxt + uint32(b.rcvBuf.free()); seqGT(right, end) {
+			t.Fatalf("ACK %d promises %d bytes past the buffer's end", i, right-end)
 		}
 		lastRight = right
 	}

@@ -149,13 +149,14 @@
 //     right-sizing): while the application reads as fast as data comes,
 //     the buffer, and so the window, grows from RecvBuffer towards
 //     RecvBufferMax, to twice what the application read in an RTT (at
-//     least 1 ms). The window scale is chosen for RecvBufferMax. It is
-//     off unless RecvBufferMax is set: with a window scale of 5 or more,
-//     a receiver whose application stops reading holds its edge by
-//     rounding up to the scale at every ACK, which moves the edge up to
-//     2^scale-1 bytes past the buffer each time; the sender's bytes
-//     there are trimmed and it times out instead of probing a zero
-//     window. Fixed buffers of 1 MiB and more have the same limit.
+//     least 1 ms), up to RecvBufferMax (4 MiB by default; a RecvBuffer
+//     set alone stays fixed, as SO_RCVBUF does). The window scale is
+//     chosen for RecvBufferMax. A receiver that stops reading holds its
+//     edge; since rcv.nxt then moves by amounts that are not multiples of
+//     the scale, the held edge is rounded up while that still fits the
+//     buffer and down otherwise: it may retract by less than one scale
+//     unit (RFC 7323 §2.4), but never promises room the buffer lacks, so
+//     the sender probes a zero window instead of losing trimmed bytes.
 //   - Send buffer auto-tuning, Linux's tcp_sndbuf_expand: the buffer grows
 //     to twice cwnd, up to SendBufferMax (4 MiB by default), so that what
 //     an ACK lets out is already written. A SendBuffer set alone stays

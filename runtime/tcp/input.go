@@ -582,7 +582,7 @@ const rcvSpacePeriod = time.Millisecond
 // moves left.
 func (c *Conn) rcvSpaceAdjust(now Time) {
 	limit := min(c.cfg.RecvBufferMax, 0xffff<<c.rcvShift)
-	if c.rcvBuf.cap() >= limit {
+	if c.rcvBuf.cap() >= limit || c.orphan { // an orphan's discards are not reads
 		return
 	}
 	read := c.rcvNxt - uint32(c.rcvBuf.len()) // the application's next byte

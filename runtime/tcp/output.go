@@ -412,9 +412,15 @@ func (c *Conn) fill(syn bool) {
 func (c *Conn) rcvSlack() uint32 { return 1<<c.rcvShift - 1 }
 
 // windowField computes the window to advertise in 32-bit arithmetic, so no
-// scale shift can overflow into a zero window. The right edge never moves
-// left (if rounding to the scale would shrink it, it rounds up) and moves
-// right only in steps of swsThreshold (RFC 9293 §3.8.6.2.2).
+// scale shift can overflow into a zero window. The right edge moves right
+// only in steps of swsThreshold (RFC 9293 §3.8.6.2.2) and is never placed
+// past the receive buffer's end, so every byte it promised fits. Holding
+// an edge while rcv.nxt moves by amounts that are not multiples of the
+// scale cannot meet both wishes at once: it rounds up (as Linux does) when
+// that still fits the buffer and down otherwise, retracting the edge by
+// less than one scale unit, which RFC 7323 §2.4 allows and requires
+// senders to accept. Data up to the farthest edge ever advertised is
+// still accepted (rcvAdvRight).
 func (c *Conn) windowField(syn bool) uint16 {
 	space := uint32(c.rcvBuf.free())
 	if syn {
@@ -423,10 +429,9 @@ func (c *Conn) windowField(syn bool) uint16 {
 		return uint16(w)
 	}
 	shift := c.rcvShift
-	// Keep back one scale unit: rounding a held edge up to the scale may
-	// promise up to 2^shift-1 bytes beyond it, and those must still fit
-	// the buffer, or receive trims them and the sender sees a hole of a
-	// few bytes (and a fast retransmit) at every window-limited stall.
+	end := c.rcvNxt + space
+	// Keep back one scale unit, so that the first rounding up of a held
+	// edge still fits.
 	space -= min(space, c.rcvSlack())
 	w := min(space>>shift, 0xffff)
 	right := c.rcvNxt + w<<shift
@@ -435,10 +440,13 @@ func (c *Conn) windowField(syn bool) uint16 {
 		target = c.rcvAdvRight // receiver SWS avoidance: hold the edge
 	}
 	if seqLT(target, c.rcvAdvRight) {
-		target = c.rcvAdvRight // never shrink
+		target = c.rcvAdvRight // do not shrink
 	}
 	if target != right && seqGEQ(target, c.rcvNxt) {
 		w = min((target-c.rcvNxt+(1<<shift)-1)>>shift, 0xffff) // round up
+		if w > 0 && seqGT(c.rcvNxt+w<<shift, end) {
+			w-- // round down: retract by less than a unit (RFC 7323 §2.4)
+		}
 		right = c.rcvNxt + w<<shift
 	}
 	c.rcvAdvRight = seqMax(c.rcvAdvRight, right)

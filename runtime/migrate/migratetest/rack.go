@@ -133,11 +133,11 @@ func New(cfg Config) (*Rack, error) {
 	var hosts []softswitch.Host
 	attach := func(name string, i int, addr netip.Prefix, role pipeline.Role) (*sim.Host, error) {
 		mac := net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}
-		// Send buffers stay at 256 KiB, as capyrun serve keeps them on
-		// servers that migrate: a migration moves the send queue whole.
+		// Buffers stay at 256 KiB, as capyrun serve keeps them on
+		// servers that migrate: a migration moves the queues whole.
 		h, err := s.AddHost(name, mac, 1500, stack.Config{Addr: addr, Seed: cfg.Seed*100 + uint64(i),
 			ARPRetries: 20, ARPRetry: 5 * time.Millisecond, ARPQueue: 4096,
-			TCP: tcp.Config{SendBufferMax: tcp.DefaultBuffer}})
+			TCP: tcp.Config{SendBufferMax: tcp.DefaultBuffer, RecvBufferMax: tcp.DefaultBuffer}})
 		if err != nil {
 			return nil, err
 		}
