@@ -72,9 +72,9 @@ func (s *Stack) releaseWakes() {
 
 // wait releases the stack lock until a signal, the deadline or done, and
 // retakes it. It returns os.ErrDeadlineExceeded or the context's error.
-// What waits queued on the link leaves first (flushBeforeWait).
+// What waits queued on the link leaves first (takeBeforeWait).
 func (w *waker) wait(s *Stack, deadline time.Time, ctx context.Context) error {
-	s.flushBeforeWait()
+	kick := s.takeBeforeWait()
 	if w.ch == nil {
 		w.ch = make(chan struct{})
 	}
@@ -83,6 +83,9 @@ func (w *waker) wait(s *Stack, deadline time.Time, ctx context.Context) error {
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
 		if d <= 0 {
+			if kick {
+				s.flushLocked()
+			}
 			return os.ErrDeadlineExceeded
 		}
 		t := time.NewTimer(d)
@@ -95,6 +98,9 @@ func (w *waker) wait(s *Stack, deadline time.Time, ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	defer s.mu.Lock()
+	if kick {
+		s.flushOrCount()
+	}
 	select {
 	case <-ch:
 		return nil
@@ -151,7 +157,7 @@ func (c *Conn) signalNews() {
 	if c.rwake.ch != nil && (fail || c.tc.Readable() > 0 || !st.CanReceive()) {
 		c.s.signal(&c.rwake)
 	}
-	if c.wwake.ch != nil && (fail || !st.CanSend() || c.established && c.tc.Writable() >= c.tc.Config().SendBuffer/4) {
+	if c.wwake.ch != nil && (fail || !st.CanSend() || c.established && c.tc.Writable() >= c.tc.SendBufferSize()/3) {
 		c.s.signal(&c.wwake)
 	}
 }

@@ -739,18 +739,20 @@ func (s *Stack) flushLocked() {
 	}
 }
 
-// flushBeforeWait sends what is queued before a caller blocks, also in
-// the middle of a burst: Burst's f may Write or Read until the peer
-// answers, and the peer answers only what it got. The burst goes on; its
-// end sends what comes after. s.mu is held.
-func (s *Stack) flushBeforeWait() {
+// takeBeforeWait seals what is queued on the link before a caller
+// blocks, also in the middle of a burst (Burst's f may Write or Read
+// until the peer answers, and the peer answers only what it got), and
+// reports whether a kick is owed; the waiter kicks after releasing s.mu,
+// as unlockFlush does, so the event loop can process ACKs meanwhile. The
+// burst goes on; its end sends what comes after. s.mu is held.
+func (s *Stack) takeBeforeWait() bool {
 	if s.batch == nil {
-		return
+		return false
 	}
 	s.sealRun()
-	if s.txQueued {
-		s.flushLocked()
-	}
+	kick := s.txQueued
+	s.txQueued = false
+	return kick
 }
 
 // endBurstUnlock closes a burst and releases s.mu; the outermost burst's

@@ -405,6 +405,10 @@ func (c *Conn) Readable() int { return c.rcvBuf.len() }
 // the receive buffer: what a snapshot of c carries.
 func (c *Conn) Queued() int { return c.sndBuf.len() + c.rcvBuf.len() }
 
+// SendBufferSize is the send buffer's size now (it grows with cwnd,
+// up to Config.SendBufferMax).
+func (c *Conn) SendBufferSize() int { return c.sndBuf.cap() }
+
 // Writable is the free space in the send buffer (0 once sending is closed).
 func (c *Conn) Writable() int {
 	if c.err != nil || !c.state.CanSend() || c.closeReq {
