@@ -27,10 +27,11 @@ import (
 // Kernel-vs-bypass benchmarks on one testbed, in one run: the same Go
 // net/http handlers (capyrun serve) on capygen's stack over AF_XDP and
 // on Linux kernel sockets in the same server namespace, driven by wrk and
-// curl from the client namespace. Sub-benchmarks are named
-// <measure>/{kernel,bypass} so internal/benchtable pairs them; the
-// benchmark also prints its own ratio table. Bulk transfers alternate the
-// two servers round by round (alternateBulk).
+// curl from the client namespace. The http sub-benchmarks are named
+// http/{kernel,bypass} so internal/benchtable pairs them; bulk transfers
+// alternate the two servers round by round within one sub-benchmark
+// (alternateBulk), which reports both and their ratio. The benchmark also
+// prints its own ratio table of everything.
 
 // wrkDuration is how long each wrk run lasts.
 const wrkDuration = "3s"
@@ -54,22 +55,37 @@ type kernelServer struct {
 	bed           *Testbed
 	p             *Proc
 	prefix, iface string
+	stopped       *bool
 }
 
 func (s kernelServer) stop(b *testing.B) {
+	if *s.stopped {
+		return
+	}
+	*s.stopped = true
 	s.p.Stop(5 * time.Second)
 	if _, err := s.bed.Exec("server", "ip", "addr", "del", s.prefix, "dev", s.iface); err != nil {
 		b.Error(err)
 	}
 }
 
+// stackAB names the server that CAPYRUN_AB's capyrun build runs, for
+// comparing two builds of the stack against each other and the kernel in
+// one run (alternateBulk): build the other with go build -o, then
+//
+//	CAPYRUN_AB=/tmp/capyrun-old go test -run '^$' -bench 'Testbed/download' ./testbed
+const stackAB = "bypass-ab"
+
 // startStack starts capyrun serve in the server namespace on stack
 // "bypass" (AF_XDP) or "kernel" (kernel sockets; the address goes on the
 // interface for the duration), with extra flags for either.
 func startStack(b *testing.B, bed *Testbed, stack string, extra ...string) stackServer {
 	b.Helper()
-	if stack == StackBypass {
+	switch stack {
+	case StackBypass:
 		return bypassServer{startServe(b, bed, extra...)}
+	case stackAB:
+		return bypassServer{startServeBin(b, bed, os.Getenv("CAPYRUN_AB"), nil, extra...)}
 	}
 	addr, iface, prefix := serverAddr(b, bed)
 	if _, err := bed.Exec("server", "ip", "addr", "add", prefix, "dev", iface); err != nil {
@@ -83,7 +99,9 @@ func startStack(b *testing.B, bed *Testbed, stack string, extra ...string) stack
 		bed.Exec("server", "ip", "addr", "del", prefix, "dev", iface)
 		b.Fatal(err)
 	}
-	return kernelServer{bed: bed, p: p, prefix: prefix, iface: iface}
+	s := kernelServer{bed: bed, p: p, prefix: prefix, iface: iface, stopped: new(bool)}
+	b.Cleanup(func() { s.stop(b) }) // a benchmark that failed before stop
+	return s
 }
 
 var (
@@ -187,11 +205,12 @@ func BenchmarkTestbed(b *testing.B) {
 	printComparison(results, nil)
 }
 
-// bulkRounds is how many rounds alternateBulk runs.
-const bulkRounds = 7
+// bulkRounds is how many rounds alternateBulk runs: even, so each server
+// goes first as often as the other.
+const bulkRounds = 8
 
-// alternateBulk measures one bulk transfer (MB/s) on both servers in
-// bulkRounds rounds, the order flipping every round, so that this
+// alternateBulk measures one bulk transfer (MB/s) on each server in
+// bulkRounds rounds, the order rotating every round, so that this
 // machine's drift (swings of 20% that last minutes) falls on both alike,
 // and reports each server's median. In a round each server starts afresh
 // and makes one transfer untimed first, so that the timed one finds its
@@ -199,6 +218,9 @@ const bulkRounds = 7
 func alternateBulk(b *testing.B, bed *Testbed, results map[string][]benchResult, measure string, transfer func(b *testing.B) float64) {
 	b.Run(measure, func(b *testing.B) {
 		stacks := []string{StackKernel, StackBypass}
+		if os.Getenv("CAPYRUN_AB") != "" {
+			stacks = append(stacks, stackAB)
+		}
 		speeds := map[string][]float64{}
 		for range b.N {
 			for r := range bulkRounds {
@@ -223,6 +245,10 @@ func alternateBulk(b *testing.B, bed *Testbed, results map[string][]benchResult,
 		b.ReportMetric(med[StackKernel], "kernel-MB/s")
 		b.ReportMetric(med[StackBypass], "bypass-MB/s")
 		b.ReportMetric(med[StackBypass]/med[StackKernel], "bypass/kernel")
+		if m, ok := med[stackAB]; ok {
+			b.ReportMetric(m/med[StackKernel], "ab/kernel")
+			b.ReportMetric(m/med[StackBypass], "ab/bypass")
+		}
 	})
 }
 

@@ -107,12 +107,19 @@ func startServe(tb testing.TB, bed *Testbed, extra ...string) *server {
 // capyrun in place: the process's PID is capyrun's).
 func startServeEnv(tb testing.TB, bed *Testbed, env []string, extra ...string) *server {
 	tb.Helper()
+	return startServeBin(tb, bed, capyrun(tb), env, extra...)
+}
+
+// startServeBin is startServeEnv with another capyrun binary (an A/B
+// comparison's second build).
+func startServeBin(tb testing.TB, bed *Testbed, bin string, env []string, extra ...string) *server {
+	tb.Helper()
 	addr, iface, prefix := serverAddr(tb, bed)
 	var argv []string
 	if len(env) > 0 {
 		argv = append([]string{"env"}, env...)
 	}
-	argv = append(append(argv, capyrun(tb), "serve", "-addr", prefix, "-iface", iface), extra...)
+	argv = append(append(argv, bin, "serve", "-addr", prefix, "-iface", iface), extra...)
 	p, err := bed.Start("server", argv...)
 	if err != nil {
 		tb.Fatal(err)
