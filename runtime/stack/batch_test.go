@@ -120,3 +120,61 @@ func TestBlockingCallsInsideBurst(t *testing.T) {
 		t.Fatal("the receiver did not get the data")
 	}
 }
+
+// The event loop's own timer frames (a delayed ACK here) leave at once
+// even while another goroutine holds a Burst open, which lasts as long as
+// its f blocks: they must not wait for the burst's end or the loop's next
+// poll.
+func TestTimerFramesDoNotWaitForABurst(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &batchPipe{Memory: ma}
+	a, b := runPair(t, ea, mb, func(c *Config) {
+		c.PollInterval = time.Minute       // only a timer or a frame ends a poll
+		c.TCP.InitialRTO = 2 * time.Second // B's resend would mask a late ACK
+	})
+	ln, err := b.Listen(5004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan *Conn, 1)
+	go func() {
+		c, err := ln.AcceptConn(nil)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+		}
+		accepted <- c
+	}()
+	c := dialB(t, a, 5004)
+	defer c.Close()
+	cb := <-accepted
+	if cb == nil {
+		return
+	}
+	defer cb.Close()
+	held, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Burst(func() { close(held); <-release })
+	}()
+	defer func() { close(release); <-done }()
+	<-held
+	if _, err := cb.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	// A acknowledges one small segment only when its delayed-ACK timer
+	// fires, in the loop's Advance, with A's burst still open.
+	unacked := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return cb.tc.Queued()
+	}
+	for start := time.Now(); unacked() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("B's segment is still unacknowledged after 10 s")
+		}
+	}
+	if r := b.Counters().TCPRetransmits; r != 0 {
+		t.Errorf("B retransmitted %d times: A's delayed ACK waited for the burst", r)
+	}
+}

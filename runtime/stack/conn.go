@@ -730,8 +730,10 @@ func (s *Stack) Run(ctx context.Context) error {
 			return fmt.Errorf("stack: receiving from the link: %w", err)
 		}
 		s.runPosted()
-		s.flushTx()
 		s.Advance(base + time.Since(start))
+		// After Advance: its timers' frames, like the drain's, must not
+		// wait for another goroutine's Burst to end.
+		s.flushTx()
 	}
 	return nil
 }
