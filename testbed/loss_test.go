@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,12 +16,17 @@ import (
 // loss and duplication in both directions (issue 11: TCP at the Linux
 // kernel's level).
 
-// impairTable is the name of the nftables tables impair installs.
-const impairTable = "capyimpair"
+// impairTable prefixes the names of the nftables tables impair installs,
+// and holeIface the veth pair (names ending in a and b) that its egress
+// losses are forwarded into, where they vanish; each call adds its own
+// number, so that impairments can follow one another in one test.
+const (
+	impairTable = "capyimpair"
+	holeIface   = "capyhole"
+)
 
-// holeIface is the veth (its peer is holeIface's name with 1 for 0) that
-// impair's egress losses are forwarded into, where they vanish.
-const holeIface = "capyhole0"
+// impairSeq numbers impair's calls.
+var impairSeq atomic.Uint32
 
 // impair installs nftables rules in host's namespace that lose lossPct%
 // and duplicate dupPct% of the packets in each direction on iface (this
@@ -46,12 +52,17 @@ const holeIface = "capyhole0"
 // host is a kernel-stack host (a client): the stack under test (or the
 // switch, in the migration testbed) owns the other end through AF_XDP,
 // whose transmissions and receptions bypass its own interface's
-// netfilter hooks. Everything is removed with tb.
+// netfilter hooks. Everything is removed by the impairment's remove, or
+// with tb.
 func impair(tb testing.TB, bed *Testbed, host, iface string, lossPct, dupPct int) *impairment {
 	tb.Helper()
 	if err := CheckTools("nft"); err != nil {
 		tb.Skip(err)
 	}
+	n := impairSeq.Add(1)
+	im := &impairment{bed: bed, host: host, table: fmt.Sprintf("%s%d", impairTable, n)}
+	tb.Cleanup(im.remove)
+	hole, peer := fmt.Sprintf("%s%da", holeIface, n), fmt.Sprintf("%s%db", holeIface, n)
 	var local string
 	for _, ifc := range bed.Topology.Interfaces(host) {
 		if ifc.Name == iface && ifc.Prefix.IsValid() {
@@ -72,20 +83,19 @@ func impair(tb testing.TB, bed *Testbed, host, iface string, lossPct, dupPct int
 	if _, err := bed.Exec(host, "ip", "link", "set", "dev", iface, "gso_max_segs", "1"); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { bed.Exec(host, "ip", "link", "set", "dev", iface, "gso_max_segs", string(m[1])) })
+	im.undo = append(im.undo, func() { bed.Exec(host, "ip", "link", "set", "dev", iface, "gso_max_segs", string(m[1])) })
 	var egress, ingress, pre strings.Builder
 	if lossPct > 0 {
-		peer := strings.TrimSuffix(holeIface, "0") + "1"
-		if _, err := bed.Exec(host, "ip", "link", "add", holeIface, "type", "veth", "peer", "name", peer); err != nil {
+		if _, err := bed.Exec(host, "ip", "link", "add", hole, "type", "veth", "peer", "name", peer); err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { bed.Exec(host, "ip", "link", "del", holeIface) })
-		for _, l := range []string{holeIface, peer} {
+		im.undo = append(im.undo, func() { bed.Exec(host, "ip", "link", "del", hole) })
+		for _, l := range []string{hole, peer} {
 			if _, err := bed.Exec(host, "ip", "link", "set", l, "up"); err != nil {
 				tb.Fatal(err)
 			}
 		}
-		fmt.Fprintf(&egress, "\t\tnumgen random mod 100 < %d counter fwd to %q\n", lossPct, holeIface)
+		fmt.Fprintf(&egress, "\t\tnumgen random mod 100 < %d counter fwd to %q\n", lossPct, hole)
 		fmt.Fprintf(&ingress, "\t\tnumgen random mod 100 < %d counter drop\n", lossPct)
 	}
 	if dupPct > 0 {
@@ -105,7 +115,7 @@ table ip %[1]s {
 		type filter hook prerouting priority 0; policy accept;
 %[5]s	}
 }
-`, impairTable, iface, egress.String(), ingress.String(), pre.String())
+`, im.table, iface, egress.String(), ingress.String(), pre.String())
 	path := filepath.Join(tb.TempDir(), "impair.nft")
 	if err := os.WriteFile(path, []byte(ruleset), 0o644); err != nil {
 		tb.Fatal(err)
@@ -113,18 +123,32 @@ table ip %[1]s {
 	if _, err := bed.Exec(host, "nft", "-f", path); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		bed.Exec(host, "nft", "delete", "table", "netdev", impairTable)
-		bed.Exec(host, "nft", "delete", "table", "ip", impairTable)
+	im.undo = append(im.undo, func() {
+		bed.Exec(host, "nft", "delete", "table", "netdev", im.table)
+		bed.Exec(host, "nft", "delete", "table", "ip", im.table)
 	})
-	return &impairment{bed: bed, host: host}
+	return im
 }
 
 var gsoSegsRE = regexp.MustCompile(`gso_max_segs (\d+)`)
 
 type impairment struct {
-	bed  *Testbed
-	host string
+	bed         *Testbed
+	host, table string
+	undo        []func() // what remove runs, last first
+	removed     bool
+}
+
+// remove takes the impairment away (rules, hole veth, gso_max_segs), once;
+// impair also registers it with its tb.
+func (im *impairment) remove() {
+	if im.removed {
+		return
+	}
+	im.removed = true
+	for i := len(im.undo) - 1; i >= 0; i-- {
+		im.undo[i]()
+	}
 }
 
 // impairCounts is how many packets the rules lost and duplicated, by
@@ -148,7 +172,7 @@ func (im *impairment) counts(tb testing.TB) impairCounts {
 	tb.Helper()
 	var c impairCounts
 	for _, family := range []string{"netdev", "ip"} {
-		out, err := im.bed.Exec(im.host, "nft", "list", "table", family, impairTable)
+		out, err := im.bed.Exec(im.host, "nft", "list", "table", family, im.table)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -276,5 +300,37 @@ func TestBulkUnderLossAndDuplication(t *testing.T) {
 				t.Errorf("tcpdump saw %d RSTs from the stack:\n%s", len(r), strings.Join(r, "\n"))
 			}
 		})
+	}
+}
+
+// impair's impairments can follow one another in one test: each has its
+// own table and hole veth, and remove takes it all away.
+func TestImpairAgainAfterRemove(t *testing.T) {
+	needNetns(t, "nft")
+	bed := up(t, Default())
+	links := func() string {
+		out, err := bed.Exec("client", "ip", "-o", "link", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	first := impair(t, bed, "client", "veth0", 1, 1)
+	first.remove()
+	first.remove() // once only
+	if l := links(); strings.Contains(l, holeIface) {
+		t.Errorf("the first impairment's hole veth outlived remove:\n%s", l)
+	}
+	third := impair(t, bed, "client", "veth0", 3, 0)
+	if c := third.counts(t); c != (impairCounts{}) {
+		t.Errorf("a fresh impairment counts %s", c)
+	}
+	third.remove()
+	out, err := bed.Exec("client", "nft", "list", "tables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), impairTable) {
+		t.Errorf("tables left after remove:\n%s", out)
 	}
 }
