@@ -148,9 +148,9 @@ func (c *Conn) signalAll() {
 
 // signalNews wakes the waiters that output's work concerns: readers when
 // there is data, EOF or an error for them, writers when the send buffer
-// has room for a quarter of itself (as Linux's sk_stream_write_space
-// waits for a third: a writer woken for a few bytes would only sleep
-// again), or an error. s.mu is held.
+// has room for a third of its current size (as Linux's
+// sk_stream_write_space waits for: a writer woken for a few bytes would
+// only sleep again), or an error. s.mu is held.
 func (c *Conn) signalNews() {
 	fail := c.failure() != nil // Close and Abort wake both sides themselves
 	st := c.tc.State()

@@ -79,6 +79,7 @@ func TestReceiveBufferLimits(t *testing.T) {
 		{"default", Config{}, DefaultRecvMax, DefaultRecvMax, false},
 		{"fixed by RecvBuffer", Config{RecvBuffer: 64 << 10}, 64 << 10, 64 << 10, true},
 		{"ceiling below the default start", Config{RecvBufferMax: 64 << 10}, 64 << 10, 64 << 10, true},
+		{"negative ceiling: no growth", Config{RecvBufferMax: -1}, DefaultBuffer, DefaultBuffer, true},
 		{"ceiling RecvBufferMax", Config{RecvBufferMax: 1 << 20}, 1 << 20, 1 << 20, false},
 		{"both", Config{RecvBuffer: 32 << 10, RecvBufferMax: 512 << 10}, 512 << 10, 512 << 10, false},
 	} {
@@ -180,5 +181,25 @@ func TestUnreadReceiverClosesItsWindowCleanly(t *testing.T) {
 				t.Errorf("sender: %d retransmits, %d timeouts, %d window probes; want 0, 0 and some", st.Retransmits, st.Timeouts, st.WindowProbes)
 			}
 		})
+	}
+}
+
+// A snapshot whose advertised edge lies past its receive buffer (an older
+// build's rounding could put it there) restores with the edge pulled back
+// into the buffer, and the window it advertises promises nothing beyond.
+func TestRestoreKeepsTheEdgeInsideTheBuffer(t *testing.T) {
+	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{RecvBuffer: 64 << 10, RecvBufferMax: DefaultRecvMax}, 1<<20, false)
+	end := func(c *Conn) uint32 { return c.rcvNxt - uint32(c.rcvBuf.len()) + uint32(c.rcvBuf.cap()) }
+	b.rcvAdvRight = end(b) + 5<<b.rcvShift
+	r, err := Restore(Config{}, b.AppendSnapshot(nil, 0), 0)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if seqGT(r.rcvAdvRight, end(r)) {
+		t.Errorf("restored edge %d bytes past the buffer", r.rcvAdvRight-end(r))
+	}
+	w := r.windowField(false)
+	if right := r.rcvNxt + uint32(w)<<r.rcvShift; seqGT(right, end(r)) {
+		t.Errorf("the restored connection advertises %d bytes past its buffer", right-end(r))
 	}
 }

@@ -26,7 +26,9 @@ type Config struct {
 	// application reads as fast as data arrives (Linux's receive buffer
 	// auto-tuning, tcp_rcv_space_adjust); the window scale is derived
 	// from it. Default DefaultRecvMax (4 MiB) when RecvBuffer is 0; a
-	// RecvBuffer set without it stays fixed, as SO_RCVBUF does.
+	// RecvBuffer set without it stays fixed, as SO_RCVBUF does (so
+	// RecvBuffer: DefaultBuffer turns tuning off), and a negative one is
+	// no growth.
 	RecvBufferMax int
 	// SendBufferMax is how far the send buffer grows, to twice the
 	// congestion window (Linux's tcp_sndbuf_expand, up to tcp_wmem's
@@ -90,7 +92,7 @@ func (c Config) WithDefaults() Config {
 			c.RecvBufferMax = DefaultRecvMax
 		}
 	}
-	if c.RecvBuffer == 0 && c.RecvBufferMax < DefaultBuffer {
+	if c.RecvBuffer == 0 && c.RecvBufferMax > 0 && c.RecvBufferMax < DefaultBuffer {
 		c.RecvBuffer = c.RecvBufferMax // a ceiling below the default start is the size
 	}
 	c.RecvBuffer = clampBuffer(c.RecvBuffer)
@@ -101,7 +103,7 @@ func (c Config) WithDefaults() Config {
 			c.SendBufferMax = DefaultSendMax
 		}
 	}
-	if c.SendBuffer == 0 && c.SendBufferMax < DefaultBuffer {
+	if c.SendBuffer == 0 && c.SendBufferMax > 0 && c.SendBufferMax < DefaultBuffer {
 		c.SendBuffer = c.SendBufferMax
 	}
 	c.SendBuffer = clampBuffer(c.SendBuffer)

@@ -327,7 +327,7 @@ func AcceptCookie(cfg Config, id ID, iss, irs uint32, mss, window uint16, tsOffs
 	c.takeSYN(now, &syn)
 	c.sndNxt, c.sndMax = iss+1, iss+1
 	c.sndWl1 = irs
-	c.rcvAdvRight = c.rcvNxt + uint32(window)
+	c.rcvAdvRight = c.rcvNxt + min(uint32(window), uint32(c.rcvBuf.free())) // never past the buffer
 	return c
 }
 

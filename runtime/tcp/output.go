@@ -412,8 +412,9 @@ func (c *Conn) fill(syn bool) {
 func (c *Conn) rcvSlack() uint32 { return 1<<c.rcvShift - 1 }
 
 // windowField computes the window to advertise in 32-bit arithmetic, so no
-// scale shift can overflow into a zero window. The right edge moves right
-// only in steps of swsThreshold (RFC 9293 §3.8.6.2.2) and is never placed
+// scale shift can overflow into a zero window. The right edge opens in
+// steps of swsThreshold (RFC 9293 §3.8.6.2.2), a held edge creeps right
+// by less than a scale unit per ACK from rounding, and no edge is placed
 // past the receive buffer's end, so every byte it promised fits. Holding
 // an edge while rcv.nxt moves by amounts that are not multiples of the
 // scale cannot meet both wishes at once: it rounds up (as Linux does) when
@@ -444,8 +445,12 @@ func (c *Conn) windowField(syn bool) uint16 {
 	}
 	if target != right && seqGEQ(target, c.rcvNxt) {
 		w = min((target-c.rcvNxt+(1<<shift)-1)>>shift, 0xffff) // round up
-		if w > 0 && seqGT(c.rcvNxt+w<<shift, end) {
-			w-- // round down: retract by less than a unit (RFC 7323 §2.4)
+		if seqGT(c.rcvNxt+w<<shift, end) {
+			// Round down to the buffer's end instead: this retracts the
+			// edge by less than a unit (RFC 7323 §2.4) when it was within
+			// the buffer, and pulls it back into the buffer when it was
+			// not (a snapshot from an older build).
+			w = (end - c.rcvNxt) >> shift
 		}
 		right = c.rcvNxt + w<<shift
 	}
