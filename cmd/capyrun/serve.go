@@ -276,7 +276,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 			return fmt.Errorf("-gateway %q: %v", f.gateway, err)
 		}
 	}
-	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace, Offload: f.offload})
+	ep, err := link.OpenXDP(f.iface, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace, Offload: f.offload, SpinYield: true})
 	if err != nil {
 		return err
 	}

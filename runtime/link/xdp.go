@@ -65,6 +65,17 @@ type XDPOptions struct {
 	// A short spin saves the wake-up latency without starving the
 	// kernel's softirq on a 2-core machine (default 20µs).
 	Spin time.Duration
+	// SpinYield yields the processor (runtime.Gosched) at each check of
+	// the spin. It suits one receiving goroutine that wakes others, a
+	// stack's event loop: a goroutine it woke (a writer the ACKs gave
+	// room) waits in its P's run queue, and otherwise runs only once
+	// another thread steals it or the spin ends. Measured on the testbed
+	// (CAPYRUN_AB, six runs): bulk download 1.19 times faster, HTTP
+	// requests/s 1.08-1.39 times. It does not suit several endpoints
+	// spinning in one process (the switch's ports): they hand the
+	// processor to each other, and the ping RTT through the switch rose
+	// tenfold.
+	SpinYield bool
 	// TxWait bounds how long Send waits for a free transmit frame before
 	// dropping (default 2ms).
 	TxWait time.Duration
@@ -703,6 +714,9 @@ func (x *XDP) Receive(timeout time.Duration, fn func(frame []byte)) (int, error)
 		spinEnd := time.Now().Add(min(x.opts.Spin, timeout))
 		for x.rxReady() == 0 && !x.woken.Load() && time.Now().Before(spinEnd) {
 			// Busy check: the ring is shared memory, no syscall needed.
+			if x.opts.SpinYield {
+				runtime.Gosched() // returns at once when nothing else is runnable
+			}
 		}
 		// polling before the last look at woken: a Wake either sees it
 		// and writes the eventfd, or is seen here (both atomics are

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -87,12 +88,20 @@ func receiveOne(tb testing.TB, x *XDP, match func([]byte) bool) []byte {
 // ring or the transmit free list would stall the exchange.
 func TestXDPRawFrames(t *testing.T) {
 	needRoot(t)
-	for _, mode := range []string{ModeNative, ModeGeneric} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct {
+		mode  string
+		yield bool
+	}{{ModeNative, false}, {ModeGeneric, false}, {ModeNative, true}} {
+		mode := tc.mode
+		name := mode
+		if tc.yield {
+			name += "-spin-yield"
+		}
+		t.Run(name, func(t *testing.T) {
 			ns := newNS(t, "capy-"+tag()+"-l")
 			vethPair(t, ns, "xa", ns, "xb", true)
 			const frames = 32
-			x := openXDP(t, ns, "xa", XDPOptions{Mode: mode, Frames: frames})
+			x := openXDP(t, ns, "xa", XDPOptions{Mode: mode, Frames: frames, SpinYield: tc.yield})
 			if x.Mode() != mode {
 				t.Fatalf("Mode() = %q, want %q", x.Mode(), mode)
 			}
@@ -425,10 +434,16 @@ func TestXDPCloseWakesReceive(t *testing.T) {
 // the next sleeps again (the eventfd was reset, or every poll would
 // return at once).
 func TestXDPWakeEndsReceive(t *testing.T) {
+	for _, yield := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spin-yield=%v", yield), func(t *testing.T) { wakeEndsReceive(t, yield) })
+	}
+}
+
+func wakeEndsReceive(t *testing.T, yield bool) {
 	needRoot(t)
 	ns := newNS(t, "capy-"+tag()+"-w")
 	vethPair(t, ns, "xa", ns, "xb", true)
-	x := openXDP(t, ns, "xa", XDPOptions{Frames: 16})
+	x := openXDP(t, ns, "xa", XDPOptions{Frames: 16, SpinYield: yield})
 	for i := range 3 {
 		done := make(chan error, 1)
 		go func() {
