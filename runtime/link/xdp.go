@@ -70,8 +70,9 @@ type XDPOptions struct {
 	// stack's event loop: a goroutine it woke (a writer the ACKs gave
 	// room) waits in its P's run queue, and otherwise runs only once
 	// another thread steals it or the spin ends. Measured on the testbed
-	// (CAPYRUN_AB, six runs): bulk download 1.19 times faster, HTTP
-	// requests/s 1.08-1.39 times. It does not suit several endpoints
+	// against the same build without it (CAPYRUN_AB, seven runs): bulk
+	// download 1.18 times as fast (median); wrk requests/s went from 0.77
+	// of the kernel's to 1.08-1.39. It does not suit several endpoints
 	// spinning in one process (the switch's ports): they hand the
 	// processor to each other, and the ping RTT through the switch rose
 	// tenfold.
