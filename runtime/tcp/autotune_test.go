@@ -173,8 +173,7 @@ func TestUnreadReceiverClosesItsWindowCleanly(t *testing.T) {
 			n.app = func() { pa.c = n.a; pa.work() }
 			n.run(2*time.Second, func() bool { return false })
 			b := n.b
-			end := b.rcvNxt - uint32(b.rcvBuf.len()) + uint32(b.rcvBuf.cap())
-			if seqGT(b.rcvAdvRight, end) {
+			if end := b.rcvBufEnd(); seqGT(b.rcvAdvRight, end) {
 				t.Errorf("advertised edge %d bytes past the buffer's end", b.rcvAdvRight-end)
 			}
 			if st := n.a.Stats(); st.Retransmits != 0 || st.Timeouts != 0 || st.WindowProbes == 0 {
@@ -189,17 +188,16 @@ func TestUnreadReceiverClosesItsWindowCleanly(t *testing.T) {
 // into the buffer, and the window it advertises promises nothing beyond.
 func TestRestoreKeepsTheEdgeInsideTheBuffer(t *testing.T) {
 	b, _ := oneWay(t, Config{SendBuffer: 8 << 20}, Config{RecvBuffer: 64 << 10, RecvBufferMax: DefaultRecvMax}, 1<<20, false)
-	end := func(c *Conn) uint32 { return c.rcvNxt - uint32(c.rcvBuf.len()) + uint32(c.rcvBuf.cap()) }
-	b.rcvAdvRight = end(b) + 5<<b.rcvShift
+	b.rcvAdvRight = b.rcvBufEnd() + 5<<b.rcvShift
 	r, err := Restore(Config{}, b.AppendSnapshot(nil, 0), 0)
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	if seqGT(r.rcvAdvRight, end(r)) {
-		t.Errorf("restored edge %d bytes past the buffer", r.rcvAdvRight-end(r))
+	if end := r.rcvBufEnd(); seqGT(r.rcvAdvRight, end) {
+		t.Errorf("restored edge %d bytes past the buffer", r.rcvAdvRight-end)
 	}
 	w := r.windowField(false)
-	if right := r.rcvNxt + uint32(w)<<r.rcvShift; seqGT(right, end(r)) {
-		t.Errorf("the restored connection advertises %d bytes past its buffer", right-end(r))
+	if right, end := r.rcvNxt+uint32(w)<<r.rcvShift, r.rcvBufEnd(); seqGT(right, end) {
+		t.Errorf("the restored connection advertises %d bytes past its buffer", right-end)
 	}
 }

@@ -86,28 +86,8 @@ func (c Config) WithDefaults() Config {
 	if c.MSS < minMSS {
 		c.MSS = minMSS
 	}
-	if c.RecvBufferMax == 0 {
-		c.RecvBufferMax = c.RecvBuffer
-		if c.RecvBuffer == 0 {
-			c.RecvBufferMax = DefaultRecvMax
-		}
-	}
-	if c.RecvBuffer == 0 && c.RecvBufferMax > 0 && c.RecvBufferMax < DefaultBuffer {
-		c.RecvBuffer = c.RecvBufferMax // a ceiling below the default start is the size
-	}
-	c.RecvBuffer = clampBuffer(c.RecvBuffer)
-	c.RecvBufferMax = max(clampBuffer(c.RecvBufferMax), c.RecvBuffer)
-	if c.SendBufferMax == 0 {
-		c.SendBufferMax = c.SendBuffer
-		if c.SendBuffer == 0 {
-			c.SendBufferMax = DefaultSendMax
-		}
-	}
-	if c.SendBuffer == 0 && c.SendBufferMax > 0 && c.SendBufferMax < DefaultBuffer {
-		c.SendBuffer = c.SendBufferMax
-	}
-	c.SendBuffer = clampBuffer(c.SendBuffer)
-	c.SendBufferMax = max(clampBuffer(c.SendBufferMax), c.SendBuffer)
+	c.RecvBuffer, c.RecvBufferMax = bufferLimits(c.RecvBuffer, c.RecvBufferMax, DefaultRecvMax)
+	c.SendBuffer, c.SendBufferMax = bufferLimits(c.SendBuffer, c.SendBufferMax, DefaultSendMax)
 	if c.MinRTO <= 0 {
 		c.MinRTO = defaultMinRTO
 	}
@@ -137,6 +117,25 @@ func (c Config) WithDefaults() Config {
 		c.MaxSYNRetries = defaultSYNRetry
 	}
 	return c
+}
+
+// bufferLimits is a buffer's starting size and ceiling, the same rules
+// for both directions: with neither set, DefaultBuffer growing to
+// defaultCeiling; a size set alone stays fixed (as SO_RCVBUF and
+// SO_SNDBUF do); a ceiling below DefaultBuffer set alone is the size; a
+// negative ceiling is no growth.
+func bufferLimits(size, ceiling, defaultCeiling int) (int, int) {
+	if ceiling == 0 {
+		ceiling = size
+		if size == 0 {
+			ceiling = defaultCeiling
+		}
+	}
+	if size == 0 && ceiling > 0 && ceiling < DefaultBuffer {
+		size = ceiling
+	}
+	size = clampBuffer(size)
+	return size, max(clampBuffer(ceiling), size)
 }
 
 func clampBuffer(n int) int {

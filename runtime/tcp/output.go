@@ -411,6 +411,12 @@ func (c *Conn) fill(syn bool) {
 // rcvSlack is the buffer space a scaled window keeps back (windowField).
 func (c *Conn) rcvSlack() uint32 { return 1<<c.rcvShift - 1 }
 
+// rcvBufEnd is the sequence number just past the receive buffer: the
+// farthest any advertised window may reach.
+func (c *Conn) rcvBufEnd() uint32 {
+	return c.rcvNxt - uint32(c.rcvBuf.len()) + uint32(c.rcvBuf.cap())
+}
+
 // windowField computes the window to advertise in 32-bit arithmetic, so no
 // scale shift can overflow into a zero window. The right edge opens in
 // steps of swsThreshold (RFC 9293 §3.8.6.2.2), a held edge creeps right
@@ -430,7 +436,7 @@ func (c *Conn) windowField(syn bool) uint16 {
 		return uint16(w)
 	}
 	shift := c.rcvShift
-	end := c.rcvNxt + space
+	end := c.rcvBufEnd()
 	// Keep back one scale unit, so that the first rounding up of a held
 	// edge still fits.
 	space -= min(space, c.rcvSlack())

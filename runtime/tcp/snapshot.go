@@ -441,7 +441,7 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 	c.sndBuf.write(unsent)
 	c.rcvBuf.write(recvq)
 	readerNext := rcvNxt - uint32(len(recvq))
-	if end := readerNext + rcvCap; seqGT(c.rcvAdvRight, end) {
+	if end := c.rcvBufEnd(); seqGT(c.rcvAdvRight, end) {
 		// An older build's held edge could pass its buffer (rounding to
 		// the window scale); nothing past the buffer fits here either.
 		c.rcvAdvRight = end
