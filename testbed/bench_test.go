@@ -223,15 +223,12 @@ func alternateBulk(b *testing.B, bed *Testbed, results map[string][]benchResult,
 		}
 		speeds := map[string][]float64{}
 		for range b.N {
-			for r := range bulkRounds {
-				for i := range stacks {
-					st := stacks[(i+r)%len(stacks)]
-					srv := startStack(b, bed, st)
-					transfer(b)
-					speeds[st] = append(speeds[st], transfer(b))
-					srv.stop(b)
-				}
-			}
+			inRounds(bulkRounds, stacks, func(st string) {
+				srv := startStack(b, bed, st)
+				transfer(b)
+				speeds[st] = append(speeds[st], transfer(b))
+				srv.stop(b)
+			})
 		}
 		med := map[string]float64{}
 		for _, st := range stacks {
@@ -250,6 +247,16 @@ func alternateBulk(b *testing.B, bed *Testbed, results map[string][]benchResult,
 			b.ReportMetric(m/med[StackBypass], "ab/bypass")
 		}
 	})
+}
+
+// inRounds calls f for every stack in each of rounds rounds, the order
+// rotating every round, so that this machine's drift falls on all alike.
+func inRounds(rounds int, stacks []string, f func(stack string)) {
+	for r := range rounds {
+		for i := range stacks {
+			f(stacks[(i+r)%len(stacks)])
+		}
+	}
 }
 
 // printComparison prints bypass against kernel for every metric measured

@@ -55,19 +55,16 @@ func BenchmarkBulkUnderLoss(b *testing.B) {
 				im := impair(b, bed, "client", "veth0", pct, 0)
 				times := map[string][]time.Duration{}
 				for range b.N {
-					for r := range lossRounds {
-						for i := range stacks {
-							st := stacks[(i+r)%len(stacks)]
-							srv := startStack(b, bed, st, "-congestion", "cubic")
-							for range lossTransfersPerRound {
-								times[st] = append(times[st], lossTransfer(b, bed, dir, addr, upload))
-							}
-							// The last closing handshake, before the stop
-							// (see TestBulkUnderLossAndDuplication).
-							time.Sleep(2 * time.Second)
-							srv.stop(b)
+					inRounds(lossRounds, stacks, func(st string) {
+						srv := startStack(b, bed, st, "-congestion", "cubic")
+						for range lossTransfersPerRound {
+							times[st] = append(times[st], lossTransfer(b, bed, dir, addr, upload))
 						}
-					}
+						// The last closing handshake, before the stop (see
+						// TestBulkUnderLossAndDuplication).
+						time.Sleep(2 * time.Second)
+						srv.stop(b)
+					})
 				}
 				b.StopTimer()
 				c := im.counts(b)
