@@ -31,8 +31,13 @@ import (
 // Frames queue in one batch while another is being sent, so that a
 // goroutine queueing a frame never waits for another's system call (in
 // copy mode, the kernel's transmit and often the peer's softirq): the
-// XDP endpoint guards fill with txMu, and send and the message headers
-// with flushMu.
+// XDP endpoint guards fill and spare with txMu, and send, sent and the
+// message headers with flushMu.
+//
+// A TCP run (TakeTCPSegments) is not copied: the batch keeps the caller's
+// frame until it has left, then offers it back for the caller's next run
+// (spare). A bulk sender's payload is then copied once in user space, from
+// its send queue into the run, where a copy into the batch came on top.
 type gsoTx struct {
 	fd     int
 	ifname string
@@ -40,24 +45,29 @@ type gsoTx struct {
 	ifidx  int32
 
 	fill, send *gsoBatch
+	sent       [][]byte // send's taken frames, once sent
+	spare      [][]byte // taken frames that have left, for the next runs
 
-	mm  []mmsghdr
-	iov []unix.Iovec
-	to  []unix.RawSockaddrLinklayer
+	mm    []mmsghdr
+	iov   []unix.Iovec
+	first []int // each message's first iovec
+	to    []unix.RawSockaddrLinklayer
 }
 
 // gsoBatch is a burst of queued messages.
 type gsoBatch struct {
 	arena []byte   // queued messages back to back: vnet header, then frame
 	msgs  []gsoMsg // one per message in arena
+	taken int      // capacity of the frames taken (takeTCP), held against gsoArenaMax
 }
 
 // gsoMsg is one queued message and what joining needs of its last segment.
 type gsoMsg struct {
-	off, end int // arena[off:end] is the vnet header and the frame
-	segs     int // TCP segments joined in it; 0 if not a joinable TCP frame
-	size     int // payload bytes of its first segment: the GSO segment size
-	thl      int // TCP header length
+	off, end int    // arena[off:end] is the vnet header and, unless taken, the frame
+	taken    []byte // the frame, when the batch took it rather than a copy
+	segs     int    // TCP segments joined in it; 0 if not a joinable TCP frame
+	size     int    // payload bytes of its first segment: the GSO segment size
+	thl      int    // TCP header length
 	open     bool
 	udp      bool // a UDP train (queueUDP): size is its datagrams' payload size
 }
@@ -65,10 +75,26 @@ type gsoMsg struct {
 // frames is how many frames m leaves as on the wire.
 func (m *gsoMsg) frames() int {
 	if m.udp {
-		payload := m.end - m.off - vnetHdrLen - EthernetHeaderLen - ipv4HdrLen - udpHdrLen
+		payload := m.frameLen() - EthernetHeaderLen - ipv4HdrLen - udpHdrLen
 		return (payload + m.size - 1) / m.size
 	}
 	return max(m.segs, 1)
+}
+
+// frameLen is the length of m's frame, without the vnet header.
+func (m *gsoMsg) frameLen() int {
+	if m.taken != nil {
+		return len(m.taken)
+	}
+	return m.end - m.off - vnetHdrLen
+}
+
+// frame is m's frame, without the vnet header.
+func (b *gsoBatch) frame(m *gsoMsg) []byte {
+	if m.taken != nil {
+		return m.taken
+	}
+	return b.arena[m.off+vnetHdrLen : m.end]
 }
 
 // mmsghdr is struct mmsghdr, which golang.org/x/sys/unix does not define.
@@ -92,8 +118,12 @@ const (
 	virtioNetHdrGSOUDPL4 = 5
 	gsoArenaMax          = 1 << 20 // flush a burst past this many bytes queued
 	gsoMaxMsgs           = 256     // ... or this many messages
-	ipv4HdrLen           = 20
-	etherTypeIP4         = 0x0800
+	// gsoMaxSpare bounds the frames kept for reuse (spare): a batch holds
+	// at most gsoArenaMax bytes of taken frames' capacity, and every
+	// frame in circulation is in fill, send, spare or its caller's hands.
+	gsoMaxSpare  = 16
+	ipv4HdrLen   = 20
+	etherTypeIP4 = 0x0800
 )
 
 // openGSOTx opens the transmit socket on ifindex. protocol 0 binds it for
@@ -161,23 +191,35 @@ func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
 	return m != nil
 }
 
-// queueTCP copies a TCP run (QueueTCPSegments's frame, checked by tcpRun:
-// segs segments of mss payload bytes, TCP header thl bytes) into the
-// batch as a message of its own, closed to joining. It returns false, and
-// queues nothing, when the batch is full.
-func (b *gsoBatch) queueTCP(frame []byte, mss, thl, segs int) bool {
-	m := b.push(frame)
-	if m != nil {
-		m.segs, m.size, m.thl = segs, mss, thl
+// takeTCP queues a TCP run (TakeTCPSegments's frame, checked by tcpRun:
+// segs segments of mss payload bytes, TCP header thl bytes) as a message
+// of its own, closed to joining, keeping frame itself rather than a copy
+// until the batch is sent. It returns false, and takes nothing, when the
+// batch is full. The frame's capacity, not its length, counts against
+// the batch's bound: that bounds the memory taken frames hold, however
+// short the runs.
+func (b *gsoBatch) takeTCP(frame []byte, mss, thl, segs int) bool {
+	if b.full(cap(frame)) {
+		return false
 	}
-	return m != nil
+	off := len(b.arena)
+	b.arena = append(b.arena, make([]byte, vnetHdrLen)...)
+	b.msgs = append(b.msgs, gsoMsg{off: off, end: len(b.arena), taken: frame, segs: segs, size: mss, thl: thl})
+	b.taken += cap(frame)
+	return true
+}
+
+// full reports whether a message of n more bytes would overfill the
+// batch; an empty batch takes any message.
+func (b *gsoBatch) full(n int) bool {
+	return len(b.msgs) > 0 && (len(b.arena)+b.taken+vnetHdrLen+n > gsoArenaMax || len(b.msgs) == gsoMaxMsgs)
 }
 
 // push copies frame into the batch as a new message, behind a zero
 // virtio_net_hdr (no offload, until seal), and returns it; nil, queueing
 // nothing, when the batch is full.
 func (b *gsoBatch) push(frame []byte) *gsoMsg {
-	if len(b.msgs) > 0 && (len(b.arena)+vnetHdrLen+len(frame) > gsoArenaMax || len(b.msgs) == gsoMaxMsgs) {
+	if b.full(len(frame)) {
 		return nil
 	}
 	off := len(b.arena)
@@ -217,7 +259,7 @@ func udpTrain(frame []byte, segSize, mtu int) (int, error) {
 	return (payload + segSize - 1) / segSize, nil
 }
 
-// tcpRun checks a QueueTCPSegments frame and returns its TCP header
+// tcpRun checks a TakeTCPSegments frame and returns its TCP header
 // length and segment count; an error says which rule the frame breaks.
 func tcpRun(frame []byte, mss, mtu int) (thl, segs int, err error) {
 	thl, payload, ok := tcpSegment(frame)
@@ -318,7 +360,7 @@ func (b *gsoBatch) seal(m *gsoMsg) {
 // completes per segment (CHECKSUM_PARTIAL).
 func (b *gsoBatch) sealGSO(m *gsoMsg, gsoType, proto uint8, l4Len, csumOff int) {
 	h := b.arena[m.off : m.off+vnetHdrLen]
-	ip := b.arena[m.off+vnetHdrLen+EthernetHeaderLen : m.end]
+	ip := b.frame(m)[EthernetHeaderLen:]
 	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
 	h[1] = gsoType
 	binary.NativeEndian.PutUint16(h[2:], uint16(EthernetHeaderLen+ipv4HdrLen+l4Len))
@@ -331,35 +373,53 @@ func (b *gsoBatch) sealGSO(m *gsoMsg, gsoType, proto uint8, l4Len, csumOff int) 
 	binary.BigEndian.PutUint16(ip[ipv4HdrLen+csumOff:], inet.Fold(pseudo))
 }
 
-// flush sends every message of b with sendmmsg, and empties b. A full socket buffer
-// (the peer is not draining) is waited out for up to g.wait, then what
-// remains is dropped, as a NIC with a full ring drops; TCP resends it.
-// It returns how many frames (segments) were dropped so.
+// flush sends every message of b with sendmmsg, and empties b, moving
+// its taken frames to g.sent. A full socket buffer (the peer is not
+// draining) is waited out for up to g.wait, then what remains is dropped,
+// as a NIC with a full ring drops; TCP resends it. It returns how many
+// frames (segments) were dropped so.
 func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 	if len(b.msgs) == 0 {
 		return 0, nil
 	}
 	defer func() {
-		b.arena, b.msgs = b.arena[:0], b.msgs[:0]
+		for i := range b.msgs {
+			if t := b.msgs[i].taken; t != nil {
+				g.sent = append(g.sent, t[:0])
+			}
+		}
+		clear(b.msgs) // no stale reference to a frame handed back
+		b.arena, b.msgs, b.taken = b.arena[:0], b.msgs[:0], 0
 	}()
 	g.mm, g.iov, g.to = g.mm[:0], g.iov[:0], g.to[:0]
+	g.first = g.first[:0] // each message's first iovec
 	for i := range b.msgs {
 		m := &b.msgs[i]
 		b.seal(m)
+		g.first = append(g.first, len(g.iov))
+		// A taken frame is a second iovec behind its header in the arena:
+		// the kernel reads the vnet header from the message's start.
 		g.iov = append(g.iov, unix.Iovec{Base: &b.arena[m.off]})
-		g.iov[i].SetLen(m.end - m.off)
+		g.iov[len(g.iov)-1].SetLen(m.end - m.off)
+		if m.taken != nil {
+			g.iov = append(g.iov, unix.Iovec{Base: &m.taken[0]})
+			g.iov[len(g.iov)-1].SetLen(len(m.taken))
+		}
 		// The socket is bound to no protocol (it receives nothing), so
 		// each frame names its EtherType: GSO looks it up by
 		// skb->protocol, and drops a frame with none.
-		et := b.arena[m.off+vnetHdrLen+12 : m.off+vnetHdrLen+14]
+		et := b.frame(m)[12:14]
 		g.to = append(g.to, unix.RawSockaddrLinklayer{
 			Family: unix.AF_PACKET, Protocol: binary.NativeEndian.Uint16(et), Ifindex: g.ifidx, // network order in memory
 		})
 	}
-	for i := range g.iov {
+	for i := range b.msgs {
 		var h mmsghdr
-		h.hdr.Iov = &g.iov[i]
+		h.hdr.Iov = &g.iov[g.first[i]]
 		h.hdr.SetIovlen(1)
+		if b.msgs[i].taken != nil {
+			h.hdr.SetIovlen(2)
+		}
 		h.hdr.Name = (*byte)(unsafe.Pointer(&g.to[i]))
 		h.hdr.Namelen = unix.SizeofSockaddrLinklayer
 		g.mm = append(g.mm, h)
@@ -370,6 +430,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.mm[sent])),
 			uintptr(len(g.mm)-sent), unix.MSG_DONTWAIT, 0, 0)
 		runtime.KeepAlive(b.arena)
+		runtime.KeepAlive(b.msgs) // and the taken frames
 		switch e {
 		case 0:
 			sent += int(n)
@@ -395,9 +456,35 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 			m := &b.msgs[sent]
 			dropped += m.frames()
 			errs = append(errs, fmt.Errorf("send on %s: message %d of %d (%d-byte frame, %d segments): %w",
-				g.ifname, sent, len(g.mm), m.end-m.off-vnetHdrLen, m.frames(), e))
+				g.ifname, sent, len(g.mm), m.frameLen(), m.frames(), e))
 			sent++
 		}
 	}
 	return dropped, errors.Join(errs...)
+}
+
+// keepSent moves the frames the last flush sent to spare, up to
+// gsoMaxSpare; the rest are left to the collector. txMu and flushMu are
+// held.
+func (g *gsoTx) keepSent() {
+	for _, f := range g.sent {
+		if len(g.spare) < gsoMaxSpare {
+			g.spare = append(g.spare, f)
+		}
+	}
+	clear(g.sent)
+	g.sent = g.sent[:0]
+}
+
+// takeSpare returns a frame that has left, for the caller's next run, or
+// nil. txMu is held.
+func (g *gsoTx) takeSpare() []byte {
+	n := len(g.spare)
+	if n == 0 {
+		return nil
+	}
+	f := g.spare[n-1]
+	g.spare[n-1] = nil
+	g.spare = g.spare[:n-1]
+	return f
 }

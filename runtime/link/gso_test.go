@@ -144,19 +144,49 @@ func testOffloadToKernelTCP(t *testing.T, tso bool) {
 		t.Fatal(err)
 	}
 
-	// A third burst: a run the caller joined (QueueTCPSegments), PSH on
+	// A third burst: a run the caller joined (TakeTCPSegments), PSH on
 	// its last segment, after the gap's data.
 	run := make([]byte, 3*mss+500)
 	for i := range run {
 		run[i] = byte(i*13 + i>>9)
 	}
-	if err := x.QueueTCPSegments(segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, true, run), mss); err != nil {
+	if _, err := x.TakeTCPSegments(segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, true, run), mss); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	data = append(data, run...)
+
+	// Runs built, as the stack builds them, in the arrays the link hands
+	// back, two runs to a flush: the second of a flush is built in what
+	// the first's Take returned, so the bytes the kernel reads show that
+	// no array came back before its frame had left.
+	var spare []byte
+	handedBack := 0
+	for i := range 8 {
+		part := make([]byte, 3*mss+200)
+		for j := range part {
+			part[j] = byte(i*31 + j*5 + j>>10)
+		}
+		if spare != nil {
+			handedBack++
+		}
+		frame := append(spare, segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, i == 7, part)...)
+		var err error
+		if spare, err = x.TakeTCPSegments(frame, mss); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if err := x.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data = append(data, part...)
+	}
+	if handedBack < 6 {
+		t.Errorf("the link handed back %d arrays in 7 Takes after the first flush, want 6 or more", handedBack)
+	}
 
 	big := tap.recv(func(f []byte) bool {
 		return len(f) > 1514 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 6
@@ -574,15 +604,15 @@ func TestTCPRunCutsAsQueued(t *testing.T) {
 		t.Fatalf("tcpRun = %d, %d, %v; want 32, 4, nil", thl, n, err)
 	}
 	var b gsoBatch
-	if !b.queueTCP(run, 1000, thl, n) {
-		t.Fatal("queueTCP refused an empty batch")
+	if !b.takeTCP(run, 1000, thl, n) {
+		t.Fatal("takeTCP refused an empty batch")
 	}
 	m := &b.msgs[0]
 	b.seal(m)
 	if h := b.arena[m.off : m.off+vnetHdrLen]; h[1] != 1 || binary.NativeEndian.Uint16(h[4:]) != 1000 { // VIRTIO_NET_HDR_GSO_TCPV4
 		t.Fatalf("virtio_net_hdr % x", h)
 	}
-	out := cutLikeGSO(t, b.arena[m.off:m.end])
+	out := cutLikeGSO(t, append(b.arena[m.off:m.end:m.end], b.frame(m)...))
 	if len(out) != len(segs) {
 		t.Fatalf("the cut gives %d segments, want %d", len(out), len(segs))
 	}

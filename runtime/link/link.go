@@ -71,14 +71,19 @@ type TCPSegmenter interface {
 	// MaxTCPSegments is how many segments one frame may carry now; 0
 	// when the link cannot cut TCP runs (the caller sends one by one).
 	MaxTCPSegments() int
-	// QueueTCPSegments queues frame: Ethernet, IPv4 without options, TCP
+	// TakeTCPSegments queues frame: Ethernet, IPv4 without options, TCP
 	// with its options, and the segments' payloads back to back, mss
 	// bytes each but the last (1 to mss bytes), at least two. Every
 	// segment gets frame's headers with its own sequence number; the
 	// flags are ACK, and PSH, which only the last segment keeps. The IPv4
-	// total length covers the whole run; the link sets the checksums. It
-	// does not keep frame.
-	QueueTCPSegments(frame []byte, mss int) error
+	// total length covers the whole run; the link sets the checksums.
+	//
+	// The link may keep frame, uncopied, until it has left: the caller
+	// must not touch frame again, and builds its next run in spare (of
+	// length 0), an array the link has finished with: frame's own when
+	// it was not kept (an error among the reasons), or one taken before
+	// and sent since; nil when the link has none to give.
+	TakeTCPSegments(frame []byte, mss int) (spare []byte, err error)
 }
 
 // Waker is an Endpoint whose Receive another goroutine can cut short: an

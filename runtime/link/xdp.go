@@ -575,18 +575,25 @@ func (x *XDP) MaxTCPSegments() int {
 	return gsoMaxTCPSegs
 }
 
-// QueueTCPSegments implements TCPSegmenter, on the offload socket's batch
-// as gsoQueue queues a frame.
-func (x *XDP) QueueTCPSegments(frame []byte, mss int) error {
+// TakeTCPSegments implements TCPSegmenter, on the offload socket's batch
+// as gsoQueue queues a frame, but without copying frame.
+func (x *XDP) TakeTCPSegments(frame []byte, mss int) (spare []byte, err error) {
 	if x.gso == nil {
-		return fmt.Errorf("link: %s cannot cut TCP runs without Offload (MaxTCPSegments is 0)", x.ifname)
+		return frame[:0], fmt.Errorf("link: %s cannot cut TCP runs without Offload (MaxTCPSegments is 0)", x.ifname)
 	}
 	thl, n, err := tcpRun(frame, mss, x.mtu)
 	if err != nil {
-		return fmt.Errorf("%w (on %s)", err, x.ifname)
+		return frame[:0], fmt.Errorf("%w (on %s)", err, x.ifname)
 	}
-	return x.gsoEnqueue(func(b *gsoBatch) bool { return b.queueTCP(frame, mss, thl, n) },
-		n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+thl)))
+	spare = frame[:0] // until a batch takes it
+	err = x.gsoEnqueue(func(b *gsoBatch) bool {
+		if !b.takeTCP(frame, mss, thl, n) {
+			return false
+		}
+		spare = x.gso.takeSpare() // txMu is held
+		return true
+	}, n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+thl)))
+	return spare, err
 }
 
 // gsoQueueTries bounds gsoEnqueue's flushes for one frame or train.
@@ -607,6 +614,11 @@ func (x *XDP) gsoFlush() error {
 	x.txMu.Unlock()
 	dropped, err := g.flush(g.send)
 	x.txDrops.Add(uint64(dropped))
+	if len(g.sent) > 0 {
+		x.txMu.Lock()
+		g.keepSent()
+		x.txMu.Unlock()
+	}
 	return err
 }
 

@@ -33,6 +33,10 @@ type tcpRun struct {
 	max   int  // segments the link takes in one frame
 }
 
+// runFrameCap holds the longest run: an IPv4 packet of 64 KiB and its
+// Ethernet header (continues keeps a run within it).
+const runFrameCap = EthernetHeaderLen + 0xffff
+
 // joinSegment appends seg, which s.txConn's Output emits, to the run
 // being built if it continues it, and reports whether it did. Otherwise
 // it notes, in s.runFrom, whether seg may start a run: resolveAndSend
@@ -70,6 +74,11 @@ func (s *Stack) startRun(seg *tcp.Segment, frame []byte) {
 	s.runFrom = nil
 	s.sealRun()
 	r := &s.txRun
+	if cap(r.frame) < runFrameCap {
+		// Sized for the longest run at once: joins never grow it, and
+		// the link hands back arrays of this size (TakeTCPSegments).
+		r.frame = make([]byte, 0, runFrameCap)
+	}
 	r.frame = append(r.frame[:0], frame...)
 	r.conn, r.first, r.first.Payload = s.txConn, *seg, nil
 	r.next = seg.Seq + uint32(len(seg.Payload))
@@ -116,7 +125,11 @@ func (s *Stack) sealRun() {
 	}
 	ip := r.frame[EthernetHeaderLen:]
 	binary.BigEndian.PutUint16(ip[2:4], uint16(len(ip)))
-	if err := s.runs.QueueTCPSegments(r.frame, r.mss); err != nil {
+	// The link keeps the frame, uncopied: the next run is built in the
+	// array it hands back, or a new one.
+	spare, err := s.runs.TakeTCPSegments(r.frame, r.mss)
+	r.frame = spare
+	if err != nil {
 		s.ctr.SendErrors++
 		s.drop(DropSendError)
 		return // TCP retransmits

@@ -18,7 +18,9 @@ import (
 // tcp_gso_segment does: each piece gets the run's headers with its own
 // sequence number, IP length and ID and checksums, and PSH only on the
 // last. The pieces wait for Flush with the other queued frames, so a run
-// that is never flushed, or queued out of order, shows.
+// that is never flushed, or queued out of order, shows. It keeps each
+// run's frame until the flush, as the offload link does, and counts a
+// frame the stack wrote to meanwhile; then it hands the frame back.
 type runPipe struct {
 	batchPipe
 	runs, segs int
@@ -26,6 +28,30 @@ type runPipe struct {
 	next       uint32 // the end of the highest data segment queued
 	backwards  int    // data segments queued below next: out of order or resent
 	sends      int    // Send calls: a kick where the stack may hold its lock
+
+	taken      [][2][]byte // frames kept until the flush, and a copy of each
+	spare      [][]byte    // frames flushed, to hand back
+	touched    int         // taken frames changed before their flush
+	handedBack int         // spares handed back
+}
+
+func (p *runPipe) Flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checkTaken()
+	return p.flushLocked()
+}
+
+// checkTaken counts the taken frames changed since they were taken, and
+// makes them spares; p.mu is held.
+func (p *runPipe) checkTaken() {
+	for _, t := range p.taken {
+		if !bytes.Equal(t[0], t[1]) {
+			p.touched++
+		}
+		p.spare = append(p.spare, t[0][:0])
+	}
+	p.taken = p.taken[:0]
 }
 
 func (p *runPipe) Queue(frame []byte) error {
@@ -39,6 +65,7 @@ func (p *runPipe) Send(frame []byte) error {
 	p.mu.Lock()
 	p.order(frame)
 	p.sends++
+	p.checkTaken() // Send flushes
 	p.mu.Unlock()
 	return p.batchPipe.Send(frame)
 }
@@ -71,14 +98,14 @@ func (p *runPipe) order(frame []byte) {
 
 func (p *runPipe) MaxTCPSegments() int { return 8 }
 
-func (p *runPipe) QueueTCPSegments(frame []byte, mss int) error {
+func (p *runPipe) TakeTCPSegments(frame []byte, mss int) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ip := frame[EthernetHeaderLen:]
 	thl := int(ip[IPv4MinHeaderLen+12]>>4) * 4
 	hdr := EthernetHeaderLen + IPv4MinHeaderLen + thl
 	if binary.BigEndian.Uint16(ip[2:4]) != uint16(len(ip)) || len(frame)-hdr <= mss || (len(frame)-hdr+mss-1)/mss > 8 {
-		return errors.New("runPipe: not a run of 2 to 8 segments with its IPv4 length covering it")
+		return frame[:0], errors.New("runPipe: not a run of 2 to 8 segments with its IPv4 length covering it")
 	}
 	p.runs++
 	id := binary.BigEndian.Uint16(ip[4:6])
@@ -105,7 +132,14 @@ func (p *runPipe) QueueTCPSegments(frame []byte, mss int) error {
 		p.segs++
 		p.queued++
 	}
-	return nil
+	p.taken = append(p.taken, [2][]byte{frame, bytes.Clone(frame)})
+	if n := len(p.spare); n > 0 {
+		spare := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		p.handedBack++
+		return spare, nil
+	}
+	return nil, nil
 }
 
 // On a link that cuts TCP runs, the segments of a write leave as one run
@@ -165,6 +199,12 @@ func TestJoinedTCPRuns(t *testing.T) {
 	}
 	if uint64(tcpFrames) != tcpOut {
 		t.Errorf("sender counted tcp.out %d, the link took %d TCP segments: a run's segments are counted one by one", tcpOut, tcpFrames)
+	}
+	ea.mu.Lock()
+	touched, handedBack := ea.touched, ea.handedBack
+	ea.mu.Unlock()
+	if touched != 0 || handedBack == 0 {
+		t.Errorf("the stack wrote to %d runs the link had taken; the link handed back %d to build in, want some", touched, handedBack)
 	}
 	ca, cb := a.Counters(), b.Counters()
 	if uint64(backwards) > ca.TCPRetransmits || ca.SendErrors != 0 {
