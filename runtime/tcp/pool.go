@@ -41,6 +41,15 @@ func poolClass(n int) int {
 	return bits.Len(uint(n-1)) - minPoolShift
 }
 
+// classSize is the capacity of n's class, the size the pool keeps
+// arrays of n bytes in; n itself past the largest class.
+func classSize(n int) int {
+	if k := poolClass(n); k < poolClasses {
+		return 1 << (k + minPoolShift)
+	}
+	return n
+}
+
 // get returns an array of length n, from the pool when it has one of n's
 // class. A nil pool makes one, as the ring did before pools.
 func (p *BufferPool) get(n int) []byte {

@@ -43,6 +43,47 @@ func TestBufferPoolReusesWithinItsBound(t *testing.T) {
 	zero.put(make([]byte, 4096)) // no panic
 }
 
+// A send queue's limit follows the congestion window up a segment at a
+// time, and a bulk writer keeps the queue full; its array must grow by
+// whole size classes, not by each step (a recopy of the whole queue at
+// almost every write), and the bytes must come out as written.
+func TestRingGrowsByClassesBehindACreepingLimit(t *testing.T) {
+	r := newRing(4096, NewBufferPool(16<<20))
+	arrays, in, out := 0, byte(0), byte(0)
+	var last *byte
+	chunk := make([]byte, 1448)
+	for r.cap() < 4<<20 {
+		r.grow(r.cap() + 1448)
+		for i := range chunk {
+			chunk[i] = in
+			in++
+		}
+		if n := r.write(chunk); n != len(chunk) {
+			t.Fatalf("write took %d of %d bytes with %d free", n, len(chunk), r.free()+n)
+		}
+		if &r.buf[0] != last {
+			arrays++
+			last = &r.buf[0]
+		}
+		if len(r.buf) > 2*r.cap() {
+			t.Fatalf("a %d-byte array for a %d-byte limit", len(r.buf), r.cap())
+		}
+		if r.len() > 3<<20 { // the peer acknowledges some
+			p := make([]byte, 1<<20)
+			r.read(p)
+			for i, b := range p {
+				if b != out {
+					t.Fatalf("byte %d read back as %d, want %d", i, b, out)
+				}
+				out++
+			}
+		}
+	}
+	if arrays > 12 {
+		t.Errorf("the array was replaced %d times on the way to 4 MiB, want a dozen at most (4 KiB doubling)", arrays)
+	}
+}
+
 // TestTransferWithPoisonedPool moves data both ways, under loss and
 // reordering (out-of-order data parked beyond the queue), through queues
 // whose arrays come from a pool full of junk: a queue must never send or

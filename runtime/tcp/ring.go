@@ -33,6 +33,11 @@ func (r *ring) ensure(size int) {
 	}
 	nl := max(len(r.buf)*2, ringInitial, size)
 	nl = min(nl, r.limit)
+	// A whole size class, past the limit if need be (at most twice it):
+	// a limit that creeps up, as the send queue's does behind the
+	// congestion window, would otherwise regrow, and recopy, the array at
+	// almost every step.
+	nl = classSize(nl)
 	nb := r.pool.get(nl)
 	k := copy(nb, r.buf[r.head:])
 	copy(nb[k:], r.buf[:r.head])
