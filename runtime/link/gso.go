@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -35,9 +36,13 @@ import (
 // message headers with flushMu.
 //
 // A TCP run (TakeTCPSegments) is not copied: the batch keeps the caller's
-// frame until it has left, then offers it back for the caller's next run
-// (spare). A bulk sender's payload is then copied once in user space, from
-// its send queue into the run, where a copy into the batch came on top.
+// headers until they have left, then offers the array back for the
+// caller's next run (spare), and sends the payload from where the caller
+// keeps it (a TCP send queue), as iovecs behind the headers. A bulk
+// sender's payload is then copied in user space only from the
+// application into its send queue, as a kernel sender's is; copies into
+// the run and into the batch came on top. The runs taken and ended
+// (TCPRunsSent) tell the caller when the payload's arrays are free.
 type gsoTx struct {
 	fd     int
 	ifname string
@@ -47,6 +52,12 @@ type gsoTx struct {
 	fill, send *gsoBatch
 	sent       [][]byte // send's taken frames, once sent
 	spare      [][]byte // taken frames that have left, for the next runs
+
+	// runsTaken counts the runs taken; runsEnded, every run up to it has
+	// left (or was dropped): the count taken when send was swapped in,
+	// stored once its flush returns.
+	runsTaken, runsEnded atomic.Uint64
+	swapTaken            uint64
 
 	mm    []mmsghdr
 	iov   []unix.Iovec
@@ -59,17 +70,20 @@ type gsoBatch struct {
 	arena []byte   // queued messages back to back: vnet header, then frame
 	msgs  []gsoMsg // one per message in arena
 	taken int      // capacity of the frames taken (takeTCP), held against gsoArenaMax
+	views [][]byte // the taken runs' payloads, in order
 }
 
 // gsoMsg is one queued message and what joining needs of its last segment.
 type gsoMsg struct {
 	off, end int    // arena[off:end] is the vnet header and, unless taken, the frame
-	taken    []byte // the frame, when the batch took it rather than a copy
-	segs     int    // TCP segments joined in it; 0 if not a joinable TCP frame
-	size     int    // payload bytes of its first segment: the GSO segment size
-	thl      int    // TCP header length
-	open     bool
-	udp      bool // a UDP train (queueUDP): size is its datagrams' payload size
+	taken    []byte // the frame's headers, when the batch took it rather than a copy
+	// views[v0:v1] are a taken run's payload, behind taken; viewLen bytes.
+	v0, v1, viewLen int
+	segs            int // TCP segments joined in it; 0 if not a joinable TCP frame
+	size            int // payload bytes of its first segment: the GSO segment size
+	thl             int // TCP header length
+	open            bool
+	udp             bool // a UDP train (queueUDP): size is its datagrams' payload size
 }
 
 // frames is how many frames m leaves as on the wire.
@@ -84,12 +98,13 @@ func (m *gsoMsg) frames() int {
 // frameLen is the length of m's frame, without the vnet header.
 func (m *gsoMsg) frameLen() int {
 	if m.taken != nil {
-		return len(m.taken)
+		return len(m.taken) + m.viewLen
 	}
 	return m.end - m.off - vnetHdrLen
 }
 
-// frame is m's frame, without the vnet header.
+// frame is m's frame, without the vnet header: the headers alone of a
+// taken run.
 func (b *gsoBatch) frame(m *gsoMsg) []byte {
 	if m.taken != nil {
 		return m.taken
@@ -191,21 +206,28 @@ func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
 	return m != nil
 }
 
-// takeTCP queues a TCP run (TakeTCPSegments's frame, checked by tcpRun:
-// segs segments of mss payload bytes, TCP header thl bytes) as a message
-// of its own, closed to joining, keeping frame itself rather than a copy
-// until the batch is sent. It returns false, and takes nothing, when the
-// batch is full. The frame's capacity, not its length, counts against
-// the batch's bound: that bounds the memory taken frames hold, however
-// short the runs.
-func (b *gsoBatch) takeTCP(frame []byte, mss, thl, segs int) bool {
-	if b.full(cap(frame)) {
+// takeTCP queues a TCP run (TakeTCPSegments's head and payload, checked
+// by tcpRun: segs segments of mss payload bytes, TCP header thl bytes) as
+// a message of its own, closed to joining, keeping head and the payload
+// slices rather than copies until the batch is sent. It returns false,
+// and takes nothing, when the batch is full. The capacity of head and
+// the payload's bytes count against the batch's bound: that bounds the
+// memory taken arrays hold, however short the runs.
+func (b *gsoBatch) takeTCP(head []byte, payload [][]byte, viewLen, mss, thl, segs int) bool {
+	if b.full(cap(head) + viewLen) {
 		return false
 	}
 	off := len(b.arena)
 	b.arena = append(b.arena, make([]byte, vnetHdrLen)...)
-	b.msgs = append(b.msgs, gsoMsg{off: off, end: len(b.arena), taken: frame, segs: segs, size: mss, thl: thl})
-	b.taken += cap(frame)
+	v0 := len(b.views)
+	for _, p := range payload {
+		if len(p) > 0 {
+			b.views = append(b.views, p)
+		}
+	}
+	b.msgs = append(b.msgs, gsoMsg{off: off, end: len(b.arena), taken: head, v0: v0, v1: len(b.views), viewLen: viewLen,
+		segs: segs, size: mss, thl: thl})
+	b.taken += cap(head) + viewLen
 	return true
 }
 
@@ -259,10 +281,11 @@ func udpTrain(frame []byte, segSize, mtu int) (int, error) {
 	return (payload + segSize - 1) / segSize, nil
 }
 
-// tcpRun checks a TakeTCPSegments frame and returns its TCP header
-// length and segment count; an error says which rule the frame breaks.
-func tcpRun(frame []byte, mss, mtu int) (thl, segs int, err error) {
-	thl, payload, ok := tcpSegment(frame)
+// tcpRun checks a TakeTCPSegments frame, whose payload goes on for
+// extra bytes beyond it, and returns its TCP header length and segment
+// count; an error says which rule the frame breaks.
+func tcpRun(frame []byte, extra, mss, mtu int) (thl, segs int, err error) {
+	thl, payload, ok := tcpSegmentWith(frame, extra)
 	switch {
 	case !ok:
 		return 0, 0, errors.New("link: a TCP run must be an IPv4 TCP segment without IP options, not a fragment, with its IPv4 total length covering the frame")
@@ -285,6 +308,12 @@ const (
 // repeat the headers of (no IP options, not a fragment), with its TCP
 // header length and payload size.
 func tcpSegment(frame []byte) (thl, payload int, ok bool) {
+	return tcpSegmentWith(frame, 0)
+}
+
+// tcpSegmentWith is tcpSegment for a frame whose payload goes on for
+// extra bytes beyond it.
+func tcpSegmentWith(frame []byte, extra int) (thl, payload int, ok bool) {
 	if len(frame) < EthernetHeaderLen+ipv4HdrLen+20 || binary.BigEndian.Uint16(frame[12:14]) != etherTypeIP4 {
 		return 0, 0, false
 	}
@@ -294,7 +323,7 @@ func tcpSegment(frame []byte) (thl, payload int, ok bool) {
 	}
 	total := int(binary.BigEndian.Uint16(ip[2:4]))
 	thl = int(ip[ipv4HdrLen+12]>>4) * 4
-	if total != len(ip) || thl < 20 || ipv4HdrLen+thl > total {
+	if total != len(ip)+extra || thl < 20 || ipv4HdrLen+thl > len(ip) {
 		return 0, 0, false
 	}
 	return thl, total - ipv4HdrLen - thl, true
@@ -361,6 +390,7 @@ func (b *gsoBatch) seal(m *gsoMsg) {
 func (b *gsoBatch) sealGSO(m *gsoMsg, gsoType, proto uint8, l4Len, csumOff int) {
 	h := b.arena[m.off : m.off+vnetHdrLen]
 	ip := b.frame(m)[EthernetHeaderLen:]
+	ipLen := m.frameLen() - EthernetHeaderLen
 	h[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
 	h[1] = gsoType
 	binary.NativeEndian.PutUint16(h[2:], uint16(EthernetHeaderLen+ipv4HdrLen+l4Len))
@@ -369,7 +399,7 @@ func (b *gsoBatch) sealGSO(m *gsoMsg, gsoType, proto uint8, l4Len, csumOff int) 
 	binary.NativeEndian.PutUint16(h[8:], uint16(csumOff))
 	ip[10], ip[11] = 0, 0
 	binary.BigEndian.PutUint16(ip[10:], ^inet.Fold(inet.Add(0, ip[:ipv4HdrLen])))
-	pseudo := inet.Add(uint64(proto)+uint64(len(ip)-ipv4HdrLen), ip[12:20])
+	pseudo := inet.Add(uint64(proto)+uint64(ipLen-ipv4HdrLen), ip[12:20])
 	binary.BigEndian.PutUint16(ip[ipv4HdrLen+csumOff:], inet.Fold(pseudo))
 }
 
@@ -389,7 +419,8 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 			}
 		}
 		clear(b.msgs) // no stale reference to a frame handed back
-		b.arena, b.msgs, b.taken = b.arena[:0], b.msgs[:0], 0
+		clear(b.views)
+		b.arena, b.msgs, b.taken, b.views = b.arena[:0], b.msgs[:0], 0, b.views[:0]
 	}()
 	g.mm, g.iov, g.to = g.mm[:0], g.iov[:0], g.to[:0]
 	g.first = g.first[:0] // each message's first iovec
@@ -404,6 +435,10 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 		if m.taken != nil {
 			g.iov = append(g.iov, unix.Iovec{Base: &m.taken[0]})
 			g.iov[len(g.iov)-1].SetLen(len(m.taken))
+			for _, v := range b.views[m.v0:m.v1] {
+				g.iov = append(g.iov, unix.Iovec{Base: &v[0]})
+				g.iov[len(g.iov)-1].SetLen(len(v))
+			}
 		}
 		// The socket is bound to no protocol (it receives nothing), so
 		// each frame names its EtherType: GSO looks it up by
@@ -416,10 +451,11 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 	for i := range b.msgs {
 		var h mmsghdr
 		h.hdr.Iov = &g.iov[g.first[i]]
-		h.hdr.SetIovlen(1)
-		if b.msgs[i].taken != nil {
-			h.hdr.SetIovlen(2)
+		end := len(g.iov)
+		if i+1 < len(b.msgs) {
+			end = g.first[i+1]
 		}
+		h.hdr.SetIovlen(end - g.first[i])
 		h.hdr.Name = (*byte)(unsafe.Pointer(&g.to[i]))
 		h.hdr.Namelen = unix.SizeofSockaddrLinklayer
 		g.mm = append(g.mm, h)

@@ -150,7 +150,7 @@ func testOffloadToKernelTCP(t *testing.T, tso bool) {
 	for i := range run {
 		run[i] = byte(i*13 + i>>9)
 	}
-	if _, err := x.TakeTCPSegments(segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, true, run), mss); err != nil {
+	if _, err := x.TakeTCPSegments(segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, true, run), nil, mss); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.Flush(); err != nil {
@@ -158,10 +158,12 @@ func testOffloadToKernelTCP(t *testing.T, tso bool) {
 	}
 	data = append(data, run...)
 
-	// Runs built, as the stack builds them, in the arrays the link hands
-	// back, two runs to a flush: the second of a flush is built in what
-	// the first's Take returned, so the bytes the kernel reads show that
-	// no array came back before its frame had left.
+	// Runs built as the stack builds them: the headers and the first
+	// segment in the array the link handed back, the rest of the payload
+	// as slices of another array (a send queue's), two runs to a flush.
+	// The second run of a flush is built in what the first's Take
+	// returned, so the bytes the kernel reads show that no array came
+	// back before its run had left; the counts say when each run ended.
 	var spare []byte
 	handedBack := 0
 	for i := range 8 {
@@ -172,15 +174,22 @@ func testOffloadToKernelTCP(t *testing.T, tso bool) {
 		if spare != nil {
 			handedBack++
 		}
-		frame := append(spare, segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, i == 7, part)...)
+		head := segment(gapSeq+uint32(len(data)-5*mss-300), rcvNxt, false, i == 7, part)
+		head = append(spare, head[:len(head)-len(part)+mss]...) // headers, first segment
+		views := [][]byte{part[mss : 2*mss+77], part[2*mss+77:]}
 		var err error
-		if spare, err = x.TakeTCPSegments(frame, mss); err != nil {
+		if spare, err = x.TakeTCPSegments(head, views, mss); err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 1 {
 			if err := x.Flush(); err != nil {
 				t.Fatal(err)
 			}
+			if taken, ended := x.TCPRunsSent(); ended != taken {
+				t.Errorf("after a flush, runs taken %d, ended %d: want all ended", taken, ended)
+			}
+		} else if taken, ended := x.TCPRunsSent(); ended >= taken {
+			t.Errorf("with a run queued, runs taken %d, ended %d: want it not ended", taken, ended)
 		}
 		data = append(data, part...)
 	}
@@ -599,12 +608,12 @@ func TestTCPRunCutsAsQueued(t *testing.T) {
 	}
 	binary.BigEndian.PutUint16(run[EthernetHeaderLen+2:], uint16(len(run)-EthernetHeaderLen))
 	run[EthernetHeaderLen+ipv4HdrLen+13] |= tcpFlagPSH
-	thl, n, err := tcpRun(run, 1000, 1500)
+	thl, n, err := tcpRun(run, 0, 1000, 1500)
 	if err != nil || thl != 32 || n != 4 {
 		t.Fatalf("tcpRun = %d, %d, %v; want 32, 4, nil", thl, n, err)
 	}
 	var b gsoBatch
-	if !b.takeTCP(run, 1000, thl, n) {
+	if !b.takeTCP(run, nil, 0, 1000, thl, n) {
 		t.Fatal("takeTCP refused an empty batch")
 	}
 	m := &b.msgs[0]
@@ -649,7 +658,7 @@ func TestTCPRunRefuses(t *testing.T) {
 		{"zero mss", run(3, 100, nil), 0, "mtu 1500 allows"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := tcpRun(c.frame, c.mss, 1500)
+			_, _, err := tcpRun(c.frame, 0, c.mss, 1500)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("tcpRun: %v; want an error with %q", err, c.want)
 			}

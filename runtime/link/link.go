@@ -71,19 +71,27 @@ type TCPSegmenter interface {
 	// MaxTCPSegments is how many segments one frame may carry now; 0
 	// when the link cannot cut TCP runs (the caller sends one by one).
 	MaxTCPSegments() int
-	// TakeTCPSegments queues frame: Ethernet, IPv4 without options, TCP
-	// with its options, and the segments' payloads back to back, mss
-	// bytes each but the last (1 to mss bytes), at least two. Every
-	// segment gets frame's headers with its own sequence number; the
-	// flags are ACK, and PSH, which only the last segment keeps. The IPv4
-	// total length covers the whole run; the link sets the checksums.
+	// TakeTCPSegments queues a run: head (Ethernet, IPv4 without
+	// options, TCP with its options, and the start of the payload)
+	// followed by the slices of payload, which make the segments'
+	// payloads back to back, mss bytes each but the last (1 to mss
+	// bytes), at least two. Every segment gets head's headers with its
+	// own sequence number; the flags are ACK, and PSH, which only the
+	// last segment keeps. The IPv4 total length covers the whole run; the
+	// link sets the checksums.
 	//
-	// The link may keep frame, uncopied, until it has left: the caller
-	// must not touch frame again, and builds its next run in spare (of
-	// length 0), an array the link has finished with: frame's own when
-	// it was not kept (an error among the reasons), or one taken before
-	// and sent since; nil when the link has none to give.
-	TakeTCPSegments(frame []byte, mss int) (spare []byte, err error)
+	// The link may keep head and payload, uncopied, until the run has
+	// left. The caller must not touch head again, and builds its next run
+	// in spare (of length 0), an array the link has finished with: head's
+	// own when it was not kept (an error among the reasons), or one taken
+	// before and sent since; nil when the link has none to give. The
+	// payload's bytes must stay as they are, and their arrays must not be
+	// reused, until TCPRunsSent says the run has ended.
+	TakeTCPSegments(head []byte, payload [][]byte, mss int) (spare []byte, err error)
+	// TCPRunsSent reports how many runs TakeTCPSegments has taken, and up
+	// to which of them every run has left (or was dropped): a run is
+	// numbered by the taken count just after it was taken.
+	TCPRunsSent() (taken, ended uint64)
 }
 
 // Waker is an Endpoint whose Receive another goroutine can cut short: an

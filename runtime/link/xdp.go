@@ -576,24 +576,39 @@ func (x *XDP) MaxTCPSegments() int {
 }
 
 // TakeTCPSegments implements TCPSegmenter, on the offload socket's batch
-// as gsoQueue queues a frame, but without copying frame.
-func (x *XDP) TakeTCPSegments(frame []byte, mss int) (spare []byte, err error) {
+// as gsoQueue queues a frame, but without copying head or payload.
+func (x *XDP) TakeTCPSegments(head []byte, payload [][]byte, mss int) (spare []byte, err error) {
 	if x.gso == nil {
-		return frame[:0], fmt.Errorf("link: %s cannot cut TCP runs without Offload (MaxTCPSegments is 0)", x.ifname)
+		return head[:0], fmt.Errorf("link: %s cannot cut TCP runs without Offload (MaxTCPSegments is 0)", x.ifname)
 	}
-	thl, n, err := tcpRun(frame, mss, x.mtu)
+	extra := 0
+	for _, p := range payload {
+		extra += len(p)
+	}
+	thl, n, err := tcpRun(head, extra, mss, x.mtu)
 	if err != nil {
-		return frame[:0], fmt.Errorf("%w (on %s)", err, x.ifname)
+		return head[:0], fmt.Errorf("%w (on %s)", err, x.ifname)
 	}
-	spare = frame[:0] // until a batch takes it
+	spare = head[:0] // until a batch takes it
 	err = x.gsoEnqueue(func(b *gsoBatch) bool {
-		if !b.takeTCP(frame, mss, thl, n) {
+		if !b.takeTCP(head, payload, extra, mss, thl, n) {
 			return false
 		}
-		spare = x.gso.takeSpare() // txMu is held
+		x.gso.runsTaken.Add(1) // txMu is held: in the order of the batches
+		spare = x.gso.takeSpare()
 		return true
-	}, n, uint64(len(frame)+(n-1)*(EthernetHeaderLen+ipv4HdrLen+thl)))
+	}, n, uint64(len(head)+extra+(n-1)*(EthernetHeaderLen+ipv4HdrLen+thl)))
 	return spare, err
+}
+
+// TCPRunsSent implements TCPSegmenter.
+func (x *XDP) TCPRunsSent() (taken, ended uint64) {
+	if x.gso == nil {
+		return 0, 0
+	}
+	// ended first: a run taken between the loads only makes taken larger.
+	ended = x.gso.runsEnded.Load()
+	return x.gso.runsTaken.Load(), ended
 }
 
 // gsoQueueTries bounds gsoEnqueue's flushes for one frame or train.
@@ -611,8 +626,10 @@ func (x *XDP) gsoFlush() error {
 	}
 	g := x.gso
 	g.fill, g.send = g.send, g.fill // send is empty: flushMu's holder empties it
+	g.swapTaken = g.runsTaken.Load()
 	x.txMu.Unlock()
 	dropped, err := g.flush(g.send)
+	g.runsEnded.Store(g.swapTaken) // sendmmsg has copied or dropped them all
 	x.txDrops.Add(uint64(dropped))
 	if len(g.sent) > 0 {
 		x.txMu.Lock()

@@ -22,15 +22,28 @@ import (
 // It is handed to the link (sealed) before any other frame is queued, so
 // frames leave in the order they were made, and whenever the burst count
 // returns to 0 (leaveBurst).
+//
+// A joining segment's payload is not copied when it is a view of its send
+// queue (tcp.Segment.PayloadQueued): the link sends it from there, as
+// a kernel sender's skb points into its pages. Those bytes stay as they
+// are until acknowledged, and no byte of a run is acknowledged before the
+// run leaves unless it was sent before (a retransmission, which the peer
+// then discards whatever it holds). The arrays stay too: the stack's
+// BufferPool holds back every array a queue lets go of until the runs
+// begun before have left (viewsFence). Only a payload that wraps the
+// queue's end, copied into scratch, is copied into the run.
 type tcpRun struct {
-	frame []byte // Ethernet, IPv4, the first segment's TCP header, the payloads
+	frame []byte // Ethernet, IPv4, the first segment's TCP header, payloads copied
 	conn  *Conn  // nil: no run
 	first tcp.Segment
 	next  uint32 // the sequence number a joining segment must have
 	mss   int    // the first segment's payload: where the link cuts
 	segs  int
-	open  bool // the last segment was mss bytes without PSH
-	max   int  // segments the link takes in one frame
+	open  bool     // the last segment was mss bytes without PSH
+	max   int      // segments the link takes in one frame
+	size  int      // the run's frame length, payload views and all
+	head  int      // frame[:head] is what precedes the first view (0: no view)
+	views [][]byte // the payload after frame[:head], in order
 }
 
 // runFrameCap holds the longest run: an IPv4 packet of 64 KiB and its
@@ -49,7 +62,10 @@ func (s *Stack) joinSegment(seg *tcp.Segment) bool {
 	}
 	r := &s.txRun
 	if r.conn != nil && r.conn == s.txConn && r.continues(seg) {
-		r.frame = append(r.frame, seg.Payload...)
+		r.join(seg, s.runViews)
+		if r.head > 0 {
+			s.runOpen.Store(true)
+		}
 		r.next += uint32(len(seg.Payload))
 		r.segs++
 		r.open = len(seg.Payload) == r.mss && seg.Flags&tcp.FlagPSH == 0
@@ -80,6 +96,7 @@ func (s *Stack) startRun(seg *tcp.Segment, frame []byte) {
 		r.frame = make([]byte, 0, runFrameCap)
 	}
 	r.frame = append(r.frame[:0], frame...)
+	r.size, r.head = len(frame), 0
 	r.conn, r.first, r.first.Payload = s.txConn, *seg, nil
 	r.next = seg.Seq + uint32(len(seg.Payload))
 	r.mss, r.segs, r.max = len(seg.Payload), 1, s.runs.MaxTCPSegments()
@@ -100,7 +117,7 @@ func joinable(seg *tcp.Segment) bool {
 func (r *tcpRun) continues(seg *tcp.Segment) bool {
 	f := &r.first
 	return r.open && r.segs < r.max && seg.Seq == r.next && len(seg.Payload) <= r.mss &&
-		len(r.frame)-EthernetHeaderLen+len(seg.Payload) <= 0xffff &&
+		r.size-EthernetHeaderLen+len(seg.Payload) <= 0xffff &&
 		seg.Ack == f.Ack && seg.Window == f.Window && seg.HasTS == f.HasTS &&
 		seg.TSVal == f.TSVal && seg.TSEcr == f.TSEcr
 }
@@ -123,12 +140,18 @@ func (s *Stack) sealRun() {
 		s.txDefer--
 		return
 	}
-	ip := r.frame[EthernetHeaderLen:]
-	binary.BigEndian.PutUint16(ip[2:4], uint16(len(ip)))
-	// The link keeps the frame, uncopied: the next run is built in the
-	// array it hands back, or a new one.
-	spare, err := s.runs.TakeTCPSegments(r.frame, r.mss)
+	binary.BigEndian.PutUint16(r.frame[EthernetHeaderLen+2:], uint16(r.size-EthernetHeaderLen))
+	head := r.frame
+	if r.head > 0 {
+		head = r.frame[:r.head]
+	}
+	// The link keeps the frame and the views, uncopied: the next run is
+	// built in the array it hands back, or a new one.
+	spare, err := s.runs.TakeTCPSegments(head, r.views, r.mss)
 	r.frame = spare
+	clear(r.views)
+	r.views, r.head = r.views[:0], 0
+	s.runOpen.Store(false)
 	if err != nil {
 		s.ctr.SendErrors++
 		s.drop(DropSendError)
@@ -136,4 +159,45 @@ func (s *Stack) sealRun() {
 	}
 	s.txQueued = true
 	s.ctr.FramesOut += uint64(r.segs)
+}
+
+// join adds seg's payload to the run: as a view of its send queue when
+// views may be taken and the payload is one, else copied into r.frame
+// (behind the head, once a view has been taken, to keep the order).
+func (r *tcpRun) join(seg *tcp.Segment, views bool) {
+	p := seg.Payload
+	r.size += len(p)
+	if !views || !seg.PayloadQueued {
+		if r.head == 0 {
+			r.frame = append(r.frame, p...)
+			return
+		}
+		k := len(r.frame)
+		r.frame = append(r.frame, p...) // within runFrameCap: no new array
+		p = r.frame[k:]
+	}
+	if r.head == 0 {
+		r.head = len(r.frame)
+	}
+	if n := len(r.views); n > 0 {
+		// Consecutive segments of a queue are consecutive in its array:
+		// one view, one iovec.
+		last := r.views[n-1]
+		if len(last) < cap(last) && &last[:len(last)+1][len(last)] == &p[0] {
+			r.views[n-1] = last[:len(last)+len(p)]
+			return
+		}
+	}
+	r.views = append(r.views, p)
+}
+
+// viewsFence is the stack's BufferPool fence (tcp.BufferPool.SetFence):
+// runs begun are those the link took and, if it has views, the one being
+// joined, which will be the next the link takes.
+func (s *Stack) viewsFence() (begun, ended uint64) {
+	taken, ended := s.runs.TCPRunsSent()
+	if s.runOpen.Load() {
+		taken++
+	}
+	return taken, ended
 }

@@ -19,8 +19,9 @@ import (
 // sequence number, IP length and ID and checksums, and PSH only on the
 // last. The pieces wait for Flush with the other queued frames, so a run
 // that is never flushed, or queued out of order, shows. It keeps each
-// run's frame until the flush, as the offload link does, and counts a
-// frame the stack wrote to meanwhile; then it hands the frame back.
+// run's head and payload views until the flush, as the offload link
+// does, and counts a run whose bytes changed meanwhile; then it hands the
+// head's array back, and counts the run ended (TCPRunsSent).
 type runPipe struct {
 	batchPipe
 	runs, segs int
@@ -29,10 +30,27 @@ type runPipe struct {
 	backwards  int    // data segments queued below next: out of order or resent
 	sends      int    // Send calls: a kick where the stack may hold its lock
 
-	taken      [][2][]byte // frames kept until the flush, and a copy of each
-	spare      [][]byte    // frames flushed, to hand back
-	touched    int         // taken frames changed before their flush
-	handedBack int         // spares handed back
+	taken      []takenRun // runs kept until the flush
+	spare      [][]byte   // heads flushed, to hand back
+	touched    int        // taken runs changed before their flush
+	handedBack int        // spares handed back
+	viewed     int        // payload bytes taken as views
+	runsTaken  uint64
+	runsEnded  uint64
+}
+
+// takenRun is a run TakeTCPSegments kept: its head, its payload views,
+// and a copy of the whole run as taken.
+type takenRun struct {
+	head  []byte
+	views [][]byte
+	copy  []byte
+}
+
+func (p *runPipe) TCPRunsSent() (taken, ended uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.runsTaken, p.runsEnded
 }
 
 func (p *runPipe) Flush() error {
@@ -46,12 +64,13 @@ func (p *runPipe) Flush() error {
 // makes them spares; p.mu is held.
 func (p *runPipe) checkTaken() {
 	for _, t := range p.taken {
-		if !bytes.Equal(t[0], t[1]) {
+		if !bytes.Equal(joinViews(t.head, t.views), t.copy) {
 			p.touched++
 		}
-		p.spare = append(p.spare, t[0][:0])
+		p.spare = append(p.spare, t.head[:0])
 	}
 	p.taken = p.taken[:0]
+	p.runsEnded = p.runsTaken
 }
 
 func (p *runPipe) Queue(frame []byte) error {
@@ -98,14 +117,24 @@ func (p *runPipe) order(frame []byte) {
 
 func (p *runPipe) MaxTCPSegments() int { return 8 }
 
-func (p *runPipe) TakeTCPSegments(frame []byte, mss int) ([]byte, error) {
+// joinViews is head followed by the views, in a new array.
+func joinViews(head []byte, views [][]byte) []byte {
+	f := bytes.Clone(head)
+	for _, v := range views {
+		f = append(f, v...)
+	}
+	return f
+}
+
+func (p *runPipe) TakeTCPSegments(head []byte, views [][]byte, mss int) ([]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	frame := joinViews(head, views)
 	ip := frame[EthernetHeaderLen:]
 	thl := int(ip[IPv4MinHeaderLen+12]>>4) * 4
 	hdr := EthernetHeaderLen + IPv4MinHeaderLen + thl
 	if binary.BigEndian.Uint16(ip[2:4]) != uint16(len(ip)) || len(frame)-hdr <= mss || (len(frame)-hdr+mss-1)/mss > 8 {
-		return frame[:0], errors.New("runPipe: not a run of 2 to 8 segments with its IPv4 length covering it")
+		return head[:0], errors.New("runPipe: not a run of 2 to 8 segments with its IPv4 length covering it")
 	}
 	p.runs++
 	id := binary.BigEndian.Uint16(ip[4:6])
@@ -132,7 +161,11 @@ func (p *runPipe) TakeTCPSegments(frame []byte, mss int) ([]byte, error) {
 		p.segs++
 		p.queued++
 	}
-	p.taken = append(p.taken, [2][]byte{frame, bytes.Clone(frame)})
+	p.taken = append(p.taken, takenRun{head, append([][]byte(nil), views...), frame})
+	for _, v := range views {
+		p.viewed += len(v)
+	}
+	p.runsTaken++
 	if n := len(p.spare); n > 0 {
 		spare := p.spare[n-1]
 		p.spare = p.spare[:n-1]
@@ -201,10 +234,13 @@ func TestJoinedTCPRuns(t *testing.T) {
 		t.Errorf("sender counted tcp.out %d, the link took %d TCP segments: a run's segments are counted one by one", tcpOut, tcpFrames)
 	}
 	ea.mu.Lock()
-	touched, handedBack := ea.touched, ea.handedBack
+	touched, handedBack, viewed := ea.touched, ea.handedBack, ea.viewed
 	ea.mu.Unlock()
 	if touched != 0 || handedBack == 0 {
-		t.Errorf("the stack wrote to %d runs the link had taken; the link handed back %d to build in, want some", touched, handedBack)
+		t.Errorf("the bytes of %d runs the link had taken changed before their flush; the link handed back %d arrays to build in, want some", touched, handedBack)
+	}
+	if viewed < len(data)/2 {
+		t.Errorf("%d of the %d bytes sent went as views of the send queue, want most", viewed, len(data))
 	}
 	ca, cb := a.Counters(), b.Counters()
 	if uint64(backwards) > ca.TCPRetransmits || ca.SendErrors != 0 {
@@ -274,5 +310,53 @@ func TestLoneSegmentQueued(t *testing.T) {
 	defer ea.mu.Unlock()
 	if ea.sends != 0 {
 		t.Errorf("%d frames went out by Send, a kick under the stack's lock; want all queued", ea.sends)
+	}
+}
+
+// An array that a connection's queue lets go of while a run still sends
+// from it (views of the queue, in a run not yet flushed) is not handed to
+// another connection's queue before the run has left: that queue's
+// writes would be sent in the first one's place (viewsFence).
+func TestRunViewsOutliveTheirQueue(t *testing.T) {
+	ma, mb := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+	ea := &runPipe{batchPipe: batchPipe{Memory: ma}}
+	a, b := runPair(t, ea, mb, nil)
+	got1, got2 := acceptReadAll(t, b, 5001), acceptReadAll(t, b, 5002)
+	c1, c2 := dialB(t, a, 5001), dialB(t, a, 5002)
+	d1, d2 := randomBytes(9, 30000), randomBytes(10, 8000)
+	var errs [3]error
+	a.Burst(func() {
+		_, errs[0] = c1.Write(d1[:6000]) // a run of views of c1's queue's 8 KiB array
+		_, errs[1] = c1.Write(d1[6000:]) // which the queue outgrows
+		_, errs[2] = c2.Write(d2)        // c2's queue wants an 8 KiB array
+	})
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*Conn{c1, c2} {
+		if err := c.Close(); err != nil {
+			t.Fatalf("close %d: %v", i+1, err)
+		}
+	}
+	for i, w := range []struct {
+		got  <-chan []byte
+		want []byte
+	}{{got1, d1}, {got2, d2}} {
+		select {
+		case all := <-w.got:
+			if !bytes.Equal(all, w.want) {
+				t.Errorf("connection %d delivered %d bytes, not the %d written", i+1, len(all), len(w.want))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection %d's data did not arrive", i+1)
+		}
+	}
+	ea.mu.Lock()
+	defer ea.mu.Unlock()
+	if ea.viewed == 0 {
+		t.Fatal("no run sent from a queue's array: the test tests nothing")
+	}
+	if ea.touched != 0 {
+		t.Errorf("%d runs changed between their Take and their flush: an array they sent from was reused", ea.touched)
 	}
 }

@@ -56,6 +56,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capygen/capygen/runtime/link"
@@ -217,6 +218,8 @@ type Stack struct {
 	txRun    tcpRun            // a run of TCP segments being joined (join.go)
 	runs     link.TCPSegmenter // batch, when it cuts TCP runs
 	runFrom  *tcp.Segment      // the segment being sent may start a run (joinSegment)
+	runViews bool              // runs may send payload from the send queues (join.go)
+	runOpen  atomic.Bool       // the run being joined has views (viewsFence)
 	// hooks counts the hooks running (unlockHook); wakeLater are the
 	// waiters signal put off meanwhile, and wakeSpare the slice they will
 	// take next.
@@ -297,6 +300,12 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	s.emit = s.emitSegment
 	s.batch, _ = ep.(link.Batcher)
 	s.runs, _ = ep.(link.TCPSegmenter)
+	if s.runs != nil {
+		// Without a pool no array is reused; a pool fenced already (shared
+		// with another stack) cannot tell this one's runs: copy then.
+		pool := s.cfg.TCP.Buffers
+		s.runViews = pool == nil || pool.SetFence(s.viewsFence)
+	}
 	s.waker, _ = ep.(link.Waker)
 	return s, nil
 }

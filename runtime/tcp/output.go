@@ -235,8 +235,9 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 	} else {
 		flags := FlagACK
 		var payload []byte
+		var queued bool
 		if n > 0 {
-			payload = c.sndBuf.view(int(seq-c.sndUna), n, c.scratchFor(n))
+			payload, queued = c.sndBuf.view(int(seq-c.sndUna), n, c.scratchFor(n))
 			if int(seq-c.sndUna)+n == c.sndBuf.len() {
 				flags |= FlagPSH
 			}
@@ -244,7 +245,7 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 		if fin {
 			flags |= FlagFIN
 		}
-		c.out = Segment{Seq: seq, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
+		c.out = Segment{Seq: seq, Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload, PayloadQueued: queued}
 		c.fill(false)
 		c.sndNxt = seq + uint32(n)
 		if fin {
@@ -371,10 +372,11 @@ func (c *Conn) retransmitRange(now Time, emit func(*Segment), off, n int, fin bo
 		flags |= FlagFIN
 	}
 	var payload []byte
+	var queued bool
 	if n > 0 {
-		payload = c.sndBuf.view(off, n, c.scratchFor(n))
+		payload, queued = c.sndBuf.view(off, n, c.scratchFor(n))
 	}
-	c.out = Segment{Seq: c.sndUna + uint32(off), Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload}
+	c.out = Segment{Seq: c.sndUna + uint32(off), Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload, PayloadQueued: queued}
 	c.fill(false)
 	c.stats.Retransmits++
 	c.stopTiming()

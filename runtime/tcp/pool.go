@@ -23,6 +23,62 @@ type BufferPool struct {
 	max  int
 	// hits and misses count get's arrays from free and from make.
 	hits, misses uint64
+
+	fence   func() (begun, ended uint64) // SetFence's; nil: none
+	fenced  []fencedArray                // put, not yet past the fence
+	fencedN int                          // bytes in fenced
+}
+
+// fencedArray is an array put while transmissions begun before it
+// (up to begun) may still read it.
+type fencedArray struct {
+	b     []byte
+	begun uint64
+}
+
+// SetFence makes the pool hold back every array put until the
+// transmissions begun before the put have ended: fence reports how many
+// have begun and how many have ended, counting in order (every one up to
+// ended has ended). A link that sends TCP runs straight from the send
+// queues' arrays (Segment.PayloadQueued) may still be reading an array
+// that a queue has outgrown or a connection has let go; handed to another
+// queue, it would be overwritten under the send. Arrays held back count
+// against the pool's bound. fence may be called with the pool's lock
+// held, so it must not call into the pool.
+//
+// A pool takes one fence: SetFence reports false, and changes nothing, if
+// it has one already (a pool shared by two stacks whose links both send
+// from the queues).
+func (p *BufferPool) SetFence(fence func() (begun, ended uint64)) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fence != nil {
+		return false
+	}
+	p.fence = fence
+	return true
+}
+
+// releaseFenced moves the held-back arrays whose transmissions have all
+// ended to free. p.mu is held.
+func (p *BufferPool) releaseFenced() {
+	if len(p.fenced) == 0 {
+		return
+	}
+	_, ended := p.fence()
+	kept := p.fenced[:0]
+	for _, f := range p.fenced {
+		if f.begun > ended {
+			kept = append(kept, f)
+			continue
+		}
+		c := cap(f.b)
+		p.fencedN -= c
+		p.free[poolClass(c)] = append(p.free[poolClass(c)], f.b[:0])
+		p.held += c
+	}
+	clear(p.fenced[len(kept):])
+	p.fenced = kept
 }
 
 const (
@@ -61,6 +117,7 @@ func (p *BufferPool) get(n int) []byte {
 		return make([]byte, n)
 	}
 	p.mu.Lock()
+	p.releaseFenced()
 	if l := p.free[k]; len(l) > 0 {
 		b := l[len(l)-1]
 		l[len(l)-1] = nil
@@ -87,11 +144,21 @@ func (p *BufferPool) put(b []byte) {
 		return
 	}
 	p.mu.Lock()
-	if p.held+c <= p.max {
+	defer p.mu.Unlock()
+	if p.fence != nil {
+		p.releaseFenced()
+		if begun, ended := p.fence(); begun > ended {
+			if p.held+p.fencedN+c <= p.max {
+				p.fenced = append(p.fenced, fencedArray{b[:0], begun})
+				p.fencedN += c
+			}
+			return // else the collector's, once the send lets go of it
+		}
+	}
+	if p.held+p.fencedN+c <= p.max {
 		p.free[k] = append(p.free[k], b[:0])
 		p.held += c
 	}
-	p.mu.Unlock()
 }
 
 // Drain lets go of every array kept, for the collector to free.
@@ -103,11 +170,13 @@ func (p *BufferPool) Drain() {
 		p.free[k] = nil
 	}
 	p.held = 0
+	clear(p.fenced) // the collector's once the sends let go of them
+	p.fenced, p.fencedN = nil, 0
 }
 
 // BufferPoolStats is a BufferPool's state.
 type BufferPoolStats struct {
-	Held   int    // bytes of arrays kept
+	Held   int    // bytes of arrays kept, held back by the fence or not
 	Hits   uint64 // arrays handed out from the pool
 	Misses uint64 // arrays made because the pool had none of the size
 }
@@ -116,5 +185,5 @@ type BufferPoolStats struct {
 func (p *BufferPool) Stats() BufferPoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return BufferPoolStats{Held: p.held, Hits: p.hits, Misses: p.misses}
+	return BufferPoolStats{Held: p.held + p.fencedN, Hits: p.hits, Misses: p.misses}
 }

@@ -43,6 +43,48 @@ func TestBufferPoolReusesWithinItsBound(t *testing.T) {
 	zero.put(make([]byte, 4096)) // no panic
 }
 
+// With a fence, an array put while sends begun before it may still read
+// it is handed out again only once those sends have all ended; with none
+// in flight, it is free at once.
+func TestBufferPoolFenceHoldsArraysBackUntilTheSendsEnd(t *testing.T) {
+	var begun, ended uint64
+	p := NewBufferPool(1 << 20)
+	if !p.SetFence(func() (uint64, uint64) { return begun, ended }) {
+		t.Fatal("a new pool refused a fence")
+	}
+	if p.SetFence(func() (uint64, uint64) { return 0, 0 }) {
+		t.Error("a pool took a second fence")
+	}
+	a := p.get(8192)
+	begun, ended = 3, 1
+	p.put(a)
+	if st := p.Stats(); st.Held != 8192 {
+		t.Errorf("held %d bytes, want the 8 KiB held back", st.Held)
+	}
+	b := p.get(8192)
+	if &b[0] == &a[0] {
+		t.Fatal("an array that sends 2 and 3 may still read was handed out")
+	}
+	ended = 2
+	if c := p.get(8192); &c[0] == &a[0] {
+		t.Fatal("an array that send 3 may still read was handed out")
+	}
+	ended = 3
+	if c := p.get(8192); &c[0] != &a[0] {
+		t.Fatal("the array was not handed out once the sends before its put had ended")
+	}
+	p.put(b) // nothing in flight
+	if c := p.get(8192); &c[0] != &b[0] {
+		t.Fatal("an array put with no send in flight was held back")
+	}
+	begun = 4
+	p.put(a)
+	p.Drain()
+	if st := p.Stats(); st.Held != 0 {
+		t.Errorf("held %d bytes after Drain, want 0", st.Held)
+	}
+}
+
 // A send queue's limit follows the congestion window up a segment at a
 // time, and a bulk writer keeps the queue full; its array must grow by
 // whole size classes, not by each step (a recopy of the whole queue at

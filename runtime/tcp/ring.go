@@ -116,15 +116,16 @@ func (r *ring) peekInto(off int, p []byte) int {
 }
 
 // view returns n bytes at offset off; it aliases the ring when they are
-// contiguous and is copied into scratch (len >= n) when they wrap.
-func (r *ring) view(off, n int, scratch []byte) []byte {
+// contiguous (aliased) and is copied into scratch (len >= n) when they
+// wrap.
+func (r *ring) view(off, n int, scratch []byte) (b []byte, aliased bool) {
 	r.ensure(off + n)
 	i := (r.head + off) % len(r.buf)
 	if i+n <= len(r.buf) {
-		return r.buf[i : i+n]
+		return r.buf[i : i+n], true
 	}
 	r.peekInto(off, scratch[:n])
-	return scratch[:n]
+	return scratch[:n], false
 }
 
 // discard drops n queued bytes from the front.

@@ -37,6 +37,12 @@ type Segment struct {
 	NumSACK uint8
 	SACK    [MaxSACKBlocks]SACKBlock
 	Payload []byte
+	// PayloadQueued, on a segment Output emits, says that Payload is a
+	// view of the send queue's array, whose bytes stay as they are until
+	// acknowledged, and the array itself until the Config's BufferPool
+	// lets it go (BufferPool.SetFence); otherwise Payload is a copy that
+	// the next segment may overwrite.
+	PayloadQueued bool
 }
 
 // MaxSACKBlocks is the most SACK blocks one segment carries.
