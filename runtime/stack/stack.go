@@ -9,7 +9,8 @@
 // window of segments costs one kick of the link; Run flushes once per
 // drain of the link). On a link that cuts TCP runs (link.TCPSegmenter:
 // the kernel's GSO or a NIC's TSO) a window's segments of one connection
-// are joined as they are emitted, one set of headers per run (join.go).
+// are joined as they are emitted, one set of headers per run, and the
+// link sends their payload from the send queue itself (join.go).
 // The simulator (runtime/sim) drives a Stack only through those three
 // methods with virtual time.
 //
