@@ -34,7 +34,13 @@ func TestBalancerSpreadsAHotServer(t *testing.T) {
 		t.Fatal("the balancers moved nothing")
 	}
 	if on.p99*2 > off.p99 {
-		t.Errorf("p99 %v with the policy, %v without: want at least halved", on.p99, off.p99)
+		// Under the race detector the stacks run about ten times slower,
+		// and the servers' 1 ms of work no longer dominates the latency.
+		report := t.Errorf
+		if raceEnabled {
+			report = t.Logf
+		}
+		report("p99 %v with the policy, %v without: want at least halved", on.p99, off.p99)
 	}
 	for i, n := range on.served {
 		if n == 0 {
