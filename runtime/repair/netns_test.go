@@ -4,6 +4,7 @@ package repair
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"net"
@@ -136,8 +137,12 @@ func (tp *topo) routeTo(tb testing.TB, ns string) {
 func (tp *topo) connect(tb testing.TB, ns string, rcvBuf int) (client, server *net.TCPConn) {
 	tb.Helper()
 	var ln *net.TCPListener
+	// No keep-alive on either end (Go's default is 15 s): a probe that
+	// reaches the next namespace after the route moved and before the
+	// restore draws a RST, and the connection dies under a benchmark that
+	// runs for minutes of `ip` commands.
 	inNS(tb, ns, func() {
-		l, err := net.Listen("tcp4", serverAP.String())
+		l, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp4", serverAP.String())
 		if err != nil {
 			tb.Fatalf("listen in %s: %v", ns, err)
 		}
@@ -148,6 +153,7 @@ func (tp *topo) connect(tb testing.TB, ns string, rcvBuf int) (client, server *n
 		d := net.Dialer{
 			LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientAddr)},
 			Timeout:   5 * time.Second,
+			KeepAlive: -1,
 			Control: func(_, _ string, rc syscall.RawConn) error {
 				if rcvBuf <= 0 {
 					return nil
