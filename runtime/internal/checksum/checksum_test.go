@@ -2,6 +2,7 @@ package checksum
 
 import (
 	"encoding/binary"
+	"strconv"
 	"testing"
 )
 
@@ -45,3 +46,40 @@ func FuzzAdd(f *testing.F) {
 		}
 	})
 }
+
+// Words that carry out of every lane: all ones, and one below.
+func TestCarriesAcrossWords(t *testing.T) {
+	for _, fill := range []byte{0xff, 0xfe, 0x80, 0x01} {
+		for n := 0; n <= 200; n++ {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = fill
+			}
+			if n > 3 {
+				b[3] = 0x00
+			}
+			if got, want := Fold(Add(0xffff_ffff, b)), Fold(0xffff_ffff+uint64(reference(b))); got != want {
+				t.Fatalf("Fold(Add(%d bytes of %#x)) = %#x, want %#x", n, fill, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkAdd(b *testing.B) {
+	for _, n := range []int{40, 1448, 65536} {
+		buf := make([]byte, n)
+		for i := range buf {
+			buf[i] = byte(i * 7)
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			var s uint64
+			for range b.N {
+				s = Add(s, buf)
+			}
+			sink = s
+		})
+	}
+}
+
+var sink uint64
