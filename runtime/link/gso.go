@@ -420,6 +420,7 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 		}
 		clear(b.msgs) // no stale reference to a frame handed back
 		clear(b.views)
+		clear(g.iov) // nor to a send queue's array, until the next flush
 		b.arena, b.msgs, b.taken, b.views = b.arena[:0], b.msgs[:0], 0, b.views[:0]
 	}()
 	g.mm, g.iov, g.to = g.mm[:0], g.iov[:0], g.to[:0]

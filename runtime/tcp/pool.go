@@ -61,11 +61,10 @@ func (p *BufferPool) SetFence(fence func() (begun, ended uint64)) bool {
 
 // releaseFenced moves the held-back arrays whose transmissions have all
 // ended to free. p.mu is held.
-func (p *BufferPool) releaseFenced() {
+func (p *BufferPool) releaseFenced(ended uint64) {
 	if len(p.fenced) == 0 {
 		return
 	}
-	_, ended := p.fence()
 	kept := p.fenced[:0]
 	for _, f := range p.fenced {
 		if f.begun > ended {
@@ -117,7 +116,10 @@ func (p *BufferPool) get(n int) []byte {
 		return make([]byte, n)
 	}
 	p.mu.Lock()
-	p.releaseFenced()
+	if p.fence != nil {
+		_, ended := p.fence()
+		p.releaseFenced(ended)
+	}
 	if l := p.free[k]; len(l) > 0 {
 		b := l[len(l)-1]
 		l[len(l)-1] = nil
@@ -146,8 +148,9 @@ func (p *BufferPool) put(b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fence != nil {
-		p.releaseFenced()
-		if begun, ended := p.fence(); begun > ended {
+		begun, ended := p.fence()
+		p.releaseFenced(ended)
+		if begun > ended {
 			if p.held+p.fencedN+c <= p.max {
 				p.fenced = append(p.fenced, fencedArray{b[:0], begun})
 				p.fencedN += c

@@ -3,8 +3,10 @@ package tcp
 // ring is a byte queue bounded by limit. Bytes [0,n) from head are queued;
 // writeAt may also place bytes beyond n (the receive side parks
 // out-of-order data there) that commit later makes part of the queue.
-// The backing array grows on demand up to limit, so an idle connection
-// (or a hostile snapshot header) does not cost the full buffer size.
+// The backing array grows on demand, by whole pool size classes, to hold
+// at most limit bytes (its length may pass limit, by less than twice it),
+// so an idle connection (or a hostile snapshot header) does not cost the
+// full buffer size.
 type ring struct {
 	buf   []byte
 	head  int // index of the first queued byte
