@@ -210,11 +210,12 @@ func (b *gsoBatch) queueUDP(frame []byte, segSize int) bool {
 // by tcpRun: segs segments of mss payload bytes, TCP header thl bytes) as
 // a message of its own, closed to joining, keeping head and the payload
 // slices rather than copies until the batch is sent. It returns false,
-// and takes nothing, when the batch is full. The capacity of head and
-// the payload's bytes count against the batch's bound: that bounds the
-// memory taken arrays hold, however short the runs.
+// and takes nothing, when the batch is full. The capacity of head counts
+// against the batch's bound: that bounds the memory taken arrays hold,
+// however short the runs. The payload lives in the caller's queues, not
+// in the batch, and does not count.
 func (b *gsoBatch) takeTCP(head []byte, payload [][]byte, viewLen, mss, thl, segs int) bool {
-	if b.full(cap(head) + viewLen) {
+	if b.full(cap(head)) {
 		return false
 	}
 	off := len(b.arena)
@@ -227,7 +228,7 @@ func (b *gsoBatch) takeTCP(head []byte, payload [][]byte, viewLen, mss, thl, seg
 	}
 	b.msgs = append(b.msgs, gsoMsg{off: off, end: len(b.arena), taken: head, v0: v0, v1: len(b.views), viewLen: viewLen,
 		segs: segs, size: mss, thl: thl})
-	b.taken += cap(head) + viewLen
+	b.taken += cap(head)
 	return true
 }
 

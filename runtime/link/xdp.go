@@ -897,6 +897,11 @@ func (x *XDP) Close() error {
 		x.flushMu.Lock()
 		x.txMu.Lock()
 		x.closeErr = x.teardown()
+		if x.gso != nil {
+			// Runs still queued will never be sent: none is read any more,
+			// and a fence waiting for them would hold back arrays for good.
+			x.gso.runsEnded.Store(x.gso.runsTaken.Load())
+		}
 		x.txMu.Unlock()
 		x.flushMu.Unlock()
 		x.rxMu.Unlock()

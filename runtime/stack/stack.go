@@ -301,9 +301,10 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	s.emit = s.emitSegment
 	s.batch, _ = ep.(link.Batcher)
 	s.runs, _ = ep.(link.TCPSegmenter)
-	if s.runs != nil {
-		// Without a pool no array is reused; a pool fenced already (shared
-		// with another stack) cannot tell this one's runs: copy then.
+	if s.runs != nil && s.runs.MaxTCPSegments() >= 2 {
+		// A link that cuts no runs needs no fence. Without a pool no array
+		// is reused; a pool fenced already (shared with another stack)
+		// cannot tell this one's runs: copy then.
 		pool := s.cfg.TCP.Buffers
 		s.runViews = pool == nil || pool.SetFence(s.viewsFence)
 	}
