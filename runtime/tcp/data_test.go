@@ -348,6 +348,47 @@ func TestFastRetransmit(t *testing.T) {
 	}
 }
 
+// TestResendsAreCopiesNotQueueViews: a resend's bytes may be acknowledged
+// (its first copy arrived) and their room in the send queue reused by a
+// write before the link sends it, so Output copies them; only first
+// transmissions are views of the queue.
+func TestResendsAreCopiesNotQueueViews(t *testing.T) {
+	n := newNet(t, 11)
+	n.dial(classic(Config{MSS: 1000}), classic(Config{MSS: 1000}))
+	base := uint32(1001)
+	// Three losses in a window (fast retransmit, partial ACKs) and the
+	// last segment (a timeout).
+	n.drop = dropFirst(&base, 30000, 33000, 36000, 199000)
+	high := base
+	var firsts, views, resends int
+	n.tap = func(fromA bool, s *Segment) {
+		if !fromA || len(s.Payload) == 0 {
+			return
+		}
+		if seqLT(s.Seq, high) {
+			resends++
+			if s.PayloadQueued {
+				t.Errorf("resend of %d bytes at offset %d is a view of the send queue", len(s.Payload), s.Seq-base)
+			}
+		} else {
+			firsts++
+			if s.PayloadQueued {
+				views++
+			}
+		}
+		if end := s.Seq + uint32(len(s.Payload)); seqLT(high, end) {
+			high = end
+		}
+	}
+	exchange(t, n, payload(200000, 11), nil, time.Minute)
+	if st := n.a.Stats(); resends < 4 || st.Timeouts+st.TailLossProbes == 0 {
+		t.Fatalf("%d resends, %d timeouts, %d tail-loss probes: want the four losses resent, the last by a timeout or probe", resends, st.Timeouts, st.TailLossProbes)
+	}
+	if views == 0 {
+		t.Fatalf("none of %d first transmissions was a view of the send queue", firsts)
+	}
+}
+
 func TestNewRenoPartialACK(t *testing.T) {
 	// Three losses in one window: NewReno repairs one per round trip on
 	// partial ACKs, without a timeout (Reno would need one).

@@ -237,7 +237,7 @@ func (c *Conn) sendNext(now Time, emit func(*Segment), n int, fin bool) {
 		var payload []byte
 		var queued bool
 		if n > 0 {
-			payload, queued = c.sndBuf.view(int(seq-c.sndUna), n, c.scratchFor(n))
+			payload, queued = c.payloadAt(int(seq-c.sndUna), n, seqLT(seq, c.sndMax))
 			if int(seq-c.sndUna)+n == c.sndBuf.len() {
 				flags |= FlagPSH
 			}
@@ -350,6 +350,22 @@ func (c *Conn) sendProbe(now Time, emit func(*Segment)) bool {
 	return true
 }
 
+// payloadAt is a segment's n bytes at offset off from snd.una: a view of
+// the send queue when they are contiguous in its array (the link sends
+// them from there), else a copy in scratch. A resend is always a copy: an
+// ACK of the earlier copy can release its bytes, and a write reuse their
+// room, before the link sends the segment, which would then carry newer
+// bytes under old sequence numbers.
+func (c *Conn) payloadAt(off, n int, resend bool) (payload []byte, queued bool) {
+	if !resend {
+		return c.sndBuf.view(off, n, c.scratchFor(n))
+	}
+	c.sndBuf.ensure(off + n)
+	p := c.scratchFor(n)[:n]
+	c.sndBuf.peekInto(off, p)
+	return p, false
+}
+
 // retransmitFirst resends the segment at snd.una without moving snd.nxt
 // (fast retransmit and NewReno partial ACKs).
 func (c *Conn) retransmitFirst(now Time, emit func(*Segment)) bool {
@@ -374,7 +390,7 @@ func (c *Conn) retransmitRange(now Time, emit func(*Segment), off, n int, fin bo
 	var payload []byte
 	var queued bool
 	if n > 0 {
-		payload, queued = c.sndBuf.view(off, n, c.scratchFor(n))
+		payload, queued = c.payloadAt(off, n, true)
 	}
 	c.out = Segment{Seq: c.sndUna + uint32(off), Ack: c.rcvNxt, Flags: flags, WindowScale: -1, Payload: payload, PayloadQueued: queued}
 	c.fill(false)

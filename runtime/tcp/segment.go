@@ -41,7 +41,8 @@ type Segment struct {
 	// view of the send queue's array, whose bytes stay as they are until
 	// acknowledged, and the array itself until the Config's BufferPool
 	// lets it go (BufferPool.SetFence); otherwise Payload is a copy that
-	// the next segment may overwrite.
+	// the next segment may overwrite. Only a first transmission is a view:
+	// the bytes of a resend may be acknowledged before it leaves.
 	PayloadQueued bool
 }
 
