@@ -675,6 +675,13 @@ func (s *Stack) Close() error {
 	for _, w := range s.pings {
 		w.wake.signal()
 	}
+	if s.fenced {
+		// The connections' arrays are in the pool (or held back): a stack
+		// built on it next fences its own runs, and the pool no longer
+		// keeps this one.
+		s.cfg.TCP.Buffers.ClearFence()
+		s.fenced = false
+	}
 	s.closed = true
 	return nil
 }

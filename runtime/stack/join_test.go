@@ -360,3 +360,34 @@ func TestRunViewsOutliveTheirQueue(t *testing.T) {
 		t.Errorf("%d runs changed between their Take and their flush: an array they sent from was reused", ea.touched)
 	}
 }
+
+// A stack built on the pool of one that closed sends from its own queues:
+// the closed stack cleared the pool's fence, so the pool takes the new
+// stack's and no longer keeps the closed one. While both are open, the
+// second copies (a pool has one fence).
+func TestClosedStackClearsItsPoolsFence(t *testing.T) {
+	pool := tcp.NewBufferPool(1 << 20)
+	open := func() *Stack {
+		m, peer := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 0xa}, net.HardwareAddr{2, 0, 0, 0, 0, 0xb}, 1500)
+		t.Cleanup(func() { m.Close(); peer.Close() })
+		s, err := New(Config{Addr: addrA, Seed: 11, TCP: tcp.Config{Buffers: pool}}, &runPipe{batchPipe: batchPipe{Memory: m}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := open()
+	if !first.runViews {
+		t.Fatal("the first stack on a pool copies its runs")
+	}
+	second := open()
+	if second.runViews {
+		t.Error("two open stacks send from their queues under one fence")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if third := open(); !third.runViews {
+		t.Error("a stack built after the fenced one closed copies its runs: the pool kept the closed stack's fence")
+	}
+}

@@ -220,6 +220,7 @@ type Stack struct {
 	runs     link.TCPSegmenter // batch, when it cuts TCP runs
 	runFrom  *tcp.Segment      // the segment being sent may start a run (joinSegment)
 	runViews bool              // runs may send payload from the send queues (join.go)
+	fenced   bool              // the pool's fence is ours (viewsFence); Close clears it
 	runOpen  atomic.Bool       // the run being joined has views (viewsFence)
 	// hooks counts the hooks running (unlockHook); wakeLater are the
 	// waiters signal put off meanwhile, and wakeSpare the slice they will
@@ -306,7 +307,8 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 		// is reused; a pool fenced already (shared with another stack)
 		// cannot tell this one's runs: copy then.
 		pool := s.cfg.TCP.Buffers
-		s.runViews = pool == nil || pool.SetFence(s.viewsFence)
+		s.fenced = pool != nil && pool.SetFence(s.viewsFence)
+		s.runViews = pool == nil || s.fenced
 	}
 	s.waker, _ = ep.(link.Waker)
 	return s, nil

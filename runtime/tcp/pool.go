@@ -59,6 +59,20 @@ func (p *BufferPool) SetFence(fence func() (begun, ended uint64)) bool {
 	return true
 }
 
+// ClearFence removes the pool's fence, so that another may be set (a
+// stack built on the pool after the fenced one closed), and lets go of
+// the fence, and of what it refers to. The arrays it held back go to the
+// collector, which frees none while a send still refers to it; arrays put
+// from now on are free at once, so it is for when no send that read the
+// queues is left to come.
+func (p *BufferPool) ClearFence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fence = nil
+	clear(p.fenced)
+	p.fenced, p.fencedN = nil, 0
+}
+
 // releaseFenced moves the held-back arrays whose transmissions have all
 // ended to free. p.mu is held.
 func (p *BufferPool) releaseFenced(ended uint64) {

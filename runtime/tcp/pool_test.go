@@ -55,6 +55,23 @@ func TestBufferPoolFenceHoldsArraysBackUntilTheSendsEnd(t *testing.T) {
 	if p.SetFence(func() (uint64, uint64) { return 0, 0 }) {
 		t.Error("a pool took a second fence")
 	}
+	defer func() {
+		// Cleared, the fence lets go of what it held back (for the
+		// collector, never handed out) and the pool takes a new one.
+		held := p.get(4096)
+		begun, ended = 5, 4
+		p.put(held)
+		p.ClearFence()
+		if st := p.Stats(); st.Held != 0 {
+			t.Errorf("after ClearFence the pool holds %d bytes, want none", st.Held)
+		}
+		if c := p.get(4096); &c[0] == &held[0] {
+			t.Error("an array held back by a cleared fence was handed out")
+		}
+		if !p.SetFence(func() (uint64, uint64) { return 0, 0 }) {
+			t.Error("a pool whose fence was cleared refused a new one")
+		}
+	}()
 	a := p.get(8192)
 	begun, ended = 3, 1
 	p.put(a)
