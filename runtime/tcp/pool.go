@@ -74,24 +74,26 @@ func (p *BufferPool) ClearFence() {
 }
 
 // releaseFenced moves the held-back arrays whose transmissions have all
-// ended to free. p.mu is held.
+// ended to free. Arrays are held back in the order of their puts, whose
+// begun counts never fall but when a run is never taken (by one), so the
+// scan stops at the first array still held: that can keep a later one
+// back a little longer, never hand it out early, and a get or put with
+// nothing to release costs one comparison. p.mu is held.
 func (p *BufferPool) releaseFenced(ended uint64) {
-	if len(p.fenced) == 0 {
-		return
-	}
-	kept := p.fenced[:0]
-	for _, f := range p.fenced {
-		if f.begun > ended {
-			kept = append(kept, f)
-			continue
-		}
-		c := cap(f.b)
+	i := 0
+	for ; i < len(p.fenced) && p.fenced[i].begun <= ended; i++ {
+		b := p.fenced[i].b
+		c := cap(b)
 		p.fencedN -= c
-		p.free[poolClass(c)] = append(p.free[poolClass(c)], f.b[:0])
+		p.free[poolClass(c)] = append(p.free[poolClass(c)], b)
 		p.held += c
 	}
-	clear(p.fenced[len(kept):])
-	p.fenced = kept
+	if i == 0 {
+		return
+	}
+	n := copy(p.fenced, p.fenced[i:])
+	clear(p.fenced[n:])
+	p.fenced = p.fenced[:n]
 }
 
 const (

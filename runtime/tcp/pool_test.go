@@ -94,7 +94,23 @@ func TestBufferPoolFenceHoldsArraysBackUntilTheSendsEnd(t *testing.T) {
 	if c := p.get(8192); &c[0] != &b[0] {
 		t.Fatal("an array put with no send in flight was held back")
 	}
-	begun = 4
+	// A run never taken lowers begun by one: the array put after it is
+	// held back behind the one before, never handed out early.
+	begun, ended = 6, 4
+	first := p.get(16384)
+	p.put(first)
+	begun = 5
+	second := p.get(16384)
+	p.put(second)
+	ended = 5
+	if c := p.get(16384); &c[0] == &first[0] {
+		t.Fatal("an array that send 6 may still read was handed out")
+	}
+	ended = 6
+	if c, d := p.get(16384), p.get(16384); &c[0] != &second[0] && &d[0] != &second[0] {
+		t.Fatal("the arrays held back were not handed out once every send before them had ended")
+	}
+	begun = 7
 	p.put(a)
 	p.Drain()
 	if st := p.Stats(); st.Held != 0 {
