@@ -3,16 +3,14 @@ package testbed
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/capygen/capygen/internal/tsharktest"
 	"github.com/capygen/capygen/runtime/migrate"
 )
 
@@ -58,38 +56,22 @@ func TestDissectorDecodesALiveMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("tshark", "-n", "-X", "lua_script:"+lua, "-r", pcap, "-Y", "tcpmig", "-T", "json", "-J", "tcpmig")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil || strings.Contains(stderr.String(), "Lua") {
-		t.Fatalf("tshark: %v\n%s", err, stderr.String())
-	}
-	var frames []struct {
-		Source struct {
-			Layers struct {
-				TCPMig map[string]any `json:"tcpmig"`
-			} `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(out, &frames); err != nil {
-		t.Fatalf("tshark's JSON: %v", err)
-	}
+	frames := tsharktest.Decode(t, lua, pcap)
 	stages := map[string]int{}
 	var sawLoadAck, sawState bool
-	for _, f := range frames {
-		m := f.Source.Layers.TCPMig
-		stage, _ := m["tcpmig.stage"].(string)
+	for _, m := range frames {
+		field := func(name string) string { return tsharktest.First(m, name) }
+		stage := field("tcpmig.stage")
 		stages[stage]++
-		if m["tcpmig.client_ip"] != "10.77.0.1" && stage != "12" && stage != "13" {
+		if field("tcpmig.client_ip") != "10.77.0.1" && stage != "12" && stage != "13" {
 			continue
 		}
 		switch stage {
 		case "3": // prepare_mig_ack
-			sawLoadAck = sawLoadAck || (m["tcpmig.load"] == "1" && m["tcpmig.origin_ip"] == originIP)
+			sawLoadAck = sawLoadAck || (field("tcpmig.load") == "1" && field("tcpmig.origin_ip") == originIP)
 		case "4": // conn_state
-			tl, _ := m["tcpmig.conn_state.total_length"].(string)
-			sawState = sawState || (tl != "" && tl != "0" && m["tcpmig.conn_state.data"] != nil)
+			tl := field("tcpmig.conn_state.total_length")
+			sawState = sawState || (tl != "" && tl != "0" && field("tcpmig.conn_state.data") != "")
 		}
 	}
 	for name, stage := range map[string]string{"prepare_mig": "2", "prepare_mig_ack": "3", "conn_state": "4", "conn_state_ack": "5",

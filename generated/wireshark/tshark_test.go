@@ -3,14 +3,11 @@
 package wireshark_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/capygen/capygen/generated/tcpmig"
+	"github.com/capygen/capygen/internal/tsharktest"
 )
 
 // writePcap writes each message as an Ethernet/IPv4/UDP frame on the
@@ -54,63 +52,6 @@ func writePcap(t *testing.T, path string, msgs []tcpmig.Message) {
 	}
 }
 
-// Decode runs tshark with the dissector over pcap and returns each
-// frame's tcpmig fields by display-filter name.
-func Decode(t *testing.T, pcap string) []map[string][]string {
-	t.Helper()
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("tshark is not installed (apt-get install tshark; make deps installs it)")
-	}
-	lua, err := filepath.Abs("tcpmig.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(tshark, "-n", "-X", "lua_script:"+lua, "-r", pcap, "-Y", "tcpmig", "-T", "json", "-J", "tcpmig")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil || strings.Contains(stderr.String(), "Lua") {
-		t.Fatalf("tshark: %v\n%s", err, stderr.String())
-	}
-	var frames []struct {
-		Source struct {
-			Layers map[string]json.RawMessage `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(out, &frames); err != nil {
-		t.Fatalf("tshark's JSON: %v\n%s", err, out)
-	}
-	var res []map[string][]string
-	for _, f := range frames {
-		fields := map[string][]string{}
-		flatten(f.Source.Layers["tcpmig"], fields)
-		res = append(res, fields)
-	}
-	return res
-}
-
-// flatten collects "name": "value" pairs (and arrays of values) from
-// tshark's JSON tree, whatever the nesting.
-func flatten(raw json.RawMessage, into map[string][]string) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		return
-	}
-	for k, v := range obj {
-		var s string
-		var ss []string
-		switch {
-		case json.Unmarshal(v, &s) == nil:
-			into[k] = append(into[k], s)
-		case json.Unmarshal(v, &ss) == nil:
-			into[k] = append(into[k], ss...)
-		default:
-			flatten(v, into)
-		}
-	}
-}
-
 func TestTsharkDecodesEveryMessage(t *testing.T) {
 	key := tcpmig.TCPMigFields{OriginIP: netip.MustParseAddr("10.77.0.11").As4(), OriginPort: 80,
 		ClientIP: netip.MustParseAddr("10.77.0.1").As4(), ClientPort: 40000, Epoch: 7}
@@ -130,7 +71,11 @@ func TestTsharkDecodesEveryMessage(t *testing.T) {
 	}
 	pcap := filepath.Join(t.TempDir(), "tcpmig.pcap")
 	writePcap(t, pcap, msgs)
-	frames := Decode(t, pcap)
+	lua, err := filepath.Abs("tcpmig.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := tsharktest.Decode(t, lua, pcap)
 	if len(frames) != len(msgs) {
 		t.Fatalf("tshark decoded %d TCPMig frames, want %d: %v", len(frames), len(msgs), frames)
 	}
