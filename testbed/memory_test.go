@@ -216,6 +216,10 @@ func halfClosed(bed *Testbed, addr string, n, workers int) ([]net.Conn, []error)
 	return conns, errs
 }
 
+// linkRE finds capyrun serve's link counters in its exit report; frames
+// its receive ring dropped are why a probe takes more than one round.
+var linkRE = regexp.MustCompile(`(?m)^link: .*$`)
+
 // resetCount reports how many of conns the server has forgotten: a byte
 // written to each is answered with a RST by a server that no longer holds
 // the connection (and acknowledged by one still in FIN-WAIT-2), which a
@@ -224,10 +228,6 @@ func halfClosed(bed *Testbed, addr string, n, workers int) ([]net.Conn, []error)
 // comes after that, so the conns not yet reset are probed again for up
 // to resetWait: a connection the server still holds never resets, however
 // long it is probed.
-// linkRE finds capyrun serve's link counters in its exit report; frames
-// its receive ring dropped are why a probe takes more than one round.
-var linkRE = regexp.MustCompile(`(?m)^link: .*$`)
-
 func resetCount(conns []net.Conn) (gone, rounds int) {
 	const resetWait = 5 * time.Second
 	held := append([]net.Conn(nil), conns...)

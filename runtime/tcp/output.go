@@ -360,7 +360,6 @@ func (c *Conn) payloadAt(off, n int, resend bool) (payload []byte, queued bool) 
 	if !resend {
 		return c.sndBuf.view(off, n, c.scratchFor(n))
 	}
-	c.sndBuf.ensure(off + n)
 	p := c.scratchFor(n)[:n]
 	c.sndBuf.peekInto(off, p)
 	return p, false
