@@ -123,13 +123,14 @@ type Conn struct {
 	id  tcp.ID
 	idx int // position in s.connList, -1 once removed
 
-	lis         *Listener // set until accepted; nil for dialled conns
-	queued      bool      // in lis.queue
-	established bool      // reached ESTABLISHED at least once
-	outPending  bool      // Input in Run's drain left Output owed (c is in s.outPending)
-	detached    bool      // handed away by DetachConn
-	closed      bool      // Close called
-	err         error     // overrides tc.Err (e.g. ARP failure)
+	lis         *Listener      // set until accepted; nil for dialled conns
+	queued      bool           // in lis.queue
+	established bool           // reached ESTABLISHED at least once
+	outPending  bool           // Input in Run's drain left Output owed (c is in s.outPending)
+	detached    bool           // handed away by DetachConn, which sets tc to nil
+	origin      netip.AddrPort // Origin, kept at DetachConn
+	closed      bool           // Close called
+	err         error          // overrides tc.Err (e.g. ARP failure)
 
 	// Readers wait on rwake, writers (and Dial) on wwake: output wakes
 	// each only with news for it, so that a bulk sender's ACKs do not
@@ -152,18 +153,22 @@ func (c *Conn) signalAll() {
 // sk_stream_write_space waits for: a writer woken for a few bytes would
 // only sleep again), or an error. s.mu is held.
 func (c *Conn) signalNews() {
-	fail := c.failure() != nil // Close and Abort wake both sides themselves
+	if c.failure() != nil { // Close and Abort wake both sides themselves
+		c.signalAll()
+		return
+	}
 	st := c.tc.State()
-	if c.rwake.ch != nil && (fail || c.tc.Readable() > 0 || !st.CanReceive()) {
+	if c.rwake.ch != nil && (c.tc.Readable() > 0 || !st.CanReceive()) {
 		c.s.signal(&c.rwake)
 	}
-	if c.wwake.ch != nil && (fail || !st.CanSend() || c.established && c.tc.Writable() >= c.tc.SendBufferSize()/3) {
+	if c.wwake.ch != nil && (!st.CanSend() || c.established && c.tc.Writable() >= c.tc.SendBufferSize()/3) {
 		c.s.signal(&c.wwake)
 	}
 }
 
-// TCP returns the underlying connection state machine. Touch it only with
-// the stack's lock held, i.e. from a hook or a single-threaded driver.
+// TCP returns the underlying connection state machine, or nil once
+// DetachConn handed it away. Touch it only with the stack's lock held,
+// i.e. from a hook or a single-threaded driver.
 func (c *Conn) TCP() *tcp.Conn { return c.tc }
 
 // ID is the connection's 4-tuple.
@@ -399,6 +404,9 @@ func (c *Conn) TryWrite(p []byte) (int, error) {
 func (c *Conn) Queued() int {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	if c.detached {
+		return 0 // the bytes left with the state
+	}
 	return c.tc.Queued()
 }
 
@@ -408,6 +416,9 @@ func (c *Conn) Queued() int {
 func (c *Conn) Origin() netip.AddrPort {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	if c.detached {
+		return c.origin
+	}
 	return c.tc.ID().Local
 }
 

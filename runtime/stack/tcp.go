@@ -387,6 +387,11 @@ func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
 	s.outputOwed(s.nowLocked(), c)
 	s.removeConn(c)
 	c.detached = true
+	// The handle lets go of the state: its new owner may reuse the
+	// tcp.Conn for another connection (the migration layer restores the
+	// next arrival into it), which a stale handle must never reach.
+	tc := c.tc
+	c.origin, c.tc = tc.ID().Local, nil
 	if l := c.lis; l != nil { // queued but never accepted
 		for i, q := range l.queue {
 			if q == c {
@@ -397,7 +402,7 @@ func (s *Stack) DetachConn(id tcp.ID) (*tcp.Conn, error) {
 		}
 		c.lis = nil
 	}
-	return c.tc, nil
+	return tc, nil
 }
 
 // AttachConn files a restored connection like AdoptConn but hands its

@@ -530,6 +530,26 @@ func TestDetachAdopt(t *testing.T) {
 	if c := b.Counters(); c.TCPIntercepted == 0 || c.RSTOut != 0 {
 		t.Errorf("intercepted %d rst.out %d, want >0 and 0", c.TCPIntercepted, c.RSTOut)
 	}
+
+	// The detached state's new owner may reuse it for another connection:
+	// the old handle must answer without it.
+	*tc = tcp.Conn{}
+	if got := srv.TCP(); got != nil {
+		t.Errorf("detached handle's TCP() = %p, want nil", got)
+	}
+	if got := srv.Origin(); got != id.Local {
+		t.Errorf("detached handle's Origin() = %v, want %v", got, id.Local)
+	}
+	if got := srv.Queued(); got != 0 {
+		t.Errorf("detached handle's Queued() = %d, want 0", got)
+	}
+	if _, err := srv.Write([]byte("x")); !errors.Is(err, ErrDetached) {
+		t.Errorf("Write on a detached conn = %v, want ErrDetached", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close on a detached conn: %v", err)
+	}
+	echo(srv2, "still")
 }
 
 func TestAdoptConnAddresses(t *testing.T) {
