@@ -196,8 +196,11 @@ type Engine struct {
 
 	// The handlers allocate nothing (see spares.go): what a migration
 	// needs is made ready here before it starts.
-	spareOut  *outgoing
-	spareIn   *incoming
+	spareOut *outgoing
+	spareIn  *incoming
+	// freeOut and freeIn are forgotten migrations, for refill to reuse.
+	freeOut   []*outgoing
+	freeIn    []*incoming
 	hostSpent bool     // a host spare was taken: Reserve at the unlock
 	bufs      [][]byte // snapshot and state buffers, for reuse (takeBuf)
 	bufBytes  int      // their capacity

@@ -26,19 +26,38 @@ const (
 	maxKeptBytes = 8 << 20
 )
 
-// refill makes the next migration's objects ready. e.mu is held.
+// keptMigrations bounds the forgotten migrations kept for reuse: one a
+// Grace is forgotten for each that starts, so a few absorb the jitter.
+const keptMigrations = 16
+
+// refill makes the next migration's objects ready: forgotten ones when
+// there are, so that a server's steady state allocates none (each new
+// object is garbage a Grace later, and the collections it brings land in
+// the handlers' timing). e.mu is held.
 func (e *Engine) refill() {
 	if e.spareOut == nil {
-		o := new(outgoing)
-		prefault.Touch(o)
-		o.steps = o.rec.step
-		e.spareOut = o
+		if n := len(e.freeOut); n > 0 {
+			e.spareOut = e.freeOut[n-1]
+			e.freeOut[n-1] = nil
+			e.freeOut = e.freeOut[:n-1]
+		} else {
+			o := new(outgoing)
+			prefault.Touch(o)
+			o.steps = o.rec.step
+			e.spareOut = o
+		}
 	}
 	if e.spareIn == nil {
-		in := new(incoming)
-		prefault.Touch(in)
-		in.steps = in.rec.step
-		e.spareIn = in
+		if n := len(e.freeIn); n > 0 {
+			e.spareIn = e.freeIn[n-1]
+			e.freeIn[n-1] = nil
+			e.freeIn = e.freeIn[:n-1]
+		} else {
+			in := new(incoming)
+			prefault.Touch(in)
+			in.steps = in.rec.step
+			e.spareIn = in
+		}
 	}
 	if len(e.reasms) == 0 {
 		e.reasms = append(e.reasms, e.newReassembler())
@@ -188,4 +207,37 @@ func (e *Engine) putBuf(b []byte) {
 	}
 	e.bufs = append(e.bufs, b[:0])
 	e.bufBytes += c
+}
+
+// forgetOutgoing keeps o, which its forget timer just dropped from every
+// map, for reuse. Nothing else refers to it: its machine ended a Grace
+// ago, and that call's effects (its record, done) ran at the call's
+// unlock. Timer entries that still name it are stale, and stay harmless
+// once it is reused: live compares the entry's time with the object's
+// own deadline, so an entry can only fire the object's current deadline
+// at its time. e.mu is held.
+func (e *Engine) forgetOutgoing(o *outgoing) {
+	if len(e.freeOut) >= keptMigrations || o.frozen != nil {
+		return
+	}
+	steps := o.steps // bound to &o.rec, which stays where it is
+	*o = outgoing{}
+	o.steps = steps
+	e.freeOut = append(e.freeOut, o)
+}
+
+// forgetIncoming is forgetOutgoing's twin. A hold still filed under in
+// (none should be, once its machine ended) keeps it from reuse. e.mu is
+// held.
+func (e *Engine) forgetIncoming(in *incoming) {
+	if len(e.freeIn) >= keptMigrations || e.holds[in.id] == in {
+		return
+	}
+	if in.reasm != nil {
+		e.putReassembler(in.reasm)
+	}
+	steps := in.steps
+	*in = incoming{}
+	in.steps = steps
+	e.freeIn = append(e.freeIn, in)
 }

@@ -33,7 +33,9 @@ type stackHost struct {
 	// handlers allocate nothing (see spares.go). h.mu guards them.
 	heldFree   []*heldFrames
 	frozenFree []*stackFrozen
-	spareTC    *tcp.Conn
+	// spareTCs are restores' tcp.Conns: made beforehand, or left by
+	// connections that moved away (at most keptConns).
+	spareTCs []*tcp.Conn
 	// deliveries are kept for reuse: each hands one restored connection
 	// to its restorer through a method value made once.
 	deliveries []*delivery
@@ -82,10 +84,6 @@ func (h *stackHost) Reserve() {
 	if len(h.frozenFree) == 0 {
 		h.frozenFree = append(h.frozenFree, &stackFrozen{h: h})
 	}
-	if h.spareTC == nil {
-		h.spareTC = new(tcp.Conn)
-		prefault.Touch(h.spareTC)
-	}
 	if len(h.deliveries) == 0 {
 		d := &delivery{h: h}
 		d.run = d.deliver
@@ -98,10 +96,19 @@ func (h *stackHost) Reserve() {
 	for i, tc := range recycle {
 		h.st.RecycleDetached(tc)
 		recycle[i] = nil
+		// Nothing refers to tc now (DetachConn's handle let go of it, the
+		// Frozen was done with it): the next restore's spare, so that
+		// ping-ponging connections allocate none.
+		h.keepSpare(tc)
 	}
 	h.mu.Lock()
 	if h.recycleSpare == nil {
 		h.recycleSpare = recycle[:0]
+	}
+	if len(h.spareTCs) == 0 {
+		tc := new(tcp.Conn)
+		prefault.Touch(tc)
+		h.spareTCs = append(h.spareTCs, tc)
 	}
 	h.mu.Unlock()
 	h.st.ReserveConn()
@@ -215,8 +222,12 @@ func (f *stackFrozen) Abort() {
 
 func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, _ func(string, time.Duration)) ([]byte, func(), error) {
 	h.mu.Lock()
-	spare := h.spareTC
-	h.spareTC = nil
+	var spare *tcp.Conn
+	if n := len(h.spareTCs); n > 0 {
+		spare = h.spareTCs[n-1]
+		h.spareTCs[n-1] = nil
+		h.spareTCs = h.spareTCs[:n-1]
+	}
 	h.mu.Unlock()
 	tc, err := tcp.RestoreInto(spare, h.st.Config().TCP, state, now, maxBuffer)
 	if err != nil {
@@ -254,14 +265,19 @@ func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin neti
 	return app, nil, nil
 }
 
+// keptConns bounds the spare tcp.Conns a host keeps (about 2 KiB each):
+// a server that sends connections away as fast as it takes them in
+// reuses every one.
+const keptConns = 4
+
 // keepSpare keeps tc, which nothing refers to, for the next Restore.
 func (h *stackHost) keepSpare(tc *tcp.Conn) {
 	if tc == nil {
 		return
 	}
 	h.mu.Lock()
-	if h.spareTC == nil {
-		h.spareTC = tc
+	if len(h.spareTCs) < keptConns {
+		h.spareTCs = append(h.spareTCs, tc)
 	}
 	h.mu.Unlock()
 }

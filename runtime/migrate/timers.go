@@ -93,6 +93,7 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 					delete(e.epochs, o.id) // the connection ended here
 				}
 			}
+			e.forgetOutgoing(o)
 		case timerIn:
 			in := t.in
 			if in.timerOn {
@@ -101,6 +102,7 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 				continue
 			}
 			delete(e.in, in.k)
+			e.forgetIncoming(in)
 		case timerTomb:
 			e.untomb(t.id)
 		case timerRefused:
