@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,19 @@ type migrateFlags struct {
 	max                int
 	records, summary   bool
 	jsonOut            bool
+	timeout            time.Duration
+}
+
+// request sends one request on c and reads its reply, within f.timeout:
+// a server that stopped answering (stopped, or its event loop stuck)
+// fails the command instead of hanging it.
+func (f migrateFlags) request(c net.Conn, sock string, req migrate.ControlRequest) (migrate.ControlReply, error) {
+	c.SetDeadline(time.Now().Add(f.timeout)) //nolint:errcheck // a unix socket takes deadlines
+	rep, err := migrate.Control(c, req)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return rep, fmt.Errorf("control socket %s: no reply to %q within -timeout %v (is the server stuck? give a longer -timeout if it is only slow)", sock, req.Op, f.timeout)
+	}
+	return rep, err
 }
 
 func runMigrate(args []string) error {
@@ -49,6 +63,7 @@ func runMigrate(args []string) error {
 	fs.BoolVar(&f.records, "records", false, "print the server's migration records (JSON lines)")
 	fs.BoolVar(&f.summary, "summary", false, "summarize the records in the files given as arguments (or the server's) as per-phase times")
 	fs.BoolVar(&f.jsonOut, "json", false, "with -summary: print JSON")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on a server that does not answer a request (with -wait, its migration's outcome) within this `duration`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,18 +77,21 @@ func runMigrate(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (files are for -summary)", fs.Args())
 	}
+	if f.timeout <= 0 {
+		return fmt.Errorf("-timeout %v: want a positive duration", f.timeout)
+	}
 	sock, err := f.socket()
 	if err != nil {
 		return err
 	}
-	c, err := net.Dial("unix", sock)
+	c, err := net.DialTimeout("unix", sock, f.timeout)
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w (is capyrun serve running with -control, or -switch in a testbed?)", sock, err)
 	}
 	defer c.Close()
 	switch {
 	case f.records || f.summary:
-		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "records"})
+		rep, err := f.request(c, sock, migrate.ControlRequest{Op: "records"})
 		if err != nil {
 			return err
 		}
@@ -86,7 +104,7 @@ func runMigrate(args []string) error {
 		}
 		return nil
 	case f.conn != "":
-		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "migrate", Conn: f.conn, Wait: f.wait})
+		rep, err := f.request(c, sock, migrate.ControlRequest{Op: "migrate", Conn: f.conn, Wait: f.wait})
 		if err != nil {
 			return err
 		}
@@ -104,7 +122,7 @@ func runMigrate(args []string) error {
 		if f.random {
 			which = "random"
 		}
-		return repeatMigrate(c, which, f)
+		return repeatMigrate(c, sock, which, f)
 	}
 	return fmt.Errorf("say what to do: -conn ip:port, -all, -random, -records or -summary")
 }
@@ -125,7 +143,7 @@ func (f migrateFlags) socket() (string, error) {
 
 // repeatMigrate sends the request once, or every f.every until f.dur or
 // f.max requests or Ctrl-C.
-func repeatMigrate(c net.Conn, which string, f migrateFlags) error {
+func repeatMigrate(c net.Conn, sock, which string, f migrateFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if f.every < 0 || f.dur < 0 || f.max < 1 {
@@ -134,7 +152,7 @@ func repeatMigrate(c net.Conn, which string, f migrateFlags) error {
 	deadline := time.Now().Add(f.dur)
 	total, n := 0, 0
 	for {
-		rep, err := migrate.Control(c, migrate.ControlRequest{Op: "migrate", Conn: which})
+		rep, err := f.request(c, sock, migrate.ControlRequest{Op: "migrate", Conn: which})
 		if err != nil {
 			return err
 		}
