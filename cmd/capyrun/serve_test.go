@@ -109,9 +109,36 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"-loop-priority", "-1"}, "want a SCHED_FIFO priority, 1 to 99"},
 		{[]string{"-loop-priority", "100"}, "want a SCHED_FIFO priority, 1 to 99"},
 		{[]string{"-kernel", "-loop-priority", "1"}, "no event loop of ours without -switch"},
+		{[]string{"-procs", "-1"}, "-procs -1: want 1 or more threads"},
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %q: error %v, want one saying %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestServeProcs: our stack runs on one P unless -procs (or the
+// GOMAXPROCS environment variable) says otherwise; -kernel keeps Go's
+// default.
+func TestServeProcs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		want int // 0: Go's default
+	}{
+		{nil, "", 1},
+		{[]string{"-procs", "3"}, "", 3},
+		{nil, "4", 0},
+		{[]string{"-procs", "2"}, "4", 2},
+		{[]string{"-kernel"}, "", 0},
+		{[]string{"-kernel", "-procs", "1"}, "", 1},
+	} {
+		f, err := parseServeFlags(c.args)
+		if err != nil {
+			t.Fatalf("serve %q: %v", c.args, err)
+		}
+		if got := f.goMaxProcs(c.env); got != c.want {
+			t.Errorf("serve %q with GOMAXPROCS=%q: GOMAXPROCS %d, want %d", c.args, c.env, got, c.want)
 		}
 	}
 }
