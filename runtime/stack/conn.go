@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/capygen/capygen/runtime/tcp"
@@ -42,6 +43,7 @@ func (s *Stack) signal(w *waker) {
 	if w.ch == nil {
 		return
 	}
+	s.woke = true
 	if s.hooks == 0 {
 		w.signal()
 		return
@@ -734,6 +736,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	input := func(frame []byte) { s.inputQueued(base+time.Since(start), frame) }
+	onlyP := runtime.GOMAXPROCS(0) == 1
 	for ctx.Err() == nil {
 		wait := s.cfg.PollInterval
 		if d, ok := s.NextDeadline(); ok {
@@ -752,6 +755,23 @@ func (s *Stack) Run(ctx context.Context) error {
 		// After Advance: its timers' frames, like the drain's, must not
 		// wait for another goroutine's Burst to end.
 		s.flushTx()
+		if onlyP {
+			s.yieldToWoken()
+		}
 	}
 	return nil
+}
+
+// yieldToWoken lets the goroutines this loop woke run before its next
+// drain. With one P they have no other: a link that always has frames
+// waiting never makes Receive sleep or spin, and the readers and writers
+// woken would wait for the runtime's preemption, 10 ms.
+func (s *Stack) yieldToWoken() {
+	s.mu.Lock()
+	woke := s.woke
+	s.woke = false
+	s.mu.Unlock()
+	if woke {
+		runtime.Gosched()
+	}
 }

@@ -227,6 +227,8 @@ type Stack struct {
 	// take next.
 	hooks                int
 	wakeLater, wakeSpare []chan struct{}
+	// woke: a waiter was woken since Run's loop last looked (yieldToWoken).
+	woke bool
 	// Work posted to the event loop (Post): postMu guards posted and
 	// running; postedSpare is the loop's own, the list it ran last.
 	postMu      sync.Mutex
