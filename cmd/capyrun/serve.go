@@ -72,8 +72,8 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	if n := f.goMaxProcs(os.Getenv("GOMAXPROCS")); n > 0 {
-		runtime.GOMAXPROCS(n)
+	if f.procs > 0 {
+		runtime.GOMAXPROCS(f.procs)
 	}
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -97,27 +97,6 @@ func runServe(args []string) error {
 	return serveBypass(ctx, f)
 }
 
-// goMaxProcs is the GOMAXPROCS -procs asks for, or 0 to leave Go's (the
-// GOMAXPROCS environment variable, env, if set; else one per CPU). Our
-// stack's default is 1: its event loop hands what it receives to the
-// goroutines it wakes, and a second P only lets the runtime run those on
-// another CPU, where they wait to be scheduled and contend with the
-// link's softirqs and the peers. On this project's 2-vCPU machines, one P
-// against Go's two: wrk through the migration testbed while connections
-// move, 2.3 times the requests/s; the migration's host overhead p99,
-// half; bulk transfers as fast or faster. A server whose handlers compute
-// a lot may want more. The kernel's stack spreads over every CPU by
-// itself, so -kernel keeps Go's default.
-func (f serveFlags) goMaxProcs(env string) int {
-	switch {
-	case f.procs > 0:
-		return f.procs
-	case f.kernel || env != "":
-		return 0
-	}
-	return 1
-}
-
 // parseServeFlags reads and checks serve's flags.
 func parseServeFlags(args []string) (serveFlags, error) {
 	fs := flag.NewFlagSet("capyrun serve", flag.ContinueOnError)
@@ -131,7 +110,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` (power of two; 0 for the link default)")
 	fs.BoolVar(&f.offload, "offload", true, "transmit through AF_PACKET with the kernel's segmentation offload (GSO/TSO), as a kernel sender does; false sends every frame through the AF_XDP ring")
 	fs.BoolVar(&f.replace, "replace-xdp", false, "take over an interface that already has an XDP program (e.g. left by a killed serve)")
-	fs.IntVar(&f.procs, "procs", 0, "how many threads run Go code at once (GOMAXPROCS); 0 is 1 on our stack, whose one event loop runs to completion as a Capybara server does on its core, and one per CPU with -kernel, whose TCP runs in the kernel")
+	fs.IntVar(&f.procs, "procs", 0, "how many threads run Go code at once (GOMAXPROCS; 0: Go's default, one per CPU). 1 runs our stack as one core, as a Capybara server runs: on a small shared machine, faster request/response and migration tails, but slower sleep-bound handlers (see the README)")
 	fs.IntVar(&f.loopPriority, "loop-priority", 0, "run the event loop (with -kernel -switch: the TCPMig receiver) on its own thread in SCHED_FIFO at this `priority`, 1-99, as on a dedicated core (0: the normal scheduler)")
 	fs.BoolVar(&f.kernel, "kernel", false, "serve the same handlers on Linux kernel sockets instead (the baseline)")
 	fs.StringVar(&f.get, "get", "", "instead of serving, GET `url` through our stack, print its length and sha256, and exit")
@@ -173,7 +152,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if f.procs < 0 {
-		return f, fmt.Errorf("-procs %d: want 1 or more threads, or 0 for the default (1 on our stack, one per CPU with -kernel)", f.procs)
+		return f, fmt.Errorf("-procs %d: want 1 or more threads, or 0 for Go's default (one per CPU)", f.procs)
 	}
 	if f.loopPriority < 0 || f.loopPriority > maxLoopPriority {
 		return f, fmt.Errorf("-loop-priority %d: want a SCHED_FIFO priority, 1 to %d, or 0 for the normal scheduler", f.loopPriority, maxLoopPriority)

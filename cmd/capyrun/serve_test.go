@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,28 +118,12 @@ func TestServeRejectsBadFlags(t *testing.T) {
 	}
 }
 
-// TestServeProcs: our stack runs on one P unless -procs (or the
-// GOMAXPROCS environment variable) says otherwise; -kernel keeps Go's
-// default.
+// TestServeProcs: -procs N is the GOMAXPROCS serve sets; 0 leaves Go's.
 func TestServeProcs(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		env  string
-		want int // 0: Go's default
-	}{
-		{nil, "", 1},
-		{[]string{"-procs", "3"}, "", 3},
-		{nil, "4", 0},
-		{[]string{"-procs", "2"}, "4", 2},
-		{[]string{"-kernel"}, "", 0},
-		{[]string{"-kernel", "-procs", "1"}, "", 1},
-	} {
-		f, err := parseServeFlags(c.args)
-		if err != nil {
-			t.Fatalf("serve %q: %v", c.args, err)
-		}
-		if got := f.goMaxProcs(c.env); got != c.want {
-			t.Errorf("serve %q with GOMAXPROCS=%q: GOMAXPROCS %d, want %d", c.args, c.env, got, c.want)
+	for _, want := range []int{0, 1, 3} {
+		f, err := parseServeFlags([]string{"-procs", strconv.Itoa(want)})
+		if err != nil || f.procs != want {
+			t.Errorf("serve -procs %d: procs %d, %v", want, f.procs, err)
 		}
 	}
 }
