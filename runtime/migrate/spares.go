@@ -36,11 +36,7 @@ const keptMigrations = 16
 // the handlers' timing). e.mu is held.
 func (e *Engine) refill() {
 	if e.spareOut == nil {
-		if n := len(e.freeOut); n > 0 {
-			e.spareOut = e.freeOut[n-1]
-			e.freeOut[n-1] = nil
-			e.freeOut = e.freeOut[:n-1]
-		} else {
+		if e.spareOut = pop(&e.freeOut); e.spareOut == nil {
 			o := new(outgoing)
 			prefault.Touch(o)
 			o.steps = o.rec.step
@@ -48,11 +44,7 @@ func (e *Engine) refill() {
 		}
 	}
 	if e.spareIn == nil {
-		if n := len(e.freeIn); n > 0 {
-			e.spareIn = e.freeIn[n-1]
-			e.freeIn[n-1] = nil
-			e.freeIn = e.freeIn[:n-1]
-		} else {
+		if e.spareIn = pop(&e.freeIn); e.spareIn == nil {
 			in := new(incoming)
 			prefault.Touch(in)
 			in.steps = in.rec.step
@@ -207,6 +199,18 @@ func (e *Engine) putBuf(b []byte) {
 	}
 	e.bufs = append(e.bufs, b[:0])
 	e.bufBytes += c
+}
+
+// pop takes the last of *list out, or returns nil when it is empty.
+func pop[T any](list *[]*T) *T {
+	n := len(*list)
+	if n == 0 {
+		return nil
+	}
+	x := (*list)[n-1]
+	(*list)[n-1] = nil
+	*list = (*list)[:n-1]
+	return x
 }
 
 // forgetOutgoing keeps o, which its forget timer just dropped from every

@@ -222,12 +222,7 @@ func (f *stackFrozen) Abort() {
 
 func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, _ func(string, time.Duration)) ([]byte, func(), error) {
 	h.mu.Lock()
-	var spare *tcp.Conn
-	if n := len(h.spareTCs); n > 0 {
-		spare = h.spareTCs[n-1]
-		h.spareTCs[n-1] = nil
-		h.spareTCs = h.spareTCs[:n-1]
-	}
+	spare := pop(&h.spareTCs)
 	h.mu.Unlock()
 	tc, err := tcp.RestoreInto(spare, h.st.Config().TCP, state, now, maxBuffer)
 	if err != nil {
