@@ -58,7 +58,7 @@ func BenchmarkKernelVsBypass(b *testing.B) {
 		for i := range conns {
 			conns[i] = dialHTTP(b, bed)
 		}
-		migrateRounds(b, srv, col, 1100, 200) // a few are not paired
+		migrateRounds(b, srv, col, 1100, 400) // a few are not paired
 		parts[0].ms[path.name] = col.take(b, srv)
 		for i, c := range conns {
 			if err := c.ping(); err != nil {
