@@ -754,24 +754,13 @@ func (s *Stack) Run(ctx context.Context) error {
 		s.Advance(base + time.Since(start))
 		// After Advance: its timers' frames, like the drain's, must not
 		// wait for another goroutine's Burst to end.
-		s.flushTx()
-		if onlyP {
-			s.yieldToWoken()
+		if s.flushTx() && onlyP {
+			// The goroutines the drain woke run before the next one. With
+			// one P they have no other: a link that always has frames
+			// waiting never makes Receive sleep or spin, and they would
+			// wait for the runtime's preemption, 10 ms.
+			runtime.Gosched()
 		}
 	}
 	return nil
-}
-
-// yieldToWoken lets the goroutines this loop woke run before its next
-// drain. With one P they have no other: a link that always has frames
-// waiting never makes Receive sleep or spin, and the readers and writers
-// woken would wait for the runtime's preemption, 10 ms.
-func (s *Stack) yieldToWoken() {
-	s.mu.Lock()
-	woke := s.woke
-	s.woke = false
-	s.mu.Unlock()
-	if woke {
-		runtime.Gosched()
-	}
 }

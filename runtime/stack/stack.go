@@ -227,7 +227,7 @@ type Stack struct {
 	// take next.
 	hooks                int
 	wakeLater, wakeSpare []chan struct{}
-	// woke: a waiter was woken since Run's loop last looked (yieldToWoken).
+	// woke: a waiter was woken since the last flushTx.
 	woke bool
 	// Work posted to the event loop (Post): postMu guards posted and
 	// running; postedSpare is the loop's own, the list it ran last.
@@ -435,9 +435,11 @@ func (s *Stack) endQueued() {
 // drain left queued. It sends also in the middle of another goroutine's
 // Burst: that burst's frames leave at its end at the latest, and the
 // loop's ACKs and segments never wait for it (its f may be waiting for
-// them).
-func (s *Stack) flushTx() {
+// them). It reports whether a waiter was woken since its last call
+// (Run's loop then yields to it).
+func (s *Stack) flushTx() (woke bool) {
 	s.mu.Lock()
+	woke, s.woke = s.woke, false
 	s.beginBurst()
 	for i, c := range s.outPending {
 		s.outPending[i] = nil
@@ -452,6 +454,7 @@ func (s *Stack) flushTx() {
 	if flush {
 		s.flushOrCount()
 	}
+	return woke
 }
 
 // outputSoon is output for a segment's Input. In Run's drain it is put
