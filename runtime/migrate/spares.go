@@ -118,9 +118,7 @@ func (e *Engine) allocBuf(n int) []byte {
 
 // takeReassembler is an empty reassembler. e.mu is held.
 func (e *Engine) takeReassembler() *tcpmig.ConnStateReassembler {
-	if n := len(e.reasms); n > 0 {
-		r := e.reasms[n-1]
-		e.reasms = e.reasms[:n-1]
+	if r := pop(&e.reasms); r != nil {
 		return r
 	}
 	return e.newReassembler()

@@ -165,11 +165,8 @@ func (h *stackHost) Freeze(id tcp.ID, _ func(string, time.Duration)) (Frozen, er
 		return nil, err
 	}
 	h.mu.Lock()
-	var f *stackFrozen
-	if n := len(h.frozenFree); n > 0 {
-		f = h.frozenFree[n-1]
-		h.frozenFree = h.frozenFree[:n-1]
-	} else {
+	f := pop(&h.frozenFree)
+	if f == nil {
 		f = &stackFrozen{h: h}
 	}
 	h.mu.Unlock()
@@ -242,11 +239,8 @@ func (h *stackHost) Restore(now tcp.Time, state []byte, self tcp.ID, origin neti
 			return nil, nil, err
 		}
 		h.mu.Lock()
-		var d *delivery
-		if n := len(h.deliveries); n > 0 {
-			d = h.deliveries[n-1]
-			h.deliveries = h.deliveries[:n-1]
-		} else {
+		d := pop(&h.deliveries)
+		if d == nil {
 			d = &delivery{h: h}
 			d.run = d.deliver
 		}
@@ -281,11 +275,8 @@ func (h *stackHost) Hold(id tcp.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.holds[id] == nil {
-		var hf *heldFrames
-		if n := len(h.heldFree); n > 0 {
-			hf = h.heldFree[n-1]
-			h.heldFree = h.heldFree[:n-1]
-		} else {
+		hf := pop(&h.heldFree)
+		if hf == nil {
 			hf = new(heldFrames)
 		}
 		h.holds[id] = hf
