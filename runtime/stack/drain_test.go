@@ -157,28 +157,57 @@ func TestReapInDrainSeesTransitions(t *testing.T) {
 	}
 }
 
-// Input called from a hook in the middle of a drain (the migration layer
-// replays held frames so) outputs at once, as Input always does: the
-// deferral belongs to Run's drain, not to whoever takes the lock while
-// one of its hooks runs.
-func TestInputFromHookInDrainOutputsAtOnce(t *testing.T) {
+// A hook called from a drain stays in it: the Output its calls cause
+// (Input of frames it replays, as the migration layer does) waits for the
+// drain's end, so the datagram the hook sends after them leaves first.
+// That datagram is the migration's CONN_STATE_ACK, on its critical path.
+func TestHookInDrainOutputsAtTheDrainsEnd(t *testing.T) {
 	s, p, c, siss := established(t, func(c *Config) { c.TCP.DelayedACK = -1 })
 	data := p.frame(tcp.Segment{Seq: 1001, Ack: siss + 1, Flags: tcp.FlagACK | tcp.FlagPSH, Window: 65535, Payload: []byte("hello")})
-	var acked bool
+	var inHook []byte
 	if err := s.HandleUDP(7777, func(netip.AddrPort, netip.AddrPort, []byte) {
 		s.Input(time.Millisecond, data)
-		for _, seg := range p.recv() {
-			acked = acked || seg.Flags&tcp.FlagACK != 0 && seg.Ack == 1006
+		if err := s.SendUDP(netip.AddrPortFrom(ipUs, 7777), netip.AddrPortFrom(ipPeer, 7777), []byte("ack")); err != nil {
+			t.Error(err)
+		}
+		for _, f := range p.ep.frames {
+			inHook = append(inHook, IPv4(ethernet(f).payload()).Protocol())
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	drain(s, time.Millisecond, udpFrame(7777))
-	if !acked {
-		t.Errorf("Input from a hook returned before its ACK was sent")
+	if len(inHook) != 1 || inHook[0] != protoUDP {
+		t.Errorf("frames sent while the hook ran, by protocol: %v; want only the datagram (%d)", inHook, protoUDP)
+	}
+	var protos []uint8
+	for _, f := range p.ep.frames {
+		protos = append(protos, IPv4(ethernet(f).payload()).Protocol())
+	}
+	var acked bool
+	for _, seg := range p.recv() {
+		acked = acked || seg.Flags&tcp.FlagACK != 0 && seg.Ack == 1006
+	}
+	if !acked || len(protos) != 2 || protos[0] != protoUDP || protos[1] != protoTCP {
+		t.Errorf("after the drain: frames by protocol %v, data ACKed %v; want the datagram, then the ACK", protos, acked)
 	}
 	if n, flag := pendingLeft(s, c); n != 0 || flag {
 		t.Errorf("after the drain: %d pending outputs, the Conn's flag %v; want none", n, flag)
+	}
+	// Outside a drain, Input from a hook outputs at once.
+	more := p.frame(tcp.Segment{Seq: 1006, Ack: siss + 1, Flags: tcp.FlagACK | tcp.FlagPSH, Window: 65535, Payload: []byte("again")})
+	acked = false
+	if err := s.HandleUDP(7778, func(netip.AddrPort, netip.AddrPort, []byte) {
+		s.Input(2*time.Millisecond, more)
+		for _, seg := range p.recv() {
+			acked = acked || seg.Flags&tcp.FlagACK != 0 && seg.Ack == 1011
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Input(2*time.Millisecond, udpFrame(7778))
+	if !acked {
+		t.Errorf("Input from a hook outside a drain returned before its ACK was sent")
 	}
 }
 

@@ -239,9 +239,11 @@ type Stack struct {
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
 	// GRO gives the kernel) instead of one per pair of segments. draining
-	// is set only while the drain holds s.mu: hooks clear it while they
-	// run unlocked (unlockHook), so nobody else's Input is deferred.
+	// is set only while the drain holds s.mu; drainHooks counts the
+	// drain's hooks running unlocked, whose Output is put off as well
+	// (unlockHook).
 	draining   bool
+	drainHooks int
 	outPending []*Conn
 	mem        memoryRelease
 	dl         tcp.Time // no connection has a deadline before dl (if dlOK)
@@ -457,11 +459,12 @@ func (s *Stack) flushTx() (woke bool) {
 	return woke
 }
 
-// outputSoon is output for a segment's Input. In Run's drain it is put
-// off to the drain's end, once per connection; output sooner (a Conn
-// method, DetachConn) settles it, and removal cancels it.
+// outputSoon is output for a segment's Input, or for a connection just
+// filed. In Run's drain, and in the hooks it calls, it is put off to the
+// drain's end, once per connection; output sooner (a Conn method,
+// DetachConn) settles it, and removal cancels it.
 func (s *Stack) outputSoon(now tcp.Time, c *Conn) {
-	if !s.draining {
+	if !s.draining && s.drainHooks == 0 {
 		s.output(now, c)
 		return
 	}

@@ -87,11 +87,18 @@ func (s *Stack) callUnlocked(f func() bool) bool {
 }
 
 // unlockHook releases s.mu for a hook called from Input, and relockHook
-// retakes it. Deferring Output is the drain's own doing: whoever takes
-// the lock meanwhile (Input from the hook, which replays held frames, or
-// from another goroutine) outputs at once, as Input always does.
+// retakes it. A hook called from Run's drain stays in the drain: the
+// Output its calls cause (a connection it attaches, the held frames it
+// replays through Input) is put off to the drain's end like the drain's
+// own, so the datagrams it sends leave first. The migration layer's
+// CONN_STATE_ACK is such a datagram: it is on the migration's critical
+// path, and the restored connection's segments, which would otherwise go
+// ahead of it in the same kick, are not.
 func (s *Stack) unlockHook() (draining bool) {
 	draining, s.draining = s.draining, false
+	if draining {
+		s.drainHooks++
+	}
 	s.hooks++
 	s.mu.Unlock()
 	return draining
@@ -102,6 +109,9 @@ func (s *Stack) unlockHook() (draining bool) {
 func (s *Stack) relockHook(draining bool) {
 	s.mu.Lock()
 	s.hooks--
+	if draining {
+		s.drainHooks--
+	}
 	s.releaseWakes()
 	s.draining = draining
 }
@@ -363,7 +373,7 @@ func (s *Stack) AdoptConn(tc *tcp.Conn) error {
 	l.pending++
 	l.queue = append(l.queue, c)
 	s.signal(&l.wake)
-	s.output(s.nowLocked(), c)
+	s.outputSoon(s.nowLocked(), c)
 	return nil
 }
 
@@ -428,7 +438,7 @@ func (s *Stack) AttachConn(tc *tcp.Conn) (*Conn, error) {
 	}
 	c := s.newConn(tc, id)
 	c.established = true
-	s.output(s.nowLocked(), c)
+	s.outputSoon(s.nowLocked(), c)
 	return c, nil
 }
 
