@@ -124,7 +124,7 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 	fs.StringVar(&f.mode, "mode", "", "XDP attach `mode`: native, generic or empty for native then generic")
 	fs.IntVar(&f.frames, "frames", 0, "UMEM `frames` per port (power of two; 0 for the link default)")
 	fs.BoolVar(&f.replace, "replace-xdp", false, "take over interfaces that already have an XDP program (e.g. left by a killed switch)")
-	fs.DurationVar(&f.spin, "spin", 0, "how long each port's receive spins before sleeping in poll (0 for the link default, 20µs)")
+	fs.DurationVar(&f.spin, "spin", 0, "how long the switch keeps checking its ports' rings after the last frame before it sleeps in poll (0 for 20µs)")
 	return fs
 }
 
@@ -156,6 +156,10 @@ func runSwitch(args []string) error {
 		}
 		eps = append(eps, ep)
 		cfg.Ports[i].Endpoint = ep
+	}
+	cfg.Spin = f.spin
+	if cfg.Spin == 0 {
+		cfg.Spin = 20 * time.Microsecond // the links' own default
 	}
 	var pw *pcapWriter
 	if f.pcap != "" {

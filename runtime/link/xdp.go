@@ -446,6 +446,11 @@ func (x *XDP) attach() error {
 	return fmt.Errorf("%w: %w", ErrXDPAttach, errors.Join(errs...))
 }
 
+// PollFD is the socket's descriptor: it polls readable when frames wait
+// in the rx ring. A caller serving several endpoints polls them together
+// and drains each with Receive(0, fn).
+func (x *XDP) PollFD() int { return x.fd }
+
 // Mode reports how the program is attached: ModeNative or ModeGeneric.
 func (x *XDP) Mode() string { return x.mode }
 

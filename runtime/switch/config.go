@@ -37,6 +37,10 @@ type Config struct {
 	// PollInterval is the longest a port's Receive waits under Run before
 	// checking the context (default 10ms). Frames wake it sooner.
 	PollInterval time.Duration
+	// Spin is how long Run's one loop (ports with descriptors) keeps
+	// checking the ports' rings after the last frame before it sleeps in
+	// poll; 0 sleeps at once.
+	Spin time.Duration
 	// Pipeline is the pipeline to drive; nil makes a new one. Passing one
 	// lets a control plane (tests, a P4Runtime server) share it.
 	Pipeline *pipeline.Pipeline
@@ -170,6 +174,9 @@ func (c Config) check() (Config, error) {
 		c.PollInterval = defaultPoll
 	} else if c.PollInterval < 0 {
 		p.addf("PollInterval %v is negative; use 0 for the default (%v)", c.PollInterval, defaultPoll)
+	}
+	if c.Spin < 0 {
+		p.addf("Spin %v is negative; use 0 to sleep in poll as soon as the rings are empty", c.Spin)
 	}
 	ids := map[pipeline.Port]int{}
 	names := map[string]int{}

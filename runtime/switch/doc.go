@@ -17,8 +17,9 @@ One core, driven two ways:
     NextDeadline take the time from the caller, never read a clock and
     start no goroutine, so a seed fixes the whole run. Node[*sim.Port]
     is the sim.Handler: it maps each simulator port to its pipeline.Port.
-  - On real links (AF_XDP endpoints from link.OpenXDP): Run receives on
-    every port, one goroutine per port, with a monotonic clock, until its
+  - On real links (AF_XDP endpoints from link.OpenXDP): Run serves every
+    port from one goroutine that polls them all (a goroutine per port for
+    endpoints without a descriptor), with a monotonic clock, until its
     context ends.
 
 Around the pipeline the switch adds what a Tofino's control plane and CPU

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/capygen/capygen/runtime/link"
 )
 
 // ErrRunning is returned by a second Run while one is active.
@@ -13,10 +15,13 @@ var ErrRunning = errors.New("softswitch: Run is already running")
 
 // Run drives the switch on real links until ctx ends (it then returns
 // nil) or a port's endpoint fails (it returns that error, naming the
-// port). Each port has a goroutine in its endpoint's Receive, which
-// spins briefly and then sleeps in poll (AF_XDP: XDPOptions.Spin), the
-// right trade on a 2-core machine where a busy spin would starve the
-// kernel's softirq (DESIGN.md §6); one more goroutine releases frames
+// port). When every port's endpoint has a descriptor (PollEndpoint, as
+// AF_XDP's have), one goroutine serves them all: it drains every ring,
+// spins for Config.Spin, then sleeps in one poll over the ports (serve).
+// Otherwise each port has a goroutine in its endpoint's Receive. Either
+// way the wait ends in a sleep, not a busy spin, the right trade on a
+// 2-core machine where a spinning switch would starve the servers and
+// the kernel's softirq (DESIGN.md §6). One more goroutine releases frames
 // held by delay faults. Time is monotonic and continues from the latest
 // time the switch was given. The caller closes the endpoints after Run
 // returns.
@@ -41,15 +46,31 @@ func (s *Switch) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, len(s.list))
 	var wg sync.WaitGroup
-	for _, p := range s.list {
+	if fds, ok := s.pollFDs(); ok {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.receive(ctx, p, clock); err != nil {
+			if err := s.serve(ctx, fds, clock); err != nil {
 				errc <- err
 				cancel()
 			}
 		}()
+	} else {
+		for _, p := range s.list {
+			if w, ok := p.ep.(link.Waker); ok {
+				// ctx's end ends a Receive rather than waiting out
+				// PollInterval.
+				defer context.AfterFunc(ctx, w.Wake)()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.receive(ctx, p, clock); err != nil {
+					errc <- err
+					cancel()
+				}
+			}()
+		}
 	}
 	wg.Add(1)
 	go func() {

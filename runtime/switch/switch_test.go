@@ -70,6 +70,10 @@ func TestConfigErrors(t *testing.T) {
 			`softswitch: config: Control.MAC 02:00:00:00:00:12 is set without Control.Addr; set the address too, or clear the MAC`},
 		{"workload holder", func(c *Config) { c.MinWorkload = &Workload{Holder: netip.MustParseAddr("::1")} },
 			`softswitch: config: MinWorkload.Holder ::1 is not an IPv4 address; use a server's address, or the zero Addr to empty the register`},
+		{"poll interval", func(c *Config) { c.PollInterval = -time.Millisecond },
+			`softswitch: config: PollInterval -1ms is negative; use 0 for the default (10ms)`},
+		{"spin", func(c *Config) { c.Spin = -time.Microsecond },
+			`softswitch: config: Spin -1µs is negative; use 0 to sleep in poll as soon as the rings are empty`},
 		{"several at once", func(c *Config) { c.Ports[0].Endpoint = nil; c.Hosts[0].Port = 9 },
 			"softswitch: config:\n" +
 				`  ports[0] ("c"): no Endpoint; give the port the link.Endpoint that carries its frames` + "\n" +
