@@ -32,9 +32,11 @@ type connReader struct {
 	before func() error
 }
 
-func newConnReader(conn sessionConn, size, limit int, pending []byte) *connReader {
-	size = max(size, len(pending))
-	cr := &connReader{conn: conn, buf: make([]byte, size), max: max(limit, size), migratable: true}
+func newConnReader(conn sessionConn, buf []byte, limit int, pending []byte) *connReader {
+	if len(pending) > len(buf) {
+		buf = make([]byte, len(pending))
+	}
+	cr := &connReader{conn: conn, buf: buf, max: max(limit, len(buf)), migratable: true}
 	cr.w = copy(cr.buf, pending)
 	return cr
 }
