@@ -642,9 +642,10 @@ func newRecordWriter(path string) (*recordWriter, error) {
 		defer close(w.done)
 		defer fh.Close()
 		bw := bufio.NewWriter(fh)
-		enc := json.NewEncoder(bw)
+		var line []byte
 		for r := range w.ch {
-			enc.Encode(r) //nolint:errcheck // a full disk loses records, not the server
+			line = append(r.AppendJSON(line[:0]), '\n')
+			bw.Write(line) //nolint:errcheck // a full disk loses records, not the server
 			if len(w.ch) == 0 {
 				bw.Flush() //nolint:errcheck
 			}

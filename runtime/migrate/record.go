@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,24 +179,101 @@ type stepJSON struct {
 }
 
 // MarshalJSON writes the record with named phases relative to Start.
-func (r Record) MarshalJSON() ([]byte, error) {
-	j := recordJSON{
-		Role: r.Role, Origin: r.Origin.String(), Client: r.Client.String(), Epoch: r.Epoch, Result: r.Result, Err: r.Err,
-		Start: r.Start, Phases: map[string]int64{}, WorkNS: int64(r.Work), Retries: r.Retries,
-		StateBytes: r.StateBytes, Fragments: r.Fragments, Held: r.Held, HeldOverflow: r.HeldOverflow,
+func (r Record) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil), nil }
+
+// phasesByName are the phases in their names' order: the order in which
+// JSON lines list them (encoding/json's, for a map).
+var phasesByName = func() [NumPhases]Phase {
+	var ps [NumPhases]Phase
+	for i := range ps {
+		ps[i] = Phase(i)
 	}
+	slices.SortFunc(ps[:], func(a, b Phase) int { return strings.Compare(phaseNames[a], phaseNames[b]) })
+	return ps
+}()
+
+// AppendJSON appends the record as MarshalJSON writes it (the fields of
+// recordJSON, in its order), without reflection or a map: a server writes
+// one per migration, thousands a second, on the CPUs its event loop uses.
+func (r Record) AppendJSON(b []byte) []byte {
+	b = append(b, `{"role":`...)
+	b = appendJSONString(b, string(r.Role))
+	b = append(b, `,"origin":`...)
+	b = appendJSONString(b, r.Origin.String())
+	b = append(b, `,"client":`...)
+	b = appendJSONString(b, r.Client.String())
+	b = append(b, `,"epoch":`...)
+	b = strconv.AppendUint(b, uint64(r.Epoch), 10)
 	if r.Peer.IsValid() {
-		j.Peer = r.Peer.String()
+		b = append(b, `,"peer":`...)
+		b = appendJSONString(b, r.Peer.String())
 	}
-	for _, st := range r.Steps {
-		j.Steps = append(j.Steps, stepJSON{st.Name, int64(st.Dur)})
+	b = append(b, `,"result":`...)
+	b = appendJSONString(b, r.Result)
+	if r.Err != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, r.Err)
 	}
-	for p, t := range r.At {
-		if t != 0 {
-			j.Phases[Phase(p).String()] = t - r.Start
+	b = append(b, `,"start_ns":`...)
+	b = strconv.AppendInt(b, r.Start, 10)
+	b = append(b, `,"phases_ns":{`...)
+	first := true
+	for _, p := range phasesByName {
+		if r.At[p] == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, phaseNames[p]...)
+		b = append(b, `":`...)
+		b = strconv.AppendInt(b, r.At[p]-r.Start, 10)
+	}
+	b = append(b, `},"work_ns":`...)
+	b = strconv.AppendInt(b, int64(r.Work), 10)
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"retries", r.Retries}, {"state_bytes", r.StateBytes}, {"fragments", r.Fragments}, {"held", r.Held}, {"held_overflow", r.HeldOverflow}} {
+		if f.n != 0 {
+			b = append(b, `,"`...)
+			b = append(b, f.name...)
+			b = append(b, `":`...)
+			b = strconv.AppendInt(b, int64(f.n), 10)
 		}
 	}
-	return json.Marshal(j)
+	if len(r.Steps) > 0 {
+		b = append(b, `,"steps":[`...)
+		for i, st := range r.Steps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"name":`...)
+			b = appendJSONString(b, st.Name)
+			b = append(b, `,"ns":`...)
+			b = strconv.AppendInt(b, int64(st.Dur), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it. Plain
+// printable ASCII, what records hold but for some error texts, is copied
+// as it is; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // UnmarshalJSON reads what MarshalJSON wrote.

@@ -128,3 +128,57 @@ func TestConfigRefusals(t *testing.T) {
 		t.Errorf("New(nil stack) = %v, want ErrConfig", err)
 	}
 }
+
+// marshalReflect is the record's JSON as encoding/json writes recordJSON,
+// with a map for the phases: what AppendJSON must write, byte for byte.
+func marshalReflect(t *testing.T, r Record) []byte {
+	t.Helper()
+	j := recordJSON{
+		Role: r.Role, Origin: r.Origin.String(), Client: r.Client.String(), Epoch: r.Epoch, Result: r.Result, Err: r.Err,
+		Start: r.Start, Phases: map[string]int64{}, WorkNS: int64(r.Work), Retries: r.Retries,
+		StateBytes: r.StateBytes, Fragments: r.Fragments, Held: r.Held, HeldOverflow: r.HeldOverflow,
+	}
+	if r.Peer.IsValid() {
+		j.Peer = r.Peer.String()
+	}
+	for _, st := range r.Steps {
+		j.Steps = append(j.Steps, stepJSON{st.Name, int64(st.Dur)})
+	}
+	for p, at := range r.At {
+		if at != 0 {
+			j.Phases[Phase(p).String()] = at - r.Start
+		}
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRecordAppendJSONIsEncodingJSONs(t *testing.T) {
+	k := key{clientIP: [4]byte{10, 77, 0, 1}, clientPort: 40000, originIP: [4]byte{10, 77, 0, 11}, originPort: 80, epoch: 255}
+	full := newRecord(RoleTarget, k, 5_000)
+	full.Peer = netip.MustParseAddr("10.77.0.13")
+	full.Result, full.Err = "refused", `restore: "state" <bad> & \ tab	newline
+é`
+	full.Work, full.Retries, full.StateBytes, full.Fragments, full.Held, full.HeldOverflow = 7*time.Microsecond, 2, 130_000, 90, 12, 3
+	full.Steps = []Step{{"repair_on", time.Microsecond}, {"queue \"dump\"", 2 * time.Microsecond}}
+	for p := range NumPhases {
+		full.At[p] = 5_000 + int64(p)*1_000 - 2_000 // one phase before the start, one at 0
+	}
+	cases := map[string]Record{
+		"empty":   {},
+		"started": newRecord(RoleOrigin, k, 1),
+		"full":    full,
+	}
+	for name, r := range cases {
+		got, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := marshalReflect(t, r); string(got) != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
