@@ -46,15 +46,19 @@ func (s *Switch) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, len(s.list))
 	var wg sync.WaitGroup
-	if fds, ok := s.pollFDs(); ok {
+	// serveWith runs f in a goroutine; its error ends Run.
+	serveWith := func(f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.serve(ctx, fds, clock); err != nil {
+			if err := f(); err != nil {
 				errc <- err
 				cancel()
 			}
 		}()
+	}
+	if fds, ok := s.pollFDs(); ok {
+		serveWith(func() error { return s.serve(ctx, fds, clock) })
 	} else {
 		for _, p := range s.list {
 			if w, ok := p.ep.(link.Waker); ok {
@@ -62,14 +66,7 @@ func (s *Switch) Run(ctx context.Context) error {
 				// PollInterval.
 				defer context.AfterFunc(ctx, w.Wake)()
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := s.receive(ctx, p, clock); err != nil {
-					errc <- err
-					cancel()
-				}
-			}()
+			serveWith(func() error { return s.receive(ctx, p, clock) })
 		}
 	}
 	wg.Add(1)
