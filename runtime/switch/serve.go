@@ -79,9 +79,12 @@ func (s *Switch) serve(ctx context.Context, fds []int, clock func() time.Duratio
 		}
 		if n > 0 {
 			s.mu.Lock()
-			s.flush()
+			kicked := s.flush()
 			s.mu.Unlock()
 			idle = time.Time{}
+			if kicked > 0 {
+				yieldCPU()
+			}
 			continue
 		}
 		// Spin before sleeping: the next frame often follows within
@@ -132,4 +135,19 @@ func (s *Switch) pollPorts(pfds []unix.PollFd, wake int) (int, error) {
 		}
 	}
 	return -1, nil
+}
+
+// yieldCPU lets the tasks the kicks just woke run before the loop goes
+// on. The kernel wakes a receiver on the waker's CPU, here the switch's,
+// and left alone the switch kept that CPU through its next kicks and its
+// spin while the server it had handed a frame to waited (about 40 µs in
+// scheduler traces, with the other vCPU idle). A hardware switch never
+// takes a CPU from the servers; this is as near as the stand-in comes.
+// Measured on BenchmarkMigrationTestbed, four rounds alternating with the
+// build without it: a single move's end to end 373-405 µs against 458-482
+// (2.6-2.9 times the RTT against 2.8-3.2), the RTT unchanged; rounds of
+// 100 moves at once, and moves of connections with data queued, about 7%
+// slower at p50 (up to 19%), where the switch has more to do than wait.
+func yieldCPU() {
+	unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) //nolint:errcheck // sched_yield always succeeds on Linux
 }

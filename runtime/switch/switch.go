@@ -277,8 +277,10 @@ func (s *Switch) send(p *port, f []byte) {
 	p.c.txBytes += uint64(len(f))
 }
 
-// flush transmits what send queued on batching endpoints.
-func (s *Switch) flush() {
+// flush transmits what send queued on batching endpoints, and reports
+// how many ports it kicked.
+func (s *Switch) flush() int {
+	n := len(s.dirty)
 	for _, p := range s.dirty {
 		p.queued = false
 		if err := p.batch.Flush(); err != nil {
@@ -286,6 +288,7 @@ func (s *Switch) flush() {
 		}
 	}
 	s.dirty = s.dirty[:0]
+	return n
 }
 
 // hold keeps a copy of f for d: on ingress it is processed when due, on
