@@ -61,6 +61,7 @@ func (e *Echo) Serve(ln Listener) error {
 	if ln == nil {
 		return errors.New("app: Echo.Serve: nil listener")
 	}
+	w := newWorkers(workerIdle)
 	for {
 		c, err := accept(ln)
 		if err != nil {
@@ -79,7 +80,7 @@ func (e *Echo) Serve(ln Listener) error {
 			continue
 		}
 		sess.SetState(ec.state)
-		go ec.serve()
+		w.run(ec.serve)
 	}
 }
 

@@ -126,7 +126,8 @@ func (s *HTTPServer) maxHeader() int {
 }
 
 // Serve accepts connections on ln, new and migrated in, and serves each in
-// its own goroutine until ln is closed; it returns the listener's error.
+// a goroutine of its own (one that served an earlier connection, when one
+// is idle) until ln is closed; it returns the listener's error.
 func (s *HTTPServer) Serve(ln Listener) error {
 	if s.Engine == nil {
 		return errors.New("app: HTTPServer.Engine is nil: set it to the migrate.Engine of the listener's stack")
@@ -135,6 +136,7 @@ func (s *HTTPServer) Serve(ln Listener) error {
 		return errors.New("app: HTTPServer.Serve: nil listener")
 	}
 	routes := s.routes()
+	w := newWorkers(workerIdle)
 	for {
 		c, err := accept(ln)
 		if err != nil {
@@ -152,7 +154,7 @@ func (s *HTTPServer) Serve(ln Listener) error {
 			hc.load = load.NewConnLoad(0)
 			sess.SetLoad(hc.load)
 		}
-		go hc.serve()
+		w.run(hc.serve)
 	}
 }
 
