@@ -114,6 +114,14 @@ func BenchmarkMigrationStall(b *testing.B) {
 	b.ReportMetric(x(mig[len(mig)-1]), "gap-max/rtt")
 	b.ReportMetric(float64(mig[len(mig)-1].Microseconds()), "gap-max-us")
 	b.ReportMetric(x(other), "other-gap-max/rtt")
+	// A migration message resent on the engine's timer (one dropped on a
+	// full ring, say) stalls its move for the timeout: a long gap-max
+	// beside resends says so.
+	retries := 0
+	for _, m := range ms {
+		retries += m.Origin.Retries + m.Target.Retries
+	}
+	b.ReportMetric(float64(retries), "resends")
 	if bo := migrate.SummarizeMigrations(ms).Blackout; bo.P50 > 0 {
 		b.ReportMetric(x(bo.P50), "blackout-p50/rtt") // frozen to replayed, on the servers
 	}
