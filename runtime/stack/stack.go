@@ -239,11 +239,9 @@ type Stack struct {
 	// Run's receive drain: connections whose Output waits for its end,
 	// so that a burst of segments draws one ACK and one wake-up (what
 	// GRO gives the kernel) instead of one per pair of segments. draining
-	// is set only while the drain holds s.mu; drainHooks counts the
-	// drain's hooks running unlocked, whose Output is put off as well
-	// (unlockHook).
+	// is set for the whole drain, the hooks it calls unlocked included,
+	// whose Output is put off as well (unlockHook).
 	draining   bool
-	drainHooks int
 	outPending []*Conn
 	mem        memoryRelease
 	dl         tcp.Time // no connection has a deadline before dl (if dlOK)
@@ -464,7 +462,7 @@ func (s *Stack) flushTx() (woke bool) {
 // drain's end, once per connection; output sooner (a Conn method,
 // DetachConn) settles it, and removal cancels it.
 func (s *Stack) outputSoon(now tcp.Time, c *Conn) {
-	if !s.draining && s.drainHooks == 0 {
+	if !s.draining {
 		s.output(now, c)
 		return
 	}
@@ -926,8 +924,8 @@ func (s *Stack) inputUDP(now tcp.Time, src, dst netip.Addr, b []byte, ip IPv4, b
 	}
 	// The handler runs unlocked so that it may call SendUDP, AdoptConn or
 	// any other Stack method.
-	d := s.unlockHook()
-	defer s.relockHook(d)
+	s.unlockHook()
+	defer s.relockHook()
 	h(src4, dst4, b[udpHeaderLen:])
 }
 

@@ -81,39 +81,31 @@ func (s *Stack) inputTCP(now tcp.Time, frame []byte, src, dst netip.Addr, b []by
 // callUnlocked runs a hook without the stack lock, retaking it even if
 // the hook panics.
 func (s *Stack) callUnlocked(f func() bool) bool {
-	d := s.unlockHook()
-	defer s.relockHook(d)
+	s.unlockHook()
+	defer s.relockHook()
 	return f()
 }
 
 // unlockHook releases s.mu for a hook called from Input, and relockHook
-// retakes it. A hook called from Run's drain stays in the drain: the
-// Output its calls cause (a connection it attaches, the held frames it
-// replays through Input) is put off to the drain's end like the drain's
-// own, so the datagrams it sends leave first. The migration layer's
-// CONN_STATE_ACK is such a datagram: it is on the migration's critical
-// path, and the restored connection's segments, which would otherwise go
-// ahead of it in the same kick, are not.
-func (s *Stack) unlockHook() (draining bool) {
-	draining, s.draining = s.draining, false
-	if draining {
-		s.drainHooks++
-	}
+// retakes it. A hook called from Run's drain stays in the drain (draining
+// stays set while it runs unlocked): the Output its calls cause (a
+// connection it attaches, the held frames it replays through Input) is
+// put off to the drain's end like the drain's own, so the datagrams it
+// sends leave first. The migration layer's CONN_STATE_ACK is such a
+// datagram: it is on the migration's critical path, and the restored
+// connection's segments, which would otherwise go ahead of it in the same
+// kick, are not.
+func (s *Stack) unlockHook() {
 	s.hooks++
 	s.mu.Unlock()
-	return draining
 }
 
 // relockHook retakes the lock after a hook, and wakes whom the hook's
 // calls signalled (signal) before going on.
-func (s *Stack) relockHook(draining bool) {
+func (s *Stack) relockHook() {
 	s.mu.Lock()
 	s.hooks--
-	if draining {
-		s.drainHooks--
-	}
 	s.releaseWakes()
-	s.draining = draining
 }
 
 // acceptSYN starts a passive open if the listener's backlog has room.
