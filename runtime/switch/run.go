@@ -86,12 +86,7 @@ func (s *Switch) Run(ctx context.Context) error {
 // receive is port p's loop: every frame goes through the core under the
 // lock, and what the batch queued for egress is flushed once it drained.
 func (s *Switch) receive(ctx context.Context, p *port, clock func() time.Duration) error {
-	in := func(frame []byte) {
-		s.mu.Lock()
-		s.setNow(clock())
-		s.ingress(p.id, frame)
-		s.mu.Unlock()
-	}
+	in := s.ingressOn(p, clock)
 	for ctx.Err() == nil {
 		n, err := p.ep.Receive(s.cfg.PollInterval, in)
 		if n > 0 {
@@ -130,5 +125,16 @@ func (s *Switch) timers(ctx context.Context, clock func() time.Duration) {
 		case <-s.wake:
 		case <-t.C:
 		}
+	}
+}
+
+// ingressOn is the Receive callback for port p: every frame goes through
+// the core under the lock, at the clock's time.
+func (s *Switch) ingressOn(p *port, clock func() time.Duration) func([]byte) {
+	return func(frame []byte) {
+		s.mu.Lock()
+		s.setNow(clock())
+		s.ingress(p.id, frame)
+		s.mu.Unlock()
 	}
 }

@@ -56,12 +56,7 @@ func (s *Switch) serve(ctx context.Context, fds []int, clock func() time.Duratio
 	pfds[len(fds)] = unix.PollFd{Fd: int32(wake), Events: unix.POLLIN}
 	ins := make([]func([]byte), len(s.list))
 	for i, p := range s.list {
-		ins[i] = func(frame []byte) {
-			s.mu.Lock()
-			s.setNow(clock())
-			s.ingress(p.id, frame)
-			s.mu.Unlock()
-		}
+		ins[i] = s.ingressOn(p, clock)
 	}
 	var idle time.Time // when the rings were last found empty, while spinning
 	failed := -1       // the port whose descriptor the last poll found failed
