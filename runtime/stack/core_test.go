@@ -541,3 +541,64 @@ func TestSYNCookieKeepsOptions(t *testing.T) {
 		t.Errorf("ACK window %d with scale %d: want a scaled window past 65535", a.Window, sa.WindowScale)
 	}
 }
+
+// TestAbortDetachedReprobes: a detached connection's abort sends its RST
+// and a keep-alive probe, and the probe again at each of reprobeAfter,
+// then no more. Each probe's timestamp is the clock's when it leaves, not
+// the connection's last segment's: another server served the peer since,
+// with newer timestamps, and Linux drops a pure ACK that fails PAWS
+// without an answer. A peer whose RCV.NXT moved on answers a probe with
+// it, which draws a RST it accepts.
+func TestAbortDetachedReprobes(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	ln, _ := s.Listen(80)
+	p := newPeer(t, s, ep, 40000)
+	p.send(0, tcp.Segment{Seq: 1000, Flags: tcp.FlagSYN, Window: 65535, MSS: 1460, WindowScale: 7, SACKPermitted: true, HasTS: true, TSVal: 7})
+	synack := p.recv()
+	if len(synack) != 1 || !synack[0].HasTS {
+		t.Fatalf("SYN with timestamps answered with %+v, want a SYN-ACK with timestamps", synack)
+	}
+	siss, ts0 := synack[0].Seq, synack[0].TSVal
+	p.send(0, tcp.Segment{Seq: 1001, Ack: siss + 1, Flags: tcp.FlagACK, Window: 65535, HasTS: true, TSVal: 8, TSEcr: ts0})
+	c := ln.TryAccept()
+	if c == nil {
+		t.Fatal("no connection after the handshake")
+	}
+	abortAt := tcp.Time(time.Second)
+	s.Advance(abortAt)
+	tc, err := s.DetachConn(c.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.recv()
+	s.AbortDetached(tc)
+	// isProbe: the keep-alive probe, stamped at "at" on the connection's
+	// clock (the SYN-ACK's at 0, in milliseconds).
+	isProbe := func(seg tcp.Segment, at tcp.Time) bool {
+		return seg.Flags == tcp.FlagACK && seg.Seq == siss && len(seg.Payload) == 0 &&
+			seg.HasTS && seg.TSVal == ts0+uint32(at/tcp.Time(time.Millisecond))
+	}
+	if segs := p.recv(); len(segs) != 2 || segs[0].Flags&tcp.FlagRST == 0 || !isProbe(segs[1], abortAt) {
+		t.Fatalf("the abort sent %+v, want a RST and a keep-alive probe (seq %d, TSVal %d)", segs, siss, ts0+1000)
+	}
+	moved := siss + 1 + 5000
+	p.send(abortAt, tcp.Segment{Seq: 1001, Ack: moved, Flags: tcp.FlagACK, Window: 65535})
+	if segs := p.recv(); len(segs) != 1 || segs[0].Flags&tcp.FlagRST == 0 || segs[0].Seq != moved {
+		t.Fatalf("the peer's answer to the probe drew %+v, want a RST with seq %d", segs, moved)
+	}
+	probes := 0
+	for at := abortAt; at <= abortAt+tcp.Time(2*time.Second); at += tcp.Time(time.Millisecond) {
+		s.Advance(at)
+		for _, seg := range p.recv() {
+			due := probes < len(reprobeAfter) && at == abortAt+tcp.Time(reprobeAfter[probes])
+			if !due || !isProbe(seg, at) {
+				t.Fatalf("%v after the abort the stack sent %+v, want only the probes at %v, stamped when sent", at-abortAt, seg, reprobeAfter)
+			}
+			probes++
+		}
+	}
+	if probes != len(reprobeAfter) || len(s.reprobes) != 0 {
+		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(reprobeAfter))
+	}
+}

@@ -244,12 +244,14 @@ type Stack struct {
 	draining   bool
 	outPending []*Conn
 	mem        memoryRelease
-	dl         tcp.Time // no connection has a deadline before dl (if dlOK)
-	dlOK       bool
-	discard    [4096]byte // sink for data arriving after Close
-	emit       func(*tcp.Segment)
-	ctr        Counters
-	reaped     Counters // the per-connection sums of connections already removed
+	// reprobes are the keep-alive probes AbortDetached repeats (tcp.go).
+	reprobes []reprobe
+	dl       tcp.Time // no connection has a deadline before dl (if dlOK)
+	dlOK     bool
+	discard  [4096]byte // sink for data arriving after Close
+	emit     func(*tcp.Segment)
+	ctr      Counters
+	reaped   Counters // the per-connection sums of connections already removed
 }
 
 // New builds a stack on ep. It validates cfg and does no I/O.
@@ -521,6 +523,7 @@ func (s *Stack) Advance(now tcp.Time) {
 
 func (s *Stack) advanceLocked(now tcp.Time) {
 	s.advanceARP(now)
+	s.advanceReprobes(now)
 	s.maybeReleaseMemory(now)
 	if !s.dlOK || s.dl > now {
 		return // no connection has anything due
@@ -584,6 +587,9 @@ func (s *Stack) NextDeadline() (tcp.Time, bool) {
 	}
 	for _, n := range s.neigh {
 		take(n.deadline(), true)
+	}
+	for i := range s.reprobes {
+		take(s.reprobes[i].at, true)
 	}
 	take(s.dl, s.dlOK)
 	h := s.timers

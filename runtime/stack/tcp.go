@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/tcp"
@@ -447,8 +448,9 @@ func (s *Stack) RecycleDetached(tc *tcp.Conn) {
 
 // AbortDetached resets a connection that DetachConn took out of the
 // stack: it sends the RST tc.Abort makes, from this stack's address, then a
-// keep-alive probe (see tcp.Conn.KeepAliveProbe). The migration layer uses it when a connection's state was
-// lost in flight and the peer must not hang.
+// keep-alive probe (see tcp.Conn.KeepAliveProbe), and repeats the probe
+// after each of reprobeAfter. The migration layer uses it when a
+// connection's state was lost in flight and the peer must not hang.
 func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	if tc == nil {
 		return
@@ -464,16 +466,58 @@ func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	// window: a keep-alive probe after it makes the peer answer with its
 	// RCV.NXT, and this stack, which no longer knows the connection,
 	// answers that with a RST the peer accepts.
-	probe := tc.KeepAliveProbe()
+	now := s.nowLocked()
+	probe := tc.KeepAliveProbe(now)
 	tc.Abort()
 	c := &Conn{s: s, tc: tc, id: id, idx: -1, established: true, detached: true}
-	now := s.nowLocked()
 	s.txConn = c
 	s.beginBurst()
 	tc.Output(now, s.emit)
 	s.emit(&probe)
 	s.endBurst()
 	s.txConn = nil
+	c.tc = nil // the probes need only its addresses
+	s.reprobes = append(s.reprobes, reprobe{c: c, seg: probe, from: now, at: now + reprobeAfter[0]})
+}
+
+// reprobeAfter are the times after AbortDetached at which its probe is
+// sent again. One probe is not always enough: the peer's answer races
+// the segments still in flight to it, which may move its RCV.NXT past the
+// RST that answer draws, and Linux answers at most one out-of-window
+// segment per connection every 500 ms (net.ipv4.tcp_invalid_ratelimit),
+// so an answer it gave just before suppresses the probe's. The last try
+// comes after that limit. A peer that has taken a RST answers a probe
+// with a RST of its own, which this stack never answers.
+var reprobeAfter = [...]time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 600 * time.Millisecond}
+
+// reprobe is a keep-alive probe of a connection AbortDetached reset.
+type reprobe struct {
+	c    *Conn // the addresses it leaves with
+	seg  tcp.Segment
+	from tcp.Time // the abort
+	at   tcp.Time // the next send
+	sent int      // sends after the first
+}
+
+// advanceReprobes sends the probes due at now and drops those done. s.mu
+// is held, in a burst.
+func (s *Stack) advanceReprobes(now tcp.Time) {
+	kept := s.reprobes[:0]
+	for _, r := range s.reprobes {
+		if r.at <= now {
+			seg := tcp.KeepAliveProbeAgain(r.seg, r.from, now)
+			s.txConn = r.c
+			s.emit(&seg)
+			s.txConn = nil
+			if r.sent++; r.sent == len(reprobeAfter) {
+				continue
+			}
+			r.at = r.from + reprobeAfter[r.sent]
+		}
+		kept = append(kept, r)
+	}
+	clear(s.reprobes[len(kept):])
+	s.reprobes = kept
 }
 
 // LookupConn returns the connection filed under id, or nil.
