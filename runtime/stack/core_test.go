@@ -602,3 +602,56 @@ func TestAbortDetachedReprobes(t *testing.T) {
 		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(reprobeAfter))
 	}
 }
+
+// TestAbortDetachedLeavesFromTheOrigin: a connection migrated in (filed
+// under this stack's address, known to the peer by the origin's) is reset
+// and probed from the origin's address. The RST clears the switch's entry,
+// so a probe from this stack's own address would reach the peer from a
+// server it does not know.
+func TestAbortDetachedLeavesFromTheOrigin(t *testing.T) {
+	s, p, c, _ := established(t, nil)
+	tc, err := s.DetachConn(c.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := tc.AppendSnapshot(nil, 0)
+
+	self := netip.MustParseAddr("10.77.0.3")
+	s2, ep2 := newCaptureStack(t, func(c *Config) { c.Addr = netip.PrefixFrom(self, 24) })
+	s2.Input(0, arpFrame(arpOpRequest, broadcastMAC, macPeer, ipPeer, [6]byte{}, self))
+	ep2.take()
+	ln, _ := s2.Listen(80)
+	moved, err := tcp.Restore(s2.Config().TCP, state, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.AdoptConn(moved); err != nil {
+		t.Fatal(err)
+	}
+	in := ln.TryAccept()
+	if in == nil || in.ID().Local.Addr() != self || in.Origin() != p.dst {
+		t.Fatalf("adopted %v (origin %v), want it filed under %v with origin %v", in.ID(), in.Origin(), self, p.dst)
+	}
+	ep2.take()
+	back, err := s2.DetachConn(in.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.AbortDetached(back)
+	s2.Advance(tcp.Time(reprobeAfter[0]))
+	var flags []tcp.Flags
+	for _, f := range ep2.take() {
+		h := IPv4(ethernet(f).payload())
+		seg, err := tcp.ParseSegment(h.Payload(), h.Src(), h.Dst())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Src() != p.dst.Addr() || seg.SrcPort != p.dst.Port() || h.Dst() != ipPeer {
+			t.Errorf("%v segment from %v:%d to %v, want from the origin %v to %v", seg.Flags, h.Src(), seg.SrcPort, h.Dst(), p.dst, ipPeer)
+		}
+		flags = append(flags, seg.Flags)
+	}
+	if len(flags) != 3 || flags[0]&tcp.FlagRST == 0 || flags[1] != tcp.FlagACK || flags[2] != tcp.FlagACK {
+		t.Errorf("the abort and the first re-probe sent %v, want a RST and two probes", flags)
+	}
+}

@@ -211,6 +211,7 @@ type Stack struct {
 
 	tx       []byte            // frame being built; ep.Send does not keep it
 	txConn   *Conn             // connection whose Output is running
+	txFrom   netip.Addr        // if valid, the source address instead of ours (emitDetached)
 	batch    link.Batcher      // ep, when it can queue frames and kick once per burst
 	txDefer  int               // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued bool              // frames queued on batch since the last Flush
@@ -681,8 +682,12 @@ func (s *Stack) sendIPv4(now tcp.Time, dst netip.Addr, proto uint8) error {
 		return fmt.Errorf("%w: %d-byte IPv4 packet to %v, MTU %d", ErrTooBig, ipLen, dst, s.mtu)
 	}
 	s.ipID++
+	src := s.addr
+	if s.txFrom.IsValid() {
+		src = s.txFrom
+	}
 	IPv4(s.tx[EthernetHeaderLen:]).Encode(&IPv4Fields{
-		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: proto, Src: s.addr, Dst: dst,
+		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: proto, Src: src, Dst: dst,
 	})
 	s.ctr.IPv4Out++
 	if s.broadcast(dst) {

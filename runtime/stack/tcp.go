@@ -447,8 +447,9 @@ func (s *Stack) RecycleDetached(tc *tcp.Conn) {
 }
 
 // AbortDetached resets a connection that DetachConn took out of the
-// stack: it sends the RST tc.Abort makes, from this stack's address, then a
-// keep-alive probe (see tcp.Conn.KeepAliveProbe), and repeats the probe
+// stack: it sends the RST tc.Abort makes, then a keep-alive probe (see
+// tcp.Conn.KeepAliveProbe), both from the address the peer knows, and
+// repeats the probe
 // after each of reprobeAfter. The migration layer uses it when a
 // connection's state was lost in flight and the peer must not hang.
 func (s *Stack) AbortDetached(tc *tcp.Conn) {
@@ -457,27 +458,44 @@ func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	}
 	s.mu.Lock()
 	defer s.unlockFlush()
-	id := tcp.ID{Local: netip.AddrPortFrom(s.addr, tc.ID().Local.Port()), Remote: tc.ID().Remote}
-	if s.conns[id] != nil && s.conns[id].tc == tc {
+	filed := tcp.ID{Local: netip.AddrPortFrom(s.addr, tc.ID().Local.Port()), Remote: tc.ID().Remote}
+	if s.conns[filed] != nil && s.conns[filed].tc == tc {
 		return // not detached: Conn.Abort is the way
 	}
 	// The peer may have moved past the sequence numbers tc knows (another
 	// server served it meanwhile), and would then drop the RST as out of
 	// window: a keep-alive probe after it makes the peer answer with its
-	// RCV.NXT, and this stack, which no longer knows the connection,
-	// answers that with a RST the peer accepts.
+	// RCV.NXT, and the server it knows, which no longer has the
+	// connection, answers that with a RST the peer accepts. All of them
+	// leave from that server's address, tc's own (the origin, for a
+	// connection migrated in): the RST clears the switch's entry, so a
+	// probe from this stack's address would reach the peer unrewritten,
+	// from a server it does not know, and draw only a RST of its own.
+	id := tc.ID()
 	now := s.nowLocked()
 	probe := tc.KeepAliveProbe(now)
 	tc.Abort()
-	c := &Conn{s: s, tc: tc, id: id, idx: -1, established: true, detached: true}
-	s.txConn = c
 	s.beginBurst()
-	tc.Output(now, s.emit)
-	s.emit(&probe)
+	tc.Output(now, func(seg *tcp.Segment) { s.emitDetached(now, id, seg) })
+	s.emitDetached(now, id, &probe)
 	s.endBurst()
-	s.txConn = nil
-	c.tc = nil // the probes need only its addresses
-	s.reprobes = append(s.reprobes, reprobe{c: c, seg: probe, from: now, at: now + reprobeAfter[0]})
+	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, at: now + reprobeAfter[0]})
+}
+
+// emitDetached sends seg, of a connection no longer filed here, from
+// id.Local, which need not be this stack's address, without joining it to
+// a run.
+func (s *Stack) emitDetached(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
+	s.startFrame()
+	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), seg)
+	s.ctr.TCPOut++
+	if seg.Flags&tcp.FlagRST != 0 {
+		s.ctr.RSTOut++
+	}
+	s.txFrom = id.Local.Addr()
+	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // the probes repeat
+	s.txFrom = netip.Addr{}
+	s.runFrom = nil
 }
 
 // reprobeAfter are the times after AbortDetached at which its probe is
@@ -492,7 +510,7 @@ var reprobeAfter = [...]time.Duration{5 * time.Millisecond, 50 * time.Millisecon
 
 // reprobe is a keep-alive probe of a connection AbortDetached reset.
 type reprobe struct {
-	c    *Conn // the addresses it leaves with
+	id   tcp.ID // the addresses it leaves with
 	seg  tcp.Segment
 	from tcp.Time // the abort
 	at   tcp.Time // the next send
@@ -506,9 +524,7 @@ func (s *Stack) advanceReprobes(now tcp.Time) {
 	for _, r := range s.reprobes {
 		if r.at <= now {
 			seg := tcp.KeepAliveProbeAgain(r.seg, r.from, now)
-			s.txConn = r.c
-			s.emit(&seg)
-			s.txConn = nil
+			s.emitDetached(now, r.id, &seg)
 			if r.sent++; r.sent == len(reprobeAfter) {
 				continue
 			}
