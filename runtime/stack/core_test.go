@@ -543,7 +543,7 @@ func TestSYNCookieKeepsOptions(t *testing.T) {
 }
 
 // TestAbortDetachedReprobes: a detached connection's abort sends its RST
-// and a keep-alive probe, and the probe again at each of reprobeAfter,
+// and a keep-alive probe, and the probe again at each of tcp.AbortProbesAfter,
 // then no more. Each probe's timestamp is the clock's when it leaves, not
 // the connection's last segment's: another server served the peer since,
 // with newer timestamps, and Linux drops a pure ACK that fails PAWS
@@ -573,10 +573,10 @@ func TestAbortDetachedReprobes(t *testing.T) {
 	}
 	p.recv()
 	s.AbortDetached(tc)
-	// isProbe: the keep-alive probe, stamped at "at" on the connection's
-	// clock (the SYN-ACK's at 0, in milliseconds).
+	// isProbe: the keep-alive probe (SND.UNA-1, one octet), stamped at
+	// "at" on the connection's clock (the SYN-ACK's at 0, in ms).
 	isProbe := func(seg tcp.Segment, at tcp.Time) bool {
-		return seg.Flags == tcp.FlagACK && seg.Seq == siss && len(seg.Payload) == 0 &&
+		return seg.Flags == tcp.FlagACK && seg.Seq == siss && len(seg.Payload) == 1 &&
 			seg.HasTS && seg.TSVal == ts0+uint32(at/tcp.Time(time.Millisecond))
 	}
 	if segs := p.recv(); len(segs) != 2 || segs[0].Flags&tcp.FlagRST == 0 || !isProbe(segs[1], abortAt) {
@@ -591,15 +591,15 @@ func TestAbortDetachedReprobes(t *testing.T) {
 	for at := abortAt; at <= abortAt+tcp.Time(2*time.Second); at += tcp.Time(time.Millisecond) {
 		s.Advance(at)
 		for _, seg := range p.recv() {
-			due := probes < len(reprobeAfter) && at == abortAt+tcp.Time(reprobeAfter[probes])
+			due := probes < len(tcp.AbortProbesAfter) && at == abortAt+tcp.Time(tcp.AbortProbesAfter[probes])
 			if !due || !isProbe(seg, at) {
-				t.Fatalf("%v after the abort the stack sent %+v, want only the probes at %v, stamped when sent", at-abortAt, seg, reprobeAfter)
+				t.Fatalf("%v after the abort the stack sent %+v, want only the probes at %v, stamped when sent", at-abortAt, seg, tcp.AbortProbesAfter)
 			}
 			probes++
 		}
 	}
-	if probes != len(reprobeAfter) || len(s.reprobes) != 0 {
-		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(reprobeAfter))
+	if probes != len(tcp.AbortProbesAfter) || len(s.reprobes) != 0 {
+		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(tcp.AbortProbesAfter))
 	}
 }
 
@@ -638,7 +638,7 @@ func TestAbortDetachedLeavesFromTheOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.AbortDetached(back)
-	s2.Advance(tcp.Time(reprobeAfter[0]))
+	s2.Advance(tcp.Time(tcp.AbortProbesAfter[0]))
 	var flags []tcp.Flags
 	for _, f := range ep2.take() {
 		h := IPv4(ethernet(f).payload())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/tcp"
@@ -450,7 +449,7 @@ func (s *Stack) RecycleDetached(tc *tcp.Conn) {
 // stack: it sends the RST tc.Abort makes, then a keep-alive probe (see
 // tcp.Conn.KeepAliveProbe), both from the address the peer knows, and
 // repeats the probe
-// after each of reprobeAfter. The migration layer uses it when a
+// after each of tcp.AbortProbesAfter. The migration layer uses it when a
 // connection's state was lost in flight and the peer must not hang.
 func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	if tc == nil {
@@ -479,7 +478,7 @@ func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	tc.Output(now, func(seg *tcp.Segment) { s.emitDetached(now, id, seg) })
 	s.emitDetached(now, id, &probe)
 	s.endBurst()
-	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, at: now + reprobeAfter[0]})
+	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, at: now + tcp.AbortProbesAfter[0]})
 }
 
 // emitDetached sends seg, of a connection no longer filed here, from
@@ -498,16 +497,6 @@ func (s *Stack) emitDetached(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 	s.runFrom = nil
 }
 
-// reprobeAfter are the times after AbortDetached at which its probe is
-// sent again. One probe is not always enough: the peer's answer races
-// the segments still in flight to it, which may move its RCV.NXT past the
-// RST that answer draws, and Linux answers at most one out-of-window
-// segment per connection every 500 ms (net.ipv4.tcp_invalid_ratelimit),
-// so an answer it gave just before suppresses the probe's. The last try
-// comes after that limit. A peer that has taken a RST answers a probe
-// with a RST of its own, which this stack never answers.
-var reprobeAfter = [...]time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 600 * time.Millisecond}
-
 // reprobe is a keep-alive probe of a connection AbortDetached reset.
 type reprobe struct {
 	id   tcp.ID // the addresses it leaves with
@@ -525,10 +514,10 @@ func (s *Stack) advanceReprobes(now tcp.Time) {
 		if r.at <= now {
 			seg := tcp.KeepAliveProbeAgain(r.seg, r.from, now)
 			s.emitDetached(now, r.id, &seg)
-			if r.sent++; r.sent == len(reprobeAfter) {
+			if r.sent++; r.sent == len(tcp.AbortProbesAfter) {
 				continue
 			}
-			r.at = r.from + reprobeAfter[r.sent]
+			r.at = r.from + tcp.AbortProbesAfter[r.sent]
 		}
 		kept = append(kept, r)
 	}
