@@ -133,3 +133,16 @@ func squat(local, remote netip.AddrPort) (int, error) {
 	}
 	return fd, nil
 }
+
+// TestKernelMigrateFailures is TestMigrateFailures' aborts between kernel-
+// mode servers: the origin gives up on a state whose CONN_STATE or
+// CONN_STATE_ACK never gets through, and the client must take a reset at
+// once. With the ACKs lost, the target served the client meanwhile, so the
+// origin socket's own RST is out of the client's window: the probes that
+// follow it (probe.go) draw the reset the client takes.
+func TestKernelMigrateFailures(t *testing.T) {
+	needNetns(t, "curl", "tcpdump")
+	for _, rule := range []string{"conn_state:all@3", "conn_state_ack:all"} {
+		t.Run(rule, func(t *testing.T) { migrationFailure(t, Kernel(), rule, "aborted", 0, 200*time.Millisecond) })
+	}
+}

@@ -138,6 +138,10 @@ func Start(cfg Config) (*Server, error) {
 	if err := udpBuffers(h.udp, udpBuffer); err != nil {
 		return fail(err)
 	}
+	if h.probes, err = newProber(); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, h.probes.close)
 	e, err := migrate.NewHost(h, cfg.Engine)
 	if err != nil {
 		return fail(err)
@@ -159,6 +163,7 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	s.h.udp.Close()
+	s.h.probes.close()
 	s.h.q.Close()
 	if rerr := s.h.rules(false); rerr != nil && err == nil {
 		err = rerr
@@ -190,8 +195,10 @@ type host struct {
 	netns *os.File // the namespace of the rules
 	udp   *net.UDPConn
 	q     *hold.Queue
-	done  chan struct{}
-	wg    sync.WaitGroup
+	// probes follow an abort's RST (probe.go).
+	probes *prober
+	done   chan struct{}
+	wg     sync.WaitGroup
 
 	burst int // datagrams sent in the current Burst, plus one; the engine's lock guards it
 
@@ -413,9 +420,10 @@ func stepHook(steps func(string, time.Duration)) []repair.Option {
 
 // frozen is a socket in repair mode, dumped.
 type frozen struct {
-	c     *Conn
-	d     *repair.Dump
-	steps func(string, time.Duration)
+	c        *Conn
+	d        *repair.Dump
+	dumpedAt time.Time // when d's clocks were read
+	steps    func(string, time.Duration)
 }
 
 func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Frozen, error) {
@@ -440,6 +448,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 		steps("mute", time.Since(t0))
 	}
 	d, err := repair.DumpConn(c.TCPConn, stepHook(steps)...)
+	dumpedAt := time.Now()
 	if err != nil {
 		c.setMark(0) //nolint:errcheck // reset below either way
 		if errors.Is(err, repair.ErrUnsupportedState) {
@@ -459,7 +468,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	// The state names the connection as the client knows it: a socket
 	// migrated in is bound to this server's own address.
 	d.Local = c.origin
-	return &frozen{c, d, steps}, nil
+	return &frozen{c, d, dumpedAt, steps}, nil
 }
 
 func (f *frozen) Serialize(dst, app []byte) ([]byte, error) { return appendState(dst, f.d, app) }
@@ -469,9 +478,16 @@ func (f *frozen) Release() {
 }
 
 func (f *frozen) Abort() {
-	f.c.setMark(0)             //nolint:errcheck // the RST must go out
+	// Out of repair mode while still muted: the window probe that leaving
+	// it sends would draw the client's answer (to the target, through the
+	// switch's entry), and Linux answers at most one such segment every
+	// 500 ms, so the probes below would go unanswered that long.
 	repair.Resume(f.c.TCPConn) //nolint:errcheck // the reset below ends it either way
+	f.c.setMark(0)             //nolint:errcheck // the RST must go out
 	f.c.Abort()
+	// The client drops that RST if the target served it meanwhile: the
+	// probes make it answer, and the answer draws a RST it takes.
+	f.c.h.probes.probe(f.d, f.dumpedAt)
 }
 
 func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) ([]byte, func(), error) {

@@ -143,7 +143,7 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		// ms), and a peer drops, by PAWS, segments whose TSval went back
 		// more than 1 ms. A clock a few ms ahead is still a valid TSval
 		// clock (RFC 7323 only asks that it not go back).
-		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp+timestampSlack))); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_TIMESTAMP, int(int32(d.Timestamp+TimestampSlack))); err != nil {
 			return nil, r.fail("TCP_TIMESTAMP", "setsockopt", err)
 		}
 	}
@@ -236,8 +236,10 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	return c, nil
 }
 
-// timestampSlack is how far ahead, in ms, Restore starts the TSval clock.
-const timestampSlack = 4
+// TimestampSlack is how far ahead, in ms, Restore starts the TSval clock:
+// a segment the origin sends for the connection after the dump needs a
+// TSval this much ahead of its own clock to pass the peer's PAWS.
+const TimestampSlack = 4
 
 func bufFor(n int) uint32 { return uint32(min(2*n, math.MaxInt32)) }
 

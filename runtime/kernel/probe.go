@@ -1,0 +1,123 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/capygen/capygen/runtime/repair"
+	"github.com/capygen/capygen/runtime/tcp"
+)
+
+// prober sends the keep-alive probes that follow an abort's RST, as the
+// userspace stack's Stack.AbortDetached does. The kernel's own RST carries
+// the sequence number the socket knew, and the client drops it when the
+// target served it meanwhile (every CONN_STATE_ACK lost); the socket is
+// gone after it, so the probes are built from the dump and sent through a
+// raw socket. The client answers a probe with its RCV.NXT, the server it
+// knows (the RST cleared the switch's entry) has no socket for it, and the
+// kernel there answers with a RST the client accepts.
+type prober struct {
+	fd int // SOCK_RAW, IPPROTO_RAW: we write the IPv4 header
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newProber() (*prober, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: a raw socket for the keep-alive probes after an abort: %w (it needs CAP_NET_RAW)", err)
+	}
+	return &prober{fd: fd}, nil
+}
+
+// probe sends the keep-alive probe of the connection d dumped at dumpedAt,
+// now and after each of tcp.AbortProbesAfter.
+func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.sendLocked(d, dumpedAt)
+	for _, after := range tcp.AbortProbesAfter {
+		// One that fires after close sends nothing (and never writes to
+		// a descriptor number reused meanwhile).
+		time.AfterFunc(after, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if !p.closed {
+				p.sendLocked(d, dumpedAt)
+			}
+		})
+	}
+}
+
+// sendLocked sends one probe; p.mu is held. A probe that cannot leave is
+// not worth an error: the next one tries again, and the client's own
+// timeout ends the connection at worst.
+func (p *prober) sendLocked(d *repair.Dump, dumpedAt time.Time) {
+	pkt, err := keepAliveProbe(d, time.Since(dumpedAt))
+	if err != nil {
+		return
+	}
+	unix.Sendto(p.fd, pkt, 0, &unix.SockaddrInet4{Addr: d.Remote.Addr().As4()}) //nolint:errcheck // see above
+}
+
+func (p *prober) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	unix.Close(p.fd)
+}
+
+// keepAliveProbe builds the IPv4 packet of d's keep-alive probe, sent
+// since after the dump, from the address the client knows (d.Local) to the
+// client: tcp.Conn.KeepAliveProbe's segment (SND.UNA-1, one garbage octet;
+// it says why). Its timestamp is the socket's clock then, plus the head
+// start a restored socket's clock has (repair.TimestampSlack) and one tick
+// for rounding, so that it passes the client's PAWS.
+func keepAliveProbe(d *repair.Dump, since time.Duration) ([]byte, error) {
+	if !d.Local.Addr().Is4() || !d.Remote.Addr().Is4() {
+		return nil, fmt.Errorf("kernel: a keep-alive probe from %v to %v: IPv4 only", d.Local, d.Remote)
+	}
+	ip := &layers.IPv4{
+		Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
+		SrcIP: d.Local.Addr().AsSlice(), DstIP: d.Remote.Addr().AsSlice(),
+	}
+	wnd := d.Window.RcvWnd
+	if d.Options&repair.OptWindowScale != 0 {
+		wnd >>= d.RcvWscale
+	}
+	seg := &layers.TCP{
+		SrcPort: layers.TCPPort(d.Local.Port()), DstPort: layers.TCPPort(d.Remote.Port()),
+		Seq: d.SendSeq - uint32(len(d.SendQueue)) - 1, Ack: d.RecvSeq, ACK: true,
+		Window: uint16(min(wnd, 0xffff)),
+	}
+	if d.Options&repair.OptTimestamps != 0 {
+		ts := make([]byte, 8) // TSval, then TSecr 0: the dump has no TS.Recent
+		binary.BigEndian.PutUint32(ts, d.Timestamp+uint32(since/time.Millisecond)+repair.TimestampSlack+1)
+		seg.Options = []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: ts},
+		}
+	}
+	if err := seg.SetNetworkLayerForChecksum(ip); err != nil {
+		return nil, err
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, seg, gopacket.Payload{0}); err != nil {
+		return nil, fmt.Errorf("kernel: building the keep-alive probe of %v-%v: %w", d.Local, d.Remote, err)
+	}
+	return buf.Bytes(), nil
+}
