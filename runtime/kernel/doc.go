@@ -26,7 +26,11 @@
 // the userspace stack's snapshot: the two modes cannot exchange
 // connections, and a target of the other mode refuses the state.
 //
-// It needs CAP_NET_ADMIN in the namespace, iptables, and a kernel with
-// CONFIG_NETFILTER_NETLINK_QUEUE, CONFIG_NETFILTER_XT_TARGET_NFQUEUE and
-// CONFIG_NETFILTER_XT_MATCH_SOCKET.
+// An abort (the spec's give-up) resets the socket, then sends keep-alive
+// probes built from its dump through a raw socket (probe.go), as the
+// userspace stack's Stack.AbortDetached does.
+//
+// It needs CAP_NET_ADMIN and CAP_NET_RAW in the namespace, iptables, and a
+// kernel with CONFIG_NETFILTER_NETLINK_QUEUE,
+// CONFIG_NETFILTER_XT_TARGET_NFQUEUE and CONFIG_NETFILTER_XT_MATCH_SOCKET.
 package kernel
