@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -38,14 +39,16 @@ func newProber() (*prober, error) {
 }
 
 // probe sends the keep-alive probe of the connection d dumped at dumpedAt,
-// now and after each of tcp.AbortProbesAfter.
+// now and after each of tcp.AbortProbesAfter. It keeps what the probes
+// need, not d, whose queues may be megabytes.
 func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
+	pr := probeOf(d, dumpedAt)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
-	p.sendLocked(d, dumpedAt)
+	p.sendLocked(&pr)
 	for _, after := range tcp.AbortProbesAfter {
 		// One that fires after close sends nothing (and never writes to
 		// a descriptor number reused meanwhile).
@@ -53,7 +56,7 @@ func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if !p.closed {
-				p.sendLocked(d, dumpedAt)
+				p.sendLocked(&pr)
 			}
 		})
 	}
@@ -62,12 +65,12 @@ func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
 // sendLocked sends one probe; p.mu is held. A probe that cannot leave is
 // not worth an error: the next one tries again, and the client's own
 // timeout ends the connection at worst.
-func (p *prober) sendLocked(d *repair.Dump, dumpedAt time.Time) {
-	pkt, err := keepAliveProbe(d, time.Since(dumpedAt))
+func (p *prober) sendLocked(pr *keepAlive) {
+	pkt, err := pr.packet(time.Since(pr.dumpedAt))
 	if err != nil {
 		return
 	}
-	unix.Sendto(p.fd, pkt, 0, &unix.SockaddrInet4{Addr: d.Remote.Addr().As4()}) //nolint:errcheck // see above
+	unix.Sendto(p.fd, pkt, 0, &unix.SockaddrInet4{Addr: pr.remote.Addr().As4()}) //nolint:errcheck // see above
 }
 
 func (p *prober) close() {
@@ -80,32 +83,51 @@ func (p *prober) close() {
 	unix.Close(p.fd)
 }
 
-// keepAliveProbe builds the IPv4 packet of d's keep-alive probe, sent
-// since after the dump, from the address the client knows (d.Local) to the
-// client: tcp.Conn.KeepAliveProbe's segment (SND.UNA-1, one garbage octet;
-// it says why). Its timestamp is the socket's clock then, plus the head
-// start a restored socket's clock has (repair.TimestampSlack) and one tick
-// for rounding, so that it passes the client's PAWS.
-func keepAliveProbe(d *repair.Dump, since time.Duration) ([]byte, error) {
-	if !d.Local.Addr().Is4() || !d.Remote.Addr().Is4() {
-		return nil, fmt.Errorf("kernel: a keep-alive probe from %v to %v: IPv4 only", d.Local, d.Remote)
-	}
-	ip := &layers.IPv4{
-		Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
-		SrcIP: d.Local.Addr().AsSlice(), DstIP: d.Remote.Addr().AsSlice(),
-	}
+// keepAlive is what a connection's keep-alive probe is made of:
+// tcp.Conn.KeepAliveProbe's segment (SND.UNA-1, one garbage octet; it says
+// why), from the address the client knows to the client.
+type keepAlive struct {
+	local, remote netip.AddrPort
+	seq, ack      uint32
+	window        uint16
+	hasTS         bool
+	ts            uint32    // the socket's TSval clock at dumpedAt
+	dumpedAt      time.Time // when the dump read the clocks
+}
+
+func probeOf(d *repair.Dump, dumpedAt time.Time) keepAlive {
 	wnd := d.Window.RcvWnd
 	if d.Options&repair.OptWindowScale != 0 {
 		wnd >>= d.RcvWscale
 	}
-	seg := &layers.TCP{
-		SrcPort: layers.TCPPort(d.Local.Port()), DstPort: layers.TCPPort(d.Remote.Port()),
-		Seq: d.SendSeq - uint32(len(d.SendQueue)) - 1, Ack: d.RecvSeq, ACK: true,
-		Window: uint16(min(wnd, 0xffff)),
+	return keepAlive{
+		local: d.Local, remote: d.Remote,
+		seq: d.SendSeq - uint32(len(d.SendQueue)) - 1, ack: d.RecvSeq,
+		window: uint16(min(wnd, 0xffff)),
+		hasTS:  d.Options&repair.OptTimestamps != 0, ts: d.Timestamp,
+		dumpedAt: dumpedAt,
 	}
-	if d.Options&repair.OptTimestamps != 0 {
+}
+
+// packet builds the IPv4 packet of the probe sent since after the dump.
+// Its timestamp is the socket's clock then, plus the head start a
+// restored socket's clock has (repair.TimestampSlack) and one tick for
+// rounding, so that it passes the client's PAWS.
+func (k *keepAlive) packet(since time.Duration) ([]byte, error) {
+	if !k.local.Addr().Is4() || !k.remote.Addr().Is4() {
+		return nil, fmt.Errorf("kernel: a keep-alive probe from %v to %v: IPv4 only", k.local, k.remote)
+	}
+	ip := &layers.IPv4{
+		Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
+		SrcIP: k.local.Addr().AsSlice(), DstIP: k.remote.Addr().AsSlice(),
+	}
+	seg := &layers.TCP{
+		SrcPort: layers.TCPPort(k.local.Port()), DstPort: layers.TCPPort(k.remote.Port()),
+		Seq: k.seq, Ack: k.ack, ACK: true, Window: k.window,
+	}
+	if k.hasTS {
 		ts := make([]byte, 8) // TSval, then TSecr 0: the dump has no TS.Recent
-		binary.BigEndian.PutUint32(ts, d.Timestamp+uint32(since/time.Millisecond)+repair.TimestampSlack+1)
+		binary.BigEndian.PutUint32(ts, k.ts+uint32(since/time.Millisecond)+repair.TimestampSlack+1)
 		seg.Options = []layers.TCPOption{
 			{OptionType: layers.TCPOptionKindNop},
 			{OptionType: layers.TCPOptionKindNop},
@@ -117,7 +139,7 @@ func keepAliveProbe(d *repair.Dump, since time.Duration) ([]byte, error) {
 	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, seg, gopacket.Payload{0}); err != nil {
-		return nil, fmt.Errorf("kernel: building the keep-alive probe of %v-%v: %w", d.Local, d.Remote, err)
+		return nil, fmt.Errorf("kernel: building the keep-alive probe of %v-%v: %w", k.local, k.remote, err)
 	}
 	return buf.Bytes(), nil
 }

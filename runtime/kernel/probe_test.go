@@ -21,7 +21,8 @@ func TestKeepAliveProbe(t *testing.T) {
 		Timestamp: 1_000_000,
 	}
 	for _, since := range []time.Duration{0, 600 * time.Millisecond} {
-		pkt, err := keepAliveProbe(d, since)
+		pr := probeOf(d, time.Time{})
+		pkt, err := pr.packet(since)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,12 +46,14 @@ func TestKeepAliveProbe(t *testing.T) {
 		}
 	}
 	d.Options = 0
-	pkt, _ := keepAliveProbe(d, 0)
+	pr := probeOf(d, time.Time{})
+	pkt, _ := pr.packet(0)
 	if seg, err := tcp.ParseSegment(pkt[20:], d.Local.Addr(), d.Remote.Addr()); err != nil || seg.HasTS {
 		t.Errorf("without timestamps: %+v, %v; want no TS option", seg, err)
 	}
 	d.Remote = netip.MustParseAddrPort("[::1]:80")
-	if _, err := keepAliveProbe(d, 0); err == nil {
+	pr = probeOf(d, time.Time{})
+	if _, err := pr.packet(0); err == nil {
 		t.Error("an IPv6 peer got a probe, want an error")
 	}
 }

@@ -478,10 +478,10 @@ func (f *frozen) Release() {
 }
 
 func (f *frozen) Abort() {
-	// Out of repair mode while still muted: the window probe that leaving
-	// it sends would draw the client's answer (to the target, through the
-	// switch's entry), and Linux answers at most one such segment every
-	// 500 ms, so the probes below would go unanswered that long.
+	// Out of repair mode while still muted: leaving it sends a window
+	// probe, whose answer would go through the switch's entry to the
+	// target, and would spend the client's one answer per 500 ms to
+	// out-of-window segments without data.
 	repair.Resume(f.c.TCPConn) //nolint:errcheck // the reset below ends it either way
 	f.c.setMark(0)             //nolint:errcheck // the RST must go out
 	f.c.Abort()

@@ -448,9 +448,9 @@ func (s *Stack) RecycleDetached(tc *tcp.Conn) {
 // AbortDetached resets a connection that DetachConn took out of the
 // stack: it sends the RST tc.Abort makes, then a keep-alive probe (see
 // tcp.Conn.KeepAliveProbe), both from the address the peer knows, and
-// repeats the probe
-// after each of tcp.AbortProbesAfter. The migration layer uses it when a
-// connection's state was lost in flight and the peer must not hang.
+// repeats the probe after each of tcp.AbortProbesAfter. The migration
+// layer uses it when a connection's state was lost in flight and the peer
+// must not hang.
 func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	if tc == nil {
 		return

@@ -47,9 +47,9 @@ func KeepAliveProbeAgain(probe Segment, made, now Time) Segment {
 // probe is sent again (Stack.AbortDetached, the kernel host's Abort). One
 // probe is not always enough: the peer's answer races the segments still
 // in flight to it, which may move its RCV.NXT past the RST that answer
-// draws, and Linux answers at most one out-of-window segment per
-// connection every 500 ms (net.ipv4.tcp_invalid_ratelimit), so an answer
-// it gave just before suppresses the probe's. The last try comes after
-// that limit. A peer that has taken a RST answers a probe with a RST of
-// its own, which nobody answers.
+// draws, and a probe or its answer may be lost. The tries spread over
+// most of a second, so that a peer that rate-limits its answers to
+// out-of-window segments (Linux: one per 500 ms, for those without data)
+// answers a later one. A peer that has taken a RST answers a probe with a
+// RST of its own, which nobody answers.
 var AbortProbesAfter = [...]time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 600 * time.Millisecond}
