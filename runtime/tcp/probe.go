@@ -16,8 +16,9 @@ import "time"
 // (net.ipv4.tcp_invalid_ratelimit), and another server may just have
 // used that (a restored kernel socket's window probe); segments with data
 // are exempt. The timestamp is the clock's at now, not at the connection's
-// last segment: another server may have sent newer ones since, and Linux
-// (6.15 on) drops a pure ACK that fails PAWS without a word (PAWSOldAck).
+// last segment: another server may have sent newer ones since, and recent
+// Linux drops a pure ACK that fails PAWS without a word (6.18 does, and
+// counts it in TcpExtPAWSOldAck; older kernels answered it).
 func (c *Conn) KeepAliveProbe(now Time) Segment {
 	s := Segment{
 		SrcPort: c.id.Local.Port(), DstPort: c.id.Remote.Port(),
