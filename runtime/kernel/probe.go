@@ -39,9 +39,10 @@ func newProber() (*prober, error) {
 }
 
 // probe sends the keep-alive probe of the connection d dumped at dumpedAt,
-// now and after each of tcp.AbortProbesAfter. It keeps what the probes
-// need, not d, whose queues may be megabytes.
-func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
+// now, after each of tcp.AbortProbesAfter, and probeLater from now if that
+// is not 0 (migrate.Frozen.Abort). It keeps what the probes need, not d,
+// whose queues may be megabytes.
+func (p *prober) probe(d *repair.Dump, dumpedAt time.Time, probeLater time.Duration) {
 	pr := probeOf(d, dumpedAt)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -49,7 +50,11 @@ func (p *prober) probe(d *repair.Dump, dumpedAt time.Time) {
 		return
 	}
 	p.sendLocked(&pr)
-	for _, after := range tcp.AbortProbesAfter {
+	times := tcp.AbortProbesAfter[:]
+	if probeLater > 0 {
+		times = append(times[:len(times):len(times)], probeLater)
+	}
+	for _, after := range times {
 		// One that fires after close sends nothing (and never writes to
 		// a descriptor number reused meanwhile).
 		time.AfterFunc(after, func() {

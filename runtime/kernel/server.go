@@ -477,7 +477,7 @@ func (f *frozen) Release() {
 	repair.CloseSilently(f.c.TCPConn, stepHook(f.steps)...) //nolint:errcheck // the socket is gone either way
 }
 
-func (f *frozen) Abort() {
+func (f *frozen) Abort(probeLater time.Duration) {
 	// Out of repair mode while still muted: leaving it sends a window
 	// probe, whose answer would go through the switch's entry to the
 	// target, and would spend the client's one answer per 500 ms to
@@ -487,7 +487,7 @@ func (f *frozen) Abort() {
 	f.c.Abort()
 	// The client drops that RST if the target served it meanwhile: the
 	// probes make it answer, and the answer draws a RST it takes.
-	f.c.h.probes.probe(f.d, f.dumpedAt)
+	f.c.h.probes.probe(f.d, f.dumpedAt, probeLater)
 }
 
 func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrPort, maxBuffer int, steps func(string, time.Duration)) ([]byte, func(), error) {

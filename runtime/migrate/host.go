@@ -92,8 +92,10 @@ type Frozen interface {
 	// target serves it now.
 	Release()
 	// Abort resets the connection: its state was lost in flight, and the
-	// client must not hang.
-	Abort()
+	// client must not hang. The host follows the RST with keep-alive
+	// probes (tcp.AbortProbesAfter), and, if probeLater is not 0, one more
+	// that long after the abort.
+	Abort(probeLater time.Duration)
 }
 
 // TrainSender is implemented by a Host that sends a train of datagrams to

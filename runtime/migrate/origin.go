@@ -329,7 +329,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 			// The client's segments must reach the host again, which no
 			// longer knows the connection and answers them with RST.
 			e.untomb(o.id)
-			o.frozen.Abort()
+			o.frozen.Abort(e.probeLater(o))
 			o.frozen = nil
 		}
 		if o.lost == nil {
@@ -338,6 +338,25 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 		}
 	}
 }
+
+// probeLater is when, after an abort of o's connection, one more probe
+// goes out (Frozen.Abort). The RST clears the switch's entry, so the
+// client's answers to the probes go to the server it knows. When that is
+// not this one, the connection moved here from it, maybe within its
+// tombstone, which drops them silently: a probe after the tombstone
+// (the same Config.Tombstone rack-wide, started before this abort) draws
+// an answer that server resets, where a client with nothing to send would
+// otherwise wait for its own timeout.
+func (e *Engine) probeLater(o *outgoing) time.Duration {
+	if netip.AddrFrom4(o.k.originIP) == e.self {
+		return 0
+	}
+	return e.cfg.Tombstone + tombstoneMargin
+}
+
+// tombstoneMargin covers the timers' lateness on the server that holds a
+// tombstone.
+const tombstoneMargin = 100 * time.Millisecond
 
 // reclaim makes sure the switch does not point the client at a target that
 // will never get the state. After a late ACK (o.ackBy answered after this

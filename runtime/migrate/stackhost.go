@@ -206,14 +206,14 @@ func (f *stackFrozen) Release() {
 	}
 }
 
-func (f *stackFrozen) Abort() {
+func (f *stackFrozen) Abort(probeLater time.Duration) {
 	if f.tc == nil {
 		return
 	}
 	// The stack no longer knows the connection and answers the client's
 	// segments (the engine ended their tombstone) with a RST the client
 	// accepts; the probe AbortDetached sends provokes one.
-	f.h.st.AbortDetached(f.tc)
+	f.h.st.AbortDetached(f.tc, probeLater)
 	f.done()
 }
 

@@ -543,8 +543,8 @@ func TestSYNCookieKeepsOptions(t *testing.T) {
 }
 
 // TestAbortDetachedReprobes: a detached connection's abort sends its RST
-// and a keep-alive probe, and the probe again at each of tcp.AbortProbesAfter,
-// then no more. Each probe's timestamp is the clock's when it leaves, not
+// and a keep-alive probe, and the probe again at each of
+// tcp.AbortProbesAfter and at the probeLater asked for, then no more. Each probe's timestamp is the clock's when it leaves, not
 // the connection's last segment's: another server served the peer since,
 // with newer timestamps, and Linux drops a pure ACK that fails PAWS
 // without an answer. A peer whose RCV.NXT moved on answers a probe with
@@ -572,7 +572,9 @@ func TestAbortDetachedReprobes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.recv()
-	s.AbortDetached(tc)
+	later := 1500 * time.Millisecond
+	want := append(tcp.AbortProbesAfter[:], later)
+	s.AbortDetached(tc, later)
 	// isProbe: the keep-alive probe (SND.UNA-1, one octet), stamped at
 	// "at" on the connection's clock (the SYN-ACK's at 0, in ms).
 	isProbe := func(seg tcp.Segment, at tcp.Time) bool {
@@ -591,15 +593,15 @@ func TestAbortDetachedReprobes(t *testing.T) {
 	for at := abortAt; at <= abortAt+tcp.Time(2*time.Second); at += tcp.Time(time.Millisecond) {
 		s.Advance(at)
 		for _, seg := range p.recv() {
-			due := probes < len(tcp.AbortProbesAfter) && at == abortAt+tcp.Time(tcp.AbortProbesAfter[probes])
+			due := probes < len(want) && at == abortAt+tcp.Time(want[probes])
 			if !due || !isProbe(seg, at) {
-				t.Fatalf("%v after the abort the stack sent %+v, want only the probes at %v, stamped when sent", at-abortAt, seg, tcp.AbortProbesAfter)
+				t.Fatalf("%v after the abort the stack sent %+v, want only the probes at %v, stamped when sent", at-abortAt, seg, want)
 			}
 			probes++
 		}
 	}
-	if probes != len(tcp.AbortProbesAfter) || len(s.reprobes) != 0 {
-		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(tcp.AbortProbesAfter))
+	if probes != len(want) || len(s.reprobes) != 0 {
+		t.Errorf("%d probes after the first, %d still due; want %d and none", probes, len(s.reprobes), len(want))
 	}
 }
 
@@ -637,7 +639,7 @@ func TestAbortDetachedLeavesFromTheOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2.AbortDetached(back)
+	s2.AbortDetached(back, 0)
 	s2.Advance(tcp.Time(tcp.AbortProbesAfter[0]))
 	var flags []tcp.Flags
 	for _, f := range ep2.take() {

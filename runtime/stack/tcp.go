@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/capygen/capygen/runtime/internal/prefault"
 	"github.com/capygen/capygen/runtime/tcp"
@@ -448,10 +450,10 @@ func (s *Stack) RecycleDetached(tc *tcp.Conn) {
 // AbortDetached resets a connection that DetachConn took out of the
 // stack: it sends the RST tc.Abort makes, then a keep-alive probe (see
 // tcp.Conn.KeepAliveProbe), both from the address the peer knows, and
-// repeats the probe after each of tcp.AbortProbesAfter. The migration
-// layer uses it when a connection's state was lost in flight and the peer
-// must not hang.
-func (s *Stack) AbortDetached(tc *tcp.Conn) {
+// repeats the probe after each of tcp.AbortProbesAfter, and once more
+// probeLater after the abort if that is not 0. The migration layer uses it
+// when a connection's state was lost in flight and the peer must not hang.
+func (s *Stack) AbortDetached(tc *tcp.Conn, probeLater time.Duration) {
 	if tc == nil {
 		return
 	}
@@ -478,7 +480,12 @@ func (s *Stack) AbortDetached(tc *tcp.Conn) {
 	tc.Output(now, func(seg *tcp.Segment) { s.emitDetached(now, id, seg) })
 	s.emitDetached(now, id, &probe)
 	s.endBurst()
-	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, at: now + tcp.AbortProbesAfter[0]})
+	after := tcp.AbortProbesAfter[:]
+	if probeLater > 0 {
+		after = append(after[:len(after):len(after)], probeLater)
+		slices.Sort(after)
+	}
+	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, after: after, at: now + after[0]})
 }
 
 // emitDetached sends seg, of a connection no longer filed here, from
@@ -499,11 +506,12 @@ func (s *Stack) emitDetached(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 
 // reprobe is a keep-alive probe of a connection AbortDetached reset.
 type reprobe struct {
-	id   tcp.ID // the addresses it leaves with
-	seg  tcp.Segment
-	from tcp.Time // the abort
-	at   tcp.Time // the next send
-	sent int      // sends after the first
+	id    tcp.ID // the addresses it leaves with
+	seg   tcp.Segment
+	from  tcp.Time        // the abort
+	after []time.Duration // the sends after the first, from the abort
+	at    tcp.Time        // the next send
+	sent  int             // sends after the first so far
 }
 
 // advanceReprobes sends the probes due at now and drops those done. s.mu
@@ -514,10 +522,10 @@ func (s *Stack) advanceReprobes(now tcp.Time) {
 		if r.at <= now {
 			seg := tcp.KeepAliveProbeAgain(r.seg, r.from, now)
 			s.emitDetached(now, r.id, &seg)
-			if r.sent++; r.sent == len(tcp.AbortProbesAfter) {
+			if r.sent++; r.sent == len(r.after) {
 				continue
 			}
-			r.at = r.from + tcp.AbortProbesAfter[r.sent]
+			r.at = r.from + r.after[r.sent]
 		}
 		kept = append(kept, r)
 	}
