@@ -1014,7 +1014,9 @@ var giveUp = migstate.OriginStateTransferring.Timeout()*time.Duration(migstate.O
 //     the entry (/egress): the origin's resent PREPARE goes to the target
 //     the entry names, whose repeated ACK gets through.
 //   - PREPARE_MIG or PREPARE_MIG_ACK lost every time: the migration stays
-//     and the connection keeps serving, intact.
+//     and the connection keeps serving, intact. Also every ACK lost after
+//     the switch installed the entry (/egress): the origin's give-up
+//     reclaims it, so the client's segments come back here.
 //   - A CONN_STATE fragment or the CONN_STATE_ACK lost every time: the
 //     origin gives up and resets the connection; the client sees the RST
 //     within giveUp and curl fails at once on the reset, never hangs; no
@@ -1037,6 +1039,7 @@ func TestMigrateFailures(t *testing.T) {
 		{"prepare_mig_ack:1/egress", "moved", 1},
 		{"prepare_mig:all", "stayed", 0},
 		{"prepare_mig_ack:all", "stayed", 0},
+		{"prepare_mig_ack:all/egress", "stayed", 0},
 		{"conn_state:all@3", "aborted", 0},
 		{"conn_state_ack:all", "aborted", 0},
 	}

@@ -149,6 +149,7 @@ func TestFailurePaths(t *testing.T) {
 		{"prepare ack lost once before the switch", tcpmig.StagePrepareMigAck, 1, false, nil, migrate.ResultMoved},
 		{"prepare ack lost once after the switch", tcpmig.StagePrepareMigAck, 1, true, nil, migrate.ResultMoved},
 		{"prepare ack lost always before the switch", tcpmig.StagePrepareMigAck, -1, false, nil, migrate.ResultStayed},
+		{"prepare ack lost always after the switch", tcpmig.StagePrepareMigAck, -1, true, nil, migrate.ResultStayed},
 		{"a state fragment lost once", tcpmig.StageConnState, 1, false, func(i uint16) bool { return i == 1 }, migrate.ResultMoved},
 		{"a state fragment lost three times", tcpmig.StageConnState, 3, false, func(i uint16) bool { return i == 2 }, migrate.ResultMoved},
 		{"state ack lost once", tcpmig.StageConnStateAck, 1, false, nil, migrate.ResultMoved},
