@@ -159,7 +159,7 @@ func runSwitch(args []string) error {
 	}
 	cfg.Spin = f.spin
 	if cfg.Spin == 0 {
-		cfg.Spin = 20 * time.Microsecond // the links' own default
+		cfg.Spin = link.DefaultSpin
 	}
 	var pw *pcapWriter
 	if f.pcap != "" {

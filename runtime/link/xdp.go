@@ -63,7 +63,7 @@ type XDPOptions struct {
 	BindRetry time.Duration
 	// Spin is how long Receive checks the ring before sleeping in poll.
 	// A short spin saves the wake-up latency without starving the
-	// kernel's softirq on a 2-core machine (default 20µs).
+	// kernel's softirq on a 2-core machine (default DefaultSpin).
 	Spin time.Duration
 	// SpinYield yields the processor (runtime.Gosched) at each check of
 	// the spin. It suits one receiving goroutine that wakes others, a
@@ -97,6 +97,10 @@ type XDPOptions struct {
 	Replace bool
 }
 
+// DefaultSpin is how long a receiver checks its ring before it sleeps in
+// poll, unless told otherwise (XDPOptions.Spin, the software switch's).
+const DefaultSpin = 20 * time.Microsecond
+
 func (o *XDPOptions) setDefaults() error {
 	if o.Frames == 0 {
 		o.Frames = 4096
@@ -108,7 +112,7 @@ func (o *XDPOptions) setDefaults() error {
 		o.BindRetry = 2 * time.Second
 	}
 	if o.Spin == 0 {
-		o.Spin = 20 * time.Microsecond
+		o.Spin = DefaultSpin
 	}
 	if o.TxWait == 0 {
 		o.TxWait = 2 * time.Millisecond
