@@ -89,11 +89,8 @@ func (s *Stack) sendCookie(now tcp.Time, id tcp.ID, syn *tcp.Segment) {
 	cfg := s.cfg.TCP.WithDefaults()
 	cookie, tsOffset := s.cookie(id, syn.Seq, now, min(mss, cfg.MSS))
 	synack := tcp.CookieSYNACK(cfg, id, syn, cookie, s.cookieWindow(), tsOffset, now)
-	s.startFrame()
-	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), &synack)
-	s.ctr.TCPOut++
 	s.ctr.SYNCookiesSent++
-	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // the client retransmits its SYN
+	s.sendSegment(now, id, &synack) // the client retransmits its SYN if it is lost
 }
 
 // cookieWindow is the window a cookie SYN-ACK offers: the receive

@@ -211,7 +211,6 @@ type Stack struct {
 
 	tx       []byte            // frame being built; ep.Send does not keep it
 	txConn   *Conn             // connection whose Output is running
-	txFrom   netip.Addr        // if valid, the source address instead of ours (emitDetached)
 	batch    link.Batcher      // ep, when it can queue frames and kick once per burst
 	txDefer  int               // >0: sendFrame queues on batch; the outermost burst flushes
 	txQueued bool              // frames queued on batch since the last Flush
@@ -676,16 +675,19 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
 // sendIPv4 finishes the IPv4 and Ethernet headers of s.tx, which holds
 // room for both followed by the IP payload, and sends it toward dst.
 func (s *Stack) sendIPv4(now tcp.Time, dst netip.Addr, proto uint8) error {
+	return s.sendIPv4From(now, s.addr, dst, proto)
+}
+
+// sendIPv4From is sendIPv4 from src, which need not be this stack's
+// address: an aborted connection that had moved here leaves from its
+// origin's (sendSegment).
+func (s *Stack) sendIPv4From(now tcp.Time, src, dst netip.Addr, proto uint8) error {
 	ipLen := len(s.tx) - EthernetHeaderLen
 	if ipLen > s.mtu {
 		s.drop(DropTooBig)
 		return fmt.Errorf("%w: %d-byte IPv4 packet to %v, MTU %d", ErrTooBig, ipLen, dst, s.mtu)
 	}
 	s.ipID++
-	src := s.addr
-	if s.txFrom.IsValid() {
-		src = s.txFrom
-	}
 	IPv4(s.tx[EthernetHeaderLen:]).Encode(&IPv4Fields{
 		TotalLen: uint16(ipLen), ID: s.ipID, TTL: s.cfg.TTL, Protocol: proto, Src: src, Dst: dst,
 	})

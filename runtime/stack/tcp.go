@@ -134,15 +134,23 @@ func (s *Stack) acceptSYN(now tcp.Time, l *Listener, id tcp.ID, seg *tcp.Segment
 
 // reset answers seg, which has no connection, with tcp.ResetFor's RST.
 func (s *Stack) reset(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
-	rst, ok := tcp.ResetFor(seg)
-	if !ok {
-		return
+	if rst, ok := tcp.ResetFor(seg); ok {
+		s.sendSegment(now, id, &rst)
 	}
+}
+
+// sendSegment sends seg, of no connection filed here (a RST for a segment
+// that has none, a cookie SYN-ACK, an aborted connection's), from
+// id.Local, outside any run. id.Local need not be this stack's address:
+// an aborted connection that had moved here leaves from its origin's.
+func (s *Stack) sendSegment(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
 	s.startFrame()
-	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), &rst)
+	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), seg)
 	s.ctr.TCPOut++
-	s.ctr.RSTOut++
-	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // counted as a drop
+	if seg.Flags&tcp.FlagRST != 0 {
+		s.ctr.RSTOut++
+	}
+	s.sendIPv4From(now, id.Local.Addr(), id.Remote.Addr(), protoTCP) //nolint:errcheck // counted as a drop; the peer or the probes' schedule sends again
 }
 
 // output runs c's Output, sending what it emits, reacts to the state
@@ -477,8 +485,8 @@ func (s *Stack) AbortDetached(tc *tcp.Conn, probeLater time.Duration) {
 	probe := tc.KeepAliveProbe(now)
 	tc.Abort()
 	s.beginBurst()
-	tc.Output(now, func(seg *tcp.Segment) { s.emitDetached(now, id, seg) })
-	s.emitDetached(now, id, &probe)
+	tc.Output(now, func(seg *tcp.Segment) { s.sendSegment(now, id, seg) })
+	s.sendSegment(now, id, &probe)
 	s.endBurst()
 	after := tcp.AbortProbesAfter[:]
 	if probeLater > 0 {
@@ -486,22 +494,6 @@ func (s *Stack) AbortDetached(tc *tcp.Conn, probeLater time.Duration) {
 		slices.Sort(after)
 	}
 	s.reprobes = append(s.reprobes, reprobe{id: id, seg: probe, from: now, after: after, at: now + after[0]})
-}
-
-// emitDetached sends seg, of a connection no longer filed here, from
-// id.Local, which need not be this stack's address, without joining it to
-// a run.
-func (s *Stack) emitDetached(now tcp.Time, id tcp.ID, seg *tcp.Segment) {
-	s.startFrame()
-	s.tx = tcp.AppendSegment(s.tx, id.Local.Addr(), id.Remote.Addr(), seg)
-	s.ctr.TCPOut++
-	if seg.Flags&tcp.FlagRST != 0 {
-		s.ctr.RSTOut++
-	}
-	s.txFrom = id.Local.Addr()
-	s.sendIPv4(now, id.Remote.Addr(), protoTCP) //nolint:errcheck // the probes repeat
-	s.txFrom = netip.Addr{}
-	s.runFrom = nil
 }
 
 // reprobe is a keep-alive probe of a connection AbortDetached reset.
@@ -521,7 +513,7 @@ func (s *Stack) advanceReprobes(now tcp.Time) {
 	for _, r := range s.reprobes {
 		if r.at <= now {
 			seg := tcp.KeepAliveProbeAgain(r.seg, r.from, now)
-			s.emitDetached(now, r.id, &seg)
+			s.sendSegment(now, r.id, &seg)
 			if r.sent++; r.sent == len(r.after) {
 				continue
 			}
