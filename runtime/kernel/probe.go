@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -88,12 +87,11 @@ func (p *prober) close() {
 	unix.Close(p.fd)
 }
 
-// keepAlive is what a connection's keep-alive probe is made of:
-// tcp.Conn.KeepAliveProbe's segment (SND.UNA-1, one garbage octet; it says
-// why), from the address the client knows to the client.
+// keepAlive is what a connection's keep-alive probe is made of, from the
+// address the client knows to the client (tcp.KeepAliveSegment).
 type keepAlive struct {
 	local, remote netip.AddrPort
-	seq, ack      uint32
+	sndUna, ack   uint32
 	window        uint16
 	hasTS         bool
 	ts            uint32    // the socket's TSval clock at dumpedAt
@@ -107,7 +105,7 @@ func probeOf(d *repair.Dump, dumpedAt time.Time) keepAlive {
 	}
 	return keepAlive{
 		local: d.Local, remote: d.Remote,
-		seq: d.SendSeq - uint32(len(d.SendQueue)) - 1, ack: d.RecvSeq,
+		sndUna: d.SendSeq - uint32(len(d.SendQueue)), ack: d.RecvSeq,
 		window: uint16(min(wnd, 0xffff)),
 		hasTS:  d.Options&repair.OptTimestamps != 0, ts: d.Timestamp,
 		dumpedAt: dumpedAt,
@@ -117,33 +115,23 @@ func probeOf(d *repair.Dump, dumpedAt time.Time) keepAlive {
 // packet builds the IPv4 packet of the probe sent since after the dump.
 // Its timestamp is the socket's clock then, plus the head start a
 // restored socket's clock has (repair.TimestampSlack) and one tick for
-// rounding, so that it passes the client's PAWS.
+// rounding, so that it passes the client's PAWS. Its TSecr is 0: the dump
+// has no TS.Recent.
 func (k *keepAlive) packet(since time.Duration) ([]byte, error) {
 	if !k.local.Addr().Is4() || !k.remote.Addr().Is4() {
 		return nil, fmt.Errorf("kernel: a keep-alive probe from %v to %v: IPv4 only", k.local, k.remote)
+	}
+	seg := tcp.KeepAliveSegment(k.local.Port(), k.remote.Port(), k.sndUna, k.ack, k.window)
+	if k.hasTS {
+		seg.HasTS, seg.TSVal = true, k.ts+uint32(since/time.Millisecond)+repair.TimestampSlack+1
 	}
 	ip := &layers.IPv4{
 		Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
 		SrcIP: k.local.Addr().AsSlice(), DstIP: k.remote.Addr().AsSlice(),
 	}
-	seg := &layers.TCP{
-		SrcPort: layers.TCPPort(k.local.Port()), DstPort: layers.TCPPort(k.remote.Port()),
-		Seq: k.seq, Ack: k.ack, ACK: true, Window: k.window,
-	}
-	if k.hasTS {
-		ts := make([]byte, 8) // TSval, then TSecr 0: the dump has no TS.Recent
-		binary.BigEndian.PutUint32(ts, k.ts+uint32(since/time.Millisecond)+repair.TimestampSlack+1)
-		seg.Options = []layers.TCPOption{
-			{OptionType: layers.TCPOptionKindNop},
-			{OptionType: layers.TCPOptionKindNop},
-			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: ts},
-		}
-	}
-	if err := seg.SetNetworkLayerForChecksum(ip); err != nil {
-		return nil, err
-	}
 	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, seg, gopacket.Payload{0}); err != nil {
+	body := gopacket.Payload(tcp.AppendSegment(nil, k.local.Addr(), k.remote.Addr(), &seg))
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ip, body); err != nil {
 		return nil, fmt.Errorf("kernel: building the keep-alive probe of %v-%v: %w", k.local, k.remote, err)
 	}
 	return buf.Bytes(), nil

@@ -20,16 +20,24 @@ import "time"
 // Linux drops a pure ACK that fails PAWS without a word (6.18 does, and
 // counts it in TcpExtPAWSOldAck; older kernels answered it).
 func (c *Conn) KeepAliveProbe(now Time) Segment {
-	s := Segment{
-		SrcPort: c.id.Local.Port(), DstPort: c.id.Remote.Port(),
-		Seq: c.sndUna - 1, Ack: c.rcvNxt, Flags: FlagACK,
-		Window: c.windowField(false), WindowScale: -1,
-		Payload: probeOctet[:],
-	}
+	s := KeepAliveSegment(c.id.Local.Port(), c.id.Remote.Port(), c.sndUna, c.rcvNxt, c.windowField(false))
 	if c.tsOK { // else the peer's PAWS may drop it (RFC 7323 §3.2)
 		s.HasTS, s.TSVal, s.TSEcr = true, c.tsClock(now), c.tsRecent
 	}
 	return s
+}
+
+// KeepAliveSegment is KeepAliveProbe's segment, without timestamps, for a
+// host that keeps the connection's numbers but no Conn (the kernel host
+// builds it from a TCP_REPAIR dump): SND.UNA-1, one garbage octet, an ACK
+// of rcvNxt.
+func KeepAliveSegment(srcPort, dstPort uint16, sndUna, rcvNxt uint32, window uint16) Segment {
+	return Segment{
+		SrcPort: srcPort, DstPort: dstPort,
+		Seq: sndUna - 1, Ack: rcvNxt, Flags: FlagACK,
+		Window: window, WindowScale: -1,
+		Payload: probeOctet[:],
+	}
 }
 
 // probeOctet is a keep-alive probe's garbage octet. Senders copy it.
