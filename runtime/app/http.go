@@ -174,6 +174,7 @@ type httpConn struct {
 	conn   sessionConn
 	cr     *connReader
 	bw     *bufio.Writer
+	bufs   *connBuffers // bw and cr's first buffer, from httpBuffers
 	now    func() time.Time
 
 	moves, requests uint64
@@ -200,7 +201,7 @@ func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, stat
 	}
 	bufs := httpBuffers.Get().(*connBuffers)
 	bufs.w.Reset(connWriter{c})
-	hc.bw = bufs.w
+	hc.bw, hc.bufs = bufs.w, bufs
 	var pending []byte
 	if restored {
 		st, err := decodeHTTPState(state)
@@ -287,13 +288,14 @@ var httpBuffers = sync.Pool{New: func() any {
 // taken at the freeze, and neither handler nor state function runs again.
 // A buffer the reader grew past its first size is left to the collector.
 func (hc *httpConn) release() {
-	buf, w := hc.cr.buf, hc.bw
-	hc.cr.buf, hc.bw = nil, nil // a use after this fails loudly
+	buf, bufs := hc.cr.buf, hc.bufs
+	hc.cr.buf, hc.bw, hc.bufs = nil, nil, nil // a use after this fails loudly
 	if cap(buf) != readBufferSize {
 		return
 	}
-	w.Reset(nil)
-	httpBuffers.Put(&connBuffers{read: buf[:readBufferSize], w: w})
+	bufs.read = buf[:readBufferSize]
+	bufs.w.Reset(nil)
+	httpBuffers.Put(bufs)
 }
 
 // quietErr reports the ends of a connection not worth logging.
