@@ -58,9 +58,9 @@ func TestDefault(t *testing.T) {
 		want spec.Pos
 	}{
 		{"stage enum", s.Enums[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 32, Col: 5}},
-		{"magic field", s.Header.Fields[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 49, Col: 7}},
-		{"directory", s.Directory.Pos, spec.Pos{File: spec.DefaultPath, Line: 101, Col: 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 147, Col: 9}},
+		{"magic field", s.Header.Fields[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 50, Col: 7}},
+		{"directory", s.Directory.Pos, spec.Pos{File: spec.DefaultPath, Line: 112, Col: 3}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 158, Col: 9}},
 		{"target", s.Target.Pos, spec.Pos{File: "spec/targets/tofino1.yaml", Line: 3, Col: 1}},
 	} {
 		if p.got != p.want {
@@ -218,8 +218,8 @@ func TestParseNode(t *testing.T) {
 		}
 	}
 	_, err = spec.ParseNode("x.yaml", &doc)
-	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:102:15: directory.index_bits: 40 is outside") {
-		t.Errorf("ParseNode(index_bits 40) = %v, want it at 102:15", err)
+	if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:113:15: directory.index_bits: 40 is outside") {
+		t.Errorf("ParseNode(index_bits 40) = %v, want it at 113:15", err)
 	}
 	for _, n := range []*yaml.Node{nil, {}, {Kind: yaml.DocumentNode}} {
 		if _, err := spec.ParseNode("x.yaml", n); !errors.Is(err, spec.ErrInvalid) || !strings.Contains(err.Error(), "x.yaml:1:1: the file is empty") {

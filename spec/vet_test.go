@@ -23,10 +23,10 @@ func vetStrings(t *testing.T, y []byte) []string {
 
 func TestVet(t *testing.T) {
 	const (
-		finWarning     = "spec/x.yaml:108:14: warning: directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] with release: conn_closed if the application half-closes"
+		finWarning     = "spec/x.yaml:119:14: warning: directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] with release: conn_closed if the application half-closes"
 		releaseLine    = "  release: conn_closed            # and this clears the entry once the connection has finished\n"
-		leakWarning    = "spec/x.yaml:108:14: warning: directory.delete_on: without fin and without directory.release, the entry of a migrated connection that closes with FIN is never deleted: entries pile up until every new migration is REJECTED; add release: conn_closed (the server reports each finished connection) or delete on fin"
-		neverWarning   = "spec/x.yaml:108:14: warning: directory.delete_on: is empty and there is no directory.release, so no entry is ever deleted: entries pile up with every migration until each level's slot is taken and every new migration is REJECTED (the authors' switch had this bug); use delete_on: [rst] with release: conn_closed"
+		leakWarning    = "spec/x.yaml:119:14: warning: directory.delete_on: without fin and without directory.release, the entry of a migrated connection that closes with FIN is never deleted: entries pile up until every new migration is REJECTED; add release: conn_closed (the server reports each finished connection) or delete on fin"
+		neverWarning   = "spec/x.yaml:119:14: warning: directory.delete_on: is empty and there is no directory.release, so no entry is ever deleted: entries pile up with every migration until each level's slot is taken and every new migration is REJECTED (the authors' switch had this bug); use delete_on: [rst] with release: conn_closed"
 		deleteOnRST    = "delete_on: [rst] "
 		deleteOnRSTFIN = "delete_on: [rst, fin] "
 	)
@@ -43,30 +43,30 @@ func TestVet(t *testing.T) {
 		{"release alone deletes", []string{deleteOnRST, "delete_on: [] "}, nil},
 		{"never deletes", []string{deleteOnRST, "delete_on: [] ", releaseLine, ""}, []string{neverWarning}},
 		{"even poly", []string{"poly: 0x1021, reversed: false", "poly: 0x1020, reversed: false"}, []string{
-			"spec/x.yaml:105:13: warning: directory.levels[1].hash: poly 0x1020 ends in 5 zero bits, so 5 of the 16 index bits never change and only 2^11 of the 2^16 slots are used; use an odd polynomial",
+			"spec/x.yaml:116:13: warning: directory.levels[1].hash: poly 0x1020 ends in 5 zero bits, so 5 of the 16 index bits never change and only 2^11 of the 2^16 slots are used; use an odd polynomial",
 		}},
 		{"authors' scheme", []string{sameHash,
 			"    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n    - hash: {name: crc16_arc, width: 16, poly: 0x8005, reversed: true}\n"},
 			[]string{
-				"spec/x.yaml:105:13: warning: directory.levels[1].hash: every level uses the same hash crc16_arc, so keys that collide on one level collide on all of them and the extra levels add almost nothing; the 2 levels of 2^16 slots hold 9306 entries when 1% of inserts are rejected, against 18637 with a distinct hash per level (crc16_arc, crc32; 50% of the capacity lost; capygen plan measures the same); give each level its own polynomial",
+				"spec/x.yaml:116:13: warning: directory.levels[1].hash: every level uses the same hash crc16_arc, so keys that collide on one level collide on all of them and the extra levels add almost nothing; the 2 levels of 2^16 slots hold 9306 entries when 1% of inserts are rejected, against 18637 with a distinct hash per level (crc16_arc, crc32; 50% of the capacity lost; capygen plan measures the same); give each level its own polynomial",
 			}},
 		{"two of three", []string{sameHash,
 			sameHash + "    - hash: {name: crc16_x2, width: 16, poly: 0x1021}\n"},
 			[]string{
-				"spec/x.yaml:106:13: warning: directory.levels[2].hash: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots hold 48101 entries when 1% of inserts are rejected, against 62521 with a distinct hash per level (crc16_arc, crc16_xmodem, crc32; 23% of the capacity lost; capygen plan measures the same); give each level its own polynomial",
+				"spec/x.yaml:117:13: warning: directory.levels[2].hash: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots hold 48101 entries when 1% of inserts are rejected, against 62521 with a distinct hash per level (crc16_arc, crc16_xmodem, crc32; 23% of the capacity lost; capygen plan measures the same); give each level its own polynomial",
 			}},
 		{"well-known port", []string{"udp_port: 7071", "udp_port: 80"}, []string{
 			"spec/x.yaml:25:13: warning: transport.udp_port: 80 is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071",
 		}},
 		{"port 1024 is fine", []string{"udp_port: 7071", "udp_port: 1024"}, nil},
 		{"unused action", []string{"      - {name: free_buffer,", "      - {name: spare}\n      - {name: free_buffer,"}, []string{
-			"spec/x.yaml:186:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
+			"spec/x.yaml:197:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
 		}},
 		{"unhandled event", []string{"      - {name: conn_state, message: conn_state,", "      - {name: surprise}\n      - {name: conn_state, message: conn_state,"}, []string{
-			"spec/x.yaml:178:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
+			"spec/x.yaml:189:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
 		}},
 		{"stuck state", []string{"      - {name: failed, final: true}\n", "      - {name: failed}\n"}, []string{
-			"spec/x.yaml:131:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",
+			"spec/x.yaml:142:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +93,7 @@ func TestVetZeroPoly(t *testing.T) {
 	for _, d := range spec.Vet(s) {
 		got = append(got, d.String())
 	}
-	want := "spec/x.yaml:105:13: warning: directory.levels[1].hash: poly 0x0 is zero, so the CRC of every key is its init value and every key lands in one slot; use an odd polynomial"
+	want := "spec/x.yaml:116:13: warning: directory.levels[1].hash: poly 0x0 is zero, so the CRC of every key is its init value and every key lands in one slot; use an odd polynomial"
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Vet(poly 0) =\n%s\nwant\n%s", strings.Join(got, "\n"), want)
 	}

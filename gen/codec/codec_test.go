@@ -56,7 +56,7 @@ func TestEmitterRefuses(t *testing.T) {
 		{"fragments beyond the index", []string{"max_bytes: 16777216", "max_bytes: 200000000"},
 			"needs 138122 fragments, more than the 16-bit fragment_index can number"},
 		{"name clash", []string{
-			"- {name: heartbeat_response, value: 13,", "- {name: tcpmig_layer, value: 7}\n      - {name: heartbeat_response, value: 13,",
+			"- {name: heartbeat_response, value: 13,", "- {name: tcpmig_layer, value: 8}\n      - {name: heartbeat_response, value: 13,",
 			"- name: conn_state_ack\n    stage: conn_state_ack", "- name: tcpmig_layer\n    stage: tcpmig_layer\n  - name: conn_state_ack\n    stage: conn_state_ack"},
 			"both become the Go identifier TCPMigLayer"},
 		{"field named like a method", []string{"- {name: workload, bits: 32, doc: \"The minimum workload after the update.\"}", "- {name: encode, bits: 32}"},
@@ -87,7 +87,7 @@ var variantEdits = []string{
 	"udp_port: 7071", "udp_port: 9099",
 	"mtu: 1500", "mtu: 9000",
 	`- {name: epoch, bits: 8, doc: "Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart."}`, "- {name: hops, bits: 8}",
-	"- {name: heartbeat_response, value: 13,", "- {name: drain, value: 7, doc: \"Stop sending new connections.\"}\n      - {name: heartbeat_response, value: 13,",
+	"- {name: heartbeat_response, value: 13,", "- {name: drain, value: 8, doc: \"Stop sending new connections.\"}\n      - {name: heartbeat_response, value: 13,",
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}",
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}\n      - {name: queue_depth, bits: 16}\n      - {name: server_mac, type: mac}\n" +
 		"  - name: drain\n    stage: drain\n    payload:\n      - {name: reason, bits: 12}\n      - {name: urgent, type: flag}\n      - {name: spare, bits: 3, reserved: true}\n      - {name: note, type: bytes, bits: 8}",
@@ -110,7 +110,7 @@ func TestVariantSpec(t *testing.T) {
 	for _, want := range []string{
 		"UDPPort uint16 = 9099", "LayerTypeNumber = 1099", "MTU = 9000", "ConnStateFragmentBytes = 8948",
 		"type Drain struct", "Reason uint16", "Urgent bool", "Note []byte", "QueueDepth uint16", "ServerMAC [6]byte",
-		"Hops uint8", "StageDrain Stage = 7", "func FuzzDecodeDrain(", "func BenchmarkEncodeDrain(", "func BenchmarkDecodeDrain(",
+		"Hops uint8", "StageDrain Stage = 8", "func FuzzDecodeDrain(", "func BenchmarkEncodeDrain(", "func BenchmarkDecodeDrain(",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the variant's output lacks %q", want)

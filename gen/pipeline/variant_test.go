@@ -44,7 +44,7 @@ func variants(t *testing.T) map[string][]byte {
 			twoLevels, threeLevels,
 			"index_bits: 16", "index_bits: 14",
 			"udp_port: 7071", "udp_port: 9099",
-			"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 7, doc: \"A server asks for no new connections.\"}\n      - {name: heartbeat_response, value: 13,",
+			"      - {name: heartbeat_response, value: 13,", "      - {name: drain, value: 8, doc: \"A server asks for no new connections.\"}\n      - {name: heartbeat_response, value: 13,",
 			"    - {name: epoch, bits: 8, doc: \"Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart.\"}", "    - {name: epoch, bits: 8, doc: \"Names one migration of a connection: the origin picks it and every message of the migration carries it, so a late message of another migration of the same connection is told apart.\"}\n    - {name: hops, bits: 8}",
 			"  - name: heartbeat_response\n", "  - name: drain\n    stage: drain\n    payload:\n      - {name: until, bits: 32}\n  - name: heartbeat_response\n",
 		),

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 
 package migstate
 

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -231,6 +231,7 @@ parser SwitchIngressParser(
             STAGE_CONN_STATE : parse_conn_state;
             STAGE_CONN_STATE_ACK : parse_conn_state_ack;
             STAGE_CONN_CLOSED : parse_conn_closed;
+            STAGE_CONN_ABORTED : parse_conn_aborted;
             STAGE_HEARTBEAT_UPDATE : parse_heartbeat_update;
             STAGE_HEARTBEAT_RESPONSE : parse_heartbeat_response;
             default : parse_tcpmig_unknown_stage;
@@ -269,6 +270,12 @@ parser SwitchIngressParser(
     }
 
     state parse_conn_closed {
+        // The UDP length this stage needs: ingress drops a shorter datagram.
+        ig_md.mig_len = 16w28;
+        transition parse_tcpmig_end;
+    }
+
+    state parse_conn_aborted {
         // The UDP length this stage needs: ingress drops a shorter datagram.
         ig_md.mig_len = 16w28;
         transition parse_tcpmig_end;
@@ -1082,5 +1089,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="fab57b246e9a4c4e")
+@pkginfo(name="capybara", version="d98a564287755bb8")
 Switch(pipe) main;

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 //
 // Headers of the capybara switch program, kept apart from the pipeline.
 // The TCPMig header and payloads come from the spec, like the Go codecs, so
@@ -37,6 +37,7 @@ const stage_t STAGE_PREPARE_MIG_ACK = 4w3; // The target is buffering; with LOAD
 const stage_t STAGE_CONN_STATE = 4w4; // Phase 2 connection state, in fragments.
 const stage_t STAGE_CONN_STATE_ACK = 4w5; // The target serves the connection.
 const stage_t STAGE_CONN_CLOSED = 4w6; // A migrated connection has finished; the switch clears its entry.
+const stage_t STAGE_CONN_ABORTED = 4w7; // An origin that gave up reset a connection that had moved to it; the server the client knows ends its tombstone.
 const stage_t STAGE_HEARTBEAT_UPDATE = 4w12; // A server reports its workload.
 const stage_t STAGE_HEARTBEAT_RESPONSE = 4w13; // The switch answers with the current minimum.
 

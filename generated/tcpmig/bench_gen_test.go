@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 
 package tcpmig
 
@@ -144,6 +144,29 @@ func BenchmarkDecodeConnClosed(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	var m ConnClosed
+	for b.Loop() {
+		if err := m.Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkEncodeConnAborted(b *testing.B) {
+	m := sampleConnAborted()
+	buf := make([]byte, m.EncodedLen())
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Encode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+func BenchmarkDecodeConnAborted(b *testing.B) {
+	s := sampleConnAborted()
+	buf := encoded(b, &s)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	var m ConnAborted
 	for b.Loop() {
 		if err := m.Decode(buf); err != nil {
 			b.Fatal(err)

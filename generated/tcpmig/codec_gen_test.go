@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 
 package tcpmig
 
@@ -50,6 +50,8 @@ func newMessage(s Stage) Message {
 		return new(ConnStateAck)
 	case StageConnClosed:
 		return new(ConnClosed)
+	case StageConnAborted:
+		return new(ConnAborted)
 	case StageHeartbeatUpdate:
 		return new(HeartbeatUpdate)
 	case StageHeartbeatResponse:
@@ -416,6 +418,65 @@ func TestRoundTripConnClosed(t *testing.T) {
 	}
 }
 
+// sampleConnAborted returns a conn_aborted with every field set.
+func sampleConnAborted() ConnAborted {
+	return ConnAborted{TCPMigFields: TCPMigFields{
+		ClientIP:      [4]byte{10, 77, 0, 3},
+		ClientPort:    0x3F5D,
+		Epoch:         0x61,
+		FragmentIndex: 0x405E,
+		Load:          true,
+		NextFragment:  false,
+		OriginIP:      [4]byte{10, 77, 0, 1},
+		OriginPort:    0x3D5B,
+	}}
+}
+func TestRoundTripConnAborted(t *testing.T) {
+	want := sampleConnAborted()
+	buf := make([]byte, want.EncodedLen())
+	n, err := want.Encode(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("Encode = %d, %v; want %d, nil", n, err, len(buf))
+	}
+	var got ConnAborted
+	if err := got.Decode(buf); err != nil {
+		t.Fatalf("Decode(Encode(m)) = %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(Encode(m)) = %+v, want %+v", got, want)
+	}
+	// Through UDP, with the spec's checksum.
+	dgram := make([]byte, UDPHeaderLen+want.EncodedLen())
+	if _, err := want.EncodeUDP(dgram, testSrc, testDst); err != nil {
+		t.Fatalf("EncodeUDP: %v", err)
+	}
+	h, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	if err != nil {
+		t.Fatalf("DecodeUDP(EncodeUDP(m)) = %v", err)
+	}
+	got = ConnAborted{}
+	if err := got.Decode(h); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Decode(DecodeUDP(EncodeUDP(m))) = %+v, %v; want %+v", got, err, want)
+	}
+	// A flipped bit anywhere in the datagram must not pass.
+	for i := 0; i < len(dgram); i++ {
+		bad := bytes.Clone(dgram)
+		bad[i] ^= 16
+		if _, err := DecodeUDP(testSrc.Addr(), testDst.Addr(), bad); err == nil {
+			t.Errorf("DecodeUDP accepted the datagram with byte %d flipped", i)
+		}
+	}
+	// The hot path allocates nothing.
+	if a := testing.AllocsPerRun(100, func() {
+		_, _ = want.Encode(buf)
+		_ = got.Decode(buf)
+		_, _ = want.EncodeUDP(dgram, testSrc, testDst)
+		_, _ = DecodeUDP(testSrc.Addr(), testDst.Addr(), dgram)
+	}); a != 0 {
+		t.Errorf("Encode, Decode, EncodeUDP, DecodeUDP allocate %v times, want 0", a)
+	}
+}
+
 // sampleHeartbeatUpdate returns a heartbeat_update with every field set.
 func sampleHeartbeatUpdate() HeartbeatUpdate {
 	return HeartbeatUpdate{
@@ -544,7 +605,7 @@ func TestRoundTripHeartbeatResponse(t *testing.T) {
 // and UDP layers (UDP checksum by gopacket) and decodes the frame with
 // gopacket.NewPacket, which must find TCPMigLayer on port 7071.
 func TestGopacketLayer(t *testing.T) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleConnAborted()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		body := encoded(t, m)
 		ip := &layers.IPv4{
 			DstIP:    testDst.Addr().AsSlice(),

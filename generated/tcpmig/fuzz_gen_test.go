@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 
 package tcpmig
 
@@ -35,6 +35,7 @@ reservedMasks holds, per stage, the reserved bits of the message's
 fixed part.
 */
 var reservedMasks = map[Stage][]byte{
+	StageConnAborted:       []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0x0},
 	StageConnClosed:        []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0x0},
 	StageConnState:         []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0x0, 0x0, 0x0, 0x0, 0x0},
 	StageConnStateAck:      []byte{0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0xC, 0x0},
@@ -200,6 +201,30 @@ func FuzzDecodeConnClosed(f *testing.F) {
 }
 
 /*
+FuzzDecodeConnAborted: whatever ConnAborted.Decode accepts re-encodes to the same
+bytes (reserved bits cleared); nothing panics.
+*/
+func FuzzDecodeConnAborted(f *testing.F) {
+	s := sampleConnAborted()
+	valid := encoded(f, &s)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(append(bytes.Clone(valid), 0))
+	f.Add(valid[:HeaderLen])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m ConnAborted
+		if m.Decode(b) != nil {
+			return
+		}
+		out := encoded(t, &m)
+		if want := clearReserved(b, reservedMasks[StageConnAborted]); !bytes.Equal(out, want) {
+			t.Fatalf("Encode(Decode(%x)) = %x", want, out)
+		}
+	})
+}
+
+/*
 FuzzDecodeHeartbeatUpdate: whatever HeartbeatUpdate.Decode accepts re-encodes to the same
 bytes (reserved bits cleared); nothing panics.
 */
@@ -253,7 +278,7 @@ re-encodes with EncodeUDP to the same datagram (reserved bits cleared,
 checksum recomputed); nothing panics.
 */
 func FuzzDecodeUDP(f *testing.F) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleConnAborted()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		d := make([]byte, UDPHeaderLen+m.EncodedLen())
 		if _, err := m.EncodeUDP(d, testSrc, testDst); err != nil {
 			f.Fatal(err)
@@ -291,7 +316,7 @@ FuzzDecodeLayer: whatever the gopacket layer decodes serializes back to
 the same header (reserved bits cleared); nothing panics.
 */
 func FuzzDecodeLayer(f *testing.F) {
-	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
+	for _, m := range []Message{ptr(sampleRejected()), ptr(samplePrepareMig()), ptr(samplePrepareMigAck()), ptr(sampleConnState()), ptr(sampleConnStateAck()), ptr(sampleConnClosed()), ptr(sampleConnAborted()), ptr(sampleHeartbeatUpdate()), ptr(sampleHeartbeatResponse())} {
 		b := encoded(f, m)
 		f.Add(b)
 		f.Add(b[:len(b)-1])

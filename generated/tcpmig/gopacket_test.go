@@ -90,8 +90,8 @@ func TestGopacketSerialize(t *testing.T) {
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, bad, gopacket.Payload{1}); err != nil {
 		t.Errorf("SerializeTo with a short body without FixLengths = %v, want it written as asked", err)
 	}
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, &TCPMigLayer{Stage: 7}); !errors.Is(err, ErrUnknownStage) {
-		t.Errorf("SerializeTo of stage 7 = %v, want ErrUnknownStage", err)
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, &TCPMigLayer{Stage: 8}); !errors.Is(err, ErrUnknownStage) {
+		t.Errorf("SerializeTo of stage 8 = %v, want ErrUnknownStage", err)
 	}
 }
 

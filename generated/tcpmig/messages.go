@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: fab57b246e9a4c4e
+// spec fingerprint: d98a564287755bb8
 
 package tcpmig
 
@@ -35,6 +35,7 @@ var (
 	_ Message = (*ConnState)(nil)
 	_ Message = (*ConnStateAck)(nil)
 	_ Message = (*ConnClosed)(nil)
+	_ Message = (*ConnAborted)(nil)
 	_ Message = (*HeartbeatUpdate)(nil)
 	_ Message = (*HeartbeatResponse)(nil)
 )
@@ -456,6 +457,78 @@ func (m *ConnClosed) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error
 	need := UDPHeaderLen + m.EncodedLen()
 	if len(into) < need {
 		return 0, shortBuffer("conn_closed datagram", need, len(into))
+	}
+	n, err := m.Encode(into[UDPHeaderLen:])
+	if err != nil {
+		return 0, err
+	}
+	return FinishUDP(into[:UDPHeaderLen+n], src, dst)
+}
+
+// ConnAbortedLen is the size of a conn_aborted message without its variable
+// part.
+const ConnAbortedLen = HeaderLen
+
+// ConnAborted is the conn_aborted message (stage conn_aborted), sent by a
+// server. An origin that gave up on a migration reset the connection, and the
+// connection had moved to it from the server the client knows (the header's
+// origin). Sent to that server, which ends its tombstone for the connection if
+// the epoch is of a later migration than the one that took the connection
+// away: the client's answers to the abort's probes then draw that server's RST
+// instead of silence. The switch forwards it.
+type ConnAborted struct {
+	TCPMigFields
+}
+
+// Stage returns StageConnAborted.
+func (m *ConnAborted) Stage() Stage {
+	return StageConnAborted
+}
+
+// EncodedLen is the size Encode writes.
+func (m *ConnAborted) EncodedLen() int {
+	return ConnAbortedLen
+}
+
+// Encode writes the message into into and returns its length. It allocates
+// nothing and refuses values that do not fit the wire.
+func (m *ConnAborted) Encode(into []byte) (int, error) {
+	n := m.EncodedLen()
+	if len(into) < n {
+		return 0, shortBuffer("conn_aborted", n, len(into))
+	}
+	b := into[:n]
+	TCPMig(b).Encode(&m.TCPMigFields, StageConnAborted)
+	return n, nil
+}
+
+// Decode replaces m with the conn_aborted message in b (a whole TCPMig
+// datagram payload: header and message). Byte slices in m alias b. It
+// allocates nothing; reserved bits are ignored.
+func (m *ConnAborted) Decode(b []byte) error {
+	h := TCPMig(b)
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if s := h.Stage(); s != StageConnAborted {
+		return fmt.Errorf("%w: got %v, want conn_aborted", ErrWrongStage, s)
+	}
+	if len(b) < ConnAbortedLen {
+		return shortBuffer("conn_aborted", ConnAbortedLen, len(b))
+	}
+	if len(b) != ConnAbortedLen {
+		return fmt.Errorf("%w: conn_aborted is %d bytes, want %d", ErrBadLength, len(b), ConnAbortedLen)
+	}
+	m.TCPMigFields = h.Fields()
+	return nil
+}
+
+// EncodeUDP writes a UDP datagram from src to dst carrying the message, with
+// the udp checksum, and returns its length.
+func (m *ConnAborted) EncodeUDP(into []byte, src, dst netip.AddrPort) (int, error) {
+	need := UDPHeaderLen + m.EncodedLen()
+	if len(into) < need {
+		return 0, shortBuffer("conn_aborted datagram", need, len(into))
 	}
 	n, err := m.Encode(into[UDPHeaderLen:])
 	if err != nil {

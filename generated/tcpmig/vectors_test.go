@@ -189,7 +189,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"short header", &PrepareMigAck{}, prepareMigAckLoad[:19], ErrShortBuffer, "needs 20 bytes, have 19"},
 		{"bad magic", &PrepareMigAck{}, withByte(prepareMigAckLoad, 0, 0xcb), ErrBadMagic, "0xcbfedead"},
 		{"stage 0", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x01), ErrUnknownStage, "stage 0"},
-		{"stage 7", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x71), ErrUnknownStage, "stage 7"},
+		{"stage 8", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0x81), ErrUnknownStage, "stage 8"},
 		{"stage 15", &PrepareMigAck{}, withByte(prepareMigAckLoad, 18, 0xf1), ErrUnknownStage, "stage 15"},
 		{"wrong stage", &PrepareMig{}, prepareMigAckLoad, ErrWrongStage, "got prepare_mig_ack, want prepare_mig"},
 		{"trailing byte", &PrepareMigAck{}, append(bytes.Clone(prepareMigAckLoad), 0), ErrBadLength, "21 bytes, want 20"},

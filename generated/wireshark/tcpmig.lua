@@ -2,7 +2,7 @@
 -- versions:
 -- 	capygen v0.1.0
 -- source: spec/capybara.yaml
--- spec fingerprint: fab57b246e9a4c4e
+-- spec fingerprint: d98a564287755bb8
 
 -- Wireshark dissector for capybara's TCPMig messages on UDP port 7071.
 -- Every field is shown under the spec's name (display filter tcpmig.FIELD,
@@ -21,6 +21,7 @@ local stage_names = {
   [4] = "conn_state",
   [5] = "conn_state_ack",
   [6] = "conn_closed",
+  [7] = "conn_aborted",
   [12] = "heartbeat_update",
   [13] = "heartbeat_response",
 }
@@ -118,6 +119,7 @@ function proto.dissector(tvb, pinfo, tree)
     info = info .. " total_length=" .. tostring(tvb(p + 0, 4):uint())
   elseif stage == 5 then -- conn_state_ack
   elseif stage == 6 then -- conn_closed
+  elseif stage == 7 then -- conn_aborted
   elseif stage == 12 then -- heartbeat_update
     if len < p + 4 then
       t:add_proto_expert_info(e_short, "heartbeat_update needs 4 payload bytes, got " .. (len - p))

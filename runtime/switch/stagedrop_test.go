@@ -181,14 +181,14 @@ func TestParseStageDrop(t *testing.T) {
 			t.Errorf("%q: String %q reads back as %+v, %v", in, got.String(), back, err)
 		}
 	}
-	for _, in := range []string{"", "prepare_mig", "prepare:1", "prepare_mig:0", "prepare_mig:-2", "prepare_mig:x", "conn_state:1@x", "conn_state:1@70000", "7:1", "conn_state:1/sideways"} {
+	for _, in := range []string{"", "prepare_mig", "prepare:1", "prepare_mig:0", "prepare_mig:-2", "prepare_mig:x", "conn_state:1@x", "conn_state:1@70000", "8:1", "conn_state:1/sideways"} {
 		if d, err := ParseStageDrop(in); err == nil {
 			t.Errorf("ParseStageDrop(%q) = %+v, want an error", in, d)
 		} else if !strings.Contains(err.Error(), "STAGE:COUNT") {
 			t.Errorf("ParseStageDrop(%q) error %q does not say what to write", in, err)
 		}
 	}
-	for _, d := range []StageDrop{{Stage: tcpmig.StagePrepareMig}, {Stage: 7, Count: 1}, {Stage: tcpmig.StageConnState, Count: -3}} {
+	for _, d := range []StageDrop{{Stage: tcpmig.StagePrepareMig}, {Stage: 8, Count: 1}, {Stage: tcpmig.StageConnState, Count: -3}} {
 		cfg := Config{Ports: []PortConfig{{ID: 1, Role: pipeline.RoleClient, Endpoint: &recorder{}}}, StageDrops: []StageDrop{d}}
 		if _, err := New(cfg); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "StageDrops[0]") {
 			t.Errorf("New with %+v = %v, want ErrConfig naming StageDrops[0]", d, err)
