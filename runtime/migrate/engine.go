@@ -155,6 +155,8 @@ type Stats struct {
 	MinWorkload                     uint32 // the switch's minimum, from the last heartbeat reply
 	Releases, ReleaseAcks           uint64 // conn_closed sent for finished migrated-in connections, and echoed
 	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK
+	AbortNotices                    uint64 // conn_aborted sent to the server a reset connection had moved from
+	TombstonesEnded                 uint64 // tombstones ended early by a conn_aborted
 }
 
 // Engine runs TCPMig on one Host. Its methods are safe for concurrent use.
@@ -169,7 +171,7 @@ type Engine struct {
 	outByID  map[tcp.ID]*outgoing
 	in       map[key]*incoming
 	holds    map[tcp.ID]*incoming // which incoming migration owns the host's hold of a connection
-	tombs    map[tcp.ID]tcp.Time
+	tombs    map[tcp.ID]tomb
 	refused  map[key]tcp.Time
 	restored map[tcp.ID][]byte // app state of restored connections not yet claimed
 	sessions map[tcp.ID]*Session
@@ -189,6 +191,7 @@ type Engine struct {
 		state      tcpmig.ConnState
 		stateAck   tcpmig.ConnStateAck
 		closed     tcpmig.ConnClosed
+		aborted    tcpmig.ConnAborted
 		heartbeat  tcpmig.HeartbeatUpdate
 	}
 	records []Record // the last recordKeep records, a ring
@@ -324,7 +327,7 @@ func newEngine(cfg Config) (*Engine, error) {
 		outByID:  map[tcp.ID]*outgoing{},
 		in:       map[key]*incoming{},
 		holds:    map[tcp.ID]*incoming{},
-		tombs:    map[tcp.ID]tcp.Time{},
+		tombs:    map[tcp.ID]tomb{},
 		refused:  map[key]tcp.Time{},
 		restored: map[tcp.ID][]byte{},
 		sessions: map[tcp.ID]*Session{},
@@ -560,8 +563,10 @@ func (e *Engine) send(dst netip.Addr, m tcpmig.Message) error {
 	return e.host.SendUDP(dst, b)
 }
 
-func (e *Engine) tomb(id tcp.ID, until tcp.Time) {
-	e.tombs[id] = until
+// tomb drops the segments of a connection that left by the migration of
+// the given epoch, until until. e.mu is held.
+func (e *Engine) tomb(id tcp.ID, until tcp.Time, epoch uint8) {
+	e.tombs[id] = tomb{until: until, epoch: epoch}
 	e.host.Tomb(id, until)
 	e.schedule(timerEntry{at: until, kind: timerTomb, id: id})
 }

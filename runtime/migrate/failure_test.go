@@ -247,52 +247,78 @@ func TestGiveUpResets(t *testing.T) {
 // client knows, but one the connection moved to 20 ms before. Its RST
 // clears the switch's entry, so the client's answers to its probes go to
 // the first server, whose tombstone of the connection (from its own move,
-// Config.Tombstone) drops them silently. The probe sent a tombstone after
-// the abort draws the reset; before it, this client (its echo window full,
-// nothing to send) was reset only by its own retransmission timeouts, 3 s
-// after the give-up.
+// Config.Tombstone) dropped them silently: this client (its echo window
+// full, nothing to send) was reset only by its own retransmission
+// timeouts, 3 s after the give-up. The conn_aborted sent before the RST
+// ends that tombstone; without it (lost), the probe sent a tombstone after
+// the abort still draws the reset.
 func TestGiveUpAfterAMove(t *testing.T) {
-	f := newFixtureOn(t, migrate.Config{}, 4<<20, sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9}, 16<<10)
-	f.start()
-	for end := f.r.Sim.Now() + time.Second; f.out == nil && f.r.Sim.Now() < end; {
-		f.run(time.Millisecond)
-	}
-	f.expect(migrate.ResultMoved)
-	holder := -1
-	for k, srv := range f.r.Servers {
-		if _, ok := srv.Apps[migratetest.ServerID(k, f.streams[0].Conn)]; ok && k != 0 {
-			holder = k
-		}
-	}
-	if holder < 0 {
-		t.Fatal("no other server holds the moved connection")
-	}
-	f.run(20 * time.Millisecond)
-	f.r.In, _ = dropStage(tcpmig.StageConnStateAck, -1, nil)
-	f.out = nil
-	if err := f.r.Servers[holder].Migrate(migratetest.ServerID(holder, f.streams[0].Conn), func(o migrate.Outcome) { f.out = &o }); err != nil {
-		t.Fatal(err)
-	}
-	for end := f.r.Sim.Now() + 5*time.Second; f.out == nil && f.r.Sim.Now() < end; {
-		f.run(time.Millisecond)
-	}
-	f.expect(migrate.ResultAborted)
-	giveUp := f.r.Sim.Now()
 	const tombstone = 2 * time.Second // Config.Tombstone's default
-	within := tombstone + 200*time.Millisecond
-	for f.streams[0].Conn.Err() == nil && f.r.Sim.Now() < giveUp+within {
-		f.run(time.Millisecond)
-	}
-	if err := f.streams[0].Conn.Err(); !errors.Is(err, tcp.ErrReset) {
-		st := f.streams[0]
-		t.Fatalf("the stream's error %v (%d of %d bytes back), want a reset within %v of the give-up", err, st.Got, len(st.Data), within)
-	}
-	t.Logf("reset %v after the give-up", f.r.Sim.Now()-giveUp)
-	for f.streams[1].Err == nil && !f.streams[1].Done() && f.r.Sim.Now() < giveUp+10*time.Second {
-		f.run(time.Millisecond)
-	}
-	if st := f.streams[1]; st.Err != nil || !st.Done() {
-		t.Fatalf("bystander stream disturbed: %d/%d: %v", st.Got, len(st.Data), st.Err)
+	for _, tc := range []struct {
+		name        string
+		noticeLost  bool
+		within      time.Duration
+		wantEnded   uint64 // tombstones ended by conn_aborted, over the servers
+		wantNotices uint64
+	}{
+		{"notice", false, 50 * time.Millisecond, 1, 1},
+		{"notice lost", true, tombstone + 200*time.Millisecond, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureOn(t, migrate.Config{}, 4<<20, sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9}, 16<<10)
+			f.start()
+			for end := f.r.Sim.Now() + time.Second; f.out == nil && f.r.Sim.Now() < end; {
+				f.run(time.Millisecond)
+			}
+			f.expect(migrate.ResultMoved)
+			holder := -1
+			for k, srv := range f.r.Servers {
+				if _, ok := srv.Apps[migratetest.ServerID(k, f.streams[0].Conn)]; ok && k != 0 {
+					holder = k
+				}
+			}
+			if holder < 0 {
+				t.Fatal("no other server holds the moved connection")
+			}
+			f.run(20 * time.Millisecond)
+			dropAck, _ := dropStage(tcpmig.StageConnStateAck, -1, nil)
+			dropNotice, notices := dropStage(tcpmig.StageConnAborted, -1, nil)
+			f.r.In = func(p pipeline.Port, fr []byte) bool {
+				return dropAck(p, fr) || (tc.noticeLost && dropNotice(p, fr))
+			}
+			f.out = nil
+			if err := f.r.Servers[holder].Migrate(migratetest.ServerID(holder, f.streams[0].Conn), func(o migrate.Outcome) { f.out = &o }); err != nil {
+				t.Fatal(err)
+			}
+			for end := f.r.Sim.Now() + 5*time.Second; f.out == nil && f.r.Sim.Now() < end; {
+				f.run(time.Millisecond)
+			}
+			f.expect(migrate.ResultAborted)
+			giveUp := f.r.Sim.Now()
+			for f.streams[0].Conn.Err() == nil && f.r.Sim.Now() < giveUp+tc.within {
+				f.run(time.Millisecond)
+			}
+			if err := f.streams[0].Conn.Err(); !errors.Is(err, tcp.ErrReset) {
+				st := f.streams[0]
+				t.Fatalf("the stream's error %v (%d of %d bytes back), want a reset within %v of the give-up", err, st.Got, len(st.Data), tc.within)
+			}
+			t.Logf("reset %v after the give-up", f.r.Sim.Now()-giveUp)
+			var sent, ended uint64
+			for _, srv := range f.r.Servers {
+				st := srv.Engine.Stats()
+				sent += st.AbortNotices
+				ended += st.TombstonesEnded
+			}
+			if sent != tc.wantNotices || ended != tc.wantEnded || (tc.noticeLost && *notices != 1) {
+				t.Errorf("conn_aborted sent %d, tombstones ended %d, dropped %d; want %d sent and %d ended", sent, ended, *notices, tc.wantNotices, tc.wantEnded)
+			}
+			for f.streams[1].Err == nil && !f.streams[1].Done() && f.r.Sim.Now() < giveUp+10*time.Second {
+				f.run(time.Millisecond)
+			}
+			if st := f.streams[1]; st.Err != nil || !st.Done() {
+				t.Fatalf("bystander stream disturbed: %d/%d: %v", st.Got, len(st.Data), st.Err)
+			}
+		})
 	}
 }
 

@@ -329,6 +329,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 			// The client's segments must reach the host again, which no
 			// longer knows the connection and answers them with RST.
 			e.untomb(o.id)
+			e.noticeAbort(o)
 			o.frozen.Abort(e.probeLater(o))
 			o.frozen = nil
 		}
@@ -343,9 +344,11 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 // goes out (Frozen.Abort). The RST clears the switch's entry, so the
 // client's answers to the probes go to the server it knows. When that is
 // not this one, the connection moved here from it, maybe within its
-// tombstone, which drops them silently: a probe after the tombstone
-// (the same Config.Tombstone rack-wide, started before this abort) draws
-// an answer that server resets, where a client with nothing to send would
+// tombstone, which drops them silently until the conn_aborted sent before
+// the RST (noticeAbort) ends it. If that notice is lost, or the connection
+// moved too often (abortNoticeSpan), a probe after the tombstone (the same
+// Config.Tombstone rack-wide, started before this abort) still draws an
+// answer that server resets, where a client with nothing to send would
 // otherwise wait for its own timeout.
 func (e *Engine) probeLater(o *outgoing) time.Duration {
 	if netip.AddrFrom4(o.k.originIP) == e.self {
@@ -424,7 +427,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	delete(e.epochs, o.id)
 	// Segments still on their way here (sent before the switch turned the
 	// client to the target) are dropped, not answered with RST.
-	e.tomb(o.id, now+e.cfg.Tombstone)
+	e.tomb(o.id, now+e.cfg.Tombstone, o.k.epoch)
 	o.rec.mark(PhaseFrozen, e.cfg.Clock())
 	if o.lost != nil {
 		return

@@ -62,7 +62,7 @@ func (e *Engine) checkHosted(now tcp.Time, id tcp.ID) {
 
 // onOtherStage handles stages outside the two machines. e.mu is held.
 func (e *Engine) onOtherStage(_ tcp.Time, stage tcpmig.Stage, payload []byte) bool {
-	return e.onReleaseEcho(stage, payload)
+	return e.onReleaseEcho(stage, payload) || e.onAbortNotice(stage, payload)
 }
 
 // known reports whether the host has the connection. e.mu is held.

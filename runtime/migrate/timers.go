@@ -44,8 +44,8 @@ func (e *Engine) live(t timerEntry) bool {
 	case timerIn:
 		return e.in[t.in.k] == t.in && t.in.deadline() == t.at
 	case timerTomb:
-		until, ok := e.tombs[t.id]
-		return ok && until == t.at
+		tb, ok := e.tombs[t.id]
+		return ok && tb.until == t.at
 	case timerRefused:
 		until, ok := e.refused[t.k]
 		return ok && until == t.at
