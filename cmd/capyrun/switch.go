@@ -88,7 +88,9 @@ port_role table itself is written through P4Runtime (the program's ports).
 
 -drop-stage loses chosen TCPMig messages deterministically: -drop-stage
 prepare_mig:1 drops the first PREPARE_MIG, conn_state:1@2 the first
-CONN_STATE fragment with index 2, conn_state_ack:all every CONN_STATE_ACK.
+CONN_STATE fragment with index 2, conn_state_ack:all every CONN_STATE_ACK,
+and conn_state_ack:all+1 every one after the first (a first migration
+succeeds, the next loses its ACKs).
 
 flags:
 `
@@ -114,7 +116,7 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 	fs.StringVar(&f.faultPorts, "fault-ports", "server", "`ports` the -loss/-dup/-delay faults apply to: server, client, all, or IFACE[,IFACE...]")
 	fs.StringVar(&f.faultDir, "fault-dir", "both", "`direction` of the faults: ingress (frames from the port), egress (frames to it) or both")
 	fs.Var(&f.faults, "fault", "per-port faults, `IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=both`, replacing the global ones on that port; repeatable")
-	fs.Var(&f.dropStages, "drop-stage", "drop TCPMig datagrams of one stage, `STAGE:COUNT[@FRAGMENT][/egress]`: the first COUNT (or all) as they reach the switch (/egress: as they leave it), e.g. prepare_mig:1, conn_state:1@2, conn_state_ack:all; repeatable")
+	fs.Var(&f.dropStages, "drop-stage", "drop TCPMig datagrams of one stage, `STAGE:COUNT[@FRAGMENT][+PASS][/egress]`: the first COUNT (or all) after PASS went through, as they reach the switch (/egress: as they leave it), e.g. prepare_mig:1, conn_state:1@2, conn_state_ack:all, conn_state_ack:all+1; repeatable")
 	fs.Uint64Var(&f.seed, "seed", 1, "`seed` of the fault injector: equal seeds give equal faults for equal traffic")
 	fs.StringVar(&f.pcap, "pcap", "", "write every frame the switch receives and sends to this pcapng `file`, an interface per port and direction (TCPMig decodes with generated/wireshark/tcpmig.lua)")
 	fs.Int64Var(&f.pcapMax, "pcap-max", 256<<20, "stop writing -pcap at this many `bytes`")

@@ -81,7 +81,7 @@ func TestSwitchFlagErrors(t *testing.T) {
 		{[]string{"-port", "c1:client", "-fault", "c1:loss=x"}, `-fault "c1:loss=x": strconv.ParseFloat: parsing "x": invalid syntax`},
 		{[]string{"-port", "c1:client", "-fault", "c1:jitter=1ms"}, `-fault "c1:jitter=1ms": unknown key "jitter"; use loss, dup, delay, delay-min, delay-max or dir`},
 		{[]string{"-port", "c1:client", "-fault", "c2:loss=0.1"}, `-fault "c2:loss=0.1": want IFACE:loss=P,dup=P,delay=P,delay-min=D,delay-max=D,dir=DIR with IFACE a -port interface`},
-		{[]string{"-port", "c1:client", "-drop-stage", "prepare:1"}, `-drop-stage: stage drop "prepare:1": stage "prepare" is not one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response (or their values); write STAGE:COUNT[@FRAGMENT][/egress] like prepare_mig:1, conn_state:1@2 or conn_state_ack:all`},
+		{[]string{"-port", "c1:client", "-drop-stage", "prepare:1"}, `-drop-stage: stage drop "prepare:1": stage "prepare" is not one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response (or their values); write STAGE:COUNT[@FRAGMENT][+PASS][/egress] like prepare_mig:1, conn_state:1@2 or conn_state_ack:all+1`},
 	} {
 		_, err := switchConfig(t, tc.args...)
 		if err == nil || err.Error() != tc.want {

@@ -10,8 +10,9 @@ import (
 )
 
 // StageDrop is a targeted fault: it drops TCPMig datagrams of one stage,
-// the first Count of them or all, so a test can lose exactly the message
-// of a migration it means to (a PREPARE_MIG, one CONN_STATE fragment)
+// the first Count of them or all (after the first Pass), so a test can
+// lose exactly the message of a migration it means to (a PREPARE_MIG, one
+// CONN_STATE fragment, the second migration's CONN_STATE_ACKs)
 // where the seeded Rates could only lose a share of everything. It is
 // deterministic: the switch counts the matching datagrams in the order it
 // receives them.
@@ -26,6 +27,9 @@ type StageDrop struct {
 	// Count is how many matching datagrams are dropped: the first Count
 	// the switch sees; DropAll (-1) drops every one.
 	Count int
+	// Pass is how many matching datagrams go through before the drops
+	// begin: 1 spares a first migration and hits the next.
+	Pass int
 	// OnlyFragment restricts the drop to datagrams whose fragment_index
 	// is Fragment (CONN_STATE fragments; other stages always carry 0).
 	OnlyFragment bool
@@ -43,7 +47,7 @@ type StageDrop struct {
 const DropAll = -1
 
 // String is the drop in the form ParseStageDrop reads:
-// STAGE:COUNT[@FRAGMENT][/egress], COUNT a number or all.
+// STAGE:COUNT[@FRAGMENT][+PASS][/egress], COUNT a number or all.
 func (d StageDrop) String() string {
 	var b strings.Builder
 	b.WriteString(d.Stage.String())
@@ -56,20 +60,24 @@ func (d StageDrop) String() string {
 	if d.OnlyFragment {
 		fmt.Fprintf(&b, "@%d", d.Fragment)
 	}
+	if d.Pass > 0 {
+		fmt.Fprintf(&b, "+%d", d.Pass)
+	}
 	if d.Egress {
 		b.WriteString("/egress")
 	}
 	return b.String()
 }
 
-// ParseStageDrop reads STAGE:COUNT[@FRAGMENT][/egress]: the stage by its
-// spec name (prepare_mig, conn_state, ...) or number, COUNT a positive
-// number or all (or -1), FRAGMENT a fragment index. For example
-// prepare_mig:1, conn_state_ack:all, conn_state:1@2, prepare_mig_ack:1/egress.
+// ParseStageDrop reads STAGE:COUNT[@FRAGMENT][+PASS][/egress]: the stage by
+// its spec name (prepare_mig, conn_state, ...) or number, COUNT a positive
+// number or all (or -1), FRAGMENT a fragment index, PASS how many matching
+// datagrams go through first. For example prepare_mig:1, conn_state_ack:all,
+// conn_state:1@2, conn_state_ack:all+1, prepare_mig_ack:1/egress.
 func ParseStageDrop(v string) (StageDrop, error) {
 	var d StageDrop
 	bad := func(format string, a ...any) (StageDrop, error) {
-		return StageDrop{}, fmt.Errorf("stage drop %q: %s; write STAGE:COUNT[@FRAGMENT][/egress] like prepare_mig:1, conn_state:1@2 or conn_state_ack:all",
+		return StageDrop{}, fmt.Errorf("stage drop %q: %s; write STAGE:COUNT[@FRAGMENT][+PASS][/egress] like prepare_mig:1, conn_state:1@2 or conn_state_ack:all+1",
 			v, fmt.Sprintf(format, a...))
 	}
 	rest := v
@@ -77,6 +85,13 @@ func ParseStageDrop(v string) (StageDrop, error) {
 		rest, d.Egress = r, true
 	} else if r, ok := strings.CutSuffix(rest, "/ingress"); ok {
 		rest = r
+	}
+	if r, pass, ok := strings.Cut(rest, "+"); ok {
+		n, err := strconv.Atoi(pass)
+		if err != nil || n < 0 {
+			return bad("pass %q is not a count of datagrams, 0 or more", pass)
+		}
+		rest, d.Pass = r, n
 	}
 	if r, frag, ok := strings.Cut(rest, "@"); ok {
 		n, err := strconv.ParseUint(frag, 10, 16)
@@ -161,7 +176,7 @@ func (s *Switch) dropStage(f []byte, egress bool) bool {
 			continue
 		}
 		d.seen++
-		if d.Count == DropAll || d.dropped < uint64(d.Count) {
+		if d.seen > uint64(d.Pass) && (d.Count == DropAll || d.dropped < uint64(d.Count)) {
 			d.dropped++
 			return true
 		}
@@ -177,6 +192,9 @@ func checkStageDrops(p *problems, drops []StageDrop) {
 		}
 		if d.Count == 0 || d.Count < DropAll {
 			p.addf("%s: Count %d drops nothing; give a positive count, or DropAll (-1) for every one", label, d.Count)
+		}
+		if d.Pass < 0 {
+			p.addf("%s: Pass %d is negative; give how many matching datagrams go through first, 0 or more", label, d.Pass)
 		}
 	}
 }

@@ -77,6 +77,9 @@ func TestStageDrop(t *testing.T) {
 		{"conn_state_ack:all", slices.Concat([][]byte{ack, ack}, frags), []int{0, 1, 2}, 2, 2},
 		{"conn_state_ack:1", [][]byte{ack, ack, ack}, []int{-1, -1}, 3, 1},
 		{"conn_state_ack:1/egress", [][]byte{ack, ack}, []int{-1}, 2, 1},
+		{"conn_state_ack:all+1", [][]byte{ack, ack, ack}, []int{-1}, 3, 2},
+		{"conn_state:1@1+1", slices.Concat(frags, frags), []int{0, 1, 2, 0, 2}, 2, 1},
+		{"conn_state_ack:1+5", [][]byte{ack, ack}, []int{-1, -1}, 2, 0},
 		{"prepare_mig:all", slices.Concat(frags, [][]byte{ack}), []int{0, 1, 2, -1}, 0, 0},
 	}
 	for _, tc := range cases {
@@ -170,6 +173,8 @@ func TestParseStageDrop(t *testing.T) {
 		"conn_state:1@2":          {Stage: tcpmig.StageConnState, Count: 1, OnlyFragment: true, Fragment: 2},
 		"conn_state_ack:5/egress": {Stage: tcpmig.StageConnStateAck, Count: 5, Egress: true},
 		"conn_closed:1/ingress":   {Stage: tcpmig.StageConnClosed, Count: 1},
+		"conn_state_ack:all+1":    {Stage: tcpmig.StageConnStateAck, Count: DropAll, Pass: 1},
+		"conn_state:2@3+4/egress": {Stage: tcpmig.StageConnState, Count: 2, OnlyFragment: true, Fragment: 3, Pass: 4, Egress: true},
 	}
 	for in, want := range good {
 		got, err := ParseStageDrop(in)
@@ -181,14 +186,14 @@ func TestParseStageDrop(t *testing.T) {
 			t.Errorf("%q: String %q reads back as %+v, %v", in, got.String(), back, err)
 		}
 	}
-	for _, in := range []string{"", "prepare_mig", "prepare:1", "prepare_mig:0", "prepare_mig:-2", "prepare_mig:x", "conn_state:1@x", "conn_state:1@70000", "8:1", "conn_state:1/sideways"} {
+	for _, in := range []string{"", "prepare_mig", "prepare:1", "prepare_mig:0", "prepare_mig:-2", "prepare_mig:x", "conn_state:1@x", "conn_state:1@70000", "8:1", "conn_state:1/sideways", "conn_state_ack:all+x", "conn_state_ack:all+-1", "conn_state_ack:all+"} {
 		if d, err := ParseStageDrop(in); err == nil {
 			t.Errorf("ParseStageDrop(%q) = %+v, want an error", in, d)
 		} else if !strings.Contains(err.Error(), "STAGE:COUNT") {
 			t.Errorf("ParseStageDrop(%q) error %q does not say what to write", in, err)
 		}
 	}
-	for _, d := range []StageDrop{{Stage: tcpmig.StagePrepareMig}, {Stage: 8, Count: 1}, {Stage: tcpmig.StageConnState, Count: -3}} {
+	for _, d := range []StageDrop{{Stage: tcpmig.StagePrepareMig}, {Stage: 8, Count: 1}, {Stage: tcpmig.StageConnState, Count: -3}, {Stage: tcpmig.StageConnStateAck, Count: 1, Pass: -1}} {
 		cfg := Config{Ports: []PortConfig{{ID: 1, Role: pipeline.RoleClient, Endpoint: &recorder{}}}, StageDrops: []StageDrop{d}}
 		if _, err := New(cfg); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "StageDrops[0]") {
 			t.Errorf("New with %+v = %v, want ErrConfig naming StageDrops[0]", d, err)
