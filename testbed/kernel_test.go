@@ -139,10 +139,16 @@ func squat(local, remote netip.AddrPort) (int, error) {
 // CONN_STATE_ACK never gets through, and the client must take a reset at
 // once. With the ACKs lost, the target served the client meanwhile, so the
 // origin socket's own RST is out of the client's window: the probes that
-// follow it (probe.go) draw the reset the client takes.
+// follow it (probe.go) draw the reset the client takes. Also the abort of
+// a connection that had just moved from s1, whose tombstone the abort's
+// conn_aborted ends.
 func TestKernelMigrateFailures(t *testing.T) {
 	needNetns(t, "curl", "tcpdump")
-	for _, rule := range []string{"conn_state:all@3", "conn_state_ack:all"} {
-		t.Run(rule, func(t *testing.T) { migrationFailure(t, Kernel(), rule, "aborted", 0, 200*time.Millisecond) })
+	for _, tc := range []failure{
+		{rule: "conn_state:all@3", result: "aborted", rstSlack: 200 * time.Millisecond},
+		{rule: "conn_state_ack:all", result: "aborted", rstSlack: 200 * time.Millisecond},
+		{rule: "conn_state_ack:all+1", result: "aborted", rstSlack: 200 * time.Millisecond, afterAMove: true},
+	} {
+		t.Run(tc.rule, func(t *testing.T) { migrationFailure(t, Kernel(), tc) })
 	}
 }

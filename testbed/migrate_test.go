@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,6 +178,21 @@ func (s *servers) waitSession(tb testing.TB, host, ip string) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 	tb.Fatalf("%s holds no connection from %s after 10s", host, ip)
+	return ""
+}
+
+// holding names the server other than left that holds conn (a client
+// address), waiting up to 2 s for a restored connection to be listed.
+func (s *servers) holding(tb testing.TB, conn, left string) string {
+	tb.Helper()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for h, conns := range s.sessions(tb) {
+			if h != left && slices.Contains(conns, conn) {
+				return h
+			}
+		}
+	}
+	tb.Fatalf("no server holds %s", conn)
 	return ""
 }
 
@@ -1022,31 +1038,47 @@ var giveUp = migstate.OriginStateTransferring.Timeout()*time.Duration(migstate.O
 //     within giveUp and curl fails at once on the reset, never hangs; no
 //     segment from another server reaches the client (never two
 //     writers); the directory entry is gone.
+//   - Every CONN_STATE_ACK lost after the first (conn_state_ack:all+1),
+//     with the connection first moved from s1: the server it moved to
+//     gives up on moving it on and resets it, within s1's tombstone of
+//     it. Its conn_aborted ends that tombstone, so the client's answer
+//     to the abort's probes draws s1's reset at once (without it, 2 s
+//     later).
 //
 // In every case client2's download from the same server is intact and
 // the directory is empty at the end.
 func TestMigrateFailures(t *testing.T) {
 	needNetns(t, "curl", "tcpdump")
-	cases := []struct {
-		rule    string
-		result  string // the migration's outcome
-		dropped uint64 // exactly, or 0: at least 2
-	}{
-		{"prepare_mig:1", "moved", 1},
-		{"prepare_mig_ack:1", "moved", 1},
-		{"conn_state:1@3", "moved", 1},
-		{"conn_state_ack:1", "moved", 1},
-		{"prepare_mig_ack:1/egress", "moved", 1},
-		{"prepare_mig:all", "stayed", 0},
-		{"prepare_mig_ack:all", "stayed", 0},
-		{"prepare_mig_ack:all/egress", "stayed", 0},
-		{"conn_state:all@3", "aborted", 0},
-		{"conn_state_ack:all", "aborted", 0},
-	}
-	for _, tc := range cases {
+	for _, tc := range []failure{
+		{rule: "prepare_mig:1", result: "moved", dropped: 1},
+		{rule: "prepare_mig_ack:1", result: "moved", dropped: 1},
+		{rule: "conn_state:1@3", result: "moved", dropped: 1},
+		{rule: "conn_state_ack:1", result: "moved", dropped: 1},
+		{rule: "prepare_mig_ack:1/egress", result: "moved", dropped: 1},
+		{rule: "prepare_mig:all", result: "stayed"},
+		{rule: "prepare_mig_ack:all", result: "stayed"},
+		{rule: "prepare_mig_ack:all/egress", result: "stayed"},
+		{rule: "conn_state:all@3", result: "aborted"},
+		{rule: "conn_state_ack:all", result: "aborted"},
+		{rule: "conn_state_ack:all+1", result: "aborted", afterAMove: true},
+	} {
 		// "/egress" would nest the subtest's name.
-		t.Run(strings.ReplaceAll(tc.rule, "/", "-"), func(t *testing.T) { migrationFailure(t, Migration(), tc.rule, tc.result, tc.dropped, 0) })
+		t.Run(strings.ReplaceAll(tc.rule, "/", "-"), func(t *testing.T) { migrationFailure(t, Migration(), tc) })
 	}
+}
+
+// failure is one case of TestMigrateFailures.
+type failure struct {
+	rule    string // the switch's -drop-stage
+	result  string // the migration's outcome
+	dropped uint64 // exactly, or 0: at least 2
+	// rstSlack is the time a host takes beyond the spec's timers to reset
+	// the client of an abort (the kernel path resends a state of megabytes
+	// on each try).
+	rstSlack time.Duration
+	// afterAMove: s1 first moves the connection, and the migration that
+	// meets the failure is the one from the server it moved to.
+	afterAMove bool
 }
 
 const (
@@ -1055,10 +1087,9 @@ const (
 )
 
 // migrationFailure runs one case of TestMigrateFailures on topo. For an
-// abort, the client must see the RST within giveUp plus rstSlack: the
-// time a host takes beyond the spec's timers (the kernel path resends a
-// state of megabytes on each try).
-func migrationFailure(t *testing.T, topo *Topology, rule, result string, dropped uint64, rstSlack time.Duration) {
+// abort, the client must see the RST within giveUp plus tc.rstSlack.
+func migrationFailure(t *testing.T, topo *Topology, tc failure) {
+	rule, result, dropped, rstSlack := tc.rule, tc.result, tc.dropped, tc.rstSlack
 	began := time.Now()
 	bed := upTopology(t, topo, Options{Args: map[string][]string{RoleSwitch: {"-drop-stage", rule}}})
 	srv := dialServers(t, bed)
@@ -1100,9 +1131,16 @@ func migrationFailure(t *testing.T, topo *Topology, rule, result string, dropped
 	conn := srv.waitSession(t, "s1", clientIP)
 	srv.waitSession(t, "s1", client2IP)
 	time.Sleep(300 * time.Millisecond) // mid-body
+	from := "s1"                       // the origin of the migration that fails
+	if tc.afterAMove {
+		if rep := srv.migrateConn(t, from, conn); rep.Result != migrate.ResultMoved.String() {
+			t.Fatalf("the first migration, from s1, ended %q (%s), want moved", rep.Result, rep.Err)
+		}
+		from = srv.holding(t, conn, from)
+	}
 	before := srv.settled(t)
 	t0 := time.Now()
-	rep, err := srv.control("s1", migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true})
+	rep, err := srv.control(from, migrate.ControlRequest{Op: "migrate", Conn: conn, Wait: true})
 	took := time.Since(t0)
 	if err != nil {
 		t.Fatal(err)
@@ -1141,15 +1179,15 @@ func migrationFailure(t *testing.T, topo *Topology, rule, result string, dropped
 			foreign++
 		}
 	}
-	st := after["s1"]
+	st := after[from]
 	var stateBytes, frags int
 	for _, rec := range srv.records(t) {
-		if rec.Role == migrate.RoleOrigin && rec.Client.String() == conn {
+		if rec.Role == migrate.RoleOrigin && rec.Client.String() == conn && rec.Result == rep.Result {
 			stateBytes, frags = rec.StateBytes, rec.Fragments
 		}
 	}
-	t.Logf("%s: migration %s after %v (state %d bytes, %d fragments); stage drop dropped %d of %d seen; origin retries %d; targets accepted %d, abandoned %d; curl %v after the request (%v); %d segments from .12/.13 reached the client; %v in all",
-		rule, rep.Result, took.Round(time.Microsecond), stateBytes, frags, sd.Dropped, sd.Seen, st.Retries-before["s1"].Retries,
+	t.Logf("%s: migration from %s %s after %v (state %d bytes, %d fragments); stage drop dropped %d of %d seen; origin retries %d; targets accepted %d, abandoned %d; curl %v after the request (%v); %d segments from .12/.13 reached the client; %v in all",
+		rule, from, rep.Result, took.Round(time.Microsecond), stateBytes, frags, sd.Dropped, sd.Seen, st.Retries-before[from].Retries,
 		delta(func(s migrate.Stats) uint64 { return s.Accepted }), delta(func(s migrate.Stats) uint64 { return s.Abandoned }),
 		curlEnd.Sub(t0).Round(time.Millisecond), curlErr, foreign, time.Since(began).Round(time.Millisecond))
 
@@ -1208,8 +1246,14 @@ func migrationFailure(t *testing.T, topo *Topology, rule, result string, dropped
 		} else if foreign > 0 {
 			t.Logf("%d segments of the target's copy (own address) reached the client after the abort and were refused by its kernel", foreign)
 		}
-		if got := st.Aborted - before["s1"].Aborted; got != 1 {
-			t.Errorf("s1 aborted %d migrations, want 1", got)
+		if got := st.Aborted - before[from].Aborted; got != 1 {
+			t.Errorf("%s aborted %d migrations, want 1", from, got)
+		}
+		if tc.afterAMove {
+			notices, ended := st.AbortNotices-before[from].AbortNotices, after["s1"].TombstonesEnded-before["s1"].TombstonesEnded
+			if notices != 1 || ended != 1 {
+				t.Errorf("%s sent %d conn_aborted, and s1 ended %d tombstones; want 1 and 1", from, notices, ended)
+			}
 		}
 	}
 }
