@@ -135,6 +135,7 @@ func TestServerAndSwitchMetrics(t *testing.T) {
 			t.Errorf("server %d: %v restore phase samples, want %d", i, n, moves/2)
 		}
 		value(t, fams, "capygen_held_segment_drops_total", nil)
+		value(t, fams, "capygen_directory_upkeep_total", map[string]string{"event": "tombstone_ended"})
 		value(t, fams, "capygen_reported_min_workload", nil)
 	}
 	if moved != moves {
