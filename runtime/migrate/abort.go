@@ -58,10 +58,7 @@ func (e *Engine) onAbortNotice(stage tcpmig.Stage, payload []byte) bool {
 		return true
 	}
 	k := keyOf(&m.TCPMigFields)
-	id := tcp.ID{
-		Local:  netip.AddrPortFrom(e.self, k.originPort),
-		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
-	}
+	id := k.idAt(e.self)
 	tb, ok := e.tombs[id]
 	if netip.AddrFrom4(k.originIP) != e.self || !ok || !epochAfter(k.epoch, tb.epoch, abortNoticeSpan) {
 		e.stats.Ignored++

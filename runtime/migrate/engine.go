@@ -257,6 +257,15 @@ func (k key) String() string {
 // conn is the key of the connection, whatever the migration.
 func (k key) conn() key { k.epoch = 0; return k }
 
+// idAt is the connection's ID at the server with address self: a server
+// holds a connection, its own or migrated in, under its own address.
+func (k key) idAt(self netip.Addr) tcp.ID {
+	return tcp.ID{
+		Local:  netip.AddrPortFrom(self, k.originPort),
+		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
+	}
+}
+
 func (k key) compare(o key) int {
 	if c := bytes.Compare(k.originIP[:], o.originIP[:]); c != 0 {
 		return c

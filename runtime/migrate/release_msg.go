@@ -1,11 +1,6 @@
 package migrate
 
-import (
-	"net/netip"
-
-	"github.com/capygen/capygen/generated/tcpmig"
-	"github.com/capygen/capygen/runtime/tcp"
-)
+import "github.com/capygen/capygen/generated/tcpmig"
 
 // sendRelease sends conn_closed for k to the switch, which clears the key
 // on every level and echoes the datagram back. e.mu is held.
@@ -27,10 +22,7 @@ func (e *Engine) onReleaseEcho(stage tcpmig.Stage, payload []byte) bool {
 		return true
 	}
 	k := keyOf(&m.TCPMigFields).conn()
-	id := tcp.ID{
-		Local:  netip.AddrPortFrom(e.self, k.originPort),
-		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
-	}
+	id := k.idAt(e.self)
 	if h, ok := e.hosted[id]; ok && h.k == k && h.closing {
 		delete(e.hosted, id)
 		e.stats.ReleaseAcks++

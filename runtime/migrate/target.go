@@ -47,10 +47,7 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 		return
 	}
 	k := keyOf(&m.TCPMigFields)
-	id := tcp.ID{
-		Local:  netip.AddrPortFrom(e.self, k.originPort),
-		Remote: netip.AddrPortFrom(netip.AddrFrom4(k.clientIP), k.clientPort),
-	}
+	id := k.idAt(e.self)
 	in := e.in[k]
 	if in != nil && in.m.State().IsFinal() && !e.known(id) {
 		// A migration with this epoch ended here and the connection is not
