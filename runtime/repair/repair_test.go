@@ -12,6 +12,9 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // pattern is the byte at offset i of the stream in direction dir: every
@@ -266,4 +269,56 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memInfo is a socket's SO_MEMINFO: its receive memory, its receive
+// buffer and the segments it dropped.
+func memInfo(t *testing.T, c *net.TCPConn) (rmem, rcvbuf, drops uint32) {
+	t.Helper()
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	err := control(c, "test", "meminfo", func(fd int) error {
+		l := uint32(unsafe.Sizeof(mem))
+		if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
+			return e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("SO_MEMINFO: %v", err)
+	}
+	return mem[unix.SK_MEMINFO_RMEM_ALLOC], mem[unix.SK_MEMINFO_RCVBUF], mem[unix.SK_MEMINFO_DROPS]
+}
+
+// TestRestoreKeepsAFullReceiveBufferClosed: a server that stopped reading
+// has a full receive queue and a closed window. Restore raises the
+// buffer to refill the queue and lowers it to the origin's after. Were
+// the window computed while the buffer was raised (at TCP_REPAIR off),
+// the peer would be promised room the socket does not have: it took
+// 65 KB over its buffer and dropped 48 segments of the client's for
+// memory in this test, where the origin took none. The restored socket
+// must stay within its buffer while its application does not read.
+func TestRestoreKeepsAFullReceiveBufferClosed(t *testing.T) {
+	tp := newTopo(t)
+	curTopo = tp
+	client, server := tp.connect(t, tp.a, 0)
+	if err := server.SetReadBuffer(256 << 10); err != nil {
+		t.Fatal(err)
+	}
+	cs, sc := &stream{dir: 1}, &stream{dir: 2}
+	cs.write(client, 4<<20, 500*time.Millisecond) // fills the server's buffer, then times out
+	time.Sleep(100 * time.Millisecond)
+	restored, d := tp.migrate(t, tp.a, tp.b, server)
+	if d.Window.RcvWnd != 0 || len(d.RecvQueue) < 128<<10 {
+		t.Fatalf("want a closed receive window over a full queue: %v, window %+v", d, d.Window)
+	}
+	// The client's data still waits in its send queue; give it time to
+	// try (its zero-window probes, and whatever the window admits).
+	time.Sleep(time.Second)
+	rmem, rcvbuf, drops := memInfo(t, restored)
+	t.Logf("dump: %v; restored socket: rmem %d of rcvbuf %d, %d drops", d, rmem, rcvbuf, drops)
+	if rmem > rcvbuf {
+		t.Errorf("the restored socket holds %d bytes over its %d-byte receive buffer (%d drops): its window promised more than it has", rmem, rcvbuf, drops)
+	}
+	finish(t, client, restored, cs, sc, 1000)
 }

@@ -169,6 +169,16 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	if err := refill(fd, tcpRecvQueue, d.RecvQueue); err != nil {
 		return nil, r.fail("refill receive queue", "", err)
 	}
+	// The receive buffer goes back to the origin's size before the first
+	// segment leaves (TCP_REPAIR off sends one): a window computed from
+	// the raised buffer would promise the peer room the socket no longer
+	// has once it is lowered, and Linux never takes a promised edge back,
+	// so the peer's data up to it would be dropped for memory and resent.
+	if bufFor(len(d.RecvQueue)) > d.RcvBuf && d.RcvBuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, int(d.RcvBuf/2)); err != nil {
+			return nil, r.fail("SO_RCVBUFFORCE", "setsockopt", err)
+		}
+	}
 	sent := d.SendQueue[:len(d.SendQueue)-int(d.Unsent)]
 	if err := refill(fd, tcpSendQueue, sent); err != nil {
 		return nil, r.fail("refill send queue", "", err)
@@ -205,19 +215,14 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 		c.Close()
 		return nil, &StepError{Op: "restore", Step: StepUnsent, What: "unsent bytes", Call: "write", Err: err}
 	}
-	// The buffers were raised to take the queues; left there (and
-	// locked, as any SO_SNDBUF/SO_RCVBUF is) they would let more queue at
-	// each migration. The origin's sizes come back once the queues are in.
-	for _, b := range []struct {
-		force  int
-		origin uint32
-		queued int
-	}{{unix.SO_SNDBUFFORCE, d.SndBuf, len(d.SendQueue)}, {unix.SO_RCVBUFFORCE, d.RcvBuf, len(d.RecvQueue)}} {
-		if b.origin > 0 && bufFor(b.queued) > b.origin {
-			control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
-				return unix.SetsockoptInt(fd, unix.SOL_SOCKET, b.force, int(b.origin/2))
-			})
-		}
+	// The send buffer was raised to take the queue; left there (and
+	// locked, as any SO_SNDBUF is) it would let more queue at each
+	// migration. The origin's size comes back once the unsent bytes are in
+	// (the receive buffer's came back before TCP_REPAIR off).
+	if bufFor(len(d.SendQueue)) > d.SndBuf && d.SndBuf > 0 {
+		control(c, "restore", StepUnsent, func(fd int) error { //nolint:errcheck // a larger buffer only costs memory
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, int(d.SndBuf/2))
+		})
 	}
 	if r.cfg.transient && !r.cfg.freeBind {
 		// Whole now: the peer's segments may reach it.
