@@ -625,6 +625,21 @@ func watchSYNACK(t testing.TB, bed *Testbed, host, iface, server string) func() 
 	return func() string { return p.Stop(time.Second) }
 }
 
+// memoryDrops sums the segments the servers' kernels dropped for want of
+// receive memory: TCPRcvQDrop and TCPOFODrop over every server.
+func memoryDrops(t testing.TB, bed *Testbed) uint64 {
+	t.Helper()
+	var n uint64
+	for _, h := range bed.Topology.Hosts {
+		if h.Role != RoleServer {
+			continue
+		}
+		m := tcpExt(t, bed, h.Name)
+		n += m["TCPRcvQDrop"] + m["TCPOFODrop"]
+	}
+	return n
+}
+
 // tcpExt reads host's TcpExt counters (nstat's names without the
 // prefix: PAWSEstab, TCPTimeouts, ...) from its namespace's netstat.
 func tcpExt(t testing.TB, bed *Testbed, host string) map[string]uint64 {
@@ -836,6 +851,7 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	before := srv.settled(t)
+	memDropsBefore := memoryDrops(t, bed)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -965,6 +981,13 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	t.Logf("echo: %d bytes each way in %v; the connection moved %d times (%d rounds of requests); after the client's FIN the servers sent %d bytes over %v and the connection moved %d times; at the FIN it was held by %s; %v in all",
 		got, elapsed.Round(time.Millisecond), moves, d.rounds.Load(), afterFin, srvFinAt.Sub(finAt).Round(time.Millisecond),
 		halfClosed, holderAt(recs, client.ip+":"+strconv.Itoa(client.port), finMono), time.Since(began).Round(time.Millisecond))
+	// A restored kernel socket must not promise the client room it does
+	// not have (repair restores its buffers before TCP_REPAIR off): its
+	// kernel would drop the client's data for memory. Zero for capygen's
+	// stack, whose servers' kernels carry no TCP.
+	if n := memoryDrops(t, bed) - memDropsBefore; n != 0 {
+		t.Errorf("the servers' kernels dropped %d of the client's segments for memory (TCPRcvQDrop + TCPOFODrop)", n)
+	}
 	if moves < minMoves {
 		t.Errorf("the echo connection moved %d times, want at least %d", moves, minMoves)
 	}
