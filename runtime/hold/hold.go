@@ -111,6 +111,17 @@ func open(num uint16, max int, mode uint8, decide func(Flow) Verdict) (*Queue, e
 		q.flows = map[Flow]*flowHeld{}
 		queueLen = 1 << 16 // the per-flow bound is ours
 	}
+	// Netfilter hands each packet to the netlink socket at once; when its
+	// buffer is full the packet is dropped ("user dropped" in
+	// /proc/net/netfilter/nfnetlink_queue), which for a held client
+	// segment means the client's retransmission timeout. The default
+	// buffer takes about 250 packets, less than one window of a busy
+	// connection arriving while the reader waits for a CPU; this one takes
+	// the queue's bound (about 1 KiB of kernel memory each), up to 16 MiB.
+	bufBytes := min(queueLen, 16<<10) * 1024
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufBytes); err != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bufBytes) //nolint:errcheck // up to net.core.rmem_max without CAP_NET_ADMIN
+	}
 	params := binary.BigEndian.AppendUint32(nil, copyRange) // in meta mode, unused
 	params = append(params, mode)
 	for _, step := range []struct {

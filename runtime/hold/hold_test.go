@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +203,69 @@ func FuzzParseFlow(f *testing.F) {
 			t.Fatalf("parsed %v from %x", fl, b)
 		}
 	})
+}
+
+// userDropped is nfnetlink_queue's count of queue num's packets the
+// kernel could not hand to its netlink socket (a full receive buffer), in
+// namespace ns.
+func userDropped(t *testing.T, ns string, num int) int {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/netfilter/nfnetlink_queue").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 7 && f[0] == strconv.Itoa(num) {
+			n, _ := strconv.Atoi(f[6])
+			return n
+		}
+	}
+	t.Fatalf("queue %d not in nfnetlink_queue:\n%s", num, out)
+	return 0
+}
+
+// TestBurstIsHeldWhole: a burst of packets reaches the queue faster than
+// its reader takes them; the netlink socket's buffer must hold them all,
+// since each one it loses is a client segment dropped (the client's
+// retransmission timeout) instead of held.
+func TestBurstIsHeldWhole(t *testing.T) {
+	b := newHoldBed(t)
+	const burst = 2000
+	var q *Queue
+	netnstest.InNS(t, b.s, func() {
+		var err error
+		if q, err = Open(holdQueue, burst); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer q.Close()
+	netnstest.Run(t, "ip", "netns", "exec", b.s, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(holdQueue))
+	// The reader is busy (as on a loaded server): it cannot take a packet
+	// until the burst is in.
+	q.mu.Lock()
+	netnstest.InNS(t, b.c, func() {
+		defer q.mu.Unlock()
+		c, err := net.Dial("udp4", holdServer+":9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 1400)
+		for range burst {
+			c.Write(msg) //nolint:errcheck // counted at the queue
+		}
+		time.Sleep(50 * time.Millisecond) // the last ones reach the queue
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	held, over := q.Held()
+	for ; held+over < burst && time.Now().Before(deadline); held, over = q.Held() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	lost := userDropped(t, b.s, holdQueue)
+	t.Logf("burst of %d: held %d, over the bound %d, lost before the reader %d", burst, held, over, lost)
+	if lost != 0 || held != burst {
+		t.Errorf("held %d of a burst of %d; %d never reached the queue's reader (its netlink socket's buffer was full)", held, burst, lost)
+	}
+	q.Drop() //nolint:errcheck
 }
