@@ -477,7 +477,6 @@ func TestKernelMigrateCurl(t *testing.T) {
 	needNetns(t, "curl", "tcpdump", "iptables")
 	plan := bypassPlan
 	plan.serverArgs = []string{"-sndbuf", "262144"}
-	plan.kernelServers = true
 	migrateCurl(t, Kernel(), plan, false)
 }
 
@@ -487,10 +486,6 @@ type curlPlan struct {
 	rate       string        // curl's --limit-rate
 	minMoves   int           // mid-body moves required
 	serverArgs []string      // appended to the servers' capyrun serve
-	// kernelServers: the servers are Linux sockets moved by TCP_REPAIR,
-	// whose held segments can cost the client an RTO (issue 8's note);
-	// the clean-link check of client RTOs is for capygen's stack.
-	kernelServers bool
 }
 
 var bypassPlan = curlPlan{every: curlEvery, rate: curlRate, minMoves: minMoves}
@@ -562,7 +557,7 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		if paws != 0 {
 			t.Errorf("%s: the Linux client dropped %d segments by PAWS: a move set our timestamp clock back", what, paws)
 		}
-		if !lossy && !plan.kernelServers && rtos != 0 {
+		if !lossy && rtos != 0 {
 			t.Errorf("%s: the Linux client had %d retransmission timeouts on a clean link", what, rtos)
 		}
 	}
