@@ -1269,8 +1269,8 @@ func migrationFailure(t *testing.T, topo *Topology, tc failure) {
 		}
 		if tc.afterAMove {
 			notices, ended := st.AbortNotices-before[from].AbortNotices, after["s1"].TombstonesEnded-before["s1"].TombstonesEnded
-			if notices != 1 || ended != 1 {
-				t.Errorf("%s sent %d conn_aborted, and s1 ended %d tombstones; want 1 and 1", from, notices, ended)
+			if notices == 0 || ended != 1 {
+				t.Errorf("%s sent %d conn_aborted, and s1 ended %d tombstones; want at least 1 (it resends before each later probe) and 1", from, notices, ended)
 			}
 		}
 	}

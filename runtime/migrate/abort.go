@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/runtime/tcp"
@@ -30,18 +31,38 @@ type tomb struct {
 // comes after the tombstone.
 const abortNoticeSpan = 32
 
+// noticeLead is how long before each of the abort's later probes
+// (tcp.AbortProbesAfter) conn_aborted goes again: a notice that was lost
+// is replaced ahead of the answer the probe draws.
+const noticeLead = time.Millisecond
+
 // noticeAbort tells the server the client knows that this server reset o's
 // connection, which had moved here from it. It goes before the RST, so
-// that it arrives before the client's first answer. e.mu is held.
-func (e *Engine) noticeAbort(o *outgoing) {
-	dst := netip.AddrFrom4(o.k.originIP)
-	if dst == e.self {
+// that it arrives before the client's first answer, and again before each
+// later probe. e.mu is held.
+func (e *Engine) noticeAbort(now tcp.Time, o *outgoing) {
+	if netip.AddrFrom4(o.k.originIP) == e.self {
 		return
 	}
+	e.resendAbortNotice(now, o.k, -1)
+}
+
+// resendAbortNotice sends conn_aborted for k, the n-th resend (-1: the
+// first send), and schedules the next. If every one is lost, probeLater's
+// probe still resets the client. e.mu is held.
+func (e *Engine) resendAbortNotice(now tcp.Time, k key, n int) {
 	m := &e.msg.aborted
-	*m = tcpmig.ConnAborted{TCPMigFields: o.k.fields()}
-	if e.send(dst, m) == nil { // if lost, probeLater's probe still resets the client
+	*m = tcpmig.ConnAborted{TCPMigFields: k.fields()}
+	if e.send(netip.AddrFrom4(k.originIP), m) == nil {
 		e.stats.AbortNotices++
+	}
+	if n+1 < len(tcp.AbortProbesAfter) {
+		prev := time.Duration(0)
+		if n >= 0 {
+			prev = tcp.AbortProbesAfter[n] - noticeLead
+		}
+		next := tcp.AbortProbesAfter[n+1] - noticeLead
+		e.schedule(timerEntry{at: now + tcp.Time(next-prev), kind: timerNotice, k: k, n: n + 1})
 	}
 }
 

@@ -250,19 +250,21 @@ func TestGiveUpResets(t *testing.T) {
 // Config.Tombstone) dropped them silently: this client (its echo window
 // full, nothing to send) was reset only by its own retransmission
 // timeouts, 3 s after the give-up. The conn_aborted sent before the RST
-// ends that tombstone; without it (lost), the probe sent a tombstone after
-// the abort still draws the reset.
+// ends that tombstone; if it is lost, the one sent again before the next
+// probe does; if every one is lost, the probe sent a tombstone after the
+// abort still draws the reset.
 func TestGiveUpAfterAMove(t *testing.T) {
 	const tombstone = 2 * time.Second // Config.Tombstone's default
 	for _, tc := range []struct {
 		name        string
-		noticeLost  bool
+		lost        int // conn_aborted dropped: the first lost, or -1 for all
 		within      time.Duration
 		wantEnded   uint64 // tombstones ended by conn_aborted, over the servers
 		wantNotices uint64
 	}{
-		{"notice", false, 50 * time.Millisecond, 1, 1},
-		{"notice lost", true, tombstone + 200*time.Millisecond, 0, 1},
+		{"notice", 0, 50 * time.Millisecond, 1, 4},
+		{"first notice lost", 1, 50 * time.Millisecond, 1, 4},
+		{"every notice lost", -1, tombstone + 200*time.Millisecond, 0, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixtureOn(t, migrate.Config{}, 4<<20, sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9}, 16<<10)
@@ -282,9 +284,9 @@ func TestGiveUpAfterAMove(t *testing.T) {
 			}
 			f.run(20 * time.Millisecond)
 			dropAck, _ := dropStage(tcpmig.StageConnStateAck, -1, nil)
-			dropNotice, notices := dropStage(tcpmig.StageConnAborted, -1, nil)
+			dropNotice, dropped := dropStage(tcpmig.StageConnAborted, tc.lost, nil)
 			f.r.In = func(p pipeline.Port, fr []byte) bool {
-				return dropAck(p, fr) || (tc.noticeLost && dropNotice(p, fr))
+				return dropAck(p, fr) || (tc.lost != 0 && dropNotice(p, fr))
 			}
 			f.out = nil
 			if err := f.r.Servers[holder].Migrate(migratetest.ServerID(holder, f.streams[0].Conn), func(o migrate.Outcome) { f.out = &o }); err != nil {
@@ -303,20 +305,25 @@ func TestGiveUpAfterAMove(t *testing.T) {
 				t.Fatalf("the stream's error %v (%d of %d bytes back), want a reset within %v of the give-up", err, st.Got, len(st.Data), tc.within)
 			}
 			t.Logf("reset %v after the give-up", f.r.Sim.Now()-giveUp)
+			for f.streams[1].Err == nil && !f.streams[1].Done() && f.r.Sim.Now() < giveUp+10*time.Second {
+				f.run(time.Millisecond)
+			}
+			if st := f.streams[1]; st.Err != nil || !st.Done() {
+				t.Fatalf("bystander stream disturbed: %d/%d: %v", st.Got, len(st.Data), st.Err)
+			}
+			f.run(time.Second) // every resend is out
 			var sent, ended uint64
 			for _, srv := range f.r.Servers {
 				st := srv.Engine.Stats()
 				sent += st.AbortNotices
 				ended += st.TombstonesEnded
 			}
-			if sent != tc.wantNotices || ended != tc.wantEnded || (tc.noticeLost && *notices != 1) {
-				t.Errorf("conn_aborted sent %d, tombstones ended %d, dropped %d; want %d sent and %d ended", sent, ended, *notices, tc.wantNotices, tc.wantEnded)
+			wantDropped := tc.lost
+			if tc.lost < 0 {
+				wantDropped = int(tc.wantNotices)
 			}
-			for f.streams[1].Err == nil && !f.streams[1].Done() && f.r.Sim.Now() < giveUp+10*time.Second {
-				f.run(time.Millisecond)
-			}
-			if st := f.streams[1]; st.Err != nil || !st.Done() {
-				t.Fatalf("bystander stream disturbed: %d/%d: %v", st.Got, len(st.Data), st.Err)
+			if sent != tc.wantNotices || ended != tc.wantEnded || *dropped != wantDropped {
+				t.Errorf("conn_aborted sent %d, tombstones ended %d, dropped %d; want %d sent, %d ended, %d dropped", sent, ended, *dropped, tc.wantNotices, tc.wantEnded, wantDropped)
 			}
 		})
 	}

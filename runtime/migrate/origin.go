@@ -329,7 +329,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 			// The client's segments must reach the host again, which no
 			// longer knows the connection and answers them with RST.
 			e.untomb(o.id)
-			e.noticeAbort(o)
+			e.noticeAbort(now, o)
 			o.frozen.Abort(e.probeLater(o))
 			o.frozen = nil
 		}
@@ -345,10 +345,11 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 // client's answers to the probes go to the server it knows. When that is
 // not this one, the connection moved here from it, maybe within its
 // tombstone, which drops them silently until the conn_aborted sent before
-// the RST (noticeAbort) ends it. If that notice is lost, or the connection
-// moved too often (abortNoticeSpan), a probe after the tombstone (the same
-// Config.Tombstone rack-wide, started before this abort) still draws an
-// answer that server resets, where a client with nothing to send would
+// the RST and each probe (noticeAbort) ends it. If every notice is lost, or
+// the connection moved too often (abortNoticeSpan), a probe after the
+// tombstone (the same Config.Tombstone rack-wide, started before this
+// abort) still draws an answer that server resets, where a client with
+// nothing to send would
 // otherwise wait for its own timeout.
 func (e *Engine) probeLater(o *outgoing) time.Duration {
 	if netip.AddrFrom4(o.k.originIP) == e.self {

@@ -20,6 +20,7 @@ const (
 	timerTomb
 	timerRefused
 	timerHosted
+	timerNotice // a conn_aborted to send again
 )
 
 type timerEntry struct {
@@ -28,7 +29,8 @@ type timerEntry struct {
 	out  *outgoing
 	in   *incoming
 	id   tcp.ID // tombs, hosted
-	k    key    // refused
+	k    key    // refused, notice
+	n    int    // notice: which of the resends
 }
 
 // schedule adds a deadline; ties fire in scheduling order, so a seed
@@ -52,6 +54,8 @@ func (e *Engine) live(t timerEntry) bool {
 	case timerHosted:
 		h, ok := e.hosted[t.id]
 		return ok && h.next == t.at
+	case timerNotice:
+		return true
 	}
 	return false
 }
@@ -109,6 +113,8 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 			delete(e.refused, t.k)
 		case timerHosted:
 			e.checkHosted(now, t.id)
+		case timerNotice:
+			e.resendAbortNotice(now, t.k, t.n)
 		}
 	}
 }
