@@ -349,8 +349,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 // the connection moved too often (abortNoticeSpan), a probe after the
 // tombstone (the same Config.Tombstone rack-wide, started before this
 // abort) still draws an answer that server resets, where a client with
-// nothing to send would
-// otherwise wait for its own timeout.
+// nothing to send would otherwise wait for its own timeout.
 func (e *Engine) probeLater(o *outgoing) time.Duration {
 	if netip.AddrFrom4(o.k.originIP) == e.self {
 		return 0
