@@ -1220,6 +1220,9 @@ func migrationFailure(t *testing.T, topo *Topology, tc failure) {
 	}
 	switch result {
 	case "moved", "stayed":
+		if result == "stayed" && !strings.Contains(rep.Reason, "no PREPARE_MIG_ACK") {
+			t.Errorf("the reply's reason for staying is %q; want it to say no PREPARE_MIG_ACK came", rep.Reason)
+		}
 		if curlErr != nil {
 			t.Errorf("curl: %v\n%s", curlErr, cout.String())
 		} else if got, want := sha256File(t, path), PayloadSHA256(failSize); got != want {

@@ -112,6 +112,9 @@ func runMigrate(args []string) error {
 		if rep.Result != "" {
 			fmt.Printf(": %s", rep.Result)
 		}
+		if rep.Reason != "" {
+			fmt.Printf(" (%s)", rep.Reason)
+		}
 		fmt.Println()
 		return nil
 	case f.all || f.random:

@@ -37,8 +37,11 @@ type ControlReply struct {
 	Requested int      `json:"requested,omitempty"`
 	Conns     []string `json:"conns,omitempty"`
 	Result    string   `json:"result,omitempty"`
-	Stats     *Stats   `json:"stats,omitempty"`
-	Records   []Record `json:"records,omitempty"`
+	// Reason says why a waited-for migration did not move the connection:
+	// the error its attempt ended with, or why none could start.
+	Reason  string   `json:"reason,omitempty"`
+	Stats   *Stats   `json:"stats,omitempty"`
+	Records []Record `json:"records,omitempty"`
 }
 
 // ServeControl answers control requests on ln until ctx ends or ln fails.
@@ -132,7 +135,7 @@ func (e *Engine) control(ctx context.Context, req ControlRequest) ControlReply {
 			rep.Requested = 1
 			rep.Conns = []string{client.String()}
 			if req.Wait {
-				rep.Result = waitOutcome(ctx, s, before)
+				rep.Result, rep.Reason = waitOutcome(ctx, s, before)
 			}
 		}
 	default:
@@ -153,12 +156,12 @@ func (e *Engine) sessionFor(client netip.AddrPort) (tcp.ID, bool) {
 }
 
 // waitOutcome waits (up to 5 s) until the session s has ended the
-// attempt after its first before, and names its outcome: not an earlier
-// attempt's. An attempt that could not start (the connection not movable
-// now) stayed.
-func waitOutcome(ctx context.Context, s *Session, before uint64) string {
+// attempt after its first before, and names its outcome, not an earlier
+// attempt's, with the reason when it did not move. An attempt that could
+// not start (the connection not movable now) stayed.
+func waitOutcome(ctx context.Context, s *Session, before uint64) (result, reason string) {
 	if s == nil {
-		return ResultMoved.String()
+		return ResultMoved.String(), ""
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; i < 5000 && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
@@ -167,14 +170,19 @@ func waitOutcome(ctx context.Context, s *Session, before uint64) string {
 		moved := s.moved
 		s.mu.Unlock()
 		if ends > before || moved {
-			if lastErr != nil || last.Result == 0 {
-				return ResultStayed.String()
+			switch {
+			case lastErr != nil:
+				return ResultStayed.String(), lastErr.Error()
+			case last.Result == 0:
+				return ResultStayed.String(), ""
+			case last.Err != nil:
+				return last.Result.String(), last.Err.Error()
 			}
-			return last.Result.String()
+			return last.Result.String(), ""
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return "pending"
+	return "pending", "the connection reached no quiescent point (its application's Checkpoint) in 5 s"
 }
 
 // ErrControl wraps a server's refusal of a control request.

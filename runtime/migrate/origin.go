@@ -279,7 +279,7 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 		o.rec.Peer = o.target
 		out := Outcome{Result: o.result, Target: o.target, Err: o.lost, Record: o.rec}
 		if o.result != ResultMoved && out.Err == nil {
-			out.Err = fmt.Errorf("migrate: %v ended in %v after %v", o.k, step.To, ev)
+			out.Err = endReason(o, step)
 		}
 		if out.Err != nil {
 			o.rec.Err = out.Err.Error()
@@ -296,6 +296,19 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 		o.kept = false
 		e.originEvent(now, o, migstate.OriginEventFreezeFailed, fx)
 	}
+}
+
+// endReason says why o's migration ended without moving the connection,
+// for its outcome and record: in words for the two common ends, else as
+// the machine's step.
+func endReason(o *outgoing, step migstate.OriginStep) error {
+	switch {
+	case step.To == migstate.OriginStateRejected && step.Event == migstate.OriginEventRejected:
+		return fmt.Errorf("migrate: %v: REJECTED: no server is less loaded than this one, or the switch's directory has no room for the connection", o.k)
+	case step.From == migstate.OriginStatePreparing && step.Event == migstate.OriginEventTimeout:
+		return fmt.Errorf("migrate: %v: no PREPARE_MIG_ACK after %d tries; the connection stays here", o.k, o.rec.Retries+1)
+	}
+	return fmt.Errorf("migrate: %v ended in %v after %v", o.k, step.To, step.Event)
 }
 
 // originAction carries out one action of the origin machine. e.mu is held.
