@@ -119,7 +119,7 @@ func hostOverheadPath(ctx context.Context, cfg *HostOverheadConfig, path string,
 	if err != nil {
 		return nil, err
 	}
-	defer tb.Down() //nolint:errcheck // the next Up reports leftovers
+	defer tearDown(tb)
 	dial := tb.DialContext("client")
 	var conns []*keepAlive
 	defer func() {
