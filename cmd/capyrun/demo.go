@@ -273,5 +273,8 @@ func tearDown(tb *testbed.Testbed) {
 		fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
 		return
 	}
+	// Its run directory goes too: the servers' records there, if any, were
+	// read over their control sockets, and it would pile up in /tmp.
+	os.RemoveAll(testbed.RunDir(tb.Tag))
 	fmt.Printf("testbed %s removed\n", tb.Tag)
 }
