@@ -15,13 +15,6 @@ import (
 // moved from it, and a tombstone there (Config.Tombstone from the move)
 // would drop the answers silently; conn_aborted ends it.
 
-// tomb is a connection that left by a migration of the given epoch; its
-// segments are dropped until until.
-type tomb struct {
-	until tcp.Time
-	epoch uint8
-}
-
 // abortNoticeSpan is how many migrations after the one that took a
 // connection away an abort may be, for its conn_aborted to end the
 // tombstone. Epochs count a connection's migrations on from that one
@@ -44,25 +37,19 @@ func (e *Engine) noticeAbort(now tcp.Time, o *outgoing) {
 	if netip.AddrFrom4(o.k.originIP) == e.self {
 		return
 	}
-	e.resendAbortNotice(now, o.k, -1)
+	e.sendAbortNotice(o.k)
+	for _, after := range tcp.AbortProbesAfter {
+		e.schedule(timerEntry{at: now + after - noticeLead, kind: timerNotice, k: o.k})
+	}
 }
 
-// resendAbortNotice sends conn_aborted for k, the n-th resend (-1: the
-// first send), and schedules the next. If every one is lost, probeLater's
-// probe still resets the client. e.mu is held.
-func (e *Engine) resendAbortNotice(now tcp.Time, k key, n int) {
+// sendAbortNotice sends conn_aborted for k to its origin address. If every
+// one is lost, probeLater's probe still resets the client. e.mu is held.
+func (e *Engine) sendAbortNotice(k key) {
 	m := &e.msg.aborted
 	*m = tcpmig.ConnAborted{TCPMigFields: k.fields()}
 	if e.send(netip.AddrFrom4(k.originIP), m) == nil {
 		e.stats.AbortNotices++
-	}
-	if n+1 < len(tcp.AbortProbesAfter) {
-		prev := time.Duration(0)
-		if n >= 0 {
-			prev = tcp.AbortProbesAfter[n] - noticeLead
-		}
-		next := tcp.AbortProbesAfter[n+1] - noticeLead
-		e.schedule(timerEntry{at: now + tcp.Time(next-prev), kind: timerNotice, k: k, n: n + 1})
 	}
 }
 

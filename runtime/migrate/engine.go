@@ -572,6 +572,14 @@ func (e *Engine) send(dst netip.Addr, m tcpmig.Message) error {
 	return e.host.SendUDP(dst, b)
 }
 
+// tomb is a connection that left by a migration of the given epoch; its
+// segments are dropped until until. The epoch tells which conn_aborted
+// may end it early (abort.go).
+type tomb struct {
+	until tcp.Time
+	epoch uint8
+}
+
 // tomb drops the segments of a connection that left by the migration of
 // the given epoch, until until. e.mu is held.
 func (e *Engine) tomb(id tcp.ID, until tcp.Time, epoch uint8) {

@@ -30,7 +30,6 @@ type timerEntry struct {
 	in   *incoming
 	id   tcp.ID // tombs, hosted
 	k    key    // refused, notice
-	n    int    // notice: which of the resends
 }
 
 // schedule adds a deadline; ties fire in scheduling order, so a seed
@@ -114,7 +113,7 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 		case timerHosted:
 			e.checkHosted(now, t.id)
 		case timerNotice:
-			e.resendAbortNotice(now, t.k, t.n)
+			e.sendAbortNotice(t.k)
 		}
 	}
 }
