@@ -427,6 +427,17 @@ func (tb *Testbed) start(host, log string, group bool, argv []string) (*Proc, er
 	return p, nil
 }
 
+// Discard is Down, and then, if that succeeded, removes the run directory
+// with what the processes left in it (migration records, logs): for a
+// testbed whose records were read already or are not wanted, which would
+// otherwise pile up in /tmp.
+func (tb *Testbed) Discard() error {
+	if err := tb.Down(); err != nil {
+		return err
+	}
+	return os.RemoveAll(RunDir(tb.Tag))
+}
+
 // Down stops every process Start started, then deletes every namespace of
 // this testbed (which deletes the veths in them). It also works on a
 // testbed that is only half up, and a second call does nothing.

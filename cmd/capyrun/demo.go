@@ -269,12 +269,11 @@ func indent(s string) string {
 // tearDown removes a demo's testbed and says so; the demo defers it right
 // after Up, so every path out removes the namespaces, Ctrl-C included.
 func tearDown(tb *testbed.Testbed) {
-	if err := tb.Down(); err != nil {
+	// The run directory goes too: the servers' records there, if any, were
+	// read over their control sockets.
+	if err := tb.Discard(); err != nil {
 		fmt.Fprintf(os.Stderr, "capyrun demo: tear-down: %v\n", err)
 		return
 	}
-	// Its run directory goes too: the servers' records there, if any, were
-	// read over their control sockets, and it would pile up in /tmp.
-	os.RemoveAll(testbed.RunDir(tb.Tag))
 	fmt.Printf("testbed %s removed\n", tb.Tag)
 }

@@ -9,8 +9,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-
-	"github.com/capygen/capygen/testbed"
 )
 
 // output collects the files an experiment writes into its directory.
@@ -80,13 +78,4 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 func logAxis(a *plot.Axis) {
 	a.Scale = plot.LogScale{}
 	a.Tick.Marker = plot.LogTicks{Prec: -1}
-}
-
-// tearDown takes an experiment's testbed down and removes its run
-// directory: the servers' migration records there have been read (or were
-// not needed), and a left directory would grow /tmp at every run. A failed
-// tear-down is reported by the next Up's leftovers check.
-func tearDown(tb *testbed.Testbed) {
-	tb.Down() //nolint:errcheck // see above
-	os.RemoveAll(testbed.RunDir(tb.Tag))
 }
