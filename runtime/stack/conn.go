@@ -758,7 +758,12 @@ func (s *Stack) Run(ctx context.Context) error {
 			// The goroutines the drain woke run before the next one. With
 			// one P they have no other: a link that always has frames
 			// waiting never makes Receive sleep or spin, and they would
-			// wait for the runtime's preemption, 10 ms.
+			// wait for the runtime's preemption, 10 ms. Twice: Gosched
+			// puts the loop on the global queue, which the scheduler
+			// serves first on every 61st tick, so one call in 61 would
+			// run the loop again at once; the second call cannot land on
+			// that tick too.
+			runtime.Gosched()
 			runtime.Gosched()
 		}
 	}

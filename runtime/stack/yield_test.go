@@ -73,7 +73,17 @@ func TestRunYieldsToWokenGoroutinesOnOneP(t *testing.T) {
 			}
 			ran <- [2]uint64{busy.calls.Load(), busy.lastReal.Load()}
 		}()
-		runtime.Gosched() // let the reader block
+		// The reader must be blocked when the data comes. A reader that
+		// is only runnable is nobody's wake: the loop has no reason to
+		// yield, and the reader runs at preemption (seen in CI, when the
+		// scheduler's fairness tick ran this goroutine before it).
+		deadline := time.Now().Add(5 * time.Second)
+		for !readerWaits(b, srv) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the reader did not block in Read within 5s", round)
+			}
+			runtime.Gosched()
+		}
 		if _, err := c.Write([]byte{byte(round)}); err != nil {
 			t.Fatal(err)
 		}
@@ -82,4 +92,11 @@ func TestRunYieldsToWokenGoroutinesOnOneP(t *testing.T) {
 			t.Errorf("round %d: the reader ran %d receives after its data arrived, want a few", round, late)
 		}
 	}
+}
+
+// readerWaits reports whether a goroutine is blocked reading c.
+func readerWaits(s *Stack, c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.rwake.ch != nil
 }
