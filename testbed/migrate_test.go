@@ -383,15 +383,39 @@ func monoOffset() int64 { return time.Now().UnixNano() - migrate.Monotonic() }
 // addresses starting with clientPrefix whose connection froze in
 // [from, to] (monotonic ns).
 func movesIn(recs []migrate.Record, clientPrefix string, from, to int64) int {
-	n := 0
+	return len(movedAt(recs, clientPrefix, from, to))
+}
+
+// movedAt returns the freeze times, in order, of the moves movesIn counts.
+func movedAt(recs []migrate.Record, clientPrefix string, from, to int64) []int64 {
+	var at []int64
 	for _, r := range recs {
 		if r.Role == migrate.RoleOrigin && r.Result == migrate.ResultMoved.String() && strings.HasPrefix(r.Client.String(), clientPrefix) {
-			if at := r.At[migrate.PhaseFrozen]; at >= from && at <= to {
-				n++
+			if t := r.At[migrate.PhaseFrozen]; t >= from && t <= to {
+				at = append(at, t)
 			}
 		}
 	}
-	return n
+	slices.Sort(at)
+	return at
+}
+
+// moveGaps says when within [from, to] (monotonic ns) the moves of
+// movesIn froze their connection: the body's time before the first, the
+// longest time between two, and after the last. A test that wants many
+// moves mid-body prints it when it got too few.
+func moveGaps(recs []migrate.Record, clientPrefix string, from, to int64) string {
+	at := movedAt(recs, clientPrefix, from, to)
+	if len(at) == 0 {
+		return fmt.Sprintf("no move in the body's %v", time.Duration(to-from).Round(time.Millisecond))
+	}
+	var longest int64
+	for i := 1; i < len(at); i++ {
+		longest = max(longest, at[i]-at[i-1])
+	}
+	ms := func(ns int64) time.Duration { return time.Duration(ns).Round(time.Millisecond) }
+	return fmt.Sprintf("in the body's %v: %v before the first move, at most %v between two, %v after the last",
+		ms(to-from), ms(at[0]-from), ms(longest), ms(to-at[len(at)-1]))
 }
 
 // holderAt names the server that held a migrated connection of client at
@@ -440,11 +464,12 @@ const (
 	curlRate  = "20M"    // so the body lasts ~3.2 s: time for many moves
 	curlEvery = 10 * time.Millisecond
 	minMoves  = 20
-	// The lossy download asks for a move every 60 ms and stops after 30
-	// moves: about 53 requests in the 3.2 s body, of which loss and the
+	// The lossy download asks for a move every 40 ms and stops after 30
+	// moves: about 80 requests in the 3.2 s body, of which loss and the
 	// switch's policy turn down a third (at 100 ms, 32 requests made 19
-	// to 30 moves, against the 20 required).
-	lossyEvery = 60 * time.Millisecond
+	// to 30 moves, against the 20 required; at 60 ms, one make test run
+	// in about 20 saw no move in the body's first 2 s and made 17).
+	lossyEvery = 40 * time.Millisecond
 	lossyMoves = 30
 )
 
@@ -532,15 +557,18 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		// The body: from curl's first byte to its last, counted back from
 		// curl's exit, which came a little after its last byte: the
 		// window is if anything late, never before the body began.
-		inBody := movesIn(srv.records(t), clientIP+":", end-int64(r.totalTime-r.startTransfer), end)
+		recs, bodyFrom := srv.records(t), end-int64(r.totalTime-r.startTransfer)
+		inBody := movesIn(recs, clientIP+":", bodyFrom, end)
 		rate := float64(curlSize) / r.totalTime.Seconds() / (1 << 20)
 		t.Logf("%s: 64 MiB in %v (%.1f MiB/s), %d rounds of migrate requests; the connection moved %d times, %d of them mid-body; stayed %d, aborted %d, retries %d",
 			what, r.totalTime.Round(time.Millisecond), rate, d.rounds.Load(), moves, inBody,
 			total(after, func(s migrate.Stats) uint64 { return s.Stayed })-total(before, func(s migrate.Stats) uint64 { return s.Stayed }),
 			total(after, func(s migrate.Stats) uint64 { return s.Aborted })-total(before, func(s migrate.Stats) uint64 { return s.Aborted }),
 			total(after, func(s migrate.Stats) uint64 { return s.Retries })-total(before, func(s migrate.Stats) uint64 { return s.Retries }))
+		gaps := moveGaps(recs, clientIP+":", bodyFrom, end)
+		t.Logf("%s: %s", what, gaps)
 		if inBody < plan.minMoves {
-			t.Errorf("%s: the connection moved %d times mid-body (%d in all), want at least %d", what, inBody, moves, plan.minMoves)
+			t.Errorf("%s: the connection moved %d times mid-body (%d in all), want at least %d; %s", what, inBody, moves, plan.minMoves, gaps)
 		}
 		if a := total(after, func(s migrate.Stats) uint64 { return s.Aborted }) - total(before, func(s migrate.Stats) uint64 { return s.Aborted }); a != 0 {
 			t.Errorf("%s: %d migrations aborted (the connection was reset)", what, a)
