@@ -32,7 +32,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	migrationsDesc  = desc("migrations_total", "Migrations that ended, by this server's role in them and the result.", "role", "result")
+	migrationsDesc  = desc("migrations_total", "Migrations by this server's role in them and how they ended; not_started: Start refused (no such connection, not established, already moving).", "role", "result")
 	retriesDesc     = desc("migration_retries_total", "TCPMig resends on timeout, both roles.")
 	heldDesc        = desc("held_segments_total", "Client segments held while their connection was on its way in.")
 	heldDropsDesc   = desc("held_segment_drops_total", "Client segments dropped over the hold's bounds: the buffer drops.")
@@ -125,6 +125,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	counter(migrationsDesc, st.Moved, "origin", "moved")
 	counter(migrationsDesc, st.Stayed, "origin", "stayed")
 	counter(migrationsDesc, st.Aborted, "origin", "aborted")
+	counter(migrationsDesc, st.NotStarted, "origin", "not_started")
 	counter(migrationsDesc, st.Accepted, "target", "accepted")
 	counter(migrationsDesc, st.Abandoned, "target", "abandoned")
 	counter(migrationsDesc, st.RestoreFailures, "target", "refused")

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -116,6 +117,10 @@ func TestServerAndSwitchMetrics(t *testing.T) {
 			run(100 * time.Microsecond)
 		}
 	}
+	// The connection is back at server 0: server 1 refuses to start it.
+	if err := r.Servers[1].Engine.Start(migratetest.ServerID(1, c), nil, func(migrate.Outcome) {}); !errors.Is(err, migrate.ErrNoConn) {
+		t.Fatalf("Start at a server the connection left: %v, want ErrNoConn", err)
+	}
 	for i, srv := range r.Servers {
 		for _, rec := range srv.Records {
 			ms[i].Observe(rec)
@@ -133,6 +138,9 @@ func TestServerAndSwitchMetrics(t *testing.T) {
 		}
 		if n := value(t, fams, "capygen_migration_phase_seconds", map[string]string{"role": "target", "phase": "restored"}); n != moves/2 {
 			t.Errorf("server %d: %v restore phase samples, want %d", i, n, moves/2)
+		}
+		if n := value(t, fams, "capygen_migrations_total", map[string]string{"role": "origin", "result": "not_started"}); n != float64(i) {
+			t.Errorf("server %d: %v starts refused, want %d", i, n, i)
 		}
 		value(t, fams, "capygen_held_segment_drops_total", nil)
 		value(t, fams, "capygen_directory_upkeep_total", map[string]string{"event": "tombstone_ended"})

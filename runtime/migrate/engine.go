@@ -142,6 +142,11 @@ func (c Config) withDefaults() (Config, error) {
 // Stats are an engine's cumulative counters.
 type Stats struct {
 	Started, Moved, Stayed, Aborted uint64 // outgoing migrations by outcome
+	// NotStarted counts the Starts refused (no such connection, not
+	// established or ended, already migrating). They leave no record, and
+	// a Session's Checkpoint does not return them: a driver that asks
+	// often and sees few moves finds them here.
+	NotStarted                      uint64
 	Accepted, Abandoned             uint64 // incoming migrations by outcome
 	RestoreFailures                 uint64 // states refused (over the cap, corrupt, no listener)
 	Retries                         uint64 // resends on timeout, both roles

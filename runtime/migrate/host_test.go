@@ -192,3 +192,27 @@ func TestStartEndsBeforeItsFirstStep(t *testing.T) {
 		})
 	}
 }
+
+// TestStartRefusalsAreCounted: a Start that returns an error leaves no
+// record and calls nothing, so Stats.NotStarted is where a driver sees it.
+func TestStartRefusalsAreCounted(t *testing.T) {
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+	other := tcp.ID{Local: id.Local, Remote: netip.MustParseAddrPort("10.0.0.9:40001")}
+	h := &fakeHost{now: time.Second, conn: id, postLater: true}
+	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(other, nil, func(Outcome) {}); !errors.Is(err, ErrNoConn) {
+		t.Fatalf("Start of an unknown connection: %v, want ErrNoConn", err)
+	}
+	if err := e.Start(id, nil, func(Outcome) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(id, nil, func(Outcome) {}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second Start while the first is under way: %v, want ErrBusy", err)
+	}
+	if st := e.Stats(); st.NotStarted != 2 || st.Started != 1 {
+		t.Fatalf("NotStarted %d, Started %d; want 2 and 1", st.NotStarted, st.Started)
+	}
+}

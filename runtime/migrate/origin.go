@@ -108,16 +108,19 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	}
 	c, ok := e.host.Lookup(id)
 	if !ok {
+		e.stats.NotStarted++
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %v-%v is not a connection of this server", ErrNoConn, id.Local, id.Remote)
 	}
 	if !c.Established || c.Done {
+		e.stats.NotStarted++
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %v-%v has not finished its handshake, or has ended", ErrNotReady, id.Local, id.Remote)
 	}
 	origin := c.Origin
 	t0 := e.cfg.Clock()
 	if o := e.outByID[id]; o != nil && !o.m.State().IsFinal() {
+		e.stats.NotStarted++
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %v", ErrBusy, o.k)
 	}
