@@ -559,18 +559,20 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		// window is if anything late, never before the body began.
 		recs, bodyFrom := srv.records(t), end-int64(r.totalTime-r.startTransfer)
 		inBody := movesIn(recs, clientIP+":", bodyFrom, end)
+		since := func(f func(migrate.Stats) uint64) uint64 { return total(after, f) - total(before, f) }
 		rate := float64(curlSize) / r.totalTime.Seconds() / (1 << 20)
-		t.Logf("%s: 64 MiB in %v (%.1f MiB/s), %d rounds of migrate requests; the connection moved %d times, %d of them mid-body; stayed %d, aborted %d, retries %d",
+		t.Logf("%s: 64 MiB in %v (%.1f MiB/s), %d rounds of migrate requests; the connection moved %d times, %d of them mid-body; not started %d, stayed %d, aborted %d, retries %d",
 			what, r.totalTime.Round(time.Millisecond), rate, d.rounds.Load(), moves, inBody,
-			total(after, func(s migrate.Stats) uint64 { return s.Stayed })-total(before, func(s migrate.Stats) uint64 { return s.Stayed }),
-			total(after, func(s migrate.Stats) uint64 { return s.Aborted })-total(before, func(s migrate.Stats) uint64 { return s.Aborted }),
-			total(after, func(s migrate.Stats) uint64 { return s.Retries })-total(before, func(s migrate.Stats) uint64 { return s.Retries }))
+			since(func(s migrate.Stats) uint64 { return s.NotStarted }),
+			since(func(s migrate.Stats) uint64 { return s.Stayed }),
+			since(func(s migrate.Stats) uint64 { return s.Aborted }),
+			since(func(s migrate.Stats) uint64 { return s.Retries }))
 		gaps := moveGaps(recs, clientIP+":", bodyFrom, end)
 		t.Logf("%s: %s", what, gaps)
 		if inBody < plan.minMoves {
 			t.Errorf("%s: the connection moved %d times mid-body (%d in all), want at least %d; %s", what, inBody, moves, plan.minMoves, gaps)
 		}
-		if a := total(after, func(s migrate.Stats) uint64 { return s.Aborted }) - total(before, func(s migrate.Stats) uint64 { return s.Aborted }); a != 0 {
+		if a := since(func(s migrate.Stats) uint64 { return s.Aborted }); a != 0 {
 			t.Errorf("%s: %d migrations aborted (the connection was reset)", what, a)
 		}
 		// Timestamps move with the connection: the client's PAWS never
@@ -826,19 +828,27 @@ func clientSocket(pid, port int) (st string, sendQ uint64, err error) {
 // it is. tcpdump on the client's veth sees no RST and no segment from .12
 // or .13.
 func TestMigrateEcho(t *testing.T) {
-	migrateEcho(t, Migration(), nil, true)
+	migrateEcho(t, Migration(), nil, true, minMoves)
 }
 
 // TestKernelMigrateEcho is TestMigrateEcho between kernel servers (with
 // capygen's stack's 256 KiB send buffers). TCP_REPAIR moves only
 // ESTABLISHED sockets: once the client half-closes, the connection stays
 // where it is and drains from there.
+//
+// A kernel-mode echo moves only between its writes (capyrun serve turns
+// InterruptWrites off for kernel sockets), about every 45-50 ms while the
+// client reads slowly: 28 to 38 moves in the 2 s stream in 8 runs, and 16
+// once in a full testbed run. kernelEchoMoves asks for 10, as issue 8's
+// kernel curl test does; TestMigrateEcho asks capygen's stack for 20.
 func TestKernelMigrateEcho(t *testing.T) {
 	needNetns(t, "iptables")
-	migrateEcho(t, Kernel(), []string{"-sndbuf", "262144", "-rcvbuf", "262144"}, false)
+	migrateEcho(t, Kernel(), []string{"-sndbuf", "262144", "-rcvbuf", "262144"}, false, kernelEchoMoves)
 }
 
-func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClosed bool) {
+const kernelEchoMoves = 10
+
+func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClosed bool, wantMoves uint64) {
 	needNetns(t, "nc", "tcpdump")
 	if out, _ := exec.Command("nc", "-h").CombinedOutput(); !strings.Contains(string(out), "OpenBSD netcat") {
 		t.Skipf("nc is not OpenBSD's netcat (apt-get install netcat-openbsd); nc -h says:\n%s", out)
@@ -1011,8 +1021,8 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	if n := memoryDrops(t, bed) - memDropsBefore; n != 0 {
 		t.Errorf("the servers' kernels dropped %d of the client's segments for memory (TCPRcvQDrop + TCPOFODrop)", n)
 	}
-	if moves < minMoves {
-		t.Errorf("the echo connection moved %d times, want at least %d", moves, minMoves)
+	if moves < wantMoves {
+		t.Errorf("the echo connection moved %d times, want at least %d", moves, wantMoves)
 	}
 	if afterFin < 64<<10 {
 		t.Errorf("the servers sent %d bytes after the client's FIN, want the echo still backed up then (at least 64 KiB)", afterFin)

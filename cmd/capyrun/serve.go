@@ -584,6 +584,15 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 			return fmt.Errorf("-echo %d: %w", f.echoPort, err)
 		}
 		defer eln.Close()
+		// Not for kernel sockets: a kernel echo interrupted in every
+		// write moves every few ms, and livelocks. What the origin's
+		// kernel sends while the socket is muted for its dump counts as
+		// sent but never left; the restored socket resends it only at its
+		// first RTO (1 s: it has no RTT sample), and each move comes
+		// before that (seen: a 551,036-byte state moved 70 times a second
+		// for 10 s without one byte of progress). Moving only between
+		// writes, a target has made progress (at worst after that RTO)
+		// before it can move again.
 		echo = &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: !f.kernel}
 		go func() { errc <- echo.Serve(eln) }()
 		fmt.Printf("serving echo on %s:%d\n", addr, f.echoPort)
