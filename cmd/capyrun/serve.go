@@ -585,14 +585,18 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 		}
 		defer eln.Close()
 		// Not for kernel sockets: a kernel echo interrupted in every
-		// write moves every few ms, and livelocks. What the origin's
-		// kernel sends while the socket is muted for its dump counts as
-		// sent but never left; the restored socket resends it only at its
-		// first RTO (1 s: it has no RTT sample), and each move comes
-		// before that (seen: a 551,036-byte state moved 70 times a second
-		// for 10 s without one byte of progress). Moving only between
-		// writes, a target has made progress (at worst after that RTO)
-		// before it can move again.
+		// write moves every few ms, and livelocked (a 551,036-byte state
+		// moved 70 times a second for 10 s without progress). Captures on
+		// every server show why. The repair-mode connect turns on the
+		// kernel's header prediction while the send window is still 0,
+		// and TCP_REPAIR_WINDOW does not redo it; so the client's first
+		// ACK with a zero window and a new acknowledgement takes the fast
+		// path, which keeps the restored (open) window. The socket sends
+		// into the client's closed window, the client drops it all, and
+		// the resend waits for the first RTO (1 s, no RTT sample), which
+		// the next move always beats. Moving only between writes, a
+		// target makes progress (at worst after that RTO) before it can
+		// move again.
 		echo = &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: !f.kernel}
 		go func() { errc <- echo.Serve(eln) }()
 		fmt.Printf("serving echo on %s:%d\n", addr, f.echoPort)
