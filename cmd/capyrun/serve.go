@@ -612,8 +612,8 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 	}
 	ln.Close()
 	es := eng.Stats()
-	fmt.Printf("migration: started %d moved %d stayed %d aborted %d; accepted %d abandoned %d refused %d; retries %d held %d (overflow %d) replayed %d\n",
-		es.Started, es.Moved, es.Stayed, es.Aborted, es.Accepted, es.Abandoned, es.RestoreFailures, es.Retries, es.Held, es.HeldOverflow, es.Replayed)
+	fmt.Printf("migration: started %d (not started %d) moved %d stayed %d aborted %d; accepted %d abandoned %d refused %d; retries %d held %d (overflow %d) replayed %d\n",
+		es.Started, es.NotStarted, es.Moved, es.Stayed, es.Aborted, es.Accepted, es.Abandoned, es.RestoreFailures, es.Retries, es.Held, es.HeldOverflow, es.Replayed)
 	if js, jerr := json.Marshal(es); jerr == nil {
 		fmt.Printf("migration-json %s\n", js)
 	}
