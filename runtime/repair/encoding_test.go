@@ -231,3 +231,29 @@ func TestRestoreWindowClampsSndWl1(t *testing.T) {
 		}
 	}
 }
+
+// With bytes in flight, the restored send window starts closed (the
+// client's ACK of them sets it, by the slow path) and snd_wl1 goes before
+// rcv_nxt, so a segment at rcv_nxt that acknowledges nothing new sets it
+// too. With none in flight, the dumped window stays.
+func TestRestoreWindowClosedWithBytesInFlight(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		queue, unsent    int
+		wl1, rcvNxt      uint32
+		wantWnd, wantWl1 uint32
+	}{
+		{"in flight", 3000, 1000, 100, 100, 0, 99},
+		{"in flight, snd_wl1 behind", 3000, 0, 50, 100, 0, 50},
+		{"in flight, snd_wl1 past the edge", 3000, 0, 1000, 100, 0, 99},
+		{"all unsent", 3000, 3000, 100, 100, 20000, 100},
+		{"nothing queued", 0, 0, 100, 100, 20000, 100},
+	} {
+		d := &Dump{RecvSeq: c.rcvNxt, SendQueue: make([]byte, c.queue), Unsent: uint32(c.unsent),
+			Window: Window{SndWl1: c.wl1, SndWnd: 20000, MaxWindow: 30000, RcvWnd: 500, RcvWup: c.rcvNxt}}
+		w := restoreWindow(d)
+		if w.SndWnd != c.wantWnd || w.SndWl1 != c.wantWl1 || w.MaxWindow != 30000 || w.RcvWnd != 500 || w.RcvWup != c.rcvNxt {
+			t.Errorf("%s: restoreWindow = %+v, want snd_wnd %d, snd_wl1 %d, the rest as dumped", c.name, w, c.wantWnd, c.wantWl1)
+		}
+	}
+}
