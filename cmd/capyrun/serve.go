@@ -584,20 +584,11 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 			return fmt.Errorf("-echo %d: %w", f.echoPort, err)
 		}
 		defer eln.Close()
-		// Not for kernel sockets: a kernel echo interrupted in every
-		// write moves every few ms, and livelocked (a 551,036-byte state
-		// moved 70 times a second for 10 s without progress). Captures on
-		// every server show why. The repair-mode connect turns on the
-		// kernel's header prediction while the send window is still 0,
-		// and TCP_REPAIR_WINDOW does not redo it; so the client's first
-		// ACK with a zero window and a new acknowledgement takes the fast
-		// path, which keeps the restored (open) window. The socket sends
-		// into the client's closed window, the client drops it all, and
-		// the resend waits for the first RTO (1 s, no RTT sample), which
-		// the next move always beats. Moving only between writes, a
-		// target makes progress (at worst after that RTO) before it can
-		// move again.
-		echo = &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: !f.kernel}
+		// Kernel sockets too: a write blocked on a slow client is a
+		// quiescent point on both paths. (Kernel mode livelocked so until
+		// repair's restoreWindow closed the send window of a socket
+		// restored with bytes in flight.)
+		echo = &app.Echo{Engine: eng, ErrorLog: logger, InterruptWrites: true}
 		go func() { errc <- echo.Serve(eln) }()
 		fmt.Printf("serving echo on %s:%d\n", addr, f.echoPort)
 	}
