@@ -113,6 +113,25 @@ func (c *Conn) setMark(m int) error {
 	return setsockopts(rc, sockopt{unix.SOL_SOCKET, unix.SO_MARK, m})
 }
 
+// waitingForRTO reports whether c has bytes in flight and has had no ACK
+// for at least quiet (TCP_INFO unacked and last_ack_recv): its flight
+// was lost, and only its retransmission timer will resend it.
+func (c *Conn) waitingForRTO(quiet time.Duration) (bool, error) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO) }); err != nil {
+		return false, err
+	}
+	if ierr != nil {
+		return false, ierr
+	}
+	return info.Unacked > 0 && time.Duration(info.Last_ack_recv)*time.Millisecond >= quiet, nil
+}
+
 // sockopt is one integer socket option.
 type sockopt struct{ level, opt, value int }
 

@@ -23,6 +23,10 @@ import (
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
+// rtoWait is how long a socket's flight may go unacknowledged before
+// Freeze leaves it to its retransmission timer: Linux's minimum RTO.
+const rtoWait = 200 * time.Millisecond
+
 // frozenMark is the SO_MARK of frozen sockets, whose packets an OUTPUT
 // rule drops.
 const frozenMark = 0xca9e
@@ -433,6 +437,18 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	h.mu.Unlock()
 	if c == nil {
 		return nil, fmt.Errorf("kernel: %v-%v is not a connection of this server", id.Local, id.Remote)
+	}
+	// A socket whose flight went unacknowledged for rtoWait is waiting
+	// for its retransmission timer. Moved, it would not resend: Linux
+	// gives no way to carry the timer over, a restored socket starts its
+	// RTO afresh at 1 s, and a connection moved more often than that
+	// would never recover the loss. It stays, and resends here first.
+	// (A failed read leaves it movable, as before.)
+	if waiting, err := c.waitingForRTO(rtoWait); err == nil && waiting {
+		h.mu.Lock()
+		h.conns[id] = c
+		h.mu.Unlock()
+		return nil, fmt.Errorf("%w: %v-%v has had bytes in flight and no ACK for %v or more: it waits for its retransmission timer", migrate.ErrNotMovable, id.Local, id.Remote, rtoWait)
 	}
 	// Muted first: a socket in repair mode still transmits (new data
 	// as ACKs or a loss probe open the window, retransmissions), and a

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -145,4 +146,83 @@ func TestLoopThreadRunsOrFailsStart(t *testing.T) {
 			t.Errorf("a failed Start left rules behind:\n%s", out)
 		}
 	})
+}
+
+// TestFreezeLeavesALostFlightToItsRTO: a connection whose bytes in flight
+// went unacknowledged for rtoWait is not frozen (a restore would restart
+// its RTO at 1 s, and frequent moves would never let it resend); it stays
+// filed here, and its own retransmission delivers the bytes once the path
+// heals.
+func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules, and the client's drop)")
+	}
+	tag := netnstest.Tag()
+	srvNS := netnstest.NewNS(t, "capyk-s-"+tag)
+	cliNS := netnstest.NewNS(t, "capyk-c-"+tag)
+	netnstest.VethPair(t, srvNS, "k0", cliNS, "k1")
+	netnstest.Run(t, "ip", "-n", srvNS, "addr", "add", "10.79.0.1/24", "dev", "k0")
+	netnstest.Run(t, "ip", "-n", cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
+
+	var srv *Server
+	var ln *Listener
+	netnstest.InNS(t, srvNS, func() {
+		var err error
+		srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = srv.Listen(7000); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer srv.Close()
+	var cli net.Conn
+	netnstest.InNS(t, cliNS, func() {
+		var err error
+		if cli, err = net.DialTimeout("tcp4", "10.79.0.1:7000", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer cli.Close()
+	c, err := ln.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// The client's namespace drops what the server sends: the flight is
+	// lost, and no ACK comes back.
+	drop := []string{"INPUT", "-p", "tcp", "-s", "10.79.0.1", "--sport", "7000", "-j", "DROP"}
+	netnstest.Run(t, append([]string{"ip", "netns", "exec", cliNS, "iptables", "-I"}, drop...)...)
+	payload := make([]byte, 8000)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(rtoWait + 100*time.Millisecond)
+
+	_, err = srv.h.Freeze(c.ID(), nil)
+	if !errors.Is(err, migrate.ErrNotMovable) || !strings.Contains(err.Error(), "retransmission timer") {
+		t.Fatalf("Freeze of a connection with a lost flight = %v, want ErrNotMovable (waiting for its retransmission timer)", err)
+	}
+	if _, ok := srv.h.Lookup(c.ID()); !ok {
+		t.Fatal("the connection is no longer filed after the refused Freeze")
+	}
+
+	// The path heals; the server's own RTO resends, and everything arrives.
+	netnstest.Run(t, append([]string{"ip", "netns", "exec", cliNS, "iptables", "-D"}, drop...)...)
+	cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(cli, got); err != nil {
+		t.Fatalf("client read after the path healed: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the client read other bytes than the server wrote")
+	}
 }
