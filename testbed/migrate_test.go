@@ -1189,6 +1189,23 @@ func migrationFailure(t *testing.T, topo *Topology, tc failure) {
 			t.Fatalf("the first migration, from s1, ended %q (%s), want moved", rep.Result, rep.Err)
 		}
 		from = srv.holding(t, conn, from)
+		// The switch picks the second migration's target by its
+		// min_workload register. Were it s1, the connection would move
+		// back to the server whose tombstone the case is about, and live
+		// on there under its own address: curl would finish, and no
+		// tombstone would end (seen once in make test). Wait for the
+		// third server to hold the register.
+		third := ""
+		for i, h := range []string{"s1", "s2", "s3"} {
+			if h != "s1" && h != from {
+				third = migrationServers[i]
+			}
+		}
+		for deadline := time.Now().Add(3 * time.Second); switchReport(t, bed).MinWorkload.Holder != third; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the switch's min_workload register did not name %s, the server the connection has not been on, within 3s (it names %q)", third, switchReport(t, bed).MinWorkload.Holder)
+			}
+		}
 	}
 	before := srv.settled(t)
 	t0 := time.Now()
