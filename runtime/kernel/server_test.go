@@ -15,49 +15,64 @@ import (
 	"github.com/capygen/capygen/runtime/migrate"
 )
 
+// pair is a kernel server (port 7000 listening) in a namespace of its
+// own, and a Linux client in another, connected to it.
+type pair struct {
+	srv          *Server
+	ln           *Listener
+	cli          net.Conn
+	srvNS, cliNS string
+}
+
+// newPair sets up a pair; the namespaces go with the test. It skips
+// without root or iptables (the hold rules).
+func newPair(t *testing.T) pair {
+	t.Helper()
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules)")
+	}
+	tag := netnstest.Tag()
+	p := pair{srvNS: netnstest.NewNS(t, "capyk-s-"+tag), cliNS: netnstest.NewNS(t, "capyk-c-"+tag)}
+	netnstest.VethPair(t, p.srvNS, "k0", p.cliNS, "k1")
+	netnstest.Run(t, "ip", "-n", p.srvNS, "addr", "add", "10.79.0.1/24", "dev", "k0")
+	netnstest.Run(t, "ip", "-n", p.cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
+	netnstest.InNS(t, p.srvNS, func() {
+		var err error
+		p.srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ln, err = p.srv.Listen(7000); err != nil {
+			p.srv.Close()
+			t.Fatal(err)
+		}
+	})
+	netnstest.InNS(t, p.cliNS, func() {
+		var err error
+		if p.cli, err = net.DialTimeout("tcp4", "10.79.0.1:7000", 5*time.Second); err != nil {
+			p.srv.Close()
+			t.Fatal(err)
+		}
+	})
+	return p
+}
+
 // TestTransferWithoutSwitch runs a kernel server in a namespace of its
 // own, with a Linux client in another, and no switch: the listener hands
 // out the client's connection, Transfer's PREPARE_MIG goes unanswered,
 // and the origin machine's give-up keeps the connection here, working.
 // Close removes the hold rules.
 func TestTransferWithoutSwitch(t *testing.T) {
-	netnstest.NeedRoot(t)
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables (the hold rules)")
-	}
-	tag := netnstest.Tag()
-	srvNS := netnstest.NewNS(t, "capyk-s-"+tag)
-	cliNS := netnstest.NewNS(t, "capyk-c-"+tag)
-	netnstest.VethPair(t, srvNS, "k0", cliNS, "k1")
-	netnstest.Run(t, "ip", "-n", srvNS, "addr", "add", "10.79.0.1/24", "dev", "k0")
-	netnstest.Run(t, "ip", "-n", cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
-
-	var srv *Server
-	var ln *Listener
-	netnstest.InNS(t, srvNS, func() {
-		var err error
-		srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
-			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = srv.Listen(7000); err != nil {
-			t.Fatal(err)
-		}
-	})
+	p := newPair(t)
+	srv, ln, cli := p.srv, p.ln, p.cli
 	closed := false
 	defer func() {
 		if !closed {
 			srv.Close()
 		}
 	}()
-	var cli net.Conn
-	netnstest.InNS(t, cliNS, func() {
-		var err error
-		if cli, err = net.DialTimeout("tcp4", "10.79.0.1:7000", 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	})
 	defer cli.Close()
 	c, err := ln.AcceptConn()
 	if err != nil {
@@ -101,7 +116,7 @@ func TestTransferWithoutSwitch(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 	closed = true
-	if rules := netnstest.Run(t, "ip", "netns", "exec", srvNS, "iptables", "-S"); strings.Contains(rules, "CAPYGEN") {
+	if rules := netnstest.Run(t, "ip", "netns", "exec", p.srvNS, "iptables", "-S"); strings.Contains(rules, "CAPYGEN") {
 		t.Errorf("rules left after Close:\n%s", rules)
 	}
 }
@@ -154,40 +169,11 @@ func TestLoopThreadRunsOrFailsStart(t *testing.T) {
 // filed here, and its own retransmission delivers the bytes once the path
 // heals.
 func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
-	netnstest.NeedRoot(t)
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables (the hold rules, and the client's drop)")
-	}
-	tag := netnstest.Tag()
-	srvNS := netnstest.NewNS(t, "capyk-s-"+tag)
-	cliNS := netnstest.NewNS(t, "capyk-c-"+tag)
-	netnstest.VethPair(t, srvNS, "k0", cliNS, "k1")
-	netnstest.Run(t, "ip", "-n", srvNS, "addr", "add", "10.79.0.1/24", "dev", "k0")
-	netnstest.Run(t, "ip", "-n", cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
-
-	var srv *Server
-	var ln *Listener
-	netnstest.InNS(t, srvNS, func() {
-		var err error
-		srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
-			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = srv.Listen(7000); err != nil {
-			t.Fatal(err)
-		}
-	})
+	p := newPair(t)
+	srv, cli, cliNS := p.srv, p.cli, p.cliNS
 	defer srv.Close()
-	var cli net.Conn
-	netnstest.InNS(t, cliNS, func() {
-		var err error
-		if cli, err = net.DialTimeout("tcp4", "10.79.0.1:7000", 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	})
 	defer cli.Close()
-	c, err := ln.AcceptConn()
+	c, err := p.ln.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}
