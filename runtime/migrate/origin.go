@@ -106,23 +106,22 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		e.mu.Unlock()
 		return ErrClosed
 	}
+	refuse := func(err error) error {
+		e.stats.NotStarted++
+		e.mu.Unlock()
+		return err
+	}
 	c, ok := e.host.Lookup(id)
 	if !ok {
-		e.stats.NotStarted++
-		e.mu.Unlock()
-		return fmt.Errorf("%w: %v-%v is not a connection of this server", ErrNoConn, id.Local, id.Remote)
+		return refuse(fmt.Errorf("%w: %v-%v is not a connection of this server", ErrNoConn, id.Local, id.Remote))
 	}
 	if !c.Established || c.Done {
-		e.stats.NotStarted++
-		e.mu.Unlock()
-		return fmt.Errorf("%w: %v-%v has not finished its handshake, or has ended", ErrNotReady, id.Local, id.Remote)
+		return refuse(fmt.Errorf("%w: %v-%v has not finished its handshake, or has ended", ErrNotReady, id.Local, id.Remote))
 	}
 	origin := c.Origin
 	t0 := e.cfg.Clock()
 	if o := e.outByID[id]; o != nil && !o.m.State().IsFinal() {
-		e.stats.NotStarted++
-		e.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrBusy, o.k)
+		return refuse(fmt.Errorf("%w: %v", ErrBusy, o.k))
 	}
 	// Epochs follow each other per connection (the target remembers the
 	// one that brought a connection in), so a connection's next migration
