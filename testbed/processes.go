@@ -248,22 +248,38 @@ func (tb *Testbed) deploySwitches(ctx context.Context) error {
 		if h.Run != RunSwitch {
 			continue
 		}
-		prog, err := tb.SwitchProgram(h.Name)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Name, err)
+		if err := tb.deploy(ctx, h.Name, nil); err != nil {
+			return err
 		}
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		c, err := control.Dial(dctx, "unix://"+P4RuntimeSocket(tb.Tag, h.Name), control.Options{})
-		if err != nil {
-			cancel()
-			return fmt.Errorf("host %s: deploy: %w", h.Name, err)
-		}
-		_, err = c.Deploy(dctx, prog, control.PipelineOptions{})
-		c.Close()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("host %s: deploy: %w", h.Name, err)
-		}
+	}
+	return nil
+}
+
+// SetMinWorkload writes the min_workload register of the switch on host
+// through P4Runtime, as an operator steering the next PREPARE_MIG would:
+// the register then moves only as the spec's heartbeats move it.
+func (tb *Testbed) SetMinWorkload(ctx context.Context, host string, w control.Workload) error {
+	return tb.deploy(ctx, host, &w)
+}
+
+// deploy makes the switch on host hold its program, and writes
+// min_workload when w is not nil (nil leaves the live register alone,
+// unless the pipeline is committed anew).
+func (tb *Testbed) deploy(ctx context.Context, host string, w *control.Workload) error {
+	prog, err := tb.SwitchProgram(host)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", host, err)
+	}
+	prog.MinWorkload = w
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := control.Dial(dctx, "unix://"+P4RuntimeSocket(tb.Tag, host), control.Options{})
+	if err != nil {
+		return fmt.Errorf("host %s: deploy: %w", host, err)
+	}
+	defer c.Close()
+	if _, err := c.Deploy(dctx, prog, control.PipelineOptions{}); err != nil {
+		return fmt.Errorf("host %s: deploy: %w", host, err)
 	}
 	return nil
 }
