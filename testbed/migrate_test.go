@@ -203,6 +203,9 @@ func (s *servers) holding(tb testing.TB, conn, left string) string {
 // or "random"), then sleeps every (none when 0). It stops on stop, after
 // limit, after maxRounds rounds, or (when maxMoves > 0) once the servers
 // have moved maxMoves connections since it started, whichever is first.
+// With countFrom, the moves count only from the first round it returns
+// true: a download's cap is on moves mid-body, and a slow start (a lost
+// request under loss, a loaded machine) must not spend it before the body.
 type driver struct {
 	stopc     chan struct{}
 	done      chan struct{}
@@ -213,7 +216,7 @@ type driver struct {
 
 const maxRounds = 200000
 
-func (s *servers) drive(ops []string, every, limit time.Duration, maxMoves uint64) *driver {
+func (s *servers) drive(ops []string, every, limit time.Duration, maxMoves uint64, countFrom func() bool) *driver {
 	d := &driver{stopc: make(chan struct{}), done: make(chan struct{})}
 	movedNow := func() (uint64, error) {
 		var n uint64
@@ -230,6 +233,7 @@ func (s *servers) drive(ops []string, every, limit time.Duration, maxMoves uint6
 		defer close(d.done)
 		start := time.Now()
 		var base uint64
+		counting := countFrom == nil
 		if maxMoves > 0 {
 			if base, d.err = movedNow(); d.err != nil {
 				return
@@ -258,6 +262,9 @@ func (s *servers) drive(ops []string, every, limit time.Duration, maxMoves uint6
 				if err != nil {
 					d.err = err
 					return
+				}
+				if countFrom != nil && !counting {
+					counting, base = countFrom(), n
 				}
 				if n-base >= maxMoves {
 					return
@@ -467,7 +474,7 @@ const (
 	curlEvery = 10 * time.Millisecond
 	minMoves  = 20
 	// The lossy download asks for a move every 40 ms and stops after 30
-	// moves: about 80 requests in the 3.2 s body, of which loss and the
+	// moves in its body: about 80 requests in the 3.2 s body, of which loss and the
 	// switch's policy turn down a third (at 100 ms, 32 requests made 19
 	// to 30 moves, against the 20 required; at 60 ms, one make test run
 	// in about 20 saw no move in the body's first 2 s and made 17).
@@ -537,12 +544,12 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 
 	// transfer runs one curl while the driver moves connections, then
 	// checks how often the connection moved within the body.
-	transfer := func(t *testing.T, what string, every time.Duration, maxMoves uint64, check func(curlResult), args ...string) {
+	transfer := func(t *testing.T, what string, every time.Duration, maxMoves uint64, countFrom func() bool, check func(curlResult), args ...string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 		defer cancel()
 		before := srv.settled(t)
 		kernelBefore := tcpExt(t, bed, "client")
-		d := srv.drive([]string{"all"}, every, 60*time.Second, maxMoves)
+		d := srv.drive([]string{"all"}, every, 60*time.Second, maxMoves, countFrom)
 		synAck := watchSYNACK(t, bed, "client", "veth0", originIP)
 		r := runCurl(ctx, bed, "client", args...)
 		end := migrate.Monotonic()
@@ -604,14 +611,16 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 			// the download well under 30 s.
 			every, maxMoves = lossyEvery, lossyMoves
 		}
-		transfer(t, "download", every, maxMoves, func(r curlResult) {
+		// curl writes the body to path: its first byte starts the count.
+		bodyBegun := func() bool { fi, err := os.Stat(path); return err == nil && fi.Size() > 0 }
+		transfer(t, "download", every, maxMoves, bodyBegun, func(r curlResult) {
 			if got, want := sha256File(t, path), PayloadSHA256(curlSize); got != want {
 				t.Errorf("download sha256 %s, want %s", got, want)
 			}
 		}, "--fail", "-m", "50", "--limit-rate", plan.rate, "-o", path, fmt.Sprintf("%s/bytes?n=%d", url, curlSize))
 	})
 	t.Run("upload", func(t *testing.T) {
-		transfer(t, "upload", plan.every, 0, func(r curlResult) {
+		transfer(t, "upload", plan.every, 0, nil, func(r curlResult) {
 			got, _, _ := strings.Cut(strings.TrimSpace(r.out), "\n")
 			if want := PayloadSHA256(curlSize); strings.TrimSpace(got) != want {
 				t.Errorf("the server's sha256 of the upload = %q, want %s", got, want)
@@ -726,7 +735,7 @@ func TestMigrateWrk(t *testing.T) {
 			n += len(c)
 		}
 	}
-	d := srv.drive([]string{"all", "random"}, 0, 10*time.Second-time.Since(start)-300*time.Millisecond, 0)
+	d := srv.drive([]string{"all", "random"}, 0, 10*time.Second-time.Since(start)-300*time.Millisecond, 0, nil)
 	select {
 	case <-p.Done():
 	case <-time.After(30 * time.Second):
@@ -887,7 +896,7 @@ func migrateEcho(t *testing.T, topo *Topology, serverArgs []string, movesHalfClo
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := srv.drive([]string{"all"}, 5*time.Millisecond, 60*time.Second, 0)
+	d := srv.drive([]string{"all"}, 5*time.Millisecond, 60*time.Second, 0, nil)
 	// Read at echoRate, so the echo backs up into the servers' buffers.
 	// With echoTail still to come, trickle until the servers have the
 	// client's FIN, then stop for halfCloseHold: the half-close lasts that
