@@ -467,10 +467,11 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	dumpedAt := time.Now()
 	if err != nil {
 		c.setMark(0) //nolint:errcheck // reset below either way
-		if errors.Is(err, repair.ErrUnsupportedState) {
+		if errors.Is(err, repair.ErrUnsupportedState) || errors.Is(err, repair.ErrQueueChanged) {
 			// Half-closed between the start and now (TCP_REPAIR moves
-			// only ESTABLISHED sockets): out of repair mode again and
-			// untouched, it goes on here.
+			// only ESTABLISHED sockets), or its queues kept changing
+			// under the dump: out of repair mode again and untouched, it
+			// goes on here.
 			h.mu.Lock()
 			h.conns[id] = c
 			h.mu.Unlock()

@@ -270,3 +270,56 @@ func openSockets(t *testing.T) int {
 	}
 	return n
 }
+
+// A socket in repair mode still takes the peer's segments. When some land
+// while the dump reads the receive queue (between its size and its
+// bytes), the dump reads the socket again: it succeeds, holds every byte
+// the socket had then, and the connection goes on intact.
+func TestDumpRereadsAQueueThatGrew(t *testing.T) {
+	tp := newTopo(t)
+	client, server := tp.connect(t, tp.a, 0)
+	cs, sc := &stream{dir: 1}, &stream{dir: 2}
+	must(t, cs.write(client, 4<<10, 500*time.Millisecond))
+	waitInQueue(t, server, 4<<10)
+	grew := false
+	beforePeek = func(queue int) {
+		if queue != tcpRecvQueue || grew {
+			return
+		}
+		grew = true
+		must(t, cs.write(client, 1000, 500*time.Millisecond))
+		waitInQueue(t, server, 4<<10+1000)
+	}
+	defer func() { beforePeek = nil }()
+	d, err := DumpConn(server)
+	if !grew {
+		t.Fatal("the test's hook never ran")
+	}
+	if err != nil {
+		t.Fatalf("dump with bytes arriving during it: %v", err)
+	}
+	if len(d.RecvQueue) != 4<<10+1000 {
+		t.Errorf("the dump's receive queue holds %d bytes, want %d", len(d.RecvQueue), 4<<10+1000)
+	}
+	must(t, Resume(server))
+	finish(t, client, server, cs, sc, 8<<10)
+}
+
+// waitInQueue waits until c's receive queue holds n bytes (SIOCINQ).
+func waitInQueue(t *testing.T, c *net.TCPConn, n int) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	must(t, err)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		var inq int
+		var ierr error
+		must(t, rc.Control(func(fd uintptr) { inq, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }))
+		must(t, ierr)
+		if inq >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receive queue holds %d bytes after 2s, want %d", inq, n)
+		}
+	}
+}
