@@ -170,8 +170,7 @@ func (e *Engine) targetEvent(now tcp.Time, in *incoming, ev migstate.TargetEvent
 		}
 	}
 	if step.ArmTimer {
-		// From when the step's actions are done (originEvent says why).
-		in.timerOn, in.timerAt = true, max(now, e.host.Now())+step.TimerAfter
+		in.timerOn, in.timerAt = true, now+step.TimerAfter
 		e.schedule(timerEntry{at: in.timerAt, kind: timerIn, in: in})
 	}
 	if step.To.IsFinal() && !step.From.IsFinal() {
