@@ -81,13 +81,11 @@ func (h *fakeHost) Freeze(tcp.ID, func(string, time.Duration)) (Frozen, error) {
 }
 
 // fakeFrozen is a frozen connection whose state is a few bytes.
-type fakeFrozen struct{ released, aborted bool }
+type fakeFrozen struct{}
 
-func (f *fakeFrozen) Serialize(dst, app []byte) ([]byte, error) {
-	return append(dst, "state"...), nil
-}
-func (f *fakeFrozen) Release()            { f.released = true }
-func (f *fakeFrozen) Abort(time.Duration) { f.aborted = true }
+func (fakeFrozen) Serialize(dst, app []byte) ([]byte, error) { return append(dst, "state"...), nil }
+func (fakeFrozen) Release()                                  {}
+func (fakeFrozen) Abort(time.Duration)                       {}
 
 func (h *fakeHost) Restore(tcp.Time, []byte, tcp.ID, netip.AddrPort, int, func(string, time.Duration)) ([]byte, func(), error) {
 	return nil, nil, errors.New("fakeHost restores nothing")
@@ -124,18 +122,7 @@ func TestFreezeFailedKeepsConnection(t *testing.T) {
 			if len(h.sent) != 1 || h.sent[0].stage != tcpmig.StagePrepareMig {
 				t.Fatalf("sent %+v, want one PREPARE_MIG", h.sent)
 			}
-			e.mu.Lock()
-			var k key
-			for kk := range e.out {
-				k = kk
-			}
-			e.mu.Unlock()
-			ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
-			b := make([]byte, ack.EncodedLen())
-			if _, err := ack.Encode(b); err != nil {
-				t.Fatal(err)
-			}
-			e.Datagram(target, b)
+			e.Datagram(target, prepareAckOfOnly(t, e))
 			// The other failure ends only when the CONN_STATE timer gives up.
 			for i := 0; out == nil && i < 100; i++ {
 				h.now += 25 * time.Millisecond
@@ -241,7 +228,7 @@ func TestStateTimerStartsAfterTheFreeze(t *testing.T) {
 	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
 	target := netip.MustParseAddr("10.0.0.2")
 	const freezeFor = 50 * time.Millisecond // more than the spec's 20 ms
-	h := &fakeHost{now: time.Second, conn: id, frozen: &fakeFrozen{}, freezeFor: freezeFor}
+	h := &fakeHost{now: time.Second, conn: id, frozen: fakeFrozen{}, freezeFor: freezeFor}
 	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -249,19 +236,8 @@ func TestStateTimerStartsAfterTheFreeze(t *testing.T) {
 	if err := e.Start(id, nil, func(Outcome) {}); err != nil {
 		t.Fatal(err)
 	}
-	e.mu.Lock()
-	var k key
-	for kk := range e.out {
-		k = kk
-	}
-	e.mu.Unlock()
-	ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
-	b := make([]byte, ack.EncodedLen())
-	if _, err := ack.Encode(b); err != nil {
-		t.Fatal(err)
-	}
 	acked := h.now
-	e.Datagram(target, b)
+	e.Datagram(target, prepareAckOfOnly(t, e))
 	sentAt := h.now // the fake's clock moved only in Freeze
 	if sentAt != acked+freezeFor {
 		t.Fatalf("the freeze took %v on the host's clock, want %v", sentAt-acked, freezeFor)
@@ -290,4 +266,22 @@ func TestStateTimerStartsAfterTheFreeze(t *testing.T) {
 	if n := states(); n != 1 {
 		t.Errorf("%d CONN_STATE sent at the moment the first left, want 1: the resend did not wait", n)
 	}
+}
+
+// prepareAckOfOnly is the target's PREPARE_MIG_ACK to e's only outgoing
+// migration.
+func prepareAckOfOnly(t *testing.T, e *Engine) []byte {
+	t.Helper()
+	e.mu.Lock()
+	var k key
+	for kk := range e.out {
+		k = kk
+	}
+	e.mu.Unlock()
+	ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
+	b := make([]byte, ack.EncodedLen())
+	if _, err := ack.Encode(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
