@@ -262,17 +262,7 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 		e.originAction(now, o, a)
 	}
 	if step.ArmTimer {
-		at := now
-		if step.To == migstate.OriginStateTransferring {
-			// From when the state has left, not from the event: the
-			// spec's timeout waits for the network. A freeze and a state
-			// of megabytes sent under load took 61 ms after the
-			// PREPARE_MIG_ACK, so a 20 ms timer from the event had run out
-			// before the first fragment left, and each resend followed the
-			// last back to back. (The other steps send one datagram.)
-			at = max(now, e.host.Now())
-		}
-		o.timerOn, o.timerAt = true, at+step.TimerAfter
+		o.timerOn, o.timerAt = true, now+step.TimerAfter
 		e.schedule(timerEntry{at: o.timerAt, kind: timerOut, out: o})
 	}
 	if step.To.IsFinal() && !step.From.IsFinal() {
