@@ -263,7 +263,7 @@ func (s *servers) drive(ops []string, every, limit time.Duration, maxMoves uint6
 					d.err = err
 					return
 				}
-				if countFrom != nil && !counting {
+				if !counting {
 					counting, base = countFrom(), n
 				}
 				if n-base >= maxMoves {
@@ -474,10 +474,11 @@ const (
 	curlEvery = 10 * time.Millisecond
 	minMoves  = 20
 	// The lossy download asks for a move every 40 ms and stops after 30
-	// moves in its body: about 80 requests in the 3.2 s body, of which loss and the
-	// switch's policy turn down a third (at 100 ms, 32 requests made 19
-	// to 30 moves, against the 20 required; at 60 ms, one make test run
-	// in about 20 saw no move in the body's first 2 s and made 17).
+	// moves in its body: about 80 requests in the 3.2 s body, of which
+	// loss and the switch's policy turn down a third (at 100 ms, 32
+	// requests made 19 to 30 moves, against the 20 required; at 60 ms,
+	// one make test run in about 20 saw no move in the body's first 2 s
+	// and made 17).
 	lossyEvery = 40 * time.Millisecond
 	lossyMoves = 30
 )

@@ -445,9 +445,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	// would never recover the loss. It stays, and resends here first.
 	// (A failed read leaves it movable, as before.)
 	if waiting, err := c.waitingForRTO(rtoWait); err == nil && waiting {
-		h.mu.Lock()
-		h.conns[id] = c
-		h.mu.Unlock()
+		h.keep(id, c)
 		return nil, fmt.Errorf("%w: %v-%v has had bytes in flight and no ACK for %v or more: it waits for its retransmission timer", migrate.ErrNotMovable, id.Local, id.Remote, rtoWait)
 	}
 	// Muted first: a socket in repair mode still transmits (new data
@@ -472,9 +470,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 			// only ESTABLISHED sockets), or its queues kept changing
 			// under the dump: out of repair mode again and untouched, it
 			// goes on here.
-			h.mu.Lock()
-			h.conns[id] = c
-			h.mu.Unlock()
+			h.keep(id, c)
 			return nil, fmt.Errorf("%w: %w", migrate.ErrNotMovable, err)
 		}
 		// The application gave it up: reset it, as the engine's give-up
@@ -575,6 +571,13 @@ func (h *host) Untomb(id tcp.ID) {
 func (h *host) Counters() migrate.HostCounters {
 	st := h.q.FlowStats()
 	return migrate.HostCounters{Held: st.Held, HeldOverflow: st.Overflow, TombstoneDrops: st.Dropped}
+}
+
+// keep files c again after a Freeze that left it as it was.
+func (h *host) keep(id tcp.ID, c *Conn) {
+	h.mu.Lock()
+	h.conns[id] = c
+	h.mu.Unlock()
 }
 
 func (h *host) forget(c *Conn) {
