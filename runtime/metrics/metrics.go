@@ -40,6 +40,7 @@ var (
 	tombDesc        = desc("tombstone_drops_total", "Segments of connections that left, dropped silently.")
 	messagesDesc    = desc("tcpmig_unused_messages_total", "TCPMig datagrams the engine did not use, by reason.", "reason")
 	entriesDesc     = desc("directory_upkeep_total", "What this server did for the switch's directory entries and tombstones beyond migrating: conn_closed sent for finished migrated-in connections and echoed, entries pointed back here, conn_aborted sent after an abort, tombstones a conn_aborted ended.", "event")
+	comebacksDesc   = desc("migration_comebacks_total", "Outgoing migrations that ended as moved without their CONN_STATE_ACK, because the connection came back here in a later migration first.")
 	heartbeatsDesc  = desc("heartbeats_total", "HEARTBEAT_UPDATEs sent.")
 	minWorkloadDesc = desc("reported_min_workload", "The switch's minimum workload, from the last heartbeat reply.")
 	loadDesc        = desc("load", "This server's load as its heartbeats carry it, in the metric's units.", "metric")
@@ -107,7 +108,7 @@ func (s *Server) Observe(r migrate.Record) {
 // Describe implements prometheus.Collector.
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{migrationsDesc, retriesDesc, heldDesc, heldDropsDesc, replayedDesc, tombDesc,
-		messagesDesc, entriesDesc, heartbeatsDesc, minWorkloadDesc} {
+		messagesDesc, entriesDesc, comebacksDesc, heartbeatsDesc, minWorkloadDesc} {
 		ch <- d
 	}
 	if s.bal != nil {
@@ -142,6 +143,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	counter(entriesDesc, st.Reclaims, "reclaimed")
 	counter(entriesDesc, st.AbortNotices, "abort_notice_sent")
 	counter(entriesDesc, st.TombstonesEnded, "tombstone_ended")
+	counter(comebacksDesc, st.Comebacks)
 	counter(heartbeatsDesc, st.HeartbeatsOut)
 	ch <- prometheus.MustNewConstMetric(minWorkloadDesc, prometheus.GaugeValue, float64(st.MinWorkload))
 	if s.bal != nil {

@@ -162,6 +162,9 @@ type Stats struct {
 	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK
 	AbortNotices                    uint64 // conn_aborted sent to the server a reset connection had moved from
 	TombstonesEnded                 uint64 // tombstones ended early by a conn_aborted
+	// Comebacks counts outgoing migrations ended as moved without their
+	// CONN_STATE_ACK: the connection came back here in a later one first.
+	Comebacks uint64
 }
 
 // Engine runs TCPMig on one Host. Its methods are safe for concurrent use.

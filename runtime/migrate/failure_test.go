@@ -439,3 +439,70 @@ func TestRestoreCapRefuses(t *testing.T) {
 		t.Fatalf("client connection error %v, want a reset after the give-up", err)
 	}
 }
+
+// A connection comes back to a server whose own migration of it still
+// waits for its CONN_STATE_ACK (every one lost): server 0 moves it to
+// server 1, which restores it and moves it straight back. The state
+// arriving at server 0 is that ACK. Server 0's first migration must end
+// as moved, not give up: its give-up would reset the connection that
+// lives on server 0 again, and on the kernel host its frozen socket holds
+// the connection's addresses, so the second restore would fail.
+func TestComebackEndsTheWaitingMigration(t *testing.T) {
+	light := 1 // the server the switch picks: heartbeats say it is idle
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9},
+		Workload: func(k int) uint32 { return map[bool]uint32{true: 0, false: 50}[k == light] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, r: r}
+	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, 4<<20), Window: 16 << 10}}
+	r.Client.OnStep(func(sim.Time) { f.streams[0].Step() })
+	f.run(25 * time.Millisecond)
+
+	// Server 1 is on switch port 2: its CONN_STATE_ACKs never arrive.
+	dropAck, dropped := dropStage(tcpmig.StageConnStateAck, -1, nil)
+	r.In = func(p pipeline.Port, fr []byte) bool { return p == 2 && dropAck(p, fr) }
+	var first, second *migrate.Outcome
+	if err := r.Servers[0].Migrate(migratetest.ServerID(0, c), func(o migrate.Outcome) { first = &o }); err != nil {
+		t.Fatal(err)
+	}
+	id1 := migratetest.ServerID(1, c)
+	for end := r.Sim.Now() + time.Second; r.Servers[1].Apps[id1] == nil && r.Sim.Now() < end; {
+		f.run(time.Millisecond)
+	}
+	if r.Servers[1].Apps[id1] == nil || first != nil {
+		t.Fatalf("server 1 did not restore the connection with server 0's migration still waiting (outcome %v)", first)
+	}
+	light = 0
+	f.run(30 * time.Millisecond) // heartbeats make server 0 the least loaded
+	if first != nil {
+		t.Fatalf("server 0's migration ended before the comeback: %+v", *first)
+	}
+	if err := r.Servers[1].Migrate(id1, func(o migrate.Outcome) { second = &o }); err != nil {
+		t.Fatal(err)
+	}
+	for end := r.Sim.Now() + time.Second; (first == nil || second == nil) && r.Sim.Now() < end; {
+		f.run(time.Millisecond)
+	}
+	if first == nil || first.Result != migrate.ResultMoved || second == nil || second.Result != migrate.ResultMoved {
+		f.result().Dump(t.Logf)
+		t.Fatalf("outcomes %+v and %+v, want both moved", first, second)
+	}
+	if *dropped == 0 {
+		t.Fatal("no CONN_STATE_ACK of server 1 was dropped: the test lost its point")
+	}
+	if n := r.Servers[0].Engine.Stats().Comebacks; n != 1 {
+		t.Errorf("server 0 counted %d comebacks, want 1", n)
+	}
+	if r.Servers[0].Apps[migratetest.ServerID(0, c)] == nil {
+		t.Fatal("the connection is not on server 0 after coming back")
+	}
+	r.In = nil
+	f.out = second
+	f.finish(10 * time.Second)
+	f.expectIntact()
+}

@@ -260,10 +260,35 @@ func (e *Engine) discard(in *incoming) {
 	in.rec.HeldOverflow += over
 }
 
+// settleComeback ends this server's own migration of in's connection that
+// still waits for its CONN_STATE_ACK, when the connection comes back first:
+// the ACK was lost (or is late) and the server it went to has moved it on,
+// which it can only have done after restoring it. The whole state of a
+// later epoch, from the server that holds the connection now, is that ACK.
+// Left waiting, the old migration would keep the frozen copy, which on the
+// kernel host holds the connection's addresses (the restore fails with
+// EADDRNOTAVAIL), and its give-up would reset the connection that lives
+// here again. e.mu is held.
+func (e *Engine) settleComeback(now tcp.Time, in *incoming, fx *effects) {
+	o := e.outByID[in.id]
+	if o == nil || o.m.State() != migstate.OriginStateTransferring {
+		return
+	}
+	// Epochs grow by one per attempt along the connection's path (each
+	// origin draws the one after the epoch that brought the connection
+	// in): a state of an older epoch is a stray copy and proves nothing.
+	if ahead := (int(in.k.epoch) - int(o.k.epoch) + 255) % 255; ahead == 0 || ahead >= 128 {
+		return
+	}
+	e.stats.Comebacks++
+	e.originEvent(now, o, migstate.OriginEventConnStateAck, fx)
+}
+
 // restore rebuilds the connection from the state and files it in the
 // host, for the port's restorer or its listener. e.mu is held.
 func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
 	origin := netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort)
+	e.settleComeback(now, in, fx)
 	e.hostSpent = true
 	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.steps)
 	if err != nil {
