@@ -524,14 +524,14 @@ type cadence struct {
 var (
 	bypassPlan = curlPlan{rate: curlRate, minMoves: minMoves,
 		download: cadence{every: curlEvery}, upload: cadence{every: curlEvery}}
-	// Under loss a restored connection often starts with a stall: our
-	// stack's sending side restarts at the initial RTO (1 s) and cwnd. The
-	// lossy download asks for a move every 40 ms and stops after 30 moves
-	// in its body, which keeps it well under 30 s: about 80 requests in
-	// the 3.2 s body, of which loss and the switch's policy turn down a
-	// third (at 100 ms, 32 requests made 19 to 30 moves, against the 20
-	// required; at 60 ms, one make test run in about 20 saw no move in the
-	// body's first 2 s and made 17).
+	// Under loss a restored connection often starts with a stall: its
+	// congestion window and RTT estimate start afresh. The lossy download
+	// asks for a move every 40 ms and stops after 30 moves in its body,
+	// which keeps it well under 30 s: about 80 requests in the 3.2 s body,
+	// of which loss and the switch's policy turn down a third (at 100 ms,
+	// 32 requests made 19 to 30 moves, against the 20 required; at 60 ms,
+	// one make test run in about 20 saw no move in the body's first 2 s
+	// and made 17).
 	bypassLossyPlan = curlPlan{rate: curlRate, minMoves: minMoves,
 		download: cadence{every: 40 * time.Millisecond, maxMoves: 30}, upload: cadence{every: curlEvery}}
 	// The kernel servers' send buffers are 256 KiB, as capygen's stack's
