@@ -118,10 +118,11 @@ func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err e
 }
 
 // UpWith brings the topology up: namespaces, veths with offloads off,
-// addresses of kernel hosts, then the processes of hosts with a run key,
-// each in its namespace: every capyrun switch first (its ports and the
-// host table come from the links), then every capyrun serve, each waited
-// for until it prints "ready". On failure, a cancelled ctx or a panic,
+// addresses of kernel hosts, the kernel-stack servers' neighbour entries
+// for each other (introduceServers), then the processes of hosts with a
+// run key, each in its namespace: every capyrun switch first (its ports
+// and the host table come from the links), then every capyrun serve, each
+// waited for until it prints "ready". On failure, a cancelled ctx or a panic,
 // everything already created is removed and every process started is
 // stopped (by PID) before it returns.
 func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err error) {
