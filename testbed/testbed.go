@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,12 +266,7 @@ func (tb *Testbed) Namespace(host string) string {
 // warm; the testbed's are new. capygen's stack learns a peer from its
 // first frame and needs none of this.
 func (tb *Testbed) introduceServers(ctx context.Context) error {
-	type server struct {
-		host, iface string
-		addr        netip.Addr
-		mac         net.HardwareAddr
-	}
-	var servers []server
+	var servers []Interface // every addressed server interface
 	for _, h := range tb.Topology.Hosts {
 		if h.Role != RoleServer {
 			continue
@@ -283,21 +277,21 @@ func (tb *Testbed) introduceServers(ctx context.Context) error {
 		}
 		for _, i := range ifs {
 			if i.Prefix.IsValid() {
-				servers = append(servers, server{h.Name, i.Name, i.Prefix.Addr(), i.MAC})
+				servers = append(servers, i)
 			}
 		}
 	}
 	for _, s := range servers {
-		if h, _ := tb.Topology.Host(s.host); h.Stack != StackKernel {
+		if h, _ := tb.Topology.Host(s.Host); h.Stack != StackKernel {
 			continue
 		}
 		for _, peer := range servers {
-			if peer.host == s.host {
+			if peer.Host == s.Host {
 				continue
 			}
-			if err := ip(ctx, "-n", tb.Namespace(s.host), "neigh", "replace", peer.addr.String(),
-				"lladdr", peer.mac.String(), "dev", s.iface, "nud", "permanent"); err != nil {
-				return fmt.Errorf("%s's neighbour entry for %s (%s): %w", s.host, peer.host, peer.addr, err)
+			if err := ip(ctx, "-n", tb.Namespace(s.Host), "neigh", "replace", peer.Prefix.Addr().String(),
+				"lladdr", peer.MAC.String(), "dev", s.Name, "nud", "permanent"); err != nil {
+				return fmt.Errorf("%s's neighbour entry for %s (%s): %w", s.Host, peer.Host, peer.Prefix.Addr(), err)
 			}
 		}
 	}
