@@ -485,12 +485,12 @@ const (
 // client's veth and the switch's fault injector on its server ports.
 func TestMigrateCurl(t *testing.T) {
 	needNetns(t, "curl", "tcpdump")
-	t.Run("clean", func(t *testing.T) { migrateCurl(t, Migration(), bypassPlan, false) })
+	t.Run("clean", func(t *testing.T) { migrateCurl(t, Migration(), bypassPlan) })
 	t.Run("loss and duplication", func(t *testing.T) {
 		if err := CheckTools("nft"); err != nil {
 			t.Skip(err)
 		}
-		migrateCurl(t, Migration(), bypassLossyPlan, true)
+		migrateCurl(t, Migration(), bypassLossyPlan)
 	})
 }
 
@@ -499,17 +499,18 @@ func TestMigrateCurl(t *testing.T) {
 // moved through TCP_REPAIR, segments held in an NFQUEUE.
 func TestKernelMigrateCurl(t *testing.T) {
 	needNetns(t, "curl", "tcpdump", "iptables")
-	t.Run("clean", func(t *testing.T) { migrateCurl(t, Kernel(), kernelPlan, false) })
+	t.Run("clean", func(t *testing.T) { migrateCurl(t, Kernel(), kernelPlan) })
 	t.Run("loss and duplication", func(t *testing.T) {
 		if err := CheckTools("nft"); err != nil {
 			t.Skip(err)
 		}
-		migrateCurl(t, Kernel(), kernelLossyPlan, true)
+		migrateCurl(t, Kernel(), kernelLossyPlan)
 	})
 }
 
-// curlPlan is how hard migrateCurl moves the connection.
+// curlPlan is how hard migrateCurl moves the connection, and over what.
 type curlPlan struct {
+	lossy            bool          // 1% loss and duplication on every link
 	rate             string        // curl's --limit-rate
 	maxTime          time.Duration // curl's -m, per transfer (0: 50 s)
 	minMoves         int           // mid-body moves required
@@ -534,7 +535,7 @@ var (
 	// 32 requests made 19 to 30 moves, against the 20 required; at 60 ms,
 	// one make test run in about 20 saw no move in the body's first 2 s
 	// and made 17).
-	bypassLossyPlan = curlPlan{rate: curlRate, minMoves: minMoves,
+	bypassLossyPlan = curlPlan{lossy: true, rate: curlRate, minMoves: minMoves,
 		download: cadence{every: 40 * time.Millisecond, maxMoves: 30}, upload: cadence{every: curlEvery}}
 	// The kernel servers' send buffers are 256 KiB, as capygen's stack's
 	// are: a kernel connection's state is its queued bytes, and autotuned
@@ -554,21 +555,21 @@ var (
 	// issue 8's bar for the kernel path, are required. Under two busy
 	// loops one download stalled 15 s between two moves and took 21 s in
 	// all: curl gets 100 s, so that a slow run fails on what it checks.
-	kernelLossyPlan = curlPlan{rate: curlRate, maxTime: 100 * time.Second, minMoves: 10, serverArgs: []string{"-sndbuf", "262144"},
+	kernelLossyPlan = curlPlan{lossy: true, rate: curlRate, maxTime: 100 * time.Second, minMoves: 10, serverArgs: []string{"-sndbuf", "262144"},
 		download: cadence{every: 40 * time.Millisecond, maxMoves: 30}, upload: cadence{every: 40 * time.Millisecond, maxMoves: 60}}
 )
 
-func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
+func migrateCurl(t *testing.T, topo *Topology, plan curlPlan) {
 	began := time.Now()
 	opts := Options{Args: map[string][]string{RoleServer: plan.serverArgs}}
-	if lossy {
+	if plan.lossy {
 		opts.Args[RoleSwitch] = []string{"-loss", "0.01", "-dup", "0.01", "-fault-ports", "server", "-seed", "11"}
 	}
 	bed := upTopology(t, topo, opts)
 	srv := dialServers(t, bed)
 	var wire func() []segment
 	var im *impairment
-	if lossy {
+	if plan.lossy {
 		im = impair(t, bed, "client", "veth0", 1, 1)
 	} else {
 		wire = watchWire(t, bed, "client", "veth0", wireFilter(clientIP, originIP))
@@ -632,7 +633,7 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 		if paws != 0 {
 			t.Errorf("%s: the Linux client dropped %d segments by PAWS: a move set our timestamp clock back", what, paws)
 		}
-		if !lossy && rtos != 0 {
+		if !plan.lossy && rtos != 0 {
 			t.Errorf("%s: the Linux client had %d retransmission timeouts on a clean link", what, rtos)
 		}
 	}
@@ -658,7 +659,7 @@ func migrateCurl(t *testing.T, topo *Topology, plan curlPlan, lossy bool) {
 	})
 
 	r := switchReport(t, bed)
-	if lossy {
+	if plan.lossy {
 		n := im.counts(t)
 		t.Logf("faults: nftables on the client %s; the switch dropped %d frames on its server ports", n, r.FaultDrops())
 		if n.lost() == 0 || n.duplicated() == 0 || r.FaultDrops() == 0 {
