@@ -201,6 +201,9 @@ func (d *Dump) Validate() error {
 const (
 	maxWscale = 14 // TCP_MAX_WSCALE, include/net/tcp.h
 	minMSS    = 88 // TCP_MIN_MSS, include/net/tcp.h
+	// maxUserMSS is the largest MSS TCP_MAXSEG takes (MAX_TCP_WINDOW,
+	// include/net/tcp.h); TCP_REPAIR_OPTIONS sets any 16-bit one.
+	maxUserMSS = 32767
 )
 
 // reader decodes fields in order; the first failure sticks.

@@ -87,6 +87,14 @@ func newTopo(tb testing.TB) *topo {
 	return tp
 }
 
+// setMTU sets every link's MTU, both ends.
+func (tp *topo) setMTU(tb testing.TB, mtu int) {
+	tb.Helper()
+	for _, l := range []struct{ ns, dev string }{{tp.c, tp.ca}, {tp.c, tp.cb}, {tp.a, tp.a0}, {tp.b, tp.b0}} {
+		run(tb, "ip", "-n", l.ns, "link", "set", "dev", l.dev, "mtu", strconv.Itoa(mtu))
+	}
+}
+
 func (tp *topo) link(ns string) string {
 	if ns == tp.a {
 		return tp.a0

@@ -141,6 +141,7 @@ func TestRoundTrip(t *testing.T) {
 	cases := []struct {
 		name   string
 		rcvBuf int // the client's SO_RCVBUF, 0 for the default
+		mtu    int // every link's MTU, 0 for the default 1500
 		before func(t *testing.T, client, server *net.TCPConn, cs, sc *stream)
 		check  func(t *testing.T, d *Dump)
 	}{{
@@ -222,11 +223,29 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("want a send queue with both sent and unsent bytes: %v", d)
 			}
 		},
+	}, {
+		// Links with a 64 KB MTU, as loopback's: an MSS over the 32767
+		// that Linux takes as a user MSS (TCP_MAXSEG).
+		name: "jumbo_mss",
+		mtu:  65000,
+		before: func(t *testing.T, client, server *net.TCPConn, cs, sc *stream) {
+			must(t, cs.write(client, 256<<10, 500*time.Millisecond))
+			must(t, sc.write(server, 256<<10, 500*time.Millisecond))
+			time.Sleep(100 * time.Millisecond)
+		},
+		check: func(t *testing.T, d *Dump) {
+			if d.MSS <= maxUserMSS {
+				t.Errorf("want an MSS over %d: %v", maxUserMSS, d)
+			}
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := newTopo(t)
 			curTopo = tp
+			if tc.mtu != 0 {
+				tp.setMTU(t, tc.mtu)
+			}
 			client, server := tp.connect(t, tp.a, tc.rcvBuf)
 			cs, sc := &stream{dir: 1}, &stream{dir: 2}
 			tc.before(t, client, server, cs, sc)

@@ -150,9 +150,11 @@ func (r *restorer) run(local netip.AddrPort) (*net.TCPConn, error) {
 	// The repair-mode connect sizes the segments from the MSS clamp it
 	// knows then, the 536-byte default: TCP_REPAIR_OPTIONS' MSS comes
 	// later and does not resize them, and the restored socket would send
-	// 524-byte segments for good. The user MSS sets the clamp first.
+	// 524-byte segments for good. The user MSS sets the clamp first; over
+	// the 32767 it takes (a 64 KB MTU, as loopback's), segments stay at
+	// that size.
 	if d.MSS != 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_MAXSEG, int(d.MSS)); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_MAXSEG, int(min(d.MSS, maxUserMSS))); err != nil {
 			return nil, r.fail("TCP_MAXSEG", "setsockopt", err)
 		}
 	}
