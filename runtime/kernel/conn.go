@@ -132,6 +132,24 @@ func (c *Conn) waitingForRTO(quiet time.Duration) (bool, error) {
 	return info.Unacked > 0 && time.Duration(info.Last_ack_recv)*time.Millisecond >= quiet, nil
 }
 
+// queues returns the bytes in c's send queue (sent or not) and receive
+// queue (SIOCOUTQ, SIOCINQ): the sizes a dump would carry.
+func (c *Conn) queues() (send, recv int, err error) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, 0, err
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		if send, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); ierr == nil {
+			recv, ierr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		}
+	}); err != nil {
+		return 0, 0, err
+	}
+	return send, recv, ierr
+}
+
 // sockopt is one integer socket option.
 type sockopt struct{ level, opt, value int }
 

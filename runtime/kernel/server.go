@@ -454,9 +454,23 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	// socket refusing the client's ACKs for good. What it sends from here
 	// is dropped, and counts as sent in the dump: the target retransmits
 	// it.
+	// A state over the restore cap would be refused by a target with
+	// this server's configuration after travelling whole, and the
+	// origin's give-up would then reset the connection: it stays
+	// instead. (Its application stops reading from Start on, so a fast
+	// sender can fill a receive queue past the cap meanwhile.) Checked
+	// here, before any work, and on the dump, which may have grown.
+	if send, recv, err := c.queues(); err == nil && h.overCap(send, recv) {
+		h.keep(id, c)
+		return nil, h.overCapError(id, send, recv)
+	}
 	t0 := time.Now()
 	if err := c.setMark(frozenMark); err != nil {
-		return nil, fmt.Errorf("kernel: muting %v-%v (SO_MARK): %w", id.Local, id.Remote, err)
+		if errors.Is(err, net.ErrClosed) {
+			return nil, h.givenUp(c, err)
+		}
+		h.keep(id, c) // untouched
+		return nil, fmt.Errorf("%w: kernel: muting %v-%v (SO_MARK): %w", migrate.ErrNotMovable, id.Local, id.Remote, err)
 	}
 	if steps != nil {
 		steps("mute", time.Since(t0))
@@ -464,24 +478,45 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	d, err := repair.DumpConn(c.TCPConn, stepHook(steps)...)
 	dumpedAt := time.Now()
 	if err != nil {
-		c.setMark(0) //nolint:errcheck // reset below either way
-		if errors.Is(err, repair.ErrUnsupportedState) || errors.Is(err, repair.ErrQueueChanged) {
-			// Half-closed between the start and now (TCP_REPAIR moves
-			// only ESTABLISHED sockets), or its queues kept changing
-			// under the dump: out of repair mode again and untouched, it
-			// goes on here.
-			h.keep(id, c)
-			return nil, fmt.Errorf("%w: %w", migrate.ErrNotMovable, err)
+		c.setMark(0) //nolint:errcheck // a failed unmute fails its next send, which the application sees
+		if errors.Is(err, net.ErrClosed) {
+			return nil, h.givenUp(c, err)
 		}
-		// The application gave it up: reset it, as the engine's give-up
-		// will report.
-		c.Abort()
-		return nil, err
+		// Half-closed between the start and now (TCP_REPAIR moves only
+		// ESTABLISHED sockets), its queues kept changing under the dump,
+		// or a call failed: DumpFD left repair mode without a word to the
+		// client, and the socket goes on here untouched.
+		h.keep(id, c)
+		return nil, fmt.Errorf("%w: %w", migrate.ErrNotMovable, err)
+	}
+	if h.overCap(len(d.SendQueue), len(d.RecvQueue)) {
+		repair.Resume(c.TCPConn) //nolint:errcheck // a socket left in repair mode fails its next call, which the application sees
+		c.setMark(0)             //nolint:errcheck // as above
+		h.keep(id, c)
+		return nil, h.overCapError(id, len(d.SendQueue), len(d.RecvQueue))
 	}
 	// The state names the connection as the client knows it: a socket
 	// migrated in is bound to this server's own address.
 	d.Local = c.origin
 	return &frozen{c, d, dumpedAt, steps}, nil
+}
+
+// overCap reports whether queues of these sizes exceed the restore cap.
+func (h *host) overCap(send, recv int) bool {
+	max := h.cfg.Engine.MaxRestoreBuffer
+	return send > max || recv > max
+}
+
+func (h *host) overCapError(id tcp.ID, send, recv int) error {
+	return fmt.Errorf("%w: %v-%v: queues of %d (send) and %d (receive) bytes exceed the restore cap of %d (Config.Engine.MaxRestoreBuffer: raise it on every server to move such connections)",
+		migrate.ErrNotMovable, id.Local, id.Remote, send, recv, h.cfg.Engine.MaxRestoreBuffer)
+}
+
+// givenUp is Freeze's end for a connection its application closed
+// meanwhile: reset, as the engine's give-up reports.
+func (h *host) givenUp(c *Conn, err error) error {
+	c.Abort()
+	return fmt.Errorf("kernel: %v-%v was closed by its application: %w", c.id.Local, c.id.Remote, err)
 }
 
 func (f *frozen) Serialize(dst, app []byte) ([]byte, error) { return appendState(dst, f.d, app) }

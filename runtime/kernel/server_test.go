@@ -26,7 +26,11 @@ type pair struct {
 
 // newPair sets up a pair; the namespaces go with the test. It skips
 // without root or iptables (the hold rules).
-func newPair(t *testing.T) pair {
+func newPair(t *testing.T) pair { t.Helper(); return newPairWith(t, nil) }
+
+// newPairWith is newPair with edit, if not nil, applied to the server's
+// Config.
+func newPairWith(t *testing.T, edit func(*Config)) pair {
 	t.Helper()
 	netnstest.NeedRoot(t)
 	if _, err := exec.LookPath("iptables"); err != nil {
@@ -39,8 +43,12 @@ func newPair(t *testing.T) pair {
 	netnstest.Run(t, "ip", "-n", p.cliNS, "addr", "add", "10.79.0.2/24", "dev", "k1")
 	netnstest.InNS(t, p.srvNS, func() {
 		var err error
-		p.srv, err = Start(Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
-			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}})
+		cfg := Config{Addr: netip.MustParseAddr("10.79.0.1"), Queue: 9,
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.0.254"), HeartbeatPeriod: -1}}
+		if edit != nil {
+			edit(&cfg)
+		}
+		p.srv, err = Start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,5 +218,74 @@ func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatal("the client read other bytes than the server wrote")
+	}
+}
+
+// TestFreezeKeepsAConnectionOverTheRestoreCap: a connection whose queues
+// exceed the restore cap is not frozen (a target with this configuration
+// would refuse its state after it travelled whole, and the origin's
+// give-up would reset it); it stays filed here, untouched, and goes on.
+func TestFreezeKeepsAConnectionOverTheRestoreCap(t *testing.T) {
+	const limit = 32 << 10
+	p := newPairWith(t, func(c *Config) { c.Engine.MaxRestoreBuffer = limit })
+	srv, cli := p.srv, p.cli
+	defer srv.Close()
+	defer cli.Close()
+	c, err := p.ln.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// The server reads nothing yet: the client's bytes wait in its
+	// receive queue, over the cap.
+	payload := make([]byte, 256<<10)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		cli.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := cli.Write(payload)
+		wrote <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, recv, err := c.queues(); err != nil {
+			t.Fatal(err)
+		} else if recv > limit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server's receive queue never passed the cap")
+		}
+	}
+
+	_, err = srv.h.Freeze(c.ID(), nil)
+	if !errors.Is(err, migrate.ErrNotMovable) || !strings.Contains(err.Error(), "restore cap") {
+		t.Fatalf("Freeze over the restore cap = %v, want ErrNotMovable naming the restore cap", err)
+	}
+	if _, ok := srv.h.Lookup(c.ID()); !ok {
+		t.Fatal("the connection is no longer filed after the refused Freeze")
+	}
+
+	// Untouched: every byte arrives, and the server's answer too.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("server read after the refused Freeze: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the server read other bytes than the client wrote")
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	if _, err := io.WriteString(c, "done"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(cli, buf); err != nil || string(buf) != "done" {
+		t.Fatalf("client read %q, %v", buf, err)
 	}
 }
