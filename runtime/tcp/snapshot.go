@@ -387,6 +387,8 @@ func RestoreInto(dst *Conn, cfg Config, b []byte, now Time, limit int) (*Conn, e
 		d.fail(ErrSnapshotCorrupt, "receive window scale %d cannot announce a %d-byte buffer", rcvShift, rcvCap)
 	case timer > snapTimerPersist:
 		d.fail(ErrSnapshotCorrupt, "timer kind %d, want 0 (none), 1 (retransmission) or 2 (persist)", timer)
+	case timer == snapTimerNone && left != 0:
+		d.fail(ErrSnapshotCorrupt, "%v left on no timer", left)
 	case rto == 0:
 		d.fail(ErrSnapshotCorrupt, "rto 0")
 	case flags&snapTS == 0 && (tsClock != 0 || tsRecent != 0):
