@@ -112,7 +112,7 @@ var badEdits = []struct {
 		`spec/x.yaml:129:5: machines.origin: missing key initial; add it`,
 	}},
 	{"finalmove", "      - {from: accepted, on: conn_state, to: accepted,", "      - {from: accepted, on: conn_state, to: abandoned,", []string{
-		`spec/x.yaml:202:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
+		`spec/x.yaml:203:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
 	}},
 	{"negretries", "retries: 8, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
 		`spec/x.yaml:136:41: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
@@ -162,6 +162,7 @@ var badEdits = []struct {
 		`spec/x.yaml:63:3: messages: no message prepare_mig_ack; the switch installs the directory entry from it when its load flag is set (gen/SWITCH.md), so add one named prepare_mig_ack with a stage of its own`,
 		`spec/x.yaml:145:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 		`spec/x.yaml:193:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:198:43: machines.target.actions.send_abandon_notice.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"noresponse", "  - name: heartbeat_response\n", "  - name: heartbeat_reply\n", []string{
 		`spec/x.yaml:63:3: messages: no message heartbeat_response; the switch answers every heartbeat with it, carrying the minimum workload (gen/SWITCH.md), so add one named heartbeat_response with a stage of its own`,

@@ -207,7 +207,7 @@ func TestTargetRejected(t *testing.T) {
 func TestTargetAbandoned(t *testing.T) {
 	m := NewTarget()
 	m.Handle(TargetEventPrepareMig)
-	checkTargetStep(t, &m, TargetEventTimeout, stepCheck{to: "abandoned", actions: []string{"free_buffer"}, stopTimer: true})
+	checkTargetStep(t, &m, TargetEventTimeout, stepCheck{to: "abandoned", actions: []string{"free_buffer", "send_abandon_notice"}, stopTimer: true})
 	checkTargetStep(t, &m, TargetEventConnState, stepCheck{to: "abandoned", ignored: true})
 	checkTargetStep(t, &m, TargetEventPrepareMig, stepCheck{to: "abandoned", ignored: true})
 }

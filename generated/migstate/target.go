@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d98a564287755bb8
+// spec fingerprint: 1d71e5bbd5a3bf01
 
 package migstate
 
@@ -119,6 +119,8 @@ const (
 	TargetActionSendConnStateAck
 	// TargetActionFreeBuffer is free_buffer. Drop the held packets.
 	TargetActionFreeBuffer
+	// TargetActionSendAbandonNotice is send_abandon_notice. Sends a PREPARE_MIG_ACK message. Without LOAD, a few times: this target's LOAD ACKs may have installed the entry unseen by the origin, which, if it gave up preparing, hands the entry back (reclaim_entry). The switch forwards it unchanged.
+	TargetActionSendAbandonNotice
 )
 
 // String returns the spec's name for the value.
@@ -128,7 +130,7 @@ func (x TargetAction) String() string {
 
 // IsValid reports whether x is one of the machine's values.
 func (x TargetAction) IsValid() bool {
-	return x > TargetActionInvalid && x <= TargetActionFreeBuffer
+	return x > TargetActionInvalid && x <= TargetActionSendAbandonNotice
 }
 
 // Sends names the message the action sends, or "" for an action that sends none.
@@ -138,6 +140,8 @@ func (x TargetAction) Sends() string {
 		return "prepare_mig_ack"
 	case TargetActionSendConnStateAck:
 		return "conn_state_ack"
+	case TargetActionSendAbandonNotice:
+		return "prepare_mig_ack"
 	}
 	return ""
 }
@@ -150,6 +154,8 @@ func (x TargetAction) SendStage() (tcpmig.Stage, bool) {
 		return tcpmig.StagePrepareMigAck, true
 	case TargetActionSendConnStateAck:
 		return tcpmig.StageConnStateAck, true
+	case TargetActionSendAbandonNotice:
+		return tcpmig.StagePrepareMigAck, true
 	}
 	return 0, false
 }
@@ -203,7 +209,7 @@ var targetTable = machine.NewTable(machine.Spec[TargetState, TargetEvent, Target
 			After:     400 * time.Millisecond,
 			Retries:   0,
 			Exhausted: TargetStateAbandoned,
-			GiveUp:    []TargetAction{TargetActionFreeBuffer},
+			GiveUp:    []TargetAction{TargetActionFreeBuffer, TargetActionSendAbandonNotice},
 		},
 		TargetStateAccepted:  {Name: "accepted", Final: true},
 		TargetStateAbandoned: {Name: "abandoned", Final: true},
@@ -221,6 +227,7 @@ var targetTable = machine.NewTable(machine.Spec[TargetState, TargetEvent, Target
 		TargetActionReplayBuffer:      "replay_buffer",
 		TargetActionSendConnStateAck:  "send_conn_state_ack",
 		TargetActionFreeBuffer:        "free_buffer",
+		TargetActionSendAbandonNotice: "send_abandon_notice",
 	},
 	Transitions: []machine.Transition[TargetState, TargetEvent, TargetAction]{
 		{From: TargetStateIdle, On: TargetEventPrepareMig, To: TargetStateBuffering, Do: []TargetAction{TargetActionAllocateBuffer, TargetActionSendPrepareMigAck}},

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d98a564287755bb8
+// spec fingerprint: 1d71e5bbd5a3bf01
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -1089,5 +1089,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="d98a564287755bb8")
+@pkginfo(name="capybara", version="1d71e5bbd5a3bf01")
 Switch(pipe) main;

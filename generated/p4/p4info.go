@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d98a564287755bb8
+// spec fingerprint: 1d71e5bbd5a3bf01
 
 /*
 Package p4 is the P4Runtime contract of the capybara switch program: its
@@ -23,7 +23,7 @@ import (
 
 const (
 	// Fingerprint is the spec fingerprint the p4info's pkg_info.version carries.
-	Fingerprint = "d98a564287755bb8"
+	Fingerprint = "1d71e5bbd5a3bf01"
 	// Program is the p4info's pkg_info.name; Arch its architecture.
 	Program = "capybara"
 	Arch    = "tna"

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d98a564287755bb8
+// spec fingerprint: 1d71e5bbd5a3bf01
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -37,7 +37,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "d98a564287755bb8"
+const Fingerprint = "1d71e5bbd5a3bf01"
 
 const (
 	// Verify that this generated code is sufficiently up-to-date.

@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: d98a564287755bb8
+// spec fingerprint: 1d71e5bbd5a3bf01
 
 package tcpmig
 

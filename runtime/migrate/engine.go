@@ -159,7 +159,8 @@ type Stats struct {
 	HeartbeatsOut, HeartbeatReplies uint64
 	MinWorkload                     uint32 // the switch's minimum, from the last heartbeat reply
 	Releases, ReleaseAcks           uint64 // conn_closed sent for finished migrated-in connections, and echoed
-	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK
+	Reclaims                        uint64 // entries pointed back here after a late PREPARE_MIG_ACK or an abandon notice
+	AbandonNotices                  uint64 // PREPARE_MIG_ACKs without LOAD sent to the origin of an abandoned incoming migration
 	AbortNotices                    uint64 // conn_aborted sent to the server a reset connection had moved from
 	TombstonesEnded                 uint64 // tombstones ended early by a conn_aborted
 	// Comebacks counts outgoing migrations ended as moved without their

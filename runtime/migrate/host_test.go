@@ -116,6 +116,7 @@ func TestFreezeFailedKeepsConnection(t *testing.T) {
 			}
 			e.mu.Unlock()
 			ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
+			ack.Load = true // a target's acceptance
 			b := make([]byte, ack.EncodedLen())
 			if _, err := ack.Encode(b); err != nil {
 				t.Fatal(err)

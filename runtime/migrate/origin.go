@@ -220,10 +220,12 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 	t0 := e.cfg.Clock()
 	var f tcpmig.TCPMigFields
 	var err error
+	var unloaded bool // an abandoned target's notice, never an acceptance
 	switch stage {
 	case tcpmig.StagePrepareMigAck:
 		var m tcpmig.PrepareMigAck
 		err, f = m.Decode(payload), m.TCPMigFields
+		unloaded = err == nil && !m.Load
 	case tcpmig.StageRejected:
 		var m tcpmig.Rejected
 		err, f = m.Decode(payload), m.TCPMigFields
@@ -237,8 +239,18 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 	}
 	o := e.out[keyOf(&f)]
 	ev, ok := migstate.OriginEventForStage(stage)
+	if o == nil && stage == tcpmig.StagePrepareMigAck {
+		e.reclaimStale(now, src, keyOf(&f))
+		return
+	}
 	if o == nil || !ok {
 		e.stats.Unexpected++
+		return
+	}
+	if unloaded && o.m.State() == migstate.OriginStatePreparing {
+		// A target's acceptance carries LOAD; a notice is sent when a
+		// hold that outlasts this state ends, so it is no answer here.
+		e.stats.Ignored++
 		return
 	}
 	if ev == migstate.OriginEventPrepareMigAck {
@@ -385,8 +397,10 @@ const tombstoneMargin = 100 * time.Millisecond
 // connection's original server, conn_closed clears it (the client's
 // address for it is this server's, so no entry is the right state); a
 // server that holds a connection migrated in cannot tell where the entry
-// points and leaves it. If the connection is gone, conn_closed clears the
-// entry.
+// points and leaves it: the target's abandon notices, PREPARE_MIG_ACKs
+// without LOAD, later name the server to reclaim it from. If the connection
+// is gone, conn_closed clears the entry, sent until the switch echoes it;
+// but not if it left in a later migration, whose target the entry names.
 func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 	_, known := e.host.Lookup(o.id)
 	here := o.frozen == nil && known
@@ -395,15 +409,58 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 		m := &e.msg.prepareAck
 		*m = tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
 		m.Load = true
-		e.send(o.ackBy, m) //nolint:errcheck // a later ACK reclaims again
+		e.send(o.ackBy, m) //nolint:errcheck // each abandon notice reclaims again
 		e.watchHosted(now, o.id, o.k)
 		e.stats.Reclaims++
 	case here && netip.AddrFrom4(o.k.originIP) != e.self:
 		// A connection migrated in: its entry is not ours to clear.
+	case e.leftLater(o):
 	default:
-		e.sendRelease(o.k.conn())
-		e.stats.Releases++
+		e.releaseEntry(now, o.id, o.k)
 	}
+}
+
+// reclaimStale answers a PREPARE_MIG_ACK of a migration this server no
+// longer has (forgotten after its grace, or never started: a PREPARE's
+// duplicate that the network kept, which the switch took for a
+// re-migration). If the connection is here and not moving, the entry must
+// name this server: a LOAD ACK to the sender hands it back if the sender
+// holds it (otherwise the switch refuses it), and the connection's end
+// releases it. e.mu is held.
+func (e *Engine) reclaimStale(now tcp.Time, src netip.Addr, k key) {
+	id := k.idAt(e.self)
+	if cur := e.outByID[id]; !e.known(id) || cur != nil && !cur.m.State().IsFinal() {
+		e.stats.Unexpected++
+		return
+	}
+	m := &e.msg.prepareAck
+	*m = tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
+	m.Load = true
+	e.send(src, m) //nolint:errcheck // a later notice reclaims again
+	if _, ok := e.hosted[id]; !ok {
+		e.watchHosted(now, id, k)
+	}
+	e.stats.Reclaims++
+}
+
+// leftLater reports whether o's connection left here in a later migration
+// than o. e.mu is held.
+func (e *Engine) leftLater(o *outgoing) bool {
+	if later := e.outByID[o.id]; later != nil && later != o {
+		return true
+	}
+	_, gone := e.tombs[o.id]
+	return gone
+}
+
+// releaseEntry sends conn_closed for k until the switch echoes it, as a
+// finished migrated-in connection's (checkHosted). e.mu is held.
+func (e *Engine) releaseEntry(now tcp.Time, id tcp.ID, k key) {
+	if _, ok := e.hosted[id]; ok {
+		return // already watched: its end releases the entry
+	}
+	e.hosted[id] = hosted{k: k.conn(), closing: true, next: now}
+	e.checkHosted(now, id)
 }
 
 // freeze takes the connection out of the host (it sends nothing from now

@@ -244,8 +244,31 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 		in.rec.mark(PhaseStateAckSent, e.cfg.Clock())
 	case migstate.TargetActionFreeBuffer:
 		e.discard(in)
+	case migstate.TargetActionSendAbandonNotice:
+		e.sendAbandonNotice(in)
+		for i := 1; i < abandonNotices; i++ {
+			e.schedule(timerEntry{at: now + tcp.Time(i)*abandonNoticeEvery, kind: timerAbandonNotice, in: in})
+		}
 	}
 	return nil
+}
+
+// abandonNotices is how many abandon notices go out, abandonNoticeEvery
+// apart: each that arrives makes an origin that gave up reclaim the entry
+// once more, so losing some of them, or some reclaims, costs nothing.
+const (
+	abandonNotices     = 3
+	abandonNoticeEvery = 20 * time.Millisecond
+)
+
+// sendAbandonNotice sends in's origin a PREPARE_MIG_ACK without LOAD. e.mu
+// is held.
+func (e *Engine) sendAbandonNotice(in *incoming) {
+	m := &e.msg.prepareAck
+	*m = tcpmig.PrepareMigAck{TCPMigFields: in.k.fields()} // Load false: the switch forwards it
+	if e.send(in.from, m) == nil {
+		e.stats.AbandonNotices++
+	}
 }
 
 // discard drops the segments in's hold kept, if it owns the hold. e.mu is

@@ -20,7 +20,8 @@ const (
 	timerTomb
 	timerRefused
 	timerHosted
-	timerNotice // a conn_aborted to send again
+	timerNotice        // a conn_aborted to send again
+	timerAbandonNotice // an abandoned target's notice to send again
 )
 
 type timerEntry struct {
@@ -55,6 +56,8 @@ func (e *Engine) live(t timerEntry) bool {
 		return ok && h.next == t.at
 	case timerNotice:
 		return true
+	case timerAbandonNotice:
+		return e.in[t.in.k] == t.in
 	}
 	return false
 }
@@ -114,6 +117,8 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 			e.checkHosted(now, t.id)
 		case timerNotice:
 			e.sendAbortNotice(t.k)
+		case timerAbandonNotice:
+			e.sendAbandonNotice(t.in)
 		}
 	}
 }
