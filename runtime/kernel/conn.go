@@ -183,8 +183,9 @@ type Listener struct {
 	once     sync.Once
 	wg       sync.WaitGroup
 
-	mu  sync.Mutex
-	err error
+	mu     sync.Mutex
+	err    error
+	closed bool // Close began: offer refuses
 }
 
 // Listen listens on port, on every address of the namespace.
@@ -220,8 +221,20 @@ func (s *Server) Listen(port uint16) (*Listener, error) {
 
 func (l *Listener) acceptNative() {
 	defer l.wg.Done()
+	var backoff time.Duration
 	for {
 		tc, err := l.ln.AcceptTCP()
+		if err != nil && !errors.Is(err, net.ErrClosed) && backoff < maxAcceptBackoff {
+			// Out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS,
+			// ECONNABORTED...): wait and accept again, as net/http does,
+			// rather than close the port to new and migrated connections.
+			backoff = max(2*backoff, 5*time.Millisecond)
+			select {
+			case <-l.done:
+			case <-time.After(backoff):
+			}
+			continue
+		}
 		if err != nil {
 			l.mu.Lock()
 			if l.err == nil {
@@ -231,6 +244,7 @@ func (l *Listener) acceptNative() {
 			l.Close()
 			return
 		}
+		backoff = 0
 		local, _ := netip.ParseAddrPort(tc.LocalAddr().String())
 		remote, _ := netip.ParseAddrPort(tc.RemoteAddr().String())
 		local, remote = netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
@@ -247,13 +261,19 @@ func (l *Listener) acceptNative() {
 	}
 }
 
+// maxAcceptBackoff bounds the waits between accepts that fail: an error
+// that lasts through one that long (about 10 s in all) closes the
+// listener, and AcceptConn returns it.
+const maxAcceptBackoff = 5 * time.Second
+
 // offer queues a connection migrated in; false if the backlog is full or
-// the listener closed.
+// the listener closed. Under l.mu, so that Close, which takes it too,
+// either sees the connection in the queue and resets it, or is seen.
 func (l *Listener) offer(c *Conn, _ []byte) bool {
-	select {
-	case <-l.done:
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
 		return false
-	default:
 	}
 	select {
 	case l.migrated <- c:
@@ -304,6 +324,9 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // reset.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
 		close(l.done)
 		l.ln.Close()
 		l.h.mu.Lock()

@@ -74,7 +74,9 @@ func (p *prober) sendLocked(pr *keepAlive) {
 	if err != nil {
 		return
 	}
-	unix.Sendto(p.fd, pkt, 0, &unix.SockaddrInet4{Addr: pr.remote.Addr().As4()}) //nolint:errcheck // see above
+	// Without waiting: the engine's lock may be held (Frozen.Abort), and a
+	// full socket buffer must not stall it.
+	unix.Sendto(p.fd, pkt, unix.MSG_DONTWAIT, &unix.SockaddrInet4{Addr: pr.remote.Addr().As4()}) //nolint:errcheck // see above
 }
 
 func (p *prober) close() {

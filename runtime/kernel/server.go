@@ -123,12 +123,17 @@ func Start(cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	undo = append(undo, func() { netns.Close() }, func() { h.rules(false) }) //nolint:errcheck // undoing
+	undo = append(undo, func() { netns.Close() })
 	if err := h.rules(true); err != nil {
-		return fail(err)
+		return fail(err) // rules took back its own part
 	}
+	undo = append(undo, func() { h.rules(false) }) //nolint:errcheck // undoing
 	if h.q, err = hold.OpenFlows(cfg.Queue, hf, h.decide); err != nil {
-		return fail(fmt.Errorf("kernel: %w (the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE)", err))
+		hint := "the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE, and the process CAP_NET_ADMIN"
+		if errors.Is(err, unix.EPERM) {
+			hint = fmt.Sprintf("queue %d is bound by another program in this namespace (give each server its own Config.Queue), or the process lacks CAP_NET_ADMIN", cfg.Queue)
+		}
+		return fail(fmt.Errorf("kernel: %w (%s)", err, hint))
 	}
 	undo = append(undo, func() { h.q.Close() })
 	if h.udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Addr, tcpmig.UDPPort))); err != nil {
@@ -236,7 +241,7 @@ func (h *host) rules(add bool) error {
 		return fmt.Errorf("kernel: the hold rules need %q: %w (apt-get install iptables)", h.cfg.Iptables, err)
 	}
 	queue := []string{"-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"}
-	for _, args := range [][]string{
+	for i, args := range [][]string{
 		{"-N", chain},
 		// A socket being restored is transparent until whole (see
 		// repair.WithTransparentRestore): its flow's segments wait.
@@ -246,11 +251,35 @@ func (h *host) rules(add bool) error {
 		append([]string{"-I"}, jump...),
 		append([]string{"-I"}, mute...),
 	} {
-		if err := h.iptables(args...); err != nil {
-			return err
+		err := h.iptables(args...)
+		if err == nil {
+			continue
 		}
+		// Take back only what this call added: the same rules of another
+		// server (the mute rule is the same text for every server, and
+		// the chain the same for one queue) are not ours.
+		if i > 4 {
+			h.iptables(append([]string{"-D"}, jump...)...) //nolint:errcheck // undoing
+		}
+		if i > 0 {
+			h.iptables("-F", chain) //nolint:errcheck // undoing
+			h.iptables("-X", chain) //nolint:errcheck // undoing
+		} else if h.chainExists(chain) {
+			return fmt.Errorf("kernel: the chain %s exists already: another server uses Config.Queue %d in this network namespace (give each its own), or an earlier one left its rules (iptables -F %s; iptables -X %s): %w",
+				chain, h.cfg.Queue, chain, chain, err)
+		}
+		return err
 	}
 	return nil
+}
+
+// chainExists reports whether the iptables chain exists in the server's
+// namespace.
+func (h *host) chainExists(chain string) bool {
+	_, err := inNetns(h.netns, func() ([]byte, error) {
+		return exec.Command(h.cfg.Iptables, "-w", "-S", chain).CombinedOutput()
+	})
+	return err == nil
 }
 
 func (h *host) iptables(args ...string) error {
@@ -545,7 +574,7 @@ func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrP
 		return nil, nil, err
 	}
 	if d.Local != origin || d.Remote != self.Remote {
-		return nil, nil, fmt.Errorf("the state is of %v-%v", d.Local, d.Remote)
+		return nil, nil, fmt.Errorf("%w: the state is of %v-%v, and the TCPMig header names %v-%v", ErrState, d.Local, d.Remote, origin, self.Remote)
 	}
 	if len(d.SendQueue) > maxBuffer || len(d.RecvQueue) > maxBuffer {
 		return nil, nil, fmt.Errorf("queues of %d and %d bytes exceed the restore cap of %d (Config.MaxRestoreBuffer)", len(d.SendQueue), len(d.RecvQueue), maxBuffer)
@@ -557,6 +586,9 @@ func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrP
 		return nil, nil, fmt.Errorf("%w: no kernel listener on port %d (Server.Listen)", migrate.ErrNoRestorer, self.Local.Port())
 	}
 	tc, err := repair.Restore(d, self.Local, append(stepHook(steps), repair.WithTransparentRestore())...)
+	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
+		return nil, nil, fmt.Errorf("%w (a socket of %v-%v is still here: a frozen copy waiting for its CONN_STATE_ACK, or one in TIME-WAIT)", err, self.Local, self.Remote)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

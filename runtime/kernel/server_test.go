@@ -289,3 +289,48 @@ func TestFreezeKeepsAConnectionOverTheRestoreCap(t *testing.T) {
 		t.Fatalf("client read %q, %v", buf, err)
 	}
 }
+
+// TestStartLeavesAnotherServersRules: a second server started with the
+// first one's queue in the same namespace fails, says why, and takes back
+// none of the first one's rules (the hold chain, its jump and the mute
+// rule) on its way out.
+func TestStartLeavesAnotherServersRules(t *testing.T) {
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules)")
+	}
+	ns := netnstest.NewNS(t, "capyk-r-"+netnstest.Tag())
+	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.2.1/32", "dev", "lo")
+	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.2.2/32", "dev", "lo")
+	cfg := func(addr string) Config {
+		return Config{Addr: netip.MustParseAddr(addr), Queue: 12,
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.2.254"), HeartbeatPeriod: -1}}
+	}
+	rules := func() string { return netnstest.Run(t, "ip", "netns", "exec", ns, "iptables", "-S") }
+	netnstest.InNS(t, ns, func() {
+		first, err := Start(cfg("10.79.2.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close()
+		before := rules()
+		second, err := Start(cfg("10.79.2.2"))
+		if err == nil {
+			second.Close()
+			t.Fatal("a second server with the same queue started")
+		}
+		if !strings.Contains(err.Error(), "exists already") || !strings.Contains(err.Error(), "Config.Queue 12") {
+			t.Errorf("Start of the second server: %v, want it to name the chain that exists and the queue", err)
+		}
+		if after := rules(); after != before {
+			t.Fatalf("the failed Start changed the first server's rules:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if err := first.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left := rules(); strings.Contains(left, "CAPYGEN") || strings.Contains(left, "mark") {
+			t.Errorf("rules left after Close:\n%s", left)
+		}
+	})
+}
