@@ -383,7 +383,11 @@ func (e *Engine) attach(h Host) error {
 }
 
 // Close detaches the engine from its stack. Migrations in flight are
-// abandoned; their sessions see ErrClosed.
+// abandoned; their sessions see ErrClosed. One not yet frozen stayed; a
+// frozen one cannot go on here (the switch steers its client to the
+// target), and whether its state arrived is unknown: its copy here is
+// dropped without a reset, which would end the connection at a target
+// that has it, and it ends aborted.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -391,16 +395,24 @@ func (e *Engine) Close() error {
 		return ErrClosed
 	}
 	e.closed = true
-	var wake []*outgoing
+	var wake []Outcome
+	var woken []*outgoing
 	for _, o := range e.out {
-		if !o.m.State().IsFinal() {
-			wake = append(wake, o)
+		if o.m.State().IsFinal() {
+			continue
 		}
+		out := Outcome{Result: ResultStayed, Err: ErrClosed}
+		if o.frozen != nil {
+			o.frozen.Release()
+			o.frozen = nil
+			out = Outcome{Result: ResultAborted, Err: fmt.Errorf("%w while the state of %v was in flight: its copy here is dropped", ErrClosed, o.k)}
+		}
+		wake, woken = append(wake, out), append(woken, o)
 	}
 	e.mu.Unlock()
 	e.host.Detach()
-	for _, o := range wake {
-		o.finish(Outcome{Result: ResultStayed, Err: ErrClosed})
+	for i, o := range woken {
+		o.finish(wake[i])
 	}
 	return nil
 }

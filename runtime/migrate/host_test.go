@@ -20,6 +20,8 @@ type fakeHost struct {
 	postLater bool     // Post keeps fn in posted, as a busy event loop would
 	posted    []func() // run by the test
 	gone      bool     // Lookup no longer finds the connection
+	freezes   bool     // Freeze succeeds (with freezeErr nil)
+	frozen    *fakeFrozen
 }
 
 type sentMsg struct {
@@ -71,8 +73,22 @@ func (h *fakeHost) Lookup(id tcp.ID) (ConnInfo, bool) {
 }
 
 func (h *fakeHost) Freeze(tcp.ID, func(string, time.Duration)) (Frozen, error) {
-	return nil, h.freezeErr
+	if h.freezeErr != nil || !h.freezes {
+		return nil, h.freezeErr
+	}
+	h.frozen = &fakeFrozen{}
+	return h.frozen, nil
 }
+
+// fakeFrozen is a frozen connection whose state is a few bytes, and which
+// records how it ended.
+type fakeFrozen struct{ released, aborted bool }
+
+func (f *fakeFrozen) Serialize(dst, app []byte) ([]byte, error) {
+	return append(append(dst, "state"...), app...), nil
+}
+func (f *fakeFrozen) Release()            { f.released = true }
+func (f *fakeFrozen) Abort(time.Duration) { f.aborted = true }
 
 func (h *fakeHost) Restore(tcp.Time, []byte, tcp.ID, netip.AddrPort, int, func(string, time.Duration)) ([]byte, func(), error) {
 	return nil, nil, errors.New("fakeHost restores nothing")
@@ -215,5 +231,49 @@ func TestStartRefusalsAreCounted(t *testing.T) {
 	}
 	if st := e.Stats(); st.NotStarted != 2 || st.Started != 1 {
 		t.Fatalf("NotStarted %d, Started %d; want 2 and 1", st.NotStarted, st.Started)
+	}
+}
+
+// TestCloseDuringTransferDropsTheFrozenCopy: an engine closed with a
+// connection frozen and its state in flight cannot let it go on here (the
+// switch steers its client to the target), nor reset it (the target may
+// serve it now): the copy is released, and the migration ends aborted,
+// not stayed, so that its application stops serving it.
+func TestCloseDuringTransferDropsTheFrozenCopy(t *testing.T) {
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+	target := netip.MustParseAddr("10.0.0.2")
+	h := &fakeHost{now: time.Second, conn: id, freezes: true}
+	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out *Outcome
+	if err := e.Start(id, nil, func(o Outcome) { out = &o }); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	var k key
+	for kk := range e.out {
+		k = kk
+	}
+	e.mu.Unlock()
+	ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
+	ack.Load = true
+	b := make([]byte, ack.EncodedLen())
+	if _, err := ack.Encode(b); err != nil {
+		t.Fatal(err)
+	}
+	e.Datagram(target, b)
+	if h.frozen == nil || out != nil {
+		t.Fatalf("after the ACK: frozen %v, outcome %v; want frozen and in flight", h.frozen, out)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out == nil || out.Result != ResultAborted || !errors.Is(out.Err, ErrClosed) {
+		t.Fatalf("outcome %+v, want aborted with ErrClosed", out)
+	}
+	if !h.frozen.released || h.frozen.aborted {
+		t.Errorf("frozen copy released %v, aborted %v; want released only", h.frozen.released, h.frozen.aborted)
 	}
 }

@@ -24,6 +24,9 @@ const (
 	ResultStayed
 	// ResultAborted: the state was lost in flight; the connection was
 	// reset (RST) so the client never hangs and never hears two servers.
+	// (Or the engine closed with the state in flight: this server's copy
+	// was dropped silently, see Engine.Close.) Either way it is not
+	// served here any more.
 	ResultAborted
 )
 
