@@ -277,3 +277,31 @@ func TestCloseDuringTransferDropsTheFrozenCopy(t *testing.T) {
 		t.Errorf("frozen copy released %v, aborted %v; want released only", h.frozen.released, h.frozen.aborted)
 	}
 }
+
+// TestEpochsOfEndedConnectionsGo: a connection whose migration stayed
+// keeps its epoch after the machine is forgotten, and nothing tells the
+// engine when it ends here; Start's sweep forgets those of connections
+// that ended, so the map does not grow with every connection that ever
+// tried to move.
+func TestEpochsOfEndedConnectionsGo(t *testing.T) {
+	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+	h := &fakeHost{now: time.Second, conn: id}
+	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	for i := range 1000 { // ended here: the host no longer has them
+		e.epochs[tcp.ID{Local: id.Local, Remote: netip.AddrPortFrom(id.Remote.Addr(), uint16(1000+i))}] = 7
+	}
+	e.mu.Unlock()
+	for range 1000 {
+		e.Start(id, nil, func(Outcome) {}) //nolint:errcheck // busy after the first: the sweep runs either way
+	}
+	e.mu.Lock()
+	left, live := len(e.epochs), e.epochs[id] != 0
+	e.mu.Unlock()
+	if left != 1 || !live {
+		t.Fatalf("%d epochs left (the live connection's kept: %v), want only the live connection's", left, live)
+	}
+}

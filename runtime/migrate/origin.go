@@ -114,6 +114,7 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		e.mu.Unlock()
 		return err
 	}
+	e.sweepEpochs()
 	c, ok := e.host.Lookup(id)
 	if !ok {
 		return refuse(fmt.Errorf("%w: %v-%v is not a connection of this server", ErrNoConn, id.Local, id.Remote))
@@ -420,6 +421,31 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 	case e.leftLater(o):
 	default:
 		e.releaseEntry(now, o.id, o.k)
+	}
+}
+
+// epochSweep is how many remembered epochs each Start checks. A
+// connection whose migration stayed keeps its epoch after the machine is
+// forgotten (its next migration follows on from it), and nothing tells the
+// engine when such a connection ends here. Checking a few at random per
+// Start bounds the dead ones to about a quarter of the map, with no pause:
+// each Start adds at most one.
+const epochSweep = 4
+
+// sweepEpochs forgets the epochs of up to epochSweep connections, picked by
+// the map's random iteration start, that ended here. e.mu is held.
+func (e *Engine) sweepEpochs() {
+	n := 0
+	for id := range e.epochs {
+		if n++; n > epochSweep {
+			return
+		}
+		if _, hosted := e.hosted[id]; hosted || e.outByID[id] != nil {
+			continue // their own ends forget them
+		}
+		if !e.known(id) {
+			delete(e.epochs, id)
+		}
 	}
 }
 
