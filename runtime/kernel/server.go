@@ -147,6 +147,7 @@ func Start(cfg Config) (*Server, error) {
 	if err := udpBuffers(h.udp, udpBuffer); err != nil {
 		return fail(err)
 	}
+	h.pace = newPacer(h.udp, h.done)
 	if h.probes, err = newProber(); err != nil {
 		return fail(err)
 	}
@@ -209,7 +210,11 @@ type host struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	burst int // datagrams sent in the current Burst, plus one; the engine's lock guards it
+	// The engine's lock guards burst, tail and tailDst.
+	burst   int        // datagrams sent in the current Burst, plus one
+	tail    *tail      // the current Burst's datagrams after its first paceEvery
+	tailDst netip.Addr // where they go
+	pace    *pacer
 
 	mu        sync.Mutex
 	conns     map[tcp.ID]*Conn
@@ -315,19 +320,22 @@ func flowOf(id tcp.ID) hold.Flow { return hold.Flow{Src: id.Remote, Dst: id.Loca
 func (h *host) Addr() netip.Addr { return h.cfg.Addr }
 func (h *host) Now() tcp.Time    { return tcp.Time(migrate.Monotonic()) }
 
-// A kernel state's thousands of fragments, written back to back, overflow
-// the software switch's AF_XDP rings, and a state with one fragment lost
-// waits for a resend that loses others. Inside a burst (a state's
-// fragments) every paceEvery-th datagram waits pacePause.
-const (
-	paceEvery = 128
-	pacePause = 200 * time.Microsecond
-)
-
+// Burst runs fn, whose datagrams after the first paceEvery go to the
+// pacer (pacer.go).
 func (h *host) Burst(fn func()) {
 	h.burst = 1
 	fn()
+	h.flushTail()
 	h.burst = 0
+}
+
+// flushTail hands the burst's tail, if any, to the pacer. The engine's lock
+// is held.
+func (h *host) flushTail() {
+	if h.tail != nil {
+		h.pace.queue(h.tailDst, h.tail)
+		h.tail = nil
+	}
 }
 
 // Post runs fn at once: the kernel host has no event loop of its own to
@@ -347,8 +355,12 @@ func (h *host) Attach(e *migrate.Engine) error {
 	if err := <-ready; err != nil {
 		return err
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.clock(e)
+	go func() {
+		defer h.wg.Done()
+		h.pace.run()
+	}()
 	return nil
 }
 
@@ -424,10 +436,17 @@ func (h *host) clock(e *migrate.Engine) {
 
 func (h *host) SendUDP(dst netip.Addr, payload []byte) error {
 	if h.burst > 0 {
-		if h.burst%paceEvery == 0 {
-			time.Sleep(pacePause)
-		}
 		h.burst++
+		if h.burst > paceEvery+1 {
+			if h.tail != nil && h.tailDst != dst {
+				h.flushTail()
+			}
+			if h.tail == nil {
+				h.tail, h.tailDst = &tail{}, dst
+			}
+			h.tail.add(payload)
+			return nil
+		}
 	}
 	_, err := h.udp.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, tcpmig.UDPPort))
 	return err

@@ -334,3 +334,50 @@ func TestStartLeavesAnotherServersRules(t *testing.T) {
 		}
 	})
 }
+
+// TestBurstPacesItsTailWithoutTheCaller: a state's burst sends its first
+// paceEvery datagrams at once and leaves the rest to the pacer, which
+// paces them without the engine's lock (the caller of Burst holds it);
+// every datagram arrives, once, in order.
+func TestBurstPacesItsTailWithoutTheCaller(t *testing.T) {
+	p := newPair(t)
+	defer p.srv.Close()
+	defer p.cli.Close()
+	var rx *net.UDPConn
+	netnstest.InNS(t, p.cliNS, func() {
+		var err error
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.79.0.2"), Port: 7071}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer rx.Close()
+	rx.SetReadBuffer(8 << 20) //nolint:errcheck // the default may do
+
+	const n = 3*paceEvery + 17
+	dst := netip.MustParseAddr("10.79.0.2")
+	queued := -1
+	p.srv.h.Burst(func() {
+		for i := range n {
+			payload := bytes.Repeat([]byte{byte(i)}, 1000)
+			payload[0], payload[1] = byte(i>>8), byte(i)
+			if err := p.srv.h.SendUDP(dst, payload); err != nil {
+				t.Errorf("datagram %d: %v", i, err)
+			}
+		}
+		queued = len(p.srv.h.tail.ends)
+	})
+	if queued != n-paceEvery {
+		t.Fatalf("%d datagrams left for the pacer, want %d", queued, n-paceEvery)
+	}
+	buf := make([]byte, 2000)
+	for i := range n {
+		rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := rx.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", i, err)
+		}
+		if got := int(buf[0])<<8 | int(buf[1]); m != 1000 || got != i {
+			t.Fatalf("datagram %d: %d bytes, numbered %d", i, m, got)
+		}
+	}
+}
