@@ -506,3 +506,30 @@ func TestComebackEndsTheWaitingMigration(t *testing.T) {
 	f.finish(10 * time.Second)
 	f.expectIntact()
 }
+
+// TestAppStateRefusedStays: an application whose state cannot be taken at
+// the freeze (its state function fails) keeps its connection: nothing is
+// frozen yet, so the migration ends stayed, with ErrAppState, the switch's
+// entry goes back, and the client never sees a reset.
+func TestAppStateRefusedStays(t *testing.T) {
+	f := newFixture(t, migrate.Config{}, 4<<20)
+	srv := f.r.Servers[0]
+	id := migratetest.ServerID(0, f.streams[0].Conn)
+	a := srv.Apps[id]
+	refused := errors.New("the task cannot say where it is")
+	if err := srv.Engine.Start(id, func() ([]byte, error) { return nil, refused }, func(out migrate.Outcome) { f.out = &out }); err != nil {
+		t.Fatal(err)
+	}
+	for end := f.r.Sim.Now() + time.Second; f.out == nil && f.r.Sim.Now() < end; {
+		f.run(time.Millisecond)
+	}
+	f.expect(migrate.ResultStayed)
+	if !errors.Is(f.out.Err, migrate.ErrAppState) || !strings.Contains(f.out.Err.Error(), refused.Error()) {
+		t.Fatalf("outcome error %v, want ErrAppState with the application's reason", f.out.Err)
+	}
+	if srv.Apps[id] != a {
+		t.Fatal("the application lost its connection")
+	}
+	f.finish(10 * time.Second)
+	f.expectIntact()
+}

@@ -69,7 +69,10 @@ type outgoing struct {
 	sends  int   // CONN_STATE sends so far
 	lost   error // the freeze could not take the state
 	kept   bool  // the freeze found the connection not movable, and left it alone
-	result Result
+	// stayErr says why, for the outcome: the host's ErrNotMovable, or the
+	// application's state that could not be taken.
+	stayErr error
+	result  Result
 
 	timerOn  bool
 	timerAt  tcp.Time
@@ -296,6 +299,9 @@ func (e *Engine) originEvent(now tcp.Time, o *outgoing, ev migstate.OriginEvent,
 		o.rec.Result = o.result.String()
 		o.rec.Peer = o.target
 		out := Outcome{Result: o.result, Target: o.target, Err: o.lost, Record: o.rec}
+		if out.Err == nil && o.result == ResultStayed {
+			out.Err = o.stayErr
+		}
 		if o.result != ResultMoved && out.Err == nil {
 			out.Err = endReason(o, step)
 		}
@@ -499,7 +505,11 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	if o.app != nil {
 		s, err := o.app()
 		if err != nil {
-			o.lost = fmt.Errorf("%w: %v: %v", ErrAppState, o.k, err)
+			// Nothing is frozen yet: the connection stays, untouched,
+			// rather than be reset for a state that cannot travel.
+			o.kept = true
+			o.stayErr = fmt.Errorf("%w: %v: %v", ErrAppState, o.k, err)
+			return
 		}
 		state = s
 	}
@@ -508,7 +518,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 	if err != nil {
 		if errors.Is(err, ErrNotMovable) {
 			o.kept = true
-			o.rec.Err = err.Error()
+			o.stayErr = err
 			return
 		}
 		o.lost = fmt.Errorf("migrate: %v: freezing: %w", o.k, err)
