@@ -451,6 +451,14 @@ func (hc *httpConn) dispatch(req *http.Request) error {
 	if req.ProtoMajor != 1 {
 		return hc.fail(http.StatusHTTPVersionNotSupported, fmt.Sprintf("protocol %s: this server speaks HTTP/1.0 and HTTP/1.1", req.Proto))
 	}
+	if req.ProtoMinor > 1 {
+		// HTTP/1.x beyond 1.1 is served as 1.1 (RFC 9110, 2.5), which is
+		// also what a migrated request's state can say.
+		req.Proto, req.ProtoMinor = "HTTP/1.1", 1
+	}
+	if req.ContentLength > maxBodyLen {
+		return hc.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("Content-Length %d: at most %d", req.ContentLength, int64(maxBodyLen)))
+	}
 	req.RemoteAddr = hc.conn.RemoteAddr().String()
 	body := bodyState{}
 	switch {

@@ -303,6 +303,10 @@ func TestResponseWriterFraming(t *testing.T) {
 		{name: "short body closes", req: "GET /short HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, length: 10, close: true, truncated: true},
 		{name: "bad request", req: "BOGUS\r\n\r\n", status: 400, length: -2, close: true},
 		{name: "HTTP/2 refused", req: "GET / HTTP/2.0\r\n\r\n", status: 505, length: -2, close: true},
+		// Served as 1.1, which is what a migrated request's state can say.
+		{name: "HTTP/1.2 served as 1.1", req: "GET /ping HTTP/1.2\r\nHost: a\r\n\r\n", status: 200, length: 5, body: "pong\n"},
+		// Beyond what a migrated body's state can say.
+		{name: "Content-Length over 2^62 refused", req: "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000000000000000\r\n\r\n", status: 413, length: -2, close: true},
 		{name: "unknown expectation", req: "POST /upload HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx", status: 417, length: -2, close: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

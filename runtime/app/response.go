@@ -262,6 +262,9 @@ func (w *response) commit(final bool) {
 
 // Flush sends the header and what the body has so far.
 func (w *response) Flush() {
+	if w.handlerDone {
+		return // bw may serve another connection by now, as Write says
+	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -269,3 +269,24 @@ func FuzzEchoState(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTP12RequestMoves: an HTTP/1.2 request, which Go's ReadRequest
+// takes and the server answers as 1.1, moves mid-response: its state says
+// 1.1, which a target restores (it refused 1.2 and reset the connection).
+func TestHTTP12RequestMoves(t *testing.T) {
+	srv := testServer()
+	f := &fakeConn{in: []byte("GET /bytes?n=300000 HTTP/1.2\r\nHost: a\r\n\r\n"), out: &bytes.Buffer{}, chunk: 3000}
+	f.move = func(q int) bool { return q == 3 }
+	hc, err := newHTTPConn(srv, srv.routes(), f, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.state = hc.state
+	hc.serve()
+	if !f.moved {
+		t.Fatal("the connection never reached its fourth quiescent point")
+	}
+	if _, err := newHTTPConn(srv, srv.routes(), &fakeConn{out: &bytes.Buffer{}}, f.saved, true); err != nil {
+		t.Fatalf("restoring the moved HTTP/1.2 request: %v", err)
+	}
+}
