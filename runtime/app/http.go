@@ -259,7 +259,7 @@ func (hc *httpConn) serve() {
 		return // it lives on at the target: nothing to close here
 	case err == nil, errors.Is(err, errClose):
 	default:
-		if !quietErr(err) {
+		if !quietErr(err) && !shutdown(err) {
 			hc.srv.logf("app: http connection %v: %v", hc.conn.RemoteAddr(), err)
 		}
 	}
@@ -308,6 +308,10 @@ func quietErr(err error) bool {
 	}
 	return false
 }
+
+// shutdown reports whether err ended a connection because its server's
+// migration engine closed: not the connection's failure.
+func shutdown(err error) bool { return errors.Is(err, migrate.ErrClosed) }
 
 func (hc *httpConn) loop() (err error) {
 	defer func() {
@@ -525,8 +529,8 @@ func (hc *httpConn) runTask() error {
 	x := &Exchange{hc: hc, t: t, body: &bodyReader{st: &t.body, cr: hc.cr, sendContinue: hc.sendContinue}}
 	for {
 		done, err := t.task.Step(x)
-		if errors.Is(err, migrate.ErrMoved) {
-			return err
+		if errors.Is(err, migrate.ErrMoved) || errors.Is(err, migrate.ErrAborted) {
+			return err // the connection is gone from here: no response to write
 		}
 		if err != nil {
 			return hc.taskFailed(err)

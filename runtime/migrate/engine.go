@@ -27,6 +27,11 @@ var (
 	ErrNotReady = errors.New("migrate: connection not established")
 	ErrClosed   = errors.New("migrate: engine closed")
 	ErrMoved    = errors.New("migrate: connection moved to another server")
+	// ErrAborted is wrapped by Checkpoint's error when the migration
+	// ended aborted: the connection is not served here any more (reset,
+	// or dropped as the engine closed, which the error wraps as
+	// ErrClosed), and the application lets it go.
+	ErrAborted = errors.New("migrate: migration aborted")
 	// ErrInterrupted is returned by the Write of a Session that
 	// InterruptWrites, when a migration was asked for while the write
 	// waited for send-buffer space: the application accounts for the bytes

@@ -178,7 +178,7 @@ func (s *Session) Checkpoint() error {
 	case ResultAborted:
 		s.closed = true
 		s.forget()
-		return fmt.Errorf("migrate: connection %v-%v reset: %w", s.id.Local, s.id.Remote, out.Err)
+		return fmt.Errorf("%w: connection %v-%v: %w", ErrAborted, s.id.Local, s.id.Remote, out.Err)
 	}
 	return nil
 }
