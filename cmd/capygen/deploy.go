@@ -89,6 +89,9 @@ func runDeploy(args []string) error {
 		}
 		opt.P4Info = info
 	}
+	if *p4infoFile != "" && *push && *deviceConfig == "" {
+		return errors.New("-p4info without -device-config: a hardware switch takes a p4info with the binary it was compiled with (for Stratum on a Tofino, bf_pipeline_builder's pipeline.bin; see the README); add -device-config FILE, or -pipeline=false to program the tables of the pipeline it runs")
+	}
 	popt := control.PipelineOptions{Cookie: *cookie, Force: *force}
 	if *deviceConfig != "" {
 		b, err := os.ReadFile(*deviceConfig)

@@ -68,6 +68,7 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		{[]string{"deploy", "-target", lis.Addr().String(), "-program", filepath.Join(dir, "none.yaml")}, "none.yaml"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", program}, "-p4info " + program + ": not a p4info"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-pipeline=false"}, "does nothing"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", filepath.Join("..", "..", "generated", "p4", "capybara.p4info.txtpb")}, "-p4info without -device-config"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-show"}, "-election 0 observes"},
 	} {
 		stderr.Reset()

@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -86,7 +88,11 @@ func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 	c := &Client{conn: conn, rt: p4v1.NewP4RuntimeClient(conn), device: opt.DeviceID,
 		election: &p4v1.Uint128{Low: opt.ElectionID}, info: info, ids: x, target: target}
 	if opt.Observe {
-		c.election = nil
+		// Reads need neither the stream nor an election id (P4Runtime
+		// 11), and a server may refuse an unset one on the stream
+		// (Stratum does): an observer only reads.
+		c.election, c.cancel = nil, func() {}
+		return c, nil
 	}
 	if err := c.arbitrate(ctx, opt.Timeout); err != nil {
 		conn.Close()
@@ -134,8 +140,9 @@ func (c *Client) arbitrate(ctx context.Context, timeout time.Duration) error {
 		}
 		if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK && c.election != nil {
 			cancel()
-			return fmt.Errorf("control: %s: election id %d is not the primary (%v: %s; the highest election id is %d): raise -election above it",
-				c.target, c.election.GetLow(), code, a.GetStatus().GetMessage(), a.GetElectionId().GetLow())
+			return fmt.Errorf("control: %s: election id %s is not the primary (%v: %s); the primary's election id is %s. Another controller runs this switch: "+
+				"to only look, use election id 0 (capygen deploy -election 0 -pipeline=false -show); to take over from it, an id above its",
+				c.target, electionText(c.election), code, a.GetStatus().GetMessage(), electionText(a.GetElectionId()))
 		}
 	case <-ctx.Done():
 		cancel()
@@ -180,7 +187,9 @@ type PipelineOptions struct {
 	// software switch ignores it.
 	DeviceConfig []byte
 	// Cookie identifies the pushed config; 0 takes the p4info's spec
-	// fingerprint as a number, so a re-deploy of the same spec is seen.
+	// fingerprint as a number, mixed with a hash of DeviceConfig if there
+	// is one, so a re-deploy of the same spec and binary is seen, and a
+	// recompiled binary of the same spec is pushed.
 	Cookie uint64
 	// Force commits even when the switch already runs this config (a
 	// commit clears every table and register).
@@ -193,6 +202,10 @@ func (c *Client) SetPipeline(ctx context.Context, opt PipelineOptions) (bool, er
 	cookie := opt.Cookie
 	if cookie == 0 {
 		cookie = fingerprintCookie(c.info.GetPkgInfo().GetVersion())
+		if len(opt.DeviceConfig) > 0 {
+			sum := sha256.Sum256(opt.DeviceConfig)
+			cookie ^= binary.BigEndian.Uint64(sum[:8])
+		}
 	}
 	if !opt.Force {
 		r, err := c.rt.GetForwardingPipelineConfig(ctx, &p4v1.GetForwardingPipelineConfigRequest{DeviceId: c.device,
@@ -215,6 +228,15 @@ func (c *Client) SetPipeline(ctx context.Context, opt PipelineOptions) (bool, er
 	return true, nil
 }
 
+// electionText prints a 128-bit election id: its low half alone when the
+// high one is zero.
+func electionText(id *p4v1.Uint128) string {
+	if id.GetHigh() == 0 {
+		return fmt.Sprint(id.GetLow())
+	}
+	return fmt.Sprintf("%d:%d (high:low)", id.GetHigh(), id.GetLow())
+}
+
 // fingerprintCookie reads a hex spec fingerprint as a number; another
 // version string hashes to one.
 func fingerprintCookie(v string) uint64 {
@@ -227,14 +249,17 @@ func fingerprintCookie(v string) uint64 {
 	return h.Sum64()
 }
 
-// write sends updates in batches, with ROLLBACK_ON_ERROR so a failed
-// batch leaves the switch as it was; the error lists each failed update.
+// write sends updates in batches, with CONTINUE_ON_ERROR: the one
+// atomicity every P4Runtime server supports (P4Runtime 12.3; Stratum and
+// PI refuse ROLLBACK_ON_ERROR). What succeeded before a failure stays; the
+// error lists each failed update. A server may apply a batch's updates in
+// any order, so updates that depend on others go in a later call.
 func (c *Client) write(ctx context.Context, updates []*p4v1.Update, describe func(int) string) error {
 	const batch = 512
 	for lo := 0; lo < len(updates); lo += batch {
 		hi := min(lo+batch, len(updates))
 		_, err := c.rt.Write(ctx, &p4v1.WriteRequest{DeviceId: c.device, ElectionId: c.election,
-			Updates: updates[lo:hi], Atomicity: p4v1.WriteRequest_ROLLBACK_ON_ERROR})
+			Updates: updates[lo:hi], Atomicity: p4v1.WriteRequest_CONTINUE_ON_ERROR})
 		if err != nil {
 			return fmt.Errorf("control: %s: Write: %w", c.target, writeError(err, lo, describe))
 		}

@@ -11,7 +11,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	p4configv1 "github.com/p4lang/p4runtime/go/p4/config/v1"
+	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	p4 "github.com/capygen/capygen/generated/p4"
@@ -22,7 +25,7 @@ import (
 
 // server starts a P4Runtime server over a fresh pipeline and returns a
 // dial option that reaches it.
-func server(t *testing.T) (*pipeline.Pipeline, grpc.DialOption) {
+func server(t *testing.T, opts ...grpc.ServerOption) (*pipeline.Pipeline, grpc.DialOption) {
 	t.Helper()
 	pipe := pipeline.New()
 	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
@@ -30,7 +33,7 @@ func server(t *testing.T) (*pipeline.Pipeline, grpc.DialOption) {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
@@ -131,6 +134,61 @@ func TestDeployReadBack(t *testing.T) {
 	}
 }
 
+// TestDeployAsStratumWrites: a deploy works against a server that, like
+// Stratum and PI, takes only CONTINUE_ON_ERROR writes, and never puts a
+// delete in the same Write as the updates it makes room for (a server may
+// apply one Write's updates in any order).
+func TestDeployAsStratumWrites(t *testing.T) {
+	var writes [][]p4v1.Update_Type
+	stratum := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if w, ok := req.(*p4v1.WriteRequest); ok {
+			if w.GetAtomicity() != p4v1.WriteRequest_CONTINUE_ON_ERROR {
+				return nil, status.Error(codes.InvalidArgument, "only CONTINUE_ON_ERROR is supported")
+			}
+			var types []p4v1.Update_Type
+			for _, u := range w.GetUpdates() {
+				types = append(types, u.GetType())
+			}
+			writes = append(writes, types)
+		}
+		return next(ctx, req)
+	})
+	_, d := server(t, stratum)
+	c := dial(t, d, 1)
+	ctx := context.Background()
+	prog := rack()
+	if _, err := c.Deploy(ctx, prog, control.PipelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	prog.Hosts[1].Port = 2
+	prog.Hosts = append(prog.Hosts[:2], control.Host{Addr: netip.MustParseAddr("10.77.0.13"), Port: 1, MAC: mustMAC("02:00:00:00:00:0d")})
+	writes = nil
+	ch, err := c.Deploy(ctx, prog, control.PipelineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Deleted == 0 || ch.Inserted == 0 {
+		t.Fatalf("changed deploy: %v, want deletes and inserts", ch)
+	}
+	sawOther := false
+	for i, types := range writes {
+		dels := 0
+		for _, ty := range types {
+			if ty == p4v1.Update_DELETE {
+				dels++
+			}
+		}
+		switch {
+		case dels > 0 && dels < len(types):
+			t.Errorf("write %d mixes deletes with other updates: %v", i, types)
+		case dels > 0 && sawOther:
+			t.Errorf("write %d deletes after inserts or modifies were sent: %v", i, writes)
+		case dels == 0:
+			sawOther = true
+		}
+	}
+}
+
 // State shows the directory's entries and its occupancy per level.
 func TestStateDirectory(t *testing.T) {
 	pipe, d := server(t)
@@ -170,9 +228,50 @@ func TestNotPrimary(t *testing.T) {
 	_, d := server(t)
 	dial(t, d, 5)
 	_, err := control.Dial(context.Background(), "passthrough:///bufnet", control.Options{ElectionID: 2, DialOptions: []grpc.DialOption{d}, Timeout: 5 * time.Second})
-	if err == nil || !strings.Contains(err.Error(), "election id 2 is not the primary") || !strings.Contains(err.Error(), "the highest election id is 5") {
-		t.Fatalf("Dial as a backup = %v, want an error naming both election ids", err)
+	if err == nil || !strings.Contains(err.Error(), "election id 2 is not the primary") || !strings.Contains(err.Error(), "the primary's election id is 5") ||
+		!strings.Contains(err.Error(), "election id 0") {
+		t.Fatalf("Dial as a backup = %v, want an error naming both election ids and the read-only way", err)
 	}
+}
+
+// TestObserveNeedsNoStream: an observer (election id 0) reads without
+// opening the stream, where a server may refuse an arbitration without an
+// election id (Stratum does).
+func TestObserveNeedsNoStream(t *testing.T) {
+	stratum := grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+		return next(srv, electionChecked{ss})
+	})
+	_, d := server(t, stratum)
+	prog := rack()
+	if _, err := dial(t, d, 1).Deploy(context.Background(), prog, control.PipelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := control.Dial(context.Background(), "passthrough:///bufnet", control.Options{Observe: true, DialOptions: []grpc.DialOption{d}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(prog.Ports, st.Ports); diff != "" {
+		t.Errorf("ports the observer read (-want +got):\n%s", diff)
+	}
+}
+
+// electionChecked refuses an arbitration without an election id, as
+// Stratum's StreamChannel does.
+type electionChecked struct{ grpc.ServerStream }
+
+func (s electionChecked) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if r, ok := m.(*p4v1.StreamMessageRequest); ok && r.GetArbitration() != nil && r.GetArbitration().GetElectionId().GetHigh() == 0 && r.GetArbitration().GetElectionId().GetLow() == 0 {
+		return status.Error(codes.InvalidArgument, "Invalid election ID.")
+	}
+	return nil
 }
 
 // Every name resolves through the p4info; an unknown one fails, named.
@@ -227,5 +326,25 @@ hosts:
 	p, err := control.ParseProgram("rt.yaml", rack().YAML())
 	if err != nil || len(p.Hosts) != 3 || p.Hosts[2].MAC.String() != "02:00:00:00:00:0c" {
 		t.Errorf("a program's YAML does not read back: %v %+v", err, p)
+	}
+}
+
+// TestRecompiledBinaryIsPushed: the same spec compiled again (another
+// device config) is committed, where the same spec and binary are not.
+func TestRecompiledBinaryIsPushed(t *testing.T) {
+	_, d := server(t)
+	c := dial(t, d, 1)
+	ctx := context.Background()
+	for i, tc := range []struct {
+		config string
+		want   bool
+	}{{"tofino.bin v1", true}, {"tofino.bin v1", false}, {"tofino.bin v2", true}} {
+		committed, err := c.SetPipeline(ctx, control.PipelineOptions{DeviceConfig: []byte(tc.config)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if committed != tc.want {
+			t.Errorf("push %d (%s): committed %v, want %v", i, tc.config, committed, tc.want)
+		}
 	}
 }

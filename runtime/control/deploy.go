@@ -83,24 +83,36 @@ func (c *Client) Deploy(ctx context.Context, prog *Program, opt PipelineOptions)
 			dels = append(dels, update(p4v1.Update_DELETE, &p4v1.TableEntry{TableId: te.GetTableId(), Match: te.GetMatch()}))
 		}
 	}
-	// Deletes first, so a full table has room for what replaces them.
-	updates := slices.Concat(dels, mods, ins)
-	for _, u := range updates {
-		what = append(what, fmt.Sprintf("%v %s", u.GetType(), c.describe(u.GetEntity().GetTableEntry())))
-	}
+	// Deletes first, so a full table has room for what replaces them; in
+	// a Write call of their own, since a server may apply one call's
+	// updates in any order.
+	var reg []*p4v1.Update
+	var regWhat string
 	if prog.MinWorkload != nil || committed {
 		var holder [4]byte
 		load := uint64(pipeline.EmptyLoad)
 		if w := prog.MinWorkload; w != nil && w.Holder.IsValid() && !w.Holder.IsUnspecified() {
 			holder, load = w.Holder.As4(), uint64(w.Load)
 		}
-		updates = append(updates, &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: registerEntity(c.ids.minWorkload, 0,
+		reg = append(reg, &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: registerEntity(c.ids.minWorkload, 0,
 			uint64(binary.BigEndian.Uint32(holder[:])), load)})
-		what = append(what, fmt.Sprintf("MODIFY min_workload {%v, %d}", netip.AddrFrom4(holder), load))
+		regWhat = fmt.Sprintf("MODIFY min_workload {%v, %d}", netip.AddrFrom4(holder), load)
 		ch.MinWorkload = true
 	}
-	if err := c.write(ctx, updates, func(i int) string { return what[i] }); err != nil {
-		return ch, err
+	for _, u := range slices.Concat(dels, mods, ins) {
+		what = append(what, fmt.Sprintf("%v %s", u.GetType(), c.describe(u.GetEntity().GetTableEntry())))
+	}
+	if len(reg) > 0 {
+		what = append(what, regWhat)
+	}
+	off := 0
+	for _, phase := range [][]*p4v1.Update{dels, slices.Concat(mods, ins, reg)} {
+		if err := c.write(ctx, phase, func(i int) string { return what[off+i] }); err != nil {
+			// Deploy works from what the switch has: running it again
+			// finishes the job once the cause is fixed.
+			return ch, fmt.Errorf("%w (the updates before these, and those of them not listed, were applied; deploy again once the cause is fixed)", err)
+		}
+		off += len(phase)
 	}
 	ch.Inserted, ch.Modified, ch.Deleted = len(ins), len(mods), len(dels)
 	return ch, nil
