@@ -389,8 +389,19 @@ var switchRules = []switchRule{
 					"seen = cell.ip; if (cell.ip == 0) { cell.ip = ig_md.client_ip; cell.port = ig_md.client_vport; }"); err != nil {
 					return err
 				}
-				if err := has("program", p.ingress, fmt.Sprintf("Register<bit<16>, bit<%d>>(%d) %s;", p.d.IndexBits, p.d.Entries, l.PortReg())); err != nil {
+				if err := has("program", p.ingress, fmt.Sprintf("Register<bit<16>, bit<%d>>(%d, 16w0) %s;", p.d.IndexBits, p.d.Entries, l.PortReg())); err != nil {
 					return err
+				}
+				// An empty slot is all zero: tna's Register(size) leaves
+				// the cells undefined, so every directory register says it.
+				for _, decl := range []string{
+					fmt.Sprintf("Register<dir_key_t, bit<%d>>(%d, {32w0, 32w0}) %s;", p.d.IndexBits, p.d.Entries, l.KeyReg()),
+					fmt.Sprintf("Register<bit<32>, bit<%d>>(%d, 32w0) %s;", p.d.IndexBits, p.d.Entries, l.TargetReg()),
+					fmt.Sprintf("Register<bit<32>, bit<%d>>(%d, 32w0) %s;", p.d.IndexBits, p.d.Entries, l.OriginReg()),
+				} {
+					if err := has("program", p.ingress, decl); err != nil {
+						return err
+					}
 				}
 				if err := has("RegisterAction "+l.PortWrite(), p.regAction(l.PortWrite()), "cell = ig_md.client_port;"); err != nil {
 					return err

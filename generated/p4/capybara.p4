@@ -468,18 +468,20 @@ control SwitchIngress(
         size = 1;
     }
 
-    @id(0x12D1EF) Register<dir_key_t, bit<16>>(65536) dir0_key;
+    // Initial values are given: tna's Register(size) leaves a cell's
+    // undefined, and an empty slot is all zero (gen/SWITCH.md).
+    @id(0x12D1EF) Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir0_key;
     // A slot's target and origin mean something only while its key cell
     // holds a key: clearing a key leaves them as they are (an insert into
     // the empty slot writes both). Two registers, not one pair: the
     // hand-over reads IPv4 src and dst and the fresh write the header's
     // origin, three packet values, and a Tofino-1 stateful ALU takes two
     // across all the actions of its register.
-    @id(0x5AE139) Register<bit<32>, bit<16>>(65536) dir0_target;
-    @id(0x2BF8B2) Register<bit<32>, bit<16>>(65536) dir0_origin;
+    @id(0x5AE139) Register<bit<32>, bit<16>>(65536, 32w0) dir0_target;
+    @id(0x2BF8B2) Register<bit<32>, bit<16>>(65536, 32w0) dir0_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
-    @id(0xCA83EB) Register<bit<16>, bit<16>>(65536) dir0_port;
+    @id(0xCA83EB) Register<bit<16>, bit<16>>(65536, 16w0) dir0_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.
@@ -602,18 +604,20 @@ control SwitchIngress(
         size = 1;
     }
 
-    @id(0x976D10) Register<dir_key_t, bit<16>>(65536) dir1_key;
+    // Initial values are given: tna's Register(size) leaves a cell's
+    // undefined, and an empty slot is all zero (gen/SWITCH.md).
+    @id(0x976D10) Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir1_key;
     // A slot's target and origin mean something only while its key cell
     // holds a key: clearing a key leaves them as they are (an insert into
     // the empty slot writes both). Two registers, not one pair: the
     // hand-over reads IPv4 src and dst and the fresh write the header's
     // origin, three packet values, and a Tofino-1 stateful ALU takes two
     // across all the actions of its register.
-    @id(0x21524C) Register<bit<32>, bit<16>>(65536) dir1_target;
-    @id(0xC657EB) Register<bit<32>, bit<16>>(65536) dir1_origin;
+    @id(0x21524C) Register<bit<32>, bit<16>>(65536, 32w0) dir1_target;
+    @id(0xC657EB) Register<bit<32>, bit<16>>(65536, 32w0) dir1_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
-    @id(0x3CAFEA) Register<bit<16>, bit<16>>(65536) dir1_port;
+    @id(0x3CAFEA) Register<bit<16>, bit<16>>(65536, 16w0) dir1_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.

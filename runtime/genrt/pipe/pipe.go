@@ -18,6 +18,7 @@ import (
 	"maps"
 
 	"github.com/capygen/capygen/runtime/genrt/wire"
+	"github.com/capygen/capygen/runtime/internal/checksum"
 )
 
 // Frame layout: Ethernet, then an IPv4 header without options (the only
@@ -105,14 +106,17 @@ func SwapReply(f []byte) {
 	}
 }
 
-// SetAddr rewrites the IPv4 address at offset at and updates the IPv4
-// header checksum and the TCP or UDP checksum at l4, whose pseudo header
-// holds the address, incrementally (RFC 1624). A UDP datagram sent without
-// a checksum (zero) keeps none.
+// SetAddr rewrites the IPv4 address at offset at, computes the IPv4
+// header checksum afresh over the 20-byte header (as the P4 deparser's
+// Checksum extern does: an incremental update would keep a wrong sum
+// wrong, and the two would differ), and updates the TCP or UDP checksum at
+// l4, whose pseudo header holds the address, incrementally (RFC 1624). A
+// UDP datagram sent without a checksum (zero) keeps none.
 func SetAddr(f []byte, at int, v uint32, l4 int, udp bool) {
 	old := binary.BigEndian.Uint32(f[at:])
 	binary.BigEndian.PutUint32(f[at:], v)
-	binary.BigEndian.PutUint16(f[IPCsum:], wire.Adjust(binary.BigEndian.Uint16(f[IPCsum:]), old, v))
+	binary.BigEndian.PutUint16(f[IPCsum:], 0)
+	binary.BigEndian.PutUint16(f[IPCsum:], ^checksum.Fold(checksum.Add(0, f[IPOff:L4Off])))
 	c := binary.BigEndian.Uint16(f[l4:])
 	if udp && c == 0 {
 		return
