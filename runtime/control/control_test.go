@@ -348,3 +348,36 @@ func TestRecompiledBinaryIsPushed(t *testing.T) {
 		}
 	}
 }
+
+// TestStateRefusesBitstringPairs: a server that serves a struct-valued
+// register cell as one bitstring (Stratum's BfRt wrapper does) makes
+// State fail naming the register, instead of reading an empty directory.
+func TestStateRefusesBitstringPairs(t *testing.T) {
+	flatten := grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+		return next(srv, structsFlattened{ss})
+	})
+	_, d := server(t, flatten)
+	c := dial(t, d, 1)
+	if _, err := c.Deploy(context.Background(), rack(), control.PipelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.State(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "dir0_key") || !strings.Contains(err.Error(), "struct-valued registers") {
+		t.Fatalf("State = %v, want an error naming dir0_key and struct-valued registers", err)
+	}
+}
+
+// structsFlattened sends register cells whose data is a struct as one
+// bitstring.
+type structsFlattened struct{ grpc.ServerStream }
+
+func (s structsFlattened) SendMsg(m any) error {
+	if r, ok := m.(*p4v1.ReadResponse); ok {
+		for _, e := range r.GetEntities() {
+			if re := e.GetRegisterEntry(); re != nil && re.GetData().GetStruct() != nil {
+				re.Data = &p4v1.P4Data{Data: &p4v1.P4Data_Bitstring{Bitstring: []byte{0}}}
+			}
+		}
+	}
+	return s.ServerStream.SendMsg(m)
+}

@@ -96,7 +96,10 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 		cells := map[int64][2]uint64{}
 		for _, e := range keys {
 			re := e.GetRegisterEntry()
-			ip, port := members(re)
+			ip, port, err := c.members(re, fmt.Sprintf("dir%d_key", l))
+			if err != nil {
+				return nil, err
+			}
 			if port&keyValid != 0 {
 				lv.Used++
 				used = append(used, re.GetIndex().GetIndex())
@@ -131,7 +134,10 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 		return nil, err
 	}
 	if len(mw) == 1 {
-		h, load := members(mw[0].GetRegisterEntry())
+		h, load, err := c.members(mw[0].GetRegisterEntry(), "min_workload")
+		if err != nil {
+			return nil, err
+		}
 		st.MinWorkload = Workload{Holder: netip.AddrFrom4(bytestring.IPv4(h)), Load: uint32(load)}
 		st.Empty = h == 0
 	}
@@ -151,13 +157,17 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 	return st, nil
 }
 
-// members reads a register cell's two bitstring members.
-func members(re *p4v1.RegisterEntry) (uint64, uint64) {
+// members reads a register cell's two bitstring members. Another shape is
+// an error, not zeros, which would pass for an empty cell: Stratum on a
+// Tofino serves struct-valued registers as one bitstring (its BfRt
+// wrapper reads a single data field), and -show cannot read them there.
+func (c *Client) members(re *p4v1.RegisterEntry, name string) (uint64, uint64, error) {
 	m := re.GetData().GetStruct().GetMembers()
-	if len(m) != 2 {
-		return 0, 0
+	if len(m) != 2 || m[0].GetBitstring() == nil || m[1].GetBitstring() == nil {
+		return 0, 0, fmt.Errorf("control: %s: %s[%d] reads as %v, not a pair of bitstrings; this server does not serve struct-valued registers (Stratum's BfRt does not), so the directory and min_workload cannot be read through it",
+			c.target, name, re.GetIndex().GetIndex(), re.GetData())
 	}
-	return bytestring.Uint(m[0].GetBitstring()), bytestring.Uint(m[1].GetBitstring())
+	return bytestring.Uint(m[0].GetBitstring()), bytestring.Uint(m[1].GetBitstring()), nil
 }
 
 // String prints the state for people.
