@@ -67,6 +67,35 @@ func newPairWith(t *testing.T, edit func(*Config)) pair {
 	return p
 }
 
+// loopbackNS is a namespace of the test's whose loopback is up with
+// addrs; it skips without root or iptables (the hold rules).
+func loopbackNS(t *testing.T, prefix string, addrs ...string) string {
+	t.Helper()
+	netnstest.NeedRoot(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (the hold rules)")
+	}
+	ns := netnstest.NewNS(t, prefix+netnstest.Tag())
+	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	for _, a := range addrs {
+		netnstest.Run(t, "ip", "-n", ns, "addr", "add", a+"/32", "dev", "lo")
+	}
+	return ns
+}
+
+// accept hands out the pair's connection at the server; it, the client
+// and the server close with the test.
+func (p pair) accept(t *testing.T) *Conn {
+	t.Helper()
+	t.Cleanup(func() { p.srv.Close(); p.cli.Close() })
+	c, err := p.ln.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestTransferWithoutSwitch runs a kernel server in a namespace of its
 // own, with a Linux client in another, and no switch: the listener hands
 // out the client's connection, Transfer's PREPARE_MIG goes unanswered,
@@ -133,13 +162,7 @@ func TestTransferWithoutSwitch(t *testing.T) {
 // that will carry out the engine's handlers; its error fails Start, which
 // then leaves no rule behind.
 func TestLoopThreadRunsOrFailsStart(t *testing.T) {
-	netnstest.NeedRoot(t)
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables (the hold rules)")
-	}
-	ns := netnstest.NewNS(t, "capyk-l-"+netnstest.Tag())
-	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.1.1/32", "dev", "lo")
+	ns := loopbackNS(t, "capyk-l-", "10.79.1.1")
 	cfg := Config{Addr: netip.MustParseAddr("10.79.1.1"), Queue: 11,
 		Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.1.254"), HeartbeatPeriod: -1}}
 	netnstest.InNS(t, ns, func() {
@@ -179,13 +202,7 @@ func TestLoopThreadRunsOrFailsStart(t *testing.T) {
 func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
 	p := newPair(t)
 	srv, cli, cliNS := p.srv, p.cli, p.cliNS
-	defer srv.Close()
-	defer cli.Close()
-	c, err := p.ln.AcceptConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := p.accept(t)
 
 	// The client's namespace drops what the server sends: the flight is
 	// lost, and no ACK comes back.
@@ -201,7 +218,7 @@ func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
 	}
 	time.Sleep(rtoWait + 100*time.Millisecond)
 
-	_, err = srv.h.Freeze(c.ID(), nil)
+	_, err := srv.h.Freeze(c.ID(), nil)
 	if !errors.Is(err, migrate.ErrNotMovable) || !strings.Contains(err.Error(), "retransmission timer") {
 		t.Fatalf("Freeze of a connection with a lost flight = %v, want ErrNotMovable (waiting for its retransmission timer)", err)
 	}
@@ -229,13 +246,7 @@ func TestFreezeKeepsAConnectionOverTheRestoreCap(t *testing.T) {
 	const limit = 32 << 10
 	p := newPairWith(t, func(c *Config) { c.Engine.MaxRestoreBuffer = limit })
 	srv, cli := p.srv, p.cli
-	defer srv.Close()
-	defer cli.Close()
-	c, err := p.ln.AcceptConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := p.accept(t)
 
 	// The server reads nothing yet: the client's bytes wait in its
 	// receive queue, over the cap.
@@ -260,7 +271,7 @@ func TestFreezeKeepsAConnectionOverTheRestoreCap(t *testing.T) {
 		}
 	}
 
-	_, err = srv.h.Freeze(c.ID(), nil)
+	_, err := srv.h.Freeze(c.ID(), nil)
 	if !errors.Is(err, migrate.ErrNotMovable) || !strings.Contains(err.Error(), "restore cap") {
 		t.Fatalf("Freeze over the restore cap = %v, want ErrNotMovable naming the restore cap", err)
 	}
@@ -295,14 +306,7 @@ func TestFreezeKeepsAConnectionOverTheRestoreCap(t *testing.T) {
 // none of the first one's rules (the hold chain, its jump and the mute
 // rule) on its way out.
 func TestStartLeavesAnotherServersRules(t *testing.T) {
-	netnstest.NeedRoot(t)
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables (the hold rules)")
-	}
-	ns := netnstest.NewNS(t, "capyk-r-"+netnstest.Tag())
-	netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.2.1/32", "dev", "lo")
-	netnstest.Run(t, "ip", "-n", ns, "addr", "add", "10.79.2.2/32", "dev", "lo")
+	ns := loopbackNS(t, "capyk-r-", "10.79.2.1", "10.79.2.2")
 	cfg := func(addr string) Config {
 		return Config{Addr: netip.MustParseAddr(addr), Queue: 12,
 			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.2.254"), HeartbeatPeriod: -1}}

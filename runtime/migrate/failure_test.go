@@ -449,19 +449,8 @@ func TestRestoreCapRefuses(t *testing.T) {
 // the connection's addresses, so the second restore would fail.
 func TestComebackEndsTheWaitingMigration(t *testing.T) {
 	light := 1 // the server the switch picks: heartbeats say it is idle
-	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9},
-		Workload: func(k int) uint32 { return map[bool]uint32{true: 0, false: 50}[k == light] }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, r: r}
-	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, 4<<20), Window: 16 << 10}}
-	r.Client.OnStep(func(sim.Time) { f.streams[0].Step() })
-	f.run(25 * time.Millisecond)
+	f := steeredRack(t, &light, time.Millisecond, 4<<20)
+	r, c := f.r, f.streams[0].Conn
 
 	// Server 1 is on switch port 2: its CONN_STATE_ACKs never arrive.
 	dropAck, dropped := dropStage(tcpmig.StageConnStateAck, -1, nil)

@@ -101,7 +101,6 @@ func (h *fakeHost) Restore(tcp.Time, []byte, tcp.ID, netip.AddrPort, int, func(s
 // entry back. Any other freeze error leaves the spec's CONN_STATE
 // timeout to abort.
 func TestFreezeFailedKeepsConnection(t *testing.T) {
-	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
 	target := netip.MustParseAddr("10.0.0.2")
 	for _, tc := range []struct {
 		name      string
@@ -113,36 +112,18 @@ func TestFreezeFailedKeepsConnection(t *testing.T) {
 		{"other failure", errors.New("dump failed"), ResultAborted, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &fakeHost{now: time.Second, conn: id, freezeErr: tc.err}
-			e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out *Outcome
-			if err := e.Start(id, nil, func(o Outcome) { out = &o }); err != nil {
-				t.Fatal(err)
-			}
+			h := &fakeHost{now: time.Second, conn: testConn, freezeErr: tc.err}
+			e, outp := startOnFake(t, h)
 			if len(h.sent) != 1 || h.sent[0].stage != tcpmig.StagePrepareMig {
 				t.Fatalf("sent %+v, want one PREPARE_MIG", h.sent)
 			}
-			e.mu.Lock()
-			var k key
-			for kk := range e.out {
-				k = kk
-			}
-			e.mu.Unlock()
-			ack := tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
-			ack.Load = true // a target's acceptance
-			b := make([]byte, ack.EncodedLen())
-			if _, err := ack.Encode(b); err != nil {
-				t.Fatal(err)
-			}
-			e.Datagram(target, b)
+			e.Datagram(target, loadAck(t, e))
 			// The other failure ends only when the CONN_STATE timer gives up.
-			for i := 0; out == nil && i < 100; i++ {
+			for i := 0; *outp == nil && i < 100; i++ {
 				h.now += 25 * time.Millisecond
 				e.Advance(h.now)
 			}
+			out := *outp
 			if out == nil {
 				t.Fatal("the migration never ended")
 			}
@@ -240,17 +221,45 @@ func TestStartRefusalsAreCounted(t *testing.T) {
 // serve it now): the copy is released, and the migration ends aborted,
 // not stayed, so that its application stops serving it.
 func TestCloseDuringTransferDropsTheFrozenCopy(t *testing.T) {
-	id := tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
-	target := netip.MustParseAddr("10.0.0.2")
-	h := &fakeHost{now: time.Second, conn: id, freezes: true}
+	h := &fakeHost{now: time.Second, conn: testConn, freezes: true}
+	e, out := startOnFake(t, h)
+	e.Datagram(netip.MustParseAddr("10.0.0.2"), loadAck(t, e))
+	if h.frozen == nil || *out != nil {
+		t.Fatalf("after the ACK: frozen %v, outcome %v; want frozen and in flight", h.frozen, *out)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if o := *out; o == nil || o.Result != ResultAborted || !errors.Is(o.Err, ErrClosed) {
+		t.Fatalf("outcome %+v, want aborted with ErrClosed", o)
+	}
+	if !h.frozen.released || h.frozen.aborted {
+		t.Errorf("frozen copy released %v, aborted %v; want released only", h.frozen.released, h.frozen.aborted)
+	}
+}
+
+// testConn is the fake host's connection.
+var testConn = tcp.ID{Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.9:40000")}
+
+// startOnFake starts migrating h's connection on a new engine; *out is
+// its outcome once it ends.
+func startOnFake(t *testing.T, h *fakeHost) (*Engine, **Outcome) {
+	t.Helper()
 	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out *Outcome
-	if err := e.Start(id, nil, func(o Outcome) { out = &o }); err != nil {
+	out := new(*Outcome)
+	if err := e.Start(h.conn, nil, func(o Outcome) { *out = &o }); err != nil {
 		t.Fatal(err)
 	}
+	return e, out
+}
+
+// loadAck is a target's acceptance (a PREPARE_MIG_ACK with LOAD) of e's
+// one migration.
+func loadAck(t *testing.T, e *Engine) []byte {
+	t.Helper()
 	e.mu.Lock()
 	var k key
 	for kk := range e.out {
@@ -263,19 +272,7 @@ func TestCloseDuringTransferDropsTheFrozenCopy(t *testing.T) {
 	if _, err := ack.Encode(b); err != nil {
 		t.Fatal(err)
 	}
-	e.Datagram(target, b)
-	if h.frozen == nil || out != nil {
-		t.Fatalf("after the ACK: frozen %v, outcome %v; want frozen and in flight", h.frozen, out)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if out == nil || out.Result != ResultAborted || !errors.Is(out.Err, ErrClosed) {
-		t.Fatalf("outcome %+v, want aborted with ErrClosed", out)
-	}
-	if !h.frozen.released || h.frozen.aborted {
-		t.Errorf("frozen copy released %v, aborted %v; want released only", h.frozen.released, h.frozen.aborted)
-	}
+	return b
 }
 
 // TestEpochsOfEndedConnectionsGo: a connection whose migration stayed

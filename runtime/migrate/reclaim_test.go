@@ -18,11 +18,12 @@ import (
 // and the reclaim of stale ACKs: the client was reset once the target's
 // hold ended.
 
-// steeredRack is a rack with one 64 MiB stream to server 0, whose
-// migrations go to the server *light names (heartbeats say it is idle).
-func steeredRack(t *testing.T, light *int) *fixture {
+// steeredRack is a rack with one stream of size bytes to server 0, over
+// links of the given delay, whose migrations go to the server *light names
+// (heartbeats say it is idle).
+func steeredRack(t *testing.T, light *int, delay time.Duration, size int) *fixture {
 	t.Helper()
-	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: 100 * time.Microsecond, Bandwidth: 1e9},
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: delay, Bandwidth: 1e9},
 		Workload: func(k int) uint32 { return map[bool]uint32{true: 0, false: 50}[k == *light] }})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func steeredRack(t *testing.T, light *int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, 64<<20), Window: 16 << 10}}
+	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, size), Window: 16 << 10}}
 	r.Client.OnStep(func(sim.Time) { f.streams[0].Step() })
 	f.run(25 * time.Millisecond)
 	return f
@@ -86,7 +87,7 @@ func (f *fixture) finishIntact(out migrate.Outcome) {
 // notices, when its hold ends, make it hand the entry back.
 func TestAbandonedTargetHandsTheEntryBack(t *testing.T) {
 	light := 1
-	f := steeredRack(t, &light)
+	f := steeredRack(t, &light, 100*time.Microsecond, 64<<20)
 	if out := f.migrate(0); out.Result != migrate.ResultMoved {
 		t.Fatalf("the first move ended %+v", out)
 	}
@@ -119,7 +120,7 @@ func TestAbandonedTargetHandsTheEntryBack(t *testing.T) {
 // the switch echoes it.
 func TestReleaseAfterGiveUpIsResent(t *testing.T) {
 	light := 1
-	f := steeredRack(t, &light)
+	f := steeredRack(t, &light, 100*time.Microsecond, 64<<20)
 	// Server 0 is on switch port 1.
 	dropAck, _ := dropStage(tcpmig.StagePrepareMigAck, -1, nil)
 	dropRelease, released := dropStage(tcpmig.StageConnClosed, 1, nil)
@@ -149,7 +150,7 @@ func TestReleaseAfterGiveUpIsResent(t *testing.T) {
 // connection's new server.
 func TestLateAckLeavesAMovedConnectionsEntry(t *testing.T) {
 	light := 1
-	f := steeredRack(t, &light)
+	f := steeredRack(t, &light, 100*time.Microsecond, 64<<20)
 	var late []byte
 	dropAck, _ := dropStage(tcpmig.StagePrepareMigAck, -1, nil)
 	f.r.In = func(p pipeline.Port, fr []byte) bool {
@@ -183,7 +184,7 @@ func TestLateAckLeavesAMovedConnectionsEntry(t *testing.T) {
 // a migration its origin has forgotten, makes the origin reclaim the entry.
 func TestStalePrepareIsReclaimed(t *testing.T) {
 	light := 1
-	f := steeredRack(t, &light)
+	f := steeredRack(t, &light, 100*time.Microsecond, 64<<20)
 	var stale []byte
 	f.r.In = func(p pipeline.Port, fr []byte) bool {
 		if s, _, ok := migratetest.StageOf(fr); ok && s == tcpmig.StagePrepareMig && p == 1 && stale == nil {
