@@ -59,6 +59,7 @@ func electionString(u *p4v1.Uint128) string { return electionOf(u).String() }
 type client struct {
 	stream   p4v1.P4Runtime_StreamChannelServer
 	sendMu   sync.Mutex
+	newest   uint64 // the number of the newest arbitration update sent; sendMu guards it
 	election electionID
 }
 
@@ -66,6 +67,18 @@ func (c *client) send(m *p4v1.StreamMessageResponse) {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	// A failed send means the stream is going; its Recv ends the loop.
+	_ = c.stream.Send(m)
+}
+
+// sendUpdate sends arbitration update number n, unless a newer one went
+// already (its announcer got there first).
+func (c *client) sendUpdate(n uint64, m *p4v1.StreamMessageResponse) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if n <= c.newest {
+		return
+	}
+	c.newest = n
 	_ = c.stream.Send(m)
 }
 
@@ -220,15 +233,19 @@ func (s *Server) reported() electionID {
 // announce sends the arbitration outcome to to, or to every client when
 // to is nil: OK to the primary, ALREADY_EXISTS to the others while there
 // is a primary, NOT_FOUND when there is none. It is called with s.mu held
-// and releases it: the updates are sent outside it, so a client slow to
-// read holds up only other announcements (in order, under announceMu),
-// never writes or reads.
+// and releases it: the updates are sent outside it, numbered, so a client
+// slow to read holds up only the announcers sending to it, never writes,
+// reads or other clients' updates (a lock held from under s.mu through the
+// sends let one backup that never read freeze the control plane), and a
+// client that got a newer update skips an older one.
 func (s *Server) announce(to *client) {
 	type note struct {
 		c *client
 		m *p4v1.StreamMessageResponse
 	}
 	var notes []note
+	s.announced++
+	n := s.announced
 	h := s.reported()
 	for c := range s.clients {
 		if to != nil && c != to {
@@ -245,10 +262,8 @@ func (s *Server) announce(to *client) {
 			DeviceId: s.device, ElectionId: h.proto(), Status: st,
 		}}}})
 	}
-	s.announceMu.Lock()
 	s.mu.Unlock()
-	defer s.announceMu.Unlock()
-	for _, n := range notes {
-		n.c.send(n.m)
+	for _, note := range notes {
+		note.c.sendUpdate(n, note.m)
 	}
 }

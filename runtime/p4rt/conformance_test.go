@@ -1,11 +1,15 @@
 package p4rt_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -288,5 +292,50 @@ func TestCommitClearsState(t *testing.T) {
 		if n := e.GetCounterEntry().GetData().GetPacketCount(); n != 0 {
 			t.Errorf("drops[%d] = %d after the commit, want 0", e.GetCounterEntry().GetIndex().GetIndex(), n)
 		}
+	}
+}
+
+// TestBackupThatNeverReadsStallsNoWrite: a backup that never reads its
+// stream fills it with the arbitration updates of a primary that keeps
+// re-arbitrating; the announcer sending to it waits, but the control
+// plane goes on: a third client takes over and a Write is answered. (The
+// announcements held a lock taken under the server's, and every Write,
+// Read and pipeline push hung until the backup left.)
+func TestBackupThatNeverReadsStallsNoWrite(t *testing.T) {
+	b := newBench(t)
+	b.open(1) // never reads
+	primary := b.open(2)
+	go func() {
+		for {
+			if _, err := primary.s.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	var sent atomic.Int64
+	go func() { // bounded: until the server stops reading it, or 20,000
+		for id := uint64(3); id < 20000; id++ {
+			arb := &p4v1.MasterArbitrationUpdate{DeviceId: device, ElectionId: eid(id)}
+			if primary.s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: arb}}) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	// Until the sends stall (the backup's stream is full) or end.
+	for last, deadline := int64(-1), time.Now().Add(10*time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		n := sent.Load()
+		if n == last || n >= 19997 {
+			break
+		}
+		last = n
+	}
+	t.Logf("%d re-arbitrations sent", sent.Load())
+	b.open(1 << 40)
+	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := b.cli.Write(wctx, &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(1 << 40)})
+	if status.Code(err) == codes.DeadlineExceeded {
+		t.Fatalf("a Write with a backup that never reads: %v", err)
 	}
 }

@@ -49,9 +49,10 @@ type Server struct {
 	primary *client
 	// seen is the highest election id a primary has had.
 	seen electionID
-	// announceMu orders arbitration updates, which are sent after mu is
-	// released (announce).
-	announceMu sync.Mutex
+	// announced numbers arbitration updates, which are sent after mu is
+	// released (announce): a client never takes an older one after a
+	// newer.
+	announced uint64
 	// saved is a config verified and saved but not committed; config the
 	// committed one (nil before the first commit). Reads and writes are
 	// served once either is set.
