@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"sync/atomic"
@@ -55,6 +56,9 @@ func (e *Echo) logf(format string, args ...any) {
 // Serve accepts connections on ln, new and migrated in, until ln is
 // closed; it returns the listener's error.
 func (e *Echo) Serve(ln Listener) error {
+	if e.BufferSize > maxHeaderLimit {
+		return fmt.Errorf("app: Echo.BufferSize %d: at most %d, so that a connection's pending bytes fit its state", e.BufferSize, maxHeaderLimit)
+	}
 	if e.Engine == nil {
 		return errors.New("app: Echo.Engine is nil: set it to the migrate.Engine of the listener's stack")
 	}

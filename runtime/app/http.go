@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/runtime/load"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/stack"
@@ -95,6 +96,12 @@ func (s *HTTPServer) Stats() HTTPStats {
 // defaultMaxHeaderBytes is net/http's default.
 const defaultMaxHeaderBytes = 1 << 20
 
+// maxHeaderLimit bounds MaxHeaderBytes and Echo.BufferSize: what a
+// connection holds of them travels in its state, which must fit a
+// CONN_STATE with the TCP queues; over it the origin cannot send the
+// state and resets the connection.
+const maxHeaderLimit = 8 << 20
+
 // readBufferSize is a connection's initial read buffer.
 const readBufferSize = 64 << 10
 
@@ -129,6 +136,10 @@ func (s *HTTPServer) maxHeader() int {
 // a goroutine of its own (one that served an earlier connection, when one
 // is idle) until ln is closed; it returns the listener's error.
 func (s *HTTPServer) Serve(ln Listener) error {
+	if s.MaxHeaderBytes > maxHeaderLimit {
+		return fmt.Errorf("app: HTTPServer.MaxHeaderBytes %d: at most %d, so that a connection's state (its buffered input with the TCP state) fits a CONN_STATE (%d bytes)",
+			s.MaxHeaderBytes, maxHeaderLimit, tcpmig.ConnStateMaxBytes)
+	}
 	if s.Engine == nil {
 		return errors.New("app: HTTPServer.Engine is nil: set it to the migrate.Engine of the listener's stack")
 	}

@@ -469,3 +469,15 @@ func TestHTTPMovesReuseTheBuffers(t *testing.T) {
 	}
 	t.Logf("%d bytes allocated per move, %d moves", perMove, moves)
 }
+
+// TestBuffersThatCannotTravelAreRefused: a header or echo buffer whose
+// contents could not fit a connection's state is refused at Serve, naming
+// the field, rather than reset the connection at its first move.
+func TestBuffersThatCannotTravelAreRefused(t *testing.T) {
+	if err := (&HTTPServer{MaxHeaderBytes: 9 << 20}).Serve(nil); err == nil || !strings.Contains(err.Error(), "MaxHeaderBytes") {
+		t.Errorf("Serve with MaxHeaderBytes 9 MiB = %v, want it refused by name", err)
+	}
+	if err := (&Echo{BufferSize: 9 << 20}).Serve(nil); err == nil || !strings.Contains(err.Error(), "BufferSize") {
+		t.Errorf("Serve with BufferSize 9 MiB = %v, want it refused by name", err)
+	}
+}
