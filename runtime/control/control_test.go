@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,4 +381,40 @@ func (s structsFlattened) SendMsg(m any) error {
 		}
 	}
 	return s.ServerStream.SendMsg(m)
+}
+
+// TestStateReadsPerRegister: State reads each directory register once,
+// however many slots are used (a hardware switch syncs its registers for
+// every Read; it read two cells a used slot).
+func TestStateReadsPerRegister(t *testing.T) {
+	var reads atomic.Int64
+	count := grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+		if strings.HasSuffix(info.FullMethod, "/Read") {
+			reads.Add(1)
+		}
+		return next(srv, ss)
+	})
+	pipe, d := server(t, count)
+	c := dial(t, d, 1)
+	if _, err := c.Deploy(context.Background(), rack(), control.PipelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const used = 200
+	for i := range used {
+		pipe.WriteDirectory(i%pipeline.Levels, 100+i, pipeline.Entry{Valid: true, ClientIP: [4]byte{10, 77, 1, byte(i)}, ClientPort: uint16(40000 + i),
+			Origin: [4]byte{10, 77, 0, 11}, Target: [4]byte{10, 77, 0, 12}})
+	}
+	reads.Store(0)
+	st, err := c.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Entries) != used {
+		t.Fatalf("%d entries, want %d", len(st.Entries), used)
+	}
+	// Three tables, then each level's key, origin and target, then
+	// min_workload and the drop counter.
+	if n, most := reads.Load(), int64(3+3*pipeline.Levels+2); n > most {
+		t.Errorf("State made %d Reads for %d used slots, want at most %d", n, used, most)
+	}
 }

@@ -107,22 +107,33 @@ func (c *Client) State(ctx context.Context) (*State, error) {
 			}
 		}
 		st.Levels = append(st.Levels, lv)
-		for _, i := range used {
-			var ips [2]uint64 // origin, target
-			for j, reg := range [2]struct {
-				id   uint32
-				name string
-			}{{x.dirOrigin[l], "origin"}, {x.dirTarget[l], "target"}} {
-				cell, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: reg.id, Index: &p4v1.Index{Index: i}}}})
-				if err != nil {
-					return nil, err
-				}
-				if len(cell) != 1 {
-					return nil, fmt.Errorf("control: %s: read of dir%d_%s[%d] returned %d cells", c.target, l, reg.name, i, len(cell))
-				}
-				ips[j] = bytestring.Uint(cell[0].GetRegisterEntry().GetData().GetBitstring())
+		if len(used) == 0 {
+			continue
+		}
+		// One wildcard read a register, not one a used slot: a hardware
+		// switch syncs its registers for every Read (Stratum does), and a
+		// full directory has thousands of slots.
+		var ips [2]map[int64]uint64 // origin, target by index
+		for j, reg := range [2]struct {
+			id   uint32
+			name string
+		}{{x.dirOrigin[l], "origin"}, {x.dirTarget[l], "target"}} {
+			cells, err := c.read(ctx, &p4v1.Entity{Entity: &p4v1.Entity_RegisterEntry{RegisterEntry: &p4v1.RegisterEntry{RegisterId: reg.id}}})
+			if err != nil {
+				return nil, err
 			}
-			origin, target := ips[0], ips[1]
+			ips[j] = make(map[int64]uint64, len(used))
+			for _, e := range cells {
+				re := e.GetRegisterEntry()
+				ips[j][re.GetIndex().GetIndex()] = bytestring.Uint(re.GetData().GetBitstring())
+			}
+		}
+		for _, i := range used {
+			origin, ok1 := ips[0][i]
+			target, ok2 := ips[1][i]
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("control: %s: the reads of dir%d_origin and dir%d_target have no cell %d, which dir%d_key uses", c.target, l, l, i, l)
+			}
 			k := cells[i]
 			st.Entries = append(st.Entries, DirEntry{Level: l, Index: i,
 				Client: netip.AddrPortFrom(netip.AddrFrom4(bytestring.IPv4(k[0])), uint16(k[1])),
