@@ -29,6 +29,13 @@ func Vet(s *Spec) []Diagnostic {
 				warn(l.Hash.Pos, "directory.levels[%d].hash: poly %#x ends in %d zero bits, so %d of the %d index bits never change and only 2^%d of the 2^%d slots are used; use an odd polynomial",
 					i, l.Hash.Poly, bits.TrailingZeros64(l.Hash.Poly), k, d.IndexBits, d.IndexBits-k, d.IndexBits)
 			}
+			if w := uint(l.Hash.Width); l.Hash.Reversed && bits.Reverse64(l.Hash.Init)>>(64-w) != l.Hash.Init {
+				// The CRC catalogue gives init unreflected, and the Go model
+				// reflects it for its reflected register; bf-utils'
+				// dynamic_hash reference (calculate_crc) loads it as it is.
+				warn(l.Hash.Pos, "directory.levels[%d].hash: reflected with init %#x, whose bit reversal is %#x: the Go model reflects init, as the CRC catalogue defines it, while the Tofino's hash reference (bf-utils' dynamic_hash) seems to load it unreflected, so the switch and the model may put keys in different slots; use an init that is its own reversal (0 or all ones), or compare a compiled program's hash with capygen's",
+					i, l.Hash.Init, bits.Reverse64(l.Hash.Init)>>(64-w))
+			}
 		}
 	}
 	if d := s.Directory; d != nil && len(d.DeleteOn) == 0 && d.Release == "" {
