@@ -276,6 +276,13 @@ func TestTimeWaitRSTAndReuse(t *testing.T) {
 		t.Fatalf("Reusable in TIME-WAIT: old SYN with a newer timestamp %v, with an older one %v; want true false",
 			a.Reusable(&stamped), a.Reusable(&stale))
 	}
+	// PAWS comes first, as in Linux: an older clock is an old duplicate
+	// even with a sequence number past rcv.nxt.
+	staleAhead := newer
+	staleAhead.HasTS, staleAhead.TSVal = true, a.tsRecent-1
+	if a.Reusable(&staleAhead) {
+		t.Fatal("Reusable in TIME-WAIT: a SYN past rcv.nxt with an older timestamp, want false (PAWS)")
+	}
 	// A RST that is not exact gets a challenge ACK and changes nothing.
 	off := Segment{Seq: a.rcvNxt + 1, Flags: FlagRST}
 	a.Input(now, &off)

@@ -438,8 +438,13 @@ func (c *Conn) Reusable(syn *Segment) bool {
 	if c.Done() {
 		return true
 	}
-	return c.state == StateTimeWait &&
-		(seqGT(syn.Seq, c.rcvNxt) || c.tsOK && syn.HasTS && seqGT(syn.TSVal, c.tsRecent))
+	if c.state != StateTimeWait {
+		return false
+	}
+	if c.tsOK && syn.HasTS && seqLT(syn.TSVal, c.tsRecent) {
+		return false // PAWS: an old duplicate, whatever its sequence number (Linux's paws_reject)
+	}
+	return seqGT(syn.Seq, c.rcvNxt) || c.tsOK && syn.HasTS && seqGT(syn.TSVal, c.tsRecent)
 }
 
 // Stats returns the counters and the current congestion-control gauges.

@@ -270,6 +270,12 @@ func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 		c.ackNow = true // RFC 5961 §5.2: ACK and drop
 		return false
 	}
+	if c.persist {
+		// The peer answers its window probes: alive, so the probes it
+		// answers count against nothing (Linux clears icsk_probes_out on
+		// any valid ACK). Only a silent peer times out.
+		c.retries = 0
+	}
 	oldWnd := c.sndWnd
 	mss := uint32(c.sndMSS)
 	advanced := seqGT(ack, c.sndUna)

@@ -31,11 +31,21 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 	}
 	if c.retxOn && now >= c.retxAt {
 		if c.persist {
+			// A peer that answers none of MaxRetries probes is gone
+			// (RFC 1122 4.2.2.17 lets the connection close; Linux gives up
+			// after tcp_retries2): without this, a connection whose peer
+			// vanished behind a zero window never ended.
+			if c.retries++; c.retries > c.cfg.MaxRetries {
+				c.setClosed(ErrTimeout)
+				return
+			}
 			c.stats.WindowProbes++
 			// Probe below snd.una: the peer finds it unacceptable and
 			// answers with an ACK that carries its current window.
 			c.emitCtl(emit, c.sndUna-1, FlagACK)
-			c.persistExp++
+			if c.persistExp < maxPersistExp {
+				c.persistExp++
+			}
 			c.retxAt = now + c.persistInterval()
 		} else if !c.onTimeout() {
 			return
@@ -98,6 +108,11 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		c.retxAt = now + c.persistInterval()
 	}
 }
+
+// maxPersistExp bounds the probe backoff's exponent, which a uint8 would
+// wrap after 255 probes (back to one RTO); by then the interval has long
+// reached MaxRTO.
+const maxPersistExp = 30
 
 // persistInterval is the probe interval: the RTO backed off per probe, capped.
 func (c *Conn) persistInterval() Time {

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"testing"
 )
 
@@ -182,5 +183,60 @@ func TestSendWindowNeverPassesOfferedEdge(t *testing.T) {
 		if len(seg.Payload) > 0 {
 			t.Fatalf("A sent %v into B's zero window", seg.String())
 		}
+	}
+}
+
+// persisting returns A in persist mode: B's receive buffer is full of
+// unread data and its window shut, with A holding more to send.
+func persisting(t *testing.T, cfgA Config) (a, b *Conn, now Time) {
+	t.Helper()
+	a, b, now = establish(t, cfgA, Config{RecvBuffer: 4000, DelayedACK: -1})
+	if _, err := a.Write(make([]byte, 20000)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50 && !a.persist; i++ {
+		pingPong(a, b, now)
+		if d, ok := a.Deadline(); ok && !a.persist {
+			now = d
+		}
+	}
+	if !a.persist || b.rcvWindow() != 0 {
+		t.Fatalf("A persist %v, B's window %d: want A probing a shut window", a.persist, b.rcvWindow())
+	}
+	return a, b, now
+}
+
+// TestPersistGivesUpOnASilentPeer: window probes that a peer never answers
+// count as retransmissions, and MaxRetries of them end the connection
+// with ErrTimeout (Linux gives up after tcp_retries2); a peer that answers
+// them, window still shut, keeps it open however long it lasts.
+func TestPersistGivesUpOnASilentPeer(t *testing.T) {
+	const retries = 3
+	a, _, now := persisting(t, Config{MaxRetries: retries})
+	probes := 0
+	for i := 0; i < 20 && a.State() != StateClosed; i++ {
+		d, ok := a.Deadline()
+		if !ok {
+			t.Fatalf("A has no deadline in %v with its window probes unanswered", a.State())
+		}
+		now = d
+		probes += len(emitted(a, now)) // the peer is gone: nothing comes back
+	}
+	if a.State() != StateClosed || !errors.Is(a.Err(), ErrTimeout) {
+		t.Fatalf("after %d unanswered probes A is %v (%v), want CLOSED with ErrTimeout", probes, a.State(), a.Err())
+	}
+	if probes != retries {
+		t.Errorf("A gave up after %d probes, want %d", probes, retries)
+	}
+
+	a, b, now := persisting(t, Config{MaxRetries: retries})
+	for range 4 * retries {
+		d, _ := a.Deadline()
+		now = d
+		feed(b, now, emitted(a, now))
+		feed(a, now, emitted(b, now)) // the answer: window still 0
+	}
+	if a.State() != StateEstablished || !a.persist {
+		t.Fatalf("A is %v (persist %v, %v) after answered probes, want ESTABLISHED and probing", a.State(), a.persist, a.Err())
 	}
 }
