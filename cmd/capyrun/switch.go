@@ -143,6 +143,16 @@ func runSwitch(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Signals are caught before the first port opens: a SIGTERM during
+	// bring-up (a bind retrying for seconds) would otherwise kill the
+	// process before the deferred Closes ran, and leave the ports' XDP
+	// programs attached, their queues black holes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
 	// Open every port before the switch exists; close them all on the way
 	// out whatever happened, so no interface keeps a dead XDP program.
 	var eps []*link.XDP
@@ -152,6 +162,9 @@ func runSwitch(args []string) error {
 		}
 	}()
 	for i := range cfg.Ports {
+		if ctx.Err() != nil {
+			return errors.New("interrupted while opening the ports")
+		}
 		ep, err := link.OpenXDP(cfg.Ports[i].Name, link.XDPOptions{Mode: f.mode, Frames: f.frames, Replace: f.replace, Spin: f.spin})
 		if err != nil {
 			return fmt.Errorf("-port %s: %w", cfg.Ports[i].Name, err)
@@ -196,12 +209,9 @@ func runSwitch(args []string) error {
 		fmt.Printf("stage drop %s\n", d)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-
+	if ctx.Err() != nil {
+		return errors.New("interrupted while starting")
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if f.metricsAddr != "" {

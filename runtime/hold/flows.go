@@ -120,15 +120,19 @@ func (q *Queue) settleFlow(f Flow, v uint32) (int, int, error) {
 	if h == nil {
 		return 0, 0, nil
 	}
-	delete(q.flows, f)
 	if q.err != nil {
+		delete(q.flows, f)
 		return 0, h.over, q.err
 	}
 	for i, id := range h.ids {
 		if err := q.verdict(id, v); err != nil {
+			// The rest stay filed, as settle keeps them: a later call
+			// settles them, instead of leaving them to the kernel.
+			h.ids = h.ids[i:]
 			return i, h.over, fmt.Errorf("hold: queue %d: verdict for packet %d of %v: %w", q.num, id, f, err)
 		}
 	}
+	delete(q.flows, f)
 	return len(h.ids), h.over, nil
 }
 

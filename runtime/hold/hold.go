@@ -70,6 +70,8 @@ type Queue struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	err  error
+	// closeMu makes Close once: it cannot take mu, which Drop takes.
+	closeMu sync.Mutex
 
 	kernel *unix.SockaddrNetlink // the destination of every message
 	vbuf   []byte                // verdict's message, reused
@@ -344,6 +346,8 @@ func (q *Queue) Wait(n int, d time.Duration) bool {
 // Close drops what is still held, unbinds the queue and closes the
 // socket; the kernel then drops the queue's packets (the rule stays).
 func (q *Queue) Close() error {
+	q.closeMu.Lock() // two Closes at once would both pass the check and close done twice
+	defer q.closeMu.Unlock()
 	select {
 	case <-q.done:
 		return ErrClosed
