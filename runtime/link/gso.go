@@ -484,9 +484,15 @@ func (g *gsoTx) flush(b *gsoBatch) (dropped int, err error) {
 				continue
 			}
 			runtime.Gosched()
-		case unix.ENETDOWN:
-			return dropped, fmt.Errorf("send on %s: %w", g.ifname, ErrInterfaceDown)
-		case unix.ENXIO, unix.ENODEV:
+		case unix.ENETDOWN, unix.ENXIO, unix.ENODEV:
+			// The rest of the batch is cleared with it: count its frames
+			// as dropped, which TxFrames already counted as queued.
+			for ; sent < len(g.mm); sent++ {
+				dropped += b.msgs[sent].frames()
+			}
+			if e == unix.ENETDOWN {
+				return dropped, fmt.Errorf("send on %s: %w", g.ifname, ErrInterfaceDown)
+			}
 			return dropped, fmt.Errorf("send on %s: %w: %v", g.ifname, ErrNoInterface, e)
 		default:
 			// The kernel refused this message's headers: skip it so the
