@@ -11,11 +11,13 @@ import (
 	"net/http/httptrace"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,6 +40,20 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	tmpDir = dir
+	// Ctrl-C or a CI timeout's SIGTERM would end the test binary without
+	// its cleanups, leaving the testbeds' namespaces and processes (in
+	// process groups of their own) behind: take them down first.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "testbed: %v: taking every testbed down\n", s)
+		if err := DownAll(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

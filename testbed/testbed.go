@@ -154,6 +154,7 @@ func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err e
 		}
 	}
 	tb = &Testbed{Topology: t, Tag: tag, byHost: map[string]*Proc{}}
+	live.add(tb)
 	defer func() {
 		// Tear down on error and on panic, so a failed bring-up leaves
 		// nothing behind.
@@ -495,6 +496,7 @@ func (tb *Testbed) Down() error {
 		return nil
 	}
 	tb.down = true
+	live.remove(tb)
 	procs, nss := tb.procs, tb.nss
 	tb.mu.Unlock()
 	var wg sync.WaitGroup
@@ -504,6 +506,37 @@ func (tb *Testbed) Down() error {
 	}
 	wg.Wait()
 	return DownTag(tb.Tag, nss...)
+}
+
+// live are the testbeds this process brought up and has not taken down,
+// for DownAll.
+var live = liveSet{m: map[*Testbed]struct{}{}}
+
+type liveSet struct {
+	mu sync.Mutex
+	m  map[*Testbed]struct{}
+}
+
+func (l *liveSet) add(tb *Testbed) { l.mu.Lock(); l.m[tb] = struct{}{}; l.mu.Unlock() }
+
+func (l *liveSet) remove(tb *Testbed) { l.mu.Lock(); delete(l.m, tb); l.mu.Unlock() }
+
+// DownAll takes down every testbed this process brought up and has not
+// taken down yet: what a signal handler calls before exiting, since the
+// testbeds' processes run in process groups of their own (a terminal's
+// SIGINT does not reach them) and their namespaces outlive the process.
+func DownAll() error {
+	live.mu.Lock()
+	tbs := make([]*Testbed, 0, len(live.m))
+	for tb := range live.m {
+		tbs = append(tbs, tb)
+	}
+	live.mu.Unlock()
+	var errs []error
+	for _, tb := range tbs {
+		errs = append(errs, tb.Down())
+	}
+	return errors.Join(errs...)
 }
 
 // DownTag deletes the namespaces of the testbed tagged tag: the ones

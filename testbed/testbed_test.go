@@ -65,6 +65,18 @@ func assertGone(tb testing.TB, tag string) {
 	}
 }
 
+// TestDownAll: DownAll, which TestMain's signal handler runs before the
+// binary exits, takes down every testbed still up (no test of this
+// package runs in parallel, so it is only this one's).
+func TestDownAll(t *testing.T) {
+	needNetns(t)
+	bed := up(t, Default())
+	if err := DownAll(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, bed.Tag)
+}
+
 func TestUpDown(t *testing.T) {
 	needNetns(t)
 	bed := up(t, Default())
