@@ -400,8 +400,7 @@ func (e *Engine) Close() error {
 		return ErrClosed
 	}
 	e.closed = true
-	var wake []Outcome
-	var woken []*outgoing
+	var wake []finished
 	for _, o := range e.out {
 		if o.m.State().IsFinal() {
 			continue
@@ -412,12 +411,12 @@ func (e *Engine) Close() error {
 			o.frozen = nil
 			out = Outcome{Result: ResultAborted, Err: fmt.Errorf("%w while the state of %v was in flight: its copy here is dropped", ErrClosed, o.k)}
 		}
-		wake, woken = append(wake, out), append(woken, o)
+		wake = append(wake, finished{o, out})
 	}
 	e.mu.Unlock()
 	e.host.Detach()
-	for i, o := range woken {
-		o.finish(wake[i])
+	for _, w := range wake {
+		w.o.finish(w.out)
 	}
 	return nil
 }

@@ -416,12 +416,7 @@ func (e *Engine) reclaim(now tcp.Time, o *outgoing) {
 	here := o.frozen == nil && known
 	switch {
 	case here && o.ackBy.IsValid():
-		m := &e.msg.prepareAck
-		*m = tcpmig.PrepareMigAck{TCPMigFields: o.k.fields()}
-		m.Load = true
-		e.send(o.ackBy, m) //nolint:errcheck // each abandon notice reclaims again
-		e.watchHosted(now, o.id, o.k)
-		e.stats.Reclaims++
+		e.reclaimFrom(now, o.ackBy, o.id, o.k)
 	case here && netip.AddrFrom4(o.k.originIP) != e.self:
 		// A connection migrated in: its entry is not ours to clear.
 	case e.leftLater(o):
@@ -468,13 +463,18 @@ func (e *Engine) reclaimStale(now tcp.Time, src netip.Addr, k key) {
 		e.stats.Unexpected++
 		return
 	}
+	e.reclaimFrom(now, src, id, k)
+}
+
+// reclaimFrom sends holder a LOAD PREPARE_MIG_ACK for k, which hands the
+// entry to this server if holder holds it, and watches the connection
+// (id), whose end releases the entry. e.mu is held.
+func (e *Engine) reclaimFrom(now tcp.Time, holder netip.Addr, id tcp.ID, k key) {
 	m := &e.msg.prepareAck
 	*m = tcpmig.PrepareMigAck{TCPMigFields: k.fields()}
 	m.Load = true
-	e.send(src, m) //nolint:errcheck // a later notice reclaims again
-	if _, ok := e.hosted[id]; !ok {
-		e.watchHosted(now, id, k)
-	}
+	e.send(holder, m) //nolint:errcheck // each abandon notice reclaims again
+	e.watchHosted(now, id, k)
 	e.stats.Reclaims++
 }
 

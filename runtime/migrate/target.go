@@ -300,7 +300,7 @@ func (e *Engine) settleComeback(now tcp.Time, in *incoming, fx *effects) {
 	// Epochs grow by one per attempt along the connection's path (each
 	// origin draws the one after the epoch that brought the connection
 	// in): a state of an older epoch is a stray copy and proves nothing.
-	if ahead := (int(in.k.epoch) - int(o.k.epoch) + 255) % 255; ahead == 0 || ahead >= 128 {
+	if !epochAfter(in.k.epoch, o.k.epoch, 127) {
 		return
 	}
 	e.stats.Comebacks++
