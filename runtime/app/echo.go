@@ -133,7 +133,7 @@ func (ec *echoConn) serve() {
 		ec.e.stats.moved.Add(1)
 		return
 	}
-	if err != nil && !quietErr(err) && !shutdown(err) {
+	if err != nil && !quietErr(err) {
 		ec.e.logf("app: echo connection %v: %v", ec.conn.RemoteAddr(), err)
 	}
 	ec.conn.Close()

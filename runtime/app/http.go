@@ -270,7 +270,7 @@ func (hc *httpConn) serve() {
 		return // it lives on at the target: nothing to close here
 	case err == nil, errors.Is(err, errClose):
 	default:
-		if !quietErr(err) && !shutdown(err) {
+		if !quietErr(err) {
 			hc.srv.logf("app: http connection %v: %v", hc.conn.RemoteAddr(), err)
 		}
 	}
@@ -311,18 +311,16 @@ func (hc *httpConn) release() {
 
 // quietErr reports the ends of a connection not worth logging.
 func quietErr(err error) bool {
+	// migrate.ErrClosed: the server's own migration engine closed, which
+	// is not the connection's failure.
 	for _, q := range []error{io.EOF, io.ErrUnexpectedEOF, os.ErrDeadlineExceeded, net.ErrClosed,
-		stack.ErrDetached, tcp.ErrReset, tcp.ErrClosed, tcp.ErrTimeout, syscall.ECONNRESET, syscall.EPIPE} {
+		stack.ErrDetached, tcp.ErrReset, tcp.ErrClosed, tcp.ErrTimeout, syscall.ECONNRESET, syscall.EPIPE, migrate.ErrClosed} {
 		if errors.Is(err, q) {
 			return true
 		}
 	}
 	return false
 }
-
-// shutdown reports whether err ended a connection because its server's
-// migration engine closed: not the connection's failure.
-func shutdown(err error) bool { return errors.Is(err, migrate.ErrClosed) }
 
 func (hc *httpConn) loop() (err error) {
 	defer func() {

@@ -86,27 +86,23 @@ func (c *Client) Deploy(ctx context.Context, prog *Program, opt PipelineOptions)
 	// Deletes first, so a full table has room for what replaces them; in
 	// a Write call of their own, since a server may apply one call's
 	// updates in any order.
-	var reg []*p4v1.Update
-	var regWhat string
+	for _, u := range slices.Concat(dels, mods, ins) {
+		what = append(what, fmt.Sprintf("%v %s", u.GetType(), c.describe(u.GetEntity().GetTableEntry())))
+	}
+	rest := slices.Concat(mods, ins)
 	if prog.MinWorkload != nil || committed {
 		var holder [4]byte
 		load := uint64(pipeline.EmptyLoad)
 		if w := prog.MinWorkload; w != nil && w.Holder.IsValid() && !w.Holder.IsUnspecified() {
 			holder, load = w.Holder.As4(), uint64(w.Load)
 		}
-		reg = append(reg, &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: registerEntity(c.ids.minWorkload, 0,
+		rest = append(rest, &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: registerEntity(c.ids.minWorkload, 0,
 			uint64(binary.BigEndian.Uint32(holder[:])), load)})
-		regWhat = fmt.Sprintf("MODIFY min_workload {%v, %d}", netip.AddrFrom4(holder), load)
+		what = append(what, fmt.Sprintf("MODIFY min_workload {%v, %d}", netip.AddrFrom4(holder), load))
 		ch.MinWorkload = true
 	}
-	for _, u := range slices.Concat(dels, mods, ins) {
-		what = append(what, fmt.Sprintf("%v %s", u.GetType(), c.describe(u.GetEntity().GetTableEntry())))
-	}
-	if len(reg) > 0 {
-		what = append(what, regWhat)
-	}
 	off := 0
-	for _, phase := range [][]*p4v1.Update{dels, slices.Concat(mods, ins, reg)} {
+	for _, phase := range [][]*p4v1.Update{dels, rest} {
 		if err := c.write(ctx, phase, func(i int) string { return what[off+i] }); err != nil {
 			// Deploy works from what the switch has: running it again
 			// finishes the job once the cause is fixed.

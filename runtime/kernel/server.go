@@ -496,12 +496,6 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 		h.keep(id, c)
 		return nil, fmt.Errorf("%w: %v-%v has had bytes in flight and no ACK for %v or more: it waits for its retransmission timer", migrate.ErrNotMovable, id.Local, id.Remote, rtoWait)
 	}
-	// Muted first: a socket in repair mode still transmits (new data
-	// as ACKs or a loss probe open the window, retransmissions), and a
-	// byte the client gets past the dump's snd_nxt leaves the restored
-	// socket refusing the client's ACKs for good. What it sends from here
-	// is dropped, and counts as sent in the dump: the target retransmits
-	// it.
 	// A state over the restore cap would be refused by a target with
 	// this server's configuration after travelling whole, and the
 	// origin's give-up would then reset the connection: it stays
@@ -512,6 +506,12 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 		h.keep(id, c)
 		return nil, h.overCapError(id, send, recv)
 	}
+	// Muted first: a socket in repair mode still transmits (new data
+	// as ACKs or a loss probe open the window, retransmissions), and a
+	// byte the client gets past the dump's snd_nxt leaves the restored
+	// socket refusing the client's ACKs for good. What it sends from here
+	// is dropped, and counts as sent in the dump: the target retransmits
+	// it.
 	t0 := time.Now()
 	if err := c.setMark(frozenMark); err != nil {
 		if errors.Is(err, net.ErrClosed) {
