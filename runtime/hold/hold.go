@@ -126,18 +126,16 @@ func open(num uint16, max int, mode uint8, decide func(Flow) Verdict) (*Queue, e
 	}
 	params := binary.BigEndian.AppendUint32(nil, copyRange) // in meta mode, unused
 	params = append(params, mode)
-	for _, step := range []struct {
-		what string
-		attr []byte
-	}{
-		{"bind", attr(attrCfgCmd, []byte{cmdBind, 0, 0, 0})},
-		{"copy mode", attr(attrCfgParams, params)},
-		{"queue length", attr(attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, uint32(queueLen)))},
-	} {
-		if err := q.request(msgConfig, unix.AF_UNSPEC, step.attr); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("hold: queue %d: %s: %w", num, step.what, err)
-		}
+	// One message binds the queue and sets its copy mode and length, as
+	// libnl's nfnl_queue_create does: the kernel applies them in one
+	// call, so no packet is queued in the default (meta-only) mode before
+	// the copy mode, where flow mode could not read its flow.
+	cfg := attr(attrCfgCmd, []byte{cmdBind, 0, 0, 0})
+	cfg = appendAttr(cfg, attrCfgParams, params)
+	cfg = appendAttr(cfg, attrCfgMaxLen, binary.BigEndian.AppendUint32(nil, uint32(queueLen)))
+	if err := q.request(msgConfig, unix.AF_UNSPEC, cfg); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("hold: queue %d: bind with copy mode %d and length %d: %w", num, mode, queueLen, err)
 	}
 	q.wg.Add(1)
 	go q.receive()
@@ -192,16 +190,42 @@ func (q *Queue) request(typ uint16, family uint8, attrs []byte) error {
 		if err != nil {
 			return err
 		}
+		var ack error
+		acked := false
 		for _, m := range msgs {
 			if m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == q.seq && len(m.Data) >= 4 {
 				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
-					return unix.Errno(-e)
+					ack = unix.Errno(-e)
 				}
-				return nil
+				acked = true
+				continue
 			}
+			// Once bound, the queue's packets may come before the ack of
+			// a later step: they are held (or settled) like any other,
+			// not left to the client's retransmission timeout.
+			q.dispatch(m)
+		}
+		if acked {
+			return ack
 		}
 	}
 	return errors.New("no acknowledgement")
+}
+
+// dispatch takes one netlink message of the queue's socket: a packet is
+// held or settled, anything else ignored.
+func (q *Queue) dispatch(m syscall.NetlinkMessage) {
+	if m.Header.Type != unix.NFNL_SUBSYS_QUEUE<<8|msgPacket || len(m.Data) < 4 {
+		return
+	}
+	id, payload, ok := packetAttrs(m.Data[4:])
+	switch {
+	case !ok:
+	case q.decide != nil:
+		q.takeFlow(id, payload)
+	default:
+		q.take(id)
+	}
 }
 
 func (q *Queue) receive() {
@@ -231,17 +255,7 @@ func (q *Queue) receive() {
 			continue
 		}
 		for _, m := range msgs {
-			if m.Header.Type != unix.NFNL_SUBSYS_QUEUE<<8|msgPacket || len(m.Data) < 4 {
-				continue
-			}
-			id, payload, ok := packetAttrs(m.Data[4:])
-			switch {
-			case !ok:
-			case q.decide != nil:
-				q.takeFlow(id, payload)
-			default:
-				q.take(id)
-			}
+			q.dispatch(m)
 		}
 	}
 }
