@@ -148,8 +148,8 @@ func TestMigrationTestbed(t *testing.T) {
 		if p.RxFrames == 0 || p.TxFrames == 0 {
 			t.Errorf("port %s moved rx %d tx %d frames, want traffic both ways on every port", p.Name, p.RxFrames, p.TxFrames)
 		}
-		if p.TxErrors != 0 {
-			t.Errorf("port %s: %d transmit errors", p.Name, p.TxErrors)
+		if p.TxErrors != 0 || p.FlushErrors != 0 {
+			t.Errorf("port %s: %d transmit errors, %d failed flushes", p.Name, p.TxErrors, p.FlushErrors)
 		}
 		if p.Link != nil && (p.Link.RxDropped != 0 || p.Link.TxDropped != 0) {
 			t.Errorf("port %s: the AF_XDP socket dropped rx %d tx %d frames", p.Name, p.Link.RxDropped, p.Link.TxDropped)

@@ -43,8 +43,9 @@ func (r *recorder) take() [][]byte {
 // batcher is a recorder that batches: frames are sent on Flush only.
 type batcher struct {
 	recorder
-	queue   [][]byte
-	flushes int
+	queue    [][]byte
+	flushes  int
+	flushErr error // what Flush returns, after sending
 }
 
 var _ link.Batcher = (*batcher)(nil)
@@ -58,7 +59,7 @@ func (b *batcher) Flush() error {
 	b.flushes++
 	b.sent = append(b.sent, b.queue...)
 	b.queue = nil
-	return nil
+	return b.flushErr
 }
 
 // The test network: a client port and two server ports, hosts behind

@@ -56,8 +56,13 @@ type PortReport struct {
 	RxBytes  uint64        `json:"rx_bytes"`
 	TxFrames uint64        `json:"tx_frames"`
 	TxBytes  uint64        `json:"tx_bytes"`
-	// TxErrors counts frames the endpoint refused (too large, closed).
+	// TxErrors counts frames the endpoint refused (too large, closed);
+	// they are not in TxFrames.
 	TxErrors uint64 `json:"tx_errors"`
+	// FlushErrors counts failed kicks of a batching endpoint. Its frames
+	// were counted in TxFrames when queued; how many of them the failure
+	// lost is the link's TxDropped.
+	FlushErrors uint64 `json:"flush_errors"`
 	// Ingress and Egress count injected faults.
 	Ingress FaultReport `json:"ingress_faults"`
 	Egress  FaultReport `json:"egress_faults"`
@@ -182,7 +187,7 @@ func (s *Switch) Report() Report {
 		r.Ports = append(r.Ports, PortReport{
 			ID: p.id, Name: p.name, Role: role,
 			RxFrames: p.c.rxFrames, RxBytes: p.c.rxBytes,
-			TxFrames: p.c.txFrames, TxBytes: p.c.txBytes, TxErrors: p.c.txErrors,
+			TxFrames: p.c.txFrames, TxBytes: p.c.txBytes, TxErrors: p.c.txErrors, FlushErrors: p.c.flushErrors,
 			Ingress: p.in.c.report(), Egress: p.out.c.report(),
 		})
 	}
@@ -311,15 +316,15 @@ func (r Report) Port(name string) (PortReport, bool) {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "switch report at %v\n", r.Now.Round(time.Microsecond))
-	fmt.Fprintf(&b, "  %-8s %-3s %-6s %10s %12s %10s %12s %6s  %-20s %-20s %s\n",
-		"port", "id", "role", "rx", "rx bytes", "tx", "tx bytes", "txerr", "ingress drop/dup/dly", "egress drop/dup/dly", "link rx-dropped/tx-dropped")
+	fmt.Fprintf(&b, "  %-8s %-3s %-6s %10s %12s %10s %12s %-11s  %-20s %-20s %s\n",
+		"port", "id", "role", "rx", "rx bytes", "tx", "tx bytes", "txerr/flush", "ingress drop/dup/dly", "egress drop/dup/dly", "link rx-dropped/tx-dropped")
 	for _, p := range r.Ports {
 		lnk := "-"
 		if p.Link != nil {
 			lnk = fmt.Sprintf("%d/%d", p.Link.RxDropped, p.Link.TxDropped)
 		}
-		fmt.Fprintf(&b, "  %-8s %-3d %-6s %10d %12d %10d %12d %6d  %-20s %-20s %s\n",
-			p.Name, p.ID, p.Role, p.RxFrames, p.RxBytes, p.TxFrames, p.TxBytes, p.TxErrors,
+		fmt.Fprintf(&b, "  %-8s %-3d %-6s %10d %12d %10d %12d %-11s  %-20s %-20s %s\n",
+			p.Name, p.ID, p.Role, p.RxFrames, p.RxBytes, p.TxFrames, p.TxBytes, fmt.Sprintf("%d/%d", p.TxErrors, p.FlushErrors),
 			p.Ingress.short(), p.Egress.short(), lnk)
 	}
 	v := r.Verdicts

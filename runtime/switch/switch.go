@@ -48,7 +48,7 @@ type port struct {
 }
 
 type portCounters struct {
-	rxFrames, rxBytes, txFrames, txBytes, txErrors uint64
+	rxFrames, rxBytes, txFrames, txBytes, txErrors, flushErrors uint64
 	unknownEgress                                  uint64
 }
 
@@ -284,7 +284,7 @@ func (s *Switch) flush() int {
 	for _, p := range s.dirty {
 		p.queued = false
 		if err := p.batch.Flush(); err != nil {
-			p.c.txErrors++
+			p.c.flushErrors++
 		}
 	}
 	s.dirty = s.dirty[:0]

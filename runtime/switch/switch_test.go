@@ -256,6 +256,14 @@ func TestBatchingEndpoints(t *testing.T) {
 		t.Errorf("flushes client %d s1 %d s2 %d (queued %d), want 0 1 1 and nothing left queued",
 			n.clientB.flushes, n.s1B.flushes, n.s2B.flushes, len(n.s1B.queue))
 	}
+	// A failed kick is one flush error, not a refused frame: its frame
+	// was counted sent when queued.
+	n.s1B.flushErr = errors.New("interface down")
+	n.sw.Deliver(0, pClient, arpRequest(t, macClient, ipClient, ipS1))
+	p, _ := n.sw.Report().Port("s1")
+	if p.FlushErrors != 1 || p.TxErrors != 0 || p.TxFrames != 2 {
+		t.Errorf("s1 after a failed flush: flush errors %d, tx errors %d, tx frames %d, want 1, 0, 2", p.FlushErrors, p.TxErrors, p.TxFrames)
+	}
 }
 
 func TestReport(t *testing.T) {
@@ -289,7 +297,7 @@ func TestReport(t *testing.T) {
 	text := r.String()
 	for _, want := range []string{
 		"switch report at 3s",
-		"client   1   client          1           60          0            0      0  0/0/0",
+		"client   1   client          1           60          0            0 0/0          0/0/0",
 		"verdicts: processed 1 forwarded 1 flooded 0 replied 0 dropped 0",
 		"drops: no_route 0 spoofed_control 0 unknown_port 0 bad_tcpmig 0 malformed 0",
 		"directory: level 0 2/65536 level 1 1/65536",
