@@ -182,6 +182,7 @@ type XDP struct {
 
 	rxFrames, rxBytes          atomic.Uint64
 	txFrames, txBytes, txDrops atomic.Uint64
+	rxDrops                    atomic.Uint64 // frames received but not delivered
 }
 
 var (
@@ -844,7 +845,13 @@ func (x *XDP) drain(fn func(frame []byte)) int {
 		d := x.rx.descs[(cons+i)&x.rx.mask]
 		addrs = append(addrs, d.Addr)
 	}
+	var i uint32
 	defer func() {
+		if i+1 < n {
+			// fn panicked on frame i: the frames after it go back to the
+			// fill ring unseen, dropped as a full ring drops them.
+			x.rxDrops.Add(uint64(n - i - 1))
+		}
 		atomic.StoreUint32(x.rx.cons, cons+n)
 		prod := atomic.LoadUint32(x.fill.prod)
 		for i, a := range addrs {
@@ -852,7 +859,7 @@ func (x *XDP) drain(fn func(frame []byte)) int {
 		}
 		atomic.StoreUint32(x.fill.prod, prod+uint32(len(addrs)))
 	}()
-	for i := range n {
+	for i = 0; i < n; i++ {
 		d := x.rx.descs[(cons+i)&x.rx.mask]
 		x.rxFrames.Add(1)
 		x.rxBytes.Add(uint64(d.Len))
@@ -873,6 +880,7 @@ func (x *XDP) Stats() Stats {
 		// descriptor peek, in Rx_fill_ring_empty_descs: not added twice).
 		s.RxDropped = ks.Rx_dropped + ks.Rx_ring_full
 	}
+	s.RxDropped += x.rxDrops.Load()
 	return s
 }
 

@@ -674,3 +674,54 @@ func BenchmarkXDPTransmitFloor(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*burst)/time.Since(start).Seconds(), "frames/s")
 }
+
+// A receive callback that panics loses the rest of its batch; those
+// frames are counted as dropped rather than vanishing from every count.
+func TestXDPPanickingCallbackCountsTheRest(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "capy-"+tag()+"-l")
+	vethPair(t, ns, "xa", ns, "xb", true)
+	x := openXDP(t, ns, "xa", XDPOptions{})
+	p := openPacket(t, ns, "xb")
+	peer := macOf(t, ns, "xb")
+	const sent = 5
+	for i := range uint32(sent) {
+		p.send(t, seqFrame(x.MAC(), peer, 500+i, 64))
+	}
+	for deadline := time.Now().Add(2 * time.Second); x.rxReady() < sent && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if r := x.rxReady(); r < sent {
+		t.Fatalf("%d frames in the rx ring after 2 s, want the %d sent", r, sent)
+	}
+	before := x.Stats()
+	func() {
+		defer func() { recover() }()  //nolint:errcheck // the panic is the test
+		x.Receive(0, func(f []byte) { //nolint:errcheck // it panics
+			if isSeq(f, 500) {
+				panic("callback fails")
+			}
+		})
+	}()
+	seen := 0
+	for range 20 {
+		n, err := x.Receive(10*time.Millisecond, func(f []byte) {
+			if len(f) >= 18 && binary.BigEndian.Uint16(f[12:]) == testEtherType {
+				seen++
+			}
+		})
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	after := x.Stats()
+	if lost := after.RxDropped - before.RxDropped; seen < sent-1 && lost < uint64(sent-1-seen) {
+		t.Errorf("after a panic on the first of %d frames, %d came later and %d were counted dropped, want the other %d accounted for",
+			sent, seen, lost, sent-1-seen)
+	}
+	// The ring still works.
+	p.send(t, seqFrame(x.MAC(), peer, 99999, 64))
+	if receiveOne(t, x, func(f []byte) bool { return isSeq(f, 99999) }) == nil {
+		t.Fatal("no frame received after the panic: receive frames leaked")
+	}
+}
