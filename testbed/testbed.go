@@ -330,8 +330,16 @@ func (tb *Testbed) Command(ctx context.Context, host string, argv ...string) (*e
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("testbed: command for %s: empty argv", host)
 	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tb.Namespace(host)}, argv...)...), nil
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tb.Namespace(host)}, argv...)...)
+	// A grandchild that inherited the output pipe would keep Wait (and so
+	// Stop and Down) waiting after the process itself has exited.
+	cmd.WaitDelay = cmdWaitDelay
+	return cmd, nil
 }
+
+// cmdWaitDelay bounds how long Wait waits for a process's output after
+// it exited, or after ctx killed it (a variable for tests).
+var cmdWaitDelay = 5 * time.Second
 
 // Exec runs argv inside host's namespace and returns its combined output;
 // the error includes the output.

@@ -106,6 +106,20 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("Exec on an unknown host = %v, want ErrNoHost", err)
 	}
 
+	// A process that exits while a child of its own keeps its output
+	// open is done within the wait delay, not when the child ends.
+	defer func(d time.Duration) { cmdWaitDelay = d }(cmdWaitDelay)
+	cmdWaitDelay = 500 * time.Millisecond
+	g, err := bed.Start("client", "sh", "-c", "sleep 60 & echo started")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.Done():
+	case <-time.After(10 * time.Second):
+		t.Errorf("sh exited but Done is not closed 10 s later: its child holds the output pipe")
+	}
+
 	// A background process is stopped by Down.
 	p, err := bed.Start("client", "sleep", "300")
 	if err != nil {
