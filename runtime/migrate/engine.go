@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capygen/capygen/generated/migstate"
@@ -190,12 +191,18 @@ type Engine struct {
 	restored map[tcp.ID][]byte // app state of restored connections not yet claimed
 	sessions map[tcp.ID]*Session
 	hosted   map[tcp.ID]hosted
-	epochs   map[tcp.ID]uint8 // the last epoch of each connection here
-	timers   timerq.Queue[tcp.Time, timerEntry]
-	hbNext   tcp.Time
-	rng      *rand.Rand
-	stats    Stats
-	buf      []byte
+	// endsNotified: the host reports connections' ends (ConnGone), which
+	// wait in gone, under goneMu (a leaf lock: the host holds its own).
+	endsNotified    bool
+	goneMu          sync.Mutex
+	gone, goneSpare []tcp.ID
+	goneDue         atomic.Bool
+	epochs          map[tcp.ID]uint8 // the last epoch of each connection here
+	timers          timerq.Queue[tcp.Time, timerEntry]
+	hbNext          tcp.Time
+	rng             *rand.Rand
+	stats           Stats
+	buf             []byte
 	// msg holds the messages the engine sends: passed as a
 	// tcpmig.Message, a message on the stack would be copied to the heap
 	// at every send. e.mu is held while one is in use.
@@ -368,6 +375,9 @@ func newEngine(cfg Config) (*Engine, error) {
 
 func (e *Engine) attach(h Host) error {
 	e.host, e.self = h, h.Addr()
+	if n, ok := h.(endNotifier); ok {
+		e.endsNotified = n.notifiesEnds()
+	}
 	if _, ok := h.(TrainSender); ok {
 		// A train's room, mapped now rather than by page faults in the
 		// first queued migration's send.
@@ -628,6 +638,9 @@ func (e *Engine) NextDeadline() (tcp.Time, bool) {
 	if e.closed {
 		return 0, false
 	}
+	if e.goneDue.Load() {
+		return e.host.Now(), true
+	}
 	at, ok := e.nextTimer()
 	if e.cfg.HeartbeatPeriod > 0 && (!ok || e.hbNext < at) {
 		at, ok = e.hbNext, true
@@ -652,6 +665,7 @@ func (e *Engine) Advance(now tcp.Time) {
 		}
 		e.hbNext = now + next
 	}
+	e.checkGone(now)
 	e.fireTimers(now, &fx)
 	e.unlockAndRun(&fx)
 }

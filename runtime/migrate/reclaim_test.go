@@ -211,3 +211,25 @@ func TestStalePrepareIsReclaimed(t *testing.T) {
 	}
 	f.finishIntact(back)
 }
+
+// TestFinishedConnectionReleasesItsEntry: a connection migrated in that
+// finishes has its directory entry released by the server that held it,
+// which the userspace stack tells of the end (no polling).
+func TestFinishedConnectionReleasesItsEntry(t *testing.T) {
+	light := 1
+	f := steeredRack(t, &light, 100*time.Microsecond, 1<<20)
+	out := f.migrate(0)
+	if out.Result != migrate.ResultMoved || f.entryTarget() != 1 {
+		t.Fatalf("the move ended %+v with the entry at server %d, want moved to 1", out, f.entryTarget())
+	}
+	f.finishIntact(out)
+	for end := f.r.Sim.Now() + 2*time.Second; f.entryTarget() != -1 && f.r.Sim.Now() < end; {
+		f.run(time.Millisecond)
+	}
+	if at := f.entryTarget(); at != -1 {
+		t.Fatalf("2 s after the stream ended, the entry still names server %d; want it released", at)
+	}
+	if st := f.r.Servers[1].Engine.Stats(); st.Releases == 0 {
+		t.Errorf("server 1 sent no release: %+v", st)
+	}
+}

@@ -120,6 +120,12 @@ func (h *stackHost) NumConns() int    { return h.st.NumConns() }
 func (h *stackHost) Burst(fn func())  { h.st.Burst(fn) }
 func (h *stackHost) Post(fn func())   { h.st.Post(fn) }
 
+// notifiesEnds: Attach installs the engine as the stack's timer hook,
+// which stack.ConnGoneHook tells of every connection that leaves.
+func (h *stackHost) notifiesEnds() bool { return true }
+
+var _ stack.ConnGoneHook = (*Engine)(nil)
+
 func (h *stackHost) Attach(e *Engine) error {
 	if err := h.st.HandleUDP(tcpmig.UDPPort, func(src, _ netip.AddrPort, payload []byte) { e.Datagram(src.Addr(), payload) }); err != nil {
 		return fmt.Errorf("migrate: claiming TCPMig's UDP port %d: %w", tcpmig.UDPPort, err)

@@ -318,6 +318,16 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	return s, nil
 }
 
+// wakeRun makes Run's loop, if one runs, look at its deadlines again.
+func (s *Stack) wakeRun() {
+	s.postMu.Lock()
+	running := s.running
+	s.postMu.Unlock()
+	if running {
+		s.waker.Wake()
+	}
+}
+
 // Post runs fn on Run's event loop, between two drains of the link:
 // without s.mu, and inside the loop's transmit burst, so what it sends
 // leaves with the drain's frames. A goroutine that would take s.mu
@@ -555,6 +565,17 @@ func (s *Stack) advanceLocked(now tcp.Time) {
 type TimerHook interface {
 	NextDeadline() (tcp.Time, bool)
 	Advance(now tcp.Time)
+}
+
+// ConnGoneHook is a TimerHook told when a connection leaves the demux
+// table (finished, reset, detached or replaced), so that it need not poll
+// every connection it watches. ConnGone runs with the stack's lock held:
+// it must only note the ID, and have its NextDeadline say the work is
+// due; the stack then calls its Advance, and Run's loop is woken for a
+// removal made outside it.
+type ConnGoneHook interface {
+	TimerHook
+	ConnGone(id tcp.ID)
 }
 
 // SetTimerHook installs (or with nil removes) the timer hook.

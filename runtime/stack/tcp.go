@@ -277,6 +277,10 @@ func (s *Stack) removeConn(c *Conn) {
 	if c.tc.Done() { // finished, not detached to move elsewhere
 		s.noteConnRemoved()
 	}
+	if g, ok := s.timers.(ConnGoneHook); ok {
+		g.ConnGone(c.id)
+		s.wakeRun()
+	}
 }
 
 // failDials aborts connections still opening toward hosts reached via
