@@ -49,7 +49,7 @@ type port struct {
 
 type portCounters struct {
 	rxFrames, rxBytes, txFrames, txBytes, txErrors, flushErrors uint64
-	unknownEgress                                  uint64
+	unknownEgress                                               uint64
 }
 
 type verdictCounters struct {
