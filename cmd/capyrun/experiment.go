@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,8 +79,9 @@ func runExp[R any](f experimentFlags, command string, run func() (*R, error), su
 		if err != nil {
 			return fmt.Errorf("-from: %w", err)
 		}
-		res = new(R)
-		if err := json.Unmarshal(b, res); err != nil {
+		if res, err = decodeResult[R](b); err != nil {
+			// Nothing is written: the JSON in -out may be the run this
+			// one would have overwritten with an empty result.
 			return fmt.Errorf("-from %s: %w (want the JSON an earlier run of this experiment wrote)", *f.from, err)
 		}
 	} else {
@@ -99,6 +101,29 @@ func runExp[R any](f experimentFlags, command string, run func() (*R, error), su
 	}
 	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
 	return runErr
+}
+
+// decodeResult decodes a result an earlier run wrote. Another
+// experiment's JSON has fields this one lacks, and a result with nothing
+// in it (null, {}) would be written back over the real one in -out.
+func decodeResult[R any](b []byte) (*R, error) {
+	res := new(R)
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(res); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, errors.New("more than one JSON value")
+	}
+	got, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	if empty, _ := json.Marshal(new(R)); bytes.Equal(got, empty) {
+		return nil, errors.New("the JSON holds no results")
+	}
+	return res, nil
 }
 
 func runSkew(ctx context.Context, args []string) error {
