@@ -198,7 +198,7 @@ func Fig1Summary(res *Fig1Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%8s %10s %10s %10s %10s %9s %7s %7s\n", "rate/s", "injected", "p50 ms", "p99 ms", "p99.9 ms", "answered", "failed", "moves")
 	for _, p := range res.Points {
-		fmt.Fprintf(&b, "%8.0f %10v %10.2f %10.2f %10.2f %9d %7d %7d\n", p.Rate, p.Delay, ms(p.P50), ms(p.P99), ms(p.P999), p.Answered, p.Failed, p.Moves)
+		fmt.Fprintf(&b, "%8.0f %10v %10s %10s %10s %9d %7d %7d\n", p.Rate, p.Delay, msText(p.P50, p.Answered), msText(p.P99, p.Answered), msText(p.P999, p.Answered), p.Answered, p.Failed, p.Moves)
 	}
 	return b.String()
 }
@@ -210,7 +210,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) ([]string, error) {
 	return writeResult(dir, "fig1.json", res, func(o *output) error {
 		rows := [][]string{{"rate_per_s", "injected_us", "p50_ms", "p99_ms", "p999_ms", "answered", "failed", "moves", "asked"}}
 		for _, p := range res.Points {
-			rows = append(rows, []string{f3(p.Rate), f3(us(p.Delay)), f3(ms(p.P50)), f3(ms(p.P99)), f3(ms(p.P999)),
+			rows = append(rows, []string{f3(p.Rate), f3(us(p.Delay)), msCell(p.P50, p.Answered), msCell(p.P99, p.Answered), msCell(p.P999, p.Answered),
 				i64(p.Answered), i64(p.Failed), strconv.FormatUint(p.Moves, 10), strconv.FormatUint(p.Asked, 10)})
 		}
 		if err := o.csv("fig1.csv", rows); err != nil {
@@ -221,7 +221,7 @@ func WriteFig1(dir string, res *Fig1Result, command string) ([]string, error) {
 		for _, rate := range res.Config.Rates {
 			var xy plotter.XYs
 			for _, pt := range res.Points {
-				if pt.Rate == rate {
+				if pt.Rate == rate && pt.Answered > 0 { // no p99 without answers
 					xy = append(xy, plotter.XY{X: us(pt.Delay), Y: ms(pt.P99)})
 				}
 			}

@@ -32,7 +32,7 @@ func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 			for i, n := range r.PerServer {
 				per[i] = strconv.Itoa(n)
 			}
-			rows = append(rows, []string{r.Pattern, r.Mode, f3(ms(r.P50)), f3(ms(r.P99)), f3(ms(r.P999)),
+			rows = append(rows, []string{r.Pattern, r.Mode, msCell(r.P50, r.Answered), msCell(r.P99, r.Answered), msCell(r.P999, r.Answered),
 				i64(r.Sent), i64(r.Answered), i64(r.Failed), i64(r.Dropped), strconv.FormatUint(r.Moves, 10), strings.Join(per, "/")})
 		}
 		if err := o.csv("skew.csv", rows); err != nil {
@@ -41,7 +41,7 @@ func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 		rows = [][]string{{"pattern", "mode", "bin_start_s", "count", "p50_ms", "p99_ms", "p999_ms", "failed", "dropped"}}
 		for _, r := range res.Runs {
 			for _, b := range r.Series {
-				rows = append(rows, []string{r.Pattern, r.Mode, f3(b.Start.Seconds()), i64(b.Count), f3(ms(b.P50)), f3(ms(b.P99)), f3(ms(b.P999)), i64(b.Failed), i64(b.Dropped)})
+				rows = append(rows, []string{r.Pattern, r.Mode, f3(b.Start.Seconds()), i64(b.Count), msCell(b.P50, b.Count), msCell(b.P99, b.Count), msCell(b.P999, b.Count), i64(b.Failed), i64(b.Dropped)})
 			}
 		}
 		if err := o.csv("skew_series.csv", rows); err != nil {
@@ -86,7 +86,7 @@ func WriteSkew(dir string, res *SkewResult, command string) ([]string, error) {
 			var xy plotter.XYs
 			for j, pat := range res.Config.Patterns {
 				for _, r := range res.Runs {
-					if r.Pattern == pat && r.Mode == m {
+					if r.Pattern == pat && r.Mode == m && r.Answered > 0 {
 						off := 0.5 * (float64(i)/float64(max(len(modes)-1, 1)) - 0.5)
 						xy = append(xy, plotter.XY{X: float64(j) + off, Y: max(ms(r.P99), 0.01)})
 					}
@@ -130,6 +130,23 @@ func recordCommand(ran *string, now string) string {
 }
 
 func f3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+
+// msCell is a latency quantile for a CSV cell, in ms: empty over no
+// samples, where the histogram's 0 would read as a perfect run.
+func msCell(d time.Duration, samples int64) string {
+	if samples == 0 {
+		return ""
+	}
+	return f3(ms(d))
+}
+
+// msText is msCell for a table: "-" over no samples.
+func msText(d time.Duration, samples int64) string {
+	if samples == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(ms(d), 'f', 2, 64)
+}
 func i64(v int64) string  { return strconv.FormatInt(v, 10) }
 
 func writeCSV(path string, rows [][]string) error {
@@ -148,11 +165,13 @@ func writeCSV(path string, rows [][]string) error {
 
 // Headline is the hot-server pattern's p99 with migration off over the
 // best policy's (not the oracle's), and that policy; ok is false when the
-// runs are missing.
+// runs are missing. A run that answered nothing, or lost over 1% of its
+// requests (failed or dropped), has no p99 worth the name: a policy that
+// answers a few requests fast must not win.
 func (res *SkewResult) Headline() (ratio float64, best string, ok bool) {
 	var off, bestP99 time.Duration
 	for _, r := range res.Runs {
-		if r.Pattern != "hot" {
+		if r.Pattern != "hot" || r.Answered == 0 || 100*(r.Failed+r.Dropped) > r.Sent {
 			continue
 		}
 		switch r.Mode {
@@ -176,7 +195,7 @@ func SkewSummary(res *SkewResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-6s %-13s %10s %10s %10s %8s %7s %7s %6s %s\n", "skew", "mode", "p50 ms", "p99 ms", "p99.9 ms", "answered", "failed", "dropped", "moves", "conns per server")
 	for _, r := range res.Runs {
-		fmt.Fprintf(&b, "%-6s %-13s %10.2f %10.2f %10.2f %8d %7d %7d %6d %v\n", r.Pattern, r.Mode, ms(r.P50), ms(r.P99), ms(r.P999), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
+		fmt.Fprintf(&b, "%-6s %-13s %10s %10s %10s %8d %7d %7d %6d %v\n", r.Pattern, r.Mode, msText(r.P50, r.Answered), msText(r.P99, r.Answered), msText(r.P999, r.Answered), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
 	}
 	if ratio, best, ok := res.Headline(); ok {
 		fmt.Fprintf(&b, "hot server: p99 with migration off is %.1fx the best policy's (%s)\n", ratio, best)
@@ -199,7 +218,7 @@ func skewReport(res *SkewResult, command string, plots []string) string {
 	}
 	b.WriteString("| skew | mode | p50 ms | p99 ms | p99.9 ms | answered | failed | dropped | moves | connections per server at the end |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Runs {
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.2f | %d | %d | %d | %d | %v |\n", r.Pattern, r.Mode, ms(r.P50), ms(r.P99), ms(r.P999), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %d | %d | %v |\n", r.Pattern, r.Mode, msText(r.P50, r.Answered), msText(r.P99, r.Answered), msText(r.P999, r.Answered), r.Answered, r.Failed, r.Dropped, r.Moves, r.PerServer)
 	}
 	b.WriteString("\n")
 	for _, p := range plots {

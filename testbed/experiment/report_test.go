@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,22 @@ func TestHeadlineIsOffOverTheBestPolicy(t *testing.T) {
 	}
 	if _, _, ok := (&SkewResult{}).Headline(); ok {
 		t.Error("a headline with no runs")
+	}
+	// A policy that answered nothing, or lost requests, is not the best,
+	// however short its p99.
+	for _, lost := range []SkewRun{
+		{Answered: 0, Failed: 100, P99: 0},
+		{Answered: 10, Failed: 90, P99: time.Millisecond},
+	} {
+		res := fakeSkew()
+		for i, r := range res.Runs {
+			if r.Pattern == "hot" && r.Mode == "logistic" {
+				res.Runs[i].Answered, res.Runs[i].Failed, res.Runs[i].P99 = lost.Answered, lost.Failed, lost.P99
+			}
+		}
+		if ratio, best, ok := res.Headline(); !ok || best != "threshold" || ratio < 444 || ratio > 445 {
+			t.Errorf("with logistic answering %d of 100: headline %v %q %v, want about 444x by threshold", lost.Answered, ratio, best, ok)
+		}
 	}
 }
 
@@ -180,5 +197,31 @@ func TestRecordCommand(t *testing.T) {
 	}
 	if got := recordCommand(&ran, "capyrun experiment skew -from skew.json"); got != "`capyrun experiment skew` (plots and report drawn again by `capyrun experiment skew -from skew.json`)" || ran != "capyrun experiment skew" {
 		t.Errorf("a replot: %q, kept %q", got, ran)
+	}
+}
+
+// A run or bin with no answers has no latency: its cells are empty and
+// its table shows "-", not the histogram's 0 ms.
+func TestNoAnswersHaveNoLatency(t *testing.T) {
+	res := fakeSkew()
+	res.Runs[1].Answered, res.Runs[1].Failed, res.Runs[1].P50, res.Runs[1].P99, res.Runs[1].P999 = 0, 100, 0, 0, 0
+	dir := t.TempDir()
+	if _, err := WriteSkew(dir, res, "capyrun experiment skew -test"); err != nil {
+		t.Fatal(err)
+	}
+	csv, err := os.ReadFile(filepath.Join(dir, "skew.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := res.Runs[1].Pattern + "," + res.Runs[1].Mode + ",,,,100,0,100,"
+	if !strings.Contains(string(csv), want) {
+		t.Errorf("skew.csv lacks %q:\n%s", want, csv)
+	}
+	series, err := os.ReadFile(filepath.Join(dir, "skew_series.csv"))
+	if err != nil || !strings.Contains(string(series), ",2.000,0,,,,") {
+		t.Errorf("skew_series.csv's empty bin has latencies (err %v):\n%s", err, series)
+	}
+	if s := SkewSummary(res); !regexp.MustCompile(res.Runs[1].Mode + `\s+-\s+-\s+-\s+0 `).MatchString(s) {
+		t.Errorf("summary shows a latency for a run with no answers:\n%s", s)
 	}
 }
