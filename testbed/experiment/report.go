@@ -147,7 +147,7 @@ func msText(d time.Duration, samples int64) string {
 	}
 	return strconv.FormatFloat(ms(d), 'f', 2, 64)
 }
-func i64(v int64) string  { return strconv.FormatInt(v, 10) }
+func i64(v int64) string { return strconv.FormatInt(v, 10) }
 
 func writeCSV(path string, rows [][]string) error {
 	f, err := os.Create(path)
