@@ -78,11 +78,15 @@ func Schedule(cfg Config) ([]Arrival, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x10ad))
 	var out []Arrival
 	w := make([]float64, cfg.Conns)
-	for t := time.Duration(0); ; {
-		t += time.Duration(rng.ExpFloat64() / cfg.Rate * float64(time.Second))
-		if t >= cfg.Duration {
+	// Time adds up in float seconds: a gap far beyond the run, at a tiny
+	// rate, would overflow a Duration and wrap to a negative time.
+	end := cfg.Duration.Seconds()
+	for ts := 0.0; ; {
+		ts += rng.ExpFloat64() / cfg.Rate
+		if ts >= end {
 			return out, nil
 		}
+		t := time.Duration(ts * float64(time.Second))
 		i := rng.IntN(cfg.Conns)
 		if cfg.Weight != nil {
 			i = pick(rng, w, func(i int) float64 { return cfg.Weight(t, i) })
@@ -155,14 +159,15 @@ func (r *Result) Quantile(q float64) time.Duration {
 	return time.Duration(r.Latency.ValueAtQuantile(q*100)) * time.Microsecond
 }
 
-const maxLatencyUS = 120_000_000 // two minutes
-
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, maxLatencyUS, 3) }
+// newHist holds latencies up to maxUS: a run's length and its drain, the
+// longest an answer can take before the connections close.
+func newHist(maxUS int64) *hdrhistogram.Histogram { return hdrhistogram.New(1, maxUS, 3) }
 
 // recorder collects latencies from the connections' readers.
 type recorder struct {
 	mu      sync.Mutex
 	cfg     *Config
+	maxUS   int64 // the histograms' bound
 	res     *Result
 	bins    []*hdrhistogram.Histogram
 	binFail []int64
@@ -180,7 +185,7 @@ func (r *recorder) ok(at, lat time.Duration) {
 	if at < r.cfg.Warmup {
 		return
 	}
-	us := min(max(lat.Microseconds(), 1), maxLatencyUS)
+	us := min(max(lat.Microseconds(), 1), r.maxUS)
 	r.res.Latency.RecordValue(us) //nolint:errcheck // clamped into range
 	r.bins[r.bin(at)].RecordValue(us)
 }
@@ -236,10 +241,17 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		cfg.Host = "loadgen"
 	}
 	nbins := int((cfg.Duration + cfg.Bin - 1) / cfg.Bin)
-	rec := &recorder{cfg: &cfg, res: &Result{Latency: newHist()}, bins: make([]*hdrhistogram.Histogram, nbins),
+	maxUS := (cfg.Duration + cfg.Drain + time.Second).Microseconds()
+	rec := &recorder{cfg: &cfg, maxUS: maxUS, res: &Result{Latency: newHist(maxUS)}, bins: make([]*hdrhistogram.Histogram, nbins),
 		binFail: make([]int64, nbins), binDrop: make([]int64, nbins)}
 	for i := range rec.bins {
-		rec.bins[i] = newHist()
+		rec.bins[i] = newHist(maxUS)
+	}
+	// A connection's queues need room for its own arrivals at most: at
+	// MaxOutstanding each, thousands of connections would take gigabytes.
+	perConn := make([]int, cfg.Conns)
+	for _, a := range sched {
+		perConn[a.Conn]++
 	}
 	conns := make([]*conn, cfg.Conns)
 	for i := range conns {
@@ -250,7 +262,8 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 			}
 			return nil, fmt.Errorf("loadgen: dialing connection %d: %w", i, err)
 		}
-		conns[i] = &conn{c: c, arrivals: make(chan Arrival, cfg.MaxOutstanding), sent: make(chan time.Duration, cfg.MaxOutstanding)}
+		room := min(cfg.MaxOutstanding, perConn[i]+1)
+		conns[i] = &conn{c: c, arrivals: make(chan Arrival, room), sent: make(chan time.Duration, room)}
 	}
 	var wg sync.WaitGroup
 	start := time.Now()

@@ -176,3 +176,17 @@ func TestRunMeasuresQueueing(t *testing.T) {
 		t.Errorf("answered %d of %d, failed %d: %q", res.Answered, res.Sent, res.Failed, res.Errors)
 	}
 }
+
+// A tiny rate draws gaps beyond what a Duration holds: the schedule stays
+// inside the run instead of wrapping to negative times.
+func TestScheduleTinyRateStaysInTheRun(t *testing.T) {
+	arr, err := Schedule(Config{Conns: 1, Rate: 1e-12, Duration: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range arr {
+		if a.At < 0 || a.At >= 10*time.Second {
+			t.Fatalf("arrival at %v, outside the 10 s run (%d arrivals)", a.At, len(arr))
+		}
+	}
+}
