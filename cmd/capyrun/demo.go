@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/capygen/capygen/runtime/app"
 	"os"
 	"os/signal"
 	"regexp"
@@ -64,6 +65,26 @@ func runDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return cli.ExitError{Code: 2}
 	}
+	// Every flag is checked here: the later steps come after minutes of
+	// the earlier ones.
+	skewCfg := demoSkewConfig(*skewFor)
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	case *size <= 0 || *size > app.MaxBytes:
+		return fmt.Errorf("-size %d: want 1 to %d bytes", *size, int64(app.MaxBytes))
+	case *migSize <= 0 || *migSize > app.MaxBytes:
+		return fmt.Errorf("-migrate-size %d: want 1 to %d bytes", *migSize, int64(app.MaxBytes))
+	case !curlRate.MatchString(*migRate):
+		return fmt.Errorf("-rate %q: want curl's --limit-rate form, a number with an optional k, m or g suffix (32M)", *migRate)
+	case *migEvery <= 0:
+		return fmt.Errorf("-migrate-every %v: want a positive interval (40ms)", *migEvery)
+	case *minHops < 0:
+		return fmt.Errorf("-min-hops %d: want 0 or more", *minHops)
+	}
+	if err := skewCfg.Validate(); err != nil {
+		return fmt.Errorf("-skew-duration %v: %w", *skewFor, err)
+	}
 	if err := demoGenerate(*specPath); err != nil {
 		return err
 	}
@@ -78,16 +99,24 @@ func runDemo(args []string) error {
 	if err := demoMigration(ctx, *migSize, *migRate, *migEvery, *minHops); err != nil {
 		return err
 	}
-	return demoSkew(ctx, *skewOut, *skewFor)
+	return demoSkew(ctx, *skewOut, skewCfg)
+}
+
+// curlRate is curl's --limit-rate argument (it goes into a shell line).
+var curlRate = regexp.MustCompile(`^[0-9]+[kKmMgG]?$`)
+
+// demoSkewConfig is the demo's skew experiment, with runs of d.
+func demoSkewConfig(d time.Duration) experiment.SkewConfig {
+	cfg := experiment.DefaultSkew()
+	cfg.Patterns, cfg.Modes = []string{"hot"}, []string{"off", "threshold"}
+	cfg.Duration, cfg.Warmup = d, min(2*time.Second, d/4)
+	return cfg
 }
 
 // demoSkew is the point of it all: under a hot-server skew, the p99 with
 // migration off and with the threshold policy, and the plots.
-func demoSkew(ctx context.Context, out string, d time.Duration) error {
+func demoSkew(ctx context.Context, out string, cfg experiment.SkewConfig) error {
 	fmt.Println("\n== 4. migration pays off: every connection lands on s1; p99 without migration and with the threshold policy")
-	cfg := experiment.DefaultSkew()
-	cfg.Patterns, cfg.Modes = []string{"hot"}, []string{"off", "threshold"}
-	cfg.Duration, cfg.Warmup = d, min(2*time.Second, d/4)
 	fmt.Printf("   capyrun experiment skew -patterns hot -modes off,threshold -duration %v -warmup %v -out %s\n", cfg.Duration, cfg.Warmup, out)
 	fmt.Printf("   (%d connections, %.0f requests/s open-loop; each server works 1 request at a time, %v each: s1 alone gets %.0f%% of its capacity)\n",
 		cfg.Conns, cfg.Rate, cfg.Service, 100*cfg.Rate*cfg.Service.Seconds()/float64(cfg.Workers))

@@ -82,8 +82,11 @@ func Fig1(ctx context.Context, cfg Fig1Config) (*Fig1Result, error) {
 		return nil, fmt.Errorf("experiment: fig1 needs at least one delay and one rate")
 	case cfg.Migrations < 1 || cfg.Conns < len(servers) || cfg.Workers < 1 || cfg.Service <= 0:
 		return nil, fmt.Errorf("experiment: fig1 with %d migrations, %d connections, %d workers, service %v: want positive values and a connection per server", cfg.Migrations, cfg.Conns, cfg.Workers, cfg.Service)
-	case cfg.Warmup >= cfg.Duration:
-		return nil, fmt.Errorf("experiment: fig1 warm-up %v is not shorter than the run, %v", cfg.Warmup, cfg.Duration)
+	}
+	for _, rate := range cfg.Rates {
+		if err := checkLoad(rate, cfg.Duration, cfg.Warmup); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range cfg.Delays {
 		if d < 0 || d > time.Second {

@@ -3,6 +3,7 @@ package experiment
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -104,6 +105,13 @@ func TestSkewConfigRefusesBadInput(t *testing.T) {
 		{func(c *SkewConfig) { c.Conns = 2 }, "at least one per server"},
 		{func(c *SkewConfig) { c.Service = 0 }, "service time 0s"},
 		{func(c *SkewConfig) { c.Workers = 0 }, "0 workers"},
+		{func(c *SkewConfig) { c.Rate = -5 }, "-rate -5"},
+		{func(c *SkewConfig) { c.Rate = math.Inf(1) }, "-rate +Inf"},
+		{func(c *SkewConfig) { c.Rate = math.NaN() }, "-rate NaN"},
+		{func(c *SkewConfig) { c.Duration, c.Warmup = 2, 0 }, "-duration 2ns"},
+		{func(c *SkewConfig) { c.Warmup = time.Hour }, "-warmup 1h0m0s"},
+		{func(c *SkewConfig) { c.Warmup = -time.Second }, "-warmup -1s"},
+		{func(c *SkewConfig) { c.Rate = 0.01 }, "at least one request"},
 	} {
 		cfg := DefaultSkew()
 		c.change(&cfg)

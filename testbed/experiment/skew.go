@@ -92,7 +92,31 @@ type SkewResult struct {
 	Took    time.Duration
 }
 
+// checkLoad checks a run's offered load, naming the flags that set it:
+// these fail only inside the load generator otherwise, after a testbed
+// came up (and a spike's thirds of a 2 ns run divide by zero).
+func checkLoad(rate float64, duration, warmup time.Duration) error {
+	switch {
+	case !(rate > 0) || math.IsInf(rate, 0):
+		return fmt.Errorf("experiment: -rate %v: want a positive, finite number of requests a second", rate)
+	case duration < time.Second:
+		return fmt.Errorf("experiment: -duration %v: want at least 1s", duration)
+	case warmup < 0 || warmup >= duration:
+		return fmt.Errorf("experiment: -warmup %v: want 0 <= warm-up < -duration (%v)", warmup, duration)
+	case rate*duration.Seconds() < 1:
+		return fmt.Errorf("experiment: -rate %v for -duration %v: want at least one request", rate, duration)
+	}
+	return nil
+}
+
+// Validate checks c, filling in the default patterns and modes; Skew
+// does it first, and a caller may do it before anything else runs.
+func (c *SkewConfig) Validate() error { return c.check() }
+
 func (c *SkewConfig) check() error {
+	if err := checkLoad(c.Rate, c.Duration, c.Warmup); err != nil {
+		return err
+	}
 	if c.Patterns == nil {
 		c.Patterns = Patterns
 	}
