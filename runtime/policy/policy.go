@@ -52,8 +52,8 @@ type Threshold struct {
 
 // NewThreshold checks the margins.
 func NewThreshold(margin, release float64) (*Threshold, error) {
-	if !(margin > 0) || release < 0 || release >= margin {
-		return nil, fmt.Errorf("%w: threshold -margin %v and -release %v: want margin > 0 and 0 <= release < margin", ErrConfig, margin, release)
+	if !(margin > 0) || !(release >= 0) || release >= margin || math.IsInf(margin, 0) {
+		return nil, fmt.Errorf("%w: threshold -margin %v and -release %v: want a finite margin > 0 and 0 <= release < margin", ErrConfig, margin, release)
 	}
 	return &Threshold{Margin: margin, Release: release}, nil
 }
@@ -87,7 +87,7 @@ type Logistic struct {
 
 // NewLogistic checks the curve; seed drives the draws.
 func NewLogistic(threshold, steepness float64, seed uint64) (*Logistic, error) {
-	if !(threshold > 0) || !(steepness > 0) || math.IsInf(steepness, 0) {
+	if !(threshold > 0) || !(steepness > 0) || math.IsInf(threshold, 0) || math.IsInf(steepness, 0) {
 		return nil, fmt.Errorf("%w: -logistic-threshold %v and -logistic-steepness %v: want both > 0 and finite", ErrConfig, threshold, steepness)
 	}
 	return &Logistic{Threshold: threshold, Steepness: steepness, rng: rand.New(rand.NewPCG(seed, 0x5eed))}, nil
@@ -101,9 +101,11 @@ func (l *Logistic) Probability(load float64) float64 {
 	return 1 / (1 + math.Exp(-l.Steepness*(load-l.Threshold)))
 }
 
-// Decide implements Policy.
+// Decide implements Policy. Without a minimum from the switch there is
+// no telling that another server is less loaded: no move, as for the
+// other policies.
 func (l *Logistic) Decide(s Signal) bool {
-	if s.HaveMin && s.Own <= s.Min {
+	if !s.HaveMin || s.Own <= s.Min {
 		return false
 	}
 	return l.rng.Float64() < l.Probability(s.Own)
@@ -129,8 +131,8 @@ func NewRequestRate(servers int, share, margin float64) (*RequestRate, error) {
 	if share == 0 {
 		share = 1 / float64(servers)
 	}
-	if !(share > 0) || share >= 1 || margin < 0 {
-		return nil, fmt.Errorf("%w: request-rate -share %v and -share-margin %v: want 0 < share < 1 and margin >= 0", ErrConfig, share, margin)
+	if !(share > 0) || share >= 1 || !(margin >= 0) || math.IsInf(margin, 0) {
+		return nil, fmt.Errorf("%w: request-rate -share %v and -share-margin %v: want 0 < share < 1 and a finite margin >= 0", ErrConfig, share, margin)
 	}
 	return &RequestRate{Share: share, Margin: margin, Servers: servers}, nil
 }

@@ -70,6 +70,12 @@ func TestLogistic(t *testing.T) {
 			t.Fatal("decided to move to a server as loaded as this one")
 		}
 	}
+	// Nor before the switch has reported any minimum.
+	for range 100 {
+		if p.Decide(Signal{Own: 100}) {
+			t.Fatal("decided to move with no minimum reported")
+		}
+	}
 }
 
 func TestRequestRate(t *testing.T) {
@@ -104,6 +110,11 @@ func TestConstructorsRefuseBadConfigs(t *testing.T) {
 		{"threshold margin 0", second(NewThreshold(0, 0))},
 		{"threshold release = margin", second(NewThreshold(5, 5))},
 		{"threshold negative release", second(NewThreshold(5, -1))},
+		{"threshold release NaN", second(NewThreshold(4, math.NaN()))},
+		{"threshold margin Inf", second(NewThreshold(math.Inf(1), 1))},
+		{"logistic threshold Inf", second(NewLogistic(math.Inf(1), 1, 1))},
+		{"request-rate margin NaN", second(NewRequestRate(3, 0.3, math.NaN()))},
+		{"request-rate margin Inf", second(NewRequestRate(3, 0.3, math.Inf(1)))},
 		{"logistic threshold 0", second(NewLogistic(0, 1, 1))},
 		{"logistic steepness NaN", second(NewLogistic(1, math.NaN(), 1))},
 		{"logistic steepness Inf", second(NewLogistic(1, math.Inf(1), 1))},
