@@ -369,7 +369,13 @@ func Quantile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	// p*n in floating point may land just above a whole rank (0.55*100
+	// is 55.000000000000007): snap it back before the ceiling.
+	r := p * float64(len(sorted))
+	if rr := math.Round(r); math.Abs(r-rr) < 1e-9*max(1, r) {
+		r = rr
+	}
+	i := int(math.Ceil(r)) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 

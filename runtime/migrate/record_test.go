@@ -182,3 +182,21 @@ func TestRecordAppendJSONIsEncodingJSONs(t *testing.T) {
 		}
 	}
 }
+
+// Quantile is the nearest rank, ceil(p*n), computed exactly: p*n in
+// floating point lands above a whole rank for some p (0.55*100).
+func TestQuantileIsTheNearestRank(t *testing.T) {
+	for n := 1; n <= 300; n++ {
+		sorted := make([]time.Duration, n)
+		for i := range sorted {
+			sorted[i] = time.Duration(i + 1)
+		}
+		for k := 1; k <= 1000; k++ {
+			// ceil(k*n/1000) in integers.
+			want := time.Duration((k*n + 999) / 1000)
+			if got := Quantile(sorted, float64(k)/1000); got != want {
+				t.Fatalf("Quantile(1..%d, %v) = %d, want rank %d", n, float64(k)/1000, got, want)
+			}
+		}
+	}
+}
