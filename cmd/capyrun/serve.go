@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -98,6 +100,10 @@ func runServe(args []string) error {
 }
 
 // parseServeFlags reads and checks serve's flags.
+// maxProcs bounds -procs: far beyond any machine's cores, and far below
+// the thread count that exhausts the runtime.
+const maxProcs = 1024
+
 func parseServeFlags(args []string) (serveFlags, error) {
 	fs := flag.NewFlagSet("capyrun serve", flag.ContinueOnError)
 	f := serveFlags{policy: policy.DefaultSpec()}
@@ -151,8 +157,32 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if f.procs < 0 {
-		return f, fmt.Errorf("-procs %d: want 1 or more threads, or 0 for Go's default (one per CPU)", f.procs)
+	if f.switchAddr == "" {
+		// These configure the migration engine: without it they would
+		// be ignored, and a run measured without what they ask for.
+		var set []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "control", "records", "echo", "heartbeat", "max-restore":
+				set = append(set, "-"+fl.Name)
+			}
+		})
+		if len(set) > 0 {
+			return f, fmt.Errorf("%s: only with the migration engine; add -switch", strings.Join(set, ", "))
+		}
+	}
+	switch {
+	case f.echoPort < 0 || f.echoPort > 65535:
+		return f, fmt.Errorf("-echo %d: want a TCP port, 1 to 65535, or 0 for none", f.echoPort)
+	case f.maxRestore < 0:
+		return f, fmt.Errorf("-max-restore %d: want a byte count, or 0 for the default", f.maxRestore)
+	case f.heartbeat < time.Millisecond || f.heartbeat > 10*time.Second:
+		return f, fmt.Errorf("-heartbeat %v: want 1ms to 10s (each one is a datagram to the switch)", f.heartbeat)
+	case f.control != "" && f.control == f.records:
+		return f, fmt.Errorf("-control and -records are both %s: the socket would replace the records; give them different paths", f.control)
+	}
+	if f.procs < 0 || f.procs > maxProcs {
+		return f, fmt.Errorf("-procs %d: want 1 to %d threads, or 0 for Go's default (one per CPU)", f.procs, maxProcs)
 	}
 	if f.loopPriority < 0 || f.loopPriority > maxLoopPriority {
 		return f, fmt.Errorf("-loop-priority %d: want a SCHED_FIFO priority, 1 to %d, or 0 for the normal scheduler", f.loopPriority, maxLoopPriority)
@@ -531,6 +561,27 @@ func engineConfig(f serveFlags) (migrate.Config, *recordWriter, *policy.Balancer
 	return cfg, rec, bal, nil
 }
 
+// claimSocket makes path free for a unix socket: a socket left there by
+// a killed serve goes, but not a file of another kind (the records, a
+// typo), nor a socket another serve still answers on.
+func claimSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("exists and is not a socket (%v); choose another path", fi.Mode().Type())
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return errors.New("another server answers on this socket; stop it or choose another path")
+	}
+	return os.Remove(path)
+}
+
 // serveApps serves migratable HTTP on ln (and echo) with eng, answers the
 // control socket, and reports the engine's counters at the end.
 func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, ln app.Listener, listen func(uint16) (app.Listener, error), addr netip.Addr, f serveFlags, rec *recordWriter) error {
@@ -538,7 +589,9 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 	var err error
 	if f.control != "" {
 		os.MkdirAll(filepath.Dir(f.control), 0o755) //nolint:errcheck // Listen says what is wrong
-		os.Remove(f.control)                        // a socket left by a killed serve
+		if err := claimSocket(f.control); err != nil {
+			return fmt.Errorf("-control %s: %w", f.control, err)
+		}
 		cl, err := net.Listen("unix", f.control)
 		if err != nil {
 			return fmt.Errorf("-control %s: %w", f.control, err)

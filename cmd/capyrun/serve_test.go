@@ -3,12 +3,15 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,11 +113,60 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"-loop-priority", "-1"}, "want a SCHED_FIFO priority, 1 to 99"},
 		{[]string{"-loop-priority", "100"}, "want a SCHED_FIFO priority, 1 to 99"},
 		{[]string{"-kernel", "-loop-priority", "1"}, "no event loop of ours without -switch"},
-		{[]string{"-procs", "-1"}, "-procs -1: want 1 or more threads"},
+		{[]string{"-procs", "-1"}, "-procs -1: want 1 to 1024 threads"},
+		{[]string{"-procs", "100000"}, "-procs 100000: want 1 to 1024 threads"},
+		{[]string{"-records", "r.jsonl"}, "-records: only with the migration engine; add -switch"},
+		{[]string{"-kernel", "-max-restore", "-5"}, "-max-restore: only with the migration engine"},
+		{[]string{"-echo", "7", "-heartbeat", "1ms"}, "-echo, -heartbeat: only with the migration engine"},
+		{[]string{"-switch", "10.77.0.254", "-heartbeat", "1ns"}, "-heartbeat 1ns: want 1ms to 10s"},
+		{[]string{"-switch", "10.77.0.254", "-echo", "70000"}, "-echo 70000: want a TCP port"},
+		{[]string{"-switch", "10.77.0.254", "-max-restore", "-5"}, "-max-restore -5: want a byte count"},
+		{[]string{"-switch", "10.77.0.254", "-records", "x", "-control", "x"}, "-control and -records are both x"},
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("serve %q: error %v, want one saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// A -control path that holds a file of another kind, or a socket that
+// a live server answers on, is not removed to make room.
+func TestClaimSocketKeepsWhatIsNotAStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "records.jsonl")
+	if err := os.WriteFile(file, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := claimSocket(file); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("claimSocket on a regular file = %v, want a refusal", err)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "precious\n" {
+		t.Errorf("the file is now %q, %v", b, err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	ln, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := claimSocket(live); err == nil || !strings.Contains(err.Error(), "another server answers") {
+		t.Errorf("claimSocket on a live socket = %v, want a refusal", err)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	sl, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.(*net.UnixListener).SetUnlinkOnClose(false)
+	sl.Close()
+	if err := claimSocket(stale); err != nil {
+		t.Errorf("claimSocket on a stale socket = %v, want it removed", err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale socket is still there: %v", err)
+	}
+	if err := claimSocket(filepath.Join(dir, "none")); err != nil {
+		t.Errorf("claimSocket on no file = %v", err)
 	}
 }
 
@@ -151,7 +203,7 @@ func TestWorkHandler(t *testing.T) {
 	if d := time.Since(start); d < 80*time.Millisecond {
 		t.Errorf("4 requests of 20 ms on one worker took %v, want at least 80 ms", d)
 	}
-	for _, q := range []string{"", "?us=-1", "?us=x", "?us=99999999999"} {
+	for _, q := range []string{"", "?us=-1", "?us=x", "?us=99999999999", "?us=18446744073709552", "?us=9223372036854775807"} {
 		resp, err := http.Get(srv.URL + "/work" + q)
 		if err != nil {
 			t.Fatal(err)

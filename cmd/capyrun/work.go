@@ -54,7 +54,7 @@ func (ws *workers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	us, err := strconv.ParseInt(r.URL.Query().Get("us"), 10, 64)
-	if d := time.Duration(us) * time.Microsecond; err != nil || us < 0 || d > maxWork {
+	if err != nil || us < 0 || us > maxWork.Microseconds() { // before the multiplication, which wraps
 		http.Error(w, fmt.Sprintf("us=%q: want a service time in microseconds, 0..%d", r.URL.Query().Get("us"), maxWork.Microseconds()), http.StatusBadRequest)
 		return
 	}
