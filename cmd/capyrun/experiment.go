@@ -88,8 +88,8 @@ func runExp[R any](f experimentFlags, command string, run func() (*R, error), su
 	} else {
 		res, runErr = run()
 		fmt.Fprintln(os.Stderr)
-		if res == nil {
-			return runErr
+		if res == nil || runErr != nil && isEmpty(res) {
+			return runErr // an earlier result in -out stays
 		}
 		if runErr != nil {
 			command += fmt.Sprintf(" (stopped early: %v)", runErr)
@@ -102,6 +102,12 @@ func runExp[R any](f experimentFlags, command string, run func() (*R, error), su
 	}
 	fmt.Printf("wrote %s\n", strings.Join(files, ", "))
 	return runErr
+}
+
+// isEmpty reports whether res is a result with nothing measured in it.
+func isEmpty(res any) bool {
+	e, ok := res.(interface{ Empty() bool })
+	return ok && e.Empty()
 }
 
 // decodeResult decodes a result an earlier run wrote. Another
@@ -121,7 +127,7 @@ func decodeResult[R any](b []byte) (*R, error) {
 	if err != nil {
 		return nil, err
 	}
-	if empty, _ := json.Marshal(new(R)); bytes.Equal(got, empty) {
+	if empty, _ := json.Marshal(new(R)); bytes.Equal(got, empty) || isEmpty(res) {
 		return nil, errors.New("the JSON holds no results")
 	}
 	return res, nil

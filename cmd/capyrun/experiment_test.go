@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/capygen/capygen/testbed/experiment"
@@ -31,5 +34,31 @@ func TestDecodeResultRefusesOtherResults(t *testing.T) {
 		if _, err := decodeResult[experiment.SkewResult](b); err == nil {
 			t.Errorf("%s decoded as a skew result", name)
 		}
+	}
+}
+
+// A run that fails before its first result leaves the result already in
+// -out as it was.
+func TestFailedRunKeepsTheEarlierResult(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("../../results/reference/skew/skew.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "skew.json")
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, from := dir, ""
+	failed := errors.New("needs root")
+	err = runExp(experimentFlags{out: &out, from: &from}, "capyrun experiment skew",
+		func() (*experiment.SkewResult, error) {
+			return &experiment.SkewResult{Config: experiment.DefaultSkew()}, failed
+		}, experiment.SkewSummary, experiment.WriteSkew)
+	if !errors.Is(err, failed) {
+		t.Errorf("runExp = %v, want the run's error", err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
+		t.Error("the earlier skew.json was overwritten by a run that measured nothing")
 	}
 }

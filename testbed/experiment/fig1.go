@@ -75,6 +75,10 @@ type Fig1Result struct {
 	Took    time.Duration
 }
 
+// Empty reports whether res holds no points: a run that ended before its
+// first has nothing to write over an earlier result.
+func (res *Fig1Result) Empty() bool { return len(res.Points) == 0 }
+
 // Fig1 runs every load at every injected overhead, each on a fresh testbed.
 func Fig1(ctx context.Context, cfg Fig1Config) (*Fig1Result, error) {
 	switch {

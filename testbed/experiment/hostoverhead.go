@@ -80,6 +80,10 @@ type HostOverheadResult struct {
 	Took    time.Duration
 }
 
+// Empty reports whether res holds no paths: a run that ended before its
+// first has nothing to write over an earlier result.
+func (res *HostOverheadResult) Empty() bool { return len(res.Paths) == 0 }
+
 // HostOverhead runs Figures 4 and 5 on the testbed.
 func HostOverhead(ctx context.Context, cfg HostOverheadConfig) (*HostOverheadResult, error) {
 	if cfg.Paths == nil {

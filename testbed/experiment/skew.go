@@ -92,6 +92,10 @@ type SkewResult struct {
 	Took    time.Duration
 }
 
+// Empty reports whether res holds no runs: a run that ended before its
+// first has nothing to write over an earlier result.
+func (res *SkewResult) Empty() bool { return len(res.Runs) == 0 }
+
 // checkLoad checks a run's offered load, naming the flags that set it:
 // these fail only inside the load generator otherwise, after a testbed
 // came up (and a spike's thirds of a 2 ns run divide by zero).
