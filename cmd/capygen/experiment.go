@@ -2,9 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/capygen/capygen/cmd/internal/cli"
 )
@@ -24,9 +27,33 @@ func runExperiment(args []string) error {
 	}
 	cmd := exec.Command(name, append(pre, append([]string{"experiment"}, args...)...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err = cmd.Run()
+	// capyrun takes its testbeds down on SIGINT or SIGTERM: the signal is
+	// passed on (Ctrl-C reaches it twice, which it takes as once), and
+	// capygen waits for it rather than leaving it running.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s) //nolint:errcheck // it may have exited
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("%s was killed by %v", name, ws.Signal())
+		}
 		return cli.ExitError{Code: ee.ExitCode()} // capyrun said why
 	}
 	return err
