@@ -102,6 +102,18 @@ func openPcapWriter(path string, maxBytes int64, ports []softswitch.PortConfig, 
 			return nil, fmt.Errorf("-pcap %s: %w", path, err)
 		}
 	}
+	// The header goes out now: a capture killed before its first flush
+	// would otherwise leave an empty file, which no reader takes.
+	if err := p.w.Flush(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-pcap %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-pcap %s: %w", path, err)
+	}
+	p.left -= fi.Size()
 	return p, nil
 }
 
@@ -116,7 +128,7 @@ func (p *pcapWriter) capture(port pipeline.Port, out bool, frame []byte) {
 		idx++
 	}
 	ci := gopacket.CaptureInfo{Timestamp: p.now(), CaptureLength: len(frame), Length: len(frame), InterfaceIndex: idx}
-	n := int64(32 + len(frame)) // an enhanced packet block's overhead and data
+	n := int64(32 + (len(frame)+3)&^3) // an enhanced packet block: overhead and data padded to 4 bytes
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed.Load() || n > p.left {
@@ -159,6 +171,11 @@ func (p *pcapWriter) run() {
 				return
 			}
 			p.write(fr)
+			if len(p.q) == 0 {
+				// Out to the file when the queue runs dry, so that a
+				// reader (or a kill) sees every frame written so far.
+				p.flushFile()
+			}
 		case reply := <-p.flushReq:
 			// Every frame queued before the request is among these.
 			for n := len(p.q); n > 0; n-- {

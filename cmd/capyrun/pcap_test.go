@@ -186,9 +186,21 @@ func TestPcapWriterDropsWhenFull(t *testing.T) {
 func TestPcapWriterSizeBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sw.pcap")
 	calls := pcapCalls(10, time.Unix(1700000000, 0))
-	var bound int64
+	// The bound counts the file's header, and each block's padding.
+	empty, err := newPcapWriter(path, 1<<20, pcapPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := fi.Size()
 	for _, c := range calls[:3] {
-		bound += int64(32 + len(c.frame))
+		bound += int64(32 + (len(c.frame)+3)&^3)
 	}
 	p, err := newPcapWriter(path, bound, pcapPorts)
 	if err != nil {
@@ -202,6 +214,43 @@ func TestPcapWriterSizeBound(t *testing.T) {
 	checkPackets(t, got, calls[:3])
 	if n := p.skipped.Load(); n != 7 {
 		t.Errorf("left out %d frames, want 7", n)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() > bound {
+		t.Errorf("the file is %d bytes (%v), over -pcap-max %d", fi.Size(), err, bound)
+	}
+}
+
+// The file is readable while the capture goes on, and after a kill: the
+// header and the frames are flushed when the queue runs dry, not only at
+// close.
+func TestPcapWriterFlushesWhileCapturing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sw.pcap")
+	p, err := newPcapWriter(path, 1<<20, pcapPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	calls := pcapCalls(3, time.Unix(1700000000, 0))
+	captureAll(p, calls)
+	var got int
+	for deadline := time.Now().Add(5 * time.Second); got < 3 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = 0
+		if r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions); err == nil {
+			for {
+				if _, _, err := r.ReadPacketData(); err != nil {
+					break
+				}
+				got++
+			}
+		}
+		f.Close()
+	}
+	if got != 3 {
+		t.Errorf("the open capture's file shows %d of 3 frames after 5 s", got)
 	}
 }
 

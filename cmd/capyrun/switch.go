@@ -139,6 +139,9 @@ func runSwitch(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if f.pcap != "" && f.pcapMax <= 0 {
+		return fmt.Errorf("-pcap-max %d: want a positive size in bytes; every frame would be skipped", f.pcapMax)
+	}
 	cfg, err := f.config()
 	if err != nil {
 		return err
