@@ -67,6 +67,9 @@ func runMigrate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkMigrateFlags(fs, f); err != nil {
+		return err
+	}
 	if f.summary && fs.NArg() > 0 {
 		recs, err := readRecordFiles(fs.Args())
 		if err != nil {
@@ -128,6 +131,39 @@ func runMigrate(args []string) error {
 		return repeatMigrate(c, sock, which, f)
 	}
 	return fmt.Errorf("say what to do: -conn ip:port, -all, -random, -records or -summary")
+}
+
+// checkMigrateFlags refuses two actions at once, and a modifier its
+// action does not take: either was silently dropped, and -conn X -records
+// moved nothing.
+func checkMigrateFlags(fs *flag.FlagSet, f migrateFlags) error {
+	var actions []string
+	for _, a := range []struct {
+		name string
+		on   bool
+	}{{"-conn", f.conn != ""}, {"-all", f.all}, {"-random", f.random}, {"-records", f.records}, {"-summary", f.summary}} {
+		if a.on {
+			actions = append(actions, a.name)
+		}
+	}
+	if len(actions) > 1 {
+		return fmt.Errorf("%s: choose one", strings.Join(actions, " and "))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case f.wait && f.conn == "":
+		return fmt.Errorf("-wait waits for one migration's outcome: only with -conn")
+	case set["every"] && !f.all && !f.random:
+		return fmt.Errorf("-every repeats -all or -random: add one of them")
+	case f.every < 0:
+		return fmt.Errorf("-every %v: want a positive interval", f.every)
+	case (set["for"] || set["max"]) && f.every == 0:
+		return fmt.Errorf("-for and -max bound -every's repeats: add -every")
+	case f.jsonOut && !f.summary:
+		return fmt.Errorf("-json prints -summary as JSON: add -summary")
+	}
+	return nil
 }
 
 func (f migrateFlags) socket() (string, error) {

@@ -51,3 +51,26 @@ func TestMigrateGivesUpOnASilentServer(t *testing.T) {
 		t.Errorf("-timeout 0s: %v, want it refused", err)
 	}
 }
+
+// Two actions, or a modifier its action does not take, are refused before
+// any socket is dialed: one of them was silently dropped.
+func TestMigrateRefusesConflictingFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-conn", "10.77.0.1:40000", "-all"}, "-conn and -all: choose one"},
+		{[]string{"-conn", "10.77.0.1:40000", "-records"}, "-conn and -records: choose one"},
+		{[]string{"-all", "-random"}, "-all and -random: choose one"},
+		{[]string{"-all", "-wait"}, "-wait waits for one migration's outcome"},
+		{[]string{"-conn", "10.77.0.1:40000", "-every", "10ms"}, "-every repeats -all or -random"},
+		{[]string{"-all", "-for", "1s"}, "-for and -max bound -every's repeats"},
+		{[]string{"-random", "-json"}, "-json prints -summary as JSON"},
+		{[]string{"-all", "-every", "-1s"}, "-every -1s: want a positive interval"},
+	} {
+		err := runMigrate(append([]string{"-control", "/nonexistent/s.sock"}, c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("capyrun migrate %q: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
