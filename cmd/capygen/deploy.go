@@ -72,6 +72,12 @@ func runDeploy(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *timeout <= 0 {
+		return fmt.Errorf("-timeout %v: want a positive duration (60s)", *timeout)
+	}
+	if *asJSON && !*show {
+		return errors.New("-json prints -show's state as JSON: add -show")
+	}
 	if *target == "" {
 		return errors.New("-target is required: the switch's P4Runtime address, like 127.0.0.1:9559 or unix:///tmp/sw.p4rt.sock")
 	}
@@ -110,9 +116,16 @@ func runDeploy(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	// An error from a deadline says which flag set it.
+	late := func(err error) error {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("%w (not done within -timeout %v: check that %s answers, or raise -timeout)", err, *timeout, *target)
+		}
+		return err
+	}
 	c, err := control.Dial(ctx, *target, opt)
 	if err != nil {
-		return err
+		return late(err)
 	}
 	defer c.Close()
 	if v, err := c.Capabilities(ctx); err == nil {
@@ -126,7 +139,7 @@ func runDeploy(args []string) error {
 	case program != nil && *push:
 		ch, err := c.Deploy(ctx, program, popt)
 		if err != nil {
-			return err
+			return late(err)
 		}
 		fmt.Println(ch)
 	case program != nil:
@@ -134,7 +147,7 @@ func runDeploy(args []string) error {
 	case *push:
 		committed, err := c.SetPipeline(ctx, popt)
 		if err != nil {
-			return err
+			return late(err)
 		}
 		if committed {
 			fmt.Println("pipeline committed (tables and registers are empty: give -program to fill them)")
@@ -145,7 +158,7 @@ func runDeploy(args []string) error {
 	if *show {
 		st, err := c.State(ctx)
 		if err != nil {
-			return err
+			return late(err)
 		}
 		if *asJSON {
 			b, _ := json.Marshal(st)

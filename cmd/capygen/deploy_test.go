@@ -70,6 +70,9 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		{[]string{"deploy", "-target", lis.Addr().String(), "-pipeline=false"}, "does nothing"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", filepath.Join("..", "..", "generated", "p4", "capybara.p4info.txtpb")}, "-p4info without -device-config"},
 		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-show"}, "-election 0 observes"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-timeout", "0s"}, "-timeout 0s: want a positive duration"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-json"}, "-json prints -show's state"},
+		{[]string{"deploy", "-target", lis.Addr().String(), "-timeout", "1ns", "-show"}, "not done within -timeout 1ns"},
 	} {
 		stderr.Reset()
 		if code := prog.Run(c.args, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {
