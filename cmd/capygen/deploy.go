@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	"github.com/capygen/capygen/runtime/control"
 )
 
@@ -66,7 +67,7 @@ func runDeploy(args []string) error {
 	deviceConfig := fs.String("device-config", "", "the target's device config `file` (a Tofino's bf-p4c binary as its P4Runtime server wants it)")
 	cookie := fs.Uint64("cookie", 0, "the pipeline's `cookie` (0: the spec fingerprint)")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -60,8 +60,8 @@ func (f *specFlags) generate() (genfile.Files, error) {
 
 func runGenerate(args []string) error {
 	fs, f := newSpecFlags("generate", true)
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitError{Code: 2}
+	if err := cli.ParseNoArgs(fs, args); err != nil {
+		return err
 	}
 	files, err := f.generate()
 	if err != nil {
@@ -84,8 +84,8 @@ func runGenerate(args []string) error {
 
 func runDiff(args []string) error {
 	fs, f := newSpecFlags("diff", true)
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitError{Code: 2}
+	if err := cli.ParseNoArgs(fs, args); err != nil {
+		return err
 	}
 	files, err := f.generate()
 	if err != nil {
@@ -106,8 +106,8 @@ func runDiff(args []string) error {
 
 func runVet(args []string) error {
 	fs, f := newSpecFlags("vet", false)
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitError{Code: 2}
+	if err := cli.ParseNoArgs(fs, args); err != nil {
+		return err
 	}
 	s, err := f.load()
 	if err != nil {
@@ -138,8 +138,8 @@ func runPlan(args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	maxLevels := fs.Int("max-levels", plan.DefaultMaxLevels, fmt.Sprintf("explore directories of 1..`n` levels (n in 1..%d)", plan.MaxLevels))
 	seed := fs.Uint64("seed", spec.CapacitySeed, "seed of the random client addresses used to measure capacity (vet uses the default)")
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitError{Code: 2}
+	if err := cli.ParseNoArgs(fs, args); err != nil {
+		return err
 	}
 	if *maxLevels < 1 || *maxLevels > plan.MaxLevels {
 		return fmt.Errorf("-max-levels %d is outside 1..%d; explore at least 1 and at most %d levels", *maxLevels, plan.MaxLevels, plan.MaxLevels)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -182,5 +183,17 @@ func TestSetOnBrokenYAML(t *testing.T) {
 	err := runVet([]string{"-spec", p, "-set", "name=x"})
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:") || !strings.Contains(err.Error(), "fix the YAML syntax") {
 		t.Errorf("vet -set on broken YAML = %v, want the positioned syntax error", err)
+	}
+}
+
+// A spec path given without -spec is a usage error: generate used to
+// regenerate the default spec into ./generated instead.
+func TestGeneratorCommandsRefuseArguments(t *testing.T) {
+	for _, cmd := range []string{"generate", "diff", "vet", "plan"} {
+		var stderr bytes.Buffer
+		code := prog.Run([]string{cmd, "other.yaml", "-out", "x"}, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), `unexpected arguments ["other.yaml" "-out" "x"]`) {
+			t.Errorf("capygen %s other.yaml = exit %d, %q; want exit 2 naming the arguments", cmd, code, stderr.String())
+		}
 	}
 }

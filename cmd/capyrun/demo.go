@@ -62,8 +62,8 @@ func runDemo(args []string) error {
 	minHops := fs.Int("min-hops", 50, "fail unless the connection hopped at least this many times")
 	skewOut := fs.String("skew-out", "results/demo-skew", "the `directory` of the demo's skew experiment (plots, CSV, report)")
 	skewFor := fs.Duration("skew-duration", 8*time.Second, "each skew run's length")
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitError{Code: 2}
+	if err := cli.Parse(fs, args); err != nil {
+		return err
 	}
 	// Every flag is checked here: the later steps come after minutes of
 	// the earlier ones.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	"github.com/capygen/capygen/testbed/experiment"
 )
 
@@ -56,7 +57,7 @@ func newExperimentFlags(fs *flag.FlagSet, dir, jsonName string) experimentFlags 
 }
 
 func parseExperimentFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

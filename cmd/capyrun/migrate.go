@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/testbed"
 )
@@ -64,7 +65,7 @@ func runMigrate(args []string) error {
 	fs.BoolVar(&f.summary, "summary", false, "summarize the records in the files given as arguments (or the server's) as per-phase times")
 	fs.BoolVar(&f.jsonOut, "json", false, "with -summary: print JSON")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up on a server that does not answer a request (with -wait, its migration's outcome) within this `duration`")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := checkMigrateFlags(fs, f); err != nil {

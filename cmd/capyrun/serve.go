@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	"github.com/capygen/capygen/runtime/app"
 	"github.com/capygen/capygen/runtime/kernel"
 	"github.com/capygen/capygen/runtime/link"
@@ -135,7 +136,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.DurationVar(&f.finWait2, "fin-wait2", 0, "how long a connection the server closed waits in FIN-WAIT-2 for the client's FIN (0: 60s, Linux's tcp_fin_timeout)")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return f, err
 	}
 	if f.policy.Enabled() {

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	p4 "github.com/capygen/capygen/generated/p4"
 	pipeline "github.com/capygen/capygen/generated/pipeline"
 	"github.com/capygen/capygen/runtime/control"
@@ -133,7 +134,7 @@ func switchFlagSet(f *switchFlags) *flag.FlagSet {
 func runSwitch(args []string) error {
 	var f switchFlags
 	fs := switchFlagSet(&f)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/capygen/capygen/cmd/internal/cli"
 	"github.com/capygen/capygen/testbed"
 )
 
@@ -30,7 +31,7 @@ func runTestbed(args []string) error {
 		topo = fs.String("topology", "", "topology `file` (default: the embedded testbed/default.yaml)")
 		detach = fs.Bool("detach", false, "with hosts that run processes: return once they are ready and leave them running (down stops them); otherwise up stays until Ctrl-C, then takes everything down")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

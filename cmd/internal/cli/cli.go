@@ -9,6 +9,8 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +31,37 @@ var (
 type ExitError struct{ Code int }
 
 func (e ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// Parse parses a subcommand's flags. The flag package has printed what
+// was wrong and the usage already: -h is exit 0, any other mistake a
+// usage error (exit 2), and neither is printed again.
+func Parse(fs *flag.FlagSet, args []string) error {
+	switch err := fs.Parse(args); {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return ExitError{Code: 0}
+	default:
+		return ExitError{Code: 2}
+	}
+}
+
+// ParseNoArgs is Parse for a command that takes only flags: an argument
+// left over (a spec path without -spec) is a usage error, not ignored.
+func ParseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return UsageError{fmt.Sprintf("unexpected arguments %q: this command takes only flags (see -h)", fs.Args())}
+	}
+	return nil
+}
+
+// UsageError is a mistake in a command's arguments: printed, exit 2.
+type UsageError struct{ Msg string }
+
+func (e UsageError) Error() string { return e.Msg }
 
 // Program is one binary's set of subcommands.
 type Program struct {
@@ -123,6 +156,10 @@ func (p *Program) Run(args []string, stderr io.Writer) int {
 	}
 	if e, ok := err.(ExitError); ok {
 		return e.Code
+	}
+	if e, ok := err.(UsageError); ok {
+		fmt.Fprintf(stderr, "%s %s: %s\n", p.Name, name, e.Msg)
+		return 2
 	}
 	// Diagnostics lists (file:line:col per line) print as they are, so
 	// every line starts with its position; one-line errors get the command.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,34 @@ func TestSiblingCommand(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := p.Run([]string{"generate"}, &stderr); code != 2 || stderr.String() != "run generate: is a gen command; run `go run ./cmd/gen generate ...`\n" {
 		t.Errorf("Run(generate) = exit %d, %q", code, stderr.String())
+	}
+}
+
+// A subcommand's -h is exit 0, and a bad flag exit 2, each printed once
+// (by the flag package) and not again as the command's error.
+func TestParseExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		once string
+	}{
+		{[]string{"flags", "-h"}, 0, "Usage of flags"},
+		{[]string{"flags", "-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"flags", "-n", "x"}, 2, `invalid value "x" for flag -n`},
+		{[]string{"flags", "-n", "3"}, 0, ""},
+	} {
+		var stderr bytes.Buffer
+		p := &Program{Name: "gen"}
+		p.Register("flags", "parse flags", func(args []string) error {
+			fs := flag.NewFlagSet("flags", flag.ContinueOnError)
+			fs.SetOutput(&stderr)
+			fs.Int("n", 0, "a number")
+			return Parse(fs, args)
+		})
+		code := p.Run(tc.args, &stderr)
+		out := stderr.String()
+		if code != tc.code || tc.once != "" && strings.Count(out, tc.once) != 1 || strings.Contains(out, "help requested") || tc.once == "" && out != "" {
+			t.Errorf("Run(%q) = exit %d, stderr %q; want exit %d, %q once", tc.args, code, out, tc.code, tc.once)
+		}
 	}
 }
