@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -301,6 +302,41 @@ var badEdits = []struct {
 	{"releaselist", "release: conn_closed ", "release: [conn_closed] ", []string{
 		`spec/x.yaml:120:12: directory.release: want a string, got a list`,
 	}},
+	{"bitsnull", "      - {name: workload, bits: 32}\n", "      - {name: workload, bits: ~}\n", []string{
+		`spec/x.yaml:104:32: messages.heartbeat_update.payload.workload.bits: has no value; set it`,
+	}},
+	{"flagconst", "- {name: next_fragment, type: flag,", "- {name: next_fragment, type: flag, const: 1,", []string{
+		`spec/x.yaml:58:48: header.fields.next_fragment.const: a flag field cannot be a constant; only uint fields can (make it type: uint with bits: 1)`,
+	}},
+	{"enumconst", "- {name: stage, type: enum, enum: stage}", "- {name: stage, type: enum, enum: stage, const: 1}", []string{
+		`spec/x.yaml:56:53: header.fields.stage.const: an enum field cannot be a constant; only uint fields can (make it type: uint with bits: 4)`,
+	}},
+	{"payloadconst", "      - {name: workload, bits: 32}\n", "      - {name: workload, bits: 32}\n      - {name: version, bits: 8, const: 3}\n", []string{
+		`spec/x.yaml:105:41: messages.heartbeat_update.payload.version.const: a payload field cannot be a constant; the header's constants tell TCPMig apart (move it to the header, or drop const)`,
+		`spec/x.yaml:106:5: messages.heartbeat_response: the switch rewrites heartbeat_update into it in place (gen/SWITCH.md), so the two payloads must be as long and neither fragmented (heartbeat_response: 4 bytes, heartbeat_update: 5); make them the same length`,
+	}},
+	{"headerpipeline", "  name: tcpmig\n", "  name: pipeline\n", []string{
+		`spec/x.yaml:47:9: header.name: "pipeline" is the name of a generated or imported package; pick another name for the codec package`,
+	}},
+	{"heartbeatprepare", "heartbeat: heartbeat_update", "heartbeat: prepare_mig", []string{
+		`spec/x.yaml:123:3: workload.heartbeat: prepare_mig is a message the switch already acts on (it steers it to the least-loaded server, or to the target a migration in progress already has); give the heartbeat a message and stage of its own, such as heartbeat_update`,
+		`spec/x.yaml:125:17: workload.metric_field: "workload" is not a uint field of prepare_mig's payload; name the field with the load`,
+	}},
+	{"responseshorter", "      - {name: workload, bits: 32}\n", "      - {name: workload, bits: 32}\n      - {name: queue, bits: 32}\n", []string{
+		`spec/x.yaml:106:5: messages.heartbeat_response: the switch rewrites heartbeat_update into it in place (gen/SWITCH.md), so the two payloads must be as long and neither fragmented (heartbeat_response: 4 bytes, heartbeat_update: 8); make them the same length`,
+	}},
+	{"overmtu", "  - name: conn_state_ack\n    stage: conn_state_ack\n", "  - name: conn_state_ack\n    stage: conn_state_ack\n    payload:\n" + manyFields(190), []string{
+		`spec/x.yaml:81:5: messages.conn_state_ack: is 1540 bytes with its header, over the 1472 a datagram holds at MTU 1500; shrink the payload, raise transport.mtu or fragment it`,
+	}},
+}
+
+// manyFields is n 64-bit payload fields, one a line.
+func manyFields(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "      - {name: f%d, bits: 64}\n", i)
+	}
+	return b.String()
 }
 
 func TestParseBadEdits(t *testing.T) {

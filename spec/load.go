@@ -390,9 +390,9 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		fixed := map[FieldType]int{TypeIPv4: 32, TypeMAC: 48, TypeFlag: 1}
 		switch f.Type {
 		case TypeUint:
-			if fo.Raw("bits") == nil {
-				fo.get("bits", true)
-			} else if hasBits {
+			if !hasBits {
+				fo.get("bits", true) // absent, or null: "bits: ~" is no width
+			} else {
 				if width < 1 || width > 64 {
 					d.Errorf(fo.At("bits"), fo.Sub("bits"), "%d is outside 1..64; pick a width in that range", width)
 				} else {
@@ -425,7 +425,9 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 			}
 			if fo.Raw("bits") == nil {
 				d.Errorf(fo.Node(), fo.Path(), "missing key bits (the length prefix: 8, 16 or 32); add it")
-			} else if hasBits {
+			} else if !hasBits {
+				fo.get("bits", true) // null
+			} else {
 				if width != 8 && width != 16 && width != 32 {
 					d.Errorf(fo.At("bits"), fo.Sub("bits"), "%d is not a length-prefix width; use 8, 16 or 32", width)
 				} else {
@@ -441,8 +443,13 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		if fo.Raw("const") != nil {
 			c, ok := fo.uint("const", false)
 			switch {
-			case f.Type != TypeUint && f.Type != TypeFlag && f.Type != TypeEnum:
-				d.Errorf(fo.At("const"), fo.Sub("const"), "a %s field cannot be a constant; only uint, flag and enum fields can", f.Type)
+			case f.Type != TypeUint:
+				// The codecs, the P4 and the dissector match a constant as
+				// an unsigned word: a flag or enum one generated Go that
+				// did not compile.
+				d.Errorf(fo.At("const"), fo.Sub("const"), "%s field cannot be a constant; only uint fields can (make it type: uint with bits: %d)", article(string(f.Type)), max(f.Bits, 1))
+			case payload:
+				d.Errorf(fo.At("const"), fo.Sub("const"), "a payload field cannot be a constant; the header's constants tell TCPMig apart (move it to the header, or drop const)")
 			case f.Reserved:
 				d.Errorf(fo.At("const"), fo.Sub("const"), "a reserved field is always zero; remove const or reserved")
 			case ok && f.Bits > 0 && !fits(c, f.Bits):
@@ -461,6 +468,14 @@ func (d *decoder) fields(s *Spec, list *yaml.Node, nodes []*yaml.Node, path stri
 		d.Errorf(list, path, "the fields add up to %d bits, not whole bytes; add a reserved field of %s", off, plural(8-off%8, "bit"))
 	}
 	return out, off
+}
+
+// article puts "a" or "an" before word.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }
 
 func plural(n int, unit string) string {
@@ -493,6 +508,12 @@ func (d *decoder) header(s *Spec, o *obj) {
 	}
 	s.Header.Pos = d.Pos(o.Node())
 	s.Header.Name, _ = o.name("name", true)
+	switch s.Header.Name {
+	case "migstate", "pipeline", "p4", "wireshark", "wire", "machine", "pipe", "genrt":
+		// The codec package would share another emitter's directory (an
+		// import cycle), or the name of a package the generated Go imports.
+		d.Errorf(o.At("name"), o.Sub("name"), "%q is the name of a generated or imported package; pick another name for the codec package", s.Header.Name)
+	}
 	list := o.get("fields", true)
 	nodes := o.list("fields", false)
 	if list != nil && list.Kind == yaml.SequenceNode && len(nodes) == 0 {
@@ -595,6 +616,12 @@ func (d *decoder) messages(s *Spec, o *obj) {
 					d.Errorf(fo.Node(), fo.Path(), "no room for fragment data at MTU %d (IPv4 20 + UDP 8 + header %d + payload %d bytes); raise transport.mtu or shrink the payload",
 						s.Transport.MTU, s.Header.Bytes, m.PayloadBytes)
 				}
+			}
+		}
+		if !m.Fragmented && s.Transport.MTU > 0 && s.Header != nil {
+			if room := s.Transport.MTU - 20 - 8 - s.Header.Bytes; m.PayloadBytes > room {
+				d.Errorf(mo.Node(), mo.Path(), "is %d bytes with its header, over the %d a datagram holds at MTU %d; shrink the payload, raise transport.mtu or fragment it",
+					s.Header.Bytes+m.PayloadBytes, s.Transport.MTU-28, s.Transport.MTU)
 			}
 		}
 		s.Messages = append(s.Messages, m)

@@ -81,8 +81,79 @@ func (d *decoder) switchNames(s *Spec, hdr *obj, msgs *yaml.Node) {
 			}
 		}
 		d.heartbeatResponse(s)
+		d.heartbeat(s)
+		d.inPlace(s)
 		d.release(s)
 	}
+}
+
+// heartbeat checks workload.heartbeat: a server's message that the switch
+// does not otherwise act on (it would be handled twice: two cases for
+// one stage in the model and the P4).
+func (d *decoder) heartbeat(s *Spec) {
+	if s.Workload == nil {
+		return
+	}
+	hb := s.MessageByName(s.Workload.Heartbeat)
+	if hb == nil {
+		return // reported
+	}
+	for _, w := range switchMessages {
+		if w.name == hb.Name {
+			d.Diagnostics = append(d.Diagnostics, Diagnostic{Pos: s.Workload.Pos, Msg: fmt.Sprintf(
+				"workload.heartbeat: %s is a message the switch already acts on (it %s); give the heartbeat a message and stage of its own, such as heartbeat_update", hb.Name, w.role)})
+			return
+		}
+	}
+	if hb.From != "server" {
+		d.Diagnostics = append(d.Diagnostics, Diagnostic{Pos: hb.Pos, Msg: fmt.Sprintf(
+			"messages.%s: is from: %s; the heartbeat (workload.heartbeat) is a server's report of its load (the switch drops TCPMig from other ports), so set from: server", hb.Name, hb.From)})
+	}
+}
+
+// inPlace checks the messages the switch rewrites into others in place
+// (a REJECTED for a PREPARE_MIG or a PREPARE_MIG_ACK, a heartbeat's
+// response): the datagram keeps its length, so the answer's payload must
+// be as long as what it answers, which its decoder checks exactly.
+func (d *decoder) inPlace(s *Spec) {
+	var hb *Message
+	if s.Workload != nil && !isSwitchMessage(s.Workload.Heartbeat) {
+		hb = s.MessageByName(s.Workload.Heartbeat)
+	}
+	for _, p := range []struct{ from, to *Message }{
+		{s.MessageByName(MessagePrepareMig), s.MessageByName(MessageRejected)},
+		{s.MessageByName(MessagePrepareMigAck), s.MessageByName(MessageRejected)},
+		{hb, s.MessageByName(MessageHeartbeatResponse)},
+	} {
+		if p.from == nil || p.to == nil || incomplete(p.from) || incomplete(p.to) ||
+			p.from.PayloadBytes == p.to.PayloadBytes && !p.from.Fragmented && !p.to.Fragmented {
+			continue
+		}
+		d.Diagnostics = append(d.Diagnostics, Diagnostic{Pos: p.to.Pos, Msg: fmt.Sprintf(
+			"messages.%s: the switch rewrites %s into it in place (gen/SWITCH.md), so the two payloads must be as long and neither fragmented (%s: %d bytes, %s: %d); make them the same length",
+			p.to.Name, p.from.Name, p.to.Name, p.to.PayloadBytes, p.from.Name, p.from.PayloadBytes)})
+	}
+}
+
+// isSwitchMessage reports whether the switch handles or sends name itself.
+func isSwitchMessage(name string) bool {
+	for _, w := range switchMessages {
+		if w.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// incomplete reports whether m has a field whose width was refused (and
+// reported): its length means nothing.
+func incomplete(m *Message) bool {
+	for _, f := range m.Payload {
+		if f.Bits == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // release checks the message directory.release names: a header-only
@@ -136,8 +207,8 @@ func (d *decoder) heartbeatResponse(s *Spec) {
 		return
 	}
 	metric := payloadFieldByName(hb, s.Workload.MetricField)
-	if metric == nil || metric.Type != TypeUint {
-		return // workload.metric_field is reported
+	if metric == nil || metric.Type != TypeUint || metric.Bits == 0 {
+		return // workload.metric_field, or the field's bits, is reported
 	}
 	got := payloadFieldByName(resp, metric.Name)
 	if got != nil && got.Type == TypeUint && got.Offset == metric.Offset && got.Bits == metric.Bits {

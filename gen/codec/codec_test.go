@@ -91,6 +91,9 @@ var variantEdits = []string{
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}",
 	"- name: heartbeat_update\n    stage: heartbeat_update\n    payload:\n      - {name: workload, bits: 32}\n      - {name: queue_depth, bits: 16}\n      - {name: server_mac, type: mac}\n" +
 		"  - name: drain\n    stage: drain\n    payload:\n      - {name: reason, bits: 12}\n      - {name: urgent, type: flag}\n      - {name: spare, bits: 3, reserved: true}\n      - {name: note, type: bytes, bits: 8}",
+	// The switch answers a heartbeat in place: its response is as long.
+	`- {name: workload, bits: 32, doc: "The minimum workload after the update."}`,
+	`- {name: workload, bits: 32, doc: "The minimum workload after the update."}` + "\n      - {name: queue_depth, bits: 16}\n      - {name: server_mac, type: mac}",
 }
 
 func TestVariantSpec(t *testing.T) {
