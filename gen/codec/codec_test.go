@@ -217,3 +217,22 @@ func buildModule(t *testing.T, trees map[string]genfile.Files, extra map[string]
 		gentest.Go(t, dir, args...)
 	}
 }
+
+// An enum value of 2^63 and up is written as an untyped constant: as an
+// int it was negative, and the Go did not compile.
+func TestHugeEnumValue(t *testing.T) {
+	s := spectest.Edit(t, "enums:\n", "enums:\n  - name: big\n    bits: 64\n    values:\n      - {name: top, value: 0xFFFFFFFFFFFFFFFF}\n",
+		"      - {name: workload, bits: 32}\n", "      - {name: workload, bits: 32}\n      - {name: size, type: enum, enum: big}\n",
+		`- {name: workload, bits: 32, doc: "The minimum workload after the update."}`, `- {name: workload, bits: 32, doc: "The minimum workload after the update."}`+"\n      - {name: size, type: enum, enum: big}")
+	files, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, b := range files {
+		found = found || strings.Contains(string(b), "BigTop Big = 18446744073709551615")
+	}
+	if !found {
+		t.Error("no file declares BigTop Big = 18446744073709551615")
+	}
+}

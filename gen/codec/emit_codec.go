@@ -2,6 +2,7 @@ package codec
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -148,7 +149,7 @@ func (g *gen) genEnum(f *jen.File, e *enum) {
 		if v.Doc != "" {
 			c = v.Go + ": " + v.Doc
 		}
-		defs = append(defs, doc(c), jen.Id(v.Go).Id(e.Go).Op("=").Lit(int(v.Value)))
+		defs = append(defs, doc(c), jen.Id(v.Go).Id(e.Go).Op("=").Op(strconv.FormatUint(v.Value, 10))) // untyped: 2^63 and up fit
 	}
 	f.Const().Defs(defs...)
 	recv := jen.Id("v").Id(e.Go)

@@ -1,6 +1,7 @@
 package machines
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -70,11 +71,9 @@ func (g *machine) maxActions() int {
 
 // docLines turns a spec doc string into comment lines after a lead.
 func docLines(lead, doc string) string {
-	doc = strings.TrimSpace(doc)
-	if doc == "" {
-		return lead
-	}
-	return lead + " " + doc
+	// One line: jen writes a comment with a newline as /* */, which a doc
+	// holding "*/" ends early.
+	return strings.Join(strings.Fields(lead+" "+doc), " ")
 }
 
 func (g *machine) genFile(f *jen.File) {
@@ -219,7 +218,7 @@ func (g *machine) genMachine(f *jen.File) {
 	f.Comment("in order, then ArmTimer.")
 	f.Type().Id(g.stepT).Op("=").Qual(machinePkg, "Step").Types(g.types()...)
 	f.Line()
-	f.Commentf("%s is the %s migration state machine. %s", g.typ, g.m.Name, strings.TrimSpace(g.m.Doc))
+	f.Comment(docLines(fmt.Sprintf("%s is the %s migration state machine.", g.typ, g.m.Name), g.m.Doc))
 	f.Commentf("The zero value is invalid: make one with New%s.", g.typ)
 	f.Type().Id(g.typ).Struct(jen.Id("m").Qual(machinePkg, "Machine").Types(jen.Id(g.stateT)))
 	f.Line()

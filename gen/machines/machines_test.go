@@ -1,6 +1,8 @@
 package machines
 
 import (
+	"go/parser"
+	"go/token"
 	"strings"
 	"testing"
 
@@ -59,5 +61,22 @@ func TestHeaderVersion(t *testing.T) {
 func TestStepBound(t *testing.T) {
 	if maxStepActions != engine.MaxActions {
 		t.Errorf("maxStepActions = %d, runtime/genrt/machine.MaxActions = %d; make them equal", maxStepActions, engine.MaxActions)
+	}
+}
+
+// A state's doc of several lines holding "*/" stays a line comment: jen
+// writes a multi-line comment as /* */, which the doc ended early.
+func TestDocWithCommentEndCompiles(t *testing.T) {
+	s := spectest.Edit(t, "      - name: idle\n      - name: preparing\n", "      - name: idle\n        doc: \"a\\nb */ c\"\n      - name: preparing\n")
+	files, err := Generate(s, genfile.Options{ImportRoot: genfile.DefaultImportRoot})
+	if err != nil {
+		t.Fatalf("Generate = %v", err)
+	}
+	for name, b := range files {
+		if strings.HasSuffix(name, ".go") {
+			if _, err := parser.ParseFile(token.NewFileSet(), name, b, parser.ParseComments); err != nil {
+				t.Errorf("%s does not parse: %v", name, err)
+			}
+		}
 	}
 }

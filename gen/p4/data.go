@@ -576,4 +576,8 @@ func wordSpan(fs []field, expr string) ([]string, error) {
 	return out, nil
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string {
+	// A line comment ending in a backslash would swallow the next line:
+	// the P4 preprocessor splices lines before it strips comments.
+	return strings.TrimRight(strings.Join(strings.Fields(s), " "), `\`)
+}

@@ -2,6 +2,7 @@ package p4
 
 import (
 	"fmt"
+	mbits "math/bits"
 	"strings"
 	"text/template"
 
@@ -71,7 +72,18 @@ func (l level) PortRead() string       { return l.name("port_read") }
 // xor.
 func (l level) PolyArgs() string {
 	w := l.Hash.Width
-	return fmt.Sprintf("%s, %t, false, false, %s, %s", lit(w, l.Hash.Poly), l.Hash.Reversed, lit(w, l.Hash.Init), lit(w, l.Hash.XorOut))
+	return fmt.Sprintf("%s, %t, false, false, %s, %s", lit(w, l.Hash.Poly), l.Hash.Reversed, lit(w, l.Hash.Init), lit(w, p4XorOut(l.Hash)))
+}
+
+// p4XorOut is the xor argument of CRCPolynomial for h. bf-p4c's hash
+// (bf-utils' dynamic_hash, determine_crc_gfm) xors the register before it
+// reflects a reversed CRC's result; the CRC catalogue, spec.CRC.Sum and the
+// Go model xor after. A reversed CRC's xor_out therefore goes in reflected.
+func p4XorOut(h *spec.CRC) uint64 {
+	if !h.Reversed {
+		return h.XorOut
+	}
+	return mbits.Reverse64(h.XorOut) >> (64 - h.Width)
 }
 
 // lit is a typed P4 literal: lit(16, 0x800) = 16w0x0800.
