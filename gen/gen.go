@@ -84,6 +84,9 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 			return nil, err
 		}
 	}
+	if err := checkGo(s, all); err != nil {
+		return nil, err
+	}
 	return all, nil
 }
 

@@ -213,3 +213,33 @@ func TestDiffIsAPatch(t *testing.T) {
 		}
 	}
 }
+
+// A spec name that becomes an identifier the generated Go has already, or
+// a codec package name that a generated local name hides, is refused with
+// the name to change, not left to the compiler.
+func TestGeneratedGoClashes(t *testing.T) {
+	stage := func(name string) []string {
+		return []string{
+			"  - name: conn_state_ack\n    stage: conn_state_ack\n", "  - name: conn_state_ack\n    stage: conn_state_ack\n  - name: " + name + "\n    stage: " + name + "\n",
+			"      - {name: heartbeat_update, value: 12,", "      - {name: " + name + ", value: 8}\n      - {name: heartbeat_update, value: 12,",
+		}
+	}
+	for _, tc := range []struct {
+		edits []string
+		want  string
+	}{
+		{[]string{"  name: tcpmig\n", "  name: drop\n"}, "pipeline/pipeline.go declares drop, which hides the imported package drop; give header.name another name"},
+		{[]string{"  name: tcpmig\n", "  name: x\n"}, "migstate/origin.go declares x"},
+		{stage("err_bad_magic"), "tcpmig/codec.go and tcpmig/messages.go both declare ErrBadMagic"},
+		{stage("magic_value"), "both declare MagicValue"},
+		{stage("layer"), "both declare FuzzDecodeLayer"},
+	} {
+		s, err := spec.Parse(spectest.EditedName, spectest.EditYAML(t, tc.edits...))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.edits[1], err)
+		}
+		if _, err := Generate(s, genfile.Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: Generate = %v, want an error saying %q", tc.edits[1], err, tc.want)
+		}
+	}
+}

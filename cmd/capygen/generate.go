@@ -55,7 +55,13 @@ func (f *specFlags) generate() (genfile.Files, error) {
 	if f.noVersion {
 		opt.Version = ""
 	}
-	return gen.Generate(s, opt)
+	files, err := gen.Generate(s, opt)
+	if err != nil {
+		// The loader's diagnostics carry the file; an emitter's or the
+		// plan's do not.
+		return nil, fmt.Errorf("%s: %w", f.spec, err)
+	}
+	return files, nil
 }
 
 func runGenerate(args []string) error {
