@@ -87,6 +87,9 @@ func Generate(s *spec.Spec, opt genfile.Options) (genfile.Files, error) {
 	if err := checkGo(s, all); err != nil {
 		return nil, err
 	}
+	if err := checkP4(s, all); err != nil {
+		return nil, err
+	}
 	return all, nil
 }
 

@@ -243,3 +243,18 @@ func TestGeneratedGoClashes(t *testing.T) {
 		}
 	}
 }
+
+// An enum whose P4 typedef or constants the program declares already is
+// refused, naming both declarations.
+func TestGeneratedP4Clashes(t *testing.T) {
+	s, err := spec.Parse(spectest.EditedName, spectest.EditYAML(t, "enums:\n", "enums:\n  - name: role\n    bits: 2\n    values:\n      - {name: client, value: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Generate(s, genfile.Options{})
+	for _, want := range []string{"both declare role_t", "both declare ROLE_CLIENT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Generate = %v, want an error saying %q", err, want)
+		}
+	}
+}

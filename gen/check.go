@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -122,4 +123,41 @@ func recvType(e ast.Expr) string {
 			return fmt.Sprintf("%T", e)
 		}
 	}
+}
+
+// p4Decl matches a top-level P4 declaration: typedef, const, header or
+// struct, and the name it declares.
+var p4Decl = regexp.MustCompile(`(?m)^(?:typedef\s+[^;]*?\s(\w+)\s*;|const\s+[\w<>]+\s+(\w+)\s*=|header\s+(\w+)\s*\{|struct\s+(\w+)\s*\{)`)
+
+// checkP4 refuses a P4 program that declares a name twice at top level
+// (the program includes headers.p4): an enum named role or ip, or an enum
+// value like protocols_tcp, becomes a typedef or constant the templates
+// declare too, which p4c rejects.
+func checkP4(s *spec.Spec, files genfile.Files) error {
+	first := map[string]string{}
+	var errs []string
+	for _, name := range files.Names() {
+		if !strings.HasSuffix(name, ".p4") {
+			continue
+		}
+		src := string(files[name])
+		for _, m := range p4Decl.FindAllStringSubmatchIndex(src, -1) {
+			var id string
+			for g := 2; g < len(m); g += 2 {
+				if m[g] >= 0 {
+					id = src[m[g]:m[g+1]]
+				}
+			}
+			at := fmt.Sprintf("%s:%d", name, strings.Count(src[:m[0]], "\n")+1)
+			if prev, dup := first[id]; dup {
+				errs = append(errs, fmt.Sprintf("%s and %s both declare %s: a spec name (an enum or its value, a message) becomes a name the P4 program has already; rename it", prev, at, id))
+				continue
+			}
+			first[id] = at
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("spec %s: the generated P4 would not compile:\n  %s", s.Name, strings.Join(errs, "\n  "))
 }
