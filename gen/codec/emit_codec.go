@@ -8,6 +8,7 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"github.com/capygen/capygen/gen/genfile"
+	"github.com/capygen/capygen/spec"
 )
 
 // layoutDoc draws the header as a table for the package documentation.
@@ -244,7 +245,17 @@ func (g *gen) genView(f *jen.File) {
 			}
 		}
 	})
-	f.Add(docf("Validate checks that b holds a whole header with its constant fields\nand a known stage."))
+	var enums []*field // header enums besides the stage: Decode takes their values
+	for _, fd := range g.header {
+		if fd.Type == spec.TypeEnum && fd != g.stageF && !fd.Reserved {
+			enums = append(enums, fd)
+		}
+	}
+	if len(enums) == 0 {
+		f.Add(docf("Validate checks that b holds a whole header with its constant fields\nand a known stage."))
+	} else {
+		f.Add(docf("Validate checks that b holds a whole header with its constant fields,\na known stage and a value of its enum in every other enum field."))
+	}
 	f.Func().Params(recv()).Id("Validate").Params().Error().BlockFunc(func(b *jen.Group) {
 		b.If(jen.Len(jen.Id("b")).Op("<").Id("HeaderLen")).Block(
 			jen.Return(jen.Id("shortBuffer").Call(jen.Lit(g.s.Header.Name+" header"), jen.Id("HeaderLen"), jen.Len(jen.Id("b")))),
@@ -259,6 +270,11 @@ func (g *gen) genView(f *jen.File) {
 		b.If(jen.List(jen.Id("_"), jen.Id("ok")).Op(":=").Id("MinLen").Call(g.get("b", g.stageF)), jen.Op("!").Id("ok")).Block(
 			jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: %s %%d", g.stageF.Name)), jen.Id("ErrUnknownStage"), g.get("b", g.stageF))),
 		)
+		for _, fd := range enums {
+			b.If(jen.Id("v").Op(":=").Add(g.get("b", fd)), jen.Op("!").Id("v").Dot("Valid").Call()).Block(
+				jen.Return(jen.Qual(pkgFmt, "Errorf").Call(jen.Lit(fmt.Sprintf("%%w: header %s = %%d is not a value of enum %s", fd.Name, fd.enum.Name)), jen.Id("ErrFieldRange"), jen.Id("v"))),
+			)
+		}
 		b.Return(jen.Nil())
 	})
 	f.Add(doc("Valid reports whether Validate finds nothing wrong."))
