@@ -80,7 +80,7 @@ type data struct {
 	Spec         *spec.Spec
 	Header       []*field
 	HeaderBytes  int
-	Magic        *field
+	Consts       []*field // the header fields with a constant: every one must match
 	Stage        *field
 	// Key fields for the Info column.
 	OriginIP, OriginPort, ClientIP, ClientPort, Epoch, Index, More *field
@@ -127,7 +127,7 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 		}
 		d.Header = append(d.Header, pf)
 		if f.HasConst {
-			d.Magic = pf
+			d.Consts = append(d.Consts, pf)
 		}
 		switch f.Name {
 		case h.StageField:

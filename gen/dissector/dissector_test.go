@@ -88,3 +88,20 @@ func TestLuaString(t *testing.T) {
 		t.Errorf("luaString = %s, want %s", got, want)
 	}
 }
+
+// Every constant header field is checked, each by its own bits: a 28-bit
+// magic was compared as the whole 32-bit word (so nothing matched), and
+// only the last constant field was checked.
+func TestEveryConstantIsCheckedByItsBits(t *testing.T) {
+	s := spectest.Edit(t, `- {name: magic, bits: 32, const: 0xCAFEDEAD, doc: "Marks a TCPMig datagram."}`, "- {name: magic, bits: 28, const: 0xCAFEDEA}\n    - {name: hops, bits: 4, const: 0}")
+	files, err := Generate(s, genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lua := string(files["wireshark/tcpmig.lua"])
+	for _, want := range []string{"if tvb(0, 4):bitfield(0, 28) ~= 0xCAFEDEA then", "if tvb(3, 1):bitfield(4, 4) ~= 0x0 then"} {
+		if !strings.Contains(lua, want) {
+			t.Errorf("the dissector lacks %q", want)
+		}
+	}
+}
