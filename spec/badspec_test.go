@@ -302,6 +302,9 @@ var badEdits = []struct {
 	{"releaselist", "release: conn_closed ", "release: [conn_closed] ", []string{
 		`spec/x.yaml:120:12: directory.release: want a string, got a list`,
 	}},
+	{"durationnumber", "timeout: {after: 10ms, retries: 8", "timeout: {after: 10, retries: 8", []string{
+		`spec/x.yaml:136:26: machines.origin.states.preparing.timeout.after: want a string, got the integer 10; write it like 10ms`,
+	}},
 	{"bitsnull", "      - {name: workload, bits: 32}\n", "      - {name: workload, bits: ~}\n", []string{
 		`spec/x.yaml:104:32: messages.heartbeat_update.payload.workload.bits: has no value; set it`,
 	}},

@@ -55,7 +55,8 @@ func (o *obj) uint(key string, required bool) (uint64, bool) { return read(o, ke
 
 // duration reads a Go duration string such as 5ms.
 func (o *obj) duration(key string, required bool) (time.Duration, bool) {
-	return read(o, key, required, o.Duration)
+	// The example goes into the message for a bare number (after: 10).
+	return read(o, key, required, func(k, _ string) (time.Duration, *yaml.Node) { return o.Duration(k, "10ms") })
 }
 
 // bool reads an optional true or false.

@@ -11,7 +11,18 @@ import (
 // Sets collects repeated -set path=value flags (a flag.Value).
 type Sets []string
 
-func (s *Sets) String() string     { return strings.Join(*s, " ") }
+// String joins the overrides; one holding a space or a control character
+// is quoted, so that a generated header names it on one line.
+func (s *Sets) String() string {
+	out := make([]string, len(*s))
+	for i, v := range *s {
+		if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			v = strconv.Quote(v)
+		}
+		out[i] = v
+	}
+	return strings.Join(out, " ")
+}
 func (s *Sets) Set(v string) error { *s = append(*s, v); return nil }
 
 // applySets applies each "path=value" override to the decoded spec

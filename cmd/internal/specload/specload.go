@@ -5,7 +5,10 @@
 package specload
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -28,9 +31,16 @@ func Load(file string, sets Sets) (*spec.Spec, error) {
 	if len(sets) == 0 {
 		return spec.Parse(path, doc)
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc, &root); err != nil {
+	var root, more yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&root); err != nil {
 		return spec.Parse(path, doc) // reports the syntax error with its line
+	}
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		// A second document: refused (with its line) as without -set.
+		if _, err := spec.Parse(path, doc); err != nil {
+			return nil, err
+		}
 	}
 	if err := applySets(&root, sets); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package specload
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -44,4 +45,30 @@ func FuzzApplySets(f *testing.F) {
 		}
 		_, _ = spec.ParseNode("spec/capybara.yaml", &root)
 	})
+}
+
+// With -set, a spec file holding a second document is refused as without
+// it, and an override with a newline is quoted where headers name it.
+func TestSetsTakeTheFileAsIs(t *testing.T) {
+	dir := t.TempDir()
+	two := filepath.Join(dir, "two.yaml")
+	if err := os.WriteFile(two, append(spec.DefaultYAML(), []byte("---\nversion: 1\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, plain := Load(two, nil)
+	_, set := Load(two, Sets{"directory.index_bits=14"})
+	if plain == nil || set == nil {
+		t.Errorf("a second document: without -set %v, with -set %v; want both refused", plain, set)
+	}
+	one := filepath.Join(dir, "one.yaml")
+	if err := os.WriteFile(one, spec.DefaultYAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(one, Sets{"doc=a\nb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(s.Source, "\n") || !strings.Contains(s.Source, `"doc=a\nb"`) {
+		t.Errorf("Source = %q, want the override quoted on one line", s.Source)
+	}
 }
