@@ -11,12 +11,12 @@ import (
 // Sets collects repeated -set path=value flags (a flag.Value).
 type Sets []string
 
-// String joins the overrides; one holding a space or a control character
+// String joins the overrides; one holding a control character (a newline)
 // is quoted, so that a generated header names it on one line.
 func (s *Sets) String() string {
 	out := make([]string, len(*s))
 	for i, v := range *s {
-		if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 			v = strconv.Quote(v)
 		}
 		out[i] = v
