@@ -124,22 +124,31 @@ func demoSkew(ctx context.Context, out string, cfg experiment.SkewConfig) error 
 		return err
 	}
 	cfg.Progress = progress()
-	res, err := experiment.Skew(ctx, cfg)
+	res, runErr := experiment.Skew(ctx, cfg)
 	fmt.Fprintln(os.Stderr)
-	if err != nil {
-		return err
+	if res == nil || res.Empty() {
+		return runErr
 	}
+	// What was measured is written before any verdict on it: a run with a
+	// failed request, or one stopped early, is kept to look at.
 	fmt.Print(experiment.SkewSummary(res))
-	for _, r := range res.Runs {
-		if r.Failed+r.Dropped > 0 {
-			return fmt.Errorf("skew %s: %d requests failed, %d dropped: %q", r.Mode, r.Failed, r.Dropped, r.Errors)
-		}
+	command := fmt.Sprintf("capyrun experiment skew -patterns hot -modes off,threshold -duration %v -warmup %v", cfg.Duration, cfg.Warmup)
+	if runErr != nil {
+		command += fmt.Sprintf(" (stopped early: %v)", runErr)
 	}
-	files, err := experiment.WriteSkew(out, res, fmt.Sprintf("capyrun experiment skew -patterns hot -modes off,threshold -duration %v -warmup %v", cfg.Duration, cfg.Warmup))
+	files, err := experiment.WriteSkew(out, res, command)
 	if err != nil {
-		return err
+		return errors.Join(runErr, err)
 	}
 	fmt.Printf("plots and report in %s/ (%s)\n", out, strings.Join(files, ", "))
+	if runErr != nil {
+		return runErr
+	}
+	for _, r := range res.Runs {
+		if r.Failed+r.Dropped > 0 {
+			return fmt.Errorf("skew %s: %d requests failed, %d dropped: %q (the runs are in %s)", r.Mode, r.Failed, r.Dropped, r.Errors, out)
+		}
+	}
 	if ratio, _, ok := res.Headline(); !ok || ratio < 2 {
 		return fmt.Errorf("the threshold policy did not cut the hot server's p99 (ratio %.1f)", ratio)
 	}
