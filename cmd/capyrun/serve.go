@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -680,6 +681,14 @@ type recordWriter struct {
 	ch      chan migrate.Record
 	done    chan struct{}
 	dropped atomic.Int64
+	// mu orders write's send against close's: the engine may report a
+	// record after serve began to shut down.
+	mu     sync.Mutex
+	closed bool
+	// lost counts records a failed write (a full disk) lost; err is the
+	// first failure. The writer's goroutine sets them before done.
+	lost int64
+	err  error
 	// metrics, once -metrics serves them, sees every record too.
 	metrics atomic.Pointer[metrics.Server]
 }
@@ -698,17 +707,34 @@ func newRecordWriter(path string) (*recordWriter, error) {
 	}
 	go func() {
 		defer close(w.done)
-		defer fh.Close()
 		bw := bufio.NewWriter(fh)
 		var line []byte
+		pending := int64(0) // records in bw since its last flush
+		fail := func(err error) {
+			if err != nil {
+				w.lost += pending
+				if w.err == nil {
+					w.err = err
+				}
+			}
+			pending = 0
+		}
 		for r := range w.ch {
 			line = append(r.AppendJSON(line[:0]), '\n')
-			bw.Write(line) //nolint:errcheck // a full disk loses records, not the server
+			pending++
+			if _, err := bw.Write(line); err != nil {
+				fail(err) // a full disk loses records, not the server
+				bw.Reset(fh)
+				continue
+			}
 			if len(w.ch) == 0 {
-				bw.Flush() //nolint:errcheck
+				fail(bw.Flush())
 			}
 		}
-		bw.Flush() //nolint:errcheck
+		fail(bw.Flush())
+		if err := fh.Close(); err != nil && w.err == nil {
+			w.err = err
+		}
 	}()
 	return w, nil
 }
@@ -720,6 +746,12 @@ func (w *recordWriter) write(r migrate.Record) {
 	if w.ch == nil {
 		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		w.dropped.Add(1)
+		return
+	}
 	select {
 	case w.ch <- r:
 	default:
@@ -728,8 +760,14 @@ func (w *recordWriter) write(r migrate.Record) {
 }
 
 func (w *recordWriter) close() {
-	if w.ch != nil {
+	w.mu.Lock()
+	if w.ch != nil && !w.closed {
 		close(w.ch)
 	}
+	w.closed = true
+	w.mu.Unlock()
 	<-w.done
+	if w.err != nil {
+		fmt.Fprintf(os.Stderr, "capyrun serve: -records: %d migration records lost: %v\n", w.lost, w.err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/testbed"
 )
 
@@ -246,5 +247,28 @@ func TestRealtimeLoop(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A record reported after shutdown began is counted, not sent on a closed
+// channel (a panic); records a full disk refuses are counted and named.
+func TestRecordWriterShutdownAndFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skipf("no /dev/full to fill: %v", err)
+	}
+	w, err := newRecordWriter("/dev/full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		w.write(migrate.Record{})
+	}
+	w.close()
+	w.write(migrate.Record{}) // after close: dropped, no panic
+	if w.lost != 3 || w.err == nil {
+		t.Errorf("after 3 records to a full disk: lost %d, err %v; want 3 lost and the error", w.lost, w.err)
+	}
+	if n := w.dropped.Load(); n != 1 {
+		t.Errorf("dropped %d, want the 1 written after close", n)
 	}
 }
