@@ -9,7 +9,7 @@ import (
 func (g *gen) genLayer(f *jen.File) {
 	l, lt := g.layer, g.layerType
 	gp := func(name string) *jen.Statement { return jen.Qual(pkgGopacket, name) }
-	f.Add(docf("LayerTypeNumber is the gopacket layer type of %s. gopacket keeps\n1000-1999 for custom layers; the number is 1000 + UDPPort mod 1000, so that\npackages generated for specs on different ports can share a binary\n(gopacket panics on a number registered twice).", g.view))
+	f.Add(docf("LayerTypeNumber is the gopacket layer type of %s. gopacket keeps\n1000-1999 for custom layers; the number is 1000 + UDPPort mod 1000, so that\npackages generated for specs on ports that differ mod 1000 can share a\nbinary. Two whose ports agree mod 1000 (7071 and 8071) cannot: gopacket\npanics on a number registered twice.", g.view))
 	f.Const().Id("LayerTypeNumber").Op("=").Lit(g.layerNum)
 	f.Add(docf("%s is %s's gopacket layer type. The package's init binds it to\nUDPPort with layers.RegisterUDPPortLayerType, so gopacket.NewPacket decodes\n%s inside UDP (by destination port, then source port).", lt, g.view, g.view))
 	f.Var().Id(lt).Op("=").Add(gp("RegisterLayerType")).Call(jen.Id("LayerTypeNumber"), gp("LayerTypeMetadata").Values(jen.Dict{

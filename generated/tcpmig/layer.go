@@ -14,8 +14,9 @@ import (
 
 // LayerTypeNumber is the gopacket layer type of TCPMig. gopacket keeps
 // 1000-1999 for custom layers; the number is 1000 + UDPPort mod 1000, so that
-// packages generated for specs on different ports can share a binary (gopacket
-// panics on a number registered twice).
+// packages generated for specs on ports that differ mod 1000 can share a
+// binary. Two whose ports agree mod 1000 (7071 and 8071) cannot: gopacket
+// panics on a number registered twice.
 const LayerTypeNumber = 1071
 
 // LayerTypeTCPMig is TCPMig's gopacket layer type. The package's init binds it
