@@ -184,6 +184,32 @@ func ownedDirs(files genfile.Files) []string {
 	return dirs
 }
 
+// formerCodecDirs are the codec packages an earlier spec generated into
+// root under another header name: top-level directories whose codec.go
+// carries the generated header, that files does not write into. Their
+// generated files are stale; without this a renamed header left the old
+// package behind, where it still compiled against nothing current.
+func formerCodecDirs(root string, files genfile.Files) []string {
+	owned := map[string]bool{}
+	for _, d := range ownedDirs(files) {
+		owned[d] = true
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil // a root that does not exist yet holds nothing stale
+	}
+	var dirs []string
+	for _, e := range entries {
+		if !e.IsDir() || owned[e.Name()] {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(root, e.Name(), "codec.go")); err == nil && genfile.IsGenerated(b) {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	return dirs
+}
+
 // splitLines splits s after each newline, keeping them, without the empty
 // last element difflib.SplitLines adds (it makes hunks that do not apply).
 func splitLines(s string) []string {
@@ -211,7 +237,7 @@ func compare(root string, files genfile.Files) ([]Change, error) {
 			changes = append(changes, Change{name, "update"})
 		}
 	}
-	for _, d := range ownedDirs(files) {
+	for _, d := range append(ownedDirs(files), formerCodecDirs(root, files)...) {
 		dir := filepath.Join(root, d)
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {

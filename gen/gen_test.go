@@ -97,6 +97,31 @@ func TestWriteRemovesStale(t *testing.T) {
 	if d, changes, _ := Diff(dir, files); len(changes) != 0 {
 		t.Errorf("Diff after Write = %v\n%s", changes, d)
 	}
+
+	// A renamed header: the old codec package's generated files go, its
+	// hand-written ones stay, and other directories are not touched.
+	renamed, err := Generate(spectest.Edit(t, "  name: tcpmig\n", "  name: wire2\n"), genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "notes", "codec_notes.go")
+	os.MkdirAll(filepath.Dir(other), 0o755)
+	os.WriteFile(other, []byte("// "+genfile.Marker+"\npackage notes\n"), 0o644)
+	if _, err := Write(dir, renamed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tcpmig", "codec.go")); !os.IsNotExist(err) {
+		t.Errorf("after renaming the header, the old tcpmig/codec.go is still there: %v", err)
+	}
+	if _, err := os.Stat(hand); err != nil {
+		t.Errorf("hand-written file in the old package removed: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a generated file outside any codec package removed: %v", err)
+	}
+	if d, changes, _ := Diff(dir, renamed); len(changes) != 0 {
+		t.Errorf("Diff after the renamed Write = %v\n%s", changes, d)
+	}
 }
 
 // threeLevels14 is the default spec with a 3-level, 14-bit directory.
