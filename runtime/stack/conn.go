@@ -597,7 +597,7 @@ func (s *Stack) Connect(raddr netip.AddrPort) (*Conn, error) {
 	if s.closed {
 		return nil, fmt.Errorf("stack: dial %v: %w", raddr, net.ErrClosed)
 	}
-	if !raddr.Addr().Is4() || raddr.Port() == 0 || raddr.Addr().IsMulticast() || raddr.Addr() == s.bcast {
+	if !raddr.Addr().Is4() || raddr.Port() == 0 || s.martian(raddr.Addr()) {
 		return nil, fmt.Errorf("%w: dial %v: need a unicast IPv4 address and a port", ErrBadAddr, raddr)
 	}
 	if _, err := s.nextHop(raddr.Addr()); err != nil {

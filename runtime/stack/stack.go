@@ -509,7 +509,7 @@ func (s *Stack) inputLocked(now tcp.Time, frame []byte) {
 	case etherTypeARP:
 		s.inputARP(now, e.src(), arpPacket(e.payload()))
 	case etherTypeIPv4:
-		s.inputIPv4(now, frame, e.payload())
+		s.inputIPv4(now, frame, e.payload(), e.dst() == broadcastMAC)
 	default:
 		s.drop(DropEtherType)
 	}
@@ -637,7 +637,10 @@ func (s *Stack) Counters() Counters {
 func (s *Stack) drop(r DropReason) { s.ctr.Drops[r]++ }
 
 // inputIPv4 validates an IPv4 packet and dispatches its payload.
-func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
+// inputIPv4 takes an IPv4 packet; l2bcast says it came in a link-layer
+// broadcast frame, which, like an IP broadcast, draws no ICMP error and
+// carries no TCP (RFC 1122 3.2.2, Linux's PACKET_HOST checks).
+func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte, l2bcast bool) {
 	if len(b) < IPv4MinHeaderLen {
 		s.drop(DropTruncated)
 		return
@@ -667,8 +670,11 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte) {
 		s.drop(DropNotOurAddr)
 		return
 	}
+	bcast = bcast || l2bcast
 	src := h.Src()
-	if src == s.addr || src.IsMulticast() || src == s.bcast || src.IsUnspecified() && h.Protocol() != protoUDP {
+	if src == s.addr || s.martian(src) && !(src.IsUnspecified() && h.Protocol() == protoUDP) {
+		// No host sends from these (RFC 1122 3.2.1.3): answering one would
+		// reach every host on the link, or a loopback that is not there.
 		s.drop(DropBadSource)
 		return
 	}
@@ -726,6 +732,15 @@ func (s *Stack) sendIPv4From(now tcp.Time, src, dst netip.Addr, proto uint8) err
 }
 
 // broadcast reports whether dst is our subnet's or the limited broadcast.
+// martian reports whether a is no single host's address, so never a
+// packet's source nor a peer: unspecified (0/8), loopback (127/8),
+// multicast and reserved (224/3, 255.255.255.255 included) and this
+// subnet's broadcast.
+func (s *Stack) martian(a netip.Addr) bool {
+	b := a.As4()
+	return b[0] == 0 || b[0] == 127 || b[0] >= 224 || a == s.bcast
+}
+
 func (s *Stack) broadcast(dst netip.Addr) bool {
 	return dst == s.bcast || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
