@@ -3,6 +3,7 @@ package stack
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/capygen/capygen/runtime/tcp"
 )
@@ -46,11 +47,7 @@ func (s *Stack) Neighbors() []Neighbor {
 	for _, n := range s.neigh {
 		out = append(out, Neighbor{Addr: n.addr, MAC: n.mac, Resolved: n.resolved, Queued: len(n.queue)})
 	}
-	for i := 1; i < len(out); i++ { // tiny list; insertion sort keeps it dependency-free
-		for j := i; j > 0 && out[j].Addr.Less(out[j-1].Addr); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortFunc(out, func(a, b Neighbor) int { return a.Addr.Compare(b.Addr) })
 	return out
 }
 
@@ -70,9 +67,10 @@ func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error
 		return s.sendFrame(frame)
 	}
 	if n == nil {
-		n = &neighbor{addr: hop}
-		s.neigh[hop] = n
-		s.neighList = append(s.neighList, n)
+		if n = s.newNeighbor(hop); n == nil {
+			s.drop(DropNeighborsFull)
+			return nil // as a full queue: the sender's retransmission recovers
+		}
 		s.sendARPRequest(now, n)
 	}
 	if len(n.queue) >= s.cfg.ARPQueue {
@@ -84,9 +82,44 @@ func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error
 	return nil
 }
 
+// newNeighbor adds an entry for addr, making room by forgetting an idle
+// resolved one when the cache is full; nil if every entry is busy.
+func (s *Stack) newNeighbor(addr netip.Addr) *neighbor {
+	if len(s.neighList) >= s.cfg.MaxNeighbors {
+		i := slices.IndexFunc(s.neighList, func(n *neighbor) bool {
+			return n.resolved && n.tries == 0 && !n.used && len(n.queue) == 0
+		})
+		if i < 0 {
+			return nil
+		}
+		s.forgetNeighbor(i)
+	}
+	n := &neighbor{addr: addr}
+	s.neigh[addr] = n
+	s.neighList = append(s.neighList, n)
+	return n
+}
+
+// forgetNeighbor removes neighList[i], moving the last entry into i.
+func (s *Stack) forgetNeighbor(i int) {
+	delete(s.neigh, s.neighList[i].addr)
+	last := len(s.neighList) - 1
+	s.neighList[i] = s.neighList[last]
+	s.neighList[last] = nil
+	s.neighList = s.neighList[:last]
+}
+
+// noteNeighbor lowers the cached earliest neighbour deadline to n's.
+func (s *Stack) noteNeighbor(n *neighbor) {
+	if d := n.deadline(); !s.neighNextOK || d < s.neighNext {
+		s.neighNext, s.neighNextOK = d, true
+	}
+}
+
 func (s *Stack) sendARPRequest(now tcp.Time, n *neighbor) {
 	n.tries++
 	n.nextRetry = now + s.cfg.ARPRetry
+	s.noteNeighbor(n)
 	var f [60]byte // minimum Ethernet frame; the tail is padding
 	putEthernet(f[:], broadcastMAC, s.mac, etherTypeARP)
 	putARP(f[EthernetHeaderLen:], arpOpRequest, s.mac, s.addr, [6]byte{}, n.addr)
@@ -114,24 +147,29 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 		return
 	}
 	sha, spa, tpa := a.senderMAC(), a.senderIP(), a.targetIP()
+	if op == arpOpRequest && spa.IsUnspecified() && tpa == s.addr && sha[0]&1 == 0 {
+		// A probe for our address (RFC 5227 2.1.1): answered, as Linux
+		// does, so that the prober does not take it; nothing is learned.
+		s.sendARPReply(srcMAC, sha, spa)
+		return
+	}
 	if sha[0]&1 != 0 || spa == s.addr || !s.cfg.Addr.Contains(spa) || spa == s.bcast {
 		s.drop(DropARPBadSender)
 		return
 	}
 	n := s.neigh[spa]
 	if n == nil && tpa == s.addr {
-		n = &neighbor{addr: spa}
-		s.neigh[spa] = n
-		s.neighList = append(s.neighList, n)
+		n = s.newNeighbor(spa) // nil when full: answered, not learned
 	}
 	switch {
 	case n == nil:
-	case n.resolved && sha != n.mac && (n.tries == 0 || n.verifying):
-		// Another MAC claims a live neighbour's address: unsolicited, or
-		// not the one we asked to confirm. Believe it only if the known
-		// MAC stops answering: verify (a spoofed reply must not steal a
-		// live client's traffic); if nobody confirms, the entry is
-		// forgotten and the next packet resolves the address anew.
+	case n.resolved && sha != n.mac:
+		// Another MAC claims a live neighbour's address: unsolicited, an
+		// answer to a refresh, or not the one we asked to confirm.
+		// Believe it only if the known MAC stops answering: verify (a
+		// spoofed reply must not steal a live client's traffic, not even
+		// by answering a refresh first); if nobody confirms, the entry
+		// is forgotten and the next packet resolves the address anew.
 		s.drop(DropARPConflict)
 		if !n.verifying {
 			n.verifying = true
@@ -142,18 +180,24 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 		s.learn(now, n, sha)
 	}
 	if op == arpOpRequest && tpa == s.addr {
-		var f [60]byte
-		putEthernet(f[:], srcMAC, s.mac, etherTypeARP)
-		putARP(f[EthernetHeaderLen:], arpOpReply, s.mac, s.addr, sha, spa)
-		if s.sendFrame(f[:]) == nil {
-			s.ctr.ARPRepliesOut++
-		}
+		s.sendARPReply(srcMAC, sha, spa)
+	}
+}
+
+// sendARPReply answers a request for our address.
+func (s *Stack) sendARPReply(to, tha [6]byte, tpa netip.Addr) {
+	var f [60]byte
+	putEthernet(f[:], to, s.mac, etherTypeARP)
+	putARP(f[EthernetHeaderLen:], arpOpReply, s.mac, s.addr, tha, tpa)
+	if s.sendFrame(f[:]) == nil {
+		s.ctr.ARPRepliesOut++
 	}
 }
 
 // learn records n's MAC and releases its queued frames.
 func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
 	n.mac, n.resolved, n.expires, n.tries, n.used, n.verifying = mac, true, now+s.cfg.ARPTimeout, 0, false, false
+	s.noteNeighbor(n)
 	q := n.queue
 	n.queue = nil
 	for _, f := range q {
@@ -167,16 +211,21 @@ func (s *Stack) learn(now tcp.Time, n *neighbor, mac [6]byte) {
 // since the last reply (still sending to the old MAC meanwhile), and
 // forgotten if idle or if the refresh goes unanswered.
 func (s *Stack) advanceARP(now tcp.Time) {
+	if !s.neighNextOK || s.neighNext > now {
+		return // nothing due
+	}
+	s.neighNextOK = false // recomputed from what stays, below
 	for i := 0; i < len(s.neighList); {
 		n := s.neighList[i]
 		if n.deadline() > now {
+			s.noteNeighbor(n)
 			i++
 			continue
 		}
 		switch {
 		case n.resolved && n.tries == 0 && n.used:
 			n.used = false
-			s.sendARPRequest(now, n)
+			s.sendARPRequest(now, n) // notes its retry
 			i++
 			continue
 		case n.tries > 0 && n.tries < s.cfg.ARPRetries:
@@ -190,10 +239,6 @@ func (s *Stack) advanceARP(now tcp.Time) {
 		case n.tries > 0:
 			s.ctr.ARPFailures++ // a neighbour that stopped answering
 		}
-		delete(s.neigh, n.addr)
-		last := len(s.neighList) - 1
-		s.neighList[i] = s.neighList[last]
-		s.neighList[last] = nil
-		s.neighList = s.neighList[:last]
+		s.forgetNeighbor(i)
 	}
 }

@@ -19,7 +19,7 @@ const (
 	DropBadChecksum                     // IPv4 header, UDP or TCP checksum
 	DropFragment                        // IPv4 fragments are not reassembled
 	DropNotOurAddr                      // IPv4 destination not ours nor broadcast
-	DropBadSource                       // IPv4 source ours, multicast or broadcast
+	DropBadSource                       // IPv4 source ours, or no single host's (broadcast, loopback, 0/8, 224/3)
 	DropBroadcast                       // ICMP or TCP sent to a broadcast address
 	DropProtocol                        // IP protocol other than ICMP, UDP, TCP
 	DropICMPMalformed                   // short or bad checksum
@@ -36,6 +36,7 @@ const (
 	DropUDPQueueFull                    // a UDPConn's unread queue is full
 	DropListenNoSYN                     // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
 	DropARPConflict                     // another MAC claimed a live neighbour's address (verified, not believed)
+	DropNeighborsFull                   // a packet to a new neighbour when the ARP cache is full of busy entries
 	numDropReasons
 )
 
@@ -45,7 +46,7 @@ var dropNames = [numDropReasons]string{
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
 	"no-route", "too-big", "send-error", "udp-queue-full", "listen-no-syn",
-	"arp-conflict",
+	"arp-conflict", "neighbors-full",
 }
 
 func (r DropReason) String() string {

@@ -107,6 +107,10 @@ type Config struct {
 	ARPRetries int
 	// ARPQueue bounds the packets held per unresolved address (32).
 	ARPQueue int
+	// MaxNeighbors bounds the ARP cache (1024, Linux's gc_thresh3): past
+	// it an idle entry makes room, or the packet that needs a new one is
+	// dropped. Spoofed senders would otherwise grow it without end.
+	MaxNeighbors int
 	// Backlog bounds each listener's connections not yet accepted (128).
 	Backlog int
 	// KeepMemory leaves freed connection memory to the Go runtime instead
@@ -136,6 +140,9 @@ func (c Config) withDefaults(mtu int) Config {
 	}
 	if c.ARPQueue <= 0 {
 		c.ARPQueue = 32
+	}
+	if c.MaxNeighbors <= 0 {
+		c.MaxNeighbors = 1024
 	}
 	if c.Backlog <= 0 {
 		c.Backlog = 128
@@ -191,6 +198,10 @@ type Stack struct {
 
 	neigh     map[netip.Addr]*neighbor
 	neighList []*neighbor // iteration order for determinism
+	// neighNext is a lower bound of the earliest neighbour deadline, so
+	// that neither NextDeadline nor Advance walks the cache every loop.
+	neighNext   tcp.Time
+	neighNextOK bool
 	conns     map[tcp.ID]*Conn
 	connList  []*Conn // iteration order for determinism
 	listeners map[uint16]*Listener
@@ -377,6 +388,9 @@ func (s *Stack) runPosted() {
 }
 
 func directedBroadcast(p netip.Prefix) netip.Addr {
+	if p.Bits() == 31 {
+		return netip.Addr{} // a point-to-point /31 has none (RFC 3021)
+	}
 	a := p.Masked().Addr().As4()
 	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
 	binary.BigEndian.PutUint32(a[:], v)
@@ -606,9 +620,7 @@ func (s *Stack) NextDeadline() (tcp.Time, bool) {
 			best, found = t, true
 		}
 	}
-	for _, n := range s.neigh {
-		take(n.deadline(), true)
-	}
+	take(s.neighNext, s.neighNextOK)
 	for i := range s.reprobes {
 		take(s.reprobes[i].at, true)
 	}
