@@ -202,16 +202,16 @@ type Stack struct {
 	// that neither NextDeadline nor Advance walks the cache every loop.
 	neighNext   tcp.Time
 	neighNextOK bool
-	conns     map[tcp.ID]*Conn
-	connList  []*Conn // iteration order for determinism
-	listeners map[uint16]*Listener
-	udp       map[uint16]UDPHandler
-	udpConns  map[uint16]*UDPConn
-	pings     map[uint16]*pingWait // outstanding Pings by sequence
-	pingID    uint16
-	pingSeq   uint16
-	intercept TCPInterceptor
-	timers    TimerHook
+	conns       map[tcp.ID]*Conn
+	connList    []*Conn // iteration order for determinism
+	listeners   map[uint16]*Listener
+	udp         map[uint16]UDPHandler
+	udpConns    map[uint16]*UDPConn
+	pings       map[uint16]*pingWait // outstanding Pings by sequence
+	pingID      uint16
+	pingSeq     uint16
+	intercept   TCPInterceptor
+	timers      TimerHook
 	// traceStates, set by tests, sees every set of state transitions
 	// output takes from a connection, before the stack reacts to it.
 	traceStates func(c *Conn, entered tcp.StateSet)
