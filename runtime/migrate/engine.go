@@ -639,7 +639,11 @@ func (e *Engine) NextDeadline() (tcp.Time, bool) {
 		return 0, false
 	}
 	if e.goneDue.Load() {
-		return e.host.Now(), true
+		// Due at once: 0 is before any now the host passes to Advance.
+		// (The host's Now was not: read later than the now of the
+		// Advance it was compared with, it was never due, and the
+		// stack's loop spun without advancing the engine.)
+		return 0, true
 	}
 	at, ok := e.nextTimer()
 	if e.cfg.HeartbeatPeriod > 0 && (!ok || e.hbNext < at) {

@@ -302,3 +302,24 @@ func TestEpochsOfEndedConnectionsGo(t *testing.T) {
 		t.Fatalf("%d epochs left (the live connection's kept: %v), want only the live connection's", left, live)
 	}
 }
+
+// A connection's end that the host reports makes the engine due at once,
+// for whatever now the host then passes: the host's Now, read after the
+// now of the Advance it is compared with, was never due, and the stack's
+// loop spun without advancing the engine.
+func TestConnGoneIsDueAtOnce(t *testing.T) {
+	h := &fakeHost{now: time.Second, conn: testConn}
+	e, err := NewHost(h, Config{Switch: netip.MustParseAddr("10.0.0.254"), HeartbeatPeriod: -1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ConnGone(testConn)
+	h.now += time.Millisecond // the host's clock runs on
+	if d, ok := e.NextDeadline(); !ok || d > time.Second {
+		t.Errorf("NextDeadline after ConnGone = %v, %v; want due for an Advance at 1s", d, ok)
+	}
+	e.Advance(time.Second)
+	if _, ok := e.NextDeadline(); ok {
+		t.Error("the engine is still due after the Advance that checked the report")
+	}
+}
