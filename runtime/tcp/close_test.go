@@ -175,6 +175,7 @@ func TestOldDuplicatesGetACKNeverRST(t *testing.T) {
 		{"ACK of unsent data", Segment{Seq: b.rcvNxt, Ack: b.sndMax + 100, Flags: FlagACK, Window: 100}},
 		{"far future data", Segment{Seq: b.rcvNxt + 1<<30, Ack: b.sndNxt, Flags: FlagACK, Window: 100, Payload: []byte("z")}},
 	} {
+		now += invalidACKInterval // each past the rate limit of the one before
 		b.Input(now, &tc.seg)
 		out := only(t, tc.name, emitted(b, now))
 		if out.Flags != FlagACK || out.Ack != b.rcvNxt {
@@ -355,5 +356,43 @@ func TestTimeWaitReleasesBuffers(t *testing.T) {
 	if a.sndBuf.buf != nil || a.rcvBuf.buf != nil || a.txq.s != nil || a.scratch != nil {
 		t.Fatalf("TIME-WAIT holds %d+%d ring bytes, %d records, %d scratch bytes; want none",
 			len(a.sndBuf.buf), len(a.rcvBuf.buf), len(a.txq.s), len(a.scratch))
+	}
+}
+
+// Invalid segments without data draw an ACK at most once per
+// invalidACKInterval (RFC 5961 §7, Linux's tcp_invalid_ratelimit): a
+// spoofer sending in-window RSTs, SYNs or out-of-window ACKs drew one
+// ACK per segment. Data segments are always answered.
+func TestInvalidSegmentsAreAnsweredAtALimitedRate(t *testing.T) {
+	_, b, now := establish(t, Config{}, Config{DelayedACK: -1})
+	acks := 0
+	for i := range 1000 {
+		now += time.Millisecond
+		segs := []Segment{
+			{Seq: b.rcvNxt + 1 + uint32(i), Flags: FlagRST},
+			{Seq: b.rcvNxt + 10, Flags: FlagSYN, Window: 100},
+			{Seq: b.rcvNxt + 1<<30, Ack: b.sndNxt, Flags: FlagACK, Window: 100},
+		}
+		for j := range segs {
+			b.Input(now, &segs[j])
+			acks += len(emitted(b, now))
+		}
+	}
+	if acks > 3 {
+		t.Errorf("3,000 invalid segments over 1 s drew %d ACKs, want at most 3", acks)
+	}
+	if b.State() != StateEstablished {
+		t.Fatalf("the spoofed segments changed the state to %v", b.State())
+	}
+	if n := b.Stats().InvalidACKsLimited; n < 2990 {
+		t.Errorf("InvalidACKsLimited = %d, want the ~2,998 left unanswered", n)
+	}
+	// Out-of-window data is always answered: its sender needs to hear.
+	for range 3 {
+		seg := Segment{Seq: b.rcvNxt + 1<<30, Ack: b.sndNxt, Flags: FlagACK, Window: 100, Payload: []byte("z")}
+		b.Input(now, &seg)
+		if n := len(emitted(b, now)); n != 1 {
+			t.Fatalf("out-of-window data drew %d segments, want an ACK each time", n)
+		}
 	}
 }

@@ -18,16 +18,20 @@ type Stats struct {
 	DupAcks         uint64 // duplicate ACKs per RFC 5681 §2
 	OutOfOrder      uint64 // data segments parked beyond rcv.nxt
 	ChallengeACKs   uint64 // RFC 5961 challenge ACKs
-	WindowProbes    uint64 // zero-window probes sent
-	Unacceptable    uint64 // segments failing the RFC 9293 acceptability test
-	RTTSamples      uint64
-	TailLossProbes  uint64 // RFC 8985 §7 probes sent (new data or the last segment again)
-	LimitedTransmit uint64 // new segments sent on the first two duplicate ACKs (RFC 3042)
-	LostRetransmits uint64 // retransmissions in fast recovery found lost and sent again
-	RACKLost        uint64 // segments RACK (RFC 8985 §6) marked lost
-	PAWSRejected    uint64 // segments PAWS (RFC 7323 §5) dropped as old duplicates
-	DSACKs          uint64 // D-SACK blocks received: spurious retransmissions (RFC 2883)
-	Undos           uint64 // cuts undone: D-SACKs showed every retransmission spurious
+	// InvalidACKsLimited counts invalid segments without data left
+	// unanswered by the rate limit (RFC 5961 §7): challenge ACKs and
+	// answers to out-of-window, PAWS-rejected or unsent-data ACKs.
+	InvalidACKsLimited uint64
+	WindowProbes       uint64 // zero-window probes sent
+	Unacceptable       uint64 // segments failing the RFC 9293 acceptability test
+	RTTSamples         uint64
+	TailLossProbes     uint64 // RFC 8985 §7 probes sent (new data or the last segment again)
+	LimitedTransmit    uint64 // new segments sent on the first two duplicate ACKs (RFC 3042)
+	LostRetransmits    uint64 // retransmissions in fast recovery found lost and sent again
+	RACKLost           uint64 // segments RACK (RFC 8985 §6) marked lost
+	PAWSRejected       uint64 // segments PAWS (RFC 7323 §5) dropped as old duplicates
+	DSACKs             uint64 // D-SACK blocks received: spurious retransmissions (RFC 2883)
+	Undos              uint64 // cuts undone: D-SACKs showed every retransmission spurious
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample
@@ -47,7 +51,11 @@ type Conn struct {
 	state   State    // changed only by setState
 	entered StateSet // states entered since Transitions last ran
 	err     error
-	lastNow Time // time of the latest Input/Output, for Deadline
+	// lastInvalidACK is when an invalid segment without data was last
+	// answered (ackInvalid's rate limit), if invalidACKed.
+	lastInvalidACK Time
+	invalidACKed   bool
+	lastNow        Time // time of the latest Input/Output, for Deadline
 
 	// Send sequence space (RFC 9293 §3.3.1). sndBuf holds the unacknowledged
 	// and unsent bytes; its first byte has sequence number sndUna (iss+1

@@ -59,7 +59,10 @@
 //   - RFC 5961: RSTs must hit rcv.nxt exactly, other in-window RSTs and
 //     any SYN on a synchronized connection get a challenge ACK; ACKs
 //     outside [snd.una-max.snd.wnd, snd.max] are dropped with an ACK.
-//     Challenge ACKs are not rate limited.
+//     These ACKs, and those answering out-of-window or PAWS-rejected
+//     segments, go out at most once per 500 ms per connection for
+//     segments without data (§7; Linux's tcp_invalid_ratelimit); a data
+//     segment is always answered.
 //   - MSS option; RFC 7323 window scaling, with windows computed in 32-bit
 //     arithmetic and a right edge that never moves left.
 //   - Sliding windows, out-of-order reassembly into the receive buffer

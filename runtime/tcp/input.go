@@ -41,7 +41,7 @@ func (c *Conn) Input(now Time, seg *Segment) {
 	}
 
 	if c.state != StateSynReceived && c.pawsReject(now, seg) {
-		c.ackNow = true // RFC 7323 §5.3 R1: unacceptable, answered with an ACK
+		c.ackInvalid(now, seg) // RFC 7323 §5.3 R1: unacceptable, answered with an ACK
 		// An old duplicate of data we have is reported in a D-SACK, as
 		// Linux's tcp_send_dupack does: the sender's resend was spurious.
 		if len(seg.Payload) > 0 && seqLT(seg.Seq, c.rcvNxt) {
@@ -55,7 +55,7 @@ func (c *Conn) Input(now Time, seg *Segment) {
 			c.noteDuplicate(seg.Seq, end)
 		}
 		if seg.Flags&FlagRST == 0 {
-			c.ackNow = true
+			c.ackInvalid(now, seg)
 			if c.state == StateTimeWait && seg.Flags&FlagFIN != 0 {
 				c.closeAt = now + c.cfg.TimeWait // re-ACK the FIN and restart 2MSL
 			}
@@ -67,12 +67,12 @@ func (c *Conn) Input(now Time, seg *Segment) {
 	}
 
 	if seg.Flags&FlagRST != 0 {
-		c.inputRST(seg)
+		c.inputRST(now, seg)
 		return
 	}
 	if seg.Flags&FlagSYN != 0 {
 		// RFC 5961 §4: any SYN on a synchronized connection gets a challenge ACK.
-		c.challengeACK()
+		c.challengeACK(now, seg)
 		return
 	}
 	if seg.Flags&FlagACK == 0 {
@@ -151,16 +151,42 @@ func (c *Conn) rcvWindow() uint32 {
 	return c.rcvAdvRight - c.rcvNxt
 }
 
-func (c *Conn) challengeACK() {
+func (c *Conn) challengeACK(now Time, seg *Segment) {
+	if c.ackInvalid(now, seg) {
+		c.stats.ChallengeACKs++
+	}
+}
+
+// invalidACKInterval is how often a connection answers invalid segments
+// that carry no data (challenge ACKs, out-of-window or PAWS-rejected
+// segments, ACKs of unsent data): Linux's tcp_invalid_ratelimit.
+const invalidACKInterval = 500 * time.Millisecond
+
+// ackInvalid asks for the ACK that answers an invalid segment, and reports
+// whether it did. One without data (or a SYN) is answered at most once per
+// invalidACKInterval (RFC 5961 §7; Linux's tcp_oow_rate_limited): a
+// spoofer, or two endpoints out of step, would otherwise draw an ACK per
+// segment. A segment with data always is: a peer sending it needs to
+// hear where we are.
+func (c *Conn) ackInvalid(now Time, seg *Segment) bool {
+	if (len(seg.Payload) > 0 || seg.Flags&FlagFIN != 0) && seg.Flags&FlagSYN == 0 {
+		c.ackNow = true
+		return true
+	}
+	if c.invalidACKed && now-c.lastInvalidACK < invalidACKInterval {
+		c.stats.InvalidACKsLimited++
+		return false
+	}
+	c.invalidACKed, c.lastInvalidACK = true, now
 	c.ackNow = true
-	c.stats.ChallengeACKs++
+	return true
 }
 
 // inputRST handles an acceptable RST (RFC 5961 §3.2): only one at exactly
 // rcv.nxt resets; any other in-window RST gets a challenge ACK.
-func (c *Conn) inputRST(seg *Segment) {
+func (c *Conn) inputRST(now Time, seg *Segment) {
 	if seg.Seq != c.rcvNxt {
-		c.challengeACK()
+		c.challengeACK(now, seg)
 		return
 	}
 	switch c.state {
@@ -267,7 +293,7 @@ func (c *Conn) rttSample(r time.Duration) {
 func (c *Conn) processACK(now Time, seg *Segment, acceptable bool) bool {
 	ack := seg.Ack
 	if seqGT(ack, c.sndMax) || seqLT(ack, c.sndUna-c.maxSndWnd) {
-		c.ackNow = true // RFC 5961 §5.2: ACK and drop
+		c.ackInvalid(now, seg) // RFC 5961 §5.2: ACK and drop
 		return false
 	}
 	if c.persist {
