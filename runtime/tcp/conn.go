@@ -365,6 +365,14 @@ func (c *Conn) takeSYN(now Time, seg *Segment) {
 		// much less data (RFC 6691; Linux's mss_cache).
 		c.sndMSS = max(c.sndMSS-tsOptLen, minPeerMSS)
 	}
+	if c.state == StateSynSent && c.retries > 1 {
+		// The SYN was lost more than once: start from one segment, as
+		// RFC 5681 §3.1 says of a lost SYN and Linux's tcp_init_transfer
+		// does past one retransmission (the passive side's lost SYN-ACK
+		// keeps the RTO's one segment already).
+		c.cwnd = uint32(c.sndMSS)
+		return
+	}
 	c.resetCwnd()
 }
 

@@ -479,6 +479,7 @@ func (c *Conn) onNewAck(now Time, acked, ack uint32) {
 	}
 	if c.rtoRecovery && seqGEQ(ack, c.recover) {
 		c.rtoRecovery = false
+		c.recoveryEnded()
 	}
 	c.cwnd = min(c.cwnd, maxCwnd)
 	c.sndBufAdjust()

@@ -139,9 +139,13 @@ func (c *Conn) onTimeout() bool {
 	}
 	c.stats.Timeouts++
 	mss := uint32(c.sndMSS)
-	if !c.state.Handshaking() && c.retries == 1 {
+	if !c.state.Handshaking() && c.retries == 1 && !(c.inRecovery && seqLT(c.sndUna, c.recover)) {
 		// Only the first RTO of a loss episode cuts: later ones would
 		// shrink ssthresh and CUBIC's W_max from a one-segment window.
+		// Nor does an RTO inside a fast recovery, whose ACKs reset
+		// retries: the recovery cut this window already, and its undo
+		// state must stay the one from before the episode (Linux's
+		// tcp_enter_loss).
 		if c.sackOK {
 			c.beginUndo()
 		}

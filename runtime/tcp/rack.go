@@ -188,7 +188,8 @@ type rackState struct {
 	minRTT     winMin        // 0 before the first sample
 	fack       uint32        // highest sequence SACKed or acked (RACK.fack)
 	reordering bool          // a segment was delivered below fack without being resent, or a D-SACK came
-	reoMult    time.Duration // RACK.reo_wnd_mult: quarters of min RTT in the window (0 means 1)
+	reoMult    time.Duration // RACK.reo_wnd_mult less one: the window is reoMult+1 quarters of min RTT
+	reoPersist uint8         // RACK.reo_wnd_persist: recoveries left before reoMult goes back to 0
 	dsackRound uint32        // snd.max at the last growth: grow once per round trip
 	timerOn    bool          // the reordering timer (§6.2 step 5)
 	timerAt    Time
@@ -416,7 +417,25 @@ func (c *Conn) sawDSACK(ack uint32) {
 	c.rack.reordering = true
 	if seqGEQ(ack, c.rack.dsackRound) {
 		c.rack.reoMult = min(c.rack.reoMult+1, maxReoMult)
+		c.rack.reoPersist = reoPersistRecoveries
 		c.rack.dsackRound = c.sndMax
+	}
+}
+
+// reoPersistRecoveries is RFC 8985 §6.2 step 4's reo_wnd_persist: after
+// this many recoveries without a D-SACK the reordering window shrinks
+// back, so one burst of reordering does not slow loss detection for the
+// rest of the connection.
+const reoPersistRecoveries = 16
+
+// recoveryEnded counts a fast or RTO recovery towards shrinking the
+// reordering window back (RFC 8985 §6.2 step 4).
+func (c *Conn) recoveryEnded() {
+	if c.rack.reoPersist == 0 {
+		return
+	}
+	if c.rack.reoPersist--; c.rack.reoPersist == 0 {
+		c.rack.reoMult = 0
 	}
 }
 
@@ -473,8 +492,9 @@ func (c *Conn) dsackUndo(d SACKBlock) {
 	c.stats.Undos++
 }
 
-// maxReoMult bounds the reordering window at twice the minimum RTT.
-const maxReoMult = 8
+// maxReoMult bounds the reordering window at twice the minimum RTT
+// (reoMult+1 quarters).
+const maxReoMult = 7
 
 // forget takes a record's bytes out of the counters before it leaves.
 func (c *Conn) forget(r *txSeg) {
@@ -514,7 +534,7 @@ func (c *Conn) reoWnd() time.Duration {
 	if !c.rack.reordering && (c.inRecovery || c.rtoRecovery || c.sackedBytes >= 3*uint32(c.sndMSS)) {
 		return 0
 	}
-	return min(max(c.rack.reoMult, 1)*c.rack.minRTT.get()/4, c.srtt)
+	return min((c.rack.reoMult+1)*c.rack.minRTT.get()/4, c.srtt)
 }
 
 // rackDetect is RFC 8985 §6.2 step 5: every record sent before RACK's
@@ -625,6 +645,7 @@ func (c *Conn) prrWindow(delivered uint32) {
 // endSACKRecovery leaves fast recovery once snd.una reaches recover.
 func (c *Conn) endSACKRecovery() {
 	c.inRecovery = false
+	c.recoveryEnded()
 	c.cwnd = max(c.ssthresh, uint32(c.sndMSS))
 	// A probe sent in recovery (the deviation armProbe documents) ends
 	// with it: recovery made the cut, and the probe's episode must not

@@ -539,3 +539,107 @@ func TestDSACKAboveCumulativeACK(t *testing.T) {
 		t.Fatal("the sender does not read the first block as a D-SACK")
 	}
 }
+
+// An RTO inside a fast recovery does not cut the window a second time,
+// and a D-SACK undo then gives back the window from before the episode:
+// the RTO's cut overwrote the undo state with the recovery's.
+func TestRTOInRecoveryCutsOnce(t *testing.T) {
+	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(payload(10*int(a.sndMSS), 82))
+	segs := emitted(a, now)
+	cwnd, ssthresh := a.cwnd, a.ssthresh
+	now += 10 * time.Millisecond
+	feed(b, now, segs[1:]) // the first is late
+	feed(a, now, emitted(b, now))
+	re := emitted(a, now)
+	if !a.inRecovery || len(re) == 0 || re[0].Seq != segs[0].Seq {
+		t.Fatalf("recovery %v, A sent %v; want the first segment again in recovery", a.inRecovery, re)
+	}
+	cut, wMax := a.ssthresh, a.cubic.wMax
+	var more []Segment // what the timers send until the RTO, all unanswered
+	for range 20 {
+		dl, ok := a.Deadline()
+		if !ok || a.Stats().Timeouts > 0 {
+			break
+		}
+		now = max(now, dl)
+		more = append(more, emitted(a, now)...)
+	}
+	if a.Stats().Timeouts != 1 || len(more) == 0 {
+		t.Fatalf("timeouts %d, sent %d segments; want the RTO's retransmission", a.Stats().Timeouts, len(more))
+	}
+	if a.ssthresh != cut || a.cubic.wMax != wMax {
+		t.Errorf("the RTO in recovery cut again: ssthresh %d (recovery's %d), W_max %.1f (recovery's %.1f)", a.ssthresh, cut, a.cubic.wMax, wMax)
+	}
+	now += 5 * time.Millisecond
+	feed(b, now, segs[:1]) // the original arrives after all
+	feed(a, now, emitted(b, now))
+	for _, seg := range append(re[:1], more...) { // and every retransmission: duplicates
+		feed(b, now, []Segment{seg})
+		feed(a, now, emitted(b, now))
+	}
+	if st := a.Stats(); st.Undos != 1 {
+		t.Fatalf("undos %d, want 1: every retransmission was spurious", st.Undos)
+	}
+	if a.ssthresh != ssthresh || a.cwnd < cwnd {
+		t.Errorf("after the undo ssthresh %d cwnd %d; want the window from before the episode (ssthresh %d, cwnd at least %d)", a.ssthresh, a.cwnd, ssthresh, cwnd)
+	}
+}
+
+// A SYN lost more than once leaves the dialer one segment of window, not
+// the initial ten (RFC 5681 §3.1; Linux's tcp_init_transfer).
+func TestLostSYNsStartFromOneSegment(t *testing.T) {
+	now := time.Second
+	a := Dial(Config{}, ID{Local: addrA, Remote: addrB}, 1000, now)
+	var syn []Segment
+	for range 3 { // the first two are lost
+		syn = emitted(a, now)
+		if len(syn) != 1 {
+			t.Fatalf("emitted %v, want a SYN", syn)
+		}
+		dl, _ := a.Deadline()
+		now = dl
+	}
+	b, err := Accept(Config{}, ID{Local: addrB, Remote: addrA}, &syn[0], 5000, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(a, now, emitted(b, now))
+	if a.State() != StateEstablished {
+		t.Fatalf("A is %v, want ESTABLISHED", a.State())
+	}
+	if a.cwnd > uint32(a.sndMSS) {
+		t.Errorf("after two lost SYNs cwnd is %d, want one segment (%d)", a.cwnd, a.sndMSS)
+	}
+}
+
+// The reordering window widens with the first D-SACK round and shrinks
+// back after 16 recoveries without one (RFC 8985 §6.2 step 4): the first
+// D-SACK left it as it was, and it never came back down.
+func TestReorderingWindowGrowsAndShrinksBack(t *testing.T) {
+	a, _, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000})
+	a.rack.minRTT.update(now, 40*time.Millisecond)
+	a.srtt = 100 * time.Millisecond
+	a.rack.reordering = true
+	base := a.reoWnd()
+	if base != 10*time.Millisecond {
+		t.Fatalf("reordering window %v before any D-SACK, want a quarter of min RTT, 10ms", base)
+	}
+	a.sawDSACK(a.sndMax)
+	if w := a.reoWnd(); w != 20*time.Millisecond {
+		t.Errorf("after the first D-SACK round the window is %v, want 20ms", w)
+	}
+	for range 10 {
+		a.sndMax += 1000 // a new round
+		a.sawDSACK(a.sndMax)
+	}
+	if w := a.reoWnd(); w != 80*time.Millisecond {
+		t.Errorf("after 11 D-SACK rounds the window is %v, want twice min RTT, 80ms", w)
+	}
+	for range reoPersistRecoveries {
+		a.recoveryEnded()
+	}
+	if w := a.reoWnd(); w != base {
+		t.Errorf("after %d recoveries without a D-SACK the window is %v, want %v again", reoPersistRecoveries, w, base)
+	}
+}
