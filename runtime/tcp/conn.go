@@ -147,6 +147,7 @@ type Conn struct {
 	maxFlight   uint32 // the most bytes in flight in the current round
 	usageSeq    uint32 // the round ends when snd.una reaches it
 	lastSend    Time   // the latest transmission of new data
+	renoAcked   uint32 // Reno: bytes acknowledged towards the next segment of cwnd
 
 	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
 	// send one segment so that a lost tail (or a lost ACK for it) draws an

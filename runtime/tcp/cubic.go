@@ -51,7 +51,14 @@ func (c *Conn) congestionEvent(flight uint32) uint32 {
 func (c *Conn) congestionAvoidance(now Time, acked uint32) {
 	mss := uint32(c.sndMSS)
 	if c.cfg.Reno {
-		c.cwnd += max(mss*mss/c.cwnd, 1)
+		// One segment per window of bytes acknowledged (RFC 3465 §2.1,
+		// Linux's tcp_cong_avoid_ai): counted per ACK, a receiver that
+		// split its ACKs would grow cwnd at will.
+		c.renoAcked += acked
+		if c.renoAcked >= c.cwnd {
+			c.renoAcked -= c.cwnd
+			c.cwnd += mss
+		}
 		return
 	}
 	cub := &c.cubic

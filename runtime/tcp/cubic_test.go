@@ -215,3 +215,21 @@ func TestSlowStartByteCounting(t *testing.T) {
 		t.Errorf("slow start took cwnd to %d past ssthresh %d", a.cwnd, a.ssthresh)
 	}
 }
+
+// Reno grows one segment per window of bytes acknowledged, however the
+// receiver splits its ACKs (RFC 3465 §2.1): counted per ACK, 200 ACKs of
+// one window grew cwnd by eight segments.
+func TestRenoCountsBytesNotACKs(t *testing.T) {
+	for _, acks := range []int{10, 20, 200} {
+		c, _, now := establish(t, Config{Reno: true}, Config{})
+		mss := uint32(c.sndMSS)
+		c.cwnd, c.ssthresh = 20*mss, 20*mss
+		start := c.cwnd
+		for range acks {
+			c.congestionAvoidance(now, 20*mss/uint32(acks))
+		}
+		if grew := c.cwnd - start; grew > mss {
+			t.Errorf("one window acknowledged in %d ACKs grew cwnd by %d bytes, want at most one segment (%d)", acks, grew, mss)
+		}
+	}
+}
