@@ -71,11 +71,12 @@ const (
 	defaultInitRTO   = time.Second
 	defaultMinRTO    = 200 * time.Millisecond
 	defaultMaxRTO    = 60 * time.Second
+	maxRTOCap        = time.Hour        // the largest MinRTO or MaxRTO WithDefaults keeps
 	clockGranularity = time.Millisecond // G in RFC 6298 §2
 )
 
 // WithDefaults fills zero fields with the defaults and clamps out-of-range
-// values: MSS to at least 64, buffers to [1, 1 GiB], MinRTO <= InitialRTO <= MaxRTO.
+// values: MSS to at least 64, buffers to [1, 1 GiB], MinRTO <= InitialRTO <= MaxRTO <= 1 h.
 //
 // DelayedACK 0 means the default; the brief's "0 disables" is spelt as a
 // negative value here so that a zero Config gets the RFC 5681 behaviour.
@@ -94,6 +95,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRTO <= 0 {
 		c.MaxRTO = defaultMaxRTO
 	}
+	// Doubling an RTO near the top of time.Duration wraps negative, and a
+	// deadline in the past makes a loop spin: RTOs stop at an hour.
+	c.MinRTO, c.MaxRTO = min(c.MinRTO, maxRTOCap), min(c.MaxRTO, maxRTOCap)
 	if c.MaxRTO < c.MinRTO {
 		c.MaxRTO = c.MinRTO
 	}

@@ -233,3 +233,12 @@ func TestRenoCountsBytesNotACKs(t *testing.T) {
 		}
 	}
 }
+
+// An RTO bound near the top of time.Duration is clamped: doubling the RTO
+// there wrapped negative and put the retransmission deadline in the past.
+func TestHugeMaxRTOIsClamped(t *testing.T) {
+	c := Config{MinRTO: 1 << 62, MaxRTO: math.MaxInt64}.WithDefaults()
+	if c.MaxRTO > maxRTOCap || c.MinRTO > c.MaxRTO || 2*c.MaxRTO < c.MaxRTO {
+		t.Errorf("WithDefaults kept MinRTO %v MaxRTO %v", c.MinRTO, c.MaxRTO)
+	}
+}
