@@ -73,7 +73,7 @@ func (s *Stack) resolveAndSend(now tcp.Time, hop netip.Addr, frame []byte) error
 		}
 		s.sendARPRequest(now, n)
 	}
-	if len(n.queue) >= s.cfg.ARPQueue {
+	if len(n.queue) >= max(s.cfg.ARPQueue, s.trainQueue) {
 		s.drop(DropARPQueueFull)
 		return nil // like a full NIC queue: the sender's retransmission recovers
 	}

@@ -202,16 +202,19 @@ type Stack struct {
 	// that neither NextDeadline nor Advance walks the cache every loop.
 	neighNext   tcp.Time
 	neighNextOK bool
-	conns       map[tcp.ID]*Conn
-	connList    []*Conn // iteration order for determinism
-	listeners   map[uint16]*Listener
-	udp         map[uint16]UDPHandler
-	udpConns    map[uint16]*UDPConn
-	pings       map[uint16]*pingWait // outstanding Pings by sequence
-	pingID      uint16
-	pingSeq     uint16
-	intercept   TCPInterceptor
-	timers      TimerHook
+	// trainQueue, during SendUDPSegments, is how many frames the train's
+	// neighbour may queue while it resolves (over Config.ARPQueue).
+	trainQueue int
+	conns      map[tcp.ID]*Conn
+	connList   []*Conn // iteration order for determinism
+	listeners  map[uint16]*Listener
+	udp        map[uint16]UDPHandler
+	udpConns   map[uint16]*UDPConn
+	pings      map[uint16]*pingWait // outstanding Pings by sequence
+	pingID     uint16
+	pingSeq    uint16
+	intercept  TCPInterceptor
+	timers     TimerHook
 	// traceStates, set by tests, sees every set of state transitions
 	// output takes from a connection, before the stack reacts to it.
 	traceStates func(c *Conn, entered tcp.StateSet)
@@ -1082,6 +1085,10 @@ func (s *Stack) sendUDP(src, dst netip.AddrPort, payload []byte) error {
 // hands them over in as few frames as the link takes, and the link, not
 // the stack, writes each datagram's headers and checksum. The migration
 // engine sends a connection's state this way.
+// maxTrainQueue bounds the datagrams of one train that wait for an ARP
+// resolution (SendUDPSegments): a state of about 1.4 MB.
+const maxTrainQueue = 1024
+
 func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSize int) error {
 	s.mu.Lock()
 	s.beginBurst() // one kick for them all, after the unlock
@@ -1113,6 +1120,12 @@ func (s *Stack) SendUDPSegments(src, dst netip.AddrPort, payloads []byte, segSiz
 	perCall := segSize // one datagram at a time
 	if perFrame >= 2 {
 		perCall = perFrame * segSize
+	} else {
+		// Behind an ARP resolution the whole train waits, not the first
+		// ARPQueue datagrams of it: the rest would be dropped, and the
+		// engine's resend timer would run out before it went again.
+		s.trainQueue = min((len(payloads)+segSize-1)/segSize, maxTrainQueue)
+		defer func() { s.trainQueue = 0 }()
 	}
 	for len(payloads) > 0 {
 		k := min(len(payloads), perCall)

@@ -122,3 +122,31 @@ func TestSendUDPSegments(t *testing.T) {
 		})
 	}
 }
+
+// A train to a neighbour being resolved waits whole behind the ARP
+// request: only ARPQueue of its datagrams waited, the rest were dropped
+// (168 of 200), and the engine's resend timer had to run out.
+func TestTrainWaitsWholeForARP(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	payloads := make([]byte, 200*1000)
+	if err := s.SendUDPSegments(netip.AddrPortFrom(ipUs, 7071), netip.AddrPortFrom(ipPeer, 7071), payloads, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Counters().Drops[DropARPQueueFull]; n != 0 {
+		t.Errorf("%d datagrams dropped behind the ARP request, want none", n)
+	}
+	ep.take() // the ARP request
+	s.Input(0, arpFrame(arpOpReply, [6]byte(macUs), macPeer, ipPeer, [6]byte(macUs), ipUs))
+	if n := len(ep.take()); n != 200 {
+		t.Errorf("%d datagrams went out once the peer answered, want 200", n)
+	}
+	if err := s.SendUDP(netip.AddrPortFrom(ipUs, 7071), netip.AddrPortFrom(netip.MustParseAddr("10.77.0.3"), 9), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 40 { // a plain sender still queues ARPQueue at most
+		s.SendUDP(netip.AddrPortFrom(ipUs, 7071), netip.AddrPortFrom(netip.MustParseAddr("10.77.0.3"), 9), []byte("x")) //nolint:errcheck // counted
+	}
+	if n := s.Counters().Drops[DropARPQueueFull]; n != 41-uint64(s.Config().ARPQueue) {
+		t.Errorf("%d plain datagrams dropped over the ARP queue, want %d", n, 41-s.Config().ARPQueue)
+	}
+}
