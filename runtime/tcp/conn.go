@@ -148,6 +148,9 @@ type Conn struct {
 	usageSeq    uint32 // the round ends when snd.una reaches it
 	lastSend    Time   // the latest transmission of new data
 	renoAcked   uint32 // Reno: bytes acknowledged towards the next segment of cwnd
+	// sentData: new data went out since Dial, Accept or Restore (lastSend
+	// means something); idleRestarted: this idle period's restart is done.
+	sentData, idleRestarted bool
 
 	// Tail loss probe (RFC 8985 §7): when the ACKs stop before the RTO,
 	// send one segment so that a lost tail (or a lost ACK for it) draws an

@@ -126,5 +126,27 @@ func (c *Conn) startSending(now Time, idle bool) {
 	if idle && c.cubic.hasEpoch && now > c.lastSend {
 		c.cubic.epoch = min(c.cubic.epoch+(now-c.lastSend), now)
 	}
-	c.lastSend = now
+	c.lastSend, c.sentData, c.idleRestarted = now, true, false
+}
+
+// restartAfterIdle is RFC 5681 §4.1's restart window, as Linux's
+// tcp_cwnd_restart applies it (tcp_slow_start_after_idle, on by
+// default): a sender idle for over an RTO, with new data to send and
+// nothing in flight, no longer knows the path's state, so it does not
+// send a whole old window at once. ssthresh keeps three quarters of the
+// window, and cwnd halves for every RTO of the idle time, down to the
+// initial window. Once per idle period.
+func (c *Conn) restartAfterIdle(now Time) {
+	if !c.sentData || c.idleRestarted || c.sndMax != c.sndUna || now-c.lastSend <= c.rto || !c.hasUnsent() {
+		return
+	}
+	c.idleRestarted = true
+	mss := uint32(c.sndMSS)
+	restart := min(min(10*mss, max(2*mss, 14600)), c.cwnd)
+	c.ssthresh = max(c.ssthresh, c.cwnd/2+c.cwnd/4)
+	cwnd := c.cwnd
+	for idle := now - c.lastSend - c.rto; idle > 0 && cwnd > restart; idle -= c.rto {
+		cwnd /= 2
+	}
+	c.cwnd = max(cwnd, restart)
 }

@@ -242,3 +242,34 @@ func TestHugeMaxRTOIsClamped(t *testing.T) {
 		t.Errorf("WithDefaults kept MinRTO %v MaxRTO %v", c.MinRTO, c.MaxRTO)
 	}
 }
+
+// After an idle period longer than the RTO, the window restarts (RFC 5681
+// §4.1, Linux's tcp_slow_start_after_idle): a sender with a big old
+// window sent all of it back to back into a path it no longer knew.
+func TestIdleSenderRestartsItsWindow(t *testing.T) {
+	a, b, now := establish(t, Config{}, Config{DelayedACK: -1})
+	a.Write(payload(int(a.sndMSS), 7))
+	feed(b, now, emitted(a, now))
+	feed(a, now, emitted(b, now))
+	mss := uint32(a.sndMSS)
+	a.cwnd, a.ssthresh = 400*mss, 100*mss
+	now += 10 * time.Second // 50 RTOs: the window halves down to the initial one
+	a.Write(payload(300*int(mss), 8))
+	segs := emitted(a, now)
+	if n := len(segs); n > 10 {
+		t.Errorf("after 10 s idle the sender emitted %d segments at once, want the restart window (10)", n)
+	}
+	if a.ssthresh != 300*mss {
+		t.Errorf("ssthresh after the restart %d, want three quarters of the old window (%d)", a.ssthresh, 300*mss)
+	}
+	// A sender that was not idle keeps its window.
+	c, d, now2 := establish(t, Config{}, Config{DelayedACK: -1})
+	c.Write(payload(int(mss), 9))
+	feed(d, now2, emitted(c, now2))
+	feed(c, now2, emitted(d, now2))
+	c.cwnd = 400 * mss
+	c.Write(payload(300*int(mss), 10))
+	if n := len(emitted(c, now2)); n < 100 {
+		t.Errorf("a busy sender emitted %d segments, want its window", n)
+	}
+}

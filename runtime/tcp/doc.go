@@ -81,7 +81,11 @@
 //     fast retransmit, RFC 3042 limited transmit and RFC 6582 NewReno fast
 //     recovery; delayed ACKs (every second full segment or after
 //     Config.DelayedACK; immediate for out-of-order data, gap fills and
-//     FINs).
+//     FINs). After an idle period over the RTO the window restarts
+//     (§4.1), halving per RTO idle down to the initial window, as Linux's
+//     tcp_slow_start_after_idle; a window that a lost SYN cut (more than
+//     one retransmission) starts at one segment; Reno grows by bytes
+//     acknowledged (RFC 3465).
 //   - RFC 7323 timestamps, on by default (Config.NoTimestamps): offered in
 //     the SYN, agreed when both ends send them, then on every non-RST
 //     segment. The clock ticks every millisecond from a per-address-pair

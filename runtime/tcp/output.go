@@ -70,6 +70,9 @@ func (c *Conn) Output(now Time, emit func(seg *Segment)) {
 		c.tlpOn = false
 		sent = c.sendProbe(now, emit) || sent
 	}
+	if c.state.Synchronized() {
+		c.restartAfterIdle(now)
+	}
 	sentNew := false
 	for {
 		n, fin, ok := c.nextSegment()
