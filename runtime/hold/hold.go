@@ -73,8 +73,8 @@ type Queue struct {
 	// closeMu makes Close once: it cannot take mu, which Drop takes.
 	closeMu sync.Mutex
 
-	kernel *unix.SockaddrNetlink // the destination of every message
-	vbuf   []byte                // verdict's message, reused
+	kernel unix.Sockaddr // the destination of every message (nil: a connected socket, in tests)
+	vbuf   []byte        // verdict's message, reused
 
 	// In flow mode (OpenFlows), packets are classified by their TCP flow
 	// and held per flow.
@@ -177,6 +177,7 @@ func (q *Queue) appendHeader(b []byte, typ uint16, family uint8, flags uint16, a
 // request sends a config message and waits for its acknowledgement.
 func (q *Queue) request(typ uint16, family uint8, attrs []byte) error {
 	msg := q.message(typ, family, unix.NLM_F_REQUEST|unix.NLM_F_ACK, attrs)
+	seq := q.seq // a verdict for a packet dispatched below moves q.seq on
 	if err := unix.Sendto(q.fd, msg, 0, q.kernel); err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func (q *Queue) request(typ uint16, family uint8, attrs []byte) error {
 		var ack error
 		acked := false
 		for _, m := range msgs {
-			if m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == q.seq && len(m.Data) >= 4 {
+			if m.Header.Type == unix.NLMSG_ERROR && m.Header.Seq == seq && len(m.Data) >= 4 {
 				if e := int32(binary.NativeEndian.Uint32(m.Data)); e != 0 {
 					ack = unix.Errno(-e)
 				}

@@ -2,6 +2,7 @@ package hold
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/capygen/capygen/internal/netnstest"
 	"github.com/capygen/capygen/runtime/repair"
+	"golang.org/x/sys/unix"
 )
 
 // A Linux client in namespace c talks to 10.79.0.2:80 in namespace s. The
@@ -268,4 +270,55 @@ func TestBurstIsHeldWhole(t *testing.T) {
 		t.Errorf("held %d of a burst of %d; %d never reached the queue's reader (its netlink socket's buffer was full)", held, burst, lost)
 	}
 	q.Drop() //nolint:errcheck
+}
+
+// A packet that the kernel queues between a config request and its ack is
+// dispatched, and the ack is still recognized: a flow-mode verdict for
+// the packet moved q.seq on, and request waited for an ack of the wrong
+// sequence number until it gave up (OpenFlows then failed).
+func TestRequestTakesAPacketBeforeItsAck(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no socketpair: %v", err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	tv := unix.Timeval{Usec: 200000}
+	unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv) //nolint:errcheck // a bound on a broken test
+	q := &Queue{num: 1, fd: fds[0], max: 4, done: make(chan struct{}), flows: map[Flow]*flowHeld{},
+		decide: func(Flow) Verdict { return Accept }}
+	kernel := func() { // the other end: a packet message, then the ack
+		buf := make([]byte, 4096)
+		n, err := unix.Read(fds[1], buf)
+		if err != nil || n < 16 {
+			return
+		}
+		reqSeq := binary.NativeEndian.Uint32(buf[8:12])
+		seg := []byte{0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0, 80}
+		attrs := append(attr(attrPacketHdr, []byte{0, 0, 0, 7, 8, 0, 1}), attr(attrPayload, seg)...)
+		pkt := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+4+len(attrs)))
+		pkt = binary.NativeEndian.AppendUint16(pkt, unix.NFNL_SUBSYS_QUEUE<<8|msgPacket)
+		pkt = binary.NativeEndian.AppendUint16(pkt, 0)
+		pkt = binary.NativeEndian.AppendUint32(pkt, 0)
+		pkt = binary.NativeEndian.AppendUint32(pkt, 0)
+		pkt = append(pkt, unix.AF_INET, unix.NFNETLINK_V0, 0, 1)
+		pkt = append(pkt, attrs...)
+		unix.Write(fds[1], pkt) //nolint:errcheck // the test fails below
+		unix.Read(fds[1], buf)  //nolint:errcheck // the packet's verdict
+		ack := binary.NativeEndian.AppendUint32(nil, uint32(unix.NLMSG_HDRLEN+4+16))
+		ack = binary.NativeEndian.AppendUint16(ack, unix.NLMSG_ERROR)
+		ack = binary.NativeEndian.AppendUint16(ack, 0)
+		ack = binary.NativeEndian.AppendUint32(ack, reqSeq)
+		ack = binary.NativeEndian.AppendUint32(ack, 0)
+		ack = binary.NativeEndian.AppendUint32(ack, 0) // error 0
+		ack = append(ack, make([]byte, 16)...)
+		unix.Write(fds[1], ack) //nolint:errcheck // the test fails below
+	}
+	go kernel()
+	if err := q.request(msgConfig, unix.AF_UNSPEC, attr(attrCfgCmd, []byte{cmdBind, 0, 0, 0})); err != nil {
+		t.Fatalf("request = %v, want its ack found after the packet", err)
+	}
+	if st := q.FlowStats(); st.Accepted != 1 {
+		t.Errorf("flow stats %+v, want the packet accepted", st)
+	}
 }
