@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -209,6 +210,8 @@ type host struct {
 	probes *prober
 	done   chan struct{}
 	wg     sync.WaitGroup
+	// transmit is SendUDP's time in system calls, in nanoseconds.
+	transmit atomic.Int64
 
 	// The engine's lock guards burst, tail and tailDst.
 	burst   int        // datagrams sent in the current Burst, plus one
@@ -223,7 +226,10 @@ type host struct {
 	tombs     map[hold.Flow]tcp.Time
 }
 
-var _ migrate.Host = (*host)(nil)
+var (
+	_ migrate.Host          = (*host)(nil)
+	_ migrate.TransmitTimer = (*host)(nil)
+)
 
 // chain is the iptables chain of the hold rules.
 func (h *host) chain() string { return "CAPYGEN-HOLD-" + strconv.Itoa(int(h.cfg.Queue)) }
@@ -448,9 +454,15 @@ func (h *host) SendUDP(dst netip.Addr, payload []byte) error {
 			return nil
 		}
 	}
+	t0 := time.Now()
 	_, err := h.udp.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, tcpmig.UDPPort))
+	h.transmit.Add(int64(time.Since(t0)))
 	return err
 }
+
+// TransmitTime implements migrate.TransmitTimer: the time SendUDP spent in
+// its send system calls (the pacer's sends are not in it).
+func (h *host) TransmitTime() time.Duration { return time.Duration(h.transmit.Load()) }
 
 func (h *host) Lookup(id tcp.ID) (migrate.ConnInfo, bool) {
 	h.mu.Lock()

@@ -191,6 +191,8 @@ type Engine struct {
 	restored map[tcp.ID][]byte // app state of restored connections not yet claimed
 	sessions map[tcp.ID]*Session
 	hosted   map[tcp.ID]hosted
+	// txTimer is the host's, when it transmits inside SendUDP.
+	txTimer TransmitTimer
 	// endsNotified: the host reports connections' ends (ConnGone), which
 	// wait in gone, under goneMu (a leaf lock: the host holds its own).
 	endsNotified    bool
@@ -226,6 +228,7 @@ type Engine struct {
 	freeOut   []*outgoing
 	freeIn    []*incoming
 	hostSpent bool     // a host spare was taken: Reserve at the unlock
+	spentBy   *Record  // the migration that took it, charged Reserve's time
 	bufs      [][]byte // snapshot and state buffers, for reuse (takeBuf)
 	bufBytes  int      // their capacity
 	reasms    []*tcpmig.ConnStateReassembler
@@ -243,9 +246,10 @@ type Engine struct {
 	// host.Burst; its effects are copied out after, so that no pointer to
 	// Start's own escapes (an allocation per migration).
 	start struct {
-		o  *outgoing
-		t0 int64
-		fx effects
+		o   *outgoing
+		t0  int64
+		tx0 time.Duration
+		fx  effects
 	}
 	startStep func()
 	// toBegin are the migrations Start made whose first step waits for
@@ -375,6 +379,7 @@ func newEngine(cfg Config) (*Engine, error) {
 
 func (e *Engine) attach(h Host) error {
 	e.host, e.self = h, h.Addr()
+	e.txTimer, _ = h.(TransmitTimer)
 	if n, ok := h.(endNotifier); ok {
 		e.endsNotified = n.notifiesEnds()
 	}
@@ -518,6 +523,7 @@ type finished struct {
 // unlockAndRun files the records of the migrations that ended, releases
 // e.mu and carries out the effects.
 func (e *Engine) unlockAndRun(fx *effects) {
+	e.refill() // first: a record it charges is filed below with the charge
 	for i := range fx.ended.n {
 		r := *fx.ended.at(i)
 		e.keepRecord(*r)
@@ -527,7 +533,6 @@ func (e *Engine) unlockAndRun(fx *effects) {
 		f := fx.finished.at(i)
 		f.out.Record = f.o.rec
 	}
-	e.refill()
 	e.mu.Unlock()
 	e.run(fx)
 }
@@ -595,6 +600,23 @@ func (e *Engine) Datagram(src netip.Addr, payload []byte) {
 }
 
 // send encodes m and sends it to dst on the TCPMig port. e.mu is held.
+// transmitted is the host's transmit time so far (TransmitTimer); 0 for a
+// host whose datagrams leave after the handlers. e.mu is held.
+func (e *Engine) transmitted() time.Duration {
+	if e.txTimer == nil {
+		return 0
+	}
+	return e.txTimer.TransmitTime()
+}
+
+// workSince is the migration work since t0 (Config.Clock) and tx0
+// (transmitted): the time less the host's transmits in it, which on both
+// paths are not the migration's work but the link's (on a veth, the
+// peer's receive path too). e.mu is held.
+func (e *Engine) workSince(t0 int64, tx0 time.Duration) time.Duration {
+	return time.Duration(e.cfg.Clock()-t0) - (e.transmitted() - tx0)
+}
+
 func (e *Engine) send(dst netip.Addr, m tcpmig.Message) error {
 	n := m.EncodedLen()
 	if cap(e.buf) < n {

@@ -107,6 +107,16 @@ type TrainSender interface {
 	SendUDPTrain(dst netip.Addr, payloads []byte, segSize int) error
 }
 
+// TransmitTimer is implemented by a Host whose SendUDP transmits before it
+// returns (Linux's sockets: a system call, and on a veth the peer's
+// receive path as well). TransmitTime is the total time those sends took
+// so far; the engine leaves it out of a migration's Work, as the
+// userspace stack's transmit, which happens after the handlers, is left
+// out. Sends made outside the engine's calls (a pacer) are not in it.
+type TransmitTimer interface {
+	TransmitTime() time.Duration
+}
+
 // Sizer is implemented by a Frozen that knows how long Serialize's output
 // will be: the engine then serializes into a kept buffer that fits rather
 // than into new memory.

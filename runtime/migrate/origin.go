@@ -126,7 +126,7 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 		return refuse(fmt.Errorf("%w: %v-%v has not finished its handshake, or has ended", ErrNotReady, id.Local, id.Remote))
 	}
 	origin := c.Origin
-	t0 := e.cfg.Clock()
+	t0, tx0 := e.cfg.Clock(), e.transmitted()
 	if o := e.outByID[id]; o != nil && !o.m.State().IsFinal() {
 		return refuse(fmt.Errorf("%w: %v", ErrBusy, o.k))
 	}
@@ -147,7 +147,7 @@ func (e *Engine) Start(id tcp.ID, app func() ([]byte, error), done func(Outcome)
 	e.out[k] = o
 	e.outByID[id] = o
 	e.stats.Started++
-	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	o.rec.Work += e.workSince(t0, tx0)
 	first := len(e.toBegin) == 0 // else a begin is posted and will see o
 	e.toBegin = append(e.toBegin, o)
 	e.refill()
@@ -184,7 +184,7 @@ func (e *Engine) begin() {
 			e.unlockAndRun(&fx)
 			continue
 		}
-		e.start.o, e.start.t0 = o, e.cfg.Clock()
+		e.start.o, e.start.t0, e.start.tx0 = o, e.cfg.Clock(), e.transmitted()
 		e.host.Burst(e.startStep)
 		fx := e.start.fx
 		e.start.fx, e.start.o = effects{}, nil
@@ -214,17 +214,18 @@ func (e *Engine) endUnbegun(o *outgoing, err error, fx *effects) {
 // loop leave at the end of its drain. On the userspace stack that end is
 // the link's kick (in the testbed, AF_XDP's copy into the kernel and the
 // veth's transmit, a NIC's work); the kernel host sends inside fn, and
-// its Work keeps its send system calls. e.mu is held.
+// its send system calls, which it times (TransmitTimer), are left out of
+// Work the same way. e.mu is held.
 func (e *Engine) startMachine() {
 	o := e.start.o
 	e.originEvent(e.host.Now(), o, migstate.OriginEventStart, &e.start.fx)
-	o.rec.Work += time.Duration(e.cfg.Clock() - e.start.t0)
+	o.rec.Work += e.workSince(e.start.t0, e.start.tx0)
 }
 
 // onOriginMessage feeds PREPARE_MIG_ACK, REJECTED and CONN_STATE_ACK to
 // their outgoing migration. e.mu is held.
 func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stage, payload []byte, fx *effects) {
-	t0 := e.cfg.Clock()
+	t0, tx0 := e.cfg.Clock(), e.transmitted()
 	var f tcpmig.TCPMigFields
 	var err error
 	var unloaded bool // an abandoned target's notice, never an acceptance
@@ -267,7 +268,7 @@ func (e *Engine) onOriginMessage(now tcp.Time, src netip.Addr, stage tcpmig.Stag
 		}
 	}
 	e.originEvent(now, o, ev, fx)
-	o.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	o.rec.Work += e.workSince(t0, tx0)
 }
 
 // originEvent applies ev to o's machine and carries out the step. e.mu is
@@ -353,7 +354,7 @@ func (e *Engine) originAction(now tcp.Time, o *outgoing, a migstate.OriginAction
 		o.result = ResultMoved
 		if o.frozen != nil {
 			o.frozen.Release()
-			e.hostSpent = true // Reserve, at the unlock, recycles what Release left
+			e.spend(&o.rec) // Reserve, at the unlock, recycles what Release left
 		}
 		o.frozen = nil
 	case migstate.OriginActionResumeConnection:
@@ -513,7 +514,7 @@ func (e *Engine) freeze(now tcp.Time, o *outgoing) {
 		}
 		state = s
 	}
-	e.hostSpent = true
+	e.spend(&o.rec)
 	fr, err := e.host.Freeze(o.id, o.steps)
 	if err != nil {
 		if errors.Is(err, ErrNotMovable) {

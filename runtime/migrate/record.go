@@ -344,7 +344,13 @@ func Pair(records []Record) []Migration {
 	used := make([]bool, len(targets))
 	var out []Migration
 	for _, o := range origins {
+		// From the machine's start, not the PREPARE's mark: a host that
+		// transmits inside the send (the kernel's) may have the target
+		// receive the PREPARE before the origin marks it sent.
 		lo, hi := o.At[PhasePrepareSent], o.At[PhaseStateAcked]
+		if o.Start != 0 {
+			lo = o.Start
+		}
 		for _, i := range byConn[conn{o.Origin, o.Client, o.Epoch}] {
 			t := targets[i]
 			if !used[i] && t.At[PhasePrepareReceived] >= lo && t.At[PhasePrepareReceived] <= hi {

@@ -107,6 +107,13 @@ func TestPairAndSummarize(t *testing.T) {
 	if got := Summarize(nil); got != (Dist{}) {
 		t.Fatalf("Summarize(nil) = %+v, want zero", got)
 	}
+	// A target that received the PREPARE before the origin marked it sent
+	// (the kernel host transmits inside the send) is still its pair.
+	o4, t4 := mk(4, 4000)
+	o4.At[PhasePrepareSent] = t4.At[PhasePrepareReceived] + 1
+	if ms := Pair([]Record{o4, t4}); len(ms) != 1 {
+		t.Errorf("a PREPARE received before its send was marked: %d pairs, want 1", len(ms))
+	}
 }
 
 func TestConfigRefusals(t *testing.T) {

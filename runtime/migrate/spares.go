@@ -3,6 +3,7 @@ package migrate
 import (
 	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/runtime/internal/prefault"
+	"time"
 )
 
 // The handlers that Work times allocate nothing. On this project's VMs an
@@ -61,13 +62,23 @@ func (e *Engine) refill() {
 	}
 	if e.hostSpent {
 		// A freeze, a hold or a restore took the host's spares: only then
-		// (two locks) make new ones.
+		// (two locks) make new ones. It is that migration's work, done
+		// ahead for the next one: its Work is charged, as a host that
+		// allocates inside Restore (the kernel's) is.
 		e.hostSpent = false
 		if r, ok := e.host.(Reserver); ok {
+			t0 := e.cfg.Clock()
 			r.Reserve()
+			if e.spentBy != nil {
+				e.spentBy.Work += time.Duration(e.cfg.Clock() - t0)
+			}
 		}
+		e.spentBy = nil
 	}
 }
+
+// spend notes that the migration of rec took the host's spares.
+func (e *Engine) spend(rec *Record) { e.hostSpent, e.spentBy = true, rec }
 
 // Reserver is a Host that makes a restore's objects ready beforehand; the
 // engine calls Reserve (e.mu held) after each call that may have used them.

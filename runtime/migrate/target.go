@@ -40,7 +40,7 @@ func (in *incoming) deadline() tcp.Time {
 
 // onPrepare starts (or repeats) an incoming migration. e.mu is held.
 func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *effects) {
-	t0 := e.cfg.Clock()
+	t0, tx0 := e.cfg.Clock(), e.transmitted()
 	var m tcpmig.PrepareMig
 	if m.Decode(payload) != nil {
 		e.stats.BadMessages++
@@ -77,7 +77,7 @@ func (e *Engine) onPrepare(now tcp.Time, src netip.Addr, payload []byte, fx *eff
 		in.from = src
 	}
 	e.targetEvent(now, in, migstate.TargetEventPrepareMig, nil, fx)
-	in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	in.rec.Work += e.workSince(t0, tx0)
 }
 
 // onTargetRejected feeds a REJECTED to the incoming migration it answers:
@@ -99,7 +99,7 @@ func (e *Engine) onTargetRejected(now tcp.Time, src netip.Addr, payload []byte, 
 // onConnState reassembles CONN_STATE; the whole state raises the target's
 // conn_state event. e.mu is held.
 func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *effects) {
-	t0 := e.cfg.Clock()
+	t0, tx0 := e.cfg.Clock(), e.transmitted()
 	var m tcpmig.ConnState
 	if m.Decode(payload) != nil {
 		e.stats.BadMessages++
@@ -129,7 +129,7 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 			in.lastAck = now
 			e.targetEvent(now, in, migstate.TargetEventConnState, nil, fx)
 		}
-		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		in.rec.Work += e.workSince(t0, tx0)
 		return
 	}
 	if in.reasm == nil {
@@ -139,11 +139,11 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 
 	if err != nil {
 		e.stats.BadMessages++
-		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		in.rec.Work += e.workSince(t0, tx0)
 		return
 	}
 	if whole == nil {
-		in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+		in.rec.Work += e.workSince(t0, tx0)
 		return
 	}
 	in.rec.mark(PhaseStateReassembled, e.cfg.Clock())
@@ -152,7 +152,7 @@ func (e *Engine) onConnState(now tcp.Time, src netip.Addr, payload []byte, fx *e
 	in.lastAck = now
 	e.targetEvent(now, in, migstate.TargetEventConnState, whole, fx)
 	e.putBuf(whole) // the host copies what it keeps of the state
-	in.rec.Work += time.Duration(e.cfg.Clock() - t0)
+	in.rec.Work += e.workSince(t0, tx0)
 }
 
 // targetEvent applies ev to in's machine and carries out the step; state is
@@ -211,7 +211,7 @@ func (e *Engine) targetAction(now tcp.Time, in *incoming, a migstate.TargetActio
 	case migstate.TargetActionAllocateBuffer:
 		if e.holds[in.id] != in {
 			e.holds[in.id] = in
-			e.hostSpent = true
+			e.spend(&in.rec)
 			e.host.Hold(in.id)
 		}
 	case migstate.TargetActionSendPrepareMigAck:
@@ -312,7 +312,7 @@ func (e *Engine) settleComeback(now tcp.Time, in *incoming, fx *effects) {
 func (e *Engine) restore(now tcp.Time, in *incoming, state []byte, fx *effects) error {
 	origin := netip.AddrPortFrom(netip.AddrFrom4(in.k.originIP), in.k.originPort)
 	e.settleComeback(now, in, fx)
-	e.hostSpent = true
+	e.spend(&in.rec)
 	app, deliver, err := e.host.Restore(now, state, in.id, origin, e.cfg.MaxRestoreBuffer, in.steps)
 	if err != nil {
 		return fmt.Errorf("%w: %v from %v: %w", ErrRestore, in.k, in.from, err)

@@ -88,8 +88,11 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 		case timerOut:
 			o := t.out
 			if o.timerOn {
+				// A timeout's resend is migration work like a handler's.
 				o.timerOn = false
+				t0, tx0 := e.cfg.Clock(), e.transmitted()
 				e.originEvent(now, o, migstate.OriginEventTimeout, fx)
+				o.rec.Work += e.workSince(t0, tx0)
 				continue
 			}
 			delete(e.out, o.k)
@@ -104,7 +107,9 @@ func (e *Engine) fireTimers(now tcp.Time, fx *effects) {
 			in := t.in
 			if in.timerOn {
 				in.timerOn = false
+				t0, tx0 := e.cfg.Clock(), e.transmitted()
 				e.targetEvent(now, in, migstate.TargetEventTimeout, nil, fx)
+				in.rec.Work += e.workSince(t0, tx0)
 				continue
 			}
 			delete(e.in, in.k)

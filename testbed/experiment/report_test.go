@@ -233,3 +233,28 @@ func TestNoAnswersHaveNoLatency(t *testing.T) {
 		t.Errorf("summary shows a latency for a run with no answers:\n%s", s)
 	}
 }
+
+// The ratio's numerator is the kernel path's whatever order the run had
+// the paths in: with -paths kernel,bypass it read 0.1x for a kernel ten
+// times slower.
+func TestKernelRatioFollowsThePathNames(t *testing.T) {
+	paths := func(work time.Duration) []migrate.Migration {
+		var ms []migrate.Migration
+		for range 10 {
+			var o, tg migrate.Record
+			o.Work, tg.Work = work, work
+			ms = append(ms, migrate.Migration{Origin: o, Target: tg})
+		}
+		return ms
+	}
+	res := &HostOverheadResult{Config: DefaultHostOverhead(), Start: time.Unix(1e9, 0)}
+	res.Paths = append(res.Paths, *summarizePath("kernel", paths(100*time.Microsecond)), *summarizePath("bypass", paths(10*time.Microsecond)))
+	dir := t.TempDir()
+	if _, err := WriteHostOverhead(dir, res, "capyrun experiment fig4 -paths kernel,bypass"); err != nil {
+		t.Fatal(err)
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	if !strings.Contains(string(report), "10.0x the bypass path's; at p99 10.0x") {
+		t.Errorf("report does not give the kernel 10x:\n%s", report)
+	}
+}
