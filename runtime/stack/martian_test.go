@@ -67,3 +67,26 @@ func TestConnectRefusesMartians(t *testing.T) {
 		t.Errorf("the refused Connects sent %d frames", len(out))
 	}
 }
+
+// A stack on no host's address would drop every peer as a martian: New
+// refuses it.
+func TestNewRefusesMartianAddresses(t *testing.T) {
+	for _, a := range []string{"127.0.0.2/8", "0.1.2.3/8", "240.0.0.1/8", "224.0.0.5/4"} {
+		if _, err := New(Config{Addr: netip.MustParsePrefix(a)}, &capture{mac: macUs, mtu: 1500}); !errors.Is(err, ErrConfig) {
+			t.Errorf("New with Addr %s = %v, want ErrConfig", a, err)
+		}
+	}
+}
+
+// An echo request to our address in a link broadcast frame is answered,
+// as Linux answers it (its broadcast check is on the IP destination).
+func TestLinkBroadcastEchoIsAnswered(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	f := ipFrame(ipPeer, ipUs, protoICMP, nil, echoRequest(1, 1, []byte("x")))
+	copy(f[0:6], broadcastMAC[:])
+	s.Input(0, f)
+	if out := ep.take(); len(out) != 1 {
+		t.Errorf("an echo request in a broadcast frame drew %d frames, want the reply", len(out))
+	}
+}

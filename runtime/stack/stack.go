@@ -279,6 +279,10 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	if cfg.Addr.Bits() < 1 || cfg.Addr.Bits() > 31 {
 		return nil, fmt.Errorf("%w: Addr %v: prefix length must be 1..31", ErrConfig, cfg.Addr)
 	}
+	if b := cfg.Addr.Addr().As4(); b[0] == 0 || b[0] == 127 || b[0] >= 224 {
+		// The stack drops packets from such sources: it would hear no peer.
+		return nil, fmt.Errorf("%w: Addr %v: not a host's address (0/8, 127/8, multicast and 240/4 are not); use a unicast address", ErrConfig, cfg.Addr)
+	}
 	if cfg.Gateway.IsValid() && (!cfg.Gateway.Is4() || !cfg.Addr.Contains(cfg.Gateway)) {
 		return nil, fmt.Errorf("%w: Gateway %v must be an IPv4 address inside %v", ErrConfig, cfg.Gateway, cfg.Addr.Masked())
 	}
@@ -654,7 +658,8 @@ func (s *Stack) drop(r DropReason) { s.ctr.Drops[r]++ }
 // inputIPv4 validates an IPv4 packet and dispatches its payload.
 // inputIPv4 takes an IPv4 packet; l2bcast says it came in a link-layer
 // broadcast frame, which, like an IP broadcast, draws no ICMP error and
-// carries no TCP (RFC 1122 3.2.2, Linux's PACKET_HOST checks).
+// carries no TCP (RFC 1122 3.2.2, Linux's PACKET_HOST checks). An echo
+// request to our own address is answered in one, as Linux does.
 func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte, l2bcast bool) {
 	if len(b) < IPv4MinHeaderLen {
 		s.drop(DropTruncated)
@@ -685,7 +690,6 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte, l2bcast bool) {
 		s.drop(DropNotOurAddr)
 		return
 	}
-	bcast = bcast || l2bcast
 	src := h.Src()
 	if src == s.addr || s.martian(src) && !(src.IsUnspecified() && h.Protocol() == protoUDP) {
 		// No host sends from these (RFC 1122 3.2.1.3): answering one would
@@ -702,9 +706,9 @@ func (s *Stack) inputIPv4(now tcp.Time, frame, b []byte, l2bcast bool) {
 			s.drop(DropBroadcast)
 		}
 	case protoUDP:
-		s.inputUDP(now, src, dst, payload, h, bcast)
+		s.inputUDP(now, src, dst, payload, h, bcast || l2bcast)
 	case protoTCP:
-		if bcast {
+		if bcast || l2bcast {
 			s.drop(DropBroadcast)
 			return
 		}

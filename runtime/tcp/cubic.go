@@ -32,6 +32,7 @@ type cubicState struct {
 // and resets CUBIC's epoch (RFC 9438 §4.6, with fast convergence §4.7).
 func (c *Conn) congestionEvent(flight uint32) uint32 {
 	mss := uint32(c.sndMSS)
+	c.renoAcked = 0 // a cut window starts its count afresh, as Linux's snd_cwnd_cnt
 	if c.cfg.Reno {
 		return max(flight/2, 2*mss)
 	}
