@@ -29,7 +29,8 @@ func runExperiment(args []string) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// capyrun takes its testbeds down on SIGINT or SIGTERM: the signal is
 	// passed on (Ctrl-C reaches it twice, which it takes as once), and
-	// capygen waits for it rather than leaving it running.
+	// capygen waits for it rather than leaving it running. A third signal
+	// (a teardown that hangs) kills it.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -38,9 +39,12 @@ func runExperiment(args []string) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		for {
+		for n := 1; ; n++ {
 			select {
 			case s := <-sigs:
+				if n >= 3 {
+					s = syscall.SIGKILL
+				}
 				cmd.Process.Signal(s) //nolint:errcheck // it may have exited
 			case <-done:
 				return

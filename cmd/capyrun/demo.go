@@ -76,7 +76,7 @@ func runDemo(args []string) error {
 	case *migSize <= 0 || *migSize > app.MaxBytes:
 		return fmt.Errorf("-migrate-size %d: want 1 to %d bytes", *migSize, int64(app.MaxBytes))
 	case !curlRate.MatchString(*migRate):
-		return fmt.Errorf("-rate %q: want curl's --limit-rate form, a number with an optional k, m or g suffix (32M)", *migRate)
+		return fmt.Errorf("-rate %q: want curl's --limit-rate form, a number with an optional k, m, g, t or p suffix (32M)", *migRate)
 	case *migEvery <= 0:
 		return fmt.Errorf("-migrate-every %v: want a positive interval (40ms)", *migEvery)
 	case *minHops < 0:
@@ -103,7 +103,7 @@ func runDemo(args []string) error {
 }
 
 // curlRate is curl's --limit-rate argument (it goes into a shell line).
-var curlRate = regexp.MustCompile(`^[0-9]+[kKmMgG]?$`)
+var curlRate = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[kKmMgGtTpP]?$`)
 
 // demoSkewConfig is the demo's skew experiment, with runs of d.
 func demoSkewConfig(d time.Duration) experiment.SkewConfig {
