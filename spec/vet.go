@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/capygen/capygen/internal/yamlstrict"
@@ -29,13 +30,6 @@ func Vet(s *Spec) []Diagnostic {
 				warn(l.Hash.Pos, "directory.levels[%d].hash: poly %#x ends in %d zero bits, so %d of the %d index bits never change and only 2^%d of the 2^%d slots are used; use an odd polynomial",
 					i, l.Hash.Poly, bits.TrailingZeros64(l.Hash.Poly), k, d.IndexBits, d.IndexBits-k, d.IndexBits)
 			}
-			if w := uint(l.Hash.Width); l.Hash.Reversed && bits.Reverse64(l.Hash.Init)>>(64-w) != l.Hash.Init {
-				// The CRC catalogue gives init unreflected, and the Go model
-				// reflects it for its reflected register; bf-utils'
-				// dynamic_hash reference (calculate_crc) loads it as it is.
-				warn(l.Hash.Pos, "directory.levels[%d].hash: reflected with init %#x, whose bit reversal is %#x: the Go model reflects init, as the CRC catalogue defines it, while the Tofino's hash reference (bf-utils' dynamic_hash) seems to load it unreflected, so the switch and the model may put keys in different slots; use an init that is its own reversal (0 or all ones), or compare a compiled program's hash with capygen's",
-					i, l.Hash.Init, bits.Reverse64(l.Hash.Init)>>(64-w))
-			}
 		}
 	}
 	if d := s.Directory; d != nil && len(d.DeleteOn) == 0 && d.Release == "" {
@@ -46,6 +40,9 @@ func Vet(s *Spec) []Diagnostic {
 	}
 	if d := s.Directory; d != nil && d.DeletesOn("fin") {
 		warn(d.deleteOnPos(), "directory.delete_on: fin deletes the entry at the client's FIN, so the server's remaining segments of a half-closed migrated connection are no longer rewritten; use delete_on: [rst] with release: %s if the application half-closes", MessageConnClosed)
+	}
+	if h := s.Header; h != nil && len(h.Fields) > 0 && !slices.ContainsFunc(h.Fields, func(f *Field) bool { return f.HasConst }) {
+		warn(h.Pos, "header: no field is a constant, so the switch takes every datagram to UDP port %d as TCPMig, and drops a client's as spoofed control; add a magic such as {name: magic, bits: 32, const: 0xCAFEDEAD}", s.Transport.UDPPort)
 	}
 	if p := s.Transport.UDPPort; p != 0 && p < 1024 {
 		warn(s.Transport.udpPortPos(), "transport.udp_port: %d is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071", p)

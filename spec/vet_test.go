@@ -59,9 +59,12 @@ func TestVet(t *testing.T) {
 			"spec/x.yaml:25:13: warning: transport.udp_port: 80 is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071",
 		}},
 		{"port 1024 is fine", []string{"udp_port: 7071", "udp_port: 1024"}, nil},
-		{"reflected init", []string{"reversed: true, init: 0x0000", "reversed: true, init: 0x0001"}, []string{
-			"spec/x.yaml:115:13: warning: directory.levels[0].hash: reflected with init 0x1, whose bit reversal is 0x8000: the Go model reflects init, as the CRC catalogue defines it, while the Tofino's hash reference (bf-utils' dynamic_hash) seems to load it unreflected, so the switch and the model may put keys in different slots; use an init that is its own reversal (0 or all ones), or compare a compiled program's hash with capygen's",
+		{"no constant", []string{`{name: magic, bits: 32, const: 0xCAFEDEAD, doc: "Marks a TCPMig datagram."}`, `{name: magic, bits: 32}`}, []string{
+			"spec/x.yaml:47:3: warning: header: no field is a constant, so the switch takes every datagram to UDP port 7071 as TCPMig, and drops a client's as spoofed control; add a magic such as {name: magic, bits: 32, const: 0xCAFEDEAD}",
 		}},
+		// bf-p4c applies a reflected CRC's init as spec.CRC.Sum does
+		// (gen/p4's TestP4CRCMatchesTheSpec ports its computation).
+		{"reflected init", []string{"reversed: true, init: 0x0000", "reversed: true, init: 0x0001"}, nil},
 		{"unused action", []string{"      - {name: free_buffer,", "      - {name: spare}\n      - {name: free_buffer,"}, []string{
 			"spec/x.yaml:197:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
 		}},
