@@ -90,3 +90,14 @@ func TestLinkBroadcastEchoIsAnswered(t *testing.T) {
 		t.Errorf("an echo request in a broadcast frame drew %d frames, want the reply", len(out))
 	}
 }
+
+// A gateway that is the stack's own address (or the subnet's broadcast)
+// is refused: off-link packets would go nowhere.
+func TestNewRefusesOwnAddressAsGateway(t *testing.T) {
+	for _, gw := range []string{"10.77.0.1", "10.77.0.255"} {
+		_, err := New(Config{Addr: netip.MustParsePrefix("10.77.0.1/24"), Gateway: netip.MustParseAddr(gw)}, &capture{mac: macUs, mtu: 1500})
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("New with Gateway %s = %v, want ErrConfig", gw, err)
+		}
+	}
+}

@@ -286,6 +286,9 @@ func New(cfg Config, ep link.Endpoint) (*Stack, error) {
 	if cfg.Gateway.IsValid() && (!cfg.Gateway.Is4() || !cfg.Addr.Contains(cfg.Gateway)) {
 		return nil, fmt.Errorf("%w: Gateway %v must be an IPv4 address inside %v", ErrConfig, cfg.Gateway, cfg.Addr.Masked())
 	}
+	if cfg.Gateway.IsValid() && (cfg.Gateway == cfg.Addr.Addr() || cfg.Gateway == directedBroadcast(cfg.Addr)) {
+		return nil, fmt.Errorf("%w: Gateway %v is this stack's own or broadcast address; give the router's", ErrConfig, cfg.Gateway)
+	}
 	mac := ep.MAC()
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("%w: endpoint MAC %v is not 6 bytes", ErrConfig, mac)
