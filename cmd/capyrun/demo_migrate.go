@@ -18,6 +18,9 @@ import (
 // demoServers are the migration testbed's servers (testbed/migration.yaml).
 var demoServers = []string{"s1", "s2", "s3"}
 
+// demoControlTimeout bounds one control request of the demo's mover.
+const demoControlTimeout = 10 * time.Second
+
 // demoMigration downloads size bytes with the Linux kernel's curl from s1
 // while the connection hops between the three servers every interval, then
 // checks the sha256 and shows the per-phase times, the switch's directory
@@ -83,8 +86,10 @@ loop:
 			return ctx.Err()
 		case <-tick.C:
 			for _, h := range demoServers {
+				// A stuck server must not hang the demo past Ctrl-C.
+				ctl[h].SetDeadline(time.Now().Add(demoControlTimeout)) //nolint:errcheck // a unix socket takes deadlines
 				if _, err := migrate.Control(ctl[h], migrate.ControlRequest{Op: "migrate", Conn: "all"}); err != nil {
-					return fmt.Errorf("%s: %w", h, err)
+					return fmt.Errorf("%s: no answer to migrate -all within %v: %w", h, demoControlTimeout, err)
 				}
 			}
 		}
