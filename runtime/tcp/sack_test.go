@@ -446,14 +446,23 @@ func TestMinRTTWindow(t *testing.T) {
 // and its cwnd cut; the D-SACK for the retransmission shows the peer had
 // it twice, and the cut is undone (RFC 3708's idea, Linux's
 // tcp_try_undo_dsack).
-func TestDSACKUndoesSpuriousRecovery(t *testing.T) {
-	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
-	a.Write(payload(10*int(a.sndMSS), 80))
-	segs := emitted(a, now)
-	cwnd, ssthresh := a.cwnd, a.ssthresh
+// lateFirst sends ten segments from A to B whose first is late: B SACKs
+// the other nine, and A enters recovery. It returns A's cwnd and
+// ssthresh from before.
+func lateFirst(t *testing.T, seed uint64) (a, b *Conn, segs []Segment, cwnd, ssthresh uint32, now Time) {
+	t.Helper()
+	a, b, now = establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
+	a.Write(payload(10*int(a.sndMSS), seed))
+	segs = emitted(a, now)
+	cwnd, ssthresh = a.cwnd, a.ssthresh
 	now += 10 * time.Millisecond
 	feed(b, now, segs[1:]) // the first is late
 	feed(a, now, emitted(b, now))
+	return a, b, segs, cwnd, ssthresh, now
+}
+
+func TestDSACKUndoesSpuriousRecovery(t *testing.T) {
+	a, b, segs, cwnd, ssthresh, now := lateFirst(t, 80)
 	if !a.inRecovery || a.ssthresh >= ssthresh {
 		t.Fatalf("after SACKs for all but the first segment: recovery %v, ssthresh %d (was %d); want a recovery with a cut", a.inRecovery, a.ssthresh, ssthresh)
 	}
@@ -544,13 +553,7 @@ func TestDSACKAboveCumulativeACK(t *testing.T) {
 // and a D-SACK undo then gives back the window from before the episode:
 // the RTO's cut overwrote the undo state with the recovery's.
 func TestRTOInRecoveryCutsOnce(t *testing.T) {
-	a, b, now := establish(t, Config{MSS: 1000}, Config{MSS: 1000, DelayedACK: -1})
-	a.Write(payload(10*int(a.sndMSS), 82))
-	segs := emitted(a, now)
-	cwnd, ssthresh := a.cwnd, a.ssthresh
-	now += 10 * time.Millisecond
-	feed(b, now, segs[1:]) // the first is late
-	feed(a, now, emitted(b, now))
+	a, b, segs, cwnd, ssthresh, now := lateFirst(t, 82)
 	re := emitted(a, now)
 	if !a.inRecovery || len(re) == 0 || re[0].Seq != segs[0].Seq {
 		t.Fatalf("recovery %v, A sent %v; want the first segment again in recovery", a.inRecovery, re)
