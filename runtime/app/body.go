@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // bodyKind is how a request body is delimited.
@@ -189,6 +190,10 @@ func parseChunkSize(line []byte) (int64, error) {
 	s = bytes.TrimRight(s, " \t")
 	if len(s) == 0 || len(s) > 15 {
 		return 0, fmt.Errorf("%w: chunk-size line %q: want 1 to 15 hex digits", errBadChunk, clip(line))
+	}
+	if bytes.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune("0123456789abcdefABCDEF", r) }) {
+		// ParseInt takes a sign: "-0" ended a body (RFC 9112 §7.1: 1*HEXDIG).
+		return 0, fmt.Errorf("%w: chunk-size line %q: want hex digits", errBadChunk, clip(line))
 	}
 	v, err := strconv.ParseInt(string(s), 16, 64)
 	if err != nil || v < 0 {

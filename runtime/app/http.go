@@ -382,6 +382,32 @@ func headerEnd(b []byte, from int) int {
 	}
 }
 
+// framingFields reports which of Transfer-Encoding, Content-Length and
+// Host the raw header names, as http.ReadRequest's result no longer does.
+func framingFields(h []byte) (te, cl, host bool) {
+	for line := range bytes.SplitSeq(h, []byte("\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			te = true
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			cl = true
+		case bytes.EqualFold(name, []byte("Host")):
+			host = true
+		}
+	}
+	return te, cl, host
+}
+
+// validHost reports whether h may be a Host header's value: no space or
+// control character (net/http's httpguts.ValidHostHeader, in short).
+func validHost(h string) bool {
+	return h != "" && !strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
 // readRequest waits for the next request's header, a quiescent point.
 func (hc *httpConn) readRequest() (*http.Request, error) {
 	hc.cr.migratable = true
@@ -405,10 +431,21 @@ func (hc *httpConn) readRequest() (*http.Request, error) {
 			if end > limit {
 				return nil, hc.fail(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header of %d bytes exceeds %d", end, limit))
 			}
+			te, cl, host := framingFields(b[:end])
 			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:end])))
 			hc.cr.consume(end)
 			if err != nil {
 				return nil, hc.fail(http.StatusBadRequest, err.Error())
+			}
+			// What net/http's Server checks beyond ReadRequest, which drops
+			// the headers that would show it (RFC 9112 §3.2, §6.1, §6.3).
+			switch {
+			case te && req.ProtoMinor == 0:
+				return nil, hc.fail(http.StatusBadRequest, "Transfer-Encoding in an HTTP/1.0 request: its framing is faulty")
+			case req.ProtoMinor >= 1 && (!host || !validHost(req.Host)):
+				return nil, hc.fail(http.StatusBadRequest, fmt.Sprintf("Host %q: an HTTP/1.1 request needs one valid Host", req.Host))
+			case te && cl:
+				req.Close = true // answered by Transfer-Encoding, then closed: a proxy may have framed it by Content-Length
 			}
 			hc.requests++
 			hc.srv.stats.requests.Add(1)
@@ -480,8 +517,9 @@ func (hc *httpConn) dispatch(req *http.Request) error {
 	case req.ContentLength > 0:
 		body.kind, body.left = bodyLength, req.ContentLength
 	}
-	if e := req.Header.Get("Expect"); e != "" {
-		if !strings.EqualFold(e, "100-continue") || req.ProtoMinor == 0 {
+	if e := req.Header.Get("Expect"); e != "" && !(req.ProtoMinor == 0 && strings.EqualFold(e, "100-continue")) {
+		// An HTTP/1.0 request's 100-continue is ignored (RFC 9110 §10.1.1).
+		if !strings.EqualFold(e, "100-continue") {
 			return hc.fail(http.StatusExpectationFailed, fmt.Sprintf("Expect %q: only 100-continue is supported", e))
 		}
 		body.expect = body.kind != bodyNone

@@ -307,7 +307,14 @@ func TestResponseWriterFraming(t *testing.T) {
 		{name: "HTTP/1.2 served as 1.1", req: "GET /ping HTTP/1.2\r\nHost: a\r\n\r\n", status: 200, length: 5, body: "pong\n"},
 		// Beyond what a migrated body's state can say.
 		{name: "Content-Length over 2^62 refused", req: "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000000000000000\r\n\r\n", status: 413, length: -2, close: true},
-		{name: "unknown expectation", req: "POST /upload HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx", status: 417, length: -2, close: true},
+		{name: "unknown expectation", req: "POST /upload HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nContent-Length: 1\r\n\r\nx", status: 417, length: -2, close: true},
+		// RFC 9112: what net/http's Server checks and ReadRequest does not.
+		{name: "no Host", req: "GET /ping HTTP/1.1\r\n\r\n", status: 400, length: -2, close: true},
+		{name: "invalid Host", req: "GET /ping HTTP/1.1\r\nHost: a b\r\n\r\n", status: 400, length: -2, close: true},
+		{name: "HTTP/1.0 with Transfer-Encoding", req: "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", status: 400, length: -2, close: true},
+		{name: "Transfer-Encoding and Content-Length close", req: "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", status: 200, length: -2, close: true},
+		{name: "signed chunk size", req: "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n-0\r\n\r\n", status: 400, length: -2, close: true},
+		{name: "HTTP/1.0 100-continue ignored", req: "POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", status: 200, length: -2, close: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			method := tc.method
@@ -340,7 +347,7 @@ func TestResponseWriterFraming(t *testing.T) {
 }
 
 func TestHandlerPanicClosesConnection(t *testing.T) {
-	res, err := serveHTTPFake(testServer(), []byte("GET /panic HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\n"), 0, nil)
+	res, err := serveHTTPFake(testServer(), []byte("GET /panic HTTP/1.1\r\nHost: a\r\n\r\nGET /ping HTTP/1.1\r\nHost: a\r\n\r\n"), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +359,7 @@ func TestHandlerPanicClosesConnection(t *testing.T) {
 func TestHeaderLimit(t *testing.T) {
 	srv := testServer()
 	srv.MaxHeaderBytes = 100
-	res, err := serveHTTPFake(srv, []byte("GET /ping HTTP/1.1\r\nX-Long: "+strings.Repeat("a", 300)+"\r\n\r\n"), 7, nil)
+	res, err := serveHTTPFake(srv, []byte("GET /ping HTTP/1.1\r\nHost: a\r\nX-Long: "+strings.Repeat("a", 300)+"\r\n\r\n"), 7, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +371,7 @@ func TestHeaderLimit(t *testing.T) {
 // A body that is more than the server will read away closes the
 // connection instead; a small one is skipped and the next request served.
 func TestUnreadBodyDiscard(t *testing.T) {
-	in := "POST /ping HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789GET /ping HTTP/1.1\r\n\r\n"
+	in := "POST /ping HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"
 	// /ping refuses POST before reading the body.
 	res, err := serveHTTPFake(testServer(), []byte(in), 0, nil)
 	if err != nil {
@@ -373,7 +380,7 @@ func TestUnreadBodyDiscard(t *testing.T) {
 	if n := bytes.Count(res.out, []byte("HTTP/1.1 ")); n != 2 {
 		t.Errorf("%d responses, want 2 (405, then pong): %q", n, res.out)
 	}
-	big := "POST /nothing HTTP/1.1\r\nContent-Length: " + strconv.Itoa(maxDiscard+10) + "\r\n\r\n" + strings.Repeat("z", maxDiscard+10) + "GET /ping HTTP/1.1\r\n\r\n"
+	big := "POST /nothing HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(maxDiscard+10) + "\r\n\r\n" + strings.Repeat("z", maxDiscard+10) + "GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"
 	res, err = serveHTTPFake(testServer(), []byte(big), 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -385,7 +392,7 @@ func TestUnreadBodyDiscard(t *testing.T) {
 
 func TestBadChunkedUpload(t *testing.T) {
 	for _, body := range []string{"zz\r\n", "5\r\nabcdefg\r\n0\r\n\r\n", "5\r\nab"} {
-		in := "POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+		in := "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
 		resp, msg, res := readOne(t, in, "POST", false)
 		if resp.StatusCode != 400 || !res.closed || !resp.Close {
 			t.Errorf("%q: status %d closed %v, want 400 and closed (%q)", body, resp.StatusCode, res.closed, msg)

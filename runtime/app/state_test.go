@@ -205,7 +205,7 @@ func FuzzHTTPState(f *testing.F) {
 		// Restoring it must not panic either, and serving it must end (a
 		// restored download may claim gigabytes: the output is capped).
 		srv := testServer()
-		c := &fakeConn{in: []byte("GET /ping HTTP/1.1\r\n\r\n"), out: &bytes.Buffer{}, limit: 1 << 20}
+		c := &fakeConn{in: []byte("GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"), out: &bytes.Buffer{}, limit: 1 << 20}
 		hc, err := newHTTPConn(srv, srv.routes(), c, b, true)
 		if err != nil {
 			if !errors.Is(err, ErrState) {
