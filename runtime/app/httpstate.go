@@ -1,6 +1,9 @@
 package app
 
-import "strings"
+import (
+	"net/http"
+	"strings"
+)
 
 // httpState is what an HTTP connection's migration carries besides the
 // TCP state. Wire form (varints unsigned LEB128, byte strings
@@ -144,6 +147,11 @@ func checkTask(d *dec, t *taskState) {
 		d.fail("a declared response length %d with framing %d", t.resp.length, t.resp.kind)
 	case t.resp.kind == respNone && t.resp.written != 0:
 		d.fail("%d response bytes written before the header", t.resp.written)
+	case t.resp.kind == respEmpty && t.method != http.MethodHead && bodyAllowedForStatus(t.resp.status):
+		// A body the server counts and never sends (frame's respEmpty) is
+		// for HEAD or a bodiless status only: a forged state could make the
+		// target generate gigabytes for nothing.
+		d.fail("a %s response with status %d has no body", t.method, t.resp.status)
 	}
 }
 

@@ -290,3 +290,22 @@ func TestHTTP12RequestMoves(t *testing.T) {
 		t.Fatalf("restoring the moved HTTP/1.2 request: %v", err)
 	}
 }
+
+// A state whose GET response counts its body without sending it (a
+// respEmpty frame, for HEAD and bodiless statuses only) is refused: a
+// forged one made the target generate a 16 GiB /bytes body for nothing,
+// and stalled FuzzHTTPState.
+func TestStateRefusesAnUnsentBodyForGET(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		status int
+		ok     bool
+	}{{"GET", 200, false}, {"HEAD", 200, true}, {"GET", 204, true}} {
+		s := &httpState{task: &taskState{taskPos: taskPos{path: "/bytes", method: tc.method, protoMinor: 1,
+			resp: respState{status: tc.status, kind: respEmpty}}}}
+		_, err := decodeHTTPState(s.append(nil))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with status %d and no body sent: decode error %v, want ok %v", tc.method, tc.status, err, tc.ok)
+		}
+	}
+}
