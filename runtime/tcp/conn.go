@@ -382,9 +382,12 @@ func (c *Conn) takeSYN(now Time, seg *Segment) {
 
 // resetCwnd sets the initial window of RFC 6928: ten segments, at most
 // 14600 bytes unless that is under two segments.
-func (c *Conn) resetCwnd() {
+func (c *Conn) resetCwnd() { c.cwnd = c.initialWindow() }
+
+// initialWindow is RFC 6928's initial window for the current MSS.
+func (c *Conn) initialWindow() uint32 {
 	mss := uint32(c.sndMSS)
-	c.cwnd = min(10*mss, max(2*mss, 14600))
+	return min(10*mss, max(2*mss, 14600))
 }
 
 // State is the current RFC 9293 state.

@@ -142,8 +142,7 @@ func (c *Conn) restartAfterIdle(now Time) {
 		return
 	}
 	c.idleRestarted = true
-	mss := uint32(c.sndMSS)
-	restart := min(min(10*mss, max(2*mss, 14600)), c.cwnd)
+	restart := min(c.initialWindow(), c.cwnd)
 	c.ssthresh = max(c.ssthresh, c.cwnd/2+c.cwnd/4)
 	cwnd := c.cwnd
 	for idle := now - c.lastSend - c.rto; idle > 0 && cwnd > restart; idle -= c.rto {
