@@ -124,11 +124,7 @@ func decodeResult[R any](b []byte) (*R, error) {
 	if d.More() {
 		return nil, errors.New("more than one JSON value")
 	}
-	got, err := json.Marshal(res)
-	if err != nil {
-		return nil, err
-	}
-	if empty, _ := json.Marshal(new(R)); bytes.Equal(got, empty) || isEmpty(res) {
+	if isEmpty(res) { // null and {} decode to an empty result too
 		return nil, errors.New("the JSON holds no results")
 	}
 	return res, nil
