@@ -77,18 +77,18 @@ var badEdits = []struct {
 		`spec/x.yaml:82:12: messages.conn_state_ack.stage: "conn_state_acked" is not a value of enum stage; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"machinetestfile", "  - name: origin\n", "  - name: origin_test\n", []string{
-		`spec/x.yaml:129:11: machines.origin_test.name: "origin_test" ends in _test: its generated file origin_test.go would be a test file; rename the machine`,
+		`spec/x.yaml:130:11: machines.origin_test.name: "origin_test" ends in _test: its generated file origin_test.go would be a test file; rename the machine`,
 	}},
 	{"machinegoos", "  - name: target\n", "  - name: target_linux\n", []string{
-		`spec/x.yaml:175:11: machines.target_linux.name: "target_linux" ends in _linux, a GOOS: its generated file target_linux.go would build only on linux; rename the machine`,
+		`spec/x.yaml:176:11: machines.target_linux.name: "target_linux" ends in _linux, a GOOS: its generated file target_linux.go would build only on linux; rename the machine`,
 	}},
 	{"gonamecollision", "      - {name: freeze_connection, doc:", "      - {name: tcp_x}\n      - {name: tcpx}\n      - {name: freeze_connection, doc:", []string{
-		`spec/x.yaml:152:9: action "tcpx" and action "tcp_x" (spec/x.yaml:151:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
+		`spec/x.yaml:153:9: action "tcpx" and action "tcp_x" (spec/x.yaml:152:9) are both the Go identifier TCPX in machine origin's actions; rename one`,
 	}},
 	{"dupmessage", "  - name: conn_state_ack\n", "  - name: conn_state\n", []string{
 		`spec/x.yaml:81:11: messages.conn_state.name: message "conn_state" is already defined at line 71; rename one`,
-		`spec/x.yaml:147:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:196:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:148:41: machines.origin.events.conn_state_ack.message: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:197:43: machines.target.actions.send_conn_state_ack.send: message "conn_state_ack" is not defined; use one of rejected, prepare_mig, prepare_mig_ack, conn_state, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"keyword", "{name: client_port, bits: 16}", "{name: func, bits: 16}", []string{
 		`spec/x.yaml:50:5: header.fields: no field client_port; the switch reads it as the client's port, the second half of the directory key (gen/SWITCH.md), so add {name: client_port, bits: 16}`,
@@ -98,31 +98,31 @@ var badEdits = []struct {
 		`spec/x.yaml:5:7: name: "Capybara" is not a lower_snake identifier (a-z, 0-9, single underscores, starting with a letter); rename it`,
 	}},
 	{"unreachable", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: limbo}\n", []string{
-		`spec/x.yaml:143:9: machines.origin.states.limbo: unreachable from initial state idle; add a transition into it or remove it`,
+		`spec/x.yaml:144:9: machines.origin.states.limbo: unreachable from initial state idle; add a transition into it or remove it`,
 	}},
 	{"undefevent", "{from: transferring, on: conn_state_ack,", "{from: transferring, on: conn_state_acked,", []string{
-		`spec/x.yaml:161:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:162:34: machines.origin.transitions[3].on: event "conn_state_acked" is not defined in machine origin; define it under events`,
 	}},
 	{"duptransition", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n", "      - {from: preparing, on: rejected, to: rejected, do: [resume_connection]}\n      - {from: preparing, on: rejected, to: failed}\n", []string{
-		`spec/x.yaml:161:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 160); a state handles an event once, so remove one`,
+		`spec/x.yaml:162:9: machines.origin.transitions[3]: a second transition for (preparing, rejected) (first at line 161); a state handles an event once, so remove one`,
 	}},
 	{"transignore", "      - {in: transferring, on: prepare_mig_ack}", "      - {in: preparing, on: prepare_mig_ack}", []string{
-		`spec/x.yaml:166:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 159; remove the ignore or the transition`,
+		`spec/x.yaml:167:9: machines.origin.ignore[0]: (preparing, prepare_mig_ack) has a transition at line 160; remove the ignore or the transition`,
 	}},
 	{"noinitial", "    initial: idle\n    states:\n      - name: idle\n      - name: preparing", "    states:\n      - name: idle\n      - name: preparing", []string{
-		`spec/x.yaml:129:5: machines.origin: missing key initial; add it`,
+		`spec/x.yaml:130:5: machines.origin: missing key initial; add it`,
 	}},
 	{"finalmove", "      - {from: accepted, on: conn_state, to: accepted,", "      - {from: accepted, on: conn_state, to: abandoned,", []string{
-		`spec/x.yaml:203:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
+		`spec/x.yaml:204:46: machines.target.transitions[3].to: final state accepted may only transition to itself, not to abandoned; make it non-final or change to`,
 	}},
 	{"negretries", "retries: 8, resend: send_prepare_mig", "retries: -1, resend: send_prepare_mig", []string{
-		`spec/x.yaml:136:41: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
+		`spec/x.yaml:137:41: machines.origin.states.preparing.timeout.retries: -1 is negative; use 0 for no retries`,
 	}},
 	{"after0", "after: 10ms", "after: 0s", []string{
-		`spec/x.yaml:136:26: machines.origin.states.preparing.timeout.after: 0s must be above 0; set a positive duration like 5ms`,
+		`spec/x.yaml:137:26: machines.origin.states.preparing.timeout.after: 0s must be above 0; set a positive duration like 5ms`,
 	}},
 	{"resendnothing", "resend: send_prepare_mig", "resend: freeze_connection", []string{
-		`spec/x.yaml:136:52: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
+		`spec/x.yaml:137:52: machines.origin.states.preparing.timeout.resend: action freeze_connection sends nothing; resend names an action with send:`,
 	}},
 	{"keyfield", "key: [client_ip, client_port]", "key: [client_port, client_ip]", []string{
 		`spec/x.yaml:112:8: directory.key: must be [client_ip, client_port]: the switch keys its directory on the client's address, which it reads from those header fields (gen/SWITCH.md); got [client_port, client_ip]`,
@@ -150,20 +150,20 @@ var badEdits = []struct {
 	}},
 	{"norejected", "  - name: rejected\n    stage: rejected\n", "  - name: refused\n    stage: rejected\n", []string{
 		`spec/x.yaml:63:3: messages: no message rejected; the switch sends it back for a PREPARE_MIG it cannot serve, a PREPARE_MIG_ACK whose entry fits no level and a stale PREPARE_MIG_ACK from a target that lost the connection to another (gen/SWITCH.md), so add one named rejected with a stage of its own`,
-		`spec/x.yaml:146:35: machines.origin.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:190:35: machines.target.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:147:35: machines.origin.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:191:35: machines.target.events.rejected.message: message "rejected" is not defined; use one of refused, prepare_mig, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"noprepare", "  - name: prepare_mig\n    stage: prepare_mig\n", "  - name: prepare\n    stage: prepare_mig\n", []string{
 		`spec/x.yaml:63:3: messages: no message prepare_mig; the switch steers it to the least-loaded server, or to the target a migration in progress already has (gen/SWITCH.md), so add one named prepare_mig with a stage of its own`,
-		`spec/x.yaml:136:52: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
-		`spec/x.yaml:150:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:188:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:137:52: machines.origin.states.preparing.timeout.resend: action send_prepare_mig sends nothing; resend names an action with send:`,
+		`spec/x.yaml:151:40: machines.origin.actions.send_prepare_mig.send: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:189:38: machines.target.events.prepare_mig.message: message "prepare_mig" is not defined; use one of rejected, prepare, prepare_mig_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"noack", "  - name: prepare_mig_ack\n    stage: prepare_mig_ack\n", "  - name: prepare_ack\n    stage: prepare_mig_ack\n", []string{
 		`spec/x.yaml:63:3: messages: no message prepare_mig_ack; the switch installs the directory entry from it when its load flag is set (gen/SWITCH.md), so add one named prepare_mig_ack with a stage of its own`,
-		`spec/x.yaml:145:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:193:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
-		`spec/x.yaml:198:43: machines.target.actions.send_abandon_notice.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:146:42: machines.origin.events.prepare_mig_ack.message: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:194:44: machines.target.actions.send_prepare_mig_ack.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
+		`spec/x.yaml:199:43: machines.target.actions.send_abandon_notice.send: message "prepare_mig_ack" is not defined; use one of rejected, prepare_mig, prepare_ack, conn_state, conn_state_ack, conn_closed, conn_aborted, heartbeat_update, heartbeat_response`,
 	}},
 	{"noresponse", "  - name: heartbeat_response\n", "  - name: heartbeat_reply\n", []string{
 		`spec/x.yaml:63:3: messages: no message heartbeat_response; the switch answers every heartbeat with it, carrying the minimum workload (gen/SWITCH.md), so add one named heartbeat_response with a stage of its own`,
@@ -219,6 +219,12 @@ var badEdits = []struct {
 	{"workloadbits", "  bits: 32\n  heartbeat", "  bits: 33\n  heartbeat", []string{
 		`spec/x.yaml:123:9: workload.bits: 33 is outside 1..32 (the register holds a 32-bit load); pick a width in that range`,
 	}},
+	{"agestep", "age_step: 1 ", "age_step: 70000 ", []string{
+		`spec/x.yaml:127:13: workload.age_step: 70000 is outside 0..65535; use 0 (no aging) or a small step such as 1`,
+	}},
+	{"agestepnarrow", "  bits: 32\n  heartbeat", "  bits: 16\n  heartbeat", []string{
+		`spec/x.yaml:127:13: workload.age_step: aging needs workload.bits 32 (it is 16): an aged load runs past 16 bits; set bits to 32 or age_step to 0`,
+	}},
 	{"syntax", "  mtu: 1500\n", "  mtu: [1500\n", []string{
 		`spec/x.yaml:25:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`,
 	}},
@@ -232,23 +238,23 @@ var badEdits = []struct {
 		`spec/x.yaml:119:14: directory.delete_on: want a list, got "rst"`,
 	}},
 	{"timeoutevent", "{name: start, doc:", "{name: timeout, doc:", []string{
-		`spec/x.yaml:144:16: machines.origin.events.timeout.name: "timeout" is built in (raised by a state's timer); rename the event`,
-		`spec/x.yaml:158:26: machines.origin.transitions[0].on: event "start" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:145:16: machines.origin.events.timeout.name: "timeout" is built in (raised by a state's timer); rename the event`,
+		`spec/x.yaml:159:26: machines.origin.transitions[0].on: event "start" is not defined in machine origin; define it under events`,
 	}},
 	{"dupevent", "{name: conn_state_ack, message: conn_state_ack}", "{name: rejected, message: conn_state_ack}", []string{
-		`spec/x.yaml:147:16: machines.origin.events.rejected.name: event "rejected" is already defined at line 146; rename one`,
-		`spec/x.yaml:161:34: machines.origin.transitions[3].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
-		`spec/x.yaml:168:24: machines.origin.ignore[2].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
-		`spec/x.yaml:172:26: machines.origin.ignore[6].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:148:16: machines.origin.events.rejected.name: event "rejected" is already defined at line 147; rename one`,
+		`spec/x.yaml:162:34: machines.origin.transitions[3].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:169:24: machines.origin.ignore[2].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
+		`spec/x.yaml:173:26: machines.origin.ignore[6].on: event "conn_state_ack" is not defined in machine origin; define it under events`,
 	}},
 	{"undefaction", "do: [release_connection]", "do: [release]", []string{
-		`spec/x.yaml:161:65: machines.origin.transitions[3].do[0]: action "release" is not defined in machine origin; define it under actions`,
+		`spec/x.yaml:162:65: machines.origin.transitions[3].do[0]: action "release" is not defined in machine origin; define it under actions`,
 	}},
 	{"dupstate", "      - {name: failed, final: true}\n", "      - {name: failed, final: true}\n      - {name: failed}\n", []string{
-		`spec/x.yaml:143:16: machines.origin.states.failed.name: state "failed" is already defined at line 142; rename one`,
+		`spec/x.yaml:144:16: machines.origin.states.failed.name: state "failed" is already defined at line 143; rename one`,
 	}},
 	{"timeoutfinal", "{name: abandoned, final: true,", "{name: abandoned, final: true, timeout: {after: 1s, retries: 0, exhausted: accepted},", []string{
-		`spec/x.yaml:186:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
+		`spec/x.yaml:187:49: machines.target.states.abandoned.timeout: final state abandoned cannot have a timeout; remove it or make the state non-final`,
 	}},
 	{"bytesinheader", "{name: origin_port, bits: 16,", "{name: origin_port, type: bytes, bits: 16,", []string{
 		`spec/x.yaml:52:33: header.fields.origin_port.type: bytes fields are only allowed in a message payload; use uint`,
@@ -260,7 +266,7 @@ var badEdits = []struct {
 		`spec/x.yaml:107:11: messages.heartbeat_response.from: "client" is not a sender; use server, switch or any`,
 	}},
 	{"samemessage", "{name: conn_state_ack, message: conn_state_ack}", "{name: conn_state_ack, message: rejected}", []string{
-		`spec/x.yaml:147:41: machines.origin.events.conn_state_ack.message: message rejected already raises event rejected; one message raises one event`,
+		`spec/x.yaml:148:41: machines.origin.events.conn_state_ack.message: message rejected already raises event rejected; one message raises one event`,
 	}},
 	{"indexbits21", "index_bits: 16", "index_bits: 21", []string{
 		`spec/x.yaml:113:15: directory.index_bits: 21 is outside what tofino1 allows (8..20); lower it or pick target tofino2`,
@@ -268,10 +274,10 @@ var badEdits = []struct {
 		`spec/x.yaml:116:41: directory.levels[1].hash.width: a 16-bit CRC cannot index 21 bits; use width: 32 or lower index_bits`,
 	}},
 	{"transitiontimeout", "      - {from: idle, on: start,", "      - {from: preparing, on: timeout, to: failed}\n      - {from: idle, on: start,", []string{
-		`spec/x.yaml:158:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
+		`spec/x.yaml:159:31: machines.origin.transitions[0].on: timeout is handled by the state's timeout (retries, exhausted); remove this entry`,
 	}},
 	{"selfexhausted", "exhausted: failed, give_up: [resume_connection, reclaim_entry]", "exhausted: preparing, give_up: [resume_connection]", []string{
-		`spec/x.yaml:136:81: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
+		`spec/x.yaml:137:81: machines.origin.states.preparing.timeout.exhausted: preparing cannot be its own exhausted state (the retries would never end); name the state to give up into`,
 	}},
 	{"nullname", "name: capybara", "name:", []string{
 		`spec/x.yaml:5:6: name: has no value; set it`,
@@ -303,7 +309,7 @@ var badEdits = []struct {
 		`spec/x.yaml:120:12: directory.release: want a string, got a list`,
 	}},
 	{"durationnumber", "timeout: {after: 10ms, retries: 8", "timeout: {after: 10, retries: 8", []string{
-		`spec/x.yaml:136:26: machines.origin.states.preparing.timeout.after: want a string, got the integer 10; write it like 10ms`,
+		`spec/x.yaml:137:26: machines.origin.states.preparing.timeout.after: want a string, got the integer 10; write it like 10ms`,
 	}},
 	{"bitsnull", "      - {name: workload, bits: 32}\n", "      - {name: workload, bits: ~}\n", []string{
 		`spec/x.yaml:104:32: messages.heartbeat_update.payload.workload.bits: has no value; set it`,

@@ -76,6 +76,9 @@ func writeCanonical(w io.Writer, s *Spec) {
 	}
 	if wl := s.Workload; wl != nil {
 		p("workload bits %d update %q metric %q heartbeat %q", wl.Bits, wl.Update, wl.MetricField, wl.Heartbeat)
+		if wl.AgeStep != 0 { // a line of its own, so specs without aging keep their fingerprint
+			p("workload age_step %d", wl.AgeStep)
+		}
 	}
 	for _, m := range s.Machines {
 		p("machine %q initial %q", m.Name, stateName(m.Initial))

@@ -182,7 +182,7 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 	d.header(s, hdr)
 	d.messages(s, o)
 	d.directory(s, o.object("directory", true, "key", "index_bits", "levels", "insert", "on_full", "delete_on", "release"))
-	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update"))
+	d.workload(s, o.object("workload", true, "bits", "heartbeat", "metric_field", "update", "age_step"))
 	d.switchNames(s, hdr, o.Raw("messages"))
 	d.machines(s, o)
 	return s
@@ -753,6 +753,11 @@ func indexBitsHint(t *Target, v int) string {
 	return fmt.Sprintf("%s it into %d..%d", verb, t.MinIndexBits, t.MaxIndexBits)
 }
 
+// maxAgeStep bounds workload.age_step: a step is a constant of the
+// switch's stateful ALU, and a larger one would make the held minimum
+// meaningless between the holder's reports anyway.
+const maxAgeStep = 1<<16 - 1
+
 func (d *decoder) workload(s *Spec, o *obj) {
 	w := &Workload{}
 	s.Workload = w
@@ -793,6 +798,17 @@ func (d *decoder) workload(s *Spec, o *obj) {
 		w.Update = v
 		if v != "holder_or_smaller" {
 			d.Errorf(o.At("update"), o.Sub("update"), "unknown update rule %q; use holder_or_smaller", v)
+		}
+	}
+	if v, ok := o.int("age_step", false); ok {
+		if v < 0 || v > maxAgeStep {
+			d.Errorf(o.At("age_step"), o.Sub("age_step"), "%d is outside 0..%d; use 0 (no aging) or a small step such as 1", v, maxAgeStep)
+		} else if v > 0 && w.Bits >= 1 && w.Bits < 32 { // a bad width has its own error
+			// The aged load saturates at the register half's 2^32-1, which
+			// a narrower load could neither report nor write back.
+			d.Errorf(o.At("age_step"), o.Sub("age_step"), "aging needs workload.bits 32 (it is %d): an aged load runs past %d bits; set bits to 32 or age_step to 0", w.Bits, w.Bits)
+		} else {
+			w.AgeStep = uint32(v)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func TestDefault(t *testing.T) {
 		{"stage enum", s.Enums[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 32, Col: 5}},
 		{"magic field", s.Header.Fields[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 50, Col: 7}},
 		{"directory", s.Directory.Pos, spec.Pos{File: spec.DefaultPath, Line: 112, Col: 3}},
-		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 158, Col: 9}},
+		{"first transition", origin.Transitions[0].Pos, spec.Pos{File: spec.DefaultPath, Line: 159, Col: 9}},
 		{"target", s.Target.Pos, spec.Pos{File: "spec/targets/tofino1.yaml", Line: 3, Col: 1}},
 	} {
 		if p.got != p.want {

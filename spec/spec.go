@@ -244,6 +244,14 @@ type Workload struct {
 	// holder's own heartbeat always overwrites, so its load can rise;
 	// another server's only when smaller).
 	Update string
+	// AgeStep is what each other server's report that does not take the
+	// register adds to the held load (saturating). A holder that stops
+	// reporting, a dead server, is then replaced once its aged load passes
+	// a live server's report; the price is that the held minimum runs up
+	// to (servers-1)*AgeStep above the holder's report between its
+	// reports. 0 turns aging off: a dead holder stays the minimum until a
+	// smaller report comes, which may be never.
+	AgeStep uint32
 	// MetricField names the heartbeat payload field with the metric.
 	MetricField string
 	// Heartbeat names the message that updates the register.

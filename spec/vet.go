@@ -44,6 +44,9 @@ func Vet(s *Spec) []Diagnostic {
 	if h := s.Header; h != nil && len(h.Fields) > 0 && !slices.ContainsFunc(h.Fields, func(f *Field) bool { return f.HasConst }) {
 		warn(h.Pos, "header: no field is a constant, so the switch takes every datagram to UDP port %d as TCPMig, and drops a client's as spoofed control; add a magic such as {name: magic, bits: 32, const: 0xCAFEDEAD}", s.Transport.UDPPort)
 	}
+	if w := s.Workload; w != nil && w.AgeStep == 0 {
+		warn(w.Pos, "workload: age_step is 0, so a least-loaded server that dies stays the switch's minimum, and every PREPARE goes to it, until a smaller load is reported, which may be never; add age_step: 1 (gen/SWITCH.md)")
+	}
 	if p := s.Transport.UDPPort; p != 0 && p < 1024 {
 		warn(s.Transport.udpPortPos(), "transport.udp_port: %d is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071", p)
 	}

@@ -55,6 +55,9 @@ func TestVet(t *testing.T) {
 			[]string{
 				"spec/x.yaml:117:13: warning: directory.levels[2].hash: levels 1 and 2 use the same hash, so a key that collides on one collides on the other; the 3 levels of 2^16 slots hold 48101 entries when 1% of inserts are rejected, against 62521 with a distinct hash per level (crc16_arc, crc16_xmodem, crc32; 23% of the capacity lost; capygen plan measures the same); give each level its own polynomial",
 			}},
+		{"no aging", []string{"age_step: 1 ", "age_step: 0 "}, []string{
+			"spec/x.yaml:123:3: warning: workload: age_step is 0, so a least-loaded server that dies stays the switch's minimum, and every PREPARE goes to it, until a smaller load is reported, which may be never; add age_step: 1 (gen/SWITCH.md)",
+		}},
 		{"well-known port", []string{"udp_port: 7071", "udp_port: 80"}, []string{
 			"spec/x.yaml:25:13: warning: transport.udp_port: 80 is a well-known port (below 1024): servers need privileges to bind it and it may clash with a system service, whose datagrams the switch then parses as TCPMig; use a port of 1024 or above, like 7071",
 		}},
@@ -66,13 +69,13 @@ func TestVet(t *testing.T) {
 		// (gen/p4's TestP4CRCMatchesTheSpec ports its computation).
 		{"reflected init", []string{"reversed: true, init: 0x0000", "reversed: true, init: 0x0001"}, nil},
 		{"unused action", []string{"      - {name: free_buffer,", "      - {name: spare}\n      - {name: free_buffer,"}, []string{
-			"spec/x.yaml:197:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
+			"spec/x.yaml:198:9: warning: machines.target.actions.spare: no transition or timeout does it; remove it or use it",
 		}},
 		{"unhandled event", []string{"      - {name: conn_state, message: conn_state,", "      - {name: surprise}\n      - {name: conn_state, message: conn_state,"}, []string{
-			"spec/x.yaml:189:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
+			"spec/x.yaml:190:9: warning: machines.target.events.surprise: no state handles or ignores it, so it is an error in every state; add a transition or remove it",
 		}},
 		{"stuck state", []string{"      - {name: failed, final: true}\n", "      - {name: failed}\n"}, []string{
-			"spec/x.yaml:142:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",
+			"spec/x.yaml:143:9: warning: machines.origin.states.failed: no transition or timeout leaves this non-final state, so a machine can stay in it forever; add a timeout, a way out, or mark it final",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

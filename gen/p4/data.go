@@ -50,6 +50,9 @@ type data struct {
 	// (truncated to WorkloadBits); WorkloadOut writes ig_md.held_load back
 	// into the metric field.
 	WorkloadIn, WorkloadOut string
+	// AgeStep is workload.age_step: what another server's report that does
+	// not take min_workload adds to the held load (0: no aging).
+	AgeStep uint32
 	// KeyIP, KeyPort, Origin and Load are the header fields the directory
 	// insert reads.
 	KeyIP, KeyPort, Origin, Load string
@@ -318,6 +321,10 @@ func newData(s *spec.Spec, opt genfile.Options) (*data, error) {
 	if s.Workload.Bits < 1 || s.Workload.Bits > 32 {
 		return nil, fmt.Errorf("%w: workload.bits %d: a register half holds at most 32 bits", ErrUnsupported, s.Workload.Bits)
 	}
+	if s.Workload.AgeStep > 0 && s.Workload.Bits != 32 {
+		return nil, fmt.Errorf("%w: workload.age_step %d needs workload.bits 32, not %d: the aged load saturates at 2^32-1", ErrUnsupported, s.Workload.AgeStep, s.Workload.Bits)
+	}
+	d.AgeStep = s.Workload.AgeStep
 	d.Heartbeat = ident(hb.Name)
 	d.Metric = "hdr." + hb.Name + "." + metric.Name
 	d.MetricBits = metric.Bits

@@ -129,6 +129,8 @@ func toUint64(v any) (uint64, error) {
 		}
 	case uint64:
 		return n, nil
+	case uint32:
+		return uint64(n), nil
 	case uint16:
 		return uint64(n), nil
 	}

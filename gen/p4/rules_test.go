@@ -273,9 +273,22 @@ var switchRules = []switchRule{
 				return err
 			}
 			return has("RegisterAction min_workload_heartbeat", p.regAction("min_workload_heartbeat"),
-				"if (cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) { cell.holder_ip = hdr.ipv4.src_addr; cell.load = ig_md.workload; } held = cell.load;")
+				"if (cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) { cell.holder_ip = hdr.ipv4.src_addr; cell.load = ig_md.workload; }")
 		},
 		remove: [][2]string{{"cell.holder_ip == hdr.ipv4.src_addr || ", ""}},
+	},
+	{
+		name: "4. heartbeat: any other report ages the held load by workload.age_step, saturating",
+		check: func(p rulesProgram) error {
+			then := "cell.load = ig_md.workload; }"
+			if p.d.AgeStep > 0 {
+				// |+| saturates, as the model's clamp at EmptyLoad: a wrap
+				// would make a silent holder the smallest again.
+				then += fmt.Sprintf(" else { cell.load = cell.load |+| 32w%d; }", p.d.AgeStep)
+			}
+			return has("RegisterAction min_workload_heartbeat", p.regAction("min_workload_heartbeat"), then+" held = cell.load;")
+		},
+		remove: [][2]string{{"cell.load = cell.load |+| ", "cell.load = cell.load + "}},
 	},
 	{
 		name: "4. heartbeat: the response with the minimum is reflected to the sender",

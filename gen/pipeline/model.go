@@ -59,6 +59,7 @@ type model struct {
 	codec, view                                          string
 
 	workloadBits int
+	ageStep      uint32 // workload.age_step; 0: no aging
 	// metric is the heartbeat's workload field, reply the response's.
 	metric, reply *spec.Field
 }
@@ -242,6 +243,10 @@ func newModel(s *spec.Spec) (*model, error) {
 		return nil, unsupported("workload.bits", "%d is outside 1..32 (one half of a register pair)", s.Workload.Bits)
 	}
 	m.workloadBits = s.Workload.Bits
+	if a := s.Workload.AgeStep; a > 0 && s.Workload.Bits != 32 {
+		return nil, unsupported("workload.age_step", "aging needs workload.bits 32, not %d", s.Workload.Bits)
+	}
+	m.ageStep = s.Workload.AgeStep
 	payloadField := func(mm *spec.Message) (*spec.Field, error) {
 		for _, f := range mm.Payload {
 			if f.Name == s.Workload.MetricField {

@@ -150,12 +150,23 @@ func (m *model) emitProcess(f *jen.File) {
 	f.Comment("holder's own report always overwrites, so its load can rise; another")
 	f.Comment("server's only when smaller; the empty register holds load 0xFFFFFFFF, so")
 	f.Comment("the first report takes it) and answers with the minimum after the update.")
+	update := jen.If(px("holder").Op("==").Id("src").Op("||").Id("w").Op("<").Add(px("load"))).Block(
+		jen.List(px("holder"), px("load")).Op("=").List(jen.Id("src"), jen.Id("w")),
+	)
+	if m.ageStep > 0 {
+		f.Comment("Any other report ages the held load by AgeStep, saturating (the P4's |+|):")
+		f.Comment("a holder that stopped reporting is replaced once its load passes a live")
+		f.Comment("server's report.")
+		update = update.Else().If(px("load").Op(">").Id("EmptyLoad").Op("-").Id("AgeStep")).Block(
+			px("load").Op("=").Id("EmptyLoad"),
+		).Else().Block(
+			px("load").Op("+=").Id("AgeStep"),
+		)
+	}
 	f.Func().Params(jen.Id("p").Op("*").Id("Pipeline")).Id("heartbeat").Params(jen.Id("f").Index().Byte(), jen.Id("ingress").Id("Port")).Id("Result").Block(
 		jen.Id("src").Op(":=").Add(frameU32(pq("IPSrc"))),
 		jen.Id("w").Op(":=").Add(m.payloadField(m.heartbeat, m.metric)).Op("&").Id("workloadMask"),
-		jen.If(px("holder").Op("==").Id("src").Op("||").Id("w").Op("<").Add(px("load"))).Block(
-			jen.List(px("holder"), px("load")).Op("=").List(jen.Id("src"), jen.Id("w")),
-		),
+		update,
 		px("counters", "Heartbeats").Op("++"),
 		jen.Qual(pipePkg, "SwapReply").Call(jen.Id("f")),
 		m.setStage(m.response),

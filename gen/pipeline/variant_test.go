@@ -51,10 +51,10 @@ func variants(t *testing.T) map[string][]byte {
 		// The switch before directory.release: RST and FIN delete, and the
 		// conn_closed message is just another message, forwarded.
 		"no-release": spectest.EditYAML(t, "delete_on: [rst] ", "delete_on: [rst, fin] ", releaseLine, ""),
-		// One level with a 32-bit CRC and a narrow workload register; RST,
-		// FIN and the release all delete.
+		// One level with a 32-bit CRC and a narrow workload register, which
+		// aging needs 32 bits for; RST, FIN and the release all delete.
 		"1x12": spectest.EditYAML(t, twoLevels, oneLevel, "index_bits: 16", "index_bits: 12",
-			"workload:\n  bits: 32", "workload:\n  bits: 20", "delete_on: [rst] ", "delete_on: [rst, fin] "),
+			"workload:\n  bits: 32", "workload:\n  bits: 20", "age_step: 1 ", "age_step: 0 ", "delete_on: [rst] ", "delete_on: [rst, fin] "),
 	}
 }
 

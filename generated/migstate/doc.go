@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 1d71e5bbd5a3bf01
+// spec fingerprint: f4e06d32b68806e4
 
 // Package migstate holds the migration state machines of the capybara spec (origin, target).
 //
@@ -35,7 +35,7 @@ const (
 
 // SpecFingerprint is the fingerprint of the spec these machines come from; a runtime
 // compares it with the codec's and the switch's to refuse a mix of specs.
-const SpecFingerprint = "1d71e5bbd5a3bf01"
+const SpecFingerprint = "f4e06d32b68806e4"
 
 var (
 	// ErrUnexpectedEvent is wrapped by the *EventError Handle returns for an event

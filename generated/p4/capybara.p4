@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 1d71e5bbd5a3bf01
+// spec fingerprint: f4e06d32b68806e4
 //
 // capybara: the top-of-rack switch program for live TCP migration, with
 // exactly the semantics of gen/SWITCH.md (the Go pipeline model in
@@ -434,11 +434,15 @@ control SwitchIngress(
     RegisterAction<min_workload_t, bit<1>, bit<32>>(min_workload) min_workload_heartbeat = {
         // Returns the load held after the update: the holder's own report
         // always overwrites (its load can rise), another server's only when
-        // smaller. Comparisons: 2.
+        // smaller; any other report ages the held load (saturating), so a
+        // holder that stopped reporting is replaced once its load passes a
+        // live server's. Comparisons: 2.
         void apply(inout min_workload_t cell, out bit<32> held) {
             if (cell.holder_ip == hdr.ipv4.src_addr || ig_md.workload < cell.load) {
                 cell.holder_ip = hdr.ipv4.src_addr;
                 cell.load = ig_md.workload;
+            } else {
+                cell.load = cell.load |+| 32w1;
             }
             held = cell.load;
         }
@@ -1093,5 +1097,5 @@ Pipeline(SwitchIngressParser(),
          SwitchEgress(),
          SwitchEgressDeparser()) pipe;
 
-@pkginfo(name="capybara", version="1d71e5bbd5a3bf01")
+@pkginfo(name="capybara", version="f4e06d32b68806e4")
 Switch(pipe) main;

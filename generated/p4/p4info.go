@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 1d71e5bbd5a3bf01
+// spec fingerprint: f4e06d32b68806e4
 
 /*
 Package p4 is the P4Runtime contract of the capybara switch program: its
@@ -23,7 +23,7 @@ import (
 
 const (
 	// Fingerprint is the spec fingerprint the p4info's pkg_info.version carries.
-	Fingerprint = "1d71e5bbd5a3bf01"
+	Fingerprint = "f4e06d32b68806e4"
 	// Program is the p4info's pkg_info.name; Arch its architecture.
 	Program = "capybara"
 	Arch    = "tna"

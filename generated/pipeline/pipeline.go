@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 1d71e5bbd5a3bf01
+// spec fingerprint: f4e06d32b68806e4
 
 /*
 Package pipeline is the Go model of the capybara switch program: exactly the
@@ -37,7 +37,7 @@ import (
 
 // Fingerprint is the fingerprint of the spec this model was generated from;
 // a runtime refuses a P4 program or peer generated from another spec.
-const Fingerprint = "1d71e5bbd5a3bf01"
+const Fingerprint = "f4e06d32b68806e4"
 
 const (
 	// Verify that this generated code is sufficiently up-to-date.
@@ -70,6 +70,10 @@ const (
 	// report is larger, so the first heartbeat takes it with the rule
 	// holder == src || w < load, two comparisons (gen/SWITCH.md).
 	EmptyLoad = 0xFFFFFFFF
+	// AgeStep is what another server's report that does not take min_workload
+	// adds to the held load, saturating at EmptyLoad (spec workload.age_step;
+	// 0: none), so a holder that stops reporting is replaced in time.
+	AgeStep = 1
 	// DeleteOnRST and DeleteOnFIN say which TCP flags remove a directory
 	// entry (spec directory.delete_on).
 	DeleteOnRST = true
@@ -650,11 +654,18 @@ func (p *Pipeline) tcpmig(f []byte, ingress Port, role Role) Result {
 // holder's own report always overwrites, so its load can rise; another
 // server's only when smaller; the empty register holds load 0xFFFFFFFF, so
 // the first report takes it) and answers with the minimum after the update.
+// Any other report ages the held load by AgeStep, saturating (the P4's |+|):
+// a holder that stopped reporting is replaced once its load passes a live
+// server's report.
 func (p *Pipeline) heartbeat(f []byte, ingress Port) Result {
 	src := binary.BigEndian.Uint32(f[pipe.IPSrc:])
 	w := binary.BigEndian.Uint32(f[migOff+tcpmig.OffsetHeartbeatUpdateWorkload:]) & workloadMask
 	if p.holder == src || w < p.load {
 		p.holder, p.load = src, w
+	} else if p.load > EmptyLoad-AgeStep {
+		p.load = EmptyLoad
+	} else {
+		p.load += AgeStep
 	}
 	p.counters.Heartbeats++
 	pipe.SwapReply(f)

@@ -358,6 +358,7 @@ func (e *env) holder() ([4]byte, uint32) {
 
 func TestHeartbeat(t *testing.T) {
 	e := newEnv(t)
+	a := uint64(AgeStep) // what another server's report adds to the held load
 	steps := []struct {
 		name   string
 		src    [4]byte
@@ -369,10 +370,11 @@ func TestHeartbeat(t *testing.T) {
 		{"first heartbeat takes the empty register", ipA, portA, 50, ipA, 50},
 		{"the holder's load rises", ipA, portA, 80, ipA, 80},
 		{"the holder's load falls", ipA, portA, 30, ipA, 30},
-		{"a larger load elsewhere does not take over", ipB, portB, 40, ipA, 30},
-		{"an equal load elsewhere does not take over", ipB, portB, 30, ipA, 30},
+		{"a larger load elsewhere does not take over, and ages the held load", ipB, portB, 40 + a, ipA, 30 + a},
+		{"a load equal to the held one elsewhere does not take over", ipB, portB, 30 + a, ipA, 30 + 2*a},
+		{"the holder's own report ends the aging", ipA, portA, 30, ipA, 30},
 		{"a smaller load elsewhere takes over", ipC, portC, 10, ipC, 10},
-		{"the old holder's report is now just another server's", ipA, portA, 20, ipC, 10},
+		{"the old holder's report is now just another server's", ipA, portA, 20, ipC, 10 + a},
 		{"the new holder rises above the others", ipC, portC, 90, ipC, 90},
 		{"the load is truncated to the register width", ipB, portB, 1<<WorkloadBits | 5, ipB, 5},
 	}
@@ -385,6 +387,52 @@ func TestHeartbeat(t *testing.T) {
 	}
 	if c := e.p.Counters(); c.Heartbeats != uint64(len(steps)) {
 		t.Errorf("Counters().Heartbeats = %d, want %d", c.Heartbeats, len(steps))
+	}
+}
+
+// TestHeartbeatAgesOutASilentHolder: a holder that stops reporting (a dead
+// server that last reported the smallest load) is replaced once the other
+// servers' reports have aged its load past theirs; until then PREPAREs
+// still go to it. The aging saturates instead of wrapping to a small load.
+func TestHeartbeatAgesOutASilentHolder(t *testing.T) {
+	if AgeStep == 0 {
+		t.Skip("the spec's workload.age_step is 0: a silent holder is never aged out")
+	}
+	e := newEnv(t)
+	const live = 100
+	e.heartbeatReply(ipA, portA, 0) // A reports the least load, then dies
+	reports := 0
+	for ; reports < 2*live+2; reports++ {
+		if h, _ := e.holder(); h != ipA {
+			break
+		}
+		r, _ := e.run(e.prepare(ipB), portB)
+		e.want(r, fwd(portA))
+		src, in := ipB, portB
+		if reports%2 == 1 {
+			src, in = ipC, portC
+		}
+		e.heartbeatReply(src, in, live)
+	}
+	// A's load is n*AgeStep after n reports, and report n+1 takes the
+	// register once that is above its load: n = live/AgeStep + 1.
+	step := uint32(AgeStep) // a variable: a spec without aging skips, but still compiles
+	if want := live/int(step) + 2; reports != want {
+		t.Fatalf("the silent holder was replaced after %d reports of load %d, want %d (AgeStep %d)", reports, live, want, AgeStep)
+	}
+	if h, l := e.holder(); h == ipA || l != live {
+		t.Fatalf("register {%s, %d} after the aging, want a live server with load %d", ipString(h), l, live)
+	}
+
+	// Saturation: a held load near the top stays at EmptyLoad, never wraps.
+	if err := e.p.WriteMinWorkloadCell(ipA, EmptyLoad-AgeStep/2); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.heartbeatReply(ipB, portB, EmptyLoad); got != EmptyLoad {
+		t.Fatalf("aging a held load of %#x answered %#x, want it saturated at EmptyLoad", EmptyLoad-AgeStep/2, got)
+	}
+	if h, _ := e.holder(); h != ipA {
+		t.Fatalf("holder %s after a saturating age, want A kept", ipString(h))
 	}
 }
 

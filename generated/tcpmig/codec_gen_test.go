@@ -2,7 +2,7 @@
 // versions:
 // 	capygen v0.1.0
 // source: spec/capybara.yaml
-// spec fingerprint: 1d71e5bbd5a3bf01
+// spec fingerprint: f4e06d32b68806e4
 
 package tcpmig
 

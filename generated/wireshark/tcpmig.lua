@@ -2,7 +2,7 @@
 -- versions:
 -- 	capygen v0.1.0
 -- source: spec/capybara.yaml
--- spec fingerprint: 1d71e5bbd5a3bf01
+-- spec fingerprint: f4e06d32b68806e4
 
 -- Wireshark dissector for capybara's TCPMig messages on UDP port 7071.
 -- Every field is shown under the spec's name (display filter tcpmig.FIELD,

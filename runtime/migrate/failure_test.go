@@ -94,6 +94,14 @@ func (f *fixture) finish(limit time.Duration) {
 	f.t.Fatalf("not finished after %v: outcome %v; streams: %s", limit, f.out, f.result().Progress())
 }
 
+// await runs until the migration ended, within limit.
+func (f *fixture) await(limit time.Duration) {
+	f.t.Helper()
+	for end := f.r.Sim.Now() + limit; f.out == nil && f.r.Sim.Now() < end; {
+		f.run(time.Millisecond)
+	}
+}
+
 func (f *fixture) result() *migratetest.Result {
 	return &migratetest.Result{Rack: f.r, Streams: f.streams}
 }
@@ -520,5 +528,77 @@ func TestAppStateRefusedStays(t *testing.T) {
 		t.Fatal("the application lost its connection")
 	}
 	f.finish(10 * time.Second)
+	f.expectIntact()
+}
+
+// TestDeadLeastLoadedServerAgesOut: the least-loaded server dies. Until the
+// other servers' heartbeats have aged its last report out of the switch's
+// min_workload (spec workload.age_step), PREPAREs go to it and the
+// migration stays; after that, one moves to the least-loaded live server.
+// Without aging the dead server stayed the target for good.
+func TestDeadLeastLoadedServerAgesOut(t *testing.T) {
+	if pipeline.AgeStep == 0 {
+		t.Skip("the spec's workload.age_step is 0: a dead least-loaded server stays the target")
+	}
+	loads := []uint32{60, 50, 0} // server 2 is the least loaded, and dies
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: len(loads), Link: sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, srv := range r.Servers {
+		srv.Engine.Close()
+		load := loads[i]
+		cfg := migrate.Config{Switch: migratetest.Control, Seed: uint64(i + 1), Workload: func() uint32 { return load },
+			Clock: func() int64 { return int64(r.Sim.Now()) }}
+		if srv.Engine, err = migrate.New(srv.Host.Stack, cfg); err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+	}
+	f := &fixture{t: t, r: r}
+	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 KiB a 4 ms round trip: the stream runs for about a second, through
+	// both migrations.
+	f.streams = []*migratetest.Stream{{Conn: c, Data: make([]byte, 4<<20), Window: 16 << 10}}
+	r.Client.OnStep(func(sim.Time) { f.streams[0].Step() })
+	f.run(25 * time.Millisecond)
+	dead := migratetest.ServerAddr(2).Addr().As4()
+	if h, l := r.Pipeline.ReadMinWorkload(); h != dead || l > 2*pipeline.AgeStep { // aged by the others since its report
+		t.Fatalf("min_workload {%v, %d} before the death, want server 2 with load 0 aged at most twice", netip.AddrFrom4(h), l)
+	}
+	const deadPort = pipeline.Port(3)                                    // migratetest: the client is port 0, server k port k+1
+	r.In = func(p pipeline.Port, _ []byte) bool { return p == deadPort } // nothing from server 2 arrives
+
+	f.start()
+	f.await(time.Second)
+	f.expect(migrate.ResultStayed)
+
+	// Servers 0 and 1 report every 10 ms, each report ages the dead one's
+	// load by AgeStep, and server 1's 50 takes the register once it is past
+	// 50: about 50/(2*AgeStep) periods.
+	died := r.Sim.Now()
+	limit := time.Duration(loads[1]/(2*pipeline.AgeStep)+5) * 11 * time.Millisecond
+	for r.Sim.Now() < died+limit {
+		if h, _ := r.Pipeline.ReadMinWorkload(); h != dead {
+			break
+		}
+		f.run(time.Millisecond)
+	}
+	if h, l := r.Pipeline.ReadMinWorkload(); h != migratetest.ServerAddr(1).Addr().As4() || l < loads[1] || l > loads[1]+2*pipeline.AgeStep {
+		t.Fatalf("min_workload {%v, %d} %v after the death, want server 1 with load %d (aged by server 0's reports at most twice)",
+			netip.AddrFrom4(h), l, r.Sim.Now()-died, loads[1])
+	}
+	if f.streams[0].Done() {
+		t.Fatal("the stream ended before the second migration; make it longer")
+	}
+	f.out = nil
+	f.start()
+	f.finish(5 * time.Second)
+	f.expect(migrate.ResultMoved)
+	if want := migratetest.ServerAddr(1).Addr(); f.out.Target != want {
+		t.Fatalf("moved to %v, want the least-loaded live server %v", f.out.Target, want)
+	}
 	f.expectIntact()
 }
