@@ -71,6 +71,7 @@ const (
 	defaultInitRTO   = time.Second
 	defaultMinRTO    = 200 * time.Millisecond
 	defaultMaxRTO    = 60 * time.Second
+	synFallbackRTO   = 3 * time.Second  // after a resent SYN without an RTT sample (RFC 6298 §5.7)
 	maxRTOCap        = time.Hour        // the largest MinRTO or MaxRTO WithDefaults keeps
 	clockGranularity = time.Millisecond // G in RFC 6298 §2
 )

@@ -259,6 +259,12 @@ func (c *Conn) establish(now Time, seg *Segment) {
 	if c.rttTiming {
 		c.rttSample(now - c.rttStart)
 	}
+	if !c.hasRTT && c.retries > 0 {
+		// RFC 6298 §5.7 (Linux's TCP_TIMEOUT_FALLBACK): the SYN was resent
+		// and the handshake gave no RTT sample, so the data starts with a
+		// 3 s RTO, not the 1 s one that proved too short or its backoff.
+		c.rto = min(max(synFallbackRTO, c.cfg.MinRTO), c.cfg.MaxRTO)
+	}
 	c.retxOn, c.retries = false, 0
 	c.sndWnd = uint32(seg.Window) << c.sndShift
 	c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)

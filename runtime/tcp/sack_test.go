@@ -614,6 +614,11 @@ func TestLostSYNsStartFromOneSegment(t *testing.T) {
 	if a.cwnd > uint32(a.sndMSS) {
 		t.Errorf("after two lost SYNs cwnd is %d, want one segment (%d)", a.cwnd, a.sndMSS)
 	}
+	// RFC 6298 §5.7: no RTT sample from the handshake (Karn), so the RTO
+	// is re-initialized to 3 s, neither 1 s nor the SYN's 4 s backoff.
+	if a.hasRTT || a.rto != 3*time.Second {
+		t.Errorf("after two lost SYNs RTO %v (sampled %t), want 3s without a sample", a.rto, a.hasRTT)
+	}
 }
 
 // The reordering window widens with the first D-SACK round and shrinks
