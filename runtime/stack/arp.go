@@ -159,6 +159,13 @@ func (s *Stack) inputARP(now tcp.Time, srcMAC [6]byte, a arpPacket) {
 	}
 	n := s.neigh[spa]
 	if n == nil && tpa == s.addr {
+		if op == arpOpReply {
+			// Nobody asked: a reply is learned only for an address we
+			// resolve (Linux's arp_accept 0), so a host cannot plant an
+			// entry, or take an address before its owner answers.
+			s.drop(DropARPUnsolicited)
+			return
+		}
 		n = s.newNeighbor(spa) // nil when full: answered, not learned
 	}
 	switch {

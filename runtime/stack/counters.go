@@ -37,6 +37,7 @@ const (
 	DropListenNoSYN                     // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
 	DropARPConflict                     // another MAC claimed a live neighbour's address (verified, not believed)
 	DropNeighborsFull                   // a packet to a new neighbour when the ARP cache is full of busy entries
+	DropARPUnsolicited                  // an ARP reply from an address we never asked for (not learned, as Linux's arp_accept 0)
 	numDropReasons
 )
 
@@ -46,7 +47,7 @@ var dropNames = [numDropReasons]string{
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
 	"no-route", "too-big", "send-error", "udp-queue-full", "listen-no-syn",
-	"arp-conflict", "neighbors-full",
+	"arp-conflict", "neighbors-full", "arp-unsolicited",
 }
 
 func (r DropReason) String() string {

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -553,10 +554,83 @@ func TestARPSpoofedReplyDoesNotStealALiveNeighbour(t *testing.T) {
 	if got := macOf(); got != ([6]byte{}) {
 		t.Fatalf("an unconfirmed entry is still %x after the retries", got)
 	}
-	// With no live entry left, a message addressed to us is learned
-	// (RFC 826): the host that moved is reachable again.
+	// With no live entry left, a reply nobody asked for is still not
+	// learned (Linux's arp_accept 0: any host could plant one), but the
+	// moved host's own request for us is (RFC 826): it is reachable again.
 	s.Input(time.Second, arpFrame(arpOpReply, us, evil, ipPeer, us, ipUs))
+	if got := macOf(); got != ([6]byte{}) {
+		t.Fatalf("an unsolicited reply was learned: %x", got)
+	}
+	if n := s.Counters().Drops[DropARPUnsolicited]; n != 1 {
+		t.Errorf("%d arp-unsolicited drops, want 1", n)
+	}
+	s.Input(time.Second, arpFrame(arpOpRequest, broadcastMAC, evil, ipPeer, [6]byte{}, ipUs))
 	if got := macOf(); got != evil {
-		t.Errorf("after the old entry was forgotten the new MAC was not learned: %x", got)
+		t.Errorf("after the old entry was forgotten the moved host's request was not learned: %x", got)
+	}
+}
+
+// chanLink is a capture whose sent frames come out of a channel, for
+// tests that run a blocking call (Ping) in another goroutine.
+type chanLink struct {
+	capture
+	sent chan []byte
+}
+
+func (c *chanLink) Send(f []byte) error {
+	c.sent <- append([]byte(nil), f...)
+	return nil
+}
+
+// Ping completes on the echo reply from the address pinged, and only on
+// it: a reply with the right id and sequence from another source (both
+// are easy to guess) is dropped.
+func TestPingTakesTheReplyFromItsDestination(t *testing.T) {
+	ep := &chanLink{capture: capture{mac: macUs, mtu: 1500}, sent: make(chan []byte, 16)}
+	s, err := New(Config{Addr: netip.MustParsePrefix("10.77.0.1/24"), Seed: 1}, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Input(0, arpFrame(arpOpRequest, broadcastMAC, macPeer, ipPeer, [6]byte{}, ipUs))
+	<-ep.sent // the ARP reply
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Ping(ctx, ipPeer, []byte("hello"))
+		done <- err
+	}()
+	var req []byte
+	select {
+	case req = <-ep.sent:
+	case <-ctx.Done():
+		t.Fatal("Ping sent no echo request")
+	}
+	m := IPv4(ethernet(req).payload()).Payload()
+	if m[0] != icmpEchoRequest {
+		t.Fatalf("Ping sent ICMP type %d, want an echo request", m[0])
+	}
+	reply := append([]byte(nil), m...)
+	reply[0], reply[2], reply[3] = icmpEchoReply, 0, 0
+	binary.BigEndian.PutUint16(reply[2:4], checksum(reply, 0))
+
+	before := s.Counters().Drops[DropICMPType]
+	s.Input(0, ipFrame(netip.MustParseAddr("10.77.0.9"), ipUs, protoICMP, nil, reply))
+	if got := s.Counters().Drops[DropICMPType]; got != before+1 {
+		t.Fatalf("a reply from another source: drops %d, want %d", got, before+1)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Ping completed (%v) on a reply from another source", err)
+	default:
+	}
+	s.Input(0, ipFrame(ipPeer, ipUs, protoICMP, nil, reply))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Ping = %v after its reply", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Ping did not complete on the reply from its destination")
 	}
 }

@@ -892,7 +892,7 @@ func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
 		return
 	}
 	if b[0] == icmpEchoReply && b[1] == 0 {
-		s.inputEchoReply(now, b)
+		s.inputEchoReply(now, src, b)
 		return
 	}
 	if b[0] != icmpEchoRequest || b[1] != 0 {

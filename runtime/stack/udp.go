@@ -175,7 +175,7 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, payload []byte) (time.
 	}
 	s.pingSeq++
 	seq := s.pingSeq
-	w := &pingWait{}
+	w := &pingWait{dst: dst}
 	s.pings[seq] = w
 	defer delete(s.pings, seq)
 	s.startFrame()
@@ -203,15 +203,16 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, payload []byte) (time.
 }
 
 type pingWait struct {
+	dst  netip.Addr // the reply must come from here: an id and sequence are easy to guess
 	done bool
 	wake waker
 }
 
-// inputEchoReply completes a Ping waiting for id and seq.
-func (s *Stack) inputEchoReply(_ tcp.Time, m []byte) {
+// inputEchoReply completes a Ping waiting for id and seq from src.
+func (s *Stack) inputEchoReply(_ tcp.Time, src netip.Addr, m []byte) {
 	id, seq := binary.BigEndian.Uint16(m[4:6]), binary.BigEndian.Uint16(m[6:8])
 	w := s.pings[seq]
-	if id != s.pingID || w == nil {
+	if id != s.pingID || w == nil || w.dst != src {
 		s.drop(DropICMPType)
 		return
 	}
