@@ -325,6 +325,14 @@ func New(st *stack.Stack, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Targets refuse a snapshot whose buffers exceed MaxRestoreBuffer,
+	// and the origin has already frozen the connection by then: its
+	// migration ends in a reset. So this stack's connections must not be
+	// able to grow past the cap (the same on every server).
+	if t := st.Config().TCP; t.SendBufferMax > e.cfg.MaxRestoreBuffer || t.RecvBufferMax > e.cfg.MaxRestoreBuffer {
+		return nil, fmt.Errorf("%w: the stack's TCP buffers grow to %d (send) and %d (receive) bytes, beyond MaxRestoreBuffer %d, so a target would refuse such a connection after its freeze and it would be reset; raise MaxRestoreBuffer or lower tcp.Config's SendBufferMax and RecvBufferMax",
+			ErrConfig, t.SendBufferMax, t.RecvBufferMax, e.cfg.MaxRestoreBuffer)
+	}
 	return e, e.attach(newStackHost(st, &e.cfg))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/capygen/capygen/runtime/migrate"
 	"github.com/capygen/capygen/runtime/migrate/migratetest"
 	"github.com/capygen/capygen/runtime/sim"
+	"github.com/capygen/capygen/runtime/stack"
 	"github.com/capygen/capygen/runtime/tcp"
 )
 
@@ -30,11 +31,22 @@ func newFixture(t *testing.T, ecfg migrate.Config, bytes int) *fixture {
 	return newFixtureOn(t, ecfg, bytes, sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}, 0)
 }
 
+// newFixtureTuned is newFixture with servers tuned one by one.
+func newFixtureTuned(t *testing.T, ecfg migrate.Config, bytes int, tune func(int, *stack.Config, *migrate.Config)) *fixture {
+	t.Helper()
+	return newFixtureWith(t, migratetest.Config{Seed: 1, Servers: 3, Link: sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}, Engine: ecfg, Tune: tune}, bytes, 0)
+}
+
 // newFixtureOn is newFixture with links like link, and streams that keep
 // at most window bytes unechoed (0: no bound).
 func newFixtureOn(t *testing.T, ecfg migrate.Config, bytes int, link sim.LinkConfig, window int) *fixture {
 	t.Helper()
-	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: 3, Link: link, Engine: ecfg})
+	return newFixtureWith(t, migratetest.Config{Seed: 1, Servers: 3, Link: link, Engine: ecfg}, bytes, window)
+}
+
+func newFixtureWith(t *testing.T, rc migratetest.Config, bytes, window int) *fixture {
+	t.Helper()
+	r, err := migratetest.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,11 +429,17 @@ func TestOriginLeastLoadedRejects(t *testing.T) {
 	}
 }
 
-// A target refuses a state that declares buffers over its restore cap:
-// no CONN_STATE_ACK, so the origin gives up as the spec says and resets
-// the connection, and the refusal is counted, never a panic or a restore.
+// A target refuses a state that declares buffers over its restore cap
+// (servers configured differently: the origin's buffers grow beyond the
+// targets' cap): no CONN_STATE_ACK, so the origin gives up as the spec
+// says and resets the connection, and the refusal is counted, never a
+// panic or a restore.
 func TestRestoreCapRefuses(t *testing.T) {
-	f := newFixture(t, migrate.Config{MaxRestoreBuffer: 32 << 10}, 4<<20)
+	f := newFixtureTuned(t, migrate.Config{}, 4<<20, func(i int, st *stack.Config, e *migrate.Config) {
+		if i > 0 {
+			st.TCP.SendBufferMax, st.TCP.RecvBufferMax, e.MaxRestoreBuffer = 32<<10, 32<<10, 32<<10
+		}
+	})
 	f.start()
 	startAt := f.r.Sim.Now()
 	for f.out == nil && f.r.Sim.Now() < startAt+5*time.Second {

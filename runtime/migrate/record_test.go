@@ -3,11 +3,16 @@ package migrate
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/capygen/capygen/runtime/link"
+	"github.com/capygen/capygen/runtime/stack"
+	"github.com/capygen/capygen/runtime/tcp"
 )
 
 func TestRecordJSONRoundTrip(t *testing.T) {
@@ -133,6 +138,26 @@ func TestConfigRefusals(t *testing.T) {
 	}
 	if _, err := New(nil, Config{}); !errors.Is(err, ErrConfig) {
 		t.Errorf("New(nil stack) = %v, want ErrConfig", err)
+	}
+
+	// A stack whose buffers can grow past the restore cap: its busy
+	// connections would be refused by every target after their freeze,
+	// and reset. Refused up front, naming both settings.
+	a, _ := link.NewPipe(net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, 1500)
+	st, err := stack.New(stack.Config{Addr: netip.MustParsePrefix("10.0.0.1/24"), Seed: 1,
+		TCP: tcp.Config{SendBufferMax: 8 << 20, RecvBufferMax: 8 << 20}}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = New(st, Config{Switch: netip.MustParseAddr("10.0.0.254")})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "beyond MaxRestoreBuffer 4194304") || !strings.Contains(err.Error(), "SendBufferMax") {
+		t.Errorf("New with 8 MiB buffers and the 4 MiB restore cap = %v, want ErrConfig naming both", err)
+	}
+	if e, err := New(st, Config{Switch: netip.MustParseAddr("10.0.0.254"), MaxRestoreBuffer: 8 << 20}); err != nil {
+		t.Errorf("New with the cap raised to the buffers = %v", err)
+	} else {
+		e.Close()
 	}
 }
 

@@ -84,6 +84,9 @@ type Config struct {
 	// Workload, if set, is server i's heartbeat workload (the engine's
 	// Config.Workload): a test's own load metric.
 	Workload func(server int) uint32
+	// Tune, if set, adjusts server i's stack and engine configs, for
+	// racks whose servers differ (a target with a smaller restore cap).
+	Tune func(server int, st *stack.Config, e *migrate.Config)
 }
 
 // ingress is the switch's simulator handler with the rack's filters.
@@ -131,13 +134,21 @@ func New(cfg Config) (*Rack, error) {
 	swNode := s.AddNode("switch")
 	var ports []softswitch.PortConfig
 	var hosts []softswitch.Host
+	engines := make([]migrate.Config, cfg.Servers)
 	attach := func(name string, i int, addr netip.Prefix, role pipeline.Role) (*sim.Host, error) {
 		mac := net.HardwareAddr{2, 0, 0, 0, 0, byte(i + 1)}
 		// Buffers stay at 256 KiB, as capyrun serve keeps them on
 		// servers that migrate: a migration moves the queues whole.
-		h, err := s.AddHost(name, mac, 1500, stack.Config{Addr: addr, Seed: cfg.Seed*100 + uint64(i),
+		scfg := stack.Config{Addr: addr, Seed: cfg.Seed*100 + uint64(i),
 			ARPRetries: 20, ARPRetry: 5 * time.Millisecond, ARPQueue: 4096,
-			TCP: tcp.Config{SendBufferMax: tcp.DefaultBuffer, RecvBufferMax: tcp.DefaultBuffer}})
+			TCP: tcp.Config{SendBufferMax: tcp.DefaultBuffer, RecvBufferMax: tcp.DefaultBuffer}}
+		if role == pipeline.RoleServer {
+			engines[i-1] = cfg.Engine
+			if cfg.Tune != nil {
+				cfg.Tune(i-1, &scfg, &engines[i-1])
+			}
+		}
+		h, err := s.AddHost(name, mac, 1500, scfg)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +187,7 @@ func New(cfg Config) (*Rack, error) {
 	swNode.SetHandler(ingress{r})
 	for i, h := range hs {
 		srv := &Server{Host: h, Apps: map[tcp.ID]*Echo{}}
-		ecfg := cfg.Engine
+		ecfg := engines[i]
 		ecfg.Switch = Control
 		ecfg.Seed = cfg.Seed*7 + uint64(i) + 1
 		if !cfg.RealClock {
