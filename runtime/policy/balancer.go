@@ -75,6 +75,7 @@ func (b *Balancer) Step(now time.Duration) (tcp.ID, bool) {
 	id := b.infos[c.Index].ID
 	if err := b.Engine.Request(id); err != nil {
 		b.askFailed++
+		b.Governor.Refund()
 		return tcp.ID{}, false
 	}
 	b.asked++

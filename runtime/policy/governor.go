@@ -107,6 +107,8 @@ type Governor struct {
 	last     time.Duration
 	started  bool
 	eligible []Candidate
+	// refundable: the last Step chose, so Refund may give its token back.
+	refundable bool
 
 	// Counters, for metrics.
 	Decisions, Limited, NoneEligible, Chosen uint64
@@ -130,6 +132,7 @@ func NewGovernor(p Policy, c Chooser, every time.Duration, burst int, cooldown t
 // a period that moves nothing costs O(1), whatever the connections. ok is
 // false when nothing moves now.
 func (g *Governor) Step(s Signal, conns func() []Candidate) (chosen Candidate, ok bool) {
+	g.refundable = false
 	g.refill(s.Now)
 	if !g.Policy.Decide(s) {
 		return Candidate{}, false
@@ -155,7 +158,20 @@ func (g *Governor) Step(s Signal, conns func() []Candidate) (chosen Candidate, o
 	}
 	g.tokens--
 	g.Chosen++
+	g.refundable = true
 	return g.Chooser.Choose(g.eligible), true
+}
+
+// Refund gives back the move token of the last choice when the move
+// could not even be asked for (the connection had ended meanwhile): a
+// move that never happened must not hold back the next one.
+// It does nothing unless the last Step chose a connection.
+func (g *Governor) Refund() {
+	if g.refundable {
+		g.refundable = false
+		g.Chosen--
+		g.tokens = min(float64(g.Burst), g.tokens+1)
+	}
 }
 
 func (g *Governor) refill(now time.Duration) {

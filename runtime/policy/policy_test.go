@@ -166,6 +166,34 @@ func TestGovernorRateLimit(t *testing.T) {
 	}
 }
 
+// A choice whose move could not be asked for (the connection ended
+// first) gives its token back: the next decision may move at once.
+func TestGovernorRefund(t *testing.T) {
+	g, err := NewGovernor(always{}, Busiest{}, time.Second, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := []Candidate{{Index: 0}}
+	if _, ok := g.Step(sig(0, 10, 0), list(conns)); !ok {
+		t.Fatal("the first decision chose nothing")
+	}
+	g.Refund()
+	g.Refund() // one choice, one token back
+	if _, ok := g.Step(sig(time.Millisecond, 10, 0), list(conns)); !ok {
+		t.Fatal("after the refund the next decision chose nothing")
+	}
+	if _, ok := g.Step(sig(2*time.Millisecond, 10, 0), list(conns)); ok {
+		t.Fatal("two refunds gave back two tokens for one choice")
+	}
+	g.Refund() // the last Step chose nothing: no token to give back
+	if _, ok := g.Step(sig(3*time.Millisecond, 10, 0), list(conns)); ok {
+		t.Fatal("a refund after a Step that chose nothing gave a token back")
+	}
+	if g.Chosen != 1 || g.Limited != 2 {
+		t.Errorf("Chosen %d Limited %d, want 1 (one choice refunded) and 2", g.Chosen, g.Limited)
+	}
+}
+
 func TestGovernorNoPingPongAndStateBound(t *testing.T) {
 	g, err := NewGovernor(always{}, Busiest{}, time.Millisecond, 1, 100*time.Millisecond, 64<<10)
 	if err != nil {
