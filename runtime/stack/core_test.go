@@ -657,3 +657,91 @@ func TestAbortDetachedLeavesFromTheOrigin(t *testing.T) {
 		t.Errorf("the abort and the first re-probe sent %v, want a RST and two probes", flags)
 	}
 }
+
+// fragNeeded is a router's ICMP "fragmentation needed" for the frame f
+// the stack sent: it quotes f's IPv4 header and first 8 bytes.
+func fragNeeded(router netip.Addr, mtu uint16, f []byte) []byte {
+	h := IPv4(ethernet(f).payload())
+	quote := h[:IPv4MinHeaderLen+8]
+	m := make([]byte, icmpHeaderLen+len(quote))
+	m[0], m[1] = icmpDestUnreachable, icmpFragNeeded
+	binary.BigEndian.PutUint16(m[6:8], mtu)
+	copy(m[icmpHeaderLen:], quote)
+	binary.BigEndian.PutUint16(m[2:4], checksum(m, 0))
+	return ipFrame(router, ipUs, protoICMP, nil, m)
+}
+
+// Path MTU discovery (RFC 1191): a router's "fragmentation needed" for a
+// segment in flight makes the connection resend it in pieces the path
+// carries. One for a sequence number not in flight, or for no
+// connection, changes nothing and is counted as icmp-stale.
+func TestFragmentationNeededLowersTheMSS(t *testing.T) {
+	s, ep := newCaptureStack(t, nil)
+	learnPeer(t, s, ep)
+	l, err := s.Listen(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPeer(t, s, ep, 40000)
+	p.handshake(1000)
+	c := l.TryAccept()
+	if c == nil {
+		t.Fatal("no connection accepted")
+	}
+	data := bytes.Repeat([]byte{7}, 4000)
+	if n, err := c.TryWrite(data); n != len(data) || err != nil {
+		t.Fatalf("TryWrite = %d, %v", n, err)
+	}
+	sent := ep.frames
+	ep.take()
+	if len(sent) < 2 {
+		t.Fatalf("sent %d frames, want several full segments", len(sent))
+	}
+	router := netip.MustParseAddr("10.77.0.254")
+
+	// Stale: a sequence number below the flight (the segment rewritten),
+	// and a connection that does not exist.
+	stale := fragNeeded(router, 1280, sent[0])
+	tcpOf := IPv4(ethernet(stale).payload()).Payload()[icmpHeaderLen+IPv4MinHeaderLen:]
+	binary.BigEndian.PutUint32(tcpOf[4:8], binary.BigEndian.Uint32(tcpOf[4:8])-100000)
+	icmp := IPv4(ethernet(stale).payload()).Payload()
+	icmp[2], icmp[3] = 0, 0
+	binary.BigEndian.PutUint16(icmp[2:4], checksum(icmp, 0))
+	s.Input(0, stale)
+	other := fragNeeded(router, 1280, sent[0])
+	icmp = IPv4(ethernet(other).payload()).Payload()
+	binary.BigEndian.PutUint16(icmp[icmpHeaderLen+IPv4MinHeaderLen+2:], 81) // another remote port
+	icmp[2], icmp[3] = 0, 0
+	binary.BigEndian.PutUint16(icmp[2:4], checksum(icmp, 0))
+	s.Input(0, other)
+	if d := s.Counters().Drops[DropICMPStale]; d != 2 || len(ep.take()) != 0 {
+		t.Fatalf("stale ICMPs: %d icmp-stale drops, want 2, and nothing sent", d)
+	}
+
+	s.Input(0, fragNeeded(router, 1280, sent[0]))
+	resent := p.recv()
+	if len(resent) == 0 {
+		t.Fatal("nothing resent after fragmentation needed")
+	}
+	got := 0
+	for _, seg := range resent {
+		if len(seg.Payload) > 1280-40 {
+			t.Fatalf("resent a %d-byte payload, over the path's 1240", len(seg.Payload))
+		}
+		got += len(seg.Payload)
+	}
+	if got < len(data)-len(data)%1460 { // every full-size segment again
+		t.Errorf("resent %d bytes, want at least the full-size segments' %d", got, len(data)-len(data)%1460)
+	}
+	if ctr := s.Counters(); ctr.ICMPFragNeededIn != 1 {
+		t.Errorf("icmp frag needed counted %d, want 1", ctr.ICMPFragNeededIn)
+	}
+}
+
+func TestMTUPlateau(t *testing.T) {
+	for _, tc := range []struct{ size, want int }{{1500, 1492}, {1492, 1006}, {9000, 8166}, {600, 508}, {100, 68}, {40000, 32000}} {
+		if got := mtuPlateau(tc.size); got != tc.want {
+			t.Errorf("mtuPlateau(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}

@@ -10,34 +10,35 @@ type DropReason uint8
 
 // Drop reasons, indexes of Counters.Drops.
 const (
-	DropTruncated     DropReason = iota // shorter than its headers
-	DropNotOurMAC                       // Ethernet destination neither ours nor broadcast
-	DropEtherType                       // neither IPv4 nor ARP
-	DropARPMalformed                    // not Ethernet/IPv4 ARP, or unknown op
-	DropARPBadSender                    // sender multicast, off-link, or claims our address
-	DropIPv4Malformed                   // bad version, header or total length
-	DropBadChecksum                     // IPv4 header, UDP or TCP checksum
-	DropFragment                        // IPv4 fragments are not reassembled
-	DropNotOurAddr                      // IPv4 destination not ours nor broadcast
-	DropBadSource                       // IPv4 source ours, or no single host's (broadcast, loopback, 0/8, 224/3)
-	DropBroadcast                       // ICMP or TCP sent to a broadcast address
-	DropProtocol                        // IP protocol other than ICMP, UDP, TCP
-	DropICMPMalformed                   // short or bad checksum
-	DropICMPType                        // ICMP other than echo request
-	DropUDPMalformed                    // bad UDP length
-	DropNoPort                          // UDP port without handler
-	DropTCPMalformed                    // segment tcp.ParseSegment refused
-	DropBacklogFull                     // SYN to a listener whose backlog is full
-	DropARPQueueFull                    // too many packets waiting for one ARP reply
-	DropARPFailed                       // queued packets of a resolution that gave up
-	DropNoRoute                         // destination off-link without gateway
-	DropTooBig                          // packet larger than the MTU
-	DropSendError                       // the endpoint's Send failed
-	DropUDPQueueFull                    // a UDPConn's unread queue is full
-	DropListenNoSYN                     // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
-	DropARPConflict                     // another MAC claimed a live neighbour's address (verified, not believed)
-	DropNeighborsFull                   // a packet to a new neighbour when the ARP cache is full of busy entries
-	DropARPUnsolicited                  // an ARP reply from an address we never asked for (not learned, as Linux's arp_accept 0)
+	DropTruncated      DropReason = iota // shorter than its headers
+	DropNotOurMAC                        // Ethernet destination neither ours nor broadcast
+	DropEtherType                        // neither IPv4 nor ARP
+	DropARPMalformed                     // not Ethernet/IPv4 ARP, or unknown op
+	DropARPBadSender                     // sender multicast, off-link, or claims our address
+	DropIPv4Malformed                    // bad version, header or total length
+	DropBadChecksum                      // IPv4 header, UDP or TCP checksum
+	DropFragment                         // IPv4 fragments are not reassembled
+	DropNotOurAddr                       // IPv4 destination not ours nor broadcast
+	DropBadSource                        // IPv4 source ours, or no single host's (broadcast, loopback, 0/8, 224/3)
+	DropBroadcast                        // ICMP or TCP sent to a broadcast address
+	DropProtocol                         // IP protocol other than ICMP, UDP, TCP
+	DropICMPMalformed                    // short or bad checksum
+	DropICMPType                         // ICMP other than echo request
+	DropUDPMalformed                     // bad UDP length
+	DropNoPort                           // UDP port without handler
+	DropTCPMalformed                     // segment tcp.ParseSegment refused
+	DropBacklogFull                      // SYN to a listener whose backlog is full
+	DropARPQueueFull                     // too many packets waiting for one ARP reply
+	DropARPFailed                        // queued packets of a resolution that gave up
+	DropNoRoute                          // destination off-link without gateway
+	DropTooBig                           // packet larger than the MTU
+	DropSendError                        // the endpoint's Send failed
+	DropUDPQueueFull                     // a UDPConn's unread queue is full
+	DropListenNoSYN                      // neither SYN nor ACK to a listening port (a FIN, NULL or Xmas probe)
+	DropARPConflict                      // another MAC claimed a live neighbour's address (verified, not believed)
+	DropNeighborsFull                    // a packet to a new neighbour when the ARP cache is full of busy entries
+	DropARPUnsolicited                   // an ARP reply from an address we never asked for (not learned, as Linux's arp_accept 0)
+	DropICMPStale                        // a "fragmentation needed" for no connection, a sequence number not in flight, or an MTU we fit
 	numDropReasons
 )
 
@@ -47,7 +48,7 @@ var dropNames = [numDropReasons]string{
 	"broadcast", "protocol", "icmp-malformed", "icmp-type", "udp-malformed",
 	"no-port", "tcp-malformed", "backlog-full", "arp-queue-full", "arp-failed",
 	"no-route", "too-big", "send-error", "udp-queue-full", "listen-no-syn",
-	"arp-conflict", "neighbors-full", "arp-unsolicited",
+	"arp-conflict", "neighbors-full", "arp-unsolicited", "icmp-stale",
 }
 
 func (r DropReason) String() string {
@@ -69,6 +70,7 @@ type Counters struct {
 	ICMPEchoIn, ICMPEchoOut                uint64 // requests answered
 	ICMPEchoRequestsOut, ICMPEchoRepliesIn uint64 // our Pings
 	ICMPErrorsOut, ICMPErrorsLimited       uint64 // port unreachables sent, and held back by the rate limit
+	ICMPFragNeededIn                       uint64 // "fragmentation needed" that lowered a connection's MSS (RFC 1191)
 
 	UDPIn, UDPOut, UDPNoPort, UDPBadChecksum uint64
 	UDPTrains                                uint64 // frames of several datagrams the link cut (SendUDPSegments)

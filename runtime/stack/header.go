@@ -29,6 +29,7 @@ const (
 	icmpEchoReply       = 0
 	icmpEchoRequest     = 8
 	icmpDestUnreachable = 3
+	icmpFragNeeded      = 4 // the code of icmpDestUnreachable for DF packets over a hop's MTU (RFC 1191)
 	icmpPortUnreachable = 3 // its code
 )
 

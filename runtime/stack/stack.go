@@ -895,6 +895,10 @@ func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
 		s.inputEchoReply(now, src, b)
 		return
 	}
+	if b[0] == icmpDestUnreachable && b[1] == icmpFragNeeded {
+		s.inputFragNeeded(now, b)
+		return
+	}
 	if b[0] != icmpEchoRequest || b[1] != 0 {
 		s.drop(DropICMPType)
 		return
@@ -908,6 +912,51 @@ func (s *Stack) inputICMP(now tcp.Time, src netip.Addr, b []byte) {
 	if s.sendIPv4(now, src, protoICMP) == nil {
 		s.ctr.ICMPEchoOut++
 	}
+}
+
+// inputFragNeeded is path MTU discovery (RFC 1191): a router dropped a
+// segment of ours, sent with DF, that was over its next hop's MTU. The
+// ICMP quotes the segment's IPv4 header and first 8 bytes (ports and
+// sequence number); the connection lowers its MSS if the sequence number
+// is in flight, and resends what no longer fits.
+func (s *Stack) inputFragNeeded(now tcp.Time, b []byte) {
+	inner := IPv4(b[icmpHeaderLen:])
+	if len(inner) < IPv4MinHeaderLen || inner[0]>>4 != 4 {
+		s.drop(DropICMPMalformed)
+		return
+	}
+	hl := int(inner[0]&0xf) * 4
+	if hl < IPv4MinHeaderLen || len(inner) < hl+8 || inner.Protocol() != protoTCP || inner.Src() != s.addr {
+		s.drop(DropICMPMalformed)
+		return
+	}
+	l4 := inner[hl:]
+	id := tcp.ID{Local: netip.AddrPortFrom(s.addr, binary.BigEndian.Uint16(l4[0:2])),
+		Remote: netip.AddrPortFrom(inner.Dst(), binary.BigEndian.Uint16(l4[2:4]))}
+	mtu := int(binary.BigEndian.Uint16(b[6:8]))
+	if mtu == 0 {
+		// A router older than RFC 1191 leaves the MTU out: guess the
+		// plateau below the datagram it dropped (RFC 1191 §7, Linux's
+		// guess_mtu).
+		mtu = mtuPlateau(int(inner.TotalLen()))
+	}
+	c := s.conns[id]
+	if c == nil || mtu >= s.mtu || !c.tc.PathMTU(mtu, binary.BigEndian.Uint32(l4[4:8])) {
+		s.drop(DropICMPStale)
+		return
+	}
+	s.ctr.ICMPFragNeededIn++
+	s.outputSoon(now, c)
+}
+
+// mtuPlateau is the largest of RFC 1191 §7's common MTUs below size.
+func mtuPlateau(size int) int {
+	for _, p := range [...]int{32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296} {
+		if p < size {
+			return p
+		}
+	}
+	return 68
 }
 
 // ICMP errors are rate limited as Linux's are by default

@@ -32,6 +32,7 @@ type Stats struct {
 	PAWSRejected       uint64 // segments PAWS (RFC 7323 §5) dropped as old duplicates
 	DSACKs             uint64 // D-SACK blocks received: spurious retransmissions (RFC 2883)
 	Undos              uint64 // cuts undone: D-SACKs showed every retransmission spurious
+	PathMTUDrops       uint64 // MSS reductions on ICMP "fragmentation needed" (RFC 1191)
 
 	// Gauges, read at the time of the Stats call.
 	SRTT     time.Duration // smoothed RTT; 0 before the first sample

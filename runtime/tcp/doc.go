@@ -184,8 +184,11 @@
 // # Not implemented
 //
 //   - ECN, urgent data, Nagle's algorithm (segments go out as soon as
-//     the windows allow, as with TCP_NODELAY), keep-alives, TCP Fast Open,
-//     path MTU discovery.
+//     the windows allow, as with TCP_NODELAY), keep-alives, TCP Fast Open.
+//   - Path MTU discovery is per connection (PathMTU, fed by the stack's
+//     ICMP "fragmentation needed"): there is no per-destination cache, so
+//     each new connection over a narrower path learns it again with one
+//     loss, and no probing back up (RFC 4821).
 //   - Undo of a spurious cut is by D-SACK only (RFC 3708's idea, as
 //     Linux's tcp_try_undo_dsack), not by timestamps (Eifel, RFC 3522).
 //     The SACK sender does not detect a receiver reneging on SACKed data

@@ -502,3 +502,47 @@ func (c *Conn) windowField(syn bool) uint16 {
 	c.rcvAdvRight = seqMax(c.rcvAdvRight, right)
 	return uint16(w)
 }
+
+// MinPathMTU is the smallest path MTU PathMTU believes: Linux's
+// ip_rt_min_pmtu, so a forged ICMP cannot shrink segments to a few bytes.
+const MinPathMTU = 552
+
+// ipv4MinHeaderLen is the IPv4 header our segments ride in (the stack
+// sends no IP options).
+const ipv4MinHeaderLen = 20
+
+// PathMTU handles an ICMP "fragmentation needed" (RFC 1191) that a router
+// sent for one of our segments: seq is the sequence number the ICMP
+// quotes, mtu the next hop's MTU (at least MinPathMTU is believed). When
+// seq is in flight (RFC 5927 §4.1: an attacker must guess it) and the MTU
+// is below what our segments take, the MSS drops to fit, and the segments
+// in flight that no longer fit are resent, without a congestion cut:
+// nothing was congested (Linux's tcp_simple_retransmit). It reports
+// whether the MSS changed; Output then sends.
+func (c *Conn) PathMTU(mtu int, seq uint32) bool {
+	if !c.state.Synchronized() || !seqLEQ(c.sndUna, seq) || !seqLT(seq, c.sndMax) {
+		return false
+	}
+	mss := max(mtu, MinPathMTU) - ipv4MinHeaderLen - HeaderMinLen
+	if c.tsOK {
+		mss -= tsOptLen
+	}
+	if mss >= int(c.sndMSS) {
+		return false
+	}
+	c.sndMSS = uint16(max(mss, minPeerMSS))
+	c.stats.PathMTUDrops++
+	if !c.sackOK {
+		c.sndNxt = c.sndUna // go-back-N, in segments of the new size
+		c.stopTiming()
+		return true
+	}
+	q := &c.txq
+	for i := 0; i < q.n; i++ {
+		id := q.first + uint32(i)
+		if q.rec(id).len() > uint32(c.sndMSS) {
+			c.markLost(id) // SACKed or lost already: left alone
+		}
+	}
+	return true
+}
