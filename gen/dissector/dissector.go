@@ -43,9 +43,12 @@ type field struct {
 	Ctor   string // ProtoField constructor
 	Base   string // display base, or "" (ipv4, ether, bytes, bool)
 	Mask   string // bitmask within its bytes, or "nil"
-	Values string // a value_string table's variable, or "nil"
-	Bits   int    // a bool's parent width in bits
-	Doc    string
+	// Explicit: the field spans over 4 bytes with a mask, which
+	// ProtoField cannot take; the tree item is given its value.
+	Explicit bool
+	Values   string // a value_string table's variable, or "nil"
+	Bits     int    // a bool's parent width in bits
+	Doc      string
 	// Off and Len are its bytes from the start of its header or payload;
 	// Pos is Off as a Lua expression over the datagram (p is the
 	// payload's start). Shift and Width are its bits within them.
@@ -206,15 +209,21 @@ func protoField(proto, msg string, f *spec.Field) (*field, error) {
 	if shift != 0 || f.Bits%8 != 0 {
 		mask := (uint64(1)<<f.Bits - 1) << (pf.Len*8 - shift - f.Bits)
 		pf.Mask = fmt.Sprintf("0x%0*X", pf.Len*2, mask)
+		// Wireshark (4.0) cuts a ProtoField's mask to 32 bits and takes
+		// no UInt64 mask: a wider field gets no mask, and the tree item
+		// its value, read as a bitfield.
+		pf.Explicit = pf.Len > 4
 	}
 	uint := func() error {
 		switch pf.Len {
 		case 1, 2, 3, 4:
 			pf.Ctor = fmt.Sprintf("uint%d", pf.Len*8)
-		case 8:
+		case 5, 6, 7, 8:
+			// Lua has no uint40..uint56; a uint64 field takes 5 to 8
+			// bytes, and its values are read with :uint64().
 			pf.Ctor = "uint64"
 		default:
-			return fmt.Errorf("%w: field %s spans %d bytes; Wireshark's Lua fields take 1-4 or 8", ErrUnsupported, abbrev, pf.Len)
+			return fmt.Errorf("%w: field %s spans %d bytes; Wireshark's Lua fields take at most 8", ErrUnsupported, abbrev, pf.Len)
 		}
 		pf.Base = "base.DEC"
 		return nil

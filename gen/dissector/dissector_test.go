@@ -72,9 +72,13 @@ func TestEveryFieldHasItsSpecName(t *testing.T) {
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 
 func TestRefusesFieldsWiresharkCannotShow(t *testing.T) {
-	f := &spec.Field{Name: "wide", Type: spec.TypeUint, Bits: 40}
-	if _, err := protoField("tcpmig", "", f); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "tcpmig.wide spans 5 bytes") {
-		t.Errorf("a 40-bit field: %v, want ErrUnsupported naming it", err)
+	f := &spec.Field{Name: "wide", Type: spec.TypeUint, Bits: 64, Offset: 4}
+	if _, err := protoField("tcpmig", "", f); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "tcpmig.wide spans 9 bytes") {
+		t.Errorf("a 64-bit field at bit 4: %v, want ErrUnsupported naming it", err)
+	}
+	f = &spec.Field{Name: "wide", Type: spec.TypeUint, Bits: 40}
+	if pf, err := protoField("tcpmig", "", f); err != nil || pf.Ctor != "uint64" || pf.Explicit {
+		t.Errorf("a 40-bit field: %+v %v, want a uint64 field without a mask", pf, err)
 	}
 	f = &spec.Field{Name: "odd", Type: spec.TypeUint, Bits: 3, Offset: 7}
 	pf, err := protoField("tcpmig", "m", f)
