@@ -55,13 +55,41 @@ func writeResult(dir, jsonName string, res any, body func(o *output) error) (fil
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(o.path(jsonName), js, 0o644); err != nil {
+	if err := writeAtomic(o.path(jsonName), js); err != nil {
 		return nil, err
 	}
 	if err := body(o); err != nil {
 		return nil, err
 	}
 	return o.files, nil
+}
+
+// writeAtomic writes b as path through a temporary file in its directory
+// and a rename, so that path holds the old bytes or the new, never a cut:
+// with -from a run's JSON is read from and written to the same place.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	if serr := f.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("experiment: write %s: %w", path, werr)
+	}
+	return nil
 }
 
 // newPlot is a plot with its title, axis labels (empty: none) and a grid,

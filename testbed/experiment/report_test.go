@@ -258,3 +258,30 @@ func TestKernelRatioFollowsThePathNames(t *testing.T) {
 		t.Errorf("report does not give the kernel 10x:\n%s", report)
 	}
 }
+
+// The result's JSON is replaced whole, through a temporary file and a
+// rename; a failed write leaves no temporary file behind.
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.json")
+	for _, want := range []string{"old", "new"} {
+		if err := writeAtomic(path, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != want {
+			t.Fatalf("the file holds %q, want %q", b, want)
+		}
+	}
+	// A directory where the file should go: the rename fails (as root
+	// too, where permissions would not).
+	blocked := filepath.Join(dir, "blocked.json")
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAtomic(blocked, []byte("cut")); err == nil || !strings.Contains(err.Error(), "blocked.json") {
+		t.Fatalf("writing over a directory = %v, want an error naming it", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("%d entries in the directory, want r.json and blocked.json only: a temporary file was left", len(ents))
+	}
+}
