@@ -265,7 +265,8 @@ func demoTestbed(size int64) error {
 		{fmt.Sprintf("download %d bytes, sha256 checked against the server's", size), []string{"sh", "-c",
 			fmt.Sprintf("curl -sS --max-time 60 http://%s/bytes?n=%d | sha256sum", addr, size)}},
 		{fmt.Sprintf("upload %d bytes; the server answers their sha256", size), []string{"sh", "-c",
-			fmt.Sprintf("head -c %d /dev/urandom > /tmp/capygen-demo-up.$$ && sha256sum < /tmp/capygen-demo-up.$$ && curl -sS --max-time 60 --data-binary @/tmp/capygen-demo-up.$$ http://%s/upload; echo; rm -f /tmp/capygen-demo-up.$$", size, addr)}},
+			// The trap removes the file however the shell ends short of SIGKILL.
+			fmt.Sprintf(`f=/tmp/capygen-demo-up.$$; trap 'rm -f "$f"' EXIT; trap 'exit 1' INT TERM HUP; head -c %d /dev/urandom > "$f" && sha256sum < "$f" && curl -sS --max-time 60 --data-binary @"$f" http://%s/upload; echo`, size, addr)}},
 	}
 	want := testbed.PayloadSHA256(size)
 	for _, st := range steps {
