@@ -30,9 +30,12 @@ the software switch (capyrun switch serves it) or a Tofino's switch OS.
 It becomes the primary controller, pushes the pipeline (VERIFY_AND_COMMIT,
 skipped when the switch already runs the same p4info and cookie), and with
 -program makes the tables hold exactly the program: port roles, hosts (and
-the L2 entries of their MACs) and the initial min_workload. -show prints
-what the switch holds: its tables, the directory's occupancy per level and
-entries (client -> origin, target), min_workload and the drops by reason.
+the L2 entries of their MACs) and min_workload if it gives one. With
+-pipeline=false nothing is pushed: -program writes the tables of the
+pipeline the switch runs, through the p4info read from the switch (a
+-p4info given must be that one). -show prints what the switch holds: its
+tables, the directory's occupancy per level and entries (client -> origin,
+target), min_workload and the drops by reason.
 
 ADDR is host:port (the software switch listens on :9559) or unix:///path.
 
@@ -44,7 +47,7 @@ A program file:
   hosts:
     - {addr: 10.77.0.1, port: 0, mac: "02:00:00:00:00:01"}
     - {addr: 10.77.0.11, port: 1, mac: "02:00:00:00:00:0b"}
-  min_workload: {holder: 0.0.0.0, load: 0}   # optional; empty when left out
+  min_workload: {holder: 0.0.0.0, load: 0}   # optional; left out, a commit empties it
 
 flags:
 `
@@ -57,7 +60,7 @@ func runDeploy(args []string) error {
 	}
 	target := fs.String("target", "", "the P4Runtime server, `host:port` or unix:///path")
 	programFile := fs.String("program", "", "make the tables hold this program `file` (YAML)")
-	push := fs.Bool("pipeline", true, "push the pipeline (false: only -program's entries and -show)")
+	push := fs.Bool("pipeline", true, "push the pipeline (false: leave the running one; -program then writes its tables through the p4info read from the switch)")
 	force := fs.Bool("force", false, "commit the pipeline even if the switch runs it already (clears every table and register)")
 	show := fs.Bool("show", false, "print the switch's state at the end")
 	asJSON := fs.Bool("json", false, "print the state as JSON")
@@ -85,7 +88,7 @@ func runDeploy(args []string) error {
 	if !*push && *programFile == "" && !*show {
 		return errors.New("-pipeline=false with neither -program nor -show does nothing")
 	}
-	opt := control.Options{DeviceID: *device, ElectionID: *election, Observe: *election == 0}
+	opt := control.Options{DeviceID: *device, ElectionID: *election, Observe: *election == 0, Timeout: *timeout}
 	if opt.Observe && (*push || *programFile != "") {
 		return errors.New("-election 0 observes: it cannot push the pipeline or a program; add -pipeline=false and leave out -program, or give an election id")
 	}
@@ -137,14 +140,20 @@ func runDeploy(args []string) error {
 		}
 	}
 	switch {
-	case program != nil && *push:
-		ch, err := c.Deploy(ctx, program, popt)
+	case program != nil:
+		var ch control.Changes
+		if *push {
+			ch, err = c.Deploy(ctx, program, popt)
+		} else {
+			ch, err = c.DeployTables(ctx, program)
+		}
+		if errors.Is(err, control.ErrProgram) {
+			return fmt.Errorf("-program %s: %w", *programFile, err)
+		}
 		if err != nil {
 			return late(err)
 		}
 		fmt.Println(ch)
-	case program != nil:
-		return errors.New("-program with -pipeline=false: the tables are written after the pipeline; drop -pipeline=false (a running identical pipeline is not recommitted)")
 	case *push:
 		committed, err := c.SetPipeline(ctx, popt)
 		if err != nil {

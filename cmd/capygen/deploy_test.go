@@ -80,3 +80,61 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		}
 	}
 }
+
+// -pipeline=false -program writes the tables of the pipeline the switch
+// runs, without a commit (what the -p4info error advises); with no
+// pipeline running it says to push one.
+func TestDeployTablesOnly(t *testing.T) {
+	pipe := pipeline.New()
+	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback TCP here: %v", err)
+	}
+	g := grpc.NewServer()
+	srv.Register(g)
+	go g.Serve(lis)
+	defer g.Stop()
+	target := lis.Addr().String()
+	dir := t.TempDir()
+	program := filepath.Join(dir, "rack.yaml")
+	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: client}\n  - {id: 1, role: server}\n"), 0o644)
+	info := filepath.Join("..", "..", "generated", "p4", "capybara.p4info.txtpb")
+	tablesOnly := []string{"deploy", "-target", target, "-p4info", info, "-program", program, "-pipeline=false"}
+
+	var stderr bytes.Buffer
+	if code := prog.Run(tablesOnly, &stderr); code == 0 || !strings.Contains(stderr.String(), "runs no pipeline") {
+		t.Errorf("-pipeline=false -program with no pipeline = exit %d, %q; want an error saying the switch runs none", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := prog.Run([]string{"deploy", "-target", target}, &stderr); code != 0 {
+		t.Fatalf("push the pipeline: exit %d: %s", code, stderr.String())
+	}
+	// The advice of the -p4info error, followed: no commit, so the live
+	// min_workload stays.
+	stderr.Reset()
+	if code := prog.Run([]string{"deploy", "-target", target, "-p4info", info, "-program", program}, &stderr); code == 0 || !strings.Contains(stderr.String(), "-pipeline=false to program the tables") {
+		t.Fatalf("-p4info without -device-config = exit %d, %q", code, stderr.String())
+	}
+	pipe.WriteMinWorkload([4]byte{10, 77, 0, 11}, 3)
+	stderr.Reset()
+	if code := prog.Run(tablesOnly, &stderr); code != 0 {
+		t.Fatalf("capygen %q = exit %d: %s", tablesOnly, code, stderr.String())
+	}
+	if ts := pipe.ReadTables(); len(ts.PortRoles) != 2 || ts.PortRoles[1] != pipeline.RoleServer {
+		t.Errorf("port roles after -pipeline=false -program = %v", ts.PortRoles)
+	}
+	if h, l := pipe.ReadMinWorkload(); h != [4]byte{10, 77, 0, 11} || l != 3 {
+		t.Errorf("min_workload = %v %d: -pipeline=false committed the pipeline", h, l)
+	}
+
+	// A value too wide for the p4info is refused naming the file.
+	os.WriteFile(program, []byte("ports:\n  - {id: 600, role: client}\n"), 0o644)
+	stderr.Reset()
+	if code := prog.Run(tablesOnly, &stderr); code == 0 || !strings.Contains(stderr.String(), "-program "+program) || !strings.Contains(stderr.String(), "ports[0] id: 600 does not fit") {
+		t.Errorf("a port id of 600 = exit %d, %q; want an error naming the file and ports[0]", code, stderr.String())
+	}
+}

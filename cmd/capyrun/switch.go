@@ -48,6 +48,9 @@ type switchFlags struct {
 	p4runtime, p4runtimeSocket string
 	program                    string
 	device                     uint64
+	// served are the P4Runtime listeners' addresses, as bound:
+	// -program dials one of them.
+	served []net.Addr
 	// faces is what each port faces, from its -port ROLE.
 	faces []pipeline.Role
 
@@ -558,7 +561,9 @@ func (f *switchFlags) serveP4Runtime(sw *softswitch.Switch) (func(), error) {
 	if len(lis) == 0 && f.program != "" {
 		return nil, errors.New("-program needs a P4Runtime server to deploy through; give -p4runtime or -p4runtime-socket")
 	}
+	f.served = nil
 	for _, l := range lis {
+		f.served = append(f.served, l.Addr())
 		go g.Serve(l)
 		fmt.Printf("p4runtime on %s %s (device %d, p4info %s, spec fingerprint %s)\n", l.Addr().Network(), l.Addr(), srv.DeviceID(), p4.P4InfoFile, p4.Fingerprint)
 	}
@@ -572,10 +577,9 @@ func (f *switchFlags) deployProgram(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("-program: %w", err)
 	}
-	target := "unix://" + f.p4runtimeSocket
-	if f.p4runtimeSocket == "" {
-		_, port, _ := net.SplitHostPort(f.p4runtime)
-		target = net.JoinHostPort("127.0.0.1", port)
+	target, err := dialTarget(f.served)
+	if err != nil {
+		return fmt.Errorf("-program %s: %w", f.program, err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -590,4 +594,29 @@ func (f *switchFlags) deployProgram(ctx context.Context) error {
 	}
 	fmt.Printf("program %s deployed: %v\n", f.program, ch)
 	return nil
+}
+
+// dialTarget is the gRPC target of one of the switch's own P4Runtime
+// listeners, the socket first: the address actually bound, so a
+// -p4runtime on one address or on port 0 is reached, and "unix:" with
+// the path as given, which gRPC reads relative to the working directory
+// ("unix://" takes only an absolute path).
+func dialTarget(served []net.Addr) (string, error) {
+	for _, a := range served {
+		if a.Network() == "unix" {
+			return "unix:" + a.String(), nil
+		}
+	}
+	for _, a := range served {
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			continue
+		}
+		// A wildcard listener is reached on loopback.
+		if ap.Addr().IsUnspecified() {
+			ap = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port())
+		}
+		return ap.String(), nil
+	}
+	return "", errors.New("the switch serves P4Runtime nowhere to deploy it through; give -p4runtime or -p4runtime-socket")
 }

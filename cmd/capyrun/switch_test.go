@@ -173,3 +173,53 @@ func TestSwitchProgramFlag(t *testing.T) {
 		t.Errorf("the P4Runtime socket outlived the switch: %v", err)
 	}
 }
+
+// -program dials the listener the switch bound: a -p4runtime on one
+// address or on port 0, or a relative -p4runtime-socket.
+func TestSwitchProgramDialsWhatItServes(t *testing.T) {
+	dir := t.TempDir()
+	program := filepath.Join(dir, "rack.yaml")
+	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: server}\n"), 0o644)
+	deploy := func(t *testing.T, args ...string) {
+		t.Helper()
+		f := switchFlags{}
+		if err := switchFlagSet(&f).Parse(append([]string{"-port", "s1:server", "-program", program}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Ports[0].Endpoint = nullEndpoint{}
+		sw, err := softswitch.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, err := f.serveP4Runtime(sw)
+		if err != nil {
+			t.Skipf("serve P4Runtime on %q: %v", args, err)
+		}
+		defer stop()
+		if err := f.deployProgram(context.Background()); err != nil {
+			t.Fatalf("capyrun switch %q -program: %v", args, err)
+		}
+		if n := len(sw.Pipeline().ReadTables().PortRoles); n != 1 {
+			t.Errorf("capyrun switch %q -program: %d port roles, want 1", args, n)
+		}
+	}
+	t.Run("port 0", func(t *testing.T) { deploy(t, "-p4runtime", "127.0.0.1:0") })
+	t.Run("wildcard", func(t *testing.T) { deploy(t, "-p4runtime", ":0") })
+	t.Run("one address", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Skipf("no 127.0.0.2 here: %v", err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		deploy(t, "-p4runtime", addr)
+	})
+	t.Run("relative socket", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		deploy(t, "-p4runtime", "", "-p4runtime-socket", "sw.sock")
+	})
+}

@@ -39,7 +39,8 @@ type Options struct {
 	P4Info *p4configv1.P4Info
 	// DialOptions are added to the gRPC dial (tests use bufconn).
 	DialOptions []grpc.DialOption
-	// Timeout bounds the arbitration (default 10s).
+	// Timeout bounds opening the stream and the arbitration (default
+	// 10s), as ctx does.
 	Timeout time.Duration
 }
 
@@ -55,10 +56,13 @@ type Client struct {
 	info     *p4configv1.P4Info
 	ids      *ids
 	target   string
+	// givenInfo is true when Options.P4Info named the p4info.
+	givenInfo bool
 }
 
-// Dial connects to target (host:port, or unix:///path for a socket) and
-// arbitrates; it fails unless this client becomes the primary.
+// Dial connects to target (host:port, or for a socket unix:///abs/path or
+// unix:path, which may be relative) and arbitrates; it fails unless this
+// client becomes the primary.
 func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 	if opt.DeviceID == 0 {
 		opt.DeviceID = 1
@@ -86,7 +90,7 @@ func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 		return nil, fmt.Errorf("control: %s: %w", target, err)
 	}
 	c := &Client{conn: conn, rt: p4v1.NewP4RuntimeClient(conn), device: opt.DeviceID,
-		election: &p4v1.Uint128{Low: opt.ElectionID}, info: info, ids: x, target: target}
+		election: &p4v1.Uint128{Low: opt.ElectionID}, info: info, ids: x, target: target, givenInfo: opt.P4Info != nil}
 	if opt.Observe {
 		// Reads need neither the stream nor an election id (P4Runtime
 		// 11), and a server may refuse an unset one on the stream
@@ -102,54 +106,52 @@ func Dial(ctx context.Context, target string, opt Options) (*Client, error) {
 }
 
 // arbitrate opens the stream and waits to hear that this client is the
-// primary.
+// primary. ctx and timeout bound all of it, the stream's opening too: a
+// port that accepts TCP but never speaks HTTP/2 would hold it for gRPC's
+// 20 s connect timeout.
 func (c *Client) arbitrate(ctx context.Context, timeout time.Duration) error {
+	// The stream outlives ctx (it keeps the primary role until Close), so
+	// its context is not derived from ctx; tctx's end cancels it until the
+	// arbitration is done.
 	sctx, cancel := context.WithCancel(context.Background())
+	tctx, tcancel := context.WithTimeout(ctx, timeout)
+	defer tcancel()
+	unbind := context.AfterFunc(tctx, cancel)
+	fail := func(what string, err error) error {
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("control: %s: %s: %w", c.target, what, ctx.Err())
+		case tctx.Err() != nil:
+			return fmt.Errorf("control: %s: %s: no answer within the timeout %v: is a P4Runtime server listening there? (if it is only slow, give a longer timeout)", c.target, what, timeout)
+		}
+		return fmt.Errorf("control: %s: %s: %w", c.target, what, err)
+	}
 	s, err := c.rt.StreamChannel(sctx)
 	if err != nil {
-		cancel()
-		return fmt.Errorf("control: %s: open StreamChannel: %w", c.target, err)
+		return fail("open StreamChannel", err)
 	}
 	c.stream, c.cancel = s, cancel
 	if err := s.Send(&p4v1.StreamMessageRequest{Update: &p4v1.StreamMessageRequest_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
 		DeviceId: c.device, ElectionId: c.election}}}); err != nil {
-		cancel()
-		return fmt.Errorf("control: %s: send arbitration: %w", c.target, err)
+		return fail("send arbitration", err)
 	}
-	type result struct {
-		m   *p4v1.StreamMessageResponse
-		err error
+	m, err := s.Recv()
+	if err != nil {
+		return fail("arbitration", err)
 	}
-	got := make(chan result, 1)
-	go func() {
-		m, err := s.Recv()
-		got <- result{m, err}
-	}()
-	wait := time.NewTimer(timeout)
-	defer wait.Stop()
-	select {
-	case r := <-got:
-		if r.err != nil {
-			cancel()
-			return fmt.Errorf("control: %s: arbitration: %w", c.target, r.err)
-		}
-		a := r.m.GetArbitration()
-		if a == nil {
-			cancel()
-			return fmt.Errorf("control: %s: the switch answered the arbitration with %v", c.target, r.m)
-		}
-		if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK && c.election != nil {
-			cancel()
-			return fmt.Errorf("control: %s: election id %s is not the primary (%v: %s); the primary's election id is %s. Another controller runs this switch: "+
-				"to only look, use election id 0 (capygen deploy -election 0 -pipeline=false -show); to take over from it, an id above its",
-				c.target, electionText(c.election), code, a.GetStatus().GetMessage(), electionText(a.GetElectionId()))
-		}
-	case <-ctx.Done():
+	if !unbind() {
+		// tctx ended as the answer came: the stream is cancelled.
+		return fail("arbitration", context.Canceled)
+	}
+	a := m.GetArbitration()
+	if a == nil {
 		cancel()
-		return ctx.Err()
-	case <-wait.C:
+		return fmt.Errorf("control: %s: the switch answered the arbitration with %v", c.target, m)
+	}
+	if code := codes.Code(a.GetStatus().GetCode()); code != codes.OK && c.election != nil {
 		cancel()
-		return fmt.Errorf("control: %s: no arbitration answer within %v; is a P4Runtime server listening there?", c.target, timeout)
+		return c.notPrimary(code, a)
 	}
 	// Drain the stream, so the server's later updates never block it.
 	go func() {
@@ -160,6 +162,29 @@ func (c *Client) arbitrate(ctx context.Context, timeout time.Duration) error {
 		}
 	}()
 	return nil
+}
+
+// notPrimary explains an arbitration answer other than OK by its code
+// (P4Runtime, "Client Arbitration Notifications"): ALREADY_EXISTS, another
+// client is primary; NOT_FOUND, there is no primary, and this id is below
+// the highest one seen, which the answer carries and which an id needs to
+// reach to become primary.
+func (c *Client) notPrimary(code codes.Code, a *p4v1.MasterArbitrationUpdate) error {
+	head := fmt.Sprintf("control: %s: election id %s is not the primary (%v: %s)", c.target, electionText(c.election), code, a.GetStatus().GetMessage())
+	const look = "to only look, use election id 0 (capygen deploy -election 0 -pipeline=false -show)"
+	seen := electionText(a.GetElectionId())
+	switch {
+	case code == codes.AlreadyExists:
+		return fmt.Errorf("%s; the primary's election id is %s. Another controller runs this switch: %s; to take over from it, an id above its",
+			head, seen, look)
+	case code == codes.NotFound && a.GetElectionId() != nil:
+		return fmt.Errorf("%s: the switch has no primary, but has seen election id %s, and only an id at least that high becomes primary. "+
+			"Give election id %s or higher (one no connected controller uses); %s", head, seen, seen, look)
+	case code == codes.NotFound:
+		return fmt.Errorf("%s: the switch has no primary and names no election id that would become one; give a higher election id; %s", head, look)
+	}
+	return fmt.Errorf("%s; the switch's highest election id is %s. A backup is answered ALREADY_EXISTS (another primary) or NOT_FOUND (no primary), not %v: "+
+		"check the server's arbitration; %s", head, seen, code, look)
 }
 
 // Close gives up the primary role and closes the connection.
@@ -252,8 +277,9 @@ func fingerprintCookie(v string) uint64 {
 // write sends updates in batches, with CONTINUE_ON_ERROR: the one
 // atomicity every P4Runtime server supports (P4Runtime 12.3; Stratum and
 // PI refuse ROLLBACK_ON_ERROR). What succeeded before a failure stays; the
-// error lists each failed update. A server may apply a batch's updates in
-// any order, so updates that depend on others go in a later call.
+// error, a *writeFailure, lists each failed update. A server may apply a
+// batch's updates in any order, so updates that depend on others go in a
+// later call.
 func (c *Client) write(ctx context.Context, updates []*p4v1.Update, describe func(int) string) error {
 	const batch = 512
 	for lo := 0; lo < len(updates); lo += batch {
@@ -261,18 +287,32 @@ func (c *Client) write(ctx context.Context, updates []*p4v1.Update, describe fun
 		_, err := c.rt.Write(ctx, &p4v1.WriteRequest{DeviceId: c.device, ElectionId: c.election,
 			Updates: updates[lo:hi], Atomicity: p4v1.WriteRequest_CONTINUE_ON_ERROR})
 		if err != nil {
-			return fmt.Errorf("control: %s: Write: %w", c.target, writeError(err, lo, describe))
+			return writeError("control: "+c.target+": Write", err, lo, hi, describe)
 		}
 	}
 	return nil
 }
 
+// writeFailure is a Write call that failed: updates[lo:hi] of a write's.
+type writeFailure struct {
+	lo, hi int
+	// detailed is true when the server named the failed updates (the
+	// call's others were applied); false when it refused the call as a
+	// whole.
+	detailed bool
+	err      error
+}
+
+func (w *writeFailure) Error() string { return w.err.Error() }
+func (w *writeFailure) Unwrap() error { return w.err }
+
 // writeError turns a Write's per-update details into lines naming each
 // failed update.
-func writeError(err error, offset int, describe func(int) string) error {
+func writeError(prefix string, err error, lo, hi int, describe func(int) string) *writeFailure {
+	w := &writeFailure{lo: lo, hi: hi, err: fmt.Errorf("%s: %w", prefix, err)}
 	st, ok := status.FromError(err)
 	if !ok || len(st.Details()) == 0 {
-		return err
+		return w
 	}
 	var lines []string
 	for i, d := range st.Details() {
@@ -280,12 +320,13 @@ func writeError(err error, offset int, describe func(int) string) error {
 		if !ok || codes.Code(e.GetCanonicalCode()) == codes.OK || codes.Code(e.GetCanonicalCode()) == codes.Aborted {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("%s: %v: %s", describe(offset+i), codes.Code(e.GetCanonicalCode()), e.GetMessage()))
+		lines = append(lines, fmt.Sprintf("%s: %v: %s", describe(lo+i), codes.Code(e.GetCanonicalCode()), e.GetMessage()))
 	}
-	if len(lines) == 0 {
-		return err
+	if len(lines) > 0 {
+		w.detailed = true
+		w.err = fmt.Errorf("%s: %w", prefix, errors.New(strings.Join(lines, "\n  ")))
 	}
-	return errors.New(strings.Join(lines, "\n  "))
+	return w
 }
 
 // read collects every entity a read of query returns.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -18,9 +19,10 @@ import (
 type Program struct {
 	Ports []Port `yaml:"ports"`
 	Hosts []Host `yaml:"hosts"`
-	// MinWorkload is written as the register's initial value; nil writes
-	// the empty register (holder 0, the empty load), as gen/SWITCH.md
-	// says the control plane must.
+	// MinWorkload, when set, is written to the register at each deploy; a
+	// zero holder writes the empty register (holder 0, the empty load).
+	// nil writes nothing: a commit already empties it (its P4 initial
+	// value, gen/SWITCH.md), and otherwise heartbeats keep it.
 	MinWorkload *Workload `yaml:"min_workload,omitempty"`
 }
 
@@ -28,24 +30,24 @@ type Program struct {
 type Port struct {
 	// ID is the switch's port id (the data plane port, as the switch's
 	// port map or the Tofino's dev port numbers it).
-	ID uint32 `yaml:"id"`
+	ID uint32 `yaml:"id" json:"id"`
 	// Role is "client" or "server".
-	Role string `yaml:"role"`
+	Role string `yaml:"role" json:"role"`
 	// Name labels the port in messages; it is not written.
-	Name string `yaml:"name,omitempty"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 }
 
 // Host is one ipv4_host entry and the l2_forward entry of its MAC.
 type Host struct {
-	Addr netip.Addr `yaml:"addr"`
-	Port uint32     `yaml:"port"`
-	MAC  MAC        `yaml:"mac"`
+	Addr netip.Addr `yaml:"addr" json:"addr"`
+	Port uint32     `yaml:"port" json:"port"`
+	MAC  MAC        `yaml:"mac" json:"mac"`
 }
 
 // Workload is a min_workload value.
 type Workload struct {
-	Holder netip.Addr `yaml:"holder"`
-	Load   uint32     `yaml:"load"`
+	Holder netip.Addr `yaml:"holder" json:"holder"`
+	Load   uint32     `yaml:"load" json:"load"`
 }
 
 // MAC is an Ethernet address that reads and writes as 02:00:00:00:00:0b.
@@ -58,9 +60,21 @@ func (m MAC) MarshalYAML() (any, error) { return m.String(), nil }
 
 // UnmarshalYAML reads the colon form.
 func (m *MAC) UnmarshalYAML(n *yaml.Node) error {
-	hw, err := net.ParseMAC(n.Value)
+	if err := m.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// MarshalText writes the colon form, so JSON has it too (a []byte would
+// be base64).
+func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText reads the colon form.
+func (m *MAC) UnmarshalText(b []byte) error {
+	hw, err := net.ParseMAC(string(b))
 	if err != nil || len(hw) != 6 {
-		return fmt.Errorf("line %d: mac %q is not an Ethernet address like 02:00:00:00:00:0b", n.Line, n.Value)
+		return fmt.Errorf("mac %q is not an Ethernet address like 02:00:00:00:00:0b", b)
 	}
 	*m = MAC(hw)
 	return nil
@@ -138,19 +152,43 @@ func LoadProgram(path string) (*Program, error) {
 	return ParseProgram(path, data)
 }
 
-// ParseProgram reads a program from YAML; name labels errors.
+// ParseProgram reads a program from YAML; name labels errors. The file
+// holds one document: an empty file is refused rather than read as an
+// empty program, which would delete every entry.
 func ParseProgram(name string, data []byte) (*Program, error) {
+	const fields = "fields: ports [{id, role}], hosts [{addr, port, mac}], min_workload {holder, load}"
+	var first yaml.Node
+	if err := yaml.Unmarshal(data, &first); err == nil && (len(first.Content) == 0 || isNull(first.Content[0])) {
+		return nil, fmt.Errorf("program %s: the file holds no program (no YAML document, or an empty one); write its ports and hosts (%s), or ports: [] to empty the tables on purpose", name, fields)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var p Program
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("program %s: %w (fields: ports [{id, role}], hosts [{addr, port, mac}], min_workload {holder, load})", name, err)
+		return nil, fmt.Errorf("program %s: %w (%s)", name, err, fields)
+	}
+	// A second document would be ignored, and its hosts then deleted; an
+	// empty one (a trailing ---) is harmless.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("program %s: after the first document: %w", name, err)
+		}
+		if len(next.Content) > 0 && !isNull(next.Content[0]) {
+			return nil, fmt.Errorf("program %s: line %d: a second YAML document starts here; a program is one document, so move what it holds into the first and remove this ---", name, next.Line)
+		}
 	}
 	if err := p.Check(); err != nil {
 		return nil, fmt.Errorf("program %s: %w", name, err)
 	}
 	return &p, nil
 }
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
 
 // YAML writes p as a program file.
 func (p *Program) YAML() []byte {
