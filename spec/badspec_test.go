@@ -226,7 +226,7 @@ var badEdits = []struct {
 		`spec/x.yaml:127:13: workload.age_step: aging needs workload.bits 32 (it is 16): an aged load runs past 16 bits; set bits to 32 or age_step to 0`,
 	}},
 	{"syntax", "  mtu: 1500\n", "  mtu: [1500\n", []string{
-		`spec/x.yaml:25:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`,
+		`spec/x.yaml:26:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`,
 	}},
 	{"maplist", "enums:\n", "enums: {}\nxx:\n", []string{
 		`spec/x.yaml:31:8: enums: want a list, got a mapping`,

@@ -21,17 +21,10 @@ const defaultReadyTimeout = 30 * time.Second
 
 // startProcesses starts the run process of every host that has one:
 // switches first, since servers' first ARP goes through them, then
-// servers, all started before any is waited for.
+// servers, all started before any is waited for. UpWith has made their
+// RunDir.
 func (tb *Testbed) startProcesses(ctx context.Context, opts Options) error {
 	bin := opts.Binary
-	for _, h := range tb.Topology.Hosts {
-		if h.Run != "" {
-			if err := os.MkdirAll(RunDir(tb.Tag), 0o755); err != nil {
-				return fmt.Errorf("testbed run directory: %w", err)
-			}
-			break
-		}
-	}
 	var started []*Proc
 	for _, kind := range []string{RunSwitch, RunServe} {
 		started = started[:0]
@@ -210,6 +203,11 @@ func (tb *Testbed) switchPorts(host string) ([]switchPort, error) {
 // addressed host behind it with its MAC (derived, or with macs: kernel
 // the one the kernel reports), and the empty min_workload.
 func (tb *Testbed) SwitchProgram(host string) (*control.Program, error) {
+	return tb.switchProgram(context.Background(), host)
+}
+
+// switchProgram is SwitchProgram bounded by ctx.
+func (tb *Testbed) switchProgram(ctx context.Context, host string) (*control.Program, error) {
 	ports, err := tb.switchPorts(host)
 	if err != nil {
 		return nil, err
@@ -223,7 +221,7 @@ func (tb *Testbed) SwitchProgram(host string) (*control.Program, error) {
 		mac := tb.Topology.mac(p.far)
 		if mac == nil {
 			// macs: kernel: only the kernel knows.
-			pifs, err := tb.Interfaces(p.far.Host)
+			pifs, err := tb.interfaces(ctx, p.far.Host)
 			if err != nil {
 				return nil, err
 			}
@@ -266,7 +264,7 @@ func (tb *Testbed) SetMinWorkload(ctx context.Context, host string, w control.Wo
 // min_workload when w is not nil (nil leaves the live register alone,
 // unless the pipeline is committed anew).
 func (tb *Testbed) deploy(ctx context.Context, host string, w *control.Workload) error {
-	prog, err := tb.SwitchProgram(host)
+	prog, err := tb.switchProgram(ctx, host)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", host, err)
 	}

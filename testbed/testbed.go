@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -28,6 +30,16 @@ const NamespacePrefix = "capy-"
 
 var tagRE = regexp.MustCompile(`^[a-z0-9]{1,12}$`)
 
+// CheckTag reports a tag that cannot name a testbed: it must be 1-12
+// lower-case letters and digits, so that it stays one path element of
+// RunDir and one tag's namespace prefix never matches another's.
+func CheckTag(tag string) error {
+	if !tagRE.MatchString(tag) {
+		return fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
+	}
+	return nil
+}
+
 // Testbed is a topology brought up. Methods are safe for concurrent use.
 type Testbed struct {
 	Topology *Topology
@@ -39,6 +51,11 @@ type Testbed struct {
 	procs  []*Proc
 	byHost map[string]*Proc // the run process of each host
 	down   bool
+
+	upCancel context.CancelFunc // cancels UpWith's bring-up
+	upDone   chan struct{}      // closed as UpWith returns
+	downDone chan struct{}      // closed when the first Down has finished
+	lock     *os.File           // the tag's lock (lockTag), held until Down
 }
 
 // Options tunes UpWith. The zero value is Up's behaviour.
@@ -80,8 +97,126 @@ func NewTag() string { return fmt.Sprintf("%d%03d", os.Getpid(), rand.IntN(1000)
 // files: their control sockets (ControlSocket) and, when capyrun testbed
 // up started them, their output (Options.LogDir), one <host>.log each.
 // UpWith creates it when a host runs a process; Down removes the sockets
-// and the directory, unless logs are left in it.
-func RunDir(tag string) string { return filepath.Join(os.TempDir(), "capygen-testbed-"+tag) }
+// and the directory, unless logs are left in it. The tag must pass
+// CheckTag; UpWith and DownTag refuse any other.
+func RunDir(tag string) string {
+	// Even an unchecked tag such as a/../../x stays one path element.
+	return filepath.Join(os.TempDir(), "capygen-testbed-"+strings.ReplaceAll(tag, "/", "_"))
+}
+
+// makeRunDir creates tag's RunDir, mode 0700: the processes in it run as
+// root, and nobody else may plant a file or symlink there for them to
+// write through. Its name is predictable, so one already there is used
+// only if it passes checkOwnDir.
+func makeRunDir(tag string) (string, error) {
+	if err := CheckTag(tag); err != nil {
+		return "", err
+	}
+	dir := RunDir(tag)
+	if err := os.Mkdir(dir, 0o700); err == nil {
+		return dir, nil
+	} else if !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("testbed run directory: %w", err)
+	}
+	return dir, checkOwnDir("testbed run directory", dir)
+}
+
+// checkOwnDir reports why the existing dir is not safe to keep this
+// process's files in: not a real directory (a symlink), another user's,
+// or writable by others.
+func checkOwnDir(what, dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	uid := os.Geteuid()
+	sys, _ := st.Sys().(*syscall.Stat_t)
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s %s is a symlink, not a directory; remove it (rm %s) and run again", what, dir, dir)
+	case !st.IsDir():
+		return fmt.Errorf("%s %s is not a directory; remove it (rm %s) and run again", what, dir, dir)
+	case sys == nil || int(sys.Uid) != uid:
+		owner := -1
+		if sys != nil {
+			owner = int(sys.Uid)
+		}
+		return fmt.Errorf("%s %s belongs to uid %d, not to this user (uid %d), and may hold files planted for this one to write through; remove it (rm -r %s) and run again", what, dir, owner, uid, dir)
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s %s is writable by others (mode %#o), who could plant files in it; remove it (rm -r %s) and run again", what, dir, st.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// lockDir holds the tags' lock files. It is root's (UpWith needs root),
+// and not RunDir, which Down removes.
+const lockDir = "/run/capygen-testbed"
+
+// lockTag takes an exclusive flock on tag's lock file, so only one
+// process at a time brings up, holds and tears down a testbed of that
+// tag: a second bring-up would otherwise clash with the first's
+// namespaces and, failing, sweep them away with its own. The lock goes
+// with the file (unlockTag) or with the process.
+func lockTag(tag string) (*os.File, error) {
+	if err := os.Mkdir(lockDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("testbed lock directory: %w", err)
+	} else if err != nil {
+		if err := checkOwnDir("testbed lock directory", lockDir); err != nil {
+			return nil, err
+		}
+	}
+	path := filepath.Join(lockDir, tag+".lock")
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("testbed %s: lock: %w", tag, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			b, _ := io.ReadAll(io.LimitReader(f, 32))
+			f.Close()
+			if !errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("testbed %s: lock %s: %w", tag, path, err)
+			}
+			holder := "another process"
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				holder = "process " + strconv.Itoa(pid)
+				if pid == os.Getpid() {
+					holder += " (this one)"
+				}
+			}
+			return nil, fmt.Errorf("testbed %q is already up, or being brought up, in %s; pick another -name, or run 'capyrun testbed down -name %s' first", tag, holder, tag)
+		}
+		// The holder before us removes the file, then unlocks: a lock
+		// won on a removed file guards nothing, so open the path anew.
+		var fst, pst unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &fst) == nil && unix.Stat(path, &pst) == nil && fst.Dev == pst.Dev && fst.Ino == pst.Ino {
+			f.Truncate(0)
+			f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("testbed %s: lock %s keeps being replaced; is another bring-up of this tag looping?", tag, path)
+}
+
+// unlockTag removes the lock file, then drops the lock (see lockTag).
+func unlockTag(f *os.File) {
+	os.Remove(f.Name())
+	f.Close()
+}
+
+// removeStaleLock removes tag's lock file when no process holds it (left
+// by an up -detach that exited).
+func removeStaleLock(tag string) {
+	f, err := os.OpenFile(filepath.Join(lockDir, tag+".lock"), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		os.Remove(f.Name())
+	}
+	f.Close()
+}
 
 // ControlSocket is the unix socket path of host's control socket in the
 // testbed tagged tag (capyrun serve's migration control, which capyrun
@@ -123,14 +258,16 @@ func (t *Topology) UpTagged(ctx context.Context, tag string) (tb *Testbed, err e
 // and the host table come from the links), then every capyrun serve, each
 // waited for until it prints "ready". On failure, a cancelled ctx or a panic,
 // everything already created is removed and every process started is
-// stopped (by PID) before it returns.
+// stopped (by PID) before it returns; a Down during the bring-up stops it
+// the same way, and UpWith returns ErrDown. The tag is this process's
+// (lockTag) until Down: another bring-up of it fails.
 func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	tag := opts.Tag
 	if tag == "" {
 		tag = NewTag()
 	}
-	if !tagRE.MatchString(tag) {
-		return nil, fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
+	if err := CheckTag(tag); err != nil {
+		return nil, err
 	}
 	if err := CheckTools("ip"); err != nil {
 		return nil, err
@@ -143,26 +280,61 @@ func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err e
 			return nil, err
 		}
 	}
+	lock, err := lockTag(tag)
+	if err != nil {
+		return nil, err
+	}
 	existing, err := listNamespaces()
 	if err != nil {
+		unlockTag(lock)
 		return nil, err
 	}
 	prefix := NamespacePrefix + tag + "-"
 	for _, ns := range existing {
 		if strings.HasPrefix(ns, prefix) {
+			unlockTag(lock)
 			return nil, fmt.Errorf("testbed %q is already up (namespace %s); run 'capyrun testbed down -name %s' first", tag, ns, tag)
 		}
 	}
-	tb = &Testbed{Topology: t, Tag: tag, byHost: map[string]*Proc{}}
+	for _, h := range t.Hosts {
+		if h.Run != "" {
+			// Before anything is made: it may be refused.
+			if _, err := makeRunDir(tag); err != nil {
+				unlockTag(lock)
+				return nil, err
+			}
+			break
+		}
+	}
+	// Down (DownAll from a signal handler) cancels the bring-up and waits
+	// for it to return before it lists what to delete.
+	ctx, cancelUp := context.WithCancel(ctx)
+	tb = &Testbed{Topology: t, Tag: tag, byHost: map[string]*Proc{}, upCancel: cancelUp, upDone: make(chan struct{}), lock: lock}
 	live.add(tb)
 	defer func() {
+		cancelUp()
+		tb.mu.Lock()
+		// Read as upDone closes, under tb.mu: a Down either saw the
+		// bring-up running (and it fails here) or comes after it.
+		downed := tb.down
+		close(tb.upDone)
+		tb.mu.Unlock()
 		// Tear down on error and on panic, so a failed bring-up leaves
 		// nothing behind.
 		if p := recover(); p != nil {
 			tb.Down()
 			panic(p)
 		}
+		if downed {
+			// Whatever the bring-up got to, the testbed is gone.
+			if err == nil {
+				err = fmt.Errorf("%w: testbed %s was taken down (Down or DownAll) while it was being brought up", ErrDown, tag)
+			} else {
+				err = fmt.Errorf("%w: testbed %s was taken down (Down or DownAll) while it was being brought up: %w", ErrDown, tag, err)
+			}
+		}
 		if err != nil {
+			// After a concurrent Down this waits for it to finish.
 			if derr := tb.Down(); derr != nil {
 				err = errors.Join(err, derr)
 			}
@@ -185,7 +357,7 @@ func (t *Topology) UpWith(ctx context.Context, opts Options) (tb *Testbed, err e
 		}
 		// No IPv6: router solicitations and MLD reports would only be
 		// noise on links where the bypass stack speaks IPv4.
-		if _, err := tb.Exec(h.Name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"); err != nil {
+		if _, err := tb.ExecContext(ctx, h.Name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"); err != nil {
 			return tb, err
 		}
 	}
@@ -235,7 +407,7 @@ func (tb *Testbed) addLink(ctx context.Context, l Link) error {
 		h, _ := tb.Topology.Host(e.Host)
 		ns := tb.Namespace(e.Host)
 		if !l.Offloads {
-			if _, err := tb.Exec(e.Host, "ethtool", "-K", e.Iface, "tx", "off", "tso", "off", "gso", "off", "gro", "off"); err != nil {
+			if _, err := tb.ExecContext(ctx, e.Host, "ethtool", "-K", e.Iface, "tx", "off", "tso", "off", "gso", "off", "gro", "off"); err != nil {
 				return err
 			}
 		}
@@ -272,7 +444,7 @@ func (tb *Testbed) introduceServers(ctx context.Context) error {
 		if h.Role != RoleServer {
 			continue
 		}
-		ifs, err := tb.Interfaces(h.Name)
+		ifs, err := tb.interfaces(ctx, h.Name)
 		if err != nil {
 			return err
 		}
@@ -302,12 +474,17 @@ func (tb *Testbed) introduceServers(ctx context.Context) error {
 // Interfaces lists host's interfaces with their MACs as the kernel
 // reports them (also when the kernel picked them).
 func (tb *Testbed) Interfaces(host string) ([]Interface, error) {
+	return tb.interfaces(context.Background(), host)
+}
+
+// interfaces is Interfaces bounded by ctx.
+func (tb *Testbed) interfaces(ctx context.Context, host string) ([]Interface, error) {
 	if _, ok := tb.Topology.Host(host); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoHost, host)
 	}
 	ifs := tb.Topology.Interfaces(host)
 	for i := range ifs {
-		out, err := tb.Exec(host, "cat", "/sys/class/net/"+ifs[i].Name+"/address")
+		out, err := tb.ExecContext(ctx, host, "cat", "/sys/class/net/"+ifs[i].Name+"/address")
 		if err != nil {
 			return nil, err
 		}
@@ -458,8 +635,11 @@ func (tb *Testbed) start(host, log string, group bool, argv []string) (*Proc, er
 	}
 	p := &Proc{Host: host, Argv: argv, Cmd: cmd, done: make(chan struct{}), log: log}
 	if log != "" {
-		f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
+		// No symlink is followed: root would truncate whatever it points to.
+		f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("start %s on %s: its log %s is a symlink, which would have it write elsewhere; remove it (rm %s)", argv[0], host, log, log)
+		} else if err != nil {
 			return nil, fmt.Errorf("start %s on %s: %w", argv[0], host, err)
 		}
 		// The child writes the file itself, not through a pipe to us, so
@@ -496,15 +676,39 @@ func (tb *Testbed) Discard() error {
 
 // Down stops every process Start started, then deletes every namespace of
 // this testbed (which deletes the veths in them). It also works on a
-// testbed that is only half up, and a second call does nothing.
+// testbed that is only half up or still being brought up (UpWith then
+// stops and fails), and a second call waits for the first and returns nil.
 func (tb *Testbed) Down() error {
 	tb.mu.Lock()
 	if tb.down {
+		done := tb.downDone
 		tb.mu.Unlock()
+		if done != nil {
+			<-done
+		}
 		return nil
 	}
 	tb.down = true
+	tb.downDone = make(chan struct{})
+	defer close(tb.downDone)
+	upDone := tb.upDone
 	live.remove(tb)
+	tb.mu.Unlock()
+	var errs []error
+	stopped := true
+	if upDone != nil {
+		// A bring-up still running creates namespaces after any list
+		// taken now: stop it first. Bounded, as a Down called from
+		// inside the bring-up (a HostArgs callback) would wait forever.
+		tb.upCancel()
+		select {
+		case <-upDone:
+		case <-time.After(upStopTimeout):
+			stopped = false
+			errs = append(errs, fmt.Errorf("testbed %s: its bring-up did not stop within %v, and what it makes from now on is left; run 'capyrun testbed down -name %s' once it has", tb.Tag, upStopTimeout, tb.Tag))
+		}
+	}
+	tb.mu.Lock()
 	procs, nss := tb.procs, tb.nss
 	tb.mu.Unlock()
 	var wg sync.WaitGroup
@@ -513,8 +717,18 @@ func (tb *Testbed) Down() error {
 		go func() { defer wg.Done(); p.Stop(3 * time.Second) }()
 	}
 	wg.Wait()
-	return DownTag(tb.Tag, nss...)
+	errs = append(errs, DownTag(tb.Tag, nss...))
+	if tb.lock != nil && stopped {
+		// Kept while a bring-up may still be running: no other may start.
+		unlockTag(tb.lock)
+	}
+	return errors.Join(errs...)
 }
+
+// upStopTimeout bounds Down's wait for a cancelled bring-up to return:
+// its commands are killed with its context, and reaped within
+// cmdWaitDelay.
+var upStopTimeout = 15 * time.Second
 
 // live are the testbeds this process brought up and has not taken down,
 // for DownAll.
@@ -552,8 +766,8 @@ func DownAll() error {
 // inside them get SIGTERM (then SIGKILL), by PID, since they would keep
 // the namespace and its veths alive.
 func DownTag(tag string, known ...string) error {
-	if !tagRE.MatchString(tag) {
-		return fmt.Errorf("%w: tag %q must be 1-12 lower-case letters and digits", ErrTopology, tag)
+	if err := CheckTag(tag); err != nil {
+		return err
 	}
 	all, err := listNamespaces()
 	if err != nil {
@@ -576,13 +790,18 @@ func DownTag(tag string, known ...string) error {
 		}
 	}
 	cleanRunDir(tag)
+	removeStaleLock(tag)
 	return errors.Join(errs...)
 }
 
 // cleanRunDir removes the sockets left in the tag's RunDir, and the
-// directory itself unless logs remain there to read.
+// directory itself unless logs remain there to read. A run directory that
+// is not safely this user's (a symlink to elsewhere) is left alone.
 func cleanRunDir(tag string) {
 	dir := RunDir(tag)
+	if checkOwnDir("", dir) != nil {
+		return
+	}
 	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
 	for _, s := range socks {
 		os.Remove(s)

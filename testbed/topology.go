@@ -507,6 +507,22 @@ func (d *decoder) links(t *Topology, o *yamlstrict.Object, hosts *hostSet) ([]*e
 		}
 		t.Links = append(t.Links, l)
 	}
+	// A host with two interfaces in overlapping subnets gets two routes
+	// for them and uses one: a peer behind the other is unreachable.
+	addressed := map[string][]*endAt{}
+	for _, e := range ends {
+		if !e.prefix.IsValid() || e.Host == "" {
+			continue
+		}
+		for _, prev := range addressed[e.Host] {
+			if prev.peer != e && prev.prefix.Masked().Overlaps(e.prefix.Masked()) {
+				d.Errorf(e.addr, e.path+".addr", "%s overlaps %s, the subnet of %s's %s (%s, line %d): the kernel would route both out of one interface, so a peer behind the other is unreachable; put this link in another subnet",
+					e.prefix, prev.prefix.Masked(), e.Host, prev.Iface, prev.path+".addr", prev.addr.Line)
+				break
+			}
+		}
+		addressed[e.Host] = append(addressed[e.Host], e)
+	}
 	if t.MACs != "derived" {
 		return ends, addrs
 	}

@@ -121,7 +121,7 @@ var rejects = []struct {
 	{"root scalar", parseBase, "hello\n",
 		`bad.yaml:1:1: the file holds "hello", not a mapping; start it with version: 1, then hosts and links`},
 	{"yaml syntax", "role: switch}", "role: switch",
-		`bad.yaml:4:1: yaml: did not find expected ',' or '}'; fix the YAML syntax`},
+		`bad.yaml:5:1: yaml: did not find expected ',' or '}'; fix the YAML syntax`},
 	{"second document", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n---\nversion: 1\n",
 		`bad.yaml:9:1: a second YAML document starts here; a topology file holds one, so remove it`},
 	{"mtu", "addr: 10.77.0.2/24}\n", "addr: 10.77.0.2/24}\n    mtu: 100000\n",

@@ -41,6 +41,9 @@ func runTestbed(args []string) error {
 		if *name == "" {
 			return fmt.Errorf("down needs -name tag (the tag 'testbed up' printed)")
 		}
+		if err := testbed.CheckTag(*name); err != nil {
+			return err
+		}
 		nss, err := testbed.Namespaces(*name)
 		if err != nil {
 			return err
@@ -68,6 +71,10 @@ func printLastReports(dir string) {
 		return
 	}
 	for _, l := range logs {
+		// Only files the processes wrote, not a symlink someone left.
+		if st, err := os.Lstat(l); err != nil || !st.Mode().IsRegular() {
+			continue
+		}
 		b, err := os.ReadFile(l)
 		if err != nil {
 			continue
@@ -93,6 +100,10 @@ func testbedUp(topoPath, tag string, detach bool) (err error) {
 	if tag == "" {
 		tag = testbed.NewTag()
 	}
+	// Before the tag goes into any path (testbed.RunDir).
+	if err := testbed.CheckTag(tag); err != nil {
+		return err
+	}
 	opts := testbed.Options{Tag: tag}
 	var runs []testbed.Host
 	for _, h := range topo.Hosts {
@@ -103,10 +114,8 @@ func testbedUp(topoPath, tag string, detach bool) (err error) {
 	if len(runs) > 0 {
 		// The processes write their own log files, so they can outlive
 		// this command (-detach) and down can show the switch's report.
+		// UpWith makes the directory, refusing one someone else made.
 		opts.LogDir = testbed.RunDir(tag)
-		if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
-			return fmt.Errorf("process logs: %w", err)
-		}
 	}
 	tb, err := topo.UpWith(ctx, opts)
 	if err != nil {

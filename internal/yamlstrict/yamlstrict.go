@@ -156,15 +156,42 @@ func (d *Decoder) Err(sentinel error) error {
 // ("yaml: line 3: ...").
 var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntax records a YAML syntax error. yaml.v3 gives only a line, so the
-// column is 1.
-func (d *Decoder) syntax(err error) {
+// parserProblems are the problems yaml.v3's parser (parserc.go) reports,
+// as opposed to its scanner. Its parser.fail numbers their lines from 0
+// (it adds 1 only for scanner errors), so syntax adds the 1. Matched
+// whole: several scanner problems also start "did not find expected".
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found undefined tag handle":             true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found incompatible YAML document":       true,
+}
+
+// syntax records a YAML syntax error in data. yaml.v3 gives only a line,
+// so the column is 1.
+func (d *Decoder) syntax(err error, data []byte) {
 	line, msg := 1, strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := syntaxLine.FindStringSubmatch(err.Error()); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		if parserProblems[msg] {
+			line++
+		}
 	}
-	d.at(line, "yaml: "+msg+"; fix the YAML syntax")
+	// A problem found at the end of the stream (an unclosed bracket at
+	// the end of the file) is marked past the last line.
+	last := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		last++
+	}
+	d.at(min(line, max(last, 1)), "yaml: "+msg+"; fix the YAML syntax")
 }
 
 // Document parses data and returns its top mapping. It returns nil, with
@@ -177,14 +204,14 @@ func (d *Decoder) Document(data []byte) *yaml.Node {
 	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 		return d.Root(nil)
 	} else if err != nil {
-		d.syntax(err)
+		d.syntax(err, data)
 		return nil
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
 		d.Errorf(&next, "", "a second YAML document starts here; %s holds one, so remove it", d.kind())
 	} else if !errors.Is(err, io.EOF) {
-		d.syntax(err)
+		d.syntax(err, data)
 	}
 	return d.Root(&doc)
 }
@@ -414,7 +441,8 @@ func (o *Object) Str(key, ex string) (string, *yaml.Node) {
 }
 
 // Int reads a signed integer of at most 64 bits, decimal or 0x hex; ex as
-// for Str.
+// for Str. Other forms YAML reads as integers (01500, 0o17, 0b101, 1_500)
+// are reported rather than read in a base the writer did not mean.
 func (o *Object) Int(key, ex string) (int64, *yaml.Node) {
 	fix := "use a smaller value"
 	if ex != "" {
@@ -423,7 +451,8 @@ func (o *Object) Int(key, ex string) (int64, *yaml.Node) {
 	return decode[int64](o, key, "!!int", "an integer", "an integer of at most 64 bits", ex, fix)
 }
 
-// Uint reads a non-negative integer of at most 64 bits; ex as for Str.
+// Uint reads a non-negative integer of at most 64 bits, decimal or 0x
+// hex; ex as for Str.
 func (o *Object) Uint(key, ex string) (uint64, *yaml.Node) {
 	return decode[uint64](o, key, "!!int", "a non-negative integer", "a non-negative integer of at most 64 bits", ex, "use 0 up to 0xffffffffffffffff")
 }
@@ -433,6 +462,25 @@ func (o *Object) Bool(key, ex string) (bool, *yaml.Node) {
 	return decode[bool](o, key, "!!bool", "true or false", "true or false", ex, "write it like "+cmp.Or(ex, "true"))
 }
 
+// intLiteral is how Int and Uint take integers: decimal without leading
+// zeros, or hex. yaml.v3 also reads 0o, 0b, '_' separators and, from
+// YAML 1.1, a leading 0 as octal: mtu: 01500 would silently be 832.
+var intLiteral = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*|0[xX][0-9a-fA-F]+)$`)
+
+// intMisread says how YAML reads an integer intLiteral refuses.
+func intMisread(s string) string {
+	s = strings.TrimLeft(s, "+-")
+	switch {
+	case strings.Contains(s, "_"):
+		return "no _ separators"
+	case strings.HasPrefix(s, "0b") || strings.HasPrefix(s, "0B"):
+		return "YAML reads 0b as binary"
+	case strings.HasPrefix(s, "0o") || strings.HasPrefix(s, "0O"):
+		return "YAML reads 0o as octal"
+	}
+	return "YAML reads a leading 0 as octal"
+}
+
 // decode reads key's scalar, which must have tag, into a T. A scalar of
 // another tag is reported as not being want; one that does not fit a T
 // (0xffffffffffffffff for an int64) as not being fits, with fix.
@@ -440,6 +488,14 @@ func decode[T any](o *Object, key, tag, want, fits, ex, fix string) (T, *yaml.No
 	var x T
 	v := o.scalar(key, tag, want, ex)
 	if v == nil {
+		return x, nil
+	}
+	if tag == "!!int" && !intLiteral.MatchString(v.Value) {
+		like := ""
+		if ex != "" {
+			like = ", like " + ex
+		}
+		o.d.Errorf(v, o.Sub(key), "%s is not a decimal or 0x hex integer (%s); write it in decimal or 0x hex%s", v.Value, intMisread(v.Value), like)
 		return x, nil
 	}
 	if err := v.Decode(&x); err != nil {

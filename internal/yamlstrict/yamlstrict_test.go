@@ -1,7 +1,9 @@
 package yamlstrict_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,7 +68,16 @@ var petEdits = []struct {
 	{"empty document", pets, "---\n", `pets.yaml:1:1: the document is empty; start it with version: 1, then pets`},
 	{"root list", pets, "- 1\n", `pets.yaml:1:1: the file holds a list, not a mapping; start it with version: 1, then pets`},
 	{"root scalar", pets, "7\n", `pets.yaml:1:1: the file holds the integer 7, not a mapping; start it with version: 1, then pets`},
-	{"syntax", "tags: [calm]", "tags: [calm", `pets.yaml:2:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`},
+	// Syntax errors are placed on the line of the construct left open
+	// (yaml.v3 numbers its parser's lines from 0, its scanner's from 1).
+	{"syntax", "tags: [calm]", "tags: [calm", `pets.yaml:3:1: yaml: did not find expected ',' or ']'; fix the YAML syntax`},
+	{"syntax, flow mapping", "{name: ada, since: 3h}", "{name: ada, since: 3h", `pets.yaml:2:1: yaml: did not find expected ',' or '}'; fix the YAML syntax`},
+	{"syntax, block mapping", "  - name: tom\n", "  - name: tom\n age: 3\n", `pets.yaml:7:1: yaml: did not find expected key; fix the YAML syntax`},
+	{"syntax, tag handle", "tags: [calm]", "tags: !x!calm", `pets.yaml:3:1: yaml: found undefined tag handle; fix the YAML syntax`},
+	{"syntax, directive", pets, "%YAML 1.1\n%YAML 1.1\n---\n" + pets, `pets.yaml:2:1: yaml: found duplicate %YAML directive; fix the YAML syntax`},
+	{"syntax, at the end", "  - name: tom\n", "  - name: tom\nx: [\n", `pets.yaml:7:1: yaml: did not find expected node content; fix the YAML syntax`},
+	{"syntax, scanner", "tags: [calm]", "tags: &x[calm]", `pets.yaml:3:1: yaml: did not find expected alphabetic or numeric character; fix the YAML syntax`},
+	{"syntax, scanner tab", "tags: [calm]\n", "tags: [calm]\n\tx: 1\n", `pets.yaml:4:1: yaml: found character that cannot start any token; fix the YAML syntax`},
 	{"second document", "name: tom\n", "name: tom\n---\nversion: 1\n",
 		`pets.yaml:7:1: a second YAML document starts here; a pets file holds one, so remove it`},
 	// Keys.
@@ -91,6 +102,17 @@ var petEdits = []struct {
 	{"integer beyond 64 bits", "version: 1", "version: 0xffffffffffffffff", `pets.yaml:1:10: version: 0xffffffffffffffff is not an integer of at most 64 bits; write it like version: 1`},
 	{"integer beyond 64 bits, no example", "age: 3,", "age: 0xffffffffffffffff,", `pets.yaml:5:22: pets[0].age: 0xffffffffffffffff is not an integer of at most 64 bits; use a smaller value`},
 	{"negative uint", "legs: 4", "legs: -4", `pets.yaml:5:31: pets[0].legs: -4 is not a non-negative integer of at most 64 bits; use 0 up to 0xffffffffffffffff`},
+	// YAML reads these as integers in a base the writer rarely meant.
+	{"octal", "age: 3,", "age: 010,", `pets.yaml:5:22: pets[0].age: 010 is not a decimal or 0x hex integer (YAML reads a leading 0 as octal); write it in decimal or 0x hex`},
+	{"octal uint", "legs: 4", "legs: 04", `pets.yaml:5:31: pets[0].legs: 04 is not a decimal or 0x hex integer (YAML reads a leading 0 as octal); write it in decimal or 0x hex, like legs: 4`},
+	{"negative octal", "age: 3,", "age: -03,", `pets.yaml:5:22: pets[0].age: -03 is not a decimal or 0x hex integer (YAML reads a leading 0 as octal); write it in decimal or 0x hex`},
+	{"0o", "legs: 4", "legs: 0o4", `pets.yaml:5:31: pets[0].legs: 0o4 is not a decimal or 0x hex integer (YAML reads 0o as octal); write it in decimal or 0x hex, like legs: 4`},
+	{"0b", "legs: 4", "legs: 0b100", `pets.yaml:5:31: pets[0].legs: 0b100 is not a decimal or 0x hex integer (YAML reads 0b as binary); write it in decimal or 0x hex, like legs: 4`},
+	{"separators", "version: 1", "version: 1_0", `pets.yaml:1:10: version: 1_0 is not a decimal or 0x hex integer (no _ separators); write it in decimal or 0x hex, like version: 1`},
+	{"hex", "legs: 4", "legs: 0x4", ""},
+	{"upper-case hex", "legs: 4", "legs: 0X4", ""},
+	{"signs", "age: 3,", "age: -3,", ""},
+	{"zero", "legs: 4", "legs: 0", ""},
 	{"bool wanted", "chipped: true", "chipped: null", ""},
 	{"bool wanted, got a word", "chipped: true", "chipped: yes", `pets.yaml:5:43: pets[0].chipped: want true or false, got "yes"; write it like chipped: true`},
 	{"duration", "since: 3h", "since: 3 hours", `pets.yaml:2:27: owner.since: "3 hours" is not a duration; write it like 5ms or 1s`},
@@ -128,6 +150,35 @@ func TestPetEdits(t *testing.T) {
 				t.Errorf("readPets(%s) =\n%s\nwant\n%s", tc.name, got, tc.want)
 			}
 		})
+	}
+}
+
+// Int and Uint read decimal and 0x hex, and no other base.
+func TestIntForms(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want int64
+		ok   bool
+	}{
+		{"1500", 1500, true}, {"+1500", 1500, true}, {"-12", -12, true}, {"0", 0, true}, {"-0", 0, true},
+		{"0x5dc", 1500, true}, {"0X5DC", 1500, true}, {"-0x10", -16, true},
+		{"01500", 0, false}, {"00", 0, false}, {"0o17", 0, false}, {"0b101", 0, false}, {"1_500", 0, false},
+	} {
+		d := &yamlstrict.Decoder{File: "x.yaml"}
+		o := d.Object(d.Document([]byte("n: "+tc.src+"\nu: "+tc.src+"\n")), "", "", "n", "u")
+		v, n := o.Int("n", "")
+		if (n != nil) != tc.ok || v != tc.want {
+			t.Errorf("Int(n: %s) = %d, %v, want %d, ok %v", tc.src, v, n != nil, tc.want, tc.ok)
+		}
+		if tc.want >= 0 {
+			u, n := o.Uint("u", "")
+			if (n != nil) != tc.ok || u != uint64(tc.want) {
+				t.Errorf("Uint(u: %s) = %d, %v, want %d, ok %v", tc.src, u, n != nil, tc.want, tc.ok)
+			}
+		}
+		if err := d.Err(errBad); (err == nil) != tc.ok {
+			t.Errorf("reading %s reported %v", tc.src, err)
+		}
 	}
 }
 
@@ -253,9 +304,15 @@ func FuzzDocument(f *testing.F) {
 		if !errors.Is(err, errBad) {
 			t.Fatalf("error %v does not wrap the sentinel", err)
 		}
+		lines := max(bytes.Count(data, []byte("\n"))+1, 1)
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if !positioned.MatchString(line) {
 				t.Fatalf("error line %q is not file:line:col: message", line)
+			}
+			var at int
+			fmt.Sscanf(strings.TrimPrefix(line, "pets.yaml:"), "%d", &at)
+			if at > lines {
+				t.Fatalf("error %q is past the file's %d lines", line, lines)
 			}
 		}
 	})
