@@ -66,6 +66,7 @@ type serveFlags struct {
 	metricsAddr                  string
 	injectDelay                  time.Duration
 	finWait2                     time.Duration
+	idleTimeout, bodyTimeout     time.Duration
 	// work is the -workers every handler of this server shares (and the
 	// injected migration overhead takes).
 	work *workers
@@ -101,6 +102,15 @@ func runServe(args []string) error {
 	return serveBypass(ctx, f)
 }
 
+// The timeouts that keep a silent client from holding a connection (and
+// its goroutine) for ever. Idle outlasts the testbed's experiments, which
+// keep idle connections moving for a whole run (Figures 4 and 5: seconds
+// to minutes); a body pauses only on a dead or hostile client.
+const (
+	defaultIdleTimeout = 5 * time.Minute
+	defaultBodyTimeout = time.Minute
+)
+
 // parseServeFlags reads and checks serve's flags.
 // maxProcs bounds -procs: far beyond any machine's cores, and far below
 // the thread count that exhausts the runtime.
@@ -135,6 +145,8 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	fs.DurationVar(&f.injectDelay, "inject-migration-delay", 0, "with -switch, for experiments: busy-wait this long in each outgoing migration's freeze (Figure 1's injected overhead)")
 	fs.StringVar(&f.congestion, "congestion", "", "congestion control `algorithm`: cubic (the default) or reno on our stack; with -kernel, any the kernel has (TCP_CONGESTION on the listener, which accepted sockets inherit), e.g. cubic where the machine defaults to bbr")
 	fs.DurationVar(&f.finWait2, "fin-wait2", 0, "how long a connection the server closed waits in FIN-WAIT-2 for the client's FIN (0: 60s, Linux's tcp_fin_timeout)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", defaultIdleTimeout, "close a keep-alive connection that waits this long for its next request (0: never); with -switch the wait counts across migrations")
+	fs.DurationVar(&f.bodyTimeout, "body-timeout", defaultBodyTimeout, "with -switch: close a connection whose client sends no request body bytes for this long (0: -idle-timeout's)")
 	fs.IntVar(&f.workers, "workers", 0, "GET /work?us=N holds one of this many `workers` for N µs: the server's capacity (0: no limit)")
 	f.policy.RegisterFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
@@ -165,7 +177,7 @@ func parseServeFlags(args []string) (serveFlags, error) {
 		var set []string
 		fs.Visit(func(fl *flag.Flag) {
 			switch fl.Name {
-			case "control", "records", "echo", "heartbeat", "max-restore":
+			case "control", "records", "echo", "heartbeat", "max-restore", "body-timeout":
 				set = append(set, "-"+fl.Name)
 			}
 		})
@@ -178,6 +190,10 @@ func parseServeFlags(args []string) (serveFlags, error) {
 		return f, fmt.Errorf("-echo %d: want a TCP port, 1 to 65535, or 0 for none", f.echoPort)
 	case f.maxRestore < 0:
 		return f, fmt.Errorf("-max-restore %d: want a byte count, or 0 for the default", f.maxRestore)
+	case f.maxRestore > 0 && f.maxRestore < tcp.DefaultBuffer && !f.kernel:
+		// The stack's buffers grow to 256 KiB with -switch: every server
+		// must take that, or busy connections are reset after their freeze.
+		return f, fmt.Errorf("-max-restore %d: below the %d-byte buffers the stack's connections grow to with -switch, so targets would refuse busy connections; use at least %d", f.maxRestore, tcp.DefaultBuffer, tcp.DefaultBuffer)
 	case f.heartbeat < time.Millisecond || f.heartbeat > 10*time.Second:
 		return f, fmt.Errorf("-heartbeat %v: want 1ms to 10s (each one is a datagram to the switch)", f.heartbeat)
 	case f.control != "" && f.control == f.records:
@@ -207,6 +223,12 @@ func parseServeFlags(args []string) (serveFlags, error) {
 	}
 	if f.finWait2 < 0 {
 		return f, fmt.Errorf("-fin-wait2 %v: want a positive duration, or 0 for 60s", f.finWait2)
+	}
+	if f.idleTimeout < 0 {
+		return f, fmt.Errorf("-idle-timeout %v: want a positive duration, or 0 to keep idle connections for ever", f.idleTimeout)
+	}
+	if f.bodyTimeout < 0 {
+		return f, fmt.Errorf("-body-timeout %v: want a positive duration, or 0 for -idle-timeout's", f.bodyTimeout)
 	}
 	if f.workers < 0 {
 		return f, fmt.Errorf("-workers %d: want a count of workers, or 0 for no limit", f.workers)
@@ -281,12 +303,12 @@ func serveKernel(ctx context.Context, f serveFlags) error {
 		return err
 	}
 	fmt.Printf("serving http on %s over the kernel stack\n", ln.Addr())
-	return serveHTTP(ctx, ln, f.size, f.work, func() {})
+	return serveHTTP(ctx, ln, f, func() {})
 }
 
-func serveHTTP(ctx context.Context, ln net.Listener, size int64, work *workers, report func()) error {
-	fmt.Printf("bytes sha256 %d %s\n", size, testbed.PayloadSHA256(size))
-	srv := &http.Server{Handler: handler(size, work), ReadHeaderTimeout: 10 * time.Second}
+func serveHTTP(ctx context.Context, ln net.Listener, f serveFlags, report func()) error {
+	fmt.Printf("bytes sha256 %d %s\n", f.size, testbed.PayloadSHA256(f.size))
+	srv := &http.Server{Handler: handler(f.size, f.work), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: f.idleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Println("ready")
@@ -421,7 +443,7 @@ func serveBypass(ctx context.Context, f serveFlags) error {
 		case <-runCtx.Done():
 		}
 	}()
-	return serveHTTP(ctx, ln, f.size, f.work, func() {})
+	return serveHTTP(ctx, ln, f, func() {})
 }
 
 // listenPort takes the port of an -http address; a host part, if any,
@@ -602,7 +624,7 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 		go eng.ServeControl(ctx, cl) //nolint:errcheck // ends with ctx
 	}
 	logger := log.New(os.Stderr, "capyrun serve: ", 0)
-	hs := &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: f.work}
+	hs := appHTTPServer(f, eng, logger)
 	if f.metricsAddr != "" {
 		reg := metrics.NewRegistry()
 		m, err := metrics.NewServer(reg, eng, bal)
@@ -672,6 +694,11 @@ func serveApps(ctx context.Context, eng *migrate.Engine, bal *policy.Balancer, l
 		fmt.Printf("migration records dropped (writer behind): %d\n", n)
 	}
 	return err
+}
+
+// appHTTPServer is the migratable HTTP server of serve -switch.
+func appHTTPServer(f serveFlags, eng *migrate.Engine, logger *log.Logger) *app.HTTPServer {
+	return &app.HTTPServer{Engine: eng, ErrorLog: logger, Handler: f.work, IdleTimeout: f.idleTimeout, BodyTimeout: f.bodyTimeout}
 }
 
 // recordWriter appends migration records to a file as JSON lines from its

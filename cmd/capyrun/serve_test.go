@@ -122,6 +122,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"-switch", "10.77.0.254", "-heartbeat", "1ns"}, "-heartbeat 1ns: want 1ms to 10s"},
 		{[]string{"-switch", "10.77.0.254", "-echo", "70000"}, "-echo 70000: want a TCP port"},
 		{[]string{"-switch", "10.77.0.254", "-max-restore", "-5"}, "-max-restore -5: want a byte count"},
+		{[]string{"-switch", "10.77.0.254", "-max-restore", "65536"}, "-max-restore 65536: below the 262144-byte buffers"},
 		{[]string{"-switch", "10.77.0.254", "-records", "x", "-control", "x"}, "-control and -records are both x"},
 	} {
 		if err := runServe(c.args); err == nil || !strings.Contains(err.Error(), c.want) {

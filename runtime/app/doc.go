@@ -28,7 +28,10 @@
 // Every state starts with a 4-byte magic and a version byte, and a server
 // refuses (and resets) a connection whose state it cannot read, with an
 // error wrapping ErrState that names the field; decoders never panic (see
-// the fuzz tests).
+// the fuzz tests). The HTTP state's version 2 added how long the server
+// had waited for the client, so that IdleTimeout and BodyTimeout count
+// across moves; version 1 is still read. A resumed task is also checked
+// against the response framing it travelled with (ResumeChecker).
 //
 // Payload is testbed.Payload's deterministic stream made seekable, so a
 // download resumes at any offset.

@@ -43,8 +43,14 @@ type HTTPServer struct {
 	// MaxHeaderBytes bounds a request's line and header (1 MiB).
 	MaxHeaderBytes int
 	// IdleTimeout closes a connection that waits this long for a request
-	// (0: no limit).
+	// (0: no limit). The wait's clock travels with a connection that
+	// moves, so moving an idle connection does not restart it.
 	IdleTimeout time.Duration
+	// BodyTimeout closes a connection whose client leaves a read of its
+	// request body waiting this long for bytes (0: IdleTimeout's; both 0:
+	// no limit); a resumable request is answered 408 if its response has
+	// not begun. Like IdleTimeout, the wait's clock travels with a move.
+	BodyTimeout time.Duration
 	// ErrorLog receives what goes wrong on connections (nil: the log
 	// package's standard logger).
 	ErrorLog *log.Logger
@@ -125,6 +131,13 @@ func (s *HTTPServer) routes() map[string]Resumable {
 	return s.Routes
 }
 
+func (s *HTTPServer) bodyTimeout() time.Duration {
+	if s.BodyTimeout > 0 {
+		return s.BodyTimeout
+	}
+	return s.IdleTimeout
+}
+
 func (s *HTTPServer) maxHeader() int {
 	if s.MaxHeaderBytes > 0 {
 		return s.MaxHeaderBytes
@@ -191,6 +204,12 @@ type httpConn struct {
 	moves, requests uint64
 	cur             *taskRun       // the resumable request in progress, or nil
 	load            *load.ConnLoad // with HTTPServer.Load
+
+	// waitFrom is when the wait for the client in progress began (zero
+	// when none is), on the clock of read deadlines; carried is how long
+	// the server a connection moved from had waited in it.
+	waitFrom time.Time
+	carried  time.Duration
 }
 
 // taskRun is a resumable request in progress.
@@ -220,6 +239,7 @@ func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, stat
 			return nil, err
 		}
 		hc.moves, hc.requests = st.moves+1, st.requests
+		hc.carried = st.waited
 		pending = st.buffered
 		if t := st.task; t != nil {
 			route := routes[t.path]
@@ -232,6 +252,14 @@ func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, stat
 					err = fmt.Errorf("%w: %w", ErrState, err)
 				}
 				return nil, fmt.Errorf("resuming %s %s: %w", t.method, t.path, err)
+			}
+			if c, ok := task.(ResumeChecker); ok {
+				if err := c.CheckResume(t.progress()); err != nil {
+					if !errors.Is(err, ErrState) {
+						err = fmt.Errorf("%w: %w", ErrState, err)
+					}
+					return nil, fmt.Errorf("resuming %s %s: %w", t.method, t.path, err)
+				}
 			}
 			hc.cur = &taskRun{taskPos: t.taskPos, route: route, task: task}
 		}
@@ -247,6 +275,9 @@ func newHTTPConn(s *HTTPServer, routes map[string]Resumable, c sessionConn, stat
 // state is the connection's migrate state function.
 func (hc *httpConn) state() ([]byte, error) {
 	st := httpState{moves: hc.moves, requests: hc.requests, buffered: hc.cr.buffered()}
+	if !hc.waitFrom.IsZero() {
+		st.waited = max(time.Since(hc.waitFrom), 0)
+	}
 	if t := hc.cur; t != nil {
 		b, err := t.task.MarshalBinary()
 		if err != nil {
@@ -332,7 +363,7 @@ func (hc *httpConn) loop() (err error) {
 		}
 	}()
 	if hc.cur != nil { // migrated in mid-request
-		if err := hc.runTask(); err != nil {
+		if err := hc.metered(hc.runTask); err != nil {
 			return err
 		}
 		if err := hc.checkpoint(); err != nil {
@@ -344,7 +375,7 @@ func (hc *httpConn) loop() (err error) {
 		if err != nil {
 			return err
 		}
-		if err := hc.measure(req); err != nil {
+		if err := hc.metered(func() error { return hc.dispatch(req) }); err != nil {
 			return err
 		}
 		if err := hc.checkpoint(); err != nil {
@@ -382,39 +413,88 @@ func headerEnd(b []byte, from int) int {
 	}
 }
 
-// framingFields reports which of Transfer-Encoding, Content-Length and
-// Host the raw header names, as http.ReadRequest's result no longer does.
-func framingFields(h []byte) (te, cl, host bool) {
+// framing is what the raw header says that http.ReadRequest's result no
+// longer does.
+type framing struct {
+	te, cl, host bool   // Transfer-Encoding, Content-Length, Host present
+	hostValue    string // the Host field's value (ReadRequest refuses two)
+}
+
+func framingFields(h []byte) framing {
+	var f framing
 	for line := range bytes.SplitSeq(h, []byte("\n")) {
-		name, _, ok := bytes.Cut(line, []byte(":"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
 		switch {
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			te = true
+			f.te = true
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			cl = true
+			f.cl = true
 		case bytes.EqualFold(name, []byte("Host")):
-			host = true
+			f.host, f.hostValue = true, string(bytes.Trim(value, " \t\r"))
 		}
 	}
-	return te, cl, host
+	return f
 }
 
-// validHost reports whether h may be a Host header's value: no space or
-// control character (net/http's httpguts.ValidHostHeader, in short).
-func validHost(h string) bool {
-	return h != "" && !strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f })
+// withoutTE is header block h without its Transfer-Encoding lines.
+func withoutTE(h []byte) []byte {
+	var out []byte
+	for line := range bytes.SplitAfterSeq(h, []byte("\n")) {
+		if name, _, ok := bytes.Cut(line, []byte(":")); !ok || !bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+			out = append(out, line...)
+		}
+	}
+	return out
+}
+
+// validHostChars reports whether h may be a Host field's value: no space
+// or control character (net/http's httpguts.ValidHostHeader, in short).
+func validHostChars(h string) bool {
+	return !strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// validHost reports whether h names a host: non-empty, and valid.
+func validHost(h string) bool { return h != "" && validHostChars(h) }
+
+// startWait starts a wait for the client bounded by timeout (0: none).
+// Its clock starts what the origin server had waited (carried) before
+// now, so that moving a connection does not restart it.
+func (hc *httpConn) startWait(timeout time.Duration) {
+	hc.waitFrom = time.Now().Add(-hc.carried)
+	hc.carried = 0
+	var dl time.Time
+	if timeout > 0 {
+		dl = hc.waitFrom.Add(timeout)
+	}
+	if dl != hc.cr.deadline {
+		hc.cr.deadline = dl
+		hc.conn.SetReadDeadline(dl) //nolint:errcheck // never fails
+	}
+}
+
+// endWait ends the wait startWait began.
+func (hc *httpConn) endWait() {
+	hc.waitFrom = time.Time{}
+	if !hc.cr.deadline.IsZero() {
+		hc.cr.deadline = time.Time{}
+		hc.conn.SetReadDeadline(time.Time{}) //nolint:errcheck // never fails
+	}
+}
+
+// bodyReader reads the body of the request in progress.
+func (hc *httpConn) bodyReader(st *bodyState, answered func() bool) *bodyReader {
+	return &bodyReader{st: st, cr: hc.cr, sendContinue: hc.sendContinue, answered: answered,
+		wait: func() { hc.startWait(hc.srv.bodyTimeout()) }, waited: hc.endWait}
 }
 
 // readRequest waits for the next request's header, a quiescent point.
 func (hc *httpConn) readRequest() (*http.Request, error) {
 	hc.cr.migratable = true
-	if t := hc.srv.IdleTimeout; t > 0 {
-		hc.conn.SetReadDeadline(hc.now().Add(t)) //nolint:errcheck // never fails
-		defer hc.conn.SetReadDeadline(time.Time{})
-	}
+	hc.startWait(hc.srv.IdleTimeout)
+	defer hc.endWait()
 	limit := hc.srv.maxHeader()
 	scanned := 0
 	for {
@@ -431,8 +511,16 @@ func (hc *httpConn) readRequest() (*http.Request, error) {
 			if end > limit {
 				return nil, hc.fail(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request header of %d bytes exceeds %d", end, limit))
 			}
-			te, cl, host := framingFields(b[:end])
+			f := framingFields(b[:end])
 			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:end])))
+			if err != nil && f.te {
+				// A Transfer-Encoding this server cannot decode is 501
+				// (RFC 9112 §6.1): it is what failed if the rest parses.
+				if _, err2 := http.ReadRequest(bufio.NewReader(bytes.NewReader(withoutTE(b[:end])))); err2 == nil {
+					hc.cr.consume(end)
+					return nil, hc.fail(http.StatusNotImplemented, fmt.Sprintf("%v: send the body with Transfer-Encoding: chunked alone, or with a Content-Length", err))
+				}
+			}
 			hc.cr.consume(end)
 			if err != nil {
 				return nil, hc.fail(http.StatusBadRequest, err.Error())
@@ -440,11 +528,15 @@ func (hc *httpConn) readRequest() (*http.Request, error) {
 			// What net/http's Server checks beyond ReadRequest, which drops
 			// the headers that would show it (RFC 9112 §3.2, §6.1, §6.3).
 			switch {
-			case te && req.ProtoMinor == 0:
+			case f.te && req.ProtoMinor == 0:
 				return nil, hc.fail(http.StatusBadRequest, "Transfer-Encoding in an HTTP/1.0 request: its framing is faulty")
-			case req.ProtoMinor >= 1 && (!host || !validHost(req.Host)):
+			case f.host && !validHostChars(f.hostValue):
+				// Whatever the version, and even when an absolute URI
+				// overrides it (RFC 9112 §3.2).
+				return nil, hc.fail(http.StatusBadRequest, fmt.Sprintf("Host %q: a host may not hold spaces or control characters", f.hostValue))
+			case req.ProtoMinor >= 1 && (!f.host || !validHost(req.Host)):
 				return nil, hc.fail(http.StatusBadRequest, fmt.Sprintf("Host %q: an HTTP/1.1 request needs one valid Host", req.Host))
-			case te && cl:
+			case f.te && f.cl:
 				req.Close = true // answered by Transfer-Encoding, then closed: a proxy may have framed it by Content-Length
 			}
 			hc.requests++
@@ -480,20 +572,22 @@ func (hc *httpConn) fail(status int, msg string) error {
 	return errClose
 }
 
-// measure dispatches req, counting it in the server's Load and the
-// connection's (both set at accept, with HTTPServer.Load).
-func (hc *httpConn) measure(req *http.Request) error {
+// metered serves a request, or the rest of one that moved in, counting it
+// in the server's Load and the connection's (both set at accept, with
+// HTTPServer.Load). Deferred, so that a handler's panic ends it too.
+func (hc *httpConn) metered(serve func() error) error {
 	m := hc.srv.Load
 	if m == nil || hc.load == nil {
-		return hc.dispatch(req)
+		return serve()
 	}
 	t0 := load.Now()
-	m.Begin(t0)
-	err := hc.dispatch(req)
-	t1 := load.Now()
-	m.End(t1)
-	hc.load.Served(t1, t1-t0)
-	return err
+	m.Begin(t0) // a moved request counts as an arrival: Meter has no other way in
+	defer func() {
+		t1 := load.Now()
+		m.End(t1)
+		hc.load.Served(t1, t1-t0)
+	}()
+	return serve()
 }
 
 // dispatch serves one request whose header was read.
@@ -548,7 +642,7 @@ func (hc *httpConn) answerError(req *http.Request, body *bodyState, err error) e
 	h, msg := hc.errorResponse(se)
 	// Say close when the unread body will not be read away (see
 	// discardBody).
-	closeAfter := req.Close || body.expect && !body.contSent || body.kind == bodyLength && body.left > maxDiscard
+	closeAfter := req.Close || body.unreadable()
 	st, closeAfter := frame(h, se.Code, int64(len(msg)), req.Method == http.MethodHead, req.ProtoMinor, closeAfter)
 	writeHead(hc.bw, se.Code, h)
 	writeBody(hc.bw, &st, []byte(msg)) //nolint:errcheck // sticky in bw
@@ -573,7 +667,8 @@ func (hc *httpConn) sendContinue() error {
 func (hc *httpConn) runTask() error {
 	t := hc.cur
 	hc.cr.migratable = true
-	x := &Exchange{hc: hc, t: t, body: &bodyReader{st: &t.body, cr: hc.cr, sendContinue: hc.sendContinue}}
+	x := &Exchange{hc: hc, t: t}
+	x.body = hc.bodyReader(&t.body, x.HeaderWritten)
 	for {
 		done, err := t.task.Step(x)
 		if errors.Is(err, migrate.ErrMoved) || errors.Is(err, migrate.ErrAborted) {
@@ -605,7 +700,7 @@ func (hc *httpConn) runTask() error {
 		}
 		return errClose
 	}
-	return hc.discardBody(&t.body, t.closeAfter)
+	return hc.discardBody(&t.body, t.closeAfter || x.body.failed())
 }
 
 // taskFailed ends a request whose task failed: with an error response if
@@ -625,8 +720,11 @@ func (hc *httpConn) taskFailed(err error) error {
 			hc.srv.logf("app: %s %s: %v", t.method, t.path, err)
 		}
 		se = &StatusError{Code: http.StatusInternalServerError, Msg: "internal error"}
-		if errors.Is(err, errBadChunk) || errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, errBadChunk) || errors.Is(err, io.ErrUnexpectedEOF):
 			se = &StatusError{Code: http.StatusBadRequest, Msg: err.Error()}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			se = &StatusError{Code: http.StatusRequestTimeout, Msg: fmt.Sprintf("no request body bytes for %v: send the body without pausing", hc.srv.bodyTimeout())}
 		}
 	}
 	h, msg := hc.errorResponse(se)
@@ -653,7 +751,8 @@ func (hc *httpConn) discardBody(body *bodyState, closeAfter bool) error {
 		return errClose
 	}
 	hc.cr.migratable = false
-	br := &bodyReader{st: body, cr: hc.cr}
+	br := hc.bodyReader(body, nil)
+	br.sendContinue = nil
 	n, err := io.CopyN(io.Discard, br, maxDiscard+1)
 	if err == io.EOF && n <= maxDiscard {
 		return nil
@@ -665,7 +764,10 @@ func (hc *httpConn) discardBody(body *bodyState, closeAfter bool) error {
 // so its reads bypass the quiescent points.
 func (hc *httpConn) servePlain(req *http.Request, body *bodyState) error {
 	hc.cr.migratable = false
-	br := &plainBody{r: bodyReader{st: body, cr: hc.cr, sendContinue: hc.sendContinue}}
+	w := &response{bw: hc.bw, now: hc.now, logf: hc.srv.logf, protoMinor: req.ProtoMinor,
+		head: req.Method == http.MethodHead, closeAfter: req.Close, header: http.Header{}}
+	br := &plainBody{r: *hc.bodyReader(body, func() bool { return w.committed })}
+	w.body = &br.r
 	if body.kind == bodyNone {
 		req.Body = http.NoBody
 	} else {
@@ -674,8 +776,6 @@ func (hc *httpConn) servePlain(req *http.Request, body *bodyState) error {
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, hc.conn.LocalAddr()))
 	defer cancel()
 	req = req.WithContext(ctx)
-	w := &response{bw: hc.bw, now: hc.now, logf: hc.srv.logf, protoMinor: req.ProtoMinor,
-		head: req.Method == http.MethodHead, closeAfter: req.Close, header: http.Header{}}
 	h := hc.srv.Handler
 	if h == nil {
 		h = http.NotFoundHandler()
@@ -687,7 +787,7 @@ func (hc *httpConn) servePlain(req *http.Request, body *bodyState) error {
 	if !complete {
 		return errClose
 	}
-	return hc.discardBody(body, w.closeAfter)
+	return hc.discardBody(body, w.closeAfter || br.r.failed())
 }
 
 // plainBody is a plain handler's Request.Body.

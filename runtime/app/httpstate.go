@@ -3,22 +3,29 @@ package app
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // httpState is what an HTTP connection's migration carries besides the
 // TCP state. Wire form (varints unsigned LEB128, byte strings
 // length-prefixed):
 //
-//	"CAPH" version=1
-//	moves requests buffered hasTask
+//	"CAPH" version=2
+//	moves requests waited buffered hasTask
 //	[path method protoMinor closeAfter
 //	 body{kind stage left read expect contSent}
 //	 resp{status kind length written}
 //	 startMoves task]
+//
+// Version 1, which a decoder still reads, has no waited.
 type httpState struct {
 	moves, requests uint64
-	buffered        []byte // bytes read from the connection, not yet parsed
-	task            *taskState
+	// waited is how long the server had been waiting for the client (a
+	// request, or body bytes) when the state was taken: the wait's
+	// timeout goes on counting from there at the target.
+	waited   time.Duration
+	buffered []byte // bytes read from the connection, not yet parsed
+	task     *taskState
 }
 
 type taskState struct {
@@ -39,6 +46,10 @@ type taskPos struct {
 
 const httpMagic = "CAPH"
 
+// httpVersion is the HTTP state's version (2 added waited); version 1
+// states are still read, as having waited nothing.
+const httpVersion = 2
+
 // Limits a decoder holds a state to. They bound allocations and catch
 // garbage; a real state is far below each.
 const (
@@ -47,13 +58,15 @@ const (
 	maxMethod    = 64
 	maxTaskState = 1 << 20
 	maxBodyLen   = 1 << 62
+	maxWaited    = 1 << 62 // nanoseconds
 )
 
 func (s *httpState) append(b []byte) []byte {
 	e := enc{b: b}
-	e.header(httpMagic)
+	e.versioned(httpMagic, httpVersion)
 	e.uvar(s.moves)
 	e.uvar(s.requests)
+	e.uvar(uint64(s.waited))
 	e.bytes(s.buffered)
 	e.flag(s.task != nil)
 	if t := s.task; t != nil {
@@ -80,10 +93,13 @@ func (s *httpState) append(b []byte) []byte {
 // decodeHTTPState reads and checks a state; errors wrap ErrState.
 func decodeHTTPState(b []byte) (*httpState, error) {
 	d := dec{what: "http connection", b: b}
-	d.header(httpMagic)
+	v := d.versions(httpMagic, 1, httpVersion)
 	s := &httpState{}
 	s.moves = d.uvar("moves")
 	s.requests = d.uvar("requests")
+	if v >= 2 {
+		s.waited = time.Duration(d.int63("time waited", maxWaited))
+	}
 	s.buffered = d.bytes("buffered input", maxBuffered)
 	if d.flag("request in progress") {
 		t := &taskState{}
@@ -112,6 +128,16 @@ func decodeHTTPState(b []byte) (*httpState, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// progress is the server's record of the request, for a ResumeChecker.
+func (t *taskPos) progress() Progress {
+	p := Progress{Method: t.method, BodyRead: t.body.read, Status: t.resp.status, Length: -1,
+		Written: t.resp.written, Unsent: t.resp.kind == respEmpty}
+	if t.resp.kind == respLength {
+		p.Length = t.resp.length
+	}
+	return p
 }
 
 // checkTask refuses field combinations the server never writes.

@@ -107,6 +107,17 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// peek returns the next n bytes without consuming them, filling as
+// needed; n must not exceed max.
+func (cr *connReader) peek(n int) ([]byte, error) {
+	for cr.w-cr.r < n {
+		if err := cr.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return cr.buf[cr.r : cr.r+n], nil
+}
+
 // line returns the next line, '\n' included, without consuming it; max
 // bounds its length (errLineTooLong beyond).
 func (cr *connReader) line(max int) ([]byte, error) {

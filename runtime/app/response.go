@@ -167,6 +167,9 @@ type response struct {
 	protoMinor int
 	head       bool
 	closeAfter bool
+	// body is the request's; the header says close when what the handler
+	// left of it will not be read away.
+	body *bodyReader
 
 	header      http.Header
 	status      int // 0 until WriteHeader
@@ -249,6 +252,7 @@ func (w *response) commit(final bool) {
 	if _, ok := h["Content-Type"]; !ok && len(w.held) > 0 && bodyAllowedForStatus(w.status) {
 		h.Set("Content-Type", http.DetectContentType(w.held))
 	}
+	w.closeAfter = w.closeAfter || w.body != nil && (w.body.failed() || w.body.st.unreadable())
 	w.st, w.closeAfter = frame(h, w.status, length, w.head, w.protoMinor, w.closeAfter)
 	writeHead(w.bw, w.status, h)
 	held := w.held

@@ -45,6 +45,26 @@ type Task interface {
 	MarshalBinary() ([]byte, error)
 }
 
+// ResumeChecker is a Task that checks its state, once resumed, against
+// the server's record of the request: a forged or corrupt state that
+// disagrees is refused (an error wrapping ErrState, naming the field)
+// before the task runs.
+type ResumeChecker interface {
+	CheckResume(p Progress) error
+}
+
+// Progress is the server's record of a request that moved in mid-body.
+type Progress struct {
+	Method   string
+	BodyRead int64 // request body bytes read
+	Status   int   // the response's, 0 while its header was not written
+	Length   int64 // the response's declared length, -1 if none
+	// Written is the response body bytes written; Unsent, that they are
+	// counted and not sent (HEAD, 204, 304).
+	Written int64
+	Unsent  bool
+}
+
 // Digester is a Task that reports a digest of the body it sent or
 // received; RequestLog.SHA256 carries it.
 type Digester interface {
@@ -73,7 +93,8 @@ type Exchange struct {
 
 // Body is the request body. Each Read may be a quiescent point (the
 // connection may move while it waits): it then returns migrate.ErrMoved.
-// It answers Expect: 100-continue at the first Read.
+// It answers Expect: 100-continue at the first Read, unless the response
+// header was written (the connection then closes after the response).
 func (x *Exchange) Body() io.Reader { return x.body }
 
 // Method is the request's method.
@@ -100,7 +121,9 @@ func (x *Exchange) WriteHeader(status int, h http.Header, length int64) error {
 	if _, ok := h["Date"]; !ok {
 		h.Set("Date", x.hc.now().UTC().Format(http.TimeFormat))
 	}
-	st, closeAfter := frame(h, status, length, x.t.method == http.MethodHead, x.t.protoMinor, x.t.closeAfter)
+	// Say close when the rest of the body will not be read away.
+	closeAfter := x.t.closeAfter || x.body.failed() || x.t.body.unreadable()
+	st, closeAfter := frame(h, status, length, x.t.method == http.MethodHead, x.t.protoMinor, closeAfter)
 	writeHead(x.hc.bw, status, h)
 	x.t.resp, x.t.closeAfter = st, closeAfter
 	return nil
@@ -175,12 +198,9 @@ func (t *bytesTask) Step(x *Exchange) (bool, error) {
 		if err := x.WriteHeader(http.StatusOK, h, t.n); err != nil {
 			return false, err
 		}
-		if t.head {
-			return true, nil
-		}
 	}
-	if t.pos >= t.n {
-		return true, nil
+	if t.head || t.pos >= t.n {
+		return true, nil // HEAD: the body would be counted, never sent
 	}
 	buf := stepBuffers.Get().(*[StepSize]byte)
 	defer stepBuffers.Put(buf)
@@ -226,11 +246,36 @@ func decodeBytesTask(b []byte) (*bytesTask, error) {
 		d.fail("offset %d past the length %d", t.pos, t.n)
 	}
 	t.head = d.flag("head")
-	t.h = d.hash("sha256")
+	t.h = d.hash("sha256", t.pos)
 	if err := d.end(); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+// CheckResume refuses a state whose offset is not where the response
+// stands: the target would send the wrong bytes at the right length.
+func (t *bytesTask) CheckResume(p Progress) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: /bytes task: %s", ErrState, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case t.head != (p.Method == http.MethodHead):
+		return fail("head %v in a %s request", t.head, p.Method)
+	case p.Status == 0 && t.pos != 0:
+		return fail("offset %d, but no response header was written", t.pos)
+	case p.Status == 0:
+		return nil
+	case p.Status != http.StatusOK:
+		return fail("response status %d, but the task answers %d", p.Status, http.StatusOK)
+	case p.Unsent != t.head:
+		return fail("head %v, but the response body is unsent %v", t.head, p.Unsent)
+	case !t.head && p.Length != t.n:
+		return fail("length %d, but the response declared %d bytes", t.n, p.Length)
+	case p.Written != t.pos:
+		return fail("offset %d, but the response has %d bytes written", t.pos, p.Written)
+	}
+	return nil
 }
 
 // UploadRoute serves POST (or PUT) /upload: it reads the body, in any
@@ -290,6 +335,18 @@ func (t *uploadTask) answer(x *Exchange) error {
 // SHA256 is the digest of the whole body, once read.
 func (t *uploadTask) SHA256() []byte { return t.sum }
 
+// CheckResume refuses a state whose count is not the body read so far, or
+// that moved after answering (it answers in its last step).
+func (t *uploadTask) CheckResume(p Progress) error {
+	switch {
+	case t.count != p.BodyRead:
+		return fmt.Errorf("%w: /upload task: count %d, but %d body bytes were read", ErrState, t.count, p.BodyRead)
+	case p.Status != 0:
+		return fmt.Errorf("%w: /upload task: its response (status %d) was already written", ErrState, p.Status)
+	}
+	return nil
+}
+
 const uploadMagic = "CAPu"
 
 func (t *uploadTask) MarshalBinary() ([]byte, error) {
@@ -310,7 +367,7 @@ func decodeUploadTask(b []byte) (*uploadTask, error) {
 	d.header(uploadMagic)
 	t := &uploadTask{}
 	t.count = d.int63("count", maxUpload)
-	t.h = d.hash("sha256")
+	t.h = d.hash("sha256", t.count)
 	if err := d.end(); err != nil {
 		return nil, err
 	}

@@ -25,7 +25,10 @@ func (e *enc) u8(v uint8)      { e.b = append(e.b, v) }
 func (e *enc) uvar(v uint64)   { e.b = binary.AppendUvarint(e.b, v) }
 func (e *enc) bytes(p []byte)  { e.uvar(uint64(len(p))); e.b = append(e.b, p...) }
 func (e *enc) str(s string)    { e.uvar(uint64(len(s))); e.b = append(e.b, s...) }
-func (e *enc) header(m string) { e.b = append(e.b, m...); e.u8(stateVersion) }
+func (e *enc) header(m string) { e.versioned(m, stateVersion) }
+
+// versioned starts a state whose version is not stateVersion.
+func (e *enc) versioned(m string, v uint8) { e.b = append(e.b, m...); e.u8(v) }
 func (e *enc) flag(v bool) {
 	if v {
 		e.u8(1)
@@ -51,20 +54,31 @@ func (d *dec) fail(format string, args ...any) {
 }
 
 // header checks the magic and the version.
-func (d *dec) header(magic string) {
+func (d *dec) header(magic string) { d.versions(magic, stateVersion, stateVersion) }
+
+// versions checks the magic and that the version is oldest..newest, and
+// returns the version.
+func (d *dec) versions(magic string, oldest, newest uint8) uint8 {
 	if len(d.b) < len(magic)+1 {
 		d.fail("%d bytes, shorter than the %d-byte header (magic %q and version)", len(d.b), len(magic)+1, magic)
-		return
+		return 0
 	}
 	if string(d.b[:len(magic)]) != magic {
 		d.fail("magic %q, want %q (not this application's state)", d.b[:len(magic)], magic)
-		return
+		return 0
 	}
-	if v := d.b[len(magic)]; v != stateVersion {
-		d.fail("version %d, this build reads version %d (run the same build on every server)", v, stateVersion)
-		return
+	v := d.b[len(magic)]
+	switch {
+	case v >= oldest && v <= newest:
+	case oldest == newest:
+		d.fail("version %d, this build reads version %d (run the same build on every server)", v, newest)
+		return 0
+	default:
+		d.fail("version %d, this build reads versions %d to %d (run the same build on every server)", v, oldest, newest)
+		return 0
 	}
 	d.off = len(magic) + 1
+	return v
 }
 
 func (d *dec) u8(field string) uint8 {
@@ -166,8 +180,9 @@ func appendHash(e *enc, h hash.Hash) error {
 // maxHashState bounds a saved SHA-256 state (108 bytes today).
 const maxHashState = 256
 
-// hashField reads a running SHA-256 saved by appendHash.
-func (d *dec) hash(field string) hash.Hash {
+// hash reads a running SHA-256 saved by appendHash, which must have
+// hashed n bytes: the task's own count, which it would otherwise belie.
+func (d *dec) hash(field string, n int64) hash.Hash {
 	b := d.bytes(field, maxHashState)
 	if d.err != nil {
 		return nil
@@ -180,6 +195,16 @@ func (d *dec) hash(field string) hash.Hash {
 	}
 	if err := u.UnmarshalBinary(b); err != nil {
 		d.fail("%s: %v", field, err)
+		return nil
+	}
+	// crypto/sha256's state, which loaded, ends in the big-endian count
+	// of bytes hashed.
+	if len(b) < 8 {
+		d.fail("%s: %d bytes, too short to hold a count", field, len(b))
+		return nil
+	}
+	if c := binary.BigEndian.Uint64(b[len(b)-8:]); c != uint64(n) {
+		d.fail("%s: the hash covers %d bytes, the task says %d", field, c, n)
 		return nil
 	}
 	return h
