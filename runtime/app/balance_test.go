@@ -20,27 +20,31 @@ import (
 // lands on server 0 of three. Each server works one request at a time
 // (a lock) for 1 ms, so server 0 alone cannot keep up and requests queue
 // there. With each server's Balancer (threshold policy on the busy
-// fraction), connections move to the idle servers and the p99 latency
-// falls; no request fails either way.
+// fraction), connections move to the idle servers: the requests spread
+// over all three, and no request fails either way. The p99 latencies are
+// logged, not asserted: on a loaded machine (make test beside other
+// work) the spread rack's p99 follows the machine, not the policy, as a
+// run with the load spread evenly and p99 no lower showed; the skew
+// experiment (make demo, capygen experiment skew) measures the latency.
 func TestBalancerSpreadsAHotServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: two 3-second real-time runs")
 	}
 	off := runSkew(t, false)
 	on := runSkew(t, true)
-	t.Logf("p99 without migration %v, with the threshold policy %v (%.1fx); %d moves; requests per server %v",
-		off.p99, on.p99, float64(off.p99)/float64(on.p99), on.moved, on.served)
+	t.Logf("p99 without migration %v, with the threshold policy %v (%.1fx); %d moves; requests per server without %v, with %v",
+		off.p99, on.p99, float64(off.p99)/float64(on.p99), on.moved, off.served, on.served)
 	if on.moved == 0 {
 		t.Fatal("the balancers moved nothing")
 	}
-	if on.p99*2 > off.p99 {
-		// Under the race detector the stacks run about ten times slower,
-		// and the servers' 1 ms of work no longer dominates the latency.
-		report := t.Errorf
-		if raceEnabled {
-			report = t.Logf
-		}
-		report("p99 %v with the policy, %v without: want at least halved", on.p99, off.p99)
+	total := 0
+	for _, n := range on.served {
+		total += n
+	}
+	// Alone, server 0 serves every request; spread, about a third. Over
+	// 60% means the policy left it the hot spot.
+	if total == 0 || on.served[0]*10 > total*6 {
+		t.Errorf("with the policy server 0 served %d of %d requests, want at most 60%%: %v", on.served[0], total, on.served)
 	}
 	for i, n := range on.served {
 		if n == 0 {
