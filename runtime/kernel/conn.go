@@ -113,9 +113,14 @@ func (c *Conn) setMark(m int) error {
 	return setsockopts(rc, sockopt{unix.SOL_SOCKET, unix.SO_MARK, m})
 }
 
-// waitingForRTO reports whether c has bytes in flight and has had no ACK
-// for at least quiet (TCP_INFO unacked and last_ack_recv): its flight
-// was lost, and only its retransmission timer will resend it.
+// waitingForRTO reports whether c has bytes in flight that are old and
+// unacknowledged: no ACK for at least quiet (tcpi_last_ack_recv), and
+// either nothing sent for as long (tcpi_last_data_sent, which
+// retransmissions reset too) or the retransmission timer fired already
+// (tcpi_retransmits, cleared by an ACK that moves snd_una). Its flight was
+// lost, and only its retransmission timer will resend it. The time since
+// the last ACK alone would also catch a reply just written after an idle
+// spell, whose flight is fresh.
 func (c *Conn) waitingForRTO(quiet time.Duration) (bool, error) {
 	rc, err := c.TCPConn.SyscallConn()
 	if err != nil {
@@ -129,7 +134,9 @@ func (c *Conn) waitingForRTO(quiet time.Duration) (bool, error) {
 	if ierr != nil {
 		return false, ierr
 	}
-	return info.Unacked > 0 && time.Duration(info.Last_ack_recv)*time.Millisecond >= quiet, nil
+	ms := func(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
+	aged := ms(info.Last_data_sent) >= quiet || info.Retransmits > 0
+	return info.Unacked > 0 && ms(info.Last_ack_recv) >= quiet && aged, nil
 }
 
 // queues returns the bytes in c's send queue (sent or not) and receive
@@ -266,20 +273,40 @@ func (l *Listener) acceptNative() {
 // listener, and AcceptConn returns it.
 const maxAcceptBackoff = 5 * time.Second
 
-// offer queues a connection migrated in; false if the backlog is full or
-// the listener closed. Under l.mu, so that Close, which takes it too,
-// either sees the connection in the queue and resets it, or is seen.
-func (l *Listener) offer(c *Conn, _ []byte) bool {
+// errBacklogFull is offer's refusal of a connection migrated in beyond
+// Config.Backlog.
+var errBacklogFull = errors.New("kernel: backlog full")
+
+// admits tells whether offer would take a connection now: nil, or why not
+// (ErrListenerClosed, errBacklogFull). Restore asks before it rebuilds
+// the socket; offer still decides.
+func (l *Listener) admits() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return false
+		return ErrListenerClosed
+	}
+	if len(l.migrated) == cap(l.migrated) {
+		return errBacklogFull
+	}
+	return nil
+}
+
+// offer queues a connection migrated in, or says why not:
+// ErrListenerClosed, errBacklogFull. Under l.mu, so that Close, which
+// takes it too, either sees the connection in the queue and resets it, or
+// is seen.
+func (l *Listener) offer(c *Conn) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrListenerClosed
 	}
 	select {
 	case l.migrated <- c:
-		return true
+		return nil
 	default:
-		return false
+		return errBacklogFull
 	}
 }
 

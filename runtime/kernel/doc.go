@@ -19,7 +19,9 @@
 //     answered with RST. Every other segment never leaves the kernel.
 //     A socket being restored is transparent until it is whole, and its
 //     segments are queued too: from its connect on, it would answer them
-//     half-built.
+//     half-built. Start binds the queue before it adds the rules, so the
+//     rules of a server of the same queue that ended without Close (no
+//     live server holds the queue) are found stale and removed.
 //
 // The CONN_STATE payload is the repair dump (runtime/repair's encoding)
 // followed by the application's state, behind a magic that tells it from
@@ -32,5 +34,7 @@
 //
 // It needs CAP_NET_ADMIN and CAP_NET_RAW in the namespace, iptables, and a
 // kernel with CONFIG_NETFILTER_NETLINK_QUEUE,
-// CONFIG_NETFILTER_XT_TARGET_NFQUEUE and CONFIG_NETFILTER_XT_MATCH_SOCKET.
+// CONFIG_NETFILTER_XT_TARGET_NFQUEUE and CONFIG_NETFILTER_XT_MATCH_SOCKET
+// (and, with iptables-legacy, CONFIG_NETFILTER_XT_MATCH_COMMENT: the mute
+// rule names its server's chain).
 package kernel

@@ -125,11 +125,13 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	undo = append(undo, func() { netns.Close() })
-	if err := h.rules(true); err != nil {
-		return fail(err) // rules took back its own part
-	}
-	undo = append(undo, func() { h.rules(false) }) //nolint:errcheck // undoing
+	// The queue first: while it is bound here, no other live server of
+	// this queue runs in the namespace, and rules may take the chain of
+	// one that ended without Close for stale.
 	if h.q, err = hold.OpenFlows(cfg.Queue, hf, h.decide); err != nil {
+		if errors.Is(err, unix.EPERM) && h.chainExists(h.chain()) {
+			return fail(h.chainInUse(err))
+		}
 		hint := "the kernel needs CONFIG_NETFILTER_NETLINK_QUEUE, and the process CAP_NET_ADMIN"
 		if errors.Is(err, unix.EPERM) {
 			hint = fmt.Sprintf("queue %d is bound by another program in this namespace (give each server its own Config.Queue), or the process lacks CAP_NET_ADMIN", cfg.Queue)
@@ -137,6 +139,10 @@ func Start(cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("kernel: %w (%s)", err, hint))
 	}
 	undo = append(undo, func() { h.q.Close() })
+	if err := h.rules(true); err != nil {
+		return fail(err) // rules took back its own part
+	}
+	undo = append(undo, func() { h.rules(false) }) //nolint:errcheck // undoing
 	if h.udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Addr, tcpmig.UDPPort))); err != nil {
 		return fail(fmt.Errorf("kernel: binding TCPMig's UDP port %v:%d: %w", cfg.Addr, tcpmig.UDPPort, err))
 	}
@@ -237,11 +243,12 @@ func (h *host) chain() string { return "CAPYGEN-HOLD-" + strconv.Itoa(int(h.cfg.
 // rules adds (or removes) the hold rules: TCP segments to the server's
 // address that are not a SYN and find no established socket, or a socket
 // still being restored, go to the queue (bypassed while no program
-// listens on it); and the mute rule drops what frozen sockets send.
+// listens on it); and the mute rule drops what frozen sockets send. The
+// mute rule names the server's chain in a comment, so that each server
+// removes its own.
 func (h *host) rules(add bool) error {
 	chain := h.chain()
-	jump := []string{"INPUT", "-p", "tcp", "-d", h.cfg.Addr.String(), "!", "--syn", "-j", chain}
-	mute := []string{"OUTPUT", "-m", "mark", "--mark", strconv.Itoa(frozenMark), "-j", "DROP"}
+	jump, mute := h.jumpRule(), h.muteRule()
 	if !add {
 		var errs []error
 		errs = append(errs, h.iptables(append([]string{"-D"}, jump...)...), h.iptables(append([]string{"-D"}, mute...)...))
@@ -251,9 +258,11 @@ func (h *host) rules(add bool) error {
 	if _, err := exec.LookPath(h.cfg.Iptables); err != nil {
 		return fmt.Errorf("kernel: the hold rules need %q: %w (apt-get install iptables)", h.cfg.Iptables, err)
 	}
+	if err := h.newChain(chain); err != nil {
+		return err
+	}
 	queue := []string{"-j", "NFQUEUE", "--queue-num", strconv.Itoa(int(h.cfg.Queue)), "--queue-bypass"}
 	for i, args := range [][]string{
-		{"-N", chain},
 		// A socket being restored is transparent until whole (see
 		// repair.WithTransparentRestore): its flow's segments wait.
 		append([]string{"-A", chain, "-m", "socket", "--transparent"}, queue...),
@@ -266,22 +275,96 @@ func (h *host) rules(add bool) error {
 		if err == nil {
 			continue
 		}
-		// Take back only what this call added: the same rules of another
-		// server (the mute rule is the same text for every server, and
-		// the chain the same for one queue) are not ours.
-		if i > 4 {
+		// Take back what this call added.
+		if i > 3 {
 			h.iptables(append([]string{"-D"}, jump...)...) //nolint:errcheck // undoing
 		}
-		if i > 0 {
-			h.iptables("-F", chain) //nolint:errcheck // undoing
-			h.iptables("-X", chain) //nolint:errcheck // undoing
-		} else if h.chainExists(chain) {
-			return fmt.Errorf("kernel: the chain %s exists already: another server uses Config.Queue %d in this network namespace (give each its own), or an earlier one left its rules (iptables -F %s; iptables -X %s): %w",
-				chain, h.cfg.Queue, chain, chain, err)
-		}
+		h.iptables("-F", chain) //nolint:errcheck // undoing
+		h.iptables("-X", chain) //nolint:errcheck // undoing
 		return err
 	}
 	return nil
+}
+
+// jumpRule is the INPUT rule that sends the server's segments to its
+// chain, and muteRule the OUTPUT rule that drops what its frozen sockets
+// send; without -I or -D.
+func (h *host) jumpRule() []string {
+	return []string{"INPUT", "-p", "tcp", "-d", h.cfg.Addr.String(), "!", "--syn", "-j", h.chain()}
+}
+
+func (h *host) muteRule() []string {
+	return []string{"OUTPUT", "-m", "mark", "--mark", strconv.Itoa(frozenMark), "-m", "comment", "--comment", h.chain(), "-j", "DROP"}
+}
+
+// newChain creates the server's chain. Start holds the queue (h.q) when it
+// runs, so a chain of that queue that exists already is not a live
+// server's, which would hold the queue: it was left by one that ended
+// without Close, and its rules are removed first.
+func (h *host) newChain(chain string) error {
+	err := h.iptables("-N", chain)
+	if err == nil || h.q == nil || !h.chainExists(chain) {
+		return err
+	}
+	cmds, err := h.staleRules(chain)
+	for _, c := range cmds {
+		if err != nil {
+			break
+		}
+		err = h.iptables(c...)
+	}
+	if err != nil {
+		return fmt.Errorf("kernel: the chain %s was left by a server that ended without Close, and removing its rules failed (remove them by hand: %s): %w", chain, h.commands(chain, cmds), err)
+	}
+	return h.iptables("-N", chain)
+}
+
+// staleRules returns the iptables arguments that remove chain's rules: the
+// INPUT rules that jump to it (whatever address they name), its mute
+// rule, then the chain.
+func (h *host) staleRules(chain string) ([][]string, error) {
+	out, err := inNetns(h.netns, func() ([]byte, error) {
+		return exec.Command(h.cfg.Iptables, "-w", "-S", "INPUT").CombinedOutput()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %s -S INPUT: %w: %s", h.cfg.Iptables, err, strings.TrimSpace(string(out)))
+	}
+	var cmds [][]string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		// Quoted arguments would need a shell's parsing: not a jump of ours.
+		if len(f) > 3 && f[0] == "-A" && f[len(f)-2] == "-j" && f[len(f)-1] == chain && !strings.ContainsAny(line, `"'`) {
+			cmds = append(cmds, append([]string{"-D"}, f[1:]...))
+		}
+	}
+	if h.iptables(append([]string{"-C"}, h.muteRule()...)...) == nil {
+		cmds = append(cmds, append([]string{"-D"}, h.muteRule()...))
+	}
+	return append(cmds, []string{"-F", chain}, []string{"-X", chain}), nil
+}
+
+// commands spells out cmds as command lines, or, without them, how to
+// find chain's rules.
+func (h *host) commands(chain string, cmds [][]string) string {
+	if len(cmds) == 0 {
+		return fmt.Sprintf("%[1]s -D each rule of %[1]s -S INPUT that jumps to %[2]s, %[1]s -D %[3]s, then %[1]s -F %[2]s; %[1]s -X %[2]s",
+			h.cfg.Iptables, chain, strings.Join(h.muteRule(), " "))
+	}
+	lines := make([]string, len(cmds))
+	for i, c := range cmds {
+		lines[i] = h.cfg.Iptables + " " + strings.Join(c, " ")
+	}
+	return strings.Join(lines, "; ")
+}
+
+// chainInUse is Start's error when the queue is bound by another program
+// and the server's chain exists: most likely another server with the same
+// Config.Queue.
+func (h *host) chainInUse(err error) error {
+	chain := h.chain()
+	cmds, _ := h.staleRules(chain) //nolint:errcheck // commands then says how to find them
+	return fmt.Errorf("kernel: the chain %s exists already and queue %d is bound: another server uses Config.Queue %d in this network namespace (give each its own); if no server runs here, another program holds the queue, and the chain's rules go with: %s: %w",
+		chain, h.cfg.Queue, h.cfg.Queue, h.commands(chain, cmds), err)
 }
 
 // chainExists reports whether the iptables chain exists in the server's
@@ -444,11 +527,12 @@ func (h *host) SendUDP(dst netip.Addr, payload []byte) error {
 	if h.burst > 0 {
 		h.burst++
 		if h.burst > paceEvery+1 {
-			if h.tail != nil && h.tailDst != dst {
+			k := keyOf(payload)
+			if h.tail != nil && (h.tailDst != dst || h.tail.key != k) {
 				h.flushTail()
 			}
 			if h.tail == nil {
-				h.tail, h.tailDst = &tail{}, dst
+				h.tail, h.tailDst = &tail{key: k}, dst
 			}
 			h.tail.add(payload)
 			return nil
@@ -498,7 +582,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	if c == nil {
 		return nil, fmt.Errorf("kernel: %v-%v is not a connection of this server", id.Local, id.Remote)
 	}
-	// A socket whose flight went unacknowledged for rtoWait is waiting
+	// A socket whose flight is rtoWait old and unacknowledged is waiting
 	// for its retransmission timer. Moved, it would not resend: Linux
 	// gives no way to carry the timer over, a restored socket starts its
 	// RTO afresh at 1 s, and a connection moved more often than that
@@ -506,7 +590,7 @@ func (h *host) Freeze(id tcp.ID, steps func(string, time.Duration)) (migrate.Fro
 	// (A failed read leaves it movable, as before.)
 	if waiting, err := c.waitingForRTO(rtoWait); err == nil && waiting {
 		h.keep(id, c)
-		return nil, fmt.Errorf("%w: %v-%v has had bytes in flight and no ACK for %v or more: it waits for its retransmission timer", migrate.ErrNotMovable, id.Local, id.Remote, rtoWait)
+		return nil, fmt.Errorf("%w: %v-%v has had bytes in flight for %v or more, unacknowledged: it waits for its retransmission timer", migrate.ErrNotMovable, id.Local, id.Remote, rtoWait)
 	}
 	// A state over the restore cap would be refused by a target with
 	// this server's configuration after travelling whole, and the
@@ -608,13 +692,19 @@ func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrP
 		return nil, nil, fmt.Errorf("%w: the state is of %v-%v, and the TCPMig header names %v-%v", ErrState, d.Local, d.Remote, origin, self.Remote)
 	}
 	if len(d.SendQueue) > maxBuffer || len(d.RecvQueue) > maxBuffer {
-		return nil, nil, fmt.Errorf("queues of %d and %d bytes exceed the restore cap of %d (Config.MaxRestoreBuffer)", len(d.SendQueue), len(d.RecvQueue), maxBuffer)
+		return nil, nil, fmt.Errorf("queues of %d (send) and %d (receive) bytes exceed this server's restore cap of %d (Config.Engine.MaxRestoreBuffer: raise it to take such connections)", len(d.SendQueue), len(d.RecvQueue), maxBuffer)
 	}
+	port := self.Local.Port()
 	h.mu.Lock()
-	l := h.listeners[self.Local.Port()]
+	l := h.listeners[port]
 	h.mu.Unlock()
 	if l == nil {
-		return nil, nil, fmt.Errorf("%w: no kernel listener on port %d (Server.Listen)", migrate.ErrNoRestorer, self.Local.Port())
+		return nil, nil, fmt.Errorf("%w: no kernel listener on port %d (Server.Listen)", migrate.ErrNoRestorer, port)
+	}
+	// A listener that cannot take the connection refuses it before the
+	// socket is rebuilt, which would only be torn down again.
+	if err := l.admits(); err != nil {
+		return nil, nil, h.refusedBy(port, err)
 	}
 	tc, err := repair.Restore(d, self.Local, append(stepHook(steps), repair.WithTransparentRestore())...)
 	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
@@ -627,12 +717,21 @@ func (h *host) Restore(_ tcp.Time, state []byte, self tcp.ID, origin netip.AddrP
 	h.mu.Lock()
 	h.conns[self] = c
 	h.mu.Unlock()
-	if !l.offer(c, app) {
+	if err := l.offer(c); err != nil {
 		h.forget(c)
 		repair.CloseSilently(tc) //nolint:errcheck // never handed out
-		return nil, nil, fmt.Errorf("the backlog of port %d is full (%d connections; Config.Backlog)", self.Local.Port(), h.cfg.Backlog)
+		return nil, nil, h.refusedBy(port, err)
 	}
 	return app, nil, nil
+}
+
+// refusedBy is Restore's error for a listener's refusal (Listener.offer's
+// error).
+func (h *host) refusedBy(port uint16, err error) error {
+	if errors.Is(err, ErrListenerClosed) {
+		return fmt.Errorf("%w: the listener of port %d closed (%w)", migrate.ErrNoRestorer, port, err)
+	}
+	return fmt.Errorf("the backlog of port %d is full: %d connections migrated in and not accepted yet (Config.Backlog: raise it, or accept faster)", port, h.cfg.Backlog)
 }
 
 func (h *host) Hold(id tcp.ID) {

@@ -6,11 +6,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/capygen/capygen/generated/tcpmig"
 	"github.com/capygen/capygen/internal/netnstest"
 	"github.com/capygen/capygen/runtime/migrate"
 )
@@ -238,6 +241,33 @@ func TestFreezeLeavesALostFlightToItsRTO(t *testing.T) {
 	}
 }
 
+// TestFreezeTakesAFreshFlightAfterAnIdleSpell: a connection idle for
+// longer than rtoWait (no ACK for that long, nothing in flight) writes a
+// reply; 5 ms later, its ACK still on the way (held back here by the
+// client's firewall), its flight is fresh, far from any retransmission
+// timer, and Freeze takes it.
+func TestFreezeTakesAFreshFlightAfterAnIdleSpell(t *testing.T) {
+	p := newPair(t)
+	srv, cliNS := p.srv, p.cliNS
+	c := p.accept(t)
+	time.Sleep(rtoWait + 100*time.Millisecond)
+	hold := []string{"OUTPUT", "-p", "tcp", "-d", "10.79.0.1", "--dport", "7000", "-j", "DROP"}
+	netnstest.Run(t, append([]string{"ip", "netns", "exec", cliNS, "iptables", "-I"}, hold...)...)
+	defer netnstest.Run(t, append([]string{"ip", "netns", "exec", cliNS, "iptables", "-D"}, hold...)...)
+	if _, err := c.Write([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if waiting, err := c.waitingForRTO(rtoWait); err != nil || waiting {
+		t.Fatalf("waitingForRTO 5 ms after a write that followed an idle spell = %v, %v; want false", waiting, err)
+	}
+	fr, err := srv.h.Freeze(c.ID(), nil)
+	if err != nil {
+		t.Fatalf("Freeze 5 ms after a write that followed an idle spell: %v", err)
+	}
+	fr.Abort(0)
+}
+
 // TestFreezeKeepsAConnectionOverTheRestoreCap: a connection whose queues
 // exceed the restore cap is not frozen (a target with this configuration
 // would refuse its state after it travelled whole, and the origin's
@@ -384,4 +414,247 @@ func TestBurstPacesItsTailWithoutTheCaller(t *testing.T) {
 			t.Fatalf("datagram %d: %d bytes, numbered %d", i, m, got)
 		}
 	}
+}
+
+// migDatagram is a 1000-byte datagram with a TCPMig header of the
+// migration of client port cport, numbered i.
+func migDatagram(cport, i uint16) []byte {
+	b := make([]byte, 1000)
+	h := tcpmig.TCPMig(b)
+	h.SetMagic(tcpmig.MagicValue)
+	h.SetOriginIP([4]byte{10, 79, 0, 1})
+	h.SetOriginPort(7000)
+	h.SetClientIP([4]byte{10, 79, 0, 2})
+	h.SetClientPort(cport)
+	h.SetFragmentIndex(i)
+	return b
+}
+
+// TestBurstsOfTwoMigrationsToOneTargetAllLeave: two migrations' states
+// to the same target, burst right after burst: every datagram of both
+// leaves. (A later migration's tail replaced the earlier one's, which
+// then never went past its first paceEvery datagrams.)
+func TestBurstsOfTwoMigrationsToOneTargetAllLeave(t *testing.T) {
+	p := newPair(t)
+	defer p.srv.Close()
+	defer p.cli.Close()
+	var rx *net.UDPConn
+	netnstest.InNS(t, p.cliNS, func() {
+		var err error
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.79.0.2"), Port: 7071}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer rx.Close()
+	rx.SetReadBuffer(8 << 20) //nolint:errcheck // the default may do
+
+	const n = 3 * paceEvery
+	dst := netip.MustParseAddr("10.79.0.2")
+	for _, cport := range []uint16{40001, 40002} {
+		p.srv.h.Burst(func() {
+			for i := range uint16(n) {
+				if err := p.srv.h.SendUDP(dst, migDatagram(cport, i)); err != nil {
+					t.Errorf("migration %d, datagram %d: %v", cport, i, err)
+				}
+			}
+		})
+	}
+	got := map[uint16]map[uint16]bool{40001: {}, 40002: {}}
+	buf := make([]byte, 2000)
+	for range 2 * n {
+		rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+		m, err := rx.Read(buf)
+		if err != nil {
+			break
+		}
+		h := tcpmig.TCPMig(buf[:m])
+		if seen, ok := got[h.ClientPort()]; ok {
+			seen[h.FragmentIndex()] = true
+		}
+	}
+	for cport, seen := range got {
+		if len(seen) != n {
+			t.Errorf("migration of client port %d: %d of its %d datagrams arrived", cport, len(seen), n)
+		}
+	}
+}
+
+// TestPacerReplacesOnlyItsOwnMigrationsTail: a tail queued to a target
+// takes the place of one of its own migration (a resend of the same
+// state), and queues behind the others'; tails of datagrams that are not
+// TCPMig queue behind every other.
+func TestPacerReplacesOnlyItsOwnMigrationsTail(t *testing.T) {
+	p := newPacer(nil, nil)
+	dst := netip.MustParseAddr("10.79.0.2")
+	mk := func(payload []byte) *tail {
+		tl := &tail{key: keyOf(payload)}
+		tl.add(payload)
+		return tl
+	}
+	a1, b, a2 := mk(migDatagram(40001, 0)), mk(migDatagram(40002, 0)), mk(migDatagram(40001, 0))
+	x, y := mk([]byte("not TCPMig")), mk([]byte("not TCPMig"))
+	for _, tl := range []*tail{a1, b, x, a2, y} {
+		p.queue(dst, tl)
+	}
+	if got, want := p.queues[dst], []*tail{a2, b, x, y}; !slices.Equal(got, want) {
+		t.Fatalf("queued %v, want %v (the second tail of migration 40001 in place of its first, the rest in order)", got, want)
+	}
+	p.finish(dst, a2)
+	if got, want := p.queues[dst], []*tail{b, x, y}; !slices.Equal(got, want) {
+		t.Fatalf("after the first finished: %v, want %v", got, want)
+	}
+}
+
+// TestRestoreSaysWhyTheListenerRefuses: a restore into a listener that
+// cannot take the connection, its backlog full or the listener closed
+// (Close running at the same time), is refused with the reason, before
+// any socket is rebuilt; into the listener with room, it is handed out
+// and carries on.
+func TestRestoreSaysWhyTheListenerRefuses(t *testing.T) {
+	p := newPairWith(t, func(c *Config) { c.Backlog = 1 })
+	srv, ln, cli := p.srv, p.ln, p.cli
+	c := p.accept(t)
+	id, origin := c.ID(), c.Origin()
+	fr, err := srv.h.Freeze(id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := fr.Serialize(nil, []byte("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr.Release() // the four-tuple is free again here
+	// Restore makes its socket in the calling thread's namespace.
+	restore := func() (app []byte, steps []string, err error) {
+		netnstest.InNS(t, p.srvNS, func() {
+			app, _, err = srv.h.Restore(0, state, id, origin, 1<<20, func(s string, _ time.Duration) { steps = append(steps, s) })
+		})
+		return app, steps, err
+	}
+
+	ln.migrated <- &Conn{} // the backlog's one place taken
+	_, steps, err := restore()
+	<-ln.migrated
+	if err == nil || !strings.Contains(err.Error(), "backlog of port 7000 is full") || !strings.Contains(err.Error(), "Config.Backlog") {
+		t.Errorf("Restore with the backlog full: %v; want it to say so, naming Config.Backlog", err)
+	}
+	if len(steps) > 0 {
+		t.Errorf("Restore with the backlog full rebuilt the socket (steps %v)", steps)
+	}
+
+	ln.mu.Lock()
+	ln.closed = true // Close's first step
+	ln.mu.Unlock()
+	_, steps, err = restore()
+	ln.mu.Lock()
+	ln.closed = false
+	ln.mu.Unlock()
+	if !errors.Is(err, ErrListenerClosed) || !errors.Is(err, migrate.ErrNoRestorer) || strings.Contains(err.Error(), "backlog") {
+		t.Errorf("Restore into a closed listener: %v; want ErrListenerClosed and migrate.ErrNoRestorer, no word of the backlog", err)
+	}
+	if len(steps) > 0 {
+		t.Errorf("Restore into a closed listener rebuilt the socket (steps %v)", steps)
+	}
+
+	app, steps, err := restore()
+	if err != nil || string(app) != "app" || len(steps) == 0 {
+		t.Fatalf("Restore with room: %q, %v (steps %v)", app, err, steps)
+	}
+	c2, err := ln.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	cli.SetDeadline(time.Now().Add(5 * time.Second))
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(cli, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("restored connection read %q, %v", buf, err)
+	}
+}
+
+// TestStartClearsADeadServersRules: a server that ended without Close
+// leaves its chain, the INPUT jump to it and its mute rule. The next
+// server of that queue finds the queue free, so no server of it runs:
+// Start removes those rules (the jump whatever address it names) and
+// starts, and leaves another server's rules alone. A second server of the
+// queue, while one runs, is refused with the commands that would clear the
+// chain if no server ran.
+func TestStartClearsADeadServersRules(t *testing.T) {
+	ns := loopbackNS(t, "capyk-d-", "10.79.4.1", "10.79.4.3")
+	cfg := func(addr string, queue uint16) Config {
+		return Config{Addr: netip.MustParseAddr(addr), Queue: queue, Iptables: "iptables",
+			Engine: migrate.Config{Switch: netip.MustParseAddr("10.79.4.254"), HeartbeatPeriod: -1}}
+	}
+	rules := func() string { return netnstest.Run(t, "ip", "netns", "exec", ns, "iptables", "-S") }
+	count := func(rules, sub string) int { return strings.Count(rules, sub) }
+	// queue14 is the other server's rules, in order.
+	queue14 := func(rules string) string {
+		var ls []string
+		for _, l := range strings.Split(rules, "\n") {
+			if strings.Contains(l, "CAPYGEN-HOLD-14") {
+				ls = append(ls, l)
+			}
+		}
+		return strings.Join(ls, "\n")
+	}
+	netnstest.InNS(t, ns, func() {
+		other, err := Start(cfg("10.79.4.3", 14))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		// What a server of queue 13 on another address left when killed.
+		dead := &host{cfg: cfg("10.79.4.2", 13)}
+		if dead.netns, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+			t.Fatal(err)
+		}
+		defer dead.netns.Close()
+		if err := dead.rules(true); err != nil {
+			t.Fatal(err)
+		}
+		before := rules()
+		srv, err := Start(cfg("10.79.4.1", 13))
+		if err != nil {
+			t.Fatalf("Start over a dead server's rules: %v\nrules:\n%s", err, before)
+		}
+		after := rules()
+		if count(after, "10.79.4.2") != 0 || count(after, "-j CAPYGEN-HOLD-13") != 1 || count(after, "--comment CAPYGEN-HOLD-13") != 1 {
+			t.Errorf("rules after Start over a dead server's, want its jump gone and one jump and one mute rule of the new one:\n%s", after)
+		}
+		if queue14(after) != queue14(before) || count(before, "--comment CAPYGEN-HOLD-14") != 1 {
+			t.Errorf("the other server's rules changed:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+
+		second, err := Start(cfg("10.79.4.3", 13))
+		if err == nil {
+			second.Close()
+			t.Fatal("a second server of queue 13 started while one runs")
+		}
+		t.Logf("refused: %v", err)
+		for _, want := range []string{"exists already", "Config.Queue 13", "iptables -D INPUT -d 10.79.4.1/32", "iptables -D OUTPUT", "iptables -X CAPYGEN-HOLD-13"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Start of a second server of queue 13: %v; want it to say %q", err, want)
+			}
+		}
+		if now := rules(); now != after {
+			t.Errorf("the refused Start changed the rules:\nbefore:\n%s\nafter:\n%s", after, now)
+		}
+
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left := rules(); count(left, "CAPYGEN-HOLD-13") != 0 || queue14(left) != queue14(before) {
+			t.Errorf("rules after Close, want none of queue 13 and the other server's as they were:\n%s", left)
+		}
+		if err := other.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left := rules(); strings.Contains(left, "CAPYGEN") || strings.Contains(left, "mark") {
+			t.Errorf("rules left after both Closes:\n%s", left)
+		}
+	})
 }

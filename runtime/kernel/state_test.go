@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/capygen/capygen/runtime/repair"
+	"github.com/capygen/capygen/runtime/tcp"
 )
 
 func sampleDump() *repair.Dump {
@@ -84,4 +86,44 @@ func FuzzDecodeState(f *testing.F) {
 			t.Fatalf("decoded state does not encode back: %v", err)
 		}
 	})
+}
+
+// TestRestoreOverTheCapNamesTheField: a state whose queues exceed the
+// restore cap is refused with the Config field that sets the cap.
+func TestRestoreOverTheCapNamesTheField(t *testing.T) {
+	d := sampleDump()
+	state, err := appendState(nil, d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &host{}
+	self := tcp.ID{Local: d.Local, Remote: d.Remote}
+	_, _, err = h.Restore(0, state, self, d.Local, 4, nil)
+	if err == nil || !strings.Contains(err.Error(), "Config.Engine.MaxRestoreBuffer") {
+		t.Fatalf("Restore of %d- and %d-byte queues under a cap of 4: %v; want the error to name Config.Engine.MaxRestoreBuffer", len(d.SendQueue), len(d.RecvQueue), err)
+	}
+}
+
+// TestOfferSaysWhyItRefuses: a listener refuses a connection migrated in
+// for a full backlog or for being closed, and says which; admits says the
+// same beforehand.
+func TestOfferSaysWhyItRefuses(t *testing.T) {
+	l := &Listener{migrated: make(chan *Conn, 1)}
+	if err := l.admits(); err != nil {
+		t.Fatalf("admits with room: %v", err)
+	}
+	if err := l.offer(&Conn{}); err != nil {
+		t.Fatalf("offer with room: %v", err)
+	}
+	for what, fn := range map[string]func() error{"admits": l.admits, "offer": func() error { return l.offer(&Conn{}) }} {
+		if err := fn(); !errors.Is(err, errBacklogFull) {
+			t.Errorf("%s with the backlog full: %v, want errBacklogFull", what, err)
+		}
+	}
+	l.closed = true
+	for what, fn := range map[string]func() error{"admits": l.admits, "offer": func() error { return l.offer(&Conn{}) }} {
+		if err := fn(); !errors.Is(err, ErrListenerClosed) {
+			t.Errorf("%s once closed: %v, want ErrListenerClosed", what, err)
+		}
+	}
 }

@@ -50,7 +50,12 @@
 // states (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), which needs a
 // forged FIN from a raw socket to put a peer's FIN back into the receive
 // queue; DumpFD refuses those states with an error naming the state and
-// leaves the socket running.
+// leaves the socket running. It refuses, likewise, a socket that turns
+// CLOSE_WAIT during the dump (the peer's FIN would be in the dumped
+// rcv_nxt and never reach the application), and one whose receive queue
+// holds an urgent mark (MSG_OOB) the application has not read past: the
+// kernel's queue size and the peek stop at the mark, while rcv_nxt is past
+// it, so the bytes after it would be lost.
 //
 // A failed Restore tears down what it built, in repair mode so nothing
 // leaves, and reports the step and the errno, as in

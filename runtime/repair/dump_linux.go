@@ -11,7 +11,8 @@ import (
 )
 
 // ErrUnsupportedState is wrapped by the error DumpFD returns for a socket
-// that is not ESTABLISHED.
+// that is not ESTABLISHED (or stops being so during the dump), or whose
+// receive queue holds urgent data (MSG_OOB) not read past.
 var ErrUnsupportedState = errors.New("unsupported TCP state")
 
 // DumpConn dumps c; see DumpFD.
@@ -81,9 +82,29 @@ func dumpRepaired(fd int) (*Dump, error) {
 	if err != nil {
 		return nil, fail("SIOCOUTQNSD", "ioctl", err)
 	}
+	// Urgent data (MSG_OOB) not read past: tcp_inq counts only up to its
+	// mark, and the peek stops there, but TCP_QUEUE_SEQ is rcv_nxt past it
+	// all, so the restored socket would lose the urgent byte and every
+	// byte after it. With SO_OOBINLINE on, tcp_inq counts up to rcv_nxt.
+	// That size is read first: bytes arriving between the two reads only
+	// make the second larger, so a smaller second one means a mark.
+	oobInline, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE)
+	if err != nil {
+		return nil, fail("SO_OOBINLINE", "getsockopt", err)
+	}
+	inqAll := -1
+	if oobInline == 0 {
+		if inqAll, err = inqInline(fd); err != nil {
+			return nil, fail("receive queue size with SO_OOBINLINE", "", err)
+		}
+	}
 	inq, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
 	if err != nil {
 		return nil, fail("SIOCINQ", "ioctl", err)
+	}
+	if inqAll > inq {
+		return nil, fail("receive queue", "", fmt.Errorf("%w: urgent data (MSG_OOB) not read past: the receive queue holds %d bytes, the urgent mark after %d of them; the application must read past the mark (or set SO_OOBINLINE) before the connection can move",
+			ErrUnsupportedState, inqAll, inq))
 	}
 	if outq < 0 || outq > MaxQueueLen || inq < 0 || inq > MaxQueueLen || unsent < 0 || unsent > outq {
 		return nil, fail("queue sizes", "", fmt.Errorf("send %d (unsent %d), receive %d: beyond %d bytes or inconsistent", outq, unsent, inq, MaxQueueLen))
@@ -137,6 +158,20 @@ func dumpRepaired(fd int) (*Dump, error) {
 	if d.RecvSeq, d.RecvQueue, err = dumpQueue(fd, tcpRecvQueue, inq); err != nil {
 		return nil, fail("receive queue", "", err)
 	}
+	// A FIN that landed after the state was read and before TCP_QUEUE_SEQ
+	// is counted in RecvSeq, and the restored socket, ESTABLISHED, would
+	// never report EOF. SIOCINQ takes the socket lock, so the segment whose
+	// rcv_nxt TCP_QUEUE_SEQ saw has been processed whole (tcp_fin
+	// included) when it returns; TCP_INFO reads the state after it.
+	if _, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil {
+		return nil, fail("SIOCINQ", "ioctl", err)
+	}
+	if info, err = getTCPInfoHead(fd); err != nil {
+		return nil, fail("TCP_INFO", "getsockopt", err)
+	}
+	if st := State(info.state); st != StateEstablished {
+		return nil, fail("state", "", fmt.Errorf("%w: %v once the receive queue was read (the peer closed during the dump; only ESTABLISHED)", ErrUnsupportedState, st))
+	}
 	if d.SendSeq, d.SendQueue, err = dumpQueue(fd, tcpSendQueue, outq); err != nil {
 		return nil, fail("send queue", "", err)
 	}
@@ -155,12 +190,37 @@ var ErrQueueChanged = errors.New("the queue changed during the dump (the peer's 
 // beforePeek, when set (tests), runs in dumpQueue before the peek.
 var beforePeek func(queue int)
 
+// beforeQueueSeq, when set (tests), runs in dumpQueue before
+// TCP_QUEUE_SEQ: after the queue sizes were read.
+var beforeQueueSeq func(fd, queue int)
+
+// inqInline reads SIOCINQ with SO_OOBINLINE on, then turns it off again.
+// Meanwhile the flag steers only reads (none runs in repair mode but the
+// dump's) and a new urgent pointer over an unread old one
+// (tcp_check_urg), which the dump refuses anyway.
+func inqInline(fd int) (int, error) {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); err != nil {
+		return 0, fmt.Errorf("SO_OOBINLINE on: setsockopt: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if oerr := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 0); oerr != nil {
+		return 0, fmt.Errorf("SO_OOBINLINE off: setsockopt: %w", oerr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("SIOCINQ: ioctl: %w", err)
+	}
+	return n, nil
+}
+
 // dumpQueue selects queue, reads its TCP_QUEUE_SEQ and peeks its n bytes.
 // It asks for one byte more than n, as libsoccr does, to be sure the
 // queue holds exactly n.
 func dumpQueue(fd, queue, n int) (uint32, []byte, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR_QUEUE, queue); err != nil {
 		return 0, nil, fmt.Errorf("TCP_REPAIR_QUEUE: setsockopt: %w", err)
+	}
+	if beforeQueueSeq != nil {
+		beforeQueueSeq(fd, queue)
 	}
 	seq, err := unix.GetsockoptInt(fd, unix.SOL_TCP, unix.TCP_QUEUE_SEQ)
 	if err != nil {

@@ -4,6 +4,7 @@ package repair
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -322,4 +323,165 @@ func waitInQueue(t *testing.T, c *net.TCPConn, n int) {
 			t.Fatalf("the receive queue holds %d bytes after 2s, want %d", inq, n)
 		}
 	}
+}
+
+// A socket whose receive queue holds an urgent byte (MSG_OOB) the
+// application has not read past is refused: the kernel's queue size and
+// the peek stop at the urgent mark while rcv_nxt is past it, and a restore
+// would lose the bytes after it. The refused socket carries on untouched
+// (urgent byte, the bytes around it, SO_OOBINLINE still off), and once the
+// application has read past the mark it dumps again.
+func TestDumpRefusesUrgentDataNotReadPast(t *testing.T) {
+	for _, oobRead := range []bool{false, true} {
+		name := "urgent byte unread"
+		if oobRead {
+			name = "urgent byte read with MSG_OOB"
+		}
+		t.Run(name, func(t *testing.T) {
+			tp := newTopo(t)
+			client, server := tp.connect(t, tp.a, 0)
+			cs, sc := &stream{dir: 1}, &stream{dir: 2}
+			must(t, cs.write(client, 1000, 500*time.Millisecond))
+			sendOOB(t, client, '!')
+			must(t, cs.write(client, 500, 500*time.Millisecond))
+			waitReceived(t, server, 1501)
+			if oobRead {
+				if b := recvOOB(t, server); b != '!' {
+					t.Fatalf("urgent byte %q, want '!'", b)
+				}
+			}
+			before := tp.counters(t)
+			d, err := DumpConn(server)
+			if !errors.Is(err, ErrUnsupportedState) || !strings.Contains(err.Error(), "urgent") {
+				t.Fatalf("dump with an urgent mark ahead: %v, %v; want ErrUnsupportedState naming the urgent data", d, err)
+			}
+			t.Logf("refused: %v", err)
+			if v := sockoptInt(t, server, unix.SOL_SOCKET, unix.SO_OOBINLINE); v != 0 {
+				t.Fatalf("SO_OOBINLINE is %d after the refused dump, want 0 as before", v)
+			}
+			if !oobRead {
+				if b := recvOOB(t, server); b != '!' {
+					t.Fatalf("urgent byte %q after the refused dump, want '!'", b)
+				}
+			}
+			// The urgent byte is out of band: the stream reads on without it.
+			must(t, cs.readTo(server, cs.wrote, 5*time.Second))
+			d, err = DumpConn(server)
+			if err != nil {
+				t.Fatalf("dump once read past the urgent mark: %v", err)
+			}
+			if len(d.RecvQueue) != 0 {
+				t.Errorf("the dump's receive queue holds %d bytes, want 0", len(d.RecvQueue))
+			}
+			must(t, Resume(server))
+			finish(t, client, server, cs, sc, 16<<10)
+			tp.noResets(t, before)
+		})
+	}
+}
+
+// A peer's FIN that lands during a dump, after the queue sizes and before
+// the receive queue's TCP_QUEUE_SEQ (the kernel keeps processing input in
+// repair mode), would be counted in RecvSeq and never reach the restored
+// socket's application. The dump is refused, naming the state, and the
+// socket carries on: its application reads every byte, then EOF.
+func TestDumpRefusesAFinThatLandsDuringIt(t *testing.T) {
+	tp := newTopo(t)
+	client, server := tp.connect(t, tp.a, 0)
+	cs, sc := &stream{dir: 1}, &stream{dir: 2}
+	must(t, cs.write(client, 4<<10, 500*time.Millisecond))
+	waitInQueue(t, server, 4<<10)
+	fired := false
+	beforeQueueSeq = func(fd, queue int) {
+		if queue != tcpRecvQueue || fired {
+			return
+		}
+		fired = true
+		must(t, client.CloseWrite())
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+			if h, err := getTCPInfoHead(fd); err == nil && State(h.state) != StateEstablished {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the client's FIN never reached the socket")
+			}
+		}
+	}
+	defer func() { beforeQueueSeq = nil }()
+	d, err := DumpConn(server)
+	if !fired {
+		t.Fatal("the test's hook never ran")
+	}
+	if !errors.Is(err, ErrUnsupportedState) || !strings.Contains(err.Error(), "CLOSE_WAIT") {
+		t.Fatalf("dump with a FIN landing during it: %v, %v; want ErrUnsupportedState naming CLOSE_WAIT", d, err)
+	}
+	t.Logf("refused: %v", err)
+	must(t, cs.readTo(server, cs.wrote, 5*time.Second))
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := server.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the client's FIN: read %d, %v; want EOF", n, err)
+	}
+	must(t, sc.write(server, 8<<10, 5*time.Second))
+	must(t, sc.readTo(client, sc.wrote, 5*time.Second))
+	server.Close()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after the server's close: read %d, %v; want EOF", n, err)
+	}
+}
+
+// sendOOB sends b as urgent data (MSG_OOB).
+func sendOOB(t *testing.T, c *net.TCPConn, b byte) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	must(t, err)
+	var serr error
+	must(t, rc.Control(func(fd uintptr) { serr = unix.Sendto(int(fd), []byte{b}, unix.MSG_OOB, nil) }))
+	must(t, serr)
+}
+
+// recvOOB reads the urgent byte (MSG_OOB).
+func recvOOB(t *testing.T, c *net.TCPConn) byte {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	must(t, err)
+	buf := make([]byte, 1)
+	var n int
+	var rerr error
+	must(t, rc.Control(func(fd uintptr) { n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_OOB) }))
+	if rerr != nil || n != 1 {
+		t.Fatalf("recv MSG_OOB: %d bytes, %v", n, rerr)
+	}
+	return buf[0]
+}
+
+// waitReceived waits until c has received n bytes (tcpi_bytes_received).
+func waitReceived(t *testing.T, c *net.TCPConn, n uint64) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	must(t, err)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		var info *unix.TCPInfo
+		var ierr error
+		must(t, rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO) }))
+		must(t, ierr)
+		if info.Bytes_received >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes received after 2s, want %d", info.Bytes_received, n)
+		}
+	}
+}
+
+// sockoptInt reads an integer socket option of c.
+func sockoptInt(t *testing.T, c *net.TCPConn, level, opt int) int {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	must(t, err)
+	var v int
+	var gerr error
+	must(t, rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), level, opt) }))
+	must(t, gerr)
+	return v
 }
