@@ -57,10 +57,28 @@ func electionString(u *p4v1.Uint128) string { return electionOf(u).String() }
 
 // client is one arbitrated StreamChannel.
 type client struct {
-	stream   p4v1.P4Runtime_StreamChannelServer
+	stream p4v1.P4Runtime_StreamChannelServer
+	// sendMu serializes Sends (gRPC allows one sender at a time): the
+	// sender goroutine's arbitration updates and the handler's stream
+	// errors.
 	sendMu   sync.Mutex
-	newest   uint64 // the number of the newest arbitration update sent; sendMu guards it
-	election electionID
+	election electionID // s.mu guards it
+
+	// box is the mailbox of arbitration updates: the newest one not yet
+	// sent. announce overwrites it under s.mu and never waits, so a client
+	// that stops reading holds up only its own sender goroutine, never
+	// announce, another client or the control plane. An update it
+	// overwrites is dropped: each update tells the whole outcome, so the
+	// newest is all a client needs.
+	boxMu sync.Mutex
+	box   *p4v1.StreamMessageResponse
+	// wake has one slot: the box was filled. done is closed by leave to
+	// stop the sender; stopped by the sender as it returns.
+	wake, done, stopped chan struct{}
+}
+
+func newClient(stream p4v1.P4Runtime_StreamChannelServer) *client {
+	return &client{stream: stream, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func (c *client) send(m *p4v1.StreamMessageResponse) {
@@ -70,16 +88,39 @@ func (c *client) send(m *p4v1.StreamMessageResponse) {
 	_ = c.stream.Send(m)
 }
 
-// sendUpdate sends arbitration update number n, unless a newer one went
-// already (its announcer got there first).
-func (c *client) sendUpdate(n uint64, m *p4v1.StreamMessageResponse) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	if n <= c.newest {
-		return
+// post puts m in c's mailbox, over any update not yet sent.
+func (c *client) post(m *p4v1.StreamMessageResponse) {
+	c.boxMu.Lock()
+	c.box = m
+	c.boxMu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the sender is woken already and will take m
 	}
-	c.newest = n
-	_ = c.stream.Send(m)
+}
+
+// sender sends c's arbitration updates until leave closes done.
+func (c *client) sender() {
+	defer close(c.stopped)
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		c.boxMu.Lock()
+		m := c.box
+		c.box = nil
+		c.boxMu.Unlock()
+		if m != nil {
+			c.send(m)
+		}
+	}
 }
 
 // StreamChannel arbitrates: the first message must be a
@@ -87,9 +128,9 @@ func (c *client) sendUpdate(n uint64, m *p4v1.StreamMessageResponse) {
 // election id is the primary. Every client hears of each change of
 // primary; when the primary's stream ends, the next-highest takes over.
 func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error {
-	c := &client{stream: stream}
-	defer s.leave(c)
+	c := newClient(stream)
 	joined := false
+	defer func() { s.leave(c, joined) }()
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -107,6 +148,10 @@ func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error 
 		if err := s.arbitrate(c, arb, joined); err != nil {
 			return err
 		}
+		if !joined {
+			// The client is in s.clients now: announce may post to it.
+			go c.sender()
+		}
 		joined = true
 	}
 }
@@ -116,9 +161,9 @@ func (s *Server) StreamChannel(stream p4v1.P4Runtime_StreamChannelServer) error 
 // primary (only the primary does packet I/O), else UNIMPLEMENTED, as
 // this switch has no CPU port for packet I/O and no digests.
 func (s *Server) streamMessage(c *client, req *p4v1.StreamMessageRequest) {
-	s.mu.Lock()
+	s.mu.RLock()
 	primary := s.primary == c
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	e := &p4v1.StreamError{}
 	what := "this message"
 	switch x := req.GetUpdate().(type) {
@@ -142,7 +187,8 @@ func streamError(code codes.Code, msg string, e *p4v1.StreamError) *p4v1.StreamM
 	return &p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Error{Error: e}}
 }
 
-// arbitrate handles one MasterArbitrationUpdate from c.
+// arbitrate handles one MasterArbitrationUpdate from c (P4Runtime 5.3);
+// joined says c arbitrated before on this stream.
 func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined bool) error {
 	if arb.GetDeviceId() != s.device {
 		if joined {
@@ -152,6 +198,9 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 	}
 	if r := arb.GetRole(); r != nil {
 		switch {
+		case (r.GetName() != "" || r.GetId() != 0) && joined:
+			// A live stream keeps its role, the default one (P4Runtime 5.3).
+			return status.Errorf(codes.FailedPrecondition, "role %q: this stream has the default role, and a stream's role cannot change; close it and open another stream to change role", r.GetName())
 		case r.GetName() != "" || r.GetId() != 0:
 			return status.Errorf(codes.Unimplemented, "role %q: only the default role (leave role unset) is supported", r.GetName())
 		case r.GetConfig() != nil:
@@ -160,10 +209,10 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 	}
 	id := electionOf(arb.GetElectionId())
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if id.set {
 		for o := range s.clients {
 			if o != c && o.election == id {
-				s.mu.Unlock()
 				return status.Errorf(codes.InvalidArgument, "election id %s is already another client's; each client needs its own", id)
 			}
 		}
@@ -184,20 +233,24 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 }
 
 // leave removes c; if it was the primary, the next-highest takes over
-// and every client hears.
-func (s *Server) leave(c *client) {
+// and every client hears. Then it stops c's sender (started once c
+// joined) and waits for it, so nothing sends on the stream after its
+// handler returns: the wait is at most for a Send in flight, which ends
+// when the client reads or its stream goes.
+func (s *Server) leave(c *client, joined bool) {
 	s.mu.Lock()
-	if _, ok := s.clients[c]; !ok {
-		s.mu.Unlock()
-		return
+	if _, ok := s.clients[c]; ok {
+		delete(s.clients, c)
+		if s.primary == c {
+			s.elect()
+			s.announce(nil)
+		}
 	}
-	delete(s.clients, c)
-	if s.primary != c {
-		s.mu.Unlock()
-		return
+	s.mu.Unlock()
+	if joined {
+		close(c.done)
+		<-c.stopped
 	}
-	s.elect()
-	s.announce(nil)
 }
 
 // elect makes the connected client with the highest set election id the
@@ -230,22 +283,12 @@ func (s *Server) reported() electionID {
 	return s.seen
 }
 
-// announce sends the arbitration outcome to to, or to every client when
+// announce posts the arbitration outcome to to, or to every client when
 // to is nil: OK to the primary, ALREADY_EXISTS to the others while there
-// is a primary, NOT_FOUND when there is none. It is called with s.mu held
-// and releases it: the updates are sent outside it, numbered, so a client
-// slow to read holds up only the announcers sending to it, never writes,
-// reads or other clients' updates (a lock held from under s.mu through the
-// sends let one backup that never read freeze the control plane), and a
-// client that got a newer update skips an older one.
+// is a primary, NOT_FOUND when there is none. s.mu is held; posting never
+// waits (client.post), and posting under s.mu keeps each mailbox holding
+// the newest outcome.
 func (s *Server) announce(to *client) {
-	type note struct {
-		c *client
-		m *p4v1.StreamMessageResponse
-	}
-	var notes []note
-	s.announced++
-	n := s.announced
 	h := s.reported()
 	for c := range s.clients {
 		if to != nil && c != to {
@@ -258,12 +301,8 @@ func (s *Server) announce(to *client) {
 		case c != s.primary:
 			st = &spb.Status{Code: int32(codes.AlreadyExists), Message: fmt.Sprintf("the primary has election id %s", s.primary.election)}
 		}
-		notes = append(notes, note{c, &p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
+		c.post(&p4v1.StreamMessageResponse{Update: &p4v1.StreamMessageResponse_Arbitration{Arbitration: &p4v1.MasterArbitrationUpdate{
 			DeviceId: s.device, ElectionId: h.proto(), Status: st,
-		}}}})
-	}
-	s.mu.Unlock()
-	for _, note := range notes {
-		note.c.sendUpdate(n, note.m)
+		}}})
 	}
 }

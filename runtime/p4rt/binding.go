@@ -9,18 +9,21 @@ import (
 	pipeline "github.com/capygen/capygen/generated/pipeline"
 )
 
-// table is one exact-match table as the server serves it: one match field
-// and one action whose parameters it stores. The pipeline's own methods do
-// the writing; the server keeps no copy of its own.
+// table is one table as the server serves it: an exact-match table, with
+// one match field and one action whose parameters it stores, or a keyless
+// one, which holds only its const default entry. The pipeline's own
+// methods do the writing; the server keeps no copy of its own.
 type table struct {
 	id       uint32
 	name     string
 	size     int64
+	keyless  bool
 	keyBits  int32
 	action   uint32 // the one action an entry may take
 	miss     uint32 // the const default action
 	params   []int32
 	actName  string
+	missName string
 	keyField string
 }
 
@@ -73,6 +76,7 @@ type counter struct {
 // binding is the p4info resolved to pipeline operations.
 type binding struct {
 	info       *p4configv1.P4Info
+	actions    map[uint32]string // every action of the p4info, by id
 	tables     map[uint32]*table
 	tableOrder []uint32
 	registers  map[uint32]*register
@@ -87,41 +91,48 @@ type binding struct {
 // each object has the shape the pipeline model gives it, so a p4info that
 // disagrees with the model fails here, loudly, and never at a Write.
 func bind(info *p4configv1.P4Info) (*binding, error) {
-	b := &binding{info: info, tables: map[uint32]*table{}, registers: map[uint32]*register{}}
-	tables := map[string]*p4configv1.Table{}
-	for _, t := range info.Tables {
-		tables[t.GetPreamble().GetName()] = t
-	}
+	b := &binding{info: info, actions: map[uint32]string{}, tables: map[uint32]*table{}, registers: map[uint32]*register{}}
 	actions := map[string]*p4configv1.Action{}
 	actionByID := map[uint32]*p4configv1.Action{}
 	for _, a := range info.Actions {
 		actions[a.GetPreamble().GetName()] = a
 		actionByID[a.GetPreamble().GetId()] = a
+		b.actions[a.GetPreamble().GetId()] = a.GetPreamble().GetName()
 	}
-	for _, x := range []struct {
-		table, action, miss string
-		key                 int32
-		params              []int32
-		id                  *uint32
-	}{
-		{p4.TablePortRole, p4.ActionSetRole, p4.ActionMiss, pipeline.PortBits, []int32{2}, &b.portRole},
-		{p4.TableIPv4Host, p4.ActionSetHost, p4.ActionNoRoute, 32, []int32{pipeline.PortBits, 48}, &b.ipv4Host},
-		{p4.TableL2Forward, p4.ActionSetPort, p4.ActionMiss, 48, []int32{pipeline.PortBits}, &b.l2Forward},
-	} {
+	type exactTable struct {
+		action, miss string
+		key          int32
+		params       []int32
+		id           *uint32
+	}
+	exact := map[string]exactTable{
+		p4.TablePortRole:  {p4.ActionSetRole, p4.ActionMiss, pipeline.PortBits, []int32{2}, &b.portRole},
+		p4.TableIPv4Host:  {p4.ActionSetHost, p4.ActionNoRoute, 32, []int32{pipeline.PortBits, 48}, &b.ipv4Host},
+		p4.TableL2Forward: {p4.ActionSetPort, p4.ActionMiss, 48, []int32{pipeline.PortBits}, &b.l2Forward},
+	}
+	for _, t := range info.Tables {
+		name := t.GetPreamble().GetName()
+		x, ok := exact[name]
+		if !ok {
+			tb, err := keylessTable(t, actionByID)
+			if err != nil {
+				return nil, err
+			}
+			b.tables[tb.id] = tb
+			b.tableOrder = append(b.tableOrder, tb.id)
+			continue
+		}
+		delete(exact, name)
 		miss, ok := actions[x.miss]
 		if !ok {
 			return nil, fmt.Errorf("p4info has no action %s", x.miss)
-		}
-		t, ok := tables[x.table]
-		if !ok {
-			return nil, fmt.Errorf("p4info has no table %s", x.table)
 		}
 		a, ok := actions[x.action]
 		if !ok {
 			return nil, fmt.Errorf("p4info has no action %s", x.action)
 		}
 		if len(t.MatchFields) != 1 || t.MatchFields[0].GetMatchType() != p4configv1.MatchField_EXACT || t.MatchFields[0].GetBitwidth() != x.key || t.MatchFields[0].GetId() != 1 {
-			return nil, fmt.Errorf("p4info table %s: want one exact match field of %d bits with id 1, have %v", x.table, x.key, t.MatchFields)
+			return nil, fmt.Errorf("p4info table %s: want one exact match field of %d bits with id 1, have %v", name, x.key, t.MatchFields)
 		}
 		if len(a.Params) != len(x.params) {
 			return nil, fmt.Errorf("p4info action %s: %d params, the pipeline model has %d", x.action, len(a.Params), len(x.params))
@@ -134,10 +145,15 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		id := t.GetPreamble().GetId()
 		*x.id = id
 		b.tables[id] = &table{
-			id: id, name: x.table, size: t.GetSize(), keyBits: x.key, keyField: t.MatchFields[0].GetName(),
-			action: a.GetPreamble().GetId(), actName: x.action, miss: miss.GetPreamble().GetId(), params: x.params,
+			id: id, name: name, size: t.GetSize(), keyBits: x.key, keyField: t.MatchFields[0].GetName(),
+			action: a.GetPreamble().GetId(), actName: x.action, miss: miss.GetPreamble().GetId(), missName: x.miss, params: x.params,
 		}
 		b.tableOrder = append(b.tableOrder, id)
+	}
+	for _, name := range []string{p4.TablePortRole, p4.TableIPv4Host, p4.TableL2Forward} {
+		if _, missing := exact[name]; missing {
+			return nil, fmt.Errorf("p4info has no table %s", name)
+		}
 	}
 	regs := map[string]*p4configv1.Register{}
 	for _, r := range info.Registers {
@@ -205,4 +221,32 @@ func bind(info *p4configv1.P4Info) (*binding, error) {
 		return nil, fmt.Errorf("p4info counter %s has %d cells, the pipeline model %d", p4.CounterDrops, b.drops.size, pipeline.NumDropReasons)
 	}
 	return b, nil
+}
+
+// keylessTable binds a table without match fields whose only action is
+// its const default one, with no parameters (the P4 program's
+// mig_len_tbl and dir<i>_hash_tbl, which run one action on every packet):
+// it holds its default entry and nothing else. Any other table is one the
+// pipeline model does not have.
+func keylessTable(t *p4configv1.Table, actionByID map[uint32]*p4configv1.Action) (*table, error) {
+	name := t.GetPreamble().GetName()
+	unknown := fmt.Errorf("p4info table %s is not one the pipeline model has (neither %s, %s, %s nor a keyless table with a const default action and no other)",
+		name, p4.TablePortRole, p4.TableIPv4Host, p4.TableL2Forward)
+	if len(t.GetMatchFields()) != 0 || t.GetConstDefaultActionId() == 0 {
+		return nil, unknown
+	}
+	for _, r := range t.GetActionRefs() {
+		if r.GetScope() != p4configv1.ActionRef_DEFAULT_ONLY {
+			return nil, unknown
+		}
+	}
+	a, ok := actionByID[t.GetConstDefaultActionId()]
+	if !ok {
+		return nil, fmt.Errorf("p4info table %s: its const default action id %d is not in the p4info", name, t.GetConstDefaultActionId())
+	}
+	if len(a.GetParams()) != 0 {
+		return nil, fmt.Errorf("p4info table %s: its const default action %s has parameters, whose values the p4info does not give", name, a.GetPreamble().GetName())
+	}
+	return &table{id: t.GetPreamble().GetId(), name: name, size: t.GetSize(), keyless: true,
+		miss: a.GetPreamble().GetId(), missName: a.GetPreamble().GetName()}, nil
 }

@@ -34,7 +34,7 @@ func TestUnimplementedAnswers(t *testing.T) {
 	b := newBench(t)
 	b.primary()
 	_, err := b.read(&p4v1.Entity{Entity: &p4v1.Entity_MeterEntry{MeterEntry: &p4v1.MeterEntry{}}})
-	wantCode(t, err, codes.Unimplemented, "MeterEntry")
+	wantQueryError(t, err, codes.Unimplemented, "MeterEntry")
 	err = b.write(p4v1.WriteRequest_DATAPLANE_ATOMIC, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{}))
 	wantCode(t, err, codes.Unimplemented, "DATAPLANE_ATOMIC")
 	err = b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_RECONCILE_AND_COMMIT, b.config(1))
@@ -232,7 +232,8 @@ func TestPipelineConfig(t *testing.T) {
 	if r, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device}); err != nil || r.GetConfig() != nil {
 		t.Errorf("Get after VERIFY_AND_SAVE = %v, %v; want no config (nothing committed yet)", r, err)
 	}
-	// Writes refer to the saved config at once, and COMMIT keeps them.
+	// Writes refer to the saved config at once, and COMMIT realizes them
+	// (TestWritesAfterSaveWaitForCommit has the details).
 	x := resolve(t)
 	if err := b.write(0, tableUpdate(p4v1.Update_INSERT, &p4v1.TableEntry{TableId: x.portRole, Match: exact(6), Action: action(x.setRole, []byte{1})})); err != nil {
 		t.Fatalf("write after VERIFY_AND_SAVE: %v", err)
@@ -297,10 +298,10 @@ func TestCommitClearsState(t *testing.T) {
 
 // TestBackupThatNeverReadsStallsNoWrite: a backup that never reads its
 // stream fills it with the arbitration updates of a primary that keeps
-// re-arbitrating; the announcer sending to it waits, but the control
-// plane goes on: a third client takes over and a Write is answered. (The
-// announcements held a lock taken under the server's, and every Write,
-// Read and pipeline push hung until the backup left.)
+// re-arbitrating; its sender waits, but the control plane goes on: a
+// third client takes over and a Write is answered. (The announcements
+// held a lock taken under the server's, and every Write, Read and
+// pipeline push hung until the backup left.)
 func TestBackupThatNeverReadsStallsNoWrite(t *testing.T) {
 	b := newBench(t)
 	b.open(1) // never reads
@@ -338,4 +339,109 @@ func TestBackupThatNeverReadsStallsNoWrite(t *testing.T) {
 	if status.Code(err) == codes.DeadlineExceeded {
 		t.Fatalf("a Write with a backup that never reads: %v", err)
 	}
+}
+
+// After VERIFY_AND_SAVE the forwarding state is not modified (P4Runtime
+// 14): writes go to the state the saved config will start with (cleared,
+// as a loaded program's), which Reads see; COMMIT clears the forwarding
+// state and replays them; a new save starts them over, and
+// VERIFY_AND_COMMIT drops them.
+func TestWritesAfterSaveWaitForCommit(t *testing.T) {
+	b := newBench(t)
+	b.primary()
+	x := resolve(t)
+	role := func(typ p4v1.Update_Type, port byte) *p4v1.Update {
+		return tableUpdate(typ, &p4v1.TableEntry{TableId: x.portRole, Match: exact(port), Action: action(x.setRole, []byte{1})})
+	}
+	roles := func() []byte {
+		var ports []byte
+		for _, e := range b.mustRead(tableQuery(&p4v1.TableEntry{TableId: x.portRole})) {
+			ports = append(ports, e.GetTableEntry().GetMatch()[0].GetExact().GetValue()[0])
+		}
+		return ports
+	}
+	live := func() map[pipeline.Port]pipeline.Role { return b.pipe.ReadTables().PortRoles }
+	drops3 := func() int64 {
+		return b.mustRead(counterQuery(x.drops, &p4v1.Index{Index: 3}))[0].GetCounterEntry().GetData().GetPacketCount()
+	}
+	setDrops3 := &p4v1.Update{Type: p4v1.Update_MODIFY, Entity: &p4v1.Entity{Entity: &p4v1.Entity_CounterEntry{CounterEntry: &p4v1.CounterEntry{
+		CounterId: x.drops, Index: &p4v1.Index{Index: 3}, Data: &p4v1.CounterData{PacketCount: 5}}}}}
+	if err := b.write(0, role(p4v1.Update_INSERT, 1), registerUpdate(p4v1.Update_MODIFY, x.minWorkload, 0, []byte{10, 77, 0, 11}, []byte{7})); err != nil {
+		t.Fatal(err)
+	}
+
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, b.config(9))
+	if err := b.write(0, role(p4v1.Update_INSERT, 6), registerUpdate(p4v1.Update_MODIFY, x.dirKey[0], 9, []byte{10, 77, 0, 1}, []byte{1, 0x1f, 0x90}), setDrops3); err != nil {
+		t.Fatalf("write after VERIFY_AND_SAVE: %v", err)
+	}
+	if got := live(); len(got) != 1 || got[1] != pipeline.RoleClient {
+		t.Errorf("port_role in the data plane after writes following VERIFY_AND_SAVE = %v, want only port 1's, as before the save", got)
+	}
+	if k, _, _ := b.pipe.ReadDirectoryCells(0, 9); k != (pipeline.KeyCell{}) {
+		t.Errorf("dir0_key[9] in the data plane before COMMIT = %v, want it empty", k)
+	}
+	// Checked against the saved config's state: port 1 is not in it; a
+	// batch that fails and rolls back is not replayed.
+	errs := details(t, b.write(0, role(p4v1.Update_INSERT, 8), role(p4v1.Update_MODIFY, 1)))
+	if codes.Code(errs[0].GetCanonicalCode()) != codes.OK || codes.Code(errs[1].GetCanonicalCode()) != codes.NotFound {
+		t.Errorf("INSERT of port 8 and MODIFY of port 1 after the save = %v, want OK and NOT_FOUND", errs)
+	}
+	details(t, b.write(p4v1.WriteRequest_ROLLBACK_ON_ERROR, role(p4v1.Update_INSERT, 7), role(p4v1.Update_INSERT, 7)))
+	if got := live(); len(got) != 1 || got[1] != pipeline.RoleClient {
+		t.Errorf("port_role in the data plane before COMMIT = %v, want only port 1's, as before the save", got)
+	}
+	if got := string(roles()); got != "\x06\x08" {
+		t.Errorf("read of port_role after the save = %v, want ports 6 and 8 (the saved config's state)", []byte(got))
+	}
+	if n := drops3(); n != 5 {
+		t.Errorf("read of drops[3] after the save = %d, want 5", n)
+	}
+	if r, err := b.cli.GetForwardingPipelineConfig(ctx(t), &p4v1.GetForwardingPipelineConfigRequest{DeviceId: device}); err != nil || r.GetConfig().GetCookie().GetCookie() != 7 {
+		t.Errorf("Get before COMMIT = %v, %v; want the committed cookie 7", r, err)
+	}
+
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
+	if got := live(); len(got) != 2 || got[6] != pipeline.RoleClient || got[8] != pipeline.RoleClient {
+		t.Errorf("port_role in the data plane after COMMIT = %v, want ports 6 and 8 only", got)
+	}
+	if k, _, _ := b.pipe.ReadDirectoryCells(0, 9); k != (pipeline.KeyCell{IP: 0x0a4d0001, Port: 0x11f90}) {
+		t.Errorf("dir0_key[9] after COMMIT = %+v, want the cell written after the save", k)
+	}
+	if h, l := b.pipe.ReadMinWorkload(); h != ([4]byte{}) || l != pipeline.EmptyLoad {
+		t.Errorf("min_workload after COMMIT = %v %d, want it cleared (it was written before the save)", h, l)
+	}
+	if got := string(roles()); got != "\x06\x08" {
+		t.Errorf("read of port_role after COMMIT = %v, want ports 6 and 8", []byte(got))
+	}
+	if n := drops3(); n != 5 {
+		t.Errorf("read of drops[3] after COMMIT = %d, want the 5 written after the save", n)
+	}
+
+	// Only the writes since the last save are replayed.
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, b.config(10))
+	if err := b.write(0, role(p4v1.Update_INSERT, 20)); err != nil {
+		t.Fatal(err)
+	}
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, b.config(11))
+	if got := roles(); len(got) != 0 {
+		t.Errorf("read of port_role after a second save = %v, want nothing", got)
+	}
+	if err := b.write(0, role(p4v1.Update_INSERT, 21)); err != nil {
+		t.Fatal(err)
+	}
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil)
+	if got := live(); len(got) != 1 || got[21] != pipeline.RoleClient {
+		t.Errorf("port_role after the second COMMIT = %v, want port 21 only", got)
+	}
+
+	// VERIFY_AND_COMMIT drops the writes since the save.
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE, b.config(12))
+	if err := b.write(0, role(p4v1.Update_INSERT, 30)); err != nil {
+		t.Fatal(err)
+	}
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, b.config(13))
+	if got := live(); len(got) != 0 {
+		t.Errorf("port_role after VERIFY_AND_COMMIT = %v, want nothing", got)
+	}
+	wantCode(t, b.setPipeline(10, p4v1.SetForwardingPipelineConfigRequest_COMMIT, nil), codes.NotFound, "no config is saved")
 }

@@ -29,6 +29,7 @@ type bench struct {
 	srv  *p4rt.Server
 	cli  p4v1.P4RuntimeClient
 	conn *grpc.ClientConn
+	lis  *bufconn.Listener
 }
 
 func newBench(t *testing.T) *bench {
@@ -42,17 +43,26 @@ func newBench(t *testing.T) *bench {
 	g := grpc.NewServer()
 	srv.Register(g)
 	go g.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	b := &bench{t: t, pipe: pipe, srv: srv, lis: lis}
+	t.Cleanup(g.Stop)
+	b.conn = b.dial()
+	b.cli = p4v1.NewP4RuntimeClient(b.conn)
+	return b
+}
+
+// dial opens another connection to the server, closed at the test's end.
+func (b *bench) dial(opts ...grpc.DialOption) *grpc.ClientConn {
+	b.t.Helper()
+	opts = append([]grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return b.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)
+	conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
 	if err != nil {
-		t.Fatal(err)
+		b.t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		g.Stop()
-	})
-	return &bench{t: t, pipe: pipe, srv: srv, cli: p4v1.NewP4RuntimeClient(conn), conn: conn}
+	b.t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 func ctx(t *testing.T) context.Context {
@@ -75,8 +85,14 @@ type stream struct {
 // (0: unset).
 func (b *bench) open(low uint64) *stream {
 	b.t.Helper()
+	return b.openOn(b.cli, low)
+}
+
+// openOn is open through cli.
+func (b *bench) openOn(cli p4v1.P4RuntimeClient, low uint64) *stream {
+	b.t.Helper()
 	c, cancel := context.WithCancel(context.Background())
-	s, err := b.cli.StreamChannel(c)
+	s, err := cli.StreamChannel(c)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -335,3 +351,21 @@ func wantCode(t *testing.T, err error, code codes.Code, want string) {
 }
 
 func clone[M proto.Message](m M) M { return proto.Clone(m).(M) }
+
+// wantQueryError checks a Read of one failing query: UNKNOWN with one
+// p4.v1.Error of code saying want (P4Runtime 13.3), and a status message
+// that says want too, for a client that prints only the message.
+func wantQueryError(t *testing.T, err error, code codes.Code, want string) {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unknown || len(st.Details()) != 1 {
+		t.Fatalf("error %v with %d details, want UNKNOWN with one p4.v1.Error", err, len(st.Details()))
+	}
+	e, ok := st.Details()[0].(*p4v1.Error)
+	if !ok || codes.Code(e.GetCanonicalCode()) != code || !strings.Contains(e.GetMessage(), want) {
+		t.Fatalf("detail %v, want a p4.v1.Error %v saying %q", st.Details()[0], code, want)
+	}
+	if !strings.Contains(st.Message(), want) {
+		t.Fatalf("status message %q does not say %q", st.Message(), want)
+	}
+}

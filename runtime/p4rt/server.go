@@ -43,20 +43,34 @@ type Server struct {
 	bind   *binding
 
 	// mu orders the control plane: arbitration, the pipeline config and
-	// writes. The data plane never takes it.
-	mu      sync.Mutex
+	// writes take it; a Read takes it shared while it reads, so it sees
+	// the state between two writes (P4Runtime 13.3: a Read locks out
+	// writes). The data plane never takes it.
+	mu      sync.RWMutex
 	clients map[*client]struct{}
 	primary *client
 	// seen is the highest election id a primary has had.
 	seen electionID
-	// announced numbers arbitration updates, which are sent after mu is
-	// released (announce): a client never takes an older one after a
-	// newer.
-	announced uint64
 	// saved is a config verified and saved but not committed; config the
 	// committed one (nil before the first commit). Reads and writes are
 	// served once either is set.
 	saved, config *p4v1.ForwardingPipelineConfig
+	// live is the forwarding state of pipe, the switch's pipeline.
+	live *fwdState
+	// pending, while a config is saved, is the state COMMIT will realize:
+	// a fresh pipeline (cleared, as a loaded program's) with the writes
+	// since the save, which queue holds to replay on the live pipeline
+	// at COMMIT. VERIFY_AND_SAVE leaves the forwarding state unmodified
+	// (P4Runtime 14), so those writes go here, and Reads, which refer to
+	// the saved config, see them too (read-write symmetry).
+	pending *fwdState
+	queue   []*p4v1.Update
+}
+
+// fwdState is a forwarding state the server writes and reads: a
+// pipeline, with what its tables do not hold.
+type fwdState struct {
+	pipe *pipeline.Pipeline
 	// meta is what the pipeline's tables do not hold of an entry: its
 	// controller_metadata and metadata, returned by Read as the
 	// specification asks.
@@ -64,6 +78,15 @@ type Server struct {
 	// base is the pipeline's counters at the last commit, which starts
 	// the drop counter over as a newly loaded program's would.
 	base countersBase
+}
+
+// current is the state writes and reads refer to: the saved config's
+// while there is one, else the live one. s.mu is held.
+func (s *Server) current() *fwdState {
+	if s.pending != nil {
+		return s.pending
+	}
+	return s.live
 }
 
 // New returns a server for cfg's pipeline, bound through the generated
@@ -83,7 +106,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p4rt: the generated p4info and the pipeline model disagree (regenerate both with capygen generate): %w", err)
 	}
-	return &Server{pipe: cfg.Pipeline, device: cfg.DeviceID, bind: b, clients: map[*client]struct{}{}, meta: map[metaKey]entryMeta{}}, nil
+	return &Server{pipe: cfg.Pipeline, device: cfg.DeviceID, bind: b, clients: map[*client]struct{}{},
+		live: &fwdState{pipe: cfg.Pipeline, meta: map[metaKey]entryMeta{}}}, nil
 }
 
 // Register adds the P4Runtime service to g.
@@ -161,10 +185,14 @@ func (s *Server) SetForwardingPipelineConfig(_ context.Context, req *p4v1.SetFor
 		cfg := proto.Clone(req.GetConfig()).(*p4v1.ForwardingPipelineConfig)
 		switch act {
 		case p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_SAVE:
+			// COMMIT replays the writes since the last save: a new save
+			// starts them over.
 			s.saved = cfg
+			s.pending, s.queue = &fwdState{pipe: pipeline.New(), meta: map[metaKey]entryMeta{}}, nil
 		case p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT:
+			// The writes since a save go with it.
 			s.commit(cfg)
-			s.saved = nil
+			s.saved, s.pending, s.queue = nil, nil, nil
 		}
 	case p4v1.SetForwardingPipelineConfigRequest_COMMIT:
 		if req.GetConfig() != nil {
@@ -173,14 +201,32 @@ func (s *Server) SetForwardingPipelineConfig(_ context.Context, req *p4v1.SetFor
 		if s.saved == nil {
 			return nil, status.Error(codes.NotFound, "COMMIT: no config is saved; send VERIFY_AND_SAVE first, or use VERIFY_AND_COMMIT")
 		}
-		// The writes since the save are kept: committing replays them.
-		s.config, s.saved = s.saved, nil
+		queue := s.queue
+		s.commit(s.saved)
+		s.saved, s.pending, s.queue = nil, nil, nil
+		if err := s.replay(queue); err != nil {
+			return nil, err
+		}
 	case p4v1.SetForwardingPipelineConfigRequest_RECONCILE_AND_COMMIT:
 		return nil, status.Error(codes.Unimplemented, "RECONCILE_AND_COMMIT is not supported; use VERIFY_AND_COMMIT (which clears the forwarding state)")
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "action %v: give VERIFY, VERIFY_AND_SAVE, VERIFY_AND_COMMIT or COMMIT", act)
 	}
 	return &p4v1.SetForwardingPipelineConfigResponse{}, nil
+}
+
+// replay applies the updates written since the save to the live state,
+// as COMMIT realizes the saved config (P4Runtime 14). They succeeded, in
+// this order, on the same cleared state, so none should fail here. s.mu
+// is held.
+func (s *Server) replay(queue []*p4v1.Update) error {
+	w := s.writer(s.live)
+	for i, u := range queue {
+		if err := w.update(u); err != nil {
+			return status.Errorf(codes.Internal, "COMMIT: replaying update %d of %d written since the save failed (a server bug: the config is committed but may lack the writes made after the save; write them again): %s", i, len(queue), err.msg)
+		}
+	}
+	return nil
 }
 
 // verify checks that cfg's p4info is the generated one: first the spec
@@ -207,18 +253,19 @@ func (s *Server) verify(cfg *p4v1.ForwardingPipelineConfig) error {
 // forwarding state: every table entry and register cell, and the
 // counters start over. s.mu is held.
 func (s *Server) commit(cfg *p4v1.ForwardingPipelineConfig) {
-	ts := s.pipe.ReadTables()
+	l := s.live
+	ts := l.pipe.ReadTables()
 	for _, id := range s.bind.tableOrder {
 		t := s.bind.tables[id]
 		for key := range s.bind.tableRows(t, ts) {
 			// The entry was just read; a delete cannot miss.
-			_ = s.bind.deleteRow(s.pipe, t, key)
+			_ = s.bind.deleteRow(l.pipe, t, key)
 		}
 	}
-	s.pipe.ClearDirectory()
-	_ = s.pipe.WriteMinWorkload([4]byte{}, 0)
-	s.base = baseOf(s.pipe.Counters())
-	clear(s.meta)
+	l.pipe.ClearDirectory()
+	_ = l.pipe.WriteMinWorkload([4]byte{}, 0)
+	l.base = baseOf(l.pipe.Counters())
+	clear(l.meta)
 	s.config = cfg
 }
 
@@ -228,9 +275,9 @@ func (s *Server) GetForwardingPipelineConfig(_ context.Context, req *p4v1.GetFor
 	if err := s.checkDevice(req.GetDeviceId()); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	cfg := s.config
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if cfg == nil {
 		// The specification's answer for a switch with no known config:
 		// OK, with the config unset (P4Runtime 15).

@@ -3,10 +3,12 @@ package p4rt
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	pipeline "github.com/capygen/capygen/generated/pipeline"
@@ -16,21 +18,16 @@ import (
 // default) every update is tried; with ROLLBACK_ON_ERROR a failure undoes
 // the ones before it. When any update fails the call returns UNKNOWN with
 // one p4.v1.Error per update in the status details, in order (P4Runtime
-// 12.3).
+// 12.3). While a config is saved and not committed, the updates change
+// the state COMMIT will realize, not the forwarding state.
 func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteResponse, error) {
+	// P4Runtime 12's order: NOT_FOUND, PERMISSION_DENIED, then
+	// FAILED_PRECONDITION, before anything else of the request.
 	if err := s.checkDevice(req.GetDeviceId()); err != nil {
 		return nil, err
 	}
 	if err := checkRole(req.GetRole()); err != nil {
 		return nil, err
-	}
-	atomicity := req.GetAtomicity()
-	switch atomicity {
-	case p4v1.WriteRequest_CONTINUE_ON_ERROR, p4v1.WriteRequest_ROLLBACK_ON_ERROR:
-	case p4v1.WriteRequest_DATAPLANE_ATOMIC:
-		return nil, status.Error(codes.Unimplemented, "DATAPLANE_ATOMIC is not supported; use CONTINUE_ON_ERROR or ROLLBACK_ON_ERROR")
-	default:
-		return nil, status.Errorf(codes.InvalidArgument, "atomicity %v is unknown", atomicity)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -40,7 +37,15 @@ func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteRe
 	if !s.configured() {
 		return nil, status.Error(codes.FailedPrecondition, "no forwarding pipeline is set; send SetForwardingPipelineConfig (VERIFY_AND_COMMIT) before writing")
 	}
-	w := &writer{s: s, ts: s.pipe.ReadTables(), rows: map[uint32]rows{}}
+	atomicity := req.GetAtomicity()
+	switch atomicity {
+	case p4v1.WriteRequest_CONTINUE_ON_ERROR, p4v1.WriteRequest_ROLLBACK_ON_ERROR:
+	case p4v1.WriteRequest_DATAPLANE_ATOMIC:
+		return nil, status.Error(codes.Unimplemented, "DATAPLANE_ATOMIC is not supported; use CONTINUE_ON_ERROR or ROLLBACK_ON_ERROR")
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "atomicity %v is unknown; use CONTINUE_ON_ERROR or ROLLBACK_ON_ERROR", atomicity)
+	}
+	w := s.writer(s.current())
 	errs := make([]*opError, len(req.Updates))
 	failed := false
 	for i, u := range req.Updates {
@@ -61,22 +66,43 @@ func (s *Server) Write(_ context.Context, req *p4v1.WriteRequest) (*p4v1.WriteRe
 			}
 		}
 	}
+	if s.pending != nil {
+		// COMMIT replays what was applied.
+		for i, u := range req.Updates {
+			if errs[i] == nil {
+				s.queue = append(s.queue, proto.Clone(u).(*p4v1.Update))
+			}
+		}
+	}
 	if !failed {
 		return &p4v1.WriteResponse{}, nil
 	}
-	return nil, batchError(errs, "updates")
+	return nil, batchError(errs, "update", "updates")
 }
 
 // batchError is the status of a batch with failures: UNKNOWN, with one
-// p4.v1.Error per item, an empty one (OK) for those that succeeded.
-func batchError(errs []*opError, what string) error {
+// p4.v1.Error per item, an empty one (OK) for those that succeeded. Its
+// message names the first failures too, for a client that prints only
+// the message.
+func batchError(errs []*opError, item, items string) error {
+	const shown = 3
 	n := 0
-	for _, e := range errs {
-		if e != nil {
-			n++
+	var first []string
+	for i, e := range errs {
+		if e == nil {
+			continue
+		}
+		n++
+		// An update aborted by another's failure is that failure's echo.
+		if e.code != codes.Aborted && len(first) < shown {
+			first = append(first, fmt.Sprintf("%s %d: %v: %s", item, i, e.code, e.msg))
 		}
 	}
-	st := status.New(codes.Unknown, fmt.Sprintf("%d of %d %s failed; the details hold one p4.v1.Error per item, in order", n, len(errs), what))
+	msg := fmt.Sprintf("%d of %d %s failed: %s", n, len(errs), items, strings.Join(first, "; "))
+	if more := n - len(first); more > 0 && len(first) == shown {
+		msg += fmt.Sprintf("; and %d more", more)
+	}
+	st := status.New(codes.Unknown, msg+fmt.Sprintf(" (the details hold one p4.v1.Error per %s, in order)", item))
 	p := st.Proto()
 	for _, e := range errs {
 		pe := &p4v1.Error{}
@@ -92,14 +118,20 @@ func batchError(errs []*opError, what string) error {
 	return status.ErrorProto(p)
 }
 
-// writer applies one batch and remembers how to undo it.
+// writer applies one batch to a state and remembers how to undo it.
 type writer struct {
-	s *Server
+	b  *binding
+	st *fwdState
 	// ts is the tables as the batch found them; rows each table's
 	// entries as the batch has made them so far.
 	ts   pipeline.Tables
 	rows map[uint32]rows
 	undo []func()
+}
+
+// writer starts a batch on st.
+func (s *Server) writer(st *fwdState) *writer {
+	return &writer{b: s.bind, st: st, ts: st.pipe.ReadTables(), rows: map[uint32]rows{}}
 }
 
 func (w *writer) rollback() {
@@ -140,7 +172,7 @@ func unknownID(kind string, id uint32) *opError {
 }
 
 func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
-	t, ok := w.s.bind.tables[e.GetTableId()]
+	t, ok := w.b.tables[e.GetTableId()]
 	if !ok {
 		return unknownID("table", e.GetTableId())
 	}
@@ -153,10 +185,17 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 		if len(e.GetMatch()) > 0 || e.GetPriority() != 0 {
 			return errorf(codes.InvalidArgument, "table %s: the default entry has no match fields and priority 0", t.name)
 		}
-		return errorf(codes.PermissionDenied, "table %s: the default action is const (miss) and cannot be changed", t.name)
+		return errorf(codes.PermissionDenied, "table %s: the default action is const (%s) and cannot be changed", t.name, t.missName)
 	}
 	if e.GetIsConst() {
 		return errorf(codes.InvalidArgument, "table %s: is_const is set; it is read-only and must be false in a write", t.name)
+	}
+	if t.keyless {
+		// Every action of the table is default-only: no entry can exist.
+		if typ == p4v1.Update_DELETE {
+			return errorf(codes.NotFound, "table %s: no entry to delete; it has no match fields and holds only its const default entry", t.name)
+		}
+		return errorf(codes.InvalidArgument, "table %s: %v of an entry; the table has no match fields and holds only its const default entry (%s), which cannot be changed", t.name, typ, t.missName)
 	}
 	key, err := t.entryKey(e)
 	if err != nil {
@@ -164,17 +203,17 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 	}
 	rows, ok := w.rows[t.id]
 	if !ok {
-		rows = w.s.bind.tableRows(t, w.ts)
+		rows = w.b.tableRows(t, w.ts)
 		w.rows[t.id] = rows
 	}
 	old, exists := rows[key]
 	mk := metaKey{t.id, key}
-	oldMeta := w.s.meta[mk]
+	oldMeta := w.st.meta[mk]
 	restoreMeta := func() {
 		if oldMeta.zero() {
-			delete(w.s.meta, mk)
+			delete(w.st.meta, mk)
 		} else {
-			w.s.meta[mk] = oldMeta
+			w.st.meta[mk] = oldMeta
 		}
 	}
 	if typ == p4v1.Update_DELETE {
@@ -182,12 +221,12 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 		if !exists {
 			return errorf(codes.NotFound, "table %s: no entry for %s to delete", t.name, t.keyString(key))
 		}
-		if err := w.s.bind.deleteRow(w.s.pipe, t, key); err != nil {
+		if err := w.b.deleteRow(w.st.pipe, t, key); err != nil {
 			return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
 		}
-		delete(w.s.meta, mk)
+		delete(w.st.meta, mk)
 		delete(rows, key)
-		w.undo = append(w.undo, func() { _ = w.s.bind.setRow(w.s.pipe, t, key, old); restoreMeta() })
+		w.undo = append(w.undo, func() { _ = w.b.setRow(w.st.pipe, t, key, old); restoreMeta() })
 		return nil
 	}
 	if typ == p4v1.Update_INSERT && exists {
@@ -212,18 +251,18 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 	if typ == p4v1.Update_INSERT && int64(len(rows)) >= t.size {
 		return errorf(codes.ResourceExhausted, "table %s is full (%d entries); delete one, or raise its size in the spec", t.name, t.size)
 	}
-	if err := w.s.bind.setRow(w.s.pipe, t, key, params); err != nil {
+	if err := w.b.setRow(w.st.pipe, t, key, params); err != nil {
 		return errorf(codeOf(err), "table %s entry %s: %v", t.name, t.keyString(key), err)
 	}
 	if m := metaOf(e); m.zero() {
-		delete(w.s.meta, mk)
+		delete(w.st.meta, mk)
 	} else {
-		w.s.meta[mk] = m
+		w.st.meta[mk] = m
 	}
 	if exists {
-		w.undo = append(w.undo, func() { _ = w.s.bind.setRow(w.s.pipe, t, key, old); restoreMeta() })
+		w.undo = append(w.undo, func() { _ = w.b.setRow(w.st.pipe, t, key, old); restoreMeta() })
 	} else {
-		w.undo = append(w.undo, func() { _ = w.s.bind.deleteRow(w.s.pipe, t, key); restoreMeta() })
+		w.undo = append(w.undo, func() { _ = w.b.deleteRow(w.st.pipe, t, key); restoreMeta() })
 	}
 	rows[key] = params
 	return nil
@@ -232,7 +271,7 @@ func (w *writer) table(typ p4v1.Update_Type, e *p4v1.TableEntry) *opError {
 // register writes one cell, or every cell when the entry has no index
 // (a wildcard write, which is how a directory level is cleared at once).
 func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError {
-	r, ok := w.s.bind.registers[e.GetRegisterId()]
+	r, ok := w.b.registers[e.GetRegisterId()]
 	if !ok {
 		return unknownID("register", e.GetRegisterId())
 	}
@@ -249,13 +288,13 @@ func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError 
 	}
 	old := make([]cell, 0, hi-lo)
 	for i := lo; i < hi; i++ {
-		o, rerr := readCell(w.s.pipe, r, i)
+		o, rerr := readCell(w.st.pipe, r, i)
 		if rerr == nil {
-			rerr = writeCell(w.s.pipe, r, i, c)
+			rerr = writeCell(w.st.pipe, r, i, c)
 		}
 		if rerr != nil {
 			for j, o := range old {
-				_ = writeCell(w.s.pipe, r, lo+j, o)
+				_ = writeCell(w.st.pipe, r, lo+j, o)
 			}
 			return errorf(codeOf(rerr), "register %s[%d]: %v", r.name, i, rerr)
 		}
@@ -263,7 +302,7 @@ func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError 
 	}
 	w.undo = append(w.undo, func() {
 		for j, o := range old {
-			_ = writeCell(w.s.pipe, r, lo+j, o)
+			_ = writeCell(w.st.pipe, r, lo+j, o)
 		}
 	})
 	return nil
@@ -273,7 +312,7 @@ func (w *writer) register(typ p4v1.Update_Type, e *p4v1.RegisterEntry) *opError 
 // pipeline's counters only ever grow, so the server moves the base it
 // reads them from. No index sets every cell; no data changes nothing.
 func (w *writer) counter(typ p4v1.Update_Type, e *p4v1.CounterEntry) *opError {
-	d := w.s.bind.drops
+	d := w.b.drops
 	if e.GetCounterId() != d.id {
 		return unknownID("counter", e.GetCounterId())
 	}
@@ -298,11 +337,11 @@ func (w *writer) counter(typ p4v1.Update_Type, e *p4v1.CounterEntry) *opError {
 	if v < 0 {
 		return errorf(codes.InvalidArgument, "counter %s: packet_count %d is negative", d.name, v)
 	}
-	old := w.s.base
-	now := dropCells(w.s.pipe.Counters())
+	old := w.st.base
+	now := dropCells(w.st.pipe.Counters())
 	for i := lo; i < hi; i++ {
-		w.s.base.set(i, now[i]-uint64(v))
+		w.st.base.set(i, now[i]-uint64(v))
 	}
-	w.undo = append(w.undo, func() { w.s.base = old })
+	w.undo = append(w.undo, func() { w.st.base = old })
 	return nil
 }

@@ -283,3 +283,25 @@ func TestWriteCountersAndWildcardRegisters(t *testing.T) {
 		}
 	}
 }
+
+// A Write is checked in P4Runtime 12's order: the device and role
+// (NOT_FOUND), the primary (PERMISSION_DENIED) and a pipeline
+// (FAILED_PRECONDITION) before anything else of it, its atomicity too.
+func TestWriteChecksPrimaryBeforeAtomicity(t *testing.T) {
+	b := newBench(t)
+	p := b.open(10)
+	p.expect(codes.OK, 10)
+	w := func(election uint64, a p4v1.WriteRequest_Atomicity) error {
+		_, err := b.cli.Write(ctx(t), &p4v1.WriteRequest{DeviceId: device, ElectionId: eid(election), Atomicity: a})
+		return err
+	}
+	// No pipeline yet.
+	wantCode(t, w(3, p4v1.WriteRequest_DATAPLANE_ATOMIC), codes.PermissionDenied, "the primary's election id is 10")
+	wantCode(t, w(3, 9), codes.PermissionDenied, "the primary's election id is 10")
+	wantCode(t, w(10, p4v1.WriteRequest_DATAPLANE_ATOMIC), codes.FailedPrecondition, "before writing")
+	wantCode(t, w(10, 9), codes.FailedPrecondition, "before writing")
+	b.commit(10, p4v1.SetForwardingPipelineConfigRequest_VERIFY_AND_COMMIT, b.config(1))
+	wantCode(t, w(3, p4v1.WriteRequest_DATAPLANE_ATOMIC), codes.PermissionDenied, "the primary's election id is 10")
+	wantCode(t, w(10, p4v1.WriteRequest_DATAPLANE_ATOMIC), codes.Unimplemented, "DATAPLANE_ATOMIC")
+	wantCode(t, w(10, 9), codes.InvalidArgument, "atomicity 9 is unknown")
+}

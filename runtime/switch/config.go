@@ -242,8 +242,12 @@ func (c Config) check() (Config, error) {
 			p.addf("Control.Addr %v is hosts[%d]'s address too; give the switch an address no host has", a, j)
 		}
 		if len(c.Control.MAC) == 0 {
-			b := a.As4()
-			c.Control.MAC = net.HardwareAddr{0x02, 0xca, 0x70, b[1], b[2], b[3]}
+			// The default MAC is made of the IPv4 address; any other
+			// address is refused above and gets none.
+			if a.Is4() {
+				b := a.As4()
+				c.Control.MAC = net.HardwareAddr{0x02, 0xca, 0x70, b[1], b[2], b[3]}
+			}
 		} else if err := unicastMAC(c.Control.MAC); err != nil {
 			p.addf("Control.MAC %v %v; use a locally administered unicast MAC like 02:ca:70:00:00:fe, or leave it empty", c.Control.MAC, err)
 		}
