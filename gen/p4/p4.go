@@ -14,29 +14,27 @@
 // output files are declared as data in outputs. The p4info is built with
 // the p4runtime Go types and written as deterministic prototext.
 //
-// IDs. Every control-plane object (tables, actions, registers, the drop
-// counter) carries an @id computed from its fully qualified name (see
-// idTable), and main carries @pkginfo with the spec's name and fingerprint,
-// so P4Runtime ids are stable across regenerations and compilers.
+// IDs. Tables and actions carry an @id computed from their fully
+// qualified name (see idTable), and main carries @pkginfo with the spec's
+// name and fingerprint, so P4Runtime ids are stable across regenerations
+// and compilers.
 //
 // Registers in the p4info. TNA's Register is an extern: bf-p4c describes
 // it in the p4info's `externs` with the Tofino extern type id 0x8B
 // (barefoot/p4info.proto, P4Ids.REGISTER) and a packed barefoot.Register,
 // which only Barefoot's own runtime reads. With
 // --p4runtime-force-std-externs bf-p4c converts it to a standard p4info
-// `registers` entry with prefix 0x16 and the same low 24 bits
-// (bf-p4c control-plane/p4runtime_force_std.cpp, convertRegister). We emit
-// that standard form: runtime/control reads and writes the directory with
-// standard P4Runtime RegisterEntry messages, and any P4Runtime server
-// (ours, the software switch) understands it. Extern @ids carry only the
-// low 24 bits, and p4c's own P4Runtime generator honours them; bf-p4c's
-// Tofino generator does not: it registers Register and Counter externs by
-// name alone (backends/tofino bf-p4c control-plane
-// bfruntime_arch_handler.h), so their ids in its p4info are its own,
-// derived from the name. Tables and actions carry full ids, which bf-p4c
-// keeps. A Tofino is therefore deployed with bf-p4c's p4info (capygen
-// deploy -p4info), and runtime/control resolves every object by name, so
-// only the names must agree, and they do.
+// `registers` entry with prefix 0x16 (bf-p4c control-plane/
+// p4runtime_force_std.cpp, convertRegister). We emit that standard form:
+// runtime/control reads and writes the directory with standard P4Runtime
+// RegisterEntry messages, and any P4Runtime server (ours, the software
+// switch) understands it. bf-p4c ignores an @id on an extern instance and
+// hashes its name under the Pipeline instance (pipe.SwitchIngress.drops),
+// so the registers and the counter carry none, and their ids are computed
+// as bf-p4c computes them (idTable). The p4info is then the one bf-p4c
+// writes in every id and name the control plane uses; bf-p4c's also lists
+// the actions no table refers to (drop, count_drop, flood, reply) and the
+// parser's PortMetadata extern, which no control plane writes.
 //
 // The program cannot be compiled in make test (p4c is not a Debian
 // package and is built by hand, DESIGN §6, issue 9), so the tests check it

@@ -317,9 +317,9 @@ func p4IDs(t *testing.T, src string) map[string]uint32 {
 	return out
 }
 
-// checkIDs compares the P4's @ids with the p4info: every annotated object
-// is in the p4info with the same id (externs: the same low 24 bits and the
-// standard prefix) and every p4info object is annotated.
+// checkIDs compares the P4's @ids with the p4info: every table and action
+// is annotated with its p4info id, and every register and counter has no
+// @id (bf-p4c ignores it) and the id bf-p4c computes from its name.
 func checkIDs(t *testing.T, src string, info *p4configv1.P4Info) {
 	t.Helper()
 	annotated := p4IDs(t, src)
@@ -335,12 +335,17 @@ func checkIDs(t *testing.T, src string, info *p4configv1.P4Info) {
 		seen[pre.Id] = pre.Name
 		at, ok := annotated[local]
 		switch {
+		case prefix == p4configv1.P4Ids_REGISTER || prefix == p4configv1.P4Ids_COUNTER:
+			if ok {
+				t.Errorf("%s: an extern with an @id, which bf-p4c ignores", pre.Name)
+			}
+			if want := uint32(prefix)<<24 | jenkinsOneAtATime("pipe."+pre.Name)&0xFFFFFF; pre.Id != want {
+				t.Errorf("%s: p4info id %#x, bf-p4c's is %#x", pre.Name, pre.Id, want)
+			}
 		case !ok:
 			t.Errorf("%s is in the p4info but has no @id in the P4", pre.Name)
-		case at > 0xFFFFFF && at != pre.Id:
+		case at != pre.Id:
 			t.Errorf("%s: @id %#x, p4info id %#x", pre.Name, at, pre.Id)
-		case at <= 0xFFFFFF && at != pre.Id&0xFFFFFF:
-			t.Errorf("%s: @id %#x, p4info id %#x (low 24 bits differ)", pre.Name, at, pre.Id)
 		}
 		delete(annotated, local)
 	}
@@ -363,13 +368,6 @@ func checkIDs(t *testing.T, src string, info *p4configv1.P4Info) {
 	actions := map[uint32]bool{}
 	for _, a := range info.Actions {
 		actions[a.Preamble.Id] = true
-	}
-	low := map[uint32]string{}
-	for id, name := range seen {
-		if other, dup := low[id&0xFFFFFF]; dup {
-			t.Errorf("%s and %s share the low 24 bits of their ids", name, other)
-		}
-		low[id&0xFFFFFF] = name
 	}
 	for _, tb := range info.Tables {
 		for _, r := range tb.ActionRefs {
@@ -724,6 +722,40 @@ func TestAtMostFourRegisterActions(t *testing.T) {
 			if n > 4 {
 				t.Errorf("register %s has %d RegisterActions; bf-p4c allows 4", reg, n)
 			}
+		}
+	}
+}
+
+// The extern ids are bf-p4c's: the values below are from its p4info for
+// the default spec (p4c's open-source Tofino back end, 34b86e9bac, with
+// --p4runtime-force-std-externs), and jenkinsOneAtATime is p4c's hash
+// (Wikipedia's test vector).
+func TestExternIDsAreBfP4cs(t *testing.T) {
+	if got := jenkinsOneAtATime("a"); got != 0xca2e9442 {
+		t.Fatalf("jenkinsOneAtATime(a) = %#x, want 0xca2e9442", got)
+	}
+	if got := jenkinsOneAtATime("The quick brown fox jumps over the lazy dog"); got != 0x519e91f5 {
+		t.Fatalf("jenkinsOneAtATime(fox) = %#x, want 0x519e91f5", got)
+	}
+	d, err := newData(spectest.Default(t), genfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := assignIDs(controlPlaneOf(d).named())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bf-p4c hashes an extern's name under the program's Pipeline instance.
+	if src := string(generate(t, spectest.Default(t))["p4/capybara.p4"]); !strings.Contains(src, "Switch("+pipeInstance+") main;") {
+		t.Fatalf("the program's Pipeline instance is not %q, which the extern ids are hashed under", pipeInstance)
+	}
+	for name, want := range map[string]uint32{
+		"SwitchIngress.min_workload": 369153942, "SwitchIngress.dir0_key": 381113015, "SwitchIngress.dir1_port": 374613486,
+		"SwitchIngress.dir0_target": 374246503, "SwitchIngress.dir1_origin": 378914263, "SwitchIngress.drops": 310003819,
+		"SwitchIngress.port_role": 38641698, "SwitchIngress.mig_len_check": 32722462,
+	} {
+		if got, err := ids.id(name); err != nil || got != want {
+			t.Errorf("%s: id %d (%v), bf-p4c's %d", name, got, err, want)
 		}
 	}
 }

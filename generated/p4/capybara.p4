@@ -321,7 +321,7 @@ control SwitchIngress(
 
     // Indexed by drop reason; cell 0 (STALE_ACK_CELL), which no drop uses,
     // counts stale PREPARE_MIG_ACKs.
-    @id(0x3A2B80) Counter<bit<32>, drop_reason_t>(DROP_REASONS, CounterType_t.PACKETS) drops;
+    Counter<bit<32>, drop_reason_t>(DROP_REASONS, CounterType_t.PACKETS) drops;
 
     // drop marks the packet; count_drop, at the end, counts it. A Tofino
     // counter is used by one table (or mutually exclusive ones), so drops
@@ -429,7 +429,7 @@ control SwitchIngress(
     // Starts empty as {0, 0xFFFFFFFF}: no report is above that load, so the
     // first heartbeat takes the register without a test for holder 0. The
     // control plane writes the same value to empty it.
-    @id(0xE125C2) Register<min_workload_t, bit<1>>(1, {32w0, 32w0xFFFFFFFF}) min_workload;
+    Register<min_workload_t, bit<1>>(1, {32w0, 32w0xFFFFFFFF}) min_workload;
 
     RegisterAction<min_workload_t, bit<1>, bit<32>>(min_workload) min_workload_heartbeat = {
         // Returns the load held after the update: the holder's own report
@@ -474,18 +474,18 @@ control SwitchIngress(
 
     // Initial values are given: tna's Register(size) leaves a cell's
     // undefined, and an empty slot is all zero (gen/SWITCH.md).
-    @id(0x12D1EF) Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir0_key;
+    Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir0_key;
     // A slot's target and origin mean something only while its key cell
     // holds a key: clearing a key leaves them as they are (an insert into
     // the empty slot writes both). Two registers, not one pair: the
     // hand-over reads IPv4 src and dst and the fresh write the header's
     // origin, three packet values, and a Tofino-1 stateful ALU takes two
     // across all the actions of its register.
-    @id(0x5AE139) Register<bit<32>, bit<16>>(65536, 32w0) dir0_target;
-    @id(0x2BF8B2) Register<bit<32>, bit<16>>(65536, 32w0) dir0_origin;
+    Register<bit<32>, bit<16>>(65536, 32w0) dir0_target;
+    Register<bit<32>, bit<16>>(65536, 32w0) dir0_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
-    @id(0xCA83EB) Register<bit<16>, bit<16>>(65536, 16w0) dir0_port;
+    Register<bit<16>, bit<16>>(65536, 16w0) dir0_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir0_key) dir0_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.
@@ -610,18 +610,18 @@ control SwitchIngress(
 
     // Initial values are given: tna's Register(size) leaves a cell's
     // undefined, and an empty slot is all zero (gen/SWITCH.md).
-    @id(0x976D10) Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir1_key;
+    Register<dir_key_t, bit<16>>(65536, {32w0, 32w0}) dir1_key;
     // A slot's target and origin mean something only while its key cell
     // holds a key: clearing a key leaves them as they are (an insert into
     // the empty slot writes both). Two registers, not one pair: the
     // hand-over reads IPv4 src and dst and the fresh write the header's
     // origin, three packet values, and a Tofino-1 stateful ALU takes two
     // across all the actions of its register.
-    @id(0x21524C) Register<bit<32>, bit<16>>(65536, 32w0) dir1_target;
-    @id(0xC657EB) Register<bit<32>, bit<16>>(65536, 32w0) dir1_origin;
+    Register<bit<32>, bit<16>>(65536, 32w0) dir1_target;
+    Register<bit<32>, bit<16>>(65536, 32w0) dir1_origin;
     // The insert's copy of each key's port: written with a fresh key, never
     // cleared (it means something while the key cell holds an IP).
-    @id(0x3CAFEA) Register<bit<16>, bit<16>>(65536, 16w0) dir1_port;
+    Register<bit<16>, bit<16>>(65536, 16w0) dir1_port;
 
     RegisterAction<dir_key_t, bit<16>, bit<1>>(dir1_key) dir1_key_lookup = {
         // Returns 1 when the slot holds the client's key. Comparisons: 2.
