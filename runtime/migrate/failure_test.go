@@ -396,23 +396,22 @@ func TestDirectoryFullRejects(t *testing.T) {
 	}
 }
 
-func TestOriginLeastLoadedRejects(t *testing.T) {
-	loads := []uint32{0, 50, 50}
-	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: len(loads), Link: sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9}})
+// loadedFixture is a rack of len(loads) servers whose heartbeats report
+// the fixed loads, and no streams yet.
+func loadedFixture(t *testing.T, loads []uint32, link sim.LinkConfig) *fixture {
+	t.Helper()
+	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: len(loads), Link: link,
+		Workload: func(i int) uint32 { return loads[i] }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Rebuild the engines with fixed workload figures.
-	for i, srv := range r.Servers {
-		srv.Engine.Close()
-		load := loads[i]
-		cfg := migrate.Config{Switch: migratetest.Control, Seed: uint64(i + 1), Workload: func() uint32 { return load },
-			Clock: func() int64 { return int64(r.Sim.Now()) }}
-		if srv.Engine, err = migrate.New(srv.Host.Stack, cfg); err != nil {
-			t.Fatalf("server %d: %v", i, err)
-		}
-	}
-	f := &fixture{t: t, r: r}
+	return &fixture{t: t, r: r}
+}
+
+func TestOriginLeastLoadedRejects(t *testing.T) {
+	loads := []uint32{0, 50, 50}
+	f := loadedFixture(t, loads, sim.LinkConfig{Delay: 10 * time.Microsecond, Bandwidth: 1e9})
+	r := f.r
 	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {
 		t.Fatal(err)
@@ -559,20 +558,8 @@ func TestDeadLeastLoadedServerAgesOut(t *testing.T) {
 		t.Skip("the spec's workload.age_step is 0: a dead least-loaded server stays the target")
 	}
 	loads := []uint32{60, 50, 0} // server 2 is the least loaded, and dies
-	r, err := migratetest.New(migratetest.Config{Seed: 1, Servers: len(loads), Link: sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, srv := range r.Servers {
-		srv.Engine.Close()
-		load := loads[i]
-		cfg := migrate.Config{Switch: migratetest.Control, Seed: uint64(i + 1), Workload: func() uint32 { return load },
-			Clock: func() int64 { return int64(r.Sim.Now()) }}
-		if srv.Engine, err = migrate.New(srv.Host.Stack, cfg); err != nil {
-			t.Fatalf("server %d: %v", i, err)
-		}
-	}
-	f := &fixture{t: t, r: r}
+	f := loadedFixture(t, loads, sim.LinkConfig{Delay: time.Millisecond, Bandwidth: 1e9})
+	r := f.r
 	c, err := r.Client.Stack.Connect(netip.AddrPortFrom(migratetest.ServerAddr(0).Addr(), 80))
 	if err != nil {
 		t.Fatal(err)
