@@ -201,7 +201,7 @@ func (tb *Testbed) switchPorts(host string) ([]switchPort, error) {
 // SwitchProgram is what the control plane writes into the switch on
 // host: each port's role (the role of the host it leads to), each
 // addressed host behind it with its MAC (derived, or with macs: kernel
-// the one the kernel reports), and the empty min_workload.
+// the one the kernel reports); no min_workload, which the commit empties.
 func (tb *Testbed) SwitchProgram(host string) (*control.Program, error) {
 	return tb.switchProgram(context.Background(), host)
 }

@@ -6,6 +6,7 @@
 //	<name>.p4               the pipeline with exactly the semantics of
 //	                        gen/SWITCH.md, one register pair per level
 //	<name>.p4info.txtpb     the P4Runtime description, ids equal to the @ids
+//	                        (tables, actions) and to bf-p4c's (externs)
 //	p4info.go               the p4info embedded in Go, with the control-plane
 //	                        objects' names as constants (contract.go)
 //

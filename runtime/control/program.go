@@ -15,7 +15,7 @@ import (
 
 // Program is what the control plane writes into a switch: the roles of
 // its ports, the hosts behind them (ipv4_host, and l2_forward for their
-// MACs) and the initial min_workload register.
+// MACs) and, if set, a min_workload value (a commit empties the register).
 type Program struct {
 	Ports []Port `yaml:"ports"`
 	Hosts []Host `yaml:"hosts"`

@@ -3,6 +3,7 @@ package p4rt
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -235,8 +236,9 @@ func (s *Server) arbitrate(c *client, arb *p4v1.MasterArbitrationUpdate, joined 
 // leave removes c; if it was the primary, the next-highest takes over
 // and every client hears. Then it stops c's sender (started once c
 // joined) and waits for it, so nothing sends on the stream after its
-// handler returns: the wait is at most for a Send in flight, which ends
-// when the client reads or its stream goes.
+// handler returns. The wait is bounded (leaveWait): a Send in flight to a
+// client that neither reads nor cancels (it half-closed) ends only when
+// gRPC ends the stream, which it does once the handler returns.
 func (s *Server) leave(c *client, joined bool) {
 	s.mu.Lock()
 	if _, ok := s.clients[c]; ok {
@@ -249,9 +251,17 @@ func (s *Server) leave(c *client, joined bool) {
 	s.mu.Unlock()
 	if joined {
 		close(c.done)
-		<-c.stopped
+		t := time.NewTimer(leaveWait)
+		defer t.Stop()
+		select {
+		case <-c.stopped:
+		case <-t.C:
+		}
 	}
 }
+
+// leaveWait bounds how long a leaving stream waits for its sender.
+const leaveWait = time.Second
 
 // elect makes the connected client with the highest set election id the
 // primary. s.mu is held.
