@@ -14,10 +14,11 @@ import (
 	"github.com/capygen/capygen/runtime/p4rt"
 )
 
-// capygen deploy against a P4Runtime server on loopback: the program's
-// entries land in the switch's pipeline.
-func TestDeployCommand(t *testing.T) {
-	pipe := pipeline.New()
+// switchServer is our P4Runtime server in front of a fresh pipeline, on
+// loopback, stopped with the test; target is its address.
+func switchServer(t *testing.T) (pipe *pipeline.Pipeline, target string) {
+	t.Helper()
+	pipe = pipeline.New()
 	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +30,14 @@ func TestDeployCommand(t *testing.T) {
 	g := grpc.NewServer()
 	srv.Register(g)
 	go g.Serve(lis)
-	defer g.Stop()
+	t.Cleanup(g.Stop)
+	return pipe, lis.Addr().String()
+}
 
+// capygen deploy against a P4Runtime server on loopback: the program's
+// entries land in the switch's pipeline.
+func TestDeployCommand(t *testing.T) {
+	pipe, target := switchServer(t)
 	dir := t.TempDir()
 	program := filepath.Join(dir, "rack.yaml")
 	os.WriteFile(program, []byte(`ports:
@@ -42,7 +49,7 @@ hosts:
 min_workload: {holder: 10.77.0.11, load: 4}
 `), 0o644)
 	var stderr bytes.Buffer
-	if code := prog.Run([]string{"deploy", "-target", lis.Addr().String(), "-program", program, "-show"}, &stderr); code != 0 {
+	if code := prog.Run([]string{"deploy", "-target", target, "-program", program, "-show"}, &stderr); code != 0 {
 		t.Fatalf("capygen deploy = exit %d: %s", code, stderr.String())
 	}
 	ts := pipe.ReadTables()
@@ -55,7 +62,7 @@ min_workload: {holder: 10.77.0.11, load: 4}
 
 	// An observer reads while the switch has no primary, or another one.
 	stderr.Reset()
-	if code := prog.Run([]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-pipeline=false", "-show"}, &stderr); code != 0 {
+	if code := prog.Run([]string{"deploy", "-target", target, "-election", "0", "-pipeline=false", "-show"}, &stderr); code != 0 {
 		t.Errorf("capygen deploy -election 0 -show = exit %d: %s", code, stderr.String())
 	}
 
@@ -65,14 +72,14 @@ min_workload: {holder: 10.77.0.11, load: 4}
 		want string
 	}{
 		{[]string{"deploy"}, "-target is required"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-program", filepath.Join(dir, "none.yaml")}, "none.yaml"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", program}, "-p4info " + program + ": not a p4info"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-pipeline=false"}, "does nothing"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-p4info", filepath.Join("..", "..", "generated", "p4", "capybara.p4info.txtpb")}, "-p4info without -device-config"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-election", "0", "-show"}, "-election 0 observes"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-timeout", "0s"}, "-timeout 0s: want a positive duration"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-json"}, "-json prints -show's state"},
-		{[]string{"deploy", "-target", lis.Addr().String(), "-timeout", "1ns", "-show"}, "not done within -timeout 1ns"},
+		{[]string{"deploy", "-target", target, "-program", filepath.Join(dir, "none.yaml")}, "none.yaml"},
+		{[]string{"deploy", "-target", target, "-p4info", program}, "-p4info " + program + ": not a p4info"},
+		{[]string{"deploy", "-target", target, "-pipeline=false"}, "does nothing"},
+		{[]string{"deploy", "-target", target, "-p4info", filepath.Join("..", "..", "generated", "p4", "capybara.p4info.txtpb")}, "-p4info without -device-config"},
+		{[]string{"deploy", "-target", target, "-election", "0", "-show"}, "-election 0 observes"},
+		{[]string{"deploy", "-target", target, "-timeout", "0s"}, "-timeout 0s: want a positive duration"},
+		{[]string{"deploy", "-target", target, "-json"}, "-json prints -show's state"},
+		{[]string{"deploy", "-target", target, "-timeout", "1ns", "-show"}, "not done within -timeout 1ns"},
 	} {
 		stderr.Reset()
 		if code := prog.Run(c.args, &stderr); code == 0 || !strings.Contains(stderr.String(), c.want) {
@@ -85,20 +92,7 @@ min_workload: {holder: 10.77.0.11, load: 4}
 // runs, without a commit (what the -p4info error advises); with no
 // pipeline running it says to push one.
 func TestDeployTablesOnly(t *testing.T) {
-	pipe := pipeline.New()
-	srv, err := p4rt.New(p4rt.Config{Pipeline: pipe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback TCP here: %v", err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	go g.Serve(lis)
-	defer g.Stop()
-	target := lis.Addr().String()
+	pipe, target := switchServer(t)
 	dir := t.TempDir()
 	program := filepath.Join(dir, "rack.yaml")
 	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: client}\n  - {id: 1, role: server}\n"), 0o644)

@@ -133,15 +133,11 @@ func (nullEndpoint) Send([]byte) error                                { return n
 func (nullEndpoint) Receive(time.Duration, func([]byte)) (int, error) { return 0, nil }
 func (nullEndpoint) Close() error                                     { return nil }
 
-// -program deploys through the switch's own P4Runtime socket: after it,
-// the pipeline holds the program, and nothing else wrote it.
-func TestSwitchProgramFlag(t *testing.T) {
-	dir := t.TempDir()
-	program := filepath.Join(dir, "rack.yaml")
-	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: server}\nhosts:\n  - {addr: 10.77.0.11, port: 0, mac: \"02:00:00:00:00:0b\"}\n"), 0o644)
-	f := switchFlags{}
-	fs := switchFlagSet(&f)
-	if err := fs.Parse([]string{"-port", "s1:server", "-p4runtime", "", "-p4runtime-socket", filepath.Join(dir, "sw.sock"), "-program", program}); err != nil {
+// flagSwitch is the software switch capyrun switch would build from args
+// (parsed into f), its one port on an endpoint that drops everything.
+func flagSwitch(t *testing.T, f *switchFlags, args ...string) *softswitch.Switch {
+	t.Helper()
+	if err := switchFlagSet(f).Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := f.config()
@@ -153,6 +149,17 @@ func TestSwitchProgramFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sw
+}
+
+// -program deploys through the switch's own P4Runtime socket: after it,
+// the pipeline holds the program, and nothing else wrote it.
+func TestSwitchProgramFlag(t *testing.T) {
+	dir := t.TempDir()
+	program := filepath.Join(dir, "rack.yaml")
+	os.WriteFile(program, []byte("ports:\n  - {id: 0, role: server}\nhosts:\n  - {addr: 10.77.0.11, port: 0, mac: \"02:00:00:00:00:0b\"}\n"), 0o644)
+	f := switchFlags{}
+	sw := flagSwitch(t, &f, "-port", "s1:server", "-p4runtime", "", "-p4runtime-socket", filepath.Join(dir, "sw.sock"), "-program", program)
 	if n := len(sw.Pipeline().ReadTables().PortRoles); n != 0 {
 		t.Fatalf("%d port roles before the deploy: the flags wrote port_role", n)
 	}
@@ -183,18 +190,7 @@ func TestSwitchProgramDialsWhatItServes(t *testing.T) {
 	deploy := func(t *testing.T, args ...string) {
 		t.Helper()
 		f := switchFlags{}
-		if err := switchFlagSet(&f).Parse(append([]string{"-port", "s1:server", "-program", program}, args...)); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.config()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Ports[0].Endpoint = nullEndpoint{}
-		sw, err := softswitch.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sw := flagSwitch(t, &f, append([]string{"-port", "s1:server", "-program", program}, args...)...)
 		stop, err := f.serveP4Runtime(sw)
 		if err != nil {
 			t.Skipf("serve P4Runtime on %q: %v", args, err)

@@ -73,13 +73,12 @@ func TestResumeRefusesTaskOutOfStepWithResponse(t *testing.T) {
 	}
 }
 
-// A consistent state resumes where the response stands.
-func TestResumedDownloadSendsTheRest(t *testing.T) {
-	b, _ := (&bytesTask{n: 1000, pos: 100, h: hashOf(100)}).MarshalBinary()
-	st := (&httpState{task: &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1,
-		resp: respState{status: 200, kind: respLength, length: 1000, written: 100}}, task: b}}).append(nil)
+// serveResumed serves a connection restored with the HTTP state st on a
+// fake connection, and returns what it sent, its request logs and how
+// long serving took.
+func serveResumed(t *testing.T, st []byte) (out []byte, logs []RequestLog, took time.Duration) {
+	t.Helper()
 	srv := testServer()
-	var logs []RequestLog
 	srv.OnRequest = func(l RequestLog) { logs = append(logs, l) }
 	f := &fakeConn{out: &bytes.Buffer{}}
 	hc, err := newHTTPConn(srv, srv.routes(), f, st, true)
@@ -87,9 +86,19 @@ func TestResumedDownloadSendsTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.state = hc.state
+	t0 := time.Now()
 	hc.serve()
-	if !bytes.Equal(f.out.Bytes(), payloadBytes(1000)[100:]) {
-		t.Errorf("resumed download sent %d bytes, not bytes [100, 1000) of the payload", f.out.Len())
+	return f.out.Bytes(), logs, time.Since(t0)
+}
+
+// A consistent state resumes where the response stands.
+func TestResumedDownloadSendsTheRest(t *testing.T) {
+	b, _ := (&bytesTask{n: 1000, pos: 100, h: hashOf(100)}).MarshalBinary()
+	st := (&httpState{task: &taskState{taskPos: taskPos{path: "/bytes", method: "GET", protoMinor: 1,
+		resp: respState{status: 200, kind: respLength, length: 1000, written: 100}}, task: b}}).append(nil)
+	out, logs, _ := serveResumed(t, st)
+	if !bytes.Equal(out, payloadBytes(1000)[100:]) {
+		t.Errorf("resumed download sent %d bytes, not bytes [100, 1000) of the payload", len(out))
 	}
 	if len(logs) != 1 || !bytes.Equal(logs[0].SHA256, func() []byte { s := sha256.Sum256(payloadBytes(1000)); return s[:] }()) {
 		t.Errorf("logs %+v, want one with the payload's digest", logs)
@@ -102,18 +111,8 @@ func TestResumedHEADGeneratesNoBody(t *testing.T) {
 	b, _ := (&bytesTask{n: 1 << 30, head: true, h: sha256.New()}).MarshalBinary()
 	st := (&httpState{task: &taskState{taskPos: taskPos{path: "/bytes", method: "HEAD", protoMinor: 1,
 		resp: respState{status: 200, kind: respEmpty}}, task: b}}).append(nil)
-	srv := testServer()
-	var logs []RequestLog
-	srv.OnRequest = func(l RequestLog) { logs = append(logs, l) }
-	f := &fakeConn{out: &bytes.Buffer{}}
-	hc, err := newHTTPConn(srv, srv.routes(), f, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.state = hc.state
-	t0 := time.Now()
-	hc.serve()
-	if len(logs) != 1 || logs[0].BodyOut != 0 || f.out.Len() != 0 {
-		t.Errorf("resumed HEAD: logs %+v, %d bytes sent, in %v; want no body", logs, f.out.Len(), time.Since(t0))
+	out, logs, took := serveResumed(t, st)
+	if len(logs) != 1 || logs[0].BodyOut != 0 || len(out) != 0 {
+		t.Errorf("resumed HEAD: logs %+v, %d bytes sent, in %v; want no body", logs, len(out), took)
 	}
 }

@@ -369,6 +369,22 @@ func TestStartLeavesAnotherServersRules(t *testing.T) {
 	})
 }
 
+// stateReceiver is a UDP socket on the TCPMig port in p's client
+// namespace, closed with the test, where a burst's datagrams arrive.
+func stateReceiver(t *testing.T, p pair) *net.UDPConn {
+	t.Helper()
+	var rx *net.UDPConn
+	netnstest.InNS(t, p.cliNS, func() {
+		var err error
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.79.0.2"), Port: 7071}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(func() { rx.Close() })
+	rx.SetReadBuffer(8 << 20) //nolint:errcheck // the default may do
+	return rx
+}
+
 // TestBurstPacesItsTailWithoutTheCaller: a state's burst sends its first
 // paceEvery datagrams at once and leaves the rest to the pacer, which
 // paces them without the engine's lock (the caller of Burst holds it);
@@ -377,15 +393,7 @@ func TestBurstPacesItsTailWithoutTheCaller(t *testing.T) {
 	p := newPair(t)
 	defer p.srv.Close()
 	defer p.cli.Close()
-	var rx *net.UDPConn
-	netnstest.InNS(t, p.cliNS, func() {
-		var err error
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.79.0.2"), Port: 7071}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer rx.Close()
-	rx.SetReadBuffer(8 << 20) //nolint:errcheck // the default may do
+	rx := stateReceiver(t, p)
 
 	const n = 3*paceEvery + 17
 	dst := netip.MustParseAddr("10.79.0.2")
@@ -438,15 +446,7 @@ func TestBurstsOfTwoMigrationsToOneTargetAllLeave(t *testing.T) {
 	p := newPair(t)
 	defer p.srv.Close()
 	defer p.cli.Close()
-	var rx *net.UDPConn
-	netnstest.InNS(t, p.cliNS, func() {
-		var err error
-		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.79.0.2"), Port: 7071}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	defer rx.Close()
-	rx.SetReadBuffer(8 << 20) //nolint:errcheck // the default may do
+	rx := stateReceiver(t, p)
 
 	const n = 3 * paceEvery
 	dst := netip.MustParseAddr("10.79.0.2")
